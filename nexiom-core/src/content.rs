@@ -1,0 +1,102 @@
+//! [`Content`]: what a post or a message carries.
+
+use serde::{Deserialize, Serialize};
+
+use crate::enums::MediaKind;
+
+/// A media attachment, referenced by URL.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Media {
+    /// Image, video, audio or document.
+    pub kind: MediaKind,
+    /// Where the platform can fetch it (a public URL).
+    pub url: String,
+    /// Size in bytes, when known (checked against a connector's limits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_bytes: Option<u64>,
+    /// Duration in seconds for video and audio, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_secs: Option<u32>,
+    /// MIME type, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mime_type: Option<String>,
+}
+
+impl Media {
+    /// A media item of `kind` at `url`, size and duration unknown.
+    pub fn new(kind: MediaKind, url: impl Into<String>) -> Self {
+        Media {
+            kind,
+            url: url.into(),
+            size_bytes: None,
+            duration_secs: None,
+            mime_type: None,
+        }
+    }
+
+    /// The same media with its size in bytes.
+    pub fn with_size(mut self, size_bytes: u64) -> Self {
+        self.size_bytes = Some(size_bytes);
+        self
+    }
+}
+
+/// Text, media and an optional link: the payload of a post or message.
+///
+/// ```
+/// use nexiom_core::{Content, Media, MediaKind};
+/// let c = Content::text("Spring sale starts today")
+///     .with_media(Media::new(MediaKind::Image, "https://cdn.example/sale.jpg"))
+///     .with_link("https://shop.example/sale");
+/// assert_eq!(c.char_count(), 24);
+/// assert!(c.has_media());
+/// ```
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Content {
+    /// The text (may be empty for a media-only post).
+    #[serde(default)]
+    pub text: String,
+    /// Attachments, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub media: Vec<Media>,
+    /// A link to attach, when the platform supports one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+}
+
+impl Content {
+    /// Text-only content.
+    pub fn text(text: impl Into<String>) -> Self {
+        Content {
+            text: text.into(),
+            ..Content::default()
+        }
+    }
+
+    /// Adds a media attachment.
+    pub fn with_media(mut self, media: Media) -> Self {
+        self.media.push(media);
+        self
+    }
+
+    /// Sets the link.
+    pub fn with_link(mut self, link: impl Into<String>) -> Self {
+        self.link = Some(link.into());
+        self
+    }
+
+    /// Length of the text in Unicode scalar values (what platforms count).
+    pub fn char_count(&self) -> usize {
+        self.text.chars().count()
+    }
+
+    /// Whether any media is attached.
+    pub fn has_media(&self) -> bool {
+        !self.media.is_empty()
+    }
+
+    /// Whether there is neither text, media nor link.
+    pub fn is_empty(&self) -> bool {
+        self.text.trim().is_empty() && self.media.is_empty() && self.link.is_none()
+    }
+}

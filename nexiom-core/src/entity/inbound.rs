@@ -1,0 +1,215 @@
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::enums::{
+    ConversationStatus, DeliveryStatus, EventKind, MessageDirection, Triage,
+};
+use crate::id::{
+    ChannelId, ContactChannelId, ContactId, ConversationId, DecisionId, MessageId, TenantId,
+    WebhookEventId,
+};
+use crate::platform::Platform;
+
+/// A webhook event: the raw payload as received, plus the normalized fields that
+/// routing needs. Unique by `(platform, event_id)`: a second delivery changes nothing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebhookEvent {
+    /// Id.
+    pub id: WebhookEventId,
+    /// Owner (resolved from the channel the webhook names).
+    pub tenant_id: TenantId,
+    /// The channel the webhook was addressed to.
+    pub channel_id: ChannelId,
+    /// Platform.
+    pub platform: Platform,
+    /// The platform's id of the event (message id, comment id, notification id…).
+    pub event_id: String,
+    /// What the event is about.
+    pub kind: EventKind,
+    /// The sender's platform id (phone number, IGSID, PSID, person URN), if any.
+    pub sender_id: Option<String>,
+    /// The sender's display name, if the platform gave one.
+    pub sender_name: Option<String>,
+    /// Text of a message or comment.
+    pub text: Option<String>,
+    /// Whether the message or comment carries media.
+    pub has_media: bool,
+    /// New delivery status, for [`EventKind::Status`] events.
+    pub delivery_status: Option<DeliveryStatus>,
+    /// The message a status event is about, or the platform post a comment is on.
+    pub target_id: Option<String>,
+    /// The parent comment of a reply, if any.
+    pub parent_id: Option<String>,
+    /// When the platform says the event happened.
+    pub occurred_at: DateTime<Utc>,
+    /// The raw JSON of this event as the platform sent it.
+    pub payload: serde_json::Value,
+    /// When it was stored.
+    pub received_at: DateTime<Utc>,
+    /// When routing handled it (`None` while unrouted).
+    pub routed_at: Option<DateTime<Utc>>,
+    /// The conversation routing attached it to, for message events.
+    pub conversation_id: Option<ConversationId>,
+}
+
+/// Input to store a [`WebhookEvent`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewWebhookEvent {
+    /// Owner.
+    pub tenant_id: TenantId,
+    /// Channel (must belong to the tenant).
+    pub channel_id: ChannelId,
+    /// Platform.
+    pub platform: Platform,
+    /// Platform event id (a key).
+    pub event_id: String,
+    /// Kind.
+    pub kind: EventKind,
+    /// Sender id.
+    pub sender_id: Option<String>,
+    /// Sender name.
+    pub sender_name: Option<String>,
+    /// Text.
+    pub text: Option<String>,
+    /// Whether media is attached.
+    pub has_media: bool,
+    /// Delivery status for status events.
+    pub delivery_status: Option<DeliveryStatus>,
+    /// Target message or post id.
+    pub target_id: Option<String>,
+    /// Parent comment id.
+    pub parent_id: Option<String>,
+    /// When it happened.
+    pub occurred_at: DateTime<Utc>,
+    /// Raw JSON.
+    pub payload: serde_json::Value,
+    /// When it was received.
+    pub received_at: DateTime<Utc>,
+}
+
+/// A person the business talks to, across platforms.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Contact {
+    /// Id.
+    pub id: ContactId,
+    /// Owner.
+    pub tenant_id: TenantId,
+    /// Display name, if known.
+    pub display_name: Option<String>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+}
+
+/// One platform handle of a [`Contact`]. Unique by `(tenant, platform, external_handle)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContactChannel {
+    /// Id.
+    pub id: ContactChannelId,
+    /// Owner.
+    pub tenant_id: TenantId,
+    /// The contact.
+    pub contact_id: ContactId,
+    /// Platform.
+    pub platform: Platform,
+    /// The contact's id on that platform (wa_id, IGSID, PSID, person URN).
+    pub external_handle: String,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Input to resolve-or-create a [`ContactChannel`] (and its [`Contact`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewContactChannel {
+    /// Owner.
+    pub tenant_id: TenantId,
+    /// Platform.
+    pub platform: Platform,
+    /// Handle (a key).
+    pub external_handle: String,
+    /// Display name for a new contact.
+    pub display_name: Option<String>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A conversation between a contact and a channel. At most one is open per
+/// `(contact, channel)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Conversation {
+    /// Id.
+    pub id: ConversationId,
+    /// Owner.
+    pub tenant_id: TenantId,
+    /// The contact.
+    pub contact_id: ContactId,
+    /// The business's channel.
+    pub channel_id: ChannelId,
+    /// Open or closed.
+    pub status: ConversationStatus,
+    /// Time of the latest message (the maximum, whatever order messages arrive in).
+    pub last_message_at: Option<DateTime<Utc>>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A message in a conversation. Unique by `(channel, provider_message_id)` when the
+/// platform id is known.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    /// Id.
+    pub id: MessageId,
+    /// Owner.
+    pub tenant_id: TenantId,
+    /// Conversation.
+    pub conversation_id: ConversationId,
+    /// Channel (same as the conversation's).
+    pub channel_id: ChannelId,
+    /// Inbound or outbound.
+    pub direction: MessageDirection,
+    /// Text (empty for media-only messages).
+    pub text: String,
+    /// Whether media is attached.
+    pub has_media: bool,
+    /// The platform's message id (wamid, mid…).
+    pub provider_message_id: Option<String>,
+    /// For an outbound reply, the inbound message it answers (unique: one reply per
+    /// inbound message).
+    pub in_reply_to: Option<MessageId>,
+    /// Triage outcome, once triaged.
+    pub triage: Option<Triage>,
+    /// Triage confidence, once triaged.
+    pub confidence: Option<f64>,
+    /// The decision that triaged it.
+    pub ai_decision_id: Option<DecisionId>,
+    /// Delivery status of an outbound message.
+    pub delivery_status: Option<DeliveryStatus>,
+    /// When the message was sent or received (platform time).
+    pub created_at: DateTime<Utc>,
+    /// When it was stored.
+    pub stored_at: DateTime<Utc>,
+}
+
+/// Input to store a [`Message`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewMessage {
+    /// Owner.
+    pub tenant_id: TenantId,
+    /// Conversation (must belong to the tenant).
+    pub conversation_id: ConversationId,
+    /// Direction.
+    pub direction: MessageDirection,
+    /// Text.
+    pub text: String,
+    /// Whether media is attached.
+    pub has_media: bool,
+    /// Platform message id (a key), if known.
+    pub provider_message_id: Option<String>,
+    /// Inbound message this answers (outbound replies only).
+    pub in_reply_to: Option<MessageId>,
+    /// Initial delivery status (outbound).
+    pub delivery_status: Option<DeliveryStatus>,
+    /// Platform time.
+    pub created_at: DateTime<Utc>,
+    /// Storage time.
+    pub stored_at: DateTime<Utc>,
+}

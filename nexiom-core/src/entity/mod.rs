@@ -1,0 +1,44 @@
+//! The domain's entities, grouped by aggregate. Each record type is what storage
+//! returns; each `New*` type is what a caller gives to create one.
+
+mod inbound;
+mod mission;
+mod ops;
+mod publishing;
+mod tenant;
+mod triage;
+
+pub use inbound::*;
+pub use mission::*;
+pub use ops::*;
+pub use publishing::*;
+pub use tenant::*;
+pub use triage::*;
+
+/// The result of an insert-if-absent: the row under the unique key, and whether
+/// this call created it (`false` when it already existed and nothing changed).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Inserted<T> {
+    /// The row that is now stored under the key.
+    pub record: T,
+    /// `true` when this call created the row.
+    pub created: bool,
+}
+
+impl<T> Inserted<T> {
+    /// A newly created row.
+    pub fn created(record: T) -> Self {
+        Inserted {
+            record,
+            created: true,
+        }
+    }
+
+    /// A row that already existed.
+    pub fn existing(record: T) -> Self {
+        Inserted {
+            record,
+            created: false,
+        }
+    }
+}

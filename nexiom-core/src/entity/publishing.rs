@@ -1,0 +1,288 @@
+use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+
+use crate::content::Content;
+use crate::enums::{PostRunStatus, PostStatus, Triage};
+use crate::id::{
+    ChannelId, CommentId, ContentJobId, DecisionId, MissionId, PostId, PostRunId, TenantId,
+};
+
+/// The recurrence of a post series: an RFC 5545 RRULE, its DTSTART as local wall
+/// time, and the IANA time zone that wall time is in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Recurrence {
+    /// The RRULE, without the `RRULE:` prefix (for example `FREQ=WEEKLY;BYDAY=MO`).
+    pub rrule: String,
+    /// DTSTART as local wall-clock time in `time_zone`.
+    pub dtstart: NaiveDateTime,
+    /// The time zone of `dtstart` and of every occurrence.
+    pub time_zone: Tz,
+}
+
+/// A post to publish at `publish_at`, or a series template with a [`Recurrence`]
+/// whose occurrences are posts of their own, keyed by `(series_id, occurrence_at)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScheduledPost {
+    /// Id.
+    pub id: PostId,
+    /// Owner.
+    pub tenant_id: TenantId,
+    /// Channel to publish on.
+    pub channel_id: ChannelId,
+    /// What to publish.
+    pub content: Content,
+    /// When to publish (for a series template: its next occurrence).
+    pub publish_at: DateTime<Utc>,
+    /// Set on a series template.
+    pub recurrence: Option<Recurrence>,
+    /// Set on an occurrence: the series template it came from.
+    pub series_id: Option<PostId>,
+    /// Set on an occurrence: the occurrence instant (part of its unique key).
+    pub occurrence_at: Option<DateTime<Utc>>,
+    /// Life cycle status.
+    pub status: PostStatus,
+    /// The platform's id once published.
+    pub platform_post_id: Option<String>,
+    /// The public URL once published.
+    pub url: Option<String>,
+    /// Why it failed (or the last error of a retried attempt).
+    pub error_message: Option<String>,
+    /// Attempts made so far.
+    pub retry_count: u32,
+    /// Earliest time of the next attempt (backoff); `None` means as soon as due.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// The worker holding the claim, while `publishing`.
+    pub lease_owner: Option<String>,
+    /// When the claim lapses and the post becomes claimable again.
+    pub lease_expires_at: Option<DateTime<Utc>>,
+    /// When it went live.
+    pub published_at: Option<DateTime<Utc>>,
+    /// Last comment poll.
+    pub last_check_at: Option<DateTime<Utc>>,
+    /// Next comment poll (`None`: not polled).
+    pub next_check_at: Option<DateTime<Utc>>,
+    /// Comment polling stops for good at this instant.
+    pub stop_at: Option<DateTime<Utc>>,
+    /// Mission this post serves, if any.
+    pub mission_id: Option<MissionId>,
+    /// Content job this post publishes, if any.
+    pub content_job_id: Option<ContentJobId>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Input to create a [`ScheduledPost`] (status `queued`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewScheduledPost {
+    /// Owner.
+    pub tenant_id: TenantId,
+    /// Channel (must belong to the tenant).
+    pub channel_id: ChannelId,
+    /// Content.
+    pub content: Content,
+    /// When to publish.
+    pub publish_at: DateTime<Utc>,
+    /// Recurrence, for a series template.
+    pub recurrence: Option<Recurrence>,
+    /// Series template, for an occurrence (set together with `occurrence_at`).
+    pub series_id: Option<PostId>,
+    /// Occurrence instant, for an occurrence.
+    pub occurrence_at: Option<DateTime<Utc>>,
+    /// Mission link.
+    pub mission_id: Option<MissionId>,
+    /// Content job link.
+    pub content_job_id: Option<ContentJobId>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+}
+
+impl NewScheduledPost {
+    /// A one-off post at `publish_at`, without mission, job or recurrence.
+    pub fn one_off(
+        tenant_id: TenantId,
+        channel_id: ChannelId,
+        content: Content,
+        publish_at: DateTime<Utc>,
+        created_at: DateTime<Utc>,
+    ) -> Self {
+        NewScheduledPost {
+            tenant_id,
+            channel_id,
+            content,
+            publish_at,
+            recurrence: None,
+            series_id: None,
+            occurrence_at: None,
+            mission_id: None,
+            content_job_id: None,
+            created_at,
+        }
+    }
+}
+
+/// A partial update of a [`ScheduledPost`]. `None` leaves a field as it is; for
+/// nullable fields `Some(None)` clears it. The `expect_*` guards make the update
+/// conditional: if the stored post does not match, nothing is written and the
+/// store answers with a precondition error.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PostPatch {
+    /// New status.
+    pub status: Option<PostStatus>,
+    /// New content.
+    pub content: Option<Content>,
+    /// New publish time.
+    pub publish_at: Option<DateTime<Utc>>,
+    /// Platform post id.
+    pub platform_post_id: Option<Option<String>>,
+    /// Public URL.
+    pub url: Option<Option<String>>,
+    /// Error message.
+    pub error_message: Option<Option<String>>,
+    /// Attempts made.
+    pub retry_count: Option<u32>,
+    /// Next attempt time.
+    pub next_attempt_at: Option<Option<DateTime<Utc>>>,
+    /// Clears `lease_owner` and `lease_expires_at`.
+    pub release_lease: bool,
+    /// Publication time.
+    pub published_at: Option<Option<DateTime<Utc>>>,
+    /// Last poll.
+    pub last_check_at: Option<Option<DateTime<Utc>>>,
+    /// Next poll.
+    pub next_check_at: Option<Option<DateTime<Utc>>>,
+    /// Polling stop.
+    pub stop_at: Option<Option<DateTime<Utc>>>,
+    /// Guard: the stored status must be this.
+    pub expect_status: Option<PostStatus>,
+    /// Guard: the stored lease must be held by this owner.
+    pub expect_lease_owner: Option<String>,
+}
+
+/// Filter for listing posts. Every set field must match.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PostFilter {
+    /// Status.
+    pub status: Option<PostStatus>,
+    /// Channel.
+    pub channel_id: Option<ChannelId>,
+    /// Mission.
+    pub mission_id: Option<MissionId>,
+    /// Series template (its occurrences).
+    pub series_id: Option<PostId>,
+    /// `publish_at >= from`.
+    pub from: Option<DateTime<Utc>>,
+    /// `publish_at < to`.
+    pub to: Option<DateTime<Utc>>,
+    /// At most this many rows (`None`: no limit).
+    pub limit: Option<u32>,
+}
+
+/// One publishing attempt. Unique by `(post, attempt)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PostRun {
+    /// Id.
+    pub id: PostRunId,
+    /// Owner.
+    pub tenant_id: TenantId,
+    /// The post.
+    pub post_id: PostId,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    /// Start.
+    pub started_at: DateTime<Utc>,
+    /// End, once finished.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Outcome.
+    pub status: PostRunStatus,
+    /// Error of a failed attempt.
+    pub error: Option<String>,
+}
+
+/// Input to start a [`PostRun`] (status `running`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewPostRun {
+    /// Owner.
+    pub tenant_id: TenantId,
+    /// The post (must belong to the tenant).
+    pub post_id: PostId,
+    /// Attempt number, from 1.
+    pub attempt: u32,
+    /// Start.
+    pub started_at: DateTime<Utc>,
+}
+
+/// A comment on a published post. Unique by `(post, platform_comment_id)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Comment {
+    /// Id.
+    pub id: CommentId,
+    /// Owner.
+    pub tenant_id: TenantId,
+    /// The post.
+    pub post_id: PostId,
+    /// The post's channel.
+    pub channel_id: ChannelId,
+    /// The platform's comment id.
+    pub platform_comment_id: String,
+    /// The platform id of the parent comment, for a reply in a thread.
+    pub parent_platform_comment_id: Option<String>,
+    /// Author's platform id.
+    pub author_id: Option<String>,
+    /// Author's display name.
+    pub author_name: Option<String>,
+    /// Text.
+    pub text: String,
+    /// Platform time.
+    pub created_at: DateTime<Utc>,
+    /// Storage time.
+    pub stored_at: DateTime<Utc>,
+    /// Triage outcome, once triaged.
+    pub triage: Option<Triage>,
+    /// Triage confidence.
+    pub confidence: Option<f64>,
+    /// The deciding decision.
+    pub ai_decision_id: Option<DecisionId>,
+    /// Hidden on the platform.
+    pub hidden: bool,
+}
+
+/// Input to store a [`Comment`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewComment {
+    /// Owner.
+    pub tenant_id: TenantId,
+    /// The post (must belong to the tenant).
+    pub post_id: PostId,
+    /// Platform comment id (a key).
+    pub platform_comment_id: String,
+    /// Parent comment's platform id.
+    pub parent_platform_comment_id: Option<String>,
+    /// Author id.
+    pub author_id: Option<String>,
+    /// Author name.
+    pub author_name: Option<String>,
+    /// Text.
+    pub text: String,
+    /// Platform time.
+    pub created_at: DateTime<Utc>,
+    /// Storage time.
+    pub stored_at: DateTime<Utc>,
+}
+
+/// Where comment polling of a post stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CommentCheckpoint {
+    /// Owner.
+    pub tenant_id: TenantId,
+    /// The post.
+    pub post_id: PostId,
+    /// The cursor to resume from.
+    pub last_cursor: Option<String>,
+    /// Time of the newest comment seen.
+    pub last_seen_at: Option<DateTime<Utc>>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}

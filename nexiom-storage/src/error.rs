@@ -1,0 +1,119 @@
+//! The error type of `nexiom-storage`.
+
+use nexiom_core::CoreError;
+use thiserror::Error;
+
+/// Result of a storage call.
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// Errors returned by every storage backend. Both backends return the same
+/// variant for the same situation; backend-specific failures are wrapped in
+/// [`StorageError::Backend`].
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum StorageError {
+    /// The input was refused before anything was written (empty or over-long key,
+    /// NUL character, value out of range, …).
+    #[error(transparent)]
+    Invalid(#[from] CoreError),
+
+    /// The row asked for does not exist for this tenant.
+    #[error("{entity} {id} not found")]
+    NotFound {
+        /// Entity kind, for example `post`.
+        entity: &'static str,
+        /// The id or key that was looked up.
+        id: String,
+    },
+
+    /// A row refers to something that does not exist for its tenant: an unknown
+    /// tenant, a channel of another tenant, a post that is not there…
+    #[error("unknown {entity} {id}: create it first, or check that it belongs to the same tenant")]
+    UnknownReference {
+        /// Entity kind, for example `tenant` or `channel`.
+        entity: &'static str,
+        /// The id that was referenced.
+        id: String,
+    },
+
+    /// A row with the same unique key already exists, for operations documented
+    /// as refusing duplicates (insert-if-absent operations return the existing row
+    /// instead).
+    #[error("{entity} already exists with {key}")]
+    Conflict {
+        /// Entity kind.
+        entity: &'static str,
+        /// The key, in words.
+        key: String,
+    },
+
+    /// A conditional update found the row in another state than expected (for
+    /// example a lease now held by another worker). Nothing was written.
+    #[error("{entity} {id} changed meanwhile: {reason}")]
+    Precondition {
+        /// Entity kind.
+        entity: &'static str,
+        /// Id.
+        id: String,
+        /// What did not match.
+        reason: String,
+    },
+
+    /// The backend failed (connection lost, timeout, unexpected database error).
+    #[error("storage backend error: {message}")]
+    Backend {
+        /// What went wrong.
+        message: String,
+        /// The underlying error, when there is one.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+}
+
+impl StorageError {
+    /// [`StorageError::NotFound`] for `entity` with `id`.
+    pub fn not_found(entity: &'static str, id: impl ToString) -> Self {
+        StorageError::NotFound {
+            entity,
+            id: id.to_string(),
+        }
+    }
+
+    /// [`StorageError::UnknownReference`] for `entity` with `id`.
+    pub fn unknown(entity: &'static str, id: impl ToString) -> Self {
+        StorageError::UnknownReference {
+            entity,
+            id: id.to_string(),
+        }
+    }
+
+    /// [`StorageError::Conflict`] for `entity` with `key`.
+    pub fn conflict(entity: &'static str, key: impl Into<String>) -> Self {
+        StorageError::Conflict {
+            entity,
+            key: key.into(),
+        }
+    }
+
+    /// [`StorageError::Precondition`].
+    pub fn precondition(entity: &'static str, id: impl ToString, reason: impl Into<String>) -> Self {
+        StorageError::Precondition {
+            entity,
+            id: id.to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    /// [`StorageError::Backend`] with a message and no source.
+    pub fn backend(message: impl Into<String>) -> Self {
+        StorageError::Backend {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// Whether retrying the same call later may succeed (a backend failure).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StorageError::Backend { .. })
+    }
+}

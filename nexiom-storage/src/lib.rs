@@ -1,0 +1,44 @@
+//! Storage for the Nexiom family: one trait per aggregate, [`Store`] bundling them,
+//! and two backends that behave the same, checked by one conformance suite:
+//!
+//! - [`MemoryStore`]: thread-safe, in process; for tests, examples and small
+//!   embedded use.
+//! - [`PgStore`]: PostgreSQL through sqlx, with embedded migrations; many worker
+//!   processes may share one database.
+//!
+//! The contract every backend keeps (tenant scoping, validation before writing,
+//! insert-if-absent on unique keys, atomic operations) is written on the
+//! [`traits`](crate::Store) module's items.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use chrono::Utc;
+//! use nexiom_core::NewTenant;
+//! use nexiom_storage::{MemoryStore, Store};
+//!
+//! # tokio_test_block(async {
+//! let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+//! let tenant = store.create_tenant(NewTenant::new("Acme", Utc::now())).await.unwrap();
+//! assert_eq!(store.get_tenant(tenant.id).await.unwrap().name, "Acme");
+//! # });
+//! # fn tokio_test_block<F: std::future::Future>(f: F) -> F::Output {
+//! #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+//! # }
+//! ```
+#![forbid(unsafe_code)]
+
+mod error;
+mod memory;
+mod postgres;
+mod traits;
+
+#[cfg(feature = "testing")]
+pub mod conformance;
+
+pub use error::{Result, StorageError};
+pub use memory::MemoryStore;
+pub use postgres::PgStore;
+pub use traits::{
+    CommentStore, ConversationStore, EventStore, KpiStore, MissionStore, PostStore, RuleStore,
+    SettingsStore, Store, TenantStore, WorkerStore,
+};

@@ -1,0 +1,510 @@
+//! The storage traits: one per aggregate, and [`Store`] that bundles them.
+//!
+//! # Contract (every backend)
+//!
+//! - **Tenant scoping.** Every method that touches tenant data takes a
+//!   [`TenantId`] and only ever reads or writes that tenant's rows. Asking for
+//!   another tenant's row answers [`StorageError::NotFound`]; referring to another
+//!   tenant's row in an input answers [`StorageError::UnknownReference`]. The few
+//!   worker-queue reads that span tenants (`list_unrouted_events`,
+//!   `claim_due_posts`, `list_posts_due_for_polling`, …) say so.
+//! - **Validation first.** Inputs are checked with [`nexiom_core::validate`]
+//!   before anything is written; a refused input is [`StorageError::Invalid`] and
+//!   leaves no partial write.
+//! - **Unique keys.** Operations whose name starts with `insert_` (or that return
+//!   [`Inserted`]) are insert-if-absent: a second call with the same key returns the
+//!   stored row with `created == false` and changes nothing. `create_*` operations
+//!   refuse a duplicate key with [`StorageError::Conflict`].
+//! - **Atomicity.** Each method is atomic: it is applied whole or not at all, and
+//!   concurrent callers (threads, tasks, processes on one Postgres) never observe
+//!   or produce a half-applied state.
+//! - **Ordering.** Lists are returned in the order each method documents, with the
+//!   id (time-ordered UUID v7) as the final tie-breaker.
+//!
+//! [`StorageError::NotFound`]: crate::StorageError::NotFound
+//! [`StorageError::UnknownReference`]: crate::StorageError::UnknownReference
+//! [`StorageError::Invalid`]: crate::StorageError::Invalid
+//! [`StorageError::Conflict`]: crate::StorageError::Conflict
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use nexiom_core::*;
+
+use crate::error::Result;
+
+/// Tenants and their channels (connected social accounts).
+#[async_trait]
+pub trait TenantStore: Send + Sync {
+    /// Creates a tenant. The name must be a non-empty key.
+    async fn create_tenant(&self, new: NewTenant) -> Result<Tenant>;
+    /// The tenant, or `NotFound`.
+    async fn get_tenant(&self, id: TenantId) -> Result<Tenant>;
+    /// Every tenant, oldest first.
+    async fn list_tenants(&self) -> Result<Vec<Tenant>>;
+
+    /// Creates a channel. `UnknownReference` for an unknown tenant; `Conflict` when
+    /// `(platform, external_account_id)` is already connected (to any tenant).
+    async fn create_channel(&self, new: NewChannel) -> Result<Channel>;
+    /// The channel, or `NotFound` (also when it belongs to another tenant).
+    async fn get_channel(&self, tenant: TenantId, id: ChannelId) -> Result<Channel>;
+    /// The channel connected for `(platform, external_account_id)`, whatever its
+    /// tenant: this is how an incoming webhook finds its tenant.
+    async fn find_channel_by_account(
+        &self,
+        platform: &Platform,
+        external_account_id: &str,
+    ) -> Result<Option<Channel>>;
+    /// The tenant's channels, oldest first.
+    async fn list_channels(&self, tenant: TenantId) -> Result<Vec<Channel>>;
+    /// Replaces the channel's credentials.
+    async fn update_channel_credentials(
+        &self,
+        tenant: TenantId,
+        id: ChannelId,
+        credentials: Credentials,
+    ) -> Result<Channel>;
+    /// Sets the channel's status.
+    async fn set_channel_status(
+        &self,
+        tenant: TenantId,
+        id: ChannelId,
+        status: ChannelStatus,
+    ) -> Result<Channel>;
+}
+
+/// Webhook events and the routing data they produce (contacts and their handles).
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    /// Stores the event unless `(platform, event_id)` is already stored, in which
+    /// case the stored event is returned unchanged with `created == false`.
+    /// `UnknownReference` when the channel is not the tenant's, or its platform
+    /// differs from the event's.
+    async fn insert_event(&self, new: NewWebhookEvent) -> Result<Inserted<WebhookEvent>>;
+    /// The event, or `NotFound`.
+    async fn get_event(&self, tenant: TenantId, id: WebhookEventId) -> Result<WebhookEvent>;
+    /// The tenant's event stored under `(platform, event_id)`, if any.
+    async fn find_event(
+        &self,
+        tenant: TenantId,
+        platform: &Platform,
+        event_id: &str,
+    ) -> Result<Option<WebhookEvent>>;
+    /// Up to `limit` unrouted events of every tenant, optionally of one platform,
+    /// oldest `received_at` first (worker queue read).
+    async fn list_unrouted_events(
+        &self,
+        platform: Option<&Platform>,
+        limit: u32,
+    ) -> Result<Vec<WebhookEvent>>;
+    /// Marks the event routed at `routed_at`, with the conversation it went to.
+    /// Marking an already routed event keeps its first `routed_at` and
+    /// conversation.
+    async fn mark_event_routed(
+        &self,
+        tenant: TenantId,
+        id: WebhookEventId,
+        conversation_id: Option<ConversationId>,
+        routed_at: DateTime<Utc>,
+    ) -> Result<WebhookEvent>;
+
+    /// Resolves the contact channel `(tenant, platform, external_handle)`, creating
+    /// it and a new contact when absent (`created == true`).
+    async fn insert_contact_channel(
+        &self,
+        new: NewContactChannel,
+    ) -> Result<Inserted<ContactChannel>>;
+    /// The contact, or `NotFound`.
+    async fn get_contact(&self, tenant: TenantId, id: ContactId) -> Result<Contact>;
+    /// The contact's channels, oldest first.
+    async fn list_contact_channels(
+        &self,
+        tenant: TenantId,
+        contact: ContactId,
+    ) -> Result<Vec<ContactChannel>>;
+}
+
+/// Conversations and their messages.
+#[async_trait]
+pub trait ConversationStore: Send + Sync {
+    /// The open conversation of `(contact, channel)`, or a new open one created at
+    /// `at` (`created == true`). Two concurrent calls yield the same conversation.
+    async fn insert_open_conversation(
+        &self,
+        tenant: TenantId,
+        contact: ContactId,
+        channel: ChannelId,
+        at: DateTime<Utc>,
+    ) -> Result<Inserted<Conversation>>;
+    /// The conversation, or `NotFound`.
+    async fn get_conversation(&self, tenant: TenantId, id: ConversationId) -> Result<Conversation>;
+    /// The tenant's conversations, optionally of one status, latest
+    /// `last_message_at` first (never-messaged last), at most `limit`.
+    async fn list_conversations(
+        &self,
+        tenant: TenantId,
+        status: Option<ConversationStatus>,
+        limit: u32,
+    ) -> Result<Vec<Conversation>>;
+    /// Closes the conversation (a later inbound message opens a new one).
+    async fn close_conversation(&self, tenant: TenantId, id: ConversationId) -> Result<Conversation>;
+
+    /// Stores a message unless `(channel, provider_message_id)` is already stored
+    /// (messages without a provider id are always stored). In the same atomic step
+    /// the conversation's `last_message_at` becomes the later of its value and the
+    /// message's `created_at`. An outbound message with `in_reply_to` is unique by
+    /// that inbound message too: a second reply to the same message returns the
+    /// first one with `created == false`.
+    async fn insert_message(&self, new: NewMessage) -> Result<Inserted<Message>>;
+    /// The message, or `NotFound`.
+    async fn get_message(&self, tenant: TenantId, id: MessageId) -> Result<Message>;
+    /// The message stored under `(channel, provider_message_id)`, if any.
+    async fn find_message_by_provider_id(
+        &self,
+        tenant: TenantId,
+        channel: ChannelId,
+        provider_message_id: &str,
+    ) -> Result<Option<Message>>;
+    /// Messages of a conversation, oldest `created_at` first, at most `limit`.
+    async fn list_messages(
+        &self,
+        tenant: TenantId,
+        conversation: ConversationId,
+        limit: u32,
+    ) -> Result<Vec<Message>>;
+    /// The tenant's messages of `direction` created at or after `since`, oldest
+    /// first, at most `limit`.
+    async fn list_messages_since(
+        &self,
+        tenant: TenantId,
+        direction: MessageDirection,
+        since: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Message>>;
+    /// Applies a delivery status to the outbound message `(channel,
+    /// provider_message_id)`, monotonically (see
+    /// [`DeliveryStatus::can_advance_to`]): an older status never overwrites a
+    /// newer one. Returns the message as stored after the call, or `None` when no
+    /// such message exists.
+    async fn update_delivery_status(
+        &self,
+        tenant: TenantId,
+        channel: ChannelId,
+        provider_message_id: &str,
+        status: DeliveryStatus,
+    ) -> Result<Option<Message>>;
+    /// Records the message's triage, confidence and deciding decision.
+    async fn set_message_triage(
+        &self,
+        tenant: TenantId,
+        id: MessageId,
+        triage: Triage,
+        confidence: f64,
+        decision: Option<DecisionId>,
+    ) -> Result<Message>;
+}
+
+/// Scheduled posts and their publishing attempts.
+#[async_trait]
+pub trait PostStore: Send + Sync {
+    /// Creates a `queued` post. `UnknownReference` for a channel, mission or
+    /// content job that is not the tenant's. When `series_id` and `occurrence_at`
+    /// are set the post is an occurrence, unique by `(series_id, occurrence_at)`:
+    /// a second call returns the stored occurrence with `created == false`.
+    async fn insert_post(&self, new: NewScheduledPost) -> Result<Inserted<ScheduledPost>>;
+    /// The post, or `NotFound`.
+    async fn get_post(&self, tenant: TenantId, id: PostId) -> Result<ScheduledPost>;
+    /// The tenant's posts matching `filter`, by `publish_at` then id.
+    async fn list_posts(&self, tenant: TenantId, filter: PostFilter) -> Result<Vec<ScheduledPost>>;
+    /// Counts the tenant's posts on `channel` with `publish_at` in `[from, to)` and
+    /// a status among `statuses`.
+    async fn count_posts(
+        &self,
+        tenant: TenantId,
+        channel: ChannelId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        statuses: &[PostStatus],
+    ) -> Result<u64>;
+    /// Applies `patch` at `at` (`updated_at`). When a guard of the patch does not
+    /// hold, nothing is written and the answer is `Precondition`.
+    async fn update_post(
+        &self,
+        tenant: TenantId,
+        id: PostId,
+        patch: PostPatch,
+        at: DateTime<Utc>,
+    ) -> Result<ScheduledPost>;
+    /// Claims up to `limit` due posts of every tenant: `queued`, `publish_at <= now`
+    /// and `next_attempt_at` unset or `<= now`, oldest `publish_at` first. Each is
+    /// set `publishing` with `lease_owner` and `lease_expires_at = now + lease`.
+    /// Concurrent claimers never receive the same post (on Postgres: `FOR UPDATE
+    /// SKIP LOCKED`); they skip what another holds instead of waiting.
+    async fn claim_due_posts(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        lease_owner: &str,
+        lease: Duration,
+    ) -> Result<Vec<ScheduledPost>>;
+    /// Returns `publishing` posts whose lease expired before `now` to `queued`
+    /// (lease cleared) so that they can be claimed again; returns how many.
+    async fn release_stale_leases(&self, now: DateTime<Utc>) -> Result<u64>;
+    /// Up to `limit` `published` posts of every tenant with
+    /// `next_check_at <= now < stop_at`, oldest `next_check_at` first.
+    async fn list_posts_due_for_polling(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<ScheduledPost>>;
+
+    /// Records the start of an attempt (`running`). `Conflict` when the post
+    /// already has a run with that attempt number.
+    async fn insert_post_run(&self, new: NewPostRun) -> Result<PostRun>;
+    /// Records the end of an attempt.
+    async fn finish_post_run(
+        &self,
+        tenant: TenantId,
+        id: PostRunId,
+        status: PostRunStatus,
+        error: Option<String>,
+        finished_at: DateTime<Utc>,
+    ) -> Result<PostRun>;
+    /// The post's runs, by attempt.
+    async fn list_post_runs(&self, tenant: TenantId, post: PostId) -> Result<Vec<PostRun>>;
+}
+
+/// Comments on published posts and the polling checkpoints.
+#[async_trait]
+pub trait CommentStore: Send + Sync {
+    /// Stores the comment unless `(post, platform_comment_id)` is stored already.
+    async fn insert_comment(&self, new: NewComment) -> Result<Inserted<Comment>>;
+    /// The comment, or `NotFound`.
+    async fn get_comment(&self, tenant: TenantId, id: CommentId) -> Result<Comment>;
+    /// The comment stored under `(post, platform_comment_id)`, if any.
+    async fn find_comment(
+        &self,
+        tenant: TenantId,
+        post: PostId,
+        platform_comment_id: &str,
+    ) -> Result<Option<Comment>>;
+    /// The post's comments, oldest `created_at` first, at most `limit`.
+    async fn list_comments(&self, tenant: TenantId, post: PostId, limit: u32) -> Result<Vec<Comment>>;
+    /// The tenant's comments created at or after `since`, oldest first.
+    async fn list_comments_since(
+        &self,
+        tenant: TenantId,
+        since: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Comment>>;
+    /// Records the comment's triage.
+    async fn set_comment_triage(
+        &self,
+        tenant: TenantId,
+        id: CommentId,
+        triage: Triage,
+        confidence: f64,
+        decision: Option<DecisionId>,
+    ) -> Result<Comment>;
+    /// Records that the comment is hidden (or shown again) on the platform.
+    async fn set_comment_hidden(&self, tenant: TenantId, id: CommentId, hidden: bool) -> Result<Comment>;
+
+    /// The post's polling checkpoint, if any.
+    async fn get_checkpoint(&self, tenant: TenantId, post: PostId) -> Result<Option<CommentCheckpoint>>;
+    /// Creates or replaces the post's checkpoint.
+    async fn save_checkpoint(&self, checkpoint: CommentCheckpoint) -> Result<CommentCheckpoint>;
+}
+
+/// Triage rules, ignore-examples, decisions and the AI-control switch.
+#[async_trait]
+pub trait RuleStore: Send + Sync {
+    /// Creates a rule. `Conflict` when the tenant has a rule of that name.
+    async fn create_rule(&self, new: NewAiRule) -> Result<AiRule>;
+    /// Replaces the rule's definition (name, type, keywords, …) keeping its id.
+    async fn update_rule(&self, id: RuleId, new: NewAiRule) -> Result<AiRule>;
+    /// Deletes the rule; `NotFound` when absent.
+    async fn delete_rule(&self, tenant: TenantId, id: RuleId) -> Result<()>;
+    /// The rule, or `NotFound`.
+    async fn get_rule(&self, tenant: TenantId, id: RuleId) -> Result<AiRule>;
+    /// The tenant's rules (only enabled ones when `enabled_only`), by priority,
+    /// then type (deny, escalate, auto), then name.
+    async fn list_rules(&self, tenant: TenantId, enabled_only: bool) -> Result<Vec<AiRule>>;
+
+    /// Adds an ignore-example.
+    async fn add_ignore_example(
+        &self,
+        tenant: TenantId,
+        text: &str,
+        at: DateTime<Utc>,
+    ) -> Result<IgnoreExample>;
+    /// The tenant's ignore-examples, oldest first.
+    async fn list_ignore_examples(&self, tenant: TenantId) -> Result<Vec<IgnoreExample>>;
+    /// Deletes an ignore-example; `NotFound` when absent.
+    async fn delete_ignore_example(&self, tenant: TenantId, id: IgnoreExampleId) -> Result<()>;
+
+    /// Stores the decision unless the subject already has one (one decision per
+    /// message or comment). `UnknownReference` when the subject is not the tenant's.
+    async fn insert_decision(&self, new: NewAiDecision) -> Result<Inserted<AiDecision>>;
+    /// The decision, or `NotFound`.
+    async fn get_decision(&self, tenant: TenantId, id: DecisionId) -> Result<AiDecision>;
+    /// The subject's decision, if any.
+    async fn find_decision(
+        &self,
+        tenant: TenantId,
+        subject: DecisionSubject,
+    ) -> Result<Option<AiDecision>>;
+    /// The tenant's decisions, optionally of one triage, newest first.
+    async fn list_decisions(
+        &self,
+        tenant: TenantId,
+        triage: Option<Triage>,
+        limit: u32,
+    ) -> Result<Vec<AiDecision>>;
+
+    /// The tenant's AI-control switch (OFF when never set). `NotFound` for an
+    /// unknown tenant.
+    async fn get_ai_control(&self, tenant: TenantId) -> Result<AiControl>;
+    /// Switches the tenant's AI control.
+    async fn set_ai_control(
+        &self,
+        tenant: TenantId,
+        enabled: bool,
+        by: Option<String>,
+        at: DateTime<Utc>,
+    ) -> Result<AiControl>;
+}
+
+/// 2-hour KPI rows.
+#[async_trait]
+pub trait KpiStore: Send + Sync {
+    /// Inserts the row or replaces the one stored under `(tenant, window_start)`.
+    async fn upsert_kpi(&self, row: Kpi2h) -> Result<Kpi2h>;
+    /// The tenant's rows with `from <= window_start < to`, newest first.
+    async fn list_kpis(
+        &self,
+        tenant: TenantId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<Kpi2h>>;
+}
+
+/// Missions, content jobs and mission intelligence reports.
+#[async_trait]
+pub trait MissionStore: Send + Sync {
+    /// Creates a mission. `start_date <= end_date`; the channel must be the tenant's.
+    async fn create_mission(&self, new: NewMission) -> Result<Mission>;
+    /// The mission, or `NotFound`.
+    async fn get_mission(&self, tenant: TenantId, id: MissionId) -> Result<Mission>;
+    /// The tenant's missions matching `filter`, by start date then id.
+    async fn list_missions(&self, tenant: TenantId, filter: MissionFilter) -> Result<Vec<Mission>>;
+    /// Sets the mission's status.
+    async fn set_mission_status(
+        &self,
+        tenant: TenantId,
+        id: MissionId,
+        status: MissionStatus,
+    ) -> Result<Mission>;
+
+    /// Creates a content job. A mission, when given, must be the tenant's and on
+    /// the same channel.
+    async fn create_content_job(&self, new: NewContentJob) -> Result<ContentJob>;
+    /// The job, or `NotFound`.
+    async fn get_content_job(&self, tenant: TenantId, id: ContentJobId) -> Result<ContentJob>;
+    /// The tenant's jobs matching `filter`, oldest first.
+    async fn list_content_jobs(
+        &self,
+        tenant: TenantId,
+        filter: ContentJobFilter,
+    ) -> Result<Vec<ContentJob>>;
+    /// Sets the job's status and, when `Some`, its scheduled post.
+    async fn update_content_job(
+        &self,
+        tenant: TenantId,
+        id: ContentJobId,
+        status: ContentJobStatus,
+        scheduled_post: Option<PostId>,
+        at: DateTime<Utc>,
+    ) -> Result<ContentJob>;
+
+    /// Adds an intelligence report to the mission.
+    async fn add_report(
+        &self,
+        tenant: TenantId,
+        mission: MissionId,
+        report: serde_json::Value,
+        at: DateTime<Utc>,
+    ) -> Result<MissionIntelligenceReport>;
+    /// The mission's latest report (its summary), if any.
+    async fn latest_report(
+        &self,
+        tenant: TenantId,
+        mission: MissionId,
+    ) -> Result<Option<MissionIntelligenceReport>>;
+}
+
+/// Application settings (secret values).
+#[async_trait]
+pub trait SettingsStore: Send + Sync {
+    /// The setting, if present.
+    async fn get_setting(&self, key: &str) -> Result<Option<AppSetting>>;
+    /// Creates or replaces the setting.
+    async fn set_setting(&self, key: &str, value: SecretString, at: DateTime<Utc>) -> Result<AppSetting>;
+    /// Deletes the setting; returns whether it existed.
+    async fn delete_setting(&self, key: &str) -> Result<bool>;
+    /// Every setting key, sorted.
+    async fn list_setting_keys(&self) -> Result<Vec<String>>;
+}
+
+/// Worker flags and execution logs.
+#[async_trait]
+pub trait WorkerStore: Send + Sync {
+    /// The worker's flag, if one was ever set.
+    async fn get_worker_flag(&self, worker: &str) -> Result<Option<WorkerFlag>>;
+    /// Creates or replaces the worker's flag.
+    async fn set_worker_flag(&self, worker: &str, enabled: bool, at: DateTime<Utc>) -> Result<WorkerFlag>;
+    /// Every flag, by worker name.
+    async fn list_worker_flags(&self) -> Result<Vec<WorkerFlag>>;
+
+    /// Records the start of a run (`running`).
+    async fn start_execution(&self, worker: &str, started_at: DateTime<Utc>) -> Result<TaskExecutionLog>;
+    /// Records the end of a run; `duration_ms` is computed from the two instants.
+    async fn finish_execution(&self, id: ExecutionId, outcome: ExecutionOutcome) -> Result<TaskExecutionLog>;
+    /// Runs, optionally of one worker, newest first.
+    async fn list_executions(&self, worker: Option<&str>, limit: u32) -> Result<Vec<TaskExecutionLog>>;
+    /// Deletes runs started before `cutoff`; returns how many.
+    async fn delete_executions_before(&self, cutoff: DateTime<Utc>) -> Result<u64>;
+}
+
+/// Every aggregate's store in one object: what the rest of the family holds, as
+/// `Arc<dyn Store>`. Implemented automatically for any type that implements all
+/// the aggregate traits.
+pub trait Store:
+    TenantStore
+    + EventStore
+    + ConversationStore
+    + PostStore
+    + CommentStore
+    + RuleStore
+    + KpiStore
+    + MissionStore
+    + SettingsStore
+    + WorkerStore
+    + Send
+    + Sync
+{
+}
+
+impl<T> Store for T where
+    T: TenantStore
+        + EventStore
+        + ConversationStore
+        + PostStore
+        + CommentStore
+        + RuleStore
+        + KpiStore
+        + MissionStore
+        + SettingsStore
+        + WorkerStore
+        + Send
+        + Sync
+{
+}
