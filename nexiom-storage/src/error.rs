@@ -96,7 +96,11 @@ impl StorageError {
     }
 
     /// [`StorageError::Precondition`].
-    pub fn precondition(entity: &'static str, id: impl ToString, reason: impl Into<String>) -> Self {
+    pub fn precondition(
+        entity: &'static str,
+        id: impl ToString,
+        reason: impl Into<String>,
+    ) -> Self {
         StorageError::Precondition {
             entity,
             id: id.to_string(),

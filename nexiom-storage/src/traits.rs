@@ -146,7 +146,11 @@ pub trait ConversationStore: Send + Sync {
         limit: u32,
     ) -> Result<Vec<Conversation>>;
     /// Closes the conversation (a later inbound message opens a new one).
-    async fn close_conversation(&self, tenant: TenantId, id: ConversationId) -> Result<Conversation>;
+    async fn close_conversation(
+        &self,
+        tenant: TenantId,
+        id: ConversationId,
+    ) -> Result<Conversation>;
 
     /// Stores a message unless `(channel, provider_message_id)` is already stored
     /// (messages without a provider id are always stored). In the same atomic step
@@ -288,7 +292,12 @@ pub trait CommentStore: Send + Sync {
         platform_comment_id: &str,
     ) -> Result<Option<Comment>>;
     /// The post's comments, oldest `created_at` first, at most `limit`.
-    async fn list_comments(&self, tenant: TenantId, post: PostId, limit: u32) -> Result<Vec<Comment>>;
+    async fn list_comments(
+        &self,
+        tenant: TenantId,
+        post: PostId,
+        limit: u32,
+    ) -> Result<Vec<Comment>>;
     /// The tenant's comments created at or after `since`, oldest first.
     async fn list_comments_since(
         &self,
@@ -306,10 +315,19 @@ pub trait CommentStore: Send + Sync {
         decision: Option<DecisionId>,
     ) -> Result<Comment>;
     /// Records that the comment is hidden (or shown again) on the platform.
-    async fn set_comment_hidden(&self, tenant: TenantId, id: CommentId, hidden: bool) -> Result<Comment>;
+    async fn set_comment_hidden(
+        &self,
+        tenant: TenantId,
+        id: CommentId,
+        hidden: bool,
+    ) -> Result<Comment>;
 
     /// The post's polling checkpoint, if any.
-    async fn get_checkpoint(&self, tenant: TenantId, post: PostId) -> Result<Option<CommentCheckpoint>>;
+    async fn get_checkpoint(
+        &self,
+        tenant: TenantId,
+        post: PostId,
+    ) -> Result<Option<CommentCheckpoint>>;
     /// Creates or replaces the post's checkpoint.
     async fn save_checkpoint(&self, checkpoint: CommentCheckpoint) -> Result<CommentCheckpoint>;
 }
@@ -447,7 +465,12 @@ pub trait SettingsStore: Send + Sync {
     /// The setting, if present.
     async fn get_setting(&self, key: &str) -> Result<Option<AppSetting>>;
     /// Creates or replaces the setting.
-    async fn set_setting(&self, key: &str, value: SecretString, at: DateTime<Utc>) -> Result<AppSetting>;
+    async fn set_setting(
+        &self,
+        key: &str,
+        value: SecretString,
+        at: DateTime<Utc>,
+    ) -> Result<AppSetting>;
     /// Deletes the setting; returns whether it existed.
     async fn delete_setting(&self, key: &str) -> Result<bool>;
     /// Every setting key, sorted.
@@ -460,16 +483,33 @@ pub trait WorkerStore: Send + Sync {
     /// The worker's flag, if one was ever set.
     async fn get_worker_flag(&self, worker: &str) -> Result<Option<WorkerFlag>>;
     /// Creates or replaces the worker's flag.
-    async fn set_worker_flag(&self, worker: &str, enabled: bool, at: DateTime<Utc>) -> Result<WorkerFlag>;
+    async fn set_worker_flag(
+        &self,
+        worker: &str,
+        enabled: bool,
+        at: DateTime<Utc>,
+    ) -> Result<WorkerFlag>;
     /// Every flag, by worker name.
     async fn list_worker_flags(&self) -> Result<Vec<WorkerFlag>>;
 
     /// Records the start of a run (`running`).
-    async fn start_execution(&self, worker: &str, started_at: DateTime<Utc>) -> Result<TaskExecutionLog>;
+    async fn start_execution(
+        &self,
+        worker: &str,
+        started_at: DateTime<Utc>,
+    ) -> Result<TaskExecutionLog>;
     /// Records the end of a run; `duration_ms` is computed from the two instants.
-    async fn finish_execution(&self, id: ExecutionId, outcome: ExecutionOutcome) -> Result<TaskExecutionLog>;
+    async fn finish_execution(
+        &self,
+        id: ExecutionId,
+        outcome: ExecutionOutcome,
+    ) -> Result<TaskExecutionLog>;
     /// Runs, optionally of one worker, newest first.
-    async fn list_executions(&self, worker: Option<&str>, limit: u32) -> Result<Vec<TaskExecutionLog>>;
+    async fn list_executions(
+        &self,
+        worker: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<TaskExecutionLog>>;
     /// Deletes runs started before `cutoff`; returns how many.
     async fn delete_executions_before(&self, cutoff: DateTime<Utc>) -> Result<u64>;
 }

@@ -1,1 +1,62 @@
-//! The storage conformance suite (feature `testing`).
+//! The storage conformance suite (feature `testing`): one set of async test
+//! functions, written once, that every backend must pass. Backend differences are
+//! never tested with `if backend == …`; a behaviour only one backend has is a bug.
+//!
+//! Run it for a backend with [`conformance_suite!`](crate::conformance_suite):
+//!
+//! ```ignore
+//! mod memory {
+//!     nexiom_storage::conformance_suite!(nexiom_storage::conformance::memory_test_store);
+//! }
+//! mod postgres {
+//!     nexiom_storage::conformance_suite!(nexiom_storage::conformance::postgres_test_store);
+//! }
+//! ```
+//!
+//! A factory is an `async fn() -> Option<TestStore>`; `None` skips the test
+//! (with a printed notice), which [`postgres_test_store`] does when
+//! `DATABASE_URL` is not set — except under `CI=true`, where a missing or
+//! unreachable database fails the test.
+
+mod harness;
+mod tests;
+
+pub use harness::{TestStore, memory_test_store, postgres_test_store};
+pub use tests::*;
+
+/// Generates one `#[tokio::test]` per conformance test, each calling `$factory`
+/// for a fresh store. See the [module docs](crate::conformance).
+#[macro_export]
+macro_rules! conformance_suite {
+    ($factory:path) => {
+        $crate::conformance_suite!(@tests $factory;
+            tenants_and_channels,
+            bad_input_is_refused_without_partial_writes,
+            events_are_stored_once_and_marked_routed,
+            contact_channels_are_resolved_once,
+            conversations_and_messages,
+            message_delivery_status_is_monotonic,
+            concurrent_routing_writes_yield_one_row,
+            posts_occurrences_and_patches,
+            claims_leases_and_stale_release,
+            concurrent_claims_claim_every_post_exactly_once,
+            post_runs,
+            polling_queue,
+            comments_and_checkpoints,
+            rules_examples_decisions_and_ai_control,
+            kpi_rows_upsert_on_window_start,
+            missions_content_jobs_and_reports,
+            settings,
+            worker_flags_and_execution_logs,
+            tenant_isolation,
+        );
+    };
+    (@tests $factory:path; $($name:ident,)+) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            let Some(test_store) = $factory().await else { return };
+            $crate::conformance::$name(test_store.store()).await;
+            test_store.cleanup().await;
+        }
+    )+};
+}

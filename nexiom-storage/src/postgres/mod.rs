@@ -1,19 +1,131 @@
 //! [`PgStore`]: the PostgreSQL backend.
+//!
+//! One file per aggregate implements its trait; [`rows`] holds the row structs
+//! and their conversion to entities, [`error`] the mapping of sqlx errors.
+//!
+//! How the contract is kept on Postgres:
+//!
+//! - **Unique keys are constraints.** Every unique key of the domain is a
+//!   unique constraint or partial unique index of the schema, and
+//!   insert-if-absent is `INSERT … ON CONFLICT … DO NOTHING RETURNING *`
+//!   followed, only when nothing was inserted, by a read of the stored row. Two
+//!   concurrent callers therefore never create two rows, and neither fails.
+//! - **Tenant isolation is in the schema.** Children refer to parents through
+//!   `(tenant_id, parent_id)` foreign keys, so no row can point at another
+//!   tenant's row; a violated key becomes `UnknownReference`.
+//! - **One statement per operation where possible** (CTEs for the composite
+//!   writes), so each operation is atomic without explicit transactions and
+//!   costs one round trip on its common path.
+//! - **Runtime-checked queries only** (`sqlx::query*` functions, no macros), so
+//!   the crate builds without a database.
 
-/// PostgreSQL store (work in progress).
+mod comment;
+mod conversation;
+mod error;
+mod event;
+mod kpi;
+mod mission;
+mod post;
+mod rows;
+mod rule;
+mod settings;
+mod tenant;
+mod worker;
+
+#[cfg(test)]
+mod tests;
+
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+use crate::error::{Result, StorageError};
+
+/// The store on PostgreSQL (15 or later), through an sqlx connection pool.
+///
+/// Many processes may share one database: every operation is atomic, unique
+/// keys are enforced by the schema, and due posts are claimed with
+/// `FOR UPDATE SKIP LOCKED`. Tables are never schema-qualified, so the store
+/// lives in whatever schema the connections' `search_path` names; run
+/// [`PgStore::migrate`] once to create or upgrade the tables there.
+///
+/// ```no_run
+/// use nexiom_storage::{PgStore, TenantStore};
+///
+/// # async fn demo() -> nexiom_storage::Result<()> {
+/// let store = PgStore::connect("postgres://postgres@127.0.0.1:5432/nexiom").await?;
+/// store.migrate().await?;
+/// let tenants = store.list_tenants().await?;
+/// # let _ = tenants;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct PgStore {
-    pool: sqlx::PgPool,
+    pool: PgPool,
 }
 
 impl PgStore {
+    /// Connects to `url` with a pool of 10 connections.
+    pub async fn connect(url: &str) -> Result<PgStore> {
+        let pool = PgPoolOptions::new()
+            .max_connections(10)
+            .connect(url)
+            .await
+            .map_err(error::db)?;
+        Ok(PgStore { pool })
+    }
+
+    /// Connects with `options` (for example a `search_path`) and a pool of
+    /// `max_connections`.
+    pub async fn connect_with(options: PgConnectOptions, max_connections: u32) -> Result<PgStore> {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .connect_with(options)
+            .await
+            .map_err(error::db)?;
+        Ok(PgStore { pool })
+    }
+
     /// Wraps an existing pool.
-    pub fn from_pool(pool: sqlx::PgPool) -> Self {
+    pub fn from_pool(pool: PgPool) -> Self {
         PgStore { pool }
     }
 
     /// The pool.
-    pub fn pool(&self) -> &sqlx::PgPool {
+    pub fn pool(&self) -> &PgPool {
         &self.pool
     }
+
+    /// The embedded migrations (`nexiom-storage/migrations`), for callers that
+    /// run them with their own tooling.
+    pub fn migrator() -> Migrator {
+        sqlx::migrate!("./migrations")
+    }
+
+    /// Creates or upgrades the schema in the connections' `search_path`
+    /// (idempotent; concurrent callers are serialized by sqlx's advisory lock).
+    pub async fn migrate(&self) -> Result<()> {
+        Self::migrator()
+            .run(&self.pool)
+            .await
+            .map_err(|e| StorageError::Backend {
+                message: format!("postgres: migrations failed: {e}"),
+                source: Some(Box::new(e)),
+            })
+    }
+}
+
+/// How many times an insert-if-absent re-runs when the row it collided with
+/// changed before it could be read (an open conversation closed meanwhile).
+const INSERT_ATTEMPTS: usize = 3;
+
+/// A `u32` limit as the `BIGINT` Postgres' `LIMIT` takes.
+fn limit(limit: u32) -> i64 {
+    i64::from(limit)
+}
+
+/// An optional `u32` limit (`None`: no limit, which `LIMIT NULL` means).
+fn opt_limit(limit: Option<u32>) -> Option<i64> {
+    limit.map(i64::from)
 }

@@ -1,0 +1,269 @@
+//! [`CommentStore`] on Postgres: `comments` and `comment_checkpoints`.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use nexiom_core::{
+    Comment, CommentCheckpoint, CommentId, DecisionId, Inserted, NewComment, PostId, TenantId,
+    Triage, validate,
+};
+
+use super::error::{Ref, WriteFailure, db, require_refs, write_error};
+use super::rows::{CheckpointRow, CommentRow, all};
+use super::{PgStore, limit};
+use crate::error::{Result, StorageError};
+use crate::traits::CommentStore;
+
+#[async_trait]
+impl CommentStore for PgStore {
+    async fn insert_comment(&self, new: NewComment) -> Result<Inserted<Comment>> {
+        validate::key("platform_comment_id", &new.platform_comment_id)?;
+        validate::opt_key(
+            "parent_platform_comment_id",
+            new.parent_platform_comment_id.as_deref(),
+        )?;
+        validate::opt_key("author_id", new.author_id.as_deref())?;
+        validate::opt_text("author_name", new.author_name.as_deref())?;
+        validate::text("text", &new.text)?;
+        let refs = [Ref::Post(new.post_id)];
+        // The post (the tenant's) gives the channel.
+        let inserted: std::result::Result<Option<CommentRow>, _> = sqlx::query_as(
+            "WITH post AS ( \
+                 SELECT id, channel_id FROM scheduled_posts WHERE tenant_id = $2 AND id = $3 \
+             ) \
+             INSERT INTO comments (id, tenant_id, post_id, channel_id, platform_comment_id, \
+                 parent_platform_comment_id, author_id, author_name, text, created_at, \
+                 stored_at, triage, confidence, ai_decision_id, hidden) \
+             SELECT $1, $2, post.id, post.channel_id, $4, $5, $6, $7, $8, $9, $10, \
+                 NULL, NULL, NULL, FALSE \
+             FROM post \
+             ON CONFLICT (post_id, platform_comment_id) DO NOTHING \
+             RETURNING *",
+        )
+        .bind(CommentId::generate().as_uuid())
+        .bind(new.tenant_id.as_uuid())
+        .bind(new.post_id.as_uuid())
+        .bind(&new.platform_comment_id)
+        .bind(new.parent_platform_comment_id.as_deref())
+        .bind(new.author_id.as_deref())
+        .bind(new.author_name.as_deref())
+        .bind(&new.text)
+        .bind(new.created_at)
+        .bind(new.stored_at)
+        .fetch_optional(&self.pool)
+        .await;
+        match inserted {
+            Ok(Some(row)) => return Ok(Inserted::created(row.into_entity()?)),
+            Ok(None) => {}
+            Err(err) => {
+                return Err(write_error(
+                    &self.pool,
+                    err,
+                    WriteFailure {
+                        tenant: Some(new.tenant_id),
+                        refs: &refs,
+                        conflict: None,
+                    },
+                )
+                .await);
+            }
+        }
+        require_refs(&self.pool, new.tenant_id, &refs).await?;
+        let existing: Option<CommentRow> = sqlx::query_as(
+            "SELECT * FROM comments \
+             WHERE tenant_id = $1 AND post_id = $2 AND platform_comment_id = $3",
+        )
+        .bind(new.tenant_id.as_uuid())
+        .bind(new.post_id.as_uuid())
+        .bind(&new.platform_comment_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        match existing {
+            Some(row) => Ok(Inserted::existing(row.into_entity()?)),
+            None => Err(StorageError::backend(
+                "postgres: the comment conflicted with a stored one that cannot be read",
+            )),
+        }
+    }
+
+    async fn get_comment(&self, tenant: TenantId, id: CommentId) -> Result<Comment> {
+        let row: Option<CommentRow> =
+            sqlx::query_as("SELECT * FROM comments WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant.as_uuid())
+                .bind(id.as_uuid())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db)?;
+        row.ok_or_else(|| StorageError::not_found("comment", id))?
+            .into_entity()
+    }
+
+    async fn find_comment(
+        &self,
+        tenant: TenantId,
+        post: PostId,
+        platform_comment_id: &str,
+    ) -> Result<Option<Comment>> {
+        validate::key("platform_comment_id", platform_comment_id)?;
+        let row: Option<CommentRow> = sqlx::query_as(
+            "SELECT * FROM comments \
+             WHERE tenant_id = $1 AND post_id = $2 AND platform_comment_id = $3",
+        )
+        .bind(tenant.as_uuid())
+        .bind(post.as_uuid())
+        .bind(platform_comment_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.map(CommentRow::into_entity).transpose()
+    }
+
+    async fn list_comments(
+        &self,
+        tenant: TenantId,
+        post: PostId,
+        max: u32,
+    ) -> Result<Vec<Comment>> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<CommentRow> = sqlx::query_as(
+            "SELECT * FROM comments WHERE tenant_id = $1 AND post_id = $2 \
+             ORDER BY created_at, id \
+             LIMIT $3",
+        )
+        .bind(tenant.as_uuid())
+        .bind(post.as_uuid())
+        .bind(limit(max))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        all(rows, CommentRow::into_entity)
+    }
+
+    async fn list_comments_since(
+        &self,
+        tenant: TenantId,
+        since: DateTime<Utc>,
+        max: u32,
+    ) -> Result<Vec<Comment>> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<CommentRow> = sqlx::query_as(
+            "SELECT * FROM comments WHERE tenant_id = $1 AND created_at >= $2 \
+             ORDER BY created_at, id \
+             LIMIT $3",
+        )
+        .bind(tenant.as_uuid())
+        .bind(since)
+        .bind(limit(max))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        all(rows, CommentRow::into_entity)
+    }
+
+    async fn set_comment_triage(
+        &self,
+        tenant: TenantId,
+        id: CommentId,
+        triage: Triage,
+        confidence: f64,
+        decision: Option<DecisionId>,
+    ) -> Result<Comment> {
+        validate::unit_interval("confidence", confidence)?;
+        let row: Option<CommentRow> = sqlx::query_as(
+            "UPDATE comments SET triage = $3, confidence = $4, ai_decision_id = $5 \
+             WHERE tenant_id = $1 AND id = $2 \
+             RETURNING *",
+        )
+        .bind(tenant.as_uuid())
+        .bind(id.as_uuid())
+        .bind(triage.as_str())
+        .bind(confidence)
+        .bind(decision.map(|d| d.as_uuid()))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.ok_or_else(|| StorageError::not_found("comment", id))?
+            .into_entity()
+    }
+
+    async fn set_comment_hidden(
+        &self,
+        tenant: TenantId,
+        id: CommentId,
+        hidden: bool,
+    ) -> Result<Comment> {
+        let row: Option<CommentRow> = sqlx::query_as(
+            "UPDATE comments SET hidden = $3 WHERE tenant_id = $1 AND id = $2 RETURNING *",
+        )
+        .bind(tenant.as_uuid())
+        .bind(id.as_uuid())
+        .bind(hidden)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.ok_or_else(|| StorageError::not_found("comment", id))?
+            .into_entity()
+    }
+
+    async fn get_checkpoint(
+        &self,
+        tenant: TenantId,
+        post: PostId,
+    ) -> Result<Option<CommentCheckpoint>> {
+        let row: Option<CheckpointRow> = sqlx::query_as(
+            "SELECT * FROM comment_checkpoints WHERE tenant_id = $1 AND post_id = $2",
+        )
+        .bind(tenant.as_uuid())
+        .bind(post.as_uuid())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.map(CheckpointRow::into_entity).transpose()
+    }
+
+    async fn save_checkpoint(&self, checkpoint: CommentCheckpoint) -> Result<CommentCheckpoint> {
+        validate::opt_key("last_cursor", checkpoint.last_cursor.as_deref())?;
+        let refs = [Ref::Post(checkpoint.post_id)];
+        // The WHERE keeps another tenant's checkpoint (of its own post) untouched;
+        // the foreign key refuses a post that is not the tenant's.
+        let saved: std::result::Result<Option<CheckpointRow>, _> = sqlx::query_as(
+            "INSERT INTO comment_checkpoints (post_id, tenant_id, last_cursor, last_seen_at, \
+                 updated_at) \
+             VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (post_id) DO UPDATE SET \
+                 last_cursor = EXCLUDED.last_cursor, \
+                 last_seen_at = EXCLUDED.last_seen_at, \
+                 updated_at = EXCLUDED.updated_at \
+             WHERE comment_checkpoints.tenant_id = EXCLUDED.tenant_id \
+             RETURNING *",
+        )
+        .bind(checkpoint.post_id.as_uuid())
+        .bind(checkpoint.tenant_id.as_uuid())
+        .bind(checkpoint.last_cursor.as_deref())
+        .bind(checkpoint.last_seen_at)
+        .bind(checkpoint.updated_at)
+        .fetch_optional(&self.pool)
+        .await;
+        match saved {
+            Ok(Some(row)) => row.into_entity(),
+            Ok(None) => {
+                require_refs(&self.pool, checkpoint.tenant_id, &refs).await?;
+                Err(StorageError::unknown("post", checkpoint.post_id))
+            }
+            Err(err) => Err(write_error(
+                &self.pool,
+                err,
+                WriteFailure {
+                    tenant: Some(checkpoint.tenant_id),
+                    refs: &refs,
+                    conflict: None,
+                },
+            )
+            .await),
+        }
+    }
+}

@@ -1,0 +1,291 @@
+//! [`EventStore`] on Postgres: `webhook_events`, `contacts`, `contact_channels`.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use nexiom_core::{
+    Contact, ContactChannel, ContactChannelId, ContactId, ConversationId, Inserted,
+    NewContactChannel, NewWebhookEvent, Platform, TenantId, WebhookEvent, WebhookEventId, validate,
+};
+
+use super::error::{Ref, WriteFailure, db, require_refs, write_error};
+use super::rows::{ContactChannelRow, ContactRow, EventRow, all};
+use super::{PgStore, limit};
+use crate::error::{Result, StorageError};
+use crate::traits::EventStore;
+
+fn validate_event(new: &NewWebhookEvent) -> Result<()> {
+    validate::key("event_id", &new.event_id)?;
+    validate::opt_key("sender_id", new.sender_id.as_deref())?;
+    validate::opt_text("sender_name", new.sender_name.as_deref())?;
+    validate::opt_text("text", new.text.as_deref())?;
+    validate::opt_key("target_id", new.target_id.as_deref())?;
+    validate::opt_key("parent_id", new.parent_id.as_deref())?;
+    validate::json("payload", &new.payload)?;
+    Ok(())
+}
+
+#[async_trait]
+impl EventStore for PgStore {
+    async fn insert_event(&self, new: NewWebhookEvent) -> Result<Inserted<WebhookEvent>> {
+        validate_event(&new)?;
+        let refs = [Ref::ChannelOn(new.channel_id, new.platform.clone())];
+        let inserted: std::result::Result<Option<EventRow>, _> = sqlx::query_as(
+            "INSERT INTO webhook_events (id, tenant_id, channel_id, platform, event_id, kind, \
+                 sender_id, sender_name, text, has_media, delivery_status, target_id, parent_id, \
+                 occurred_at, payload, received_at, routed_at, conversation_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+                 NULL, NULL) \
+             ON CONFLICT (platform, event_id) DO NOTHING \
+             RETURNING *",
+        )
+        .bind(WebhookEventId::generate().as_uuid())
+        .bind(new.tenant_id.as_uuid())
+        .bind(new.channel_id.as_uuid())
+        .bind(new.platform.as_str())
+        .bind(&new.event_id)
+        .bind(new.kind.as_str())
+        .bind(new.sender_id.as_deref())
+        .bind(new.sender_name.as_deref())
+        .bind(new.text.as_deref())
+        .bind(new.has_media)
+        .bind(new.delivery_status.map(|s| s.as_str()))
+        .bind(new.target_id.as_deref())
+        .bind(new.parent_id.as_deref())
+        .bind(new.occurred_at)
+        .bind(&new.payload)
+        .bind(new.received_at)
+        .fetch_optional(&self.pool)
+        .await;
+        match inserted {
+            Ok(Some(row)) => return Ok(Inserted::created(row.into_entity()?)),
+            Ok(None) => {}
+            Err(err) => {
+                return Err(write_error(
+                    &self.pool,
+                    err,
+                    WriteFailure {
+                        tenant: Some(new.tenant_id),
+                        refs: &refs,
+                        conflict: None,
+                    },
+                )
+                .await);
+            }
+        }
+        // The key is taken: the references are checked first (as for a new
+        // event), then the stored event is returned unchanged.
+        require_refs(&self.pool, new.tenant_id, &refs).await?;
+        let existing: Option<EventRow> =
+            sqlx::query_as("SELECT * FROM webhook_events WHERE platform = $1 AND event_id = $2")
+                .bind(new.platform.as_str())
+                .bind(&new.event_id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db)?;
+        match existing {
+            Some(row) if row.tenant_id() == new.tenant_id.as_uuid() => {
+                Ok(Inserted::existing(row.into_entity()?))
+            }
+            // Another tenant's event under the same platform key: never returned.
+            Some(_) => Err(StorageError::conflict(
+                "event",
+                format!("platform {} and event id {:?}", new.platform, new.event_id),
+            )),
+            None => Err(StorageError::backend(format!(
+                "postgres: event {}/{} conflicted but cannot be read",
+                new.platform, new.event_id
+            ))),
+        }
+    }
+
+    async fn get_event(&self, tenant: TenantId, id: WebhookEventId) -> Result<WebhookEvent> {
+        let row: Option<EventRow> =
+            sqlx::query_as("SELECT * FROM webhook_events WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant.as_uuid())
+                .bind(id.as_uuid())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db)?;
+        row.ok_or_else(|| StorageError::not_found("event", id))?
+            .into_entity()
+    }
+
+    async fn find_event(
+        &self,
+        tenant: TenantId,
+        platform: &Platform,
+        event_id: &str,
+    ) -> Result<Option<WebhookEvent>> {
+        validate::key("event_id", event_id)?;
+        let row: Option<EventRow> = sqlx::query_as(
+            "SELECT * FROM webhook_events \
+             WHERE tenant_id = $1 AND platform = $2 AND event_id = $3",
+        )
+        .bind(tenant.as_uuid())
+        .bind(platform.as_str())
+        .bind(event_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.map(EventRow::into_entity).transpose()
+    }
+
+    async fn list_unrouted_events(
+        &self,
+        platform: Option<&Platform>,
+        max: u32,
+    ) -> Result<Vec<WebhookEvent>> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<EventRow> = sqlx::query_as(
+            "SELECT * FROM webhook_events \
+             WHERE routed_at IS NULL AND ($1::text IS NULL OR platform = $1) \
+             ORDER BY received_at, id \
+             LIMIT $2",
+        )
+        .bind(platform.map(Platform::as_str))
+        .bind(limit(max))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        all(rows, EventRow::into_entity)
+    }
+
+    async fn mark_event_routed(
+        &self,
+        tenant: TenantId,
+        id: WebhookEventId,
+        conversation_id: Option<ConversationId>,
+        routed_at: DateTime<Utc>,
+    ) -> Result<WebhookEvent> {
+        // The first routing wins: `routed_at` and `conversation_id` in SET read
+        // the values before the update.
+        let result: std::result::Result<Option<EventRow>, _> = sqlx::query_as(
+            "UPDATE webhook_events SET \
+                 routed_at = COALESCE(routed_at, $3), \
+                 conversation_id = CASE WHEN routed_at IS NULL THEN $4 ELSE conversation_id END \
+             WHERE tenant_id = $1 AND id = $2 \
+             RETURNING *",
+        )
+        .bind(tenant.as_uuid())
+        .bind(id.as_uuid())
+        .bind(routed_at)
+        .bind(conversation_id.map(|c| c.as_uuid()))
+        .fetch_optional(&self.pool)
+        .await;
+        match result {
+            Ok(row) => row
+                .ok_or_else(|| StorageError::not_found("event", id))?
+                .into_entity(),
+            Err(err) => {
+                let refs: Vec<Ref> = conversation_id.map(Ref::Conversation).into_iter().collect();
+                Err(write_error(
+                    &self.pool,
+                    err,
+                    WriteFailure {
+                        tenant: Some(tenant),
+                        refs: &refs,
+                        conflict: None,
+                    },
+                )
+                .await)
+            }
+        }
+    }
+
+    async fn insert_contact_channel(
+        &self,
+        new: NewContactChannel,
+    ) -> Result<Inserted<ContactChannel>> {
+        validate::key("external_handle", &new.external_handle)?;
+        validate::opt_text("display_name", new.display_name.as_deref())?;
+        // The handle is inserted first; its contact only when the handle was new
+        // (the foreign key to the contact is checked at the end of the statement).
+        let inserted: std::result::Result<Option<ContactChannelRow>, _> = sqlx::query_as(
+            "WITH cc AS ( \
+                 INSERT INTO contact_channels (id, tenant_id, contact_id, platform, \
+                     external_handle, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6) \
+                 ON CONFLICT (tenant_id, platform, external_handle) DO NOTHING \
+                 RETURNING * \
+             ), contact AS ( \
+                 INSERT INTO contacts (id, tenant_id, display_name, created_at) \
+                 SELECT contact_id, tenant_id, $7, created_at FROM cc \
+             ) \
+             SELECT * FROM cc",
+        )
+        .bind(ContactChannelId::generate().as_uuid())
+        .bind(new.tenant_id.as_uuid())
+        .bind(ContactId::generate().as_uuid())
+        .bind(new.platform.as_str())
+        .bind(&new.external_handle)
+        .bind(new.created_at)
+        .bind(new.display_name.as_deref())
+        .fetch_optional(&self.pool)
+        .await;
+        match inserted {
+            Ok(Some(row)) => return Ok(Inserted::created(row.into_entity()?)),
+            Ok(None) => {}
+            Err(err) => {
+                return Err(write_error(
+                    &self.pool,
+                    err,
+                    WriteFailure {
+                        tenant: Some(new.tenant_id),
+                        refs: &[],
+                        conflict: None,
+                    },
+                )
+                .await);
+            }
+        }
+        let existing: Option<ContactChannelRow> = sqlx::query_as(
+            "SELECT * FROM contact_channels \
+             WHERE tenant_id = $1 AND platform = $2 AND external_handle = $3",
+        )
+        .bind(new.tenant_id.as_uuid())
+        .bind(new.platform.as_str())
+        .bind(&new.external_handle)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        match existing {
+            Some(row) => Ok(Inserted::existing(row.into_entity()?)),
+            None => Err(StorageError::backend(format!(
+                "postgres: contact channel {}/{} conflicted but cannot be read",
+                new.platform, new.external_handle
+            ))),
+        }
+    }
+
+    async fn get_contact(&self, tenant: TenantId, id: ContactId) -> Result<Contact> {
+        let row: Option<ContactRow> =
+            sqlx::query_as("SELECT * FROM contacts WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant.as_uuid())
+                .bind(id.as_uuid())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db)?;
+        row.ok_or_else(|| StorageError::not_found("contact", id))?
+            .into_entity()
+    }
+
+    async fn list_contact_channels(
+        &self,
+        tenant: TenantId,
+        contact: ContactId,
+    ) -> Result<Vec<ContactChannel>> {
+        let rows: Vec<ContactChannelRow> = sqlx::query_as(
+            "SELECT * FROM contact_channels \
+             WHERE tenant_id = $1 AND contact_id = $2 \
+             ORDER BY created_at, id",
+        )
+        .bind(tenant.as_uuid())
+        .bind(contact.as_uuid())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        all(rows, ContactChannelRow::into_entity)
+    }
+}

@@ -1,0 +1,188 @@
+//! [`TenantStore`] on Postgres: `tenants` and `channels`.
+
+use async_trait::async_trait;
+use nexiom_core::{
+    Channel, ChannelId, ChannelStatus, Credentials, NewChannel, NewTenant, Platform, Tenant,
+    TenantId, validate,
+};
+
+use super::PgStore;
+use super::error::{WriteFailure, db, write_error};
+use super::rows::{ChannelRow, TenantRow, all};
+use crate::error::{Result, StorageError};
+use crate::traits::TenantStore;
+
+/// Checks the secrets of a credentials set (no NUL, bounded length).
+fn validate_credentials(credentials: &Credentials) -> Result<()> {
+    validate::opt_text(
+        "access_token",
+        credentials.access_token.as_ref().map(|s| s.expose()),
+    )?;
+    validate::opt_text(
+        "refresh_token",
+        credentials.refresh_token.as_ref().map(|s| s.expose()),
+    )?;
+    Ok(())
+}
+
+#[async_trait]
+impl TenantStore for PgStore {
+    async fn create_tenant(&self, new: NewTenant) -> Result<Tenant> {
+        validate::key("name", &new.name)?;
+        let row: TenantRow = sqlx::query_as(
+            "INSERT INTO tenants (id, name, time_zone, created_at) VALUES ($1, $2, $3, $4) \
+             RETURNING *",
+        )
+        .bind(TenantId::generate().as_uuid())
+        .bind(&new.name)
+        .bind(new.time_zone.name())
+        .bind(new.created_at)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db)?;
+        row.into_entity()
+    }
+
+    async fn get_tenant(&self, id: TenantId) -> Result<Tenant> {
+        let row: Option<TenantRow> = sqlx::query_as("SELECT * FROM tenants WHERE id = $1")
+            .bind(id.as_uuid())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        row.ok_or_else(|| StorageError::not_found("tenant", id))?
+            .into_entity()
+    }
+
+    async fn list_tenants(&self) -> Result<Vec<Tenant>> {
+        let rows: Vec<TenantRow> = sqlx::query_as("SELECT * FROM tenants ORDER BY created_at, id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        all(rows, TenantRow::into_entity)
+    }
+
+    async fn create_channel(&self, new: NewChannel) -> Result<Channel> {
+        validate::key("external_account_id", &new.external_account_id)?;
+        validate::key("name", &new.name)?;
+        validate_credentials(&new.credentials)?;
+        let result: std::result::Result<ChannelRow, _> = sqlx::query_as(
+            "INSERT INTO channels (id, tenant_id, platform, external_account_id, name, \
+                 access_token, refresh_token, expires_at, status, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             RETURNING *",
+        )
+        .bind(ChannelId::generate().as_uuid())
+        .bind(new.tenant_id.as_uuid())
+        .bind(new.platform.as_str())
+        .bind(&new.external_account_id)
+        .bind(&new.name)
+        .bind(new.credentials.access_token.as_ref().map(|s| s.expose()))
+        .bind(new.credentials.refresh_token.as_ref().map(|s| s.expose()))
+        .bind(new.credentials.expires_at)
+        .bind(ChannelStatus::Active.as_str())
+        .bind(new.created_at)
+        .fetch_one(&self.pool)
+        .await;
+        match result {
+            Ok(row) => row.into_entity(),
+            Err(err) => Err(write_error(
+                &self.pool,
+                err,
+                WriteFailure {
+                    tenant: Some(new.tenant_id),
+                    refs: &[],
+                    conflict: Some((
+                        "channel",
+                        format!(
+                            "platform {} and external_account_id {:?}",
+                            new.platform, new.external_account_id
+                        ),
+                    )),
+                },
+            )
+            .await),
+        }
+    }
+
+    async fn get_channel(&self, tenant: TenantId, id: ChannelId) -> Result<Channel> {
+        let row: Option<ChannelRow> =
+            sqlx::query_as("SELECT * FROM channels WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant.as_uuid())
+                .bind(id.as_uuid())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db)?;
+        row.ok_or_else(|| StorageError::not_found("channel", id))?
+            .into_entity()
+    }
+
+    async fn find_channel_by_account(
+        &self,
+        platform: &Platform,
+        external_account_id: &str,
+    ) -> Result<Option<Channel>> {
+        validate::key("external_account_id", external_account_id)?;
+        let row: Option<ChannelRow> = sqlx::query_as(
+            "SELECT * FROM channels WHERE platform = $1 AND external_account_id = $2",
+        )
+        .bind(platform.as_str())
+        .bind(external_account_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.map(ChannelRow::into_entity).transpose()
+    }
+
+    async fn list_channels(&self, tenant: TenantId) -> Result<Vec<Channel>> {
+        let rows: Vec<ChannelRow> =
+            sqlx::query_as("SELECT * FROM channels WHERE tenant_id = $1 ORDER BY created_at, id")
+                .bind(tenant.as_uuid())
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db)?;
+        all(rows, ChannelRow::into_entity)
+    }
+
+    async fn update_channel_credentials(
+        &self,
+        tenant: TenantId,
+        id: ChannelId,
+        credentials: Credentials,
+    ) -> Result<Channel> {
+        validate_credentials(&credentials)?;
+        let row: Option<ChannelRow> = sqlx::query_as(
+            "UPDATE channels SET access_token = $3, refresh_token = $4, expires_at = $5 \
+             WHERE tenant_id = $1 AND id = $2 \
+             RETURNING *",
+        )
+        .bind(tenant.as_uuid())
+        .bind(id.as_uuid())
+        .bind(credentials.access_token.as_ref().map(|s| s.expose()))
+        .bind(credentials.refresh_token.as_ref().map(|s| s.expose()))
+        .bind(credentials.expires_at)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.ok_or_else(|| StorageError::not_found("channel", id))?
+            .into_entity()
+    }
+
+    async fn set_channel_status(
+        &self,
+        tenant: TenantId,
+        id: ChannelId,
+        status: ChannelStatus,
+    ) -> Result<Channel> {
+        let row: Option<ChannelRow> = sqlx::query_as(
+            "UPDATE channels SET status = $3 WHERE tenant_id = $1 AND id = $2 RETURNING *",
+        )
+        .bind(tenant.as_uuid())
+        .bind(id.as_uuid())
+        .bind(status.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.ok_or_else(|| StorageError::not_found("channel", id))?
+            .into_entity()
+    }
+}
