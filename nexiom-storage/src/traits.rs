@@ -19,7 +19,14 @@
 //!   concurrent callers (threads, tasks, processes on one Postgres) never observe
 //!   or produce a half-applied state.
 //! - **Ordering.** Lists are returned in the order each method documents, with the
-//!   id (time-ordered UUID v7) as the final tie-breaker.
+//!   id (time-ordered UUID v7) as the final tie-breaker. Names and keys sort by
+//!   bytes (as Rust sorts strings; `COLLATE "C"` on Postgres).
+//! - **Keys in reads.** A key passed to a lookup (`find_*`, a setting key, a worker
+//!   name) is validated like a key in an input: an empty one is `Invalid`, not
+//!   `Ok(None)`.
+//! - **References checked in a fixed order.** When an input names several missing
+//!   rows, the tenant is reported first, then the references in the order the
+//!   input type lists them, on every backend.
 //!
 //! [`StorageError::NotFound`]: crate::StorageError::NotFound
 //! [`StorageError::UnknownReference`]: crate::StorageError::UnknownReference
@@ -78,7 +85,8 @@ pub trait EventStore: Send + Sync {
     /// Stores the event unless `(platform, event_id)` is already stored, in which
     /// case the stored event is returned unchanged with `created == false`.
     /// `UnknownReference` when the channel is not the tenant's, or its platform
-    /// differs from the event's.
+    /// differs from the event's. `Conflict` when another tenant holds that key
+    /// (its event is never returned).
     async fn insert_event(&self, new: NewWebhookEvent) -> Result<Inserted<WebhookEvent>>;
     /// The event, or `NotFound`.
     async fn get_event(&self, tenant: TenantId, id: WebhookEventId) -> Result<WebhookEvent>;
@@ -196,7 +204,8 @@ pub trait ConversationStore: Send + Sync {
         provider_message_id: &str,
         status: DeliveryStatus,
     ) -> Result<Option<Message>>;
-    /// Records the message's triage, confidence and deciding decision.
+    /// Records the message's triage, confidence and deciding decision. The decision
+    /// id is not checked: decisions outlive the rules and rows they name.
     async fn set_message_triage(
         &self,
         tenant: TenantId,
@@ -254,7 +263,8 @@ pub trait PostStore: Send + Sync {
     /// (lease cleared) so that they can be claimed again; returns how many.
     async fn release_stale_leases(&self, now: DateTime<Utc>) -> Result<u64>;
     /// Up to `limit` `published` posts of every tenant with
-    /// `next_check_at <= now < stop_at`, oldest `next_check_at` first.
+    /// `next_check_at <= now < stop_at` (no `stop_at`: no end), oldest
+    /// `next_check_at` first.
     async fn list_posts_due_for_polling(
         &self,
         now: DateTime<Utc>,
@@ -381,7 +391,7 @@ pub trait RuleStore: Send + Sync {
     /// The tenant's AI-control switch (OFF when never set). `NotFound` for an
     /// unknown tenant.
     async fn get_ai_control(&self, tenant: TenantId) -> Result<AiControl>;
-    /// Switches the tenant's AI control.
+    /// Switches the tenant's AI control. `UnknownReference` for an unknown tenant.
     async fn set_ai_control(
         &self,
         tenant: TenantId,

@@ -3,13 +3,13 @@
 
 use std::fmt;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use nexiom_core::{AiRule, IgnoreExample, IgnoreExampleId, RuleId, RuleType, Triage};
 use regex::RegexSet;
 use serde::{Deserialize, Serialize};
 
 use crate::error::TriageError;
-use crate::similarity::{self, Example, Probe, SimilarityStats};
+use crate::similarity::{self, Example, Examples, Probe, SimilarityStats};
 use crate::text::fold_for_matching;
 
 /// The similarity above which an item is ignored as a near-copy of an
@@ -139,26 +139,23 @@ impl Classification {
             triage = Triage::Ignore;
             reason = Reason::AiControlOff;
         }
-        let snapshot = serde_json::json!({
-            "matched_rules": self.matched_rules,
-            "candidate": self.triage,
-            "candidate_reason": self.reason,
-            "similar_example": self.similar_example.map(|(id, s)| serde_json::json!({"id": id, "similarity": s})),
-            "generator_confidence": generator_confidence,
-            "confidence_min": self.confidence_min,
-            "ai_control_on": ai_control_on,
-        });
         Decision {
             triage,
             confidence,
             reason,
             rule: self.rule,
-            snapshot,
+            candidate: self.triage,
+            candidate_reason: self.reason,
+            matched_rules: self.matched_rules,
+            similar_example: self.similar_example,
+            generator_confidence,
+            confidence_min: self.confidence_min,
+            ai_control_on,
         }
     }
 }
 
-/// The outcome of triage for one item.
+/// The outcome of triage for one item, with what was evaluated to reach it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Decision {
     /// Ignore, escalate or auto-reply.
@@ -169,8 +166,36 @@ pub struct Decision {
     pub reason: Reason,
     /// The deciding rule, if any.
     pub rule: Option<RuleRef>,
-    /// What was evaluated, for the stored decision.
-    pub snapshot: serde_json::Value,
+    /// The outcome of steps 1-4, before `confidence_min` and AI control.
+    pub candidate: Triage,
+    /// The reason of steps 1-4.
+    pub candidate_reason: Reason,
+    /// Names of every enabled rule that matched, in evaluation order.
+    pub matched_rules: Vec<String>,
+    /// The closest ignore-example above the threshold, with its similarity.
+    pub similar_example: Option<(IgnoreExampleId, f64)>,
+    /// The reply generator's confidence, when one was given.
+    pub generator_confidence: Option<f64>,
+    /// `confidence_min` of the deciding auto rule.
+    pub confidence_min: Option<f64>,
+    /// The AI-control switch as evaluated.
+    pub ai_control_on: bool,
+}
+
+impl Decision {
+    /// The snapshot stored with the decision: everything that was evaluated, as
+    /// JSON. Built on request, so deciding stays allocation-light.
+    pub fn snapshot(&self) -> serde_json::Value {
+        serde_json::json!({
+            "candidate": self.candidate,
+            "candidate_reason": self.candidate_reason,
+            "matched_rules": self.matched_rules,
+            "similar_example": self.similar_example.map(|(id, s)| serde_json::json!({"id": id, "similarity": s})),
+            "generator_confidence": self.generator_confidence,
+            "confidence_min": self.confidence_min,
+            "ai_control_on": self.ai_control_on,
+        })
+    }
 }
 
 /// One item to triage.
@@ -229,7 +254,7 @@ pub struct TriageEngine {
     patterns: RegexSet,
     pattern_rules: Vec<usize>,
     example_ids: Vec<IgnoreExampleId>,
-    examples: Vec<Example>,
+    examples: Examples,
     config: TriageConfig,
 }
 
@@ -258,10 +283,18 @@ impl TriageEngine {
         // priority, type, name, id.
         enabled.sort_by(|a, b| {
             let group = |r: &AiRule| u8::from(r.rule_type == RuleType::Auto);
-            (group(a), a.priority, type_rank(a.rule_type), &a.name, a.id)
-                .cmp(&(group(b), b.priority, type_rank(b.rule_type), &b.name, b.id))
+            (group(a), a.priority, type_rank(a.rule_type), &a.name, a.id).cmp(&(
+                group(b),
+                b.priority,
+                type_rank(b.rule_type),
+                &b.name,
+                b.id,
+            ))
         });
-        let guard_rules = enabled.iter().filter(|r| r.rule_type != RuleType::Auto).count();
+        let guard_rules = enabled
+            .iter()
+            .filter(|r| r.rule_type != RuleType::Auto)
+            .count();
 
         let mut compiled = Vec::with_capacity(enabled.len());
         let mut keyword_index: std::collections::HashMap<String, usize> = Default::default();
@@ -326,6 +359,9 @@ impl TriageEngine {
             Some(
                 AhoCorasickBuilder::new()
                     .match_kind(MatchKind::Standard)
+                    // A full DFA: more memory (a few MB for thousands of
+                    // keywords), fastest search; it is built once per rule set.
+                    .kind(Some(AhoCorasickKind::DFA))
                     .build(&keyword_texts)
                     .map_err(|e| TriageError::TooLarge(e.to_string()))?,
             )
@@ -333,10 +369,12 @@ impl TriageEngine {
         let patterns =
             RegexSet::new(&pattern_texts).map_err(|e| TriageError::TooLarge(e.to_string()))?;
         let example_ids = examples.iter().map(|e| e.id).collect();
-        let examples = examples
-            .iter()
-            .map(|e| Example::new(&fold_for_matching(&e.text)))
-            .collect();
+        let examples = Examples::new(
+            examples
+                .iter()
+                .map(|e| Example::new(&fold_for_matching(&e.text)))
+                .collect(),
+        );
         Ok(TriageEngine {
             rules: compiled,
             guard_rules,
@@ -399,7 +437,10 @@ impl TriageEngine {
             rule_type: r.rule_type,
         };
 
-        if let Some(rule) = (0..self.guard_rules).find(|&i| matched[i]).map(|i| &self.rules[i]) {
+        if let Some(rule) = (0..self.guard_rules)
+            .find(|&i| matched[i])
+            .map(|i| &self.rules[i])
+        {
             let (triage, reason) = match rule.rule_type {
                 RuleType::Deny => (Triage::Ignore, Reason::DenyRule),
                 _ => (Triage::Escalate, Reason::EscalateRule),
@@ -435,7 +476,10 @@ impl TriageEngine {
             }
         }
 
-        match (self.guard_rules..self.rules.len()).find(|&i| matched[i]).map(|i| &self.rules[i]) {
+        match (self.guard_rules..self.rules.len())
+            .find(|&i| matched[i])
+            .map(|i| &self.rules[i])
+        {
             Some(rule) => Classification {
                 triage: Triage::AutoReply,
                 reason: Reason::AutoRule,
@@ -468,9 +512,15 @@ impl TriageEngine {
                     continue;
                 }
                 let before_ok = !keyword.boundary_start
-                    || !folded[..m.start()].chars().next_back().is_some_and(char::is_alphanumeric);
+                    || !folded[..m.start()]
+                        .chars()
+                        .next_back()
+                        .is_some_and(char::is_alphanumeric);
                 let after_ok = !keyword.boundary_end
-                    || !folded[m.end()..].chars().next().is_some_and(char::is_alphanumeric);
+                    || !folded[m.end()..]
+                        .chars()
+                        .next()
+                        .is_some_and(char::is_alphanumeric);
                 if before_ok && after_ok {
                     for &r in &keyword.rules {
                         matched[r] = true;
@@ -478,7 +528,11 @@ impl TriageEngine {
                 }
             }
         }
-        if !self.pattern_rules.is_empty() {
+        // `is_match` first: it can use the patterns' literal prefilter and stops
+        // at the first match, while `matches` runs every pattern to the end
+        // (slowly on non-ASCII text when patterns use Unicode `\b`). Most items
+        // match no pattern.
+        if !self.pattern_rules.is_empty() && self.patterns.is_match(original) {
             for p in self.patterns.matches(original).iter() {
                 matched[self.pattern_rules[p]] = true;
             }

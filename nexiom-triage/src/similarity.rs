@@ -27,6 +27,28 @@ impl Example {
     }
 }
 
+/// The ignore-examples, sorted by length so that only those whose length can
+/// reach the threshold are visited. `order[i]` is the position of the i-th
+/// shortest example in the tenant's list (ties go to the earlier one there).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Examples {
+    sorted: Vec<Example>,
+    order: Vec<usize>,
+}
+
+impl Examples {
+    pub(crate) fn new(examples: Vec<Example>) -> Self {
+        let mut indexed: Vec<(usize, Example)> = examples.into_iter().enumerate().collect();
+        indexed.sort_by_key(|(i, e)| (e.chars.len(), *i));
+        let (order, sorted) = indexed.into_iter().unzip();
+        Examples { sorted, order }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.sorted.is_empty()
+    }
+}
+
 /// A text prepared for comparison with the examples.
 pub(crate) struct Probe {
     chars: Vec<char>,
@@ -53,7 +75,7 @@ fn histogram(chars: &[char]) -> [u16; BUCKETS] {
 /// Counters of how much work the filters saved (for benchmarks and tests).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SimilarityStats {
-    /// Examples skipped by the length bound.
+    /// Examples never visited: their length alone rules them out.
     pub skipped_by_length: u64,
     /// Examples skipped by the histogram bound.
     pub skipped_by_histogram: u64,
@@ -61,63 +83,116 @@ pub struct SimilarityStats {
     pub compared: u64,
 }
 
+/// The best match so far: position in the tenant's list, distance, longer length.
+/// Similarity `1 − d / l` is compared exactly, as fractions of integers.
+#[derive(Clone, Copy)]
+struct Best {
+    index: usize,
+    distance: usize,
+    longer: usize,
+}
+
 /// The example most similar to `probe` with a similarity strictly greater than
-/// `threshold`, as `(index, similarity)`; the first one on a tie.
+/// `threshold`, as `(position in the tenant's list, similarity)`; on a tie, the
+/// earlier example of the list.
 pub(crate) fn best_match(
     probe: &Probe,
-    examples: &[Example],
+    examples: &Examples,
     threshold: f64,
     stats: &mut SimilarityStats,
 ) -> Option<(usize, f64)> {
-    let mut best: Option<(usize, f64)> = None;
     let n = probe.chars.len();
-    for (index, example) in examples.iter().enumerate() {
-        let cutoff = best.map_or(threshold, |(_, s)| s);
+    // Any example within the threshold has |n − m| < (1 − t)·max(n, m), so
+    // t·n < m < n / t. Visit only that window of the sorted list (with a margin
+    // of one for rounding; the exact checks below decide).
+    let (low, high) = if threshold > 0.0 {
+        let low = (threshold * n as f64).floor() as usize;
+        let high = (n as f64 / threshold).ceil() as usize + 1;
+        (low.saturating_sub(1), high)
+    } else {
+        (0, usize::MAX)
+    };
+    let begin = examples.sorted.partition_point(|e| e.chars.len() < low);
+    let end = examples.sorted.partition_point(|e| e.chars.len() <= high);
+    stats.skipped_by_length += (examples.sorted.len() - (end - begin.min(end))) as u64;
+
+    let mut best: Option<Best> = None;
+    for slot in begin..end {
+        let example = &examples.sorted[slot];
+        let index = examples.order[slot];
         let m = example.chars.len();
         let longer = n.max(m);
         if longer == 0 {
-            // Two empty texts are identical.
-            if 1.0 > cutoff {
-                best = Some((index, 1.0));
+            // Two empty texts are identical: similarity 1.
+            if threshold < 1.0 && best.is_none_or(|b| b.distance > 0 || index < b.index) {
+                best = Some(Best {
+                    index,
+                    distance: 0,
+                    longer: 0,
+                });
             }
             continue;
         }
-        let longer_f = longer as f64;
-        // Largest distance that still beats the cutoff: d < (1 − cutoff)·longer.
-        let limit = (1.0 - cutoff) * longer_f;
-        if limit <= 0.0 {
-            continue;
-        }
-        let max_distance = if limit.fract() == 0.0 {
-            limit as usize - 1
-        } else {
-            limit.floor() as usize
+        // The largest distance that can still win.
+        let max_distance = match best {
+            None => {
+                let limit = (1.0 - threshold) * longer as f64;
+                if limit <= 0.0 {
+                    continue;
+                }
+                if limit.fract() == 0.0 {
+                    limit as usize - 1
+                } else {
+                    limit.floor() as usize
+                }
+            }
+            Some(b) if b.longer == 0 => continue,
+            Some(b) => {
+                // d / longer < b.distance / b.longer, or equal when earlier.
+                let scaled = b.distance * longer;
+                if index < b.index {
+                    scaled / b.longer
+                } else if scaled == 0 {
+                    continue;
+                } else {
+                    (scaled - 1) / b.longer
+                }
+            }
         };
         if n.abs_diff(m) > max_distance {
             stats.skipped_by_length += 1;
             continue;
         }
-        let (mut surplus_probe, mut surplus_example) = (0usize, 0usize);
+        // Branch-free so that it vectorizes.
+        let (mut surplus_probe, mut surplus_example) = (0u32, 0u32);
         for (a, b) in probe.histogram.iter().zip(example.histogram.iter()) {
-            if a > b {
-                surplus_probe += usize::from(a - b);
-            } else {
-                surplus_example += usize::from(b - a);
-            }
+            surplus_probe += u32::from(a.saturating_sub(*b));
+            surplus_example += u32::from(b.saturating_sub(*a));
         }
-        if surplus_probe.max(surplus_example) > max_distance {
+        if surplus_probe.max(surplus_example) as usize > max_distance {
             stats.skipped_by_histogram += 1;
             continue;
         }
         stats.compared += 1;
         if let Some(distance) = bounded_levenshtein(&probe.chars, &example.chars, max_distance) {
-            let similarity = 1.0 - distance as f64 / longer_f;
-            if similarity > cutoff {
-                best = Some((index, similarity));
+            let similarity = 1.0 - distance as f64 / longer as f64;
+            if best.is_some() || similarity > threshold {
+                best = Some(Best {
+                    index,
+                    distance,
+                    longer,
+                });
             }
         }
     }
-    best
+    best.map(|b| {
+        let similarity = if b.longer == 0 {
+            1.0
+        } else {
+            1.0 - b.distance as f64 / b.longer as f64
+        };
+        (b.index, similarity)
+    })
 }
 
 /// The Levenshtein distance of `a` and `b` when it is at most `k`, else `None`.
@@ -167,7 +242,10 @@ mod tests {
     struct Lcg(u64);
     impl Lcg {
         fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             self.0 >> 33
         }
         fn text(&mut self, alphabet: &[char], max_len: u64) -> String {
@@ -206,7 +284,7 @@ mod tests {
             } else {
                 rng.text(&alphabet, 12)
             };
-            let examples: Vec<Example> = examples_text.iter().map(|t| Example::new(t)).collect();
+            let examples = Examples::new(examples_text.iter().map(|t| Example::new(t)).collect());
             let mut stats = SimilarityStats::default();
             let got = best_match(&Probe::new(&probe_text), &examples, 0.7, &mut stats);
             let mut expected: Option<(usize, f64)> = None;
@@ -229,13 +307,15 @@ mod tests {
 
     #[test]
     fn filters_skip_examples_of_other_lengths() {
-        let examples: Vec<Example> = ["merci", "merci beaucoup pour votre aide precieuse"]
-            .iter()
-            .map(|t| Example::new(t))
-            .collect();
+        let examples = Examples::new(
+            ["merci beaucoup pour votre aide precieuse", "merci"]
+                .iter()
+                .map(|t| Example::new(t))
+                .collect(),
+        );
         let mut stats = SimilarityStats::default();
         let found = best_match(&Probe::new("merci!"), &examples, 0.7, &mut stats);
-        assert_eq!(found.map(|(i, _)| i), Some(0));
+        assert_eq!(found.map(|(i, _)| i), Some(1));
         assert_eq!(stats.skipped_by_length, 1);
         assert_eq!(stats.compared, 1);
     }
