@@ -95,7 +95,10 @@ mod tests {
     }
 
     fn lengths(windows: &[KpiWindow]) -> Vec<i64> {
-        windows.iter().map(|w| (w.end - w.start).num_minutes()).collect()
+        windows
+            .iter()
+            .map(|w| (w.end - w.start).num_minutes())
+            .collect()
     }
 
     #[test]
@@ -109,8 +112,20 @@ mod tests {
     #[test]
     fn spring_forward_in_paris_makes_a_one_hour_window() {
         let w = kpi_windows(NaiveDate::from_ymd_opt(2026, 3, 29).unwrap(), Europe::Paris);
-        assert_eq!(w[0], KpiWindow { start: utc(2026, 3, 28, 23, 0), end: utc(2026, 3, 29, 1, 0) });
-        assert_eq!(w[1], KpiWindow { start: utc(2026, 3, 29, 1, 0), end: utc(2026, 3, 29, 2, 0) });
+        assert_eq!(
+            w[0],
+            KpiWindow {
+                start: utc(2026, 3, 28, 23, 0),
+                end: utc(2026, 3, 29, 1, 0)
+            }
+        );
+        assert_eq!(
+            w[1],
+            KpiWindow {
+                start: utc(2026, 3, 29, 1, 0),
+                end: utc(2026, 3, 29, 2, 0)
+            }
+        );
         let mut expected = vec![120; 12];
         expected[1] = 60;
         assert_eq!(lengths(&w), expected);
@@ -119,8 +134,17 @@ mod tests {
 
     #[test]
     fn fall_back_in_paris_makes_a_three_hour_window() {
-        let w = kpi_windows(NaiveDate::from_ymd_opt(2026, 10, 25).unwrap(), Europe::Paris);
-        assert_eq!(w[1], KpiWindow { start: utc(2026, 10, 25, 0, 0), end: utc(2026, 10, 25, 3, 0) });
+        let w = kpi_windows(
+            NaiveDate::from_ymd_opt(2026, 10, 25).unwrap(),
+            Europe::Paris,
+        );
+        assert_eq!(
+            w[1],
+            KpiWindow {
+                start: utc(2026, 10, 25, 0, 0),
+                end: utc(2026, 10, 25, 3, 0)
+            }
+        );
         let mut expected = vec![120; 12];
         expected[1] = 180;
         assert_eq!(lengths(&w), expected);
@@ -128,11 +152,21 @@ mod tests {
 
     #[test]
     fn new_york_changes_at_two_too() {
-        let spring = kpi_windows(NaiveDate::from_ymd_opt(2026, 3, 8).unwrap(), America::New_York);
+        let spring = kpi_windows(
+            NaiveDate::from_ymd_opt(2026, 3, 8).unwrap(),
+            America::New_York,
+        );
         assert_eq!(spring[1].start, utc(2026, 3, 8, 7, 0));
         assert_eq!((spring[1].end - spring[1].start).num_minutes(), 60);
-        let fall = kpi_windows(NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(), America::New_York);
-        assert_eq!((fall[0].end - fall[0].start).num_minutes(), 180, "00:00 to 02:00 EST spans 01:00 twice");
+        let fall = kpi_windows(
+            NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
+            America::New_York,
+        );
+        assert_eq!(
+            (fall[0].end - fall[0].start).num_minutes(),
+            180,
+            "00:00 to 02:00 EST spans 01:00 twice"
+        );
     }
 
     #[test]
@@ -146,6 +180,9 @@ mod tests {
         assert_eq!(after.end, utc(2026, 3, 29, 2, 0));
         let long = window_containing(utc(2026, 10, 25, 2, 59), tz);
         assert_eq!(long.start, utc(2026, 10, 25, 0, 0));
-        assert_eq!(window_containing(utc(2026, 10, 25, 3, 0), tz).start, utc(2026, 10, 25, 3, 0));
+        assert_eq!(
+            window_containing(utc(2026, 10, 25, 3, 0), tz).start,
+            utc(2026, 10, 25, 3, 0)
+        );
     }
 }
