@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::enums::MediaKind;
+use crate::error::CoreError;
+use crate::validate;
 
 /// A media attachment, referenced by URL.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -98,5 +100,43 @@ impl Content {
     /// Whether there is neither text, media nor link.
     pub fn is_empty(&self) -> bool {
         self.text.trim().is_empty() && self.media.is_empty() && self.link.is_none()
+    }
+
+    /// Checks the text, then link and media (as `content`); the storage backends call it before writing.
+    pub fn validate(&self) -> Result<(), CoreError> {
+        validate::text("text", &self.text)?;
+        validate::opt_text("content", self.link.as_deref())?;
+        for media in &self.media {
+            validate::text("content", &media.url)?;
+            validate::opt_text("content", media.mime_type.as_deref())?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validate_reports_text_then_content() {
+        assert_eq!(Content::text("Hello").validate(), Ok(()));
+        assert!(matches!(
+            Content::text("bad\0text").validate(),
+            Err(CoreError::Invalid { field: "text", .. })
+        ));
+        let media = Content::text("ok").with_media(Media::new(MediaKind::Image, "https://x/\0"));
+        assert!(matches!(
+            media.validate(),
+            Err(CoreError::Invalid {
+                field: "content",
+                ..
+            })
+        ));
+        let both = Content::text("a\0").with_link("b\0");
+        assert!(matches!(
+            both.validate(),
+            Err(CoreError::Invalid { field: "text", .. })
+        ));
     }
 }

@@ -107,7 +107,8 @@ impl FromStr for Platform {
         }
         let mut chars = s.chars();
         let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase());
-        let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+        let rest_ok =
+            chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
         if !first_ok || !rest_ok {
             return Err(CoreError::invalid(
                 "platform",
@@ -156,7 +157,10 @@ mod tests {
     #[test]
     fn refuses_bad_names() {
         for bad in ["", "WhatsApp", "9gag", "a b", "é", &"x".repeat(33)] {
-            assert!(bad.parse::<Platform>().is_err(), "{bad:?} should be refused");
+            assert!(
+                bad.parse::<Platform>().is_err(),
+                "{bad:?} should be refused"
+            );
         }
         assert!(serde_json::from_str::<Platform>("\"\"").is_err());
     }

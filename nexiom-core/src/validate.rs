@@ -18,14 +18,14 @@ pub fn key(field: &'static str, value: &str) -> Result<(), CoreError> {
     if value.len() > MAX_KEY_LEN {
         return Err(CoreError::invalid(
             field,
-            format!(
-                "is {} bytes long; the limit is {MAX_KEY_LEN}",
-                value.len()
-            ),
+            format!("is {} bytes long; the limit is {MAX_KEY_LEN}", value.len()),
         ));
     }
     if value.chars().any(char::is_control) {
-        return Err(CoreError::invalid(field, "must not contain control characters"));
+        return Err(CoreError::invalid(
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(())
 }
@@ -45,7 +45,10 @@ pub fn text(field: &'static str, value: &str) -> Result<(), CoreError> {
         ));
     }
     if value.contains('\0') {
-        return Err(CoreError::invalid(field, "must not contain a NUL character"));
+        return Err(CoreError::invalid(
+            field,
+            "must not contain a NUL character",
+        ));
     }
     Ok(())
 }
@@ -67,7 +70,10 @@ pub fn json(field: &'static str, value: &serde_json::Value) -> Result<(), CoreEr
         }
     }
     if has_nul(value) {
-        return Err(CoreError::invalid(field, "must not contain a NUL character"));
+        return Err(CoreError::invalid(
+            field,
+            "must not contain a NUL character",
+        ));
     }
     Ok(())
 }
@@ -77,7 +83,10 @@ pub fn unit_interval(field: &'static str, value: f64) -> Result<(), CoreError> {
     if value.is_finite() && (0.0..=1.0).contains(&value) {
         Ok(())
     } else {
-        Err(CoreError::invalid(field, format!("{value} is not between 0 and 1")))
+        Err(CoreError::invalid(
+            field,
+            format!("{value} is not between 0 and 1"),
+        ))
     }
 }
 
@@ -110,7 +119,13 @@ mod tests {
     fn texts_and_json() {
         assert!(text("text", "").is_ok());
         assert!(text("text", "bad\0").is_err());
-        assert!(json("payload", &serde_json::json!({"a": ["ok", {"b": "x\u{0}"}]})).is_err());
+        assert!(
+            json(
+                "payload",
+                &serde_json::json!({"a": ["ok", {"b": "x\u{0}"}]})
+            )
+            .is_err()
+        );
         assert!(json("payload", &serde_json::json!({"a": ["ok"]})).is_ok());
         assert!(unit_interval("confidence", 0.5).is_ok());
         assert!(unit_interval("confidence", f64::NAN).is_err());

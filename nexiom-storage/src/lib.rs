@@ -27,6 +27,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod checks;
 mod error;
 mod memory;
 mod postgres;

@@ -1,14 +1,14 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::enums::{
-    ConversationStatus, DeliveryStatus, EventKind, MessageDirection, Triage,
-};
+use crate::enums::{ConversationStatus, DeliveryStatus, EventKind, MessageDirection, Triage};
+use crate::error::CoreError;
 use crate::id::{
     ChannelId, ContactChannelId, ContactId, ConversationId, DecisionId, MessageId, TenantId,
     WebhookEventId,
 };
 use crate::platform::Platform;
+use crate::validate;
 
 /// A webhook event: the raw payload as received, plus the normalized fields that
 /// routing needs. Unique by `(platform, event_id)`: a second delivery changes nothing.
@@ -87,6 +87,19 @@ pub struct NewWebhookEvent {
     pub received_at: DateTime<Utc>,
 }
 
+impl NewWebhookEvent {
+    /// Checks the keys, texts, then `payload`; the storage backends call it before writing.
+    pub fn validate(&self) -> Result<(), CoreError> {
+        validate::key("event_id", &self.event_id)?;
+        validate::opt_key("sender_id", self.sender_id.as_deref())?;
+        validate::opt_text("sender_name", self.sender_name.as_deref())?;
+        validate::opt_text("text", self.text.as_deref())?;
+        validate::opt_key("target_id", self.target_id.as_deref())?;
+        validate::opt_key("parent_id", self.parent_id.as_deref())?;
+        validate::json("payload", &self.payload)
+    }
+}
+
 /// A person the business talks to, across platforms.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Contact {
@@ -130,6 +143,14 @@ pub struct NewContactChannel {
     pub display_name: Option<String>,
     /// Creation time.
     pub created_at: DateTime<Utc>,
+}
+
+impl NewContactChannel {
+    /// Checks `external_handle`, then `display_name`; the storage backends call it before writing.
+    pub fn validate(&self) -> Result<(), CoreError> {
+        validate::key("external_handle", &self.external_handle)?;
+        validate::opt_text("display_name", self.display_name.as_deref())
+    }
 }
 
 /// A conversation between a contact and a channel. At most one is open per
@@ -212,4 +233,78 @@ pub struct NewMessage {
     pub created_at: DateTime<Utc>,
     /// Storage time.
     pub stored_at: DateTime<Utc>,
+}
+
+impl NewMessage {
+    /// Checks `text`, then `provider_message_id`; the storage backends call it before writing.
+    pub fn validate(&self) -> Result<(), CoreError> {
+        validate::text("text", &self.text)?;
+        validate::opt_key("provider_message_id", self.provider_message_id.as_deref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_validation_follows_field_order() {
+        let t0 = DateTime::<Utc>::UNIX_EPOCH;
+        let mut event = NewWebhookEvent {
+            tenant_id: TenantId::generate(),
+            channel_id: ChannelId::generate(),
+            platform: Platform::WhatsApp,
+            event_id: "wamid.1".into(),
+            kind: EventKind::Message,
+            sender_id: None,
+            sender_name: None,
+            text: Some("hi".into()),
+            has_media: false,
+            delivery_status: None,
+            target_id: None,
+            parent_id: None,
+            occurred_at: t0,
+            payload: serde_json::json!({"text": "a\u{0}b"}),
+            received_at: t0,
+        };
+        assert!(matches!(
+            event.validate(),
+            Err(CoreError::Invalid {
+                field: "payload",
+                ..
+            })
+        ));
+        event.event_id = "  ".into();
+        assert!(matches!(
+            event.validate(),
+            Err(CoreError::Invalid {
+                field: "event_id",
+                ..
+            })
+        ));
+        event.event_id = "wamid.1".into();
+        event.payload = serde_json::json!({});
+        assert_eq!(event.validate(), Ok(()));
+    }
+
+    #[test]
+    fn message_text_must_not_hold_nul() {
+        let t0 = DateTime::<Utc>::UNIX_EPOCH;
+        let message = NewMessage {
+            tenant_id: TenantId::generate(),
+            conversation_id: ConversationId::generate(),
+            direction: MessageDirection::Inbound,
+            text: "a\0".into(),
+            has_media: false,
+            provider_message_id: Some(String::new()),
+            in_reply_to: None,
+            delivery_status: None,
+            created_at: t0,
+            stored_at: t0,
+        };
+        assert!(matches!(
+            message.validate(),
+            Err(CoreError::Invalid { field: "text", .. })
+        ));
+    }
 }

@@ -3,7 +3,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::content::Content;
 use crate::enums::{ContentJobStatus, MissionStatus, ObjectivePriority, Phase};
+use crate::error::CoreError;
 use crate::id::{ChannelId, ContentJobId, MissionId, PostId, ReportId, TenantId};
+use crate::validate;
 
 /// A marketing mission on one channel between two dates (inclusive).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,6 +49,23 @@ pub struct NewMission {
     pub end_date: NaiveDate,
     /// Creation time.
     pub created_at: DateTime<Utc>,
+}
+
+impl NewMission {
+    /// Checks `name`, then that `end_date` >= `start_date`; the storage backends call it before writing.
+    pub fn validate(&self) -> Result<(), CoreError> {
+        validate::key("name", &self.name)?;
+        if self.start_date > self.end_date {
+            return Err(CoreError::invalid(
+                "end_date",
+                format!(
+                    "{} is before the start date {}",
+                    self.end_date, self.start_date
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Filter for listing missions.
@@ -110,6 +129,14 @@ pub struct NewContentJob {
     pub created_at: DateTime<Utc>,
 }
 
+impl NewContentJob {
+    /// Checks the content, then `source_ref`; the storage backends call it before writing.
+    pub fn validate(&self) -> Result<(), CoreError> {
+        self.content.validate()?;
+        validate::opt_key("source_ref", self.source_ref.as_deref())
+    }
+}
+
 /// Filter for listing content jobs; ordered oldest first.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ContentJobFilter {
@@ -138,4 +165,38 @@ pub struct MissionIntelligenceReport {
     pub report: serde_json::Value,
     /// Creation time.
     pub created_at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn end_date_must_not_precede_start_date() {
+        let day = |d| NaiveDate::from_ymd_opt(2026, 3, d).expect("a March day");
+        let mut mission = NewMission {
+            tenant_id: TenantId::generate(),
+            channel_id: ChannelId::generate(),
+            name: "Launch".into(),
+            status: MissionStatus::Active,
+            objective_priority: ObjectivePriority::High,
+            start_date: day(10),
+            end_date: day(1),
+            created_at: DateTime::<Utc>::UNIX_EPOCH,
+        };
+        assert!(matches!(
+            mission.validate(),
+            Err(CoreError::Invalid {
+                field: "end_date",
+                ..
+            })
+        ));
+        mission.end_date = day(10);
+        assert_eq!(mission.validate(), Ok(()));
+        mission.name = String::new();
+        assert!(matches!(
+            mission.validate(),
+            Err(CoreError::Invalid { field: "name", .. })
+        ));
+    }
 }

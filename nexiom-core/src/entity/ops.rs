@@ -2,8 +2,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::enums::RunStatus;
+use crate::error::CoreError;
 use crate::id::{ExecutionId, TenantId};
 use crate::secret::SecretString;
+use crate::validate;
 
 /// One 2-hour KPI window of a tenant. Unique by `(tenant, window_start)`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -30,6 +32,16 @@ pub struct Kpi2h {
     pub posts_active: i64,
     /// When it was computed.
     pub computed_at: DateTime<Utc>,
+}
+
+impl Kpi2h {
+    /// Checks `auto_reply_rate` (in `0..=1`); the storage backends call it before writing.
+    pub fn validate(&self) -> Result<(), CoreError> {
+        if let Some(rate) = self.auto_reply_rate {
+            validate::unit_interval("auto_reply_rate", rate)?;
+        }
+        Ok(())
+    }
 }
 
 /// An application setting. The value is a secret.
@@ -94,4 +106,41 @@ pub struct ExecutionOutcome {
     pub results: serde_json::Value,
     /// Error of a failed run.
     pub error: Option<String>,
+}
+
+impl ExecutionOutcome {
+    /// Checks `results`, then `error`; the storage backends call it before writing.
+    pub fn validate(&self) -> Result<(), CoreError> {
+        validate::json("results", &self.results)?;
+        validate::opt_text("error", self.error.as_deref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcome_checks_results_then_error() {
+        let mut outcome = ExecutionOutcome {
+            status: RunStatus::Failed,
+            finished_at: DateTime::<Utc>::UNIX_EPOCH,
+            items_processed: 0,
+            items_failed: 1,
+            results: serde_json::json!({"k": "\u{0}"}),
+            error: Some("boom\0".into()),
+        };
+        assert!(matches!(
+            outcome.validate(),
+            Err(CoreError::Invalid {
+                field: "results",
+                ..
+            })
+        ));
+        outcome.results = serde_json::Value::Null;
+        assert!(matches!(
+            outcome.validate(),
+            Err(CoreError::Invalid { field: "error", .. })
+        ));
+    }
 }

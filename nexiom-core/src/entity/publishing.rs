@@ -4,9 +4,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::content::Content;
 use crate::enums::{PostRunStatus, PostStatus, Triage};
+use crate::error::CoreError;
 use crate::id::{
     ChannelId, CommentId, ContentJobId, DecisionId, MissionId, PostId, PostRunId, TenantId,
 };
+use crate::validate;
 
 /// The recurrence of a post series: an RFC 5545 RRULE, its DTSTART as local wall
 /// time, and the IANA time zone that wall time is in.
@@ -121,6 +123,15 @@ impl NewScheduledPost {
             created_at,
         }
     }
+
+    /// Checks the content, then `rrule`; the storage backends call it before writing.
+    pub fn validate(&self) -> Result<(), CoreError> {
+        self.content.validate()?;
+        if let Some(recurrence) = &self.recurrence {
+            validate::text("rrule", &recurrence.rrule)?;
+        }
+        Ok(())
+    }
 }
 
 /// A partial update of a [`ScheduledPost`]. `None` leaves a field as it is; for
@@ -159,6 +170,25 @@ pub struct PostPatch {
     pub expect_status: Option<PostStatus>,
     /// Guard: the stored lease must be held by this owner.
     pub expect_lease_owner: Option<String>,
+}
+
+impl PostPatch {
+    /// Checks the content and strings it sets; the storage backends call it before writing.
+    pub fn validate(&self) -> Result<(), CoreError> {
+        if let Some(content) = &self.content {
+            content.validate()?;
+        }
+        validate::opt_key(
+            "platform_post_id",
+            self.platform_post_id.as_ref().and_then(Option::as_deref),
+        )?;
+        validate::opt_text("url", self.url.as_ref().and_then(Option::as_deref))?;
+        validate::opt_text(
+            "error_message",
+            self.error_message.as_ref().and_then(Option::as_deref),
+        )?;
+        validate::opt_key("expect_lease_owner", self.expect_lease_owner.as_deref())
+    }
 }
 
 /// Filter for listing posts. Every set field must match.
@@ -212,6 +242,16 @@ pub struct NewPostRun {
     pub attempt: u32,
     /// Start.
     pub started_at: DateTime<Utc>,
+}
+
+impl NewPostRun {
+    /// Checks that `attempt` is at least 1; the storage backends call it before writing.
+    pub fn validate(&self) -> Result<(), CoreError> {
+        if self.attempt < 1 {
+            return Err(CoreError::invalid("attempt", "must be at least 1"));
+        }
+        Ok(())
+    }
 }
 
 /// A comment on a published post. Unique by `(post, platform_comment_id)`.
@@ -272,6 +312,20 @@ pub struct NewComment {
     pub stored_at: DateTime<Utc>,
 }
 
+impl NewComment {
+    /// Checks the keys, `author_name`, then `text`; the storage backends call it before writing.
+    pub fn validate(&self) -> Result<(), CoreError> {
+        validate::key("platform_comment_id", &self.platform_comment_id)?;
+        validate::opt_key(
+            "parent_platform_comment_id",
+            self.parent_platform_comment_id.as_deref(),
+        )?;
+        validate::opt_key("author_id", self.author_id.as_deref())?;
+        validate::opt_text("author_name", self.author_name.as_deref())?;
+        validate::text("text", &self.text)
+    }
+}
+
 /// Where comment polling of a post stands.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CommentCheckpoint {
@@ -285,4 +339,113 @@ pub struct CommentCheckpoint {
     pub last_seen_at: Option<DateTime<Utc>>,
     /// Last change.
     pub updated_at: DateTime<Utc>,
+}
+
+impl CommentCheckpoint {
+    /// Checks `last_cursor` (a key); the storage backends call it before writing.
+    pub fn validate(&self) -> Result<(), CoreError> {
+        validate::opt_key("last_cursor", self.last_cursor.as_deref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t0() -> DateTime<Utc> {
+        DateTime::<Utc>::UNIX_EPOCH
+    }
+
+    #[test]
+    fn post_validation_checks_content_then_rrule() {
+        let mut post = NewScheduledPost::one_off(
+            TenantId::generate(),
+            ChannelId::generate(),
+            Content::text("bad\0text"),
+            t0(),
+            t0(),
+        );
+        post.recurrence = Some(Recurrence {
+            rrule: "FREQ=DAILY\0".into(),
+            dtstart: t0().naive_utc(),
+            time_zone: chrono_tz::Europe::Paris,
+        });
+        assert!(matches!(
+            post.validate(),
+            Err(CoreError::Invalid { field: "text", .. })
+        ));
+        post.content = Content::text("ok");
+        assert!(matches!(
+            post.validate(),
+            Err(CoreError::Invalid { field: "rrule", .. })
+        ));
+    }
+
+    #[test]
+    fn patch_checks_only_what_it_sets() {
+        assert_eq!(PostPatch::default().validate(), Ok(()));
+        let cleared = PostPatch {
+            platform_post_id: Some(None),
+            ..PostPatch::default()
+        };
+        assert_eq!(cleared.validate(), Ok(()));
+        let empty_id = PostPatch {
+            platform_post_id: Some(Some(String::new())),
+            expect_lease_owner: Some(String::new()),
+            ..PostPatch::default()
+        };
+        assert!(matches!(
+            empty_id.validate(),
+            Err(CoreError::Invalid {
+                field: "platform_post_id",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn attempt_starts_at_one() {
+        let mut run = NewPostRun {
+            tenant_id: TenantId::generate(),
+            post_id: PostId::generate(),
+            attempt: 0,
+            started_at: t0(),
+        };
+        assert!(matches!(
+            run.validate(),
+            Err(CoreError::Invalid {
+                field: "attempt",
+                ..
+            })
+        ));
+        run.attempt = 1;
+        assert_eq!(run.validate(), Ok(()));
+    }
+
+    #[test]
+    fn comment_text_is_checked_last() {
+        let mut comment = NewComment {
+            tenant_id: TenantId::generate(),
+            post_id: PostId::generate(),
+            platform_comment_id: "c1".into(),
+            parent_platform_comment_id: None,
+            author_id: Some("a\u{7}".into()),
+            author_name: None,
+            text: "x\0".into(),
+            created_at: t0(),
+            stored_at: t0(),
+        };
+        assert!(matches!(
+            comment.validate(),
+            Err(CoreError::Invalid {
+                field: "author_id",
+                ..
+            })
+        ));
+        comment.author_id = None;
+        assert!(matches!(
+            comment.validate(),
+            Err(CoreError::Invalid { field: "text", .. })
+        ));
+    }
 }

@@ -3,9 +3,11 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 use crate::enums::ChannelStatus;
+use crate::error::CoreError;
 use crate::id::{ChannelId, TenantId};
 use crate::platform::Platform;
 use crate::secret::SecretString;
+use crate::validate;
 
 /// The time zone used when a tenant names none.
 pub const DEFAULT_TIME_ZONE: Tz = chrono_tz::Europe::Paris;
@@ -43,6 +45,11 @@ impl NewTenant {
             created_at,
         }
     }
+
+    /// Checks `name` (a key); the storage backends call it before writing.
+    pub fn validate(&self) -> Result<(), CoreError> {
+        validate::key("name", &self.name)
+    }
 }
 
 /// A channel's credentials. The tokens are secrets: `Debug` redacts them and the
@@ -55,6 +62,20 @@ pub struct Credentials {
     pub refresh_token: Option<SecretString>,
     /// When the access token expires, when known.
     pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl Credentials {
+    /// Checks the tokens (free text); the storage backends call it before writing.
+    pub fn validate(&self) -> Result<(), CoreError> {
+        validate::opt_text(
+            "access_token",
+            self.access_token.as_ref().map(SecretString::expose),
+        )?;
+        validate::opt_text(
+            "refresh_token",
+            self.refresh_token.as_ref().map(SecretString::expose),
+        )
+    }
 }
 
 /// A connected social account (WhatsApp phone number, Instagram user, Facebook
@@ -97,4 +118,61 @@ pub struct NewChannel {
     pub credentials: Credentials,
     /// Creation time.
     pub created_at: DateTime<Utc>,
+}
+
+impl NewChannel {
+    /// Checks `external_account_id`, `name`, then the tokens; the storage backends call it before writing.
+    pub fn validate(&self) -> Result<(), CoreError> {
+        validate::key("external_account_id", &self.external_account_id)?;
+        validate::key("name", &self.name)?;
+        self.credentials.validate()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validate_names_the_first_bad_field() {
+        let t0 = DateTime::<Utc>::UNIX_EPOCH;
+        assert_eq!(NewTenant::new("Acme", t0).validate(), Ok(()));
+        assert!(matches!(
+            NewTenant::new(" ", t0).validate(),
+            Err(CoreError::Invalid { field: "name", .. })
+        ));
+        let mut channel = NewChannel {
+            tenant_id: TenantId::generate(),
+            platform: Platform::Facebook,
+            external_account_id: String::new(),
+            name: String::new(),
+            credentials: Credentials {
+                access_token: Some(SecretString::new("tok\0en")),
+                ..Credentials::default()
+            },
+            created_at: t0,
+        };
+        assert!(matches!(
+            channel.validate(),
+            Err(CoreError::Invalid {
+                field: "external_account_id",
+                ..
+            })
+        ));
+        channel.external_account_id = "page-1".into();
+        assert!(matches!(
+            channel.validate(),
+            Err(CoreError::Invalid { field: "name", .. })
+        ));
+        channel.name = "Page".into();
+        assert!(matches!(
+            channel.validate(),
+            Err(CoreError::Invalid {
+                field: "access_token",
+                ..
+            })
+        ));
+        channel.credentials = Credentials::default();
+        assert_eq!(channel.validate(), Ok(()));
+    }
 }

@@ -2,7 +2,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::enums::{RuleType, Triage};
+use crate::error::CoreError;
 use crate::id::{CommentId, DecisionId, IgnoreExampleId, MessageId, RuleId, TenantId};
+use crate::validate;
 
 /// A triage rule. A rule matches when any keyword or pattern matches; a rule with
 /// neither matches everything.
@@ -53,6 +55,23 @@ pub struct NewAiRule {
     pub priority: i32,
     /// Time of the change.
     pub at: DateTime<Utc>,
+}
+
+impl NewAiRule {
+    /// Checks `name`, `keywords`, `patterns`, `confidence_min`; the storage backends call it before writing.
+    pub fn validate(&self) -> Result<(), CoreError> {
+        validate::key("name", &self.name)?;
+        for keyword in &self.keywords {
+            validate::text("keywords", keyword)?;
+        }
+        for pattern in &self.patterns {
+            validate::text("patterns", pattern)?;
+        }
+        if let Some(min) = self.confidence_min {
+            validate::unit_interval("confidence_min", min)?;
+        }
+        Ok(())
+    }
 }
 
 /// A text the tenant wants ignored, and everything similar to it.
@@ -141,6 +160,15 @@ pub struct NewAiDecision {
     pub created_at: DateTime<Utc>,
 }
 
+impl NewAiDecision {
+    /// Checks `confidence`, `reason`, then `snapshot`; the storage backends call it before writing.
+    pub fn validate(&self) -> Result<(), CoreError> {
+        validate::unit_interval("confidence", self.confidence)?;
+        validate::text("reason", &self.reason)?;
+        validate::json("snapshot", &self.snapshot)
+    }
+}
+
 /// The tenant's AI-control switch. While it is OFF nothing is ever sent
 /// automatically. A tenant that never set it is OFF.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -153,4 +181,52 @@ pub struct AiControl {
     pub updated_by: Option<String>,
     /// When it was switched last (`None`: never).
     pub updated_at: Option<DateTime<Utc>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rule_and_decision_numbers_are_in_the_unit_interval() {
+        let t0 = DateTime::<Utc>::UNIX_EPOCH;
+        let mut rule = NewAiRule {
+            tenant_id: TenantId::generate(),
+            rule_type: RuleType::Auto,
+            name: "prices".into(),
+            keywords: vec!["prix".into()],
+            patterns: vec![],
+            confidence_min: Some(1.5),
+            enabled: true,
+            priority: 1,
+            at: t0,
+        };
+        assert!(matches!(
+            rule.validate(),
+            Err(CoreError::Invalid {
+                field: "confidence_min",
+                ..
+            })
+        ));
+        rule.confidence_min = Some(0.7);
+        assert_eq!(rule.validate(), Ok(()));
+
+        let decision = NewAiDecision {
+            tenant_id: TenantId::generate(),
+            subject: DecisionSubject::Message(MessageId::generate()),
+            triage: Triage::Ignore,
+            confidence: f64::NAN,
+            rule_id: None,
+            reason: "rule".into(),
+            snapshot: serde_json::json!({}),
+            created_at: t0,
+        };
+        assert!(matches!(
+            decision.validate(),
+            Err(CoreError::Invalid {
+                field: "confidence",
+                ..
+            })
+        ));
+    }
 }

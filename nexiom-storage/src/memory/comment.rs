@@ -13,14 +13,7 @@ use crate::traits::CommentStore;
 
 impl Inner {
     fn insert_comment(&mut self, new: NewComment) -> Result<Inserted<Comment>> {
-        validate::key("platform_comment_id", &new.platform_comment_id)?;
-        validate::opt_key(
-            "parent_platform_comment_id",
-            new.parent_platform_comment_id.as_deref(),
-        )?;
-        validate::opt_key("author_id", new.author_id.as_deref())?;
-        validate::opt_text("author_name", new.author_name.as_deref())?;
-        validate::text("text", &new.text)?;
+        new.validate()?;
         let tenant = new.tenant_id;
         self.require_tenant(tenant)?;
         let channel_id = scoped(&self.posts, tenant, &new.post_id)
@@ -101,7 +94,7 @@ impl Inner {
     }
 
     fn save_checkpoint(&mut self, checkpoint: CommentCheckpoint) -> Result<CommentCheckpoint> {
-        validate::opt_key("last_cursor", checkpoint.last_cursor.as_deref())?;
+        checkpoint.validate()?;
         self.require_tenant(checkpoint.tenant_id)?;
         require_ref(
             &self.posts,

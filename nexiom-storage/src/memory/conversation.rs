@@ -96,8 +96,7 @@ impl Inner {
     }
 
     fn insert_message(&mut self, new: NewMessage) -> Result<Inserted<Message>> {
-        validate::text("text", &new.text)?;
-        validate::opt_key("provider_message_id", new.provider_message_id.as_deref())?;
+        new.validate()?;
         let tenant = new.tenant_id;
         self.require_tenant(tenant)?;
         let channel_id = scoped(&self.conversations, tenant, &new.conversation_id)

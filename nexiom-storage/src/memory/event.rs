@@ -13,13 +13,7 @@ use crate::traits::EventStore;
 
 impl Inner {
     fn insert_event(&mut self, new: NewWebhookEvent) -> Result<Inserted<WebhookEvent>> {
-        validate::key("event_id", &new.event_id)?;
-        validate::opt_key("sender_id", new.sender_id.as_deref())?;
-        validate::opt_text("sender_name", new.sender_name.as_deref())?;
-        validate::opt_text("text", new.text.as_deref())?;
-        validate::opt_key("target_id", new.target_id.as_deref())?;
-        validate::opt_key("parent_id", new.parent_id.as_deref())?;
-        validate::json("payload", &new.payload)?;
+        new.validate()?;
         self.require_tenant(new.tenant_id)?;
         match self.channels.get(&new.channel_id) {
             Some(c) if c.tenant_id == new.tenant_id && c.platform == new.platform => {}
@@ -121,8 +115,7 @@ impl Inner {
         &mut self,
         new: NewContactChannel,
     ) -> Result<Inserted<ContactChannel>> {
-        validate::key("external_handle", &new.external_handle)?;
-        validate::opt_text("display_name", new.display_name.as_deref())?;
+        new.validate()?;
         self.require_tenant(new.tenant_id)?;
         let key = (
             new.tenant_id,

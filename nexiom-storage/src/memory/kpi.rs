@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use nexiom_core::{Kpi2h, TenantId, validate};
+use nexiom_core::{Kpi2h, TenantId};
 
 use super::{Inner, MemoryStore};
 use crate::error::Result;
@@ -10,9 +10,7 @@ use crate::traits::KpiStore;
 
 impl Inner {
     fn upsert_kpi(&mut self, row: Kpi2h) -> Result<Kpi2h> {
-        if let Some(rate) = row.auto_reply_rate {
-            validate::unit_interval("auto_reply_rate", rate)?;
-        }
+        row.validate()?;
         self.require_tenant(row.tenant_id)?;
         self.kpis
             .insert((row.tenant_id, row.window_start), row.clone());

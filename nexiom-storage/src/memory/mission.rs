@@ -3,31 +3,21 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use nexiom_core::{
-    ContentJob, ContentJobFilter, ContentJobId, ContentJobStatus, CoreError, Mission,
-    MissionFilter, MissionId, MissionIntelligenceReport, MissionStatus, NewContentJob, NewMission,
-    PostId, ReportId, TenantId, validate,
+    ContentJob, ContentJobFilter, ContentJobId, ContentJobStatus, Mission, MissionFilter,
+    MissionId, MissionIntelligenceReport, MissionStatus, NewContentJob, NewMission, PostId,
+    ReportId, TenantId, validate,
 };
 
 use super::{
     Inner, MemoryStore, get_scoped, get_scoped_mut, require_opt_ref, require_ref, scoped,
-    truncate_opt, validate_content,
+    truncate_opt,
 };
 use crate::error::{Result, StorageError};
 use crate::traits::MissionStore;
 
 impl Inner {
     fn create_mission(&mut self, new: NewMission) -> Result<Mission> {
-        validate::key("name", &new.name)?;
-        if new.start_date > new.end_date {
-            return Err(CoreError::invalid(
-                "end_date",
-                format!(
-                    "{} is before the start date {}",
-                    new.end_date, new.start_date
-                ),
-            )
-            .into());
-        }
+        new.validate()?;
         self.require_tenant(new.tenant_id)?;
         require_ref(&self.channels, new.tenant_id, &new.channel_id, "channel")?;
         let mission = Mission {
@@ -64,8 +54,7 @@ impl Inner {
     }
 
     fn create_content_job(&mut self, new: NewContentJob) -> Result<ContentJob> {
-        validate_content(&new.content)?;
-        validate::opt_key("source_ref", new.source_ref.as_deref())?;
+        new.validate()?;
         let tenant = new.tenant_id;
         self.require_tenant(tenant)?;
         require_ref(&self.channels, tenant, &new.channel_id, "channel")?;

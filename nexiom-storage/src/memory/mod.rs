@@ -29,12 +29,11 @@ use std::sync::{Mutex, MutexGuard};
 use chrono::{DateTime, Utc};
 use nexiom_core::{
     AiControl, AiDecision, AiRule, AppSetting, Channel, ChannelId, Comment, CommentCheckpoint,
-    CommentId, Contact, ContactChannel, ContactChannelId, ContactId, Content, ContentJob,
-    ContentJobId, Conversation, ConversationId, CoreError, DecisionId, DecisionSubject,
-    ExecutionId, IgnoreExample, IgnoreExampleId, Kpi2h, Message, MessageId, Mission, MissionId,
-    MissionIntelligenceReport, Platform, PostId, PostRun, PostRunId, ReportId, RuleId,
-    ScheduledPost, TaskExecutionLog, Tenant, TenantId, WebhookEvent, WebhookEventId, WorkerFlag,
-    validate,
+    CommentId, Contact, ContactChannel, ContactChannelId, ContactId, ContentJob, ContentJobId,
+    Conversation, ConversationId, DecisionId, DecisionSubject, ExecutionId, IgnoreExample,
+    IgnoreExampleId, Kpi2h, Message, MessageId, Mission, MissionId, MissionIntelligenceReport,
+    Platform, PostId, PostRun, PostRunId, ReportId, RuleId, ScheduledPost, TaskExecutionLog,
+    Tenant, TenantId, WebhookEvent, WebhookEventId, WorkerFlag,
 };
 
 use crate::error::{Result, StorageError};
@@ -270,19 +269,6 @@ fn truncate_opt<T>(items: &mut Vec<T>, limit: Option<u32>) {
     if let Some(limit) = limit {
         items.truncate(limit_len(limit));
     }
-}
-
-/// Checks every string of a [`Content`]: free text, at most
-/// [`validate::MAX_TEXT_LEN`] bytes, no NUL. The text is reported as `text`, the
-/// link and media as `content`.
-fn validate_content(content: &Content) -> Result<(), CoreError> {
-    validate::text("text", &content.text)?;
-    validate::opt_text("content", content.link.as_deref())?;
-    for media in &content.media {
-        validate::text("content", &media.url)?;
-        validate::opt_text("content", media.mime_type.as_deref())?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

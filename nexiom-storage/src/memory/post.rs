@@ -3,23 +3,21 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use nexiom_core::{
-    ChannelId, CoreError, Inserted, NewPostRun, NewScheduledPost, PostFilter, PostId, PostPatch,
-    PostRun, PostRunId, PostRunStatus, PostStatus, ScheduledPost, TenantId, validate,
+    ChannelId, Inserted, NewPostRun, NewScheduledPost, PostFilter, PostId, PostPatch, PostRun,
+    PostRunId, PostRunStatus, PostStatus, ScheduledPost, TenantId, validate,
 };
 
 use super::{
     Inner, MemoryStore, get_scoped, get_scoped_mut, limit_len, require_opt_ref, require_ref,
-    truncate_opt, validate_content,
+    truncate_opt,
 };
+use crate::checks;
 use crate::error::{Result, StorageError};
 use crate::traits::PostStore;
 
 impl Inner {
     fn insert_post(&mut self, new: NewScheduledPost) -> Result<Inserted<ScheduledPost>> {
-        validate_content(&new.content)?;
-        if let Some(recurrence) = &new.recurrence {
-            validate::text("rrule", &recurrence.rrule)?;
-        }
+        new.validate()?;
         let tenant = new.tenant_id;
         self.require_tenant(tenant)?;
         require_ref(&self.channels, tenant, &new.channel_id, "channel")?;
@@ -120,19 +118,7 @@ impl Inner {
         patch: PostPatch,
         at: DateTime<Utc>,
     ) -> Result<ScheduledPost> {
-        if let Some(content) = &patch.content {
-            validate_content(content)?;
-        }
-        validate::opt_key(
-            "platform_post_id",
-            patch.platform_post_id.as_ref().and_then(Option::as_deref),
-        )?;
-        validate::opt_text("url", patch.url.as_ref().and_then(Option::as_deref))?;
-        validate::opt_text(
-            "error_message",
-            patch.error_message.as_ref().and_then(Option::as_deref),
-        )?;
-        validate::opt_key("expect_lease_owner", patch.expect_lease_owner.as_deref())?;
+        patch.validate()?;
 
         let post = get_scoped_mut(&mut self.posts, tenant, &id, "post")?;
         // Guards first: a failing guard writes nothing.
@@ -210,10 +196,7 @@ impl Inner {
         lease_owner: &str,
         lease: Duration,
     ) -> Result<Vec<ScheduledPost>> {
-        validate::key("lease_owner", lease_owner)?;
-        let expires = now.checked_add_signed(lease).ok_or_else(|| {
-            CoreError::invalid("lease", "ends beyond the representable time range")
-        })?;
+        let expires = checks::lease(lease_owner, now, lease)?;
         if limit == 0 {
             return Ok(Vec::new());
         }
@@ -276,9 +259,7 @@ impl Inner {
     }
 
     fn insert_post_run(&mut self, new: NewPostRun) -> Result<PostRun> {
-        if new.attempt < 1 {
-            return Err(CoreError::invalid("attempt", "must be at least 1").into());
-        }
+        new.validate()?;
         self.require_tenant(new.tenant_id)?;
         require_ref(&self.posts, new.tenant_id, &new.post_id, "post")?;
         let key = (new.post_id, new.attempt);

@@ -5,28 +5,13 @@ use std::cmp::Reverse;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use nexiom_core::{
-    AiControl, AiDecision, AiRule, CoreError, DecisionId, DecisionSubject, IgnoreExample,
-    IgnoreExampleId, Inserted, NewAiDecision, NewAiRule, RuleId, TenantId, Triage, validate,
+    AiControl, AiDecision, AiRule, DecisionId, DecisionSubject, IgnoreExample, IgnoreExampleId,
+    Inserted, NewAiDecision, NewAiRule, RuleId, TenantId, Triage, validate,
 };
 
 use super::{Inner, MemoryStore, get_scoped, limit_len, require_ref, scoped};
 use crate::error::{Result, StorageError};
 use crate::traits::RuleStore;
-
-/// Checks a rule definition.
-fn validate_rule(new: &NewAiRule) -> Result<(), CoreError> {
-    validate::key("name", &new.name)?;
-    for keyword in &new.keywords {
-        validate::text("keywords", keyword)?;
-    }
-    for pattern in &new.patterns {
-        validate::text("patterns", pattern)?;
-    }
-    if let Some(min) = new.confidence_min {
-        validate::unit_interval("confidence_min", min)?;
-    }
-    Ok(())
-}
 
 impl Inner {
     /// `Conflict` when another rule of the tenant (not `except`) is named `name`.
@@ -42,7 +27,7 @@ impl Inner {
     }
 
     fn create_rule(&mut self, new: NewAiRule) -> Result<AiRule> {
-        validate_rule(&new)?;
+        new.validate()?;
         self.require_tenant(new.tenant_id)?;
         self.check_rule_name(new.tenant_id, &new.name, None)?;
         let rule = AiRule {
@@ -63,7 +48,7 @@ impl Inner {
     }
 
     fn update_rule(&mut self, id: RuleId, new: NewAiRule) -> Result<AiRule> {
-        validate_rule(&new)?;
+        new.validate()?;
         let created_at = get_scoped(&self.rules, new.tenant_id, &id, "rule")?.created_at;
         self.check_rule_name(new.tenant_id, &new.name, Some(id))?;
         let rule = AiRule {
@@ -126,9 +111,7 @@ impl Inner {
     }
 
     fn insert_decision(&mut self, new: NewAiDecision) -> Result<Inserted<AiDecision>> {
-        validate::unit_interval("confidence", new.confidence)?;
-        validate::text("reason", &new.reason)?;
-        validate::json("snapshot", &new.snapshot)?;
+        new.validate()?;
         let tenant = new.tenant_id;
         self.require_tenant(tenant)?;
         match new.subject {

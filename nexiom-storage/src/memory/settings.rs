@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use nexiom_core::{AppSetting, SecretString, validate};
 
 use super::MemoryStore;
+use crate::checks;
 use crate::error::Result;
 use crate::traits::SettingsStore;
 
@@ -21,8 +22,7 @@ impl SettingsStore for MemoryStore {
         value: SecretString,
         at: DateTime<Utc>,
     ) -> Result<AppSetting> {
-        validate::key("key", key)?;
-        validate::text("value", value.expose())?;
+        checks::setting(key, &value)?;
         let setting = AppSetting {
             key: key.to_owned(),
             value,

@@ -2,29 +2,17 @@
 
 use async_trait::async_trait;
 use nexiom_core::{
-    Channel, ChannelId, ChannelStatus, CoreError, Credentials, NewChannel, NewTenant, Platform,
-    SecretString, Tenant, TenantId, validate,
+    Channel, ChannelId, ChannelStatus, Credentials, NewChannel, NewTenant, Platform, Tenant,
+    TenantId, validate,
 };
 
 use super::{Inner, MemoryStore, get_scoped, get_scoped_mut};
 use crate::error::{Result, StorageError};
 use crate::traits::TenantStore;
 
-/// Checks the secrets of a credentials set (free text: no NUL, bounded length).
-fn validate_credentials(credentials: &Credentials) -> Result<(), CoreError> {
-    validate::opt_text(
-        "access_token",
-        credentials.access_token.as_ref().map(SecretString::expose),
-    )?;
-    validate::opt_text(
-        "refresh_token",
-        credentials.refresh_token.as_ref().map(SecretString::expose),
-    )
-}
-
 impl Inner {
     fn create_tenant(&mut self, new: NewTenant) -> Result<Tenant> {
-        validate::key("name", &new.name)?;
+        new.validate()?;
         let tenant = Tenant {
             id: TenantId::generate(),
             name: new.name,
@@ -49,9 +37,7 @@ impl Inner {
     }
 
     fn create_channel(&mut self, new: NewChannel) -> Result<Channel> {
-        validate::key("external_account_id", &new.external_account_id)?;
-        validate::key("name", &new.name)?;
-        validate_credentials(&new.credentials)?;
+        new.validate()?;
         self.require_tenant(new.tenant_id)?;
         let key = (new.platform.clone(), new.external_account_id.clone());
         if self.channel_by_account.contains_key(&key) {
@@ -155,7 +141,7 @@ impl TenantStore for MemoryStore {
         id: ChannelId,
         credentials: Credentials,
     ) -> Result<Channel> {
-        validate_credentials(&credentials)?;
+        credentials.validate()?;
         self.lock()
             .update_channel(tenant, id, |c| c.credentials = credentials)
     }

@@ -18,8 +18,7 @@ impl Inner {
         id: ExecutionId,
         outcome: ExecutionOutcome,
     ) -> Result<TaskExecutionLog> {
-        validate::json("results", &outcome.results)?;
-        validate::opt_text("error", outcome.error.as_deref())?;
+        outcome.validate()?;
         let log = self
             .executions
             .get_mut(&id)

@@ -16,14 +16,7 @@ use crate::traits::CommentStore;
 #[async_trait]
 impl CommentStore for PgStore {
     async fn insert_comment(&self, new: NewComment) -> Result<Inserted<Comment>> {
-        validate::key("platform_comment_id", &new.platform_comment_id)?;
-        validate::opt_key(
-            "parent_platform_comment_id",
-            new.parent_platform_comment_id.as_deref(),
-        )?;
-        validate::opt_key("author_id", new.author_id.as_deref())?;
-        validate::opt_text("author_name", new.author_name.as_deref())?;
-        validate::text("text", &new.text)?;
+        new.validate()?;
         let refs = [Ref::Post(new.post_id)];
         // The post (the tenant's) gives the channel.
         let inserted: std::result::Result<Option<CommentRow>, _> = sqlx::query_as(
@@ -226,7 +219,7 @@ impl CommentStore for PgStore {
     }
 
     async fn save_checkpoint(&self, checkpoint: CommentCheckpoint) -> Result<CommentCheckpoint> {
-        validate::opt_key("last_cursor", checkpoint.last_cursor.as_deref())?;
+        checkpoint.validate()?;
         let refs = [Ref::Post(checkpoint.post_id)];
         // The WHERE keeps another tenant's checkpoint (of its own post) untouched;
         // the foreign key refuses a post that is not the tenant's.

@@ -139,8 +139,7 @@ impl ConversationStore for PgStore {
     }
 
     async fn insert_message(&self, new: NewMessage) -> Result<Inserted<Message>> {
-        validate::text("text", &new.text)?;
-        validate::opt_key("provider_message_id", new.provider_message_id.as_deref())?;
+        new.validate()?;
         let mut refs = vec![Ref::Conversation(new.conversation_id)];
         refs.extend(new.in_reply_to.map(Ref::Message));
         // One statement: the conversation (the tenant's) gives the channel, the

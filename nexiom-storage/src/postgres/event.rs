@@ -13,21 +13,10 @@ use super::{PgStore, limit};
 use crate::error::{Result, StorageError};
 use crate::traits::EventStore;
 
-fn validate_event(new: &NewWebhookEvent) -> Result<()> {
-    validate::key("event_id", &new.event_id)?;
-    validate::opt_key("sender_id", new.sender_id.as_deref())?;
-    validate::opt_text("sender_name", new.sender_name.as_deref())?;
-    validate::opt_text("text", new.text.as_deref())?;
-    validate::opt_key("target_id", new.target_id.as_deref())?;
-    validate::opt_key("parent_id", new.parent_id.as_deref())?;
-    validate::json("payload", &new.payload)?;
-    Ok(())
-}
-
 #[async_trait]
 impl EventStore for PgStore {
     async fn insert_event(&self, new: NewWebhookEvent) -> Result<Inserted<WebhookEvent>> {
-        validate_event(&new)?;
+        new.validate()?;
         let refs = [Ref::ChannelOn(new.channel_id, new.platform.clone())];
         let inserted: std::result::Result<Option<EventRow>, _> = sqlx::query_as(
             "INSERT INTO webhook_events (id, tenant_id, channel_id, platform, event_id, kind, \
@@ -198,8 +187,7 @@ impl EventStore for PgStore {
         &self,
         new: NewContactChannel,
     ) -> Result<Inserted<ContactChannel>> {
-        validate::key("external_handle", &new.external_handle)?;
-        validate::opt_text("display_name", new.display_name.as_deref())?;
+        new.validate()?;
         // The handle is inserted first; its contact only when the handle was new
         // (the foreign key to the contact is checked at the end of the statement).
         let inserted: std::result::Result<Option<ContactChannelRow>, _> = sqlx::query_as(

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use nexiom_core::{Kpi2h, TenantId, validate};
+use nexiom_core::{Kpi2h, TenantId};
 
 use super::PgStore;
 use super::error::{WriteFailure, db, write_error};
@@ -13,9 +13,7 @@ use crate::traits::KpiStore;
 #[async_trait]
 impl KpiStore for PgStore {
     async fn upsert_kpi(&self, row: Kpi2h) -> Result<Kpi2h> {
-        if let Some(rate) = row.auto_reply_rate {
-            validate::unit_interval("auto_reply_rate", rate)?;
-        }
+        row.validate()?;
         let result: std::result::Result<KpiRow, _> = sqlx::query_as(
             "INSERT INTO kpi_2h (tenant_id, window_start, window_end, messages_count, \
                  comments_count, frt_p50_seconds, auto_reply_rate, escalate_count, \

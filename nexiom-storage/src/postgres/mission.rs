@@ -3,14 +3,13 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use nexiom_core::{
-    ContentJob, ContentJobFilter, ContentJobId, ContentJobStatus, CoreError, Mission,
-    MissionFilter, MissionId, MissionIntelligenceReport, MissionStatus, NewContentJob, NewMission,
-    Phase, PostId, ReportId, TenantId, validate,
+    ContentJob, ContentJobFilter, ContentJobId, ContentJobStatus, Mission, MissionFilter,
+    MissionId, MissionIntelligenceReport, MissionStatus, NewContentJob, NewMission, Phase, PostId,
+    ReportId, TenantId, validate,
 };
 use sqlx::types::Json;
 
 use super::error::{Ref, WriteFailure, db, write_error};
-use super::post::validate_content;
 use super::rows::{ContentJobRow, MissionRow, ReportRow, all};
 use super::{PgStore, opt_limit};
 use crate::error::{Result, StorageError};
@@ -19,17 +18,7 @@ use crate::traits::MissionStore;
 #[async_trait]
 impl MissionStore for PgStore {
     async fn create_mission(&self, new: NewMission) -> Result<Mission> {
-        validate::key("name", &new.name)?;
-        if new.start_date > new.end_date {
-            return Err(CoreError::invalid(
-                "end_date",
-                format!(
-                    "{} is before the start date {}",
-                    new.end_date, new.start_date
-                ),
-            )
-            .into());
-        }
+        new.validate()?;
         let refs = [Ref::Channel(new.channel_id)];
         let result: std::result::Result<MissionRow, _> = sqlx::query_as(
             "INSERT INTO missions (id, tenant_id, channel_id, name, status, objective_priority, \
@@ -119,8 +108,7 @@ impl MissionStore for PgStore {
     }
 
     async fn create_content_job(&self, new: NewContentJob) -> Result<ContentJob> {
-        validate_content(&new.content)?;
-        validate::opt_key("source_ref", new.source_ref.as_deref())?;
+        new.validate()?;
         // The foreign key (tenant, mission, channel) makes the mission the
         // tenant's and on the job's channel.
         let mut refs = vec![Ref::Channel(new.channel_id)];

@@ -3,48 +3,21 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use nexiom_core::{
-    ChannelId, Content, CoreError, Inserted, NewPostRun, NewScheduledPost, PostFilter, PostId,
-    PostPatch, PostRun, PostRunId, PostRunStatus, PostStatus, ScheduledPost, TenantId, validate,
+    ChannelId, Inserted, NewPostRun, NewScheduledPost, PostFilter, PostId, PostPatch, PostRun,
+    PostRunId, PostRunStatus, PostStatus, ScheduledPost, TenantId, validate,
 };
 use sqlx::types::Json;
 
 use super::error::{Ref, WriteFailure, db, require_refs, write_error};
 use super::rows::{PostGuardRow, PostRow, PostRunRow, all};
 use super::{PgStore, limit, opt_limit};
+use crate::checks;
 use crate::error::{Result, StorageError};
 use crate::traits::PostStore;
 
 /// How many times `update_post` re-applies a patch whose guard failed in the
 /// statement but holds again when re-read (the row changed in between).
 const GUARD_ATTEMPTS: usize = 3;
-
-/// Checks every string of a [`Content`] (free text, no NUL) and the document.
-pub(super) fn validate_content(content: &Content) -> Result<()> {
-    validate::text("text", &content.text)?;
-    validate::opt_text("content", content.link.as_deref())?;
-    for media in &content.media {
-        validate::text("content", &media.url)?;
-        validate::opt_text("content", media.mime_type.as_deref())?;
-    }
-    Ok(())
-}
-
-fn validate_patch(patch: &PostPatch) -> Result<()> {
-    if let Some(content) = &patch.content {
-        validate_content(content)?;
-    }
-    if let Some(id) = &patch.platform_post_id {
-        validate::opt_key("platform_post_id", id.as_deref())?;
-    }
-    if let Some(url) = &patch.url {
-        validate::opt_text("url", url.as_deref())?;
-    }
-    if let Some(message) = &patch.error_message {
-        validate::opt_text("error_message", message.as_deref())?;
-    }
-    validate::opt_key("expect_lease_owner", patch.expect_lease_owner.as_deref())?;
-    Ok(())
-}
 
 /// The references a new post makes, in the order they are checked.
 fn post_refs(new: &NewScheduledPost) -> Vec<Ref> {
@@ -80,10 +53,7 @@ fn guard_mismatch(patch: &PostPatch, guard: &PostGuardRow) -> Option<String> {
 #[async_trait]
 impl PostStore for PgStore {
     async fn insert_post(&self, new: NewScheduledPost) -> Result<Inserted<ScheduledPost>> {
-        validate_content(&new.content)?;
-        if let Some(recurrence) = &new.recurrence {
-            validate::text("rrule", &recurrence.rrule)?;
-        }
+        new.validate()?;
         let refs = post_refs(&new);
         let recurrence = new.recurrence.as_ref();
         let inserted: std::result::Result<Option<PostRow>, _> = sqlx::query_as(
@@ -226,7 +196,7 @@ impl PostStore for PgStore {
         patch: PostPatch,
         at: DateTime<Utc>,
     ) -> Result<ScheduledPost> {
-        validate_patch(&patch)?;
+        patch.validate()?;
         // One statement: every field is set only when the patch names it, and the
         // guards are conditions of the WHERE clause, so a failed guard writes
         // nothing. When no row is updated, a read tells NotFound from
@@ -331,10 +301,7 @@ impl PostStore for PgStore {
         lease_owner: &str,
         lease: Duration,
     ) -> Result<Vec<ScheduledPost>> {
-        validate::key("lease_owner", lease_owner)?;
-        let expires = now
-            .checked_add_signed(lease)
-            .ok_or_else(|| CoreError::invalid("lease", "now + lease is out of range"))?;
+        let expires = checks::lease(lease_owner, now, lease)?;
         if max == 0 {
             return Ok(Vec::new());
         }
@@ -401,9 +368,7 @@ impl PostStore for PgStore {
     }
 
     async fn insert_post_run(&self, new: NewPostRun) -> Result<PostRun> {
-        if new.attempt < 1 {
-            return Err(CoreError::invalid("attempt", "must be at least 1").into());
-        }
+        new.validate()?;
         let refs = [Ref::Post(new.post_id)];
         let result: std::result::Result<PostRunRow, _> = sqlx::query_as(
             "INSERT INTO post_runs (id, tenant_id, post_id, attempt, started_at, finished_at, \

@@ -14,20 +14,6 @@ use super::{PgStore, limit};
 use crate::error::{Result, StorageError};
 use crate::traits::RuleStore;
 
-fn validate_rule(new: &NewAiRule) -> Result<()> {
-    validate::key("name", &new.name)?;
-    for keyword in &new.keywords {
-        validate::text("keywords", keyword)?;
-    }
-    for pattern in &new.patterns {
-        validate::text("patterns", pattern)?;
-    }
-    if let Some(min) = new.confidence_min {
-        validate::unit_interval("confidence_min", min)?;
-    }
-    Ok(())
-}
-
 fn rule_conflict(new: &NewAiRule) -> Option<(&'static str, String)> {
     Some(("rule", format!("name {:?}", new.name)))
 }
@@ -43,7 +29,7 @@ fn subject_ref(subject: DecisionSubject) -> Ref {
 #[async_trait]
 impl RuleStore for PgStore {
     async fn create_rule(&self, new: NewAiRule) -> Result<AiRule> {
-        validate_rule(&new)?;
+        new.validate()?;
         let result: std::result::Result<RuleRow, _> = sqlx::query_as(
             "INSERT INTO ai_rules (id, tenant_id, rule_type, name, keywords, patterns, \
                  confidence_min, enabled, priority, created_at, updated_at) \
@@ -78,7 +64,7 @@ impl RuleStore for PgStore {
     }
 
     async fn update_rule(&self, id: RuleId, new: NewAiRule) -> Result<AiRule> {
-        validate_rule(&new)?;
+        new.validate()?;
         let result: std::result::Result<Option<RuleRow>, _> = sqlx::query_as(
             "UPDATE ai_rules SET rule_type = $3, name = $4, keywords = $5, patterns = $6, \
                  confidence_min = $7, enabled = $8, priority = $9, updated_at = $10 \
@@ -216,9 +202,7 @@ impl RuleStore for PgStore {
     }
 
     async fn insert_decision(&self, new: NewAiDecision) -> Result<Inserted<AiDecision>> {
-        validate::unit_interval("confidence", new.confidence)?;
-        validate::text("reason", &new.reason)?;
-        validate::json("snapshot", &new.snapshot)?;
+        new.validate()?;
         let refs = [subject_ref(new.subject)];
         // The subject is checked by the foreign key of its kind.
         let inserted: std::result::Result<Option<DecisionRow>, _> = sqlx::query_as(

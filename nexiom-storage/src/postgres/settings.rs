@@ -7,6 +7,7 @@ use nexiom_core::{AppSetting, SecretString, validate};
 use super::PgStore;
 use super::error::db;
 use super::rows::SettingRow;
+use crate::checks;
 use crate::error::Result;
 use crate::traits::SettingsStore;
 
@@ -28,8 +29,7 @@ impl SettingsStore for PgStore {
         value: SecretString,
         at: DateTime<Utc>,
     ) -> Result<AppSetting> {
-        validate::key("key", key)?;
-        validate::text("value", value.expose())?;
+        checks::setting(key, &value)?;
         let row: SettingRow = sqlx::query_as(
             "INSERT INTO app_settings (key, value, updated_at) VALUES ($1, $2, $3) \
              ON CONFLICT (key) DO UPDATE SET \

@@ -12,23 +12,10 @@ use super::rows::{ChannelRow, TenantRow, all};
 use crate::error::{Result, StorageError};
 use crate::traits::TenantStore;
 
-/// Checks the secrets of a credentials set (no NUL, bounded length).
-fn validate_credentials(credentials: &Credentials) -> Result<()> {
-    validate::opt_text(
-        "access_token",
-        credentials.access_token.as_ref().map(|s| s.expose()),
-    )?;
-    validate::opt_text(
-        "refresh_token",
-        credentials.refresh_token.as_ref().map(|s| s.expose()),
-    )?;
-    Ok(())
-}
-
 #[async_trait]
 impl TenantStore for PgStore {
     async fn create_tenant(&self, new: NewTenant) -> Result<Tenant> {
-        validate::key("name", &new.name)?;
+        new.validate()?;
         let row: TenantRow = sqlx::query_as(
             "INSERT INTO tenants (id, name, time_zone, created_at) VALUES ($1, $2, $3, $4) \
              RETURNING *",
@@ -62,9 +49,7 @@ impl TenantStore for PgStore {
     }
 
     async fn create_channel(&self, new: NewChannel) -> Result<Channel> {
-        validate::key("external_account_id", &new.external_account_id)?;
-        validate::key("name", &new.name)?;
-        validate_credentials(&new.credentials)?;
+        new.validate()?;
         let result: std::result::Result<ChannelRow, _> = sqlx::query_as(
             "INSERT INTO channels (id, tenant_id, platform, external_account_id, name, \
                  access_token, refresh_token, expires_at, status, created_at) \
@@ -149,7 +134,7 @@ impl TenantStore for PgStore {
         id: ChannelId,
         credentials: Credentials,
     ) -> Result<Channel> {
-        validate_credentials(&credentials)?;
+        credentials.validate()?;
         let row: Option<ChannelRow> = sqlx::query_as(
             "UPDATE channels SET access_token = $3, refresh_token = $4, expires_at = $5 \
              WHERE tenant_id = $1 AND id = $2 \

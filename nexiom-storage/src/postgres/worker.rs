@@ -84,8 +84,7 @@ impl WorkerStore for PgStore {
         id: ExecutionId,
         outcome: ExecutionOutcome,
     ) -> Result<TaskExecutionLog> {
-        validate::opt_text("error", outcome.error.as_deref())?;
-        validate::json("results", &outcome.results)?;
+        outcome.validate()?;
         // duration_ms = whole milliseconds of finished_at - started_at, truncated
         // toward zero like chrono's `num_milliseconds` (epochs are exact numerics).
         let row: Option<ExecutionRow> = sqlx::query_as(

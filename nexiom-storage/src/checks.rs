@@ -1,0 +1,25 @@
+//! Checks on the plain arguments of read and update methods that both backends
+//! make in the same sequence, so that they refuse the same input the same way.
+//! (Inputs of their own type are checked by their `validate` method in
+//! `nexiom-core`.)
+
+use chrono::{DateTime, Duration, Utc};
+use nexiom_core::{CoreError, SecretString, validate};
+
+/// Checks a setting's `key` (a key), then its `value` (free text).
+pub(crate) fn setting(key: &str, value: &SecretString) -> Result<(), CoreError> {
+    validate::key("key", key)?;
+    validate::text("value", value.expose())
+}
+
+/// Checks a claim's `lease_owner` (a key) and returns when its lease ends,
+/// `now + lease`, refused as `lease` when out of range.
+pub(crate) fn lease(
+    lease_owner: &str,
+    now: DateTime<Utc>,
+    lease: Duration,
+) -> Result<DateTime<Utc>, CoreError> {
+    validate::key("lease_owner", lease_owner)?;
+    now.checked_add_signed(lease)
+        .ok_or_else(|| CoreError::invalid("lease", "ends beyond the representable time range"))
+}
