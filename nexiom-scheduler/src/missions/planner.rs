@@ -461,9 +461,11 @@ fn spread(start: DateTime<Utc>, end: DateTime<Utc>, count: usize) -> Vec<DateTim
         return Vec::new();
     }
     let start = start.with_nanosecond(0).unwrap_or(start);
+    // With n <= span, consecutive offsets differ by at least one second.
+    let n = count_i.min(span);
     let mut out: Vec<DateTime<Utc>> = Vec::with_capacity(count.min(4096));
-    for i in 0..count_i.min(span) {
-        let offset = i128::from(span) * i128::from(i) / i128::from(count_i);
+    for i in 0..n {
+        let offset = i128::from(span) * i128::from(i) / i128::from(n);
         let t = start + Duration::seconds(i64::try_from(offset).unwrap_or(0));
         if out.last() != Some(&t) {
             out.push(t);
@@ -508,4 +510,154 @@ pub fn simulate_days(
         }
     }
     plans
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use chrono_tz::Europe::Paris;
+
+    fn day(m: u32, d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, m, d).unwrap()
+    }
+
+    fn utc(m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, m, d, h, min, 0).unwrap()
+    }
+
+    fn request(date: NaiveDate, cap: u32, now: DateTime<Utc>) -> DayRequest {
+        DayRequest {
+            tenant_id: TenantId::generate(),
+            channel_id: ChannelId::generate(),
+            date,
+            time_zone: Paris,
+            max_posts_per_day: cap,
+            now,
+            slots: SlotConfig::default(),
+        }
+    }
+
+    #[test]
+    fn phases_split_a_mission_in_thirds() {
+        let phases = |len: u32| -> Vec<u32> {
+            let start = day(6, 1);
+            let end = day(6, len);
+            (1..=len)
+                .map(|d| expected_phase(start, end, day(6, d)).index())
+                .collect()
+        };
+        assert_eq!(phases(1), vec![0]);
+        assert_eq!(phases(2), vec![0, 1]);
+        assert_eq!(phases(3), vec![0, 1, 2]);
+        assert_eq!(phases(4), vec![0, 0, 1, 2]);
+        assert_eq!(phases(7), vec![0, 0, 0, 1, 1, 2, 2]);
+        assert_eq!(phases(10), vec![0, 0, 0, 0, 1, 1, 1, 2, 2, 2]);
+    }
+
+    #[test]
+    fn fallback_looks_at_the_nearest_phase_earlier_first() {
+        let m = MissionId::generate();
+        let job = |phase, minutes| ReadyJob {
+            id: ContentJobId::generate(),
+            mission_id: m,
+            phase,
+            created_at: utc(6, 1, 0, minutes),
+        };
+        let intro = job(Phase::Intro, 5);
+        let closing = job(Phase::Closing, 1);
+        let pool = JobPool::new(&[closing, intro]);
+        assert_eq!(pool.candidate(m, Phase::Nurture), Some((intro, true)));
+        assert_eq!(pool.candidate(m, Phase::Closing), Some((closing, false)));
+        assert_eq!(pool.candidate(m, Phase::Intro), Some((intro, false)));
+        assert_eq!(pool.candidate(MissionId::generate(), Phase::Intro), None);
+
+        let mut pool = JobPool::new(&[intro]);
+        assert_eq!(pool.candidate(m, Phase::Closing), Some((intro, true)));
+        pool.take(&intro);
+        assert_eq!(pool.candidate(m, Phase::Closing), None);
+    }
+
+    #[test]
+    fn the_oldest_job_of_a_phase_goes_first() {
+        let m = MissionId::generate();
+        let job = |minutes| ReadyJob {
+            id: ContentJobId::generate(),
+            mission_id: m,
+            phase: Phase::Intro,
+            created_at: utc(6, 1, 0, minutes),
+        };
+        let (newer, older) = (job(9), job(2));
+        let mut pool = JobPool::new(&[newer, older]);
+        assert_eq!(pool.candidate(m, Phase::Intro), Some((older, false)));
+        pool.take(&older);
+        assert_eq!(pool.candidate(m, Phase::Intro), Some((newer, false)));
+    }
+
+    #[test]
+    fn slots_spread_over_the_daytime_hours() {
+        // June: Paris is UTC+2. Cap 3 → 09:00, 13:00, 17:00 local.
+        let req = request(day(6, 10), 3, utc(6, 1, 0, 0));
+        let (from, to) = local_day(req.date, Paris);
+        assert_eq!((from, to), (utc(6, 9, 22, 0), utc(6, 10, 22, 0)));
+        let times = publish_times(&req, from, to, &HashSet::new(), 3).unwrap();
+        assert_eq!(
+            times,
+            vec![utc(6, 10, 7, 0), utc(6, 10, 11, 0), utc(6, 10, 15, 0)]
+        );
+        // Fewer wanted than the cap: the first free slots.
+        let taken: HashSet<_> = [utc(6, 10, 7, 0)].into();
+        let times = publish_times(&req, from, to, &taken, 1).unwrap();
+        assert_eq!(times, vec![utc(6, 10, 11, 0)]);
+    }
+
+    #[test]
+    fn spring_forward_day_still_gets_distinct_local_times() {
+        // 2026-03-29 in Paris lasts 23 hours; 09:00 is already summer time.
+        let req = request(day(3, 29), 2, utc(3, 1, 0, 0));
+        let (from, to) = local_day(req.date, Paris);
+        assert_eq!(to - from, Duration::hours(23));
+        let times = publish_times(&req, from, to, &HashSet::new(), 2).unwrap();
+        assert_eq!(times, vec![utc(3, 29, 7, 0), utc(3, 29, 13, 0)]);
+    }
+
+    #[test]
+    fn a_past_day_plans_nothing_and_today_plans_after_now() {
+        let date = day(6, 10);
+        let over = request(date, 3, utc(6, 10, 22, 0));
+        let (from, to) = local_day(date, Paris);
+        assert_eq!(
+            publish_times(&over, from, to, &HashSet::new(), 1),
+            Err(SkipReason::DateInPast)
+        );
+        // 21:59:59.5 local: one whole second is left before midnight… none after now.
+        let last = request(date, 3, utc(6, 10, 21, 59) + Duration::milliseconds(59_500));
+        assert_eq!(
+            publish_times(&last, from, to, &HashSet::new(), 1),
+            Ok(Vec::new())
+        );
+    }
+
+    #[test]
+    fn spread_never_repeats_an_instant() {
+        let start = utc(6, 1, 0, 0);
+        assert_eq!(spread(start, start + Duration::seconds(2), 5).len(), 2);
+        assert!(spread(start, start, 3).is_empty());
+        let many = spread(start, start + Duration::hours(12), 1000);
+        let distinct: HashSet<_> = many.iter().collect();
+        assert_eq!((many.len(), distinct.len()), (1000, 1000));
+    }
+
+    #[test]
+    fn skip_reasons_read_well_and_serialize_with_a_code() {
+        let reason = SkipReason::NotActive {
+            status: MissionStatus::Paused,
+        };
+        assert_eq!(reason.describe(), "the mission is paused, not active");
+        let json = serde_json::to_value(reason).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"code": "not_active", "status": "paused"})
+        );
+    }
 }
