@@ -4,6 +4,8 @@
 //!
 //! Dates are in June 2026, Europe/Paris (UTC+2, no DST change), with the
 //! default slots: a cap of `C` puts posts at 09:00 + i × 12 h / C local time.
+// Test helpers unwrap: a panic there is a failing test.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::HashSet;
 use std::sync::Arc;
