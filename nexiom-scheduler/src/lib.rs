@@ -20,6 +20,8 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod missions;
 mod windows;
 
+pub use missions::*;
 pub use windows::{KpiWindow, kpi_windows, local_instant, window_containing};

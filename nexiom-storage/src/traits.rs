@@ -467,6 +467,42 @@ pub trait MissionStore: Send + Sync {
         tenant: TenantId,
         mission: MissionId,
     ) -> Result<Option<MissionIntelligenceReport>>;
+
+    /// Everything the mission orchestrator plans from, read in one consistent
+    /// step (see [`OrchestrationSnapshot`] for what each list holds and its
+    /// order): the channel's missions overlapping the dates, the oldest
+    /// `jobs_per_phase` ready jobs of each (mission, phase), and the channel's
+    /// counted posts in `[from, to)`. Jobs without a mission are never returned.
+    /// `Invalid` for a bad query; an unknown tenant or channel reads as empty.
+    async fn orchestration_snapshot(
+        &self,
+        query: OrchestrationQuery,
+    ) -> Result<OrchestrationSnapshot>;
+
+    /// Applies one day's orchestration plan atomically, or nothing.
+    ///
+    /// Runs serialized with every other commit on the same `(tenant, channel)`
+    /// (on Postgres a transaction-level advisory lock; in memory the store's
+    /// lock), then checks, against the stored state at that moment:
+    ///
+    /// 1. the channel's counted posts ([`COUNTED_POST_STATUSES`]) with
+    ///    `publish_at` in `[from, to)` are exactly `expected_posts`, and none of
+    ///    them serves a mission of `entries`;
+    /// 2. every entry's job is a `ready` job of the tenant, on the channel, of the
+    ///    entry's mission.
+    ///
+    /// When both hold it creates one `queued` post per entry (the job's content,
+    /// the entry's `publish_at`, linked to the mission and the job,
+    /// `created_at = at`) and marks each job `scheduled` with its post, and
+    /// answers [`CommitOutcome::Committed`] with the posts in entry order.
+    /// Otherwise it writes nothing and answers [`CommitOutcome::Stale`] saying
+    /// what changed. So however many callers race, a day never holds more than
+    /// `max_posts_per_day` counted posts from commits, never two posts of one
+    /// mission, and a job is never scheduled twice.
+    ///
+    /// `Invalid` (nothing read or written) when [`OrchestrationCommit::validate`]
+    /// refuses the input, for example a plan that does not fit under the cap.
+    async fn commit_orchestration(&self, commit: OrchestrationCommit) -> Result<CommitOutcome>;
 }
 
 /// Application settings (secret values).

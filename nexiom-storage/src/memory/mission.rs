@@ -2,10 +2,14 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use std::collections::{HashMap, HashSet};
+
 use nexiom_core::{
-    ContentJob, ContentJobFilter, ContentJobId, ContentJobStatus, Mission, MissionFilter,
-    MissionId, MissionIntelligenceReport, MissionStatus, NewContentJob, NewMission, PostId,
-    ReportId, TenantId, validate,
+    COUNTED_POST_STATUSES, CommitOutcome, ContentJob, ContentJobFilter, ContentJobId,
+    ContentJobStatus, DayPost, Mission, MissionFilter, MissionId, MissionIntelligenceReport,
+    MissionStatus, NewContentJob, NewMission, NewScheduledPost, OrchestrationCommit,
+    OrchestrationQuery, OrchestrationSnapshot, PostId, ReadyJob, ReportId, ScheduledPost, TenantId,
+    validate,
 };
 
 use super::{
@@ -150,6 +154,146 @@ impl Inner {
             .max_by_key(|r| (r.created_at, r.id))
             .cloned()
     }
+
+    fn orchestration_snapshot(&self, q: &OrchestrationQuery) -> OrchestrationSnapshot {
+        let mut missions: Vec<Mission> = self
+            .missions
+            .values()
+            .filter(|m| {
+                m.tenant_id == q.tenant_id
+                    && m.channel_id == q.channel_id
+                    && m.start_date <= q.last_date
+                    && q.first_date <= m.end_date
+            })
+            .cloned()
+            .collect();
+        missions.sort_by_key(|m| (m.start_date, m.id));
+        let wanted: HashSet<MissionId> = missions.iter().map(|m| m.id).collect();
+
+        let mut ready: Vec<ReadyJob> = self
+            .content_jobs
+            .values()
+            .filter(|j| {
+                j.tenant_id == q.tenant_id
+                    && j.channel_id == q.channel_id
+                    && j.status == ContentJobStatus::Ready
+            })
+            .filter_map(|j| {
+                let mission_id = j.mission_id.filter(|m| wanted.contains(m))?;
+                Some(ReadyJob {
+                    id: j.id,
+                    mission_id,
+                    phase: j.phase,
+                    created_at: j.created_at,
+                })
+            })
+            .collect();
+        ready.sort_by_key(|j| (j.mission_id, j.phase.index(), j.created_at, j.id));
+        let per_phase = usize::try_from(q.jobs_per_phase).unwrap_or(usize::MAX);
+        let mut taken: HashMap<(MissionId, u32), usize> = HashMap::new();
+        ready.retain(|j| {
+            let n = taken.entry((j.mission_id, j.phase.index())).or_insert(0);
+            *n += 1;
+            *n <= per_phase
+        });
+
+        let mut posts: Vec<DayPost> = self
+            .counted_posts(q.tenant_id, q.channel_id, q.from, q.to)
+            .map(|p| DayPost {
+                id: p.id,
+                mission_id: p.mission_id,
+                publish_at: p.publish_at,
+            })
+            .collect();
+        posts.sort_by_key(|p| (p.publish_at, p.id));
+        OrchestrationSnapshot {
+            missions,
+            ready_jobs: ready,
+            posts,
+        }
+    }
+
+    /// The channel's posts counted against its daily cap in `[from, to)`.
+    fn counted_posts(
+        &self,
+        tenant: TenantId,
+        channel: nexiom_core::ChannelId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> impl Iterator<Item = &ScheduledPost> {
+        self.posts.values().filter(move |p| {
+            p.tenant_id == tenant
+                && p.channel_id == channel
+                && p.publish_at >= from
+                && p.publish_at < to
+                && COUNTED_POST_STATUSES.contains(&p.status)
+        })
+    }
+
+    fn commit_orchestration(&mut self, c: OrchestrationCommit) -> Result<CommitOutcome> {
+        c.validate()?;
+        // Everything below runs under the store's one lock: the check and the
+        // writes are one atomic step, like the advisory lock on Postgres.
+        let planned: HashSet<MissionId> = c.entries.iter().map(|e| e.mission_id).collect();
+        let mut stored: Vec<PostId> = Vec::new();
+        for post in self.counted_posts(c.tenant_id, c.channel_id, c.from, c.to) {
+            if let Some(mission) = post.mission_id.filter(|m| planned.contains(m)) {
+                return Ok(CommitOutcome::mission_already_posted(mission, post.id));
+            }
+            stored.push(post.id);
+        }
+        let mut expected = c.expected_posts.clone();
+        stored.sort();
+        expected.sort();
+        if stored != expected {
+            return Ok(CommitOutcome::day_changed(stored.len(), expected.len()));
+        }
+        for entry in &c.entries {
+            let usable = self
+                .content_jobs
+                .get(&entry.content_job_id)
+                .is_some_and(|j| {
+                    j.tenant_id == c.tenant_id
+                        && j.channel_id == c.channel_id
+                        && j.mission_id == Some(entry.mission_id)
+                        && j.status == ContentJobStatus::Ready
+                });
+            if !usable {
+                return Ok(CommitOutcome::job_not_ready(
+                    entry.content_job_id,
+                    entry.mission_id,
+                ));
+            }
+        }
+
+        let mut created = Vec::with_capacity(c.entries.len());
+        for entry in &c.entries {
+            let content = self
+                .content_jobs
+                .get(&entry.content_job_id)
+                .map(|j| j.content.clone())
+                .unwrap_or_default();
+            let new = NewScheduledPost {
+                mission_id: Some(entry.mission_id),
+                content_job_id: Some(entry.content_job_id),
+                ..NewScheduledPost::one_off(
+                    c.tenant_id,
+                    c.channel_id,
+                    content,
+                    entry.publish_at,
+                    c.at,
+                )
+            };
+            let post = self.insert_post(new)?.record;
+            if let Some(job) = self.content_jobs.get_mut(&entry.content_job_id) {
+                job.status = ContentJobStatus::Scheduled;
+                job.scheduled_post_id = Some(post.id);
+                job.updated_at = c.at;
+            }
+            created.push(post);
+        }
+        Ok(CommitOutcome::Committed(created))
+    }
 }
 
 #[async_trait]
@@ -222,5 +366,17 @@ impl MissionStore for MemoryStore {
         mission: MissionId,
     ) -> Result<Option<MissionIntelligenceReport>> {
         Ok(self.lock().latest_report(tenant, mission))
+    }
+
+    async fn orchestration_snapshot(
+        &self,
+        query: OrchestrationQuery,
+    ) -> Result<OrchestrationSnapshot> {
+        query.validate()?;
+        Ok(self.lock().orchestration_snapshot(&query))
+    }
+
+    async fn commit_orchestration(&self, commit: OrchestrationCommit) -> Result<CommitOutcome> {
+        self.lock().commit_orchestration(commit)
     }
 }

@@ -16,7 +16,7 @@ use crate::error::{Result, StorageError};
 use crate::traits::PostStore;
 
 impl Inner {
-    fn insert_post(&mut self, new: NewScheduledPost) -> Result<Inserted<ScheduledPost>> {
+    pub(super) fn insert_post(&mut self, new: NewScheduledPost) -> Result<Inserted<ScheduledPost>> {
         new.validate()?;
         let tenant = new.tenant_id;
         self.require_tenant(tenant)?;

@@ -2,18 +2,33 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use std::collections::{HashMap, HashSet};
+
 use nexiom_core::{
-    ContentJob, ContentJobFilter, ContentJobId, ContentJobStatus, Mission, MissionFilter,
-    MissionId, MissionIntelligenceReport, MissionStatus, NewContentJob, NewMission, Phase, PostId,
-    ReportId, TenantId, validate,
+    COUNTED_POST_STATUSES, CommitOutcome, ContentJob, ContentJobFilter, ContentJobId,
+    ContentJobStatus, Mission, MissionFilter, MissionId, MissionIntelligenceReport, MissionStatus,
+    NewContentJob, NewMission, OrchestrationCommit, OrchestrationQuery, OrchestrationSnapshot,
+    Phase, PostId, ReportId, TenantId, validate,
 };
 use sqlx::types::Json;
+use uuid::Uuid;
 
 use super::error::{Ref, WriteFailure, db, write_error};
-use super::rows::{ContentJobRow, MissionRow, ReportRow, all};
+use super::rows::{ContentJobRow, DayPostRow, MissionRow, PostRow, ReadyJobRow, ReportRow, all};
 use super::{PgStore, opt_limit};
 use crate::error::{Result, StorageError};
 use crate::traits::MissionStore;
+
+/// The channel's counted posts in `[$3, $4)` (statuses in `$5`).
+const COUNTED_POSTS: &str = "SELECT id, mission_id, publish_at FROM scheduled_posts \
+     WHERE tenant_id = $1 AND channel_id = $2 AND publish_at >= $3 AND publish_at < $4 \
+         AND status = ANY($5) \
+     ORDER BY publish_at, id";
+
+/// The counted statuses as Postgres compares them.
+fn counted_statuses() -> Vec<&'static str> {
+    COUNTED_POST_STATUSES.iter().map(|s| s.as_str()).collect()
+}
 
 #[async_trait]
 impl MissionStore for PgStore {
@@ -280,5 +295,196 @@ impl MissionStore for PgStore {
         .await
         .map_err(db)?;
         Ok(row.map(ReportRow::into_entity))
+    }
+
+    async fn orchestration_snapshot(
+        &self,
+        query: OrchestrationQuery,
+    ) -> Result<OrchestrationSnapshot> {
+        query.validate()?;
+        // One snapshot for the three reads, so they agree with each other.
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        let missions: Vec<MissionRow> = sqlx::query_as(
+            "SELECT * FROM missions \
+             WHERE tenant_id = $1 AND channel_id = $2 AND start_date <= $4 AND $3 <= end_date \
+             ORDER BY start_date, id",
+        )
+        .bind(query.tenant_id.as_uuid())
+        .bind(query.channel_id.as_uuid())
+        .bind(query.first_date)
+        .bind(query.last_date)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        let jobs: Vec<ReadyJobRow> = sqlx::query_as(
+            "SELECT id, mission_id, phase, created_at FROM ( \
+                 SELECT j.id, j.mission_id, j.phase, j.created_at, \
+                     row_number() OVER ( \
+                         PARTITION BY j.mission_id, j.phase ORDER BY j.created_at, j.id) AS rn \
+                 FROM content_jobs j \
+                 JOIN missions m ON m.tenant_id = j.tenant_id AND m.id = j.mission_id \
+                 WHERE j.tenant_id = $1 AND j.channel_id = $2 AND j.status = 'ready' \
+                     AND m.channel_id = $2 AND m.start_date <= $4 AND $3 <= m.end_date \
+             ) ranked \
+             WHERE rn <= $5 \
+             ORDER BY mission_id, \
+                 CASE phase WHEN 'intro' THEN 0 WHEN 'nurture' THEN 1 ELSE 2 END, \
+                 created_at, id",
+        )
+        .bind(query.tenant_id.as_uuid())
+        .bind(query.channel_id.as_uuid())
+        .bind(query.first_date)
+        .bind(query.last_date)
+        .bind(i64::from(query.jobs_per_phase))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        let posts: Vec<DayPostRow> = sqlx::query_as(COUNTED_POSTS)
+            .bind(query.tenant_id.as_uuid())
+            .bind(query.channel_id.as_uuid())
+            .bind(query.from)
+            .bind(query.to)
+            .bind(counted_statuses())
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(OrchestrationSnapshot {
+            missions: all(missions, MissionRow::into_entity)?,
+            ready_jobs: all(jobs, ReadyJobRow::into_entity)?,
+            posts: posts.into_iter().map(DayPostRow::into_entity).collect(),
+        })
+    }
+
+    async fn commit_orchestration(&self, c: OrchestrationCommit) -> Result<CommitOutcome> {
+        c.validate()?;
+        let tenant = c.tenant_id.as_uuid();
+        let channel = c.channel_id.as_uuid();
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        // Serializes every commit on this (tenant, channel) until this
+        // transaction ends. A channel-wide key (not per day) also covers the
+        // windows of one date in two time zones, which overlap.
+        sqlx::query(
+            "SELECT pg_advisory_xact_lock( \
+                 hashtextextended('nexiom:orchestration:' || $1::text || ':' || $2::text, 0))",
+        )
+        .bind(tenant)
+        .bind(channel)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+
+        let stored: Vec<DayPostRow> = sqlx::query_as(COUNTED_POSTS)
+            .bind(tenant)
+            .bind(channel)
+            .bind(c.from)
+            .bind(c.to)
+            .bind(counted_statuses())
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
+        let planned: HashSet<MissionId> = c.entries.iter().map(|e| e.mission_id).collect();
+        let stored: Vec<_> = stored.into_iter().map(DayPostRow::into_entity).collect();
+        if let Some((mission, post)) = stored.iter().find_map(|p| {
+            p.mission_id
+                .filter(|m| planned.contains(m))
+                .map(|m| (m, p.id))
+        }) {
+            return Ok(CommitOutcome::mission_already_posted(mission, post));
+        }
+        let mut stored_ids: Vec<PostId> = stored.iter().map(|p| p.id).collect();
+        let mut expected = c.expected_posts.clone();
+        stored_ids.sort();
+        expected.sort();
+        if stored_ids != expected {
+            return Ok(CommitOutcome::day_changed(stored_ids.len(), expected.len()));
+        }
+        if c.entries.is_empty() {
+            tx.commit().await.map_err(db)?;
+            return Ok(CommitOutcome::Committed(Vec::new()));
+        }
+
+        // Lock the jobs; a job another commit took meanwhile no longer matches.
+        let job_ids: Vec<Uuid> = c
+            .entries
+            .iter()
+            .map(|e| e.content_job_id.as_uuid())
+            .collect();
+        let usable: Vec<(Uuid, Option<Uuid>)> = sqlx::query_as(
+            "SELECT id, mission_id FROM content_jobs \
+             WHERE tenant_id = $1 AND channel_id = $2 AND id = ANY($3) AND status = 'ready' \
+             FOR UPDATE",
+        )
+        .bind(tenant)
+        .bind(channel)
+        .bind(&job_ids)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        let usable: HashMap<Uuid, Option<Uuid>> = usable.into_iter().collect();
+        if let Some(entry) = c.entries.iter().find(|e| {
+            usable.get(&e.content_job_id.as_uuid()) != Some(&Some(e.mission_id.as_uuid()))
+        }) {
+            return Ok(CommitOutcome::job_not_ready(
+                entry.content_job_id,
+                entry.mission_id,
+            ));
+        }
+
+        // One statement creates the posts and links the jobs to them.
+        let post_ids: Vec<Uuid> = c
+            .entries
+            .iter()
+            .map(|_| PostId::generate().as_uuid())
+            .collect();
+        let mission_ids: Vec<Uuid> = c.entries.iter().map(|e| e.mission_id.as_uuid()).collect();
+        let publish_ats: Vec<_> = c.entries.iter().map(|e| e.publish_at).collect();
+        let rows: Vec<PostRow> = sqlx::query_as(
+            "WITH e AS ( \
+                 SELECT * FROM unnest($3::uuid[], $4::uuid[], $5::uuid[], $6::timestamptz[]) \
+                     AS e(post_id, job_id, mission_id, publish_at) \
+             ), ins AS ( \
+                 INSERT INTO scheduled_posts (id, tenant_id, channel_id, content, publish_at, \
+                     rrule, dtstart, time_zone, series_id, occurrence_at, status, \
+                     platform_post_id, url, error_message, retry_count, next_attempt_at, \
+                     lease_owner, lease_expires_at, published_at, last_check_at, next_check_at, \
+                     stop_at, mission_id, content_job_id, created_at, updated_at) \
+                 SELECT e.post_id, $1, $2, j.content, e.publish_at, NULL, NULL, NULL, NULL, \
+                     NULL, 'queued', NULL, NULL, NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL, \
+                     NULL, e.mission_id, e.job_id, $7, $7 \
+                 FROM e JOIN content_jobs j ON j.tenant_id = $1 AND j.id = e.job_id \
+                 RETURNING * \
+             ), upd AS ( \
+                 UPDATE content_jobs j \
+                 SET status = 'scheduled', scheduled_post_id = e.post_id, updated_at = $7 \
+                 FROM e WHERE j.tenant_id = $1 AND j.id = e.job_id \
+             ) \
+             SELECT * FROM ins",
+        )
+        .bind(tenant)
+        .bind(channel)
+        .bind(&post_ids)
+        .bind(&job_ids)
+        .bind(&mission_ids)
+        .bind(&publish_ats)
+        .bind(c.at)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+
+        let mut by_id: HashMap<Uuid, PostRow> = rows.into_iter().map(|r| (r.id(), r)).collect();
+        let mut created = Vec::with_capacity(post_ids.len());
+        for id in &post_ids {
+            let row = by_id.remove(id).ok_or_else(|| {
+                StorageError::backend("postgres: a committed post was not returned")
+            })?;
+            created.push(row.into_entity()?);
+        }
+        Ok(CommitOutcome::Committed(created))
     }
 }

@@ -11,9 +11,10 @@ use std::str::FromStr;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use nexiom_core::{
     AiControl, AiDecision, AiRule, AppSetting, Channel, Comment, CommentCheckpoint, Contact,
-    ContactChannel, Content, ContentJob, Conversation, Credentials, DecisionSubject, IgnoreExample,
-    Kpi2h, Message, Mission, MissionIntelligenceReport, PostRun, Recurrence, ScheduledPost,
-    SecretString, TaskExecutionLog, Tenant, Tz, WebhookEvent, WorkerFlag,
+    ContactChannel, Content, ContentJob, Conversation, Credentials, DayPost, DecisionSubject,
+    IgnoreExample, Kpi2h, Message, Mission, MissionIntelligenceReport, PostRun, ReadyJob,
+    Recurrence, ScheduledPost, SecretString, TaskExecutionLog, Tenant, Tz, WebhookEvent,
+    WorkerFlag,
 };
 use sqlx::types::Json;
 use uuid::Uuid;
@@ -294,6 +295,11 @@ pub(super) struct PostRow {
 }
 
 impl PostRow {
+    /// The post's id.
+    pub(super) fn id(&self) -> Uuid {
+        self.id
+    }
+
     pub(super) fn into_entity(self) -> Result<ScheduledPost> {
         let recurrence = match (self.rrule, self.dtstart, self.time_zone) {
             (Some(rrule), Some(dtstart), Some(time_zone)) => Some(Recurrence {
@@ -663,6 +669,44 @@ impl ReportRow {
             mission_id: self.mission_id.into(),
             report: self.report,
             created_at: self.created_at,
+        }
+    }
+}
+
+/// A ready job as `orchestration_snapshot` reads it.
+#[derive(Debug, sqlx::FromRow)]
+pub(super) struct ReadyJobRow {
+    id: Uuid,
+    mission_id: Uuid,
+    phase: String,
+    created_at: DateTime<Utc>,
+}
+
+impl ReadyJobRow {
+    pub(super) fn into_entity(self) -> Result<ReadyJob> {
+        Ok(ReadyJob {
+            id: self.id.into(),
+            mission_id: self.mission_id.into(),
+            phase: parse("phase", &self.phase)?,
+            created_at: self.created_at,
+        })
+    }
+}
+
+/// A counted post as `orchestration_snapshot` and `commit_orchestration` read it.
+#[derive(Debug, sqlx::FromRow)]
+pub(super) struct DayPostRow {
+    id: Uuid,
+    mission_id: Option<Uuid>,
+    publish_at: DateTime<Utc>,
+}
+
+impl DayPostRow {
+    pub(super) fn into_entity(self) -> DayPost {
+        DayPost {
+            id: self.id.into(),
+            mission_id: self.mission_id.map(Into::into),
+            publish_at: self.publish_at,
         }
     }
 }
