@@ -28,6 +28,7 @@ mod entity;
 mod enums;
 mod error;
 mod id;
+mod kpi;
 mod platform;
 mod secret;
 pub mod validate;
@@ -38,6 +39,7 @@ pub use entity::*;
 pub use enums::*;
 pub use error::CoreError;
 pub use id::*;
+pub use kpi::{KpiComment, KpiDecision, KpiFacts, KpiMessage, KpiWindow, compute_kpis};
 pub use platform::{CustomPlatform, MAX_PLATFORM_NAME_LEN, Platform};
 pub use secret::SecretString;
 

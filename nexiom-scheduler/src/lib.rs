@@ -6,6 +6,11 @@
 //! boundary in a spring-forward gap moves to the first instant after the gap; an
 //! ambiguous one takes the earlier instant).
 //!
+//! On top of them, the KPI worker step: [`aggregate_kpis`] recomputes every
+//! tenant's windows of the last 48 hours (configurable in [`KpiConfig`]) and
+//! upserts them on `(tenant, window_start)`; [`recent_kpis`] reads them beside
+//! the same local windows 7 days earlier.
+//!
 //! ```
 //! use chrono::{NaiveDate, TimeZone, Utc};
 //! use nexiom_scheduler::kpi_windows;
@@ -20,8 +25,13 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod kpi;
 mod missions;
 mod windows;
 
+pub use kpi::{
+    KpiComparison, KpiConfig, KpiRunSummary, LocalKpiWindow, TenantFailure, aggregate_kpis,
+    aggregate_tenant_kpis, recent_kpis, recent_windows,
+};
 pub use missions::*;
 pub use windows::{KpiWindow, kpi_windows, local_instant, window_containing};

@@ -2,15 +2,7 @@
 
 use chrono::{DateTime, Duration, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
-
-/// One KPI window: `[start, end)` in UTC, starting at a local even hour.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct KpiWindow {
-    /// First instant of the window.
-    pub start: DateTime<Utc>,
-    /// First instant after the window (the next window's start).
-    pub end: DateTime<Utc>,
-}
+pub use nexiom_core::KpiWindow;
 
 /// The UTC instant of local wall time `local` in `tz`: the instant itself when it
 /// exists once; the earlier instant when it is ambiguous (fall-back); the first

@@ -406,6 +406,27 @@ pub trait RuleStore: Send + Sync {
 pub trait KpiStore: Send + Sync {
     /// Inserts the row or replaces the one stored under `(tenant, window_start)`.
     async fn upsert_kpi(&self, row: Kpi2h) -> Result<Kpi2h>;
+    /// Computes the tenant's rows for `windows` from its stored messages,
+    /// comments and decisions, by the rules of [`nexiom_core::compute_kpis`]
+    /// (which the result must equal, bit for bit), and upserts each on
+    /// `(tenant, window_start)` stamped `computed_at`, in one atomic step.
+    /// Returns the rows in the order of `windows`.
+    ///
+    /// Every window of the list gets a row, zeros and `None`s when nothing
+    /// happened in it. Running it again over unchanged data writes the same
+    /// values (only `computed_at` follows the call). `Invalid("windows")` unless
+    /// the windows pass [`KpiWindow::validate_list`] (sorted, non-overlapping,
+    /// each ending after it starts); `UnknownReference("tenant")` for an unknown
+    /// tenant, even with no windows.
+    ///
+    /// On Postgres this is set-based SQL (one statement; `percentile_cont` for
+    /// the median): no row is loaded into the process.
+    async fn recompute_kpis(
+        &self,
+        tenant: TenantId,
+        windows: &[KpiWindow],
+        computed_at: DateTime<Utc>,
+    ) -> Result<Vec<Kpi2h>>;
     /// The tenant's rows with `from <= window_start < to`, newest first.
     async fn list_kpis(
         &self,

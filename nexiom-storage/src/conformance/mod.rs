@@ -19,9 +19,11 @@
 //! unreachable database fails the test.
 
 mod harness;
+mod kpi;
 mod tests;
 
 pub use harness::{TestStore, memory_test_store, postgres_test_store};
+pub use kpi::*;
 pub use tests::*;
 
 /// Generates one `#[tokio::test]` per conformance test, each calling `$factory`
@@ -45,6 +47,9 @@ macro_rules! conformance_suite {
             comments_and_checkpoints,
             rules_examples_decisions_and_ai_control,
             kpi_rows_upsert_on_window_start,
+            kpis_on_the_spring_forward_day,
+            kpis_on_the_fall_back_day,
+            kpi_recompute_refuses_bad_windows,
             missions_content_jobs_and_reports,
             orchestration_snapshot_reads_what_the_planner_needs,
             orchestration_commit_is_all_or_nothing,

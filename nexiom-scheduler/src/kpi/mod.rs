@@ -1,0 +1,19 @@
+//! The KPI aggregation worker step and the KPI reads.
+//!
+//! [`aggregate_kpis`] is what the KPI worker runs every 30 minutes (by
+//! default): for every tenant it recomputes the 2-hour windows of the last 48
+//! hours in the tenant's time zone and upserts them on `(tenant,
+//! window_start)` through [`KpiStore::recompute_kpis`](nexiom_storage::KpiStore::recompute_kpis)
+//! (set-based SQL on Postgres), so running it twice changes nothing.
+//! [`recent_kpis`] reads the last 48 hours of windows side by side with the same
+//! windows 7 days earlier.
+
+mod aggregate;
+mod calendar;
+mod config;
+mod report;
+
+pub use aggregate::{KpiRunSummary, TenantFailure, aggregate_kpis, aggregate_tenant_kpis};
+pub use calendar::{LocalKpiWindow, recent_windows};
+pub use config::KpiConfig;
+pub use report::{KpiComparison, recent_kpis};
