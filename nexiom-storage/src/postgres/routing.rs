@@ -318,14 +318,16 @@ async fn finish(
              ON CONFLICT (post_id, platform_comment_id) DO NOTHING \
              RETURNING 1 \
          ), mark AS ( \
-             UPDATE webhook_events e SET routed_at = $3, conversation_id = ( \
-                 SELECT m.conversation_id FROM messages m \
-                 WHERE m.tenant_id = e.tenant_id AND m.channel_id = e.channel_id \
-                     AND ((e.kind = 'message' AND e.sender_id IS NOT NULL \
-                           AND m.provider_message_id = e.event_id) \
-                       OR (e.kind = 'status' AND e.delivery_status IS NOT NULL \
-                           AND m.direction = 'outbound' \
-                           AND m.provider_message_id = e.target_id))) \
+             UPDATE webhook_events e SET routed_at = $3, conversation_id = CASE \
+                 WHEN e.kind = 'message' AND e.sender_id IS NOT NULL THEN ( \
+                     SELECT m.conversation_id FROM messages m \
+                     WHERE m.channel_id = e.channel_id AND m.provider_message_id = e.event_id \
+                         AND m.tenant_id = e.tenant_id) \
+                 WHEN e.kind = 'status' AND e.delivery_status IS NOT NULL THEN ( \
+                     SELECT m.conversation_id FROM messages m \
+                     WHERE m.channel_id = e.channel_id AND m.provider_message_id = e.target_id \
+                         AND m.tenant_id = e.tenant_id AND m.direction = 'outbound') \
+                 END \
              WHERE e.id = ANY($1) AND e.routed_at IS NULL \
              RETURNING 1 \
          ) \
