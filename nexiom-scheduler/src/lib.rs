@@ -23,11 +23,15 @@
 //! assert_eq!(two_am.start, Utc.with_ymd_and_hms(2026, 3, 29, 1, 0, 0).unwrap());
 //! assert_eq!(two_am.end - two_am.start, chrono::Duration::hours(1));
 //! ```
+//!
+//! The inbound pipeline (routing, triage, auto-replies, dry runs of rule sets,
+//! the settings overview) is in [`inbound`].
 #![forbid(unsafe_code)]
 
 mod kpi;
 mod missions;
 mod windows;
+pub mod inbound;
 
 pub use kpi::{
     KpiComparison, KpiConfig, KpiRunSummary, LocalKpiWindow, TenantFailure, aggregate_kpis,

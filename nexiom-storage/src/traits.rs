@@ -115,6 +115,62 @@ pub trait EventStore: Send + Sync {
         routed_at: DateTime<Utc>,
     ) -> Result<WebhookEvent>;
 
+    /// Routes up to `limit` unrouted events of every tenant (optionally of one
+    /// platform), oldest `received_at` first, marking each routed at `at`
+    /// (worker queue operation). Per event kind:
+    ///
+    /// - **message**: resolves or creates the contact channel `(tenant,
+    ///   platform, sender_id)` and its contact (named after the sender), reuses
+    ///   the open conversation of `(contact, event channel)` or opens one at `at`,
+    ///   inserts the inbound message keyed by `(channel, provider_message_id =
+    ///   event_id)` with `created_at = occurred_at`, moves the conversation's
+    ///   `last_message_at` to the later of its value and the message time, and
+    ///   marks the event with that conversation. When the message already exists
+    ///   nothing else is written: the event is marked with the message's
+    ///   conversation. A message event without a sender is marked routed with
+    ///   no conversation.
+    /// - **status**: applies `delivery_status` to the outbound message `(event
+    ///   channel, target_id)` monotonically, as
+    ///   [`ConversationStore::update_delivery_status`] does, and marks the event
+    ///   with that message's conversation. A status for a message that is not
+    ///   stored (not sent through this library) is marked routed and changes
+    ///   nothing.
+    /// - **comment / comment_reply**: inserts the comment (keyed by `(post,
+    ///   platform_comment_id = event_id)`, parent `parent_id`, author
+    ///   `sender_id` / `sender_name`) on the post of the event's channel whose
+    ///   `platform_post_id` is `target_id`. When no such post is stored (a post
+    ///   not published through this library, or one whose id is not recorded
+    ///   yet) the event is marked routed with no comment: the raw event stays
+    ///   stored, and comment polling of a post this library published fetches
+    ///   its comments anyway. Keeping such events unrouted would fill the head
+    ///   of the queue with events that can never route.
+    /// - **other**: marked routed, nothing else.
+    ///
+    /// Every write is insert-if-absent on its unique key, so routing is
+    /// idempotent, and concurrent callers (tasks, processes on one Postgres)
+    /// never route one event twice nor create a second message, contact,
+    /// conversation or comment: on Postgres each call takes its events with
+    /// `FOR UPDATE SKIP LOCKED` and works set-based, a few statements per batch
+    /// whatever its size. Returns what this call did.
+    async fn route_unrouted_events(
+        &self,
+        platform: Option<&Platform>,
+        limit: u32,
+        at: DateTime<Utc>,
+    ) -> Result<RoutingReport>;
+
+    /// Routes one event exactly as [`route_unrouted_events`] would, and returns
+    /// it as stored afterwards. An event already routed is returned unchanged
+    /// (`NotFound` when it is not the tenant's).
+    ///
+    /// [`route_unrouted_events`]: EventStore::route_unrouted_events
+    async fn route_event(
+        &self,
+        tenant: TenantId,
+        id: WebhookEventId,
+        at: DateTime<Utc>,
+    ) -> Result<WebhookEvent>;
+
     /// Resolves the contact channel `(tenant, platform, external_handle)`, creating
     /// it and a new contact when absent (`created == true`).
     async fn insert_contact_channel(
@@ -204,6 +260,31 @@ pub trait ConversationStore: Send + Sync {
         provider_message_id: &str,
         status: DeliveryStatus,
     ) -> Result<Option<Message>>;
+    /// The tenant's inbound messages that have no triage yet, oldest
+    /// `created_at` first, at most `limit` (the triage queue).
+    async fn list_untriaged_messages(&self, tenant: TenantId, limit: u32) -> Result<Vec<Message>>;
+    /// The tenant's inbound messages triaged `triage` created at or after
+    /// `since`, oldest first, at most `limit`.
+    async fn list_messages_by_triage(
+        &self,
+        tenant: TenantId,
+        triage: Triage,
+        since: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Message>>;
+    /// Records what the platform answered to sending the outbound message `id`:
+    /// its provider id (set only while the message has none; `None` keeps it)
+    /// and its delivery status (applied monotonically, as
+    /// [`update_delivery_status`](ConversationStore::update_delivery_status)
+    /// does). `Conflict` when another message of the channel holds that
+    /// provider id.
+    async fn record_message_sent(
+        &self,
+        tenant: TenantId,
+        id: MessageId,
+        provider_message_id: Option<&str>,
+        status: DeliveryStatus,
+    ) -> Result<Message>;
     /// Records the message's triage, confidence and deciding decision. The decision
     /// id is not checked: decisions outlive the rules and rows they name.
     async fn set_message_triage(
@@ -324,6 +405,42 @@ pub trait CommentStore: Send + Sync {
         confidence: f64,
         decision: Option<DecisionId>,
     ) -> Result<Comment>;
+    /// The tenant's comments that have no triage yet, oldest `created_at` first,
+    /// at most `limit` (the triage queue).
+    async fn list_untriaged_comments(&self, tenant: TenantId, limit: u32) -> Result<Vec<Comment>>;
+    /// The tenant's comments triaged `triage` created at or after `since`,
+    /// oldest first, at most `limit`.
+    async fn list_comments_by_triage(
+        &self,
+        tenant: TenantId,
+        triage: Triage,
+        since: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Comment>>;
+    /// Claims the automatic reply to a comment, `pending`, unless the comment
+    /// has one already (then the stored reply is returned with `created ==
+    /// false`). Written before the platform is called: the claim is what makes
+    /// a second reply impossible. `UnknownReference` when the comment is not
+    /// the tenant's.
+    async fn insert_comment_reply(&self, new: NewCommentReply) -> Result<Inserted<CommentReply>>;
+    /// Records the outcome of sending the comment's reply: its status, the
+    /// platform's id of the reply and the error, at `at`. `NotFound` when the
+    /// comment has no reply claimed.
+    async fn finish_comment_reply(
+        &self,
+        tenant: TenantId,
+        comment: CommentId,
+        status: DeliveryStatus,
+        platform_comment_id: Option<&str>,
+        error: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<CommentReply>;
+    /// The comment's reply, if one was claimed.
+    async fn find_comment_reply(
+        &self,
+        tenant: TenantId,
+        comment: CommentId,
+    ) -> Result<Option<CommentReply>>;
     /// Records that the comment is hidden (or shown again) on the platform.
     async fn set_comment_hidden(
         &self,

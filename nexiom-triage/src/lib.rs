@@ -2,6 +2,9 @@
 //! ignore it, escalate it to a person, or answer it automatically — the last only
 //! while the tenant's AI control is ON.
 //!
+//! Reply generation sits behind [`ReplyGenerator`]: [`TemplateGenerator`]
+//! (per-tenant templates) and [`OpenAiCompatibleGenerator`] (chat completions).
+//!
 //! [`TriageEngine`] is pure (no I/O, no clock): compile a tenant's rules and
 //! ignore-examples once, then decide any number of items. The order of the steps
 //! is documented on [`TriageEngine`].
@@ -39,6 +42,7 @@
 
 mod engine;
 mod error;
+mod reply;
 mod similarity;
 mod text;
 
@@ -47,5 +51,9 @@ pub use engine::{
     TriageEngine, TriageInput,
 };
 pub use error::TriageError;
+pub use reply::{
+    DEFAULT_OPENAI_BASE_URL, Draft, OpenAiCompatibleGenerator, OpenAiConfig, ReplyError,
+    ReplyGenerator, ReplyKind, ReplyRequest, TemplateGenerator,
+};
 pub use similarity::SimilarityStats;
 pub use text::{fold, fold_for_matching};

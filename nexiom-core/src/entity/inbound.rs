@@ -4,8 +4,8 @@ use serde::{Deserialize, Serialize};
 use crate::enums::{ConversationStatus, DeliveryStatus, EventKind, MessageDirection, Triage};
 use crate::error::CoreError;
 use crate::id::{
-    ChannelId, ContactChannelId, ContactId, ConversationId, DecisionId, MessageId, TenantId,
-    WebhookEventId,
+    ChannelId, CommentId, ContactChannelId, ContactId, ConversationId, DecisionId, MessageId,
+    TenantId, WebhookEventId,
 };
 use crate::platform::Platform;
 use crate::validate;
@@ -240,6 +240,70 @@ impl NewMessage {
     pub fn validate(&self) -> Result<(), CoreError> {
         validate::text("text", &self.text)?;
         validate::opt_key("provider_message_id", self.provider_message_id.as_deref())
+    }
+}
+
+/// What one routing call did (see `EventStore::route_unrouted_events`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoutingReport {
+    /// Events this call marked routed (whatever they became).
+    pub processed: u64,
+    /// Inbound messages this call created (an event whose message already
+    /// existed counts as processed, not created).
+    pub messages_created: u64,
+    /// Comments this call created from comment events.
+    pub comments_created: u64,
+}
+
+impl RoutingReport {
+    /// Adds another report's counts to this one.
+    pub fn add(&mut self, other: RoutingReport) {
+        self.processed += other.processed;
+        self.messages_created += other.messages_created;
+        self.comments_created += other.comments_created;
+    }
+}
+
+/// The automatic public reply to a comment. Unique by comment: it is written,
+/// `pending`, BEFORE the platform is called, so a comment is never answered
+/// twice whatever runs concurrently or crashes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CommentReply {
+    /// Owner.
+    pub tenant_id: TenantId,
+    /// The comment answered (the unique key).
+    pub comment_id: CommentId,
+    /// The reply text.
+    pub text: String,
+    /// `pending` until the platform answered, then `sent` or `failed`.
+    pub status: DeliveryStatus,
+    /// The platform's id of the reply, once sent.
+    pub platform_comment_id: Option<String>,
+    /// Why the send failed, if it did.
+    pub error: Option<String>,
+    /// When it was claimed.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Input to claim a [`CommentReply`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewCommentReply {
+    /// Owner.
+    pub tenant_id: TenantId,
+    /// The comment to answer (must belong to the tenant).
+    pub comment_id: CommentId,
+    /// The reply text.
+    pub text: String,
+    /// Claim time.
+    pub created_at: DateTime<Utc>,
+}
+
+impl NewCommentReply {
+    /// Checks `text`; the storage backends call it before writing.
+    pub fn validate(&self) -> Result<(), CoreError> {
+        validate::text("text", &self.text)
     }
 }
 

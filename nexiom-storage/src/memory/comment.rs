@@ -3,16 +3,23 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use nexiom_core::{
-    Comment, CommentCheckpoint, CommentId, DecisionId, Inserted, NewComment, PostId, TenantId,
-    Triage, validate,
+    Comment, CommentCheckpoint, CommentId, CommentReply, DecisionId, DeliveryStatus, Inserted,
+    NewComment, NewCommentReply, PostId, TenantId, Triage, validate,
 };
+
+/// The outcome of sending a comment reply, as `finish_comment_reply` takes it.
+struct ReplyOutcome<'a> {
+    status: DeliveryStatus,
+    platform_comment_id: Option<&'a str>,
+    error: Option<&'a str>,
+}
 
 use super::{Inner, MemoryStore, get_scoped, get_scoped_mut, limit_len, require_ref, scoped};
 use crate::error::{Result, StorageError};
 use crate::traits::CommentStore;
 
 impl Inner {
-    fn insert_comment(&mut self, new: NewComment) -> Result<Inserted<Comment>> {
+    pub(super) fn insert_comment(&mut self, new: NewComment) -> Result<Inserted<Comment>> {
         new.validate()?;
         let tenant = new.tenant_id;
         self.require_tenant(tenant)?;
@@ -93,6 +100,50 @@ impl Inner {
         Ok(comment.clone())
     }
 
+    fn insert_comment_reply(&mut self, new: NewCommentReply) -> Result<Inserted<CommentReply>> {
+        new.validate()?;
+        self.require_tenant(new.tenant_id)?;
+        require_ref(&self.comments, new.tenant_id, &new.comment_id, "comment")?;
+        if let Some(existing) = self.comment_replies.get(&new.comment_id) {
+            return Ok(Inserted::existing(existing.clone()));
+        }
+        let reply = CommentReply {
+            tenant_id: new.tenant_id,
+            comment_id: new.comment_id,
+            text: new.text,
+            status: DeliveryStatus::Pending,
+            platform_comment_id: None,
+            error: None,
+            created_at: new.created_at,
+            updated_at: new.created_at,
+        };
+        self.comment_replies.insert(reply.comment_id, reply.clone());
+        Ok(Inserted::created(reply))
+    }
+
+    fn finish_comment_reply(
+        &mut self,
+        tenant: TenantId,
+        comment: CommentId,
+        outcome: ReplyOutcome<'_>,
+        at: DateTime<Utc>,
+    ) -> Result<CommentReply> {
+        validate::opt_key("platform_comment_id", outcome.platform_comment_id)?;
+        validate::opt_text("error", outcome.error)?;
+        let reply = self
+            .comment_replies
+            .get_mut(&comment)
+            .filter(|r| r.tenant_id == tenant)
+            .ok_or_else(|| StorageError::not_found("comment reply", comment))?;
+        reply.status = outcome.status;
+        if outcome.platform_comment_id.is_some() {
+            reply.platform_comment_id = outcome.platform_comment_id.map(str::to_owned);
+        }
+        reply.error = outcome.error.map(str::to_owned);
+        reply.updated_at = at;
+        Ok(reply.clone())
+    }
+
     fn save_checkpoint(&mut self, checkpoint: CommentCheckpoint) -> Result<CommentCheckpoint> {
         checkpoint.validate()?;
         self.require_tenant(checkpoint.tenant_id)?;
@@ -159,6 +210,59 @@ impl CommentStore for MemoryStore {
     ) -> Result<Comment> {
         self.lock()
             .set_comment_triage(tenant, id, triage, confidence, decision)
+    }
+
+    async fn list_untriaged_comments(&self, tenant: TenantId, limit: u32) -> Result<Vec<Comment>> {
+        Ok(self
+            .lock()
+            .comments_where(limit, |c| c.tenant_id == tenant && c.triage.is_none()))
+    }
+
+    async fn list_comments_by_triage(
+        &self,
+        tenant: TenantId,
+        triage: Triage,
+        since: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Comment>> {
+        Ok(self.lock().comments_where(limit, |c| {
+            c.tenant_id == tenant && c.triage == Some(triage) && c.created_at >= since
+        }))
+    }
+
+    async fn insert_comment_reply(&self, new: NewCommentReply) -> Result<Inserted<CommentReply>> {
+        self.lock().insert_comment_reply(new)
+    }
+
+    async fn finish_comment_reply(
+        &self,
+        tenant: TenantId,
+        comment: CommentId,
+        status: DeliveryStatus,
+        platform_comment_id: Option<&str>,
+        error: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<CommentReply> {
+        let outcome = ReplyOutcome {
+            status,
+            platform_comment_id,
+            error,
+        };
+        self.lock()
+            .finish_comment_reply(tenant, comment, outcome, at)
+    }
+
+    async fn find_comment_reply(
+        &self,
+        tenant: TenantId,
+        comment: CommentId,
+    ) -> Result<Option<CommentReply>> {
+        Ok(self
+            .lock()
+            .comment_replies
+            .get(&comment)
+            .filter(|r| r.tenant_id == tenant)
+            .cloned())
     }
 
     async fn set_comment_hidden(

@@ -17,7 +17,7 @@ use crate::error::{Result, StorageError};
 use crate::traits::ConversationStore;
 
 impl Inner {
-    fn insert_open_conversation(
+    pub(super) fn insert_open_conversation(
         &mut self,
         tenant: TenantId,
         contact: ContactId,
@@ -95,7 +95,7 @@ impl Inner {
         Ok(conversation.clone())
     }
 
-    fn insert_message(&mut self, new: NewMessage) -> Result<Inserted<Message>> {
+    pub(super) fn insert_message(&mut self, new: NewMessage) -> Result<Inserted<Message>> {
         new.validate()?;
         let tenant = new.tenant_id;
         self.require_tenant(tenant)?;
@@ -211,7 +211,7 @@ impl Inner {
             .collect()
     }
 
-    fn update_delivery_status(
+    pub(super) fn update_delivery_status(
         &mut self,
         tenant: TenantId,
         channel: ChannelId,
@@ -237,6 +237,44 @@ impl Inner {
             message.delivery_status = Some(status);
         }
         Ok(Some(message.clone()))
+    }
+
+    fn record_message_sent(
+        &mut self,
+        tenant: TenantId,
+        id: MessageId,
+        provider_message_id: Option<&str>,
+        status: DeliveryStatus,
+    ) -> Result<Message> {
+        validate::opt_key("provider_message_id", provider_message_id)?;
+        let message = get_scoped(&self.messages, tenant, &id, "message")?;
+        let channel = message.channel_id;
+        let new_key = match (&message.provider_message_id, provider_message_id) {
+            (None, Some(pid)) => Some((channel, pid.to_owned())),
+            _ => None,
+        };
+        if let Some(key) = &new_key
+            && self
+                .message_by_provider
+                .get(key)
+                .is_some_and(|other| *other != id)
+        {
+            return Err(StorageError::conflict(
+                "message",
+                format!("channel {channel} and provider message id {:?}", key.1),
+            ));
+        }
+        let message = get_scoped_mut(&mut self.messages, tenant, &id, "message")?;
+        if let Some(key) = new_key {
+            message.provider_message_id = Some(key.1.clone());
+            self.message_by_provider.insert(key, id);
+        }
+        let message = get_scoped_mut(&mut self.messages, tenant, &id, "message")?;
+        let current = message.delivery_status.unwrap_or(DeliveryStatus::Pending);
+        if current.can_advance_to(status) || message.delivery_status.is_none() {
+            message.delivery_status = Some(status);
+        }
+        Ok(message.clone())
     }
 
     fn set_message_triage(
@@ -338,6 +376,38 @@ impl ConversationStore for MemoryStore {
     ) -> Result<Option<Message>> {
         self.lock()
             .update_delivery_status(tenant, channel, provider_message_id, status)
+    }
+
+    async fn list_untriaged_messages(&self, tenant: TenantId, limit: u32) -> Result<Vec<Message>> {
+        Ok(self.lock().messages_where(limit, |m| {
+            m.tenant_id == tenant && m.direction == MessageDirection::Inbound && m.triage.is_none()
+        }))
+    }
+
+    async fn list_messages_by_triage(
+        &self,
+        tenant: TenantId,
+        triage: Triage,
+        since: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Message>> {
+        Ok(self.lock().messages_where(limit, |m| {
+            m.tenant_id == tenant
+                && m.direction == MessageDirection::Inbound
+                && m.triage == Some(triage)
+                && m.created_at >= since
+        }))
+    }
+
+    async fn record_message_sent(
+        &self,
+        tenant: TenantId,
+        id: MessageId,
+        provider_message_id: Option<&str>,
+        status: DeliveryStatus,
+    ) -> Result<Message> {
+        self.lock()
+            .record_message_sent(tenant, id, provider_message_id, status)
     }
 
     async fn set_message_triage(

@@ -4,7 +4,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use nexiom_core::{
     Contact, ContactChannel, ContactChannelId, ContactId, ConversationId, Inserted,
-    NewContactChannel, NewWebhookEvent, Platform, TenantId, WebhookEvent, WebhookEventId, validate,
+    NewContactChannel, NewWebhookEvent, Platform, RoutingReport, TenantId, WebhookEvent,
+    WebhookEventId, validate,
 };
 
 use super::{Inner, MemoryStore, get_scoped, get_scoped_mut, limit_len, require_opt_ref};
@@ -74,7 +75,11 @@ impl Inner {
             .cloned())
     }
 
-    fn list_unrouted_events(&self, platform: Option<&Platform>, limit: u32) -> Vec<WebhookEvent> {
+    pub(super) fn list_unrouted_events(
+        &self,
+        platform: Option<&Platform>,
+        limit: u32,
+    ) -> Vec<WebhookEvent> {
         if limit == 0 {
             return Vec::new();
         }
@@ -111,7 +116,7 @@ impl Inner {
         Ok(event.clone())
     }
 
-    fn insert_contact_channel(
+    pub(super) fn insert_contact_channel(
         &mut self,
         new: NewContactChannel,
     ) -> Result<Inserted<ContactChannel>> {
@@ -197,6 +202,24 @@ impl EventStore for MemoryStore {
     ) -> Result<WebhookEvent> {
         self.lock()
             .mark_event_routed(tenant, id, conversation_id, routed_at)
+    }
+
+    async fn route_unrouted_events(
+        &self,
+        platform: Option<&Platform>,
+        limit: u32,
+        at: DateTime<Utc>,
+    ) -> Result<RoutingReport> {
+        self.lock().route_unrouted_events(platform, limit, at)
+    }
+
+    async fn route_event(
+        &self,
+        tenant: TenantId,
+        id: WebhookEventId,
+        at: DateTime<Utc>,
+    ) -> Result<WebhookEvent> {
+        self.lock().route_event(tenant, id, at)
     }
 
     async fn insert_contact_channel(

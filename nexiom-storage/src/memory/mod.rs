@@ -17,6 +17,7 @@ mod event;
 mod kpi;
 mod mission;
 mod post;
+mod routing;
 mod rule;
 mod settings;
 mod tenant;
@@ -29,11 +30,11 @@ use std::sync::{Mutex, MutexGuard};
 use chrono::{DateTime, Utc};
 use nexiom_core::{
     AiControl, AiDecision, AiRule, AppSetting, Channel, ChannelId, Comment, CommentCheckpoint,
-    CommentId, Contact, ContactChannel, ContactChannelId, ContactId, ContentJob, ContentJobId,
-    Conversation, ConversationId, DecisionId, DecisionSubject, ExecutionId, IgnoreExample,
-    IgnoreExampleId, Kpi2h, Message, MessageId, Mission, MissionId, MissionIntelligenceReport,
-    Platform, PostId, PostRun, PostRunId, ReportId, RuleId, ScheduledPost, TaskExecutionLog,
-    Tenant, TenantId, WebhookEvent, WebhookEventId, WorkerFlag,
+    CommentId, CommentReply, Contact, ContactChannel, ContactChannelId, ContactId, ContentJob,
+    ContentJobId, Conversation, ConversationId, DecisionId, DecisionSubject, ExecutionId,
+    IgnoreExample, IgnoreExampleId, Kpi2h, Message, MessageId, Mission, MissionId,
+    MissionIntelligenceReport, Platform, PostId, PostRun, PostRunId, ReportId, RuleId,
+    ScheduledPost, TaskExecutionLog, Tenant, TenantId, WebhookEvent, WebhookEventId, WorkerFlag,
 };
 
 use crate::error::{Result, StorageError};
@@ -138,6 +139,8 @@ struct Inner {
     /// `(post, platform_comment_id)` → comment.
     comment_by_key: HashMap<(PostId, String), CommentId>,
     checkpoints: HashMap<PostId, CommentCheckpoint>,
+    /// Comment → its automatic reply (the unique key of a reply).
+    comment_replies: HashMap<CommentId, CommentReply>,
 
     rules: BTreeMap<RuleId, AiRule>,
     ignore_examples: BTreeMap<IgnoreExampleId, IgnoreExample>,

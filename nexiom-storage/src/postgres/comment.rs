@@ -3,12 +3,12 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use nexiom_core::{
-    Comment, CommentCheckpoint, CommentId, DecisionId, Inserted, NewComment, PostId, TenantId,
-    Triage, validate,
+    Comment, CommentCheckpoint, CommentId, CommentReply, DecisionId, DeliveryStatus, Inserted,
+    NewComment, NewCommentReply, PostId, TenantId, Triage, validate,
 };
 
 use super::error::{Ref, WriteFailure, db, require_refs, write_error};
-use super::rows::{CheckpointRow, CommentRow, all};
+use super::rows::{CheckpointRow, CommentReplyRow, CommentRow, all};
 use super::{PgStore, limit};
 use crate::error::{Result, StorageError};
 use crate::traits::CommentStore;
@@ -181,6 +181,142 @@ impl CommentStore for PgStore {
         .map_err(db)?;
         row.ok_or_else(|| StorageError::not_found("comment", id))?
             .into_entity()
+    }
+
+    async fn list_untriaged_comments(&self, tenant: TenantId, max: u32) -> Result<Vec<Comment>> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<CommentRow> = sqlx::query_as(
+            "SELECT * FROM comments \
+             WHERE tenant_id = $1 AND triage IS NULL \
+             ORDER BY created_at, id \
+             LIMIT $2",
+        )
+        .bind(tenant.as_uuid())
+        .bind(limit(max))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        all(rows, CommentRow::into_entity)
+    }
+
+    async fn list_comments_by_triage(
+        &self,
+        tenant: TenantId,
+        triage: Triage,
+        since: DateTime<Utc>,
+        max: u32,
+    ) -> Result<Vec<Comment>> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<CommentRow> = sqlx::query_as(
+            "SELECT * FROM comments \
+             WHERE tenant_id = $1 AND triage = $2 AND created_at >= $3 \
+             ORDER BY created_at, id \
+             LIMIT $4",
+        )
+        .bind(tenant.as_uuid())
+        .bind(triage.as_str())
+        .bind(since)
+        .bind(limit(max))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        all(rows, CommentRow::into_entity)
+    }
+
+    async fn insert_comment_reply(&self, new: NewCommentReply) -> Result<Inserted<CommentReply>> {
+        new.validate()?;
+        let refs = [Ref::Comment(new.comment_id)];
+        let inserted: std::result::Result<Option<CommentReplyRow>, _> = sqlx::query_as(
+            "INSERT INTO comment_replies (comment_id, tenant_id, text, status, \
+                 platform_comment_id, error, created_at, updated_at) \
+             VALUES ($1, $2, $3, 'pending', NULL, NULL, $4, $4) \
+             ON CONFLICT (comment_id) DO NOTHING \
+             RETURNING *",
+        )
+        .bind(new.comment_id.as_uuid())
+        .bind(new.tenant_id.as_uuid())
+        .bind(&new.text)
+        .bind(new.created_at)
+        .fetch_optional(&self.pool)
+        .await;
+        match inserted {
+            Ok(Some(row)) => return Ok(Inserted::created(row.into_entity()?)),
+            Ok(None) => {}
+            Err(err) => {
+                return Err(write_error(
+                    &self.pool,
+                    err,
+                    WriteFailure {
+                        tenant: Some(new.tenant_id),
+                        refs: &refs,
+                        conflict: None,
+                    },
+                )
+                .await);
+            }
+        }
+        require_refs(&self.pool, new.tenant_id, &refs).await?;
+        match self
+            .find_comment_reply(new.tenant_id, new.comment_id)
+            .await?
+        {
+            Some(reply) => Ok(Inserted::existing(reply)),
+            None => Err(StorageError::backend(format!(
+                "postgres: the reply to comment {} conflicted but cannot be read",
+                new.comment_id
+            ))),
+        }
+    }
+
+    async fn finish_comment_reply(
+        &self,
+        tenant: TenantId,
+        comment: CommentId,
+        status: DeliveryStatus,
+        platform_comment_id: Option<&str>,
+        error: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<CommentReply> {
+        validate::opt_key("platform_comment_id", platform_comment_id)?;
+        validate::opt_text("error", error)?;
+        let row: Option<CommentReplyRow> = sqlx::query_as(
+            "UPDATE comment_replies SET status = $3, \
+                 platform_comment_id = COALESCE($4, platform_comment_id), error = $5, \
+                 updated_at = $6 \
+             WHERE tenant_id = $1 AND comment_id = $2 \
+             RETURNING *",
+        )
+        .bind(tenant.as_uuid())
+        .bind(comment.as_uuid())
+        .bind(status.as_str())
+        .bind(platform_comment_id)
+        .bind(error)
+        .bind(at)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.ok_or_else(|| StorageError::not_found("comment reply", comment))?
+            .into_entity()
+    }
+
+    async fn find_comment_reply(
+        &self,
+        tenant: TenantId,
+        comment: CommentId,
+    ) -> Result<Option<CommentReply>> {
+        let row: Option<CommentReplyRow> = sqlx::query_as(
+            "SELECT * FROM comment_replies WHERE tenant_id = $1 AND comment_id = $2",
+        )
+        .bind(tenant.as_uuid())
+        .bind(comment.as_uuid())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.map(CommentReplyRow::into_entity).transpose()
     }
 
     async fn set_comment_hidden(

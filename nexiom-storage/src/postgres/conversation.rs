@@ -351,6 +351,95 @@ impl ConversationStore for PgStore {
         row.map(MessageRow::into_entity).transpose()
     }
 
+    async fn list_untriaged_messages(&self, tenant: TenantId, max: u32) -> Result<Vec<Message>> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<MessageRow> = sqlx::query_as(
+            "SELECT * FROM messages \
+             WHERE tenant_id = $1 AND triage IS NULL AND direction = 'inbound' \
+             ORDER BY created_at, id \
+             LIMIT $2",
+        )
+        .bind(tenant.as_uuid())
+        .bind(limit(max))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        all(rows, MessageRow::into_entity)
+    }
+
+    async fn list_messages_by_triage(
+        &self,
+        tenant: TenantId,
+        triage: Triage,
+        since: DateTime<Utc>,
+        max: u32,
+    ) -> Result<Vec<Message>> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<MessageRow> = sqlx::query_as(
+            "SELECT * FROM messages \
+             WHERE tenant_id = $1 AND triage = $2 AND direction = 'inbound' \
+                 AND created_at >= $3 \
+             ORDER BY created_at, id \
+             LIMIT $4",
+        )
+        .bind(tenant.as_uuid())
+        .bind(triage.as_str())
+        .bind(since)
+        .bind(limit(max))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        all(rows, MessageRow::into_entity)
+    }
+
+    async fn record_message_sent(
+        &self,
+        tenant: TenantId,
+        id: MessageId,
+        provider_message_id: Option<&str>,
+        status: DeliveryStatus,
+    ) -> Result<Message> {
+        validate::opt_key("provider_message_id", provider_message_id)?;
+        let sql = format!(
+            "UPDATE messages SET \
+                 provider_message_id = COALESCE(provider_message_id, $3), \
+                 delivery_status = CASE WHEN delivery_status IS NULL OR {DELIVERY_RANK} < $5 \
+                     THEN $4 ELSE delivery_status END \
+             WHERE tenant_id = $1 AND id = $2 \
+             RETURNING *"
+        );
+        let updated: std::result::Result<Option<MessageRow>, _> = sqlx::query_as(&sql)
+            .bind(tenant.as_uuid())
+            .bind(id.as_uuid())
+            .bind(provider_message_id)
+            .bind(status.as_str())
+            .bind(i32::from(status.rank()))
+            .fetch_optional(&self.pool)
+            .await;
+        match updated {
+            Ok(row) => row
+                .ok_or_else(|| StorageError::not_found("message", id))?
+                .into_entity(),
+            Err(err) => Err(write_error(
+                &self.pool,
+                err,
+                WriteFailure {
+                    tenant: Some(tenant),
+                    refs: &[],
+                    conflict: Some((
+                        "message",
+                        format!("provider message id {provider_message_id:?}"),
+                    )),
+                },
+            )
+            .await),
+        }
+    }
+
     async fn set_message_triage(
         &self,
         tenant: TenantId,

@@ -4,10 +4,12 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use nexiom_core::{
     Contact, ContactChannel, ContactChannelId, ContactId, ConversationId, Inserted,
-    NewContactChannel, NewWebhookEvent, Platform, TenantId, WebhookEvent, WebhookEventId, validate,
+    NewContactChannel, NewWebhookEvent, Platform, RoutingReport, TenantId, WebhookEvent,
+    WebhookEventId, validate,
 };
 
 use super::error::{Ref, WriteFailure, db, require_refs, write_error};
+use super::routing::{self, Pick};
 use super::rows::{ContactChannelRow, ContactRow, EventRow, all};
 use super::{PgStore, limit};
 use crate::error::{Result, StorageError};
@@ -181,6 +183,28 @@ impl EventStore for PgStore {
                 .await)
             }
         }
+    }
+
+    async fn route_unrouted_events(
+        &self,
+        platform: Option<&Platform>,
+        limit: u32,
+        at: DateTime<Utc>,
+    ) -> Result<RoutingReport> {
+        if limit == 0 {
+            return Ok(RoutingReport::default());
+        }
+        routing::route(&self.pool, Pick::Unrouted { platform, limit }, at).await
+    }
+
+    async fn route_event(
+        &self,
+        tenant: TenantId,
+        id: WebhookEventId,
+        at: DateTime<Utc>,
+    ) -> Result<WebhookEvent> {
+        routing::route(&self.pool, Pick::One { tenant, id }, at).await?;
+        self.get_event(tenant, id).await
     }
 
     async fn insert_contact_channel(

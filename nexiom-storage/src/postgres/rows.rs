@@ -10,11 +10,18 @@ use std::str::FromStr;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use nexiom_core::{
+<<<<<<< HEAD
     AiControl, AiDecision, AiRule, AppSetting, Channel, Comment, CommentCheckpoint, Contact,
     ContactChannel, Content, ContentJob, Conversation, Credentials, DayPost, DecisionSubject,
     IgnoreExample, Kpi2h, Message, Mission, MissionIntelligenceReport, PostRun, ReadyJob,
     Recurrence, ScheduledPost, SecretString, TaskExecutionLog, Tenant, Tz, WebhookEvent,
     WorkerFlag,
+=======
+    AiControl, AiDecision, AiRule, AppSetting, Channel, Comment, CommentCheckpoint, CommentReply,
+    Contact, ContactChannel, Content, ContentJob, Conversation, Credentials, DecisionSubject,
+    IgnoreExample, Kpi2h, Message, Mission, MissionIntelligenceReport, PostRun, Recurrence,
+    ScheduledPost, SecretString, TaskExecutionLog, Tenant, Tz, WebhookEvent, WorkerFlag,
+>>>>>>> feat/inbound
 };
 use sqlx::types::Json;
 use uuid::Uuid;
@@ -417,6 +424,34 @@ impl CommentRow {
             confidence: self.confidence,
             ai_decision_id: self.ai_decision_id.map(Into::into),
             hidden: self.hidden,
+        })
+    }
+}
+
+/// `comment_replies`.
+#[derive(Debug, sqlx::FromRow)]
+pub(super) struct CommentReplyRow {
+    comment_id: Uuid,
+    tenant_id: Uuid,
+    text: String,
+    status: String,
+    platform_comment_id: Option<String>,
+    error: Option<String>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl CommentReplyRow {
+    pub(super) fn into_entity(self) -> Result<CommentReply> {
+        Ok(CommentReply {
+            tenant_id: self.tenant_id.into(),
+            comment_id: self.comment_id.into(),
+            text: self.text,
+            status: parse("reply status", &self.status)?,
+            platform_comment_id: self.platform_comment_id,
+            error: self.error,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
         })
     }
 }

@@ -1,0 +1,79 @@
+//! The inbound pipeline: webhook events → contacts, conversations, messages and
+//! comments (routing) → one triage decision per item (triage) → automatic
+//! replies under the tenant's AI control (auto-reply); plus a dry run of a
+//! candidate rule set and the settings overview.
+//!
+//! Each step is a plain async method of [`InboundPipeline`] that processes one
+//! bounded batch and returns counts, so a runner (`run_pipeline_once`, the
+//! worker runtime) can call them on its cadence and log what they did. Every
+//! step is idempotent: running it twice, or from several workers at once,
+//! never routes an event twice, stores a second decision for an item, or
+//! sends a second reply.
+
+mod dry_run;
+mod error;
+mod routing;
+mod settings;
+mod triage;
+
+use std::fmt;
+use std::sync::Arc;
+
+use nexiom_core::Clock;
+use nexiom_storage::Store;
+use nexiom_triage::{ReplyGenerator, TriageConfig};
+
+pub use dry_run::{DecisionSummary, DryRunItem, DryRunReport};
+pub use error::InboundError;
+pub use settings::{
+    KNOWN_SETTINGS, OPENROUTER_BASE_URL, SettingPresence, openai_config_from_settings,
+};
+pub use triage::{REASON_GENERATOR_ERROR, REASON_RULES_INVALID, TriageReport};
+
+/// What the inbound steps work with: the store, the clock, the reply
+/// generator and triage settings. Cheap to clone (everything is shared).
+#[derive(Clone)]
+pub struct InboundPipeline {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    generator: Arc<dyn ReplyGenerator>,
+    triage_config: TriageConfig,
+}
+
+impl InboundPipeline {
+    /// A pipeline over `store`, reading the time from `clock` and drafting
+    /// replies with `generator`; triage uses [`TriageConfig::default`].
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        generator: Arc<dyn ReplyGenerator>,
+    ) -> Self {
+        InboundPipeline {
+            store,
+            clock,
+            generator,
+            triage_config: TriageConfig::default(),
+        }
+    }
+
+    /// Another triage configuration (similarity threshold, default outcome).
+    pub fn with_triage_config(mut self, config: TriageConfig) -> Self {
+        self.triage_config = config;
+        self
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+}
+
+impl fmt::Debug for InboundPipeline {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InboundPipeline")
+            .field("clock", &self.clock)
+            .field("generator", &self.generator)
+            .field("triage_config", &self.triage_config)
+            .finish_non_exhaustive()
+    }
+}

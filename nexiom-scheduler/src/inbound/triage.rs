@@ -1,0 +1,265 @@
+//! Triage step: every new inbound message and comment gets one stored
+//! decision, and carries its triage and confidence.
+
+use std::collections::HashMap;
+
+use nexiom_core::{
+    AiDecision, ContactId, ConversationId, DecisionSubject, NewAiDecision, TenantId, Triage,
+};
+use nexiom_triage::{ReplyKind, ReplyRequest, TriageEngine};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{InboundError, InboundPipeline};
+
+/// The decision reason when the reply generator failed (the item is escalated
+/// and the error is in the snapshot).
+pub const REASON_GENERATOR_ERROR: &str = "generator_error";
+
+/// The decision reason when the tenant's stored rules do not compile (the
+/// item is escalated and the compile error is in the snapshot).
+pub const REASON_RULES_INVALID: &str = "rules_invalid";
+
+/// What one triage batch did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TriageReport {
+    /// Messages that got their decision.
+    pub messages: u64,
+    /// Comments that got their decision.
+    pub comments: u64,
+    /// Of those, items escalated because the generator failed or the rules did
+    /// not compile.
+    pub escalated_on_error: u64,
+}
+
+/// The item being triaged.
+struct Item<'a> {
+    subject: DecisionSubject,
+    kind: ReplyKind,
+    text: &'a str,
+    has_media: bool,
+    contact_name: Option<&'a str>,
+}
+
+/// A tenant's compiled rules (or why they do not compile) and AI switch.
+struct TenantTriage {
+    engine: Result<TriageEngine, String>,
+    ai_control_on: bool,
+}
+
+impl InboundPipeline {
+    /// Triages up to `limit` untriaged inbound messages and `limit` untriaged
+    /// comments of every tenant, oldest first. Each tenant's rules and
+    /// ignore-examples are compiled once per batch. For an AUTO_REPLY
+    /// candidate the reply generator drafts the answer (its draft is kept in
+    /// the decision's snapshot for the auto-reply step); it is not called while
+    /// AI control is OFF unless the deciding rule has a `confidence_min` (whose
+    /// outcome depends on it). A generator error escalates the item with
+    /// reason [`REASON_GENERATOR_ERROR`]; stored rules that no longer compile
+    /// escalate every item with [`REASON_RULES_INVALID`]: a person always sees
+    /// them.
+    ///
+    /// Decisions are insert-if-absent per item, so a concurrent worker never
+    /// stores a second one; the item always carries the stored decision.
+    pub async fn triage_new_items(&self, limit: u32) -> Result<TriageReport, InboundError> {
+        let mut report = TriageReport::default();
+        for tenant in self.store.list_tenants().await? {
+            self.triage_tenant(tenant.id, limit, &mut report).await?;
+        }
+        Ok(report)
+    }
+
+    async fn compile_for(&self, tenant: TenantId) -> Result<TenantTriage, InboundError> {
+        let rules = self.store.list_rules(tenant, true).await?;
+        let examples = self.store.list_ignore_examples(tenant).await?;
+        let ai_control_on = self.store.get_ai_control(tenant).await?.enabled;
+        let engine =
+            TriageEngine::compile(&rules, &examples, self.triage_config).map_err(|e| e.to_string());
+        Ok(TenantTriage {
+            engine,
+            ai_control_on,
+        })
+    }
+
+    async fn triage_tenant(
+        &self,
+        tenant: TenantId,
+        limit: u32,
+        report: &mut TriageReport,
+    ) -> Result<(), InboundError> {
+        let messages = self.store.list_untriaged_messages(tenant, limit).await?;
+        let comments = self.store.list_untriaged_comments(tenant, limit).await?;
+        if messages.is_empty() && comments.is_empty() {
+            return Ok(());
+        }
+        let compiled = self.compile_for(tenant).await?;
+        let mut names: HashMap<ConversationId, Option<String>> = HashMap::new();
+        for message in &messages {
+            let name = match names.get(&message.conversation_id) {
+                Some(name) => name.clone(),
+                None => {
+                    let conversation = self
+                        .store
+                        .get_conversation(tenant, message.conversation_id)
+                        .await?;
+                    let name = self.contact_name(tenant, conversation.contact_id).await?;
+                    names.insert(message.conversation_id, name.clone());
+                    name
+                }
+            };
+            let item = Item {
+                subject: DecisionSubject::Message(message.id),
+                kind: ReplyKind::Message,
+                text: &message.text,
+                has_media: message.has_media,
+                contact_name: name.as_deref(),
+            };
+            let (decision, on_error) = self.decide(tenant, &compiled, &item).await?;
+            self.store
+                .set_message_triage(
+                    tenant,
+                    message.id,
+                    decision.triage,
+                    decision.confidence,
+                    Some(decision.id),
+                )
+                .await?;
+            report.messages += 1;
+            report.escalated_on_error += u64::from(on_error);
+        }
+        for comment in &comments {
+            let item = Item {
+                subject: DecisionSubject::Comment(comment.id),
+                kind: ReplyKind::Comment,
+                text: &comment.text,
+                has_media: false,
+                contact_name: comment.author_name.as_deref(),
+            };
+            let (decision, on_error) = self.decide(tenant, &compiled, &item).await?;
+            self.store
+                .set_comment_triage(
+                    tenant,
+                    comment.id,
+                    decision.triage,
+                    decision.confidence,
+                    Some(decision.id),
+                )
+                .await?;
+            report.comments += 1;
+            report.escalated_on_error += u64::from(on_error);
+        }
+        Ok(())
+    }
+
+    async fn contact_name(
+        &self,
+        tenant: TenantId,
+        contact: ContactId,
+    ) -> Result<Option<String>, InboundError> {
+        Ok(self.store.get_contact(tenant, contact).await?.display_name)
+    }
+
+    /// Decides one item and stores the decision (or returns the one stored
+    /// already); the flag tells whether it was escalated on an error.
+    async fn decide(
+        &self,
+        tenant: TenantId,
+        compiled: &TenantTriage,
+        item: &Item<'_>,
+    ) -> Result<(AiDecision, bool), InboundError> {
+        let now = self.clock.now();
+        let base = json!({
+            "text": item.text,
+            "has_media": item.has_media,
+            "ai_control_on": compiled.ai_control_on,
+        });
+        let (new, on_error) = match &compiled.engine {
+            Err(error) => (
+                NewAiDecision {
+                    tenant_id: tenant,
+                    subject: item.subject,
+                    triage: Triage::Escalate,
+                    confidence: 0.0,
+                    rule_id: None,
+                    reason: REASON_RULES_INVALID.to_owned(),
+                    snapshot: merge(base, json!({"error": error})),
+                    created_at: now,
+                },
+                true,
+            ),
+            Ok(engine) => {
+                let classification = engine.classify(item.text, item.has_media);
+                let wants_draft = classification.wants_reply()
+                    && (compiled.ai_control_on || classification.confidence_min.is_some());
+                let draft = if wants_draft {
+                    let request = ReplyRequest {
+                        tenant_id: tenant,
+                        kind: item.kind,
+                        contact_name: item.contact_name,
+                        text: item.text,
+                    };
+                    Some(self.generator.generate(&request).await)
+                } else {
+                    None
+                };
+                match draft {
+                    Some(Err(error)) => {
+                        tracing::warn!(%tenant, subject = ?item.subject, %error, "reply generator failed; escalating");
+                        let decision = classification.finish(None, compiled.ai_control_on);
+                        (
+                            NewAiDecision {
+                                tenant_id: tenant,
+                                subject: item.subject,
+                                triage: Triage::Escalate,
+                                confidence: 0.0,
+                                rule_id: decision.rule.as_ref().map(|r| r.id),
+                                reason: REASON_GENERATOR_ERROR.to_owned(),
+                                snapshot: merge(
+                                    merge(base, decision.snapshot()),
+                                    json!({"error": error.to_string()}),
+                                ),
+                                created_at: now,
+                            },
+                            true,
+                        )
+                    }
+                    draft => {
+                        let draft = draft.and_then(Result::ok);
+                        let confidence = draft.as_ref().and_then(|d| d.confidence);
+                        let decision = classification.finish(confidence, compiled.ai_control_on);
+                        let mut snapshot = merge(base, decision.snapshot());
+                        if let Some(draft) = &draft {
+                            snapshot = merge(snapshot, json!({"draft": draft.text}));
+                        }
+                        (
+                            NewAiDecision {
+                                tenant_id: tenant,
+                                subject: item.subject,
+                                triage: decision.triage,
+                                confidence: decision.confidence.clamp(0.0, 1.0),
+                                rule_id: decision.rule.as_ref().map(|r| r.id),
+                                reason: decision.reason.as_str().to_owned(),
+                                snapshot: merge(
+                                    snapshot,
+                                    json!({"rule": decision.rule.as_ref().map(|r| &r.name)}),
+                                ),
+                                created_at: now,
+                            },
+                            false,
+                        )
+                    }
+                }
+            }
+        };
+        let stored = self.store.insert_decision(new).await?;
+        Ok((stored.record, on_error && stored.created))
+    }
+}
+
+/// `a` with `b`'s fields added (both objects; anything else keeps `a`).
+fn merge(mut a: serde_json::Value, b: serde_json::Value) -> serde_json::Value {
+    if let (Some(a_map), serde_json::Value::Object(b_map)) = (a.as_object_mut(), b) {
+        a_map.extend(b_map);
+    }
+    a
+}

@@ -1,0 +1,681 @@
+//! The test functions; each takes a factory of fresh stores.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use nexiom_core::*;
+use nexiom_scheduler::inbound::{
+    InboundError, InboundPipeline, KNOWN_SETTINGS, REASON_GENERATOR_ERROR, REASON_RULES_INVALID,
+    openai_config_from_settings,
+};
+use nexiom_storage::Store;
+use nexiom_storage::conformance::TestStore;
+use nexiom_triage::{Draft, ReplyError, ReplyGenerator, ReplyRequest, TemplateGenerator};
+use serde_json::json;
+
+use super::fixture::{self, Setup, t0};
+
+/// Drafts "Réponse" with a confidence read from the text: `boom` fails,
+/// `vague` gives 0.2, anything else 0.9. Counts its calls.
+#[derive(Debug, Default)]
+pub struct ScriptedGenerator {
+    pub calls: AtomicUsize,
+}
+
+#[async_trait]
+impl ReplyGenerator for ScriptedGenerator {
+    async fn generate(&self, request: &ReplyRequest<'_>) -> Result<Draft, ReplyError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if request.text.contains("boom") {
+            return Err(ReplyError::Status {
+                status: 503,
+                message: "upstream overloaded".into(),
+            });
+        }
+        let confidence = if request.text.contains("vague") {
+            0.2
+        } else {
+            0.9
+        };
+        Ok(Draft {
+            text: format!("Réponse à {}", request.contact_name.unwrap_or("vous")),
+            confidence: Some(confidence),
+        })
+    }
+}
+
+fn pipeline(
+    store: Arc<dyn Store>,
+    generator: Arc<dyn ReplyGenerator>,
+) -> (InboundPipeline, ManualClock) {
+    let clock = ManualClock::new(t0() + Duration::hours(2));
+    (
+        InboundPipeline::new(store, Arc::new(clock.clone()), generator),
+        clock,
+    )
+}
+
+fn rule(
+    tenant: TenantId,
+    rule_type: RuleType,
+    name: &str,
+    keywords: &[&str],
+    priority: i32,
+) -> NewAiRule {
+    NewAiRule {
+        tenant_id: tenant,
+        rule_type,
+        name: name.into(),
+        keywords: keywords.iter().map(|k| k.to_string()).collect(),
+        patterns: vec![],
+        confidence_min: None,
+        enabled: true,
+        priority,
+        at: t0(),
+    }
+}
+
+/// Stores a WhatsApp message event from `sender` and routes it.
+async fn receive(
+    p: &InboundPipeline,
+    s: &Setup,
+    id: &str,
+    sender: &str,
+    text: &str,
+    at: DateTime<Utc>,
+) -> Message {
+    let store = p.store();
+    let event = store
+        .insert_event(NewWebhookEvent {
+            tenant_id: s.tenant.id,
+            channel_id: s.whatsapp.id,
+            platform: Platform::WhatsApp,
+            event_id: id.into(),
+            kind: EventKind::Message,
+            sender_id: Some(sender.into()),
+            sender_name: Some(format!("{sender} name")),
+            text: Some(text.into()),
+            has_media: false,
+            delivery_status: None,
+            target_id: None,
+            parent_id: None,
+            occurred_at: at,
+            payload: json!({}),
+            received_at: at,
+        })
+        .await
+        .unwrap()
+        .record;
+    p.route_event(s.tenant.id, event.id).await.unwrap();
+    store
+        .find_message_by_provider_id(s.tenant.id, s.whatsapp.id, id)
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+async fn drain(p: &InboundPipeline, limit: u32) -> RoutingReport {
+    let mut total = RoutingReport::default();
+    loop {
+        let r = p.route_unrouted_events(None, limit).await.unwrap();
+        if r.processed == 0 {
+            return total;
+        }
+        total.add(r);
+    }
+}
+
+// ----------------------------------------------------------------- routing
+
+pub async fn replaying_the_fixture_shuffled_from_four_tasks_equals_one_clean_pass<F, Fut>(
+    factory: F,
+) where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Option<TestStore>>,
+{
+    let Some(clean) = factory().await else { return };
+    let Some(replay) = factory().await else {
+        return;
+    };
+    let generator: Arc<dyn ReplyGenerator> = Arc::new(TemplateGenerator::new());
+
+    // One clean pass: every event once, in order, then routed.
+    let clean_setup = fixture::setup(&*clean.store()).await;
+    let clean_events = fixture::events(&clean_setup);
+    assert_eq!(clean_events.len(), 1000);
+    for e in &clean_events {
+        assert!(clean.store().insert_event(e.clone()).await.unwrap().created);
+    }
+    let (p, _) = pipeline(clean.store(), Arc::clone(&generator));
+    let report = drain(&p, 200).await;
+    assert_eq!(report.processed, 1000);
+    assert_eq!(report.messages_created, 800);
+    assert_eq!(report.comments_created, 60);
+
+    // Every webhook three times, shuffled, from four concurrent tasks that
+    // ingest and route as they go.
+    let replay_setup = fixture::setup(&*replay.store()).await;
+    let replay_events = fixture::events(&replay_setup);
+    let mut deliveries: Vec<NewWebhookEvent> =
+        (0..3).flat_map(|_| replay_events.iter().cloned()).collect();
+    fixture::shuffle(&mut deliveries, 0x5eed);
+    let (p, _) = pipeline(replay.store(), Arc::clone(&generator));
+    let per_task = deliveries.len().div_ceil(4);
+    let mut tasks = Vec::new();
+    for chunk in deliveries.chunks(per_task) {
+        let chunk = chunk.to_vec();
+        let p = p.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut report = RoutingReport::default();
+            for batch in chunk.chunks(25) {
+                for e in batch {
+                    p.store().insert_event(e.clone()).await.unwrap();
+                }
+                report.add(p.route_unrouted_events(None, 40).await.unwrap());
+            }
+            report
+        }));
+    }
+    let mut replay_report = RoutingReport::default();
+    for t in tasks {
+        replay_report.add(t.await.unwrap());
+    }
+    replay_report.add(drain(&p, 200).await);
+    assert_eq!(
+        replay_report, report,
+        "each event routed once, each row created once"
+    );
+
+    let expected = fixture::routed_state(&*clean.store(), &clean_setup, &clean_events).await;
+    let got = fixture::routed_state(&*replay.store(), &replay_setup, &replay_events).await;
+    assert_eq!(got, expected);
+    // And the clean pass is what the design says.
+    assert_eq!(expected.conversations.len(), 50 + 10 + 1);
+    let inbound: usize = expected
+        .conversations
+        .values()
+        .map(|c| {
+            c.messages
+                .iter()
+                .filter(|m| m.1 == MessageDirection::Inbound)
+                .count()
+        })
+        .sum();
+    assert_eq!(inbound, 800);
+    for conv in expected.conversations.values() {
+        // The latest message time, whatever order the messages arrived in.
+        assert_eq!(
+            conv.last_message_at,
+            conv.messages.iter().map(|m| m.4).max()
+        );
+        for m in conv
+            .messages
+            .iter()
+            .filter(|m| m.1 == MessageDirection::Outbound)
+        {
+            assert_eq!(m.5, Some(DeliveryStatus::Read), "the highest status wins");
+        }
+    }
+    assert_eq!(expected.comments.len(), 60);
+    assert!(expected.events.values().all(|(routed, _)| *routed));
+    clean.cleanup().await;
+    replay.cleanup().await;
+}
+
+// ----------------------------------------------------------------- triage
+
+pub async fn triage_decides_each_item_once_and_escalates_generator_errors<F, Fut>(factory: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Option<TestStore>>,
+{
+    let Some(ts) = factory().await else { return };
+    let store = ts.store();
+    let s = fixture::setup(&*store).await;
+    let tenant = s.tenant.id;
+    store
+        .create_rule(rule(
+            tenant,
+            RuleType::Escalate,
+            "complaints",
+            &["remboursement"],
+            1,
+        ))
+        .await
+        .unwrap();
+    store
+        .create_rule(rule(tenant, RuleType::Deny, "spam", &["casino"], 1))
+        .await
+        .unwrap();
+    store
+        .create_rule(NewAiRule {
+            confidence_min: Some(0.5),
+            ..rule(tenant, RuleType::Auto, "hours", &["horaires"], 5)
+        })
+        .await
+        .unwrap();
+    store
+        .add_ignore_example(tenant, "merci beaucoup pour tout", t0())
+        .await
+        .unwrap();
+    store
+        .set_ai_control(tenant, true, Some("ops".into()), t0())
+        .await
+        .unwrap();
+    let generator = Arc::new(ScriptedGenerator::default());
+    let (p, _) = pipeline(Arc::clone(&store), generator.clone());
+
+    let texts = [
+        (
+            "m1",
+            "Je veux un REMBOURSEMENT",
+            Triage::Escalate,
+            "escalate_rule",
+        ),
+        ("m2", "Gagnez au casino", Triage::Ignore, "deny_rule"),
+        (
+            "m3",
+            "Merci beaucoup pour tout !",
+            Triage::Ignore,
+            "similar_to_ignore_example",
+        ),
+        ("m4", "Vos horaires ?", Triage::AutoReply, "auto_rule"),
+        ("m5", "horaires, vague", Triage::Escalate, "low_confidence"),
+        (
+            "m6",
+            "horaires boom",
+            Triage::Escalate,
+            REASON_GENERATOR_ERROR,
+        ),
+        ("m7", "Bonjour", Triage::AutoReply, "default"),
+        ("m8", "   ", Triage::Ignore, "empty"),
+    ];
+    let mut messages = Vec::new();
+    for (i, (id, text, _, _)) in texts.iter().enumerate() {
+        messages.push(
+            receive(
+                &p,
+                &s,
+                id,
+                &format!("s{i}"),
+                text,
+                t0() + Duration::minutes(i as i64),
+            )
+            .await,
+        );
+    }
+    // A comment, routed from its event.
+    store
+        .insert_event(NewWebhookEvent {
+            tenant_id: tenant,
+            channel_id: s.facebook.id,
+            platform: Platform::Facebook,
+            event_id: "fb-c-1".into(),
+            kind: EventKind::Comment,
+            sender_id: Some("fan".into()),
+            sender_name: Some("Fan".into()),
+            text: Some("remboursement svp".into()),
+            has_media: false,
+            delivery_status: None,
+            target_id: Some("fb-post-1".into()),
+            parent_id: None,
+            occurred_at: t0(),
+            payload: json!({}),
+            received_at: t0(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(drain(&p, 10).await.comments_created, 1);
+
+    let report = p.triage_new_items(100).await.unwrap();
+    assert_eq!(report.messages, 8);
+    assert_eq!(report.comments, 1);
+    assert_eq!(report.escalated_on_error, 1);
+    // Drafts only for AUTO_REPLY candidates (m4, m5, m6, m7).
+    assert_eq!(generator.calls.load(Ordering::SeqCst), 4);
+
+    for (message, (id, _, triage, reason)) in messages.iter().zip(texts) {
+        let stored = store.get_message(tenant, message.id).await.unwrap();
+        let decision = store
+            .find_decision(tenant, DecisionSubject::Message(message.id))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (id, decision.triage, decision.reason.as_str()),
+            (id, triage, reason)
+        );
+        assert_eq!(stored.triage, Some(triage), "{id}");
+        assert_eq!(stored.confidence, Some(decision.confidence));
+        assert_eq!(stored.ai_decision_id, Some(decision.id));
+        assert_eq!(decision.snapshot["text"], json!(message.text));
+        if triage == Triage::AutoReply {
+            assert!(
+                decision.snapshot["draft"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("Réponse à")
+            );
+        }
+        if reason == REASON_GENERATOR_ERROR {
+            assert!(decision.snapshot["error"].as_str().unwrap().contains("503"));
+        }
+    }
+    let m4 = store
+        .find_decision(tenant, DecisionSubject::Message(messages[3].id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(m4.confidence, 0.9);
+    assert!(m4.rule_id.is_some());
+
+    // Inbox filters.
+    let escalated = store
+        .list_decisions(tenant, Some(Triage::Escalate), 100)
+        .await
+        .unwrap();
+    assert_eq!(escalated.len(), 4, "m1, m5, m6 and the comment");
+    assert_eq!(
+        store
+            .list_decisions(tenant, Some(Triage::AutoReply), 100)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        store
+            .list_decisions(tenant, Some(Triage::Ignore), 100)
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    let comment = store
+        .list_comments_by_triage(tenant, Triage::Escalate, t0() - Duration::days(1), 10)
+        .await
+        .unwrap();
+    assert_eq!(comment.len(), 1);
+
+    // A second run has nothing to do and calls nothing.
+    let again = p.triage_new_items(100).await.unwrap();
+    assert_eq!((again.messages, again.comments), (0, 0));
+    assert_eq!(generator.calls.load(Ordering::SeqCst), 4);
+
+    // Stored rules that no longer compile escalate every item, with the error.
+    store
+        .create_rule(NewAiRule {
+            patterns: vec!["(unclosed".into()],
+            ..rule(tenant, RuleType::Escalate, "broken", &[], 0)
+        })
+        .await
+        .unwrap();
+    let m9 = receive(&p, &s, "m9", "s9", "Vos horaires ?", t0()).await;
+    let report = p.triage_new_items(100).await.unwrap();
+    assert_eq!((report.messages, report.escalated_on_error), (1, 1));
+    let d = store
+        .find_decision(tenant, DecisionSubject::Message(m9.id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (d.triage, d.reason.as_str()),
+        (Triage::Escalate, REASON_RULES_INVALID)
+    );
+    assert!(d.snapshot["error"].as_str().unwrap().contains("broken"));
+    ts.cleanup().await;
+}
+
+pub async fn ai_control_off_records_escalations_and_ignores_auto_replies<F, Fut>(factory: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Option<TestStore>>,
+{
+    let Some(ts) = factory().await else { return };
+    let store = ts.store();
+    let s = fixture::setup(&*store).await;
+    let tenant = s.tenant.id;
+    store
+        .create_rule(rule(tenant, RuleType::Escalate, "urgent", &["urgent"], 1))
+        .await
+        .unwrap();
+    store
+        .create_rule(rule(tenant, RuleType::Auto, "hours", &["horaires"], 2))
+        .await
+        .unwrap();
+    // AI control is OFF: never switched on.
+    assert!(!store.get_ai_control(tenant).await.unwrap().enabled);
+    let generator = Arc::new(ScriptedGenerator::default());
+    let (p, _) = pipeline(Arc::clone(&store), generator.clone());
+    for i in 0..100 {
+        let text = if i % 10 == 0 {
+            "C'est URGENT"
+        } else {
+            "Vos horaires ?"
+        };
+        store
+            .insert_event(NewWebhookEvent {
+                tenant_id: tenant,
+                channel_id: s.whatsapp.id,
+                platform: Platform::WhatsApp,
+                event_id: format!("wamid.off.{i}"),
+                kind: EventKind::Message,
+                sender_id: Some(format!("sender-{}", i % 17)),
+                sender_name: None,
+                text: Some(text.into()),
+                has_media: false,
+                delivery_status: None,
+                target_id: None,
+                parent_id: None,
+                occurred_at: t0() + Duration::seconds(i),
+                payload: json!({}),
+                received_at: t0() + Duration::seconds(i),
+            })
+            .await
+            .unwrap();
+    }
+    assert_eq!(drain(&p, 64).await.messages_created, 100);
+    let report = p.triage_new_items(1000).await.unwrap();
+    assert_eq!(report.messages, 100);
+    assert_eq!(
+        generator.calls.load(Ordering::SeqCst),
+        0,
+        "no drafts while AI control is OFF"
+    );
+    let escalated = store
+        .list_decisions(tenant, Some(Triage::Escalate), 1000)
+        .await
+        .unwrap();
+    assert_eq!(escalated.len(), 10, "escalations are still recorded");
+    assert!(escalated.iter().all(|d| d.reason == "escalate_rule"));
+    let ignored = store
+        .list_decisions(tenant, Some(Triage::Ignore), 1000)
+        .await
+        .unwrap();
+    assert_eq!(ignored.len(), 90);
+    assert!(ignored.iter().all(|d| d.reason == "ai_control_off"));
+    assert!(
+        store
+            .list_decisions(tenant, Some(Triage::AutoReply), 1000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    ts.cleanup().await;
+}
+
+// ----------------------------------------------------------------- dry run
+
+pub async fn dry_run_shows_changes_and_writes_nothing<F, Fut>(factory: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Option<TestStore>>,
+{
+    let Some(ts) = factory().await else { return };
+    let store = ts.store();
+    let s = fixture::setup(&*store).await;
+    let tenant = s.tenant.id;
+    let complaints = store
+        .create_rule(rule(
+            tenant,
+            RuleType::Escalate,
+            "complaints",
+            &["remboursement"],
+            1,
+        ))
+        .await
+        .unwrap();
+    store
+        .set_ai_control(tenant, true, None, t0())
+        .await
+        .unwrap();
+    let (p, _) = pipeline(Arc::clone(&store), Arc::new(ScriptedGenerator::default()));
+    let texts = [
+        "remboursement svp",
+        "colis en retard",
+        "super promo ici",
+        "bonjour",
+    ];
+    for (i, text) in texts.iter().enumerate() {
+        receive(
+            &p,
+            &s,
+            &format!("d{i}"),
+            "client",
+            text,
+            t0() + Duration::minutes(i as i64),
+        )
+        .await;
+    }
+    p.triage_new_items(100).await.unwrap();
+    let decisions_before = store.list_decisions(tenant, None, 100).await.unwrap();
+    let rules_before = store.list_rules(tenant, false).await.unwrap();
+
+    let mut candidate = rules_before.clone();
+    candidate[0].keywords.push("retard".into());
+    let spam = AiRule {
+        id: RuleId::generate(),
+        tenant_id: tenant,
+        rule_type: RuleType::Deny,
+        name: "spam".into(),
+        keywords: vec!["promo".into()],
+        patterns: vec![],
+        confidence_min: None,
+        enabled: true,
+        priority: 0,
+        created_at: t0(),
+        updated_at: t0(),
+    };
+    candidate.push(spam);
+    let report = p.dry_run_rules(tenant, &candidate, 100).await.unwrap();
+    assert_eq!(report.items.len(), 4);
+    assert_eq!(report.changed, 2);
+    let by_text = |t: &str| report.items.iter().find(|i| i.text == t).unwrap();
+    let late = by_text("colis en retard");
+    assert!(late.changed);
+    assert_eq!(
+        (late.before.triage, late.before.reason.as_str()),
+        (Triage::AutoReply, "default")
+    );
+    assert_eq!(late.after.triage, Triage::Escalate);
+    assert_eq!(late.after.rule.as_deref(), Some("complaints"));
+    let promo = by_text("super promo ici");
+    assert_eq!(
+        (promo.after.triage, promo.after.reason.as_str()),
+        (Triage::Ignore, "deny_rule")
+    );
+    assert_eq!(promo.after.rule.as_deref(), Some("spam"));
+    let refund = by_text("remboursement svp");
+    assert!(!refund.changed);
+    assert_eq!(refund.before.rule.as_deref(), Some("complaints"));
+    assert_eq!(report.changes().count(), 2);
+
+    // Nothing was written.
+    assert_eq!(
+        store.list_decisions(tenant, None, 100).await.unwrap(),
+        decisions_before
+    );
+    assert_eq!(store.list_rules(tenant, false).await.unwrap(), rules_before);
+    let _ = complaints;
+
+    // A candidate that does not compile names its rule.
+    let mut broken = candidate.clone();
+    broken[0].patterns.push("(oops".into());
+    match p.dry_run_rules(tenant, &broken, 100).await {
+        Err(InboundError::Rules(e)) => assert!(e.to_string().contains("complaints"), "{e}"),
+        other => panic!("expected a rules error, got {other:?}"),
+    }
+    ts.cleanup().await;
+}
+
+// ----------------------------------------------------------------- settings
+
+pub async fn settings_overview_reports_presence_never_values<F, Fut>(factory: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Option<TestStore>>,
+{
+    let Some(ts) = factory().await else { return };
+    let store = ts.store();
+    let (p, _) = pipeline(Arc::clone(&store), Arc::new(TemplateGenerator::new()));
+    store
+        .set_setting(
+            "OPENROUTER_API_KEY",
+            SecretString::new("sk-or-secret-value"),
+            t0(),
+        )
+        .await
+        .unwrap();
+    store
+        .set_setting("NEXIOM_DEFAULT_CHAT_MODEL", SecretString::new("  "), t0())
+        .await
+        .unwrap();
+    let overview = p.settings_overview().await.unwrap();
+    assert_eq!(
+        overview.iter().map(|s| s.key.as_str()).collect::<Vec<_>>(),
+        KNOWN_SETTINGS.to_vec()
+    );
+    for key in [
+        "WHATSAPP_VERIFY_TOKEN",
+        "META_APP_SECRET",
+        "WHATSAPP_PHONE_NUMBER_ID",
+        "WHATSAPP_ACCESS_TOKEN",
+        "WHATSAPP_API_BASE_URL",
+        "LINKEDIN_CLIENT_SECRET",
+    ] {
+        assert!(KNOWN_SETTINGS.contains(&key), "{key}");
+    }
+    let get = |k: &str| overview.iter().find(|s| s.key == k).unwrap();
+    assert!(get("OPENROUTER_API_KEY").in_store);
+    assert!(
+        !get("NEXIOM_DEFAULT_CHAT_MODEL").in_store,
+        "blank is not present"
+    );
+    assert!(!get("META_APP_SECRET").in_store);
+    let shown = format!("{overview:?} {}", serde_json::to_string(&overview).unwrap());
+    assert!(!shown.contains("sk-or-secret-value"));
+
+    assert!(
+        openai_config_from_settings(&*store)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    store
+        .set_setting(
+            "NEXIOM_DEFAULT_CHAT_MODEL",
+            SecretString::new("mistral/small"),
+            t0(),
+        )
+        .await
+        .unwrap();
+    let config = openai_config_from_settings(&*store).await.unwrap().unwrap();
+    assert_eq!(config.model, "mistral/small");
+    assert_eq!(config.api_key.expose(), "sk-or-secret-value");
+    assert_eq!(config.base_url, nexiom_triage::DEFAULT_OPENAI_BASE_URL);
+    assert!(!format!("{config:?}").contains("sk-or-secret-value"));
+    ts.cleanup().await;
+}

@@ -1,0 +1,165 @@
+//! Routing webhook events into contacts, conversations, messages, delivery
+//! statuses and comments, under the store's one lock (so each call is atomic
+//! and concurrent callers never route an event twice).
+
+use chrono::{DateTime, Utc};
+use nexiom_core::{
+    ConversationId, EventKind, MessageDirection, NewComment, NewContactChannel, NewMessage,
+    Platform, RoutingReport, TenantId, WebhookEvent, WebhookEventId,
+};
+
+use super::{Inner, get_scoped};
+use crate::error::Result;
+
+impl Inner {
+    pub(super) fn route_unrouted_events(
+        &mut self,
+        platform: Option<&Platform>,
+        limit: u32,
+        at: DateTime<Utc>,
+    ) -> Result<RoutingReport> {
+        let ids: Vec<WebhookEventId> = self
+            .list_unrouted_events(platform, limit)
+            .into_iter()
+            .map(|e| e.id)
+            .collect();
+        let mut report = RoutingReport::default();
+        for id in ids {
+            self.route_one(id, at, &mut report)?;
+        }
+        Ok(report)
+    }
+
+    pub(super) fn route_event(
+        &mut self,
+        tenant: TenantId,
+        id: WebhookEventId,
+        at: DateTime<Utc>,
+    ) -> Result<WebhookEvent> {
+        get_scoped(&self.events, tenant, &id, "event")?;
+        self.route_one(id, at, &mut RoutingReport::default())?;
+        get_scoped(&self.events, tenant, &id, "event").cloned()
+    }
+
+    /// Routes one event (nothing when it is routed already).
+    fn route_one(
+        &mut self,
+        id: WebhookEventId,
+        at: DateTime<Utc>,
+        report: &mut RoutingReport,
+    ) -> Result<()> {
+        let Some(event) = self.events.get(&id).filter(|e| e.routed_at.is_none()) else {
+            return Ok(());
+        };
+        let event = event.clone();
+        let conversation = match event.kind {
+            EventKind::Message => self.route_message(&event, at, report)?,
+            EventKind::Status => self.route_status(&event)?,
+            EventKind::Comment | EventKind::CommentReply => {
+                self.route_comment(&event, at, report)?;
+                None
+            }
+            EventKind::Other => None,
+        };
+        if let Some(stored) = self.events.get_mut(&id) {
+            stored.routed_at = Some(at);
+            stored.conversation_id = conversation;
+        }
+        report.processed += 1;
+        Ok(())
+    }
+
+    fn route_message(
+        &mut self,
+        event: &WebhookEvent,
+        at: DateTime<Utc>,
+        report: &mut RoutingReport,
+    ) -> Result<Option<ConversationId>> {
+        let Some(sender) = &event.sender_id else {
+            return Ok(None);
+        };
+        if let Some(existing) = self
+            .message_by_provider
+            .get(&(event.channel_id, event.event_id.clone()))
+            .and_then(|id| self.messages.get(id))
+        {
+            return Ok(Some(existing.conversation_id));
+        }
+        let handle = self
+            .insert_contact_channel(NewContactChannel {
+                tenant_id: event.tenant_id,
+                platform: event.platform.clone(),
+                external_handle: sender.clone(),
+                display_name: event.sender_name.clone(),
+                created_at: at,
+            })?
+            .record;
+        let conversation = self
+            .insert_open_conversation(event.tenant_id, handle.contact_id, event.channel_id, at)?
+            .record;
+        let message = self.insert_message(NewMessage {
+            tenant_id: event.tenant_id,
+            conversation_id: conversation.id,
+            direction: MessageDirection::Inbound,
+            text: event.text.clone().unwrap_or_default(),
+            has_media: event.has_media,
+            provider_message_id: Some(event.event_id.clone()),
+            in_reply_to: None,
+            delivery_status: None,
+            created_at: event.occurred_at,
+            stored_at: at,
+        })?;
+        if message.created {
+            report.messages_created += 1;
+        }
+        Ok(Some(message.record.conversation_id))
+    }
+
+    fn route_status(&mut self, event: &WebhookEvent) -> Result<Option<ConversationId>> {
+        let (Some(target), Some(status)) = (&event.target_id, event.delivery_status) else {
+            return Ok(None);
+        };
+        Ok(self
+            .update_delivery_status(event.tenant_id, event.channel_id, target, status)?
+            .map(|m| m.conversation_id))
+    }
+
+    fn route_comment(
+        &mut self,
+        event: &WebhookEvent,
+        at: DateTime<Utc>,
+        report: &mut RoutingReport,
+    ) -> Result<()> {
+        let Some(target) = &event.target_id else {
+            return Ok(());
+        };
+        let Some(post) = self
+            .posts
+            .values()
+            .filter(|p| {
+                p.tenant_id == event.tenant_id
+                    && p.channel_id == event.channel_id
+                    && p.platform_post_id.as_deref() == Some(target.as_str())
+            })
+            .min_by_key(|p| (p.created_at, p.id))
+            .map(|p| p.id)
+        else {
+            return Ok(());
+        };
+        let comment = self.insert_comment(NewComment {
+            tenant_id: event.tenant_id,
+            post_id: post,
+            platform_comment_id: event.event_id.clone(),
+            parent_platform_comment_id: event.parent_id.clone(),
+            author_id: event.sender_id.clone(),
+            author_name: event.sender_name.clone(),
+            text: event.text.clone().unwrap_or_default(),
+            created_at: event.occurred_at,
+            stored_at: at,
+        })?;
+        if comment.created {
+            report.comments_created += 1;
+        }
+        Ok(())
+    }
+}

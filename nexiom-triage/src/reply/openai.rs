@@ -1,0 +1,262 @@
+//! [`OpenAiCompatibleGenerator`]: drafts from an OpenAI-compatible
+//! chat-completions endpoint (OpenRouter, OpenAI, a local server…).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use nexiom_core::SecretString;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{Draft, ReplyError, ReplyGenerator, ReplyKind, ReplyRequest, clean_confidence};
+
+/// OpenRouter's API root, the default base URL.
+pub const DEFAULT_OPENAI_BASE_URL: &str = "https://openrouter.ai/api/v1";
+
+/// How long a draft may take by default.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The most of an error body kept in [`ReplyError::Status`].
+const MAX_ERROR_BODY: usize = 300;
+
+/// The instructions sent with every item, unless replaced.
+const DEFAULT_SYSTEM_PROMPT: &str = "You answer customers of a business on social media, \
+     in the language of their message, briefly and politely. Answer with a JSON object \
+     only: {\"reply\": \"<your answer>\", \"confidence\": <a number between 0 and 1 saying \
+     how sure you are that the answer is right and needs no human>}.";
+
+/// Where and how to call the endpoint. The API key is a [`SecretString`]: it is
+/// sent only in the `Authorization` header and never appears in `Debug`
+/// output or errors.
+#[derive(Debug, Clone)]
+pub struct OpenAiConfig {
+    /// API root; `/chat/completions` is appended. Default [`DEFAULT_OPENAI_BASE_URL`].
+    pub base_url: String,
+    /// Bearer token (setting `OPENROUTER_API_KEY`).
+    pub api_key: SecretString,
+    /// Model name (setting `NEXIOM_DEFAULT_CHAT_MODEL`).
+    pub model: String,
+    /// Request timeout (default 30 s).
+    pub timeout: Duration,
+    /// The system prompt; the default asks for `{"reply", "confidence"}` JSON.
+    pub system_prompt: String,
+}
+
+impl OpenAiConfig {
+    /// The default endpoint with this key and model.
+    pub fn new(api_key: SecretString, model: impl Into<String>) -> Self {
+        OpenAiConfig {
+            base_url: DEFAULT_OPENAI_BASE_URL.to_owned(),
+            api_key,
+            model: model.into(),
+            timeout: DEFAULT_TIMEOUT,
+            system_prompt: DEFAULT_SYSTEM_PROMPT.to_owned(),
+        }
+    }
+
+    /// Another API root (a mock server in tests, another provider).
+    pub fn with_base_url(mut self, base_url: impl Into<String>) -> Self {
+        self.base_url = base_url.into();
+        self
+    }
+
+    /// Another timeout.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+}
+
+/// Drafts replies with a chat-completions call per item.
+///
+/// The model is asked for `{"reply": …, "confidence": …}`; an answer that is
+/// plain text is still a draft, with no confidence (so a rule with
+/// `confidence_min` escalates it). Every failure (unreachable endpoint, error
+/// status, unusable answer) is a [`ReplyError`]; the pipeline escalates the
+/// item with it as the reason.
+#[derive(Debug, Clone)]
+pub struct OpenAiCompatibleGenerator {
+    config: OpenAiConfig,
+    endpoint: String,
+    client: reqwest::Client,
+}
+
+impl OpenAiCompatibleGenerator {
+    /// A generator for `config`. `NotConfigured` when the key or the model is
+    /// empty, or the HTTP client cannot be built.
+    pub fn new(config: OpenAiConfig) -> Result<Self, ReplyError> {
+        if config.api_key.is_empty() {
+            return Err(ReplyError::NotConfigured(
+                "the API key (OPENROUTER_API_KEY) is empty".into(),
+            ));
+        }
+        if config.model.trim().is_empty() {
+            return Err(ReplyError::NotConfigured(
+                "the model (NEXIOM_DEFAULT_CHAT_MODEL) is empty".into(),
+            ));
+        }
+        let client = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .build()
+            .map_err(|e| ReplyError::NotConfigured(format!("HTTP client: {e}")))?;
+        let endpoint = format!("{}/chat/completions", config.base_url.trim_end_matches('/'));
+        Ok(OpenAiCompatibleGenerator {
+            config,
+            endpoint,
+            client,
+        })
+    }
+
+    /// The model it asks.
+    pub fn model(&self) -> &str {
+        &self.config.model
+    }
+}
+
+#[derive(Deserialize)]
+struct Completion {
+    #[serde(default)]
+    choices: Vec<Choice>,
+}
+
+#[derive(Deserialize)]
+struct Choice {
+    message: ChoiceMessage,
+}
+
+#[derive(Deserialize)]
+struct ChoiceMessage {
+    #[serde(default)]
+    content: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Answer {
+    reply: String,
+    #[serde(default)]
+    confidence: Option<f64>,
+}
+
+/// The draft in a model's answer: the JSON object asked for (also inside a
+/// fenced code block), or else the text itself with no confidence.
+fn parse_answer(content: &str) -> Result<Draft, ReplyError> {
+    let trimmed = content.trim();
+    let unfenced = trimmed
+        .strip_prefix("```json")
+        .or_else(|| trimmed.strip_prefix("```"))
+        .and_then(|s| s.strip_suffix("```"))
+        .map_or(trimmed, str::trim);
+    let draft = match serde_json::from_str::<Answer>(unfenced) {
+        Ok(answer) => Draft {
+            text: answer.reply.trim().to_owned(),
+            confidence: clean_confidence(answer.confidence),
+        },
+        Err(_) => Draft {
+            text: trimmed.to_owned(),
+            confidence: None,
+        },
+    };
+    if draft.text.is_empty() {
+        return Err(ReplyError::Malformed("the reply is empty".into()));
+    }
+    Ok(draft)
+}
+
+/// At most `max` bytes of `s`, cut at a character boundary.
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+#[async_trait]
+impl ReplyGenerator for OpenAiCompatibleGenerator {
+    async fn generate(&self, request: &ReplyRequest<'_>) -> Result<Draft, ReplyError> {
+        let what = match request.kind {
+            ReplyKind::Message => "direct message",
+            ReplyKind::Comment => "public comment on one of our posts",
+        };
+        let user = format!(
+            "A {what} from {}:\n{}",
+            request.contact_name.unwrap_or("a customer"),
+            request.text
+        );
+        let body = json!({
+            "model": self.config.model,
+            "messages": [
+                {"role": "system", "content": self.config.system_prompt},
+                {"role": "user", "content": user},
+            ],
+            "temperature": 0.2,
+        });
+        let response = self
+            .client
+            .post(&self.endpoint)
+            .bearer_auth(self.config.api_key.expose())
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| ReplyError::Transport(e.without_url().to_string()))?;
+        let status = response.status();
+        let text = response
+            .text()
+            .await
+            .map_err(|e| ReplyError::Transport(e.without_url().to_string()))?;
+        if !status.is_success() {
+            return Err(ReplyError::Status {
+                status: status.as_u16(),
+                message: truncate(text.trim(), MAX_ERROR_BODY),
+            });
+        }
+        let completion: Completion = serde_json::from_str(&text)
+            .map_err(|e| ReplyError::Malformed(format!("not a chat completion: {e}")))?;
+        let content = completion
+            .choices
+            .into_iter()
+            .next()
+            .and_then(|c| c.message.content)
+            .ok_or_else(|| ReplyError::Malformed("no choice with content".into()))?;
+        parse_answer(&content)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_json_fenced_or_plain() {
+        let d = parse_answer(r#"{"reply": " Bonjour ! ", "confidence": 0.8}"#).expect("json");
+        assert_eq!((d.text.as_str(), d.confidence), ("Bonjour !", Some(0.8)));
+        let d =
+            parse_answer("```json\n{\"reply\": \"Hi\", \"confidence\": 7}\n```").expect("fenced");
+        assert_eq!((d.text.as_str(), d.confidence), ("Hi", None));
+        let d = parse_answer("Just text").expect("plain");
+        assert_eq!((d.text.as_str(), d.confidence), ("Just text", None));
+        assert!(matches!(parse_answer("  "), Err(ReplyError::Malformed(_))));
+        assert!(matches!(
+            parse_answer(r#"{"reply": "", "confidence": 1}"#),
+            Err(ReplyError::Malformed(_))
+        ));
+        assert_eq!(truncate("ééé", 3), "é…");
+    }
+
+    #[test]
+    fn refuses_an_empty_key_or_model() {
+        let empty_key = OpenAiConfig::new(SecretString::new(""), "m");
+        assert!(matches!(
+            OpenAiCompatibleGenerator::new(empty_key),
+            Err(ReplyError::NotConfigured(_))
+        ));
+        let no_model = OpenAiConfig::new(SecretString::new("k"), " ");
+        assert!(matches!(
+            OpenAiCompatibleGenerator::new(no_model),
+            Err(ReplyError::NotConfigured(_))
+        ));
+    }
+}

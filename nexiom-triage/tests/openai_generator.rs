@@ -1,0 +1,142 @@
+//! The OpenAI-compatible generator against a local mock server: the request it
+//! sends, the drafts it reads, and the typed errors it returns.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::time::Duration;
+
+use nexiom_core::{SecretString, TenantId};
+use nexiom_triage::{
+    OpenAiCompatibleGenerator, OpenAiConfig, ReplyError, ReplyGenerator, ReplyKind, ReplyRequest,
+};
+use serde_json::json;
+use wiremock::matchers::{body_partial_json, header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const KEY: &str = "sk-or-very-secret";
+
+fn generator(server: &MockServer) -> OpenAiCompatibleGenerator {
+    let config = OpenAiConfig::new(SecretString::new(KEY), "mistral/small")
+        .with_base_url(format!("{}/api/v1/", server.uri()))
+        .with_timeout(Duration::from_millis(500));
+    OpenAiCompatibleGenerator::new(config).unwrap()
+}
+
+fn request(text: &str) -> ReplyRequest<'_> {
+    ReplyRequest {
+        tenant_id: TenantId::generate(),
+        kind: ReplyKind::Message,
+        contact_name: Some("Léa"),
+        text,
+    }
+}
+
+fn completion(content: &str) -> serde_json::Value {
+    json!({
+        "id": "gen-1",
+        "object": "chat.completion",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
+                     "finish_reason": "stop"}]
+    })
+}
+
+#[tokio::test]
+async fn sends_model_key_and_text_and_reads_the_draft() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/api/v1/chat/completions"))
+        .and(header("authorization", format!("Bearer {KEY}").as_str()))
+        .and(body_partial_json(json!({"model": "mistral/small"})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(completion(
+            r#"{"reply": "Nous sommes ouverts de 9h à 18h.", "confidence": 0.83}"#,
+        )))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let draft = generator(&server)
+        .generate(&request("Quels sont vos horaires ?"))
+        .await
+        .unwrap();
+    assert_eq!(draft.text, "Nous sommes ouverts de 9h à 18h.");
+    assert_eq!(draft.confidence, Some(0.83));
+    let received = server.received_requests().await.unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&received[0].body).unwrap();
+    let user = body["messages"][1]["content"].as_str().unwrap();
+    assert!(user.contains("Quels sont vos horaires ?"));
+    assert!(user.contains("Léa"));
+}
+
+#[tokio::test]
+async fn plain_text_answers_have_no_confidence() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(completion("Bonjour !")))
+        .mount(&server)
+        .await;
+    let draft = generator(&server)
+        .generate(&request("Salut"))
+        .await
+        .unwrap();
+    assert_eq!(draft.text, "Bonjour !");
+    assert_eq!(draft.confidence, None);
+}
+
+#[tokio::test]
+async fn failures_are_typed_errors_without_the_key() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(401).set_body_json(json!({"error": {"message": "No auth"}})),
+        )
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("<html>oops</html>"))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"choices": []})))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(completion("late"))
+                .set_delay(Duration::from_secs(3)),
+        )
+        .mount(&server)
+        .await;
+    let g = generator(&server);
+    let errors = [
+        g.generate(&request("a")).await.unwrap_err(),
+        g.generate(&request("b")).await.unwrap_err(),
+        g.generate(&request("c")).await.unwrap_err(),
+        g.generate(&request("d")).await.unwrap_err(),
+    ];
+    assert!(
+        matches!(&errors[0], ReplyError::Status { status: 401, message } if message.contains("No auth"))
+    );
+    assert!(matches!(errors[1], ReplyError::Malformed(_)));
+    assert!(matches!(errors[2], ReplyError::Malformed(_)));
+    assert!(
+        matches!(errors[3], ReplyError::Transport(_)),
+        "{:?}",
+        errors[3]
+    );
+    for e in &errors {
+        assert!(!e.to_string().contains(KEY));
+        assert!(!format!("{e:?}").contains(KEY));
+    }
+    assert!(!format!("{g:?}").contains(KEY));
+
+    // Nobody listening (port 1 is closed on any sane test machine).
+    let config = OpenAiConfig::new(SecretString::new(KEY), "m").with_base_url("http://127.0.0.1:1");
+    let err = OpenAiCompatibleGenerator::new(config)
+        .unwrap()
+        .generate(&request("x"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ReplyError::Transport(_)), "{err:?}");
+}
