@@ -6,7 +6,10 @@
 //! a daylight-saving change (its UTC instant moves by an hour). A DTSTART that
 //! falls in a spring-forward gap moves to the first instant after the gap; an
 //! ambiguous one (fall-back) takes the earlier instant, as
-//! [`local_instant`](crate::local_instant) does.
+//! [`local_instant`](crate::local_instant) does. An occurrence whose wall time
+//! falls in a gap is moved past the gap; when that lands on the instant of the
+//! previous occurrence (an hourly rule over the gap) it is dropped, so
+//! occurrences are strictly increasing and each instant is one occurrence.
 
 use std::str::FromStr;
 
@@ -115,8 +118,15 @@ impl RecurrenceRule {
             return Ok(out);
         }
         let mut skipped = 0usize;
+        let mut last: Option<DateTime<Utc>> = None;
         for occurrence in &self.set {
             let at = occurrence.with_timezone(&Utc);
+            // A wall time in a spring-forward gap is moved past the gap and can
+            // land on the next occurrence's instant: keep one.
+            if last.is_some_and(|l| at <= l) {
+                continue;
+            }
+            last = Some(at);
             if at <= after {
                 skipped += 1;
                 if skipped > MAX_SKIPPED_OCCURRENCES {
