@@ -28,6 +28,7 @@ const RULES: usize = 200;
 const KEYWORDS_PER_RULE: usize = 10;
 const PATTERNS: usize = 50;
 const EXAMPLES: usize = 100;
+const GENERATOR_CONFIDENCE: f64 = 0.9;
 
 struct Rng(u64);
 impl Rng {
@@ -343,10 +344,16 @@ impl Baseline {
         if best > 0.70 {
             return Triage::Ignore;
         }
-        if self.auto.iter().any(|r| matches(r)) {
-            Triage::AutoReply
-        } else {
-            Triage::AutoReply
+        // Steps 4 and 5 with the generator confidence the engine is given (0.9).
+        match self.auto.iter().find(|r| matches(r)) {
+            Some((rule, _, _))
+                if rule
+                    .confidence_min
+                    .is_some_and(|min| GENERATOR_CONFIDENCE < min) =>
+            {
+                Triage::Escalate
+            }
+            _ => Triage::AutoReply,
         }
     }
 }
@@ -399,7 +406,7 @@ fn main() {
     for text in &messages {
         let decision = engine
             .classify_with_stats(text, false, &mut stats)
-            .finish(Some(0.9), true);
+            .finish(Some(GENERATOR_CONFIDENCE), true);
         counts[decision.triage as usize] += 1;
     }
     let engine_secs = start.elapsed().as_secs_f64();
@@ -442,7 +449,11 @@ fn main() {
         .iter()
         .zip(&baseline_outcomes)
         .filter(|(text, expected)| {
-            engine.classify(text, false).finish(Some(0.9), true).triage != **expected
+            engine
+                .classify(text, false)
+                .finish(Some(GENERATOR_CONFIDENCE), true)
+                .triage
+                != **expected
         })
         .count();
     println!(

@@ -303,13 +303,13 @@ impl TriageEngine {
         let mut pattern_texts: Vec<String> = Vec::new();
         let mut pattern_rules = Vec::new();
         for (index, rule) in enabled.iter().enumerate() {
-            if let Some(min) = rule.confidence_min {
-                if !(min.is_finite() && (0.0..=1.0).contains(&min)) {
-                    return Err(TriageError::InvalidConfidence {
-                        rule: rule.name.clone(),
-                        value: min,
-                    });
-                }
+            if let Some(min) = rule.confidence_min
+                && !(min.is_finite() && (0.0..=1.0).contains(&min))
+            {
+                return Err(TriageError::InvalidConfidence {
+                    rule: rule.name.clone(),
+                    value: min,
+                });
             }
             for keyword in &rule.keywords {
                 let folded = fold_for_matching(keyword);

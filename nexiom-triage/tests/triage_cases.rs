@@ -2,6 +2,8 @@
 //! similarity, accents, word boundaries, multi-word keywords, confidence_min, AI
 //! control OFF with and without a matching escalate rule, empty text, media-only.
 
+#![allow(clippy::unwrap_used)] // test helpers unwrap: a panic is a failing test
+
 use chrono::{TimeZone, Utc};
 use nexiom_core::{AiRule, IgnoreExample, IgnoreExampleId, RuleId, RuleType, TenantId, Triage};
 use nexiom_triage::{Reason, TriageConfig, TriageEngine, TriageError, TriageInput};
