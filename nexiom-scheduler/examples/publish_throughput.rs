@@ -48,8 +48,14 @@ async fn run(
     let scoped = options.clone().options([("search_path", schema.as_str())]);
     let setup = PgStore::connect_with(scoped.clone(), 2).await?;
     setup.migrate().await?;
-    let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 22, 9, 0, 0).single().ok_or("time")?));
-    let tenant = setup.create_tenant(NewTenant::new("bench", clock.now())).await?;
+    let clock = Arc::new(ManualClock::new(
+        Utc.with_ymd_and_hms(2026, 11, 22, 9, 0, 0)
+            .single()
+            .ok_or("time")?,
+    ));
+    let tenant = setup
+        .create_tenant(NewTenant::new("bench", clock.now()))
+        .await?;
     let channel = setup
         .create_channel(NewChannel {
             tenant_id: tenant.id,
@@ -74,7 +80,9 @@ async fn run(
     .bind(i64::from(posts))
     .execute(setup.pool())
     .await?;
-    sqlx::query("ANALYZE scheduled_posts").execute(setup.pool()).await?;
+    sqlx::query("ANALYZE scheduled_posts")
+        .execute(setup.pool())
+        .await?;
 
     let gateway = Arc::new(MockGateway::new());
     let mut queues = Vec::new();
@@ -141,7 +149,10 @@ async fn main() -> Result<(), BoxError> {
     let posts = env_number("POSTS", 20_000);
     let batch = env_number("BATCH", 100);
     println!("{posts} due posts, no-latency mock platform, batch size {batch}");
-    println!("{:>8} {:>18} {:>18} {:>8}", "workers", "batched posts/s", "one-at-a-time/s", "ratio");
+    println!(
+        "{:>8} {:>18} {:>18} {:>8}",
+        "workers", "batched posts/s", "one-at-a-time/s", "ratio"
+    );
     for workers in [1, 2, 4] {
         let batched = run(&options, posts, workers, batch).await?;
         let single = run(&options, posts, workers, 1).await?;

@@ -15,7 +15,9 @@ pub type Result<T, E = SchedulerError> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum SchedulerError {
     /// The RRULE does not parse or does not validate against RFC 5545.
-    #[error("invalid RRULE {rrule:?}: {reason}; write it as in RFC 5545, e.g. FREQ=WEEKLY;BYDAY=MO,WE;BYHOUR=9")]
+    #[error(
+        "invalid RRULE {rrule:?}: {reason}; write it as in RFC 5545, e.g. FREQ=WEEKLY;BYDAY=MO,WE;BYHOUR=9"
+    )]
     InvalidRrule {
         /// The rule as given.
         rrule: String,

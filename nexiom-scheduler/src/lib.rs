@@ -50,6 +50,5 @@ pub use windows::{KpiWindow, kpi_windows, local_instant, window_containing};
 pub use worker::{
     BatchConfig, CLEANUP_EXECUTION_LOGS, CleanupExecutionLogsWorker, ENQUEUE_DUE_POSTS,
     EnqueueDuePostsWorker, RELEASE_STALE_LEASES, ReleaseStaleLeasesWorker, Shutdown,
-    ShutdownTrigger, WorkReport, Worker, WorkerContext, WorkerRun, WorkerRuntime,
-    shutdown_channel,
+    ShutdownTrigger, WorkReport, Worker, WorkerContext, WorkerRun, WorkerRuntime, shutdown_channel,
 };

@@ -193,10 +193,18 @@ mod tests {
             .with_schedules(step("schedules", 3));
         let counts = runner.run_pipeline_once(Utc::now(), 10).await;
         assert_eq!(
-            (counts.routed, counts.auto_replied, counts.schedules_run, counts.metrics_collected),
+            (
+                counts.routed,
+                counts.auto_replied,
+                counts.schedules_run,
+                counts.metrics_collected
+            ),
             (1, 0, 3, 4)
         );
-        assert_eq!(*order.lock().unwrap(), vec!["route", "schedules", "metrics"]);
+        assert_eq!(
+            *order.lock().unwrap(),
+            vec!["route", "schedules", "metrics"]
+        );
     }
 
     #[tokio::test]

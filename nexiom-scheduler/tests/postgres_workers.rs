@@ -21,7 +21,9 @@ const WORKERS: usize = 4;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn four_workers_with_their_own_pools_publish_5000_posts_exactly_once() {
-    let Some(ts) = nexiom_storage::conformance::postgres_test_store().await else { return };
+    let Some(ts) = nexiom_storage::conformance::postgres_test_store().await else {
+        return;
+    };
     let schema = ts.schema().unwrap().to_owned();
     let env = Env::new(ts.store()).await;
     let url = std::env::var("DATABASE_URL").unwrap();
@@ -112,7 +114,10 @@ async fn four_workers_with_their_own_pools_publish_5000_posts_exactly_once() {
     .fetch_one(&pool)
     .await
     .unwrap();
-    assert_eq!((runs, distinct, success), (POSTS as i64, POSTS as i64, POSTS as i64));
+    assert_eq!(
+        (runs, distinct, success),
+        (POSTS as i64, POSTS as i64, POSTS as i64)
+    );
     pool.close().await;
     ts.cleanup().await;
 }

@@ -42,7 +42,9 @@ async fn one_off_post_is_published_once_with_polling_armed(store: Arc<dyn Store>
     let env = Env::new(store).await;
     let gateway = Arc::new(MockGateway::new());
     let queue = env.queue("w1", gateway.clone());
-    let post = env.post_at("Hello", env.clock.now() + Duration::hours(1)).await;
+    let post = env
+        .post_at("Hello", env.clock.now() + Duration::hours(1))
+        .await;
 
     let early = queue.run_due(&batch(10), None).await.unwrap();
     assert_eq!(early.claimed, 0, "not due yet");
@@ -83,7 +85,10 @@ async fn fails_twice_then_succeeds_gives_three_runs(store: Arc<dyn Store>) {
     assert_eq!(stored.status, PostStatus::Queued);
     assert_eq!(stored.retry_count, 1);
     // Backoff without jitter: 60 s after attempt 1, 120 s after attempt 2.
-    assert_eq!(stored.next_attempt_at, Some(env.clock.now() + Duration::seconds(60)));
+    assert_eq!(
+        stored.next_attempt_at,
+        Some(env.clock.now() + Duration::seconds(60))
+    );
     env.advance(Duration::seconds(59));
     assert_eq!(queue.run_due(&batch(10), None).await.unwrap().claimed, 0);
     env.advance(Duration::seconds(1));
@@ -112,7 +117,11 @@ async fn fails_twice_then_succeeds_gives_three_runs(store: Arc<dyn Store>) {
 async fn fails_three_times_ends_failed_with_the_last_error(store: Arc<dyn Store>) {
     let env = Env::new(store).await;
     let gateway = Arc::new(MockGateway::new());
-    gateway.script([transient("first"), transient("second"), transient("third and last")]);
+    gateway.script([
+        transient("first"),
+        transient("second"),
+        transient("third and last"),
+    ]);
     let queue = env.queue("w1", gateway.clone());
     let post = env.post_at("Hello", env.clock.now()).await;
     for _ in 0..3 {
@@ -168,7 +177,12 @@ async fn permanent_error_fails_at_once(store: Arc<dyn Store>) {
     assert_eq!(queue.run_due(&batch(10), None).await.unwrap().failed, 1);
     let stored = env.post(post.id).await;
     assert_eq!(stored.status, PostStatus::Failed);
-    assert!(stored.error_message.unwrap().contains("link is not allowed"));
+    assert!(
+        stored
+            .error_message
+            .unwrap()
+            .contains("link is not allowed")
+    );
     assert_eq!(env.runs(post.id).await.len(), 1);
     assert_eq!(gateway.calls().len(), 1);
 }
@@ -176,7 +190,9 @@ async fn permanent_error_fails_at_once(store: Arc<dyn Store>) {
 async fn unauthorized_refreshes_the_token_once(store: Arc<dyn Store>) {
     let env = Env::new(store).await;
     let gateway = Arc::new(MockGateway::new());
-    gateway.script([MockStep::Fail(PublishFailure::Unauthorized("token expired".into()))]);
+    gateway.script([MockStep::Fail(PublishFailure::Unauthorized(
+        "token expired".into(),
+    ))]);
     let queue = env.queue("w1", gateway.clone());
     let post = env.post_at("Hello", env.clock.now()).await;
     assert_eq!(queue.run_due(&batch(10), None).await.unwrap().published, 1);
@@ -186,7 +202,11 @@ async fn unauthorized_refreshes_the_token_once(store: Arc<dyn Store>) {
     assert_eq!(runs.len(), 2);
     assert_eq!(runs[0].status, PostRunStatus::Failed);
     assert_eq!(runs[1].status, PostRunStatus::Success);
-    let channel = env.store.get_channel(env.tenant, env.channel).await.unwrap();
+    let channel = env
+        .store
+        .get_channel(env.tenant, env.channel)
+        .await
+        .unwrap();
     assert_eq!(
         channel.credentials.access_token.unwrap().expose(),
         "refreshed-1"
@@ -218,7 +238,11 @@ async fn timeout_after_send_is_found_by_lookup(store: Arc<dyn Store>) {
     let stored = env.post(post.id).await;
     assert_eq!(stored.status, PostStatus::Published);
     assert_eq!(stored.platform_post_id.as_deref(), Some("mock-1"));
-    assert_eq!(gateway.calls_for(&post.id.to_string()), 1, "one platform call");
+    assert_eq!(
+        gateway.calls_for(&post.id.to_string()),
+        1,
+        "one platform call"
+    );
     assert_eq!(gateway.lookups(), 1);
 }
 
@@ -287,7 +311,11 @@ async fn crash_after_the_call_is_settled_by_lookup(store: Arc<dyn Store>) {
     let stored = env.post(post.id).await;
     assert_eq!(stored.status, PostStatus::Published);
     assert_eq!(stored.platform_post_id.as_deref(), Some("mock-1"));
-    assert_eq!(gateway.calls_for(&post.id.to_string()), 1, "exactly one platform publish call");
+    assert_eq!(
+        gateway.calls_for(&post.id.to_string()),
+        1,
+        "exactly one platform publish call"
+    );
     assert_eq!(gateway.lookups(), 1);
     let runs = env.runs(post.id).await;
     assert_eq!(runs.len(), 1);
@@ -332,11 +360,19 @@ async fn series_occurrences_are_published_once_each_across_dst(store: Arc<dyn St
     let scheduler = Scheduler::new(env.store.clone(), env.clock.clone());
     let spec = SeriesSpec::new(
         "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR",
-        NaiveDate::from_ymd_opt(2026, 3, 2).unwrap().and_hms_opt(9, 0, 0).unwrap(),
+        NaiveDate::from_ymd_opt(2026, 3, 2)
+            .unwrap()
+            .and_hms_opt(9, 0, 0)
+            .unwrap(),
         "Europe/Paris",
     );
     let series = scheduler
-        .schedule_series(env.tenant, env.channel, Content::text("Good morning"), &spec)
+        .schedule_series(
+            env.tenant,
+            env.channel,
+            Content::text("Good morning"),
+            &spec,
+        )
         .await
         .unwrap();
     let friday = Utc.with_ymd_and_hms(2026, 3, 27, 8, 0, 0).unwrap();
@@ -384,9 +420,16 @@ async fn series_occurrences_are_published_once_each_across_dst(store: Arc<dyn St
         )
         .await
         .unwrap();
-    let at: Vec<_> = occurrences.iter().map(|p| p.occurrence_at.unwrap()).collect();
+    let at: Vec<_> = occurrences
+        .iter()
+        .map(|p| p.occurrence_at.unwrap())
+        .collect();
     assert_eq!(at, vec![friday, monday]);
-    assert!(occurrences.iter().all(|p| p.status == PostStatus::Published));
+    assert!(
+        occurrences
+            .iter()
+            .all(|p| p.status == PostStatus::Published)
+    );
     assert_eq!(gateway.calls().len(), 2, "one publish per occurrence");
     // The template itself is never published.
     assert_eq!(gateway.calls_for(&series.id.to_string()), 0);

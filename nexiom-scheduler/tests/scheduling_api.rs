@@ -19,7 +19,10 @@ on_both_backends!(
 );
 
 fn local(y: i32, m: u32, d: u32, h: u32) -> chrono::NaiveDateTime {
-    NaiveDate::from_ymd_opt(y, m, d).unwrap().and_hms_opt(h, 0, 0).unwrap()
+    NaiveDate::from_ymd_opt(y, m, d)
+        .unwrap()
+        .and_hms_opt(h, 0, 0)
+        .unwrap()
 }
 
 async fn refusals_are_typed_and_store_nothing(store: Arc<dyn Store>) {
@@ -31,7 +34,11 @@ async fn refusals_are_typed_and_store_nothing(store: Arc<dyn Store>) {
         SeriesSpec::new("FREQ=FORTNIGHTLY", local(2026, 12, 1, 9), "Europe/Paris"),
         SeriesSpec::new("FREQ=DAILY", local(2026, 12, 1, 9), "Europe/Pariss"),
         SeriesSpec::new("FREQ=DAILY;COUNT=3", local(2020, 1, 1, 9), "Europe/Paris"),
-        SeriesSpec::new("FREQ=DAILY;UNTIL=20210101T000000Z", local(2020, 1, 1, 9), "UTC"),
+        SeriesSpec::new(
+            "FREQ=DAILY;UNTIL=20210101T000000Z",
+            local(2020, 1, 1, 9),
+            "UTC",
+        ),
     ];
     let errors: Vec<_> = {
         let mut out = Vec::new();
@@ -45,10 +52,26 @@ async fn refusals_are_typed_and_store_nothing(store: Arc<dyn Store>) {
         }
         out
     };
-    assert!(matches!(errors[0], SchedulerError::InvalidRrule { .. }), "{:?}", errors[0]);
-    assert!(matches!(errors[1], SchedulerError::UnknownTimeZone(_)), "{:?}", errors[1]);
-    assert!(matches!(errors[2], SchedulerError::NoFutureOccurrence { .. }), "{:?}", errors[2]);
-    assert!(matches!(errors[3], SchedulerError::NoFutureOccurrence { .. }), "{:?}", errors[3]);
+    assert!(
+        matches!(errors[0], SchedulerError::InvalidRrule { .. }),
+        "{:?}",
+        errors[0]
+    );
+    assert!(
+        matches!(errors[1], SchedulerError::UnknownTimeZone(_)),
+        "{:?}",
+        errors[1]
+    );
+    assert!(
+        matches!(errors[2], SchedulerError::NoFutureOccurrence { .. }),
+        "{:?}",
+        errors[2]
+    );
+    assert!(
+        matches!(errors[3], SchedulerError::NoFutureOccurrence { .. }),
+        "{:?}",
+        errors[3]
+    );
     assert!(errors[1].to_string().contains("IANA"));
 
     let too_long = scheduler
@@ -60,7 +83,10 @@ async fn refusals_are_typed_and_store_nothing(store: Arc<dyn Store>) {
         )
         .await
         .unwrap_err();
-    assert!(matches!(too_long, SchedulerError::ContentRefused(_)), "{too_long:?}");
+    assert!(
+        matches!(too_long, SchedulerError::ContentRefused(_)),
+        "{too_long:?}"
+    );
     let too_long_series = scheduler
         .schedule_series(
             env.tenant,
@@ -84,7 +110,11 @@ async fn preview_cancel_reschedule_and_list(store: Arc<dyn Store>) {
     let env = Env::new(store).await;
     let scheduler = Scheduler::new(env.store.clone(), env.clock.clone());
     // Now: Sunday 22 November 2026, 09:00 UTC (10:00 Paris).
-    let spec = SeriesSpec::new("RRULE:FREQ=DAILY;BYHOUR=9,18", local(2026, 11, 1, 9), "Europe/Paris");
+    let spec = SeriesSpec::new(
+        "RRULE:FREQ=DAILY;BYHOUR=9,18",
+        local(2026, 11, 1, 9),
+        "Europe/Paris",
+    );
     let preview = scheduler.preview(&spec, 3).unwrap();
     assert_eq!(
         preview,
@@ -98,8 +128,17 @@ async fn preview_cancel_reschedule_and_list(store: Arc<dyn Store>) {
         .schedule_series(env.tenant, env.channel, Content::text("x"), &spec)
         .await
         .unwrap();
-    assert_eq!(series.recurrence.as_ref().unwrap().rrule, "FREQ=DAILY;BYHOUR=9,18");
-    assert_eq!(scheduler.preview_post(env.tenant, series.id, 3).await.unwrap(), preview);
+    assert_eq!(
+        series.recurrence.as_ref().unwrap().rrule,
+        "FREQ=DAILY;BYHOUR=9,18"
+    );
+    assert_eq!(
+        scheduler
+            .preview_post(env.tenant, series.id, 3)
+            .await
+            .unwrap(),
+        preview
+    );
 
     let later = env.clock.now() + Duration::days(2);
     let one = scheduler
@@ -120,13 +159,22 @@ async fn preview_cancel_reschedule_and_list(store: Arc<dyn Store>) {
         .list_by_status(env.tenant, PostStatus::Queued, 10)
         .await
         .unwrap();
-    assert_eq!(queued.iter().map(|p| p.id).collect::<Vec<_>>(), vec![series.id, one.id]);
+    assert_eq!(
+        queued.iter().map(|p| p.id).collect::<Vec<_>>(),
+        vec![series.id, one.id]
+    );
 
     let cancelled = scheduler.cancel(env.tenant, one.id).await.unwrap();
     assert_eq!(cancelled.status, PostStatus::Cancelled);
     let again = scheduler.cancel(env.tenant, one.id).await.unwrap_err();
     assert!(
-        matches!(again, SchedulerError::WrongStatus { status: PostStatus::Cancelled, .. }),
+        matches!(
+            again,
+            SchedulerError::WrongStatus {
+                status: PostStatus::Cancelled,
+                ..
+            }
+        ),
         "{again:?}"
     );
     assert!(matches!(
@@ -141,14 +189,22 @@ async fn preview_cancel_reschedule_and_list(store: Arc<dyn Store>) {
 
     // A post being published cannot be cancelled.
     let due = scheduler
-        .schedule_once(env.tenant, env.channel, Content::text("due"), env.clock.now())
+        .schedule_once(
+            env.tenant,
+            env.channel,
+            Content::text("due"),
+            env.clock.now(),
+        )
         .await
         .unwrap();
     let queue = env.queue("w1", Arc::new(MockGateway::new()));
     queue.enqueue_due_posts(10).await.unwrap();
     assert!(matches!(
         scheduler.cancel(env.tenant, due.id).await,
-        Err(SchedulerError::WrongStatus { status: PostStatus::Publishing, .. })
+        Err(SchedulerError::WrongStatus {
+            status: PostStatus::Publishing,
+            ..
+        })
     ));
 }
 
@@ -157,7 +213,12 @@ async fn cancelling_a_series_cancels_its_queued_occurrences(store: Arc<dyn Store
     let scheduler = Scheduler::new(env.store.clone(), env.clock.clone());
     let start = env.clock.now().naive_utc() + Duration::hours(1);
     let series = scheduler
-        .schedule_series(env.tenant, env.channel, Content::text("x"), &SeriesSpec::new("FREQ=HOURLY", start, "UTC"))
+        .schedule_series(
+            env.tenant,
+            env.channel,
+            Content::text("x"),
+            &SeriesSpec::new("FREQ=HOURLY", start, "UTC"),
+        )
         .await
         .unwrap();
     // Materialize one occurrence without publishing it: claim the template only.
@@ -169,7 +230,13 @@ async fn cancelling_a_series_cancels_its_queued_occurrences(store: Arc<dyn Store
     scheduler.cancel(env.tenant, series.id).await.unwrap();
     let occurrences = env
         .store
-        .list_posts(env.tenant, PostFilter { series_id: Some(series.id), ..PostFilter::default() })
+        .list_posts(
+            env.tenant,
+            PostFilter {
+                series_id: Some(series.id),
+                ..PostFilter::default()
+            },
+        )
         .await
         .unwrap();
     assert_eq!(occurrences.len(), 1);
@@ -182,20 +249,44 @@ async fn rescheduling_a_series_replaces_it(store: Arc<dyn Store>) {
     let env = Env::new(store).await;
     let scheduler = Scheduler::new(env.store.clone(), env.clock.clone());
     let old = scheduler
-        .schedule_series(env.tenant, env.channel, Content::text("x"), &SeriesSpec::new("FREQ=DAILY", local(2026, 12, 1, 9), "Europe/Paris"))
+        .schedule_series(
+            env.tenant,
+            env.channel,
+            Content::text("x"),
+            &SeriesSpec::new("FREQ=DAILY", local(2026, 12, 1, 9), "Europe/Paris"),
+        )
         .await
         .unwrap();
     let bad = scheduler
-        .reschedule_series(env.tenant, old.id, &SeriesSpec::new("FREQ=DAILY", local(2026, 12, 1, 9), "Nowhere/City"))
+        .reschedule_series(
+            env.tenant,
+            old.id,
+            &SeriesSpec::new("FREQ=DAILY", local(2026, 12, 1, 9), "Nowhere/City"),
+        )
         .await
         .unwrap_err();
     assert!(matches!(bad, SchedulerError::UnknownTimeZone(_)));
-    assert_eq!(env.post(old.id).await.status, PostStatus::Queued, "a refused rule changes nothing");
+    assert_eq!(
+        env.post(old.id).await.status,
+        PostStatus::Queued,
+        "a refused rule changes nothing"
+    );
     let new = scheduler
-        .reschedule_series(env.tenant, old.id, &SeriesSpec::new("FREQ=WEEKLY;BYDAY=MO", local(2026, 12, 1, 18), "Europe/Paris"))
+        .reschedule_series(
+            env.tenant,
+            old.id,
+            &SeriesSpec::new(
+                "FREQ=WEEKLY;BYDAY=MO",
+                local(2026, 12, 1, 18),
+                "Europe/Paris",
+            ),
+        )
         .await
         .unwrap();
     assert_eq!(env.post(old.id).await.status, PostStatus::Cancelled);
     // Monday 7 December 2026, 18:00 Paris = 17:00 UTC.
-    assert_eq!(new.publish_at, Utc.with_ymd_and_hms(2026, 12, 7, 17, 0, 0).unwrap());
+    assert_eq!(
+        new.publish_at,
+        Utc.with_ymd_and_hms(2026, 12, 7, 17, 0, 0).unwrap()
+    );
 }

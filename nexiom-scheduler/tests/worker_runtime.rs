@@ -23,7 +23,9 @@ on_both_backends!(
 fn runtime(env: &Env, gateway: Arc<MockGateway>) -> WorkerRuntime {
     let mut runtime = WorkerRuntime::new(env.store.clone(), env.clock.clone());
     runtime
-        .register(Arc::new(EnqueueDuePostsWorker::new(env.queue("w1", gateway))))
+        .register(Arc::new(EnqueueDuePostsWorker::new(
+            env.queue("w1", gateway),
+        )))
         .register(Arc::new(ReleaseStaleLeasesWorker::new(env.store.clone())))
         .register(Arc::new(CleanupExecutionLogsWorker::new(env.store.clone())));
     runtime
@@ -55,7 +57,10 @@ async fn disabling_a_flag_stops_the_next_run_without_restart(store: Arc<dyn Stor
         .unwrap();
     env.advance(Duration::minutes(1));
     let off = runtime.run_once(&shutdown).await.unwrap();
-    assert!(off.iter().any(|(n, r)| n == ENQUEUE_DUE_POSTS && *r == WorkerRun::Disabled));
+    assert!(
+        off.iter()
+            .any(|(n, r)| n == ENQUEUE_DUE_POSTS && *r == WorkerRun::Disabled)
+    );
     assert!(ran(&off, RELEASE_STALE_LEASES), "other workers still run");
     assert!(!ran(&off, CLEANUP_EXECUTION_LOGS), "daily worker not due");
     assert_eq!(env.post(post.id).await.status, PostStatus::Queued);
@@ -109,16 +114,29 @@ async fn every_run_writes_an_execution_log(store: Arc<dyn Store>) {
     assert_eq!(log.results["failed"], 1);
     assert_eq!(log.duration_ms, Some(0), "manual clock: no time passed");
 
-    let failed = env.store.list_executions(Some("always_fails"), 10).await.unwrap();
+    let failed = env
+        .store
+        .list_executions(Some("always_fails"), 10)
+        .await
+        .unwrap();
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].status, RunStatus::Failed);
-    assert!(failed[0].error.as_deref().unwrap().contains("nothing works"));
+    assert!(
+        failed[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("nothing works")
+    );
 
     // The daily cleanup deletes logs older than the retention.
     env.advance(Duration::days(31));
     runtime.run_once(&Shutdown::never()).await.unwrap();
     let all = env.store.list_executions(None, 100).await.unwrap();
-    assert!(all.iter().all(|l| l.started_at == env.clock.now()), "old logs deleted");
+    assert!(
+        all.iter().all(|l| l.started_at == env.clock.now()),
+        "old logs deleted"
+    );
     let cleanup = env
         .store
         .list_executions(Some(CLEANUP_EXECUTION_LOGS), 10)
@@ -184,17 +202,33 @@ async fn shutdown_finishes_the_post_in_flight_and_hands_back_the_rest(store: Arc
     let mut runtime = WorkerRuntime::new(env.store.clone(), env.clock.clone());
     runtime.register_with(Arc::new(EnqueueDuePostsWorker::new(queue)), batch(10));
     let runs = runtime.run_once(&shutdown).await.unwrap();
-    let WorkerRun::Ran(log) = &runs[0].1 else { panic!("{runs:?}") };
+    let WorkerRun::Ran(log) = &runs[0].1 else {
+        panic!("{runs:?}")
+    };
     assert_eq!(log.status, RunStatus::Completed);
     assert_eq!(log.results["claimed"], 3);
     assert_eq!(log.results["published"], 1);
 
-    let posts = env.store.list_posts(env.tenant, PostFilter::default()).await.unwrap();
-    let published: Vec<_> = posts.iter().filter(|p| p.status == PostStatus::Published).collect();
-    let queued: Vec<_> = posts.iter().filter(|p| p.status == PostStatus::Queued).collect();
+    let posts = env
+        .store
+        .list_posts(env.tenant, PostFilter::default())
+        .await
+        .unwrap();
+    let published: Vec<_> = posts
+        .iter()
+        .filter(|p| p.status == PostStatus::Published)
+        .collect();
+    let queued: Vec<_> = posts
+        .iter()
+        .filter(|p| p.status == PostStatus::Queued)
+        .collect();
     assert_eq!(published.len(), 1, "the post in flight finished");
     assert_eq!(queued.len(), 2, "the others went back to the queue");
-    assert!(queued.iter().all(|p| p.lease_owner.is_none() && p.retry_count == 0));
+    assert!(
+        queued
+            .iter()
+            .all(|p| p.lease_owner.is_none() && p.retry_count == 0)
+    );
     for p in &queued {
         assert!(env.runs(p.id).await.is_empty(), "nothing half-written");
     }
@@ -215,9 +249,14 @@ async fn pipeline_runs_due_schedules(store: Arc<dyn Store>) {
     let runner = PipelineRunner::new()
         .with_router(step_fn(|_, _| async { Ok(0) }))
         .with_schedules(env.queue("pipeline", gateway.clone()));
-    let counts = runner.run_pipeline_once(env.clock.now() - Duration::hours(1), 2).await;
+    let counts = runner
+        .run_pipeline_once(env.clock.now() - Duration::hours(1), 2)
+        .await;
     assert_eq!(counts.schedules_run, 2, "limit respected");
-    assert_eq!((counts.routed, counts.auto_replied, counts.metrics_collected), (0, 0, 0));
+    assert_eq!(
+        (counts.routed, counts.auto_replied, counts.metrics_collected),
+        (0, 0, 0)
+    );
     let counts = runner.run_pipeline_once(env.clock.now(), 2).await;
     assert_eq!(counts.schedules_run, 1);
     assert_eq!(gateway.calls().len(), 3);

@@ -1,21 +1,25 @@
 //! [`PublishQueue`]: claims due posts with a lease, advances series, and
 //! publishes with the retry rules of the design.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use nexiom_core::{
-    Channel, Clock, NewPostRun, NewScheduledPost, PostPatch, PostRun, PostRunStatus, PostStatus,
-    ScheduledPost,
+    Channel, ChannelId, Clock, NewPostRun, NewScheduledPost, PostPatch, PostRun, PostRunStatus,
+    PostStatus, ScheduledPost, TenantId,
 };
 use nexiom_storage::{StorageError, Store};
-use tracing::{debug, info_span, warn, Instrument};
+use tracing::{Instrument, debug, info_span, warn};
 
 use super::gateway::{PublishFailure, PublishGateway, PublishedPost};
 use super::retry::RetryPolicy;
 use crate::error::Result;
 use crate::schedule::RecurrenceRule;
 use crate::worker::{BatchConfig, Shutdown};
+
+/// Channels read during one batch (posts of a batch often share a channel).
+type Channels = HashMap<(TenantId, ChannelId), Channel>;
 
 /// The `error_message` of a post whose last attempt may or may not have been
 /// published and that could not be checked: a person has to look.
@@ -222,7 +226,11 @@ impl PublishQueue {
     /// again), at most `batch.max_batches` batches, waiting `batch.item_delay`
     /// between two posts. Stops between two posts when `shutdown` is triggered,
     /// handing the remaining claims back.
-    pub async fn run_due(&self, batch: &BatchConfig, shutdown: Option<&Shutdown>) -> Result<QueueReport> {
+    pub async fn run_due(
+        &self,
+        batch: &BatchConfig,
+        shutdown: Option<&Shutdown>,
+    ) -> Result<QueueReport> {
         let batch_size = batch.batch_size.max(1);
         let mut report = QueueReport::default();
         for _ in 0..batch.max_batches.max(1) {
@@ -250,6 +258,7 @@ impl PublishQueue {
         report: &mut QueueReport,
     ) {
         let mut first = true;
+        let mut channels = Channels::new();
         for post in claimed {
             let stopping = shutdown.is_some_and(Shutdown::is_triggered);
             let outcome = if stopping {
@@ -259,7 +268,7 @@ impl PublishQueue {
                     tokio::time::sleep(item_delay).await;
                 }
                 first = false;
-                self.process(post).await
+                self.process_with(post, &mut channels).await
             };
             if let Err(err) = &outcome {
                 warn!(error = %err, "publishing a claimed post failed in storage");
@@ -285,12 +294,20 @@ impl PublishQueue {
     /// docs). Storage failures come back as `Err`; the lease then lapses and the
     /// post is taken over later.
     pub async fn process(&self, post: ScheduledPost) -> Result<PostOutcome> {
+        self.process_with(post, &mut Channels::new()).await
+    }
+
+    async fn process_with(
+        &self,
+        post: ScheduledPost,
+        channels: &mut Channels,
+    ) -> Result<PostOutcome> {
         let span = info_span!("publish_post", post_id = %post.id, tenant_id = %post.tenant_id);
         async move {
             if post.recurrence.is_some() {
-                self.advance_series(&post).await
+                self.advance_series(&post, channels).await
             } else {
-                self.publish(&post).await
+                self.publish(&post, channels).await
             }
         }
         .instrument(span)
@@ -306,7 +323,11 @@ impl PublishQueue {
     }
 
     /// Applies a lease-guarded patch; `None` when the guard failed.
-    async fn update(&self, post: &ScheduledPost, patch: PostPatch) -> Result<Option<ScheduledPost>> {
+    async fn update(
+        &self,
+        post: &ScheduledPost,
+        patch: PostPatch,
+    ) -> Result<Option<ScheduledPost>> {
         match self
             .store
             .update_post(post.tenant_id, post.id, patch, self.clock.now())
@@ -321,9 +342,13 @@ impl PublishQueue {
         }
     }
 
-    async fn advance_series(&self, template: &ScheduledPost) -> Result<PostOutcome> {
+    async fn advance_series(
+        &self,
+        template: &ScheduledPost,
+        channels: &mut Channels,
+    ) -> Result<PostOutcome> {
         let Some(recurrence) = template.recurrence.clone() else {
-            return self.publish(template).await;
+            return self.publish(template, channels).await;
         };
         let occurrence_at = template.publish_at;
         let next = match RecurrenceRule::new(recurrence).and_then(|r| r.next_after(occurrence_at)) {
@@ -366,11 +391,26 @@ impl PublishQueue {
         }
     }
 
-    async fn publish(&self, post: &ScheduledPost) -> Result<PostOutcome> {
-        let mut channel = self.store.get_channel(post.tenant_id, post.channel_id).await?;
+    async fn publish(&self, post: &ScheduledPost, channels: &mut Channels) -> Result<PostOutcome> {
+        let key = (post.tenant_id, post.channel_id);
+        let mut channel = match channels.get(&key) {
+            Some(channel) => channel.clone(),
+            None => {
+                let channel = self
+                    .store
+                    .get_channel(post.tenant_id, post.channel_id)
+                    .await?;
+                channels.insert(key, channel.clone());
+                channel
+            }
+        };
         if let Some(reason) = self.gateway.refusal(&channel, &post.content) {
             return self
-                .fail(post, None, format!("the channel can never publish this content: {reason}"))
+                .fail(
+                    post,
+                    None,
+                    format!("the channel can never publish this content: {reason}"),
+                )
                 .await;
         }
         let reference = post.id.to_string();
@@ -408,7 +448,9 @@ impl PublishQueue {
             match result {
                 Ok(published) => return self.succeed(post, &run, attempt, published).await,
                 Err(PublishFailure::Ambiguous(message)) => {
-                    return self.settle_ambiguous(post, &channel, &run, attempt, &message).await;
+                    return self
+                        .settle_ambiguous(post, &channel, &run, attempt, &message)
+                        .await;
                 }
                 Err(PublishFailure::Permanent(message)) => {
                     let error = PublishFailure::Permanent(message).to_string();
@@ -442,6 +484,7 @@ impl PublishQueue {
                                 .store
                                 .update_channel_credentials(post.tenant_id, channel.id, credentials)
                                 .await?;
+                            channels.insert(key, channel.clone());
                         }
                         Err(failure) => {
                             let error = format!("token refresh failed: {failure}");
@@ -455,7 +498,10 @@ impl PublishQueue {
                     if attempt >= max {
                         return self.fail(post, Some((&run, attempt)), error).await;
                     }
-                    let delay = self.config.retry.delay_after(attempt, failure.retry_after());
+                    let delay = self
+                        .config
+                        .retry
+                        .delay_after(attempt, failure.retry_after());
                     let next_attempt_at = self.clock.now() + delay;
                     let patch = PostPatch {
                         status: Some(PostStatus::Queued),
@@ -483,10 +529,18 @@ impl PublishQueue {
     /// An attempt under number `attempt` was already started by a worker that
     /// stopped before recording its outcome: find out by lookup, never by
     /// publishing again.
-    async fn recover(&self, post: &ScheduledPost, channel: &Channel, attempt: u32) -> Result<PostOutcome> {
+    async fn recover(
+        &self,
+        post: &ScheduledPost,
+        channel: &Channel,
+        attempt: u32,
+    ) -> Result<PostOutcome> {
         let runs = self.store.list_post_runs(post.tenant_id, post.id).await?;
         let orphan = runs.into_iter().find(|r| r.attempt == attempt);
-        warn!(attempt, "a previous worker stopped during this attempt; checking the platform");
+        warn!(
+            attempt,
+            "a previous worker stopped during this attempt; checking the platform"
+        );
         let found = if self.gateway.can_lookup(channel) {
             self.gateway
                 .lookup(channel, &post.content, &post.id.to_string())
@@ -510,7 +564,8 @@ impl PublishQueue {
                      have been sent{why}; check the account before publishing again"
                 );
                 let run = orphan.filter(|r| r.status == PostRunStatus::Running);
-                self.fail(post, run.as_ref().map(|r| (r, attempt)), error).await
+                self.fail(post, run.as_ref().map(|r| (r, attempt)), error)
+                    .await
             }
         }
     }
@@ -571,7 +626,8 @@ impl PublishQueue {
         if self.update(post, patch).await?.is_none() {
             return Ok(PostOutcome::LeaseLost);
         }
-        self.finish_run(post, run, PostRunStatus::Success, None).await?;
+        self.finish_run(post, run, PostRunStatus::Success, None)
+            .await?;
         Ok(PostOutcome::Published(published))
     }
 

@@ -28,7 +28,11 @@ pub struct SeriesSpec {
 
 impl SeriesSpec {
     /// A spec from its three parts.
-    pub fn new(rrule: impl Into<String>, dtstart: NaiveDateTime, time_zone: impl Into<String>) -> Self {
+    pub fn new(
+        rrule: impl Into<String>,
+        dtstart: NaiveDateTime,
+        time_zone: impl Into<String>,
+    ) -> Self {
         SeriesSpec {
             rrule: rrule.into(),
             dtstart,
@@ -110,7 +114,12 @@ impl Scheduler {
         self
     }
 
-    async fn check_content(&self, tenant: TenantId, channel: ChannelId, content: &Content) -> Result<()> {
+    async fn check_content(
+        &self,
+        tenant: TenantId,
+        channel: ChannelId,
+        content: &Content,
+    ) -> Result<()> {
         let channel = self.store.get_channel(tenant, channel).await?;
         if let Some(gateway) = &self.gateway
             && let Some(reason) = gateway.refusal(&channel, content)
@@ -137,12 +146,12 @@ impl Scheduler {
         if let Some(recurrence) = new.recurrence.take() {
             let rule = RecurrenceRule::new(recurrence)?;
             let now = self.clock.now();
-            let first = rule.first_at_or_after(now)?.ok_or_else(|| {
-                SchedulerError::NoFutureOccurrence {
-                    rrule: rule.recurrence().rrule.clone(),
-                    after: now,
-                }
-            })?;
+            let first =
+                rule.first_at_or_after(now)?
+                    .ok_or_else(|| SchedulerError::NoFutureOccurrence {
+                        rrule: rule.recurrence().rrule.clone(),
+                        after: now,
+                    })?;
             new.publish_at = first;
             new.recurrence = Some(rule.recurrence().clone());
         }
@@ -160,8 +169,10 @@ impl Scheduler {
         publish_at: DateTime<Utc>,
     ) -> Result<ScheduledPost> {
         let now = self.clock.now();
-        self.schedule_post(NewScheduledPost::one_off(tenant, channel, content, publish_at, now))
-            .await
+        self.schedule_post(NewScheduledPost::one_off(
+            tenant, channel, content, publish_at, now,
+        ))
+        .await
     }
 
     /// Creates a series from a user's RRULE, DTSTART and zone name. Refused with
@@ -200,7 +211,12 @@ impl Scheduler {
 
     /// The next `n` occurrences of a stored series, from its next one (its
     /// `publish_at`) on; for a one-off post, its `publish_at` while it is queued.
-    pub async fn preview_post(&self, tenant: TenantId, post: PostId, n: usize) -> Result<Vec<DateTime<Utc>>> {
+    pub async fn preview_post(
+        &self,
+        tenant: TenantId,
+        post: PostId,
+        n: usize,
+    ) -> Result<Vec<DateTime<Utc>>> {
         let post = self.store.get_post(tenant, post).await?;
         if n == 0 || post.status != PostStatus::Queued {
             return Ok(Vec::new());
@@ -342,7 +358,11 @@ impl Scheduler {
         patch: PostPatch,
         action: &'static str,
     ) -> Result<ScheduledPost> {
-        match self.store.update_post(tenant, post, patch, self.clock.now()).await {
+        match self
+            .store
+            .update_post(tenant, post, patch, self.clock.now())
+            .await
+        {
             Ok(updated) => Ok(updated),
             Err(StorageError::Precondition { .. }) => {
                 let current = self.store.get_post(tenant, post).await?;

@@ -196,7 +196,12 @@ mod tests {
             RecurrenceRule::parse("FREQ=DAILY", local(2026, 1, 1, 9, 0), "Mars/Olympus"),
             Err(SchedulerError::UnknownTimeZone(_))
         ));
-        for bad in ["", "FREQ=SOMETIMES", "FREQ=DAILY;BYHOUR=25", "FREQ=DAILY\nRRULE:FREQ=WEEKLY"] {
+        for bad in [
+            "",
+            "FREQ=SOMETIMES",
+            "FREQ=DAILY;BYHOUR=25",
+            "FREQ=DAILY\nRRULE:FREQ=WEEKLY",
+        ] {
             assert!(
                 matches!(
                     RecurrenceRule::parse(bad, local(2026, 1, 1, 9, 0), "Europe/Paris"),

@@ -69,7 +69,8 @@ pub struct ReleaseStaleLeasesWorker {
 
 impl std::fmt::Debug for ReleaseStaleLeasesWorker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReleaseStaleLeasesWorker").finish_non_exhaustive()
+        f.debug_struct("ReleaseStaleLeasesWorker")
+            .finish_non_exhaustive()
     }
 }
 

@@ -54,7 +54,10 @@ impl Env {
 
     pub async fn at(store: Arc<dyn Store>, now: DateTime<Utc>) -> Env {
         let clock = Arc::new(ManualClock::new(now));
-        let tenant = store.create_tenant(NewTenant::new("Acme", now)).await.unwrap();
+        let tenant = store
+            .create_tenant(NewTenant::new("Acme", now))
+            .await
+            .unwrap();
         let channel = store
             .create_channel(NewChannel {
                 tenant_id: tenant.id,
