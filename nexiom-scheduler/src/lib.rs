@@ -1,10 +1,20 @@
-//! Scheduling for Nexiom: the publish queue with leases and retries, comment
-//! polling, KPI windows, the mission orchestrator and the worker runtime.
+//! Scheduling for Nexiom: the scheduling API with RRULE series, the publish
+//! queue with leases and retries, the worker runtime, the pipeline runner, and
+//! the calendar arithmetic they share (KPI windows, DST rules).
 //!
-//! It starts with the calendar arithmetic the cadences share: the 2-hour KPI
-//! windows of a local day, with the daylight-saving rules of the design (a
-//! boundary in a spring-forward gap moves to the first instant after the gap; an
-//! ambiguous one takes the earlier instant).
+//! - [`Scheduler`] creates, previews, cancels, reschedules and lists posts; a
+//!   series is an RFC 5545 RRULE with a local DTSTART in an IANA zone
+//!   ([`RecurrenceRule`]).
+//! - [`PublishQueue`] claims due posts with a lease, turns due occurrences of a
+//!   series into posts of their own, and publishes through a
+//!   [`PublishGateway`] with the retry rules of the design.
+//! - [`WorkerRuntime`] runs named [`Worker`]s on cadences, behind flags read
+//!   at every run, writing an execution log per run, with graceful shutdown.
+//! - [`PipelineRunner`] runs route → auto-reply → schedules → metrics once.
+//!
+//! The 2-hour KPI windows of a local day follow the daylight-saving rules of the
+//! design (a boundary in a spring-forward gap moves to the first instant after
+//! the gap; an ambiguous one takes the earlier instant).
 //!
 //! On top of them, the KPI worker step: [`aggregate_kpis`] recomputes every
 //! tenant's windows of the last 48 hours (configurable in [`KpiConfig`]) and
@@ -28,14 +38,33 @@
 //! the settings overview) is in [`inbound`].
 #![forbid(unsafe_code)]
 
+mod error;
 mod kpi;
 mod missions;
+mod pipeline;
+mod publish;
+mod schedule;
 mod windows;
+mod worker;
 pub mod inbound;
 
+pub use error::{Result, SchedulerError};
 pub use kpi::{
     KpiComparison, KpiConfig, KpiRunSummary, LocalKpiWindow, TenantFailure, aggregate_kpis,
     aggregate_tenant_kpis, recent_kpis, recent_windows,
 };
 pub use missions::*;
+pub use pipeline::{FnStep, PipelineCounts, PipelineRunner, PipelineStep, step_fn};
+pub use publish::{
+    OUTCOME_UNKNOWN, PostOutcome, PublishConfig, PublishFailure, PublishGateway, PublishQueue,
+    PublishedPost, QueueReport, RetryPolicy,
+pub use schedule::{RecurrenceRule, Scheduler, SeriesSpec};
+pub use publish::{MockGateway, MockStep};
 pub use windows::{KpiWindow, kpi_windows, local_instant, window_containing};
+pub use worker::{
+    BatchConfig, CLEANUP_EXECUTION_LOGS, CleanupExecutionLogsWorker, ENQUEUE_DUE_POSTS,
+    EnqueueDuePostsWorker, RELEASE_STALE_LEASES, ReleaseStaleLeasesWorker, Shutdown,
+    ShutdownTrigger, WorkReport, Worker, WorkerContext, WorkerRun, WorkerRuntime, shutdown_channel,
+};
+
+#[cfg(feature = "testing")]

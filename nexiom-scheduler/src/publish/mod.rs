@@ -1,0 +1,13 @@
+//! Publishing: the gateway to the platforms, the retry policy and the queue.
+
+mod gateway;
+#[cfg(feature = "testing")]
+mod mock;
+mod queue;
+mod retry;
+
+pub use gateway::{PublishFailure, PublishGateway, PublishedPost};
+#[cfg(feature = "testing")]
+pub use mock::{MockGateway, MockStep};
+pub use queue::{OUTCOME_UNKNOWN, PostOutcome, PublishConfig, PublishQueue, QueueReport};
+pub use retry::RetryPolicy;

@@ -1,0 +1,7 @@
+//! Scheduling: recurrence rules and the API that creates and manages posts.
+
+mod api;
+mod recurrence;
+
+pub use api::{Scheduler, SeriesSpec};
+pub use recurrence::RecurrenceRule;

@@ -1,0 +1,154 @@
+//! The workers this crate ships: publishing, stale leases, log cleanup.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::Duration;
+use nexiom_storage::Store;
+
+use super::runtime::{WorkReport, Worker, WorkerContext};
+use crate::error::Result;
+use crate::publish::PublishQueue;
+
+/// Name (and flag) of [`EnqueueDuePostsWorker`].
+pub const ENQUEUE_DUE_POSTS: &str = "enqueue_due_posts";
+/// Name (and flag) of [`ReleaseStaleLeasesWorker`].
+pub const RELEASE_STALE_LEASES: &str = "release_stale_leases";
+/// Name (and flag) of [`CleanupExecutionLogsWorker`].
+pub const CLEANUP_EXECUTION_LOGS: &str = "cleanup_execution_logs";
+
+/// Every minute: claims due posts in batches and publishes them
+/// ([`PublishQueue::run_due`]).
+#[derive(Debug, Clone)]
+pub struct EnqueueDuePostsWorker {
+    queue: PublishQueue,
+    cadence: Duration,
+}
+
+impl EnqueueDuePostsWorker {
+    /// The worker over `queue`, every minute.
+    pub fn new(queue: PublishQueue) -> Self {
+        EnqueueDuePostsWorker {
+            queue,
+            cadence: Duration::minutes(1),
+        }
+    }
+
+    /// The same worker with another cadence.
+    pub fn every(mut self, cadence: Duration) -> Self {
+        self.cadence = cadence;
+        self
+    }
+}
+
+#[async_trait]
+impl Worker for EnqueueDuePostsWorker {
+    fn name(&self) -> &str {
+        ENQUEUE_DUE_POSTS
+    }
+
+    fn cadence(&self) -> Duration {
+        self.cadence
+    }
+
+    async fn run(&self, ctx: &WorkerContext) -> Result<WorkReport> {
+        let report = self.queue.run_due(&ctx.batch, Some(&ctx.shutdown)).await?;
+        Ok(WorkReport {
+            items_processed: i64::try_from(report.processed() + report.failed).unwrap_or(i64::MAX),
+            items_failed: i64::try_from(report.failed).unwrap_or(i64::MAX),
+            results: report.to_json(),
+        })
+    }
+}
+
+/// Every minute: returns posts whose lease lapsed (a worker died) to the queue.
+#[derive(Clone)]
+pub struct ReleaseStaleLeasesWorker {
+    store: Arc<dyn Store>,
+}
+
+impl std::fmt::Debug for ReleaseStaleLeasesWorker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReleaseStaleLeasesWorker")
+            .finish_non_exhaustive()
+    }
+}
+
+impl ReleaseStaleLeasesWorker {
+    /// The worker over `store`.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        ReleaseStaleLeasesWorker { store }
+    }
+}
+
+#[async_trait]
+impl Worker for ReleaseStaleLeasesWorker {
+    fn name(&self) -> &str {
+        RELEASE_STALE_LEASES
+    }
+
+    fn cadence(&self) -> Duration {
+        Duration::minutes(1)
+    }
+
+    async fn run(&self, ctx: &WorkerContext) -> Result<WorkReport> {
+        let released = self.store.release_stale_leases(ctx.now).await?;
+        Ok(WorkReport {
+            items_processed: i64::try_from(released).unwrap_or(i64::MAX),
+            items_failed: 0,
+            results: serde_json::json!({ "released": released }),
+        })
+    }
+}
+
+/// Daily: deletes execution logs older than the retention (default 30 days).
+#[derive(Clone)]
+pub struct CleanupExecutionLogsWorker {
+    store: Arc<dyn Store>,
+    retention: Duration,
+}
+
+impl std::fmt::Debug for CleanupExecutionLogsWorker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CleanupExecutionLogsWorker")
+            .field("retention", &self.retention)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CleanupExecutionLogsWorker {
+    /// The worker over `store`, keeping 30 days of logs.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        CleanupExecutionLogsWorker {
+            store,
+            retention: Duration::days(30),
+        }
+    }
+
+    /// The same worker keeping `retention` of logs.
+    pub fn keeping(mut self, retention: Duration) -> Self {
+        self.retention = retention;
+        self
+    }
+}
+
+#[async_trait]
+impl Worker for CleanupExecutionLogsWorker {
+    fn name(&self) -> &str {
+        CLEANUP_EXECUTION_LOGS
+    }
+
+    fn cadence(&self) -> Duration {
+        Duration::days(1)
+    }
+
+    async fn run(&self, ctx: &WorkerContext) -> Result<WorkReport> {
+        let cutoff = ctx.now - self.retention;
+        let deleted = self.store.delete_executions_before(cutoff).await?;
+        Ok(WorkReport {
+            items_processed: i64::try_from(deleted).unwrap_or(i64::MAX),
+            items_failed: 0,
+            results: serde_json::json!({ "deleted": deleted, "cutoff": cutoff }),
+        })
+    }
+}

@@ -1,0 +1,12 @@
+//! The worker runtime and the workers this crate ships.
+
+mod builtin;
+mod runtime;
+mod shutdown;
+
+pub use builtin::{
+    CLEANUP_EXECUTION_LOGS, CleanupExecutionLogsWorker, ENQUEUE_DUE_POSTS, EnqueueDuePostsWorker,
+    RELEASE_STALE_LEASES, ReleaseStaleLeasesWorker,
+};
+pub use runtime::{BatchConfig, WorkReport, Worker, WorkerContext, WorkerRun, WorkerRuntime};
+pub use shutdown::{Shutdown, ShutdownTrigger, shutdown_channel};

@@ -1,0 +1,271 @@
+//! [`WorkerRuntime`]: named workers on cadences, behind flags, with execution logs.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use nexiom_core::{Clock, ExecutionOutcome, RunStatus, TaskExecutionLog};
+use nexiom_storage::Store;
+use tracing::{Instrument, info_span, warn};
+
+use super::shutdown::Shutdown;
+use crate::error::Result;
+
+/// How a worker processes its items.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchConfig {
+    /// Items claimed or read per batch (default 50).
+    pub batch_size: u32,
+    /// Batches per run at most (default 20).
+    pub max_batches: u32,
+    /// Pause between two items (default none), to spread load on the platforms.
+    pub item_delay: std::time::Duration,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        BatchConfig {
+            batch_size: 50,
+            max_batches: 20,
+            item_delay: std::time::Duration::ZERO,
+        }
+    }
+}
+
+/// What a worker run gets.
+#[derive(Debug, Clone)]
+pub struct WorkerContext {
+    /// The run's start (from the runtime's clock).
+    pub now: DateTime<Utc>,
+    /// Checked between items: when triggered, finish the item in flight and stop.
+    pub shutdown: Shutdown,
+    /// Batch size and delay for this worker.
+    pub batch: BatchConfig,
+}
+
+/// What a worker run reports; written to its execution log.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WorkReport {
+    /// Items handled.
+    pub items_processed: i64,
+    /// Items that failed.
+    pub items_failed: i64,
+    /// Free-form results (counts, ids…).
+    pub results: serde_json::Value,
+}
+
+/// A named unit of background work, run by a [`WorkerRuntime`] every
+/// [`Worker::cadence`]. Implement it to plug a new worker in (comment polling,
+/// KPIs, …) and [`WorkerRuntime::register`] it.
+///
+/// A run should handle its items in batches and return between two items
+/// once `ctx.shutdown` is triggered, leaving nothing half-written.
+#[async_trait]
+pub trait Worker: Send + Sync {
+    /// Unique name; also the name of its flag and of its execution logs.
+    fn name(&self) -> &str;
+    /// Time between two runs.
+    fn cadence(&self) -> Duration;
+    /// One run.
+    async fn run(&self, ctx: &WorkerContext) -> Result<WorkReport>;
+}
+
+/// What happened to a worker in one [`WorkerRuntime::run_once`] step.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WorkerRun {
+    /// It ran; its execution log (completed or failed).
+    Ran(TaskExecutionLog),
+    /// Its flag is off: skipped, no log written.
+    Disabled,
+    /// Not due yet.
+    NotDue,
+}
+
+struct Entry {
+    worker: Arc<dyn Worker>,
+    batch: BatchConfig,
+    next_run_at: Option<DateTime<Utc>>,
+}
+
+/// Runs registered workers on their cadences.
+///
+/// - **Flags.** Before every run the worker's flag is read from storage
+///   (`WorkerStore::get_worker_flag`); a disabled flag skips the run, so
+///   switching a worker off or on needs no restart. A worker without a flag
+///   runs unless [`WorkerRuntime::disabled_by_default`] was set.
+/// - **Execution logs.** Every run writes a `running` log first, then
+///   completes it (`completed` or `failed`, items processed / failed, results,
+///   duration from the clock).
+/// - **Stepping.** [`WorkerRuntime::run_once`] runs what is due at the
+///   clock's time and returns; [`WorkerRuntime::run`] is only the loop around
+///   it that waits (tests drive `run_once` with a manual clock, never sleeping).
+/// - **Shutdown.** [`WorkerRuntime::run`] stops when its [`Shutdown`] fires:
+///   the run in flight finishes its current item and returns, no new run starts.
+pub struct WorkerRuntime {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    entries: Vec<Entry>,
+    enabled_by_default: bool,
+    idle_poll: std::time::Duration,
+}
+
+impl std::fmt::Debug for WorkerRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerRuntime")
+            .field("workers", &self.worker_names())
+            .field("enabled_by_default", &self.enabled_by_default)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WorkerRuntime {
+    /// An empty runtime.
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+        WorkerRuntime {
+            store,
+            clock,
+            entries: Vec::new(),
+            enabled_by_default: true,
+            idle_poll: std::time::Duration::from_secs(1),
+        }
+    }
+
+    /// Workers without a flag are skipped (opt-in deployments).
+    pub fn disabled_by_default(mut self) -> Self {
+        self.enabled_by_default = false;
+        self
+    }
+
+    /// Adds a worker with the default [`BatchConfig`]; it first runs at the
+    /// next step.
+    pub fn register(&mut self, worker: Arc<dyn Worker>) -> &mut Self {
+        self.register_with(worker, BatchConfig::default())
+    }
+
+    /// Adds a worker with its batch configuration. A worker registered under a
+    /// name already taken replaces the earlier one.
+    pub fn register_with(&mut self, worker: Arc<dyn Worker>, batch: BatchConfig) -> &mut Self {
+        self.entries.retain(|e| e.worker.name() != worker.name());
+        self.entries.push(Entry {
+            worker,
+            batch,
+            next_run_at: None,
+        });
+        self
+    }
+
+    /// The registered workers' names, in registration order.
+    pub fn worker_names(&self) -> Vec<String> {
+        self.entries
+            .iter()
+            .map(|e| e.worker.name().to_owned())
+            .collect()
+    }
+
+    /// When the next worker is due (`None`: no worker registered).
+    pub fn next_due(&self) -> Option<DateTime<Utc>> {
+        let now = self.clock.now();
+        self.entries
+            .iter()
+            .map(|e| e.next_run_at.unwrap_or(now))
+            .min()
+    }
+
+    /// Runs every worker due at the clock's time, in registration order, and
+    /// returns what happened to each registered worker. Stops starting new runs
+    /// once `shutdown` fires.
+    pub async fn run_once(&mut self, shutdown: &Shutdown) -> Result<Vec<(String, WorkerRun)>> {
+        let mut out = Vec::with_capacity(self.entries.len());
+        for i in 0..self.entries.len() {
+            let name = self.entries[i].worker.name().to_owned();
+            let now = self.clock.now();
+            let due = self.entries[i].next_run_at.is_none_or(|at| at <= now);
+            if !due || shutdown.is_triggered() {
+                out.push((name, WorkerRun::NotDue));
+                continue;
+            }
+            let cadence = self.entries[i].worker.cadence();
+            self.entries[i].next_run_at = now.checked_add_signed(cadence);
+            let run = self.run_entry(i, shutdown).await?;
+            out.push((name, run));
+        }
+        Ok(out)
+    }
+
+    /// Runs the named worker now, due or not (its flag still applies).
+    /// `None` when no worker has that name.
+    pub async fn run_worker(&self, name: &str, shutdown: &Shutdown) -> Result<Option<WorkerRun>> {
+        match self.entries.iter().position(|e| e.worker.name() == name) {
+            Some(i) => Ok(Some(self.run_entry(i, shutdown).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn run_entry(&self, i: usize, shutdown: &Shutdown) -> Result<WorkerRun> {
+        let entry = &self.entries[i];
+        let name = entry.worker.name();
+        let enabled = match self.store.get_worker_flag(name).await? {
+            Some(flag) => flag.enabled,
+            None => self.enabled_by_default,
+        };
+        if !enabled {
+            return Ok(WorkerRun::Disabled);
+        }
+        let started = self.clock.now();
+        let log = self.store.start_execution(name, started).await?;
+        let ctx = WorkerContext {
+            now: started,
+            shutdown: shutdown.clone(),
+            batch: entry.batch.clone(),
+        };
+        let span = info_span!("worker_run", worker = name, execution_id = %log.id);
+        let result = entry.worker.run(&ctx).instrument(span).await;
+        let outcome = match result {
+            Ok(report) => ExecutionOutcome {
+                status: RunStatus::Completed,
+                finished_at: self.clock.now(),
+                items_processed: report.items_processed,
+                items_failed: report.items_failed,
+                results: report.results,
+                error: None,
+            },
+            Err(err) => {
+                warn!(worker = name, error = %err, "worker run failed");
+                ExecutionOutcome {
+                    status: RunStatus::Failed,
+                    finished_at: self.clock.now(),
+                    items_processed: 0,
+                    items_failed: 0,
+                    results: serde_json::Value::Null,
+                    error: Some(err.to_string()),
+                }
+            }
+        };
+        let log = self.store.finish_execution(log.id, outcome).await?;
+        Ok(WorkerRun::Ran(log))
+    }
+
+    /// Runs workers on their cadences until `shutdown` fires: [`run_once`],
+    /// then waits until the next worker is due (re-reading the clock at most
+    /// every second, so a clock that jumps is followed) or shutdown. A storage
+    /// failure of a step is logged and the loop goes on.
+    ///
+    /// [`run_once`]: WorkerRuntime::run_once
+    pub async fn run(mut self, shutdown: Shutdown) {
+        while !shutdown.is_triggered() {
+            if let Err(err) = self.run_once(&shutdown).await {
+                warn!(error = %err, "worker runtime step failed");
+            }
+            let now = self.clock.now();
+            let wait = self
+                .next_due()
+                .map(|at| (at - now).to_std().unwrap_or_default())
+                .unwrap_or(self.idle_poll)
+                .min(self.idle_poll);
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.wait() => {}
+            }
+        }
+    }
+}

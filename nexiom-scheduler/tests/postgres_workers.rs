@@ -1,0 +1,123 @@
+//! Many workers on one Postgres: 4 worker tasks, each with its own connection
+//! pool, publish 5,000 due posts through one mock platform. Every post is
+//! published exactly once, ends `published`, and has one successful run.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::HashSet;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use chrono::Duration;
+use common::{Env, batch};
+use nexiom_core::*;
+use nexiom_scheduler::*;
+use nexiom_storage::{PgStore, Store};
+use sqlx::postgres::PgConnectOptions;
+
+const POSTS: usize = 5_000;
+const WORKERS: usize = 4;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn four_workers_with_their_own_pools_publish_5000_posts_exactly_once() {
+    let Some(ts) = nexiom_storage::conformance::postgres_test_store().await else {
+        return;
+    };
+    let schema = ts.schema().unwrap().to_owned();
+    let env = Env::new(ts.store()).await;
+    let url = std::env::var("DATABASE_URL").unwrap();
+    let options = PgConnectOptions::from_str(&url)
+        .unwrap()
+        .options([("search_path", schema.as_str())]);
+
+    // Insert the posts, due now, in 4 parallel streams.
+    let mut inserts = Vec::new();
+    for w in 0..WORKERS {
+        let store = env.store.clone();
+        let (tenant, channel, now) = (env.tenant, env.channel, env.clock.now());
+        inserts.push(tokio::spawn(async move {
+            for i in (w..POSTS).step_by(WORKERS) {
+                store
+                    .insert_post(NewScheduledPost::one_off(
+                        tenant,
+                        channel,
+                        Content::text(format!("post {i}")),
+                        now - Duration::seconds(i as i64),
+                        now,
+                    ))
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for t in inserts {
+        t.await.unwrap();
+    }
+
+    let gateway = Arc::new(MockGateway::new());
+    let mut tasks = Vec::new();
+    for w in 0..WORKERS {
+        let pool_store: Arc<dyn Store> =
+            Arc::new(PgStore::connect_with(options.clone(), 2).await.unwrap());
+        let queue = PublishQueue::new(
+            pool_store,
+            gateway.clone(),
+            env.clock.clone(),
+            PublishConfig::for_worker(format!("worker-{w}")),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut total = QueueReport::default();
+            loop {
+                let r = queue.run_due(&batch(50), None).await.unwrap();
+                if r.claimed == 0 {
+                    break;
+                }
+                total.claimed += r.claimed;
+                total.published += r.published;
+                total.skipped += r.skipped;
+            }
+            total
+        }));
+    }
+    let mut claimed_by_worker = Vec::new();
+    for t in tasks {
+        let report = t.await.unwrap();
+        assert_eq!(report.skipped, 0);
+        assert_eq!(report.claimed, report.published);
+        claimed_by_worker.push(report.published);
+    }
+    assert_eq!(claimed_by_worker.iter().sum::<u64>(), POSTS as u64);
+    assert!(
+        claimed_by_worker.iter().filter(|n| **n > 0).count() >= 2,
+        "the work was shared: {claimed_by_worker:?}"
+    );
+
+    // The platform's call log has no duplicate.
+    let calls = gateway.calls();
+    assert_eq!(calls.len(), POSTS);
+    assert_eq!(calls.iter().collect::<HashSet<_>>().len(), POSTS);
+
+    // Every post ends published, with exactly one successful run.
+    let posts = env
+        .store
+        .list_posts(env.tenant, PostFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(posts.len(), POSTS);
+    assert!(posts.iter().all(|p| p.status == PostStatus::Published));
+    let pool = sqlx::PgPool::connect_with(options).await.unwrap();
+    let (runs, distinct, success): (i64, i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(DISTINCT post_id), count(*) FILTER (WHERE status = 'success') \
+         FROM post_runs",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (runs, distinct, success),
+        (POSTS as i64, POSTS as i64, POSTS as i64)
+    );
+    pool.close().await;
+    ts.cleanup().await;
+}

@@ -1,0 +1,458 @@
+//! Publishing rules of behaviour.md ("Scheduled publishing"), on memory and on
+//! Postgres: retries, Retry-After, token refresh, permanent errors, ambiguous
+//! outcomes, crashes mid-publish, and series occurrences.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::Arc;
+
+use chrono::{Duration, NaiveDate, TimeZone, Utc};
+use common::{Env, batch};
+use nexiom_core::*;
+use nexiom_scheduler::*;
+use nexiom_storage::Store;
+
+on_both_backends!(
+    one_off_post_is_published_once_with_polling_armed,
+    fails_twice_then_succeeds_gives_three_runs,
+    fails_three_times_ends_failed_with_the_last_error,
+    retry_after_600_seconds_delays_the_next_attempt,
+    permanent_error_fails_at_once,
+    unauthorized_refreshes_the_token_once,
+    unauthorized_after_refresh_fails,
+    timeout_after_send_is_found_by_lookup,
+    timeout_after_send_without_lookup_is_outcome_unknown,
+    timeout_after_send_not_found_is_outcome_unknown,
+    crash_after_the_call_is_settled_by_lookup,
+    crash_after_the_claim_before_the_call_publishes_once,
+    content_the_channel_refuses_fails_before_any_call,
+    series_occurrences_are_published_once_each_across_dst,
+    series_that_ends_is_retired,
+);
+
+fn transient(message: &str) -> MockStep {
+    MockStep::Fail(PublishFailure::Transient {
+        message: message.into(),
+        retry_after: None,
+    })
+}
+
+async fn one_off_post_is_published_once_with_polling_armed(store: Arc<dyn Store>) {
+    let env = Env::new(store).await;
+    let gateway = Arc::new(MockGateway::new());
+    let queue = env.queue("w1", gateway.clone());
+    let post = env
+        .post_at("Hello", env.clock.now() + Duration::hours(1))
+        .await;
+
+    let early = queue.run_due(&batch(10), None).await.unwrap();
+    assert_eq!(early.claimed, 0, "not due yet");
+
+    env.advance(Duration::hours(1));
+    let report = queue.run_due(&batch(10), None).await.unwrap();
+    assert_eq!((report.claimed, report.published), (1, 1));
+    let stored = env.post(post.id).await;
+    assert_eq!(stored.status, PostStatus::Published);
+    assert_eq!(stored.platform_post_id.as_deref(), Some("mock-1"));
+    assert!(stored.url.is_some());
+    let published_at = stored.published_at.unwrap();
+    assert_eq!(published_at, env.clock.now());
+    assert_eq!(stored.next_check_at, Some(published_at));
+    assert_eq!(stored.stop_at, Some(published_at + Duration::days(7)));
+    assert_eq!(stored.lease_owner, None);
+    let runs = env.runs(post.id).await;
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].status, PostRunStatus::Success);
+    assert!(runs[0].finished_at.is_some());
+
+    // Running again publishes nothing more.
+    env.advance(Duration::hours(1));
+    assert_eq!(queue.run_due(&batch(10), None).await.unwrap().claimed, 0);
+    assert_eq!(gateway.calls_for(&post.id.to_string()), 1);
+}
+
+async fn fails_twice_then_succeeds_gives_three_runs(store: Arc<dyn Store>) {
+    let env = Env::new(store).await;
+    let gateway = Arc::new(MockGateway::new());
+    gateway.script([transient("HTTP 503"), transient("connection reset")]);
+    let queue = env.queue("w1", gateway.clone());
+    let post = env.post_at("Hello", env.clock.now()).await;
+
+    let first = queue.run_due(&batch(10), None).await.unwrap();
+    assert_eq!(first.retrying, 1);
+    let stored = env.post(post.id).await;
+    assert_eq!(stored.status, PostStatus::Queued);
+    assert_eq!(stored.retry_count, 1);
+    // Backoff without jitter: 60 s after attempt 1, 120 s after attempt 2.
+    assert_eq!(
+        stored.next_attempt_at,
+        Some(env.clock.now() + Duration::seconds(60))
+    );
+    env.advance(Duration::seconds(59));
+    assert_eq!(queue.run_due(&batch(10), None).await.unwrap().claimed, 0);
+    env.advance(Duration::seconds(1));
+    assert_eq!(queue.run_due(&batch(10), None).await.unwrap().retrying, 1);
+    env.advance(Duration::seconds(120));
+    assert_eq!(queue.run_due(&batch(10), None).await.unwrap().published, 1);
+
+    let stored = env.post(post.id).await;
+    assert_eq!(stored.status, PostStatus::Published);
+    assert_eq!(stored.retry_count, 3);
+    assert_eq!(stored.error_message, None);
+    let runs = env.runs(post.id).await;
+    let statuses: Vec<_> = runs.iter().map(|r| (r.attempt, r.status)).collect();
+    assert_eq!(
+        statuses,
+        vec![
+            (1, PostRunStatus::Failed),
+            (2, PostRunStatus::Failed),
+            (3, PostRunStatus::Success)
+        ]
+    );
+    assert!(runs[0].error.as_deref().unwrap().contains("HTTP 503"));
+    assert_eq!(gateway.calls().len(), 3);
+}
+
+async fn fails_three_times_ends_failed_with_the_last_error(store: Arc<dyn Store>) {
+    let env = Env::new(store).await;
+    let gateway = Arc::new(MockGateway::new());
+    gateway.script([
+        transient("first"),
+        transient("second"),
+        transient("third and last"),
+    ]);
+    let queue = env.queue("w1", gateway.clone());
+    let post = env.post_at("Hello", env.clock.now()).await;
+    for _ in 0..3 {
+        queue.run_due(&batch(10), None).await.unwrap();
+        env.advance(Duration::minutes(10));
+    }
+    // Nothing more is attempted afterwards.
+    env.advance(Duration::hours(2));
+    assert_eq!(queue.run_due(&batch(10), None).await.unwrap().claimed, 0);
+
+    let stored = env.post(post.id).await;
+    assert_eq!(stored.status, PostStatus::Failed);
+    let error = stored.error_message.unwrap();
+    assert!(error.contains("third and last"), "{error}");
+    assert_eq!(stored.retry_count, 3);
+    let runs = env.runs(post.id).await;
+    assert_eq!(runs.len(), 3);
+    assert!(runs.iter().all(|r| r.status == PostRunStatus::Failed));
+    assert_eq!(gateway.calls().len(), 3);
+}
+
+async fn retry_after_600_seconds_delays_the_next_attempt(store: Arc<dyn Store>) {
+    let env = Env::new(store).await;
+    let gateway = Arc::new(MockGateway::new());
+    gateway.script([MockStep::Fail(PublishFailure::RateLimited {
+        message: "HTTP 429".into(),
+        retry_after: Some(Duration::seconds(600)),
+    })]);
+    let queue = env.queue("w1", gateway.clone());
+    let post = env.post_at("Hello", env.clock.now()).await;
+    let failed_at = env.clock.now();
+    queue.run_due(&batch(10), None).await.unwrap();
+    let stored = env.post(post.id).await;
+    assert!(stored.next_attempt_at.unwrap() >= failed_at + Duration::seconds(600));
+
+    env.advance(Duration::seconds(599));
+    assert_eq!(queue.run_due(&batch(10), None).await.unwrap().claimed, 0);
+    assert_eq!(gateway.calls().len(), 1, "no attempt before Retry-After");
+    env.advance(Duration::seconds(1));
+    assert_eq!(queue.run_due(&batch(10), None).await.unwrap().published, 1);
+    let runs = env.runs(post.id).await;
+    assert!(runs[1].started_at - runs[0].started_at >= Duration::seconds(600));
+}
+
+async fn permanent_error_fails_at_once(store: Arc<dyn Store>) {
+    let env = Env::new(store).await;
+    let gateway = Arc::new(MockGateway::new());
+    gateway.script([MockStep::Fail(PublishFailure::Permanent(
+        "(#100) the link is not allowed".into(),
+    ))]);
+    let queue = env.queue("w1", gateway.clone());
+    let post = env.post_at("Hello", env.clock.now()).await;
+    assert_eq!(queue.run_due(&batch(10), None).await.unwrap().failed, 1);
+    let stored = env.post(post.id).await;
+    assert_eq!(stored.status, PostStatus::Failed);
+    assert!(
+        stored
+            .error_message
+            .unwrap()
+            .contains("link is not allowed")
+    );
+    assert_eq!(env.runs(post.id).await.len(), 1);
+    assert_eq!(gateway.calls().len(), 1);
+}
+
+async fn unauthorized_refreshes_the_token_once(store: Arc<dyn Store>) {
+    let env = Env::new(store).await;
+    let gateway = Arc::new(MockGateway::new());
+    gateway.script([MockStep::Fail(PublishFailure::Unauthorized(
+        "token expired".into(),
+    ))]);
+    let queue = env.queue("w1", gateway.clone());
+    let post = env.post_at("Hello", env.clock.now()).await;
+    assert_eq!(queue.run_due(&batch(10), None).await.unwrap().published, 1);
+    assert_eq!(gateway.refreshes(), 1);
+    assert_eq!(gateway.calls().len(), 2);
+    let runs = env.runs(post.id).await;
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[0].status, PostRunStatus::Failed);
+    assert_eq!(runs[1].status, PostRunStatus::Success);
+    let channel = env
+        .store
+        .get_channel(env.tenant, env.channel)
+        .await
+        .unwrap();
+    assert_eq!(
+        channel.credentials.access_token.unwrap().expose(),
+        "refreshed-1"
+    );
+}
+
+async fn unauthorized_after_refresh_fails(store: Arc<dyn Store>) {
+    let env = Env::new(store).await;
+    let gateway = Arc::new(MockGateway::new());
+    let unauthorized = MockStep::Fail(PublishFailure::Unauthorized("token revoked".into()));
+    gateway.script([unauthorized.clone(), unauthorized]);
+    let queue = env.queue("w1", gateway.clone());
+    let post = env.post_at("Hello", env.clock.now()).await;
+    assert_eq!(queue.run_due(&batch(10), None).await.unwrap().failed, 1);
+    assert_eq!(gateway.refreshes(), 1, "refreshed once only");
+    assert_eq!(gateway.calls().len(), 2);
+    let stored = env.post(post.id).await;
+    assert_eq!(stored.status, PostStatus::Failed);
+    assert!(stored.error_message.unwrap().contains("token revoked"));
+}
+
+async fn timeout_after_send_is_found_by_lookup(store: Arc<dyn Store>) {
+    let env = Env::new(store).await;
+    let gateway = Arc::new(MockGateway::new());
+    gateway.script([MockStep::TimeoutAfterSend { created: true }]);
+    let queue = env.queue("w1", gateway.clone());
+    let post = env.post_at("Hello", env.clock.now()).await;
+    assert_eq!(queue.run_due(&batch(10), None).await.unwrap().published, 1);
+    let stored = env.post(post.id).await;
+    assert_eq!(stored.status, PostStatus::Published);
+    assert_eq!(stored.platform_post_id.as_deref(), Some("mock-1"));
+    assert_eq!(
+        gateway.calls_for(&post.id.to_string()),
+        1,
+        "one platform call"
+    );
+    assert_eq!(gateway.lookups(), 1);
+}
+
+async fn timeout_after_send_without_lookup_is_outcome_unknown(store: Arc<dyn Store>) {
+    let env = Env::new(store).await;
+    let gateway = Arc::new(MockGateway::new().without_lookup());
+    gateway.script([MockStep::TimeoutAfterSend { created: true }]);
+    let queue = env.queue("w1", gateway.clone());
+    let post = env.post_at("Hello", env.clock.now()).await;
+    assert_eq!(queue.run_due(&batch(10), None).await.unwrap().failed, 1);
+    env.advance(Duration::hours(3));
+    queue.release_stale_leases().await.unwrap();
+    assert_eq!(queue.run_due(&batch(10), None).await.unwrap().claimed, 0);
+    let stored = env.post(post.id).await;
+    assert_eq!(stored.status, PostStatus::Failed);
+    assert!(stored.error_message.unwrap().starts_with(OUTCOME_UNKNOWN));
+    assert_eq!(gateway.calls().len(), 1, "never a second publish call");
+}
+
+async fn timeout_after_send_not_found_is_outcome_unknown(store: Arc<dyn Store>) {
+    let env = Env::new(store).await;
+    let gateway = Arc::new(MockGateway::new());
+    gateway.script([MockStep::TimeoutAfterSend { created: false }]);
+    let queue = env.queue("w1", gateway.clone());
+    let post = env.post_at("Hello", env.clock.now()).await;
+    assert_eq!(queue.run_due(&batch(10), None).await.unwrap().failed, 1);
+    let stored = env.post(post.id).await;
+    assert!(stored.error_message.unwrap().starts_with(OUTCOME_UNKNOWN));
+    assert_eq!(gateway.calls().len(), 1);
+    assert_eq!(gateway.lookups(), 1);
+}
+
+/// Worker A is aborted after the platform received its request and before it
+/// wrote anything; after A's lease lapses, worker B settles the post by lookup.
+/// Platform publish calls for the post: exactly 1 (A's), plus 1 lookup by B.
+async fn crash_after_the_call_is_settled_by_lookup(store: Arc<dyn Store>) {
+    let env = Env::new(store).await;
+    let gateway = Arc::new(MockGateway::new());
+    gateway.script([MockStep::HangAfterSend]);
+    let a = env.queue("worker-a", gateway.clone());
+    let b = env.queue("worker-b", gateway.clone());
+    let post = env.post_at("Hello", env.clock.now()).await;
+
+    let task = tokio::spawn(async move { a.run_due(&batch(10), None).await });
+    // Wait for the event "A's request reached the platform" (not for time).
+    tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while gateway.calls().is_empty() {
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+    })
+    .await
+    .unwrap();
+    task.abort();
+    assert!(task.await.unwrap_err().is_cancelled());
+
+    let stored = env.post(post.id).await;
+    assert_eq!(stored.status, PostStatus::Publishing);
+    assert_eq!(stored.lease_owner.as_deref(), Some("worker-a"));
+    // B cannot take it while A's lease holds.
+    assert_eq!(b.run_due(&batch(10), None).await.unwrap().claimed, 0);
+    env.advance(Duration::minutes(5) + Duration::seconds(1));
+    assert_eq!(b.release_stale_leases().await.unwrap(), 1);
+    let report = b.run_due(&batch(10), None).await.unwrap();
+    assert_eq!(report.published, 1);
+
+    let stored = env.post(post.id).await;
+    assert_eq!(stored.status, PostStatus::Published);
+    assert_eq!(stored.platform_post_id.as_deref(), Some("mock-1"));
+    assert_eq!(
+        gateway.calls_for(&post.id.to_string()),
+        1,
+        "exactly one platform publish call"
+    );
+    assert_eq!(gateway.lookups(), 1);
+    let runs = env.runs(post.id).await;
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].status, PostRunStatus::Success);
+}
+
+/// Worker A dies right after its claim (before any run or call): B publishes
+/// after the lease lapses, with exactly one platform call and one run.
+async fn crash_after_the_claim_before_the_call_publishes_once(store: Arc<dyn Store>) {
+    let env = Env::new(store).await;
+    let gateway = Arc::new(MockGateway::new());
+    let a = env.queue("worker-a", gateway.clone());
+    let b = env.queue("worker-b", gateway.clone());
+    let post = env.post_at("Hello", env.clock.now()).await;
+    let claimed = a.enqueue_due_posts(10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    drop(a);
+    env.advance(Duration::minutes(6));
+    assert_eq!(b.release_stale_leases().await.unwrap(), 1);
+    assert_eq!(b.run_due(&batch(10), None).await.unwrap().published, 1);
+    assert_eq!(gateway.calls_for(&post.id.to_string()), 1);
+    assert_eq!(gateway.lookups(), 0);
+    assert_eq!(env.runs(post.id).await.len(), 1);
+}
+
+async fn content_the_channel_refuses_fails_before_any_call(store: Arc<dyn Store>) {
+    let env = Env::new(store).await;
+    let gateway = Arc::new(MockGateway::new().with_max_text_chars(5));
+    let queue = env.queue("w1", gateway.clone());
+    let post = env.post_at("Much too long", env.clock.now()).await;
+    assert_eq!(queue.run_due(&batch(10), None).await.unwrap().failed, 1);
+    let stored = env.post(post.id).await;
+    assert_eq!(stored.status, PostStatus::Failed);
+    assert!(stored.error_message.unwrap().contains("at most 5"));
+    assert!(gateway.calls().is_empty());
+}
+
+async fn series_occurrences_are_published_once_each_across_dst(store: Arc<dyn Store>) {
+    // Friday 27 March 2026, 07:00 UTC; Paris changes to summer time on Sunday.
+    let env = Env::at(store, Utc.with_ymd_and_hms(2026, 3, 27, 7, 0, 0).unwrap()).await;
+    let gateway = Arc::new(MockGateway::new());
+    let scheduler = Scheduler::new(env.store.clone(), env.clock.clone());
+    let spec = SeriesSpec::new(
+        "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR",
+        NaiveDate::from_ymd_opt(2026, 3, 2)
+            .unwrap()
+            .and_hms_opt(9, 0, 0)
+            .unwrap(),
+        "Europe/Paris",
+    );
+    let series = scheduler
+        .schedule_series(
+            env.tenant,
+            env.channel,
+            Content::text("Good morning"),
+            &spec,
+        )
+        .await
+        .unwrap();
+    let friday = Utc.with_ymd_and_hms(2026, 3, 27, 8, 0, 0).unwrap();
+    let monday = Utc.with_ymd_and_hms(2026, 3, 30, 7, 0, 0).unwrap();
+    assert_eq!(series.publish_at, friday);
+
+    let a = env.queue("worker-a", gateway.clone());
+    let b = env.queue("worker-b", gateway.clone());
+    // Two workers run at the same time, twice, at Friday 09:00 Paris.
+    env.clock.set(friday);
+    let ten = batch(10);
+    let (ra, rb) = tokio::join!(a.run_due(&ten, None), b.run_due(&ten, None));
+    ra.unwrap();
+    rb.unwrap();
+    a.run_due(&batch(10), None).await.unwrap();
+    let occurrences = env
+        .store
+        .list_posts(
+            env.tenant,
+            PostFilter {
+                series_id: Some(series.id),
+                ..PostFilter::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(occurrences.len(), 1);
+    assert_eq!(occurrences[0].occurrence_at, Some(friday));
+    assert_eq!(occurrences[0].status, PostStatus::Published);
+    let template = env.post(series.id).await;
+    assert_eq!(template.status, PostStatus::Queued);
+    assert_eq!(template.publish_at, monday, "Monday 09:00 CEST = 07:00 UTC");
+
+    // Monday 09:00 Paris (after the change).
+    env.clock.set(monday);
+    a.run_due(&batch(10), None).await.unwrap();
+    let occurrences = env
+        .store
+        .list_posts(
+            env.tenant,
+            PostFilter {
+                series_id: Some(series.id),
+                ..PostFilter::default()
+            },
+        )
+        .await
+        .unwrap();
+    let at: Vec<_> = occurrences
+        .iter()
+        .map(|p| p.occurrence_at.unwrap())
+        .collect();
+    assert_eq!(at, vec![friday, monday]);
+    assert!(
+        occurrences
+            .iter()
+            .all(|p| p.status == PostStatus::Published)
+    );
+    assert_eq!(gateway.calls().len(), 2, "one publish per occurrence");
+    // The template itself is never published.
+    assert_eq!(gateway.calls_for(&series.id.to_string()), 0);
+}
+
+async fn series_that_ends_is_retired(store: Arc<dyn Store>) {
+    let env = Env::new(store).await;
+    let gateway = Arc::new(MockGateway::new());
+    let scheduler = Scheduler::new(env.store.clone(), env.clock.clone());
+    let start = env.clock.now().naive_utc() + Duration::hours(1);
+    let spec = SeriesSpec::new("FREQ=HOURLY;COUNT=2", start, "UTC");
+    let series = scheduler
+        .schedule_series(env.tenant, env.channel, Content::text("x"), &spec)
+        .await
+        .unwrap();
+    let queue = env.queue("w1", gateway.clone());
+    env.advance(Duration::hours(1));
+    queue.run_due(&batch(10), None).await.unwrap();
+    env.advance(Duration::hours(1));
+    queue.run_due(&batch(10), None).await.unwrap();
+    env.advance(Duration::hours(5));
+    queue.run_due(&batch(10), None).await.unwrap();
+    let template = env.post(series.id).await;
+    assert_eq!(template.status, PostStatus::Cancelled);
+    assert_eq!(gateway.calls().len(), 2);
+}

@@ -1,0 +1,264 @@
+//! The worker runtime: flags read at every run, execution logs, graceful
+//! shutdown, and the pipeline runner over the publish queue.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use chrono::Duration;
+use common::{Env, batch};
+use nexiom_core::*;
+use nexiom_scheduler::*;
+use nexiom_storage::Store;
+
+on_both_backends!(
+    disabling_a_flag_stops_the_next_run_without_restart,
+    every_run_writes_an_execution_log,
+    shutdown_finishes_the_post_in_flight_and_hands_back_the_rest,
+    pipeline_runs_due_schedules,
+);
+
+fn runtime(env: &Env, gateway: Arc<MockGateway>) -> WorkerRuntime {
+    let mut runtime = WorkerRuntime::new(env.store.clone(), env.clock.clone());
+    runtime
+        .register(Arc::new(EnqueueDuePostsWorker::new(
+            env.queue("w1", gateway),
+        )))
+        .register(Arc::new(ReleaseStaleLeasesWorker::new(env.store.clone())))
+        .register(Arc::new(CleanupExecutionLogsWorker::new(env.store.clone())));
+    runtime
+}
+
+fn ran(runs: &[(String, WorkerRun)], name: &str) -> bool {
+    runs.iter()
+        .any(|(n, r)| n == name && matches!(r, WorkerRun::Ran(_)))
+}
+
+async fn disabling_a_flag_stops_the_next_run_without_restart(store: Arc<dyn Store>) {
+    let env = Env::new(store).await;
+    let gateway = Arc::new(MockGateway::new());
+    let mut runtime = runtime(&env, gateway.clone());
+    let shutdown = Shutdown::never();
+    let first = runtime.run_once(&shutdown).await.unwrap();
+    assert!(ran(&first, ENQUEUE_DUE_POSTS));
+    assert!(ran(&first, RELEASE_STALE_LEASES));
+    assert!(ran(&first, CLEANUP_EXECUTION_LOGS));
+
+    // Not due again before its cadence.
+    let post = env.post_at("Hello", env.clock.now()).await;
+    let early = runtime.run_once(&shutdown).await.unwrap();
+    assert!(!ran(&early, ENQUEUE_DUE_POSTS));
+
+    env.store
+        .set_worker_flag(ENQUEUE_DUE_POSTS, false, env.clock.now())
+        .await
+        .unwrap();
+    env.advance(Duration::minutes(1));
+    let off = runtime.run_once(&shutdown).await.unwrap();
+    assert!(
+        off.iter()
+            .any(|(n, r)| n == ENQUEUE_DUE_POSTS && *r == WorkerRun::Disabled)
+    );
+    assert!(ran(&off, RELEASE_STALE_LEASES), "other workers still run");
+    assert!(!ran(&off, CLEANUP_EXECUTION_LOGS), "daily worker not due");
+    assert_eq!(env.post(post.id).await.status, PostStatus::Queued);
+    assert!(gateway.calls().is_empty());
+
+    env.store
+        .set_worker_flag(ENQUEUE_DUE_POSTS, true, env.clock.now())
+        .await
+        .unwrap();
+    env.advance(Duration::minutes(1));
+    let on = runtime.run_once(&shutdown).await.unwrap();
+    assert!(ran(&on, ENQUEUE_DUE_POSTS));
+    assert_eq!(env.post(post.id).await.status, PostStatus::Published);
+}
+
+struct Failing;
+
+#[async_trait]
+impl Worker for Failing {
+    fn name(&self) -> &str {
+        "always_fails"
+    }
+    fn cadence(&self) -> Duration {
+        Duration::minutes(5)
+    }
+    async fn run(&self, _ctx: &WorkerContext) -> nexiom_scheduler::Result<WorkReport> {
+        Err(SchedulerError::ContentRefused("nothing works".into()))
+    }
+}
+
+async fn every_run_writes_an_execution_log(store: Arc<dyn Store>) {
+    let env = Env::new(store).await;
+    let gateway = Arc::new(MockGateway::new());
+    gateway.script([MockStep::Fail(PublishFailure::Permanent("refused".into()))]);
+    let mut runtime = runtime(&env, gateway);
+    runtime.register(Arc::new(Failing));
+    env.post_at("one", env.clock.now()).await;
+    env.post_at("two", env.clock.now()).await;
+    runtime.run_once(&Shutdown::never()).await.unwrap();
+
+    let logs = env
+        .store
+        .list_executions(Some(ENQUEUE_DUE_POSTS), 10)
+        .await
+        .unwrap();
+    assert_eq!(logs.len(), 1);
+    let log = &logs[0];
+    assert_eq!(log.status, RunStatus::Completed);
+    assert_eq!((log.items_processed, log.items_failed), (2, 1));
+    assert_eq!(log.results["published"], 1);
+    assert_eq!(log.results["failed"], 1);
+    assert_eq!(log.duration_ms, Some(0), "manual clock: no time passed");
+
+    let failed = env
+        .store
+        .list_executions(Some("always_fails"), 10)
+        .await
+        .unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].status, RunStatus::Failed);
+    assert!(
+        failed[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("nothing works")
+    );
+
+    // The daily cleanup deletes logs older than the retention.
+    env.advance(Duration::days(31));
+    runtime.run_once(&Shutdown::never()).await.unwrap();
+    let all = env.store.list_executions(None, 100).await.unwrap();
+    assert!(
+        all.iter().all(|l| l.started_at == env.clock.now()),
+        "old logs deleted"
+    );
+    let cleanup = env
+        .store
+        .list_executions(Some(CLEANUP_EXECUTION_LOGS), 10)
+        .await
+        .unwrap();
+    assert_eq!(cleanup[0].items_processed, 4, "4 logs of the first step");
+}
+
+/// A gateway that asks for shutdown when it receives its first call.
+struct StopAfterFirst {
+    inner: MockGateway,
+    trigger: Mutex<Option<ShutdownTrigger>>,
+}
+
+#[async_trait]
+impl PublishGateway for StopAfterFirst {
+    fn refusal(&self, channel: &Channel, content: &Content) -> Option<String> {
+        self.inner.refusal(channel, content)
+    }
+    async fn publish(
+        &self,
+        channel: &Channel,
+        content: &Content,
+        reference: &str,
+    ) -> Result<PublishedPost, PublishFailure> {
+        if let Some(trigger) = self.trigger.lock().unwrap().take() {
+            trigger.trigger();
+        }
+        self.inner.publish(channel, content, reference).await
+    }
+    fn can_lookup(&self, channel: &Channel) -> bool {
+        self.inner.can_lookup(channel)
+    }
+    async fn lookup(
+        &self,
+        channel: &Channel,
+        content: &Content,
+        reference: &str,
+    ) -> Result<Option<PublishedPost>, PublishFailure> {
+        self.inner.lookup(channel, content, reference).await
+    }
+    async fn refresh_credentials(&self, channel: &Channel) -> Result<Credentials, PublishFailure> {
+        self.inner.refresh_credentials(channel).await
+    }
+}
+
+async fn shutdown_finishes_the_post_in_flight_and_hands_back_the_rest(store: Arc<dyn Store>) {
+    let env = Env::new(store).await;
+    let (trigger, shutdown) = shutdown_channel();
+    let gateway = Arc::new(StopAfterFirst {
+        inner: MockGateway::new(),
+        trigger: Mutex::new(Some(trigger)),
+    });
+    let queue = PublishQueue::new(
+        env.store.clone(),
+        gateway.clone(),
+        env.clock.clone(),
+        PublishConfig::for_worker("w1"),
+    );
+    for i in 0..3 {
+        env.post_at(&format!("post {i}"), env.clock.now()).await;
+    }
+    let mut runtime = WorkerRuntime::new(env.store.clone(), env.clock.clone());
+    runtime.register_with(Arc::new(EnqueueDuePostsWorker::new(queue)), batch(10));
+    let runs = runtime.run_once(&shutdown).await.unwrap();
+    let WorkerRun::Ran(log) = &runs[0].1 else {
+        panic!("{runs:?}")
+    };
+    assert_eq!(log.status, RunStatus::Completed);
+    assert_eq!(log.results["claimed"], 3);
+    assert_eq!(log.results["published"], 1);
+
+    let posts = env
+        .store
+        .list_posts(env.tenant, PostFilter::default())
+        .await
+        .unwrap();
+    let published: Vec<_> = posts
+        .iter()
+        .filter(|p| p.status == PostStatus::Published)
+        .collect();
+    let queued: Vec<_> = posts
+        .iter()
+        .filter(|p| p.status == PostStatus::Queued)
+        .collect();
+    assert_eq!(published.len(), 1, "the post in flight finished");
+    assert_eq!(queued.len(), 2, "the others went back to the queue");
+    assert!(
+        queued
+            .iter()
+            .all(|p| p.lease_owner.is_none() && p.retry_count == 0)
+    );
+    for p in &queued {
+        assert!(env.runs(p.id).await.is_empty(), "nothing half-written");
+    }
+    assert_eq!(gateway.inner.calls().len(), 1);
+
+    // The loop itself returns once shutdown is asked for.
+    tokio::time::timeout(std::time::Duration::from_secs(10), runtime.run(shutdown))
+        .await
+        .unwrap();
+}
+
+async fn pipeline_runs_due_schedules(store: Arc<dyn Store>) {
+    let env = Env::new(store).await;
+    let gateway = Arc::new(MockGateway::new());
+    for i in 0..3 {
+        env.post_at(&format!("post {i}"), env.clock.now()).await;
+    }
+    let runner = PipelineRunner::new()
+        .with_router(step_fn(|_, _| async { Ok(0) }))
+        .with_schedules(env.queue("pipeline", gateway.clone()));
+    let counts = runner
+        .run_pipeline_once(env.clock.now() - Duration::hours(1), 2)
+        .await;
+    assert_eq!(counts.schedules_run, 2, "limit respected");
+    assert_eq!(
+        (counts.routed, counts.auto_replied, counts.metrics_collected),
+        (0, 0, 0)
+    );
+    let counts = runner.run_pipeline_once(env.clock.now(), 2).await;
+    assert_eq!(counts.schedules_run, 1);
+    assert_eq!(gateway.calls().len(), 3);
+    assert!(counts.errors.is_empty());
+}
