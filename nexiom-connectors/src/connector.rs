@@ -8,7 +8,7 @@ use nexiom_core::Platform;
 use crate::capabilities::Capabilities;
 use crate::error::ConnectorError;
 use crate::types::{
-    ChallengeResponse, ChannelContext, CommentPage, NormalizedEvent, OutboundMessage,
+    ChallengeResponse, ChannelContext, CommentPage, NormalizedEvent, OutboundMessage, PrivateReply,
     PublishRequest, Published, SentMessage, TokenGrant, WebhookSetup,
 };
 use crate::webhook::WebhookHeaders;
@@ -23,9 +23,10 @@ use crate::webhook::WebhookHeaders;
 /// Every implementation guarantees, and the contract suite
 /// (`nexiom_connectors::testing`, feature `testing`) checks:
 ///
-/// - **Validation first.** `publish` and `send_message` check the content against
-///   [`capabilities`](PlatformConnector::capabilities) (and messaging-window policy)
-///   before any request; a refused request returns
+/// - **Validation first.** `publish`, `send_message` and `send_private_reply`
+///   check the content against [`capabilities`](PlatformConnector::capabilities)
+///   (and messaging policy: windows, one private reply per comment) before any
+///   request; a refused request returns
 ///   [`ConnectorError::Validation`] / [`ConnectorError::Policy`] and sends nothing.
 /// - **Errors carry the next step.** Throttling is [`ConnectorError::RateLimited`]
 ///   (with the platform's wait hint when it gave one), an expired or revoked token is
@@ -108,6 +109,27 @@ pub trait PlatformConnector: Send + Sync + fmt::Debug {
     ) -> Result<(), ConnectorError> {
         let _ = (ctx, comment_id, hide);
         Err(ConnectorError::unsupported(self.name(), "hide_comment"))
+    }
+
+    /// Sends a private reply: one direct message to the author of a comment, by
+    /// reference to the comment (Meta's Private Replies). Default: unsupported.
+    ///
+    /// The platform allows one per comment, within its window after the comment
+    /// (Meta: 7 days). A connector keeps no history, so the caller passes what it
+    /// knows in the [`PrivateReply`] (`already_sent`, `comment_created_at`) and
+    /// keeps the durable record itself; a reply refused by that policy is a
+    /// [`ConnectorError::Policy`] and sends nothing. Not retried inside the
+    /// connector (a send is not idempotent).
+    async fn send_private_reply(
+        &self,
+        ctx: &ChannelContext,
+        reply: &PrivateReply,
+    ) -> Result<SentMessage, ConnectorError> {
+        let _ = (ctx, reply);
+        Err(ConnectorError::unsupported(
+            self.name(),
+            "send_private_reply",
+        ))
     }
 
     /// Answers the platform's subscription handshake (the GET with query

@@ -154,7 +154,8 @@ pub enum ValidationError {
     },
 }
 
-/// A send refused by a platform rule before the call (messaging windows).
+/// A send refused by a platform rule before the call (messaging windows, one
+/// private reply per comment).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum PolicyError {
@@ -170,6 +171,34 @@ pub enum PolicyError {
         /// The window.
         window_hours: i64,
         /// What may still be sent (for example "a template message").
+        allowed: &'static str,
+    },
+    /// A second private reply to the same comment: the platform allows one.
+    #[error(
+        "{platform}: comment {comment_id} already has its private reply (one per comment); allowed: {allowed}"
+    )]
+    PrivateReplyAlreadySent {
+        /// Platform name.
+        platform: String,
+        /// The comment.
+        comment_id: String,
+        /// What may still be sent instead.
+        allowed: &'static str,
+    },
+    /// A private reply to a comment older than the platform's window.
+    #[error(
+        "{platform}: comment {comment_id} is {hours_since} h old; private replies are allowed within {window_days} days of the comment; allowed: {allowed}"
+    )]
+    OutsidePrivateReplyWindow {
+        /// Platform name.
+        platform: String,
+        /// The comment.
+        comment_id: String,
+        /// Hours since the comment was made.
+        hours_since: i64,
+        /// The window, in days.
+        window_days: i64,
+        /// What may still be sent instead.
         allowed: &'static str,
     },
 }

@@ -100,7 +100,8 @@ pub use registry::ConnectorRegistry;
 pub use token::TokenKeeper;
 pub use types::{
     ChallengeResponse, ChannelContext, CommentPage, MessageBody, NormalizedEvent, OutboundMessage,
-    PublishRequest, Published, RemoteComment, SentMessage, Template, TokenGrant, WebhookSetup,
+    PrivateReply, PublishRequest, Published, RemoteComment, SentMessage, Template, TokenGrant,
+    WebhookSetup,
 };
 pub use webhook::{
     LINKEDIN_SIGNATURE_HEADER, LinkedInWebhookVerifier, META_SIGNATURE_HEADER, MetaWebhookVerifier,

@@ -6,6 +6,12 @@
 //! with [`MockConnector::seed_comments`]; read back every call with
 //! [`MockConnector::calls`].
 //!
+//! `send_private_reply` applies the same policy as the Meta connectors (refused
+//! before the call, not recorded, when the [`PrivateReply`] says one was already
+//! sent or the comment is over 7 days old by the mock's clock) and, like the
+//! platform, refuses a second private reply to the same comment with a recorded
+//! [`ConnectorError::Permanent`] carrying Graph code 10900.
+//!
 //! ```
 //! # tokio_test_block(async {
 //! use std::time::Duration;
@@ -27,7 +33,7 @@
 //! # }
 //! ```
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -40,7 +46,7 @@ use crate::connector::PlatformConnector;
 use crate::error::{ApiError, ConnectorError, WebhookError};
 use crate::types::{
     ChallengeResponse, ChannelContext, CommentPage, MessageBody, NormalizedEvent, OutboundMessage,
-    PublishRequest, Published, RemoteComment, SentMessage, TokenGrant, WebhookSetup,
+    PrivateReply, PublishRequest, Published, RemoteComment, SentMessage, TokenGrant, WebhookSetup,
 };
 use crate::webhook::{MetaWebhookVerifier, WebhookHeaders};
 
@@ -61,6 +67,8 @@ pub enum MockOp {
     SetupWebhook,
     /// `hide_comment`.
     HideComment,
+    /// `send_private_reply`.
+    SendPrivateReply,
     /// Scripting only: the next call of any operation.
     Any,
 }
@@ -89,6 +97,8 @@ struct State {
     scripted: HashMap<MockOp, VecDeque<ConnectorError>>,
     calls: Vec<MockCall>,
     comments: HashMap<String, Vec<RemoteComment>>,
+    /// Comments that received a private reply (the platform's own record).
+    privately_replied: HashSet<String>,
     counter: u64,
 }
 
@@ -474,6 +484,53 @@ impl PlatformConnector for MockConnector {
         Ok(())
     }
 
+    async fn send_private_reply(
+        &self,
+        ctx: &ChannelContext,
+        reply: &PrivateReply,
+    ) -> Result<SentMessage, ConnectorError> {
+        if !self.capabilities.dm {
+            return Err(ConnectorError::unsupported(
+                &self.name,
+                "send_private_reply",
+            ));
+        }
+        if reply.text.trim().is_empty() {
+            return Err(crate::error::ValidationError::EmptyContent.into());
+        }
+        crate::policy::check_private_reply(&self.name, reply, self.clock.now())?;
+        if self.lock().privately_replied.contains(&reply.comment_id) {
+            // What Meta answers when the caller's record missed an earlier reply.
+            self.fail_next(
+                MockOp::SendPrivateReply,
+                1,
+                ConnectorError::Permanent {
+                    platform: self.name.clone(),
+                    detail: ApiError {
+                        status: Some(400),
+                        code: Some(10900),
+                        message: "Activity already replied to".into(),
+                        ..ApiError::default()
+                    },
+                },
+            );
+        }
+        let n = self.enter(
+            MockOp::SendPrivateReply,
+            ctx,
+            Some(&reply.comment_id),
+            Some(&reply.text),
+            None,
+        )?;
+        self.lock()
+            .privately_replied
+            .insert(reply.comment_id.clone());
+        Ok(SentMessage {
+            message_id: format!("mock-msg-{n}"),
+            recipient_id: None,
+        })
+    }
+
     fn answer_challenge(
         &self,
         query: &[(String, String)],
@@ -508,6 +565,7 @@ impl PlatformConnector for MockConnector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::PolicyError;
     use chrono::TimeZone;
     use nexiom_core::{ManualClock, MediaKind};
 
@@ -620,5 +678,64 @@ mod tests {
         assert!(m.handle_webhook(b"{").is_err());
         assert!(m.handle_webhook(b"{\"x\":1}").is_err());
         assert!(!format!("{m:?}").contains(MOCK_WEBHOOK_SECRET));
+    }
+
+    #[test]
+    fn private_replies_follow_the_policy_and_are_recorded() {
+        block(async {
+            let t0 = Utc
+                .with_ymd_and_hms(2026, 1, 10, 0, 0, 0)
+                .single()
+                .expect("t");
+            let clock = ManualClock::new(t0);
+            let m = MockConnector::new(Platform::Instagram).with_clock(Arc::new(clock.clone()));
+            let reply = PrivateReply::new("c1", "Here is the link", t0 - chrono::Duration::days(1));
+            let sent = m.send_private_reply(&ctx(), &reply).await.expect("first");
+            assert_eq!(sent.message_id, "mock-msg-1");
+            let calls = m.calls_of(MockOp::SendPrivateReply);
+            assert_eq!(calls.len(), 1);
+            assert_eq!(calls[0].target.as_deref(), Some("c1"));
+            assert_eq!(calls[0].text.as_deref(), Some("Here is the link"));
+            assert!(calls[0].ok);
+
+            // The caller's record says it was sent: refused, nothing recorded.
+            let e = m
+                .send_private_reply(&ctx(), &reply.clone().with_already_sent(true))
+                .await
+                .expect_err("second");
+            assert!(matches!(
+                e,
+                ConnectorError::Policy(PolicyError::PrivateReplyAlreadySent { .. })
+            ));
+            // The caller forgot: the "platform" refuses, as Meta does (code 10900).
+            let e = m
+                .send_private_reply(&ctx(), &reply)
+                .await
+                .expect_err("platform");
+            assert_eq!(e.api_error().and_then(|d| d.code), Some(10900));
+            assert_eq!(m.calls_of(MockOp::SendPrivateReply).len(), 2);
+
+            // Outside the window by the mock's clock: refused, not recorded.
+            clock.advance(chrono::Duration::days(7));
+            let other = PrivateReply::new("c2", "hi", t0 - chrono::Duration::days(1));
+            let e = m
+                .send_private_reply(&ctx(), &other)
+                .await
+                .expect_err("late");
+            assert!(matches!(
+                e,
+                ConnectorError::Policy(PolicyError::OutsidePrivateReplyWindow { .. })
+            ));
+            assert_eq!(m.calls_of(MockOp::SendPrivateReply).len(), 2);
+
+            // Scripting works as for any operation.
+            m.rate_limit_next(MockOp::SendPrivateReply, Duration::from_secs(5));
+            let fresh = PrivateReply::new("c3", "hi", clock.now());
+            assert!(matches!(
+                m.send_private_reply(&ctx(), &fresh).await,
+                Err(ConnectorError::RateLimited { .. })
+            ));
+            assert!(m.send_private_reply(&ctx(), &fresh).await.is_ok());
+        });
     }
 }

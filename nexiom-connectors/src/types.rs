@@ -196,6 +196,54 @@ impl OutboundMessage {
     }
 }
 
+/// A private reply: one direct message to the author of a comment, sent by
+/// reference to the comment (Meta "Private Replies": the Send API with
+/// `recipient: {"comment_id": …}`).
+///
+/// Meta allows **one** private reply per comment, within **7 days** of the
+/// comment's creation (platform-apis §2.5; Instagram Live comments only during the
+/// broadcast). A connector holds no per-channel state, so it cannot know whether a
+/// reply was already sent: the caller (the pipeline) keeps that durable record and
+/// says so here. With [`already_sent`](PrivateReply::already_sent) set, or a
+/// comment older than the window, the send is refused before any request with a
+/// [`PolicyError`](crate::PolicyError). Record a successful send (and a platform
+/// refusal with Graph code 10900, "activity already replied to") before retrying
+/// anything.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PrivateReply {
+    /// The platform's id of the comment (or Facebook visitor post) replied to.
+    pub comment_id: String,
+    /// The message text.
+    pub text: String,
+    /// When the comment was made (the window runs from here).
+    pub comment_created_at: DateTime<Utc>,
+    /// Whether a private reply to this comment was already sent, from the
+    /// caller's durable record.
+    pub already_sent: bool,
+}
+
+impl PrivateReply {
+    /// A first private reply to `comment_id`, made at `comment_created_at`.
+    pub fn new(
+        comment_id: impl Into<String>,
+        text: impl Into<String>,
+        comment_created_at: DateTime<Utc>,
+    ) -> Self {
+        PrivateReply {
+            comment_id: comment_id.into(),
+            text: text.into(),
+            comment_created_at,
+            already_sent: false,
+        }
+    }
+
+    /// The same reply, marked as (not) already sent by the caller's record.
+    pub fn with_already_sent(mut self, already_sent: bool) -> Self {
+        self.already_sent = already_sent;
+        self
+    }
+}
+
 /// A message the platform accepted (not yet delivered: delivery comes by webhook).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SentMessage {

@@ -21,7 +21,7 @@ use crate::policy;
 use crate::time;
 use crate::types::{
     ChallengeResponse, ChannelContext, CommentPage, MessageBody, NormalizedEvent, OutboundMessage,
-    PublishRequest, Published, RemoteComment, SentMessage, TokenGrant, WebhookSetup,
+    PrivateReply, PublishRequest, Published, RemoteComment, SentMessage, TokenGrant, WebhookSetup,
 };
 use crate::webhook::{MetaWebhookVerifier, WebhookHeaders};
 
@@ -358,6 +358,21 @@ impl PlatformConnector for FacebookConnector {
             .post(ctx, &[comment_id], json!({"is_hidden": hide}))
             .await?;
         Ok(())
+    }
+
+    /// Private reply (Messenger): `POST /{page-id}/messages` with
+    /// `{"recipient":{"comment_id":…},"message":{"text":…}}`; text up to 2000
+    /// characters. Refused before the call when the caller's record says one was
+    /// already sent or the comment (or visitor post) is more than 7 days old. The
+    /// reply does not open the 24 h window: only the person's answer does.
+    async fn send_private_reply(
+        &self,
+        ctx: &ChannelContext,
+        reply: &PrivateReply,
+    ) -> Result<SentMessage, ConnectorError> {
+        self.graph
+            .send_private_reply(ctx, reply, 2000, self.clock.now())
+            .await
     }
 
     fn answer_challenge(

@@ -15,7 +15,8 @@ use url::Url;
 
 use crate::error::{ApiError, ConnectorError, redact};
 use crate::http::{Body, ErrorInput, HttpCore, HttpRequest, classify_status, retry_after, short};
-use crate::types::{ChannelContext, TokenGrant};
+use crate::policy;
+use crate::types::{ChannelContext, PrivateReply, SentMessage, TokenGrant};
 
 /// The default Graph API host.
 pub const DEFAULT_GRAPH_BASE_URL: &str = "https://graph.facebook.com";
@@ -190,6 +191,52 @@ impl GraphClient {
             .json(self.platform)
     }
 
+    /// Meta Private Replies (Instagram and Messenger, platform-apis §2.5): checks
+    /// the text (not empty, at most `max_chars` characters) and the policy (one
+    /// private reply per comment, within 7 days of it) before any request, then
+    /// `POST /{account-id}/messages` with
+    /// `{"recipient":{"comment_id":…},"message":{"text":…}}`.
+    pub(crate) async fn send_private_reply(
+        &self,
+        ctx: &ChannelContext,
+        reply: &PrivateReply,
+        max_chars: usize,
+        now: DateTime<Utc>,
+    ) -> Result<SentMessage, ConnectorError> {
+        use crate::error::ValidationError;
+        if reply.comment_id.trim().is_empty() {
+            return Err(ValidationError::InvalidField {
+                field: "comment_id",
+                reason: "must not be empty".into(),
+            }
+            .into());
+        }
+        if reply.text.trim().is_empty() {
+            return Err(ValidationError::EmptyContent.into());
+        }
+        let len = reply.text.chars().count();
+        if len > max_chars {
+            return Err(ValidationError::TextTooLong {
+                platform: self.platform.to_owned(),
+                len,
+                max: max_chars,
+            }
+            .into());
+        }
+        policy::check_private_reply(self.platform, reply, now)?;
+        let v = self
+            .post(
+                ctx,
+                &[&ctx.account_id, "messages"],
+                serde_json::json!({
+                    "recipient": {"comment_id": reply.comment_id},
+                    "message": {"text": reply.text},
+                }),
+            )
+            .await?;
+        sent_message(self.platform, &v)
+    }
+
     pub(crate) async fn get_page(
         &self,
         ctx: &ChannelContext,
@@ -284,6 +331,22 @@ pub(crate) fn parse_page(platform: &str, v: &Value) -> Result<GraphPage, Connect
         None
     };
     Ok(GraphPage { data, next_after })
+}
+
+/// A Send API answer `{"recipient_id": …, "message_id": …}`.
+pub(crate) fn sent_message(platform: &str, v: &Value) -> Result<SentMessage, ConnectorError> {
+    let id = v
+        .get("message_id")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ConnectorError::invalid_response(platform, "no message_id in the answer"))?;
+    Ok(SentMessage {
+        message_id: id.to_owned(),
+        recipient_id: v
+            .get("recipient_id")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+    })
 }
 
 /// The `id` field of an answer, or `InvalidResponse`.

@@ -23,7 +23,7 @@ use crate::policy;
 use crate::time;
 use crate::types::{
     ChallengeResponse, ChannelContext, CommentPage, MessageBody, NormalizedEvent, OutboundMessage,
-    PublishRequest, Published, RemoteComment, SentMessage, TokenGrant, WebhookSetup,
+    PrivateReply, PublishRequest, Published, RemoteComment, SentMessage, TokenGrant, WebhookSetup,
 };
 use crate::webhook::{MetaWebhookVerifier, WebhookHeaders};
 
@@ -428,6 +428,22 @@ impl PlatformConnector for InstagramConnector {
             .post(ctx, &[comment_id], json!({"hide": hide}))
             .await?;
         Ok(())
+    }
+
+    /// Private reply: `POST /{IG_ID}/messages` with
+    /// `{"recipient":{"comment_id":…},"message":{"text":…}}`; text under 1000
+    /// characters. Refused before the call when the caller's record says one was
+    /// already sent or the comment is more than 7 days old. (Instagram Live
+    /// comments can be answered only during the broadcast; the connector cannot
+    /// tell, the platform refuses.)
+    async fn send_private_reply(
+        &self,
+        ctx: &ChannelContext,
+        reply: &PrivateReply,
+    ) -> Result<SentMessage, ConnectorError> {
+        self.graph
+            .send_private_reply(ctx, reply, 999, self.clock.now())
+            .await
     }
 
     fn answer_challenge(
