@@ -39,6 +39,7 @@
 #![forbid(unsafe_code)]
 
 mod error;
+pub mod inbound;
 mod kpi;
 mod missions;
 mod pipeline;
@@ -46,7 +47,6 @@ mod publish;
 mod schedule;
 mod windows;
 mod worker;
-pub mod inbound;
 
 pub use error::{Result, SchedulerError};
 pub use kpi::{
@@ -55,16 +55,16 @@ pub use kpi::{
 };
 pub use missions::*;
 pub use pipeline::{FnStep, PipelineCounts, PipelineRunner, PipelineStep, step_fn};
+#[cfg(feature = "testing")]
+pub use publish::{MockGateway, MockStep};
 pub use publish::{
     OUTCOME_UNKNOWN, PostOutcome, PublishConfig, PublishFailure, PublishGateway, PublishQueue,
     PublishedPost, QueueReport, RetryPolicy,
+};
 pub use schedule::{RecurrenceRule, Scheduler, SeriesSpec};
-pub use publish::{MockGateway, MockStep};
 pub use windows::{KpiWindow, kpi_windows, local_instant, window_containing};
 pub use worker::{
     BatchConfig, CLEANUP_EXECUTION_LOGS, CleanupExecutionLogsWorker, ENQUEUE_DUE_POSTS,
     EnqueueDuePostsWorker, RELEASE_STALE_LEASES, ReleaseStaleLeasesWorker, Shutdown,
     ShutdownTrigger, WorkReport, Worker, WorkerContext, WorkerRun, WorkerRuntime, shutdown_channel,
 };
-
-#[cfg(feature = "testing")]

@@ -10,18 +10,11 @@ use std::str::FromStr;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use nexiom_core::{
-<<<<<<< HEAD
-    AiControl, AiDecision, AiRule, AppSetting, Channel, Comment, CommentCheckpoint, Contact,
-    ContactChannel, Content, ContentJob, Conversation, Credentials, DayPost, DecisionSubject,
-    IgnoreExample, Kpi2h, Message, Mission, MissionIntelligenceReport, PostRun, ReadyJob,
-    Recurrence, ScheduledPost, SecretString, TaskExecutionLog, Tenant, Tz, WebhookEvent,
-    WorkerFlag,
-=======
     AiControl, AiDecision, AiRule, AppSetting, Channel, Comment, CommentCheckpoint, CommentReply,
-    Contact, ContactChannel, Content, ContentJob, Conversation, Credentials, DecisionSubject,
-    IgnoreExample, Kpi2h, Message, Mission, MissionIntelligenceReport, PostRun, Recurrence,
-    ScheduledPost, SecretString, TaskExecutionLog, Tenant, Tz, WebhookEvent, WorkerFlag,
->>>>>>> feat/inbound
+    Contact, ContactChannel, Content, ContentJob, Conversation, Credentials, DayPost,
+    DecisionSubject, IgnoreExample, Kpi2h, Message, Mission, MissionIntelligenceReport, PostRun,
+    ReadyJob, Recurrence, ScheduledPost, SecretString, TaskExecutionLog, Tenant, Tz, WebhookEvent,
+    WorkerFlag,
 };
 use sqlx::types::Json;
 use uuid::Uuid;
