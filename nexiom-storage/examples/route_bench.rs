@@ -27,9 +27,15 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 #[tokio::main]
 async fn main() {
     let mut args = std::env::args().skip(1);
-    let events: i64 = args.next().map_or(50_000, |a| a.parse().expect("EVENTS is a number"));
-    let batch: u32 = args.next().map_or(1_000, |a| a.parse().expect("BATCH is a number"));
-    let budget: u64 = args.next().map_or(120, |a| a.parse().expect("BUDGET is a number"));
+    let events: i64 = args
+        .next()
+        .map_or(50_000, |a| a.parse().expect("EVENTS is a number"));
+    let batch: u32 = args
+        .next()
+        .map_or(1_000, |a| a.parse().expect("BATCH is a number"));
+    let budget: u64 = args
+        .next()
+        .map_or(120, |a| a.parse().expect("BUDGET is a number"));
     let url = std::env::var("DATABASE_URL").expect("set DATABASE_URL to a PostgreSQL database");
     let options = PgConnectOptions::from_str(&url).expect("a valid DATABASE_URL");
     let admin = PgPoolOptions::new()
@@ -45,7 +51,10 @@ async fn main() {
         let start = Instant::now();
         let mut routed = 0;
         loop {
-            let report = store.route_unrouted_events(None, batch, at).await.expect("route");
+            let report = store
+                .route_unrouted_events(None, batch, at)
+                .await
+                .expect("route");
             if report.processed == 0 {
                 break;
             }
@@ -67,7 +76,10 @@ async fn main() {
                 break;
             }
             for event in page {
-                store.route_event(event.tenant_id, event.id, at).await.expect("route one");
+                store
+                    .route_event(event.tenant_id, event.id, at)
+                    .await
+                    .expect("route one");
                 routed += 1;
                 if budget > 0 && start.elapsed().as_secs() >= budget {
                     break 'outer;
@@ -104,12 +116,18 @@ async fn fill(
         .execute(admin)
         .await
         .expect("create schema");
-    let store = PgStore::connect_with(options.clone().options([("search_path", schema.as_str())]), 4)
-        .await
-        .expect("connect store");
+    let store = PgStore::connect_with(
+        options.clone().options([("search_path", schema.as_str())]),
+        4,
+    )
+    .await
+    .expect("connect store");
     store.migrate().await.expect("migrate");
     let t0 = Utc.with_ymd_and_hms(2026, 5, 4, 8, 0, 0).unwrap();
-    let tenant = store.create_tenant(NewTenant::new("Bench", t0)).await.unwrap();
+    let tenant = store
+        .create_tenant(NewTenant::new("Bench", t0))
+        .await
+        .unwrap();
     let channel = store
         .create_channel(NewChannel {
             tenant_id: tenant.id,
@@ -139,7 +157,10 @@ async fn fill(
     .execute(store.pool())
     .await
     .expect("fill events");
-    sqlx::query("ANALYZE").execute(store.pool()).await.expect("analyze");
+    sqlx::query("ANALYZE")
+        .execute(store.pool())
+        .await
+        .expect("analyze");
     (store, schema)
 }
 
