@@ -7,7 +7,9 @@
 //!   ([`RecurrenceRule`]).
 //! - [`PublishQueue`] claims due posts with a lease, turns due occurrences of a
 //!   series into posts of their own, and publishes through a
-//!   [`PublishGateway`] with the retry rules of the design.
+//!   [`PublishGateway`] with the retry rules of the design;
+//!   [`ConnectorGateway`] is that gateway over the connectors of
+//!   `nexiom-connectors` (`MockConnector` in tests).
 //! - [`WorkerRuntime`] runs named [`Worker`]s on cadences, behind flags read
 //!   at every run, writing an execution log per run, with graceful shutdown.
 //! - [`PipelineRunner`] runs route → auto-reply → schedules → metrics once.
@@ -55,12 +57,13 @@ pub use kpi::{
 };
 pub use missions::*;
 pub use pipeline::{FnStep, PipelineCounts, PipelineRunner, PipelineStep, step_fn};
+pub use publish::{
+    ConnectorGateway, OUTCOME_UNKNOWN, PostLookup, PostOutcome, PublishConfig, PublishFailure,
+    PublishGateway, PublishQueue, PublishedPost, QueueReport, RetryPolicy, channel_context,
+    classify,
+};
 #[cfg(feature = "testing")]
 pub use publish::{MockGateway, MockStep};
-pub use publish::{
-    OUTCOME_UNKNOWN, PostOutcome, PublishConfig, PublishFailure, PublishGateway, PublishQueue,
-    PublishedPost, QueueReport, RetryPolicy,
-};
 pub use schedule::{RecurrenceRule, Scheduler, SeriesSpec};
 pub use windows::{KpiWindow, kpi_windows, local_instant, window_containing};
 pub use worker::{
