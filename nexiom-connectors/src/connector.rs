@@ -1,0 +1,166 @@
+//! The [`PlatformConnector`] trait: the one interface every platform implements.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use nexiom_core::Platform;
+
+use crate::capabilities::Capabilities;
+use crate::error::ConnectorError;
+use crate::types::{
+    ChallengeResponse, ChannelContext, CommentPage, NormalizedEvent, OutboundMessage,
+    PublishRequest, Published, SentMessage, TokenGrant, WebhookSetup,
+};
+use crate::webhook::WebhookHeaders;
+
+/// A social platform, seen through one small interface.
+///
+/// Held as `Arc<dyn PlatformConnector>` (the trait is object safe) and looked up
+/// by name in a [`ConnectorRegistry`](crate::ConnectorRegistry).
+///
+/// # Contract
+///
+/// Every implementation guarantees, and the contract suite
+/// (`nexiom_connectors::testing`, feature `testing`) checks:
+///
+/// - **Validation first.** `publish` and `send_message` check the content against
+///   [`capabilities`](PlatformConnector::capabilities) (and messaging-window policy)
+///   before any request; a refused request returns
+///   [`ConnectorError::Validation`] / [`ConnectorError::Policy`] and sends nothing.
+/// - **Errors carry the next step.** Throttling is [`ConnectorError::RateLimited`]
+///   (with the platform's wait hint when it gave one), an expired or revoked token is
+///   [`ConnectorError::Unauthorized`], 5xx and network failures are
+///   [`ConnectorError::Transient`], a refusal is [`ConnectorError::Permanent`], a
+///   non-idempotent call that may have happened is [`ConnectorError::OutcomeUnknown`].
+///   Non-idempotent calls (publish, reply, send) are never retried inside the
+///   connector.
+/// - **Paging.** Following `next_cursor` from `list_new_comments(.., None)` until it
+///   is `None` yields every comment present at the time exactly once.
+/// - **Webhooks.** `verify_webhook` checks the signature of the exact raw body in
+///   constant time and tells a missing, a malformed and a wrong signature apart;
+///   `handle_webhook` never panics, returns `Err` for bodies that are not a
+///   documented payload, and returns one event per message / status / comment with
+///   the platform's id as `event_id` (so redeliveries deduplicate).
+/// - **Secrets.** No `Debug` output, error message or log line contains a token or
+///   an app secret.
+/// - **No hidden state per channel.** Credentials come with each call in the
+///   [`ChannelContext`]; a connector holds only app-level configuration.
+#[async_trait]
+pub trait PlatformConnector: Send + Sync + fmt::Debug {
+    /// The registry name, lower case (`whatsapp`, `instagram`, …).
+    fn name(&self) -> &str;
+
+    /// The platform.
+    fn platform(&self) -> Platform;
+
+    /// What the platform accepts through this connector.
+    fn capabilities(&self) -> &Capabilities;
+
+    /// Gets a fresh access token for the channel (refresh-token grant or
+    /// long-lived token exchange). A refused refresh is
+    /// [`ConnectorError::NeedsReauth`].
+    async fn refresh_token(&self, ctx: &ChannelContext) -> Result<TokenGrant, ConnectorError>;
+
+    /// Publishes content; returns the platform's post id and URL.
+    async fn publish(
+        &self,
+        ctx: &ChannelContext,
+        request: &PublishRequest,
+    ) -> Result<Published, ConnectorError>;
+
+    /// One page of the comments of `post_id`, starting at `cursor` (`None` = from
+    /// the start).
+    async fn list_new_comments(
+        &self,
+        ctx: &ChannelContext,
+        post_id: &str,
+        cursor: Option<&str>,
+    ) -> Result<CommentPage, ConnectorError>;
+
+    /// Replies to a comment publicly; returns the new comment's id.
+    async fn reply_comment(
+        &self,
+        ctx: &ChannelContext,
+        comment_id: &str,
+        text: &str,
+    ) -> Result<String, ConnectorError>;
+
+    /// Sends a direct message (a WhatsApp message) to one contact.
+    async fn send_message(
+        &self,
+        ctx: &ChannelContext,
+        message: &OutboundMessage,
+    ) -> Result<SentMessage, ConnectorError>;
+
+    /// Subscribes the channel's account to webhooks on the platform.
+    async fn setup_webhook(
+        &self,
+        ctx: &ChannelContext,
+        setup: &WebhookSetup,
+    ) -> Result<(), ConnectorError>;
+
+    /// Hides (or unhides) a comment. Default: unsupported.
+    async fn hide_comment(
+        &self,
+        ctx: &ChannelContext,
+        comment_id: &str,
+        hide: bool,
+    ) -> Result<(), ConnectorError> {
+        let _ = (ctx, comment_id, hide);
+        Err(ConnectorError::unsupported(self.name(), "hide_comment"))
+    }
+
+    /// Answers the platform's subscription handshake (the GET with query
+    /// parameters: Meta's `hub.*`, LinkedIn's `challengeCode`).
+    fn answer_challenge(
+        &self,
+        query: &[(String, String)],
+    ) -> Result<ChallengeResponse, ConnectorError>;
+
+    /// Verifies the signature of a webhook POST over the exact raw body.
+    fn verify_webhook(&self, headers: &WebhookHeaders, body: &[u8]) -> Result<(), ConnectorError>;
+
+    /// Reads a (verified) webhook body into zero or more normalized events.
+    fn handle_webhook(&self, body: &[u8]) -> Result<Vec<NormalizedEvent>, ConnectorError>;
+}
+
+/// Conveniences over any [`PlatformConnector`]; implemented for every connector,
+/// never by hand.
+#[async_trait]
+pub trait PlatformConnectorExt: PlatformConnector {
+    /// Verifies then normalizes a webhook POST: nothing is read from a body whose
+    /// signature does not verify.
+    fn verify_and_handle(
+        &self,
+        headers: &WebhookHeaders,
+        body: &[u8],
+    ) -> Result<Vec<NormalizedEvent>, ConnectorError> {
+        self.verify_webhook(headers, body)?;
+        self.handle_webhook(body)
+    }
+
+    /// Follows `next_cursor` from the start and returns every comment of the post.
+    /// Stops after `max_pages` pages (a guard against a platform that never ends).
+    async fn list_all_comments(
+        &self,
+        ctx: &ChannelContext,
+        post_id: &str,
+        max_pages: usize,
+    ) -> Result<Vec<crate::types::RemoteComment>, ConnectorError> {
+        let mut all = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..max_pages {
+            let page = self
+                .list_new_comments(ctx, post_id, cursor.as_deref())
+                .await?;
+            all.extend(page.comments);
+            match page.next_cursor {
+                Some(next) if Some(&next) != cursor.as_ref() => cursor = Some(next),
+                _ => break,
+            }
+        }
+        Ok(all)
+    }
+}
+
+impl<T: PlatformConnector + ?Sized> PlatformConnectorExt for T {}

@@ -1,0 +1,522 @@
+//! The Meta Graph API client shared by WhatsApp, Instagram and Facebook: URL
+//! building with a configurable base URL and version, Bearer auth, Graph error
+//! parsing, cursor paging and the long-lived token exchange.
+
+pub(crate) mod builder;
+pub(crate) mod webhook;
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use nexiom_core::SecretString;
+use reqwest::Method;
+use serde_json::Value;
+use url::Url;
+
+use crate::error::{ApiError, ConnectorError, redact};
+use crate::http::{Body, ErrorInput, HttpCore, HttpRequest, classify_status, retry_after, short};
+use crate::types::{ChannelContext, TokenGrant};
+
+/// The default Graph API host.
+pub const DEFAULT_GRAPH_BASE_URL: &str = "https://graph.facebook.com";
+
+/// The default Graph API version (a config value: versions live about two years).
+pub const DEFAULT_GRAPH_VERSION: &str = "v25.0";
+
+/// Settings of the Graph client.
+#[derive(Clone, PartialEq, Eq)]
+pub struct GraphConfig {
+    /// Base URL (`https://graph.facebook.com`, `https://graph.instagram.com`, or
+    /// a local server in tests).
+    pub base_url: String,
+    /// API version path segment, for example `v25.0`.
+    pub version: String,
+    /// App id (for the token exchange).
+    pub app_id: Option<String>,
+    /// App secret (token exchange and webhook signatures).
+    pub app_secret: Option<SecretString>,
+    /// Verify token of the webhook handshake.
+    pub verify_token: Option<SecretString>,
+}
+
+impl Default for GraphConfig {
+    fn default() -> Self {
+        GraphConfig {
+            base_url: DEFAULT_GRAPH_BASE_URL.to_owned(),
+            version: DEFAULT_GRAPH_VERSION.to_owned(),
+            app_id: None,
+            app_secret: None,
+            verify_token: None,
+        }
+    }
+}
+
+impl fmt::Debug for GraphConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GraphConfig")
+            .field("base_url", &self.base_url)
+            .field("version", &self.version)
+            .field("app_id", &self.app_id)
+            .field("app_secret", &self.app_secret)
+            .field("verify_token", &self.verify_token)
+            .finish()
+    }
+}
+
+/// A Graph API client.
+#[derive(Clone)]
+pub(crate) struct GraphClient {
+    platform: &'static str,
+    core: HttpCore,
+    base: Url,
+    version: String,
+    app_id: Option<String>,
+    app_secret: Option<SecretString>,
+}
+
+impl fmt::Debug for GraphClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GraphClient")
+            .field("platform", &self.platform)
+            .field("base", &self.base.as_str())
+            .field("version", &self.version)
+            .field("app_id", &self.app_id)
+            .field("app_secret", &self.app_secret)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One page of a Graph edge.
+pub(crate) struct GraphPage {
+    pub data: Vec<Value>,
+    /// `paging.cursors.after`, only when `paging.next` says there is more.
+    pub next_after: Option<String>,
+}
+
+impl GraphClient {
+    pub(crate) fn new(
+        platform: &'static str,
+        core: HttpCore,
+        config: &GraphConfig,
+    ) -> Result<Self, ConnectorError> {
+        let base = Url::parse(config.base_url.trim_end_matches('/')).map_err(|e| {
+            ConnectorError::config(format!("invalid Graph base URL {:?}: {e}", config.base_url))
+        })?;
+        if base.cannot_be_a_base() {
+            return Err(ConnectorError::config(
+                "the Graph base URL cannot have paths",
+            ));
+        }
+        let version = config.version.trim().trim_matches('/').to_owned();
+        if version.is_empty() || version.contains('/') {
+            return Err(ConnectorError::config(format!(
+                "invalid Graph version {:?} (expected e.g. v25.0)",
+                config.version
+            )));
+        }
+        Ok(GraphClient {
+            platform,
+            core,
+            base,
+            version,
+            app_id: config.app_id.clone(),
+            app_secret: config.app_secret.clone().filter(|s| !s.is_empty()),
+        })
+    }
+
+    pub(crate) fn core(&self) -> &HttpCore {
+        &self.core
+    }
+
+    /// `base/version/seg1/seg2…`, each segment percent-encoded (an id from outside
+    /// can never change the path).
+    pub(crate) fn url(&self, segments: &[&str]) -> Result<Url, ConnectorError> {
+        let mut url = self.base.clone();
+        {
+            let mut path = url
+                .path_segments_mut()
+                .map_err(|()| ConnectorError::config("the Graph base URL cannot have paths"))?;
+            path.pop_if_empty().push(&self.version);
+            for s in segments {
+                if s.is_empty() {
+                    return Err(ConnectorError::Validation(
+                        crate::error::ValidationError::InvalidField {
+                            field: "id",
+                            reason: "must not be empty".into(),
+                        },
+                    ));
+                }
+                path.push(s);
+            }
+        }
+        Ok(url)
+    }
+
+    fn request(&self, ctx: &ChannelContext, method: Method, url: Url) -> HttpRequest {
+        let mut req = HttpRequest::new(method, url);
+        req.bearer = Some(ctx.access_token.clone());
+        req.channel_key = Some(ctx.key());
+        req
+    }
+
+    pub(crate) async fn get(
+        &self,
+        ctx: &ChannelContext,
+        segments: &[&str],
+        query: &[(&str, &str)],
+    ) -> Result<Value, ConnectorError> {
+        let mut req = self.request(ctx, Method::GET, self.url(segments)?);
+        req.query = query
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        self.core
+            .execute(self.platform, req, classify)
+            .await?
+            .json(self.platform)
+    }
+
+    pub(crate) async fn post(
+        &self,
+        ctx: &ChannelContext,
+        segments: &[&str],
+        body: Value,
+    ) -> Result<Value, ConnectorError> {
+        let mut req = self.request(ctx, Method::POST, self.url(segments)?);
+        req.body = Body::Json(body);
+        self.core
+            .execute(self.platform, req, classify)
+            .await?
+            .json(self.platform)
+    }
+
+    pub(crate) async fn get_page(
+        &self,
+        ctx: &ChannelContext,
+        segments: &[&str],
+        query: &[(&str, &str)],
+    ) -> Result<GraphPage, ConnectorError> {
+        let v = self.get(ctx, segments, query).await?;
+        parse_page(self.platform, &v)
+    }
+
+    /// `GET /oauth/access_token?grant_type=fb_exchange_token…`: a long-lived token
+    /// for the context's token. A refusal (expired token, revoked app) is
+    /// [`ConnectorError::NeedsReauth`]: an expired token cannot be exchanged.
+    pub(crate) async fn exchange_token(
+        &self,
+        ctx: &ChannelContext,
+        now: DateTime<Utc>,
+    ) -> Result<TokenGrant, ConnectorError> {
+        let (Some(app_id), Some(secret)) = (&self.app_id, &self.app_secret) else {
+            return Err(ConnectorError::config(
+                "the token exchange needs the app id and app secret",
+            ));
+        };
+        let mut req = HttpRequest::new(Method::GET, self.url(&["oauth", "access_token"])?);
+        req.query = vec![
+            ("grant_type".into(), "fb_exchange_token".into()),
+            ("client_id".into(), app_id.clone()),
+            ("client_secret".into(), secret.expose().to_owned()),
+            (
+                "fb_exchange_token".into(),
+                ctx.access_token.expose().to_owned(),
+            ),
+        ];
+        req.extra_secrets = vec![secret.clone(), ctx.access_token.clone()];
+        let resp = match self.core.execute(self.platform, req, classify).await {
+            Ok(r) => r,
+            Err(
+                e @ (ConnectorError::Unauthorized { .. }
+                | ConnectorError::Forbidden { .. }
+                | ConnectorError::Permanent { .. }),
+            ) => {
+                return Err(ConnectorError::NeedsReauth {
+                    platform: self.platform.to_owned(),
+                    reason: e.to_string(),
+                });
+            }
+            Err(e) => return Err(e),
+        };
+        let v = resp.json(self.platform)?;
+        let token = v
+            .get("access_token")
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                ConnectorError::invalid_response(
+                    self.platform,
+                    "no access_token in the exchange answer",
+                )
+            })?;
+        let expires_at = v
+            .get("expires_in")
+            .and_then(crate::time::as_i64)
+            .and_then(|s| crate::time::after_secs(now, s));
+        Ok(TokenGrant {
+            access_token: SecretString::new(token),
+            refresh_token: None,
+            expires_at,
+            refresh_token_expires_at: None,
+        })
+    }
+}
+
+/// Reads `{"data":[…],"paging":{"cursors":{"after":…},"next":…}}`.
+pub(crate) fn parse_page(platform: &str, v: &Value) -> Result<GraphPage, ConnectorError> {
+    let data = v
+        .get("data")
+        .and_then(Value::as_array)
+        .ok_or_else(|| ConnectorError::invalid_response(platform, "no data array in the page"))?
+        .clone();
+    let paging = v.get("paging");
+    let has_next = paging
+        .and_then(|p| p.get("next"))
+        .and_then(Value::as_str)
+        .is_some_and(|s| !s.is_empty());
+    let next_after = if has_next {
+        paging
+            .and_then(|p| p.pointer("/cursors/after"))
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    } else {
+        None
+    };
+    Ok(GraphPage { data, next_after })
+}
+
+/// The `id` field of an answer, or `InvalidResponse`.
+pub(crate) fn id_of(platform: &str, v: &Value, what: &str) -> Result<String, ConnectorError> {
+    match v.get("id") {
+        Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+        Some(Value::Number(n)) => Ok(n.to_string()),
+        _ => Err(ConnectorError::invalid_response(
+            platform,
+            format!("no id in the {what} answer"),
+        )),
+    }
+}
+
+/// Graph throttling codes (platform-apis §0.3, §1.6): app / user / page / custom
+/// throttling, app limit, policy block, BUC 8000x, WhatsApp throughput and pair
+/// rate limits, spam rate limit.
+pub(crate) fn is_throttle_code(code: i32) -> bool {
+    matches!(
+        code,
+        4 | 17 | 32 | 341 | 368 | 613 | 80000..=80009 | 130429 | 131048 | 131056 | 133016
+    )
+}
+
+/// Maps a Graph error response (any HTTP status: throttling is usually a 400).
+pub(crate) fn classify(input: &ErrorInput<'_>) -> ConnectorError {
+    let platform = input.platform.to_owned();
+    let after =
+        retry_after(input.headers, input.now).or_else(|| crate::http::guard_regain(input.headers));
+    let parsed: Option<Value> = serde_json::from_slice(input.body).ok();
+    let err = parsed
+        .as_ref()
+        .and_then(|v| v.get("error"))
+        .filter(|e| e.is_object());
+    let Some(err) = err else {
+        let message = short(&redact(&String::from_utf8_lossy(input.body), input.secrets));
+        let detail = ApiError {
+            status: Some(input.status),
+            message,
+            ..ApiError::default()
+        };
+        return classify_status(input.platform, input.status, after, detail);
+    };
+    let code = err
+        .get("code")
+        .and_then(crate::time::as_i64)
+        .and_then(|c| i32::try_from(c).ok());
+    let subcode = err
+        .get("error_subcode")
+        .and_then(crate::time::as_i64)
+        .and_then(|c| i32::try_from(c).ok());
+    let mut message = err
+        .get("message")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    if let Some(details) = err.pointer("/error_data/details").and_then(Value::as_str) {
+        message = format!("{message} ({details})");
+    }
+    let detail = ApiError {
+        status: Some(input.status),
+        code,
+        subcode,
+        trace_id: err
+            .get("fbtrace_id")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        message: short(&redact(&message, input.secrets)),
+    };
+    let is_transient = err.get("is_transient").and_then(Value::as_bool) == Some(true);
+    match code {
+        Some(c) if is_throttle_code(c) => ConnectorError::RateLimited {
+            platform,
+            retry_after: after,
+            detail,
+        },
+        Some(190 | 102) => ConnectorError::Unauthorized { platform, detail },
+        Some(10 | 200..=299) => ConnectorError::Forbidden { platform, detail },
+        Some(1 | 2) => ConnectorError::Transient { platform, detail },
+        _ if is_transient => ConnectorError::Transient { platform, detail },
+        _ if input.status == 429 => ConnectorError::RateLimited {
+            platform,
+            retry_after: after,
+            detail,
+        },
+        _ if input.status >= 500 => ConnectorError::Transient { platform, detail },
+        _ if input.status == 401 => ConnectorError::Unauthorized { platform, detail },
+        _ => ConnectorError::Permanent { platform, detail },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use reqwest::header::{HeaderMap, HeaderValue};
+    use serde_json::json;
+    use std::time::Duration;
+
+    fn run(status: u16, body: Value, headers: HeaderMap) -> ConnectorError {
+        let bytes = serde_json::to_vec(&body).expect("json");
+        classify(&ErrorInput {
+            platform: "facebook",
+            status,
+            headers: &headers,
+            body: &bytes,
+            now: Utc
+                .with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
+                .single()
+                .expect("t"),
+            secrets: &["EAAG-secret-token"],
+        })
+    }
+
+    fn graph_err(code: i32) -> Value {
+        json!({"error":{"message":"m","type":"OAuthException","code":code,"fbtrace_id":"T"}})
+    }
+
+    #[test]
+    fn throttling_codes_are_rate_limits_whatever_the_status() {
+        for code in [4, 17, 32, 613, 80000, 80001, 80004, 80007, 130429, 131056] {
+            assert!(
+                matches!(
+                    run(400, graph_err(code), HeaderMap::new()),
+                    ConnectorError::RateLimited { .. }
+                ),
+                "code {code}"
+            );
+        }
+    }
+
+    #[test]
+    fn codes_map_to_actions() {
+        let e = run(
+            400,
+            json!({"error":{"message":"Error validating access token: Session has expired","type":"OAuthException","code":190,"error_subcode":463,"fbtrace_id":"EJplcsCHuLu"}}),
+            HeaderMap::new(),
+        );
+        match &e {
+            ConnectorError::Unauthorized { detail, .. } => {
+                assert_eq!(detail.code, Some(190));
+                assert_eq!(detail.subcode, Some(463));
+                assert_eq!(detail.trace_id.as_deref(), Some("EJplcsCHuLu"));
+            }
+            other => panic!("expected Unauthorized, got {other:?}"),
+        }
+        assert!(matches!(
+            run(400, graph_err(102), HeaderMap::new()),
+            ConnectorError::Unauthorized { .. }
+        ));
+        assert!(matches!(
+            run(500, graph_err(1), HeaderMap::new()),
+            ConnectorError::Transient { .. }
+        ));
+        assert!(matches!(
+            run(400, graph_err(2), HeaderMap::new()),
+            ConnectorError::Transient { .. }
+        ));
+        assert!(matches!(
+            run(403, graph_err(200), HeaderMap::new()),
+            ConnectorError::Forbidden { .. }
+        ));
+        assert!(matches!(
+            run(400, graph_err(506), HeaderMap::new()),
+            ConnectorError::Permanent { .. }
+        ));
+        assert!(matches!(
+            run(400, graph_err(100), HeaderMap::new()),
+            ConnectorError::Permanent { .. }
+        ));
+        assert!(matches!(
+            run(502, json!("bad gateway"), HeaderMap::new()),
+            ConnectorError::Transient { .. }
+        ));
+        let mut h = HeaderMap::new();
+        h.insert("retry-after", HeaderValue::from_static("30"));
+        assert_eq!(
+            run(429, json!({}), h).retry_after(),
+            Some(Duration::from_secs(30))
+        );
+    }
+
+    #[test]
+    fn buc_regain_time_becomes_retry_after_and_secrets_are_redacted() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-business-use-case-usage",
+            HeaderValue::from_static(
+                r#"{"1":[{"type":"pages","call_count":100,"estimated_time_to_regain_access":3}]}"#,
+            ),
+        );
+        let e = run(
+            400,
+            json!({"error":{"message":"limit for token EAAG-secret-token","code":80001}}),
+            h,
+        );
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(180)));
+        assert!(!e.to_string().contains("EAAG-secret-token"));
+    }
+
+    #[test]
+    fn pages_follow_next_only() {
+        let p = parse_page(
+            "instagram",
+            &json!({"data":[{"id":"1"}],"paging":{"cursors":{"before":"b","after":"a1"},"next":"https://x/next"}}),
+        )
+        .expect("page");
+        assert_eq!(p.next_after.as_deref(), Some("a1"));
+        let last = parse_page(
+            "instagram",
+            &json!({"data":[],"paging":{"cursors":{"after":"a2"}}}),
+        )
+        .expect("page");
+        assert_eq!(last.next_after, None);
+        assert!(parse_page("instagram", &json!({"oops":1})).is_err());
+    }
+
+    #[test]
+    fn urls_encode_segments() {
+        let core = HttpCore::with_defaults().expect("core");
+        let g = GraphClient::new(
+            "facebook",
+            core,
+            &GraphConfig {
+                base_url: "http://127.0.0.1:9/".into(),
+                ..GraphConfig::default()
+            },
+        )
+        .expect("client");
+        let u = g.url(&["123_456", "comments"]).expect("url");
+        assert_eq!(u.as_str(), "http://127.0.0.1:9/v25.0/123_456/comments");
+        let evil = g.url(&["../me", "x?y"]).expect("url");
+        assert!(evil.path().contains("..%2Fme"), "{evil}");
+        assert!(evil.query().is_none());
+    }
+}

@@ -1,0 +1,408 @@
+//! The HTTP core shared by every connector: one `reqwest` client with timeouts,
+//! bounded retries of idempotent requests with jittered exponential backoff, a
+//! per-channel guard (circuit breaker and rate-budget pause), and the mapping of
+//! transport failures onto [`ConnectorError`].
+//!
+//! Platform-specific error bodies are read by a classifier each platform passes in
+//! (`graph::classify`, `linkedin::classify`).
+
+mod backoff;
+mod guard;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use nexiom_core::{Clock, SecretString, SystemClock};
+use reqwest::Method;
+use reqwest::header::HeaderMap;
+use url::Url;
+
+use crate::error::{ApiError, ConnectorError, redact};
+
+pub use backoff::Backoff;
+pub use guard::{BreakerConfig, ChannelGuard};
+
+/// Settings of the HTTP core, shared by the connectors built with it.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// Whole-request timeout.
+    pub timeout: Duration,
+    /// Connect timeout.
+    pub connect_timeout: Duration,
+    /// Retries of idempotent requests (GETs) after a transient failure. Publish,
+    /// send and reply are never retried here.
+    pub max_retries: u32,
+    /// Backoff between those retries.
+    pub backoff: Backoff,
+    /// Circuit breaker per channel.
+    pub breaker: BreakerConfig,
+    /// `User-Agent` header.
+    pub user_agent: String,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            max_retries: 2,
+            backoff: Backoff::default(),
+            breaker: BreakerConfig::default(),
+            user_agent: concat!("nexiom-connectors/", env!("CARGO_PKG_VERSION")).to_owned(),
+        }
+    }
+}
+
+/// Reads a non-2xx response into an error.
+pub(crate) type Classifier = fn(&ErrorInput<'_>) -> ConnectorError;
+
+/// What a classifier gets to decide from.
+pub(crate) struct ErrorInput<'a> {
+    pub platform: &'a str,
+    pub status: u16,
+    pub headers: &'a HeaderMap,
+    pub body: &'a [u8],
+    pub now: DateTime<Utc>,
+    pub secrets: &'a [&'a str],
+}
+
+/// A request body.
+#[derive(Debug, Clone)]
+pub(crate) enum Body {
+    None,
+    Json(serde_json::Value),
+    Form(Vec<(String, String)>),
+}
+
+/// One request, built by a platform client.
+pub(crate) struct HttpRequest {
+    pub method: Method,
+    pub url: Url,
+    pub bearer: Option<SecretString>,
+    pub query: Vec<(String, String)>,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Body,
+    /// Safe to repeat (GET): retried on transient failures, and a timeout is
+    /// `Transient` rather than `OutcomeUnknown`.
+    pub idempotent: bool,
+    /// Per-channel guard key (breaker, pause), when the call is for a channel.
+    pub channel_key: Option<String>,
+    /// Extra values to redact from error messages (client secrets in forms).
+    pub extra_secrets: Vec<SecretString>,
+}
+
+impl HttpRequest {
+    pub(crate) fn new(method: Method, url: Url) -> Self {
+        HttpRequest {
+            idempotent: method == Method::GET,
+            method,
+            url,
+            bearer: None,
+            query: Vec::new(),
+            headers: Vec::new(),
+            body: Body::None,
+            channel_key: None,
+            extra_secrets: Vec::new(),
+        }
+    }
+}
+
+/// A successful (2xx) response.
+#[derive(Debug)]
+pub(crate) struct HttpResponse {
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    pub(crate) fn json(&self, platform: &str) -> Result<serde_json::Value, ConnectorError> {
+        if self.body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(serde_json::Value::Null);
+        }
+        serde_json::from_slice(&self.body).map_err(|e| {
+            ConnectorError::invalid_response(platform, format!("body is not JSON: {e}"))
+        })
+    }
+
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// The shared client. Cheap to clone (the connection pool is shared).
+#[derive(Clone)]
+pub struct HttpCore {
+    client: reqwest::Client,
+    config: HttpConfig,
+    clock: Arc<dyn Clock>,
+    guard: ChannelGuard,
+}
+
+impl fmt::Debug for HttpCore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpCore")
+            .field("config", &self.config)
+            .field("clock", &self.clock)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HttpCore {
+    /// A core with `config`, reading time from `clock`.
+    pub fn new(config: HttpConfig, clock: Arc<dyn Clock>) -> Result<Self, ConnectorError> {
+        let client = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.connect_timeout)
+            .user_agent(config.user_agent.clone())
+            .build()
+            .map_err(|e| ConnectorError::config(format!("cannot build the HTTP client: {e}")))?;
+        let guard = ChannelGuard::new(config.breaker.clone());
+        Ok(HttpCore {
+            client,
+            config,
+            clock,
+            guard,
+        })
+    }
+
+    /// A core with default settings and the system clock.
+    pub fn with_defaults() -> Result<Self, ConnectorError> {
+        HttpCore::new(HttpConfig::default(), Arc::new(SystemClock))
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// The per-channel guard (breakers and pauses).
+    pub fn guard(&self) -> &ChannelGuard {
+        &self.guard
+    }
+
+    /// Sends `req`; a non-2xx answer goes through `classify`.
+    pub(crate) async fn execute(
+        &self,
+        platform: &str,
+        req: HttpRequest,
+        classify: Classifier,
+    ) -> Result<HttpResponse, ConnectorError> {
+        if let Some(key) = &req.channel_key {
+            self.guard.check(platform, key, self.clock.now())?;
+        }
+        let max_attempts = if req.idempotent {
+            self.config.max_retries.saturating_add(1)
+        } else {
+            1
+        };
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = self.send_once(platform, &req, classify).await;
+            let retry = match &result {
+                Err(e @ ConnectorError::Transient { .. }) if attempt < max_attempts => {
+                    tracing::debug!(platform, attempt, error = %e, "retrying idempotent request");
+                    true
+                }
+                _ => false,
+            };
+            if retry {
+                let delay = self.config.backoff.delay(attempt);
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
+                continue;
+            }
+            if let Some(key) = &req.channel_key {
+                let now = self.clock.now();
+                match &result {
+                    Ok(resp) => self.guard.record_success(key, &resp.headers, now),
+                    Err(e) => self.guard.record_failure(key, e, now),
+                }
+            }
+            return result;
+        }
+    }
+
+    async fn send_once(
+        &self,
+        platform: &str,
+        req: &HttpRequest,
+        classify: Classifier,
+    ) -> Result<HttpResponse, ConnectorError> {
+        let mut builder = self.client.request(req.method.clone(), req.url.clone());
+        if !req.query.is_empty() {
+            builder = builder.query(&req.query);
+        }
+        if let Some(token) = &req.bearer {
+            builder = builder.bearer_auth(token.expose());
+        }
+        for (name, value) in &req.headers {
+            builder = builder.header(*name, value);
+        }
+        builder = match &req.body {
+            Body::None => builder,
+            Body::Json(v) => builder.json(v),
+            Body::Form(f) => builder.form(f),
+        };
+        let secrets: Vec<&str> = req
+            .bearer
+            .iter()
+            .chain(req.extra_secrets.iter())
+            .map(SecretString::expose)
+            .collect();
+        let response = match builder.send().await {
+            Ok(r) => r,
+            Err(e) => return Err(transport_error(platform, e, req.idempotent, &secrets)),
+        };
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = match response.bytes().await {
+            Ok(b) => b.to_vec(),
+            Err(e) => return Err(transport_error(platform, e, req.idempotent, &secrets)),
+        };
+        if (200..300).contains(&status) {
+            return Ok(HttpResponse { headers, body });
+        }
+        let input = ErrorInput {
+            platform,
+            status,
+            headers: &headers,
+            body: &body,
+            now: self.clock.now(),
+            secrets: &secrets,
+        };
+        let err = classify(&input);
+        tracing::warn!(platform, status, error = %err, "platform call failed");
+        Err(err)
+    }
+}
+
+/// Maps a transport failure. The URL is stripped (it may carry parameters), and
+/// a non-idempotent request that may have reached the platform is
+/// `OutcomeUnknown`, never `Transient`.
+fn transport_error(
+    platform: &str,
+    e: reqwest::Error,
+    idempotent: bool,
+    secrets: &[&str],
+) -> ConnectorError {
+    let (is_builder, is_connect) = (e.is_builder(), e.is_connect());
+    let message = redact(&e.without_url().to_string(), secrets);
+    if is_builder {
+        return ConnectorError::config(format!("bad request: {message}"));
+    }
+    // A connect failure means nothing reached the platform: safe to retry.
+    if idempotent || is_connect {
+        ConnectorError::Transient {
+            platform: platform.to_owned(),
+            detail: ApiError::message(message),
+        }
+    } else {
+        ConnectorError::OutcomeUnknown {
+            platform: platform.to_owned(),
+            reason: message,
+        }
+    }
+}
+
+/// Parses `Retry-After`: delay seconds or an HTTP date (RFC 2822 form).
+pub(crate) fn retry_after(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
+    let value = headers.get("retry-after")?.to_str().ok()?.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs.min(7 * 24 * 3600)));
+    }
+    let at = DateTime::parse_from_rfc2822(value).ok()?;
+    let secs = (at.with_timezone(&Utc) - now)
+        .num_seconds()
+        .clamp(0, 7 * 24 * 3600);
+    u64::try_from(secs).ok().map(Duration::from_secs)
+}
+
+/// Meta's `estimated_time_to_regain_access` from the usage headers, when non-zero.
+pub(crate) fn guard_regain(headers: &HeaderMap) -> Option<Duration> {
+    guard::read_usage(headers)
+        .map(|(_, regain)| regain)
+        .filter(|d| !d.is_zero())
+}
+
+/// Generic status mapping when a body says nothing useful.
+pub(crate) fn classify_status(
+    platform: &str,
+    status: u16,
+    retry_after: Option<Duration>,
+    detail: ApiError,
+) -> ConnectorError {
+    let platform = platform.to_owned();
+    match status {
+        429 => ConnectorError::RateLimited {
+            platform,
+            retry_after,
+            detail,
+        },
+        401 => ConnectorError::Unauthorized { platform, detail },
+        403 => ConnectorError::Forbidden { platform, detail },
+        408 | 500..=599 => ConnectorError::Transient { platform, detail },
+        _ => ConnectorError::Permanent { platform, detail },
+    }
+}
+
+/// Truncates a platform message to a sane length for logs and errors.
+pub(crate) fn short(text: &str) -> String {
+    const MAX: usize = 300;
+    if text.chars().count() <= MAX {
+        text.to_owned()
+    } else {
+        let mut s: String = text.chars().take(MAX).collect();
+        s.push('…');
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use reqwest::header::HeaderValue;
+
+    #[test]
+    fn parses_retry_after_forms() {
+        let now = Utc
+            .with_ymd_and_hms(2026, 11, 22, 10, 0, 0)
+            .single()
+            .expect("time");
+        let mut h = HeaderMap::new();
+        h.insert("retry-after", HeaderValue::from_static("120"));
+        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(120)));
+        h.insert(
+            "retry-after",
+            HeaderValue::from_static("Sun, 22 Nov 2026 10:01:30 GMT"),
+        );
+        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(90)));
+        h.insert("retry-after", HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&h, now), None);
+    }
+
+    #[test]
+    fn status_mapping() {
+        let d = ApiError::default;
+        assert!(matches!(
+            classify_status("x", 429, None, d()),
+            ConnectorError::RateLimited { .. }
+        ));
+        assert!(matches!(
+            classify_status("x", 401, None, d()),
+            ConnectorError::Unauthorized { .. }
+        ));
+        assert!(matches!(
+            classify_status("x", 503, None, d()),
+            ConnectorError::Transient { .. }
+        ));
+        assert!(matches!(
+            classify_status("x", 400, None, d()),
+            ConnectorError::Permanent { .. }
+        ));
+    }
+}

@@ -1,0 +1,717 @@
+//! LinkedIn Community Management (platform-apis §4): Posts API with the version
+//! headers, the post URN from `x-restli-id`, comments via `socialActions` with
+//! `start`/`count` paging, the OAuth refresh-token grant, organization social
+//! action webhooks.
+//!
+//! The channel's `account_id` is the **author URN** (`urn:li:organization:…` or
+//! `urn:li:person:…`).
+
+mod webhook;
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use nexiom_core::{Clock, Platform, SecretString, SystemClock};
+use reqwest::Method;
+use serde_json::{Value, json};
+use url::Url;
+
+use crate::capabilities::Capabilities;
+use crate::connector::PlatformConnector;
+use crate::error::{ApiError, ConnectorError, ValidationError, redact};
+use crate::http::{
+    Body, ErrorInput, HttpConfig, HttpCore, HttpRequest, HttpResponse, classify_status,
+    retry_after, short,
+};
+use crate::time;
+use crate::types::{
+    ChallengeResponse, ChannelContext, CommentPage, NormalizedEvent, OutboundMessage,
+    PublishRequest, Published, RemoteComment, SentMessage, TokenGrant, WebhookSetup,
+};
+use crate::webhook::{LinkedInWebhookVerifier, WebhookHeaders};
+
+const NAME: &str = "linkedin";
+
+/// The default REST host.
+pub const DEFAULT_LINKEDIN_BASE_URL: &str = "https://api.linkedin.com";
+/// The default OAuth host.
+pub const DEFAULT_LINKEDIN_OAUTH_URL: &str = "https://www.linkedin.com";
+/// The default `LinkedIn-Version` (YYYYMM; each version lives at least a year).
+pub const DEFAULT_LINKEDIN_VERSION: &str = "202601";
+
+/// Builds a [`LinkedInConnector`].
+#[derive(Clone, Default)]
+pub struct LinkedInBuilder {
+    base_url: Option<String>,
+    oauth_url: Option<String>,
+    version: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<SecretString>,
+    application_id: Option<String>,
+    page_size: Option<u32>,
+    http: HttpConfig,
+    clock: Option<Arc<dyn Clock>>,
+    core: Option<HttpCore>,
+}
+
+impl fmt::Debug for LinkedInBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LinkedInBuilder")
+            .field("base_url", &self.base_url)
+            .field("version", &self.version)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LinkedInBuilder {
+    /// A builder with the defaults.
+    pub fn new() -> Self {
+        LinkedInBuilder::default()
+    }
+
+    /// Configured from `LINKEDIN_API_BASE_URL`, `LINKEDIN_OAUTH_BASE_URL`,
+    /// `LINKEDIN_VERSION`, `LINKEDIN_CLIENT_ID`, `LINKEDIN_CLIENT_SECRET`,
+    /// `LINKEDIN_APPLICATION_ID` (each optional).
+    pub fn from_env() -> Self {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        LinkedInBuilder {
+            base_url: var("LINKEDIN_API_BASE_URL"),
+            oauth_url: var("LINKEDIN_OAUTH_BASE_URL"),
+            version: var("LINKEDIN_VERSION"),
+            client_id: var("LINKEDIN_CLIENT_ID"),
+            client_secret: var("LINKEDIN_CLIENT_SECRET").map(SecretString::new),
+            application_id: var("LINKEDIN_APPLICATION_ID"),
+            ..LinkedInBuilder::default()
+        }
+    }
+
+    /// The REST base URL (a local server in tests).
+    pub fn with_base_url(mut self, url: impl Into<String>) -> Self {
+        self.base_url = Some(url.into());
+        self
+    }
+
+    /// The OAuth base URL (a local server in tests).
+    pub fn with_oauth_url(mut self, url: impl Into<String>) -> Self {
+        self.oauth_url = Some(url.into());
+        self
+    }
+
+    /// The `LinkedIn-Version` header value (`YYYYMM`).
+    pub fn with_version(mut self, version: impl Into<String>) -> Self {
+        self.version = Some(version.into());
+        self
+    }
+
+    /// The app's client id (refresh grant).
+    pub fn with_client_id(mut self, id: impl Into<String>) -> Self {
+        self.client_id = Some(id.into());
+        self
+    }
+
+    /// The app's client secret (refresh grant, webhook signatures).
+    pub fn with_client_secret(mut self, secret: impl Into<SecretString>) -> Self {
+        self.client_secret = Some(secret.into());
+        self
+    }
+
+    /// The developer application id (webhook subscriptions).
+    pub fn with_application_id(mut self, id: impl Into<String>) -> Self {
+        self.application_id = Some(id.into());
+        self
+    }
+
+    /// Comments per page (1 to 100, default 50).
+    pub fn with_page_size(mut self, n: u32) -> Self {
+        self.page_size = Some(n.clamp(1, 100));
+        self
+    }
+
+    /// HTTP settings. Ignored with [`with_http_core`](Self::with_http_core).
+    pub fn with_http_config(mut self, http: HttpConfig) -> Self {
+        self.http = http;
+        self
+    }
+
+    /// The clock. Ignored with [`with_http_core`](Self::with_http_core).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Shares an HTTP core with other connectors.
+    pub fn with_http_core(mut self, core: HttpCore) -> Self {
+        self.core = Some(core);
+        self
+    }
+
+    /// Builds the connector.
+    pub fn build(self) -> Result<LinkedInConnector, ConnectorError> {
+        let parse = |s: Option<String>, default: &str, what: &str| {
+            let raw = s.unwrap_or_else(|| default.to_owned());
+            Url::parse(raw.trim_end_matches('/'))
+                .map_err(|e| {
+                    ConnectorError::config(format!("invalid LinkedIn {what} {raw:?}: {e}"))
+                })
+                .map(|u| u.as_str().trim_end_matches('/').to_owned())
+        };
+        let base = parse(self.base_url, DEFAULT_LINKEDIN_BASE_URL, "base URL")?;
+        let oauth = parse(self.oauth_url, DEFAULT_LINKEDIN_OAUTH_URL, "OAuth URL")?;
+        let version = self
+            .version
+            .unwrap_or_else(|| DEFAULT_LINKEDIN_VERSION.to_owned());
+        if version.len() != 6 || !version.chars().all(|c| c.is_ascii_digit()) {
+            return Err(ConnectorError::config(format!(
+                "invalid LinkedIn-Version {version:?} (expected YYYYMM)"
+            )));
+        }
+        let core = match self.core {
+            Some(c) => c,
+            None => HttpCore::new(
+                self.http,
+                self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+            )?,
+        };
+        let client_secret = self.client_secret.filter(|s| !s.is_empty());
+        Ok(LinkedInConnector {
+            verifier: LinkedInWebhookVerifier::new(client_secret.clone()),
+            core,
+            base,
+            oauth,
+            version,
+            client_id: self.client_id,
+            client_secret,
+            application_id: self.application_id,
+            page_size: self.page_size.unwrap_or(50),
+            capabilities: LinkedInConnector::default_capabilities(),
+        })
+    }
+}
+
+/// The LinkedIn connector.
+#[derive(Clone)]
+pub struct LinkedInConnector {
+    core: HttpCore,
+    base: String,
+    oauth: String,
+    version: String,
+    client_id: Option<String>,
+    client_secret: Option<SecretString>,
+    application_id: Option<String>,
+    page_size: u32,
+    capabilities: Capabilities,
+    verifier: LinkedInWebhookVerifier,
+}
+
+impl fmt::Debug for LinkedInConnector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LinkedInConnector")
+            .field("base", &self.base)
+            .field("version", &self.version)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret)
+            .field("page_size", &self.page_size)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Percent-encodes a URN for a path or a Rest.li key (`:` → `%3A`, `(` → `%28`…).
+pub(crate) fn encode_urn(urn: &str) -> String {
+    url::form_urlencoded::byte_serialize(urn.as_bytes()).collect()
+}
+
+/// Escapes LinkedIn's "little" text format reserved characters, so the
+/// commentary is shown as written instead of cut or misparsed.
+pub fn escape_little_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(
+            c,
+            '\\' | '|'
+                | '{'
+                | '}'
+                | '@'
+                | '['
+                | ']'
+                | '('
+                | ')'
+                | '<'
+                | '>'
+                | '#'
+                | '*'
+                | '_'
+                | '~'
+        ) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The post (activity) a comment URN `urn:li:comment:(urn:li:activity:X,Y)` is on.
+pub(crate) fn comment_object(comment_urn: &str) -> Option<&str> {
+    let inner = comment_urn
+        .strip_prefix("urn:li:comment:(")?
+        .strip_suffix(')')?;
+    let (object, _) = inner.rsplit_once(',')?;
+    (!object.is_empty()).then_some(object)
+}
+
+/// Maps a LinkedIn error: `{"status", "serviceErrorCode", "message", "code"}`.
+pub(crate) fn classify(input: &ErrorInput<'_>) -> ConnectorError {
+    let parsed: Option<Value> = serde_json::from_slice(input.body).ok();
+    let message = parsed
+        .as_ref()
+        .and_then(|v| v.get("message"))
+        .and_then(Value::as_str)
+        .map_or_else(
+            || String::from_utf8_lossy(input.body).into_owned(),
+            str::to_owned,
+        );
+    let code = parsed
+        .as_ref()
+        .and_then(|v| v.get("serviceErrorCode"))
+        .and_then(time::as_i64)
+        .and_then(|c| i32::try_from(c).ok());
+    let detail = ApiError {
+        status: Some(input.status),
+        code,
+        subcode: None,
+        trace_id: input
+            .headers
+            .get("x-li-uuid")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        message: short(&redact(&message, input.secrets)),
+    };
+    if input.status == 426 {
+        // "Version Header is Deprecated": configuration, not retryable.
+        return ConnectorError::Permanent {
+            platform: NAME.into(),
+            detail,
+        };
+    }
+    classify_status(
+        input.platform,
+        input.status,
+        retry_after(input.headers, input.now),
+        detail,
+    )
+}
+
+impl LinkedInConnector {
+    /// A builder.
+    pub fn builder() -> LinkedInBuilder {
+        LinkedInBuilder::new()
+    }
+
+    /// What the Posts API takes here: text up to 3000 characters and an optional
+    /// article link. Image / video upload (`/rest/images?action=initializeUpload`)
+    /// is not implemented, so no media kind is accepted.
+    pub fn default_capabilities() -> Capabilities {
+        Capabilities {
+            dm: false,
+            comments: true,
+            schedule_native: false,
+            media_kinds: Vec::new(),
+            max_image_mb: None,
+            max_video_mb: None,
+            max_video_seconds: None,
+            max_text_length: 3000,
+            max_caption_length: None,
+            max_media_items: 0,
+            requires_media: false,
+        }
+    }
+
+    fn rest_url(&self, path: &str) -> Result<Url, ConnectorError> {
+        Url::parse(&format!("{}/rest/{path}", self.base))
+            .map_err(|e| ConnectorError::config(format!("cannot build a LinkedIn URL: {e}")))
+    }
+
+    fn request(&self, ctx: &ChannelContext, method: Method, url: Url) -> HttpRequest {
+        let mut req = HttpRequest::new(method, url);
+        req.bearer = Some(ctx.access_token.clone());
+        req.channel_key = Some(ctx.key());
+        req.headers = vec![
+            ("LinkedIn-Version", self.version.clone()),
+            ("X-Restli-Protocol-Version", "2.0.0".to_owned()),
+        ];
+        req
+    }
+
+    async fn send(&self, req: HttpRequest) -> Result<HttpResponse, ConnectorError> {
+        self.core.execute(NAME, req, classify).await
+    }
+
+    fn restli_id(resp: &HttpResponse) -> Option<String> {
+        resp.header("x-restli-id")
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    }
+}
+
+fn comment_from(v: &Value) -> Result<RemoteComment, ConnectorError> {
+    let id = ["commentUrn", "$URN", "id"]
+        .iter()
+        .find_map(|k| match v.get(*k) {
+            Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        })
+        .ok_or_else(|| {
+            ConnectorError::invalid_response(NAME, "comment without commentUrn or id")
+        })?;
+    let created_at = v
+        .pointer("/created/time")
+        .and_then(time::millis_value)
+        .ok_or_else(|| {
+            ConnectorError::invalid_response(NAME, format!("comment {id} has no created.time"))
+        })?;
+    Ok(RemoteComment {
+        parent_id: v
+            .get("parentComment")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        author_id: v
+            .get("actor")
+            .or_else(|| v.pointer("/created/actor"))
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        author_name: None,
+        text: v
+            .pointer("/message/text")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned(),
+        created_at,
+        hidden: false,
+        id,
+    })
+}
+
+#[async_trait]
+impl PlatformConnector for LinkedInConnector {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn platform(&self) -> Platform {
+        Platform::LinkedIn
+    }
+
+    fn capabilities(&self) -> &Capabilities {
+        &self.capabilities
+    }
+
+    /// The refresh-token grant (`POST /oauth/v2/accessToken`, form encoded).
+    /// Refresh tokens are issued only to approved partners: without one, or when
+    /// LinkedIn refuses it, the channel needs re-authorization
+    /// ([`ConnectorError::NeedsReauth`]). A response without a new refresh token
+    /// leaves the stored one in place ([`TokenGrant::apply_to`]).
+    async fn refresh_token(&self, ctx: &ChannelContext) -> Result<TokenGrant, ConnectorError> {
+        let Some(refresh) = ctx.refresh_token.as_ref().filter(|t| !t.is_empty()) else {
+            return Err(ConnectorError::NeedsReauth {
+                platform: NAME.into(),
+                reason: "no refresh token (LinkedIn issues them to approved partners only)".into(),
+            });
+        };
+        let (Some(client_id), Some(secret)) = (&self.client_id, &self.client_secret) else {
+            return Err(ConnectorError::config(
+                "the LinkedIn refresh grant needs the client id and client secret",
+            ));
+        };
+        let url = Url::parse(&format!("{}/oauth/v2/accessToken", self.oauth))
+            .map_err(|e| ConnectorError::config(format!("cannot build the OAuth URL: {e}")))?;
+        let mut req = HttpRequest::new(Method::POST, url);
+        req.idempotent = false;
+        req.body = Body::Form(vec![
+            ("grant_type".into(), "refresh_token".into()),
+            ("refresh_token".into(), refresh.expose().to_owned()),
+            ("client_id".into(), client_id.clone()),
+            ("client_secret".into(), secret.expose().to_owned()),
+        ]);
+        req.extra_secrets = vec![refresh.clone(), secret.clone(), ctx.access_token.clone()];
+        let resp = match self.send(req).await {
+            Ok(r) => r,
+            Err(
+                e @ (ConnectorError::Unauthorized { .. }
+                | ConnectorError::Forbidden { .. }
+                | ConnectorError::Permanent { .. }),
+            ) => {
+                return Err(ConnectorError::NeedsReauth {
+                    platform: NAME.into(),
+                    reason: e.to_string(),
+                });
+            }
+            Err(e) => return Err(e),
+        };
+        let v = resp.json(NAME)?;
+        let access = v
+            .get("access_token")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| {
+                ConnectorError::invalid_response(NAME, "no access_token in the grant")
+            })?;
+        let now = self.core.clock().now();
+        let at = |k: &str| {
+            v.get(k)
+                .and_then(time::as_i64)
+                .and_then(|s| time::after_secs(now, s))
+        };
+        Ok(TokenGrant {
+            access_token: SecretString::new(access),
+            refresh_token: v
+                .get("refresh_token")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(SecretString::new),
+            expires_at: at("expires_in"),
+            refresh_token_expires_at: at("refresh_token_expires_in"),
+        })
+    }
+
+    /// `POST /rest/posts`; the post URN comes from `x-restli-id`. A 201 without the
+    /// header is [`ConnectorError::OutcomeUnknown`] (created, id unknown: do not
+    /// post again).
+    async fn publish(
+        &self,
+        ctx: &ChannelContext,
+        request: &PublishRequest,
+    ) -> Result<Published, ConnectorError> {
+        let content = &request.content;
+        self.capabilities
+            .validate(NAME, content, request.schedule_at)?;
+        let mut body = json!({
+            "author": ctx.account_id,
+            "commentary": escape_little_text(&content.text),
+            "visibility": "PUBLIC",
+            "distribution": {"feedDistribution": "MAIN_FEED", "targetEntities": [], "thirdPartyDistributionChannels": []},
+            "lifecycleState": "PUBLISHED",
+            "isReshareDisabledByAuthor": false,
+        });
+        if let Some(link) = &content.link {
+            body["content"] = json!({"article": {"source": link, "title": link}});
+        }
+        let mut req = self.request(ctx, Method::POST, self.rest_url("posts")?);
+        req.body = Body::Json(body);
+        let resp = self.send(req).await?;
+        let urn = Self::restli_id(&resp).ok_or_else(|| ConnectorError::OutcomeUnknown {
+            platform: NAME.into(),
+            reason: "the post was created but LinkedIn sent no x-restli-id".into(),
+        })?;
+        Ok(Published {
+            url: Some(format!("https://www.linkedin.com/feed/update/{urn}")),
+            ids: vec![urn.clone()],
+            platform_post_id: urn,
+            failed_recipients: Vec::new(),
+            scheduled: false,
+        })
+    }
+
+    /// `GET /rest/socialActions/{urn}/comments?start=&count=`; the cursor is the
+    /// next `start` offset.
+    async fn list_new_comments(
+        &self,
+        ctx: &ChannelContext,
+        post_id: &str,
+        cursor: Option<&str>,
+    ) -> Result<CommentPage, ConnectorError> {
+        if post_id.is_empty() {
+            return Err(ValidationError::InvalidField {
+                field: "post_id",
+                reason: "must not be empty".into(),
+            }
+            .into());
+        }
+        let start: u64 = match cursor {
+            None => 0,
+            Some(c) => c.parse().map_err(|_| ValidationError::InvalidField {
+                field: "cursor",
+                reason: format!("{c:?} is not a LinkedIn start offset"),
+            })?,
+        };
+        let url = self.rest_url(&format!("socialActions/{}/comments", encode_urn(post_id)))?;
+        let mut req = self.request(ctx, Method::GET, url);
+        req.query = vec![
+            ("start".into(), start.to_string()),
+            ("count".into(), self.page_size.to_string()),
+        ];
+        let v = self.send(req).await?.json(NAME)?;
+        let elements = v
+            .get("elements")
+            .and_then(Value::as_array)
+            .ok_or_else(|| ConnectorError::invalid_response(NAME, "no elements array"))?;
+        let comments = elements
+            .iter()
+            .map(comment_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        let got = comments.len() as u64;
+        let next = start.saturating_add(got);
+        let more = match v.pointer("/paging/total").and_then(Value::as_u64) {
+            Some(total) => got > 0 && next < total,
+            None => got >= u64::from(self.page_size),
+        };
+        Ok(CommentPage {
+            comments,
+            next_cursor: more.then(|| next.to_string()),
+        })
+    }
+
+    /// `POST /rest/socialActions/{comment urn}/comments` with `parentComment`.
+    async fn reply_comment(
+        &self,
+        ctx: &ChannelContext,
+        comment_id: &str,
+        text: &str,
+    ) -> Result<String, ConnectorError> {
+        if text.trim().is_empty() {
+            return Err(ValidationError::EmptyContent.into());
+        }
+        let object = comment_object(comment_id).ok_or_else(|| ValidationError::InvalidField {
+            field: "comment_id",
+            reason: format!("{comment_id:?} is not a comment URN urn:li:comment:(<post>,<id>)"),
+        })?;
+        let url = self.rest_url(&format!(
+            "socialActions/{}/comments",
+            encode_urn(comment_id)
+        ))?;
+        let mut req = self.request(ctx, Method::POST, url);
+        req.body = Body::Json(json!({
+            "actor": ctx.account_id,
+            "object": object,
+            "message": {"text": text},
+            "parentComment": comment_id,
+        }));
+        let resp = self.send(req).await?;
+        if let Some(id) = Self::restli_id(&resp) {
+            return Ok(id);
+        }
+        let v = resp.json(NAME)?;
+        ["commentUrn", "id"]
+            .iter()
+            .find_map(|k| match v.get(*k) {
+                Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+                Some(Value::Number(n)) => Some(n.to_string()),
+                _ => None,
+            })
+            .ok_or_else(|| ConnectorError::OutcomeUnknown {
+                platform: NAME.into(),
+                reason: "the reply was created but no id came back".into(),
+            })
+    }
+
+    async fn send_message(
+        &self,
+        _ctx: &ChannelContext,
+        _message: &OutboundMessage,
+    ) -> Result<SentMessage, ConnectorError> {
+        Err(ConnectorError::unsupported(NAME, "direct messages"))
+    }
+
+    /// `PUT /rest/eventSubscriptions/(developerApplication:…,user:…,entity:…,eventType:ORGANIZATION_SOCIAL_ACTION_NOTIFICATIONS)`.
+    /// Needs the application id (builder) and the subscriber person URN (setup).
+    async fn setup_webhook(
+        &self,
+        ctx: &ChannelContext,
+        setup: &WebhookSetup,
+    ) -> Result<(), ConnectorError> {
+        let app = self
+            .application_id
+            .as_deref()
+            .ok_or_else(|| ConnectorError::config("LinkedIn webhooks need the application id"))?;
+        let user = setup
+            .subscriber
+            .as_deref()
+            .ok_or(ValidationError::InvalidField {
+                field: "subscriber",
+                reason: "the person URN of the subscribing admin is required".into(),
+            })?;
+        let key = format!(
+            "(developerApplication:{},user:{},entity:{},eventType:ORGANIZATION_SOCIAL_ACTION_NOTIFICATIONS)",
+            encode_urn(&format!("urn:li:developerApplication:{app}")),
+            encode_urn(user),
+            encode_urn(&ctx.account_id),
+        );
+        let mut req = self.request(
+            ctx,
+            Method::PUT,
+            self.rest_url(&format!("eventSubscriptions/{key}"))?,
+        );
+        req.idempotent = true;
+        req.body = Body::Json(json!({"webhook": setup.callback_url}));
+        self.send(req).await?;
+        Ok(())
+    }
+
+    fn answer_challenge(
+        &self,
+        query: &[(String, String)],
+    ) -> Result<ChallengeResponse, ConnectorError> {
+        Ok(self.verifier.answer_challenge(query)?)
+    }
+
+    fn verify_webhook(&self, headers: &WebhookHeaders, body: &[u8]) -> Result<(), ConnectorError> {
+        Ok(self.verifier.verify(headers, body)?)
+    }
+
+    fn handle_webhook(&self, body: &[u8]) -> Result<Vec<NormalizedEvent>, ConnectorError> {
+        webhook::normalize(body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urns_and_little_text() {
+        assert_eq!(encode_urn("urn:li:share:7001"), "urn%3Ali%3Ashare%3A7001");
+        assert_eq!(
+            encode_urn("urn:li:comment:(urn:li:activity:1,2)"),
+            "urn%3Ali%3Acomment%3A%28urn%3Ali%3Aactivity%3A1%2C2%29"
+        );
+        assert_eq!(
+            comment_object("urn:li:comment:(urn:li:activity:7001,6001)"),
+            Some("urn:li:activity:7001")
+        );
+        assert_eq!(comment_object("urn:li:share:1"), None);
+        assert_eq!(
+            escape_little_text("Sale (50%) #deal @you"),
+            "Sale \\(50%\\) \\#deal \\@you"
+        );
+    }
+
+    #[test]
+    fn comment_elements() {
+        let c = comment_from(&json!({
+            "actor":"urn:li:person:abc","commentUrn":"urn:li:comment:(urn:li:activity:1,2)","id":"2",
+            "created":{"actor":"urn:li:person:abc","time":1700000000000_i64},"message":{"text":"Great"},
+            "object":"urn:li:activity:1"}))
+        .expect("comment");
+        assert_eq!(c.id, "urn:li:comment:(urn:li:activity:1,2)");
+        assert_eq!(c.text, "Great");
+        assert_eq!(c.created_at.timestamp(), 1_700_000_000);
+        assert!(comment_from(&json!({"id":"x"})).is_err());
+    }
+
+    #[test]
+    fn builder_checks_version_and_debug_is_redacted() {
+        assert!(
+            LinkedInConnector::builder()
+                .with_version("2026-01")
+                .build()
+                .is_err()
+        );
+        let c = LinkedInConnector::builder()
+            .with_client_secret("li-very-secret")
+            .build()
+            .expect("build");
+        assert!(!format!("{c:?}").contains("li-very-secret"));
+    }
+}

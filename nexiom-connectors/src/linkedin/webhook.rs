@@ -1,0 +1,108 @@
+//! LinkedIn organization social action notifications (platform-apis §4.4).
+//!
+//! The envelope is not pinned down by the docs, so all three seen shapes are
+//! accepted: a bare notification object, an array of them, and
+//! `{"type": …, "notifications": [...]}`. Comment text is read from
+//! `comment.text` or `comment.message.text`.
+//!
+//! `COMMENT` / `ADMIN_COMMENT` become comments keyed by the comment URN (the same
+//! id polling returns, so webhook and polling deduplicate together); other actions
+//! become [`EventKind::Other`] keyed by `notificationId`.
+
+use nexiom_core::{EventKind, Platform};
+use serde_json::Value;
+
+use crate::error::{ConnectorError, WebhookError};
+use crate::graph::webhook::{MAX_BODY_BYTES, required_time, s};
+use crate::time;
+use crate::types::NormalizedEvent;
+
+pub(crate) fn normalize(body: &[u8]) -> Result<Vec<NormalizedEvent>, ConnectorError> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(WebhookError::payload("body too large").into());
+    }
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| WebhookError::payload(format!("not JSON: {e}")))?;
+    let list: Vec<Value> = match v {
+        Value::Array(a) => a,
+        Value::Object(ref o) if o.contains_key("notifications") => match o.get("notifications") {
+            Some(Value::Array(a)) => a.clone(),
+            _ => return Err(WebhookError::payload("notifications is not an array").into()),
+        },
+        Value::Object(_) => vec![v],
+        _ => return Err(WebhookError::payload("expected a notification object or array").into()),
+    };
+    let mut out = Vec::new();
+    for n in list {
+        if !n.is_object() {
+            return Err(WebhookError::payload("a notification is not an object").into());
+        }
+        let notification_id = s(&n, "/notificationId")
+            .ok_or_else(|| WebhookError::payload("notification without notificationId"))?;
+        let action = n.get("action").and_then(Value::as_str).unwrap_or("");
+        let comment = n.pointer("/decoratedGeneratedActivity/comment");
+        let comment_urn = comment
+            .and_then(|c| s(c, "/entity"))
+            .or_else(|| s(&n, "/generatedActivity"));
+        let is_comment = matches!(action, "COMMENT" | "ADMIN_COMMENT");
+        let (event_id, kind) = match (is_comment, &comment_urn) {
+            (true, Some(urn)) => (urn.clone(), EventKind::Comment),
+            _ => (notification_id, EventKind::Other),
+        };
+        let occurred = n.get("lastModifiedAt").and_then(time::millis_value);
+        out.push(NormalizedEvent {
+            platform: Platform::LinkedIn,
+            account_id: s(&n, "/organizationalEntity"),
+            event_id,
+            kind,
+            sender_id: comment.and_then(|c| s(c, "/owner")),
+            sender_name: None,
+            text: comment.and_then(|c| s(c, "/text").or_else(|| s(c, "/message/text"))),
+            has_media: false,
+            delivery_status: None,
+            message_id: None,
+            thread_id: None,
+            post_id: s(&n, "/decoratedSourcePost/entity")
+                .or_else(|| comment.and_then(|c| s(c, "/object")))
+                .or_else(|| s(&n, "/sourcePost")),
+            parent_id: comment.and_then(|c| s(c, "/parentComment")),
+            occurred_at: required_time(occurred, "notification")?,
+            payload: n,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_every_envelope() {
+        let one = r#"{"notificationId":1001,"action":"COMMENT","organizationalEntity":"urn:li:organization:2414183",
+            "sourcePost":"urn:li:activity:7001","decoratedSourcePost":{"entity":"urn:li:share:7001"},
+            "generatedActivity":"urn:li:comment:(urn:li:activity:7001,6001)",
+            "decoratedGeneratedActivity":{"comment":{"owner":"urn:li:person:abc","text":"Nice post",
+              "entity":"urn:li:comment:(urn:li:activity:7001,6001)","object":"urn:li:activity:7001"}},
+            "lastModifiedAt":1700000000000}"#;
+        let ev = normalize(one.as_bytes()).expect("bare");
+        assert_eq!(ev.len(), 1);
+        assert_eq!(ev[0].kind, EventKind::Comment);
+        assert_eq!(ev[0].event_id, "urn:li:comment:(urn:li:activity:7001,6001)");
+        assert_eq!(ev[0].post_id.as_deref(), Some("urn:li:share:7001"));
+        assert_eq!(ev[0].text.as_deref(), Some("Nice post"));
+        let wrapped = format!(
+            r#"{{"type":"ORGANIZATION_SOCIAL_ACTION_NOTIFICATIONS","notifications":[{one}]}}"#
+        );
+        assert_eq!(normalize(wrapped.as_bytes()).expect("wrapped"), ev);
+        assert_eq!(normalize(format!("[{one}]").as_bytes()).expect("array"), ev);
+        let like = br#"{"notificationId":"77","action":"LIKE","lastModifiedAt":1700000000000}"#;
+        let ev = normalize(like).expect("like");
+        assert_eq!(ev[0].kind, EventKind::Other);
+        assert_eq!(ev[0].event_id, "77");
+        assert!(normalize(br#"{"action":"LIKE"}"#).is_err());
+        assert!(normalize(br#"{"notificationId":1}"#).is_err());
+        assert!(normalize(b"42").is_err());
+        assert!(normalize(br#"[1]"#).is_err());
+    }
+}
