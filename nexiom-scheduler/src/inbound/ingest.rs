@@ -29,6 +29,7 @@ impl InboundPipeline {
     /// A body whose signature does not verify, or that is not a payload of the
     /// platform, is refused with `InboundError::Webhook` and nothing from it is
     /// stored.
+    #[tracing::instrument(name = "ingest_webhook", skip_all, fields(connector = connector.name(), bytes = body.len()))]
     pub async fn ingest_webhook(
         &self,
         connector: &dyn PlatformConnector,
