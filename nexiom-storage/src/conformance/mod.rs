@@ -60,6 +60,7 @@ macro_rules! conformance_suite {
             settings,
             worker_flags_and_execution_logs,
             tenant_isolation,
+            extreme_time_bounds_are_accepted,
         );
     };
     (@tests $factory:path; $($name:ident,)+) => {$(

@@ -9,7 +9,7 @@ use nexiom_core::{
 
 use super::error::{Ref, WriteFailure, db, require_refs, write_error};
 use super::rows::{CheckpointRow, CommentReplyRow, CommentRow, all};
-use super::{PgStore, limit};
+use super::{PgStore, bound, limit};
 use crate::error::{Result, StorageError};
 use crate::traits::CommentStore;
 
@@ -149,7 +149,7 @@ impl CommentStore for PgStore {
              LIMIT $3",
         )
         .bind(tenant.as_uuid())
-        .bind(since)
+        .bind(bound(since))
         .bind(limit(max))
         .fetch_all(&self.pool)
         .await
@@ -219,7 +219,7 @@ impl CommentStore for PgStore {
         )
         .bind(tenant.as_uuid())
         .bind(triage.as_str())
-        .bind(since)
+        .bind(bound(since))
         .bind(limit(max))
         .fetch_all(&self.pool)
         .await

@@ -10,7 +10,7 @@ use nexiom_core::{
 
 use super::error::{Ref, WriteFailure, db, require_refs, write_error};
 use super::rows::{ConversationRow, MessageRow, all};
-use super::{INSERT_ATTEMPTS, PgStore, limit};
+use super::{INSERT_ATTEMPTS, PgStore, bound, limit};
 use crate::error::{Result, StorageError};
 use crate::traits::ConversationStore;
 
@@ -301,7 +301,7 @@ impl ConversationStore for PgStore {
         )
         .bind(tenant.as_uuid())
         .bind(direction.as_str())
-        .bind(since)
+        .bind(bound(since))
         .bind(limit(max))
         .fetch_all(&self.pool)
         .await
@@ -388,7 +388,7 @@ impl ConversationStore for PgStore {
         )
         .bind(tenant.as_uuid())
         .bind(triage.as_str())
-        .bind(since)
+        .bind(bound(since))
         .bind(limit(max))
         .fetch_all(&self.pool)
         .await

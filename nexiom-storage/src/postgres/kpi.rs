@@ -4,9 +4,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use nexiom_core::{Kpi2h, KpiWindow, TenantId};
 
-use super::PgStore;
 use super::error::{WriteFailure, db, require_refs, write_error};
 use super::rows::KpiRow;
+use super::{PgStore, bound};
 use crate::error::Result;
 use crate::traits::KpiStore;
 
@@ -241,8 +241,8 @@ impl KpiStore for PgStore {
              ORDER BY window_start DESC",
         )
         .bind(tenant.as_uuid())
-        .bind(from)
-        .bind(to)
+        .bind(bound(from))
+        .bind(bound(to))
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;

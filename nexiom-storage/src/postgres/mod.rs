@@ -122,6 +122,21 @@ impl PgStore {
 const INSERT_ATTEMPTS: usize = 3;
 
 /// A `u32` limit as the `BIGINT` Postgres' `LIMIT` takes.
+/// A time bound of a range query, clamped to what `timestamptz` can hold
+/// (4713 BC to 294276 AD). Every stored instant is inside that range, so clamping
+/// a bound never changes which rows match, and `DateTime::<Utc>::MIN_UTC` as a
+/// "since the beginning" bound works as it does in memory.
+fn bound(t: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+    use chrono::{TimeZone, Utc};
+    let min = Utc.with_ymd_and_hms(-4712, 1, 1, 0, 0, 0).single();
+    let max = Utc.with_ymd_and_hms(294_275, 12, 31, 0, 0, 0).single();
+    match (min, max) {
+        (Some(min), _) if t < min => min,
+        (_, Some(max)) if t > max => max,
+        _ => t,
+    }
+}
+
 fn limit(limit: u32) -> i64 {
     i64::from(limit)
 }

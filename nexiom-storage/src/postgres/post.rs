@@ -10,7 +10,7 @@ use sqlx::types::Json;
 
 use super::error::{Ref, WriteFailure, db, require_refs, write_error};
 use super::rows::{PostGuardRow, PostRow, PostRunRow, all};
-use super::{PgStore, limit, opt_limit};
+use super::{PgStore, bound, limit, opt_limit};
 use crate::checks;
 use crate::error::{Result, StorageError};
 use crate::traits::PostStore;
@@ -152,8 +152,8 @@ impl PostStore for PgStore {
         .bind(filter.channel_id.map(|c| c.as_uuid()))
         .bind(filter.mission_id.map(|m| m.as_uuid()))
         .bind(filter.series_id.map(|s| s.as_uuid()))
-        .bind(filter.from)
-        .bind(filter.to)
+        .bind(filter.from.map(bound))
+        .bind(filter.to.map(bound))
         .bind(opt_limit(filter.limit))
         .fetch_all(&self.pool)
         .await
@@ -180,8 +180,8 @@ impl PostStore for PgStore {
         )
         .bind(tenant.as_uuid())
         .bind(channel.as_uuid())
-        .bind(from)
-        .bind(to)
+        .bind(bound(from))
+        .bind(bound(to))
         .bind(statuses)
         .fetch_one(&self.pool)
         .await
@@ -318,7 +318,7 @@ impl PostStore for PgStore {
                  FOR UPDATE SKIP LOCKED) \
              RETURNING *",
         )
-        .bind(now)
+        .bind(bound(now))
         .bind(lease_owner)
         .bind(expires)
         .bind(limit(max))
@@ -337,7 +337,7 @@ impl PostStore for PgStore {
                  status = 'queued', lease_owner = NULL, lease_expires_at = NULL, updated_at = $1 \
              WHERE status = 'publishing' AND lease_expires_at < $1",
         )
-        .bind(now)
+        .bind(bound(now))
         .execute(&self.pool)
         .await
         .map_err(db)?;
@@ -359,7 +359,7 @@ impl PostStore for PgStore {
              ORDER BY next_check_at, id \
              LIMIT $2",
         )
-        .bind(now)
+        .bind(bound(now))
         .bind(limit(max))
         .fetch_all(&self.pool)
         .await

@@ -8,7 +8,7 @@ use nexiom_core::{
 
 use super::error::db;
 use super::rows::{ExecutionRow, WorkerFlagRow, all};
-use super::{PgStore, limit};
+use super::{PgStore, bound, limit};
 use crate::error::{Result, StorageError};
 use crate::traits::WorkerStore;
 
@@ -135,7 +135,7 @@ impl WorkerStore for PgStore {
 
     async fn delete_executions_before(&self, cutoff: DateTime<Utc>) -> Result<u64> {
         let done = sqlx::query("DELETE FROM task_executions WHERE started_at < $1")
-            .bind(cutoff)
+            .bind(bound(cutoff))
             .execute(&self.pool)
             .await
             .map_err(db)?;
