@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use common::{Env, batch};
-use nexiom_connectors::{ConnectorRegistry, MockConnector, MockOp, RemoteComment};
+use nexiom_connectors::{Capabilities, ConnectorRegistry, MockConnector, MockOp, RemoteComment};
 use nexiom_core::*;
 use nexiom_scheduler::inbound::InboundPipeline;
 use nexiom_scheduler::*;
@@ -25,6 +25,7 @@ on_both_backends!(
     a_rate_limited_channel_is_skipped_until_retry_after,
     a_comment_seen_by_webhook_and_polling_is_handled_once,
     hiding_a_comment_goes_through_the_platform_and_is_recorded,
+    posts_on_a_platform_without_comments_are_not_polled,
     polling_and_kpi_workers_run_with_flags_logs_and_pipeline_counts,
 );
 
@@ -540,4 +541,30 @@ async fn polling_and_kpi_workers_run_with_flags_logs_and_pipeline_counts(store: 
         kpi.aggregate().await.unwrap().rows_upserted
     );
     assert!(counts.metrics_collected > 0);
+}
+
+async fn posts_on_a_platform_without_comments_are_not_polled(store: Arc<dyn Store>) {
+    let env = Env::new(store).await;
+    let mock = mock(&env).with_capabilities(Capabilities {
+        comments: false,
+        ..Capabilities::default()
+    });
+    let poller = poller(&env, &mock);
+    let post = published(&env, env.channel, "fb-post-1", env.clock.now()).await;
+    mock.seed_comments("fb-post-1", six_comments(&mock, "c"));
+
+    let report = poller.poll_due(50, None).await.unwrap();
+    assert_eq!((report.posts_polled, report.posts_unsupported), (0, 1));
+    assert!(mock.calls_of(MockOp::ListComments).is_empty());
+    assert!(comments(&env, post.id).await.is_empty());
+    assert_eq!(
+        env.post(post.id).await.next_check_at,
+        None,
+        "stopped for good"
+    );
+    env.advance(Duration::minutes(5));
+    assert_eq!(
+        poller.poll_due(50, None).await.unwrap().posts_unsupported,
+        0
+    );
 }
