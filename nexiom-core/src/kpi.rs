@@ -1,32 +1,6 @@
 //! The 2-hour KPI rules as a pure computation: [`KpiWindow`], the facts a
-//! computation reads ([`KpiFacts`]) and [`compute_kpis`].
-//!
-//! Every backend must produce exactly what [`compute_kpis`] produces: the memory
-//! store calls it; the Postgres store runs the same rules in SQL and is checked
-//! against hand-computed expectations by the conformance suite. The rules, per
-//! window `[start, end)`:
-//!
-//! - `messages_count`: inbound messages with `start <= created_at < end`.
-//! - `comments_count`: comments created in the window; `posts_active`: distinct
-//!   posts among them.
-//! - `frt_p50_seconds`: in each conversation, messages are ordered by
-//!   `(created_at, id)`. An inbound message *opens a wait* when the message just
-//!   before it is outbound or there is none (it is the first inbound after the
-//!   previous outbound). The wait lasts until the next outbound message of the
-//!   conversation; waits with no outbound yet are left out. Each wait belongs to
-//!   the window of its opening message, whenever it was answered. The value is
-//!   the median as `percentile_cont(0.5)` computes it (the mean of the two middle
-//!   waits when their number is even), in seconds, rounded to the nearest whole
-//!   second with halves rounded up (`floor(x + 0.5)`); `None` without waits.
-//! - `auto_reply_rate`, `escalate_count`, `ignored_count`: over the decisions
-//!   whose item (message or comment) was created in the window, whenever the
-//!   decision was taken. The rate is AUTO_REPLY decisions ÷ all of them, rounded
-//!   to 3 decimals with halves rounded up; `None` without decisions.
-//!
-//! The arithmetic is written so that SQL (`float8`, `bigint`) reproduces it bit
-//! for bit: waits are whole microseconds divided by 10⁶ in double precision, the
-//! median interpolates as `lo + 0.5 × (hi − lo)`, and the rate is
-//! `((2000 × auto + total) div (2 × total)) / 1000`.
+//! computation reads ([`KpiFacts`]) and [`compute_kpis`], whose documentation
+//! states the rules.
 
 use std::collections::HashMap;
 
@@ -142,7 +116,34 @@ struct Acc {
 }
 
 /// The KPI rows of `tenant` for `windows` (in the same order), computed from
-/// `facts` by the rules of the [module docs](self), each stamped `computed_at`.
+/// `facts` by the rules below, each stamped `computed_at`.
+///
+/// Every backend must produce exactly what [`compute_kpis`] produces: the memory
+/// store calls it; the Postgres store runs the same rules in SQL and is checked
+/// against hand-computed expectations by the conformance suite. The rules, per
+/// window `[start, end)`:
+///
+/// - `messages_count`: inbound messages with `start <= created_at < end`.
+/// - `comments_count`: comments created in the window; `posts_active`: distinct
+///   posts among them.
+/// - `frt_p50_seconds`: in each conversation, messages are ordered by
+///   `(created_at, id)`. An inbound message *opens a wait* when the message just
+///   before it is outbound or there is none (it is the first inbound after the
+///   previous outbound). The wait lasts until the next outbound message of the
+///   conversation; waits with no outbound yet are left out. Each wait belongs to
+///   the window of its opening message, whenever it was answered. The value is
+///   the median as `percentile_cont(0.5)` computes it (the mean of the two middle
+///   waits when their number is even), in seconds, rounded to the nearest whole
+///   second with halves rounded up (`floor(x + 0.5)`); `None` without waits.
+/// - `auto_reply_rate`, `escalate_count`, `ignored_count`: over the decisions
+///   whose item (message or comment) was created in the window, whenever the
+///   decision was taken. The rate is AUTO_REPLY decisions ÷ all of them, rounded
+///   to 3 decimals with halves rounded up; `None` without decisions.
+///
+/// The arithmetic is written so that SQL (`float8`, `bigint`) reproduces it bit
+/// for bit: waits are whole microseconds divided by 10⁶ in double precision, the
+/// median interpolates as `lo + 0.5 × (hi − lo)`, and the rate is
+/// `((2000 × auto + total) div (2 × total)) / 1000`.
 ///
 /// `windows` must pass [`KpiWindow::validate_list`].
 pub fn compute_kpis(
