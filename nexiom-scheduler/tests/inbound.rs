@@ -32,7 +32,8 @@ macro_rules! on_both_backends {
 on_both_backends!(
     replaying_the_fixture_shuffled_from_four_tasks_equals_one_clean_pass,
     triage_decides_each_item_once_and_escalates_generator_errors,
-    ai_control_off_records_escalations_and_ignores_auto_replies,
+    ai_control_off_sends_nothing_and_escalations_are_recorded,
+    auto_replies_are_sent_once_each_even_concurrently,
     dry_run_shows_changes_and_writes_nothing,
     settings_overview_reports_presence_never_values,
 );

@@ -10,6 +10,7 @@
 //! never routes an event twice, stores a second decision for an item, or
 //! sends a second reply.
 
+mod auto_reply;
 mod dry_run;
 mod error;
 mod routing;
@@ -19,10 +20,12 @@ mod triage;
 use std::fmt;
 use std::sync::Arc;
 
+use nexiom_connectors::ConnectorRegistry;
 use nexiom_core::Clock;
 use nexiom_storage::Store;
 use nexiom_triage::{ReplyGenerator, TriageConfig};
 
+pub use auto_reply::AutoReplyReport;
 pub use dry_run::{DecisionSummary, DryRunItem, DryRunReport};
 pub use error::InboundError;
 pub use settings::{
@@ -31,12 +34,13 @@ pub use settings::{
 pub use triage::{REASON_GENERATOR_ERROR, REASON_RULES_INVALID, TriageReport};
 
 /// What the inbound steps work with: the store, the clock, the reply
-/// generator and triage settings. Cheap to clone (everything is shared).
+/// generator, the connectors and triage settings. Cheap to clone (everything is shared).
 #[derive(Clone)]
 pub struct InboundPipeline {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     generator: Arc<dyn ReplyGenerator>,
+    connectors: ConnectorRegistry,
     triage_config: TriageConfig,
 }
 
@@ -52,8 +56,16 @@ impl InboundPipeline {
             store,
             clock,
             generator,
+            connectors: ConnectorRegistry::new(),
             triage_config: TriageConfig::default(),
         }
+    }
+
+    /// The connectors auto-replies go through, by platform name (an item whose
+    /// platform has none is counted as failed, and nothing is claimed).
+    pub fn with_connectors(mut self, connectors: ConnectorRegistry) -> Self {
+        self.connectors = connectors;
+        self
     }
 
     /// Another triage configuration (similarity threshold, default outcome).
@@ -73,6 +85,7 @@ impl fmt::Debug for InboundPipeline {
         f.debug_struct("InboundPipeline")
             .field("clock", &self.clock)
             .field("generator", &self.generator)
+            .field("connectors", &self.connectors.names())
             .field("triage_config", &self.triage_config)
             .finish_non_exhaustive()
     }
