@@ -1,11 +1,11 @@
 //! Benchmark: due posts claimed and published per second on PostgreSQL, with 1,
-//! 2 and 4 workers (each with its own pool) through a no-latency mock platform,
+//! 2 and 4 workers (each with its own pool) through a no-latency `MockConnector`,
 //! 20,000 posts per run; side by side, the same posts claimed one at a time
 //! (a claim of 1 per post, no batching).
 //!
 //! ```sh
 //! DATABASE_URL=postgres://postgres@127.0.0.1:5432/nexiom \
-//!   cargo run --release -p nexiom-scheduler --features testing --example publish_throughput
+//!   cargo run --release -p nexiom-scheduler --example publish_throughput
 //! ```
 //!
 //! Optional: `POSTS=5000` to change the number of posts, `BATCH=100` the batch
@@ -18,7 +18,8 @@ use std::time::Instant;
 
 use chrono::{TimeZone, Utc};
 use nexiom_core::{Clock, Credentials, ManualClock, NewChannel, NewTenant, Platform};
-use nexiom_scheduler::{BatchConfig, MockGateway, PublishConfig, PublishQueue};
+use nexiom_connectors::{MockConnector, MockOp};
+use nexiom_scheduler::{BatchConfig, ConnectorGateway, PublishConfig, PublishQueue};
 use nexiom_storage::{PgStore, Store, TenantStore};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
@@ -84,7 +85,8 @@ async fn run(
         .execute(setup.pool())
         .await?;
 
-    let gateway = Arc::new(MockGateway::new());
+    let mock = MockConnector::new(Platform::Facebook);
+    let gateway = Arc::new(ConnectorGateway::single(Arc::new(mock.clone())));
     let mut queues = Vec::new();
     for w in 0..workers {
         let store: Arc<dyn Store> = Arc::new(PgStore::connect_with(scoped.clone(), 2).await?);
@@ -120,7 +122,7 @@ async fn run(
         published += task.await??;
     }
     let elapsed = started.elapsed().as_secs_f64();
-    if published != u64::from(posts) || gateway.calls().len() != posts as usize {
+    if published != u64::from(posts) || mock.calls_of(MockOp::Publish).len() != posts as usize {
         return Err(format!("published {published} of {posts}").into());
     }
     setup.pool().close().await;
@@ -148,7 +150,7 @@ async fn main() -> Result<(), BoxError> {
     let options = PgConnectOptions::from_str(&url)?;
     let posts = env_number("POSTS", 20_000);
     let batch = env_number("BATCH", 100);
-    println!("{posts} due posts, no-latency mock platform, batch size {batch}");
+    println!("{posts} due posts, no-latency MockConnector, batch size {batch}");
     println!(
         "{:>8} {:>18} {:>18} {:>8}",
         "workers", "batched posts/s", "one-at-a-time/s", "ratio"

@@ -55,12 +55,13 @@ pub use kpi::{
 };
 pub use missions::*;
 pub use pipeline::{FnStep, PipelineCounts, PipelineRunner, PipelineStep, step_fn};
+pub use publish::{
+    ConnectorGateway, OUTCOME_UNKNOWN, PostLookup, PostOutcome, PublishConfig, PublishFailure,
+    PublishGateway, PublishQueue, PublishedPost, QueueReport, RetryPolicy, channel_context,
+    classify,
+};
 #[cfg(feature = "testing")]
 pub use publish::{MockGateway, MockStep};
-pub use publish::{
-    OUTCOME_UNKNOWN, PostOutcome, PublishConfig, PublishFailure, PublishGateway, PublishQueue,
-    PublishedPost, QueueReport, RetryPolicy,
-};
 pub use schedule::{RecurrenceRule, Scheduler, SeriesSpec};
 pub use windows::{KpiWindow, kpi_windows, local_instant, window_containing};
 pub use worker::{

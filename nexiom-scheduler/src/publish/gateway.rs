@@ -3,8 +3,8 @@
 //!
 //! The queue is written against this trait rather than a concrete connector so
 //! that its state machine (attempts, backoff, token refresh, ambiguous outcomes)
-//! is independent of HTTP details; an adapter maps the connectors of
-//! `nexiom-connectors` onto it.
+//! is independent of HTTP details; [`ConnectorGateway`](crate::ConnectorGateway)
+//! maps the connectors of `nexiom-connectors` onto it.
 
 use std::fmt;
 

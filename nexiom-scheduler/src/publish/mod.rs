@@ -1,11 +1,13 @@
 //! Publishing: the gateway to the platforms, the retry policy and the queue.
 
+mod connector;
 mod gateway;
 #[cfg(feature = "testing")]
 mod mock;
 mod queue;
 mod retry;
 
+pub use connector::{ConnectorGateway, PostLookup, channel_context, classify};
 pub use gateway::{PublishFailure, PublishGateway, PublishedPost};
 #[cfg(feature = "testing")]
 pub use mock::{MockGateway, MockStep};

@@ -1,0 +1,207 @@
+//! [`ConnectorGateway`]: the publish queue's [`PublishGateway`] over the
+//! connectors of `nexiom-connectors`.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use nexiom_connectors::{
+    ChannelContext, ConnectorError, ConnectorRegistry, PlatformConnector, PublishRequest,
+};
+use nexiom_core::{Channel, Content, Credentials, SecretString};
+
+use super::gateway::{PublishFailure, PublishGateway, PublishedPost};
+
+/// Finds a post the library published, among the account's recent posts, by the
+/// reference it put in the request (the post id) or by the content. The
+/// connectors have no such operation of their own yet: plug one in per
+/// deployment with [`ConnectorGateway::with_lookup`]. Without one, an
+/// ambiguous outcome ends `failed` / `outcome_unknown`.
+#[async_trait]
+pub trait PostLookup: Send + Sync {
+    /// Whether posts of `connector`'s platform can be looked up.
+    fn supports(&self, connector: &dyn PlatformConnector) -> bool;
+
+    /// The post published with `reference` (or `content`), if it exists.
+    async fn find_post(
+        &self,
+        connector: &dyn PlatformConnector,
+        ctx: &ChannelContext,
+        content: &Content,
+        reference: &str,
+    ) -> Result<Option<PublishedPost>, ConnectorError>;
+}
+
+/// Publishes through the connector registered under the channel's platform
+/// name, with the channel's credentials in a [`ChannelContext`].
+///
+/// How [`ConnectorError`]s map onto the retry rules:
+///
+/// | connector error | queue |
+/// | --- | --- |
+/// | `RateLimited` (with its wait hint) | retried, not before the hint |
+/// | `Transient`, `CircuitOpen` (with its wait) | retried with backoff |
+/// | `Unauthorized` | token refreshed once ([`PlatformConnector::refresh_token`]), retried |
+/// | `OutcomeUnknown`, `InvalidResponse` | ambiguous: lookup, else `outcome_unknown` |
+/// | everything else (`Permanent`, `Forbidden`, `NeedsReauth`, validation, …) | failed at once |
+///
+/// An unreadable answer to a publish (`InvalidResponse`) is treated as
+/// ambiguous: the post may exist, and a duplicate is worse than a visible
+/// failure. Content the connector's [`Capabilities`](nexiom_connectors::Capabilities)
+/// refuse, and a channel whose platform has no registered connector, can never
+/// be published: both are refusals.
+#[derive(Clone)]
+pub struct ConnectorGateway {
+    registry: Arc<ConnectorRegistry>,
+    lookup: Option<Arc<dyn PostLookup>>,
+}
+
+impl std::fmt::Debug for ConnectorGateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectorGateway")
+            .field("connectors", &self.registry.names())
+            .field("lookup", &self.lookup.is_some())
+            .finish()
+    }
+}
+
+impl ConnectorGateway {
+    /// A gateway over `registry`.
+    pub fn new(registry: ConnectorRegistry) -> Self {
+        ConnectorGateway {
+            registry: Arc::new(registry),
+            lookup: None,
+        }
+    }
+
+    /// A gateway over one connector.
+    pub fn single(connector: Arc<dyn PlatformConnector>) -> Self {
+        ConnectorGateway::new(ConnectorRegistry::new().with(connector))
+    }
+
+    /// Looks posts up with `lookup` after an ambiguous outcome.
+    pub fn with_lookup(mut self, lookup: Arc<dyn PostLookup>) -> Self {
+        self.lookup = Some(lookup);
+        self
+    }
+
+    fn connector(&self, channel: &Channel) -> Result<Arc<dyn PlatformConnector>, ConnectorError> {
+        self.registry.get(channel.platform.as_str())
+    }
+}
+
+/// The connector call context of a stored channel.
+pub fn channel_context(channel: &Channel) -> ChannelContext {
+    let credentials = &channel.credentials;
+    ChannelContext {
+        channel_id: Some(channel.id),
+        account_id: channel.external_account_id.clone(),
+        access_token: credentials
+            .access_token
+            .clone()
+            .unwrap_or_else(|| SecretString::new("")),
+        refresh_token: credentials.refresh_token.clone(),
+        expires_at: credentials.expires_at,
+    }
+}
+
+fn to_chrono(d: std::time::Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+/// How a connector error drives the queue (see [`ConnectorGateway`]).
+pub fn classify(error: ConnectorError) -> PublishFailure {
+    let message = error.to_string();
+    match error {
+        ConnectorError::RateLimited { retry_after, .. } => PublishFailure::RateLimited {
+            message,
+            retry_after: retry_after.map(to_chrono),
+        },
+        ConnectorError::CircuitOpen { retry_after, .. } => PublishFailure::Transient {
+            message,
+            retry_after: Some(to_chrono(retry_after)),
+        },
+        ConnectorError::Transient { .. } => PublishFailure::Transient {
+            message,
+            retry_after: None,
+        },
+        ConnectorError::Unauthorized { .. } => PublishFailure::Unauthorized(message),
+        ConnectorError::OutcomeUnknown { .. } | ConnectorError::InvalidResponse { .. } => {
+            PublishFailure::Ambiguous(message)
+        }
+        _ => PublishFailure::Permanent(message),
+    }
+}
+
+#[async_trait]
+impl PublishGateway for ConnectorGateway {
+    fn refusal(&self, channel: &Channel, content: &Content) -> Option<String> {
+        match self.connector(channel) {
+            Ok(connector) => connector
+                .capabilities()
+                .validate(connector.name(), content, None)
+                .err()
+                .map(|e| e.to_string()),
+            Err(e) => Some(e.to_string()),
+        }
+    }
+
+    async fn publish(
+        &self,
+        channel: &Channel,
+        content: &Content,
+        reference: &str,
+    ) -> Result<PublishedPost, PublishFailure> {
+        let connector = self.connector(channel).map_err(classify)?;
+        let request = PublishRequest {
+            reference: Some(reference.to_owned()),
+            ..PublishRequest::new(content.clone())
+        };
+        let published = connector
+            .publish(&channel_context(channel), &request)
+            .await
+            .map_err(classify)?;
+        Ok(PublishedPost {
+            platform_post_id: published.platform_post_id,
+            url: published.url,
+        })
+    }
+
+    fn can_lookup(&self, channel: &Channel) -> bool {
+        match (&self.lookup, self.connector(channel)) {
+            (Some(lookup), Ok(connector)) => lookup.supports(connector.as_ref()),
+            _ => false,
+        }
+    }
+
+    async fn lookup(
+        &self,
+        channel: &Channel,
+        content: &Content,
+        reference: &str,
+    ) -> Result<Option<PublishedPost>, PublishFailure> {
+        let Some(lookup) = &self.lookup else {
+            return Ok(None);
+        };
+        let connector = self.connector(channel).map_err(classify)?;
+        lookup
+            .find_post(
+                connector.as_ref(),
+                &channel_context(channel),
+                content,
+                reference,
+            )
+            .await
+            .map_err(classify)
+    }
+
+    async fn refresh_credentials(&self, channel: &Channel) -> Result<Credentials, PublishFailure> {
+        let connector = self.connector(channel).map_err(classify)?;
+        let grant = connector
+            .refresh_token(&channel_context(channel))
+            .await
+            .map_err(|e| PublishFailure::Permanent(e.to_string()))?;
+        let mut credentials = channel.credentials.clone();
+        grant.apply_to(&mut credentials);
+        Ok(credentials)
+    }
+}
