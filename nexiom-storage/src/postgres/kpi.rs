@@ -22,6 +22,10 @@ use crate::traits::KpiStore;
 /// conversation in the scan, whose predecessor is older than `$5`), and a
 /// running `min` over the later rows gives the next outbound time. The
 /// arithmetic matches `nexiom_core::compute_kpis` bit for bit (see its docs).
+///
+/// Decisions are found per item through the unique `(subject_kind, subject_id)`
+/// index; the `LATERAL … LIMIT 1` (the key is unique, so it changes nothing)
+/// keeps the planner from hash-joining against every tenant's decisions.
 const RECOMPUTE_KPIS: &str = r"
 WITH w AS (
     SELECT t.window_start, t.window_end, t.b::int AS b
@@ -80,12 +84,18 @@ comment_stats AS (
 decided AS (
     SELECT d.triage, m.created_at
     FROM messages m
-    JOIN ai_decisions d ON d.subject_kind = 'message' AND d.subject_id = m.id
+    CROSS JOIN LATERAL (
+        SELECT d.triage FROM ai_decisions d
+        WHERE d.subject_kind = 'message' AND d.subject_id = m.id
+        LIMIT 1) d
     WHERE m.tenant_id = $1 AND m.created_at >= $5 AND m.created_at < $6
     UNION ALL
     SELECT d.triage, c.created_at
     FROM comments c
-    JOIN ai_decisions d ON d.subject_kind = 'comment' AND d.subject_id = c.id
+    CROSS JOIN LATERAL (
+        SELECT d.triage FROM ai_decisions d
+        WHERE d.subject_kind = 'comment' AND d.subject_id = c.id
+        LIMIT 1) d
     WHERE c.tenant_id = $1 AND c.created_at >= $5 AND c.created_at < $6
 ),
 decision_stats AS (
