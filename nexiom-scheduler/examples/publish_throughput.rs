@@ -17,8 +17,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{TimeZone, Utc};
-use nexiom_core::{Clock, Credentials, ManualClock, NewChannel, NewTenant, Platform};
 use nexiom_connectors::{MockConnector, MockOp};
+use nexiom_core::{Clock, Credentials, ManualClock, NewChannel, NewTenant, Platform};
 use nexiom_scheduler::{BatchConfig, ConnectorGateway, PublishConfig, PublishQueue};
 use nexiom_storage::{PgStore, Store, TenantStore};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

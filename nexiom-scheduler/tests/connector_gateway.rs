@@ -65,7 +65,11 @@ async fn mock_connector_fails_twice_then_succeeds(store: Arc<dyn Store>) {
     assert_eq!(runs.len(), 3);
     assert_eq!(
         runs.iter().map(|r| r.status).collect::<Vec<_>>(),
-        vec![PostRunStatus::Failed, PostRunStatus::Failed, PostRunStatus::Success]
+        vec![
+            PostRunStatus::Failed,
+            PostRunStatus::Failed,
+            PostRunStatus::Success
+        ]
     );
     assert_eq!(publishes(&mock), 3);
 }
@@ -89,7 +93,12 @@ async fn mock_connector_fails_three_times_with_the_last_error(store: Arc<dyn Sto
     }
     let stored = env.post(post.id).await;
     assert_eq!(stored.status, PostStatus::Failed);
-    assert!(stored.error_message.unwrap().contains("HTTP 504 at the gateway"));
+    assert!(
+        stored
+            .error_message
+            .unwrap()
+            .contains("HTTP 504 at the gateway")
+    );
     assert_eq!(env.runs(post.id).await.len(), 3);
     assert_eq!(publishes(&mock), 3);
 }
@@ -137,9 +146,16 @@ async fn mock_connector_unauthorized_refreshes_once(store: Arc<dyn Store>) {
     assert_eq!(queue.run_due(&batch(10), None).await.unwrap().published, 1);
     assert_eq!(mock.calls_of(MockOp::RefreshToken).len(), 1);
     assert_eq!(publishes(&mock), 2);
-    let channel = env.store.get_channel(env.tenant, env.channel).await.unwrap();
+    let channel = env
+        .store
+        .get_channel(env.tenant, env.channel)
+        .await
+        .unwrap();
     let token = channel.credentials.access_token.unwrap();
-    assert!(token.expose().starts_with("mock-token-"), "the refreshed token is stored");
+    assert!(
+        token.expose().starts_with("mock-token-"),
+        "the refreshed token is stored"
+    );
     assert_eq!(env.runs(post.id).await.len(), 2);
 }
 
@@ -150,15 +166,29 @@ async fn mock_connector_capabilities_refuse_at_creation_and_before_any_call(stor
         ..Capabilities::default()
     });
     let gateway = Arc::new(ConnectorGateway::single(Arc::new(mock.clone())));
-    let scheduler = Scheduler::new(env.store.clone(), env.clock.clone()).with_gateway(gateway.clone());
+    let scheduler =
+        Scheduler::new(env.store.clone(), env.clock.clone()).with_gateway(gateway.clone());
     let refused = scheduler
-        .schedule_once(env.tenant, env.channel, Content::text("far more than ten"), env.clock.now())
+        .schedule_once(
+            env.tenant,
+            env.channel,
+            Content::text("far more than ten"),
+            env.clock.now(),
+        )
         .await
         .unwrap_err();
-    assert!(matches!(refused, SchedulerError::ContentRefused(_)), "{refused:?}");
+    assert!(
+        matches!(refused, SchedulerError::ContentRefused(_)),
+        "{refused:?}"
+    );
     // A post stored without the check (e.g. before the limit changed) fails at once.
     let post = env.post_at("far more than ten", env.clock.now()).await;
-    let queue = PublishQueue::new(env.store.clone(), gateway, env.clock.clone(), PublishConfig::for_worker("w1"));
+    let queue = PublishQueue::new(
+        env.store.clone(),
+        gateway,
+        env.clock.clone(),
+        PublishConfig::for_worker("w1"),
+    );
     assert_eq!(queue.run_due(&batch(10), None).await.unwrap().failed, 1);
     assert_eq!(env.post(post.id).await.status, PostStatus::Failed);
     assert!(mock.calls().is_empty());
