@@ -224,10 +224,13 @@ async fn invalid_private_replies_are_refused_without_a_request() {
     assert_eq!(requests(&server).await, 0);
 }
 
+/// What a mapped error must look like.
+type Expect = fn(&ConnectorError) -> bool;
+
 #[tokio::test]
 async fn platform_errors_on_private_replies_are_mapped() {
     // (HTTP status, Graph code, what the caller must learn)
-    let cases: [(u16, i64, fn(&ConnectorError) -> bool); 5] = [
+    let cases: [(u16, i64, Expect); 5] = [
         // The platform's own record: "Activity already replied to".
         (400, 10900, |e| {
             matches!(e, ConnectorError::Permanent { .. }) && e.action() == ErrorAction::Fail
