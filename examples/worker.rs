@@ -33,7 +33,8 @@
 //!
 //! Metrics: `nexiom_posts_published_total`, `nexiom_posts_failed_total`,
 //! `nexiom_posts_retrying_total`, `nexiom_events_routed_total`,
-//! `nexiom_triage_decisions_total{item}`, `nexiom_triage_escalated_on_error_total`,
+//! `nexiom_triaged_items_total{item}`, `nexiom_triage_decisions_total{triage}`
+//! (ignore / escalate / auto_reply), `nexiom_triage_escalated_on_error_total`,
 //! `nexiom_auto_replies_total{result}`, `nexiom_inbound_lag_seconds` (age of the
 //! oldest unrouted event when the inbound worker starts: how far behind routing
 //! is), `nexiom_kpi_rows_upserted_total`, `nexiom_worker_runs_total{worker,status}`,
@@ -96,7 +97,10 @@ impl Metrics {
         for (series, value) in s.iter() {
             let name = series.split('{').next().unwrap_or(series);
             if name != last_name {
-                let kind = if name.ends_with("_total") || name.ends_with("_count") {
+                let kind = if name.ends_with("_total")
+                    || name.ends_with("_count")
+                    || name.ends_with("_sum")
+                {
                     "counter"
                 } else {
                     "gauge"
@@ -238,14 +242,27 @@ impl Worker for InboundWorker {
             .triage_new_items(limit)
             .await
             .map_err(inbound_error)?;
-        m.add(
-            "nexiom_triage_decisions_total{item=\"message\"}",
-            triage.messages as f64,
-        );
-        m.add(
-            "nexiom_triage_decisions_total{item=\"comment\"}",
-            triage.comments as f64,
-        );
+        m.add("nexiom_triaged_items_total{item=\"message\"}", triage.messages as f64);
+        m.add("nexiom_triaged_items_total{item=\"comment\"}", triage.comments as f64);
+        if triage.messages + triage.comments > 0 {
+            // Decisions of this run by outcome: each tenant's newest decisions
+            // made since the run started (a run decides at most 2 × limit items
+            // per tenant).
+            for tenant in self.store.list_tenants().await? {
+                for d in self
+                    .store
+                    .list_decisions(tenant.id, None, limit.saturating_mul(2))
+                    .await?
+                    .into_iter()
+                    .take_while(|d| d.created_at >= ctx.now)
+                {
+                    m.add(
+                        &format!("nexiom_triage_decisions_total{{triage=\"{}\"}}", d.triage),
+                        1.0,
+                    );
+                }
+            }
+        }
         m.add(
             "nexiom_triage_escalated_on_error_total",
             triage.escalated_on_error as f64,

@@ -1,5 +1,6 @@
 //! The quickstart story (`examples/story/mod.rs`) end to end, on memory and on
 //! Postgres (when `DATABASE_URL` is set), asserting its outcomes.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../examples/story/mod.rs"]
 mod story;

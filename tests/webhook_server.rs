@@ -1,5 +1,6 @@
 //! The webhook receiver of `examples/webhook_server`, driven over real HTTP on
 //! loopback, on the memory store and on Postgres (when `DATABASE_URL` is set).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../examples/webhook_server/app.rs"]
 mod app;
