@@ -36,4 +36,5 @@ on_both_backends!(
     auto_replies_are_sent_once_each_even_concurrently,
     dry_run_shows_changes_and_writes_nothing,
     settings_overview_reports_presence_never_values,
+    webhooks_are_verified_then_stored_once,
 );

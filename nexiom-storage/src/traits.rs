@@ -6,8 +6,9 @@
 //!   [`TenantId`] and only ever reads or writes that tenant's rows. Asking for
 //!   another tenant's row answers [`StorageError::NotFound`]; referring to another
 //!   tenant's row in an input answers [`StorageError::UnknownReference`]. The few
-//!   worker-queue reads that span tenants (`list_unrouted_events`,
-//!   `claim_due_posts`, `list_posts_due_for_polling`, …) say so.
+//!   worker-queue operations that span tenants (`list_unrouted_events`,
+//!   `route_unrouted_events`, `claim_due_posts`, `list_posts_due_for_polling`,
+//!   …) say so.
 //! - **Validation first.** Inputs are checked with [`nexiom_core::validate`]
 //!   before anything is written; a refused input is [`StorageError::Invalid`] and
 //!   leaves no partial write.

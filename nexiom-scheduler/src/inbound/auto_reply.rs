@@ -174,6 +174,7 @@ impl InboundPipeline {
         }))
     }
 
+    #[tracing::instrument(name = "auto_reply_message", skip_all, fields(%tenant, message = %message.id))]
     async fn reply_to_message(
         &self,
         tenant: TenantId,
@@ -248,6 +249,7 @@ impl InboundPipeline {
         Ok(())
     }
 
+    #[tracing::instrument(name = "auto_reply_comment", skip_all, fields(%tenant, comment = %comment.id))]
     async fn reply_to_comment(
         &self,
         tenant: TenantId,

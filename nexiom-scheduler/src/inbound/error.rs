@@ -1,5 +1,6 @@
 //! [`InboundError`]: why an inbound step could not run.
 
+use nexiom_connectors::ConnectorError;
 use nexiom_storage::StorageError;
 use nexiom_triage::TriageError;
 use thiserror::Error;
@@ -13,6 +14,10 @@ pub enum InboundError {
     /// The store failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// A webhook was refused (its signature does not verify, or its body is
+    /// not a payload of the platform); nothing from it was stored.
+    #[error("webhook refused: {0}")]
+    Webhook(#[from] ConnectorError),
     /// A candidate rule set does not compile (the error names the rule).
     #[error("the rule set does not compile: {0}")]
     Rules(#[from] TriageError),

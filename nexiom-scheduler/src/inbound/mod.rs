@@ -13,6 +13,7 @@
 mod auto_reply;
 mod dry_run;
 mod error;
+mod ingest;
 mod routing;
 mod settings;
 mod triage;
@@ -28,6 +29,7 @@ use nexiom_triage::{ReplyGenerator, TriageConfig};
 pub use auto_reply::AutoReplyReport;
 pub use dry_run::{DecisionSummary, DryRunItem, DryRunReport};
 pub use error::InboundError;
+pub use ingest::IngestReport;
 pub use settings::{
     KNOWN_SETTINGS, OPENROUTER_BASE_URL, SettingPresence, openai_config_from_settings,
 };

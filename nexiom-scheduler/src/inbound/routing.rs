@@ -10,6 +10,7 @@ impl InboundPipeline {
     /// platform), oldest first, as `EventStore::route_unrouted_events`
     /// documents; returns what was done (`processed` is the `routed` count of
     /// a pipeline run).
+    #[tracing::instrument(name = "route_unrouted_events", skip(self))]
     pub async fn route_unrouted_events(
         &self,
         platform: Option<&Platform>,
@@ -31,6 +32,7 @@ impl InboundPipeline {
 
     /// Routes one event now (for a receiver that routes as it ingests); an
     /// event routed already is returned unchanged.
+    #[tracing::instrument(name = "route_event", skip(self), fields(%tenant, event = %id))]
     pub async fn route_event(
         &self,
         tenant: TenantId,

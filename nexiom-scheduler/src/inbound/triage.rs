@@ -81,6 +81,7 @@ impl InboundPipeline {
         })
     }
 
+    #[tracing::instrument(name = "triage_tenant", skip(self, report), fields(%tenant))]
     async fn triage_tenant(
         &self,
         tenant: TenantId,

@@ -224,6 +224,22 @@ pub fn shuffle<T>(items: &mut [T], seed: u64) {
     }
 }
 
+/// A conversation's key: the channel's account and the contact's handles.
+pub type ConversationKey = (String, Vec<String>);
+
+/// A comment: parent, author, text, time.
+pub type CommentView = (Option<String>, Option<String>, String, DateTime<Utc>);
+
+/// A message: provider id, direction, text, media, time, delivery status.
+pub type MessageView = (
+    Option<String>,
+    MessageDirection,
+    String,
+    bool,
+    DateTime<Utc>,
+    Option<DeliveryStatus>,
+);
+
 /// Everything routing produced, keyed by platform values only (no generated
 /// ids), so two stores can be compared.
 #[derive(Debug, PartialEq)]
@@ -231,11 +247,11 @@ pub struct Routed {
     /// (channel account, contact handles) → (status, last_message_at, contact
     /// name, messages as (provider id, direction, text, media, created_at,
     /// delivery status)).
-    pub conversations: BTreeMap<(String, Vec<String>), ConversationView>,
+    pub conversations: BTreeMap<ConversationKey, ConversationView>,
     /// Comments by platform id: (parent, author, text, created_at).
-    pub comments: BTreeMap<String, (Option<String>, Option<String>, String, DateTime<Utc>)>,
+    pub comments: BTreeMap<String, CommentView>,
     /// Event ids → whether routed and the conversation's key.
-    pub events: BTreeMap<String, (bool, Option<(String, Vec<String>)>)>,
+    pub events: BTreeMap<String, (bool, Option<ConversationKey>)>,
 }
 
 #[derive(Debug, PartialEq)]
@@ -243,14 +259,7 @@ pub struct ConversationView {
     pub status: ConversationStatus,
     pub last_message_at: Option<DateTime<Utc>>,
     pub contact_name: Option<String>,
-    pub messages: Vec<(
-        Option<String>,
-        MessageDirection,
-        String,
-        bool,
-        DateTime<Utc>,
-        Option<DeliveryStatus>,
-    )>,
+    pub messages: Vec<MessageView>,
 }
 
 pub async fn routed_state(store: &dyn Store, s: &Setup, events: &[NewWebhookEvent]) -> Routed {

@@ -6,11 +6,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
-use nexiom_connectors::{ConnectorRegistry, MockConnector, MockOp};
+use nexiom_connectors::{
+    ConnectorRegistry, META_SIGNATURE_HEADER, MOCK_WEBHOOK_SECRET, MetaWebhookVerifier,
+    MockConnector, MockOp, NormalizedEvent, WebhookHeaders,
+};
 use nexiom_core::*;
 use nexiom_scheduler::inbound::{
-    AutoReplyReport, InboundError, InboundPipeline, KNOWN_SETTINGS, REASON_GENERATOR_ERROR,
-    REASON_RULES_INVALID, openai_config_from_settings,
+    AutoReplyReport, InboundError, InboundPipeline, IngestReport, KNOWN_SETTINGS,
+    REASON_GENERATOR_ERROR, REASON_RULES_INVALID, openai_config_from_settings,
 };
 use nexiom_storage::Store;
 use nexiom_storage::conformance::TestStore;
@@ -865,5 +868,85 @@ where
     assert_eq!(config.api_key.expose(), "sk-or-secret-value");
     assert_eq!(config.base_url, nexiom_triage::DEFAULT_OPENAI_BASE_URL);
     assert!(!format!("{config:?}").contains("sk-or-secret-value"));
+    ts.cleanup().await;
+}
+
+// ----------------------------------------------------------------- ingestion
+
+pub async fn webhooks_are_verified_then_stored_once<F, Fut>(factory: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Option<TestStore>>,
+{
+    let Some(ts) = factory().await else { return };
+    let store = ts.store();
+    let s = fixture::setup(&*store).await;
+    let (p, clock) = pipeline(Arc::clone(&store), Arc::new(TemplateGenerator::new()));
+    let mock = MockConnector::new(Platform::WhatsApp);
+    let event = |id: &str, account: &str| NormalizedEvent {
+        platform: Platform::WhatsApp,
+        account_id: Some(account.into()),
+        event_id: id.into(),
+        kind: EventKind::Message,
+        sender_id: Some("33611111111".into()),
+        sender_name: Some("Léa".into()),
+        text: Some("Bonjour".into()),
+        has_media: false,
+        delivery_status: None,
+        message_id: None,
+        thread_id: None,
+        post_id: None,
+        parent_id: None,
+        occurred_at: clock.now(),
+        payload: json!({"id": id}),
+    };
+    let body = serde_json::to_vec(&vec![
+        event("wamid.w1", "pn-fixture"),
+        event("wamid.w2", "pn-fixture"),
+        event("wamid.w3", "pn-nobody"),
+    ])
+    .unwrap();
+    let signed = WebhookHeaders::new().with(
+        META_SIGNATURE_HEADER,
+        MetaWebhookVerifier::sign(&SecretString::new(MOCK_WEBHOOK_SECRET), &body),
+    );
+
+    // A wrong signature: refused, nothing stored.
+    let forged = WebhookHeaders::new().with(
+        META_SIGNATURE_HEADER,
+        MetaWebhookVerifier::sign(&SecretString::new("not-the-secret"), &body),
+    );
+    assert!(matches!(
+        p.ingest_webhook(&mock, &forged, &body).await,
+        Err(InboundError::Webhook(_))
+    ));
+    assert!(
+        store
+            .list_unrouted_events(None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let first = p.ingest_webhook(&mock, &signed, &body).await.unwrap();
+    assert_eq!(
+        first,
+        IngestReport {
+            events: 3,
+            stored: 2,
+            unknown_account: 1
+        }
+    );
+    // A redelivery stores nothing new.
+    let again = p.ingest_webhook(&mock, &signed, &body).await.unwrap();
+    assert_eq!(again.stored, 0);
+    let unrouted = store.list_unrouted_events(None, 10).await.unwrap();
+    assert_eq!(unrouted.len(), 2);
+    assert!(
+        unrouted
+            .iter()
+            .all(|e| e.channel_id == s.whatsapp.id && e.received_at == clock.now())
+    );
+    assert_eq!(drain(&p, 10).await.messages_created, 2);
     ts.cleanup().await;
 }
