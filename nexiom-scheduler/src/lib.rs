@@ -7,7 +7,9 @@
 //!   ([`RecurrenceRule`]).
 //! - [`PublishQueue`] claims due posts with a lease, turns due occurrences of a
 //!   series into posts of their own, and publishes through a
-//!   [`PublishGateway`] with the retry rules of the design.
+//!   [`PublishGateway`] with the retry rules of the design;
+//!   [`ConnectorGateway`] is that gateway over the connectors of
+//!   `nexiom-connectors` (`MockConnector` in tests).
 //! - [`WorkerRuntime`] runs named [`Worker`]s on cadences, behind flags read
 //!   at every run, writing an execution log per run, with graceful shutdown.
 //! - [`PipelineRunner`] runs route → auto-reply → schedules → metrics once.
