@@ -242,8 +242,14 @@ impl Worker for InboundWorker {
             .triage_new_items(limit)
             .await
             .map_err(inbound_error)?;
-        m.add("nexiom_triaged_items_total{item=\"message\"}", triage.messages as f64);
-        m.add("nexiom_triaged_items_total{item=\"comment\"}", triage.comments as f64);
+        m.add(
+            "nexiom_triaged_items_total{item=\"message\"}",
+            triage.messages as f64,
+        );
+        m.add(
+            "nexiom_triaged_items_total{item=\"comment\"}",
+            triage.comments as f64,
+        );
         if triage.messages + triage.comments > 0 {
             // Decisions of this run by outcome: each tenant's newest decisions
             // made since the run started (a run decides at most 2 × limit items

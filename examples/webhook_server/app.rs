@@ -3,8 +3,9 @@
 //! - `GET /webhooks/{platform}`: the platform's subscription handshake, answered
 //!   by the connector (`answer_challenge`: Meta's `hub.*`, LinkedIn's
 //!   `challengeCode`); a refused handshake is 403.
-//! - `POST /webhooks/{platform}`: [`ingest_webhook`]: the signature over the
-//!   exact raw body is checked (401 when it does not verify, nothing stored),
+//! - `POST /webhooks/{platform}`: `InboundPipeline::ingest_webhook`: the
+//!   signature over the exact raw body is checked (401 when it does not
+//!   verify, nothing stored; 400 for a verified body that is not a payload),
 //!   the events are stored raw, deduplicated on `(platform, event_id)`, and only
 //!   then does the platform get its 200. Nothing else runs on the request path:
 //!   routing, triage and replies are the worker's.
@@ -23,39 +24,39 @@ use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use nexiom::connectors::{ConnectorRegistry, WebhookHeaders};
+use nexiom::connectors::{ConnectorError, ConnectorRegistry, WebhookError, WebhookHeaders};
 use nexiom::core::Clock;
-use nexiom::scheduler::{IngestError, ingest_webhook};
+use nexiom::scheduler::inbound::{InboundError, InboundPipeline};
 use nexiom::storage::Store;
+use nexiom::triage::TemplateGenerator;
 
 /// The default body-size limit: 256 KiB (Meta batches stay well below it).
 pub const DEFAULT_BODY_LIMIT: usize = 256 * 1024;
 
-/// What the handlers share: the store, the connectors by name, the clock and
-/// the body-size limit.
+/// What the handlers share: the inbound pipeline (its ingestion step only),
+/// the connectors by name and the body-size limit.
 #[derive(Clone)]
 pub struct AppState {
-    /// Where raw events go.
-    pub store: Arc<dyn Store>,
+    /// Stores raw events (its clock stamps `received_at`).
+    pub pipeline: InboundPipeline,
     /// Connectors by registry name (`whatsapp`, `instagram`, …): the path segment.
     pub connectors: ConnectorRegistry,
-    /// Stamps `received_at`.
-    pub clock: Arc<dyn Clock>,
     /// Largest accepted body, in bytes.
     pub body_limit: usize,
 }
 
 impl AppState {
-    /// A state with the default body limit.
+    /// A state over `store` with the default body limit. The pipeline's reply
+    /// generator is never called on the request path (replies are the
+    /// worker's), so a template generator without templates stands in.
     pub fn new(
         store: Arc<dyn Store>,
         connectors: ConnectorRegistry,
         clock: Arc<dyn Clock>,
     ) -> Self {
         AppState {
-            store,
+            pipeline: InboundPipeline::new(store, clock, Arc::new(TemplateGenerator::new())),
             connectors,
-            clock,
             body_limit: DEFAULT_BODY_LIMIT,
         }
     }
@@ -127,33 +128,30 @@ async fn receive(
         .iter()
         .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str(), v)))
         .collect();
-    let now = state.clock.now();
-    match ingest_webhook(
-        state.store.as_ref(),
-        connector.as_ref(),
-        &headers,
-        &body,
-        now,
-    )
-    .await
+    match state
+        .pipeline
+        .ingest_webhook(connector.as_ref(), &headers, &body)
+        .await
     {
         Ok(report) => {
             tracing::debug!(
                 platform,
+                events = report.events,
                 stored = report.stored,
-                duplicates = report.duplicates,
-                unknown_accounts = report.unknown_accounts,
+                unknown_account = report.unknown_account,
                 "webhook ingested"
             );
             text(StatusCode::OK, "EVENT_RECEIVED")
         }
-        Err(e @ IngestError::Unauthenticated(_)) => {
-            tracing::warn!(platform, error = %e, "webhook refused");
-            text(StatusCode::UNAUTHORIZED, "signature does not verify")
-        }
-        Err(e @ IngestError::InvalidPayload(_)) => {
+        Err(InboundError::Webhook(ConnectorError::Webhook(
+            e @ WebhookError::InvalidPayload { .. },
+        ))) => {
             tracing::warn!(platform, error = %e, "webhook body not understood");
             text(StatusCode::BAD_REQUEST, "payload not understood")
+        }
+        Err(e @ InboundError::Webhook(_)) => {
+            tracing::warn!(platform, error = %e, "webhook refused");
+            text(StatusCode::UNAUTHORIZED, "signature does not verify")
         }
         Err(e) => {
             tracing::error!(platform, error = %e, "webhook not stored");

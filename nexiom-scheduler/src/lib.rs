@@ -36,16 +36,12 @@
 //! assert_eq!(two_am.end - two_am.start, chrono::Duration::hours(1));
 //! ```
 //!
-//! Webhook ingestion for a receiver's request path (verify, normalize, store
-//! raw events once) is [`ingest_webhook`].
-//!
 //! The inbound pipeline (routing, triage, auto-replies, dry runs of rule sets,
 //! the settings overview) is in [`inbound`].
 #![forbid(unsafe_code)]
 
 mod error;
 pub mod inbound;
-mod ingest;
 mod kpi;
 mod missions;
 mod pipeline;
@@ -55,7 +51,6 @@ mod windows;
 mod worker;
 
 pub use error::{Result, SchedulerError};
-pub use ingest::{IngestError, IngestReport, ingest_webhook};
 pub use kpi::{
     KpiComparison, KpiConfig, KpiRunSummary, LocalKpiWindow, TenantFailure, aggregate_kpis,
     aggregate_tenant_kpis, recent_kpis, recent_windows,
