@@ -12,7 +12,12 @@
 //!   `nexiom-connectors` (`MockConnector` in tests).
 //! - [`WorkerRuntime`] runs named [`Worker`]s on cadences, behind flags read
 //!   at every run, writing an execution log per run, with graceful shutdown.
-//! - [`PipelineRunner`] runs route → auto-reply → schedules → metrics once.
+//! - [`PipelineRunner`] runs route → auto-reply → schedules → metrics once
+//!   ([`KpiWorker`] is the metrics step).
+//! - [`CommentPoller`] polls the comments of published posts every 5 minutes
+//!   for 7 days ([`PollCommentsWorker`] on the runtime), stores each once,
+//!   hands new ones to the inbound triage and auto-reply steps, and hides
+//!   comments.
 //!
 //! The 2-hour KPI windows of a local day follow the daylight-saving rules of the
 //! design (a boundary in a spring-forward gap moves to the first instant after
@@ -45,6 +50,7 @@ pub mod inbound;
 mod kpi;
 mod missions;
 mod pipeline;
+mod polling;
 mod publish;
 mod schedule;
 mod windows;
@@ -52,11 +58,15 @@ mod worker;
 
 pub use error::{Result, SchedulerError};
 pub use kpi::{
-    KpiComparison, KpiConfig, KpiRunSummary, LocalKpiWindow, TenantFailure, aggregate_kpis,
-    aggregate_tenant_kpis, recent_kpis, recent_windows,
+    AGGREGATE_KPIS, KpiComparison, KpiConfig, KpiRunSummary, KpiWorker, LocalKpiWindow,
+    TenantFailure, aggregate_kpis, aggregate_tenant_kpis, recent_kpis, recent_windows,
 };
 pub use missions::*;
 pub use pipeline::{FnStep, PipelineCounts, PipelineRunner, PipelineStep, step_fn};
+pub use polling::{
+    CommentPoller, POLL_COMMENTS, PollCommentsWorker, PollFailure, PollReport, PollingConfig,
+    PollingError,
+};
 pub use publish::{
     ConnectorGateway, OUTCOME_UNKNOWN, PostLookup, PostOutcome, PublishConfig, PublishFailure,
     PublishGateway, PublishQueue, PublishedPost, QueueReport, RetryPolicy, channel_context,

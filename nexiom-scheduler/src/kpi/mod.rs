@@ -12,8 +12,10 @@ mod aggregate;
 mod calendar;
 mod config;
 mod report;
+mod worker;
 
 pub use aggregate::{KpiRunSummary, TenantFailure, aggregate_kpis, aggregate_tenant_kpis};
 pub use calendar::{LocalKpiWindow, recent_windows};
 pub use config::KpiConfig;
 pub use report::{KpiComparison, recent_kpis};
+pub use worker::{AGGREGATE_KPIS, KpiWorker};

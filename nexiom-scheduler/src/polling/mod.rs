@@ -1,0 +1,25 @@
+//! Comment polling: the comments of published posts, fetched every 5 minutes
+//! (by default) for 7 days after publication.
+//!
+//! [`CommentPoller::poll_due`] is what the [`PollCommentsWorker`] runs: the
+//! posts due by `next_check_at` (`next_check_at <= now < stop_at`), each read
+//! from its stored cursor through every page; each comment stored once per
+//! `(post, platform_comment_id)` with its thread parent; the checkpoint
+//! advanced only after a page's comments are stored; then `last_check_at =
+//! now` and `next_check_at = now + interval`, or `next_check_at` cleared for
+//! good once the next check would fall at or after `stop_at` (`published_at +
+//! 7 days`). New comments then go through the inbound steps that already
+//! triage and answer webhook comments
+//! ([`InboundPipeline::triage_new_items`](crate::inbound::InboundPipeline::triage_new_items),
+//! [`InboundPipeline::auto_reply_recent_inbound`](crate::inbound::InboundPipeline::auto_reply_recent_inbound)),
+//! so a comment seen by the webhook and by polling is stored, triaged and
+//! answered once. [`CommentPoller::hide_comment`] hides (or shows) a comment
+//! on the platform and records it.
+
+mod error;
+mod poller;
+mod worker;
+
+pub use error::PollingError;
+pub use poller::{CommentPoller, PollFailure, PollReport, PollingConfig};
+pub use worker::{POLL_COMMENTS, PollCommentsWorker};
