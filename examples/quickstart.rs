@@ -9,7 +9,8 @@
 //! connectors pointed at it and a manual clock: a mission's content jobs are
 //! orchestrated into scheduled posts; a recurring LinkedIn series is created;
 //! the clock advances and the posts are published (the first Facebook attempt
-//! is throttled and retried); signed webhooks arrive (one twice, one forged)
+//! is throttled and retried); a comment appears on the platform and is polled,
+//! triaged and answered; signed webhooks arrive (one twice, one forged)
 //! and are routed; messages and comments are triaged (ignored, escalated,
 //! auto-replied); AI control is switched off and nothing more is sent; the KPI
 //! windows are printed. The same story runs as a test on memory and Postgres

@@ -15,10 +15,8 @@
 //! | `release_stale_leases` | 1 min | hands posts of a dead worker back to the queue |
 //! | `cleanup_execution_logs` | 1 day | drops execution logs older than 30 days |
 //! | `inbound` | 15 s | routes stored webhook events, triages new messages and comments, sends auto-replies (only while the tenant's AI control is ON) |
-//! | `kpis` | 30 min | recomputes every tenant's 2-hour KPI windows of the last 48 h |
-//!
-//! Comment polling is not part of the merged capabilities yet, so there is no
-//! polling worker; comments arrive through webhooks.
+//! | `poll_comments` | 5 min | reads new comments of posts published in the last 7 days (every page from the stored cursor), stores each once, then triages and auto-replies them |
+//! | `aggregate_kpis` | 30 min | recomputes every tenant's 2-hour KPI windows of the last 48 h |
 //!
 //! Environment:
 //! - `DATABASE_URL` (required): Postgres; migrations run on start.
@@ -37,7 +35,9 @@
 //! (ignore / escalate / auto_reply), `nexiom_triage_escalated_on_error_total`,
 //! `nexiom_auto_replies_total{result}`, `nexiom_inbound_lag_seconds` (age of the
 //! oldest unrouted event when the inbound worker starts: how far behind routing
-//! is), `nexiom_kpi_rows_upserted_total`, `nexiom_worker_runs_total{worker,status}`,
+//! is), `nexiom_poll_lag_seconds` (how long the most overdue post has waited for
+//! its comment check), `nexiom_comments_polled_total`,
+//! `nexiom_kpi_rows_upserted_total`, `nexiom_worker_runs_total{worker,status}`,
 //! `nexiom_worker_run_duration_seconds_{sum,count,max}{worker}`.
 
 use std::collections::BTreeMap;
@@ -52,9 +52,10 @@ use nexiom::connectors::{
 use nexiom::core::{Clock, SystemClock};
 use nexiom::scheduler::inbound::{InboundPipeline, openai_config_from_settings};
 use nexiom::scheduler::{
-    CleanupExecutionLogsWorker, ConnectorGateway, EnqueueDuePostsWorker, KpiConfig, PublishConfig,
+    AGGREGATE_KPIS, CleanupExecutionLogsWorker, CommentPoller, ConnectorGateway,
+    EnqueueDuePostsWorker, KpiWorker, POLL_COMMENTS, PollCommentsWorker, PublishConfig,
     PublishQueue, ReleaseStaleLeasesWorker, SchedulerError, WorkReport, Worker, WorkerContext,
-    WorkerRuntime, aggregate_kpis, shutdown_channel,
+    WorkerRuntime, shutdown_channel,
 };
 use nexiom::storage::{PgStore, Store};
 use nexiom::triage::{OpenAiCompatibleGenerator, ReplyGenerator, TemplateGenerator};
@@ -124,6 +125,7 @@ fn count(v: &serde_json::Value, key: &str) -> f64 {
 struct Metered {
     inner: Arc<dyn Worker>,
     metrics: Arc<Metrics>,
+    store: Arc<dyn Store>,
 }
 
 #[async_trait]
@@ -137,6 +139,21 @@ impl Worker for Metered {
     }
 
     async fn run(&self, ctx: &WorkerContext) -> Result<WorkReport, SchedulerError> {
+        if self.inner.name() == POLL_COMMENTS {
+            // Poll lag: how long the most overdue post has waited for its check.
+            let lag = match self
+                .store
+                .list_posts_due_for_polling(ctx.now, 1)
+                .await?
+                .first()
+            {
+                Some(post) => post
+                    .next_check_at
+                    .map_or(0.0, |at| (ctx.now - at).num_milliseconds() as f64 / 1e3),
+                None => 0.0,
+            };
+            self.metrics.set("nexiom_poll_lag_seconds", lag.max(0.0));
+        }
         let started = Instant::now();
         let result = self.inner.run(ctx).await;
         let secs = started.elapsed().as_secs_f64();
@@ -176,6 +193,18 @@ impl Worker for Metered {
                 m.add(
                     "nexiom_posts_retrying_total",
                     count(&report.results, "retrying"),
+                );
+            }
+            if name == POLL_COMMENTS {
+                m.add(
+                    "nexiom_comments_polled_total",
+                    count(&report.results, "comments_stored"),
+                );
+            }
+            if name == AGGREGATE_KPIS {
+                m.add(
+                    "nexiom_kpi_rows_upserted_total",
+                    count(&report.results, "rows_upserted"),
                 );
             }
             tracing::info!(
@@ -315,43 +344,6 @@ fn inbound_error(e: nexiom::scheduler::inbound::InboundError) -> SchedulerError 
     }
 }
 
-/// Every 30 minutes: every tenant's KPI windows of the last 48 hours.
-struct KpiWorker {
-    store: Arc<dyn Store>,
-    clock: Arc<dyn Clock>,
-    config: KpiConfig,
-    metrics: Arc<Metrics>,
-}
-
-#[async_trait]
-impl Worker for KpiWorker {
-    fn name(&self) -> &str {
-        "kpis"
-    }
-
-    fn cadence(&self) -> Duration {
-        self.config.interval
-    }
-
-    async fn run(&self, _ctx: &WorkerContext) -> Result<WorkReport, SchedulerError> {
-        let summary =
-            aggregate_kpis(self.store.as_ref(), self.clock.as_ref(), &self.config).await?;
-        self.metrics.add(
-            "nexiom_kpi_rows_upserted_total",
-            summary.rows_upserted as f64,
-        );
-        Ok(WorkReport {
-            items_processed: summary.tenants_processed as i64,
-            items_failed: summary.failures.len() as i64,
-            results: serde_json::json!({
-                "tenants": summary.tenants_processed,
-                "rows_upserted": summary.rows_upserted,
-                "failures": summary.failures.iter().map(|f| f.error.clone()).collect::<Vec<_>>(),
-            }),
-        })
-    }
-}
-
 // ---------------------------------------------------------------- setup
 
 fn env(name: &str) -> Option<String> {
@@ -457,12 +449,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
     let pipeline = InboundPipeline::new(Arc::clone(&store), Arc::clone(&clock), generator)
         .with_connectors(registry.clone());
+    let registry_for_queue = registry.clone();
 
     let worker_id =
         env("NEXIOM_WORKER_ID").unwrap_or_else(|| format!("worker-{}", std::process::id()));
     let queue = PublishQueue::new(
         Arc::clone(&store),
-        Arc::new(ConnectorGateway::new(registry)),
+        Arc::new(ConnectorGateway::new(registry_for_queue)),
         Arc::clone(&clock),
         PublishConfig::for_worker(worker_id.clone()),
     );
@@ -472,17 +465,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Arc::new(ReleaseStaleLeasesWorker::new(Arc::clone(&store))),
         Arc::new(CleanupExecutionLogsWorker::new(Arc::clone(&store))),
         Arc::new(InboundWorker {
-            pipeline,
+            pipeline: pipeline.clone(),
             store: Arc::clone(&store),
             clock: Arc::clone(&clock),
             metrics: Arc::clone(&metrics),
         }),
-        Arc::new(KpiWorker {
-            store: Arc::clone(&store),
-            clock: Arc::clone(&clock),
-            config: KpiConfig::default(),
-            metrics: Arc::clone(&metrics),
-        }),
+        Arc::new(PollCommentsWorker::new(
+            CommentPoller::new(Arc::clone(&store), Arc::clone(&clock), registry.clone())
+                .with_inbound(pipeline.clone()),
+        )),
+        Arc::new(KpiWorker::new(Arc::clone(&store), Arc::clone(&clock))),
     ];
     let mut runtime = WorkerRuntime::new(Arc::clone(&store), Arc::clone(&clock));
     for worker in workers {
@@ -494,6 +486,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         runtime.register(Arc::new(Metered {
             inner: worker,
             metrics: Arc::clone(&metrics),
+            store: Arc::clone(&store),
         }));
     }
 

@@ -19,7 +19,10 @@ async fn check(test_store: Option<TestStore>) {
         o.posts_published, 2,
         "the mission post and the first series occurrence"
     );
-    assert!(!o.comment_polling);
+    // Polling: the comment on the mission post is stored once, triaged and answered.
+    assert!(o.comment_polling);
+    assert_eq!(o.comments_polled, 1);
+    assert_eq!(o.poll_auto_replied, 1);
 
     // Webhooks: 4 signed events + 1 redelivery; the forged one refused.
     assert_eq!(o.ingested.stored, 4);

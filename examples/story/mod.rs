@@ -20,8 +20,8 @@ use nexiom::connectors::{
 use nexiom::core::*;
 use nexiom::scheduler::inbound::{InboundError, InboundPipeline, IngestReport};
 use nexiom::scheduler::{
-    BatchConfig, ConnectorGateway, KpiConfig, MissionOrchestrator, PublishConfig, PublishQueue,
-    Scheduler, SeriesSpec, aggregate_kpis, recent_kpis,
+    BatchConfig, CommentPoller, ConnectorGateway, KpiConfig, MissionOrchestrator, PublishConfig,
+    PublishQueue, Scheduler, SeriesSpec, aggregate_kpis, recent_kpis,
 };
 use nexiom::storage::Store;
 use nexiom::triage::TemplateGenerator;
@@ -57,8 +57,12 @@ pub struct StoryOutcome {
     pub posts_published: usize,
     /// Publish attempts (post runs) of the mission post: 2 = throttled, then published.
     pub mission_post_attempts: usize,
-    /// Whether comment polling exists in this build (it does not yet).
+    /// Comment polling ran.
     pub comment_polling: bool,
+    /// Comments the poller stored.
+    pub comments_polled: u64,
+    /// Replies to polled comments sent by the poller's follow-up step.
+    pub poll_auto_replied: u64,
     /// Sum of the ingest reports of the signed deliveries.
     pub ingested: Ingested,
     /// The delivery with a bad signature was refused as unauthenticated.
@@ -152,6 +156,30 @@ fn answer(state: &Mutex<FakeState>, method: &Method, uri: &Uri, _body: &[u8]) ->
     s.requests.push(format!("{method} {path}"));
     s.seq += 1;
     let n = s.seq;
+    if *method == Method::GET && path.starts_with("/v25.0/") && path.ends_with("/comments") {
+        // One comment under any Facebook post, in the Graph shape.
+        let post = path
+            .trim_start_matches("/v25.0/")
+            .trim_end_matches("/comments");
+        return axum::Json(json!({
+            "data": [{
+                "id": format!("{post}_poll1"),
+                "message": "Is the chestnut brioche available this weekend?",
+                "created_time": "2026-11-23T09:30:00+0000",
+                "from": { "id": "5550001", "name": "Léa" },
+                "is_hidden": false
+            }],
+            "paging": { "cursors": { "before": "b", "after": "a" } }
+        }))
+        .into_response();
+    }
+    if *method == Method::GET && path.starts_with("/rest/socialActions/") {
+        return axum::Json(json!({
+            "elements": [],
+            "paging": { "start": 0, "count": 50, "total": 0 }
+        }))
+        .into_response();
+    }
     if *method != Method::POST {
         return graph_error(
             StatusCode::NOT_FOUND,
@@ -521,17 +549,6 @@ pub async fn run_story(store: Arc<dyn Store>, verbose: bool) -> Result<StoryOutc
         out.mission_post_attempts
     );
 
-    // --- 4. Comments: polling is not in this build.
-    out.comment_polling = false;
-    say!(
-        v,
-        "\n[4] comment polling: not available in this build (no polling worker merged yet);"
-    );
-    say!(
-        v,
-        "    comments reach Nexiom through the Page webhook below"
-    );
-
     // --- 5. Signed webhooks arrive (one twice, one with a bad signature).
     let pipeline = InboundPipeline::new(
         Arc::clone(&store),
@@ -572,9 +589,37 @@ pub async fn run_story(store: Arc<dyn Store>, verbose: bool) -> Result<StoryOutc
         .await?;
     say!(
         v,
-        "\n[5] rules: escalate on refund/damaged, ignore thanks; AI control ON"
+        "\n[4] rules: escalate on refund/damaged, ignore thanks; AI control ON"
     );
 
+    // --- 5. Comments appear on the platform and are polled.
+    clock.advance(Duration::minutes(10));
+    let poller = CommentPoller::new(Arc::clone(&store), Arc::clone(&dyn_clock), registry.clone())
+        .with_inbound(pipeline.clone());
+    let polled = poller.poll_due(50, None).await?;
+    out.comment_polling = true;
+    out.comments_polled = polled.comments_stored;
+    out.poll_auto_replied = polled.auto_replied;
+    say!(
+        v,
+        "\n[5] comment polling at {} (local): {} posts polled, {} pages, {} new comment(s); follow-up triage {}, auto-replies {}",
+        clock.now().with_timezone(&tz).format("%H:%M"),
+        polled.posts_polled,
+        polled.pages_read,
+        polled.comments_stored,
+        polled.triaged,
+        polled.auto_replied
+    );
+    for c in store.list_comments(tenant.id, mission_post_id, 10).await? {
+        say!(
+            v,
+            "    polled comment \"{}\" -> {}",
+            c.text,
+            c.triage.map_or("untriaged".to_owned(), |t| t.to_string())
+        );
+    }
+
+    say!(v, "\n[6] signed webhooks arrive");
     let now = clock.now();
     let since = now - Duration::hours(1);
     let deliveries: Vec<(&str, &Arc<dyn PlatformConnector>, Vec<u8>)> = vec![
@@ -667,7 +712,7 @@ pub async fn run_story(store: Arc<dyn Store>, verbose: bool) -> Result<StoryOutc
     out.routed = routed.processed;
     say!(
         v,
-        "\n[6] routed {} events: {} messages, {} comments",
+        "\n[7] routed {} events: {} messages, {} comments",
         routed.processed,
         routed.messages_created,
         routed.comments_created
@@ -753,7 +798,7 @@ pub async fn run_story(store: Arc<dyn Store>, verbose: bool) -> Result<StoryOutc
     out.platform_requests_after_off = fake.requests().len() - before;
     say!(
         v,
-        "\n[7] AI control OFF; a new question arrives: replies sent {}, left for a person {}, platform calls {}",
+        "\n[8] AI control OFF; a new question arrives: replies sent {}, left for a person {}, platform calls {}",
         replies.sent,
         replies.skipped_ai_off,
         out.platform_requests_after_off
@@ -764,7 +809,7 @@ pub async fn run_story(store: Arc<dyn Store>, verbose: bool) -> Result<StoryOutc
     let kpi_run = aggregate_kpis(store.as_ref(), &clock, &config).await?;
     say!(
         v,
-        "\n[8] KPIs: {} rows upserted; windows with activity (local time):",
+        "\n[9] KPIs: {} rows upserted; windows with activity (local time):",
         kpi_run.rows_upserted
     );
     for k in recent_kpis(store.as_ref(), tenant.id, clock.now(), &config).await? {
