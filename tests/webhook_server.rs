@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
 use nexiom::connectors::{
-    ConnectorRegistry, LinkedInConnector, MetaWebhookVerifier, WhatsAppConnector, hmac_sha256_hex,
+    ConnectorRegistry, LinkedInConnector, LinkedInWebhookVerifier, MetaWebhookVerifier,
+    WhatsAppConnector, hmac_sha256_hex,
 };
 use nexiom::core::{
     Clock, Credentials, ManualClock, NewChannel, NewTenant, Platform, SecretString, TenantId,
@@ -59,6 +60,17 @@ impl Server {
                 platform: Platform::WhatsApp,
                 external_account_id: PHONE_ID.into(),
                 name: "Acme WhatsApp".into(),
+                credentials: Credentials::default(),
+                created_at: clock.now(),
+            })
+            .await
+            .unwrap();
+        store
+            .create_channel(NewChannel {
+                tenant_id: tenant.id,
+                platform: Platform::LinkedIn,
+                external_account_id: "urn:li:organization:2414183".into(),
+                name: "Acme LinkedIn".into(),
                 credentials: Credentials::default(),
                 created_at: clock.now(),
             })
@@ -245,11 +257,48 @@ async fn signed_tampered_oversized_replayed(s: &Server) {
     assert_eq!(s.unrouted().await, 1);
 }
 
+async fn linkedin_signed_and_tampered(s: &Server) {
+    let body =
+        include_bytes!("../nexiom-connectors/tests/fixtures/linkedin_comment_notification.json")
+            .to_vec();
+    let signature = LinkedInWebhookVerifier::sign(&SecretString::new(LINKEDIN_SECRET), &body);
+    let post = |sig: String, body: Vec<u8>| {
+        s.http
+            .post(format!("{}/webhooks/linkedin", s.base))
+            .header("X-LI-Signature", sig)
+            .body(body)
+            .send()
+    };
+    let mut tampered = body.clone();
+    tampered.extend_from_slice(b"\n");
+    assert_eq!(
+        post(signature.clone(), tampered)
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        401
+    );
+    assert_eq!(s.unrouted().await, 1);
+    for _ in 0..2 {
+        assert_eq!(
+            post(signature.clone(), body.clone())
+                .await
+                .unwrap()
+                .status()
+                .as_u16(),
+            200
+        );
+    }
+    assert_eq!(s.unrouted().await, 2, "the LinkedIn comment, stored once");
+}
+
 async fn run(test_store: Option<TestStore>) {
     let Some(test_store) = test_store else { return };
     let server = Server::start(test_store.store()).await;
     handshakes(&server).await;
     signed_tampered_oversized_replayed(&server).await;
+    linkedin_signed_and_tampered(&server).await;
     server.stop().await;
     test_store.cleanup().await;
 }
