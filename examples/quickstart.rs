@@ -1,93 +1,35 @@
-//! Quickstart: the in-memory store, nothing to install.
+//! Quickstart: the whole Nexiom loop in a few seconds, nothing to install.
 //!
 //! ```text
 //! cargo run --example quickstart
 //! ```
 //!
-//! Creates a tenant with a Facebook page, schedules two posts, lets the (manual)
-//! clock reach the first one, claims it the way a worker does, and lists the posts
-//! back with their status. Later capabilities grow this story.
+//! On the in-memory store, against a local fake platform (an axum server on
+//! 127.0.0.1 answering the documented Graph and LinkedIn shapes) with the REAL
+//! connectors pointed at it and a manual clock: a mission's content jobs are
+//! orchestrated into scheduled posts; a recurring LinkedIn series is created;
+//! the clock advances and the posts are published (the first Facebook attempt
+//! is throttled and retried); a comment appears on the platform and is polled,
+//! triaged and answered; signed webhooks arrive (one twice, one forged)
+//! and are routed; messages and comments are triaged (ignored, escalated,
+//! auto-replied); AI control is switched off and nothing more is sent; the KPI
+//! windows are printed. The same story runs as a test on memory and Postgres
+//! (`tests/story.rs`).
+
+#[path = "story/mod.rs"]
+mod story;
 
 use std::sync::Arc;
 
-use chrono::{Duration, TimeZone, Utc};
-use nexiom::prelude::*;
+use nexiom::storage::{MemoryStore, Store};
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let clock = ManualClock::new(
-        Utc.with_ymd_and_hms(2026, 11, 23, 8, 0, 0)
-            .single()
-            .ok_or("bad date")?,
-    );
+async fn main() -> Result<(), story::StoryError> {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-
-    let tenant = store
-        .create_tenant(NewTenant::new("Acme Bakery", clock.now()))
-        .await?;
+    let outcome = story::run_story(store, true).await?;
     println!(
-        "tenant     {} ({}, {})",
-        tenant.name, tenant.id, tenant.time_zone
+        "\ndone: {} posts published, {} events routed, {} auto-replies sent, {} after AI control went off",
+        outcome.posts_published, outcome.routed, outcome.replies_sent, outcome.replies_after_off
     );
-
-    let page = store
-        .create_channel(NewChannel {
-            tenant_id: tenant.id,
-            platform: Platform::Facebook,
-            external_account_id: "104857600000001".into(),
-            name: "Acme Bakery page".into(),
-            credentials: Credentials {
-                access_token: Some(SecretString::new("EAAG-page-token")),
-                ..Credentials::default()
-            },
-            created_at: clock.now(),
-        })
-        .await?;
-    println!(
-        "channel    {} {} {}",
-        page.platform, page.external_account_id, page.name
-    );
-    println!(
-        "           credentials print as {:?}",
-        page.credentials.access_token
-    );
-
-    let at_nine = clock.now() + Duration::hours(1);
-    let at_noon = clock.now() + Duration::hours(4);
-    for (text, at) in [
-        ("Fresh croissants at 9!", at_nine),
-        ("Lunch menu is up", at_noon),
-    ] {
-        let post = store
-            .insert_post(NewScheduledPost::one_off(
-                tenant.id,
-                page.id,
-                Content::text(text),
-                at,
-                clock.now(),
-            ))
-            .await?
-            .record;
-        println!("scheduled  {:?} for {}", post.content.text, post.publish_at);
-    }
-
-    clock.advance(Duration::hours(1));
-    let claimed = store
-        .claim_due_posts(clock.now(), 10, "quickstart-worker", Duration::minutes(5))
-        .await?;
-    println!(
-        "at {} a worker claims {} due post(s)",
-        clock.now(),
-        claimed.len()
-    );
-
-    for post in store.list_posts(tenant.id, PostFilter::default()).await? {
-        println!(
-            "post       {:<24} {:<10} lease={}",
-            format!("{:?}", post.content.text),
-            post.status,
-            post.lease_owner.as_deref().unwrap_or("-")
-        );
-    }
     Ok(())
 }

@@ -1,0 +1,161 @@
+//! The webhook receiver as an axum [`Router`]: one path per platform.
+//!
+//! - `GET /webhooks/{platform}`: the platform's subscription handshake, answered
+//!   by the connector (`answer_challenge`: Meta's `hub.*`, LinkedIn's
+//!   `challengeCode`); a refused handshake is 403.
+//! - `POST /webhooks/{platform}`: `InboundPipeline::ingest_webhook`: the
+//!   signature over the exact raw body is checked (401 when it does not
+//!   verify, nothing stored; 400 for a verified body that is not a payload),
+//!   the events are stored raw, deduplicated on `(platform, event_id)`, and only
+//!   then does the platform get its 200. Nothing else runs on the request path:
+//!   routing, triage and replies are the worker's.
+//! - Bodies above the limit are refused with 413 before they are read in full.
+//! - `GET /healthz`: 200 `ok`.
+//!
+//! Used by `examples/webhook_server/main.rs`, by the tests in `tests/` and by the
+//! load check (they include this file with `#[path = ...] mod app;`).
+#![allow(dead_code)] // each includer uses a different part of this module
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use nexiom::connectors::{ConnectorError, ConnectorRegistry, WebhookError, WebhookHeaders};
+use nexiom::core::Clock;
+use nexiom::scheduler::inbound::{InboundError, InboundPipeline};
+use nexiom::storage::Store;
+use nexiom::triage::TemplateGenerator;
+
+/// The default body-size limit: 256 KiB (Meta batches stay well below it).
+pub const DEFAULT_BODY_LIMIT: usize = 256 * 1024;
+
+/// What the handlers share: the inbound pipeline (its ingestion step only),
+/// the connectors by name and the body-size limit.
+#[derive(Clone)]
+pub struct AppState {
+    /// Stores raw events (its clock stamps `received_at`).
+    pub pipeline: InboundPipeline,
+    /// Connectors by registry name (`whatsapp`, `instagram`, …): the path segment.
+    pub connectors: ConnectorRegistry,
+    /// Largest accepted body, in bytes.
+    pub body_limit: usize,
+}
+
+impl AppState {
+    /// A state over `store` with the default body limit. The pipeline's reply
+    /// generator is never called on the request path (replies are the
+    /// worker's), so a template generator without templates stands in.
+    pub fn new(
+        store: Arc<dyn Store>,
+        connectors: ConnectorRegistry,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        AppState {
+            pipeline: InboundPipeline::new(store, clock, Arc::new(TemplateGenerator::new())),
+            connectors,
+            body_limit: DEFAULT_BODY_LIMIT,
+        }
+    }
+
+    /// Another body limit.
+    pub fn with_body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = bytes;
+        self
+    }
+}
+
+/// The receiver's routes over `state`.
+pub fn app(state: AppState) -> Router {
+    let limit = state.body_limit;
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/webhooks/{platform}", get(verify).post(receive))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+fn text(status: StatusCode, body: impl Into<String>) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body.into(),
+    )
+        .into_response()
+}
+
+async fn verify(
+    State(state): State<AppState>,
+    Path(platform): Path<String>,
+    Query(query): Query<Vec<(String, String)>>,
+) -> Response {
+    let Ok(connector) = state.connectors.get(&platform) else {
+        return text(
+            StatusCode::NOT_FOUND,
+            format!("unknown platform {platform}"),
+        );
+    };
+    match connector.answer_challenge(&query) {
+        Ok(answer) => (
+            StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK),
+            [(header::CONTENT_TYPE, answer.content_type)],
+            answer.body,
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::warn!(platform, error = %e, "webhook handshake refused");
+            text(StatusCode::FORBIDDEN, "handshake refused")
+        }
+    }
+}
+
+async fn receive(
+    State(state): State<AppState>,
+    Path(platform): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Ok(connector) = state.connectors.get(&platform) else {
+        return text(
+            StatusCode::NOT_FOUND,
+            format!("unknown platform {platform}"),
+        );
+    };
+    let headers: WebhookHeaders = headers
+        .iter()
+        .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str(), v)))
+        .collect();
+    match state
+        .pipeline
+        .ingest_webhook(connector.as_ref(), &headers, &body)
+        .await
+    {
+        Ok(report) => {
+            tracing::debug!(
+                platform,
+                events = report.events,
+                stored = report.stored,
+                unknown_account = report.unknown_account,
+                "webhook ingested"
+            );
+            text(StatusCode::OK, "EVENT_RECEIVED")
+        }
+        Err(InboundError::Webhook(ConnectorError::Webhook(
+            e @ WebhookError::InvalidPayload { .. },
+        ))) => {
+            tracing::warn!(platform, error = %e, "webhook body not understood");
+            text(StatusCode::BAD_REQUEST, "payload not understood")
+        }
+        Err(e @ InboundError::Webhook(_)) => {
+            tracing::warn!(platform, error = %e, "webhook refused");
+            text(StatusCode::UNAUTHORIZED, "signature does not verify")
+        }
+        Err(e) => {
+            tracing::error!(platform, error = %e, "webhook not stored");
+            text(StatusCode::SERVICE_UNAVAILABLE, "try again later")
+        }
+    }
+}
