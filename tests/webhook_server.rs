@@ -309,6 +309,7 @@ async fn webhook_server_on_memory() {
 }
 
 #[tokio::test]
+#[cfg_attr(nexiom_no_postgres, ignore = "no PostgreSQL reachable (see README: Tests)")]
 async fn webhook_server_on_postgres() {
     run(postgres_test_store().await).await;
 }

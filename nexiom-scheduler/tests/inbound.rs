@@ -21,6 +21,7 @@ macro_rules! on_both_backends {
         mod postgres {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[cfg_attr(nexiom_no_postgres, ignore = "no PostgreSQL reachable (see README: Tests)")]
                 async fn $name() {
                     crate::inbound::tests::$name(nexiom_storage::conformance::postgres_test_store).await;
                 }

@@ -33,6 +33,7 @@ macro_rules! scenarios {
         mod postgres {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[cfg_attr(nexiom_no_postgres, ignore = "no PostgreSQL reachable (see README: Tests)")]
                 async fn $name() {
                     let Some(ts) = nexiom_storage::conformance::postgres_test_store().await else { return };
                     super::$name(ts.store()).await;
