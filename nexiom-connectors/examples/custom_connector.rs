@@ -294,6 +294,10 @@ impl PlatformConnector for TelegramConnector {
 
     /// Telegram does not sign bodies; it echoes the `secret_token` given to
     /// `setWebhook`, compared here in constant time.
+    ///
+    /// Not a signing oracle: there is no handshake endpoint (`answer_challenge`
+    /// refuses), and the HMAC below only equalizes comparison time under a fixed,
+    /// public key; its output is never sent back to anyone.
     fn verify_webhook(&self, headers: &WebhookHeaders, _body: &[u8]) -> Result<(), ConnectorError> {
         let value = headers
             .get(SECRET_HEADER)

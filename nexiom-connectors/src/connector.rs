@@ -32,7 +32,8 @@ use crate::webhook::WebhookHeaders;
 ///   (with the platform's wait hint when it gave one), an expired or revoked token is
 ///   [`ConnectorError::Unauthorized`], 5xx and network failures are
 ///   [`ConnectorError::Transient`], a refusal is [`ConnectorError::Permanent`], a
-///   non-idempotent call that may have happened is [`ConnectorError::OutcomeUnknown`].
+///   non-idempotent call that may have happened is [`ConnectorError::OutcomeUnknown`]
+///   (a timeout after sending, a 5xx other than `503`, an unreadable success answer).
 ///   Non-idempotent calls (publish, reply, send) are never retried inside the
 ///   connector.
 /// - **Paging.** Following `next_cursor` from `list_new_comments(.., None)` until it
@@ -42,6 +43,8 @@ use crate::webhook::WebhookHeaders;
 ///   `handle_webhook` never panics, returns `Err` for bodies that are not a
 ///   documented payload, and returns one event per message / status / comment with
 ///   the platform's id as `event_id` (so redeliveries deduplicate).
+///   `answer_challenge` never signs caller-chosen input with a key that also
+///   authenticates bodies (LinkedIn answers only UUID-shaped codes).
 /// - **Secrets.** No `Debug` output, error message or log line contains a token or
 ///   an app secret.
 /// - **No hidden state per channel.** Credentials come with each call in the

@@ -308,14 +308,30 @@ pub enum ConnectorError {
         detail: ApiError,
     },
     /// A non-idempotent request (publish, send, reply) may or may not have been
-    /// carried out (a timeout after sending). Never retry blindly: look the item up
-    /// or ask a person.
+    /// carried out (a timeout after sending, a 5xx other than `503`, a success
+    /// answer too large to read). Never retry blindly: look the item up or ask a
+    /// person.
     #[error("{platform}: outcome unknown, do not retry blindly: {reason}")]
     OutcomeUnknown {
         /// Platform name.
         platform: String,
         /// What happened.
         reason: String,
+    },
+    /// The platform's answer is larger than
+    /// [`HttpConfig::max_response_bytes`](crate::HttpConfig::max_response_bytes);
+    /// it was not read further. Retrying gets the same answer: do not retry (raise
+    /// the limit if such answers are expected).
+    #[error(
+        "{platform}: the answer (HTTP {status}) is larger than the {limit_bytes}-byte limit and was not read"
+    )]
+    ResponseTooLarge {
+        /// Platform name.
+        platform: String,
+        /// The HTTP status of the answer.
+        status: u16,
+        /// The limit in force.
+        limit_bytes: usize,
     },
     /// The platform answered something this connector cannot read.
     #[error("{platform}: unexpected response: {reason}")]

@@ -89,7 +89,9 @@ pub use error::{
 };
 pub use facebook::{FacebookBuilder, FacebookConnector};
 pub use graph::{DEFAULT_GRAPH_BASE_URL, DEFAULT_GRAPH_VERSION, GraphConfig};
-pub use http::{Backoff, BreakerConfig, ChannelGuard, HttpConfig, HttpCore};
+pub use http::{
+    Backoff, BreakerConfig, ChannelGuard, DEFAULT_MAX_RESPONSE_BYTES, HttpConfig, HttpCore,
+};
 pub use instagram::{InstagramBuilder, InstagramConnector};
 pub use linkedin::{
     DEFAULT_LINKEDIN_BASE_URL, DEFAULT_LINKEDIN_OAUTH_URL, DEFAULT_LINKEDIN_VERSION,

@@ -531,6 +531,8 @@ impl PlatformConnector for MockConnector {
         })
     }
 
+    /// Meta's `hub.*` handshake: the challenge is echoed, never signed (see
+    /// [`MetaWebhookVerifier`]'s "Not a signing oracle").
     fn answer_challenge(
         &self,
         query: &[(String, String)],

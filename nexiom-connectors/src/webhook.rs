@@ -117,6 +117,15 @@ pub const LINKEDIN_SIGNATURE_HEADER: &str = "X-LI-Signature";
 
 /// Checks Meta webhooks (WhatsApp, Instagram, Page, Messenger: one app secret covers
 /// them all) and answers the `hub.*` handshake.
+///
+/// # Not a signing oracle
+///
+/// The handshake never computes anything with the app secret: it compares the
+/// verify token (a different value, never a MAC key) and echoes `hub.challenge`
+/// unchanged, and only a short token of `A-Z a-z 0-9 - _` at that. Nothing an
+/// outsider sends is ever answered with an HMAC under the app secret, so no
+/// answer of this verifier can serve as an `X-Hub-Signature-256`. The WhatsApp,
+/// Instagram and Facebook connectors and `MockConnector` all use this verifier.
 #[derive(Clone, Default)]
 pub struct MetaWebhookVerifier {
     app_secret: Option<SecretString>,
@@ -238,6 +247,19 @@ impl MetaWebhookVerifier {
 }
 
 /// Checks LinkedIn webhooks and answers its `challengeCode` validation.
+///
+/// # Not a signing oracle
+///
+/// LinkedIn's validation answers `HMAC-SHA256(client secret, challengeCode)`,
+/// and [`verify`](Self::verify) accepts `HMAC-SHA256(client secret, body)` as
+/// `X-LI-Signature`: the same key over attacker-chosen bytes. Answering any
+/// code would let anyone obtain a valid signature for a notification of their
+/// choosing by sending it as the code. So only codes shaped like the ones
+/// LinkedIn sends, a UUID (36 characters, `8-4-4-4-12` hexadecimal digits), are
+/// answered; anything else is [`WebhookError::HandshakeRefused`] before any HMAC
+/// is computed. Upper-case hex digits are accepted too (UUIDs are read
+/// case-insensitively): no UUID-shaped string is a JSON document, nor starts
+/// with `hmacsha256=`, so a signature over one authenticates no notification.
 #[derive(Clone, Default)]
 pub struct LinkedInWebhookVerifier {
     client_secret: Option<SecretString>,
@@ -305,11 +327,12 @@ impl LinkedInWebhookVerifier {
 
     /// Answers `GET ?challengeCode=<uuid>` with the JSON body
     /// `{"challengeCode": …, "challengeResponse": hex(HMAC-SHA256(clientSecret, challengeCode))}`.
+    /// A code that is not a UUID is [`WebhookError::HandshakeRefused`] (see
+    /// "Not a signing oracle" above).
     pub fn answer_challenge(
         &self,
         query: &[(String, String)],
     ) -> Result<ChallengeResponse, WebhookError> {
-        let secret = self.secret()?;
         let code = query
             .iter()
             .find(|(k, _)| k == "challengeCode")
@@ -317,11 +340,14 @@ impl LinkedInWebhookVerifier {
             .ok_or(WebhookError::HandshakeRefused {
                 reason: "challengeCode is missing",
             })?;
-        if code.is_empty() || code.len() > 256 {
+        // Checked before the secret is touched: the answer is a MAC under the
+        // key that also authenticates notification bodies.
+        if !is_uuid(code) {
             return Err(WebhookError::HandshakeRefused {
-                reason: "challengeCode is empty or too long",
+                reason: "challengeCode is not a UUID (8-4-4-4-12 hexadecimal digits)",
             });
         }
+        let secret = self.secret()?;
         let response = hmac_sha256_hex(secret.expose().as_bytes(), code.as_bytes());
         let body = serde_json::json!({"challengeCode": code, "challengeResponse": response});
         Ok(ChallengeResponse {
@@ -330,6 +356,17 @@ impl LinkedInWebhookVerifier {
             body: body.to_string(),
         })
     }
+}
+
+/// Whether `code` is a UUID in its text form: 36 characters, hyphens at 8, 13,
+/// 18 and 23, hexadecimal digits (either case) elsewhere.
+fn is_uuid(code: &str) -> bool {
+    let bytes = code.as_bytes();
+    bytes.len() == 36
+        && bytes.iter().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => *b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        })
 }
 
 #[cfg(test)]
@@ -476,5 +513,67 @@ mod tests {
             hmac_sha256_hex(b"li-client-secret", b"890e4a3b-0d9c-4a3c-9bd1-7f0b2d1c1e6a")
         );
         assert_eq!(answer.content_type, "application/json");
+    }
+    /// A LinkedIn comment notification short enough to fit in a challenge code.
+    const FORGED: &str = r#"{"notificationId":9,"action":"COMMENT","organizationalEntity":"urn:li:organization:2414183","generatedActivity":"urn:li:comment:(urn:li:activity:1,2)","decoratedGeneratedActivity":{"comment":{"text":"forged"}},"lastModifiedAt":1763800000000}"#;
+
+    #[test]
+    fn linkedin_challenge_is_not_a_signing_oracle() {
+        assert!(FORGED.len() <= 256);
+        let v = LinkedInWebhookVerifier::new(Some(SecretString::new("li-client-secret")));
+        // The attacker asks the challenge endpoint to "sign" a notification...
+        let answer = v.answer_challenge(&q(&[("challengeCode", FORGED)]));
+        if let Ok(answer) = &answer {
+            // ...and presents the answer as the signature of that notification.
+            let json: serde_json::Value = serde_json::from_str(&answer.body).expect("json");
+            let sig = json["challengeResponse"]
+                .as_str()
+                .expect("response")
+                .to_owned();
+            let headers = WebhookHeaders::new().with(LINKEDIN_SIGNATURE_HEADER, sig);
+            assert!(
+                v.verify(&headers, FORGED.as_bytes()).is_err(),
+                "a notification signed by the challenge endpoint was accepted"
+            );
+        }
+        assert!(matches!(answer, Err(WebhookError::HandshakeRefused { .. })));
+    }
+
+    #[test]
+    fn linkedin_challenge_must_be_a_uuid() {
+        let v = LinkedInWebhookVerifier::new(Some(SecretString::new("li-client-secret")));
+        let refused = |code: &str| {
+            matches!(
+                v.answer_challenge(&q(&[("challengeCode", code)])),
+                Err(WebhookError::HandshakeRefused { .. })
+            )
+        };
+        for bad in [
+            "",
+            "{}",
+            "890e4a3b0d9c4a3c9bd17f0b2d1c1e6a",
+            "890e4a3b-0d9c-4a3c-9bd1-7f0b2d1c1e6",
+            "890e4a3b-0d9c-4a3c-9bd1-7f0b2d1c1e6aa",
+            "890e4a3b-0d9c-4a3c-9bd1_7f0b2d1c1e6a",
+            "890e4a3b-0d9c-4a3c-9bd1-7f0b2d1c1e6g",
+            "890e4a3b-0d9c-4a3c-9bd1-7f0b2d1c1é",
+            "{\"a\":1234567890123456789012345678901}",
+            " 890e4a3b-0d9c-4a3c-9bd1-7f0b2d1c1e6a",
+        ] {
+            assert!(refused(bad), "{bad:?} was answered");
+        }
+        // Upper-case hex is a UUID too (RFC 9562 reads UUIDs case-insensitively).
+        let upper = v
+            .answer_challenge(&q(&[(
+                "challengeCode",
+                "890E4A3B-0D9C-4A3C-9BD1-7F0B2D1C1E6A",
+            )]))
+            .expect("upper case");
+        assert!(upper.body.contains("890E4A3B-0D9C-4A3C-9BD1-7F0B2D1C1E6A"));
+        // Refused before the secret is even looked up.
+        assert!(matches!(
+            LinkedInWebhookVerifier::default().answer_challenge(&q(&[("challengeCode", FORGED)])),
+            Err(WebhookError::HandshakeRefused { .. })
+        ));
     }
 }

@@ -527,7 +527,7 @@ async fn idempotent_reads_are_retried_writes_are_not() {
         .publish(&ctx, &PublishRequest::new(Content::text("x")))
         .await
         .expect_err("500");
-    assert!(matches!(err, ConnectorError::Transient { .. }));
+    assert!(matches!(err, ConnectorError::OutcomeUnknown { .. }));
     assert_eq!(
         requests(&server).await,
         3,

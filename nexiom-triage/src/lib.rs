@@ -52,8 +52,8 @@ pub use engine::{
 };
 pub use error::TriageError;
 pub use reply::{
-    DEFAULT_OPENAI_BASE_URL, Draft, OpenAiCompatibleGenerator, OpenAiConfig, ReplyError,
-    ReplyGenerator, ReplyKind, ReplyRequest, TemplateGenerator,
+    DEFAULT_OPENAI_BASE_URL, DEFAULT_OPENAI_MAX_RESPONSE_BYTES, Draft, OpenAiCompatibleGenerator,
+    OpenAiConfig, ReplyError, ReplyGenerator, ReplyKind, ReplyRequest, TemplateGenerator,
 };
 pub use similarity::SimilarityStats;
 pub use text::{fold, fold_for_matching};

@@ -140,3 +140,67 @@ async fn failures_are_typed_errors_without_the_key() {
         .unwrap_err();
     assert!(matches!(err, ReplyError::Transport(_)), "{err:?}");
 }
+
+#[tokio::test]
+async fn an_error_body_echoing_the_key_and_the_prompt_is_redacted_and_cut() {
+    let server = MockServer::start().await;
+    let customer = "Bonjour, mon code client est 55-AB-1234, merci";
+    let echo = json!({"error": {
+        "message": format!("Invalid API key {KEY}"),
+        "request": {"headers": {"authorization": format!("Bearer {KEY}")},
+                    "messages": [{"role": "user", "content": customer}]},
+        "zpadding": "p".repeat(20_000),
+    }});
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(echo))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let err = generator(&server)
+        .generate(&request(customer))
+        .await
+        .unwrap_err();
+    let ReplyError::Status { status, message } = &err else {
+        panic!("{err:?}");
+    };
+    assert_eq!(*status, 401);
+    assert!(message.contains("Invalid API key [redacted]"), "{message}");
+    for shown in [err.to_string(), format!("{err:?}")] {
+        assert!(!shown.contains(KEY), "{shown}");
+        assert!(!shown.contains("very-secret"), "{shown}");
+        assert!(!shown.contains("55-AB-1234"), "{shown}");
+        assert!(shown.len() < 500, "{} bytes", shown.len());
+    }
+}
+
+#[tokio::test]
+async fn an_answer_over_the_cap_is_a_typed_error() {
+    let server = MockServer::start().await;
+    let big = completion(&"x".repeat(4096));
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(big))
+        .mount(&server)
+        .await;
+    let config = OpenAiConfig::new(SecretString::new(KEY), "m")
+        .with_base_url(server.uri())
+        .with_max_response_bytes(1024);
+    let err = OpenAiCompatibleGenerator::new(config)
+        .unwrap()
+        .generate(&request("x"))
+        .await
+        .unwrap_err();
+    assert_eq!(err, ReplyError::TooLarge { limit_bytes: 1024 });
+    assert!(err.to_string().contains("1024-byte limit"), "{err}");
+    // The same answer under the default cap (1 MiB) is a draft.
+    assert_eq!(
+        OpenAiConfig::new(SecretString::new(KEY), "m").max_response_bytes,
+        1024 * 1024
+    );
+    let config = OpenAiConfig::new(SecretString::new(KEY), "m").with_base_url(server.uri());
+    let draft = OpenAiCompatibleGenerator::new(config)
+        .unwrap()
+        .generate(&request("x"))
+        .await
+        .unwrap();
+    assert_eq!(draft.text.len(), 4096);
+}

@@ -1,7 +1,15 @@
 //! The HTTP core shared by every connector: one `reqwest` client with timeouts,
 //! bounded retries of idempotent requests with jittered exponential backoff, a
-//! per-channel guard (circuit breaker and rate-budget pause), and the mapping of
-//! transport failures onto [`ConnectorError`].
+//! per-channel guard (circuit breaker and rate-budget pause), a cap on the size
+//! of an answer's body, and the mapping of transport failures onto
+//! [`ConnectorError`].
+//!
+//! A request that is not idempotent (publish, send, reply) is sent once. After
+//! it may have reached the platform, a failure is
+//! [`ConnectorError::OutcomeUnknown`]: a timeout or a dropped connection after
+//! sending, a `500`, `502`, `504` (or any other 5xx but `503`), and a success
+//! answer too large to read. Only a connect failure (nothing was sent), a `503`
+//! (the platform did not take the request) and a `429` stay retryable.
 //!
 //! Platform-specific error bodies are read by a classifier each platform passes in
 //! (`graph::classify`, `linkedin::classify`).
@@ -24,6 +32,12 @@ use crate::error::{ApiError, ConnectorError, redact};
 pub use backoff::Backoff;
 pub use guard::{BreakerConfig, ChannelGuard};
 
+/// The default cap on an answer's body: 4 MiB. The largest answers the
+/// connectors read (a page of 100 Graph comments with their fields, a LinkedIn
+/// comment list) are tens of kilobytes; 4 MiB leaves a wide margin while keeping
+/// a broken or hostile endpoint from filling memory.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
+
 /// Settings of the HTTP core, shared by the connectors built with it.
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
@@ -34,6 +48,11 @@ pub struct HttpConfig {
     /// Retries of idempotent requests (GETs) after a transient failure. Publish,
     /// send and reply are never retried here.
     pub max_retries: u32,
+    /// The largest answer body read, in bytes (default
+    /// [`DEFAULT_MAX_RESPONSE_BYTES`]). A larger answer is not read further:
+    /// [`ConnectorError::ResponseTooLarge`], or
+    /// [`ConnectorError::OutcomeUnknown`] for a successful publish, send or reply.
+    pub max_response_bytes: usize,
     /// Backoff between those retries.
     pub backoff: Backoff,
     /// Circuit breaker per channel.
@@ -48,6 +67,7 @@ impl Default for HttpConfig {
             timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
             max_retries: 2,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             backoff: Backoff::default(),
             breaker: BreakerConfig::default(),
             user_agent: concat!("nexiom-connectors/", env!("CARGO_PKG_VERSION")).to_owned(),
@@ -69,11 +89,26 @@ pub(crate) struct ErrorInput<'a> {
 }
 
 /// A request body.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) enum Body {
     None,
     Json(serde_json::Value),
     Form(Vec<(String, String)>),
+}
+
+/// Form bodies carry client secrets and refresh tokens: `Debug` shows the field
+/// names only (and only the shape of a JSON body).
+impl fmt::Debug for Body {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Body::None => f.write_str("None"),
+            Body::Json(_) => f.write_str("Json(..)"),
+            Body::Form(fields) => f
+                .debug_list()
+                .entries(fields.iter().map(|(k, _)| k))
+                .finish(),
+        }
+    }
 }
 
 /// One request, built by a platform client.
@@ -259,13 +294,23 @@ impl HttpCore {
         };
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let body = match response.bytes().await {
-            Ok(b) => b.to_vec(),
+        let limit = self.config.max_response_bytes;
+        let (body, whole) = match read_capped(response, limit).await {
+            Ok(read) => read,
             Err(e) => return Err(transport_error(platform, e, req.idempotent, &secrets)),
         };
-        if (200..300).contains(&status) {
+        let success = (200..300).contains(&status);
+        if !whole {
+            tracing::warn!(platform, status, limit, "platform answer over the size cap");
+        }
+        if success {
+            if !whole {
+                return Err(too_large(platform, status, limit, req.idempotent));
+            }
             return Ok(HttpResponse { headers, body });
         }
+        // An error answer over the cap is classified from its status and the
+        // part read (the platform's error object, when it fits).
         let input = ErrorInput {
             platform,
             status,
@@ -275,8 +320,73 @@ impl HttpCore {
             secrets: &secrets,
         };
         let err = classify(&input);
+        let err = if req.idempotent {
+            err
+        } else {
+            after_sending(platform, status, err)
+        };
         tracing::warn!(platform, status, error = %err, "platform call failed");
         Err(err)
+    }
+}
+
+/// Reads at most `limit` bytes of the body: `(body, true)` when it was read
+/// whole, `(the first limit bytes, false)` when it is larger. A
+/// `Content-Length` over the limit is refused before reading anything.
+async fn read_capped(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<(Vec<u8>, bool), reqwest::Error> {
+    let max = u64::try_from(limit).unwrap_or(u64::MAX);
+    if response.content_length().is_some_and(|n| n > max) {
+        return Ok((Vec::new(), false));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        let room = limit.saturating_sub(body.len());
+        if chunk.len() > room {
+            body.extend_from_slice(chunk.get(..room).unwrap_or_default());
+            return Ok((body, false));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((body, true))
+}
+
+/// A successful answer too large to read: for a request that may have been
+/// carried out (not idempotent), the outcome is unknown.
+fn too_large(platform: &str, status: u16, limit: usize, idempotent: bool) -> ConnectorError {
+    if idempotent {
+        ConnectorError::ResponseTooLarge {
+            platform: platform.to_owned(),
+            status,
+            limit_bytes: limit,
+        }
+    } else {
+        ConnectorError::OutcomeUnknown {
+            platform: platform.to_owned(),
+            reason: format!(
+                "HTTP {status} with an answer over the {limit}-byte limit; the request was probably carried out"
+            ),
+        }
+    }
+}
+
+/// A non-idempotent request answered with a server error: a `503` says the
+/// platform did not take it (retryable), any other 5xx may come after the
+/// platform acted, so it is [`ConnectorError::OutcomeUnknown`], never
+/// `Transient` (a retry could publish twice).
+fn after_sending(platform: &str, status: u16, err: ConnectorError) -> ConnectorError {
+    match err {
+        ConnectorError::Transient { detail, .. } if status >= 500 && status != 503 => {
+            ConnectorError::OutcomeUnknown {
+                platform: platform.to_owned(),
+                reason: format!(
+                    "the platform answered a server error after receiving the request; it may have been carried out: {detail}"
+                ),
+            }
+        }
+        other => other,
     }
 }
 
@@ -383,6 +493,17 @@ mod tests {
         assert_eq!(retry_after(&h, now), Some(Duration::from_secs(90)));
         h.insert("retry-after", HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&h, now), None);
+    }
+
+    #[test]
+    fn form_bodies_do_not_show_values() {
+        let body = Body::Form(vec![
+            ("grant_type".into(), "refresh_token".into()),
+            ("client_secret".into(), "li-secret-0123456789".into()),
+        ]);
+        let shown = format!("{body:?}");
+        assert!(!shown.contains("li-secret-0123456789"), "{shown}");
+        assert!(shown.contains("client_secret"), "{shown}");
     }
 
     #[test]

@@ -40,6 +40,11 @@ where
     value.map(|v| parse(what, v)).transpose()
 }
 
+/// How a secret column shows in `Debug`: whether it is set, never its value.
+fn redacted(value: Option<&String>) -> Option<&'static str> {
+    value.map(|_| "[redacted]")
+}
+
 /// A stored non-negative count back as `u32`.
 fn to_u32(what: &str, value: i64) -> Result<u32> {
     u32::try_from(value).map_err(|e| corrupt(what, e))
@@ -65,8 +70,9 @@ impl TenantRow {
     }
 }
 
-/// `channels`.
-#[derive(Debug, sqlx::FromRow)]
+/// `channels`. `Debug` redacts the tokens (the entity holds them as
+/// [`SecretString`]; the row, read as plain text, must not leak them either).
+#[derive(sqlx::FromRow)]
 pub(super) struct ChannelRow {
     id: Uuid,
     tenant_id: Uuid,
@@ -78,6 +84,23 @@ pub(super) struct ChannelRow {
     expires_at: Option<DateTime<Utc>>,
     status: String,
     created_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for ChannelRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChannelRow")
+            .field("id", &self.id)
+            .field("tenant_id", &self.tenant_id)
+            .field("platform", &self.platform)
+            .field("external_account_id", &self.external_account_id)
+            .field("name", &self.name)
+            .field("access_token", &redacted(self.access_token.as_ref()))
+            .field("refresh_token", &redacted(self.refresh_token.as_ref()))
+            .field("expires_at", &self.expires_at)
+            .field("status", &self.status)
+            .field("created_at", &self.created_at)
+            .finish()
+    }
 }
 
 impl ChannelRow {
@@ -739,12 +762,22 @@ impl DayPostRow {
     }
 }
 
-/// `app_settings`.
-#[derive(Debug, sqlx::FromRow)]
+/// `app_settings`. Setting values are secrets (API keys): `Debug` redacts them.
+#[derive(sqlx::FromRow)]
 pub(super) struct SettingRow {
     key: String,
     value: String,
     updated_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for SettingRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SettingRow")
+            .field("key", &self.key)
+            .field("value", &redacted(Some(&self.value)))
+            .field("updated_at", &self.updated_at)
+            .finish()
+    }
 }
 
 impl SettingRow {
@@ -811,3 +844,7 @@ impl ExecutionRow {
 pub(super) fn all<R, T>(rows: Vec<R>, convert: impl Fn(R) -> Result<T>) -> Result<Vec<T>> {
     rows.into_iter().map(convert).collect()
 }
+
+#[cfg(test)]
+#[path = "rows_tests.rs"]
+mod tests;

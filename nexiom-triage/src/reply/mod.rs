@@ -17,7 +17,10 @@ use nexiom_core::TenantId;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-pub use openai::{DEFAULT_OPENAI_BASE_URL, OpenAiCompatibleGenerator, OpenAiConfig};
+pub use openai::{
+    DEFAULT_OPENAI_BASE_URL, DEFAULT_OPENAI_MAX_RESPONSE_BYTES, OpenAiCompatibleGenerator,
+    OpenAiConfig,
+};
 pub use template::TemplateGenerator;
 
 /// What a draft answers.
@@ -73,8 +76,16 @@ pub enum ReplyError {
     Status {
         /// The HTTP status.
         status: u16,
-        /// What the endpoint said (truncated).
+        /// What the endpoint said: a short excerpt, with the API key, bearer
+        /// tokens, `sk-` keys and the customer's text taken out.
         message: String,
+    },
+    /// The endpoint's answer is larger than the configured cap; it was not
+    /// read further.
+    #[error("the reply endpoint's answer is larger than the {limit_bytes}-byte limit")]
+    TooLarge {
+        /// The cap in force.
+        limit_bytes: usize,
     },
     /// The endpoint's answer holds no usable draft.
     #[error("the reply endpoint's answer holds no usable draft: {0}")]

@@ -1,10 +1,17 @@
 //! [`OpenAiCompatibleGenerator`]: drafts from an OpenAI-compatible
 //! chat-completions endpoint (OpenRouter, OpenAI, a local server…).
+//!
+//! The answer's body is read up to a cap
+//! ([`OpenAiConfig::max_response_bytes`]); an error body is kept only as a
+//! short excerpt with the API key, `Bearer …` values, `sk-…` keys and the
+//! customer's text taken out, since endpoints echo requests in their errors.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use nexiom_core::SecretString;
+use regex::Regex;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -18,6 +25,11 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The most of an error body kept in [`ReplyError::Status`].
 const MAX_ERROR_BODY: usize = 300;
+
+/// The default cap on an answer's body: 1 MiB. A chat completion holding one
+/// short reply is a few kilobytes; the cap only stops a broken or hostile
+/// endpoint from filling memory.
+pub const DEFAULT_OPENAI_MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 
 /// The instructions sent with every item, unless replaced.
 const DEFAULT_SYSTEM_PROMPT: &str = "You answer customers of a business on social media, \
@@ -40,6 +52,9 @@ pub struct OpenAiConfig {
     pub timeout: Duration,
     /// The system prompt; the default asks for `{"reply", "confidence"}` JSON.
     pub system_prompt: String,
+    /// The largest answer body read, in bytes (default
+    /// [`DEFAULT_OPENAI_MAX_RESPONSE_BYTES`]); a larger one is [`ReplyError::TooLarge`].
+    pub max_response_bytes: usize,
 }
 
 impl OpenAiConfig {
@@ -51,6 +66,7 @@ impl OpenAiConfig {
             model: model.into(),
             timeout: DEFAULT_TIMEOUT,
             system_prompt: DEFAULT_SYSTEM_PROMPT.to_owned(),
+            max_response_bytes: DEFAULT_OPENAI_MAX_RESPONSE_BYTES,
         }
     }
 
@@ -63,6 +79,12 @@ impl OpenAiConfig {
     /// Another timeout.
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// Another cap on the answer's body, in bytes.
+    pub fn with_max_response_bytes(mut self, max: usize) -> Self {
+        self.max_response_bytes = max;
         self
     }
 }
@@ -162,6 +184,54 @@ fn parse_answer(content: &str) -> Result<Draft, ReplyError> {
     Ok(draft)
 }
 
+/// Reads at most `limit` bytes of the body: `(body, true)` when it was read
+/// whole, `(the first limit bytes, false)` when it is larger. A
+/// `Content-Length` over the limit is refused before reading anything.
+async fn read_capped(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<(Vec<u8>, bool), reqwest::Error> {
+    let max = u64::try_from(limit).unwrap_or(u64::MAX);
+    if response.content_length().is_some_and(|n| n > max) {
+        return Ok((Vec::new(), false));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        let room = limit.saturating_sub(body.len());
+        if chunk.len() > room {
+            body.extend_from_slice(chunk.get(..room).unwrap_or_default());
+            return Ok((body, false));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((body, true))
+}
+
+/// `Bearer <anything>` and `sk-…` API keys (OpenAI, OpenRouter `sk-or-…`).
+static TOKEN_PATTERNS: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r#"(?i)\bbearer\s+[^\s"',;]+|\bsk-[A-Za-z0-9_\-]{6,}"#).ok());
+
+/// An error body made safe for a log or an error message: the exact
+/// `secrets` (6 characters or more), anything that looks like a bearer
+/// token or an `sk-` key, and the customer's `text` (when 8 characters or
+/// more) are replaced, then the rest is cut to [`MAX_ERROR_BODY`] bytes.
+fn error_excerpt(body: &[u8], secrets: &[&str], text: &str) -> String {
+    let mut out = String::from_utf8_lossy(body).trim().to_owned();
+    for secret in secrets {
+        if secret.len() >= 6 {
+            out = out.replace(secret, "[redacted]");
+        }
+    }
+    if let Some(patterns) = TOKEN_PATTERNS.as_ref() {
+        out = patterns.replace_all(&out, "[redacted]").into_owned();
+    }
+    let text = text.trim();
+    if text.len() >= 8 {
+        out = out.replace(text, "[message]");
+    }
+    truncate(&out, MAX_ERROR_BODY)
+}
+
 /// At most `max` bytes of `s`, cut at a character boundary.
 fn truncate(s: &str, max: usize) -> String {
     if s.len() <= max {
@@ -203,17 +273,21 @@ impl ReplyGenerator for OpenAiCompatibleGenerator {
             .await
             .map_err(|e| ReplyError::Transport(e.without_url().to_string()))?;
         let status = response.status();
-        let text = response
-            .text()
+        let limit = self.config.max_response_bytes;
+        let (body, whole) = read_capped(response, limit)
             .await
             .map_err(|e| ReplyError::Transport(e.without_url().to_string()))?;
         if !status.is_success() {
+            // An error body over the cap is still worth its first bytes.
             return Err(ReplyError::Status {
                 status: status.as_u16(),
-                message: truncate(text.trim(), MAX_ERROR_BODY),
+                message: error_excerpt(&body, &[self.config.api_key.expose()], request.text),
             });
         }
-        let completion: Completion = serde_json::from_str(&text)
+        if !whole {
+            return Err(ReplyError::TooLarge { limit_bytes: limit });
+        }
+        let completion: Completion = serde_json::from_slice(&body)
             .map_err(|e| ReplyError::Malformed(format!("not a chat completion: {e}")))?;
         let content = completion
             .choices
@@ -244,6 +318,35 @@ mod tests {
             Err(ReplyError::Malformed(_))
         ));
         assert_eq!(truncate("ééé", 3), "é…");
+    }
+
+    #[test]
+    fn error_excerpts_hold_no_key_no_token_no_message() {
+        let key = "sk-or-v1-0123456789abcdef";
+        let customer = "Mon numéro de carte est 4970 1234";
+        let body = format!(
+            r#"{{"error":{{"message":"Invalid key {key}","request":{{"headers":{{"Authorization":"Bearer {key}","X-Other":"bearer abc.def-ghi"}},"messages":[{{"content":"{customer}"}}]}},"note":"try sk-proj-ZZZZZZZZ or SK-LIVE-1234567"}}}}{}"#,
+            " ".repeat(5000)
+        );
+        let out = error_excerpt(body.as_bytes(), &[key], customer);
+        assert!(!out.contains(key), "{out}");
+        assert!(!out.contains("0123456789abcdef"), "{out}");
+        assert!(!out.contains("abc.def-ghi"), "{out}");
+        assert!(!out.contains("ZZZZZZZZ"), "{out}");
+        assert!(!out.contains("4970 1234"), "{out}");
+        assert!(
+            out.len() <= MAX_ERROR_BODY + '…'.len_utf8(),
+            "{}",
+            out.len()
+        );
+        assert!(out.contains("Invalid key [redacted]"), "{out}");
+        // A long body is cut, and a short harmless one kept as is.
+        let long = error_excerpt("x".repeat(10_000).as_bytes(), &[key], "");
+        assert_eq!(long.len(), MAX_ERROR_BODY + '…'.len_utf8());
+        assert_eq!(
+            error_excerpt(b" No auth credentials found ", &[key], "hi"),
+            "No auth credentials found"
+        );
     }
 
     #[test]
