@@ -39,6 +39,7 @@ use chrono::{DateTime, Duration, Utc};
 use nexiom_core::*;
 
 use crate::error::Result;
+use crate::reply_queue::ReplyQueueStore;
 
 /// Tenants and their channels (connected social accounts).
 #[async_trait]
@@ -343,6 +344,11 @@ pub trait PostStore: Send + Sync {
     ) -> Result<Vec<ScheduledPost>>;
     /// Returns `publishing` posts whose lease expired before `now` to `queued`
     /// (lease cleared) so that they can be claimed again; returns how many.
+    /// In the same atomic step, every run of those posts still `running` (its
+    /// worker stopped during the attempt) is closed: `failed`, `finished_at =
+    /// now`, error [`STALE_RUN_ERROR`](crate::STALE_RUN_ERROR). Its attempt
+    /// number stays taken, so the next claim settles the outcome by a lookup,
+    /// never by publishing again.
     async fn release_stale_leases(&self, now: DateTime<Utc>) -> Result<u64>;
     /// Up to `limit` `published` posts of every tenant with
     /// `next_check_at <= now < stop_at` (no `stop_at`: no end), oldest
@@ -713,6 +719,7 @@ pub trait Store:
     + MissionStore
     + SettingsStore
     + WorkerStore
+    + ReplyQueueStore
     + Send
     + Sync
 {
@@ -729,6 +736,7 @@ impl<T> Store for T where
         + MissionStore
         + SettingsStore
         + WorkerStore
+        + ReplyQueueStore
         + Send
         + Sync
 {
