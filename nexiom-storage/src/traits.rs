@@ -289,6 +289,9 @@ pub trait ConversationStore: Send + Sync {
     ) -> Result<Message>;
     /// Records the message's triage, confidence and deciding decision. The decision
     /// id is not checked: decisions outlive the rules and rows they name.
+    /// AUTO_REPLY puts an inbound message in the reply queue (its
+    /// [`reply`](nexiom_core::Message::reply) becomes `pending`, due at once)
+    /// unless it is there already; see [`ReplyQueueStore`].
     async fn set_message_triage(
         &self,
         tenant: TenantId,
@@ -403,7 +406,9 @@ pub trait CommentStore: Send + Sync {
         since: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<Comment>>;
-    /// Records the comment's triage.
+    /// Records the comment's triage. AUTO_REPLY puts the comment in the reply
+    /// queue (its [`reply`](nexiom_core::Comment::reply) becomes `pending`, due
+    /// at once) unless it is there already; see [`ReplyQueueStore`].
     async fn set_comment_triage(
         &self,
         tenant: TenantId,
