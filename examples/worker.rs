@@ -303,8 +303,9 @@ impl Worker for InboundWorker {
             triage.escalated_on_error as f64,
         );
 
-        // Replies to what was triaged in the last day (older AUTO_REPLY items
-        // that are still unanswered need a person).
+        // The next `limit` items of the reply queue triaged in the last day
+        // (older AUTO_REPLY items that are still unanswered need a person);
+        // failed attempts are retried by later runs, then escalated.
         let since = ctx.now - Duration::days(1);
         let replies = self
             .pipeline
@@ -331,6 +332,8 @@ impl Worker for InboundWorker {
                 "replies_sent": replies.sent,
                 "replies_failed": replies.failed,
                 "replies_skipped_ai_off": replies.skipped_ai_off,
+                "replies_retried_later": replies.retried_later,
+                "replies_given_up": replies.given_up,
                 "lag_seconds": lag,
             }),
         })

@@ -89,6 +89,20 @@ string_enum! {
         AutoReply => "auto_reply",
     }
 
+    /// Where an AUTO_REPLY item stands in the reply queue:
+    /// `pending → sending → sent`, back to `pending` after a failed attempt
+    /// (with a backoff), or `given_up` (escalated to a person).
+    ReplyState {
+        /// Waiting for its turn (`next_at`, when set, is the earliest).
+        Pending => "pending",
+        /// Claimed by a worker until its lease ends.
+        Sending => "sending",
+        /// Answered.
+        Sent => "sent",
+        /// No more automatic attempts: the item was escalated to a person.
+        GivenUp => "given_up",
+    }
+
     /// Kind of an [`AiRule`](crate::AiRule).
     RuleType {
         /// A match means IGNORE.

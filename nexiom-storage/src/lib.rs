@@ -31,6 +31,7 @@ mod checks;
 mod error;
 mod memory;
 mod postgres;
+mod reply_queue;
 mod traits;
 
 #[cfg(feature = "testing")]
@@ -39,6 +40,7 @@ pub mod conformance;
 pub use error::{Result, StorageError};
 pub use memory::MemoryStore;
 pub use postgres::PgStore;
+pub use reply_queue::{ReplyQueueStore, STALE_RUN_ERROR};
 pub use traits::{
     CommentStore, ConversationStore, EventStore, KpiStore, MissionStore, PostStore, RuleStore,
     SettingsStore, Store, TenantStore, WorkerStore,

@@ -39,6 +39,7 @@ use chrono::{DateTime, Duration, Utc};
 use nexiom_core::*;
 
 use crate::error::Result;
+use crate::reply_queue::ReplyQueueStore;
 
 /// Tenants and their channels (connected social accounts).
 #[async_trait]
@@ -288,6 +289,9 @@ pub trait ConversationStore: Send + Sync {
     ) -> Result<Message>;
     /// Records the message's triage, confidence and deciding decision. The decision
     /// id is not checked: decisions outlive the rules and rows they name.
+    /// AUTO_REPLY puts an inbound message in the reply queue (its
+    /// [`reply`](nexiom_core::Message::reply) becomes `pending`, due at once)
+    /// unless it is there already; see [`ReplyQueueStore`].
     async fn set_message_triage(
         &self,
         tenant: TenantId,
@@ -343,6 +347,11 @@ pub trait PostStore: Send + Sync {
     ) -> Result<Vec<ScheduledPost>>;
     /// Returns `publishing` posts whose lease expired before `now` to `queued`
     /// (lease cleared) so that they can be claimed again; returns how many.
+    /// In the same atomic step, every run of those posts still `running` (its
+    /// worker stopped during the attempt) is closed: `failed`, `finished_at =
+    /// now`, error [`STALE_RUN_ERROR`](crate::STALE_RUN_ERROR). Its attempt
+    /// number stays taken, so the next claim settles the outcome by a lookup,
+    /// never by publishing again.
     async fn release_stale_leases(&self, now: DateTime<Utc>) -> Result<u64>;
     /// Up to `limit` `published` posts of every tenant with
     /// `next_check_at <= now < stop_at` (no `stop_at`: no end), oldest
@@ -397,7 +406,9 @@ pub trait CommentStore: Send + Sync {
         since: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<Comment>>;
-    /// Records the comment's triage.
+    /// Records the comment's triage. AUTO_REPLY puts the comment in the reply
+    /// queue (its [`reply`](nexiom_core::Comment::reply) becomes `pending`, due
+    /// at once) unless it is there already; see [`ReplyQueueStore`].
     async fn set_comment_triage(
         &self,
         tenant: TenantId,
@@ -713,6 +724,7 @@ pub trait Store:
     + MissionStore
     + SettingsStore
     + WorkerStore
+    + ReplyQueueStore
     + Send
     + Sync
 {
@@ -729,6 +741,7 @@ impl<T> Store for T where
         + MissionStore
         + SettingsStore
         + WorkerStore
+        + ReplyQueueStore
         + Send
         + Sync
 {

@@ -1,6 +1,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::ReplyStatus;
 use crate::enums::{ConversationStatus, DeliveryStatus, EventKind, MessageDirection, Triage};
 use crate::error::CoreError;
 use crate::id::{
@@ -204,6 +205,8 @@ pub struct Message {
     pub ai_decision_id: Option<DecisionId>,
     /// Delivery status of an outbound message.
     pub delivery_status: Option<DeliveryStatus>,
+    /// The reply-queue state, for an inbound message triaged AUTO_REPLY.
+    pub reply: Option<ReplyStatus>,
     /// When the message was sent or received (platform time).
     pub created_at: DateTime<Utc>,
     /// When it was stored.

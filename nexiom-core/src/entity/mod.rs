@@ -5,6 +5,7 @@ mod inbound;
 mod mission;
 mod ops;
 mod publishing;
+mod reply;
 mod tenant;
 mod triage;
 
@@ -12,6 +13,7 @@ pub use inbound::*;
 pub use mission::*;
 pub use ops::*;
 pub use publishing::*;
+pub use reply::*;
 pub use tenant::*;
 pub use triage::*;
 

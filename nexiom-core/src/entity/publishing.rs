@@ -2,6 +2,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
+use super::ReplyStatus;
 use crate::content::Content;
 use crate::enums::{PostRunStatus, PostStatus, Triage};
 use crate::error::CoreError;
@@ -287,6 +288,8 @@ pub struct Comment {
     pub ai_decision_id: Option<DecisionId>,
     /// Hidden on the platform.
     pub hidden: bool,
+    /// The reply-queue state, for an item triaged AUTO_REPLY.
+    pub reply: Option<ReplyStatus>,
 }
 
 /// Input to store a [`Comment`].

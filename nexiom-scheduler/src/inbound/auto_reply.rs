@@ -1,17 +1,38 @@
-//! Auto-reply step: AUTO_REPLY items answered through the connector, once
-//! each, only while the tenant's AI control is ON.
+//! Auto-reply step: the reply queue's next AUTO_REPLY items answered through
+//! the connector, once each, only while the tenant's AI control is ON.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use nexiom_connectors::{ChannelContext, OutboundMessage, PlatformConnector};
 use nexiom_core::{
-    Channel, Comment, DecisionId, DeliveryStatus, Message, MessageDirection, NewCommentReply,
-    NewMessage, TenantId, Triage,
+    Channel, ClaimedReply, Comment, DecisionId, DeliveryStatus, Message, MessageDirection,
+    NewCommentReply, NewMessage, ReplyOutcome, TenantId,
 };
 use nexiom_triage::{ReplyKind, ReplyRequest};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 use super::{InboundError, InboundPipeline};
+use crate::publish::RetryPolicy;
+
+/// How the auto-reply step claims and retries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AutoReplyConfig {
+    /// How long a claim holds before another worker may take the item over
+    /// (default 5 minutes; longer than drafting and sending one reply takes).
+    pub lease: Duration,
+    /// Attempts per item (default 3) and the jittered backoff between them
+    /// (default 60 s doubling, capped at 1 h), as for publishing.
+    pub retry: RetryPolicy,
+}
+
+impl Default for AutoReplyConfig {
+    fn default() -> Self {
+        AutoReplyConfig {
+            lease: Duration::minutes(5),
+            retry: RetryPolicy::default(),
+        }
+    }
+}
 
 /// What one auto-reply batch did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,15 +40,35 @@ pub struct AutoReplyReport {
     /// Replies the platform accepted (the `auto_replied` count of a pipeline
     /// run).
     pub sent: u64,
-    /// Replies that could not be made or that the platform refused (stored as
-    /// `failed`, never retried automatically: a duplicate is worse than a
-    /// visible failure).
+    /// Attempts that failed in this batch (`retried_later + given_up`).
     pub failed: u64,
-    /// Items left alone because the tenant's AI control was OFF when their
-    /// turn came.
+    /// Failed attempts put back in the queue for a later try (with backoff).
+    pub retried_later: u64,
+    /// Items given up in this batch (escalated to a person): attempts
+    /// exhausted, a send the platform refused, or a send whose outcome is
+    /// unknown.
+    pub given_up: u64,
+    /// Items put back untouched because the tenant's AI control was switched
+    /// OFF between the claim and the send (no attempt counted).
     pub skipped_ai_off: u64,
-    /// Items answered already (by an earlier run or another worker).
+    /// Items found answered already (their reply claimed by an earlier run or
+    /// another worker), now marked `sent`.
     pub already_replied: u64,
+}
+
+/// How one item's turn ended.
+enum Turn {
+    /// The platform accepted the reply.
+    Sent,
+    /// The reply existed already.
+    AlreadyReplied,
+    /// AI control is OFF: put back without an attempt.
+    AiOff,
+    /// Failed before anything was claimed: safe to try again.
+    Retryable(String),
+    /// Failed after the reply was claimed (refused, or outcome unknown):
+    /// never sent again automatically.
+    Final(String),
 }
 
 /// Everything needed to answer a message, gathered before anything is claimed.
@@ -39,11 +80,16 @@ struct Prepared {
 }
 
 impl InboundPipeline {
-    /// Replies to the AUTO_REPLY messages and comments of every tenant created
-    /// at or after `since` (at most `limit` of each per tenant, oldest first):
-    /// a message through the channel's connector `send_message` to the
-    /// contact's handle, a comment through `reply_comment`. The text is the
-    /// draft triage kept in the decision (drafted again when missing).
+    /// Answers the next items of the reply queue: claims up to `limit` due
+    /// AUTO_REPLY messages and comments of every tenant whose AI control is
+    /// ON, created at or after `since`, oldest first (`limit` is global to the
+    /// run, not per tenant: one busy tenant cannot make a run longer), and
+    /// answers each: a message through the channel's connector `send_message`
+    /// to the contact's handle, a comment through `reply_comment`. The text is
+    /// the draft triage kept in the decision (drafted again when missing).
+    ///
+    /// An answered item is never claimed again, so repeated runs work through
+    /// the whole queue (120 pending items, limit 50: three runs).
     ///
     /// Never twice: the reply is stored BEFORE the platform is called, under a
     /// unique key (an outbound message keyed by the inbound it answers; a
@@ -51,33 +97,98 @@ impl InboundPipeline {
     /// worker finds the key taken and sends nothing. The platform's answer is
     /// recorded afterwards (provider id and `sent`, or `failed`).
     ///
-    /// Never while AI control is OFF: the switch is read again for each item,
-    /// just before it is claimed and sent, whatever triage saw.
+    /// One item's failure never stops the run; it is recorded on the item
+    /// (`reply.error`, `reply.attempts`):
+    ///
+    /// - before the reply is claimed (no draft, the generator fails, no
+    ///   contact handle, no connector, a storage error on that item): retried
+    ///   after [`RetryPolicy::delay_after`] (jittered, from the pipeline's
+    ///   clock), and after [`AutoReplyConfig::retry`]`.max_attempts` attempts
+    ///   (default 3) given up and escalated (triage ESCALATE: a person sees it);
+    /// - after the reply is claimed (the platform refused, or did not answer:
+    ///   it may have acted): the reply is stored `failed` and the item is given
+    ///   up and escalated at once. It is never sent again automatically: a
+    ///   duplicate is worse than a visible failure. A reclaimed item (its
+    ///   worker stopped) whose reply is still `pending` is settled the same
+    ///   way, as an outcome unknown.
+    ///
+    /// Never while AI control is OFF: such items are not claimed, and the
+    /// switch is read again for each item just before its reply is claimed;
+    /// when it went OFF meanwhile the item is put back, due at once, with no
+    /// attempt counted.
+    ///
+    /// Only a failure to claim at all ends the run with an error.
     pub async fn auto_reply_recent_inbound(
         &self,
         since: DateTime<Utc>,
         limit: u32,
     ) -> Result<AutoReplyReport, InboundError> {
         let mut report = AutoReplyReport::default();
-        for tenant in self.store.list_tenants().await? {
-            let messages = self
-                .store
-                .list_messages_by_triage(tenant.id, Triage::AutoReply, since, limit)
-                .await?;
-            for message in messages {
-                self.reply_to_message(tenant.id, &message, &mut report)
-                    .await?;
-            }
-            let comments = self
-                .store
-                .list_comments_by_triage(tenant.id, Triage::AutoReply, since, limit)
-                .await?;
-            for comment in comments {
-                self.reply_to_comment(tenant.id, &comment, &mut report)
-                    .await?;
-            }
+        let config = &self.auto_reply;
+        let claimed = self
+            .store
+            .claim_pending_replies(self.clock.now(), Some(since), limit, config.lease)
+            .await?;
+        for item in claimed {
+            self.settle(item, &mut report).await;
         }
         Ok(report)
+    }
+
+    /// Takes one claimed item through its turn and records the outcome on it.
+    async fn settle(&self, item: ClaimedReply, report: &mut AutoReplyReport) {
+        let subject = item.subject();
+        let (tenant, attempts) = match &item {
+            ClaimedReply::Message(m) => (m.tenant_id, m.reply.as_ref().map_or(0, |r| r.attempts)),
+            ClaimedReply::Comment(c) => (c.tenant_id, c.reply.as_ref().map_or(0, |r| r.attempts)),
+        };
+        let turn = match &item {
+            ClaimedReply::Message(m) => self.reply_to_message(tenant, m).await,
+            ClaimedReply::Comment(c) => self.reply_to_comment(tenant, c).await,
+        };
+        let turn = turn.unwrap_or_else(|e| Turn::Retryable(e.to_string()));
+        let outcome = match turn {
+            Turn::Sent => {
+                report.sent += 1;
+                ReplyOutcome::Sent
+            }
+            Turn::AlreadyReplied => {
+                report.already_replied += 1;
+                ReplyOutcome::Sent
+            }
+            Turn::AiOff => {
+                report.skipped_ai_off += 1;
+                ReplyOutcome::Released { next_at: None }
+            }
+            Turn::Retryable(error) => {
+                report.failed += 1;
+                let attempt = attempts.saturating_add(1);
+                if attempt >= self.auto_reply.retry.max_attempts {
+                    report.given_up += 1;
+                    tracing::warn!(%tenant, ?subject, %error, attempt, "auto-reply given up; escalated");
+                    ReplyOutcome::GiveUp {
+                        error: format!("gave up after {attempt} attempts: {error}"),
+                    }
+                } else {
+                    report.retried_later += 1;
+                    let next_at =
+                        self.clock.now() + self.auto_reply.retry.delay_after(attempt, None);
+                    tracing::warn!(%tenant, ?subject, %error, attempt, %next_at, "auto-reply failed; retried later");
+                    ReplyOutcome::Retry { error, next_at }
+                }
+            }
+            Turn::Final(error) => {
+                report.failed += 1;
+                report.given_up += 1;
+                tracing::warn!(%tenant, ?subject, %error, "auto-reply send failed; escalated, never re-sent");
+                ReplyOutcome::GiveUp { error }
+            }
+        };
+        if let Err(error) = self.store.finish_reply(tenant, subject, outcome).await {
+            // The item stays `sending` until its lease ends; the next claim
+            // settles it from its stored reply, never by sending again.
+            tracing::warn!(%tenant, ?subject, %error, "auto-reply outcome not recorded");
+        }
     }
 
     /// Whether the tenant's AI control is ON right now.
@@ -179,22 +290,16 @@ impl InboundPipeline {
         &self,
         tenant: TenantId,
         message: &Message,
-        report: &mut AutoReplyReport,
-    ) -> Result<(), InboundError> {
+    ) -> Result<Turn, InboundError> {
         if message.direction != MessageDirection::Inbound {
-            return Ok(());
+            return Ok(Turn::Final("only inbound messages are answered".into()));
         }
         let prepared = match self.prepare_message(tenant, message).await? {
             Ok(prepared) => prepared,
-            Err(reason) => {
-                tracing::warn!(%tenant, message = %message.id, %reason, "auto-reply not possible");
-                report.failed += 1;
-                return Ok(());
-            }
+            Err(reason) => return Ok(Turn::Retryable(reason)),
         };
         if !self.ai_on(tenant).await? {
-            report.skipped_ai_off += 1;
-            return Ok(());
+            return Ok(Turn::AiOff);
         }
         let now = self.clock.now();
         // The claim: unique by the inbound message it answers.
@@ -214,39 +319,48 @@ impl InboundPipeline {
             })
             .await?;
         if !claim.created {
-            report.already_replied += 1;
-            return Ok(());
+            return Ok(earlier_reply(claim.record.delivery_status));
         }
         let outbound = OutboundMessage {
             reply_to: message.provider_message_id.clone(),
             last_inbound_at: Some(message.created_at),
             ..OutboundMessage::text(prepared.recipient, prepared.text)
         };
+        // From here on the reply is claimed: whatever happens, it is never
+        // sent again, so storage errors are logged, not returned.
         match prepared
             .connector
             .send_message(&prepared.ctx, &outbound)
             .await
         {
             Ok(sent) => {
-                self.store
+                if let Err(error) = self
+                    .store
                     .record_message_sent(
                         tenant,
                         claim.record.id,
                         Some(&sent.message_id),
                         DeliveryStatus::Sent,
                     )
-                    .await?;
-                report.sent += 1;
+                    .await
+                {
+                    tracing::warn!(%tenant, message = %message.id, %error, "reply sent but not recorded");
+                }
+                Ok(Turn::Sent)
             }
             Err(error) => {
-                tracing::warn!(%tenant, message = %message.id, %error, "auto-reply refused");
-                self.store
+                if let Err(error) = self
+                    .store
                     .record_message_sent(tenant, claim.record.id, None, DeliveryStatus::Failed)
-                    .await?;
-                report.failed += 1;
+                    .await
+                {
+                    tracing::warn!(%tenant, message = %message.id, %error, "failed reply not recorded");
+                }
+                Ok(Turn::Final(format!(
+                    "the send failed (never re-sent): {error}"
+                )))
             }
         }
-        Ok(())
     }
 
     #[tracing::instrument(name = "auto_reply_comment", skip_all, fields(%tenant, comment = %comment.id))]
@@ -254,25 +368,14 @@ impl InboundPipeline {
         &self,
         tenant: TenantId,
         comment: &Comment,
-        report: &mut AutoReplyReport,
-    ) -> Result<(), InboundError> {
-        if self
-            .store
-            .find_comment_reply(tenant, comment.id)
-            .await?
-            .is_some()
-        {
-            report.already_replied += 1;
-            return Ok(());
+    ) -> Result<Turn, InboundError> {
+        if let Some(reply) = self.store.find_comment_reply(tenant, comment.id).await? {
+            return Ok(earlier_reply(Some(reply.status)));
         }
         let channel = self.store.get_channel(tenant, comment.channel_id).await?;
         let (connector, ctx) = match self.connector_for(&channel) {
             Ok(found) => found,
-            Err(reason) => {
-                tracing::warn!(%tenant, comment = %comment.id, %reason, "auto-reply not possible");
-                report.failed += 1;
-                return Ok(());
-            }
+            Err(reason) => return Ok(Turn::Retryable(reason)),
         };
         let request = ReplyRequest {
             tenant_id: tenant,
@@ -285,15 +388,10 @@ impl InboundPipeline {
             .await?
         {
             Ok(text) => text,
-            Err(reason) => {
-                tracing::warn!(%tenant, comment = %comment.id, %reason, "no reply drafted");
-                report.failed += 1;
-                return Ok(());
-            }
+            Err(reason) => return Ok(Turn::Retryable(format!("no reply drafted: {reason}"))),
         };
         if !self.ai_on(tenant).await? {
-            report.skipped_ai_off += 1;
-            return Ok(());
+            return Ok(Turn::AiOff);
         }
         let now = self.clock.now();
         let claim = self
@@ -306,42 +404,42 @@ impl InboundPipeline {
             })
             .await?;
         if !claim.created {
-            report.already_replied += 1;
-            return Ok(());
+            return Ok(earlier_reply(Some(claim.record.status)));
         }
         let outcome = connector
             .reply_comment(&ctx, &comment.platform_comment_id, &text)
             .await;
         let now = self.clock.now();
-        match outcome {
-            Ok(reply_id) => {
-                self.store
-                    .finish_comment_reply(
-                        tenant,
-                        comment.id,
-                        DeliveryStatus::Sent,
-                        Some(&reply_id),
-                        None,
-                        now,
-                    )
-                    .await?;
-                report.sent += 1;
-            }
-            Err(error) => {
-                tracing::warn!(%tenant, comment = %comment.id, %error, "comment reply refused");
-                self.store
-                    .finish_comment_reply(
-                        tenant,
-                        comment.id,
-                        DeliveryStatus::Failed,
-                        None,
-                        Some(&error.to_string()),
-                        now,
-                    )
-                    .await?;
-                report.failed += 1;
-            }
+        let (status, reply_id, error) = match &outcome {
+            Ok(reply_id) => (DeliveryStatus::Sent, Some(reply_id.as_str()), None),
+            Err(error) => (DeliveryStatus::Failed, None, Some(error.to_string())),
+        };
+        if let Err(store_error) = self
+            .store
+            .finish_comment_reply(tenant, comment.id, status, reply_id, error.as_deref(), now)
+            .await
+        {
+            tracing::warn!(%tenant, comment = %comment.id, error = %store_error, "comment reply outcome not recorded");
         }
-        Ok(())
+        Ok(match error {
+            None => Turn::Sent,
+            Some(error) => Turn::Final(format!("the reply failed (never re-sent): {error}")),
+        })
+    }
+}
+
+/// The turn of an item whose reply was claimed before (by an earlier run, a
+/// concurrent worker, or a worker that stopped), from that reply's status.
+fn earlier_reply(status: Option<DeliveryStatus>) -> Turn {
+    match status {
+        Some(DeliveryStatus::Failed) => {
+            Turn::Final("an earlier reply to this item failed; it is never re-sent".into())
+        }
+        Some(DeliveryStatus::Pending) | None => Turn::Final(
+            "outcome unknown: a worker stopped after claiming the reply and before recording \
+             the platform's answer; check the account before answering by hand"
+                .into(),
+        ),
+        Some(_) => Turn::AlreadyReplied,
     }
 }

@@ -26,7 +26,7 @@ use nexiom_core::Clock;
 use nexiom_storage::Store;
 use nexiom_triage::{ReplyGenerator, TriageConfig};
 
-pub use auto_reply::AutoReplyReport;
+pub use auto_reply::{AutoReplyConfig, AutoReplyReport};
 pub use dry_run::{DecisionSummary, DryRunItem, DryRunReport};
 pub use error::InboundError;
 pub use ingest::IngestReport;
@@ -44,6 +44,7 @@ pub struct InboundPipeline {
     generator: Arc<dyn ReplyGenerator>,
     connectors: ConnectorRegistry,
     triage_config: TriageConfig,
+    auto_reply: AutoReplyConfig,
 }
 
 impl InboundPipeline {
@@ -60,11 +61,13 @@ impl InboundPipeline {
             generator,
             connectors: ConnectorRegistry::new(),
             triage_config: TriageConfig::default(),
+            auto_reply: AutoReplyConfig::default(),
         }
     }
 
     /// The connectors auto-replies go through, by platform name (an item whose
-    /// platform has none is counted as failed, and nothing is claimed).
+    /// platform has none fails its attempt before anything is claimed, and is
+    /// retried later).
     pub fn with_connectors(mut self, connectors: ConnectorRegistry) -> Self {
         self.connectors = connectors;
         self
@@ -73,6 +76,12 @@ impl InboundPipeline {
     /// Another triage configuration (similarity threshold, default outcome).
     pub fn with_triage_config(mut self, config: TriageConfig) -> Self {
         self.triage_config = config;
+        self
+    }
+
+    /// Another auto-reply configuration (claim lease, attempts and backoff).
+    pub fn with_auto_reply_config(mut self, config: AutoReplyConfig) -> Self {
+        self.auto_reply = config;
         self
     }
 
@@ -89,6 +98,7 @@ impl fmt::Debug for InboundPipeline {
             .field("generator", &self.generator)
             .field("connectors", &self.connectors.names())
             .field("triage_config", &self.triage_config)
+            .field("auto_reply", &self.auto_reply)
             .finish_non_exhaustive()
     }
 }

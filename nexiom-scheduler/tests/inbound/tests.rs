@@ -510,10 +510,24 @@ where
         .auto_reply_recent_inbound(clock.now() - Duration::hours(1), 1000)
         .await
         .unwrap();
-    assert_eq!(report.sent, 0);
-    assert_eq!(
-        report.skipped_ai_off, 45,
-        "the send path checks the switch itself"
+    // The reply queue does not even claim the items of a tenant whose AI
+    // control is OFF (before the queue, each was read and skipped at send
+    // time): they stay pending, no attempt counted.
+    assert_eq!(report, AutoReplyReport::default());
+    let waiting = store
+        .list_messages_by_triage(
+            tenant,
+            Triage::AutoReply,
+            clock.now() - Duration::hours(1),
+            1000,
+        )
+        .await
+        .unwrap();
+    assert_eq!(waiting.len(), 45);
+    assert!(
+        waiting
+            .iter()
+            .all(|m| m.reply == Some(ReplyStatus::pending()))
     );
     assert!(mock.calls_of(MockOp::SendMessage).is_empty(), "zero sends");
     assert!(mock.calls().is_empty());
@@ -540,6 +554,18 @@ where
         .unwrap();
     assert_eq!(ignored.len(), 45);
     assert!(ignored.iter().all(|d| d.reason == "ai_control_off"));
+
+    // Back ON: the 45 waiting items are answered, each once.
+    store
+        .set_ai_control(tenant, true, Some("ops".into()), clock.now())
+        .await
+        .unwrap();
+    let report = p
+        .auto_reply_recent_inbound(clock.now() - Duration::hours(1), 1000)
+        .await
+        .unwrap();
+    assert_eq!(report.sent, 45);
+    assert_eq!(mock.calls_of(MockOp::SendMessage).len(), 45);
     ts.cleanup().await;
 }
 
@@ -608,7 +634,8 @@ where
     let triaged = p.triage_new_items(100).await.unwrap();
     assert_eq!((triaged.messages, triaged.comments), (20, 1));
 
-    // The platform refuses the first send: stored as failed, never retried.
+    // The platform refuses the first send: stored as failed, never re-sent,
+    // the item given up and escalated.
     wa.fail_permanently_next(MockOp::SendMessage, "recipient blocked");
     // Four workers at once.
     let mut tasks = Vec::new();
@@ -623,6 +650,7 @@ where
         let r = t.await.unwrap();
         total.sent += r.sent;
         total.failed += r.failed;
+        total.given_up += r.given_up;
         total.already_replied += r.already_replied;
         total.skipped_ai_off += r.skipped_ai_off;
     }
@@ -632,7 +660,10 @@ where
         "19 messages and 1 comment, each once"
     );
     assert_eq!(total.failed, 1);
-    assert_eq!(total.already_replied, 60);
+    assert_eq!(total.given_up, 1);
+    // The workers claim disjoint items from the reply queue: none of them
+    // meets an item another answered (before the queue, each read all 20).
+    assert_eq!(total.already_replied, 0);
     assert_eq!(
         wa.calls_of(MockOp::SendMessage).len(),
         19,
@@ -688,12 +719,20 @@ where
     assert_eq!(reply.status, DeliveryStatus::Sent);
     assert!(reply.platform_comment_id.is_some());
 
-    // Later runs send nothing more (the failed one included).
+    // The refused one is given up and escalated, with the platform's error.
+    let refused = store
+        .get_message(tenant, failed[0].in_reply_to.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(refused.triage, Some(Triage::Escalate));
+    let state = refused.reply.unwrap();
+    assert_eq!(state.state, ReplyState::GivenUp);
+    assert_eq!(state.attempts, 1);
+    assert!(state.error.unwrap().contains("recipient blocked"));
+
+    // Later runs find nothing to claim (the failed one included).
     let again = p.auto_reply_recent_inbound(since, 100).await.unwrap();
-    assert_eq!(
-        (again.sent, again.failed, again.already_replied),
-        (0, 0, 20)
-    );
+    assert_eq!(again, AutoReplyReport::default());
     assert_eq!(wa.calls_of(MockOp::SendMessage).len(), 19);
     ts.cleanup().await;
 }

@@ -30,6 +30,7 @@
 
 mod harness;
 mod kpi;
+mod reply_queue;
 mod tests;
 
 pub use harness::{
@@ -37,6 +38,7 @@ pub use harness::{
     postgres_test_url,
 };
 pub use kpi::*;
+pub use reply_queue::*;
 pub use tests::*;
 
 /// Generates one `#[tokio::test]` per conformance test, each calling `$factory`
@@ -74,6 +76,10 @@ macro_rules! conformance_suite {
             worker_flags_and_execution_logs,
             tenant_isolation,
             extreme_time_bounds_are_accepted,
+            reply_queue_claims_oldest_due_first,
+            reply_queue_leases_keep_claims_apart,
+            reply_queue_records_outcomes_on_the_item,
+            stale_release_closes_running_post_runs,
         );
     };
     (@tests $attrs:tt $factory:path; $($name:ident,)+) => {$(

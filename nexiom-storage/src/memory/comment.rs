@@ -50,6 +50,7 @@ impl Inner {
             confidence: None,
             ai_decision_id: None,
             hidden: false,
+            reply: None,
         };
         self.comment_by_key.insert(key, comment.id);
         self.comments.insert(comment.id, comment.clone());
@@ -97,6 +98,9 @@ impl Inner {
         comment.triage = Some(triage);
         comment.confidence = Some(confidence);
         comment.ai_decision_id = decision;
+        if triage == Triage::AutoReply && comment.reply.is_none() {
+            comment.reply = Some(nexiom_core::ReplyStatus::pending());
+        }
         Ok(comment.clone())
     }
 

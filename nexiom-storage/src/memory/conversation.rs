@@ -142,6 +142,7 @@ impl Inner {
             delivery_status: new.delivery_status,
             created_at: new.created_at,
             stored_at: new.stored_at,
+            reply: None,
         };
         if let Some(conversation) = self.conversations.get_mut(&new.conversation_id) {
             conversation.last_message_at = Some(
@@ -290,6 +291,12 @@ impl Inner {
         message.triage = Some(triage);
         message.confidence = Some(confidence);
         message.ai_decision_id = decision;
+        if triage == Triage::AutoReply
+            && message.direction == MessageDirection::Inbound
+            && message.reply.is_none()
+        {
+            message.reply = Some(nexiom_core::ReplyStatus::pending());
+        }
         Ok(message.clone())
     }
 }

@@ -17,6 +17,7 @@ mod event;
 mod kpi;
 mod mission;
 mod post;
+mod reply_queue;
 mod routing;
 mod rule;
 mod settings;

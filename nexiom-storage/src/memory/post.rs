@@ -226,7 +226,7 @@ impl Inner {
     }
 
     fn release_stale_leases(&mut self, now: DateTime<Utc>) -> u64 {
-        let mut released = 0;
+        let mut released = std::collections::HashSet::new();
         for post in self.posts.values_mut() {
             if post.status == PostStatus::Publishing
                 && post.lease_expires_at.is_some_and(|t| t < now)
@@ -235,10 +235,17 @@ impl Inner {
                 post.lease_owner = None;
                 post.lease_expires_at = None;
                 post.updated_at = now;
-                released += 1;
+                released.insert(post.id);
             }
         }
-        released
+        for run in self.post_runs.values_mut() {
+            if run.status == PostRunStatus::Running && released.contains(&run.post_id) {
+                run.status = PostRunStatus::Failed;
+                run.finished_at = Some(now);
+                run.error = Some(crate::STALE_RUN_ERROR.to_owned());
+            }
+        }
+        released.len() as u64
     }
 
     fn list_posts_due_for_polling(&self, now: DateTime<Utc>, limit: u32) -> Vec<ScheduledPost> {

@@ -167,7 +167,9 @@ impl CommentStore for PgStore {
     ) -> Result<Comment> {
         validate::unit_interval("confidence", confidence)?;
         let row: Option<CommentRow> = sqlx::query_as(
-            "UPDATE comments SET triage = $3, confidence = $4, ai_decision_id = $5 \
+            "UPDATE comments SET triage = $3, confidence = $4, ai_decision_id = $5, \
+                 reply_state = CASE WHEN $3 = 'auto_reply' AND reply_state IS NULL \
+                     THEN 'pending' ELSE reply_state END \
              WHERE tenant_id = $1 AND id = $2 \
              RETURNING *",
         )

@@ -450,7 +450,9 @@ impl ConversationStore for PgStore {
     ) -> Result<Message> {
         validate::unit_interval("confidence", confidence)?;
         let row: Option<MessageRow> = sqlx::query_as(
-            "UPDATE messages SET triage = $3, confidence = $4, ai_decision_id = $5 \
+            "UPDATE messages SET triage = $3, confidence = $4, ai_decision_id = $5, \
+                 reply_state = CASE WHEN $3 = 'auto_reply' AND direction = 'inbound' AND reply_state IS NULL \
+                     THEN 'pending' ELSE reply_state END \
              WHERE tenant_id = $1 AND id = $2 \
              RETURNING *",
         )

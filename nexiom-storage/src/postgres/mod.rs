@@ -26,6 +26,7 @@ mod event;
 mod kpi;
 mod mission;
 mod post;
+mod reply_queue;
 mod routing;
 mod rows;
 mod rule;

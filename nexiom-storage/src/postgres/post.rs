@@ -332,16 +332,27 @@ impl PostStore for PgStore {
     }
 
     async fn release_stale_leases(&self, now: DateTime<Utc>) -> Result<u64> {
-        let done = sqlx::query(
-            "UPDATE scheduled_posts SET \
-                 status = 'queued', lease_owner = NULL, lease_expires_at = NULL, updated_at = $1 \
-             WHERE status = 'publishing' AND lease_expires_at < $1",
+        // One statement: the posts taken back and their runs left `running`
+        // are closed together, or neither is.
+        let released: i64 = sqlx::query_scalar(
+            "WITH released AS ( \
+                 UPDATE scheduled_posts SET \
+                     status = 'queued', lease_owner = NULL, lease_expires_at = NULL, \
+                     updated_at = $1 \
+                 WHERE status = 'publishing' AND lease_expires_at < $1 \
+                 RETURNING id \
+             ), closed AS ( \
+                 UPDATE post_runs SET status = 'failed', finished_at = $1, error = $2 \
+                 WHERE status = 'running' AND post_id IN (SELECT id FROM released) \
+             ) \
+             SELECT count(*) FROM released",
         )
         .bind(bound(now))
-        .execute(&self.pool)
+        .bind(crate::STALE_RUN_ERROR)
+        .fetch_one(&self.pool)
         .await
         .map_err(db)?;
-        Ok(done.rows_affected())
+        Ok(u64::try_from(released).unwrap_or(0))
     }
 
     async fn list_posts_due_for_polling(

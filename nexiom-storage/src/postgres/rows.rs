@@ -13,8 +13,8 @@ use nexiom_core::{
     AiControl, AiDecision, AiRule, AppSetting, Channel, Comment, CommentCheckpoint, CommentReply,
     Contact, ContactChannel, Content, ContentJob, Conversation, Credentials, DayPost,
     DecisionSubject, IgnoreExample, Kpi2h, Message, Mission, MissionIntelligenceReport, PostRun,
-    ReadyJob, Recurrence, ScheduledPost, SecretString, TaskExecutionLog, Tenant, Tz, WebhookEvent,
-    WorkerFlag,
+    ReadyJob, Recurrence, ReplyStatus, ScheduledPost, SecretString, TaskExecutionLog, Tenant, Tz,
+    WebhookEvent, WorkerFlag,
 };
 use sqlx::types::Json;
 use uuid::Uuid;
@@ -262,6 +262,11 @@ pub(super) struct MessageRow {
     delivery_status: Option<String>,
     created_at: DateTime<Utc>,
     stored_at: DateTime<Utc>,
+    reply_state: Option<String>,
+    reply_attempts: i64,
+    reply_error: Option<String>,
+    reply_next_at: Option<DateTime<Utc>>,
+    reply_lease_until: Option<DateTime<Utc>>,
 }
 
 impl MessageRow {
@@ -282,8 +287,33 @@ impl MessageRow {
             delivery_status: parse_opt("delivery status", self.delivery_status.as_deref())?,
             created_at: self.created_at,
             stored_at: self.stored_at,
+            reply: reply_status(
+                self.reply_state.as_deref(),
+                self.reply_attempts,
+                self.reply_error,
+                self.reply_next_at,
+                self.reply_lease_until,
+            )?,
         })
     }
+}
+
+/// The reply-queue columns of a message or comment.
+fn reply_status(
+    state: Option<&str>,
+    attempts: i64,
+    error: Option<String>,
+    next_at: Option<DateTime<Utc>>,
+    lease_until: Option<DateTime<Utc>>,
+) -> Result<Option<ReplyStatus>> {
+    let Some(state) = state else { return Ok(None) };
+    Ok(Some(ReplyStatus {
+        state: parse("reply state", state)?,
+        attempts: u32::try_from(attempts).map_err(|e| corrupt("reply attempts", e))?,
+        error,
+        next_at,
+        lease_until,
+    }))
 }
 
 /// `scheduled_posts`.
@@ -420,6 +450,11 @@ pub(super) struct CommentRow {
     confidence: Option<f64>,
     ai_decision_id: Option<Uuid>,
     hidden: bool,
+    reply_state: Option<String>,
+    reply_attempts: i64,
+    reply_error: Option<String>,
+    reply_next_at: Option<DateTime<Utc>>,
+    reply_lease_until: Option<DateTime<Utc>>,
 }
 
 impl CommentRow {
@@ -440,6 +475,13 @@ impl CommentRow {
             confidence: self.confidence,
             ai_decision_id: self.ai_decision_id.map(Into::into),
             hidden: self.hidden,
+            reply: reply_status(
+                self.reply_state.as_deref(),
+                self.reply_attempts,
+                self.reply_error,
+                self.reply_next_at,
+                self.reply_lease_until,
+            )?,
         })
     }
 }

@@ -1,0 +1,414 @@
+//! The auto-reply step as a queue (issue "Auto-replies starve"), each test on
+//! memory and on PostgreSQL: every pending item answered in ceil(n / limit)
+//! runs and none twice, one failing item retried with backoff then given up
+//! and escalated without stopping the run, concurrent runs never sending
+//! twice, and a reply whose worker stopped never sent again.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use nexiom_connectors::{ConnectorRegistry, MockConnector, MockOp};
+use nexiom_core::*;
+use nexiom_scheduler::RetryPolicy;
+use nexiom_scheduler::inbound::{AutoReplyConfig, AutoReplyReport, InboundPipeline};
+use nexiom_storage::Store;
+use nexiom_triage::{Draft, ReplyError, ReplyGenerator, ReplyRequest};
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 22, 9, 0, 0).unwrap()
+}
+
+/// Drafts a reply; fails for a text containing `boom`.
+#[derive(Debug)]
+struct Generator;
+
+#[async_trait]
+impl ReplyGenerator for Generator {
+    async fn generate(&self, request: &ReplyRequest<'_>) -> Result<Draft, ReplyError> {
+        if request.text.contains("boom") {
+            return Err(ReplyError::Status {
+                status: 503,
+                message: "upstream overloaded".into(),
+            });
+        }
+        Ok(Draft {
+            text: format!("Re: {}", request.text),
+            confidence: Some(0.9),
+        })
+    }
+}
+
+struct World {
+    store: Arc<dyn Store>,
+    clock: ManualClock,
+    mock: MockConnector,
+    pipeline: InboundPipeline,
+}
+
+/// One pipeline over `store` with a WhatsApp mock connector and no jitter.
+fn world(store: Arc<dyn Store>) -> World {
+    let clock = ManualClock::new(t0() + Duration::minutes(10));
+    let mock = MockConnector::new(Platform::WhatsApp).with_clock(Arc::new(clock.clone()));
+    let pipeline = InboundPipeline::new(
+        Arc::clone(&store),
+        Arc::new(clock.clone()),
+        Arc::new(Generator),
+    )
+    .with_connectors(ConnectorRegistry::new().with(Arc::new(mock.clone())))
+    .with_auto_reply_config(AutoReplyConfig {
+        retry: RetryPolicy {
+            jitter: false,
+            ..RetryPolicy::default()
+        },
+        ..AutoReplyConfig::default()
+    });
+    World {
+        store,
+        clock,
+        mock,
+        pipeline,
+    }
+}
+
+/// A tenant with AI control ON and a WhatsApp channel.
+async fn tenant(store: &dyn Store, name: &str) -> (TenantId, ChannelId) {
+    let tenant = store
+        .create_tenant(NewTenant::new(name, t0()))
+        .await
+        .unwrap();
+    let channel = store
+        .create_channel(NewChannel {
+            tenant_id: tenant.id,
+            platform: Platform::WhatsApp,
+            external_account_id: format!("pn-{name}"),
+            name: name.into(),
+            credentials: Credentials {
+                access_token: Some(SecretString::new("token")),
+                ..Credentials::default()
+            },
+            created_at: t0(),
+        })
+        .await
+        .unwrap();
+    store
+        .set_ai_control(tenant.id, true, None, t0())
+        .await
+        .unwrap();
+    (tenant.id, channel.id)
+}
+
+/// An inbound message from its own contact, triaged AUTO_REPLY.
+async fn pending(
+    store: &dyn Store,
+    (tenant, channel): (TenantId, ChannelId),
+    key: &str,
+    text: &str,
+    at: DateTime<Utc>,
+) -> Message {
+    let cc = store
+        .insert_contact_channel(NewContactChannel {
+            tenant_id: tenant,
+            platform: Platform::WhatsApp,
+            external_handle: format!("336{key}"),
+            display_name: None,
+            created_at: at,
+        })
+        .await
+        .unwrap()
+        .record;
+    let conv = store
+        .insert_open_conversation(tenant, cc.contact_id, channel, at)
+        .await
+        .unwrap()
+        .record;
+    let m = store
+        .insert_message(NewMessage {
+            tenant_id: tenant,
+            conversation_id: conv.id,
+            direction: MessageDirection::Inbound,
+            text: text.into(),
+            has_media: false,
+            provider_message_id: Some(format!("wamid.{key}")),
+            in_reply_to: None,
+            delivery_status: None,
+            created_at: at,
+            stored_at: at,
+        })
+        .await
+        .unwrap()
+        .record;
+    store
+        .set_message_triage(tenant, m.id, Triage::AutoReply, 0.9, None)
+        .await
+        .unwrap()
+}
+
+/// The recipients of every send, and whether any was sent twice.
+fn recipients(mock: &MockConnector) -> (usize, usize) {
+    let sends = mock.calls_of(MockOp::SendMessage);
+    let distinct: HashSet<_> = sends.iter().map(|c| c.target.clone()).collect();
+    (sends.len(), distinct.len())
+}
+
+/// 120 pending items, limit 50: answered in exactly ceil(120 / 50) = 3 runs at
+/// the same instant (no time window to move), none twice; the 4th run finds
+/// nothing.
+async fn all_pending_items_are_answered_in_ceil_n_over_limit_runs(store: Arc<dyn Store>) {
+    let w = world(store);
+    let acme = tenant(&*w.store, "acme").await;
+    for i in 0..120 {
+        pending(
+            &*w.store,
+            acme,
+            &format!("{i:04}"),
+            "Horaires ?",
+            t0() + Duration::seconds(i),
+        )
+        .await;
+    }
+    let since = t0() - Duration::hours(1);
+    let mut sent = Vec::new();
+    for _ in 0..3 {
+        let r = w
+            .pipeline
+            .auto_reply_recent_inbound(since, 50)
+            .await
+            .unwrap();
+        assert_eq!(r.failed, 0);
+        sent.push(r.sent);
+    }
+    assert_eq!(sent, vec![50, 50, 20]);
+    let r = w
+        .pipeline
+        .auto_reply_recent_inbound(since, 50)
+        .await
+        .unwrap();
+    assert_eq!(
+        r,
+        AutoReplyReport::default(),
+        "nothing left, nothing re-read"
+    );
+    assert_eq!(recipients(&w.mock), (120, 120), "120 sends, none twice");
+    let answered = w
+        .store
+        .list_messages_by_triage(acme.0, Triage::AutoReply, since, 1000)
+        .await
+        .unwrap();
+    assert_eq!(answered.len(), 120);
+    assert!(
+        answered
+            .iter()
+            .all(|m| m.reply.as_ref().unwrap().state == ReplyState::Sent)
+    );
+}
+
+/// One always-failing item among good ones (and a second tenant after it):
+/// the run goes on; the item is retried after 60 s, then 120 s (from the
+/// clock), and after 3 attempts given up and escalated with its error.
+async fn a_failing_item_is_retried_then_given_up_and_never_stops_the_run(store: Arc<dyn Store>) {
+    let w = world(store);
+    let acme = tenant(&*w.store, "acme").await;
+    let globex = tenant(&*w.store, "globex").await;
+    for i in 0..5 {
+        pending(
+            &*w.store,
+            acme,
+            &format!("a{i}"),
+            "Bonjour",
+            t0() + Duration::seconds(i),
+        )
+        .await;
+    }
+    let bad = pending(&*w.store, acme, "bad", "boom", t0() + Duration::seconds(5)).await;
+    for i in 6..10 {
+        pending(
+            &*w.store,
+            acme,
+            &format!("a{i}"),
+            "Bonjour",
+            t0() + Duration::seconds(i),
+        )
+        .await;
+    }
+    pending(
+        &*w.store,
+        globex,
+        "g",
+        "Hello",
+        t0() + Duration::seconds(20),
+    )
+    .await;
+    let since = t0() - Duration::hours(1);
+    let p = &w.pipeline;
+
+    let r = p.auto_reply_recent_inbound(since, 50).await.unwrap();
+    assert_eq!(
+        (r.sent, r.failed, r.retried_later, r.given_up),
+        (10, 1, 1, 0)
+    );
+    let state = w
+        .store
+        .get_message(acme.0, bad.id)
+        .await
+        .unwrap()
+        .reply
+        .unwrap();
+    assert_eq!(state.state, ReplyState::Pending);
+    assert_eq!(state.attempts, 1);
+    assert!(
+        state
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("upstream overloaded")
+    );
+    assert_eq!(state.next_at, Some(w.clock.now() + Duration::seconds(60)));
+
+    // Not before its backoff.
+    w.clock.advance(Duration::seconds(59));
+    assert_eq!(
+        p.auto_reply_recent_inbound(since, 50).await.unwrap(),
+        AutoReplyReport::default()
+    );
+    w.clock.advance(Duration::seconds(1));
+    let r = p.auto_reply_recent_inbound(since, 50).await.unwrap();
+    assert_eq!((r.failed, r.retried_later, r.given_up), (1, 1, 0));
+    let state = w
+        .store
+        .get_message(acme.0, bad.id)
+        .await
+        .unwrap()
+        .reply
+        .unwrap();
+    assert_eq!(state.attempts, 2);
+    assert_eq!(state.next_at, Some(w.clock.now() + Duration::seconds(120)));
+
+    w.clock.advance(Duration::seconds(120));
+    let r = p.auto_reply_recent_inbound(since, 50).await.unwrap();
+    assert_eq!((r.failed, r.retried_later, r.given_up), (1, 0, 1));
+    let given_up = w.store.get_message(acme.0, bad.id).await.unwrap();
+    assert_eq!(given_up.triage, Some(Triage::Escalate), "a person sees it");
+    let state = given_up.reply.unwrap();
+    assert_eq!(state.state, ReplyState::GivenUp);
+    assert_eq!(state.attempts, 3);
+    assert!(state.error.unwrap().contains("gave up after 3 attempts"));
+
+    w.clock.advance(Duration::days(1));
+    assert_eq!(
+        p.auto_reply_recent_inbound(since, 50).await.unwrap(),
+        AutoReplyReport::default()
+    );
+    assert_eq!(
+        recipients(&w.mock),
+        (10, 10),
+        "the good ones once each, the bad one never"
+    );
+}
+
+/// Four concurrent workers over 120 pending items (limit 10 per run, until
+/// empty): every item answered, none twice.
+async fn concurrent_runs_never_send_twice(store: Arc<dyn Store>) {
+    let w = world(store);
+    let acme = tenant(&*w.store, "acme").await;
+    for i in 0..120 {
+        pending(
+            &*w.store,
+            acme,
+            &format!("{i:04}"),
+            "Prix ?",
+            t0() + Duration::seconds(i % 7),
+        )
+        .await;
+    }
+    let since = t0() - Duration::hours(1);
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let p = w.pipeline.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut sent = 0;
+            loop {
+                let r = p.auto_reply_recent_inbound(since, 10).await.unwrap();
+                assert_eq!((r.failed, r.already_replied), (0, 0));
+                if r.sent == 0 {
+                    return sent;
+                }
+                sent += r.sent;
+            }
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    assert_eq!(total, 120);
+    assert_eq!(recipients(&w.mock), (120, 120));
+}
+
+/// A worker claimed an item and its reply, then stopped: after the lease the
+/// item comes back, but its reply is never sent again: it is given up as an
+/// outcome unknown and escalated.
+async fn a_reply_whose_worker_stopped_is_never_sent_again(store: Arc<dyn Store>) {
+    let w = world(store);
+    let acme = tenant(&*w.store, "acme").await;
+    let m = pending(&*w.store, acme, "x", "Bonjour", t0()).await;
+    let lease = AutoReplyConfig::default().lease;
+    let claimed = w
+        .store
+        .claim_pending_replies(w.clock.now(), None, 10, lease)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    // The dead worker's reply claim, its outcome never recorded.
+    w.store
+        .insert_message(NewMessage {
+            tenant_id: acme.0,
+            conversation_id: m.conversation_id,
+            direction: MessageDirection::Outbound,
+            text: "Re: Bonjour".into(),
+            has_media: false,
+            provider_message_id: None,
+            in_reply_to: Some(m.id),
+            delivery_status: Some(DeliveryStatus::Pending),
+            created_at: w.clock.now(),
+            stored_at: w.clock.now(),
+        })
+        .await
+        .unwrap();
+    let since = t0() - Duration::hours(1);
+    assert_eq!(
+        w.pipeline
+            .auto_reply_recent_inbound(since, 10)
+            .await
+            .unwrap(),
+        AutoReplyReport::default(),
+        "held by the lease"
+    );
+    w.clock.advance(lease);
+    let r = w
+        .pipeline
+        .auto_reply_recent_inbound(since, 10)
+        .await
+        .unwrap();
+    assert_eq!((r.sent, r.given_up), (0, 1));
+    assert!(
+        w.mock.calls_of(MockOp::SendMessage).is_empty(),
+        "never re-sent"
+    );
+    let stored = w.store.get_message(acme.0, m.id).await.unwrap();
+    assert_eq!(stored.triage, Some(Triage::Escalate));
+    let state = stored.reply.unwrap();
+    assert_eq!(state.state, ReplyState::GivenUp);
+    assert!(state.error.unwrap().starts_with("outcome unknown"));
+}
+
+on_both_backends!(
+    all_pending_items_are_answered_in_ceil_n_over_limit_runs,
+    a_failing_item_is_retried_then_given_up_and_never_stops_the_run,
+    concurrent_runs_never_send_twice,
+    a_reply_whose_worker_stopped_is_never_sent_again,
+);

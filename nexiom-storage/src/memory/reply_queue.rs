@@ -1,0 +1,138 @@
+//! The reply queue, under the store's lock.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use nexiom_core::{
+    ClaimedReply, CoreError, DecisionSubject, ReplyOutcome, ReplyState, ReplyStatus, TenantId,
+    Triage,
+};
+
+use super::{Inner, MemoryStore, get_scoped_mut, limit_len};
+use crate::error::{Result, StorageError};
+use crate::reply_queue::ReplyQueueStore;
+
+/// Whether an item in `reply` state is claimable at `now`.
+fn due(reply: Option<&ReplyStatus>, now: DateTime<Utc>) -> bool {
+    match reply {
+        Some(r) if r.state == ReplyState::Pending => r.next_at.is_none_or(|t| t <= now),
+        Some(r) if r.state == ReplyState::Sending => r.lease_until.is_none_or(|t| t <= now),
+        _ => false,
+    }
+}
+
+impl Inner {
+    fn ai_on(&self, tenant: TenantId) -> bool {
+        self.ai_controls.get(&tenant).is_some_and(|c| c.enabled)
+    }
+
+    fn claim_pending_replies(
+        &mut self,
+        now: DateTime<Utc>,
+        since: Option<DateTime<Utc>>,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<ClaimedReply>> {
+        let until = now.checked_add_signed(lease).ok_or_else(|| {
+            CoreError::invalid("lease", "ends beyond the representable time range")
+        })?;
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let wanted = |created: DateTime<Utc>| since.is_none_or(|s| created >= s);
+        let mut candidates: Vec<(DateTime<Utc>, uuid::Uuid, DecisionSubject)> = self
+            .messages
+            .values()
+            .filter(|m| {
+                due(m.reply.as_ref(), now) && wanted(m.created_at) && self.ai_on(m.tenant_id)
+            })
+            .map(|m| (m.created_at, m.id.as_uuid(), DecisionSubject::Message(m.id)))
+            .chain(
+                self.comments
+                    .values()
+                    .filter(|c| {
+                        due(c.reply.as_ref(), now)
+                            && wanted(c.created_at)
+                            && self.ai_on(c.tenant_id)
+                    })
+                    .map(|c| (c.created_at, c.id.as_uuid(), DecisionSubject::Comment(c.id))),
+            )
+            .collect();
+        candidates.sort_by_key(|(at, id, _)| (*at, *id));
+        candidates.truncate(limit_len(limit));
+        let mut claimed = Vec::with_capacity(candidates.len());
+        for (_, _, subject) in candidates {
+            let claim = |reply: &mut Option<ReplyStatus>| {
+                if let Some(r) = reply.as_mut() {
+                    r.state = ReplyState::Sending;
+                    r.lease_until = Some(until);
+                }
+            };
+            match subject {
+                DecisionSubject::Message(id) => {
+                    if let Some(m) = self.messages.get_mut(&id) {
+                        claim(&mut m.reply);
+                        claimed.push(ClaimedReply::Message(m.clone()));
+                    }
+                }
+                DecisionSubject::Comment(id) => {
+                    if let Some(c) = self.comments.get_mut(&id) {
+                        claim(&mut c.reply);
+                        claimed.push(ClaimedReply::Comment(c.clone()));
+                    }
+                }
+            }
+        }
+        Ok(claimed)
+    }
+
+    fn finish_reply(
+        &mut self,
+        tenant: TenantId,
+        subject: DecisionSubject,
+        outcome: ReplyOutcome,
+    ) -> Result<ReplyStatus> {
+        let (reply, triage, id) = match subject {
+            DecisionSubject::Message(id) => {
+                let m = get_scoped_mut(&mut self.messages, tenant, &id, "message")?;
+                (&mut m.reply, &mut m.triage, id.to_string())
+            }
+            DecisionSubject::Comment(id) => {
+                let c = get_scoped_mut(&mut self.comments, tenant, &id, "comment")?;
+                (&mut c.reply, &mut c.triage, id.to_string())
+            }
+        };
+        let Some(reply) = reply.as_mut() else {
+            return Err(StorageError::precondition(
+                subject.kind(),
+                id,
+                "not in the reply queue (never triaged auto_reply)",
+            ));
+        };
+        if crate::reply_queue::apply(reply, outcome) {
+            *triage = Some(Triage::Escalate);
+        }
+        Ok(reply.clone())
+    }
+}
+
+#[async_trait]
+impl ReplyQueueStore for MemoryStore {
+    async fn claim_pending_replies(
+        &self,
+        now: DateTime<Utc>,
+        since: Option<DateTime<Utc>>,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<ClaimedReply>> {
+        self.lock().claim_pending_replies(now, since, limit, lease)
+    }
+
+    async fn finish_reply(
+        &self,
+        tenant: TenantId,
+        subject: DecisionSubject,
+        outcome: ReplyOutcome,
+    ) -> Result<ReplyStatus> {
+        self.lock().finish_reply(tenant, subject, outcome)
+    }
+}

@@ -1,0 +1,202 @@
+//! The reply queue on Postgres: claims with `FOR UPDATE SKIP LOCKED` over the
+//! partial indexes of the `pending` / `sending` items.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use nexiom_core::{
+    ClaimedReply, CoreError, DecisionSubject, ReplyOutcome, ReplyStatus, TenantId, Triage,
+};
+use uuid::Uuid;
+
+use super::error::db;
+use super::rows::{CommentRow, MessageRow};
+use super::{PgStore, bound, limit};
+use crate::error::{Result, StorageError};
+use crate::reply_queue::{ReplyQueueStore, apply};
+
+/// The claimable items of `table` (`messages` or `comments`), oldest first,
+/// locked; `$1` now, `$2` since (or NULL), `$3` the limit.
+fn due_sql(table: &str) -> String {
+    let inbound = if table == "messages" {
+        "AND t.direction = 'inbound' "
+    } else {
+        ""
+    };
+    format!(
+        "SELECT t.* FROM {table} t \
+         WHERE t.reply_state IN ('pending', 'sending') {inbound}\
+             AND ((t.reply_state = 'pending' \
+                     AND (t.reply_next_at IS NULL OR t.reply_next_at <= $1)) \
+                  OR (t.reply_state = 'sending' \
+                     AND (t.reply_lease_until IS NULL OR t.reply_lease_until <= $1))) \
+             AND ($2::timestamptz IS NULL OR t.created_at >= $2) \
+             AND EXISTS (SELECT 1 FROM ai_controls a \
+                         WHERE a.tenant_id = t.tenant_id AND a.enabled) \
+         ORDER BY t.created_at, t.id \
+         LIMIT $3 \
+         FOR UPDATE OF t SKIP LOCKED"
+    )
+}
+
+/// Marks `ids` of `table` claimed until `$2`.
+fn claim_sql(table: &str) -> String {
+    format!(
+        "UPDATE {table} SET reply_state = 'sending', reply_lease_until = $2 \
+         WHERE id = ANY($1) RETURNING *"
+    )
+}
+
+#[async_trait]
+impl ReplyQueueStore for PgStore {
+    async fn claim_pending_replies(
+        &self,
+        now: DateTime<Utc>,
+        since: Option<DateTime<Utc>>,
+        max: u32,
+        lease: Duration,
+    ) -> Result<Vec<ClaimedReply>> {
+        let until = now.checked_add_signed(lease).ok_or_else(|| {
+            CoreError::invalid("lease", "ends beyond the representable time range")
+        })?;
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        // Up to `max` of each kind, locked; the oldest `max` of both together
+        // are claimed, the others are unlocked untouched at commit.
+        let messages: Vec<MessageRow> = sqlx::query_as(&due_sql("messages"))
+            .bind(bound(now))
+            .bind(since.map(bound))
+            .bind(limit(max))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
+        let comments: Vec<CommentRow> = sqlx::query_as(&due_sql("comments"))
+            .bind(bound(now))
+            .bind(since.map(bound))
+            .bind(limit(max))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
+        let mut candidates: Vec<(DateTime<Utc>, Uuid, bool)> = Vec::new();
+        for row in messages {
+            let m = row.into_entity()?;
+            candidates.push((m.created_at, m.id.as_uuid(), true));
+        }
+        for row in comments {
+            let c = row.into_entity()?;
+            candidates.push((c.created_at, c.id.as_uuid(), false));
+        }
+        candidates.sort();
+        candidates.truncate(usize::try_from(max).unwrap_or(usize::MAX));
+        let (message_ids, comment_ids): (Vec<_>, Vec<_>) = candidates
+            .iter()
+            .partition(|(_, _, is_message)| *is_message);
+        let message_ids: Vec<Uuid> = message_ids.into_iter().map(|(_, id, _)| id).collect();
+        let comment_ids: Vec<Uuid> = comment_ids.into_iter().map(|(_, id, _)| id).collect();
+        let mut claimed = Vec::with_capacity(candidates.len());
+        if !message_ids.is_empty() {
+            let rows: Vec<MessageRow> = sqlx::query_as(&claim_sql("messages"))
+                .bind(&message_ids)
+                .bind(bound(until))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db)?;
+            for row in rows {
+                claimed.push(ClaimedReply::Message(row.into_entity()?));
+            }
+        }
+        if !comment_ids.is_empty() {
+            let rows: Vec<CommentRow> = sqlx::query_as(&claim_sql("comments"))
+                .bind(&comment_ids)
+                .bind(bound(until))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db)?;
+            for row in rows {
+                claimed.push(ClaimedReply::Comment(row.into_entity()?));
+            }
+        }
+        tx.commit().await.map_err(db)?;
+        claimed.sort_by_key(|c| {
+            let id = match c.subject() {
+                DecisionSubject::Message(id) => id.as_uuid(),
+                DecisionSubject::Comment(id) => id.as_uuid(),
+            };
+            (c.created_at(), id)
+        });
+        Ok(claimed)
+    }
+
+    async fn finish_reply(
+        &self,
+        tenant: TenantId,
+        subject: DecisionSubject,
+        outcome: ReplyOutcome,
+    ) -> Result<ReplyStatus> {
+        let (table, id) = match subject {
+            DecisionSubject::Message(id) => ("messages", id.as_uuid()),
+            DecisionSubject::Comment(id) => ("comments", id.as_uuid()),
+        };
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let current = match subject {
+            DecisionSubject::Message(_) => {
+                let row: Option<MessageRow> = sqlx::query_as(
+                    "SELECT * FROM messages WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
+                )
+                .bind(tenant.as_uuid())
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
+                row.map(|r| r.into_entity().map(|m| m.reply)).transpose()?
+            }
+            DecisionSubject::Comment(_) => {
+                let row: Option<CommentRow> = sqlx::query_as(
+                    "SELECT * FROM comments WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
+                )
+                .bind(tenant.as_uuid())
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
+                row.map(|r| r.into_entity().map(|c| c.reply)).transpose()?
+            }
+        };
+        let Some(current) = current else {
+            return Err(StorageError::not_found(subject.kind(), id));
+        };
+        let Some(mut reply) = current else {
+            return Err(StorageError::precondition(
+                subject.kind(),
+                id,
+                "not in the reply queue (never triaged auto_reply)",
+            ));
+        };
+        let before = reply.clone();
+        let escalate = apply(&mut reply, outcome);
+        if reply != before {
+            let sql = format!(
+                "UPDATE {table} SET reply_state = $3, reply_attempts = $4, reply_error = $5, \
+                     reply_next_at = $6, reply_lease_until = $7, \
+                     triage = CASE WHEN $8 THEN $9 ELSE triage END \
+                 WHERE tenant_id = $1 AND id = $2"
+            );
+            sqlx::query(&sql)
+                .bind(tenant.as_uuid())
+                .bind(id)
+                .bind(reply.state.as_str())
+                .bind(i64::from(reply.attempts))
+                .bind(reply.error.as_deref())
+                .bind(reply.next_at.map(bound))
+                .bind(reply.lease_until.map(bound))
+                .bind(escalate)
+                .bind(Triage::Escalate.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(reply)
+    }
+}

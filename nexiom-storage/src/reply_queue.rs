@@ -1,0 +1,114 @@
+//! [`ReplyQueueStore`]: the queue of automatic replies, kept as a state on
+//! each inbound message and comment triaged AUTO_REPLY.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use nexiom_core::{ClaimedReply, DecisionSubject, ReplyOutcome, ReplyState, ReplyStatus, TenantId};
+
+use crate::error::Result;
+
+/// The `error` of a post run closed by
+/// [`PostStore::release_stale_leases`](crate::PostStore::release_stale_leases):
+/// its worker stopped during the attempt, so whether the platform published
+/// the post is unknown. It starts like the publish queue's `outcome_unknown`
+/// errors, which settle the same case.
+pub const STALE_RUN_ERROR: &str = "outcome_unknown: the worker stopped during this attempt \
+     (its lease lapsed); the post may or may not be published, the next claim checks the \
+     platform before any new attempt";
+
+/// The reply queue.
+///
+/// An inbound message or a comment enters it when its triage is set to
+/// AUTO_REPLY ([`ConversationStore::set_message_triage`],
+/// [`CommentStore::set_comment_triage`]: its [`ReplyStatus`] becomes
+/// `pending`, due at once, unless it has one already). From there:
+///
+/// ```text
+/// pending ──claim──▶ sending ──Sent──▶ sent
+///    ▲                 │ Retry (attempts + 1, next_at)
+///    └─────────────────┤ Released (AI control OFF; no attempt counted)
+///                      └─GiveUp (attempts + 1, triage ESCALATE)──▶ given_up
+/// ```
+///
+/// A `sending` item whose lease ended is claimable again (its worker
+/// stopped). Items are found through this state (a partial index on Postgres),
+/// never by re-reading a time window: an answered item is never returned
+/// again, and an item that keeps failing moves behind the others by its
+/// backoff instead of blocking them.
+///
+/// [`ConversationStore::set_message_triage`]: crate::ConversationStore::set_message_triage
+/// [`CommentStore::set_comment_triage`]: crate::CommentStore::set_comment_triage
+#[async_trait]
+pub trait ReplyQueueStore: Send + Sync {
+    /// Claims up to `limit` items of every tenant whose AI control is ON
+    /// (worker-queue operation, across tenants): `pending` with `next_at`
+    /// unset or `<= now`, or `sending` with a lease ended (`lease_until <=
+    /// now`); created at or after `since` when given. Oldest `created_at`
+    /// first (messages and comments together, then by id). Each is set
+    /// `sending` with `lease_until = now + lease` and returned as stored after
+    /// the claim.
+    ///
+    /// Concurrent claimers never receive the same item while its lease holds
+    /// (on Postgres `FOR UPDATE SKIP LOCKED`: they skip what another is
+    /// claiming instead of waiting; in memory the store's lock).
+    /// `Invalid("lease")` when `now + lease` is out of range.
+    async fn claim_pending_replies(
+        &self,
+        now: DateTime<Utc>,
+        since: Option<DateTime<Utc>>,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<ClaimedReply>>;
+
+    /// Records how a claimed item's turn ended (see
+    /// [`ReplyOutcome`]), and returns its state afterwards.
+    ///
+    /// The outcome applies to an item that is `sending`; `Sent` applies in any
+    /// state (the reply exists whatever else was decided meanwhile). Otherwise
+    /// (the item was settled by another worker after this one's lease lapsed)
+    /// nothing is written and the stored state is returned. `NotFound` when the
+    /// item is not the tenant's; `Precondition` when it is not in the reply
+    /// queue (never triaged AUTO_REPLY).
+    async fn finish_reply(
+        &self,
+        tenant: TenantId,
+        subject: DecisionSubject,
+        outcome: ReplyOutcome,
+    ) -> Result<ReplyStatus>;
+}
+
+/// Applies `outcome` to `reply` (see `ReplyQueueStore::finish_reply`);
+/// returns whether the item must be escalated.
+pub(crate) fn apply(reply: &mut ReplyStatus, outcome: ReplyOutcome) -> bool {
+    if outcome != ReplyOutcome::Sent && reply.state != ReplyState::Sending {
+        return false;
+    }
+    reply.lease_until = None;
+    match outcome {
+        ReplyOutcome::Sent => {
+            reply.state = ReplyState::Sent;
+            reply.error = None;
+            reply.next_at = None;
+            false
+        }
+        ReplyOutcome::Released { next_at } => {
+            reply.state = ReplyState::Pending;
+            reply.next_at = next_at;
+            false
+        }
+        ReplyOutcome::Retry { error, next_at } => {
+            reply.state = ReplyState::Pending;
+            reply.attempts = reply.attempts.saturating_add(1);
+            reply.error = Some(error);
+            reply.next_at = Some(next_at);
+            false
+        }
+        ReplyOutcome::GiveUp { error } => {
+            reply.state = ReplyState::GivenUp;
+            reply.attempts = reply.attempts.saturating_add(1);
+            reply.error = Some(error);
+            reply.next_at = None;
+            true
+        }
+    }
+}
