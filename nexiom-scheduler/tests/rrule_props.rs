@@ -85,3 +85,24 @@ proptest! {
         let _ = rule.first_at_or_after(now);
     }
 }
+
+/// Found by the `rrule_series` fuzz target: a non-ASCII character in a BYDAY
+/// value (`MO\u{32b}U`) reached the rrule parser, which slices weekdays by byte
+/// and panicked inside the character. Such a rule is now refused as invalid.
+#[test]
+fn non_ascii_rule_is_refused_not_a_panic() {
+    let start = chrono::NaiveDate::from_ymd_opt(2026, 1, 1)
+        .and_then(|d| d.and_hms_opt(8, 0, 0))
+        .expect("date");
+    let crashing = "FrEQ=MONTHLY;BYDAY=MO\u{32b}U,WE,TH,F\u{16}RYSETPOS=\u{1}DAY=MO,";
+    for text in [
+        crashing,
+        "FREQ=WEEKLY;BYDAY=\u{e9}",
+        "FREQ=DAILY;COUNT=\u{663}",
+    ] {
+        let spec = nexiom_scheduler::SeriesSpec::new(text, start, "Asia/Kolkata");
+        let err = spec.rule().expect_err("refused");
+        assert!(err.to_string().contains("ASCII"), "{err}");
+    }
+    assert!(RecurrenceRule::parse("FREQ=WEEKLY;BYDAY=MO", start, "Asia/Kolkata").is_ok());
+}
