@@ -107,7 +107,7 @@ pub(crate) fn best_match(
     // of one for rounding; the exact checks below decide).
     let (low, high) = if threshold > 0.0 {
         let low = (threshold * n as f64).floor() as usize;
-        let high = (n as f64 / threshold).ceil() as usize + 1;
+        let high = ((n as f64 / threshold).ceil() as usize).saturating_add(1);
         (low.saturating_sub(1), high)
     } else {
         (0, usize::MAX)

@@ -80,6 +80,13 @@ impl RecurrenceRule {
                 "give one RRULE line; DTSTART and the time zone are separate fields".into(),
             ));
         }
+        // RFC 5545 rule parts are ASCII names and numbers; the rrule parser slices
+        // weekdays by byte and panics inside a multi-byte character.
+        if !text.is_ascii() {
+            return Err(invalid(
+                "the rule may only hold ASCII letters, digits and punctuation".into(),
+            ));
+        }
         let tz = rrule::Tz::Tz(recurrence.time_zone);
         let start_utc = local_instant(recurrence.dtstart, recurrence.time_zone);
         let dtstart = tz.from_utc_datetime(&start_utc.naive_utc());

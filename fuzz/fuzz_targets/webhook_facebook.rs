@@ -1,0 +1,8 @@
+//! Arbitrary bodies into the Facebook connector's `handle_webhook`: an error or
+//! well-formed events, never a panic.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use nexiom_fuzz::{FACEBOOK, check_normalizer};
+
+fuzz_target!(|body: &[u8]| check_normalizer(&*FACEBOOK, body));

@@ -1,0 +1,8 @@
+//! Arbitrary bodies into the WhatsApp connector's `handle_webhook`: an error or
+//! well-formed events, never a panic.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use nexiom_fuzz::{WHATSAPP, check_normalizer};
+
+fuzz_target!(|body: &[u8]| check_normalizer(&*WHATSAPP, body));
