@@ -705,6 +705,7 @@ pub trait WorkerStore: Send + Sync {
 pub trait Store:
     TenantStore
     + EventStore
+    + crate::DeadLetterStore
     + ConversationStore
     + PostStore
     + CommentStore
@@ -721,6 +722,7 @@ pub trait Store:
 impl<T> Store for T where
     T: TenantStore
         + EventStore
+        + crate::DeadLetterStore
         + ConversationStore
         + PostStore
         + CommentStore

@@ -18,10 +18,12 @@
 //! `DATABASE_URL` is not set — except under `CI=true`, where a missing or
 //! unreachable database fails the test.
 
+mod dead_letters;
 mod harness;
 mod kpi;
 mod tests;
 
+pub use dead_letters::*;
 pub use harness::{TestStore, memory_test_store, postgres_test_store};
 pub use kpi::*;
 pub use tests::*;
@@ -61,6 +63,7 @@ macro_rules! conformance_suite {
             worker_flags_and_execution_logs,
             tenant_isolation,
             extreme_time_bounds_are_accepted,
+            dead_letters_are_stored_once_and_listed,
         );
     };
     (@tests $factory:path; $($name:ident,)+) => {$(
