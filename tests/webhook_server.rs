@@ -247,14 +247,39 @@ async fn signed_tampered_oversized_replayed(s: &Server) {
     );
     assert!(!s.stored("wamid.big").await);
 
-    // Verified but not a WhatsApp payload: 400.
+    // Verified but not a WhatsApp payload: dead-lettered whole, 200 (a
+    // redelivery would not make it readable).
     let junk = br#"{"object":"nothing"}"#.to_vec();
     assert_eq!(
         s.post("/webhooks/whatsapp", Some(sign(&junk)), junk.clone())
             .await,
-        400
+        200
     );
     assert_eq!(s.unrouted().await, 1);
+    let letters = s.store.list_dead_letters(None, 10).await.unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].excerpt, r#"{"object":"nothing"}"#);
+
+    // Good / bad (a NUL in the text) / good in one signed body: both good
+    // events stored, the bad one dead-lettered, 200; a redelivery changes nothing.
+    let body = format!(
+        r#"{{"object":"whatsapp_business_account","entry":[{{"changes":[{{"field":"messages","value":{{"metadata":{{"phone_number_id":"{PHONE_ID}"}},"messages":[
+            {{"from":"1","id":"wamid.g1","timestamp":"1763800000","type":"text","text":{{"body":"a"}}}},
+            {{"from":"1","id":"wamid.nul","timestamp":"1763800000","type":"text","text":{{"body":"a\u0000b"}}}},
+            {{"from":"1","id":"wamid.g2","timestamp":"1763800000","type":"text","text":{{"body":"b"}}}}]}}}}]}}]}}"#
+    )
+    .into_bytes();
+    for _ in 0..2 {
+        assert_eq!(
+            s.post("/webhooks/whatsapp", Some(sign(&body)), body.clone())
+                .await,
+            200
+        );
+        assert!(s.stored("wamid.g1").await && s.stored("wamid.g2").await);
+        assert!(!s.stored("wamid.nul").await);
+        assert_eq!(s.unrouted().await, 3);
+        assert_eq!(s.store.list_dead_letters(None, 10).await.unwrap().len(), 2);
+    }
 }
 
 async fn linkedin_signed_and_tampered(s: &Server) {
@@ -279,7 +304,7 @@ async fn linkedin_signed_and_tampered(s: &Server) {
             .as_u16(),
         401
     );
-    assert_eq!(s.unrouted().await, 1);
+    assert_eq!(s.unrouted().await, 3);
     for _ in 0..2 {
         assert_eq!(
             post(signature.clone(), body.clone())
@@ -290,7 +315,7 @@ async fn linkedin_signed_and_tampered(s: &Server) {
             200
         );
     }
-    assert_eq!(s.unrouted().await, 2, "the LinkedIn comment, stored once");
+    assert_eq!(s.unrouted().await, 4, "the LinkedIn comment, stored once");
 }
 
 async fn run(test_store: Option<TestStore>) {

@@ -5,9 +5,12 @@
 //!   `challengeCode`); a refused handshake is 403.
 //! - `POST /webhooks/{platform}`: `InboundPipeline::ingest_webhook`: the
 //!   signature over the exact raw body is checked (401 when it does not
-//!   verify, nothing stored; 400 for a verified body that is not a payload),
-//!   the events are stored raw, deduplicated on `(platform, event_id)`, and only
-//!   then does the platform get its 200. Nothing else runs on the request path:
+//!   verify, nothing stored), then each event is stored raw on its own,
+//!   deduplicated on `(platform, event_id)`; an event that cannot be read or
+//!   stored (and a verified body that is not a payload at all) is kept as a
+//!   dead letter instead, so one bad event never loses its neighbours. Only
+//!   when every event is stored or dead-lettered does the platform get its
+//!   200; a store outage answers 503 so that the platform delivers again. Nothing else runs on the request path:
 //!   routing, triage and replies are the worker's.
 //! - Bodies above the limit are refused with 413 before they are read in full.
 //! - `GET /healthz`: 200 `ok`.
@@ -139,6 +142,7 @@ async fn receive(
                 events = report.events,
                 stored = report.stored,
                 unknown_account = report.unknown_account,
+                dead_lettered = report.dead_lettered,
                 "webhook ingested"
             );
             text(StatusCode::OK, "EVENT_RECEIVED")

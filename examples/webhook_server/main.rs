@@ -19,11 +19,13 @@
 //! - `RUST_LOG`: log filter (default `info`); `NEXIOM_LOG_FORMAT=json` for JSON.
 //!
 //! Paths: `GET|POST /webhooks/{whatsapp,instagram,facebook,linkedin}`,
-//! `GET /healthz`. Answers: 200 once the events are stored (a redelivery too),
-//! 401 for a missing or wrong signature, 400 for a verified body that is not a
-//! payload of the platform, 413 above the body limit, 403 for a refused
-//! handshake, 404 for an unknown platform, 503 when the store fails (the
-//! platform retries). Stops cleanly on Ctrl-C (in-flight requests finish).
+//! `GET /healthz`. Answers: 200 once every event is stored or dead-lettered (a
+//! redelivery too; an event that cannot be read or stored, and a verified body
+//! that is not a payload at all, are kept as dead letters, listed with
+//! `list_dead_letters`), 401 for a missing or wrong signature, 413 above the
+//! body limit, 403 for a refused handshake, 404 for an unknown platform, 503
+//! when the store is unavailable (the platform retries). Stops cleanly on
+//! Ctrl-C (in-flight requests finish).
 
 mod app;
 
