@@ -26,6 +26,7 @@ pub struct IngestReport {
     /// implausible timestamp, a body that is not a payload) or the store
     /// refused them (a NUL in the text, an over-long or control-character id).
     /// Counted on redelivery too, though no second row is written.
+    #[serde(default)]
     pub dead_lettered: u64,
 }
 
