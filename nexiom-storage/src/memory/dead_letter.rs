@@ -45,7 +45,7 @@ impl Inner {
             .values()
             .filter(|d| tenant.is_none() || d.tenant_id == tenant)
             .collect();
-        rows.sort_by(|a, b| (b.received_at, b.id).cmp(&(a.received_at, a.id)));
+        rows.sort_by_key(|d| std::cmp::Reverse((d.received_at, d.id)));
         rows.into_iter().take(limit_len(limit)).cloned().collect()
     }
 }
