@@ -4,9 +4,15 @@
 
 #[path = "../examples/webhook_server/app.rs"]
 mod app;
+#[path = "../examples/webhook_server/serve.rs"]
+mod serve;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 use chrono::{TimeZone, Utc};
 use nexiom::connectors::{
@@ -47,6 +53,14 @@ struct Server {
 
 impl Server {
     async fn start(store: Arc<dyn Store>) -> Server {
+        Server::start_with(store, serve::ConnLimits::default(), Duration::from_secs(30)).await
+    }
+
+    async fn start_with(
+        store: Arc<dyn Store>,
+        limits: serve::ConnLimits,
+        body_read_timeout: Duration,
+    ) -> Server {
         let clock = Arc::new(ManualClock::new(
             Utc.with_ymd_and_hms(2026, 11, 22, 9, 0, 0).unwrap(),
         ));
@@ -90,17 +104,17 @@ impl Server {
                     .build()
                     .unwrap(),
             ));
-        let state = app::AppState::new(Arc::clone(&store), registry, clock).with_body_limit(LIMIT);
+        let state = app::AppState::new(Arc::clone(&store), registry, clock)
+            .with_body_limit(LIMIT)
+            .with_body_read_timeout(body_read_timeout);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr: SocketAddr = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            axum::serve(listener, app::app(state))
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await
-                .unwrap();
+            serve::serve(listener, app::app(state), limits, async {
+                let _ = stopped.await;
+            })
+            .await;
         });
         Server {
             base: format!("http://{addr}"),
@@ -247,14 +261,39 @@ async fn signed_tampered_oversized_replayed(s: &Server) {
     );
     assert!(!s.stored("wamid.big").await);
 
-    // Verified but not a WhatsApp payload: 400.
+    // Verified but not a WhatsApp payload: dead-lettered whole, 200 (a
+    // redelivery would not make it readable).
     let junk = br#"{"object":"nothing"}"#.to_vec();
     assert_eq!(
         s.post("/webhooks/whatsapp", Some(sign(&junk)), junk.clone())
             .await,
-        400
+        200
     );
     assert_eq!(s.unrouted().await, 1);
+    let letters = s.store.list_dead_letters(None, 10).await.unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].excerpt, r#"{"object":"nothing"}"#);
+
+    // Good / bad (a NUL in the text) / good in one signed body: both good
+    // events stored, the bad one dead-lettered, 200; a redelivery changes nothing.
+    let body = format!(
+        r#"{{"object":"whatsapp_business_account","entry":[{{"changes":[{{"field":"messages","value":{{"metadata":{{"phone_number_id":"{PHONE_ID}"}},"messages":[
+            {{"from":"1","id":"wamid.g1","timestamp":"1763800000","type":"text","text":{{"body":"a"}}}},
+            {{"from":"1","id":"wamid.nul","timestamp":"1763800000","type":"text","text":{{"body":"a\u0000b"}}}},
+            {{"from":"1","id":"wamid.g2","timestamp":"1763800000","type":"text","text":{{"body":"b"}}}}]}}}}]}}]}}"#
+    )
+    .into_bytes();
+    for _ in 0..2 {
+        assert_eq!(
+            s.post("/webhooks/whatsapp", Some(sign(&body)), body.clone())
+                .await,
+            200
+        );
+        assert!(s.stored("wamid.g1").await && s.stored("wamid.g2").await);
+        assert!(!s.stored("wamid.nul").await);
+        assert_eq!(s.unrouted().await, 3);
+        assert_eq!(s.store.list_dead_letters(None, 10).await.unwrap().len(), 2);
+    }
 }
 
 async fn linkedin_signed_and_tampered(s: &Server) {
@@ -279,7 +318,7 @@ async fn linkedin_signed_and_tampered(s: &Server) {
             .as_u16(),
         401
     );
-    assert_eq!(s.unrouted().await, 1);
+    assert_eq!(s.unrouted().await, 3);
     for _ in 0..2 {
         assert_eq!(
             post(signature.clone(), body.clone())
@@ -290,7 +329,7 @@ async fn linkedin_signed_and_tampered(s: &Server) {
             200
         );
     }
-    assert_eq!(s.unrouted().await, 2, "the LinkedIn comment, stored once");
+    assert_eq!(s.unrouted().await, 4, "the LinkedIn comment, stored once");
 }
 
 async fn run(test_store: Option<TestStore>) {
@@ -312,4 +351,143 @@ async fn webhook_server_on_memory() {
 #[cfg_attr(nexiom_no_postgres, ignore = "no PostgreSQL reachable (see README: Tests)")]
 async fn webhook_server_on_postgres() {
     run(postgres_test_store().await).await;
+}
+
+/// Reads until the server closes the connection; returns what it sent and
+/// how long that took. Panics when it is still open after `within`.
+async fn read_until_closed(stream: &mut TcpStream, within: Duration) -> (String, Duration) {
+    let start = Instant::now();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        match tokio::time::timeout(
+            within.saturating_sub(start.elapsed()),
+            stream.read(&mut buf),
+        )
+        .await
+        {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+            Err(_) => panic!("the connection is still open after {within:?}"),
+        }
+    }
+    (String::from_utf8_lossy(&got).into_owned(), start.elapsed())
+}
+
+fn short_limits() -> serve::ConnLimits {
+    serve::ConnLimits {
+        header_read_timeout: Duration::from_millis(600),
+        max_connections: 16,
+    }
+}
+
+/// A stalled body cannot hold a connection: `Content-Length: 10^12` with 10
+/// bytes sent is refused (413) and the connection closed at once; a body
+/// within the limit that stops after 10 bytes is answered 408 and closed at
+/// the body read timeout (here 500 ms).
+#[tokio::test]
+async fn stalled_bodies_are_cut_at_the_read_timeout() {
+    let ts = memory_test_store().await.unwrap();
+    let s = Server::start_with(ts.store(), short_limits(), Duration::from_millis(500)).await;
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    for (length, expect_status, min) in [
+        ("1000000000000", "413", Duration::ZERO),
+        ("1000", "408", Duration::from_millis(450)),
+    ] {
+        let mut c = TcpStream::connect(&addr).await.unwrap();
+        let head = format!(
+            "POST /webhooks/whatsapp HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n0123456789"
+        );
+        c.write_all(head.as_bytes()).await.unwrap();
+        let (answer, took) = read_until_closed(&mut c, Duration::from_secs(3)).await;
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {expect_status}")),
+            "{length}: {answer}"
+        );
+        assert!(took >= min, "{length}: closed after {took:?}");
+        assert!(
+            took < Duration::from_millis(1500),
+            "{length}: closed after {took:?}"
+        );
+    }
+    assert_eq!(s.unrouted().await, 0);
+    s.stop().await;
+}
+
+/// Headers that never finish, or that trickle in a byte at a time, are cut at
+/// the header read timeout (here 600 ms): the trickle does not extend it.
+#[tokio::test]
+async fn slow_headers_are_cut_at_the_header_read_timeout() {
+    let ts = memory_test_store().await.unwrap();
+    let s = Server::start_with(ts.store(), short_limits(), Duration::from_secs(5)).await;
+    let addr = s.base.trim_start_matches("http://").to_owned();
+
+    let mut never = TcpStream::connect(&addr).await.unwrap();
+    never
+        .write_all(b"POST /webhooks/whatsapp HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let (_, took) = read_until_closed(&mut never, Duration::from_secs(3)).await;
+    assert!(took < Duration::from_millis(1500), "closed after {took:?}");
+
+    let mut trickle = TcpStream::connect(&addr).await.unwrap();
+    let start = Instant::now();
+    let mut closed_at = None;
+    for byte in
+        b"POST /webhooks/whatsapp HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+    {
+        if trickle.write_all(&[*byte]).await.is_err() {
+            closed_at = Some(start.elapsed());
+            break;
+        }
+        let mut buf = [0u8; 64];
+        if let Ok(Ok(0)) =
+            tokio::time::timeout(Duration::from_millis(100), trickle.read(&mut buf)).await
+        {
+            closed_at = Some(start.elapsed());
+            break;
+        }
+    }
+    let closed_at = closed_at.expect("the trickling client was never cut");
+    assert!(
+        closed_at < Duration::from_millis(1500),
+        "cut after {closed_at:?}"
+    );
+    s.stop().await;
+}
+
+/// Connections beyond the cap wait (they are not refused): with a cap of one
+/// and one idle connection open, a request waits; once that connection
+/// closes, it is served.
+#[tokio::test]
+async fn connections_beyond_the_cap_wait_for_a_slot() {
+    let ts = memory_test_store().await.unwrap();
+    let limits = serve::ConnLimits {
+        header_read_timeout: Duration::from_secs(10),
+        max_connections: 1,
+    };
+    let s = Server::start_with(ts.store(), limits, Duration::from_secs(5)).await;
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let holder = TcpStream::connect(&addr).await.unwrap();
+    // Let the server accept the holder (taking the only slot).
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let url = format!("{}/healthz", s.base);
+    let waiting = tokio::spawn(async move {
+        reqwest::Client::new()
+            .get(url)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!waiting.is_finished(), "served beyond the cap");
+    drop(holder);
+    let status = tokio::time::timeout(Duration::from_secs(3), waiting)
+        .await
+        .expect("served once a slot is free")
+        .unwrap()
+        .unwrap();
+    assert_eq!(status, 200);
+    s.stop().await;
 }

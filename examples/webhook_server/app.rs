@@ -5,11 +5,17 @@
 //!   `challengeCode`); a refused handshake is 403.
 //! - `POST /webhooks/{platform}`: `InboundPipeline::ingest_webhook`: the
 //!   signature over the exact raw body is checked (401 when it does not
-//!   verify, nothing stored; 400 for a verified body that is not a payload),
-//!   the events are stored raw, deduplicated on `(platform, event_id)`, and only
-//!   then does the platform get its 200. Nothing else runs on the request path:
+//!   verify, nothing stored), then each event is stored raw on its own,
+//!   deduplicated on `(platform, event_id)`; an event that cannot be read or
+//!   stored (and a verified body that is not a payload at all) is kept as a
+//!   dead letter instead, so one bad event never loses its neighbours. Only
+//!   when every event is stored or dead-lettered does the platform get its
+//!   200; a store outage answers 503 so that the platform delivers again. Nothing else runs on the request path:
 //!   routing, triage and replies are the worker's.
-//! - Bodies above the limit are refused with 413 before they are read in full.
+//! - Bodies above the limit are refused with 413 before they are read in full;
+//!   a body not received within the body read timeout is answered 408 and the
+//!   connection closed (`serve.rs` adds the header read timeout and the
+//!   connection cap).
 //! - `GET /healthz`: 200 `ok`.
 //!
 //! Used by `examples/webhook_server/main.rs`, by the tests in `tests/` and by the
@@ -19,7 +25,7 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -33,6 +39,10 @@ use nexiom::triage::TemplateGenerator;
 /// The default body-size limit: 256 KiB (Meta batches stay well below it).
 pub const DEFAULT_BODY_LIMIT: usize = 256 * 1024;
 
+/// The default body read timeout: 30 s (a 256 KiB body takes seconds even on
+/// a slow link; a client that has not sent it by then is stalled or hostile).
+pub const DEFAULT_BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// What the handlers share: the inbound pipeline (its ingestion step only),
 /// the connectors by name and the body-size limit.
 #[derive(Clone)]
@@ -43,6 +53,9 @@ pub struct AppState {
     pub connectors: ConnectorRegistry,
     /// Largest accepted body, in bytes.
     pub body_limit: usize,
+    /// Time allowed to receive the whole body (408 and the connection closed
+    /// after it).
+    pub body_read_timeout: std::time::Duration,
 }
 
 impl AppState {
@@ -58,7 +71,14 @@ impl AppState {
             pipeline: InboundPipeline::new(store, clock, Arc::new(TemplateGenerator::new())),
             connectors,
             body_limit: DEFAULT_BODY_LIMIT,
+            body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
         }
+    }
+
+    /// Another body read timeout.
+    pub fn with_body_read_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.body_read_timeout = timeout;
+        self
     }
 
     /// Another body limit.
@@ -85,6 +105,16 @@ fn text(status: StatusCode, body: impl Into<String>) -> Response {
         body.into(),
     )
         .into_response()
+}
+
+/// The response, and the connection closed after it (its body was not read
+/// in full, so it cannot carry another request).
+fn close(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        header::CONNECTION,
+        axum::http::HeaderValue::from_static("close"),
+    );
+    response
 }
 
 async fn verify(
@@ -116,13 +146,36 @@ async fn receive(
     State(state): State<AppState>,
     Path(platform): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let Ok(connector) = state.connectors.get(&platform) else {
         return text(
             StatusCode::NOT_FOUND,
             format!("unknown platform {platform}"),
         );
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > state.body_limit as u64) {
+        return close(text(StatusCode::PAYLOAD_TOO_LARGE, "body too large"));
+    }
+    let body = match tokio::time::timeout(
+        state.body_read_timeout,
+        axum::body::to_bytes(body, state.body_limit),
+    )
+    .await
+    {
+        Ok(Ok(body)) => body,
+        Ok(Err(_)) => return close(text(StatusCode::PAYLOAD_TOO_LARGE, "body too large")),
+        Err(_) => {
+            tracing::warn!(platform, "webhook body not received in time");
+            return close(text(
+                StatusCode::REQUEST_TIMEOUT,
+                "body not received in time",
+            ));
+        }
     };
     let headers: WebhookHeaders = headers
         .iter()
@@ -139,6 +192,7 @@ async fn receive(
                 events = report.events,
                 stored = report.stored,
                 unknown_account = report.unknown_account,
+                dead_lettered = report.dead_lettered,
                 "webhook ingested"
             );
             text(StatusCode::OK, "EVENT_RECEIVED")

@@ -16,16 +16,28 @@
 //!   signatures and the `hub.*` handshake.
 //! - `LINKEDIN_CLIENT_SECRET`: LinkedIn signatures and `challengeCode`.
 //! - `NEXIOM_WEBHOOK_BODY_LIMIT`: largest body in bytes (default 262144).
+//! - `NEXIOM_WEBHOOK_HEADER_TIMEOUT_SECS`: time allowed for a request's line
+//!   and headers (default 10; platforms send them in one write, so only a
+//!   stalled or hostile client takes longer).
+//! - `NEXIOM_WEBHOOK_BODY_TIMEOUT_SECS`: time allowed for the whole body
+//!   (default 30; 256 KiB takes seconds on a slow link); 408 and the
+//!   connection closed after it.
+//! - `NEXIOM_WEBHOOK_MAX_CONNECTIONS`: connections served at once (default
+//!   512, below the usual 1024 file descriptors); more wait in the listen
+//!   backlog until one closes (they are not refused).
 //! - `RUST_LOG`: log filter (default `info`); `NEXIOM_LOG_FORMAT=json` for JSON.
 //!
 //! Paths: `GET|POST /webhooks/{whatsapp,instagram,facebook,linkedin}`,
-//! `GET /healthz`. Answers: 200 once the events are stored (a redelivery too),
-//! 401 for a missing or wrong signature, 400 for a verified body that is not a
-//! payload of the platform, 413 above the body limit, 403 for a refused
-//! handshake, 404 for an unknown platform, 503 when the store fails (the
-//! platform retries). Stops cleanly on Ctrl-C (in-flight requests finish).
+//! `GET /healthz`. Answers: 200 once every event is stored or dead-lettered (a
+//! redelivery too; an event that cannot be read or stored, and a verified body
+//! that is not a payload at all, are kept as dead letters, listed with
+//! `list_dead_letters`), 401 for a missing or wrong signature, 413 above the
+//! body limit, 403 for a refused handshake, 404 for an unknown platform, 503
+//! when the store is unavailable (the platform retries). Stops cleanly on
+//! Ctrl-C (in-flight requests finish).
 
 mod app;
+mod serve;
 
 use std::sync::Arc;
 
@@ -37,6 +49,13 @@ use nexiom::storage::{MemoryStore, PgStore, Store};
 
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+fn env_number(name: &str) -> Result<Option<u64>, String> {
+    env(name)
+        .map(|v| v.parse::<u64>())
+        .transpose()
+        .map_err(|e| format!("{name} is not a whole number: {e}"))
 }
 
 fn init_logs() {
@@ -109,14 +128,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
 
+    if let Some(secs) = env_number("NEXIOM_WEBHOOK_BODY_TIMEOUT_SECS")? {
+        state = state.with_body_read_timeout(std::time::Duration::from_secs(secs));
+    }
+    let mut limits = serve::ConnLimits::default();
+    if let Some(secs) = env_number("NEXIOM_WEBHOOK_HEADER_TIMEOUT_SECS")? {
+        limits.header_read_timeout = std::time::Duration::from_secs(secs);
+    }
+    if let Some(n) = env_number("NEXIOM_WEBHOOK_MAX_CONNECTIONS")? {
+        limits.max_connections = usize::try_from(n).unwrap_or(usize::MAX);
+    }
+
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-    tracing::info!(addr = %listener.local_addr()?, "webhook server listening");
-    axum::serve(listener, app::app(state))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-            tracing::info!("Ctrl-C: finishing in-flight requests");
-        })
-        .await?;
+    tracing::info!(addr = %listener.local_addr()?, ?limits, "webhook server listening");
+    serve::serve(listener, app::app(state), limits, async {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("Ctrl-C: finishing in-flight requests");
+    })
+    .await;
     tracing::info!("webhook server stopped");
     Ok(())
 }

@@ -3,13 +3,14 @@
 use std::fmt;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use nexiom_core::Platform;
 
 use crate::capabilities::Capabilities;
 use crate::error::ConnectorError;
 use crate::types::{
     ChallengeResponse, ChannelContext, CommentPage, NormalizedEvent, OutboundMessage, PrivateReply,
-    PublishRequest, Published, SentMessage, TokenGrant, WebhookSetup,
+    PublishRequest, Published, RejectedEvent, SentMessage, TokenGrant, WebhookItem, WebhookSetup,
 };
 use crate::webhook::WebhookHeaders;
 
@@ -45,6 +46,10 @@ use crate::webhook::WebhookHeaders;
 ///   the platform's id as `event_id` (so redeliveries deduplicate).
 ///   `answer_challenge` never signs caller-chosen input with a key that also
 ///   authenticates bodies (LinkedIn answers only UUID-shaped codes).
+///   `handle_webhook_events` reads each event on its own: `Err` only for a
+///   body that is not a payload at all, and a malformed event (a missing id, an
+///   implausible timestamp) is a [`RejectedEvent`] that does not affect its
+///   neighbours.
 /// - **Secrets.** No `Debug` output, error message or log line contains a token or
 ///   an app secret.
 /// - **No hidden state per channel.** Credentials come with each call in the
@@ -145,8 +150,43 @@ pub trait PlatformConnector: Send + Sync + fmt::Debug {
     /// Verifies the signature of a webhook POST over the exact raw body.
     fn verify_webhook(&self, headers: &WebhookHeaders, body: &[u8]) -> Result<(), ConnectorError>;
 
-    /// Reads a (verified) webhook body into zero or more normalized events.
+    /// Reads a (verified) webhook body into zero or more normalized events,
+    /// all or nothing: one malformed event makes the whole body an `Err`.
+    /// Ingestion uses [`handle_webhook_events`](Self::handle_webhook_events),
+    /// which reads each event on its own.
     fn handle_webhook(&self, body: &[u8]) -> Result<Vec<NormalizedEvent>, ConnectorError>;
+
+    /// Reads a (verified) webhook body event by event, at `now`: each event is
+    /// normalized or refused on its own ([`RejectedEvent`] with the reason and
+    /// the event's raw JSON), so one malformed event never loses its
+    /// neighbours. `Err` only when the body is not a payload of the platform
+    /// at all (not JSON, another `object`, no event list).
+    ///
+    /// Event times must be plausible at `now`
+    /// ([`check_event_time`](crate::check_event_time)): the built-in
+    /// connectors read a Unix time given in the other unit (milliseconds for
+    /// seconds or the reverse) where that makes it plausible, and refuse the
+    /// event otherwise.
+    ///
+    /// The default reads the body with [`handle_webhook`](Self::handle_webhook)
+    /// (so a malformed event still refuses the whole body) and refuses each
+    /// event whose `occurred_at` is implausible at `now`.
+    fn handle_webhook_events(
+        &self,
+        body: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<WebhookItem>, ConnectorError> {
+        Ok(self
+            .handle_webhook(body)?
+            .into_iter()
+            .map(
+                |event| match crate::time::check_event_time(event.occurred_at, now) {
+                    Ok(_) => Ok(event),
+                    Err(reason) => Err(RejectedEvent::of(&event, reason)),
+                },
+            )
+            .collect())
+    }
 }
 
 /// Conveniences over any [`PlatformConnector`]; implemented for every connector,
@@ -162,6 +202,19 @@ pub trait PlatformConnectorExt: PlatformConnector {
     ) -> Result<Vec<NormalizedEvent>, ConnectorError> {
         self.verify_webhook(headers, body)?;
         self.handle_webhook(body)
+    }
+
+    /// Verifies then reads a webhook POST event by event at `now`
+    /// ([`handle_webhook_events`](PlatformConnector::handle_webhook_events)):
+    /// nothing is read from a body whose signature does not verify.
+    fn verify_and_handle_events(
+        &self,
+        headers: &WebhookHeaders,
+        body: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<WebhookItem>, ConnectorError> {
+        self.verify_webhook(headers, body)?;
+        self.handle_webhook_events(body, now)
     }
 
     /// Follows `next_cursor` from the start and returns every comment of the post.

@@ -62,6 +62,9 @@
 //! # Ok::<(), nexiom_connectors::ConnectorError>(())
 //! ```
 #![forbid(unsafe_code)]
+// `WebhookItem = Result<NormalizedEvent, RejectedEvent>`: the refusal is smaller
+// than the event it stands for, so boxing it would save nothing.
+#![allow(clippy::result_large_err)]
 
 mod capabilities;
 mod connector;
@@ -99,11 +102,14 @@ pub use linkedin::{
 };
 pub use mock::{MOCK_VERIFY_TOKEN, MOCK_WEBHOOK_SECRET, MockCall, MockConnector, MockOp};
 pub use registry::ConnectorRegistry;
+pub use time::{
+    EARLIEST_EVENT_TIME, MAX_EVENT_TIME_AHEAD, check_event_time, is_plausible_event_time,
+};
 pub use token::TokenKeeper;
 pub use types::{
     ChallengeResponse, ChannelContext, CommentPage, MessageBody, NormalizedEvent, OutboundMessage,
-    PrivateReply, PublishRequest, Published, RemoteComment, SentMessage, Template, TokenGrant,
-    WebhookSetup,
+    PrivateReply, PublishRequest, Published, RejectedEvent, RemoteComment, SentMessage, Template,
+    TokenGrant, WebhookItem, WebhookSetup,
 };
 pub use webhook::{
     LINKEDIN_SIGNATURE_HEADER, LinkedInWebhookVerifier, META_SIGNATURE_HEADER, MetaWebhookVerifier,

@@ -562,6 +562,51 @@ impl PlatformConnector for MockConnector {
         serde_json::from_value(list)
             .map_err(|e| WebhookError::payload(format!("not a list of events: {e}")).into())
     }
+
+    /// Each element of the list is read on its own: one that is not a
+    /// [`NormalizedEvent`], or whose `occurred_at` is implausible at `now`, is
+    /// refused with the reason; the body is an `Err` only when it is not a list.
+    fn handle_webhook_events(
+        &self,
+        body: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<crate::types::WebhookItem>, ConnectorError> {
+        let value: serde_json::Value = serde_json::from_slice(body)
+            .map_err(|e| WebhookError::payload(format!("not JSON: {e}")))?;
+        let list = match value {
+            serde_json::Value::Object(mut o) => o
+                .remove("events")
+                .ok_or_else(|| WebhookError::payload("expected an events array"))?,
+            v => v,
+        };
+        let serde_json::Value::Array(items) = list else {
+            return Err(WebhookError::payload("expected an array of events").into());
+        };
+        Ok(items
+            .into_iter()
+            .map(|item| {
+                let refuse = |reason: String| crate::types::RejectedEvent {
+                    platform: self.platform.clone(),
+                    account_id: item
+                        .get("account_id")
+                        .and_then(serde_json::Value::as_str)
+                        .map(str::to_owned),
+                    event_id: item
+                        .get("event_id")
+                        .and_then(serde_json::Value::as_str)
+                        .map(str::to_owned),
+                    reason,
+                    payload: item.clone(),
+                };
+                match serde_json::from_value::<NormalizedEvent>(item.clone()) {
+                    Ok(event) => crate::time::check_event_time(event.occurred_at, now)
+                        .map(|_| event)
+                        .map_err(refuse),
+                    Err(e) => Err(refuse(format!("not an event: {e}"))),
+                }
+            })
+            .collect())
+    }
 }
 
 #[cfg(test)]
@@ -679,6 +724,18 @@ mod tests {
         assert_eq!(m.handle_webhook(body).expect("events"), vec![]);
         assert!(m.handle_webhook(b"{").is_err());
         assert!(m.handle_webhook(b"{\"x\":1}").is_err());
+        let now = Utc
+            .with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
+            .single()
+            .expect("t");
+        let items = m
+            .handle_webhook_events(br#"[{"event_id":"half"}]"#, now)
+            .expect("a list");
+        let refused = items[0].as_ref().expect_err("not an event");
+        assert_eq!(refused.event_id.as_deref(), Some("half"));
+        assert!(refused.reason.starts_with("not an event"));
+        assert!(m.handle_webhook_events(b"{\"x\":1}", now).is_err());
+        assert!(m.handle_webhook_events(b"7", now).is_err());
         assert!(!format!("{m:?}").contains(MOCK_WEBHOOK_SECRET));
     }
 

@@ -412,6 +412,41 @@ impl NormalizedEvent {
     }
 }
 
+/// An event of a verified webhook body that could not be read into a
+/// [`NormalizedEvent`] (a required field missing, an implausible timestamp…).
+/// Its neighbours in the body are read on their own; the caller keeps this one
+/// as a dead letter so that a person can see it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RejectedEvent {
+    /// Platform.
+    pub platform: Platform,
+    /// The account the event is addressed to, when it could be read.
+    pub account_id: Option<String>,
+    /// The platform's id of the event, when it could be read.
+    pub event_id: Option<String>,
+    /// Why the event was refused, in words a person can act on.
+    pub reason: String,
+    /// The raw JSON of this event (the message, status, change or notification).
+    pub payload: serde_json::Value,
+}
+
+impl RejectedEvent {
+    /// The refusal of an already normalized `event`, for `reason`.
+    pub fn of(event: &NormalizedEvent, reason: impl Into<String>) -> Self {
+        RejectedEvent {
+            platform: event.platform.clone(),
+            account_id: event.account_id.clone(),
+            event_id: Some(event.event_id.clone()),
+            reason: reason.into(),
+            payload: event.payload.clone(),
+        }
+    }
+}
+
+/// One event of a webhook body, read on its own: normalized, or refused with
+/// the reason (see [`PlatformConnector::handle_webhook_events`](crate::PlatformConnector::handle_webhook_events)).
+pub type WebhookItem = Result<NormalizedEvent, RejectedEvent>;
+
 #[cfg(test)]
 mod tests {
     use super::*;

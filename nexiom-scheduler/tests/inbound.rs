@@ -38,4 +38,47 @@ on_both_backends!(
     dry_run_shows_changes_and_writes_nothing,
     settings_overview_reports_presence_never_values,
     webhooks_are_verified_then_stored_once,
+    one_bad_event_never_loses_its_neighbours,
 );
+
+/// A store that cannot be reached (connection refused) is an outage, not a bad
+/// event: ingestion answers `InboundError::Storage` (the receiver's 503, so the
+/// platform delivers again) and dead-letters nothing. Needs no database:
+/// nothing listens on port 1.
+#[tokio::test]
+async fn an_unreachable_store_fails_ingestion_for_redelivery() {
+    use std::sync::Arc;
+
+    use nexiom_connectors::{META_SIGNATURE_HEADER, MetaWebhookVerifier, WebhookHeaders};
+    use nexiom_core::{ManualClock, SecretString};
+    use nexiom_scheduler::inbound::{InboundError, InboundPipeline};
+    use nexiom_storage::PgStore;
+
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .acquire_timeout(std::time::Duration::from_secs(2))
+        .connect_lazy("postgres://postgres@127.0.0.1:1/nexiom")
+        .unwrap();
+    let clock = ManualClock::new(chrono::DateTime::from_timestamp(1_767_225_600, 0).unwrap());
+    let p = InboundPipeline::new(
+        Arc::new(PgStore::from_pool(pool)),
+        Arc::new(clock),
+        Arc::new(nexiom_triage::TemplateGenerator::new()),
+    );
+    let wa = nexiom_connectors::WhatsAppConnector::builder()
+        .with_app_secret("s3cret")
+        .build()
+        .unwrap();
+    for body in [
+        &br#"{"object":"whatsapp_business_account","entry":[{"changes":[{"field":"messages","value":{"metadata":{"phone_number_id":"pn"},"messages":[{"id":"w1","timestamp":"1767225000","type":"text","text":{"body":"hi"}}]}}]}]}"#[..],
+        br#"{"object":"nothing"}"#,
+    ] {
+        let headers = WebhookHeaders::new().with(
+            META_SIGNATURE_HEADER,
+            MetaWebhookVerifier::sign(&SecretString::new("s3cret"), body),
+        );
+        match p.ingest_webhook(&wa, &headers, body).await {
+            Err(InboundError::Storage(e)) => assert!(e.is_unavailable(), "{e:?}"),
+            other => panic!("expected an unavailable store, got {other:?}"),
+        }
+    }
+}

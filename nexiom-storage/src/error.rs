@@ -59,7 +59,21 @@ pub enum StorageError {
         reason: String,
     },
 
-    /// The backend failed (connection lost, timeout, unexpected database error).
+    /// The backend cannot be reached or cannot serve now (connection refused
+    /// or lost, pool timeout, database shutting down or out of resources,
+    /// serialization failure). Nothing is wrong with the input: the same call
+    /// may succeed later.
+    #[error("storage unavailable: {message}")]
+    Unavailable {
+        /// What went wrong.
+        message: String,
+        /// The underlying error, when there is one.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+
+    /// The backend failed in an unexpected way (an unexpected database error,
+    /// a row that does not read back).
     #[error("storage backend error: {message}")]
     Backend {
         /// What went wrong.
@@ -116,8 +130,39 @@ impl StorageError {
         }
     }
 
-    /// Whether retrying the same call later may succeed (a backend failure).
+    /// [`StorageError::Unavailable`] with a message and no source.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        StorageError::Unavailable {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// Whether retrying the same call later may succeed (the store is
+    /// unavailable, or failed in an unexpected way).
     pub fn is_transient(&self) -> bool {
-        matches!(self, StorageError::Backend { .. })
+        matches!(
+            self,
+            StorageError::Unavailable { .. } | StorageError::Backend { .. }
+        )
+    }
+
+    /// Whether the store could not be reached or could not serve
+    /// ([`StorageError::Unavailable`]): an outage, not a fault of the input.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StorageError::Unavailable { .. })
+    }
+
+    /// Whether the input itself was refused, so the same call will be refused
+    /// again: [`Invalid`](StorageError::Invalid) (validation, including a value
+    /// the database refuses), [`UnknownReference`](StorageError::UnknownReference)
+    /// or [`Conflict`](StorageError::Conflict).
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            StorageError::Invalid(_)
+                | StorageError::UnknownReference { .. }
+                | StorageError::Conflict { .. }
+        )
     }
 }

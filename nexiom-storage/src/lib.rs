@@ -28,6 +28,7 @@
 #![forbid(unsafe_code)]
 
 mod checks;
+mod dead_letters;
 mod error;
 mod memory;
 mod postgres;
@@ -37,6 +38,7 @@ mod traits;
 #[cfg(feature = "testing")]
 pub mod conformance;
 
+pub use dead_letters::DeadLetterStore;
 pub use error::{Result, StorageError};
 pub use memory::MemoryStore;
 pub use postgres::PgStore;

@@ -716,6 +716,7 @@ pub trait WorkerStore: Send + Sync {
 pub trait Store:
     TenantStore
     + EventStore
+    + crate::DeadLetterStore
     + ConversationStore
     + PostStore
     + CommentStore
@@ -733,6 +734,7 @@ pub trait Store:
 impl<T> Store for T where
     T: TenantStore
         + EventStore
+        + crate::DeadLetterStore
         + ConversationStore
         + PostStore
         + CommentStore

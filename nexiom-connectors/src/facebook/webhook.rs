@@ -8,19 +8,32 @@
 //!   `hide`…) become [`EventKind::Other`] keyed `"<comment_id>:<verb>:<time>"`.
 //! - Comments written by the Page itself are skipped (reply loops).
 
+use chrono::{DateTime, Utc};
 use nexiom_core::{EventKind, Platform};
 use serde_json::Value;
 
 use crate::error::ConnectorError;
-use crate::graph::webhook::{entries, messaging_events, required, required_time, s};
-use crate::time;
-use crate::types::NormalizedEvent;
+use crate::graph::webhook::{entries, messaging_events, reject, required, s, strict};
+use crate::time::{self, Unit};
+use crate::types::{NormalizedEvent, WebhookItem};
 
-pub(crate) fn normalize(body: &[u8]) -> Result<Vec<NormalizedEvent>, ConnectorError> {
+/// All or nothing (see [`strict`]).
+pub(crate) fn normalize(
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> Result<Vec<NormalizedEvent>, ConnectorError> {
+    strict(normalize_events(body, now)?)
+}
+
+/// Event by event: `Err` only for a body that is not a Page payload.
+pub(crate) fn normalize_events(
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> Result<Vec<WebhookItem>, ConnectorError> {
     let platform = Platform::Facebook;
     let mut out = Vec::new();
     for entry in entries(body, "page")? {
-        messaging_events(&platform, &entry, &mut out)?;
+        messaging_events(&platform, &entry, now, &mut out);
         let account = s(&entry, "/id");
         for change in entry
             .get("changes")
@@ -37,57 +50,76 @@ pub(crate) fn normalize(body: &[u8]) -> Result<Vec<NormalizedEvent>, ConnectorEr
             if value.get("item").and_then(Value::as_str) != Some("comment") {
                 continue;
             }
-            let comment_id = required(value, "/comment_id", "comment")?;
             let from = s(value, "/from/id");
             if from.is_some() && from == account {
                 continue;
             }
-            let post_id = s(value, "/post_id");
-            let parent = s(value, "/parent_id").filter(|p| Some(p) != post_id.as_ref());
-            let verb = value.get("verb").and_then(Value::as_str).unwrap_or("add");
-            let occurred = value
-                .get("created_time")
-                .and_then(time::graph_time)
-                .or_else(|| entry.get("time").and_then(time::secs_value));
-            let occurred_at = required_time(occurred, "comment")?;
-            let (event_id, kind) = if verb == "add" {
-                let kind = if parent.is_some() {
-                    EventKind::CommentReply
-                } else {
-                    EventKind::Comment
-                };
-                (comment_id, kind)
-            } else {
-                (
-                    format!("{comment_id}:{verb}:{}", occurred_at.timestamp()),
-                    EventKind::Other,
-                )
-            };
-            out.push(NormalizedEvent {
-                platform: platform.clone(),
-                account_id: account.clone(),
-                event_id,
-                kind,
-                sender_id: from,
-                sender_name: s(value, "/from/name"),
-                text: s(value, "/message"),
-                has_media: value.get("photo").is_some() || value.get("video").is_some(),
-                delivery_status: None,
-                message_id: None,
-                thread_id: None,
-                post_id,
-                parent_id: parent,
-                occurred_at,
-                payload: value.clone(),
-            });
+            out.push(
+                comment(&entry, value, &account, now)
+                    .map_err(|r| reject(&platform, account.clone(), value, "/comment_id", r)),
+            );
         }
     }
     Ok(out)
 }
 
+fn comment(
+    entry: &Value,
+    value: &Value,
+    account: &Option<String>,
+    now: DateTime<Utc>,
+) -> Result<NormalizedEvent, String> {
+    let comment_id = required(value, "/comment_id", "comment")?;
+    let post_id = s(value, "/post_id");
+    let parent = s(value, "/parent_id").filter(|p| Some(p) != post_id.as_ref());
+    let verb = value.get("verb").and_then(Value::as_str).unwrap_or("add");
+    let occurred_at = time::event_time(
+        &[
+            (value.get("created_time"), Unit::Graph),
+            (entry.get("time"), Unit::Secs),
+        ],
+        now,
+        "comment",
+    )?;
+    let (event_id, kind) = if verb == "add" {
+        let kind = if parent.is_some() {
+            EventKind::CommentReply
+        } else {
+            EventKind::Comment
+        };
+        (comment_id, kind)
+    } else {
+        (
+            format!("{comment_id}:{verb}:{}", occurred_at.timestamp()),
+            EventKind::Other,
+        )
+    };
+    Ok(NormalizedEvent {
+        platform: Platform::Facebook,
+        account_id: account.clone(),
+        event_id,
+        kind,
+        sender_id: s(value, "/from/id"),
+        sender_name: s(value, "/from/name"),
+        text: s(value, "/message"),
+        has_media: value.get("photo").is_some() || value.get("video").is_some(),
+        delivery_status: None,
+        message_id: None,
+        thread_id: None,
+        post_id,
+        parent_id: parent,
+        occurred_at,
+        payload: value.clone(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn now() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_767_225_600, 0).expect("2026-01-01")
+    }
 
     #[test]
     fn top_level_comment_has_no_parent_reply_has_one() {
@@ -98,7 +130,7 @@ mod tests {
              "parent_id":"122131676912594941_1","from":{"id":"u2","name":"Bob"},"message":"Reply","created_time":1700000002}},
             {"field":"feed","value":{"item":"comment","verb":"add","comment_id":"x_3","post_id":"p","parent_id":"p","from":{"id":"448242228374517"},"message":"own","created_time":1}},
             {"field":"feed","value":{"item":"reaction","verb":"add","post_id":"p"}}]}]}"#;
-        let ev = normalize(body).expect("events");
+        let ev = normalize(body, now()).expect("events");
         assert_eq!(ev.len(), 2);
         assert_eq!(ev[0].kind, EventKind::Comment);
         assert_eq!(ev[0].parent_id, None);
@@ -111,8 +143,46 @@ mod tests {
     fn edits_are_other_events() {
         let body = br#"{"object":"page","entry":[{"id":"P","time":1700000000,"changes":[
             {"field":"feed","value":{"item":"comment","verb":"edited","comment_id":"c1","post_id":"p","from":{"id":"u"},"message":"x","created_time":1700000005}}]}]}"#;
-        let ev = normalize(body).expect("events");
+        let ev = normalize(body, now()).expect("events");
         assert_eq!(ev[0].kind, EventKind::Other);
         assert_eq!(ev[0].event_id, "c1:edited:1700000005");
+    }
+
+    #[test]
+    fn comment_and_messenger_times_are_checked_per_event() {
+        let body = br#"{"object":"page","entry":[{"id":"P","time":1700000000,"changes":[
+            {"field":"feed","value":{"item":"comment","verb":"add","comment_id":"c.ms","post_id":"p","from":{"id":"u"},"created_time":1700000005000}},
+            {"field":"feed","value":{"item":"comment","verb":"add","comment_id":"c.neg","post_id":"p","from":{"id":"u"},"created_time":-86400}},
+            {"field":"feed","value":{"item":"comment","verb":"add","comment_id":"c.iso","post_id":"p","from":{"id":"u"},"created_time":"0001-01-01T00:00:00+0000"}},
+            {"field":"feed","value":{"item":"comment","verb":"add","post_id":"p","from":{"id":"u"}}}],
+            "messaging":[{"sender":{"id":"S"},"timestamp":1700000000,"message":{"mid":"m.secs","text":"x"}},
+                         {"sender":{"id":"S"},"timestamp":99999999999999,"message":{"mid":"m.far","text":"y"}}]}]}"#;
+        let items = normalize_events(body, now()).expect("a payload");
+        assert_eq!(items.len(), 6);
+        // Messenger: seconds where milliseconds are documented are read as seconds.
+        assert_eq!(
+            items[0].as_ref().expect("secs").occurred_at.timestamp(),
+            1_700_000_000
+        );
+        assert!(
+            items[1]
+                .as_ref()
+                .expect_err("far")
+                .reason
+                .contains("implausible")
+        );
+        assert_eq!(
+            items[2].as_ref().expect("ms").occurred_at.timestamp(),
+            1_700_000_005
+        );
+        for (i, id) in [(3, "c.neg"), (4, "c.iso")] {
+            let r = items[i].as_ref().expect_err("implausible");
+            assert_eq!(r.event_id.as_deref(), Some(id));
+            assert!(r.reason.contains("implausible"), "{}", r.reason);
+        }
+        assert_eq!(
+            items[5].as_ref().expect_err("no id").reason,
+            "comment without /comment_id"
+        );
     }
 }

@@ -7,8 +7,8 @@ use nexiom_core::{EventKind, Platform};
 use serde_json::Value;
 
 use crate::error::{ConnectorError, WebhookError};
-use crate::time;
-use crate::types::NormalizedEvent;
+use crate::time::{self, Unit};
+use crate::types::{NormalizedEvent, RejectedEvent, WebhookItem};
 
 /// The largest body accepted (Meta batches up to 1000 updates; 8 MiB is far
 /// above any documented payload and bounds the work on hostile input).
@@ -47,30 +47,50 @@ pub(crate) fn s(v: &Value, pointer: &str) -> Option<String> {
     }
 }
 
-/// A required id, or a payload error naming it.
-pub(crate) fn required(v: &Value, pointer: &str, what: &str) -> Result<String, ConnectorError> {
-    s(v, pointer).ok_or_else(|| WebhookError::payload(format!("{what} without {pointer}")).into())
+/// A required id, or the reason naming it.
+pub(crate) fn required(v: &Value, pointer: &str, what: &str) -> Result<String, String> {
+    s(v, pointer).ok_or_else(|| format!("{what} without {pointer}"))
 }
 
-/// A required time, or a payload error.
-pub(crate) fn required_time(
-    t: Option<DateTime<Utc>>,
-    what: &str,
-) -> Result<DateTime<Utc>, ConnectorError> {
-    t.ok_or_else(|| WebhookError::payload(format!("{what} without a valid timestamp")).into())
+/// The refusal of one event: its raw JSON `item`, its id at `id_pointer` when
+/// there is one, and the reason.
+pub(crate) fn reject(
+    platform: &Platform,
+    account: Option<String>,
+    item: &Value,
+    id_pointer: &str,
+    reason: String,
+) -> RejectedEvent {
+    RejectedEvent {
+        platform: platform.clone(),
+        account_id: account,
+        event_id: s(item, id_pointer),
+        reason,
+        payload: item.clone(),
+    }
+}
+
+/// All or nothing: the events, or the first refusal as a payload error (what
+/// [`PlatformConnector::handle_webhook`](crate::PlatformConnector::handle_webhook) answers).
+pub(crate) fn strict(items: Vec<WebhookItem>) -> Result<Vec<NormalizedEvent>, ConnectorError> {
+    items
+        .into_iter()
+        .map(|item| item.map_err(|r| WebhookError::payload(r.reason).into()))
+        .collect()
 }
 
 /// Normalizes `entry.messaging[]` (Messenger and Instagram DMs; timestamps in
 /// milliseconds). Echoes of our own messages and non-message events (reads,
-/// reactions, postbacks) are skipped.
+/// reactions, postbacks) are skipped; each message is read or refused on its own.
 pub(crate) fn messaging_events(
     platform: &Platform,
     entry: &Value,
-    out: &mut Vec<NormalizedEvent>,
-) -> Result<(), ConnectorError> {
+    now: DateTime<Utc>,
+    out: &mut Vec<WebhookItem>,
+) {
     let account = s(entry, "/id");
     let Some(items) = entry.get("messaging").and_then(Value::as_array) else {
-        return Ok(());
+        return;
     };
     for item in items {
         let Some(message) = item.get("message").filter(|m| m.is_object()) else {
@@ -79,33 +99,51 @@ pub(crate) fn messaging_events(
         if message.get("is_echo").and_then(Value::as_bool) == Some(true) {
             continue;
         }
-        let mid = required(message, "/mid", "message")?;
-        let sender = s(item, "/sender/id");
-        let occurred = item
-            .get("timestamp")
-            .and_then(time::millis_value)
-            .or_else(|| entry.get("time").and_then(time::millis_value));
-        let has_media = message
-            .get("attachments")
-            .and_then(Value::as_array)
-            .is_some_and(|a| !a.is_empty());
-        out.push(NormalizedEvent {
-            platform: platform.clone(),
-            account_id: account.clone().or_else(|| s(item, "/recipient/id")),
-            event_id: mid,
-            kind: EventKind::Message,
-            sender_id: sender.clone(),
-            sender_name: None,
-            text: s(message, "/text"),
-            has_media,
-            delivery_status: None,
-            message_id: None,
-            thread_id: sender,
-            post_id: None,
-            parent_id: s(message, "/reply_to/mid"),
-            occurred_at: required_time(occurred, "message")?,
-            payload: item.clone(),
-        });
+        let account = account.clone().or_else(|| s(item, "/recipient/id"));
+        out.push(
+            messaging_event(platform, entry, item, message, account.clone(), now)
+                .map_err(|reason| reject(platform, account, item, "/message/mid", reason)),
+        );
     }
-    Ok(())
+}
+
+fn messaging_event(
+    platform: &Platform,
+    entry: &Value,
+    item: &Value,
+    message: &Value,
+    account: Option<String>,
+    now: DateTime<Utc>,
+) -> Result<NormalizedEvent, String> {
+    let mid = required(message, "/mid", "message")?;
+    let sender = s(item, "/sender/id");
+    let occurred_at = time::event_time(
+        &[
+            (item.get("timestamp"), Unit::Millis),
+            (entry.get("time"), Unit::Millis),
+        ],
+        now,
+        "message",
+    )?;
+    let has_media = message
+        .get("attachments")
+        .and_then(Value::as_array)
+        .is_some_and(|a| !a.is_empty());
+    Ok(NormalizedEvent {
+        platform: platform.clone(),
+        account_id: account,
+        event_id: mid,
+        kind: EventKind::Message,
+        sender_id: sender.clone(),
+        sender_name: None,
+        text: s(message, "/text"),
+        has_media,
+        delivery_status: None,
+        message_id: None,
+        thread_id: sender,
+        post_id: None,
+        parent_id: s(message, "/reply_to/mid"),
+        occurred_at,
+        payload: item.clone(),
+    })
 }

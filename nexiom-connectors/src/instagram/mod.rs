@@ -458,7 +458,15 @@ impl PlatformConnector for InstagramConnector {
     }
 
     fn handle_webhook(&self, body: &[u8]) -> Result<Vec<NormalizedEvent>, ConnectorError> {
-        webhook::normalize(body)
+        webhook::normalize(body, self.clock.now())
+    }
+
+    fn handle_webhook_events(
+        &self,
+        body: &[u8],
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<crate::types::WebhookItem>, ConnectorError> {
+        webhook::normalize_events(body, now)
     }
 }
 

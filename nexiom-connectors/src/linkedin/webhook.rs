@@ -9,15 +9,28 @@
 //! id polling returns, so webhook and polling deduplicate together); other actions
 //! become [`EventKind::Other`] keyed by `notificationId`.
 
+use chrono::{DateTime, Utc};
 use nexiom_core::{EventKind, Platform};
 use serde_json::Value;
 
 use crate::error::{ConnectorError, WebhookError};
-use crate::graph::webhook::{MAX_BODY_BYTES, required_time, s};
-use crate::time;
-use crate::types::NormalizedEvent;
+use crate::graph::webhook::{MAX_BODY_BYTES, reject, required, s, strict};
+use crate::time::{self, Unit};
+use crate::types::{NormalizedEvent, WebhookItem};
 
-pub(crate) fn normalize(body: &[u8]) -> Result<Vec<NormalizedEvent>, ConnectorError> {
+/// All or nothing (see [`strict`]).
+pub(crate) fn normalize(
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> Result<Vec<NormalizedEvent>, ConnectorError> {
+    strict(normalize_events(body, now)?)
+}
+
+/// Event by event: `Err` only for a body that is not a notification envelope.
+pub(crate) fn normalize_events(
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> Result<Vec<WebhookItem>, ConnectorError> {
     if body.len() > MAX_BODY_BYTES {
         return Err(WebhookError::payload("body too large").into());
     }
@@ -32,50 +45,70 @@ pub(crate) fn normalize(body: &[u8]) -> Result<Vec<NormalizedEvent>, ConnectorEr
         Value::Object(_) => vec![v],
         _ => return Err(WebhookError::payload("expected a notification object or array").into()),
     };
-    let mut out = Vec::new();
-    for n in list {
-        if !n.is_object() {
-            return Err(WebhookError::payload("a notification is not an object").into());
-        }
-        let notification_id = s(&n, "/notificationId")
-            .ok_or_else(|| WebhookError::payload("notification without notificationId"))?;
-        let action = n.get("action").and_then(Value::as_str).unwrap_or("");
-        let comment = n.pointer("/decoratedGeneratedActivity/comment");
-        let comment_urn = comment
-            .and_then(|c| s(c, "/entity"))
-            .or_else(|| s(&n, "/generatedActivity"));
-        let is_comment = matches!(action, "COMMENT" | "ADMIN_COMMENT");
-        let (event_id, kind) = match (is_comment, &comment_urn) {
-            (true, Some(urn)) => (urn.clone(), EventKind::Comment),
-            _ => (notification_id, EventKind::Other),
-        };
-        let occurred = n.get("lastModifiedAt").and_then(time::millis_value);
-        out.push(NormalizedEvent {
-            platform: Platform::LinkedIn,
-            account_id: s(&n, "/organizationalEntity"),
-            event_id,
-            kind,
-            sender_id: comment.and_then(|c| s(c, "/owner")),
-            sender_name: None,
-            text: comment.and_then(|c| s(c, "/text").or_else(|| s(c, "/message/text"))),
-            has_media: false,
-            delivery_status: None,
-            message_id: None,
-            thread_id: None,
-            post_id: s(&n, "/decoratedSourcePost/entity")
-                .or_else(|| comment.and_then(|c| s(c, "/object")))
-                .or_else(|| s(&n, "/sourcePost")),
-            parent_id: comment.and_then(|c| s(c, "/parentComment")),
-            occurred_at: required_time(occurred, "notification")?,
-            payload: n,
-        });
+    Ok(list
+        .into_iter()
+        .map(|n| {
+            notification(&n, now).map_err(|r| {
+                reject(
+                    &Platform::LinkedIn,
+                    s(&n, "/organizationalEntity"),
+                    &n,
+                    "/notificationId",
+                    r,
+                )
+            })
+        })
+        .collect())
+}
+
+fn notification(n: &Value, now: DateTime<Utc>) -> Result<NormalizedEvent, String> {
+    if !n.is_object() {
+        return Err("a notification is not an object".into());
     }
-    Ok(out)
+    let notification_id = required(n, "/notificationId", "notification")?;
+    let action = n.get("action").and_then(Value::as_str).unwrap_or("");
+    let comment = n.pointer("/decoratedGeneratedActivity/comment");
+    let comment_urn = comment
+        .and_then(|c| s(c, "/entity"))
+        .or_else(|| s(n, "/generatedActivity"));
+    let is_comment = matches!(action, "COMMENT" | "ADMIN_COMMENT");
+    let (event_id, kind) = match (is_comment, &comment_urn) {
+        (true, Some(urn)) => (urn.clone(), EventKind::Comment),
+        _ => (notification_id, EventKind::Other),
+    };
+    let occurred_at = time::event_time(
+        &[(n.get("lastModifiedAt"), Unit::Millis)],
+        now,
+        "notification",
+    )?;
+    Ok(NormalizedEvent {
+        platform: Platform::LinkedIn,
+        account_id: s(n, "/organizationalEntity"),
+        event_id,
+        kind,
+        sender_id: comment.and_then(|c| s(c, "/owner")),
+        sender_name: None,
+        text: comment.and_then(|c| s(c, "/text").or_else(|| s(c, "/message/text"))),
+        has_media: false,
+        delivery_status: None,
+        message_id: None,
+        thread_id: None,
+        post_id: s(n, "/decoratedSourcePost/entity")
+            .or_else(|| comment.and_then(|c| s(c, "/object")))
+            .or_else(|| s(n, "/sourcePost")),
+        parent_id: comment.and_then(|c| s(c, "/parentComment")),
+        occurred_at,
+        payload: n.clone(),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn now() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_767_225_600, 0).expect("2026-01-01")
+    }
 
     #[test]
     fn accepts_every_envelope() {
@@ -85,7 +118,7 @@ mod tests {
             "decoratedGeneratedActivity":{"comment":{"owner":"urn:li:person:abc","text":"Nice post",
               "entity":"urn:li:comment:(urn:li:activity:7001,6001)","object":"urn:li:activity:7001"}},
             "lastModifiedAt":1700000000000}"#;
-        let ev = normalize(one.as_bytes()).expect("bare");
+        let ev = normalize(one.as_bytes(), now()).expect("bare");
         assert_eq!(ev.len(), 1);
         assert_eq!(ev[0].kind, EventKind::Comment);
         assert_eq!(ev[0].event_id, "urn:li:comment:(urn:li:activity:7001,6001)");
@@ -94,15 +127,51 @@ mod tests {
         let wrapped = format!(
             r#"{{"type":"ORGANIZATION_SOCIAL_ACTION_NOTIFICATIONS","notifications":[{one}]}}"#
         );
-        assert_eq!(normalize(wrapped.as_bytes()).expect("wrapped"), ev);
-        assert_eq!(normalize(format!("[{one}]").as_bytes()).expect("array"), ev);
+        assert_eq!(normalize(wrapped.as_bytes(), now()).expect("wrapped"), ev);
+        assert_eq!(
+            normalize(format!("[{one}]").as_bytes(), now()).expect("array"),
+            ev
+        );
         let like = br#"{"notificationId":"77","action":"LIKE","lastModifiedAt":1700000000000}"#;
-        let ev = normalize(like).expect("like");
+        let ev = normalize(like, now()).expect("like");
         assert_eq!(ev[0].kind, EventKind::Other);
         assert_eq!(ev[0].event_id, "77");
-        assert!(normalize(br#"{"action":"LIKE"}"#).is_err());
-        assert!(normalize(br#"{"notificationId":1}"#).is_err());
-        assert!(normalize(b"42").is_err());
-        assert!(normalize(br#"[1]"#).is_err());
+        assert!(normalize(br#"{"action":"LIKE"}"#, now()).is_err());
+        assert!(normalize(br#"{"notificationId":1}"#, now()).is_err());
+        assert!(normalize(b"42", now()).is_err());
+        assert!(normalize(br#"[1]"#, now()).is_err());
+    }
+
+    #[test]
+    fn notifications_are_read_on_their_own_with_plausible_times() {
+        let body = br#"[{"notificationId":"1","action":"LIKE","organizationalEntity":"urn:li:organization:1","lastModifiedAt":1700000000000},
+            {"notificationId":"2","action":"LIKE","organizationalEntity":"urn:li:organization:1","lastModifiedAt":-1700000000000},
+            {"notificationId":"3","action":"LIKE","lastModifiedAt":1700000000},
+            {"notificationId":"4","action":"LIKE"},
+            7]"#;
+        let items = normalize_events(body, now()).expect("a payload");
+        assert_eq!(items.len(), 5);
+        assert_eq!(items[0].as_ref().expect("ok").event_id, "1");
+        let negative = items[1].as_ref().expect_err("negative");
+        assert!(negative.reason.contains("implausible"));
+        assert_eq!(
+            negative.account_id.as_deref(),
+            Some("urn:li:organization:1")
+        );
+        assert_eq!(negative.event_id.as_deref(), Some("2"));
+        // Seconds where milliseconds are documented.
+        assert_eq!(
+            items[2].as_ref().expect("secs").occurred_at.timestamp(),
+            1_700_000_000
+        );
+        assert_eq!(
+            items[3].as_ref().expect_err("no time").reason,
+            "notification without a valid timestamp"
+        );
+        assert_eq!(
+            items[4].as_ref().expect_err("not an object").reason,
+            "a notification is not an object"
+        );
+        assert!(normalize(body, now()).is_err());
     }
 }

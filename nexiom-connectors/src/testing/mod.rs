@@ -17,9 +17,9 @@
 //! | `expired_token` | the platform's expired-token answer is `Unauthorized` |
 //! | `server_error` | `503` is `Transient` |
 //! | `paging_exactly_once` | following cursors over 3 pages yields each comment once, in order |
-//! | `webhook_samples` | every documented sample verifies and normalizes to the expected events |
+//! | `webhook_samples` | every documented sample verifies and normalizes to the expected events, whole and event by event |
 //! | `tampered_webhooks` | a flipped byte, a missing and a malformed signature are the three distinct errors |
-//! | `garbage_webhooks` | non-payloads are errors, not panics |
+//! | `garbage_webhooks` | non-payloads are errors (event by event: errors or refused events), not panics |
 //! | `no_secret_in_output` | no secret of the harness appears in `Debug` of the connector or context, nor in any error met |
 
 use std::sync::Arc;
@@ -494,6 +494,26 @@ impl Run<'_> {
                 want.check(got)
                     .map_err(|d| format!("sample {}: {d}", s.name))?;
             }
+            // Read event by event (as ingestion does), at the latest event's
+            // time: the same events, none refused.
+            let now = events
+                .iter()
+                .map(|e| e.occurred_at)
+                .max()
+                .unwrap_or_else(chrono::Utc::now);
+            let items = c
+                .verify_and_handle_events(&headers, &s.body, now)
+                .map_err(|e| format!("sample {}, event by event: {e}", s.name))?;
+            let per_event: Vec<NormalizedEvent> = items
+                .into_iter()
+                .collect::<Result<_, _>>()
+                .map_err(|r| format!("sample {}: event refused: {}", s.name, r.reason))?;
+            expect(per_event == events, || {
+                format!(
+                    "sample {}: read event by event, the events differ from handle_webhook's",
+                    s.name
+                )
+            })?;
         }
         Ok(())
     }
@@ -558,6 +578,15 @@ impl Run<'_> {
             b"null",
             b"\xff\xfe",
         ] {
+            // Event by event, garbage is an `Err` or refused events, never an event.
+            if let Ok(items) = c.handle_webhook_events(body, chrono::Utc::now())
+                && items.iter().any(Result::is_ok)
+            {
+                return Err(format!(
+                    "{:?} read event by event to an event",
+                    String::from_utf8_lossy(body)
+                ));
+            }
             match c.handle_webhook(body) {
                 Err(e) => self.seen(&e),
                 Ok(ev) => {

@@ -4,17 +4,30 @@
 
 use std::collections::HashMap;
 
+use chrono::{DateTime, Utc};
 use nexiom_core::{DeliveryStatus, EventKind, Platform};
 use serde_json::Value;
 
-use crate::error::{ConnectorError, WebhookError};
-use crate::graph::webhook::{entries, required, required_time, s};
-use crate::time;
-use crate::types::NormalizedEvent;
+use crate::error::ConnectorError;
+use crate::graph::webhook::{entries, reject, required, s, strict};
+use crate::time::{self, Unit};
+use crate::types::{NormalizedEvent, WebhookItem};
 
 const MEDIA_TYPES: [&str; 5] = ["image", "video", "audio", "document", "sticker"];
 
-pub(crate) fn normalize(body: &[u8]) -> Result<Vec<NormalizedEvent>, ConnectorError> {
+/// All or nothing (see [`strict`]).
+pub(crate) fn normalize(
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> Result<Vec<NormalizedEvent>, ConnectorError> {
+    strict(normalize_events(body, now)?)
+}
+
+/// Event by event: `Err` only for a body that is not a WhatsApp payload.
+pub(crate) fn normalize_events(
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> Result<Vec<WebhookItem>, ConnectorError> {
     let mut out = Vec::new();
     for entry in entries(body, "whatsapp_business_account")? {
         let Some(changes) = entry.get("changes").and_then(Value::as_array) else {
@@ -24,17 +37,22 @@ pub(crate) fn normalize(body: &[u8]) -> Result<Vec<NormalizedEvent>, ConnectorEr
             if change.get("field").and_then(Value::as_str) != Some("messages") {
                 continue;
             }
-            let value = change
-                .get("value")
-                .filter(|v| v.is_object())
-                .ok_or_else(|| WebhookError::payload("change without a value object"))?;
-            normalize_value(value, &mut out)?;
+            match change.get("value").filter(|v| v.is_object()) {
+                Some(value) => normalize_value(value, now, &mut out),
+                None => out.push(Err(reject(
+                    &Platform::WhatsApp,
+                    None,
+                    change,
+                    "/value/id",
+                    "change without a value object".into(),
+                ))),
+            }
         }
     }
     Ok(out)
 }
 
-fn normalize_value(value: &Value, out: &mut Vec<NormalizedEvent>) -> Result<(), ConnectorError> {
+fn normalize_value(value: &Value, now: DateTime<Utc>, out: &mut Vec<WebhookItem>) {
     let account = s(value, "/metadata/phone_number_id");
     let names: HashMap<String, String> = value
         .get("contacts")
@@ -49,35 +67,10 @@ fn normalize_value(value: &Value, out: &mut Vec<NormalizedEvent>) -> Result<(), 
         .into_iter()
         .flatten()
     {
-        let id = required(m, "/id", "message")?;
-        let from = s(m, "/from");
-        let kind = m.get("type").and_then(Value::as_str).unwrap_or("unknown");
-        let text = match kind {
-            "text" => s(m, "/text/body"),
-            "button" => s(m, "/button/text"),
-            "interactive" => s(m, "/interactive/button_reply/title")
-                .or_else(|| s(m, "/interactive/list_reply/title")),
-            "reaction" => s(m, "/reaction/emoji"),
-            k if MEDIA_TYPES.contains(&k) => s(m, &format!("/{k}/caption")),
-            _ => None,
-        };
-        out.push(NormalizedEvent {
-            platform: Platform::WhatsApp,
-            account_id: account.clone(),
-            event_id: id,
-            kind: EventKind::Message,
-            sender_name: from.as_ref().and_then(|f| names.get(f).cloned()),
-            sender_id: from.clone(),
-            text,
-            has_media: MEDIA_TYPES.contains(&kind),
-            delivery_status: None,
-            message_id: None,
-            thread_id: from,
-            post_id: None,
-            parent_id: s(m, "/context/id"),
-            occurred_at: required_time(m.get("timestamp").and_then(time::secs_value), "message")?,
-            payload: m.clone(),
-        });
+        out.push(
+            message(m, &account, &names, now)
+                .map_err(|r| reject(&Platform::WhatsApp, account.clone(), m, "/id", r)),
+        );
     }
     for st in value
         .get("statuses")
@@ -85,39 +78,92 @@ fn normalize_value(value: &Value, out: &mut Vec<NormalizedEvent>) -> Result<(), 
         .into_iter()
         .flatten()
     {
-        let id = required(st, "/id", "status")?;
-        let status_text = required(st, "/status", "status")?;
-        // Unknown statuses (e.g. "deleted", "warning") are kept as `Other`.
-        let status = status_text.parse::<DeliveryStatus>().ok();
-        let recipient = s(st, "/recipient_id");
-        out.push(NormalizedEvent {
-            platform: Platform::WhatsApp,
-            account_id: account.clone(),
-            event_id: format!("{id}:{status_text}"),
-            kind: if status.is_some() {
-                EventKind::Status
-            } else {
-                EventKind::Other
-            },
-            sender_id: None,
-            sender_name: None,
-            text: s(st, "/errors/0/title").or_else(|| s(st, "/errors/0/message")),
-            has_media: false,
-            delivery_status: status,
-            message_id: Some(id),
-            thread_id: recipient,
-            post_id: None,
-            parent_id: None,
-            occurred_at: required_time(st.get("timestamp").and_then(time::secs_value), "status")?,
-            payload: st.clone(),
-        });
+        out.push(
+            status(st, &account, now)
+                .map_err(|r| reject(&Platform::WhatsApp, account.clone(), st, "/id", r)),
+        );
     }
-    Ok(())
+}
+
+fn message(
+    m: &Value,
+    account: &Option<String>,
+    names: &HashMap<String, String>,
+    now: DateTime<Utc>,
+) -> Result<NormalizedEvent, String> {
+    let id = required(m, "/id", "message")?;
+    let from = s(m, "/from");
+    let kind = m.get("type").and_then(Value::as_str).unwrap_or("unknown");
+    let text = match kind {
+        "text" => s(m, "/text/body"),
+        "button" => s(m, "/button/text"),
+        "interactive" => s(m, "/interactive/button_reply/title")
+            .or_else(|| s(m, "/interactive/list_reply/title")),
+        "reaction" => s(m, "/reaction/emoji"),
+        k if MEDIA_TYPES.contains(&k) => s(m, &format!("/{k}/caption")),
+        _ => None,
+    };
+    let occurred_at = time::event_time(&[(m.get("timestamp"), Unit::Secs)], now, "message")?;
+    Ok(NormalizedEvent {
+        platform: Platform::WhatsApp,
+        account_id: account.clone(),
+        event_id: id,
+        kind: EventKind::Message,
+        sender_name: from.as_ref().and_then(|f| names.get(f).cloned()),
+        sender_id: from.clone(),
+        text,
+        has_media: MEDIA_TYPES.contains(&kind),
+        delivery_status: None,
+        message_id: None,
+        thread_id: from,
+        post_id: None,
+        parent_id: s(m, "/context/id"),
+        occurred_at,
+        payload: m.clone(),
+    })
+}
+
+fn status(
+    st: &Value,
+    account: &Option<String>,
+    now: DateTime<Utc>,
+) -> Result<NormalizedEvent, String> {
+    let id = required(st, "/id", "status")?;
+    let status_text = required(st, "/status", "status")?;
+    // Unknown statuses (e.g. "deleted", "warning") are kept as `Other`.
+    let status = status_text.parse::<DeliveryStatus>().ok();
+    let recipient = s(st, "/recipient_id");
+    let occurred_at = time::event_time(&[(st.get("timestamp"), Unit::Secs)], now, "status")?;
+    Ok(NormalizedEvent {
+        platform: Platform::WhatsApp,
+        account_id: account.clone(),
+        event_id: format!("{id}:{status_text}"),
+        kind: if status.is_some() {
+            EventKind::Status
+        } else {
+            EventKind::Other
+        },
+        sender_id: None,
+        sender_name: None,
+        text: s(st, "/errors/0/title").or_else(|| s(st, "/errors/0/message")),
+        has_media: false,
+        delivery_status: status,
+        message_id: Some(id),
+        thread_id: recipient,
+        post_id: None,
+        parent_id: None,
+        occurred_at,
+        payload: st.clone(),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn now() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_767_225_600, 0).expect("2026-01-01")
+    }
 
     #[test]
     fn text_message_and_status() {
@@ -127,7 +173,7 @@ mod tests {
             "messages":[{"from":"16315551234","id":"wamid.A","timestamp":"1700000000","type":"text","text":{"body":"Bonjour \u00e9"}}]}},
             {"field":"messages","value":{"metadata":{"phone_number_id":"PNID"},
             "statuses":[{"id":"wamid.OUT","status":"delivered","timestamp":"1700000100","recipient_id":"16315551234"}]}}]}]}"#;
-        let ev = normalize(body).expect("events");
+        let ev = normalize(body, now()).expect("events");
         assert_eq!(ev.len(), 2);
         assert_eq!(ev[0].event_id, "wamid.A");
         assert_eq!(ev[0].sender_name.as_deref(), Some("Kerry"));
@@ -149,9 +195,53 @@ mod tests {
             br#"{"object":"whatsapp_business_account","entry":[{"changes":[{"field":"messages","value":{"messages":[{"type":"text"}]}}]}]}"#,
             br#"{"object":"whatsapp_business_account","entry":[{"changes":[{"field":"messages","value":{"messages":[{"id":"x","timestamp":"soon"}]}}]}]}"#,
         ] {
-            assert!(normalize(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+            assert!(normalize(bad, now()).is_err(), "{}", String::from_utf8_lossy(bad));
         }
-        let empty = normalize(br#"{"object":"whatsapp_business_account","entry":[]}"#).expect("ok");
+        let empty = normalize(
+            br#"{"object":"whatsapp_business_account","entry":[]}"#,
+            now(),
+        )
+        .expect("ok");
         assert!(empty.is_empty());
+    }
+
+    #[test]
+    fn each_event_is_read_on_its_own_and_times_are_checked() {
+        let body = br#"{"object":"whatsapp_business_account","entry":[{"changes":[{"field":"messages","value":{
+            "metadata":{"phone_number_id":"PNID"},
+            "messages":[
+              {"from":"1","id":"good.1","timestamp":"1700000000","type":"text","text":{"body":"a"}},
+              {"from":"1","id":"no.time","type":"text","text":{"body":"b"}},
+              {"from":"1","id":"negative","timestamp":"-5","type":"text","text":{"body":"c"}},
+              {"from":"1","id":"in.ms","timestamp":"1700000000123","type":"text","text":{"body":"d"}},
+              {"from":"1","timestamp":"1700000000","type":"text"},
+              {"from":"1","id":"good.2","timestamp":1700000001,"type":"text","text":{"body":"e"}}],
+            "statuses":[{"id":"out.1","status":"read","timestamp":"99999999999999999"}]}},
+            {"field":"messages"}]}]}"#;
+        let items = normalize_events(body, now()).expect("a payload");
+        assert_eq!(items.len(), 8);
+        let ok: Vec<&str> = items
+            .iter()
+            .filter_map(|i| i.as_ref().ok().map(|e| e.event_id.as_str()))
+            .collect();
+        assert_eq!(ok, ["good.1", "in.ms", "good.2"]);
+        let in_ms = items[3].as_ref().expect("ms read as ms");
+        assert_eq!(in_ms.occurred_at.timestamp_millis(), 1_700_000_000_123);
+        let rejected: Vec<_> = items.iter().filter_map(|i| i.as_ref().err()).collect();
+        assert_eq!(rejected.len(), 5);
+        assert_eq!(rejected[0].event_id.as_deref(), Some("no.time"));
+        assert_eq!(rejected[0].reason, "message without a valid timestamp");
+        assert_eq!(rejected[0].account_id.as_deref(), Some("PNID"));
+        assert_eq!(rejected[1].event_id.as_deref(), Some("negative"));
+        assert!(rejected[1].reason.contains("implausible"));
+        assert_eq!(rejected[2].event_id, None);
+        assert_eq!(rejected[2].reason, "message without /id");
+        assert!(
+            rejected[3].reason.contains("implausible"),
+            "status far in the future"
+        );
+        assert_eq!(rejected[4].reason, "change without a value object");
+        // All or nothing, as before.
+        assert!(normalize(body, now()).is_err());
     }
 }

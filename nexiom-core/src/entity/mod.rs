@@ -1,6 +1,7 @@
 //! The domain's entities, grouped by aggregate. Each record type is what storage
 //! returns; each `New*` type is what a caller gives to create one.
 
+mod dead_letter;
 mod inbound;
 mod mission;
 mod ops;
@@ -9,6 +10,7 @@ mod reply;
 mod tenant;
 mod triage;
 
+pub use dead_letter::*;
 pub use inbound::*;
 pub use mission::*;
 pub use ops::*;

@@ -28,11 +28,13 @@
 //! (`nexiom_no_postgres` is this workspace's cfg, set by nexiom-storage's
 //! build script; a downstream crate uses its own condition.)
 
+mod dead_letters;
 mod harness;
 mod kpi;
 mod reply_queue;
 mod tests;
 
+pub use dead_letters::*;
 pub use harness::{
     LOCAL_SERVER_URL, LOCAL_TEST_DATABASE, TestStore, memory_test_store, postgres_test_store,
     postgres_test_url,
@@ -80,6 +82,7 @@ macro_rules! conformance_suite {
             reply_queue_leases_keep_claims_apart,
             reply_queue_records_outcomes_on_the_item,
             stale_release_closes_running_post_runs,
+            dead_letters_are_stored_once_and_listed,
         );
     };
     (@tests $attrs:tt $factory:path; $($name:ident,)+) => {$(

@@ -13,6 +13,7 @@
 
 mod comment;
 mod conversation;
+mod dead_letter;
 mod event;
 mod kpi;
 mod mission;
@@ -160,6 +161,10 @@ struct Inner {
     settings: BTreeMap<String, AppSetting>,
     worker_flags: BTreeMap<String, WorkerFlag>,
     executions: BTreeMap<ExecutionId, TaskExecutionLog>,
+
+    dead_letters: BTreeMap<nexiom_core::DeadLetterId, nexiom_core::DeadLetter>,
+    /// `(platform, key)` → dead letter.
+    dead_letter_by_key: HashMap<(Platform, String), nexiom_core::DeadLetterId>,
 }
 
 impl Inner {

@@ -20,10 +20,49 @@ use uuid::Uuid;
 
 use crate::error::StorageError;
 
-/// A sqlx failure as [`StorageError::Backend`], keeping the error as its source.
+/// A sqlx failure as a [`StorageError`], keeping the error as its source:
+///
+/// - [`StorageError::Unavailable`] when the database cannot be reached or
+///   cannot serve now: I/O and TLS errors (connection refused or lost), pool
+///   timeout or closed pool, and SQLSTATE classes 08 (connection exception),
+///   53 (insufficient resources), 57P (operator intervention: shutdown), 40001
+///   and 40P01 (serialization failure, deadlock);
+/// - [`StorageError::Invalid`] for SQLSTATE class 22 (data exception: a value
+///   the database refuses), so that such an input is not retried forever;
+/// - [`StorageError::Backend`] otherwise.
 pub(super) fn db(err: sqlx::Error) -> StorageError {
+    let message = format!("postgres: {err}");
+    let unavailable = match &err {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(e) => e.code().is_some_and(|c| {
+            c.starts_with("08")
+                || c.starts_with("53")
+                || c.starts_with("57P")
+                || c == "40001"
+                || c == "40P01"
+        }),
+        _ => false,
+    };
+    if unavailable {
+        return StorageError::Unavailable {
+            message,
+            source: Some(Box::new(err)),
+        };
+    }
+    if let sqlx::Error::Database(e) = &err
+        && e.code().is_some_and(|c| c.starts_with("22"))
+    {
+        return StorageError::Invalid(nexiom_core::CoreError::invalid(
+            "value",
+            format!("refused by the database: {}", e.message()),
+        ));
+    }
     StorageError::Backend {
-        message: format!("postgres: {err}"),
+        message,
         source: Some(Box::new(err)),
     }
 }

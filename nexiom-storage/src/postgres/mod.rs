@@ -21,6 +21,7 @@
 
 mod comment;
 mod conversation;
+mod dead_letter;
 mod error;
 mod event;
 mod kpi;

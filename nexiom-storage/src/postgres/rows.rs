@@ -23,7 +23,7 @@ use super::error::corrupt;
 use crate::error::Result;
 
 /// Parses a stored string form.
-fn parse<T>(what: &str, value: &str) -> Result<T>
+pub(super) fn parse<T>(what: &str, value: &str) -> Result<T>
 where
     T: FromStr,
     T::Err: std::fmt::Display,

@@ -315,3 +315,44 @@ async fn concurrent_claims_skip_locked_rows() {
     assert_eq!(released, 40);
     drop_schema(admin, schema).await;
 }
+
+/// An unreachable database (connection refused) is `Unavailable`, never
+/// `Invalid`: a caller retries later instead of giving the input up. Needs no
+/// database: nothing listens on port 1.
+#[tokio::test]
+async fn connection_refused_is_unavailable() {
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .acquire_timeout(std::time::Duration::from_secs(2))
+        .connect_lazy("postgres://postgres@127.0.0.1:1/nexiom")
+        .expect("lazy pool");
+    let store = PgStore::from_pool(pool);
+    let err = store.list_tenants().await.expect_err("nothing listens");
+    assert!(err.is_unavailable(), "{err:?}");
+    assert!(err.is_transient() && !err.is_refusal());
+    let err = PgStore::connect("postgres://postgres@127.0.0.1:1/nexiom")
+        .await
+        .expect_err("nothing listens");
+    assert!(err.is_unavailable(), "{err:?}");
+}
+
+/// A closed pool is `Unavailable`; a value the database refuses (SQLSTATE
+/// class 22) is `Invalid` (a refusal, not an outage).
+#[tokio::test]
+async fn closed_pool_is_unavailable_and_data_exceptions_are_invalid() {
+    let Some((store, admin, schema)) = store().await else {
+        return;
+    };
+    let err = super::error::db(
+        sqlx::query("SELECT 1 / 0")
+            .execute(store.pool())
+            .await
+            .expect_err("division by zero"),
+    );
+    assert!(matches!(err, StorageError::Invalid(_)), "{err:?}");
+    assert!(err.is_refusal() && !err.is_transient());
+    let (tenant, _) = tenant_and_channel(&store, "pn-closed").await;
+    store.pool().close().await;
+    let err = store.get_tenant(tenant.id).await.expect_err("closed");
+    assert!(err.is_unavailable(), "{err:?}");
+    drop_schema(admin, schema).await;
+}

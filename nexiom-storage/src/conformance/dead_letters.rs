@@ -1,0 +1,148 @@
+//! Conformance tests of dead letters (`DeadLetterStore`).
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use nexiom_core::*;
+
+use super::tests::world;
+use crate::{StorageError, Store};
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 22, 9, 0, 0).unwrap()
+}
+
+/// Dead letters are stored once per `(platform, key)` (a redelivery adds no
+/// row), with or without a tenant, listed newest first per tenant or for all,
+/// and bad input (empty key, over-long excerpt, unknown tenant, another
+/// tenant's channel) is refused without a write.
+pub async fn dead_letters_are_stored_once_and_listed(store: Arc<dyn Store>) {
+    let s = store.as_ref();
+    let a = world(s, "Acme", Platform::WhatsApp, "pn-dead-a").await;
+    let b = world(s, "Beta", Platform::WhatsApp, "pn-dead-b").await;
+
+    // An event with a NUL and invalid UTF-8: stored, its excerpt made storable.
+    let raw = b"{\"id\":\"x\",\"text\":\"a\x00b\"}\xff";
+    let first = NewDeadLetter::new(Platform::WhatsApp, "k1", raw, "text: NUL", t0())
+        .for_channel(a.tenant.id, a.channel.id);
+    let stored = s.insert_dead_letter(first.clone()).await.unwrap();
+    assert!(stored.created);
+    assert_eq!(stored.record.tenant_id, Some(a.tenant.id));
+    assert_eq!(stored.record.channel_id, Some(a.channel.id));
+    assert!(!stored.record.excerpt.contains('\0'));
+    assert_eq!(stored.record.reason, "text: NUL");
+
+    // A redelivery (same key, later): the stored row, unchanged.
+    let again = s
+        .insert_dead_letter(NewDeadLetter {
+            received_at: t0() + Duration::minutes(5),
+            reason: "another reason".into(),
+            ..first.clone()
+        })
+        .await
+        .unwrap();
+    assert!(!again.created);
+    assert_eq!(again.record, stored.record);
+
+    // The same key on another platform is another dead letter; no tenant is fine.
+    let other_platform = s
+        .insert_dead_letter(NewDeadLetter::new(
+            Platform::Instagram,
+            "k1",
+            b"not json",
+            "not a payload",
+            t0() + Duration::minutes(1),
+        ))
+        .await
+        .unwrap();
+    assert!(other_platform.created);
+    assert_eq!(other_platform.record.tenant_id, None);
+    let of_b = s
+        .insert_dead_letter(
+            NewDeadLetter::new(
+                Platform::WhatsApp,
+                "k2",
+                b"{}",
+                "r",
+                t0() + Duration::minutes(2),
+            )
+            .for_channel(b.tenant.id, b.channel.id),
+        )
+        .await
+        .unwrap()
+        .record;
+
+    // Refused: nothing written.
+    let bad_inputs = [
+        NewDeadLetter {
+            key: String::new(),
+            ..first.clone()
+        },
+        NewDeadLetter {
+            key: "k\u{7}".into(),
+            ..first.clone()
+        },
+        NewDeadLetter {
+            excerpt: "a".repeat(MAX_DEAD_LETTER_EXCERPT + 1),
+            key: "k3".into(),
+            ..first.clone()
+        },
+        NewDeadLetter {
+            reason: "r\0".into(),
+            key: "k4".into(),
+            ..first.clone()
+        },
+    ];
+    for bad in bad_inputs {
+        assert!(matches!(
+            s.insert_dead_letter(bad).await,
+            Err(StorageError::Invalid(_))
+        ));
+    }
+    let unknown_tenant = NewDeadLetter::new(Platform::WhatsApp, "k5", b"{}", "r", t0())
+        .for_channel(TenantId::generate(), a.channel.id);
+    assert!(matches!(
+        s.insert_dead_letter(unknown_tenant).await,
+        Err(StorageError::UnknownReference {
+            entity: "tenant",
+            ..
+        })
+    ));
+    let foreign_channel = NewDeadLetter::new(Platform::WhatsApp, "k6", b"{}", "r", t0())
+        .for_channel(a.tenant.id, b.channel.id);
+    assert!(matches!(
+        s.insert_dead_letter(foreign_channel).await,
+        Err(StorageError::UnknownReference {
+            entity: "channel",
+            ..
+        })
+    ));
+
+    // Listing: newest first; per tenant or all.
+    let all = s.list_dead_letters(None, 10).await.unwrap();
+    assert_eq!(
+        all,
+        vec![
+            of_b.clone(),
+            other_platform.record.clone(),
+            stored.record.clone()
+        ]
+    );
+    assert_eq!(s.list_dead_letters(None, 2).await.unwrap().len(), 2);
+    assert_eq!(
+        s.list_dead_letters(Some(a.tenant.id), 10).await.unwrap(),
+        vec![stored.record.clone()]
+    );
+    assert_eq!(
+        s.list_dead_letters(Some(b.tenant.id), 10).await.unwrap(),
+        vec![of_b]
+    );
+    assert!(s.list_dead_letters(None, 0).await.unwrap().is_empty());
+    assert!(
+        s.list_dead_letters(Some(TenantId::generate()), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

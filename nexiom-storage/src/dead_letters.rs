@@ -1,0 +1,27 @@
+//! [`DeadLetterStore`]: webhook events that were acknowledged but could not be
+//! read or stored, kept raw for a person to see.
+
+use async_trait::async_trait;
+use nexiom_core::{DeadLetter, Inserted, NewDeadLetter, TenantId};
+
+use crate::error::Result;
+
+/// Dead letters (see [`DeadLetter`]).
+#[async_trait]
+pub trait DeadLetterStore: Send + Sync {
+    /// Stores a dead letter, insert-if-absent on `(platform, key)`: a
+    /// redelivery of the same event returns the stored row with
+    /// `created == false` and changes nothing. `Invalid` for a bad input;
+    /// `UnknownReference` for an unknown tenant, or a channel that is not the
+    /// tenant's.
+    async fn insert_dead_letter(&self, new: NewDeadLetter) -> Result<Inserted<DeadLetter>>;
+
+    /// Dead letters, newest first (`received_at`, then id, descending), at most
+    /// `limit`: of one tenant, or all of them (also those with no tenant) when
+    /// `tenant` is `None` (an operator's view; it spans tenants).
+    async fn list_dead_letters(
+        &self,
+        tenant: Option<TenantId>,
+        limit: u32,
+    ) -> Result<Vec<DeadLetter>>;
+}
