@@ -39,7 +39,7 @@ async fn check(test_store: Option<TestStore>) {
 
     // AI control off: nothing more is sent.
     assert_eq!(o.replies_after_off, 0);
-    assert_eq!(o.skipped_ai_off, 1);
+    assert_eq!(o.triage_after_off, Some(nexiom::core::Triage::Ignore));
     assert_eq!(o.platform_requests_after_off, 0);
 
     // KPIs saw the activity.

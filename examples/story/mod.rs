@@ -79,8 +79,10 @@ pub struct StoryOutcome {
     pub replies_sent: u64,
     /// Replies sent after AI control was switched OFF (must be 0).
     pub replies_after_off: u64,
-    /// Items skipped because AI control was OFF.
-    pub skipped_ai_off: u64,
+    /// The triage of the question that arrived while AI control was OFF
+    /// (`ignore`: an AUTO_REPLY outcome turns into IGNORE, reason
+    /// `ai_control_off`, so the item never enters the reply queue).
+    pub triage_after_off: Option<Triage>,
     /// Requests the fake platform received after AI control went OFF (must be 0).
     pub platform_requests_after_off: usize,
     /// KPI windows with activity (messages, comments or active posts).
@@ -794,13 +796,16 @@ pub async fn run_story(store: Arc<dyn Store>, verbose: bool) -> Result<StoryOutc
     pipeline.triage_new_items(100).await?;
     let replies = pipeline.auto_reply_recent_inbound(since, 100).await?;
     out.replies_after_off = replies.sent;
-    out.skipped_ai_off = replies.skipped_ai_off;
+    out.triage_after_off = store
+        .find_message_by_provider_id(tenant.id, phone.id, "wamid.in.3")
+        .await?
+        .and_then(|m| m.triage);
     out.platform_requests_after_off = fake.requests().len() - before;
     say!(
         v,
-        "\n[8] AI control OFF; a new question arrives: replies sent {}, left for a person {}, platform calls {}",
+        "\n[8] AI control OFF; a new question arrives: triaged {}, replies sent {}, platform calls {}",
+        out.triage_after_off.map_or("-", |t| t.as_str()),
         replies.sent,
-        replies.skipped_ai_off,
         out.platform_requests_after_off
     );
 

@@ -265,6 +265,13 @@ proptest! {
                 let json: Value = serde_json::from_str(&answer.body).expect("LinkedIn answers JSON");
                 let code = json["challengeCode"].as_str().unwrap_or_default();
                 prop_assert!(pairs.iter().any(|(k, v)| k == "challengeCode" && v == code));
+                // Only a UUID is ever signed: the challenge is no signing oracle.
+                let groups: Vec<&str> = code.split('-').collect();
+                prop_assert!(
+                    groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
+                        && groups.iter().all(|g| g.chars().all(|ch| ch.is_ascii_hexdigit())),
+                    "LinkedIn signed a code that is not a UUID: {:?}", code
+                );
                 prop_assert_eq!(
                     json["challengeResponse"].as_str().unwrap_or_default(),
                     hmac_sha256_hex(common::LI_CLIENT_SECRET.as_bytes(), code.as_bytes())
