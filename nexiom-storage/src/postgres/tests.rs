@@ -1,6 +1,8 @@
 //! A few Postgres-only checks (the shared behaviour is the conformance suite's):
 //! the migrations, insert-if-absent under concurrency, and `SKIP LOCKED` claims.
-//! Each test runs in a fresh schema of `DATABASE_URL` and is skipped without it.
+//! Each test runs in a fresh schema of the test database (`DATABASE_URL`, else the
+//! local server; see `conformance::postgres_test_url`), and is reported ignored in a
+//! build without PostgreSQL.
 
 use std::collections::HashSet;
 use std::str::FromStr;
@@ -21,10 +23,7 @@ fn t0() -> DateTime<Utc> {
 
 /// A migrated store in a schema of its own, and the admin pool to drop it.
 async fn store() -> Option<(PgStore, sqlx::PgPool, String)> {
-    let Ok(url) = std::env::var("DATABASE_URL") else {
-        eprintln!("skipping a Postgres test: DATABASE_URL is not set");
-        return None;
-    };
+    let url = crate::conformance::postgres_test_url().await?;
     let options = PgConnectOptions::from_str(&url).expect("DATABASE_URL");
     let admin = sqlx::PgPool::connect_with(options.clone())
         .await
@@ -68,6 +67,7 @@ async fn tenant_and_channel(store: &PgStore, account: &str) -> (Tenant, Channel)
 }
 
 #[tokio::test]
+#[cfg_attr(nexiom_no_postgres, ignore = "no PostgreSQL reachable (see README: Tests)")]
 async fn migrations_run_twice_and_references_are_checked() {
     let Some((store, admin, schema)) = store().await else {
         return;
@@ -146,6 +146,7 @@ async fn migrations_run_twice_and_references_are_checked() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(nexiom_no_postgres, ignore = "no PostgreSQL reachable (see README: Tests)")]
 async fn concurrent_inserts_yield_one_row() {
     let Some((store, admin, schema)) = store().await else {
         return;
@@ -235,6 +236,7 @@ async fn concurrent_inserts_yield_one_row() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(nexiom_no_postgres, ignore = "no PostgreSQL reachable (see README: Tests)")]
 async fn concurrent_claims_skip_locked_rows() {
     let Some((store, admin, schema)) = store().await else {
         return;
@@ -338,6 +340,7 @@ async fn connection_refused_is_unavailable() {
 /// A closed pool is `Unavailable`; a value the database refuses (SQLSTATE
 /// class 22) is `Invalid` (a refusal, not an outage).
 #[tokio::test]
+#[cfg_attr(nexiom_no_postgres, ignore = "no PostgreSQL reachable (see README: Tests)")]
 async fn closed_pool_is_unavailable_and_data_exceptions_are_invalid() {
     let Some((store, admin, schema)) = store().await else {
         return;
