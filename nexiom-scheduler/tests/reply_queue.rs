@@ -406,7 +406,67 @@ async fn a_reply_whose_worker_stopped_is_never_sent_again(store: Arc<dyn Store>)
     assert!(state.error.unwrap().starts_with("outcome unknown"));
 }
 
+/// A send the platform refuses before acting (429 with Retry-After 10 min):
+/// nothing was sent, so the claim is withdrawn and the item retried, not
+/// before the Retry-After (longer than the 60 s backoff); then answered once,
+/// with one reply row.
+async fn a_rate_limited_send_is_retried_after_retry_after_and_sent_once(store: Arc<dyn Store>) {
+    let w = world(store);
+    let acme = tenant(&*w.store, "acme").await;
+    let m = pending(&*w.store, acme, "0001", "Horaires ?", t0()).await;
+    let since = t0() - Duration::hours(1);
+    w.mock
+        .rate_limit_next(MockOp::SendMessage, std::time::Duration::from_secs(600));
+    let r = w
+        .pipeline
+        .auto_reply_recent_inbound(since, 10)
+        .await
+        .unwrap();
+    assert_eq!((r.sent, r.retried_later, r.given_up), (0, 1, 0));
+    let item = w.store.get_message(acme.0, m.id).await.unwrap();
+    let reply = item.reply.unwrap();
+    assert_eq!(reply.state, ReplyState::Pending);
+    assert_eq!(reply.attempts, 1);
+    assert_eq!(reply.next_at, Some(w.clock.now() + Duration::seconds(600)));
+
+    // After the 60 s backoff but before the Retry-After: not claimed.
+    w.clock.advance(Duration::seconds(120));
+    let r = w
+        .pipeline
+        .auto_reply_recent_inbound(since, 10)
+        .await
+        .unwrap();
+    assert_eq!(r, AutoReplyReport::default());
+
+    w.clock.advance(Duration::seconds(481));
+    let r = w
+        .pipeline
+        .auto_reply_recent_inbound(since, 10)
+        .await
+        .unwrap();
+    assert_eq!((r.sent, r.failed), (1, 0));
+    let item = w.store.get_message(acme.0, m.id).await.unwrap();
+    assert_eq!(item.reply.unwrap().state, ReplyState::Sent);
+    let outbound: Vec<_> = w
+        .store
+        .list_messages(acme.0, m.conversation_id, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|x| x.direction == MessageDirection::Outbound)
+        .collect();
+    assert_eq!(outbound.len(), 1, "one reply row");
+    assert_eq!(outbound[0].delivery_status, Some(DeliveryStatus::Sent));
+    let r = w
+        .pipeline
+        .auto_reply_recent_inbound(since, 10)
+        .await
+        .unwrap();
+    assert_eq!(r, AutoReplyReport::default(), "answered, never read again");
+}
+
 on_both_backends!(
+    a_rate_limited_send_is_retried_after_retry_after_and_sent_once,
     all_pending_items_are_answered_in_ceil_n_over_limit_runs,
     a_failing_item_is_retried_then_given_up_and_never_stops_the_run,
     concurrent_runs_never_send_twice,

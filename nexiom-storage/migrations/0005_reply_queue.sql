@@ -34,7 +34,8 @@ ALTER TABLE comments
 -- join the queue.
 UPDATE messages m SET reply_state = CASE
         WHEN EXISTS (SELECT 1 FROM messages r
-                     WHERE r.tenant_id = m.tenant_id AND r.in_reply_to = m.id)
+                     WHERE r.tenant_id = m.tenant_id AND r.in_reply_to = m.id
+                       AND r.direction = 'outbound')
         THEN 'sent' ELSE 'pending' END
     WHERE m.triage = 'auto_reply' AND m.direction = 'inbound';
 UPDATE comments c SET reply_state = CASE

@@ -75,11 +75,47 @@ pub trait ReplyQueueStore: Send + Sync {
         subject: DecisionSubject,
         outcome: ReplyOutcome,
     ) -> Result<ReplyStatus>;
+
+    /// Withdraws the reply claimed for `subject` when nothing was sent: the
+    /// platform refused before acting (rate limited, circuit open, `503`, a
+    /// connect failure, an expired token). The claim row (the outbound message
+    /// answering the message, or the comment's reply) is deleted only while it
+    /// is still `pending` with no provider id, so a later attempt can claim the
+    /// reply again; a reply that was sent, failed or has any recorded answer is
+    /// never withdrawn. Returns whether a claim was withdrawn. (The
+    /// conversation's `last_message_at` keeps the bump of the withdrawn row.)
+    async fn withdraw_reply_claim(
+        &self,
+        tenant: TenantId,
+        subject: DecisionSubject,
+    ) -> Result<bool>;
+}
+
+/// An error text every backend can store: NUL and other control characters
+/// (a platform's or a generator's answer may hold them, and PostgreSQL refuses
+/// NUL in text) become spaces, and the text is cut to 2,000 characters, so
+/// recording a failure can never fail and leave the item claimed forever.
+fn storable_error(error: &str) -> String {
+    error
+        .chars()
+        .map(|c| if c.is_control() && c != '\n' { ' ' } else { c })
+        .take(2_000)
+        .collect()
 }
 
 /// Applies `outcome` to `reply` (see `ReplyQueueStore::finish_reply`);
 /// returns whether the item must be escalated.
 pub(crate) fn apply(reply: &mut ReplyStatus, outcome: ReplyOutcome) -> bool {
+    let outcome = match outcome {
+        ReplyOutcome::Retry { error, next_at } => ReplyOutcome::Retry {
+            error: storable_error(&error),
+            next_at,
+        },
+        ReplyOutcome::GiveUp { error } => ReplyOutcome::GiveUp {
+            error: storable_error(&error),
+        },
+        other => other,
+    };
     if outcome != ReplyOutcome::Sent && reply.state != ReplyState::Sending {
         return false;
     }

@@ -2,10 +2,12 @@
 //! the connector, once each, only while the tenant's AI control is ON.
 
 use chrono::{DateTime, Duration, Utc};
-use nexiom_connectors::{ChannelContext, OutboundMessage, PlatformConnector};
+use nexiom_connectors::{
+    ChannelContext, ConnectorError, ErrorAction, OutboundMessage, PlatformConnector,
+};
 use nexiom_core::{
-    Channel, ClaimedReply, Comment, DecisionId, DeliveryStatus, Message, MessageDirection,
-    NewCommentReply, NewMessage, ReplyOutcome, TenantId,
+    Channel, ClaimedReply, Comment, DecisionId, DecisionSubject, DeliveryStatus, Message,
+    MessageDirection, NewCommentReply, NewMessage, ReplyOutcome, TenantId,
 };
 use nexiom_triage::{ReplyKind, ReplyRequest};
 use serde::{Deserialize, Serialize};
@@ -64,8 +66,10 @@ enum Turn {
     AlreadyReplied,
     /// AI control is OFF: put back without an attempt.
     AiOff,
-    /// Failed before anything was claimed: safe to try again.
-    Retryable(String),
+    /// Nothing was sent (failed before the claim, or the platform refused
+    /// before acting and the claim was withdrawn): safe to try again, not
+    /// before the wait the platform asked for, when it gave one.
+    Retryable(String, Option<Duration>),
     /// Failed after the reply was claimed (refused, or outcome unknown):
     /// never sent again automatically.
     Final(String),
@@ -105,9 +109,13 @@ impl InboundPipeline {
     ///   after [`RetryPolicy::delay_after`] (jittered, from the pipeline's
     ///   clock), and after [`AutoReplyConfig::retry`]`.max_attempts` attempts
     ///   (default 3) given up and escalated (triage ESCALATE: a person sees it);
-    /// - after the reply is claimed (the platform refused, or did not answer:
-    ///   it may have acted): the reply is stored `failed` and the item is given
-    ///   up and escalated at once. It is never sent again automatically: a
+    /// - after the reply is claimed, when the platform refused before acting
+    ///   (rate limited, circuit open, `503`, a connect failure, `401`): the
+    ///   claim is withdrawn (nothing was sent) and the item retried the same
+    ///   way, never sooner than the platform's Retry-After;
+    /// - after the reply is claimed otherwise (the platform refused the
+    ///   content, or did not answer: it may have acted): the reply is stored
+    ///   `failed` and the item is given up and escalated at once. It is never sent again automatically: a
     ///   duplicate is worse than a visible failure. A reclaimed item (its
     ///   worker stopped) whose reply is still `pending` is settled the same
     ///   way, as an outcome unknown.
@@ -146,7 +154,7 @@ impl InboundPipeline {
             ClaimedReply::Message(m) => self.reply_to_message(tenant, m).await,
             ClaimedReply::Comment(c) => self.reply_to_comment(tenant, c).await,
         };
-        let turn = turn.unwrap_or_else(|e| Turn::Retryable(e.to_string()));
+        let turn = turn.unwrap_or_else(|e| Turn::Retryable(e.to_string(), None));
         let outcome = match turn {
             Turn::Sent => {
                 report.sent += 1;
@@ -160,7 +168,7 @@ impl InboundPipeline {
                 report.skipped_ai_off += 1;
                 ReplyOutcome::Released { next_at: None }
             }
-            Turn::Retryable(error) => {
+            Turn::Retryable(error, wait) => {
                 report.failed += 1;
                 let attempt = attempts.saturating_add(1);
                 if attempt >= self.auto_reply.retry.max_attempts {
@@ -172,7 +180,7 @@ impl InboundPipeline {
                 } else {
                     report.retried_later += 1;
                     let next_at =
-                        self.clock.now() + self.auto_reply.retry.delay_after(attempt, None);
+                        self.clock.now() + self.auto_reply.retry.delay_after(attempt, wait);
                     tracing::warn!(%tenant, ?subject, %error, attempt, %next_at, "auto-reply failed; retried later");
                     ReplyOutcome::Retry { error, next_at }
                 }
@@ -296,7 +304,7 @@ impl InboundPipeline {
         }
         let prepared = match self.prepare_message(tenant, message).await? {
             Ok(prepared) => prepared,
-            Err(reason) => return Ok(Turn::Retryable(reason)),
+            Err(reason) => return Ok(Turn::Retryable(reason, None)),
         };
         if !self.ai_on(tenant).await? {
             return Ok(Turn::AiOff);
@@ -349,6 +357,12 @@ impl InboundPipeline {
                 Ok(Turn::Sent)
             }
             Err(error) => {
+                if let Some(turn) = self
+                    .withdraw_unsent(tenant, DecisionSubject::Message(message.id), &error)
+                    .await
+                {
+                    return Ok(turn);
+                }
                 if let Err(error) = self
                     .store
                     .record_message_sent(tenant, claim.record.id, None, DeliveryStatus::Failed)
@@ -375,7 +389,7 @@ impl InboundPipeline {
         let channel = self.store.get_channel(tenant, comment.channel_id).await?;
         let (connector, ctx) = match self.connector_for(&channel) {
             Ok(found) => found,
-            Err(reason) => return Ok(Turn::Retryable(reason)),
+            Err(reason) => return Ok(Turn::Retryable(reason, None)),
         };
         let request = ReplyRequest {
             tenant_id: tenant,
@@ -388,7 +402,7 @@ impl InboundPipeline {
             .await?
         {
             Ok(text) => text,
-            Err(reason) => return Ok(Turn::Retryable(format!("no reply drafted: {reason}"))),
+            Err(reason) => return Ok(Turn::Retryable(format!("no reply drafted: {reason}"), None)),
         };
         if !self.ai_on(tenant).await? {
             return Ok(Turn::AiOff);
@@ -409,6 +423,13 @@ impl InboundPipeline {
         let outcome = connector
             .reply_comment(&ctx, &comment.platform_comment_id, &text)
             .await;
+        if let Err(error) = &outcome
+            && let Some(turn) = self
+                .withdraw_unsent(tenant, DecisionSubject::Comment(comment.id), error)
+                .await
+        {
+            return Ok(turn);
+        }
         let now = self.clock.now();
         let (status, reply_id, error) = match &outcome {
             Ok(reply_id) => (DeliveryStatus::Sent, Some(reply_id.as_str()), None),
@@ -425,6 +446,38 @@ impl InboundPipeline {
             None => Turn::Sent,
             Some(error) => Turn::Final(format!("the reply failed (never re-sent): {error}")),
         })
+    }
+}
+
+impl InboundPipeline {
+    /// After a failed send: when the platform refused before acting (its
+    /// error says retry later or refresh the token: rate limited, circuit
+    /// open, `503`, a connect failure, `401`), nothing was sent, so the claim
+    /// is withdrawn and the item retried with backoff (never sooner than a
+    /// Retry-After). `None` when the send may have happened or the claim could
+    /// not be withdrawn: the caller settles it for good.
+    async fn withdraw_unsent(
+        &self,
+        tenant: TenantId,
+        subject: DecisionSubject,
+        error: &ConnectorError,
+    ) -> Option<Turn> {
+        let wait = match error.action() {
+            ErrorAction::RetryLater { after } => after.and_then(|d| Duration::from_std(d).ok()),
+            ErrorAction::RefreshToken => None,
+            ErrorAction::NeedsAttention | ErrorAction::Fail => return None,
+        };
+        match self.store.withdraw_reply_claim(tenant, subject).await {
+            Ok(true) => Some(Turn::Retryable(
+                format!("the platform did not act, retried later: {error}"),
+                wait,
+            )),
+            Ok(false) => None,
+            Err(store_error) => {
+                tracing::warn!(%tenant, ?subject, error = %store_error, "unsent reply claim not withdrawn");
+                None
+            }
+        }
     }
 }
 

@@ -30,6 +30,11 @@ pub struct TriageReport {
     /// Of those, items escalated because the generator failed or the rules did
     /// not compile.
     pub escalated_on_error: u64,
+    /// Items (or whole tenants, counted once) that could not be triaged in
+    /// this batch because a read or write failed; they stay untriaged and are
+    /// tried again by the next batch, and never stop the batch for the others.
+    #[serde(default)]
+    pub failed: u64,
 }
 
 /// The item being triaged.
@@ -64,7 +69,10 @@ impl InboundPipeline {
     pub async fn triage_new_items(&self, limit: u32) -> Result<TriageReport, InboundError> {
         let mut report = TriageReport::default();
         for tenant in self.store.list_tenants().await? {
-            self.triage_tenant(tenant.id, limit, &mut report).await?;
+            if let Err(error) = self.triage_tenant(tenant.id, limit, &mut report).await {
+                tracing::warn!(tenant = %tenant.id, %error, "triage failed for this tenant; others go on");
+                report.failed += 1;
+            }
         }
         Ok(report)
     }
@@ -96,37 +104,49 @@ impl InboundPipeline {
         let compiled = self.compile_for(tenant).await?;
         let mut names: HashMap<ConversationId, Option<String>> = HashMap::new();
         for message in &messages {
-            let name = match names.get(&message.conversation_id) {
-                Some(name) => name.clone(),
-                None => {
-                    let conversation = self
-                        .store
-                        .get_conversation(tenant, message.conversation_id)
-                        .await?;
-                    let name = self.contact_name(tenant, conversation.contact_id).await?;
-                    names.insert(message.conversation_id, name.clone());
-                    name
+            let done: Result<bool, InboundError> = async {
+                let name = match names.get(&message.conversation_id) {
+                    Some(name) => name.clone(),
+                    None => {
+                        let conversation = self
+                            .store
+                            .get_conversation(tenant, message.conversation_id)
+                            .await?;
+                        let name = self.contact_name(tenant, conversation.contact_id).await?;
+                        names.insert(message.conversation_id, name.clone());
+                        name
+                    }
+                };
+                let item = Item {
+                    subject: DecisionSubject::Message(message.id),
+                    kind: ReplyKind::Message,
+                    text: &message.text,
+                    has_media: message.has_media,
+                    contact_name: name.as_deref(),
+                };
+                let (decision, on_error) = self.decide(tenant, &compiled, &item).await?;
+                self.store
+                    .set_message_triage(
+                        tenant,
+                        message.id,
+                        decision.triage,
+                        decision.confidence,
+                        Some(decision.id),
+                    )
+                    .await?;
+                Ok(on_error)
+            }
+            .await;
+            match done {
+                Ok(on_error) => {
+                    report.messages += 1;
+                    report.escalated_on_error += u64::from(on_error);
                 }
-            };
-            let item = Item {
-                subject: DecisionSubject::Message(message.id),
-                kind: ReplyKind::Message,
-                text: &message.text,
-                has_media: message.has_media,
-                contact_name: name.as_deref(),
-            };
-            let (decision, on_error) = self.decide(tenant, &compiled, &item).await?;
-            self.store
-                .set_message_triage(
-                    tenant,
-                    message.id,
-                    decision.triage,
-                    decision.confidence,
-                    Some(decision.id),
-                )
-                .await?;
-            report.messages += 1;
-            report.escalated_on_error += u64::from(on_error);
+                Err(error) => {
+                    tracing::warn!(%tenant, message = %message.id, %error, "message not triaged; retried next batch");
+                    report.failed += 1;
+                }
+            }
         }
         for comment in &comments {
             let item = Item {
@@ -136,18 +156,30 @@ impl InboundPipeline {
                 has_media: false,
                 contact_name: comment.author_name.as_deref(),
             };
-            let (decision, on_error) = self.decide(tenant, &compiled, &item).await?;
-            self.store
-                .set_comment_triage(
-                    tenant,
-                    comment.id,
-                    decision.triage,
-                    decision.confidence,
-                    Some(decision.id),
-                )
-                .await?;
-            report.comments += 1;
-            report.escalated_on_error += u64::from(on_error);
+            let done: Result<bool, InboundError> = async {
+                let (decision, on_error) = self.decide(tenant, &compiled, &item).await?;
+                self.store
+                    .set_comment_triage(
+                        tenant,
+                        comment.id,
+                        decision.triage,
+                        decision.confidence,
+                        Some(decision.id),
+                    )
+                    .await?;
+                Ok(on_error)
+            }
+            .await;
+            match done {
+                Ok(on_error) => {
+                    report.comments += 1;
+                    report.escalated_on_error += u64::from(on_error);
+                }
+                Err(error) => {
+                    tracing::warn!(%tenant, comment = %comment.id, %error, "comment not triaged; retried next batch");
+                    report.failed += 1;
+                }
+            }
         }
         Ok(())
     }

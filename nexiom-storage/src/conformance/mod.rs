@@ -82,6 +82,7 @@ macro_rules! conformance_suite {
             reply_queue_leases_keep_claims_apart,
             reply_queue_records_outcomes_on_the_item,
             stale_release_closes_running_post_runs,
+            reply_claims_are_withdrawn_only_while_unsent,
             dead_letters_are_stored_once_and_listed,
         );
     };

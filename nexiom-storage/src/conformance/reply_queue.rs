@@ -481,3 +481,82 @@ pub async fn stale_release_closes_running_post_runs(store: Arc<dyn Store>) {
     assert!(s.insert_post_run(run(dead.id, 2)).await.is_err());
     assert_eq!(s.release_stale_leases(now).await.unwrap(), 0);
 }
+
+/// A reply claim is withdrawn only while nothing was sent: a pending outbound
+/// message (no provider id) or a pending comment reply is deleted, so the item
+/// can be claimed again; a sent or failed reply, another tenant's item, or an
+/// item without a claim is left alone.
+pub async fn reply_claims_are_withdrawn_only_while_unsent(store: Arc<dyn Store>) {
+    let s = &*store;
+    let w = world(s, "Acme", Platform::Facebook, "page-1").await;
+    let t = w.tenant.id;
+    let post = s
+        .insert_post(NewScheduledPost::one_off(
+            t,
+            w.channel.id,
+            Content::text("p"),
+            t0(),
+            t0(),
+        ))
+        .await
+        .unwrap()
+        .record;
+    let unsent = message(s, &w, "unsent", t0(), Triage::AutoReply).await;
+    let sent = message(s, &w, "sent", t0(), Triage::AutoReply).await;
+    let c = comment(s, &w, post.id, "c", t0(), Triage::AutoReply).await;
+    let claim = |m: &Message| NewMessage {
+        tenant_id: t,
+        conversation_id: m.conversation_id,
+        direction: MessageDirection::Outbound,
+        text: "re".into(),
+        has_media: false,
+        provider_message_id: None,
+        in_reply_to: Some(m.id),
+        delivery_status: Some(DeliveryStatus::Pending),
+        created_at: t0(),
+        stored_at: t0(),
+    };
+    // Nothing claimed yet: nothing to withdraw.
+    assert!(!s.withdraw_reply_claim(t, msg(&unsent)).await.unwrap());
+
+    s.insert_message(claim(&unsent)).await.unwrap();
+    let other = world(s, "Globex", Platform::Facebook, "page-2").await;
+    assert!(
+        !s.withdraw_reply_claim(other.tenant.id, msg(&unsent))
+            .await
+            .unwrap(),
+        "another tenant withdraws nothing"
+    );
+    assert!(s.withdraw_reply_claim(t, msg(&unsent)).await.unwrap());
+    assert!(
+        s.insert_message(claim(&unsent)).await.unwrap().created,
+        "claimable again"
+    );
+
+    let reply = s.insert_message(claim(&sent)).await.unwrap().record;
+    s.record_message_sent(t, reply.id, Some("wamid.out"), DeliveryStatus::Sent)
+        .await
+        .unwrap();
+    assert!(!s.withdraw_reply_claim(t, msg(&sent)).await.unwrap());
+    assert!(!s.insert_message(claim(&sent)).await.unwrap().created);
+
+    let new_reply = || NewCommentReply {
+        tenant_id: t,
+        comment_id: c.id,
+        text: "re".into(),
+        created_at: t0(),
+    };
+    let cs = DecisionSubject::Comment(c.id);
+    s.insert_comment_reply(new_reply()).await.unwrap();
+    assert!(s.withdraw_reply_claim(t, cs).await.unwrap());
+    assert!(s.find_comment_reply(t, c.id).await.unwrap().is_none());
+    s.insert_comment_reply(new_reply()).await.unwrap();
+    s.finish_comment_reply(t, c.id, DeliveryStatus::Failed, None, Some("refused"), t0())
+        .await
+        .unwrap();
+    assert!(
+        !s.withdraw_reply_claim(t, cs).await.unwrap(),
+        "a failed reply stays"
+    );
+    assert!(s.find_comment_reply(t, c.id).await.unwrap().is_some());
+}

@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use nexiom_core::{
-    ClaimedReply, CoreError, DecisionSubject, ReplyOutcome, ReplyState, ReplyStatus, TenantId,
-    Triage,
+    ClaimedReply, CoreError, DecisionSubject, DeliveryStatus, ReplyOutcome, ReplyState,
+    ReplyStatus, TenantId, Triage,
 };
 
 use super::{Inner, MemoryStore, get_scoped_mut, limit_len};
@@ -134,5 +134,40 @@ impl ReplyQueueStore for MemoryStore {
         outcome: ReplyOutcome,
     ) -> Result<ReplyStatus> {
         self.lock().finish_reply(tenant, subject, outcome)
+    }
+
+    async fn withdraw_reply_claim(
+        &self,
+        tenant: TenantId,
+        subject: DecisionSubject,
+    ) -> Result<bool> {
+        let mut inner = self.lock();
+        match subject {
+            DecisionSubject::Message(inbound) => {
+                let Some(&reply_id) = inner.reply_by_inbound.get(&inbound) else {
+                    return Ok(false);
+                };
+                let withdrawable = inner.messages.get(&reply_id).is_some_and(|m| {
+                    m.tenant_id == tenant
+                        && m.delivery_status == Some(DeliveryStatus::Pending)
+                        && m.provider_message_id.is_none()
+                });
+                if withdrawable {
+                    inner.messages.remove(&reply_id);
+                    inner.reply_by_inbound.remove(&inbound);
+                }
+                Ok(withdrawable)
+            }
+            DecisionSubject::Comment(comment) => {
+                let withdrawable = inner
+                    .comment_replies
+                    .get(&comment)
+                    .is_some_and(|r| r.tenant_id == tenant && r.status == DeliveryStatus::Pending);
+                if withdrawable {
+                    inner.comment_replies.remove(&comment);
+                }
+                Ok(withdrawable)
+            }
+        }
     }
 }

@@ -199,4 +199,31 @@ impl ReplyQueueStore for PgStore {
         tx.commit().await.map_err(db)?;
         Ok(reply)
     }
+
+    async fn withdraw_reply_claim(
+        &self,
+        tenant: TenantId,
+        subject: DecisionSubject,
+    ) -> Result<bool> {
+        let (sql, id) = match subject {
+            DecisionSubject::Message(id) => (
+                "DELETE FROM messages WHERE tenant_id = $1 AND in_reply_to = $2 \
+                   AND direction = 'outbound' AND delivery_status = 'pending' \
+                   AND provider_message_id IS NULL",
+                id.as_uuid(),
+            ),
+            DecisionSubject::Comment(id) => (
+                "DELETE FROM comment_replies WHERE tenant_id = $1 AND comment_id = $2 \
+                   AND status = 'pending'",
+                id.as_uuid(),
+            ),
+        };
+        let done = sqlx::query(sql)
+            .bind(tenant.as_uuid())
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(done.rows_affected() > 0)
+    }
 }

@@ -67,7 +67,10 @@ async fn tenant_and_channel(store: &PgStore, account: &str) -> (Tenant, Channel)
 }
 
 #[tokio::test]
-#[cfg_attr(nexiom_no_postgres, ignore = "no PostgreSQL reachable (see README: Tests)")]
+#[cfg_attr(
+    nexiom_no_postgres,
+    ignore = "no PostgreSQL reachable (see README: Tests)"
+)]
 async fn migrations_run_twice_and_references_are_checked() {
     let Some((store, admin, schema)) = store().await else {
         return;
@@ -146,7 +149,10 @@ async fn migrations_run_twice_and_references_are_checked() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(nexiom_no_postgres, ignore = "no PostgreSQL reachable (see README: Tests)")]
+#[cfg_attr(
+    nexiom_no_postgres,
+    ignore = "no PostgreSQL reachable (see README: Tests)"
+)]
 async fn concurrent_inserts_yield_one_row() {
     let Some((store, admin, schema)) = store().await else {
         return;
@@ -236,7 +242,10 @@ async fn concurrent_inserts_yield_one_row() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(nexiom_no_postgres, ignore = "no PostgreSQL reachable (see README: Tests)")]
+#[cfg_attr(
+    nexiom_no_postgres,
+    ignore = "no PostgreSQL reachable (see README: Tests)"
+)]
 async fn concurrent_claims_skip_locked_rows() {
     let Some((store, admin, schema)) = store().await else {
         return;
@@ -340,7 +349,10 @@ async fn connection_refused_is_unavailable() {
 /// A closed pool is `Unavailable`; a value the database refuses (SQLSTATE
 /// class 22) is `Invalid` (a refusal, not an outage).
 #[tokio::test]
-#[cfg_attr(nexiom_no_postgres, ignore = "no PostgreSQL reachable (see README: Tests)")]
+#[cfg_attr(
+    nexiom_no_postgres,
+    ignore = "no PostgreSQL reachable (see README: Tests)"
+)]
 async fn closed_pool_is_unavailable_and_data_exceptions_are_invalid() {
     let Some((store, admin, schema)) = store().await else {
         return;
