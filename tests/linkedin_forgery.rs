@@ -133,7 +133,10 @@ async fn linkedin_challenge_cannot_forge_a_notification_on_memory() {
 }
 
 #[tokio::test]
-#[cfg_attr(nexiom_no_postgres, ignore = "no PostgreSQL reachable (see README: Tests)")]
+#[cfg_attr(
+    nexiom_no_postgres,
+    ignore = "no PostgreSQL reachable (see README: Tests)"
+)]
 async fn linkedin_challenge_cannot_forge_a_notification_on_postgres() {
     run(postgres_test_store().await).await;
 }

@@ -309,7 +309,10 @@ async fn webhook_server_on_memory() {
 }
 
 #[tokio::test]
-#[cfg_attr(nexiom_no_postgres, ignore = "no PostgreSQL reachable (see README: Tests)")]
+#[cfg_attr(
+    nexiom_no_postgres,
+    ignore = "no PostgreSQL reachable (see README: Tests)"
+)]
 async fn webhook_server_on_postgres() {
     run(postgres_test_store().await).await;
 }

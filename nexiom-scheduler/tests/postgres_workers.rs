@@ -22,14 +22,19 @@ const POSTS: usize = 5_000;
 const WORKERS: usize = 4;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[cfg_attr(nexiom_no_postgres, ignore = "no PostgreSQL reachable (see README: Tests)")]
+#[cfg_attr(
+    nexiom_no_postgres,
+    ignore = "no PostgreSQL reachable (see README: Tests)"
+)]
 async fn four_workers_with_their_own_pools_publish_5000_posts_exactly_once() {
     let Some(ts) = nexiom_storage::conformance::postgres_test_store().await else {
         return;
     };
     let schema = ts.schema().unwrap().to_owned();
     let env = Env::new(ts.store()).await;
-    let url = nexiom_storage::conformance::postgres_test_url().await.unwrap();
+    let url = nexiom_storage::conformance::postgres_test_url()
+        .await
+        .unwrap();
     let options = PgConnectOptions::from_str(&url)
         .unwrap()
         .options([("search_path", schema.as_str())]);

@@ -10,7 +10,10 @@ mod memory {
 
 mod postgres {
     nexiom_storage::conformance_suite!(
-        #[cfg_attr(nexiom_no_postgres, ignore = "no PostgreSQL reachable (see README: Tests)")]
+        #[cfg_attr(
+            nexiom_no_postgres,
+            ignore = "no PostgreSQL reachable (see README: Tests)"
+        )]
         nexiom_storage::conformance::postgres_test_store
     );
 }

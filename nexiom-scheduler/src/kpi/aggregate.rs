@@ -161,16 +161,25 @@ mod tests {
 
     #[tokio::test]
     async fn a_run_recomputes_the_last_48_hours_of_every_tenant_idempotently_on_memory() {
-        a_run_recomputes_the_last_48_hours_of_every_tenant_idempotently(memory_test_store().await).await;
+        a_run_recomputes_the_last_48_hours_of_every_tenant_idempotently(memory_test_store().await)
+            .await;
     }
 
     #[tokio::test]
-    #[cfg_attr(nexiom_no_postgres, ignore = "no PostgreSQL reachable (see README: Tests)")]
+    #[cfg_attr(
+        nexiom_no_postgres,
+        ignore = "no PostgreSQL reachable (see README: Tests)"
+    )]
     async fn a_run_recomputes_the_last_48_hours_of_every_tenant_idempotently_on_postgres() {
-        a_run_recomputes_the_last_48_hours_of_every_tenant_idempotently(postgres_test_store().await).await;
+        a_run_recomputes_the_last_48_hours_of_every_tenant_idempotently(
+            postgres_test_store().await,
+        )
+        .await;
     }
 
-    async fn a_run_recomputes_the_last_48_hours_of_every_tenant_idempotently(test_store: Option<TestStore>) {
+    async fn a_run_recomputes_the_last_48_hours_of_every_tenant_idempotently(
+        test_store: Option<TestStore>,
+    ) {
         let Some(test_store) = test_store else { return };
         {
             let store = test_store.store();

@@ -99,16 +99,25 @@ mod tests {
 
     #[tokio::test]
     async fn reads_pair_each_window_with_the_same_local_window_a_week_earlier_on_memory() {
-        reads_pair_each_window_with_the_same_local_window_a_week_earlier(memory_test_store().await).await;
+        reads_pair_each_window_with_the_same_local_window_a_week_earlier(memory_test_store().await)
+            .await;
     }
 
     #[tokio::test]
-    #[cfg_attr(nexiom_no_postgres, ignore = "no PostgreSQL reachable (see README: Tests)")]
+    #[cfg_attr(
+        nexiom_no_postgres,
+        ignore = "no PostgreSQL reachable (see README: Tests)"
+    )]
     async fn reads_pair_each_window_with_the_same_local_window_a_week_earlier_on_postgres() {
-        reads_pair_each_window_with_the_same_local_window_a_week_earlier(postgres_test_store().await).await;
+        reads_pair_each_window_with_the_same_local_window_a_week_earlier(
+            postgres_test_store().await,
+        )
+        .await;
     }
 
-    async fn reads_pair_each_window_with_the_same_local_window_a_week_earlier(test_store: Option<TestStore>) {
+    async fn reads_pair_each_window_with_the_same_local_window_a_week_earlier(
+        test_store: Option<TestStore>,
+    ) {
         let Some(test_store) = test_store else { return };
         {
             let store = test_store.store();

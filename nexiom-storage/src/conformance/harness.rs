@@ -94,7 +94,9 @@ pub async fn postgres_test_url() -> Option<String> {
             .is_some_and(|code| code == "42P04" || code == "23505");
         if !raced {
             admin.close().await;
-            return unavailable(&format!("cannot create database {LOCAL_TEST_DATABASE}: {e}"));
+            return unavailable(&format!(
+                "cannot create database {LOCAL_TEST_DATABASE}: {e}"
+            ));
         }
     }
     admin.close().await;
