@@ -8,6 +8,7 @@ use nexiom_core::Platform;
 
 use crate::capabilities::Capabilities;
 use crate::error::ConnectorError;
+use crate::lookup::{LookupOutcome, LookupQuery};
 use crate::types::{
     ChallengeResponse, ChannelContext, CommentPage, NormalizedEvent, OutboundMessage, PrivateReply,
     PublishRequest, Published, RejectedEvent, SentMessage, TokenGrant, WebhookItem, WebhookSetup,
@@ -76,6 +77,31 @@ pub trait PlatformConnector: Send + Sync + fmt::Debug {
         ctx: &ChannelContext,
         request: &PublishRequest,
     ) -> Result<Published, ConnectorError>;
+
+    /// Whether [`find_published`](PlatformConnector::find_published) is
+    /// implemented. Default: `false`.
+    fn supports_lookup(&self) -> bool {
+        false
+    }
+
+    /// Finds the post a publish attempt created, after an ambiguous outcome
+    /// ([`ConnectorError::OutcomeUnknown`], or an unreadable answer): by the
+    /// query's reference where the platform keeps one, else among the account's
+    /// recent posts by time window and exact content (the rule is in
+    /// [`crate::lookup`]'s docs). Only idempotent reads, retried by the HTTP core.
+    ///
+    /// `Ok(NotFound)` is definite: every post since the window start was read.
+    /// When the lookup cannot tell, it is an `Err`
+    /// ([`ConnectorError::LookupInconclusive`], or the read's own error); never
+    /// publish again after an `Err`. Default: unsupported.
+    async fn find_published(
+        &self,
+        ctx: &ChannelContext,
+        query: &LookupQuery,
+    ) -> Result<LookupOutcome, ConnectorError> {
+        let _ = (ctx, query);
+        Err(ConnectorError::unsupported(self.name(), "find_published"))
+    }
 
     /// One page of the comments of `post_id`, starting at `cursor` (`None` = from
     /// the start).

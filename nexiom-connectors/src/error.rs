@@ -318,6 +318,17 @@ pub enum ConnectorError {
         /// What happened.
         reason: String,
     },
+    /// A post lookup ([`PlatformConnector::find_published`](crate::PlatformConnector::find_published))
+    /// read the platform's answers but cannot tell whether the post exists (more
+    /// recent posts than it may page through, content it cannot match on, an
+    /// item without a readable time). Treat the publish as of unknown outcome.
+    #[error("{platform}: the post lookup cannot tell whether the post exists: {reason}")]
+    LookupInconclusive {
+        /// Platform name.
+        platform: String,
+        /// Why.
+        reason: String,
+    },
     /// The platform's answer is larger than
     /// [`HttpConfig::max_response_bytes`](crate::HttpConfig::max_response_bytes);
     /// it was not read further. Retrying gets the same answer: do not retry (raise
@@ -425,6 +436,7 @@ impl ConnectorError {
             ConnectorError::Unauthorized { .. } => ErrorAction::RefreshToken,
             ConnectorError::Forbidden { .. }
             | ConnectorError::OutcomeUnknown { .. }
+            | ConnectorError::LookupInconclusive { .. }
             | ConnectorError::NeedsReauth { .. } => ErrorAction::NeedsAttention,
             _ => ErrorAction::Fail,
         }

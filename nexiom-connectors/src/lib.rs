@@ -74,6 +74,7 @@ mod graph;
 mod http;
 mod instagram;
 mod linkedin;
+pub mod lookup;
 mod mock;
 mod policy;
 mod registry;
@@ -100,6 +101,7 @@ pub use linkedin::{
     DEFAULT_LINKEDIN_BASE_URL, DEFAULT_LINKEDIN_OAUTH_URL, DEFAULT_LINKEDIN_VERSION,
     LinkedInBuilder, LinkedInConnector, escape_little_text,
 };
+pub use lookup::{FoundPost, LookupOutcome, LookupQuery};
 pub use mock::{MOCK_VERIFY_TOKEN, MOCK_WEBHOOK_SECRET, MockCall, MockConnector, MockOp};
 pub use registry::ConnectorRegistry;
 pub use time::{

@@ -44,6 +44,7 @@ use nexiom_core::{Clock, Content, Platform, SecretString, SystemClock};
 use crate::capabilities::Capabilities;
 use crate::connector::PlatformConnector;
 use crate::error::{ApiError, ConnectorError, WebhookError};
+use crate::lookup::{FoundPost, LookupOutcome, LookupQuery, normalize_text};
 use crate::types::{
     ChallengeResponse, ChannelContext, CommentPage, MessageBody, NormalizedEvent, OutboundMessage,
     PrivateReply, PublishRequest, Published, RemoteComment, SentMessage, TokenGrant, WebhookSetup,
@@ -69,6 +70,8 @@ pub enum MockOp {
     HideComment,
     /// `send_private_reply`.
     SendPrivateReply,
+    /// `find_published`.
+    FindPublished,
     /// Scripting only: the next call of any operation.
     Any,
 }
@@ -100,6 +103,10 @@ struct State {
     /// Comments that received a private reply (the platform's own record).
     privately_replied: HashSet<String>,
     counter: u64,
+    /// Posts created: (account, id, url, text, created at).
+    posts: Vec<(String, String, String, String, DateTime<Utc>)>,
+    /// Publish calls still to answer `OutcomeUnknown` after creating the post.
+    lost_answers: usize,
 }
 
 /// A scriptable in-process connector. Clones share their script and records.
@@ -112,6 +119,7 @@ pub struct MockConnector {
     clock: Arc<dyn Clock>,
     webhook_secret: SecretString,
     verify_token: SecretString,
+    lookup: bool,
     state: Arc<Mutex<State>>,
 }
 
@@ -144,6 +152,7 @@ impl MockConnector {
             clock: Arc::new(SystemClock),
             webhook_secret: SecretString::new(MOCK_WEBHOOK_SECRET),
             verify_token: SecretString::new(MOCK_VERIFY_TOKEN),
+            lookup: true,
             state: Arc::default(),
         }
     }
@@ -233,6 +242,21 @@ impl MockConnector {
                 detail: ApiError::message(message),
             },
         );
+    }
+
+    /// The same mock without post lookup (`supports_lookup` false,
+    /// `find_published` unsupported).
+    pub fn without_lookup(mut self) -> Self {
+        self.lookup = false;
+        self
+    }
+
+    /// The next publish call creates the post (a later `find_published` finds
+    /// it) but answers [`ConnectorError::OutcomeUnknown`], as a timeout after
+    /// sending would. A scripted `OutcomeUnknown` ([`MockConnector::fail_next`])
+    /// creates nothing.
+    pub fn publish_then_lose_answer(&self) {
+        self.lock().lost_answers += 1;
     }
 
     /// Forgets every scripted failure.
@@ -369,13 +393,70 @@ impl PlatformConnector for MockConnector {
             None,
         )?;
         let id = format!("mock-post-{n}");
+        let url = format!("https://mock.invalid/{}/{id}", self.name);
+        let mut s = self.lock();
+        let at = self.clock.now();
+        let text = request.content.text.clone();
+        s.posts
+            .push((ctx.account_id.clone(), id.clone(), url.clone(), text, at));
+        if s.lost_answers > 0 {
+            s.lost_answers -= 1;
+            return Err(ConnectorError::OutcomeUnknown {
+                platform: self.name.clone(),
+                reason: "scripted: timed out after the request was sent".into(),
+            });
+        }
         Ok(Published {
-            url: Some(format!("https://mock.invalid/{}/{id}", self.name)),
+            url: Some(url),
             ids: vec![id.clone()],
             platform_post_id: id,
             failed_recipients: Vec::new(),
             scheduled: request.schedule_at.is_some(),
         })
+    }
+
+    fn supports_lookup(&self) -> bool {
+        self.lookup
+    }
+
+    /// Matches the posts this mock created on the context's account, by the
+    /// rule of [`crate::lookup`] (text and time window).
+    async fn find_published(
+        &self,
+        ctx: &ChannelContext,
+        query: &LookupQuery,
+    ) -> Result<LookupOutcome, ConnectorError> {
+        if !self.lookup {
+            return Err(ConnectorError::unsupported(&self.name, "find_published"));
+        }
+        let text = normalize_text(&query.content.text);
+        self.enter(
+            MockOp::FindPublished,
+            ctx,
+            query.reference.as_deref(),
+            Some(&query.content.text),
+            None,
+        )?;
+        if text.is_empty() {
+            return Err(ConnectorError::LookupInconclusive {
+                platform: self.name.clone(),
+                reason: "the content has no text to match on".into(),
+            });
+        }
+        let start = query.window_start();
+        let s = self.lock();
+        let found = s
+            .posts
+            .iter()
+            .filter(|(account, _, _, t, at)| {
+                *account == ctx.account_id && *at >= start && normalize_text(t) == text
+            })
+            .min_by_key(|(_, _, _, _, at)| *at)
+            .map(|(_, id, url, _, _)| FoundPost {
+                platform_post_id: id.clone(),
+                url: Some(url.clone()),
+            });
+        Ok(found.map_or(LookupOutcome::NotFound, LookupOutcome::Found))
     }
 
     async fn list_new_comments(

@@ -18,6 +18,8 @@ on_both_backends!(
     mock_connector_fails_three_times_with_the_last_error,
     mock_connector_retry_after_600_seconds,
     mock_connector_outcome_unknown_is_never_published_twice,
+    mock_connector_lookup_finds_the_lost_post,
+    mock_connector_lookup_not_found_publishes_again,
     mock_connector_unauthorized_refreshes_once,
     mock_connector_capabilities_refuse_at_creation_and_before_any_call,
 );
@@ -29,8 +31,15 @@ struct Setup {
 }
 
 async fn setup(store: Arc<dyn Store>) -> Setup {
+    setup_with(store, |m| m).await
+}
+
+async fn setup_with(
+    store: Arc<dyn Store>,
+    f: impl FnOnce(MockConnector) -> MockConnector,
+) -> Setup {
     let env = Env::new(store).await;
-    let mock = MockConnector::new(Platform::Facebook).with_clock(env.clock.clone());
+    let mock = f(MockConnector::new(Platform::Facebook).with_clock(env.clock.clone()));
     let queue = PublishQueue::new(
         env.store.clone(),
         Arc::new(ConnectorGateway::single(Arc::new(mock.clone()))),
@@ -118,8 +127,9 @@ async fn mock_connector_retry_after_600_seconds(store: Arc<dyn Store>) {
     assert_eq!(env.post(post.id).await.status, PostStatus::Published);
 }
 
+/// Without a lookup, an unknown outcome is never published again.
 async fn mock_connector_outcome_unknown_is_never_published_twice(store: Arc<dyn Store>) {
-    let Setup { env, mock, queue } = setup(store).await;
+    let Setup { env, mock, queue } = setup_with(store, MockConnector::without_lookup).await;
     mock.fail_next(
         MockOp::Publish,
         1,
@@ -192,4 +202,34 @@ async fn mock_connector_capabilities_refuse_at_creation_and_before_any_call(stor
     assert_eq!(queue.run_due(&batch(10), None).await.unwrap().failed, 1);
     assert_eq!(env.post(post.id).await.status, PostStatus::Failed);
     assert!(mock.calls().is_empty());
+}
+
+async fn mock_connector_lookup_finds_the_lost_post(store: Arc<dyn Store>) {
+    let Setup { env, mock, queue } = setup(store).await;
+    mock.publish_then_lose_answer();
+    let post = env.post_at("Hello", env.clock.now()).await;
+    assert_eq!(queue.run_due(&batch(10), None).await.unwrap().published, 1);
+    let stored = env.post(post.id).await;
+    assert_eq!(stored.platform_post_id.as_deref(), Some("mock-post-1"));
+    assert_eq!(publishes(&mock), 1);
+    assert_eq!(mock.calls_of(MockOp::FindPublished).len(), 1);
+}
+
+async fn mock_connector_lookup_not_found_publishes_again(store: Arc<dyn Store>) {
+    let Setup { env, mock, queue } = setup(store).await;
+    mock.fail_next(
+        MockOp::Publish,
+        1,
+        ConnectorError::OutcomeUnknown {
+            platform: "facebook".into(),
+            reason: "HTTP 502 after the request was sent".into(),
+        },
+    );
+    let post = env.post_at("Hello", env.clock.now()).await;
+    assert_eq!(queue.run_due(&batch(10), None).await.unwrap().retrying, 1);
+    env.advance(Duration::minutes(5));
+    assert_eq!(queue.run_due(&batch(10), None).await.unwrap().published, 1);
+    assert_eq!(env.post(post.id).await.status, PostStatus::Published);
+    assert_eq!(publishes(&mock), 2);
+    assert_eq!(mock.calls_of(MockOp::FindPublished).len(), 1);
 }

@@ -23,8 +23,10 @@ on_both_backends!(
     unauthorized_after_refresh_fails,
     timeout_after_send_is_found_by_lookup,
     timeout_after_send_without_lookup_is_outcome_unknown,
-    timeout_after_send_not_found_is_outcome_unknown,
+    timeout_after_send_not_found_is_retried_as_a_new_attempt,
+    not_found_on_the_last_attempt_fails_for_good,
     crash_after_the_call_is_settled_by_lookup,
+    crash_during_an_attempt_not_found_is_retried,
     crash_after_the_claim_before_the_call_publishes_once,
     content_the_channel_refuses_fails_before_any_call,
     series_occurrences_are_published_once_each_across_dst,
@@ -262,17 +264,46 @@ async fn timeout_after_send_without_lookup_is_outcome_unknown(store: Arc<dyn Sto
     assert_eq!(gateway.calls().len(), 1, "never a second publish call");
 }
 
-async fn timeout_after_send_not_found_is_outcome_unknown(store: Arc<dyn Store>) {
+async fn timeout_after_send_not_found_is_retried_as_a_new_attempt(store: Arc<dyn Store>) {
     let env = Env::new(store).await;
     let gateway = Arc::new(MockGateway::new());
     gateway.script([MockStep::TimeoutAfterSend { created: false }]);
     let queue = env.queue("w1", gateway.clone());
     let post = env.post_at("Hello", env.clock.now()).await;
-    assert_eq!(queue.run_due(&batch(10), None).await.unwrap().failed, 1);
+    assert_eq!(queue.run_due(&batch(10), None).await.unwrap().retrying, 1);
     let stored = env.post(post.id).await;
-    assert!(stored.error_message.unwrap().starts_with(OUTCOME_UNKNOWN));
-    assert_eq!(gateway.calls().len(), 1);
+    assert_eq!(stored.status, PostStatus::Queued);
+    assert!(stored.error_message.unwrap().contains("not found"));
+    assert_eq!(
+        gateway.calls().len(),
+        1,
+        "no second call before the backoff"
+    );
+    env.advance(Duration::minutes(5));
+    assert_eq!(queue.run_due(&batch(10), None).await.unwrap().published, 1);
+    assert_eq!(gateway.calls().len(), 2);
     assert_eq!(gateway.lookups(), 1);
+    assert_eq!(env.runs(post.id).await.len(), 2);
+}
+
+async fn not_found_on_the_last_attempt_fails_for_good(store: Arc<dyn Store>) {
+    let env = Env::new(store).await;
+    let gateway = Arc::new(MockGateway::new());
+    let lost = MockStep::TimeoutAfterSend { created: false };
+    gateway.script([lost.clone(), lost.clone(), lost]);
+    let queue = env.queue("w1", gateway.clone());
+    let post = env.post_at("Hello", env.clock.now()).await;
+    for _ in 0..5 {
+        queue.run_due(&batch(10), None).await.unwrap();
+        env.advance(Duration::minutes(10));
+    }
+    let stored = env.post(post.id).await;
+    assert_eq!(stored.status, PostStatus::Failed);
+    let error = stored.error_message.unwrap();
+    assert!(!error.starts_with(OUTCOME_UNKNOWN), "{error}");
+    assert!(error.contains("no attempt left"), "{error}");
+    assert_eq!(gateway.calls().len(), 3);
+    assert_eq!(gateway.lookups(), 3);
 }
 
 /// Worker A is aborted after the platform received its request and before it
@@ -320,6 +351,36 @@ async fn crash_after_the_call_is_settled_by_lookup(store: Arc<dyn Store>) {
     let runs = env.runs(post.id).await;
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0].status, PostRunStatus::Success);
+}
+
+/// A run of attempt 1 is left `running` by a worker that died; the post was not
+/// created. The next worker looks it up, finds nothing for certain, ends that
+/// run failed and publishes under attempt 2 after the backoff: one platform call.
+async fn crash_during_an_attempt_not_found_is_retried(store: Arc<dyn Store>) {
+    let env = Env::new(store).await;
+    let gateway = Arc::new(MockGateway::new());
+    let queue = env.queue("w1", gateway.clone());
+    let post = env.post_at("Hello", env.clock.now()).await;
+    env.store
+        .insert_post_run(NewPostRun {
+            tenant_id: env.tenant,
+            post_id: post.id,
+            attempt: 1,
+            started_at: env.clock.now(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(queue.run_due(&batch(10), None).await.unwrap().retrying, 1);
+    assert_eq!(gateway.lookups(), 1);
+    assert!(gateway.calls().is_empty(), "no publish before the backoff");
+    env.advance(Duration::minutes(5));
+    assert_eq!(queue.run_due(&batch(10), None).await.unwrap().published, 1);
+    assert_eq!(gateway.calls_for(&post.id.to_string()), 1);
+    let runs = env.runs(post.id).await;
+    assert_eq!(
+        runs.iter().map(|r| r.status).collect::<Vec<_>>(),
+        vec![PostRunStatus::Failed, PostRunStatus::Success]
+    );
 }
 
 /// Worker A dies right after its claim (before any run or call): B publishes

@@ -175,8 +175,11 @@ impl PublishGateway for StopAfterFirst {
         channel: &Channel,
         content: &Content,
         reference: &str,
+        attempted_at: chrono::DateTime<chrono::Utc>,
     ) -> Result<Option<PublishedPost>, PublishFailure> {
-        self.inner.lookup(channel, content, reference).await
+        self.inner
+            .lookup(channel, content, reference, attempted_at)
+            .await
     }
     async fn refresh_credentials(&self, channel: &Channel) -> Result<Credentials, PublishFailure> {
         self.inner.refresh_credentials(channel).await

@@ -4,6 +4,7 @@
 //!
 //! The channel's `account_id` is the **Page id** and its token a Page token.
 
+mod lookup;
 mod webhook;
 
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use crate::capabilities::Capabilities;
 use crate::connector::PlatformConnector;
 use crate::error::{ConnectorError, ValidationError};
 use crate::graph::{GraphClient, builder::meta_builder, id_of};
+use crate::lookup::{LookupOutcome, LookupQuery};
 use crate::policy;
 use crate::time;
 use crate::types::{
@@ -170,12 +172,7 @@ impl PlatformConnector for FacebookConnector {
         }
         let (edge, mut body) = match content.media.first() {
             Some(m) => {
-                let mut caption = content.text.clone();
-                if let Some(link) = &content.link
-                    && !caption.contains(link.as_str())
-                {
-                    caption = format!("{caption}\n{link}").trim().to_owned();
-                }
+                let caption = lookup::photo_caption(content);
                 let mut b = json!({"url": m.url});
                 if !caption.is_empty() {
                     b["caption"] = json!(caption);
@@ -217,6 +214,21 @@ impl PlatformConnector for FacebookConnector {
             failed_recipients: Vec::new(),
             scheduled: request.schedule_at.is_some(),
         })
+    }
+
+    fn supports_lookup(&self) -> bool {
+        true
+    }
+
+    /// `GET /{page-id}/published_posts?fields=id,message,created_time,permalink_url`,
+    /// newest first, matched on `message` (the text, or a photo's caption) and
+    /// time (see [`crate::lookup`]).
+    async fn find_published(
+        &self,
+        ctx: &ChannelContext,
+        query: &LookupQuery,
+    ) -> Result<LookupOutcome, ConnectorError> {
+        lookup::find(&self.graph, ctx, query).await
     }
 
     /// `GET /{post-id}/comments?filter=stream&order=chronological`: comments at

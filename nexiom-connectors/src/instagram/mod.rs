@@ -6,6 +6,7 @@
 //! `graph.facebook.com` (Instagram API with Facebook Login); point the base URL at
 //! `graph.instagram.com` for Instagram Login.
 
+mod lookup;
 mod webhook;
 
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use crate::capabilities::Capabilities;
 use crate::connector::PlatformConnector;
 use crate::error::{ApiError, ConnectorError, ValidationError};
 use crate::graph::{GraphClient, builder::meta_builder, id_of};
+use crate::lookup::{LookupOutcome, LookupQuery};
 use crate::policy;
 use crate::time;
 use crate::types::{
@@ -197,6 +199,22 @@ impl PlatformConnector for InstagramConnector {
         self.graph.exchange_token(ctx, self.clock.now()).await
     }
 
+    fn supports_lookup(&self) -> bool {
+        true
+    }
+
+    /// `GET /{ig-user-id}/media?fields=id,caption,timestamp,permalink`, newest
+    /// first, matched on the caption and time (see [`crate::lookup`]). The
+    /// container id of the attempt is not kept across calls, so its
+    /// `status_code` is not what is read.
+    async fn find_published(
+        &self,
+        ctx: &ChannelContext,
+        query: &LookupQuery,
+    ) -> Result<LookupOutcome, ConnectorError> {
+        lookup::find(&self.graph, ctx, query).await
+    }
+
     /// Creates the container, waits for it when it is a video, publishes it. A
     /// failure after the container exists names the container id (check its
     /// `status_code` before retrying: `PUBLISHED` means done).
@@ -214,17 +232,7 @@ impl PlatformConnector for InstagramConnector {
             .ok_or(ValidationError::MediaRequired {
                 platform: NAME.into(),
             })?;
-        let mut caption = content.text.clone();
-        if let Some(link) = &content.link
-            && !caption.contains(link.as_str())
-        {
-            // Links in captions are not clickable, but keep what the author wrote.
-            caption = if caption.is_empty() {
-                link.clone()
-            } else {
-                format!("{caption}\n{link}")
-            };
-        }
+        let caption = lookup::caption(content);
         let mut body = match media.kind {
             MediaKind::Video => json!({"media_type": "REELS", "video_url": media.url}),
             _ => json!({"image_url": media.url}),

@@ -6,6 +6,7 @@
 //! The channel's `account_id` is the **author URN** (`urn:li:organization:…` or
 //! `urn:li:person:…`).
 
+mod lookup;
 mod webhook;
 
 use std::fmt;
@@ -24,6 +25,7 @@ use crate::http::{
     Body, ErrorInput, HttpConfig, HttpCore, HttpRequest, HttpResponse, classify_status,
     retry_after, short,
 };
+use crate::lookup::{LookupOutcome, LookupQuery};
 use crate::time;
 use crate::types::{
     ChallengeResponse, ChannelContext, CommentPage, NormalizedEvent, OutboundMessage,
@@ -512,6 +514,21 @@ impl PlatformConnector for LinkedInConnector {
             failed_recipients: Vec::new(),
             scheduled: false,
         })
+    }
+
+    fn supports_lookup(&self) -> bool {
+        true
+    }
+
+    /// `GET /rest/posts?author={urn}&q=author&sortBy=LAST_MODIFIED`, newest
+    /// first, matched on `commentary` (as sent, little-text escaped, or
+    /// unescaped) and `createdAt` (see [`crate::lookup`]).
+    async fn find_published(
+        &self,
+        ctx: &ChannelContext,
+        query: &LookupQuery,
+    ) -> Result<LookupOutcome, ConnectorError> {
+        self.find_post(ctx, query).await
     }
 
     /// `GET /rest/socialActions/{urn}/comments?start=&count=`; the cursor is the

@@ -20,7 +20,10 @@
 //! | `webhook_samples` | every documented sample verifies and normalizes to the expected events, whole and event by event |
 //! | `tampered_webhooks` | a flipped byte, a missing and a malformed signature are the three distinct errors |
 //! | `garbage_webhooks` | non-payloads are errors (event by event: errors or refused events), not panics |
+//! | `lookup_by_content_and_window` | `find_published` finds the post with the request's text created after the attempt, not an identical older one; another text is `NotFound` (skipped without lookup) |
 //! | `no_secret_in_output` | no secret of the harness appears in `Debug` of the connector or context, nor in any error met |
+
+mod lookup;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,6 +47,17 @@ pub struct SeedComment {
     /// Author's platform id.
     pub author_id: String,
     /// Text.
+    pub text: String,
+    /// Creation time, Unix seconds.
+    pub created_unix: i64,
+}
+
+/// A post of the account to serve from the mock server's recent-post listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeedPost {
+    /// Platform id of the post.
+    pub id: String,
+    /// Its text (message, caption, commentary).
     pub text: String,
     /// Creation time, Unix seconds.
     pub created_unix: i64,
@@ -242,6 +256,14 @@ pub trait ContractHarness: Send + Sync {
 
     /// A signature header present but not in the documented form.
     fn malformed_signature(&self) -> WebhookHeaders;
+
+    /// Mounts the account's recent posts (newest first, one page) where the
+    /// connector's `find_published` reads them. Returns `false` (the default)
+    /// when the connector has no lookup: the check is then skipped.
+    async fn mount_recent_posts(&self, server: &MockServer, posts: &[SeedPost]) -> bool {
+        let _ = (server, posts);
+        false
+    }
 
     /// Whether the platform signs the body (Meta, LinkedIn). A platform that only
     /// echoes a shared secret (Telegram) returns `false`: the tampered-body checks
@@ -660,6 +682,13 @@ pub async fn run_contract_suite(harness: &dyn ContractHarness) -> ContractReport
     run.record("tampered_webhooks", r);
     let r = run.garbage_webhooks().await;
     run.record("garbage_webhooks", r);
+    match lookup::lookup_by_content_and_window(harness).await {
+        Some(r) => run.record("lookup_by_content_and_window", r),
+        None => run.report.skipped.push((
+            "lookup_by_content_and_window".into(),
+            "no post lookup".into(),
+        )),
+    }
     let r = run.no_secret_in_output().await;
     run.record("no_secret_in_output", r);
     run.report

@@ -2,13 +2,15 @@
 //! against a local server and the documented answers to mount.
 #![allow(dead_code)]
 
+pub mod lookup;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::DateTime;
 use nexiom_connectors::testing::{
-    ContractHarness, ExpectedEvent, ExpectedPublish, SeedComment, WebhookSample,
+    ContractHarness, ExpectedEvent, ExpectedPublish, SeedComment, SeedPost, WebhookSample,
 };
 use nexiom_connectors::{
     Backoff, BreakerConfig, ChannelContext, ConnectorError, FacebookConnector, HttpConfig,
@@ -275,6 +277,9 @@ impl ContractHarness for InstagramHarness {
     fn context(&self) -> ChannelContext {
         ChannelContext::new(IG_USER_ID, ACCESS_TOKEN)
     }
+    async fn mount_recent_posts(&self, server: &MockServer, posts: &[SeedPost]) -> bool {
+        lookup::mount_graph(server, IG_USER_ID, "media", ("caption", "timestamp"), posts).await
+    }
     fn secrets(&self) -> Vec<String> {
         vec![APP_SECRET.into(), ACCESS_TOKEN.into(), VERIFY_TOKEN.into()]
     }
@@ -418,6 +423,10 @@ impl ContractHarness for FacebookHarness {
     fn context(&self) -> ChannelContext {
         ChannelContext::new(PAGE_ID, ACCESS_TOKEN)
     }
+    async fn mount_recent_posts(&self, server: &MockServer, posts: &[SeedPost]) -> bool {
+        let fields = ("message", "created_time");
+        lookup::mount_graph(server, PAGE_ID, "published_posts", fields, posts).await
+    }
     fn secrets(&self) -> Vec<String> {
         vec![APP_SECRET.into(), ACCESS_TOKEN.into(), VERIFY_TOKEN.into()]
     }
@@ -541,6 +550,9 @@ impl ContractHarness for LinkedInHarness {
     }
     fn context(&self) -> ChannelContext {
         ChannelContext::new(LI_ORG, LI_TOKEN)
+    }
+    async fn mount_recent_posts(&self, server: &MockServer, posts: &[SeedPost]) -> bool {
+        lookup::mount_linkedin(server, posts).await
     }
     fn secrets(&self) -> Vec<String> {
         vec![LI_CLIENT_SECRET.into(), LI_TOKEN.into()]

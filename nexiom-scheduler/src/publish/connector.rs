@@ -4,30 +4,33 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use nexiom_connectors::{
-    ChannelContext, ConnectorError, ConnectorRegistry, PlatformConnector, PublishRequest,
+    ChannelContext, ConnectorError, ConnectorRegistry, LookupOutcome, LookupQuery,
+    PlatformConnector, PublishRequest,
 };
 use nexiom_core::{Channel, Content, Credentials, SecretString};
 
 use super::gateway::{PublishFailure, PublishGateway, PublishedPost};
 
-/// Finds a post the library published, among the account's recent posts, by the
-/// reference it put in the request (the post id) or by the content. The
-/// connectors have no such operation of their own yet: plug one in per
-/// deployment with [`ConnectorGateway::with_lookup`]. Without one, an
-/// ambiguous outcome ends `failed` / `outcome_unknown`.
+/// A custom way to find a post the library published (by the reference it put
+/// in the request, the post id, or by the content), replacing the connector's
+/// own [`PlatformConnector::find_published`]. Plug one in with
+/// [`ConnectorGateway::with_lookup`]; by default the gateway uses the
+/// connector's lookup where [`PlatformConnector::supports_lookup`].
 #[async_trait]
 pub trait PostLookup: Send + Sync {
     /// Whether posts of `connector`'s platform can be looked up.
     fn supports(&self, connector: &dyn PlatformConnector) -> bool;
 
-    /// The post published with `reference` (or `content`), if it exists.
+    /// The post the attempt described by `query` published, `Ok(None)` when it
+    /// is definitely not there (the queue then publishes again), an error when
+    /// the lookup cannot tell.
     async fn find_post(
         &self,
         connector: &dyn PlatformConnector,
         ctx: &ChannelContext,
-        content: &Content,
-        reference: &str,
+        query: &LookupQuery,
     ) -> Result<Option<PublishedPost>, ConnectorError>;
 }
 
@@ -41,7 +44,7 @@ pub trait PostLookup: Send + Sync {
 /// | `RateLimited` (with its wait hint) | retried, not before the hint |
 /// | `Transient`, `CircuitOpen` (with its wait) | retried with backoff |
 /// | `Unauthorized` | token refreshed once ([`PlatformConnector::refresh_token`]), retried |
-/// | `OutcomeUnknown`, `InvalidResponse` | ambiguous: lookup, else `outcome_unknown` |
+/// | `OutcomeUnknown`, `InvalidResponse` | ambiguous: lookup (found → `published`; not found → a new attempt; lookup error → `outcome_unknown`) |
 /// | everything else (`Permanent`, `Forbidden`, `NeedsReauth`, validation, …) | failed at once |
 ///
 /// An unreadable answer to a publish (`InvalidResponse`) is treated as
@@ -49,6 +52,10 @@ pub trait PostLookup: Send + Sync {
 /// failure. Content the connector's [`Capabilities`](nexiom_connectors::Capabilities)
 /// refuse, and a channel whose platform has no registered connector, can never
 /// be published: both are refusals.
+///
+/// Lookups use the connector's [`PlatformConnector::find_published`] where it
+/// [`supports_lookup`](PlatformConnector::supports_lookup) (Facebook, Instagram,
+/// LinkedIn), unless a custom [`PostLookup`] is plugged in.
 #[derive(Clone)]
 pub struct ConnectorGateway {
     registry: Arc<ConnectorRegistry>,
@@ -78,7 +85,8 @@ impl ConnectorGateway {
         ConnectorGateway::new(ConnectorRegistry::new().with(connector))
     }
 
-    /// Looks posts up with `lookup` after an ambiguous outcome.
+    /// Looks posts up with `lookup` after an ambiguous outcome, instead of the
+    /// connectors' own lookup.
     pub fn with_lookup(mut self, lookup: Arc<dyn PostLookup>) -> Self {
         self.lookup = Some(lookup);
         self
@@ -169,29 +177,41 @@ impl PublishGateway for ConnectorGateway {
     fn can_lookup(&self, channel: &Channel) -> bool {
         match (&self.lookup, self.connector(channel)) {
             (Some(lookup), Ok(connector)) => lookup.supports(connector.as_ref()),
+            (None, Ok(connector)) => connector.supports_lookup(),
             _ => false,
         }
     }
 
+    /// Any error of the lookup is reported as a failure (the queue then ends the
+    /// post `outcome_unknown`): only a definite answer settles it.
     async fn lookup(
         &self,
         channel: &Channel,
         content: &Content,
         reference: &str,
+        attempted_at: DateTime<Utc>,
     ) -> Result<Option<PublishedPost>, PublishFailure> {
-        let Some(lookup) = &self.lookup else {
-            return Ok(None);
-        };
         let connector = self.connector(channel).map_err(classify)?;
-        lookup
-            .find_post(
-                connector.as_ref(),
-                &channel_context(channel),
-                content,
-                reference,
-            )
+        let ctx = channel_context(channel);
+        let query = LookupQuery::new(content.clone(), attempted_at).with_reference(reference);
+        let lookup_failed = |e: ConnectorError| PublishFailure::Ambiguous(e.to_string());
+        if let Some(lookup) = &self.lookup {
+            return lookup
+                .find_post(connector.as_ref(), &ctx, &query)
+                .await
+                .map_err(lookup_failed);
+        }
+        match connector
+            .find_published(&ctx, &query)
             .await
-            .map_err(classify)
+            .map_err(lookup_failed)?
+        {
+            LookupOutcome::Found(found) => Ok(Some(PublishedPost {
+                platform_post_id: found.platform_post_id,
+                url: found.url,
+            })),
+            LookupOutcome::NotFound => Ok(None),
+        }
     }
 
     async fn refresh_credentials(&self, channel: &Channel) -> Result<Credentials, PublishFailure> {

@@ -9,7 +9,7 @@
 use std::fmt;
 
 use async_trait::async_trait;
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use nexiom_core::{Channel, Content, Credentials};
 
 /// A post the platform accepted.
@@ -101,8 +101,10 @@ impl fmt::Display for PublishFailure {
 /// - A failure is classified as [`PublishFailure`]; a timeout or dropped
 ///   connection *after* the request was written is `Ambiguous`, never
 ///   `Transient`.
-/// - `lookup` answers `Ok(None)` only when the post is not there; `can_lookup`
-///   false means it is never called.
+/// - `lookup` answers `Ok(None)` only when the post is definitely not there
+///   (the queue then makes a new attempt, under the attempt limit); an `Err`
+///   means the lookup cannot tell (the post ends `outcome_unknown`).
+///   `can_lookup` false means it is never called.
 #[async_trait]
 pub trait PublishGateway: Send + Sync {
     /// Why `content` can never be published on `channel`, or `None`.
@@ -119,13 +121,14 @@ pub trait PublishGateway: Send + Sync {
     /// Whether [`PublishGateway::lookup`] is supported on `channel`.
     fn can_lookup(&self, channel: &Channel) -> bool;
 
-    /// Looks for a post published with `reference` (or `content`) among the
-    /// account's recent posts.
+    /// Looks for the post an attempt started at `attempted_at` published with
+    /// `reference` (or `content`) among the account's recent posts.
     async fn lookup(
         &self,
         channel: &Channel,
         content: &Content,
         reference: &str,
+        attempted_at: DateTime<Utc>,
     ) -> Result<Option<PublishedPost>, PublishFailure>;
 
     /// Refreshes the channel's credentials after an `Unauthorized`.

@@ -167,6 +167,7 @@ impl PublishGateway for MockGateway {
         _channel: &Channel,
         _content: &Content,
         reference: &str,
+        _attempted_at: chrono::DateTime<chrono::Utc>,
     ) -> Result<Option<PublishedPost>, PublishFailure> {
         let mut state = self.lock();
         state.lookups += 1;

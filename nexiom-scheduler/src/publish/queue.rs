@@ -155,13 +155,16 @@ impl QueueReport {
 ///   attempt number `retry_count + 1`. An attempt is therefore never made twice
 ///   under one number: if that run already exists, an earlier worker died
 ///   during the attempt, and the outcome is settled by a lookup (found →
-///   `published`; not found, or no lookup possible → `failed` /
-///   [`OUTCOME_UNKNOWN`]), never by publishing again.
+///   `published`; definitely not found → a new attempt under the limit; the
+///   lookup failing, or no lookup possible → `failed` / [`OUTCOME_UNKNOWN`]),
+///   never by publishing blindly.
 /// - At most `retry.max_attempts` attempts. Rate limits and transient failures
 ///   queue the post again after [`RetryPolicy::delay_after`] (never sooner than
 ///   a `Retry-After`); `Unauthorized` refreshes the credentials once and tries
 ///   again at once; permanent failures fail at once; an ambiguous outcome is
-///   looked up, or fails as [`OUTCOME_UNKNOWN`].
+///   looked up: found → `published` with the found id; definitely not found →
+///   queued again as a new attempt (with backoff, under the attempt limit);
+///   the lookup failing or unsupported → `failed` as [`OUTCOME_UNKNOWN`].
 /// - The post is written before its run is finished, each write guarded by the
 ///   lease (`expect_lease_owner`): a worker whose lease lapsed writes nothing.
 /// - On success: `published`, `platform_post_id`, `url`, `published_at`, and
@@ -541,9 +544,11 @@ impl PublishQueue {
             attempt,
             "a previous worker stopped during this attempt; checking the platform"
         );
-        let found = if self.gateway.can_lookup(channel) {
+        let can_lookup = self.gateway.can_lookup(channel);
+        let found = if can_lookup {
+            let attempted_at = orphan.as_ref().map_or(post.publish_at, |r| r.started_at);
             self.gateway
-                .lookup(channel, &post.content, &post.id.to_string())
+                .lookup(channel, &post.content, &post.id.to_string(), attempted_at)
                 .await
         } else {
             Ok(None)
@@ -551,6 +556,15 @@ impl PublishQueue {
         match (found, orphan) {
             (Ok(Some(published)), Some(run)) => self.succeed(post, &run, attempt, published).await,
             (Ok(Some(published)), None) => self.succeed_without_run(post, attempt, published).await,
+            (Ok(None), orphan) if can_lookup => {
+                let error = format!(
+                    "a worker stopped during attempt {attempt} after it may have been sent; \
+                     the post was not found among the account's recent posts"
+                );
+                let run = orphan.filter(|r| r.status == PostRunStatus::Running);
+                self.retry_not_found(post, run.as_ref(), attempt, error)
+                    .await
+            }
             (outcome, orphan) => {
                 let why = match outcome {
                     Err(failure) => format!("; the lookup failed: {failure}"),
@@ -581,11 +595,17 @@ impl PublishQueue {
         let why = if self.gateway.can_lookup(channel) {
             match self
                 .gateway
-                .lookup(channel, &post.content, &post.id.to_string())
+                .lookup(channel, &post.content, &post.id.to_string(), run.started_at)
                 .await
             {
                 Ok(Some(published)) => return self.succeed(post, run, attempt, published).await,
-                Ok(None) => "the post was not found among the account's recent posts".to_owned(),
+                Ok(None) => {
+                    let error = format!(
+                        "no answer after the request was sent ({message}); the post was not \
+                         found among the account's recent posts"
+                    );
+                    return self.retry_not_found(post, Some(run), attempt, error).await;
+                }
                 Err(failure) => format!("the lookup failed: {failure}"),
             }
         } else {
@@ -596,6 +616,60 @@ impl PublishQueue {
              check the account before publishing again"
         );
         self.fail(post, Some((run, attempt)), error).await
+    }
+
+    /// The lookup said the ambiguous attempt `attempt` created no post: queue a
+    /// new attempt after the backoff, or fail (definitely unpublished) when no
+    /// attempt is left.
+    async fn retry_not_found(
+        &self,
+        post: &ScheduledPost,
+        run: Option<&PostRun>,
+        attempt: u32,
+        error: String,
+    ) -> Result<PostOutcome> {
+        let max = self.config.retry.max_attempts.max(1);
+        if attempt >= max {
+            let error = format!("{error}; no attempt left ({max} made)");
+            return match run {
+                Some(run) => self.fail(post, Some((run, attempt)), error).await,
+                None => {
+                    let patch = PostPatch {
+                        status: Some(PostStatus::Failed),
+                        error_message: Some(Some(error.clone())),
+                        retry_count: Some(attempt),
+                        next_attempt_at: Some(None),
+                        release_lease: true,
+                        ..self.guard()
+                    };
+                    match self.update(post, patch).await? {
+                        Some(_) => Ok(PostOutcome::Failed(error)),
+                        None => Ok(PostOutcome::LeaseLost),
+                    }
+                }
+            };
+        }
+        let next_attempt_at = self.clock.now() + self.config.retry.delay_after(attempt, None);
+        let patch = PostPatch {
+            status: Some(PostStatus::Queued),
+            retry_count: Some(attempt),
+            error_message: Some(Some(error.clone())),
+            next_attempt_at: Some(Some(next_attempt_at)),
+            release_lease: true,
+            ..self.guard()
+        };
+        if self.update(post, patch).await?.is_none() {
+            return Ok(PostOutcome::LeaseLost);
+        }
+        if let Some(run) = run {
+            self.finish_run(post, run, PostRunStatus::Failed, Some(error.clone()))
+                .await?;
+        }
+        Ok(PostOutcome::Retrying {
+            attempts: attempt,
+            next_attempt_at,
+            error,
+        })
     }
 
     fn published_patch(&self, attempt: u32, published: PublishedPost) -> PostPatch {

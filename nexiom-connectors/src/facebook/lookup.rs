@@ -1,0 +1,74 @@
+//! Facebook post lookup: the Page's published posts, matched on message and time.
+
+use nexiom_core::Content;
+use serde_json::Value;
+
+use super::NAME;
+use crate::error::ConnectorError;
+use crate::graph::{GraphClient, id_of};
+use crate::lookup::{Candidate, LookupOutcome, LookupQuery, search};
+use crate::time;
+use crate::types::ChannelContext;
+
+const FIELDS: &str = "id,message,created_time,permalink_url";
+
+/// The caption of a photo post: the text, then the link on its own line when
+/// the text does not already hold it.
+pub(super) fn photo_caption(content: &Content) -> String {
+    let caption = content.text.clone();
+    match &content.link {
+        Some(link) if !caption.contains(link.as_str()) => {
+            format!("{caption}\n{link}").trim().to_owned()
+        }
+        _ => caption,
+    }
+}
+
+/// The `message` a post of `content` has on the Page.
+fn expected_message(content: &Content) -> String {
+    if content.media.is_empty() {
+        content.text.clone()
+    } else {
+        photo_caption(content)
+    }
+}
+
+fn candidate(v: &Value) -> Result<Candidate, ConnectorError> {
+    let id = id_of(NAME, v, "post")?;
+    Ok(Candidate {
+        url: Some(
+            v.get("permalink_url")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map_or_else(|| format!("https://www.facebook.com/{id}"), str::to_owned),
+        ),
+        text: v.get("message").and_then(Value::as_str).map(str::to_owned),
+        created_at: v.get("created_time").and_then(time::graph_time),
+        sort_at: None,
+        id,
+    })
+}
+
+pub(super) async fn find(
+    graph: &GraphClient,
+    ctx: &ChannelContext,
+    query: &LookupQuery,
+) -> Result<LookupOutcome, ConnectorError> {
+    let expected = [expected_message(&query.content)];
+    search(NAME, query, &expected, |cursor| async move {
+        let mut q = vec![("fields", FIELDS), ("limit", "25")];
+        if let Some(c) = cursor.as_deref() {
+            q.push(("after", c));
+        }
+        let page = graph
+            .get_page(ctx, &[&ctx.account_id, "published_posts"], &q)
+            .await?;
+        let items = page
+            .data
+            .iter()
+            .map(candidate)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((items, page.next_after))
+    })
+    .await
+}

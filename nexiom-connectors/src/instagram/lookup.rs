@@ -1,0 +1,66 @@
+//! Instagram post lookup: the user's media, matched on caption and time.
+
+use nexiom_core::Content;
+use serde_json::Value;
+
+use super::NAME;
+use crate::error::ConnectorError;
+use crate::graph::{GraphClient, id_of};
+use crate::lookup::{Candidate, LookupOutcome, LookupQuery, search};
+use crate::time;
+use crate::types::ChannelContext;
+
+const FIELDS: &str = "id,caption,timestamp,permalink";
+
+/// The caption sent for `content`: the text, then the link on its own line when
+/// the text does not already hold it (links in captions are not clickable, but
+/// what the author wrote is kept).
+pub(super) fn caption(content: &Content) -> String {
+    let text = content.text.clone();
+    match &content.link {
+        Some(link) if !text.contains(link.as_str()) => {
+            if text.is_empty() {
+                link.clone()
+            } else {
+                format!("{text}\n{link}")
+            }
+        }
+        _ => text,
+    }
+}
+
+fn candidate(v: &Value) -> Result<Candidate, ConnectorError> {
+    Ok(Candidate {
+        id: id_of(NAME, v, "media")?,
+        url: v
+            .get("permalink")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned),
+        text: v.get("caption").and_then(Value::as_str).map(str::to_owned),
+        created_at: v.get("timestamp").and_then(time::graph_time),
+        sort_at: None,
+    })
+}
+
+pub(super) async fn find(
+    graph: &GraphClient,
+    ctx: &ChannelContext,
+    query: &LookupQuery,
+) -> Result<LookupOutcome, ConnectorError> {
+    let expected = [caption(&query.content)];
+    search(NAME, query, &expected, |cursor| async move {
+        let mut q = vec![("fields", FIELDS), ("limit", "25")];
+        if let Some(c) = cursor.as_deref() {
+            q.push(("after", c));
+        }
+        let page = graph.get_page(ctx, &[&ctx.account_id, "media"], &q).await?;
+        let items = page
+            .data
+            .iter()
+            .map(candidate)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((items, page.next_after))
+    })
+    .await
+}
