@@ -107,6 +107,8 @@ typed_id! {
     ReportId;
     /// Identifies a [`TaskExecutionLog`](crate::TaskExecutionLog).
     ExecutionId;
+    /// Identifies a [`Topic`](crate::Topic).
+    TopicId;
 }
 
 #[cfg(test)]

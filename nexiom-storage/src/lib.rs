@@ -41,5 +41,5 @@ pub use memory::MemoryStore;
 pub use postgres::PgStore;
 pub use traits::{
     CommentStore, ConversationStore, EventStore, KpiStore, MissionStore, PostStore, RuleStore,
-    SettingsStore, Store, TenantStore, WorkerStore,
+    SettingsStore, Store, TenantStore, TopicStore, WorkerStore,
 };

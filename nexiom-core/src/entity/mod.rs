@@ -6,6 +6,7 @@ mod mission;
 mod ops;
 mod publishing;
 mod tenant;
+mod topics;
 mod triage;
 
 pub use inbound::*;
@@ -13,6 +14,7 @@ pub use mission::*;
 pub use ops::*;
 pub use publishing::*;
 pub use tenant::*;
+pub use topics::*;
 pub use triage::*;
 
 /// The result of an insert-if-absent: the row under the unique key, and whether

@@ -21,10 +21,12 @@
 mod harness;
 mod kpi;
 mod tests;
+mod topics;
 
 pub use harness::{TestStore, memory_test_store, postgres_test_store};
 pub use kpi::*;
 pub use tests::*;
+pub use topics::*;
 
 /// Generates one `#[tokio::test]` per conformance test, each calling `$factory`
 /// for a fresh store. See the [module docs](crate::conformance).
@@ -61,6 +63,10 @@ macro_rules! conformance_suite {
             worker_flags_and_execution_logs,
             tenant_isolation,
             extreme_time_bounds_are_accepted,
+            topic_items_and_busy_posts,
+            embeddings_are_upserted_and_checked,
+            topic_runs_keep_identity_sizes_and_members,
+            post_topics_and_refused_runs,
         );
     };
     (@tests $factory:path; $($name:ident,)+) => {$(

@@ -31,6 +31,7 @@ mod rows;
 mod rule;
 mod settings;
 mod tenant;
+mod topic;
 mod worker;
 
 #[cfg(test)]
