@@ -16,6 +16,7 @@
 //! | [`connectors`] | `nexiom-connectors` | platform connectors |
 //! | [`triage`] | `nexiom-triage` | the triage engine |
 //! | [`scheduler`] | `nexiom-scheduler` | publishing, polling, KPIs, orchestration |
+//! | [`topics`] | `nexiom-topics` | embeddings, topic clustering, labels, the evaluation set |
 //!
 //! ```
 //! use std::sync::Arc;
@@ -36,10 +37,12 @@ pub use nexiom_connectors as connectors;
 pub use nexiom_core as core;
 pub use nexiom_scheduler as scheduler;
 pub use nexiom_storage as storage;
+pub use nexiom_topics as topics;
 pub use nexiom_triage as triage;
 
 /// The names most programs need, in one import: `use nexiom::prelude::*;`.
 pub mod prelude {
     pub use nexiom_core::*;
     pub use nexiom_storage::{MemoryStore, PgStore, StorageError, Store};
+    pub use nexiom_topics::{Embedder, LocalEmbedder, TopicRunner};
 }

@@ -109,6 +109,8 @@ typed_id! {
     ExecutionId;
     /// Identifies a [`DeadLetter`](crate::DeadLetter).
     DeadLetterId;
+    /// Identifies a [`Topic`](crate::Topic).
+    TopicId;
 }
 
 #[cfg(test)]

@@ -18,6 +18,8 @@
 //!   for 7 days ([`PollCommentsWorker`] on the runtime), stores each once,
 //!   hands new ones to the inbound triage and auto-reply steps, and hides
 //!   comments.
+//! - [`ClusterDailyWorker`] (`cluster_daily`) runs every tenant's topics
+//!   (`nexiom-topics`) once a day.
 //!
 //! The 2-hour KPI windows of a local day follow the daylight-saving rules of the
 //! design (a boundary in a spring-forward gap moves to the first instant after
@@ -53,6 +55,7 @@ mod pipeline;
 mod polling;
 mod publish;
 mod schedule;
+mod topics;
 mod windows;
 mod worker;
 
@@ -75,6 +78,7 @@ pub use publish::{
 #[cfg(feature = "testing")]
 pub use publish::{MockGateway, MockStep};
 pub use schedule::{RecurrenceRule, Scheduler, SeriesSpec};
+pub use topics::{CLUSTER_DAILY, ClusterDailyWorker};
 pub use windows::{KpiWindow, kpi_windows, local_instant, window_containing};
 pub use worker::{
     BatchConfig, CLEANUP_EXECUTION_LOGS, CleanupExecutionLogsWorker, ENQUEUE_DUE_POSTS,

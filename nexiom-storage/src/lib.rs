@@ -45,5 +45,5 @@ pub use postgres::PgStore;
 pub use reply_queue::{ReplyQueueStore, STALE_RUN_ERROR};
 pub use traits::{
     CommentStore, ConversationStore, EventStore, KpiStore, MissionStore, PostStore, RuleStore,
-    SettingsStore, Store, TenantStore, WorkerStore,
+    SettingsStore, Store, TenantStore, TopicStore, WorkerStore,
 };

@@ -8,6 +8,7 @@ mod ops;
 mod publishing;
 mod reply;
 mod tenant;
+mod topics;
 mod triage;
 
 pub use dead_letter::*;
@@ -17,6 +18,7 @@ pub use ops::*;
 pub use publishing::*;
 pub use reply::*;
 pub use tenant::*;
+pub use topics::*;
 pub use triage::*;
 
 /// The result of an insert-if-absent: the row under the unique key, and whether

@@ -33,6 +33,7 @@ mod harness;
 mod kpi;
 mod reply_queue;
 mod tests;
+mod topics;
 
 pub use dead_letters::*;
 pub use harness::{
@@ -42,6 +43,7 @@ pub use harness::{
 pub use kpi::*;
 pub use reply_queue::*;
 pub use tests::*;
+pub use topics::*;
 
 /// Generates one `#[tokio::test]` per conformance test, each calling `$factory`
 /// for a fresh store. See the [module docs](crate::conformance).
@@ -84,6 +86,10 @@ macro_rules! conformance_suite {
             stale_release_closes_running_post_runs,
             reply_claims_are_withdrawn_only_while_unsent,
             dead_letters_are_stored_once_and_listed,
+            topic_items_and_busy_posts,
+            embeddings_are_upserted_and_checked,
+            topic_runs_keep_identity_sizes_and_members,
+            post_topics_and_refused_runs,
         );
     };
     (@tests $attrs:tt $factory:path; $($name:ident,)+) => {$(

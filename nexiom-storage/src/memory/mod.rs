@@ -23,6 +23,7 @@ mod routing;
 mod rule;
 mod settings;
 mod tenant;
+mod topic;
 mod worker;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -34,9 +35,10 @@ use nexiom_core::{
     AiControl, AiDecision, AiRule, AppSetting, Channel, ChannelId, Comment, CommentCheckpoint,
     CommentId, CommentReply, Contact, ContactChannel, ContactChannelId, ContactId, ContentJob,
     ContentJobId, Conversation, ConversationId, DecisionId, DecisionSubject, ExecutionId,
-    IgnoreExample, IgnoreExampleId, Kpi2h, Message, MessageId, Mission, MissionId,
+    IgnoreExample, IgnoreExampleId, ItemEmbedding, Kpi2h, Message, MessageId, Mission, MissionId,
     MissionIntelligenceReport, Platform, PostId, PostRun, PostRunId, ReportId, RuleId,
-    ScheduledPost, TaskExecutionLog, Tenant, TenantId, WebhookEvent, WebhookEventId, WorkerFlag,
+    ScheduledPost, TaskExecutionLog, Tenant, TenantId, Topic, TopicId, TopicScope, TopicSubject,
+    WebhookEvent, WebhookEventId, WorkerFlag,
 };
 
 use crate::error::{Result, StorageError};
@@ -165,6 +167,13 @@ struct Inner {
     dead_letters: BTreeMap<nexiom_core::DeadLetterId, nexiom_core::DeadLetter>,
     /// `(platform, key)` → dead letter.
     dead_letter_by_key: HashMap<(Platform, String), nexiom_core::DeadLetterId>,
+    /// `(subject, model)` → its vector.
+    embeddings: HashMap<(TopicSubject, String), ItemEmbedding>,
+    topics: BTreeMap<TopicId, Topic>,
+    /// `(tenant, scope, subject)` → its topic in that scope (one at most).
+    topic_members: BTreeMap<(TenantId, TopicScope, TopicSubject), topic::Membership>,
+    /// `(topic, day)` → the topic's size that day.
+    topic_days: BTreeMap<(TopicId, chrono::NaiveDate), i64>,
 }
 
 impl Inner {

@@ -33,6 +33,7 @@ mod rows;
 mod rule;
 mod settings;
 mod tenant;
+mod topic;
 mod worker;
 
 #[cfg(test)]

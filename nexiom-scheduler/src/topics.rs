@@ -1,0 +1,102 @@
+//! [`ClusterDailyWorker`]: the topic runs of every tenant on the worker runtime.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::Duration;
+use nexiom_storage::Store;
+use nexiom_topics::TopicRunner;
+use tracing::warn;
+
+use crate::error::Result;
+use crate::worker::{WorkReport, Worker, WorkerContext};
+
+/// Name (and flag) of [`ClusterDailyWorker`].
+pub const CLUSTER_DAILY: &str = "cluster_daily";
+
+/// Every 24 hours (an interval: register the runtime so that the first run
+/// falls at 03:00 Europe/Paris, or change the cadence with
+/// [`ClusterDailyWorker::every`]): for every tenant,
+/// [`TopicRunner::run_tenant`] — the last 24 hours, the last 7 days, and each
+/// post with at least 20 comments. A tenant whose run fails is reported in
+/// the execution log (`items_failed`, `failures`) and the others go on.
+#[derive(Clone)]
+pub struct ClusterDailyWorker {
+    store: Arc<dyn Store>,
+    runner: TopicRunner,
+    cadence: Duration,
+}
+
+impl std::fmt::Debug for ClusterDailyWorker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterDailyWorker")
+            .field("runner", &self.runner)
+            .field("cadence", &self.cadence)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClusterDailyWorker {
+    /// The worker over `store`, every 24 hours.
+    pub fn new(store: Arc<dyn Store>, runner: TopicRunner) -> Self {
+        ClusterDailyWorker {
+            store,
+            runner,
+            cadence: Duration::hours(24),
+        }
+    }
+
+    /// The same worker with another cadence.
+    pub fn every(mut self, cadence: Duration) -> Self {
+        self.cadence = cadence;
+        self
+    }
+}
+
+#[async_trait]
+impl Worker for ClusterDailyWorker {
+    fn name(&self) -> &str {
+        CLUSTER_DAILY
+    }
+
+    fn cadence(&self) -> Duration {
+        self.cadence
+    }
+
+    async fn run(&self, ctx: &WorkerContext) -> Result<WorkReport> {
+        let tenants = self.store.list_tenants().await?;
+        let mut processed = 0i64;
+        let mut failures = Vec::new();
+        let mut runs = Vec::new();
+        for tenant in &tenants {
+            if ctx.shutdown.is_triggered() {
+                break;
+            }
+            processed += 1;
+            match self.runner.run_tenant(tenant, ctx.now).await {
+                Ok(reports) => runs.extend(reports.into_iter().map(|r| {
+                    serde_json::json!({
+                        "tenant_id": tenant.id.to_string(),
+                        "scope": r.scope,
+                        "items": r.items,
+                        "topics": r.topics,
+                        "new_topics": r.new_topics,
+                        "unassigned": r.unassigned,
+                    })
+                })),
+                Err(err) => {
+                    warn!(tenant = %tenant.id, error = %err, "topic run failed");
+                    failures.push(serde_json::json!({
+                        "tenant_id": tenant.id.to_string(),
+                        "error": err.to_string(),
+                    }));
+                }
+            }
+        }
+        Ok(WorkReport {
+            items_processed: processed,
+            items_failed: i64::try_from(failures.len()).unwrap_or(i64::MAX),
+            results: serde_json::json!({ "runs": runs, "failures": failures }),
+        })
+    }
+}

@@ -1,0 +1,267 @@
+//! The `cluster_daily` worker on the runtime, over both backends: a tenant's
+//! messages and a busy post's comments become stored topics with an execution
+//! log; the next day's run keeps the topic ids and records a trend; the flag
+//! stops it without a restart; a failing labeller leaves the terms label.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{Duration, NaiveDate, TimeZone, Utc};
+use nexiom_core::*;
+use nexiom_scheduler::*;
+use nexiom_storage::Store;
+use nexiom_storage::conformance::{memory_test_store, postgres_test_store};
+use nexiom_topics::{Labeller, LocalEmbedder, TopicRunner};
+
+/// Two subjects people raise, each in ten phrasings, and a post's comments.
+const DELIVERY: [&str; 10] = [
+    "ma livraison est en retard",
+    "livraison en retard encore une fois",
+    "la livraison a une heure de retard",
+    "toujours pas de livraison, quel retard",
+    "retard de livraison ce soir",
+    "livraison très en retard aujourd'hui",
+    "encore du retard sur la livraison",
+    "la livraison de ma commande est en retard",
+    "énorme retard de livraison",
+    "livraison en retard, personne ne répond",
+];
+const HOURS: [&str; 10] = [
+    "quels sont vos horaires d'ouverture",
+    "horaires d'ouverture le dimanche ?",
+    "vos horaires d'ouverture ont changé ?",
+    "horaires d'ouverture du samedi svp",
+    "les horaires d'ouverture pendant les fêtes",
+    "horaires d'ouverture ce soir",
+    "vos horaires d'ouverture en août ?",
+    "horaires d'ouverture du restaurant",
+    "horaires d'ouverture lundi",
+    "où trouver vos horaires d'ouverture",
+];
+
+#[derive(Debug)]
+struct BrokenLabeller;
+
+#[async_trait]
+impl Labeller for BrokenLabeller {
+    async fn label(&self, _: TenantId, _: &[String], _: &[&str]) -> Option<String> {
+        None
+    }
+}
+
+async fn scenario(store: Arc<dyn Store>) {
+    let day1 = Utc.with_ymd_and_hms(2026, 11, 20, 2, 0, 0).unwrap(); // 03:00 in Paris
+    let clock = Arc::new(ManualClock::new(day1));
+    let tenant = store
+        .create_tenant(NewTenant::new("Bistro", day1 - Duration::days(30)))
+        .await
+        .unwrap();
+    let channel = store
+        .create_channel(NewChannel {
+            tenant_id: tenant.id,
+            platform: Platform::Instagram,
+            external_account_id: "ig-bistro".into(),
+            name: "Bistro".into(),
+            credentials: Credentials::default(),
+            created_at: day1 - Duration::days(30),
+        })
+        .await
+        .unwrap();
+    let cc = store
+        .insert_contact_channel(NewContactChannel {
+            tenant_id: tenant.id,
+            platform: Platform::Instagram,
+            external_handle: "guest".into(),
+            display_name: None,
+            created_at: day1 - Duration::days(30),
+        })
+        .await
+        .unwrap()
+        .record;
+    let conv = store
+        .insert_open_conversation(
+            tenant.id,
+            cc.contact_id,
+            channel.id,
+            day1 - Duration::days(30),
+        )
+        .await
+        .unwrap()
+        .record
+        .id;
+    let post = store
+        .insert_post(NewScheduledPost::one_off(
+            tenant.id,
+            channel.id,
+            Content::text("Winter menu!"),
+            day1 - Duration::days(2),
+            day1 - Duration::days(2),
+        ))
+        .await
+        .unwrap()
+        .record
+        .id;
+    // Messages of the 24 hours before `end`, 3 rounds of both subjects.
+    let write_day = |end: chrono::DateTime<Utc>, tag: &'static str| {
+        let store = Arc::clone(&store);
+        async move {
+            let mut n = 0;
+            for round in 0..3 {
+                for text in DELIVERY.iter().chain(HOURS.iter()) {
+                    n += 1;
+                    let at = end - Duration::minutes(10 * n);
+                    store
+                        .insert_message(NewMessage {
+                            tenant_id: tenant.id,
+                            conversation_id: conv,
+                            direction: MessageDirection::Inbound,
+                            text: format!("{text} ({tag} {round})"),
+                            has_media: false,
+                            provider_message_id: None,
+                            in_reply_to: None,
+                            delivery_status: None,
+                            created_at: at,
+                            stored_at: at,
+                        })
+                        .await
+                        .unwrap();
+                }
+            }
+        }
+    };
+    write_day(day1, "j1").await;
+    for (i, text) in DELIVERY
+        .iter()
+        .chain(HOURS.iter())
+        .chain(DELIVERY.iter())
+        .enumerate()
+    {
+        let at = day1 - Duration::hours(1) - Duration::minutes(i as i64);
+        store
+            .insert_comment(NewComment {
+                tenant_id: tenant.id,
+                post_id: post,
+                platform_comment_id: format!("c{i}"),
+                parent_platform_comment_id: None,
+                author_id: None,
+                author_name: None,
+                text: text.to_string(),
+                created_at: at,
+                stored_at: at,
+            })
+            .await
+            .unwrap();
+    }
+
+    let runner = TopicRunner::new(Arc::clone(&store), Arc::new(LocalEmbedder::default()))
+        .with_labeller(Arc::new(BrokenLabeller));
+    let mut runtime = WorkerRuntime::new(Arc::clone(&store), clock.clone());
+    runtime.register(Arc::new(ClusterDailyWorker::new(
+        Arc::clone(&store),
+        runner,
+    )));
+    let shutdown = Shutdown::never();
+
+    let runs = runtime.run_once(&shutdown).await.unwrap();
+    let WorkerRun::Ran(log) = &runs[0].1 else {
+        panic!("{runs:?}")
+    };
+    assert_eq!(log.worker_name, CLUSTER_DAILY);
+    assert_eq!(
+        (log.status, log.items_processed, log.items_failed),
+        (RunStatus::Completed, 1, 0)
+    );
+    let scopes: Vec<&str> = log.results["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["scope"]["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(scopes, vec!["daily", "weekly", "post"]);
+
+    let day = NaiveDate::from_ymd_opt(2026, 11, 19).unwrap();
+    let top = store
+        .top_topics(tenant.id, TopicScope::Daily, day, day, 10)
+        .await
+        .unwrap();
+    assert_eq!(top.len(), 2, "{top:?}");
+    let labels: Vec<&str> = top.iter().map(|t| t.topic.label.as_str()).collect();
+    assert!(
+        labels
+            .iter()
+            .any(|l| l.contains("livraison") || l.contains("retard")),
+        "{labels:?}"
+    );
+    assert!(
+        labels
+            .iter()
+            .any(|l| l.contains("horaires") || l.contains("ouverture")),
+        "{labels:?}"
+    );
+    assert!(top.iter().all(|t| t.size >= 25), "{top:?}");
+    let page = store
+        .messages_in_topic(tenant.id, top[0].topic.id, None, 5)
+        .await
+        .unwrap();
+    assert_eq!(page.members.len(), 5);
+    assert!(page.next.is_some());
+    let post_topics = store.topics_for_post(tenant.id, post).await.unwrap();
+    assert_eq!(post_topics.len(), 2, "{post_topics:?}");
+    assert!(post_topics[0].size >= post_topics[1].size);
+
+    // The next day: new messages on the same subjects keep the topic ids.
+    let day2 = day1 + Duration::days(1);
+    clock.set(day2);
+    write_day(day2, "j2").await;
+    runtime.run_once(&shutdown).await.unwrap();
+    let next = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+    let top2 = store
+        .top_topics(tenant.id, TopicScope::Daily, next, next, 10)
+        .await
+        .unwrap();
+    let mut ids1: Vec<TopicId> = top.iter().map(|t| t.topic.id).collect();
+    let mut ids2: Vec<TopicId> = top2.iter().map(|t| t.topic.id).collect();
+    ids1.sort();
+    ids2.sort();
+    assert_eq!(ids1, ids2, "the same subjects keep their ids");
+    assert!(
+        top2.iter().all(|t| t.today >= 15 && t.yesterday >= 25),
+        "{:?}",
+        top2.iter()
+            .map(|t| (t.today, t.yesterday))
+            .collect::<Vec<_>>()
+    );
+
+    // Switched off: no run, no log.
+    store
+        .set_worker_flag(CLUSTER_DAILY, false, day2)
+        .await
+        .unwrap();
+    clock.set(day2 + Duration::days(1));
+    let off = runtime.run_once(&shutdown).await.unwrap();
+    assert_eq!(off[0].1, WorkerRun::Disabled);
+    assert_eq!(
+        store
+            .list_executions(Some(CLUSTER_DAILY), 10)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_daily_on_memory() {
+    let t = memory_test_store().await.unwrap();
+    scenario(t.store()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_daily_on_postgres() {
+    let Some(t) = postgres_test_store().await else {
+        return;
+    };
+    scenario(t.store()).await;
+    t.cleanup().await;
+}

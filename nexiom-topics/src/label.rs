@@ -1,0 +1,176 @@
+//! Topic labels: the top distinguishing terms of each cluster (c-TF-IDF), and
+//! the optional [`Labeller`] that turns them into a short name.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use nexiom_core::TenantId;
+use nexiom_triage::{ReplyGenerator, ReplyKind, ReplyRequest};
+
+use crate::features::words;
+
+/// The top `k` terms of each cluster by class-based TF-IDF: a term's share of
+/// its cluster's words times `ln(1 + A / f)`, where `A` is the average number
+/// of words per cluster and `f` the term's count over all clusters. Terms are
+/// the folded words and adjacent word pairs of [`words`]; ties break on the
+/// term itself, so labels are deterministic.
+pub fn c_tf_idf<S: AsRef<str>>(clusters: &[Vec<S>], k: usize) -> Vec<Vec<String>> {
+    let counts: Vec<HashMap<String, f32>> = clusters
+        .iter()
+        .map(|texts| {
+            let mut c: HashMap<String, f32> = HashMap::new();
+            for text in texts {
+                let w = words(text.as_ref());
+                for word in &w {
+                    *c.entry(word.clone()).or_insert(0.0) += 1.0;
+                }
+                for pair in w.windows(2) {
+                    *c.entry(format!("{} {}", pair[0], pair[1])).or_insert(0.0) += 0.5;
+                }
+            }
+            c
+        })
+        .collect();
+    let mut total: HashMap<&str, f32> = HashMap::new();
+    for c in &counts {
+        for (t, n) in c {
+            *total.entry(t.as_str()).or_insert(0.0) += n;
+        }
+    }
+    let sizes: Vec<f32> = counts.iter().map(|c| c.values().sum::<f32>()).collect();
+    let avg = sizes.iter().sum::<f32>() / sizes.len().max(1) as f32;
+    counts
+        .iter()
+        .zip(&sizes)
+        .map(|(c, size)| {
+            let mut scored: Vec<(&str, f32)> = c
+                .iter()
+                .filter(|(_, n)| **n >= 2.0)
+                .map(|(t, n)| {
+                    let f = total.get(t.as_str()).copied().unwrap_or(*n);
+                    (t.as_str(), n / size.max(1.0) * (1.0 + avg / f).ln())
+                })
+                .collect();
+            scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
+            let mut chosen: Vec<String> = Vec::with_capacity(k);
+            for (t, _) in scored {
+                // A pair whose words are both chosen, or a word inside a chosen
+                // pair, adds nothing.
+                let redundant = chosen.iter().any(|c| {
+                    c.split(' ').any(|w| w == t)
+                        || t.split(' ').all(|w| c.split(' ').any(|x| x == w))
+                });
+                if !redundant {
+                    chosen.push(t.to_owned());
+                }
+                if chosen.len() == k {
+                    break;
+                }
+            }
+            chosen
+        })
+        .collect()
+}
+
+/// The default label: the top three terms joined with ` · `.
+pub fn terms_label(terms: &[String]) -> String {
+    let label = terms
+        .iter()
+        .take(3)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(" · ");
+    if label.is_empty() {
+        "(no distinctive terms)".to_owned()
+    } else {
+        label
+    }
+}
+
+/// Names a topic from its top terms and a few of its messages. A labeller
+/// that fails is not an error: the terms label stays.
+#[async_trait]
+pub trait Labeller: Send + Sync + std::fmt::Debug {
+    /// A short name, or `None` to keep the terms label.
+    async fn label(&self, tenant: TenantId, terms: &[String], examples: &[&str]) -> Option<String>;
+}
+
+/// The system prompt of a [`GeneratorLabeller`]'s chat-completions generator
+/// (give it as `OpenAiConfig::system_prompt`).
+pub const LABEL_SYSTEM_PROMPT: &str = "You name the subject that customers raise in a group \
+     of social-media messages. Answer with a JSON object only: {\"reply\": \"<a name of 2 to 5 \
+     words, in the messages' language>\", \"confidence\": <0 to 1>}.";
+
+/// A [`Labeller`] through a [`ReplyGenerator`] (for example
+/// `nexiom_triage::OpenAiCompatibleGenerator` configured with
+/// [`LABEL_SYSTEM_PROMPT`]): the terms and examples are the "message", the
+/// draft is the label (at most 60 characters, one line).
+#[derive(Debug, Clone)]
+pub struct GeneratorLabeller {
+    generator: Arc<dyn ReplyGenerator>,
+}
+
+impl GeneratorLabeller {
+    /// A labeller over `generator`.
+    pub fn new(generator: Arc<dyn ReplyGenerator>) -> Self {
+        GeneratorLabeller { generator }
+    }
+}
+
+#[async_trait]
+impl Labeller for GeneratorLabeller {
+    async fn label(&self, tenant: TenantId, terms: &[String], examples: &[&str]) -> Option<String> {
+        let text = format!(
+            "Top terms: {}\nMessages:\n- {}",
+            terms.join(", "),
+            examples.join("\n- ")
+        );
+        let request = ReplyRequest {
+            tenant_id: tenant,
+            kind: ReplyKind::Message,
+            contact_name: None,
+            text: &text,
+        };
+        match self.generator.generate(&request).await {
+            Ok(draft) => {
+                let line = draft.text.lines().next().unwrap_or("").trim();
+                let label: String = line.chars().take(60).collect();
+                (!label.is_empty()).then_some(label)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "topic labeller failed; keeping the terms label");
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distinguishing_terms_come_first() {
+        let clusters = vec![
+            vec![
+                "colis en retard",
+                "livraison en retard",
+                "mon colis n'arrive pas",
+                "colis perdu",
+            ],
+            vec![
+                "horaires du samedi",
+                "ouvert samedi ?",
+                "horaires dimanche",
+                "horaires svp",
+            ],
+        ];
+        let terms = c_tf_idf(&clusters, 3);
+        assert_eq!(terms[0][0], "colis");
+        assert!(terms[0].contains(&"retard".to_owned()));
+        assert_eq!(terms[1][0], "horaires");
+        assert_eq!(terms_label(&terms[1][..1]), "horaires");
+        assert_eq!(terms_label(&[]), "(no distinctive terms)");
+    }
+}
