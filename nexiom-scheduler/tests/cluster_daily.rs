@@ -258,7 +258,10 @@ async fn cluster_daily_on_memory() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(nexiom_no_postgres, ignore = "no PostgreSQL reachable (see README: Tests)")]
+#[cfg_attr(
+    nexiom_no_postgres,
+    ignore = "no PostgreSQL reachable (see README: Tests)"
+)]
 async fn cluster_daily_on_postgres() {
     let Some(t) = postgres_test_store().await else {
         return;
