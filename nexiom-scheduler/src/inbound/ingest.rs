@@ -19,8 +19,10 @@ pub struct IngestReport {
     /// Of those, events stored for the first time (the rest were redeliveries:
     /// `(platform, event_id)` was stored already, and nothing changed).
     pub stored: u64,
-    /// Events addressed to an account no channel is connected for (not
-    /// stored: they have no tenant).
+    /// Events addressed to an account no channel is connected for: not
+    /// stored as events (they have no tenant) but kept as dead letters without
+    /// a tenant, so a person can see what arrived (not counted in
+    /// `dead_lettered`).
     pub unknown_account: u64,
     /// Events kept as dead letters: they could not be read (a missing id, an
     /// implausible timestamp, a body that is not a payload) or the store
@@ -93,7 +95,10 @@ impl InboundPipeline {
             report.events += 1;
             match item {
                 Ok(event) => self.ingest_event(event, now, &mut report).await?,
-                Err(rejected) => self.dead_letter(rejected, now, &mut report).await?,
+                Err(rejected) => {
+                    self.dead_letter(rejected, now).await?;
+                    report.dead_lettered += 1;
+                }
             }
         }
         Ok(report)
@@ -124,9 +129,15 @@ impl InboundPipeline {
             .channel_for(&event.platform, event.account_id.as_deref())
             .await?
         else {
-            tracing::warn!(platform = %event.platform, event_id = %event.event_id, "webhook event for an unknown account");
+            tracing::warn!(platform = %event.platform, event_id = %event.event_id, "webhook event for an unknown account: dead-lettered without a tenant");
             report.unknown_account += 1;
-            return Ok(());
+            let reason = match &event.account_id {
+                Some(account) => format!("no channel is connected for account {account}"),
+                None => "the event names no account".to_owned(),
+            };
+            return self
+                .dead_letter(RejectedEvent::of(&event, reason), now)
+                .await;
         };
         match self
             .store
@@ -139,17 +150,20 @@ impl InboundPipeline {
             }
             Err(e) if e.is_refusal() => {
                 let rejected = RejectedEvent::of(&event, format!("refused by the store: {e}"));
-                self.dead_letter(rejected, now, report).await
+                self.dead_letter(rejected, now).await?;
+                report.dead_lettered += 1;
+                Ok(())
             }
             Err(e) => Err(e),
         }
     }
 
+    /// Keeps a refused event as a dead letter, under its channel's tenant when
+    /// its account is connected (without a tenant otherwise).
     async fn dead_letter(
         &self,
         rejected: RejectedEvent,
         now: chrono::DateTime<chrono::Utc>,
-        report: &mut IngestReport,
     ) -> Result<(), StorageError> {
         tracing::warn!(platform = %rejected.platform, reason = %rejected.reason, "webhook event dead-lettered");
         let raw = serde_json::to_vec(&rejected.payload).unwrap_or_default();
@@ -167,7 +181,6 @@ impl InboundPipeline {
             letter = letter.for_channel(channel.tenant_id, channel.id);
         }
         self.store.insert_dead_letter(letter).await?;
-        report.dead_lettered += 1;
         Ok(())
     }
 }
