@@ -980,6 +980,12 @@ where
     // A redelivery stores nothing new.
     let again = p.ingest_webhook(&mock, &signed, &body).await.unwrap();
     assert_eq!(again.stored, 0);
+    // The event for the unknown account is kept once, as a dead letter
+    // without a tenant.
+    let letters = store.list_dead_letters(None, 10).await.unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].tenant_id, None);
+    assert!(letters[0].reason.contains("no channel is connected"));
     let unrouted = store.list_unrouted_events(None, 10).await.unwrap();
     assert_eq!(unrouted.len(), 2);
     assert!(
