@@ -47,6 +47,7 @@
 //! the settings overview) is in [`inbound`].
 #![forbid(unsafe_code)]
 
+mod concurrency;
 mod error;
 pub mod inbound;
 mod kpi;
@@ -59,6 +60,7 @@ mod topics;
 mod windows;
 mod worker;
 
+pub use concurrency::ConcurrencyConfig;
 pub use error::{Result, SchedulerError};
 pub use kpi::{
     AGGREGATE_KPIS, KpiComparison, KpiConfig, KpiRunSummary, KpiWorker, LocalKpiWindow,

@@ -1,7 +1,9 @@
 //! Many workers on one Postgres: 4 worker tasks, each with its own connection
-//! pool, publish 5,000 due posts through one `MockConnector` (the platform,
-//! shared by the workers, behind `ConnectorGateway`). Every post is
-//! published exactly once, ends `published`, and has one successful run.
+//! pool, publish 5,000 due posts over 8 channels through one `MockConnector`
+//! (the platform, shared by the workers, behind `ConnectorGateway`). Every
+//! post is published exactly once, ends `published`, and has one successful
+//! run. A channel is published by one worker at a time, so the workers share
+//! the channels, not the posts of one channel.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -20,6 +22,7 @@ use sqlx::postgres::PgConnectOptions;
 
 const POSTS: usize = 5_000;
 const WORKERS: usize = 4;
+const CHANNELS: usize = 8;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[cfg_attr(
@@ -39,13 +42,32 @@ async fn four_workers_with_their_own_pools_publish_5000_posts_exactly_once() {
         .unwrap()
         .options([("search_path", schema.as_str())]);
 
+    let mut channels = vec![env.channel];
+    for c in 1..CHANNELS {
+        let channel = env
+            .store
+            .create_channel(NewChannel {
+                tenant_id: env.tenant,
+                platform: Platform::Facebook,
+                external_account_id: format!("page-{c}"),
+                name: format!("Page {c}"),
+                credentials: Credentials::default(),
+                created_at: env.clock.now(),
+            })
+            .await
+            .unwrap();
+        channels.push(channel.id);
+    }
+
     // Insert the posts, due now, in 4 parallel streams.
     let mut inserts = Vec::new();
     for w in 0..WORKERS {
         let store = env.store.clone();
-        let (tenant, channel, now) = (env.tenant, env.channel, env.clock.now());
+        let (tenant, now) = (env.tenant, env.clock.now());
+        let channels = channels.clone();
         inserts.push(tokio::spawn(async move {
             for i in (w..POSTS).step_by(WORKERS) {
+                let channel = channels[i % CHANNELS];
                 store
                     .insert_post(NewScheduledPost::one_off(
                         tenant,
@@ -75,12 +97,24 @@ async fn four_workers_with_their_own_pools_publish_5000_posts_exactly_once() {
             env.clock.clone(),
             PublishConfig::for_worker(format!("worker-{w}")),
         );
+        let (store, tenant) = (env.store.clone(), env.tenant);
         tasks.push(tokio::spawn(async move {
             let mut total = QueueReport::default();
             loop {
                 let r = queue.run_due(&batch(50), None).await.unwrap();
                 if r.claimed == 0 {
-                    break;
+                    // Nothing claimable: the rest is on channels other
+                    // workers hold, or everything is done.
+                    let queued = PostFilter {
+                        status: Some(PostStatus::Queued),
+                        limit: Some(1),
+                        ..PostFilter::default()
+                    };
+                    if store.list_posts(tenant, queued).await.unwrap().is_empty() {
+                        break;
+                    }
+                    tokio::task::yield_now().await;
+                    continue;
                 }
                 total.claimed += r.claimed;
                 total.published += r.published;

@@ -338,6 +338,14 @@ pub trait PostStore: Send + Sync {
     /// set `publishing` with `lease_owner` and `lease_expires_at = now + lease`.
     /// Concurrent claimers never receive the same post (on Postgres: `FOR UPDATE
     /// SKIP LOCKED`); they skip what another holds instead of waiting.
+    ///
+    /// Two kinds of channel are skipped: a channel held back by
+    /// [`PostStore::throttle_channel`] until after `now`, and a channel with a
+    /// post `publishing` under another owner's unexpired lease. A channel is
+    /// therefore published by one claimer at a time, which keeps a per-channel
+    /// cap on calls in flight true across worker processes (on Postgres the
+    /// claims are serialized by a transaction-level advisory lock so that two
+    /// claimers never take the same channel at once).
     async fn claim_due_posts(
         &self,
         now: DateTime<Utc>,
@@ -345,6 +353,34 @@ pub trait PostStore: Send + Sync {
         lease_owner: &str,
         lease: Duration,
     ) -> Result<Vec<ScheduledPost>>;
+    /// Extends to `expires_at` the leases of those of `ids` that are still
+    /// `publishing` under `lease_owner` (the heartbeat of a worker whose calls
+    /// are in flight); returns how many were extended.
+    async fn renew_post_leases(
+        &self,
+        lease_owner: &str,
+        ids: &[PostId],
+        expires_at: DateTime<Utc>,
+    ) -> Result<u64>;
+    /// Settles claimed posts in one atomic write (one statement on Postgres):
+    /// each post still `publishing` under `lease_owner` takes the settlement's
+    /// state, its lease is released and its run, if any, is ended at `at`. A
+    /// post whose lease moved on is not written, nor is its run. Returns the ids
+    /// written; the others were skipped.
+    async fn settle_posts(
+        &self,
+        lease_owner: &str,
+        settlements: &[PostSettlement],
+        at: DateTime<Utc>,
+    ) -> Result<Vec<PostId>>;
+    /// Holds `channel`'s posts back from claims until `until` (a platform's
+    /// Retry-After or usage limit). An existing later hold stays.
+    async fn throttle_channel(
+        &self,
+        tenant: TenantId,
+        channel: ChannelId,
+        until: DateTime<Utc>,
+    ) -> Result<()>;
     /// Returns `publishing` posts whose lease expired before `now` to `queued`
     /// (lease cleared) so that they can be claimed again; returns how many.
     /// In the same atomic step, every run of those posts still `running` (its
@@ -374,6 +410,10 @@ pub trait PostStore: Send + Sync {
         error: Option<String>,
         finished_at: DateTime<Utc>,
     ) -> Result<PostRun>;
+    /// Starts several attempts in one statement. The answer is aligned with
+    /// `runs`: the started run, or `None` where the post already has a run with
+    /// that attempt number (nothing is written for it).
+    async fn insert_post_runs(&self, runs: &[NewPostRun]) -> Result<Vec<Option<PostRun>>>;
     /// The post's runs, by attempt.
     async fn list_post_runs(&self, tenant: TenantId, post: PostId) -> Result<Vec<PostRun>>;
 }

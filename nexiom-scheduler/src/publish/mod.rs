@@ -1,5 +1,7 @@
 //! Publishing: the gateway to the platforms, the retry policy and the queue.
 
+mod attempt;
+mod batch;
 mod connector;
 mod gateway;
 #[cfg(feature = "testing")]

@@ -2,24 +2,26 @@
 //! publishes with the retry rules of the design.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, Utc};
 use nexiom_core::{
-    Channel, ChannelId, Clock, NewPostRun, NewScheduledPost, PostPatch, PostRun, PostRunStatus,
-    PostStatus, ScheduledPost, TenantId,
+    Channel, ChannelId, Clock, NewScheduledPost, PostPatch, PostSettlement, PostStatus,
+    ScheduledPost, TenantId,
 };
-use nexiom_storage::{StorageError, Store};
-use tracing::{Instrument, debug, info_span, warn};
+use nexiom_storage::Store;
+use tracing::{Instrument, info_span};
 
-use super::gateway::{PublishFailure, PublishGateway, PublishedPost};
+use super::attempt::{Runs, Step};
+use super::gateway::{PublishGateway, PublishedPost};
 use super::retry::RetryPolicy;
+use crate::concurrency::ConcurrencyConfig;
 use crate::error::Result;
 use crate::schedule::RecurrenceRule;
 use crate::worker::{BatchConfig, Shutdown};
 
-/// Channels read during one batch (posts of a batch often share a channel).
-type Channels = HashMap<(TenantId, ChannelId), Channel>;
+/// Channels read recently, with when they were read.
+type ChannelCache = HashMap<(TenantId, ChannelId), (Channel, DateTime<Utc>)>;
 
 /// The `error_message` of a post whose last attempt may or may not have been
 /// published and that could not be checked: a person has to look.
@@ -38,6 +40,13 @@ pub struct PublishConfig {
     pub retry: RetryPolicy,
     /// How long comments are polled after publication (default 7 days).
     pub polling_window: Duration,
+    /// Platform calls in flight: per worker, and per channel (default 64 and
+    /// 1). A channel is published by one worker at a time, so the per-channel
+    /// cap holds across worker processes.
+    pub concurrency: ConcurrencyConfig,
+    /// How long a channel read from storage is reused (default 30 s). A token
+    /// refreshed by this worker replaces it at once.
+    pub channel_cache_ttl: Duration,
 }
 
 impl Default for PublishConfig {
@@ -47,6 +56,8 @@ impl Default for PublishConfig {
             lease: Duration::minutes(5),
             retry: RetryPolicy::default(),
             polling_window: Duration::days(7),
+            concurrency: ConcurrencyConfig::default(),
+            channel_cache_ttl: Duration::seconds(30),
         }
     }
 }
@@ -128,7 +139,7 @@ impl QueueReport {
         })
     }
 
-    fn add(&mut self, outcome: &Result<PostOutcome>) {
+    pub(super) fn add(&mut self, outcome: &Result<PostOutcome>) {
         match outcome {
             Ok(PostOutcome::Published(_)) => self.published += 1,
             Ok(PostOutcome::Retrying { .. }) => self.retrying += 1,
@@ -172,10 +183,11 @@ impl QueueReport {
 ///   `stop_at = published_at + polling_window`).
 #[derive(Clone)]
 pub struct PublishQueue {
-    store: Arc<dyn Store>,
-    gateway: Arc<dyn PublishGateway>,
-    clock: Arc<dyn Clock>,
-    config: PublishConfig,
+    pub(super) store: Arc<dyn Store>,
+    pub(super) gateway: Arc<dyn PublishGateway>,
+    pub(super) clock: Arc<dyn Clock>,
+    pub(super) config: PublishConfig,
+    channels: Arc<Mutex<ChannelCache>>,
 }
 
 impl std::fmt::Debug for PublishQueue {
@@ -199,6 +211,7 @@ impl PublishQueue {
             gateway,
             clock,
             config,
+            channels: Arc::default(),
         }
     }
 
@@ -253,35 +266,8 @@ impl PublishQueue {
         Ok(report)
     }
 
-    async fn process_batch(
-        &self,
-        claimed: Vec<ScheduledPost>,
-        item_delay: std::time::Duration,
-        shutdown: Option<&Shutdown>,
-        report: &mut QueueReport,
-    ) {
-        let mut first = true;
-        let mut channels = Channels::new();
-        for post in claimed {
-            let stopping = shutdown.is_some_and(Shutdown::is_triggered);
-            let outcome = if stopping {
-                self.hand_back(&post).await
-            } else {
-                if !first && !item_delay.is_zero() {
-                    tokio::time::sleep(item_delay).await;
-                }
-                first = false;
-                self.process_with(post, &mut channels).await
-            };
-            if let Err(err) = &outcome {
-                warn!(error = %err, "publishing a claimed post failed in storage");
-            }
-            report.add(&outcome);
-        }
-    }
-
     /// Hands a claim back untouched (`queued`, lease cleared).
-    async fn hand_back(&self, post: &ScheduledPost) -> Result<PostOutcome> {
+    pub(super) async fn hand_back(&self, post: &ScheduledPost) -> Result<PostOutcome> {
         let patch = PostPatch {
             status: Some(PostStatus::Queued),
             release_lease: true,
@@ -294,69 +280,72 @@ impl PublishQueue {
     }
 
     /// Takes one post claimed by this worker through the rules (see the type's
-    /// docs). Storage failures come back as `Err`; the lease then lapses and the
-    /// post is taken over later.
+    /// docs), writing its outcome at once. Storage failures come back as
+    /// `Err`; the lease then lapses and the post is taken over later.
     pub async fn process(&self, post: ScheduledPost) -> Result<PostOutcome> {
-        self.process_with(post, &mut Channels::new()).await
-    }
-
-    async fn process_with(
-        &self,
-        post: ScheduledPost,
-        channels: &mut Channels,
-    ) -> Result<PostOutcome> {
         let span = info_span!("publish_post", post_id = %post.id, tenant_id = %post.tenant_id);
         async move {
             if post.recurrence.is_some() {
-                self.advance_series(&post, channels).await
+                self.advance_series(&post).await
             } else {
-                self.publish(&post, channels).await
+                let attempted = self.attempt(&post, &Runs::Direct).await;
+                self.write_now(attempted.step).await
             }
         }
         .instrument(span)
         .await
     }
 
-    fn guard(&self) -> PostPatch {
-        PostPatch {
-            expect_status: Some(PostStatus::Publishing),
-            expect_lease_owner: Some(self.config.worker_id.clone()),
-            ..PostPatch::default()
-        }
-    }
-
-    /// Applies a lease-guarded patch; `None` when the guard failed.
-    async fn update(
-        &self,
-        post: &ScheduledPost,
-        patch: PostPatch,
-    ) -> Result<Option<ScheduledPost>> {
-        match self
-            .store
-            .update_post(post.tenant_id, post.id, patch, self.clock.now())
-            .await
+    /// The channel, from the cache when read within `channel_cache_ttl`.
+    pub(super) async fn channel(&self, tenant: TenantId, id: ChannelId) -> Result<Channel> {
+        let now = self.clock.now();
+        if let Some((channel, read_at)) = self.cache().get(&(tenant, id))
+            && now - *read_at < self.config.channel_cache_ttl
         {
-            Ok(updated) => Ok(Some(updated)),
-            Err(StorageError::Precondition { reason, .. }) => {
-                debug!(%reason, "lease lost; nothing written");
-                Ok(None)
-            }
-            Err(err) => Err(err.into()),
+            return Ok(channel.clone());
         }
+        let channel = self.store.get_channel(tenant, id).await?;
+        self.cache().insert((tenant, id), (channel.clone(), now));
+        Ok(channel)
     }
 
-    async fn advance_series(
-        &self,
-        template: &ScheduledPost,
-        channels: &mut Channels,
-    ) -> Result<PostOutcome> {
+    /// Replaces the cached channel (after a token refresh).
+    pub(super) fn remember_channel(&self, channel: &Channel) {
+        let now = self.clock.now();
+        self.cache()
+            .insert((channel.tenant_id, channel.id), (channel.clone(), now));
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, ChannelCache> {
+        self.channels
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(super) async fn advance_series(&self, template: &ScheduledPost) -> Result<PostOutcome> {
         let Some(recurrence) = template.recurrence.clone() else {
-            return self.publish(template, channels).await;
+            return self
+                .write_now(self.attempt(template, &Runs::Direct).await.step)
+                .await;
         };
         let occurrence_at = template.publish_at;
         let next = match RecurrenceRule::new(recurrence).and_then(|r| r.next_after(occurrence_at)) {
             Ok(next) => next,
-            Err(err) => return self.fail(template, None, err.to_string()).await,
+            Err(err) => {
+                let failed = PostSettlement {
+                    tenant_id: template.tenant_id,
+                    post_id: template.id,
+                    status: PostStatus::Failed,
+                    retry_count: None,
+                    error_message: Some(err.to_string()),
+                    next_attempt_at: None,
+                    published: None,
+                    run: None,
+                };
+                return self
+                    .write_now(Step::Settle(failed, PostOutcome::Failed(err.to_string())))
+                    .await;
+            }
         };
         self.store
             .insert_post(NewScheduledPost {
@@ -392,366 +381,5 @@ impl PublishQueue {
             }),
             None => Ok(PostOutcome::LeaseLost),
         }
-    }
-
-    async fn publish(&self, post: &ScheduledPost, channels: &mut Channels) -> Result<PostOutcome> {
-        let key = (post.tenant_id, post.channel_id);
-        let mut channel = match channels.get(&key) {
-            Some(channel) => channel.clone(),
-            None => {
-                let channel = self
-                    .store
-                    .get_channel(post.tenant_id, post.channel_id)
-                    .await?;
-                channels.insert(key, channel.clone());
-                channel
-            }
-        };
-        if let Some(reason) = self.gateway.refusal(&channel, &post.content) {
-            return self
-                .fail(
-                    post,
-                    None,
-                    format!("the channel can never publish this content: {reason}"),
-                )
-                .await;
-        }
-        let reference = post.id.to_string();
-        let max = self.config.retry.max_attempts.max(1);
-        let mut attempt = post.retry_count + 1;
-        let mut refreshed = false;
-        loop {
-            if attempt > max {
-                let last = post
-                    .error_message
-                    .clone()
-                    .unwrap_or_else(|| format!("no attempt left ({max} made)"));
-                return self.fail(post, None, last).await;
-            }
-            let run = match self
-                .store
-                .insert_post_run(NewPostRun {
-                    tenant_id: post.tenant_id,
-                    post_id: post.id,
-                    attempt,
-                    started_at: self.clock.now(),
-                })
-                .await
-            {
-                Ok(run) => run,
-                Err(StorageError::Conflict { .. }) => {
-                    return self.recover(post, &channel, attempt).await;
-                }
-                Err(err) => return Err(err.into()),
-            };
-            let result = self
-                .gateway
-                .publish(&channel, &post.content, &reference)
-                .await;
-            match result {
-                Ok(published) => return self.succeed(post, &run, attempt, published).await,
-                Err(PublishFailure::Ambiguous(message)) => {
-                    return self
-                        .settle_ambiguous(post, &channel, &run, attempt, &message)
-                        .await;
-                }
-                Err(PublishFailure::Permanent(message)) => {
-                    let error = PublishFailure::Permanent(message).to_string();
-                    return self.fail(post, Some((&run, attempt)), error).await;
-                }
-                Err(PublishFailure::Unauthorized(message)) => {
-                    let error = PublishFailure::Unauthorized(message).to_string();
-                    if refreshed || attempt >= max {
-                        let error = if refreshed {
-                            format!("{error} (again after refreshing the token)")
-                        } else {
-                            error
-                        };
-                        return self.fail(post, Some((&run, attempt)), error).await;
-                    }
-                    // Record the attempt, refresh once, and go again at once.
-                    let patch = PostPatch {
-                        retry_count: Some(attempt),
-                        error_message: Some(Some(error.clone())),
-                        ..self.guard()
-                    };
-                    if self.update(post, patch).await?.is_none() {
-                        return Ok(PostOutcome::LeaseLost);
-                    }
-                    self.finish_run(post, &run, PostRunStatus::Failed, Some(error))
-                        .await?;
-                    refreshed = true;
-                    match self.gateway.refresh_credentials(&channel).await {
-                        Ok(credentials) => {
-                            channel = self
-                                .store
-                                .update_channel_credentials(post.tenant_id, channel.id, credentials)
-                                .await?;
-                            channels.insert(key, channel.clone());
-                        }
-                        Err(failure) => {
-                            let error = format!("token refresh failed: {failure}");
-                            return self.fail(post, None, error).await;
-                        }
-                    }
-                    attempt += 1;
-                }
-                Err(failure) => {
-                    let error = failure.to_string();
-                    if attempt >= max {
-                        return self.fail(post, Some((&run, attempt)), error).await;
-                    }
-                    let delay = self
-                        .config
-                        .retry
-                        .delay_after(attempt, failure.retry_after());
-                    let next_attempt_at = self.clock.now() + delay;
-                    let patch = PostPatch {
-                        status: Some(PostStatus::Queued),
-                        retry_count: Some(attempt),
-                        error_message: Some(Some(error.clone())),
-                        next_attempt_at: Some(Some(next_attempt_at)),
-                        release_lease: true,
-                        ..self.guard()
-                    };
-                    if self.update(post, patch).await?.is_none() {
-                        return Ok(PostOutcome::LeaseLost);
-                    }
-                    self.finish_run(post, &run, PostRunStatus::Failed, Some(error.clone()))
-                        .await?;
-                    return Ok(PostOutcome::Retrying {
-                        attempts: attempt,
-                        next_attempt_at,
-                        error,
-                    });
-                }
-            }
-        }
-    }
-
-    /// An attempt under number `attempt` was already started by a worker that
-    /// stopped before recording its outcome: find out by lookup, never by
-    /// publishing again.
-    async fn recover(
-        &self,
-        post: &ScheduledPost,
-        channel: &Channel,
-        attempt: u32,
-    ) -> Result<PostOutcome> {
-        let runs = self.store.list_post_runs(post.tenant_id, post.id).await?;
-        let orphan = runs.into_iter().find(|r| r.attempt == attempt);
-        warn!(
-            attempt,
-            "a previous worker stopped during this attempt; checking the platform"
-        );
-        let can_lookup = self.gateway.can_lookup(channel);
-        let found = if can_lookup {
-            let attempted_at = orphan.as_ref().map_or(post.publish_at, |r| r.started_at);
-            self.gateway
-                .lookup(channel, &post.content, &post.id.to_string(), attempted_at)
-                .await
-        } else {
-            Ok(None)
-        };
-        match (found, orphan) {
-            (Ok(Some(published)), Some(run)) => self.succeed(post, &run, attempt, published).await,
-            (Ok(Some(published)), None) => self.succeed_without_run(post, attempt, published).await,
-            (Ok(None), orphan) if can_lookup => {
-                let error = format!(
-                    "a worker stopped during attempt {attempt} after it may have been sent; \
-                     the post was not found among the account's recent posts"
-                );
-                let run = orphan.filter(|r| r.status == PostRunStatus::Running);
-                self.retry_not_found(post, run.as_ref(), attempt, error)
-                    .await
-            }
-            (outcome, orphan) => {
-                let why = match outcome {
-                    Err(failure) => format!("; the lookup failed: {failure}"),
-                    _ if self.gateway.can_lookup(channel) => {
-                        "; the post was not found among the account's recent posts".into()
-                    }
-                    _ => "; the platform offers no lookup".into(),
-                };
-                let error = format!(
-                    "{OUTCOME_UNKNOWN}: a worker stopped during attempt {attempt} after it may \
-                     have been sent{why}; check the account before publishing again"
-                );
-                let run = orphan.filter(|r| r.status == PostRunStatus::Running);
-                self.fail(post, run.as_ref().map(|r| (r, attempt)), error)
-                    .await
-            }
-        }
-    }
-
-    async fn settle_ambiguous(
-        &self,
-        post: &ScheduledPost,
-        channel: &Channel,
-        run: &PostRun,
-        attempt: u32,
-        message: &str,
-    ) -> Result<PostOutcome> {
-        let why = if self.gateway.can_lookup(channel) {
-            match self
-                .gateway
-                .lookup(channel, &post.content, &post.id.to_string(), run.started_at)
-                .await
-            {
-                Ok(Some(published)) => return self.succeed(post, run, attempt, published).await,
-                Ok(None) => {
-                    let error = format!(
-                        "no answer after the request was sent ({message}); the post was not \
-                         found among the account's recent posts"
-                    );
-                    return self.retry_not_found(post, Some(run), attempt, error).await;
-                }
-                Err(failure) => format!("the lookup failed: {failure}"),
-            }
-        } else {
-            "the platform offers no lookup".to_owned()
-        };
-        let error = format!(
-            "{OUTCOME_UNKNOWN}: no answer after the request was sent ({message}); {why}; \
-             check the account before publishing again"
-        );
-        self.fail(post, Some((run, attempt)), error).await
-    }
-
-    /// The lookup said the ambiguous attempt `attempt` created no post: queue a
-    /// new attempt after the backoff, or fail (definitely unpublished) when no
-    /// attempt is left.
-    async fn retry_not_found(
-        &self,
-        post: &ScheduledPost,
-        run: Option<&PostRun>,
-        attempt: u32,
-        error: String,
-    ) -> Result<PostOutcome> {
-        let max = self.config.retry.max_attempts.max(1);
-        if attempt >= max {
-            let error = format!("{error}; no attempt left ({max} made)");
-            return match run {
-                Some(run) => self.fail(post, Some((run, attempt)), error).await,
-                None => {
-                    let patch = PostPatch {
-                        status: Some(PostStatus::Failed),
-                        error_message: Some(Some(error.clone())),
-                        retry_count: Some(attempt),
-                        next_attempt_at: Some(None),
-                        release_lease: true,
-                        ..self.guard()
-                    };
-                    match self.update(post, patch).await? {
-                        Some(_) => Ok(PostOutcome::Failed(error)),
-                        None => Ok(PostOutcome::LeaseLost),
-                    }
-                }
-            };
-        }
-        let next_attempt_at = self.clock.now() + self.config.retry.delay_after(attempt, None);
-        let patch = PostPatch {
-            status: Some(PostStatus::Queued),
-            retry_count: Some(attempt),
-            error_message: Some(Some(error.clone())),
-            next_attempt_at: Some(Some(next_attempt_at)),
-            release_lease: true,
-            ..self.guard()
-        };
-        if self.update(post, patch).await?.is_none() {
-            return Ok(PostOutcome::LeaseLost);
-        }
-        if let Some(run) = run {
-            self.finish_run(post, run, PostRunStatus::Failed, Some(error.clone()))
-                .await?;
-        }
-        Ok(PostOutcome::Retrying {
-            attempts: attempt,
-            next_attempt_at,
-            error,
-        })
-    }
-
-    fn published_patch(&self, attempt: u32, published: PublishedPost) -> PostPatch {
-        let now = self.clock.now();
-        PostPatch {
-            status: Some(PostStatus::Published),
-            platform_post_id: Some(Some(published.platform_post_id)),
-            url: Some(published.url),
-            error_message: Some(None),
-            retry_count: Some(attempt),
-            next_attempt_at: Some(None),
-            release_lease: true,
-            published_at: Some(Some(now)),
-            next_check_at: Some(Some(now)),
-            stop_at: Some(now.checked_add_signed(self.config.polling_window)),
-            ..self.guard()
-        }
-    }
-
-    async fn succeed(
-        &self,
-        post: &ScheduledPost,
-        run: &PostRun,
-        attempt: u32,
-        published: PublishedPost,
-    ) -> Result<PostOutcome> {
-        let patch = self.published_patch(attempt, published.clone());
-        if self.update(post, patch).await?.is_none() {
-            return Ok(PostOutcome::LeaseLost);
-        }
-        self.finish_run(post, run, PostRunStatus::Success, None)
-            .await?;
-        Ok(PostOutcome::Published(published))
-    }
-
-    async fn succeed_without_run(
-        &self,
-        post: &ScheduledPost,
-        attempt: u32,
-        published: PublishedPost,
-    ) -> Result<PostOutcome> {
-        let patch = self.published_patch(attempt, published.clone());
-        if self.update(post, patch).await?.is_none() {
-            return Ok(PostOutcome::LeaseLost);
-        }
-        Ok(PostOutcome::Published(published))
-    }
-
-    async fn fail(
-        &self,
-        post: &ScheduledPost,
-        run: Option<(&PostRun, u32)>,
-        error: String,
-    ) -> Result<PostOutcome> {
-        let patch = PostPatch {
-            status: Some(PostStatus::Failed),
-            error_message: Some(Some(error.clone())),
-            retry_count: run.map(|(_, attempt)| attempt),
-            next_attempt_at: Some(None),
-            release_lease: true,
-            ..self.guard()
-        };
-        if self.update(post, patch).await?.is_none() {
-            return Ok(PostOutcome::LeaseLost);
-        }
-        if let Some((run, _)) = run {
-            self.finish_run(post, run, PostRunStatus::Failed, Some(error.clone()))
-                .await?;
-        }
-        Ok(PostOutcome::Failed(error))
-    }
-
-    async fn finish_run(
-        &self,
-        post: &ScheduledPost,
-        run: &PostRun,
-        status: PostRunStatus,
-        error: Option<String>,
-    ) -> Result<()> {
-        self.store
-            .finish_post_run(post.tenant_id, run.id, status, error, self.clock.now())
-            .await?;
-        Ok(())
     }
 }

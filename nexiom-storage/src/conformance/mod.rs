@@ -31,6 +31,7 @@
 mod dead_letters;
 mod harness;
 mod kpi;
+mod publish_batch;
 mod reply_queue;
 mod tests;
 mod topics;
@@ -41,6 +42,7 @@ pub use harness::{
     postgres_test_url,
 };
 pub use kpi::*;
+pub use publish_batch::*;
 pub use reply_queue::*;
 pub use tests::*;
 pub use topics::*;
@@ -65,6 +67,10 @@ macro_rules! conformance_suite {
             claims_leases_and_stale_release,
             concurrent_claims_claim_every_post_exactly_once,
             post_runs,
+            claims_keep_a_channel_to_one_worker_and_honour_holds,
+            lease_heartbeats_extend_only_the_owners_claims,
+            post_runs_start_in_one_batch,
+            settlements_are_guarded_by_the_lease,
             polling_queue,
             comments_and_checkpoints,
             rules_examples_decisions_and_ai_control,

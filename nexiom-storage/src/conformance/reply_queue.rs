@@ -419,11 +419,27 @@ pub async fn reply_queue_records_outcomes_on_the_item(store: Arc<dyn Store>) {
 pub async fn stale_release_closes_running_post_runs(store: Arc<dyn Store>) {
     let s = &*store;
     let w = world(s, "Acme", Platform::Facebook, "page-1").await;
-    let post = |text: &str| {
-        NewScheduledPost::one_off(w.tenant.id, w.channel.id, Content::text(text), t0(), t0())
+    // Two channels: a claimer never takes a channel another one is publishing on.
+    let other = s
+        .create_channel(NewChannel {
+            tenant_id: w.tenant.id,
+            platform: Platform::Facebook,
+            external_account_id: "page-2".into(),
+            name: "Page 2".into(),
+            credentials: Credentials::default(),
+            created_at: t0(),
+        })
+        .await
+        .unwrap();
+    let post = |channel: ChannelId, text: &str| {
+        NewScheduledPost::one_off(w.tenant.id, channel, Content::text(text), t0(), t0())
     };
-    let dead = s.insert_post(post("dead")).await.unwrap().record;
-    let alive = s.insert_post(post("alive")).await.unwrap().record;
+    let dead = s
+        .insert_post(post(w.channel.id, "dead"))
+        .await
+        .unwrap()
+        .record;
+    let alive = s.insert_post(post(other.id, "alive")).await.unwrap().record;
     let lease = Duration::minutes(5);
     let claimed = s
         .claim_due_posts(t0(), 1, "worker-dead", lease)

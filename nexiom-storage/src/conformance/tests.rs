@@ -1770,6 +1770,9 @@ pub async fn claims_leases_and_stale_release(store: Arc<dyn Store>) {
     let s = &*store;
     let a = world(s, "Acme", Platform::Facebook, "page-1").await;
     let b = world(s, "Globex", Platform::Facebook, "page-2").await;
+    // p3 is on a third channel: a claimer never takes a channel another
+    // claimer is publishing on.
+    let c = world(s, "Initech", Platform::Facebook, "page-3").await;
     let p1 = s
         .insert_post(post(&a, "1", t0() - mins(2)))
         .await
@@ -1780,7 +1783,7 @@ pub async fn claims_leases_and_stale_release(store: Arc<dyn Store>) {
         .await
         .unwrap()
         .record;
-    let p3 = s.insert_post(post(&a, "3", t0())).await.unwrap().record;
+    let p3 = s.insert_post(post(&c, "3", t0())).await.unwrap().record;
     let future = s
         .insert_post(post(&a, "future", t0() + mins(1)))
         .await

@@ -138,6 +138,8 @@ struct Inner {
     post_runs: BTreeMap<PostRunId, PostRun>,
     /// `(post, attempt)` of every run.
     post_run_keys: HashSet<(PostId, u32)>,
+    /// Channel → claims hold its posts back until then.
+    channel_throttles: HashMap<ChannelId, DateTime<Utc>>,
 
     comments: BTreeMap<CommentId, Comment>,
     /// `(post, platform_comment_id)` → comment.

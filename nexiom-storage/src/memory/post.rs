@@ -2,9 +2,11 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
+use std::collections::HashSet;
+
 use nexiom_core::{
     ChannelId, Inserted, NewPostRun, NewScheduledPost, PostFilter, PostId, PostPatch, PostRun,
-    PostRunId, PostRunStatus, PostStatus, ScheduledPost, TenantId, validate,
+    PostRunId, PostRunStatus, PostSettlement, PostStatus, ScheduledPost, TenantId, validate,
 };
 
 use super::{
@@ -200,6 +202,23 @@ impl Inner {
         if limit == 0 {
             return Ok(Vec::new());
         }
+        // Channels another claimer is publishing on, and throttled channels.
+        let held: HashSet<ChannelId> = self
+            .posts
+            .values()
+            .filter(|p| {
+                p.status == PostStatus::Publishing
+                    && p.lease_owner.as_deref() != Some(lease_owner)
+                    && p.lease_expires_at.is_some_and(|t| t > now)
+            })
+            .map(|p| p.channel_id)
+            .chain(
+                self.channel_throttles
+                    .iter()
+                    .filter(|(_, until)| **until > now)
+                    .map(|(channel, _)| *channel),
+            )
+            .collect();
         let mut due: Vec<(DateTime<Utc>, PostId)> = self
             .posts
             .values()
@@ -207,6 +226,7 @@ impl Inner {
                 p.status == PostStatus::Queued
                     && p.publish_at <= now
                     && p.next_attempt_at.is_none_or(|t| t <= now)
+                    && !held.contains(&p.channel_id)
             })
             .map(|p| (p.publish_at, p.id))
             .collect();
@@ -223,6 +243,86 @@ impl Inner {
             }
         }
         Ok(claimed)
+    }
+
+    fn renew_post_leases(
+        &mut self,
+        lease_owner: &str,
+        ids: &[PostId],
+        expires_at: DateTime<Utc>,
+    ) -> u64 {
+        let mut renewed = 0;
+        for id in ids {
+            if let Some(post) = self.posts.get_mut(id)
+                && post.status == PostStatus::Publishing
+                && post.lease_owner.as_deref() == Some(lease_owner)
+            {
+                post.lease_expires_at = Some(expires_at);
+                renewed += 1;
+            }
+        }
+        renewed
+    }
+
+    fn settle_posts(
+        &mut self,
+        lease_owner: &str,
+        settlements: &[PostSettlement],
+        at: DateTime<Utc>,
+    ) -> Result<Vec<PostId>> {
+        for settlement in settlements {
+            settlement.validate()?;
+        }
+        let mut written = Vec::with_capacity(settlements.len());
+        for s in settlements {
+            let Some(post) = self.posts.get_mut(&s.post_id) else {
+                continue;
+            };
+            if post.tenant_id != s.tenant_id
+                || post.status != PostStatus::Publishing
+                || post.lease_owner.as_deref() != Some(lease_owner)
+            {
+                continue;
+            }
+            post.status = s.status;
+            if let Some(retry_count) = s.retry_count {
+                post.retry_count = retry_count;
+            }
+            post.error_message.clone_from(&s.error_message);
+            post.next_attempt_at = s.next_attempt_at;
+            if let Some(published) = &s.published {
+                post.platform_post_id = Some(published.platform_post_id.clone());
+                post.url.clone_from(&published.url);
+                post.published_at = Some(published.published_at);
+                post.next_check_at = Some(published.next_check_at);
+                post.stop_at = published.stop_at;
+            }
+            post.lease_owner = None;
+            post.lease_expires_at = None;
+            post.updated_at = at;
+            written.push(post.id);
+            if let Some(end) = &s.run
+                && let Some(run) = self.post_runs.get_mut(&end.run_id)
+                && run.post_id == s.post_id
+            {
+                run.status = end.status;
+                run.error.clone_from(&end.error);
+                run.finished_at = Some(at);
+            }
+        }
+        Ok(written)
+    }
+
+    fn throttle_channel(
+        &mut self,
+        tenant: TenantId,
+        channel: ChannelId,
+        until: DateTime<Utc>,
+    ) -> Result<()> {
+        get_scoped(&self.channels, tenant, &channel, "channel")?;
+        let hold = self.channel_throttles.entry(channel).or_insert(until);
+        *hold = (*hold).max(until);
+        Ok(())
     }
 
     fn release_stale_leases(&mut self, now: DateTime<Utc>) -> u64 {
@@ -289,6 +389,23 @@ impl Inner {
         self.post_run_keys.insert(key);
         self.post_runs.insert(run.id, run.clone());
         Ok(run)
+    }
+
+    fn insert_post_runs(&mut self, runs: &[NewPostRun]) -> Result<Vec<Option<PostRun>>> {
+        for new in runs {
+            new.validate()?;
+            self.require_tenant(new.tenant_id)?;
+            require_ref(&self.posts, new.tenant_id, &new.post_id, "post")?;
+        }
+        let mut started = Vec::with_capacity(runs.len());
+        for new in runs {
+            started.push(match self.insert_post_run(new.clone()) {
+                Ok(run) => Some(run),
+                Err(StorageError::Conflict { .. }) => None,
+                Err(err) => return Err(err),
+            });
+        }
+        Ok(started)
     }
 
     fn finish_post_run(
@@ -364,6 +481,33 @@ impl PostStore for MemoryStore {
         self.lock().claim_due_posts(now, limit, lease_owner, lease)
     }
 
+    async fn renew_post_leases(
+        &self,
+        lease_owner: &str,
+        ids: &[PostId],
+        expires_at: DateTime<Utc>,
+    ) -> Result<u64> {
+        Ok(self.lock().renew_post_leases(lease_owner, ids, expires_at))
+    }
+
+    async fn settle_posts(
+        &self,
+        lease_owner: &str,
+        settlements: &[PostSettlement],
+        at: DateTime<Utc>,
+    ) -> Result<Vec<PostId>> {
+        self.lock().settle_posts(lease_owner, settlements, at)
+    }
+
+    async fn throttle_channel(
+        &self,
+        tenant: TenantId,
+        channel: ChannelId,
+        until: DateTime<Utc>,
+    ) -> Result<()> {
+        self.lock().throttle_channel(tenant, channel, until)
+    }
+
     async fn release_stale_leases(&self, now: DateTime<Utc>) -> Result<u64> {
         Ok(self.lock().release_stale_leases(now))
     }
@@ -378,6 +522,10 @@ impl PostStore for MemoryStore {
 
     async fn insert_post_run(&self, new: NewPostRun) -> Result<PostRun> {
         self.lock().insert_post_run(new)
+    }
+
+    async fn insert_post_runs(&self, runs: &[NewPostRun]) -> Result<Vec<Option<PostRun>>> {
+        self.lock().insert_post_runs(runs)
     }
 
     async fn finish_post_run(

@@ -27,6 +27,7 @@ mod event;
 mod kpi;
 mod mission;
 mod post;
+mod post_batch;
 mod reply_queue;
 mod routing;
 mod rows;

@@ -4,14 +4,13 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use nexiom_core::{
     ChannelId, Inserted, NewPostRun, NewScheduledPost, PostFilter, PostId, PostPatch, PostRun,
-    PostRunId, PostRunStatus, PostStatus, ScheduledPost, TenantId, validate,
+    PostRunId, PostRunStatus, PostSettlement, PostStatus, ScheduledPost, TenantId, validate,
 };
 use sqlx::types::Json;
 
 use super::error::{Ref, WriteFailure, db, require_refs, write_error};
 use super::rows::{PostGuardRow, PostRow, PostRunRow, all};
 use super::{PgStore, bound, limit, opt_limit};
-use crate::checks;
 use crate::error::{Result, StorageError};
 use crate::traits::PostStore;
 
@@ -301,34 +300,34 @@ impl PostStore for PgStore {
         lease_owner: &str,
         lease: Duration,
     ) -> Result<Vec<ScheduledPost>> {
-        let expires = checks::lease(lease_owner, now, lease)?;
-        if max == 0 {
-            return Ok(Vec::new());
-        }
-        // Rows another claimer holds are skipped, never waited for.
-        let rows: Vec<PostRow> = sqlx::query_as(
-            "UPDATE scheduled_posts SET \
-                 status = 'publishing', lease_owner = $2, lease_expires_at = $3, updated_at = $1 \
-             WHERE id IN ( \
-                 SELECT id FROM scheduled_posts \
-                 WHERE status = 'queued' AND publish_at <= $1 \
-                     AND (next_attempt_at IS NULL OR next_attempt_at <= $1) \
-                 ORDER BY publish_at, id \
-                 LIMIT $4 \
-                 FOR UPDATE SKIP LOCKED) \
-             RETURNING *",
-        )
-        .bind(bound(now))
-        .bind(lease_owner)
-        .bind(expires)
-        .bind(limit(max))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db)?;
-        let mut posts = all(rows, PostRow::into_entity)?;
-        // RETURNING follows no order.
-        posts.sort_by_key(|p| (p.publish_at, p.id));
-        Ok(posts)
+        self.claim_posts(now, max, lease_owner, lease).await
+    }
+
+    async fn renew_post_leases(
+        &self,
+        lease_owner: &str,
+        ids: &[PostId],
+        expires_at: DateTime<Utc>,
+    ) -> Result<u64> {
+        self.renew_leases(lease_owner, ids, expires_at).await
+    }
+
+    async fn settle_posts(
+        &self,
+        lease_owner: &str,
+        settlements: &[PostSettlement],
+        at: DateTime<Utc>,
+    ) -> Result<Vec<PostId>> {
+        self.settle(lease_owner, settlements, at).await
+    }
+
+    async fn throttle_channel(
+        &self,
+        tenant: TenantId,
+        channel: ChannelId,
+        until: DateTime<Utc>,
+    ) -> Result<()> {
+        self.hold_channel(tenant, channel, until).await
     }
 
     async fn release_stale_leases(&self, now: DateTime<Utc>) -> Result<u64> {
@@ -410,6 +409,10 @@ impl PostStore for PgStore {
             )
             .await),
         }
+    }
+
+    async fn insert_post_runs(&self, runs: &[NewPostRun]) -> Result<Vec<Option<PostRun>>> {
+        self.start_runs(runs).await
     }
 
     async fn finish_post_run(

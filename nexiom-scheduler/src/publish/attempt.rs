@@ -1,0 +1,498 @@
+//! One claimed post through the publishing rules: the attempt, its outcome,
+//! and the settlement that records it (written in a batch by the caller), or,
+//! on the rare paths (a worker that stopped mid-attempt, an ambiguous answer,
+//! a refused token), the writes made at once.
+
+use chrono::{DateTime, Utc};
+use nexiom_core::{
+    Channel, NewPostRun, PostPatch, PostRun, PostRunStatus, PostSettlement, PostStatus,
+    PublishedFields, RunEnd, ScheduledPost,
+};
+use nexiom_storage::StorageError;
+use tokio::sync::{mpsc, oneshot};
+use tracing::warn;
+
+use super::gateway::{PublishFailure, PublishedPost};
+use super::queue::{OUTCOME_UNKNOWN, PostOutcome, PublishQueue};
+use crate::error::Result;
+
+/// A request to start a run, answered by the batch's run writer.
+pub(super) type RunRequest = (NewPostRun, oneshot::Sender<Result<Option<PostRun>>>);
+
+/// How runs are started: one statement per post, or through the batch's
+/// writer, which starts every run requested meanwhile in one statement.
+pub(super) enum Runs<'a> {
+    /// `insert_post_runs` with one run.
+    Direct,
+    /// The batch's run writer.
+    Batched(&'a mpsc::UnboundedSender<RunRequest>),
+}
+
+/// What became of one claimed post.
+#[derive(Debug)]
+pub(super) enum Step {
+    /// The post's final write, still to be made (in a batch).
+    Settle(PostSettlement, PostOutcome),
+    /// Already written, or nothing to write.
+    Done(Result<PostOutcome>),
+}
+
+/// A [`Step`] and, when the platform asked to wait, until when the channel is
+/// held back (the rest of its lane is handed back, not attempted).
+pub(super) struct Attempted {
+    pub(super) step: Step,
+    pub(super) hold: Option<DateTime<Utc>>,
+}
+
+impl From<Step> for Attempted {
+    fn from(step: Step) -> Self {
+        Attempted { step, hold: None }
+    }
+}
+
+impl PublishQueue {
+    async fn start_run(&self, runs: &Runs<'_>, new: NewPostRun) -> Result<Option<PostRun>> {
+        match runs {
+            Runs::Direct => Ok(self
+                .store
+                .insert_post_runs(std::slice::from_ref(&new))
+                .await?
+                .pop()
+                .flatten()),
+            Runs::Batched(tx) => {
+                let (answer, wait) = oneshot::channel();
+                if tx.send((new.clone(), answer)).is_err() {
+                    return Ok(self.store.insert_post_runs(&[new]).await?.pop().flatten());
+                }
+                match wait.await {
+                    Ok(result) => result,
+                    Err(_) => Ok(self.store.insert_post_runs(&[new]).await?.pop().flatten()),
+                }
+            }
+        }
+    }
+
+    /// Takes a claimed (non-template) post through one or more attempts.
+    pub(super) async fn attempt(&self, post: &ScheduledPost, runs: &Runs<'_>) -> Attempted {
+        match self.try_attempt(post, runs).await {
+            Ok(attempted) => attempted,
+            Err(err) => Step::Done(Err(err)).into(),
+        }
+    }
+
+    async fn try_attempt(&self, post: &ScheduledPost, runs: &Runs<'_>) -> Result<Attempted> {
+        let mut channel = self.channel(post.tenant_id, post.channel_id).await?;
+        if let Some(reason) = self.gateway.refusal(&channel, &post.content) {
+            let error = format!("the channel can never publish this content: {reason}");
+            return Ok(self.failed(post, None, error).into());
+        }
+        let reference = post.id.to_string();
+        let max = self.config.retry.max_attempts.max(1);
+        let mut attempt = post.retry_count + 1;
+        let mut refreshed = false;
+        loop {
+            if attempt > max {
+                let last = post
+                    .error_message
+                    .clone()
+                    .unwrap_or_else(|| format!("no attempt left ({max} made)"));
+                return Ok(self.failed(post, None, last).into());
+            }
+            let new = NewPostRun {
+                tenant_id: post.tenant_id,
+                post_id: post.id,
+                attempt,
+                started_at: self.clock.now(),
+            };
+            let Some(run) = self.start_run(runs, new).await? else {
+                return Ok(Step::Done(self.recover(post, &channel, attempt).await).into());
+            };
+            let result = self
+                .gateway
+                .publish(&channel, &post.content, &reference)
+                .await;
+            let failure = match result {
+                Ok(published) => {
+                    return Ok(self.published(post, Some(&run), attempt, published).into());
+                }
+                Err(failure) => failure,
+            };
+            match failure {
+                PublishFailure::Ambiguous(message) => {
+                    let outcome = self
+                        .settle_ambiguous(post, &channel, &run, attempt, &message)
+                        .await;
+                    return Ok(Step::Done(outcome).into());
+                }
+                PublishFailure::Permanent(_) => {
+                    return Ok(self
+                        .failed(post, Some((&run, attempt)), failure.to_string())
+                        .into());
+                }
+                PublishFailure::Unauthorized(_) => {
+                    let error = failure.to_string();
+                    if refreshed || attempt >= max {
+                        let error = if refreshed {
+                            format!("{error} (again after refreshing the token)")
+                        } else {
+                            error
+                        };
+                        return Ok(self.failed(post, Some((&run, attempt)), error).into());
+                    }
+                    // Record the attempt, refresh once, and go again at once.
+                    let patch = PostPatch {
+                        retry_count: Some(attempt),
+                        error_message: Some(Some(error.clone())),
+                        ..self.guard()
+                    };
+                    if self.update(post, patch).await?.is_none() {
+                        return Ok(Step::Done(Ok(PostOutcome::LeaseLost)).into());
+                    }
+                    self.finish_run(post, &run, PostRunStatus::Failed, Some(error))
+                        .await?;
+                    refreshed = true;
+                    match self.gateway.refresh_credentials(&channel).await {
+                        Ok(credentials) => {
+                            channel = self
+                                .store
+                                .update_channel_credentials(post.tenant_id, channel.id, credentials)
+                                .await?;
+                            self.remember_channel(&channel);
+                        }
+                        Err(failure) => {
+                            let error = format!("token refresh failed: {failure}");
+                            let outcome = self.write_now(self.failed(post, None, error)).await;
+                            return Ok(Step::Done(outcome).into());
+                        }
+                    }
+                    attempt += 1;
+                }
+                PublishFailure::RateLimited { .. } | PublishFailure::Transient { .. } => {
+                    let error = failure.to_string();
+                    if attempt >= max {
+                        return Ok(self.failed(post, Some((&run, attempt)), error).into());
+                    }
+                    let retry_after = failure.retry_after();
+                    let delay = self.config.retry.delay_after(attempt, retry_after);
+                    let next_attempt_at = self.clock.now() + delay;
+                    // The platform asked this channel to wait: the channel is
+                    // held back, here and from every worker's claims.
+                    let hold = retry_after.map(|wait| self.clock.now() + wait);
+                    if let Some(until) = hold
+                        && let Err(err) = self
+                            .store
+                            .throttle_channel(post.tenant_id, post.channel_id, until)
+                            .await
+                    {
+                        warn!(error = %err, "could not record the channel's hold");
+                    }
+                    let step = self.retrying(post, &run, attempt, next_attempt_at, error);
+                    return Ok(Attempted { step, hold });
+                }
+            }
+        }
+    }
+
+    /// An attempt under number `attempt` was already started by a worker that
+    /// stopped before recording its outcome: find out by lookup, never by
+    /// publishing again.
+    async fn recover(
+        &self,
+        post: &ScheduledPost,
+        channel: &Channel,
+        attempt: u32,
+    ) -> Result<PostOutcome> {
+        let runs = self.store.list_post_runs(post.tenant_id, post.id).await?;
+        let orphan = runs.into_iter().find(|r| r.attempt == attempt);
+        warn!(
+            attempt,
+            "a previous worker stopped during this attempt; checking the platform"
+        );
+        let can_lookup = self.gateway.can_lookup(channel);
+        let found = if can_lookup {
+            let attempted_at = orphan.as_ref().map_or(post.publish_at, |r| r.started_at);
+            self.gateway
+                .lookup(channel, &post.content, &post.id.to_string(), attempted_at)
+                .await
+        } else {
+            Ok(None)
+        };
+        // Found: the orphan attempt succeeded, even if it was closed as stale.
+        if let Ok(Some(published)) = found {
+            return self
+                .write_now(self.published(post, orphan.as_ref(), attempt, published))
+                .await;
+        }
+        let running = orphan.filter(|r| r.status == PostRunStatus::Running);
+        let step = match found {
+            Ok(None) if can_lookup => {
+                let error = format!(
+                    "a worker stopped during attempt {attempt} after it may have been sent; \
+                     the post was not found among the account's recent posts"
+                );
+                self.retry_not_found(post, running.as_ref(), attempt, error)
+            }
+            outcome => {
+                let why = match outcome {
+                    Err(failure) => format!("; the lookup failed: {failure}"),
+                    _ => "; the platform offers no lookup".into(),
+                };
+                let error = format!(
+                    "{OUTCOME_UNKNOWN}: a worker stopped during attempt {attempt} after it may \
+                     have been sent{why}; check the account before publishing again"
+                );
+                self.failed(post, running.as_ref().map(|r| (r, attempt)), error)
+            }
+        };
+        self.write_now(step).await
+    }
+
+    async fn settle_ambiguous(
+        &self,
+        post: &ScheduledPost,
+        channel: &Channel,
+        run: &PostRun,
+        attempt: u32,
+        message: &str,
+    ) -> Result<PostOutcome> {
+        let why = if self.gateway.can_lookup(channel) {
+            match self
+                .gateway
+                .lookup(channel, &post.content, &post.id.to_string(), run.started_at)
+                .await
+            {
+                Ok(Some(published)) => {
+                    return self
+                        .write_now(self.published(post, Some(run), attempt, published))
+                        .await;
+                }
+                Ok(None) => {
+                    let error = format!(
+                        "no answer after the request was sent ({message}); the post was not \
+                         found among the account's recent posts"
+                    );
+                    return self
+                        .write_now(self.retry_not_found(post, Some(run), attempt, error))
+                        .await;
+                }
+                Err(failure) => format!("the lookup failed: {failure}"),
+            }
+        } else {
+            "the platform offers no lookup".to_owned()
+        };
+        let error = format!(
+            "{OUTCOME_UNKNOWN}: no answer after the request was sent ({message}); {why}; \
+             check the account before publishing again"
+        );
+        self.write_now(self.failed(post, Some((run, attempt)), error))
+            .await
+    }
+
+    /// Writes one settlement at once; `LeaseLost` when the claim moved on.
+    pub(super) async fn write_now(&self, step: Step) -> Result<PostOutcome> {
+        match step {
+            Step::Done(outcome) => outcome,
+            Step::Settle(settlement, outcome) => {
+                let written = self
+                    .store
+                    .settle_posts(&self.config.worker_id, &[settlement], self.clock.now())
+                    .await?;
+                Ok(if written.is_empty() {
+                    PostOutcome::LeaseLost
+                } else {
+                    outcome
+                })
+            }
+        }
+    }
+
+    /// The lookup said the ambiguous attempt `attempt` created no post: a new
+    /// attempt after the backoff, or failed (definitely unpublished) when no
+    /// attempt is left.
+    fn retry_not_found(
+        &self,
+        post: &ScheduledPost,
+        run: Option<&PostRun>,
+        attempt: u32,
+        error: String,
+    ) -> Step {
+        let max = self.config.retry.max_attempts.max(1);
+        if attempt >= max {
+            let error = format!("{error}; no attempt left ({max} made)");
+            let mut settlement = self.failed_settlement(post, run, error.clone());
+            settlement.retry_count = Some(attempt);
+            return Step::Settle(settlement, PostOutcome::Failed(error));
+        }
+        let next_attempt_at = self.clock.now() + self.config.retry.delay_after(attempt, None);
+        match run {
+            Some(run) => self.retrying(post, run, attempt, next_attempt_at, error),
+            None => {
+                let settlement = PostSettlement {
+                    status: PostStatus::Queued,
+                    retry_count: Some(attempt),
+                    error_message: Some(error.clone()),
+                    next_attempt_at: Some(next_attempt_at),
+                    ..self.failed_settlement(post, None, error.clone())
+                };
+                Step::Settle(
+                    settlement,
+                    PostOutcome::Retrying {
+                        attempts: attempt,
+                        next_attempt_at,
+                        error,
+                    },
+                )
+            }
+        }
+    }
+
+    fn retrying(
+        &self,
+        post: &ScheduledPost,
+        run: &PostRun,
+        attempt: u32,
+        next_attempt_at: DateTime<Utc>,
+        error: String,
+    ) -> Step {
+        let settlement = PostSettlement {
+            tenant_id: post.tenant_id,
+            post_id: post.id,
+            status: PostStatus::Queued,
+            retry_count: Some(attempt),
+            error_message: Some(error.clone()),
+            next_attempt_at: Some(next_attempt_at),
+            published: None,
+            run: Some(RunEnd {
+                run_id: run.id,
+                status: PostRunStatus::Failed,
+                error: Some(error.clone()),
+            }),
+        };
+        Step::Settle(
+            settlement,
+            PostOutcome::Retrying {
+                attempts: attempt,
+                next_attempt_at,
+                error,
+            },
+        )
+    }
+
+    fn published(
+        &self,
+        post: &ScheduledPost,
+        run: Option<&PostRun>,
+        attempt: u32,
+        published: PublishedPost,
+    ) -> Step {
+        let now = self.clock.now();
+        let settlement = PostSettlement {
+            tenant_id: post.tenant_id,
+            post_id: post.id,
+            status: PostStatus::Published,
+            retry_count: Some(attempt),
+            error_message: None,
+            next_attempt_at: None,
+            published: Some(PublishedFields {
+                platform_post_id: published.platform_post_id.clone(),
+                url: published.url.clone(),
+                published_at: now,
+                next_check_at: now,
+                stop_at: now.checked_add_signed(self.config.polling_window),
+            }),
+            run: run.map(|run| RunEnd {
+                run_id: run.id,
+                status: PostRunStatus::Success,
+                error: None,
+            }),
+        };
+        Step::Settle(settlement, PostOutcome::Published(published))
+    }
+
+    fn failed_settlement(
+        &self,
+        post: &ScheduledPost,
+        run: Option<&PostRun>,
+        error: String,
+    ) -> PostSettlement {
+        PostSettlement {
+            tenant_id: post.tenant_id,
+            post_id: post.id,
+            status: PostStatus::Failed,
+            retry_count: None,
+            error_message: Some(error.clone()),
+            next_attempt_at: None,
+            published: None,
+            run: run.map(|run| RunEnd {
+                run_id: run.id,
+                status: PostRunStatus::Failed,
+                error: Some(error),
+            }),
+        }
+    }
+
+    /// `failed` for good; with the attempt's run, the attempt counts.
+    fn failed(&self, post: &ScheduledPost, run: Option<(&PostRun, u32)>, error: String) -> Step {
+        let mut settlement = self.failed_settlement(post, run.map(|(r, _)| r), error.clone());
+        settlement.retry_count = run.map(|(_, attempt)| attempt);
+        Step::Settle(settlement, PostOutcome::Failed(error))
+    }
+
+    /// The claim handed back untouched (`queued`, lease released), not before
+    /// `hold` when the channel is held back.
+    pub(super) fn handed_back(&self, post: &ScheduledPost, hold: Option<DateTime<Utc>>) -> Step {
+        let next_attempt_at = match (post.next_attempt_at, hold) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        let settlement = PostSettlement {
+            tenant_id: post.tenant_id,
+            post_id: post.id,
+            status: PostStatus::Queued,
+            retry_count: None,
+            error_message: post.error_message.clone(),
+            next_attempt_at,
+            published: None,
+            run: None,
+        };
+        Step::Settle(settlement, PostOutcome::Released)
+    }
+
+    pub(super) fn guard(&self) -> PostPatch {
+        PostPatch {
+            expect_status: Some(PostStatus::Publishing),
+            expect_lease_owner: Some(self.config.worker_id.clone()),
+            ..PostPatch::default()
+        }
+    }
+
+    /// Applies a lease-guarded patch; `None` when the guard failed.
+    pub(super) async fn update(
+        &self,
+        post: &ScheduledPost,
+        patch: PostPatch,
+    ) -> Result<Option<ScheduledPost>> {
+        match self
+            .store
+            .update_post(post.tenant_id, post.id, patch, self.clock.now())
+            .await
+        {
+            Ok(updated) => Ok(Some(updated)),
+            Err(StorageError::Precondition { .. }) => Ok(None),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    async fn finish_run(
+        &self,
+        post: &ScheduledPost,
+        run: &PostRun,
+        status: PostRunStatus,
+        error: Option<String>,
+    ) -> Result<()> {
+        self.store
+            .finish_post_run(post.tenant_id, run.id, status, error, self.clock.now())
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,249 @@
+//! A claimed batch at platform speed: posts run concurrently in lanes (one
+//! lane per channel, or per sub-lane when a channel may take several calls at
+//! once), under the worker's cap on calls in flight; the batch's runs are
+//! started and its posts settled by two writers that each put whatever is
+//! waiting into one statement; a heartbeat renews the batch's leases while
+//! its calls are in flight.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+use nexiom_core::{PostId, ScheduledPost};
+use nexiom_storage::StorageError;
+use tokio::sync::mpsc;
+use tracing::warn;
+
+use super::attempt::{Attempted, RunRequest, Runs, Step};
+use super::queue::{PostOutcome, PublishQueue, QueueReport};
+use crate::concurrency::{for_each_lane, lanes, sub_lane};
+use crate::error::Result;
+use crate::worker::Shutdown;
+
+/// At most this many rows per statement of the writers.
+const WRITE_CHUNK: usize = 1_000;
+
+impl PublishQueue {
+    /// Processes a claimed batch (see the module docs); counts go to `report`.
+    pub(super) async fn process_batch(
+        &self,
+        claimed: Vec<ScheduledPost>,
+        item_delay: std::time::Duration,
+        shutdown: Option<&Shutdown>,
+        report: &mut QueueReport,
+    ) {
+        let ids: Vec<PostId> = claimed.iter().map(|p| p.id).collect();
+        let report_cell = Mutex::new(std::mem::take(report));
+        let work = self.run_batch(claimed, item_delay, shutdown, &report_cell);
+        let heartbeat = self.heartbeat(&ids);
+        tokio::select! {
+            biased;
+            () = work => {}
+            () = heartbeat => {}
+        }
+        *report = report_cell.into_inner().unwrap_or_else(|e| e.into_inner());
+    }
+
+    /// Renews the batch's leases every third of the lease period, forever (the
+    /// caller stops it when the batch is done).
+    async fn heartbeat(&self, ids: &[PostId]) {
+        let period = (self.config.lease / 3)
+            .to_std()
+            .unwrap_or(std::time::Duration::from_secs(1))
+            .max(std::time::Duration::from_millis(100));
+        loop {
+            tokio::time::sleep(period).await;
+            let expires = self.clock.now() + self.config.lease;
+            if let Err(err) = self
+                .store
+                .renew_post_leases(&self.config.worker_id, ids, expires)
+                .await
+            {
+                warn!(error = %err, "renewing the batch's leases failed");
+            }
+        }
+    }
+
+    async fn run_batch(
+        &self,
+        claimed: Vec<ScheduledPost>,
+        item_delay: std::time::Duration,
+        shutdown: Option<&Shutdown>,
+        report: &Mutex<QueueReport>,
+    ) {
+        let (templates, posts): (Vec<_>, Vec<_>) =
+            claimed.into_iter().partition(|p| p.recurrence.is_some());
+        // Series templates touch only the database: quick, one after another.
+        for template in templates {
+            let outcome = if shutdown.is_some_and(Shutdown::is_triggered) {
+                self.hand_back(&template).await
+            } else {
+                self.advance_series(&template).await
+            };
+            add(report, &outcome);
+        }
+        let lanes = self.lanes_of(posts).await;
+        let (run_tx, run_rx) = mpsc::unbounded_channel::<RunRequest>();
+        let (settle_tx, settle_rx) = mpsc::unbounded_channel::<Step>();
+        let lanes_done = async move {
+            let (run_tx, settle_tx) = (&run_tx, &settle_tx);
+            for_each_lane(
+                lanes,
+                self.config.concurrency.worker_cap(),
+                |lane| async move {
+                    let mut hold: Option<DateTime<Utc>> = None;
+                    for (i, post) in lane.into_iter().enumerate() {
+                        let stopping = shutdown.is_some_and(Shutdown::is_triggered);
+                        let step = if stopping || hold.is_some() {
+                            self.handed_back(&post, hold)
+                        } else {
+                            if i > 0 && !item_delay.is_zero() {
+                                tokio::time::sleep(item_delay).await;
+                            }
+                            let Attempted { step, hold: held } =
+                                self.attempt(&post, &Runs::Batched(run_tx)).await;
+                            hold = held;
+                            step
+                        };
+                        let _ = settle_tx.send(step);
+                    }
+                },
+            )
+            .await;
+        };
+        tokio::join!(
+            lanes_done,
+            self.run_writer(run_rx),
+            self.settle_writer(settle_rx, report)
+        );
+    }
+
+    /// Groups posts into lanes: by channel, and by sub-lane when the channel's
+    /// platform allows several calls at once (a series keeps one sub-lane).
+    async fn lanes_of(&self, posts: Vec<ScheduledPost>) -> Vec<Vec<ScheduledPost>> {
+        let mut caps = HashMap::new();
+        for post in &posts {
+            if let std::collections::hash_map::Entry::Vacant(slot) = caps.entry(post.channel_id) {
+                // A channel that cannot be read gets cap 1; its posts fail
+                // with the read error when attempted.
+                let cap = match self.channel(post.tenant_id, post.channel_id).await {
+                    Ok(channel) => self.config.concurrency.channel_cap(&channel.platform),
+                    Err(_) => 1,
+                };
+                slot.insert(cap);
+            }
+        }
+        let mut round_robin: HashMap<_, usize> = HashMap::new();
+        let keyed: Vec<((nexiom_core::ChannelId, usize), ScheduledPost)> = posts
+            .into_iter()
+            .map(|post| {
+                let cap = caps.get(&post.channel_id).copied().unwrap_or(1);
+                let rr = round_robin.entry(post.channel_id).or_default();
+                let group = post.series_id.map(|s| s.as_uuid().as_u128());
+                ((post.channel_id, sub_lane(cap, group, rr)), post)
+            })
+            .collect();
+        lanes(keyed, |(key, _)| *key)
+            .into_iter()
+            .map(|lane| lane.into_iter().map(|(_, post)| post).collect())
+            .collect()
+    }
+
+    /// Starts every run requested while the previous statement ran, in one
+    /// statement, and answers each request.
+    async fn run_writer(&self, mut rx: mpsc::UnboundedReceiver<RunRequest>) {
+        let mut waiting = Vec::new();
+        while rx.recv_many(&mut waiting, WRITE_CHUNK).await > 0 {
+            let (news, answers): (Vec<_>, Vec<_>) = waiting.drain(..).unzip();
+            match self.store.insert_post_runs(&news).await {
+                Ok(started) => {
+                    for (run, answer) in started.into_iter().zip(answers) {
+                        let _ = answer.send(Ok(run));
+                    }
+                }
+                Err(err) => {
+                    warn!(error = %err, runs = news.len(), "starting a batch of runs failed");
+                    for answer in answers {
+                        let _ = answer.send(Err(shared(&err).into()));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes every settlement that arrived while the previous statement ran,
+    /// in one statement, and counts the outcomes: a post whose lease moved on
+    /// was not written and counts as skipped.
+    async fn settle_writer(
+        &self,
+        mut rx: mpsc::UnboundedReceiver<Step>,
+        report: &Mutex<QueueReport>,
+    ) {
+        let mut waiting = Vec::new();
+        while rx.recv_many(&mut waiting, WRITE_CHUNK).await > 0 {
+            let mut settlements = Vec::new();
+            let mut outcomes = Vec::new();
+            for step in waiting.drain(..) {
+                match step {
+                    Step::Done(outcome) => add(report, &outcome),
+                    Step::Settle(settlement, outcome) => {
+                        settlements.push(settlement);
+                        outcomes.push(outcome);
+                    }
+                }
+            }
+            if settlements.is_empty() {
+                continue;
+            }
+            match self
+                .store
+                .settle_posts(&self.config.worker_id, &settlements, self.clock.now())
+                .await
+            {
+                Ok(written) => {
+                    let written: std::collections::HashSet<PostId> = written.into_iter().collect();
+                    for (settlement, outcome) in settlements.iter().zip(outcomes) {
+                        let outcome = if written.contains(&settlement.post_id) {
+                            outcome
+                        } else {
+                            PostOutcome::LeaseLost
+                        };
+                        add(report, &Ok(outcome));
+                    }
+                }
+                Err(err) => {
+                    // The leases lapse and the posts are taken over later; a
+                    // started run is then settled by a lookup.
+                    warn!(error = %err, posts = settlements.len(), "settling a batch failed");
+                    for _ in &settlements {
+                        add(report, &Err(shared(&err).into()));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The same failure for each item of a failed statement.
+fn shared(err: &StorageError) -> StorageError {
+    match err {
+        StorageError::Unavailable { message, .. } => StorageError::Unavailable {
+            message: message.clone(),
+            source: None,
+        },
+        other => StorageError::Backend {
+            message: other.to_string(),
+            source: None,
+        },
+    }
+}
+
+fn add(report: &Mutex<QueueReport>, outcome: &Result<PostOutcome>) {
+    if let Err(err) = outcome {
+        warn!(error = %err, "publishing a claimed post failed in storage");
+    }
+    report
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .add(outcome);
+}

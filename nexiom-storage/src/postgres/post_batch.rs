@@ -1,0 +1,282 @@
+//! The batched statements of the publish queue on Postgres: claims that keep a
+//! channel to one worker, lease heartbeats, run starts and settlements, each
+//! one statement over arrays (`UNNEST`) per batch.
+
+use chrono::{DateTime, Duration, Utc};
+use nexiom_core::{
+    ChannelId, NewPostRun, PostId, PostRun, PostSettlement, ScheduledPost, TenantId,
+};
+use uuid::Uuid;
+
+use super::error::db;
+use super::rows::{PostRow, PostRunRow, all};
+use super::{PgStore, bound, limit};
+use crate::checks;
+use crate::error::{Result, StorageError};
+
+/// The advisory lock that serializes claims (any constant both sides agree
+/// on; "nexiom" in ASCII).
+const CLAIM_LOCK: i64 = 0x6e65_7869_6f6d;
+
+impl PgStore {
+    pub(super) async fn claim_posts(
+        &self,
+        now: DateTime<Utc>,
+        max: u32,
+        lease_owner: &str,
+        lease: Duration,
+    ) -> Result<Vec<ScheduledPost>> {
+        let expires = checks::lease(lease_owner, now, lease)?;
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        // Claims are serialized (the lock is held until commit) so that the
+        // "another worker is publishing on this channel" test sees every
+        // committed claim: two workers never take one channel at once. Rows
+        // another claimer holds are still skipped, never waited for.
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(CLAIM_LOCK)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        let rows: Vec<PostRow> = sqlx::query_as(
+            "UPDATE scheduled_posts SET \
+                 status = 'publishing', lease_owner = $2, lease_expires_at = $3, updated_at = $1 \
+             WHERE id IN ( \
+                 SELECT p.id FROM scheduled_posts p \
+                 WHERE p.status = 'queued' AND p.publish_at <= $1 \
+                     AND (p.next_attempt_at IS NULL OR p.next_attempt_at <= $1) \
+                     AND NOT EXISTS (SELECT 1 FROM channel_throttles t \
+                         WHERE t.channel_id = p.channel_id AND t.until > $1) \
+                     AND NOT EXISTS (SELECT 1 FROM scheduled_posts q \
+                         WHERE q.channel_id = p.channel_id AND q.status = 'publishing' \
+                             AND q.lease_owner <> $2 AND q.lease_expires_at > $1) \
+                 ORDER BY p.publish_at, p.id \
+                 LIMIT $4 \
+                 FOR UPDATE SKIP LOCKED) \
+             RETURNING *",
+        )
+        .bind(bound(now))
+        .bind(lease_owner)
+        .bind(expires)
+        .bind(limit(max))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        let mut posts = all(rows, PostRow::into_entity)?;
+        // RETURNING follows no order.
+        posts.sort_by_key(|p| (p.publish_at, p.id));
+        Ok(posts)
+    }
+
+    pub(super) async fn renew_leases(
+        &self,
+        lease_owner: &str,
+        ids: &[PostId],
+        expires_at: DateTime<Utc>,
+    ) -> Result<u64> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let ids: Vec<Uuid> = ids.iter().map(PostId::as_uuid).collect();
+        let done = sqlx::query(
+            "UPDATE scheduled_posts SET lease_expires_at = $3 \
+             WHERE id = ANY($2) AND status = 'publishing' AND lease_owner = $1",
+        )
+        .bind(lease_owner)
+        .bind(&ids)
+        .bind(bound(expires_at))
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(done.rows_affected())
+    }
+
+    pub(super) async fn start_runs(&self, runs: &[NewPostRun]) -> Result<Vec<Option<PostRun>>> {
+        if runs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut ids = Vec::with_capacity(runs.len());
+        let mut tenants = Vec::with_capacity(runs.len());
+        let mut posts = Vec::with_capacity(runs.len());
+        let mut attempts = Vec::with_capacity(runs.len());
+        let mut started = Vec::with_capacity(runs.len());
+        for run in runs {
+            run.validate()?;
+            ids.push(nexiom_core::PostRunId::generate().as_uuid());
+            tenants.push(run.tenant_id.as_uuid());
+            posts.push(run.post_id.as_uuid());
+            attempts.push(i64::from(run.attempt));
+            started.push(bound(run.started_at));
+        }
+        // The foreign key (tenant, post) refuses a post of another tenant for
+        // the whole statement; a taken attempt number only skips its row.
+        let rows: Vec<PostRunRow> = sqlx::query_as(
+            "INSERT INTO post_runs (id, tenant_id, post_id, attempt, started_at, finished_at, \
+                 status, error) \
+             SELECT u.id, u.tenant_id, u.post_id, u.attempt, u.started_at, NULL, 'running', NULL \
+             FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::int8[], $5::timestamptz[]) \
+                 AS u(id, tenant_id, post_id, attempt, started_at) \
+             ON CONFLICT (post_id, attempt) DO NOTHING \
+             RETURNING *",
+        )
+        .bind(&ids)
+        .bind(&tenants)
+        .bind(&posts)
+        .bind(&attempts)
+        .bind(&started)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|err| match &err {
+            sqlx::Error::Database(e) if e.is_foreign_key_violation() => {
+                StorageError::UnknownReference {
+                    entity: "post",
+                    id: "one of the batch".to_owned(),
+                }
+            }
+            _ => db(err),
+        })?;
+        let mut by_key: std::collections::HashMap<(PostId, u32), PostRun> =
+            all(rows, PostRunRow::into_entity)?
+                .into_iter()
+                .map(|run| ((run.post_id, run.attempt), run))
+                .collect();
+        Ok(runs
+            .iter()
+            .map(|new| by_key.remove(&(new.post_id, new.attempt)))
+            .collect())
+    }
+
+    pub(super) async fn settle(
+        &self,
+        lease_owner: &str,
+        settlements: &[PostSettlement],
+        at: DateTime<Utc>,
+    ) -> Result<Vec<PostId>> {
+        if settlements.is_empty() {
+            return Ok(Vec::new());
+        }
+        let n = settlements.len();
+        let mut ids = Vec::with_capacity(n);
+        let mut tenants = Vec::with_capacity(n);
+        let mut statuses = Vec::with_capacity(n);
+        let mut retry_counts: Vec<Option<i64>> = Vec::with_capacity(n);
+        let mut errors: Vec<Option<&str>> = Vec::with_capacity(n);
+        let mut next_attempts: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(n);
+        let mut published: Vec<bool> = Vec::with_capacity(n);
+        let mut platform_ids: Vec<Option<&str>> = Vec::with_capacity(n);
+        let mut urls: Vec<Option<&str>> = Vec::with_capacity(n);
+        let mut published_ats: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(n);
+        let mut next_checks: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(n);
+        let mut stops: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(n);
+        let mut run_ids: Vec<Option<Uuid>> = Vec::with_capacity(n);
+        let mut run_statuses: Vec<Option<&str>> = Vec::with_capacity(n);
+        let mut run_errors: Vec<Option<&str>> = Vec::with_capacity(n);
+        for s in settlements {
+            s.validate()?;
+            ids.push(s.post_id.as_uuid());
+            tenants.push(s.tenant_id.as_uuid());
+            statuses.push(s.status.as_str());
+            retry_counts.push(s.retry_count.map(i64::from));
+            errors.push(s.error_message.as_deref());
+            next_attempts.push(s.next_attempt_at.map(bound));
+            published.push(s.published.is_some());
+            let p = s.published.as_ref();
+            platform_ids.push(p.map(|p| p.platform_post_id.as_str()));
+            urls.push(p.and_then(|p| p.url.as_deref()));
+            published_ats.push(p.map(|p| bound(p.published_at)));
+            next_checks.push(p.map(|p| bound(p.next_check_at)));
+            stops.push(p.and_then(|p| p.stop_at).map(bound));
+            run_ids.push(s.run.as_ref().map(|r| r.run_id.as_uuid()));
+            run_statuses.push(s.run.as_ref().map(|r| r.status.as_str()));
+            run_errors.push(s.run.as_ref().and_then(|r| r.error.as_deref()));
+        }
+        // One statement, so one commit: each post is written only while it is
+        // still `publishing` under this owner's lease, and its run only when
+        // the post was.
+        let written: Vec<Uuid> = sqlx::query_scalar(
+            "WITH u AS ( \
+                 SELECT * FROM UNNEST($2::uuid[], $3::uuid[], $4::text[], $5::int8[], \
+                     $6::text[], $7::timestamptz[], $8::bool[], $9::text[], $10::text[], \
+                     $11::timestamptz[], $12::timestamptz[], $13::timestamptz[], $14::uuid[], \
+                     $15::text[], $16::text[]) \
+                 AS u(id, tenant_id, status, retry_count, error_message, next_attempt_at, \
+                     published, platform_post_id, url, published_at, next_check_at, stop_at, \
+                     run_id, run_status, run_error) \
+             ), settled AS ( \
+                 UPDATE scheduled_posts p SET \
+                     status = u.status, \
+                     retry_count = COALESCE(u.retry_count, p.retry_count), \
+                     error_message = u.error_message, \
+                     next_attempt_at = u.next_attempt_at, \
+                     platform_post_id = CASE WHEN u.published THEN u.platform_post_id \
+                         ELSE p.platform_post_id END, \
+                     url = CASE WHEN u.published THEN u.url ELSE p.url END, \
+                     published_at = CASE WHEN u.published THEN u.published_at \
+                         ELSE p.published_at END, \
+                     next_check_at = CASE WHEN u.published THEN u.next_check_at \
+                         ELSE p.next_check_at END, \
+                     stop_at = CASE WHEN u.published THEN u.stop_at ELSE p.stop_at END, \
+                     lease_owner = NULL, lease_expires_at = NULL, updated_at = $17 \
+                 FROM u \
+                 WHERE p.id = u.id AND p.tenant_id = u.tenant_id \
+                     AND p.status = 'publishing' AND p.lease_owner = $1 \
+                 RETURNING p.id \
+             ), ended AS ( \
+                 UPDATE post_runs r SET \
+                     status = u.run_status, error = u.run_error, finished_at = $17 \
+                 FROM u JOIN settled s ON s.id = u.id \
+                 WHERE r.id = u.run_id AND r.post_id = u.id \
+             ) \
+             SELECT id FROM settled",
+        )
+        .bind(lease_owner)
+        .bind(&ids)
+        .bind(&tenants)
+        .bind(&statuses)
+        .bind(&retry_counts)
+        .bind(&errors)
+        .bind(&next_attempts)
+        .bind(&published)
+        .bind(&platform_ids)
+        .bind(&urls)
+        .bind(&published_ats)
+        .bind(&next_checks)
+        .bind(&stops)
+        .bind(&run_ids)
+        .bind(&run_statuses)
+        .bind(&run_errors)
+        .bind(bound(at))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(written.into_iter().map(PostId::from_uuid).collect())
+    }
+
+    pub(super) async fn hold_channel(
+        &self,
+        tenant: TenantId,
+        channel: ChannelId,
+        until: DateTime<Utc>,
+    ) -> Result<()> {
+        let done = sqlx::query(
+            "INSERT INTO channel_throttles (channel_id, tenant_id, until) \
+             SELECT $2, $1, $3 WHERE EXISTS ( \
+                 SELECT 1 FROM channels WHERE tenant_id = $1 AND id = $2) \
+             ON CONFLICT (channel_id) DO UPDATE \
+                 SET until = GREATEST(channel_throttles.until, EXCLUDED.until)",
+        )
+        .bind(tenant.as_uuid())
+        .bind(channel.as_uuid())
+        .bind(bound(until))
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        if done.rows_affected() == 0 {
+            return Err(StorageError::not_found("channel", channel));
+        }
+        Ok(())
+    }
+}
