@@ -114,6 +114,7 @@ async fn three_worker_processes_survive_sigkill_without_duplicates_or_losses() {
         retry_base_secs: 1,
         max_attempts: 6,
         pool: 4,
+        connector: "graph".into(),
     };
     let mut children: Vec<std::process::Child> = (0..WORKERS)
         .map(|slot| options(slot, 0).command(&exe, &args).spawn().unwrap())

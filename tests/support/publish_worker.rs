@@ -10,8 +10,8 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use chrono::Duration;
-use nexiom_connectors::{Backoff, BreakerConfig, FacebookConnector, HttpConfig};
-use nexiom_core::SystemClock;
+use nexiom_connectors::{Backoff, BreakerConfig, FacebookConnector, HttpConfig, MockConnector};
+use nexiom_core::{Platform, SystemClock};
 use nexiom_scheduler::{
     BatchConfig, ConcurrencyConfig, ConnectorGateway, PublishConfig, PublishQueue, RetryPolicy,
 };
@@ -37,6 +37,9 @@ pub struct WorkerOptions {
     pub retry_base_secs: i64,
     pub max_attempts: u32,
     pub pool: u32,
+    /// `graph`: the Facebook connector against `graph_url`; `mock`: the
+    /// in-process `MockConnector` (no network, no latency).
+    pub connector: String,
 }
 
 impl WorkerOptions {
@@ -47,6 +50,7 @@ impl WorkerOptions {
             "batch_size": self.batch_size, "max_in_flight": self.max_in_flight,
             "lease_secs": self.lease_secs, "retry_base_secs": self.retry_base_secs,
             "max_attempts": self.max_attempts, "pool": self.pool,
+            "connector": self.connector,
         })
         .to_string()
     }
@@ -69,6 +73,7 @@ impl WorkerOptions {
             retry_base_secs: i64::try_from(n("retry_base_secs")?)?,
             max_attempts: u32::try_from(n("max_attempts")?)?,
             pool: u32::try_from(n("pool")?)?,
+            connector: s("connector")?,
         })
     }
 
@@ -109,9 +114,10 @@ pub async fn run(options: WorkerOptions) -> Result<(), BoxError> {
     let pg = PgConnectOptions::from_str(&options.database_url)?
         .options([("search_path", options.schema.as_str())]);
     let store = Arc::new(PgStore::connect_with(pg, options.pool).await?);
-    let gateway = Arc::new(ConnectorGateway::single(Arc::new(connector(
-        &options.graph_url,
-    )?)));
+    let gateway = Arc::new(match options.connector.as_str() {
+        "mock" => ConnectorGateway::single(Arc::new(MockConnector::new(Platform::Facebook))),
+        _ => ConnectorGateway::single(Arc::new(connector(&options.graph_url)?)),
+    });
     let config = PublishConfig {
         lease: Duration::seconds(options.lease_secs),
         retry: RetryPolicy {

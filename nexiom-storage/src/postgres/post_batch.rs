@@ -33,7 +33,8 @@ impl PgStore {
         // Claims are serialized (the lock is held until commit) so that the
         // "another worker is publishing on this channel" test sees every
         // committed claim: two workers never take one channel at once. Rows
-        // another claimer holds are still skipped, never waited for.
+        // another claimer holds are still skipped, never waited for. The held
+        // channels are read once (a hashed NOT IN), not per candidate row.
         let mut tx = self.pool.begin().await.map_err(db)?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(CLAIM_LOCK)
@@ -41,17 +42,19 @@ impl PgStore {
             .await
             .map_err(db)?;
         let rows: Vec<PostRow> = sqlx::query_as(
-            "UPDATE scheduled_posts SET \
+            "WITH held AS ( \
+                 SELECT channel_id FROM scheduled_posts \
+                 WHERE status = 'publishing' AND lease_owner <> $2 AND lease_expires_at > $1 \
+                 UNION \
+                 SELECT channel_id FROM channel_throttles WHERE until > $1 \
+             ) \
+             UPDATE scheduled_posts SET \
                  status = 'publishing', lease_owner = $2, lease_expires_at = $3, updated_at = $1 \
              WHERE id IN ( \
                  SELECT p.id FROM scheduled_posts p \
                  WHERE p.status = 'queued' AND p.publish_at <= $1 \
                      AND (p.next_attempt_at IS NULL OR p.next_attempt_at <= $1) \
-                     AND NOT EXISTS (SELECT 1 FROM channel_throttles t \
-                         WHERE t.channel_id = p.channel_id AND t.until > $1) \
-                     AND NOT EXISTS (SELECT 1 FROM scheduled_posts q \
-                         WHERE q.channel_id = p.channel_id AND q.status = 'publishing' \
-                             AND q.lease_owner <> $2 AND q.lease_expires_at > $1) \
+                     AND p.channel_id NOT IN (SELECT channel_id FROM held) \
                  ORDER BY p.publish_at, p.id \
                  LIMIT $4 \
                  FOR UPDATE SKIP LOCKED) \
