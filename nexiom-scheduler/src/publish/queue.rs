@@ -34,7 +34,10 @@ pub struct PublishConfig {
     /// random `publisher-…` name).
     pub worker_id: String,
     /// How long a claim holds before another worker may take the post over
-    /// (default 5 minutes; longer than any single publish call may take).
+    /// (default 5 minutes). A heartbeat renews the leases of a batch every
+    /// third of this while its calls are in flight, so a slow platform never
+    /// costs the claim; a worker that died gives its posts back one lease
+    /// period after its last beat.
     pub lease: Duration,
     /// Attempts and backoff.
     pub retry: RetryPolicy,
@@ -176,8 +179,16 @@ impl QueueReport {
 ///   looked up: found → `published` with the found id; definitely not found →
 ///   queued again as a new attempt (with backoff, under the attempt limit);
 ///   the lookup failing or unsupported → `failed` as [`OUTCOME_UNKNOWN`].
-/// - The post is written before its run is finished, each write guarded by the
-///   lease (`expect_lease_owner`): a worker whose lease lapsed writes nothing.
+/// - The post's final state and the end of its run are written together
+///   ([`Store::settle_posts`](nexiom_storage::PostStore::settle_posts), one
+///   statement for all the posts of a batch that finished meanwhile), guarded
+///   by the lease: a worker whose lease moved on writes nothing.
+/// - A 429 (or 503) with Retry-After holds the channel back until then, in
+///   every worker's claims; the channel's other posts in the batch are handed
+///   back untouched.
+/// - Channels run concurrently, one call at a time per channel by default
+///   ([`PublishConfig::concurrency`]); a channel is claimed by one worker at a
+///   time.
 /// - On success: `published`, `platform_post_id`, `url`, `published_at`, and
 ///   comment polling armed (`next_check_at = published_at`,
 ///   `stop_at = published_at + polling_window`).
@@ -239,9 +250,11 @@ impl PublishQueue {
     /// Claims and processes due posts in batches of `batch.batch_size` until a
     /// batch comes back short (series templates that were advanced may have
     /// made new occurrences due, so a full batch or an advanced template claims
-    /// again), at most `batch.max_batches` batches, waiting `batch.item_delay`
-    /// between two posts. Stops between two posts when `shutdown` is triggered,
-    /// handing the remaining claims back.
+    /// again), at most `batch.max_batches` batches. Inside a batch the channels
+    /// run concurrently (see [`PublishConfig::concurrency`]), each channel's
+    /// posts in `publish_at` order, waiting `batch.item_delay` between two
+    /// posts of one channel. Stops starting posts when `shutdown` is
+    /// triggered, handing the remaining claims back.
     pub async fn run_due(
         &self,
         batch: &BatchConfig,
