@@ -314,7 +314,10 @@ async fn the_heartbeat_keeps_a_slow_batch_claimed(store: Arc<dyn Store>) {
     .await
     .unwrap();
     let claimed = env.post(post.id).await;
-    assert_eq!(claimed.lease_expires_at, Some(env.clock.now() + Duration::seconds(3)));
+    assert_eq!(
+        claimed.lease_expires_at,
+        Some(env.clock.now() + Duration::seconds(3))
+    );
     // The platform is slow: 10 s pass on the clock, then we wait for a
     // heartbeat to move the lease past them.
     env.advance(Duration::seconds(10));
