@@ -1,0 +1,615 @@
+//! Auto-replies at platform speed, on memory and Postgres: a batch runs its
+//! channels and conversations concurrently under the worker's and the
+//! channel's caps, the replies of one conversation in order; a channel
+//! answering 429 with Retry-After holds back only its own replies; the
+//! heartbeat keeps a slow reply batch claimed.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use common::t0;
+use nexiom_connectors::{
+    ApiError, Capabilities, ChallengeResponse, ChannelContext, CommentPage, ConnectorError,
+    ConnectorRegistry, MockConnector, MockOp, NormalizedEvent, OutboundMessage, PlatformConnector,
+    PublishRequest, Published, SentMessage, TokenGrant, WebhookHeaders, WebhookSetup,
+};
+use nexiom_core::*;
+use nexiom_scheduler::inbound::{AutoReplyConfig, InboundPipeline};
+use nexiom_scheduler::{ConcurrencyConfig, RetryPolicy};
+use nexiom_storage::Store;
+use nexiom_triage::{Draft, ReplyError, ReplyGenerator, ReplyRequest};
+use tokio::sync::Notify;
+
+on_both_backends!(
+    replies_run_concurrently_in_conversation_order_under_the_caps,
+    a_rate_limited_channel_holds_back_only_its_own_replies,
+    the_heartbeat_keeps_slow_replies_claimed,
+);
+
+/// Calls in flight, per account and in all.
+#[derive(Debug, Default)]
+struct Counters {
+    in_flight: HashMap<String, usize>,
+    peak_per_account: HashMap<String, usize>,
+    total: usize,
+    peak_total: usize,
+}
+
+/// A platform over a [`MockConnector`] (which records the calls in call
+/// order) that counts the calls in flight, yields inside each call so that
+/// lanes interleave, answers 429 (Retry-After 10 min) on the accounts in
+/// `throttled`, and holds every call while `gate` is set until it is opened.
+/// With `company`, a call also waits (up to 2 s) until two calls have been in
+/// flight at once: on Postgres the lanes spend most of their time in the
+/// database, so a short yield alone rarely overlaps two calls; a pass that
+/// makes one call at a time never sees two, waits out the timeout and fails
+/// the test.
+#[derive(Debug, Clone)]
+struct Counting {
+    mock: MockConnector,
+    counters: Arc<Mutex<Counters>>,
+    throttled: Arc<Mutex<HashSet<String>>>,
+    gate: Option<Arc<Notify>>,
+    company: bool,
+}
+
+const RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(600);
+
+impl Counting {
+    fn new(mock: MockConnector, counters: &Arc<Mutex<Counters>>) -> Self {
+        Counting {
+            mock,
+            counters: Arc::clone(counters),
+            throttled: Arc::default(),
+            gate: None,
+            company: false,
+        }
+    }
+
+    /// Waits until two calls have been in flight at once (an event), at most
+    /// 2 s.
+    async fn await_company(&self) {
+        let joined = || self.counters.lock().unwrap().peak_total >= 2;
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+            while !joined() {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+        })
+        .await;
+    }
+
+    async fn counted<T>(
+        &self,
+        account: &str,
+        call: impl Future<Output = Result<T, ConnectorError>>,
+    ) -> Result<T, ConnectorError> {
+        {
+            let mut c = self.counters.lock().unwrap();
+            let n = c.in_flight.entry(account.to_owned()).or_default();
+            *n += 1;
+            let n = *n;
+            let peak = c.peak_per_account.entry(account.to_owned()).or_default();
+            *peak = (*peak).max(n);
+            c.total += 1;
+            c.peak_total = c.peak_total.max(c.total);
+        }
+        // Let the other lanes start their calls.
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+        }
+        if self.company {
+            self.await_company().await;
+        }
+        if let Some(gate) = &self.gate {
+            gate.notified().await;
+        }
+        let answer = if self.throttled.lock().unwrap().contains(account) {
+            Err(ConnectorError::RateLimited {
+                platform: self.mock.name().to_owned(),
+                retry_after: Some(RETRY_AFTER),
+                detail: ApiError::message("(#4) Application request limit reached"),
+            })
+        } else {
+            call.await
+        };
+        let mut c = self.counters.lock().unwrap();
+        *c.in_flight.get_mut(account).unwrap() -= 1;
+        c.total -= 1;
+        answer
+    }
+
+    fn peaks(&self) -> (usize, usize) {
+        let c = self.counters.lock().unwrap();
+        let per_account = c.peak_per_account.values().copied().max().unwrap_or(0);
+        (c.peak_total, per_account)
+    }
+}
+
+#[async_trait]
+impl PlatformConnector for Counting {
+    fn name(&self) -> &str {
+        self.mock.name()
+    }
+    fn platform(&self) -> Platform {
+        self.mock.platform()
+    }
+    fn capabilities(&self) -> &Capabilities {
+        self.mock.capabilities()
+    }
+    async fn refresh_token(&self, ctx: &ChannelContext) -> Result<TokenGrant, ConnectorError> {
+        self.mock.refresh_token(ctx).await
+    }
+    async fn publish(
+        &self,
+        ctx: &ChannelContext,
+        request: &PublishRequest,
+    ) -> Result<Published, ConnectorError> {
+        self.mock.publish(ctx, request).await
+    }
+    async fn list_new_comments(
+        &self,
+        ctx: &ChannelContext,
+        post_id: &str,
+        cursor: Option<&str>,
+    ) -> Result<CommentPage, ConnectorError> {
+        let call = self.mock.list_new_comments(ctx, post_id, cursor);
+        self.counted(&ctx.account_id, call).await
+    }
+    async fn reply_comment(
+        &self,
+        ctx: &ChannelContext,
+        comment_id: &str,
+        text: &str,
+    ) -> Result<String, ConnectorError> {
+        let call = self.mock.reply_comment(ctx, comment_id, text);
+        self.counted(&ctx.account_id, call).await
+    }
+    async fn send_message(
+        &self,
+        ctx: &ChannelContext,
+        message: &OutboundMessage,
+    ) -> Result<SentMessage, ConnectorError> {
+        let call = self.mock.send_message(ctx, message);
+        self.counted(&ctx.account_id, call).await
+    }
+    async fn setup_webhook(
+        &self,
+        ctx: &ChannelContext,
+        setup: &WebhookSetup,
+    ) -> Result<(), ConnectorError> {
+        self.mock.setup_webhook(ctx, setup).await
+    }
+    fn answer_challenge(
+        &self,
+        query: &[(String, String)],
+    ) -> Result<ChallengeResponse, ConnectorError> {
+        self.mock.answer_challenge(query)
+    }
+    fn verify_webhook(&self, headers: &WebhookHeaders, body: &[u8]) -> Result<(), ConnectorError> {
+        self.mock.verify_webhook(headers, body)
+    }
+    fn handle_webhook(&self, body: &[u8]) -> Result<Vec<NormalizedEvent>, ConnectorError> {
+        self.mock.handle_webhook(body)
+    }
+}
+
+/// Drafts "Re: <text>".
+#[derive(Debug)]
+struct Generator;
+
+#[async_trait]
+impl ReplyGenerator for Generator {
+    async fn generate(&self, request: &ReplyRequest<'_>) -> Result<Draft, ReplyError> {
+        Ok(Draft {
+            text: format!("Re: {}", request.text),
+            confidence: Some(0.9),
+        })
+    }
+}
+
+struct World {
+    store: Arc<dyn Store>,
+    clock: ManualClock,
+    tenant: TenantId,
+    wa: Counting,
+    fb: Counting,
+}
+
+impl World {
+    /// A tenant with AI control ON, over a WhatsApp and a Facebook platform.
+    async fn new(store: Arc<dyn Store>) -> World {
+        let clock = ManualClock::new(t0() + Duration::minutes(10));
+        let mock = |p| MockConnector::new(p).with_clock(Arc::new(clock.clone()));
+        let tenant = store
+            .create_tenant(NewTenant::new("Acme", t0()))
+            .await
+            .unwrap()
+            .id;
+        store
+            .set_ai_control(tenant, true, None, t0())
+            .await
+            .unwrap();
+        // One count of calls in flight for both platforms.
+        let counters = Arc::default();
+        World {
+            wa: Counting::new(mock(Platform::WhatsApp), &counters),
+            fb: Counting::new(mock(Platform::Facebook), &counters),
+            store,
+            clock,
+            tenant,
+        }
+    }
+
+    fn pipeline(&self, config: AutoReplyConfig) -> InboundPipeline {
+        InboundPipeline::new(
+            Arc::clone(&self.store),
+            Arc::new(self.clock.clone()),
+            Arc::new(Generator),
+        )
+        .with_connectors(
+            ConnectorRegistry::new()
+                .with(Arc::new(self.wa.clone()))
+                .with(Arc::new(self.fb.clone())),
+        )
+        .with_auto_reply_config(AutoReplyConfig {
+            retry: RetryPolicy {
+                jitter: false,
+                ..RetryPolicy::default()
+            },
+            ..config
+        })
+    }
+
+    async fn channel(&self, platform: Platform, account: &str) -> Channel {
+        self.store
+            .create_channel(NewChannel {
+                tenant_id: self.tenant,
+                platform,
+                external_account_id: account.into(),
+                name: account.into(),
+                credentials: Credentials {
+                    access_token: Some(SecretString::new("token")),
+                    ..Credentials::default()
+                },
+                created_at: t0(),
+            })
+            .await
+            .unwrap()
+    }
+
+    /// A conversation on `channel` with `handle`, and `n` inbound messages
+    /// in it ("<handle> #i", one second apart from `at`), triaged AUTO_REPLY.
+    async fn conversation(
+        &self,
+        channel: &Channel,
+        handle: &str,
+        n: usize,
+        at: DateTime<Utc>,
+    ) -> Vec<Message> {
+        let s = &*self.store;
+        let cc = s
+            .insert_contact_channel(NewContactChannel {
+                tenant_id: self.tenant,
+                platform: Platform::WhatsApp,
+                external_handle: handle.into(),
+                display_name: None,
+                created_at: t0(),
+            })
+            .await
+            .unwrap()
+            .record;
+        let conv = s
+            .insert_open_conversation(self.tenant, cc.contact_id, channel.id, t0())
+            .await
+            .unwrap()
+            .record;
+        let mut out = Vec::new();
+        for i in 0..n {
+            let at = at + Duration::seconds(i as i64);
+            let m = s
+                .insert_message(NewMessage {
+                    tenant_id: self.tenant,
+                    conversation_id: conv.id,
+                    direction: MessageDirection::Inbound,
+                    text: format!("{handle} #{i}"),
+                    has_media: false,
+                    provider_message_id: Some(format!("wamid.{handle}.{i}")),
+                    in_reply_to: None,
+                    delivery_status: None,
+                    created_at: at,
+                    stored_at: at,
+                })
+                .await
+                .unwrap()
+                .record;
+            let m = s
+                .set_message_triage(self.tenant, m.id, Triage::AutoReply, 0.9, None)
+                .await
+                .unwrap();
+            out.push(m);
+        }
+        out
+    }
+
+    /// A comment thread on `post`: a top-level comment `t` and `n - 1`
+    /// replies under it ("t", "t.1", …), triaged AUTO_REPLY.
+    async fn thread(&self, post: PostId, t: &str, n: usize, at: DateTime<Utc>) {
+        for i in 0..n {
+            let at = at + Duration::seconds(i as i64);
+            let c = self
+                .store
+                .insert_comment(NewComment {
+                    tenant_id: self.tenant,
+                    post_id: post,
+                    platform_comment_id: if i == 0 { t.into() } else { format!("{t}.{i}") },
+                    parent_platform_comment_id: (i > 0).then(|| t.to_owned()),
+                    author_id: None,
+                    author_name: None,
+                    text: format!("{t} #{i}"),
+                    created_at: at,
+                    stored_at: at,
+                })
+                .await
+                .unwrap()
+                .record;
+            self.store
+                .set_comment_triage(self.tenant, c.id, Triage::AutoReply, 0.9, None)
+                .await
+                .unwrap();
+        }
+    }
+
+    async fn post(&self, channel: &Channel) -> ScheduledPost {
+        self.store
+            .insert_post(NewScheduledPost::one_off(
+                self.tenant,
+                channel.id,
+                Content::text("Launch"),
+                t0(),
+                t0(),
+            ))
+            .await
+            .unwrap()
+            .record
+    }
+}
+
+/// The texts sent (message replies by recipient, comment replies by thread),
+/// in call order.
+fn sent_by_conversation(w: &World) -> HashMap<String, Vec<String>> {
+    let mut out: HashMap<String, Vec<String>> = HashMap::new();
+    for call in w.wa.mock.calls_of(MockOp::SendMessage) {
+        out.entry(call.target.unwrap())
+            .or_default()
+            .push(call.text.unwrap());
+    }
+    for call in w.fb.mock.calls_of(MockOp::ReplyComment) {
+        let target = call.target.unwrap();
+        let thread = target.split('.').next().unwrap().to_owned();
+        out.entry(thread).or_default().push(call.text.unwrap());
+    }
+    out
+}
+
+fn caps(max_in_flight: usize, per_channel: usize) -> ConcurrencyConfig {
+    ConcurrencyConfig {
+        max_in_flight,
+        per_channel,
+        ..ConcurrencyConfig::default()
+    }
+}
+
+/// 4 WhatsApp channels × 3 conversations × 3 messages, and a Facebook post
+/// with 3 threads of 3 comments, in one batch, at most 3 calls in flight and
+/// 2 per channel: several calls are in flight at once, never more than the
+/// caps; each conversation's and thread's replies go out in order; every item
+/// is answered exactly once and counted once.
+async fn replies_run_concurrently_in_conversation_order_under_the_caps(store: Arc<dyn Store>) {
+    let mut w = World::new(store).await;
+    w.wa.company = true;
+    w.fb.company = true;
+    let mut expected: HashMap<String, Vec<String>> = HashMap::new();
+    for c in 0..4 {
+        let channel = w
+            .channel(Platform::WhatsApp, &format!("pn-{c}-{}", w.tenant))
+            .await;
+        for k in 0..3 {
+            let handle = format!("33{c}{k}");
+            // Interleaved in time: the queue mixes conversations and channels.
+            let at = t0() + Duration::milliseconds((k * 4 + c) as i64);
+            w.conversation(&channel, &handle, 3, at).await;
+            expected.insert(
+                handle.clone(),
+                (0..3).map(|i| format!("Re: {handle} #{i}")).collect(),
+            );
+        }
+    }
+    let page = w
+        .channel(Platform::Facebook, &format!("page-{}", w.tenant))
+        .await;
+    let post = w.post(&page).await;
+    for t in ["ta", "tb", "tc"] {
+        w.thread(post.id, t, 3, t0()).await;
+        expected.insert(t.into(), (0..3).map(|i| format!("Re: {t} #{i}")).collect());
+    }
+
+    let pipeline = w.pipeline(AutoReplyConfig {
+        concurrency: caps(3, 2),
+        ..AutoReplyConfig::default()
+    });
+    let since = t0() - Duration::hours(1);
+    let r = pipeline
+        .auto_reply_recent_inbound(since, 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.sent, r.failed, r.held_back, r.already_replied),
+        (45, 0, 0, 0)
+    );
+
+    let (total, per_channel) = w.wa.peaks();
+    assert!(total >= 2, "sent one after another");
+    assert!(total <= 3, "over the worker cap: {total}");
+    assert!(per_channel <= 2, "over the channel cap: {per_channel}");
+    assert_eq!(sent_by_conversation(&w), expected, "each once, in order");
+    assert_eq!(
+        pipeline
+            .auto_reply_recent_inbound(since, 100)
+            .await
+            .unwrap(),
+        Default::default(),
+        "nothing left"
+    );
+}
+
+/// 3 WhatsApp channels × 4 conversations, one reply each per channel lane
+/// (one call at a time per channel); the first channel answers 429 with
+/// Retry-After 10 min: its first item is retried after it, its others are put
+/// back untouched until then (no call, no attempt), and the other channels'
+/// replies all go out in the same run. After the 10 minutes, the held
+/// channel's replies go out once each.
+async fn a_rate_limited_channel_holds_back_only_its_own_replies(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let mut mine = Vec::new();
+    let mut channels = Vec::new();
+    for c in 0..3 {
+        let channel = w
+            .channel(Platform::WhatsApp, &format!("pn-{c}-{}", w.tenant))
+            .await;
+        for k in 0..4 {
+            let at = t0() + Duration::milliseconds((k * 3 + c) as i64);
+            let m = w.conversation(&channel, &format!("33{c}{k}"), 1, at).await;
+            if c == 0 {
+                mine.extend(m);
+            }
+        }
+        channels.push(channel);
+    }
+    let held = channels[0].external_account_id.clone();
+    w.wa.throttled.lock().unwrap().insert(held.clone());
+    let pipeline = w.pipeline(AutoReplyConfig {
+        concurrency: caps(64, 1),
+        ..AutoReplyConfig::default()
+    });
+    let since = t0() - Duration::hours(1);
+    let now = w.clock.now();
+    let r = pipeline
+        .auto_reply_recent_inbound(since, 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.sent, r.failed, r.retried_later, r.held_back, r.given_up),
+        (8, 1, 1, 3, 0)
+    );
+    let calls = w.wa.mock.calls_of(MockOp::SendMessage);
+    assert_eq!(
+        calls.len(),
+        8,
+        "the throttled answer never reached the mock"
+    );
+    assert!(calls.iter().all(|c| c.account_id != held));
+    let until = now + Duration::from_std(RETRY_AFTER).unwrap();
+    for (i, m) in mine.iter().enumerate() {
+        let reply = w.store.get_message(w.tenant, m.id).await.unwrap().reply;
+        let reply = reply.unwrap();
+        assert_eq!(reply.state, ReplyState::Pending);
+        assert_eq!(reply.next_at, Some(until));
+        assert_eq!(
+            reply.attempts,
+            u32::from(i == 0),
+            "only the first was tried"
+        );
+    }
+
+    // Not before the Retry-After; then each held reply once.
+    w.clock
+        .advance(Duration::from_std(RETRY_AFTER).unwrap() - Duration::seconds(1));
+    let r = pipeline
+        .auto_reply_recent_inbound(since, 100)
+        .await
+        .unwrap();
+    assert_eq!(r, Default::default());
+    w.wa.throttled.lock().unwrap().clear();
+    w.clock.advance(Duration::seconds(1));
+    let r = pipeline
+        .auto_reply_recent_inbound(since, 100)
+        .await
+        .unwrap();
+    assert_eq!((r.sent, r.failed, r.held_back), (4, 0, 0));
+    let sent = sent_by_conversation(&w);
+    assert_eq!(sent.len(), 12);
+    assert!(sent.values().all(|texts| texts.len() == 1), "none twice");
+}
+
+/// A send held in flight longer than the lease: the heartbeat renews the
+/// batch's lease, so another worker claims nothing, and the reply ends sent
+/// once.
+async fn the_heartbeat_keeps_slow_replies_claimed(store: Arc<dyn Store>) {
+    let mut w = World::new(store).await;
+    let gate = Arc::new(Notify::new());
+    w.wa.gate = Some(gate.clone());
+    let channel = w
+        .channel(Platform::WhatsApp, &format!("pn-{}", w.tenant))
+        .await;
+    let m = w.conversation(&channel, "3300", 1, t0()).await.remove(0);
+    // A 3 s lease: the heartbeat runs every second.
+    let lease = Duration::seconds(3);
+    let pipeline = w.pipeline(AutoReplyConfig {
+        lease,
+        ..AutoReplyConfig::default()
+    });
+    let since = t0() - Duration::hours(1);
+    let task = {
+        let pipeline = pipeline.clone();
+        tokio::spawn(async move { pipeline.auto_reply_recent_inbound(since, 10).await })
+    };
+
+    // Wait for the send to be in flight (an event, not a time).
+    let counters = Arc::clone(&w.wa.counters);
+    let in_flight = || counters.lock().unwrap().total == 1;
+    tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while !in_flight() {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .unwrap();
+    let lease_until = |w: &World| {
+        let store = Arc::clone(&w.store);
+        let (tenant, id) = (w.tenant, m.id);
+        async move {
+            let reply = store.get_message(tenant, id).await.unwrap().reply;
+            reply.unwrap().lease_until.unwrap()
+        }
+    };
+    assert_eq!(lease_until(&w).await, w.clock.now() + lease);
+    // The platform is slow: 10 s pass on the clock, then we wait for a
+    // heartbeat to move the lease past them.
+    w.clock.advance(Duration::seconds(10));
+    tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while lease_until(&w).await <= w.clock.now() {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap();
+    let other = w
+        .store
+        .claim_pending_replies(w.clock.now(), None, 10, lease)
+        .await
+        .unwrap();
+    assert!(other.is_empty(), "still claimed by the slow batch");
+
+    gate.notify_one();
+    let r = task.await.unwrap().unwrap();
+    assert_eq!((r.sent, r.failed), (1, 0));
+    assert_eq!(w.wa.mock.calls_of(MockOp::SendMessage).len(), 1);
+    let stored = w.store.get_message(w.tenant, m.id).await.unwrap();
+    assert_eq!(stored.reply.unwrap().state, ReplyState::Sent);
+}
