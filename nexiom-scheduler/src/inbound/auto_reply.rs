@@ -295,9 +295,10 @@ impl InboundPipeline {
                     }
                 }
                 None => {
-                    if let Some(wait) = self.settle(item, &mut tally).await {
-                        tracing::warn!(%tenant, %channel, ?wait, "the channel asked to wait; its other replies in this batch are held back");
-                        batch.hold(channel, self.clock.now() + wait);
+                    let wait = self.settle(item, &mut tally).await;
+                    if let Some(until) = wait.and_then(|w| self.clock.now().checked_add_signed(w)) {
+                        tracing::warn!(%tenant, %channel, %until, "the channel asked to wait; its other replies in this batch are held back");
+                        batch.hold(channel, until);
                     }
                 }
             }
