@@ -334,6 +334,7 @@ impl Worker for InboundWorker {
                 "replies_skipped_ai_off": replies.skipped_ai_off,
                 "replies_retried_later": replies.retried_later,
                 "replies_given_up": replies.given_up,
+                "replies_held_back": replies.held_back,
                 "lag_seconds": lag,
             }),
         })

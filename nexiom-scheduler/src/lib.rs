@@ -69,8 +69,8 @@ pub use kpi::{
 pub use missions::*;
 pub use pipeline::{FnStep, PipelineCounts, PipelineRunner, PipelineStep, step_fn};
 pub use polling::{
-    CommentPoller, POLL_COMMENTS, PollCommentsWorker, PollFailure, PollReport, PollingConfig,
-    PollingError,
+    CommentPoller, DEFAULT_POLLS_PER_CHANNEL, POLL_COMMENTS, PollCommentsWorker, PollFailure,
+    PollReport, PollingConfig, PollingError,
 };
 pub use publish::{
     ConnectorGateway, OUTCOME_UNKNOWN, PostLookup, PostOutcome, PublishConfig, PublishFailure,

@@ -41,6 +41,16 @@ fn poller(env: &Env, mock: &MockConnector) -> CommentPoller {
     )
 }
 
+/// A poller that polls one post at a time: the mock's scripted failure
+/// answers its next call whatever the post, so one call at a time keeps
+/// which post gets it fixed.
+fn sequential_poller(env: &Env, mock: &MockConnector) -> CommentPoller {
+    poller(env, mock).with_config(PollingConfig {
+        concurrency: ConcurrencyConfig::sequential(),
+        ..PollingConfig::default()
+    })
+}
+
 /// A published post on `channel`, polled from `next_check` until 7 days after `now`.
 async fn published(
     env: &Env,
@@ -245,7 +255,7 @@ async fn polled_every_five_minutes_and_never_after_seven_days(store: Arc<dyn Sto
 async fn a_failing_post_does_not_stop_another(store: Arc<dyn Store>) {
     let env = Env::new(store).await;
     let mock = mock(&env);
-    let poller = poller(&env, &mock);
+    let poller = sequential_poller(&env, &mock);
     let now = env.clock.now();
     let failing = published(&env, env.channel, "fb-post-1", now - Duration::minutes(1)).await;
     let fine = published(&env, env.channel, "fb-post-2", now).await;
@@ -287,7 +297,7 @@ async fn a_rate_limited_channel_is_skipped_until_retry_after(store: Arc<dyn Stor
         .await
         .unwrap();
     let mock = mock(&env);
-    let poller = poller(&env, &mock);
+    let poller = sequential_poller(&env, &mock);
     let t0 = env.clock.now();
     let limited_a = published(&env, env.channel, "fb-a", t0 - Duration::minutes(2)).await;
     let limited_b = published(&env, env.channel, "fb-b", t0 - Duration::minutes(1)).await;

@@ -189,24 +189,25 @@ async fn channels_run_concurrently_one_call_at_a_time_each(store: Arc<dyn Store>
         (40, 40, 0)
     );
 
-    let c = gateway.counters.lock().unwrap();
-    assert!(
-        c.peak_total >= 2,
-        "channels ran one after another: {}",
-        c.peak_total
-    );
-    assert!(
-        c.peak_per_channel.values().all(|n| *n == 1),
-        "{:?}",
-        c.peak_per_channel
-    );
-    for channel in &chans {
-        let expected: Vec<String> = (0..5)
-            .map(|i| format!("{} #{i}", channel.external_account_id))
-            .collect();
-        assert_eq!(c.published[&channel.external_account_id], expected);
+    {
+        let c = gateway.counters.lock().unwrap();
+        assert!(
+            c.peak_total >= 2,
+            "channels ran one after another: {}",
+            c.peak_total
+        );
+        assert!(
+            c.peak_per_channel.values().all(|n| *n == 1),
+            "{:?}",
+            c.peak_per_channel
+        );
+        for channel in &chans {
+            let expected: Vec<String> = (0..5)
+                .map(|i| format!("{} #{i}", channel.external_account_id))
+                .collect();
+            assert_eq!(c.published[&channel.external_account_id], expected);
+        }
     }
-    drop(c);
 
     // The worker cap bounds the calls in flight.
     let env2 = Env::new(env.store.clone()).await;

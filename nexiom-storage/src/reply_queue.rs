@@ -89,6 +89,20 @@ pub trait ReplyQueueStore: Send + Sync {
         tenant: TenantId,
         subject: DecisionSubject,
     ) -> Result<bool>;
+
+    /// Extends to `expires_at` the leases of those of `subjects` that are
+    /// still `sending` under the lease `held_until` (the `lease_until` the
+    /// caller's claim, or its last renewal, set): the heartbeat of a worker
+    /// whose replies are in flight (worker-queue operation, across tenants).
+    /// An item settled meanwhile, or claimed again by another worker after
+    /// the lease lapsed (which set another `lease_until`), is left alone.
+    /// Returns how many were extended.
+    async fn renew_reply_leases(
+        &self,
+        subjects: &[DecisionSubject],
+        held_until: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<u64>;
 }
 
 /// An error text every backend can store: NUL and other control characters

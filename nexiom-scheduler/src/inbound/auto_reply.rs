@@ -1,30 +1,48 @@
 //! Auto-reply step: the reply queue's next AUTO_REPLY items answered through
 //! the connector, once each, only while the tenant's AI control is ON.
+//!
+//! A claimed batch runs in lanes: the replies of one conversation (a
+//! message's conversation, a comment's thread) share a lane and go out in
+//! queue order; a channel has at most its cap of lanes, and the worker runs
+//! at most `max_in_flight` lanes at once. A heartbeat renews the batch's
+//! leases while its replies are in flight. One item's turn is in
+//! `reply_turn`.
+
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::sync::{Mutex, PoisonError};
 
 use chrono::{DateTime, Duration, Utc};
-use nexiom_connectors::{
-    ChannelContext, ConnectorError, ErrorAction, OutboundMessage, PlatformConnector,
-};
-use nexiom_core::{
-    Channel, ClaimedReply, Comment, DecisionId, DecisionSubject, DeliveryStatus, Message,
-    MessageDirection, NewCommentReply, NewMessage, ReplyOutcome, TenantId,
-};
-use nexiom_triage::{ReplyKind, ReplyRequest};
+use nexiom_core::{ChannelId, ClaimedReply, DecisionSubject, ReplyOutcome, TenantId};
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
 
+use super::reply_turn::Turn;
 use super::{InboundError, InboundPipeline};
+use crate::concurrency::{ConcurrencyConfig, for_each_lane, lanes, sub_lane};
 use crate::publish::RetryPolicy;
 
-/// How the auto-reply step claims and retries.
+/// Replies in flight per channel by default: a reply is one short call, the
+/// platforms' messaging limits are per account and well above a few at once,
+/// and the replies of one conversation stay in order whatever the cap.
+pub const DEFAULT_REPLIES_PER_CHANNEL: usize = 4;
+
+/// How the auto-reply step claims, retries and sends at once.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AutoReplyConfig {
     /// How long a claim holds before another worker may take the item over
-    /// (default 5 minutes; longer than drafting and sending one reply takes).
+    /// (default 5 minutes). A heartbeat renews it every third of this while
+    /// the batch's replies are in flight.
     pub lease: Duration,
     /// Attempts per item (default 3) and the jittered backoff between them
     /// (default 60 s doubling, capped at 1 h), as for publishing.
     pub retry: RetryPolicy,
+    /// Replies in flight at once: `max_in_flight` per worker (default 64) and
+    /// `per_channel` per channel (default [`DEFAULT_REPLIES_PER_CHANNEL`], 4;
+    /// `per_platform` overrides it). The replies of one conversation share a
+    /// lane, so they are sent one after another in queue order whatever the
+    /// caps; [`ConcurrencyConfig::sequential`] sends one reply at a time.
+    pub concurrency: ConcurrencyConfig,
 }
 
 impl Default for AutoReplyConfig {
@@ -32,6 +50,10 @@ impl Default for AutoReplyConfig {
         AutoReplyConfig {
             lease: Duration::minutes(5),
             retry: RetryPolicy::default(),
+            concurrency: ConcurrencyConfig {
+                per_channel: DEFAULT_REPLIES_PER_CHANNEL,
+                ..ConcurrencyConfig::default()
+            },
         }
     }
 }
@@ -56,31 +78,82 @@ pub struct AutoReplyReport {
     /// Items found answered already (their reply claimed by an earlier run or
     /// another worker), now marked `sent`.
     pub already_replied: u64,
+    /// Items put back untouched, due again after the wait, because their
+    /// channel asked to wait (a Retry-After) earlier in this batch (no
+    /// attempt counted).
+    #[serde(default)]
+    pub held_back: u64,
 }
 
-/// How one item's turn ended.
-enum Turn {
-    /// The platform accepted the reply.
-    Sent,
-    /// The reply existed already.
-    AlreadyReplied,
-    /// AI control is OFF: put back without an attempt.
-    AiOff,
-    /// Nothing was sent (failed before the claim, or the platform refused
-    /// before acting and the claim was withdrawn): safe to try again, not
-    /// before the wait the platform asked for, when it gave one.
-    Retryable(String, Option<Duration>),
-    /// Failed after the reply was claimed (refused, or outcome unknown):
-    /// never sent again automatically.
-    Final(String),
+impl AutoReplyReport {
+    fn merge(&mut self, other: &AutoReplyReport) {
+        self.sent += other.sent;
+        self.failed += other.failed;
+        self.retried_later += other.retried_later;
+        self.given_up += other.given_up;
+        self.skipped_ai_off += other.skipped_ai_off;
+        self.already_replied += other.already_replied;
+        self.held_back += other.held_back;
+    }
 }
 
-/// Everything needed to answer a message, gathered before anything is claimed.
-struct Prepared {
-    connector: Arc<dyn PlatformConnector>,
-    ctx: ChannelContext,
-    recipient: String,
-    text: String,
+/// What the lanes of one batch share.
+#[derive(Default)]
+struct Batch {
+    report: Mutex<AutoReplyReport>,
+    /// The claimed items not settled yet (the heartbeat renews their leases).
+    unsettled: Mutex<HashSet<DecisionSubject>>,
+    /// Channels that asked to wait, until when.
+    holds: Mutex<HashMap<ChannelId, DateTime<Utc>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Batch {
+    fn add(&self, tally: &AutoReplyReport) {
+        lock(&self.report).merge(tally);
+    }
+
+    fn hold_of(&self, channel: ChannelId, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        lock(&self.holds)
+            .get(&channel)
+            .copied()
+            .filter(|until| *until > now)
+    }
+
+    fn hold(&self, channel: ChannelId, until: DateTime<Utc>) {
+        let mut holds = lock(&self.holds);
+        let held = holds.entry(channel).or_insert(until);
+        *held = (*held).max(until);
+    }
+}
+
+/// The tenant and channel of a claimed item.
+fn owner(item: &ClaimedReply) -> (TenantId, ChannelId) {
+    match item {
+        ClaimedReply::Message(m) => (m.tenant_id, m.channel_id),
+        ClaimedReply::Comment(c) => (c.tenant_id, c.channel_id),
+    }
+}
+
+/// The conversation whose replies must stay in order: a message's
+/// conversation; a comment's thread on its post (the top-level comment it
+/// answers in, or itself).
+fn conversation(item: &ClaimedReply) -> u128 {
+    match item {
+        ClaimedReply::Message(m) => m.conversation_id.as_uuid().as_u128(),
+        ClaimedReply::Comment(c) => {
+            let root = c
+                .parent_platform_comment_id
+                .as_deref()
+                .unwrap_or(&c.platform_comment_id);
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            (c.post_id, root).hash(&mut hasher);
+            u128::from(hasher.finish())
+        }
+    }
 }
 
 impl InboundPipeline {
@@ -126,25 +199,153 @@ impl InboundPipeline {
     /// attempt counted.
     ///
     /// Only a failure to claim at all ends the run with an error.
+    ///
+    /// The claimed items are answered concurrently under
+    /// [`AutoReplyConfig::concurrency`]: the replies of one conversation (a
+    /// message's conversation; a comment's thread, the top-level comment and
+    /// the replies under it) share a lane and are sent one after another in
+    /// queue order; a channel runs at most its cap of lanes at once, the
+    /// worker at most `max_in_flight`. When a send is refused with a wait
+    /// (a 429 with Retry-After, an open circuit), the channel's items not yet
+    /// sent in this batch are put back untouched, due after that wait
+    /// ([`AutoReplyReport::held_back`]); the other channels go on. While the
+    /// batch runs, a heartbeat renews its unsettled items' leases every third
+    /// of [`AutoReplyConfig::lease`].
     pub async fn auto_reply_recent_inbound(
         &self,
         since: DateTime<Utc>,
         limit: u32,
     ) -> Result<AutoReplyReport, InboundError> {
-        let mut report = AutoReplyReport::default();
         let config = &self.auto_reply;
+        let now = self.clock.now();
         let claimed = self
             .store
-            .claim_pending_replies(self.clock.now(), Some(since), limit, config.lease)
+            .claim_pending_replies(now, Some(since), limit, config.lease)
             .await?;
-        for item in claimed {
-            self.settle(item, &mut report).await;
+        if claimed.is_empty() {
+            return Ok(AutoReplyReport::default());
         }
+        let batch = Batch::default();
+        lock(&batch.unsettled).extend(claimed.iter().map(ClaimedReply::subject));
+        let lanes = self.reply_lanes(claimed).await;
+        let work = for_each_lane(lanes, config.concurrency.worker_cap(), |lane| {
+            self.run_lane(lane, &batch)
+        });
+        match now.checked_add_signed(config.lease) {
+            Some(held_until) => {
+                tokio::select! {
+                    biased;
+                    () = work => {}
+                    () = self.heartbeat(&batch.unsettled, held_until) => {}
+                }
+            }
+            None => work.await,
+        }
+        let report = *lock(&batch.report);
         Ok(report)
     }
 
-    /// Takes one claimed item through its turn and records the outcome on it.
-    async fn settle(&self, item: ClaimedReply, report: &mut AutoReplyReport) {
+    /// Groups claimed items into lanes: by channel, and within a channel by
+    /// one of its `cap` sub-lanes, the items of one conversation always in the
+    /// same one (in claim order, which is queue order).
+    async fn reply_lanes(&self, claimed: Vec<ClaimedReply>) -> Vec<Vec<ClaimedReply>> {
+        let mut caps: HashMap<ChannelId, usize> = HashMap::new();
+        for item in &claimed {
+            let (tenant, channel) = owner(item);
+            if let Entry::Vacant(slot) = caps.entry(channel) {
+                // A channel that cannot be read gets cap 1; its items fail
+                // with the read error in their turn.
+                let cap = match self.store.get_channel(tenant, channel).await {
+                    Ok(found) => self.auto_reply.concurrency.channel_cap(&found.platform),
+                    Err(_) => 1,
+                };
+                slot.insert(cap);
+            }
+        }
+        let keyed: Vec<((ChannelId, usize), ClaimedReply)> = claimed
+            .into_iter()
+            .map(|item| {
+                let channel = owner(&item).1;
+                let cap = caps.get(&channel).copied().unwrap_or(1);
+                let lane = sub_lane(cap, Some(conversation(&item)), &mut 0);
+                ((channel, lane), item)
+            })
+            .collect();
+        lanes(keyed, |(key, _)| *key)
+            .into_iter()
+            .map(|lane| lane.into_iter().map(|(_, item)| item).collect())
+            .collect()
+    }
+
+    /// Answers a lane's items one after another; once their channel asked to
+    /// wait, the rest are put back untouched until then.
+    async fn run_lane(&self, lane: Vec<ClaimedReply>, batch: &Batch) {
+        for item in lane {
+            let subject = item.subject();
+            let (tenant, channel) = owner(&item);
+            let mut tally = AutoReplyReport::default();
+            match batch.hold_of(channel, self.clock.now()) {
+                Some(until) => {
+                    tally.held_back += 1;
+                    let outcome = ReplyOutcome::Released {
+                        next_at: Some(until),
+                    };
+                    if let Err(error) = self.store.finish_reply(tenant, subject, outcome).await {
+                        tracing::warn!(%tenant, ?subject, %error, "held-back item not put back; its lease will lapse");
+                    }
+                }
+                None => {
+                    let wait = self.settle(item, &mut tally).await;
+                    if let Some(until) = wait.and_then(|w| self.clock.now().checked_add_signed(w)) {
+                        tracing::warn!(%tenant, %channel, %until, "the channel asked to wait; its other replies in this batch are held back");
+                        batch.hold(channel, until);
+                    }
+                }
+            }
+            batch.add(&tally);
+            lock(&batch.unsettled).remove(&subject);
+        }
+    }
+
+    /// Renews the leases of the batch's unsettled items every third of the
+    /// lease period, forever (the caller stops it when the batch is done).
+    /// `held_until` is the lease the claim set.
+    async fn heartbeat(
+        &self,
+        unsettled: &Mutex<HashSet<DecisionSubject>>,
+        mut held_until: DateTime<Utc>,
+    ) {
+        let lease = self.auto_reply.lease;
+        let period = (lease / 3)
+            .to_std()
+            .unwrap_or(std::time::Duration::from_secs(1))
+            .max(std::time::Duration::from_millis(100));
+        loop {
+            tokio::time::sleep(period).await;
+            let subjects: Vec<DecisionSubject> = lock(unsettled).iter().copied().collect();
+            let Some(expires) = self.clock.now().checked_add_signed(lease) else {
+                continue;
+            };
+            if subjects.is_empty() {
+                continue;
+            }
+            match self
+                .store
+                .renew_reply_leases(&subjects, held_until, expires)
+                .await
+            {
+                Ok(_) => held_until = expires,
+                Err(error) => {
+                    tracing::warn!(%error, items = subjects.len(), "renewing the reply batch's leases failed");
+                }
+            }
+        }
+    }
+
+    /// Takes one claimed item through its turn, records the outcome on it and
+    /// counts it in `report`. Returns the wait the channel asked for, when the
+    /// platform refused the send with one.
+    async fn settle(&self, item: ClaimedReply, report: &mut AutoReplyReport) -> Option<Duration> {
         let subject = item.subject();
         let (tenant, attempts) = match &item {
             ClaimedReply::Message(m) => (m.tenant_id, m.reply.as_ref().map_or(0, |r| r.attempts)),
@@ -155,6 +356,7 @@ impl InboundPipeline {
             ClaimedReply::Comment(c) => self.reply_to_comment(tenant, c).await,
         };
         let turn = turn.unwrap_or_else(|e| Turn::Retryable(e.to_string(), None));
+        let mut asked_wait = None;
         let outcome = match turn {
             Turn::Sent => {
                 report.sent += 1;
@@ -170,6 +372,7 @@ impl InboundPipeline {
             }
             Turn::Retryable(error, wait) => {
                 report.failed += 1;
+                asked_wait = wait;
                 let attempt = attempts.saturating_add(1);
                 if attempt >= self.auto_reply.retry.max_attempts {
                     report.given_up += 1;
@@ -197,302 +400,6 @@ impl InboundPipeline {
             // settles it from its stored reply, never by sending again.
             tracing::warn!(%tenant, ?subject, %error, "auto-reply outcome not recorded");
         }
-    }
-
-    /// Whether the tenant's AI control is ON right now.
-    async fn ai_on(&self, tenant: TenantId) -> Result<bool, InboundError> {
-        Ok(self.store.get_ai_control(tenant).await?.enabled)
-    }
-
-    /// The draft kept in the item's decision, or a fresh one.
-    async fn reply_text(
-        &self,
-        tenant: TenantId,
-        decision: Option<DecisionId>,
-        request: ReplyRequest<'_>,
-    ) -> Result<Result<String, String>, InboundError> {
-        if let Some(id) = decision {
-            let decision = self.store.get_decision(tenant, id).await?;
-            if let Some(draft) = decision.snapshot.get("draft").and_then(|d| d.as_str())
-                && !draft.trim().is_empty()
-            {
-                return Ok(Ok(draft.to_owned()));
-            }
-        }
-        Ok(self
-            .generator
-            .generate(&request)
-            .await
-            .map(|d| d.text)
-            .map_err(|e| e.to_string()))
-    }
-
-    /// The connector and context of a channel.
-    fn connector_for(
-        &self,
-        channel: &Channel,
-    ) -> Result<(Arc<dyn PlatformConnector>, ChannelContext), String> {
-        let connector = self
-            .connectors
-            .get(channel.platform.as_str())
-            .map_err(|e| e.to_string())?;
-        let ctx = ChannelContext::from_channel(channel).map_err(|e| e.to_string())?;
-        Ok((connector, ctx))
-    }
-
-    /// The reply to a message, or why it cannot be made.
-    async fn prepare_message(
-        &self,
-        tenant: TenantId,
-        message: &Message,
-    ) -> Result<Result<Prepared, String>, InboundError> {
-        let channel = self.store.get_channel(tenant, message.channel_id).await?;
-        let conversation = self
-            .store
-            .get_conversation(tenant, message.conversation_id)
-            .await?;
-        let contact = self
-            .store
-            .get_contact(tenant, conversation.contact_id)
-            .await?;
-        let handle = self
-            .store
-            .list_contact_channels(tenant, conversation.contact_id)
-            .await?
-            .into_iter()
-            .find(|h| h.platform == channel.platform)
-            .map(|h| h.external_handle);
-        let Some(recipient) = handle else {
-            return Ok(Err(format!(
-                "contact {} has no {} handle",
-                contact.id, channel.platform
-            )));
-        };
-        let (connector, ctx) = match self.connector_for(&channel) {
-            Ok(found) => found,
-            Err(e) => return Ok(Err(e)),
-        };
-        let request = ReplyRequest {
-            tenant_id: tenant,
-            kind: ReplyKind::Message,
-            contact_name: contact.display_name.as_deref(),
-            text: &message.text,
-        };
-        let text = match self
-            .reply_text(tenant, message.ai_decision_id, request)
-            .await?
-        {
-            Ok(text) => text,
-            Err(e) => return Ok(Err(e)),
-        };
-        Ok(Ok(Prepared {
-            connector,
-            ctx,
-            recipient,
-            text,
-        }))
-    }
-
-    #[tracing::instrument(name = "auto_reply_message", skip_all, fields(%tenant, message = %message.id))]
-    async fn reply_to_message(
-        &self,
-        tenant: TenantId,
-        message: &Message,
-    ) -> Result<Turn, InboundError> {
-        if message.direction != MessageDirection::Inbound {
-            return Ok(Turn::Final("only inbound messages are answered".into()));
-        }
-        let prepared = match self.prepare_message(tenant, message).await? {
-            Ok(prepared) => prepared,
-            Err(reason) => return Ok(Turn::Retryable(reason, None)),
-        };
-        if !self.ai_on(tenant).await? {
-            return Ok(Turn::AiOff);
-        }
-        let now = self.clock.now();
-        // The claim: unique by the inbound message it answers.
-        let claim = self
-            .store
-            .insert_message(NewMessage {
-                tenant_id: tenant,
-                conversation_id: message.conversation_id,
-                direction: MessageDirection::Outbound,
-                text: prepared.text.clone(),
-                has_media: false,
-                provider_message_id: None,
-                in_reply_to: Some(message.id),
-                delivery_status: Some(DeliveryStatus::Pending),
-                created_at: now,
-                stored_at: now,
-            })
-            .await?;
-        if !claim.created {
-            return Ok(earlier_reply(claim.record.delivery_status));
-        }
-        let outbound = OutboundMessage {
-            reply_to: message.provider_message_id.clone(),
-            last_inbound_at: Some(message.created_at),
-            ..OutboundMessage::text(prepared.recipient, prepared.text)
-        };
-        // From here on the reply is claimed: whatever happens, it is never
-        // sent again, so storage errors are logged, not returned.
-        match prepared
-            .connector
-            .send_message(&prepared.ctx, &outbound)
-            .await
-        {
-            Ok(sent) => {
-                if let Err(error) = self
-                    .store
-                    .record_message_sent(
-                        tenant,
-                        claim.record.id,
-                        Some(&sent.message_id),
-                        DeliveryStatus::Sent,
-                    )
-                    .await
-                {
-                    tracing::warn!(%tenant, message = %message.id, %error, "reply sent but not recorded");
-                }
-                Ok(Turn::Sent)
-            }
-            Err(error) => {
-                if let Some(turn) = self
-                    .withdraw_unsent(tenant, DecisionSubject::Message(message.id), &error)
-                    .await
-                {
-                    return Ok(turn);
-                }
-                if let Err(error) = self
-                    .store
-                    .record_message_sent(tenant, claim.record.id, None, DeliveryStatus::Failed)
-                    .await
-                {
-                    tracing::warn!(%tenant, message = %message.id, %error, "failed reply not recorded");
-                }
-                Ok(Turn::Final(format!(
-                    "the send failed (never re-sent): {error}"
-                )))
-            }
-        }
-    }
-
-    #[tracing::instrument(name = "auto_reply_comment", skip_all, fields(%tenant, comment = %comment.id))]
-    async fn reply_to_comment(
-        &self,
-        tenant: TenantId,
-        comment: &Comment,
-    ) -> Result<Turn, InboundError> {
-        if let Some(reply) = self.store.find_comment_reply(tenant, comment.id).await? {
-            return Ok(earlier_reply(Some(reply.status)));
-        }
-        let channel = self.store.get_channel(tenant, comment.channel_id).await?;
-        let (connector, ctx) = match self.connector_for(&channel) {
-            Ok(found) => found,
-            Err(reason) => return Ok(Turn::Retryable(reason, None)),
-        };
-        let request = ReplyRequest {
-            tenant_id: tenant,
-            kind: ReplyKind::Comment,
-            contact_name: comment.author_name.as_deref(),
-            text: &comment.text,
-        };
-        let text = match self
-            .reply_text(tenant, comment.ai_decision_id, request)
-            .await?
-        {
-            Ok(text) => text,
-            Err(reason) => return Ok(Turn::Retryable(format!("no reply drafted: {reason}"), None)),
-        };
-        if !self.ai_on(tenant).await? {
-            return Ok(Turn::AiOff);
-        }
-        let now = self.clock.now();
-        let claim = self
-            .store
-            .insert_comment_reply(NewCommentReply {
-                tenant_id: tenant,
-                comment_id: comment.id,
-                text: text.clone(),
-                created_at: now,
-            })
-            .await?;
-        if !claim.created {
-            return Ok(earlier_reply(Some(claim.record.status)));
-        }
-        let outcome = connector
-            .reply_comment(&ctx, &comment.platform_comment_id, &text)
-            .await;
-        if let Err(error) = &outcome
-            && let Some(turn) = self
-                .withdraw_unsent(tenant, DecisionSubject::Comment(comment.id), error)
-                .await
-        {
-            return Ok(turn);
-        }
-        let now = self.clock.now();
-        let (status, reply_id, error) = match &outcome {
-            Ok(reply_id) => (DeliveryStatus::Sent, Some(reply_id.as_str()), None),
-            Err(error) => (DeliveryStatus::Failed, None, Some(error.to_string())),
-        };
-        if let Err(store_error) = self
-            .store
-            .finish_comment_reply(tenant, comment.id, status, reply_id, error.as_deref(), now)
-            .await
-        {
-            tracing::warn!(%tenant, comment = %comment.id, error = %store_error, "comment reply outcome not recorded");
-        }
-        Ok(match error {
-            None => Turn::Sent,
-            Some(error) => Turn::Final(format!("the reply failed (never re-sent): {error}")),
-        })
-    }
-}
-
-impl InboundPipeline {
-    /// After a failed send: when the platform refused before acting (its
-    /// error says retry later or refresh the token: rate limited, circuit
-    /// open, `503`, a connect failure, `401`), nothing was sent, so the claim
-    /// is withdrawn and the item retried with backoff (never sooner than a
-    /// Retry-After). `None` when the send may have happened or the claim could
-    /// not be withdrawn: the caller settles it for good.
-    async fn withdraw_unsent(
-        &self,
-        tenant: TenantId,
-        subject: DecisionSubject,
-        error: &ConnectorError,
-    ) -> Option<Turn> {
-        let wait = match error.action() {
-            ErrorAction::RetryLater { after } => after.and_then(|d| Duration::from_std(d).ok()),
-            ErrorAction::RefreshToken => None,
-            ErrorAction::NeedsAttention | ErrorAction::Fail => return None,
-        };
-        match self.store.withdraw_reply_claim(tenant, subject).await {
-            Ok(true) => Some(Turn::Retryable(
-                format!("the platform did not act, retried later: {error}"),
-                wait,
-            )),
-            Ok(false) => None,
-            Err(store_error) => {
-                tracing::warn!(%tenant, ?subject, error = %store_error, "unsent reply claim not withdrawn");
-                None
-            }
-        }
-    }
-}
-
-/// The turn of an item whose reply was claimed before (by an earlier run, a
-/// concurrent worker, or a worker that stopped), from that reply's status.
-fn earlier_reply(status: Option<DeliveryStatus>) -> Turn {
-    match status {
-        Some(DeliveryStatus::Failed) => {
-            Turn::Final("an earlier reply to this item failed; it is never re-sent".into())
-        }
-        Some(DeliveryStatus::Pending) | None => Turn::Final(
-            "outcome unknown: a worker stopped after claiming the reply and before recording \
-             the platform's answer; check the account before answering by hand"
-                .into(),
-        ),
-        Some(_) => Turn::AlreadyReplied,
+        asked_wait
     }
 }

@@ -14,6 +14,7 @@ mod auto_reply;
 mod dry_run;
 mod error;
 mod ingest;
+mod reply_turn;
 mod routing;
 mod settings;
 mod triage;
@@ -26,7 +27,7 @@ use nexiom_core::Clock;
 use nexiom_storage::Store;
 use nexiom_triage::{ReplyGenerator, TriageConfig};
 
-pub use auto_reply::{AutoReplyConfig, AutoReplyReport};
+pub use auto_reply::{AutoReplyConfig, AutoReplyReport, DEFAULT_REPLIES_PER_CHANNEL};
 pub use dry_run::{DecisionSummary, DryRunItem, DryRunReport};
 pub use error::InboundError;
 pub use ingest::IngestReport;

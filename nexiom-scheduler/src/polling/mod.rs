@@ -13,13 +13,19 @@
 //! ([`InboundPipeline::triage_new_items`](crate::inbound::InboundPipeline::triage_new_items),
 //! [`InboundPipeline::auto_reply_recent_inbound`](crate::inbound::InboundPipeline::auto_reply_recent_inbound)),
 //! so a comment seen by the webhook and by polling is stored, triaged and
-//! answered once. [`CommentPoller::hide_comment`] hides (or shows) a comment
-//! on the platform and records it.
+//! answered once. The due posts of a pass are polled concurrently, a post's
+//! pages one after another, under [`PollingConfig::concurrency`] (4 posts per
+//! channel and 64 per worker by default). [`CommentPoller::hide_comment`]
+//! hides (or shows) a comment on the platform and records it.
 
+mod config;
 mod error;
 mod poller;
+mod report;
 mod worker;
 
+pub use config::{DEFAULT_POLLS_PER_CHANNEL, PollingConfig};
 pub use error::PollingError;
-pub use poller::{CommentPoller, PollFailure, PollReport, PollingConfig};
+pub use poller::CommentPoller;
+pub use report::{PollFailure, PollReport};
 pub use worker::{POLL_COMMENTS, PollCommentsWorker};

@@ -1,111 +1,25 @@
 //! [`CommentPoller`]: one polling pass over the posts due, and hiding a comment.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::{DateTime, Duration, Utc};
 use nexiom_connectors::{ChannelContext, ConnectorError, ConnectorRegistry};
 use nexiom_core::{
-    ChannelId, Clock, Comment, CommentCheckpoint, CommentId, NewComment, PostId, PostPatch,
-    PostStatus, ScheduledPost, TenantId,
+    ChannelId, Clock, Comment, CommentCheckpoint, CommentId, NewComment, PostPatch, PostStatus,
+    ScheduledPost, TenantId,
 };
 use nexiom_storage::Store;
 use tracing::warn;
 
+use super::config::PollingConfig;
 use super::error::PollingError;
+use super::report::{PollFailure, PollReport};
+use crate::concurrency::{for_each_lane, lanes, sub_lane};
 use crate::error::Result;
 use crate::inbound::InboundPipeline;
 use crate::worker::Shutdown;
-
-/// How comments are polled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PollingConfig {
-    /// Time between two checks of a post (default 5 minutes).
-    pub interval: Duration,
-    /// How long after publication a post is polled when it has no `stop_at`
-    /// (default 7 days; publishing sets `stop_at = published_at + 7 days`).
-    pub window: Duration,
-    /// Pages read per post and pass at most (default 100), so that a platform
-    /// that keeps handing out cursors cannot hold the pass; the rest is read
-    /// at the next check, from the saved cursor.
-    pub max_pages: u32,
-    /// Items per tenant the follow-up triage and auto-reply steps handle per
-    /// pass (default 500).
-    pub follow_up_limit: u32,
-}
-
-impl Default for PollingConfig {
-    fn default() -> Self {
-        PollingConfig {
-            interval: Duration::minutes(5),
-            window: Duration::days(7),
-            max_pages: 100,
-            follow_up_limit: 500,
-        }
-    }
-}
-
-/// A post whose polling failed in a pass (the other posts were still polled).
-#[derive(Debug, Clone, PartialEq)]
-pub struct PollFailure {
-    /// The tenant.
-    pub tenant_id: TenantId,
-    /// The post.
-    pub post_id: PostId,
-    /// What went wrong, as the connector or the store said.
-    pub error: String,
-}
-
-/// What one polling pass did.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct PollReport {
-    /// Posts whose comments were read to the last page (or `max_pages`).
-    pub posts_polled: u64,
-    /// Pages of comments read.
-    pub pages_read: u64,
-    /// Comments stored by this pass (a comment stored already, by an earlier
-    /// pass or by the webhook, is not counted).
-    pub comments_stored: u64,
-    /// Posts skipped or stopped because their channel is rate-limited; they are
-    /// checked again after the platform's Retry-After.
-    pub posts_rate_limited: u64,
-    /// Posts on a platform without the comments capability (or never given a
-    /// platform id): their polling is stopped for good.
-    pub posts_unsupported: u64,
-    /// Posts whose polling ended in this pass (7 days after publication).
-    pub posts_finished: u64,
-    /// Comments triaged by the follow-up triage step.
-    pub triaged: u64,
-    /// Replies sent by the follow-up auto-reply step.
-    pub auto_replied: u64,
-    /// Posts that failed, with the reason.
-    pub failures: Vec<PollFailure>,
-    /// Why the follow-up triage or auto-reply step failed, if it did (the
-    /// comments are stored; the pipeline's own steps pick them up later).
-    pub follow_up_error: Option<String>,
-}
-
-impl PollReport {
-    /// The report as JSON, for an execution log.
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "posts_polled": self.posts_polled,
-            "pages_read": self.pages_read,
-            "comments_stored": self.comments_stored,
-            "posts_rate_limited": self.posts_rate_limited,
-            "posts_unsupported": self.posts_unsupported,
-            "posts_finished": self.posts_finished,
-            "triaged": self.triaged,
-            "auto_replied": self.auto_replied,
-            "failures": self.failures.iter().map(|f| serde_json::json!({
-                "tenant_id": f.tenant_id.to_string(),
-                "post_id": f.post_id.to_string(),
-                "error": f.error,
-            })).collect::<Vec<_>>(),
-            "follow_up_error": self.follow_up_error,
-        })
-    }
-}
 
 /// How one post's check ended.
 enum Checked {
@@ -115,6 +29,14 @@ enum Checked {
     Deferred(DateTime<Utc>),
     /// Never polled: the platform lists no comments.
     Unsupported,
+}
+
+/// What the lanes of one pass share.
+#[derive(Default)]
+struct Pass {
+    report: PollReport,
+    /// The creation time of the oldest comment stored in the pass.
+    oldest_new: Option<DateTime<Utc>>,
 }
 
 /// What one post's check stored, kept even when a later page fails.
@@ -222,73 +144,139 @@ impl CommentPoller {
     /// recorded in [`PollReport::failures`], checked again after the interval,
     /// and never stops the other posts. A rate limit (`RateLimited`, or an open
     /// circuit) stops the channel until its Retry-After (the interval when the
-    /// platform did not say). Returns between two posts once `shutdown` fires.
-    /// Fails only when the due posts cannot be listed.
+    /// platform did not say).
+    ///
+    /// Posts are polled concurrently under [`PollingConfig::concurrency`]: a
+    /// channel's posts are spread over at most its cap of lanes, the worker
+    /// runs at most `max_in_flight` lanes at once, and a post's pages are read
+    /// one after another within its lane. A rate limit stops the channel's
+    /// posts not started yet; those already in flight on it get their own
+    /// answer (usually the same rate limit). Once `shutdown` fires, each lane
+    /// stops after its post in flight; the posts not started stay due. Fails
+    /// only when the due posts cannot be listed.
     pub async fn poll_due(&self, limit: u32, shutdown: Option<&Shutdown>) -> Result<PollReport> {
         let now = self.clock.now();
         let posts = self.store.list_posts_due_for_polling(now, limit).await?;
-        let mut report = PollReport::default();
-        let mut oldest_new: Option<DateTime<Utc>> = None;
-        for post in posts {
-            if shutdown.is_some_and(Shutdown::is_triggered) {
-                break;
-            }
-            let mut stored = Stored::default();
-            let outcome = self.check_post(&post, now, &mut stored).await;
-            report.pages_read += stored.pages;
-            report.comments_stored += stored.new;
-            oldest_new = match (oldest_new, stored.oldest_new) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            let stop = self.stop_of(&post);
-            let (earliest, checked) = match outcome {
-                Ok(Checked::Polled) => {
-                    report.posts_polled += 1;
-                    (Some(now + self.config.interval), true)
-                }
-                Ok(Checked::Deferred(until)) => {
-                    report.posts_rate_limited += 1;
-                    (Some(until), false)
-                }
-                Ok(Checked::Unsupported) => {
-                    report.posts_unsupported += 1;
-                    (None, false)
-                }
-                Err(err) => {
-                    let until = match &err {
-                        PollingError::Connector(e) if is_rate_limit(e) => {
-                            report.posts_rate_limited += 1;
-                            self.channel_not_before(post.channel_id)
-                        }
-                        _ => None,
+        let pass = Mutex::new(Pass::default());
+        let lanes = self.poll_lanes(posts).await;
+        for_each_lane(lanes, self.config.concurrency.worker_cap(), |lane| {
+            let pass = &pass;
+            async move {
+                for post in lane {
+                    if shutdown.is_some_and(Shutdown::is_triggered) {
+                        break;
+                    }
+                    let (tally, oldest_new) = self.poll_post(&post, now).await;
+                    let mut pass = pass.lock().unwrap_or_else(PoisonError::into_inner);
+                    pass.report.merge(tally);
+                    pass.oldest_new = match (pass.oldest_new, oldest_new) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
                     };
-                    warn!(tenant_id = %post.tenant_id, post_id = %post.id, error = %err, "comment polling failed");
-                    report.failures.push(PollFailure {
-                        tenant_id: post.tenant_id,
-                        post_id: post.id,
-                        error: err.to_string(),
-                    });
-                    (Some(until.unwrap_or(now + self.config.interval)), false)
                 }
-            };
-            let next = earliest.filter(|next| stop.is_none_or(|stop| *next < stop));
-            if next.is_none() && earliest.is_some() {
-                report.posts_finished += 1;
             }
-            if let Err(err) = self.reschedule(&post, now, checked, next).await {
-                warn!(tenant_id = %post.tenant_id, post_id = %post.id, error = %err, "could not reschedule comment polling");
+        })
+        .await;
+        let Pass {
+            mut report,
+            oldest_new,
+        } = pass.into_inner().unwrap_or_else(PoisonError::into_inner);
+        if let (Some(since), Some(inbound)) = (oldest_new, &self.inbound) {
+            self.follow_up(inbound, since, &mut report).await;
+        }
+        Ok(report)
+    }
+
+    /// Groups posts into lanes: by channel, and within a channel spread over
+    /// its cap of lanes (each lane polls its posts one after another).
+    async fn poll_lanes(&self, posts: Vec<ScheduledPost>) -> Vec<Vec<ScheduledPost>> {
+        let mut caps: HashMap<ChannelId, usize> = HashMap::new();
+        for post in &posts {
+            if let Entry::Vacant(slot) = caps.entry(post.channel_id) {
+                // A channel that cannot be read gets cap 1; its posts fail
+                // with the read error when checked.
+                let cap = match self
+                    .store
+                    .get_channel(post.tenant_id, post.channel_id)
+                    .await
+                {
+                    Ok(channel) => self.config.concurrency.channel_cap(&channel.platform),
+                    Err(_) => 1,
+                };
+                slot.insert(cap);
+            }
+        }
+        let mut round_robin: HashMap<ChannelId, usize> = HashMap::new();
+        let keyed: Vec<((ChannelId, usize), ScheduledPost)> = posts
+            .into_iter()
+            .map(|post| {
+                let cap = caps.get(&post.channel_id).copied().unwrap_or(1);
+                let rr = round_robin.entry(post.channel_id).or_default();
+                ((post.channel_id, sub_lane(cap, None, rr)), post)
+            })
+            .collect();
+        lanes(keyed, |(key, _)| *key)
+            .into_iter()
+            .map(|lane| lane.into_iter().map(|(_, post)| post).collect())
+            .collect()
+    }
+
+    /// Checks one post and reschedules it; returns its counts and the
+    /// creation time of the oldest comment it stored.
+    async fn poll_post(
+        &self,
+        post: &ScheduledPost,
+        now: DateTime<Utc>,
+    ) -> (PollReport, Option<DateTime<Utc>>) {
+        let mut report = PollReport::default();
+        let mut stored = Stored::default();
+        let outcome = self.check_post(post, now, &mut stored).await;
+        report.pages_read += stored.pages;
+        report.comments_stored += stored.new;
+        let stop = self.stop_of(post);
+        let (earliest, checked) = match outcome {
+            Ok(Checked::Polled) => {
+                report.posts_polled += 1;
+                (Some(now + self.config.interval), true)
+            }
+            Ok(Checked::Deferred(until)) => {
+                report.posts_rate_limited += 1;
+                (Some(until), false)
+            }
+            Ok(Checked::Unsupported) => {
+                report.posts_unsupported += 1;
+                (None, false)
+            }
+            Err(err) => {
+                let until = match &err {
+                    PollingError::Connector(e) if is_rate_limit(e) => {
+                        report.posts_rate_limited += 1;
+                        self.channel_not_before(post.channel_id)
+                    }
+                    _ => None,
+                };
+                warn!(tenant_id = %post.tenant_id, post_id = %post.id, error = %err, "comment polling failed");
                 report.failures.push(PollFailure {
                     tenant_id: post.tenant_id,
                     post_id: post.id,
                     error: err.to_string(),
                 });
+                (Some(until.unwrap_or(now + self.config.interval)), false)
             }
+        };
+        let next = earliest.filter(|next| stop.is_none_or(|stop| *next < stop));
+        if next.is_none() && earliest.is_some() {
+            report.posts_finished += 1;
         }
-        if let (Some(since), Some(inbound)) = (oldest_new, &self.inbound) {
-            self.follow_up(inbound, since, &mut report).await;
+        if let Err(err) = self.reschedule(post, now, checked, next).await {
+            warn!(tenant_id = %post.tenant_id, post_id = %post.id, error = %err, "could not reschedule comment polling");
+            report.failures.push(PollFailure {
+                tenant_id: post.tenant_id,
+                post_id: post.id,
+                error: err.to_string(),
+            });
         }
-        Ok(report)
+        (report, stored.oldest_new)
     }
 
     /// When the post's polling ends: its `stop_at`, else `published_at` plus

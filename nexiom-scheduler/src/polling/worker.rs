@@ -59,7 +59,7 @@ impl Worker for PollCommentsWorker {
                 + report.posts_rate_limited
                 + report.posts_unsupported
                 + u64::try_from(report.failures.len()).unwrap_or(u64::MAX);
-            merge(&mut total, report);
+            total.merge(report);
             if handled < u64::from(ctx.batch.batch_size) {
                 break;
             }
@@ -73,20 +73,5 @@ impl Worker for PollCommentsWorker {
             items_failed: i64::try_from(failed).unwrap_or(i64::MAX),
             results: total.to_json(),
         })
-    }
-}
-
-fn merge(total: &mut super::PollReport, report: super::PollReport) {
-    total.posts_polled += report.posts_polled;
-    total.pages_read += report.pages_read;
-    total.comments_stored += report.comments_stored;
-    total.posts_rate_limited += report.posts_rate_limited;
-    total.posts_unsupported += report.posts_unsupported;
-    total.posts_finished += report.posts_finished;
-    total.triaged += report.triaged;
-    total.auto_replied += report.auto_replied;
-    total.failures.extend(report.failures);
-    if report.follow_up_error.is_some() {
-        total.follow_up_error = report.follow_up_error;
     }
 }

@@ -32,6 +32,7 @@ mod dead_letters;
 mod harness;
 mod kpi;
 mod publish_batch;
+mod reply_leases;
 mod reply_queue;
 mod tests;
 mod topics;
@@ -43,6 +44,7 @@ pub use harness::{
 };
 pub use kpi::*;
 pub use publish_batch::*;
+pub use reply_leases::*;
 pub use reply_queue::*;
 pub use tests::*;
 pub use topics::*;
@@ -91,6 +93,7 @@ macro_rules! conformance_suite {
             reply_queue_records_outcomes_on_the_item,
             stale_release_closes_running_post_runs,
             reply_claims_are_withdrawn_only_while_unsent,
+            reply_lease_heartbeats_extend_only_the_holders_claims,
             dead_letters_are_stored_once_and_listed,
             topic_items_and_busy_posts,
             embeddings_are_upserted_and_checked,

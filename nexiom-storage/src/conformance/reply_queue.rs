@@ -10,12 +10,12 @@ use nexiom_core::*;
 use super::tests::{World, t0, world};
 use crate::{STALE_RUN_ERROR, StorageError, Store};
 
-fn secs(n: i64) -> Duration {
+pub(super) fn secs(n: i64) -> Duration {
     Duration::seconds(n)
 }
 
 /// An inbound message of `w` at `at`, triaged `triage`.
-async fn message(
+pub(super) async fn message(
     s: &dyn Store,
     w: &World,
     key: &str,
@@ -61,7 +61,7 @@ async fn message(
 }
 
 /// A comment of `w` at `at`, triaged `triage`.
-async fn comment(
+pub(super) async fn comment(
     s: &dyn Store,
     w: &World,
     post: PostId,
@@ -89,17 +89,17 @@ async fn comment(
         .unwrap()
 }
 
-async fn ai_on(s: &dyn Store, w: &World) {
+pub(super) async fn ai_on(s: &dyn Store, w: &World) {
     s.set_ai_control(w.tenant.id, true, None, t0())
         .await
         .unwrap();
 }
 
-fn subjects(claimed: &[ClaimedReply]) -> Vec<DecisionSubject> {
+pub(super) fn subjects(claimed: &[ClaimedReply]) -> Vec<DecisionSubject> {
     claimed.iter().map(ClaimedReply::subject).collect()
 }
 
-fn msg(m: &Message) -> DecisionSubject {
+pub(super) fn msg(m: &Message) -> DecisionSubject {
     DecisionSubject::Message(m.id)
 }
 

@@ -113,6 +113,33 @@ impl Inner {
         }
         Ok(reply.clone())
     }
+
+    fn renew_reply_leases(
+        &mut self,
+        subjects: &[DecisionSubject],
+        held_until: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> u64 {
+        let mut renewed = 0;
+        for subject in subjects {
+            let reply = match subject {
+                DecisionSubject::Message(id) => {
+                    self.messages.get_mut(id).and_then(|m| m.reply.as_mut())
+                }
+                DecisionSubject::Comment(id) => {
+                    self.comments.get_mut(id).and_then(|c| c.reply.as_mut())
+                }
+            };
+            if let Some(reply) = reply
+                && reply.state == ReplyState::Sending
+                && reply.lease_until == Some(held_until)
+            {
+                reply.lease_until = Some(expires_at);
+                renewed += 1;
+            }
+        }
+        renewed
+    }
 }
 
 #[async_trait]
@@ -169,5 +196,16 @@ impl ReplyQueueStore for MemoryStore {
                 Ok(withdrawable)
             }
         }
+    }
+
+    async fn renew_reply_leases(
+        &self,
+        subjects: &[DecisionSubject],
+        held_until: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<u64> {
+        Ok(self
+            .lock()
+            .renew_reply_leases(subjects, held_until, expires_at))
     }
 }

@@ -226,4 +226,41 @@ impl ReplyQueueStore for PgStore {
             .map_err(db)?;
         Ok(done.rows_affected() > 0)
     }
+
+    async fn renew_reply_leases(
+        &self,
+        subjects: &[DecisionSubject],
+        held_until: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<u64> {
+        let (mut messages, mut comments) = (Vec::new(), Vec::new());
+        for subject in subjects {
+            match subject {
+                DecisionSubject::Message(id) => messages.push(id.as_uuid()),
+                DecisionSubject::Comment(id) => comments.push(id.as_uuid()),
+            }
+        }
+        if messages.is_empty() && comments.is_empty() {
+            return Ok(0);
+        }
+        // Both tables in one statement; `reply_lease_until = $3` keeps the
+        // claims another worker took over (they carry another lease) apart.
+        let renewed: i64 = sqlx::query_scalar(
+            "WITH m AS (UPDATE messages SET reply_lease_until = $4 \
+                        WHERE id = ANY($1) AND reply_state = 'sending' \
+                          AND reply_lease_until = $3 RETURNING 1), \
+                  c AS (UPDATE comments SET reply_lease_until = $4 \
+                        WHERE id = ANY($2) AND reply_state = 'sending' \
+                          AND reply_lease_until = $3 RETURNING 1) \
+             SELECT (SELECT count(*) FROM m) + (SELECT count(*) FROM c)",
+        )
+        .bind(&messages)
+        .bind(&comments)
+        .bind(bound(held_until))
+        .bind(bound(expires_at))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(u64::try_from(renewed).unwrap_or(0))
+    }
 }

@@ -1,0 +1,48 @@
+//! [`PollingConfig`]: how often, how long and how many at once comments are
+//! polled.
+
+use chrono::Duration;
+
+use crate::concurrency::ConcurrencyConfig;
+
+/// Posts polled at once per channel by default: reads are idempotent and
+/// cheap for the platform, a post's pages stay one after another, and a
+/// rate-limited channel is left alone until its Retry-After.
+pub const DEFAULT_POLLS_PER_CHANNEL: usize = 4;
+
+/// How comments are polled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PollingConfig {
+    /// Time between two checks of a post (default 5 minutes).
+    pub interval: Duration,
+    /// How long after publication a post is polled when it has no `stop_at`
+    /// (default 7 days; publishing sets `stop_at = published_at + 7 days`).
+    pub window: Duration,
+    /// Pages read per post and pass at most (default 100), so that a platform
+    /// that keeps handing out cursors cannot hold the pass; the rest is read
+    /// at the next check, from the saved cursor.
+    pub max_pages: u32,
+    /// Items per tenant the follow-up triage and auto-reply steps handle per
+    /// pass (default 500).
+    pub follow_up_limit: u32,
+    /// Posts polled at once: `max_in_flight` per worker (default 64) and
+    /// `per_channel` per channel (default [`DEFAULT_POLLS_PER_CHANNEL`], 4;
+    /// `per_platform` overrides it). A post's pages are always read one after
+    /// another; [`ConcurrencyConfig::sequential`] polls one post at a time.
+    pub concurrency: ConcurrencyConfig,
+}
+
+impl Default for PollingConfig {
+    fn default() -> Self {
+        PollingConfig {
+            interval: Duration::minutes(5),
+            window: Duration::days(7),
+            max_pages: 100,
+            follow_up_limit: 500,
+            concurrency: ConcurrencyConfig {
+                per_channel: DEFAULT_POLLS_PER_CHANNEL,
+                ..ConcurrencyConfig::default()
+            },
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! [`PollReport`]: what a polling pass did.
+
+use nexiom_core::{PostId, TenantId};
+
+/// A post whose polling failed in a pass (the other posts were still polled).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PollFailure {
+    /// The tenant.
+    pub tenant_id: TenantId,
+    /// The post.
+    pub post_id: PostId,
+    /// What went wrong, as the connector or the store said.
+    pub error: String,
+}
+
+/// What one polling pass did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PollReport {
+    /// Posts whose comments were read to the last page (or `max_pages`).
+    pub posts_polled: u64,
+    /// Pages of comments read.
+    pub pages_read: u64,
+    /// Comments stored by this pass (a comment stored already, by an earlier
+    /// pass or by the webhook, is not counted).
+    pub comments_stored: u64,
+    /// Posts skipped or stopped because their channel is rate-limited; they are
+    /// checked again after the platform's Retry-After.
+    pub posts_rate_limited: u64,
+    /// Posts on a platform without the comments capability (or never given a
+    /// platform id): their polling is stopped for good.
+    pub posts_unsupported: u64,
+    /// Posts whose polling ended in this pass (7 days after publication).
+    pub posts_finished: u64,
+    /// Comments triaged by the follow-up triage step.
+    pub triaged: u64,
+    /// Replies sent by the follow-up auto-reply step.
+    pub auto_replied: u64,
+    /// Posts that failed, with the reason.
+    pub failures: Vec<PollFailure>,
+    /// Why the follow-up triage or auto-reply step failed, if it did (the
+    /// comments are stored; the pipeline's own steps pick them up later).
+    pub follow_up_error: Option<String>,
+}
+
+impl PollReport {
+    /// The report as JSON, for an execution log.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "posts_polled": self.posts_polled,
+            "pages_read": self.pages_read,
+            "comments_stored": self.comments_stored,
+            "posts_rate_limited": self.posts_rate_limited,
+            "posts_unsupported": self.posts_unsupported,
+            "posts_finished": self.posts_finished,
+            "triaged": self.triaged,
+            "auto_replied": self.auto_replied,
+            "failures": self.failures.iter().map(|f| serde_json::json!({
+                "tenant_id": f.tenant_id.to_string(),
+                "post_id": f.post_id.to_string(),
+                "error": f.error,
+            })).collect::<Vec<_>>(),
+            "follow_up_error": self.follow_up_error,
+        })
+    }
+}
+
+impl PollReport {
+    /// Adds `other`'s counts and failures to this report (a follow-up error
+    /// of `other` replaces this one's).
+    pub(super) fn merge(&mut self, other: PollReport) {
+        self.posts_polled += other.posts_polled;
+        self.pages_read += other.pages_read;
+        self.comments_stored += other.comments_stored;
+        self.posts_rate_limited += other.posts_rate_limited;
+        self.posts_unsupported += other.posts_unsupported;
+        self.posts_finished += other.posts_finished;
+        self.triaged += other.triaged;
+        self.auto_replied += other.auto_replied;
+        self.failures.extend(other.failures);
+        if other.follow_up_error.is_some() {
+            self.follow_up_error = other.follow_up_error;
+        }
+    }
+}
