@@ -1,4 +1,6 @@
-//! A platform that counts its calls in flight, for the concurrency tests.
+//! A platform that counts its calls in flight, for the concurrency tests and
+//! the inbound benchmark (which adds a latency per call).
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -39,6 +41,8 @@ pub struct Counting {
     pub throttled: Arc<Mutex<HashSet<String>>>,
     pub gate: Option<Arc<Notify>>,
     pub company: bool,
+    /// Each counted call takes this long (the benchmark's platform latency).
+    pub latency: Option<std::time::Duration>,
 }
 
 /// The Retry-After of a throttled account's answer.
@@ -52,6 +56,7 @@ impl Counting {
             throttled: Arc::default(),
             gate: None,
             company: false,
+            latency: None,
         }
     }
 
@@ -91,6 +96,9 @@ impl Counting {
         }
         if let Some(gate) = &self.gate {
             gate.notified().await;
+        }
+        if let Some(latency) = self.latency {
+            tokio::time::sleep(latency).await;
         }
         let answer = if self.throttled.lock().unwrap().contains(account) {
             Err(ConnectorError::RateLimited {
