@@ -410,10 +410,17 @@ pub trait PostStore: Send + Sync {
         error: Option<String>,
         finished_at: DateTime<Utc>,
     ) -> Result<PostRun>;
-    /// Starts several attempts in one statement. The answer is aligned with
-    /// `runs`: the started run, or `None` where the post already has a run with
-    /// that attempt number (nothing is written for it).
-    async fn insert_post_runs(&self, runs: &[NewPostRun]) -> Result<Vec<Option<PostRun>>>;
+    /// Starts several attempts of posts claimed by `lease_owner`, in one
+    /// statement. The answer is aligned with `runs`: the started run, or `None`
+    /// where nothing was written because the post already has a run with that
+    /// attempt number, or is no longer `publishing` under `lease_owner`'s lease
+    /// unexpired at `now` (a worker that lost its claim never starts an attempt).
+    async fn insert_post_runs(
+        &self,
+        lease_owner: &str,
+        runs: &[NewPostRun],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Option<PostRun>>>;
     /// The post's runs, by attempt.
     async fn list_post_runs(&self, tenant: TenantId, post: PostId) -> Result<Vec<PostRun>>;
 }

@@ -382,8 +382,11 @@ impl InboundPipeline {
                     }
                 } else {
                     report.retried_later += 1;
-                    let next_at =
-                        self.clock.now() + self.auto_reply.retry.delay_after(attempt, wait);
+                    let next_at = self
+                        .clock
+                        .now()
+                        .checked_add_signed(self.auto_reply.retry.delay_after(attempt, wait))
+                        .unwrap_or(DateTime::<Utc>::MAX_UTC);
                     tracing::warn!(%tenant, ?subject, %error, attempt, %next_at, "auto-reply failed; retried later");
                     ReplyOutcome::Retry { error, next_at }
                 }

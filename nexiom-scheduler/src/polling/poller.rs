@@ -342,7 +342,14 @@ impl CommentPoller {
                             .retry_after()
                             .and_then(|d| Duration::from_std(d).ok())
                             .unwrap_or(self.config.interval);
-                        self.lock().insert(post.channel_id, now + wait);
+                        let until = self
+                            .clock
+                            .now()
+                            .checked_add_signed(wait)
+                            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+                        let mut holds = self.lock();
+                        let held = holds.entry(post.channel_id).or_insert(until);
+                        *held = (*held).max(until);
                     }
                     return Err(err.into());
                 }

@@ -50,23 +50,33 @@ impl From<Step> for Attempted {
     }
 }
 
+/// `at + wait`, or the latest representable time when that overflows (a
+/// connector answering an absurd Retry-After).
+pub(super) fn later(at: DateTime<Utc>, wait: chrono::Duration) -> DateTime<Utc> {
+    at.checked_add_signed(wait)
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
 impl PublishQueue {
     async fn start_run(&self, runs: &Runs<'_>, new: NewPostRun) -> Result<Option<PostRun>> {
-        match runs {
-            Runs::Direct => Ok(self
+        let direct = |new: NewPostRun| async move {
+            Ok(self
                 .store
-                .insert_post_runs(std::slice::from_ref(&new))
+                .insert_post_runs(&self.config.worker_id, &[new], self.clock.now())
                 .await?
                 .pop()
-                .flatten()),
+                .flatten())
+        };
+        match runs {
+            Runs::Direct => direct(new).await,
             Runs::Batched(tx) => {
                 let (answer, wait) = oneshot::channel();
                 if tx.send((new.clone(), answer)).is_err() {
-                    return Ok(self.store.insert_post_runs(&[new]).await?.pop().flatten());
+                    return direct(new).await;
                 }
                 match wait.await {
                     Ok(result) => result,
-                    Err(_) => Ok(self.store.insert_post_runs(&[new]).await?.pop().flatten()),
+                    Err(_) => direct(new).await,
                 }
             }
         }
@@ -151,6 +161,19 @@ impl PublishQueue {
                     self.finish_run(post, &run, PostRunStatus::Failed, Some(error))
                         .await?;
                     refreshed = true;
+                    // Another worker may have refreshed the token meanwhile
+                    // (the cached channel is then stale): try the stored one
+                    // before spending a refresh token.
+                    let stored = self
+                        .store
+                        .get_channel(post.tenant_id, post.channel_id)
+                        .await?;
+                    if stored.credentials != channel.credentials {
+                        self.remember_channel(&stored);
+                        channel = stored;
+                        attempt += 1;
+                        continue;
+                    }
                     match self.gateway.refresh_credentials(&channel).await {
                         Ok(credentials) => {
                             channel = self
@@ -169,15 +192,11 @@ impl PublishQueue {
                 }
                 PublishFailure::RateLimited { .. } | PublishFailure::Transient { .. } => {
                     let error = failure.to_string();
-                    if attempt >= max {
-                        return Ok(self.failed(post, Some((&run, attempt)), error).into());
-                    }
                     let retry_after = failure.retry_after();
-                    let delay = self.config.retry.delay_after(attempt, retry_after);
-                    let next_attempt_at = self.clock.now() + delay;
                     // The platform asked this channel to wait: the channel is
-                    // held back, here and from every worker's claims.
-                    let hold = retry_after.map(|wait| self.clock.now() + wait);
+                    // held back, here and from every worker's claims (also
+                    // when this post has no attempt left).
+                    let hold = retry_after.map(|wait| later(self.clock.now(), wait));
                     if let Some(until) = hold
                         && let Err(err) = self
                             .store
@@ -186,6 +205,12 @@ impl PublishQueue {
                     {
                         warn!(error = %err, "could not record the channel's hold");
                     }
+                    if attempt >= max {
+                        let step = self.failed(post, Some((&run, attempt)), error);
+                        return Ok(Attempted { step, hold });
+                    }
+                    let delay = self.config.retry.delay_after(attempt, retry_after);
+                    let next_attempt_at = later(self.clock.now(), delay);
                     let step = self.retrying(post, &run, attempt, next_attempt_at, error);
                     return Ok(Attempted { step, hold });
                 }
@@ -204,6 +229,11 @@ impl PublishQueue {
     ) -> Result<PostOutcome> {
         let runs = self.store.list_post_runs(post.tenant_id, post.id).await?;
         let orphan = runs.into_iter().find(|r| r.attempt == attempt);
+        if orphan.is_none() {
+            // Nothing was started under this number: the run was refused
+            // because this worker's claim had lapsed. Nothing to settle.
+            return Ok(PostOutcome::LeaseLost);
+        }
         warn!(
             attempt,
             "a previous worker stopped during this attempt; checking the platform"
@@ -323,7 +353,10 @@ impl PublishQueue {
             settlement.retry_count = Some(attempt);
             return Step::Settle(settlement, PostOutcome::Failed(error));
         }
-        let next_attempt_at = self.clock.now() + self.config.retry.delay_after(attempt, None);
+        let next_attempt_at = later(
+            self.clock.now(),
+            self.config.retry.delay_after(attempt, None),
+        );
         match run {
             Some(run) => self.retrying(post, run, attempt, next_attempt_at, error),
             None => {

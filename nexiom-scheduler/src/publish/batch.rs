@@ -155,7 +155,12 @@ impl PublishQueue {
         let mut waiting = Vec::new();
         while rx.recv_many(&mut waiting, WRITE_CHUNK).await > 0 {
             let (news, answers): (Vec<_>, Vec<_>) = waiting.drain(..).unzip();
-            match self.store.insert_post_runs(&news).await {
+            let now = self.clock.now();
+            match self
+                .store
+                .insert_post_runs(&self.config.worker_id, &news, now)
+                .await
+            {
                 Ok(started) => {
                     for (run, answer) in started.into_iter().zip(answers) {
                         let _ = answer.send(Ok(run));

@@ -154,13 +154,59 @@ pub async fn lease_heartbeats_extend_only_the_owners_claims(store: Arc<dyn Store
 }
 
 /// Runs started together: aligned with the input, a taken attempt number is
-/// `None` and leaves the others started.
+/// `None` and leaves the others started; so is a post not under the caller's
+/// unexpired lease (a worker that lost its claim starts no attempt).
 pub async fn post_runs_start_in_one_batch(store: Arc<dyn Store>) {
     let s = store.as_ref();
     let w = world(s, "Acme", Platform::Facebook, "page-1").await;
+    let other = second_channel(s, &w, "page-2").await;
     let now = t0();
     let a = post(s, &w, w.channel.id, "a", now).await;
     let b = post(s, &w, w.channel.id, "b", now).await;
+    let c = post(s, &w, other.id, "c", now).await;
+    let d = post(s, &w, other.id, "d", now + mins(60)).await;
+    assert_eq!(
+        s.claim_due_posts(now, 2, "w", mins(5)).await.unwrap().len(),
+        2
+    );
+    assert_eq!(
+        s.claim_due_posts(now, 1, "v", mins(5)).await.unwrap().len(),
+        1
+    );
+    // c is v's, d is not claimed, and w's lease is over at now + 6 min.
+    let c_run = NewPostRun {
+        tenant_id: w.tenant.id,
+        post_id: c.id,
+        attempt: 1,
+        started_at: now,
+    };
+    let d_run = NewPostRun {
+        post_id: d.id,
+        ..c_run.clone()
+    };
+    let refused = s
+        .insert_post_runs("w", &[c_run.clone(), d_run], now)
+        .await
+        .unwrap();
+    assert_eq!(refused, vec![None, None]);
+    assert!(
+        s.list_post_runs(w.tenant.id, c.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let a_late = NewPostRun {
+        post_id: a.id,
+        attempt: 5,
+        ..c_run.clone()
+    };
+    assert_eq!(
+        s.insert_post_runs("w", &[a_late], now + mins(6))
+            .await
+            .unwrap(),
+        vec![None]
+    );
+    assert!(s.insert_post_runs("v", &[c_run], now).await.unwrap()[0].is_some());
     let run = |p: &ScheduledPost, attempt| NewPostRun {
         tenant_id: w.tenant.id,
         post_id: p.id,
@@ -169,7 +215,7 @@ pub async fn post_runs_start_in_one_batch(store: Arc<dyn Store>) {
     };
     s.insert_post_run(run(&a, 1)).await.unwrap();
     let started = s
-        .insert_post_runs(&[run(&a, 1), run(&b, 1), run(&a, 2)])
+        .insert_post_runs("w", &[run(&a, 1), run(&b, 1), run(&a, 2)], now)
         .await
         .unwrap();
     assert_eq!(started.len(), 3);
@@ -181,10 +227,10 @@ pub async fn post_runs_start_in_one_batch(store: Arc<dyn Store>) {
     );
     assert_eq!(started[2].as_ref().unwrap().attempt, 2);
     assert_eq!(s.list_post_runs(w.tenant.id, a.id).await.unwrap().len(), 2);
-    assert!(s.insert_post_runs(&[]).await.unwrap().is_empty());
+    assert!(s.insert_post_runs("w", &[], now).await.unwrap().is_empty());
     // Attempt 0 is refused before anything is written.
     let err = s
-        .insert_post_runs(&[run(&b, 2), run(&b, 0)])
+        .insert_post_runs("w", &[run(&b, 2), run(&b, 0)], now)
         .await
         .unwrap_err();
     assert!(matches!(err, StorageError::Invalid(_)), "{err:?}");
@@ -203,15 +249,26 @@ pub async fn settlements_are_guarded_by_the_lease(store: Arc<dyn Store>) {
     let c = post(s, &w, other.id, "c", now).await;
     s.claim_due_posts(now, 2, "w1", mins(5)).await.unwrap();
     s.claim_due_posts(now, 1, "w2", mins(5)).await.unwrap();
-    let runs = s
-        .insert_post_runs(&[&a, &b, &c].map(|p| NewPostRun {
+    let start = |owner: &'static str, p: &ScheduledPost| {
+        let run = NewPostRun {
             tenant_id: w.tenant.id,
             post_id: p.id,
             attempt: 1,
             started_at: now,
-        }))
-        .await
-        .unwrap();
+        };
+        async move {
+            s.insert_post_runs(owner, &[run], now)
+                .await
+                .unwrap()
+                .pop()
+                .unwrap()
+        }
+    };
+    let runs = [
+        start("w1", &a).await,
+        start("w1", &b).await,
+        start("w2", &c).await,
+    ];
     let run = |i: usize| runs[i].as_ref().unwrap().id;
     let at = now + mins(1);
     let published = PostSettlement {

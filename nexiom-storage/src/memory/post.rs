@@ -391,7 +391,12 @@ impl Inner {
         Ok(run)
     }
 
-    fn insert_post_runs(&mut self, runs: &[NewPostRun]) -> Result<Vec<Option<PostRun>>> {
+    fn insert_post_runs(
+        &mut self,
+        lease_owner: &str,
+        runs: &[NewPostRun],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Option<PostRun>>> {
         for new in runs {
             new.validate()?;
             self.require_tenant(new.tenant_id)?;
@@ -399,6 +404,15 @@ impl Inner {
         }
         let mut started = Vec::with_capacity(runs.len());
         for new in runs {
+            let held = self.posts.get(&new.post_id).is_some_and(|p| {
+                p.status == PostStatus::Publishing
+                    && p.lease_owner.as_deref() == Some(lease_owner)
+                    && p.lease_expires_at.is_some_and(|t| t > now)
+            });
+            if !held {
+                started.push(None);
+                continue;
+            }
             started.push(match self.insert_post_run(new.clone()) {
                 Ok(run) => Some(run),
                 Err(StorageError::Conflict { .. }) => None,
@@ -524,8 +538,13 @@ impl PostStore for MemoryStore {
         self.lock().insert_post_run(new)
     }
 
-    async fn insert_post_runs(&self, runs: &[NewPostRun]) -> Result<Vec<Option<PostRun>>> {
-        self.lock().insert_post_runs(runs)
+    async fn insert_post_runs(
+        &self,
+        lease_owner: &str,
+        runs: &[NewPostRun],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Option<PostRun>>> {
+        self.lock().insert_post_runs(lease_owner, runs, now)
     }
 
     async fn finish_post_run(

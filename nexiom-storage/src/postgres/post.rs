@@ -411,8 +411,13 @@ impl PostStore for PgStore {
         }
     }
 
-    async fn insert_post_runs(&self, runs: &[NewPostRun]) -> Result<Vec<Option<PostRun>>> {
-        self.start_runs(runs).await
+    async fn insert_post_runs(
+        &self,
+        lease_owner: &str,
+        runs: &[NewPostRun],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Option<PostRun>>> {
+        self.start_runs(lease_owner, runs, now).await
     }
 
     async fn finish_post_run(

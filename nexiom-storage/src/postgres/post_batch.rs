@@ -97,7 +97,12 @@ impl PgStore {
         Ok(done.rows_affected())
     }
 
-    pub(super) async fn start_runs(&self, runs: &[NewPostRun]) -> Result<Vec<Option<PostRun>>> {
+    pub(super) async fn start_runs(
+        &self,
+        lease_owner: &str,
+        runs: &[NewPostRun],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Option<PostRun>>> {
         if runs.is_empty() {
             return Ok(Vec::new());
         }
@@ -115,13 +120,17 @@ impl PgStore {
             started.push(bound(run.started_at));
         }
         // The foreign key (tenant, post) refuses a post of another tenant for
-        // the whole statement; a taken attempt number only skips its row.
+        // the whole statement; a taken attempt number, or a post no longer
+        // under this owner's unexpired lease, only skips its row.
         let rows: Vec<PostRunRow> = sqlx::query_as(
             "INSERT INTO post_runs (id, tenant_id, post_id, attempt, started_at, finished_at, \
                  status, error) \
              SELECT u.id, u.tenant_id, u.post_id, u.attempt, u.started_at, NULL, 'running', NULL \
              FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::int8[], $5::timestamptz[]) \
                  AS u(id, tenant_id, post_id, attempt, started_at) \
+             WHERE EXISTS (SELECT 1 FROM scheduled_posts p \
+                 WHERE p.id = u.post_id AND p.status = 'publishing' \
+                     AND p.lease_owner = $6 AND p.lease_expires_at > $7) \
              ON CONFLICT (post_id, attempt) DO NOTHING \
              RETURNING *",
         )
@@ -130,6 +139,8 @@ impl PgStore {
         .bind(&posts)
         .bind(&attempts)
         .bind(&started)
+        .bind(lease_owner)
+        .bind(bound(now))
         .fetch_all(&self.pool)
         .await
         .map_err(|err| match &err {
