@@ -130,6 +130,46 @@ fn unavailable(reason: &str) -> Option<String> {
 /// ignored. In every other build an unreachable database panics: a Postgres test
 /// either runs or fails, it is never counted as passed without running.
 pub async fn postgres_test_store() -> Option<TestStore> {
+    postgres_store_as(None).await
+}
+
+/// Like [`postgres_test_store`], with row-level security in force: the
+/// tenant-scoped operations run as role `nexiom_app` (each sees only the
+/// tenant it sets) and the cross-tenant scans as role `nexiom_worker`, on a
+/// second pool ([`PgStore::with_scan_pool`]). The suite's superuser would
+/// otherwise bypass every policy.
+pub async fn postgres_app_role_store() -> Option<TestStore> {
+    postgres_store_as(Some(("nexiom_app", "nexiom_worker"))).await
+}
+
+/// Like [`postgres_test_store`], every operation running as role
+/// `nexiom_worker` (row-level security in force, its policy admitting every
+/// tenant).
+pub async fn postgres_worker_role_store() -> Option<TestStore> {
+    postgres_store_as(Some(("nexiom_worker", "nexiom_worker"))).await
+}
+
+/// A pool on `options` whose connections run `SET ROLE role`.
+async fn pool_as(options: PgConnectOptions, role: &'static str, size: u32) -> sqlx::PgPool {
+    let pool = PgPoolOptions::new()
+        .max_connections(size)
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                sqlx::Executor::execute(conn, format!("SET ROLE {role}").as_str()).await?;
+                Ok(())
+            })
+        })
+        .connect_with(options)
+        .await;
+    match pool {
+        Ok(pool) => pool,
+        Err(e) => panic!("cannot connect as role {role}: {e}"),
+    }
+}
+
+/// A migrated store in a fresh schema; with `roles` = (tenant-scoped role,
+/// scan role), its pools connect as those roles after the migration.
+async fn postgres_store_as(roles: Option<(&'static str, &'static str)>) -> Option<TestStore> {
     let url = postgres_test_url().await?;
     let options = match PgConnectOptions::from_str(&url) {
         Ok(o) => o,
@@ -153,14 +193,23 @@ pub async fn postgres_test_store() -> Option<TestStore> {
     {
         panic!("cannot create a test schema: {e}");
     }
-    let store =
-        match PgStore::connect_with(options.options([("search_path", schema.as_str())]), 8).await {
-            Ok(s) => s,
-            Err(e) => panic!("cannot connect the test store: {e}"),
-        };
+    let schema_options = options.options([("search_path", schema.as_str())]);
+    let store = match PgStore::connect_with(schema_options.clone(), 8).await {
+        Ok(s) => s,
+        Err(e) => panic!("cannot connect the test store: {e}"),
+    };
     if let Err(e) = store.migrate().await {
         panic!("migrations failed in schema {schema}: {e}");
     }
+    let store = match roles {
+        None => store,
+        Some((scoped, scans)) => {
+            store.pool().close().await;
+            let pool = pool_as(schema_options.clone(), scoped, 6).await;
+            let scan_pool = pool_as(schema_options, scans, 4).await;
+            PgStore::from_pool(pool).with_scan_pool(scan_pool)
+        }
+    };
     Some(TestStore {
         store: Arc::new(store),
         cleanup: Some((admin, schema)),

@@ -49,7 +49,7 @@ impl CommentStore for PgStore {
             Ok(None) => {}
             Err(err) => {
                 return Err(write_error(
-                    &self.pool,
+                    self,
                     err,
                     WriteFailure {
                         tenant: Some(new.tenant_id),
@@ -250,7 +250,7 @@ impl CommentStore for PgStore {
             Ok(None) => {}
             Err(err) => {
                 return Err(write_error(
-                    &self.pool,
+                    self,
                     err,
                     WriteFailure {
                         tenant: Some(new.tenant_id),
@@ -386,7 +386,7 @@ impl CommentStore for PgStore {
                 Err(StorageError::unknown("post", checkpoint.post_id))
             }
             Err(err) => Err(write_error(
-                &self.pool,
+                self,
                 err,
                 WriteFailure {
                     tenant: Some(checkpoint.tenant_id),

@@ -50,7 +50,7 @@ impl ConversationStore for PgStore {
                 Ok(None) => {}
                 Err(err) => {
                     return Err(write_error(
-                        &self.pool,
+                        self,
                         err,
                         WriteFailure {
                             tenant: Some(tenant),
@@ -183,7 +183,7 @@ impl ConversationStore for PgStore {
             Ok(None) => {}
             Err(err) => {
                 return Err(write_error(
-                    &self.pool,
+                    self,
                     err,
                     WriteFailure {
                         tenant: Some(new.tenant_id),
@@ -425,7 +425,7 @@ impl ConversationStore for PgStore {
                 .ok_or_else(|| StorageError::not_found("message", id))?
                 .into_entity(),
             Err(err) => Err(write_error(
-                &self.pool,
+                self,
                 err,
                 WriteFailure {
                     tenant: Some(tenant),

@@ -15,7 +15,9 @@ use nexiom_core::{
     PostId, TenantId,
 };
 use sqlx::error::ErrorKind;
-use sqlx::{PgPool, Postgres, QueryBuilder};
+use sqlx::{Postgres, QueryBuilder};
+
+use super::PgStore;
 use uuid::Uuid;
 
 use crate::error::StorageError;
@@ -149,11 +151,14 @@ impl Ref {
 /// The first unknown reference among the tenant and `refs` (in that order), as
 /// an `UnknownReference` error; `None` when every reference is the tenant's.
 /// One round trip.
-pub(super) async fn missing_ref(
-    pool: &PgPool,
+pub(super) async fn missing_ref<'c, E>(
+    executor: E,
     tenant: TenantId,
     refs: &[Ref],
-) -> Result<Option<StorageError>, StorageError> {
+) -> Result<Option<StorageError>, StorageError>
+where
+    E: sqlx::Executor<'c, Database = Postgres>,
+{
     let mut qb =
         QueryBuilder::<Postgres>::new("SELECT ARRAY[EXISTS (SELECT 1 FROM tenants WHERE id = ");
     qb.push_bind(tenant.as_uuid());
@@ -179,7 +184,11 @@ pub(super) async fn missing_ref(
         qb.push(")");
     }
     qb.push("]");
-    let found: Vec<bool> = qb.build_query_scalar().fetch_one(pool).await.map_err(db)?;
+    let found: Vec<bool> = qb
+        .build_query_scalar()
+        .fetch_one(executor)
+        .await
+        .map_err(db)?;
     if !found.first().copied().unwrap_or(false) {
         return Ok(Some(StorageError::unknown("tenant", tenant)));
     }
@@ -192,12 +201,15 @@ pub(super) async fn missing_ref(
 
 /// Like [`missing_ref`], as a `Result`: `Err(UnknownReference)` for the first
 /// unknown reference.
-pub(super) async fn require_refs(
-    pool: &PgPool,
+pub(super) async fn require_refs<'c, E>(
+    executor: E,
     tenant: TenantId,
     refs: &[Ref],
-) -> Result<(), StorageError> {
-    match missing_ref(pool, tenant, refs).await? {
+) -> Result<(), StorageError>
+where
+    E: sqlx::Executor<'c, Database = Postgres>,
+{
+    match missing_ref(executor, tenant, refs).await? {
         Some(err) => Err(err),
         None => Ok(()),
     }
@@ -243,7 +255,7 @@ pub(super) struct WriteFailure<'a> {
 /// violations to `Conflict` when the operation refuses duplicates, anything else
 /// to `Backend`.
 pub(super) async fn write_error(
-    pool: &PgPool,
+    store: &PgStore,
     err: sqlx::Error,
     failure: WriteFailure<'_>,
 ) -> StorageError {
@@ -257,7 +269,12 @@ pub(super) async fn write_error(
         return db(err);
     }
     if let Some(tenant) = failure.tenant {
-        match missing_ref(pool, tenant, failure.refs).await {
+        // The failed statement aborted its transaction: look in a new one.
+        let found = match store.scoped(tenant).await {
+            Ok(mut tx) => missing_ref(&mut *tx, tenant, failure.refs).await,
+            Err(e) => Err(e),
+        };
+        match found {
             Ok(Some(unknown)) => return unknown,
             Ok(None) => {}
             Err(other) => return other,

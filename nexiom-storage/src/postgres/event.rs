@@ -52,7 +52,7 @@ impl EventStore for PgStore {
             Ok(None) => {}
             Err(err) => {
                 return Err(write_error(
-                    &self.pool,
+                    self,
                     err,
                     WriteFailure {
                         tenant: Some(new.tenant_id),
@@ -172,7 +172,7 @@ impl EventStore for PgStore {
             Err(err) => {
                 let refs: Vec<Ref> = conversation_id.map(Ref::Conversation).into_iter().collect();
                 Err(write_error(
-                    &self.pool,
+                    self,
                     err,
                     WriteFailure {
                         tenant: Some(tenant),
@@ -241,7 +241,7 @@ impl EventStore for PgStore {
             Ok(None) => {}
             Err(err) => {
                 return Err(write_error(
-                    &self.pool,
+                    self,
                     err,
                     WriteFailure {
                         tenant: Some(new.tenant_id),

@@ -170,7 +170,7 @@ impl KpiStore for PgStore {
                 Ok(rows)
             }
             Err(err) => Err(write_error(
-                &self.pool,
+                self,
                 err,
                 WriteFailure {
                     tenant: Some(tenant),
@@ -217,7 +217,7 @@ impl KpiStore for PgStore {
         match result {
             Ok(stored) => Ok(stored.into_entity()),
             Err(err) => Err(write_error(
-                &self.pool,
+                self,
                 err,
                 WriteFailure {
                     tenant: Some(row.tenant_id),

@@ -55,7 +55,7 @@ impl MissionStore for PgStore {
         match result {
             Ok(row) => row.into_entity(),
             Err(err) => Err(write_error(
-                &self.pool,
+                self,
                 err,
                 WriteFailure {
                     tenant: Some(new.tenant_id),
@@ -148,7 +148,7 @@ impl MissionStore for PgStore {
         match result {
             Ok(row) => row.into_entity(),
             Err(err) => Err(write_error(
-                &self.pool,
+                self,
                 err,
                 WriteFailure {
                     tenant: Some(new.tenant_id),
@@ -230,7 +230,7 @@ impl MissionStore for PgStore {
             Err(err) => {
                 let refs: Vec<Ref> = scheduled_post.map(Ref::Post).into_iter().collect();
                 Err(write_error(
-                    &self.pool,
+                    self,
                     err,
                     WriteFailure {
                         tenant: Some(tenant),
@@ -267,7 +267,7 @@ impl MissionStore for PgStore {
         match result {
             Ok(row) => Ok(row.into_entity()),
             Err(err) => Err(write_error(
-                &self.pool,
+                self,
                 err,
                 WriteFailure {
                     tenant: Some(tenant),

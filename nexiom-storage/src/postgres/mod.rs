@@ -16,6 +16,15 @@
 //! - **One statement per operation where possible** (CTEs for the composite
 //!   writes), so each operation is atomic without explicit transactions and
 //!   costs one round trip on its common path.
+//! - **Tenant isolation is also enforced by the server.** Migration 0009 puts
+//!   every tenant table under row-level security (`FORCE ROW LEVEL SECURITY`,
+//!   policies keyed on the transaction's `nexiom.tenant_id` setting). Every
+//!   tenant-scoped operation runs in a transaction that sets its tenant first
+//!   ([`PgStore::scoped`]); the cross-tenant scans of the workers (claims,
+//!   stale-lease release, unrouted events, polling lists, a webhook's channel
+//!   by account) run on [`PgStore::with_scan_pool`]'s pool, which must connect
+//!   as a member of `nexiom_worker` when the main pool connects as
+//!   `nexiom_app`. See ARCHITECTURE.md, "Row-level security".
 //! - **Runtime-checked queries only** (`sqlx::query*` functions, no macros), so
 //!   the crate builds without a database.
 
@@ -40,11 +49,15 @@ mod worker;
 #[cfg(test)]
 mod tests;
 
-use sqlx::PgPool;
+use nexiom_core::TenantId;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres, Transaction};
 
 use crate::error::{Result, StorageError};
+
+/// A transaction whose row-level security policies see one tenant.
+pub(crate) type Scoped = Transaction<'static, Postgres>;
 
 /// The store on PostgreSQL (15 or later), through an sqlx connection pool.
 ///
@@ -67,7 +80,10 @@ use crate::error::{Result, StorageError};
 /// ```
 #[derive(Debug, Clone)]
 pub struct PgStore {
+    /// Tenant-scoped operations.
     pool: PgPool,
+    /// The cross-tenant scans (the same pool unless [`PgStore::with_scan_pool`]).
+    scan_pool: PgPool,
 }
 
 impl PgStore {
@@ -78,7 +94,7 @@ impl PgStore {
             .connect(url)
             .await
             .map_err(error::db)?;
-        Ok(PgStore { pool })
+        Ok(PgStore::from_pool(pool))
     }
 
     /// Connects with `options` (for example a `search_path`) and a pool of
@@ -89,17 +105,50 @@ impl PgStore {
             .connect_with(options)
             .await
             .map_err(error::db)?;
-        Ok(PgStore { pool })
+        Ok(PgStore::from_pool(pool))
     }
 
-    /// Wraps an existing pool.
+    /// Wraps an existing pool (used for every operation).
     pub fn from_pool(pool: PgPool) -> Self {
-        PgStore { pool }
+        PgStore {
+            scan_pool: pool.clone(),
+            pool,
+        }
     }
 
-    /// The pool.
+    /// Runs the cross-tenant scans on `pool` instead: claims of due posts and
+    /// replies, stale-lease release, unrouted events and routing, polling lists,
+    /// the tenant list, a webhook's channel by account, dead letters without a
+    /// tenant. With row-level security, the main pool may connect as a member
+    /// of `nexiom_app` (it then sees only the tenant each operation sets) and
+    /// this one as a member of `nexiom_worker`.
+    pub fn with_scan_pool(mut self, pool: PgPool) -> Self {
+        self.scan_pool = pool;
+        self
+    }
+
+    /// The pool of tenant-scoped operations.
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// The pool of the cross-tenant scans.
+    pub fn scan_pool(&self) -> &PgPool {
+        &self.scan_pool
+    }
+
+    /// Begins a transaction on the main pool in which the row-level security
+    /// policies see `tenant` (`BEGIN` and `set_config` in one round trip). Every
+    /// tenant-scoped operation runs in one; commit it to keep its writes.
+    pub(crate) async fn scoped(&self, tenant: TenantId) -> Result<Scoped> {
+        // A UUID's text form is hex and dashes: nothing to escape.
+        self.pool
+            .begin_with(format!(
+                "BEGIN; SELECT set_config('nexiom.tenant_id', '{}', true)",
+                tenant.as_uuid()
+            ))
+            .await
+            .map_err(error::db)
     }
 
     /// The embedded migrations (`nexiom-storage/migrations`), for callers that

@@ -86,7 +86,7 @@ impl PostStore for PgStore {
             Ok(None) => {}
             Err(err) => {
                 return Err(write_error(
-                    &self.pool,
+                    self,
                     err,
                     WriteFailure {
                         tenant: Some(new.tenant_id),
@@ -396,7 +396,7 @@ impl PostStore for PgStore {
         match result {
             Ok(row) => row.into_entity(),
             Err(err) => Err(write_error(
-                &self.pool,
+                self,
                 err,
                 WriteFailure {
                     tenant: Some(new.tenant_id),

@@ -51,7 +51,7 @@ impl RuleStore for PgStore {
         match result {
             Ok(row) => row.into_entity(),
             Err(err) => Err(write_error(
-                &self.pool,
+                self,
                 err,
                 WriteFailure {
                     tenant: Some(new.tenant_id),
@@ -88,7 +88,7 @@ impl RuleStore for PgStore {
                 .ok_or_else(|| StorageError::not_found("rule", id))?
                 .into_entity(),
             Err(err) => Err(write_error(
-                &self.pool,
+                self,
                 err,
                 WriteFailure {
                     tenant: None,
@@ -165,7 +165,7 @@ impl RuleStore for PgStore {
         match result {
             Ok(row) => row.into_entity(),
             Err(err) => Err(write_error(
-                &self.pool,
+                self,
                 err,
                 WriteFailure {
                     tenant: Some(tenant),
@@ -229,7 +229,7 @@ impl RuleStore for PgStore {
             Ok(None) => {}
             Err(err) => {
                 return Err(write_error(
-                    &self.pool,
+                    self,
                     err,
                     WriteFailure {
                         tenant: Some(new.tenant_id),
@@ -357,7 +357,7 @@ impl RuleStore for PgStore {
         match result {
             Ok(row) => Ok(row.into_entity()),
             Err(err) => Err(write_error(
-                &self.pool,
+                self,
                 err,
                 WriteFailure {
                     tenant: Some(tenant),

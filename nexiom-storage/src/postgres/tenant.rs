@@ -16,33 +16,39 @@ use crate::traits::TenantStore;
 impl TenantStore for PgStore {
     async fn create_tenant(&self, new: NewTenant) -> Result<Tenant> {
         new.validate()?;
+        let id = TenantId::generate();
+        let mut tx = self.scoped(id).await?;
         let row: TenantRow = sqlx::query_as(
             "INSERT INTO tenants (id, name, time_zone, created_at) VALUES ($1, $2, $3, $4) \
              RETURNING *",
         )
-        .bind(TenantId::generate().as_uuid())
+        .bind(id.as_uuid())
         .bind(&new.name)
         .bind(new.time_zone.name())
         .bind(new.created_at)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await
         .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         row.into_entity()
     }
 
     async fn get_tenant(&self, id: TenantId) -> Result<Tenant> {
+        let mut tx = self.scoped(id).await?;
         let row: Option<TenantRow> = sqlx::query_as("SELECT * FROM tenants WHERE id = $1")
             .bind(id.as_uuid())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *tx)
             .await
             .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         row.ok_or_else(|| StorageError::not_found("tenant", id))?
             .into_entity()
     }
 
     async fn list_tenants(&self) -> Result<Vec<Tenant>> {
+        // A cross-tenant scan.
         let rows: Vec<TenantRow> = sqlx::query_as("SELECT * FROM tenants ORDER BY created_at, id")
-            .fetch_all(&self.pool)
+            .fetch_all(&self.scan_pool)
             .await
             .map_err(db)?;
         all(rows, TenantRow::into_entity)
@@ -50,6 +56,7 @@ impl TenantStore for PgStore {
 
     async fn create_channel(&self, new: NewChannel) -> Result<Channel> {
         new.validate()?;
+        let mut tx = self.scoped(new.tenant_id).await?;
         let result: std::result::Result<ChannelRow, _> = sqlx::query_as(
             "INSERT INTO channels (id, tenant_id, platform, external_account_id, name, \
                  access_token, refresh_token, expires_at, status, created_at) \
@@ -66,37 +73,45 @@ impl TenantStore for PgStore {
         .bind(new.credentials.expires_at)
         .bind(ChannelStatus::Active.as_str())
         .bind(new.created_at)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await;
         match result {
-            Ok(row) => row.into_entity(),
-            Err(err) => Err(write_error(
-                &self.pool,
-                err,
-                WriteFailure {
-                    tenant: Some(new.tenant_id),
-                    refs: &[],
-                    conflict: Some((
-                        "channel",
-                        format!(
-                            "platform {} and external_account_id {:?}",
-                            new.platform, new.external_account_id
-                        ),
-                    )),
-                },
-            )
-            .await),
+            Ok(row) => {
+                tx.commit().await.map_err(db)?;
+                row.into_entity()
+            }
+            Err(err) => {
+                drop(tx);
+                Err(write_error(
+                    self,
+                    err,
+                    WriteFailure {
+                        tenant: Some(new.tenant_id),
+                        refs: &[],
+                        conflict: Some((
+                            "channel",
+                            format!(
+                                "platform {} and external_account_id {:?}",
+                                new.platform, new.external_account_id
+                            ),
+                        )),
+                    },
+                )
+                .await)
+            }
         }
     }
 
     async fn get_channel(&self, tenant: TenantId, id: ChannelId) -> Result<Channel> {
+        let mut tx = self.scoped(tenant).await?;
         let row: Option<ChannelRow> =
             sqlx::query_as("SELECT * FROM channels WHERE tenant_id = $1 AND id = $2")
                 .bind(tenant.as_uuid())
                 .bind(id.as_uuid())
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *tx)
                 .await
                 .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         row.ok_or_else(|| StorageError::not_found("channel", id))?
             .into_entity()
     }
@@ -107,24 +122,27 @@ impl TenantStore for PgStore {
         external_account_id: &str,
     ) -> Result<Option<Channel>> {
         validate::key("external_account_id", external_account_id)?;
+        // A cross-tenant lookup: a webhook names the account, not the tenant.
         let row: Option<ChannelRow> = sqlx::query_as(
             "SELECT * FROM channels WHERE platform = $1 AND external_account_id = $2",
         )
         .bind(platform.as_str())
         .bind(external_account_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.scan_pool)
         .await
         .map_err(db)?;
         row.map(ChannelRow::into_entity).transpose()
     }
 
     async fn list_channels(&self, tenant: TenantId) -> Result<Vec<Channel>> {
+        let mut tx = self.scoped(tenant).await?;
         let rows: Vec<ChannelRow> =
             sqlx::query_as("SELECT * FROM channels WHERE tenant_id = $1 ORDER BY created_at, id")
                 .bind(tenant.as_uuid())
-                .fetch_all(&self.pool)
+                .fetch_all(&mut *tx)
                 .await
                 .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         all(rows, ChannelRow::into_entity)
     }
 
@@ -135,6 +153,7 @@ impl TenantStore for PgStore {
         credentials: Credentials,
     ) -> Result<Channel> {
         credentials.validate()?;
+        let mut tx = self.scoped(tenant).await?;
         let row: Option<ChannelRow> = sqlx::query_as(
             "UPDATE channels SET access_token = $3, refresh_token = $4, expires_at = $5 \
              WHERE tenant_id = $1 AND id = $2 \
@@ -145,9 +164,10 @@ impl TenantStore for PgStore {
         .bind(credentials.access_token.as_ref().map(|s| s.expose()))
         .bind(credentials.refresh_token.as_ref().map(|s| s.expose()))
         .bind(credentials.expires_at)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         row.ok_or_else(|| StorageError::not_found("channel", id))?
             .into_entity()
     }
@@ -158,15 +178,17 @@ impl TenantStore for PgStore {
         id: ChannelId,
         status: ChannelStatus,
     ) -> Result<Channel> {
+        let mut tx = self.scoped(tenant).await?;
         let row: Option<ChannelRow> = sqlx::query_as(
             "UPDATE channels SET status = $3 WHERE tenant_id = $1 AND id = $2 RETURNING *",
         )
         .bind(tenant.as_uuid())
         .bind(id.as_uuid())
         .bind(status.as_str())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         row.ok_or_else(|| StorageError::not_found("channel", id))?
             .into_entity()
     }
