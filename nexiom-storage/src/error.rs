@@ -82,9 +82,26 @@ pub enum StorageError {
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
+
+    /// A secret (access or refresh token, setting value) could not be sealed
+    /// for storage or opened after reading: no key is configured, the key it
+    /// was sealed with is not available, or the stored value does not
+    /// decrypt for this row (tampered with, or copied from another row).
+    #[error("stored secret unusable: {message}")]
+    Secret {
+        /// What went wrong and what to do about it.
+        message: String,
+    },
 }
 
 impl StorageError {
+    /// [`StorageError::Secret`].
+    pub fn secret(message: impl Into<String>) -> Self {
+        StorageError::Secret {
+            message: message.into(),
+        }
+    }
+
     /// [`StorageError::NotFound`] for `entity` with `id`.
     pub fn not_found(entity: &'static str, id: impl ToString) -> Self {
         StorageError::NotFound {

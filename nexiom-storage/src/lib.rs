@@ -33,6 +33,7 @@ mod error;
 mod memory;
 mod postgres;
 mod reply_queue;
+pub mod secrets;
 mod traits;
 
 #[cfg(feature = "testing")]
@@ -41,7 +42,7 @@ pub mod conformance;
 pub use dead_letters::DeadLetterStore;
 pub use error::{Result, StorageError};
 pub use memory::MemoryStore;
-pub use postgres::PgStore;
+pub use postgres::{PgStore, RotationReport};
 pub use reply_queue::{ReplyQueueStore, STALE_RUN_ERROR};
 pub use traits::{
     CommentStore, ConversationStore, EventStore, KpiStore, MissionStore, PostStore, RuleStore,

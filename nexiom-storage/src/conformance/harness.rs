@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
+use crate::secrets::{KeyId, KeyProvider, SealingKey, StaticKeys};
 use crate::{MemoryStore, PgStore, Store};
 
 /// A store made for one test, plus what to clean up afterwards.
@@ -149,6 +150,13 @@ pub async fn postgres_worker_role_store() -> Option<TestStore> {
     postgres_store_as(Some(("nexiom_worker", "nexiom_worker"))).await
 }
 
+/// A fresh random key, current, for one test store: tokens are sealed as
+/// they are in production.
+pub fn test_keys() -> Arc<dyn KeyProvider> {
+    let id = KeyId::new("test").unwrap_or_else(|e| panic!("{e}"));
+    Arc::new(StaticKeys::new(id, SealingKey::generate()))
+}
+
 /// A pool on `options` whose connections run `SET ROLE role`.
 async fn pool_as(options: PgConnectOptions, role: &'static str, size: u32) -> sqlx::PgPool {
     let pool = PgPoolOptions::new()
@@ -195,7 +203,7 @@ async fn postgres_store_as(roles: Option<(&'static str, &'static str)>) -> Optio
     }
     let schema_options = options.options([("search_path", schema.as_str())]);
     let store = match PgStore::connect_with(schema_options.clone(), 8).await {
-        Ok(s) => s,
+        Ok(s) => s.with_keys(test_keys()),
         Err(e) => panic!("cannot connect the test store: {e}"),
     };
     if let Err(e) = store.migrate().await {
@@ -207,7 +215,9 @@ async fn postgres_store_as(roles: Option<(&'static str, &'static str)>) -> Optio
             store.pool().close().await;
             let pool = pool_as(schema_options.clone(), scoped, 6).await;
             let scan_pool = pool_as(schema_options, scans, 4).await;
-            PgStore::from_pool(pool).with_scan_pool(scan_pool)
+            PgStore::from_pool(pool)
+                .with_scan_pool(scan_pool)
+                .with_keys(test_keys())
         }
     };
     Some(TestStore {

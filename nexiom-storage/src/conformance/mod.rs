@@ -40,7 +40,7 @@ mod topics;
 pub use dead_letters::*;
 pub use harness::{
     LOCAL_SERVER_URL, LOCAL_TEST_DATABASE, TestStore, memory_test_store, postgres_app_role_store,
-    postgres_test_store, postgres_test_url, postgres_worker_role_store,
+    postgres_test_store, postgres_test_url, postgres_worker_role_store, test_keys,
 };
 pub use kpi::*;
 pub use publish_batch::*;

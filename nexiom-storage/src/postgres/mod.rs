@@ -41,6 +41,7 @@ mod reply_queue;
 mod routing;
 mod rows;
 mod rule;
+mod secrets;
 mod settings;
 mod tenant;
 mod topic;
@@ -55,6 +56,9 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Transaction};
 
 use crate::error::{Result, StorageError};
+use crate::secrets::{EnvKeyProvider, KeyProvider, Sealer};
+
+pub use secrets::RotationReport;
 
 /// A transaction whose row-level security policies see one tenant.
 pub(crate) type Scoped = Transaction<'static, Postgres>;
@@ -84,36 +88,60 @@ pub struct PgStore {
     pool: PgPool,
     /// The cross-tenant scans (the same pool unless [`PgStore::with_scan_pool`]).
     scan_pool: PgPool,
+    /// Seals tokens and setting values before they are written.
+    sealer: Option<Sealer>,
 }
 
 impl PgStore {
-    /// Connects to `url` with a pool of 10 connections.
+    /// Connects to `url` with a pool of 10 connections. When the environment
+    /// variable `NEXIOM_SECRET_KEYS` is set, its keys seal secrets (see
+    /// [`EnvKeyProvider`]); otherwise give keys with [`PgStore::with_keys`]
+    /// before storing a token.
     pub async fn connect(url: &str) -> Result<PgStore> {
         let pool = PgPoolOptions::new()
             .max_connections(10)
             .connect(url)
             .await
             .map_err(error::db)?;
-        Ok(PgStore::from_pool(pool))
+        PgStore::from_pool(pool).with_env_keys()
     }
 
     /// Connects with `options` (for example a `search_path`) and a pool of
-    /// `max_connections`.
+    /// `max_connections`; keys as [`PgStore::connect`].
     pub async fn connect_with(options: PgConnectOptions, max_connections: u32) -> Result<PgStore> {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .connect_with(options)
             .await
             .map_err(error::db)?;
-        Ok(PgStore::from_pool(pool))
+        PgStore::from_pool(pool).with_env_keys()
     }
 
-    /// Wraps an existing pool (used for every operation).
+    /// Wraps an existing pool (used for every operation), with no keys.
     pub fn from_pool(pool: PgPool) -> Self {
         PgStore {
             scan_pool: pool.clone(),
             pool,
+            sealer: None,
         }
+    }
+
+    /// Seals access tokens, refresh tokens and setting values with `keys`
+    /// before they are written, and opens them when read. Without keys, a
+    /// write that carries a secret is refused ([`StorageError::Secret`]):
+    /// plain text never reaches the database.
+    pub fn with_keys(mut self, keys: std::sync::Arc<dyn KeyProvider>) -> Self {
+        self.sealer = Some(Sealer::new(keys));
+        self
+    }
+
+    /// [`PgStore::with_keys`] with [`EnvKeyProvider`] when its variable is set.
+    fn with_env_keys(self) -> Result<Self> {
+        if std::env::var_os(EnvKeyProvider::VARIABLE).is_none() {
+            return Ok(self);
+        }
+        let keys = EnvKeyProvider::from_env()?;
+        Ok(self.with_keys(std::sync::Arc::new(keys)))
     }
 
     /// Runs the cross-tenant scans on `pool` instead: claims of due posts and
@@ -159,6 +187,8 @@ impl PgStore {
 
     /// Creates or upgrades the schema in the connections' `search_path`
     /// (idempotent; concurrent callers are serialized by sqlx's advisory lock).
+    /// With keys, it then seals any secret still stored as plain text
+    /// ([`PgStore::seal_plaintext_secrets`]).
     pub async fn migrate(&self) -> Result<()> {
         Self::migrator()
             .run(&self.pool)
@@ -166,7 +196,11 @@ impl PgStore {
             .map_err(|e| StorageError::Backend {
                 message: format!("postgres: migrations failed: {e}"),
                 source: Some(Box::new(e)),
-            })
+            })?;
+        if self.sealer.is_some() {
+            self.seal_plaintext_secrets(secrets::DEFAULT_BATCH).await?;
+        }
+        Ok(())
     }
 }
 

@@ -7,8 +7,10 @@ use nexiom_core::{AppSetting, SecretString, validate};
 use super::PgStore;
 use super::error::db;
 use super::rows::SettingRow;
+use super::secrets::SETTING_VALUE;
 use crate::checks;
 use crate::error::Result;
+use crate::secrets::Slot;
 use crate::traits::SettingsStore;
 
 #[async_trait]
@@ -20,7 +22,12 @@ impl SettingsStore for PgStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(db)?;
-        Ok(row.map(SettingRow::into_entity))
+        row.map(|row| {
+            let mut setting = row.into_entity();
+            setting.value = self.open(&Slot::global(SETTING_VALUE, key), setting.value)?;
+            Ok(setting)
+        })
+        .transpose()
     }
 
     async fn set_setting(
@@ -30,6 +37,7 @@ impl SettingsStore for PgStore {
         at: DateTime<Utc>,
     ) -> Result<AppSetting> {
         checks::setting(key, &value)?;
+        let sealed = self.seal(Slot::global(SETTING_VALUE, key), Some(&value))?;
         let row: SettingRow = sqlx::query_as(
             "INSERT INTO app_settings (key, value, updated_at) VALUES ($1, $2, $3) \
              ON CONFLICT (key) DO UPDATE SET \
@@ -37,12 +45,14 @@ impl SettingsStore for PgStore {
              RETURNING *",
         )
         .bind(key)
-        .bind(value.expose())
+        .bind(sealed)
         .bind(at)
         .fetch_one(&self.pool)
         .await
         .map_err(db)?;
-        Ok(row.into_entity())
+        let mut setting = row.into_entity();
+        setting.value = value;
+        Ok(setting)
     }
 
     async fn delete_setting(&self, key: &str) -> Result<bool> {

@@ -9,6 +9,7 @@ use nexiom_core::{
 use super::PgStore;
 use super::error::{WriteFailure, db, write_error};
 use super::rows::{ChannelRow, TenantRow, all};
+use super::secrets::{ACCESS_TOKEN, REFRESH_TOKEN, token_slot};
 use crate::error::{Result, StorageError};
 use crate::traits::TenantStore;
 
@@ -56,6 +57,15 @@ impl TenantStore for PgStore {
 
     async fn create_channel(&self, new: NewChannel) -> Result<Channel> {
         new.validate()?;
+        let id = ChannelId::generate();
+        let access = self.seal(
+            token_slot(ACCESS_TOKEN, new.tenant_id, id),
+            new.credentials.access_token.as_ref(),
+        )?;
+        let refresh = self.seal(
+            token_slot(REFRESH_TOKEN, new.tenant_id, id),
+            new.credentials.refresh_token.as_ref(),
+        )?;
         let mut tx = self.scoped(new.tenant_id).await?;
         let result: std::result::Result<ChannelRow, _> = sqlx::query_as(
             "INSERT INTO channels (id, tenant_id, platform, external_account_id, name, \
@@ -63,13 +73,13 @@ impl TenantStore for PgStore {
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
              RETURNING *",
         )
-        .bind(ChannelId::generate().as_uuid())
+        .bind(id.as_uuid())
         .bind(new.tenant_id.as_uuid())
         .bind(new.platform.as_str())
         .bind(&new.external_account_id)
         .bind(&new.name)
-        .bind(new.credentials.access_token.as_ref().map(|s| s.expose()))
-        .bind(new.credentials.refresh_token.as_ref().map(|s| s.expose()))
+        .bind(access)
+        .bind(refresh)
         .bind(new.credentials.expires_at)
         .bind(ChannelStatus::Active.as_str())
         .bind(new.created_at)
@@ -78,7 +88,7 @@ impl TenantStore for PgStore {
         match result {
             Ok(row) => {
                 tx.commit().await.map_err(db)?;
-                row.into_entity()
+                self.open_channel(row.into_entity()?)
             }
             Err(err) => {
                 drop(tx);
@@ -112,8 +122,10 @@ impl TenantStore for PgStore {
                 .await
                 .map_err(db)?;
         tx.commit().await.map_err(db)?;
-        row.ok_or_else(|| StorageError::not_found("channel", id))?
-            .into_entity()
+        self.open_channel(
+            row.ok_or_else(|| StorageError::not_found("channel", id))?
+                .into_entity()?,
+        )
     }
 
     async fn find_channel_by_account(
@@ -131,7 +143,8 @@ impl TenantStore for PgStore {
         .fetch_optional(&self.scan_pool)
         .await
         .map_err(db)?;
-        row.map(ChannelRow::into_entity).transpose()
+        row.map(|row| self.open_channel(row.into_entity()?))
+            .transpose()
     }
 
     async fn list_channels(&self, tenant: TenantId) -> Result<Vec<Channel>> {
@@ -143,7 +156,7 @@ impl TenantStore for PgStore {
                 .await
                 .map_err(db)?;
         tx.commit().await.map_err(db)?;
-        all(rows, ChannelRow::into_entity)
+        all(rows, |row| self.open_channel(row.into_entity()?))
     }
 
     async fn update_channel_credentials(
@@ -153,6 +166,14 @@ impl TenantStore for PgStore {
         credentials: Credentials,
     ) -> Result<Channel> {
         credentials.validate()?;
+        let access = self.seal(
+            token_slot(ACCESS_TOKEN, tenant, id),
+            credentials.access_token.as_ref(),
+        )?;
+        let refresh = self.seal(
+            token_slot(REFRESH_TOKEN, tenant, id),
+            credentials.refresh_token.as_ref(),
+        )?;
         let mut tx = self.scoped(tenant).await?;
         let row: Option<ChannelRow> = sqlx::query_as(
             "UPDATE channels SET access_token = $3, refresh_token = $4, expires_at = $5 \
@@ -161,15 +182,17 @@ impl TenantStore for PgStore {
         )
         .bind(tenant.as_uuid())
         .bind(id.as_uuid())
-        .bind(credentials.access_token.as_ref().map(|s| s.expose()))
-        .bind(credentials.refresh_token.as_ref().map(|s| s.expose()))
+        .bind(access)
+        .bind(refresh)
         .bind(credentials.expires_at)
         .fetch_optional(&mut *tx)
         .await
         .map_err(db)?;
         tx.commit().await.map_err(db)?;
-        row.ok_or_else(|| StorageError::not_found("channel", id))?
-            .into_entity()
+        self.open_channel(
+            row.ok_or_else(|| StorageError::not_found("channel", id))?
+                .into_entity()?,
+        )
     }
 
     async fn set_channel_status(
@@ -189,7 +212,9 @@ impl TenantStore for PgStore {
         .await
         .map_err(db)?;
         tx.commit().await.map_err(db)?;
-        row.ok_or_else(|| StorageError::not_found("channel", id))?
-            .into_entity()
+        self.open_channel(
+            row.ok_or_else(|| StorageError::not_found("channel", id))?
+                .into_entity()?,
+        )
     }
 }

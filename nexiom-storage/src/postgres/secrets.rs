@@ -1,0 +1,220 @@
+//! Secrets at rest on Postgres: sealing on write, opening on read, and the
+//! batched re-sealing behind [`PgStore::rotate_keys`] and
+//! [`PgStore::seal_plaintext_secrets`].
+
+use nexiom_core::{Channel, ChannelId, SecretString, TenantId};
+use uuid::Uuid;
+
+use super::PgStore;
+use super::error::db;
+use crate::error::{Result, StorageError};
+use crate::secrets::{SEALED_PREFIX, Sealer, Slot};
+
+/// Rows re-sealed per transaction by [`PgStore::migrate`]'s sealing step.
+pub(super) const DEFAULT_BATCH: u32 = 500;
+
+pub(super) const ACCESS_TOKEN: &str = "channels.access_token";
+pub(super) const REFRESH_TOKEN: &str = "channels.refresh_token";
+pub(super) const SETTING_VALUE: &str = "app_settings.value";
+
+/// What [`PgStore::rotate_keys`] or [`PgStore::seal_plaintext_secrets`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RotationReport {
+    /// Channels whose tokens were re-sealed.
+    pub channels: u64,
+    /// Settings whose value was re-sealed.
+    pub settings: u64,
+    /// Transactions used.
+    pub batches: u64,
+}
+
+/// Which stored values a pass re-seals.
+#[derive(Clone, Copy)]
+enum Pass {
+    /// Everything not sealed with the current key (plain text included).
+    Rotate,
+    /// Only plain text.
+    PlainOnly,
+}
+
+impl PgStore {
+    fn sealer(&self) -> Result<&Sealer> {
+        self.sealer.as_ref().ok_or_else(|| {
+            StorageError::secret(
+                "this PgStore has no encryption keys, and secrets are never stored as plain \
+                 text: set NEXIOM_SECRET_KEYS (see EnvKeyProvider) or call PgStore::with_keys",
+            )
+        })
+    }
+
+    /// `secret` sealed for `slot`, or `None`.
+    pub(super) fn seal(&self, slot: Slot, secret: Option<&SecretString>) -> Result<Option<String>> {
+        secret
+            .map(|s| self.sealer()?.seal(&slot, s.expose()))
+            .transpose()
+    }
+
+    /// The plain text of a stored value of `slot`.
+    pub(super) fn open(&self, slot: &Slot, stored: SecretString) -> Result<SecretString> {
+        if !stored.expose().starts_with(SEALED_PREFIX) {
+            return Ok(stored);
+        }
+        Ok(SecretString::new(
+            self.sealer()?.open(slot, stored.expose())?,
+        ))
+    }
+
+    /// `channel` with its tokens opened.
+    pub(super) fn open_channel(&self, mut channel: Channel) -> Result<Channel> {
+        let (tenant, id) = (channel.tenant_id, channel.id);
+        let creds = &mut channel.credentials;
+        if let Some(token) = creds.access_token.take() {
+            creds.access_token = Some(self.open(&token_slot(ACCESS_TOKEN, tenant, id), token)?);
+        }
+        if let Some(token) = creds.refresh_token.take() {
+            creds.refresh_token = Some(self.open(&token_slot(REFRESH_TOKEN, tenant, id), token)?);
+        }
+        Ok(channel)
+    }
+
+    /// Re-seals, with the key provider's current key, every stored token and
+    /// setting value sealed with an older key or still in plain text,
+    /// `batch` rows per transaction (rows another rotation holds are skipped,
+    /// so several processes may run it at once). Reads keep working
+    /// throughout as long as the provider still has the older keys; retire a
+    /// key only after a rotation returned. A cross-tenant operation: it runs
+    /// on the scan pool.
+    pub async fn rotate_keys(&self, batch: u32) -> Result<RotationReport> {
+        self.reseal(Pass::Rotate, batch).await
+    }
+
+    /// Seals every token and setting value still stored as plain text (rows
+    /// written before encryption was introduced). [`PgStore::migrate`] runs it
+    /// when the store has keys.
+    pub async fn seal_plaintext_secrets(&self, batch: u32) -> Result<RotationReport> {
+        self.reseal(Pass::PlainOnly, batch).await
+    }
+
+    async fn reseal(&self, pass: Pass, batch: u32) -> Result<RotationReport> {
+        let sealer = self.sealer()?;
+        let batch = i64::from(batch.max(1));
+        let prefix = match pass {
+            Pass::Rotate => format!("{SEALED_PREFIX}{}:", sealer.current_key_id()),
+            Pass::PlainOnly => SEALED_PREFIX.to_owned(),
+        };
+        let mut report = RotationReport::default();
+        let mut after = Uuid::nil();
+        loop {
+            let mut tx = self.scan_pool.begin().await.map_err(db)?;
+            let rows: Vec<(Uuid, Uuid, Option<String>, Option<String>)> = sqlx::query_as(
+                "SELECT id, tenant_id, access_token, refresh_token FROM channels \
+                 WHERE id > $1 \
+                   AND ((access_token IS NOT NULL AND left(access_token, length($2)) <> $2) \
+                     OR (refresh_token IS NOT NULL AND left(refresh_token, length($2)) <> $2)) \
+                 ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED",
+            )
+            .bind(after)
+            .bind(&prefix)
+            .bind(batch)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
+            let Some(last) = rows.last() else { break };
+            after = last.0;
+            let (mut ids, mut access, mut refresh) = (Vec::new(), Vec::new(), Vec::new());
+            for (id, tenant, a, r) in rows {
+                let tenant = TenantId::from(tenant);
+                let channel = ChannelId::from(id);
+                ids.push(id);
+                access.push(reseal_one(
+                    sealer,
+                    pass,
+                    token_slot(ACCESS_TOKEN, tenant, channel),
+                    a,
+                )?);
+                refresh.push(reseal_one(
+                    sealer,
+                    pass,
+                    token_slot(REFRESH_TOKEN, tenant, channel),
+                    r,
+                )?);
+            }
+            sqlx::query(
+                "UPDATE channels c SET access_token = u.a, refresh_token = u.r \
+                 FROM UNNEST($1::uuid[], $2::text[], $3::text[]) AS u(id, a, r) \
+                 WHERE c.id = u.id",
+            )
+            .bind(&ids)
+            .bind(&access)
+            .bind(&refresh)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            report.channels += ids.len() as u64;
+            report.batches += 1;
+        }
+        let mut after = String::new();
+        loop {
+            let mut tx = self.scan_pool.begin().await.map_err(db)?;
+            let rows: Vec<(String, String)> = sqlx::query_as(
+                "SELECT key, value FROM app_settings \
+                 WHERE key COLLATE \"C\" > $1 AND left(value, length($2)) <> $2 \
+                 ORDER BY key COLLATE \"C\" LIMIT $3 FOR UPDATE SKIP LOCKED",
+            )
+            .bind(&after)
+            .bind(&prefix)
+            .bind(batch)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
+            let Some(last) = rows.last() else { break };
+            after = last.0.clone();
+            let (mut keys, mut values) = (Vec::new(), Vec::new());
+            for (key, value) in rows {
+                let slot = Slot::global(SETTING_VALUE, &key);
+                values.push(reseal_one(sealer, pass, slot, Some(value))?);
+                keys.push(key);
+            }
+            sqlx::query(
+                "UPDATE app_settings s SET value = u.v \
+                 FROM UNNEST($1::text[], $2::text[]) AS u(k, v) WHERE s.key = u.k",
+            )
+            .bind(&keys)
+            .bind(&values)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            report.settings += keys.len() as u64;
+            report.batches += 1;
+        }
+        Ok(report)
+    }
+}
+
+/// The slot of a channel token.
+pub(super) fn token_slot(column: &'static str, tenant: TenantId, channel: ChannelId) -> Slot {
+    Slot::tenant(column, tenant, channel)
+}
+
+/// `stored` re-sealed with the current key when the pass asks for it.
+fn reseal_one(
+    sealer: &Sealer,
+    pass: Pass,
+    slot: Slot,
+    stored: Option<String>,
+) -> Result<Option<String>> {
+    let Some(stored) = stored else {
+        return Ok(None);
+    };
+    let keep = match pass {
+        Pass::Rotate => sealer.is_current(&stored),
+        Pass::PlainOnly => stored.starts_with(SEALED_PREFIX),
+    };
+    if keep {
+        return Ok(Some(stored));
+    }
+    let plain = sealer.open(&slot, &stored)?;
+    Ok(Some(sealer.seal(&slot, &plain)?))
+}
