@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::error::{Ref, WriteFailure, db, write_error};
 use super::rows::{ContentJobRow, DayPostRow, MissionRow, PostRow, ReadyJobRow, ReportRow, all};
-use super::{PgStore, opt_limit};
+use super::{PgStore, Scoped, opt_limit};
 use crate::error::{Result, StorageError};
 use crate::traits::MissionStore;
 
@@ -30,11 +30,30 @@ fn counted_statuses() -> Vec<&'static str> {
     COUNTED_POST_STATUSES.iter().map(|s| s.as_str()).collect()
 }
 
+impl PgStore {
+    /// Like [`PgStore::scoped`], in a read-only `REPEATABLE READ` transaction:
+    /// every statement reads one snapshot. The isolation level is given in the
+    /// `BEGIN` itself, since `SET TRANSACTION` may not follow the query that
+    /// sets the tenant.
+    async fn scoped_snapshot(&self, tenant: TenantId) -> Result<Scoped> {
+        // A UUID's text form is hex and dashes: nothing to escape.
+        self.pool
+            .begin_with(format!(
+                "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; \
+                 SELECT set_config('nexiom.tenant_id', '{}', true)",
+                tenant.as_uuid()
+            ))
+            .await
+            .map_err(db)
+    }
+}
+
 #[async_trait]
 impl MissionStore for PgStore {
     async fn create_mission(&self, new: NewMission) -> Result<Mission> {
         new.validate()?;
         let refs = [Ref::Channel(new.channel_id)];
+        let mut tx = self.scoped(new.tenant_id).await?;
         let result: std::result::Result<MissionRow, _> = sqlx::query_as(
             "INSERT INTO missions (id, tenant_id, channel_id, name, status, objective_priority, \
                  start_date, end_date, created_at) \
@@ -50,31 +69,39 @@ impl MissionStore for PgStore {
         .bind(new.start_date)
         .bind(new.end_date)
         .bind(new.created_at)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await;
         match result {
-            Ok(row) => row.into_entity(),
-            Err(err) => Err(write_error(
-                self,
-                err,
-                WriteFailure {
-                    tenant: Some(new.tenant_id),
-                    refs: &refs,
-                    conflict: None,
-                },
-            )
-            .await),
+            Ok(row) => {
+                tx.commit().await.map_err(db)?;
+                row.into_entity()
+            }
+            Err(err) => {
+                drop(tx);
+                Err(write_error(
+                    self,
+                    err,
+                    WriteFailure {
+                        tenant: Some(new.tenant_id),
+                        refs: &refs,
+                        conflict: None,
+                    },
+                )
+                .await)
+            }
         }
     }
 
     async fn get_mission(&self, tenant: TenantId, id: MissionId) -> Result<Mission> {
+        let mut tx = self.scoped(tenant).await?;
         let row: Option<MissionRow> =
             sqlx::query_as("SELECT * FROM missions WHERE tenant_id = $1 AND id = $2")
                 .bind(tenant.as_uuid())
                 .bind(id.as_uuid())
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *tx)
                 .await
                 .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         row.ok_or_else(|| StorageError::not_found("mission", id))?
             .into_entity()
     }
@@ -83,6 +110,7 @@ impl MissionStore for PgStore {
         if filter.limit == Some(0) {
             return Ok(Vec::new());
         }
+        let mut tx = self.scoped(tenant).await?;
         let rows: Vec<MissionRow> = sqlx::query_as(
             "SELECT * FROM missions \
              WHERE tenant_id = $1 \
@@ -97,9 +125,10 @@ impl MissionStore for PgStore {
         .bind(filter.status.map(MissionStatus::as_str))
         .bind(filter.active_on)
         .bind(opt_limit(filter.limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await
         .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         all(rows, MissionRow::into_entity)
     }
 
@@ -109,15 +138,17 @@ impl MissionStore for PgStore {
         id: MissionId,
         status: MissionStatus,
     ) -> Result<Mission> {
+        let mut tx = self.scoped(tenant).await?;
         let row: Option<MissionRow> = sqlx::query_as(
             "UPDATE missions SET status = $3 WHERE tenant_id = $1 AND id = $2 RETURNING *",
         )
         .bind(tenant.as_uuid())
         .bind(id.as_uuid())
         .bind(status.as_str())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         row.ok_or_else(|| StorageError::not_found("mission", id))?
             .into_entity()
     }
@@ -128,6 +159,7 @@ impl MissionStore for PgStore {
         // tenant's and on the job's channel.
         let mut refs = vec![Ref::Channel(new.channel_id)];
         refs.extend(new.mission_id.map(|m| Ref::MissionOn(m, new.channel_id)));
+        let mut tx = self.scoped(new.tenant_id).await?;
         let result: std::result::Result<ContentJobRow, _> = sqlx::query_as(
             "INSERT INTO content_jobs (id, tenant_id, mission_id, channel_id, phase, status, \
                  content, scheduled_post_id, source_ref, created_at, updated_at) \
@@ -143,31 +175,39 @@ impl MissionStore for PgStore {
         .bind(Json(&new.content))
         .bind(new.source_ref.as_deref())
         .bind(new.created_at)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await;
         match result {
-            Ok(row) => row.into_entity(),
-            Err(err) => Err(write_error(
-                self,
-                err,
-                WriteFailure {
-                    tenant: Some(new.tenant_id),
-                    refs: &refs,
-                    conflict: None,
-                },
-            )
-            .await),
+            Ok(row) => {
+                tx.commit().await.map_err(db)?;
+                row.into_entity()
+            }
+            Err(err) => {
+                drop(tx);
+                Err(write_error(
+                    self,
+                    err,
+                    WriteFailure {
+                        tenant: Some(new.tenant_id),
+                        refs: &refs,
+                        conflict: None,
+                    },
+                )
+                .await)
+            }
         }
     }
 
     async fn get_content_job(&self, tenant: TenantId, id: ContentJobId) -> Result<ContentJob> {
+        let mut tx = self.scoped(tenant).await?;
         let row: Option<ContentJobRow> =
             sqlx::query_as("SELECT * FROM content_jobs WHERE tenant_id = $1 AND id = $2")
                 .bind(tenant.as_uuid())
                 .bind(id.as_uuid())
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *tx)
                 .await
                 .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         row.ok_or_else(|| StorageError::not_found("content_job", id))?
             .into_entity()
     }
@@ -180,6 +220,7 @@ impl MissionStore for PgStore {
         if filter.limit == Some(0) {
             return Ok(Vec::new());
         }
+        let mut tx = self.scoped(tenant).await?;
         let rows: Vec<ContentJobRow> = sqlx::query_as(
             "SELECT * FROM content_jobs \
              WHERE tenant_id = $1 \
@@ -196,9 +237,10 @@ impl MissionStore for PgStore {
         .bind(filter.phase.map(Phase::as_str))
         .bind(filter.status.map(ContentJobStatus::as_str))
         .bind(opt_limit(filter.limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await
         .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         all(rows, ContentJobRow::into_entity)
     }
 
@@ -210,6 +252,7 @@ impl MissionStore for PgStore {
         scheduled_post: Option<PostId>,
         at: DateTime<Utc>,
     ) -> Result<ContentJob> {
+        let mut tx = self.scoped(tenant).await?;
         let result: std::result::Result<Option<ContentJobRow>, _> = sqlx::query_as(
             "UPDATE content_jobs SET \
                  status = $3, scheduled_post_id = COALESCE($4, scheduled_post_id), updated_at = $5 \
@@ -221,13 +264,16 @@ impl MissionStore for PgStore {
         .bind(status.as_str())
         .bind(scheduled_post.map(|p| p.as_uuid()))
         .bind(at)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await;
         match result {
-            Ok(row) => row
-                .ok_or_else(|| StorageError::not_found("content_job", id))?
-                .into_entity(),
+            Ok(row) => {
+                tx.commit().await.map_err(db)?;
+                row.ok_or_else(|| StorageError::not_found("content_job", id))?
+                    .into_entity()
+            }
             Err(err) => {
+                drop(tx);
                 let refs: Vec<Ref> = scheduled_post.map(Ref::Post).into_iter().collect();
                 Err(write_error(
                     self,
@@ -252,6 +298,7 @@ impl MissionStore for PgStore {
     ) -> Result<MissionIntelligenceReport> {
         validate::json("report", &report)?;
         let refs = [Ref::Mission(mission)];
+        let mut tx = self.scoped(tenant).await?;
         let result: std::result::Result<ReportRow, _> = sqlx::query_as(
             "INSERT INTO mission_reports (id, tenant_id, mission_id, report, created_at) \
              VALUES ($1, $2, $3, $4, $5) \
@@ -262,20 +309,26 @@ impl MissionStore for PgStore {
         .bind(mission.as_uuid())
         .bind(&report)
         .bind(at)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await;
         match result {
-            Ok(row) => Ok(row.into_entity()),
-            Err(err) => Err(write_error(
-                self,
-                err,
-                WriteFailure {
-                    tenant: Some(tenant),
-                    refs: &refs,
-                    conflict: None,
-                },
-            )
-            .await),
+            Ok(row) => {
+                tx.commit().await.map_err(db)?;
+                Ok(row.into_entity())
+            }
+            Err(err) => {
+                drop(tx);
+                Err(write_error(
+                    self,
+                    err,
+                    WriteFailure {
+                        tenant: Some(tenant),
+                        refs: &refs,
+                        conflict: None,
+                    },
+                )
+                .await)
+            }
         }
     }
 
@@ -284,6 +337,7 @@ impl MissionStore for PgStore {
         tenant: TenantId,
         mission: MissionId,
     ) -> Result<Option<MissionIntelligenceReport>> {
+        let mut tx = self.scoped(tenant).await?;
         let row: Option<ReportRow> = sqlx::query_as(
             "SELECT * FROM mission_reports WHERE tenant_id = $1 AND mission_id = $2 \
              ORDER BY created_at DESC, id DESC \
@@ -291,9 +345,10 @@ impl MissionStore for PgStore {
         )
         .bind(tenant.as_uuid())
         .bind(mission.as_uuid())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         Ok(row.map(ReportRow::into_entity))
     }
 
@@ -303,11 +358,7 @@ impl MissionStore for PgStore {
     ) -> Result<OrchestrationSnapshot> {
         query.validate()?;
         // One snapshot for the three reads, so they agree with each other.
-        let mut tx = self.pool.begin().await.map_err(db)?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+        let mut tx = self.scoped_snapshot(query.tenant_id).await?;
         let missions: Vec<MissionRow> = sqlx::query_as(
             "SELECT * FROM missions \
              WHERE tenant_id = $1 AND channel_id = $2 AND start_date <= $4 AND $3 <= end_date \
@@ -364,7 +415,7 @@ impl MissionStore for PgStore {
         c.validate()?;
         let tenant = c.tenant_id.as_uuid();
         let channel = c.channel_id.as_uuid();
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.scoped(c.tenant_id).await?;
         // Serializes every commit on this (tenant, channel) until this
         // transaction ends. A channel-wide key (not per day) also covers the
         // windows of one date in two time zones, which overlap.
@@ -394,6 +445,7 @@ impl MissionStore for PgStore {
                 .filter(|m| planned.contains(m))
                 .map(|m| (m, p.id))
         }) {
+            tx.commit().await.map_err(db)?;
             return Ok(CommitOutcome::mission_already_posted(mission, post));
         }
         let mut stored_ids: Vec<PostId> = stored.iter().map(|p| p.id).collect();
@@ -401,6 +453,7 @@ impl MissionStore for PgStore {
         stored_ids.sort();
         expected.sort();
         if stored_ids != expected {
+            tx.commit().await.map_err(db)?;
             return Ok(CommitOutcome::day_changed(stored_ids.len(), expected.len()));
         }
         if c.entries.is_empty() {
@@ -429,6 +482,7 @@ impl MissionStore for PgStore {
         if let Some(entry) = c.entries.iter().find(|e| {
             usable.get(&e.content_job_id.as_uuid()) != Some(&Some(e.mission_id.as_uuid()))
         }) {
+            tx.commit().await.map_err(db)?;
             return Ok(CommitOutcome::job_not_ready(
                 entry.content_job_id,
                 entry.mission_id,

@@ -55,6 +55,7 @@ impl PostStore for PgStore {
         new.validate()?;
         let refs = post_refs(&new);
         let recurrence = new.recurrence.as_ref();
+        let mut tx = self.scoped(new.tenant_id).await?;
         let inserted: std::result::Result<Option<PostRow>, _> = sqlx::query_as(
             "INSERT INTO scheduled_posts (id, tenant_id, channel_id, content, publish_at, rrule, \
                  dtstart, time_zone, series_id, occurrence_at, status, platform_post_id, url, \
@@ -79,12 +80,16 @@ impl PostStore for PgStore {
         .bind(new.mission_id.map(|m| m.as_uuid()))
         .bind(new.content_job_id.map(|j| j.as_uuid()))
         .bind(new.created_at)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await;
         match inserted {
-            Ok(Some(row)) => return Ok(Inserted::created(row.into_entity()?)),
+            Ok(Some(row)) => {
+                tx.commit().await.map_err(db)?;
+                return Ok(Inserted::created(row.into_entity()?));
+            }
             Ok(None) => {}
             Err(err) => {
+                drop(tx);
                 return Err(write_error(
                     self,
                     err,
@@ -99,7 +104,7 @@ impl PostStore for PgStore {
         }
         // The occurrence exists: references first, then the stored occurrence
         // (of the same series, hence of the same tenant).
-        require_refs(&self.pool, new.tenant_id, &refs).await?;
+        require_refs(&mut *tx, new.tenant_id, &refs).await?;
         let existing: Option<PostRow> = sqlx::query_as(
             "SELECT * FROM scheduled_posts \
              WHERE tenant_id = $1 AND series_id = $2 AND occurrence_at = $3",
@@ -107,9 +112,10 @@ impl PostStore for PgStore {
         .bind(new.tenant_id.as_uuid())
         .bind(new.series_id.map(|s| s.as_uuid()))
         .bind(new.occurrence_at)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         match existing {
             Some(row) => Ok(Inserted::existing(row.into_entity()?)),
             None => Err(StorageError::backend(
@@ -119,13 +125,15 @@ impl PostStore for PgStore {
     }
 
     async fn get_post(&self, tenant: TenantId, id: PostId) -> Result<ScheduledPost> {
+        let mut tx = self.scoped(tenant).await?;
         let row: Option<PostRow> =
             sqlx::query_as("SELECT * FROM scheduled_posts WHERE tenant_id = $1 AND id = $2")
                 .bind(tenant.as_uuid())
                 .bind(id.as_uuid())
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *tx)
                 .await
                 .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         row.ok_or_else(|| StorageError::not_found("post", id))?
             .into_entity()
     }
@@ -134,6 +142,7 @@ impl PostStore for PgStore {
         if filter.limit == Some(0) {
             return Ok(Vec::new());
         }
+        let mut tx = self.scoped(tenant).await?;
         let rows: Vec<PostRow> = sqlx::query_as(
             "SELECT * FROM scheduled_posts \
              WHERE tenant_id = $1 \
@@ -154,9 +163,10 @@ impl PostStore for PgStore {
         .bind(filter.from.map(bound))
         .bind(filter.to.map(bound))
         .bind(opt_limit(filter.limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await
         .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         all(rows, PostRow::into_entity)
     }
 
@@ -172,6 +182,7 @@ impl PostStore for PgStore {
             return Ok(0);
         }
         let statuses: Vec<String> = statuses.iter().map(|s| s.as_str().to_owned()).collect();
+        let mut tx = self.scoped(tenant).await?;
         let count: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM scheduled_posts \
              WHERE tenant_id = $1 AND channel_id = $2 AND publish_at >= $3 AND publish_at < $4 \
@@ -182,9 +193,10 @@ impl PostStore for PgStore {
         .bind(bound(from))
         .bind(bound(to))
         .bind(statuses)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await
         .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         Ok(u64::try_from(count).unwrap_or(0))
     }
 
@@ -214,6 +226,7 @@ impl PostStore for PgStore {
         let (set_last_check, last_check_at) = set(&patch.last_check_at);
         let (set_next_check, next_check_at) = set(&patch.next_check_at);
         let (set_stop, stop_at) = set(&patch.stop_at);
+        let mut tx = self.scoped(tenant).await?;
         for _ in 0..GUARD_ATTEMPTS {
             let updated: Option<PostRow> = sqlx::query_as(
                 "UPDATE scheduled_posts SET \
@@ -263,10 +276,11 @@ impl PostStore for PgStore {
             .bind(at)
             .bind(patch.expect_status.map(PostStatus::as_str))
             .bind(patch.expect_lease_owner.as_deref())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *tx)
             .await
             .map_err(db)?;
             if let Some(row) = updated {
+                tx.commit().await.map_err(db)?;
                 return row.into_entity();
             }
             let guard: Option<PostGuardRow> = sqlx::query_as(
@@ -275,7 +289,7 @@ impl PostStore for PgStore {
             )
             .bind(tenant.as_uuid())
             .bind(id.as_uuid())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *tx)
             .await
             .map_err(db)?;
             let Some(guard) = guard else {
@@ -331,8 +345,8 @@ impl PostStore for PgStore {
     }
 
     async fn release_stale_leases(&self, now: DateTime<Utc>) -> Result<u64> {
-        // One statement: the posts taken back and their runs left `running`
-        // are closed together, or neither is.
+        // A cross-tenant scan. One statement: the posts taken back and their
+        // runs left `running` are closed together, or neither is.
         let released: i64 = sqlx::query_scalar(
             "WITH released AS ( \
                  UPDATE scheduled_posts SET \
@@ -348,7 +362,7 @@ impl PostStore for PgStore {
         )
         .bind(bound(now))
         .bind(crate::STALE_RUN_ERROR)
-        .fetch_one(&self.pool)
+        .fetch_one(&self.scan_pool)
         .await
         .map_err(db)?;
         Ok(u64::try_from(released).unwrap_or(0))
@@ -362,6 +376,7 @@ impl PostStore for PgStore {
         if max == 0 {
             return Ok(Vec::new());
         }
+        // A cross-tenant scan.
         let rows: Vec<PostRow> = sqlx::query_as(
             "SELECT * FROM scheduled_posts \
              WHERE status = 'published' AND next_check_at <= $1 \
@@ -371,7 +386,7 @@ impl PostStore for PgStore {
         )
         .bind(bound(now))
         .bind(limit(max))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.scan_pool)
         .await
         .map_err(db)?;
         all(rows, PostRow::into_entity)
@@ -380,6 +395,7 @@ impl PostStore for PgStore {
     async fn insert_post_run(&self, new: NewPostRun) -> Result<PostRun> {
         new.validate()?;
         let refs = [Ref::Post(new.post_id)];
+        let mut tx = self.scoped(new.tenant_id).await?;
         let result: std::result::Result<PostRunRow, _> = sqlx::query_as(
             "INSERT INTO post_runs (id, tenant_id, post_id, attempt, started_at, finished_at, \
                  status, error) \
@@ -391,23 +407,29 @@ impl PostStore for PgStore {
         .bind(new.post_id.as_uuid())
         .bind(i64::from(new.attempt))
         .bind(new.started_at)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await;
         match result {
-            Ok(row) => row.into_entity(),
-            Err(err) => Err(write_error(
-                self,
-                err,
-                WriteFailure {
-                    tenant: Some(new.tenant_id),
-                    refs: &refs,
-                    conflict: Some((
-                        "post_run",
-                        format!("post {} and attempt {}", new.post_id, new.attempt),
-                    )),
-                },
-            )
-            .await),
+            Ok(row) => {
+                tx.commit().await.map_err(db)?;
+                row.into_entity()
+            }
+            Err(err) => {
+                drop(tx);
+                Err(write_error(
+                    self,
+                    err,
+                    WriteFailure {
+                        tenant: Some(new.tenant_id),
+                        refs: &refs,
+                        conflict: Some((
+                            "post_run",
+                            format!("post {} and attempt {}", new.post_id, new.attempt),
+                        )),
+                    },
+                )
+                .await)
+            }
         }
     }
 
@@ -429,6 +451,7 @@ impl PostStore for PgStore {
         finished_at: DateTime<Utc>,
     ) -> Result<PostRun> {
         validate::opt_text("error", error.as_deref())?;
+        let mut tx = self.scoped(tenant).await?;
         let row: Option<PostRunRow> = sqlx::query_as(
             "UPDATE post_runs SET status = $3, error = $4, finished_at = $5 \
              WHERE tenant_id = $1 AND id = $2 \
@@ -439,23 +462,26 @@ impl PostStore for PgStore {
         .bind(status.as_str())
         .bind(error.as_deref())
         .bind(finished_at)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         row.ok_or_else(|| StorageError::not_found("post_run", id))?
             .into_entity()
     }
 
     async fn list_post_runs(&self, tenant: TenantId, post: PostId) -> Result<Vec<PostRun>> {
+        let mut tx = self.scoped(tenant).await?;
         let rows: Vec<PostRunRow> = sqlx::query_as(
             "SELECT * FROM post_runs WHERE tenant_id = $1 AND post_id = $2 \
              ORDER BY attempt, id",
         )
         .bind(tenant.as_uuid())
         .bind(post.as_uuid())
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await
         .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         all(rows, PostRunRow::into_entity)
     }
 }

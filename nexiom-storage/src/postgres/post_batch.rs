@@ -34,8 +34,9 @@ impl PgStore {
         // "another worker is publishing on this channel" test sees every
         // committed claim: two workers never take one channel at once. Rows
         // another claimer holds are still skipped, never waited for. The held
-        // channels are read once (a hashed NOT IN), not per candidate row.
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        // channels are read once (a hashed NOT IN), not per candidate row. A
+        // cross-tenant scan.
+        let mut tx = self.scan_pool.begin().await.map_err(db)?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(CLAIM_LOCK)
             .execute(&mut *tx)
@@ -84,6 +85,7 @@ impl PgStore {
             return Ok(0);
         }
         let ids: Vec<Uuid> = ids.iter().map(PostId::as_uuid).collect();
+        // A cross-tenant heartbeat, keyed by the lease owner.
         let done = sqlx::query(
             "UPDATE scheduled_posts SET lease_expires_at = $3 \
              WHERE id = ANY($2) AND status = 'publishing' AND lease_owner = $1",
@@ -91,7 +93,7 @@ impl PgStore {
         .bind(lease_owner)
         .bind(&ids)
         .bind(bound(expires_at))
-        .execute(&self.pool)
+        .execute(&self.scan_pool)
         .await
         .map_err(db)?;
         Ok(done.rows_affected())
@@ -121,7 +123,8 @@ impl PgStore {
         }
         // The foreign key (tenant, post) refuses a post of another tenant for
         // the whole statement; a taken attempt number, or a post no longer
-        // under this owner's unexpired lease, only skips its row.
+        // under this owner's unexpired lease, only skips its row. A batch of
+        // any tenants, keyed by the lease owner: a cross-tenant write.
         let rows: Vec<PostRunRow> = sqlx::query_as(
             "INSERT INTO post_runs (id, tenant_id, post_id, attempt, started_at, finished_at, \
                  status, error) \
@@ -141,7 +144,7 @@ impl PgStore {
         .bind(&started)
         .bind(lease_owner)
         .bind(bound(now))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.scan_pool)
         .await
         .map_err(|err| match &err {
             sqlx::Error::Database(e) if e.is_foreign_key_violation() => {
@@ -209,7 +212,8 @@ impl PgStore {
         }
         // One statement, so one commit: each post is written only while it is
         // still `publishing` under this owner's lease, and its run only when
-        // the post was.
+        // the post was. A batch of any tenants, keyed by the lease owner: a
+        // cross-tenant write.
         let written: Vec<Uuid> = sqlx::query_scalar(
             "WITH u AS ( \
                  SELECT * FROM UNNEST($2::uuid[], $3::uuid[], $4::text[], $5::int8[], \
@@ -263,7 +267,7 @@ impl PgStore {
         .bind(&run_statuses)
         .bind(&run_errors)
         .bind(bound(at))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.scan_pool)
         .await
         .map_err(db)?;
         Ok(written.into_iter().map(PostId::from_uuid).collect())
@@ -275,6 +279,7 @@ impl PgStore {
         channel: ChannelId,
         until: DateTime<Utc>,
     ) -> Result<()> {
+        let mut tx = self.scoped(tenant).await?;
         let done = sqlx::query(
             "INSERT INTO channel_throttles (channel_id, tenant_id, until) \
              SELECT $2, $1, $3 WHERE EXISTS ( \
@@ -285,12 +290,13 @@ impl PgStore {
         .bind(tenant.as_uuid())
         .bind(channel.as_uuid())
         .bind(bound(until))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(db)?;
         if done.rows_affected() == 0 {
             return Err(StorageError::not_found("channel", channel));
         }
+        tx.commit().await.map_err(db)?;
         Ok(())
     }
 }

@@ -61,7 +61,8 @@ impl ReplyQueueStore for PgStore {
         if max == 0 {
             return Ok(Vec::new());
         }
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        // A cross-tenant scan.
+        let mut tx = self.scan_pool.begin().await.map_err(db)?;
         // Up to `max` of each kind, locked; the oldest `max` of both together
         // are claimed, the others are unlocked untouched at commit.
         let messages: Vec<MessageRow> = sqlx::query_as(&due_sql("messages"))
@@ -138,7 +139,7 @@ impl ReplyQueueStore for PgStore {
             DecisionSubject::Message(id) => ("messages", id.as_uuid()),
             DecisionSubject::Comment(id) => ("comments", id.as_uuid()),
         };
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.scoped(tenant).await?;
         let current = match subject {
             DecisionSubject::Message(_) => {
                 let row: Option<MessageRow> = sqlx::query_as(
@@ -218,12 +219,14 @@ impl ReplyQueueStore for PgStore {
                 id.as_uuid(),
             ),
         };
+        let mut tx = self.scoped(tenant).await?;
         let done = sqlx::query(sql)
             .bind(tenant.as_uuid())
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -243,8 +246,9 @@ impl ReplyQueueStore for PgStore {
         if messages.is_empty() && comments.is_empty() {
             return Ok(0);
         }
-        // Both tables in one statement; `reply_lease_until = $3` keeps the
-        // claims another worker took over (they carry another lease) apart.
+        // A cross-tenant heartbeat, keyed by ids. Both tables in one statement;
+        // `reply_lease_until = $3` keeps the claims another worker took over
+        // (they carry another lease) apart.
         let renewed: i64 = sqlx::query_scalar(
             "WITH m AS (UPDATE messages SET reply_lease_until = $4 \
                         WHERE id = ANY($1) AND reply_state = 'sending' \
@@ -258,7 +262,7 @@ impl ReplyQueueStore for PgStore {
         .bind(&comments)
         .bind(bound(held_until))
         .bind(bound(expires_at))
-        .fetch_one(&self.pool)
+        .fetch_one(&self.scan_pool)
         .await
         .map_err(db)?;
         Ok(u64::try_from(renewed).unwrap_or(0))

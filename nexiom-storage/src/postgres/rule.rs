@@ -30,6 +30,7 @@ fn subject_ref(subject: DecisionSubject) -> Ref {
 impl RuleStore for PgStore {
     async fn create_rule(&self, new: NewAiRule) -> Result<AiRule> {
         new.validate()?;
+        let mut tx = self.scoped(new.tenant_id).await?;
         let result: std::result::Result<RuleRow, _> = sqlx::query_as(
             "INSERT INTO ai_rules (id, tenant_id, rule_type, name, keywords, patterns, \
                  confidence_min, enabled, priority, created_at, updated_at) \
@@ -46,25 +47,32 @@ impl RuleStore for PgStore {
         .bind(new.enabled)
         .bind(new.priority)
         .bind(new.at)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await;
         match result {
-            Ok(row) => row.into_entity(),
-            Err(err) => Err(write_error(
-                self,
-                err,
-                WriteFailure {
-                    tenant: Some(new.tenant_id),
-                    refs: &[],
-                    conflict: rule_conflict(&new),
-                },
-            )
-            .await),
+            Ok(row) => {
+                tx.commit().await.map_err(db)?;
+                row.into_entity()
+            }
+            Err(err) => {
+                drop(tx);
+                Err(write_error(
+                    self,
+                    err,
+                    WriteFailure {
+                        tenant: Some(new.tenant_id),
+                        refs: &[],
+                        conflict: rule_conflict(&new),
+                    },
+                )
+                .await)
+            }
         }
     }
 
     async fn update_rule(&self, id: RuleId, new: NewAiRule) -> Result<AiRule> {
         new.validate()?;
+        let mut tx = self.scoped(new.tenant_id).await?;
         let result: std::result::Result<Option<RuleRow>, _> = sqlx::query_as(
             "UPDATE ai_rules SET rule_type = $3, name = $4, keywords = $5, patterns = $6, \
                  confidence_min = $7, enabled = $8, priority = $9, updated_at = $10 \
@@ -81,32 +89,39 @@ impl RuleStore for PgStore {
         .bind(new.enabled)
         .bind(new.priority)
         .bind(new.at)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await;
         match result {
-            Ok(row) => row
-                .ok_or_else(|| StorageError::not_found("rule", id))?
-                .into_entity(),
-            Err(err) => Err(write_error(
-                self,
-                err,
-                WriteFailure {
-                    tenant: None,
-                    refs: &[],
-                    conflict: rule_conflict(&new),
-                },
-            )
-            .await),
+            Ok(row) => {
+                tx.commit().await.map_err(db)?;
+                row.ok_or_else(|| StorageError::not_found("rule", id))?
+                    .into_entity()
+            }
+            Err(err) => {
+                drop(tx);
+                Err(write_error(
+                    self,
+                    err,
+                    WriteFailure {
+                        tenant: None,
+                        refs: &[],
+                        conflict: rule_conflict(&new),
+                    },
+                )
+                .await)
+            }
         }
     }
 
     async fn delete_rule(&self, tenant: TenantId, id: RuleId) -> Result<()> {
+        let mut tx = self.scoped(tenant).await?;
         let done = sqlx::query("DELETE FROM ai_rules WHERE tenant_id = $1 AND id = $2")
             .bind(tenant.as_uuid())
             .bind(id.as_uuid())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         if done.rows_affected() == 0 {
             return Err(StorageError::not_found("rule", id));
         }
@@ -114,13 +129,15 @@ impl RuleStore for PgStore {
     }
 
     async fn get_rule(&self, tenant: TenantId, id: RuleId) -> Result<AiRule> {
+        let mut tx = self.scoped(tenant).await?;
         let row: Option<RuleRow> =
             sqlx::query_as("SELECT * FROM ai_rules WHERE tenant_id = $1 AND id = $2")
                 .bind(tenant.as_uuid())
                 .bind(id.as_uuid())
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *tx)
                 .await
                 .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         row.ok_or_else(|| StorageError::not_found("rule", id))?
             .into_entity()
     }
@@ -135,12 +152,14 @@ impl RuleStore for PgStore {
             deny = RuleType::Deny.as_str(),
             escalate = RuleType::Escalate.as_str(),
         );
+        let mut tx = self.scoped(tenant).await?;
         let rows: Vec<RuleRow> = sqlx::query_as(&sql)
             .bind(tenant.as_uuid())
             .bind(enabled_only)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *tx)
             .await
             .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         all(rows, RuleRow::into_entity)
     }
 
@@ -151,6 +170,7 @@ impl RuleStore for PgStore {
         at: DateTime<Utc>,
     ) -> Result<IgnoreExample> {
         validate::text("text", text)?;
+        let mut tx = self.scoped(tenant).await?;
         let result: std::result::Result<IgnoreExampleRow, _> = sqlx::query_as(
             "INSERT INTO ignore_examples (id, tenant_id, text, created_at) \
              VALUES ($1, $2, $3, $4) \
@@ -160,41 +180,51 @@ impl RuleStore for PgStore {
         .bind(tenant.as_uuid())
         .bind(text)
         .bind(at)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await;
         match result {
-            Ok(row) => row.into_entity(),
-            Err(err) => Err(write_error(
-                self,
-                err,
-                WriteFailure {
-                    tenant: Some(tenant),
-                    refs: &[],
-                    conflict: None,
-                },
-            )
-            .await),
+            Ok(row) => {
+                tx.commit().await.map_err(db)?;
+                row.into_entity()
+            }
+            Err(err) => {
+                drop(tx);
+                Err(write_error(
+                    self,
+                    err,
+                    WriteFailure {
+                        tenant: Some(tenant),
+                        refs: &[],
+                        conflict: None,
+                    },
+                )
+                .await)
+            }
         }
     }
 
     async fn list_ignore_examples(&self, tenant: TenantId) -> Result<Vec<IgnoreExample>> {
+        let mut tx = self.scoped(tenant).await?;
         let rows: Vec<IgnoreExampleRow> = sqlx::query_as(
             "SELECT * FROM ignore_examples WHERE tenant_id = $1 ORDER BY created_at, id",
         )
         .bind(tenant.as_uuid())
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await
         .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         all(rows, IgnoreExampleRow::into_entity)
     }
 
     async fn delete_ignore_example(&self, tenant: TenantId, id: IgnoreExampleId) -> Result<()> {
+        let mut tx = self.scoped(tenant).await?;
         let done = sqlx::query("DELETE FROM ignore_examples WHERE tenant_id = $1 AND id = $2")
             .bind(tenant.as_uuid())
             .bind(id.as_uuid())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         if done.rows_affected() == 0 {
             return Err(StorageError::not_found("ignore_example", id));
         }
@@ -204,6 +234,7 @@ impl RuleStore for PgStore {
     async fn insert_decision(&self, new: NewAiDecision) -> Result<Inserted<AiDecision>> {
         new.validate()?;
         let refs = [subject_ref(new.subject)];
+        let mut tx = self.scoped(new.tenant_id).await?;
         // The subject is checked by the foreign key of its kind.
         let inserted: std::result::Result<Option<DecisionRow>, _> = sqlx::query_as(
             "INSERT INTO ai_decisions (id, tenant_id, subject_kind, subject_id, triage, \
@@ -222,12 +253,16 @@ impl RuleStore for PgStore {
         .bind(&new.reason)
         .bind(&new.snapshot)
         .bind(new.created_at)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await;
         match inserted {
-            Ok(Some(row)) => return Ok(Inserted::created(row.into_entity()?)),
+            Ok(Some(row)) => {
+                tx.commit().await.map_err(db)?;
+                return Ok(Inserted::created(row.into_entity()?));
+            }
             Ok(None) => {}
             Err(err) => {
+                drop(tx);
                 return Err(write_error(
                     self,
                     err,
@@ -242,7 +277,7 @@ impl RuleStore for PgStore {
         }
         // The subject has a decision: it is the tenant's (its subject is), unless
         // the subject is not the tenant's, which the reference check reports.
-        require_refs(&self.pool, new.tenant_id, &refs).await?;
+        require_refs(&mut *tx, new.tenant_id, &refs).await?;
         let existing: Option<DecisionRow> = sqlx::query_as(
             "SELECT * FROM ai_decisions \
              WHERE tenant_id = $1 AND subject_kind = $2 AND subject_id = $3",
@@ -250,9 +285,10 @@ impl RuleStore for PgStore {
         .bind(new.tenant_id.as_uuid())
         .bind(new.subject.kind())
         .bind(new.subject.uuid())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         match existing {
             Some(row) => Ok(Inserted::existing(row.into_entity()?)),
             None => Err(StorageError::backend(
@@ -262,13 +298,15 @@ impl RuleStore for PgStore {
     }
 
     async fn get_decision(&self, tenant: TenantId, id: DecisionId) -> Result<AiDecision> {
+        let mut tx = self.scoped(tenant).await?;
         let row: Option<DecisionRow> =
             sqlx::query_as("SELECT * FROM ai_decisions WHERE tenant_id = $1 AND id = $2")
                 .bind(tenant.as_uuid())
                 .bind(id.as_uuid())
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *tx)
                 .await
                 .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         row.ok_or_else(|| StorageError::not_found("decision", id))?
             .into_entity()
     }
@@ -278,6 +316,7 @@ impl RuleStore for PgStore {
         tenant: TenantId,
         subject: DecisionSubject,
     ) -> Result<Option<AiDecision>> {
+        let mut tx = self.scoped(tenant).await?;
         let row: Option<DecisionRow> = sqlx::query_as(
             "SELECT * FROM ai_decisions \
              WHERE tenant_id = $1 AND subject_kind = $2 AND subject_id = $3",
@@ -285,9 +324,10 @@ impl RuleStore for PgStore {
         .bind(tenant.as_uuid())
         .bind(subject.kind())
         .bind(subject.uuid())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         row.map(DecisionRow::into_entity).transpose()
     }
 
@@ -300,6 +340,7 @@ impl RuleStore for PgStore {
         if max == 0 {
             return Ok(Vec::new());
         }
+        let mut tx = self.scoped(tenant).await?;
         let rows: Vec<DecisionRow> = sqlx::query_as(
             "SELECT * FROM ai_decisions \
              WHERE tenant_id = $1 AND ($2::text IS NULL OR triage = $2) \
@@ -309,13 +350,15 @@ impl RuleStore for PgStore {
         .bind(tenant.as_uuid())
         .bind(triage.map(Triage::as_str))
         .bind(limit(max))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await
         .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         all(rows, DecisionRow::into_entity)
     }
 
     async fn get_ai_control(&self, tenant: TenantId) -> Result<AiControl> {
+        let mut tx = self.scoped(tenant).await?;
         let row: Option<AiControlRow> = sqlx::query_as(
             "SELECT t.id AS tenant_id, COALESCE(c.enabled, FALSE) AS enabled, \
                  c.updated_by, c.updated_at \
@@ -323,9 +366,10 @@ impl RuleStore for PgStore {
              WHERE t.id = $1",
         )
         .bind(tenant.as_uuid())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         Ok(row
             .ok_or_else(|| StorageError::not_found("tenant", tenant))?
             .into_entity())
@@ -339,6 +383,7 @@ impl RuleStore for PgStore {
         at: DateTime<Utc>,
     ) -> Result<AiControl> {
         validate::opt_text("updated_by", by.as_deref())?;
+        let mut tx = self.scoped(tenant).await?;
         let result: std::result::Result<AiControlRow, _> = sqlx::query_as(
             "INSERT INTO ai_controls (tenant_id, enabled, updated_by, updated_at) \
              VALUES ($1, $2, $3, $4) \
@@ -352,20 +397,26 @@ impl RuleStore for PgStore {
         .bind(enabled)
         .bind(by.as_deref())
         .bind(at)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await;
         match result {
-            Ok(row) => Ok(row.into_entity()),
-            Err(err) => Err(write_error(
-                self,
-                err,
-                WriteFailure {
-                    tenant: Some(tenant),
-                    refs: &[],
-                    conflict: None,
-                },
-            )
-            .await),
+            Ok(row) => {
+                tx.commit().await.map_err(db)?;
+                Ok(row.into_entity())
+            }
+            Err(err) => {
+                drop(tx);
+                Err(write_error(
+                    self,
+                    err,
+                    WriteFailure {
+                        tenant: Some(tenant),
+                        refs: &[],
+                        conflict: None,
+                    },
+                )
+                .await)
+            }
         }
     }
 }

@@ -73,11 +73,14 @@ fn subject_ref(s: &TopicSubject) -> Ref {
 }
 
 /// The first subject that is not the tenant's message or comment, as an error.
-async fn missing_subject(
-    store: &PgStore,
+async fn missing_subject<'c, E>(
+    executor: E,
     tenant: TenantId,
     subjects: &[TopicSubject],
-) -> Result<Option<StorageError>> {
+) -> Result<Option<StorageError>>
+where
+    E: sqlx::Executor<'c, Database = Postgres>,
+{
     let (kinds, ids) = columns(subjects);
     let found: Vec<bool> = sqlx::query_scalar(
         "SELECT CASE s.kind WHEN 'message' THEN EXISTS (SELECT 1 FROM messages m \
@@ -88,7 +91,7 @@ async fn missing_subject(
     .bind(tenant.as_uuid())
     .bind(&kinds)
     .bind(&ids)
-    .fetch_all(&store.pool)
+    .fetch_all(executor)
     .await
     .map_err(db)?;
     Ok(found
@@ -204,6 +207,7 @@ impl TopicStore for PgStore {
         to: DateTime<Utc>,
         post: Option<PostId>,
     ) -> Result<Vec<TopicItem>> {
+        let mut tx = self.scoped(tenant).await?;
         let rows: Vec<(String, Uuid, Option<Uuid>, String, DateTime<Utc>)> = sqlx::query_as(
             "SELECT 'message', m.id, NULL::uuid, m.text, m.created_at FROM messages m \
              WHERE $4::uuid IS NULL AND m.tenant_id = $1 AND m.direction = 'inbound' \
@@ -218,9 +222,10 @@ impl TopicStore for PgStore {
         .bind(bound(from))
         .bind(bound(to))
         .bind(post.map(|p| p.as_uuid()))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await
         .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         rows.into_iter()
             .map(|(kind, id, post, text, created_at)| {
                 Ok(TopicItem {
@@ -239,6 +244,7 @@ impl TopicStore for PgStore {
         min_comments: u32,
         since: DateTime<Utc>,
     ) -> Result<Vec<PostId>> {
+        let mut tx = self.scoped(tenant).await?;
         let ids: Vec<Uuid> = sqlx::query_scalar(
             "SELECT post_id FROM comments WHERE tenant_id = $1 GROUP BY post_id \
              HAVING count(*) >= $2 AND max(created_at) >= $3 ORDER BY post_id",
@@ -246,9 +252,10 @@ impl TopicStore for PgStore {
         .bind(tenant.as_uuid())
         .bind(i64::from(min_comments))
         .bind(bound(since))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await
         .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         Ok(ids.into_iter().map(PostId::from_uuid).collect())
     }
 
@@ -259,20 +266,26 @@ impl TopicStore for PgStore {
         let mut by_tenant: Vec<TenantId> = embeddings.iter().map(|e| e.tenant_id).collect();
         by_tenant.sort_unstable();
         by_tenant.dedup();
+        // A batch of one tenant (what the topic runner writes) runs scoped to
+        // it; a batch of several tenants is cross-tenant work, on the scan
+        // pool, so that it stays one transaction.
+        let mut tx = match by_tenant.as_slice() {
+            [tenant] => self.scoped(*tenant).await?,
+            _ => self.scan_pool.begin().await.map_err(db)?,
+        };
         for tenant in by_tenant {
             let subjects: Vec<TopicSubject> = embeddings
                 .iter()
                 .filter(|e| e.tenant_id == tenant)
                 .map(|e| e.subject)
                 .collect();
-            if let Some(err) = missing_ref(&self.pool, tenant, &[]).await? {
+            if let Some(err) = missing_ref(&mut *tx, tenant, &[]).await? {
                 return Err(err);
             }
-            if let Some(err) = missing_subject(self, tenant, &subjects).await? {
+            if let Some(err) = missing_subject(&mut *tx, tenant, &subjects).await? {
                 return Err(err);
             }
         }
-        let mut tx = self.pool.begin().await.map_err(db)?;
         for e in embeddings {
             sqlx::query(
                 "INSERT INTO item_embeddings (tenant_id, subject_kind, subject_id, model, dims, \
@@ -304,6 +317,7 @@ impl TopicStore for PgStore {
     ) -> Result<Vec<ItemEmbedding>> {
         validate::key("model", model)?;
         let (kinds, ids) = columns(subjects);
+        let mut tx = self.scoped(tenant).await?;
         let rows: Vec<(String, Uuid, Vec<f32>, DateTime<Utc>)> = sqlx::query_as(
             "SELECT e.subject_kind, e.subject_id, e.vector, e.computed_at \
              FROM unnest($3::text[], $4::uuid[]) WITH ORDINALITY AS s (kind, id, n) \
@@ -315,9 +329,10 @@ impl TopicStore for PgStore {
         .bind(model)
         .bind(&kinds)
         .bind(&ids)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await
         .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         rows.into_iter()
             .map(|(kind, id, vector, computed_at)| {
                 Ok(ItemEmbedding {
@@ -333,6 +348,7 @@ impl TopicStore for PgStore {
 
     async fn list_topics(&self, tenant: TenantId, scope: TopicScope) -> Result<Vec<Topic>> {
         let (kind, post) = scope_columns(scope);
+        let mut tx = self.scoped(tenant).await?;
         let rows: Vec<TopicRow> = sqlx::query_as(
             "SELECT * FROM topics WHERE tenant_id = $1 AND scope_kind = $2 \
                AND post_id IS NOT DISTINCT FROM $3 ORDER BY last_seen_on DESC, id",
@@ -340,20 +356,22 @@ impl TopicStore for PgStore {
         .bind(tenant.as_uuid())
         .bind(kind)
         .bind(post)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await
         .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         rows.into_iter().map(TopicRow::into_entity).collect()
     }
 
     async fn save_topic_run(&self, run: TopicRun) -> Result<Vec<Topic>> {
         run.validate()?;
         let refs: Vec<Ref> = run.scope.post_id().map(Ref::Post).into_iter().collect();
-        if let Some(err) = missing_ref(&self.pool, run.tenant_id, &refs).await? {
-            return Err(err);
-        }
         let ids: Vec<Uuid> = run.topics.iter().map(|t| t.id.as_uuid()).collect();
         let (kind, post) = scope_columns(run.scope);
+        // A cross-tenant lookup (a topic id of another tenant must be seen to
+        // be refused), read before the scoped transaction begins so that the
+        // operation never holds two connections; reported after the reference
+        // check, as before.
         let foreign: Option<Uuid> = sqlx::query_scalar(
             "SELECT t.id FROM topics t JOIN unnest($1::uuid[]) WITH ORDINALITY AS s (id, n) \
                  ON t.id = s.id \
@@ -365,9 +383,13 @@ impl TopicStore for PgStore {
         .bind(run.tenant_id.as_uuid())
         .bind(kind)
         .bind(post)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.scan_pool)
         .await
         .map_err(db)?;
+        let mut tx = self.scoped(run.tenant_id).await?;
+        if let Some(err) = missing_ref(&mut *tx, run.tenant_id, &refs).await? {
+            return Err(err);
+        }
         if let Some(id) = foreign {
             return Err(StorageError::unknown("topic", id));
         }
@@ -377,10 +399,9 @@ impl TopicStore for PgStore {
             .flat_map(|t| t.members.iter().map(|(s, _)| *s))
             .chain(run.unassigned.iter().copied())
             .collect();
-        if let Some(err) = missing_subject(self, run.tenant_id, &subjects).await? {
+        if let Some(err) = missing_subject(&mut *tx, run.tenant_id, &subjects).await? {
             return Err(err);
         }
-        let mut tx = self.pool.begin().await.map_err(db)?;
         let topics = write_run(&mut tx, &run).await?;
         tx.commit().await.map_err(db)?;
         Ok(topics)
@@ -400,6 +421,7 @@ impl TopicStore for PgStore {
         let (kind, post) = scope_columns(scope);
         let yesterday = to.checked_sub_signed(Duration::days(1));
         let week_ago = to.checked_sub_signed(Duration::days(7));
+        let mut tx = self.scoped(tenant).await?;
         let rows: Vec<TopicSummaryRow> = sqlx::query_as(
             "SELECT t.*, s.total, \
                  COALESCE((SELECT d.size FROM topic_days d WHERE d.topic_id = t.id AND d.day = $5), 0) AS today, \
@@ -420,9 +442,10 @@ impl TopicStore for PgStore {
         .bind(yesterday)
         .bind(week_ago)
         .bind(limit(limit_to))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await
         .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         rows.into_iter()
             .map(|r| {
                 Ok(TopicSummary {
@@ -437,15 +460,17 @@ impl TopicStore for PgStore {
     }
 
     async fn topics_for_post(&self, tenant: TenantId, post: PostId) -> Result<Vec<Topic>> {
+        let mut tx = self.scoped(tenant).await?;
         let rows: Vec<TopicRow> = sqlx::query_as(
             "SELECT * FROM topics WHERE tenant_id = $1 AND scope_kind = 'post' \
                AND post_id = $2 ORDER BY size DESC, id",
         )
         .bind(tenant.as_uuid())
         .bind(post.as_uuid())
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await
         .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         rows.into_iter().map(TopicRow::into_entity).collect()
     }
 
@@ -456,12 +481,13 @@ impl TopicStore for PgStore {
         cursor: Option<TopicCursor>,
         limit_to: u32,
     ) -> Result<TopicMembersPage> {
+        let mut tx = self.scoped(tenant).await?;
         let exists: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM topics WHERE tenant_id = $1 AND id = $2)",
         )
         .bind(tenant.as_uuid())
         .bind(topic.as_uuid())
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await
         .map_err(db)?;
         if !exists {
@@ -482,9 +508,10 @@ impl TopicStore for PgStore {
         .bind(cursor.map(|c| c.created_at))
         .bind(cursor.map(|c| c.id))
         .bind(limit(limit_to) + 1)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await
         .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         let mut members = rows
             .into_iter()
             .map(|(kind, id, created_at, similarity, text)| {
