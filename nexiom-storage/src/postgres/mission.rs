@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::error::{Ref, WriteFailure, db, write_error};
 use super::rows::{ContentJobRow, DayPostRow, MissionRow, PostRow, ReadyJobRow, ReportRow, all};
-use super::{PgStore, Scoped, opt_limit};
+use super::{PgStore, opt_limit};
 use crate::error::{Result, StorageError};
 use crate::traits::MissionStore;
 
@@ -28,24 +28,6 @@ const COUNTED_POSTS: &str = "SELECT id, mission_id, publish_at FROM scheduled_po
 /// The counted statuses as Postgres compares them.
 fn counted_statuses() -> Vec<&'static str> {
     COUNTED_POST_STATUSES.iter().map(|s| s.as_str()).collect()
-}
-
-impl PgStore {
-    /// Like [`PgStore::scoped`], in a read-only `REPEATABLE READ` transaction:
-    /// every statement reads one snapshot. The isolation level is given in the
-    /// `BEGIN` itself, since `SET TRANSACTION` may not follow the query that
-    /// sets the tenant.
-    async fn scoped_snapshot(&self, tenant: TenantId) -> Result<Scoped> {
-        // A UUID's text form is hex and dashes: nothing to escape.
-        self.pool
-            .begin_with(format!(
-                "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; \
-                 SELECT set_config('nexiom.tenant_id', '{}', true)",
-                tenant.as_uuid()
-            ))
-            .await
-            .map_err(db)
-    }
 }
 
 #[async_trait]
@@ -358,7 +340,12 @@ impl MissionStore for PgStore {
     ) -> Result<OrchestrationSnapshot> {
         query.validate()?;
         // One snapshot for the three reads, so they agree with each other.
-        let mut tx = self.scoped_snapshot(query.tenant_id).await?;
+        let mut tx = self
+            .scoped_with(
+                query.tenant_id,
+                "ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+            )
+            .await?;
         let missions: Vec<MissionRow> = sqlx::query_as(
             "SELECT * FROM missions \
              WHERE tenant_id = $1 AND channel_id = $2 AND start_date <= $4 AND $3 <= end_date \

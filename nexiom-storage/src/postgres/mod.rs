@@ -169,10 +169,20 @@ impl PgStore {
     /// policies see `tenant` (`BEGIN` and `set_config` in one round trip). Every
     /// tenant-scoped operation runs in one; commit it to keep its writes.
     pub(crate) async fn scoped(&self, tenant: TenantId) -> Result<Scoped> {
+        self.scoped_with(tenant, "").await
+    }
+
+    /// [`PgStore::scoped`] with transaction modes (`SET TRANSACTION` may not
+    /// follow the query that sets the tenant, so they go in the `BEGIN`).
+    pub(crate) async fn scoped_with(
+        &self,
+        tenant: TenantId,
+        modes: &'static str,
+    ) -> Result<Scoped> {
         // A UUID's text form is hex and dashes: nothing to escape.
         self.pool
             .begin_with(format!(
-                "BEGIN; SELECT set_config('nexiom.tenant_id', '{}', true)",
+                "BEGIN {modes}; SELECT set_config('nexiom.tenant_id', '{}', true)",
                 tenant.as_uuid()
             ))
             .await
