@@ -14,6 +14,7 @@ mod publish_worker;
 
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{Duration, Utc};
@@ -24,6 +25,8 @@ use nexiom::core::{
 };
 use nexiom::scheduler::OUTCOME_UNKNOWN;
 use nexiom::storage::conformance::{postgres_test_store, postgres_test_url};
+use nexiom::storage::secrets::EnvKeyProvider;
+use nexiom::storage::{PgStore, PostStore, TenantStore};
 use publish_worker::{WORKER_ENV, WorkerOptions};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
@@ -33,6 +36,9 @@ const WORKERS: usize = 3;
 const MIN_KILLS: usize = 5;
 const LEASE_SECS: i64 = 3;
 const DEADLINE: StdDuration = StdDuration::from_secs(110);
+/// The sealing key the test and its worker processes share (tokens are
+/// stored encrypted; the workers read them from `NEXIOM_SECRET_KEYS`).
+const SECRET_KEYS: &str = "kill-test:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
 /// The entry point of a worker process; the kill test starts it with
 /// [`WORKER_ENV`] set. Run without it, it does nothing.
@@ -57,7 +63,14 @@ async fn three_worker_processes_survive_sigkill_without_duplicates_or_losses() {
     };
     let schema = ts.schema().unwrap().to_owned();
     let url = postgres_test_url().await.unwrap();
-    let store = ts.store();
+    let setup_options = PgConnectOptions::from_str(&url)
+        .unwrap()
+        .options([("search_path", schema.as_str())]);
+    let keys = EnvKeyProvider::parse(SECRET_KEYS).unwrap();
+    let store = PgStore::connect_with(setup_options, 2)
+        .await
+        .unwrap()
+        .with_keys(Arc::new(keys));
     let now = Utc::now();
 
     let tenant = store
@@ -117,7 +130,14 @@ async fn three_worker_processes_survive_sigkill_without_duplicates_or_losses() {
         connector: "graph".into(),
     };
     let mut children: Vec<std::process::Child> = (0..WORKERS)
-        .map(|slot| options(slot, 0).command(&exe, &args).spawn().unwrap())
+        .map(|slot| {
+            options(slot, 0)
+                .command(&exe, &args)
+                .env(EnvKeyProvider::VARIABLE, SECRET_KEYS)
+                .env(EnvKeyProvider::VARIABLE, SECRET_KEYS)
+                .spawn()
+                .unwrap()
+        })
         .collect();
 
     let pg = PgConnectOptions::from_str(&url)
@@ -156,6 +176,7 @@ async fn three_worker_processes_survive_sigkill_without_duplicates_or_losses() {
             generation += 1;
             children[slot] = options(slot, generation)
                 .command(&exe, &args)
+                .env(EnvKeyProvider::VARIABLE, SECRET_KEYS)
                 .spawn()
                 .unwrap();
             next_kill = Instant::now() + StdDuration::from_millis(fastrand::u64(500..2_000));
