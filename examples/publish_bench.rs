@@ -36,6 +36,10 @@ use std::time::{Duration as StdDuration, Instant};
 use chrono::{DateTime, Duration, Utc};
 use fake_graph::{FakeGraph, FakeGraphConfig};
 use publish_worker::{BoxError, WORKER_ENV, WorkerOptions};
+
+/// The sealing key the bench and its worker processes share (tokens are
+/// stored encrypted; the workers read it from `NEXIOM_SECRET_KEYS`).
+const BENCH_KEYS: &str = "bench:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Executor, Row};
 
@@ -241,7 +245,10 @@ async fn seed(
 ) -> Result<Vec<String>, BoxError> {
     use nexiom_core::{Credentials, NewChannel, NewTenant, Platform, SecretString};
     use nexiom_storage::{PgStore, TenantStore};
-    let store = PgStore::connect_with(scoped.clone(), 2).await?;
+    let keys = nexiom_storage::secrets::EnvKeyProvider::parse(BENCH_KEYS)?;
+    let store = PgStore::connect_with(scoped.clone(), 2)
+        .await?
+        .with_keys(std::sync::Arc::new(keys));
     let now = Utc::now();
     let tenant = store.create_tenant(NewTenant::new("bench", now)).await?;
     let mut pages = Vec::new();
@@ -326,7 +333,15 @@ async fn publish_run(
             pool: 8,
             connector: connector.to_owned(),
         };
-        children.push(options.command(&exe, &[]).spawn()?);
+        children.push(
+            options
+                .command(&exe, &[])
+                .env(
+                    nexiom_storage::secrets::EnvKeyProvider::VARIABLE,
+                    BENCH_KEYS,
+                )
+                .spawn()?,
+        );
     }
     let per_channel = params.posts / params.channels;
     let expected = i64::try_from(params.posts - if throttled.is_some() { per_channel } else { 0 })?;
