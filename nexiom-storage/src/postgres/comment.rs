@@ -429,6 +429,16 @@ impl CommentStore for PgStore {
                 require_refs(&mut *tx, checkpoint.tenant_id, &refs).await?;
                 Err(StorageError::unknown("post", checkpoint.post_id))
             }
+            // Under row-level security, `DO UPDATE` on another tenant's
+            // checkpoint fails its policy (SQLSTATE 42501) instead of being
+            // skipped by the WHERE: the post is then not the tenant's. The failed
+            // statement aborted the transaction: check in a new one.
+            Err(err) if is_policy_violation(&err) => {
+                drop(tx);
+                let mut tx = self.scoped(checkpoint.tenant_id).await?;
+                require_refs(&mut *tx, checkpoint.tenant_id, &refs).await?;
+                Err(db(err))
+            }
             Err(err) => {
                 drop(tx);
                 Err(write_error(
@@ -444,4 +454,12 @@ impl CommentStore for PgStore {
             }
         }
     }
+}
+
+/// A write refused by a row-level security policy (or a missing privilege):
+/// SQLSTATE 42501.
+fn is_policy_violation(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .and_then(|e| e.code())
+        .is_some_and(|code| code == "42501")
 }
