@@ -18,6 +18,7 @@ impl CommentStore for PgStore {
     async fn insert_comment(&self, new: NewComment) -> Result<Inserted<Comment>> {
         new.validate()?;
         let refs = [Ref::Post(new.post_id)];
+        let mut tx = self.scoped(new.tenant_id).await?;
         // The post (the tenant's) gives the channel.
         let inserted: std::result::Result<Option<CommentRow>, _> = sqlx::query_as(
             "WITH post AS ( \
@@ -42,12 +43,16 @@ impl CommentStore for PgStore {
         .bind(&new.text)
         .bind(new.created_at)
         .bind(new.stored_at)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await;
         match inserted {
-            Ok(Some(row)) => return Ok(Inserted::created(row.into_entity()?)),
+            Ok(Some(row)) => {
+                tx.commit().await.map_err(db)?;
+                return Ok(Inserted::created(row.into_entity()?));
+            }
             Ok(None) => {}
             Err(err) => {
+                drop(tx);
                 return Err(write_error(
                     self,
                     err,
@@ -60,7 +65,7 @@ impl CommentStore for PgStore {
                 .await);
             }
         }
-        require_refs(&self.pool, new.tenant_id, &refs).await?;
+        require_refs(&mut *tx, new.tenant_id, &refs).await?;
         let existing: Option<CommentRow> = sqlx::query_as(
             "SELECT * FROM comments \
              WHERE tenant_id = $1 AND post_id = $2 AND platform_comment_id = $3",
@@ -68,9 +73,10 @@ impl CommentStore for PgStore {
         .bind(new.tenant_id.as_uuid())
         .bind(new.post_id.as_uuid())
         .bind(&new.platform_comment_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         match existing {
             Some(row) => Ok(Inserted::existing(row.into_entity()?)),
             None => Err(StorageError::backend(
@@ -80,13 +86,15 @@ impl CommentStore for PgStore {
     }
 
     async fn get_comment(&self, tenant: TenantId, id: CommentId) -> Result<Comment> {
+        let mut tx = self.scoped(tenant).await?;
         let row: Option<CommentRow> =
             sqlx::query_as("SELECT * FROM comments WHERE tenant_id = $1 AND id = $2")
                 .bind(tenant.as_uuid())
                 .bind(id.as_uuid())
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *tx)
                 .await
                 .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         row.ok_or_else(|| StorageError::not_found("comment", id))?
             .into_entity()
     }
@@ -98,6 +106,7 @@ impl CommentStore for PgStore {
         platform_comment_id: &str,
     ) -> Result<Option<Comment>> {
         validate::key("platform_comment_id", platform_comment_id)?;
+        let mut tx = self.scoped(tenant).await?;
         let row: Option<CommentRow> = sqlx::query_as(
             "SELECT * FROM comments \
              WHERE tenant_id = $1 AND post_id = $2 AND platform_comment_id = $3",
@@ -105,9 +114,10 @@ impl CommentStore for PgStore {
         .bind(tenant.as_uuid())
         .bind(post.as_uuid())
         .bind(platform_comment_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         row.map(CommentRow::into_entity).transpose()
     }
 
@@ -120,6 +130,7 @@ impl CommentStore for PgStore {
         if max == 0 {
             return Ok(Vec::new());
         }
+        let mut tx = self.scoped(tenant).await?;
         let rows: Vec<CommentRow> = sqlx::query_as(
             "SELECT * FROM comments WHERE tenant_id = $1 AND post_id = $2 \
              ORDER BY created_at, id \
@@ -128,9 +139,10 @@ impl CommentStore for PgStore {
         .bind(tenant.as_uuid())
         .bind(post.as_uuid())
         .bind(limit(max))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await
         .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         all(rows, CommentRow::into_entity)
     }
 
@@ -143,6 +155,7 @@ impl CommentStore for PgStore {
         if max == 0 {
             return Ok(Vec::new());
         }
+        let mut tx = self.scoped(tenant).await?;
         let rows: Vec<CommentRow> = sqlx::query_as(
             "SELECT * FROM comments WHERE tenant_id = $1 AND created_at >= $2 \
              ORDER BY created_at, id \
@@ -151,9 +164,10 @@ impl CommentStore for PgStore {
         .bind(tenant.as_uuid())
         .bind(bound(since))
         .bind(limit(max))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await
         .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         all(rows, CommentRow::into_entity)
     }
 
@@ -166,6 +180,7 @@ impl CommentStore for PgStore {
         decision: Option<DecisionId>,
     ) -> Result<Comment> {
         validate::unit_interval("confidence", confidence)?;
+        let mut tx = self.scoped(tenant).await?;
         let row: Option<CommentRow> = sqlx::query_as(
             "UPDATE comments SET triage = $3, confidence = $4, ai_decision_id = $5, \
                  reply_state = CASE WHEN $3 = 'auto_reply' AND reply_state IS NULL \
@@ -178,9 +193,10 @@ impl CommentStore for PgStore {
         .bind(triage.as_str())
         .bind(confidence)
         .bind(decision.map(|d| d.as_uuid()))
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         row.ok_or_else(|| StorageError::not_found("comment", id))?
             .into_entity()
     }
@@ -189,6 +205,7 @@ impl CommentStore for PgStore {
         if max == 0 {
             return Ok(Vec::new());
         }
+        let mut tx = self.scoped(tenant).await?;
         let rows: Vec<CommentRow> = sqlx::query_as(
             "SELECT * FROM comments \
              WHERE tenant_id = $1 AND triage IS NULL \
@@ -197,9 +214,10 @@ impl CommentStore for PgStore {
         )
         .bind(tenant.as_uuid())
         .bind(limit(max))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await
         .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         all(rows, CommentRow::into_entity)
     }
 
@@ -213,6 +231,7 @@ impl CommentStore for PgStore {
         if max == 0 {
             return Ok(Vec::new());
         }
+        let mut tx = self.scoped(tenant).await?;
         let rows: Vec<CommentRow> = sqlx::query_as(
             "SELECT * FROM comments \
              WHERE tenant_id = $1 AND triage = $2 AND created_at >= $3 \
@@ -223,15 +242,17 @@ impl CommentStore for PgStore {
         .bind(triage.as_str())
         .bind(bound(since))
         .bind(limit(max))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await
         .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         all(rows, CommentRow::into_entity)
     }
 
     async fn insert_comment_reply(&self, new: NewCommentReply) -> Result<Inserted<CommentReply>> {
         new.validate()?;
         let refs = [Ref::Comment(new.comment_id)];
+        let mut tx = self.scoped(new.tenant_id).await?;
         let inserted: std::result::Result<Option<CommentReplyRow>, _> = sqlx::query_as(
             "INSERT INTO comment_replies (comment_id, tenant_id, text, status, \
                  platform_comment_id, error, created_at, updated_at) \
@@ -243,12 +264,16 @@ impl CommentStore for PgStore {
         .bind(new.tenant_id.as_uuid())
         .bind(&new.text)
         .bind(new.created_at)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await;
         match inserted {
-            Ok(Some(row)) => return Ok(Inserted::created(row.into_entity()?)),
+            Ok(Some(row)) => {
+                tx.commit().await.map_err(db)?;
+                return Ok(Inserted::created(row.into_entity()?));
+            }
             Ok(None) => {}
             Err(err) => {
+                drop(tx);
                 return Err(write_error(
                     self,
                     err,
@@ -261,12 +286,19 @@ impl CommentStore for PgStore {
                 .await);
             }
         }
-        require_refs(&self.pool, new.tenant_id, &refs).await?;
-        match self
-            .find_comment_reply(new.tenant_id, new.comment_id)
-            .await?
-        {
-            Some(reply) => Ok(Inserted::existing(reply)),
+        require_refs(&mut *tx, new.tenant_id, &refs).await?;
+        // The stored reply, read in the same transaction (as `find_comment_reply`).
+        let existing: Option<CommentReplyRow> = sqlx::query_as(
+            "SELECT * FROM comment_replies WHERE tenant_id = $1 AND comment_id = $2",
+        )
+        .bind(new.tenant_id.as_uuid())
+        .bind(new.comment_id.as_uuid())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        match existing {
+            Some(row) => Ok(Inserted::existing(row.into_entity()?)),
             None => Err(StorageError::backend(format!(
                 "postgres: the reply to comment {} conflicted but cannot be read",
                 new.comment_id
@@ -285,6 +317,7 @@ impl CommentStore for PgStore {
     ) -> Result<CommentReply> {
         validate::opt_key("platform_comment_id", platform_comment_id)?;
         validate::opt_text("error", error)?;
+        let mut tx = self.scoped(tenant).await?;
         let row: Option<CommentReplyRow> = sqlx::query_as(
             "UPDATE comment_replies SET status = $3, \
                  platform_comment_id = COALESCE($4, platform_comment_id), error = $5, \
@@ -298,9 +331,10 @@ impl CommentStore for PgStore {
         .bind(platform_comment_id)
         .bind(error)
         .bind(at)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         row.ok_or_else(|| StorageError::not_found("comment reply", comment))?
             .into_entity()
     }
@@ -310,14 +344,16 @@ impl CommentStore for PgStore {
         tenant: TenantId,
         comment: CommentId,
     ) -> Result<Option<CommentReply>> {
+        let mut tx = self.scoped(tenant).await?;
         let row: Option<CommentReplyRow> = sqlx::query_as(
             "SELECT * FROM comment_replies WHERE tenant_id = $1 AND comment_id = $2",
         )
         .bind(tenant.as_uuid())
         .bind(comment.as_uuid())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         row.map(CommentReplyRow::into_entity).transpose()
     }
 
@@ -327,15 +363,17 @@ impl CommentStore for PgStore {
         id: CommentId,
         hidden: bool,
     ) -> Result<Comment> {
+        let mut tx = self.scoped(tenant).await?;
         let row: Option<CommentRow> = sqlx::query_as(
             "UPDATE comments SET hidden = $3 WHERE tenant_id = $1 AND id = $2 RETURNING *",
         )
         .bind(tenant.as_uuid())
         .bind(id.as_uuid())
         .bind(hidden)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         row.ok_or_else(|| StorageError::not_found("comment", id))?
             .into_entity()
     }
@@ -345,20 +383,23 @@ impl CommentStore for PgStore {
         tenant: TenantId,
         post: PostId,
     ) -> Result<Option<CommentCheckpoint>> {
+        let mut tx = self.scoped(tenant).await?;
         let row: Option<CheckpointRow> = sqlx::query_as(
             "SELECT * FROM comment_checkpoints WHERE tenant_id = $1 AND post_id = $2",
         )
         .bind(tenant.as_uuid())
         .bind(post.as_uuid())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         row.map(CheckpointRow::into_entity).transpose()
     }
 
     async fn save_checkpoint(&self, checkpoint: CommentCheckpoint) -> Result<CommentCheckpoint> {
         checkpoint.validate()?;
         let refs = [Ref::Post(checkpoint.post_id)];
+        let mut tx = self.scoped(checkpoint.tenant_id).await?;
         // The WHERE keeps another tenant's checkpoint (of its own post) untouched;
         // the foreign key refuses a post that is not the tenant's.
         let saved: std::result::Result<Option<CheckpointRow>, _> = sqlx::query_as(
@@ -377,24 +418,48 @@ impl CommentStore for PgStore {
         .bind(checkpoint.last_cursor.as_deref())
         .bind(checkpoint.last_seen_at)
         .bind(checkpoint.updated_at)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await;
         match saved {
-            Ok(Some(row)) => row.into_entity(),
+            Ok(Some(row)) => {
+                tx.commit().await.map_err(db)?;
+                row.into_entity()
+            }
             Ok(None) => {
-                require_refs(&self.pool, checkpoint.tenant_id, &refs).await?;
+                require_refs(&mut *tx, checkpoint.tenant_id, &refs).await?;
                 Err(StorageError::unknown("post", checkpoint.post_id))
             }
-            Err(err) => Err(write_error(
-                self,
-                err,
-                WriteFailure {
-                    tenant: Some(checkpoint.tenant_id),
-                    refs: &refs,
-                    conflict: None,
-                },
-            )
-            .await),
+            // Under row-level security, `DO UPDATE` on another tenant's
+            // checkpoint fails its policy (SQLSTATE 42501) instead of being
+            // skipped by the WHERE: the post is then not the tenant's. The failed
+            // statement aborted the transaction: check in a new one.
+            Err(err) if is_policy_violation(&err) => {
+                drop(tx);
+                let mut tx = self.scoped(checkpoint.tenant_id).await?;
+                require_refs(&mut *tx, checkpoint.tenant_id, &refs).await?;
+                Err(db(err))
+            }
+            Err(err) => {
+                drop(tx);
+                Err(write_error(
+                    self,
+                    err,
+                    WriteFailure {
+                        tenant: Some(checkpoint.tenant_id),
+                        refs: &refs,
+                        conflict: None,
+                    },
+                )
+                .await)
+            }
         }
     }
+}
+
+/// A write refused by a row-level security policy (or a missing privilege):
+/// SQLSTATE 42501.
+fn is_policy_violation(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .and_then(|e| e.code())
+        .is_some_and(|code| code == "42501")
 }

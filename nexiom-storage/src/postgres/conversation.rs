@@ -30,6 +30,9 @@ impl ConversationStore for PgStore {
         at: DateTime<Utc>,
     ) -> Result<Inserted<Conversation>> {
         let refs = [Ref::Contact(contact), Ref::Channel(channel)];
+        // One transaction for every attempt: each statement still sees what
+        // was committed before it started.
+        let mut tx = self.scoped(tenant).await?;
         for _ in 0..INSERT_ATTEMPTS {
             let inserted: std::result::Result<Option<ConversationRow>, _> = sqlx::query_as(
                 "INSERT INTO conversations (id, tenant_id, contact_id, channel_id, status, \
@@ -43,12 +46,16 @@ impl ConversationStore for PgStore {
             .bind(contact.as_uuid())
             .bind(channel.as_uuid())
             .bind(at)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *tx)
             .await;
             match inserted {
-                Ok(Some(row)) => return Ok(Inserted::created(row.into_entity()?)),
+                Ok(Some(row)) => {
+                    tx.commit().await.map_err(db)?;
+                    return Ok(Inserted::created(row.into_entity()?));
+                }
                 Ok(None) => {}
                 Err(err) => {
+                    drop(tx);
                     return Err(write_error(
                         self,
                         err,
@@ -61,7 +68,7 @@ impl ConversationStore for PgStore {
                     .await);
                 }
             }
-            require_refs(&self.pool, tenant, &refs).await?;
+            require_refs(&mut *tx, tenant, &refs).await?;
             let existing: Option<ConversationRow> = sqlx::query_as(
                 "SELECT * FROM conversations \
                  WHERE tenant_id = $1 AND contact_id = $2 AND channel_id = $3 \
@@ -70,10 +77,11 @@ impl ConversationStore for PgStore {
             .bind(tenant.as_uuid())
             .bind(contact.as_uuid())
             .bind(channel.as_uuid())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *tx)
             .await
             .map_err(db)?;
             if let Some(row) = existing {
+                tx.commit().await.map_err(db)?;
                 return Ok(Inserted::existing(row.into_entity()?));
             }
             // The open conversation was closed in between: open a new one.
@@ -84,13 +92,15 @@ impl ConversationStore for PgStore {
     }
 
     async fn get_conversation(&self, tenant: TenantId, id: ConversationId) -> Result<Conversation> {
+        let mut tx = self.scoped(tenant).await?;
         let row: Option<ConversationRow> =
             sqlx::query_as("SELECT * FROM conversations WHERE tenant_id = $1 AND id = $2")
                 .bind(tenant.as_uuid())
                 .bind(id.as_uuid())
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *tx)
                 .await
                 .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         row.ok_or_else(|| StorageError::not_found("conversation", id))?
             .into_entity()
     }
@@ -104,6 +114,7 @@ impl ConversationStore for PgStore {
         if max == 0 {
             return Ok(Vec::new());
         }
+        let mut tx = self.scoped(tenant).await?;
         let rows: Vec<ConversationRow> = sqlx::query_as(
             "SELECT * FROM conversations \
              WHERE tenant_id = $1 AND ($2::text IS NULL OR status = $2) \
@@ -113,9 +124,10 @@ impl ConversationStore for PgStore {
         .bind(tenant.as_uuid())
         .bind(status.map(ConversationStatus::as_str))
         .bind(limit(max))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await
         .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         all(rows, ConversationRow::into_entity)
     }
 
@@ -124,6 +136,7 @@ impl ConversationStore for PgStore {
         tenant: TenantId,
         id: ConversationId,
     ) -> Result<Conversation> {
+        let mut tx = self.scoped(tenant).await?;
         let row: Option<ConversationRow> = sqlx::query_as(
             "UPDATE conversations SET status = 'closed' \
              WHERE tenant_id = $1 AND id = $2 \
@@ -131,9 +144,10 @@ impl ConversationStore for PgStore {
         )
         .bind(tenant.as_uuid())
         .bind(id.as_uuid())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         row.ok_or_else(|| StorageError::not_found("conversation", id))?
             .into_entity()
     }
@@ -142,6 +156,7 @@ impl ConversationStore for PgStore {
         new.validate()?;
         let mut refs = vec![Ref::Conversation(new.conversation_id)];
         refs.extend(new.in_reply_to.map(Ref::Message));
+        let mut tx = self.scoped(new.tenant_id).await?;
         // One statement: the conversation (the tenant's) gives the channel, the
         // message is inserted unless a unique key holds it already, and only a
         // new message moves the conversation's `last_message_at` (to the later of
@@ -176,12 +191,16 @@ impl ConversationStore for PgStore {
         .bind(new.delivery_status.map(DeliveryStatus::as_str))
         .bind(new.created_at)
         .bind(new.stored_at)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await;
         match inserted {
-            Ok(Some(row)) => return Ok(Inserted::created(row.into_entity()?)),
+            Ok(Some(row)) => {
+                tx.commit().await.map_err(db)?;
+                return Ok(Inserted::created(row.into_entity()?));
+            }
             Ok(None) => {}
             Err(err) => {
+                drop(tx);
                 return Err(write_error(
                     self,
                     err,
@@ -197,7 +216,7 @@ impl ConversationStore for PgStore {
         // Nothing inserted: an unknown reference, or a key already held (by the
         // provider id first, then, for an outbound reply, by the message it
         // answers).
-        require_refs(&self.pool, new.tenant_id, &refs).await?;
+        require_refs(&mut *tx, new.tenant_id, &refs).await?;
         // Only an outbound reply is keyed by the message it answers.
         let reply_key = match new.direction {
             MessageDirection::Outbound => new.in_reply_to,
@@ -216,9 +235,10 @@ impl ConversationStore for PgStore {
         .bind(new.conversation_id.as_uuid())
         .bind(new.provider_message_id.as_deref())
         .bind(reply_key.map(|m| m.as_uuid()))
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         match existing {
             Some(row) => Ok(Inserted::existing(row.into_entity()?)),
             None => Err(StorageError::backend(
@@ -228,13 +248,15 @@ impl ConversationStore for PgStore {
     }
 
     async fn get_message(&self, tenant: TenantId, id: MessageId) -> Result<Message> {
+        let mut tx = self.scoped(tenant).await?;
         let row: Option<MessageRow> =
             sqlx::query_as("SELECT * FROM messages WHERE tenant_id = $1 AND id = $2")
                 .bind(tenant.as_uuid())
                 .bind(id.as_uuid())
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *tx)
                 .await
                 .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         row.ok_or_else(|| StorageError::not_found("message", id))?
             .into_entity()
     }
@@ -246,6 +268,7 @@ impl ConversationStore for PgStore {
         provider_message_id: &str,
     ) -> Result<Option<Message>> {
         validate::key("provider_message_id", provider_message_id)?;
+        let mut tx = self.scoped(tenant).await?;
         let row: Option<MessageRow> = sqlx::query_as(
             "SELECT * FROM messages \
              WHERE tenant_id = $1 AND channel_id = $2 AND provider_message_id = $3",
@@ -253,9 +276,10 @@ impl ConversationStore for PgStore {
         .bind(tenant.as_uuid())
         .bind(channel.as_uuid())
         .bind(provider_message_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         row.map(MessageRow::into_entity).transpose()
     }
 
@@ -268,6 +292,7 @@ impl ConversationStore for PgStore {
         if max == 0 {
             return Ok(Vec::new());
         }
+        let mut tx = self.scoped(tenant).await?;
         let rows: Vec<MessageRow> = sqlx::query_as(
             "SELECT * FROM messages \
              WHERE tenant_id = $1 AND conversation_id = $2 \
@@ -277,9 +302,10 @@ impl ConversationStore for PgStore {
         .bind(tenant.as_uuid())
         .bind(conversation.as_uuid())
         .bind(limit(max))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await
         .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         all(rows, MessageRow::into_entity)
     }
 
@@ -293,6 +319,7 @@ impl ConversationStore for PgStore {
         if max == 0 {
             return Ok(Vec::new());
         }
+        let mut tx = self.scoped(tenant).await?;
         let rows: Vec<MessageRow> = sqlx::query_as(
             "SELECT * FROM messages \
              WHERE tenant_id = $1 AND direction = $2 AND created_at >= $3 \
@@ -303,9 +330,10 @@ impl ConversationStore for PgStore {
         .bind(direction.as_str())
         .bind(bound(since))
         .bind(limit(max))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await
         .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         all(rows, MessageRow::into_entity)
     }
 
@@ -325,13 +353,14 @@ impl ConversationStore for PgStore {
                  AND direction = 'outbound' AND {DELIVERY_RANK} < $5 \
              RETURNING *"
         );
+        let mut tx = self.scoped(tenant).await?;
         let updated: Option<MessageRow> = sqlx::query_as(&sql)
             .bind(tenant.as_uuid())
             .bind(channel.as_uuid())
             .bind(provider_message_id)
             .bind(status.as_str())
             .bind(i32::from(status.rank()))
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *tx)
             .await
             .map_err(db)?;
         let row = match updated {
@@ -344,10 +373,11 @@ impl ConversationStore for PgStore {
             .bind(tenant.as_uuid())
             .bind(channel.as_uuid())
             .bind(provider_message_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *tx)
             .await
             .map_err(db)?,
         };
+        tx.commit().await.map_err(db)?;
         row.map(MessageRow::into_entity).transpose()
     }
 
@@ -355,6 +385,7 @@ impl ConversationStore for PgStore {
         if max == 0 {
             return Ok(Vec::new());
         }
+        let mut tx = self.scoped(tenant).await?;
         let rows: Vec<MessageRow> = sqlx::query_as(
             "SELECT * FROM messages \
              WHERE tenant_id = $1 AND triage IS NULL AND direction = 'inbound' \
@@ -363,9 +394,10 @@ impl ConversationStore for PgStore {
         )
         .bind(tenant.as_uuid())
         .bind(limit(max))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await
         .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         all(rows, MessageRow::into_entity)
     }
 
@@ -379,6 +411,7 @@ impl ConversationStore for PgStore {
         if max == 0 {
             return Ok(Vec::new());
         }
+        let mut tx = self.scoped(tenant).await?;
         let rows: Vec<MessageRow> = sqlx::query_as(
             "SELECT * FROM messages \
              WHERE tenant_id = $1 AND triage = $2 AND direction = 'inbound' \
@@ -390,9 +423,10 @@ impl ConversationStore for PgStore {
         .bind(triage.as_str())
         .bind(bound(since))
         .bind(limit(max))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await
         .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         all(rows, MessageRow::into_entity)
     }
 
@@ -412,31 +446,37 @@ impl ConversationStore for PgStore {
              WHERE tenant_id = $1 AND id = $2 \
              RETURNING *"
         );
+        let mut tx = self.scoped(tenant).await?;
         let updated: std::result::Result<Option<MessageRow>, _> = sqlx::query_as(&sql)
             .bind(tenant.as_uuid())
             .bind(id.as_uuid())
             .bind(provider_message_id)
             .bind(status.as_str())
             .bind(i32::from(status.rank()))
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *tx)
             .await;
         match updated {
-            Ok(row) => row
-                .ok_or_else(|| StorageError::not_found("message", id))?
-                .into_entity(),
-            Err(err) => Err(write_error(
-                self,
-                err,
-                WriteFailure {
-                    tenant: Some(tenant),
-                    refs: &[],
-                    conflict: Some((
-                        "message",
-                        format!("provider message id {provider_message_id:?}"),
-                    )),
-                },
-            )
-            .await),
+            Ok(row) => {
+                tx.commit().await.map_err(db)?;
+                row.ok_or_else(|| StorageError::not_found("message", id))?
+                    .into_entity()
+            }
+            Err(err) => {
+                drop(tx);
+                Err(write_error(
+                    self,
+                    err,
+                    WriteFailure {
+                        tenant: Some(tenant),
+                        refs: &[],
+                        conflict: Some((
+                            "message",
+                            format!("provider message id {provider_message_id:?}"),
+                        )),
+                    },
+                )
+                .await)
+            }
         }
     }
 
@@ -449,6 +489,7 @@ impl ConversationStore for PgStore {
         decision: Option<DecisionId>,
     ) -> Result<Message> {
         validate::unit_interval("confidence", confidence)?;
+        let mut tx = self.scoped(tenant).await?;
         let row: Option<MessageRow> = sqlx::query_as(
             "UPDATE messages SET triage = $3, confidence = $4, ai_decision_id = $5, \
                  reply_state = CASE WHEN $3 = 'auto_reply' AND direction = 'inbound' AND reply_state IS NULL \
@@ -461,9 +502,10 @@ impl ConversationStore for PgStore {
         .bind(triage.as_str())
         .bind(confidence)
         .bind(decision.map(|d| d.as_uuid()))
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         row.ok_or_else(|| StorageError::not_found("message", id))?
             .into_entity()
     }

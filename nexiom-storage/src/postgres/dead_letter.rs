@@ -43,11 +43,7 @@ impl DeadLetterRow {
 impl DeadLetterStore for PgStore {
     async fn insert_dead_letter(&self, new: NewDeadLetter) -> Result<Inserted<DeadLetter>> {
         new.validate()?;
-        if let Some(tenant) = new.tenant_id {
-            let refs: Vec<Ref> = new.channel_id.map(Ref::Channel).into_iter().collect();
-            require_refs(&self.pool, tenant, &refs).await?;
-        }
-        let inserted: Option<DeadLetterRow> = sqlx::query_as(
+        let insert = sqlx::query_as::<_, DeadLetterRow>(
             "INSERT INTO dead_letters (id, platform, tenant_id, channel_id, key, excerpt, \
                  reason, received_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
@@ -61,18 +57,30 @@ impl DeadLetterStore for PgStore {
         .bind(&new.key)
         .bind(&new.excerpt)
         .bind(&new.reason)
-        .bind(new.received_at)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db)?;
+        .bind(new.received_at);
+        let inserted = match new.tenant_id {
+            Some(tenant) => {
+                let refs: Vec<Ref> = new.channel_id.map(Ref::Channel).into_iter().collect();
+                let mut tx = self.scoped(tenant).await?;
+                require_refs(&mut *tx, tenant, &refs).await?;
+                let inserted = insert.fetch_optional(&mut *tx).await.map_err(db)?;
+                tx.commit().await.map_err(db)?;
+                inserted
+            }
+            // A letter without a tenant (its account is not connected): worker
+            // work, on the scan pool.
+            None => insert.fetch_optional(&self.scan_pool).await.map_err(db)?,
+        };
         if let Some(row) = inserted {
             return Ok(Inserted::created(row.into_entity()?));
         }
+        // A cross-tenant lookup: `(platform, key)` is global, and the letter
+        // holding it may have no tenant (stored before the account was connected).
         let existing: Option<DeadLetterRow> =
             sqlx::query_as("SELECT * FROM dead_letters WHERE platform = $1 AND key = $2")
                 .bind(new.platform.as_str())
                 .bind(&new.key)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.scan_pool)
                 .await
                 .map_err(db)?;
         match existing {
@@ -89,17 +97,24 @@ impl DeadLetterStore for PgStore {
         tenant: Option<TenantId>,
         max: u32,
     ) -> Result<Vec<DeadLetter>> {
-        let rows: Vec<DeadLetterRow> = sqlx::query_as(
+        let query = sqlx::query_as::<_, DeadLetterRow>(
             "SELECT * FROM dead_letters \
              WHERE ($1::uuid IS NULL OR tenant_id = $1) \
              ORDER BY received_at DESC, id DESC \
              LIMIT $2",
         )
         .bind(tenant.map(|t| t.as_uuid()))
-        .bind(limit(max))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db)?;
+        .bind(limit(max));
+        let rows = match tenant {
+            Some(tenant) => {
+                let mut tx = self.scoped(tenant).await?;
+                let rows = query.fetch_all(&mut *tx).await.map_err(db)?;
+                tx.commit().await.map_err(db)?;
+                rows
+            }
+            // Every tenant's letters and those without a tenant: a cross-tenant scan.
+            None => query.fetch_all(&self.scan_pool).await.map_err(db)?,
+        };
         rows.into_iter().map(DeadLetterRow::into_entity).collect()
     }
 }

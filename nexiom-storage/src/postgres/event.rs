@@ -20,6 +20,7 @@ impl EventStore for PgStore {
     async fn insert_event(&self, new: NewWebhookEvent) -> Result<Inserted<WebhookEvent>> {
         new.validate()?;
         let refs = [Ref::ChannelOn(new.channel_id, new.platform.clone())];
+        let mut tx = self.scoped(new.tenant_id).await?;
         let inserted: std::result::Result<Option<EventRow>, _> = sqlx::query_as(
             "INSERT INTO webhook_events (id, tenant_id, channel_id, platform, event_id, kind, \
                  sender_id, sender_name, text, has_media, delivery_status, target_id, parent_id, \
@@ -45,12 +46,16 @@ impl EventStore for PgStore {
         .bind(new.occurred_at)
         .bind(&new.payload)
         .bind(new.received_at)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await;
         match inserted {
-            Ok(Some(row)) => return Ok(Inserted::created(row.into_entity()?)),
+            Ok(Some(row)) => {
+                tx.commit().await.map_err(db)?;
+                return Ok(Inserted::created(row.into_entity()?));
+            }
             Ok(None) => {}
             Err(err) => {
+                drop(tx);
                 return Err(write_error(
                     self,
                     err,
@@ -65,12 +70,15 @@ impl EventStore for PgStore {
         }
         // The key is taken: the references are checked first (as for a new
         // event), then the stored event is returned unchanged.
-        require_refs(&self.pool, new.tenant_id, &refs).await?;
+        require_refs(&mut *tx, new.tenant_id, &refs).await?;
+        tx.commit().await.map_err(db)?;
+        // A cross-tenant lookup: `(platform, event_id)` is global, and the event
+        // holding it may be another tenant's (which the tenant's policies hide).
         let existing: Option<EventRow> =
             sqlx::query_as("SELECT * FROM webhook_events WHERE platform = $1 AND event_id = $2")
                 .bind(new.platform.as_str())
                 .bind(&new.event_id)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.scan_pool)
                 .await
                 .map_err(db)?;
         match existing {
@@ -90,13 +98,15 @@ impl EventStore for PgStore {
     }
 
     async fn get_event(&self, tenant: TenantId, id: WebhookEventId) -> Result<WebhookEvent> {
+        let mut tx = self.scoped(tenant).await?;
         let row: Option<EventRow> =
             sqlx::query_as("SELECT * FROM webhook_events WHERE tenant_id = $1 AND id = $2")
                 .bind(tenant.as_uuid())
                 .bind(id.as_uuid())
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *tx)
                 .await
                 .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         row.ok_or_else(|| StorageError::not_found("event", id))?
             .into_entity()
     }
@@ -108,6 +118,7 @@ impl EventStore for PgStore {
         event_id: &str,
     ) -> Result<Option<WebhookEvent>> {
         validate::key("event_id", event_id)?;
+        let mut tx = self.scoped(tenant).await?;
         let row: Option<EventRow> = sqlx::query_as(
             "SELECT * FROM webhook_events \
              WHERE tenant_id = $1 AND platform = $2 AND event_id = $3",
@@ -115,9 +126,10 @@ impl EventStore for PgStore {
         .bind(tenant.as_uuid())
         .bind(platform.as_str())
         .bind(event_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         row.map(EventRow::into_entity).transpose()
     }
 
@@ -129,6 +141,7 @@ impl EventStore for PgStore {
         if max == 0 {
             return Ok(Vec::new());
         }
+        // A cross-tenant scan.
         let rows: Vec<EventRow> = sqlx::query_as(
             "SELECT * FROM webhook_events \
              WHERE routed_at IS NULL AND ($1::text IS NULL OR platform = $1) \
@@ -137,7 +150,7 @@ impl EventStore for PgStore {
         )
         .bind(platform.map(Platform::as_str))
         .bind(limit(max))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.scan_pool)
         .await
         .map_err(db)?;
         all(rows, EventRow::into_entity)
@@ -150,6 +163,7 @@ impl EventStore for PgStore {
         conversation_id: Option<ConversationId>,
         routed_at: DateTime<Utc>,
     ) -> Result<WebhookEvent> {
+        let mut tx = self.scoped(tenant).await?;
         // The first routing wins: `routed_at` and `conversation_id` in SET read
         // the values before the update.
         let result: std::result::Result<Option<EventRow>, _> = sqlx::query_as(
@@ -163,13 +177,16 @@ impl EventStore for PgStore {
         .bind(id.as_uuid())
         .bind(routed_at)
         .bind(conversation_id.map(|c| c.as_uuid()))
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await;
         match result {
-            Ok(row) => row
-                .ok_or_else(|| StorageError::not_found("event", id))?
-                .into_entity(),
+            Ok(row) => {
+                tx.commit().await.map_err(db)?;
+                row.ok_or_else(|| StorageError::not_found("event", id))?
+                    .into_entity()
+            }
             Err(err) => {
+                drop(tx);
                 let refs: Vec<Ref> = conversation_id.map(Ref::Conversation).into_iter().collect();
                 Err(write_error(
                     self,
@@ -194,7 +211,7 @@ impl EventStore for PgStore {
         if limit == 0 {
             return Ok(RoutingReport::default());
         }
-        routing::route(&self.pool, Pick::Unrouted { platform, limit }, at).await
+        routing::route(self, Pick::Unrouted { platform, limit }, at).await
     }
 
     async fn route_event(
@@ -203,7 +220,7 @@ impl EventStore for PgStore {
         id: WebhookEventId,
         at: DateTime<Utc>,
     ) -> Result<WebhookEvent> {
-        routing::route(&self.pool, Pick::One { tenant, id }, at).await?;
+        routing::route(self, Pick::One { tenant, id }, at).await?;
         self.get_event(tenant, id).await
     }
 
@@ -212,6 +229,7 @@ impl EventStore for PgStore {
         new: NewContactChannel,
     ) -> Result<Inserted<ContactChannel>> {
         new.validate()?;
+        let mut tx = self.scoped(new.tenant_id).await?;
         // The handle is inserted first; its contact only when the handle was new
         // (the foreign key to the contact is checked at the end of the statement).
         let inserted: std::result::Result<Option<ContactChannelRow>, _> = sqlx::query_as(
@@ -234,12 +252,16 @@ impl EventStore for PgStore {
         .bind(&new.external_handle)
         .bind(new.created_at)
         .bind(new.display_name.as_deref())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await;
         match inserted {
-            Ok(Some(row)) => return Ok(Inserted::created(row.into_entity()?)),
+            Ok(Some(row)) => {
+                tx.commit().await.map_err(db)?;
+                return Ok(Inserted::created(row.into_entity()?));
+            }
             Ok(None) => {}
             Err(err) => {
+                drop(tx);
                 return Err(write_error(
                     self,
                     err,
@@ -259,9 +281,10 @@ impl EventStore for PgStore {
         .bind(new.tenant_id.as_uuid())
         .bind(new.platform.as_str())
         .bind(&new.external_handle)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         match existing {
             Some(row) => Ok(Inserted::existing(row.into_entity()?)),
             None => Err(StorageError::backend(format!(
@@ -272,13 +295,15 @@ impl EventStore for PgStore {
     }
 
     async fn get_contact(&self, tenant: TenantId, id: ContactId) -> Result<Contact> {
+        let mut tx = self.scoped(tenant).await?;
         let row: Option<ContactRow> =
             sqlx::query_as("SELECT * FROM contacts WHERE tenant_id = $1 AND id = $2")
                 .bind(tenant.as_uuid())
                 .bind(id.as_uuid())
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *tx)
                 .await
                 .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         row.ok_or_else(|| StorageError::not_found("contact", id))?
             .into_entity()
     }
@@ -288,6 +313,7 @@ impl EventStore for PgStore {
         tenant: TenantId,
         contact: ContactId,
     ) -> Result<Vec<ContactChannel>> {
+        let mut tx = self.scoped(tenant).await?;
         let rows: Vec<ContactChannelRow> = sqlx::query_as(
             "SELECT * FROM contact_channels \
              WHERE tenant_id = $1 AND contact_id = $2 \
@@ -295,9 +321,10 @@ impl EventStore for PgStore {
         )
         .bind(tenant.as_uuid())
         .bind(contact.as_uuid())
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await
         .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         all(rows, ContactChannelRow::into_entity)
     }
 }

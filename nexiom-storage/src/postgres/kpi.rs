@@ -147,9 +147,11 @@ impl KpiStore for PgStore {
         computed_at: DateTime<Utc>,
     ) -> Result<Vec<Kpi2h>> {
         KpiWindow::validate_list(windows)?;
+        let mut tx = self.scoped(tenant).await?;
         let (Some(first), Some(last)) = (windows.first(), windows.last()) else {
             // Nothing to compute; still answer for an unknown tenant.
-            require_refs(&self.pool, tenant, &[]).await?;
+            require_refs(&mut *tx, tenant, &[]).await?;
+            tx.commit().await.map_err(db)?;
             return Ok(Vec::new());
         };
         let starts: Vec<DateTime<Utc>> = windows.iter().map(|w| w.start).collect();
@@ -161,29 +163,34 @@ impl KpiStore for PgStore {
             .bind(computed_at)
             .bind(first.start)
             .bind(last.end)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *tx)
             .await;
         match result {
             Ok(rows) => {
+                tx.commit().await.map_err(db)?;
                 let mut rows: Vec<Kpi2h> = rows.into_iter().map(KpiRow::into_entity).collect();
                 rows.sort_by_key(|r| r.window_start);
                 Ok(rows)
             }
-            Err(err) => Err(write_error(
-                self,
-                err,
-                WriteFailure {
-                    tenant: Some(tenant),
-                    refs: &[],
-                    conflict: None,
-                },
-            )
-            .await),
+            Err(err) => {
+                drop(tx);
+                Err(write_error(
+                    self,
+                    err,
+                    WriteFailure {
+                        tenant: Some(tenant),
+                        refs: &[],
+                        conflict: None,
+                    },
+                )
+                .await)
+            }
         }
     }
 
     async fn upsert_kpi(&self, row: Kpi2h) -> Result<Kpi2h> {
         row.validate()?;
+        let mut tx = self.scoped(row.tenant_id).await?;
         let result: std::result::Result<KpiRow, _> = sqlx::query_as(
             "INSERT INTO kpi_2h (tenant_id, window_start, window_end, messages_count, \
                  comments_count, frt_p50_seconds, auto_reply_rate, escalate_count, \
@@ -212,20 +219,26 @@ impl KpiStore for PgStore {
         .bind(row.ignored_count)
         .bind(row.posts_active)
         .bind(row.computed_at)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await;
         match result {
-            Ok(stored) => Ok(stored.into_entity()),
-            Err(err) => Err(write_error(
-                self,
-                err,
-                WriteFailure {
-                    tenant: Some(row.tenant_id),
-                    refs: &[],
-                    conflict: None,
-                },
-            )
-            .await),
+            Ok(stored) => {
+                tx.commit().await.map_err(db)?;
+                Ok(stored.into_entity())
+            }
+            Err(err) => {
+                drop(tx);
+                Err(write_error(
+                    self,
+                    err,
+                    WriteFailure {
+                        tenant: Some(row.tenant_id),
+                        refs: &[],
+                        conflict: None,
+                    },
+                )
+                .await)
+            }
         }
     }
 
@@ -235,6 +248,7 @@ impl KpiStore for PgStore {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<Kpi2h>> {
+        let mut tx = self.scoped(tenant).await?;
         let rows: Vec<KpiRow> = sqlx::query_as(
             "SELECT * FROM kpi_2h \
              WHERE tenant_id = $1 AND window_start >= $2 AND window_start < $3 \
@@ -243,9 +257,10 @@ impl KpiStore for PgStore {
         .bind(tenant.as_uuid())
         .bind(bound(from))
         .bind(bound(to))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await
         .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         Ok(rows.into_iter().map(KpiRow::into_entity).collect())
     }
 }

@@ -17,12 +17,16 @@
 //! same order; a deadlock or serialization failure (which concurrent updates of
 //! one conversation can still produce) rolls everything back and the call is
 //! retried whole.
+//!
+//! A batch of unrouted events is cross-tenant worker work and runs on the scan
+//! pool; one event of a tenant runs in a transaction scoped to that tenant.
 
 use chrono::{DateTime, Utc};
 use nexiom_core::{Platform, RoutingReport, TenantId, WebhookEventId};
-use sqlx::{PgConnection, PgPool};
+use sqlx::{PgConnection, Postgres, Transaction};
 use uuid::Uuid;
 
+use super::PgStore;
 use super::error::db;
 use crate::error::Result;
 
@@ -64,14 +68,19 @@ const NEEDS_MESSAGE: &str = "e.id = ANY($1) AND e.kind = 'message' AND e.sender_
 
 /// Routes the events `pick` names; retried whole on deadlocks.
 pub(super) async fn route(
-    pool: &PgPool,
+    store: &PgStore,
     pick: Pick<'_>,
     at: DateTime<Utc>,
 ) -> Result<RoutingReport> {
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match route_once(pool, pick, at).await {
+        let tx = match pick {
+            // A cross-tenant scan.
+            Pick::Unrouted { .. } => store.scan_pool.begin().await.map_err(db)?,
+            Pick::One { tenant, .. } => store.scoped(tenant).await?,
+        };
+        match route_once(tx, pick, at).await {
             Err(err) if attempt < ROUTE_ATTEMPTS && retryable(&err) => {
                 tracing::debug!(attempt, error = %err, "routing retried");
             }
@@ -93,12 +102,13 @@ fn fresh_ids(n: usize) -> Vec<Uuid> {
     (0..n).map(|_| Uuid::now_v7()).collect()
 }
 
+/// One attempt, in `tx` (a scan or a tenant's transaction; committed on
+/// success).
 async fn route_once(
-    pool: &PgPool,
+    mut tx: Transaction<'static, Postgres>,
     pick: Pick<'_>,
     at: DateTime<Utc>,
 ) -> std::result::Result<RoutingReport, sqlx::Error> {
-    let mut tx = pool.begin().await?;
     let ids: Vec<Uuid> = match pick {
         Pick::Unrouted { platform, limit } => {
             sqlx::query_scalar(
