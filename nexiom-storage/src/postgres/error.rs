@@ -31,9 +31,19 @@ use crate::error::StorageError;
 ///   and 40P01 (serialization failure, deadlock);
 /// - [`StorageError::Invalid`] for SQLSTATE class 22 (data exception: a value
 ///   the database refuses), so that such an input is not retried forever;
-/// - [`StorageError::Backend`] otherwise.
+/// - [`StorageError::Backend`] otherwise; a row-level security refusal
+///   (SQLSTATE 42501) says which role the operation needs.
 pub(super) fn db(err: sqlx::Error) -> StorageError {
-    let message = format!("postgres: {err}");
+    let mut message = format!("postgres: {err}");
+    if let sqlx::Error::Database(e) = &err
+        && e.code().is_some_and(|c| c == "42501")
+    {
+        message.push_str(
+            " (row-level security: a tenant-scoped operation may only touch its own tenant's \
+             rows; cross-tenant work must run on a pool connected as a member of \
+             nexiom_worker, see PgStore::with_scan_pool)",
+        );
+    }
     let unavailable = match &err {
         sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)

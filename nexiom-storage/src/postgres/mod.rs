@@ -144,10 +144,14 @@ impl PgStore {
         Ok(self.with_keys(std::sync::Arc::new(keys)))
     }
 
-    /// Runs the cross-tenant scans on `pool` instead: claims of due posts and
-    /// replies, stale-lease release, unrouted events and routing, polling lists,
-    /// the tenant list, a webhook's channel by account, dead letters without a
-    /// tenant. With row-level security, the main pool may connect as a member
+    /// Runs the cross-tenant work on `pool` instead: claims of due posts and
+    /// replies, lease heartbeats, batched run starts and settlements (keyed by
+    /// lease owner), stale-lease release, unrouted events and batch routing,
+    /// polling lists, the tenant list, a webhook's channel by account, dead
+    /// letters without a tenant, the read of a row holding a cross-tenant
+    /// unique key (an event id, a dead letter's key), key rotation, the check
+    /// that a topic id is not another tenant's, embedding batches that mix
+    /// tenants. With row-level security, the main pool may connect as a member
     /// of `nexiom_app` (it then sees only the tenant each operation sets) and
     /// this one as a member of `nexiom_worker`.
     pub fn with_scan_pool(mut self, pool: PgPool) -> Self {
