@@ -12,7 +12,7 @@
 //! | module | crate | what it holds |
 //! | --- | --- | --- |
 //! | [`core`] | `nexiom-core` | domain types, ids, enums, `Clock`, secrets, errors |
-//! | [`storage`] | `nexiom-storage` | storage traits, `MemoryStore`, `PgStore` |
+//! | [`storage`] | `nexiom-storage` | storage traits (API keys included), `MemoryStore`, `PgStore` |
 //! | [`connectors`] | `nexiom-connectors` | platform connectors |
 //! | [`triage`] | `nexiom-triage` | the triage engine |
 //! | [`scheduler`] | `nexiom-scheduler` | publishing, polling, KPIs, orchestration |
@@ -28,6 +28,26 @@
 //! let tenant = store.create_tenant(NewTenant::new("Acme", clock.now())).await?;
 //! assert_eq!(store.list_tenants().await?.len(), 1);
 //! assert_eq!(tenant.time_zone, nexiom::core::DEFAULT_TIME_ZONE);
+//! # Ok::<(), StorageError>(())
+//! # }).unwrap();
+//! ```
+//!
+//! The store also keeps API keys, for a downstream API to authenticate a
+//! tenant's applications ([`storage::ApiKeyStore`]): the token is shown once,
+//! only its SHA-256 is stored.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use nexiom::prelude::*;
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let now = chrono::Utc::now();
+//! let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+//! let tenant = store.create_tenant(NewTenant::new("Acme", now)).await?;
+//! let issued = store.create_api_key(NewApiKey::new(tenant.id, "billing app", now)).await?;
+//! let key = store.verify_api_key(issued.secret.expose(), now).await?;
+//! assert_eq!(key.map(|k| k.id), Some(issued.key.id));
+//! assert_eq!(store.verify_api_key("nxk_guess", now).await?, None);
 //! # Ok::<(), StorageError>(())
 //! # }).unwrap();
 //! ```

@@ -111,6 +111,8 @@ typed_id! {
     DeadLetterId;
     /// Identifies a [`Topic`](crate::Topic).
     TopicId;
+    /// Identifies an [`ApiKey`](crate::ApiKey).
+    ApiKeyId;
 }
 
 #[cfg(test)]

@@ -27,6 +27,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod api_keys;
 mod checks;
 mod dead_letters;
 mod error;
@@ -39,6 +40,7 @@ mod traits;
 #[cfg(feature = "testing")]
 pub mod conformance;
 
+pub use api_keys::ApiKeyStore;
 pub use dead_letters::DeadLetterStore;
 pub use error::{Result, StorageError};
 pub use memory::MemoryStore;

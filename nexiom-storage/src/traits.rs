@@ -834,6 +834,7 @@ pub trait TopicStore: Send + Sync {
 /// the aggregate traits.
 pub trait Store:
     TenantStore
+    + crate::ApiKeyStore
     + EventStore
     + crate::DeadLetterStore
     + ConversationStore
@@ -853,6 +854,7 @@ pub trait Store:
 
 impl<T> Store for T where
     T: TenantStore
+        + crate::ApiKeyStore
         + EventStore
         + crate::DeadLetterStore
         + ConversationStore

@@ -1,6 +1,7 @@
 //! The domain's entities, grouped by aggregate. Each record type is what storage
 //! returns; each `New*` type is what a caller gives to create one.
 
+mod api_key;
 mod dead_letter;
 mod inbound;
 mod mission;
@@ -12,6 +13,7 @@ mod tenant;
 mod topics;
 mod triage;
 
+pub use api_key::*;
 pub use dead_letter::*;
 pub use inbound::*;
 pub use mission::*;

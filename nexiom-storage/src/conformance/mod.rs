@@ -28,6 +28,7 @@
 //! (`nexiom_no_postgres` is this workspace's cfg, set by nexiom-storage's
 //! build script; a downstream crate uses its own condition.)
 
+mod api_keys;
 mod dead_letters;
 mod harness;
 mod kpi;
@@ -37,6 +38,7 @@ mod reply_queue;
 mod tests;
 mod topics;
 
+pub use api_keys::*;
 pub use dead_letters::*;
 pub use harness::{
     LOCAL_SERVER_URL, LOCAL_TEST_DATABASE, TestStore, memory_test_store, postgres_app_role_store,
@@ -99,6 +101,10 @@ macro_rules! conformance_suite {
             embeddings_are_upserted_and_checked,
             topic_runs_keep_identity_sizes_and_members,
             post_topics_and_refused_runs,
+            api_keys_are_issued_once_and_listed_by_prefix,
+            api_keys_verify_only_the_exact_token,
+            api_key_revocation_is_idempotent_and_tenant_scoped,
+            api_key_last_use_is_recorded_once_a_minute,
         );
     };
     (@tests $attrs:tt $factory:path; $($name:ident,)+) => {$(

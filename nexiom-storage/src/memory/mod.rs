@@ -11,6 +11,7 @@
 //! insert-if-absent paths (events, messages, comments, occurrences…) stay O(log n)
 //! instead of scanning every row.
 
+mod api_key;
 mod comment;
 mod conversation;
 mod dead_letter;
@@ -165,6 +166,11 @@ struct Inner {
     settings: BTreeMap<String, AppSetting>,
     worker_flags: BTreeMap<String, WorkerFlag>,
     executions: BTreeMap<ExecutionId, TaskExecutionLog>,
+
+    api_keys: BTreeMap<nexiom_core::ApiKeyId, api_key::StoredApiKey>,
+    /// `(tenant, prefix)` → the keys with that prefix (random prefixes may
+    /// collide).
+    api_keys_by_prefix: HashMap<(TenantId, String), Vec<nexiom_core::ApiKeyId>>,
 
     dead_letters: BTreeMap<nexiom_core::DeadLetterId, nexiom_core::DeadLetter>,
     /// `(platform, key)` → dead letter.

@@ -28,6 +28,7 @@
 //! - **Runtime-checked queries only** (`sqlx::query*` functions, no macros), so
 //!   the crate builds without a database.
 
+mod api_key;
 mod comment;
 mod conversation;
 mod dead_letter;
