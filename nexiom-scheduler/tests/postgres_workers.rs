@@ -17,6 +17,7 @@ use common::{Env, batch};
 use nexiom_connectors::{MockConnector, MockOp};
 use nexiom_core::*;
 use nexiom_scheduler::*;
+use nexiom_storage::conformance::test_keys;
 use nexiom_storage::{PgStore, Store};
 use sqlx::postgres::PgConnectOptions;
 
@@ -89,8 +90,12 @@ async fn four_workers_with_their_own_pools_publish_5000_posts_exactly_once() {
     let gateway = Arc::new(ConnectorGateway::single(Arc::new(mock.clone())));
     let mut tasks = Vec::new();
     for w in 0..WORKERS {
-        let pool_store: Arc<dyn Store> =
-            Arc::new(PgStore::connect_with(options.clone(), 2).await.unwrap());
+        let pool_store: Arc<dyn Store> = Arc::new(
+            PgStore::connect_with(options.clone(), 2)
+                .await
+                .unwrap()
+                .with_keys(test_keys()),
+        );
         let queue = PublishQueue::new(
             pool_store,
             gateway.clone(),

@@ -150,11 +150,17 @@ pub async fn postgres_worker_role_store() -> Option<TestStore> {
     postgres_store_as(Some(("nexiom_worker", "nexiom_worker"))).await
 }
 
-/// A fresh random key, current, for one test store: tokens are sealed as
-/// they are in production.
+/// The test process's sealing key (random, made once per process), so every
+/// test store and every extra `PgStore` a test opens on the same schema
+/// (`PgStore::connect_with(..).with_keys(test_keys())`) seal and open tokens
+/// alike, as processes sharing `NEXIOM_SECRET_KEYS` do in production.
 pub fn test_keys() -> Arc<dyn KeyProvider> {
-    let id = KeyId::new("test").unwrap_or_else(|e| panic!("{e}"));
-    Arc::new(StaticKeys::new(id, SealingKey::generate()))
+    static KEYS: std::sync::OnceLock<Arc<StaticKeys>> = std::sync::OnceLock::new();
+    let keys = KEYS.get_or_init(|| {
+        let id = KeyId::new("test").unwrap_or_else(|e| panic!("{e}"));
+        Arc::new(StaticKeys::new(id, SealingKey::generate()))
+    });
+    Arc::clone(keys) as Arc<dyn KeyProvider>
 }
 
 /// A pool on `options` whose connections run `SET ROLE role`.
