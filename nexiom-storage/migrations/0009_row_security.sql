@@ -41,11 +41,20 @@ BEGIN
     -- The role that owns the tables runs the migrations and, unless it is a
     -- superuser, would see no rows at all under FORCE ROW LEVEL SECURITY: it
     -- becomes a worker. Skipped when it may not grant the role.
+    -- USAGE, not MEMBER: on PostgreSQL 16 the creator of a role is a member
+    -- without its privileges (no INHERIT), which the policy would not count.
     IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
-       AND NOT pg_has_role(current_user, 'nexiom_worker', 'MEMBER') THEN
+       AND NOT pg_has_role(current_user, 'nexiom_worker', 'USAGE') THEN
         BEGIN
-            EXECUTE format('GRANT nexiom_worker TO %I', current_user);
-        EXCEPTION WHEN insufficient_privilege THEN
+            IF current_setting('server_version_num')::int >= 160000 THEN
+                EXECUTE format('GRANT nexiom_worker TO %I WITH INHERIT TRUE', current_user);
+            ELSE
+                EXECUTE format('GRANT nexiom_worker TO %I', current_user);
+            END IF;
+        EXCEPTION
+        WHEN unique_violation THEN
+            NULL; -- granted concurrently by a migration in another database
+        WHEN insufficient_privilege THEN
             RAISE NOTICE 'cannot grant nexiom_worker to %: grant it so this role sees every tenant', current_user;
         END;
     END IF;

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use chrono::{TimeZone, Utc};
 use nexiom_core::{
-    ChannelId, Credentials, NewChannel, NewTenant, Platform, SecretString, TenantId,
+    ChannelId, ChannelStatus, Credentials, NewChannel, NewTenant, Platform, SecretString, TenantId,
 };
 use nexiom_storage::conformance::{TestStore, postgres_test_store, postgres_test_url};
 use nexiom_storage::secrets::{KeyId, KeyProvider, Sealer, SealingKey, Slot, StaticKeys};
@@ -264,7 +264,8 @@ async fn plain_text_rows_are_sealed_by_the_migration_step() {
 }
 
 /// 10,000 channels sealed with k1 are re-sealed with k2 while two readers
-/// keep reading random channels: no read fails, every value ends under k2.
+/// keep reading random channels and a writer keeps updating them: no read or
+/// write fails, every value ends under k2.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[cfg_attr(nexiom_no_postgres, ignore = "no PostgreSQL reachable")]
 async fn rotation_reseals_10000_channels_while_reads_continue() {
@@ -343,6 +344,28 @@ async fn rotation_reseals_10000_channels_while_reads_continue() {
             }
         }));
     }
+    // A writer keeps updating channels meanwhile: the rows it holds are
+    // skipped by the first pass and must be re-sealed by the second.
+    let writes = Arc::new(AtomicU64::new(0));
+    {
+        let (writer, done, writes) = (reader.clone(), done.clone(), writes.clone());
+        let (ids, tenants) = (ids.clone(), tenants.clone());
+        readers.push(tokio::spawn(async move {
+            let mut i = 17;
+            while !done.load(Ordering::Relaxed) {
+                i = (i + 7_927) % CHANNELS;
+                writer
+                    .set_channel_status(
+                        tenants[i % tenants.len()],
+                        ChannelId::from(ids[i]),
+                        ChannelStatus::Active,
+                    )
+                    .await
+                    .unwrap_or_else(|e| panic!("write of channel {i} failed during rotation: {e}"));
+                writes.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
     let report = rotating.rotate_keys(250).await.unwrap();
     done.store(true, Ordering::Relaxed);
     for r in readers {
@@ -351,6 +374,7 @@ async fn rotation_reseals_10000_channels_while_reads_continue() {
     assert_eq!(report.channels, CHANNELS as u64);
     assert!(report.batches >= (CHANNELS / 250) as u64);
     assert!(reads.load(Ordering::Relaxed) > 0, "the readers never read");
+    assert!(writes.load(Ordering::Relaxed) > 0, "the writer never wrote");
     let left: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM channels WHERE access_token NOT LIKE 'nxenc:v1:k2:%'",
     )

@@ -14,8 +14,10 @@
 //!   `(tenant_id, parent_id)` foreign keys, so no row can point at another
 //!   tenant's row; a violated key becomes `UnknownReference`.
 //! - **One statement per operation where possible** (CTEs for the composite
-//!   writes), so each operation is atomic without explicit transactions and
-//!   costs one round trip on its common path.
+//!   writes), inside the transaction that sets the tenant: a tenant-scoped
+//!   operation costs three round trips on its common path (`BEGIN` with the
+//!   tenant, the statement, `COMMIT`), a batch of cross-tenant work one per
+//!   statement.
 //! - **Tenant isolation is also enforced by the server.** Migration 0009 puts
 //!   every tenant table under row-level security (`FORCE ROW LEVEL SECURITY`,
 //!   policies keyed on the transaction's `nexiom.tenant_id` setting). Every

@@ -79,8 +79,12 @@ impl PgStore {
 
     /// Re-seals, with the key provider's current key, every stored token and
     /// setting value sealed with an older key or still in plain text,
-    /// `batch` rows per transaction (rows another rotation holds are skipped,
-    /// so several processes may run it at once). Reads keep working
+    /// `batch` rows per transaction: a first pass skips rows another
+    /// transaction holds (so several processes may run it at once), a second
+    /// one waits for them, so when it returns every value is sealed with the
+    /// current key (values written meanwhile by processes that already have
+    /// the new key are too; roll the new key out to every process first).
+    /// Reads keep working
     /// throughout as long as the provider still has the older keys; retire a
     /// key only after a rotation returned. A cross-tenant operation: it runs
     /// on the scan pool.
@@ -103,18 +107,40 @@ impl PgStore {
             Pass::PlainOnly => SEALED_PREFIX.to_owned(),
         };
         let mut report = RotationReport::default();
+        // Two passes: the first skips rows another transaction holds (so
+        // several rotations share the work), the second waits for them, so no
+        // row is left behind. `FOR NO KEY UPDATE` does not conflict with the
+        // `FOR KEY SHARE` locks that inserts of child rows take on a channel.
+        for lock in ["FOR NO KEY UPDATE SKIP LOCKED", "FOR NO KEY UPDATE"] {
+            self.reseal_channels(sealer, pass, &prefix, batch, lock, &mut report)
+                .await?;
+            self.reseal_settings(sealer, pass, &prefix, batch, lock, &mut report)
+                .await?;
+        }
+        Ok(report)
+    }
+
+    async fn reseal_channels(
+        &self,
+        sealer: &Sealer,
+        pass: Pass,
+        prefix: &str,
+        batch: i64,
+        lock: &str,
+        report: &mut RotationReport,
+    ) -> Result<()> {
         let mut after = Uuid::nil();
         loop {
             let mut tx = self.scan_pool.begin().await.map_err(db)?;
-            let rows: Vec<(Uuid, Uuid, Option<String>, Option<String>)> = sqlx::query_as(
+            let rows: Vec<(Uuid, Uuid, Option<String>, Option<String>)> = sqlx::query_as(&format!(
                 "SELECT id, tenant_id, access_token, refresh_token FROM channels \
-                 WHERE id > $1 \
-                   AND ((access_token IS NOT NULL AND left(access_token, length($2)) <> $2) \
-                     OR (refresh_token IS NOT NULL AND left(refresh_token, length($2)) <> $2)) \
-                 ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED",
-            )
+                     WHERE id > $1 \
+                       AND ((access_token IS NOT NULL AND left(access_token, length($2)) <> $2) \
+                         OR (refresh_token IS NOT NULL AND left(refresh_token, length($2)) <> $2)) \
+                     ORDER BY id LIMIT $3 {lock}"
+            ))
             .bind(after)
-            .bind(&prefix)
+            .bind(prefix)
             .bind(batch)
             .fetch_all(&mut *tx)
             .await
@@ -154,16 +180,28 @@ impl PgStore {
             report.channels += ids.len() as u64;
             report.batches += 1;
         }
+        Ok(())
+    }
+
+    async fn reseal_settings(
+        &self,
+        sealer: &Sealer,
+        pass: Pass,
+        prefix: &str,
+        batch: i64,
+        lock: &str,
+        report: &mut RotationReport,
+    ) -> Result<()> {
         let mut after = String::new();
         loop {
             let mut tx = self.scan_pool.begin().await.map_err(db)?;
-            let rows: Vec<(String, String)> = sqlx::query_as(
+            let rows: Vec<(String, String)> = sqlx::query_as(&format!(
                 "SELECT key, value FROM app_settings \
                  WHERE key COLLATE \"C\" > $1 AND left(value, length($2)) <> $2 \
-                 ORDER BY key COLLATE \"C\" LIMIT $3 FOR UPDATE SKIP LOCKED",
-            )
+                 ORDER BY key COLLATE \"C\" LIMIT $3 {lock}"
+            ))
             .bind(&after)
-            .bind(&prefix)
+            .bind(prefix)
             .bind(batch)
             .fetch_all(&mut *tx)
             .await
@@ -189,7 +227,7 @@ impl PgStore {
             report.settings += keys.len() as u64;
             report.batches += 1;
         }
-        Ok(report)
+        Ok(())
     }
 }
 

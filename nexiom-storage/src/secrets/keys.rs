@@ -30,8 +30,12 @@ impl KeyId {
         if ok {
             Ok(KeyId(id))
         } else {
+            // The rejected text is not echoed: it may be a key pasted in the
+            // wrong place (`base64key:id`), and errors end up in logs.
             Err(StorageError::secret(format!(
-                "key id {id:?} is not 1 to 32 characters of A-Z a-z 0-9 _ - ."
+                "a key id ({} characters) is not 1 to 32 characters of A-Z a-z 0-9 _ - . \
+                 (entries are `id:base64key`)",
+                id.chars().count()
             )))
         }
     }
@@ -240,6 +244,13 @@ mod tests {
             let err = EnvKeyProvider::parse(&bad).unwrap_err();
             assert!(matches!(err, StorageError::Secret { .. }), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn a_key_in_the_id_place_is_not_echoed() {
+        let k = STANDARD.encode([7u8; 32]);
+        let err = EnvKeyProvider::parse(&format!("{k}:2026-11")).unwrap_err();
+        assert!(!err.to_string().contains(&k[..20]), "{err}");
     }
 
     #[test]
