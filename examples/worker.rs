@@ -13,7 +13,7 @@
 //! | --- | --- | --- |
 //! | `enqueue_due_posts` | 1 min | claims due posts (and due series occurrences) and publishes them through the real connectors |
 //! | `release_stale_leases` | 1 min | hands posts of a dead worker back to the queue |
-//! | `cleanup_execution_logs` | 1 day | drops execution logs older than 30 days |
+//! | `cleanup_execution_logs` | Sunday 02:00 Europe/Paris | drops execution logs older than 30 days |
 //! | `inbound` | 15 s | routes stored webhook events, triages new messages and comments, sends auto-replies (only while the tenant's AI control is ON) |
 //! | `poll_comments` | 5 min | reads new comments of posts published in the last 7 days (every page from the stored cursor), stores each once, then triages and auto-replies them |
 //! | `aggregate_kpis` | 30 min | recomputes every tenant's 2-hour KPI windows of the last 48 h |
@@ -52,7 +52,7 @@ use nexiom::connectors::{
 use nexiom::core::{Clock, SystemClock};
 use nexiom::scheduler::inbound::{InboundPipeline, openai_config_from_settings};
 use nexiom::scheduler::{
-    AGGREGATE_KPIS, CleanupExecutionLogsWorker, CommentPoller, ConnectorGateway,
+    AGGREGATE_KPIS, Cadence, CleanupExecutionLogsWorker, CommentPoller, ConnectorGateway,
     EnqueueDuePostsWorker, KpiWorker, POLL_COMMENTS, PollCommentsWorker, PublishConfig,
     PublishQueue, ReleaseStaleLeasesWorker, SchedulerError, WorkReport, Worker, WorkerContext,
     WorkerRuntime, shutdown_channel,
@@ -134,7 +134,7 @@ impl Worker for Metered {
         self.inner.name()
     }
 
-    fn cadence(&self) -> Duration {
+    fn cadence(&self) -> Cadence {
         self.inner.cadence()
     }
 
@@ -236,8 +236,8 @@ impl Worker for InboundWorker {
         "inbound"
     }
 
-    fn cadence(&self) -> Duration {
-        Duration::seconds(15)
+    fn cadence(&self) -> Cadence {
+        Cadence::Every(Duration::seconds(15))
     }
 
     async fn run(&self, ctx: &WorkerContext) -> Result<WorkReport, SchedulerError> {
@@ -484,7 +484,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for worker in workers {
         tracing::info!(
             worker = worker.name(),
-            cadence_s = worker.cadence().num_seconds(),
+            cadence = %worker.cadence(),
             "registered"
         );
         runtime.register(Arc::new(Metered {

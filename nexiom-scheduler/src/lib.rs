@@ -83,7 +83,8 @@ pub use schedule::{RecurrenceRule, Scheduler, SeriesSpec};
 pub use topics::{CLUSTER_DAILY, ClusterDailyWorker};
 pub use windows::{KpiWindow, kpi_windows, local_instant, window_containing};
 pub use worker::{
-    BatchConfig, CLEANUP_EXECUTION_LOGS, CleanupExecutionLogsWorker, ENQUEUE_DUE_POSTS,
-    EnqueueDuePostsWorker, RELEASE_STALE_LEASES, ReleaseStaleLeasesWorker, Shutdown,
-    ShutdownTrigger, WorkReport, Worker, WorkerContext, WorkerRun, WorkerRuntime, shutdown_channel,
+    BatchConfig, CLEANUP_EXECUTION_LOGS, Cadence, CadenceError, CleanupExecutionLogsWorker,
+    CronSchedule, ENQUEUE_DUE_POSTS, EnqueueDuePostsWorker, RELEASE_STALE_LEASES,
+    ReleaseStaleLeasesWorker, Shutdown, ShutdownTrigger, WorkReport, Worker, WorkerContext,
+    WorkerRun, WorkerRuntime, shutdown_channel,
 };

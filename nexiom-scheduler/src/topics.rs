@@ -9,14 +9,13 @@ use nexiom_topics::TopicRunner;
 use tracing::warn;
 
 use crate::error::Result;
-use crate::worker::{WorkReport, Worker, WorkerContext};
+use crate::worker::{Cadence, WorkReport, Worker, WorkerContext};
 
 /// Name (and flag) of [`ClusterDailyWorker`].
 pub const CLUSTER_DAILY: &str = "cluster_daily";
 
-/// Every 24 hours (an interval: register the runtime so that the first run
-/// falls at 03:00 Europe/Paris, or change the cadence with
-/// [`ClusterDailyWorker::every`]): for every tenant,
+/// Daily at 03:00 Europe/Paris ([`Cadence::clustering`]; change it with
+/// [`ClusterDailyWorker::on`] or [`ClusterDailyWorker::every`]): for every tenant,
 /// [`TopicRunner::run_tenant`] — the last 24 hours, the last 7 days, and each
 /// post with at least 20 comments. A tenant whose run fails is reported in
 /// the execution log (`items_failed`, `failures`) and the others go on.
@@ -24,7 +23,7 @@ pub const CLUSTER_DAILY: &str = "cluster_daily";
 pub struct ClusterDailyWorker {
     store: Arc<dyn Store>,
     runner: TopicRunner,
-    cadence: Duration,
+    cadence: Cadence,
 }
 
 impl std::fmt::Debug for ClusterDailyWorker {
@@ -37,18 +36,25 @@ impl std::fmt::Debug for ClusterDailyWorker {
 }
 
 impl ClusterDailyWorker {
-    /// The worker over `store`, every 24 hours.
+    /// The worker over `store`, daily at 03:00 Europe/Paris.
     pub fn new(store: Arc<dyn Store>, runner: TopicRunner) -> Self {
         ClusterDailyWorker {
             store,
             runner,
-            cadence: Duration::hours(24),
+            cadence: Cadence::clustering(),
         }
     }
 
-    /// The same worker with another cadence.
-    pub fn every(mut self, cadence: Duration) -> Self {
-        self.cadence = cadence;
+    /// The same worker every `interval`.
+    pub fn every(mut self, interval: Duration) -> Self {
+        self.cadence = Cadence::Every(interval);
+        self
+    }
+
+    /// The same worker on another cadence (an interval or a
+    /// [`CronSchedule`](crate::CronSchedule)).
+    pub fn on(mut self, cadence: impl Into<Cadence>) -> Self {
+        self.cadence = cadence.into();
         self
     }
 }
@@ -59,8 +65,8 @@ impl Worker for ClusterDailyWorker {
         CLUSTER_DAILY
     }
 
-    fn cadence(&self) -> Duration {
-        self.cadence
+    fn cadence(&self) -> Cadence {
+        self.cadence.clone()
     }
 
     async fn run(&self, ctx: &WorkerContext) -> Result<WorkReport> {

@@ -488,9 +488,9 @@ async fn polling_and_kpi_workers_run_with_flags_logs_and_pipeline_counts(store: 
     published(&env, env.channel, "fb-post-1", env.clock.now()).await;
     mock.seed_comments("fb-post-1", six_comments(&mock, "c"));
     let kpi = KpiWorker::new(env.store.clone(), env.clock.clone());
-    assert_eq!(Worker::cadence(&kpi), Duration::minutes(30));
+    assert_eq!(Worker::cadence(&kpi), Cadence::Every(Duration::minutes(30)));
     let polling = PollCommentsWorker::new(poller);
-    assert_eq!(polling.cadence(), Duration::minutes(5));
+    assert_eq!(polling.cadence(), Cadence::Every(Duration::minutes(5)));
 
     let mut runtime = WorkerRuntime::new(env.store.clone(), env.clock.clone());
     runtime

@@ -83,8 +83,8 @@ impl Worker for Failing {
     fn name(&self) -> &str {
         "always_fails"
     }
-    fn cadence(&self) -> Duration {
-        Duration::minutes(5)
+    fn cadence(&self) -> Cadence {
+        Cadence::Every(Duration::minutes(5))
     }
     async fn run(&self, _ctx: &WorkerContext) -> nexiom_scheduler::Result<WorkReport> {
         Err(SchedulerError::ContentRefused("nothing works".into()))

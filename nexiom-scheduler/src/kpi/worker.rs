@@ -11,7 +11,7 @@ use super::aggregate::{KpiRunSummary, aggregate_kpis};
 use super::config::KpiConfig;
 use crate::error::Result;
 use crate::pipeline::PipelineStep;
-use crate::worker::{WorkReport, Worker, WorkerContext};
+use crate::worker::{Cadence, WorkReport, Worker, WorkerContext};
 
 /// Name (and flag) of [`KpiWorker`].
 pub const AGGREGATE_KPIS: &str = "aggregate_kpis";
@@ -25,7 +25,7 @@ pub struct KpiWorker {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     config: KpiConfig,
-    cadence: Duration,
+    cadence: Cadence,
 }
 
 impl std::fmt::Debug for KpiWorker {
@@ -44,7 +44,7 @@ impl KpiWorker {
             store,
             clock,
             config: KpiConfig::default(),
-            cadence: Duration::minutes(30),
+            cadence: Cadence::kpis(),
         }
     }
 
@@ -54,9 +54,16 @@ impl KpiWorker {
         self
     }
 
-    /// The same worker with another cadence.
-    pub fn every(mut self, cadence: Duration) -> Self {
-        self.cadence = cadence;
+    /// The same worker every `interval`.
+    pub fn every(mut self, interval: Duration) -> Self {
+        self.cadence = Cadence::Every(interval);
+        self
+    }
+
+    /// The same worker on another cadence (an interval or a
+    /// [`CronSchedule`](crate::CronSchedule)).
+    pub fn on(mut self, cadence: impl Into<Cadence>) -> Self {
+        self.cadence = cadence.into();
         self
     }
 
@@ -72,8 +79,8 @@ impl Worker for KpiWorker {
         AGGREGATE_KPIS
     }
 
-    fn cadence(&self) -> Duration {
-        self.cadence
+    fn cadence(&self) -> Cadence {
+        self.cadence.clone()
     }
 
     async fn run(&self, _ctx: &WorkerContext) -> Result<WorkReport> {

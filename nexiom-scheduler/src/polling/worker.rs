@@ -39,8 +39,8 @@ impl Worker for PollCommentsWorker {
         POLL_COMMENTS
     }
 
-    fn cadence(&self) -> Duration {
-        self.cadence
+    fn cadence(&self) -> crate::worker::Cadence {
+        crate::worker::Cadence::Every(self.cadence)
     }
 
     async fn run(&self, ctx: &WorkerContext) -> Result<WorkReport> {

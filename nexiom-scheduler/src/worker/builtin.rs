@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use chrono::Duration;
 use nexiom_storage::Store;
 
+use super::cadence::Cadence;
 use super::runtime::{WorkReport, Worker, WorkerContext};
 use crate::error::Result;
 use crate::publish::PublishQueue;
@@ -47,8 +48,8 @@ impl Worker for EnqueueDuePostsWorker {
         ENQUEUE_DUE_POSTS
     }
 
-    fn cadence(&self) -> Duration {
-        self.cadence
+    fn cadence(&self) -> Cadence {
+        Cadence::Every(self.cadence)
     }
 
     async fn run(&self, ctx: &WorkerContext) -> Result<WorkReport> {
@@ -87,8 +88,8 @@ impl Worker for ReleaseStaleLeasesWorker {
         RELEASE_STALE_LEASES
     }
 
-    fn cadence(&self) -> Duration {
-        Duration::minutes(1)
+    fn cadence(&self) -> Cadence {
+        Cadence::Every(Duration::minutes(1))
     }
 
     async fn run(&self, ctx: &WorkerContext) -> Result<WorkReport> {
@@ -101,28 +102,40 @@ impl Worker for ReleaseStaleLeasesWorker {
     }
 }
 
-/// Daily: deletes execution logs older than the retention (default 30 days).
+/// Sunday at 02:00 Europe/Paris by default ([`Cadence::cleanup`]): deletes
+/// execution logs older than the retention (default 30 days).
 #[derive(Clone)]
 pub struct CleanupExecutionLogsWorker {
     store: Arc<dyn Store>,
     retention: Duration,
+    cadence: Cadence,
 }
 
 impl std::fmt::Debug for CleanupExecutionLogsWorker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CleanupExecutionLogsWorker")
             .field("retention", &self.retention)
+            .field("cadence", &self.cadence)
             .finish_non_exhaustive()
     }
 }
 
 impl CleanupExecutionLogsWorker {
-    /// The worker over `store`, keeping 30 days of logs.
+    /// The worker over `store`, keeping 30 days of logs, on Sundays at
+    /// 02:00 Europe/Paris.
     pub fn new(store: Arc<dyn Store>) -> Self {
         CleanupExecutionLogsWorker {
             store,
             retention: Duration::days(30),
+            cadence: Cadence::cleanup(),
         }
+    }
+
+    /// The same worker on another cadence (an interval or a
+    /// [`CronSchedule`](super::CronSchedule)).
+    pub fn on(mut self, cadence: impl Into<Cadence>) -> Self {
+        self.cadence = cadence.into();
+        self
     }
 
     /// The same worker keeping `retention` of logs.
@@ -138,8 +151,8 @@ impl Worker for CleanupExecutionLogsWorker {
         CLEANUP_EXECUTION_LOGS
     }
 
-    fn cadence(&self) -> Duration {
-        Duration::days(1)
+    fn cadence(&self) -> Cadence {
+        self.cadence.clone()
     }
 
     async fn run(&self, ctx: &WorkerContext) -> Result<WorkReport> {

@@ -1,6 +1,7 @@
 //! The worker runtime and the workers this crate ships.
 
 mod builtin;
+mod cadence;
 mod runtime;
 mod shutdown;
 
@@ -8,5 +9,6 @@ pub use builtin::{
     CLEANUP_EXECUTION_LOGS, CleanupExecutionLogsWorker, ENQUEUE_DUE_POSTS, EnqueueDuePostsWorker,
     RELEASE_STALE_LEASES, ReleaseStaleLeasesWorker,
 };
+pub use cadence::{Cadence, CadenceError, CronSchedule};
 pub use runtime::{BatchConfig, WorkReport, Worker, WorkerContext, WorkerRun, WorkerRuntime};
 pub use shutdown::{Shutdown, ShutdownTrigger, shutdown_channel};

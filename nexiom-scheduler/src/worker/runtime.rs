@@ -1,13 +1,15 @@
-//! [`WorkerRuntime`]: named workers on cadences, behind flags, with execution logs.
+//! [`WorkerRuntime`]: named workers on cadences (intervals or wall-clock
+//! schedules), behind flags, with execution logs.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use nexiom_core::{Clock, ExecutionOutcome, RunStatus, TaskExecutionLog};
 use nexiom_storage::Store;
 use tracing::{Instrument, info_span, warn};
 
+use super::cadence::Cadence;
 use super::shutdown::Shutdown;
 use crate::error::Result;
 
@@ -54,7 +56,7 @@ pub struct WorkReport {
     pub results: serde_json::Value,
 }
 
-/// A named unit of background work, run by a [`WorkerRuntime`] every
+/// A named unit of background work, run by a [`WorkerRuntime`] on its
 /// [`Worker::cadence`]. Implement it to plug a new worker in (comment polling,
 /// KPIs, …) and [`WorkerRuntime::register`] it.
 ///
@@ -64,8 +66,9 @@ pub struct WorkReport {
 pub trait Worker: Send + Sync {
     /// Unique name; also the name of its flag and of its execution logs.
     fn name(&self) -> &str;
-    /// Time between two runs.
-    fn cadence(&self) -> Duration;
+    /// When it runs: an interval (`Duration` converts into one) or a
+    /// wall-clock [`Cadence::Cron`] schedule.
+    fn cadence(&self) -> Cadence;
     /// One run.
     async fn run(&self, ctx: &WorkerContext) -> Result<WorkReport>;
 }
@@ -93,6 +96,13 @@ struct Entry {
 ///   (`WorkerStore::get_worker_flag`); a disabled flag skips the run, so
 ///   switching a worker off or on needs no restart. A worker without a flag
 ///   runs unless [`WorkerRuntime::disabled_by_default`] was set.
+/// - **Cadences.** An interval worker runs at the first step, then every
+///   interval after the start of its previous run. A cron worker runs at its
+///   slots; at the first step it runs only if a slot passed since its last
+///   recorded run (its newest execution log), so after downtime it catches
+///   up once, not once per missed slot. A cron run that outlasts its next
+///   slots is followed by the first slot after it ended: the slots it
+///   overlapped are skipped, never run in a burst.
 /// - **Execution logs.** Every run writes a `running` log first, then
 ///   completes it (`completed` or `failed`, items processed / failed, results,
 ///   duration from the clock).
@@ -179,17 +189,50 @@ impl WorkerRuntime {
         for i in 0..self.entries.len() {
             let name = self.entries[i].worker.name().to_owned();
             let now = self.clock.now();
-            let due = self.entries[i].next_run_at.is_none_or(|at| at <= now);
-            if !due || shutdown.is_triggered() {
+            if shutdown.is_triggered() {
                 out.push((name, WorkerRun::NotDue));
                 continue;
             }
             let cadence = self.entries[i].worker.cadence();
-            self.entries[i].next_run_at = now.checked_add_signed(cadence);
+            let due = match self.entries[i].next_run_at {
+                Some(at) => at <= now,
+                None => self.due_at_start(&name, &cadence, now).await?,
+            };
+            if !due {
+                if self.entries[i].next_run_at.is_none() {
+                    self.entries[i].next_run_at = Some(next_or_never(&cadence, now));
+                }
+                out.push((name, WorkerRun::NotDue));
+                continue;
+            }
+            self.entries[i].next_run_at = Some(next_or_never(&cadence, now));
             let run = self.run_entry(i, shutdown).await?;
+            if let Cadence::Cron(_) = cadence {
+                let ended = self.clock.now().max(now);
+                self.entries[i].next_run_at = Some(next_or_never(&cadence, ended));
+            }
             out.push((name, run));
         }
         Ok(out)
+    }
+
+    /// Whether a worker not run yet by this runtime is due at its first step:
+    /// always for an interval; for a cron schedule, when a slot passed since
+    /// its last recorded run (or it never ran).
+    async fn due_at_start(
+        &self,
+        name: &str,
+        cadence: &Cadence,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let Cadence::Cron(schedule) = cadence else {
+            return Ok(true);
+        };
+        let Some(slot) = schedule.last_at_or_before(now) else {
+            return Ok(false);
+        };
+        let last = self.store.list_executions(Some(name), 1).await?;
+        Ok(last.first().is_none_or(|log| log.started_at < slot))
     }
 
     /// Runs the named worker now, due or not (its flag still applies).
@@ -268,4 +311,10 @@ impl WorkerRuntime {
             }
         }
     }
+}
+
+/// The run after one that started at `now`; a schedule that never matches
+/// again is never due.
+fn next_or_never(cadence: &Cadence, now: DateTime<Utc>) -> DateTime<Utc> {
+    cadence.next_after(now).unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
