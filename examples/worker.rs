@@ -258,7 +258,7 @@ impl Worker for InboundWorker {
                 .pipeline
                 .route_unrouted_events(None, limit)
                 .await
-                .map_err(inbound_error)?;
+                .map_err(SchedulerError::from)?;
             routed += report.processed;
             if report.processed < u64::from(limit) {
                 break;
@@ -270,7 +270,7 @@ impl Worker for InboundWorker {
             .pipeline
             .triage_new_items(limit)
             .await
-            .map_err(inbound_error)?;
+            .map_err(SchedulerError::from)?;
         m.add(
             "nexiom_triaged_items_total{item=\"message\"}",
             triage.messages as f64,
@@ -311,7 +311,7 @@ impl Worker for InboundWorker {
             .pipeline
             .auto_reply_recent_inbound(since, limit)
             .await
-            .map_err(inbound_error)?;
+            .map_err(SchedulerError::from)?;
         m.add(
             "nexiom_auto_replies_total{result=\"sent\"}",
             replies.sent as f64,
@@ -338,13 +338,6 @@ impl Worker for InboundWorker {
                 "lag_seconds": lag,
             }),
         })
-    }
-}
-
-fn inbound_error(e: nexiom::scheduler::inbound::InboundError) -> SchedulerError {
-    match e {
-        nexiom::scheduler::inbound::InboundError::Storage(s) => SchedulerError::Storage(s),
-        other => SchedulerError::Storage(nexiom::storage::StorageError::backend(other.to_string())),
     }
 }
 

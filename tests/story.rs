@@ -42,6 +42,34 @@ async fn check(test_store: Option<TestStore>) {
     assert_eq!(o.triage_after_off, Some(nexiom::core::Triage::Ignore));
     assert_eq!(o.platform_requests_after_off, 0);
 
+    // The standard pipeline pass did every step, and its JSON has exactly
+    // the seed's keys (plus the list of errors, empty).
+    let p = &o.pipeline;
+    assert_eq!(p.routed, 3);
+    assert_eq!(p.auto_replied, 1);
+    assert_eq!(p.schedules_run, 1, "the post that fell due");
+    assert!(p.metrics_collected > 0);
+    assert!(p.errors.is_empty(), "{:?}", p.errors);
+    let json = p.to_json();
+    let mut keys: Vec<&str> = json
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "auto_replied",
+            "errors",
+            "metrics_collected",
+            "routed",
+            "schedules_run"
+        ]
+    );
+    assert_eq!(json["errors"], serde_json::json!([]));
+
     // KPIs saw the activity.
     assert!(o.kpi_windows_with_activity >= 1);
     assert_eq!(o.kpi_messages, 3, "three inbound messages");

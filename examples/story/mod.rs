@@ -20,8 +20,9 @@ use nexiom::connectors::{
 use nexiom::core::*;
 use nexiom::scheduler::inbound::{InboundError, InboundPipeline, IngestReport};
 use nexiom::scheduler::{
-    BatchConfig, CommentPoller, ConnectorGateway, KpiConfig, MissionOrchestrator, PublishConfig,
-    PublishQueue, Scheduler, SeriesSpec, aggregate_kpis, recent_kpis,
+    BatchConfig, CommentPoller, ConnectorGateway, KpiConfig, KpiWorker, MissionOrchestrator,
+    PipelineCounts, PipelineRunner, PublishConfig, PublishQueue, Scheduler, SeriesSpec,
+    aggregate_kpis, recent_kpis,
 };
 use nexiom::storage::Store;
 use nexiom::triage::TemplateGenerator;
@@ -85,6 +86,8 @@ pub struct StoryOutcome {
     pub triage_after_off: Option<Triage>,
     /// Requests the fake platform received after AI control went OFF (must be 0).
     pub platform_requests_after_off: usize,
+    /// The counts of the standard pipeline pass (step 7).
+    pub pipeline: PipelineCounts,
     /// KPI windows with activity (messages, comments or active posts).
     pub kpi_windows_with_activity: usize,
     /// Messages counted over all KPI windows.
@@ -709,23 +712,30 @@ pub async fn run_story(store: Arc<dyn Store>, verbose: bool) -> Result<StoryOutc
         Ok(r) => say!(v, "    forged delivery ACCEPTED ({r:?}): this is a bug"),
     }
 
-    // --- 6. The worker routes, triages and auto-replies.
-    let routed = pipeline.route_unrouted_events(None, 100).await?;
-    out.routed = routed.processed;
+    // --- 6. One pass of the standard pipeline: it routes, triages and
+    // auto-replies, publishes a post that fell due, and collects the KPIs.
+    Scheduler::new(Arc::clone(&store), Arc::clone(&dyn_clock))
+        .schedule_once(
+            tenant.id,
+            page.id,
+            Content::text("Open this Sunday from 8:00 to 13:00."),
+            clock.now(),
+        )
+        .await?;
+    let runner = PipelineRunner::standard(
+        pipeline.clone(),
+        queue.clone(),
+        KpiWorker::new(Arc::clone(&store), Arc::clone(&dyn_clock)),
+    );
+    let counts = runner.run_with_defaults(clock.now()).await;
+    out.routed = counts.routed;
+    out.replies_sent = counts.auto_replied;
     say!(
         v,
-        "\n[7] routed {} events: {} messages, {} comments",
-        routed.processed,
-        routed.messages_created,
-        routed.comments_created
+        "\n[7] one pipeline pass (route, triage, auto-reply, schedules, metrics): {}",
+        counts.to_json()
     );
-    let triage = pipeline.triage_new_items(100).await?;
-    say!(
-        v,
-        "    triaged {} messages and {} comments",
-        triage.messages,
-        triage.comments
-    );
+    out.pipeline = counts;
     for m in store
         .list_messages_by_triage(tenant.id, Triage::AutoReply, since, 100)
         .await?
@@ -765,14 +775,6 @@ pub async fn run_story(store: Arc<dyn Store>, verbose: bool) -> Result<StoryOutc
         say!(v, "    ignore      message \"{}\"", m.text);
         out.ignored += 1;
     }
-    let replies = pipeline.auto_reply_recent_inbound(since, 100).await?;
-    out.replies_sent = replies.sent;
-    say!(
-        v,
-        "    auto-replies sent {}, failed {}",
-        replies.sent,
-        replies.failed
-    );
 
     // --- 7. AI control OFF: nothing more is sent.
     clock.advance(Duration::minutes(5));

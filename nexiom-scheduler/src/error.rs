@@ -69,6 +69,20 @@ pub enum SchedulerError {
     /// Storage failed or refused.
     #[error(transparent)]
     Storage(#[from] StorageError),
+
+    /// An inbound step (routing, triage, auto-replies) stopped, in a
+    /// pipeline pass or a worker.
+    #[error("inbound step failed: {0}")]
+    Inbound(#[source] Box<crate::inbound::InboundError>),
+}
+
+impl From<crate::inbound::InboundError> for SchedulerError {
+    fn from(err: crate::inbound::InboundError) -> Self {
+        match err {
+            crate::inbound::InboundError::Storage(s) => SchedulerError::Storage(s),
+            other => SchedulerError::Inbound(Box::new(other)),
+        }
+    }
 }
 
 impl SchedulerError {

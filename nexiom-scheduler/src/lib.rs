@@ -12,8 +12,10 @@
 //!   `nexiom-connectors` (`MockConnector` in tests).
 //! - [`WorkerRuntime`] runs named [`Worker`]s on cadences, behind flags read
 //!   at every run, writing an execution log per run, with graceful shutdown.
-//! - [`PipelineRunner`] runs route → auto-reply → schedules → metrics once
-//!   ([`KpiWorker`] is the metrics step).
+//! - [`PipelineRunner`] runs route → triage → auto-reply → schedules →
+//!   metrics once; [`PipelineRunner::standard`] wires the library's own steps
+//!   ([`KpiWorker`] is the metrics step) and [`PipelineWorker`] runs the pass
+//!   on a cadence.
 //! - [`CommentPoller`] polls the comments of published posts every 5 minutes
 //!   for 7 days ([`PollCommentsWorker`] on the runtime), stores each once,
 //!   hands new ones to the inbound triage and auto-reply steps, and hides
@@ -67,7 +69,10 @@ pub use kpi::{
     TenantFailure, aggregate_kpis, aggregate_tenant_kpis, recent_kpis, recent_windows,
 };
 pub use missions::*;
-pub use pipeline::{FnStep, PipelineCounts, PipelineRunner, PipelineStep, step_fn};
+pub use pipeline::{
+    AutoReplyStep, DEFAULT_LIMIT, FnStep, PIPELINE, PipelineCounts, PipelineRunner, PipelineStep,
+    PipelineWorker, RouteStep, TriageStep, default_since, step_fn,
+};
 pub use polling::{
     CommentPoller, DEFAULT_POLLS_PER_CHANNEL, POLL_COMMENTS, PollCommentsWorker, PollFailure,
     PollReport, PollingConfig, PollingError,

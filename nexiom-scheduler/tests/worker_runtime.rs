@@ -18,6 +18,7 @@ on_both_backends!(
     every_run_writes_an_execution_log,
     shutdown_finishes_the_post_in_flight_and_hands_back_the_rest,
     pipeline_runs_due_schedules,
+    the_pipeline_worker_logs_the_seed_counts,
 );
 
 fn runtime(env: &Env, gateway: Arc<MockGateway>) -> WorkerRuntime {
@@ -264,4 +265,43 @@ async fn pipeline_runs_due_schedules(store: Arc<dyn Store>) {
     assert_eq!(counts.schedules_run, 1);
     assert_eq!(gateway.calls().len(), 3);
     assert!(counts.errors.is_empty());
+}
+
+async fn the_pipeline_worker_logs_the_seed_counts(store: Arc<dyn Store>) {
+    let env = Env::new(store.clone()).await;
+    let gateway = Arc::new(MockGateway::new());
+    for i in 0..3 {
+        env.post_at(&format!("post {i}"), env.clock.now()).await;
+    }
+    let runner = PipelineRunner::new()
+        .with_schedules(env.queue("pipeline", gateway.clone()))
+        .with_metrics(step_fn(|_, _| async {
+            Err(SchedulerError::ContentRefused("metrics down".into()))
+        }));
+    let mut runtime = WorkerRuntime::new(store.clone(), env.clock.clone());
+    runtime.register(Arc::new(
+        PipelineWorker::new(runner).with_window(Duration::hours(1), 2),
+    ));
+    let runs = runtime.run_once(&Shutdown::never()).await.unwrap();
+    let Some((_, WorkerRun::Ran(log))) = runs.iter().find(|(n, _)| n == PIPELINE) else {
+        panic!("the pipeline worker did not run: {runs:?}");
+    };
+    assert_eq!(log.status, RunStatus::Completed);
+    assert_eq!(log.items_processed, 2, "limit 2 per step");
+    assert_eq!(log.items_failed, 1, "the failing metrics step");
+    assert_eq!(log.results["schedules_run"], 2);
+    assert_eq!(log.results["routed"], 0);
+    assert_eq!(log.results["errors"][0]["step"], "metrics");
+    // Every minute by default.
+    assert!(
+        !runtime
+            .run_once(&Shutdown::never())
+            .await
+            .unwrap()
+            .iter()
+            .any(|(n, r)| n == PIPELINE && matches!(r, WorkerRun::Ran(_)))
+    );
+    env.advance(Duration::minutes(1));
+    runtime.run_once(&Shutdown::never()).await.unwrap();
+    assert_eq!(gateway.calls().len(), 3);
 }

@@ -32,7 +32,8 @@ pub use dry_run::{DecisionSummary, DryRunItem, DryRunReport};
 pub use error::InboundError;
 pub use ingest::IngestReport;
 pub use settings::{
-    KNOWN_SETTINGS, OPENROUTER_BASE_URL, SettingPresence, openai_config_from_settings,
+    KNOWN_SETTINGS, OPENROUTER_BASE_URL, SettingPresence, SettingsOverview,
+    openai_config_from_settings,
 };
 pub use triage::{REASON_GENERATOR_ERROR, REASON_RULES_INVALID, TriageReport};
 

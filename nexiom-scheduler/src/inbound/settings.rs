@@ -1,6 +1,8 @@
 //! The settings the family knows, and which of them are set: presence only,
 //! never values.
 
+use std::collections::BTreeMap;
+
 use nexiom_core::SecretString;
 use nexiom_triage::{DEFAULT_OPENAI_BASE_URL, OpenAiConfig};
 use serde::{Deserialize, Serialize};
@@ -55,16 +57,46 @@ impl SettingPresence {
     }
 }
 
+/// The seed's settings overview: each of [`KNOWN_SETTINGS`] → whether it is
+/// present and non-empty (in the settings store or the environment). It
+/// serializes to that JSON object (`{"META_APP_SECRET": true, …}`) and never
+/// holds a value.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SettingsOverview(pub BTreeMap<String, bool>);
+
+impl SettingsOverview {
+    /// Whether `key` is present (`None`: not a known setting).
+    pub fn get(&self, key: &str) -> Option<bool> {
+        self.0.get(key).copied()
+    }
+}
+
 /// Non-empty once trimmed.
 fn non_empty(value: &str) -> bool {
     !value.trim().is_empty()
 }
 
 impl InboundPipeline {
+    /// The seed's overview: each of [`KNOWN_SETTINGS`] → present and
+    /// non-empty, in the store or the environment.
+    pub async fn settings_overview(&self) -> Result<SettingsOverview, InboundError> {
+        Ok(SettingsOverview(
+            self.settings_presence()
+                .await?
+                .into_iter()
+                .map(|p| {
+                    let present = p.present();
+                    (p.key, present)
+                })
+                .collect(),
+        ))
+    }
+
     /// For each of [`KNOWN_SETTINGS`], whether it is present and non-empty in
     /// the settings store and in the environment. Values are never read into
     /// the answer.
-    pub async fn settings_overview(&self) -> Result<Vec<SettingPresence>, InboundError> {
+    pub async fn settings_presence(&self) -> Result<Vec<SettingPresence>, InboundError> {
         let mut overview = Vec::with_capacity(KNOWN_SETTINGS.len());
         for key in KNOWN_SETTINGS {
             let in_store = self

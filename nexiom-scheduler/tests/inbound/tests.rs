@@ -863,7 +863,15 @@ where
         .set_setting("NEXIOM_DEFAULT_CHAT_MODEL", SecretString::new("  "), t0())
         .await
         .unwrap();
-    let overview = p.settings_overview().await.unwrap();
+    let seed = p.settings_overview().await.unwrap();
+    assert_eq!(seed.0.len(), KNOWN_SETTINGS.len());
+    assert_eq!(seed.get("OPENROUTER_API_KEY"), Some(true));
+    assert_eq!(seed.get("NEXIOM_DEFAULT_CHAT_MODEL"), Some(false), "blank");
+    assert_eq!(seed.get("NOT_A_SETTING"), None);
+    let json = serde_json::to_value(&seed).unwrap();
+    assert_eq!(json["OPENROUTER_API_KEY"], true);
+    assert!(!json.to_string().contains("sk-or-secret-value"));
+    let overview = p.settings_presence().await.unwrap();
     assert_eq!(
         overview.iter().map(|s| s.key.as_str()).collect::<Vec<_>>(),
         KNOWN_SETTINGS.to_vec()

@@ -1,16 +1,35 @@
 //! [`PipelineRunner`]: one pass of the whole pipeline, in the order of the
-//! design, with pluggable steps.
+//! design, with pluggable steps; [`PipelineRunner::standard`] wires the
+//! library's own steps, [`PipelineWorker`] runs it on a cadence.
+
+mod steps;
+mod worker;
 
 use std::future::Future;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
+use serde::ser::{SerializeMap, SerializeStruct};
+use serde::{Serialize, Serializer};
 use tracing::warn;
 
 use crate::error::Result;
+use crate::inbound::InboundPipeline;
+use crate::kpi::KpiWorker;
 use crate::publish::PublishQueue;
-use crate::worker::BatchConfig;
+
+pub use steps::{AutoReplyStep, RouteStep, TriageStep};
+pub use worker::{PIPELINE, PipelineWorker};
+
+/// How far back a pass looks for items to auto-reply when not told
+/// otherwise: 1 hour (the seed's default).
+pub fn default_since() -> Duration {
+    Duration::hours(1)
+}
+
+/// Items per step when not told otherwise: 100 (the seed's default).
+pub const DEFAULT_LIMIT: u32 = 100;
 
 /// One step of the pipeline: does its work on at most `limit` items (items
 /// created since `since`, where that applies) and returns how many it handled.
@@ -44,27 +63,19 @@ where
     }
 }
 
-/// Running due schedules is the publish queue's [`PublishQueue::run_due`]
-/// with `limit` as batch size (one batch, plus those series made due): the
-/// count is the posts claimed.
-#[async_trait]
-impl PipelineStep for PublishQueue {
-    async fn run(&self, _since: DateTime<Utc>, limit: u32) -> Result<u64> {
-        let batch = BatchConfig {
-            batch_size: limit,
-            max_batches: 1,
-            ..BatchConfig::default()
-        };
-        Ok(self.run_due(&batch, None).await?.claimed)
-    }
-}
-
-/// The four counts of one pipeline pass.
+/// The counts of one pipeline pass.
+///
+/// Serializes to exactly the seed's object, `{"routed", "auto_replied",
+/// "schedules_run", "metrics_collected"}`, plus `"errors"`: a list of
+/// `{"step", "error"}` (empty when every step ran). The triage count is
+/// kept here for callers but is not one of the seed's keys.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PipelineCounts {
     /// Webhook events routed.
     pub routed: u64,
-    /// Inbound messages auto-replied to.
+    /// Messages and comments triaged (not serialized: not a seed key).
+    pub triaged: u64,
+    /// Inbound messages and comments auto-replied to.
     pub auto_replied: u64,
     /// Scheduled posts run (claimed and processed).
     pub schedules_run: u64,
@@ -74,10 +85,57 @@ pub struct PipelineCounts {
     pub errors: Vec<(&'static str, String)>,
 }
 
-/// Runs, in order: route unrouted events, auto-reply recent inbound messages,
-/// run due schedules, collect metrics. Each step is optional; a step not
-/// plugged in counts 0. A failing step is recorded in
+struct StepError<'a>(&'a str, &'a str);
+
+impl Serialize for StepError<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(2))?;
+        map.serialize_entry("step", self.0)?;
+        map.serialize_entry("error", self.1)?;
+        map.end()
+    }
+}
+
+impl Serialize for PipelineCounts {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        let errors: Vec<StepError<'_>> = self
+            .errors
+            .iter()
+            .map(|(step, error)| StepError(step, error))
+            .collect();
+        let mut s = serializer.serialize_struct("PipelineCounts", 5)?;
+        s.serialize_field("routed", &self.routed)?;
+        s.serialize_field("auto_replied", &self.auto_replied)?;
+        s.serialize_field("schedules_run", &self.schedules_run)?;
+        s.serialize_field("metrics_collected", &self.metrics_collected)?;
+        s.serialize_field("errors", &errors)?;
+        s.end()
+    }
+}
+
+impl PipelineCounts {
+    /// The seed's JSON object (see the type's docs).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Items handled by all steps.
+    pub fn total(&self) -> u64 {
+        self.routed
+            .saturating_add(self.triaged)
+            .saturating_add(self.auto_replied)
+            .saturating_add(self.schedules_run)
+            .saturating_add(self.metrics_collected)
+    }
+}
+
+/// Runs, in order: route unrouted events, triage new items, auto-reply
+/// pending inbound items, run due schedules, collect metrics. Each step is
+/// optional; a step not plugged in counts 0. A failing step is recorded in
 /// [`PipelineCounts::errors`] and the next steps still run.
+///
+/// [`PipelineRunner::standard`] plugs the library's own five steps; the
+/// `with_*` methods plug (or replace) any of them.
 ///
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
@@ -93,6 +151,7 @@ pub struct PipelineCounts {
 #[derive(Default, Clone)]
 pub struct PipelineRunner {
     router: Option<Arc<dyn PipelineStep>>,
+    triage: Option<Arc<dyn PipelineStep>>,
     auto_reply: Option<Arc<dyn PipelineStep>>,
     schedules: Option<Arc<dyn PipelineStep>>,
     metrics: Option<Arc<dyn PipelineStep>>,
@@ -102,6 +161,7 @@ impl std::fmt::Debug for PipelineRunner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PipelineRunner")
             .field("router", &self.router.is_some())
+            .field("triage", &self.triage.is_some())
             .field("auto_reply", &self.auto_reply.is_some())
             .field("schedules", &self.schedules.is_some())
             .field("metrics", &self.metrics.is_some())
@@ -115,9 +175,28 @@ impl PipelineRunner {
         PipelineRunner::default()
     }
 
+    /// The seed's pass with the library's own steps: routing, triage and
+    /// auto-replies of `inbound` ([`RouteStep`], [`TriageStep`],
+    /// [`AutoReplyStep`]), due schedules of `schedules` (one batch of at
+    /// most `limit` posts), and one KPI aggregation of `metrics`.
+    pub fn standard(inbound: InboundPipeline, schedules: PublishQueue, metrics: KpiWorker) -> Self {
+        PipelineRunner::new()
+            .with_router(RouteStep::new(inbound.clone()))
+            .with_triage(TriageStep::new(inbound.clone()))
+            .with_auto_reply(AutoReplyStep::new(inbound))
+            .with_schedules(schedules)
+            .with_metrics(metrics)
+    }
+
     /// Plugs the routing step (unrouted webhook events → conversations).
     pub fn with_router(mut self, step: impl PipelineStep + 'static) -> Self {
         self.router = Some(Arc::new(step));
+        self
+    }
+
+    /// Plugs the triage step (new messages and comments).
+    pub fn with_triage(mut self, step: impl PipelineStep + 'static) -> Self {
+        self.triage = Some(Arc::new(step));
         self
     }
 
@@ -139,11 +218,19 @@ impl PipelineRunner {
         self
     }
 
-    /// One pass: route, auto-reply, schedules, metrics, in that order.
+    /// One pass with the seed's defaults at `now`: items of the last hour
+    /// ([`default_since`]), at most [`DEFAULT_LIMIT`] per step.
+    pub async fn run_with_defaults(&self, now: DateTime<Utc>) -> PipelineCounts {
+        let since = now.checked_sub_signed(default_since()).unwrap_or(now);
+        self.run_pipeline_once(since, DEFAULT_LIMIT).await
+    }
+
+    /// One pass: route, triage, auto-reply, schedules, metrics, in that order.
     pub async fn run_pipeline_once(&self, since: DateTime<Utc>, limit: u32) -> PipelineCounts {
         let mut counts = PipelineCounts::default();
-        let steps: [(&'static str, &Option<Arc<dyn PipelineStep>>); 4] = [
+        let steps: [(&'static str, &Option<Arc<dyn PipelineStep>>); 5] = [
             ("route", &self.router),
+            ("triage", &self.triage),
             ("auto_reply", &self.auto_reply),
             ("schedules", &self.schedules),
             ("metrics", &self.metrics),
@@ -160,8 +247,9 @@ impl PipelineRunner {
             };
             match i {
                 0 => counts.routed = n,
-                1 => counts.auto_replied = n,
-                2 => counts.schedules_run = n,
+                1 => counts.triaged = n,
+                2 => counts.auto_replied = n,
+                3 => counts.schedules_run = n,
                 _ => counts.metrics_collected = n,
             }
         }
@@ -219,5 +307,31 @@ mod tests {
         assert_eq!(counts.metrics_collected, 2);
         assert_eq!(counts.errors.len(), 1);
         assert_eq!(counts.errors[0].0, "route");
+        let json = counts.to_json();
+        let mut keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            vec![
+                "auto_replied",
+                "errors",
+                "metrics_collected",
+                "routed",
+                "schedules_run"
+            ]
+        );
+        assert_eq!(json["metrics_collected"], 2);
+        assert_eq!(json["errors"][0]["step"], "route");
+        assert!(
+            json["errors"][0]["error"]
+                .as_str()
+                .unwrap()
+                .contains("boom")
+        );
     }
 }
