@@ -51,6 +51,7 @@
 
 mod concurrency;
 mod error;
+mod health;
 pub mod inbound;
 mod kpi;
 mod missions;
@@ -64,6 +65,7 @@ mod worker;
 
 pub use concurrency::ConcurrencyConfig;
 pub use error::{Result, SchedulerError};
+pub use health::{Check, HealthCheck, HealthReport, WorkerHealth};
 pub use kpi::{
     AGGREGATE_KPIS, KpiComparison, KpiConfig, KpiRunSummary, KpiWorker, LocalKpiWindow,
     TenantFailure, aggregate_kpis, aggregate_tenant_kpis, recent_kpis, recent_windows,

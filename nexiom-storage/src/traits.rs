@@ -847,6 +847,7 @@ pub trait Store:
     + WorkerStore
     + ReplyQueueStore
     + TopicStore
+    + crate::OpsStore
     + Send
     + Sync
 {
@@ -867,6 +868,7 @@ impl<T> Store for T where
         + WorkerStore
         + ReplyQueueStore
         + TopicStore
+        + crate::OpsStore
         + Send
         + Sync
 {

@@ -172,6 +172,20 @@ impl WorkerRuntime {
             .collect()
     }
 
+    /// Each registered worker's name and cadence, in registration order.
+    pub fn schedules(&self) -> Vec<(String, Cadence)> {
+        self.entries
+            .iter()
+            .map(|e| (e.worker.name().to_owned(), e.worker.cadence()))
+            .collect()
+    }
+
+    /// Whether a worker without a flag runs (see
+    /// [`WorkerRuntime::disabled_by_default`]).
+    pub fn runs_unflagged_workers(&self) -> bool {
+        self.enabled_by_default
+    }
+
     /// When the next worker is due (`None`: no worker registered).
     pub fn next_due(&self) -> Option<DateTime<Utc>> {
         let now = self.clock.now();

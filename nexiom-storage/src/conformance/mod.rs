@@ -32,6 +32,7 @@ mod api_keys;
 mod dead_letters;
 mod harness;
 mod kpi;
+mod ops;
 mod publish_batch;
 mod reply_leases;
 mod reply_queue;
@@ -45,6 +46,7 @@ pub use harness::{
     postgres_test_store, postgres_test_url, postgres_worker_role_store, test_keys,
 };
 pub use kpi::*;
+pub use ops::*;
 pub use publish_batch::*;
 pub use reply_leases::*;
 pub use reply_queue::*;
@@ -105,6 +107,7 @@ macro_rules! conformance_suite {
             api_keys_verify_only_the_exact_token,
             api_key_revocation_is_idempotent_and_tenant_scoped,
             api_key_last_use_is_recorded_once_a_minute,
+            ops_reads_schema_and_queue_depth,
         );
     };
     (@tests $attrs:tt $factory:path; $($name:ident,)+) => {$(

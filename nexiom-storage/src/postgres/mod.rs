@@ -38,6 +38,7 @@ mod error;
 mod event;
 mod kpi;
 mod mission;
+mod ops;
 mod post;
 mod post_batch;
 mod reply_queue;

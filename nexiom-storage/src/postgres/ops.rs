@@ -1,0 +1,45 @@
+//! [`OpsStore`] on Postgres: both reads use the scan pool (they span
+//! tenants).
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::error::db;
+use super::{PgStore, bound};
+use crate::error::Result;
+use crate::ops::{OpsStore, QueueStats, SchemaStatus, expected_schema_version};
+
+#[async_trait]
+impl OpsStore for PgStore {
+    async fn schema_status(&self) -> Result<SchemaStatus> {
+        // `to_regclass` answers NULL before the first migration instead of
+        // failing, so "reachable but not migrated" is told apart.
+        let applied: Option<i64> = sqlx::query_scalar(
+            "SELECT CASE WHEN to_regclass('_sqlx_migrations') IS NULL THEN NULL \
+                 ELSE (SELECT max(version) FROM _sqlx_migrations WHERE success) END",
+        )
+        .fetch_one(&self.scan_pool)
+        .await
+        .map_err(db)?;
+        Ok(SchemaStatus {
+            applied,
+            expected: expected_schema_version(),
+        })
+    }
+
+    async fn publish_queue_stats(&self, now: DateTime<Utc>) -> Result<QueueStats> {
+        let (due, oldest): (i64, Option<DateTime<Utc>>) = sqlx::query_as(
+            "SELECT count(*), min(publish_at) FROM scheduled_posts \
+             WHERE status = 'queued' AND publish_at <= $1 \
+                 AND (next_attempt_at IS NULL OR next_attempt_at <= $1)",
+        )
+        .bind(bound(now))
+        .fetch_one(&self.scan_pool)
+        .await
+        .map_err(db)?;
+        Ok(QueueStats {
+            due: u64::try_from(due).unwrap_or(0),
+            oldest_due_at: oldest,
+        })
+    }
+}
