@@ -59,6 +59,7 @@ mod pipeline;
 mod polling;
 mod publish;
 mod schedule;
+pub mod telemetry;
 mod topics;
 mod windows;
 mod worker;

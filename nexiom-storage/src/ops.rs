@@ -53,6 +53,10 @@ pub trait OpsStore: Send + Sync {
     /// the oldest one's publish time; posts of a held or throttled channel
     /// count too (they are waiting).
     async fn publish_queue_stats(&self, now: DateTime<Utc>) -> Result<QueueStats>;
+
+    /// Channels whose status is `needs_reauth` (a person must reconnect
+    /// them), across tenants.
+    async fn channels_needing_reauth(&self) -> Result<u64>;
 }
 
 /// The newest migration embedded in this build (the memory store's version).

@@ -242,6 +242,7 @@ impl InboundPipeline {
             None => work.await,
         }
         let report = *lock(&batch.report);
+        crate::telemetry::auto_replies(report.sent, report.failed, report.given_up);
         Ok(report)
     }
 

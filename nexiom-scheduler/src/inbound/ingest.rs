@@ -101,6 +101,15 @@ impl InboundPipeline {
                 }
             }
         }
+        crate::telemetry::ingested(
+            connector.platform().as_str(),
+            report.stored,
+            report
+                .events
+                .saturating_sub(report.stored)
+                .saturating_sub(report.dead_lettered),
+            report.dead_lettered,
+        );
         Ok(report)
     }
 

@@ -17,10 +17,20 @@ impl InboundPipeline {
         limit: u32,
     ) -> Result<RoutingReport, InboundError> {
         let now = self.clock.now();
+        // Routing lag: the oldest unrouted event's age (one indexed read).
+        let lag = self
+            .store
+            .list_unrouted_events(platform, 1)
+            .await?
+            .first()
+            .map_or(0.0, |e| {
+                (now - e.received_at).num_milliseconds().max(0) as f64 / 1e3
+            });
         let report = self
             .store
             .route_unrouted_events(platform, limit, now)
             .await?;
+        crate::telemetry::routed(report.processed, lag);
         tracing::debug!(
             processed = report.processed,
             messages = report.messages_created,

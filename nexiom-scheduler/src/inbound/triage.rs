@@ -134,6 +134,7 @@ impl InboundPipeline {
                         Some(decision.id),
                     )
                     .await?;
+                crate::telemetry::triage_decision(decision.triage);
                 Ok(on_error)
             }
             .await;
@@ -167,6 +168,7 @@ impl InboundPipeline {
                         Some(decision.id),
                     )
                     .await?;
+                crate::telemetry::triage_decision(decision.triage);
                 Ok(on_error)
             }
             .await;

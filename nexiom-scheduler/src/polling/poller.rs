@@ -157,6 +157,11 @@ impl CommentPoller {
     pub async fn poll_due(&self, limit: u32, shutdown: Option<&Shutdown>) -> Result<PollReport> {
         let now = self.clock.now();
         let posts = self.store.list_posts_due_for_polling(now, limit).await?;
+        // The most overdue post comes first.
+        let lag = posts
+            .first()
+            .and_then(|p| p.next_check_at)
+            .map_or(0.0, |at| (now - at).num_milliseconds().max(0) as f64 / 1e3);
         let pass = Mutex::new(Pass::default());
         let lanes = self.poll_lanes(posts).await;
         for_each_lane(lanes, self.config.concurrency.worker_cap(), |lane| {
@@ -184,6 +189,7 @@ impl CommentPoller {
         if let (Some(since), Some(inbound)) = (oldest_new, &self.inbound) {
             self.follow_up(inbound, since, &mut report).await;
         }
+        crate::telemetry::polled(report.comments_stored, lag);
         Ok(report)
     }
 

@@ -174,7 +174,9 @@ impl PublishQueue {
                         attempt += 1;
                         continue;
                     }
-                    match self.gateway.refresh_credentials(&channel).await {
+                    let refreshed = self.gateway.refresh_credentials(&channel).await;
+                    crate::telemetry::token_refresh(refreshed.is_ok());
+                    match refreshed {
                         Ok(credentials) => {
                             channel = self
                                 .store

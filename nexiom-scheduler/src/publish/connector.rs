@@ -164,10 +164,14 @@ impl PublishGateway for ConnectorGateway {
             reference: Some(reference.to_owned()),
             ..PublishRequest::new(content.clone())
         };
-        let published = connector
-            .publish(&channel_context(channel), &request)
-            .await
-            .map_err(classify)?;
+        let started = std::time::Instant::now();
+        let published = connector.publish(&channel_context(channel), &request).await;
+        crate::telemetry::publish_call(
+            channel.platform.as_str(),
+            published.is_ok(),
+            started.elapsed().as_secs_f64(),
+        );
+        let published = published.map_err(classify)?;
         Ok(PublishedPost {
             platform_post_id: published.platform_post_id,
             url: published.url,

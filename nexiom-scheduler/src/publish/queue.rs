@@ -144,9 +144,22 @@ impl QueueReport {
 
     pub(super) fn add(&mut self, outcome: &Result<PostOutcome>) {
         match outcome {
-            Ok(PostOutcome::Published(_)) => self.published += 1,
-            Ok(PostOutcome::Retrying { .. }) => self.retrying += 1,
-            Ok(PostOutcome::Failed(_)) => self.failed += 1,
+            Ok(PostOutcome::Published(_)) => {
+                self.published += 1;
+                crate::telemetry::post_outcome("published");
+            }
+            Ok(PostOutcome::Retrying { .. }) => {
+                self.retrying += 1;
+                crate::telemetry::post_outcome("retrying");
+            }
+            Ok(PostOutcome::Failed(error)) => {
+                self.failed += 1;
+                crate::telemetry::post_outcome(if error.starts_with(OUTCOME_UNKNOWN) {
+                    "outcome_unknown"
+                } else {
+                    "failed"
+                });
+            }
             Ok(PostOutcome::SeriesAdvanced { .. }) => self.series_advanced += 1,
             Ok(PostOutcome::LeaseLost | PostOutcome::Released) | Err(_) => self.skipped += 1,
         }
@@ -210,6 +223,11 @@ impl std::fmt::Debug for PublishQueue {
 }
 
 impl PublishQueue {
+    /// The store it claims from.
+    pub(crate) fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
     /// A queue over `store`, publishing through `gateway`.
     pub fn new(
         store: Arc<dyn Store>,

@@ -53,6 +53,14 @@ impl Worker for EnqueueDuePostsWorker {
     }
 
     async fn run(&self, ctx: &WorkerContext) -> Result<WorkReport> {
+        let store = self.queue.store();
+        let queue = store.publish_queue_stats(ctx.now).await?;
+        let reauth = store.channels_needing_reauth().await?;
+        crate::telemetry::publish_queue(
+            queue.due,
+            queue.oldest_due_age(ctx.now).num_milliseconds() as f64 / 1e3,
+            reauth,
+        );
         let report = self.queue.run_due(&ctx.batch, Some(&ctx.shutdown)).await?;
         Ok(WorkReport {
             items_processed: i64::try_from(report.processed() + report.failed).unwrap_or(i64::MAX),

@@ -269,6 +269,7 @@ impl WorkerRuntime {
             return Ok(WorkerRun::Disabled);
         }
         let started = self.clock.now();
+        let timer = std::time::Instant::now();
         let log = self.store.start_execution(name, started).await?;
         let ctx = WorkerContext {
             now: started,
@@ -277,6 +278,7 @@ impl WorkerRuntime {
         };
         let span = info_span!("worker_run", worker = name, execution_id = %log.id);
         let result = entry.worker.run(&ctx).instrument(span).await;
+        crate::telemetry::worker_run(name, result.is_ok(), timer.elapsed().as_secs_f64(), started);
         let outcome = match result {
             Ok(report) => ExecutionOutcome {
                 status: RunStatus::Completed,

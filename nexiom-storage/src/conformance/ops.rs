@@ -76,4 +76,10 @@ pub async fn ops_reads_schema_and_queue_depth(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(later.due, 5, "the retry and the future post fell due");
+
+    assert_eq!(s.channels_needing_reauth().await.unwrap(), 0);
+    s.set_channel_status(b.tenant.id, b.channel.id, ChannelStatus::NeedsReauth)
+        .await
+        .unwrap();
+    assert_eq!(s.channels_needing_reauth().await.unwrap(), 1);
 }

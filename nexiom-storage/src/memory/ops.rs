@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use nexiom_core::PostStatus;
+use nexiom_core::{ChannelStatus, PostStatus};
 
 use super::MemoryStore;
 use crate::error::Result;
@@ -35,5 +35,14 @@ impl OpsStore for MemoryStore {
             }
         }
         Ok(stats)
+    }
+
+    async fn channels_needing_reauth(&self) -> Result<u64> {
+        let inner = self.lock();
+        Ok(inner
+            .channels
+            .values()
+            .filter(|c| c.status == ChannelStatus::NeedsReauth)
+            .count() as u64)
     }
 }

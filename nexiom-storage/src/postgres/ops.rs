@@ -42,4 +42,13 @@ impl OpsStore for PgStore {
             oldest_due_at: oldest,
         })
     }
+
+    async fn channels_needing_reauth(&self) -> Result<u64> {
+        let count: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM channels WHERE status = 'needs_reauth'")
+                .fetch_one(&self.scan_pool)
+                .await
+                .map_err(db)?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
 }
