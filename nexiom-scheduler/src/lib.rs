@@ -60,6 +60,7 @@ mod polling;
 mod publish;
 mod schedule;
 pub mod telemetry;
+mod tenant_config;
 mod topics;
 mod windows;
 mod worker;
@@ -88,6 +89,7 @@ pub use publish::{
 #[cfg(feature = "testing")]
 pub use publish::{MockGateway, MockStep};
 pub use schedule::{RecurrenceRule, Scheduler, SeriesSpec};
+pub use tenant_config::{DEFAULT_TTL, TenantConfigs};
 pub use topics::{CLUSTER_DAILY, ClusterDailyWorker};
 pub use windows::{KpiWindow, kpi_windows, local_instant, window_containing};
 pub use worker::{

@@ -78,6 +78,17 @@ impl Worker for ClusterDailyWorker {
             if ctx.shutdown.is_triggered() {
                 break;
             }
+            // A tenant whose settings switch this worker off is skipped.
+            let switched_off = self
+                .store
+                .get_tenant_settings(tenant.id)
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|s| !s.worker_enabled(CLUSTER_DAILY, true));
+            if switched_off {
+                continue;
+            }
             processed += 1;
             match self.runner.run_tenant(tenant, ctx.now).await {
                 Ok(reports) => runs.extend(reports.into_iter().map(|r| {

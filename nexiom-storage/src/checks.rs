@@ -12,6 +12,15 @@ pub(crate) fn setting(key: &str, value: &SecretString) -> Result<(), CoreError> 
     validate::text("value", value.expose())
 }
 
+/// Checks a tenant secret: a setting whose value is not blank.
+pub(crate) fn tenant_secret(key: &str, value: &SecretString) -> Result<(), CoreError> {
+    setting(key, value)?;
+    if value.expose().trim().is_empty() {
+        return Err(CoreError::invalid("value", "must not be empty"));
+    }
+    Ok(())
+}
+
 /// Checks a claim's `lease_owner` (a key) and returns when its lease ends,
 /// `now + lease`, refused as `lease` when out of range.
 pub(crate) fn lease(

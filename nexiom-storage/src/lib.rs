@@ -36,6 +36,7 @@ mod ops;
 mod postgres;
 mod reply_queue;
 pub mod secrets;
+mod tenant_settings;
 mod traits;
 
 #[cfg(feature = "testing")]
@@ -48,6 +49,7 @@ pub use memory::MemoryStore;
 pub use ops::{OpsStore, QueueStats, SchemaStatus, expected_schema_version};
 pub use postgres::{PgStore, RotationReport};
 pub use reply_queue::{ReplyQueueStore, STALE_RUN_ERROR};
+pub use tenant_settings::TenantSettingsStore;
 pub use traits::{
     CommentStore, ConversationStore, EventStore, KpiStore, MissionStore, PostStore, RuleStore,
     SettingsStore, Store, TenantStore, TopicStore, WorkerStore,

@@ -848,6 +848,7 @@ pub trait Store:
     + ReplyQueueStore
     + TopicStore
     + crate::OpsStore
+    + crate::TenantSettingsStore
     + Send
     + Sync
 {
@@ -869,6 +870,7 @@ impl<T> Store for T where
         + ReplyQueueStore
         + TopicStore
         + crate::OpsStore
+        + crate::TenantSettingsStore
         + Send
         + Sync
 {

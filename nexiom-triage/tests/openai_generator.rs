@@ -204,3 +204,57 @@ async fn an_answer_over_the_cap_is_a_typed_error() {
         .unwrap();
     assert_eq!(draft.text.len(), 4096);
 }
+
+#[tokio::test]
+async fn a_tenants_reply_settings_reach_the_request() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/api/v1/chat/completions"))
+        .and(body_partial_json(
+            json!({"model": "acme/custom", "temperature": 0.7}),
+        ))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(completion(r#"{"reply": "Bonjour !", "confidence": 0.9}"#)),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let settings = nexiom_core::ReplySettings {
+        model: Some("acme/custom".into()),
+        prompt: Some("You are Acme Bakery. Be warm.".into()),
+        temperature: Some(0.7),
+        language: Some("fr".into()),
+    };
+    let draft = generator(&server)
+        .generate_with(&request("Hello"), &settings)
+        .await
+        .unwrap();
+    assert_eq!(draft.text, "Bonjour !");
+    let sent: serde_json::Value =
+        serde_json::from_slice(&server.received_requests().await.unwrap()[0].body).unwrap();
+    let system = sent["messages"][0]["content"].as_str().unwrap();
+    assert!(
+        system.starts_with("You are Acme Bakery. Be warm."),
+        "{system}"
+    );
+    assert!(
+        system.contains("\"reply\""),
+        "the answer format is kept: {system}"
+    );
+    assert!(system.contains("\"fr\""), "{system}");
+
+    // Without settings: the configured model and the default temperature.
+    Mock::given(method("POST"))
+        .and(body_partial_json(
+            json!({"model": "mistral/small", "temperature": 0.2}),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(completion("Hi")))
+        .expect(1)
+        .mount(&server)
+        .await;
+    generator(&server)
+        .generate_with(&request("Hello"), &nexiom_core::ReplySettings::default())
+        .await
+        .unwrap();
+}

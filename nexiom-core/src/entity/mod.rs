@@ -10,6 +10,7 @@ mod publishing;
 mod reply;
 mod settlement;
 mod tenant;
+mod tenant_settings;
 mod topics;
 mod triage;
 
@@ -22,6 +23,7 @@ pub use publishing::*;
 pub use reply::*;
 pub use settlement::*;
 pub use tenant::*;
+pub use tenant_settings::*;
 pub use topics::*;
 pub use triage::*;
 

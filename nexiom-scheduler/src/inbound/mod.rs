@@ -27,6 +27,8 @@ use nexiom_core::Clock;
 use nexiom_storage::Store;
 use nexiom_triage::{ReplyGenerator, TriageConfig};
 
+use crate::tenant_config::TenantConfigs;
+
 pub use auto_reply::{AutoReplyConfig, AutoReplyReport, DEFAULT_REPLIES_PER_CHANNEL};
 pub use dry_run::{DecisionSummary, DryRunItem, DryRunReport};
 pub use error::InboundError;
@@ -46,23 +48,28 @@ pub struct InboundPipeline {
     generator: Arc<dyn ReplyGenerator>,
     connectors: ConnectorRegistry,
     triage_config: TriageConfig,
+    configs: TenantConfigs,
     auto_reply: AutoReplyConfig,
 }
 
 impl InboundPipeline {
     /// A pipeline over `store`, reading the time from `clock` and drafting
-    /// replies with `generator`; triage uses [`TriageConfig::default`].
+    /// replies with `generator`; triage uses each tenant's settings
+    /// ([`TenantConfigs`]), [`TriageConfig::default`] for a tenant that saved
+    /// none.
     pub fn new(
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         generator: Arc<dyn ReplyGenerator>,
     ) -> Self {
+        let configs = TenantConfigs::new(Arc::clone(&store), Arc::clone(&clock));
         InboundPipeline {
             store,
             clock,
             generator,
             connectors: ConnectorRegistry::new(),
             triage_config: TriageConfig::default(),
+            configs,
             auto_reply: AutoReplyConfig::default(),
         }
     }
@@ -75,10 +82,27 @@ impl InboundPipeline {
         self
     }
 
-    /// Another triage configuration (similarity threshold, default outcome).
+    /// Another triage configuration (similarity threshold, default outcome)
+    /// for tenants that saved no settings of their own.
     pub fn with_triage_config(mut self, config: TriageConfig) -> Self {
         self.triage_config = config;
+        let mut defaults = self.configs.defaults().clone();
+        defaults.triage.similarity_threshold = config.similarity_threshold;
+        defaults.triage.default_outcome = config.default_outcome;
+        self.configs = self.configs.with_defaults(defaults);
         self
+    }
+
+    /// Per-tenant settings read through `configs` (shared with the
+    /// application, so that its writes invalidate the same cache).
+    pub fn with_tenant_configs(mut self, configs: TenantConfigs) -> Self {
+        self.configs = configs;
+        self
+    }
+
+    /// The per-tenant settings it reads.
+    pub fn tenant_configs(&self) -> &TenantConfigs {
+        &self.configs
     }
 
     /// Another auto-reply configuration (claim lease, attempts and backoff).

@@ -4,9 +4,10 @@
 use std::collections::HashMap;
 
 use nexiom_core::{
-    AiDecision, ContactId, ConversationId, DecisionSubject, NewAiDecision, TenantId, Triage,
+    AiDecision, ChannelId, ContactId, ConversationId, DecisionSubject, NewAiDecision, TenantId,
+    Triage,
 };
-use nexiom_triage::{ReplyKind, ReplyRequest, TriageEngine};
+use nexiom_triage::{ReplyKind, ReplyRequest, TriageConfig, TriageEngine};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -40,6 +41,7 @@ pub struct TriageReport {
 /// The item being triaged.
 struct Item<'a> {
     subject: DecisionSubject,
+    channel: ChannelId,
     kind: ReplyKind,
     text: &'a str,
     has_media: bool,
@@ -50,6 +52,7 @@ struct Item<'a> {
 struct TenantTriage {
     engine: Result<TriageEngine, String>,
     ai_control_on: bool,
+    settings: std::sync::Arc<nexiom_core::TenantSettings>,
 }
 
 impl InboundPipeline {
@@ -81,11 +84,16 @@ impl InboundPipeline {
         let rules = self.store.list_rules(tenant, true).await?;
         let examples = self.store.list_ignore_examples(tenant).await?;
         let ai_control_on = self.store.get_ai_control(tenant).await?.enabled;
-        let engine =
-            TriageEngine::compile(&rules, &examples, self.triage_config).map_err(|e| e.to_string());
+        let settings = self.configs.get(tenant).await?;
+        let config = TriageConfig {
+            similarity_threshold: settings.triage.similarity_threshold,
+            default_outcome: settings.triage.default_outcome,
+        };
+        let engine = TriageEngine::compile(&rules, &examples, config).map_err(|e| e.to_string());
         Ok(TenantTriage {
             engine,
             ai_control_on,
+            settings,
         })
     }
 
@@ -119,6 +127,7 @@ impl InboundPipeline {
                 };
                 let item = Item {
                     subject: DecisionSubject::Message(message.id),
+                    channel: message.channel_id,
                     kind: ReplyKind::Message,
                     text: &message.text,
                     has_media: message.has_media,
@@ -152,6 +161,7 @@ impl InboundPipeline {
         for comment in &comments {
             let item = Item {
                 subject: DecisionSubject::Comment(comment.id),
+                channel: comment.channel_id,
                 kind: ReplyKind::Comment,
                 text: &comment.text,
                 has_media: false,
@@ -203,10 +213,15 @@ impl InboundPipeline {
         item: &Item<'_>,
     ) -> Result<(AiDecision, bool), InboundError> {
         let now = self.clock.now();
+        // A channel whose auto-replies the tenant switched off is decided as
+        // when AI control is OFF.
+        let channel_on = compiled.settings.auto_reply_on(item.channel);
+        let ai_on = compiled.ai_control_on && channel_on;
         let base = json!({
             "text": item.text,
             "has_media": item.has_media,
             "ai_control_on": compiled.ai_control_on,
+            "auto_reply_on_channel": channel_on,
         });
         let (new, on_error) = match &compiled.engine {
             Err(error) => (
@@ -225,7 +240,7 @@ impl InboundPipeline {
             Ok(engine) => {
                 let classification = engine.classify(item.text, item.has_media);
                 let wants_draft = classification.wants_reply()
-                    && (compiled.ai_control_on || classification.confidence_min.is_some());
+                    && (ai_on || classification.confidence_min.is_some());
                 let draft = if wants_draft {
                     let request = ReplyRequest {
                         tenant_id: tenant,
@@ -233,14 +248,18 @@ impl InboundPipeline {
                         contact_name: item.contact_name,
                         text: item.text,
                     };
-                    Some(self.generator.generate(&request).await)
+                    Some(
+                        self.generator
+                            .generate_with(&request, &compiled.settings.reply)
+                            .await,
+                    )
                 } else {
                     None
                 };
                 match draft {
                     Some(Err(error)) => {
                         tracing::warn!(%tenant, subject = ?item.subject, %error, "reply generator failed; escalating");
-                        let decision = classification.finish(None, compiled.ai_control_on);
+                        let decision = classification.finish(None, ai_on);
                         (
                             NewAiDecision {
                                 tenant_id: tenant,
@@ -261,7 +280,7 @@ impl InboundPipeline {
                     draft => {
                         let draft = draft.and_then(Result::ok);
                         let confidence = draft.as_ref().and_then(|d| d.confidence);
-                        let decision = classification.finish(confidence, compiled.ai_control_on);
+                        let decision = classification.finish(confidence, ai_on);
                         let mut snapshot = merge(base, decision.snapshot());
                         if let Some(draft) = &draft {
                             snapshot = merge(snapshot, json!({"draft": draft.text}));

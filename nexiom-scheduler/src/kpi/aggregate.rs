@@ -32,6 +32,9 @@ pub struct TenantFailure {
 /// the last `config.recompute_span` in the tenant's time zone
 /// ([`recent_windows`](super::recent_windows)) are recomputed and upserted.
 ///
+/// A tenant whose settings switch `aggregate_kpis` off
+/// ([`TenantSettings::workers`](nexiom_core::TenantSettings)) is skipped.
+///
 /// Idempotent: a second run over unchanged data writes the same metrics. A
 /// tenant that fails is reported in [`KpiRunSummary::failures`] and never
 /// stops the others; only failing to list the tenants fails the run.
@@ -43,6 +46,15 @@ pub async fn aggregate_kpis(
     let now = clock.now();
     let mut summary = KpiRunSummary::default();
     for tenant in store.list_tenants().await? {
+        let switched_off = store
+            .get_tenant_settings(tenant.id)
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|s| !s.worker_enabled(super::AGGREGATE_KPIS, true));
+        if switched_off {
+            continue;
+        }
         match aggregate_tenant_kpis(store, &tenant, now, config).await {
             Ok(rows) => {
                 summary.tenants_processed += 1;

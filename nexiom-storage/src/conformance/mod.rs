@@ -36,6 +36,7 @@ mod ops;
 mod publish_batch;
 mod reply_leases;
 mod reply_queue;
+mod tenant_settings;
 mod tests;
 mod topics;
 
@@ -50,6 +51,7 @@ pub use ops::*;
 pub use publish_batch::*;
 pub use reply_leases::*;
 pub use reply_queue::*;
+pub use tenant_settings::*;
 pub use tests::*;
 pub use topics::*;
 
@@ -108,6 +110,7 @@ macro_rules! conformance_suite {
             api_key_revocation_is_idempotent_and_tenant_scoped,
             api_key_last_use_is_recorded_once_a_minute,
             ops_reads_schema_and_queue_depth,
+            tenant_settings_round_trip_and_stay_apart,
         );
     };
     (@tests $attrs:tt $factory:path; $($name:ident,)+) => {$(

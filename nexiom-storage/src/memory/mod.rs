@@ -25,6 +25,7 @@ mod routing;
 mod rule;
 mod settings;
 mod tenant;
+mod tenant_settings;
 mod topic;
 mod worker;
 
@@ -165,6 +166,8 @@ struct Inner {
     reports: BTreeMap<ReportId, MissionIntelligenceReport>,
 
     settings: BTreeMap<String, AppSetting>,
+    tenant_settings: BTreeMap<TenantId, nexiom_core::TenantSettings>,
+    tenant_secrets: BTreeMap<(TenantId, String), nexiom_core::SecretString>,
     worker_flags: BTreeMap<String, WorkerFlag>,
     executions: BTreeMap<ExecutionId, TaskExecutionLog>,
 

@@ -48,6 +48,7 @@ mod rule;
 mod secrets;
 mod settings;
 mod tenant;
+mod tenant_settings;
 mod topic;
 mod worker;
 

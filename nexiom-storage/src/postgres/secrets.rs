@@ -24,6 +24,8 @@ pub struct RotationReport {
     pub channels: u64,
     /// Settings whose value was re-sealed.
     pub settings: u64,
+    /// Tenant secret settings re-sealed.
+    pub tenant_secrets: u64,
     /// Transactions used.
     pub batches: u64,
 }
@@ -115,6 +117,8 @@ impl PgStore {
             self.reseal_channels(sealer, pass, &prefix, batch, lock, &mut report)
                 .await?;
             self.reseal_settings(sealer, pass, &prefix, batch, lock, &mut report)
+                .await?;
+            self.reseal_tenant_secrets(sealer, pass, &prefix, batch, lock, &mut report)
                 .await?;
         }
         Ok(report)
@@ -225,6 +229,60 @@ impl PgStore {
             .map_err(db)?;
             tx.commit().await.map_err(db)?;
             report.settings += keys.len() as u64;
+            report.batches += 1;
+        }
+        Ok(())
+    }
+}
+
+impl PgStore {
+    async fn reseal_tenant_secrets(
+        &self,
+        sealer: &Sealer,
+        pass: Pass,
+        prefix: &str,
+        batch: i64,
+        lock: &str,
+        report: &mut RotationReport,
+    ) -> Result<()> {
+        let mut after = (Uuid::nil(), String::new());
+        loop {
+            let mut tx = self.scan_pool.begin().await.map_err(db)?;
+            let rows: Vec<(Uuid, String, String)> = sqlx::query_as(&format!(
+                "SELECT tenant_id, key, value FROM tenant_secrets \
+                 WHERE (tenant_id, key COLLATE \"C\") > ($1, $2 COLLATE \"C\") \
+                     AND left(value, length($3)) <> $3 \
+                 ORDER BY tenant_id, key COLLATE \"C\" LIMIT $4 {lock}"
+            ))
+            .bind(after.0)
+            .bind(&after.1)
+            .bind(prefix)
+            .bind(batch)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
+            let Some(last) = rows.last() else { break };
+            after = (last.0, last.1.clone());
+            let (mut tenants, mut keys, mut values) = (Vec::new(), Vec::new(), Vec::new());
+            for (tenant, key, value) in rows {
+                let slot = super::tenant_settings::secret_slot(TenantId::from(tenant), &key);
+                values.push(reseal_one(sealer, pass, slot, Some(value))?);
+                tenants.push(tenant);
+                keys.push(key);
+            }
+            sqlx::query(
+                "UPDATE tenant_secrets s SET value = u.v \
+                 FROM UNNEST($1::uuid[], $2::text[], $3::text[]) AS u(t, k, v) \
+                 WHERE s.tenant_id = u.t AND s.key = u.k",
+            )
+            .bind(&tenants)
+            .bind(&keys)
+            .bind(&values)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            report.tenant_secrets += keys.len() as u64;
             report.batches += 1;
         }
         Ok(())

@@ -98,6 +98,19 @@ pub enum ReplyError {
 pub trait ReplyGenerator: Send + Sync + fmt::Debug {
     /// Drafts the reply to one item.
     async fn generate(&self, request: &ReplyRequest<'_>) -> Result<Draft, ReplyError>;
+
+    /// Drafts the reply with a tenant's own settings (model, prompt,
+    /// temperature, language; `None` fields keep the generator's). A
+    /// generator that has no use for them (templates) drafts as
+    /// [`ReplyGenerator::generate`] does, which is the default.
+    async fn generate_with(
+        &self,
+        request: &ReplyRequest<'_>,
+        settings: &nexiom_core::ReplySettings,
+    ) -> Result<Draft, ReplyError> {
+        let _ = settings;
+        self.generate(request).await
+    }
 }
 
 /// A confidence as a generator may report it: kept when it is a number in

@@ -10,7 +10,7 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use nexiom_core::SecretString;
+use nexiom_core::{ReplySettings, SecretString};
 use regex::Regex;
 use serde::Deserialize;
 use serde_json::json;
@@ -247,6 +247,48 @@ fn truncate(s: &str, max: usize) -> String {
 #[async_trait]
 impl ReplyGenerator for OpenAiCompatibleGenerator {
     async fn generate(&self, request: &ReplyRequest<'_>) -> Result<Draft, ReplyError> {
+        self.complete(request, &ReplySettings::default()).await
+    }
+
+    async fn generate_with(
+        &self,
+        request: &ReplyRequest<'_>,
+        settings: &ReplySettings,
+    ) -> Result<Draft, ReplyError> {
+        self.complete(request, settings).await
+    }
+}
+
+/// The answer format every system prompt ends with (a tenant's prompt sets
+/// the tone and content; the library still needs this JSON back).
+const ANSWER_FORMAT: &str = "Answer with a JSON object only: {\"reply\": \"<your answer>\", \
+     \"confidence\": <a number between 0 and 1 saying how sure you are that the answer is \
+     right and needs no human>}.";
+
+/// The temperature when neither the tenant nor the configuration sets one.
+const DEFAULT_TEMPERATURE: f64 = 0.2;
+
+impl OpenAiCompatibleGenerator {
+    /// The system prompt for `settings`: the tenant's prompt followed by the
+    /// answer format, or the configured one; and the language to answer in.
+    fn system_prompt(&self, settings: &ReplySettings) -> String {
+        let mut prompt = match &settings.prompt {
+            Some(p) => format!("{}\n\n{ANSWER_FORMAT}", p.trim()),
+            None => self.config.system_prompt.clone(),
+        };
+        if let Some(language) = &settings.language {
+            prompt.push_str(&format!(
+                "\nWrite the reply in the language tagged {language:?} (BCP 47)."
+            ));
+        }
+        prompt
+    }
+
+    async fn complete(
+        &self,
+        request: &ReplyRequest<'_>,
+        settings: &ReplySettings,
+    ) -> Result<Draft, ReplyError> {
         let what = match request.kind {
             ReplyKind::Message => "direct message",
             ReplyKind::Comment => "public comment on one of our posts",
@@ -257,12 +299,12 @@ impl ReplyGenerator for OpenAiCompatibleGenerator {
             request.text
         );
         let body = json!({
-            "model": self.config.model,
+            "model": settings.model.as_deref().unwrap_or(&self.config.model),
             "messages": [
-                {"role": "system", "content": self.config.system_prompt},
+                {"role": "system", "content": self.system_prompt(settings)},
                 {"role": "user", "content": user},
             ],
-            "temperature": 0.2,
+            "temperature": settings.temperature.unwrap_or(DEFAULT_TEMPERATURE),
         });
         let response = self
             .client

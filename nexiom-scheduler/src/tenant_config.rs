@@ -1,0 +1,166 @@
+//! [`TenantConfigs`]: each tenant's [`TenantSettings`] read through one typed
+//! API, validated on write, cached for a short time.
+//!
+//! - **Reads** return the tenant's saved settings, or the defaults the
+//!   application gave ([`TenantConfigs::with_defaults`]) for a tenant that
+//!   never saved any. A read is served from the cache for [`DEFAULT_TTL`]
+//!   (configurable), so a busy worker does not read the store per item;
+//!   another process's write is seen within that time.
+//! - **Writes** ([`TenantConfigs::update`]) read the current settings,
+//!   apply the change, validate, store, and drop the tenant's cache entry in
+//!   this process.
+//! - **Secrets** (an API key of the tenant's own) go through
+//!   [`TenantConfigs::set_secret`]: stored sealed, never part of
+//!   [`TenantSettings`], so no read of the settings returns them.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use nexiom_core::{Clock, SecretString, TenantId, TenantSettings};
+use nexiom_storage::{StorageError, Store};
+
+/// How long a read is served from the cache.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(30);
+
+/// Cached settings: when each was read, and the settings.
+type Cache = HashMap<TenantId, (Instant, Arc<TenantSettings>)>;
+
+/// Per-tenant settings with a short-lived cache. Cheap to clone (the cache is
+/// shared).
+#[derive(Clone)]
+pub struct TenantConfigs {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    defaults: TenantSettings,
+    ttl: Duration,
+    cache: Arc<Mutex<Cache>>,
+}
+
+impl std::fmt::Debug for TenantConfigs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TenantConfigs")
+            .field("defaults", &self.defaults)
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TenantConfigs {
+    /// Settings of `store`'s tenants, [`TenantSettings::default`] for those
+    /// that saved none, cached for [`DEFAULT_TTL`].
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+        TenantConfigs {
+            store,
+            clock,
+            defaults: TenantSettings::default(),
+            ttl: DEFAULT_TTL,
+            cache: Arc::default(),
+        }
+    }
+
+    /// The same with other defaults for tenants that saved no settings.
+    pub fn with_defaults(mut self, defaults: TenantSettings) -> Self {
+        self.defaults = defaults;
+        self.cache = Arc::default();
+        self
+    }
+
+    /// The same with another cache lifetime (zero: no cache).
+    pub fn with_ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// The defaults for tenants that saved no settings.
+    pub fn defaults(&self) -> &TenantSettings {
+        &self.defaults
+    }
+
+    /// The tenant's settings (cached). `NotFound` for an unknown tenant.
+    pub async fn get(&self, tenant: TenantId) -> Result<Arc<TenantSettings>, StorageError> {
+        if let Some((at, settings)) = self.lock().get(&tenant)
+            && at.elapsed() < self.ttl
+        {
+            return Ok(Arc::clone(settings));
+        }
+        let settings = Arc::new(
+            self.store
+                .get_tenant_settings(tenant)
+                .await?
+                .unwrap_or_else(|| self.defaults.clone()),
+        );
+        if !self.ttl.is_zero() {
+            self.lock()
+                .insert(tenant, (Instant::now(), Arc::clone(&settings)));
+        }
+        Ok(settings)
+    }
+
+    /// Changes the tenant's settings with `change`, validates and stores
+    /// them, and drops the cached copy. `Invalid` (nothing written) when the
+    /// result does not validate.
+    pub async fn update(
+        &self,
+        tenant: TenantId,
+        change: impl FnOnce(&mut TenantSettings),
+    ) -> Result<TenantSettings, StorageError> {
+        let mut settings = self
+            .store
+            .get_tenant_settings(tenant)
+            .await?
+            .unwrap_or_else(|| self.defaults.clone());
+        change(&mut settings);
+        self.store
+            .put_tenant_settings(tenant, &settings, self.clock.now())
+            .await?;
+        self.invalidate(tenant);
+        Ok(settings)
+    }
+
+    /// Stores a secret setting of the tenant (sealed on Postgres).
+    pub async fn set_secret(
+        &self,
+        tenant: TenantId,
+        key: &str,
+        value: SecretString,
+    ) -> Result<(), StorageError> {
+        self.store
+            .set_tenant_secret(tenant, key, value, self.clock.now())
+            .await
+    }
+
+    /// One secret setting, for the code that uses it.
+    pub async fn secret(
+        &self,
+        tenant: TenantId,
+        key: &str,
+    ) -> Result<Option<SecretString>, StorageError> {
+        self.store.get_tenant_secret(tenant, key).await
+    }
+
+    /// Whether `worker` runs for `tenant`: the tenant's override, else the
+    /// worker's global flag (`global_default` when it has none).
+    pub async fn worker_enabled(
+        &self,
+        tenant: TenantId,
+        worker: &str,
+        global_default: bool,
+    ) -> Result<bool, StorageError> {
+        let global = self
+            .store
+            .get_worker_flag(worker)
+            .await?
+            .map_or(global_default, |f| f.enabled);
+        Ok(self.get(tenant).await?.worker_enabled(worker, global))
+    }
+
+    /// Drops the tenant's cached settings in this process.
+    pub fn invalidate(&self, tenant: TenantId) {
+        self.lock().remove(&tenant);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Cache> {
+        self.cache.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
