@@ -70,6 +70,10 @@ pub enum SchedulerError {
     #[error(transparent)]
     Storage(#[from] StorageError),
 
+    /// Every step of a pipeline pass failed (the errors, joined).
+    #[error("every pipeline step failed: {0}")]
+    PipelineFailed(String),
+
     /// An inbound step (routing, triage, auto-replies) stopped, in a
     /// pipeline pass or a worker.
     #[error("inbound step failed: {0}")]

@@ -9,8 +9,12 @@
 //!   created (the process started).
 //! - **Live** ([`HealthReport::live`], for `/healthz`): the runtime is not
 //!   stuck: every enabled worker *ran* (completed or failed) within its
-//!   tolerance. A database that is down makes the process not ready, but
-//!   not dead: restarting it would not help.
+//!   tolerance, or a run of one of them is in progress and younger than
+//!   [`HealthCheck::max_run`] (the runtime runs its workers one after
+//!   another, so a long run delays the others without being stuck). A
+//!   database that is down makes the process not ready, but not dead:
+//!   restarting it would not help. Execution logs are shared by worker name:
+//!   with several processes, the check reflects the fleet's runs.
 //!
 //! Worker flags and execution logs are read from the store; a worker whose
 //! flag is off is reported but never late.
@@ -102,6 +106,7 @@ pub struct HealthCheck {
     enabled_by_default: bool,
     started_at: DateTime<Utc>,
     grace: Duration,
+    max_run: Duration,
 }
 
 impl std::fmt::Debug for HealthCheck {
@@ -127,7 +132,15 @@ impl HealthCheck {
             enabled_by_default: runtime.runs_unflagged_workers(),
             started_at,
             grace: Duration::minutes(1),
+            max_run: Duration::hours(2),
         }
+    }
+
+    /// The same check allowing a run in progress to last `max_run` before
+    /// the process counts as stuck (default two hours).
+    pub fn max_run(mut self, max_run: Duration) -> Self {
+        self.max_run = max_run;
+        self
     }
 
     /// The same check with another grace added to each tolerance (default
@@ -168,8 +181,16 @@ impl HealthCheck {
             ),
         };
         let mut workers = Vec::with_capacity(self.workers.len());
+        let mut busy = false;
         for (name, cadence) in &self.workers {
-            workers.push(self.worker(name, cadence, now, database.ok).await);
+            let (health, running_since) = self.worker(name, cadence, now, database.ok).await;
+            busy |= running_since.is_some_and(|at| now - at <= self.max_run);
+            workers.push(health);
+        }
+        if busy {
+            for w in &mut workers {
+                w.stalled = false;
+            }
         }
         HealthReport {
             checked_at: now,
@@ -179,13 +200,15 @@ impl HealthCheck {
         }
     }
 
+    /// The worker's state, and the start of its run in progress if its
+    /// newest log is one.
     async fn worker(
         &self,
         name: &str,
         cadence: &Cadence,
         now: DateTime<Utc>,
         database_ok: bool,
-    ) -> WorkerHealth {
+    ) -> (WorkerHealth, Option<DateTime<Utc>>) {
         let tolerance = cadence.period(now) * 2 + self.grace;
         let enabled = match self.store.get_worker_flag(name).await {
             Ok(flag) => flag.map_or(self.enabled_by_default, |f| f.enabled),
@@ -212,7 +235,11 @@ impl HealthCheck {
                 .unwrap_or(self.started_at);
             now - reference > tolerance
         };
-        WorkerHealth {
+        let running_since = logs
+            .first()
+            .filter(|l| l.status == RunStatus::Running)
+            .map(|l| l.started_at);
+        let health = WorkerHealth {
             name: name.to_owned(),
             cadence: cadence.to_string(),
             enabled,
@@ -222,6 +249,7 @@ impl HealthCheck {
             late: enabled && overdue(last_success),
             // Without the database the logs cannot be read: not stalled.
             stalled: enabled && database_ok && overdue(last_run),
-        }
+        };
+        (health, running_since)
     }
 }

@@ -23,8 +23,14 @@ use nexiom_storage::{StorageError, Store};
 /// How long a read is served from the cache.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(30);
 
-/// Cached settings: when each was read, and the settings.
-type Cache = HashMap<TenantId, (Instant, Arc<TenantSettings>)>;
+/// Cached settings (when each was read, and the settings), and a generation
+/// per tenant that every invalidation bumps, so that a read that started
+/// before a write never caches what it read.
+#[derive(Default)]
+struct Cache {
+    entries: HashMap<TenantId, (Instant, Arc<TenantSettings>)>,
+    generations: HashMap<TenantId, u64>,
+}
 
 /// Per-tenant settings with a short-lived cache. Cheap to clone (the cache is
 /// shared).
@@ -59,10 +65,17 @@ impl TenantConfigs {
         }
     }
 
-    /// The same with other defaults for tenants that saved no settings.
+    /// The same with other defaults for tenants that saved no settings (the
+    /// cache stays shared with the clones; what it held is dropped).
     pub fn with_defaults(mut self, defaults: TenantSettings) -> Self {
         self.defaults = defaults;
-        self.cache = Arc::default();
+        let mut cache = self.lock();
+        let tenants: Vec<TenantId> = cache.entries.keys().copied().collect();
+        for tenant in tenants {
+            *cache.generations.entry(tenant).or_insert(0) += 1;
+        }
+        cache.entries.clear();
+        drop(cache);
         self
     }
 
@@ -79,19 +92,27 @@ impl TenantConfigs {
 
     /// The tenant's settings (cached). `NotFound` for an unknown tenant.
     pub async fn get(&self, tenant: TenantId) -> Result<Arc<TenantSettings>, StorageError> {
-        if let Some((at, settings)) = self.lock().get(&tenant)
-            && at.elapsed() < self.ttl
-        {
-            return Ok(Arc::clone(settings));
-        }
+        let generation = {
+            let cache = self.lock();
+            if let Some((at, settings)) = cache.entries.get(&tenant)
+                && at.elapsed() < self.ttl
+            {
+                return Ok(Arc::clone(settings));
+            }
+            cache.generations.get(&tenant).copied().unwrap_or(0)
+        };
         let settings = Arc::new(
             self.store
                 .get_tenant_settings(tenant)
                 .await?
                 .unwrap_or_else(|| self.defaults.clone()),
         );
-        if !self.ttl.is_zero() {
-            self.lock()
+        let mut cache = self.lock();
+        // Not cached when the tenant was invalidated while this read ran.
+        if !self.ttl.is_zero() && cache.generations.get(&tenant).copied().unwrap_or(0) == generation
+        {
+            cache
+                .entries
                 .insert(tenant, (Instant::now(), Arc::clone(&settings)));
         }
         Ok(settings)
@@ -99,7 +120,9 @@ impl TenantConfigs {
 
     /// Changes the tenant's settings with `change`, validates and stores
     /// them, and drops the cached copy. `Invalid` (nothing written) when the
-    /// result does not validate.
+    /// result does not validate. A read-modify-write: two concurrent updates
+    /// of one tenant may lose one; callers that edit settings from several
+    /// places at once should serialize them.
     pub async fn update(
         &self,
         tenant: TenantId,
@@ -157,7 +180,9 @@ impl TenantConfigs {
 
     /// Drops the tenant's cached settings in this process.
     pub fn invalidate(&self, tenant: TenantId) {
-        self.lock().remove(&tenant);
+        let mut cache = self.lock();
+        cache.entries.remove(&tenant);
+        *cache.generations.entry(tenant).or_insert(0) += 1;
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Cache> {

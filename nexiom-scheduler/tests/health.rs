@@ -69,6 +69,29 @@ async fn health_follows_the_workers_runs(store: Arc<dyn Store>) {
     assert_eq!(json["ready"], false);
     assert_eq!(json["workers"][0]["name"], "ticker");
 
+    // A run in progress (younger than max_run) means busy, not stuck.
+    let running = store
+        .start_execution("ticker", env.clock.now())
+        .await
+        .unwrap();
+    let report = health.check().await;
+    assert!(report.live() && !report.ready(), "{report:?}");
+    store
+        .finish_execution(
+            running.id,
+            nexiom_core::ExecutionOutcome {
+                status: nexiom_core::RunStatus::Failed,
+                finished_at: env.clock.now(),
+                items_processed: 0,
+                items_failed: 0,
+                results: serde_json::Value::Null,
+                error: Some("interrupted".into()),
+            },
+        )
+        .await
+        .unwrap();
+    env.advance(Duration::minutes(12));
+
     // It runs again but fails: alive, not ready.
     ticker.fail.store(true, Ordering::SeqCst);
     runtime.run_once(&shutdown).await.unwrap();

@@ -219,6 +219,22 @@ async fn tenants_get_their_own_decisions(store: Arc<dyn Store>) {
         Triage::Ignore
     );
 
+    // Without a cache, a write from elsewhere is seen at once.
+    let uncached = TenantConfigs::new(store.clone(), clock.clone()).with_ttl(StdDuration::ZERO);
+    elsewhere.triage.default_outcome = Triage::Escalate;
+    s.put_tenant_settings(strict.tenant, &elsewhere, t0())
+        .await
+        .unwrap();
+    assert_eq!(
+        uncached
+            .get(strict.tenant)
+            .await
+            .unwrap()
+            .triage
+            .default_outcome,
+        Triage::Escalate
+    );
+
     // The strict shop switches the KPI worker off for itself.
     configs
         .update(strict.tenant, |s| {

@@ -304,4 +304,17 @@ async fn the_pipeline_worker_logs_the_seed_counts(store: Arc<dyn Store>) {
     env.advance(Duration::minutes(1));
     runtime.run_once(&Shutdown::never()).await.unwrap();
     assert_eq!(gateway.calls().len(), 3);
+
+    // A pass in which every plugged step fails is a failed run.
+    let broken = PipelineRunner::new().with_router(step_fn(|_, _| async {
+        Err(SchedulerError::ContentRefused("router down".into()))
+    }));
+    let mut runtime = WorkerRuntime::new(store.clone(), env.clock.clone());
+    runtime.register(Arc::new(PipelineWorker::new(broken)));
+    let runs = runtime.run_once(&Shutdown::never()).await.unwrap();
+    let Some((_, WorkerRun::Ran(log))) = runs.iter().find(|(n, _)| n == PIPELINE) else {
+        panic!("{runs:?}");
+    };
+    assert_eq!(log.status, RunStatus::Failed);
+    assert!(log.error.as_deref().unwrap().contains("router down"));
 }

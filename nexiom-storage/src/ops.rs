@@ -57,6 +57,12 @@ pub trait OpsStore: Send + Sync {
     /// Channels whose status is `needs_reauth` (a person must reconnect
     /// them), across tenants.
     async fn channels_needing_reauth(&self) -> Result<u64>;
+
+    /// Creates the storage the coming months need (on Postgres, the monthly
+    /// partitions of the execution logs from `now`'s month to
+    /// `months_ahead` months later); returns how many were created. Nothing
+    /// to do in memory.
+    async fn prepare_partitions(&self, now: DateTime<Utc>, months_ahead: u32) -> Result<u64>;
 }
 
 /// The newest migration embedded in this build (the memory store's version).

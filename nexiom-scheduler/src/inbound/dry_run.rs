@@ -72,7 +72,13 @@ impl InboundPipeline {
         last_n: u32,
     ) -> Result<DryRunReport, InboundError> {
         let examples = self.store.list_ignore_examples(tenant).await?;
-        let engine = TriageEngine::compile(candidate, &examples, self.triage_config)?;
+        // The tenant's own threshold and default outcome, as live triage.
+        let settings = self.configs.get(tenant).await?;
+        let config = nexiom_triage::TriageConfig {
+            similarity_threshold: settings.triage.similarity_threshold,
+            default_outcome: settings.triage.default_outcome,
+        };
+        let engine = TriageEngine::compile(candidate, &examples, config)?;
         let ai_control_on = self.store.get_ai_control(tenant).await?.enabled;
         let stored_rules: HashMap<RuleId, String> = self
             .store

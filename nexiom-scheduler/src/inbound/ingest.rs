@@ -88,6 +88,7 @@ impl InboundPipeline {
                 self.store.insert_dead_letter(letter).await?;
                 report.events = 1;
                 report.dead_lettered = 1;
+                record(connector, &report);
                 return Ok(report);
             }
         };
@@ -101,15 +102,7 @@ impl InboundPipeline {
                 }
             }
         }
-        crate::telemetry::ingested(
-            connector.platform().as_str(),
-            report.stored,
-            report
-                .events
-                .saturating_sub(report.stored)
-                .saturating_sub(report.dead_lettered),
-            report.dead_lettered,
-        );
+        record(connector, &report);
         Ok(report)
     }
 
@@ -192,4 +185,20 @@ impl InboundPipeline {
         self.store.insert_dead_letter(letter).await?;
         Ok(())
     }
+}
+
+/// The body's counts as metrics: an event of an unconnected account is
+/// dead-lettered too; what is neither stored nor dead-lettered was stored
+/// already (a redelivery).
+fn record(connector: &dyn PlatformConnector, report: &IngestReport) {
+    let dead = report.dead_lettered.saturating_add(report.unknown_account);
+    crate::telemetry::ingested(
+        connector.platform().as_str(),
+        report.stored,
+        report
+            .events
+            .saturating_sub(report.stored)
+            .saturating_sub(dead),
+        dead,
+    );
 }

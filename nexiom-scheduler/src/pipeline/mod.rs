@@ -218,6 +218,20 @@ impl PipelineRunner {
         self
     }
 
+    /// How many steps are plugged in.
+    pub fn steps(&self) -> usize {
+        [
+            &self.router,
+            &self.triage,
+            &self.auto_reply,
+            &self.schedules,
+            &self.metrics,
+        ]
+        .iter()
+        .filter(|s| s.is_some())
+        .count()
+    }
+
     /// One pass with the seed's defaults at `now`: items of the last hour
     /// ([`default_since`]), at most [`DEFAULT_LIMIT`] per step.
     pub async fn run_with_defaults(&self, now: DateTime<Utc>) -> PipelineCounts {

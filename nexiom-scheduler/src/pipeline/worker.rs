@@ -13,7 +13,10 @@ pub const PIPELINE: &str = "pipeline";
 /// Runs [`PipelineRunner::run_pipeline_once`] on a cadence (every minute by
 /// default) with the seed's defaults (items of the last hour, at most 100 per
 /// step). Its execution log holds the counts' JSON; `items_processed` is the
-/// sum of the counts, `items_failed` the steps that failed.
+/// sum of the counts, `items_failed` the steps that failed. A pass in which
+/// every plugged step failed is a failed run
+/// ([`SchedulerError::PipelineFailed`](crate::SchedulerError::PipelineFailed)),
+/// so health checks, metrics and alerts see it.
 #[derive(Debug, Clone)]
 pub struct PipelineWorker {
     runner: PipelineRunner,
@@ -61,6 +64,15 @@ impl Worker for PipelineWorker {
     async fn run(&self, ctx: &WorkerContext) -> Result<WorkReport> {
         let since = ctx.now.checked_sub_signed(self.since).unwrap_or(ctx.now);
         let counts = self.runner.run_pipeline_once(since, self.limit).await;
+        let plugged = self.runner.steps();
+        if plugged > 0 && counts.errors.len() >= plugged {
+            let errors: Vec<String> = counts
+                .errors
+                .iter()
+                .map(|(step, error)| format!("{step}: {error}"))
+                .collect();
+            return Err(crate::SchedulerError::PipelineFailed(errors.join("; ")));
+        }
         Ok(WorkReport {
             items_processed: i64::try_from(counts.total()).unwrap_or(i64::MAX),
             items_failed: i64::try_from(counts.errors.len()).unwrap_or(i64::MAX),

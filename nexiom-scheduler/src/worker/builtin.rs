@@ -53,14 +53,21 @@ impl Worker for EnqueueDuePostsWorker {
     }
 
     async fn run(&self, ctx: &WorkerContext) -> Result<WorkReport> {
+        // Gauges for the operator; a failed read never stops publishing.
         let store = self.queue.store();
-        let queue = store.publish_queue_stats(ctx.now).await?;
-        let reauth = store.channels_needing_reauth().await?;
-        crate::telemetry::publish_queue(
-            queue.due,
-            queue.oldest_due_age(ctx.now).num_milliseconds() as f64 / 1e3,
-            reauth,
-        );
+        match (
+            store.publish_queue_stats(ctx.now).await,
+            store.channels_needing_reauth().await,
+        ) {
+            (Ok(queue), Ok(reauth)) => crate::telemetry::publish_queue(
+                queue.due,
+                queue.oldest_due_age(ctx.now).num_milliseconds() as f64 / 1e3,
+                reauth,
+            ),
+            (Err(error), _) | (_, Err(error)) => {
+                tracing::warn!(%error, "queue metrics not read; publishing goes on");
+            }
+        }
         let report = self.queue.run_due(&ctx.batch, Some(&ctx.shutdown)).await?;
         Ok(WorkReport {
             items_processed: i64::try_from(report.processed() + report.failed).unwrap_or(i64::MAX),
@@ -110,8 +117,10 @@ impl Worker for ReleaseStaleLeasesWorker {
     }
 }
 
-/// Sunday at 02:00 Europe/Paris by default ([`Cadence::cleanup`]): deletes
-/// execution logs older than the retention (default 30 days).
+/// Sunday at 02:00 Europe/Paris by default ([`Cadence::cleanup`]): creates
+/// the next three months' partitions of the execution logs (Postgres), then
+/// removes the logs older than the retention (default 30 days): whole months
+/// by dropping their partition, the rest of the boundary month by a delete.
 #[derive(Clone)]
 pub struct CleanupExecutionLogsWorker {
     store: Arc<dyn Store>,
@@ -164,12 +173,19 @@ impl Worker for CleanupExecutionLogsWorker {
     }
 
     async fn run(&self, ctx: &WorkerContext) -> Result<WorkReport> {
+        // The coming months' partitions first (on Postgres), so that new
+        // logs never wait in the default partition.
+        let created = self.store.prepare_partitions(ctx.now, 3).await?;
         let cutoff = ctx.now - self.retention;
         let deleted = self.store.delete_executions_before(cutoff).await?;
         Ok(WorkReport {
             items_processed: i64::try_from(deleted).unwrap_or(i64::MAX),
             items_failed: 0,
-            results: serde_json::json!({ "deleted": deleted, "cutoff": cutoff }),
+            results: serde_json::json!({
+                "deleted": deleted,
+                "cutoff": cutoff,
+                "partitions_created": created,
+            }),
         })
     }
 }

@@ -2,16 +2,18 @@
 //! expression in a time zone).
 //!
 //! Cron expressions are parsed and evaluated by [`croner`]: five fields
-//! (minute, hour, day of month, month, day of week) or six with seconds
-//! first; `L`, `W` and `#` are supported. The time zone is an IANA name
+//! (minute, hour, day of month, month, day of week), six with seconds
+//! first, or seven with a year last; `L`, `W` and `#` are supported. The time zone is an IANA name
 //! (`Europe/Paris`, `UTC`).
 //!
 //! Daylight saving time follows croner's documented rules (those of Vixie
 //! cron and the Open Cron Pattern Specification):
-//! - **spring forward**: a fixed-time job whose time does not exist that day
+//! - **spring forward**: a fixed-time job (a single value in each of its
+//!   second, minute and hour fields) whose time does not exist that day
 //!   (02:30 in Paris on the last Sunday of March) runs once, at the first
-//!   minute after the gap (03:00 local time); jobs with a wildcard or a step
-//!   in their minute or hour field skip the missing slots;
+//!   minute after the gap (03:00 local time); other jobs (a wildcard, a step,
+//!   a range or a list in one of those fields, such as `0 2,14 * * *`) skip
+//!   the missing slots;
 //! - **fall back**: a fixed-time job whose time happens twice (02:30 on the
 //!   last Sunday of October) runs once, at the first of the two (02:30 summer
 //!   time); wildcard and step jobs run in both passes.

@@ -332,5 +332,12 @@ impl WorkerRuntime {
 /// The run after one that started at `now`; a schedule that never matches
 /// again is never due.
 fn next_or_never(cadence: &Cadence, now: DateTime<Utc>) -> DateTime<Utc> {
-    cadence.next_after(now).unwrap_or(DateTime::<Utc>::MAX_UTC)
+    // An interval under one second (built without `Cadence::every`'s check)
+    // counts as one second, so the loop never spins on the database.
+    match cadence {
+        Cadence::Every(d) if *d < chrono::Duration::seconds(1) => {
+            now + chrono::Duration::seconds(1)
+        }
+        _ => cadence.next_after(now).unwrap_or(DateTime::<Utc>::MAX_UTC),
+    }
 }

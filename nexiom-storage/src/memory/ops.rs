@@ -37,6 +37,10 @@ impl OpsStore for MemoryStore {
         Ok(stats)
     }
 
+    async fn prepare_partitions(&self, _now: DateTime<Utc>, _months_ahead: u32) -> Result<u64> {
+        Ok(0)
+    }
+
     async fn channels_needing_reauth(&self) -> Result<u64> {
         let inner = self.lock();
         Ok(inner

@@ -43,6 +43,19 @@ impl OpsStore for PgStore {
         })
     }
 
+    async fn prepare_partitions(&self, now: DateTime<Utc>, months_ahead: u32) -> Result<u64> {
+        let ahead = now
+            .checked_add_months(chrono::Months::new(months_ahead))
+            .unwrap_or(now);
+        let created: i32 = sqlx::query_scalar("SELECT nexiom_task_executions_partitions($1, $2)")
+            .bind(bound(now))
+            .bind(bound(ahead))
+            .fetch_one(&self.scan_pool)
+            .await
+            .map_err(db)?;
+        Ok(u64::try_from(created).unwrap_or(0))
+    }
+
     async fn channels_needing_reauth(&self) -> Result<u64> {
         let count: i64 =
             sqlx::query_scalar("SELECT count(*) FROM channels WHERE status = 'needs_reauth'")
