@@ -32,6 +32,7 @@ mod checks;
 mod dead_letters;
 mod error;
 mod memory;
+mod poll_batch;
 mod postgres;
 mod reply_queue;
 pub mod secrets;
@@ -44,6 +45,7 @@ pub use api_keys::ApiKeyStore;
 pub use dead_letters::DeadLetterStore;
 pub use error::{Result, StorageError};
 pub use memory::MemoryStore;
+pub use poll_batch::{ClaimedPoll, PollBatchStore, PollResult, PollWritten};
 pub use postgres::{PgStore, RotationReport};
 pub use reply_queue::{ReplyQueueStore, STALE_RUN_ERROR};
 pub use traits::{

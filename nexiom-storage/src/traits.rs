@@ -846,6 +846,7 @@ pub trait Store:
     + SettingsStore
     + WorkerStore
     + ReplyQueueStore
+    + crate::PollBatchStore
     + TopicStore
     + Send
     + Sync
@@ -866,6 +867,7 @@ impl<T> Store for T where
         + SettingsStore
         + WorkerStore
         + ReplyQueueStore
+        + crate::PollBatchStore
         + TopicStore
         + Send
         + Sync

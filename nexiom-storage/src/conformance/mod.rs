@@ -32,6 +32,7 @@ mod api_keys;
 mod dead_letters;
 mod harness;
 mod kpi;
+mod poll_batch;
 mod publish_batch;
 mod reply_leases;
 mod reply_queue;
@@ -45,6 +46,7 @@ pub use harness::{
     postgres_test_store, postgres_test_url, postgres_worker_role_store, test_keys,
 };
 pub use kpi::*;
+pub use poll_batch::*;
 pub use publish_batch::*;
 pub use reply_leases::*;
 pub use reply_queue::*;
@@ -76,6 +78,8 @@ macro_rules! conformance_suite {
             post_runs_start_in_one_batch,
             settlements_are_guarded_by_the_lease,
             polling_queue,
+            polling_claims_take_due_posts_once_with_their_checkpoints,
+            poll_results_are_written_only_under_their_claim,
             comments_and_checkpoints,
             rules_examples_decisions_and_ai_control,
             kpi_rows_upsert_on_window_start,

@@ -18,6 +18,7 @@ mod dead_letter;
 mod event;
 mod kpi;
 mod mission;
+mod poll_batch;
 mod post;
 mod reply_queue;
 mod routing;

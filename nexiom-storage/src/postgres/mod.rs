@@ -38,6 +38,7 @@ mod error;
 mod event;
 mod kpi;
 mod mission;
+mod poll_batch;
 mod post;
 mod post_batch;
 mod reply_queue;
@@ -150,7 +151,8 @@ impl PgStore {
     /// Runs the cross-tenant work on `pool` instead: claims of due posts and
     /// replies, lease heartbeats, batched run starts and settlements (keyed by
     /// lease owner), stale-lease release, unrouted events and batch routing,
-    /// polling lists, the tenant list, a webhook's channel by account, dead
+    /// polling lists, polling claims and their batched write-backs (keyed by
+    /// claim), the tenant list, a webhook's channel by account, dead
     /// letters without a tenant, the read of a row holding a cross-tenant
     /// unique key (an event id, a dead letter's key), key rotation, the check
     /// that a topic id is not another tenant's, embedding batches that mix
