@@ -34,6 +34,7 @@ mod error;
 mod memory;
 mod poll_batch;
 mod postgres;
+mod reply_batch;
 mod reply_queue;
 pub mod secrets;
 mod traits;
@@ -47,6 +48,9 @@ pub use error::{Result, StorageError};
 pub use memory::MemoryStore;
 pub use poll_batch::{ClaimedPoll, PollBatchStore, PollResult, PollWritten};
 pub use postgres::{PgStore, RotationReport};
+pub use reply_batch::{
+    ReplyAnswer, ReplyBatchStore, ReplyClaim, ReplyClaimed, ReplyContext, ReplySettlement,
+};
 pub use reply_queue::{ReplyQueueStore, STALE_RUN_ERROR};
 pub use traits::{
     CommentStore, ConversationStore, EventStore, KpiStore, MissionStore, PostStore, RuleStore,

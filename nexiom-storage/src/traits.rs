@@ -847,6 +847,7 @@ pub trait Store:
     + WorkerStore
     + ReplyQueueStore
     + crate::PollBatchStore
+    + crate::ReplyBatchStore
     + TopicStore
     + Send
     + Sync
@@ -868,6 +869,7 @@ impl<T> Store for T where
         + WorkerStore
         + ReplyQueueStore
         + crate::PollBatchStore
+        + crate::ReplyBatchStore
         + TopicStore
         + Send
         + Sync

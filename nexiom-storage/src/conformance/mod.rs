@@ -34,6 +34,7 @@ mod harness;
 mod kpi;
 mod poll_batch;
 mod publish_batch;
+mod reply_batch;
 mod reply_leases;
 mod reply_queue;
 mod tests;
@@ -48,6 +49,7 @@ pub use harness::{
 pub use kpi::*;
 pub use poll_batch::*;
 pub use publish_batch::*;
+pub use reply_batch::*;
 pub use reply_leases::*;
 pub use reply_queue::*;
 pub use tests::*;
@@ -100,6 +102,7 @@ macro_rules! conformance_suite {
             stale_release_closes_running_post_runs,
             reply_claims_are_withdrawn_only_while_unsent,
             reply_lease_heartbeats_extend_only_the_holders_claims,
+            reply_batches_claim_and_settle_under_the_lease,
             dead_letters_are_stored_once_and_listed,
             topic_items_and_busy_posts,
             embeddings_are_upserted_and_checked,

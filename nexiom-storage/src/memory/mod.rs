@@ -20,6 +20,7 @@ mod kpi;
 mod mission;
 mod poll_batch;
 mod post;
+mod reply_batch;
 mod reply_queue;
 mod routing;
 mod rule;
