@@ -403,7 +403,7 @@ impl CommentPoller {
             let changed = saved
                 .is_none_or(|c| c.last_cursor != resume || c.last_seen_at != last_seen)
                 || next.is_some();
-            let moved = changed.then(|| CommentCheckpoint {
+            let moved = changed.then_some(CommentCheckpoint {
                 tenant_id: post.tenant_id,
                 post_id: post.id,
                 last_cursor: resume,
