@@ -27,6 +27,7 @@ on_both_backends!(
     hiding_a_comment_goes_through_the_platform_and_is_recorded,
     posts_on_a_platform_without_comments_are_not_polled,
     polling_and_kpi_workers_run_with_flags_logs_and_pipeline_counts,
+    claimed_posts_are_skipped_and_a_stopping_pass_hands_its_posts_back,
 );
 
 fn mock(env: &Env) -> MockConnector {
@@ -577,4 +578,50 @@ async fn posts_on_a_platform_without_comments_are_not_polled(store: Arc<dyn Stor
         poller.poll_due(50, None).await.unwrap().posts_unsupported,
         0
     );
+}
+
+async fn claimed_posts_are_skipped_and_a_stopping_pass_hands_its_posts_back(store: Arc<dyn Store>) {
+    let env = Env::new(store).await;
+    let mock = mock(&env);
+    let poller = poller(&env, &mock);
+    let now = env.clock.now();
+    let a = published(&env, env.channel, "fb-a", now - Duration::minutes(1)).await;
+    let b = published(&env, env.channel, "fb-b", now).await;
+    mock.seed_comments("fb-a", six_comments(&mock, "a"));
+
+    // Another poller holds `a`: this pass polls only `b`.
+    let held = env
+        .store
+        .claim_polls(now, 1, Duration::minutes(10))
+        .await
+        .unwrap();
+    assert_eq!(held[0].post.id, a.id);
+    let report = poller.poll_due(50, None).await.unwrap();
+    assert_eq!((report.posts_polled, report.comments_stored), (1, 0));
+    assert_eq!(comments(&env, a.id).await.len(), 0);
+
+    // A pass that is stopping hands its claimed posts back, due as they were.
+    env.advance(Duration::minutes(10));
+    let (trigger, shutdown) = shutdown_channel();
+    trigger.trigger();
+    let stopped = poller.poll_due(50, Some(&shutdown)).await.unwrap();
+    assert_eq!(stopped, PollReport::default());
+    assert_eq!(
+        env.post(a.id).await.next_check_at,
+        Some(now + Duration::minutes(10))
+    );
+    assert_eq!(
+        env.post(b.id).await.next_check_at,
+        Some(now + Duration::minutes(5))
+    );
+    assert!(
+        mock.calls_of(MockOp::ListComments)
+            .iter()
+            .all(|c| c.target.as_deref() != Some("fb-a"))
+    );
+
+    // The other poller's claim has lapsed: `a` is polled now.
+    let report = poller.poll_due(50, None).await.unwrap();
+    assert_eq!((report.posts_polled, report.comments_stored), (2, 6));
+    assert_eq!(report.posts_lease_lost, 0);
 }

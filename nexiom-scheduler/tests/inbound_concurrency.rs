@@ -30,6 +30,7 @@ on_both_backends!(
     replies_run_concurrently_in_conversation_order_under_the_caps,
     a_rate_limited_channel_holds_back_only_its_own_replies,
     the_heartbeat_keeps_slow_replies_claimed,
+    a_failed_send_after_a_heartbeat_is_settled_under_the_renewed_lease,
     due_posts_are_polled_concurrently_under_the_caps,
 );
 
@@ -446,6 +447,70 @@ async fn the_heartbeat_keeps_slow_replies_claimed(store: Arc<dyn Store>) {
     assert_eq!(w.wa.mock.calls_of(MockOp::SendMessage).len(), 1);
     let stored = w.store.get_message(w.tenant, m.id).await.unwrap();
     assert_eq!(stored.reply.unwrap().state, ReplyState::Sent);
+}
+
+/// A send refused (429) after the heartbeat renewed the lease: the
+/// withdrawn claim and the retry are written under the renewed lease (the
+/// settlement carries the lease the database holds), nothing is counted as
+/// a lost lease, and the item is due again with one attempt counted.
+async fn a_failed_send_after_a_heartbeat_is_settled_under_the_renewed_lease(store: Arc<dyn Store>) {
+    let mut w = World::new(store).await;
+    let gate = Arc::new(Notify::new());
+    w.wa.gate = Some(gate.clone());
+    let channel = w
+        .channel(Platform::WhatsApp, &format!("pn-{}", w.tenant))
+        .await;
+    let m = w.conversation(&channel, "3301", 1, t0()).await.remove(0);
+    let lease = Duration::seconds(3);
+    let pipeline = w.pipeline(AutoReplyConfig {
+        lease,
+        ..AutoReplyConfig::default()
+    });
+    let since = t0() - Duration::hours(1);
+    let task = {
+        let pipeline = pipeline.clone();
+        tokio::spawn(async move { pipeline.auto_reply_recent_inbound(since, 10).await })
+    };
+    let counters = Arc::clone(&w.wa.counters);
+    let in_flight = || counters.lock().unwrap().total == 1;
+    tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while !in_flight() {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .unwrap();
+    let lease_until = |w: &World| {
+        let store = Arc::clone(&w.store);
+        let (tenant, id) = (w.tenant, m.id);
+        async move {
+            let reply = store.get_message(tenant, id).await.unwrap().reply;
+            reply.unwrap().lease_until.unwrap()
+        }
+    };
+    w.clock.advance(Duration::seconds(10));
+    tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while lease_until(&w).await <= w.clock.now() {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap();
+
+    w.wa.mock
+        .rate_limit_next(MockOp::SendMessage, std::time::Duration::from_secs(60));
+    gate.notify_one();
+    let r = task.await.unwrap().unwrap();
+    assert_eq!(
+        (r.sent, r.failed, r.retried_later, r.lease_lost),
+        (0, 1, 1, 0),
+        "{r:?}"
+    );
+    let stored = w.store.get_message(w.tenant, m.id).await.unwrap();
+    let reply = stored.reply.unwrap();
+    assert_eq!((reply.state, reply.attempts), (ReplyState::Pending, 1));
+    assert_eq!(reply.lease_until, None);
+    assert!(reply.next_at.unwrap() >= w.clock.now() + Duration::seconds(60));
 }
 
 /// 3 Facebook pages × 4 due posts with 5 comments each (3 pages of 2), at most

@@ -33,7 +33,9 @@ mod dead_letters;
 mod error;
 mod memory;
 mod ops;
+mod poll_batch;
 mod postgres;
+mod reply_batch;
 mod reply_queue;
 pub mod secrets;
 mod tenant_settings;
@@ -47,7 +49,11 @@ pub use dead_letters::DeadLetterStore;
 pub use error::{Result, StorageError};
 pub use memory::MemoryStore;
 pub use ops::{OpsStore, QueueStats, SchemaStatus, expected_schema_version};
+pub use poll_batch::{ClaimedPoll, PollBatchStore, PollResult, PollWritten};
 pub use postgres::{PgStore, RotationReport};
+pub use reply_batch::{
+    ReplyAnswer, ReplyBatchStore, ReplyClaim, ReplyClaimed, ReplyContext, ReplySettlement,
+};
 pub use reply_queue::{ReplyQueueStore, STALE_RUN_ERROR};
 pub use tenant_settings::TenantSettingsStore;
 pub use traits::{

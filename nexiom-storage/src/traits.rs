@@ -846,6 +846,8 @@ pub trait Store:
     + SettingsStore
     + WorkerStore
     + ReplyQueueStore
+    + crate::PollBatchStore
+    + crate::ReplyBatchStore
     + TopicStore
     + crate::OpsStore
     + crate::TenantSettingsStore
@@ -868,6 +870,8 @@ impl<T> Store for T where
         + SettingsStore
         + WorkerStore
         + ReplyQueueStore
+        + crate::PollBatchStore
+        + crate::ReplyBatchStore
         + TopicStore
         + crate::OpsStore
         + crate::TenantSettingsStore

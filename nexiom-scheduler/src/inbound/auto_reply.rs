@@ -5,19 +5,23 @@
 //! message's conversation, a comment's thread) share a lane and go out in
 //! queue order; a channel has at most its cap of lanes, and the worker runs
 //! at most `max_in_flight` lanes at once. A heartbeat renews the batch's
-//! leases while its replies are in flight. One item's turn is in
-//! `reply_turn`.
+//! leases while its replies are in flight. What the items need is read for
+//! the whole batch; their claims and settlements go through two writers that
+//! each put whatever is waiting into one batch (`reply_writers`). One item's
+//! turn is in `reply_turn`.
 
+use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
-use std::sync::{Mutex, PoisonError};
 
 use chrono::{DateTime, Duration, Utc};
-use nexiom_core::{ChannelId, ClaimedReply, DecisionSubject, ReplyOutcome, TenantId};
+use nexiom_core::{Channel, ChannelId, ClaimedReply, ReplyOutcome, TenantId};
+use nexiom_storage::ReplyAnswer;
 use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
 
-use super::reply_turn::Turn;
+use super::reply_turn::{ClaimRequest, Shared, Turn};
+use super::reply_writers::{Batch, Settle, lock};
 use super::{InboundError, InboundPipeline};
 use crate::concurrency::{ConcurrencyConfig, for_each_lane, lanes, sub_lane};
 use crate::publish::RetryPolicy;
@@ -83,10 +87,16 @@ pub struct AutoReplyReport {
     /// attempt counted).
     #[serde(default)]
     pub held_back: u64,
+    /// Items whose turn was not recorded because their lease had moved on
+    /// (the batch outlived its lease and another worker claimed them): a
+    /// reply not claimed yet is then neither stored nor sent, and an outcome
+    /// other than `Sent` is not written.
+    #[serde(default)]
+    pub lease_lost: u64,
 }
 
 impl AutoReplyReport {
-    fn merge(&mut self, other: &AutoReplyReport) {
+    pub(super) fn merge(&mut self, other: &AutoReplyReport) {
         self.sent += other.sent;
         self.failed += other.failed;
         self.retried_later += other.retried_later;
@@ -94,39 +104,7 @@ impl AutoReplyReport {
         self.skipped_ai_off += other.skipped_ai_off;
         self.already_replied += other.already_replied;
         self.held_back += other.held_back;
-    }
-}
-
-/// What the lanes of one batch share.
-#[derive(Default)]
-struct Batch {
-    report: Mutex<AutoReplyReport>,
-    /// The claimed items not settled yet (the heartbeat renews their leases).
-    unsettled: Mutex<HashSet<DecisionSubject>>,
-    /// Channels that asked to wait, until when.
-    holds: Mutex<HashMap<ChannelId, DateTime<Utc>>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-impl Batch {
-    fn add(&self, tally: &AutoReplyReport) {
-        lock(&self.report).merge(tally);
-    }
-
-    fn hold_of(&self, channel: ChannelId, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        lock(&self.holds)
-            .get(&channel)
-            .copied()
-            .filter(|until| *until > now)
-    }
-
-    fn hold(&self, channel: ChannelId, until: DateTime<Utc>) {
-        let mut holds = lock(&self.holds);
-        let held = holds.entry(channel).or_insert(until);
-        *held = (*held).max(until);
+        self.lease_lost += other.lease_lost;
     }
 }
 
@@ -211,6 +189,15 @@ impl InboundPipeline {
     /// ([`AutoReplyReport::held_back`]); the other channels go on. While the
     /// batch runs, a heartbeat renews its unsettled items' leases every third
     /// of [`AutoReplyConfig::lease`].
+    ///
+    /// The store work is batched: what the items need (recipient, draft,
+    /// stored reply) is read for the whole batch, and the reply claims and
+    /// the settlements (the platform's answer and the item's outcome) that
+    /// arrive while the previous write runs go to the store together
+    /// ([`ReplyBatchStore`](nexiom_storage::ReplyBatchStore): one
+    /// transaction each on Postgres), each item only while the batch's lease
+    /// on it holds; an item whose lease moved on counts in
+    /// [`AutoReplyReport::lease_lost`].
     pub async fn auto_reply_recent_inbound(
         &self,
         since: DateTime<Utc>,
@@ -225,21 +212,52 @@ impl InboundPipeline {
         if claimed.is_empty() {
             return Ok(AutoReplyReport::default());
         }
-        let batch = Batch::default();
+        // The claim set every item's lease to `now + lease`.
+        let held_until = now
+            .checked_add_signed(config.lease)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        let batch = Batch::new(held_until);
         lock(&batch.unsettled).extend(claimed.iter().map(ClaimedReply::subject));
-        let lanes = self.reply_lanes(claimed).await;
-        let work = for_each_lane(lanes, config.concurrency.worker_cap(), |lane| {
-            self.run_lane(lane, &batch)
-        });
-        match now.checked_add_signed(config.lease) {
-            Some(held_until) => {
-                tokio::select! {
-                    biased;
-                    () = work => {}
-                    () = self.heartbeat(&batch.unsettled, held_until) => {}
-                }
+        // Read for the whole batch; when that fails, each item reads its own.
+        let contexts = match self.store.reply_contexts(&claimed).await {
+            Ok(contexts) => claimed
+                .iter()
+                .map(ClaimedReply::subject)
+                .zip(contexts)
+                .collect(),
+            Err(error) => {
+                tracing::warn!(%error, "reading the reply batch's contexts failed; each item reads its own");
+                HashMap::new()
             }
-            None => work.await,
+        };
+        let (channels, lanes) = self.reply_lanes(claimed).await;
+        let (claim_tx, claim_rx) = mpsc::unbounded_channel::<ClaimRequest>();
+        let (settle_tx, settle_rx) = mpsc::unbounded_channel::<Settle>();
+        let batch_ref = &batch;
+        // Owns the senders: once every lane is done, the writers finish.
+        let lanes_done = async move {
+            let shared = Shared {
+                contexts,
+                channels,
+                claims: &claim_tx,
+            };
+            let (shared, settle_tx) = (&shared, &settle_tx);
+            for_each_lane(lanes, config.concurrency.worker_cap(), |lane| {
+                self.run_lane(lane, shared, batch_ref, settle_tx)
+            })
+            .await;
+        };
+        let work = async {
+            tokio::join!(
+                lanes_done,
+                self.claim_writer(claim_rx, &batch),
+                self.settle_writer(settle_rx, &batch)
+            );
+        };
+        tokio::select! {
+            biased;
+            _ = work => {}
+            () = self.heartbeat(&batch) => {}
         }
         let report = *lock(&batch.report);
         crate::telemetry::auto_replies(report.sent, report.failed, report.given_up);
@@ -248,16 +266,25 @@ impl InboundPipeline {
 
     /// Groups claimed items into lanes: by channel, and within a channel by
     /// one of its `cap` sub-lanes, the items of one conversation always in the
-    /// same one (in claim order, which is queue order).
-    async fn reply_lanes(&self, claimed: Vec<ClaimedReply>) -> Vec<Vec<ClaimedReply>> {
+    /// same one (in claim order, which is queue order). Returns the channels
+    /// read on the way.
+    async fn reply_lanes(
+        &self,
+        claimed: Vec<ClaimedReply>,
+    ) -> (HashMap<ChannelId, Channel>, Vec<Vec<ClaimedReply>>) {
         let mut caps: HashMap<ChannelId, usize> = HashMap::new();
+        let mut channels: HashMap<ChannelId, Channel> = HashMap::new();
         for item in &claimed {
             let (tenant, channel) = owner(item);
             if let Entry::Vacant(slot) = caps.entry(channel) {
                 // A channel that cannot be read gets cap 1; its items fail
                 // with the read error in their turn.
                 let cap = match self.store.get_channel(tenant, channel).await {
-                    Ok(found) => self.auto_reply.concurrency.channel_cap(&found.platform),
+                    Ok(found) => {
+                        let cap = self.auto_reply.concurrency.channel_cap(&found.platform);
+                        channels.insert(found.id, found);
+                        cap
+                    }
                     Err(_) => 1,
                 };
                 slot.insert(cap);
@@ -272,91 +299,89 @@ impl InboundPipeline {
                 ((channel, lane), item)
             })
             .collect();
-        lanes(keyed, |(key, _)| *key)
+        let lanes = lanes(keyed, |(key, _)| *key)
             .into_iter()
             .map(|lane| lane.into_iter().map(|(_, item)| item).collect())
-            .collect()
+            .collect();
+        (channels, lanes)
     }
 
     /// Answers a lane's items one after another; once their channel asked to
-    /// wait, the rest are put back untouched until then.
-    async fn run_lane(&self, lane: Vec<ClaimedReply>, batch: &Batch) {
+    /// wait, the rest are put back untouched until then. Each item's
+    /// settlement goes to the settle writer.
+    async fn run_lane(
+        &self,
+        lane: Vec<ClaimedReply>,
+        shared: &Shared<'_>,
+        batch: &Batch,
+        settle_tx: &mpsc::UnboundedSender<Settle>,
+    ) {
         for item in lane {
             let subject = item.subject();
             let (tenant, channel) = owner(&item);
             let mut tally = AutoReplyReport::default();
-            match batch.hold_of(channel, self.clock.now()) {
+            let settle = match batch.hold_of(channel, self.clock.now()) {
                 Some(until) => {
                     tally.held_back += 1;
-                    let outcome = ReplyOutcome::Released {
-                        next_at: Some(until),
-                    };
-                    if let Err(error) = self.store.finish_reply(tenant, subject, outcome).await {
-                        tracing::warn!(%tenant, ?subject, %error, "held-back item not put back; its lease will lapse");
-                    }
+                    Some((
+                        ReplyOutcome::Released {
+                            next_at: Some(until),
+                        },
+                        None,
+                    ))
                 }
                 None => {
-                    let wait = self.settle(item, &mut tally).await;
+                    let (settle, wait) = self.settle(item, shared, &mut tally).await;
                     if let Some(until) = wait.and_then(|w| self.clock.now().checked_add_signed(w)) {
                         tracing::warn!(%tenant, %channel, %until, "the channel asked to wait; its other replies in this batch are held back");
                         batch.hold(channel, until);
                     }
+                    settle
                 }
-            }
-            batch.add(&tally);
-            lock(&batch.unsettled).remove(&subject);
-        }
-    }
-
-    /// Renews the leases of the batch's unsettled items every third of the
-    /// lease period, forever (the caller stops it when the batch is done).
-    /// `held_until` is the lease the claim set.
-    async fn heartbeat(
-        &self,
-        unsettled: &Mutex<HashSet<DecisionSubject>>,
-        mut held_until: DateTime<Utc>,
-    ) {
-        let lease = self.auto_reply.lease;
-        let period = (lease / 3)
-            .to_std()
-            .unwrap_or(std::time::Duration::from_secs(1))
-            .max(std::time::Duration::from_millis(100));
-        loop {
-            tokio::time::sleep(period).await;
-            let subjects: Vec<DecisionSubject> = lock(unsettled).iter().copied().collect();
-            let Some(expires) = self.clock.now().checked_add_signed(lease) else {
-                continue;
             };
-            if subjects.is_empty() {
-                continue;
-            }
-            match self
-                .store
-                .renew_reply_leases(&subjects, held_until, expires)
-                .await
-            {
-                Ok(_) => held_until = expires,
-                Err(error) => {
-                    tracing::warn!(%error, items = subjects.len(), "renewing the reply batch's leases failed");
+            batch.add(&tally);
+            match settle {
+                Some((outcome, answer)) => {
+                    let settle = Settle {
+                        tenant,
+                        subject,
+                        answer,
+                        outcome,
+                    };
+                    if settle_tx.send(settle).is_err() {
+                        lock(&batch.unsettled).remove(&subject);
+                    }
+                }
+                None => {
+                    lock(&batch.unsettled).remove(&subject);
                 }
             }
         }
     }
 
-    /// Takes one claimed item through its turn, records the outcome on it and
-    /// counts it in `report`. Returns the wait the channel asked for, when the
-    /// platform refused the send with one.
-    async fn settle(&self, item: ClaimedReply, report: &mut AutoReplyReport) -> Option<Duration> {
+    /// Takes one claimed item through its turn and counts it in `report`.
+    /// Returns the item's outcome with the platform's answer to record (none
+    /// when its lease moved on: nothing to write), and the wait the channel
+    /// asked for, when the platform refused the send with one.
+    async fn settle(
+        &self,
+        item: ClaimedReply,
+        shared: &Shared<'_>,
+        report: &mut AutoReplyReport,
+    ) -> (
+        Option<(ReplyOutcome, Option<ReplyAnswer>)>,
+        Option<Duration>,
+    ) {
         let subject = item.subject();
         let (tenant, attempts) = match &item {
             ClaimedReply::Message(m) => (m.tenant_id, m.reply.as_ref().map_or(0, |r| r.attempts)),
             ClaimedReply::Comment(c) => (c.tenant_id, c.reply.as_ref().map_or(0, |r| r.attempts)),
         };
         let turn = match &item {
-            ClaimedReply::Message(m) => self.reply_to_message(tenant, m).await,
-            ClaimedReply::Comment(c) => self.reply_to_comment(tenant, c).await,
+            ClaimedReply::Message(m) => self.reply_to_message(shared, tenant, m).await,
+            ClaimedReply::Comment(c) => self.reply_to_comment(shared, tenant, c).await,
         };
-        let turn = turn.unwrap_or_else(|e| Turn::Retryable(e.to_string(), None));
+        let (turn, answer) = turn.unwrap_or_else(|e| (Turn::Retryable(e.to_string(), None), None));
         let mut asked_wait = None;
         let outcome = match turn {
             Turn::Sent => {
@@ -370,6 +395,11 @@ impl InboundPipeline {
             Turn::AiOff => {
                 report.skipped_ai_off += 1;
                 ReplyOutcome::Released { next_at: None }
+            }
+            Turn::LeaseLost => {
+                report.lease_lost += 1;
+                tracing::warn!(%tenant, ?subject, "auto-reply skipped: the item's lease moved on");
+                return (None, None);
             }
             Turn::Retryable(error, wait) => {
                 report.failed += 1;
@@ -399,11 +429,6 @@ impl InboundPipeline {
                 ReplyOutcome::GiveUp { error }
             }
         };
-        if let Err(error) = self.store.finish_reply(tenant, subject, outcome).await {
-            // The item stays `sending` until its lease ends; the next claim
-            // settles it from its stored reply, never by sending again.
-            tracing::warn!(%tenant, ?subject, %error, "auto-reply outcome not recorded");
-        }
-        asked_wait
+        (Some((outcome, answer)), asked_wait)
     }
 }

@@ -15,6 +15,7 @@ mod dry_run;
 mod error;
 mod ingest;
 mod reply_turn;
+mod reply_writers;
 mod routing;
 mod settings;
 mod triage;

@@ -1,19 +1,45 @@
 //! One claimed item's turn in the auto-reply step: the reply drafted, claimed
-//! under its unique key, sent through the connector and recorded; or why it
-//! could not be.
+//! under its unique key (through the batch's claim writer), sent through the
+//! connector; or why it could not be. The platform's answer goes back with
+//! the turn, to be recorded with the item's settlement.
 
-use chrono::Duration;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
 use nexiom_connectors::{
     ChannelContext, ConnectorError, ErrorAction, OutboundMessage, PlatformConnector,
 };
 use nexiom_core::{
-    Channel, Comment, DecisionId, DecisionSubject, DeliveryStatus, Message, MessageDirection,
-    NewCommentReply, NewMessage, TenantId,
+    Channel, ChannelId, Comment, ContactId, DecisionId, DecisionSubject, DeliveryStatus, Message,
+    MessageDirection, TenantId,
 };
+use nexiom_storage::{ReplyAnswer, ReplyClaimed, ReplyContext, StorageError};
 use nexiom_triage::{ReplyKind, ReplyRequest};
-use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::{InboundError, InboundPipeline};
+
+/// A reply to claim, sent to the batch's claim writer (which adds the lease
+/// the batch holds), with where to answer.
+pub(super) type ClaimRequest = (ClaimAsk, oneshot::Sender<Result<ReplyClaimed, String>>);
+
+/// The item, text and time of a reply to claim.
+pub(super) struct ClaimAsk {
+    pub(super) tenant: TenantId,
+    pub(super) subject: DecisionSubject,
+    pub(super) text: String,
+    pub(super) at: DateTime<Utc>,
+}
+
+/// What the turns of one batch share: what was read for the whole batch
+/// (an item or a channel missing here is read on its own), and the claim
+/// writer.
+pub(super) struct Shared<'a> {
+    pub(super) contexts: HashMap<DecisionSubject, ReplyContext>,
+    pub(super) channels: HashMap<ChannelId, Channel>,
+    pub(super) claims: &'a mpsc::UnboundedSender<ClaimRequest>,
+}
 
 /// How one item's turn ended.
 pub(super) enum Turn {
@@ -30,6 +56,9 @@ pub(super) enum Turn {
     /// Failed after the reply was claimed (refused, or outcome unknown):
     /// never sent again automatically.
     Final(String),
+    /// The item's lease moved on before its reply was claimed (another
+    /// worker holds it now): nothing was stored or sent.
+    LeaseLost,
 }
 
 /// Everything needed to answer a message, gathered before anything is claimed.
@@ -41,29 +70,37 @@ struct Prepared {
 }
 
 impl InboundPipeline {
-    /// Whether the tenant's AI control is ON right now.
-    async fn ai_on(&self, tenant: TenantId) -> Result<bool, InboundError> {
-        Ok(self.store.get_ai_control(tenant).await?.enabled)
-    }
-
     /// The draft kept in the item's decision, or a fresh one.
     async fn reply_text(
         &self,
         tenant: TenantId,
+        known: Option<Option<String>>,
         decision: Option<DecisionId>,
         request: ReplyRequest<'_>,
     ) -> Result<Result<String, String>, InboundError> {
-        if let Some(id) = decision {
-            let decision = self.store.get_decision(tenant, id).await?;
-            if let Some(draft) = decision.snapshot.get("draft").and_then(|d| d.as_str())
-                && !draft.trim().is_empty()
-            {
-                return Ok(Ok(draft.to_owned()));
-            }
+        let draft = match known {
+            Some(draft) => draft,
+            None => match decision {
+                Some(id) => {
+                    let decision = self.store.get_decision(tenant, id).await?;
+                    decision
+                        .snapshot
+                        .get("draft")
+                        .and_then(|d| d.as_str())
+                        .filter(|d| !d.trim().is_empty())
+                        .map(str::to_owned)
+                }
+                None => None,
+            },
+        };
+        if let Some(draft) = draft {
+            return Ok(Ok(draft));
         }
+        // Drafted now: with the tenant's reply settings, as triage does.
+        let settings = self.configs.get(tenant).await?;
         Ok(self
             .generator
-            .generate(&request)
+            .generate_with(&request, &settings.reply)
             .await
             .map(|d| d.text)
             .map_err(|e| e.to_string()))
@@ -82,13 +119,35 @@ impl InboundPipeline {
         Ok((connector, ctx))
     }
 
-    /// The reply to a message, or why it cannot be made.
-    async fn prepare_message(
+    /// The channel, from the batch's reads or on its own.
+    async fn channel_of(
         &self,
+        shared: &Shared<'_>,
+        tenant: TenantId,
+        channel: ChannelId,
+    ) -> Result<Channel, InboundError> {
+        match shared.channels.get(&channel) {
+            Some(found) if found.tenant_id == tenant => Ok(found.clone()),
+            _ => Ok(self.store.get_channel(tenant, channel).await?),
+        }
+    }
+
+    /// The message's contact, its name and its handle on `channel`'s
+    /// platform: from the batch's context, or read on their own.
+    async fn recipient_of(
+        &self,
+        shared: &Shared<'_>,
         tenant: TenantId,
         message: &Message,
-    ) -> Result<Result<Prepared, String>, InboundError> {
-        let channel = self.store.get_channel(tenant, message.channel_id).await?;
+        channel: &Channel,
+    ) -> Result<(Option<ContactId>, Option<String>, Option<String>), InboundError> {
+        if let Some(ctx) = shared.contexts.get(&DecisionSubject::Message(message.id)) {
+            return Ok((
+                ctx.contact_id,
+                ctx.contact_name.clone(),
+                ctx.recipient.clone(),
+            ));
+        }
         let conversation = self
             .store
             .get_conversation(tenant, message.conversation_id)
@@ -104,10 +163,24 @@ impl InboundPipeline {
             .into_iter()
             .find(|h| h.platform == channel.platform)
             .map(|h| h.external_handle);
+        Ok((Some(contact.id), contact.display_name, handle))
+    }
+
+    /// The reply to a message, or why it cannot be made.
+    async fn prepare_message(
+        &self,
+        shared: &Shared<'_>,
+        tenant: TenantId,
+        message: &Message,
+    ) -> Result<Result<Prepared, String>, InboundError> {
+        let channel = self.channel_of(shared, tenant, message.channel_id).await?;
+        let (contact, contact_name, handle) =
+            self.recipient_of(shared, tenant, message, &channel).await?;
         let Some(recipient) = handle else {
+            let contact = contact.map_or_else(|| "of the message".to_owned(), |c| c.to_string());
             return Ok(Err(format!(
-                "contact {} has no {} handle",
-                contact.id, channel.platform
+                "contact {contact} has no {} handle",
+                channel.platform
             )));
         };
         let (connector, ctx) = match self.connector_for(&channel) {
@@ -117,11 +190,15 @@ impl InboundPipeline {
         let request = ReplyRequest {
             tenant_id: tenant,
             kind: ReplyKind::Message,
-            contact_name: contact.display_name.as_deref(),
+            contact_name: contact_name.as_deref(),
             text: &message.text,
         };
+        let known = shared
+            .contexts
+            .get(&DecisionSubject::Message(message.id))
+            .map(|c| c.draft.clone());
         let text = match self
-            .reply_text(tenant, message.ai_decision_id, request)
+            .reply_text(tenant, known, message.ai_decision_id, request)
             .await?
         {
             Ok(text) => text,
@@ -135,41 +212,71 @@ impl InboundPipeline {
         }))
     }
 
+    /// Claims the reply through the batch's claim writer.
+    async fn claim(
+        &self,
+        shared: &Shared<'_>,
+        tenant: TenantId,
+        subject: DecisionSubject,
+        text: &str,
+    ) -> Result<ReplyClaimed, InboundError> {
+        let (answer, wait) = oneshot::channel();
+        let ask = ClaimAsk {
+            tenant,
+            subject,
+            text: text.to_owned(),
+            at: self.clock.now(),
+        };
+        let failed = |message: String| {
+            InboundError::Storage(StorageError::Backend {
+                message,
+                source: None,
+            })
+        };
+        if shared.claims.send((ask, answer)).is_err() {
+            return Err(failed("the claim writer stopped".into()));
+        }
+        match wait.await {
+            Ok(Ok(claimed)) => Ok(claimed),
+            Ok(Err(error)) => Err(failed(error)),
+            Err(_) => Err(failed("the claim writer stopped".into())),
+        }
+    }
+
     #[tracing::instrument(name = "auto_reply_message", skip_all, fields(%tenant, message = %message.id))]
     pub(super) async fn reply_to_message(
         &self,
+        shared: &Shared<'_>,
         tenant: TenantId,
         message: &Message,
-    ) -> Result<Turn, InboundError> {
+    ) -> Result<(Turn, Option<ReplyAnswer>), InboundError> {
         if message.direction != MessageDirection::Inbound {
-            return Ok(Turn::Final("only inbound messages are answered".into()));
+            return Ok((
+                Turn::Final("only inbound messages are answered".into()),
+                None,
+            ));
         }
-        let prepared = match self.prepare_message(tenant, message).await? {
+        // Auto-replies switched off on the channel since triage: as AI OFF.
+        if !self
+            .configs
+            .get(tenant)
+            .await?
+            .auto_reply_on(message.channel_id)
+        {
+            return Ok((Turn::AiOff, None));
+        }
+        let prepared = match self.prepare_message(shared, tenant, message).await? {
             Ok(prepared) => prepared,
-            Err(reason) => return Ok(Turn::Retryable(reason, None)),
+            Err(reason) => return Ok((Turn::Retryable(reason, None), None)),
         };
-        if !self.ai_on(tenant).await? {
-            return Ok(Turn::AiOff);
-        }
-        let now = self.clock.now();
-        // The claim: unique by the inbound message it answers.
-        let claim = self
-            .store
-            .insert_message(NewMessage {
-                tenant_id: tenant,
-                conversation_id: message.conversation_id,
-                direction: MessageDirection::Outbound,
-                text: prepared.text.clone(),
-                has_media: false,
-                provider_message_id: None,
-                in_reply_to: Some(message.id),
-                delivery_status: Some(DeliveryStatus::Pending),
-                created_at: now,
-                stored_at: now,
-            })
-            .await?;
-        if !claim.created {
-            return Ok(earlier_reply(claim.record.delivery_status));
+        // The claim: unique by the inbound message it answers, only while
+        // AI control is ON and the item is still this batch's.
+        let subject = DecisionSubject::Message(message.id);
+        match self.claim(shared, tenant, subject, &prepared.text).await? {
+            ReplyClaimed::Claimed(_) => {}
+            ReplyClaimed::Existing(status) => return Ok((earlier_reply(status), None)),
+            ReplyClaimed::AiOff => return Ok((Turn::AiOff, None)),
+            ReplyClaimed::LeaseLost => return Ok((Turn::LeaseLost, None)),
         }
         let outbound = OutboundMessage {
             reply_to: message.provider_message_id.clone(),
@@ -177,44 +284,32 @@ impl InboundPipeline {
             ..OutboundMessage::text(prepared.recipient, prepared.text)
         };
         // From here on the reply is claimed: whatever happens, it is never
-        // sent again, so storage errors are logged, not returned.
+        // sent again; the answer is recorded with the item's settlement.
         match prepared
             .connector
             .send_message(&prepared.ctx, &outbound)
             .await
         {
-            Ok(sent) => {
-                if let Err(error) = self
-                    .store
-                    .record_message_sent(
-                        tenant,
-                        claim.record.id,
-                        Some(&sent.message_id),
-                        DeliveryStatus::Sent,
-                    )
-                    .await
-                {
-                    tracing::warn!(%tenant, message = %message.id, %error, "reply sent but not recorded");
-                }
-                Ok(Turn::Sent)
-            }
+            Ok(sent) => Ok((
+                Turn::Sent,
+                Some(ReplyAnswer {
+                    status: DeliveryStatus::Sent,
+                    provider_id: Some(sent.message_id),
+                    error: None,
+                }),
+            )),
             Err(error) => {
-                if let Some(turn) = self
-                    .withdraw_unsent(tenant, DecisionSubject::Message(message.id), &error)
-                    .await
-                {
-                    return Ok(turn);
+                if let Some(turn) = self.withdraw_unsent(tenant, subject, &error).await {
+                    return Ok((turn, None));
                 }
-                if let Err(error) = self
-                    .store
-                    .record_message_sent(tenant, claim.record.id, None, DeliveryStatus::Failed)
-                    .await
-                {
-                    tracing::warn!(%tenant, message = %message.id, %error, "failed reply not recorded");
-                }
-                Ok(Turn::Final(format!(
-                    "the send failed (never re-sent): {error}"
-                )))
+                Ok((
+                    Turn::Final(format!("the send failed (never re-sent): {error}")),
+                    Some(ReplyAnswer {
+                        status: DeliveryStatus::Failed,
+                        provider_id: None,
+                        error: None,
+                    }),
+                ))
             }
         }
     }
@@ -222,16 +317,35 @@ impl InboundPipeline {
     #[tracing::instrument(name = "auto_reply_comment", skip_all, fields(%tenant, comment = %comment.id))]
     pub(super) async fn reply_to_comment(
         &self,
+        shared: &Shared<'_>,
         tenant: TenantId,
         comment: &Comment,
-    ) -> Result<Turn, InboundError> {
-        if let Some(reply) = self.store.find_comment_reply(tenant, comment.id).await? {
-            return Ok(earlier_reply(Some(reply.status)));
+    ) -> Result<(Turn, Option<ReplyAnswer>), InboundError> {
+        let subject = DecisionSubject::Comment(comment.id);
+        let context = shared.contexts.get(&subject);
+        let existing = match context {
+            Some(ctx) => ctx.existing_reply,
+            None => self
+                .store
+                .find_comment_reply(tenant, comment.id)
+                .await?
+                .map(|r| r.status),
+        };
+        if let Some(status) = existing {
+            return Ok((earlier_reply(Some(status)), None));
         }
-        let channel = self.store.get_channel(tenant, comment.channel_id).await?;
+        if !self
+            .configs
+            .get(tenant)
+            .await?
+            .auto_reply_on(comment.channel_id)
+        {
+            return Ok((Turn::AiOff, None));
+        }
+        let channel = self.channel_of(shared, tenant, comment.channel_id).await?;
         let (connector, ctx) = match self.connector_for(&channel) {
             Ok(found) => found,
-            Err(reason) => return Ok(Turn::Retryable(reason, None)),
+            Err(reason) => return Ok((Turn::Retryable(reason, None), None)),
         };
         let request = ReplyRequest {
             tenant_id: tenant,
@@ -239,54 +353,50 @@ impl InboundPipeline {
             contact_name: comment.author_name.as_deref(),
             text: &comment.text,
         };
+        let known = context.map(|c| c.draft.clone());
         let text = match self
-            .reply_text(tenant, comment.ai_decision_id, request)
+            .reply_text(tenant, known, comment.ai_decision_id, request)
             .await?
         {
             Ok(text) => text,
-            Err(reason) => return Ok(Turn::Retryable(format!("no reply drafted: {reason}"), None)),
+            Err(reason) => {
+                return Ok((
+                    Turn::Retryable(format!("no reply drafted: {reason}"), None),
+                    None,
+                ));
+            }
         };
-        if !self.ai_on(tenant).await? {
-            return Ok(Turn::AiOff);
-        }
-        let now = self.clock.now();
-        let claim = self
-            .store
-            .insert_comment_reply(NewCommentReply {
-                tenant_id: tenant,
-                comment_id: comment.id,
-                text: text.clone(),
-                created_at: now,
-            })
-            .await?;
-        if !claim.created {
-            return Ok(earlier_reply(Some(claim.record.status)));
+        match self.claim(shared, tenant, subject, &text).await? {
+            ReplyClaimed::Claimed(_) => {}
+            ReplyClaimed::Existing(status) => return Ok((earlier_reply(status), None)),
+            ReplyClaimed::AiOff => return Ok((Turn::AiOff, None)),
+            ReplyClaimed::LeaseLost => return Ok((Turn::LeaseLost, None)),
         }
         let outcome = connector
             .reply_comment(&ctx, &comment.platform_comment_id, &text)
             .await;
         if let Err(error) = &outcome
-            && let Some(turn) = self
-                .withdraw_unsent(tenant, DecisionSubject::Comment(comment.id), error)
-                .await
+            && let Some(turn) = self.withdraw_unsent(tenant, subject, error).await
         {
-            return Ok(turn);
+            return Ok((turn, None));
         }
-        let now = self.clock.now();
-        let (status, reply_id, error) = match &outcome {
-            Ok(reply_id) => (DeliveryStatus::Sent, Some(reply_id.as_str()), None),
-            Err(error) => (DeliveryStatus::Failed, None, Some(error.to_string())),
-        };
-        if let Err(store_error) = self
-            .store
-            .finish_comment_reply(tenant, comment.id, status, reply_id, error.as_deref(), now)
-            .await
-        {
-            tracing::warn!(%tenant, comment = %comment.id, error = %store_error, "comment reply outcome not recorded");
-        }
-        Ok(match error {
-            None => Turn::Sent,
-            Some(error) => Turn::Final(format!("the reply failed (never re-sent): {error}")),
+        Ok(match outcome {
+            Ok(reply_id) => (
+                Turn::Sent,
+                Some(ReplyAnswer {
+                    status: DeliveryStatus::Sent,
+                    provider_id: Some(reply_id),
+                    error: None,
+                }),
+            ),
+            Err(error) => (
+                Turn::Final(format!("the reply failed (never re-sent): {error}")),
+                Some(ReplyAnswer {
+                    status: DeliveryStatus::Failed,
+                    provider_id: None,
+                    error: Some(error.to_string()),
+                }),
+            ),
         })
     }
 }

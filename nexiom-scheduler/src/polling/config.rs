@@ -22,6 +22,13 @@ pub struct PollingConfig {
     /// that keeps handing out cursors cannot hold the pass; the rest is read
     /// at the next check, from the saved cursor.
     pub max_pages: u32,
+    /// How long a pass holds the posts it claimed (default 10 minutes): a
+    /// claimed post's `next_check_at` is moved to the end of the lease, so
+    /// another poller skips it and a poller that stops leaves it due again
+    /// then. A check written back after its lease ended (another poller
+    /// claimed the post meanwhile) is not written, and counted in
+    /// [`PollReport::posts_lease_lost`](crate::PollReport::posts_lease_lost).
+    pub lease: Duration,
     /// Items per tenant the follow-up triage and auto-reply steps handle per
     /// pass (default 500).
     pub follow_up_limit: u32,
@@ -38,6 +45,7 @@ impl Default for PollingConfig {
             interval: Duration::minutes(5),
             window: Duration::days(7),
             max_pages: 100,
+            lease: Duration::minutes(10),
             follow_up_limit: 500,
             concurrency: ConcurrencyConfig {
                 per_channel: DEFAULT_POLLS_PER_CHANNEL,

@@ -2,13 +2,14 @@
 //! (by default) for 7 days after publication.
 //!
 //! [`CommentPoller::poll_due`] is what the [`PollCommentsWorker`] runs: the
-//! posts due by `next_check_at` (`next_check_at <= now < stop_at`), each read
-//! from its stored cursor through every page; each comment stored once per
-//! `(post, platform_comment_id)` with its thread parent; the checkpoint
-//! advanced only after a page's comments are stored; then `last_check_at =
-//! now` and `next_check_at = now + interval`, or `next_check_at` cleared for
-//! good once the next check would fall at or after `stop_at` (`published_at +
-//! 7 days`). New comments then go through the inbound steps that already
+//! posts due by `next_check_at` (`next_check_at <= now < stop_at`), claimed
+//! for a lease, each read from its stored cursor through every page; each
+//! comment stored once per `(post, platform_comment_id)` with its thread
+//! parent, in the same atomic write as the checkpoint after the pages read
+//! and `last_check_at = now`, `next_check_at = now + interval` (or
+//! `next_check_at` cleared for good once the next check would fall at or
+//! after `stop_at`, `published_at + 7 days`). The writes of many posts go to
+//! the store together, each guarded by its post's claim. New comments then go through the inbound steps that already
 //! triage and answer webhook comments
 //! ([`InboundPipeline::triage_new_items`](crate::inbound::InboundPipeline::triage_new_items),
 //! [`InboundPipeline::auto_reply_recent_inbound`](crate::inbound::InboundPipeline::auto_reply_recent_inbound)),
@@ -23,6 +24,7 @@ mod error;
 mod poller;
 mod report;
 mod worker;
+mod writer;
 
 pub use config::{DEFAULT_POLLS_PER_CHANNEL, PollingConfig};
 pub use error::PollingError;

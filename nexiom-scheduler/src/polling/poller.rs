@@ -7,15 +7,17 @@ use std::sync::{Arc, Mutex, PoisonError};
 use chrono::{DateTime, Duration, Utc};
 use nexiom_connectors::{ChannelContext, ConnectorError, ConnectorRegistry};
 use nexiom_core::{
-    ChannelId, Clock, Comment, CommentCheckpoint, CommentId, NewComment, PostPatch, PostStatus,
-    ScheduledPost, TenantId,
+    Channel, ChannelId, Clock, Comment, CommentCheckpoint, CommentId, NewComment, ScheduledPost,
+    TenantId,
 };
-use nexiom_storage::Store;
+use nexiom_storage::{ClaimedPoll, PollResult, StorageError, Store};
+use tokio::sync::mpsc;
 use tracing::warn;
 
 use super::config::PollingConfig;
 use super::error::PollingError;
 use super::report::{PollFailure, PollReport};
+use super::writer::{Pass, Write, write_checks};
 use crate::concurrency::{for_each_lane, lanes, sub_lane};
 use crate::error::Result;
 use crate::inbound::InboundPipeline;
@@ -31,20 +33,13 @@ enum Checked {
     Unsupported,
 }
 
-/// What the lanes of one pass share.
-#[derive(Default)]
-struct Pass {
-    report: PollReport,
-    /// The creation time of the oldest comment stored in the pass.
-    oldest_new: Option<DateTime<Utc>>,
-}
-
-/// What one post's check stored, kept even when a later page fails.
+/// What one post's check read, kept even when a later page fails: the
+/// comments of the pages read and the checkpoint after the last of them.
 #[derive(Default)]
 struct Stored {
     pages: u64,
-    new: u64,
-    oldest_new: Option<DateTime<Utc>>,
+    comments: Vec<NewComment>,
+    checkpoint: Option<CommentCheckpoint>,
 }
 
 /// Polls the comments of published posts through the connectors, and hides
@@ -124,27 +119,37 @@ impl CommentPoller {
     }
 
     /// One pass at the clock's time over at most `limit` posts due
-    /// (`next_check_at <= now < stop_at`, oldest `next_check_at` first):
+    /// (`next_check_at <= now < stop_at`, oldest `next_check_at` first),
+    /// claimed for [`PollingConfig::lease`] (see
+    /// [`PollBatchStore::claim_polls`](nexiom_storage::PollBatchStore::claim_polls)):
     ///
     /// - a post on a platform without the comments capability is not polled and
     ///   its `next_check_at` is cleared;
     /// - a post whose channel is rate-limited is not polled; its
     ///   `next_check_at` moves to the channel's Retry-After;
-    /// - otherwise every page from the checkpoint's cursor is read, each
-    ///   comment stored once per `(post, platform_comment_id)` with its parent,
-    ///   and the checkpoint saved after each page's comments are stored (a
-    ///   crash in between re-reads the page and stores nothing twice). On the
-    ///   last page the checkpoint keeps the cursor that page was read with, so
-    ///   the next check re-reads it and sees what was appended;
-    /// - then `last_check_at = now` and `next_check_at = now + interval`, or
-    ///   `next_check_at` cleared for good when that is at or after `stop_at`
-    ///   (the 7 days are over).
+    /// - otherwise every page from the checkpoint's cursor is read; then the
+    ///   comments read are stored, each once per `(post,
+    ///   platform_comment_id)` with its parent, together with the checkpoint
+    ///   after the last page read, in one atomic write (a crash before it
+    ///   re-reads the pages at the next check and stores nothing twice). On
+    ///   the last page the checkpoint keeps the cursor that page was read
+    ///   with, so the next check re-reads it and sees what was appended;
+    /// - in the same write, `last_check_at = now` and `next_check_at = now +
+    ///   interval`, or `next_check_at` cleared for good when that is at or
+    ///   after `stop_at` (the 7 days are over).
+    ///
+    /// The writes of the posts checked while the previous write ran go to
+    /// the store together ([`PollBatchStore::finish_polls`](nexiom_storage::PollBatchStore::finish_polls):
+    /// one statement on Postgres), each only while the post's claim holds; a
+    /// post whose claim moved on is not written and is counted in
+    /// [`PollReport::posts_lease_lost`].
     ///
     /// A post that fails (the platform refuses, the store fails for it) is
-    /// recorded in [`PollReport::failures`], checked again after the interval,
-    /// and never stops the other posts. A rate limit (`RateLimited`, or an open
-    /// circuit) stops the channel until its Retry-After (the interval when the
-    /// platform did not say).
+    /// recorded in [`PollReport::failures`], checked again after the interval
+    /// (what it read before the failure is stored), and never stops the other
+    /// posts. A rate limit (`RateLimited`, or an open circuit) stops the
+    /// channel until its Retry-After (the interval when the platform did not
+    /// say).
     ///
     /// Posts are polled concurrently under [`PollingConfig::concurrency`]: a
     /// channel's posts are spread over at most its cap of lanes, the worker
@@ -152,36 +157,46 @@ impl CommentPoller {
     /// one after another within its lane. A rate limit stops the channel's
     /// posts not started yet; those already in flight on it get their own
     /// answer (usually the same rate limit). Once `shutdown` fires, each lane
-    /// stops after its post in flight; the posts not started stay due. Fails
-    /// only when the due posts cannot be listed.
+    /// stops after its post in flight; the posts not started are handed back,
+    /// due as they were. Fails only when the due posts cannot be claimed.
     pub async fn poll_due(&self, limit: u32, shutdown: Option<&Shutdown>) -> Result<PollReport> {
         let now = self.clock.now();
-        let posts = self.store.list_posts_due_for_polling(now, limit).await?;
-        // The most overdue post comes first.
-        let lag = posts
-            .first()
-            .and_then(|p| p.next_check_at)
+        let claimed = self
+            .store
+            .claim_polls(now, limit, self.config.lease)
+            .await?;
+        // Poll lag: how long the most overdue claimed post had been due.
+        let lag = claimed
+            .iter()
+            .map(|c| c.due_at)
+            .min()
             .map_or(0.0, |at| (now - at).num_milliseconds().max(0) as f64 / 1e3);
         let pass = Mutex::new(Pass::default());
-        let lanes = self.poll_lanes(posts).await;
-        for_each_lane(lanes, self.config.concurrency.worker_cap(), |lane| {
-            let pass = &pass;
-            async move {
-                for post in lane {
-                    if shutdown.is_some_and(Shutdown::is_triggered) {
-                        break;
+        let (channels, lanes) = self.poll_lanes(claimed).await;
+        let (tx, rx) = mpsc::unbounded_channel::<Write>();
+        let lanes_done = async move {
+            let (tx, channels) = (&tx, &channels);
+            for_each_lane(
+                lanes,
+                self.config.concurrency.worker_cap(),
+                |lane| async move {
+                    for claim in lane {
+                        let write = if shutdown.is_some_and(Shutdown::is_triggered) {
+                            Write::hand_back(&claim)
+                        } else {
+                            self.poll_post(&claim, channels.get(&claim.post.channel_id), now)
+                                .await
+                        };
+                        let _ = tx.send(write);
                     }
-                    let (tally, oldest_new) = self.poll_post(&post, now).await;
-                    let mut pass = pass.lock().unwrap_or_else(PoisonError::into_inner);
-                    pass.report.merge(tally);
-                    pass.oldest_new = match (pass.oldest_new, oldest_new) {
-                        (Some(a), Some(b)) => Some(a.min(b)),
-                        (a, b) => a.or(b),
-                    };
-                }
-            }
-        })
-        .await;
+                },
+            )
+            .await;
+        };
+        tokio::join!(
+            lanes_done,
+            write_checks(self.store.as_ref(), self.clock.as_ref(), rx, &pass)
+        );
         let Pass {
             mut report,
             oldest_new,
@@ -193,11 +208,17 @@ impl CommentPoller {
         Ok(report)
     }
 
-    /// Groups posts into lanes: by channel, and within a channel spread over
-    /// its cap of lanes (each lane polls its posts one after another).
-    async fn poll_lanes(&self, posts: Vec<ScheduledPost>) -> Vec<Vec<ScheduledPost>> {
+    /// Groups claimed posts into lanes: by channel, and within a channel
+    /// spread over its cap of lanes (each lane polls its posts one after
+    /// another). Returns the channels read on the way.
+    async fn poll_lanes(
+        &self,
+        claimed: Vec<ClaimedPoll>,
+    ) -> (HashMap<ChannelId, Channel>, Vec<Vec<ClaimedPoll>>) {
         let mut caps: HashMap<ChannelId, usize> = HashMap::new();
-        for post in &posts {
+        let mut channels: HashMap<ChannelId, Channel> = HashMap::new();
+        for claim in &claimed {
+            let post = &claim.post;
             if let Entry::Vacant(slot) = caps.entry(post.channel_id) {
                 // A channel that cannot be read gets cap 1; its posts fail
                 // with the read error when checked.
@@ -206,39 +227,45 @@ impl CommentPoller {
                     .get_channel(post.tenant_id, post.channel_id)
                     .await
                 {
-                    Ok(channel) => self.config.concurrency.channel_cap(&channel.platform),
+                    Ok(channel) => {
+                        let cap = self.config.concurrency.channel_cap(&channel.platform);
+                        channels.insert(channel.id, channel);
+                        cap
+                    }
                     Err(_) => 1,
                 };
                 slot.insert(cap);
             }
         }
         let mut round_robin: HashMap<ChannelId, usize> = HashMap::new();
-        let keyed: Vec<((ChannelId, usize), ScheduledPost)> = posts
+        let keyed: Vec<((ChannelId, usize), ClaimedPoll)> = claimed
             .into_iter()
-            .map(|post| {
-                let cap = caps.get(&post.channel_id).copied().unwrap_or(1);
-                let rr = round_robin.entry(post.channel_id).or_default();
-                ((post.channel_id, sub_lane(cap, None, rr)), post)
+            .map(|claim| {
+                let channel = claim.post.channel_id;
+                let cap = caps.get(&channel).copied().unwrap_or(1);
+                let rr = round_robin.entry(channel).or_default();
+                ((channel, sub_lane(cap, None, rr)), claim)
             })
             .collect();
-        lanes(keyed, |(key, _)| *key)
+        let lanes = lanes(keyed, |(key, _)| *key)
             .into_iter()
-            .map(|lane| lane.into_iter().map(|(_, post)| post).collect())
-            .collect()
+            .map(|lane| lane.into_iter().map(|(_, claim)| claim).collect())
+            .collect();
+        (channels, lanes)
     }
 
-    /// Checks one post and reschedules it; returns its counts and the
-    /// creation time of the oldest comment it stored.
+    /// Checks one claimed post; returns what to write back and its counts.
     async fn poll_post(
         &self,
-        post: &ScheduledPost,
+        claim: &ClaimedPoll,
+        channel: Option<&Channel>,
         now: DateTime<Utc>,
-    ) -> (PollReport, Option<DateTime<Utc>>) {
+    ) -> Write {
+        let post = &claim.post;
         let mut report = PollReport::default();
         let mut stored = Stored::default();
-        let outcome = self.check_post(post, now, &mut stored).await;
+        let outcome = self.check_post(claim, channel, now, &mut stored).await;
         report.pages_read += stored.pages;
-        report.comments_stored += stored.new;
         let stop = self.stop_of(post);
         let (earliest, checked) = match outcome {
             Ok(Checked::Polled) => {
@@ -274,15 +301,19 @@ impl CommentPoller {
         if next.is_none() && earliest.is_some() {
             report.posts_finished += 1;
         }
-        if let Err(err) = self.reschedule(post, now, checked, next).await {
-            warn!(tenant_id = %post.tenant_id, post_id = %post.id, error = %err, "could not reschedule comment polling");
-            report.failures.push(PollFailure {
+        Write {
+            result: PollResult {
                 tenant_id: post.tenant_id,
                 post_id: post.id,
-                error: err.to_string(),
-            });
+                lease_until: claim.lease_until,
+                comments: stored.comments,
+                checkpoint: stored.checkpoint,
+                last_check_at: checked.then_some(now),
+                next_check_at: next,
+            },
+            tally: report,
+            counted: true,
         }
-        (report, stored.oldest_new)
     }
 
     /// When the post's polling ends: its `stop_at`, else `published_at` plus
@@ -292,39 +323,29 @@ impl CommentPoller {
             .or_else(|| post.published_at.map(|at| at + self.config.window))
     }
 
-    async fn reschedule(
-        &self,
-        post: &ScheduledPost,
-        now: DateTime<Utc>,
-        checked: bool,
-        next: Option<DateTime<Utc>>,
-    ) -> Result<ScheduledPost, PollingError> {
-        let patch = PostPatch {
-            last_check_at: checked.then_some(Some(now)),
-            next_check_at: Some(next),
-            expect_status: Some(PostStatus::Published),
-            ..PostPatch::default()
-        };
-        Ok(self
-            .store
-            .update_post(post.tenant_id, post.id, patch, now)
-            .await?)
-    }
-
-    /// Reads and stores the post's new comments.
+    /// Reads the post's new comments into `stored`.
     async fn check_post(
         &self,
-        post: &ScheduledPost,
+        claim: &ClaimedPoll,
+        channel: Option<&Channel>,
         now: DateTime<Utc>,
         stored: &mut Stored,
     ) -> Result<Checked, PollingError> {
+        let post = &claim.post;
         if let Some(until) = self.channel_not_before(post.channel_id) {
             return Ok(Checked::Deferred(until));
         }
-        let channel = self
-            .store
-            .get_channel(post.tenant_id, post.channel_id)
-            .await?;
+        let read;
+        let channel = match channel {
+            Some(channel) => channel,
+            None => {
+                read = self
+                    .store
+                    .get_channel(post.tenant_id, post.channel_id)
+                    .await?;
+                &read
+            }
+        };
         let connector = self.connectors.get(channel.platform.as_str())?;
         if !connector.capabilities().comments {
             return Ok(Checked::Unsupported);
@@ -332,10 +353,10 @@ impl CommentPoller {
         let Some(platform_post_id) = post.platform_post_id.as_deref() else {
             return Ok(Checked::Unsupported);
         };
-        let ctx = ChannelContext::from_channel(&channel)?;
-        let checkpoint = self.store.get_checkpoint(post.tenant_id, post.id).await?;
-        let mut cursor = checkpoint.as_ref().and_then(|c| c.last_cursor.clone());
-        let mut last_seen = checkpoint.as_ref().and_then(|c| c.last_seen_at);
+        let ctx = ChannelContext::from_channel(channel)?;
+        let checkpoint = claim.checkpoint.as_ref();
+        let mut cursor = checkpoint.and_then(|c| c.last_cursor.clone());
+        let mut last_seen = checkpoint.and_then(|c| c.last_seen_at);
         for _ in 0..self.config.max_pages.max(1) {
             let page = match connector
                 .list_new_comments(&ctx, platform_post_id, cursor.as_deref())
@@ -361,50 +382,47 @@ impl CommentPoller {
                 }
             };
             stored.pages += 1;
+            let mut comments = Vec::with_capacity(page.comments.len());
             for remote in &page.comments {
-                let inserted = self
-                    .store
-                    .insert_comment(NewComment {
-                        tenant_id: post.tenant_id,
-                        post_id: post.id,
-                        platform_comment_id: remote.id.clone(),
-                        parent_platform_comment_id: remote.parent_id.clone(),
-                        author_id: remote.author_id.clone(),
-                        author_name: remote.author_name.clone(),
-                        text: remote.text.clone(),
-                        created_at: remote.created_at,
-                        stored_at: now,
-                    })
-                    .await?;
-                if inserted.created {
-                    stored.new += 1;
-                    stored.oldest_new = Some(
-                        stored
-                            .oldest_new
-                            .map_or(remote.created_at, |t| t.min(remote.created_at)),
-                    );
-                }
+                let comment = NewComment {
+                    tenant_id: post.tenant_id,
+                    post_id: post.id,
+                    platform_comment_id: remote.id.clone(),
+                    parent_platform_comment_id: remote.parent_id.clone(),
+                    author_id: remote.author_id.clone(),
+                    author_name: remote.author_name.clone(),
+                    text: remote.text.clone(),
+                    created_at: remote.created_at,
+                    stored_at: now,
+                };
+                // A comment the store would refuse fails the post here, not
+                // the batch its write goes in.
+                comment.validate().map_err(StorageError::from)?;
+                comments.push(comment);
                 last_seen = Some(last_seen.map_or(remote.created_at, |t| t.max(remote.created_at)));
             }
-            // Only now that the page's comments are stored does the cursor move.
+            // The page counts once all of it is kept, with the cursor after it.
             let next = page
                 .next_cursor
                 .filter(|next| Some(next) != cursor.as_ref());
             let resume = next.clone().or_else(|| cursor.clone());
-            let changed = checkpoint
-                .as_ref()
+            let saved = stored.checkpoint.as_ref().or(checkpoint);
+            let changed = saved
                 .is_none_or(|c| c.last_cursor != resume || c.last_seen_at != last_seen)
                 || next.is_some();
-            if changed {
-                self.store
-                    .save_checkpoint(CommentCheckpoint {
-                        tenant_id: post.tenant_id,
-                        post_id: post.id,
-                        last_cursor: resume,
-                        last_seen_at: last_seen,
-                        updated_at: now,
-                    })
-                    .await?;
+            let moved = changed.then_some(CommentCheckpoint {
+                tenant_id: post.tenant_id,
+                post_id: post.id,
+                last_cursor: resume,
+                last_seen_at: last_seen,
+                updated_at: now,
+            });
+            if let Some(moved) = &moved {
+                moved.validate().map_err(StorageError::from)?;
+            }
+            stored.comments.extend(comments);
+            if moved.is_some() {
+                stored.checkpoint = moved;
             }
             match next {
                 Some(next) => cursor = Some(next),

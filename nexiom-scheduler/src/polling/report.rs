@@ -31,6 +31,12 @@ pub struct PollReport {
     pub posts_unsupported: u64,
     /// Posts whose polling ended in this pass (7 days after publication).
     pub posts_finished: u64,
+    /// Posts whose check was not written because their claim had moved on
+    /// (the pass outlived [`PollingConfig::lease`](crate::PollingConfig::lease)
+    /// and another poller claimed them, or their schedule was changed
+    /// meanwhile): nothing of that check is stored, and the post is not
+    /// counted as polled.
+    pub posts_lease_lost: u64,
     /// Comments triaged by the follow-up triage step.
     pub triaged: u64,
     /// Replies sent by the follow-up auto-reply step.
@@ -52,6 +58,7 @@ impl PollReport {
             "posts_rate_limited": self.posts_rate_limited,
             "posts_unsupported": self.posts_unsupported,
             "posts_finished": self.posts_finished,
+            "posts_lease_lost": self.posts_lease_lost,
             "triaged": self.triaged,
             "auto_replied": self.auto_replied,
             "failures": self.failures.iter().map(|f| serde_json::json!({
@@ -74,6 +81,7 @@ impl PollReport {
         self.posts_rate_limited += other.posts_rate_limited;
         self.posts_unsupported += other.posts_unsupported;
         self.posts_finished += other.posts_finished;
+        self.posts_lease_lost += other.posts_lease_lost;
         self.triaged += other.triaged;
         self.auto_replied += other.auto_replied;
         self.failures.extend(other.failures);

@@ -33,7 +33,9 @@ mod dead_letters;
 mod harness;
 mod kpi;
 mod ops;
+mod poll_batch;
 mod publish_batch;
+mod reply_batch;
 mod reply_leases;
 mod reply_queue;
 mod tenant_settings;
@@ -48,7 +50,9 @@ pub use harness::{
 };
 pub use kpi::*;
 pub use ops::*;
+pub use poll_batch::*;
 pub use publish_batch::*;
+pub use reply_batch::*;
 pub use reply_leases::*;
 pub use reply_queue::*;
 pub use tenant_settings::*;
@@ -80,6 +84,8 @@ macro_rules! conformance_suite {
             post_runs_start_in_one_batch,
             settlements_are_guarded_by_the_lease,
             polling_queue,
+            polling_claims_take_due_posts_once_with_their_checkpoints,
+            poll_results_are_written_only_under_their_claim,
             comments_and_checkpoints,
             rules_examples_decisions_and_ai_control,
             kpi_rows_upsert_on_window_start,
@@ -100,6 +106,7 @@ macro_rules! conformance_suite {
             stale_release_closes_running_post_runs,
             reply_claims_are_withdrawn_only_while_unsent,
             reply_lease_heartbeats_extend_only_the_holders_claims,
+            reply_batches_claim_and_settle_under_the_lease,
             dead_letters_are_stored_once_and_listed,
             topic_items_and_busy_posts,
             embeddings_are_upserted_and_checked,

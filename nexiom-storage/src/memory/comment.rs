@@ -8,10 +8,10 @@ use nexiom_core::{
 };
 
 /// The outcome of sending a comment reply, as `finish_comment_reply` takes it.
-struct ReplyOutcome<'a> {
-    status: DeliveryStatus,
-    platform_comment_id: Option<&'a str>,
-    error: Option<&'a str>,
+pub(super) struct ReplyOutcome<'a> {
+    pub(super) status: DeliveryStatus,
+    pub(super) platform_comment_id: Option<&'a str>,
+    pub(super) error: Option<&'a str>,
 }
 
 use super::{Inner, MemoryStore, get_scoped, get_scoped_mut, limit_len, require_ref, scoped};
@@ -104,7 +104,10 @@ impl Inner {
         Ok(comment.clone())
     }
 
-    fn insert_comment_reply(&mut self, new: NewCommentReply) -> Result<Inserted<CommentReply>> {
+    pub(super) fn insert_comment_reply(
+        &mut self,
+        new: NewCommentReply,
+    ) -> Result<Inserted<CommentReply>> {
         new.validate()?;
         self.require_tenant(new.tenant_id)?;
         require_ref(&self.comments, new.tenant_id, &new.comment_id, "comment")?;
@@ -125,7 +128,7 @@ impl Inner {
         Ok(Inserted::created(reply))
     }
 
-    fn finish_comment_reply(
+    pub(super) fn finish_comment_reply(
         &mut self,
         tenant: TenantId,
         comment: CommentId,

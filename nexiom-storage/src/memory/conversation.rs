@@ -240,7 +240,7 @@ impl Inner {
         Ok(Some(message.clone()))
     }
 
-    fn record_message_sent(
+    pub(super) fn record_message_sent(
         &mut self,
         tenant: TenantId,
         id: MessageId,

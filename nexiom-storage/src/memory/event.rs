@@ -154,7 +154,11 @@ impl Inner {
         Ok(Inserted::created(channel))
     }
 
-    fn list_contact_channels(&self, tenant: TenantId, contact: ContactId) -> Vec<ContactChannel> {
+    pub(super) fn list_contact_channels(
+        &self,
+        tenant: TenantId,
+        contact: ContactId,
+    ) -> Vec<ContactChannel> {
         let mut channels: Vec<ContactChannel> = self
             .contact_channels
             .values()

@@ -348,7 +348,11 @@ impl Inner {
         released.len() as u64
     }
 
-    fn list_posts_due_for_polling(&self, now: DateTime<Utc>, limit: u32) -> Vec<ScheduledPost> {
+    pub(super) fn list_posts_due_for_polling(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Vec<ScheduledPost> {
         if limit == 0 {
             return Vec::new();
         }

@@ -85,7 +85,7 @@ impl Inner {
         Ok(claimed)
     }
 
-    fn finish_reply(
+    pub(super) fn finish_reply(
         &mut self,
         tenant: TenantId,
         subject: DecisionSubject,

@@ -16,7 +16,7 @@ use crate::traits::ConversationStore;
 
 /// The SQL rank of a stored delivery status (NULL counts as `pending`), the same
 /// order as [`DeliveryStatus::rank`].
-const DELIVERY_RANK: &str = "(CASE COALESCE(delivery_status, 'pending') \
+pub(super) const DELIVERY_RANK: &str = "(CASE COALESCE(delivery_status, 'pending') \
      WHEN 'pending' THEN 0 WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 \
      WHEN 'read' THEN 3 ELSE 4 END)";
 

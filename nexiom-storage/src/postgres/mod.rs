@@ -39,8 +39,10 @@ mod event;
 mod kpi;
 mod mission;
 mod ops;
+mod poll_batch;
 mod post;
 mod post_batch;
+mod reply_batch;
 mod reply_queue;
 mod routing;
 mod rows;
@@ -152,7 +154,9 @@ impl PgStore {
     /// Runs the cross-tenant work on `pool` instead: claims of due posts and
     /// replies, lease heartbeats, batched run starts and settlements (keyed by
     /// lease owner), stale-lease release, unrouted events and batch routing,
-    /// polling lists, the tenant list, a webhook's channel by account, dead
+    /// polling lists, polling claims and their batched write-backs (keyed by
+    /// claim), the reply queue's batched contexts, claims and settlements
+    /// (keyed by item and lease), the tenant list, a webhook's channel by account, dead
     /// letters without a tenant, the read of a row holding a cross-tenant
     /// unique key (an event id, a dead letter's key), key rotation, the check
     /// that a topic id is not another tenant's, embedding batches that mix

@@ -1,0 +1,226 @@
+//! What the lanes of one auto-reply batch share, the two writers that put
+//! the batch's reply claims and settlements into the store in batches
+//! ([`ReplyBatchStore`](nexiom_storage::ReplyBatchStore)), and the heartbeat
+//! that renews the batch's leases.
+//!
+//! The lease the batch holds its items under moves with each renewal; the
+//! writers read it under a shared lock and the heartbeat moves it under the
+//! exclusive one, so a write never carries a lease the database no longer
+//! has. An item leaves the unsettled set (the heartbeat's list) only once its
+//! settlement is written.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, PoisonError};
+
+use chrono::{DateTime, Utc};
+use nexiom_core::{ChannelId, DecisionSubject, ReplyOutcome, TenantId};
+use nexiom_storage::{ReplyAnswer, ReplyClaim, ReplyClaimed, ReplySettlement, StorageError};
+use tokio::sync::{RwLock, mpsc};
+
+use super::InboundPipeline;
+use super::auto_reply::AutoReplyReport;
+use super::reply_turn::ClaimRequest;
+
+/// At most this many items per write.
+const WRITE_CHUNK: usize = 1_000;
+
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// One item's settlement, before the writer adds the batch's lease.
+pub(super) struct Settle {
+    pub(super) tenant: TenantId,
+    pub(super) subject: DecisionSubject,
+    pub(super) answer: Option<ReplyAnswer>,
+    pub(super) outcome: ReplyOutcome,
+}
+
+/// What the lanes and writers of one batch share.
+pub(super) struct Batch {
+    pub(super) report: Mutex<AutoReplyReport>,
+    /// The claimed items not settled yet (the heartbeat renews their leases).
+    pub(super) unsettled: Mutex<HashSet<DecisionSubject>>,
+    /// Channels that asked to wait, until when.
+    holds: Mutex<HashMap<ChannelId, DateTime<Utc>>>,
+    /// The `lease_until` the batch holds its unsettled items under.
+    lease: RwLock<DateTime<Utc>>,
+}
+
+impl Batch {
+    pub(super) fn new(held_until: DateTime<Utc>) -> Self {
+        Batch {
+            report: Mutex::default(),
+            unsettled: Mutex::default(),
+            holds: Mutex::default(),
+            lease: RwLock::new(held_until),
+        }
+    }
+
+    pub(super) fn add(&self, tally: &AutoReplyReport) {
+        lock(&self.report).merge(tally);
+    }
+
+    pub(super) fn hold_of(&self, channel: ChannelId, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        lock(&self.holds)
+            .get(&channel)
+            .copied()
+            .filter(|until| *until > now)
+    }
+
+    pub(super) fn hold(&self, channel: ChannelId, until: DateTime<Utc>) {
+        let mut holds = lock(&self.holds);
+        let held = holds.entry(channel).or_insert(until);
+        *held = (*held).max(until);
+    }
+}
+
+/// The same failure for each item of a failed write.
+fn shared(err: &StorageError) -> String {
+    err.to_string()
+}
+
+impl InboundPipeline {
+    /// Claims every reply asked for while the previous write ran, in one
+    /// batch, and answers each ask. When the batch fails, each ask is tried on
+    /// its own, so one bad row fails only its item.
+    pub(super) async fn claim_writer(
+        &self,
+        mut rx: mpsc::UnboundedReceiver<ClaimRequest>,
+        batch: &Batch,
+    ) {
+        let mut waiting = Vec::new();
+        while rx.recv_many(&mut waiting, WRITE_CHUNK).await > 0 {
+            let lease = batch.lease.read().await;
+            let (claims, answers): (Vec<ReplyClaim>, Vec<_>) = waiting
+                .drain(..)
+                .map(|(ask, answer)| {
+                    let claim = ReplyClaim {
+                        tenant_id: ask.tenant,
+                        subject: ask.subject,
+                        lease_until: *lease,
+                        text: ask.text,
+                        at: ask.at,
+                    };
+                    (claim, answer)
+                })
+                .unzip();
+            match self.store.claim_replies(&claims).await {
+                Ok(claimed) => {
+                    for (answer, claimed) in answers.into_iter().zip(claimed) {
+                        let _ = answer.send(Ok(claimed));
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, replies = claims.len(), "claiming a batch of replies failed; each is tried alone");
+                    for (claim, answer) in claims.iter().zip(answers) {
+                        let one = self
+                            .store
+                            .claim_replies(std::slice::from_ref(claim))
+                            .await
+                            .map_err(|e| shared(&e))
+                            .and_then(|mut c| {
+                                c.pop().ok_or_else(|| "no answer for the claim".to_owned())
+                            });
+                        let _ = answer.send(one.map(|c: ReplyClaimed| c));
+                    }
+                }
+            }
+            drop(lease);
+        }
+    }
+
+    /// Writes every settlement that arrived while the previous write ran, in
+    /// one batch (alone each when the batch fails); an outcome not applied
+    /// because the item's lease moved on counts in `lease_lost`. A
+    /// settlement that cannot be written leaves the item `sending` until its
+    /// lease ends; the next claim settles it from its stored reply, never by
+    /// sending again.
+    pub(super) async fn settle_writer(
+        &self,
+        mut rx: mpsc::UnboundedReceiver<Settle>,
+        batch: &Batch,
+    ) {
+        let mut waiting = Vec::new();
+        while rx.recv_many(&mut waiting, WRITE_CHUNK).await > 0 {
+            let lease = batch.lease.read().await;
+            let settlements: Vec<ReplySettlement> = waiting
+                .drain(..)
+                .map(|s| ReplySettlement {
+                    tenant_id: s.tenant,
+                    subject: s.subject,
+                    lease_until: *lease,
+                    answer: s.answer,
+                    outcome: s.outcome,
+                })
+                .collect();
+            let now = self.clock.now();
+            let applied = match self.store.settle_replies(&settlements, now).await {
+                Ok(applied) => applied.into_iter().map(Some).collect(),
+                Err(error) => {
+                    tracing::warn!(%error, replies = settlements.len(), "settling a batch of replies failed; each is tried alone");
+                    let mut applied = Vec::with_capacity(settlements.len());
+                    for s in &settlements {
+                        match self
+                            .store
+                            .settle_replies(std::slice::from_ref(s), now)
+                            .await
+                        {
+                            Ok(one) => applied.push(one.first().copied()),
+                            Err(error) => {
+                                tracing::warn!(tenant = %s.tenant_id, subject = ?s.subject, %error, "auto-reply outcome not recorded");
+                                applied.push(None);
+                            }
+                        }
+                    }
+                    applied
+                }
+            };
+            let mut lost = 0;
+            for (s, applied) in settlements.iter().zip(&applied) {
+                if *applied == Some(false) {
+                    tracing::warn!(tenant = %s.tenant_id, subject = ?s.subject, "auto-reply outcome not written: the item's lease moved on");
+                    lost += 1;
+                }
+            }
+            lock(&batch.report).lease_lost += lost;
+            let mut unsettled = lock(&batch.unsettled);
+            for s in &settlements {
+                unsettled.remove(&s.subject);
+            }
+            drop(unsettled);
+            drop(lease);
+        }
+    }
+
+    /// Renews the leases of the batch's unsettled items every third of the
+    /// lease period, forever (the caller stops it when the batch is done).
+    pub(super) async fn heartbeat(&self, batch: &Batch) {
+        let lease = self.auto_reply.lease;
+        let period = (lease / 3)
+            .to_std()
+            .unwrap_or(std::time::Duration::from_secs(1))
+            .max(std::time::Duration::from_millis(100));
+        loop {
+            tokio::time::sleep(period).await;
+            let mut held_until = batch.lease.write().await;
+            let subjects: Vec<DecisionSubject> = lock(&batch.unsettled).iter().copied().collect();
+            let Some(expires) = self.clock.now().checked_add_signed(lease) else {
+                continue;
+            };
+            if subjects.is_empty() {
+                continue;
+            }
+            match self
+                .store
+                .renew_reply_leases(&subjects, *held_until, expires)
+                .await
+            {
+                Ok(_) => *held_until = expires,
+                Err(error) => {
+                    tracing::warn!(%error, items = subjects.len(), "renewing the reply batch's leases failed");
+                }
+            }
+        }
+    }
+}

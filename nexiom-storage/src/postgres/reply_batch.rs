@@ -1,0 +1,523 @@
+//! [`ReplyBatchStore`] on Postgres: a batch's contexts in two reads; its
+//! claims and its settlements each in one transaction of set-based statements
+//! over arrays (`UNNEST`), on the scan pool (keyed by the items and their
+//! leases, across tenants).
+
+use std::collections::{HashMap, HashSet};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use nexiom_core::{
+    ClaimedReply, ContactId, DecisionSubject, DeliveryStatus, MessageId, ReplyOutcome, ReplyState,
+    ReplyStatus, TenantId, Triage,
+};
+use uuid::Uuid;
+
+use super::conversation::DELIVERY_RANK;
+use super::error::db;
+use super::rows::{CommentRow, MessageRow};
+use super::{PgStore, bound};
+use crate::error::Result;
+use crate::reply_batch::{
+    ReplyBatchStore, ReplyClaim, ReplyClaimed, ReplyContext, ReplySettlement, check_claims,
+    check_settlements, draft_of,
+};
+use crate::reply_queue::apply;
+
+fn parse_status(status: Option<String>) -> Option<DeliveryStatus> {
+    status.and_then(|s| s.parse().ok())
+}
+
+/// Splits subjects into message ids and comment ids.
+fn split(subjects: impl Iterator<Item = DecisionSubject>) -> (Vec<Uuid>, Vec<Uuid>) {
+    let (mut messages, mut comments) = (Vec::new(), Vec::new());
+    for subject in subjects {
+        match subject {
+            DecisionSubject::Message(id) => messages.push(id.as_uuid()),
+            DecisionSubject::Comment(id) => comments.push(id.as_uuid()),
+        }
+    }
+    (messages, comments)
+}
+
+/// The reply-queue state of the items of `subjects`, locked, with each
+/// item's tenant and (for a message) its conversation.
+type Locked = HashMap<DecisionSubject, (TenantId, Option<ReplyStatus>, Option<Uuid>)>;
+
+async fn lock_items(
+    tx: &mut sqlx::PgConnection,
+    subjects: impl Iterator<Item = DecisionSubject>,
+) -> Result<Locked> {
+    let (messages, comments) = split(subjects);
+    let mut locked = HashMap::new();
+    if !messages.is_empty() {
+        let rows: Vec<MessageRow> =
+            sqlx::query_as("SELECT * FROM messages WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+                .bind(&messages)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db)?;
+        for row in rows {
+            let m = row.into_entity()?;
+            locked.insert(
+                DecisionSubject::Message(m.id),
+                (m.tenant_id, m.reply, Some(m.conversation_id.as_uuid())),
+            );
+        }
+    }
+    if !comments.is_empty() {
+        let rows: Vec<CommentRow> =
+            sqlx::query_as("SELECT * FROM comments WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+                .bind(&comments)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db)?;
+        for row in rows {
+            let c = row.into_entity()?;
+            locked.insert(DecisionSubject::Comment(c.id), (c.tenant_id, c.reply, None));
+        }
+    }
+    Ok(locked)
+}
+
+/// Whether the locked item is the tenant's and `sending` under `lease`.
+fn held(locked: &Locked, tenant: TenantId, subject: DecisionSubject, lease: DateTime<Utc>) -> bool {
+    locked.get(&subject).is_some_and(|(t, reply, _)| {
+        *t == tenant
+            && reply.as_ref().is_some_and(|r| {
+                // To the microsecond, as stored (and as a bound parameter is).
+                r.state == ReplyState::Sending
+                    && r.lease_until.map(|t| t.timestamp_micros())
+                        == Some(bound(lease).timestamp_micros())
+            })
+    })
+}
+
+#[async_trait]
+impl ReplyBatchStore for PgStore {
+    async fn reply_contexts(&self, items: &[ClaimedReply]) -> Result<Vec<ReplyContext>> {
+        let mut contexts = vec![ReplyContext::default(); items.len()];
+        let (mut m_tenants, mut m_ids, mut m_at) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut c_tenants, mut c_ids, mut c_at) = (Vec::new(), Vec::new(), Vec::new());
+        for (i, item) in items.iter().enumerate() {
+            let at = i64::try_from(i).unwrap_or(i64::MAX);
+            match item {
+                ClaimedReply::Message(m) => {
+                    m_tenants.push(m.tenant_id.as_uuid());
+                    m_ids.push(m.id.as_uuid());
+                    m_at.push(at);
+                }
+                ClaimedReply::Comment(c) => {
+                    c_tenants.push(c.tenant_id.as_uuid());
+                    c_ids.push(c.id.as_uuid());
+                    c_at.push(at);
+                }
+            }
+        }
+        // Cross-tenant reads keyed by the claimed items.
+        if !m_ids.is_empty() {
+            type Row = (
+                i64,
+                Option<Uuid>,
+                Option<String>,
+                Option<String>,
+                Option<serde_json::Value>,
+                Option<String>,
+            );
+            let rows: Vec<Row> = sqlx::query_as(
+                "SELECT u.at, ct.id, ct.display_name, \
+                     (SELECT h.external_handle FROM contact_channels h \
+                      WHERE h.tenant_id = m.tenant_id AND h.contact_id = ct.id \
+                          AND h.platform = ch.platform \
+                      ORDER BY h.created_at, h.id LIMIT 1), \
+                     d.snapshot, \
+                     (SELECT r.delivery_status FROM messages r \
+                      WHERE r.tenant_id = m.tenant_id AND r.direction = 'outbound' \
+                          AND r.in_reply_to = m.id) \
+                 FROM UNNEST($1::uuid[], $2::uuid[], $3::int8[]) AS u(tenant_id, id, at) \
+                 JOIN messages m ON m.id = u.id AND m.tenant_id = u.tenant_id \
+                 LEFT JOIN conversations cv ON cv.id = m.conversation_id \
+                     AND cv.tenant_id = m.tenant_id \
+                 LEFT JOIN contacts ct ON ct.id = cv.contact_id AND ct.tenant_id = m.tenant_id \
+                 LEFT JOIN channels ch ON ch.id = m.channel_id AND ch.tenant_id = m.tenant_id \
+                 LEFT JOIN ai_decisions d ON d.id = m.ai_decision_id \
+                     AND d.tenant_id = m.tenant_id",
+            )
+            .bind(&m_tenants)
+            .bind(&m_ids)
+            .bind(&m_at)
+            .fetch_all(&self.scan_pool)
+            .await
+            .map_err(db)?;
+            for (at, contact, name, handle, snapshot, existing) in rows {
+                let Some(slot) = usize::try_from(at).ok().and_then(|i| contexts.get_mut(i)) else {
+                    continue;
+                };
+                *slot = ReplyContext {
+                    contact_id: contact.map(ContactId::from_uuid),
+                    contact_name: name,
+                    recipient: handle,
+                    draft: snapshot.as_ref().and_then(draft_of),
+                    // An outbound reply with no status counts as pending.
+                    existing_reply: existing
+                        .map(|s| parse_status(Some(s)).unwrap_or(DeliveryStatus::Pending)),
+                };
+            }
+        }
+        if !c_ids.is_empty() {
+            type Row = (i64, Option<serde_json::Value>, Option<String>);
+            let rows: Vec<Row> = sqlx::query_as(
+                "SELECT u.at, d.snapshot, r.status \
+                 FROM UNNEST($1::uuid[], $2::uuid[], $3::int8[]) AS u(tenant_id, id, at) \
+                 JOIN comments c ON c.id = u.id AND c.tenant_id = u.tenant_id \
+                 LEFT JOIN ai_decisions d ON d.id = c.ai_decision_id \
+                     AND d.tenant_id = c.tenant_id \
+                 LEFT JOIN comment_replies r ON r.comment_id = c.id \
+                     AND r.tenant_id = c.tenant_id",
+            )
+            .bind(&c_tenants)
+            .bind(&c_ids)
+            .bind(&c_at)
+            .fetch_all(&self.scan_pool)
+            .await
+            .map_err(db)?;
+            for (at, snapshot, existing) in rows {
+                let Some(slot) = usize::try_from(at).ok().and_then(|i| contexts.get_mut(i)) else {
+                    continue;
+                };
+                *slot = ReplyContext {
+                    draft: snapshot.as_ref().and_then(draft_of),
+                    existing_reply: parse_status(existing),
+                    ..ReplyContext::default()
+                };
+            }
+        }
+        Ok(contexts)
+    }
+
+    async fn claim_replies(&self, claims: &[ReplyClaim]) -> Result<Vec<ReplyClaimed>> {
+        check_claims(claims)?;
+        if claims.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.scan_pool.begin().await.map_err(db)?;
+        let locked = lock_items(&mut tx, claims.iter().map(|c| c.subject)).await?;
+        let tenants: Vec<Uuid> = claims
+            .iter()
+            .map(|c| c.tenant_id.as_uuid())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let on: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT tenant_id FROM ai_controls WHERE tenant_id = ANY($1) AND enabled",
+        )
+        .bind(&tenants)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        let on: HashSet<Uuid> = on.into_iter().collect();
+        let mut answer = Vec::with_capacity(claims.len());
+        let (mut m_ids, mut m_tenants, mut m_convs, mut m_inbound, mut m_texts, mut m_at) = (
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+        );
+        let (mut c_ids, mut c_tenants, mut c_texts, mut c_at) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for claim in claims {
+            if !held(&locked, claim.tenant_id, claim.subject, claim.lease_until) {
+                answer.push(ReplyClaimed::LeaseLost);
+                continue;
+            }
+            if !on.contains(&claim.tenant_id.as_uuid()) {
+                answer.push(ReplyClaimed::AiOff);
+                continue;
+            }
+            // Filled in below.
+            answer.push(ReplyClaimed::Existing(None));
+            match claim.subject {
+                DecisionSubject::Message(id) => {
+                    let conv = locked.get(&claim.subject).and_then(|(_, _, c)| *c);
+                    m_ids.push(MessageId::generate().as_uuid());
+                    m_tenants.push(claim.tenant_id.as_uuid());
+                    m_convs.push(conv.unwrap_or_default());
+                    m_inbound.push(id.as_uuid());
+                    m_texts.push(claim.text.as_str());
+                    m_at.push(claim.at);
+                }
+                DecisionSubject::Comment(id) => {
+                    c_ids.push(id.as_uuid());
+                    c_tenants.push(claim.tenant_id.as_uuid());
+                    c_texts.push(claim.text.as_str());
+                    c_at.push(claim.at);
+                }
+            }
+        }
+        let mut outcome: HashMap<DecisionSubject, ReplyClaimed> = HashMap::new();
+        if !m_ids.is_empty() {
+            // As `insert_message` does for each: inserted unless a unique key
+            // holds it; each conversation's `last_message_at` moves to its
+            // latest new message.
+            let inserted: Vec<(Uuid, Uuid)> = sqlx::query_as(
+                "WITH ins AS ( \
+                     INSERT INTO messages (id, tenant_id, conversation_id, channel_id, \
+                         direction, text, has_media, provider_message_id, in_reply_to, triage, \
+                         confidence, ai_decision_id, delivery_status, created_at, stored_at) \
+                     SELECT u.id, u.tenant_id, u.conversation_id, m.channel_id, 'outbound', \
+                         u.text, FALSE, NULL, u.in_reply_to, NULL, NULL, NULL, 'pending', \
+                         u.at, u.at \
+                     FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], \
+                         $6::timestamptz[]) WITH ORDINALITY \
+                         AS u(id, tenant_id, conversation_id, in_reply_to, text, at, ord) \
+                     JOIN messages m ON m.id = u.in_reply_to AND m.tenant_id = u.tenant_id \
+                     ORDER BY u.ord \
+                     ON CONFLICT DO NOTHING \
+                     RETURNING id, in_reply_to, conversation_id, created_at \
+                 ), bump AS ( \
+                     UPDATE conversations c \
+                     SET last_message_at = GREATEST(c.last_message_at, b.at) \
+                     FROM (SELECT conversation_id, max(created_at) AS at FROM ins \
+                           GROUP BY conversation_id) b \
+                     WHERE c.id = b.conversation_id \
+                 ) \
+                 SELECT id, in_reply_to FROM ins",
+            )
+            .bind(&m_ids)
+            .bind(&m_tenants)
+            .bind(&m_convs)
+            .bind(&m_inbound)
+            .bind(&m_texts)
+            .bind(&m_at)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
+            for (id, inbound) in inserted {
+                outcome.insert(
+                    DecisionSubject::Message(MessageId::from_uuid(inbound)),
+                    ReplyClaimed::Claimed(Some(MessageId::from_uuid(id))),
+                );
+            }
+            let taken: Vec<Uuid> = m_inbound
+                .iter()
+                .copied()
+                .filter(|id| {
+                    !outcome.contains_key(&DecisionSubject::Message(MessageId::from_uuid(*id)))
+                })
+                .collect();
+            if !taken.is_empty() {
+                let rows: Vec<(Uuid, Option<String>)> = sqlx::query_as(
+                    "SELECT in_reply_to, delivery_status FROM messages \
+                     WHERE direction = 'outbound' AND in_reply_to = ANY($1)",
+                )
+                .bind(&taken)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db)?;
+                for (inbound, status) in rows {
+                    outcome.insert(
+                        DecisionSubject::Message(MessageId::from_uuid(inbound)),
+                        ReplyClaimed::Existing(parse_status(status)),
+                    );
+                }
+            }
+        }
+        if !c_ids.is_empty() {
+            let inserted: Vec<Uuid> = sqlx::query_scalar(
+                "INSERT INTO comment_replies (comment_id, tenant_id, text, status, \
+                     platform_comment_id, error, created_at, updated_at) \
+                 SELECT u.comment_id, u.tenant_id, u.text, 'pending', NULL, NULL, u.at, u.at \
+                 FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[]) \
+                     AS u(comment_id, tenant_id, text, at) \
+                 ON CONFLICT (comment_id) DO NOTHING \
+                 RETURNING comment_id",
+            )
+            .bind(&c_ids)
+            .bind(&c_tenants)
+            .bind(&c_texts)
+            .bind(&c_at)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
+            let inserted: HashSet<Uuid> = inserted.into_iter().collect();
+            let taken: Vec<Uuid> = c_ids
+                .iter()
+                .copied()
+                .filter(|id| !inserted.contains(id))
+                .collect();
+            for id in inserted {
+                outcome.insert(
+                    DecisionSubject::Comment(nexiom_core::CommentId::from_uuid(id)),
+                    ReplyClaimed::Claimed(None),
+                );
+            }
+            if !taken.is_empty() {
+                let rows: Vec<(Uuid, String)> = sqlx::query_as(
+                    "SELECT comment_id, status FROM comment_replies WHERE comment_id = ANY($1)",
+                )
+                .bind(&taken)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db)?;
+                for (id, status) in rows {
+                    outcome.insert(
+                        DecisionSubject::Comment(nexiom_core::CommentId::from_uuid(id)),
+                        ReplyClaimed::Existing(parse_status(Some(status))),
+                    );
+                }
+            }
+        }
+        tx.commit().await.map_err(db)?;
+        for (slot, claim) in answer.iter_mut().zip(claims) {
+            if *slot == ReplyClaimed::Existing(None)
+                && let Some(found) = outcome.get(&claim.subject)
+            {
+                *slot = *found;
+            }
+        }
+        Ok(answer)
+    }
+
+    async fn settle_replies(
+        &self,
+        settlements: &[ReplySettlement],
+        at: DateTime<Utc>,
+    ) -> Result<Vec<bool>> {
+        check_settlements(settlements)?;
+        if settlements.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.scan_pool.begin().await.map_err(db)?;
+        let locked = lock_items(&mut tx, settlements.iter().map(|s| s.subject)).await?;
+        // The answers, recorded whatever the lease.
+        let (mut am_tenants, mut am_inbound, mut am_ids, mut am_status, mut am_rank) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut ac_tenants, mut ac_ids, mut ac_status, mut ac_pids, mut ac_errors) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for s in settlements {
+            let Some(answer) = &s.answer else { continue };
+            match s.subject {
+                DecisionSubject::Message(id) => {
+                    am_tenants.push(s.tenant_id.as_uuid());
+                    am_inbound.push(id.as_uuid());
+                    am_ids.push(answer.provider_id.as_deref());
+                    am_status.push(answer.status.as_str());
+                    am_rank.push(i32::from(answer.status.rank()));
+                }
+                DecisionSubject::Comment(id) => {
+                    ac_tenants.push(s.tenant_id.as_uuid());
+                    ac_ids.push(id.as_uuid());
+                    ac_status.push(answer.status.as_str());
+                    ac_pids.push(answer.provider_id.as_deref());
+                    ac_errors.push(answer.error.as_deref());
+                }
+            }
+        }
+        if !am_inbound.is_empty() {
+            let sql = format!(
+                "UPDATE messages SET \
+                     provider_message_id = COALESCE(provider_message_id, u.pid), \
+                     delivery_status = CASE WHEN delivery_status IS NULL OR {DELIVERY_RANK} < u.rank \
+                         THEN u.status ELSE delivery_status END \
+                 FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::int4[]) \
+                     AS u(tenant, inbound, pid, status, rank) \
+                 WHERE messages.tenant_id = u.tenant AND messages.direction = 'outbound' \
+                     AND messages.in_reply_to = u.inbound"
+            );
+            sqlx::query(&sql)
+                .bind(&am_tenants)
+                .bind(&am_inbound)
+                .bind(&am_ids)
+                .bind(&am_status)
+                .bind(&am_rank)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        if !ac_ids.is_empty() {
+            sqlx::query(
+                "UPDATE comment_replies r SET status = u.status, \
+                     platform_comment_id = COALESCE(u.pid, r.platform_comment_id), \
+                     error = u.error, updated_at = $6 \
+                 FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[]) \
+                     AS u(tenant, comment_id, status, pid, error) \
+                 WHERE r.tenant_id = u.tenant AND r.comment_id = u.comment_id",
+            )
+            .bind(&ac_tenants)
+            .bind(&ac_ids)
+            .bind(&ac_status)
+            .bind(&ac_pids)
+            .bind(&ac_errors)
+            .bind(at)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        }
+        // The outcomes, each applied as `finish_reply` does, under the lease.
+        let mut applied = Vec::with_capacity(settlements.len());
+        let mut rows: [Vec<(Uuid, ReplyStatus, bool)>; 2] = [Vec::new(), Vec::new()];
+        for s in settlements {
+            let Some((tenant, Some(current), _)) = locked.get(&s.subject) else {
+                applied.push(false);
+                continue;
+            };
+            let any_state = s.outcome == ReplyOutcome::Sent;
+            if *tenant != s.tenant_id
+                || !(any_state || held(&locked, s.tenant_id, s.subject, s.lease_until))
+            {
+                applied.push(false);
+                continue;
+            }
+            let mut reply = current.clone();
+            let escalate = apply(&mut reply, s.outcome.clone());
+            applied.push(true);
+            if reply != *current {
+                let (slot, id) = match s.subject {
+                    DecisionSubject::Message(id) => (0, id.as_uuid()),
+                    DecisionSubject::Comment(id) => (1, id.as_uuid()),
+                };
+                rows[slot].push((id, reply, escalate));
+            }
+        }
+        for (table, rows) in ["messages", "comments"].into_iter().zip(rows) {
+            if rows.is_empty() {
+                continue;
+            }
+            let ids: Vec<Uuid> = rows.iter().map(|r| r.0).collect();
+            let states: Vec<&str> = rows.iter().map(|r| r.1.state.as_str()).collect();
+            let attempts: Vec<i64> = rows.iter().map(|r| i64::from(r.1.attempts)).collect();
+            let errors: Vec<Option<&str>> = rows.iter().map(|r| r.1.error.as_deref()).collect();
+            let next: Vec<Option<DateTime<Utc>>> =
+                rows.iter().map(|r| r.1.next_at.map(bound)).collect();
+            let leases: Vec<Option<DateTime<Utc>>> =
+                rows.iter().map(|r| r.1.lease_until.map(bound)).collect();
+            let escalate: Vec<bool> = rows.iter().map(|r| r.2).collect();
+            let sql = format!(
+                "UPDATE {table} t SET reply_state = u.state, reply_attempts = u.attempts, \
+                     reply_error = u.error, reply_next_at = u.next_at, \
+                     reply_lease_until = u.lease_until, \
+                     triage = CASE WHEN u.escalate THEN $8 ELSE t.triage END \
+                 FROM UNNEST($1::uuid[], $2::text[], $3::int8[], $4::text[], \
+                     $5::timestamptz[], $6::timestamptz[], $7::bool[]) \
+                     AS u(id, state, attempts, error, next_at, lease_until, escalate) \
+                 WHERE t.id = u.id"
+            );
+            sqlx::query(&sql)
+                .bind(&ids)
+                .bind(&states)
+                .bind(&attempts)
+                .bind(&errors)
+                .bind(&next)
+                .bind(&leases)
+                .bind(&escalate)
+                .bind(Triage::Escalate.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(applied)
+    }
+}
