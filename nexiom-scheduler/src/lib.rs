@@ -94,7 +94,7 @@ pub use topics::{CLUSTER_DAILY, ClusterDailyWorker};
 pub use windows::{KpiWindow, kpi_windows, local_instant, window_containing};
 pub use worker::{
     BatchConfig, CLEANUP_EXECUTION_LOGS, Cadence, CadenceError, CleanupExecutionLogsWorker,
-    CronSchedule, ENQUEUE_DUE_POSTS, EnqueueDuePostsWorker, RELEASE_STALE_LEASES,
-    ReleaseStaleLeasesWorker, Shutdown, ShutdownTrigger, WorkReport, Worker, WorkerContext,
-    WorkerRun, WorkerRuntime, shutdown_channel,
+    CronSchedule, ENQUEUE_DUE_POSTS, EnqueueDuePostsWorker, RELEASE_STALE_LEASES, RETENTION,
+    ReleaseStaleLeasesWorker, RetentionWorker, Shutdown, ShutdownTrigger, WorkReport, Worker,
+    WorkerContext, WorkerRun, WorkerRuntime, shutdown_channel,
 };

@@ -19,6 +19,7 @@ on_both_backends!(
     shutdown_finishes_the_post_in_flight_and_hands_back_the_rest,
     pipeline_runs_due_schedules,
     the_pipeline_worker_logs_the_seed_counts,
+    the_retention_worker_purges_what_is_old,
 );
 
 fn runtime(env: &Env, gateway: Arc<MockGateway>) -> WorkerRuntime {
@@ -317,4 +318,34 @@ async fn the_pipeline_worker_logs_the_seed_counts(store: Arc<dyn Store>) {
     };
     assert_eq!(log.status, RunStatus::Failed);
     assert!(log.error.as_deref().unwrap().contains("router down"));
+}
+
+async fn the_retention_worker_purges_what_is_old(store: Arc<dyn Store>) {
+    let env = Env::new(store.clone()).await;
+    let now = env.clock.now();
+    for (key, at) in [
+        ("a", now - Duration::days(100)),
+        ("b", now - Duration::days(95)),
+        ("c", now),
+    ] {
+        store
+            .insert_dead_letter(NewDeadLetter::new(
+                Platform::WhatsApp,
+                key,
+                b"{}",
+                "bad",
+                at,
+            ))
+            .await
+            .unwrap();
+    }
+    let mut runtime = WorkerRuntime::new(store.clone(), env.clock.clone());
+    runtime.register(Arc::new(RetentionWorker::new(store.clone())));
+    let runs = runtime.run_once(&Shutdown::never()).await.unwrap();
+    let Some((_, WorkerRun::Ran(log))) = runs.iter().find(|(n, _)| n == RETENTION) else {
+        panic!("{runs:?}");
+    };
+    assert_eq!(log.status, RunStatus::Completed);
+    assert_eq!(log.results["dead_letters"], 2, "{:?}", log.results);
+    assert_eq!(store.list_dead_letters(None, 10).await.unwrap().len(), 1);
 }

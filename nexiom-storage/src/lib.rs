@@ -37,6 +37,7 @@ mod poll_batch;
 mod postgres;
 mod reply_batch;
 mod reply_queue;
+mod retention;
 pub mod secrets;
 mod tenant_settings;
 mod traits;
@@ -55,6 +56,7 @@ pub use reply_batch::{
     ReplyAnswer, ReplyBatchStore, ReplyClaim, ReplyClaimed, ReplyContext, ReplySettlement,
 };
 pub use reply_queue::{ReplyQueueStore, STALE_RUN_ERROR};
+pub use retention::{Retained, RetentionPolicy, RetentionStore};
 pub use tenant_settings::TenantSettingsStore;
 pub use traits::{
     CommentStore, ConversationStore, EventStore, KpiStore, MissionStore, PostStore, RuleStore,

@@ -851,6 +851,7 @@ pub trait Store:
     + TopicStore
     + crate::OpsStore
     + crate::TenantSettingsStore
+    + crate::RetentionStore
     + Send
     + Sync
 {
@@ -875,6 +876,7 @@ impl<T> Store for T where
         + TopicStore
         + crate::OpsStore
         + crate::TenantSettingsStore
+        + crate::RetentionStore
         + Send
         + Sync
 {

@@ -2,6 +2,7 @@
 
 mod builtin;
 mod cadence;
+mod retention;
 mod runtime;
 mod shutdown;
 
@@ -10,5 +11,6 @@ pub use builtin::{
     RELEASE_STALE_LEASES, ReleaseStaleLeasesWorker,
 };
 pub use cadence::{Cadence, CadenceError, CronSchedule};
+pub use retention::{RETENTION, RetentionWorker};
 pub use runtime::{BatchConfig, WorkReport, Worker, WorkerContext, WorkerRun, WorkerRuntime};
 pub use shutdown::{Shutdown, ShutdownTrigger, shutdown_channel};

@@ -38,6 +38,7 @@ mod publish_batch;
 mod reply_batch;
 mod reply_leases;
 mod reply_queue;
+mod retention;
 mod tenant_settings;
 mod tests;
 mod topics;
@@ -55,6 +56,7 @@ pub use publish_batch::*;
 pub use reply_batch::*;
 pub use reply_leases::*;
 pub use reply_queue::*;
+pub use retention::*;
 pub use tenant_settings::*;
 pub use tests::*;
 pub use topics::*;
@@ -118,6 +120,7 @@ macro_rules! conformance_suite {
             api_key_last_use_is_recorded_once_a_minute,
             ops_reads_schema_and_queue_depth,
             tenant_settings_round_trip_and_stay_apart,
+            retention_purges_old_finished_rows_in_batches,
         );
     };
     (@tests $attrs:tt $factory:path; $($name:ident,)+) => {$(

@@ -51,7 +51,7 @@ pub async fn world(store: &dyn Store, name: &str, platform: Platform, account: &
     World { tenant, channel }
 }
 
-fn event(
+pub(super) fn event(
     w: &World,
     event_id: &str,
     kind: EventKind,

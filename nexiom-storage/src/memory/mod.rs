@@ -23,6 +23,7 @@ mod poll_batch;
 mod post;
 mod reply_batch;
 mod reply_queue;
+mod retention;
 mod routing;
 mod rule;
 mod settings;

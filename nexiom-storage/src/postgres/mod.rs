@@ -44,6 +44,7 @@ mod post;
 mod post_batch;
 mod reply_batch;
 mod reply_queue;
+mod retention;
 mod routing;
 mod rows;
 mod rule;

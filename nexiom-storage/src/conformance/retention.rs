@@ -1,0 +1,174 @@
+//! Conformance tests of batched retention (`RetentionStore`).
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use nexiom_core::*;
+
+use super::tests::{event, world};
+use crate::{Retained, RetentionPolicy, Store};
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 22, 9, 0, 0).unwrap()
+}
+
+/// Purging removes, batch by batch, only what is old and finished: routed
+/// events (not unrouted ones), finished post runs (not running ones), dead
+/// letters; a purged event's key can be stored again.
+pub async fn retention_purges_old_finished_rows_in_batches(store: Arc<dyn Store>) {
+    let s = store.as_ref();
+    let w = world(s, "Acme", Platform::WhatsApp, "pn-retention").await;
+    let old = t0() - Duration::days(40);
+    let cutoff = t0() - Duration::days(30);
+    let mut routed = Vec::new();
+    for i in 0..5 {
+        let e = s
+            .insert_event(event(&w, &format!("old-{i}"), EventKind::Other, old))
+            .await
+            .unwrap()
+            .record;
+        s.mark_event_routed(w.tenant.id, e.id, None, old)
+            .await
+            .unwrap();
+        routed.push(e.id);
+    }
+    let unrouted = s
+        .insert_event(event(&w, "old-unrouted", EventKind::Other, old))
+        .await
+        .unwrap()
+        .record;
+    let recent = s
+        .insert_event(event(&w, "recent", EventKind::Other, t0()))
+        .await
+        .unwrap()
+        .record;
+    s.mark_event_routed(w.tenant.id, recent.id, None, t0())
+        .await
+        .unwrap();
+
+    // Batches of 2: 2, 2, 1, 0.
+    let mut batches = Vec::new();
+    loop {
+        let n = s
+            .purge_before(Retained::WebhookEvents, cutoff, 2)
+            .await
+            .unwrap();
+        batches.push(n);
+        if n < 2 {
+            break;
+        }
+    }
+    assert_eq!(batches, vec![2, 2, 1]);
+    assert!(
+        s.get_event(w.tenant.id, unrouted.id).await.is_ok(),
+        "unrouted kept"
+    );
+    assert!(
+        s.get_event(w.tenant.id, recent.id).await.is_ok(),
+        "recent kept"
+    );
+    for id in &routed {
+        assert!(s.get_event(w.tenant.id, *id).await.is_err());
+    }
+    // The key of a purged event is free again.
+    let again = s
+        .insert_event(event(&w, "old-0", EventKind::Other, t0()))
+        .await
+        .unwrap();
+    assert!(again.created);
+
+    // Post runs: finished and old go, running or recent stay.
+    let post = s
+        .insert_post(NewScheduledPost::one_off(
+            w.tenant.id,
+            w.channel.id,
+            Content::text("x"),
+            old,
+            old,
+        ))
+        .await
+        .unwrap()
+        .record;
+    let run = |attempt, started_at| NewPostRun {
+        tenant_id: w.tenant.id,
+        post_id: post.id,
+        attempt,
+        started_at,
+    };
+    let finished_old = s.insert_post_run(run(1, old)).await.unwrap();
+    s.finish_post_run(
+        w.tenant.id,
+        finished_old.id,
+        PostRunStatus::Failed,
+        None,
+        old,
+    )
+    .await
+    .unwrap();
+    s.insert_post_run(run(2, old)).await.unwrap(); // still running
+    let finished_new = s.insert_post_run(run(3, t0())).await.unwrap();
+    s.finish_post_run(
+        w.tenant.id,
+        finished_new.id,
+        PostRunStatus::Success,
+        None,
+        t0(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        s.purge_before(Retained::PostRuns, cutoff, 10)
+            .await
+            .unwrap(),
+        1
+    );
+    let left: Vec<u32> = s
+        .list_post_runs(w.tenant.id, post.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.attempt)
+        .collect();
+    assert_eq!(left, vec![2, 3]);
+
+    // Dead letters.
+    s.insert_dead_letter(NewDeadLetter::new(
+        Platform::WhatsApp,
+        "dl-old",
+        b"{}",
+        "bad",
+        old,
+    ))
+    .await
+    .unwrap();
+    s.insert_dead_letter(NewDeadLetter::new(
+        Platform::WhatsApp,
+        "dl-new",
+        b"{}",
+        "bad",
+        t0(),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        s.purge_before(Retained::DeadLetters, cutoff, 10)
+            .await
+            .unwrap(),
+        1
+    );
+    let keys: Vec<String> = s
+        .list_dead_letters(None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.key)
+        .collect();
+    assert_eq!(keys, vec!["dl-new".to_owned()]);
+
+    let defaults = RetentionPolicy::default();
+    assert_eq!(
+        defaults.of(Retained::WebhookEvents),
+        Some(Duration::days(30))
+    );
+}

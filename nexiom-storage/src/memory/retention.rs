@@ -1,0 +1,61 @@
+//! Batched retention.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use nexiom_core::PostRunStatus;
+
+use super::{MemoryStore, limit_len};
+use crate::error::Result;
+use crate::retention::{Retained, RetentionStore};
+
+#[async_trait]
+impl RetentionStore for MemoryStore {
+    async fn purge_before(&self, kind: Retained, cutoff: DateTime<Utc>, batch: u32) -> Result<u64> {
+        let mut inner = self.lock();
+        let batch = limit_len(batch.max(1));
+        let removed = match kind {
+            Retained::WebhookEvents => {
+                let old: Vec<_> = inner
+                    .events
+                    .values()
+                    .filter(|e| e.routed_at.is_some() && e.received_at < cutoff)
+                    .map(|e| (e.id, (e.platform.clone(), e.event_id.clone())))
+                    .take(batch)
+                    .collect();
+                for (id, key) in &old {
+                    inner.events.remove(id);
+                    inner.event_by_key.remove(key);
+                }
+                old.len()
+            }
+            Retained::PostRuns => {
+                let old: Vec<_> = inner
+                    .post_runs
+                    .values()
+                    .filter(|r| r.status != PostRunStatus::Running && r.started_at < cutoff)
+                    .map(|r| r.id)
+                    .take(batch)
+                    .collect();
+                for id in &old {
+                    inner.post_runs.remove(id);
+                }
+                old.len()
+            }
+            Retained::DeadLetters => {
+                let old: Vec<_> = inner
+                    .dead_letters
+                    .values()
+                    .filter(|d| d.received_at < cutoff)
+                    .map(|d| (d.id, (d.platform.clone(), d.key.clone())))
+                    .take(batch)
+                    .collect();
+                for (id, key) in &old {
+                    inner.dead_letters.remove(id);
+                    inner.dead_letter_by_key.remove(key);
+                }
+                old.len()
+            }
+        };
+        Ok(removed as u64)
+    }
+}

@@ -1,0 +1,39 @@
+//! [`RetentionStore`] on Postgres: each batch is one short `DELETE` of at
+//! most `batch` rows, on the scan pool.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::error::db;
+use super::{PgStore, bound, limit};
+use crate::error::Result;
+use crate::retention::{Retained, RetentionStore};
+
+#[async_trait]
+impl RetentionStore for PgStore {
+    async fn purge_before(&self, kind: Retained, cutoff: DateTime<Utc>, batch: u32) -> Result<u64> {
+        let sql = match kind {
+            Retained::WebhookEvents => {
+                "DELETE FROM webhook_events WHERE id IN ( \
+                     SELECT id FROM webhook_events \
+                     WHERE routed_at IS NOT NULL AND received_at < $1 LIMIT $2)"
+            }
+            Retained::PostRuns => {
+                "DELETE FROM post_runs WHERE id IN ( \
+                     SELECT id FROM post_runs \
+                     WHERE status <> 'running' AND started_at < $1 LIMIT $2)"
+            }
+            Retained::DeadLetters => {
+                "DELETE FROM dead_letters WHERE id IN ( \
+                     SELECT id FROM dead_letters WHERE received_at < $1 LIMIT $2)"
+            }
+        };
+        let done = sqlx::query(sql)
+            .bind(bound(cutoff))
+            .bind(limit(batch.max(1)))
+            .execute(&self.scan_pool)
+            .await
+            .map_err(db)?;
+        Ok(done.rows_affected())
+    }
+}

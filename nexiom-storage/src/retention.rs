@@ -1,0 +1,96 @@
+//! [`RetentionStore`]: old rows removed in short batches, so that retention
+//! never holds a long transaction or a lock on a busy table.
+//!
+//! What each kind removes (rows older than the cutoff):
+//! - [`Retained::WebhookEvents`]: events *routed* before the cutoff (by
+//!   `received_at`); an unrouted event is kept whatever its age. Once removed,
+//!   a redelivery of the event would be stored again, but routing still
+//!   stores its message or comment only once (their own keys).
+//! - [`Retained::PostRuns`]: finished runs (`success`, `failed`) started
+//!   before the cutoff; a `running` run is kept.
+//! - [`Retained::DeadLetters`]: dead letters received before the cutoff.
+//!
+//! Execution logs have their own, partition-based removal
+//! (`WorkerStore::delete_executions_before`).
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+
+use crate::error::Result;
+
+/// A kind of row with a retention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Retained {
+    /// Routed webhook events.
+    WebhookEvents,
+    /// Finished post runs.
+    PostRuns,
+    /// Dead letters.
+    DeadLetters,
+}
+
+impl Retained {
+    /// Every kind.
+    pub const ALL: [Retained; 3] = [
+        Retained::WebhookEvents,
+        Retained::PostRuns,
+        Retained::DeadLetters,
+    ];
+
+    /// Its name in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Retained::WebhookEvents => "webhook_events",
+            Retained::PostRuns => "post_runs",
+            Retained::DeadLetters => "dead_letters",
+        }
+    }
+}
+
+/// How long each kind is kept (`None`: forever).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionPolicy {
+    /// Routed webhook events (default 30 days: platforms redeliver within
+    /// hours, and routing has copied what matters into messages and
+    /// comments).
+    pub webhook_events: Option<Duration>,
+    /// Finished post runs (default 180 days: the publishing history a person
+    /// looks into).
+    pub post_runs: Option<Duration>,
+    /// Dead letters (default 90 days).
+    pub dead_letters: Option<Duration>,
+    /// Execution logs (default 30 days).
+    pub execution_logs: Option<Duration>,
+}
+
+impl Default for RetentionPolicy {
+    fn default() -> Self {
+        RetentionPolicy {
+            webhook_events: Some(Duration::days(30)),
+            post_runs: Some(Duration::days(180)),
+            dead_letters: Some(Duration::days(90)),
+            execution_logs: Some(Duration::days(30)),
+        }
+    }
+}
+
+impl RetentionPolicy {
+    /// The retention of `kind`.
+    pub fn of(&self, kind: Retained) -> Option<Duration> {
+        match kind {
+            Retained::WebhookEvents => self.webhook_events,
+            Retained::PostRuns => self.post_runs,
+            Retained::DeadLetters => self.dead_letters,
+        }
+    }
+}
+
+/// Batched removal of old rows. Spans tenants: on Postgres it uses the
+/// worker (scan) pool.
+#[async_trait]
+pub trait RetentionStore: Send + Sync {
+    /// Removes at most `batch` rows of `kind` older than `cutoff` (see the
+    /// module docs for what counts), in one short transaction, and returns
+    /// how many. Call it again while it returns `batch`.
+    async fn purge_before(&self, kind: Retained, cutoff: DateTime<Utc>, batch: u32) -> Result<u64>;
+}
