@@ -155,9 +155,11 @@ string_enum! {
         Ready => "ready",
         /// Has a scheduled post.
         Scheduled => "scheduled",
-        /// Its post went out.
+        /// Its post went out (set with the post's settlement, with the
+        /// platform's post id and the publication time).
         Published => "published",
-        /// Its post failed.
+        /// Its post failed for good (set with the post's settlement, with the
+        /// reason).
         Failed => "failed",
         /// Withdrawn.
         Cancelled => "cancelled",
@@ -268,6 +270,15 @@ impl ObjectivePriority {
             ObjectivePriority::Medium => 1,
             ObjectivePriority::Low => 2,
         }
+    }
+}
+
+impl ContentJobStatus {
+    /// `published` or `failed`: the statuses a job takes from its post's
+    /// settlement, which carry the post's outcome (platform post id and time,
+    /// or reason). Setting a job to any other status clears that outcome.
+    pub const fn is_settled(self) -> bool {
+        matches!(self, ContentJobStatus::Published | ContentJobStatus::Failed)
     }
 }
 

@@ -29,6 +29,7 @@
 //! build script; a downstream crate uses its own condition.)
 
 mod api_keys;
+mod content_jobs;
 mod dead_letters;
 mod harness;
 mod kpi;
@@ -39,6 +40,7 @@ mod tests;
 mod topics;
 
 pub use api_keys::*;
+pub use content_jobs::*;
 pub use dead_letters::*;
 pub use harness::{
     LOCAL_SERVER_URL, LOCAL_TEST_DATABASE, TestStore, memory_test_store, postgres_app_role_store,
@@ -86,6 +88,7 @@ macro_rules! conformance_suite {
             orchestration_snapshot_reads_what_the_planner_needs,
             orchestration_commit_is_all_or_nothing,
             concurrent_orchestration_commits_never_exceed_the_cap,
+            content_jobs_follow_their_settled_posts,
             settings,
             worker_flags_and_execution_logs,
             tenant_isolation,
