@@ -188,6 +188,21 @@ string_enum! {
         Failed => "failed",
     }
 
+    /// Where one recipient's message of a broadcast is:
+    /// `pending → sending → sent / failed`, or `pending` again for a retry.
+    BroadcastDeliveryState {
+        /// Waiting for its (next) attempt.
+        Pending => "pending",
+        /// Claimed for a send; a delivery left `sending` by a worker that
+        /// stopped is never sent again (it may have gone out).
+        Sending => "sending",
+        /// Accepted by the platform.
+        Sent => "sent",
+        /// Failed for good (refused, out of attempts, outside the window
+        /// without a template, opted out, or the outcome of a send unknown).
+        Failed => "failed",
+    }
+
     /// Status of a [`Conversation`](crate::Conversation).
     ConversationStatus {
         /// Receiving messages; at most one per (contact, channel).

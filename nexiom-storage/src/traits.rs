@@ -844,6 +844,7 @@ pub trait TopicStore: Send + Sync {
 pub trait Store:
     TenantStore
     + crate::ApiKeyStore
+    + crate::BroadcastStore
     + EventStore
     + crate::DeadLetterStore
     + ConversationStore
@@ -864,6 +865,7 @@ pub trait Store:
 impl<T> Store for T where
     T: TenantStore
         + crate::ApiKeyStore
+        + crate::BroadcastStore
         + EventStore
         + crate::DeadLetterStore
         + ConversationStore

@@ -29,6 +29,7 @@
 //! build script; a downstream crate uses its own condition.)
 
 mod api_keys;
+mod broadcasts;
 mod content_jobs;
 mod dead_letters;
 mod harness;
@@ -40,6 +41,7 @@ mod tests;
 mod topics;
 
 pub use api_keys::*;
+pub use broadcasts::*;
 pub use content_jobs::*;
 pub use dead_letters::*;
 pub use harness::{
@@ -89,6 +91,9 @@ macro_rules! conformance_suite {
             orchestration_commit_is_all_or_nothing,
             concurrent_orchestration_commits_never_exceed_the_cap,
             content_jobs_follow_their_settled_posts,
+            broadcast_contacts_audiences_and_post_audiences,
+            broadcast_deliveries_are_made_and_sent_once,
+            broadcast_status_webhooks_resolve_unknown_deliveries,
             settings,
             worker_flags_and_execution_logs,
             tenant_isolation,

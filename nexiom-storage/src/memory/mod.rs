@@ -12,6 +12,7 @@
 //! instead of scanning every row.
 
 mod api_key;
+mod broadcast;
 mod comment;
 mod conversation;
 mod dead_letter;
@@ -182,6 +183,9 @@ struct Inner {
     topic_members: BTreeMap<(TenantId, TopicScope, TopicSubject), topic::Membership>,
     /// `(topic, day)` → the topic's size that day.
     topic_days: BTreeMap<(TopicId, chrono::NaiveDate), i64>,
+
+    /// WhatsApp contacts' opt-in, audiences, posts' audiences and deliveries.
+    broadcasts: broadcast::Broadcasts,
 }
 
 impl Inner {

@@ -31,6 +31,7 @@
 //!   the crate builds without a database.
 
 mod api_key;
+mod broadcast;
 mod comment;
 mod conversation;
 mod dead_letter;
