@@ -231,6 +231,10 @@ string_enum! {
         Comment => "comment",
         /// A reply to a comment.
         CommentReply => "comment_reply",
+        /// A contact's messaging preference (WhatsApp marketing messages
+        /// `stop` / `resume`, in `text`): routing applies it to the contact's
+        /// opt-in.
+        Preference => "preference",
         /// Anything else the platform sends (kept, not routed).
         Other => "other",
     }

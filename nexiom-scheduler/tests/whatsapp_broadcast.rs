@@ -92,6 +92,7 @@ struct Fx {
     tenant: TenantId,
     channel: ChannelId,
     fake: FakeMessages,
+    connector: WhatsAppConnector,
     gateway: Arc<ConnectorGateway>,
     _server: MockServer,
 }
@@ -106,7 +107,7 @@ async fn fx(store: Arc<dyn Store>) -> Fx {
         .create_channel(NewChannel {
             tenant_id: tenant.id,
             platform: Platform::WhatsApp,
-            external_account_id: format!("{PHONE_ID}-{}", tenant.id.as_uuid().simple()),
+            external_account_id: format!("{PHONE_ID}{}", tenant.id.as_uuid().as_u128() % 1000),
             name: "Shop".into(),
             credentials: Credentials {
                 access_token: Some(SecretString::new("system-user-token")),
@@ -146,7 +147,8 @@ async fn fx(store: Arc<dyn Store>) -> Fx {
         tenant: tenant.id,
         channel: channel.id,
         fake,
-        gateway: Arc::new(ConnectorGateway::single(Arc::new(connector))),
+        gateway: Arc::new(ConnectorGateway::single(Arc::new(connector.clone()))),
+        connector,
         _server: server,
     }
 }
@@ -263,6 +265,39 @@ impl Fx {
         post
     }
 
+    /// A webhook body of the channel's phone number, read by the real
+    /// connector, stored and routed.
+    async fn webhook(&self, field: &str, value: Value) {
+        let channel = self
+            .store
+            .get_channel(self.tenant, self.channel)
+            .await
+            .unwrap();
+        let mut value = value;
+        value["messaging_product"] = json!("whatsapp");
+        value["metadata"] = json!({"display_phone_number": "15550000000", "phone_number_id": channel.external_account_id});
+        let body = json!({"object": "whatsapp_business_account", "entry": [
+            {"id": "WABA", "changes": [{"field": field, "value": value}]}]});
+        let now = self.clock.now();
+        let events = nexiom_connectors::PlatformConnector::handle_webhook_events(
+            &self.connector,
+            body.to_string().as_bytes(),
+            now,
+        )
+        .unwrap();
+        for event in events {
+            let event = event.unwrap();
+            self.store
+                .insert_event(event.to_new_webhook_event(self.tenant, self.channel, now))
+                .await
+                .unwrap();
+        }
+        self.store
+            .route_unrouted_events(None, 100, now)
+            .await
+            .unwrap();
+    }
+
     async fn post(&self, id: PostId) -> ScheduledPost {
         self.store.get_post(self.tenant, id).await.unwrap()
     }
@@ -367,6 +402,51 @@ async fn a_broadcast_to_an_audience_of_3_goes_out_at_t(store: Arc<dyn Store>) {
     f.clock.advance(Duration::hours(1));
     assert_eq!(queue.run_due(&batch(10), None).await.unwrap().claimed, 0);
     assert_eq!(f.fake.calls(), 4);
+
+    // With an approved template, explicit recipients outside their window
+    // get the template (with its parameters); inside, the free-form text.
+    let with_template = f
+        .store
+        .insert_post(NewScheduledPost::one_off(
+            f.tenant,
+            f.channel,
+            Content::text("Last day of the sale"),
+            f.clock.now(),
+            f.clock.now(),
+        ))
+        .await
+        .unwrap()
+        .record;
+    f.store
+        .set_post_broadcast(PostBroadcast {
+            tenant_id: f.tenant,
+            post_id: with_template.id,
+            audience: BroadcastAudience::Recipients {
+                recipients: vec!["+15550003".into(), "15550001".into()],
+            },
+            template: Some(BroadcastTemplate {
+                name: "sale_last_day".into(),
+                language: "en_US".into(),
+                parameters: vec!["20%".into()],
+            }),
+        })
+        .await
+        .unwrap();
+    assert_eq!(queue.run_due(&batch(10), None).await.unwrap().published, 1);
+    let log = f.fake.log.lock().unwrap().clone();
+    let to_3 = log.iter().rfind(|b| b["to"] == "15550003").unwrap();
+    assert_eq!(to_3["type"], "template");
+    assert_eq!(to_3["template"]["name"], "sale_last_day");
+    assert_eq!(to_3["template"]["language"]["code"], "en_US");
+    assert_eq!(
+        to_3["template"]["components"][0]["parameters"][0]["text"],
+        "20%"
+    );
+    // 15550001 wrote 2 hours before T, about 3 hours ago: still inside.
+    let to_1 = log.iter().rfind(|b| b["to"] == "15550001").unwrap();
+    assert_eq!(to_1["type"], "text");
+    assert_eq!(to_1["text"]["body"], "Last day of the sale");
+    assert_eq!(f.post(with_template.id).await.error_message, None);
 }
 
 async fn a_worker_killed_mid_fan_out_sends_no_one_twice(store: Arc<dyn Store>) {
@@ -418,20 +498,37 @@ async fn a_worker_killed_mid_fan_out_sends_no_one_twice(store: Arc<dyn Store>) {
     );
     assert_eq!(f.post(post.id).await.status, PostStatus::Published);
 
-    // The platform's status webhook (echoing the delivery id) settles it.
-    let resolved = f
-        .store
-        .apply_delivery_status(
-            f.tenant,
-            "wamid.2",
-            Some(d["15550002"].id),
-            DeliveryStatus::Delivered,
-            f.clock.now(),
-        )
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(resolved.state, BroadcastDeliveryState::Sent);
+    // The platform's status webhook, echoing the delivery id, settles it.
+    let ts = f.clock.now().timestamp().to_string();
+    f.webhook(
+        "messages",
+        json!({"statuses": [{"id": "wamid.2", "status": "delivered", "timestamp": ts,
+            "recipient_id": "15550002",
+            "biz_opaque_callback_data": d["15550002"].id.to_string()}]}),
+    )
+    .await;
+    let d = f.deliveries(post.id).await;
+    assert_eq!(d["15550002"].state, BroadcastDeliveryState::Sent);
+    assert_eq!(
+        d["15550002"].delivery_status,
+        Some(DeliveryStatus::Delivered)
+    );
     let counts = f.store.broadcast_counts(f.tenant, post.id).await.unwrap();
     assert_eq!((counts.sent, counts.failed), (3, 0));
+
+    // One says "stop" through the platform: the next broadcast skips them.
+    f.webhook(
+        "user_preferences",
+        json!({"contacts": [{"profile": {"name": "Bo"}, "wa_id": "15550003"}],
+            "user_preferences": [{"wa_id": "15550003", "detail": "stop",
+                "category": "marketing_messages", "value": "stop", "timestamp": ts}]}),
+    )
+    .await;
+    *f.fake.slow.lock().unwrap() = None;
+    let next = f.broadcast(audience, f.clock.now()).await;
+    f.queue("w2").run_due(&batch(10), None).await.unwrap();
+    assert_eq!(f.post(next.id).await.status, PostStatus::Published);
+    assert_eq!(f.fake.calls_to("15550003"), 1, "not sent after the stop");
+    assert_eq!(f.fake.calls_to("15550001"), 2);
+    assert_eq!(f.fake.calls_to("15550002"), 2);
 }

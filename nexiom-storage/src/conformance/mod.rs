@@ -94,6 +94,7 @@ macro_rules! conformance_suite {
             broadcast_contacts_audiences_and_post_audiences,
             broadcast_deliveries_are_made_and_sent_once,
             broadcast_status_webhooks_resolve_unknown_deliveries,
+            broadcast_webhooks_update_deliveries_and_opt_in,
             settings,
             worker_flags_and_execution_logs,
             tenant_isolation,

@@ -9,7 +9,7 @@ use nexiom_core::{
     Audience, AudienceId, BroadcastAudience, BroadcastContact, BroadcastContactId, BroadcastCounts,
     BroadcastDelivery, BroadcastDeliveryId, BroadcastDeliveryState, ChannelId, ClaimedDelivery,
     CoreError, DeliveryOutcome, DeliveryStatus, MessageDirection, NewAudience, OptChange, Platform,
-    PostBroadcast, PostId, PostStatus, TenantId, normalize_recipient,
+    PostBroadcast, PostId, PostStatus, TenantId, WebhookEvent, normalize_recipient,
 };
 
 use super::{Inner, MemoryStore, get_scoped, require_ref};
@@ -451,6 +451,57 @@ impl Inner {
         }
         d.updated_at = at;
         Some(d.clone())
+    }
+}
+
+/// The delivery id a WhatsApp status echoes (`biz_opaque_callback_data`),
+/// when it is one.
+fn echoed_reference(payload: &serde_json::Value) -> Option<BroadcastDeliveryId> {
+    payload
+        .get("biz_opaque_callback_data")
+        .and_then(serde_json::Value::as_str)
+        .and_then(|s| uuid::Uuid::parse_str(s).ok())
+        .map(BroadcastDeliveryId::from_uuid)
+}
+
+impl Inner {
+    /// Routing: a WhatsApp status event updates the broadcast delivery it
+    /// names (by message id, or by the delivery id it echoes).
+    pub(super) fn route_broadcast_status(&mut self, event: &WebhookEvent, at: DateTime<Utc>) {
+        let (Some(target), Some(status)) = (&event.target_id, event.delivery_status) else {
+            return;
+        };
+        if event.platform != Platform::WhatsApp {
+            return;
+        }
+        let reference = echoed_reference(&event.payload);
+        self.apply_delivery_status(event.tenant_id, target, reference, status, at);
+    }
+
+    /// Routing: a preference event (`stop` / `resume` of marketing messages)
+    /// updates the sender's opt-in on the event's channel; anything else, or a
+    /// sender that is not a phone number, is left as it is.
+    pub(super) fn route_preference(&mut self, event: &WebhookEvent) -> Result<()> {
+        let (Some(sender), Some(value)) = (&event.sender_id, event.text.as_deref()) else {
+            return Ok(());
+        };
+        let opted_in = match value {
+            "resume" => true,
+            "stop" => false,
+            _ => return Ok(()),
+        };
+        if nexiom_core::validate_recipient("sender", sender).is_err() {
+            return Ok(());
+        }
+        self.apply_opt_change(OptChange {
+            tenant_id: event.tenant_id,
+            channel_id: event.channel_id,
+            recipient: sender.clone(),
+            opted_in,
+            source: format!("whatsapp: {value}"),
+            at: event.occurred_at,
+        })?;
+        Ok(())
     }
 }
 

@@ -201,6 +201,25 @@ async fn channel_exists(
         .map_err(db)
 }
 
+/// Applies an opt change to the contact `(channel, recipient)`, created when
+/// absent, unless it has a later change: `$1` a fresh id, `$2` tenant, `$3`
+/// channel, `$4` recipient (normalized), `$5` opted in, `$6` source or
+/// reason, `$7` time. Returns the row when written.
+pub(super) const APPLY_OPT_CHANGE: &str = "INSERT INTO broadcast_contacts AS c (id, tenant_id, \
+         channel_id, recipient, opted_in_at, opt_in_source, opted_out_at, opt_out_reason, \
+         updated_at) \
+     VALUES ($1, $2, $3, $4, \
+         CASE WHEN $5 THEN $7 END, CASE WHEN $5 THEN $6 END, \
+         CASE WHEN $5 THEN NULL ELSE $7 END, CASE WHEN $5 THEN NULL ELSE $6 END, $7) \
+     ON CONFLICT (channel_id, recipient) DO UPDATE SET \
+         opted_in_at = CASE WHEN $5 THEN $7 ELSE c.opted_in_at END, \
+         opt_in_source = CASE WHEN $5 THEN $6 ELSE c.opt_in_source END, \
+         opted_out_at = CASE WHEN $5 THEN NULL ELSE $7 END, \
+         opt_out_reason = CASE WHEN $5 THEN NULL ELSE $6 END, \
+         updated_at = $7 \
+     WHERE c.tenant_id = $2 AND c.updated_at <= $7 \
+     RETURNING *";
+
 #[async_trait]
 impl BroadcastStore for PgStore {
     async fn apply_opt_change(&self, change: OptChange) -> Result<BroadcastContact> {
@@ -210,31 +229,17 @@ impl BroadcastStore for PgStore {
             return Err(StorageError::unknown("channel", change.channel_id));
         }
         // Insert-if-absent, then apply the change unless a later one was.
-        let row: Option<ContactRow> = sqlx::query_as(
-            "INSERT INTO broadcast_contacts AS c (id, tenant_id, channel_id, recipient, \
-                 opted_in_at, opt_in_source, opted_out_at, opt_out_reason, updated_at) \
-             VALUES ($1, $2, $3, $4, \
-                 CASE WHEN $5 THEN $7 END, CASE WHEN $5 THEN $6 END, \
-                 CASE WHEN $5 THEN NULL ELSE $7 END, CASE WHEN $5 THEN NULL ELSE $6 END, $7) \
-             ON CONFLICT (channel_id, recipient) DO UPDATE SET \
-                 opted_in_at = CASE WHEN $5 THEN $7 ELSE c.opted_in_at END, \
-                 opt_in_source = CASE WHEN $5 THEN $6 ELSE c.opt_in_source END, \
-                 opted_out_at = CASE WHEN $5 THEN NULL ELSE $7 END, \
-                 opt_out_reason = CASE WHEN $5 THEN NULL ELSE $6 END, \
-                 updated_at = $7 \
-             WHERE c.tenant_id = $2 AND c.updated_at <= $7 \
-             RETURNING *",
-        )
-        .bind(BroadcastContactId::generate().as_uuid())
-        .bind(change.tenant_id.as_uuid())
-        .bind(change.channel_id.as_uuid())
-        .bind(normalize_recipient(&change.recipient))
-        .bind(change.opted_in)
-        .bind(&change.source)
-        .bind(bound(change.at))
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db)?;
+        let row: Option<ContactRow> = sqlx::query_as(APPLY_OPT_CHANGE)
+            .bind(BroadcastContactId::generate().as_uuid())
+            .bind(change.tenant_id.as_uuid())
+            .bind(change.channel_id.as_uuid())
+            .bind(normalize_recipient(&change.recipient))
+            .bind(change.opted_in)
+            .bind(&change.source)
+            .bind(bound(change.at))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
         let row = match row {
             Some(row) => row,
             // An older change: the stored contact stays as it is.

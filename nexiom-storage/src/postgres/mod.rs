@@ -43,6 +43,7 @@ mod post;
 mod post_batch;
 mod reply_queue;
 mod routing;
+mod routing_broadcast;
 mod rows;
 mod rule;
 mod secrets;
