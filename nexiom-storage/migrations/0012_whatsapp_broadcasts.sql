@@ -91,5 +91,10 @@ CREATE TABLE broadcast_deliveries (
 CREATE INDEX ix_broadcast_deliveries_provider ON broadcast_deliveries
     (tenant_id, provider_message_id) WHERE provider_message_id IS NOT NULL;
 
+-- A delivery's 24-hour window is counted from the recipient's last inbound
+-- message on the channel: contact → its conversations on the channel (this
+-- index; closed ones included) → their messages (ix_messages_conversation).
+CREATE INDEX ix_conversations_contact_channel ON conversations (tenant_id, contact_id, channel_id);
+
 -- Row-level security and grants for the new tables (migration 0009).
 SELECT nexiom_secure_tables();
