@@ -405,31 +405,26 @@ async fn a_broadcast_to_an_audience_of_3_goes_out_at_t(store: Arc<dyn Store>) {
 
     // With an approved template, explicit recipients outside their window
     // get the template (with its parameters); inside, the free-form text.
-    let with_template = f
-        .store
-        .insert_post(NewScheduledPost::one_off(
-            f.tenant,
-            f.channel,
-            Content::text("Last day of the sale"),
-            f.clock.now(),
-            f.clock.now(),
-        ))
-        .await
-        .unwrap()
-        .record;
-    f.store
-        .set_post_broadcast(PostBroadcast {
-            tenant_id: f.tenant,
-            post_id: with_template.id,
-            audience: BroadcastAudience::Recipients {
+    let scheduler =
+        Scheduler::new(f.store.clone(), f.clock.clone()).with_gateway(f.gateway.clone());
+    let (with_template, _) = scheduler
+        .schedule_broadcast(
+            NewScheduledPost::one_off(
+                f.tenant,
+                f.channel,
+                Content::text("Last day of the sale"),
+                f.clock.now(),
+                f.clock.now(),
+            ),
+            BroadcastAudience::Recipients {
                 recipients: vec!["+15550003".into(), "15550001".into()],
             },
-            template: Some(BroadcastTemplate {
+            Some(BroadcastTemplate {
                 name: "sale_last_day".into(),
                 language: "en_US".into(),
                 parameters: vec!["20%".into()],
             }),
-        })
+        )
         .await
         .unwrap();
     assert_eq!(queue.run_due(&batch(10), None).await.unwrap().published, 1);

@@ -4,9 +4,10 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use nexiom_core::{
-    Audience, AudienceId, BroadcastContact, BroadcastCounts, BroadcastDelivery,
-    BroadcastDeliveryId, ChannelId, ClaimedDelivery, DeliveryOutcome, DeliveryStatus, NewAudience,
-    OptChange, PostBroadcast, PostId, TenantId,
+    Audience, AudienceId, BroadcastAudience, BroadcastContact, BroadcastCounts, BroadcastDelivery,
+    BroadcastDeliveryId, BroadcastTemplate, ChannelId, ClaimedDelivery, DeliveryOutcome,
+    DeliveryStatus, NewAudience, NewScheduledPost, OptChange, PostBroadcast, PostId, ScheduledPost,
+    TenantId,
 };
 
 use crate::error::Result;
@@ -71,11 +72,25 @@ pub trait BroadcastStore: Send + Sync {
         audience: AudienceId,
     ) -> Result<Vec<BroadcastContact>>;
 
+    /// Creates a `queued` post (one-off, or a series template whose
+    /// occurrences use its audience) with its audience and template in one
+    /// atomic step, so the post is never claimable without them. `Invalid`
+    /// for an occurrence (`series_id` set); otherwise refused as
+    /// [`PostStore::insert_post`](crate::PostStore::insert_post) and
+    /// [`set_post_broadcast`](Self::set_post_broadcast) refuse, with nothing
+    /// written.
+    async fn insert_broadcast_post(
+        &self,
+        new: NewScheduledPost,
+        audience: BroadcastAudience,
+        template: Option<BroadcastTemplate>,
+    ) -> Result<(ScheduledPost, PostBroadcast)>;
     /// Sets (or replaces) the post's audience and template. `UnknownReference`
     /// for a post, or a stored audience, that is not the tenant's, or an
     /// audience of another channel than the post's.
     async fn set_post_broadcast(&self, broadcast: PostBroadcast) -> Result<PostBroadcast>;
-    /// The post's audience and template, if set.
+    /// The post's audience and template, if set (an occurrence of a series
+    /// without its own uses the series template's, which this does not read).
     async fn get_post_broadcast(
         &self,
         tenant: TenantId,
@@ -84,7 +99,8 @@ pub trait BroadcastStore: Send + Sync {
 
     /// Under the post's claim (`publishing` under `lease_owner`'s lease
     /// unexpired at `now`), in one atomic step: creates the missing
-    /// deliveries of the post's recipients (explicit recipients, or the
+    /// deliveries of the post's recipients (its broadcast's, or for an
+    /// occurrence without one its series template's: explicit recipients, or the
     /// stored audience's members opted in), `pending`, or `failed` with
     /// [`OPTED_OUT`] for an opted-out contact; and fails with
     /// [`DELIVERY_OUTCOME_UNKNOWN`] every delivery still `sending` (left by a

@@ -44,7 +44,14 @@ impl PublishQueue {
         channel: &Channel,
     ) -> Result<Attempted> {
         let (tenant, owner) = (post.tenant_id, self.config.worker_id.as_str());
-        let Some(spec) = self.store.get_post_broadcast(tenant, post.id).await? else {
+        // Its own audience, or (an occurrence) its series template's.
+        let own = self.store.get_post_broadcast(tenant, post.id).await?;
+        let spec = match (own, post.series_id) {
+            (Some(spec), _) => Some(spec),
+            (None, Some(series)) => self.store.get_post_broadcast(tenant, series).await?,
+            (None, None) => None,
+        };
+        let Some(spec) = spec else {
             let error = "a WhatsApp post needs an audience (explicit recipients or a stored \
                          audience) before it can be sent"
                 .to_owned();

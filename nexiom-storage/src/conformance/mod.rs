@@ -29,6 +29,8 @@
 //! build script; a downstream crate uses its own condition.)
 
 mod api_keys;
+mod broadcast_posts;
+mod broadcast_webhooks;
 mod broadcasts;
 mod content_jobs;
 mod dead_letters;
@@ -41,6 +43,8 @@ mod tests;
 mod topics;
 
 pub use api_keys::*;
+pub use broadcast_posts::*;
+pub use broadcast_webhooks::*;
 pub use broadcasts::*;
 pub use content_jobs::*;
 pub use dead_letters::*;
@@ -95,6 +99,7 @@ macro_rules! conformance_suite {
             broadcast_deliveries_are_made_and_sent_once,
             broadcast_status_webhooks_resolve_unknown_deliveries,
             broadcast_webhooks_update_deliveries_and_opt_in,
+            broadcast_posts_are_created_with_their_audience,
             settings,
             worker_flags_and_execution_logs,
             tenant_isolation,

@@ -13,6 +13,7 @@
 
 mod api_key;
 mod broadcast;
+mod broadcast_delivery;
 mod comment;
 mod conversation;
 mod dead_letter;

@@ -32,6 +32,8 @@
 
 mod api_key;
 mod broadcast;
+mod broadcast_delivery;
+mod broadcast_rows;
 mod comment;
 mod conversation;
 mod dead_letter;
