@@ -26,6 +26,7 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 on_both_backends!(
     a_broadcast_to_an_audience_of_3_goes_out_at_t,
     a_worker_killed_mid_fan_out_sends_no_one_twice,
+    a_retry_after_pauses_the_fan_out_and_holds_the_channel,
 );
 
 const PHONE_ID: &str = "106540352242922";
@@ -37,6 +38,7 @@ const PHONE_ID: &str = "106540352242922";
 struct FakeMessages {
     log: Arc<Mutex<Vec<Value>>>,
     failures: Arc<Mutex<HashMap<String, u32>>>,
+    throttled: Arc<Mutex<HashMap<String, u32>>>,
     slow: Arc<Mutex<Option<String>>>,
     arrived_slow: Arc<Notify>,
 }
@@ -72,6 +74,15 @@ impl Respond for FakeMessages {
             return ResponseTemplate::new(503).set_body_json(
                 json!({"error": {"message": "Service temporarily unavailable", "code": 2}}),
             );
+        }
+        if let Some(left) = self.throttled.lock().unwrap().get_mut(&to)
+            && *left > 0
+        {
+            *left -= 1;
+            return ResponseTemplate::new(400)
+                .insert_header("Retry-After", "120")
+                .set_body_json(json!({"error": {
+                    "message": "(#130429) Rate limit hit", "code": 130429}}));
         }
         let ok = ResponseTemplate::new(200).set_body_json(json!({
             "messaging_product": "whatsapp",
@@ -526,4 +537,88 @@ async fn a_worker_killed_mid_fan_out_sends_no_one_twice(store: Arc<dyn Store>) {
     assert_eq!(f.fake.calls_to("15550003"), 1, "not sent after the stop");
     assert_eq!(f.fake.calls_to("15550001"), 2);
     assert_eq!(f.fake.calls_to("15550002"), 2);
+}
+
+async fn a_retry_after_pauses_the_fan_out_and_holds_the_channel(store: Arc<dyn Store>) {
+    let f = fx(store).await;
+    let t = t0();
+    for r in ["15550001", "15550002", "15550003"] {
+        f.contact(r, Some(t - Duration::hours(1))).await;
+    }
+    let audience = f.audience(&["15550001", "15550002", "15550003"]).await;
+    let post = f.broadcast(audience, t).await;
+    f.fake
+        .throttled
+        .lock()
+        .unwrap()
+        .insert("15550002".into(), 1);
+    let queue = f.queue("w1");
+
+    // The second recipient is throttled: the third is not tried in this pass.
+    assert_eq!(queue.run_due(&batch(10), None).await.unwrap().retrying, 1);
+    assert_eq!(
+        (
+            f.fake.calls_to("15550001"),
+            f.fake.calls_to("15550002"),
+            f.fake.calls_to("15550003")
+        ),
+        (1, 1, 0)
+    );
+    let waiting = f.post(post.id).await;
+    assert_eq!(waiting.status, PostStatus::Queued);
+    assert_eq!(waiting.next_attempt_at, Some(t + Duration::seconds(120)));
+    let d = f.deliveries(post.id).await;
+    assert_eq!(
+        d["15550003"].attempts, 0,
+        "not attempted, no attempt counted"
+    );
+
+    // The channel is held back for every worker until the Retry-After, even
+    // for another post due at once.
+    let (other, _) = f
+        .store
+        .insert_broadcast_post(
+            NewScheduledPost::one_off(
+                f.tenant,
+                f.channel,
+                Content::text("Another"),
+                f.clock.now(),
+                f.clock.now(),
+            ),
+            BroadcastAudience::Recipients {
+                recipients: vec!["15550001".into()],
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    f.clock.advance(Duration::seconds(119));
+    assert_eq!(
+        f.queue("w2")
+            .run_due(&batch(10), None)
+            .await
+            .unwrap()
+            .claimed,
+        0
+    );
+    f.clock.advance(Duration::seconds(1));
+    assert_eq!(
+        f.queue("w2")
+            .run_due(&batch(10), None)
+            .await
+            .unwrap()
+            .published,
+        2
+    );
+    assert_eq!(f.post(other.id).await.status, PostStatus::Published);
+    assert_eq!(
+        (
+            f.fake.calls_to("15550001"),
+            f.fake.calls_to("15550002"),
+            f.fake.calls_to("15550003")
+        ),
+        (2, 2, 1)
+    );
+    let counts = f.store.broadcast_counts(f.tenant, post.id).await.unwrap();
+    assert_eq!((counts.sent, counts.failed), (3, 0));
 }

@@ -5,7 +5,9 @@
 //! claimed, sent and finished one at a time, so at most one is ever in doubt
 //! if the worker stops, and that one is never sent again. Each recipient
 //! follows the posts' retry rules on its own: transient failures and rate
-//! limits are retried with the same backoff and attempt limit, a refusal
+//! limits are retried with the same backoff and attempt limit (a platform's
+//! Retry-After, or a refused token, pauses the whole fan-out; Retry-After
+//! also holds the channel back for every worker), a refusal
 //! fails the recipient at once, an answer lost after sending fails it as
 //! unknown (never sent blindly again). Free-form content goes only to
 //! recipients inside their 24-hour window; the others get the post's
@@ -31,9 +33,11 @@ const MESSAGING_WINDOW: Duration = Duration::hours(24);
 /// How one recipient's send ended, and whether the fan-out must pause.
 struct Sent {
     outcome: DeliveryOutcome,
-    /// The platform asked to wait (rate limit) or refused the token: the
+    /// The platform asked to wait (Retry-After) or refused the token: the
     /// other recipients wait too, until then.
     hold: Option<DateTime<Utc>>,
+    /// The wait is the platform's: the channel is held back for every worker.
+    throttle: bool,
 }
 
 impl PublishQueue {
@@ -81,8 +85,16 @@ impl PublishQueue {
             self.store
                 .finish_delivery(tenant, claimed.delivery.id, sent.outcome, self.clock.now())
                 .await?;
-            if sent.hold.is_some() {
-                hold = sent.hold;
+            if let Some(until) = sent.hold {
+                if sent.throttle
+                    && let Err(err) = self
+                        .store
+                        .throttle_channel(tenant, post.channel_id, until)
+                        .await
+                {
+                    tracing::warn!(error = %err, "could not record the channel's hold");
+                }
+                hold = Some(until);
                 break;
             }
         }
@@ -121,6 +133,7 @@ impl PublishQueue {
                         ),
                     },
                     hold: None,
+                    throttle: false,
                 };
             }
         };
@@ -139,6 +152,7 @@ impl PublishQueue {
                         provider_message_id,
                     },
                     hold: None,
+                    throttle: false,
                 };
             }
             Err(failure) => failure,
@@ -150,6 +164,7 @@ impl PublishQueue {
             PublishFailure::Permanent(_) => Sent {
                 outcome: DeliveryOutcome::Failed { error },
                 hold: None,
+                throttle: false,
             },
             PublishFailure::Ambiguous(_) => Sent {
                 outcome: DeliveryOutcome::Failed {
@@ -159,6 +174,7 @@ impl PublishQueue {
                     ),
                 },
                 hold: None,
+                throttle: false,
             },
             PublishFailure::RateLimited { .. }
             | PublishFailure::Transient { .. }
@@ -169,6 +185,7 @@ impl PublishQueue {
                             error: format!("{error}; no attempt left ({max} made)"),
                         },
                         hold: None,
+                        throttle: false,
                     };
                 }
                 let next_attempt_at = later(
@@ -177,19 +194,22 @@ impl PublishQueue {
                         .retry
                         .delay_after(attempt, failure.retry_after()),
                 );
-                // A rate limit or a refused token concerns the whole channel:
-                // the others wait too (no stream of refused calls).
-                let hold = matches!(
-                    failure,
-                    PublishFailure::RateLimited { .. } | PublishFailure::Unauthorized(_)
-                )
-                .then_some(next_attempt_at);
+                // A wait the platform asked for, or a refused token, concerns
+                // the whole channel: the others wait too (no stream of
+                // refused calls). The platform's wait holds the channel back
+                // for every worker, as for posts.
+                let platform_wait = failure.retry_after().map(|wait| later(now, wait));
+                let hold = match failure {
+                    PublishFailure::Unauthorized(_) => Some(next_attempt_at),
+                    _ => platform_wait,
+                };
                 Sent {
                     outcome: DeliveryOutcome::Retry {
                         error,
                         next_attempt_at,
                     },
                     hold,
+                    throttle: platform_wait.is_some(),
                 }
             }
         }
