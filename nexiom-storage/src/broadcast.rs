@@ -26,9 +26,10 @@ pub const OPTED_OUT: &str = "the contact opted out of marketing messages";
 /// # Deliveries
 ///
 /// A broadcast post is sent under its publish claim (the post `publishing`
-/// under the worker's unexpired lease): [`prepare_deliveries`]
-/// (Self::prepare_deliveries) makes one `pending` delivery per resolved
-/// recipient (insert-if-absent on `(post, recipient)`), then each delivery is
+/// under the worker's unexpired lease):
+/// [`prepare_deliveries`](Self::prepare_deliveries) makes one `pending`
+/// delivery per resolved recipient (insert-if-absent on `(post, recipient)`),
+/// then each delivery is
 /// claimed on its own ([`claim_next_delivery`](Self::claim_next_delivery):
 /// `sending`, attempt counted) just before its send and finished after it
 /// ([`finish_delivery`](Self::finish_delivery)). At most one delivery per
