@@ -155,9 +155,11 @@ string_enum! {
         Ready => "ready",
         /// Has a scheduled post.
         Scheduled => "scheduled",
-        /// Its post went out.
+        /// Its post went out (set with the post's settlement, with the
+        /// platform's post id and the publication time).
         Published => "published",
-        /// Its post failed.
+        /// Its post failed for good (set with the post's settlement, with the
+        /// reason).
         Failed => "failed",
         /// Withdrawn.
         Cancelled => "cancelled",
@@ -183,6 +185,21 @@ string_enum! {
         /// Read by the contact.
         Read => "read",
         /// Not delivered.
+        Failed => "failed",
+    }
+
+    /// Where one recipient's message of a broadcast is:
+    /// `pending → sending → sent / failed`, or `pending` again for a retry.
+    BroadcastDeliveryState {
+        /// Waiting for its (next) attempt.
+        Pending => "pending",
+        /// Claimed for a send; a delivery left `sending` by a worker that
+        /// stopped is never sent again (it may have gone out).
+        Sending => "sending",
+        /// Accepted by the platform.
+        Sent => "sent",
+        /// Failed for good (refused, out of attempts, outside the window
+        /// without a template, opted out, or the outcome of a send unknown).
         Failed => "failed",
     }
 
@@ -214,6 +231,10 @@ string_enum! {
         Comment => "comment",
         /// A reply to a comment.
         CommentReply => "comment_reply",
+        /// A contact's messaging preference (WhatsApp marketing messages
+        /// `stop` / `resume`, in `text`): routing applies it to the contact's
+        /// opt-in.
+        Preference => "preference",
         /// Anything else the platform sends (kept, not routed).
         Other => "other",
     }
@@ -268,6 +289,15 @@ impl ObjectivePriority {
             ObjectivePriority::Medium => 1,
             ObjectivePriority::Low => 2,
         }
+    }
+}
+
+impl ContentJobStatus {
+    /// `published` or `failed`: the statuses a job takes from its post's
+    /// settlement, which carry the post's outcome (platform post id and time,
+    /// or reason). Setting a job to any other status clears that outcome.
+    pub const fn is_settled(self) -> bool {
+        matches!(self, ContentJobStatus::Published | ContentJobStatus::Failed)
     }
 }
 

@@ -113,6 +113,12 @@ typed_id! {
     TopicId;
     /// Identifies an [`ApiKey`](crate::ApiKey).
     ApiKeyId;
+    /// Identifies a [`BroadcastContact`](crate::BroadcastContact).
+    BroadcastContactId;
+    /// Identifies an [`Audience`](crate::Audience).
+    AudienceId;
+    /// Identifies a [`BroadcastDelivery`](crate::BroadcastDelivery).
+    BroadcastDeliveryId;
 }
 
 #[cfg(test)]

@@ -83,8 +83,8 @@ pub use polling::{
 };
 pub use publish::{
     ConnectorGateway, OUTCOME_UNKNOWN, PostLookup, PostOutcome, PublishConfig, PublishFailure,
-    PublishGateway, PublishQueue, PublishedPost, QueueReport, RetryPolicy, channel_context,
-    classify,
+    PublishGateway, PublishQueue, PublishedPost, QueueReport, RecipientMessage, RetryPolicy,
+    channel_context, classify,
 };
 #[cfg(feature = "testing")]
 pub use publish::{MockGateway, MockStep};

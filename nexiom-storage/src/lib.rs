@@ -28,6 +28,7 @@
 #![forbid(unsafe_code)]
 
 mod api_keys;
+mod broadcast;
 mod checks;
 mod dead_letters;
 mod error;
@@ -46,6 +47,7 @@ mod traits;
 pub mod conformance;
 
 pub use api_keys::ApiKeyStore;
+pub use broadcast::{BroadcastStore, DELIVERY_OUTCOME_UNKNOWN, OPTED_OUT};
 pub use dead_letters::DeadLetterStore;
 pub use error::{Result, StorageError};
 pub use memory::MemoryStore;

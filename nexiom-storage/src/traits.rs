@@ -367,6 +367,13 @@ pub trait PostStore: Send + Sync {
     /// state, its lease is released and its run, if any, is ended at `at`. A
     /// post whose lease moved on is not written, nor is its run. Returns the ids
     /// written; the others were skipped.
+    ///
+    /// A post settled `published` or `failed` takes its content job along in
+    /// the same atomic write, when that job is still `scheduled` with this
+    /// post: the job becomes `published` with the post's `platform_post_id` and
+    /// `published_at`, or `failed` with the post's `error_message` (and the
+    /// other outcome fields cleared). A job in any other state (cancelled,
+    /// already settled, or re-linked to another post) is left alone.
     async fn settle_posts(
         &self,
         lease_owner: &str,
@@ -640,7 +647,9 @@ pub trait MissionStore: Send + Sync {
         tenant: TenantId,
         filter: ContentJobFilter,
     ) -> Result<Vec<ContentJob>>;
-    /// Sets the job's status and, when `Some`, its scheduled post.
+    /// Sets the job's status and, when `Some`, its scheduled post. A status
+    /// other than `published` / `failed` clears the outcome of its last post
+    /// (`platform_post_id`, `published_at`, `error_message`).
     async fn update_content_job(
         &self,
         tenant: TenantId,
@@ -835,6 +844,7 @@ pub trait TopicStore: Send + Sync {
 pub trait Store:
     TenantStore
     + crate::ApiKeyStore
+    + crate::BroadcastStore
     + EventStore
     + crate::DeadLetterStore
     + ConversationStore
@@ -860,6 +870,7 @@ pub trait Store:
 impl<T> Store for T where
     T: TenantStore
         + crate::ApiKeyStore
+        + crate::BroadcastStore
         + EventStore
         + crate::DeadLetterStore
         + ConversationStore

@@ -246,6 +246,8 @@ async fn the_application_role_sees_and_writes_only_its_tenant() {
         claims_keep_a_channel_to_one_worker_and_honour_holds,
         api_key_revocation_is_idempotent_and_tenant_scoped,
         tenant_settings_round_trip_and_stay_apart,
+        broadcast_contacts_audiences_and_post_audiences,
+        broadcast_deliveries_are_made_and_sent_once,
     ];
     let mut covered = BTreeSet::new();
     let mut all_tables = Vec::new();

@@ -1,6 +1,8 @@
 //! WhatsApp webhook normalization (platform-apis §1.3, §1.4): `object =
 //! whatsapp_business_account` → `entry[]` → `changes[]` → `value` with either
-//! `messages[]` (+ `contacts[]`) or `statuses[]`.
+//! `messages[]` (+ `contacts[]`) or `statuses[]` (field `messages`), or
+//! `user_preferences[]` (field `user_preferences`: a user stops or resumes
+//! marketing messages).
 
 use std::collections::HashMap;
 
@@ -34,7 +36,8 @@ pub(crate) fn normalize_events(
             continue;
         };
         for change in changes {
-            if change.get("field").and_then(Value::as_str) != Some("messages") {
+            let field = change.get("field").and_then(Value::as_str);
+            if !matches!(field, Some("messages" | "user_preferences")) {
                 continue;
             }
             match change.get("value").filter(|v| v.is_object()) {
@@ -70,6 +73,17 @@ fn normalize_value(value: &Value, now: DateTime<Utc>, out: &mut Vec<WebhookItem>
         out.push(
             message(m, &account, &names, now)
                 .map_err(|r| reject(&Platform::WhatsApp, account.clone(), m, "/id", r)),
+        );
+    }
+    for pref in value
+        .get("user_preferences")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        out.push(
+            preference(pref, &account, &names, now)
+                .map_err(|r| reject(&Platform::WhatsApp, account.clone(), pref, "/wa_id", r)),
         );
     }
     for st in value
@@ -123,6 +137,44 @@ fn message(
     })
 }
 
+/// A `user_preferences` entry: a user who stops or resumes marketing
+/// messages. `marketing_messages` with `stop` / `resume` is a
+/// [`EventKind::Preference`] (`text` = the value, `sender_id` = the wa_id);
+/// any other category or value is kept as `Other`.
+fn preference(
+    p: &Value,
+    account: &Option<String>,
+    names: &HashMap<String, String>,
+    now: DateTime<Utc>,
+) -> Result<NormalizedEvent, String> {
+    let wa_id = required(p, "/wa_id", "user preference")?;
+    let value = required(p, "/value", "user preference")?;
+    let category = s(p, "/category").unwrap_or_else(|| "unknown".to_owned());
+    let occurred_at = time::event_time(&[(p.get("timestamp"), Unit::Secs)], now, "preference")?;
+    let known = category == "marketing_messages" && matches!(value.as_str(), "stop" | "resume");
+    Ok(NormalizedEvent {
+        platform: Platform::WhatsApp,
+        account_id: account.clone(),
+        event_id: format!("{wa_id}:{category}:{value}:{}", occurred_at.timestamp()),
+        kind: if known {
+            EventKind::Preference
+        } else {
+            EventKind::Other
+        },
+        sender_name: names.get(&wa_id).cloned(),
+        sender_id: Some(wa_id.clone()),
+        text: Some(value),
+        has_media: false,
+        delivery_status: None,
+        message_id: None,
+        thread_id: Some(wa_id),
+        post_id: None,
+        parent_id: None,
+        occurred_at,
+        payload: p.clone(),
+    })
+}
+
 fn status(
     st: &Value,
     account: &Option<String>,
@@ -160,6 +212,37 @@ fn status(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn marketing_preferences_become_preference_events() {
+        let body = br#"{"object":"whatsapp_business_account","entry":[{"id":"WABA","changes":[{"field":"user_preferences","value":{
+            "messaging_product":"whatsapp",
+            "metadata":{"display_phone_number":"15550000000","phone_number_id":"PNID"},
+            "contacts":[{"profile":{"name":"Ana"},"wa_id":"16505551234"}],
+            "user_preferences":[
+                {"wa_id":"16505551234","detail":"User requested to stop marketing messages","category":"marketing_messages","value":"stop","timestamp":1767225000},
+                {"wa_id":"16505551234","detail":"?","category":"something_new","value":"stop","timestamp":1767225001},
+                {"detail":"no wa_id","category":"marketing_messages","value":"resume","timestamp":1767225002}
+            ]}}]}]}"#;
+        let items = normalize_events(body, now()).unwrap();
+        assert_eq!(items.len(), 3);
+        let stop = items[0].as_ref().unwrap();
+        assert_eq!(stop.kind, EventKind::Preference);
+        assert_eq!(stop.account_id.as_deref(), Some("PNID"));
+        assert_eq!(stop.sender_id.as_deref(), Some("16505551234"));
+        assert_eq!(stop.sender_name.as_deref(), Some("Ana"));
+        assert_eq!(stop.text.as_deref(), Some("stop"));
+        assert_eq!(stop.occurred_at.timestamp(), 1_767_225_000);
+        assert_eq!(
+            stop.event_id,
+            "16505551234:marketing_messages:stop:1767225000"
+        );
+        assert_eq!(items[1].as_ref().unwrap().kind, EventKind::Other);
+        assert!(
+            items[2].is_err(),
+            "a preference without a wa_id is rejected"
+        );
+    }
 
     fn now() -> DateTime<Utc> {
         DateTime::from_timestamp(1_767_225_600, 0).expect("2026-01-01")

@@ -101,6 +101,16 @@ pub struct ContentJob {
     pub content: Content,
     /// The scheduled post made from it.
     pub scheduled_post_id: Option<PostId>,
+    /// The platform's id of its post, once that post is `published` (written
+    /// with the post's settlement).
+    #[serde(default)]
+    pub platform_post_id: Option<String>,
+    /// When its post went out, once `published`.
+    #[serde(default)]
+    pub published_at: Option<DateTime<Utc>>,
+    /// Why its post failed for good, once `failed`.
+    #[serde(default)]
+    pub error_message: Option<String>,
     /// Where it came from (for example a prepared Facebook post's id).
     pub source_ref: Option<String>,
     /// Creation time.

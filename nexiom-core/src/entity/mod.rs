@@ -2,6 +2,7 @@
 //! returns; each `New*` type is what a caller gives to create one.
 
 mod api_key;
+mod broadcast;
 mod dead_letter;
 mod inbound;
 mod mission;
@@ -15,6 +16,7 @@ mod topics;
 mod triage;
 
 pub use api_key::*;
+pub use broadcast::*;
 pub use dead_letter::*;
 pub use inbound::*;
 pub use mission::*;

@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use nexiom_core::{
-    Channel, NewPostRun, PostPatch, PostRun, PostRunStatus, PostSettlement, PostStatus,
+    Channel, NewPostRun, Platform, PostPatch, PostRun, PostRunStatus, PostSettlement, PostStatus,
     PublishedFields, RunEnd, ScheduledPost,
 };
 use nexiom_storage::StorageError;
@@ -92,6 +92,9 @@ impl PublishQueue {
 
     async fn try_attempt(&self, post: &ScheduledPost, runs: &Runs<'_>) -> Result<Attempted> {
         let mut channel = self.channel(post.tenant_id, post.channel_id).await?;
+        if channel.platform == Platform::WhatsApp {
+            return self.broadcast(post, &channel).await;
+        }
         if let Some(reason) = self.gateway.refusal(&channel, &post.content) {
             let error = format!("the channel can never publish this content: {reason}");
             return Ok(self.failed(post, None, error).into());
@@ -467,7 +470,12 @@ impl PublishQueue {
     }
 
     /// `failed` for good; with the attempt's run, the attempt counts.
-    fn failed(&self, post: &ScheduledPost, run: Option<(&PostRun, u32)>, error: String) -> Step {
+    pub(super) fn failed(
+        &self,
+        post: &ScheduledPost,
+        run: Option<(&PostRun, u32)>,
+        error: String,
+    ) -> Step {
         let mut settlement = self.failed_settlement(post, run.map(|(r, _)| r), error.clone());
         settlement.retry_count = run.map(|(_, attempt)| attempt);
         Step::Settle(settlement, PostOutcome::Failed(error))

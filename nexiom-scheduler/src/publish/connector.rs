@@ -6,12 +6,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use nexiom_connectors::{
-    ChannelContext, ConnectorError, ConnectorRegistry, LookupOutcome, LookupQuery,
-    PlatformConnector, PublishRequest,
+    ChannelContext, ConnectorError, ConnectorRegistry, LookupOutcome, LookupQuery, MessageBody,
+    OutboundMessage, PlatformConnector, PublishRequest, Template,
 };
 use nexiom_core::{Channel, Content, Credentials, SecretString};
 
-use super::gateway::{PublishFailure, PublishGateway, PublishedPost};
+use super::gateway::{PublishFailure, PublishGateway, PublishedPost, RecipientMessage};
 
 /// A custom way to find a post the library published (by the reference it put
 /// in the request, the post id, or by the content), replacing the connector's
@@ -227,5 +227,44 @@ impl PublishGateway for ConnectorGateway {
         let mut credentials = channel.credentials.clone();
         grant.apply_to(&mut credentials);
         Ok(credentials)
+    }
+
+    /// [`PlatformConnector::send_message`] with the content, or the template
+    /// (its parameters as the body's text parameters), and the delivery
+    /// reference as the message's callback data.
+    async fn send_to_recipient(
+        &self,
+        channel: &Channel,
+        message: RecipientMessage<'_>,
+    ) -> Result<String, PublishFailure> {
+        let connector = self.connector(channel).map_err(classify)?;
+        let body = match message.template {
+            Some(t) => {
+                let mut template = Template::new(t.name.clone(), t.language.clone());
+                if !t.parameters.is_empty() {
+                    let parameters: Vec<serde_json::Value> = t
+                        .parameters
+                        .iter()
+                        .map(|p| serde_json::json!({"type": "text", "text": p}))
+                        .collect();
+                    template.components =
+                        vec![serde_json::json!({"type": "body", "parameters": parameters})];
+                }
+                MessageBody::Template(template)
+            }
+            None => MessageBody::Content(message.content.clone()),
+        };
+        let outbound = OutboundMessage {
+            recipient: message.recipient.to_owned(),
+            body,
+            reply_to: None,
+            reference: Some(message.reference.to_owned()),
+            last_inbound_at: message.last_inbound_at,
+        };
+        let sent = connector
+            .send_message(&channel_context(channel), &outbound)
+            .await
+            .map_err(classify)?;
+        Ok(sent.message_id)
     }
 }

@@ -10,7 +10,7 @@ use std::fmt;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
-use nexiom_core::{Channel, Content, Credentials};
+use nexiom_core::{BroadcastTemplate, Channel, Content, Credentials};
 
 /// A post the platform accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,6 +88,25 @@ impl fmt::Display for PublishFailure {
     }
 }
 
+/// One recipient's message of a broadcast (a post on a messaging channel:
+/// WhatsApp). Either the post's free-form content, sent only inside the
+/// recipient's 24-hour window, or an approved template.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RecipientMessage<'a> {
+    /// The recipient's phone number or wa_id.
+    pub recipient: &'a str,
+    /// The free-form content (`template` unset).
+    pub content: &'a Content,
+    /// The template to send instead of the content.
+    pub template: Option<&'a BroadcastTemplate>,
+    /// Unique per (post, recipient): the delivery id, echoed back by the
+    /// platform's status webhooks.
+    pub reference: &'a str,
+    /// When the recipient last wrote to the channel (the connector refuses
+    /// free-form content outside the window before any call).
+    pub last_inbound_at: Option<DateTime<Utc>>,
+}
+
 /// What the publish queue calls on a platform.
 ///
 /// # Contract
@@ -133,4 +152,19 @@ pub trait PublishGateway: Send + Sync {
 
     /// Refreshes the channel's credentials after an `Unauthorized`.
     async fn refresh_credentials(&self, channel: &Channel) -> Result<Credentials, PublishFailure>;
+
+    /// Sends one recipient's message of a broadcast (one request) and returns
+    /// the platform's message id. The default refuses: a gateway without
+    /// messaging cannot publish on a broadcast channel.
+    async fn send_to_recipient(
+        &self,
+        channel: &Channel,
+        message: RecipientMessage<'_>,
+    ) -> Result<String, PublishFailure> {
+        let _ = message;
+        Err(PublishFailure::Permanent(format!(
+            "this gateway cannot send messages on {}",
+            channel.platform
+        )))
+    }
 }

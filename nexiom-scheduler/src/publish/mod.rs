@@ -2,6 +2,7 @@
 
 mod attempt;
 mod batch;
+mod broadcast;
 mod connector;
 mod gateway;
 #[cfg(feature = "testing")]
@@ -10,7 +11,7 @@ mod queue;
 mod retry;
 
 pub use connector::{ConnectorGateway, PostLookup, channel_context, classify};
-pub use gateway::{PublishFailure, PublishGateway, PublishedPost};
+pub use gateway::{PublishFailure, PublishGateway, PublishedPost, RecipientMessage};
 #[cfg(feature = "testing")]
 pub use mock::{MockGateway, MockStep};
 pub use queue::{OUTCOME_UNKNOWN, PostOutcome, PublishConfig, PublishQueue, QueueReport};

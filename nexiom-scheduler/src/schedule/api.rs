@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use nexiom_core::{
-    ChannelId, Clock, Content, NewScheduledPost, PostFilter, PostId, PostPatch, PostStatus,
-    ScheduledPost, TenantId,
+    BroadcastAudience, BroadcastTemplate, ChannelId, Clock, Content, NewScheduledPost,
+    PostBroadcast, PostFilter, PostId, PostPatch, PostStatus, ScheduledPost, TenantId,
 };
 use nexiom_storage::{StorageError, Store};
 
@@ -135,7 +135,32 @@ impl Scheduler {
     /// it is a one-off post at `publish_at` (a time already past means "as soon
     /// as a worker runs"). Occurrences (`series_id` set) are made by the queue,
     /// not here.
-    pub async fn schedule_post(&self, mut new: NewScheduledPost) -> Result<ScheduledPost> {
+    pub async fn schedule_post(&self, new: NewScheduledPost) -> Result<ScheduledPost> {
+        let new = self.prepared(new).await?;
+        Ok(self.store.insert_post(new).await?.record)
+    }
+
+    /// Creates a post on a WhatsApp channel with its audience (explicit
+    /// recipients or a stored audience) and the approved template used
+    /// outside a recipient's 24-hour window, in one atomic write: the post is
+    /// never claimed without them. Otherwise as
+    /// [`schedule_post`](Self::schedule_post); a series' occurrences use the
+    /// series' audience and template.
+    pub async fn schedule_broadcast(
+        &self,
+        new: NewScheduledPost,
+        audience: BroadcastAudience,
+        template: Option<BroadcastTemplate>,
+    ) -> Result<(ScheduledPost, PostBroadcast)> {
+        let new = self.prepared(new).await?;
+        Ok(self
+            .store
+            .insert_broadcast_post(new, audience, template)
+            .await?)
+    }
+
+    /// `new` checked and, for a series, moved to its first occurrence.
+    async fn prepared(&self, mut new: NewScheduledPost) -> Result<NewScheduledPost> {
         if new.series_id.is_some() || new.occurrence_at.is_some() {
             return Err(SchedulerError::Unsupported {
                 post: new.series_id.unwrap_or_else(PostId::generate),
@@ -157,7 +182,7 @@ impl Scheduler {
         }
         self.check_content(new.tenant_id, new.channel_id, &new.content)
             .await?;
-        Ok(self.store.insert_post(new).await?.record)
+        Ok(new)
     }
 
     /// Creates a one-off post at `publish_at`.

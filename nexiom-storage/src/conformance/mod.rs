@@ -29,6 +29,10 @@
 //! build script; a downstream crate uses its own condition.)
 
 mod api_keys;
+mod broadcast_posts;
+mod broadcast_webhooks;
+mod broadcasts;
+mod content_jobs;
 mod dead_letters;
 mod harness;
 mod kpi;
@@ -44,6 +48,10 @@ mod tests;
 mod topics;
 
 pub use api_keys::*;
+pub use broadcast_posts::*;
+pub use broadcast_webhooks::*;
+pub use broadcasts::*;
+pub use content_jobs::*;
 pub use dead_letters::*;
 pub use harness::{
     LOCAL_SERVER_URL, LOCAL_TEST_DATABASE, TestStore, memory_test_store, postgres_app_role_store,
@@ -98,6 +106,12 @@ macro_rules! conformance_suite {
             orchestration_snapshot_reads_what_the_planner_needs,
             orchestration_commit_is_all_or_nothing,
             concurrent_orchestration_commits_never_exceed_the_cap,
+            content_jobs_follow_their_settled_posts,
+            broadcast_contacts_audiences_and_post_audiences,
+            broadcast_deliveries_are_made_and_sent_once,
+            broadcast_status_webhooks_resolve_unknown_deliveries,
+            broadcast_webhooks_update_deliveries_and_opt_in,
+            broadcast_posts_are_created_with_their_audience,
             settings,
             worker_flags_and_execution_logs,
             tenant_isolation,

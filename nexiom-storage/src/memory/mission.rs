@@ -78,6 +78,9 @@ impl Inner {
             status: new.status,
             content: new.content,
             scheduled_post_id: None,
+            platform_post_id: None,
+            published_at: None,
+            error_message: None,
             source_ref: new.source_ref,
             created_at: new.created_at,
             updated_at: new.created_at,
@@ -117,6 +120,11 @@ impl Inner {
         job.status = status;
         if let Some(post) = scheduled_post {
             job.scheduled_post_id = Some(post);
+        }
+        if !status.is_settled() {
+            job.platform_post_id = None;
+            job.published_at = None;
+            job.error_message = None;
         }
         job.updated_at = at;
         Ok(job.clone())

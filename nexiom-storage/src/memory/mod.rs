@@ -12,6 +12,8 @@
 //! instead of scanning every row.
 
 mod api_key;
+mod broadcast;
+mod broadcast_delivery;
 mod comment;
 mod conversation;
 mod dead_letter;
@@ -189,6 +191,9 @@ struct Inner {
     topic_members: BTreeMap<(TenantId, TopicScope, TopicSubject), topic::Membership>,
     /// `(topic, day)` → the topic's size that day.
     topic_days: BTreeMap<(TopicId, chrono::NaiveDate), i64>,
+
+    /// WhatsApp contacts' opt-in, audiences, posts' audiences and deliveries.
+    broadcasts: broadcast::Broadcasts,
 }
 
 impl Inner {

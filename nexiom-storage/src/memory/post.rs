@@ -5,8 +5,9 @@ use chrono::{DateTime, Duration, Utc};
 use std::collections::HashSet;
 
 use nexiom_core::{
-    ChannelId, Inserted, NewPostRun, NewScheduledPost, PostFilter, PostId, PostPatch, PostRun,
-    PostRunId, PostRunStatus, PostSettlement, PostStatus, ScheduledPost, TenantId, validate,
+    ChannelId, ContentJobId, ContentJobStatus, Inserted, NewPostRun, NewScheduledPost, PostFilter,
+    PostId, PostPatch, PostRun, PostRunId, PostRunStatus, PostSettlement, PostStatus,
+    ScheduledPost, TenantId, validate,
 };
 
 use super::{
@@ -301,6 +302,9 @@ impl Inner {
             post.lease_expires_at = None;
             post.updated_at = at;
             written.push(post.id);
+            if let Some(job) = post.content_job_id {
+                self.settle_content_job(job, s, at);
+            }
             if let Some(end) = &s.run
                 && let Some(run) = self.post_runs.get_mut(&end.run_id)
                 && run.post_id == s.post_id
@@ -311,6 +315,33 @@ impl Inner {
             }
         }
         Ok(written)
+    }
+
+    /// The content job `job` of a post just settled by `s` follows it when
+    /// the post is settled for good (see [`PostStore::settle_posts`]).
+    fn settle_content_job(&mut self, job: ContentJobId, s: &PostSettlement, at: DateTime<Utc>) {
+        let status = match s.status {
+            PostStatus::Published => ContentJobStatus::Published,
+            PostStatus::Failed => ContentJobStatus::Failed,
+            _ => return,
+        };
+        let Some(job) = self.content_jobs.get_mut(&job) else {
+            return;
+        };
+        if job.tenant_id != s.tenant_id
+            || job.status != ContentJobStatus::Scheduled
+            || job.scheduled_post_id != Some(s.post_id)
+        {
+            return;
+        }
+        job.status = status;
+        job.platform_post_id = s.published.as_ref().map(|p| p.platform_post_id.clone());
+        job.published_at = s.published.as_ref().map(|p| p.published_at);
+        job.error_message = match status {
+            ContentJobStatus::Failed => s.error_message.clone(),
+            _ => None,
+        };
+        job.updated_at = at;
     }
 
     fn throttle_channel(

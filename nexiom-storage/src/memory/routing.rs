@@ -54,7 +54,14 @@ impl Inner {
         let event = event.clone();
         let conversation = match event.kind {
             EventKind::Message => self.route_message(&event, at, report)?,
-            EventKind::Status => self.route_status(&event)?,
+            EventKind::Status => {
+                self.route_broadcast_status(&event, at);
+                self.route_status(&event)?
+            }
+            EventKind::Preference => {
+                self.route_preference(&event)?;
+                None
+            }
             EventKind::Comment | EventKind::CommentReply => {
                 self.route_comment(&event, at, report)?;
                 None

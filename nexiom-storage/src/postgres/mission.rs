@@ -237,7 +237,11 @@ impl MissionStore for PgStore {
         let mut tx = self.scoped(tenant).await?;
         let result: std::result::Result<Option<ContentJobRow>, _> = sqlx::query_as(
             "UPDATE content_jobs SET \
-                 status = $3, scheduled_post_id = COALESCE($4, scheduled_post_id), updated_at = $5 \
+                 status = $3, scheduled_post_id = COALESCE($4, scheduled_post_id), \
+                 platform_post_id = CASE WHEN $6 THEN platform_post_id END, \
+                 published_at = CASE WHEN $6 THEN published_at END, \
+                 error_message = CASE WHEN $6 THEN error_message END, \
+                 updated_at = $5 \
              WHERE tenant_id = $1 AND id = $2 \
              RETURNING *",
         )
@@ -246,6 +250,7 @@ impl MissionStore for PgStore {
         .bind(status.as_str())
         .bind(scheduled_post.map(|p| p.as_uuid()))
         .bind(at)
+        .bind(status.is_settled())
         .fetch_optional(&mut *tx)
         .await;
         match result {

@@ -31,6 +31,9 @@
 //!   the crate builds without a database.
 
 mod api_key;
+mod broadcast;
+mod broadcast_delivery;
+mod broadcast_rows;
 mod comment;
 mod conversation;
 mod dead_letter;
@@ -46,6 +49,7 @@ mod reply_batch;
 mod reply_queue;
 mod retention;
 mod routing;
+mod routing_broadcast;
 mod rows;
 mod rule;
 mod secrets;

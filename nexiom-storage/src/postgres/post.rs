@@ -19,7 +19,7 @@ use crate::traits::PostStore;
 const GUARD_ATTEMPTS: usize = 3;
 
 /// The references a new post makes, in the order they are checked.
-fn post_refs(new: &NewScheduledPost) -> Vec<Ref> {
+pub(super) fn post_refs(new: &NewScheduledPost) -> Vec<Ref> {
     let mut refs = vec![Ref::Channel(new.channel_id)];
     refs.extend(new.mission_id.map(Ref::Mission));
     refs.extend(new.content_job_id.map(Ref::ContentJob));

@@ -211,7 +211,8 @@ impl PgStore {
             run_errors.push(s.run.as_ref().and_then(|r| r.error.as_deref()));
         }
         // One statement, so one commit: each post is written only while it is
-        // still `publishing` under this owner's lease, and its run only when
+        // still `publishing` under this owner's lease, and its run (and, for a
+        // post settled for good, its still-`scheduled` content job) only when
         // the post was. A batch of any tenants, keyed by the lease owner: a
         // cross-tenant write.
         let written: Vec<Uuid> = sqlx::query_scalar(
@@ -241,12 +242,25 @@ impl PgStore {
                  FROM u \
                  WHERE p.id = u.id AND p.tenant_id = u.tenant_id \
                      AND p.status = 'publishing' AND p.lease_owner = $1 \
-                 RETURNING p.id \
+                 RETURNING p.id, p.tenant_id, p.status, p.content_job_id, p.platform_post_id, \
+                     p.published_at, p.error_message \
              ), ended AS ( \
                  UPDATE post_runs r SET \
                      status = u.run_status, error = u.run_error, finished_at = $17 \
                  FROM u JOIN settled s ON s.id = u.id \
                  WHERE r.id = u.run_id AND r.post_id = u.id \
+             ), jobs AS ( \
+                 UPDATE content_jobs j SET \
+                     status = s.status, \
+                     platform_post_id = CASE WHEN s.status = 'published' \
+                         THEN s.platform_post_id END, \
+                     published_at = CASE WHEN s.status = 'published' THEN s.published_at END, \
+                     error_message = CASE WHEN s.status = 'failed' THEN s.error_message END, \
+                     updated_at = $17 \
+                 FROM settled s \
+                 WHERE s.status IN ('published', 'failed') \
+                     AND j.tenant_id = s.tenant_id AND j.id = s.content_job_id \
+                     AND j.status = 'scheduled' AND j.scheduled_post_id = s.id \
              ) \
              SELECT id FROM settled",
         )

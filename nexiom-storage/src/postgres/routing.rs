@@ -149,6 +149,7 @@ async fn route_once(
             break;
         }
     }
+    super::routing_broadcast::route_broadcast_events(&mut tx, &ids, at).await?;
     let (comments_created, processed) = finish(&mut tx, &ids, at).await?;
     tx.commit().await?;
     Ok(RoutingReport {

@@ -1,0 +1,285 @@
+//! A claimed post on a WhatsApp channel: a broadcast, fanned out to one
+//! delivery per recipient (see [`nexiom_storage::BroadcastStore`]).
+//!
+//! Under the post's claim, the deliveries are made (once per recipient), then
+//! claimed, sent and finished one at a time, so at most one is ever in doubt
+//! if the worker stops, and that one is never sent again. Each recipient
+//! follows the posts' retry rules on its own: transient failures and rate
+//! limits are retried with the same backoff and attempt limit (a platform's
+//! Retry-After, or a refused token, pauses the whole fan-out; Retry-After
+//! also holds the channel back for every worker), a refusal
+//! fails the recipient at once, an answer lost after sending fails it as
+//! unknown (never sent blindly again). Free-form content goes only to
+//! recipients inside their 24-hour window; the others get the post's
+//! template, or are refused before any call when it has none. The post is
+//! `published` once every recipient is sent or failed for good (`failed` when
+//! nobody received it), and `queued` again for the earliest retry otherwise.
+
+use chrono::{DateTime, Duration, Utc};
+use nexiom_core::{
+    BroadcastCounts, Channel, ClaimedDelivery, DeliveryOutcome, PostBroadcast, PostSettlement,
+    PostStatus, PublishedFields, ScheduledPost,
+};
+
+use super::attempt::{Attempted, Step, later};
+use super::gateway::{PublishFailure, PublishedPost, RecipientMessage};
+use super::queue::{OUTCOME_UNKNOWN, PostOutcome, PublishQueue};
+use crate::error::Result;
+
+/// WhatsApp's customer-service window: free-form messages only within this
+/// long after the recipient's last message.
+const MESSAGING_WINDOW: Duration = Duration::hours(24);
+
+/// How one recipient's send ended, and whether the fan-out must pause.
+struct Sent {
+    outcome: DeliveryOutcome,
+    /// The platform asked to wait (Retry-After) or refused the token: the
+    /// other recipients wait too, until then.
+    hold: Option<DateTime<Utc>>,
+    /// The wait is the platform's: the channel is held back for every worker.
+    throttle: bool,
+}
+
+impl PublishQueue {
+    /// Takes a claimed post on a broadcast channel through its fan-out.
+    pub(super) async fn broadcast(
+        &self,
+        post: &ScheduledPost,
+        channel: &Channel,
+    ) -> Result<Attempted> {
+        let (tenant, owner) = (post.tenant_id, self.config.worker_id.as_str());
+        // Its own audience, or (an occurrence) its series template's.
+        let own = self.store.get_post_broadcast(tenant, post.id).await?;
+        let spec = match (own, post.series_id) {
+            (Some(spec), _) => Some(spec),
+            (None, Some(series)) => self.store.get_post_broadcast(tenant, series).await?,
+            (None, None) => None,
+        };
+        let Some(spec) = spec else {
+            let error = "a WhatsApp post needs an audience (explicit recipients or a stored \
+                         audience) before it can be sent"
+                .to_owned();
+            return Ok(self.failed(post, None, error).into());
+        };
+        if spec.template.is_none()
+            && let Some(reason) = self.gateway.refusal(channel, &post.content)
+        {
+            let error = format!("the channel can never send this content: {reason}");
+            return Ok(self.failed(post, None, error).into());
+        }
+        if self
+            .store
+            .prepare_deliveries(tenant, post.id, owner, self.clock.now())
+            .await?
+            .is_none()
+        {
+            return Ok(Step::Done(Ok(PostOutcome::LeaseLost)).into());
+        }
+        let mut hold = None;
+        while let Some(claimed) = self
+            .store
+            .claim_next_delivery(tenant, post.id, owner, self.clock.now())
+            .await?
+        {
+            let sent = self.send_one(channel, post, &spec, &claimed).await;
+            self.store
+                .finish_delivery(tenant, claimed.delivery.id, sent.outcome, self.clock.now())
+                .await?;
+            if let Some(until) = sent.hold {
+                if sent.throttle
+                    && let Err(err) = self
+                        .store
+                        .throttle_channel(tenant, post.channel_id, until)
+                        .await
+                {
+                    tracing::warn!(error = %err, "could not record the channel's hold");
+                }
+                hold = Some(until);
+                break;
+            }
+        }
+        let counts = self.store.broadcast_counts(tenant, post.id).await?;
+        Ok(Attempted {
+            step: self.broadcast_settlement(post, counts, hold),
+            hold,
+        })
+    }
+
+    async fn send_one(
+        &self,
+        channel: &Channel,
+        post: &ScheduledPost,
+        spec: &PostBroadcast,
+        claimed: &ClaimedDelivery,
+    ) -> Sent {
+        let now = self.clock.now();
+        let delivery = &claimed.delivery;
+        let inside = claimed
+            .last_inbound_at
+            .is_some_and(|at| now - at <= MESSAGING_WINDOW);
+        let template = match (&spec.template, inside) {
+            (_, true) => None,
+            (Some(t), false) => Some(t),
+            (None, false) => {
+                let why = match claimed.last_inbound_at {
+                    Some(at) => format!("last wrote at {at}"),
+                    None => "never wrote to the channel".to_owned(),
+                };
+                return Sent {
+                    outcome: DeliveryOutcome::Failed {
+                        error: format!(
+                            "outside the recipient's 24-hour window ({why}) and the post has no \
+                             approved template: refused before any call"
+                        ),
+                    },
+                    hold: None,
+                    throttle: false,
+                };
+            }
+        };
+        let reference = delivery.id.to_string();
+        let message = RecipientMessage {
+            recipient: &delivery.recipient,
+            content: &post.content,
+            template,
+            reference: &reference,
+            last_inbound_at: claimed.last_inbound_at,
+        };
+        let failure = match self.gateway.send_to_recipient(channel, message).await {
+            Ok(provider_message_id) => {
+                return Sent {
+                    outcome: DeliveryOutcome::Sent {
+                        provider_message_id,
+                    },
+                    hold: None,
+                    throttle: false,
+                };
+            }
+            Err(failure) => failure,
+        };
+        let error = failure.to_string();
+        let max = self.config.retry.max_attempts.max(1);
+        let attempt = delivery.attempts;
+        match failure {
+            PublishFailure::Permanent(_) => Sent {
+                outcome: DeliveryOutcome::Failed { error },
+                hold: None,
+                throttle: false,
+            },
+            PublishFailure::Ambiguous(_) => Sent {
+                outcome: DeliveryOutcome::Failed {
+                    error: format!(
+                        "{OUTCOME_UNKNOWN}: {error}; the message may have been delivered and is \
+                         not sent again (a status webhook will tell)"
+                    ),
+                },
+                hold: None,
+                throttle: false,
+            },
+            PublishFailure::RateLimited { .. }
+            | PublishFailure::Transient { .. }
+            | PublishFailure::Unauthorized(_) => {
+                if attempt >= max {
+                    return Sent {
+                        outcome: DeliveryOutcome::Failed {
+                            error: format!("{error}; no attempt left ({max} made)"),
+                        },
+                        hold: None,
+                        throttle: false,
+                    };
+                }
+                let next_attempt_at = later(
+                    now,
+                    self.config
+                        .retry
+                        .delay_after(attempt, failure.retry_after()),
+                );
+                // A wait the platform asked for, or a refused token, concerns
+                // the whole channel: the others wait too (no stream of
+                // refused calls). The platform's wait holds the channel back
+                // for every worker, as for posts.
+                let platform_wait = failure.retry_after().map(|wait| later(now, wait));
+                let hold = match failure {
+                    PublishFailure::Unauthorized(_) => Some(next_attempt_at),
+                    _ => platform_wait,
+                };
+                Sent {
+                    outcome: DeliveryOutcome::Retry {
+                        error,
+                        next_attempt_at,
+                    },
+                    hold,
+                    throttle: platform_wait.is_some(),
+                }
+            }
+        }
+    }
+
+    /// The post's state after a pass over its deliveries.
+    fn broadcast_settlement(
+        &self,
+        post: &ScheduledPost,
+        counts: BroadcastCounts,
+        hold: Option<DateTime<Utc>>,
+    ) -> Step {
+        let now = self.clock.now();
+        let summary = format!(
+            "{} of {} recipients sent, {} failed",
+            counts.sent,
+            counts.total(),
+            counts.failed
+        );
+        if !counts.is_settled() {
+            let next = match (counts.next_attempt_at, hold) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            };
+            let error = format!("{summary}, {} waiting for a retry", counts.pending);
+            let settlement = PostSettlement {
+                tenant_id: post.tenant_id,
+                post_id: post.id,
+                status: PostStatus::Queued,
+                retry_count: None,
+                error_message: Some(error.clone()),
+                next_attempt_at: next,
+                published: None,
+                run: None,
+            };
+            return Step::Settle(
+                settlement,
+                PostOutcome::Retrying {
+                    attempts: post.retry_count,
+                    next_attempt_at: next.unwrap_or(now),
+                    error,
+                },
+            );
+        }
+        if counts.sent == 0 {
+            let error = format!("no recipient received it: {summary} (see the deliveries)");
+            return self.failed(post, None, error);
+        }
+        let published = PublishedPost {
+            platform_post_id: format!("broadcast:{}", post.id),
+            url: None,
+        };
+        let settlement = PostSettlement {
+            tenant_id: post.tenant_id,
+            post_id: post.id,
+            status: PostStatus::Published,
+            retry_count: None,
+            // Recipients that failed are reported; all sent clears it.
+            error_message: (counts.failed > 0).then_some(summary),
+            next_attempt_at: None,
+            published: Some(PublishedFields {
+                platform_post_id: published.platform_post_id.clone(),
+                url: None,
+                published_at: now,
+                // A broadcast has no comments to poll.
+                next_check_at: now,
+                stop_at: Some(now),
+            }),
+            run: None,
+        };
+        Step::Settle(settlement, PostOutcome::Published(published))
+    }
+}

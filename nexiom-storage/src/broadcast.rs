@@ -1,0 +1,161 @@
+//! [`BroadcastStore`]: WhatsApp contacts' opt-in, stored audiences, a post's
+//! audience and template, and one delivery record per (post, recipient).
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use nexiom_core::{
+    Audience, AudienceId, BroadcastAudience, BroadcastContact, BroadcastCounts, BroadcastDelivery,
+    BroadcastDeliveryId, BroadcastTemplate, ChannelId, ClaimedDelivery, DeliveryOutcome,
+    DeliveryStatus, NewAudience, NewScheduledPost, OptChange, PostBroadcast, PostId, ScheduledPost,
+    TenantId,
+};
+
+use crate::error::Result;
+
+/// The error a delivery left `sending` by a claim that ended (a worker that
+/// stopped during the send) is failed with: the message may have gone out, so
+/// it is never sent again.
+pub const DELIVERY_OUTCOME_UNKNOWN: &str = "outcome_unknown: the worker stopped during the send; \
+     the message may have been delivered and is not sent again";
+
+/// The error of a delivery skipped because its contact opted out.
+pub const OPTED_OUT: &str = "the contact opted out of marketing messages";
+
+/// WhatsApp broadcasts (see [`PostBroadcast`]).
+///
+/// # Deliveries
+///
+/// A broadcast post is sent under its publish claim (the post `publishing`
+/// under the worker's unexpired lease):
+/// [`prepare_deliveries`](Self::prepare_deliveries) makes one `pending`
+/// delivery per resolved recipient (insert-if-absent on `(post, recipient)`),
+/// then each delivery is
+/// claimed on its own ([`claim_next_delivery`](Self::claim_next_delivery):
+/// `sending`, attempt counted) just before its send and finished after it
+/// ([`finish_delivery`](Self::finish_delivery)). At most one delivery per
+/// worker is ever in doubt: a delivery still `sending` when the post is
+/// prepared again (its worker stopped) is failed with
+/// [`DELIVERY_OUTCOME_UNKNOWN`] and never sent again, unless a status webhook
+/// matched it meanwhile ([`apply_delivery_status`](Self::apply_delivery_status)).
+#[async_trait]
+pub trait BroadcastStore: Send + Sync {
+    /// Applies an opt-in or opt-out to the channel's contact (created at its
+    /// first change). A change older than the contact's last applied change
+    /// leaves it as it is. `UnknownReference` for a channel that is not the
+    /// tenant's.
+    async fn apply_opt_change(&self, change: OptChange) -> Result<BroadcastContact>;
+    /// The channel's contact with this recipient (with or without `+`), if known.
+    async fn get_broadcast_contact(
+        &self,
+        tenant: TenantId,
+        channel: ChannelId,
+        recipient: &str,
+    ) -> Result<Option<BroadcastContact>>;
+
+    /// Creates an audience; `Conflict` when the channel has one of that name.
+    async fn create_audience(&self, new: NewAudience) -> Result<Audience>;
+    /// Adds the channel's contacts with these recipients to the audience
+    /// (members already there stay); returns how many were added. `Invalid`
+    /// (nothing added) when one of them is not a contact of the audience's
+    /// channel currently opted in. `NotFound` for an audience that is not the
+    /// tenant's.
+    async fn add_audience_members(
+        &self,
+        tenant: TenantId,
+        audience: AudienceId,
+        recipients: &[String],
+        at: DateTime<Utc>,
+    ) -> Result<u64>;
+    /// The audience's members (opted out or not), by recipient.
+    async fn list_audience_members(
+        &self,
+        tenant: TenantId,
+        audience: AudienceId,
+    ) -> Result<Vec<BroadcastContact>>;
+
+    /// Creates a `queued` post (one-off, or a series template whose
+    /// occurrences use its audience) with its audience and template in one
+    /// atomic step, so the post is never claimable without them. `Invalid`
+    /// for an occurrence (`series_id` set); otherwise refused as
+    /// [`PostStore::insert_post`](crate::PostStore::insert_post) and
+    /// [`set_post_broadcast`](Self::set_post_broadcast) refuse, with nothing
+    /// written.
+    async fn insert_broadcast_post(
+        &self,
+        new: NewScheduledPost,
+        audience: BroadcastAudience,
+        template: Option<BroadcastTemplate>,
+    ) -> Result<(ScheduledPost, PostBroadcast)>;
+    /// Sets (or replaces) the post's audience and template. `UnknownReference`
+    /// for a post, or a stored audience, that is not the tenant's, or an
+    /// audience of another channel than the post's.
+    async fn set_post_broadcast(&self, broadcast: PostBroadcast) -> Result<PostBroadcast>;
+    /// The post's audience and template, if set (an occurrence of a series
+    /// without its own uses the series template's, which this does not read).
+    async fn get_post_broadcast(
+        &self,
+        tenant: TenantId,
+        post: PostId,
+    ) -> Result<Option<PostBroadcast>>;
+
+    /// Under the post's claim (`publishing` under `lease_owner`'s lease
+    /// unexpired at `now`), in one atomic step: creates the missing
+    /// deliveries of the post's recipients (its broadcast's, or for an
+    /// occurrence without one its series template's: explicit recipients, or the
+    /// stored audience's members opted in), `pending`, or `failed` with
+    /// [`OPTED_OUT`] for an opted-out contact; and fails with
+    /// [`DELIVERY_OUTCOME_UNKNOWN`] every delivery still `sending` (left by a
+    /// claim that ended). Returns the counts, or `None` (nothing written) when
+    /// the claim is not held or the post has no broadcast.
+    async fn prepare_deliveries(
+        &self,
+        tenant: TenantId,
+        post: PostId,
+        lease_owner: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<BroadcastCounts>>;
+    /// Under the post's claim, claims its next due `pending` delivery (oldest
+    /// first; `next_attempt_at` unset or `<= now`): `sending`, attempts + 1.
+    /// A delivery whose contact has opted out meanwhile is failed with
+    /// [`OPTED_OUT`] instead and the next one is taken. `None` when none is
+    /// due or the claim is not held.
+    async fn claim_next_delivery(
+        &self,
+        tenant: TenantId,
+        post: PostId,
+        lease_owner: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<ClaimedDelivery>>;
+    /// Records how a claimed delivery's send ended, if it is still `sending`
+    /// (whatever became of the post's lease: a message that went out is
+    /// always recorded); returns whether it was written.
+    async fn finish_delivery(
+        &self,
+        tenant: TenantId,
+        delivery: BroadcastDeliveryId,
+        outcome: DeliveryOutcome,
+        at: DateTime<Utc>,
+    ) -> Result<bool>;
+    /// The post's deliveries, by recipient.
+    async fn list_deliveries(
+        &self,
+        tenant: TenantId,
+        post: PostId,
+    ) -> Result<Vec<BroadcastDelivery>>;
+    /// The counts of the post's deliveries.
+    async fn broadcast_counts(&self, tenant: TenantId, post: PostId) -> Result<BroadcastCounts>;
+    /// A status webhook about a delivery of the channel, named by the
+    /// platform's message id or by the delivery id it echoes: the status
+    /// advances monotonically (see [`DeliveryStatus::can_advance_to`]); a
+    /// delivery still `sending` or failed as unknown becomes `sent` (with the
+    /// message id) when the platform reports it sent, delivered or read.
+    /// Returns the delivery, or `None` when no delivery matches.
+    async fn apply_delivery_status(
+        &self,
+        tenant: TenantId,
+        provider_message_id: &str,
+        reference: Option<BroadcastDeliveryId>,
+        status: DeliveryStatus,
+        at: DateTime<Utc>,
+    ) -> Result<Option<BroadcastDelivery>>;
+}

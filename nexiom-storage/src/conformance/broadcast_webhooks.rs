@@ -1,0 +1,211 @@
+//! Conformance tests of WhatsApp webhooks applied to broadcasts when events
+//! are routed: delivery statuses and marketing preferences.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use nexiom_core::*;
+
+use super::broadcasts::{mins, opt, post};
+use super::tests::{World, t0, world};
+use crate::Store;
+
+fn whatsapp_event(
+    w: &World,
+    event_id: &str,
+    kind: EventKind,
+    at: DateTime<Utc>,
+) -> NewWebhookEvent {
+    NewWebhookEvent {
+        tenant_id: w.tenant.id,
+        channel_id: w.channel.id,
+        platform: Platform::WhatsApp,
+        event_id: event_id.into(),
+        kind,
+        sender_id: None,
+        sender_name: None,
+        text: None,
+        has_media: false,
+        delivery_status: None,
+        target_id: None,
+        parent_id: None,
+        occurred_at: at,
+        payload: serde_json::json!({}),
+        received_at: at,
+    }
+}
+
+/// Routing applies WhatsApp webhooks to broadcasts: a status updates the
+/// delivery it names (forward only; by the echoed delivery id, a delivery in
+/// doubt becomes sent), and a "stop" / "resume" of marketing messages updates
+/// the sender's opt-in (the latest change wins), so a contact who sent "stop"
+/// is never sent a broadcast.
+pub async fn broadcast_webhooks_update_deliveries_and_opt_in(store: Arc<dyn Store>) {
+    let s = store.as_ref();
+    let w = world(s, "Acme", Platform::WhatsApp, "phone-1").await;
+    let t = w.tenant.id;
+    for r in ["15550001", "15550002"] {
+        s.apply_opt_change(opt(&w, r, true, "form", t0()))
+            .await
+            .unwrap();
+    }
+    let p = post(s, &w).await;
+    s.set_post_broadcast(PostBroadcast {
+        tenant_id: t,
+        post_id: p.id,
+        audience: BroadcastAudience::Recipients {
+            recipients: vec!["15550001".into(), "15550002".into()],
+        },
+        template: None,
+    })
+    .await
+    .unwrap();
+    let now = t0();
+    s.claim_due_posts(now, 10, "w1", mins(5)).await.unwrap();
+    s.prepare_deliveries(t, p.id, "w1", now).await.unwrap();
+    let a = s
+        .claim_next_delivery(t, p.id, "w1", now)
+        .await
+        .unwrap()
+        .unwrap();
+    s.finish_delivery(
+        t,
+        a.delivery.id,
+        DeliveryOutcome::Sent {
+            provider_message_id: "wamid.A".into(),
+        },
+        now,
+    )
+    .await
+    .unwrap();
+    // The second send's worker stops: its delivery is in doubt.
+    let b = s
+        .claim_next_delivery(t, p.id, "w1", now)
+        .await
+        .unwrap()
+        .unwrap();
+    s.release_stale_leases(now + mins(6)).await.unwrap();
+    s.claim_due_posts(now + mins(6), 10, "w2", mins(5))
+        .await
+        .unwrap();
+    s.prepare_deliveries(t, p.id, "w2", now + mins(6))
+        .await
+        .unwrap();
+
+    let at = now + mins(7);
+    let status =
+        |id: &str, target: &str, st: DeliveryStatus, payload: serde_json::Value| NewWebhookEvent {
+            target_id: Some(target.into()),
+            delivery_status: Some(st),
+            payload,
+            ..whatsapp_event(&w, id, EventKind::Status, at)
+        };
+    let pref = |id: &str, sender: &str, value: &str, when: DateTime<Utc>| NewWebhookEvent {
+        sender_id: Some(sender.into()),
+        text: Some(value.into()),
+        ..whatsapp_event(&w, id, EventKind::Preference, when)
+    };
+    let events = [
+        status(
+            "wamid.A:read",
+            "wamid.A",
+            DeliveryStatus::Read,
+            serde_json::json!({}),
+        ),
+        status(
+            "wamid.A:delivered",
+            "wamid.A",
+            DeliveryStatus::Delivered,
+            serde_json::json!({}),
+        ),
+        status(
+            "wamid.B:delivered",
+            "wamid.B",
+            DeliveryStatus::Delivered,
+            serde_json::json!({"biz_opaque_callback_data": b.delivery.id.to_string()}),
+        ),
+        // Another application's callback data: ignored, never an error.
+        status(
+            "wamid.X:sent",
+            "wamid.X",
+            DeliveryStatus::Sent,
+            serde_json::json!({"biz_opaque_callback_data": "order-42"}),
+        ),
+        pref("p1", "15550001", "stop", at),
+        pref("p2", "15550001", "resume", at - mins(1)),
+        pref("p3", "+15550003", "resume", at),
+        pref("p4", "not-a-number", "stop", at),
+    ];
+    for e in events {
+        s.insert_event(e).await.unwrap();
+    }
+    let report = s.route_unrouted_events(None, 100, at).await.unwrap();
+    assert_eq!(report.processed, 8);
+
+    let d: std::collections::HashMap<String, BroadcastDelivery> = s
+        .list_deliveries(t, p.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| (d.recipient.clone(), d))
+        .collect();
+    assert_eq!(d["15550001"].state, BroadcastDeliveryState::Sent);
+    assert_eq!(d["15550001"].delivery_status, Some(DeliveryStatus::Read));
+    assert_eq!(d["15550002"].state, BroadcastDeliveryState::Sent);
+    assert_eq!(
+        d["15550002"].provider_message_id.as_deref(),
+        Some("wamid.B")
+    );
+    assert_eq!(
+        d["15550002"].delivery_status,
+        Some(DeliveryStatus::Delivered)
+    );
+
+    let a_now = s
+        .get_broadcast_contact(t, w.channel.id, "15550001")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!a_now.is_opted_in(), "the stop is later than the resume");
+    assert_eq!(a_now.opt_out_reason.as_deref(), Some("whatsapp: stop"));
+    assert_eq!(a_now.opted_out_at, Some(at));
+    // The resume (received first) was applied before the stop.
+    assert_eq!(a_now.opt_in_source.as_deref(), Some("whatsapp: resume"));
+    assert_eq!(a_now.opted_in_at, Some(at - mins(1)));
+    let c = s
+        .get_broadcast_contact(t, w.channel.id, "15550003")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(c.is_opted_in());
+    assert_eq!(c.opt_in_source.as_deref(), Some("whatsapp: resume"));
+
+    // A contact who sent "stop" receives no broadcast.
+    let next = post(s, &w).await;
+    s.set_post_broadcast(PostBroadcast {
+        tenant_id: t,
+        post_id: next.id,
+        audience: BroadcastAudience::Recipients {
+            recipients: vec!["15550001".into(), "15550003".into()],
+        },
+        template: None,
+    })
+    .await
+    .unwrap();
+    // (Once w2's claim of the first post has lapsed, the channel is free.)
+    let later = at + mins(5);
+    s.claim_due_posts(later, 10, "w3", mins(5)).await.unwrap();
+    let counts = s
+        .prepare_deliveries(t, next.id, "w3", later)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((counts.pending, counts.failed), (1, 1));
+    let only = s
+        .claim_next_delivery(t, next.id, "w3", later)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(only.delivery.recipient, "15550003");
+}

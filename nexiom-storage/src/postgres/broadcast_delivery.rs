@@ -1,0 +1,276 @@
+//! The deliveries of a broadcast on Postgres: made, claimed one at a time
+//! and finished under the post's claim, and moved by status webhooks (see
+//! [`BroadcastStore`](crate::BroadcastStore)). Every operation is
+//! tenant-scoped.
+
+use chrono::{DateTime, Utc};
+use nexiom_core::{
+    BroadcastAudience, BroadcastCounts, BroadcastDelivery, BroadcastDeliveryId, ClaimedDelivery,
+    DeliveryOutcome, DeliveryStatus, PostId, TenantId, normalize_recipient, validate,
+};
+use uuid::Uuid;
+
+use super::broadcast_rows::{DeliveryRow, PostBroadcastRow, claimed_post, counts};
+use super::error::db;
+use super::{PgStore, bound};
+use crate::broadcast::{DELIVERY_OUTCOME_UNKNOWN, OPTED_OUT};
+use crate::error::Result;
+
+impl PgStore {
+    pub(super) async fn deliveries_prepare(
+        &self,
+        tenant: TenantId,
+        post: PostId,
+        lease_owner: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<BroadcastCounts>> {
+        validate::key("lease_owner", lease_owner)?;
+        let mut tx = self.scoped(tenant).await?;
+        let Some(channel) = claimed_post(&mut tx, tenant, post, lease_owner, now).await? else {
+            return Ok(None);
+        };
+        // Its own broadcast, or its series template's.
+        let spec: Option<PostBroadcastRow> = sqlx::query_as(
+            "SELECT b.* FROM post_broadcasts b \
+             WHERE b.tenant_id = $1 AND (b.post_id = $2 OR b.post_id = \
+                 (SELECT series_id FROM scheduled_posts WHERE tenant_id = $1 AND id = $2)) \
+             ORDER BY b.post_id = $2 DESC LIMIT 1",
+        )
+        .bind(tenant.as_uuid())
+        .bind(post.as_uuid())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
+        let Some(spec) = spec.map(PostBroadcastRow::into_entity).transpose()? else {
+            return Ok(None);
+        };
+        let recipients: Vec<String> = match spec.audience {
+            BroadcastAudience::Recipients { recipients } => {
+                recipients.iter().map(|r| normalize_recipient(r)).collect()
+            }
+            BroadcastAudience::Stored { audience_id } => sqlx::query_scalar(
+                "SELECT c.recipient FROM audience_members m \
+                 JOIN broadcast_contacts c ON c.tenant_id = m.tenant_id AND c.id = m.contact_id \
+                 WHERE m.tenant_id = $1 AND m.audience_id = $2 \
+                     AND c.opted_in_at IS NOT NULL AND c.opted_out_at IS NULL \
+                 ORDER BY c.recipient",
+            )
+            .bind(tenant.as_uuid())
+            .bind(audience_id.as_uuid())
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?,
+        };
+        // A delivery left `sending` by an earlier claim may have gone out.
+        sqlx::query(
+            "UPDATE broadcast_deliveries SET state = 'failed', error = $2, updated_at = $3 \
+             WHERE post_id = $1 AND state = 'sending'",
+        )
+        .bind(post.as_uuid())
+        .bind(DELIVERY_OUTCOME_UNKNOWN)
+        .bind(bound(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        let ids: Vec<Uuid> = recipients
+            .iter()
+            .map(|_| BroadcastDeliveryId::generate().as_uuid())
+            .collect();
+        sqlx::query(
+            "INSERT INTO broadcast_deliveries (id, tenant_id, post_id, recipient, state, \
+                 attempts, error, created_at, updated_at) \
+             SELECT u.id, $1, $2, u.recipient, \
+                 CASE WHEN o.opted_out THEN 'failed' ELSE 'pending' END, 0, \
+                 CASE WHEN o.opted_out THEN $6 END, $5, $5 \
+             FROM UNNEST($3::uuid[], $4::text[]) AS u(id, recipient) \
+             CROSS JOIN LATERAL (SELECT EXISTS (SELECT 1 FROM broadcast_contacts c \
+                 WHERE c.tenant_id = $1 AND c.channel_id = $7 AND c.recipient = u.recipient \
+                     AND c.opted_out_at IS NOT NULL) AS opted_out) o \
+             ON CONFLICT (post_id, recipient) DO NOTHING",
+        )
+        .bind(tenant.as_uuid())
+        .bind(post.as_uuid())
+        .bind(&ids)
+        .bind(&recipients)
+        .bind(bound(now))
+        .bind(OPTED_OUT)
+        .bind(channel)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        let counts = counts(&mut tx, post).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(Some(counts))
+    }
+
+    pub(super) async fn deliveries_claim_next(
+        &self,
+        tenant: TenantId,
+        post: PostId,
+        lease_owner: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<ClaimedDelivery>> {
+        validate::key("lease_owner", lease_owner)?;
+        let mut tx = self.scoped(tenant).await?;
+        let Some(channel) = claimed_post(&mut tx, tenant, post, lease_owner, now).await? else {
+            return Ok(None);
+        };
+        // Opted out since the deliveries were made: failed, never sent.
+        sqlx::query(
+            "UPDATE broadcast_deliveries d SET state = 'failed', error = $3, updated_at = $4 \
+             FROM broadcast_contacts c \
+             WHERE d.post_id = $1 AND d.state = 'pending' \
+                 AND c.tenant_id = d.tenant_id AND c.channel_id = $2 \
+                 AND c.recipient = d.recipient AND c.opted_out_at IS NOT NULL",
+        )
+        .bind(post.as_uuid())
+        .bind(channel)
+        .bind(OPTED_OUT)
+        .bind(bound(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        let row: Option<DeliveryRow> = sqlx::query_as(
+            "UPDATE broadcast_deliveries SET state = 'sending', attempts = attempts + 1, \
+                 updated_at = $2 \
+             WHERE id = (SELECT id FROM broadcast_deliveries \
+                 WHERE post_id = $1 AND state = 'pending' \
+                     AND (next_attempt_at IS NULL OR next_attempt_at <= $2) \
+                 ORDER BY created_at, recipient LIMIT 1) \
+             RETURNING *",
+        )
+        .bind(post.as_uuid())
+        .bind(bound(now))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
+        let Some(row) = row else {
+            tx.commit().await.map_err(db)?;
+            return Ok(None);
+        };
+        let delivery = row.into_entity()?;
+        let last_inbound_at: Option<DateTime<Utc>> = sqlx::query_scalar(
+            "SELECT max(m.created_at) FROM contact_channels cc \
+             JOIN conversations c ON c.tenant_id = cc.tenant_id AND c.contact_id = cc.contact_id \
+                 AND c.channel_id = $2 \
+             JOIN messages m ON m.tenant_id = c.tenant_id AND m.conversation_id = c.id \
+                 AND m.direction = 'inbound' \
+             WHERE cc.tenant_id = $1 AND cc.platform = 'whatsapp' AND cc.external_handle = $3",
+        )
+        .bind(tenant.as_uuid())
+        .bind(channel)
+        .bind(&delivery.recipient)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(Some(ClaimedDelivery {
+            delivery,
+            last_inbound_at,
+        }))
+    }
+
+    pub(super) async fn deliveries_finish(
+        &self,
+        tenant: TenantId,
+        delivery: BroadcastDeliveryId,
+        outcome: DeliveryOutcome,
+        at: DateTime<Utc>,
+    ) -> Result<bool> {
+        outcome.validate()?;
+        let (state, error, next, message_id) = match &outcome {
+            DeliveryOutcome::Sent {
+                provider_message_id,
+            } => ("sent", None, None, Some(provider_message_id.as_str())),
+            DeliveryOutcome::Retry {
+                error,
+                next_attempt_at,
+            } => (
+                "pending",
+                Some(error.as_str()),
+                Some(bound(*next_attempt_at)),
+                None,
+            ),
+            DeliveryOutcome::Failed { error } => ("failed", Some(error.as_str()), None, None),
+        };
+        let mut tx = self.scoped(tenant).await?;
+        // A message that went out is recorded even over an "unknown" failure.
+        let done = sqlx::query(
+            "UPDATE broadcast_deliveries SET state = $3, error = $4, next_attempt_at = $5, \
+                 provider_message_id = COALESCE($6, provider_message_id), \
+                 delivery_status = CASE WHEN $3 = 'sent' \
+                     THEN COALESCE(delivery_status, 'sent') ELSE delivery_status END, \
+                 updated_at = $7 \
+             WHERE tenant_id = $1 AND id = $2 \
+                 AND (state = 'sending' OR ($3 = 'sent' AND state = 'failed' AND error = $8))",
+        )
+        .bind(tenant.as_uuid())
+        .bind(delivery.as_uuid())
+        .bind(state)
+        .bind(error)
+        .bind(next)
+        .bind(message_id)
+        .bind(bound(at))
+        .bind(DELIVERY_OUTCOME_UNKNOWN)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?
+        .rows_affected();
+        tx.commit().await.map_err(db)?;
+        Ok(done > 0)
+    }
+
+    pub(super) async fn deliveries_apply_status(
+        &self,
+        tenant: TenantId,
+        provider_message_id: &str,
+        reference: Option<BroadcastDeliveryId>,
+        status: DeliveryStatus,
+        at: DateTime<Utc>,
+    ) -> Result<Option<BroadcastDelivery>> {
+        validate::key("provider_message_id", provider_message_id)?;
+        let went_out = matches!(
+            status,
+            DeliveryStatus::Sent | DeliveryStatus::Delivered | DeliveryStatus::Read
+        );
+        let ranks = |column: &str| {
+            format!(
+                "CASE {column} WHEN 'pending' THEN 0 WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 \
+                 WHEN 'read' THEN 3 WHEN 'failed' THEN 4 END"
+            )
+        };
+        let sql = format!(
+            "UPDATE broadcast_deliveries d SET \
+                 state = CASE WHEN $5 AND (d.state = 'sending' \
+                     OR (d.state = 'failed' AND d.error = $7)) THEN 'sent' ELSE d.state END, \
+                 error = CASE WHEN $5 AND (d.state = 'sending' \
+                     OR (d.state = 'failed' AND d.error = $7)) THEN NULL ELSE d.error END, \
+                 provider_message_id = CASE WHEN $5 AND (d.state = 'sending' \
+                     OR (d.state = 'failed' AND d.error = $7)) THEN $2 \
+                     ELSE d.provider_message_id END, \
+                 delivery_status = CASE WHEN d.delivery_status IS NULL \
+                     OR (d.delivery_status <> 'failed' AND {new} > {old}) \
+                     THEN $4 ELSE d.delivery_status END, \
+                 updated_at = $6 \
+             WHERE d.id = (SELECT id FROM broadcast_deliveries \
+                 WHERE tenant_id = $1 AND (provider_message_id = $2 OR id = $3) LIMIT 1) \
+             RETURNING d.*",
+            new = ranks("$4"),
+            old = ranks("d.delivery_status"),
+        );
+        let mut tx = self.scoped(tenant).await?;
+        let row: Option<DeliveryRow> = sqlx::query_as(&sql)
+            .bind(tenant.as_uuid())
+            .bind(provider_message_id)
+            .bind(reference.map(|r| r.as_uuid()))
+            .bind(status.as_str())
+            .bind(went_out)
+            .bind(bound(at))
+            .bind(DELIVERY_OUTCOME_UNKNOWN)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        row.map(DeliveryRow::into_entity).transpose()
+    }
+}
