@@ -245,6 +245,22 @@ async fn tenants_get_their_own_decisions(store: Arc<dyn Store>) {
         Triage::Escalate
     );
 
+    // The seed's overview per tenant: a tenant's own key counts as present
+    // for it only, and is never shown.
+    configs
+        .set_secret(
+            strict.tenant,
+            "OPENROUTER_API_KEY",
+            SecretString::new("sk-strict"),
+        )
+        .await
+        .unwrap();
+    let mine = p.tenant_settings_overview(strict.tenant).await.unwrap();
+    let theirs = p.tenant_settings_overview(relaxed.tenant).await.unwrap();
+    assert_eq!(mine.get("OPENROUTER_API_KEY"), Some(true));
+    assert_eq!(theirs.get("OPENROUTER_API_KEY"), Some(false));
+    assert!(!serde_json::to_string(&mine).unwrap().contains("sk-strict"));
+
     // The strict shop switches the KPI worker off for itself.
     configs
         .update(strict.tenant, |s| {

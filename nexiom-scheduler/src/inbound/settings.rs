@@ -93,6 +93,23 @@ impl InboundPipeline {
         ))
     }
 
+    /// The seed's overview as one tenant sees it: [`settings_overview`]
+    /// where each known setting the tenant stored as its own secret (for
+    /// example its own `OPENROUTER_API_KEY`) is present too, plus the
+    /// tenant's other secret keys. Values are never read into the answer.
+    ///
+    /// [`settings_overview`]: InboundPipeline::settings_overview
+    pub async fn tenant_settings_overview(
+        &self,
+        tenant: nexiom_core::TenantId,
+    ) -> Result<SettingsOverview, InboundError> {
+        let mut overview = self.settings_overview().await?;
+        for key in self.store.list_tenant_secret_keys(tenant).await? {
+            overview.0.insert(key, true);
+        }
+        Ok(overview)
+    }
+
     /// For each of [`KNOWN_SETTINGS`], whether it is present and non-empty in
     /// the settings store and in the environment. Values are never read into
     /// the answer.
