@@ -329,3 +329,99 @@ pub(crate) fn worker_run(
             .set(started_at.timestamp_millis() as f64 / 1e3);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+
+    /// A recorded series: name, labels, value.
+    type Series = (String, Vec<(String, String)>, DebugValue);
+
+    /// Every recording function, through a local recorder: each documented
+    /// name is recorded by exactly the function the table says, with its
+    /// labels and value.
+    #[test]
+    fn each_function_records_its_documented_series() {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        metrics::with_local_recorder(&recorder, || {
+            post_outcome("published");
+            post_outcome("retrying");
+            post_outcome("failed");
+            post_outcome("outcome_unknown");
+            publish_call("facebook", true, 0.25);
+            publish_queue(7, 42.0, 2);
+            ingested("whatsapp", 3, 1, 2);
+            routed(5, 1.5);
+            triage_decision(Triage::Escalate);
+            auto_replies(4, 1, 0);
+            polled(6, 12.0);
+            token_refresh(false);
+            worker_run(
+                "enqueue_due_posts",
+                true,
+                0.5,
+                chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap_or_default(),
+            );
+        });
+        let series: Vec<Series> = snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .map(|(key, _, _, value)| {
+                let key = key.key();
+                let labels = key
+                    .labels()
+                    .map(|l| (l.key().to_owned(), l.value().to_owned()))
+                    .collect();
+                (key.name().to_owned(), labels, value)
+            })
+            .collect();
+        let value = |name: &str, labels: &[(&str, &str)]| {
+            series
+                .iter()
+                .find(|(n, l, _)| {
+                    n == name
+                        && labels
+                            .iter()
+                            .all(|(k, v)| l.iter().any(|(lk, lv)| lk == k && lv == v))
+                })
+                .map(|(_, _, v)| v)
+        };
+        for name in METRIC_NAMES {
+            assert!(value(name, &[]).is_some(), "{name} is never recorded");
+        }
+        assert_eq!(
+            value(POSTS_OUTCOME_UNKNOWN, &[]),
+            Some(&DebugValue::Counter(1))
+        );
+        assert_eq!(
+            value(
+                PUBLISH_ATTEMPTS,
+                &[("platform", "facebook"), ("result", "ok")]
+            ),
+            Some(&DebugValue::Counter(1))
+        );
+        assert_eq!(
+            value(CHANNELS_NEEDING_REAUTH, &[]),
+            Some(&DebugValue::Gauge(2.0.into()))
+        );
+        assert_eq!(
+            value(EVENTS_DEAD_LETTERED, &[("platform", "whatsapp")]),
+            Some(&DebugValue::Counter(2))
+        );
+        assert_eq!(
+            value(TRIAGE_DECISIONS, &[("outcome", "escalate")]),
+            Some(&DebugValue::Counter(1))
+        );
+        assert_eq!(
+            value(TOKEN_REFRESHES, &[("result", "refused")]),
+            Some(&DebugValue::Counter(1))
+        );
+        assert_eq!(
+            value(WORKER_LAST_SUCCESS, &[("worker", "enqueue_due_posts")]),
+            Some(&DebugValue::Gauge(1_800_000_000.0.into()))
+        );
+    }
+}
