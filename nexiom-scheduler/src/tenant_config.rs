@@ -20,6 +20,18 @@ use std::time::{Duration, Instant};
 use nexiom_core::{Clock, SecretString, TenantId, TenantSettings};
 use nexiom_storage::{StorageError, Store};
 
+/// Whether `tenant` switched `worker` off in its settings (read uncached;
+/// a failed read counts as not switched off, so a settings outage never
+/// stops the work of every tenant).
+pub(crate) async fn switched_off(store: &dyn Store, tenant: TenantId, worker: &str) -> bool {
+    store
+        .get_tenant_settings(tenant)
+        .await
+        .ok()
+        .flatten()
+        .is_some_and(|s| !s.worker_enabled(worker, true))
+}
+
 /// How long a read is served from the cache.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(30);
 

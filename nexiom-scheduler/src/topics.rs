@@ -79,14 +79,9 @@ impl Worker for ClusterDailyWorker {
                 break;
             }
             // A tenant whose settings switch this worker off is skipped.
-            let switched_off = self
-                .store
-                .get_tenant_settings(tenant.id)
+            if crate::tenant_config::switched_off(self.store.as_ref(), tenant.id, CLUSTER_DAILY)
                 .await
-                .ok()
-                .flatten()
-                .is_some_and(|s| !s.worker_enabled(CLUSTER_DAILY, true));
-            if switched_off {
+            {
                 continue;
             }
             processed += 1;

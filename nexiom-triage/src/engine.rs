@@ -34,6 +34,16 @@ impl Default for TriageConfig {
     }
 }
 
+impl From<&nexiom_core::TriageSettings> for TriageConfig {
+    /// A tenant's triage settings as the engine's configuration.
+    fn from(settings: &nexiom_core::TriageSettings) -> Self {
+        TriageConfig {
+            similarity_threshold: settings.similarity_threshold,
+            default_outcome: settings.default_outcome,
+        }
+    }
+}
+
 /// Why triage decided what it did. Stored as the decision's `reason`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -74,10 +74,7 @@ impl InboundPipeline {
         let examples = self.store.list_ignore_examples(tenant).await?;
         // The tenant's own threshold and default outcome, as live triage.
         let settings = self.configs.get(tenant).await?;
-        let config = nexiom_triage::TriageConfig {
-            similarity_threshold: settings.triage.similarity_threshold,
-            default_outcome: settings.triage.default_outcome,
-        };
+        let config = nexiom_triage::TriageConfig::from(&settings.triage);
         let engine = TriageEngine::compile(candidate, &examples, config)?;
         let ai_control_on = self.store.get_ai_control(tenant).await?.enabled;
         let stored_rules: HashMap<RuleId, String> = self

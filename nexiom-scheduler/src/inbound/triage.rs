@@ -85,10 +85,7 @@ impl InboundPipeline {
         let examples = self.store.list_ignore_examples(tenant).await?;
         let ai_control_on = self.store.get_ai_control(tenant).await?.enabled;
         let settings = self.configs.get(tenant).await?;
-        let config = TriageConfig {
-            similarity_threshold: settings.triage.similarity_threshold,
-            default_outcome: settings.triage.default_outcome,
-        };
+        let config = TriageConfig::from(&settings.triage);
         let engine = TriageEngine::compile(&rules, &examples, config).map_err(|e| e.to_string());
         Ok(TenantTriage {
             engine,

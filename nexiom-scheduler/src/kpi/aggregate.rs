@@ -46,13 +46,7 @@ pub async fn aggregate_kpis(
     let now = clock.now();
     let mut summary = KpiRunSummary::default();
     for tenant in store.list_tenants().await? {
-        let switched_off = store
-            .get_tenant_settings(tenant.id)
-            .await
-            .ok()
-            .flatten()
-            .is_some_and(|s| !s.worker_enabled(super::AGGREGATE_KPIS, true));
-        if switched_off {
+        if crate::tenant_config::switched_off(store, tenant.id, super::AGGREGATE_KPIS).await {
             continue;
         }
         match aggregate_tenant_kpis(store, &tenant, now, config).await {
