@@ -196,17 +196,7 @@ impl BroadcastStore for PgStore {
         audience: AudienceId,
     ) -> Result<Vec<BroadcastContact>> {
         let mut tx = self.scoped(tenant).await?;
-        let exists: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM audiences WHERE tenant_id = $1 AND id = $2)",
-        )
-        .bind(tenant.as_uuid())
-        .bind(audience.as_uuid())
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db)?;
-        if !exists {
-            return Err(StorageError::not_found("audience", audience));
-        }
+        super::require_row(&mut tx, "audiences", "audience", tenant, audience.as_uuid()).await?;
         let rows: Vec<ContactRow> = sqlx::query_as(
             "SELECT c.* FROM audience_members m \
              JOIN broadcast_contacts c ON c.tenant_id = m.tenant_id AND c.id = m.contact_id \
@@ -430,17 +420,7 @@ impl BroadcastStore for PgStore {
         post: PostId,
     ) -> Result<Vec<BroadcastDelivery>> {
         let mut tx = self.scoped(tenant).await?;
-        let exists: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM scheduled_posts WHERE tenant_id = $1 AND id = $2)",
-        )
-        .bind(tenant.as_uuid())
-        .bind(post.as_uuid())
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db)?;
-        if !exists {
-            return Err(StorageError::not_found("post", post));
-        }
+        super::require_row(&mut tx, "scheduled_posts", "post", tenant, post.as_uuid()).await?;
         let rows: Vec<DeliveryRow> = sqlx::query_as(
             "SELECT * FROM broadcast_deliveries WHERE tenant_id = $1 AND post_id = $2 \
              ORDER BY recipient",
@@ -456,17 +436,7 @@ impl BroadcastStore for PgStore {
 
     async fn broadcast_counts(&self, tenant: TenantId, post: PostId) -> Result<BroadcastCounts> {
         let mut tx = self.scoped(tenant).await?;
-        let exists: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM scheduled_posts WHERE tenant_id = $1 AND id = $2)",
-        )
-        .bind(tenant.as_uuid())
-        .bind(post.as_uuid())
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db)?;
-        if !exists {
-            return Err(StorageError::not_found("post", post));
-        }
+        super::require_row(&mut tx, "scheduled_posts", "post", tenant, post.as_uuid()).await?;
         let counts = counts(&mut tx, post).await?;
         tx.commit().await.map_err(db)?;
         Ok(counts)

@@ -199,10 +199,5 @@ pub(super) async fn channel_exists(
     tenant: TenantId,
     channel: ChannelId,
 ) -> Result<bool> {
-    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM channels WHERE tenant_id = $1 AND id = $2)")
-        .bind(tenant.as_uuid())
-        .bind(channel.as_uuid())
-        .fetch_one(&mut **tx)
-        .await
-        .map_err(db)
+    super::row_exists(tx, "channels", tenant, channel.as_uuid()).await
 }

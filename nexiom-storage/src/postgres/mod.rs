@@ -75,6 +75,39 @@ pub use secrets::RotationReport;
 /// A transaction whose row-level security policies see one tenant.
 pub(crate) type Scoped = Transaction<'static, Postgres>;
 
+/// Whether `table` (a constant table name) holds the tenant's row `id`, read
+/// in the tenant's transaction.
+pub(super) async fn row_exists(
+    tx: &mut Scoped,
+    table: &'static str,
+    tenant: TenantId,
+    id: uuid::Uuid,
+) -> Result<bool> {
+    sqlx::query_scalar(&format!(
+        "SELECT EXISTS (SELECT 1 FROM {table} WHERE tenant_id = $1 AND id = $2)"
+    ))
+    .bind(tenant.as_uuid())
+    .bind(id)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(error::db)
+}
+
+/// `NotFound(entity)` unless `table` holds the tenant's row `id`.
+pub(super) async fn require_row(
+    tx: &mut Scoped,
+    table: &'static str,
+    entity: &'static str,
+    tenant: TenantId,
+    id: uuid::Uuid,
+) -> Result<()> {
+    if row_exists(tx, table, tenant, id).await? {
+        Ok(())
+    } else {
+        Err(StorageError::not_found(entity, id))
+    }
+}
+
 /// The store on PostgreSQL (15 or later), through an sqlx connection pool.
 ///
 /// Many processes may share one database: every operation is atomic, unique

@@ -482,17 +482,7 @@ impl TopicStore for PgStore {
         limit_to: u32,
     ) -> Result<TopicMembersPage> {
         let mut tx = self.scoped(tenant).await?;
-        let exists: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM topics WHERE tenant_id = $1 AND id = $2)",
-        )
-        .bind(tenant.as_uuid())
-        .bind(topic.as_uuid())
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db)?;
-        if !exists {
-            return Err(StorageError::not_found("topic", topic));
-        }
+        super::require_row(&mut tx, "topics", "topic", tenant, topic.as_uuid()).await?;
         let rows: Vec<(String, Uuid, DateTime<Utc>, f32, String)> = sqlx::query_as(
             "SELECT tm.subject_kind, tm.subject_id, tm.created_at, tm.similarity, \
                  COALESCE(m.text, c.text, '') \
