@@ -46,10 +46,10 @@ use nexiom::connectors::{
 use nexiom::core::{Clock, SystemClock};
 use nexiom::scheduler::inbound::{InboundPipeline, openai_config_from_settings};
 use nexiom::scheduler::{
-    AutoReplyStep, CleanupExecutionLogsWorker, CommentPoller, ConnectorGateway,
+    AutoReplyStep, ChannelTokens, CleanupExecutionLogsWorker, CommentPoller, ConnectorGateway,
     EnqueueDuePostsWorker, HealthCheck, KpiWorker, PipelineRunner, PipelineWorker,
-    PollCommentsWorker, PublishConfig, PublishQueue, ReleaseStaleLeasesWorker, RouteStep,
-    TriageStep, Worker, WorkerRuntime, shutdown_channel,
+    PollCommentsWorker, PublishConfig, PublishQueue, ReauthListener, ReleaseStaleLeasesWorker,
+    RouteStep, TokenRefreshWorker, TriageStep, Worker, WorkerRuntime, shutdown_channel,
 };
 use nexiom::storage::{PgStore, Store};
 use nexiom::triage::{OpenAiCompatibleGenerator, ReplyGenerator, TemplateGenerator};
@@ -202,8 +202,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 ))
             }
         };
+    // One token keeper for every call path: tokens are refreshed ahead of
+    // expiry, once per channel across processes; a refused refresh pauses the
+    // channel's work until it is reconnected.
+    let tokens = ChannelTokens::new(Arc::clone(&store), Arc::clone(&clock))
+        .with_listener(Arc::new(LogReauth));
     let pipeline = InboundPipeline::new(Arc::clone(&store), Arc::clone(&clock), generator)
-        .with_connectors(registry.clone());
+        .with_connectors(registry.clone())
+        .with_tokens(tokens.clone());
     let registry_for_queue = registry.clone();
 
     let worker_id =
@@ -213,7 +219,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Arc::new(ConnectorGateway::new(registry_for_queue)),
         Arc::clone(&clock),
         PublishConfig::for_worker(worker_id.clone()),
-    );
+    )
+    .with_tokens(tokens.clone());
 
     let workers: Vec<Arc<dyn Worker>> = vec![
         Arc::new(EnqueueDuePostsWorker::new(queue)),
@@ -234,8 +241,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ),
         Arc::new(PollCommentsWorker::new(
             CommentPoller::new(Arc::clone(&store), Arc::clone(&clock), registry.clone())
-                .with_inbound(pipeline.clone()),
+                .with_inbound(pipeline.clone())
+                .with_tokens(tokens.clone()),
         )),
+        // Renews tokens expiring within 24 hours, every 10 minutes.
+        Arc::new(TokenRefreshWorker::new(tokens.clone(), registry.clone())),
         Arc::new(KpiWorker::new(Arc::clone(&store), Arc::clone(&clock))),
     ];
     let mut runtime = WorkerRuntime::new(Arc::clone(&store), Arc::clone(&clock));
@@ -264,4 +274,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     metrics_server.await??;
     tracing::info!("worker stopped");
     Ok(())
+}
+
+/// Tells the operators (here: the log) that a channel must be reconnected.
+struct LogReauth;
+
+impl ReauthListener for LogReauth {
+    fn channel_needs_reauth(&self, channel: &nexiom::core::Channel) {
+        tracing::error!(
+            tenant = %channel.tenant_id,
+            channel = %channel.id,
+            reason = channel.status_reason.as_deref().unwrap_or(""),
+            "channel needs re-authorization: its work is paused until it is reconnected"
+        );
+    }
 }

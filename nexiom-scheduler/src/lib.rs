@@ -61,6 +61,7 @@ mod publish;
 mod schedule;
 pub mod telemetry;
 mod tenant_config;
+mod tokens;
 mod topics;
 mod windows;
 mod worker;
@@ -90,6 +91,10 @@ pub use publish::{
 pub use publish::{MockGateway, MockStep};
 pub use schedule::{RecurrenceRule, Scheduler, SeriesSpec};
 pub use tenant_config::{DEFAULT_TTL, TenantConfigs};
+pub use tokens::{
+    ChannelTokens, DEFAULT_HORIZON, DEFAULT_MARGIN, ReauthListener, RefreshOutcome, RenewReport,
+    TOKEN_REFRESH, TokenError, TokenRefreshWorker, WebhookSetupError, connector_refresh,
+};
 pub use topics::{CLUSTER_DAILY, ClusterDailyWorker};
 pub use windows::{KpiWindow, kpi_windows, local_instant, window_containing};
 pub use worker::{

@@ -30,6 +30,7 @@
 mod api_keys;
 mod broadcast;
 mod checks;
+mod credentials;
 mod dead_letters;
 mod error;
 mod memory;
@@ -48,6 +49,7 @@ pub mod conformance;
 
 pub use api_keys::ApiKeyStore;
 pub use broadcast::{BroadcastStore, DELIVERY_OUTCOME_UNKNOWN, OPTED_OUT};
+pub use credentials::{CredentialLease, CredentialStore};
 pub use dead_letters::DeadLetterStore;
 pub use error::{Result, StorageError};
 pub use memory::MemoryStore;

@@ -44,7 +44,8 @@ pub trait ReplyQueueStore: Send + Sync {
     /// (worker-queue operation, across tenants): `pending` with `next_at`
     /// unset or `<= now`, or `sending` with a lease ended (`lease_until <=
     /// now`); created at or after `since` when given. Oldest `created_at`
-    /// first (messages and comments together, then by id). Each is set
+    /// first (messages and comments together, then by id). Items of a
+    /// channel that is not `active` wait (they are not claimed). Each is set
     /// `sending` with `lease_until = now + lease` and returned as stored after
     /// the claim.
     ///

@@ -339,9 +339,10 @@ pub trait PostStore: Send + Sync {
     /// Concurrent claimers never receive the same post (on Postgres: `FOR UPDATE
     /// SKIP LOCKED`); they skip what another holds instead of waiting.
     ///
-    /// Two kinds of channel are skipped: a channel held back by
-    /// [`PostStore::throttle_channel`] until after `now`, and a channel with a
-    /// post `publishing` under another owner's unexpired lease. A channel is
+    /// Three kinds of channel are skipped: a channel that is not `active`
+    /// (its posts wait, queued, until it is reconnected), a channel held back
+    /// by [`PostStore::throttle_channel`] until after `now`, and a channel
+    /// with a post `publishing` under another owner's unexpired lease. A channel is
     /// therefore published by one claimer at a time, which keeps a per-channel
     /// cap on calls in flight true across worker processes (on Postgres the
     /// claims are serialized by a transaction-level advisory lock so that two
@@ -397,7 +398,8 @@ pub trait PostStore: Send + Sync {
     /// never by publishing again.
     async fn release_stale_leases(&self, now: DateTime<Utc>) -> Result<u64>;
     /// Up to `limit` `published` posts of every tenant with
-    /// `next_check_at <= now < stop_at` (no `stop_at`: no end), oldest
+    /// `next_check_at <= now < stop_at` (no `stop_at`: no end), on a channel
+    /// that is `active` (a paused channel's polls wait), oldest
     /// `next_check_at` first.
     async fn list_posts_due_for_polling(
         &self,
@@ -862,6 +864,7 @@ pub trait Store:
     + crate::OpsStore
     + crate::TenantSettingsStore
     + crate::RetentionStore
+    + crate::CredentialStore
     + Send
     + Sync
 {
@@ -888,6 +891,7 @@ impl<T> Store for T where
         + crate::OpsStore
         + crate::TenantSettingsStore
         + crate::RetentionStore
+        + crate::CredentialStore
         + Send
         + Sync
 {

@@ -99,6 +99,13 @@ pub struct Channel {
     pub credentials: Credentials,
     /// Health of the credentials.
     pub status: ChannelStatus,
+    /// Why the channel is not `active` (for `needs_reauth`: the platform's
+    /// answer to the refused refresh), `None` while active.
+    #[serde(default)]
+    pub status_reason: Option<String>,
+    /// When the status last changed to what it is, when known.
+    #[serde(default)]
+    pub status_changed_at: Option<DateTime<Utc>>,
     /// Creation time.
     pub created_at: DateTime<Utc>,
 }

@@ -93,6 +93,11 @@ pub struct AutoReplyReport {
     /// other than `Sent` is not written.
     #[serde(default)]
     pub lease_lost: u64,
+    /// Items put back untouched because their channel is paused (its token
+    /// refresh was refused: it needs re-authorization); no call made, no
+    /// attempt counted. They wait until the channel is reconnected.
+    #[serde(default)]
+    pub paused: u64,
 }
 
 impl AutoReplyReport {
@@ -105,6 +110,7 @@ impl AutoReplyReport {
         self.already_replied += other.already_replied;
         self.held_back += other.held_back;
         self.lease_lost += other.lease_lost;
+        self.paused += other.paused;
     }
 }
 
@@ -394,6 +400,11 @@ impl InboundPipeline {
             }
             Turn::AiOff => {
                 report.skipped_ai_off += 1;
+                ReplyOutcome::Released { next_at: None }
+            }
+            Turn::Paused(reason) => {
+                report.paused += 1;
+                tracing::warn!(%tenant, ?subject, %reason, "auto-reply waits: the channel is paused");
                 ReplyOutcome::Released { next_at: None }
             }
             Turn::LeaseLost => {

@@ -51,6 +51,7 @@ pub struct InboundPipeline {
     triage_config: TriageConfig,
     configs: TenantConfigs,
     auto_reply: AutoReplyConfig,
+    tokens: crate::tokens::ChannelTokens,
 }
 
 impl InboundPipeline {
@@ -65,6 +66,7 @@ impl InboundPipeline {
     ) -> Self {
         let configs = TenantConfigs::new(Arc::clone(&store), Arc::clone(&clock));
         InboundPipeline {
+            tokens: crate::tokens::ChannelTokens::new(Arc::clone(&store), Arc::clone(&clock)),
             store,
             clock,
             generator,
@@ -104,6 +106,14 @@ impl InboundPipeline {
     /// The per-tenant settings it reads.
     pub fn tenant_configs(&self) -> &TenantConfigs {
         &self.configs
+    }
+
+    /// Gets tokens through `tokens` (share the process's one keeper with
+    /// the publish queue and the poller); by default the pipeline has its
+    /// own over the same store.
+    pub fn with_tokens(mut self, tokens: crate::tokens::ChannelTokens) -> Self {
+        self.tokens = tokens;
+        self
     }
 
     /// Another auto-reply configuration (claim lease, attempts and backoff).

@@ -49,6 +49,9 @@ pub(super) enum Turn {
     AlreadyReplied,
     /// AI control is OFF: put back without an attempt.
     AiOff,
+    /// The channel is paused (needs re-authorization): put back without an
+    /// attempt or a call.
+    Paused(String),
     /// Nothing was sent (failed before the claim, or the platform refused
     /// before acting and the claim was withdrawn): safe to try again, not
     /// before the wait the platform asked for, when it gave one.
@@ -106,17 +109,27 @@ impl InboundPipeline {
             .map_err(|e| e.to_string()))
     }
 
-    /// The connector and context of a channel.
-    fn connector_for(
+    /// The connector and a context with a token valid for a while yet
+    /// (through the pipeline's [`ChannelTokens`](crate::ChannelTokens)), or
+    /// the turn that ends the item when there is none.
+    async fn connector_for(
         &self,
         channel: &Channel,
-    ) -> Result<(Arc<dyn PlatformConnector>, ChannelContext), String> {
+    ) -> Result<(Arc<dyn PlatformConnector>, ChannelContext), Turn> {
         let connector = self
             .connectors
             .get(channel.platform.as_str())
-            .map_err(|e| e.to_string())?;
-        let ctx = ChannelContext::from_channel(channel).map_err(|e| e.to_string())?;
-        Ok((connector, ctx))
+            .map_err(|e| Turn::Retryable(e.to_string(), None))?;
+        match self.tokens.context(connector.as_ref(), channel).await {
+            Ok(ctx) => Ok((connector, ctx)),
+            Err(err) if err.is_paused() => Err(Turn::Paused(err.to_string())),
+            Err(crate::tokens::TokenError::Failed {
+                message,
+                retry_after,
+                ..
+            }) => Err(Turn::Retryable(message, retry_after)),
+            Err(err) => Err(Turn::Retryable(err.to_string(), None)),
+        }
     }
 
     /// The channel, from the batch's reads or on its own.
@@ -172,20 +185,20 @@ impl InboundPipeline {
         shared: &Shared<'_>,
         tenant: TenantId,
         message: &Message,
-    ) -> Result<Result<Prepared, String>, InboundError> {
+    ) -> Result<Result<Prepared, Turn>, InboundError> {
         let channel = self.channel_of(shared, tenant, message.channel_id).await?;
         let (contact, contact_name, handle) =
             self.recipient_of(shared, tenant, message, &channel).await?;
         let Some(recipient) = handle else {
             let contact = contact.map_or_else(|| "of the message".to_owned(), |c| c.to_string());
-            return Ok(Err(format!(
-                "contact {contact} has no {} handle",
-                channel.platform
+            return Ok(Err(Turn::Retryable(
+                format!("contact {contact} has no {} handle", channel.platform),
+                None,
             )));
         };
-        let (connector, ctx) = match self.connector_for(&channel) {
+        let (connector, ctx) = match self.connector_for(&channel).await {
             Ok(found) => found,
-            Err(e) => return Ok(Err(e)),
+            Err(turn) => return Ok(Err(turn)),
         };
         let request = ReplyRequest {
             tenant_id: tenant,
@@ -202,7 +215,7 @@ impl InboundPipeline {
             .await?
         {
             Ok(text) => text,
-            Err(e) => return Ok(Err(e)),
+            Err(e) => return Ok(Err(Turn::Retryable(e, None))),
         };
         Ok(Ok(Prepared {
             connector,
@@ -267,7 +280,7 @@ impl InboundPipeline {
         }
         let prepared = match self.prepare_message(shared, tenant, message).await? {
             Ok(prepared) => prepared,
-            Err(reason) => return Ok((Turn::Retryable(reason, None), None)),
+            Err(turn) => return Ok((turn, None)),
         };
         // The claim: unique by the inbound message it answers, only while
         // AI control is ON and the item is still this batch's.
@@ -343,9 +356,9 @@ impl InboundPipeline {
             return Ok((Turn::AiOff, None));
         }
         let channel = self.channel_of(shared, tenant, comment.channel_id).await?;
-        let (connector, ctx) = match self.connector_for(&channel) {
+        let (connector, ctx) = match self.connector_for(&channel).await {
             Ok(found) => found,
-            Err(reason) => return Ok((Turn::Retryable(reason, None), None)),
+            Err(turn) => return Ok((turn, None)),
         };
         let request = ReplyRequest {
             tenant_id: tenant,

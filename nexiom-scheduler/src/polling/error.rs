@@ -14,4 +14,7 @@ pub enum PollingError {
     /// The platform (or the connector's configuration) refused the call.
     #[error(transparent)]
     Connector(#[from] ConnectorError),
+    /// No usable token for the channel (paused, or the refresh failed).
+    #[error(transparent)]
+    Token(#[from] crate::tokens::TokenError),
 }

@@ -5,7 +5,7 @@ use std::collections::hash_map::Entry;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::{DateTime, Duration, Utc};
-use nexiom_connectors::{ChannelContext, ConnectorError, ConnectorRegistry};
+use nexiom_connectors::{ConnectorError, ConnectorRegistry};
 use nexiom_core::{
     Channel, ChannelId, Clock, Comment, CommentCheckpoint, CommentId, NewComment, ScheduledPost,
     TenantId,
@@ -21,6 +21,7 @@ use super::writer::{Pass, Write, write_checks};
 use crate::concurrency::{for_each_lane, lanes, sub_lane};
 use crate::error::Result;
 use crate::inbound::InboundPipeline;
+use crate::tokens::{ChannelTokens, connector_refresh};
 use crate::worker::Shutdown;
 
 /// How one post's check ended.
@@ -31,6 +32,8 @@ enum Checked {
     Deferred(DateTime<Utc>),
     /// Never polled: the platform lists no comments.
     Unsupported,
+    /// Not polled: the channel is paused (needs re-authorization).
+    Paused,
 }
 
 /// What one post's check read, kept even when a later page fails: the
@@ -52,6 +55,7 @@ pub struct CommentPoller {
     connectors: ConnectorRegistry,
     inbound: Option<InboundPipeline>,
     config: PollingConfig,
+    tokens: ChannelTokens,
     not_before: Arc<Mutex<HashMap<ChannelId, DateTime<Utc>>>>,
 }
 
@@ -74,6 +78,7 @@ impl CommentPoller {
         connectors: ConnectorRegistry,
     ) -> Self {
         CommentPoller {
+            tokens: ChannelTokens::new(Arc::clone(&store), Arc::clone(&clock)),
             store,
             clock,
             connectors,
@@ -81,6 +86,13 @@ impl CommentPoller {
             config: PollingConfig::default(),
             not_before: Arc::new(Mutex::new(HashMap::new())),
         }
+    }
+
+    /// Gets tokens through `tokens` (share the process's one keeper); by
+    /// default the poller has its own over the same store.
+    pub fn with_tokens(mut self, tokens: ChannelTokens) -> Self {
+        self.tokens = tokens;
+        self
     }
 
     /// The same poller with another configuration.
@@ -280,6 +292,10 @@ impl CommentPoller {
                 report.posts_unsupported += 1;
                 (None, false)
             }
+            Ok(Checked::Paused) => {
+                report.posts_paused += 1;
+                (Some(now + self.config.interval), false)
+            }
             Err(err) => {
                 let until = match &err {
                     PollingError::Connector(e) if is_rate_limit(e) => {
@@ -353,16 +369,44 @@ impl CommentPoller {
         let Some(platform_post_id) = post.platform_post_id.as_deref() else {
             return Ok(Checked::Unsupported);
         };
-        let ctx = ChannelContext::from_channel(channel)?;
+        let mut ctx = match self.tokens.context(connector.as_ref(), channel).await {
+            Ok(ctx) => ctx,
+            Err(err) if err.is_paused() => return Ok(Checked::Paused),
+            Err(err) => return Err(err.into()),
+        };
+        let mut renewed = false;
         let checkpoint = claim.checkpoint.as_ref();
         let mut cursor = checkpoint.and_then(|c| c.last_cursor.clone());
         let mut last_seen = checkpoint.and_then(|c| c.last_seen_at);
-        for _ in 0..self.config.max_pages.max(1) {
+        let mut pages_left = self.config.max_pages.max(1);
+        while pages_left > 0 {
+            pages_left -= 1;
             let page = match connector
                 .list_new_comments(&ctx, platform_post_id, cursor.as_deref())
                 .await
             {
                 Ok(page) => page,
+                Err(ConnectorError::Unauthorized { .. }) if !renewed => {
+                    // Once: the token another holder stored, or a new one.
+                    renewed = true;
+                    let used = ctx.access_token.clone();
+                    let connector = connector.as_ref();
+                    let renewed_channel = self
+                        .tokens
+                        .after_unauthorized(channel, Some(&used), |c| async move {
+                            connector_refresh(connector, &c).await
+                        })
+                        .await;
+                    match renewed_channel {
+                        Ok(fresh) => {
+                            ctx = crate::publish::channel_context(&fresh);
+                            pages_left += 1;
+                            continue;
+                        }
+                        Err(err) if err.is_paused() => return Ok(Checked::Paused),
+                        Err(err) => return Err(err.into()),
+                    }
+                }
                 Err(err) => {
                     if is_rate_limit(&err) {
                         let wait = err
@@ -469,7 +513,7 @@ impl CommentPoller {
         let stored = self.store.get_comment(tenant, comment).await?;
         let channel = self.store.get_channel(tenant, stored.channel_id).await?;
         let connector = self.connectors.get(channel.platform.as_str())?;
-        let ctx = ChannelContext::from_channel(&channel)?;
+        let ctx = self.tokens.context(connector.as_ref(), &channel).await?;
         connector
             .hide_comment(&ctx, &stored.platform_comment_id, hide)
             .await?;

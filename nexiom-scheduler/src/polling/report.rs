@@ -29,6 +29,10 @@ pub struct PollReport {
     /// Posts on a platform without the comments capability (or never given a
     /// platform id): their polling is stopped for good.
     pub posts_unsupported: u64,
+    /// Posts whose channel is paused (its token refresh was refused: it
+    /// needs re-authorization): not polled, no call made. The claims skip
+    /// the channel's posts until it is reconnected.
+    pub posts_paused: u64,
     /// Posts whose polling ended in this pass (7 days after publication).
     pub posts_finished: u64,
     /// Posts whose check was not written because their claim had moved on
@@ -57,6 +61,7 @@ impl PollReport {
             "comments_stored": self.comments_stored,
             "posts_rate_limited": self.posts_rate_limited,
             "posts_unsupported": self.posts_unsupported,
+            "posts_paused": self.posts_paused,
             "posts_finished": self.posts_finished,
             "posts_lease_lost": self.posts_lease_lost,
             "triaged": self.triaged,
@@ -80,6 +85,7 @@ impl PollReport {
         self.comments_stored += other.comments_stored;
         self.posts_rate_limited += other.posts_rate_limited;
         self.posts_unsupported += other.posts_unsupported;
+        self.posts_paused += other.posts_paused;
         self.posts_finished += other.posts_finished;
         self.posts_lease_lost += other.posts_lease_lost;
         self.triaged += other.triaged;

@@ -58,6 +58,7 @@ impl Worker for PollCommentsWorker {
             let handled = report.posts_polled
                 + report.posts_rate_limited
                 + report.posts_unsupported
+                + report.posts_paused
                 + u64::try_from(report.failures.len()).unwrap_or(u64::MAX);
             total.merge(report);
             if handled < u64::from(ctx.batch.batch_size) {

@@ -12,9 +12,25 @@ use nexiom_storage::StorageError;
 use tokio::sync::{mpsc, oneshot};
 use tracing::warn;
 
-use super::gateway::{PublishFailure, PublishedPost};
+use super::gateway::{PublishFailure, PublishGateway, PublishedPost};
 use super::queue::{OUTCOME_UNKNOWN, PostOutcome, PublishQueue};
 use crate::error::Result;
+use crate::tokens::{RefreshOutcome, TokenError};
+
+/// The refresh of a channel through the gateway, in the keeper's terms.
+pub(super) async fn gateway_refresh(
+    gateway: &dyn PublishGateway,
+    channel: &Channel,
+) -> RefreshOutcome {
+    match gateway.refresh_credentials(channel).await {
+        Ok(credentials) => RefreshOutcome::Granted(credentials),
+        Err(PublishFailure::NeedsReauth(reason)) => RefreshOutcome::Refused(reason),
+        Err(failure) => RefreshOutcome::Failed {
+            retry_after: failure.retry_after(),
+            message: failure.to_string(),
+        },
+    }
+}
 
 /// A request to start a run, answered by the batch's run writer.
 pub(super) type RunRequest = (NewPostRun, oneshot::Sender<Result<Option<PostRun>>>);
@@ -91,7 +107,25 @@ impl PublishQueue {
     }
 
     async fn try_attempt(&self, post: &ScheduledPost, runs: &Runs<'_>) -> Result<Attempted> {
-        let mut channel = self.channel(post.tenant_id, post.channel_id).await?;
+        let channel = self.channel(post.tenant_id, post.channel_id).await?;
+        // A token valid for a while yet, refreshed ahead of expiry under the
+        // channel's lease; a paused channel's post waits, queued, with no call.
+        let gateway = &self.gateway;
+        let fresh = self
+            .tokens
+            .fresh(&channel, |c| async move {
+                gateway_refresh(gateway.as_ref(), &c).await
+            })
+            .await;
+        let mut channel = match fresh {
+            Ok(fresh) => {
+                if fresh.credentials != channel.credentials {
+                    self.remember_channel(&fresh);
+                }
+                fresh
+            }
+            Err(err) => return self.waiting(post, err),
+        };
         if channel.platform == Platform::WhatsApp {
             return self.broadcast(post, &channel).await;
         }
@@ -137,6 +171,26 @@ impl PublishQueue {
                         .await;
                     return Ok(Step::Done(outcome).into());
                 }
+                PublishFailure::NeedsReauth(reason) => {
+                    // The platform refuses the channel's tokens for good:
+                    // the channel is paused and the post waits for it.
+                    let error = format!("the channel needs re-authorization: {reason}");
+                    self.finish_run(post, &run, PostRunStatus::Failed, Some(error))
+                        .await?;
+                    let err = match self
+                        .tokens
+                        .refuse(post.tenant_id, post.channel_id, &reason)
+                        .await
+                    {
+                        Ok(_) => TokenError::Refused {
+                            channel: post.channel_id,
+                            reason,
+                        },
+                        Err(err) => err,
+                    };
+                    let outcome = self.write_now(self.paused(post, attempt, &err)).await;
+                    return Ok(Step::Done(outcome).into());
+                }
                 PublishFailure::Permanent(_) => {
                     return Ok(self
                         .failed(post, Some((&run, attempt)), failure.to_string())
@@ -164,31 +218,30 @@ impl PublishQueue {
                     self.finish_run(post, &run, PostRunStatus::Failed, Some(error))
                         .await?;
                     refreshed = true;
-                    // Another worker may have refreshed the token meanwhile
-                    // (the cached channel is then stale): try the stored one
-                    // before spending a refresh token.
-                    let stored = self
-                        .store
-                        .get_channel(post.tenant_id, post.channel_id)
-                        .await?;
-                    if stored.credentials != channel.credentials {
-                        self.remember_channel(&stored);
-                        channel = stored;
-                        attempt += 1;
-                        continue;
-                    }
-                    let refreshed = self.gateway.refresh_credentials(&channel).await;
-                    crate::telemetry::token_refresh(refreshed.is_ok());
-                    match refreshed {
-                        Ok(credentials) => {
-                            channel = self
-                                .store
-                                .update_channel_credentials(post.tenant_id, channel.id, credentials)
-                                .await?;
-                            self.remember_channel(&channel);
+                    // Under the channel's lease: the token another worker
+                    // stored meanwhile, else one refreshed now.
+                    let gateway = &self.gateway;
+                    let renewed = self
+                        .tokens
+                        .after_unauthorized(
+                            &channel,
+                            channel.credentials.access_token.as_ref(),
+                            |c| async move { gateway_refresh(gateway.as_ref(), &c).await },
+                        )
+                        .await;
+                    match renewed {
+                        Ok(stored) => {
+                            self.remember_channel(&stored);
+                            channel = stored;
                         }
-                        Err(failure) => {
-                            let error = format!("token refresh failed: {failure}");
+                        Err(err) if err.is_paused() => {
+                            // The attempt is recorded; the post waits for the
+                            // channel to be reconnected.
+                            let outcome = self.write_now(self.paused(post, attempt, &err)).await;
+                            return Ok(Step::Done(outcome).into());
+                        }
+                        Err(err) => {
+                            let error = format!("token refresh failed: {err}");
                             let outcome = self.write_now(self.failed(post, None, error)).await;
                             return Ok(Step::Done(outcome).into());
                         }
@@ -479,6 +532,44 @@ impl PublishQueue {
         let mut settlement = self.failed_settlement(post, run.map(|(r, _)| r), error.clone());
         settlement.retry_count = run.map(|(_, attempt)| attempt);
         Step::Settle(settlement, PostOutcome::Failed(error))
+    }
+
+    /// A post whose channel cannot get a token now: handed back untouched
+    /// (no attempt counted). A paused channel's post waits, queued (the
+    /// claims skip the channel until it is reconnected); after a refresh that
+    /// failed for now, not before the platform's wait (or a minute).
+    fn waiting(&self, post: &ScheduledPost, err: TokenError) -> Result<Attempted> {
+        match err {
+            TokenError::Storage(e) => Err(e.into()),
+            TokenError::Failed { retry_after, .. } => {
+                let wait = retry_after.unwrap_or(chrono::Duration::minutes(1));
+                let hold = later(self.clock.now(), wait);
+                Ok(Attempted {
+                    step: self.handed_back(post, Some(hold)),
+                    hold: Some(hold),
+                })
+            }
+            paused => {
+                warn!(post = %post.id, error = %paused, "post waits: its channel is paused");
+                Ok(self.handed_back(post, None).into())
+            }
+        }
+    }
+
+    /// After a refused refresh: `attempt` counted, the post `queued` again
+    /// with the reason, waiting for the channel to be reconnected.
+    fn paused(&self, post: &ScheduledPost, attempt: u32, err: &TokenError) -> Step {
+        let settlement = PostSettlement {
+            tenant_id: post.tenant_id,
+            post_id: post.id,
+            status: PostStatus::Queued,
+            retry_count: Some(attempt),
+            error_message: Some(err.to_string()),
+            next_attempt_at: None,
+            published: None,
+            run: None,
+        };
+        Step::Settle(settlement, PostOutcome::Released)
     }
 
     /// The claim handed back untouched (`queued`, lease released), not before

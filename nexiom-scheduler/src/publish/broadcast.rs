@@ -21,7 +21,7 @@ use nexiom_core::{
     PostStatus, PublishedFields, ScheduledPost,
 };
 
-use super::attempt::{Attempted, Step, later};
+use super::attempt::{Attempted, Step, gateway_refresh, later};
 use super::gateway::{PublishFailure, PublishedPost, RecipientMessage};
 use super::queue::{OUTCOME_UNKNOWN, PostOutcome, PublishQueue};
 use crate::error::Result;
@@ -38,6 +38,9 @@ struct Sent {
     hold: Option<DateTime<Utc>>,
     /// The wait is the platform's: the channel is held back for every worker.
     throttle: bool,
+    /// The platform refused the token: it is renewed (or the channel paused)
+    /// before the next recipient's attempt.
+    unauthorized: bool,
 }
 
 impl PublishQueue {
@@ -85,6 +88,22 @@ impl PublishQueue {
             self.store
                 .finish_delivery(tenant, claimed.delivery.id, sent.outcome, self.clock.now())
                 .await?;
+            if sent.unauthorized {
+                // The token another worker stored, a new one, or (refused)
+                // the channel paused: the next attempt finds out.
+                let gateway = &self.gateway;
+                if let Err(err) = self
+                    .tokens
+                    .after_unauthorized(
+                        channel,
+                        channel.credentials.access_token.as_ref(),
+                        |c| async move { gateway_refresh(gateway.as_ref(), &c).await },
+                    )
+                    .await
+                {
+                    tracing::warn!(error = %err, "no new token after a refused one");
+                }
+            }
             if let Some(until) = sent.hold {
                 if sent.throttle
                     && let Err(err) = self
@@ -134,6 +153,7 @@ impl PublishQueue {
                     },
                     hold: None,
                     throttle: false,
+                    unauthorized: false,
                 };
             }
         };
@@ -153,6 +173,7 @@ impl PublishQueue {
                     },
                     hold: None,
                     throttle: false,
+                    unauthorized: false,
                 };
             }
             Err(failure) => failure,
@@ -165,6 +186,7 @@ impl PublishQueue {
                 outcome: DeliveryOutcome::Failed { error },
                 hold: None,
                 throttle: false,
+                unauthorized: false,
             },
             PublishFailure::Ambiguous(_) => Sent {
                 outcome: DeliveryOutcome::Failed {
@@ -175,10 +197,12 @@ impl PublishQueue {
                 },
                 hold: None,
                 throttle: false,
+                unauthorized: false,
             },
             PublishFailure::RateLimited { .. }
             | PublishFailure::Transient { .. }
-            | PublishFailure::Unauthorized(_) => {
+            | PublishFailure::Unauthorized(_)
+            | PublishFailure::NeedsReauth(_) => {
                 if attempt >= max {
                     return Sent {
                         outcome: DeliveryOutcome::Failed {
@@ -186,6 +210,7 @@ impl PublishQueue {
                         },
                         hold: None,
                         throttle: false,
+                        unauthorized: false,
                     };
                 }
                 let next_attempt_at = later(
@@ -200,7 +225,9 @@ impl PublishQueue {
                 // for every worker, as for posts.
                 let platform_wait = failure.retry_after().map(|wait| later(now, wait));
                 let hold = match failure {
-                    PublishFailure::Unauthorized(_) => Some(next_attempt_at),
+                    PublishFailure::Unauthorized(_) | PublishFailure::NeedsReauth(_) => {
+                        Some(next_attempt_at)
+                    }
                     _ => platform_wait,
                 };
                 Sent {
@@ -210,6 +237,7 @@ impl PublishQueue {
                     },
                     hold,
                     throttle: platform_wait.is_some(),
+                    unauthorized: matches!(failure, PublishFailure::Unauthorized(_)),
                 }
             }
         }

@@ -43,9 +43,10 @@ pub trait PostLookup: Send + Sync {
 /// | --- | --- |
 /// | `RateLimited` (with its wait hint) | retried, not before the hint |
 /// | `Transient`, `CircuitOpen` (with its wait) | retried with backoff |
-/// | `Unauthorized` | token refreshed once ([`PlatformConnector::refresh_token`]), retried |
+/// | `Unauthorized` | token refreshed once ([`PlatformConnector::refresh_token`], through [`ChannelTokens`](crate::ChannelTokens)), retried |
+/// | `NeedsReauth` (a refused refresh) | the channel is set `needs_reauth`; the post waits, queued, until it is reconnected |
 /// | `OutcomeUnknown`, `InvalidResponse` | ambiguous: lookup (found → `published`; not found → a new attempt; lookup error → `outcome_unknown`) |
-/// | everything else (`Permanent`, `Forbidden`, `NeedsReauth`, validation, …) | failed at once |
+/// | everything else (`Permanent`, `Forbidden`, validation, …) | failed at once |
 ///
 /// An unreadable answer to a publish (`InvalidResponse`) is treated as
 /// ambiguous: the post may exist, and a duplicate is worse than a visible
@@ -136,6 +137,7 @@ pub fn classify(error: ConnectorError) -> PublishFailure {
         ConnectorError::OutcomeUnknown { .. } | ConnectorError::InvalidResponse { .. } => {
             PublishFailure::Ambiguous(message)
         }
+        ConnectorError::NeedsReauth { reason, .. } => PublishFailure::NeedsReauth(reason),
         _ => PublishFailure::Permanent(message),
     }
 }
@@ -223,7 +225,7 @@ impl PublishGateway for ConnectorGateway {
         let grant = connector
             .refresh_token(&channel_context(channel))
             .await
-            .map_err(|e| PublishFailure::Permanent(e.to_string()))?;
+            .map_err(classify)?;
         let mut credentials = channel.credentials.clone();
         grant.apply_to(&mut credentials);
         Ok(credentials)

@@ -48,6 +48,10 @@ pub enum PublishFailure {
     /// The request was sent but no answer came (timeout, dropped connection):
     /// the post may or may not exist. Never blindly retried.
     Ambiguous(String),
+    /// The platform refused to refresh the channel's token (from
+    /// [`PublishGateway::refresh_credentials`]): the channel needs a person
+    /// to reconnect it; its posts wait, queued.
+    NeedsReauth(String),
 }
 
 impl PublishFailure {
@@ -58,7 +62,8 @@ impl PublishFailure {
             | PublishFailure::Transient { message, .. } => message,
             PublishFailure::Unauthorized(m)
             | PublishFailure::Permanent(m)
-            | PublishFailure::Ambiguous(m) => m,
+            | PublishFailure::Ambiguous(m)
+            | PublishFailure::NeedsReauth(m) => m,
         }
     }
 
@@ -78,6 +83,7 @@ impl PublishFailure {
             PublishFailure::Unauthorized(_) => "unauthorized",
             PublishFailure::Permanent(_) => "refused",
             PublishFailure::Ambiguous(_) => "no answer after the request was sent",
+            PublishFailure::NeedsReauth(_) => "the channel needs re-authorization",
         }
     }
 }
@@ -150,7 +156,11 @@ pub trait PublishGateway: Send + Sync {
         attempted_at: DateTime<Utc>,
     ) -> Result<Option<PublishedPost>, PublishFailure>;
 
-    /// Refreshes the channel's credentials after an `Unauthorized`.
+    /// Refreshes the channel's credentials (after an `Unauthorized`, or
+    /// ahead of their expiry). A refusal of the platform is
+    /// [`PublishFailure::NeedsReauth`]. The queue refreshes through
+    /// [`ChannelTokens`](crate::ChannelTokens): one refresh per channel at a
+    /// time, stored before use.
     async fn refresh_credentials(&self, channel: &Channel) -> Result<Credentials, PublishFailure>;
 
     /// Sends one recipient's message of a broadcast (one request) and returns

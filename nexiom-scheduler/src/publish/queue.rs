@@ -18,6 +18,7 @@ use super::retry::RetryPolicy;
 use crate::concurrency::ConcurrencyConfig;
 use crate::error::Result;
 use crate::schedule::RecurrenceRule;
+use crate::tokens::ChannelTokens;
 use crate::worker::{BatchConfig, Shutdown};
 
 /// Channels read recently, with when they were read.
@@ -211,6 +212,7 @@ pub struct PublishQueue {
     pub(super) gateway: Arc<dyn PublishGateway>,
     pub(super) clock: Arc<dyn Clock>,
     pub(super) config: PublishConfig,
+    pub(super) tokens: ChannelTokens,
     channels: Arc<Mutex<ChannelCache>>,
 }
 
@@ -236,12 +238,21 @@ impl PublishQueue {
         config: PublishConfig,
     ) -> Self {
         PublishQueue {
+            tokens: ChannelTokens::new(Arc::clone(&store), Arc::clone(&clock)),
             store,
             gateway,
             clock,
             config,
             channels: Arc::default(),
         }
+    }
+
+    /// Gets tokens through `tokens` (share the process's one keeper between
+    /// the queue, the poller and the inbound pipeline); by default the queue
+    /// has its own over the same store.
+    pub fn with_tokens(mut self, tokens: ChannelTokens) -> Self {
+        self.tokens = tokens;
+        self
     }
 
     /// The configuration.

@@ -33,6 +33,7 @@ mod broadcast_posts;
 mod broadcast_webhooks;
 mod broadcasts;
 mod content_jobs;
+mod credentials;
 mod dead_letters;
 mod harness;
 mod kpi;
@@ -52,6 +53,7 @@ pub use broadcast_posts::*;
 pub use broadcast_webhooks::*;
 pub use broadcasts::*;
 pub use content_jobs::*;
+pub use credentials::*;
 pub use dead_letters::*;
 pub use harness::{
     LOCAL_SERVER_URL, LOCAL_TEST_DATABASE, TestStore, memory_test_store, postgres_app_role_store,
@@ -135,6 +137,9 @@ macro_rules! conformance_suite {
             ops_reads_schema_and_queue_depth,
             tenant_settings_round_trip_and_stay_apart,
             retention_purges_old_finished_rows_in_batches,
+            credential_leases_are_one_at_a_time,
+            refused_refresh_pauses_the_channel_until_reconnected,
+            replies_of_a_paused_channel_wait,
         );
     };
     (@tests $attrs:tt $factory:path; $($name:ident,)+) => {$(

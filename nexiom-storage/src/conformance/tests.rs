@@ -132,7 +132,7 @@ async fn conversation(
     (cc, conv)
 }
 
-async fn published_post(store: &dyn Store, w: &World, text: &str) -> ScheduledPost {
+pub(super) async fn published_post(store: &dyn Store, w: &World, text: &str) -> ScheduledPost {
     let p = store.insert_post(post(w, text, t0())).await.unwrap().record;
     store
         .update_post(

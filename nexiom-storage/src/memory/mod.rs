@@ -16,6 +16,7 @@ mod broadcast;
 mod broadcast_delivery;
 mod comment;
 mod conversation;
+mod credentials;
 mod dead_letter;
 mod event;
 mod kpi;
@@ -76,6 +77,8 @@ use crate::error::{Result, StorageError};
 /// ```
 pub struct MemoryStore {
     inner: Mutex<Inner>,
+    /// Per-channel refresh leases ([`crate::CredentialStore`]).
+    refresh_leases: credentials::Leases,
 }
 
 impl MemoryStore {
@@ -83,6 +86,7 @@ impl MemoryStore {
     pub fn new() -> Self {
         MemoryStore {
             inner: Mutex::new(Inner::default()),
+            refresh_leases: credentials::Leases::default(),
         }
     }
 

@@ -219,6 +219,7 @@ impl Inner {
                     .filter(|(_, until)| **until > now)
                     .map(|(channel, _)| *channel),
             )
+            .chain(self.paused_channels())
             .collect();
         let mut due: Vec<(DateTime<Utc>, PostId)> = self
             .posts
@@ -387,6 +388,7 @@ impl Inner {
         if limit == 0 {
             return Vec::new();
         }
+        let paused: HashSet<ChannelId> = self.paused_channels().collect();
         let mut due: Vec<&ScheduledPost> = self
             .posts
             .values()
@@ -394,6 +396,7 @@ impl Inner {
                 p.status == PostStatus::Published
                     && p.next_check_at.is_some_and(|t| t <= now)
                     && p.stop_at.is_none_or(|stop| now < stop)
+                    && !paused.contains(&p.channel_id)
             })
             .collect();
         due.sort_by_key(|p| (p.next_check_at, p.id));

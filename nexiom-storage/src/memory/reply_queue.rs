@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use nexiom_core::{
-    ClaimedReply, CoreError, DecisionSubject, DeliveryStatus, ReplyOutcome, ReplyState,
+    ChannelId, ClaimedReply, CoreError, DecisionSubject, DeliveryStatus, ReplyOutcome, ReplyState,
     ReplyStatus, TenantId, Triage,
 };
 
@@ -39,11 +39,15 @@ impl Inner {
             return Ok(Vec::new());
         }
         let wanted = |created: DateTime<Utc>| since.is_none_or(|s| created >= s);
+        let paused: std::collections::HashSet<ChannelId> = self.paused_channels().collect();
         let mut candidates: Vec<(DateTime<Utc>, uuid::Uuid, DecisionSubject)> = self
             .messages
             .values()
             .filter(|m| {
-                due(m.reply.as_ref(), now) && wanted(m.created_at) && self.ai_on(m.tenant_id)
+                due(m.reply.as_ref(), now)
+                    && wanted(m.created_at)
+                    && self.ai_on(m.tenant_id)
+                    && !paused.contains(&m.channel_id)
             })
             .map(|m| (m.created_at, m.id.as_uuid(), DecisionSubject::Message(m.id)))
             .chain(
@@ -53,6 +57,7 @@ impl Inner {
                         due(c.reply.as_ref(), now)
                             && wanted(c.created_at)
                             && self.ai_on(c.tenant_id)
+                            && !paused.contains(&c.channel_id)
                     })
                     .map(|c| (c.created_at, c.id.as_uuid(), DecisionSubject::Comment(c.id))),
             )

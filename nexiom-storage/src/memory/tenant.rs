@@ -57,6 +57,8 @@ impl Inner {
             name: new.name,
             credentials: new.credentials,
             status: ChannelStatus::Active,
+            status_reason: None,
+            status_changed_at: None,
             created_at: new.created_at,
         };
         self.channel_by_account.insert(key, channel.id);
@@ -88,7 +90,15 @@ impl Inner {
         channels
     }
 
-    fn update_channel(
+    /// Channels that are not `active`: their posts, polls and replies wait.
+    pub(super) fn paused_channels(&self) -> impl Iterator<Item = ChannelId> + '_ {
+        self.channels
+            .values()
+            .filter(|c| c.status != ChannelStatus::Active)
+            .map(|c| c.id)
+    }
+
+    pub(super) fn update_channel(
         &mut self,
         tenant: TenantId,
         id: ChannelId,
@@ -152,7 +162,11 @@ impl TenantStore for MemoryStore {
         id: ChannelId,
         status: ChannelStatus,
     ) -> Result<Channel> {
-        self.lock()
-            .update_channel(tenant, id, |c| c.status = status)
+        self.lock().update_channel(tenant, id, |c| {
+            c.status = status;
+            if status == ChannelStatus::Active {
+                c.status_reason = None;
+            }
+        })
     }
 }

@@ -36,6 +36,7 @@ mod broadcast_delivery;
 mod broadcast_rows;
 mod comment;
 mod conversation;
+mod credentials;
 mod dead_letter;
 mod error;
 mod event;

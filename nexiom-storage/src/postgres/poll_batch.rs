@@ -38,6 +38,7 @@ impl PollBatchStore for PgStore {
                  SELECT id, next_check_at FROM scheduled_posts \
                  WHERE status = 'published' AND next_check_at <= $1 \
                      AND (stop_at IS NULL OR $1 < stop_at) \
+                     AND channel_id NOT IN (SELECT id FROM channels WHERE status <> 'active') \
                  ORDER BY next_check_at, id \
                  LIMIT $2 \
                  FOR UPDATE SKIP LOCKED \

@@ -381,6 +381,7 @@ impl PostStore for PgStore {
             "SELECT * FROM scheduled_posts \
              WHERE status = 'published' AND next_check_at <= $1 \
                  AND (stop_at IS NULL OR $1 < stop_at) \
+                 AND channel_id NOT IN (SELECT id FROM channels WHERE status <> 'active') \
              ORDER BY next_check_at, id \
              LIMIT $2",
         )

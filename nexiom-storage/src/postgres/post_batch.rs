@@ -48,6 +48,8 @@ impl PgStore {
                  WHERE status = 'publishing' AND lease_owner <> $2 AND lease_expires_at > $1 \
                  UNION \
                  SELECT channel_id FROM channel_throttles WHERE until > $1 \
+                 UNION \
+                 SELECT id FROM channels WHERE status <> 'active' \
              ) \
              UPDATE scheduled_posts SET \
                  status = 'publishing', lease_owner = $2, lease_expires_at = $3, updated_at = $1 \

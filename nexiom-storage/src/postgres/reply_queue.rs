@@ -32,6 +32,7 @@ fn due_sql(table: &str) -> String {
              AND ($2::timestamptz IS NULL OR t.created_at >= $2) \
              AND EXISTS (SELECT 1 FROM ai_controls a \
                          WHERE a.tenant_id = t.tenant_id AND a.enabled) \
+             AND t.channel_id NOT IN (SELECT id FROM channels WHERE status <> 'active') \
          ORDER BY t.created_at, t.id \
          LIMIT $3 \
          FOR UPDATE OF t SKIP LOCKED"

@@ -83,6 +83,8 @@ pub(super) struct ChannelRow {
     refresh_token: Option<String>,
     expires_at: Option<DateTime<Utc>>,
     status: String,
+    status_reason: Option<String>,
+    status_changed_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
 }
 
@@ -98,6 +100,8 @@ impl std::fmt::Debug for ChannelRow {
             .field("refresh_token", &redacted(self.refresh_token.as_ref()))
             .field("expires_at", &self.expires_at)
             .field("status", &self.status)
+            .field("status_reason", &self.status_reason)
+            .field("status_changed_at", &self.status_changed_at)
             .field("created_at", &self.created_at)
             .finish()
     }
@@ -117,6 +121,8 @@ impl ChannelRow {
                 expires_at: self.expires_at,
             },
             status: parse("channel status", &self.status)?,
+            status_reason: self.status_reason,
+            status_changed_at: self.status_changed_at,
             created_at: self.created_at,
         })
     }

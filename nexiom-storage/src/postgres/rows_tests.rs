@@ -22,6 +22,8 @@ fn channel_row_debug_redacts_tokens() {
         refresh_token: Some(REFRESH.into()),
         expires_at: at,
         status: "active".into(),
+        status_reason: None,
+        status_changed_at: None,
         created_at: at.unwrap_or_default(),
     };
     for shown in [format!("{row:?}"), format!("{row:#?}")] {

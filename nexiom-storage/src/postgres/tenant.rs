@@ -203,7 +203,9 @@ impl TenantStore for PgStore {
     ) -> Result<Channel> {
         let mut tx = self.scoped(tenant).await?;
         let row: Option<ChannelRow> = sqlx::query_as(
-            "UPDATE channels SET status = $3 WHERE tenant_id = $1 AND id = $2 RETURNING *",
+            "UPDATE channels SET status = $3, \
+                 status_reason = CASE WHEN $3 = 'active' THEN NULL ELSE status_reason END \
+             WHERE tenant_id = $1 AND id = $2 RETURNING *",
         )
         .bind(tenant.as_uuid())
         .bind(id.as_uuid())

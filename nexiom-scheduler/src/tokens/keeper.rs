@@ -1,0 +1,466 @@
+//! [`ChannelTokens`]: one keeper of channel tokens for every call path.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Duration, Utc};
+use nexiom_connectors::{ChannelContext, ConnectorError, PlatformConnector, WebhookSetup};
+use nexiom_core::{Channel, ChannelId, ChannelStatus, Clock, Credentials, SecretString, TenantId};
+use nexiom_storage::{StorageError, Store};
+
+/// How long before expiry a token is refreshed on the call paths: 5 minutes.
+pub const DEFAULT_MARGIN: Duration = Duration::minutes(5);
+
+/// The longest platform answer kept as a channel's reason.
+const MAX_REASON: usize = 2000;
+
+/// Why no usable token could be had for a channel.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// The channel is not active (a refused refresh, or turned off): its work
+    /// waits until it is reconnected ([`ChannelTokens::reconnect`]).
+    #[error(
+        "channel {channel} is {status} ({reason}): its work waits until the channel is reconnected with new tokens"
+    )]
+    Paused {
+        /// The channel.
+        channel: ChannelId,
+        /// Its status.
+        status: ChannelStatus,
+        /// Why, as recorded.
+        reason: String,
+    },
+    /// The platform refused the refresh just now: the channel was set
+    /// `needs_reauth` and its work paused.
+    #[error(
+        "the platform refused to refresh the token of channel {channel}: {reason}; a person must reconnect the channel"
+    )]
+    Refused {
+        /// The channel.
+        channel: ChannelId,
+        /// The platform's answer.
+        reason: String,
+    },
+    /// The refresh failed in a way worth retrying (network, 5xx, throttled):
+    /// nothing changed.
+    #[error("refreshing the token of channel {channel} failed, to be tried again: {message}")]
+    Failed {
+        /// The channel.
+        channel: ChannelId,
+        /// What failed.
+        message: String,
+        /// How long the platform asked to wait, when it said.
+        retry_after: Option<Duration>,
+    },
+    /// Storage failed or refused.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl TokenError {
+    /// Whether the channel's work is paused (a person must act), as opposed
+    /// to a failure worth retrying.
+    pub fn is_paused(&self) -> bool {
+        matches!(self, TokenError::Paused { .. } | TokenError::Refused { .. })
+    }
+}
+
+/// Why [`ChannelTokens::setup_webhook`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookSetupError {
+    /// No usable token.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// The platform refused the subscription.
+    #[error(transparent)]
+    Connector(#[from] ConnectorError),
+}
+
+/// What one refresh call answered.
+#[derive(Debug)]
+pub enum RefreshOutcome {
+    /// New credentials (a grant without a new refresh token keeps the old
+    /// one: apply grants with `TokenGrant::apply_to`).
+    Granted(Credentials),
+    /// The platform refused: the channel needs re-authorization.
+    Refused(String),
+    /// Failed, worth retrying.
+    Failed {
+        /// What failed.
+        message: String,
+        /// The platform's wait hint.
+        retry_after: Option<Duration>,
+    },
+}
+
+/// Told when a channel was set `needs_reauth` (a refused refresh), so the
+/// application can ask a person to reconnect it. The channel, as stored, is
+/// also readable at any time ([`Channel::status_reason`],
+/// [`Channel::status_changed_at`]).
+pub trait ReauthListener: Send + Sync {
+    /// `channel` now needs re-authorization.
+    fn channel_needs_reauth(&self, channel: &Channel);
+}
+
+/// The refresh of a channel through its connector
+/// ([`PlatformConnector::refresh_token`]).
+pub async fn connector_refresh(
+    connector: &dyn PlatformConnector,
+    channel: &Channel,
+) -> RefreshOutcome {
+    let ctx = crate::publish::channel_context(channel);
+    match connector.refresh_token(&ctx).await {
+        Ok(grant) => {
+            let mut credentials = channel.credentials.clone();
+            grant.apply_to(&mut credentials);
+            RefreshOutcome::Granted(credentials)
+        }
+        Err(ConnectorError::NeedsReauth { reason, .. }) => RefreshOutcome::Refused(reason),
+        Err(e) => RefreshOutcome::Failed {
+            retry_after: e.retry_after().and_then(|d| Duration::from_std(d).ok()),
+            message: e.to_string(),
+        },
+    }
+}
+
+/// Keeps channel tokens valid for every platform call path. Share one per
+/// process (clones share state).
+///
+/// - **Ahead of expiry**: a token expiring within the margin (default
+///   [`DEFAULT_MARGIN`]) is refreshed before the call; a token without an
+///   expiry is used as is.
+/// - **One refresh per channel at a time, across processes**: the refresh
+///   runs under the channel's lease
+///   ([`CredentialStore::lock_credentials`](nexiom_storage::CredentialStore::lock_credentials):
+///   a row lock on Postgres, a mutex in memory). A caller that waited reads
+///   what the holder stored and uses it instead of refreshing again (a
+///   rotating refresh token used twice invalidates the channel on some
+///   platforms).
+/// - **A refused refresh pauses the channel**: it is set `needs_reauth` with
+///   the platform's answer and the time, the [`ReauthListener`] is told, and
+///   every path makes zero platform calls for it: posts stay queued, polls
+///   and replies wait (the claims skip channels that are not active). After
+///   [`ChannelTokens::reconnect`], the work resumes.
+/// - Refreshed tokens are stored (sealed on Postgres) and kept in this
+///   process, so callers holding an older copy of the channel use the new
+///   token without reading it again.
+#[derive(Clone)]
+pub struct ChannelTokens {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    margin: Duration,
+    fresh: Arc<Mutex<HashMap<ChannelId, Credentials>>>,
+    listener: Option<Arc<dyn ReauthListener>>,
+}
+
+impl std::fmt::Debug for ChannelTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChannelTokens")
+            .field("margin", &self.margin)
+            .field("listener", &self.listener.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ChannelTokens {
+    /// A keeper over `store`, reading time from `clock`, with the default
+    /// margin.
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+        ChannelTokens {
+            store,
+            clock,
+            margin: DEFAULT_MARGIN,
+            fresh: Arc::default(),
+            listener: None,
+        }
+    }
+
+    /// Refreshes tokens expiring within `margin` (negative margins count as
+    /// zero).
+    pub fn with_margin(mut self, margin: Duration) -> Self {
+        self.margin = margin.max(Duration::zero());
+        self
+    }
+
+    /// Tells `listener` when a channel needs re-authorization.
+    pub fn with_listener(mut self, listener: Arc<dyn ReauthListener>) -> Self {
+        self.listener = Some(listener);
+        self
+    }
+
+    /// The margin.
+    pub fn margin(&self) -> Duration {
+        self.margin
+    }
+
+    /// The store the keeper reads and writes channels in.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    fn valid_for(&self, expires_at: Option<DateTime<Utc>>, within: Duration) -> bool {
+        match expires_at {
+            None => true,
+            Some(at) => self
+                .clock
+                .now()
+                .checked_add_signed(within)
+                .is_none_or(|limit| at > limit),
+        }
+    }
+
+    fn cached(&self, channel: &Channel) -> Credentials {
+        let fresh = self.fresh.lock().unwrap_or_else(|e| e.into_inner());
+        match fresh.get(&channel.id) {
+            // Newer than the caller's copy: refreshed here since it was read.
+            Some(known)
+                if known.expires_at.is_some()
+                    && known.expires_at > channel.credentials.expires_at =>
+            {
+                known.clone()
+            }
+            _ => channel.credentials.clone(),
+        }
+    }
+
+    fn remember(&self, channel: &Channel) {
+        let mut fresh = self.fresh.lock().unwrap_or_else(|e| e.into_inner());
+        fresh.insert(channel.id, channel.credentials.clone());
+    }
+
+    fn forget(&self, channel: ChannelId) {
+        let mut fresh = self.fresh.lock().unwrap_or_else(|e| e.into_inner());
+        fresh.remove(&channel);
+    }
+
+    fn paused(channel: &Channel) -> TokenError {
+        TokenError::Paused {
+            channel: channel.id,
+            status: channel.status,
+            reason: channel
+                .status_reason
+                .clone()
+                .unwrap_or_else(|| format!("the channel is {}", channel.status)),
+        }
+    }
+
+    /// `channel` with credentials valid for at least the margin: as given
+    /// (or as refreshed here since), or refreshed now with `refresh` under
+    /// the channel's lease. [`TokenError::Paused`] for a channel that is not
+    /// active, [`TokenError::Refused`] when the refresh was refused now.
+    pub async fn fresh<F, Fut>(&self, channel: &Channel, refresh: F) -> Result<Channel, TokenError>
+    where
+        F: FnOnce(Channel) -> Fut + Send,
+        Fut: Future<Output = RefreshOutcome> + Send,
+    {
+        if channel.status != ChannelStatus::Active {
+            return Err(Self::paused(channel));
+        }
+        let credentials = self.cached(channel);
+        if self.valid_for(credentials.expires_at, self.margin) {
+            let mut current = channel.clone();
+            current.credentials = credentials;
+            return Ok(current);
+        }
+        self.refresh_locked(
+            channel.tenant_id,
+            channel.id,
+            credentials.access_token,
+            self.margin,
+            false,
+            refresh,
+        )
+        .await
+    }
+
+    /// [`ChannelTokens::fresh`] through the channel's connector, as the
+    /// connector's call context.
+    pub async fn context(
+        &self,
+        connector: &dyn PlatformConnector,
+        channel: &Channel,
+    ) -> Result<ChannelContext, TokenError> {
+        let channel = self
+            .fresh(channel, |c| async move {
+                connector_refresh(connector, &c).await
+            })
+            .await?;
+        Ok(crate::publish::channel_context(&channel))
+    }
+
+    /// Subscribes the channel's account to the platform's webhooks
+    /// ([`PlatformConnector::setup_webhook`]) with a token from this keeper
+    /// (a paused channel makes no call).
+    pub async fn setup_webhook(
+        &self,
+        connector: &dyn PlatformConnector,
+        channel: &Channel,
+        setup: &WebhookSetup,
+    ) -> Result<(), WebhookSetupError> {
+        let ctx = self.context(connector, channel).await?;
+        connector.setup_webhook(&ctx, setup).await?;
+        Ok(())
+    }
+
+    /// After the platform answered `Unauthorized` to `used` (the token the
+    /// call carried): the token another holder stored meanwhile, or a new one
+    /// refreshed now under the lease.
+    pub async fn after_unauthorized<F, Fut>(
+        &self,
+        channel: &Channel,
+        used: Option<&SecretString>,
+        refresh: F,
+    ) -> Result<Channel, TokenError>
+    where
+        F: FnOnce(Channel) -> Fut + Send,
+        Fut: Future<Output = RefreshOutcome> + Send,
+    {
+        self.forget(channel.id);
+        self.refresh_locked(
+            channel.tenant_id,
+            channel.id,
+            used.cloned(),
+            self.margin,
+            true,
+            refresh,
+        )
+        .await
+    }
+
+    /// Renews the channel's token when it expires within `within` (the
+    /// refresh worker's ahead-of-time renewal). Returns the channel as
+    /// stored afterwards.
+    pub async fn renew<F, Fut>(
+        &self,
+        tenant: TenantId,
+        channel: ChannelId,
+        within: Duration,
+        refresh: F,
+    ) -> Result<Channel, TokenError>
+    where
+        F: FnOnce(Channel) -> Fut + Send,
+        Fut: Future<Output = RefreshOutcome> + Send,
+    {
+        self.refresh_locked(tenant, channel, None, within, false, refresh)
+            .await
+    }
+
+    /// The refresh under the channel's lease. With `used`, a stored token
+    /// other than `used` that is valid for `within` is taken as the
+    /// refreshed one; without `force`, any stored token valid for `within`
+    /// is kept.
+    async fn refresh_locked<F, Fut>(
+        &self,
+        tenant: TenantId,
+        id: ChannelId,
+        used: Option<SecretString>,
+        within: Duration,
+        force: bool,
+        refresh: F,
+    ) -> Result<Channel, TokenError>
+    where
+        F: FnOnce(Channel) -> Fut + Send,
+        Fut: Future<Output = RefreshOutcome> + Send,
+    {
+        let lease = self.store.lock_credentials(tenant, id).await?;
+        let current = lease.channel().clone();
+        if current.status != ChannelStatus::Active {
+            drop(lease);
+            self.forget(id);
+            return Err(Self::paused(&current));
+        }
+        let valid = self.valid_for(current.credentials.expires_at, within);
+        let replaced = used.is_some() && current.credentials.access_token != used;
+        if valid && (replaced || !force) {
+            drop(lease);
+            self.remember(&current);
+            return Ok(current);
+        }
+        match refresh(current.clone()).await {
+            RefreshOutcome::Granted(credentials) => {
+                let stored = lease.store(credentials).await?;
+                crate::telemetry::token_refresh(true);
+                tracing::info!(channel = %id, "token refreshed");
+                self.remember(&stored);
+                Ok(stored)
+            }
+            RefreshOutcome::Refused(reason) => {
+                let mut reason = if reason.trim().is_empty() {
+                    "the platform refused the refresh without a reason".to_owned()
+                } else {
+                    reason.replace('\0', "")
+                };
+                if reason.len() > MAX_REASON {
+                    let mut end = MAX_REASON;
+                    while !reason.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    reason.truncate(end);
+                }
+                let stored = lease.refuse(&reason, self.clock.now()).await?;
+                crate::telemetry::token_refresh(false);
+                tracing::warn!(channel = %id, %reason, "token refresh refused: channel needs re-authorization");
+                self.forget(id);
+                if let Some(listener) = &self.listener {
+                    listener.channel_needs_reauth(&stored);
+                }
+                Err(TokenError::Refused {
+                    channel: id,
+                    reason,
+                })
+            }
+            RefreshOutcome::Failed {
+                message,
+                retry_after,
+            } => {
+                drop(lease);
+                Err(TokenError::Failed {
+                    channel: id,
+                    message,
+                    retry_after,
+                })
+            }
+        }
+    }
+
+    /// Sets the channel `needs_reauth` with `reason` (a call path learned
+    /// that the platform refuses the channel's tokens for good), under the
+    /// channel's lease, and tells the listener.
+    pub async fn refuse(
+        &self,
+        tenant: TenantId,
+        channel: ChannelId,
+        reason: &str,
+    ) -> Result<Channel, TokenError> {
+        let reason = reason.to_owned();
+        match self
+            .refresh_locked(tenant, channel, None, self.margin, true, |_| async move {
+                RefreshOutcome::Refused(reason)
+            })
+            .await
+        {
+            Err(TokenError::Refused { .. } | TokenError::Paused { .. }) => {
+                Ok(self.store.get_channel(tenant, channel).await?)
+            }
+            Err(e) => Err(e),
+            Ok(stored) => Ok(stored),
+        }
+    }
+
+    /// A person reconnected the channel with `credentials`: stored, the
+    /// channel `active` again, and its paused work resumes.
+    pub async fn reconnect(
+        &self,
+        tenant: TenantId,
+        channel: ChannelId,
+        credentials: Credentials,
+    ) -> Result<Channel, TokenError> {
+        let stored = self
+            .store
+            .reconnect_channel(tenant, channel, credentials, self.clock.now())
+            .await?;
+        self.remember(&stored);
+        Ok(stored)
+    }
+}

@@ -1,0 +1,407 @@
+//! The token lifecycle end to end, with the real LinkedIn connector against a
+//! local fake platform (wiremock), on memory and on Postgres:
+//!
+//! - a refused refresh (LinkedIn's documented `400` on the refresh-token
+//!   grant) sets the channel `needs_reauth` with the reason and time, tells
+//!   the application, leaves the due post `queued` (not failed), stops the
+//!   channel's polls, and no platform call is made for the channel until a
+//!   person reconnects it; then the post goes out and the polls resume;
+//! - two keepers (two worker processes: no shared memory, one store)
+//!   refreshing the same channel at once make one refresh call, and both use
+//!   the new token;
+//! - the refresh worker renews a token ahead of its expiry, once, even when
+//!   two workers run at the same time.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Duration, Utc};
+use common::{batch, t0};
+use nexiom_connectors::{
+    Backoff, BreakerConfig, ConnectorRegistry, HttpConfig, LinkedInConnector, PlatformConnector,
+};
+use nexiom_core::*;
+use nexiom_scheduler::*;
+use nexiom_storage::Store;
+use serde_json::json;
+use wiremock::matchers::{header, method, path, path_regex};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+on_both_backends!(
+    refused_refresh_pauses_the_channel_until_it_is_reconnected,
+    two_keepers_refreshing_one_channel_make_one_refresh_call,
+    refresh_worker_renews_ahead_of_expiry_once,
+);
+
+const ORG: &str = "urn:li:organization:5515715";
+const OAUTH: &str = "/oauth/v2/accessToken";
+
+fn http() -> HttpConfig {
+    HttpConfig {
+        timeout: StdDuration::from_secs(5),
+        max_retries: 0,
+        backoff: Backoff::none(),
+        breaker: BreakerConfig {
+            failure_threshold: 0,
+            ..BreakerConfig::default()
+        },
+        ..HttpConfig::default()
+    }
+}
+
+struct Fake {
+    server: MockServer,
+    clock: Arc<ManualClock>,
+}
+
+impl Fake {
+    async fn start(clock: Arc<ManualClock>) -> Fake {
+        Fake {
+            server: MockServer::start().await,
+            clock,
+        }
+    }
+
+    fn connector(&self) -> Arc<dyn PlatformConnector> {
+        Arc::new(
+            LinkedInConnector::builder()
+                .with_base_url(self.server.uri())
+                .with_oauth_url(self.server.uri())
+                .with_version("202601")
+                .with_client_id("client-1")
+                .with_client_secret("client-secret-1")
+                .with_http_config(http())
+                .with_clock(self.clock.clone())
+                .build()
+                .unwrap(),
+        )
+    }
+
+    /// LinkedIn's answer to a revoked refresh token.
+    async fn refuse_refresh(&self) {
+        Mock::given(method("POST"))
+            .and(path(OAUTH))
+            .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+                "error": "invalid_grant",
+                "error_description": "The provided authorization grant or refresh token is invalid, expired or revoked"
+            })))
+            .mount(&self.server)
+            .await;
+    }
+
+    /// A grant of a 60-day token, answered after `delay`.
+    async fn grant_refresh(&self, token: &str, delay: StdDuration) {
+        Mock::given(method("POST"))
+            .and(path(OAUTH))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(json!({
+                        "access_token": token,
+                        "expires_in": 5_184_000,
+                        "refresh_token": "refresh-2",
+                        "refresh_token_expires_in": 31_536_000
+                    }))
+                    .set_delay(delay),
+            )
+            .mount(&self.server)
+            .await;
+    }
+
+    /// Publishing and comment listing work, with `token` only.
+    async fn accept_calls_with(&self, token: &str) {
+        Mock::given(method("POST"))
+            .and(path("/rest/posts"))
+            .and(header("authorization", format!("Bearer {token}")))
+            .respond_with(
+                ResponseTemplate::new(201).insert_header("x-restli-id", "urn:li:share:7001"),
+            )
+            .mount(&self.server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path_regex("^/rest/socialActions/.*/comments$"))
+            .and(header("authorization", format!("Bearer {token}")))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(json!({"elements": [], "paging": {"start": 0, "count": 10}})),
+            )
+            .mount(&self.server)
+            .await;
+    }
+
+    async fn calls(&self) -> Vec<wiremock::Request> {
+        self.server.received_requests().await.unwrap_or_default()
+    }
+
+    async fn count(&self, verb: &str, prefix: &str) -> usize {
+        self.calls()
+            .await
+            .iter()
+            .filter(|r| r.method.as_str() == verb && r.url.path().starts_with(prefix))
+            .count()
+    }
+}
+
+async fn linkedin_channel(store: &dyn Store, expires_at: DateTime<Utc>) -> Channel {
+    let tenant = store
+        .create_tenant(NewTenant::new("Acme", t0()))
+        .await
+        .unwrap();
+    store
+        .create_channel(NewChannel {
+            tenant_id: tenant.id,
+            platform: Platform::LinkedIn,
+            external_account_id: ORG.into(),
+            name: "Acme on LinkedIn".into(),
+            credentials: Credentials {
+                access_token: Some(SecretString::new("old-token")),
+                refresh_token: Some(SecretString::new("refresh-1")),
+                expires_at: Some(expires_at),
+            },
+            created_at: t0(),
+        })
+        .await
+        .unwrap()
+}
+
+/// The channel ids a listener was told about.
+#[derive(Default)]
+struct Told(Mutex<Vec<ChannelId>>);
+
+impl ReauthListener for Told {
+    fn channel_needs_reauth(&self, channel: &Channel) {
+        self.0.lock().unwrap().push(channel.id);
+    }
+}
+
+fn queue(
+    store: &Arc<dyn Store>,
+    clock: &Arc<ManualClock>,
+    connector: Arc<dyn PlatformConnector>,
+    tokens: &ChannelTokens,
+) -> PublishQueue {
+    let config = PublishConfig {
+        retry: RetryPolicy {
+            jitter: false,
+            ..RetryPolicy::default()
+        },
+        ..PublishConfig::for_worker("w1")
+    };
+    PublishQueue::new(
+        Arc::clone(store),
+        Arc::new(ConnectorGateway::single(connector)),
+        clock.clone(),
+        config,
+    )
+    .with_tokens(tokens.clone())
+}
+
+async fn refused_refresh_pauses_the_channel_until_it_is_reconnected(store: Arc<dyn Store>) {
+    let clock = Arc::new(ManualClock::new(t0()));
+    let fake = Fake::start(clock.clone()).await;
+    fake.refuse_refresh().await;
+    fake.accept_calls_with("new-token").await;
+    // The token expires within the 5-minute margin: it must be refreshed first.
+    let channel = linkedin_channel(store.as_ref(), t0() + Duration::minutes(2)).await;
+    let tenant = channel.tenant_id;
+    let due = store
+        .insert_post(NewScheduledPost::one_off(
+            tenant,
+            channel.id,
+            Content::text("Spring menu is out"),
+            t0(),
+            t0(),
+        ))
+        .await
+        .unwrap()
+        .record;
+    // A post published earlier, due for its comment check.
+    let earlier = store
+        .insert_post(NewScheduledPost::one_off(
+            tenant,
+            channel.id,
+            Content::text("Winter menu"),
+            t0() - Duration::days(1),
+            t0() - Duration::days(1),
+        ))
+        .await
+        .unwrap()
+        .record;
+    store
+        .update_post(
+            tenant,
+            earlier.id,
+            PostPatch {
+                status: Some(PostStatus::Published),
+                platform_post_id: Some(Some("urn:li:share:6001".into())),
+                published_at: Some(Some(t0() - Duration::days(1))),
+                next_check_at: Some(Some(t0())),
+                stop_at: Some(Some(t0() + Duration::days(6))),
+                ..PostPatch::default()
+            },
+            t0(),
+        )
+        .await
+        .unwrap();
+
+    let told = Arc::new(Told::default());
+    let tokens = ChannelTokens::new(Arc::clone(&store), clock.clone()).with_listener(told.clone());
+    let connector = fake.connector();
+    let queue = queue(&store, &clock, Arc::clone(&connector), &tokens);
+    let registry = ConnectorRegistry::new().with(Arc::clone(&connector));
+    let poller =
+        CommentPoller::new(Arc::clone(&store), clock.clone(), registry).with_tokens(tokens.clone());
+
+    // The refresh is refused: the channel is paused, the post waits.
+    queue.run_due(&batch(10), None).await.unwrap();
+    let paused = store.get_channel(tenant, channel.id).await.unwrap();
+    assert_eq!(paused.status, ChannelStatus::NeedsReauth);
+    let reason = paused.status_reason.clone().unwrap();
+    assert!(reason.contains("invalid"), "{reason}");
+    assert_eq!(paused.status_changed_at, Some(t0()));
+    assert_eq!(*told.0.lock().unwrap(), vec![channel.id]);
+    let waiting = store.get_post(tenant, due.id).await.unwrap();
+    assert_eq!(waiting.status, PostStatus::Queued);
+    assert_eq!(waiting.retry_count, 0, "no attempt is counted");
+    assert_eq!(fake.count("POST", OAUTH).await, 1);
+    assert_eq!(fake.calls().await.len(), 1, "only the refused refresh");
+
+    // Later passes of every path make zero platform calls for the channel.
+    clock.advance(Duration::minutes(30));
+    let report = queue.run_due(&batch(10), None).await.unwrap();
+    assert_eq!(report.claimed, 0);
+    let polled = poller.poll_due(10, None).await.unwrap();
+    assert_eq!(polled.posts_polled, 0);
+    assert_eq!(
+        polled.posts_paused + polled.posts_polled,
+        0,
+        "not even claimed"
+    );
+    let err = tokens
+        .context(connector.as_ref(), &paused)
+        .await
+        .unwrap_err();
+    assert!(err.is_paused(), "{err}");
+    assert_eq!(fake.calls().await.len(), 1, "no call while paused");
+    assert_eq!(
+        store.get_post(tenant, due.id).await.unwrap().status,
+        PostStatus::Queued
+    );
+
+    // A person reconnects the channel: the post goes out, polling resumes.
+    let back = tokens
+        .reconnect(
+            tenant,
+            channel.id,
+            Credentials {
+                access_token: Some(SecretString::new("new-token")),
+                refresh_token: Some(SecretString::new("refresh-9")),
+                expires_at: Some(clock.now() + Duration::days(60)),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(back.status, ChannelStatus::Active);
+    assert_eq!(back.status_reason, None);
+    let report = queue.run_due(&batch(10), None).await.unwrap();
+    assert_eq!(report.published, 1, "{report:?}");
+    let out = store.get_post(tenant, due.id).await.unwrap();
+    assert_eq!(out.status, PostStatus::Published);
+    assert_eq!(out.platform_post_id.as_deref(), Some("urn:li:share:7001"));
+    assert_eq!(fake.count("POST", "/rest/posts").await, 1);
+    // The earlier post's check, and the new post's first one.
+    let polled = poller.poll_due(10, None).await.unwrap();
+    assert_eq!(polled.posts_polled, 2, "{polled:?}");
+    assert_eq!(fake.count("GET", "/rest/socialActions/").await, 2);
+    assert_eq!(
+        fake.count("POST", OAUTH).await,
+        1,
+        "no refresh after reconnecting"
+    );
+}
+
+async fn two_keepers_refreshing_one_channel_make_one_refresh_call(store: Arc<dyn Store>) {
+    let clock = Arc::new(ManualClock::new(t0()));
+    let fake = Fake::start(clock.clone()).await;
+    // Slow enough that the second keeper asks while the first is refreshing.
+    fake.grant_refresh("fresh-1", StdDuration::from_millis(300))
+        .await;
+    let channel = linkedin_channel(store.as_ref(), t0() + Duration::minutes(1)).await;
+    // Two processes: two keepers, each with its own memory, one store.
+    let keepers = [
+        ChannelTokens::new(Arc::clone(&store), clock.clone()),
+        ChannelTokens::new(Arc::clone(&store), clock.clone()),
+    ];
+    let connector = fake.connector();
+    let mut handles = Vec::new();
+    for keeper in keepers {
+        let (connector, channel) = (Arc::clone(&connector), channel.clone());
+        handles.push(tokio::spawn(async move {
+            keeper
+                .context(connector.as_ref(), &channel)
+                .await
+                .map(|ctx| ctx.access_token.expose().to_owned())
+        }));
+    }
+    for handle in handles {
+        assert_eq!(handle.await.unwrap().unwrap(), "fresh-1");
+    }
+    assert_eq!(fake.count("POST", OAUTH).await, 1, "one refresh call");
+    let stored = store
+        .get_channel(channel.tenant_id, channel.id)
+        .await
+        .unwrap();
+    assert_eq!(stored.credentials.access_token.unwrap().expose(), "fresh-1");
+    assert_eq!(
+        stored.credentials.refresh_token.unwrap().expose(),
+        "refresh-2"
+    );
+    assert_eq!(
+        stored.credentials.expires_at,
+        Some(t0() + Duration::seconds(5_184_000))
+    );
+}
+
+async fn refresh_worker_renews_ahead_of_expiry_once(store: Arc<dyn Store>) {
+    let clock = Arc::new(ManualClock::new(t0()));
+    let fake = Fake::start(clock.clone()).await;
+    fake.grant_refresh("fresh-1", StdDuration::from_millis(200))
+        .await;
+    // Expires in 2 hours: far from the call paths' margin, within the
+    // worker's 24-hour horizon.
+    let channel = linkedin_channel(store.as_ref(), t0() + Duration::hours(2)).await;
+    let registry = ConnectorRegistry::new().with(fake.connector());
+    let workers = [
+        TokenRefreshWorker::new(
+            ChannelTokens::new(Arc::clone(&store), clock.clone()),
+            registry.clone(),
+        ),
+        TokenRefreshWorker::new(
+            ChannelTokens::new(Arc::clone(&store), clock.clone()),
+            registry.clone(),
+        ),
+    ];
+    let (a, b) = tokio::join!(
+        workers[0].renew_expiring(store.as_ref(), clock.now(), 10),
+        workers[1].renew_expiring(store.as_ref(), clock.now(), 10),
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.renewed + b.renewed, 2, "{a:?} {b:?}");
+    assert_eq!(fake.count("POST", OAUTH).await, 1, "one refresh call");
+    let stored = store
+        .get_channel(channel.tenant_id, channel.id)
+        .await
+        .unwrap();
+    assert_eq!(stored.credentials.access_token.unwrap().expose(), "fresh-1");
+
+    // Renewed for 60 days: the next runs have nothing to do.
+    clock.advance(Duration::hours(1));
+    let again = workers[0]
+        .renew_expiring(store.as_ref(), clock.now(), 10)
+        .await
+        .unwrap();
+    assert_eq!(again, RenewReport::default());
+    assert_eq!(fake.count("POST", OAUTH).await, 1);
+}
