@@ -16,7 +16,8 @@
 //! | `cleanup_execution_logs` | Sunday 02:00 Europe/Paris | drops execution logs older than 30 days |
 //! | `pipeline` | 15 s | routes stored webhook events, triages new messages and comments, sends auto-replies (only while the tenant's AI control is ON) |
 //! | `poll_comments` | 5 min | reads new comments of posts published in the last 7 days (every page from the stored cursor), stores each once, then triages and auto-replies them |
-//! | `aggregate_kpis` | 30 min | recomputes every tenant's 2-hour KPI windows of the last 48 h |
+//! | `aggregate_kpis` | 30 min | recomputes the 2-hour KPI windows of the last 48 h that changed since the previous run |
+//! | `token_refresh` | 10 min | renews channel tokens expiring within 24 h |
 //!
 //! Environment:
 //! - `DATABASE_URL` (required): Postgres; migrations run on start.

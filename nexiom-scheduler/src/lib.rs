@@ -71,7 +71,8 @@ pub use error::{Result, SchedulerError};
 pub use health::{Check, HealthCheck, HealthReport, WorkerHealth};
 pub use kpi::{
     AGGREGATE_KPIS, KpiComparison, KpiConfig, KpiRunSummary, KpiWorker, LocalKpiWindow,
-    TenantFailure, aggregate_kpis, aggregate_tenant_kpis, recent_kpis, recent_windows,
+    TenantFailure, aggregate_kpis, aggregate_kpis_incremental, aggregate_tenant_kpis, recent_kpis,
+    recent_windows,
 };
 pub use missions::*;
 pub use pipeline::{

@@ -612,6 +612,23 @@ pub trait KpiStore: Send + Sync {
         windows: &[KpiWindow],
         computed_at: DateTime<Utc>,
     ) -> Result<Vec<Kpi2h>>;
+    /// When the tenant's KPI facts changed since `since`, as the starts of
+    /// the quarter hours (UTC, `:00`, `:15`, `:30`, `:45`; every time zone's
+    /// 2-hour windows are made of whole quarter hours) that hold the
+    /// `created_at` of: a message or comment created at or after `since`; an
+    /// item whose decision was made at or after `since`; the message that
+    /// follows, in its conversation, a message created at or after `since`
+    /// (its reply-time rule reads the one before it); and the inbound
+    /// messages a reply created at or after `since` answers (those after the
+    /// conversation's previous reply). Sorted, distinct. Recomputing every
+    /// window that holds one of them (and no other) brings the KPI rows up to
+    /// date for everything created at or after `since`.
+    /// `UnknownReference("tenant")` for an unknown tenant.
+    async fn kpi_activity(
+        &self,
+        tenant: TenantId,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<DateTime<Utc>>>;
     /// The tenant's rows with `from <= window_start < to`, newest first.
     async fn list_kpis(
         &self,

@@ -13,6 +13,16 @@ pub struct KpiConfig {
     pub recompute_span: Duration,
     /// How many local days back the comparison windows lie (default 7).
     pub comparison_days: u32,
+    /// How late (after its own time) an item may be stored and still be
+    /// counted by an incremental run (default 1 hour): an incremental run
+    /// reads the changes since its previous run minus this. Later arrivals
+    /// are counted by the next full recompute.
+    pub lateness: Duration,
+    /// Whether the worker recomputes only the windows that changed
+    /// ([`aggregate_kpis_incremental`](crate::aggregate_kpis_incremental),
+    /// the default) or the whole span every run
+    /// ([`aggregate_kpis`](crate::aggregate_kpis)).
+    pub incremental: bool,
 }
 
 impl Default for KpiConfig {
@@ -21,6 +31,8 @@ impl Default for KpiConfig {
             interval: Duration::minutes(30),
             recompute_span: Duration::hours(48),
             comparison_days: 7,
+            lateness: Duration::hours(1),
+            incremental: true,
         }
     }
 }

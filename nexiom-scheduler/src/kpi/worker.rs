@@ -9,6 +9,7 @@ use nexiom_storage::Store;
 
 use super::aggregate::{KpiRunSummary, aggregate_kpis};
 use super::config::KpiConfig;
+use super::incremental::aggregate_kpis_incremental;
 use crate::error::Result;
 use crate::pipeline::PipelineStep;
 use crate::worker::{Cadence, WorkReport, Worker, WorkerContext};
@@ -67,9 +68,14 @@ impl KpiWorker {
         self
     }
 
-    /// One aggregation at the clock's time.
+    /// One aggregation at the clock's time: incremental, or the whole span
+    /// when [`KpiConfig::incremental`] is off.
     pub async fn aggregate(&self) -> Result<KpiRunSummary> {
-        Ok(aggregate_kpis(&*self.store, &*self.clock, &self.config).await?)
+        Ok(if self.config.incremental {
+            aggregate_kpis_incremental(&*self.store, &*self.clock, &self.config).await?
+        } else {
+            aggregate_kpis(&*self.store, &*self.clock, &self.config).await?
+        })
     }
 }
 

@@ -2,9 +2,11 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use std::collections::{BTreeSet, HashMap};
+
 use nexiom_core::{
-    DecisionSubject, Kpi2h, KpiComment, KpiDecision, KpiFacts, KpiMessage, KpiWindow, TenantId,
-    compute_kpis,
+    ConversationId, DecisionSubject, Kpi2h, KpiComment, KpiDecision, KpiFacts, KpiMessage,
+    KpiWindow, Message, MessageDirection, TenantId, compute_kpis,
 };
 
 use super::{Inner, MemoryStore};
@@ -81,6 +83,55 @@ impl Inner {
         }
     }
 
+    fn kpi_activity(&self, tenant: TenantId, since: DateTime<Utc>) -> Result<Vec<DateTime<Utc>>> {
+        self.require_tenant(tenant)?;
+        let mut touched: BTreeSet<DateTime<Utc>> = BTreeSet::new();
+        let mut conversations: HashMap<ConversationId, Vec<&Message>> = HashMap::new();
+        for m in self.messages.values().filter(|m| m.tenant_id == tenant) {
+            conversations.entry(m.conversation_id).or_default().push(m);
+        }
+        for list in conversations.values_mut() {
+            list.sort_by_key(|m| (m.created_at, m.id));
+            for (i, m) in list.iter().enumerate() {
+                if m.created_at < since {
+                    continue;
+                }
+                touched.insert(m.created_at);
+                if let Some(next) = list.get(i + 1) {
+                    touched.insert(next.created_at);
+                }
+                if m.direction == MessageDirection::Outbound {
+                    // The inbound messages since the previous reply.
+                    for earlier in list[..i].iter().rev() {
+                        if earlier.direction == MessageDirection::Outbound {
+                            break;
+                        }
+                        touched.insert(earlier.created_at);
+                    }
+                }
+            }
+        }
+        touched.extend(
+            self.comments
+                .values()
+                .filter(|c| c.tenant_id == tenant && c.created_at >= since)
+                .map(|c| c.created_at),
+        );
+        for d in self
+            .decisions
+            .values()
+            .filter(|d| d.tenant_id == tenant && d.created_at >= since)
+        {
+            let item = match d.subject {
+                DecisionSubject::Message(id) => self.messages.get(&id).map(|m| m.created_at),
+                DecisionSubject::Comment(id) => self.comments.get(&id).map(|c| c.created_at),
+            };
+            touched.extend(item);
+        }
+        let quarters: BTreeSet<DateTime<Utc>> = touched.into_iter().filter_map(quarter).collect();
+        Ok(quarters.into_iter().collect())
+    }
+
     fn list_kpis(&self, tenant: TenantId, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<Kpi2h> {
         if from >= to {
             return Vec::new();
@@ -94,8 +145,21 @@ impl Inner {
     }
 }
 
+/// The start of the UTC quarter hour holding `at`.
+fn quarter(at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(at.timestamp().div_euclid(900) * 900, 0)
+}
+
 #[async_trait]
 impl KpiStore for MemoryStore {
+    async fn kpi_activity(
+        &self,
+        tenant: TenantId,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<DateTime<Utc>>> {
+        self.lock().kpi_activity(tenant, since)
+    }
+
     async fn upsert_kpi(&self, row: Kpi2h) -> Result<Kpi2h> {
         self.lock().upsert_kpi(row)
     }

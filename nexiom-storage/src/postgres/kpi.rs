@@ -138,8 +138,73 @@ ON CONFLICT (tenant_id, window_start) DO UPDATE SET
 RETURNING *
 ";
 
+/// `kpi_activity`: the quarter hours of what changed since `$2` (see the
+/// trait). Binds: `$1` tenant, `$2` since.
+const KPI_ACTIVITY: &str = r"
+WITH recent AS MATERIALIZED (
+    SELECT m.id, m.conversation_id, m.direction, m.created_at
+    FROM messages m
+    WHERE m.tenant_id = $1 AND m.created_at >= $2
+),
+touched AS (
+    SELECT r.created_at FROM recent r
+    UNION ALL
+    SELECT n.created_at
+    FROM recent r
+    CROSS JOIN LATERAL (
+        SELECT p.created_at FROM messages p
+        WHERE p.conversation_id = r.conversation_id
+          AND (p.created_at, p.id) > (r.created_at, r.id)
+        ORDER BY p.created_at, p.id
+        LIMIT 1) n
+    UNION ALL
+    SELECT i.created_at
+    FROM recent o
+    LEFT JOIN LATERAL (
+        SELECT p.created_at, p.id FROM messages p
+        WHERE p.conversation_id = o.conversation_id AND p.direction = 'outbound'
+          AND (p.created_at, p.id) < (o.created_at, o.id)
+        ORDER BY p.created_at DESC, p.id DESC
+        LIMIT 1) prev ON true
+    JOIN messages i ON i.conversation_id = o.conversation_id AND i.direction = 'inbound'
+         AND (i.created_at, i.id) < (o.created_at, o.id)
+         AND (prev.id IS NULL OR (i.created_at, i.id) > (prev.created_at, prev.id))
+    WHERE o.direction = 'outbound'
+    UNION ALL
+    SELECT c.created_at FROM comments c
+    WHERE c.tenant_id = $1 AND c.created_at >= $2
+    UNION ALL
+    SELECT COALESCE(m.created_at, c.created_at)
+    FROM ai_decisions d
+    LEFT JOIN messages m ON d.subject_kind = 'message' AND m.id = d.subject_id
+    LEFT JOIN comments c ON d.subject_kind = 'comment' AND c.id = d.subject_id
+    WHERE d.tenant_id = $1 AND d.created_at >= $2
+)
+SELECT DISTINCT to_timestamp(floor(extract(epoch FROM t.created_at) / 900) * 900) AS q
+FROM touched t
+WHERE t.created_at IS NOT NULL
+ORDER BY q
+";
+
 #[async_trait]
 impl KpiStore for PgStore {
+    async fn kpi_activity(
+        &self,
+        tenant: TenantId,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<DateTime<Utc>>> {
+        let mut tx = self.scoped(tenant).await?;
+        require_refs(&mut *tx, tenant, &[]).await?;
+        let quarters: Vec<DateTime<Utc>> = sqlx::query_scalar(KPI_ACTIVITY)
+            .bind(tenant.as_uuid())
+            .bind(bound(since))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(quarters)
+    }
+
     async fn recompute_kpis(
         &self,
         tenant: TenantId,

@@ -1,0 +1,296 @@
+//! Incremental KPI runs give the rows a full recompute gives, on memory and
+//! Postgres, while recomputing only the windows that changed: new messages,
+//! a reply to a day-old message (its window's first-response time changes), a
+//! decision on an older message, a comment, and an item stored late (within
+//! the lateness).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use nexiom_core::*;
+use nexiom_scheduler::*;
+use nexiom_storage::Store;
+
+on_both_backends!(incremental_runs_match_the_full_recompute);
+
+fn start() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 10, 24, 6, 0, 0).unwrap()
+}
+
+/// A small deterministic generator (an LCG).
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self, below: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % below
+    }
+}
+
+struct World {
+    store: Arc<dyn Store>,
+    tenant: TenantId,
+    channel: ChannelId,
+    conversations: Vec<ConversationId>,
+    post: PostId,
+}
+
+impl World {
+    async fn new(store: Arc<dyn Store>) -> World {
+        let tenant = store
+            .create_tenant(NewTenant {
+                time_zone: chrono_tz::Europe::Paris,
+                ..NewTenant::new("Acme", start())
+            })
+            .await
+            .unwrap();
+        let channel = store
+            .create_channel(NewChannel {
+                tenant_id: tenant.id,
+                platform: Platform::WhatsApp,
+                external_account_id: format!("pn-{}", tenant.id),
+                name: "WA".into(),
+                credentials: Credentials::default(),
+                created_at: start(),
+            })
+            .await
+            .unwrap();
+        let mut conversations = Vec::new();
+        for i in 0..6 {
+            let cc = store
+                .insert_contact_channel(NewContactChannel {
+                    tenant_id: tenant.id,
+                    platform: Platform::WhatsApp,
+                    external_handle: format!("3360000000{i}"),
+                    display_name: None,
+                    created_at: start(),
+                })
+                .await
+                .unwrap()
+                .record;
+            conversations.push(
+                store
+                    .insert_open_conversation(tenant.id, cc.contact_id, channel.id, start())
+                    .await
+                    .unwrap()
+                    .record
+                    .id,
+            );
+        }
+        let post = store
+            .insert_post(NewScheduledPost::one_off(
+                tenant.id,
+                channel.id,
+                Content::text("p"),
+                start(),
+                start(),
+            ))
+            .await
+            .unwrap()
+            .record
+            .id;
+        World {
+            store,
+            tenant: tenant.id,
+            channel: channel.id,
+            conversations,
+            post,
+        }
+    }
+
+    async fn message(
+        &self,
+        conversation: usize,
+        direction: MessageDirection,
+        at: DateTime<Utc>,
+        stored_at: DateTime<Utc>,
+    ) -> Message {
+        self.store
+            .insert_message(NewMessage {
+                tenant_id: self.tenant,
+                conversation_id: self.conversations[conversation],
+                direction,
+                text: "m".into(),
+                has_media: false,
+                provider_message_id: None,
+                in_reply_to: None,
+                delivery_status: None,
+                created_at: at,
+                stored_at,
+            })
+            .await
+            .unwrap()
+            .record
+    }
+
+    async fn decide(&self, subject: DecisionSubject, triage: Triage, at: DateTime<Utc>) {
+        self.store
+            .insert_decision(NewAiDecision {
+                tenant_id: self.tenant,
+                subject,
+                triage,
+                confidence: 0.9,
+                rule_id: None,
+                reason: "test".into(),
+                snapshot: serde_json::json!({}),
+                created_at: at,
+            })
+            .await
+            .unwrap();
+    }
+
+    async fn comment(&self, key: &str, at: DateTime<Utc>) -> Comment {
+        self.store
+            .insert_comment(NewComment {
+                tenant_id: self.tenant,
+                post_id: self.post,
+                platform_comment_id: key.into(),
+                parent_platform_comment_id: None,
+                author_id: None,
+                author_name: None,
+                text: "nice".into(),
+                created_at: at,
+                stored_at: at,
+            })
+            .await
+            .unwrap()
+            .record
+    }
+
+    async fn rows(&self) -> Vec<Kpi2h> {
+        let mut rows = self
+            .store
+            .list_kpis(
+                self.tenant,
+                start() - Duration::days(3),
+                start() + Duration::days(3),
+            )
+            .await
+            .unwrap();
+        for row in &mut rows {
+            row.computed_at = start();
+        }
+        rows
+    }
+}
+
+async fn incremental_runs_match_the_full_recompute(store: Arc<dyn Store>) {
+    let w = World::new(Arc::clone(&store)).await;
+    let config = KpiConfig::default();
+    let mut rng = Lcg(7);
+    // 40 hours of traffic before the first run.
+    let mut old_inbound = Vec::new();
+    let mut decided = std::collections::HashSet::new();
+    for i in 0..120 {
+        let at = start() + Duration::minutes(i64::try_from(i * 20 + rng.next(15)).unwrap());
+        let conversation = usize::try_from(rng.next(6)).unwrap();
+        let direction = if rng.next(10) < 6 {
+            MessageDirection::Inbound
+        } else {
+            MessageDirection::Outbound
+        };
+        let m = w.message(conversation, direction, at, at).await;
+        if direction == MessageDirection::Inbound {
+            if rng.next(3) > 0 {
+                let triage = [Triage::Ignore, Triage::Escalate, Triage::AutoReply]
+                    [usize::try_from(rng.next(3)).unwrap()];
+                w.decide(DecisionSubject::Message(m.id), triage, at).await;
+                decided.insert(m.id);
+            }
+            old_inbound.push(m);
+        }
+        if i % 7 == 0 {
+            let c = w.comment(&format!("c{i}"), at).await;
+            w.decide(DecisionSubject::Comment(c.id), Triage::Ignore, at)
+                .await;
+        }
+    }
+    let t1 = start() + Duration::hours(40) + Duration::minutes(10);
+    let clock = ManualClock::new(t1);
+    let first = aggregate_kpis_incremental(store.as_ref(), &clock, &config)
+        .await
+        .unwrap();
+    let span = first.rows_upserted;
+    assert!(span >= 24, "the first run covers the span: {first:?}");
+
+    // Thirty minutes of new facts.
+    clock.advance(Duration::minutes(30));
+    let t2 = clock.now();
+    let c = usize::try_from(rng.next(6)).unwrap();
+    w.message(c, MessageDirection::Inbound, t2 - Duration::minutes(20), t2)
+        .await;
+    w.message(c, MessageDirection::Outbound, t2 - Duration::minutes(5), t2)
+        .await;
+    // A reply, now, in the conversation of an inbound message of a day ago
+    // that nobody answered since.
+    let day_old = old_inbound
+        .iter()
+        .find(|m| m.created_at < t1 - Duration::hours(20))
+        .unwrap();
+    let conversation = w
+        .conversations
+        .iter()
+        .position(|c| *c == day_old.conversation_id)
+        .unwrap();
+    w.message(
+        conversation,
+        MessageDirection::Outbound,
+        t2 - Duration::minutes(1),
+        t2,
+    )
+    .await;
+    // A decision made now on a 30-hour-old message that had none.
+    let undecided = old_inbound
+        .iter()
+        .find(|m| m.created_at < t1 - Duration::hours(30) && !decided.contains(&m.id))
+        .unwrap();
+    w.decide(
+        DecisionSubject::Message(undecided.id),
+        Triage::Escalate,
+        t2 - Duration::minutes(2),
+    )
+    .await;
+    w.comment("late", t1 - Duration::minutes(40)).await;
+
+    let second = aggregate_kpis_incremental(store.as_ref(), &clock, &config)
+        .await
+        .unwrap();
+    assert!(second.failures.is_empty(), "{second:?}");
+    assert!(
+        second.rows_upserted < span / 2,
+        "only the changed windows: {} of {span}",
+        second.rows_upserted
+    );
+    let incremental = w.rows().await;
+
+    aggregate_kpis(store.as_ref(), &clock, &config)
+        .await
+        .unwrap();
+    let full = w.rows().await;
+    assert_eq!(incremental, full);
+    assert!(full.iter().map(|r| r.messages_count).sum::<i64>() > 50);
+
+    // Nothing new for longer than the lateness: a run rewrites the window
+    // holding now (and a window the span gained, if any) only.
+    clock.advance(Duration::hours(2));
+    aggregate_kpis_incremental(store.as_ref(), &clock, &config)
+        .await
+        .unwrap();
+    clock.advance(Duration::minutes(30));
+    let quiet = aggregate_kpis_incremental(store.as_ref(), &clock, &config)
+        .await
+        .unwrap();
+    assert!(quiet.rows_upserted <= 2, "{quiet:?}");
+    let incremental = w.rows().await;
+    aggregate_kpis(store.as_ref(), &clock, &config)
+        .await
+        .unwrap();
+    assert_eq!(incremental, w.rows().await);
+    let _ = w.channel;
+}
