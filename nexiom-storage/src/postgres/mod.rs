@@ -39,6 +39,7 @@ mod conversation;
 mod dead_letter;
 mod error;
 mod event;
+mod external_post;
 mod kpi;
 mod mission;
 mod ops;
