@@ -13,6 +13,12 @@
 //!
 //! Comments on an external post are stored, triaged and answered like any
 //! other comment (they reference the post by its id).
+//!
+//! One race is left as it is: a comment routed while a post published here
+//! is still waiting for the platform's answer (its id not stored yet) records
+//! an external post for that id; once the publish settles, the channel has two
+//! posts with the id, and later comments go to the earlier created (the one
+//! published here), while the first comments stay on the external post.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
