@@ -9,6 +9,7 @@ use nexiom_core::Platform;
 use crate::capabilities::Capabilities;
 use crate::error::ConnectorError;
 use crate::lookup::{LookupOutcome, LookupQuery};
+use crate::recent::RecentPost;
 use crate::types::{
     ChallengeResponse, ChannelContext, CommentPage, NormalizedEvent, OutboundMessage, PrivateReply,
     PublishRequest, Published, RejectedEvent, SentMessage, TokenGrant, WebhookItem, WebhookSetup,
@@ -101,6 +102,29 @@ pub trait PlatformConnector: Send + Sync + fmt::Debug {
     ) -> Result<LookupOutcome, ConnectorError> {
         let _ = (ctx, query);
         Err(ConnectorError::unsupported(self.name(), "find_published"))
+    }
+
+    /// Whether [`list_recent_posts`](PlatformConnector::list_recent_posts) is
+    /// implemented. Default: `false`.
+    fn supports_recent_posts(&self) -> bool {
+        false
+    }
+
+    /// The account's most recent posts, newest first, at most `limit` (capped
+    /// at [`MAX_RECENT_POSTS`](crate::MAX_RECENT_POSTS)), whoever made them
+    /// (here, in the platform's app, earlier): what post discovery reads to
+    /// handle the comments of every post of a channel. Only idempotent reads,
+    /// retried by the HTTP core. Default: unsupported.
+    async fn list_recent_posts(
+        &self,
+        ctx: &ChannelContext,
+        limit: usize,
+    ) -> Result<Vec<RecentPost>, ConnectorError> {
+        let _ = (ctx, limit);
+        Err(ConnectorError::unsupported(
+            self.name(),
+            "list_recent_posts",
+        ))
     }
 
     /// One page of the comments of `post_id`, starting at `cursor` (`None` = from

@@ -77,6 +77,7 @@ mod linkedin;
 pub mod lookup;
 mod mock;
 mod policy;
+mod recent;
 mod registry;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -103,6 +104,7 @@ pub use linkedin::{
 };
 pub use lookup::{FoundPost, LookupOutcome, LookupQuery};
 pub use mock::{MOCK_VERIFY_TOKEN, MOCK_WEBHOOK_SECRET, MockCall, MockConnector, MockOp};
+pub use recent::{MAX_RECENT_POSTS, RecentPost};
 pub use registry::ConnectorRegistry;
 pub use time::{
     EARLIEST_EVENT_TIME, MAX_EVENT_TIME_AHEAD, check_event_time, is_plausible_event_time,

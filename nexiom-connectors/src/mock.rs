@@ -45,6 +45,7 @@ use crate::capabilities::Capabilities;
 use crate::connector::PlatformConnector;
 use crate::error::{ApiError, ConnectorError, WebhookError};
 use crate::lookup::{FoundPost, LookupOutcome, LookupQuery, normalize_text};
+use crate::recent::{MAX_RECENT_POSTS, RecentPost};
 use crate::types::{
     ChallengeResponse, ChannelContext, CommentPage, MessageBody, NormalizedEvent, OutboundMessage,
     PrivateReply, PublishRequest, Published, RemoteComment, SentMessage, TokenGrant, WebhookSetup,
@@ -72,6 +73,8 @@ pub enum MockOp {
     SendPrivateReply,
     /// `find_published`.
     FindPublished,
+    /// `list_recent_posts`.
+    ListRecentPosts,
     /// Scripting only: the next call of any operation.
     Any,
 }
@@ -273,6 +276,16 @@ impl MockConnector {
             .extend(comments);
     }
 
+    /// Adds a post made on `account` outside this mock's `publish` (in the
+    /// platform's app, before the channel was connected), created at `at`:
+    /// `list_recent_posts` lists it with the published ones, newest first.
+    pub fn seed_post(&self, account: &str, id: &str, text: &str, at: DateTime<Utc>) {
+        let url = format!("https://mock.invalid/{}/{id}", self.name);
+        self.lock()
+            .posts
+            .push((account.to_owned(), id.to_owned(), url, text.to_owned(), at));
+    }
+
     /// A simple comment for seeding: id, author and text, written now.
     pub fn comment(&self, id: &str, author: &str, text: &str) -> RemoteComment {
         RemoteComment {
@@ -457,6 +470,38 @@ impl PlatformConnector for MockConnector {
                 url: Some(url.clone()),
             });
         Ok(found.map_or(LookupOutcome::NotFound, LookupOutcome::Found))
+    }
+
+    fn supports_recent_posts(&self) -> bool {
+        true
+    }
+
+    /// The account's posts (published through the mock or seeded with
+    /// [`MockConnector::seed_post`]), newest first.
+    async fn list_recent_posts(
+        &self,
+        ctx: &ChannelContext,
+        limit: usize,
+    ) -> Result<Vec<RecentPost>, ConnectorError> {
+        self.enter(MockOp::ListRecentPosts, ctx, None, None, None)?;
+        let s = self.lock();
+        let mut posts: Vec<_> = s
+            .posts
+            .iter()
+            .enumerate()
+            .filter(|(_, (account, ..))| *account == ctx.account_id)
+            .collect();
+        posts.sort_by_key(|(i, (.., at))| std::cmp::Reverse((*at, *i)));
+        Ok(posts
+            .into_iter()
+            .take(limit.min(MAX_RECENT_POSTS))
+            .map(|(_, (_, id, url, text, at))| RecentPost {
+                id: id.clone(),
+                url: Some(url.clone()),
+                text: Some(text.clone()),
+                created_at: Some(*at),
+            })
+            .collect())
     }
 
     async fn list_new_comments(

@@ -10,7 +10,8 @@ use nexiom_connectors::testing::run_contract_suite;
 async fn whatsapp_passes_the_contract_suite() {
     let report = run_contract_suite(&WhatsAppHarness).await;
     report.assert_passed();
-    // WhatsApp has no comments and no post lookup: those two checks are skipped.
+    // WhatsApp has no comments, no post lookup and no recent-post listing:
+    // those three checks are skipped.
     assert_eq!(report.passed.len(), 9, "{report:?}");
 }
 
@@ -18,21 +19,21 @@ async fn whatsapp_passes_the_contract_suite() {
 async fn instagram_passes_the_contract_suite() {
     let report = run_contract_suite(&InstagramHarness).await;
     report.assert_passed();
-    assert_eq!(report.passed.len(), 11, "{report:?}");
+    assert_eq!(report.passed.len(), 12, "{report:?}");
 }
 
 #[tokio::test]
 async fn facebook_passes_the_contract_suite() {
     let report = run_contract_suite(&FacebookHarness).await;
     report.assert_passed();
-    assert_eq!(report.passed.len(), 11, "{report:?}");
+    assert_eq!(report.passed.len(), 12, "{report:?}");
 }
 
 #[tokio::test]
 async fn linkedin_passes_the_contract_suite() {
     let report = run_contract_suite(&LinkedInHarness).await;
     report.assert_passed();
-    assert_eq!(report.passed.len(), 11, "{report:?}");
+    assert_eq!(report.passed.len(), 12, "{report:?}");
 }
 
 mod suite_catches_a_broken_connector {

@@ -69,6 +69,19 @@ string_enum! {
         Cancelled => "cancelled",
     }
 
+    /// Where a [`ScheduledPost`](crate::ScheduledPost) comes from.
+    PostOrigin {
+        /// Created here (scheduled, planned by a mission) and published by the
+        /// publish queue.
+        Scheduled => "scheduled",
+        /// A post of a connected channel made elsewhere (in the platform's
+        /// app, an ad, a post from before the channel was connected), recorded
+        /// once per `(channel, platform post id)` when a comment on it arrives
+        /// or when post discovery lists it. Always `published`; never claimed
+        /// by the publish queue nor counted against a channel's daily cap.
+        External => "external",
+    }
+
     /// Outcome of one publishing attempt.
     PostRunStatus {
         /// The attempt is under way.

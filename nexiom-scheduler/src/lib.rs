@@ -80,8 +80,8 @@ pub use pipeline::{
     PipelineWorker, RouteStep, TriageStep, default_since, step_fn,
 };
 pub use polling::{
-    CommentPoller, DEFAULT_POLLS_PER_CHANNEL, POLL_COMMENTS, PollCommentsWorker, PollFailure,
-    PollReport, PollingConfig, PollingError,
+    CommentPoller, DEFAULT_POLLS_PER_CHANNEL, DiscoveryFailure, POLL_COMMENTS, PollCommentsWorker,
+    PollFailure, PollReport, PollingConfig, PollingError,
 };
 pub use publish::{
     ConnectorGateway, OUTCOME_UNKNOWN, PostLookup, PostOutcome, PublishConfig, PublishFailure,

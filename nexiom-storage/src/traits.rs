@@ -315,7 +315,8 @@ pub trait PostStore: Send + Sync {
     /// The tenant's posts matching `filter`, by `publish_at` then id.
     async fn list_posts(&self, tenant: TenantId, filter: PostFilter) -> Result<Vec<ScheduledPost>>;
     /// Counts the tenant's posts on `channel` with `publish_at` in `[from, to)` and
-    /// a status among `statuses`.
+    /// a status among `statuses` (external posts, made elsewhere, are not
+    /// counted).
     async fn count_posts(
         &self,
         tenant: TenantId,
@@ -866,6 +867,7 @@ pub trait Store:
     + crate::BroadcastStore
     + EventStore
     + crate::DeadLetterStore
+    + crate::ExternalPostStore
     + ConversationStore
     + PostStore
     + CommentStore
@@ -893,6 +895,7 @@ impl<T> Store for T where
         + crate::BroadcastStore
         + EventStore
         + crate::DeadLetterStore
+        + crate::ExternalPostStore
         + ConversationStore
         + PostStore
         + CommentStore

@@ -1,4 +1,5 @@
-//! Facebook post lookup: the Page's published posts, matched on message and time.
+//! Facebook post lookup (the Page's published posts, matched on message and
+//! time) and the Page's recent posts.
 
 use nexiom_core::Content;
 use serde_json::Value;
@@ -7,6 +8,7 @@ use super::NAME;
 use crate::error::ConnectorError;
 use crate::graph::{GraphClient, id_of};
 use crate::lookup::{Candidate, LookupOutcome, LookupQuery, search};
+use crate::recent::{self, RecentPost};
 use crate::time;
 use crate::types::ChannelContext;
 
@@ -49,26 +51,45 @@ fn candidate(v: &Value) -> Result<Candidate, ConnectorError> {
     })
 }
 
+/// One page of the Page's published posts, newest first, and the next cursor.
+async fn page(
+    graph: &GraphClient,
+    ctx: &ChannelContext,
+    cursor: Option<String>,
+    limit: usize,
+) -> Result<(Vec<Candidate>, Option<String>), ConnectorError> {
+    let limit = limit.to_string();
+    let mut q = vec![("fields", FIELDS), ("limit", limit.as_str())];
+    if let Some(c) = cursor.as_deref() {
+        q.push(("after", c));
+    }
+    let page = graph
+        .get_page(ctx, &[&ctx.account_id, "published_posts"], &q)
+        .await?;
+    let items = page
+        .data
+        .iter()
+        .map(candidate)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((items, page.next_after))
+}
+
 pub(super) async fn find(
     graph: &GraphClient,
     ctx: &ChannelContext,
     query: &LookupQuery,
 ) -> Result<LookupOutcome, ConnectorError> {
     let expected = [expected_message(&query.content)];
-    search(NAME, query, &expected, |cursor| async move {
-        let mut q = vec![("fields", FIELDS), ("limit", "25")];
-        if let Some(c) = cursor.as_deref() {
-            q.push(("after", c));
-        }
-        let page = graph
-            .get_page(ctx, &[&ctx.account_id, "published_posts"], &q)
-            .await?;
-        let items = page
-            .data
-            .iter()
-            .map(candidate)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok((items, page.next_after))
+    search(NAME, query, &expected, |cursor| {
+        page(graph, ctx, cursor, 25)
     })
     .await
+}
+
+pub(super) async fn recent(
+    graph: &GraphClient,
+    ctx: &ChannelContext,
+    limit: usize,
+) -> Result<Vec<RecentPost>, ConnectorError> {
+    recent::collect(limit, |cursor, wanted| page(graph, ctx, cursor, wanted)).await
 }

@@ -20,6 +20,7 @@ use crate::error::{ConnectorError, ValidationError};
 use crate::graph::{GraphClient, builder::meta_builder, id_of};
 use crate::lookup::{LookupOutcome, LookupQuery};
 use crate::policy;
+use crate::recent::RecentPost;
 use crate::time;
 use crate::types::{
     ChallengeResponse, ChannelContext, CommentPage, MessageBody, NormalizedEvent, OutboundMessage,
@@ -214,6 +215,20 @@ impl PlatformConnector for FacebookConnector {
             failed_recipients: Vec::new(),
             scheduled: request.schedule_at.is_some(),
         })
+    }
+
+    fn supports_recent_posts(&self) -> bool {
+        true
+    }
+
+    /// `GET /{page-id}/published_posts?fields=id,message,created_time,permalink_url&limit=`,
+    /// newest first, following `after` cursors.
+    async fn list_recent_posts(
+        &self,
+        ctx: &ChannelContext,
+        limit: usize,
+    ) -> Result<Vec<RecentPost>, ConnectorError> {
+        lookup::recent(&self.graph, ctx, limit).await
     }
 
     fn supports_lookup(&self) -> bool {

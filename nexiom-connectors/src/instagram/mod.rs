@@ -22,6 +22,7 @@ use crate::error::{ApiError, ConnectorError, ValidationError};
 use crate::graph::{GraphClient, builder::meta_builder, id_of};
 use crate::lookup::{LookupOutcome, LookupQuery};
 use crate::policy;
+use crate::recent::RecentPost;
 use crate::time;
 use crate::types::{
     ChallengeResponse, ChannelContext, CommentPage, MessageBody, NormalizedEvent, OutboundMessage,
@@ -197,6 +198,20 @@ impl PlatformConnector for InstagramConnector {
     /// Exchanges the token for a long-lived one (Facebook Login path).
     async fn refresh_token(&self, ctx: &ChannelContext) -> Result<TokenGrant, ConnectorError> {
         self.graph.exchange_token(ctx, self.clock.now()).await
+    }
+
+    fn supports_recent_posts(&self) -> bool {
+        true
+    }
+
+    /// `GET /{ig-user-id}/media?fields=id,caption,timestamp,permalink&limit=`,
+    /// newest first, following `after` cursors.
+    async fn list_recent_posts(
+        &self,
+        ctx: &ChannelContext,
+        limit: usize,
+    ) -> Result<Vec<RecentPost>, ConnectorError> {
+        lookup::recent(&self.graph, ctx, limit).await
     }
 
     fn supports_lookup(&self) -> bool {

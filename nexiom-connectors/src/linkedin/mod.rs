@@ -26,6 +26,7 @@ use crate::http::{
     retry_after, short,
 };
 use crate::lookup::{LookupOutcome, LookupQuery};
+use crate::recent::RecentPost;
 use crate::time;
 use crate::types::{
     ChallengeResponse, ChannelContext, CommentPage, NormalizedEvent, OutboundMessage,
@@ -514,6 +515,20 @@ impl PlatformConnector for LinkedInConnector {
             failed_recipients: Vec::new(),
             scheduled: false,
         })
+    }
+
+    fn supports_recent_posts(&self) -> bool {
+        true
+    }
+
+    /// `GET /rest/posts?author={urn}&q=author&sortBy=LAST_MODIFIED&start=&count=`:
+    /// the author's posts most recently created or edited first.
+    async fn list_recent_posts(
+        &self,
+        ctx: &ChannelContext,
+        limit: usize,
+    ) -> Result<Vec<RecentPost>, ConnectorError> {
+        self.recent_posts(ctx, limit).await
     }
 
     fn supports_lookup(&self) -> bool {

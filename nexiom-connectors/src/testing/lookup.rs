@@ -1,4 +1,5 @@
-//! Contract check of post lookup ([`PlatformConnector::find_published`]).
+//! Contract checks of post lookup ([`PlatformConnector::find_published`]) and
+//! of the recent-post listing ([`PlatformConnector::list_recent_posts`]).
 
 use chrono::DateTime;
 use wiremock::MockServer;
@@ -62,4 +63,62 @@ async fn check(
         Ok(LookupOutcome::NotFound) => Ok(()),
         got => Err(format!("expected NotFound for another text, got {got:?}")),
     }
+}
+
+/// `recent_posts_newest_first`: the account's listing is read newest first
+/// with each post's id, text and creation time, and the limit is honoured.
+/// `None`: the connector lists no recent posts (or the harness mounts no
+/// listing).
+pub(super) async fn recent_posts_newest_first(
+    h: &dyn ContractHarness,
+) -> Option<Result<(), String>> {
+    let server = MockServer::start().await;
+    let c = match h.connector(&server.uri()) {
+        Ok(c) => c,
+        Err(e) => return Some(Err(format!("cannot build the connector: {e}"))),
+    };
+    if !c.supports_recent_posts() {
+        return None;
+    }
+    let posts = [
+        SeedPost {
+            id: "contract-organic".into(),
+            text: "Made in the app".into(),
+            created_unix: 1_767_000_100,
+        },
+        SeedPost {
+            id: "contract-earlier".into(),
+            text: "Before the channel was connected".into(),
+            created_unix: 1_766_000_000,
+        },
+    ];
+    if !h.mount_recent_posts(&server, &posts).await {
+        return None;
+    }
+    let ctx = h.context();
+    let all = match c.list_recent_posts(&ctx, 10).await {
+        Ok(all) => all,
+        Err(e) => return Some(Err(format!("listing failed: {e}"))),
+    };
+    let seen: Vec<_> = all
+        .iter()
+        .map(|p| {
+            (
+                p.id.as_str(),
+                p.text.as_deref(),
+                p.created_at.map(|t| t.timestamp()),
+            )
+        })
+        .collect();
+    let expected: Vec<_> = posts
+        .iter()
+        .map(|p| (p.id.as_str(), Some(p.text.as_str()), Some(p.created_unix)))
+        .collect();
+    if seen != expected {
+        return Some(Err(format!("expected {expected:?}, got {seen:?}")));
+    }
+    Some(match c.list_recent_posts(&ctx, 1).await {
+        Ok(one) if one.len() == 1 && one[0].id == "contract-organic" => Ok(()),
+        other => Err(format!("expected the newest post only, got {other:?}")),
+    })
 }

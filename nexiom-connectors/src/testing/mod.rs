@@ -21,6 +21,7 @@
 //! | `tampered_webhooks` | a flipped byte, a missing and a malformed signature are the three distinct errors |
 //! | `garbage_webhooks` | non-payloads are errors (event by event: errors or refused events), not panics |
 //! | `lookup_by_content_and_window` | `find_published` finds the post with the request's text created after the attempt, not an identical older one; another text is `NotFound` (skipped without lookup) |
+//! | `recent_posts_newest_first` | `list_recent_posts` reads the account's posts newest first with id, text and time, and honours the limit (skipped without a listing) |
 //! | `no_secret_in_output` | no secret of the harness appears in `Debug` of the connector or context, nor in any error met |
 
 mod lookup;
@@ -258,7 +259,7 @@ pub trait ContractHarness: Send + Sync {
     fn malformed_signature(&self) -> WebhookHeaders;
 
     /// Mounts the account's recent posts (newest first, one page) where the
-    /// connector's `find_published` reads them. Returns `false` (the default)
+    /// connector's `find_published` and `list_recent_posts` read them. Returns `false` (the default)
     /// when the connector has no lookup: the check is then skipped.
     async fn mount_recent_posts(&self, server: &MockServer, posts: &[SeedPost]) -> bool {
         let _ = (server, posts);
@@ -687,6 +688,13 @@ pub async fn run_contract_suite(harness: &dyn ContractHarness) -> ContractReport
         None => run.report.skipped.push((
             "lookup_by_content_and_window".into(),
             "no post lookup".into(),
+        )),
+    }
+    match lookup::recent_posts_newest_first(harness).await {
+        Some(r) => run.record("recent_posts_newest_first", r),
+        None => run.report.skipped.push((
+            "recent_posts_newest_first".into(),
+            "no recent-post listing".into(),
         )),
     }
     let r = run.no_secret_in_output().await;

@@ -256,6 +256,10 @@ pub struct RoutingReport {
     pub messages_created: u64,
     /// Comments this call created from comment events.
     pub comments_created: u64,
+    /// External posts this call created: comment events naming a post of
+    /// their channel that no stored post has (a post made elsewhere).
+    #[serde(default)]
+    pub external_posts_created: u64,
 }
 
 impl RoutingReport {
@@ -264,6 +268,7 @@ impl RoutingReport {
         self.processed += other.processed;
         self.messages_created += other.messages_created;
         self.comments_created += other.comments_created;
+        self.external_posts_created += other.external_posts_created;
     }
 }
 

@@ -4,6 +4,7 @@
 mod api_key;
 mod broadcast;
 mod dead_letter;
+mod external;
 mod inbound;
 mod mission;
 mod ops;
@@ -18,6 +19,7 @@ mod triage;
 pub use api_key::*;
 pub use broadcast::*;
 pub use dead_letter::*;
+pub use external::*;
 pub use inbound::*;
 pub use mission::*;
 pub use ops::*;

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ReplyStatus;
 use crate::content::Content;
-use crate::enums::{PostRunStatus, PostStatus, Triage};
+use crate::enums::{PostOrigin, PostRunStatus, PostStatus, Triage};
 use crate::error::CoreError;
 use crate::id::{
     ChannelId, CommentId, ContentJobId, DecisionId, MissionId, PostId, PostRunId, TenantId,
@@ -45,6 +45,10 @@ pub struct ScheduledPost {
     pub occurrence_at: Option<DateTime<Utc>>,
     /// Life cycle status.
     pub status: PostStatus,
+    /// Where the post comes from (`external`: a post made elsewhere whose
+    /// comments are handled here; see [`PostOrigin`]).
+    #[serde(default = "scheduled_origin")]
+    pub origin: PostOrigin,
     /// The platform's id once published.
     pub platform_post_id: Option<String>,
     /// The public URL once published.
@@ -75,6 +79,10 @@ pub struct ScheduledPost {
     pub created_at: DateTime<Utc>,
     /// Last change.
     pub updated_at: DateTime<Utc>,
+}
+
+fn scheduled_origin() -> PostOrigin {
+    PostOrigin::Scheduled
 }
 
 /// Input to create a [`ScheduledPost`] (status `queued`).

@@ -32,6 +32,14 @@ pub struct PollingConfig {
     /// Items per tenant the follow-up triage and auto-reply steps handle per
     /// pass (default 500).
     pub follow_up_limit: u32,
+    /// Time between two runs of a channel's post discovery (default 15
+    /// minutes): each run lists the channel's latest posts and records those
+    /// made elsewhere as external posts, polled within [`window`](Self::window)
+    /// after their publication. A failed run is retried after the same time.
+    pub discovery_interval: Duration,
+    /// Channels whose post discovery a pass runs at most (default 50), before
+    /// it polls comments.
+    pub discoveries_per_pass: u32,
     /// Posts polled at once: `max_in_flight` per worker (default 64) and
     /// `per_channel` per channel (default [`DEFAULT_POLLS_PER_CHANNEL`], 4;
     /// `per_platform` overrides it). A post's pages are always read one after
@@ -47,6 +55,8 @@ impl Default for PollingConfig {
             max_pages: 100,
             lease: Duration::minutes(10),
             follow_up_limit: 500,
+            discovery_interval: Duration::minutes(15),
+            discoveries_per_pass: 50,
             concurrency: ConcurrencyConfig {
                 per_channel: DEFAULT_POLLS_PER_CHANNEL,
                 ..ConcurrencyConfig::default()

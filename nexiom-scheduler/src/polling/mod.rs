@@ -20,6 +20,7 @@
 //! hides (or shows) a comment on the platform and records it.
 
 mod config;
+mod discovery;
 mod error;
 mod poller;
 mod report;
@@ -29,5 +30,5 @@ mod writer;
 pub use config::{DEFAULT_POLLS_PER_CHANNEL, PollingConfig};
 pub use error::PollingError;
 pub use poller::CommentPoller;
-pub use report::{PollFailure, PollReport};
+pub use report::{DiscoveryFailure, PollFailure, PollReport};
 pub use worker::{POLL_COMMENTS, PollCommentsWorker};

@@ -50,12 +50,12 @@ struct Stored {
 /// instants (the Retry-After of rate-limited channels), which live in memory.
 #[derive(Clone)]
 pub struct CommentPoller {
-    store: Arc<dyn Store>,
-    clock: Arc<dyn Clock>,
-    connectors: ConnectorRegistry,
+    pub(super) store: Arc<dyn Store>,
+    pub(super) clock: Arc<dyn Clock>,
+    pub(super) connectors: ConnectorRegistry,
     inbound: Option<InboundPipeline>,
-    config: PollingConfig,
-    tokens: ChannelTokens,
+    pub(super) config: PollingConfig,
+    pub(super) tokens: ChannelTokens,
     not_before: Arc<Mutex<HashMap<ChannelId, DateTime<Utc>>>>,
 }
 
@@ -124,14 +124,38 @@ impl CommentPoller {
             .filter(|until| *until > now)
     }
 
+    /// After a rate limit (or an open circuit), leaves the channel alone
+    /// until the platform's Retry-After (the interval when it gave none).
+    pub(super) fn hold_if_rate_limited(&self, channel: ChannelId, err: &ConnectorError) {
+        if !is_rate_limit(err) {
+            return;
+        }
+        let wait = err
+            .retry_after()
+            .and_then(|d| Duration::from_std(d).ok())
+            .unwrap_or(self.config.interval);
+        let until = self
+            .clock
+            .now()
+            .checked_add_signed(wait)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        let mut holds = self.lock();
+        let held = holds.entry(channel).or_insert(until);
+        *held = (*held).max(until);
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ChannelId, DateTime<Utc>>> {
         self.not_before
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// One pass at the clock's time over at most `limit` posts due
-    /// (`next_check_at <= now < stop_at`, oldest `next_check_at` first),
+    /// One pass at the clock's time: first the channels' post discovery due
+    /// ([`CommentPoller::discover_posts`], at most
+    /// [`PollingConfig::discoveries_per_pass`] channels), so the posts made
+    /// elsewhere it finds are polled in this same pass; then at most `limit`
+    /// posts due (`next_check_at <= now < stop_at`, oldest `next_check_at`
+    /// first),
     /// claimed for [`PollingConfig::lease`] (see
     /// [`PollBatchStore::claim_polls`](nexiom_storage::PollBatchStore::claim_polls)):
     ///
@@ -170,8 +194,12 @@ impl CommentPoller {
     /// posts not started yet; those already in flight on it get their own
     /// answer (usually the same rate limit). Once `shutdown` fires, each lane
     /// stops after its post in flight; the posts not started are handed back,
-    /// due as they were. Fails only when the due posts cannot be claimed.
+    /// due as they were. Fails only when the due discoveries or posts cannot
+    /// be claimed.
     pub async fn poll_due(&self, limit: u32, shutdown: Option<&Shutdown>) -> Result<PollReport> {
+        let discovered = self
+            .discover_posts(self.config.discoveries_per_pass)
+            .await?;
         let now = self.clock.now();
         let claimed = self
             .store
@@ -213,6 +241,7 @@ impl CommentPoller {
             mut report,
             oldest_new,
         } = pass.into_inner().unwrap_or_else(PoisonError::into_inner);
+        report.merge(discovered);
         if let (Some(since), Some(inbound)) = (oldest_new, &self.inbound) {
             self.follow_up(inbound, since, &mut report).await;
         }
@@ -408,20 +437,7 @@ impl CommentPoller {
                     }
                 }
                 Err(err) => {
-                    if is_rate_limit(&err) {
-                        let wait = err
-                            .retry_after()
-                            .and_then(|d| Duration::from_std(d).ok())
-                            .unwrap_or(self.config.interval);
-                        let until = self
-                            .clock
-                            .now()
-                            .checked_add_signed(wait)
-                            .unwrap_or(DateTime::<Utc>::MAX_UTC);
-                        let mut holds = self.lock();
-                        let held = holds.entry(post.channel_id).or_insert(until);
-                        *held = (*held).max(until);
-                    }
+                    self.hold_if_rate_limited(post.channel_id, &err);
                     return Err(err.into());
                 }
             };

@@ -1,6 +1,6 @@
 //! [`PollReport`]: what a polling pass did.
 
-use nexiom_core::{PostId, TenantId};
+use nexiom_core::{ChannelId, PostId, TenantId};
 
 /// A post whose polling failed in a pass (the other posts were still polled).
 #[derive(Debug, Clone, PartialEq)]
@@ -9,6 +9,18 @@ pub struct PollFailure {
     pub tenant_id: TenantId,
     /// The post.
     pub post_id: PostId,
+    /// What went wrong, as the connector or the store said.
+    pub error: String,
+}
+
+/// A channel whose post discovery failed in a pass (it runs again after
+/// [`PollingConfig::discovery_interval`](crate::PollingConfig::discovery_interval)).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DiscoveryFailure {
+    /// The tenant.
+    pub tenant_id: TenantId,
+    /// The channel.
+    pub channel_id: ChannelId,
     /// What went wrong, as the connector or the store said.
     pub error: String,
 }
@@ -50,6 +62,13 @@ pub struct PollReport {
     /// Why the follow-up triage or auto-reply step failed, if it did (the
     /// comments are stored; the pipeline's own steps pick them up later).
     pub follow_up_error: Option<String>,
+    /// Channels whose latest posts were listed by post discovery.
+    pub channels_discovered: u64,
+    /// External posts recorded by post discovery (posts made elsewhere, seen
+    /// for the first time).
+    pub external_posts_found: u64,
+    /// Channels whose post discovery failed, with the reason.
+    pub discovery_failures: Vec<DiscoveryFailure>,
 }
 
 impl PollReport {
@@ -72,6 +91,13 @@ impl PollReport {
                 "error": f.error,
             })).collect::<Vec<_>>(),
             "follow_up_error": self.follow_up_error,
+            "channels_discovered": self.channels_discovered,
+            "external_posts_found": self.external_posts_found,
+            "discovery_failures": self.discovery_failures.iter().map(|f| serde_json::json!({
+                "tenant_id": f.tenant_id.to_string(),
+                "channel_id": f.channel_id.to_string(),
+                "error": f.error,
+            })).collect::<Vec<_>>(),
         })
     }
 }
@@ -91,6 +117,9 @@ impl PollReport {
         self.triaged += other.triaged;
         self.auto_replied += other.auto_replied;
         self.failures.extend(other.failures);
+        self.channels_discovered += other.channels_discovered;
+        self.external_posts_found += other.external_posts_found;
+        self.discovery_failures.extend(other.discovery_failures);
         if other.follow_up_error.is_some() {
             self.follow_up_error = other.follow_up_error;
         }

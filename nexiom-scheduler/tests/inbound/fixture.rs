@@ -114,7 +114,8 @@ pub async fn setup(store: &dyn Store) -> Setup {
 /// The 1,000 events: 760 WhatsApp messages from 50 senders (occurring out of
 /// order), 40 Facebook DMs, 120 statuses for the outbound messages (in every
 /// order, including backwards), 60 comments and replies on the known post, 10
-/// comments on an unknown post, 10 other events.
+/// comments on a post made elsewhere (recorded once as an external post), 10
+/// other events.
 pub fn events(s: &Setup) -> Vec<NewWebhookEvent> {
     let base = |channel: &Channel, event_id: String, kind: EventKind, i: i64| NewWebhookEvent {
         tenant_id: s.tenant.id,

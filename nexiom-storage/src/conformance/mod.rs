@@ -35,6 +35,7 @@ mod broadcasts;
 mod content_jobs;
 mod credentials;
 mod dead_letters;
+mod external_posts;
 mod harness;
 mod kpi;
 mod ops;
@@ -55,6 +56,7 @@ pub use broadcasts::*;
 pub use content_jobs::*;
 pub use credentials::*;
 pub use dead_letters::*;
+pub use external_posts::*;
 pub use harness::{
     LOCAL_SERVER_URL, LOCAL_TEST_DATABASE, TestStore, memory_test_store, postgres_app_role_store,
     postgres_test_store, postgres_test_url, postgres_worker_role_store, test_keys,
@@ -86,6 +88,9 @@ macro_rules! conformance_suite {
             concurrent_routing_writes_yield_one_row,
             routing_turns_events_into_messages_statuses_and_comments,
             concurrent_routing_routes_each_event_once,
+            external_posts_are_recorded_once_per_channel_and_id,
+            post_discovery_is_claimed_and_records_its_runs,
+            concurrent_recorders_create_one_external_post,
             triage_queues_sent_records_and_comment_replies,
             posts_occurrences_and_patches,
             claims_leases_and_stale_release,

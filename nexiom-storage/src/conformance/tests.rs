@@ -1061,7 +1061,8 @@ pub async fn routing_turns_events_into_messages_statuses_and_comments(store: Arc
         RoutingReport {
             processed: 9,
             messages_created: 1,
-            comments_created: 2,
+            comments_created: 3,
+            external_posts_created: 1,
         }
     );
     let unrouted = s.list_unrouted_events(None, 10).await.unwrap();
@@ -1118,8 +1119,42 @@ pub async fn routing_turns_events_into_messages_statuses_and_comments(store: Arc
     let out = s.get_message(w.tenant.id, outbound.id).await.unwrap();
     assert_eq!(out.delivery_status, Some(DeliveryStatus::Read));
 
-    // Comments on the known post, threads kept; the unknown post's comment is
-    // dropped (its event stays stored, routed).
+    // Comments on the known post, threads kept; the comment on a post made
+    // elsewhere records that post once, as an external post, and is stored
+    // on it.
+    let external = s
+        .find_post_by_platform_id(w.tenant.id, w.channel.id, "pp-not-ours")
+        .await
+        .unwrap()
+        .expect("the external post is recorded");
+    assert_eq!(external.origin, PostOrigin::External);
+    assert_eq!(external.status, PostStatus::Published);
+    assert_eq!(
+        external.publish_at,
+        t0() + mins(10),
+        "its first comment's time"
+    );
+    assert_eq!(
+        (
+            external.published_at,
+            external.next_check_at,
+            external.stop_at
+        ),
+        (None, None, None),
+        "known from a comment only: not polled"
+    );
+    assert_eq!(external.created_at, at);
+    let on_external = s.list_comments(w.tenant.id, external.id, 10).await.unwrap();
+    assert_eq!(on_external.len(), 1);
+    assert_eq!(on_external[0].platform_comment_id, "c3");
+    assert_eq!(on_external[0].channel_id, w.channel.id);
+    assert_eq!(
+        s.find_post_by_platform_id(w.tenant.id, w.channel.id, &pp)
+            .await
+            .unwrap()
+            .map(|p| (p.id, p.origin)),
+        Some((post.id, PostOrigin::Scheduled))
+    );
     let comments = s.list_comments(w.tenant.id, post.id, 10).await.unwrap();
     assert_eq!(comments.len(), 2);
     assert_eq!(comments[0].platform_comment_id, "c1");
@@ -1190,6 +1225,7 @@ pub async fn routing_turns_events_into_messages_statuses_and_comments(store: Arc
             processed: 1,
             messages_created: 0,
             comments_created: 0,
+            external_posts_created: 0,
         }
     );
     let m6 = s.get_event(w.tenant.id, m6.id).await.unwrap();

@@ -235,6 +235,7 @@ impl Inner {
                 && p.publish_at >= from
                 && p.publish_at < to
                 && COUNTED_POST_STATUSES.contains(&p.status)
+                && p.origin == nexiom_core::PostOrigin::Scheduled
         })
     }
 

@@ -19,6 +19,7 @@ mod conversation;
 mod credentials;
 mod dead_letter;
 mod event;
+mod external_post;
 mod kpi;
 mod mission;
 mod ops;
@@ -152,6 +153,8 @@ struct Inner {
     post_run_keys: HashSet<(PostId, u32)>,
     /// Channel → claims hold its posts back until then.
     channel_throttles: HashMap<ChannelId, DateTime<Utc>>,
+    /// Channel → its post discovery, while switched on.
+    post_discovery: BTreeMap<ChannelId, nexiom_core::PostDiscovery>,
 
     comments: BTreeMap<CommentId, Comment>,
     /// `(post, platform_comment_id)` → comment.

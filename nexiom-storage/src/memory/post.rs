@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use nexiom_core::{
     ChannelId, ContentJobId, ContentJobStatus, Inserted, NewPostRun, NewScheduledPost, PostFilter,
-    PostId, PostPatch, PostRun, PostRunId, PostRunStatus, PostSettlement, PostStatus,
+    PostId, PostOrigin, PostPatch, PostRun, PostRunId, PostRunStatus, PostSettlement, PostStatus,
     ScheduledPost, TenantId, validate,
 };
 
@@ -50,6 +50,7 @@ impl Inner {
             series_id: new.series_id,
             occurrence_at: new.occurrence_at,
             status: PostStatus::Queued,
+            origin: PostOrigin::Scheduled,
             platform_post_id: None,
             url: None,
             error_message: None,
@@ -109,6 +110,7 @@ impl Inner {
                     && p.publish_at >= from
                     && p.publish_at < to
                     && statuses.contains(&p.status)
+                    && p.origin == PostOrigin::Scheduled
             })
             .count();
         u64::try_from(count).unwrap_or(u64::MAX)

@@ -4,8 +4,8 @@
 
 use chrono::{DateTime, Utc};
 use nexiom_core::{
-    ConversationId, EventKind, MessageDirection, NewComment, NewContactChannel, NewMessage,
-    Platform, RoutingReport, TenantId, WebhookEvent, WebhookEventId,
+    ConversationId, DiscoveredPost, EventKind, MessageDirection, NewComment, NewContactChannel,
+    NewMessage, Platform, PostId, RoutingReport, TenantId, WebhookEvent, WebhookEventId,
 };
 
 use super::{Inner, get_scoped};
@@ -140,22 +140,12 @@ impl Inner {
         let Some(target) = &event.target_id else {
             return Ok(());
         };
-        let Some(post) = self
-            .posts
-            .values()
-            .filter(|p| {
-                p.tenant_id == event.tenant_id
-                    && p.channel_id == event.channel_id
-                    && p.platform_post_id.as_deref() == Some(target.as_str())
-            })
-            .min_by_key(|p| (p.created_at, p.id))
-            .map(|p| p.id)
-        else {
-            return Ok(());
-        };
-        let comment = self.insert_comment(NewComment {
+        let existing = self
+            .post_by_platform_id(event.tenant_id, event.channel_id, target)
+            .map(|p| p.id);
+        let mut comment = NewComment {
             tenant_id: event.tenant_id,
-            post_id: post,
+            post_id: existing.unwrap_or_else(PostId::generate),
             platform_comment_id: event.event_id.clone(),
             parent_platform_comment_id: event.parent_id.clone(),
             author_id: event.sender_id.clone(),
@@ -163,7 +153,31 @@ impl Inner {
             text: event.text.clone().unwrap_or_default(),
             created_at: event.occurred_at,
             stored_at: at,
-        })?;
+        };
+        if existing.is_none() {
+            // A post made elsewhere: recorded once, known from its comment
+            // (checked first, so a refused comment records no post).
+            comment.validate()?;
+            let external = DiscoveredPost {
+                platform_post_id: target.clone(),
+                url: None,
+                text: None,
+                published_at: None,
+            };
+            external.validate()?;
+            comment.post_id = self
+                .create_external_post(
+                    event.tenant_id,
+                    event.channel_id,
+                    &external,
+                    event.occurred_at,
+                    None,
+                    at,
+                )
+                .id;
+            report.external_posts_created += 1;
+        }
+        let comment = self.insert_comment(comment)?;
         if comment.created {
             report.comments_created += 1;
         }

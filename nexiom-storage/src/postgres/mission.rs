@@ -22,7 +22,7 @@ use crate::traits::MissionStore;
 /// The channel's counted posts in `[$3, $4)` (statuses in `$5`).
 const COUNTED_POSTS: &str = "SELECT id, mission_id, publish_at FROM scheduled_posts \
      WHERE tenant_id = $1 AND channel_id = $2 AND publish_at >= $3 AND publish_at < $4 \
-         AND status = ANY($5) \
+         AND status = ANY($5) AND origin = 'scheduled' \
      ORDER BY publish_at, id";
 
 /// The counted statuses as Postgres compares them.

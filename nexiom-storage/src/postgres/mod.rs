@@ -40,6 +40,7 @@ mod credentials;
 mod dead_letter;
 mod error;
 mod event;
+mod external_post;
 mod kpi;
 mod mission;
 mod ops;

@@ -186,7 +186,7 @@ impl PostStore for PgStore {
         let count: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM scheduled_posts \
              WHERE tenant_id = $1 AND channel_id = $2 AND publish_at >= $3 AND publish_at < $4 \
-                 AND status = ANY($5)",
+                 AND status = ANY($5) AND origin = 'scheduled'",
         )
         .bind(tenant.as_uuid())
         .bind(channel.as_uuid())

@@ -9,9 +9,12 @@
 //!    conversation's `last_message_at` with `GREATEST`; when a conversation was
 //!    closed between 3 and 4 (a message found no open conversation), 3 and 4
 //!    run again;
-//! 5. apply the delivery statuses (the highest rank per message, which is what
-//!    applying them one by one monotonically gives), insert the comments, and
-//!    mark the events routed with their conversation.
+//! 5. record the posts comment events name that no post of their channel has
+//!    (posts made elsewhere) as external posts, once per `(tenant, channel,
+//!    platform post id)`; then apply the delivery statuses (the highest rank
+//!    per message, which is what applying them one by one monotonically
+//!    gives), insert the comments, and mark the events routed with their
+//!    conversation.
 //!
 //! Every insert runs in key order, so two transactions take row locks in the
 //! same order; a deadlock or serialization failure (which concurrent updates of
@@ -22,7 +25,8 @@
 //! pool; one event of a tenant runs in a transaction scoped to that tenant.
 
 use chrono::{DateTime, Utc};
-use nexiom_core::{Platform, RoutingReport, TenantId, WebhookEventId};
+use nexiom_core::{Content, Platform, RoutingReport, TenantId, WebhookEventId};
+use sqlx::types::Json;
 use sqlx::{PgConnection, Postgres, Transaction};
 use uuid::Uuid;
 
@@ -150,12 +154,14 @@ async fn route_once(
         }
     }
     super::routing_broadcast::route_broadcast_events(&mut tx, &ids, at).await?;
+    let external_posts_created = insert_external_posts(&mut tx, &ids, at).await?;
     let (comments_created, processed) = finish(&mut tx, &ids, at).await?;
     tx.commit().await?;
     Ok(RoutingReport {
         processed,
         messages_created,
         comments_created,
+        external_posts_created,
     })
 }
 
@@ -282,6 +288,52 @@ async fn insert_messages(
         u64::try_from(created).unwrap_or(0),
         u64::try_from(orphaned).unwrap_or(0),
     ))
+}
+
+/// Step 5a: an external post for every post a comment event names that no
+/// post of its channel has (a post made elsewhere), `published` at the time of
+/// the first such event routed, not polled. A concurrent router creating the
+/// same post wins; this insert then waits for it and skips the post (the
+/// unique key on `(tenant_id, channel_id, platform_post_id)`), and step 5
+/// (a later statement) sees it. Returns how many were created.
+async fn insert_external_posts(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+    at: DateTime<Utc>,
+) -> std::result::Result<u64, sqlx::Error> {
+    let created: i64 = sqlx::query_scalar(
+        "WITH src AS ( \
+             SELECT DISTINCT ON (e.tenant_id, e.channel_id, e.target_id) \
+                 e.tenant_id, e.channel_id, e.target_id, e.occurred_at \
+             FROM webhook_events e \
+             WHERE e.id = ANY($1) AND e.kind IN ('comment', 'comment_reply') \
+                 AND e.target_id IS NOT NULL \
+                 AND NOT EXISTS (SELECT 1 FROM scheduled_posts p \
+                     WHERE p.tenant_id = e.tenant_id AND p.channel_id = e.channel_id \
+                         AND p.platform_post_id = e.target_id) \
+             ORDER BY e.tenant_id, e.channel_id, e.target_id, e.received_at, e.id \
+         ), numbered AS ( \
+             SELECT src.*, row_number() OVER (ORDER BY tenant_id, channel_id, target_id) AS rn \
+             FROM src \
+         ), ins AS ( \
+             INSERT INTO scheduled_posts (id, tenant_id, channel_id, content, publish_at, \
+                 status, origin, platform_post_id, retry_count, created_at, updated_at) \
+             SELECT ($2::uuid[])[rn], tenant_id, channel_id, $4, occurred_at, 'published', \
+                 'external', target_id, 0, $3, $3 \
+             FROM numbered ORDER BY tenant_id, channel_id, target_id \
+             ON CONFLICT (tenant_id, channel_id, platform_post_id) WHERE origin = 'external' \
+                 DO NOTHING \
+             RETURNING 1 \
+         ) \
+         SELECT count(*) FROM ins",
+    )
+    .bind(ids)
+    .bind(fresh_ids(ids.len()))
+    .bind(at)
+    .bind(Json(Content::default()))
+    .fetch_one(conn)
+    .await?;
+    Ok(u64::try_from(created).unwrap_or(0))
 }
 
 /// Step 5: statuses, comments, and the events marked routed. Returns how many

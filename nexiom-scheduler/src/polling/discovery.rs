@@ -1,0 +1,153 @@
+//! Post discovery: the latest posts of the channels that switched it on
+//! ([`ExternalPostStore::set_post_discovery`](nexiom_storage::ExternalPostStore::set_post_discovery)),
+//! listed through the platform, so that the posts made elsewhere (in the
+//! platform's app, before the channel was connected) are recorded as external
+//! posts and their comments polled like the others.
+
+use chrono::{DateTime, Utc};
+use nexiom_connectors::RecentPost;
+use nexiom_core::{DiscoveredPost, DiscoveryRun, PostDiscovery};
+use tracing::warn;
+
+use super::error::PollingError;
+use super::poller::CommentPoller;
+use super::report::{DiscoveryFailure, PollReport};
+use crate::error::Result;
+
+/// How one channel's listing ended.
+enum Listed {
+    /// The posts listed.
+    Posts(Vec<DiscoveredPost>),
+    /// Not asked: the channel is rate-limited (or paused, needing
+    /// re-authorization) until then.
+    Deferred(DateTime<Utc>),
+}
+
+impl CommentPoller {
+    /// Runs the post discovery of at most `limit` channels due now, claimed
+    /// for [`PollingConfig::lease`](crate::PollingConfig::lease)
+    /// ([`ExternalPostStore::claim_post_discoveries`](nexiom_storage::ExternalPostStore::claim_post_discoveries)),
+    /// each in turn:
+    ///
+    /// - the channel's `recent_posts` latest posts are listed
+    ///   ([`list_recent_posts`](nexiom_connectors::PlatformConnector::list_recent_posts));
+    /// - each one no stored post of the channel has becomes an external post,
+    ///   once whatever runs concurrently, polled for comments from now until
+    ///   its publication plus [`PollingConfig::window`](crate::PollingConfig::window)
+    ///   (a post listed without a time counts from now; one older than the
+    ///   window is recorded, not polled); an external post known only from a
+    ///   webhook comment starts being polled the same way; posts published
+    ///   here are left as they are
+    ///   ([`ExternalPostStore::record_discovery`](nexiom_storage::ExternalPostStore::record_discovery));
+    /// - the next run is due after
+    ///   [`PollingConfig::discovery_interval`](crate::PollingConfig::discovery_interval).
+    ///
+    /// A channel whose listing fails (the platform refuses, lists no posts,
+    /// the channel has no token) is recorded in
+    /// [`PollReport::discovery_failures`] and on its discovery (`last_error`),
+    /// and runs again after the interval; a rate limit holds the channel (its
+    /// comment polls too) until the platform's Retry-After. One channel never
+    /// stops another. Fails only when the due discoveries cannot be claimed.
+    pub async fn discover_posts(&self, limit: u32) -> Result<PollReport> {
+        let mut report = PollReport::default();
+        if limit == 0 {
+            return Ok(report);
+        }
+        let now = self.clock.now();
+        let due = self
+            .store
+            .claim_post_discoveries(now, limit, self.config.lease)
+            .await?;
+        for discovery in due {
+            let listed = self.list_channel(&discovery).await;
+            let next_run = now
+                .checked_add_signed(self.config.discovery_interval)
+                .unwrap_or(DateTime::<Utc>::MAX_UTC);
+            let mut run = DiscoveryRun {
+                tenant_id: discovery.tenant_id,
+                channel_id: discovery.channel_id,
+                posts: Vec::new(),
+                poll_window: self.config.window,
+                next_run_at: next_run,
+                error: None,
+                at: now,
+            };
+            match listed {
+                Ok(Listed::Posts(posts)) => {
+                    run.posts = posts;
+                    report.channels_discovered += 1;
+                }
+                Ok(Listed::Deferred(until)) => run.next_run_at = until.max(next_run),
+                Err(err) => {
+                    warn!(tenant_id = %discovery.tenant_id, channel_id = %discovery.channel_id,
+                        error = %err, "post discovery failed");
+                    run.error = Some(err.to_string());
+                    if let PollingError::Connector(e) = &err {
+                        self.hold_if_rate_limited(discovery.channel_id, e);
+                        if let Some(until) = self.channel_not_before(discovery.channel_id) {
+                            run.next_run_at = until.max(next_run);
+                        }
+                    }
+                    report.discovery_failures.push(DiscoveryFailure {
+                        tenant_id: discovery.tenant_id,
+                        channel_id: discovery.channel_id,
+                        error: err.to_string(),
+                    });
+                }
+            }
+            match self.store.record_discovery(run).await {
+                Ok(outcome) => report.external_posts_found += outcome.posts_created,
+                Err(err) => {
+                    warn!(tenant_id = %discovery.tenant_id, channel_id = %discovery.channel_id,
+                        error = %err, "recording a post discovery failed");
+                    report.discovery_failures.push(DiscoveryFailure {
+                        tenant_id: discovery.tenant_id,
+                        channel_id: discovery.channel_id,
+                        error: err.to_string(),
+                    });
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Lists the channel's latest posts, as the store records them (a post
+    /// the store would refuse, an empty id, is left out).
+    async fn list_channel(&self, discovery: &PostDiscovery) -> Result<Listed, PollingError> {
+        if let Some(until) = self.channel_not_before(discovery.channel_id) {
+            return Ok(Listed::Deferred(until));
+        }
+        let channel = self
+            .store
+            .get_channel(discovery.tenant_id, discovery.channel_id)
+            .await?;
+        let connector = self.connectors.get(channel.platform.as_str())?;
+        let ctx = match self.tokens.context(connector.as_ref(), &channel).await {
+            Ok(ctx) => ctx,
+            Err(err) if err.is_paused() => {
+                return Ok(Listed::Deferred(
+                    self.clock.now() + self.config.discovery_interval,
+                ));
+            }
+            Err(err) => return Err(err.into()),
+        };
+        let limit = usize::try_from(discovery.recent_posts).unwrap_or(usize::MAX);
+        let posts = connector.list_recent_posts(&ctx, limit).await?;
+        Ok(Listed::Posts(
+            posts
+                .into_iter()
+                .map(discovered)
+                .filter(|p| p.validate().is_ok())
+                .collect(),
+        ))
+    }
+}
+
+fn discovered(post: RecentPost) -> DiscoveredPost {
+    DiscoveredPost {
+        platform_post_id: post.id,
+        url: post.url,
+        text: post.text,
+        published_at: post.created_at,
+    }
+}
