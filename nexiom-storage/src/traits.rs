@@ -613,6 +613,18 @@ pub trait KpiStore: Send + Sync {
         windows: &[KpiWindow],
         computed_at: DateTime<Utc>,
     ) -> Result<Vec<Kpi2h>>;
+    /// [`KpiStore::recompute_kpis`] for several tenants sharing the same
+    /// windows (tenants of one time zone), in one atomic step: on Postgres one
+    /// statement over all of them (a cross-tenant scan), which reads each
+    /// table once instead of once per tenant. Returns the rows by tenant (in
+    /// the order of `tenants`), then by window. `UnknownReference("tenant")`
+    /// when one is unknown (nothing written).
+    async fn recompute_kpis_for(
+        &self,
+        tenants: &[TenantId],
+        windows: &[KpiWindow],
+        computed_at: DateTime<Utc>,
+    ) -> Result<Vec<Kpi2h>>;
     /// When the tenant's KPI facts changed since `since`, as the starts of
     /// the quarter hours (UTC, `:00`, `:15`, `:30`, `:45`; every time zone's
     /// 2-hour windows are made of whole quarter hours) that hold the

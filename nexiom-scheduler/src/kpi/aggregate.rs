@@ -1,9 +1,11 @@
 //! [`aggregate_kpis`]: one run of the KPI worker.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use nexiom_core::{Clock, KpiWindow, Tenant, TenantId};
 use nexiom_storage::{Result, Store};
-use tracing::{info_span, warn};
+use tracing::{Instrument, info_span, warn};
 
 use super::calendar::recent_windows;
 use super::config::KpiConfig;
@@ -35,9 +37,14 @@ pub struct TenantFailure {
 /// A tenant whose settings switch `aggregate_kpis` off
 /// ([`TenantSettings::workers`](nexiom_core::TenantSettings)) is skipped.
 ///
+/// The tenants of one time zone share their windows and are recomputed
+/// together ([`KpiStore::recompute_kpis_for`](nexiom_storage::KpiStore::recompute_kpis_for):
+/// on Postgres one statement that reads each table once for all of them).
+///
 /// Idempotent: a second run over unchanged data writes the same metrics. A
-/// tenant that fails is reported in [`KpiRunSummary::failures`] and never
-/// stops the others; only failing to list the tenants fails the run.
+/// zone whose recomputation fails reports each of its tenants in
+/// [`KpiRunSummary::failures`] and never stops the other zones; only failing
+/// to list the tenants fails the run.
 pub async fn aggregate_kpis(
     store: &dyn Store,
     clock: &dyn Clock,
@@ -45,21 +52,46 @@ pub async fn aggregate_kpis(
 ) -> Result<KpiRunSummary> {
     let now = clock.now();
     let mut summary = KpiRunSummary::default();
+    // Tenants of one time zone share their windows: one statement each.
+    let mut by_zone: BTreeMap<String, (chrono_tz::Tz, Vec<TenantId>)> = BTreeMap::new();
     for tenant in store.list_tenants().await? {
         if crate::tenant_config::switched_off(store, tenant.id, super::AGGREGATE_KPIS).await {
             continue;
         }
-        match aggregate_tenant_kpis(store, &tenant, now, config).await {
+        by_zone
+            .entry(tenant.time_zone.name().to_owned())
+            .or_insert_with(|| (tenant.time_zone, Vec::new()))
+            .1
+            .push(tenant.id);
+    }
+    for (zone, (tz, tenants)) in by_zone {
+        let windows: Vec<KpiWindow> = recent_windows(now, config.recompute_span, tz)
+            .into_iter()
+            .map(|w| w.window)
+            .collect();
+        let span = info_span!(
+            "kpi_recompute",
+            zone,
+            tenants = tenants.len(),
+            windows = windows.len()
+        );
+        match store
+            .recompute_kpis_for(&tenants, &windows, now)
+            .instrument(span)
+            .await
+        {
             Ok(rows) => {
-                summary.tenants_processed += 1;
-                summary.rows_upserted += u64::try_from(rows).unwrap_or(u64::MAX);
+                summary.tenants_processed += tenants.len() as u64;
+                summary.rows_upserted += u64::try_from(rows.len()).unwrap_or(u64::MAX);
             }
             Err(err) => {
-                warn!(tenant_id = %tenant.id, error = %err, "KPI recomputation failed");
-                summary.failures.push(TenantFailure {
-                    tenant_id: tenant.id,
-                    error: err.to_string(),
-                });
+                warn!(zone, error = %err, "KPI recomputation failed");
+                for tenant_id in tenants {
+                    summary.failures.push(TenantFailure {
+                        tenant_id,
+                        error: err.to_string(),
+                    });
+                }
             }
         }
     }

@@ -2,13 +2,17 @@
 //! arrived since the previous run, not the 48-hour span.
 
 use chrono::{DateTime, Duration, Utc};
+use futures_util::StreamExt;
 use nexiom_core::{Clock, Kpi2h, KpiWindow, Tenant};
 use nexiom_storage::{Result, Store};
-use tracing::{info_span, warn};
+use tracing::{Instrument, info_span, warn};
 
 use super::aggregate::{KpiRunSummary, TenantFailure};
 use super::calendar::recent_windows;
 use super::config::KpiConfig;
+
+/// Tenants handled at once.
+const TENANTS_AT_ONCE: usize = 4;
 
 /// A quarter hour: the grain of [`KpiStore::kpi_activity`](nexiom_storage::KpiStore::kpi_activity).
 const QUARTER: Duration = Duration::minutes(15);
@@ -24,11 +28,12 @@ const QUARTER: Duration = Duration::minutes(15);
 ///   that time minus [`KpiConfig::lateness`] (items that arrive later than
 ///   that after their own time are left to the next full recompute);
 /// - recomputed: the windows holding a changed instant, the windows of the
-///   span without a row yet, and the window holding `now`, each run of
-///   consecutive windows in one [`recompute_kpis`](nexiom_storage::KpiStore::recompute_kpis)
-///   call (so a run's reads cover those windows, not the span).
+///   span without a row yet, and the window holding `now`, in one
+///   [`recompute_kpis`](nexiom_storage::KpiStore::recompute_kpis) call (its
+///   reads cover the rows inside those windows and the conversations they
+///   belong to, not the span).
 ///
-/// The rows are those a full recompute gives for every change within the
+/// Four tenants are handled at a time. The rows are those a full recompute gives for every change within the
 /// lateness (checked by the tests on both backends).
 pub async fn aggregate_kpis_incremental(
     store: &dyn Store,
@@ -37,11 +42,24 @@ pub async fn aggregate_kpis_incremental(
 ) -> Result<KpiRunSummary> {
     let now = clock.now();
     let mut summary = KpiRunSummary::default();
-    for tenant in store.list_tenants().await? {
-        if crate::tenant_config::switched_off(store, tenant.id, super::AGGREGATE_KPIS).await {
-            continue;
-        }
-        match incremental_tenant(store, &tenant, now, config).await {
+    // A few tenants at a time: each is a few short statements, mostly
+    // round trips.
+    let outcomes: Vec<(Tenant, Option<Result<usize>>)> =
+        futures_util::stream::iter(store.list_tenants().await?)
+            .map(|tenant| async move {
+                if crate::tenant_config::switched_off(store, tenant.id, super::AGGREGATE_KPIS).await
+                {
+                    return (tenant, None);
+                }
+                let outcome = incremental_tenant(store, &tenant, now, config).await;
+                (tenant, Some(outcome))
+            })
+            .buffered(TENANTS_AT_ONCE)
+            .collect()
+            .await;
+    for (tenant, outcome) in outcomes {
+        let Some(outcome) = outcome else { continue };
+        match outcome {
             Ok(rows) => {
                 summary.tenants_processed += 1;
                 summary.rows_upserted += u64::try_from(rows).unwrap_or(u64::MAX);
@@ -89,12 +107,11 @@ async fn incremental_tenant(
         windows = dirty.len(),
         of = windows.len(),
     );
-    let _entered = span.enter();
-    let mut rows = 0;
-    for run in consecutive(&dirty) {
-        rows += store.recompute_kpis(tenant.id, run, now).await?.len();
-    }
-    Ok(rows)
+    Ok(store
+        .recompute_kpis(tenant.id, &dirty, now)
+        .instrument(span)
+        .await?
+        .len())
 }
 
 /// The windows to recompute, in order: those holding a changed quarter hour,
@@ -117,21 +134,6 @@ fn select_windows(
         .collect()
 }
 
-/// `windows` (sorted) cut into runs of windows that follow each other.
-fn consecutive(windows: &[KpiWindow]) -> Vec<&[KpiWindow]> {
-    let mut runs = Vec::new();
-    let mut start = 0;
-    for i in 1..=windows.len() {
-        if i == windows.len() || windows[i].start != windows[i - 1].end {
-            if start < i {
-                runs.push(&windows[start..i]);
-            }
-            start = i;
-        }
-    }
-    runs
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -149,14 +151,6 @@ mod tests {
             start: at(h, 0),
             end: at(h + 2, 0),
         }
-    }
-
-    #[test]
-    fn runs_of_consecutive_windows() {
-        let windows = [w(0), w(2), w(6), w(8), w(10), w(14)];
-        let runs = consecutive(&windows);
-        assert_eq!(runs, vec![&windows[0..2], &windows[2..5], &windows[5..6]]);
-        assert!(consecutive(&[]).is_empty());
     }
 
     #[test]

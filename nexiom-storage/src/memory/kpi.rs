@@ -173,6 +173,24 @@ impl KpiStore for MemoryStore {
         self.lock().recompute_kpis(tenant, windows, computed_at)
     }
 
+    async fn recompute_kpis_for(
+        &self,
+        tenants: &[TenantId],
+        windows: &[KpiWindow],
+        computed_at: DateTime<Utc>,
+    ) -> Result<Vec<Kpi2h>> {
+        let mut inner = self.lock();
+        KpiWindow::validate_list(windows)?;
+        for tenant in tenants {
+            inner.require_tenant(*tenant)?;
+        }
+        let mut rows = Vec::new();
+        for tenant in tenants {
+            rows.extend(inner.recompute_kpis(*tenant, windows, computed_at)?);
+        }
+        Ok(rows)
+    }
+
     async fn list_kpis(
         &self,
         tenant: TenantId,

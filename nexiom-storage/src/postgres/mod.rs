@@ -42,6 +42,7 @@ mod error;
 mod event;
 mod external_post;
 mod kpi;
+mod kpi_sql;
 mod mission;
 mod ops;
 mod poll_batch;
