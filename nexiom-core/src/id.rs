@@ -121,6 +121,15 @@ typed_id! {
     BroadcastDeliveryId;
 }
 
+typed_id! {
+    /// Identifies a [`Notification`](crate::Notification).
+    NotificationId;
+    /// Identifies a [`NotificationEndpoint`](crate::NotificationEndpoint).
+    EndpointId;
+    /// Identifies a [`NotificationDelivery`](crate::NotificationDelivery).
+    NotificationDeliveryId;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

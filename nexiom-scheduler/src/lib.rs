@@ -55,6 +55,7 @@ mod health;
 pub mod inbound;
 mod kpi;
 mod missions;
+pub mod notify;
 mod pipeline;
 mod polling;
 mod publish;

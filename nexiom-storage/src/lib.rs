@@ -34,6 +34,7 @@ mod dead_letters;
 mod error;
 mod memory;
 mod ops;
+mod outbox;
 mod poll_batch;
 mod postgres;
 mod reply_batch;
@@ -52,6 +53,7 @@ pub use dead_letters::DeadLetterStore;
 pub use error::{Result, StorageError};
 pub use memory::MemoryStore;
 pub use ops::{OpsStore, QueueStats, SchemaStatus, expected_schema_version};
+pub use outbox::{OUTCOME_UNKNOWN_PREFIX, OutboxStore};
 pub use poll_batch::{ClaimedPoll, PollBatchStore, PollResult, PollWritten};
 pub use postgres::{PgStore, RotationReport};
 pub use reply_batch::{

@@ -862,6 +862,7 @@ pub trait Store:
     + crate::OpsStore
     + crate::TenantSettingsStore
     + crate::RetentionStore
+    + crate::OutboxStore
     + Send
     + Sync
 {
@@ -888,6 +889,7 @@ impl<T> Store for T where
         + crate::OpsStore
         + crate::TenantSettingsStore
         + crate::RetentionStore
+        + crate::OutboxStore
         + Send
         + Sync
 {

@@ -248,6 +248,8 @@ async fn the_application_role_sees_and_writes_only_its_tenant() {
         tenant_settings_round_trip_and_stay_apart,
         broadcast_contacts_audiences_and_post_audiences,
         broadcast_deliveries_are_made_and_sent_once,
+        escalations_write_their_notification,
+        notification_deliveries_retry_and_die,
     ];
     let mut covered = BTreeSet::new();
     let mut all_tables = Vec::new();

@@ -37,6 +37,7 @@ mod dead_letters;
 mod harness;
 mod kpi;
 mod ops;
+mod outbox;
 mod poll_batch;
 mod publish_batch;
 mod reply_batch;
@@ -59,6 +60,7 @@ pub use harness::{
 };
 pub use kpi::*;
 pub use ops::*;
+pub use outbox::*;
 pub use poll_batch::*;
 pub use publish_batch::*;
 pub use reply_batch::*;
@@ -135,6 +137,11 @@ macro_rules! conformance_suite {
             ops_reads_schema_and_queue_depth,
             tenant_settings_round_trip_and_stay_apart,
             retention_purges_old_finished_rows_in_batches,
+            notification_endpoints_are_created_and_listed,
+            escalations_write_their_notification,
+            failed_posts_write_their_notification,
+            notification_deliveries_retry_and_die,
+            deployment_notifications_reach_subscribed_tenants,
         );
     };
     (@tests $attrs:tt $factory:path; $($name:ident,)+) => {$(

@@ -21,6 +21,7 @@ mod event;
 mod kpi;
 mod mission;
 mod ops;
+mod outbox;
 mod poll_batch;
 mod post;
 mod reply_batch;
@@ -194,6 +195,9 @@ struct Inner {
 
     /// WhatsApp contacts' opt-in, audiences, posts' audiences and deliveries.
     broadcasts: broadcast::Broadcasts,
+
+    /// Notification endpoints, notifications and their deliveries.
+    outbox: outbox::Outbox,
 }
 
 impl Inner {

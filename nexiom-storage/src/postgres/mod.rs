@@ -42,6 +42,7 @@ mod event;
 mod kpi;
 mod mission;
 mod ops;
+mod outbox;
 mod poll_batch;
 mod post;
 mod post_batch;
