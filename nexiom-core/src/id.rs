@@ -128,6 +128,8 @@ typed_id! {
     EndpointId;
     /// Identifies a [`NotificationDelivery`](crate::NotificationDelivery).
     NotificationDeliveryId;
+    /// Identifies an [`AgentReply`](crate::AgentReply).
+    AgentReplyId;
 }
 
 #[cfg(test)]

@@ -53,6 +53,7 @@ mod concurrency;
 mod error;
 mod health;
 pub mod inbound;
+pub mod inbox;
 mod kpi;
 mod missions;
 pub mod notify;

@@ -27,6 +27,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod agent_reply;
 mod api_keys;
 mod broadcast;
 mod checks;
@@ -47,6 +48,7 @@ mod traits;
 #[cfg(feature = "testing")]
 pub mod conformance;
 
+pub use agent_reply::{AgentReplyClaim, AgentReplyContext, AgentReplyStore};
 pub use api_keys::ApiKeyStore;
 pub use broadcast::{BroadcastStore, DELIVERY_OUTCOME_UNKNOWN, OPTED_OUT};
 pub use dead_letters::DeadLetterStore;

@@ -863,6 +863,7 @@ pub trait Store:
     + crate::TenantSettingsStore
     + crate::RetentionStore
     + crate::OutboxStore
+    + crate::AgentReplyStore
     + Send
     + Sync
 {
@@ -890,6 +891,7 @@ impl<T> Store for T where
         + crate::TenantSettingsStore
         + crate::RetentionStore
         + crate::OutboxStore
+        + crate::AgentReplyStore
         + Send
         + Sync
 {

@@ -250,6 +250,7 @@ async fn the_application_role_sees_and_writes_only_its_tenant() {
         broadcast_deliveries_are_made_and_sent_once,
         escalations_write_their_notification,
         notification_deliveries_retry_and_die,
+        agent_replies_are_claimed_once_and_recorded,
     ];
     let mut covered = BTreeSet::new();
     let mut all_tables = Vec::new();

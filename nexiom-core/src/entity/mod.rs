@@ -1,6 +1,7 @@
 //! The domain's entities, grouped by aggregate. Each record type is what storage
 //! returns; each `New*` type is what a caller gives to create one.
 
+mod agent_reply;
 mod api_key;
 mod broadcast;
 mod dead_letter;
@@ -16,6 +17,7 @@ mod tenant_settings;
 mod topics;
 mod triage;
 
+pub use agent_reply::*;
 pub use api_key::*;
 pub use broadcast::*;
 pub use dead_letter::*;

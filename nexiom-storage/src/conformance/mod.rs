@@ -28,6 +28,7 @@
 //! (`nexiom_no_postgres` is this workspace's cfg, set by nexiom-storage's
 //! build script; a downstream crate uses its own condition.)
 
+mod agent_replies;
 mod api_keys;
 mod broadcast_posts;
 mod broadcast_webhooks;
@@ -48,6 +49,7 @@ mod tenant_settings;
 mod tests;
 mod topics;
 
+pub use agent_replies::*;
 pub use api_keys::*;
 pub use broadcast_posts::*;
 pub use broadcast_webhooks::*;
@@ -142,6 +144,8 @@ macro_rules! conformance_suite {
             failed_posts_write_their_notification,
             notification_deliveries_retry_and_die,
             deployment_notifications_reach_subscribed_tenants,
+            agent_replies_are_claimed_once_and_recorded,
+            concurrent_agent_reply_claims_claim_once,
         );
     };
     (@tests $attrs:tt $factory:path; $($name:ident,)+) => {$(

@@ -11,6 +11,7 @@
 //! insert-if-absent paths (events, messages, comments, occurrences…) stay O(log n)
 //! instead of scanning every row.
 
+mod agent_reply;
 mod api_key;
 mod broadcast;
 mod broadcast_delivery;
@@ -198,6 +199,8 @@ struct Inner {
 
     /// Notification endpoints, notifications and their deliveries.
     outbox: outbox::Outbox,
+    /// Replies written by agents.
+    agent_replies: agent_reply::AgentReplies,
 }
 
 impl Inner {

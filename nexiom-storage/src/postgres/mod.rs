@@ -30,6 +30,7 @@
 //! - **Runtime-checked queries only** (`sqlx::query*` functions, no macros), so
 //!   the crate builds without a database.
 
+mod agent_reply;
 mod api_key;
 mod broadcast;
 mod broadcast_delivery;
