@@ -130,6 +130,10 @@ typed_id! {
     NotificationDeliveryId;
     /// Identifies an [`AgentReply`](crate::AgentReply).
     AgentReplyId;
+    /// Identifies an [`InboxNote`](crate::InboxNote).
+    InboxNoteId;
+    /// Identifies a [`CannedReply`](crate::CannedReply).
+    CannedReplyId;
 }
 
 #[cfg(test)]

@@ -864,6 +864,7 @@ pub trait Store:
     + crate::RetentionStore
     + crate::OutboxStore
     + crate::AgentReplyStore
+    + crate::InboxStore
     + Send
     + Sync
 {
@@ -892,6 +893,7 @@ impl<T> Store for T where
         + crate::RetentionStore
         + crate::OutboxStore
         + crate::AgentReplyStore
+        + crate::InboxStore
         + Send
         + Sync
 {

@@ -251,6 +251,8 @@ async fn the_application_role_sees_and_writes_only_its_tenant() {
         escalations_write_their_notification,
         notification_deliveries_retry_and_die,
         agent_replies_are_claimed_once_and_recorded,
+        inbox_items_follow_messages_and_people,
+        canned_replies_are_kept_per_tenant,
     ];
     let mut covered = BTreeSet::new();
     let mut all_tables = Vec::new();

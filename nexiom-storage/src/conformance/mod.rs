@@ -36,6 +36,7 @@ mod broadcasts;
 mod content_jobs;
 mod dead_letters;
 mod harness;
+mod inbox;
 mod kpi;
 mod ops;
 mod outbox;
@@ -60,6 +61,7 @@ pub use harness::{
     LOCAL_SERVER_URL, LOCAL_TEST_DATABASE, TestStore, memory_test_store, postgres_app_role_store,
     postgres_test_store, postgres_test_url, postgres_worker_role_store, test_keys,
 };
+pub use inbox::*;
 pub use kpi::*;
 pub use ops::*;
 pub use outbox::*;
@@ -146,6 +148,8 @@ macro_rules! conformance_suite {
             deployment_notifications_reach_subscribed_tenants,
             agent_replies_are_claimed_once_and_recorded,
             concurrent_agent_reply_claims_claim_once,
+            inbox_items_follow_messages_and_people,
+            canned_replies_are_kept_per_tenant,
         );
     };
     (@tests $attrs:tt $factory:path; $($name:ident,)+) => {$(

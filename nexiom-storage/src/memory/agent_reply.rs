@@ -23,6 +23,13 @@ pub(super) struct AgentReplies {
     private_by_comment: HashMap<CommentId, AgentReplyId>,
 }
 
+impl AgentReplies {
+    /// Every stored reply.
+    pub(super) fn all(&self) -> impl Iterator<Item = &AgentReply> {
+        self.rows.values()
+    }
+}
+
 impl Inner {
     fn agent_reply_context(
         &self,

@@ -19,6 +19,7 @@ mod comment;
 mod conversation;
 mod dead_letter;
 mod event;
+mod inbox;
 mod kpi;
 mod mission;
 mod ops;
@@ -201,6 +202,8 @@ struct Inner {
     outbox: outbox::Outbox,
     /// Replies written by agents.
     agent_replies: agent_reply::AgentReplies,
+    /// People's state of the inbox items, notes and canned replies.
+    inbox: inbox::Inbox,
 }
 
 impl Inner {

@@ -40,6 +40,7 @@ mod conversation;
 mod dead_letter;
 mod error;
 mod event;
+mod inbox;
 mod kpi;
 mod mission;
 mod ops;
