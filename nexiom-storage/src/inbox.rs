@@ -12,7 +12,7 @@
 //! memory the fields are computed when read.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use nexiom_core::{
     CannedReply, CannedReplyId, InboxItem, InboxNote, InboxPage, InboxQuery, InboxStatus,
     InboxSubject, TenantId,
@@ -83,6 +83,32 @@ pub trait InboxStore: Send + Sync {
     async fn list_canned_replies(&self, tenant: TenantId) -> Result<Vec<CannedReply>>;
     /// Deletes a canned reply; `NotFound` when absent.
     async fn delete_canned_reply(&self, tenant: TenantId, id: CannedReplyId) -> Result<()>;
+
+    /// Sets (or, with `None`, removes) the tenant's first-response target:
+    /// at least one second. `UnknownReference` for an unknown tenant.
+    async fn set_first_response_target(
+        &self,
+        tenant: TenantId,
+        target: Option<Duration>,
+        at: DateTime<Utc>,
+    ) -> Result<()>;
+    /// The tenant's first-response target, if set.
+    async fn first_response_target(&self, tenant: TenantId) -> Result<Option<Duration>>;
+    /// Every tenant's target, by tenant (a cross-tenant read, for the SLA
+    /// worker).
+    async fn list_first_response_targets(&self) -> Result<Vec<(TenantId, Duration)>>;
+}
+
+/// Checks a first-response target: whole seconds, at least one.
+pub(crate) fn target_seconds(target: Duration) -> std::result::Result<i64, nexiom_core::CoreError> {
+    let seconds = target.num_seconds();
+    if seconds < 1 || Duration::seconds(seconds) != target {
+        return Err(nexiom_core::CoreError::invalid(
+            "target",
+            "a first-response target is a whole number of seconds, at least one",
+        ));
+    }
+    Ok(seconds)
 }
 
 /// `labels` with `add` added and `remove` removed, sorted and unique, each

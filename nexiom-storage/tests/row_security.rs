@@ -253,6 +253,7 @@ async fn the_application_role_sees_and_writes_only_its_tenant() {
         agent_replies_are_claimed_once_and_recorded,
         inbox_items_follow_messages_and_people,
         canned_replies_are_kept_per_tenant,
+        first_response_targets_are_kept_per_tenant,
     ];
     let mut covered = BTreeSet::new();
     let mut all_tables = Vec::new();

@@ -208,12 +208,15 @@ pub fn slack_text(notification: &Notification) -> String {
             excerpt(field("error"))
         ),
         NotificationKind::SlaBreached => format!(
-            ":hourglass: A {} waits past the first-response target ({} min): \"{}\"",
+            ":hourglass: A {} {} has waited {} min for a first answer (target {} min)",
             field("subject"),
+            field("id"),
+            data.get("waited_minutes")
+                .and_then(|v| v.as_i64())
+                .unwrap_or(0),
             data.get("target_minutes")
                 .and_then(|v| v.as_i64())
                 .unwrap_or(0),
-            excerpt(field("text"))
         ),
     }
 }

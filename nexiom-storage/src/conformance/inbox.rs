@@ -438,3 +438,52 @@ pub async fn canned_replies_are_kept_per_tenant(store: Arc<dyn Store>) {
     s.delete_canned_reply(w.tenant.id, a.id).await.unwrap();
     assert_eq!(s.list_canned_replies(w.tenant.id).await.unwrap(), vec![b]);
 }
+
+/// First-response targets: set, replaced, removed, checked, listed.
+pub async fn first_response_targets_are_kept_per_tenant(store: Arc<dyn Store>) {
+    let s = store.as_ref();
+    let a = world(s, "Acme", Platform::Facebook, "page-1").await;
+    let b = world(s, "Other", Platform::Facebook, "page-2").await;
+    assert_eq!(s.first_response_target(a.tenant.id).await.unwrap(), None);
+    s.set_first_response_target(a.tenant.id, Some(mins(30)), t0())
+        .await
+        .unwrap();
+    s.set_first_response_target(a.tenant.id, Some(mins(15)), t0())
+        .await
+        .unwrap();
+    s.set_first_response_target(b.tenant.id, Some(mins(60)), t0())
+        .await
+        .unwrap();
+    assert_eq!(
+        s.first_response_target(a.tenant.id).await.unwrap(),
+        Some(mins(15))
+    );
+    let mut expected = vec![(a.tenant.id, mins(15)), (b.tenant.id, mins(60))];
+    expected.sort_by_key(|(t, _)| *t);
+    assert_eq!(s.list_first_response_targets().await.unwrap(), expected);
+    for bad in [Duration::zero(), Duration::milliseconds(1500)] {
+        assert!(matches!(
+            s.set_first_response_target(a.tenant.id, Some(bad), t0())
+                .await,
+            Err(StorageError::Invalid { .. })
+        ));
+    }
+    assert!(matches!(
+        s.set_first_response_target(TenantId::generate(), Some(mins(5)), t0())
+            .await,
+        Err(StorageError::UnknownReference { .. })
+    ));
+    assert!(matches!(
+        s.set_first_response_target(TenantId::generate(), None, t0())
+            .await,
+        Err(StorageError::UnknownReference { .. })
+    ));
+    s.set_first_response_target(b.tenant.id, None, t0())
+        .await
+        .unwrap();
+    assert_eq!(s.first_response_target(b.tenant.id).await.unwrap(), None);
+    assert_eq!(
+        s.list_first_response_targets().await.unwrap(),
+        vec![(a.tenant.id, mins(15))]
+    );
+}

@@ -150,6 +150,7 @@ macro_rules! conformance_suite {
             concurrent_agent_reply_claims_claim_once,
             inbox_items_follow_messages_and_people,
             canned_replies_are_kept_per_tenant,
+            first_response_targets_are_kept_per_tenant,
         );
     };
     (@tests $attrs:tt $factory:path; $($name:ident,)+) => {$(

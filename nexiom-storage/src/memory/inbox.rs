@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::{Inner, MemoryStore, get_scoped, limit_len};
 use crate::error::{Result, StorageError};
-use crate::inbox::{InboxStore, check_note, relabel};
+use crate::inbox::{InboxStore, check_note, relabel, target_seconds};
 
 /// What people set on an item.
 #[derive(Debug, Clone, Default)]
@@ -30,6 +30,7 @@ pub(super) struct Inbox {
     state: HashMap<Uuid, PeopleState>,
     notes: BTreeMap<InboxNoteId, InboxNote>,
     canned: BTreeMap<CannedReplyId, CannedReply>,
+    targets: BTreeMap<TenantId, chrono::Duration>,
 }
 
 /// A conversation's messages, summed up.
@@ -385,5 +386,37 @@ impl InboxStore for MemoryStore {
             }
             _ => Err(StorageError::not_found("canned reply", id)),
         }
+    }
+
+    async fn set_first_response_target(
+        &self,
+        tenant: TenantId,
+        target: Option<chrono::Duration>,
+        _at: DateTime<Utc>,
+    ) -> Result<()> {
+        if let Some(target) = target {
+            target_seconds(target)?;
+        }
+        let mut inner = self.lock();
+        inner.require_tenant(tenant)?;
+        match target {
+            Some(target) => inner.inbox.targets.insert(tenant, target),
+            None => inner.inbox.targets.remove(&tenant),
+        };
+        Ok(())
+    }
+
+    async fn first_response_target(&self, tenant: TenantId) -> Result<Option<chrono::Duration>> {
+        Ok(self.lock().inbox.targets.get(&tenant).copied())
+    }
+
+    async fn list_first_response_targets(&self) -> Result<Vec<(TenantId, chrono::Duration)>> {
+        Ok(self
+            .lock()
+            .inbox
+            .targets
+            .iter()
+            .map(|(t, d)| (*t, *d))
+            .collect())
     }
 }

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::error::{WriteFailure, db, write_error};
 use super::{PgStore, Scoped, bound};
 use crate::error::{Result, StorageError};
-use crate::inbox::{InboxStore, check_note, relabel};
+use crate::inbox::{InboxStore, check_note, relabel, target_seconds};
 
 #[derive(sqlx::FromRow)]
 struct InboxRow {
@@ -451,5 +451,86 @@ impl InboxStore for PgStore {
             return Err(StorageError::not_found("canned reply", id));
         }
         Ok(())
+    }
+
+    async fn set_first_response_target(
+        &self,
+        tenant: TenantId,
+        target: Option<chrono::Duration>,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        let seconds = target.map(target_seconds).transpose()?;
+        let mut tx = self.scoped(tenant).await?;
+        let written = match seconds {
+            Some(seconds) => {
+                sqlx::query(
+                    "INSERT INTO first_response_targets (tenant_id, seconds, updated_at) \
+                     VALUES ($1, $2, $3) \
+                     ON CONFLICT (tenant_id) DO UPDATE \
+                         SET seconds = EXCLUDED.seconds, updated_at = EXCLUDED.updated_at",
+                )
+                .bind(tenant.as_uuid())
+                .bind(seconds)
+                .bind(at)
+                .execute(&mut *tx)
+                .await
+            }
+            None => {
+                let known: bool =
+                    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tenants WHERE id = $1)")
+                        .bind(tenant.as_uuid())
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(db)?;
+                if !known {
+                    return Err(StorageError::unknown("tenant", tenant));
+                }
+                sqlx::query("DELETE FROM first_response_targets WHERE tenant_id = $1")
+                    .bind(tenant.as_uuid())
+                    .execute(&mut *tx)
+                    .await
+            }
+        };
+        if let Err(err) = written {
+            drop(tx);
+            return Err(write_error(
+                self,
+                err,
+                WriteFailure {
+                    tenant: Some(tenant),
+                    refs: &[],
+                    conflict: None,
+                },
+            )
+            .await);
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(())
+    }
+
+    async fn first_response_target(&self, tenant: TenantId) -> Result<Option<chrono::Duration>> {
+        let mut tx = self.scoped(tenant).await?;
+        let seconds: Option<i64> =
+            sqlx::query_scalar("SELECT seconds FROM first_response_targets WHERE tenant_id = $1")
+                .bind(tenant.as_uuid())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(seconds.map(chrono::Duration::seconds))
+    }
+
+    async fn list_first_response_targets(&self) -> Result<Vec<(TenantId, chrono::Duration)>> {
+        // A cross-tenant read, on the scan pool.
+        let rows: Vec<(Uuid, i64)> = sqlx::query_as(
+            "SELECT tenant_id, seconds FROM first_response_targets ORDER BY tenant_id",
+        )
+        .fetch_all(&self.scan_pool)
+        .await
+        .map_err(db)?;
+        Ok(rows
+            .into_iter()
+            .map(|(t, s)| (TenantId::from_uuid(t), chrono::Duration::seconds(s)))
+            .collect())
     }
 }
