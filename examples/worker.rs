@@ -17,6 +17,8 @@
 //! | `pipeline` | 15 s | routes stored webhook events, triages new messages and comments, sends auto-replies (only while the tenant's AI control is ON) |
 //! | `poll_comments` | 5 min | reads new comments of posts published in the last 7 days (every page from the stored cursor), stores each once, then triages and auto-replies them |
 //! | `aggregate_kpis` | 30 min | recomputes every tenant's 2-hour KPI windows of the last 48 h |
+//! | `deliver_notifications` | 15 s | sends the outbox's notifications (escalations, failed posts, …) to the tenants' webhook and Slack endpoints, retried with backoff |
+//! | `sla_breaches` | 1 min | notifies items waiting longer than their tenant's first-response target, once per wait |
 //!
 //! Environment:
 //! - `DATABASE_URL` (required): Postgres; migrations run on start.
@@ -45,6 +47,8 @@ use nexiom::connectors::{
 };
 use nexiom::core::{Clock, SystemClock};
 use nexiom::scheduler::inbound::{InboundPipeline, openai_config_from_settings};
+use nexiom::scheduler::inbox::{SlaMonitor, SlaWorker};
+use nexiom::scheduler::notify::{DeliverNotificationsWorker, NotificationDispatcher};
 use nexiom::scheduler::{
     AutoReplyStep, CleanupExecutionLogsWorker, CommentPoller, ConnectorGateway,
     EnqueueDuePostsWorker, HealthCheck, KpiWorker, PipelineRunner, PipelineWorker,
@@ -237,6 +241,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .with_inbound(pipeline.clone()),
         )),
         Arc::new(KpiWorker::new(Arc::clone(&store), Arc::clone(&clock))),
+        // The outbox's notifications to the tenants' endpoints, and the
+        // first-response SLA's breaches.
+        Arc::new(DeliverNotificationsWorker::new(
+            NotificationDispatcher::new(Arc::clone(&store), Arc::clone(&clock)),
+        )),
+        Arc::new(SlaWorker::new(SlaMonitor::new(
+            Arc::clone(&store),
+            Arc::clone(&clock),
+        ))),
     ];
     let mut runtime = WorkerRuntime::new(Arc::clone(&store), Arc::clone(&clock));
     for worker in workers {
