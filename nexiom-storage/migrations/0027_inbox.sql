@@ -80,10 +80,14 @@ CREATE TABLE canned_replies (
 
 -- The items of these conversations, created or brought up to date. A
 -- resolved or snoozed conversation whose contact wrote after its status
--- was set is open again.
+-- was set is open again. The items are locked first: a transaction that
+-- changed the same conversation concurrently has committed when the next
+-- statement (a new snapshot) reads the messages, so the last writer counts
+-- every message.
 CREATE FUNCTION nexiom_inbox_refresh_conversations(p_ids UUID[]) RETURNS void
     LANGUAGE sql
     AS $$
+    SELECT 1 FROM inbox_items WHERE subject_id = ANY (p_ids) ORDER BY subject_id FOR UPDATE;
     INSERT INTO inbox_items AS i (subject_id, tenant_id, subject_kind, channel_id, status,
         status_changed_at, labels, triage, waiting_since, last_inbound_at, last_activity_at, since)
     SELECT c.id, c.tenant_id, 'conversation', c.channel_id, 'open', c.created_at, '{}',
@@ -128,6 +132,7 @@ CREATE FUNCTION nexiom_inbox_refresh_conversations(p_ids UUID[]) RETURNS void
 CREATE FUNCTION nexiom_inbox_refresh_comments(p_ids UUID[]) RETURNS void
     LANGUAGE sql
     AS $$
+    SELECT 1 FROM inbox_items WHERE subject_id = ANY (p_ids) ORDER BY subject_id FOR UPDATE;
     INSERT INTO inbox_items AS i (subject_id, tenant_id, subject_kind, channel_id, status,
         status_changed_at, labels, triage, waiting_since, last_inbound_at, last_activity_at, since)
     SELECT c.id, c.tenant_id, 'comment', c.channel_id, 'open', c.created_at, '{}', c.triage,

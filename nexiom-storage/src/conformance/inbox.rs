@@ -487,3 +487,62 @@ pub async fn first_response_targets_are_kept_per_tenant(store: Arc<dyn Store>) {
         vec![(a.tenant.id, mins(15))]
     );
 }
+
+/// Messages of one conversation written by 16 concurrent tasks: the item
+/// counts every one of them (latest triage, first unanswered message).
+pub async fn concurrent_messages_keep_the_item_right(store: Arc<dyn Store>) {
+    let s = store.as_ref();
+    let w = world(s, "Acme", Platform::Facebook, "page-1").await;
+    let conv = open_conversation(s, &w, "psid-c").await;
+    let mut tasks = Vec::new();
+    for i in 0..16i64 {
+        let store = Arc::clone(&store);
+        let tenant = w.tenant.id;
+        tasks.push(tokio::spawn(async move {
+            // Minute 7 is the last answer; later ones wait, the latest
+            // (minute 15) is escalated.
+            let direction = if i == 7 {
+                MessageDirection::Outbound
+            } else {
+                MessageDirection::Inbound
+            };
+            let m = store
+                .insert_message(NewMessage {
+                    tenant_id: tenant,
+                    conversation_id: conv.id,
+                    direction,
+                    text: format!("m{i}"),
+                    has_media: false,
+                    provider_message_id: Some(format!("c{i}")),
+                    in_reply_to: None,
+                    delivery_status: None,
+                    created_at: t0() + mins(i),
+                    stored_at: t0() + mins(i),
+                })
+                .await
+                .unwrap()
+                .record;
+            if direction == MessageDirection::Inbound {
+                let triage = if i == 15 {
+                    Triage::Escalate
+                } else {
+                    Triage::Ignore
+                };
+                store
+                    .set_message_triage(tenant, m.id, triage, 1.0, None)
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let item = s
+        .get_inbox_item(w.tenant.id, InboxSubject::Conversation(conv.id))
+        .await
+        .unwrap();
+    assert_eq!(item.waiting_since, Some(t0() + mins(8)));
+    assert_eq!(item.last_activity_at, t0() + mins(15));
+    assert_eq!(item.triage, Some(Triage::Escalate));
+}

@@ -153,6 +153,7 @@ macro_rules! conformance_suite {
             inbox_items_follow_messages_and_people,
             canned_replies_are_kept_per_tenant,
             first_response_targets_are_kept_per_tenant,
+            concurrent_messages_keep_the_item_right,
         );
     };
     (@tests $attrs:tt $factory:path; $($name:ident,)+) => {$(
