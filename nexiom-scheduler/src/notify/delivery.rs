@@ -7,7 +7,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
-use nexiom_core::{Clock, DeliveryAttempt, EndpointKind, NotificationDeliveryState};
+use futures_util::StreamExt;
+use nexiom_core::{
+    ClaimedNotification, Clock, DeliveryAttempt, EndpointKind, NotificationDeliveryState,
+};
 use nexiom_storage::Store;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -82,6 +85,7 @@ pub struct NotificationDispatcher {
     slack: Arc<dyn Notifier>,
     policy: RetryPolicy,
     lease: Duration,
+    concurrency: usize,
 }
 
 impl std::fmt::Debug for NotificationDispatcher {
@@ -104,6 +108,7 @@ impl NotificationDispatcher {
             slack: Arc::new(SlackNotifier::new()),
             policy: RetryPolicy::default(),
             lease: Duration::minutes(2),
+            concurrency: 8,
         }
     }
 
@@ -116,6 +121,12 @@ impl NotificationDispatcher {
         self
     }
 
+    /// The same dispatcher with at most `n` attempts in flight (default 8).
+    pub fn with_concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n.max(1);
+        self
+    }
+
     /// The same dispatcher with another retry policy.
     pub fn with_policy(mut self, policy: RetryPolicy) -> Self {
         self.policy = policy;
@@ -123,7 +134,8 @@ impl NotificationDispatcher {
     }
 
     /// Claims up to `limit` due deliveries of every tenant and attempts each
-    /// once. Delivery is at least once: a process stopped between the send
+    /// once, up to 8 at a time; a delivery whose claim expired before its
+    /// turn is left to the next claim (counted `lost`). Delivery is at least once: a process stopped between the send
     /// and its record lets the claim expire, and the delivery is sent again
     /// with the same idempotency key.
     pub async fn deliver_due(&self, limit: u32) -> Result<DeliveryReport> {
@@ -136,48 +148,16 @@ impl NotificationDispatcher {
             claimed: claimed.len() as u64,
             ..DeliveryReport::default()
         };
-        for item in claimed {
-            let notifier = match item.endpoint.kind {
-                EndpointKind::Webhook => &self.webhook,
-                EndpointKind::Slack => &self.slack,
-            };
-            let sent_at = self.clock.now();
-            let attempt = match notifier
-                .send(&item.endpoint, &item.notification, sent_at)
-                .await
-            {
-                Ok(()) => DeliveryAttempt::Delivered,
-                Err(error) => {
-                    let attempts = item.delivery.attempts.saturating_add(1);
-                    tracing::warn!(
-                        tenant = %item.delivery.tenant_id,
-                        delivery = %item.delivery.id,
-                        endpoint = %item.endpoint.name,
-                        attempts,
-                        %error,
-                        "notification delivery failed"
-                    );
-                    DeliveryAttempt::Failed {
-                        error: error.to_string(),
-                        retry_at: self.policy.retry_at(attempts, self.clock.now()),
-                    }
-                }
-            };
-            let Some(lease_until) = item.delivery.lease_until else {
-                report.lost += 1;
-                continue;
-            };
-            let recorded = self
-                .store
-                .finish_notification_delivery(
-                    item.delivery.tenant_id,
-                    item.delivery.id,
-                    lease_until,
-                    attempt,
-                    self.clock.now(),
-                )
-                .await?;
-            match recorded.map(|d| d.state) {
+        // Up to `concurrency` attempts in flight, so one slow endpoint does
+        // not hold the others past their claim.
+        let outcomes: Vec<Result<Option<NotificationDeliveryState>>> =
+            futures_util::stream::iter(claimed)
+                .map(|item| self.attempt(item))
+                .buffer_unordered(self.concurrency.max(1))
+                .collect()
+                .await;
+        for outcome in outcomes {
+            match outcome? {
                 Some(NotificationDeliveryState::Delivered) => report.delivered += 1,
                 Some(NotificationDeliveryState::Pending) => report.retried += 1,
                 Some(NotificationDeliveryState::Dead) => report.dead += 1,
@@ -185,6 +165,57 @@ impl NotificationDispatcher {
             }
         }
         Ok(report)
+    }
+
+    /// One attempt of a claimed delivery, recorded; the delivery's state
+    /// after it, or `None` when its claim was lost meanwhile.
+    async fn attempt(
+        &self,
+        item: ClaimedNotification,
+    ) -> Result<Option<NotificationDeliveryState>> {
+        let Some(lease_until) = item.delivery.lease_until else {
+            return Ok(None);
+        };
+        if self.clock.now() >= lease_until {
+            // The claim expired before its turn: another claim may send it.
+            return Ok(None);
+        }
+        let notifier = match item.endpoint.kind {
+            EndpointKind::Webhook => &self.webhook,
+            EndpointKind::Slack => &self.slack,
+        };
+        let attempt = match notifier
+            .send(&item.endpoint, &item.notification, self.clock.now())
+            .await
+        {
+            Ok(()) => DeliveryAttempt::Delivered,
+            Err(error) => {
+                let attempts = item.delivery.attempts.saturating_add(1);
+                tracing::warn!(
+                    tenant = %item.delivery.tenant_id,
+                    delivery = %item.delivery.id,
+                    endpoint = %item.endpoint.name,
+                    attempts,
+                    %error,
+                    "notification delivery failed"
+                );
+                DeliveryAttempt::Failed {
+                    error: error.to_string(),
+                    retry_at: self.policy.retry_at(attempts, self.clock.now()),
+                }
+            }
+        };
+        let recorded = self
+            .store
+            .finish_notification_delivery(
+                item.delivery.tenant_id,
+                item.delivery.id,
+                lease_until,
+                attempt,
+                self.clock.now(),
+            )
+            .await?;
+        Ok(recorded.map(|d| d.state))
     }
 }
 

@@ -61,8 +61,10 @@ pub fn webhook_body(notification: &Notification) -> serde_json::Value {
 }
 
 fn client(timeout: StdDuration) -> reqwest::Client {
+    // No redirects: a notification goes to the configured URL only.
     reqwest::Client::builder()
         .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap_or_else(|_| reqwest::Client::new())
 }

@@ -313,7 +313,7 @@ pub async fn failed_posts_write_their_notification(store: Arc<dyn Store>) {
     s.settle_posts(
         "w1",
         &[failed(&w, b.id, "outcome_unknown: no answer", None)],
-        at,
+        at + mins(1),
     )
     .await
     .unwrap();
@@ -352,6 +352,29 @@ pub async fn failed_posts_write_their_notification(store: Arc<dyn Store>) {
         assert_eq!(d.len(), 1);
         assert_eq!(d[0].endpoint_id, ops.id);
     }
+    // A claimed post failed by a guarded update notifies too.
+    let d = claimed_post(s, &w, "d").await;
+    s.update_post(
+        w.tenant.id,
+        d.id,
+        PostPatch {
+            status: Some(PostStatus::Failed),
+            error_message: Some(Some("cancelled by hand".into())),
+            expect_status: Some(PostStatus::Publishing),
+            release_lease: true,
+            ..PostPatch::default()
+        },
+        at,
+    )
+    .await
+    .unwrap();
+    let listed = s.list_notifications(w.tenant.id, None, 10).await.unwrap();
+    assert_eq!(listed.len(), 3);
+    let by_hand = listed
+        .iter()
+        .find(|n| n.key == format!("post_failed:{}:0", d.id))
+        .unwrap();
+    assert_eq!(by_hand.payload["error"], "cancelled by hand");
     // A settlement whose lease moved on writes nothing, notification included.
     s.settle_posts("w1", &[failed(&w, a.id, "again", None)], at)
         .await
@@ -361,6 +384,6 @@ pub async fn failed_posts_write_their_notification(store: Arc<dyn Store>) {
             .await
             .unwrap()
             .len(),
-        2
+        3
     );
 }
