@@ -18,6 +18,8 @@
 //! | `poll_comments` | 5 min | reads new comments of posts published in the last 7 days (every page from the stored cursor), stores each once, then triages and auto-replies them |
 //! | `aggregate_kpis` | 30 min | recomputes the 2-hour KPI windows of the last 48 h that changed since the previous run |
 //! | `token_refresh` | 10 min | renews channel tokens expiring within 24 h |
+//! | `deliver_notifications` | 15 s | sends the outbox's notifications (escalations, failed posts, …) to the tenants' webhook and Slack endpoints, retried with backoff |
+//! | `sla_breaches` | 1 min | notifies items waiting longer than their tenant's first-response target, once per wait |
 //!
 //! Environment:
 //! - `DATABASE_URL` (required): Postgres; migrations run on start.
@@ -46,6 +48,8 @@ use nexiom::connectors::{
 };
 use nexiom::core::{Clock, SystemClock};
 use nexiom::scheduler::inbound::{InboundPipeline, openai_config_from_settings};
+use nexiom::scheduler::inbox::{SlaMonitor, SlaWorker};
+use nexiom::scheduler::notify::{DeliverNotificationsWorker, NotificationDispatcher};
 use nexiom::scheduler::{
     AutoReplyStep, ChannelTokens, CleanupExecutionLogsWorker, CommentPoller, ConnectorGateway,
     EnqueueDuePostsWorker, HealthCheck, KpiWorker, PipelineRunner, PipelineWorker,
@@ -248,6 +252,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Renews tokens expiring within 24 hours, every 10 minutes.
         Arc::new(TokenRefreshWorker::new(tokens.clone(), registry.clone())),
         Arc::new(KpiWorker::new(Arc::clone(&store), Arc::clone(&clock))),
+        // The outbox's notifications to the tenants' endpoints, and the
+        // first-response SLA's breaches.
+        Arc::new(DeliverNotificationsWorker::new(
+            NotificationDispatcher::new(Arc::clone(&store), Arc::clone(&clock)),
+        )),
+        Arc::new(SlaWorker::new(SlaMonitor::new(
+            Arc::clone(&store),
+            Arc::clone(&clock),
+        ))),
     ];
     let mut runtime = WorkerRuntime::new(Arc::clone(&store), Arc::clone(&clock));
     for worker in workers {

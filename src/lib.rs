@@ -51,6 +51,15 @@
 //! # Ok::<(), StorageError>(())
 //! # }).unwrap();
 //! ```
+//!
+//! People stay in the loop: escalations, failed posts and SLA breaches are
+//! written to an outbox with the change that causes them
+//! ([`storage::OutboxStore`]) and delivered to the tenant's signed webhooks
+//! or Slack ([`scheduler::notify`]); agents answer under the platforms'
+//! messaging rules ([`scheduler::inbox::AgentReplies`]) and work from an
+//! inbox of assignees, statuses, labels, notes and canned replies
+//! ([`storage::InboxStore`]) with a first-response target
+//! ([`scheduler::inbox::SlaWorker`]).
 #![forbid(unsafe_code)]
 
 pub use nexiom_connectors as connectors;

@@ -334,6 +334,42 @@ impl Phase {
     }
 }
 
+string_enum! {
+    /// What a [`Notification`](crate::Notification) tells people about.
+    NotificationKind {
+        /// A message or comment was escalated to a person.
+        ItemEscalated => "item_escalated",
+        /// A post failed for good (no more attempts).
+        PostFailed => "post_failed",
+        /// A post was left `outcome_unknown`: a person must check the platform.
+        PublishOutcomeUnknown => "publish_outcome_unknown",
+        /// A channel's token was refused: it must be authorized again.
+        ChannelNeedsReauth => "channel_needs_reauth",
+        /// A worker failed several runs in a row.
+        WorkerFailing => "worker_failing",
+        /// An item waited past the tenant's first-response target.
+        SlaBreached => "sla_breached",
+    }
+
+    /// How a [`NotificationEndpoint`](crate::NotificationEndpoint) is called.
+    EndpointKind {
+        /// An outgoing webhook: the JSON event, signed with the endpoint's secret.
+        Webhook => "webhook",
+        /// A Slack-compatible incoming-webhook URL: a `{"text": …}` message.
+        Slack => "slack",
+    }
+
+    /// Where one delivery of a notification to one endpoint stands.
+    NotificationDeliveryState {
+        /// Waiting for its (next) attempt.
+        Pending => "pending",
+        /// The endpoint accepted it.
+        Delivered => "delivered",
+        /// Given up after the last allowed attempt.
+        Dead => "dead",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -121,6 +121,21 @@ typed_id! {
     BroadcastDeliveryId;
 }
 
+typed_id! {
+    /// Identifies a [`Notification`](crate::Notification).
+    NotificationId;
+    /// Identifies a [`NotificationEndpoint`](crate::NotificationEndpoint).
+    EndpointId;
+    /// Identifies a [`NotificationDelivery`](crate::NotificationDelivery).
+    NotificationDeliveryId;
+    /// Identifies an [`AgentReply`](crate::AgentReply).
+    AgentReplyId;
+    /// Identifies an [`InboxNote`](crate::InboxNote).
+    InboxNoteId;
+    /// Identifies a [`CannedReply`](crate::CannedReply).
+    CannedReplyId;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,8 +26,11 @@ pub trait CredentialLease: Send {
     async fn store(self: Box<Self>, credentials: Credentials) -> Result<Channel>;
 
     /// Sets the channel `needs_reauth` with `reason` and `at` (the platform
-    /// refused the refresh: a person must reconnect it), releases the lease,
-    /// and returns the channel as stored.
+    /// refused the refresh: a person must reconnect it) and, in the same
+    /// atomic write, enqueues the tenant's `channel_needs_reauth`
+    /// notification ([`NewNotification::channel_needs_reauth`](nexiom_core::NewNotification::channel_needs_reauth),
+    /// delivered to its subscribed endpoints); releases the lease and returns
+    /// the channel as stored.
     async fn refuse(self: Box<Self>, reason: &str, at: DateTime<Utc>) -> Result<Channel>;
 }
 

@@ -27,6 +27,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod agent_reply;
 mod api_keys;
 mod broadcast;
 mod checks;
@@ -34,8 +35,10 @@ mod credentials;
 mod dead_letters;
 mod error;
 mod external_posts;
+mod inbox;
 mod memory;
 mod ops;
+mod outbox;
 mod poll_batch;
 mod postgres;
 mod reply_batch;
@@ -48,14 +51,17 @@ mod traits;
 #[cfg(feature = "testing")]
 pub mod conformance;
 
+pub use agent_reply::{AgentReplyClaim, AgentReplyContext, AgentReplyStore};
 pub use api_keys::ApiKeyStore;
 pub use broadcast::{BroadcastStore, DELIVERY_OUTCOME_UNKNOWN, OPTED_OUT};
 pub use credentials::{CredentialLease, CredentialStore};
 pub use dead_letters::DeadLetterStore;
 pub use error::{Result, StorageError};
 pub use external_posts::ExternalPostStore;
+pub use inbox::InboxStore;
 pub use memory::MemoryStore;
 pub use ops::{OpsStore, QueueStats, SchemaStatus, expected_schema_version};
+pub use outbox::{OUTCOME_UNKNOWN_PREFIX, OutboxStore};
 pub use poll_batch::{ClaimedPoll, PollBatchStore, PollResult, PollWritten};
 pub use postgres::{PgStore, RotationReport};
 pub use reply_batch::{

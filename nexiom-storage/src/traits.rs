@@ -896,6 +896,9 @@ pub trait Store:
     + crate::TenantSettingsStore
     + crate::RetentionStore
     + crate::CredentialStore
+    + crate::OutboxStore
+    + crate::AgentReplyStore
+    + crate::InboxStore
     + Send
     + Sync
 {
@@ -924,6 +927,9 @@ impl<T> Store for T where
         + crate::TenantSettingsStore
         + crate::RetentionStore
         + crate::CredentialStore
+        + crate::OutboxStore
+        + crate::AgentReplyStore
+        + crate::InboxStore
         + Send
         + Sync
 {

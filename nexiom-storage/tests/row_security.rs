@@ -249,6 +249,12 @@ async fn the_application_role_sees_and_writes_only_its_tenant() {
         broadcast_contacts_audiences_and_post_audiences,
         broadcast_deliveries_are_made_and_sent_once,
         post_discovery_is_claimed_and_records_its_runs,
+        escalations_write_their_notification,
+        notification_deliveries_retry_and_die,
+        agent_replies_are_claimed_once_and_recorded,
+        inbox_items_follow_messages_and_people,
+        canned_replies_are_kept_per_tenant,
+        first_response_targets_are_kept_per_tenant,
     ];
     let mut covered = BTreeSet::new();
     let mut all_tables = Vec::new();

@@ -1,12 +1,15 @@
 //! The domain's entities, grouped by aggregate. Each record type is what storage
 //! returns; each `New*` type is what a caller gives to create one.
 
+mod agent_reply;
 mod api_key;
 mod broadcast;
 mod dead_letter;
 mod external;
 mod inbound;
+mod inbox;
 mod mission;
+mod notify;
 mod ops;
 mod publishing;
 mod reply;
@@ -16,12 +19,15 @@ mod tenant_settings;
 mod topics;
 mod triage;
 
+pub use agent_reply::*;
 pub use api_key::*;
 pub use broadcast::*;
 pub use dead_letter::*;
 pub use external::*;
 pub use inbound::*;
+pub use inbox::*;
 pub use mission::*;
+pub use notify::*;
 pub use ops::*;
 pub use publishing::*;
 pub use reply::*;

@@ -111,12 +111,19 @@ struct Entry {
 ///   it that waits (tests drive `run_once` with a manual clock, never sleeping).
 /// - **Shutdown.** [`WorkerRuntime::run`] stops when its [`Shutdown`] fires:
 ///   the run in flight finishes its current item and returns, no new run starts.
+/// - **Failing workers.** The run that makes a worker's streak of failed runs
+///   reach [`WorkerRuntime::alert_after_failures`] (3 by default) notifies
+///   `worker_failing` once per streak to every tenant subscribed to it
+///   ([`OutboxStore::notify_subscribers`]).
+///
+/// [`OutboxStore::notify_subscribers`]: nexiom_storage::OutboxStore::notify_subscribers
 pub struct WorkerRuntime {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     entries: Vec<Entry>,
     enabled_by_default: bool,
     idle_poll: std::time::Duration,
+    failure_alert: u32,
 }
 
 impl std::fmt::Debug for WorkerRuntime {
@@ -137,6 +144,7 @@ impl WorkerRuntime {
             entries: Vec::new(),
             enabled_by_default: true,
             idle_poll: std::time::Duration::from_secs(1),
+            failure_alert: 3,
         }
     }
 
@@ -301,7 +309,58 @@ impl WorkerRuntime {
             }
         };
         let log = self.store.finish_execution(log.id, outcome).await?;
+        if log.status == RunStatus::Failed
+            && let Err(error) = self.alert_if_failing(name).await
+        {
+            warn!(worker = name, %error, "could not notify the failing worker");
+        }
         Ok(WorkerRun::Ran(log))
+    }
+
+    /// Notifies `worker_failing` when the worker's last `failure_alert` runs
+    /// failed and the run before them did not (so once per streak).
+    async fn alert_if_failing(&self, name: &str) -> Result<()> {
+        let threshold = self.failure_alert;
+        if threshold == 0 {
+            return Ok(());
+        }
+        let logs = self
+            .store
+            .list_executions(Some(name), threshold.saturating_add(1))
+            .await?;
+        let n = usize::try_from(threshold).unwrap_or(usize::MAX);
+        let streak = logs
+            .iter()
+            .take_while(|l| l.status == RunStatus::Failed)
+            .count();
+        if streak != n {
+            return Ok(());
+        }
+        let (Some(first), Some(last)) = (logs.get(n - 1), logs.first()) else {
+            return Ok(());
+        };
+        let payload = serde_json::json!({
+            "worker": name,
+            "failures": threshold,
+            "error": last.error,
+            "since": first.started_at,
+        });
+        self.store
+            .notify_subscribers(
+                nexiom_core::NotificationKind::WorkerFailing,
+                &format!("worker_failing:{name}:{}", first.id),
+                payload,
+                last.finished_at.unwrap_or(last.started_at),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Notifies `worker_failing` when a worker's streak of failed runs reaches
+    /// `runs` (0: never). Default 3.
+    pub fn alert_after_failures(mut self, runs: u32) -> Self {
+        self.failure_alert = runs;
+        self
     }
 
     /// Runs workers on their cadences until `shutdown` fires: [`run_once`],

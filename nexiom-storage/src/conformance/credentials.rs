@@ -182,6 +182,20 @@ pub async fn refused_refresh_pauses_the_channel_until_reconnected(store: Arc<dyn
     assert_eq!(paused.status_changed_at, Some(t0() + mins(1)));
     let read = s.get_channel(a.tenant.id, a.channel.id).await.unwrap();
     assert_eq!(read, paused);
+    // The application is told in the same write.
+    let told = s
+        .list_notifications(a.tenant.id, Some(NotificationKind::ChannelNeedsReauth), 10)
+        .await
+        .unwrap();
+    assert_eq!(told.len(), 1);
+    assert_eq!(
+        told[0].payload["channel_id"],
+        serde_json::json!(a.channel.id)
+    );
+    assert_eq!(
+        told[0].payload["reason"],
+        serde_json::json!("invalid_grant: the refresh token was revoked")
+    );
     assert_eq!(
         s.list_expiring_channels(t0() + mins(30), 10).await.unwrap(),
         vec![(b.tenant.id, b.channel.id)]

@@ -28,6 +28,7 @@
 //! (`nexiom_no_postgres` is this workspace's cfg, set by nexiom-storage's
 //! build script; a downstream crate uses its own condition.)
 
+mod agent_replies;
 mod api_keys;
 mod broadcast_posts;
 mod broadcast_webhooks;
@@ -37,8 +38,11 @@ mod credentials;
 mod dead_letters;
 mod external_posts;
 mod harness;
+mod inbox;
 mod kpi;
 mod ops;
+mod outbox;
+mod outbox_deliveries;
 mod poll_batch;
 mod publish_batch;
 mod reply_batch;
@@ -49,6 +53,7 @@ mod tenant_settings;
 mod tests;
 mod topics;
 
+pub use agent_replies::*;
 pub use api_keys::*;
 pub use broadcast_posts::*;
 pub use broadcast_webhooks::*;
@@ -61,8 +66,11 @@ pub use harness::{
     LOCAL_SERVER_URL, LOCAL_TEST_DATABASE, TestStore, memory_test_store, postgres_app_role_store,
     postgres_test_store, postgres_test_url, postgres_worker_role_store, test_keys,
 };
+pub use inbox::*;
 pub use kpi::*;
 pub use ops::*;
+pub use outbox::*;
+pub use outbox_deliveries::*;
 pub use poll_batch::*;
 pub use publish_batch::*;
 pub use reply_batch::*;
@@ -145,6 +153,17 @@ macro_rules! conformance_suite {
             credential_leases_are_one_at_a_time,
             refused_refresh_pauses_the_channel_until_reconnected,
             replies_of_a_paused_channel_wait,
+            notification_endpoints_are_created_and_listed,
+            escalations_write_their_notification,
+            failed_posts_write_their_notification,
+            notification_deliveries_retry_and_die,
+            deployment_notifications_reach_subscribed_tenants,
+            agent_replies_are_claimed_once_and_recorded,
+            concurrent_agent_reply_claims_claim_once,
+            inbox_items_follow_messages_and_people,
+            canned_replies_are_kept_per_tenant,
+            first_response_targets_are_kept_per_tenant,
+            concurrent_messages_keep_the_item_right,
         );
     };
     (@tests $attrs:tt $factory:path; $($name:ident,)+) => {$(

@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use nexiom_core::{
-    Comment, CommentCheckpoint, CommentId, CommentReply, DecisionId, DeliveryStatus, Inserted,
-    NewComment, NewCommentReply, PostId, TenantId, Triage, validate,
+    Comment, CommentCheckpoint, CommentId, CommentReply, DecisionId, DecisionSubject,
+    DeliveryStatus, Inserted, NewComment, NewCommentReply, PostId, TenantId, Triage, validate,
 };
 
 /// The outcome of sending a comment reply, as `finish_comment_reply` takes it.
@@ -94,6 +94,13 @@ impl Inner {
         decision: Option<DecisionId>,
     ) -> Result<Comment> {
         validate::unit_interval("confidence", confidence)?;
+        if triage == Triage::Escalate
+            && let Some(notification) =
+                self.escalation(tenant, DecisionSubject::Comment(id), decision)?
+        {
+            // The notification first: a refused one leaves the triage unwritten.
+            self.notify(notification)?;
+        }
         let comment = get_scoped_mut(&mut self.comments, tenant, &id, "comment")?;
         comment.triage = Some(triage);
         comment.confidence = Some(confidence);

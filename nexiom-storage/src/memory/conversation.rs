@@ -6,8 +6,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use nexiom_core::{
     ChannelId, ContactId, Conversation, ConversationId, ConversationStatus, DecisionId,
-    DeliveryStatus, Inserted, Message, MessageDirection, MessageId, NewMessage, TenantId, Triage,
-    validate,
+    DecisionSubject, DeliveryStatus, Inserted, Message, MessageDirection, MessageId, NewMessage,
+    TenantId, Triage, validate,
 };
 
 use super::{
@@ -287,6 +287,13 @@ impl Inner {
         decision: Option<DecisionId>,
     ) -> Result<Message> {
         validate::unit_interval("confidence", confidence)?;
+        if triage == Triage::Escalate
+            && let Some(notification) =
+                self.escalation(tenant, DecisionSubject::Message(id), decision)?
+        {
+            // The notification first: a refused one leaves the triage unwritten.
+            self.notify(notification)?;
+        }
         let message = get_scoped_mut(&mut self.messages, tenant, &id, "message")?;
         message.triage = Some(triage);
         message.confidence = Some(confidence);

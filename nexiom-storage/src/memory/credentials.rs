@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use nexiom_core::{Channel, ChannelId, ChannelStatus, Credentials, TenantId};
+use nexiom_core::{Channel, ChannelId, ChannelStatus, Credentials, NewNotification, TenantId};
 use tokio::sync::OwnedMutexGuard;
 
 use super::{MemoryStore, get_scoped};
@@ -45,13 +45,19 @@ impl CredentialLease for MemoryLease<'_> {
 
     async fn refuse(self: Box<Self>, reason: &str, at: DateTime<Utc>) -> Result<Channel> {
         nexiom_core::validate::text("reason", reason)?;
-        self.store
-            .lock()
-            .update_channel(self.channel.tenant_id, self.channel.id, |c| {
-                c.status = ChannelStatus::NeedsReauth;
-                c.status_reason = Some(reason.to_owned());
-                c.status_changed_at = Some(at);
-            })
+        let (tenant, id) = (self.channel.tenant_id, self.channel.id);
+        let notice = NewNotification::channel_needs_reauth(tenant, id, reason, at);
+        let mut inner = self.store.lock();
+        // Both or neither: the notification is checked before anything is
+        // written, and cannot fail after.
+        inner.check_notify(&notice)?;
+        let channel = inner.update_channel(tenant, id, |c| {
+            c.status = ChannelStatus::NeedsReauth;
+            c.status_reason = Some(reason.to_owned());
+            c.status_changed_at = Some(at);
+        })?;
+        inner.notify(notice)?;
+        Ok(channel)
     }
 }
 

@@ -11,6 +11,7 @@
 //! insert-if-absent paths (events, messages, comments, occurrences…) stay O(log n)
 //! instead of scanning every row.
 
+mod agent_reply;
 mod api_key;
 mod broadcast;
 mod broadcast_delivery;
@@ -20,9 +21,11 @@ mod credentials;
 mod dead_letter;
 mod event;
 mod external_post;
+mod inbox;
 mod kpi;
 mod mission;
 mod ops;
+mod outbox;
 mod poll_batch;
 mod post;
 mod reply_batch;
@@ -201,6 +204,13 @@ struct Inner {
 
     /// WhatsApp contacts' opt-in, audiences, posts' audiences and deliveries.
     broadcasts: broadcast::Broadcasts,
+
+    /// Notification endpoints, notifications and their deliveries.
+    outbox: outbox::Outbox,
+    /// Replies written by agents.
+    agent_replies: agent_reply::AgentReplies,
+    /// People's state of the inbox items, notes and canned replies.
+    inbox: inbox::Inbox,
 }
 
 impl Inner {

@@ -150,6 +150,9 @@ impl Inner {
             ));
         }
 
+        // Applied to a copy, written back with its notification (if any).
+        let was = post.status;
+        let mut post = post.clone();
         if let Some(status) = patch.status {
             post.status = status;
         }
@@ -191,7 +194,11 @@ impl Inner {
             post.stop_at = stop_at;
         }
         post.updated_at = at;
-        Ok(post.clone())
+        if was == PostStatus::Publishing && post.status == PostStatus::Failed {
+            self.notify(crate::outbox::post_failed(&post))?;
+        }
+        self.posts.insert(post.id, post.clone());
+        Ok(post)
     }
 
     fn claim_due_posts(
@@ -277,34 +284,37 @@ impl Inner {
         for settlement in settlements {
             settlement.validate()?;
         }
+        let claimed = |post: &ScheduledPost, s: &PostSettlement| {
+            post.tenant_id == s.tenant_id
+                && post.status == PostStatus::Publishing
+                && post.lease_owner.as_deref() == Some(lease_owner)
+        };
+        // The notifications of the posts settled failed are checked before
+        // anything is written: all of the batch is written, or none.
+        for s in settlements
+            .iter()
+            .filter(|s| s.status == PostStatus::Failed)
+        {
+            if let Some(post) = self.posts.get(&s.post_id)
+                && claimed(post, s)
+            {
+                let mut settled = post.clone();
+                settle_one(&mut settled, s, at);
+                self.check_notify(&crate::outbox::post_failed(&settled))?;
+            }
+        }
         let mut written = Vec::with_capacity(settlements.len());
         for s in settlements {
             let Some(post) = self.posts.get_mut(&s.post_id) else {
                 continue;
             };
-            if post.tenant_id != s.tenant_id
-                || post.status != PostStatus::Publishing
-                || post.lease_owner.as_deref() != Some(lease_owner)
-            {
+            if !claimed(post, s) {
                 continue;
             }
-            post.status = s.status;
-            if let Some(retry_count) = s.retry_count {
-                post.retry_count = retry_count;
-            }
-            post.error_message.clone_from(&s.error_message);
-            post.next_attempt_at = s.next_attempt_at;
-            if let Some(published) = &s.published {
-                post.platform_post_id = Some(published.platform_post_id.clone());
-                post.url.clone_from(&published.url);
-                post.published_at = Some(published.published_at);
-                post.next_check_at = Some(published.next_check_at);
-                post.stop_at = published.stop_at;
-            }
-            post.lease_owner = None;
-            post.lease_expires_at = None;
-            post.updated_at = at;
+            settle_one(post, s, at);
             written.push(post.id);
+            let failed =
+                (post.status == PostStatus::Failed).then(|| crate::outbox::post_failed(post));
             if let Some(job) = post.content_job_id {
                 self.settle_content_job(job, s, at);
             }
@@ -315,6 +325,9 @@ impl Inner {
                 run.status = end.status;
                 run.error.clone_from(&end.error);
                 run.finished_at = Some(at);
+            }
+            if let Some(notification) = failed {
+                self.notify(notification)?;
             }
         }
         Ok(written)
@@ -488,6 +501,26 @@ impl Inner {
         runs.sort_by_key(|r| (r.attempt, r.id));
         runs
     }
+}
+
+/// Applies settlement `s` to its claimed `post` at `at`.
+fn settle_one(post: &mut ScheduledPost, s: &PostSettlement, at: DateTime<Utc>) {
+    post.status = s.status;
+    if let Some(retry_count) = s.retry_count {
+        post.retry_count = retry_count;
+    }
+    post.error_message.clone_from(&s.error_message);
+    post.next_attempt_at = s.next_attempt_at;
+    if let Some(published) = &s.published {
+        post.platform_post_id = Some(published.platform_post_id.clone());
+        post.url.clone_from(&published.url);
+        post.published_at = Some(published.published_at);
+        post.next_check_at = Some(published.next_check_at);
+        post.stop_at = published.stop_at;
+    }
+    post.lease_owner = None;
+    post.lease_expires_at = None;
+    post.updated_at = at;
 }
 
 #[async_trait]

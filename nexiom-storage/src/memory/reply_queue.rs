@@ -7,7 +7,7 @@ use nexiom_core::{
     ReplyStatus, TenantId, Triage,
 };
 
-use super::{Inner, MemoryStore, get_scoped_mut, limit_len};
+use super::{Inner, MemoryStore, get_scoped, get_scoped_mut, limit_len};
 use crate::error::{Result, StorageError};
 use crate::reply_queue::ReplyQueueStore;
 
@@ -96,27 +96,57 @@ impl Inner {
         subject: DecisionSubject,
         outcome: ReplyOutcome,
     ) -> Result<ReplyStatus> {
-        let (reply, triage, id) = match subject {
-            DecisionSubject::Message(id) => {
-                let m = get_scoped_mut(&mut self.messages, tenant, &id, "message")?;
-                (&mut m.reply, &mut m.triage, id.to_string())
-            }
-            DecisionSubject::Comment(id) => {
-                let c = get_scoped_mut(&mut self.comments, tenant, &id, "comment")?;
-                (&mut c.reply, &mut c.triage, id.to_string())
-            }
+        let (current, id) = match subject {
+            DecisionSubject::Message(id) => (
+                get_scoped(&self.messages, tenant, &id, "message")?
+                    .reply
+                    .clone(),
+                id.to_string(),
+            ),
+            DecisionSubject::Comment(id) => (
+                get_scoped(&self.comments, tenant, &id, "comment")?
+                    .reply
+                    .clone(),
+                id.to_string(),
+            ),
         };
-        let Some(reply) = reply.as_mut() else {
+        let Some(mut reply) = current else {
             return Err(StorageError::precondition(
                 subject.kind(),
                 id,
                 "not in the reply queue (never triaged auto_reply)",
             ));
         };
-        if crate::reply_queue::apply(reply, outcome) {
+        let escalate = crate::reply_queue::apply(&mut reply, outcome);
+        if escalate {
+            // The notification first: a refused one leaves the item unwritten.
+            let decision = match subject {
+                DecisionSubject::Message(id) => {
+                    self.messages.get(&id).and_then(|m| m.ai_decision_id)
+                }
+                DecisionSubject::Comment(id) => {
+                    self.comments.get(&id).and_then(|c| c.ai_decision_id)
+                }
+            };
+            if let Some(notification) = self.escalation(tenant, subject, decision)? {
+                self.notify(notification)?;
+            }
+        }
+        let (slot, triage) = match subject {
+            DecisionSubject::Message(id) => {
+                let m = get_scoped_mut(&mut self.messages, tenant, &id, "message")?;
+                (&mut m.reply, &mut m.triage)
+            }
+            DecisionSubject::Comment(id) => {
+                let c = get_scoped_mut(&mut self.comments, tenant, &id, "comment")?;
+                (&mut c.reply, &mut c.triage)
+            }
+        };
+        *slot = Some(reply.clone());
+        if escalate {
             *triage = Some(Triage::Escalate);
         }
-        Ok(reply.clone())
+        Ok(reply)
     }
 
     fn renew_reply_leases(

@@ -5,7 +5,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use nexiom_core::{Channel, ChannelId, Credentials, TenantId, validate};
+use nexiom_core::{Channel, ChannelId, Credentials, NewNotification, TenantId, validate};
 use uuid::Uuid;
 
 use super::error::db;
@@ -117,6 +117,23 @@ impl CredentialLease for PgLease<'_> {
         .await
         .map_err(db)?;
         let row = row.ok_or_else(|| StorageError::not_found("channel", self.channel.id))?;
+        // The application is told in the same transaction (the outbox).
+        let notice = NewNotification::channel_needs_reauth(
+            self.channel.tenant_id,
+            self.channel.id,
+            reason,
+            at,
+        );
+        notice.validate()?;
+        sqlx::query("SELECT nexiom_enqueue_notification($1, $2, $3, $4, $5)")
+            .bind(notice.tenant_id.as_uuid())
+            .bind(notice.kind.as_str())
+            .bind(&notice.key)
+            .bind(&notice.payload)
+            .bind(notice.occurred_at)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(db)?;
         self.tx.commit().await.map_err(db)?;
         self.store.open_channel(row.into_entity()?)
     }

@@ -30,6 +30,7 @@
 //! - **Runtime-checked queries only** (`sqlx::query*` functions, no macros), so
 //!   the crate builds without a database.
 
+mod agent_reply;
 mod api_key;
 mod broadcast;
 mod broadcast_delivery;
@@ -41,10 +42,12 @@ mod dead_letter;
 mod error;
 mod event;
 mod external_post;
+mod inbox;
 mod kpi;
 mod kpi_sql;
 mod mission;
 mod ops;
+mod outbox;
 mod poll_batch;
 mod post;
 mod post_batch;

@@ -26,13 +26,15 @@ pub struct RotationReport {
     pub settings: u64,
     /// Tenant secret settings re-sealed.
     pub tenant_secrets: u64,
+    /// Notification endpoints whose signing secret was re-sealed.
+    pub endpoint_secrets: u64,
     /// Transactions used.
     pub batches: u64,
 }
 
 /// Which stored values a pass re-seals.
 #[derive(Clone, Copy)]
-enum Pass {
+pub(super) enum Pass {
     /// Everything not sealed with the current key (plain text included).
     Rotate,
     /// Only plain text.
@@ -119,6 +121,8 @@ impl PgStore {
             self.reseal_settings(sealer, pass, &prefix, batch, lock, &mut report)
                 .await?;
             self.reseal_tenant_secrets(sealer, pass, &prefix, batch, lock, &mut report)
+                .await?;
+            self.reseal_endpoint_secrets(sealer, pass, &prefix, batch, lock, &mut report)
                 .await?;
         }
         Ok(report)
@@ -295,7 +299,7 @@ pub(super) fn token_slot(column: &'static str, tenant: TenantId, channel: Channe
 }
 
 /// `stored` re-sealed with the current key when the pass asks for it.
-fn reseal_one(
+pub(super) fn reseal_one(
     sealer: &Sealer,
     pass: Pass,
     slot: Slot,

@@ -1,0 +1,241 @@
+//! Notifications: events that people must hear about (an escalation, a post
+//! failed for good, …), the endpoints a tenant subscribes to them, and one
+//! delivery per (notification, endpoint) tracked through an outbox.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::enums::{EndpointKind, NotificationDeliveryState, NotificationKind};
+use crate::error::CoreError;
+use crate::id::{ChannelId, EndpointId, NotificationDeliveryId, NotificationId, TenantId};
+use crate::secret::SecretString;
+use crate::validate;
+
+/// The longest endpoint URL accepted, in bytes.
+pub const MAX_ENDPOINT_URL_LEN: usize = 2048;
+
+/// An event written to the outbox, in the same transaction as the change that
+/// caused it. Unique by `(tenant, key)`: the same cause never notifies twice.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Notification {
+    /// Id; also the idempotency key sent with every delivery attempt.
+    pub id: NotificationId,
+    /// Owner.
+    pub tenant_id: TenantId,
+    /// What happened.
+    pub kind: NotificationKind,
+    /// The deduplication key of the cause (for example
+    /// `item_escalated:message:<id>`).
+    pub key: String,
+    /// The event's details (ids, text, error), sent as the body's `data`.
+    pub payload: serde_json::Value,
+    /// When the cause happened.
+    pub occurred_at: DateTime<Utc>,
+}
+
+/// Input to enqueue a [`Notification`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewNotification {
+    /// Owner (must exist).
+    pub tenant_id: TenantId,
+    /// What happened.
+    pub kind: NotificationKind,
+    /// The deduplication key (a key): a second notification with the same key
+    /// is not enqueued.
+    pub key: String,
+    /// Details (a JSON object).
+    pub payload: serde_json::Value,
+    /// When the cause happened.
+    pub occurred_at: DateTime<Utc>,
+}
+
+impl NewNotification {
+    /// The `channel_needs_reauth` notification of `channel`, which must be
+    /// authorized again since `since` (the instant its status changed, so
+    /// one notification per episode whatever the number of refused calls),
+    /// with `reason` (the platform's refusal). Enqueue it with
+    /// `OutboxStore::enqueue_notification` where the channel's status is
+    /// changed.
+    pub fn channel_needs_reauth(
+        tenant: TenantId,
+        channel: ChannelId,
+        reason: &str,
+        since: DateTime<Utc>,
+    ) -> Self {
+        NewNotification {
+            tenant_id: tenant,
+            kind: NotificationKind::ChannelNeedsReauth,
+            key: format!(
+                "channel_needs_reauth:{channel}:{}",
+                since.timestamp_millis()
+            ),
+            payload: serde_json::json!({
+                "channel_id": channel,
+                "reason": reason.replace('\0', " "),
+                "since": since,
+            }),
+            occurred_at: since,
+        }
+    }
+
+    /// Checks the key and the payload.
+    pub fn validate(&self) -> Result<(), CoreError> {
+        validate::key("key", &self.key)?;
+        if !self.payload.is_object() {
+            return Err(CoreError::invalid("payload", "must be a JSON object"));
+        }
+        validate::json("payload", &self.payload)
+    }
+}
+
+/// Where a tenant's notifications of some kinds go.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NotificationEndpoint {
+    /// Id.
+    pub id: EndpointId,
+    /// Owner.
+    pub tenant_id: TenantId,
+    /// Unique name within the tenant.
+    pub name: String,
+    /// How it is called.
+    pub kind: EndpointKind,
+    /// The URL posted to.
+    pub url: String,
+    /// The signing secret (webhooks); sealed at rest on Postgres.
+    #[serde(skip)]
+    pub secret: Option<SecretString>,
+    /// The kinds it subscribes to, sorted.
+    pub kinds: Vec<NotificationKind>,
+    /// Disabled endpoints get no new deliveries.
+    pub enabled: bool,
+    /// Created at.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Input to create a [`NotificationEndpoint`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewNotificationEndpoint {
+    /// Owner (must exist).
+    pub tenant_id: TenantId,
+    /// Unique name within the tenant (a key).
+    pub name: String,
+    /// How it is called.
+    pub kind: EndpointKind,
+    /// An `http://` or `https://` URL.
+    pub url: String,
+    /// The signing secret: required for a webhook (at least 16 bytes).
+    pub secret: Option<SecretString>,
+    /// The kinds it subscribes to (at least one; order and repeats do not
+    /// matter).
+    pub kinds: Vec<NotificationKind>,
+    /// Created at.
+    pub created_at: DateTime<Utc>,
+}
+
+impl NewNotificationEndpoint {
+    /// Checks the name, the URL, the secret and the kinds.
+    pub fn validate(&self) -> Result<(), CoreError> {
+        validate::key("name", &self.name)?;
+        let url = self.url.as_str();
+        if !(url.starts_with("https://") || url.starts_with("http://"))
+            || url.len() > MAX_ENDPOINT_URL_LEN
+            || url.chars().any(|c| c.is_control() || c.is_whitespace())
+        {
+            return Err(CoreError::invalid(
+                "url",
+                format!(
+                    "must be an http:// or https:// URL of at most {MAX_ENDPOINT_URL_LEN} bytes \
+                     without spaces"
+                ),
+            ));
+        }
+        match (&self.kind, &self.secret) {
+            (EndpointKind::Webhook, None) => {
+                return Err(CoreError::invalid(
+                    "secret",
+                    "a webhook endpoint needs a signing secret",
+                ));
+            }
+            (_, Some(secret)) if secret.expose().len() < 16 => {
+                return Err(CoreError::invalid(
+                    "secret",
+                    "must be at least 16 bytes long",
+                ));
+            }
+            (_, Some(secret)) if secret.expose().contains('\0') => {
+                return Err(CoreError::invalid(
+                    "secret",
+                    "must not contain a NUL character",
+                ));
+            }
+            _ => {}
+        }
+        if self.kinds.is_empty() {
+            return Err(CoreError::invalid(
+                "kinds",
+                "subscribe the endpoint to at least one notification kind",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The kinds sorted, without repeats (as stored).
+    pub fn sorted_kinds(&self) -> Vec<NotificationKind> {
+        let mut kinds = self.kinds.clone();
+        kinds.sort();
+        kinds.dedup();
+        kinds
+    }
+}
+
+/// One notification's delivery to one endpoint: created with the notification
+/// for every enabled endpoint subscribed to its kind, then attempted until the
+/// endpoint accepts it or the attempts run out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NotificationDelivery {
+    /// Id.
+    pub id: NotificationDeliveryId,
+    /// Owner.
+    pub tenant_id: TenantId,
+    /// The notification.
+    pub notification_id: NotificationId,
+    /// The endpoint.
+    pub endpoint_id: EndpointId,
+    /// Where it stands.
+    pub state: NotificationDeliveryState,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// While pending: not due before this instant (`None`: due now).
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// While an attempt is in flight: its claim holds until then.
+    pub lease_until: Option<DateTime<Utc>>,
+    /// The last failed attempt's error.
+    pub last_error: Option<String>,
+    /// When the endpoint accepted it.
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
+/// A delivery claimed for an attempt, with what the attempt needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimedNotification {
+    /// The delivery (its `lease_until` set by the claim).
+    pub delivery: NotificationDelivery,
+    /// Its notification.
+    pub notification: Notification,
+    /// Its endpoint, secret opened.
+    pub endpoint: NotificationEndpoint,
+}
+
+/// The outcome of one delivery attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeliveryAttempt {
+    /// The endpoint accepted it: `delivered`.
+    Delivered,
+    /// It failed; try again at `retry_at`, or give up (`dead`) when `None`.
+    Failed {
+        /// What went wrong.
+        error: String,
+        /// The next attempt, or `None` for the last one.
+        retry_at: Option<DateTime<Utc>>,
+    },
+}

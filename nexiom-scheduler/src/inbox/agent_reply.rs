@@ -1,0 +1,310 @@
+//! [`AgentReplies::reply_as_agent`]: a person answers a conversation or a
+//! comment through the channel's connector, under the platforms' messaging
+//! policy, exactly once per idempotency key.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use nexiom_connectors::{ConnectorRegistry, MessageBody, OutboundMessage, PrivateReply, Template};
+use nexiom_core::{
+    AgentReply, AgentReplyOutcome, AgentReplyTarget, AgentTemplate, Clock, Content, NewAgentReply,
+    Platform, TenantId,
+};
+use nexiom_storage::{AgentReplyClaim, AgentReplyContext, StorageError, Store};
+use thiserror::Error;
+
+/// The messaging window of WhatsApp (customer service), Instagram and
+/// Messenger (standard messaging), in hours.
+pub const MESSAGING_WINDOW_HOURS: i64 = 24;
+
+/// How long after a comment a private reply may be sent, in days.
+pub const PRIVATE_REPLY_WINDOW_DAYS: i64 = 7;
+
+/// What an agent asks to send.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentReplyRequest {
+    /// The tenant.
+    pub tenant_id: TenantId,
+    /// What it answers.
+    pub target: AgentReplyTarget,
+    /// The agent (an opaque id of the caller's user).
+    pub agent_id: String,
+    /// The text.
+    pub text: String,
+    /// A WhatsApp template, sent instead of the text (needed outside the
+    /// 24-hour window).
+    pub template: Option<AgentTemplate>,
+    /// The client's idempotency key: a second call with it sends nothing
+    /// and answers the first call's reply.
+    pub idempotency_key: String,
+}
+
+/// Why an agent reply was not sent.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum AgentReplyError {
+    /// The messaging policy forbids it; nothing was sent or recorded.
+    #[error("reply refused by the messaging policy: {0}")]
+    Refused(String),
+    /// Storage failed or refused (an unknown conversation or comment is
+    /// `NotFound`).
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// Sends replies written by people.
+#[derive(Clone)]
+pub struct AgentReplies {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    connectors: ConnectorRegistry,
+    tokens: crate::tokens::ChannelTokens,
+}
+
+impl std::fmt::Debug for AgentReplies {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentReplies")
+            .field("connectors", &self.connectors.names())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The policy's verdict on a reply, before any call: `Ok` or why not.
+fn check_policy(
+    request: &AgentReplyRequest,
+    ctx: &AgentReplyContext,
+    now: DateTime<Utc>,
+) -> Result<(), String> {
+    let platform = &ctx.channel.platform;
+    let meta = matches!(platform, Platform::Instagram | Platform::Facebook);
+    if request.template.is_some() && *platform != Platform::WhatsApp {
+        return Err(format!(
+            "templates are WhatsApp's; {platform} takes the text only"
+        ));
+    }
+    match request.target {
+        AgentReplyTarget::Conversation { .. } => {
+            if ctx.recipient.is_none() {
+                return Err(format!(
+                    "the conversation's contact has no {platform} handle to write to"
+                ));
+            }
+            let inside = ctx
+                .last_inbound_at
+                .is_some_and(|at| now - at <= Duration::hours(MESSAGING_WINDOW_HOURS));
+            if inside {
+                return Ok(());
+            }
+            let since = ctx.last_inbound_at.map_or_else(
+                || "the contact never wrote".to_owned(),
+                |at| format!("the contact last wrote {} h ago", (now - at).num_hours()),
+            );
+            match platform {
+                Platform::WhatsApp if request.template.is_some() => Ok(()),
+                Platform::WhatsApp => Err(format!(
+                    "{since}, outside WhatsApp's {MESSAGING_WINDOW_HOURS}-hour window: send an \
+                     approved template"
+                )),
+                _ if meta => Err(format!(
+                    "{since}, outside {platform}'s {MESSAGING_WINDOW_HOURS}-hour messaging \
+                     window: answer once the person writes again"
+                )),
+                _ => Ok(()),
+            }
+        }
+        AgentReplyTarget::PublicComment { .. } => Ok(()),
+        AgentReplyTarget::PrivateComment { .. } => {
+            if !meta {
+                return Err(format!(
+                    "{platform} has no private replies to comments: reply publicly"
+                ));
+            }
+            if ctx.private_reply_claimed {
+                return Err(
+                    "a private reply to this comment was sent already (one per comment): reply \
+                     publicly"
+                        .into(),
+                );
+            }
+            match ctx.comment_created_at {
+                Some(at) if now - at > Duration::days(PRIVATE_REPLY_WINDOW_DAYS) => Err(format!(
+                    "the comment is {} days old; private replies are allowed for \
+                     {PRIVATE_REPLY_WINDOW_DAYS} days: reply publicly",
+                    (now - at).num_days()
+                )),
+                _ => Ok(()),
+            }
+        }
+    }
+}
+
+/// The connector's message body of a request.
+fn body(request: &AgentReplyRequest) -> MessageBody {
+    match &request.template {
+        Some(t) => {
+            let mut template = Template::new(t.name.clone(), t.language.clone());
+            if !t.parameters.is_empty() {
+                let parameters: Vec<serde_json::Value> = t
+                    .parameters
+                    .iter()
+                    .map(|p| serde_json::json!({"type": "text", "text": p}))
+                    .collect();
+                template.components =
+                    vec![serde_json::json!({"type": "body", "parameters": parameters})];
+            }
+            MessageBody::Template(template)
+        }
+        None => MessageBody::Content(Content::text(request.text.clone())),
+    }
+}
+
+impl AgentReplies {
+    /// Replies through the connectors of `connectors` (one per platform
+    /// name), reading the time from `clock`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        connectors: ConnectorRegistry,
+    ) -> Self {
+        AgentReplies {
+            tokens: crate::tokens::ChannelTokens::new(Arc::clone(&store), Arc::clone(&clock)),
+            store,
+            clock,
+            connectors,
+        }
+    }
+
+    /// Gets tokens through `tokens` (share the process's one keeper); by
+    /// default it has its own over the same store. A channel that needs
+    /// re-authorization makes no call: the reply fails with that reason.
+    pub fn with_tokens(mut self, tokens: crate::tokens::ChannelTokens) -> Self {
+        self.tokens = tokens;
+        self
+    }
+
+    /// Sends an agent's reply:
+    ///
+    /// 1. A reply already stored under the idempotency key is returned as it
+    ///    is: nothing is sent.
+    /// 2. The messaging policy is checked before anything is written or
+    ///    sent ([`AgentReplyError::Refused`]): a conversation needs the
+    ///    contact's handle and, on WhatsApp, Instagram and Messenger, the
+    ///    contact's last message within 24 hours (WhatsApp accepts a
+    ///    template outside it); a private reply needs Instagram or Facebook,
+    ///    a comment at most 7 days old and no private reply to it yet.
+    /// 3. The reply is claimed under the key (two concurrent calls with one
+    ///    key: one claim, one platform call; the other call answers the
+    ///    stored reply), then sent through the channel's connector: a direct
+    ///    message, a public comment reply or a private reply.
+    /// 4. The answer is recorded: `sent` (a conversation reply becomes an
+    ///    outbound message with the agent's reply linked, so it counts for
+    ///    the first-response time) or `failed` with the platform's error;
+    ///    either way the key never sends again.
+    pub async fn reply_as_agent(
+        &self,
+        request: AgentReplyRequest,
+    ) -> Result<AgentReply, AgentReplyError> {
+        let tenant = request.tenant_id;
+        let new = NewAgentReply {
+            tenant_id: tenant,
+            target: request.target,
+            agent_id: request.agent_id.clone(),
+            text: request.text.clone(),
+            template: request.template.clone(),
+            idempotency_key: request.idempotency_key.clone(),
+            created_at: self.clock.now(),
+        };
+        new.validate().map_err(StorageError::from)?;
+        if let Some(stored) = self
+            .store
+            .find_agent_reply(tenant, &request.idempotency_key)
+            .await?
+        {
+            return Ok(stored);
+        }
+        let ctx = self
+            .store
+            .agent_reply_context(tenant, request.target)
+            .await?;
+        let now = self.clock.now();
+        check_policy(&request, &ctx, now).map_err(AgentReplyError::Refused)?;
+        let reply = match self.store.claim_agent_reply(new).await? {
+            AgentReplyClaim::Claimed(reply) => reply,
+            AgentReplyClaim::Existing(reply) => return Ok(reply),
+            AgentReplyClaim::PrivateReplyTaken => {
+                return Err(AgentReplyError::Refused(
+                    "a private reply to this comment was sent already (one per comment)".into(),
+                ));
+            }
+        };
+        let outcome = match self.send(&request, &ctx).await {
+            Ok(provider_id) => AgentReplyOutcome::Sent { provider_id },
+            Err(error) => {
+                tracing::warn!(%tenant, reply = %reply.id, %error, "agent reply not sent");
+                AgentReplyOutcome::Failed { error }
+            }
+        };
+        Ok(self
+            .store
+            .finish_agent_reply(tenant, reply.id, outcome, self.clock.now())
+            .await?)
+    }
+
+    /// The platform call; the platform's id of what was sent, or the error.
+    async fn send(
+        &self,
+        request: &AgentReplyRequest,
+        ctx: &AgentReplyContext,
+    ) -> Result<Option<String>, String> {
+        let connector = self
+            .connectors
+            .get(ctx.channel.platform.as_str())
+            .map_err(|e| e.to_string())?;
+        let channel = self
+            .tokens
+            .context(connector.as_ref(), &ctx.channel)
+            .await
+            .map_err(|e| e.to_string())?;
+        let missing = |what: &str| format!("the target has no {what}");
+        match request.target {
+            AgentReplyTarget::Conversation { .. } => {
+                let recipient = ctx.recipient.clone().ok_or_else(|| missing("recipient"))?;
+                let message = OutboundMessage {
+                    recipient,
+                    body: body(request),
+                    reply_to: None,
+                    reference: Some(request.idempotency_key.clone()),
+                    last_inbound_at: ctx.last_inbound_at,
+                };
+                connector
+                    .send_message(&channel, &message)
+                    .await
+                    .map(|sent| Some(sent.message_id))
+                    .map_err(|e| e.to_string())
+            }
+            AgentReplyTarget::PublicComment { .. } => {
+                let comment = ctx
+                    .comment_platform_id
+                    .as_deref()
+                    .ok_or_else(|| missing("comment id"))?;
+                connector
+                    .reply_comment(&channel, comment, &request.text)
+                    .await
+                    .map(Some)
+                    .map_err(|e| e.to_string())
+            }
+            AgentReplyTarget::PrivateComment { .. } => {
+                let (Some(comment), Some(at)) =
+                    (ctx.comment_platform_id.clone(), ctx.comment_created_at)
+                else {
+                    return Err(missing("comment id"));
+                };
+                connector
+                    .send_private_reply(&channel, &PrivateReply::new(comment, &request.text, at))
+                    .await
+                    .map(|sent| Some(sent.message_id))
+                    .map_err(|e| e.to_string())
+            }
+        }
+    }
+}

@@ -1,0 +1,295 @@
+//! Delivering the outbox: [`NotificationDispatcher`] claims due deliveries,
+//! sends each through the [`Notifier`] of its endpoint's kind and records the
+//! attempt (delivered, retried with backoff, or dead after the last attempt);
+//! [`DeliverNotificationsWorker`] runs it on the worker runtime.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use futures_util::StreamExt;
+use nexiom_core::{
+    ClaimedNotification, Clock, DeliveryAttempt, EndpointKind, NotificationDeliveryState,
+};
+use nexiom_storage::Store;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::notifier::{Notifier, SlackNotifier, WebhookNotifier};
+use crate::error::Result;
+use crate::worker::{Cadence, WorkReport, Worker, WorkerContext};
+
+/// Name (and flag) of [`DeliverNotificationsWorker`].
+pub const DELIVER_NOTIFICATIONS: &str = "deliver_notifications";
+
+/// How failed attempts are retried: exponential backoff from `base`, doubled
+/// after each failure up to `max`, and `dead` after `max_attempts` attempts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all before a delivery is dead (at least 1; default 8).
+    pub max_attempts: u32,
+    /// The wait after the first failure (default 30 s).
+    pub base: Duration,
+    /// The longest wait (default 1 h).
+    pub max: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 8,
+            base: Duration::seconds(30),
+            max: Duration::hours(1),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// When to try again after `attempts` attempts (the failed one included)
+    /// failed at `now`; `None` once they reach `max_attempts`.
+    pub fn retry_at(&self, attempts: u32, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        if attempts >= self.max_attempts.max(1) {
+            return None;
+        }
+        let doublings = attempts.saturating_sub(1).min(30);
+        let wait = self
+            .base
+            .checked_mul(1 << doublings)
+            .map_or(self.max, |w| w.min(self.max));
+        Some(now + wait)
+    }
+}
+
+/// What one [`NotificationDispatcher::deliver_due`] batch did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryReport {
+    /// Deliveries claimed.
+    pub claimed: u64,
+    /// Accepted by their endpoint.
+    pub delivered: u64,
+    /// Failed, to be tried again.
+    pub retried: u64,
+    /// Failed for the last time: dead.
+    pub dead: u64,
+    /// Whose claim expired before the answer was recorded (another claim
+    /// took them over; they may be sent again).
+    pub lost: u64,
+}
+
+/// Sends the outbox's due deliveries.
+#[derive(Clone)]
+pub struct NotificationDispatcher {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    webhook: Arc<dyn Notifier>,
+    slack: Arc<dyn Notifier>,
+    policy: RetryPolicy,
+    lease: Duration,
+    concurrency: usize,
+}
+
+impl std::fmt::Debug for NotificationDispatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NotificationDispatcher")
+            .field("policy", &self.policy)
+            .field("lease", &self.lease)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NotificationDispatcher {
+    /// A dispatcher with the built-in notifiers ([`WebhookNotifier`],
+    /// [`SlackNotifier`]), the default [`RetryPolicy`] and a 2-minute claim.
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+        NotificationDispatcher {
+            store,
+            clock,
+            webhook: Arc::new(WebhookNotifier::new()),
+            slack: Arc::new(SlackNotifier::new()),
+            policy: RetryPolicy::default(),
+            lease: Duration::minutes(2),
+            concurrency: 8,
+        }
+    }
+
+    /// The same dispatcher sending the endpoints of `kind` through `notifier`.
+    pub fn with_notifier(mut self, kind: EndpointKind, notifier: Arc<dyn Notifier>) -> Self {
+        match kind {
+            EndpointKind::Webhook => self.webhook = notifier,
+            EndpointKind::Slack => self.slack = notifier,
+        }
+        self
+    }
+
+    /// The same dispatcher with at most `n` attempts in flight (default 8).
+    pub fn with_concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n.max(1);
+        self
+    }
+
+    /// The same dispatcher with another retry policy.
+    pub fn with_policy(mut self, policy: RetryPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Claims up to `limit` due deliveries of every tenant and attempts each
+    /// once, up to 8 at a time; a delivery whose claim expired before its
+    /// turn is left to the next claim (counted `lost`). Delivery is at least once: a process stopped between the send
+    /// and its record lets the claim expire, and the delivery is sent again
+    /// with the same idempotency key.
+    pub async fn deliver_due(&self, limit: u32) -> Result<DeliveryReport> {
+        let now = self.clock.now();
+        let claimed = self
+            .store
+            .claim_notification_deliveries(now, limit, self.lease)
+            .await?;
+        let mut report = DeliveryReport {
+            claimed: claimed.len() as u64,
+            ..DeliveryReport::default()
+        };
+        // Up to `concurrency` attempts in flight, so one slow endpoint does
+        // not hold the others past their claim.
+        let outcomes: Vec<Result<Option<NotificationDeliveryState>>> =
+            futures_util::stream::iter(claimed)
+                .map(|item| self.attempt(item))
+                .buffer_unordered(self.concurrency.max(1))
+                .collect()
+                .await;
+        for outcome in outcomes {
+            match outcome? {
+                Some(NotificationDeliveryState::Delivered) => report.delivered += 1,
+                Some(NotificationDeliveryState::Pending) => report.retried += 1,
+                Some(NotificationDeliveryState::Dead) => report.dead += 1,
+                None => report.lost += 1,
+            }
+        }
+        Ok(report)
+    }
+
+    /// One attempt of a claimed delivery, recorded; the delivery's state
+    /// after it, or `None` when its claim was lost meanwhile.
+    async fn attempt(
+        &self,
+        item: ClaimedNotification,
+    ) -> Result<Option<NotificationDeliveryState>> {
+        let Some(lease_until) = item.delivery.lease_until else {
+            return Ok(None);
+        };
+        if self.clock.now() >= lease_until {
+            // The claim expired before its turn: another claim may send it.
+            return Ok(None);
+        }
+        let notifier = match item.endpoint.kind {
+            EndpointKind::Webhook => &self.webhook,
+            EndpointKind::Slack => &self.slack,
+        };
+        let attempt = match notifier
+            .send(&item.endpoint, &item.notification, self.clock.now())
+            .await
+        {
+            Ok(()) => DeliveryAttempt::Delivered,
+            Err(error) => {
+                let attempts = item.delivery.attempts.saturating_add(1);
+                tracing::warn!(
+                    tenant = %item.delivery.tenant_id,
+                    delivery = %item.delivery.id,
+                    endpoint = %item.endpoint.name,
+                    attempts,
+                    %error,
+                    "notification delivery failed"
+                );
+                DeliveryAttempt::Failed {
+                    error: error.to_string(),
+                    retry_at: self.policy.retry_at(attempts, self.clock.now()),
+                }
+            }
+        };
+        let recorded = self
+            .store
+            .finish_notification_delivery(
+                item.delivery.tenant_id,
+                item.delivery.id,
+                lease_until,
+                attempt,
+                self.clock.now(),
+            )
+            .await?;
+        Ok(recorded.map(|d| d.state))
+    }
+}
+
+/// [`NotificationDispatcher::deliver_due`] on the worker runtime, every 15
+/// seconds by default: batches of `batch_size` until one comes back short,
+/// at most `max_batches`, stopping between batches on shutdown.
+#[derive(Debug, Clone)]
+pub struct DeliverNotificationsWorker {
+    dispatcher: NotificationDispatcher,
+    cadence: Cadence,
+}
+
+impl DeliverNotificationsWorker {
+    /// The worker over `dispatcher`.
+    pub fn new(dispatcher: NotificationDispatcher) -> Self {
+        DeliverNotificationsWorker {
+            dispatcher,
+            cadence: Cadence::Every(Duration::seconds(15)),
+        }
+    }
+
+    /// The same worker on another cadence.
+    pub fn on(mut self, cadence: impl Into<Cadence>) -> Self {
+        self.cadence = cadence.into();
+        self
+    }
+}
+
+#[async_trait]
+impl Worker for DeliverNotificationsWorker {
+    fn name(&self) -> &str {
+        DELIVER_NOTIFICATIONS
+    }
+
+    fn cadence(&self) -> Cadence {
+        self.cadence.clone()
+    }
+
+    async fn run(&self, ctx: &WorkerContext) -> Result<WorkReport> {
+        let mut total = DeliveryReport::default();
+        for _ in 0..ctx.batch.max_batches.max(1) {
+            let batch = self.dispatcher.deliver_due(ctx.batch.batch_size).await?;
+            total.claimed += batch.claimed;
+            total.delivered += batch.delivered;
+            total.retried += batch.retried;
+            total.dead += batch.dead;
+            total.lost += batch.lost;
+            if batch.claimed < u64::from(ctx.batch.batch_size) || ctx.shutdown.is_triggered() {
+                break;
+            }
+        }
+        Ok(WorkReport {
+            items_processed: i64::try_from(total.claimed).unwrap_or(i64::MAX),
+            items_failed: i64::try_from(total.retried + total.dead).unwrap_or(i64::MAX),
+            results: json!(total),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_then_gives_up() {
+        let now = DateTime::<Utc>::UNIX_EPOCH;
+        let policy = RetryPolicy {
+            max_attempts: 5,
+            base: Duration::seconds(30),
+            max: Duration::minutes(2),
+        };
+        let waits: Vec<Option<i64>> = (1..=5)
+            .map(|n| policy.retry_at(n, now).map(|t| (t - now).num_seconds()))
+            .collect();
+        assert_eq!(waits, vec![Some(30), Some(60), Some(120), Some(120), None]);
+    }
+}

@@ -1,0 +1,242 @@
+//! [`Notifier`]: how a notification reaches an endpoint, and the two built
+//! in: [`WebhookNotifier`] (signed JSON) and [`SlackNotifier`] (a Slack
+//! incoming-webhook message).
+
+use std::time::Duration as StdDuration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use nexiom_core::{Notification, NotificationEndpoint, NotificationKind};
+use serde_json::json;
+use thiserror::Error;
+
+use super::signature::{
+    EVENT_HEADER, IDEMPOTENCY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign,
+};
+
+/// Why one delivery attempt failed. Every failure is retried (with backoff)
+/// until the attempts run out.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum NotifyError {
+    /// The endpoint answered, but not 2xx.
+    #[error("the endpoint answered HTTP {status}: {body}")]
+    Rejected {
+        /// The HTTP status.
+        status: u16,
+        /// The start of its body.
+        body: String,
+    },
+    /// No answer: connection refused, timeout, TLS error…
+    #[error("the endpoint could not be reached: {0}")]
+    Transport(String),
+    /// The endpoint cannot be called as configured (a webhook without a
+    /// secret): fix the endpoint.
+    #[error("the endpoint is misconfigured: {0}")]
+    Misconfigured(String),
+}
+
+/// Sends one notification to one endpoint. An `Ok` means the endpoint
+/// accepted it (the delivery is then never attempted again).
+#[async_trait]
+pub trait Notifier: Send + Sync {
+    /// One attempt; `now` is the attempt's time (the signature's timestamp).
+    async fn send(
+        &self,
+        endpoint: &NotificationEndpoint,
+        notification: &Notification,
+        now: DateTime<Utc>,
+    ) -> Result<(), NotifyError>;
+}
+
+/// The JSON body of a webhook delivery: `id` (also the idempotency key),
+/// `kind`, `tenant_id`, `occurred_at` and the notification's `data`.
+pub fn webhook_body(notification: &Notification) -> serde_json::Value {
+    json!({
+        "id": notification.id,
+        "kind": notification.kind,
+        "tenant_id": notification.tenant_id,
+        "occurred_at": notification.occurred_at,
+        "data": notification.payload,
+    })
+}
+
+fn client(timeout: StdDuration) -> reqwest::Client {
+    // No redirects: a notification goes to the configured URL only.
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap_or_else(|_| reqwest::Client::new())
+}
+
+/// Sends `body` and maps the answer.
+async fn post(request: reqwest::RequestBuilder, body: Vec<u8>) -> Result<(), NotifyError> {
+    let response = request
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| NotifyError::Transport(e.to_string()))?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let text = response.text().await.unwrap_or_default();
+    Err(NotifyError::Rejected {
+        status: status.as_u16(),
+        body: text.chars().take(300).collect(),
+    })
+}
+
+/// The outgoing webhook: POSTs [`webhook_body`] as JSON with the headers
+/// `X-Nexiom-Signature` (see [`sign`]), `X-Nexiom-Timestamp`,
+/// `X-Nexiom-Idempotency-Key` (the notification id) and `X-Nexiom-Event`
+/// (its kind). Any 2xx answer accepts it.
+#[derive(Debug, Clone)]
+pub struct WebhookNotifier {
+    client: reqwest::Client,
+}
+
+impl WebhookNotifier {
+    /// A notifier with a 10-second timeout per attempt.
+    pub fn new() -> Self {
+        WebhookNotifier::with_timeout(StdDuration::from_secs(10))
+    }
+
+    /// A notifier with another timeout per attempt.
+    pub fn with_timeout(timeout: StdDuration) -> Self {
+        WebhookNotifier {
+            client: client(timeout),
+        }
+    }
+}
+
+impl Default for WebhookNotifier {
+    fn default() -> Self {
+        WebhookNotifier::new()
+    }
+}
+
+#[async_trait]
+impl Notifier for WebhookNotifier {
+    async fn send(
+        &self,
+        endpoint: &NotificationEndpoint,
+        notification: &Notification,
+        now: DateTime<Utc>,
+    ) -> Result<(), NotifyError> {
+        let Some(secret) = &endpoint.secret else {
+            return Err(NotifyError::Misconfigured(format!(
+                "webhook endpoint {:?} has no signing secret",
+                endpoint.name
+            )));
+        };
+        let body = serde_json::to_vec(&webhook_body(notification))
+            .map_err(|e| NotifyError::Misconfigured(e.to_string()))?;
+        let timestamp = now.timestamp();
+        let request = self
+            .client
+            .post(&endpoint.url)
+            .header(SIGNATURE_HEADER, sign(secret.expose(), timestamp, &body))
+            .header(TIMESTAMP_HEADER, timestamp.to_string())
+            .header(IDEMPOTENCY_HEADER, notification.id.to_string())
+            .header(EVENT_HEADER, notification.kind.as_str());
+        post(request, body).await
+    }
+}
+
+/// A Slack-compatible incoming webhook: POSTs `{"text": …}`, a one-line
+/// summary of the notification (what happened, the item, the text or error).
+/// The idempotency key is sent as `X-Nexiom-Idempotency-Key` too.
+#[derive(Debug, Clone)]
+pub struct SlackNotifier {
+    client: reqwest::Client,
+}
+
+impl SlackNotifier {
+    /// A notifier with a 10-second timeout per attempt.
+    pub fn new() -> Self {
+        SlackNotifier {
+            client: client(StdDuration::from_secs(10)),
+        }
+    }
+}
+
+impl Default for SlackNotifier {
+    fn default() -> Self {
+        SlackNotifier::new()
+    }
+}
+
+/// The Slack message of a notification.
+pub fn slack_text(notification: &Notification) -> String {
+    let data = &notification.payload;
+    let field = |name: &str| data.get(name).and_then(|v| v.as_str()).unwrap_or("?");
+    let excerpt = |text: &str| -> String {
+        let cut: String = text.chars().take(200).collect();
+        if cut.len() < text.len() {
+            format!("{cut}…")
+        } else {
+            cut
+        }
+    };
+    match notification.kind {
+        NotificationKind::ItemEscalated => format!(
+            ":rotating_light: A {} was escalated to a person: \"{}\" ({})",
+            field("subject"),
+            excerpt(field("text")),
+            notification.key
+        ),
+        NotificationKind::PostFailed => format!(
+            ":x: Post {} failed for good: {}",
+            field("post_id"),
+            excerpt(field("error"))
+        ),
+        NotificationKind::PublishOutcomeUnknown => format!(
+            ":grey_question: Post {} may or may not be live (outcome unknown): check the \
+             platform. {}",
+            field("post_id"),
+            excerpt(field("error"))
+        ),
+        NotificationKind::ChannelNeedsReauth => format!(
+            ":key: Channel {} must be authorized again: {}",
+            field("channel_id"),
+            excerpt(field("reason"))
+        ),
+        NotificationKind::WorkerFailing => format!(
+            ":warning: Worker {} failed {} runs in a row: {}",
+            field("worker"),
+            data.get("failures").and_then(|v| v.as_u64()).unwrap_or(0),
+            excerpt(field("error"))
+        ),
+        NotificationKind::SlaBreached => format!(
+            ":hourglass: A {} {} has waited {} min for a first answer (target {} min)",
+            field("subject"),
+            field("id"),
+            data.get("waited_minutes")
+                .and_then(|v| v.as_i64())
+                .unwrap_or(0),
+            data.get("target_minutes")
+                .and_then(|v| v.as_i64())
+                .unwrap_or(0),
+        ),
+    }
+}
+
+#[async_trait]
+impl Notifier for SlackNotifier {
+    async fn send(
+        &self,
+        endpoint: &NotificationEndpoint,
+        notification: &Notification,
+        _now: DateTime<Utc>,
+    ) -> Result<(), NotifyError> {
+        let body = serde_json::to_vec(&json!({ "text": slack_text(notification) }))
+            .map_err(|e| NotifyError::Misconfigured(e.to_string()))?;
+        let request = self
+            .client
+            .post(&endpoint.url)
+            .header(IDEMPOTENCY_HEADER, notification.id.to_string());
+        post(request, body).await
+    }
+}

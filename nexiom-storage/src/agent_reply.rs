@@ -1,0 +1,83 @@
+//! [`AgentReplyStore`]: replies written by people, claimed once per
+//! idempotency key before the platform call and recorded with their outcome.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use nexiom_core::{
+    AgentReply, AgentReplyId, AgentReplyOutcome, AgentReplyTarget, Channel, ContactId,
+    NewAgentReply, TenantId,
+};
+
+use crate::error::Result;
+
+/// What the messaging policy and the platform call need to know about a
+/// target, read in one step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentReplyContext {
+    /// The channel the reply goes out on (credentials included).
+    pub channel: Channel,
+    /// For a conversation: its contact.
+    pub contact_id: Option<ContactId>,
+    /// For a conversation: the contact's handle on the channel's platform.
+    pub recipient: Option<String>,
+    /// For a conversation: when the contact last wrote (its latest inbound
+    /// message), which opens the messaging window.
+    pub last_inbound_at: Option<DateTime<Utc>>,
+    /// For a conversation: the provider id of that latest inbound message.
+    pub last_inbound_provider_id: Option<String>,
+    /// For a comment: its platform id.
+    pub comment_platform_id: Option<String>,
+    /// For a comment: when it was made (the private-reply window runs from
+    /// it).
+    pub comment_created_at: Option<DateTime<Utc>>,
+    /// For a comment: whether a private reply to it was claimed already.
+    pub private_reply_claimed: bool,
+}
+
+/// The answer to [`AgentReplyStore::claim_agent_reply`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum AgentReplyClaim {
+    /// This call claimed the reply: send it, then record the outcome.
+    Claimed(AgentReply),
+    /// The key was claimed before (by this call's twin or an earlier one):
+    /// the stored reply, unchanged. Send nothing.
+    Existing(AgentReply),
+    /// A private reply to the comment was claimed already under another key
+    /// (the platforms allow one per comment). Nothing written.
+    PrivateReplyTaken,
+}
+
+/// Agent replies.
+#[async_trait]
+pub trait AgentReplyStore: Send + Sync {
+    /// The context of `target` (see [`AgentReplyContext`]). `NotFound` for a
+    /// conversation or comment that is not the tenant's.
+    async fn agent_reply_context(
+        &self,
+        tenant: TenantId,
+        target: AgentReplyTarget,
+    ) -> Result<AgentReplyContext>;
+    /// Claims the reply (`sending`) unless the tenant has one under its
+    /// idempotency key, atomically: two concurrent calls with one key get
+    /// one `Claimed` and one `Existing`. `NotFound` for a target that is not
+    /// the tenant's.
+    async fn claim_agent_reply(&self, new: NewAgentReply) -> Result<AgentReplyClaim>;
+    /// Records the platform's answer to a `sending` reply at `at`: `sent`
+    /// with its provider id (a conversation reply also becomes an outbound
+    /// message of the conversation, created at `at`, in the same atomic
+    /// write, so it counts for the first-response time), or `failed` with
+    /// the error. A reply no longer `sending` is returned unchanged.
+    async fn finish_agent_reply(
+        &self,
+        tenant: TenantId,
+        id: AgentReplyId,
+        outcome: AgentReplyOutcome,
+        at: DateTime<Utc>,
+    ) -> Result<AgentReply>;
+    /// The tenant's reply under `idempotency_key`, if any.
+    async fn find_agent_reply(
+        &self,
+        tenant: TenantId,
+        idempotency_key: &str,
+    ) -> Result<Option<AgentReply>>;
+}

@@ -1,0 +1,403 @@
+//! [`AgentReplyStore`] on Postgres: `agent_replies` (migration 0026). Every
+//! operation runs in a transaction scoped to its tenant.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use nexiom_core::{
+    AgentReply, AgentReplyId, AgentReplyOutcome, AgentReplyState, AgentReplyTarget, AgentTemplate,
+    ChannelId, CommentId, ConversationId, NewAgentReply, TenantId, validate,
+};
+use uuid::Uuid;
+
+use super::PgStore;
+use super::error::{WriteFailure, db, write_error};
+use crate::agent_reply::{AgentReplyClaim, AgentReplyContext, AgentReplyStore};
+use crate::error::{Result, StorageError};
+use crate::traits::TenantStore;
+
+#[derive(sqlx::FromRow)]
+struct AgentReplyRow {
+    id: Uuid,
+    tenant_id: Uuid,
+    target_kind: String,
+    conversation_id: Option<Uuid>,
+    comment_id: Option<Uuid>,
+    channel_id: Uuid,
+    agent_id: String,
+    text: String,
+    template: Option<serde_json::Value>,
+    idempotency_key: String,
+    state: String,
+    message_id: Option<Uuid>,
+    provider_id: Option<String>,
+    error: Option<String>,
+    created_at: DateTime<Utc>,
+    finished_at: Option<DateTime<Utc>>,
+}
+
+impl AgentReplyRow {
+    fn into_entity(self) -> Result<AgentReply> {
+        let bad = |what: &str| StorageError::backend(format!("agent reply {}: {what}", self.id));
+        let target = match (
+            self.target_kind.as_str(),
+            self.conversation_id,
+            self.comment_id,
+        ) {
+            ("conversation", Some(c), _) => AgentReplyTarget::Conversation {
+                conversation: ConversationId::from_uuid(c),
+            },
+            ("public_comment", _, Some(c)) => AgentReplyTarget::PublicComment {
+                comment: CommentId::from_uuid(c),
+            },
+            ("private_comment", _, Some(c)) => AgentReplyTarget::PrivateComment {
+                comment: CommentId::from_uuid(c),
+            },
+            _ => return Err(bad("unknown target")),
+        };
+        let template: Option<AgentTemplate> = self
+            .template
+            .map(serde_json::from_value)
+            .transpose()
+            .map_err(|e| bad(&format!("template: {e}")))?;
+        Ok(AgentReply {
+            id: self.id.into(),
+            tenant_id: self.tenant_id.into(),
+            target,
+            channel_id: self.channel_id.into(),
+            agent_id: self.agent_id,
+            text: self.text,
+            template,
+            idempotency_key: self.idempotency_key,
+            state: AgentReplyState::parse(&self.state)?,
+            message_id: self.message_id.map(Into::into),
+            provider_id: self.provider_id,
+            error: self.error,
+            created_at: self.created_at,
+            finished_at: self.finished_at,
+        })
+    }
+}
+
+/// An [`AgentReplyContext`] before its channel is read.
+struct Partial {
+    contact_id: Option<nexiom_core::ContactId>,
+    recipient: Option<String>,
+    last_inbound_at: Option<DateTime<Utc>>,
+    last_inbound_provider_id: Option<String>,
+    comment_platform_id: Option<String>,
+    comment_created_at: Option<DateTime<Utc>>,
+    private_reply_claimed: bool,
+}
+
+impl Partial {
+    fn with(self, channel: nexiom_core::Channel) -> AgentReplyContext {
+        AgentReplyContext {
+            channel,
+            contact_id: self.contact_id,
+            recipient: self.recipient,
+            last_inbound_at: self.last_inbound_at,
+            last_inbound_provider_id: self.last_inbound_provider_id,
+            comment_platform_id: self.comment_platform_id,
+            comment_created_at: self.comment_created_at,
+            private_reply_claimed: self.private_reply_claimed,
+        }
+    }
+}
+
+/// The conversation and comment ids of a target, as columns.
+fn target_columns(target: AgentReplyTarget) -> (Option<Uuid>, Option<Uuid>) {
+    match target {
+        AgentReplyTarget::Conversation { conversation } => (Some(conversation.as_uuid()), None),
+        AgentReplyTarget::PublicComment { comment }
+        | AgentReplyTarget::PrivateComment { comment } => (None, Some(comment.as_uuid())),
+    }
+}
+
+#[async_trait]
+impl AgentReplyStore for PgStore {
+    async fn agent_reply_context(
+        &self,
+        tenant: TenantId,
+        target: AgentReplyTarget,
+    ) -> Result<AgentReplyContext> {
+        let mut tx = self.scoped(tenant).await?;
+        let context = match target {
+            AgentReplyTarget::Conversation { conversation } => {
+                type Row = (
+                    Uuid,
+                    Uuid,
+                    Option<String>,
+                    Option<DateTime<Utc>>,
+                    Option<String>,
+                );
+                let row: Option<Row> = sqlx::query_as(
+                    "SELECT c.channel_id, c.contact_id, \
+                         (SELECT cc.external_handle FROM contact_channels cc \
+                          JOIN channels ch ON ch.tenant_id = c.tenant_id AND ch.id = c.channel_id \
+                          WHERE cc.tenant_id = c.tenant_id AND cc.contact_id = c.contact_id \
+                              AND cc.platform = ch.platform \
+                          ORDER BY cc.created_at, cc.id LIMIT 1), \
+                         m.created_at, m.provider_message_id \
+                     FROM conversations c \
+                     LEFT JOIN LATERAL ( \
+                         SELECT created_at, provider_message_id FROM messages \
+                         WHERE conversation_id = c.id AND direction = 'inbound' \
+                         ORDER BY created_at DESC, id DESC LIMIT 1) m ON true \
+                     WHERE c.tenant_id = $1 AND c.id = $2",
+                )
+                .bind(tenant.as_uuid())
+                .bind(conversation.as_uuid())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
+                let (channel, contact, recipient, last_at, last_id) =
+                    row.ok_or_else(|| StorageError::not_found("conversation", conversation))?;
+                (
+                    ChannelId::from_uuid(channel),
+                    Partial {
+                        contact_id: Some(contact.into()),
+                        recipient,
+                        last_inbound_at: last_at,
+                        last_inbound_provider_id: last_id,
+                        comment_platform_id: None,
+                        comment_created_at: None,
+                        private_reply_claimed: false,
+                    },
+                )
+            }
+            AgentReplyTarget::PublicComment { comment }
+            | AgentReplyTarget::PrivateComment { comment } => {
+                let row: Option<(Uuid, String, DateTime<Utc>, bool)> = sqlx::query_as(
+                    "SELECT c.channel_id, c.platform_comment_id, c.created_at, \
+                         EXISTS (SELECT 1 FROM agent_replies a WHERE a.tenant_id = c.tenant_id \
+                             AND a.comment_id = c.id AND a.target_kind = 'private_comment') \
+                     FROM comments c WHERE c.tenant_id = $1 AND c.id = $2",
+                )
+                .bind(tenant.as_uuid())
+                .bind(comment.as_uuid())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
+                let (channel, platform_id, created_at, claimed) =
+                    row.ok_or_else(|| StorageError::not_found("comment", comment))?;
+                (
+                    ChannelId::from_uuid(channel),
+                    Partial {
+                        contact_id: None,
+                        recipient: None,
+                        last_inbound_at: None,
+                        last_inbound_provider_id: None,
+                        comment_platform_id: Some(platform_id),
+                        comment_created_at: Some(created_at),
+                        private_reply_claimed: claimed,
+                    },
+                )
+            }
+        };
+        tx.commit().await.map_err(db)?;
+        let (channel_id, partial) = context;
+        let channel = self.get_channel(tenant, channel_id).await?;
+        Ok(partial.with(channel))
+    }
+
+    async fn claim_agent_reply(&self, new: NewAgentReply) -> Result<AgentReplyClaim> {
+        new.validate()?;
+        let (conversation, comment) = target_columns(new.target);
+        let template = new
+            .template
+            .as_ref()
+            .map(serde_json::to_value)
+            .transpose()
+            .map_err(|e| StorageError::backend(format!("template: {e}")))?;
+        let mut tx = self.scoped(new.tenant_id).await?;
+        let channel: Option<Uuid> = sqlx::query_scalar(
+            "SELECT channel_id FROM conversations WHERE tenant_id = $1 AND id = $2 \
+             UNION ALL \
+             SELECT channel_id FROM comments WHERE tenant_id = $1 AND id = $3",
+        )
+        .bind(new.tenant_id.as_uuid())
+        .bind(conversation)
+        .bind(comment)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
+        let Some(channel) = channel else {
+            return Err(match new.target {
+                AgentReplyTarget::Conversation { conversation } => {
+                    StorageError::not_found("conversation", conversation)
+                }
+                AgentReplyTarget::PublicComment { comment }
+                | AgentReplyTarget::PrivateComment { comment } => {
+                    StorageError::not_found("comment", comment)
+                }
+            });
+        };
+        let inserted: std::result::Result<Option<AgentReplyRow>, _> = sqlx::query_as(
+            "INSERT INTO agent_replies (id, tenant_id, target_kind, conversation_id, comment_id, \
+                 channel_id, agent_id, text, template, idempotency_key, state, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'sending', $11) \
+             ON CONFLICT DO NOTHING RETURNING *",
+        )
+        .bind(AgentReplyId::generate().as_uuid())
+        .bind(new.tenant_id.as_uuid())
+        .bind(new.target.kind())
+        .bind(conversation)
+        .bind(comment)
+        .bind(channel)
+        .bind(&new.agent_id)
+        .bind(&new.text)
+        .bind(template)
+        .bind(&new.idempotency_key)
+        .bind(new.created_at)
+        .fetch_optional(&mut *tx)
+        .await;
+        let inserted = match inserted {
+            Ok(row) => row,
+            Err(err) => {
+                drop(tx);
+                return Err(write_error(
+                    self,
+                    err,
+                    WriteFailure {
+                        tenant: Some(new.tenant_id),
+                        refs: &[],
+                        conflict: None,
+                    },
+                )
+                .await);
+            }
+        };
+        let claim = match inserted {
+            Some(row) => AgentReplyClaim::Claimed(row.into_entity()?),
+            None => {
+                let existing: Option<AgentReplyRow> = sqlx::query_as(
+                    "SELECT * FROM agent_replies WHERE tenant_id = $1 AND idempotency_key = $2",
+                )
+                .bind(new.tenant_id.as_uuid())
+                .bind(&new.idempotency_key)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
+                match existing {
+                    Some(row) => AgentReplyClaim::Existing(row.into_entity()?),
+                    None => AgentReplyClaim::PrivateReplyTaken,
+                }
+            }
+        };
+        tx.commit().await.map_err(db)?;
+        Ok(claim)
+    }
+
+    async fn finish_agent_reply(
+        &self,
+        tenant: TenantId,
+        id: AgentReplyId,
+        outcome: AgentReplyOutcome,
+        at: DateTime<Utc>,
+    ) -> Result<AgentReply> {
+        let (state, provider_id, error) = match &outcome {
+            AgentReplyOutcome::Sent { provider_id } => {
+                validate::opt_key("provider_id", provider_id.as_deref())?;
+                (AgentReplyState::Sent, provider_id.as_deref(), None)
+            }
+            AgentReplyOutcome::Failed { error } => {
+                validate::text("error", error)?;
+                (AgentReplyState::Failed, None, Some(error.as_str()))
+            }
+        };
+        let mut tx = self.scoped(tenant).await?;
+        let updated: Option<AgentReplyRow> = sqlx::query_as(
+            "UPDATE agent_replies SET state = $3, provider_id = $4, error = $5, finished_at = $6 \
+             WHERE tenant_id = $1 AND id = $2 AND state = 'sending' RETURNING *",
+        )
+        .bind(tenant.as_uuid())
+        .bind(id.as_uuid())
+        .bind(state.as_str())
+        .bind(provider_id)
+        .bind(error)
+        .bind(at)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
+        let Some(row) = updated else {
+            let stored: Option<AgentReplyRow> =
+                sqlx::query_as("SELECT * FROM agent_replies WHERE tenant_id = $1 AND id = $2")
+                    .bind(tenant.as_uuid())
+                    .bind(id.as_uuid())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            return stored
+                .ok_or_else(|| StorageError::not_found("agent reply", id))?
+                .into_entity();
+        };
+        let row = match (state, row.conversation_id) {
+            (AgentReplyState::Sent, Some(conversation)) => {
+                // The outbound message (or the one already holding its
+                // provider id), the conversation moved forward, the link.
+                let message: Uuid = sqlx::query_scalar(
+                    "WITH ins AS ( \
+                         INSERT INTO messages (id, tenant_id, conversation_id, channel_id, \
+                             direction, text, has_media, provider_message_id, in_reply_to, \
+                             triage, confidence, ai_decision_id, delivery_status, created_at, \
+                             stored_at) \
+                         VALUES ($1, $2, $3, $4, 'outbound', $5, false, $6, NULL, NULL, NULL, \
+                             NULL, 'sent', $7, $7) \
+                         ON CONFLICT DO NOTHING RETURNING id, created_at \
+                     ), bump AS ( \
+                         UPDATE conversations c \
+                         SET last_message_at = GREATEST(c.last_message_at, ins.created_at) \
+                         FROM ins WHERE c.tenant_id = $2 AND c.id = $3 \
+                     ) \
+                     SELECT id FROM ins \
+                     UNION ALL \
+                     SELECT id FROM messages WHERE channel_id = $4 AND provider_message_id = $6 \
+                     LIMIT 1",
+                )
+                .bind(nexiom_core::MessageId::generate().as_uuid())
+                .bind(tenant.as_uuid())
+                .bind(conversation)
+                .bind(row.channel_id)
+                .bind(&row.text)
+                .bind(provider_id)
+                .bind(at)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?;
+                sqlx::query_as(
+                    "UPDATE agent_replies SET message_id = $3 \
+                     WHERE tenant_id = $1 AND id = $2 RETURNING *",
+                )
+                .bind(tenant.as_uuid())
+                .bind(id.as_uuid())
+                .bind(message)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?
+            }
+            _ => row,
+        };
+        tx.commit().await.map_err(db)?;
+        row.into_entity()
+    }
+
+    async fn find_agent_reply(
+        &self,
+        tenant: TenantId,
+        idempotency_key: &str,
+    ) -> Result<Option<AgentReply>> {
+        validate::key("idempotency_key", idempotency_key)?;
+        let mut tx = self.scoped(tenant).await?;
+        let row: Option<AgentReplyRow> = sqlx::query_as(
+            "SELECT * FROM agent_replies WHERE tenant_id = $1 AND idempotency_key = $2",
+        )
+        .bind(tenant.as_uuid())
+        .bind(idempotency_key)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        row.map(AgentReplyRow::into_entity).transpose()
+    }
+}

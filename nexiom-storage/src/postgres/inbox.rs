@@ -1,0 +1,536 @@
+//! [`InboxStore`] on Postgres: `inbox_items` (kept current by the triggers
+//! of migration 0027), `inbox_notes` and `canned_replies`. Every operation
+//! runs in a transaction scoped to its tenant; each list view reads through
+//! its own index ([`PgStore::explain_inbox`] shows the plan).
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use nexiom_core::{
+    CannedReply, CannedReplyId, InboxItem, InboxNote, InboxNoteId, InboxPage, InboxQuery,
+    InboxStatus, InboxSubject, InboxView, TenantId, validate,
+};
+use sqlx::Arguments;
+use sqlx::postgres::PgArguments;
+use uuid::Uuid;
+
+use super::error::{WriteFailure, db, write_error};
+use super::{PgStore, Scoped, bound};
+use crate::error::{Result, StorageError};
+use crate::inbox::{InboxStore, check_note, relabel, target_seconds};
+
+#[derive(sqlx::FromRow)]
+struct InboxRow {
+    subject_id: Uuid,
+    tenant_id: Uuid,
+    subject_kind: String,
+    channel_id: Uuid,
+    assignee: Option<String>,
+    status: String,
+    snoozed_until: Option<DateTime<Utc>>,
+    labels: Vec<String>,
+    triage: Option<String>,
+    waiting_since: Option<DateTime<Utc>>,
+    last_activity_at: DateTime<Utc>,
+    since: DateTime<Utc>,
+}
+
+impl InboxRow {
+    fn into_entity(self) -> Result<InboxItem> {
+        Ok(InboxItem {
+            subject: InboxSubject::from_parts(&self.subject_kind, self.subject_id)?,
+            tenant_id: self.tenant_id.into(),
+            channel_id: self.channel_id.into(),
+            assignee: self.assignee,
+            status: InboxStatus::from_parts(&self.status, self.snoozed_until)?,
+            labels: self.labels,
+            triage: self.triage.map(|t| t.parse()).transpose()?,
+            waiting_since: self.waiting_since,
+            last_activity_at: self.last_activity_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct NoteRow {
+    id: Uuid,
+    tenant_id: Uuid,
+    subject_kind: String,
+    subject_id: Uuid,
+    author: String,
+    text: String,
+    created_at: DateTime<Utc>,
+}
+
+impl NoteRow {
+    fn into_entity(self) -> Result<InboxNote> {
+        Ok(InboxNote {
+            id: InboxNoteId::from_uuid(self.id),
+            tenant_id: self.tenant_id.into(),
+            subject: InboxSubject::from_parts(&self.subject_kind, self.subject_id)?,
+            author: self.author,
+            text: self.text,
+            created_at: self.created_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct CannedRow {
+    id: Uuid,
+    tenant_id: Uuid,
+    name: String,
+    text: String,
+    created_at: DateTime<Utc>,
+}
+
+impl CannedRow {
+    fn into_entity(self) -> CannedReply {
+        CannedReply {
+            id: CannedReplyId::from_uuid(self.id),
+            tenant_id: self.tenant_id.into(),
+            name: self.name,
+            text: self.text,
+            created_at: self.created_at,
+        }
+    }
+}
+
+/// The SQL of a list (parameters: $1 tenant, $2 now, $3 text key, $4
+/// channel, $5 waiting bound, $6 cursor instant, $7 cursor id, $8 limit).
+fn list_sql(query: &InboxQuery) -> String {
+    const ACTIVE: &str = "status <> 'resolved' AND (status <> 'snoozed' OR snoozed_until <= $2)";
+    let (filter, order) = match &query.view {
+        InboxView::Label(_) => {
+            // The page from the label's rows (in list order, with the
+            // status), then its items by primary key.
+            let after = if query.after.is_some() {
+                "AND (since, subject_id) > ($6, $7)"
+            } else {
+                ""
+            };
+            return format!(
+                "SELECT * FROM inbox_items WHERE subject_id = ANY (ARRAY( \
+                     SELECT subject_id FROM inbox_labels \
+                     WHERE tenant_id = $1 AND label = $3 AND {ACTIVE} {after} \
+                     ORDER BY since, subject_id LIMIT $8)) \
+                 ORDER BY since, subject_id"
+            );
+        }
+        InboxView::UnassignedEscalations => ("triage = 'escalate' AND assignee IS NULL", "since"),
+        InboxView::AssignedTo(_) => ("assignee = $3 AND assignee IS NOT NULL", "since"),
+        InboxView::Channel(_) => ("channel_id = $4", "since"),
+        InboxView::Triage(_) => ("triage = $3", "since"),
+        InboxView::WaitingLongerThan(_) => (
+            "waiting_since IS NOT NULL AND waiting_since <= $5",
+            "waiting_since",
+        ),
+    };
+    let after = if query.after.is_some() {
+        format!("AND ({order}, subject_id) > ($6, $7)")
+    } else {
+        String::new()
+    };
+    format!(
+        "SELECT * FROM inbox_items \
+         WHERE tenant_id = $1 AND {filter} AND {ACTIVE} {after} \
+         ORDER BY {order}, subject_id LIMIT $8"
+    )
+}
+
+/// The parameters of [`list_sql`].
+fn list_args(query: &InboxQuery) -> Result<PgArguments> {
+    let key: Option<String> = match &query.view {
+        InboxView::AssignedTo(agent) => Some(agent.clone()),
+        InboxView::Label(label) => Some(label.clone()),
+        InboxView::Triage(triage) => Some(triage.as_str().to_owned()),
+        _ => None,
+    };
+    let channel = match &query.view {
+        InboxView::Channel(channel) => Some(channel.as_uuid()),
+        _ => None,
+    };
+    let waiting = match &query.view {
+        InboxView::WaitingLongerThan(wait) => Some(bound(query.now - *wait)),
+        _ => None,
+    };
+    let mut args = PgArguments::default();
+    let added = (|| {
+        args.add(query.tenant_id.as_uuid())?;
+        args.add(bound(query.now))?;
+        args.add(key)?;
+        args.add(channel)?;
+        args.add(waiting)?;
+        args.add(query.after.map(|a| bound(a.since)))?;
+        args.add(query.after.map(|a| a.id))?;
+        args.add(i64::from(query.limit))
+    })();
+    added.map_err(|e| StorageError::backend(format!("inbox list parameters: {e}")))?;
+    Ok(args)
+}
+
+impl PgStore {
+    /// The plan Postgres chooses for a list (`EXPLAIN` of the statement
+    /// [`InboxStore::list_inbox`] runs), to check that it reads an index.
+    pub async fn explain_inbox(&self, query: &InboxQuery) -> Result<String> {
+        query.validate()?;
+        let mut tx = self.scoped(query.tenant_id).await?;
+        let lines: Vec<String> =
+            sqlx::query_scalar_with(&format!("EXPLAIN {}", list_sql(query)), list_args(query)?)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(lines.join("\n"))
+    }
+
+    /// The tenant's item, read in `tx` (`FOR UPDATE` when `lock`).
+    async fn item_in(
+        tx: &mut Scoped,
+        tenant: TenantId,
+        subject: InboxSubject,
+        lock: bool,
+    ) -> Result<InboxRow> {
+        let row: Option<InboxRow> = sqlx::query_as(&format!(
+            "SELECT * FROM inbox_items \
+             WHERE tenant_id = $1 AND subject_id = $2 AND subject_kind = $3 {}",
+            if lock { "FOR UPDATE" } else { "" }
+        ))
+        .bind(tenant.as_uuid())
+        .bind(subject.id())
+        .bind(subject.kind())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db)?;
+        row.ok_or_else(|| StorageError::not_found(subject.kind(), subject.id()))
+    }
+
+    /// Applies `update` (an `UPDATE inbox_items SET …` statement, with a
+    /// `WITH` before it if need be, over $4…) to the tenant's item.
+    async fn update_item(
+        &self,
+        tenant: TenantId,
+        subject: InboxSubject,
+        update: &str,
+        bind: impl FnOnce(
+            sqlx::query::QueryAs<'_, sqlx::Postgres, InboxRow, PgArguments>,
+        ) -> sqlx::query::QueryAs<'_, sqlx::Postgres, InboxRow, PgArguments>,
+    ) -> Result<InboxItem> {
+        let mut tx = self.scoped(tenant).await?;
+        let sql = format!(
+            "{update} WHERE tenant_id = $1 AND subject_id = $2 AND subject_kind = $3 RETURNING *"
+        );
+        let query = sqlx::query_as(&sql)
+            .bind(tenant.as_uuid())
+            .bind(subject.id())
+            .bind(subject.kind());
+        let row: Option<InboxRow> = bind(query).fetch_optional(&mut *tx).await.map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        row.ok_or_else(|| StorageError::not_found(subject.kind(), subject.id()))?
+            .into_entity()
+    }
+}
+
+#[async_trait]
+impl InboxStore for PgStore {
+    async fn get_inbox_item(&self, tenant: TenantId, subject: InboxSubject) -> Result<InboxItem> {
+        let mut tx = self.scoped(tenant).await?;
+        let row = Self::item_in(&mut tx, tenant, subject, false).await?;
+        tx.commit().await.map_err(db)?;
+        row.into_entity()
+    }
+
+    async fn assign_inbox_item(
+        &self,
+        tenant: TenantId,
+        subject: InboxSubject,
+        assignee: Option<&str>,
+    ) -> Result<InboxItem> {
+        validate::opt_key("assignee", assignee)?;
+        let assignee = assignee.map(str::to_owned);
+        self.update_item(
+            tenant,
+            subject,
+            "UPDATE inbox_items SET assignee = $4",
+            |q| q.bind(assignee),
+        )
+        .await
+    }
+
+    async fn set_inbox_status(
+        &self,
+        tenant: TenantId,
+        subject: InboxSubject,
+        status: InboxStatus,
+        at: DateTime<Utc>,
+    ) -> Result<InboxItem> {
+        let until = match status {
+            InboxStatus::Snoozed { until } => Some(until),
+            _ => None,
+        };
+        // The item's labels carry its status too.
+        self.update_item(
+            tenant,
+            subject,
+            "WITH labels_too AS ( \
+                 UPDATE inbox_labels SET status = $4, snoozed_until = $5 \
+                 WHERE tenant_id = $1 AND subject_id = $2) \
+             UPDATE inbox_items SET status = $4, snoozed_until = $5, status_changed_at = $6",
+            |q| q.bind(status.as_str()).bind(until).bind(at),
+        )
+        .await
+    }
+
+    async fn label_inbox_item(
+        &self,
+        tenant: TenantId,
+        subject: InboxSubject,
+        add: &[String],
+        remove: &[String],
+    ) -> Result<InboxItem> {
+        let mut tx = self.scoped(tenant).await?;
+        let current = Self::item_in(&mut tx, tenant, subject, true).await?;
+        let labels = relabel(&current.labels, add, remove)?;
+        // The labels, and their rows in `inbox_labels` (with the item's
+        // list order), in one statement.
+        let row: InboxRow = sqlx::query_as(
+            "WITH gone AS ( \
+                 DELETE FROM inbox_labels WHERE subject_id = $1 AND NOT label = ANY ($2)), \
+             added AS ( \
+                 INSERT INTO inbox_labels (subject_id, tenant_id, label, since, status, \
+                     snoozed_until) \
+                 SELECT $1, $3, l, $4, $5, $6 FROM UNNEST($2::text[]) AS l \
+                 ON CONFLICT (subject_id, label) DO NOTHING) \
+             UPDATE inbox_items SET labels = $2 WHERE subject_id = $1 RETURNING *",
+        )
+        .bind(subject.id())
+        .bind(&labels)
+        .bind(tenant.as_uuid())
+        .bind(current.since)
+        .bind(&current.status)
+        .bind(current.snoozed_until)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        row.into_entity()
+    }
+
+    async fn add_inbox_note(
+        &self,
+        tenant: TenantId,
+        subject: InboxSubject,
+        author: &str,
+        text: &str,
+        at: DateTime<Utc>,
+    ) -> Result<InboxNote> {
+        check_note(author, text)?;
+        let mut tx = self.scoped(tenant).await?;
+        Self::item_in(&mut tx, tenant, subject, false).await?;
+        let row: NoteRow = sqlx::query_as(
+            "INSERT INTO inbox_notes (id, tenant_id, subject_kind, subject_id, author, text, \
+                 created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *",
+        )
+        .bind(InboxNoteId::generate().as_uuid())
+        .bind(tenant.as_uuid())
+        .bind(subject.kind())
+        .bind(subject.id())
+        .bind(author)
+        .bind(text)
+        .bind(at)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        row.into_entity()
+    }
+
+    async fn list_inbox_notes(
+        &self,
+        tenant: TenantId,
+        subject: InboxSubject,
+    ) -> Result<Vec<InboxNote>> {
+        let mut tx = self.scoped(tenant).await?;
+        Self::item_in(&mut tx, tenant, subject, false).await?;
+        let rows: Vec<NoteRow> = sqlx::query_as(
+            "SELECT * FROM inbox_notes WHERE tenant_id = $1 AND subject_id = $2 \
+             ORDER BY created_at, id",
+        )
+        .bind(tenant.as_uuid())
+        .bind(subject.id())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        rows.into_iter().map(NoteRow::into_entity).collect()
+    }
+
+    async fn list_inbox(&self, query: InboxQuery) -> Result<InboxPage> {
+        query.validate()?;
+        let mut tx = self.scoped(query.tenant_id).await?;
+        let rows: Vec<InboxRow> = sqlx::query_as_with(&list_sql(&query), list_args(&query)?)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        let items = rows
+            .into_iter()
+            .map(InboxRow::into_entity)
+            .collect::<Result<Vec<_>>>()?;
+        let full = items.len() == usize::try_from(query.limit).unwrap_or(usize::MAX);
+        let next = if full {
+            items.last().map(InboxItem::cursor)
+        } else {
+            None
+        };
+        Ok(InboxPage { items, next })
+    }
+
+    async fn create_canned_reply(
+        &self,
+        tenant: TenantId,
+        name: &str,
+        text: &str,
+        at: DateTime<Utc>,
+    ) -> Result<CannedReply> {
+        CannedReply::check(name, text)?;
+        let mut tx = self.scoped(tenant).await?;
+        let result: std::result::Result<CannedRow, _> = sqlx::query_as(
+            "INSERT INTO canned_replies (id, tenant_id, name, text, created_at) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING *",
+        )
+        .bind(CannedReplyId::generate().as_uuid())
+        .bind(tenant.as_uuid())
+        .bind(name)
+        .bind(text)
+        .bind(at)
+        .fetch_one(&mut *tx)
+        .await;
+        match result {
+            Ok(row) => {
+                tx.commit().await.map_err(db)?;
+                Ok(row.into_entity())
+            }
+            Err(err) => {
+                drop(tx);
+                Err(write_error(
+                    self,
+                    err,
+                    WriteFailure {
+                        tenant: Some(tenant),
+                        refs: &[],
+                        conflict: Some(("canned reply", format!("name {name:?}"))),
+                    },
+                )
+                .await)
+            }
+        }
+    }
+
+    async fn list_canned_replies(&self, tenant: TenantId) -> Result<Vec<CannedReply>> {
+        let mut tx = self.scoped(tenant).await?;
+        let rows: Vec<CannedRow> =
+            sqlx::query_as("SELECT * FROM canned_replies WHERE tenant_id = $1 ORDER BY name, id")
+                .bind(tenant.as_uuid())
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(rows.into_iter().map(CannedRow::into_entity).collect())
+    }
+
+    async fn delete_canned_reply(&self, tenant: TenantId, id: CannedReplyId) -> Result<()> {
+        let mut tx = self.scoped(tenant).await?;
+        let done = sqlx::query("DELETE FROM canned_replies WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant.as_uuid())
+            .bind(id.as_uuid())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        if done.rows_affected() == 0 {
+            return Err(StorageError::not_found("canned reply", id));
+        }
+        Ok(())
+    }
+
+    async fn set_first_response_target(
+        &self,
+        tenant: TenantId,
+        target: Option<chrono::Duration>,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        let seconds = target.map(target_seconds).transpose()?;
+        let mut tx = self.scoped(tenant).await?;
+        let written = match seconds {
+            Some(seconds) => {
+                sqlx::query(
+                    "INSERT INTO first_response_targets (tenant_id, seconds, updated_at) \
+                     VALUES ($1, $2, $3) \
+                     ON CONFLICT (tenant_id) DO UPDATE \
+                         SET seconds = EXCLUDED.seconds, updated_at = EXCLUDED.updated_at",
+                )
+                .bind(tenant.as_uuid())
+                .bind(seconds)
+                .bind(at)
+                .execute(&mut *tx)
+                .await
+            }
+            None => {
+                let known: bool =
+                    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tenants WHERE id = $1)")
+                        .bind(tenant.as_uuid())
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(db)?;
+                if !known {
+                    return Err(StorageError::unknown("tenant", tenant));
+                }
+                sqlx::query("DELETE FROM first_response_targets WHERE tenant_id = $1")
+                    .bind(tenant.as_uuid())
+                    .execute(&mut *tx)
+                    .await
+            }
+        };
+        if let Err(err) = written {
+            drop(tx);
+            return Err(write_error(
+                self,
+                err,
+                WriteFailure {
+                    tenant: Some(tenant),
+                    refs: &[],
+                    conflict: None,
+                },
+            )
+            .await);
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(())
+    }
+
+    async fn first_response_target(&self, tenant: TenantId) -> Result<Option<chrono::Duration>> {
+        let mut tx = self.scoped(tenant).await?;
+        let seconds: Option<i64> =
+            sqlx::query_scalar("SELECT seconds FROM first_response_targets WHERE tenant_id = $1")
+                .bind(tenant.as_uuid())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(seconds.map(chrono::Duration::seconds))
+    }
+
+    async fn list_first_response_targets(&self) -> Result<Vec<(TenantId, chrono::Duration)>> {
+        // A cross-tenant read, on the scan pool.
+        let rows: Vec<(Uuid, i64)> = sqlx::query_as(
+            "SELECT tenant_id, seconds FROM first_response_targets ORDER BY tenant_id",
+        )
+        .fetch_all(&self.scan_pool)
+        .await
+        .map_err(db)?;
+        Ok(rows
+            .into_iter()
+            .map(|(t, s)| (TenantId::from_uuid(t), chrono::Duration::seconds(s)))
+            .collect())
+    }
+}

@@ -1,0 +1,529 @@
+//! [`OutboxStore`] on Postgres: `notification_endpoints`, `notifications`
+//! and `notification_deliveries` (migration 0025). Notifications are enqueued
+//! by the SQL function `nexiom_enqueue_notification`, which the triggers of
+//! the causes call in the causing transaction and which
+//! [`OutboxStore::enqueue_notification`] calls too; endpoint secrets are
+//! sealed like channel tokens.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use nexiom_core::{
+    ClaimedNotification, DeliveryAttempt, EndpointId, Inserted, NewNotification,
+    NewNotificationEndpoint, Notification, NotificationDelivery, NotificationDeliveryId,
+    NotificationDeliveryState, NotificationEndpoint, NotificationId, NotificationKind,
+    SecretString, TenantId, validate,
+};
+use uuid::Uuid;
+
+use super::error::{WriteFailure, db, write_error};
+use super::{PgStore, bound, limit, require_row};
+use crate::error::{Result, StorageError};
+use crate::outbox::OutboxStore;
+use crate::secrets::Slot;
+
+/// The sealed column of an endpoint's secret.
+const ENDPOINT_SECRET: &str = "notification_endpoints.secret";
+
+#[derive(sqlx::FromRow)]
+struct EndpointRow {
+    id: Uuid,
+    tenant_id: Uuid,
+    name: String,
+    kind: String,
+    url: String,
+    secret: Option<String>,
+    kinds: Vec<String>,
+    enabled: bool,
+    created_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct NotificationRow {
+    id: Uuid,
+    tenant_id: Uuid,
+    kind: String,
+    key: String,
+    payload: serde_json::Value,
+    occurred_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct DeliveryRow {
+    id: Uuid,
+    tenant_id: Uuid,
+    notification_id: Uuid,
+    endpoint_id: Uuid,
+    state: String,
+    attempts: i32,
+    next_attempt_at: Option<DateTime<Utc>>,
+    lease_until: Option<DateTime<Utc>>,
+    last_error: Option<String>,
+    delivered_at: Option<DateTime<Utc>>,
+}
+
+impl NotificationRow {
+    fn into_entity(self) -> Result<Notification> {
+        Ok(Notification {
+            id: self.id.into(),
+            tenant_id: self.tenant_id.into(),
+            kind: self.kind.parse()?,
+            key: self.key,
+            payload: self.payload,
+            occurred_at: self.occurred_at,
+        })
+    }
+}
+
+impl DeliveryRow {
+    fn into_entity(self) -> Result<NotificationDelivery> {
+        Ok(NotificationDelivery {
+            id: self.id.into(),
+            tenant_id: self.tenant_id.into(),
+            notification_id: self.notification_id.into(),
+            endpoint_id: self.endpoint_id.into(),
+            state: self.state.parse()?,
+            attempts: u32::try_from(self.attempts).unwrap_or(0),
+            next_attempt_at: self.next_attempt_at,
+            lease_until: self.lease_until,
+            last_error: self.last_error,
+            delivered_at: self.delivered_at,
+        })
+    }
+}
+
+impl PgStore {
+    /// The endpoint of `row`, its secret opened.
+    fn endpoint(&self, row: EndpointRow) -> Result<NotificationEndpoint> {
+        let tenant = TenantId::from_uuid(row.tenant_id);
+        let secret = row
+            .secret
+            .map(|s| {
+                self.open(
+                    &Slot::tenant(ENDPOINT_SECRET, tenant, row.id),
+                    SecretString::new(s),
+                )
+            })
+            .transpose()?;
+        let kinds = row
+            .kinds
+            .iter()
+            .map(|k| k.parse::<NotificationKind>())
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(NotificationEndpoint {
+            id: row.id.into(),
+            tenant_id: tenant,
+            name: row.name,
+            kind: row.kind.parse()?,
+            url: row.url,
+            secret,
+            kinds,
+            enabled: row.enabled,
+            created_at: row.created_at,
+        })
+    }
+}
+
+impl PgStore {
+    /// Re-seals the endpoint secrets the pass asks for, `batch` rows per
+    /// transaction (part of [`PgStore::rotate_keys`]).
+    pub(super) async fn reseal_endpoint_secrets(
+        &self,
+        sealer: &crate::secrets::Sealer,
+        pass: super::secrets::Pass,
+        prefix: &str,
+        batch: i64,
+        lock: &str,
+        report: &mut super::RotationReport,
+    ) -> Result<()> {
+        let mut after = Uuid::nil();
+        loop {
+            let mut tx = self.scan_pool.begin().await.map_err(db)?;
+            let rows: Vec<(Uuid, Uuid, String)> = sqlx::query_as(&format!(
+                "SELECT id, tenant_id, secret FROM notification_endpoints \
+                 WHERE id > $1 AND secret IS NOT NULL AND left(secret, length($2)) <> $2 \
+                 ORDER BY id LIMIT $3 {lock}"
+            ))
+            .bind(after)
+            .bind(prefix)
+            .bind(batch)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
+            let Some(last) = rows.last() else { break };
+            after = last.0;
+            let (mut ids, mut secrets) = (Vec::new(), Vec::new());
+            for (id, tenant, secret) in rows {
+                let slot = Slot::tenant(ENDPOINT_SECRET, TenantId::from(tenant), id);
+                secrets.push(super::secrets::reseal_one(
+                    sealer,
+                    pass,
+                    slot,
+                    Some(secret),
+                )?);
+                ids.push(id);
+            }
+            sqlx::query(
+                "UPDATE notification_endpoints e SET secret = u.s \
+                 FROM UNNEST($1::uuid[], $2::text[]) AS u(id, s) WHERE e.id = u.id",
+            )
+            .bind(&ids)
+            .bind(&secrets)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            report.endpoint_secrets += ids.len() as u64;
+            report.batches += 1;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl OutboxStore for PgStore {
+    async fn create_notification_endpoint(
+        &self,
+        new: NewNotificationEndpoint,
+    ) -> Result<NotificationEndpoint> {
+        new.validate()?;
+        let id = EndpointId::generate();
+        let sealed = self.seal(
+            Slot::tenant(ENDPOINT_SECRET, new.tenant_id, id),
+            new.secret.as_ref(),
+        )?;
+        let kinds: Vec<&str> = new.sorted_kinds().iter().map(|k| k.as_str()).collect();
+        let mut tx = self.scoped(new.tenant_id).await?;
+        let result: std::result::Result<EndpointRow, _> = sqlx::query_as(
+            "INSERT INTO notification_endpoints \
+                 (id, tenant_id, name, kind, url, secret, kinds, enabled, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, true, $8) RETURNING *",
+        )
+        .bind(id.as_uuid())
+        .bind(new.tenant_id.as_uuid())
+        .bind(&new.name)
+        .bind(new.kind.as_str())
+        .bind(&new.url)
+        .bind(sealed)
+        .bind(&kinds)
+        .bind(new.created_at)
+        .fetch_one(&mut *tx)
+        .await;
+        match result {
+            Ok(row) => {
+                tx.commit().await.map_err(db)?;
+                self.endpoint(row)
+            }
+            Err(err) => {
+                drop(tx);
+                Err(write_error(
+                    self,
+                    err,
+                    WriteFailure {
+                        tenant: Some(new.tenant_id),
+                        refs: &[],
+                        conflict: Some(("notification endpoint", format!("name {:?}", new.name))),
+                    },
+                )
+                .await)
+            }
+        }
+    }
+
+    async fn list_notification_endpoints(
+        &self,
+        tenant: TenantId,
+    ) -> Result<Vec<NotificationEndpoint>> {
+        let mut tx = self.scoped(tenant).await?;
+        let rows: Vec<EndpointRow> = sqlx::query_as(
+            "SELECT * FROM notification_endpoints WHERE tenant_id = $1 ORDER BY name, id",
+        )
+        .bind(tenant.as_uuid())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        rows.into_iter().map(|r| self.endpoint(r)).collect()
+    }
+
+    async fn set_notification_endpoint_enabled(
+        &self,
+        tenant: TenantId,
+        id: EndpointId,
+        enabled: bool,
+    ) -> Result<NotificationEndpoint> {
+        let mut tx = self.scoped(tenant).await?;
+        let row: Option<EndpointRow> = sqlx::query_as(
+            "UPDATE notification_endpoints SET enabled = $3 \
+             WHERE tenant_id = $1 AND id = $2 RETURNING *",
+        )
+        .bind(tenant.as_uuid())
+        .bind(id.as_uuid())
+        .bind(enabled)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        let row = row.ok_or_else(|| StorageError::not_found("notification endpoint", id))?;
+        self.endpoint(row)
+    }
+
+    async fn enqueue_notification(&self, new: NewNotification) -> Result<Inserted<Notification>> {
+        new.validate()?;
+        let mut tx = self.scoped(new.tenant_id).await?;
+        let created: std::result::Result<Option<Uuid>, _> =
+            sqlx::query_scalar("SELECT nexiom_enqueue_notification($1, $2, $3, $4, $5)")
+                .bind(new.tenant_id.as_uuid())
+                .bind(new.kind.as_str())
+                .bind(&new.key)
+                .bind(&new.payload)
+                .bind(new.occurred_at)
+                .fetch_one(&mut *tx)
+                .await;
+        let created = match created {
+            Ok(created) => created,
+            Err(err) => {
+                drop(tx);
+                return Err(write_error(
+                    self,
+                    err,
+                    WriteFailure {
+                        tenant: Some(new.tenant_id),
+                        refs: &[],
+                        conflict: None,
+                    },
+                )
+                .await);
+            }
+        };
+        let row: NotificationRow =
+            sqlx::query_as("SELECT * FROM notifications WHERE tenant_id = $1 AND key = $2")
+                .bind(new.tenant_id.as_uuid())
+                .bind(&new.key)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        let notification = row.into_entity()?;
+        Ok(if created.is_some() {
+            Inserted::created(notification)
+        } else {
+            Inserted::existing(notification)
+        })
+    }
+
+    async fn notify_subscribers(
+        &self,
+        kind: NotificationKind,
+        key: &str,
+        payload: serde_json::Value,
+        occurred_at: DateTime<Utc>,
+    ) -> Result<u64> {
+        let check = NewNotification {
+            tenant_id: TenantId::generate(),
+            kind,
+            key: key.to_owned(),
+            payload,
+            occurred_at,
+        };
+        check.validate()?;
+        // A cross-tenant write: on the scan pool, one statement.
+        let created: i64 = sqlx::query_scalar(
+            "SELECT count(nexiom_enqueue_notification(t.tenant_id, $1, $2, $3, $4)) \
+             FROM (SELECT DISTINCT tenant_id FROM notification_endpoints \
+                   WHERE enabled AND $1 = ANY (kinds) ORDER BY tenant_id) t",
+        )
+        .bind(kind.as_str())
+        .bind(key)
+        .bind(&check.payload)
+        .bind(occurred_at)
+        .fetch_one(&self.scan_pool)
+        .await
+        .map_err(db)?;
+        Ok(u64::try_from(created).unwrap_or(0))
+    }
+
+    async fn list_notifications(
+        &self,
+        tenant: TenantId,
+        kind: Option<NotificationKind>,
+        max: u32,
+    ) -> Result<Vec<Notification>> {
+        let mut tx = self.scoped(tenant).await?;
+        let rows: Vec<NotificationRow> = sqlx::query_as(
+            "SELECT * FROM notifications \
+             WHERE tenant_id = $1 AND ($2::text IS NULL OR kind = $2) \
+             ORDER BY occurred_at, id LIMIT $3",
+        )
+        .bind(tenant.as_uuid())
+        .bind(kind.map(NotificationKind::as_str))
+        .bind(limit(max))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        rows.into_iter().map(NotificationRow::into_entity).collect()
+    }
+
+    async fn list_notification_deliveries(
+        &self,
+        tenant: TenantId,
+        notification: NotificationId,
+    ) -> Result<Vec<NotificationDelivery>> {
+        let mut tx = self.scoped(tenant).await?;
+        require_row(
+            &mut tx,
+            "notifications",
+            "notification",
+            tenant,
+            notification.as_uuid(),
+        )
+        .await?;
+        let rows: Vec<DeliveryRow> = sqlx::query_as(
+            "SELECT * FROM notification_deliveries \
+             WHERE tenant_id = $1 AND notification_id = $2 ORDER BY id",
+        )
+        .bind(tenant.as_uuid())
+        .bind(notification.as_uuid())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        rows.into_iter().map(DeliveryRow::into_entity).collect()
+    }
+
+    async fn claim_notification_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        max: u32,
+        lease: Duration,
+    ) -> Result<Vec<ClaimedNotification>> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        // A cross-tenant worker queue: on the scan pool, skipping what another
+        // claimer holds.
+        let mut tx = self.scan_pool.begin().await.map_err(db)?;
+        let rows: Vec<DeliveryRow> = sqlx::query_as(
+            "WITH c AS ( \
+                 SELECT d.id FROM notification_deliveries d \
+                 JOIN notification_endpoints e \
+                     ON e.tenant_id = d.tenant_id AND e.id = d.endpoint_id \
+                 WHERE d.state = 'pending' AND e.enabled \
+                     AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= $1) \
+                     AND (d.lease_until IS NULL OR d.lease_until <= $1) \
+                 ORDER BY d.id LIMIT $2 \
+                 FOR UPDATE OF d SKIP LOCKED \
+             ) \
+             UPDATE notification_deliveries d SET lease_until = $3 \
+             FROM c WHERE d.id = c.id RETURNING d.*",
+        )
+        .bind(bound(now))
+        .bind(limit(max))
+        .bind(bound(now + lease))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        if rows.is_empty() {
+            tx.commit().await.map_err(db)?;
+            return Ok(Vec::new());
+        }
+        let notification_ids: Vec<Uuid> = rows.iter().map(|r| r.notification_id).collect();
+        let endpoint_ids: Vec<Uuid> = rows.iter().map(|r| r.endpoint_id).collect();
+        let notifications: Vec<NotificationRow> =
+            sqlx::query_as("SELECT * FROM notifications WHERE id = ANY($1)")
+                .bind(&notification_ids)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db)?;
+        let endpoints: Vec<EndpointRow> =
+            sqlx::query_as("SELECT * FROM notification_endpoints WHERE id = ANY($1)")
+                .bind(&endpoint_ids)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        let notifications: HashMap<Uuid, Notification> = notifications
+            .into_iter()
+            .map(|n| Ok((n.id, n.into_entity()?)))
+            .collect::<Result<_>>()?;
+        let endpoints: HashMap<Uuid, NotificationEndpoint> = endpoints
+            .into_iter()
+            .map(|e| Ok((e.id, self.endpoint(e)?)))
+            .collect::<Result<_>>()?;
+        let mut claimed = Vec::with_capacity(rows.len());
+        for row in rows {
+            let (Some(notification), Some(endpoint)) = (
+                notifications.get(&row.notification_id),
+                endpoints.get(&row.endpoint_id),
+            ) else {
+                return Err(StorageError::backend(format!(
+                    "notification delivery {} lost its notification or endpoint",
+                    row.id
+                )));
+            };
+            claimed.push(ClaimedNotification {
+                notification: notification.clone(),
+                endpoint: endpoint.clone(),
+                delivery: row.into_entity()?,
+            });
+        }
+        claimed.sort_by_key(|c| c.delivery.id);
+        Ok(claimed)
+    }
+
+    async fn finish_notification_delivery(
+        &self,
+        tenant: TenantId,
+        id: NotificationDeliveryId,
+        lease_until: DateTime<Utc>,
+        attempt: DeliveryAttempt,
+        at: DateTime<Utc>,
+    ) -> Result<Option<NotificationDelivery>> {
+        let (state, next_at, error, delivered_at) = match &attempt {
+            DeliveryAttempt::Delivered => {
+                (NotificationDeliveryState::Delivered, None, None, Some(at))
+            }
+            DeliveryAttempt::Failed { error, retry_at } => {
+                validate::text("error", error)?;
+                let state = if retry_at.is_some() {
+                    NotificationDeliveryState::Pending
+                } else {
+                    NotificationDeliveryState::Dead
+                };
+                (state, *retry_at, Some(error.as_str()), None)
+            }
+        };
+        let mut tx = self.scoped(tenant).await?;
+        let row: Option<DeliveryRow> = sqlx::query_as(
+            "UPDATE notification_deliveries SET state = $4, attempts = attempts + 1, \
+                 next_attempt_at = $5, lease_until = NULL, \
+                 last_error = COALESCE($6, last_error), delivered_at = $7 \
+             WHERE tenant_id = $1 AND id = $2 AND state = 'pending' AND lease_until = $3 \
+             RETURNING *",
+        )
+        .bind(tenant.as_uuid())
+        .bind(id.as_uuid())
+        .bind(bound(lease_until))
+        .bind(state.as_str())
+        .bind(next_at.map(bound))
+        .bind(error)
+        .bind(delivered_at)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
+        if row.is_none() {
+            require_row(
+                &mut tx,
+                "notification_deliveries",
+                "notification delivery",
+                tenant,
+                id.as_uuid(),
+            )
+            .await?;
+        }
+        tx.commit().await.map_err(db)?;
+        row.map(DeliveryRow::into_entity).transpose()
+    }
+}
