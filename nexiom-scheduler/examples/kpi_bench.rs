@@ -149,7 +149,7 @@ async fn main() {
         .execute(&admin)
         .await
         .unwrap();
-    let pg = PgStore::connect_with(options.options([("search_path", SCHEMA)]), 4)
+    let pg = PgStore::connect_with(options.options([("search_path", SCHEMA)]), 10)
         .await
         .expect("connect store");
     pg.migrate().await.expect("migrate");

@@ -12,7 +12,7 @@ use super::calendar::recent_windows;
 use super::config::KpiConfig;
 
 /// Tenants handled at once.
-const TENANTS_AT_ONCE: usize = 4;
+const TENANTS_AT_ONCE: usize = 8;
 
 /// A quarter hour: the grain of [`KpiStore::kpi_activity`](nexiom_storage::KpiStore::kpi_activity).
 const QUARTER: Duration = Duration::minutes(15);
@@ -33,7 +33,7 @@ const QUARTER: Duration = Duration::minutes(15);
 ///   reads cover the rows inside those windows and the conversations they
 ///   belong to, not the span).
 ///
-/// Four tenants are handled at a time. The rows are those a full recompute gives for every change within the
+/// Eight tenants are handled at a time. The rows are those a full recompute gives for every change within the
 /// lateness (checked by the tests on both backends).
 pub async fn aggregate_kpis_incremental(
     store: &dyn Store,

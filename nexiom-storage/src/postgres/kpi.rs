@@ -12,18 +12,25 @@ use crate::error::{Result, StorageError};
 use crate::traits::KpiStore;
 use uuid::Uuid;
 
-/// For the KPI statement's transaction: compiling it (JIT) costs more than it
-/// saves at these sizes, and a generic plan (what a prepared statement falls
-/// back to) cannot see how many windows and rows the arrays hold.
-async fn plan_settings(tx: &mut super::Scoped) -> Result<()> {
-    sqlx::query(
-        "SELECT set_config('jit', 'off', true), \
-                set_config('plan_cache_mode', 'force_custom_plan', true)",
-    )
-    .execute(&mut **tx)
-    .await
-    .map_err(db)?;
-    Ok(())
+/// The settings of a KPI statement's transaction: compiling it (JIT) costs
+/// more than it saves at these sizes, and a generic plan (what a prepared
+/// statement falls back to) cannot see how many windows and rows the arrays
+/// hold. Set in the `BEGIN` round trip.
+const PLAN_SETTINGS: &str = "set_config('jit', 'off', true), \
+     set_config('plan_cache_mode', 'force_custom_plan', true)";
+
+impl PgStore {
+    /// [`PgStore::scoped`] with [`PLAN_SETTINGS`], in one round trip.
+    async fn scoped_kpi(&self, tenant: TenantId) -> Result<super::Scoped> {
+        // A UUID's text form is hex and dashes: nothing to escape.
+        self.pool
+            .begin_with(format!(
+                "BEGIN; SELECT set_config('nexiom.tenant_id', '{}', true), {PLAN_SETTINGS}",
+                tenant.as_uuid()
+            ))
+            .await
+            .map_err(db)
+    }
 }
 
 #[async_trait]
@@ -34,13 +41,16 @@ impl KpiStore for PgStore {
         since: DateTime<Utc>,
     ) -> Result<Vec<DateTime<Utc>>> {
         let mut tx = self.scoped(tenant).await?;
-        require_refs(&mut *tx, tenant, &[]).await?;
         let quarters: Vec<DateTime<Utc>> = sqlx::query_scalar(KPI_ACTIVITY)
             .bind(tenant.as_uuid())
             .bind(bound(since))
             .fetch_all(&mut *tx)
             .await
             .map_err(db)?;
+        if quarters.is_empty() {
+            // Nothing changed, or no such tenant: only then is it asked.
+            require_refs(&mut *tx, tenant, &[]).await?;
+        }
         tx.commit().await.map_err(db)?;
         Ok(quarters)
     }
@@ -52,7 +62,7 @@ impl KpiStore for PgStore {
         computed_at: DateTime<Utc>,
     ) -> Result<Vec<Kpi2h>> {
         KpiWindow::validate_list(windows)?;
-        let mut tx = self.scoped(tenant).await?;
+        let mut tx = self.scoped_kpi(tenant).await?;
         let (Some(first), Some(last)) = (windows.first(), windows.last()) else {
             // Nothing to compute; still answer for an unknown tenant.
             require_refs(&mut *tx, tenant, &[]).await?;
@@ -61,7 +71,6 @@ impl KpiStore for PgStore {
         };
         let starts: Vec<DateTime<Utc>> = windows.iter().map(|w| w.start).collect();
         let ends: Vec<DateTime<Utc>> = windows.iter().map(|w| w.end).collect();
-        plan_settings(&mut tx).await?;
         let result: std::result::Result<Vec<KpiRow>, _> = sqlx::query_as(RECOMPUTE_KPIS)
             .bind(vec![tenant.as_uuid()])
             .bind(&starts)
@@ -103,7 +112,11 @@ impl KpiStore for PgStore {
         KpiWindow::validate_list(windows)?;
         let ids: Vec<Uuid> = tenants.iter().map(TenantId::as_uuid).collect();
         // A cross-tenant statement: on the scan pool.
-        let mut tx = self.scan_pool().begin().await.map_err(db)?;
+        let mut tx = self
+            .scan_pool()
+            .begin_with(format!("BEGIN; SELECT {PLAN_SETTINGS}"))
+            .await
+            .map_err(db)?;
         let known: i64 = sqlx::query_scalar("SELECT count(*) FROM tenants WHERE id = ANY($1)")
             .bind(&ids)
             .fetch_one(&mut *tx)
@@ -118,7 +131,6 @@ impl KpiStore for PgStore {
         };
         let starts: Vec<DateTime<Utc>> = windows.iter().map(|w| w.start).collect();
         let ends: Vec<DateTime<Utc>> = windows.iter().map(|w| w.end).collect();
-        plan_settings(&mut tx).await?;
         let rows: Vec<KpiRow> = sqlx::query_as(RECOMPUTE_KPIS)
             .bind(&ids)
             .bind(&starts)
