@@ -34,6 +34,7 @@ on_both_backends!(
     refused_refresh_pauses_the_channel_until_it_is_reconnected,
     two_keepers_refreshing_one_channel_make_one_refresh_call,
     refresh_worker_renews_ahead_of_expiry_once,
+    a_refusal_never_undoes_a_newer_token_and_a_stale_paused_copy_is_reread,
 );
 
 const ORG: &str = "urn:li:organization:5515715";
@@ -404,4 +405,58 @@ async fn refresh_worker_renews_ahead_of_expiry_once(store: Arc<dyn Store>) {
         .unwrap();
     assert_eq!(again, RenewReport::default());
     assert_eq!(fake.count("POST", OAUTH).await, 1);
+}
+
+async fn a_refusal_never_undoes_a_newer_token_and_a_stale_paused_copy_is_reread(
+    store: Arc<dyn Store>,
+) {
+    let clock = Arc::new(ManualClock::new(t0()));
+    let channel = linkedin_channel(store.as_ref(), t0() + Duration::days(30)).await;
+    let (tenant, id) = (channel.tenant_id, channel.id);
+    let tokens = ChannelTokens::new(Arc::clone(&store), clock.clone());
+    // A call refused with a token that was replaced meanwhile: left alone.
+    let kept = tokens
+        .refuse(
+            tenant,
+            id,
+            Some(&SecretString::new("an-older-token")),
+            "revoked",
+        )
+        .await
+        .unwrap();
+    assert_eq!(kept.status, ChannelStatus::Active);
+    // Refused with the stored token: paused.
+    let paused = tokens
+        .refuse(tenant, id, Some(&SecretString::new("old-token")), "revoked")
+        .await
+        .unwrap();
+    assert_eq!(paused.status, ChannelStatus::NeedsReauth);
+    let no_call = |_: Channel| async { RefreshOutcome::Refused("must not be called".into()) };
+    assert!(
+        tokens
+            .fresh(&paused, no_call)
+            .await
+            .unwrap_err()
+            .is_paused()
+    );
+    // Reconnected elsewhere: a caller still holding the paused copy gets the
+    // channel as it is now, not a pause.
+    ChannelTokens::new(Arc::clone(&store), clock.clone())
+        .reconnect(
+            tenant,
+            id,
+            Credentials {
+                access_token: Some(SecretString::new("new-token")),
+                refresh_token: None,
+                expires_at: Some(t0() + Duration::days(60)),
+            },
+        )
+        .await
+        .unwrap();
+    let fresh = tokens.fresh(&paused, no_call).await.unwrap();
+    assert_eq!(fresh.status, ChannelStatus::Active);
+    assert_eq!(
+        fresh.credentials.access_token.unwrap().expose(),
+        "new-token"
+    );
 }

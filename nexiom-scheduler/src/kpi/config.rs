@@ -16,8 +16,12 @@ pub struct KpiConfig {
     /// How late (after its own time) an item may be stored and still be
     /// counted by an incremental run (default 1 hour): an incremental run
     /// reads the changes since its previous run minus this. Later arrivals
-    /// are counted by the next full recompute.
+    /// (and replies withdrawn before they were sent) are counted by the next
+    /// full recompute.
     pub lateness: Duration,
+    /// How often the incremental worker recomputes the whole span instead
+    /// (default 6 hours; its first run in a process is a full one).
+    pub full_every: Duration,
     /// Whether the worker recomputes only the windows that changed
     /// ([`aggregate_kpis_incremental`](crate::aggregate_kpis_incremental),
     /// the default) or the whole span every run
@@ -32,6 +36,7 @@ impl Default for KpiConfig {
             recompute_span: Duration::hours(48),
             comparison_days: 7,
             lateness: Duration::hours(1),
+            full_every: Duration::hours(6),
             incremental: true,
         }
     }

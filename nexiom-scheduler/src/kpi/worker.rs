@@ -27,6 +27,8 @@ pub struct KpiWorker {
     clock: Arc<dyn Clock>,
     config: KpiConfig,
     cadence: Cadence,
+    /// When this worker last recomputed the whole span.
+    last_full: Arc<std::sync::Mutex<Option<DateTime<Utc>>>>,
 }
 
 impl std::fmt::Debug for KpiWorker {
@@ -46,6 +48,7 @@ impl KpiWorker {
             clock,
             config: KpiConfig::default(),
             cadence: Cadence::kpis(),
+            last_full: Arc::default(),
         }
     }
 
@@ -69,13 +72,23 @@ impl KpiWorker {
     }
 
     /// One aggregation at the clock's time: incremental, or the whole span
-    /// when [`KpiConfig::incremental`] is off.
+    /// when [`KpiConfig::incremental`] is off, on the worker's first run and
+    /// every [`KpiConfig::full_every`] (which counts what arrived later than
+    /// the lateness).
     pub async fn aggregate(&self) -> Result<KpiRunSummary> {
-        Ok(if self.config.incremental {
-            aggregate_kpis_incremental(&*self.store, &*self.clock, &self.config).await?
-        } else {
-            aggregate_kpis(&*self.store, &*self.clock, &self.config).await?
-        })
+        let now = self.clock.now();
+        let full_due = {
+            let last = self.last_full.lock().unwrap_or_else(|e| e.into_inner());
+            last.is_none_or(|at| now - at >= self.config.full_every)
+        };
+        if self.config.incremental && !full_due {
+            return Ok(aggregate_kpis_incremental(&*self.store, &*self.clock, &self.config).await?);
+        }
+        let summary = aggregate_kpis(&*self.store, &*self.clock, &self.config).await?;
+        if summary.failures.is_empty() {
+            *self.last_full.lock().unwrap_or_else(|e| e.into_inner()) = Some(now);
+        }
+        Ok(summary)
     }
 }
 

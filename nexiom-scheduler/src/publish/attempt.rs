@@ -179,7 +179,12 @@ impl PublishQueue {
                         .await?;
                     let err = match self
                         .tokens
-                        .refuse(post.tenant_id, post.channel_id, &reason)
+                        .refuse(
+                            post.tenant_id,
+                            post.channel_id,
+                            channel.credentials.access_token.as_ref(),
+                            &reason,
+                        )
                         .await
                     {
                         Ok(_) => TokenError::Refused {

@@ -254,9 +254,20 @@ impl ChannelTokens {
         F: FnOnce(Channel) -> Fut + Send,
         Fut: Future<Output = RefreshOutcome> + Send,
     {
-        if channel.status != ChannelStatus::Active {
-            return Err(Self::paused(channel));
-        }
+        let reread;
+        let channel = if channel.status == ChannelStatus::Active {
+            channel
+        } else {
+            // The caller's copy may be older than a reconnection.
+            reread = self
+                .store
+                .get_channel(channel.tenant_id, channel.id)
+                .await?;
+            if reread.status != ChannelStatus::Active {
+                return Err(Self::paused(&reread));
+            }
+            &reread
+        };
         let credentials = self.cached(channel);
         if self.valid_for(credentials.expires_at, self.margin) {
             let mut current = channel.clone();
@@ -386,25 +397,7 @@ impl ChannelTokens {
                 Ok(stored)
             }
             RefreshOutcome::Refused(reason) => {
-                let mut reason = if reason.trim().is_empty() {
-                    "the platform refused the refresh without a reason".to_owned()
-                } else {
-                    reason.replace('\0', "")
-                };
-                if reason.len() > MAX_REASON {
-                    let mut end = MAX_REASON;
-                    while !reason.is_char_boundary(end) {
-                        end -= 1;
-                    }
-                    reason.truncate(end);
-                }
-                let stored = lease.refuse(&reason, self.clock.now()).await?;
-                crate::telemetry::token_refresh(false);
-                tracing::warn!(channel = %id, %reason, "token refresh refused: channel needs re-authorization");
-                self.forget(id);
-                if let Some(listener) = &self.listener {
-                    listener.channel_needs_reauth(&stored);
-                }
+                let (_, reason) = self.mark_refused(lease, &reason).await?;
                 Err(TokenError::Refused {
                     channel: id,
                     reason,
@@ -426,26 +419,56 @@ impl ChannelTokens {
 
     /// Sets the channel `needs_reauth` with `reason` (a call path learned
     /// that the platform refuses the channel's tokens for good), under the
-    /// channel's lease, and tells the listener.
+    /// channel's lease, and tells the listener; unless the stored token is no
+    /// longer `used` (the one the refused call carried): a reconnection or a
+    /// refresh replaced it meanwhile, and the channel is left as it is.
     pub async fn refuse(
         &self,
         tenant: TenantId,
         channel: ChannelId,
+        used: Option<&SecretString>,
         reason: &str,
     ) -> Result<Channel, TokenError> {
-        let reason = reason.to_owned();
-        match self
-            .refresh_locked(tenant, channel, None, self.margin, true, |_| async move {
-                RefreshOutcome::Refused(reason)
-            })
-            .await
-        {
-            Err(TokenError::Refused { .. } | TokenError::Paused { .. }) => {
-                Ok(self.store.get_channel(tenant, channel).await?)
-            }
-            Err(e) => Err(e),
-            Ok(stored) => Ok(stored),
+        let lease = self.store.lock_credentials(tenant, channel).await?;
+        let current = lease.channel().clone();
+        let replaced = used.is_some() && current.credentials.access_token.as_ref() != used;
+        if current.status != ChannelStatus::Active || replaced {
+            drop(lease);
+            return Ok(current);
         }
+        let (stored, _) = self.mark_refused(lease, reason).await?;
+        Ok(stored)
+    }
+
+    /// Records a refused refresh under `lease`: the channel `needs_reauth`
+    /// with the (cleaned, bounded) reason, its notification, the metric, the
+    /// log and the listener. Returns the channel as stored and the reason.
+    async fn mark_refused(
+        &self,
+        lease: Box<dyn nexiom_storage::CredentialLease + '_>,
+        reason: &str,
+    ) -> Result<(Channel, String), TokenError> {
+        let id = lease.channel().id;
+        let mut reason = if reason.trim().is_empty() {
+            "the platform refused the refresh without a reason".to_owned()
+        } else {
+            reason.replace('\0', "")
+        };
+        if reason.len() > MAX_REASON {
+            let mut end = MAX_REASON;
+            while !reason.is_char_boundary(end) {
+                end -= 1;
+            }
+            reason.truncate(end);
+        }
+        let stored = lease.refuse(&reason, self.clock.now()).await?;
+        crate::telemetry::token_refresh(false);
+        tracing::warn!(channel = %id, %reason, "token refresh refused: channel needs re-authorization");
+        self.forget(id);
+        if let Some(listener) = &self.listener {
+            listener.channel_needs_reauth(&stored);
+        }
+        Ok((stored, reason))
     }
 
     /// A person reconnected the channel with `credentials`: stored, the

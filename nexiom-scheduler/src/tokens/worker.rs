@@ -82,7 +82,15 @@ impl TokenRefreshWorker {
             ..RenewReport::default()
         };
         for (tenant, id) in expiring {
-            let channel = store.get_channel(tenant, id).await?;
+            let channel = match store.get_channel(tenant, id).await {
+                Ok(channel) => channel,
+                Err(e) if !e.is_transient() => {
+                    tracing::warn!(channel = %id, error = %e, "channel gone before its renewal");
+                    report.failed += 1;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
             let connector = match self.connectors.get(channel.platform.as_str()) {
                 Ok(connector) => connector,
                 Err(e) => {
