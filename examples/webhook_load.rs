@@ -1,19 +1,27 @@
-//! Load check of the webhook receiver on Postgres: 20,000 signed WhatsApp
-//! webhook POSTs from 32 concurrent connections on loopback, then a count check
-//! that every event is stored exactly once.
+//! Load check of the webhook receiver on Postgres, beside the floor it must
+//! beat, then one large body.
 //!
 //! ```text
 //! DATABASE_URL=postgres://postgres@127.0.0.1:5432/nexiom \
 //!   cargo run --release --example webhook_load
 //! ```
 //!
-//! The receiver (`examples/webhook_server/app.rs`) runs in-process on
-//! 127.0.0.1, over a fresh schema of the database (dropped at the end). One
-//! request in 20 is a redelivery of an earlier body (Meta retries), so the
-//! check is `stored events == distinct event ids` with no event twice.
+//! 1. **Floor**: the same client against a minimal handler that commits one
+//!    single-row insert per request (no signature, no parsing; a pool of one
+//!    connection per client connection). This is what PostgreSQL does here
+//!    with one commit per request.
+//! 2. **Receiver**: `examples/webhook_server/app.rs` in process on
+//!    127.0.0.1 (the store's pool of 8), 20,000 signed WhatsApp POSTs from 32
+//!    connections. One request in 20 is a redelivery of an earlier body (Meta
+//!    retries), so the check is `stored events == distinct event ids` with no
+//!    event twice.
+//! 3. **One large body**: a signed body of 2,700 events just under the
+//!    256 KiB limit, timed from send to answer, then every event checked.
+//!
+//! Both runs use a fresh schema of the database (dropped at the end).
 //! `NEXIOM_LOAD_REQUESTS` / `NEXIOM_LOAD_CONNECTIONS` change the figures.
-//! Prints requests/s and p50/p99/max latency; exits non-zero when a request
-//! failed or the count is off.
+//! Prints requests/s and p50/p99/max latency per run and the ratio; exits
+//! non-zero when a request failed or a count is off.
 
 #[path = "webhook_server/app.rs"]
 mod app;
@@ -22,16 +30,44 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::extract::State;
 use nexiom::connectors::{ConnectorRegistry, MetaWebhookVerifier, WhatsAppConnector};
 use nexiom::core::{Credentials, NewChannel, NewTenant, Platform, SecretString, SystemClock};
 use nexiom::storage::conformance::postgres_test_store;
 
 const APP_SECRET: &str = "load-app-secret";
 const PHONE_ID: &str = "106540352242922";
+const BIG_BODY_EVENTS: usize = 2_700;
 
 fn body(n: usize) -> Vec<u8> {
     format!(
         r#"{{"object":"whatsapp_business_account","entry":[{{"id":"102290129340398","changes":[{{"field":"messages","value":{{"messaging_product":"whatsapp","metadata":{{"display_phone_number":"15550783881","phone_number_id":"{PHONE_ID}"}},"contacts":[{{"profile":{{"name":"Customer {n}"}},"wa_id":"3360{n:07}"}}],"messages":[{{"from":"3360{n:07}","id":"wamid.load.{n}","timestamp":"1763780000","type":"text","text":{{"body":"Hello, is order {n} ready?"}}}}]}}}}]}}]}}"#
+    )
+    .into_bytes()
+}
+
+/// Senders of the large body.
+const SENDERS: usize = 20;
+
+/// One body of `events` messages from [`SENDERS`] senders (Meta batches many
+/// messages of one phone number in one delivery), as compact as a real
+/// payload can be so that 2,700 of them fit in 256 KiB.
+fn big_body(events: usize) -> Vec<u8> {
+    let contacts: Vec<String> = (0..SENDERS)
+        .map(|s| format!(r#"{{"profile":{{"name":"C{s}"}},"wa_id":"3361{s:05}"}}"#))
+        .collect();
+    let messages: Vec<String> = (0..events)
+        .map(|n| {
+            format!(
+                r#"{{"from":"3361{:05}","id":"w.b.{n}","timestamp":"1763780000","type":"text","text":{{"body":"k"}}}}"#,
+                n % SENDERS
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"object":"whatsapp_business_account","entry":[{{"id":"102290129340398","changes":[{{"field":"messages","value":{{"messaging_product":"whatsapp","metadata":{{"display_phone_number":"15550783881","phone_number_id":"{PHONE_ID}"}},"contacts":[{}],"messages":[{}]}}}}]}}]}}"#,
+        contacts.join(","),
+        messages.join(",")
     )
     .into_bytes()
 }
@@ -53,73 +89,71 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let requests = env_usize("NEXIOM_LOAD_REQUESTS", 20_000)?;
-    let connections = env_usize("NEXIOM_LOAD_CONNECTIONS", 32)?.max(1);
-    if std::env::var("DATABASE_URL").is_err() {
-        return Err("set DATABASE_URL to a Postgres database (a fresh schema is used)".into());
-    }
-    let test_store = postgres_test_store()
-        .await
-        .ok_or("cannot reach DATABASE_URL")?;
-    let store = test_store.store();
-    let now = chrono::Utc::now();
-    let tenant = store.create_tenant(NewTenant::new("Load", now)).await?;
-    store
-        .create_channel(NewChannel {
-            tenant_id: tenant.id,
-            platform: Platform::WhatsApp,
-            external_account_id: PHONE_ID.into(),
-            name: "Load WhatsApp".into(),
-            credentials: Credentials::default(),
-            created_at: now,
-        })
-        .await?;
-    let registry = ConnectorRegistry::new().with(Arc::new(
-        WhatsAppConnector::builder()
-            .with_app_secret(APP_SECRET)
-            .build()?,
-    ));
-    let state = app::AppState::new(Arc::clone(&store), registry, Arc::new(SystemClock));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}/webhooks/whatsapp", listener.local_addr()?);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app::app(state))
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
-            .await
-    });
+/// What one run measured.
+struct Run {
+    per_second: f64,
+    latencies: Vec<Duration>,
+    failures: usize,
+}
 
-    // Request i sends event i, except every 20th which redelivers event i - 10.
-    let event_of = |i: usize| if i % 20 == 19 { i - 10 } else { i };
-    let distinct: HashSet<usize> = (0..requests).map(event_of).collect();
+impl Run {
+    fn print(&self, name: &str) {
+        let ms = |p| percentile(&self.latencies, p).as_secs_f64() * 1e3;
+        println!(
+            "{name:<9} {:>7.0} req/s   p50 {:>6.2} ms   p99 {:>6.2} ms   max {:>7.2} ms   failed {}",
+            self.per_second,
+            ms(50.0),
+            ms(99.0),
+            ms(100.0),
+            self.failures
+        );
+    }
+}
+
+/// Request i sends event i, except every 20th which redelivers event i - 10.
+fn event_of(i: usize) -> usize {
+    if i % 20 == 19 { i - 10 } else { i }
+}
+
+/// `requests` signed POSTs of `event_of(i)`'s body to `url` from
+/// `connections` connections.
+async fn load(
+    url: &str,
+    requests: usize,
+    connections: usize,
+) -> Result<Run, tokio::task::JoinError> {
     let secret = SecretString::new(APP_SECRET);
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(connections)
-        .build()?;
-
-    println!("webhook load: {requests} signed WhatsApp POSTs, {connections} connections, Postgres");
+        .build()
+        .unwrap_or_default();
+    // Bodies and signatures are made before the clock starts.
+    let work: Arc<Vec<(Vec<u8>, String)>> = Arc::new(
+        (0..requests)
+            .map(|i| {
+                let body = body(event_of(i));
+                let signature = MetaWebhookVerifier::sign(&secret, &body);
+                (body, signature)
+            })
+            .collect(),
+    );
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(connections);
     for c in 0..connections {
         let client = client.clone();
-        let url = url.clone();
-        let secret = secret.clone();
+        let url = url.to_owned();
+        let work = Arc::clone(&work);
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::with_capacity(requests / connections + 1);
             let mut failures = 0usize;
             for i in (c..requests).step_by(connections) {
-                let body = body(event_of(i));
-                let signature = MetaWebhookVerifier::sign(&secret, &body);
+                let (body, signature) = &work[i];
                 let t = Instant::now();
                 let ok = client
                     .post(&url)
                     .header("content-type", "application/json")
-                    .header("X-Hub-Signature-256", signature)
-                    .body(body)
+                    .header("X-Hub-Signature-256", signature.as_str())
+                    .body(body.clone())
                     .send()
                     .await
                     .map(|r| r.status().is_success())
@@ -139,9 +173,141 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         latencies.extend(l);
         failures += f;
     }
-    let elapsed = started.elapsed();
+    let per_second = requests as f64 / started.elapsed().as_secs_f64();
     latencies.sort_unstable();
+    Ok(Run {
+        per_second,
+        latencies,
+        failures,
+    })
+}
 
+/// Serves `router` on a loopback port until the returned sender is used.
+async fn serve(
+    router: axum::Router,
+) -> Result<
+    (
+        String,
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<std::io::Result<()>>,
+    ),
+    std::io::Error,
+> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    Ok((format!("http://{addr}/webhooks/whatsapp"), stop, server))
+}
+
+/// Transactions committed in the database so far (every session's).
+async fn commits(pool: &sqlx::PgPool) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()",
+    )
+    .fetch_one(pool)
+    .await
+}
+
+/// The floor's handler: one single-row insert, committed, per request.
+async fn floor_handler(
+    State(pool): State<sqlx::PgPool>,
+    body: axum::body::Bytes,
+) -> axum::http::StatusCode {
+    let inserted = sqlx::query("INSERT INTO load_floor (body) VALUES ($1)")
+        .bind(String::from_utf8_lossy(&body).as_ref())
+        .execute(&pool)
+        .await;
+    match inserted {
+        Ok(_) => axum::http::StatusCode::OK,
+        Err(_) => axum::http::StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let requests = env_usize("NEXIOM_LOAD_REQUESTS", 20_000)?;
+    let connections = env_usize("NEXIOM_LOAD_CONNECTIONS", 32)?.max(1);
+    let Ok(url) = std::env::var("DATABASE_URL") else {
+        return Err("set DATABASE_URL to a Postgres database (a fresh schema is used)".into());
+    };
+    let test_store = postgres_test_store()
+        .await
+        .ok_or("cannot reach DATABASE_URL")?;
+    let schema = test_store.schema().unwrap_or("public").to_owned();
+    let store = test_store.store();
+    println!("webhook load: {requests} signed WhatsApp POSTs, {connections} connections, Postgres");
+
+    // 1. The floor, in the same schema.
+    let floor_pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(connections as u32)
+        .after_connect({
+            let schema = schema.clone();
+            move |conn, _| {
+                let schema = schema.clone();
+                Box::pin(async move {
+                    sqlx::query("SELECT set_config('search_path', $1, false)")
+                        .bind(&schema)
+                        .execute(conn)
+                        .await?;
+                    Ok(())
+                })
+            }
+        })
+        .connect(&url)
+        .await?;
+    sqlx::query("CREATE TABLE load_floor (id BIGSERIAL PRIMARY KEY, body TEXT NOT NULL)")
+        .execute(&floor_pool)
+        .await?;
+    let floor_app = axum::Router::new()
+        .route("/webhooks/whatsapp", axum::routing::post(floor_handler))
+        .with_state(floor_pool.clone());
+    let (floor_url, stop, server) = serve(floor_app).await?;
+    let floor = load(&floor_url, requests, connections).await?;
+    let _ = stop.send(());
+    server.await??;
+    let floor_rows: i64 = sqlx::query_scalar("SELECT count(*) FROM load_floor")
+        .fetch_one(&floor_pool)
+        .await?;
+    floor_pool.close().await;
+
+    // 2. The receiver.
+    let now = chrono::Utc::now();
+    let tenant = store.create_tenant(NewTenant::new("Load", now)).await?;
+    store
+        .create_channel(NewChannel {
+            tenant_id: tenant.id,
+            platform: Platform::WhatsApp,
+            external_account_id: PHONE_ID.into(),
+            name: "Load WhatsApp".into(),
+            credentials: Credentials::default(),
+            created_at: now,
+        })
+        .await?;
+    let registry = ConnectorRegistry::new().with(Arc::new(
+        WhatsAppConnector::builder()
+            .with_app_secret(APP_SECRET)
+            .build()?,
+    ));
+    let state = app::AppState::new(Arc::clone(&store), registry, Arc::new(SystemClock));
+    let (receiver_url, stop, server) = serve(app::app(state)).await?;
+    let stats = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await?;
+    let before = commits(&stats).await?;
+    let receiver = load(&receiver_url, requests, connections).await?;
+    // Statistics reach the view within a second.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let receiver_commits = commits(&stats).await? - before;
+
+    let distinct: HashSet<usize> = (0..requests).map(event_of).collect();
     let events = store
         .list_unrouted_events(Some(&Platform::WhatsApp), (requests + 1000) as u32)
         .await?;
@@ -151,35 +317,73 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .filter(|e| !seen.insert(e.event_id.clone()))
         .count();
 
-    println!("requests/s  {:.0}", requests as f64 / elapsed.as_secs_f64());
-    println!("elapsed     {:.2} s", elapsed.as_secs_f64());
+    // 3. One large body.
+    let big = big_body(BIG_BODY_EVENTS);
+    let secret = SecretString::new(APP_SECRET);
+    let signature = MetaWebhookVerifier::sign(&secret, &big);
+    let big_bytes = big.len();
+    let client = reqwest::Client::new();
+    let t = Instant::now();
+    let big_status = client
+        .post(&receiver_url)
+        .header("content-type", "application/json")
+        .header("X-Hub-Signature-256", signature)
+        .body(big)
+        .send()
+        .await?
+        .status();
+    let big_elapsed = t.elapsed();
+    let all = store
+        .list_unrouted_events(
+            Some(&Platform::WhatsApp),
+            (requests + BIG_BODY_EVENTS + 1000) as u32,
+        )
+        .await?;
+    let big_stored = all
+        .iter()
+        .filter(|e| e.event_id.starts_with("w.b."))
+        .count();
+
+    floor.print("floor");
+    receiver.print("receiver");
     println!(
-        "p50         {:.2} ms",
-        percentile(&latencies, 50.0).as_secs_f64() * 1e3
+        "ratio     {:.2}x the floor ({floor_rows} floor rows committed)",
+        receiver.per_second / floor.per_second
     );
     println!(
-        "p99         {:.2} ms",
-        percentile(&latencies, 99.0).as_secs_f64() * 1e3
+        "commits   about {receiver_commits} for {requests} requests ({:.1} requests per commit; \
+         every session of the database counted)",
+        requests as f64 / receiver_commits.max(1) as f64
     );
     println!(
-        "max         {:.2} ms",
-        percentile(&latencies, 100.0).as_secs_f64() * 1e3
-    );
-    println!("failed      {failures}");
-    println!(
-        "stored      {} events for {} distinct ids ({} redeliveries sent, {} stored twice)",
+        "stored    {} events for {} distinct ids ({} redeliveries sent, {} stored twice)",
         events.len(),
         distinct.len(),
         requests - distinct.len(),
         twice
+    );
+    println!(
+        "big body  {BIG_BODY_EVENTS} events, {:.0} KiB: answered {big_status} in {:.1} ms, {big_stored} stored",
+        big_bytes as f64 / 1024.0,
+        big_elapsed.as_secs_f64() * 1e3
     );
 
     let _ = stop.send(());
     server.await??;
     test_store.cleanup().await;
 
-    if failures > 0 || twice > 0 || events.len() != distinct.len() {
-        eprintln!("FAILED: every event must be stored exactly once and every request answered 200");
+    let mut failed = Vec::new();
+    if floor.failures > 0 || floor_rows != requests as i64 {
+        failed.push("the floor did not commit every request");
+    }
+    if receiver.failures > 0 || twice > 0 || events.len() != distinct.len() {
+        failed.push("every event must be stored exactly once and every request answered 200");
+    }
+    if !big_status.is_success() || big_stored != BIG_BODY_EVENTS {
+        failed.push("the large body must be answered 200 with every event stored");
+    }
+    if !failed.is_empty() {
+        eprintln!("FAILED: {}", failed.join("; "));
         std::process::exit(1);
     }
     println!("OK: every event stored exactly once");

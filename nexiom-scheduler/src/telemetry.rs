@@ -20,6 +20,7 @@
 //! | `nexiom_events_ingested_total` | counter | `platform` | webhook events stored (first delivery) |
 //! | `nexiom_events_duplicate_total` | counter | `platform` | redeliveries of events stored already |
 //! | `nexiom_events_dead_lettered_total` | counter | `platform` | events dead-lettered (unreadable, unknown account) |
+//! | `nexiom_ingest_batch_events` | histogram | | events per group commit of the webhook receiver (one insert, one commit) |
 //! | `nexiom_events_routed_total` | counter | | events routed into conversations and comments |
 //! | `nexiom_routing_lag_seconds` | gauge | | age of the oldest unrouted event when routing starts |
 //! | `nexiom_triage_decisions_total` | counter | `outcome` (`ignore`, `escalate`, `auto_reply`) | triage decisions |
@@ -50,6 +51,7 @@ pub const METRIC_NAMES: &[&str] = &[
     EVENTS_INGESTED,
     EVENTS_DUPLICATE,
     EVENTS_DEAD_LETTERED,
+    INGEST_BATCH_EVENTS,
     EVENTS_ROUTED,
     ROUTING_LAG,
     TRIAGE_DECISIONS,
@@ -86,6 +88,8 @@ pub const EVENTS_INGESTED: &str = "nexiom_events_ingested_total";
 pub const EVENTS_DUPLICATE: &str = "nexiom_events_duplicate_total";
 /// Dead-lettered webhook events.
 pub const EVENTS_DEAD_LETTERED: &str = "nexiom_events_dead_lettered_total";
+/// Events per group commit of the receiver.
+pub const INGEST_BATCH_EVENTS: &str = "nexiom_ingest_batch_events";
 /// Events routed.
 pub const EVENTS_ROUTED: &str = "nexiom_events_routed_total";
 /// Age of the oldest unrouted event.
@@ -167,6 +171,11 @@ pub fn describe() {
         EVENTS_DEAD_LETTERED,
         Unit::Count,
         "Webhook events dead-lettered, by platform."
+    );
+    describe_histogram!(
+        INGEST_BATCH_EVENTS,
+        Unit::Count,
+        "Events per group commit of the webhook receiver (one insert, one commit)."
     );
     describe_counter!(
         EVENTS_ROUTED,
@@ -285,6 +294,11 @@ pub(crate) fn ingested(platform: &str, stored: u64, duplicates: u64, dead_letter
     counter!(EVENTS_DEAD_LETTERED, "platform" => platform.to_owned()).increment(dead_lettered);
 }
 
+/// One group commit of the receiver: its events.
+pub(crate) fn ingest_batch(events: usize) {
+    histogram!(INGEST_BATCH_EVENTS).record(events as f64);
+}
+
 /// One routing batch: events routed, and the lag before it.
 pub(crate) fn routed(events: u64, lag_seconds: f64) {
     counter!(EVENTS_ROUTED).increment(events);
@@ -353,6 +367,7 @@ mod tests {
             publish_call("facebook", true, 0.25);
             publish_queue(7, 42.0, 2);
             ingested("whatsapp", 3, 1, 2);
+            ingest_batch(12);
             routed(5, 1.5);
             triage_decision(Triage::Escalate);
             auto_replies(4, 1, 0);

@@ -878,6 +878,7 @@ pub trait Store:
     + crate::ApiKeyStore
     + crate::BroadcastStore
     + EventStore
+    + crate::EventBatchStore
     + crate::DeadLetterStore
     + crate::ExternalPostStore
     + ConversationStore
@@ -909,6 +910,7 @@ impl<T> Store for T where
         + crate::ApiKeyStore
         + crate::BroadcastStore
         + EventStore
+        + crate::EventBatchStore
         + crate::DeadLetterStore
         + crate::ExternalPostStore
         + ConversationStore

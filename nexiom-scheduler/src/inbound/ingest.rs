@@ -5,8 +5,8 @@ use nexiom_connectors::{
     NormalizedEvent, PlatformConnector, RejectedEvent, WebhookError, WebhookHeaders,
     hmac_sha256_hex,
 };
-use nexiom_core::{Channel, NewDeadLetter, Platform};
-use nexiom_storage::StorageError;
+use nexiom_core::NewDeadLetter;
+use nexiom_storage::{EventWrite, StorageError};
 use serde::{Deserialize, Serialize};
 
 use super::{InboundError, InboundPipeline};
@@ -39,8 +39,14 @@ fn dead_letter_key(raw: &[u8]) -> String {
 
 impl InboundPipeline {
     /// Verifies the signature of a webhook POST over its exact raw body, reads
-    /// it event by event and stores each one on its own (insert-if-absent on
-    /// `(platform, event_id)`) under the channel connected for its account.
+    /// it event by event and stores every event (insert-if-absent on
+    /// `(platform, event_id)`) under the channel connected for its account:
+    /// the body's events go in one statement, committed together with the
+    /// events of other requests arriving at the same moment (group commit,
+    /// see [`GroupCommitConfig`](super::GroupCommitConfig)), and the call
+    /// returns only once that commit is done. Channels are looked up by
+    /// account through a cache (see
+    /// [`InboundPipeline::channel_changed`](super::InboundPipeline::channel_changed)).
     /// Nothing is routed here: routing reads the stored events later, so an
     /// event is never lost between receipt and routing.
     ///
@@ -92,11 +98,49 @@ impl InboundPipeline {
                 return Ok(report);
             }
         };
+        let mut read = Vec::new();
+        let mut new_events = Vec::new();
         for item in items {
             report.events += 1;
             match item {
-                Ok(event) => self.ingest_event(event, now, &mut report).await?,
+                Ok(event) => match self
+                    .channels
+                    .lookup(&event.platform, event.account_id.as_deref())
+                    .await?
+                {
+                    Some(target) => {
+                        new_events.push(event.to_new_webhook_event(
+                            target.tenant_id,
+                            target.channel_id,
+                            now,
+                        ));
+                        read.push(event);
+                    }
+                    None => self.unknown_account(&event, now, &mut report).await?,
+                },
                 Err(rejected) => {
+                    self.dead_letter(rejected, now).await?;
+                    report.dead_lettered += 1;
+                }
+            }
+        }
+        // Every event of the body in one statement, committed with the
+        // other requests' of the same moment.
+        let answers = self.writer.write(new_events).await?;
+        for (event, answer) in read.iter().zip(answers) {
+            match answer {
+                EventWrite::Created => report.stored += 1,
+                EventWrite::Existing => {}
+                // The channel kept for the account is not there any more:
+                // looked up again, and the event stored on its own.
+                EventWrite::Refused(StorageError::UnknownReference { .. }) => {
+                    if let Some(account) = &event.account_id {
+                        self.channels.forget(&event.platform, account);
+                    }
+                    self.ingest_event(event, now, &mut report).await?;
+                }
+                EventWrite::Refused(e) => {
+                    let rejected = RejectedEvent::of(event, format!("refused by the store: {e}"));
                     self.dead_letter(rejected, now).await?;
                     report.dead_lettered += 1;
                 }
@@ -106,44 +150,42 @@ impl InboundPipeline {
         Ok(report)
     }
 
-    async fn channel_for(
+    /// Keeps an event of an account no channel is connected for as a dead
+    /// letter without a tenant.
+    async fn unknown_account(
         &self,
-        platform: &Platform,
-        account: Option<&str>,
-    ) -> Result<Option<Channel>, StorageError> {
-        match account {
-            // An account id the store refuses as a key cannot be connected.
-            Some(account) => match self.store.find_channel_by_account(platform, account).await {
-                Err(e) if e.is_refusal() => Ok(None),
-                other => other,
-            },
-            None => Ok(None),
-        }
-    }
-
-    async fn ingest_event(
-        &self,
-        event: NormalizedEvent,
+        event: &NormalizedEvent,
         now: chrono::DateTime<chrono::Utc>,
         report: &mut IngestReport,
     ) -> Result<(), StorageError> {
-        let Some(channel) = self
-            .channel_for(&event.platform, event.account_id.as_deref())
+        tracing::warn!(platform = %event.platform, event_id = %event.event_id, "webhook event for an unknown account: dead-lettered without a tenant");
+        report.unknown_account += 1;
+        let reason = match &event.account_id {
+            Some(account) => format!("no channel is connected for account {account}"),
+            None => "the event names no account".to_owned(),
+        };
+        self.dead_letter(RejectedEvent::of(event, reason), now)
+            .await
+    }
+
+    /// One event on its own: its channel looked up, then stored (or
+    /// dead-lettered when the store refuses it).
+    async fn ingest_event(
+        &self,
+        event: &NormalizedEvent,
+        now: chrono::DateTime<chrono::Utc>,
+        report: &mut IngestReport,
+    ) -> Result<(), StorageError> {
+        let Some(target) = self
+            .channels
+            .lookup(&event.platform, event.account_id.as_deref())
             .await?
         else {
-            tracing::warn!(platform = %event.platform, event_id = %event.event_id, "webhook event for an unknown account: dead-lettered without a tenant");
-            report.unknown_account += 1;
-            let reason = match &event.account_id {
-                Some(account) => format!("no channel is connected for account {account}"),
-                None => "the event names no account".to_owned(),
-            };
-            return self
-                .dead_letter(RejectedEvent::of(&event, reason), now)
-                .await;
+            return self.unknown_account(event, now, report).await;
         };
         match self
             .store
-            .insert_event(event.to_new_webhook_event(channel.tenant_id, channel.id, now))
+            .insert_event(event.to_new_webhook_event(target.tenant_id, target.channel_id, now))
             .await
         {
             Ok(stored) => {
@@ -151,7 +193,7 @@ impl InboundPipeline {
                 Ok(())
             }
             Err(e) if e.is_refusal() => {
-                let rejected = RejectedEvent::of(&event, format!("refused by the store: {e}"));
+                let rejected = RejectedEvent::of(event, format!("refused by the store: {e}"));
                 self.dead_letter(rejected, now).await?;
                 report.dead_lettered += 1;
                 Ok(())
@@ -176,11 +218,12 @@ impl InboundPipeline {
             &rejected.reason,
             now,
         );
-        if let Some(channel) = self
-            .channel_for(&rejected.platform, rejected.account_id.as_deref())
+        if let Some(target) = self
+            .channels
+            .lookup(&rejected.platform, rejected.account_id.as_deref())
             .await?
         {
-            letter = letter.for_channel(channel.tenant_id, channel.id);
+            letter = letter.for_channel(target.tenant_id, target.channel_id);
         }
         self.store.insert_dead_letter(letter).await?;
         Ok(())

@@ -11,6 +11,7 @@
 //! sends a second reply.
 
 mod auto_reply;
+mod channels;
 mod dry_run;
 mod error;
 mod ingest;
@@ -19,6 +20,7 @@ mod reply_writers;
 mod routing;
 mod settings;
 mod triage;
+mod writer;
 
 use std::fmt;
 use std::sync::Arc;
@@ -31,6 +33,7 @@ use nexiom_triage::{ReplyGenerator, TriageConfig};
 use crate::tenant_config::TenantConfigs;
 
 pub use auto_reply::{AutoReplyConfig, AutoReplyReport, DEFAULT_REPLIES_PER_CHANNEL};
+pub use channels::DEFAULT_CHANNEL_TTL;
 pub use dry_run::{DecisionSummary, DryRunItem, DryRunReport};
 pub use error::InboundError;
 pub use ingest::IngestReport;
@@ -39,6 +42,7 @@ pub use settings::{
     openai_config_from_settings,
 };
 pub use triage::{REASON_GENERATOR_ERROR, REASON_RULES_INVALID, TriageReport};
+pub use writer::GroupCommitConfig;
 
 /// What the inbound steps work with: the store, the clock, the reply
 /// generator, the connectors and triage settings. Cheap to clone (everything is shared).
@@ -52,6 +56,8 @@ pub struct InboundPipeline {
     configs: TenantConfigs,
     auto_reply: AutoReplyConfig,
     tokens: crate::tokens::ChannelTokens,
+    channels: channels::ChannelDirectory,
+    writer: writer::EventWriter,
 }
 
 impl InboundPipeline {
@@ -67,6 +73,8 @@ impl InboundPipeline {
         let configs = TenantConfigs::new(Arc::clone(&store), Arc::clone(&clock));
         InboundPipeline {
             tokens: crate::tokens::ChannelTokens::new(Arc::clone(&store), Arc::clone(&clock)),
+            channels: channels::ChannelDirectory::new(Arc::clone(&store), Arc::clone(&clock)),
+            writer: writer::EventWriter::new(Arc::clone(&store), GroupCommitConfig::default()),
             store,
             clock,
             generator,
@@ -122,6 +130,33 @@ impl InboundPipeline {
         self
     }
 
+    /// Another grouping of the receiver's writes ([`GroupCommitConfig`]).
+    pub fn with_group_commit(mut self, config: GroupCommitConfig) -> Self {
+        self.writer = writer::EventWriter::new(Arc::clone(&self.store), config);
+        self
+    }
+
+    /// How long a channel found by account is kept for the receiver
+    /// ([`DEFAULT_CHANNEL_TTL`]; zero: looked up for every event).
+    pub fn with_channel_ttl(mut self, ttl: chrono::Duration) -> Self {
+        self.channels = self.channels.with_ttl(ttl);
+        self
+    }
+
+    /// Tells the receiver that the channel connected for `(platform,
+    /// account)` changed (connected elsewhere, reconnected): the next event
+    /// of that account looks it up again. Channels are kept at most
+    /// [`DEFAULT_CHANNEL_TTL`] anyway, and an account with no channel is
+    /// never kept.
+    pub fn channel_changed(&self, platform: &nexiom_core::Platform, account: &str) {
+        self.channels.forget(platform, account);
+    }
+
+    /// [`InboundPipeline::channel_changed`] by channel id.
+    pub fn channel_id_changed(&self, channel: nexiom_core::ChannelId) {
+        self.channels.forget_channel(channel);
+    }
+
     /// The store.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
@@ -136,6 +171,7 @@ impl fmt::Debug for InboundPipeline {
             .field("connectors", &self.connectors.names())
             .field("triage_config", &self.triage_config)
             .field("auto_reply", &self.auto_reply)
+            .field("group_commit", &self.writer.config())
             .finish_non_exhaustive()
     }
 }

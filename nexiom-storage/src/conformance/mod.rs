@@ -36,6 +36,7 @@ mod broadcasts;
 mod content_jobs;
 mod credentials;
 mod dead_letters;
+mod event_batch;
 mod external_posts;
 mod harness;
 mod inbox;
@@ -61,6 +62,7 @@ pub use broadcasts::*;
 pub use content_jobs::*;
 pub use credentials::*;
 pub use dead_letters::*;
+pub use event_batch::*;
 pub use external_posts::*;
 pub use harness::{
     LOCAL_SERVER_URL, LOCAL_TEST_DATABASE, TestStore, memory_test_store, postgres_app_role_store,
@@ -90,6 +92,8 @@ macro_rules! conformance_suite {
             tenants_and_channels,
             bad_input_is_refused_without_partial_writes,
             events_are_stored_once_and_marked_routed,
+            event_batches_answer_each_event,
+            concurrent_event_batches_store_each_key_once,
             contact_channels_are_resolved_once,
             conversations_and_messages,
             message_delivery_status_is_monotonic,

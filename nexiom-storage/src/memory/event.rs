@@ -245,3 +245,7 @@ impl EventStore for MemoryStore {
         Ok(self.lock().list_contact_channels(tenant, contact))
     }
 }
+
+/// One event at a time under the store's lock (the default).
+#[async_trait]
+impl crate::EventBatchStore for MemoryStore {}

@@ -41,6 +41,7 @@ mod credentials;
 mod dead_letter;
 mod error;
 mod event;
+mod event_batch;
 mod external_post;
 mod inbox;
 mod kpi;
