@@ -9,6 +9,12 @@
 //! - [`Retained::PostRuns`]: finished runs (`success`, `failed`) started
 //!   before the cutoff; a `running` run is kept.
 //! - [`Retained::DeadLetters`]: dead letters received before the cutoff.
+//! - [`Retained::Notifications`]: outbox notifications that occurred before
+//!   the cutoff and are settled (none of their deliveries is still
+//!   `pending`), with their deliveries. A notification still being
+//!   delivered is kept whatever its age. Once removed, its deduplication key
+//!   is free again: a cause that happened more than the retention ago is
+//!   not expected to be reported again.
 //!
 //! Execution logs have their own, partition-based removal
 //! (`WorkerStore::delete_executions_before`).
@@ -27,14 +33,17 @@ pub enum Retained {
     PostRuns,
     /// Dead letters.
     DeadLetters,
+    /// Settled outbox notifications (with their deliveries).
+    Notifications,
 }
 
 impl Retained {
     /// Every kind.
-    pub const ALL: [Retained; 3] = [
+    pub const ALL: [Retained; 4] = [
         Retained::WebhookEvents,
         Retained::PostRuns,
         Retained::DeadLetters,
+        Retained::Notifications,
     ];
 
     /// Its name in reports.
@@ -43,6 +52,7 @@ impl Retained {
             Retained::WebhookEvents => "webhook_events",
             Retained::PostRuns => "post_runs",
             Retained::DeadLetters => "dead_letters",
+            Retained::Notifications => "notifications",
         }
     }
 }
@@ -59,6 +69,9 @@ pub struct RetentionPolicy {
     pub post_runs: Option<Duration>,
     /// Dead letters (default 90 days).
     pub dead_letters: Option<Duration>,
+    /// Settled outbox notifications and their deliveries (default 30 days:
+    /// the endpoints have them, and a dead delivery has been reported).
+    pub notifications: Option<Duration>,
     /// Execution logs (default 30 days).
     pub execution_logs: Option<Duration>,
 }
@@ -69,6 +82,7 @@ impl Default for RetentionPolicy {
             webhook_events: Some(Duration::days(30)),
             post_runs: Some(Duration::days(180)),
             dead_letters: Some(Duration::days(90)),
+            notifications: Some(Duration::days(30)),
             execution_logs: Some(Duration::days(30)),
         }
     }
@@ -81,6 +95,7 @@ impl RetentionPolicy {
             Retained::WebhookEvents => self.webhook_events,
             Retained::PostRuns => self.post_runs,
             Retained::DeadLetters => self.dead_letters,
+            Retained::Notifications => self.notifications,
         }
     }
 }

@@ -1,5 +1,5 @@
-//! [`RetentionWorker`]: removes old webhook events, post runs and dead
-//! letters in short batches.
+//! [`RetentionWorker`]: removes old webhook events, post runs, dead
+//! letters and settled notifications in short batches.
 
 use std::sync::Arc;
 
@@ -18,7 +18,8 @@ const BATCH: u32 = 1000;
 
 /// Sunday at 02:00 Europe/Paris by default ([`Cadence::cleanup`]): for each
 /// kind of [`RetentionPolicy`] (routed webhook events 30 days, finished post
-/// runs 180 days, dead letters 90 days by default), removes what is older,
+/// runs 180 days, dead letters 90 days, settled outbox notifications 30
+/// days by default), removes what is older,
 /// 1,000 rows per short transaction, until nothing is left or
 /// shutdown fires. Execution logs are [`CleanupExecutionLogsWorker`]'s
 /// (partition drops on Postgres).

@@ -171,4 +171,101 @@ pub async fn retention_purges_old_finished_rows_in_batches(store: Arc<dyn Store>
         defaults.of(Retained::WebhookEvents),
         Some(Duration::days(30))
     );
+    assert_eq!(
+        defaults.of(Retained::Notifications),
+        Some(Duration::days(30))
+    );
+}
+
+/// Outbox retention removes old notifications whose deliveries are all
+/// settled (delivered or dead, or that had none), with their deliveries; a
+/// notification still pending is kept whatever its age, as is a recent one;
+/// a removed key can be enqueued again.
+pub async fn retention_purges_settled_notifications(store: Arc<dyn Store>) {
+    use NotificationKind::ChannelNeedsReauth;
+    let s = store.as_ref();
+    let w = world(s, "Acme", Platform::Facebook, "page-retention").await;
+    let old = t0() - Duration::days(40);
+    let cutoff = t0() - Duration::days(30);
+    let endpoint = super::outbox::webhook(s, &w, "ops", &[ChannelNeedsReauth]).await;
+    let enqueue = |key: &str, at| {
+        s.enqueue_notification(NewNotification {
+            tenant_id: w.tenant.id,
+            kind: ChannelNeedsReauth,
+            key: key.to_owned(),
+            payload: serde_json::json!({"key": key}),
+            occurred_at: at,
+        })
+    };
+    for key in ["delivered", "dead", "pending", "recent"] {
+        let at = if key == "recent" { t0() } else { old };
+        assert!(enqueue(key, at).await.unwrap().created);
+    }
+    // Settle two of the old ones: one delivered, one dead.
+    let claimed = s
+        .claim_notification_deliveries(old, 10, Duration::minutes(5))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 4);
+    for c in &claimed {
+        assert_eq!(c.endpoint.id, endpoint.id);
+        let attempt = match c.notification.key.as_str() {
+            "delivered" => DeliveryAttempt::Delivered,
+            "dead" => DeliveryAttempt::Failed {
+                error: "HTTP 410".into(),
+                retry_at: None,
+            },
+            _ => continue,
+        };
+        s.finish_notification_delivery(
+            w.tenant.id,
+            c.delivery.id,
+            c.delivery.lease_until.unwrap(),
+            attempt,
+            old,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    }
+    // An old notification with no delivery at all (no endpoint subscribed).
+    s.set_notification_endpoint_enabled(w.tenant.id, endpoint.id, false)
+        .await
+        .unwrap();
+    assert!(enqueue("no-delivery", old).await.unwrap().created);
+
+    // Batches of 2: the three settled old ones go, 2 then 1.
+    let mut batches = Vec::new();
+    loop {
+        let n = s
+            .purge_before(Retained::Notifications, cutoff, 2)
+            .await
+            .unwrap();
+        batches.push(n);
+        if n < 2 {
+            break;
+        }
+    }
+    assert_eq!(batches, vec![2, 1]);
+    let mut left: Vec<String> = s
+        .list_notifications(w.tenant.id, None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|n| n.key)
+        .collect();
+    left.sort();
+    assert_eq!(left, ["pending", "recent"]);
+    // The deliveries went with them: only the pending and the recent remain.
+    let mut deliveries = 0;
+    for n in s.list_notifications(w.tenant.id, None, 10).await.unwrap() {
+        deliveries += s
+            .list_notification_deliveries(w.tenant.id, n.id)
+            .await
+            .unwrap()
+            .len();
+    }
+    assert_eq!(deliveries, 2);
+    // A removed key is free again.
+    assert!(enqueue("delivered", t0()).await.unwrap().created);
 }

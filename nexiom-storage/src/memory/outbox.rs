@@ -30,6 +30,35 @@ pub(super) struct Outbox {
 }
 
 impl Inner {
+    /// Removes up to `batch` settled notifications that occurred before
+    /// `cutoff`, with their deliveries (see `Retained::Notifications`).
+    pub(super) fn purge_notifications(&mut self, cutoff: DateTime<Utc>, batch: usize) -> usize {
+        let outbox = &mut self.outbox;
+        let pending: std::collections::HashSet<NotificationId> = outbox
+            .deliveries
+            .values()
+            .filter(|d| d.state == NotificationDeliveryState::Pending)
+            .map(|d| d.notification_id)
+            .collect();
+        let old: Vec<(NotificationId, TenantId, String)> = outbox
+            .notifications
+            .values()
+            .filter(|n| n.occurred_at < cutoff && !pending.contains(&n.id))
+            .take(batch)
+            .map(|n| (n.id, n.tenant_id, n.key.clone()))
+            .collect();
+        for (id, tenant, key) in &old {
+            outbox.notifications.remove(id);
+            outbox.by_key.remove(&(*tenant, key.clone()));
+        }
+        let gone: std::collections::HashSet<NotificationId> =
+            old.iter().map(|(id, _, _)| *id).collect();
+        outbox
+            .deliveries
+            .retain(|_, d| !gone.contains(&d.notification_id));
+        old.len()
+    }
+
     /// Enqueues `new` (see [`OutboxStore::enqueue_notification`]). Checks
     /// everything before writing, so a refusal writes nothing; callers that
     /// make a change with its notification call it before they change

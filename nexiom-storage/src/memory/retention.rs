@@ -55,6 +55,7 @@ impl RetentionStore for MemoryStore {
                 }
                 old.len()
             }
+            Retained::Notifications => inner.purge_notifications(cutoff, batch),
         };
         Ok(removed as u64)
     }

@@ -27,6 +27,23 @@ impl RetentionStore for PgStore {
                 "DELETE FROM dead_letters WHERE id IN ( \
                      SELECT id FROM dead_letters WHERE received_at < $1 LIMIT $2)"
             }
+            // The notifications are locked first: a delivery being added
+            // to one (its foreign key takes a share lock) makes it skipped.
+            Retained::Notifications => {
+                "WITH old AS ( \
+                     SELECT n.tenant_id, n.id FROM notifications n \
+                     WHERE n.occurred_at < $1 AND NOT EXISTS ( \
+                         SELECT 1 FROM notification_deliveries d \
+                         WHERE d.tenant_id = n.tenant_id AND d.notification_id = n.id \
+                             AND d.state = 'pending') \
+                     LIMIT $2 \
+                     FOR UPDATE SKIP LOCKED \
+                 ), deliveries AS ( \
+                     DELETE FROM notification_deliveries d USING old \
+                     WHERE d.tenant_id = old.tenant_id AND d.notification_id = old.id \
+                 ) \
+                 DELETE FROM notifications n USING old WHERE n.id = old.id"
+            }
         };
         let done = sqlx::query(sql)
             .bind(bound(cutoff))
