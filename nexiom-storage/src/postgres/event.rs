@@ -25,8 +25,10 @@ impl EventStore for PgStore {
             "INSERT INTO webhook_events (id, tenant_id, channel_id, platform, event_id, kind, \
                  sender_id, sender_name, text, has_media, delivery_status, target_id, parent_id, \
                  occurred_at, payload, received_at, routed_at, conversation_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-                 NULL, NULL) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+                 NULL, NULL \
+             WHERE EXISTS (SELECT 1 FROM channels c \
+                 WHERE c.tenant_id = $2 AND c.id = $3 AND c.platform = $4) \
              ON CONFLICT (platform, event_id) DO NOTHING \
              RETURNING *",
         )
@@ -68,8 +70,10 @@ impl EventStore for PgStore {
                 .await);
             }
         }
-        // The key is taken: the references are checked first (as for a new
-        // event), then the stored event is returned unchanged.
+        // Nothing inserted: the channel is not the tenant's on this platform
+        // (the statement's check; migration 0030), or the key is taken. The
+        // references are checked first, then the stored event is returned
+        // unchanged.
         require_refs(&mut *tx, new.tenant_id, &refs).await?;
         tx.commit().await.map_err(db)?;
         // A cross-tenant lookup: `(platform, event_id)` is global, and the event

@@ -7,16 +7,18 @@
 //!    `INSERT … SELECT FROM UNNEST … ON CONFLICT DO NOTHING RETURNING`: one
 //!    statement, one commit, on the scan pool (the receiver works for every
 //!    tenant; its channel lookup is a cross-tenant read too).
-//! 3. The keys the insert skipped are read in one statement: the key held
-//!    by the event's tenant is a redelivery (`Existing`), by another tenant a
-//!    `Conflict`; a channel that is not the tenant's on the event's platform
-//!    is `UnknownReference` (the references are checked first, as for one
-//!    event).
+//!    The statement inserts only rows whose `(tenant, channel, platform)` is
+//!    a stored channel (a semi-join to the batch's few channels; migration
+//!    0030 dropped the per-row foreign-key triggers that checked it again).
+//! 3. The events the insert skipped are read in one statement: a channel
+//!    that is not the tenant's on the event's platform is `UnknownReference`
+//!    (checked first, as for one event); otherwise the key held by the
+//!    event's tenant is a redelivery (`Existing`), by another tenant a
+//!    `Conflict`.
 //! 4. Rare cases go through [`EventStore::insert_event`], which answers
 //!    them exactly: the second event of a key inside the batch, a key that
 //!    conflicted but cannot be read any more, and every event of a batch
-//!    the database refused as a whole (a channel removed meanwhile fails its
-//!    foreign key for the whole statement).
+//!    the database refused as a whole (an integrity or data error).
 
 use std::collections::HashMap;
 
@@ -30,45 +32,46 @@ use crate::error::{Result, StorageError};
 use crate::event_batch::{EventBatchStore, EventWrite, one};
 use crate::traits::EventStore;
 
-/// The columns of the batch, one array per column.
+/// The columns of the batch, one array per column (borrowed from the
+/// events: nothing is copied before it is encoded).
 #[derive(Default)]
-struct Columns {
+struct Columns<'a> {
     id: Vec<Uuid>,
     tenant_id: Vec<Uuid>,
     channel_id: Vec<Uuid>,
-    platform: Vec<String>,
-    event_id: Vec<String>,
+    platform: Vec<&'a str>,
+    event_id: Vec<&'a str>,
     kind: Vec<&'static str>,
-    sender_id: Vec<Option<String>>,
-    sender_name: Vec<Option<String>>,
-    text: Vec<Option<String>>,
+    sender_id: Vec<Option<&'a str>>,
+    sender_name: Vec<Option<&'a str>>,
+    text: Vec<Option<&'a str>>,
     has_media: Vec<bool>,
     delivery_status: Vec<Option<&'static str>>,
-    target_id: Vec<Option<String>>,
-    parent_id: Vec<Option<String>>,
+    target_id: Vec<Option<&'a str>>,
+    parent_id: Vec<Option<&'a str>>,
     occurred_at: Vec<chrono::DateTime<chrono::Utc>>,
-    payload: Vec<serde_json::Value>,
+    payload: Vec<&'a serde_json::Value>,
     received_at: Vec<chrono::DateTime<chrono::Utc>>,
 }
 
-impl Columns {
-    fn push(&mut self, e: &NewWebhookEvent) {
+impl<'a> Columns<'a> {
+    fn push(&mut self, e: &'a NewWebhookEvent) {
         self.id.push(Uuid::now_v7());
         self.tenant_id.push(e.tenant_id.as_uuid());
         self.channel_id.push(e.channel_id.as_uuid());
-        self.platform.push(e.platform.as_str().to_owned());
-        self.event_id.push(e.event_id.clone());
+        self.platform.push(e.platform.as_str());
+        self.event_id.push(&e.event_id);
         self.kind.push(e.kind.as_str());
-        self.sender_id.push(e.sender_id.clone());
-        self.sender_name.push(e.sender_name.clone());
-        self.text.push(e.text.clone());
+        self.sender_id.push(e.sender_id.as_deref());
+        self.sender_name.push(e.sender_name.as_deref());
+        self.text.push(e.text.as_deref());
         self.has_media.push(e.has_media);
         self.delivery_status
             .push(e.delivery_status.map(|s| s.as_str()));
-        self.target_id.push(e.target_id.clone());
-        self.parent_id.push(e.parent_id.clone());
+        self.target_id.push(e.target_id.as_deref());
+        self.parent_id.push(e.parent_id.as_deref());
         self.occurred_at.push(e.occurred_at);
-        self.payload.push(e.payload.clone());
+        self.payload.push(&e.payload);
         self.received_at.push(e.received_at);
     }
 }
@@ -164,9 +167,14 @@ async fn insert_new(
         "INSERT INTO webhook_events (id, tenant_id, channel_id, platform, event_id, kind, \
              sender_id, sender_name, text, has_media, delivery_status, target_id, parent_id, \
              occurred_at, payload, received_at) \
-         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], \
+         SELECT e.* FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], \
              $6::text[], $7::text[], $8::text[], $9::text[], $10::bool[], $11::text[], \
              $12::text[], $13::text[], $14::timestamptz[], $15::jsonb[], $16::timestamptz[]) \
+             AS e(id, tenant_id, channel_id, platform, event_id, kind, sender_id, sender_name, \
+                 text, has_media, delivery_status, target_id, parent_id, occurred_at, payload, \
+                 received_at) \
+         WHERE (e.tenant_id, e.channel_id, e.platform) IN ( \
+             SELECT c.tenant_id, c.id, c.platform FROM channels c WHERE c.id = ANY($3)) \
          ON CONFLICT (platform, event_id) DO NOTHING \
          RETURNING id",
     )
