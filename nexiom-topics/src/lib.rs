@@ -4,9 +4,10 @@
 //!   character n-grams, accents folded, hashed to a fixed dimension; no
 //!   network, no model) or [`OpenAiEmbedder`] (any OpenAI-compatible
 //!   `/embeddings` endpoint, batched, retried, with timeouts).
-//! - [`cluster`]: HDBSCAN on a bounded sample, near-identical clusters
-//!   merged, the other points assigned to their nearest cluster when close
-//!   enough; noise stays unassigned. Deterministic for a seed.
+//! - [`cluster`]: HDBSCAN on a bounded sample for dense groups, merged into
+//!   topics by average linkage, the other points assigned to their nearest
+//!   topic when close enough; noise stays unassigned. Deterministic for a
+//!   seed.
 //! - [`c_tf_idf`] labels, an optional [`Labeller`] ([`GeneratorLabeller`]
 //!   through the chat-completions generator of `nexiom-triage`).
 //! - [`match_topics`]: a topic keeps its id from one day to the next.

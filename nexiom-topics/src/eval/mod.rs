@@ -12,8 +12,9 @@
 //! set is off-topic.
 //!
 //! [`score`] reports the adjusted Rand index and NMI per language and overall
-//! (unassigned messages count as one cluster) and the share of off-topic
-//! messages left unassigned; [`kmeans`] is the baseline's clustering.
+//! (unassigned messages count as one cluster), the share of off-topic
+//! messages left unassigned and the share kept out of on-topic clusters;
+//! [`kmeans`] is the baseline's clustering.
 
 mod kmeans;
 
@@ -41,6 +42,10 @@ pub struct LabelledMessage {
     pub topic: Option<usize>,
     /// Its language.
     pub lang: Lang,
+    /// The phrasing it renders (an index over the data file's distinct
+    /// phrasings): messages of one phrasing differ only by the generator's
+    /// noise.
+    pub phrasing: usize,
 }
 
 /// A generated set.
@@ -205,6 +210,8 @@ pub fn generate(total: usize, seed: u64) -> EvalSet {
         .map(|p| p.name.clone())
         .collect();
     let mut messages = Vec::with_capacity(total);
+    let mut phrasings: std::collections::HashMap<(usize, &str), usize> =
+        std::collections::HashMap::new();
     for (i, pool) in pools.iter().enumerate() {
         let count = (total as f32 * pool.weight / weights).round() as usize;
         let topic = (!pool.name.is_empty()).then_some(i);
@@ -220,10 +227,13 @@ pub fn generate(total: usize, seed: u64) -> EvalSet {
                 continue;
             }
             let base = source[rng.usize(..source.len())];
+            let next = phrasings.len();
+            let phrasing = *phrasings.entry((i, base)).or_insert(next);
             messages.push(LabelledMessage {
                 text: vary(base, lang, &mut rng),
                 topic,
                 lang: if lang == 0 { Lang::Fr } else { Lang::En },
+                phrasing,
             });
         }
     }
@@ -329,6 +339,11 @@ pub struct Scores {
     pub overall: Agreement,
     /// Off-topic messages left unassigned, as a share of the off-topic ones.
     pub noise_unassigned: f64,
+    /// Off-topic messages kept out of on-topic clusters (unassigned, or in a
+    /// cluster made mostly of off-topic messages: chatter that repeats, such
+    /// as comments on a photo, is a subject of its own), as a share of the
+    /// off-topic ones.
+    pub noise_kept_out: f64,
     /// Distinct clusters.
     pub clusters: usize,
 }
@@ -361,6 +376,28 @@ pub fn score(set: &EvalSet, assignments: &[Option<usize>]) -> Scores {
     let mut distinct: Vec<usize> = assignments.iter().flatten().copied().collect();
     distinct.sort_unstable();
     distinct.dedup();
+    // Clusters made mostly of off-topic messages.
+    let mut counts: std::collections::HashMap<usize, (usize, usize)> =
+        std::collections::HashMap::new();
+    for (i, a) in assignments.iter().enumerate().take(set.messages.len()) {
+        if let Some(k) = a {
+            let entry = counts.entry(*k).or_insert((0, 0));
+            entry.0 += 1;
+            if set.messages[i].topic.is_none() {
+                entry.1 += 1;
+            }
+        }
+    }
+    let kept_out = noise
+        .iter()
+        .filter(|&&i| {
+            assignments
+                .get(i)
+                .copied()
+                .flatten()
+                .is_none_or(|k| counts.get(&k).is_some_and(|(all, off)| off * 2 > *all))
+        })
+        .count();
     Scores {
         fr: slice(Some(Lang::Fr)),
         en: slice(Some(Lang::En)),
@@ -369,6 +406,11 @@ pub fn score(set: &EvalSet, assignments: &[Option<usize>]) -> Scores {
             1.0
         } else {
             left as f64 / noise.len() as f64
+        },
+        noise_kept_out: if noise.is_empty() {
+            1.0
+        } else {
+            kept_out as f64 / noise.len() as f64
         },
         clusters: distinct.len(),
     }
