@@ -19,7 +19,9 @@
 //!    256 KiB limit, timed from send to answer, then every event checked.
 //!
 //! Both runs use a fresh schema of the database (dropped at the end).
-//! `NEXIOM_LOAD_REQUESTS` / `NEXIOM_LOAD_CONNECTIONS` change the figures.
+//! `NEXIOM_LOAD_REQUESTS` / `NEXIOM_LOAD_CONNECTIONS` change the figures;
+//! `NEXIOM_LOAD_LINGER_US` / `NEXIOM_LOAD_FLUSHES` the receiver's group
+//! commit (`GroupCommitConfig::linger`, `max_flushes`).
 //! Prints requests/s and p50/p99/max latency per run and the ratio; exits
 //! non-zero when a request failed or a count is off.
 
@@ -33,6 +35,7 @@ use std::time::{Duration, Instant};
 use axum::extract::State;
 use nexiom::connectors::{ConnectorRegistry, MetaWebhookVerifier, WhatsAppConnector};
 use nexiom::core::{Credentials, NewChannel, NewTenant, Platform, SecretString, SystemClock};
+use nexiom::scheduler::inbound::GroupCommitConfig;
 use nexiom::storage::conformance::postgres_test_store;
 
 const APP_SECRET: &str = "load-app-secret";
@@ -323,7 +326,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .with_app_secret(APP_SECRET)
             .build()?,
     ));
-    let state = app::AppState::new(Arc::clone(&store), registry, Arc::new(SystemClock));
+    let mut state = app::AppState::new(Arc::clone(&store), registry, Arc::new(SystemClock));
+    let mut group_commit = GroupCommitConfig::default();
+    if let Ok(us) = std::env::var("NEXIOM_LOAD_LINGER_US") {
+        group_commit.linger = Duration::from_micros(us.parse()?);
+    }
+    if let Ok(n) = std::env::var("NEXIOM_LOAD_FLUSHES") {
+        group_commit.max_flushes = n.parse()?;
+    }
+    println!(
+        "group commit: linger {:?}, {} flush slots, batches up to {} events",
+        group_commit.linger, group_commit.max_flushes, group_commit.max_batch
+    );
+    state.pipeline = state.pipeline.with_group_commit(group_commit);
     let (receiver_url, stop, server) = serve(app::app(state)).await?;
     let stats = sqlx::postgres::PgPoolOptions::new()
         .max_connections(1)
