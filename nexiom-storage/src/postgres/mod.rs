@@ -56,6 +56,7 @@ mod reply_queue;
 mod retention;
 mod routing;
 mod routing_broadcast;
+mod routing_messages;
 mod rows;
 mod rule;
 mod secrets;
@@ -65,6 +66,8 @@ mod tenant_settings;
 mod topic;
 mod worker;
 
+#[cfg(test)]
+mod routing_tests;
 #[cfg(test)]
 mod tests;
 
