@@ -220,7 +220,10 @@ pub async fn marking_an_event_routed_checks_the_conversation(store: Arc<dyn Stor
             .mark_event_routed(acme.tenant.id, e.id, Some(refused), t0())
             .await
         {
-            Err(StorageError::UnknownReference { entity, .. }) if entity == "conversation" => {}
+            Err(StorageError::UnknownReference {
+                entity: "conversation",
+                ..
+            }) => {}
             other => panic!("expected UnknownReference(conversation), got {other:?}"),
         }
     }
