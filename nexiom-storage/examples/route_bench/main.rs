@@ -133,7 +133,10 @@ async fn main() {
     report(&rates);
 }
 
-/// Medians per path, and the router's ratio to each baseline.
+/// Medians per path, and the router's ratio to each baseline: the ratio of
+/// the medians, and the median of the ratios within each round (the paths of
+/// a round run one after the other, so this one follows a machine whose load
+/// changes between rounds more closely).
 fn report(rates: &[(String, Vec<f64>)]) {
     let median = |v: &[f64]| {
         let mut v = v.to_vec();
@@ -141,18 +144,21 @@ fn report(rates: &[(String, Vec<f64>)]) {
         v[v.len() / 2]
     };
     println!("medians:");
-    let mut router = None;
     for (path, v) in rates {
-        let m = median(v);
-        println!("  {path:<8} {m:>8.0} events/s");
-        if path == "router" {
-            router = Some(m);
-        }
+        println!("  {path:<8} {:>8.0} events/s", median(v));
     }
-    if let Some(r) = router {
-        for (path, v) in rates.iter().filter(|(p, _)| p != "router") {
-            println!("  router / {path}: {:.2}x", r / median(v));
-        }
+    let Some((_, router)) = rates.iter().find(|(p, _)| p == "router") else {
+        return;
+    };
+    for (path, v) in rates.iter().filter(|(p, _)| p != "router") {
+        let paired: Vec<f64> = router.iter().zip(v).map(|(r, b)| r / b).collect();
+        let rounds: Vec<String> = paired.iter().map(|r| format!("{r:.2}")).collect();
+        println!(
+            "  router / {path}: {:.2}x (medians); per round {} (median {:.2}x)",
+            median(router) / median(v),
+            rounds.join(", "),
+            median(&paired)
+        );
     }
 }
 

@@ -2,7 +2,8 @@
 //! statements whatever the number of events.
 //!
 //! 1. the one pass ([`super::routing_messages`]): one statement takes the
-//!    events (`FOR UPDATE SKIP LOCKED` for a batch, `FOR UPDATE` for one
+//!    events (at most 10,000 per call; `FOR UPDATE SKIP LOCKED` for a batch,
+//!    `FOR UPDATE` for one
 //!    event, so concurrent callers work on disjoint events) and routes the
 //!    message events through contacts, conversations, messages and
 //!    `last_message_at`, and marks them routed; the message events whose
@@ -34,7 +35,7 @@ use uuid::Uuid;
 
 use super::PgStore;
 use super::error::db;
-use super::routing_messages::{Source, pass};
+use super::routing_messages::{MAX_EVENTS, Source, pass};
 use crate::error::Result;
 
 /// How many times a routing call is retried after a deadlock, a
@@ -121,7 +122,7 @@ async fn route_once(
     let source = match pick {
         Pick::Unrouted { platform, limit } => Source::Unrouted {
             platform: platform.map(Platform::as_str),
-            limit,
+            limit: limit.min(MAX_EVENTS),
         },
         Pick::One { tenant, id } => Source::One {
             tenant: tenant.as_uuid(),

@@ -36,10 +36,15 @@ use uuid::Uuid;
 const COLUMNS: &str = "e.ctid AS tid, e.id, e.tenant_id, e.channel_id, e.platform, e.event_id, \
      e.kind, e.sender_id, e.sender_name, e.text, e.has_media, e.occurred_at, e.received_at";
 
+/// The most events one call takes: the statement carries that many fresh ids
+/// of each kind (a larger `limit` routes this many; callers loop anyway).
+pub(super) const MAX_EVENTS: u32 = 10_000;
+
 /// Which events the pass takes.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Source<'a> {
-    /// Up to `limit` unrouted events, oldest first, skipping locked ones.
+    /// Up to `limit` (at most [`MAX_EVENTS`]) unrouted events, oldest
+    /// first, skipping locked ones.
     Unrouted {
         platform: Option<&'a str>,
         limit: u32,
@@ -170,7 +175,7 @@ pub(super) async fn pass(
                  ORDER BY e.received_at, e.id LIMIT $7 \
                  FOR UPDATE SKIP LOCKED"
             ),
-            limit as usize,
+            usize::try_from(limit).unwrap_or(usize::MAX),
         ),
         Source::One { .. } => (
             format!(
