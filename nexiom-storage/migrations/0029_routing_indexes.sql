@@ -58,9 +58,9 @@ ALTER TABLE messages
 -- which is not on any hot path (the inbox lists have their own indexes): it
 -- now reads the tenant's conversations through uq_conversations_tenant_id
 -- and sorts them. Left, each with its reader:
---   pk_conversations (id)                  the inbox refresh, the bump
---   uq_conversations_tenant_id (tenant_id, id)   foreign keys of events and agent
---                                          replies; get_conversation
+--   pk_conversations (id)                  the inbox refresh, the move itself
+--   uq_conversations_tenant_id (tenant_id, id)   agent replies' foreign key;
+--                                          get_conversation
 --   uq_conversations_tenant_id_channel     the messages' foreign key
 --   uq_conversations_open (contact_id, channel_id) WHERE open   routing's lookup,
 --                                          one open conversation per pair
