@@ -152,8 +152,10 @@ pub trait EventStore: Send + Sync {
     /// idempotent, and concurrent callers (tasks, processes on one Postgres)
     /// never route one event twice nor create a second message, contact,
     /// conversation or comment: on Postgres each call takes its events with
-    /// `FOR UPDATE SKIP LOCKED` and works set-based, a few statements per batch
-    /// whatever its size. Returns what this call did.
+    /// `FOR UPDATE SKIP LOCKED` (at most 10,000 per call) and routes the
+    /// message events in one statement, set-based, whatever the batch size
+    /// (statuses, comments and preferences take a few more). Returns what this
+    /// call did.
     async fn route_unrouted_events(
         &self,
         platform: Option<&Platform>,

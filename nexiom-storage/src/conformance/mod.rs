@@ -50,6 +50,7 @@ mod reply_batch;
 mod reply_leases;
 mod reply_queue;
 mod retention;
+mod routing;
 mod tenant_settings;
 mod tests;
 mod topics;
@@ -79,6 +80,7 @@ pub use reply_batch::*;
 pub use reply_leases::*;
 pub use reply_queue::*;
 pub use retention::*;
+pub use routing::*;
 pub use tenant_settings::*;
 pub use tests::*;
 pub use topics::*;
@@ -100,6 +102,9 @@ macro_rules! conformance_suite {
             concurrent_routing_writes_yield_one_row,
             routing_turns_events_into_messages_statuses_and_comments,
             concurrent_routing_routes_each_event_once,
+            a_redelivery_after_retention_routes_to_the_stored_message,
+            concurrent_routers_share_new_senders_exactly_once,
+            marking_an_event_routed_checks_the_conversation,
             external_posts_are_recorded_once_per_channel_and_id,
             post_discovery_is_claimed_and_records_its_runs,
             concurrent_recorders_create_one_external_post,

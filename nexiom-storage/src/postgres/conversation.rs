@@ -319,20 +319,24 @@ impl ConversationStore for PgStore {
         if max == 0 {
             return Ok(Vec::new());
         }
-        let mut tx = self.scoped(tenant).await?;
-        let rows: Vec<MessageRow> = sqlx::query_as(
+        // The direction is part of the text: outbound rows are read through
+        // their partial index (ix_messages_outbound), inbound ones through
+        // ix_messages_tenant_created.
+        let sql = format!(
             "SELECT * FROM messages \
-             WHERE tenant_id = $1 AND direction = $2 AND created_at >= $3 \
+             WHERE tenant_id = $1 AND direction = '{}' AND created_at >= $2 \
              ORDER BY created_at, id \
-             LIMIT $4",
-        )
-        .bind(tenant.as_uuid())
-        .bind(direction.as_str())
-        .bind(bound(since))
-        .bind(limit(max))
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db)?;
+             LIMIT $3",
+            direction.as_str()
+        );
+        let mut tx = self.scoped(tenant).await?;
+        let rows: Vec<MessageRow> = sqlx::query_as(&sql)
+            .bind(tenant.as_uuid())
+            .bind(bound(since))
+            .bind(limit(max))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
         tx.commit().await.map_err(db)?;
         all(rows, MessageRow::into_entity)
     }

@@ -169,41 +169,45 @@ impl EventStore for PgStore {
     ) -> Result<WebhookEvent> {
         let mut tx = self.scoped(tenant).await?;
         // The first routing wins: `routed_at` and `conversation_id` in SET read
-        // the values before the update.
-        let result: std::result::Result<Option<EventRow>, _> = sqlx::query_as(
-            "UPDATE webhook_events SET \
-                 routed_at = COALESCE(routed_at, $3), \
-                 conversation_id = CASE WHEN routed_at IS NULL THEN $4 ELSE conversation_id END \
-             WHERE tenant_id = $1 AND id = $2 \
-             RETURNING *",
+        // the values before the update. An unrouted event is marked only with
+        // a conversation of its tenant (checked here: the events' table has
+        // no foreign key to conversations, which routing would pay for every
+        // event it marks; conversations are never deleted).
+        let row: Option<EventRow> = sqlx::query_as(
+            "UPDATE webhook_events e SET \
+                 routed_at = COALESCE(e.routed_at, $3), \
+                 conversation_id = CASE WHEN e.routed_at IS NULL THEN $4 \
+                     ELSE e.conversation_id END \
+             WHERE e.tenant_id = $1 AND e.id = $2 \
+                 AND (e.routed_at IS NOT NULL OR $4::uuid IS NULL OR EXISTS ( \
+                     SELECT 1 FROM conversations c WHERE c.tenant_id = $1 AND c.id = $4)) \
+             RETURNING e.*",
         )
         .bind(tenant.as_uuid())
         .bind(id.as_uuid())
         .bind(routed_at)
         .bind(conversation_id.map(|c| c.as_uuid()))
         .fetch_optional(&mut *tx)
-        .await;
-        match result {
-            Ok(row) => {
-                tx.commit().await.map_err(db)?;
-                row.ok_or_else(|| StorageError::not_found("event", id))?
-                    .into_entity()
-            }
-            Err(err) => {
-                drop(tx);
-                let refs: Vec<Ref> = conversation_id.map(Ref::Conversation).into_iter().collect();
-                Err(write_error(
-                    self,
-                    err,
-                    WriteFailure {
-                        tenant: Some(tenant),
-                        refs: &refs,
-                        conflict: None,
-                    },
-                )
-                .await)
-            }
+        .await
+        .map_err(db)?;
+        if let Some(row) = row {
+            tx.commit().await.map_err(db)?;
+            return row.into_entity();
         }
+        // Not marked: an unknown event, or an unknown conversation.
+        let exists: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM webhook_events WHERE tenant_id = $1 AND id = $2)",
+        )
+        .bind(tenant.as_uuid())
+        .bind(id.as_uuid())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db)?;
+        if exists {
+            let refs: Vec<Ref> = conversation_id.map(Ref::Conversation).into_iter().collect();
+            require_refs(&mut *tx, tenant, &refs).await?;
+        }
+        Err(StorageError::not_found("event", id))
     }
 
     async fn route_unrouted_events(

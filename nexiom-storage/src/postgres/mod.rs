@@ -57,6 +57,7 @@ mod reply_queue;
 mod retention;
 mod routing;
 mod routing_broadcast;
+mod routing_messages;
 mod rows;
 mod rule;
 mod secrets;
@@ -66,6 +67,8 @@ mod tenant_settings;
 mod topic;
 mod worker;
 
+#[cfg(test)]
+mod routing_tests;
 #[cfg(test)]
 mod tests;
 

@@ -15,14 +15,14 @@ use sqlx::postgres::PgConnectOptions;
 use super::PgStore;
 use crate::{ConversationStore, EventStore, PostStore, StorageError, TenantStore};
 
-fn t0() -> DateTime<Utc> {
+pub(super) fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0)
         .single()
         .unwrap_or_default()
 }
 
 /// A migrated store in a schema of its own, and the admin pool to drop it.
-async fn store() -> Option<(PgStore, sqlx::PgPool, String)> {
+pub(super) async fn store() -> Option<(PgStore, sqlx::PgPool, String)> {
     let url = crate::conformance::postgres_test_url().await?;
     let options = PgConnectOptions::from_str(&url).expect("DATABASE_URL");
     let admin = sqlx::PgPool::connect_with(options.clone())
@@ -40,14 +40,14 @@ async fn store() -> Option<(PgStore, sqlx::PgPool, String)> {
     Some((store, admin, schema))
 }
 
-async fn drop_schema(admin: sqlx::PgPool, schema: String) {
+pub(super) async fn drop_schema(admin: sqlx::PgPool, schema: String) {
     sqlx::query(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
         .execute(&admin)
         .await
         .expect("drop schema");
 }
 
-async fn tenant_and_channel(store: &PgStore, account: &str) -> (Tenant, Channel) {
+pub(super) async fn tenant_and_channel(store: &PgStore, account: &str) -> (Tenant, Channel) {
     let tenant = store
         .create_tenant(NewTenant::new("Acme", t0()))
         .await

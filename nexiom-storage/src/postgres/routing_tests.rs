@@ -1,0 +1,105 @@
+//! Postgres-only routing checks: what the one pass does when another writer
+//! stores the message it is about to insert.
+
+use chrono::Duration;
+use nexiom_core::*;
+
+use super::tests::{drop_schema, store, t0, tenant_and_channel};
+use crate::{ConversationStore, EventStore};
+
+/// A message stored by another writer after the pass looked its key up: the
+/// insert meets the key, the call runs again and routes the event to that
+/// message's conversation, with no second message and no contact for the
+/// sender (nothing else is written for a stored message).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    nexiom_no_postgres,
+    ignore = "no PostgreSQL reachable (see README: Tests)"
+)]
+async fn a_message_stored_meanwhile_is_found_on_the_retry() {
+    let Some((store, admin, schema)) = store().await else {
+        return;
+    };
+    let (tenant, channel) = tenant_and_channel(&store, "pn-race").await;
+    let handle = store
+        .insert_contact_channel(NewContactChannel {
+            tenant_id: tenant.id,
+            platform: Platform::WhatsApp,
+            external_handle: "33600000009".into(),
+            display_name: None,
+            created_at: t0(),
+        })
+        .await
+        .expect("handle")
+        .record;
+    let conversation = store
+        .insert_open_conversation(tenant.id, handle.contact_id, channel.id, t0())
+        .await
+        .expect("conversation")
+        .record;
+    let event = store
+        .insert_event(NewWebhookEvent {
+            tenant_id: tenant.id,
+            channel_id: channel.id,
+            platform: Platform::WhatsApp,
+            event_id: "wamid.race".into(),
+            kind: EventKind::Message,
+            sender_id: Some("33600000001".into()),
+            sender_name: Some("Alex".into()),
+            text: Some("Bonjour".into()),
+            has_media: false,
+            delivery_status: None,
+            target_id: None,
+            parent_id: None,
+            occurred_at: t0(),
+            payload: serde_json::json!({"id": "wamid.race"}),
+            received_at: t0(),
+        })
+        .await
+        .expect("event")
+        .record;
+    // Another writer holds, uncommitted, a message with the event's key.
+    let mut other = store.pool().begin().await.expect("begin");
+    sqlx::query(
+        "INSERT INTO messages (id, tenant_id, conversation_id, channel_id, direction, text, \
+             has_media, provider_message_id, created_at, stored_at) \
+         VALUES ($1, $2, $3, $4, 'inbound', 'Bonjour', false, 'wamid.race', $5, $5)",
+    )
+    .bind(uuid::Uuid::now_v7())
+    .bind(tenant.id.as_uuid())
+    .bind(conversation.id.as_uuid())
+    .bind(channel.id.as_uuid())
+    .bind(t0())
+    .execute(&mut *other)
+    .await
+    .expect("the other writer's message");
+    let at = t0() + Duration::hours(1);
+    let router = {
+        let store = store.clone();
+        tokio::spawn(async move { store.route_unrouted_events(None, 10, at).await })
+    };
+    // The router's insert waits on the key; then the other writer commits.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    other.commit().await.expect("commit");
+    let report = router.await.expect("join").expect("routed");
+    assert_eq!((report.processed, report.messages_created), (1, 0));
+    let event = store.get_event(tenant.id, event.id).await.expect("event");
+    assert_eq!(event.routed_at, Some(at));
+    assert_eq!(event.conversation_id, Some(conversation.id));
+    let found = store
+        .find_message_by_provider_id(tenant.id, channel.id, "wamid.race")
+        .await
+        .expect("find")
+        .expect("stored");
+    assert_eq!(found.conversation_id, conversation.id);
+    assert_eq!(
+        store
+            .list_conversations(tenant.id, None, 10)
+            .await
+            .expect("list")
+            .len(),
+        1,
+        "no contact or conversation for the sender"
+    );
+    drop_schema(admin, schema).await;
+}
