@@ -122,7 +122,11 @@ fn event_of(i: usize) -> usize {
 /// `connections` keep-alive HTTP/1 connections (hyper's connection-level
 /// client: no pool, no URL parsing per request, so the client takes as
 /// little of the machine as it can).
-async fn load(url: &str, requests: usize, connections: usize) -> Result<Run, Box<dyn std::error::Error>> {
+async fn load(
+    url: &str,
+    requests: usize,
+    connections: usize,
+) -> Result<Run, Box<dyn std::error::Error>> {
     let secret = SecretString::new(APP_SECRET);
     let uri: axum::http::Uri = url.parse()?;
     let authority = uri.authority().ok_or("no authority")?.clone();
@@ -206,7 +210,8 @@ async fn post(
         Ok(response) => {
             let ok = response.status().is_success();
             // Read the answer in full so the connection can carry the next.
-            let drained = axum::body::to_bytes(axum::body::Body::new(response.into_body()), 1 << 20).await;
+            let drained =
+                axum::body::to_bytes(axum::body::Body::new(response.into_body()), 1 << 20).await;
             ok && drained.is_ok()
         }
         Err(_) => false,
