@@ -127,6 +127,15 @@ impl InboundPipeline {
         // Every event of the body in one statement, committed with the
         // other requests' of the same moment.
         let answers = self.writer.write(new_events).await?;
+        if answers.len() != read.len() {
+            // Never acknowledge an event the store did not answer for.
+            return Err(StorageError::backend(format!(
+                "the store answered {} of {} events: deliver the webhook again",
+                answers.len(),
+                read.len()
+            ))
+            .into());
+        }
         for (event, answer) in read.iter().zip(answers) {
             match answer {
                 EventWrite::Created => report.stored += 1,

@@ -16,10 +16,11 @@
 //! flush takes them all: the commits per second stay bounded by the slots
 //! while the events per commit grow with the load.
 //!
-//! When a batch fails as a whole (the database unavailable), each job is
-//! written again on its own, so a failure is answered to the requests it
-//! concerns; every insert is insert-if-absent, so writing an event twice is
-//! harmless. When the collector is gone (its runtime ended), the request
+//! When the store is unavailable, every job of the batch gets that error at
+//! once (the platforms deliver again). When a batch fails as a whole
+//! otherwise, each job is written again on its own, so the failure is
+//! answered to the requests it concerns; every insert is insert-if-absent,
+//! so writing an event twice is harmless. When the collector is gone (its runtime ended), the request
 //! writes its events itself and a new collector is started on next use.
 
 use std::ops::Range;
@@ -230,6 +231,17 @@ async fn flush(store: Arc<dyn Sink>, jobs: Vec<Job>, _slot: OwnedSemaphorePermit
                 let _ = reply.send(Ok(mine));
             }
         }
+        // The store is unavailable: every request gets the outage at once
+        // (its platform delivers again), rather than waiting for one more
+        // attempt per request.
+        Err(e) if e.is_unavailable() => {
+            tracing::warn!(error = %e, events = all.len(), "event batch failed: the store is unavailable");
+            for (_, reply) in parts {
+                let _ = reply.send(Err(StorageError::unavailable(format!(
+                    "the events were not stored: {e}"
+                ))));
+            }
+        }
         outcome => {
             if let Err(e) = &outcome {
                 tracing::warn!(error = %e, events = all.len(), "event batch failed: each request writes its own");
@@ -261,6 +273,7 @@ mod tests {
         hold_first: Notify,
         holding: std::sync::atomic::AtomicBool,
         fail_batches_over: Option<usize>,
+        unavailable: bool,
     }
 
     #[async_trait::async_trait]
@@ -274,8 +287,11 @@ mod tests {
             if first && self.holding.load(std::sync::atomic::Ordering::SeqCst) {
                 self.hold_first.notified().await;
             }
+            if self.unavailable {
+                return Err(StorageError::unavailable("connection refused"));
+            }
             if self.fail_batches_over.is_some_and(|n| events.len() > n) {
-                return Err(StorageError::backend("the database is unavailable"));
+                return Err(StorageError::backend("the statement failed"));
             }
             Ok(events.iter().map(|_| EventWrite::Created).collect())
         }
@@ -428,5 +444,34 @@ mod tests {
         assert!(large.await.unwrap().is_err());
         // The combined batch of 6 failed, then 2 and 4 on their own.
         assert_eq!(*sink.batches.lock().unwrap(), [1, 6, 2, 4]);
+    }
+
+    /// An unavailable store fails every request of the batch at once, with
+    /// no second attempt per request (each would wait for the outage again).
+    #[tokio::test(start_paused = true)]
+    async fn an_unavailable_store_fails_every_request_of_the_batch_at_once() {
+        let sink = Arc::new(Recording {
+            unavailable: true,
+            ..Recording::default()
+        });
+        let writer = EventWriter::with_sink(
+            Arc::clone(&sink) as Arc<dyn Sink>,
+            GroupCommitConfig {
+                max_flushes: 1,
+                linger: Duration::from_millis(1),
+                ..GroupCommitConfig::default()
+            },
+        );
+        let tasks: Vec<_> = (0..3)
+            .map(|r| {
+                let writer = writer.clone();
+                tokio::spawn(async move { writer.write(events(r, 2)).await })
+            })
+            .collect();
+        for task in tasks {
+            let err = task.await.unwrap().unwrap_err();
+            assert!(err.is_unavailable(), "{err:?}");
+        }
+        assert_eq!(*sink.batches.lock().unwrap(), [6]);
     }
 }

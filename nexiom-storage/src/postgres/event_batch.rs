@@ -2,8 +2,9 @@
 //! multi-row insert.
 //!
 //! 1. Each event is validated on its own; a refused one is answered at once.
-//! 2. The valid events, one per `(platform, event_id)` and in key order (so
-//!    two concurrent batches take the key locks in the same order), go in one
+//! 2. The valid events, one per `(platform, event_id)` and in key order
+//!    (`ORDER BY` their position, whatever plan the semi-join gets, so two
+//!    concurrent batches take the key locks in the same order), go in one
 //!    `INSERT … SELECT FROM UNNEST … ON CONFLICT DO NOTHING RETURNING`: one
 //!    statement, one commit, on the scan pool (the receiver works for every
 //!    tenant; its channel lookup is a cross-tenant read too).
@@ -167,14 +168,19 @@ async fn insert_new(
         "INSERT INTO webhook_events (id, tenant_id, channel_id, platform, event_id, kind, \
              sender_id, sender_name, text, has_media, delivery_status, target_id, parent_id, \
              occurred_at, payload, received_at) \
-         SELECT e.* FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], \
+         SELECT e.id, e.tenant_id, e.channel_id, e.platform, e.event_id, e.kind, \
+             e.sender_id, e.sender_name, e.text, e.has_media, e.delivery_status, e.target_id, \
+             e.parent_id, e.occurred_at, e.payload, e.received_at \
+         FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], \
              $6::text[], $7::text[], $8::text[], $9::text[], $10::bool[], $11::text[], \
              $12::text[], $13::text[], $14::timestamptz[], $15::jsonb[], $16::timestamptz[]) \
+             WITH ORDINALITY \
              AS e(id, tenant_id, channel_id, platform, event_id, kind, sender_id, sender_name, \
                  text, has_media, delivery_status, target_id, parent_id, occurred_at, payload, \
-                 received_at) \
+                 received_at, ord) \
          WHERE (e.tenant_id, e.channel_id, e.platform) IN ( \
              SELECT c.tenant_id, c.id, c.platform FROM channels c WHERE c.id = ANY($3)) \
+         ORDER BY e.ord \
          ON CONFLICT (platform, event_id) DO NOTHING \
          RETURNING id",
     )
