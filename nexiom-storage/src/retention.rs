@@ -2,10 +2,14 @@
 //! never holds a long transaction or a lock on a busy table.
 //!
 //! What each kind removes (rows older than the cutoff):
-//! - [`Retained::WebhookEvents`]: events *routed* before the cutoff (by
-//!   `received_at`); an unrouted event is kept whatever its age. Once removed,
-//!   a redelivery of the event would be stored again, but routing still
-//!   stores its message or comment only once (their own keys).
+//! - [`Retained::WebhookEvents`]: *routed* events whose platform time
+//!   (`occurred_at`) is before the cutoff; an unrouted event is kept whatever
+//!   its age. On Postgres the table is partitioned by month of `occurred_at`
+//!   and a call first drops every month that ends before the cutoff and holds
+//!   no unrouted event (its answer then counts those rows too, so it can
+//!   exceed `batch`). Once removed, a redelivery of the event would be stored
+//!   again, but routing still stores its message or comment only once (their
+//!   own keys).
 //! - [`Retained::PostRuns`]: finished runs (`success`, `failed`) started
 //!   before the cutoff; a `running` run is kept.
 //! - [`Retained::DeadLetters`]: dead letters received before the cutoff.
@@ -15,6 +19,14 @@
 //!   delivered is kept whatever its age. Once removed, its deduplication key
 //!   is free again: a cause that happened more than the retention ago is
 //!   not expected to be reported again.
+//!
+//! - [`Retained::Messages`]: messages (both directions) whose own time
+//!   (`created_at`) is before the cutoff; kept forever by default. On
+//!   Postgres the table is partitioned by month of `created_at`, and a call
+//!   first drops every month that ends before the cutoff (counted in its
+//!   answer). What points at a removed message stays: its AI decision, the
+//!   agent reply that sent it, a reply's `in_reply_to`, the inbox item of its
+//!   conversation (which keeps the times it had computed).
 //!
 //! Execution logs have their own, partition-based removal
 //! (`WorkerStore::delete_executions_before`).
@@ -35,15 +47,18 @@ pub enum Retained {
     DeadLetters,
     /// Settled outbox notifications (with their deliveries).
     Notifications,
+    /// Messages.
+    Messages,
 }
 
 impl Retained {
     /// Every kind.
-    pub const ALL: [Retained; 4] = [
+    pub const ALL: [Retained; 5] = [
         Retained::WebhookEvents,
         Retained::PostRuns,
         Retained::DeadLetters,
         Retained::Notifications,
+        Retained::Messages,
     ];
 
     /// Its name in reports.
@@ -53,6 +68,7 @@ impl Retained {
             Retained::PostRuns => "post_runs",
             Retained::DeadLetters => "dead_letters",
             Retained::Notifications => "notifications",
+            Retained::Messages => "messages",
         }
     }
 }
@@ -74,6 +90,9 @@ pub struct RetentionPolicy {
     pub notifications: Option<Duration>,
     /// Execution logs (default 30 days).
     pub execution_logs: Option<Duration>,
+    /// Messages (default `None`: a conversation's history is kept; a team
+    /// bound by a data-retention rule sets it).
+    pub messages: Option<Duration>,
 }
 
 impl Default for RetentionPolicy {
@@ -84,6 +103,7 @@ impl Default for RetentionPolicy {
             dead_letters: Some(Duration::days(90)),
             notifications: Some(Duration::days(30)),
             execution_logs: Some(Duration::days(30)),
+            messages: None,
         }
     }
 }
@@ -96,6 +116,7 @@ impl RetentionPolicy {
             Retained::PostRuns => self.post_runs,
             Retained::DeadLetters => self.dead_letters,
             Retained::Notifications => self.notifications,
+            Retained::Messages => self.messages,
         }
     }
 }
@@ -105,7 +126,8 @@ impl RetentionPolicy {
 #[async_trait]
 pub trait RetentionStore: Send + Sync {
     /// Removes at most `batch` rows of `kind` older than `cutoff` (see the
-    /// module docs for what counts), in one short transaction, and returns
-    /// how many. Call it again while it returns `batch`.
+    /// module docs for what counts; on Postgres, webhook events' whole old
+    /// months are dropped first, beyond `batch`), in short transactions, and
+    /// returns how many. Call it again while it returns `batch` or more.
     async fn purge_before(&self, kind: Retained, cutoff: DateTime<Utc>, batch: u32) -> Result<u64>;
 }

@@ -19,10 +19,12 @@ const BATCH: u32 = 1000;
 /// Sunday at 02:00 Europe/Paris by default ([`Cadence::cleanup`]): for each
 /// kind of [`RetentionPolicy`] (routed webhook events 30 days, finished post
 /// runs 180 days, dead letters 90 days, settled outbox notifications 30
-/// days by default), removes what is older,
-/// 1,000 rows per short transaction, until nothing is left or
-/// shutdown fires. Execution logs are [`CleanupExecutionLogsWorker`]'s
-/// (partition drops on Postgres).
+/// days, messages kept, by default), removes what is older: on Postgres the
+/// whole months of webhook events and messages first (their partitions
+/// dropped), then 1,000 rows per short transaction, until nothing is left
+/// or shutdown fires. Execution logs are [`CleanupExecutionLogsWorker`]'s
+/// (partition drops on Postgres); that worker also creates every
+/// partitioned table's coming months.
 ///
 /// [`CleanupExecutionLogsWorker`]: super::CleanupExecutionLogsWorker
 #[derive(Clone)]

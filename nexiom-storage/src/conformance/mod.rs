@@ -160,6 +160,7 @@ macro_rules! conformance_suite {
             tenant_settings_round_trip_and_stay_apart,
             retention_purges_old_finished_rows_in_batches,
             retention_purges_settled_notifications,
+            retention_purges_old_messages,
             credential_leases_are_one_at_a_time,
             refused_refresh_pauses_the_channel_until_reconnected,
             replies_of_a_paused_channel_wait,

@@ -175,6 +175,79 @@ pub async fn retention_purges_old_finished_rows_in_batches(store: Arc<dyn Store>
         defaults.of(Retained::Notifications),
         Some(Duration::days(30))
     );
+    assert_eq!(defaults.of(Retained::Messages), None, "kept by default");
+}
+
+/// Message retention removes, batch by batch, the messages (of both
+/// directions) whose time is before the cutoff; the conversation reads the
+/// rest; a removed message's provider id can be stored again.
+pub async fn retention_purges_old_messages(store: Arc<dyn Store>) {
+    let s = store.as_ref();
+    let w = world(s, "Acme", Platform::WhatsApp, "pn-retention-messages").await;
+    let (_, conv) = super::tests::conversation(s, &w, "33600000077").await;
+    let old = t0() - Duration::days(40);
+    let cutoff = t0() - Duration::days(30);
+    let t = w.tenant.id;
+    let mut inbound = Vec::new();
+    for i in 0..4 {
+        let m = s
+            .insert_message(super::tests::new_message(
+                t,
+                conv.id,
+                MessageDirection::Inbound,
+                Some(&format!("wamid.old.{i}")),
+                old + Duration::minutes(i),
+            ))
+            .await
+            .unwrap()
+            .record;
+        inbound.push(m);
+    }
+    let mut reply = super::tests::new_message(t, conv.id, MessageDirection::Outbound, None, old);
+    reply.in_reply_to = Some(inbound[0].id);
+    s.insert_message(reply).await.unwrap();
+    let recent = s
+        .insert_message(super::tests::new_message(
+            t,
+            conv.id,
+            MessageDirection::Inbound,
+            Some("wamid.recent"),
+            t0(),
+        ))
+        .await
+        .unwrap()
+        .record;
+
+    // Batches of 2: 2, 2, 1.
+    let mut batches = Vec::new();
+    loop {
+        let n = s.purge_before(Retained::Messages, cutoff, 2).await.unwrap();
+        batches.push(n);
+        if n < 2 {
+            break;
+        }
+    }
+    assert_eq!(batches, vec![2, 2, 1]);
+    let left: Vec<MessageId> = s
+        .list_messages(t, conv.id, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(left, vec![recent.id]);
+    // The provider id of a removed message is free again.
+    let again = s
+        .insert_message(super::tests::new_message(
+            t,
+            conv.id,
+            MessageDirection::Inbound,
+            Some("wamid.old.1"),
+            t0(),
+        ))
+        .await
+        .unwrap();
+    assert!(again.created);
 }
 
 /// Outbox retention removes old notifications whose deliveries are all

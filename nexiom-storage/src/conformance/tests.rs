@@ -76,6 +76,18 @@ pub(super) fn event(
     }
 }
 
+/// A message of `conversation` at `at` (the time stored too), with its
+/// provider id.
+pub fn new_message(
+    tenant: TenantId,
+    conversation: ConversationId,
+    direction: MessageDirection,
+    provider_id: Option<&str>,
+    at: DateTime<Utc>,
+) -> NewMessage {
+    message(tenant, conversation, direction, provider_id, at)
+}
+
 fn message(
     tenant: TenantId,
     conversation: ConversationId,
@@ -108,7 +120,7 @@ fn post(w: &World, text: &str, publish_at: DateTime<Utc>) -> NewScheduledPost {
     )
 }
 
-async fn conversation(
+pub async fn conversation(
     store: &dyn Store,
     w: &World,
     handle: &str,

@@ -18,7 +18,7 @@ impl RetentionStore for MemoryStore {
                 let old: Vec<_> = inner
                     .events
                     .values()
-                    .filter(|e| e.routed_at.is_some() && e.received_at < cutoff)
+                    .filter(|e| e.routed_at.is_some() && e.occurred_at < cutoff)
                     .map(|e| (e.id, (e.platform.clone(), e.event_id.clone())))
                     .take(batch)
                     .collect();
@@ -56,6 +56,29 @@ impl RetentionStore for MemoryStore {
                 old.len()
             }
             Retained::Notifications => inner.purge_notifications(cutoff, batch),
+            Retained::Messages => {
+                let old: Vec<_> = inner
+                    .messages
+                    .values()
+                    .filter(|m| m.created_at < cutoff)
+                    .map(|m| (m.id, m.channel_id, m.provider_message_id.clone()))
+                    .take(batch)
+                    .collect();
+                for (id, channel, provider_id) in &old {
+                    inner.messages.remove(id);
+                    if let Some(key) = provider_id {
+                        let key = (*channel, key.clone());
+                        if inner.message_by_provider.get(&key) == Some(id) {
+                            inner.message_by_provider.remove(&key);
+                        }
+                    }
+                }
+                let gone: std::collections::HashSet<_> = old.iter().map(|(id, ..)| *id).collect();
+                inner
+                    .reply_by_inbound
+                    .retain(|inbound, reply| !gone.contains(inbound) && !gone.contains(reply));
+                old.len()
+            }
         };
         Ok(removed as u64)
     }

@@ -342,8 +342,10 @@ impl AgentReplyStore for PgStore {
                              direction, text, has_media, provider_message_id, in_reply_to, \
                              triage, confidence, ai_decision_id, delivery_status, created_at, \
                              stored_at) \
-                         VALUES ($1, $2, $3, $4, 'outbound', $5, false, $6, NULL, NULL, NULL, \
-                             NULL, 'sent', $7, $7) \
+                         SELECT $1, $2, $3, $4, 'outbound', $5, false, $6, NULL, NULL, NULL, \
+                             NULL, 'sent', $7, $7 \
+                         WHERE NOT EXISTS (SELECT 1 FROM messages m \
+                             WHERE m.channel_id = $4 AND m.provider_message_id = $6) \
                          ON CONFLICT DO NOTHING RETURNING id, created_at \
                      ), bump AS ( \
                          UPDATE conversations c \

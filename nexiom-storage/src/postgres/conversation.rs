@@ -157,10 +157,40 @@ impl ConversationStore for PgStore {
         let mut refs = vec![Ref::Conversation(new.conversation_id)];
         refs.extend(new.in_reply_to.map(Ref::Message));
         let mut tx = self.scoped(new.tenant_id).await?;
+        // Messages are partitioned by month and their unique keys hold the
+        // month: writers of one key at two times would not collide. So the
+        // keys are locked first (provider id, then the message answered; a
+        // transaction lock, released at commit), and the insert, a later
+        // statement with a later snapshot, sees what a writer before it
+        // committed.
+        let keys: Vec<String> = new
+            .provider_message_id
+            .iter()
+            .map(|p| format!("nexiom.message:{}:{p}", new.tenant_id))
+            .chain(
+                new.in_reply_to
+                    .filter(|_| new.direction == MessageDirection::Outbound)
+                    .map(|m| format!("nexiom.reply:{m}")),
+            )
+            .collect();
+        if !keys.is_empty() {
+            sqlx::query(
+                "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) \
+                 FROM unnest($1::text[]) WITH ORDINALITY AS u(k, n) ORDER BY n",
+            )
+            .bind(&keys)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        }
         // One statement: the conversation (the tenant's) gives the channel, the
-        // message is inserted unless a unique key holds it already, and only a
-        // new message moves the conversation's `last_message_at` (to the later of
-        // the two; GREATEST ignores NULL).
+        // message is inserted unless its key is held already (the provider id
+        // on the channel, or for an outbound reply the message it answers;
+        // checked here: messages are partitioned by month, and a unique key
+        // holds the month), and only a new message moves the conversation's
+        // `last_message_at` (to the later of the two; GREATEST ignores NULL).
+        // The message answered must be the tenant's (no foreign key points
+        // into a partitioned table).
         let inserted: std::result::Result<Option<MessageRow>, _> = sqlx::query_as(
             "WITH conv AS ( \
                  SELECT id, channel_id FROM conversations WHERE tenant_id = $2 AND id = $3 \
@@ -171,6 +201,13 @@ impl ConversationStore for PgStore {
                  SELECT $1, $2, conv.id, conv.channel_id, $4, $5, $6, $7, $8, NULL, NULL, NULL, \
                      $9, $10, $11 \
                  FROM conv \
+                 WHERE NOT EXISTS (SELECT 1 FROM messages m \
+                         WHERE m.channel_id = conv.channel_id AND m.provider_message_id = $7) \
+                     AND ($8::uuid IS NULL OR EXISTS (SELECT 1 FROM messages p \
+                         WHERE p.tenant_id = $2 AND p.id = $8)) \
+                     AND ($8::uuid IS NULL OR $4 <> 'outbound' OR NOT EXISTS ( \
+                         SELECT 1 FROM messages r \
+                         WHERE r.in_reply_to = $8 AND r.direction = 'outbound')) \
                  ON CONFLICT DO NOTHING \
                  RETURNING * \
              ), bump AS ( \

@@ -20,36 +20,47 @@ impl EventStore for PgStore {
     async fn insert_event(&self, new: NewWebhookEvent) -> Result<Inserted<WebhookEvent>> {
         new.validate()?;
         let refs = [Ref::ChannelOn(new.channel_id, new.platform.clone())];
+        // The table is partitioned by month of `occurred_at`, so its unique
+        // key holds the time: a key stored at another time, or by another
+        // tenant (whose rows the tenant's policies hide from the insert), is
+        // looked up first, across tenants.
+        let held = self.event_key_held(&new.platform, &new.event_id).await?;
         let mut tx = self.scoped(new.tenant_id).await?;
-        let inserted: std::result::Result<Option<EventRow>, _> = sqlx::query_as(
-            "INSERT INTO webhook_events (id, tenant_id, channel_id, platform, event_id, kind, \
+        let inserted: std::result::Result<Option<EventRow>, _> = if held {
+            Ok(None)
+        } else {
+            sqlx::query_as(
+                "INSERT INTO webhook_events (id, tenant_id, channel_id, platform, event_id, kind, \
                  sender_id, sender_name, text, has_media, delivery_status, target_id, parent_id, \
                  occurred_at, payload, received_at, routed_at, conversation_id) \
              SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
                  NULL, NULL \
              WHERE EXISTS (SELECT 1 FROM channels c \
                  WHERE c.tenant_id = $2 AND c.id = $3 AND c.platform = $4) \
-             ON CONFLICT (platform, event_id) DO NOTHING \
+                 AND NOT EXISTS (SELECT 1 FROM webhook_events w \
+                     WHERE w.platform = $4 AND w.event_id = $5) \
+             ON CONFLICT (platform, event_id, occurred_at) DO NOTHING \
              RETURNING *",
-        )
-        .bind(WebhookEventId::generate().as_uuid())
-        .bind(new.tenant_id.as_uuid())
-        .bind(new.channel_id.as_uuid())
-        .bind(new.platform.as_str())
-        .bind(&new.event_id)
-        .bind(new.kind.as_str())
-        .bind(new.sender_id.as_deref())
-        .bind(new.sender_name.as_deref())
-        .bind(new.text.as_deref())
-        .bind(new.has_media)
-        .bind(new.delivery_status.map(|s| s.as_str()))
-        .bind(new.target_id.as_deref())
-        .bind(new.parent_id.as_deref())
-        .bind(new.occurred_at)
-        .bind(&new.payload)
-        .bind(new.received_at)
-        .fetch_optional(&mut *tx)
-        .await;
+            )
+            .bind(WebhookEventId::generate().as_uuid())
+            .bind(new.tenant_id.as_uuid())
+            .bind(new.channel_id.as_uuid())
+            .bind(new.platform.as_str())
+            .bind(&new.event_id)
+            .bind(new.kind.as_str())
+            .bind(new.sender_id.as_deref())
+            .bind(new.sender_name.as_deref())
+            .bind(new.text.as_deref())
+            .bind(new.has_media)
+            .bind(new.delivery_status.map(|s| s.as_str()))
+            .bind(new.target_id.as_deref())
+            .bind(new.parent_id.as_deref())
+            .bind(new.occurred_at)
+            .bind(&new.payload)
+            .bind(new.received_at)
+            .fetch_optional(&mut *tx)
+            .await
+        };
         match inserted {
             Ok(Some(row)) => {
                 tx.commit().await.map_err(db)?;
@@ -78,13 +89,19 @@ impl EventStore for PgStore {
         tx.commit().await.map_err(db)?;
         // A cross-tenant lookup: `(platform, event_id)` is global, and the event
         // holding it may be another tenant's (which the tenant's policies hide).
-        let existing: Option<EventRow> =
-            sqlx::query_as("SELECT * FROM webhook_events WHERE platform = $1 AND event_id = $2")
-                .bind(new.platform.as_str())
-                .bind(&new.event_id)
-                .fetch_optional(&self.scan_pool)
-                .await
-                .map_err(db)?;
+        // The table is partitioned by `occurred_at`, so its unique key holds
+        // the time too: the insert's `NOT EXISTS` keeps the key global (two
+        // writers racing with one key at two times could both insert; the
+        // first stored answers here).
+        let existing: Option<EventRow> = sqlx::query_as(
+            "SELECT * FROM webhook_events WHERE platform = $1 AND event_id = $2 \
+             ORDER BY received_at, id LIMIT 1",
+        )
+        .bind(new.platform.as_str())
+        .bind(&new.event_id)
+        .fetch_optional(&self.scan_pool)
+        .await
+        .map_err(db)?;
         match existing {
             Some(row) if row.tenant_id() == new.tenant_id.as_uuid() => {
                 Ok(Inserted::existing(row.into_entity()?))
@@ -125,7 +142,8 @@ impl EventStore for PgStore {
         let mut tx = self.scoped(tenant).await?;
         let row: Option<EventRow> = sqlx::query_as(
             "SELECT * FROM webhook_events \
-             WHERE tenant_id = $1 AND platform = $2 AND event_id = $3",
+             WHERE tenant_id = $1 AND platform = $2 AND event_id = $3 \
+             ORDER BY received_at, id LIMIT 1",
         )
         .bind(tenant.as_uuid())
         .bind(platform.as_str())
@@ -334,5 +352,20 @@ impl EventStore for PgStore {
         .map_err(db)?;
         tx.commit().await.map_err(db)?;
         all(rows, ContactChannelRow::into_entity)
+    }
+}
+
+impl PgStore {
+    /// Whether an event holds `(platform, event_id)`, whatever its tenant
+    /// and time (a cross-tenant read, on the scan pool).
+    async fn event_key_held(&self, platform: &Platform, event_id: &str) -> Result<bool> {
+        sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM webhook_events WHERE platform = $1 AND event_id = $2)",
+        )
+        .bind(platform.as_str())
+        .bind(event_id)
+        .fetch_one(&self.scan_pool)
+        .await
+        .map_err(db)
     }
 }

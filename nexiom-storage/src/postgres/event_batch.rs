@@ -10,7 +10,10 @@
 //!    tenant; its channel lookup is a cross-tenant read too).
 //!    The statement inserts only rows whose `(tenant, channel, platform)` is
 //!    a stored channel (a semi-join to the batch's few channels; migration
-//!    0030 dropped the per-row foreign-key triggers that checked it again).
+//!    0030 dropped the per-row foreign-key triggers that checked it again),
+//!    and whose key is not stored yet: the table is partitioned by month of
+//!    `occurred_at` (migration 0032), so its unique key holds the time too,
+//!    and the `NOT EXISTS` keeps `(platform, event_id)` unique across months.
 //! 3. The events the insert skipped are read in one statement: a channel
 //!    that is not the tenant's on the event's platform is `UnknownReference`
 //!    (checked first, as for one event); otherwise the key held by the
@@ -180,8 +183,10 @@ async fn insert_new(
                  received_at, ord) \
          WHERE (e.tenant_id, e.channel_id, e.platform) IN ( \
              SELECT c.tenant_id, c.id, c.platform FROM channels c WHERE c.id = ANY($3)) \
+             AND NOT EXISTS (SELECT 1 FROM webhook_events w \
+                 WHERE w.platform = e.platform AND w.event_id = e.event_id) \
          ORDER BY e.ord \
-         ON CONFLICT (platform, event_id) DO NOTHING \
+         ON CONFLICT (platform, event_id, occurred_at) DO NOTHING \
          RETURNING id",
     )
     .bind(&c.id)
@@ -237,7 +242,9 @@ async fn classify_skipped(
              WHERE c.tenant_id = k.tenant_id AND c.id = k.channel_id AND c.platform = k.platform) \
          FROM UNNEST($1::int4[], $2::text[], $3::text[], $4::uuid[], $5::uuid[]) \
              AS k(n, platform, event_id, tenant_id, channel_id) \
-         LEFT JOIN webhook_events e ON e.platform = k.platform AND e.event_id = k.event_id",
+         LEFT JOIN LATERAL (SELECT w.tenant_id FROM webhook_events w \
+             WHERE w.platform = k.platform AND w.event_id = k.event_id \
+             ORDER BY w.received_at, w.id LIMIT 1) e ON true",
     )
     .bind(&positions)
     .bind(&platform)

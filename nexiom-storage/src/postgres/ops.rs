@@ -9,6 +9,9 @@ use super::{PgStore, bound};
 use crate::error::Result;
 use crate::ops::{OpsStore, QueueStats, SchemaStatus, expected_schema_version};
 
+/// The tables partitioned by month (migrations 0022, 0032 and 0033).
+const PARTITIONED: [&str; 3] = ["task_executions", "webhook_events", "messages"];
+
 #[async_trait]
 impl OpsStore for PgStore {
     async fn schema_status(&self) -> Result<SchemaStatus> {
@@ -47,13 +50,18 @@ impl OpsStore for PgStore {
         let ahead = now
             .checked_add_months(chrono::Months::new(months_ahead))
             .unwrap_or(now);
-        let created: i32 = sqlx::query_scalar("SELECT nexiom_task_executions_partitions($1, $2)")
-            .bind(bound(now))
-            .bind(bound(ahead))
-            .fetch_one(&self.scan_pool)
-            .await
-            .map_err(db)?;
-        Ok(u64::try_from(created).unwrap_or(0))
+        let mut created = 0;
+        for table in PARTITIONED {
+            let n: i32 = sqlx::query_scalar("SELECT nexiom_month_partitions($1, $2, $3)")
+                .bind(table)
+                .bind(bound(now))
+                .bind(bound(ahead))
+                .fetch_one(&self.scan_pool)
+                .await
+                .map_err(db)?;
+            created += u64::try_from(n).unwrap_or(0);
+        }
+        Ok(created)
     }
 
     async fn channels_needing_reauth(&self) -> Result<u64> {

@@ -258,9 +258,11 @@ impl ReplyBatchStore for PgStore {
         }
         let mut outcome: HashMap<DecisionSubject, ReplyClaimed> = HashMap::new();
         if !m_ids.is_empty() {
-            // As `insert_message` does for each: inserted unless a unique key
-            // holds it; each conversation's `last_message_at` moves to its
-            // latest new message.
+            // As `insert_message` does for each: inserted unless a reply to
+            // the same message is stored (checked here: messages are
+            // partitioned by month, so no unique key spans them); each
+            // conversation's `last_message_at` moves to its latest new
+            // message.
             let inserted: Vec<(Uuid, Uuid)> = sqlx::query_as(
                 "WITH ins AS ( \
                      INSERT INTO messages (id, tenant_id, conversation_id, channel_id, \
@@ -273,6 +275,8 @@ impl ReplyBatchStore for PgStore {
                          $6::timestamptz[]) WITH ORDINALITY \
                          AS u(id, tenant_id, conversation_id, in_reply_to, text, at, ord) \
                      JOIN messages m ON m.id = u.in_reply_to AND m.tenant_id = u.tenant_id \
+                     WHERE NOT EXISTS (SELECT 1 FROM messages r \
+                         WHERE r.in_reply_to = u.in_reply_to AND r.direction = 'outbound') \
                      ORDER BY u.ord \
                      ON CONFLICT DO NOTHING \
                      RETURNING id, in_reply_to, conversation_id, created_at \

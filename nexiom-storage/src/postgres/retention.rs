@@ -1,5 +1,6 @@
 //! [`RetentionStore`] on Postgres: each batch is one short `DELETE` of at
-//! most `batch` rows, on the scan pool.
+//! most `batch` rows, on the scan pool; webhook events drop their whole
+//! months' partitions first.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -12,11 +13,36 @@ use crate::retention::{Retained, RetentionStore};
 #[async_trait]
 impl RetentionStore for PgStore {
     async fn purge_before(&self, kind: Retained, cutoff: DateTime<Utc>, batch: u32) -> Result<u64> {
+        // Webhook events and messages are partitioned by month: the whole
+        // months before the cutoff go with their partition first (a
+        // partition still holding an unrouted event stays), then the rest in
+        // batches.
+        let mut dropped = 0;
+        let partitioned = match kind {
+            Retained::WebhookEvents => Some("webhook_events"),
+            Retained::Messages => Some("messages"),
+            _ => None,
+        };
+        if let Some(table) = partitioned {
+            let (_, rows): (i32, i64) = sqlx::query_as(
+                "SELECT dropped, rows_dropped FROM nexiom_drop_months_before($1, $2)",
+            )
+            .bind(table)
+            .bind(bound(cutoff))
+            .fetch_one(&self.scan_pool)
+            .await
+            .map_err(db)?;
+            dropped = u64::try_from(rows).unwrap_or(0);
+        }
         let sql = match kind {
             Retained::WebhookEvents => {
-                "DELETE FROM webhook_events WHERE id IN ( \
-                     SELECT id FROM webhook_events \
-                     WHERE routed_at IS NOT NULL AND received_at < $1 LIMIT $2)"
+                "DELETE FROM webhook_events WHERE (id, occurred_at) IN ( \
+                     SELECT id, occurred_at FROM webhook_events \
+                     WHERE routed_at IS NOT NULL AND occurred_at < $1 LIMIT $2)"
+            }
+            Retained::Messages => {
+                "DELETE FROM messages WHERE (id, created_at) IN ( \
+                     SELECT id, created_at FROM messages WHERE created_at < $1 LIMIT $2)"
             }
             Retained::PostRuns => {
                 "DELETE FROM post_runs WHERE id IN ( \
@@ -51,6 +77,6 @@ impl RetentionStore for PgStore {
             .execute(&self.scan_pool)
             .await
             .map_err(db)?;
-        Ok(done.rows_affected())
+        Ok(dropped + done.rows_affected())
     }
 }

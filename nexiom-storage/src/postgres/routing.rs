@@ -96,15 +96,24 @@ pub(super) async fn route(
 
 /// A deadlock (40P01), a serialization failure (40001), or a message key
 /// taken by another writer after the pass looked it up (23505 on
-/// `uq_messages_provider`): the transaction was rolled back and may simply run
-/// again (the next attempt finds the message stored).
+/// `uq_messages_provider`, which Postgres reports under the name of the
+/// month's partition index, `messages_y…_channel_id_provider_message_id_…`):
+/// the transaction was rolled back and may simply run again (the next attempt
+/// finds the message stored).
 fn retryable(err: &sqlx::Error) -> bool {
     err.as_database_error()
         .is_some_and(|e| match e.code().as_deref() {
             Some("40P01" | "40001") => true,
-            Some("23505") => e.constraint() == Some("uq_messages_provider"),
+            Some("23505") => e.constraint().is_some_and(is_message_key),
             _ => false,
         })
+}
+
+/// Whether `constraint` is the message key, on the partitioned table or on
+/// one of its partitions.
+fn is_message_key(constraint: &str) -> bool {
+    constraint == "uq_messages_provider"
+        || (constraint.starts_with("messages_") && constraint.contains("_provider_message_id"))
 }
 
 /// `n` fresh time-ordered ids.

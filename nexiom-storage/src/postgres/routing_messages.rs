@@ -5,7 +5,8 @@
 //!
 //! 1. `batch`: the events, locked (`FOR UPDATE SKIP LOCKED` for a batch,
 //!    `FOR UPDATE` for one event or a second pass over events already held),
-//!    with their `ctid` (stable while the lock is held);
+//!    with their `ctid` (stable while the lock is held) and `tableoid` (the
+//!    table is partitioned by month: a `ctid` names a row of one partition);
 //! 2. `msg`: each message event with what already exists, by plain index
 //!    lookups: its message (a redelivery: nothing to write), its sender's
 //!    contact channel, and that contact's open conversation on the channel;
@@ -18,7 +19,7 @@
 //!    rolls the call back and it runs again, seeing that message);
 //! 5. `last_message_at`: set on the conversations opened here, moved forward
 //!    (only when it moves) on the existing ones, in key order;
-//! 6. the events marked routed, by `ctid`, with their conversation.
+//! 6. the events marked routed, by `(tableoid, ctid)`, with their conversation.
 //!
 //! An event whose contact channel or conversation a concurrent router created
 //! after this statement's snapshot is left out (the insert skipped the key)
@@ -33,7 +34,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 /// The event columns routing reads.
-const COLUMNS: &str = "e.ctid AS tid, e.id, e.tenant_id, e.channel_id, e.platform, e.event_id, \
+const COLUMNS: &str = "e.tableoid AS toid, e.ctid AS tid, e.id, e.tenant_id, e.channel_id, e.platform, e.event_id, \
      e.kind, e.sender_id, e.sender_name, e.text, e.has_media, e.occurred_at, e.received_at";
 
 /// The most events one call takes: the statement carries that many fresh ids
@@ -72,7 +73,7 @@ pub(super) struct Pass {
 /// (contact channels, contacts, conversations, messages), `$5` the time.
 const PASS: &str = "\
 ), found AS ( \
-    SELECT b.tid, b.id, b.tenant_id, b.channel_id, b.platform, b.event_id, b.sender_id, \
+    SELECT b.toid, b.tid, b.id, b.tenant_id, b.channel_id, b.platform, b.event_id, b.sender_id, \
         b.sender_name, b.text, b.has_media, b.occurred_at, b.received_at, \
         m.conversation_id AS stored_conv, cc.contact_id AS known_contact, \
         conv.id AS open_conv, \
@@ -120,7 +121,7 @@ const PASS: &str = "\
     ON CONFLICT (contact_id, channel_id) WHERE status = 'open' DO NOTHING \
     RETURNING id \
 ), targets AS MATERIALIZED ( \
-    SELECT tid, id, tenant_id, channel_id, event_id, text, has_media, occurred_at, \
+    SELECT toid, tid, id, tenant_id, channel_id, event_id, text, has_media, occurred_at, \
         CASE WHEN open_conv IS NOT NULL THEN open_conv \
             WHEN ($3::uuid[])[crn] IN (SELECT id FROM conv_ins) THEN ($3::uuid[])[crn] \
         END AS conv, \
@@ -140,13 +141,13 @@ const PASS: &str = "\
     WHERE c.id = l.conv AND (c.last_message_at IS NULL OR c.last_message_at < l.at) \
 ), mark AS ( \
     UPDATE webhook_events e SET routed_at = $5, conversation_id = d.conv \
-    FROM (SELECT tid, stored_conv AS conv FROM msg WHERE stored_conv IS NOT NULL \
+    FROM (SELECT toid, tid, stored_conv AS conv FROM msg WHERE stored_conv IS NOT NULL \
           UNION ALL \
-          SELECT tid, conv FROM targets WHERE conv IS NOT NULL \
+          SELECT toid, tid, conv FROM targets WHERE conv IS NOT NULL \
           UNION ALL \
-          SELECT tid, NULL FROM batch \
+          SELECT toid, tid, NULL FROM batch \
           WHERE kind = 'other' OR (kind = 'message' AND sender_id IS NULL)) d \
-    WHERE e.ctid = d.tid \
+    WHERE e.ctid = d.tid AND e.tableoid = d.toid \
     RETURNING 1 \
 ) \
 SELECT (SELECT count(*) FROM mark), \

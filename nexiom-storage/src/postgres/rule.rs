@@ -235,11 +235,14 @@ impl RuleStore for PgStore {
         new.validate()?;
         let refs = [subject_ref(new.subject)];
         let mut tx = self.scoped(new.tenant_id).await?;
-        // The subject is checked by the foreign key of its kind.
+        // A comment subject is checked by its foreign key; a message, here
+        // (messages are partitioned: no foreign key points into them).
         let inserted: std::result::Result<Option<DecisionRow>, _> = sqlx::query_as(
             "INSERT INTO ai_decisions (id, tenant_id, subject_kind, subject_id, triage, \
                  confidence, rule_id, reason, snapshot, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 \
+             WHERE $3 <> 'message' OR EXISTS (SELECT 1 FROM messages m \
+                 WHERE m.tenant_id = $2 AND m.id = $4) \
              ON CONFLICT (subject_kind, subject_id) DO NOTHING \
              RETURNING *",
         )

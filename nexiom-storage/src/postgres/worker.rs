@@ -138,7 +138,7 @@ impl WorkerStore for PgStore {
         // bloat); what is left before the cutoff is at most one month's
         // partition (and the default one). Maintenance work: the scan pool.
         let (_, rows_dropped): (i32, i64) = sqlx::query_as(
-            "SELECT dropped, rows_dropped FROM nexiom_task_executions_drop_before($1)",
+            "SELECT dropped, rows_dropped FROM nexiom_drop_months_before('task_executions', $1)",
         )
         .bind(bound(cutoff))
         .fetch_one(&self.scan_pool)

@@ -1,44 +1,11 @@
-//! Execution logs partitioned by month on Postgres: retention drops whole
-//! months and keeps every row inside the window; partitions are created
-//! ahead (moving rows out of the default partition); the migration from the
-//! unpartitioned table keeps every row of a table holding 100,000.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-use std::borrow::Cow;
-use std::str::FromStr;
+//! Execution logs (migration 0022).
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use nexiom_core::{ExecutionOutcome, RunStatus};
-use nexiom_storage::conformance::{postgres_test_store, postgres_test_url};
+use nexiom_storage::conformance::postgres_test_store;
 use nexiom_storage::{OpsStore, PgStore, WorkerStore};
-use sqlx::postgres::PgConnectOptions;
-use sqlx::{Connection, PgConnection};
 
-async fn admin(schema: &str) -> PgConnection {
-    let url = postgres_test_url().await.expect("a database");
-    let options = PgConnectOptions::from_str(&url)
-        .expect("a valid URL")
-        .options([("search_path", schema)]);
-    PgConnection::connect_with(&options).await.expect("connect")
-}
-
-/// The monthly partitions, sorted (`task_executions_yYYYYmMM`).
-async fn months(conn: &mut PgConnection) -> Vec<String> {
-    sqlx::query_scalar(
-        "SELECT c.relname::text FROM pg_inherits i \
-         JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent \
-         WHERE p.relname = 'task_executions' \
-           AND p.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema()) \
-           AND c.relname LIKE 'task_executions_y%' ORDER BY 1",
-    )
-    .fetch_all(conn)
-    .await
-    .unwrap()
-}
-
-fn at(y: i32, m: u32, d: u32) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(y, m, d, 12, 0, 0).unwrap()
-}
+use super::support::{admin, at, drop_schema, months, schema_before, store_in, thirteen_months};
 
 async fn log(store: &PgStore, started: DateTime<Utc>) {
     let run = store.start_execution("retention", started).await.unwrap();
@@ -66,24 +33,14 @@ async fn retention_drops_whole_months_and_keeps_the_window() {
     };
     let schema = test.schema().expect("a Postgres store").to_owned();
     let mut conn = admin(&schema).await;
-    let store = PgStore::from_pool(
-        sqlx::postgres::PgPoolOptions::new()
-            .max_connections(2)
-            .connect_with(
-                PgConnectOptions::from_str(&postgres_test_url().await.unwrap())
-                    .unwrap()
-                    .options([("search_path", schema.as_str())]),
-            )
-            .await
-            .unwrap(),
-    );
+    let store = store_in(&schema).await;
     // Rows of 2020 land in the default partition; creating 2020-03 later
-    // moves them into it.
+    // moves them into it (the webhook events' and messages' 2020-03 too).
     log(&store, at(2020, 3, 10)).await;
     log(&store, at(2020, 4, 10)).await;
     assert_eq!(
         store.prepare_partitions(at(2020, 3, 1), 0).await.unwrap(),
-        1
+        3
     );
     let in_default: i64 = sqlx::query_scalar("SELECT count(*) FROM task_executions_default")
         .fetch_one(&mut conn)
@@ -100,10 +57,8 @@ async fn retention_drops_whole_months_and_keeps_the_window() {
         }
         month = month.checked_add_months(chrono::Months::new(1)).unwrap();
     }
-    let before = months(&mut conn).await;
-    for m in 0..13 {
-        let (y, mo) = if m < 2 { (2025, 11 + m) } else { (2026, m - 1) };
-        let name = format!("task_executions_y{y}m{mo:02}");
+    let before = months(&mut conn, "task_executions").await;
+    for name in thirteen_months("task_executions") {
         assert!(before.contains(&name), "{name} in {before:?}");
     }
 
@@ -116,7 +71,7 @@ async fn retention_drops_whole_months_and_keeps_the_window() {
             .await
             .unwrap();
     let deleted = store.delete_executions_before(cutoff).await.unwrap();
-    let after = months(&mut conn).await;
+    let after = months(&mut conn, "task_executions").await;
     let dropped: Vec<&String> = before.iter().filter(|m| !after.contains(m)).collect();
     let dropped_2025_26 = dropped
         .iter()
@@ -146,38 +101,9 @@ async fn retention_drops_whole_months_and_keeps_the_window() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(nexiom_no_postgres, ignore = "no PostgreSQL reachable")]
 async fn the_migration_keeps_every_row_of_an_unpartitioned_table() {
-    let Some(url) = postgres_test_url().await else {
+    let Some((schema, pool, root)) = schema_before("partition task executions").await else {
         return;
     };
-    let schema = format!("nx_test_{}", uuid::Uuid::now_v7().simple());
-    let options = PgConnectOptions::from_str(&url).unwrap();
-    let mut root = PgConnection::connect_with(&options).await.unwrap();
-    sqlx::query(&format!("CREATE SCHEMA \"{schema}\""))
-        .execute(&mut root)
-        .await
-        .unwrap();
-    let in_schema = options.options([("search_path", schema.as_str())]);
-    let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(2)
-        .connect_with(in_schema.clone())
-        .await
-        .unwrap();
-
-    // The schema as it was before partitioning.
-    let full = PgStore::migrator();
-    let partitioning = full
-        .iter()
-        .find(|m| m.description.contains("partition task executions"))
-        .expect("the partitioning migration")
-        .version;
-    let mut before = PgStore::migrator();
-    before.migrations = Cow::Owned(
-        full.iter()
-            .filter(|m| m.version < partitioning)
-            .cloned()
-            .collect(),
-    );
-    before.run(&pool).await.unwrap();
     sqlx::query(
         "INSERT INTO task_executions (id, worker_name, status, started_at, finished_at, \
              duration_ms, items_processed, items_failed, results, error) \
@@ -215,13 +141,9 @@ async fn the_migration_keeps_every_row_of_an_unpartitioned_table() {
     assert!(partitioned);
     let mut conn = pool.acquire().await.unwrap();
     assert!(
-        months(&mut conn).await.len() >= 9,
+        months(&mut conn, "task_executions").await.len() >= 9,
         "about 7 months of rows, and 3 ahead"
     );
     drop(conn);
-    pool.close().await;
-    sqlx::query(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
-        .execute(&mut root)
-        .await
-        .unwrap();
+    drop_schema(pool, root, &schema).await;
 }
