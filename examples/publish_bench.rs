@@ -349,8 +349,12 @@ async fn publish_run(
     tokio::time::sleep(wait).await;
     let started = Instant::now();
     let deadline = started + StdDuration::from_secs(600);
+    // The clock stops at the last settlement's timestamp (`updated_at`, the
+    // worker's clock when it wrote the batch), not when this loop notices: the
+    // count is a scan of the table, so it runs every 100 ms, not every few ms
+    // beside the workers it measures.
     loop {
-        tokio::time::sleep(StdDuration::from_millis(20)).await;
+        tokio::time::sleep(StdDuration::from_millis(100)).await;
         let published: i64 =
             sqlx::query_scalar("SELECT count(*) FROM scheduled_posts WHERE status = 'published'")
                 .fetch_one(&pool)
@@ -359,7 +363,14 @@ async fn publish_run(
             break;
         }
     }
-    let elapsed = started.elapsed().as_secs_f64();
+    let last: Option<DateTime<Utc>> = sqlx::query_scalar(
+        "SELECT max(updated_at) FROM scheduled_posts WHERE status = 'published'",
+    )
+    .fetch_one(&pool)
+    .await?;
+    let elapsed = last
+        .and_then(|last| (last - due).to_std().ok())
+        .map_or_else(|| started.elapsed().as_secs_f64(), |d| d.as_secs_f64());
     for child in &mut children {
         child.kill()?;
         child.wait()?;

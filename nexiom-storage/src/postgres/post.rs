@@ -64,7 +64,7 @@ impl PostStore for PgStore {
                  content_job_id, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'queued', NULL, NULL, NULL, 0, \
                  NULL, NULL, NULL, NULL, NULL, NULL, NULL, $11, $12, $13, $13) \
-             ON CONFLICT (series_id, occurrence_at) DO NOTHING \
+             ON CONFLICT (series_id, occurrence_at) WHERE series_id IS NOT NULL DO NOTHING \
              RETURNING *",
         )
         .bind(PostId::generate().as_uuid())
@@ -397,10 +397,13 @@ impl PostStore for PgStore {
         new.validate()?;
         let refs = [Ref::Post(new.post_id)];
         let mut tx = self.scoped(new.tenant_id).await?;
-        let result: std::result::Result<PostRunRow, _> = sqlx::query_as(
+        // The statement checks the post (no foreign key: see
+        // `insert_post_runs`); a post it cannot see is named by the lookup.
+        let result: std::result::Result<Option<PostRunRow>, _> = sqlx::query_as(
             "INSERT INTO post_runs (id, tenant_id, post_id, attempt, started_at, finished_at, \
                  status, error) \
-             VALUES ($1, $2, $3, $4, $5, NULL, 'running', NULL) \
+             SELECT $1, $2, $3, $4, $5, NULL, 'running', NULL \
+             WHERE EXISTS (SELECT 1 FROM scheduled_posts WHERE tenant_id = $2 AND id = $3) \
              RETURNING *",
         )
         .bind(PostRunId::generate().as_uuid())
@@ -408,12 +411,16 @@ impl PostStore for PgStore {
         .bind(new.post_id.as_uuid())
         .bind(i64::from(new.attempt))
         .bind(new.started_at)
-        .fetch_one(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await;
         match result {
-            Ok(row) => {
+            Ok(Some(row)) => {
                 tx.commit().await.map_err(db)?;
                 row.into_entity()
+            }
+            Ok(None) => {
+                require_refs(&mut *tx, new.tenant_id, &refs).await?;
+                Err(StorageError::unknown("post", new.post_id))
             }
             Err(err) => {
                 drop(tx);
