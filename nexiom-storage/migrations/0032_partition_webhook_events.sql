@@ -104,6 +104,9 @@ BEGIN
     IF v_key IS NULL THEN
         RAISE EXCEPTION 'not a partitioned table: %', tbl;
     END IF;
+    -- Creating a partition locks the table: never queue every writer
+    -- behind a long transaction (the next run tries again).
+    PERFORM set_config('lock_timeout', '10s', true);
     PERFORM pg_advisory_xact_lock(hashtext(current_schema() || '.' || tbl || '_partitions'));
     WHILE v_month <= v_last LOOP
         v_name := format('%s_y%sm%s', tbl, to_char(v_month, 'YYYY'), to_char(v_month, 'MM'));
@@ -118,6 +121,9 @@ BEGIN
             END IF;
             EXECUTE format('CREATE TABLE %I PARTITION OF %I FOR VALUES FROM (%L) TO (%L)',
                            v_name, tbl, v_lower, v_upper);
+            -- Reached through the partitioned table only (its grants and
+            -- row security), whatever default privileges a deployment set.
+            EXECUTE format('REVOKE ALL ON %I FROM PUBLIC, nexiom_app, nexiom_worker', v_name);
             IF v_moving THEN
                 EXECUTE format('INSERT INTO %I SELECT * FROM %I WHERE %I >= $1 AND %I < $2',
                                tbl, v_default, v_key, v_key) USING v_lower, v_upper;
@@ -138,6 +144,13 @@ END $$;
 -- an unrouted event is kept (retention never removes an unrouted event; the
 -- caller's batched delete removes its routed ones). Rows older than
 -- `cutoff` in other partitions are the caller's to delete.
+--
+-- The rows are counted and the unrouted events looked for before any lock;
+-- then, when there is a month to drop, the table is locked against writers
+-- (an insert in flight into that month commits first, and none starts) and
+-- the unrouted events are looked for again, so that an event inserted
+-- meanwhile keeps its month. The lock waits at most 10 seconds (the next
+-- run tries again) and is held until the caller's statement ends.
 CREATE FUNCTION nexiom_drop_months_before(tbl text, cutoff timestamptz,
                                           OUT dropped integer, OUT rows_dropped bigint)
 LANGUAGE plpgsql SECURITY DEFINER AS $$
@@ -146,6 +159,7 @@ DECLARE
     v_month timestamp;
     v_at integer := length(tbl) + 3;
     v_kept boolean;
+    v_locked boolean := false;
     n bigint;
 BEGIN
     IF nexiom_partition_key(tbl) IS NULL THEN
@@ -153,6 +167,7 @@ BEGIN
     END IF;
     dropped := 0;
     rows_dropped := 0;
+    PERFORM set_config('lock_timeout', '10s', true);
     PERFORM pg_advisory_xact_lock(hashtext(current_schema() || '.' || tbl || '_partitions'));
     FOR part IN
         SELECT c.relname FROM pg_inherits i
@@ -172,6 +187,15 @@ BEGIN
             CONTINUE WHEN v_kept;
         END IF;
         EXECUTE format('SELECT count(*) FROM %I', part.relname) INTO n;
+        IF NOT v_locked THEN
+            EXECUTE format('LOCK TABLE %I IN SHARE ROW EXCLUSIVE MODE', tbl);
+            v_locked := true;
+        END IF;
+        IF tbl = 'webhook_events' THEN
+            EXECUTE format('SELECT EXISTS (SELECT 1 FROM %I WHERE routed_at IS NULL)', part.relname)
+                INTO v_kept;
+            CONTINUE WHEN v_kept;
+        END IF;
         EXECUTE format('DROP TABLE %I', part.relname);
         dropped := dropped + 1;
         rows_dropped := rows_dropped + n;
@@ -182,8 +206,8 @@ END $$;
 -- per-table pair of migration 0022 gives way to them.
 DO $$
 BEGIN
-    EXECUTE format('ALTER FUNCTION nexiom_month_partitions(text, timestamptz, timestamptz) SET search_path = %I, pg_catalog', current_schema());
-    EXECUTE format('ALTER FUNCTION nexiom_drop_months_before(text, timestamptz) SET search_path = %I, pg_catalog', current_schema());
+    EXECUTE format('ALTER FUNCTION nexiom_month_partitions(text, timestamptz, timestamptz) SET search_path = %I, pg_catalog, pg_temp', current_schema());
+    EXECUTE format('ALTER FUNCTION nexiom_drop_months_before(text, timestamptz) SET search_path = %I, pg_catalog, pg_temp', current_schema());
     EXECUTE 'REVOKE ALL ON FUNCTION nexiom_month_partitions(text, timestamptz, timestamptz) FROM PUBLIC';
     EXECUTE 'REVOKE ALL ON FUNCTION nexiom_drop_months_before(text, timestamptz) FROM PUBLIC';
     EXECUTE 'GRANT EXECUTE ON FUNCTION nexiom_month_partitions(text, timestamptz, timestamptz) TO nexiom_worker';
@@ -237,11 +261,14 @@ CREATE INDEX ix_webhook_events_unrouted ON webhook_events (received_at, id)
 CREATE TABLE webhook_events_default PARTITION OF webhook_events DEFAULT;
 
 -- Months of the existing rows (at most the last two years: older rows go to
--- the default partition) and the next three, then the rows themselves.
+-- the default partition, as do rows more than a year ahead) and the next
+-- three, then the rows themselves.
 SELECT nexiom_month_partitions('webhook_events',
     greatest(coalesce((SELECT min(occurred_at) FROM webhook_events_unpartitioned), now()),
              now() - interval '24 months'),
-    greatest(coalesce((SELECT max(occurred_at) FROM webhook_events_unpartitioned), now()), now())
+    least(greatest(coalesce((SELECT max(occurred_at) FROM webhook_events_unpartitioned), now()),
+                   now()),
+          now() + interval '1 year')
         + interval '3 months');
 INSERT INTO webhook_events SELECT * FROM webhook_events_unpartitioned;
 DROP TABLE webhook_events_unpartitioned;

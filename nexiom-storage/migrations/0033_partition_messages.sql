@@ -14,13 +14,20 @@
 --   it still collide; across times, every writer checks the key first (its
 --   statement's `NOT EXISTS`, or routing's lookup);
 -- * "one outbound reply per inbound message" is checked by the inserting
---   statements (`NOT EXISTS` on `ix_messages_in_reply_to`), and the reply
---   queue's lease already makes one worker the only sender;
+--   statements (`NOT EXISTS` on `ix_messages_in_reply_to`) under a
+--   transaction lock on the message answered (`pg_advisory_xact_lock`),
+--   which `insert_message` and the reply claims both take;
+-- * the message key is checked the same way under a lock on the key by
+--   `insert_message` and agent replies; routing looks it up, and a router
+--   racing one of those writers with the same provider id at another time
+--   could store it twice (a platform sends one message with one time);
 -- * the foreign keys pointing at messages (a reply's `in_reply_to`, an AI
 --   decision's and an agent reply's message) give way to checks in the
 --   statements that write them: each reads the message in the tenant's
---   scope (`insert_message`, `insert_decision`, the reply claims), and a
---   message is only ever removed by retention.
+--   scope (`insert_message`, `insert_decision`, the reply claims). Messages
+--   are removed by retention and by a withdrawn reply claim (its own
+--   outbound message), so a reference may outlive its message, as a
+--   retention's would anyway.
 --
 -- Nothing else changes: the same columns, checks, indexes, row security and
 -- triggers (the inbox's statement triggers and the escalation notice) on
@@ -109,10 +116,17 @@ CREATE INDEX ix_messages_untriaged ON messages (tenant_id, created_at, id)
     WHERE triage IS NULL AND direction = 'inbound';
 CREATE TABLE messages_default PARTITION OF messages DEFAULT;
 
+-- Months of the existing rows (at most the last ten years: a conversation's
+-- history is kept; older rows go to the default partition, as do rows more
+-- than a year ahead) and the next three, then the rows themselves. The
+-- default partition is read whenever a month is created, so it is kept to
+-- what no month takes.
 SELECT nexiom_month_partitions('messages',
     greatest(coalesce((SELECT min(created_at) FROM messages_unpartitioned), now()),
-             now() - interval '24 months'),
-    greatest(coalesce((SELECT max(created_at) FROM messages_unpartitioned), now()), now())
+             now() - interval '10 years'),
+    least(greatest(coalesce((SELECT max(created_at) FROM messages_unpartitioned), now()),
+                   now()),
+          now() + interval '1 year')
         + interval '3 months');
 INSERT INTO messages SELECT * FROM messages_unpartitioned;
 DROP TABLE messages_unpartitioned;

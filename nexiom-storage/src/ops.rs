@@ -59,8 +59,8 @@ pub trait OpsStore: Send + Sync {
     async fn channels_needing_reauth(&self) -> Result<u64>;
 
     /// Creates the storage the coming months need (on Postgres, the monthly
-    /// partitions of the execution logs and of the webhook events from
-    /// `now`'s month to
+    /// partitions of the execution logs, the webhook events and the
+    /// messages from `now`'s month to
     /// `months_ahead` months later); returns how many were created. Nothing
     /// to do in memory.
     async fn prepare_partitions(&self, now: DateTime<Utc>, months_ahead: u32) -> Result<u64>;

@@ -126,8 +126,9 @@ impl RetentionPolicy {
 #[async_trait]
 pub trait RetentionStore: Send + Sync {
     /// Removes at most `batch` rows of `kind` older than `cutoff` (see the
-    /// module docs for what counts; on Postgres, webhook events' whole old
-    /// months are dropped first, beyond `batch`), in short transactions, and
+    /// module docs for what counts; on Postgres, the whole old months of
+    /// webhook events and messages are dropped first, beyond `batch`), in
+    /// short transactions, and
     /// returns how many. Call it again while it returns `batch` or more.
     async fn purge_before(&self, kind: Retained, cutoff: DateTime<Utc>, batch: u32) -> Result<u64>;
 }

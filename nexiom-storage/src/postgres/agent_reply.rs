@@ -10,6 +10,7 @@ use nexiom_core::{
 use uuid::Uuid;
 
 use super::PgStore;
+use super::conversation::{lock_keys, message_key_lock};
 use super::error::{WriteFailure, db, write_error};
 use crate::agent_reply::{AgentReplyClaim, AgentReplyContext, AgentReplyStore};
 use crate::error::{Result, StorageError};
@@ -335,7 +336,14 @@ impl AgentReplyStore for PgStore {
         let row = match (state, row.conversation_id) {
             (AgentReplyState::Sent, Some(conversation)) => {
                 // The outbound message (or the one already holding its
-                // provider id), the conversation moved forward, the link.
+                // provider id, looked up under the key's transaction lock,
+                // as `insert_message` does), the conversation moved forward,
+                // the link.
+                let keys: Vec<String> = provider_id
+                    .iter()
+                    .map(|p| message_key_lock(tenant.as_uuid(), p))
+                    .collect();
+                lock_keys(&mut *tx, &keys).await.map_err(db)?;
                 let message: Uuid = sqlx::query_scalar(
                     "WITH ins AS ( \
                          INSERT INTO messages (id, tenant_id, conversation_id, channel_id, \

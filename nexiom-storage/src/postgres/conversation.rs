@@ -166,23 +166,14 @@ impl ConversationStore for PgStore {
         let keys: Vec<String> = new
             .provider_message_id
             .iter()
-            .map(|p| format!("nexiom.message:{}:{p}", new.tenant_id))
+            .map(|p| message_key_lock(new.tenant_id.as_uuid(), p))
             .chain(
                 new.in_reply_to
                     .filter(|_| new.direction == MessageDirection::Outbound)
-                    .map(|m| format!("nexiom.reply:{m}")),
+                    .map(|m| reply_lock(m.as_uuid())),
             )
             .collect();
-        if !keys.is_empty() {
-            sqlx::query(
-                "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) \
-                 FROM unnest($1::text[]) WITH ORDINALITY AS u(k, n) ORDER BY n",
-            )
-            .bind(&keys)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        }
+        lock_keys(&mut *tx, &keys).await.map_err(db)?;
         // One statement: the conversation (the tenant's) gives the channel, the
         // message is inserted unless its key is held already (the provider id
         // on the channel, or for an outbound reply the message it answers;
@@ -550,4 +541,36 @@ impl ConversationStore for PgStore {
         row.ok_or_else(|| StorageError::not_found("message", id))?
             .into_entity()
     }
+}
+
+/// The transaction lock of a message key (the tenant's provider id): taken
+/// by every writer that checks the key before inserting (messages are
+/// partitioned by month and their unique key holds the month).
+pub(super) fn message_key_lock(tenant: uuid::Uuid, provider_message_id: &str) -> String {
+    format!("nexiom.message:{tenant}:{provider_message_id}")
+}
+
+/// The transaction lock of "the reply to `answered`": taken by every writer
+/// of an outbound reply before it checks that none is stored.
+pub(super) fn reply_lock(answered: uuid::Uuid) -> String {
+    format!("nexiom.reply:{answered}")
+}
+
+/// Takes the transaction locks `keys`, in their order (callers list them in
+/// one order: message keys, then replies, each sorted).
+pub(super) async fn lock_keys(
+    conn: &mut sqlx::PgConnection,
+    keys: &[String],
+) -> std::result::Result<(), sqlx::Error> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) \
+         FROM unnest($1::text[]) WITH ORDINALITY AS u(k, n) ORDER BY n",
+    )
+    .bind(keys)
+    .execute(conn)
+    .await?;
+    Ok(())
 }

@@ -14,6 +14,7 @@ use nexiom_core::{
 use uuid::Uuid;
 
 use super::conversation::DELIVERY_RANK;
+use super::conversation::{lock_keys, reply_lock};
 use super::error::db;
 use super::rows::{CommentRow, MessageRow};
 use super::{PgStore, bound};
@@ -259,10 +260,15 @@ impl ReplyBatchStore for PgStore {
         let mut outcome: HashMap<DecisionSubject, ReplyClaimed> = HashMap::new();
         if !m_ids.is_empty() {
             // As `insert_message` does for each: inserted unless a reply to
-            // the same message is stored (checked here: messages are
+            // the same message is stored (checked here, under the same
+            // transaction locks `insert_message` takes: messages are
             // partitioned by month, so no unique key spans them); each
             // conversation's `last_message_at` moves to its latest new
             // message.
+            let mut answered = m_inbound.clone();
+            answered.sort_unstable();
+            let keys: Vec<String> = answered.into_iter().map(reply_lock).collect();
+            lock_keys(&mut *tx, &keys).await.map_err(db)?;
             let inserted: Vec<(Uuid, Uuid)> = sqlx::query_as(
                 "WITH ins AS ( \
                      INSERT INTO messages (id, tenant_id, conversation_id, channel_id, \

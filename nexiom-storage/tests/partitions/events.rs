@@ -210,3 +210,82 @@ async fn the_migration_keeps_every_event_of_an_unpartitioned_table() {
     drop(conn);
     drop_schema(pool, root, &schema).await;
 }
+
+/// An unrouted event inserted into an old month while retention is about to
+/// drop it keeps its month: the drop waits for the insert to commit (it
+/// locks writers out first) and looks for unrouted events again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(nexiom_no_postgres, ignore = "no PostgreSQL reachable")]
+async fn an_event_inserted_during_a_drop_keeps_its_month() {
+    let Some(test) = postgres_test_store().await else {
+        return;
+    };
+    let schema = test.schema().expect("a Postgres store").to_owned();
+    let store = store_in(&schema).await;
+    let w = world(&store, "Acme", Platform::WhatsApp, "pn-drop-race").await;
+    store.prepare_partitions(at(2026, 1, 1), 1).await.unwrap();
+    let routed = store
+        .insert_event(event(&w, "routed", at(2026, 1, 5)))
+        .await
+        .unwrap()
+        .record;
+    store
+        .mark_event_routed(w.tenant.id, routed.id, None, at(2026, 1, 5))
+        .await
+        .unwrap();
+
+    // A writer holds an uncommitted unrouted event of January.
+    let mut writer = admin(&schema).await;
+    sqlx::query("BEGIN").execute(&mut writer).await.unwrap();
+    sqlx::query(
+        "INSERT INTO webhook_events (id, tenant_id, channel_id, platform, event_id, kind, \
+             has_media, occurred_at, payload, received_at) \
+         VALUES (gen_random_uuid(), $1, $2, 'whatsapp', 'late', 'other', false, $3, '{}', $3)",
+    )
+    .bind(w.tenant.id.as_uuid())
+    .bind(w.channel.id.as_uuid())
+    .bind(at(2026, 1, 20))
+    .execute(&mut writer)
+    .await
+    .unwrap();
+
+    // Retention of everything before March waits for it...
+    let cutoff = at(2026, 3, 1);
+    let purging = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .purge_before(Retained::WebhookEvents, cutoff, 100)
+                .await
+        })
+    };
+    let mut watcher = admin(&schema).await;
+    let mut waiting = false;
+    for _ in 0..500 {
+        waiting = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity \
+             WHERE wait_event_type = 'Lock' AND query LIKE '%nexiom_drop_months_before%')",
+        )
+        .fetch_one(&mut watcher)
+        .await
+        .unwrap();
+        if waiting {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(waiting, "the drop waits for the writer");
+    sqlx::query("COMMIT").execute(&mut writer).await.unwrap();
+
+    // ...and keeps the month: only the routed event goes (by the batched
+    // delete), the late one stays.
+    assert_eq!(purging.await.unwrap().unwrap(), 1);
+    let months = months(&mut watcher, "webhook_events").await;
+    assert!(months.contains(&"webhook_events_y2026m01".to_owned()));
+    let left: Vec<String> = sqlx::query_scalar("SELECT event_id FROM webhook_events")
+        .fetch_all(&mut watcher)
+        .await
+        .unwrap();
+    assert_eq!(left, vec!["late".to_owned()]);
+    test.cleanup().await;
+}
