@@ -343,7 +343,7 @@ impl AgentReplyStore for PgStore {
                     .iter()
                     .map(|p| message_key_lock(tenant.as_uuid(), p))
                     .collect();
-                lock_keys(&mut *tx, &keys).await.map_err(db)?;
+                lock_keys(&mut tx, &keys).await.map_err(db)?;
                 let message: Uuid = sqlx::query_scalar(
                     "WITH ins AS ( \
                          INSERT INTO messages (id, tenant_id, conversation_id, channel_id, \

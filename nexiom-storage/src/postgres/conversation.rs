@@ -173,7 +173,7 @@ impl ConversationStore for PgStore {
                     .map(|m| reply_lock(m.as_uuid())),
             )
             .collect();
-        lock_keys(&mut *tx, &keys).await.map_err(db)?;
+        lock_keys(&mut tx, &keys).await.map_err(db)?;
         // One statement: the conversation (the tenant's) gives the channel, the
         // message is inserted unless its key is held already (the provider id
         // on the channel, or for an outbound reply the message it answers;

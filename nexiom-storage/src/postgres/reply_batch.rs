@@ -268,7 +268,7 @@ impl ReplyBatchStore for PgStore {
             let mut answered = m_inbound.clone();
             answered.sort_unstable();
             let keys: Vec<String> = answered.into_iter().map(reply_lock).collect();
-            lock_keys(&mut *tx, &keys).await.map_err(db)?;
+            lock_keys(&mut tx, &keys).await.map_err(db)?;
             let inserted: Vec<(Uuid, Uuid)> = sqlx::query_as(
                 "WITH ins AS ( \
                      INSERT INTO messages (id, tenant_id, conversation_id, channel_id, \
