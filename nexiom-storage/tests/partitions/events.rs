@@ -6,7 +6,9 @@ use nexiom_storage::conformance::{World, postgres_test_store, world};
 use nexiom_storage::{EventStore, OpsStore, PgStore, Retained, RetentionStore};
 use serde_json::json;
 
-use super::support::{admin, at, drop_schema, months, schema_before, store_in, thirteen_months};
+use super::support::{
+    admin, at, drop_schema, months, purge, schema_before, store_in, thirteen_months,
+};
 
 fn event(w: &World, key: &str, occurred_at: DateTime<Utc>) -> NewWebhookEvent {
     NewWebhookEvent {
@@ -25,22 +27,6 @@ fn event(w: &World, key: &str, occurred_at: DateTime<Utc>) -> NewWebhookEvent {
         occurred_at,
         payload: json!({"id": key}),
         received_at: occurred_at + Duration::seconds(2),
-    }
-}
-
-/// Purges webhook events before `cutoff` until a call removes less than a
-/// batch; how many in all.
-async fn purge(store: &PgStore, cutoff: DateTime<Utc>) -> u64 {
-    let mut removed = 0;
-    loop {
-        let n = store
-            .purge_before(Retained::WebhookEvents, cutoff, 100)
-            .await
-            .unwrap();
-        removed += n;
-        if n < 100 {
-            return removed;
-        }
     }
 }
 
@@ -99,7 +85,7 @@ async fn retention_drops_whole_months_of_routed_events() {
             .unwrap();
     // December 2025 holds an unrouted event: its partition stays, and only
     // its routed events go (by the batched delete).
-    assert_eq!(purge(&store, cutoff).await, 7 * 3);
+    assert_eq!(purge(&store, Retained::WebhookEvents, cutoff).await, 7 * 3);
     let after = months(&mut conn, "webhook_events").await;
     let dropped: Vec<&String> = before.iter().filter(|m| !after.contains(m)).collect();
     assert_eq!(dropped.len(), 6, "{dropped:?}");
@@ -115,7 +101,7 @@ async fn retention_drops_whole_months_of_routed_events() {
         .mark_event_routed(w.tenant.id, waiting.id, None, at(2026, 12, 1))
         .await
         .unwrap();
-    assert_eq!(purge(&store, cutoff).await, 1);
+    assert_eq!(purge(&store, Retained::WebhookEvents, cutoff).await, 1);
     let after = months(&mut conn, "webhook_events").await;
     let dropped: Vec<&String> = before.iter().filter(|m| !after.contains(m)).collect();
     assert_eq!(dropped.len(), 7, "November 2025 to May 2026: {dropped:?}");

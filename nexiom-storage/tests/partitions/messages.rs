@@ -5,25 +5,11 @@ use nexiom_core::{MessageDirection, Platform};
 use nexiom_storage::conformance::{
     conversation, new_message as message, postgres_test_store, test_keys, world,
 };
-use nexiom_storage::{ConversationStore, OpsStore, PgStore, Retained, RetentionStore};
+use nexiom_storage::{ConversationStore, OpsStore, PgStore, Retained};
 
-use super::support::{admin, at, drop_schema, months, schema_before, store_in, thirteen_months};
-
-/// Purges messages before `cutoff` until a call removes less than a batch;
-/// how many in all.
-async fn purge(store: &PgStore, cutoff: DateTime<Utc>) -> u64 {
-    let mut removed = 0;
-    loop {
-        let n = store
-            .purge_before(Retained::Messages, cutoff, 100)
-            .await
-            .unwrap();
-        removed += n;
-        if n < 100 {
-            return removed;
-        }
-    }
-}
+use super::support::{
+    admin, at, drop_schema, months, purge, schema_before, store_in, thirteen_months,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(nexiom_no_postgres, ignore = "no PostgreSQL reachable")]
@@ -75,7 +61,7 @@ async fn retention_drops_whole_months_of_messages() {
             .fetch_one(&mut conn)
             .await
             .unwrap();
-    assert_eq!(purge(&store, cutoff).await, 7 * 3);
+    assert_eq!(purge(&store, Retained::Messages, cutoff).await, 7 * 3);
     let after = months(&mut conn, "messages").await;
     let dropped: Vec<&String> = before.iter().filter(|m| !after.contains(m)).collect();
     assert_eq!(dropped.len(), 7, "November 2025 to May 2026: {dropped:?}");

@@ -6,8 +6,8 @@ use std::borrow::Cow;
 use std::str::FromStr;
 
 use chrono::{DateTime, TimeZone, Utc};
-use nexiom_storage::PgStore;
 use nexiom_storage::conformance::{postgres_test_url, test_keys};
+use nexiom_storage::{PgStore, Retained, RetentionStore};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Connection, PgConnection};
 
@@ -107,4 +107,17 @@ pub async fn drop_schema(pool: PgPool, mut root: PgConnection, schema: &str) {
         .execute(&mut root)
         .await
         .unwrap();
+}
+
+/// Purges `kind` before `cutoff` until a call removes less than a batch of
+/// 100; how many in all.
+pub async fn purge(store: &PgStore, kind: Retained, cutoff: DateTime<Utc>) -> u64 {
+    let mut removed = 0;
+    loop {
+        let n = store.purge_before(kind, cutoff, 100).await.unwrap();
+        removed += n;
+        if n < 100 {
+            return removed;
+        }
+    }
 }
