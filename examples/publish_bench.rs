@@ -5,6 +5,10 @@
 //!   same way: 2 connections each loop over a bare `UPDATE … FOR UPDATE SKIP
 //!   LOCKED … RETURNING` claim of one batch, one inserted row per item and
 //!   one state update per batch, over the same number of rows.
+//! - **floor on the posts table**: the same bare claim, run insert and
+//!   settlement, on the same seeded `scheduled_posts` and `post_runs` (their
+//!   indexes and row widths), with no channel holds, lease guards or platform
+//!   calls: the ratio to it is the queue's own overhead.
 //! - **db-bound**: 20,000 due posts over 500 channels, 2 worker processes
 //!   with the in-process `MockConnector` (no latency).
 //! - **latency-bound**: 20,000 posts over 500 Facebook Pages, 2 worker
@@ -20,7 +24,7 @@
 //! ```
 //!
 //! Optional: `POSTS` (default 20000), `CHANNELS` (500), `BATCH` (250, so that each of the 2 workers holds half the channels),
-//! `LATENCY_MS` (100), `SCENARIOS` (`floor,db,latency`). Each scenario uses a
+//! `LATENCY_MS` (100), `SCENARIOS` (`floor,floor-posts,db,latency,sequential`). Each scenario uses a
 //! fresh schema, dropped afterwards.
 #![allow(clippy::unwrap_used)]
 
@@ -79,8 +83,8 @@ async fn bench() -> Result<(), BoxError> {
         batch: env_number("BATCH", 250),
         latency_ms: env_number("LATENCY_MS", 100),
     };
-    let scenarios =
-        std::env::var("SCENARIOS").unwrap_or_else(|_| "floor,db,latency,sequential".into());
+    let scenarios = std::env::var("SCENARIOS")
+        .unwrap_or_else(|_| "floor,floor-posts,db,latency,sequential".into());
     println!(
         "{} posts, {} channels, batch {}, {WORKERS} worker processes, {} cores",
         params.posts,
@@ -89,6 +93,7 @@ async fn bench() -> Result<(), BoxError> {
         std::thread::available_parallelism().map_or(0, usize::from)
     );
     let mut floor = None;
+    let mut floor_posts = None;
     let mut latency = None;
     for scenario in scenarios.split(',') {
         match scenario.trim() {
@@ -97,11 +102,21 @@ async fn bench() -> Result<(), BoxError> {
                 println!("floor (bare claim + insert + update, 2 connections): {rate:.0} rows/s");
                 floor = Some(rate);
             }
+            "floor-posts" => {
+                let rate = floor_posts_run(&params).await?;
+                println!(
+                    "floor on the posts table (bare claim + run insert + settle, 2 connections): {rate:.0} posts/s"
+                );
+                floor_posts = Some(rate);
+            }
             "db" => {
                 let rate = publish_run(&params, "mock", None, 1_024).await?;
                 let ratio =
                     floor.map_or(String::new(), |f| format!(" ({:.2}x the floor)", rate / f));
-                println!("db-bound (MockConnector): {rate:.0} posts/s{ratio}");
+                let posts_ratio = floor_posts.map_or(String::new(), |f| {
+                    format!(" ({:.2}x the floor on the posts table)", rate / f)
+                });
+                println!("db-bound (MockConnector): {rate:.0} posts/s{ratio}{posts_ratio}");
             }
             "latency" => {
                 let rate = publish_run(&params, "graph", Some(params.latency_ms), 1_024).await?;
@@ -214,6 +229,84 @@ async fn floor_run(params: &Params) -> Result<f64, BoxError> {
                 sqlx::query(
                     "UPDATE floor_items SET status = 'done', owner = NULL, lease = NULL \
                      WHERE id = ANY($1) AND owner = $2",
+                )
+                .bind(&ids)
+                .bind(&owner)
+                .execute(&pool)
+                .await?;
+                done += ids.len() as u64;
+            }
+        }));
+    }
+    let mut done = 0;
+    for task in tasks {
+        done += task.await??;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    if done != params.posts {
+        return Err(format!("floor handled {done} of {}", params.posts).into());
+    }
+    pool.close().await;
+    drop_schema(&admin, &name).await?;
+    Ok(params.posts as f64 / elapsed)
+}
+
+/// The floor on the posts table itself: the same seeded posts, 2
+/// connections each looping over a bare claim (`UPDATE … FOR UPDATE SKIP
+/// LOCKED … RETURNING` of one batch, setting what a claim sets), one
+/// `post_runs` row per item, and one settlement per batch (setting what a
+/// published post holds: platform id, publication time, next poll), with no
+/// channel holds, lease checks, budgets or platform calls. It pays the same
+/// indexes and row widths as publishing, so the ratio to it measures the
+/// queue's own overhead.
+async fn floor_posts_run(params: &Params) -> Result<f64, BoxError> {
+    let (name, scoped, admin) = schema(&params.url).await?;
+    let pool = PgPoolOptions::new()
+        .max_connections(3)
+        .connect_with(scoped.clone())
+        .await?;
+    seed(&scoped, &pool, params, Utc::now()).await?;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..WORKERS {
+        let pool = pool.clone();
+        let batch = i64::try_from(params.batch)?;
+        tasks.push(tokio::spawn(async move {
+            let owner = format!("floor-{w}");
+            let mut done = 0u64;
+            loop {
+                let claimed: Vec<(sqlx::types::Uuid, sqlx::types::Uuid)> = sqlx::query_as(
+                    "UPDATE scheduled_posts SET status = 'publishing', lease_owner = $1, \
+                         lease_expires_at = now() + interval '1 minute', updated_at = now() \
+                     WHERE id IN (SELECT id FROM scheduled_posts WHERE status = 'queued' \
+                         AND publish_at <= now() ORDER BY publish_at LIMIT $2 \
+                         FOR UPDATE SKIP LOCKED) \
+                     RETURNING id, tenant_id",
+                )
+                .bind(&owner)
+                .bind(batch)
+                .fetch_all(&pool)
+                .await?;
+                if claimed.is_empty() {
+                    return Ok::<u64, sqlx::Error>(done);
+                }
+                let ids: Vec<sqlx::types::Uuid> = claimed.iter().map(|c| c.0).collect();
+                let tenants: Vec<sqlx::types::Uuid> = claimed.iter().map(|c| c.1).collect();
+                sqlx::query(
+                    "INSERT INTO post_runs (id, tenant_id, post_id, attempt, started_at, status) \
+                     SELECT gen_random_uuid(), t, p, 1, now(), 'running' \
+                     FROM UNNEST($1::uuid[], $2::uuid[]) AS u(p, t)",
+                )
+                .bind(&ids)
+                .bind(&tenants)
+                .execute(&pool)
+                .await?;
+                sqlx::query(
+                    "UPDATE scheduled_posts SET status = 'published', \
+                         platform_post_id = 'floor-' || id, published_at = now(), \
+                         next_check_at = now() + interval '5 minutes', \
+                         lease_owner = NULL, lease_expires_at = NULL, updated_at = now() \
+                     WHERE id = ANY($1) AND lease_owner = $2",
                 )
                 .bind(&ids)
                 .bind(&owner)

@@ -56,6 +56,11 @@ pub trait TenantStore: Send + Sync {
     async fn create_channel(&self, new: NewChannel) -> Result<Channel>;
     /// The channel, or `NotFound` (also when it belongs to another tenant).
     async fn get_channel(&self, tenant: TenantId, id: ChannelId) -> Result<Channel>;
+    /// The tenant's channels among `ids`, in one read (order unspecified);
+    /// ids that name no channel of the tenant are left out. For callers that
+    /// need many channels at once (a claimed batch of posts) instead of one
+    /// [`get_channel`](TenantStore::get_channel) round trip each.
+    async fn get_channels(&self, tenant: TenantId, ids: &[ChannelId]) -> Result<Vec<Channel>>;
     /// The channel connected for `(platform, external_account_id)`, whatever its
     /// tenant: this is how an incoming webhook finds its tenant.
     async fn find_channel_by_account(

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
-use nexiom_core::{PostId, ScheduledPost};
+use nexiom_core::{ChannelId, PostId, ScheduledPost, TenantId};
 use nexiom_storage::StorageError;
 use tokio::sync::mpsc;
 use tracing::warn;
@@ -120,19 +120,22 @@ impl PublishQueue {
 
     /// Groups posts into lanes: by channel, and by sub-lane when the channel's
     /// platform allows several calls at once (a series keeps one sub-lane).
+    /// The channels come from the cache or one read per tenant.
     async fn lanes_of(&self, posts: Vec<ScheduledPost>) -> Vec<Vec<ScheduledPost>> {
-        let mut caps = HashMap::new();
-        for post in &posts {
-            if let std::collections::hash_map::Entry::Vacant(slot) = caps.entry(post.channel_id) {
-                // A channel that cannot be read gets cap 1; its posts fail
-                // with the read error when attempted.
-                let cap = match self.channel(post.tenant_id, post.channel_id).await {
-                    Ok(channel) => self.config.concurrency.channel_cap(&channel.platform),
-                    Err(_) => 1,
-                };
-                slot.insert(cap);
-            }
-        }
+        let keys: Vec<(TenantId, ChannelId)> =
+            posts.iter().map(|p| (p.tenant_id, p.channel_id)).collect();
+        let channels = self.channels(&keys).await;
+        // A channel that cannot be read gets cap 1; its posts fail with the
+        // read error when attempted.
+        let caps: HashMap<ChannelId, usize> = keys
+            .iter()
+            .map(|key| {
+                let cap = channels
+                    .get(key)
+                    .map_or(1, |c| self.config.concurrency.channel_cap(&c.platform));
+                (key.1, cap)
+            })
+            .collect();
         let mut round_robin: HashMap<_, usize> = HashMap::new();
         let keyed: Vec<((nexiom_core::ChannelId, usize), ScheduledPost)> = posts
             .into_iter()

@@ -10,7 +10,7 @@ use nexiom_core::{
     ScheduledPost, TenantId,
 };
 use nexiom_storage::Store;
-use tracing::{Instrument, info_span};
+use tracing::{Instrument, info_span, warn};
 
 use super::attempt::{Runs, Step};
 use super::gateway::{PublishGateway, PublishedPost};
@@ -349,6 +349,50 @@ impl PublishQueue {
         let channel = self.store.get_channel(tenant, id).await?;
         self.cache().insert((tenant, id), (channel.clone(), now));
         Ok(channel)
+    }
+
+    /// The channels of `keys` (duplicates allowed), from the cache when read
+    /// within `channel_cache_ttl`, the others read in one statement per
+    /// tenant. A channel that cannot be read is left out (its posts meet the
+    /// error when attempted, through [`PublishQueue::channel`]).
+    pub(super) async fn channels(
+        &self,
+        keys: &[(TenantId, ChannelId)],
+    ) -> HashMap<(TenantId, ChannelId), Channel> {
+        let now = self.clock.now();
+        let mut found = HashMap::new();
+        let mut missing: HashMap<TenantId, Vec<ChannelId>> = HashMap::new();
+        {
+            let cache = self.cache();
+            for key in keys {
+                if found.contains_key(key) {
+                    continue;
+                }
+                match cache.get(key) {
+                    Some((channel, read_at)) if now - *read_at < self.config.channel_cache_ttl => {
+                        found.insert(*key, channel.clone());
+                    }
+                    _ => missing.entry(key.0).or_default().push(key.1),
+                }
+            }
+        }
+        for (tenant, mut ids) in missing {
+            ids.sort_unstable();
+            ids.dedup();
+            match self.store.get_channels(tenant, &ids).await {
+                Ok(read) => {
+                    let mut cache = self.cache();
+                    for channel in read {
+                        cache.insert((tenant, channel.id), (channel.clone(), now));
+                        found.insert((tenant, channel.id), channel);
+                    }
+                }
+                Err(err) => {
+                    warn!(error = %err, channels = ids.len(), "reading a batch's channels failed");
+                }
+            }
+        }
+        found
     }
 
     /// Replaces the cached channel (after a token refresh).

@@ -285,6 +285,22 @@ pub async fn tenants_and_channels(store: Arc<dyn Store>) {
     );
     // Another tenant's channel is not found.
     assert_not_found(s.get_channel(globex.id, wa.id).await);
+    // Many at once: the tenant's among the ids, once each; others left out.
+    let mut many = s
+        .get_channels(acme.id, &[masto.id, wa.id, wa.id, ChannelId::generate()])
+        .await
+        .unwrap();
+    many.sort_by_key(|c| c.id);
+    let mut both = vec![wa.clone(), masto.clone()];
+    both.sort_by_key(|c| c.id);
+    assert_eq!(many, both);
+    assert!(
+        s.get_channels(globex.id, &[wa.id])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(s.get_channels(acme.id, &[]).await.unwrap().is_empty());
 
     let updated = s
         .update_channel_credentials(

@@ -6,7 +6,7 @@ use nexiom_core::{
     TenantId, validate,
 };
 
-use super::{Inner, MemoryStore, get_scoped, get_scoped_mut};
+use super::{Inner, MemoryStore, get_scoped, get_scoped_mut, scoped};
 use crate::error::{Result, StorageError};
 use crate::traits::TenantStore;
 
@@ -130,6 +130,17 @@ impl TenantStore for MemoryStore {
 
     async fn get_channel(&self, tenant: TenantId, id: ChannelId) -> Result<Channel> {
         get_scoped(&self.lock().channels, tenant, &id, "channel").cloned()
+    }
+
+    async fn get_channels(&self, tenant: TenantId, ids: &[ChannelId]) -> Result<Vec<Channel>> {
+        let state = self.lock();
+        let mut ids = ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        Ok(ids
+            .iter()
+            .filter_map(|id| scoped(&state.channels, tenant, id).cloned())
+            .collect())
     }
 
     async fn find_channel_by_account(

@@ -128,6 +128,23 @@ impl TenantStore for PgStore {
         )
     }
 
+    async fn get_channels(&self, tenant: TenantId, ids: &[ChannelId]) -> Result<Vec<Channel>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<uuid::Uuid> = ids.iter().map(|id| id.as_uuid()).collect();
+        let mut tx = self.scoped(tenant).await?;
+        let rows: Vec<ChannelRow> =
+            sqlx::query_as("SELECT * FROM channels WHERE tenant_id = $1 AND id = ANY($2)")
+                .bind(tenant.as_uuid())
+                .bind(&ids)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        all(rows, |row| self.open_channel(row.into_entity()?))
+    }
+
     async fn find_channel_by_account(
         &self,
         platform: &Platform,
