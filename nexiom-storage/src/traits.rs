@@ -57,7 +57,9 @@ pub trait TenantStore: Send + Sync {
     /// The channel, or `NotFound` (also when it belongs to another tenant).
     async fn get_channel(&self, tenant: TenantId, id: ChannelId) -> Result<Channel>;
     /// The tenant's channels among `ids`, in one read (order unspecified);
-    /// ids that name no channel of the tenant are left out. For callers that
+    /// ids that name no channel of the tenant are left out, and so is a
+    /// channel that cannot be read (say a token that no longer unseals;
+    /// `get_channel` returns its error). For callers that
     /// need many channels at once (a claimed batch of posts) instead of one
     /// [`get_channel`](TenantStore::get_channel) round trip each.
     async fn get_channels(&self, tenant: TenantId, ids: &[ChannelId]) -> Result<Vec<Channel>>;

@@ -74,7 +74,7 @@ impl TenantRow {
 /// [`SecretString`]; the row, read as plain text, must not leak them either).
 #[derive(sqlx::FromRow)]
 pub(super) struct ChannelRow {
-    id: Uuid,
+    pub(super) id: Uuid,
     tenant_id: Uuid,
     platform: String,
     external_account_id: String,

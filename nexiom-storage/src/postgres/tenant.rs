@@ -142,7 +142,22 @@ impl TenantStore for PgStore {
                 .await
                 .map_err(db)?;
         tx.commit().await.map_err(db)?;
-        all(rows, |row| self.open_channel(row.into_entity()?))
+        // A channel that cannot be opened (a row that does not convert, a
+        // token that does not unseal) is left out, not the whole read:
+        // `get_channel` answers its error to the caller that needs it.
+        Ok(rows
+            .into_iter()
+            .filter_map(|row| {
+                let id = row.id;
+                match row.into_entity().and_then(|c| self.open_channel(c)) {
+                    Ok(channel) => Some(channel),
+                    Err(err) => {
+                        tracing::warn!(channel = %id, error = %err, "a channel could not be read");
+                        None
+                    }
+                }
+            })
+            .collect())
     }
 
     async fn find_channel_by_account(
