@@ -238,17 +238,7 @@ async fn floor_run(params: &Params) -> Result<f64, BoxError> {
             }
         }));
     }
-    let mut done = 0;
-    for task in tasks {
-        done += task.await??;
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    if done != params.posts {
-        return Err(format!("floor handled {done} of {}", params.posts).into());
-    }
-    pool.close().await;
-    drop_schema(&admin, &name).await?;
-    Ok(params.posts as f64 / elapsed)
+    finish_floor(tasks, started, params, pool, admin, &name).await
 }
 
 /// The floor on the posts table itself: the same seeded posts, 2
@@ -316,6 +306,19 @@ async fn floor_posts_run(params: &Params) -> Result<f64, BoxError> {
             }
         }));
     }
+    finish_floor(tasks, started, params, pool, admin, &name).await
+}
+
+/// Waits for a floor's connections, checks they handled every row, drops
+/// the schema and returns the rate.
+async fn finish_floor(
+    tasks: Vec<tokio::task::JoinHandle<Result<u64, sqlx::Error>>>,
+    started: Instant,
+    params: &Params,
+    pool: PgPool,
+    admin: PgPool,
+    name: &str,
+) -> Result<f64, BoxError> {
     let mut done = 0;
     for task in tasks {
         done += task.await??;
@@ -325,7 +328,7 @@ async fn floor_posts_run(params: &Params) -> Result<f64, BoxError> {
         return Err(format!("floor handled {done} of {}", params.posts).into());
     }
     pool.close().await;
-    drop_schema(&admin, &name).await?;
+    drop_schema(&admin, name).await?;
     Ok(params.posts as f64 / elapsed)
 }
 

@@ -5,11 +5,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, Utc};
+use futures_util::StreamExt;
 use nexiom_core::{
     Channel, ChannelId, Clock, NewScheduledPost, PostPatch, PostSettlement, PostStatus,
     ScheduledPost, TenantId,
 };
-use nexiom_storage::Store;
+use nexiom_storage::{StorageError, Store};
 use tracing::{Instrument, info_span, warn};
 
 use super::attempt::{Runs, Step};
@@ -22,6 +23,9 @@ use crate::tokens::ChannelTokens;
 use crate::worker::{BatchConfig, Shutdown};
 
 /// Channels read recently, with when they were read.
+/// Tenants whose channels a batch reads at once.
+const CHANNEL_READS: usize = 8;
+
 type ChannelCache = HashMap<(TenantId, ChannelId), (Channel, DateTime<Utc>)>;
 
 /// The `error_message` of a post whose last attempt may or may not have been
@@ -353,8 +357,9 @@ impl PublishQueue {
 
     /// The channels of `keys` (duplicates allowed), from the cache when read
     /// within `channel_cache_ttl`, the others read in one statement per
-    /// tenant. A channel that cannot be read is left out (its posts meet the
-    /// error when attempted, through [`PublishQueue::channel`]).
+    /// tenant, `CHANNEL_READS` tenants at a time. A channel that cannot be
+    /// read is left out (its posts meet the error when attempted, through
+    /// [`PublishQueue::channel`]).
     pub(super) async fn channels(
         &self,
         keys: &[(TenantId, ChannelId)],
@@ -376,10 +381,23 @@ impl PublishQueue {
                 }
             }
         }
-        for (tenant, mut ids) in missing {
-            ids.sort_unstable();
-            ids.dedup();
-            match self.store.get_channels(tenant, &ids).await {
+        // One statement per tenant, a few tenants at a time.
+        let reads: Vec<(
+            TenantId,
+            usize,
+            std::result::Result<Vec<Channel>, StorageError>,
+        )> = futures_util::stream::iter(missing)
+            .map(|(tenant, mut ids)| async move {
+                ids.sort_unstable();
+                ids.dedup();
+                let read = self.store.get_channels(tenant, &ids).await;
+                (tenant, ids.len(), read)
+            })
+            .buffer_unordered(CHANNEL_READS)
+            .collect()
+            .await;
+        for (tenant, asked, read) in reads {
+            match read {
                 Ok(read) => {
                     let mut cache = self.cache();
                     for channel in read {
@@ -388,7 +406,7 @@ impl PublishQueue {
                     }
                 }
                 Err(err) => {
-                    warn!(error = %err, channels = ids.len(), "reading a batch's channels failed");
+                    warn!(error = %err, channels = asked, "reading a batch's channels failed");
                 }
             }
         }
