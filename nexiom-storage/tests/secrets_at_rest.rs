@@ -181,6 +181,10 @@ async fn a_sealed_value_moved_to_another_row_does_not_decrypt() {
         .create_channel(new_channel(b.id, "pb", "EAAG-b"))
         .await
         .unwrap();
+    let intact = s
+        .create_channel(new_channel(a.id, "pa3", "EAAG-a3"))
+        .await
+        .unwrap();
     // Another tenant's row, another row of the same tenant, another column.
     for (target, column) in [
         (cb.id, "access_token"),
@@ -202,6 +206,19 @@ async fn a_sealed_value_moved_to_another_row_does_not_decrypt() {
         assert!(matches!(err, StorageError::Secret { .. }), "{err}");
         assert!(err.to_string().contains("does not decrypt"), "{err}");
     }
+    // A batch read leaves out the channels that do not open and still
+    // answers the others (the publish queue reads its batch's channels so).
+    let read = s
+        .get_channels(a.id, &[ca.id, ca2.id, intact.id])
+        .await
+        .unwrap();
+    assert_eq!(read.len(), 1, "only the intact channel opens");
+    assert_eq!(read[0].id, intact.id);
+    assert_eq!(
+        read[0].credentials.access_token.as_ref().unwrap().expose(),
+        "EAAG-a3"
+    );
+    assert!(s.get_channels(b.id, &[cb.id]).await.unwrap().is_empty());
     raw.close().await;
     test.cleanup().await;
 }
