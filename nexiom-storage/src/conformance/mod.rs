@@ -33,57 +33,88 @@ mod api_keys;
 mod broadcast_posts;
 mod broadcast_webhooks;
 mod broadcasts;
+mod comments;
 mod content_jobs;
+mod conversations;
 mod credentials;
 mod dead_letters;
 mod event_batch;
+mod events;
 mod external_posts;
+mod fixtures;
 mod harness;
 mod inbox;
+mod isolation;
 mod kpi;
+mod kpi_rows;
+mod missions;
 mod ops;
+mod orchestration;
 mod outbox;
 mod outbox_deliveries;
 mod poll_batch;
+mod post_claims;
+mod posts;
 mod publish_batch;
 mod reply_batch;
 mod reply_leases;
 mod reply_queue;
 mod retention;
 mod routing;
+mod routing_flow;
+mod settings;
 mod tenant_settings;
-mod tests;
+mod tenants;
+mod time_bounds;
 mod topics;
+mod triage_data;
+
+// The older modules import the fixtures as `super::tests::…`.
+use fixtures as tests;
 
 pub use agent_replies::*;
 pub use api_keys::*;
 pub use broadcast_posts::*;
 pub use broadcast_webhooks::*;
 pub use broadcasts::*;
+pub use comments::*;
 pub use content_jobs::*;
+pub use conversations::*;
 pub use credentials::*;
 pub use dead_letters::*;
 pub use event_batch::*;
+pub use events::*;
 pub use external_posts::*;
+pub use fixtures::{World, conversation, new_message, t0, world};
 pub use harness::{
     LOCAL_SERVER_URL, LOCAL_TEST_DATABASE, TestStore, memory_test_store, postgres_app_role_store,
     postgres_test_store, postgres_test_url, postgres_worker_role_store, test_keys,
 };
 pub use inbox::*;
+pub use isolation::*;
 pub use kpi::*;
+pub use kpi_rows::*;
+pub use missions::*;
 pub use ops::*;
+pub use orchestration::*;
 pub use outbox::*;
 pub use outbox_deliveries::*;
 pub use poll_batch::*;
+pub use post_claims::*;
+pub use posts::*;
 pub use publish_batch::*;
 pub use reply_batch::*;
 pub use reply_leases::*;
 pub use reply_queue::*;
 pub use retention::*;
 pub use routing::*;
+pub use routing_flow::*;
+pub use settings::*;
 pub use tenant_settings::*;
-pub use tests::*;
+pub use tenants::*;
+pub use time_bounds::*;
 pub use topics::*;
+pub use triage_data::*;
 
 /// Generates one `#[tokio::test]` per conformance test, each calling `$factory`
 /// for a fresh store. See the [module docs](crate::conformance).

@@ -1,0 +1,66 @@
+//! Conformance test of the extreme time bounds.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use nexiom_core::*;
+
+use super::fixtures::{conversation, message, published_post, t0, world};
+use crate::Store;
+
+/// The extreme instants of `chrono` work as range bounds on every backend
+/// ("since the beginning", "until the end of time").
+pub async fn extreme_time_bounds_are_accepted(store: Arc<dyn Store>) {
+    let s = &*store;
+    let w = world(s, "Acme", Platform::WhatsApp, "pn-1").await;
+    let t = w.tenant.id;
+    let (min, max) = (DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MAX_UTC);
+    let (_, conv) = conversation(s, &w, "336").await;
+    s.insert_message(message(
+        t,
+        conv.id,
+        MessageDirection::Inbound,
+        Some("m"),
+        t0(),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        s.list_messages_since(t, MessageDirection::Inbound, min, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let p = published_post(s, &w, "x").await;
+    s.insert_comment(NewComment {
+        tenant_id: t,
+        post_id: p.id,
+        platform_comment_id: "c".into(),
+        parent_platform_comment_id: None,
+        author_id: None,
+        author_name: None,
+        text: "hi".into(),
+        created_at: t0(),
+        stored_at: t0(),
+    })
+    .await
+    .unwrap();
+    assert_eq!(s.list_comments_since(t, min, 10).await.unwrap().len(), 1);
+    let filter = PostFilter {
+        from: Some(min),
+        to: Some(max),
+        ..PostFilter::default()
+    };
+    assert_eq!(s.list_posts(t, filter).await.unwrap().len(), 1);
+    assert_eq!(
+        s.count_posts(t, w.channel.id, min, max, PostStatus::ALL)
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(s.list_kpis(t, min, max).await.unwrap().is_empty());
+    assert_eq!(s.delete_executions_before(min).await.unwrap(), 0);
+    assert_eq!(s.release_stale_leases(max).await.unwrap(), 0);
+}

@@ -1,0 +1,140 @@
+//! Scheduled posts and their publishing attempts.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use nexiom_core::*;
+
+use crate::error::Result;
+
+/// Scheduled posts and their publishing attempts.
+#[async_trait]
+pub trait PostStore: Send + Sync {
+    /// Creates a `queued` post. `UnknownReference` for a channel, mission or
+    /// content job that is not the tenant's. When `series_id` and `occurrence_at`
+    /// are set the post is an occurrence, unique by `(series_id, occurrence_at)`:
+    /// a second call returns the stored occurrence with `created == false`.
+    async fn insert_post(&self, new: NewScheduledPost) -> Result<Inserted<ScheduledPost>>;
+    /// The post, or `NotFound`.
+    async fn get_post(&self, tenant: TenantId, id: PostId) -> Result<ScheduledPost>;
+    /// The tenant's posts matching `filter`, by `publish_at` then id.
+    async fn list_posts(&self, tenant: TenantId, filter: PostFilter) -> Result<Vec<ScheduledPost>>;
+    /// Counts the tenant's posts on `channel` with `publish_at` in `[from, to)` and
+    /// a status among `statuses` (external posts, made elsewhere, are not
+    /// counted).
+    async fn count_posts(
+        &self,
+        tenant: TenantId,
+        channel: ChannelId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        statuses: &[PostStatus],
+    ) -> Result<u64>;
+    /// Applies `patch` at `at` (`updated_at`). When a guard of the patch does not
+    /// hold, nothing is written and the answer is `Precondition`.
+    async fn update_post(
+        &self,
+        tenant: TenantId,
+        id: PostId,
+        patch: PostPatch,
+        at: DateTime<Utc>,
+    ) -> Result<ScheduledPost>;
+    /// Claims up to `limit` due posts of every tenant: `queued`, `publish_at <= now`
+    /// and `next_attempt_at` unset or `<= now`, oldest `publish_at` first. Each is
+    /// set `publishing` with `lease_owner` and `lease_expires_at = now + lease`.
+    /// Concurrent claimers never receive the same post (on Postgres: `FOR UPDATE
+    /// SKIP LOCKED`); they skip what another holds instead of waiting.
+    ///
+    /// Three kinds of channel are skipped: a channel that is not `active`
+    /// (its posts wait, queued, until it is reconnected), a channel held back
+    /// by [`PostStore::throttle_channel`] until after `now`, and a channel
+    /// with a post `publishing` under another owner's unexpired lease. A channel is
+    /// therefore published by one claimer at a time, which keeps a per-channel
+    /// cap on calls in flight true across worker processes (on Postgres the
+    /// claims are serialized by a transaction-level advisory lock so that two
+    /// claimers never take the same channel at once).
+    async fn claim_due_posts(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        lease_owner: &str,
+        lease: Duration,
+    ) -> Result<Vec<ScheduledPost>>;
+    /// Extends to `expires_at` the leases of those of `ids` that are still
+    /// `publishing` under `lease_owner` (the heartbeat of a worker whose calls
+    /// are in flight); returns how many were extended.
+    async fn renew_post_leases(
+        &self,
+        lease_owner: &str,
+        ids: &[PostId],
+        expires_at: DateTime<Utc>,
+    ) -> Result<u64>;
+    /// Settles claimed posts in one atomic write (one statement on Postgres):
+    /// each post still `publishing` under `lease_owner` takes the settlement's
+    /// state, its lease is released and its run, if any, is ended at `at`. A
+    /// post whose lease moved on is not written, nor is its run. Returns the ids
+    /// written; the others were skipped.
+    ///
+    /// A post settled `published` or `failed` takes its content job along in
+    /// the same atomic write, when that job is still `scheduled` with this
+    /// post: the job becomes `published` with the post's `platform_post_id` and
+    /// `published_at`, or `failed` with the post's `error_message` (and the
+    /// other outcome fields cleared). A job in any other state (cancelled,
+    /// already settled, or re-linked to another post) is left alone.
+    async fn settle_posts(
+        &self,
+        lease_owner: &str,
+        settlements: &[PostSettlement],
+        at: DateTime<Utc>,
+    ) -> Result<Vec<PostId>>;
+    /// Holds `channel`'s posts back from claims until `until` (a platform's
+    /// Retry-After or usage limit). An existing later hold stays.
+    async fn throttle_channel(
+        &self,
+        tenant: TenantId,
+        channel: ChannelId,
+        until: DateTime<Utc>,
+    ) -> Result<()>;
+    /// Returns `publishing` posts whose lease expired before `now` to `queued`
+    /// (lease cleared) so that they can be claimed again; returns how many.
+    /// In the same atomic step, every run of those posts still `running` (its
+    /// worker stopped during the attempt) is closed: `failed`, `finished_at =
+    /// now`, error [`STALE_RUN_ERROR`](crate::STALE_RUN_ERROR). Its attempt
+    /// number stays taken, so the next claim settles the outcome by a lookup,
+    /// never by publishing again.
+    async fn release_stale_leases(&self, now: DateTime<Utc>) -> Result<u64>;
+    /// Up to `limit` `published` posts of every tenant with
+    /// `next_check_at <= now < stop_at` (no `stop_at`: no end), on a channel
+    /// that is `active` (a paused channel's polls wait), oldest
+    /// `next_check_at` first.
+    async fn list_posts_due_for_polling(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<ScheduledPost>>;
+
+    /// Records the start of an attempt (`running`). `Conflict` when the post
+    /// already has a run with that attempt number.
+    async fn insert_post_run(&self, new: NewPostRun) -> Result<PostRun>;
+    /// Records the end of an attempt.
+    async fn finish_post_run(
+        &self,
+        tenant: TenantId,
+        id: PostRunId,
+        status: PostRunStatus,
+        error: Option<String>,
+        finished_at: DateTime<Utc>,
+    ) -> Result<PostRun>;
+    /// Starts several attempts of posts claimed by `lease_owner`, in one
+    /// statement. The answer is aligned with `runs`: the started run, or `None`
+    /// where nothing was written because the post already has a run with that
+    /// attempt number, or is no longer `publishing` under `lease_owner`'s lease
+    /// unexpired at `now` (a worker that lost its claim never starts an attempt).
+    async fn insert_post_runs(
+        &self,
+        lease_owner: &str,
+        runs: &[NewPostRun],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Option<PostRun>>>;
+    /// The post's runs, by attempt.
+    async fn list_post_runs(&self, tenant: TenantId, post: PostId) -> Result<Vec<PostRun>>;
+}
