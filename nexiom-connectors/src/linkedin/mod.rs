@@ -6,193 +6,40 @@
 //! The channel's `account_id` is the **author URN** (`urn:li:organization:…` or
 //! `urn:li:person:…`).
 
+mod builder;
 mod lookup;
 mod webhook;
+mod wire;
 
 use std::fmt;
-use std::sync::Arc;
 
 use async_trait::async_trait;
-use nexiom_core::{Clock, Platform, SecretString, SystemClock};
+use nexiom_core::{Platform, SecretString};
 use reqwest::Method;
 use serde_json::{Value, json};
 use url::Url;
 
 use crate::capabilities::Capabilities;
 use crate::connector::PlatformConnector;
-use crate::error::{ApiError, ConnectorError, ValidationError, redact};
-use crate::http::{
-    Body, ErrorInput, HttpConfig, HttpCore, HttpRequest, HttpResponse, classify_status,
-    retry_after, short,
-};
+use crate::error::{ConnectorError, ValidationError};
+use crate::http::{Body, HttpCore, HttpRequest, HttpResponse};
 use crate::lookup::{LookupOutcome, LookupQuery};
 use crate::recent::RecentPost;
 use crate::time;
 use crate::types::{
     ChallengeResponse, ChannelContext, CommentPage, NormalizedEvent, OutboundMessage,
-    PublishRequest, Published, RemoteComment, SentMessage, TokenGrant, WebhookSetup,
+    PublishRequest, Published, SentMessage, TokenGrant, WebhookSetup,
 };
 use crate::webhook::{LinkedInWebhookVerifier, WebhookHeaders};
 
+pub use builder::{
+    DEFAULT_LINKEDIN_BASE_URL, DEFAULT_LINKEDIN_OAUTH_URL, DEFAULT_LINKEDIN_VERSION,
+    LinkedInBuilder,
+};
+pub use wire::escape_little_text;
+use wire::{classify, comment_from, comment_object, encode_urn};
+
 const NAME: &str = "linkedin";
-
-/// The default REST host.
-pub const DEFAULT_LINKEDIN_BASE_URL: &str = "https://api.linkedin.com";
-/// The default OAuth host.
-pub const DEFAULT_LINKEDIN_OAUTH_URL: &str = "https://www.linkedin.com";
-/// The default `LinkedIn-Version` (YYYYMM; each version lives at least a year).
-pub const DEFAULT_LINKEDIN_VERSION: &str = "202601";
-
-/// Builds a [`LinkedInConnector`].
-#[derive(Clone, Default)]
-pub struct LinkedInBuilder {
-    base_url: Option<String>,
-    oauth_url: Option<String>,
-    version: Option<String>,
-    client_id: Option<String>,
-    client_secret: Option<SecretString>,
-    application_id: Option<String>,
-    page_size: Option<u32>,
-    http: HttpConfig,
-    clock: Option<Arc<dyn Clock>>,
-    core: Option<HttpCore>,
-}
-
-impl fmt::Debug for LinkedInBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LinkedInBuilder")
-            .field("base_url", &self.base_url)
-            .field("version", &self.version)
-            .field("client_id", &self.client_id)
-            .field("client_secret", &self.client_secret)
-            .finish_non_exhaustive()
-    }
-}
-
-impl LinkedInBuilder {
-    /// A builder with the defaults.
-    pub fn new() -> Self {
-        LinkedInBuilder::default()
-    }
-
-    /// Configured from `LINKEDIN_API_BASE_URL`, `LINKEDIN_OAUTH_BASE_URL`,
-    /// `LINKEDIN_VERSION`, `LINKEDIN_CLIENT_ID`, `LINKEDIN_CLIENT_SECRET`,
-    /// `LINKEDIN_APPLICATION_ID` (each optional).
-    pub fn from_env() -> Self {
-        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
-        LinkedInBuilder {
-            base_url: var("LINKEDIN_API_BASE_URL"),
-            oauth_url: var("LINKEDIN_OAUTH_BASE_URL"),
-            version: var("LINKEDIN_VERSION"),
-            client_id: var("LINKEDIN_CLIENT_ID"),
-            client_secret: var("LINKEDIN_CLIENT_SECRET").map(SecretString::new),
-            application_id: var("LINKEDIN_APPLICATION_ID"),
-            ..LinkedInBuilder::default()
-        }
-    }
-
-    /// The REST base URL (a local server in tests).
-    pub fn with_base_url(mut self, url: impl Into<String>) -> Self {
-        self.base_url = Some(url.into());
-        self
-    }
-
-    /// The OAuth base URL (a local server in tests).
-    pub fn with_oauth_url(mut self, url: impl Into<String>) -> Self {
-        self.oauth_url = Some(url.into());
-        self
-    }
-
-    /// The `LinkedIn-Version` header value (`YYYYMM`).
-    pub fn with_version(mut self, version: impl Into<String>) -> Self {
-        self.version = Some(version.into());
-        self
-    }
-
-    /// The app's client id (refresh grant).
-    pub fn with_client_id(mut self, id: impl Into<String>) -> Self {
-        self.client_id = Some(id.into());
-        self
-    }
-
-    /// The app's client secret (refresh grant, webhook signatures).
-    pub fn with_client_secret(mut self, secret: impl Into<SecretString>) -> Self {
-        self.client_secret = Some(secret.into());
-        self
-    }
-
-    /// The developer application id (webhook subscriptions).
-    pub fn with_application_id(mut self, id: impl Into<String>) -> Self {
-        self.application_id = Some(id.into());
-        self
-    }
-
-    /// Comments per page (1 to 100, default 50).
-    pub fn with_page_size(mut self, n: u32) -> Self {
-        self.page_size = Some(n.clamp(1, 100));
-        self
-    }
-
-    /// HTTP settings. Ignored with [`with_http_core`](Self::with_http_core).
-    pub fn with_http_config(mut self, http: HttpConfig) -> Self {
-        self.http = http;
-        self
-    }
-
-    /// The clock. Ignored with [`with_http_core`](Self::with_http_core).
-    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = Some(clock);
-        self
-    }
-
-    /// Shares an HTTP core with other connectors.
-    pub fn with_http_core(mut self, core: HttpCore) -> Self {
-        self.core = Some(core);
-        self
-    }
-
-    /// Builds the connector.
-    pub fn build(self) -> Result<LinkedInConnector, ConnectorError> {
-        let parse = |s: Option<String>, default: &str, what: &str| {
-            let raw = s.unwrap_or_else(|| default.to_owned());
-            Url::parse(raw.trim_end_matches('/'))
-                .map_err(|e| {
-                    ConnectorError::config(format!("invalid LinkedIn {what} {raw:?}: {e}"))
-                })
-                .map(|u| u.as_str().trim_end_matches('/').to_owned())
-        };
-        let base = parse(self.base_url, DEFAULT_LINKEDIN_BASE_URL, "base URL")?;
-        let oauth = parse(self.oauth_url, DEFAULT_LINKEDIN_OAUTH_URL, "OAuth URL")?;
-        let version = self
-            .version
-            .unwrap_or_else(|| DEFAULT_LINKEDIN_VERSION.to_owned());
-        if version.len() != 6 || !version.chars().all(|c| c.is_ascii_digit()) {
-            return Err(ConnectorError::config(format!(
-                "invalid LinkedIn-Version {version:?} (expected YYYYMM)"
-            )));
-        }
-        let core = match self.core {
-            Some(c) => c,
-            None => HttpCore::new(
-                self.http,
-                self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
-            )?,
-        };
-        let client_secret = self.client_secret.filter(|s| !s.is_empty());
-        Ok(LinkedInConnector {
-            verifier: LinkedInWebhookVerifier::new(client_secret.clone()),
-            core,
-            base,
-            oauth,
-            version,
-            client_id: self.client_id,
-            client_secret,
-            application_id: self.application_id,
-            page_size: self.page_size.unwrap_or(50),
-            capabilities: LinkedInConnector::default_capabilities(),
-        })
-    }
-}
 
 /// The LinkedIn connector.
 #[derive(Clone)]
@@ -219,91 +66,6 @@ impl fmt::Debug for LinkedInConnector {
             .field("page_size", &self.page_size)
             .finish_non_exhaustive()
     }
-}
-
-/// Percent-encodes a URN for a path or a Rest.li key (`:` → `%3A`, `(` → `%28`…).
-pub(crate) fn encode_urn(urn: &str) -> String {
-    url::form_urlencoded::byte_serialize(urn.as_bytes()).collect()
-}
-
-/// Escapes LinkedIn's "little" text format reserved characters, so the
-/// commentary is shown as written instead of cut or misparsed.
-pub fn escape_little_text(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(
-            c,
-            '\\' | '|'
-                | '{'
-                | '}'
-                | '@'
-                | '['
-                | ']'
-                | '('
-                | ')'
-                | '<'
-                | '>'
-                | '#'
-                | '*'
-                | '_'
-                | '~'
-        ) {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// The post (activity) a comment URN `urn:li:comment:(urn:li:activity:X,Y)` is on.
-pub(crate) fn comment_object(comment_urn: &str) -> Option<&str> {
-    let inner = comment_urn
-        .strip_prefix("urn:li:comment:(")?
-        .strip_suffix(')')?;
-    let (object, _) = inner.rsplit_once(',')?;
-    (!object.is_empty()).then_some(object)
-}
-
-/// Maps a LinkedIn error: `{"status", "serviceErrorCode", "message", "code"}`.
-pub(crate) fn classify(input: &ErrorInput<'_>) -> ConnectorError {
-    let parsed: Option<Value> = serde_json::from_slice(input.body).ok();
-    let message = parsed
-        .as_ref()
-        .and_then(|v| v.get("message"))
-        .and_then(Value::as_str)
-        .map_or_else(
-            || String::from_utf8_lossy(input.body).into_owned(),
-            str::to_owned,
-        );
-    let code = parsed
-        .as_ref()
-        .and_then(|v| v.get("serviceErrorCode"))
-        .and_then(time::as_i64)
-        .and_then(|c| i32::try_from(c).ok());
-    let detail = ApiError {
-        status: Some(input.status),
-        code,
-        subcode: None,
-        trace_id: input
-            .headers
-            .get("x-li-uuid")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
-        message: short(&redact(&message, input.secrets)),
-    };
-    if input.status == 426 {
-        // "Version Header is Deprecated": configuration, not retryable.
-        return ConnectorError::Permanent {
-            platform: NAME.into(),
-            detail,
-        };
-    }
-    classify_status(
-        input.platform,
-        input.status,
-        retry_after(input.headers, input.now),
-        detail,
-    )
 }
 
 impl LinkedInConnector {
@@ -357,46 +119,6 @@ impl LinkedInConnector {
             .map(str::to_owned)
     }
 }
-
-fn comment_from(v: &Value) -> Result<RemoteComment, ConnectorError> {
-    let id = ["commentUrn", "$URN", "id"]
-        .iter()
-        .find_map(|k| match v.get(*k) {
-            Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
-            Some(Value::Number(n)) => Some(n.to_string()),
-            _ => None,
-        })
-        .ok_or_else(|| {
-            ConnectorError::invalid_response(NAME, "comment without commentUrn or id")
-        })?;
-    let created_at = v
-        .pointer("/created/time")
-        .and_then(time::millis_value)
-        .ok_or_else(|| {
-            ConnectorError::invalid_response(NAME, format!("comment {id} has no created.time"))
-        })?;
-    Ok(RemoteComment {
-        parent_id: v
-            .get("parentComment")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
-        author_id: v
-            .get("actor")
-            .or_else(|| v.pointer("/created/actor"))
-            .and_then(Value::as_str)
-            .map(str::to_owned),
-        author_name: None,
-        text: v
-            .pointer("/message/text")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_owned(),
-        created_at,
-        hidden: false,
-        id,
-    })
-}
-
 #[async_trait]
 impl PlatformConnector for LinkedInConnector {
     fn name(&self) -> &str {
@@ -702,56 +424,5 @@ impl PlatformConnector for LinkedInConnector {
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<Vec<crate::types::WebhookItem>, ConnectorError> {
         webhook::normalize_events(body, now)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urns_and_little_text() {
-        assert_eq!(encode_urn("urn:li:share:7001"), "urn%3Ali%3Ashare%3A7001");
-        assert_eq!(
-            encode_urn("urn:li:comment:(urn:li:activity:1,2)"),
-            "urn%3Ali%3Acomment%3A%28urn%3Ali%3Aactivity%3A1%2C2%29"
-        );
-        assert_eq!(
-            comment_object("urn:li:comment:(urn:li:activity:7001,6001)"),
-            Some("urn:li:activity:7001")
-        );
-        assert_eq!(comment_object("urn:li:share:1"), None);
-        assert_eq!(
-            escape_little_text("Sale (50%) #deal @you"),
-            "Sale \\(50%\\) \\#deal \\@you"
-        );
-    }
-
-    #[test]
-    fn comment_elements() {
-        let c = comment_from(&json!({
-            "actor":"urn:li:person:abc","commentUrn":"urn:li:comment:(urn:li:activity:1,2)","id":"2",
-            "created":{"actor":"urn:li:person:abc","time":1700000000000_i64},"message":{"text":"Great"},
-            "object":"urn:li:activity:1"}))
-        .expect("comment");
-        assert_eq!(c.id, "urn:li:comment:(urn:li:activity:1,2)");
-        assert_eq!(c.text, "Great");
-        assert_eq!(c.created_at.timestamp(), 1_700_000_000);
-        assert!(comment_from(&json!({"id":"x"})).is_err());
-    }
-
-    #[test]
-    fn builder_checks_version_and_debug_is_redacted() {
-        assert!(
-            LinkedInConnector::builder()
-                .with_version("2026-01")
-                .build()
-                .is_err()
-        );
-        let c = LinkedInConnector::builder()
-            .with_client_secret("li-very-secret")
-            .build()
-            .expect("build");
-        assert!(!format!("{c:?}").contains("li-very-secret"));
     }
 }

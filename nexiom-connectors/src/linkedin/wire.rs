@@ -1,0 +1,171 @@
+//! LinkedIn's wire formats: URNs in paths and Rest.li keys, the "little" text
+//! format, comment elements and error bodies.
+
+use serde_json::Value;
+
+use super::NAME;
+use crate::error::{ApiError, ConnectorError, redact};
+use crate::http::{ErrorInput, classify_status, retry_after, short};
+use crate::time;
+use crate::types::RemoteComment;
+
+/// Percent-encodes a URN for a path or a Rest.li key (`:` → `%3A`, `(` → `%28`…).
+pub(crate) fn encode_urn(urn: &str) -> String {
+    url::form_urlencoded::byte_serialize(urn.as_bytes()).collect()
+}
+
+/// Escapes LinkedIn's "little" text format reserved characters, so the
+/// commentary is shown as written instead of cut or misparsed.
+pub fn escape_little_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(
+            c,
+            '\\' | '|'
+                | '{'
+                | '}'
+                | '@'
+                | '['
+                | ']'
+                | '('
+                | ')'
+                | '<'
+                | '>'
+                | '#'
+                | '*'
+                | '_'
+                | '~'
+        ) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The post (activity) a comment URN `urn:li:comment:(urn:li:activity:X,Y)` is on.
+pub(crate) fn comment_object(comment_urn: &str) -> Option<&str> {
+    let inner = comment_urn
+        .strip_prefix("urn:li:comment:(")?
+        .strip_suffix(')')?;
+    let (object, _) = inner.rsplit_once(',')?;
+    (!object.is_empty()).then_some(object)
+}
+
+/// Maps a LinkedIn error: `{"status", "serviceErrorCode", "message", "code"}`.
+pub(crate) fn classify(input: &ErrorInput<'_>) -> ConnectorError {
+    let parsed: Option<Value> = serde_json::from_slice(input.body).ok();
+    let message = parsed
+        .as_ref()
+        .and_then(|v| v.get("message"))
+        .and_then(Value::as_str)
+        .map_or_else(
+            || String::from_utf8_lossy(input.body).into_owned(),
+            str::to_owned,
+        );
+    let code = parsed
+        .as_ref()
+        .and_then(|v| v.get("serviceErrorCode"))
+        .and_then(time::as_i64)
+        .and_then(|c| i32::try_from(c).ok());
+    let detail = ApiError {
+        status: Some(input.status),
+        code,
+        subcode: None,
+        trace_id: input
+            .headers
+            .get("x-li-uuid")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        message: short(&redact(&message, input.secrets)),
+    };
+    if input.status == 426 {
+        // "Version Header is Deprecated": configuration, not retryable.
+        return ConnectorError::Permanent {
+            platform: NAME.into(),
+            detail,
+        };
+    }
+    classify_status(
+        input.platform,
+        input.status,
+        retry_after(input.headers, input.now),
+        detail,
+    )
+}
+pub(super) fn comment_from(v: &Value) -> Result<RemoteComment, ConnectorError> {
+    let id = ["commentUrn", "$URN", "id"]
+        .iter()
+        .find_map(|k| match v.get(*k) {
+            Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        })
+        .ok_or_else(|| {
+            ConnectorError::invalid_response(NAME, "comment without commentUrn or id")
+        })?;
+    let created_at = v
+        .pointer("/created/time")
+        .and_then(time::millis_value)
+        .ok_or_else(|| {
+            ConnectorError::invalid_response(NAME, format!("comment {id} has no created.time"))
+        })?;
+    Ok(RemoteComment {
+        parent_id: v
+            .get("parentComment")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        author_id: v
+            .get("actor")
+            .or_else(|| v.pointer("/created/actor"))
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        author_name: None,
+        text: v
+            .pointer("/message/text")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned(),
+        created_at,
+        hidden: false,
+        id,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn urns_and_little_text() {
+        assert_eq!(encode_urn("urn:li:share:7001"), "urn%3Ali%3Ashare%3A7001");
+        assert_eq!(
+            encode_urn("urn:li:comment:(urn:li:activity:1,2)"),
+            "urn%3Ali%3Acomment%3A%28urn%3Ali%3Aactivity%3A1%2C2%29"
+        );
+        assert_eq!(
+            comment_object("urn:li:comment:(urn:li:activity:7001,6001)"),
+            Some("urn:li:activity:7001")
+        );
+        assert_eq!(comment_object("urn:li:share:1"), None);
+        assert_eq!(
+            escape_little_text("Sale (50%) #deal @you"),
+            "Sale \\(50%\\) \\#deal \\@you"
+        );
+    }
+
+    #[test]
+    fn comment_elements() {
+        let c = comment_from(&json!({
+            "actor":"urn:li:person:abc","commentUrn":"urn:li:comment:(urn:li:activity:1,2)","id":"2",
+            "created":{"actor":"urn:li:person:abc","time":1700000000000_i64},"message":{"text":"Great"},
+            "object":"urn:li:activity:1"}))
+        .expect("comment");
+        assert_eq!(c.id, "urn:li:comment:(urn:li:activity:1,2)");
+        assert_eq!(c.text, "Great");
+        assert_eq!(c.created_at.timestamp(), 1_700_000_000);
+        assert!(comment_from(&json!({"id":"x"})).is_err());
+    }
+}
