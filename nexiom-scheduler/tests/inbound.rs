@@ -3,18 +3,25 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod inbound {
+    pub mod dry_run;
     pub mod fixture;
-    pub mod tests;
+    pub mod ingestion;
+    pub mod replies;
+    pub mod routing;
+    pub mod settings;
+    pub mod support;
+    pub mod triage;
 }
 
-/// One `#[tokio::test]` per test function and backend.
+/// One `#[tokio::test]` per test function (`module::function` under
+/// `inbound/`) and backend.
 macro_rules! on_both_backends {
-    ($($name:ident),+ $(,)?) => {
+    ($($module:ident::$name:ident),+ $(,)?) => {
         mod memory {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    crate::inbound::tests::$name(nexiom_storage::conformance::memory_test_store).await;
+                    crate::inbound::$module::$name(nexiom_storage::conformance::memory_test_store).await;
                 }
             )+
         }
@@ -23,7 +30,7 @@ macro_rules! on_both_backends {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 #[cfg_attr(nexiom_no_postgres, ignore = "no PostgreSQL reachable (see README: Tests)")]
                 async fn $name() {
-                    crate::inbound::tests::$name(nexiom_storage::conformance::postgres_test_store).await;
+                    crate::inbound::$module::$name(nexiom_storage::conformance::postgres_test_store).await;
                 }
             )+
         }
@@ -31,14 +38,14 @@ macro_rules! on_both_backends {
 }
 
 on_both_backends!(
-    replaying_the_fixture_shuffled_from_four_tasks_equals_one_clean_pass,
-    triage_decides_each_item_once_and_escalates_generator_errors,
-    ai_control_off_sends_nothing_and_escalations_are_recorded,
-    auto_replies_are_sent_once_each_even_concurrently,
-    dry_run_shows_changes_and_writes_nothing,
-    settings_overview_reports_presence_never_values,
-    webhooks_are_verified_then_stored_once,
-    one_bad_event_never_loses_its_neighbours,
+    routing::replaying_the_fixture_shuffled_from_four_tasks_equals_one_clean_pass,
+    triage::triage_decides_each_item_once_and_escalates_generator_errors,
+    replies::ai_control_off_sends_nothing_and_escalations_are_recorded,
+    replies::auto_replies_are_sent_once_each_even_concurrently,
+    dry_run::dry_run_shows_changes_and_writes_nothing,
+    settings::settings_overview_reports_presence_never_values,
+    ingestion::webhooks_are_verified_then_stored_once,
+    ingestion::one_bad_event_never_loses_its_neighbours,
 );
 
 /// A store that cannot be reached (connection refused) is an outage, not a bad

@@ -1,0 +1,217 @@
+//! Triage: each item decided once, with its rule and reason; generator
+//! errors and rules that no longer compile escalate.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use chrono::Duration;
+use nexiom_core::*;
+use nexiom_scheduler::inbound::{REASON_GENERATOR_ERROR, REASON_RULES_INVALID};
+use nexiom_storage::conformance::TestStore;
+use serde_json::json;
+
+use super::fixture::{self, t0};
+use super::support::{ScriptedGenerator, drain, pipeline, receive, rule};
+
+pub async fn triage_decides_each_item_once_and_escalates_generator_errors<F, Fut>(factory: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Option<TestStore>>,
+{
+    let Some(ts) = factory().await else { return };
+    let store = ts.store();
+    let s = fixture::setup(&*store).await;
+    let tenant = s.tenant.id;
+    store
+        .create_rule(rule(
+            tenant,
+            RuleType::Escalate,
+            "complaints",
+            &["remboursement"],
+            1,
+        ))
+        .await
+        .unwrap();
+    store
+        .create_rule(rule(tenant, RuleType::Deny, "spam", &["casino"], 1))
+        .await
+        .unwrap();
+    store
+        .create_rule(NewAiRule {
+            confidence_min: Some(0.5),
+            ..rule(tenant, RuleType::Auto, "hours", &["horaires"], 5)
+        })
+        .await
+        .unwrap();
+    store
+        .add_ignore_example(tenant, "merci beaucoup pour tout", t0())
+        .await
+        .unwrap();
+    store
+        .set_ai_control(tenant, true, Some("ops".into()), t0())
+        .await
+        .unwrap();
+    let generator = Arc::new(ScriptedGenerator::default());
+    let (p, _) = pipeline(Arc::clone(&store), generator.clone());
+
+    let texts = [
+        (
+            "m1",
+            "Je veux un REMBOURSEMENT",
+            Triage::Escalate,
+            "escalate_rule",
+        ),
+        ("m2", "Gagnez au casino", Triage::Ignore, "deny_rule"),
+        (
+            "m3",
+            "Merci beaucoup pour tout !",
+            Triage::Ignore,
+            "similar_to_ignore_example",
+        ),
+        ("m4", "Vos horaires ?", Triage::AutoReply, "auto_rule"),
+        ("m5", "horaires, vague", Triage::Escalate, "low_confidence"),
+        (
+            "m6",
+            "horaires boom",
+            Triage::Escalate,
+            REASON_GENERATOR_ERROR,
+        ),
+        ("m7", "Bonjour", Triage::AutoReply, "default"),
+        ("m8", "   ", Triage::Ignore, "empty"),
+    ];
+    let mut messages = Vec::new();
+    for (i, (id, text, _, _)) in texts.iter().enumerate() {
+        messages.push(
+            receive(
+                &p,
+                &s,
+                id,
+                &format!("s{i}"),
+                text,
+                t0() + Duration::minutes(i as i64),
+            )
+            .await,
+        );
+    }
+    // A comment, routed from its event.
+    store
+        .insert_event(NewWebhookEvent {
+            tenant_id: tenant,
+            channel_id: s.facebook.id,
+            platform: Platform::Facebook,
+            event_id: "fb-c-1".into(),
+            kind: EventKind::Comment,
+            sender_id: Some("fan".into()),
+            sender_name: Some("Fan".into()),
+            text: Some("remboursement svp".into()),
+            has_media: false,
+            delivery_status: None,
+            target_id: Some("fb-post-1".into()),
+            parent_id: None,
+            occurred_at: t0(),
+            payload: json!({}),
+            received_at: t0(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(drain(&p, 10).await.comments_created, 1);
+
+    let report = p.triage_new_items(100).await.unwrap();
+    assert_eq!(report.messages, 8);
+    assert_eq!(report.comments, 1);
+    assert_eq!(report.escalated_on_error, 1);
+    // Drafts only for AUTO_REPLY candidates (m4, m5, m6, m7).
+    assert_eq!(generator.calls.load(Ordering::SeqCst), 4);
+
+    for (message, (id, _, triage, reason)) in messages.iter().zip(texts) {
+        let stored = store.get_message(tenant, message.id).await.unwrap();
+        let decision = store
+            .find_decision(tenant, DecisionSubject::Message(message.id))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (id, decision.triage, decision.reason.as_str()),
+            (id, triage, reason)
+        );
+        assert_eq!(stored.triage, Some(triage), "{id}");
+        assert_eq!(stored.confidence, Some(decision.confidence));
+        assert_eq!(stored.ai_decision_id, Some(decision.id));
+        assert_eq!(decision.snapshot["text"], json!(message.text));
+        if triage == Triage::AutoReply {
+            assert!(
+                decision.snapshot["draft"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("Réponse à")
+            );
+        }
+        if reason == REASON_GENERATOR_ERROR {
+            assert!(decision.snapshot["error"].as_str().unwrap().contains("503"));
+        }
+    }
+    let m4 = store
+        .find_decision(tenant, DecisionSubject::Message(messages[3].id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(m4.confidence, 0.9);
+    assert!(m4.rule_id.is_some());
+
+    // Inbox filters.
+    let escalated = store
+        .list_decisions(tenant, Some(Triage::Escalate), 100)
+        .await
+        .unwrap();
+    assert_eq!(escalated.len(), 4, "m1, m5, m6 and the comment");
+    assert_eq!(
+        store
+            .list_decisions(tenant, Some(Triage::AutoReply), 100)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        store
+            .list_decisions(tenant, Some(Triage::Ignore), 100)
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    let comment = store
+        .list_comments_by_triage(tenant, Triage::Escalate, t0() - Duration::days(1), 10)
+        .await
+        .unwrap();
+    assert_eq!(comment.len(), 1);
+
+    // A second run has nothing to do and calls nothing.
+    let again = p.triage_new_items(100).await.unwrap();
+    assert_eq!((again.messages, again.comments), (0, 0));
+    assert_eq!(generator.calls.load(Ordering::SeqCst), 4);
+
+    // Stored rules that no longer compile escalate every item, with the error.
+    store
+        .create_rule(NewAiRule {
+            patterns: vec!["(unclosed".into()],
+            ..rule(tenant, RuleType::Escalate, "broken", &[], 0)
+        })
+        .await
+        .unwrap();
+    let m9 = receive(&p, &s, "m9", "s9", "Vos horaires ?", t0()).await;
+    let report = p.triage_new_items(100).await.unwrap();
+    assert_eq!((report.messages, report.escalated_on_error), (1, 1));
+    let d = store
+        .find_decision(tenant, DecisionSubject::Message(m9.id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (d.triage, d.reason.as_str()),
+        (Triage::Escalate, REASON_RULES_INVALID)
+    );
+    assert!(d.snapshot["error"].as_str().unwrap().contains("broken"));
+    ts.cleanup().await;
+}
