@@ -12,6 +12,7 @@ use nexiom_storage::StorageError;
 use tokio::sync::{mpsc, oneshot};
 use tracing::warn;
 
+use super::checked;
 use super::gateway::{PublishFailure, PublishGateway, PublishedPost};
 use super::queue::{OUTCOME_UNKNOWN, PostOutcome, PublishQueue};
 use crate::error::Result;
@@ -154,10 +155,11 @@ impl PublishQueue {
             let Some(run) = self.start_run(runs, new).await? else {
                 return Ok(Step::Done(self.recover(post, &channel, attempt).await).into());
             };
-            let result = self
-                .gateway
-                .publish(&channel, &post.content, &reference)
-                .await;
+            let result = checked::published(
+                self.gateway
+                    .publish(&channel, &post.content, &reference)
+                    .await,
+            );
             let failure = match result {
                 Ok(published) => {
                     return Ok(self.published(post, Some(&run), attempt, published).into());
@@ -187,10 +189,16 @@ impl PublishQueue {
                         )
                         .await
                     {
-                        Ok(_) => TokenError::Refused {
-                            channel: post.channel_id,
-                            reason,
-                        },
+                        Ok(stored) => {
+                            // The batch's other posts of the channel read
+                            // it paused and make no call with the refused
+                            // token.
+                            self.remember_channel(&stored);
+                            TokenError::Refused {
+                                channel: post.channel_id,
+                                reason,
+                            }
+                        }
                         Err(err) => err,
                     };
                     let outcome = self.write_now(self.paused(post, attempt, &err)).await;
@@ -241,7 +249,10 @@ impl PublishQueue {
                         }
                         Err(err) if err.is_paused() => {
                             // The attempt is recorded; the post waits for the
-                            // channel to be reconnected.
+                            // channel to be reconnected. The channel is read
+                            // again by the batch's other posts (paused: no
+                            // call with the refused token).
+                            self.forget_channel(post.tenant_id, post.channel_id);
                             let outcome = self.write_now(self.paused(post, attempt, &err)).await;
                             return Ok(Step::Done(outcome).into());
                         }
@@ -304,9 +315,11 @@ impl PublishQueue {
         let can_lookup = self.gateway.can_lookup(channel);
         let found = if can_lookup {
             let attempted_at = orphan.as_ref().map_or(post.publish_at, |r| r.started_at);
-            self.gateway
-                .lookup(channel, &post.content, &post.id.to_string(), attempted_at)
-                .await
+            checked::looked_up(
+                self.gateway
+                    .lookup(channel, &post.content, &post.id.to_string(), attempted_at)
+                    .await,
+            )
         } else {
             Ok(None)
         };
@@ -349,11 +362,11 @@ impl PublishQueue {
         message: &str,
     ) -> Result<PostOutcome> {
         let why = if self.gateway.can_lookup(channel) {
-            match self
-                .gateway
-                .lookup(channel, &post.content, &post.id.to_string(), run.started_at)
-                .await
-            {
+            match checked::looked_up(
+                self.gateway
+                    .lookup(channel, &post.content, &post.id.to_string(), run.started_at)
+                    .await,
+            ) {
                 Ok(Some(published)) => {
                     return self
                         .write_now(self.published(post, Some(run), attempt, published))

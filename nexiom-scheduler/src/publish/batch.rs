@@ -85,24 +85,30 @@ impl PublishQueue {
         let lanes = self.lanes_of(posts).await;
         let (run_tx, run_rx) = mpsc::unbounded_channel::<RunRequest>();
         let (settle_tx, settle_rx) = mpsc::unbounded_channel::<Step>();
+        // A channel the platform asked to wait is held back in every lane of
+        // the batch (a platform may allow several calls at once per channel),
+        // not only in the lane that met the wait.
+        let holds: Holds = Mutex::new(HashMap::new());
         let lanes_done = async move {
-            let (run_tx, settle_tx) = (&run_tx, &settle_tx);
+            let (run_tx, settle_tx, holds) = (&run_tx, &settle_tx, &holds);
             for_each_lane(
                 lanes,
                 self.config.concurrency.worker_cap(),
                 |lane| async move {
-                    let mut hold: Option<DateTime<Utc>> = None;
                     for (i, post) in lane.into_iter().enumerate() {
                         let stopping = shutdown.is_some_and(Shutdown::is_triggered);
+                        let hold = held_until(holds, post.channel_id);
                         let step = if stopping || hold.is_some() {
                             self.handed_back(&post, hold)
                         } else {
                             if i > 0 && !item_delay.is_zero() {
                                 tokio::time::sleep(item_delay).await;
                             }
-                            let Attempted { step, hold: held } =
+                            let Attempted { step, hold } =
                                 self.attempt(&post, &Runs::Batched(run_tx)).await;
-                            hold = held;
+                            if let Some(until) = hold {
+                                hold_back(holds, post.channel_id, until);
+                            }
                             step
                         };
                         let _ = settle_tx.send(step);
@@ -219,6 +225,15 @@ impl PublishQueue {
                         add(report, &Ok(outcome));
                     }
                 }
+                Err(err @ StorageError::Invalid(_)) if settlements.len() > 1 => {
+                    // One settlement the store refuses must not take its
+                    // neighbours' outcomes with it: each is written alone.
+                    warn!(error = %err, posts = settlements.len(), "a batch's settlements were refused; writing them one by one");
+                    for (settlement, outcome) in settlements.into_iter().zip(outcomes) {
+                        let step = Step::Settle(settlement, outcome);
+                        add(report, &self.write_now(step).await);
+                    }
+                }
                 Err(err) => {
                     // The leases lapse and the posts are taken over later; a
                     // started run is then settled by a lookup.
@@ -230,6 +245,25 @@ impl PublishQueue {
             }
         }
     }
+}
+
+/// The channels held back in a batch, and until when.
+type Holds = Mutex<HashMap<ChannelId, DateTime<Utc>>>;
+
+fn held_until(holds: &Holds, channel: ChannelId) -> Option<DateTime<Utc>> {
+    holds
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(&channel)
+        .copied()
+}
+
+fn hold_back(holds: &Holds, channel: ChannelId, until: DateTime<Utc>) {
+    let mut holds = holds
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let held = holds.entry(channel).or_insert(until);
+    *held = (*held).max(until);
 }
 
 /// The same failure for each item of a failed statement.

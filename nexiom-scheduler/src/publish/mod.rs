@@ -3,6 +3,7 @@
 mod attempt;
 mod batch;
 mod broadcast;
+mod checked;
 mod connector;
 mod gateway;
 #[cfg(feature = "testing")]

@@ -420,6 +420,11 @@ impl PublishQueue {
             .insert((channel.tenant_id, channel.id), (channel.clone(), now));
     }
 
+    /// Drops the cached copy of a channel (read again on next use).
+    pub(super) fn forget_channel(&self, tenant: TenantId, id: ChannelId) {
+        self.cache().remove(&(tenant, id));
+    }
+
     fn cache(&self) -> std::sync::MutexGuard<'_, ChannelCache> {
         self.channels
             .lock()
