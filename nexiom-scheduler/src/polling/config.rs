@@ -32,6 +32,12 @@ pub struct PollingConfig {
     /// Items per tenant the follow-up triage and auto-reply steps handle per
     /// pass (default 500).
     pub follow_up_limit: u32,
+    /// How old an item may be for the follow-up to auto-reply to it
+    /// (default 1 day, measured back from the pass): a comment a pass stores
+    /// with an older time (on a post discovered late, or a platform's odd
+    /// timestamp) is triaged but not auto-answered days late; it is left to
+    /// a person, or to the reply worker's own window.
+    pub follow_up_max_age: Duration,
     /// Time between two runs of a channel's post discovery (default 15
     /// minutes): each run lists the channel's latest posts and records those
     /// made elsewhere as external posts, polled within [`window`](Self::window)
@@ -55,6 +61,7 @@ impl Default for PollingConfig {
             max_pages: 100,
             lease: Duration::minutes(10),
             follow_up_limit: 500,
+            follow_up_max_age: Duration::days(1),
             discovery_interval: Duration::minutes(15),
             discoveries_per_pass: 50,
             concurrency: ConcurrencyConfig {

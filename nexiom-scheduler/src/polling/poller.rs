@@ -242,7 +242,15 @@ impl CommentPoller {
             oldest_new,
         } = pass.into_inner().unwrap_or_else(PoisonError::into_inner);
         report.merge(discovered);
-        if let (Some(since), Some(inbound)) = (oldest_new, &self.inbound) {
+        if let (Some(oldest), Some(inbound)) = (oldest_new, &self.inbound) {
+            // The platform's times of what was stored, bounded: an old
+            // comment must not open the auto-reply to every tenant's old
+            // pending items.
+            let since = self
+                .clock
+                .now()
+                .checked_sub_signed(self.config.follow_up_max_age)
+                .map_or(oldest, |floor| oldest.max(floor));
             self.follow_up(inbound, since, &mut report).await;
         }
         crate::telemetry::polled(report.comments_stored, lag);
