@@ -172,6 +172,7 @@ macro_rules! conformance_suite {
             tenant_isolation,
             extreme_time_bounds_are_accepted,
             reply_queue_claims_oldest_due_first,
+            reply_queue_leaves_channels_with_auto_replies_off,
             reply_queue_leases_keep_claims_apart,
             reply_queue_records_outcomes_on_the_item,
             stale_release_closes_running_post_runs,

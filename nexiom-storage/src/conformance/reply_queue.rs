@@ -576,3 +576,55 @@ pub async fn reply_claims_are_withdrawn_only_while_unsent(store: Arc<dyn Store>)
     );
     assert!(s.find_comment_reply(t, c.id).await.unwrap().is_some());
 }
+
+/// A channel whose auto-replies its tenant switched off keeps its pending
+/// items where they are: they are not claimed (claiming and handing them
+/// back would keep the oldest at the head of the queue, run after run, and
+/// starve every other tenant's items); the tenant's other channels, and the
+/// same channel id listed in another tenant's settings, are not affected.
+/// Switched on again, the items are claimed.
+pub async fn reply_queue_leaves_channels_with_auto_replies_off(store: Arc<dyn Store>) {
+    let s = &*store;
+    let a = world(s, "Acme", Platform::Facebook, "page-off-1").await;
+    let b = world(s, "Globex", Platform::Facebook, "page-off-2").await;
+    ai_on(s, &a).await;
+    ai_on(s, &b).await;
+    let off_1 = message(s, &a, "off-1", t0() - secs(20), Triage::AutoReply).await;
+    let off_2 = message(s, &a, "off-2", t0() - secs(10), Triage::AutoReply).await;
+    let other = message(s, &b, "other", t0(), Triage::AutoReply).await;
+    let mut settings = TenantSettings::default();
+    settings.auto_reply_off_channels.insert(a.channel.id);
+    s.put_tenant_settings(a.tenant.id, &settings, t0())
+        .await
+        .unwrap();
+    // Another tenant naming a's channel in its own settings changes nothing
+    // for a (nor for b's own channel).
+    let mut unrelated = TenantSettings::default();
+    unrelated.auto_reply_off_channels.insert(a.channel.id);
+    s.put_tenant_settings(b.tenant.id, &unrelated, t0())
+        .await
+        .unwrap();
+
+    let now = t0() + secs(10);
+    let lease = Duration::minutes(5);
+    let claimed = s.claim_pending_replies(now, None, 1, lease).await.unwrap();
+    assert_eq!(
+        subjects(&claimed),
+        vec![msg(&other)],
+        "the older items of the switched-off channel are not at the head of the queue"
+    );
+    assert!(
+        s.claim_pending_replies(now, None, 10, lease)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let pending = s.get_message(a.tenant.id, off_1.id).await.unwrap();
+    assert_eq!(pending.reply, Some(ReplyStatus::pending()));
+
+    s.put_tenant_settings(a.tenant.id, &TenantSettings::default(), t0())
+        .await
+        .unwrap();
+    let claimed = s.claim_pending_replies(now, None, 10, lease).await.unwrap();
+    assert_eq!(subjects(&claimed), vec![msg(&off_1), msg(&off_2)]);
+}

@@ -40,6 +40,13 @@ impl Inner {
         }
         let wanted = |created: DateTime<Utc>| since.is_none_or(|s| created >= s);
         let paused: std::collections::HashSet<ChannelId> = self.paused_channels().collect();
+        // Channels whose auto-replies their tenant switched off: not claimed
+        // (as on Postgres).
+        let off: std::collections::HashSet<(TenantId, ChannelId)> = self
+            .tenant_settings
+            .iter()
+            .flat_map(|(tenant, s)| s.auto_reply_off_channels.iter().map(|c| (*tenant, *c)))
+            .collect();
         let mut candidates: Vec<(DateTime<Utc>, uuid::Uuid, DecisionSubject)> = self
             .messages
             .values()
@@ -48,6 +55,7 @@ impl Inner {
                     && wanted(m.created_at)
                     && self.ai_on(m.tenant_id)
                     && !paused.contains(&m.channel_id)
+                    && !off.contains(&(m.tenant_id, m.channel_id))
             })
             .map(|m| (m.created_at, m.id.as_uuid(), DecisionSubject::Message(m.id)))
             .chain(
@@ -58,6 +66,7 @@ impl Inner {
                             && wanted(c.created_at)
                             && self.ai_on(c.tenant_id)
                             && !paused.contains(&c.channel_id)
+                            && !off.contains(&(c.tenant_id, c.channel_id))
                     })
                     .map(|c| (c.created_at, c.id.as_uuid(), DecisionSubject::Comment(c.id))),
             )

@@ -15,7 +15,11 @@ use crate::error::{Result, StorageError};
 use crate::reply_queue::{ReplyQueueStore, apply};
 
 /// The claimable items of `table` (`messages` or `comments`), oldest first,
-/// locked; `$1` now, `$2` since (or NULL), `$3` the limit.
+/// locked; `$1` now, `$2` since (or NULL), `$3` the limit. Items of a tenant
+/// whose AI control is off, of a paused channel, or of a channel whose
+/// auto-replies the tenant switched off are left where they are (not
+/// claimed and handed back, which would keep the oldest of them at the head
+/// of the queue, run after run).
 fn due_sql(table: &str) -> String {
     let inbound = if table == "messages" {
         "AND t.direction = 'inbound' "
@@ -33,6 +37,9 @@ fn due_sql(table: &str) -> String {
              AND EXISTS (SELECT 1 FROM ai_controls a \
                          WHERE a.tenant_id = t.tenant_id AND a.enabled) \
              AND t.channel_id NOT IN (SELECT id FROM channels WHERE status <> 'active') \
+             AND NOT EXISTS (SELECT 1 FROM tenant_settings s \
+                         WHERE s.tenant_id = t.tenant_id \
+                             AND s.settings -> 'auto_reply_off_channels' ? t.channel_id::text) \
          ORDER BY t.created_at, t.id \
          LIMIT $3 \
          FOR UPDATE OF t SKIP LOCKED"
