@@ -219,6 +219,19 @@ async fn a_sealed_value_moved_to_another_row_does_not_decrypt() {
         "EAAG-a3"
     );
     assert!(s.get_channels(b.id, &[cb.id]).await.unwrap().is_empty());
+    // A webhook for the account still finds its tenant: the lookup that
+    // routes events opens no token (the full read says why it cannot).
+    assert!(
+        s.find_channel_by_account(&Platform::Facebook, "pb")
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        s.find_channel_ref_by_account(&Platform::Facebook, "pb")
+            .await
+            .unwrap(),
+        Some((b.id, cb.id))
+    );
     raw.close().await;
     test.cleanup().await;
 }

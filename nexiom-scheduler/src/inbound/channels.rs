@@ -80,17 +80,23 @@ impl ChannelDirectory {
         {
             return Ok(Some(entry.target));
         }
-        let found = match self.store.find_channel_by_account(platform, account).await {
+        // The tenant and id only: the channel's tokens are not opened (one
+        // that no longer unseals must not stop its events).
+        let found = match self
+            .store
+            .find_channel_ref_by_account(platform, account)
+            .await
+        {
             // An account id the store refuses as a key cannot be connected.
             Err(e) if e.is_refusal() => return Ok(None),
             other => other?,
         };
-        let Some(channel) = found else {
+        let Some((tenant_id, channel_id)) = found else {
             return Ok(None);
         };
         let target = ChannelRef {
-            tenant_id: channel.tenant_id,
-            channel_id: channel.id,
+            tenant_id,
+            channel_id,
         };
         if self.ttl > Duration::zero() {
             let mut entries = self.write();

@@ -83,6 +83,24 @@ pub async fn tenants_and_channels(store: Arc<dyn Store>) {
             .unwrap(),
         None
     );
+    // The same lookup without the credentials: tenant and id.
+    assert_eq!(
+        s.find_channel_ref_by_account(&Platform::WhatsApp, "106540352242922")
+            .await
+            .unwrap(),
+        Some((acme.id, wa.id))
+    );
+    assert_eq!(
+        s.find_channel_ref_by_account(&Platform::Facebook, "106540352242922")
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(matches!(
+        s.find_channel_ref_by_account(&Platform::WhatsApp, "bad\u{1}id")
+            .await,
+        Err(StorageError::Invalid(_))
+    ));
 
     // The same account cannot be connected twice, even by another tenant.
     assert_conflict(

@@ -179,6 +179,25 @@ impl TenantStore for PgStore {
             .transpose()
     }
 
+    async fn find_channel_ref_by_account(
+        &self,
+        platform: &Platform,
+        external_account_id: &str,
+    ) -> Result<Option<(TenantId, ChannelId)>> {
+        validate::key("external_account_id", external_account_id)?;
+        // A cross-tenant lookup, like `find_channel_by_account`, reading
+        // neither token.
+        let row: Option<(uuid::Uuid, uuid::Uuid)> = sqlx::query_as(
+            "SELECT tenant_id, id FROM channels WHERE platform = $1 AND external_account_id = $2",
+        )
+        .bind(platform.as_str())
+        .bind(external_account_id)
+        .fetch_optional(&self.scan_pool)
+        .await
+        .map_err(db)?;
+        Ok(row.map(|(tenant, id)| (TenantId::from(tenant), ChannelId::from(id))))
+    }
+
     async fn list_channels(&self, tenant: TenantId) -> Result<Vec<Channel>> {
         let mut tx = self.scoped(tenant).await?;
         let rows: Vec<ChannelRow> =

@@ -34,6 +34,22 @@ pub trait TenantStore: Send + Sync {
         platform: &Platform,
         external_account_id: &str,
     ) -> Result<Option<Channel>>;
+    /// The tenant and id of the channel connected for `(platform,
+    /// external_account_id)`, whatever its tenant, without opening its
+    /// credentials: all an incoming webhook needs to be stored for its
+    /// tenant, so a token that no longer unseals (a retired key) never stops
+    /// a channel's events from being received. The default reads the whole
+    /// channel with [`find_channel_by_account`](TenantStore::find_channel_by_account).
+    async fn find_channel_ref_by_account(
+        &self,
+        platform: &Platform,
+        external_account_id: &str,
+    ) -> Result<Option<(TenantId, ChannelId)>> {
+        Ok(self
+            .find_channel_by_account(platform, external_account_id)
+            .await?
+            .map(|c| (c.tenant_id, c.id)))
+    }
     /// The tenant's channels, oldest first.
     async fn list_channels(&self, tenant: TenantId) -> Result<Vec<Channel>>;
     /// Replaces the channel's credentials.
