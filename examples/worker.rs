@@ -24,7 +24,8 @@
 //! Environment:
 //! - `DATABASE_URL` (required): Postgres; migrations run on start.
 //! - `NEXIOM_METRICS_PORT`: port of `GET /metrics` on 127.0.0.1 (default 9464).
-//! - `NEXIOM_WORKER_ID`: the lease owner name (default `worker-<pid>`).
+//! - `NEXIOM_WORKER_ID`: the lease owner name, unique per process (default
+//!   `worker-<pid>-<random>`: in containers every replica may be pid 1).
 //! - `RUST_LOG` (default `info`); `NEXIOM_LOG_FORMAT=json` for JSON lines.
 //! - The reply generator is the OpenAI-compatible one when the settings store
 //!   holds `OPENROUTER_API_KEY` and `NEXIOM_DEFAULT_CHAT_MODEL`, else a template
@@ -217,8 +218,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_tokens(tokens.clone());
     let registry_for_queue = registry.clone();
 
-    let worker_id =
-        env("NEXIOM_WORKER_ID").unwrap_or_else(|| format!("worker-{}", std::process::id()));
+    // Unique per process even where every replica is pid 1 (containers):
+    // leases, holds and settlements are told apart by this name.
+    let worker_id = env("NEXIOM_WORKER_ID")
+        .unwrap_or_else(|| format!("worker-{}-{:016x}", std::process::id(), fastrand::u64(..)));
     let queue = PublishQueue::new(
         Arc::clone(&store),
         Arc::new(ConnectorGateway::new(registry_for_queue)),
