@@ -1,6 +1,7 @@
 //! Webhook verify + normalize throughput for a 2 KB WhatsApp body, beside the raw
 //! HMAC-SHA256 throughput of the same bytes measured in the same run (the ratio is
-//! the overhead over the crypto floor).
+//! the overhead over the crypto floor); then one batched body of 2,700 messages
+//! (the receiver bench's large body), with its JSON parse alone beside it.
 //!
 //! ```text
 //! cargo bench -p nexiom-connectors --bench webhook_throughput
@@ -31,6 +32,28 @@ fn body_of_about(bytes: usize) -> Vec<u8> {
         "Bonjour, est-ce disponible en bleu ? ".repeat(bytes.saturating_sub(overhead) / 38 + 1);
     let body = template(&text[..bytes.saturating_sub(overhead).min(text.len())]);
     body.into_bytes()
+}
+
+/// One body of `events` text messages from 20 senders, as Meta batches a
+/// busy number's traffic (the receiver bench's large body).
+fn batched_body(events: usize) -> Vec<u8> {
+    let contacts: Vec<String> = (0..20)
+        .map(|s| format!(r#"{{"profile":{{"name":"C{s}"}},"wa_id":"3361{s:05}"}}"#))
+        .collect();
+    let messages: Vec<String> = (0..events)
+        .map(|n| {
+            format!(
+                r#"{{"from":"3361{:05}","id":"w.b.{n}","timestamp":"1763780000","type":"text","text":{{"body":"k"}}}}"#,
+                n % 20
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"object":"whatsapp_business_account","entry":[{{"id":"102290129340398","changes":[{{"field":"messages","value":{{"messaging_product":"whatsapp","metadata":{{"display_phone_number":"15550783881","phone_number_id":"106540352242922"}},"contacts":[{}],"messages":[{}]}}}}]}}]}}"#,
+        contacts.join(","),
+        messages.join(",")
+    )
+    .into_bytes()
 }
 
 fn measure(name: &str, mut f: impl FnMut() -> usize) -> f64 {
@@ -97,5 +120,25 @@ fn main() {
         100.0 * full / hmac,
         hmac / full,
         100.0 * verify / hmac
+    );
+
+    let big = batched_body(2_700);
+    let big_headers = WebhookHeaders::new().with(
+        "X-Hub-Signature-256",
+        MetaWebhookVerifier::sign(&SecretString::new(SECRET), &big),
+    );
+    println!("batched body: {} bytes, 2,700 events", big.len());
+    let parse = measure("parse only (serde_json::Value)", || {
+        serde_json::from_slice::<serde_json::Value>(black_box(&big)).map_or(0, |_| 2_700)
+    });
+    let big_full = measure("verify + normalize", || {
+        connector
+            .verify_and_handle(black_box(&big_headers), black_box(&big))
+            .map_or(0, |e| e.len())
+    });
+    println!(
+        "{:.2} ms per batched body, of which parsing {:.2} ms",
+        1e3 / big_full,
+        1e3 / parse
     );
 }
