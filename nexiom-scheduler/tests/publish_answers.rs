@@ -127,8 +127,9 @@ impl PublishGateway for Scripted {
         })
     }
 
+    /// A lookup that never finds anything (a feed that has not caught up).
     fn can_lookup(&self, _: &Channel) -> bool {
-        false
+        true
     }
 
     async fn lookup(
@@ -220,9 +221,10 @@ fn queue(env: &Env, gateway: Arc<Scripted>, per_channel: usize) -> PublishQueue 
 /// One batch over three Pages: one publishes, one answers "published" under
 /// an id the store refuses, one refuses with a NUL in its message. The
 /// batch's settlements go to the store together; each post still gets its
-/// own outcome: published; `outcome_unknown` (the post may be on the
-/// platform, but its id cannot be recorded, so it is never published
-/// again blindly); failed with the message kept (the NUL replaced).
+/// own outcome: published; `outcome_unknown` at once (the post is on the
+/// platform, but its id cannot be recorded; it is not looked up, since a
+/// lookup that misses it, as this one does, would publish it again);
+/// failed with the message kept (the NUL replaced).
 async fn an_unstorable_answer_settles_only_its_own_post(store: Arc<dyn Store>) {
     let env = Env::new(store).await;
     let chans = channels(&env, 3).await;
@@ -234,13 +236,15 @@ async fn an_unstorable_answer_settles_only_its_own_post(store: Arc<dyn Store>) {
         (odd.external_account_id.clone(), Answer::OddId),
         (nul.external_account_id.clone(), Answer::NulError),
     ]));
-    let q = queue(&env, gateway, 1);
+    let q = queue(&env, gateway.clone(), 1);
     let report = q.run_due(&batch(100), None).await.unwrap();
     assert_eq!((report.claimed, report.published), (6, 2));
     assert_eq!(report.failed, 4, "{report:?}");
     for p in &good_posts {
         assert_eq!(env.post(p.id).await.status, PostStatus::Published);
     }
+    // Told "published" once per post: never looked up and published again.
+    assert_eq!(gateway.calls(&odd.external_account_id), 2);
     for p in &odd_posts {
         let p = env.post(p.id).await;
         assert_eq!(p.status, PostStatus::Failed);

@@ -400,7 +400,13 @@ impl InboundPipeline {
             }
             Turn::AiOff => {
                 report.skipped_ai_off += 1;
-                ReplyOutcome::Released { next_at: None }
+                // Not due again at once: the claim leaves switched-off
+                // tenants and channels alone, but this answer may come from
+                // a cached copy of the settings (or from defaults the store
+                // does not know); an item handed back due at once would stay
+                // at the head of the queue, run after run.
+                let next_at = self.clock.now().checked_add_signed(Duration::minutes(1));
+                ReplyOutcome::Released { next_at }
             }
             Turn::Paused(reason) => {
                 report.paused += 1;

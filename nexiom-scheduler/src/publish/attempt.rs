@@ -155,16 +155,27 @@ impl PublishQueue {
             let Some(run) = self.start_run(runs, new).await? else {
                 return Ok(Step::Done(self.recover(post, &channel, attempt).await).into());
             };
-            let result = checked::published(
+            let answer = checked::published(
                 self.gateway
                     .publish(&channel, &post.content, &reference)
                     .await,
             );
-            let failure = match result {
-                Ok(published) => {
+            let failure = match answer {
+                checked::Published::Post(published) => {
                     return Ok(self.published(post, Some(&run), attempt, published).into());
                 }
-                Err(failure) => failure,
+                checked::Published::Unstorable(why) => {
+                    // Created, says the platform: never looked up (a lookup
+                    // that misses it would publish it again) nor recorded
+                    // under an id the store refuses.
+                    let error = format!(
+                        "{OUTCOME_UNKNOWN}: the platform answered that it published the post \
+                         under an id that cannot be stored ({why}); check the account before \
+                         publishing again"
+                    );
+                    return Ok(self.failed(post, Some((&run, attempt)), error).into());
+                }
+                checked::Published::Failed(failure) => failure,
             };
             match failure {
                 PublishFailure::Ambiguous(message) => {
@@ -399,6 +410,7 @@ impl PublishQueue {
         match step {
             Step::Done(outcome) => outcome,
             Step::Settle(settlement, outcome) => {
+                let settlement = checked::settlement(settlement);
                 let written = self
                     .store
                     .settle_posts(&self.config.worker_id, &[settlement], self.clock.now())

@@ -97,13 +97,19 @@ impl PublishQueue {
                 |lane| async move {
                     for (i, post) in lane.into_iter().enumerate() {
                         let stopping = shutdown.is_some_and(Shutdown::is_triggered);
+                        if i > 0
+                            && !item_delay.is_zero()
+                            && !stopping
+                            && held_until(holds, post.channel_id).is_none()
+                        {
+                            tokio::time::sleep(item_delay).await;
+                        }
+                        // Read after the delay: another lane may have met a
+                        // wait meanwhile.
                         let hold = held_until(holds, post.channel_id);
                         let step = if stopping || hold.is_some() {
                             self.handed_back(&post, hold)
                         } else {
-                            if i > 0 && !item_delay.is_zero() {
-                                tokio::time::sleep(item_delay).await;
-                            }
                             let Attempted { step, hold } =
                                 self.attempt(&post, &Runs::Batched(run_tx)).await;
                             if let Some(until) = hold {
@@ -201,7 +207,7 @@ impl PublishQueue {
                 match step {
                     Step::Done(outcome) => add(report, &outcome),
                     Step::Settle(settlement, outcome) => {
-                        settlements.push(settlement);
+                        settlements.push(super::checked::settlement(settlement));
                         outcomes.push(outcome);
                     }
                 }
@@ -223,15 +229,6 @@ impl PublishQueue {
                             PostOutcome::LeaseLost
                         };
                         add(report, &Ok(outcome));
-                    }
-                }
-                Err(err @ StorageError::Invalid(_)) if settlements.len() > 1 => {
-                    // One settlement the store refuses must not take its
-                    // neighbours' outcomes with it: each is written alone.
-                    warn!(error = %err, posts = settlements.len(), "a batch's settlements were refused; writing them one by one");
-                    for (settlement, outcome) in settlements.into_iter().zip(outcomes) {
-                        let step = Step::Settle(settlement, outcome);
-                        add(report, &self.write_now(step).await);
                     }
                 }
                 Err(err) => {

@@ -85,8 +85,9 @@ impl PublishQueue {
             .await?
         {
             let sent = self.send_one(channel, post, &spec, &claimed).await;
+            let outcome = super::checked::delivery(sent.outcome);
             self.store
-                .finish_delivery(tenant, claimed.delivery.id, sent.outcome, self.clock.now())
+                .finish_delivery(tenant, claimed.delivery.id, outcome, self.clock.now())
                 .await?;
             if sent.unauthorized {
                 // The token another worker stored, a new one, or (refused)

@@ -7,18 +7,25 @@
 //! (blank, a control character, longer than a key). So every answer is
 //! checked here, once, where it enters the queue:
 //!
-//! - failure messages keep their text with NUL characters replaced and are
-//!   cut to what a text column takes;
+//! - failure messages keep their text with NUL characters replaced, and so
+//!   does every text a settlement or a delivery outcome carries, cut to
+//!   what a text column takes ([`settlement`], [`delivery`]: the queue adds
+//!   its own words around a platform's message, so the final text is the
+//!   one made storable);
 //! - a URL that cannot be stored is dropped (it is informative only);
-//! - a publication whose id cannot be stored is an ambiguous outcome: the
-//!   platform may have created the post, but the queue cannot record it, so
-//!   it is looked up (and a lookup answering such an id cannot tell), and
-//!   the post ends `outcome_unknown` instead of being published twice or
-//!   poisoning its batch.
+//! - a publication whose id cannot be stored ends `outcome_unknown` at once
+//!   ([`Published::Unstorable`]): the platform said it created the post, so
+//!   it is neither looked up (a lookup that misses it would lead to a second
+//!   publication) nor recorded under an id the store refuses; a lookup that
+//!   finds a post under such an id cannot tell;
+//! - a broadcast message accepted under an id that cannot be stored is
+//!   failed as unknown (sent, never sent again).
 
 use nexiom_core::validate::{self, MAX_TEXT_LEN};
+use nexiom_core::{DeliveryOutcome, PostSettlement};
 
 use super::gateway::{PublishFailure, PublishedPost};
+use super::queue::OUTCOME_UNKNOWN;
 
 /// `text` as a text column takes it: NUL characters replaced by U+FFFD, at
 /// most [`MAX_TEXT_LEN`] bytes (cut at a character boundary).
@@ -81,17 +88,25 @@ fn storable(mut post: PublishedPost) -> Result<PublishedPost, String> {
 }
 
 /// A publish call's answer, checked.
-pub(super) fn published(
-    result: Result<PublishedPost, PublishFailure>,
-) -> Result<PublishedPost, PublishFailure> {
+#[derive(Debug, PartialEq)]
+pub(super) enum Published {
+    /// Published, storable.
+    Post(PublishedPost),
+    /// The platform said it published the post, under an id the store
+    /// refuses (why).
+    Unstorable(String),
+    /// The call failed (its message storable).
+    Failed(PublishFailure),
+}
+
+/// Checks a publish call's answer.
+pub(super) fn published(result: Result<PublishedPost, PublishFailure>) -> Published {
     match result {
-        Ok(post) => storable(post).map_err(|why| {
-            PublishFailure::Ambiguous(format!(
-                "the platform answered that it published the post with an id that cannot be \
-                 stored ({why})"
-            ))
-        }),
-        Err(f) => Err(failure(f)),
+        Ok(post) => match storable(post) {
+            Ok(post) => Published::Post(post),
+            Err(why) => Published::Unstorable(why),
+        },
+        Err(f) => Published::Failed(failure(f)),
     }
 }
 
@@ -108,6 +123,52 @@ pub(super) fn looked_up(
         }),
         Ok(None) => Ok(None),
         Err(f) => Err(failure(f)),
+    }
+}
+
+/// `settlement` with storable texts (its messages, its run's error, its
+/// URL), as the queue hands it to the store.
+pub(super) fn settlement(mut s: PostSettlement) -> PostSettlement {
+    s.error_message = s.error_message.map(|e| storable_text(&e));
+    if let Some(run) = &mut s.run {
+        run.error = run.error.as_deref().map(storable_text);
+    }
+    if let Some(p) = &mut s.published
+        && validate::opt_text("url", p.url.as_deref()).is_err()
+    {
+        p.url = None;
+    }
+    s
+}
+
+/// A recipient's outcome as the store takes it: texts storable, and a
+/// message accepted under an id the store refuses failed as unknown (it was
+/// sent: never sent again).
+pub(super) fn delivery(outcome: DeliveryOutcome) -> DeliveryOutcome {
+    match outcome {
+        DeliveryOutcome::Sent {
+            provider_message_id,
+        } => match validate::key("provider_message_id", &provider_message_id) {
+            Ok(()) => DeliveryOutcome::Sent {
+                provider_message_id,
+            },
+            Err(why) => DeliveryOutcome::Failed {
+                error: format!(
+                    "{OUTCOME_UNKNOWN}: the platform accepted the message under an id that \
+                     cannot be stored ({why}); it is not sent again"
+                ),
+            },
+        },
+        DeliveryOutcome::Retry {
+            error,
+            next_attempt_at,
+        } => DeliveryOutcome::Retry {
+            error: storable_text(&error),
+            next_attempt_at,
+        },
+        DeliveryOutcome::Failed { error } => DeliveryOutcome::Failed {
+            error: storable_text(&error),
+        },
     }
 }
 
@@ -137,7 +198,7 @@ mod tests {
         for id in [" ", "1\u{7}2", &"9".repeat(300)] {
             let answer = published(Ok(post(id, None)));
             assert!(
-                matches!(&answer, Err(PublishFailure::Ambiguous(m)) if m.contains("cannot be stored")),
+                matches!(&answer, Published::Unstorable(why) if why.contains("platform_post_id")),
                 "{id:?}: {answer:?}"
             );
             assert!(matches!(
@@ -145,9 +206,46 @@ mod tests {
                 Err(PublishFailure::Permanent(_))
             ));
         }
-        let ok = published(Ok(post("123_456", Some("https://x/\0")))).unwrap();
+        let Published::Post(ok) = published(Ok(post("123_456", Some("https://x/\0")))) else {
+            panic!("a storable id is published");
+        };
         assert_eq!(ok.platform_post_id, "123_456");
         assert_eq!(ok.url, None, "a URL that cannot be stored is dropped");
         assert_eq!(looked_up(Ok(None)), Ok(None));
+    }
+
+    #[test]
+    fn texts_the_queue_wraps_are_made_storable_in_the_end() {
+        let long = "x".repeat(MAX_TEXT_LEN);
+        let s = settlement(PostSettlement {
+            tenant_id: nexiom_core::TenantId::generate(),
+            post_id: nexiom_core::PostId::generate(),
+            status: nexiom_core::PostStatus::Failed,
+            retry_count: None,
+            error_message: Some(format!("refused: {long}")),
+            next_attempt_at: None,
+            published: None,
+            run: Some(nexiom_core::RunEnd {
+                run_id: nexiom_core::PostRunId::generate(),
+                status: nexiom_core::PostRunStatus::Failed,
+                error: Some("a\0b".into()),
+            }),
+        });
+        assert!(s.validate().is_ok(), "{:?}", s.validate());
+        for outcome in [
+            DeliveryOutcome::Sent {
+                provider_message_id: "wamid.\u{1}".into(),
+            },
+            DeliveryOutcome::Failed {
+                error: format!("{long}\0"),
+            },
+        ] {
+            let outcome = delivery(outcome);
+            assert!(outcome.validate().is_ok(), "{outcome:?}");
+        }
+        assert!(matches!(
+            delivery(DeliveryOutcome::Sent { provider_message_id: "wamid.\u{1}".into() }),
+            DeliveryOutcome::Failed { error } if error.starts_with(OUTCOME_UNKNOWN)
+        ));
     }
 }
