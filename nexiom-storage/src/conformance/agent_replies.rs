@@ -9,7 +9,7 @@ use std::sync::Arc;
 use chrono::Duration;
 use nexiom_core::*;
 
-use super::tests::{World, t0, world};
+use super::fixtures::{World, t0, world};
 use crate::{AgentReplyClaim, StorageError, Store};
 
 fn new_reply(w: &World, target: AgentReplyTarget, key: &str) -> NewAgentReply {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chrono::Duration;
 use nexiom_core::*;
 
-use super::tests::{t0, world};
+use super::fixtures::{t0, world};
 use crate::{StorageError, Store};
 
 /// A post created with its audience has both or, refused, neither; an

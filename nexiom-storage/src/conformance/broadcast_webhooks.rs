@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use nexiom_core::*;
 
 use super::broadcasts::{mins, opt, post};
-use super::tests::{World, t0, world};
+use super::fixtures::{World, t0, world};
 use crate::Store;
 
 fn whatsapp_event(

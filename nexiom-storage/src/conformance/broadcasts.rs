@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use nexiom_core::*;
 
-use super::tests::{World, t0, world};
+use super::fixtures::{World, t0, world};
 use crate::{DELIVERY_OUTCOME_UNKNOWN, OPTED_OUT, StorageError, Store};
 
 pub(super) fn mins(n: i64) -> Duration {

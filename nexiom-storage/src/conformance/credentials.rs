@@ -8,7 +8,7 @@ use std::sync::Arc;
 use chrono::{Duration, Utc};
 use nexiom_core::*;
 
-use super::tests::{World, published_post, t0, world};
+use super::fixtures::{World, published_post, t0, world};
 use crate::{StorageError, Store};
 
 fn mins(n: i64) -> Duration {

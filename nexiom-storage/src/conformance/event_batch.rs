@@ -7,7 +7,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use nexiom_core::*;
 use serde_json::json;
 
-use super::tests::{event, world};
+use super::fixtures::{event, world};
 use crate::{EventWrite, StorageError, Store};
 
 fn t0() -> DateTime<Utc> {

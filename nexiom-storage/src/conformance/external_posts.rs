@@ -8,7 +8,7 @@ use chrono::{DateTime, Duration, Utc};
 use nexiom_core::*;
 use serde_json::json;
 
-use super::tests::{World, event, t0, world};
+use super::fixtures::{World, event, t0, world};
 use crate::{StorageError, Store};
 
 fn mins(n: i64) -> Duration {

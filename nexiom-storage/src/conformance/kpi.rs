@@ -13,7 +13,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use nexiom_core::*;
 use serde_json::json;
 
-use super::tests::{World, world};
+use super::fixtures::{World, world};
 use crate::{StorageError, Store};
 
 fn utc(m: u32, d: u32, h: u32, min: u32, s: u32) -> DateTime<Utc> {

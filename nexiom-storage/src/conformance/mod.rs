@@ -69,9 +69,6 @@ mod time_bounds;
 mod topics;
 mod triage_data;
 
-// The older modules import the fixtures as `super::tests::…`.
-use fixtures as tests;
-
 pub use agent_replies::*;
 pub use api_keys::*;
 pub use broadcast_posts::*;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use nexiom_core::*;
 
-use super::tests::world;
+use super::fixtures::world;
 use crate::{Store, expected_schema_version};
 
 fn t0() -> DateTime<Utc> {
@@ -28,7 +28,7 @@ pub async fn ops_reads_schema_and_queue_depth(store: Arc<dyn Store>) {
 
     let a = world(s, "Acme", Platform::Facebook, "page-ops-a").await;
     let b = world(s, "Beta", Platform::Facebook, "page-ops-b").await;
-    let post = |w: &super::tests::World, minutes: i64| {
+    let post = |w: &super::fixtures::World, minutes: i64| {
         let new = NewScheduledPost::one_off(
             w.tenant.id,
             w.channel.id,

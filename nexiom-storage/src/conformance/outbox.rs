@@ -9,8 +9,8 @@ use chrono::{DateTime, Duration, Utc};
 use nexiom_core::*;
 use serde_json::json;
 
+use super::fixtures::{World, t0, world};
 use super::reply_queue::{ai_on, comment, message};
-use super::tests::{World, t0, world};
 use crate::{StorageError, Store};
 
 fn mins(n: i64) -> Duration {

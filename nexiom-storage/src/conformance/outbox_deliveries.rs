@@ -9,8 +9,8 @@ use chrono::Duration;
 use nexiom_core::*;
 use serde_json::json;
 
+use super::fixtures::{t0, world};
 use super::outbox::webhook;
-use super::tests::{t0, world};
 use crate::{StorageError, Store};
 
 fn mins(n: i64) -> Duration {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use nexiom_core::*;
 
-use super::tests::{World, t0, world};
+use super::fixtures::{World, t0, world};
 use crate::{PollResult, PollWritten, StorageError, Store};
 
 fn mins(n: i64) -> Duration {

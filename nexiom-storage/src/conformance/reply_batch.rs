@@ -8,8 +8,8 @@ use std::sync::Arc;
 use chrono::Duration;
 use nexiom_core::*;
 
+use super::fixtures::{t0, world};
 use super::reply_queue::{ai_on, comment, message, msg, secs, subjects};
-use super::tests::{t0, world};
 use crate::{ReplyAnswer, ReplyClaim, ReplyClaimed, ReplySettlement, StorageError, Store};
 
 /// Contexts name the recipient and what was stored; a claim stores each

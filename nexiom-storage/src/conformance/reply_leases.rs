@@ -7,8 +7,8 @@ use std::sync::Arc;
 use chrono::Duration;
 use nexiom_core::*;
 
+use super::fixtures::{t0, world};
 use super::reply_queue::{ai_on, comment, message, msg, secs, subjects};
-use super::tests::{t0, world};
 use crate::Store;
 
 /// A heartbeat extends only the claims still `sending` under the lease it

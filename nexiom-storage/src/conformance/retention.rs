@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use nexiom_core::*;
 
-use super::tests::{event, world};
+use super::fixtures::{event, world};
 use crate::{Retained, RetentionPolicy, Store};
 
 fn t0() -> DateTime<Utc> {
@@ -184,14 +184,14 @@ pub async fn retention_purges_old_finished_rows_in_batches(store: Arc<dyn Store>
 pub async fn retention_purges_old_messages(store: Arc<dyn Store>) {
     let s = store.as_ref();
     let w = world(s, "Acme", Platform::WhatsApp, "pn-retention-messages").await;
-    let (_, conv) = super::tests::conversation(s, &w, "33600000077").await;
+    let (_, conv) = super::fixtures::conversation(s, &w, "33600000077").await;
     let old = t0() - Duration::days(40);
     let cutoff = t0() - Duration::days(30);
     let t = w.tenant.id;
     let mut inbound = Vec::new();
     for i in 0..4 {
         let m = s
-            .insert_message(super::tests::new_message(
+            .insert_message(super::fixtures::new_message(
                 t,
                 conv.id,
                 MessageDirection::Inbound,
@@ -203,11 +203,11 @@ pub async fn retention_purges_old_messages(store: Arc<dyn Store>) {
             .record;
         inbound.push(m);
     }
-    let mut reply = super::tests::new_message(t, conv.id, MessageDirection::Outbound, None, old);
+    let mut reply = super::fixtures::new_message(t, conv.id, MessageDirection::Outbound, None, old);
     reply.in_reply_to = Some(inbound[0].id);
     s.insert_message(reply).await.unwrap();
     let recent = s
-        .insert_message(super::tests::new_message(
+        .insert_message(super::fixtures::new_message(
             t,
             conv.id,
             MessageDirection::Inbound,
@@ -238,7 +238,7 @@ pub async fn retention_purges_old_messages(store: Arc<dyn Store>) {
     assert_eq!(left, vec![recent.id]);
     // The provider id of a removed message is free again.
     let again = s
-        .insert_message(super::tests::new_message(
+        .insert_message(super::fixtures::new_message(
             t,
             conv.id,
             MessageDirection::Inbound,

@@ -8,12 +8,12 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use nexiom_core::*;
 
-use super::tests::{event, t0, world};
+use super::fixtures::{event, t0, world};
 use crate::{Retained, StorageError, Store};
 
 /// A message event from `sender` (its event id is the provider message id).
 fn message(
-    w: &super::tests::World,
+    w: &super::fixtures::World,
     event_id: &str,
     sender: &str,
     occurred_at: DateTime<Utc>,
@@ -188,7 +188,7 @@ pub async fn marking_an_event_routed_checks_the_conversation(store: Arc<dyn Stor
     let s = store.as_ref();
     let acme = world(s, "Acme", Platform::WhatsApp, "pn-mark-1").await;
     let globex = world(s, "Globex", Platform::WhatsApp, "pn-mark-2").await;
-    let conversation = |w: &super::tests::World| {
+    let conversation = |w: &super::fixtures::World| {
         let (tenant, channel) = (w.tenant.id, w.channel.id);
         async move {
             let handle = s

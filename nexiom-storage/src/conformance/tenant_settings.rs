@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeZone, Utc};
 use nexiom_core::*;
 
-use super::tests::world;
+use super::fixtures::world;
 use crate::{StorageError, Store};
 
 fn t0() -> DateTime<Utc> {

@@ -6,7 +6,7 @@
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use nexiom_core::*;
 
-use super::tests::{World, world};
+use super::fixtures::{World, world};
 use crate::{StorageError, Store};
 
 fn at(d: u32, h: u32) -> DateTime<Utc> {
