@@ -8,13 +8,11 @@ mod common;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use common::{Env, batch};
+use common::{AutoReplying, Env, batch};
 use nexiom_connectors::{Capabilities, ConnectorRegistry, MockConnector, MockOp, RemoteComment};
 use nexiom_core::*;
-use nexiom_scheduler::inbound::InboundPipeline;
 use nexiom_scheduler::*;
 use nexiom_storage::Store;
-use nexiom_triage::TemplateGenerator;
 use serde_json::json;
 
 on_both_backends!(
@@ -353,33 +351,7 @@ async fn a_comment_seen_by_webhook_and_polling_is_handled_once(store: Arc<dyn St
     let env = Env::new(store).await;
     let mock = mock(&env);
     let now = env.clock.now();
-    env.store
-        .create_rule(NewAiRule {
-            tenant_id: env.tenant,
-            rule_type: RuleType::Auto,
-            name: "hours".into(),
-            keywords: vec!["horaires".into()],
-            patterns: vec![],
-            confidence_min: None,
-            enabled: true,
-            priority: 1,
-            at: now,
-        })
-        .await
-        .unwrap();
-    env.store
-        .set_ai_control(env.tenant, true, None, now)
-        .await
-        .unwrap();
-    let registry = ConnectorRegistry::new().with(Arc::new(mock.clone()));
-    let inbound = InboundPipeline::new(
-        env.store.clone(),
-        env.clock.clone(),
-        Arc::new(TemplateGenerator::new().with_template(env.tenant, "Merci {name} : 9h-18h.")),
-    )
-    .with_connectors(registry.clone());
-    let poller = CommentPoller::new(env.store.clone(), env.clock.clone(), registry)
-        .with_inbound(inbound.clone());
+    let AutoReplying { inbound, poller } = env.auto_replying(&mock, "Merci {name} : 9h-18h.").await;
     let post = published(&env, env.channel, "fb-post-1", now).await;
 
     // The webhook brings comment 1 first; routing stores it.

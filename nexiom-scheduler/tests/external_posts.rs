@@ -10,16 +10,15 @@ mod common;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use common::Env;
+use common::{AutoReplying, Env};
 use nexiom_connectors::{
-    ConnectorRegistry, FacebookConnector, META_SIGNATURE_HEADER, MetaWebhookVerifier,
-    MockConnector, MockOp, WebhookHeaders,
+    FacebookConnector, META_SIGNATURE_HEADER, MetaWebhookVerifier, MockConnector, MockOp,
+    WebhookHeaders,
 };
 use nexiom_core::*;
 use nexiom_scheduler::inbound::InboundPipeline;
 use nexiom_scheduler::*;
 use nexiom_storage::Store;
-use nexiom_triage::TemplateGenerator;
 use serde_json::json;
 
 on_both_backends!(
@@ -44,35 +43,8 @@ struct Setup {
 
 async fn setup(store: Arc<dyn Store>) -> Setup {
     let env = Env::new(store).await;
-    let now = env.clock.now();
     let mock = MockConnector::new(Platform::Facebook).with_clock(env.clock.clone());
-    env.store
-        .create_rule(NewAiRule {
-            tenant_id: env.tenant,
-            rule_type: RuleType::Auto,
-            name: "hours".into(),
-            keywords: vec!["horaires".into()],
-            patterns: vec![],
-            confidence_min: None,
-            enabled: true,
-            priority: 1,
-            at: now,
-        })
-        .await
-        .unwrap();
-    env.store
-        .set_ai_control(env.tenant, true, None, now)
-        .await
-        .unwrap();
-    let registry = ConnectorRegistry::new().with(Arc::new(mock.clone()));
-    let inbound = InboundPipeline::new(
-        env.store.clone(),
-        env.clock.clone(),
-        Arc::new(TemplateGenerator::new().with_template(env.tenant, "Merci {name} : 9h-18h.")),
-    )
-    .with_connectors(registry.clone());
-    let poller = CommentPoller::new(env.store.clone(), env.clock.clone(), registry)
-        .with_inbound(inbound.clone());
+    let AutoReplying { inbound, poller } = env.auto_replying(&mock, "Merci {name} : 9h-18h.").await;
     let account = env
         .store
         .get_channel(env.tenant, env.channel)

@@ -9,12 +9,9 @@ use std::sync::Arc;
 
 use chrono::Duration;
 use common::Env;
-use nexiom_connectors::{ConnectorRegistry, MockConnector, MockOp, RemoteComment};
+use nexiom_connectors::{MockConnector, MockOp, RemoteComment};
 use nexiom_core::*;
-use nexiom_scheduler::inbound::InboundPipeline;
-use nexiom_scheduler::*;
 use nexiom_storage::Store;
-use nexiom_triage::TemplateGenerator;
 
 on_both_backends!(an_old_comment_does_not_open_the_auto_reply_to_old_items);
 
@@ -28,33 +25,7 @@ async fn an_old_comment_does_not_open_the_auto_reply_to_old_items(store: Arc<dyn
     let env = Env::new(store).await;
     let mock = MockConnector::new(Platform::Facebook).with_clock(env.clock.clone());
     let now = env.clock.now();
-    env.store
-        .create_rule(NewAiRule {
-            tenant_id: env.tenant,
-            rule_type: RuleType::Auto,
-            name: "hours".into(),
-            keywords: vec!["horaires".into()],
-            patterns: vec![],
-            confidence_min: None,
-            enabled: true,
-            priority: 1,
-            at: now,
-        })
-        .await
-        .unwrap();
-    env.store
-        .set_ai_control(env.tenant, true, None, now)
-        .await
-        .unwrap();
-    let registry = ConnectorRegistry::new().with(Arc::new(mock.clone()));
-    let inbound = InboundPipeline::new(
-        env.store.clone(),
-        env.clock.clone(),
-        Arc::new(TemplateGenerator::new().with_template(env.tenant, "Merci : 9h-18h.")),
-    )
-    .with_connectors(registry.clone());
-    let poller =
-        CommentPoller::new(env.store.clone(), env.clock.clone(), registry).with_inbound(inbound);
+    let poller = env.auto_replying(&mock, "Merci : 9h-18h.").await.poller;
     let post = env
         .store
         .insert_post(NewScheduledPost::one_off(

@@ -12,8 +12,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use chrono::{DateTime, Duration, Utc};
-use common::{Env, batch};
+use chrono::Duration;
+use common::{Env, TestGateway, TestPlatform, batch};
 use nexiom_core::*;
 use nexiom_scheduler::*;
 use nexiom_storage::Store;
@@ -48,14 +48,14 @@ struct Scripted {
 }
 
 impl Scripted {
-    fn new(answers: HashMap<String, Answer>) -> (Arc<Self>, watch::Sender<bool>) {
+    fn new(answers: HashMap<String, Answer>) -> (Arc<TestGateway<Self>>, watch::Sender<bool>) {
         let (open_tx, open) = watch::channel(false);
         let gateway = Scripted {
             answers,
             calls: Mutex::new(HashMap::new()),
             open,
         };
-        (Arc::new(gateway), open_tx)
+        (Arc::new(TestGateway(gateway)), open_tx)
     }
 
     fn calls(&self, account: &str) -> usize {
@@ -69,11 +69,7 @@ impl Scripted {
 }
 
 #[async_trait]
-impl PublishGateway for Scripted {
-    fn refusal(&self, _: &Channel, _: &Content) -> Option<String> {
-        None
-    }
-
+impl TestPlatform for Scripted {
     async fn publish(
         &self,
         channel: &Channel,
@@ -127,19 +123,10 @@ impl PublishGateway for Scripted {
         })
     }
 
-    /// A lookup that never finds anything (a feed that has not caught up).
+    /// Lookups are supported; `TestGateway`'s never finds anything (a feed
+    /// that has not caught up).
     fn can_lookup(&self, _: &Channel) -> bool {
         true
-    }
-
-    async fn lookup(
-        &self,
-        _: &Channel,
-        _: &Content,
-        _: &str,
-        _: DateTime<Utc>,
-    ) -> Result<Option<PublishedPost>, PublishFailure> {
-        Ok(None)
     }
 
     async fn refresh_credentials(&self, _: &Channel) -> Result<Credentials, PublishFailure> {
@@ -203,7 +190,7 @@ async fn posts(env: &Env, channel: &Channel, n: usize) -> Vec<ScheduledPost> {
     out
 }
 
-fn queue(env: &Env, gateway: Arc<Scripted>, per_channel: usize) -> PublishQueue {
+fn queue(env: &Env, gateway: Arc<TestGateway<Scripted>>, per_channel: usize) -> PublishQueue {
     let config = PublishConfig {
         retry: RetryPolicy {
             jitter: false,

@@ -11,8 +11,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use chrono::{DateTime, Duration, Utc};
-use common::{Env, batch};
+use chrono::Duration;
+use common::{Env, TestGateway, TestPlatform, batch};
 use nexiom_core::*;
 use nexiom_scheduler::*;
 use nexiom_storage::Store;
@@ -36,7 +36,7 @@ struct Counters {
 
 /// A platform that records calls in flight, answers 429 (Retry-After 30 s) on
 /// the accounts in `throttled`, and holds every call while `gate` is set
-/// until it is opened.
+/// until it is opened; no lookup, no token refresh.
 #[derive(Default)]
 struct LaneGateway {
     counters: Mutex<Counters>,
@@ -45,11 +45,7 @@ struct LaneGateway {
 }
 
 #[async_trait]
-impl PublishGateway for LaneGateway {
-    fn refusal(&self, _: &Channel, _: &Content) -> Option<String> {
-        None
-    }
-
+impl TestPlatform for LaneGateway {
     async fn publish(
         &self,
         channel: &Channel,
@@ -91,24 +87,6 @@ impl PublishGateway for LaneGateway {
             platform_post_id: format!("fb-{reference}"),
             url: None,
         })
-    }
-
-    fn can_lookup(&self, _: &Channel) -> bool {
-        false
-    }
-
-    async fn lookup(
-        &self,
-        _: &Channel,
-        _: &Content,
-        _: &str,
-        _: DateTime<Utc>,
-    ) -> Result<Option<PublishedPost>, PublishFailure> {
-        Ok(None)
-    }
-
-    async fn refresh_credentials(&self, _: &Channel) -> Result<Credentials, PublishFailure> {
-        Err(PublishFailure::Permanent("no refresh here".into()))
     }
 }
 
@@ -162,7 +140,12 @@ async fn posts(env: &Env, channels: &[Channel], per_channel: usize) -> Vec<Sched
     out
 }
 
-fn queue(env: &Env, worker: &str, gateway: Arc<LaneGateway>, lease: Duration) -> PublishQueue {
+fn queue(
+    env: &Env,
+    worker: &str,
+    gateway: Arc<TestGateway<LaneGateway>>,
+    lease: Duration,
+) -> PublishQueue {
     let config = PublishConfig {
         retry: RetryPolicy {
             jitter: false,
@@ -181,7 +164,7 @@ async fn channels_run_concurrently_one_call_at_a_time_each(store: Arc<dyn Store>
     let env = Env::new(store).await;
     let chans = channels(&env, 8).await;
     posts(&env, &chans, 5).await;
-    let gateway = Arc::new(LaneGateway::default());
+    let gateway = Arc::new(TestGateway(LaneGateway::default()));
     let q = queue(&env, "w1", gateway.clone(), Duration::minutes(5));
     let report = q.run_due(&batch(100), None).await.unwrap();
     assert_eq!(
@@ -213,7 +196,7 @@ async fn channels_run_concurrently_one_call_at_a_time_each(store: Arc<dyn Store>
     let env2 = Env::new(env.store.clone()).await;
     let chans = channels(&env2, 6).await;
     posts(&env2, &chans, 1).await;
-    let gateway = Arc::new(LaneGateway::default());
+    let gateway = Arc::new(TestGateway(LaneGateway::default()));
     let config = PublishConfig {
         concurrency: ConcurrencyConfig {
             max_in_flight: 2,
@@ -241,10 +224,10 @@ async fn a_throttled_channel_holds_back_only_itself(store: Arc<dyn Store>) {
     let chans = channels(&env, 4).await;
     let all = posts(&env, &chans, 3).await;
     let throttled = chans[2].clone();
-    let gateway = Arc::new(LaneGateway {
+    let gateway = Arc::new(TestGateway(LaneGateway {
         throttled: vec![throttled.external_account_id.clone()],
         ..LaneGateway::default()
-    });
+    }));
     let q = queue(&env, "w1", gateway.clone(), Duration::minutes(5));
     let report = q.run_due(&batch(100), None).await.unwrap();
     assert_eq!(report.published, 9);
@@ -280,7 +263,7 @@ async fn a_throttled_channel_holds_back_only_itself(store: Arc<dyn Store>) {
     );
 
     // Another worker, 10 s later, claims nothing of the held channel.
-    let other = Arc::new(LaneGateway::default());
+    let other = Arc::new(TestGateway(LaneGateway::default()));
     let w2 = queue(&env, "w2", other.clone(), Duration::minutes(5));
     env.advance(Duration::seconds(10));
     assert_eq!(w2.run_due(&batch(100), None).await.unwrap().claimed, 0);
@@ -297,10 +280,10 @@ async fn the_heartbeat_keeps_a_slow_batch_claimed(store: Arc<dyn Store>) {
     let env = Env::new(store).await;
     let post = env.post_at("slow", env.clock.now()).await;
     let gate = Arc::new(Notify::new());
-    let gateway = Arc::new(LaneGateway {
+    let gateway = Arc::new(TestGateway(LaneGateway {
         gate: Some(gate.clone()),
         ..LaneGateway::default()
-    });
+    }));
     // A 3 s lease: the heartbeat runs every second.
     let q = queue(&env, "w1", gateway.clone(), Duration::seconds(3));
     let task = tokio::spawn(async move { q.run_due(&batch(10), None).await });

@@ -1,12 +1,20 @@
 //! Shared setup of the scheduler's integration tests.
 #![allow(dead_code, clippy::unwrap_used)]
 
+use std::ops::Deref;
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Duration, TimeZone, Utc};
+use nexiom_connectors::{ConnectorRegistry, MockConnector};
 use nexiom_core::*;
-use nexiom_scheduler::{BatchConfig, MockGateway, PublishConfig, PublishQueue, RetryPolicy};
+use nexiom_scheduler::inbound::InboundPipeline;
+use nexiom_scheduler::{
+    BatchConfig, CommentPoller, MockGateway, PublishConfig, PublishFailure, PublishGateway,
+    PublishQueue, PublishedPost, RetryPolicy,
+};
 use nexiom_storage::Store;
+use nexiom_triage::TemplateGenerator;
 
 /// Runs each listed `async fn(Arc<dyn Store>)` on memory and on Postgres (when
 /// `DATABASE_URL` is set; required under `CI=true`).
@@ -117,11 +125,123 @@ impl Env {
     pub fn advance(&self, by: Duration) {
         self.clock.advance(by);
     }
+
+    /// Switches auto-replies on for the tenant (an AUTO rule "hours" for
+    /// comments asking for "horaires", and AI control ON), then builds the
+    /// inbound pipeline answering through `mock` with `template`, and a
+    /// comment poller over `mock` that runs that pipeline after each pass.
+    pub async fn auto_replying(&self, mock: &MockConnector, template: &str) -> AutoReplying {
+        let now = self.clock.now();
+        self.store
+            .create_rule(NewAiRule {
+                tenant_id: self.tenant,
+                rule_type: RuleType::Auto,
+                name: "hours".into(),
+                keywords: vec!["horaires".into()],
+                patterns: vec![],
+                confidence_min: None,
+                enabled: true,
+                priority: 1,
+                at: now,
+            })
+            .await
+            .unwrap();
+        self.store
+            .set_ai_control(self.tenant, true, None, now)
+            .await
+            .unwrap();
+        let registry = ConnectorRegistry::new().with(Arc::new(mock.clone()));
+        let inbound = InboundPipeline::new(
+            self.store.clone(),
+            self.clock.clone(),
+            Arc::new(TemplateGenerator::new().with_template(self.tenant, template)),
+        )
+        .with_connectors(registry.clone());
+        let poller = CommentPoller::new(self.store.clone(), self.clock.clone(), registry)
+            .with_inbound(inbound.clone());
+        AutoReplying { inbound, poller }
+    }
+}
+
+/// What [`Env::auto_replying`] builds.
+pub struct AutoReplying {
+    /// Triages and auto-answers through the mock connector.
+    pub inbound: InboundPipeline,
+    /// Polls through the mock connector, then runs `inbound`.
+    pub poller: CommentPoller,
 }
 
 pub fn batch(size: u32) -> BatchConfig {
     BatchConfig {
         batch_size: size,
         ..BatchConfig::default()
+    }
+}
+
+/// The part of [`PublishGateway`] a test's platform scripts: `publish`, and
+/// what it answers differently from the defaults (no lookup, no token
+/// refresh). [`TestGateway`] makes it a gateway.
+#[async_trait]
+pub trait TestPlatform: Send + Sync {
+    async fn publish(
+        &self,
+        channel: &Channel,
+        content: &Content,
+        reference: &str,
+    ) -> Result<PublishedPost, PublishFailure>;
+
+    fn can_lookup(&self, _: &Channel) -> bool {
+        false
+    }
+
+    async fn refresh_credentials(&self, _: &Channel) -> Result<Credentials, PublishFailure> {
+        Err(PublishFailure::Permanent("no refresh here".into()))
+    }
+}
+
+/// A [`TestPlatform`] as a [`PublishGateway`]: it refuses no content and its
+/// lookup never finds anything (a feed that has not caught up); the rest is
+/// the platform's. Derefs to the platform, for its counters.
+pub struct TestGateway<P>(pub P);
+
+impl<P> Deref for TestGateway<P> {
+    type Target = P;
+
+    fn deref(&self) -> &P {
+        &self.0
+    }
+}
+
+#[async_trait]
+impl<P: TestPlatform> PublishGateway for TestGateway<P> {
+    fn refusal(&self, _: &Channel, _: &Content) -> Option<String> {
+        None
+    }
+
+    async fn publish(
+        &self,
+        channel: &Channel,
+        content: &Content,
+        reference: &str,
+    ) -> Result<PublishedPost, PublishFailure> {
+        self.0.publish(channel, content, reference).await
+    }
+
+    fn can_lookup(&self, channel: &Channel) -> bool {
+        self.0.can_lookup(channel)
+    }
+
+    async fn lookup(
+        &self,
+        _: &Channel,
+        _: &Content,
+        _: &str,
+        _: DateTime<Utc>,
+    ) -> Result<Option<PublishedPost>, PublishFailure> {
+        Ok(None)
+    }
+
+    async fn refresh_credentials(&self, channel: &Channel) -> Result<Credentials, PublishFailure> {
+        self.0.refresh_credentials(channel).await
     }
 }
