@@ -2,20 +2,22 @@
 //! memory and on PostgreSQL: every pending item answered in ceil(n / limit)
 //! runs and none twice, one failing item retried with backoff then given up
 //! and escalated without stopping the run, concurrent runs never sending
-//! twice, and a reply whose worker stopped never sent again.
+//! twice, a reply whose worker stopped never sent again, and an item handed
+//! back for AI OFF due again a minute later, not at once.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod common;
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration as StdDuration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use nexiom_connectors::{ConnectorRegistry, MockConnector, MockOp};
 use nexiom_core::*;
-use nexiom_scheduler::RetryPolicy;
 use nexiom_scheduler::inbound::{AutoReplyConfig, AutoReplyReport, InboundPipeline};
+use nexiom_scheduler::{RetryPolicy, TenantConfigs};
 use nexiom_storage::Store;
 use nexiom_triage::{Draft, ReplyError, ReplyGenerator, ReplyRequest};
 
@@ -465,10 +467,82 @@ async fn a_rate_limited_send_is_retried_after_retry_after_and_sent_once(store: A
     assert_eq!(r, AutoReplyReport::default(), "answered, never read again");
 }
 
+/// The channel's auto-replies were switched off through this worker's
+/// settings, then on again elsewhere (another process), while the worker's
+/// cached copy still says off. The queue's claim reads the store and takes
+/// the item; its turn reads the cache and meets AI OFF, so the item is handed
+/// back due a minute later, not at once: a run at the same instant claims
+/// nothing (due at once, it would be claimed and handed back run after run).
+/// Once the cache has caught up and the minute has passed, it is answered
+/// once.
+async fn an_item_handed_back_for_ai_off_is_due_again_after_a_minute(store: Arc<dyn Store>) {
+    let w = world(store);
+    let acme = tenant(&*w.store, "acme").await;
+    let (tenant_id, channel) = acme;
+    let m = pending(&*w.store, acme, "0001", "Horaires ?", t0()).await;
+    let since = t0() - Duration::hours(1);
+    // The worker's settings, cached for an hour: they never expire on their
+    // own during the test.
+    let configs = TenantConfigs::new(Arc::clone(&w.store), Arc::new(w.clock.clone()))
+        .with_ttl(StdDuration::from_secs(3600));
+    let pipeline = w.pipeline.clone().with_tenant_configs(configs.clone());
+    let off = configs
+        .update(tenant_id, |s| {
+            s.auto_reply_off_channels.insert(channel);
+        })
+        .await
+        .unwrap();
+    assert!(!configs.get(tenant_id).await.unwrap().auto_reply_on(channel));
+    let mut on = off.clone();
+    on.auto_reply_off_channels.remove(&channel);
+    w.store
+        .put_tenant_settings(tenant_id, &on, w.clock.now())
+        .await
+        .unwrap();
+
+    let r = pipeline.auto_reply_recent_inbound(since, 10).await.unwrap();
+    assert_eq!((r.sent, r.skipped_ai_off), (0, 1), "{r:?}");
+    let reply = w
+        .store
+        .get_message(tenant_id, m.id)
+        .await
+        .unwrap()
+        .reply
+        .unwrap();
+    assert_eq!(reply.state, ReplyState::Pending);
+    assert_eq!(reply.next_at, Some(w.clock.now() + Duration::minutes(1)));
+
+    // The same instant, the cache still saying off: not claimed again.
+    let r = pipeline.auto_reply_recent_inbound(since, 10).await.unwrap();
+    assert_eq!(r, AutoReplyReport::default(), "not due again at once");
+    // The cache caught up (AI ON for the channel again), a second before the
+    // minute: still not due.
+    configs.invalidate(tenant_id);
+    assert!(configs.get(tenant_id).await.unwrap().auto_reply_on(channel));
+    w.clock.advance(Duration::seconds(59));
+    let r = pipeline.auto_reply_recent_inbound(since, 10).await.unwrap();
+    assert_eq!(r, AutoReplyReport::default(), "not due before the minute");
+    assert!(w.mock.calls_of(MockOp::SendMessage).is_empty());
+
+    w.clock.advance(Duration::seconds(1));
+    let r = pipeline.auto_reply_recent_inbound(since, 10).await.unwrap();
+    assert_eq!((r.sent, r.skipped_ai_off, r.failed), (1, 0, 0), "{r:?}");
+    let reply = w
+        .store
+        .get_message(tenant_id, m.id)
+        .await
+        .unwrap()
+        .reply
+        .unwrap();
+    assert_eq!(reply.state, ReplyState::Sent);
+    assert_eq!(recipients(&w.mock), (1, 1), "answered once");
+}
+
 on_both_backends!(
     a_rate_limited_send_is_retried_after_retry_after_and_sent_once,
     all_pending_items_are_answered_in_ceil_n_over_limit_runs,
     a_failing_item_is_retried_then_given_up_and_never_stops_the_run,
     concurrent_runs_never_send_twice,
     a_reply_whose_worker_stopped_is_never_sent_again,
+    an_item_handed_back_for_ai_off_is_due_again_after_a_minute,
 );
