@@ -17,9 +17,35 @@ use nexiom_storage::Store;
 use nexiom_triage::TemplateGenerator;
 
 /// Runs each listed `async fn(Arc<dyn Store>)` on memory and on Postgres (when
-/// `DATABASE_URL` is set; required under `CI=true`).
+/// `DATABASE_URL` is set; required under `CI=true`). A test file split into
+/// modules lists `module::function` (the module in scope where the macro is
+/// called); the tests keep the function's name, as `memory::function` and
+/// `postgres::function`.
 #[macro_export]
 macro_rules! on_both_backends {
+    ($($module:ident :: $name:ident),+ $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(ts) = nexiom_storage::conformance::memory_test_store().await else { return };
+                    super::$module::$name(ts.store()).await;
+                    ts.cleanup().await;
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[cfg_attr(nexiom_no_postgres, ignore = "no PostgreSQL reachable (see README: Tests)")]
+                async fn $name() {
+                    let Some(ts) = nexiom_storage::conformance::postgres_test_store().await else { return };
+                    super::$module::$name(ts.store()).await;
+                    ts.cleanup().await;
+                }
+            )+
+        }
+    };
     ($($name:ident),+ $(,)?) => {
         mod memory {
             $(

@@ -1,0 +1,158 @@
+//! What holds up one post holds up no other: a failing post, a rate-limited
+//! channel, posts claimed by another poller; a stopping pass hands its
+//! claimed posts back.
+
+use std::sync::Arc;
+
+use chrono::Duration;
+use nexiom_connectors::{MockConnector, MockOp};
+use nexiom_core::*;
+use nexiom_scheduler::*;
+use nexiom_storage::Store;
+
+use super::fixture::{comments, mock, poller, published, sequential_poller, six_comments};
+use crate::common::Env;
+
+pub async fn a_failing_post_does_not_stop_another(store: Arc<dyn Store>) {
+    let env = Env::new(store).await;
+    let mock = mock(&env);
+    let poller = sequential_poller(&env, &mock);
+    let now = env.clock.now();
+    let failing = published(&env, env.channel, "fb-post-1", now - Duration::minutes(1)).await;
+    let fine = published(&env, env.channel, "fb-post-2", now).await;
+    mock.seed_comments("fb-post-1", six_comments(&mock, "a"));
+    mock.seed_comments("fb-post-2", six_comments(&mock, "b"));
+    mock.fail_permanently_next(MockOp::ListComments, "post deleted");
+
+    let report = poller.poll_due(50, None).await.unwrap();
+    assert_eq!(report.failures.len(), 1);
+    assert_eq!(report.failures[0].post_id, failing.id);
+    assert_eq!(report.posts_polled, 1);
+    assert_eq!(comments(&env, failing.id).await.len(), 0);
+    assert_eq!(comments(&env, fine.id).await.len(), 6);
+    // The failed post is tried again at the next step, and then succeeds.
+    let failed = env.post(failing.id).await;
+    assert_eq!(failed.next_check_at, Some(now + Duration::minutes(5)));
+    assert_eq!(failed.last_check_at, None);
+    env.advance(Duration::minutes(5));
+    let next = poller.poll_due(50, None).await.unwrap();
+    assert!(next.failures.is_empty());
+    assert_eq!(comments(&env, failing.id).await.len(), 6);
+}
+
+pub async fn a_rate_limited_channel_is_skipped_until_retry_after(store: Arc<dyn Store>) {
+    let env = Env::new(store).await;
+    let other = env
+        .store
+        .create_channel(NewChannel {
+            tenant_id: env.tenant,
+            platform: Platform::Facebook,
+            external_account_id: "page-other".into(),
+            name: "Other page".into(),
+            credentials: Credentials {
+                access_token: Some(SecretString::new("token")),
+                ..Credentials::default()
+            },
+            created_at: env.clock.now(),
+        })
+        .await
+        .unwrap();
+    let mock = mock(&env);
+    let poller = sequential_poller(&env, &mock);
+    let t0 = env.clock.now();
+    let limited_a = published(&env, env.channel, "fb-a", t0 - Duration::minutes(2)).await;
+    let limited_b = published(&env, env.channel, "fb-b", t0 - Duration::minutes(1)).await;
+    let free = published(&env, other.id, "fb-c", t0).await;
+    for (id, prefix) in [("fb-a", "a"), ("fb-b", "b"), ("fb-c", "c")] {
+        mock.seed_comments(id, six_comments(&mock, prefix));
+    }
+    mock.rate_limit_next(MockOp::ListComments, std::time::Duration::from_secs(600));
+
+    let report = poller.poll_due(50, None).await.unwrap();
+    assert_eq!(
+        report.posts_rate_limited, 2,
+        "the limited post and its sibling"
+    );
+    assert_eq!(report.posts_polled, 1, "another channel is not held up");
+    let targets = |mock: &MockConnector| -> Vec<String> {
+        mock.calls_of(MockOp::ListComments)
+            .into_iter()
+            .filter_map(|c| c.target)
+            .filter(|t| t != "fb-c")
+            .collect()
+    };
+    assert_eq!(targets(&mock), vec!["fb-a"], "the sibling is not asked");
+    assert_eq!(
+        poller.channel_not_before(env.channel),
+        Some(t0 + Duration::minutes(10))
+    );
+    assert_eq!(comments(&env, free.id).await.len(), 6);
+    for post in [limited_a.id, limited_b.id] {
+        assert_eq!(
+            env.post(post).await.next_check_at,
+            Some(t0 + Duration::minutes(10))
+        );
+    }
+
+    // At +5 minutes only the free channel is polled.
+    env.advance(Duration::minutes(5));
+    let during = poller.poll_due(50, None).await.unwrap();
+    assert_eq!(during.posts_polled, 1);
+    assert_eq!(targets(&mock).len(), 1);
+
+    // After Retry-After both posts are polled again.
+    env.advance(Duration::minutes(5));
+    let after = poller.poll_due(50, None).await.unwrap();
+    assert_eq!(after.posts_polled, 3);
+    assert_eq!(poller.channel_not_before(env.channel), None);
+    assert_eq!(comments(&env, limited_a.id).await.len(), 6);
+    assert_eq!(comments(&env, limited_b.id).await.len(), 6);
+}
+
+pub async fn claimed_posts_are_skipped_and_a_stopping_pass_hands_its_posts_back(
+    store: Arc<dyn Store>,
+) {
+    let env = Env::new(store).await;
+    let mock = mock(&env);
+    let poller = poller(&env, &mock);
+    let now = env.clock.now();
+    let a = published(&env, env.channel, "fb-a", now - Duration::minutes(1)).await;
+    let b = published(&env, env.channel, "fb-b", now).await;
+    mock.seed_comments("fb-a", six_comments(&mock, "a"));
+
+    // Another poller holds `a`: this pass polls only `b`.
+    let held = env
+        .store
+        .claim_polls(now, 1, Duration::minutes(10))
+        .await
+        .unwrap();
+    assert_eq!(held[0].post.id, a.id);
+    let report = poller.poll_due(50, None).await.unwrap();
+    assert_eq!((report.posts_polled, report.comments_stored), (1, 0));
+    assert_eq!(comments(&env, a.id).await.len(), 0);
+
+    // A pass that is stopping hands its claimed posts back, due as they were.
+    env.advance(Duration::minutes(10));
+    let (trigger, shutdown) = shutdown_channel();
+    trigger.trigger();
+    let stopped = poller.poll_due(50, Some(&shutdown)).await.unwrap();
+    assert_eq!(stopped, PollReport::default());
+    assert_eq!(
+        env.post(a.id).await.next_check_at,
+        Some(now + Duration::minutes(10))
+    );
+    assert_eq!(
+        env.post(b.id).await.next_check_at,
+        Some(now + Duration::minutes(5))
+    );
+    assert!(
+        mock.calls_of(MockOp::ListComments)
+            .iter()
+            .all(|c| c.target.as_deref() != Some("fb-a"))
+    );
+
+    // The other poller's claim has lapsed: `a` is polled now.
+    let report = poller.poll_due(50, None).await.unwrap();
+    assert_eq!((report.posts_polled, report.comments_stored), (2, 6));
+    assert_eq!(report.posts_lease_lost, 0);
+}

@@ -1,0 +1,176 @@
+//! Reading a post's comments: every page once, nothing stored twice after a
+//! crash before the checkpoint, a check every 5 minutes for 7 days, and no
+//! polling on a platform without comments.
+
+use std::sync::Arc;
+
+use chrono::Duration;
+use nexiom_connectors::{Capabilities, MockOp};
+use nexiom_core::*;
+use nexiom_storage::Store;
+
+use super::fixture::{comments, ids, mock, poller, published, six_comments};
+use crate::common::Env;
+
+pub async fn three_pages_of_comments_arrive_exactly_once(store: Arc<dyn Store>) {
+    let env = Env::new(store).await;
+    let mock = mock(&env);
+    let poller = poller(&env, &mock);
+    let post = published(&env, env.channel, "fb-post-1", env.clock.now()).await;
+    mock.seed_comments("fb-post-1", six_comments(&mock, "c"));
+
+    let report = poller.poll_due(50, None).await.unwrap();
+    assert_eq!(report.posts_polled, 1);
+    assert_eq!(report.pages_read, 3, "every page followed");
+    assert_eq!(report.comments_stored, 6);
+    assert!(report.failures.is_empty());
+    let stored = comments(&env, post.id).await;
+    assert_eq!(ids(&stored), vec!["c-0", "c-1", "c-2", "c-3", "c-4", "c-5"]);
+    let reply = stored
+        .iter()
+        .find(|c| c.platform_comment_id == "c-3")
+        .unwrap();
+    assert_eq!(reply.parent_platform_comment_id.as_deref(), Some("c-2"));
+    let cursors: Vec<_> = mock
+        .calls_of(MockOp::ListComments)
+        .into_iter()
+        .map(|c| c.cursor)
+        .collect();
+    assert_eq!(cursors, vec![None, Some("2".into()), Some("4".into())]);
+    let checkpoint = env
+        .store
+        .get_checkpoint(env.tenant, post.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(checkpoint.last_cursor.as_deref(), Some("4"));
+    let after = env.post(post.id).await;
+    assert_eq!(after.last_check_at, Some(env.clock.now()));
+    assert_eq!(
+        after.next_check_at,
+        Some(env.clock.now() + Duration::minutes(5))
+    );
+
+    // The next check re-reads only the last page and stores nothing again;
+    // a comment appended later is stored once.
+    env.advance(Duration::minutes(5));
+    let again = poller.poll_due(50, None).await.unwrap();
+    assert_eq!(
+        (again.posts_polled, again.pages_read, again.comments_stored),
+        (1, 1, 0)
+    );
+    mock.seed_comments("fb-post-1", [mock.comment("c-6", "fan", "Late")]);
+    env.advance(Duration::minutes(5));
+    let late = poller.poll_due(50, None).await.unwrap();
+    assert_eq!(late.comments_stored, 1);
+    assert_eq!(comments(&env, post.id).await.len(), 7);
+}
+
+pub async fn a_crash_before_the_checkpoint_stores_no_duplicates(store: Arc<dyn Store>) {
+    let env = Env::new(store).await;
+    let mock = mock(&env);
+    let poller = poller(&env, &mock);
+    let post = published(&env, env.channel, "fb-post-1", env.clock.now()).await;
+    mock.seed_comments("fb-post-1", six_comments(&mock, "c"));
+    let first = poller.poll_due(50, None).await.unwrap();
+    assert_eq!(first.comments_stored, 6);
+
+    // The crash: comments stored, checkpoint never advanced (back to its
+    // state before the pass), and the post still due.
+    env.store
+        .save_checkpoint(CommentCheckpoint {
+            tenant_id: env.tenant,
+            post_id: post.id,
+            last_cursor: None,
+            last_seen_at: None,
+            updated_at: env.clock.now(),
+        })
+        .await
+        .unwrap();
+    let restarted = poller.poll_due(50, None).await.unwrap();
+    assert_eq!(restarted.posts_polled, 0, "checked already, not due yet");
+    env.advance(Duration::minutes(5));
+    let again = poller.poll_due(50, None).await.unwrap();
+    assert_eq!(again.pages_read, 3, "read again from the old cursor");
+    assert_eq!(again.comments_stored, 0, "nothing stored twice");
+    let stored = comments(&env, post.id).await;
+    assert_eq!(stored.len(), 6);
+    assert_eq!(ids(&stored).len(), 6);
+    let checkpoint = env
+        .store
+        .get_checkpoint(env.tenant, post.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(checkpoint.last_cursor.as_deref(), Some("4"));
+}
+
+pub async fn polled_every_five_minutes_and_never_after_seven_days(store: Arc<dyn Store>) {
+    let env = Env::new(store).await;
+    let mock = mock(&env);
+    let poller = poller(&env, &mock);
+    let t0 = env.clock.now();
+    let post = published(&env, env.channel, "fb-post-1", t0).await;
+
+    // The first hour: a check at each 5-minute step, none in between.
+    for step in 0..12 {
+        assert_eq!(env.clock.now(), t0 + Duration::minutes(5 * step));
+        assert_eq!(poller.poll_due(50, None).await.unwrap().posts_polled, 1);
+        env.advance(Duration::minutes(2));
+        assert_eq!(poller.poll_due(50, None).await.unwrap().posts_polled, 0);
+        env.advance(Duration::minutes(3));
+    }
+    let at: Vec<_> = mock
+        .calls_of(MockOp::ListComments)
+        .into_iter()
+        .map(|c| c.at)
+        .collect();
+    let expected: Vec<_> = (0..12).map(|k| t0 + Duration::minutes(5 * k)).collect();
+    assert_eq!(at, expected);
+
+    // The last check of the 7 days ends the polling for good.
+    env.clock.set(t0 + Duration::days(7) - Duration::minutes(5));
+    let last = poller.poll_due(50, None).await.unwrap();
+    assert_eq!((last.posts_polled, last.posts_finished), (1, 1));
+    let after = env.post(post.id).await;
+    assert_eq!(after.next_check_at, None, "cleared for good");
+    assert_eq!(after.last_check_at, Some(env.clock.now()));
+    for _ in 0..3 {
+        env.advance(Duration::minutes(5));
+        assert_eq!(poller.poll_due(50, None).await.unwrap().posts_polled, 0);
+    }
+    env.advance(Duration::days(3));
+    assert_eq!(poller.poll_due(50, None).await.unwrap().posts_polled, 0);
+    assert_eq!(mock.calls_of(MockOp::ListComments).len(), 13);
+    assert!(
+        mock.calls_of(MockOp::ListComments)
+            .iter()
+            .all(|c| c.at < t0 + Duration::days(7))
+    );
+}
+
+pub async fn posts_on_a_platform_without_comments_are_not_polled(store: Arc<dyn Store>) {
+    let env = Env::new(store).await;
+    let mock = mock(&env).with_capabilities(Capabilities {
+        comments: false,
+        ..Capabilities::default()
+    });
+    let poller = poller(&env, &mock);
+    let post = published(&env, env.channel, "fb-post-1", env.clock.now()).await;
+    mock.seed_comments("fb-post-1", six_comments(&mock, "c"));
+
+    let report = poller.poll_due(50, None).await.unwrap();
+    assert_eq!((report.posts_polled, report.posts_unsupported), (0, 1));
+    assert!(mock.calls_of(MockOp::ListComments).is_empty());
+    assert!(comments(&env, post.id).await.is_empty());
+    assert_eq!(
+        env.post(post.id).await.next_check_at,
+        None,
+        "stopped for good"
+    );
+    env.advance(Duration::minutes(5));
+    assert_eq!(
+        poller.poll_due(50, None).await.unwrap().posts_unsupported,
+        0
+    );
+}

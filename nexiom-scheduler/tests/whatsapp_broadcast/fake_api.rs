@@ -1,0 +1,75 @@
+//! The fake WhatsApp Cloud API's `/messages` endpoint.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration as StdDuration;
+
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+use wiremock::{Request, Respond, ResponseTemplate};
+
+/// The fake Cloud API's `/messages`: every request is logged (recipient and
+/// body); a recipient may be scripted to fail its first calls with 503, or to
+/// get its answer only after a long wait (the request is taken in at once).
+#[derive(Clone, Default)]
+pub struct FakeMessages {
+    pub log: Arc<Mutex<Vec<Value>>>,
+    pub failures: Arc<Mutex<HashMap<String, u32>>>,
+    pub throttled: Arc<Mutex<HashMap<String, u32>>>,
+    pub slow: Arc<Mutex<Option<String>>>,
+    pub arrived_slow: Arc<Notify>,
+}
+
+impl FakeMessages {
+    pub fn calls_to(&self, recipient: &str) -> usize {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|b| b["to"] == recipient)
+            .count()
+    }
+
+    pub fn calls(&self) -> usize {
+        self.log.lock().unwrap().len()
+    }
+}
+
+impl Respond for FakeMessages {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+        let to = body["to"].as_str().unwrap_or_default().to_owned();
+        let n = {
+            let mut log = self.log.lock().unwrap();
+            log.push(body);
+            log.len()
+        };
+        if let Some(left) = self.failures.lock().unwrap().get_mut(&to)
+            && *left > 0
+        {
+            *left -= 1;
+            return ResponseTemplate::new(503).set_body_json(
+                json!({"error": {"message": "Service temporarily unavailable", "code": 2}}),
+            );
+        }
+        if let Some(left) = self.throttled.lock().unwrap().get_mut(&to)
+            && *left > 0
+        {
+            *left -= 1;
+            return ResponseTemplate::new(400)
+                .insert_header("Retry-After", "120")
+                .set_body_json(json!({"error": {
+                    "message": "(#130429) Rate limit hit", "code": 130429}}));
+        }
+        let ok = ResponseTemplate::new(200).set_body_json(json!({
+            "messaging_product": "whatsapp",
+            "contacts": [{"input": to, "wa_id": to}],
+            "messages": [{"id": format!("wamid.{n}")}],
+        }));
+        if self.slow.lock().unwrap().as_deref() == Some(to.as_str()) {
+            self.arrived_slow.notify_one();
+            return ok.set_delay(StdDuration::from_secs(60));
+        }
+        ok
+    }
+}

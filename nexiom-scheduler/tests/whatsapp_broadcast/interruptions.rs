@@ -1,0 +1,181 @@
+//! A fan-out interrupted: a worker killed mid-fan-out sends no one twice, and
+//! a Retry-After pauses the fan-out and holds the channel back.
+
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use chrono::Duration;
+use nexiom_core::*;
+use nexiom_storage::Store;
+use serde_json::json;
+
+use super::fixture::fx;
+use crate::common::{batch, t0};
+
+pub async fn a_worker_killed_mid_fan_out_sends_no_one_twice(store: Arc<dyn Store>) {
+    let f = fx(store).await;
+    let t = t0();
+    for r in ["15550001", "15550002", "15550003"] {
+        f.contact(r, Some(t - Duration::hours(1))).await;
+    }
+    let audience = f.audience(&["15550001", "15550002", "15550003"]).await;
+    let post = f.broadcast(audience, t).await;
+    *f.fake.slow.lock().unwrap() = Some("15550002".into());
+
+    // w1 sends to the first, then is killed while its second send is out.
+    let queue = f.queue("w1");
+    let arrived = f.fake.arrived_slow.clone();
+    let worker = tokio::spawn(async move { queue.run_due(&batch(10), None).await });
+    tokio::time::timeout(StdDuration::from_secs(30), arrived.notified())
+        .await
+        .unwrap();
+    worker.abort();
+    assert!(worker.await.unwrap_err().is_cancelled());
+    assert_eq!(
+        (
+            f.fake.calls_to("15550001"),
+            f.fake.calls_to("15550002"),
+            f.fake.calls_to("15550003")
+        ),
+        (1, 1, 0)
+    );
+
+    // Restarted after its lease lapsed: the one in doubt is not sent again.
+    f.clock.advance(Duration::minutes(6));
+    f.store.release_stale_leases(f.clock.now()).await.unwrap();
+    let report = f.queue("w2").run_due(&batch(10), None).await.unwrap();
+    assert_eq!(report.published, 1);
+    assert_eq!(
+        (
+            f.fake.calls_to("15550001"),
+            f.fake.calls_to("15550002"),
+            f.fake.calls_to("15550003")
+        ),
+        (1, 1, 1)
+    );
+    let d = f.deliveries(post.id).await;
+    assert_eq!(d["15550002"].state, BroadcastDeliveryState::Failed);
+    assert_eq!(
+        d["15550002"].error.as_deref(),
+        Some(nexiom_storage::DELIVERY_OUTCOME_UNKNOWN)
+    );
+    assert_eq!(f.post(post.id).await.status, PostStatus::Published);
+
+    // The platform's status webhook, echoing the delivery id, settles it.
+    let ts = f.clock.now().timestamp().to_string();
+    f.webhook(
+        "messages",
+        json!({"statuses": [{"id": "wamid.2", "status": "delivered", "timestamp": ts,
+            "recipient_id": "15550002",
+            "biz_opaque_callback_data": d["15550002"].id.to_string()}]}),
+    )
+    .await;
+    let d = f.deliveries(post.id).await;
+    assert_eq!(d["15550002"].state, BroadcastDeliveryState::Sent);
+    assert_eq!(
+        d["15550002"].delivery_status,
+        Some(DeliveryStatus::Delivered)
+    );
+    let counts = f.store.broadcast_counts(f.tenant, post.id).await.unwrap();
+    assert_eq!((counts.sent, counts.failed), (3, 0));
+
+    // One says "stop" through the platform: the next broadcast skips them.
+    f.webhook(
+        "user_preferences",
+        json!({"contacts": [{"profile": {"name": "Bo"}, "wa_id": "15550003"}],
+            "user_preferences": [{"wa_id": "15550003", "detail": "stop",
+                "category": "marketing_messages", "value": "stop", "timestamp": ts}]}),
+    )
+    .await;
+    *f.fake.slow.lock().unwrap() = None;
+    let next = f.broadcast(audience, f.clock.now()).await;
+    f.queue("w2").run_due(&batch(10), None).await.unwrap();
+    assert_eq!(f.post(next.id).await.status, PostStatus::Published);
+    assert_eq!(f.fake.calls_to("15550003"), 1, "not sent after the stop");
+    assert_eq!(f.fake.calls_to("15550001"), 2);
+    assert_eq!(f.fake.calls_to("15550002"), 2);
+}
+
+pub async fn a_retry_after_pauses_the_fan_out_and_holds_the_channel(store: Arc<dyn Store>) {
+    let f = fx(store).await;
+    let t = t0();
+    for r in ["15550001", "15550002", "15550003"] {
+        f.contact(r, Some(t - Duration::hours(1))).await;
+    }
+    let audience = f.audience(&["15550001", "15550002", "15550003"]).await;
+    let post = f.broadcast(audience, t).await;
+    f.fake
+        .throttled
+        .lock()
+        .unwrap()
+        .insert("15550002".into(), 1);
+    let queue = f.queue("w1");
+
+    // The second recipient is throttled: the third is not tried in this pass.
+    assert_eq!(queue.run_due(&batch(10), None).await.unwrap().retrying, 1);
+    assert_eq!(
+        (
+            f.fake.calls_to("15550001"),
+            f.fake.calls_to("15550002"),
+            f.fake.calls_to("15550003")
+        ),
+        (1, 1, 0)
+    );
+    let waiting = f.post(post.id).await;
+    assert_eq!(waiting.status, PostStatus::Queued);
+    assert_eq!(waiting.next_attempt_at, Some(t + Duration::seconds(120)));
+    let d = f.deliveries(post.id).await;
+    assert_eq!(
+        d["15550003"].attempts, 0,
+        "not attempted, no attempt counted"
+    );
+
+    // The channel is held back for every worker until the Retry-After, even
+    // for another post due at once.
+    let (other, _) = f
+        .store
+        .insert_broadcast_post(
+            NewScheduledPost::one_off(
+                f.tenant,
+                f.channel,
+                Content::text("Another"),
+                f.clock.now(),
+                f.clock.now(),
+            ),
+            BroadcastAudience::Recipients {
+                recipients: vec!["15550001".into()],
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    f.clock.advance(Duration::seconds(119));
+    assert_eq!(
+        f.queue("w2")
+            .run_due(&batch(10), None)
+            .await
+            .unwrap()
+            .claimed,
+        0
+    );
+    f.clock.advance(Duration::seconds(1));
+    assert_eq!(
+        f.queue("w2")
+            .run_due(&batch(10), None)
+            .await
+            .unwrap()
+            .published,
+        2
+    );
+    assert_eq!(f.post(other.id).await.status, PostStatus::Published);
+    assert_eq!(
+        (
+            f.fake.calls_to("15550001"),
+            f.fake.calls_to("15550002"),
+            f.fake.calls_to("15550003")
+        ),
+        (2, 2, 1)
+    );
+    let counts = f.store.broadcast_counts(f.tenant, post.id).await.unwrap();
+    assert_eq!((counts.sent, counts.failed), (3, 0));
+}
