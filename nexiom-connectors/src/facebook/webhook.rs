@@ -13,7 +13,7 @@ use nexiom_core::{EventKind, Platform};
 use serde_json::Value;
 
 use crate::error::ConnectorError;
-use crate::graph::webhook::{entries, messaging_events, reject, required, s, strict};
+use crate::graph::webhook::{entries, messaging_events, moved_into, reject, required, s, strict};
 use crate::time::{self, Unit};
 use crate::types::{NormalizedEvent, WebhookItem};
 
@@ -32,15 +32,15 @@ pub(crate) fn normalize_events(
 ) -> Result<Vec<WebhookItem>, ConnectorError> {
     let platform = Platform::Facebook;
     let mut out = Vec::new();
-    for entry in entries(body, "page")? {
-        messaging_events(&platform, &entry, now, &mut out);
+    for mut entry in entries(body, "page")? {
+        messaging_events(&platform, &mut entry, now, &mut out);
         let account = s(&entry, "/id");
-        for change in entry
+        let count = entry
             .get("changes")
             .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
+            .map_or(0, Vec::len);
+        for i in 0..count {
+            let change = &entry["changes"][i];
             if change.get("field").and_then(Value::as_str) != Some("feed") {
                 continue;
             }
@@ -54,10 +54,11 @@ pub(crate) fn normalize_events(
             if from.is_some() && from == account {
                 continue;
             }
-            out.push(
-                comment(&entry, value, &account, now)
-                    .map_err(|r| reject(&platform, account.clone(), value, "/comment_id", r)),
-            );
+            let read = comment(&entry, value, &account, now);
+            let value = &mut entry["changes"][i]["value"];
+            out.push(moved_into(read, value, |value, r| {
+                reject(&platform, account.clone(), value, "/comment_id", r)
+            }));
         }
     }
     Ok(out)
@@ -109,7 +110,8 @@ fn comment(
         post_id,
         parent_id: parent,
         occurred_at,
-        payload: value.clone(),
+        // Moved in by the caller.
+        payload: Value::Null,
     })
 }
 
@@ -137,6 +139,10 @@ mod tests {
         assert_eq!(ev[1].kind, EventKind::CommentReply);
         assert_eq!(ev[1].parent_id.as_deref(), Some("122131676912594941_1"));
         assert_eq!(ev[1].occurred_at.timestamp(), 1_700_000_002);
+        // Each event's payload is its own change value, moved out of the body.
+        let raw: Value = serde_json::from_slice(body).expect("JSON");
+        assert_eq!(ev[0].payload, raw["entry"][0]["changes"][0]["value"]);
+        assert_eq!(ev[1].payload, raw["entry"][0]["changes"][1]["value"]);
     }
 
     #[test]
@@ -159,6 +165,17 @@ mod tests {
                          {"sender":{"id":"S"},"timestamp":99999999999999,"message":{"mid":"m.far","text":"y"}}]}]}"#;
         let items = normalize_events(body, now()).expect("a payload");
         assert_eq!(items.len(), 6);
+        // Payloads: the messaging item of an event read, the item itself of
+        // one refused.
+        let raw: Value = serde_json::from_slice(body).expect("JSON");
+        assert_eq!(
+            items[0].as_ref().expect("secs").payload,
+            raw["entry"][0]["messaging"][0]
+        );
+        assert_eq!(
+            items[1].as_ref().expect_err("far").payload,
+            raw["entry"][0]["messaging"][1]
+        );
         // Messenger: seconds where milliseconds are documented are read as seconds.
         assert_eq!(
             items[0].as_ref().expect("secs").occurred_at.timestamp(),

@@ -84,15 +84,17 @@ pub(crate) fn strict(items: Vec<WebhookItem>) -> Result<Vec<NormalizedEvent>, Co
 /// reactions, postbacks) are skipped; each message is read or refused on its own.
 pub(crate) fn messaging_events(
     platform: &Platform,
-    entry: &Value,
+    entry: &mut Value,
     now: DateTime<Utc>,
     out: &mut Vec<WebhookItem>,
 ) {
     let account = s(entry, "/id");
-    let Some(items) = entry.get("messaging").and_then(Value::as_array) else {
-        return;
-    };
-    for item in items {
+    let count = entry
+        .get("messaging")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    for i in 0..count {
+        let item = &entry["messaging"][i];
         let Some(message) = item.get("message").filter(|m| m.is_object()) else {
             continue;
         };
@@ -100,10 +102,27 @@ pub(crate) fn messaging_events(
             continue;
         }
         let account = account.clone().or_else(|| s(item, "/recipient/id"));
-        out.push(
-            messaging_event(platform, entry, item, message, account.clone(), now)
-                .map_err(|reason| reject(platform, account, item, "/message/mid", reason)),
-        );
+        let read = messaging_event(platform, entry, item, message, account.clone(), now);
+        let item = &mut entry["messaging"][i];
+        out.push(moved_into(read, item, |item, reason| {
+            reject(platform, account, item, "/message/mid", reason)
+        }));
+    }
+}
+
+/// An event read from `item`, with `item` moved into its payload (not
+/// copied); or the refusal `refuse` makes of `item` and the reason.
+pub(crate) fn moved_into(
+    read: Result<NormalizedEvent, String>,
+    item: &mut Value,
+    refuse: impl FnOnce(&Value, String) -> RejectedEvent,
+) -> WebhookItem {
+    match read {
+        Ok(mut event) => {
+            event.payload = item.take();
+            Ok(event)
+        }
+        Err(reason) => Err(refuse(item, reason)),
     }
 }
 
@@ -144,6 +163,7 @@ fn messaging_event(
         post_id: None,
         parent_id: s(message, "/reply_to/mid"),
         occurred_at,
-        payload: item.clone(),
+        // Moved in by the caller.
+        payload: Value::Null,
     })
 }

@@ -10,7 +10,7 @@ use nexiom_core::{EventKind, Platform};
 use serde_json::Value;
 
 use crate::error::ConnectorError;
-use crate::graph::webhook::{entries, messaging_events, reject, required, s, strict};
+use crate::graph::webhook::{entries, messaging_events, moved_into, reject, required, s, strict};
 use crate::time::{self, Unit};
 use crate::types::{NormalizedEvent, WebhookItem};
 
@@ -29,18 +29,24 @@ pub(crate) fn normalize_events(
 ) -> Result<Vec<WebhookItem>, ConnectorError> {
     let platform = Platform::Instagram;
     let mut out = Vec::new();
-    for entry in entries(body, "instagram")? {
-        messaging_events(&platform, &entry, now, &mut out);
-        let mut changes: Vec<&Value> = entry
+    for mut entry in entries(body, "instagram")? {
+        messaging_events(&platform, &mut entry, now, &mut out);
+        // Where each change's value is: `changes[i].value`, or the entry's
+        // own `value` when the entry is a change itself.
+        let mut changes: Vec<String> = (0..entry
             .get("changes")
             .and_then(Value::as_array)
-            .map(|a| a.iter().collect())
-            .unwrap_or_default();
+            .map_or(0, Vec::len))
+            .map(|i| format!("/changes/{i}"))
+            .collect();
         if entry.get("field").is_some() && entry.get("value").is_some() {
-            changes.push(&entry);
+            changes.push(String::new());
         }
         let account = s(&entry, "/id");
-        for change in changes {
+        for at in changes {
+            let Some(change) = entry.pointer(&at) else {
+                continue;
+            };
             let field = change.get("field").and_then(Value::as_str).unwrap_or("");
             if field != "comments" && field != "live_comments" {
                 continue;
@@ -52,10 +58,13 @@ pub(crate) fn normalize_events(
             if from.is_some() && from == account {
                 continue;
             }
-            out.push(
-                comment(&entry, value, &account, now)
-                    .map_err(|r| reject(&platform, account.clone(), value, "/id", r)),
-            );
+            let read = comment(&entry, value, &account, now);
+            let Some(value) = entry.pointer_mut(&format!("{at}/value")) else {
+                continue;
+            };
+            out.push(moved_into(read, value, |value, r| {
+                reject(&platform, account.clone(), value, "/id", r)
+            }));
         }
     }
     Ok(out)
@@ -98,7 +107,8 @@ fn comment(
         post_id: s(value, "/media/id"),
         parent_id: parent,
         occurred_at,
-        payload: value.clone(),
+        // Moved in by the caller.
+        payload: Value::Null,
     })
 }
 
@@ -120,11 +130,15 @@ mod tests {
         assert_eq!(ev[0].kind, EventKind::Comment);
         assert_eq!(ev[0].post_id.as_deref(), Some("123123123"));
         assert_eq!(ev[0].occurred_at.timestamp(), 1_755_779_280);
+        let raw: Value = serde_json::from_slice(wrapped).expect("JSON");
+        assert_eq!(ev[0].payload, raw["entry"][0]["changes"][0]["value"]);
         let bare = br#"{"object":"instagram","entry":[{"id":"IGACC","time":1755779280,"field":"comments","value":{
             "id":"c2","text":"reply","parent_id":"c1","from":{"id":"9","username":"u"},"media":{"id":"m"}}}]}"#;
         let ev = normalize(bare, now()).expect("events");
         assert_eq!(ev[0].kind, EventKind::CommentReply);
         assert_eq!(ev[0].parent_id.as_deref(), Some("c1"));
+        let raw: Value = serde_json::from_slice(bare).expect("JSON");
+        assert_eq!(ev[0].payload, raw["entry"][0]["value"]);
         let own = br#"{"object":"instagram","entry":[{"id":"IGACC","time":1,"changes":[{"field":"comments","value":{"id":"c3","from":{"id":"IGACC"}}}]}]}"#;
         assert!(normalize(own, now()).expect("events").is_empty());
         let dm = br#"{"object":"instagram","entry":[{"id":"IGACC","time":1700000000000,"messaging":[
@@ -133,6 +147,8 @@ mod tests {
         let ev = normalize(dm, now()).expect("events");
         assert_eq!(ev.len(), 1);
         assert_eq!(ev[0].event_id, "aWdfZ");
+        let raw: Value = serde_json::from_slice(dm).expect("JSON");
+        assert_eq!(ev[0].payload, raw["entry"][0]["messaging"][0]);
         assert_eq!(ev[0].occurred_at.timestamp_millis(), 1_700_000_000_123);
     }
 

@@ -14,7 +14,7 @@ use nexiom_core::{EventKind, Platform};
 use serde_json::Value;
 
 use crate::error::{ConnectorError, WebhookError};
-use crate::graph::webhook::{MAX_BODY_BYTES, reject, required, s, strict};
+use crate::graph::webhook::{MAX_BODY_BYTES, moved_into, reject, required, s, strict};
 use crate::time::{self, Unit};
 use crate::types::{NormalizedEvent, WebhookItem};
 
@@ -34,25 +34,28 @@ pub(crate) fn normalize_events(
     if body.len() > MAX_BODY_BYTES {
         return Err(WebhookError::payload("body too large").into());
     }
-    let v: Value = serde_json::from_slice(body)
+    let mut v: Value = serde_json::from_slice(body)
         .map_err(|e| WebhookError::payload(format!("not JSON: {e}")))?;
     let list: Vec<Value> = match v {
         Value::Array(a) => a,
-        Value::Object(ref o) if o.contains_key("notifications") => match o.get("notifications") {
-            Some(Value::Array(a)) => a.clone(),
-            _ => return Err(WebhookError::payload("notifications is not an array").into()),
-        },
+        Value::Object(ref mut o) if o.contains_key("notifications") => {
+            match o.get_mut("notifications").map(Value::take) {
+                Some(Value::Array(a)) => a,
+                _ => return Err(WebhookError::payload("notifications is not an array").into()),
+            }
+        }
         Value::Object(_) => vec![v],
         _ => return Err(WebhookError::payload("expected a notification object or array").into()),
     };
     Ok(list
         .into_iter()
-        .map(|n| {
-            notification(&n, now).map_err(|r| {
+        .map(|mut n| {
+            let read = notification(&n, now);
+            moved_into(read, &mut n, |n, r| {
                 reject(
                     &Platform::LinkedIn,
-                    s(&n, "/organizationalEntity"),
-                    &n,
+                    s(n, "/organizationalEntity"),
+                    n,
                     "/notificationId",
                     r,
                 )
@@ -98,7 +101,8 @@ fn notification(n: &Value, now: DateTime<Utc>) -> Result<NormalizedEvent, String
             .or_else(|| s(n, "/sourcePost")),
         parent_id: comment.and_then(|c| s(c, "/parentComment")),
         occurred_at,
-        payload: n.clone(),
+        // Moved in by the caller.
+        payload: Value::Null,
     })
 }
 
@@ -124,6 +128,8 @@ mod tests {
         assert_eq!(ev[0].event_id, "urn:li:comment:(urn:li:activity:7001,6001)");
         assert_eq!(ev[0].post_id.as_deref(), Some("urn:li:share:7001"));
         assert_eq!(ev[0].text.as_deref(), Some("Nice post"));
+        let raw: Value = serde_json::from_str(one).expect("JSON");
+        assert_eq!(ev[0].payload, raw);
         let wrapped = format!(
             r#"{{"type":"ORGANIZATION_SOCIAL_ACTION_NOTIFICATIONS","notifications":[{one}]}}"#
         );

@@ -11,7 +11,7 @@ use nexiom_core::{DeliveryStatus, EventKind, Platform};
 use serde_json::Value;
 
 use crate::error::ConnectorError;
-use crate::graph::webhook::{entries, reject, required, s, strict};
+use crate::graph::webhook::{entries, moved_into, reject, required, s, strict};
 use crate::time::{self, Unit};
 use crate::types::{NormalizedEvent, WebhookItem};
 
@@ -31,8 +31,8 @@ pub(crate) fn normalize_events(
     now: DateTime<Utc>,
 ) -> Result<Vec<WebhookItem>, ConnectorError> {
     let mut out = Vec::new();
-    for entry in entries(body, "whatsapp_business_account")? {
-        let Some(changes) = entry.get("changes").and_then(Value::as_array) else {
+    for mut entry in entries(body, "whatsapp_business_account")? {
+        let Some(changes) = entry.get_mut("changes").and_then(Value::as_array_mut) else {
             continue;
         };
         for change in changes {
@@ -40,7 +40,7 @@ pub(crate) fn normalize_events(
             if !matches!(field, Some("messages" | "user_preferences")) {
                 continue;
             }
-            match change.get("value").filter(|v| v.is_object()) {
+            match change.get_mut("value").filter(|v| v.is_object()) {
                 Some(value) => normalize_value(value, now, &mut out),
                 None => out.push(Err(reject(
                     &Platform::WhatsApp,
@@ -55,7 +55,9 @@ pub(crate) fn normalize_events(
     Ok(out)
 }
 
-fn normalize_value(value: &Value, now: DateTime<Utc>, out: &mut Vec<WebhookItem>) {
+/// Reads one `value` object. Each event's JSON is moved out of the parsed
+/// body into its payload (not copied); a refused event keeps it too.
+fn normalize_value(value: &mut Value, now: DateTime<Utc>, out: &mut Vec<WebhookItem>) {
     let account = s(value, "/metadata/phone_number_id");
     let names: HashMap<String, String> = value
         .get("contacts")
@@ -64,39 +66,27 @@ fn normalize_value(value: &Value, now: DateTime<Utc>, out: &mut Vec<WebhookItem>
         .flatten()
         .filter_map(|c| Some((s(c, "/wa_id")?, s(c, "/profile/name")?)))
         .collect();
-    for m in value
-        .get("messages")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        out.push(
-            message(m, &account, &names, now)
-                .map_err(|r| reject(&Platform::WhatsApp, account.clone(), m, "/id", r)),
-        );
-    }
-    for pref in value
-        .get("user_preferences")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        out.push(
-            preference(pref, &account, &names, now)
-                .map_err(|r| reject(&Platform::WhatsApp, account.clone(), pref, "/wa_id", r)),
-        );
-    }
-    for st in value
-        .get("statuses")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        out.push(
-            status(st, &account, now)
-                .map_err(|r| reject(&Platform::WhatsApp, account.clone(), st, "/id", r)),
-        );
-    }
+    let mut read =
+        |key: &str, id_pointer: &str, f: &dyn Fn(&Value) -> Result<NormalizedEvent, String>| {
+            let items = value.get_mut(key).and_then(Value::as_array_mut);
+            for item in items.into_iter().flatten() {
+                let read = f(item);
+                out.push(moved_into(read, item, |item, reason| {
+                    reject(
+                        &Platform::WhatsApp,
+                        account.clone(),
+                        item,
+                        id_pointer,
+                        reason,
+                    )
+                }));
+            }
+        };
+    read("messages", "/id", &|m| message(m, &account, &names, now));
+    read("user_preferences", "/wa_id", &|p| {
+        preference(p, &account, &names, now)
+    });
+    read("statuses", "/id", &|st| status(st, &account, now));
 }
 
 fn message(
@@ -133,7 +123,8 @@ fn message(
         post_id: None,
         parent_id: s(m, "/context/id"),
         occurred_at,
-        payload: m.clone(),
+        // Moved in by the caller.
+        payload: Value::Null,
     })
 }
 
@@ -171,7 +162,8 @@ fn preference(
         post_id: None,
         parent_id: None,
         occurred_at,
-        payload: p.clone(),
+        // Moved in by the caller.
+        payload: Value::Null,
     })
 }
 
@@ -205,7 +197,8 @@ fn status(
         post_id: None,
         parent_id: None,
         occurred_at,
-        payload: st.clone(),
+        // Moved in by the caller.
+        payload: Value::Null,
     })
 }
 
@@ -226,6 +219,12 @@ mod tests {
             ]}}]}]}"#;
         let items = normalize_events(body, now()).unwrap();
         assert_eq!(items.len(), 3);
+        // Each item's payload is its own entry of the body, read or refused.
+        let raw: Value = serde_json::from_slice(body).unwrap();
+        let entries = &raw["entry"][0]["changes"][0]["value"]["user_preferences"];
+        assert_eq!(items[0].as_ref().unwrap().payload, entries[0]);
+        assert_eq!(items[1].as_ref().unwrap().payload, entries[1]);
+        assert_eq!(items[2].as_ref().unwrap_err().payload, entries[2]);
         let stop = items[0].as_ref().unwrap();
         assert_eq!(stop.kind, EventKind::Preference);
         assert_eq!(stop.account_id.as_deref(), Some("PNID"));
@@ -267,6 +266,10 @@ mod tests {
         assert_eq!(ev[1].event_id, "wamid.OUT:delivered");
         assert_eq!(ev[1].delivery_status, Some(DeliveryStatus::Delivered));
         assert_eq!(ev[1].message_id.as_deref(), Some("wamid.OUT"));
+        let raw: Value = serde_json::from_slice(body).unwrap();
+        let changes = &raw["entry"][0]["changes"];
+        assert_eq!(ev[0].payload, changes[0]["value"]["messages"][0]);
+        assert_eq!(ev[1].payload, changes[1]["value"]["statuses"][0]);
     }
 
     #[test]
