@@ -98,23 +98,25 @@ impl InboundPipeline {
                 return Ok(report);
             }
         };
-        let mut read = Vec::new();
+        // Each event's payload is moved into the row to store, not copied:
+        // `read` keeps the event without it, with its position in the body.
+        let mut read: Vec<(usize, NormalizedEvent)> = Vec::new();
         let mut new_events = Vec::new();
-        for item in items {
+        for (position, item) in items.into_iter().enumerate() {
             report.events += 1;
             match item {
-                Ok(event) => match self
+                Ok(mut event) => match self
                     .channels
                     .lookup(&event.platform, event.account_id.as_deref())
                     .await?
                 {
                     Some(target) => {
-                        new_events.push(event.to_new_webhook_event(
-                            target.tenant_id,
-                            target.channel_id,
-                            now,
-                        ));
-                        read.push(event);
+                        let payload = std::mem::take(&mut event.payload);
+                        let mut row =
+                            event.to_new_webhook_event(target.tenant_id, target.channel_id, now);
+                        row.payload = payload;
+                        new_events.push(row);
+                        read.push((position, event));
                     }
                     None => self.unknown_account(&event, now, &mut report).await?,
                 },
@@ -136,7 +138,8 @@ impl InboundPipeline {
             ))
             .into());
         }
-        for (event, answer) in read.iter().zip(answers) {
+        let mut payloads = Payloads::default();
+        for ((position, mut event), answer) in read.into_iter().zip(answers) {
             match answer {
                 EventWrite::Created => report.stored += 1,
                 EventWrite::Existing => {}
@@ -146,10 +149,12 @@ impl InboundPipeline {
                     if let Some(account) = &event.account_id {
                         self.channels.forget(&event.platform, account);
                     }
-                    self.ingest_event(event, now, &mut report).await?;
+                    event.payload = payloads.take(connector, body, now, position);
+                    self.ingest_event(&event, now, &mut report).await?;
                 }
                 EventWrite::Refused(e) => {
-                    let rejected = RejectedEvent::of(event, format!("refused by the store: {e}"));
+                    event.payload = payloads.take(connector, body, now, position);
+                    let rejected = RejectedEvent::of(&event, format!("refused by the store: {e}"));
                     self.dead_letter(rejected, now).await?;
                     report.dead_lettered += 1;
                 }
@@ -236,6 +241,41 @@ impl InboundPipeline {
         }
         self.store.insert_dead_letter(letter).await?;
         Ok(())
+    }
+}
+
+/// The payloads of a body's events, read again from the body only when an
+/// event the store refused needs its own back (its payload was moved into
+/// the row written): normalization is a pure function of the body and the
+/// time, so the events come back in the same order.
+#[derive(Default)]
+struct Payloads(Option<Vec<serde_json::Value>>);
+
+impl Payloads {
+    fn take(
+        &mut self,
+        connector: &dyn PlatformConnector,
+        body: &[u8],
+        now: chrono::DateTime<chrono::Utc>,
+        position: usize,
+    ) -> serde_json::Value {
+        let all = self.0.get_or_insert_with(|| {
+            connector
+                .handle_webhook_events(body, now)
+                .map(|items| {
+                    items
+                        .into_iter()
+                        .map(|item| match item {
+                            Ok(event) => event.payload,
+                            Err(rejected) => rejected.payload,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+        });
+        all.get_mut(position)
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 }
 

@@ -170,6 +170,7 @@ where
     for (case, (name, bad, reason)) in bad_events.into_iter().enumerate() {
         let good =
             |n: u32| whatsapp_message(&format!("wamid.good-{case}-{n}"), Some(&now), "hello");
+        let expected = bad.clone();
         let body = whatsapp_body(vec![good(1), bad, good(2)]);
         let headers = WebhookHeaders::new().with(
             META_SIGNATURE_HEADER,
@@ -207,6 +208,11 @@ where
         assert_eq!(letter.channel_id, Some(s.whatsapp.id), "{name}");
         assert_eq!(letter.platform, Platform::WhatsApp);
         assert_eq!(letter.received_at, clock.now());
+        // The letter keeps the event's own JSON, not its neighbours' (the
+        // payload of an event the store refused is read again from the body).
+        let own: serde_json::Value = serde_json::from_str(&letter.excerpt)
+            .unwrap_or_else(|e| panic!("{name}: the excerpt is the event's JSON: {e}"));
+        assert_eq!(own, expected, "{name}");
 
         // Redelivered: the same answer, no new event, no new dead letter.
         let again = p.ingest_webhook(&wa, &headers, &body).await.unwrap();
