@@ -41,7 +41,9 @@ pub use settings::{
     KNOWN_SETTINGS, OPENROUTER_BASE_URL, SettingPresence, SettingsOverview,
     openai_config_from_settings,
 };
-pub use triage::{REASON_GENERATOR_ERROR, REASON_RULES_INVALID, TriageReport};
+pub use triage::{
+    DEFAULT_TRIAGE_CONCURRENCY, REASON_GENERATOR_ERROR, REASON_RULES_INVALID, TriageReport,
+};
 pub use writer::GroupCommitConfig;
 
 /// What the inbound steps work with: the store, the clock, the reply
@@ -53,6 +55,7 @@ pub struct InboundPipeline {
     generator: Arc<dyn ReplyGenerator>,
     connectors: ConnectorRegistry,
     triage_config: TriageConfig,
+    triage_concurrency: usize,
     configs: TenantConfigs,
     auto_reply: AutoReplyConfig,
     tokens: crate::tokens::ChannelTokens,
@@ -80,6 +83,7 @@ impl InboundPipeline {
             generator,
             connectors: ConnectorRegistry::new(),
             triage_config: TriageConfig::default(),
+            triage_concurrency: DEFAULT_TRIAGE_CONCURRENCY,
             configs,
             auto_reply: AutoReplyConfig::default(),
         }
@@ -90,6 +94,15 @@ impl InboundPipeline {
     /// retried later).
     pub fn with_connectors(mut self, connectors: ConnectorRegistry) -> Self {
         self.connectors = connectors;
+        self
+    }
+
+    /// How many items of a tenant triage decides at once (default
+    /// [`DEFAULT_TRIAGE_CONCURRENCY`]; at least 1): each may wait on the
+    /// reply generator (an LLM call for an auto-reply candidate), so this is
+    /// also the most generator calls triage makes at once.
+    pub fn with_triage_concurrency(mut self, items: usize) -> Self {
+        self.triage_concurrency = items.max(1);
         self
     }
 
@@ -170,6 +183,7 @@ impl fmt::Debug for InboundPipeline {
             .field("generator", &self.generator)
             .field("connectors", &self.connectors.names())
             .field("triage_config", &self.triage_config)
+            .field("triage_concurrency", &self.triage_concurrency)
             .field("auto_reply", &self.auto_reply)
             .field("group_commit", &self.writer.config())
             .finish_non_exhaustive()

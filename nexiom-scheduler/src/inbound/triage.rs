@@ -1,7 +1,9 @@
 //! Triage step: every new inbound message and comment gets one stored
 //! decision, and carries its triage and confidence.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+
+use futures_util::stream::{self, StreamExt};
 
 use nexiom_core::{
     AiDecision, ChannelId, ContactId, ConversationId, DecisionSubject, NewAiDecision, TenantId,
@@ -20,6 +22,10 @@ pub const REASON_GENERATOR_ERROR: &str = "generator_error";
 /// The decision reason when the tenant's stored rules do not compile (the
 /// item is escalated and the compile error is in the snapshot).
 pub const REASON_RULES_INVALID: &str = "rules_invalid";
+
+/// Items of a tenant triage decides at once by default (see
+/// [`InboundPipeline::with_triage_concurrency`]).
+pub const DEFAULT_TRIAGE_CONCURRENCY: usize = 8;
 
 /// What one triage batch did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,87 +113,128 @@ impl InboundPipeline {
             return Ok(());
         }
         let compiled = self.compile_for(tenant).await?;
-        let mut names: HashMap<ConversationId, Option<String>> = HashMap::new();
-        for message in &messages {
-            let done: Result<bool, InboundError> = async {
-                let name = match names.get(&message.conversation_id) {
-                    Some(name) => name.clone(),
-                    None => {
-                        let conversation = self
-                            .store
-                            .get_conversation(tenant, message.conversation_id)
-                            .await?;
-                        let name = self.contact_name(tenant, conversation.contact_id).await?;
-                        names.insert(message.conversation_id, name.clone());
-                        name
+        let in_flight = self.triage_concurrency.max(1);
+        // The contact name of each conversation of the batch, read once.
+        let conversations: HashSet<ConversationId> =
+            messages.iter().map(|m| m.conversation_id).collect();
+        let names: HashMap<ConversationId, Option<String>> = stream::iter(conversations)
+            .map(|id| async move {
+                let name = async {
+                    let conversation = self.store.get_conversation(tenant, id).await?;
+                    self.contact_name(tenant, conversation.contact_id).await
+                }
+                .await;
+                (id, name)
+            })
+            .buffer_unordered(in_flight)
+            .filter_map(|(id, name)| async move {
+                match name {
+                    Ok(name) => Some((id, name)),
+                    Err(error) => {
+                        tracing::warn!(%tenant, conversation = %id, %error, "contact name not read; its messages are retried next batch");
+                        None
                     }
-                };
-                let item = Item {
-                    subject: DecisionSubject::Message(message.id),
-                    channel: message.channel_id,
-                    kind: ReplyKind::Message,
-                    text: &message.text,
-                    has_media: message.has_media,
-                    contact_name: name.as_deref(),
-                };
-                let (decision, on_error) = self.decide(tenant, &compiled, &item).await?;
-                self.store
-                    .set_message_triage(
-                        tenant,
-                        message.id,
-                        decision.triage,
-                        decision.confidence,
-                        Some(decision.id),
-                    )
-                    .await?;
-                crate::telemetry::triage_decision(decision.triage);
-                Ok(on_error)
-            }
+                }
+            })
+            .collect()
             .await;
+        // Items are decided concurrently (each may wait on the reply
+        // generator); each is decided and stored on its own.
+        let compiled = &compiled;
+        let names = &names;
+        // (By position: a closure over references would not be `Send` here.)
+        let messages = &messages;
+        let message_results: Vec<Result<bool, InboundError>> = stream::iter(0..messages.len())
+            .map(|i| async move {
+                let message = &messages[i];
+                let done: Result<bool, InboundError> = async {
+                    let Some(name) = names.get(&message.conversation_id) else {
+                        return Err(nexiom_storage::StorageError::backend(
+                            "the conversation's contact could not be read",
+                        )
+                        .into());
+                    };
+                    let item = Item {
+                        subject: DecisionSubject::Message(message.id),
+                        channel: message.channel_id,
+                        kind: ReplyKind::Message,
+                        text: &message.text,
+                        has_media: message.has_media,
+                        contact_name: name.as_deref(),
+                    };
+                    let (decision, on_error) = self.decide(tenant, compiled, &item).await?;
+                    self.store
+                        .set_message_triage(
+                            tenant,
+                            message.id,
+                            decision.triage,
+                            decision.confidence,
+                            Some(decision.id),
+                        )
+                        .await?;
+                    crate::telemetry::triage_decision(decision.triage);
+                    Ok(on_error)
+                }
+                .await;
+                if let Err(error) = &done {
+                    tracing::warn!(%tenant, message = %message.id, %error, "message not triaged; retried next batch");
+                }
+                done
+            })
+            .buffer_unordered(in_flight)
+            .collect()
+            .await;
+        for done in message_results {
             match done {
                 Ok(on_error) => {
                     report.messages += 1;
                     report.escalated_on_error += u64::from(on_error);
                 }
-                Err(error) => {
-                    tracing::warn!(%tenant, message = %message.id, %error, "message not triaged; retried next batch");
-                    report.failed += 1;
-                }
+                Err(_) => report.failed += 1,
             }
         }
-        for comment in &comments {
-            let item = Item {
-                subject: DecisionSubject::Comment(comment.id),
-                channel: comment.channel_id,
-                kind: ReplyKind::Comment,
-                text: &comment.text,
-                has_media: false,
-                contact_name: comment.author_name.as_deref(),
-            };
-            let done: Result<bool, InboundError> = async {
-                let (decision, on_error) = self.decide(tenant, &compiled, &item).await?;
-                self.store
-                    .set_comment_triage(
-                        tenant,
-                        comment.id,
-                        decision.triage,
-                        decision.confidence,
-                        Some(decision.id),
-                    )
-                    .await?;
-                crate::telemetry::triage_decision(decision.triage);
-                Ok(on_error)
-            }
+        let comments = &comments;
+        let comment_results: Vec<Result<bool, InboundError>> = stream::iter(0..comments.len())
+            .map(|i| async move {
+                let comment = &comments[i];
+                let item = Item {
+                    subject: DecisionSubject::Comment(comment.id),
+                    channel: comment.channel_id,
+                    kind: ReplyKind::Comment,
+                    text: &comment.text,
+                    has_media: false,
+                    contact_name: comment.author_name.as_deref(),
+                };
+                let done: Result<bool, InboundError> = async {
+                    let (decision, on_error) = self.decide(tenant, compiled, &item).await?;
+                    self.store
+                        .set_comment_triage(
+                            tenant,
+                            comment.id,
+                            decision.triage,
+                            decision.confidence,
+                            Some(decision.id),
+                        )
+                        .await?;
+                    crate::telemetry::triage_decision(decision.triage);
+                    Ok(on_error)
+                }
+                .await;
+                if let Err(error) = &done {
+                    tracing::warn!(%tenant, comment = %comment.id, %error, "comment not triaged; retried next batch");
+                }
+                done
+            })
+            .buffer_unordered(in_flight)
+            .collect()
             .await;
+        for done in comment_results {
             match done {
                 Ok(on_error) => {
                     report.comments += 1;
                     report.escalated_on_error += u64::from(on_error);
                 }
-                Err(error) => {
-                    tracing::warn!(%tenant, comment = %comment.id, %error, "comment not triaged; retried next batch");
-                    report.failed += 1;
-                }
+                Err(_) => report.failed += 1,
             }
         }
         Ok(())

@@ -3,12 +3,13 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::Duration;
 use nexiom_core::*;
 use nexiom_scheduler::inbound::{REASON_GENERATOR_ERROR, REASON_RULES_INVALID};
 use nexiom_storage::conformance::TestStore;
+use nexiom_triage::{Draft, ReplyError, ReplyGenerator, ReplyRequest};
 use serde_json::json;
 
 use super::fixture::{self, t0};
@@ -213,5 +214,81 @@ where
         (Triage::Escalate, REASON_RULES_INVALID)
     );
     assert!(d.snapshot["error"].as_str().unwrap().contains("broken"));
+    ts.cleanup().await;
+}
+
+/// A generator that counts the drafts in flight: each call yields to the
+/// runtime a few times before answering, so calls started together overlap.
+#[derive(Debug, Default)]
+struct Overlapping {
+    calls: AtomicUsize,
+    in_flight: AtomicUsize,
+    most: AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl ReplyGenerator for Overlapping {
+    async fn generate(&self, _request: &ReplyRequest<'_>) -> Result<Draft, ReplyError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(now, Ordering::SeqCst);
+        for _ in 0..3 {
+            tokio::task::yield_now().await;
+        }
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        Ok(Draft {
+            text: "Ouvert de 9h à 18h".into(),
+            confidence: Some(0.9),
+        })
+    }
+}
+
+/// Triage decides a tenant's items concurrently, never more at once than
+/// its setting (so never more generator calls at once), and each item once:
+/// 20 auto-reply candidates with a cap of 3, then of 1 (one at a time).
+pub async fn triage_decides_items_concurrently_up_to_its_cap<F, Fut>(factory: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Option<TestStore>>,
+{
+    let Some(ts) = factory().await else { return };
+    let store = ts.store();
+    let s = fixture::setup(&*store).await;
+    let tenant = s.tenant.id;
+    store
+        .create_rule(rule(tenant, RuleType::Auto, "hours", &["horaires"], 5))
+        .await
+        .unwrap();
+    store
+        .set_ai_control(tenant, true, Some("ops".into()), t0())
+        .await
+        .unwrap();
+    for (cap, round) in [(3usize, 0usize), (1, 1)] {
+        let generator = Arc::new(Overlapping::default());
+        let (p, _) = pipeline(Arc::clone(&store), generator.clone());
+        let p = p.with_triage_concurrency(cap);
+        let mut ids = Vec::new();
+        for i in 0..20 {
+            let id = format!("c{round}-{i}");
+            let m = receive(
+                &p,
+                &s,
+                &id,
+                &format!("s{round}-{i}"),
+                "Quels sont vos horaires ?",
+                t0() + Duration::minutes(i),
+            )
+            .await;
+            ids.push(m.id);
+        }
+        let report = p.triage_new_items(100).await.unwrap();
+        assert_eq!((report.messages, report.failed), (20, 0), "cap {cap}");
+        assert_eq!(generator.calls.load(Ordering::SeqCst), 20, "cap {cap}");
+        assert_eq!(generator.most.load(Ordering::SeqCst), cap, "cap {cap}");
+        for id in ids {
+            let stored = store.get_message(tenant, id).await.unwrap();
+            assert_eq!(stored.triage, Some(Triage::AutoReply), "cap {cap}");
+        }
+    }
     ts.cleanup().await;
 }
