@@ -28,6 +28,7 @@ mod ops;
 mod outbox;
 mod poll_batch;
 mod post;
+mod post_batch;
 mod reply_batch;
 mod reply_queue;
 mod retention;
