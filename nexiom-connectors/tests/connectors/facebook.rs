@@ -1,0 +1,176 @@
+//! The Facebook connector: native scheduling and photo posts, the long-lived
+//! token exchange and its refusal without leaking a secret, and the Meta
+//! webhook handshake and page subscription.
+
+use std::sync::Arc;
+
+use chrono::{TimeZone, Utc};
+use nexiom_connectors::{
+    ChannelContext, ConnectorError, ErrorAction, FacebookConnector, PlatformConnector,
+    PublishRequest, WebhookSetup,
+};
+use nexiom_core::{Content, Credentials, ManualClock, Media, MediaKind};
+use serde_json::json;
+use wiremock::matchers::{body_partial_json, method, path, query_param};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::common::*;
+
+#[tokio::test]
+async fn facebook_native_scheduling_and_photos() {
+    let now = Utc
+        .with_ymd_and_hms(2026, 6, 1, 12, 0, 0)
+        .single()
+        .expect("t");
+    let at = now + chrono::Duration::days(2);
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(format!("/v25.0/{PAGE_ID}/feed").as_str()))
+        .and(body_partial_json(
+            json!({"message":"Later","published":false,"scheduled_publish_time": at.timestamp()}),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id":"P_1"})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("/v25.0/{PAGE_ID}/photos").as_str()))
+        .and(body_partial_json(
+            json!({"url":"https://cdn.example.com/a.jpg","caption":"Look"}),
+        ))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"id":"PH_9","post_id":"P_2"})),
+        )
+        .mount(&server)
+        .await;
+    let fb = FacebookConnector::builder()
+        .with_base_url(server.uri())
+        .with_http_config(test_http())
+        .with_clock(Arc::new(ManualClock::new(now)))
+        .build()
+        .expect("build");
+    let ctx = ChannelContext::new(PAGE_ID, ACCESS_TOKEN);
+    let req = PublishRequest {
+        schedule_at: Some(at),
+        ..PublishRequest::new(Content::text("Later"))
+    };
+    let p = fb.publish(&ctx, &req).await.expect("scheduled");
+    assert!(p.scheduled);
+    assert_eq!(p.platform_post_id, "P_1");
+    let too_soon = PublishRequest {
+        schedule_at: Some(now + chrono::Duration::minutes(3)),
+        ..PublishRequest::new(Content::text("Later"))
+    };
+    assert!(matches!(
+        fb.publish(&ctx, &too_soon).await,
+        Err(ConnectorError::Validation(_))
+    ));
+    let photo = PublishRequest::new(Content::text("Look").with_media(Media::new(
+        MediaKind::Image,
+        "https://cdn.example.com/a.jpg",
+    )));
+    let p = fb.publish(&ctx, &photo).await.expect("photo");
+    assert_eq!(
+        p.platform_post_id, "P_2",
+        "comments live on the post, not the photo"
+    );
+    assert_eq!(p.ids, vec!["PH_9", "P_2"]);
+}
+
+#[tokio::test]
+async fn facebook_token_exchange_and_refusal_without_leaking_secrets() {
+    let now = Utc
+        .with_ymd_and_hms(2026, 6, 1, 12, 0, 0)
+        .single()
+        .expect("t");
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v25.0/oauth/access_token"))
+        .and(query_param("grant_type", "fb_exchange_token"))
+        .and(query_param("client_id", "1234567890"))
+        .and(query_param("fb_exchange_token", ACCESS_TOKEN))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"access_token":"EAAG-long-lived-token","token_type":"bearer","expires_in":5183944}),
+        ))
+        .mount(&server)
+        .await;
+    let fb = FacebookConnector::builder()
+        .with_base_url(server.uri())
+        .with_app_id("1234567890")
+        .with_app_secret(APP_SECRET)
+        .with_http_config(test_http())
+        .with_clock(Arc::new(ManualClock::new(now)))
+        .build()
+        .expect("build");
+    let ctx =
+        ChannelContext::new(PAGE_ID, ACCESS_TOKEN).with_refresh_token("keep-this-refresh-token");
+    let grant = fb.refresh_token(&ctx).await.expect("exchange");
+    assert_eq!(grant.access_token.expose(), "EAAG-long-lived-token");
+    assert_eq!(
+        grant.expires_at,
+        Some(now + chrono::Duration::seconds(5_183_944))
+    );
+    let mut creds = Credentials {
+        access_token: Some(ACCESS_TOKEN.into()),
+        refresh_token: Some("keep-this-refresh-token".into()),
+        expires_at: None,
+    };
+    grant.apply_to(&mut creds);
+    assert_eq!(
+        creds.refresh_token.as_ref().map(|t| t.expose()),
+        Some("keep-this-refresh-token")
+    );
+
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({"error":{
+            "message": format!("Invalid token {ACCESS_TOKEN} for app secret {APP_SECRET}"),
+            "type":"OAuthException","code":190,"fbtrace_id":"X"}})))
+        .mount(&server)
+        .await;
+    let fb = facebook(&server.uri()).expect("build");
+    let err = fb.refresh_token(&ctx).await.expect_err("refused");
+    assert!(matches!(err, ConnectorError::NeedsReauth { .. }), "{err:?}");
+    assert_eq!(err.action(), ErrorAction::NeedsAttention);
+    let shown = format!("{err} {err:?}");
+    assert!(
+        !shown.contains(ACCESS_TOKEN) && !shown.contains(APP_SECRET),
+        "{shown}"
+    );
+}
+
+#[tokio::test]
+async fn meta_handshake_and_setup() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(format!("/v25.0/{PAGE_ID}/subscribed_apps").as_str()))
+        .and(body_partial_json(
+            json!({"subscribed_fields":"feed,messages"}),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"success":"true"})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let fb = facebook(&server.uri()).expect("build");
+    let q = |t: &str| {
+        vec![
+            ("hub.mode".to_owned(), "subscribe".to_owned()),
+            ("hub.challenge".to_owned(), "1158201444".to_owned()),
+            ("hub.verify_token".to_owned(), t.to_owned()),
+        ]
+    };
+    assert_eq!(
+        fb.answer_challenge(&q(VERIFY_TOKEN)).expect("ok").body,
+        "1158201444"
+    );
+    assert!(fb.answer_challenge(&q("nope")).is_err());
+    fb.setup_webhook(
+        &ChannelContext::new(PAGE_ID, ACCESS_TOKEN),
+        &WebhookSetup {
+            callback_url: "https://hooks.example.com/meta".into(),
+            ..WebhookSetup::default()
+        },
+    )
+    .await
+    .expect("subscribed");
+}

@@ -1,0 +1,120 @@
+//! The Instagram connector: a video waits for its container to finish (or
+//! fails with it, or gives up while it is still processing), and comments are
+//! listed with their replies, answered and hidden.
+
+use nexiom_connectors::{ChannelContext, ConnectorError, PlatformConnector, PublishRequest};
+use nexiom_core::{Content, Media, MediaKind};
+use serde_json::json;
+use wiremock::matchers::{body_partial_json, method, path, query_param};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::common::*;
+
+async fn mount_ig_container(server: &MockServer, statuses: &[&str]) {
+    Mock::given(method("POST"))
+        .and(path(format!("/v25.0/{IG_USER_ID}/media").as_str()))
+        .and(body_partial_json(
+            json!({"media_type":"REELS","video_url":"https://cdn.example.com/r.mp4"}),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id":"C1"})))
+        .mount(server)
+        .await;
+    for (i, s) in statuses.iter().enumerate() {
+        Mock::given(method("GET"))
+            .and(path("/v25.0/C1"))
+            .and(query_param("fields", "status_code,status"))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(json!({"status_code": s, "id": "C1"})),
+            )
+            .up_to_n_times(1)
+            .with_priority(u8::try_from(i + 1).expect("small"))
+            .mount(server)
+            .await;
+    }
+    Mock::given(method("POST"))
+        .and(path(format!("/v25.0/{IG_USER_ID}/media_publish").as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id":"M1"})))
+        .mount(server)
+        .await;
+}
+
+fn reel() -> PublishRequest {
+    PublishRequest::new(Content::text("New reel").with_media(Media::new(
+        MediaKind::Video,
+        "https://cdn.example.com/r.mp4",
+    )))
+}
+
+#[tokio::test]
+async fn instagram_video_waits_for_the_container() {
+    let ctx = ChannelContext::new(IG_USER_ID, ACCESS_TOKEN);
+    let server = MockServer::start().await;
+    mount_ig_container(&server, &["IN_PROGRESS", "IN_PROGRESS", "FINISHED"]).await;
+    let ig = instagram(&server.uri()).expect("build");
+    let p = ig.publish(&ctx, &reel()).await.expect("published");
+    assert_eq!(p.platform_post_id, "M1");
+    assert_eq!(p.ids, vec!["C1", "M1"]);
+    assert_eq!(p.url, None, "the permalink lookup is best effort");
+
+    let server = MockServer::start().await;
+    mount_ig_container(&server, &["ERROR"]).await;
+    let err = instagram(&server.uri())
+        .expect("build")
+        .publish(&ctx, &reel())
+        .await
+        .expect_err("error container");
+    assert!(matches!(err, ConnectorError::Permanent { .. }), "{err:?}");
+
+    let server = MockServer::start().await;
+    mount_ig_container(&server, &["IN_PROGRESS", "IN_PROGRESS", "IN_PROGRESS"]).await;
+    let err = instagram(&server.uri())
+        .expect("build")
+        .publish(&ctx, &reel())
+        .await
+        .expect_err("still processing");
+    assert!(matches!(err, ConnectorError::Transient { .. }), "{err:?}");
+    assert!(err.to_string().contains("C1"));
+}
+
+#[tokio::test]
+async fn instagram_comments_replies_and_hide() {
+    let ctx = ChannelContext::new(IG_USER_ID, ACCESS_TOKEN);
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v25.0/M1/comments"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data":[
+            {"id":"c1","text":"Top","timestamp":"2026-01-01T10:00:00+0000","username":"ann","from":{"id":"u1","username":"ann"},
+             "replies":{"data":[{"id":"c2","text":"Reply","timestamp":"2026-01-01T10:05:00+0000","username":"bob","from":{"id":"u2","username":"bob"}}]}}],
+            "paging":{"cursors":{"after":"x"}}})))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v25.0/c1/replies"))
+        .and(body_partial_json(json!({"message":"Thanks!"})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id":"c3"})))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v25.0/c2"))
+        .and(body_partial_json(json!({"hide":true})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"success":true})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let ig = instagram(&server.uri()).expect("build");
+    let page = ig.list_new_comments(&ctx, "M1", None).await.expect("page");
+    assert_eq!(page.next_cursor, None, "no paging.next: last page");
+    assert_eq!(page.comments.len(), 2);
+    assert_eq!(page.comments[1].parent_id.as_deref(), Some("c1"));
+    assert_eq!(
+        ig.reply_comment(&ctx, "c1", "Thanks!")
+            .await
+            .expect("reply"),
+        "c3"
+    );
+    ig.hide_comment(&ctx, "c2", true).await.expect("hide");
+    assert!(matches!(
+        ig.reply_comment(&ctx, "c1", "  ").await,
+        Err(ConnectorError::Validation(_))
+    ));
+}

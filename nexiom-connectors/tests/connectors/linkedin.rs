@@ -1,0 +1,101 @@
+//! The LinkedIn connector: the refresh-token grant (kept refresh token, missing
+//! or refused grant), a post answered without its `x-restli-id` as an unknown
+//! outcome, and replies that name their parent comment.
+
+use nexiom_connectors::{
+    ChannelContext, ConnectorError, OutboundMessage, PlatformConnector, PublishRequest, TokenGrant,
+};
+use nexiom_core::Content;
+use serde_json::json;
+use wiremock::matchers::{body_partial_json, body_string_contains, header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::common::*;
+
+#[tokio::test]
+async fn linkedin_refresh_grant() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/oauth/v2/accessToken"))
+        .and(header("content-type", "application/x-www-form-urlencoded"))
+        .and(body_string_contains("grant_type=refresh_token"))
+        .and(body_string_contains("refresh_token=li-refresh-1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"access_token":"AQV-new-token","expires_in":5184000,"refresh_token_expires_in":31536000}),
+        ))
+        .mount(&server)
+        .await;
+    let li = linkedin(&server.uri()).expect("build");
+    let mut ctx = ChannelContext::new(LI_ORG, LI_TOKEN).with_refresh_token("li-refresh-1");
+    let grant: TokenGrant = li.refresh_token(&ctx).await.expect("grant");
+    assert!(grant.refresh_token.is_none());
+    assert!(grant.refresh_token_expires_at.is_some());
+    grant.apply_to_context(&mut ctx);
+    assert_eq!(ctx.access_token.expose(), "AQV-new-token");
+    assert_eq!(
+        ctx.refresh_token.as_ref().map(|t| t.expose()),
+        Some("li-refresh-1")
+    );
+
+    let no_refresh = ChannelContext::new(LI_ORG, LI_TOKEN);
+    assert!(matches!(
+        li.refresh_token(&no_refresh).await,
+        Err(ConnectorError::NeedsReauth { .. })
+    ));
+
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(
+            json!({"error":"invalid_request","error_description":"The provided authorization grant or refresh token is invalid, expired or revoked"}),
+        ))
+        .mount(&server)
+        .await;
+    let li = linkedin(&server.uri()).expect("build");
+    let err = li.refresh_token(&ctx).await.expect_err("refused");
+    assert!(matches!(err, ConnectorError::NeedsReauth { .. }), "{err:?}");
+    assert!(!format!("{err:?}").contains(LI_CLIENT_SECRET));
+}
+
+#[tokio::test]
+async fn linkedin_missing_restli_id_is_an_unknown_outcome_and_replies_name_the_parent() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/rest/posts"))
+        .respond_with(ResponseTemplate::new(201))
+        .mount(&server)
+        .await;
+    let parent = "urn:li:comment:(urn:li:activity:7001,6001)";
+    Mock::given(method("POST"))
+        .and(path("/rest/socialActions/urn%3Ali%3Acomment%3A%28urn%3Ali%3Aactivity%3A7001%2C6001%29/comments"))
+        .and(header("LinkedIn-Version", "202601"))
+        .and(body_partial_json(json!({"actor": LI_ORG, "object":"urn:li:activity:7001",
+            "message":{"text":"Thank you"}, "parentComment": parent})))
+        .respond_with(ResponseTemplate::new(201).insert_header("x-restli-id", "urn:li:comment:(urn:li:activity:7001,6002)"))
+        .mount(&server)
+        .await;
+    let li = linkedin(&server.uri()).expect("build");
+    let ctx = ChannelContext::new(LI_ORG, LI_TOKEN);
+    let err = li
+        .publish(&ctx, &PublishRequest::new(Content::text("Hi")))
+        .await
+        .expect_err("no id");
+    assert!(
+        matches!(err, ConnectorError::OutcomeUnknown { .. }),
+        "{err:?}"
+    );
+    assert_eq!(
+        li.reply_comment(&ctx, parent, "Thank you")
+            .await
+            .expect("reply"),
+        "urn:li:comment:(urn:li:activity:7001,6002)"
+    );
+    assert!(matches!(
+        li.reply_comment(&ctx, "urn:li:share:1", "x").await,
+        Err(ConnectorError::Validation(_))
+    ));
+    assert!(matches!(
+        li.send_message(&ctx, &OutboundMessage::text("x", "y"))
+            .await,
+        Err(ConnectorError::Unsupported { .. })
+    ));
+}
