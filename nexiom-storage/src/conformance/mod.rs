@@ -30,6 +30,7 @@
 
 mod agent_replies;
 mod api_keys;
+mod broadcast_claims;
 mod broadcast_posts;
 mod broadcast_webhooks;
 mod broadcasts;
@@ -71,6 +72,7 @@ mod triage_data;
 
 pub use agent_replies::*;
 pub use api_keys::*;
+pub use broadcast_claims::*;
 pub use broadcast_posts::*;
 pub use broadcast_webhooks::*;
 pub use broadcasts::*;
@@ -161,6 +163,7 @@ macro_rules! conformance_suite {
             content_jobs_follow_their_settled_posts,
             broadcast_contacts_audiences_and_post_audiences,
             broadcast_deliveries_are_made_and_sent_once,
+            broadcast_claims_fail_opted_out_recipients_on_the_way,
             broadcast_status_webhooks_resolve_unknown_deliveries,
             broadcast_webhooks_update_deliveries_and_opt_in,
             broadcast_posts_are_created_with_their_audience,

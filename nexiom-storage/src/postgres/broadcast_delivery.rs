@@ -115,35 +115,47 @@ impl PgStore {
         let Some(channel) = claimed_post(&mut tx, tenant, post, lease_owner, now).await? else {
             return Ok(None);
         };
-        // Opted out since the deliveries were made: failed, never sent.
-        sqlx::query(
-            "UPDATE broadcast_deliveries d SET state = 'failed', error = $3, updated_at = $4 \
-             FROM broadcast_contacts c \
-             WHERE d.post_id = $1 AND d.state = 'pending' \
-                 AND c.tenant_id = d.tenant_id AND c.channel_id = $2 \
-                 AND c.recipient = d.recipient AND c.opted_out_at IS NOT NULL",
-        )
-        .bind(post.as_uuid())
-        .bind(channel)
-        .bind(OPTED_OUT)
-        .bind(bound(now))
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        let row: Option<DeliveryRow> = sqlx::query_as(
-            "UPDATE broadcast_deliveries SET state = 'sending', attempts = attempts + 1, \
-                 updated_at = $2 \
-             WHERE id = (SELECT id FROM broadcast_deliveries \
-                 WHERE post_id = $1 AND state = 'pending' \
-                     AND (next_attempt_at IS NULL OR next_attempt_at <= $2) \
-                 ORDER BY created_at, recipient LIMIT 1) \
-             RETURNING *",
-        )
-        .bind(post.as_uuid())
-        .bind(bound(now))
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db)?;
+        // The next pending delivery in order (migration 0035's index); one
+        // whose recipient opted out since the deliveries were made is failed,
+        // never sent, and the next one taken. Only the deliveries reached are
+        // read (the opt-out is probed for the one picked, by its key): a
+        // claim costs the same at the first recipient and the last.
+        let row = loop {
+            let next: Option<NextDelivery> = sqlx::query_as(
+                "WITH pick AS ( \
+                     SELECT d.id, d.tenant_id, d.recipient FROM broadcast_deliveries d \
+                     WHERE d.post_id = $1 AND d.state = 'pending' \
+                         AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= $2) \
+                     ORDER BY d.created_at, d.recipient LIMIT 1), \
+                 next AS ( \
+                     SELECT pick.id, EXISTS (SELECT 1 FROM broadcast_contacts c \
+                         WHERE c.tenant_id = pick.tenant_id AND c.channel_id = $3 \
+                             AND c.recipient = pick.recipient AND c.opted_out_at IS NOT NULL) \
+                         AS opted_out \
+                     FROM pick) \
+                 UPDATE broadcast_deliveries d SET \
+                     state = CASE WHEN next.opted_out THEN 'failed' ELSE 'sending' END, \
+                     attempts = d.attempts + CASE WHEN next.opted_out THEN 0 ELSE 1 END, \
+                     error = CASE WHEN next.opted_out THEN $4 ELSE d.error END, \
+                     updated_at = $2 \
+                 FROM next WHERE d.id = next.id \
+                 RETURNING d.*, next.opted_out",
+            )
+            .bind(post.as_uuid())
+            .bind(bound(now))
+            .bind(channel)
+            .bind(OPTED_OUT)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+            match next {
+                Some(NextDelivery {
+                    opted_out: true, ..
+                }) => continue,
+                Some(NextDelivery { row, .. }) => break Some(row),
+                None => break None,
+            }
+        };
         let Some(row) = row else {
             tx.commit().await.map_err(db)?;
             return Ok(None);
@@ -273,4 +285,13 @@ impl PgStore {
         tx.commit().await.map_err(db)?;
         row.map(DeliveryRow::into_entity).transpose()
     }
+}
+
+/// A delivery the claim reached, and whether its recipient had opted out
+/// (then it was failed, not claimed).
+#[derive(sqlx::FromRow)]
+struct NextDelivery {
+    #[sqlx(flatten)]
+    row: DeliveryRow,
+    opted_out: bool,
 }

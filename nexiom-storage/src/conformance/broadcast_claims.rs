@@ -1,0 +1,93 @@
+//! Conformance test of the broadcast fan-out's claim: recipients who opted
+//! out while the fan-out ran are failed when reached, in the same claim that
+//! then takes the next recipient.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::sync::Arc;
+
+use nexiom_core::*;
+
+use super::broadcasts::{mins, opt, post};
+use super::fixtures::{t0, world};
+use crate::{OPTED_OUT, Store};
+
+/// Five recipients; the first two and the fourth opt out after the
+/// deliveries were made: the first claim fails the first two (no attempt
+/// counted) and takes the third; the next one fails the fourth and takes the
+/// fifth; then nothing is left.
+pub async fn broadcast_claims_fail_opted_out_recipients_on_the_way(store: Arc<dyn Store>) {
+    let s = store.as_ref();
+    let w = world(s, "Acme", Platform::WhatsApp, "phone-1").await;
+    let t = w.tenant.id;
+    let recipients = ["15550001", "15550002", "15550003", "15550004", "15550005"];
+    for r in recipients {
+        s.apply_opt_change(opt(&w, r, true, "form", t0()))
+            .await
+            .unwrap();
+    }
+    let p = post(s, &w).await;
+    s.set_post_broadcast(PostBroadcast {
+        tenant_id: t,
+        post_id: p.id,
+        audience: BroadcastAudience::Recipients {
+            recipients: recipients.iter().map(|r| (*r).to_owned()).collect(),
+        },
+        template: None,
+    })
+    .await
+    .unwrap();
+    let now = t0();
+    s.claim_due_posts(now, 10, "w1", mins(5)).await.unwrap();
+    let counts = s
+        .prepare_deliveries(t, p.id, "w1", now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(counts.pending, 5);
+    for r in ["15550001", "15550002", "15550004"] {
+        s.apply_opt_change(opt(&w, r, false, "stop", now + mins(1)))
+            .await
+            .unwrap();
+    }
+    let later = now + mins(2);
+    let mut claimed = Vec::new();
+    while let Some(c) = s.claim_next_delivery(t, p.id, "w1", later).await.unwrap() {
+        claimed.push(c.delivery.recipient.clone());
+        s.finish_delivery(
+            t,
+            c.delivery.id,
+            DeliveryOutcome::Sent {
+                provider_message_id: format!("wamid.{}", c.delivery.recipient),
+            },
+            later,
+        )
+        .await
+        .unwrap();
+    }
+    assert_eq!(claimed, ["15550003", "15550005"]);
+    let listed = s.list_deliveries(t, p.id).await.unwrap();
+    let states: Vec<_> = listed
+        .iter()
+        .map(|d| {
+            (
+                d.recipient.as_str(),
+                d.state,
+                d.attempts,
+                d.error.as_deref(),
+            )
+        })
+        .collect();
+    use BroadcastDeliveryState::{Failed, Sent};
+    assert_eq!(
+        states,
+        [
+            ("15550001", Failed, 0, Some(OPTED_OUT)),
+            ("15550002", Failed, 0, Some(OPTED_OUT)),
+            ("15550003", Sent, 1, None),
+            ("15550004", Failed, 0, Some(OPTED_OUT)),
+            ("15550005", Sent, 1, None),
+        ]
+    );
+    let counts = s.broadcast_counts(t, p.id).await.unwrap();
+    assert_eq!((counts.pending, counts.sent, counts.failed), (0, 2, 3));
+}
