@@ -22,4 +22,5 @@ on_both_backends!(
     replies::the_heartbeat_keeps_slow_replies_claimed,
     replies::a_failed_send_after_a_heartbeat_is_settled_under_the_renewed_lease,
     polling::due_posts_are_polled_concurrently_under_the_caps,
+    polling::post_discovery_lists_channels_concurrently_under_the_cap,
 );

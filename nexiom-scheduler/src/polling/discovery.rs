@@ -5,6 +5,7 @@
 //! posts and their comments polled like the others.
 
 use chrono::{DateTime, Utc};
+use futures_util::stream::{self, StreamExt};
 use nexiom_connectors::RecentPost;
 use nexiom_core::{DiscoveredPost, DiscoveryRun, PostDiscovery};
 use tracing::warn;
@@ -23,11 +24,23 @@ enum Listed {
     Deferred(DateTime<Utc>),
 }
 
+/// What one channel's discovery did.
+#[derive(Default)]
+struct Discovered {
+    /// The channel's posts were listed.
+    listed: bool,
+    /// External posts recorded for the first time.
+    posts_created: u64,
+    /// The listing's and the recording's failures.
+    failures: Vec<DiscoveryFailure>,
+}
+
 impl CommentPoller {
     /// Runs the post discovery of at most `limit` channels due now, claimed
     /// for [`PollingConfig::lease`](crate::PollingConfig::lease)
     /// ([`ExternalPostStore::claim_post_discoveries`](nexiom_storage::ExternalPostStore::claim_post_discoveries)),
-    /// each in turn:
+    /// concurrently (at most [`PollingConfig::concurrency`](crate::PollingConfig::concurrency)'s
+    /// `max_in_flight` channels at once):
     ///
     /// - the channel's `recent_posts` latest posts are listed
     ///   ([`list_recent_posts`](nexiom_connectors::PlatformConnector::list_recent_posts));
@@ -58,57 +71,71 @@ impl CommentPoller {
             .store
             .claim_post_discoveries(now, limit, self.config.lease)
             .await?;
-        for discovery in due {
-            let listed = self.list_channel(&discovery).await;
-            let next_run = now
-                .checked_add_signed(self.config.discovery_interval)
-                .unwrap_or(DateTime::<Utc>::MAX_UTC);
-            let mut run = DiscoveryRun {
-                tenant_id: discovery.tenant_id,
-                channel_id: discovery.channel_id,
-                posts: Vec::new(),
-                poll_window: self.config.window,
-                next_run_at: next_run,
-                error: None,
-                at: now,
-            };
-            match listed {
-                Ok(Listed::Posts(posts)) => {
-                    run.posts = posts;
-                    report.channels_discovered += 1;
-                }
-                Ok(Listed::Deferred(until)) => run.next_run_at = until.max(next_run),
-                Err(err) => {
-                    warn!(tenant_id = %discovery.tenant_id, channel_id = %discovery.channel_id,
-                        error = %err, "post discovery failed");
-                    run.error = Some(err.to_string());
-                    if let PollingError::Connector(e) = &err {
-                        self.hold_if_rate_limited(discovery.channel_id, e);
-                        if let Some(until) = self.channel_not_before(discovery.channel_id) {
-                            run.next_run_at = until.max(next_run);
-                        }
-                    }
-                    report.discovery_failures.push(DiscoveryFailure {
-                        tenant_id: discovery.tenant_id,
-                        channel_id: discovery.channel_id,
-                        error: err.to_string(),
-                    });
-                }
-            }
-            match self.store.record_discovery(run).await {
-                Ok(outcome) => report.external_posts_found += outcome.posts_created,
-                Err(err) => {
-                    warn!(tenant_id = %discovery.tenant_id, channel_id = %discovery.channel_id,
-                        error = %err, "recording a post discovery failed");
-                    report.discovery_failures.push(DiscoveryFailure {
-                        tenant_id: discovery.tenant_id,
-                        channel_id: discovery.channel_id,
-                        error: err.to_string(),
-                    });
-                }
-            }
+        // Each discovery is a channel of its own: they are listed
+        // concurrently, at most the worker's cap at once (one call per
+        // channel, so the per-channel cap holds).
+        let outcomes: Vec<Discovered> = stream::iter(due)
+            .map(|discovery| self.discover_channel(discovery, now))
+            .buffer_unordered(self.config.concurrency.worker_cap())
+            .collect()
+            .await;
+        for outcome in outcomes {
+            report.channels_discovered += u64::from(outcome.listed);
+            report.external_posts_found += outcome.posts_created;
+            report.discovery_failures.extend(outcome.failures);
         }
         Ok(report)
+    }
+
+    /// One channel's discovery: listed, then recorded.
+    async fn discover_channel(&self, discovery: PostDiscovery, now: DateTime<Utc>) -> Discovered {
+        let mut outcome = Discovered::default();
+        let listed = self.list_channel(&discovery).await;
+        let next_run = now
+            .checked_add_signed(self.config.discovery_interval)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        let mut run = DiscoveryRun {
+            tenant_id: discovery.tenant_id,
+            channel_id: discovery.channel_id,
+            posts: Vec::new(),
+            poll_window: self.config.window,
+            next_run_at: next_run,
+            error: None,
+            at: now,
+        };
+        let failure = |error: String| DiscoveryFailure {
+            tenant_id: discovery.tenant_id,
+            channel_id: discovery.channel_id,
+            error,
+        };
+        match listed {
+            Ok(Listed::Posts(posts)) => {
+                run.posts = posts;
+                outcome.listed = true;
+            }
+            Ok(Listed::Deferred(until)) => run.next_run_at = until.max(next_run),
+            Err(err) => {
+                warn!(tenant_id = %discovery.tenant_id, channel_id = %discovery.channel_id,
+                    error = %err, "post discovery failed");
+                run.error = Some(err.to_string());
+                if let PollingError::Connector(e) = &err {
+                    self.hold_if_rate_limited(discovery.channel_id, e);
+                    if let Some(until) = self.channel_not_before(discovery.channel_id) {
+                        run.next_run_at = until.max(next_run);
+                    }
+                }
+                outcome.failures.push(failure(err.to_string()));
+            }
+        }
+        match self.store.record_discovery(run).await {
+            Ok(recorded) => outcome.posts_created = recorded.posts_created,
+            Err(err) => {
+                warn!(tenant_id = %discovery.tenant_id, channel_id = %discovery.channel_id,
+                    error = %err, "recording a post discovery failed");
+                outcome.failures.push(failure(err.to_string()));
+            }
+        }
+        outcome
     }
 
     /// Lists the channel's latest posts, as the store records them (a post

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use nexiom_connectors::{
     ApiError, Capabilities, ChallengeResponse, ChannelContext, CommentPage, ConnectorError,
     MockConnector, NormalizedEvent, OutboundMessage, PlatformConnector, PublishRequest, Published,
-    SentMessage, TokenGrant, WebhookHeaders, WebhookSetup,
+    RecentPost, SentMessage, TokenGrant, WebhookHeaders, WebhookSetup,
 };
 use nexiom_core::Platform;
 use tokio::sync::Notify;
@@ -168,6 +168,17 @@ impl PlatformConnector for Counting {
         message: &OutboundMessage,
     ) -> Result<SentMessage, ConnectorError> {
         let call = self.mock.send_message(ctx, message);
+        self.counted(&ctx.account_id, call).await
+    }
+    fn supports_recent_posts(&self) -> bool {
+        true
+    }
+    async fn list_recent_posts(
+        &self,
+        ctx: &ChannelContext,
+        limit: usize,
+    ) -> Result<Vec<RecentPost>, ConnectorError> {
+        let call = self.mock.list_recent_posts(ctx, limit);
         self.counted(&ctx.account_id, call).await
     }
     async fn setup_webhook(

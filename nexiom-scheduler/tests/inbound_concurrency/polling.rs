@@ -104,3 +104,54 @@ pub async fn due_posts_are_polled_concurrently_under_the_caps(store: Arc<dyn Sto
     let again = poller.poll_due(100, None).await.unwrap();
     assert_eq!(again.posts_polled, 0, "each polled once");
 }
+
+/// Post discovery on 4 Facebook pages, at most 3 in flight: the pages are
+/// listed concurrently (several at once, never more than the cap, one call
+/// per page) and each page's posts made elsewhere are recorded once.
+pub async fn post_discovery_lists_channels_concurrently_under_the_cap(store: Arc<dyn Store>) {
+    let mut w = World::new(store).await;
+    w.fb.company = true;
+    let now = w.clock.now();
+    for c in 0..4 {
+        let account = format!("page-{c}-{}", w.tenant);
+        let page = w.channel(Platform::Facebook, &account).await;
+        for p in 0..2 {
+            w.fb.mock.seed_post(
+                &account,
+                &format!("elsewhere-{c}-{p}"),
+                "Made elsewhere",
+                now - Duration::hours(p + 1),
+            );
+        }
+        w.store
+            .set_post_discovery(w.tenant, page.id, 10, now)
+            .await
+            .unwrap();
+    }
+    let poller = CommentPoller::new(
+        Arc::clone(&w.store),
+        Arc::new(w.clock.clone()),
+        ConnectorRegistry::new().with(Arc::new(w.fb.clone())),
+    )
+    .with_config(PollingConfig {
+        concurrency: caps(3, 1),
+        ..PollingConfig::default()
+    });
+    let report = poller.discover_posts(10).await.unwrap();
+    assert!(
+        report.discovery_failures.is_empty(),
+        "{:?}",
+        report.discovery_failures
+    );
+    assert_eq!(
+        (report.channels_discovered, report.external_posts_found),
+        (4, 8)
+    );
+    let (total, per_channel) = w.fb.peaks();
+    assert!(total >= 2, "listed one after another");
+    assert!(total <= 3, "over the worker cap: {total}");
+    assert_eq!(per_channel, 1, "one listing per page");
+    assert_eq!(w.fb.mock.calls_of(MockOp::ListRecentPosts).len(), 4);
+    let again = poller.discover_posts(10).await.unwrap();
+    assert_eq!(again.channels_discovered, 0, "not due again yet");
+}
