@@ -49,6 +49,7 @@
 //! the settings overview) is in [`inbound`].
 #![forbid(unsafe_code)]
 
+mod channel_reads;
 mod concurrency;
 mod error;
 mod health;

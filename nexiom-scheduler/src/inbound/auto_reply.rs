@@ -11,7 +11,6 @@
 //! turn is in `reply_turn`.
 
 use std::collections::HashMap;
-use std::collections::hash_map::Entry;
 use std::hash::{Hash, Hasher};
 
 use chrono::{DateTime, Duration, Utc};
@@ -278,24 +277,23 @@ impl InboundPipeline {
         &self,
         claimed: Vec<ClaimedReply>,
     ) -> (HashMap<ChannelId, Channel>, Vec<Vec<ClaimedReply>>) {
-        let mut caps: HashMap<ChannelId, usize> = HashMap::new();
-        let mut channels: HashMap<ChannelId, Channel> = HashMap::new();
-        for item in &claimed {
-            let (tenant, channel) = owner(item);
-            if let Entry::Vacant(slot) = caps.entry(channel) {
-                // A channel that cannot be read gets cap 1; its items fail
-                // with the read error in their turn.
-                let cap = match self.store.get_channel(tenant, channel).await {
-                    Ok(found) => {
-                        let cap = self.auto_reply.concurrency.channel_cap(&found.platform);
-                        channels.insert(found.id, found);
-                        cap
-                    }
-                    Err(_) => 1,
-                };
-                slot.insert(cap);
-            }
-        }
+        // The batch's channels in one read per tenant. A channel that cannot
+        // be read gets cap 1; its items fail with the read error in their turn.
+        let channels: HashMap<ChannelId, Channel> =
+            crate::channel_reads::read_channels(self.store.as_ref(), claimed.iter().map(owner))
+                .await
+                .into_iter()
+                .map(|((_, id), channel)| (id, channel))
+                .collect();
+        let caps: HashMap<ChannelId, usize> = channels
+            .iter()
+            .map(|(id, channel)| {
+                (
+                    *id,
+                    self.auto_reply.concurrency.channel_cap(&channel.platform),
+                )
+            })
+            .collect();
         let keyed: Vec<((ChannelId, usize), ClaimedReply)> = claimed
             .into_iter()
             .map(|item| {

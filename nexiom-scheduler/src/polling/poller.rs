@@ -1,7 +1,6 @@
 //! [`CommentPoller`]: one polling pass over the posts due, and hiding a comment.
 
 use std::collections::HashMap;
-use std::collections::hash_map::Entry;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::{DateTime, Duration, Utc};
@@ -264,28 +263,22 @@ impl CommentPoller {
         &self,
         claimed: Vec<ClaimedPoll>,
     ) -> (HashMap<ChannelId, Channel>, Vec<Vec<ClaimedPoll>>) {
-        let mut caps: HashMap<ChannelId, usize> = HashMap::new();
-        let mut channels: HashMap<ChannelId, Channel> = HashMap::new();
-        for claim in &claimed {
-            let post = &claim.post;
-            if let Entry::Vacant(slot) = caps.entry(post.channel_id) {
-                // A channel that cannot be read gets cap 1; its posts fail
-                // with the read error when checked.
-                let cap = match self
-                    .store
-                    .get_channel(post.tenant_id, post.channel_id)
-                    .await
-                {
-                    Ok(channel) => {
-                        let cap = self.config.concurrency.channel_cap(&channel.platform);
-                        channels.insert(channel.id, channel);
-                        cap
-                    }
-                    Err(_) => 1,
-                };
-                slot.insert(cap);
-            }
-        }
+        // The batch's channels in one read per tenant. A channel that cannot
+        // be read gets cap 1; its posts fail with the read error when checked.
+        let channels: HashMap<ChannelId, Channel> = crate::channel_reads::read_channels(
+            self.store.as_ref(),
+            claimed
+                .iter()
+                .map(|claim| (claim.post.tenant_id, claim.post.channel_id)),
+        )
+        .await
+        .into_iter()
+        .map(|((_, id), channel)| (id, channel))
+        .collect();
+        let caps: HashMap<ChannelId, usize> = channels
+            .iter()
+            .map(|(id, channel)| (*id, self.config.concurrency.channel_cap(&channel.platform)))
+            .collect();
         let mut round_robin: HashMap<ChannelId, usize> = HashMap::new();
         let keyed: Vec<((ChannelId, usize), ClaimedPoll)> = claimed
             .into_iter()

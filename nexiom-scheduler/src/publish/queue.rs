@@ -5,13 +5,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, Utc};
-use futures_util::StreamExt;
 use nexiom_core::{
     Channel, ChannelId, Clock, NewScheduledPost, PostPatch, PostSettlement, PostStatus,
     ScheduledPost, TenantId,
 };
-use nexiom_storage::{StorageError, Store};
-use tracing::{Instrument, info_span, warn};
+use nexiom_storage::Store;
+use tracing::{Instrument, info_span};
 
 use super::attempt::{Runs, Step};
 use super::gateway::{PublishGateway, PublishedPost};
@@ -23,9 +22,6 @@ use crate::tokens::ChannelTokens;
 use crate::worker::{BatchConfig, Shutdown};
 
 /// Channels read recently, with when they were read.
-/// Tenants whose channels a batch reads at once.
-const CHANNEL_READS: usize = 8;
-
 type ChannelCache = HashMap<(TenantId, ChannelId), (Channel, DateTime<Utc>)>;
 
 /// The `error_message` of a post whose last attempt may or may not have been
@@ -357,7 +353,7 @@ impl PublishQueue {
 
     /// The channels of `keys` (duplicates allowed), from the cache when read
     /// within `channel_cache_ttl`, the others read in one statement per
-    /// tenant, `CHANNEL_READS` tenants at a time. A channel that cannot be
+    /// tenant ([`read_channels`](crate::channel_reads::read_channels)). A channel that cannot be
     /// read is left out (its posts meet the error when attempted, through
     /// [`PublishQueue::channel`]).
     pub(super) async fn channels(
@@ -366,7 +362,7 @@ impl PublishQueue {
     ) -> HashMap<(TenantId, ChannelId), Channel> {
         let now = self.clock.now();
         let mut found = HashMap::new();
-        let mut missing: HashMap<TenantId, Vec<ChannelId>> = HashMap::new();
+        let mut missing: Vec<(TenantId, ChannelId)> = Vec::new();
         {
             let cache = self.cache();
             for key in keys {
@@ -377,38 +373,15 @@ impl PublishQueue {
                     Some((channel, read_at)) if now - *read_at < self.config.channel_cache_ttl => {
                         found.insert(*key, channel.clone());
                     }
-                    _ => missing.entry(key.0).or_default().push(key.1),
+                    _ => missing.push(*key),
                 }
             }
         }
-        // One statement per tenant, a few tenants at a time.
-        let reads: Vec<(
-            TenantId,
-            usize,
-            std::result::Result<Vec<Channel>, StorageError>,
-        )> = futures_util::stream::iter(missing)
-            .map(|(tenant, mut ids)| async move {
-                ids.sort_unstable();
-                ids.dedup();
-                let read = self.store.get_channels(tenant, &ids).await;
-                (tenant, ids.len(), read)
-            })
-            .buffer_unordered(CHANNEL_READS)
-            .collect()
-            .await;
-        for (tenant, asked, read) in reads {
-            match read {
-                Ok(read) => {
-                    let mut cache = self.cache();
-                    for channel in read {
-                        cache.insert((tenant, channel.id), (channel.clone(), now));
-                        found.insert((tenant, channel.id), channel);
-                    }
-                }
-                Err(err) => {
-                    warn!(error = %err, channels = asked, "reading a batch's channels failed");
-                }
-            }
+        let read = crate::channel_reads::read_channels(self.store.as_ref(), missing).await;
+        let mut cache = self.cache();
+        for (key, channel) in read {
+            cache.insert(key, (channel.clone(), now));
+            found.insert(key, channel);
         }
         found
     }
