@@ -3,12 +3,16 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
 use nexiom_core::{Clock, KpiWindow, Tenant, TenantId};
 use nexiom_storage::{Result, Store};
 use tracing::{Instrument, info_span, warn};
 
 use super::calendar::recent_windows;
 use super::config::KpiConfig;
+
+/// Tenants handled at once.
+pub(super) const TENANTS_AT_ONCE: usize = 8;
 
 /// What one run did.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -54,8 +58,18 @@ pub async fn aggregate_kpis(
     let mut summary = KpiRunSummary::default();
     // Tenants of one time zone share their windows: one statement each.
     let mut by_zone: BTreeMap<String, (chrono_tz::Tz, Vec<TenantId>)> = BTreeMap::new();
-    for tenant in store.list_tenants().await? {
-        if crate::tenant_config::switched_off(store, tenant.id, super::AGGREGATE_KPIS).await {
+    // Each tenant's switch is a read of its settings: several at once.
+    let tenants: Vec<_> = futures_util::stream::iter(store.list_tenants().await?)
+        .map(|tenant| async move {
+            let off =
+                crate::tenant_config::switched_off(store, tenant.id, super::AGGREGATE_KPIS).await;
+            (tenant, off)
+        })
+        .buffered(TENANTS_AT_ONCE)
+        .collect()
+        .await;
+    for (tenant, off) in tenants {
+        if off {
             continue;
         }
         by_zone

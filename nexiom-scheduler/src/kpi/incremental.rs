@@ -7,12 +7,9 @@ use nexiom_core::{Clock, Kpi2h, KpiWindow, Tenant};
 use nexiom_storage::{Result, Store};
 use tracing::{Instrument, info_span, warn};
 
-use super::aggregate::{KpiRunSummary, TenantFailure};
+use super::aggregate::{KpiRunSummary, TENANTS_AT_ONCE, TenantFailure};
 use super::calendar::recent_windows;
 use super::config::KpiConfig;
-
-/// Tenants handled at once.
-const TENANTS_AT_ONCE: usize = 8;
 
 /// A quarter hour: the grain of [`KpiStore::kpi_activity`](nexiom_storage::KpiStore::kpi_activity).
 const QUARTER: Duration = Duration::minutes(15);

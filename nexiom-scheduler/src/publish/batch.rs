@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
 use nexiom_core::{ChannelId, PostId, ScheduledPost, TenantId};
 use nexiom_storage::StorageError;
 use tokio::sync::mpsc;
@@ -73,15 +74,21 @@ impl PublishQueue {
     ) {
         let (templates, posts): (Vec<_>, Vec<_>) =
             claimed.into_iter().partition(|p| p.recurrence.is_some());
-        // Series templates touch only the database: quick, one after another.
-        for template in templates {
-            let outcome = if shutdown.is_some_and(Shutdown::is_triggered) {
-                self.hand_back(&template).await
-            } else {
-                self.advance_series(&template).await
-            };
-            add(report, &outcome);
-        }
+        // Series templates touch only the database (an occurrence inserted,
+        // the template moved on): each on its own, several at once.
+        futures_util::stream::iter(templates)
+            .for_each_concurrent(
+                self.config.concurrency.worker_cap(),
+                |template| async move {
+                    let outcome = if shutdown.is_some_and(Shutdown::is_triggered) {
+                        self.hand_back(&template).await
+                    } else {
+                        self.advance_series(&template).await
+                    };
+                    add(report, &outcome);
+                },
+            )
+            .await;
         let lanes = self.lanes_of(posts).await;
         let (run_tx, run_rx) = mpsc::unbounded_channel::<RunRequest>();
         let (settle_tx, settle_rx) = mpsc::unbounded_channel::<Step>();
