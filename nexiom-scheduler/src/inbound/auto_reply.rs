@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 
 use chrono::{DateTime, Duration, Utc};
-use nexiom_core::{Channel, ChannelId, ClaimedReply, ReplyOutcome, TenantId};
+use nexiom_core::{Channel, ChannelId, ClaimedReply, PostId, ReplyOutcome, TenantId};
 use nexiom_storage::ReplyAnswer;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -127,16 +127,21 @@ fn owner(item: &ClaimedReply) -> (TenantId, ChannelId) {
 fn conversation(item: &ClaimedReply) -> u128 {
     match item {
         ClaimedReply::Message(m) => m.conversation_id.as_uuid().as_u128(),
-        ClaimedReply::Comment(c) => {
-            let root = c
-                .parent_platform_comment_id
-                .as_deref()
-                .unwrap_or(&c.platform_comment_id);
-            let mut hasher = std::collections::hash_map::DefaultHasher::new();
-            (c.post_id, root).hash(&mut hasher);
-            u128::from(hasher.finish())
-        }
+        ClaimedReply::Comment(c) => comment_thread(
+            c.post_id,
+            &c.platform_comment_id,
+            c.parent_platform_comment_id.as_deref(),
+        ),
     }
+}
+
+/// The key of a comment's thread (its post and top-level comment), which
+/// keeps a thread's items in order wherever they are grouped.
+pub(super) fn comment_thread(post: PostId, comment: &str, parent: Option<&str>) -> u128 {
+    let root = parent.unwrap_or(comment);
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (post, root).hash(&mut hasher);
+    u128::from(hasher.finish())
 }
 
 impl InboundPipeline {

@@ -100,7 +100,9 @@ impl InboundPipeline {
     /// How many items of a tenant triage decides at once (default
     /// [`DEFAULT_TRIAGE_CONCURRENCY`]; at least 1): each may wait on the
     /// reply generator (an LLM call for an auto-reply candidate), so this is
-    /// also the most generator calls triage makes at once.
+    /// also the most generator calls triage makes at once. The items of one
+    /// conversation (or comment thread) are still decided one after another,
+    /// oldest first, so their replies are queued in order.
     pub fn with_triage_concurrency(mut self, items: usize) -> Self {
         self.triage_concurrency = items.max(1);
         self

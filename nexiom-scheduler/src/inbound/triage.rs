@@ -144,47 +144,51 @@ impl InboundPipeline {
         let names = &names;
         // (By position: a closure over references would not be `Send` here.)
         let messages = &messages;
-        let message_results: Vec<Result<bool, InboundError>> = stream::iter(0..messages.len())
-            .map(|i| async move {
-                let message = &messages[i];
-                let done: Result<bool, InboundError> = async {
-                    let Some(name) = names.get(&message.conversation_id) else {
-                        return Err(nexiom_storage::StorageError::backend(
-                            "the conversation's contact could not be read",
-                        )
-                        .into());
-                    };
-                    let item = Item {
-                        subject: DecisionSubject::Message(message.id),
-                        channel: message.channel_id,
-                        kind: ReplyKind::Message,
-                        text: &message.text,
-                        has_media: message.has_media,
-                        contact_name: name.as_deref(),
-                    };
-                    let (decision, on_error) = self.decide(tenant, compiled, &item).await?;
-                    self.store
-                        .set_message_triage(
-                            tenant,
-                            message.id,
-                            decision.triage,
-                            decision.confidence,
-                            Some(decision.id),
-                        )
-                        .await?;
-                    crate::telemetry::triage_decision(decision.triage);
-                    Ok(on_error)
-                }
-                .await;
-                if let Err(error) = &done {
-                    tracing::warn!(%tenant, message = %message.id, %error, "message not triaged; retried next batch");
-                }
-                done
-            })
-            .buffer_unordered(in_flight)
-            .collect()
+        let message_one = |i: usize| async move {
+            let message = &messages[i];
+            let done: Result<bool, InboundError> = async {
+                let Some(name) = names.get(&message.conversation_id) else {
+                    return Err(nexiom_storage::StorageError::backend(
+                        "the conversation's contact could not be read",
+                    )
+                    .into());
+                };
+                let item = Item {
+                    subject: DecisionSubject::Message(message.id),
+                    channel: message.channel_id,
+                    kind: ReplyKind::Message,
+                    text: &message.text,
+                    has_media: message.has_media,
+                    contact_name: name.as_deref(),
+                };
+                let (decision, on_error) = self.decide(tenant, compiled, &item).await?;
+                self.store
+                    .set_message_triage(
+                        tenant,
+                        message.id,
+                        decision.triage,
+                        decision.confidence,
+                        Some(decision.id),
+                    )
+                    .await?;
+                crate::telemetry::triage_decision(decision.triage);
+                Ok(on_error)
+            }
             .await;
-        for done in message_results {
+            if let Err(error) = &done {
+                tracing::warn!(%tenant, message = %message.id, %error, "message not triaged; retried next batch");
+            }
+            done
+        };
+        // A decision makes its item claimable by the reply queue, so the
+        // items of one conversation are decided one after another, in the
+        // batch's order (oldest first), and conversations concurrently.
+        let groups = in_order_groups(
+            messages
+                .iter()
+                .map(|m| m.conversation_id.as_uuid().as_u128()),
+        );
+        for done in decide_groups(groups, in_flight, message_one).await {
             match done {
                 Ok(on_error) => {
                     report.messages += 1;
@@ -194,41 +198,46 @@ impl InboundPipeline {
             }
         }
         let comments = &comments;
-        let comment_results: Vec<Result<bool, InboundError>> = stream::iter(0..comments.len())
-            .map(|i| async move {
-                let comment = &comments[i];
-                let item = Item {
-                    subject: DecisionSubject::Comment(comment.id),
-                    channel: comment.channel_id,
-                    kind: ReplyKind::Comment,
-                    text: &comment.text,
-                    has_media: false,
-                    contact_name: comment.author_name.as_deref(),
-                };
-                let done: Result<bool, InboundError> = async {
-                    let (decision, on_error) = self.decide(tenant, compiled, &item).await?;
-                    self.store
-                        .set_comment_triage(
-                            tenant,
-                            comment.id,
-                            decision.triage,
-                            decision.confidence,
-                            Some(decision.id),
-                        )
-                        .await?;
-                    crate::telemetry::triage_decision(decision.triage);
-                    Ok(on_error)
-                }
-                .await;
-                if let Err(error) = &done {
-                    tracing::warn!(%tenant, comment = %comment.id, %error, "comment not triaged; retried next batch");
-                }
-                done
-            })
-            .buffer_unordered(in_flight)
-            .collect()
+        let comment_one = |i: usize| async move {
+            let comment = &comments[i];
+            let item = Item {
+                subject: DecisionSubject::Comment(comment.id),
+                channel: comment.channel_id,
+                kind: ReplyKind::Comment,
+                text: &comment.text,
+                has_media: false,
+                contact_name: comment.author_name.as_deref(),
+            };
+            let done: Result<bool, InboundError> = async {
+                let (decision, on_error) = self.decide(tenant, compiled, &item).await?;
+                self.store
+                    .set_comment_triage(
+                        tenant,
+                        comment.id,
+                        decision.triage,
+                        decision.confidence,
+                        Some(decision.id),
+                    )
+                    .await?;
+                crate::telemetry::triage_decision(decision.triage);
+                Ok(on_error)
+            }
             .await;
-        for done in comment_results {
+            if let Err(error) = &done {
+                tracing::warn!(%tenant, comment = %comment.id, %error, "comment not triaged; retried next batch");
+            }
+            done
+        };
+        // A comment thread (the top-level comment and its replies), as the
+        // reply queue's lanes group them.
+        let groups = in_order_groups(comments.iter().map(|c| {
+            super::auto_reply::comment_thread(
+                c.post_id,
+                &c.platform_comment_id,
+                c.parent_platform_comment_id.as_deref(),
+            )
+        }));
+        for done in decide_groups(groups, in_flight, comment_one).await {
             match done {
                 Ok(on_error) => {
                     report.comments += 1;
@@ -352,6 +361,48 @@ impl InboundPipeline {
         let stored = self.store.insert_decision(new).await?;
         Ok((stored.record, on_error && stored.created))
     }
+}
+
+/// The positions of `keys` grouped by key, each group in order, the groups in
+/// the order of their first position.
+fn in_order_groups(keys: impl Iterator<Item = u128>) -> Vec<Vec<usize>> {
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    let mut group_of: HashMap<u128, usize> = HashMap::new();
+    for (i, key) in keys.enumerate() {
+        let g = *group_of.entry(key).or_insert_with(|| {
+            groups.push(Vec::new());
+            groups.len() - 1
+        });
+        groups[g].push(i);
+    }
+    groups
+}
+
+/// Runs `one` over each group's positions one after another, at most
+/// `in_flight` groups at once; the answers of every position.
+async fn decide_groups<F, Fut>(
+    groups: Vec<Vec<usize>>,
+    in_flight: usize,
+    one: F,
+) -> Vec<Result<bool, InboundError>>
+where
+    F: Fn(usize) -> Fut + Copy,
+    Fut: std::future::Future<Output = Result<bool, InboundError>>,
+{
+    stream::iter(groups)
+        .map(|group| async move {
+            let mut answers = Vec::with_capacity(group.len());
+            for i in group {
+                answers.push(one(i).await);
+            }
+            answers
+        })
+        .buffer_unordered(in_flight)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 /// `a` with `b`'s fields added (both objects; anything else keeps `a`).

@@ -222,14 +222,16 @@ where
 #[derive(Debug, Default)]
 struct Overlapping {
     calls: AtomicUsize,
+    texts: std::sync::Mutex<Vec<String>>,
     in_flight: AtomicUsize,
     most: AtomicUsize,
 }
 
 #[async_trait::async_trait]
 impl ReplyGenerator for Overlapping {
-    async fn generate(&self, _request: &ReplyRequest<'_>) -> Result<Draft, ReplyError> {
+    async fn generate(&self, request: &ReplyRequest<'_>) -> Result<Draft, ReplyError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
+        self.texts.lock().unwrap().push(request.text.to_owned());
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.most.fetch_max(now, Ordering::SeqCst);
         for _ in 0..3 {
@@ -245,7 +247,8 @@ impl ReplyGenerator for Overlapping {
 
 /// Triage decides a tenant's items concurrently, never more at once than
 /// its setting (so never more generator calls at once), and each item once:
-/// 20 auto-reply candidates with a cap of 3, then of 1 (one at a time).
+/// 20 auto-reply candidates with a cap of 3, then of 1 (one at a time); the
+/// items of one conversation one after another, in order.
 pub async fn triage_decides_items_concurrently_up_to_its_cap<F, Fut>(factory: F)
 where
     F: Fn() -> Fut,
@@ -289,6 +292,41 @@ where
             let stored = store.get_message(tenant, id).await.unwrap();
             assert_eq!(stored.triage, Some(Triage::AutoReply), "cap {cap}");
         }
+    }
+    // One conversation's items are decided in order, one after another (a
+    // decision makes its item claimable by the reply queue): 4 senders × 5
+    // messages, cap 8: at most 4 drafts at once, each sender's in order.
+    let generator = Arc::new(Overlapping::default());
+    let (p, _) = pipeline(Arc::clone(&store), generator.clone());
+    let p = p.with_triage_concurrency(8);
+    for i in 0..20i64 {
+        let (sender, n) = (i % 4, i / 4);
+        receive(
+            &p,
+            &s,
+            &format!("o-{i}"),
+            &format!("o-sender-{sender}"),
+            &format!("horaires {sender} {n}"),
+            t0() + Duration::hours(1) + Duration::minutes(i),
+        )
+        .await;
+    }
+    let report = p.triage_new_items(100).await.unwrap();
+    assert_eq!((report.messages, report.failed), (20, 0));
+    assert_eq!(
+        generator.most.load(Ordering::SeqCst),
+        4,
+        "one per conversation"
+    );
+    let texts = generator.texts.lock().unwrap().clone();
+    for sender in 0..4 {
+        let order: Vec<String> = texts
+            .iter()
+            .filter(|t| t.starts_with(&format!("horaires {sender} ")))
+            .cloned()
+            .collect();
+        let expected: Vec<String> = (0..5).map(|n| format!("horaires {sender} {n}")).collect();
+        assert_eq!(order, expected, "sender {sender}'s messages in order");
     }
     ts.cleanup().await;
 }
