@@ -149,11 +149,11 @@ impl InboundPipeline {
                     if let Some(account) = &event.account_id {
                         self.channels.forget(&event.platform, account);
                     }
-                    event.payload = payloads.take(connector, body, now, position);
+                    event.payload = payloads.take(connector, body, now, position, &event);
                     self.ingest_event(&event, now, &mut report).await?;
                 }
                 EventWrite::Refused(e) => {
-                    event.payload = payloads.take(connector, body, now, position);
+                    event.payload = payloads.take(connector, body, now, position, &event);
                     let rejected = RejectedEvent::of(&event, format!("refused by the store: {e}"));
                     self.dead_letter(rejected, now).await?;
                     report.dead_lettered += 1;
@@ -246,10 +246,13 @@ impl InboundPipeline {
 
 /// The payloads of a body's events, read again from the body only when an
 /// event the store refused needs its own back (its payload was moved into
-/// the row written): normalization is a pure function of the body and the
-/// time, so the events come back in the same order.
+/// the row written). Normalization of the same body at the same time gives
+/// the same events in the same order; a connector whose reading is not
+/// repeatable is still answered right: the payload is matched by position and
+/// event id, else looked for by event id, else replaced by a note naming the
+/// event (so two such events never share a dead letter's key).
 #[derive(Default)]
-struct Payloads(Option<Vec<serde_json::Value>>);
+struct Payloads(Option<Vec<(Option<String>, serde_json::Value)>>);
 
 impl Payloads {
     fn take(
@@ -258,6 +261,7 @@ impl Payloads {
         body: &[u8],
         now: chrono::DateTime<chrono::Utc>,
         position: usize,
+        event: &NormalizedEvent,
     ) -> serde_json::Value {
         let all = self.0.get_or_insert_with(|| {
             connector
@@ -266,16 +270,31 @@ impl Payloads {
                     items
                         .into_iter()
                         .map(|item| match item {
-                            Ok(event) => event.payload,
-                            Err(rejected) => rejected.payload,
+                            Ok(event) => (Some(event.event_id), event.payload),
+                            Err(rejected) => (rejected.event_id, rejected.payload),
                         })
                         .collect()
                 })
                 .unwrap_or_default()
         });
-        all.get_mut(position)
-            .map(std::mem::take)
-            .unwrap_or_default()
+        let mine = |(id, _): &&mut (Option<String>, serde_json::Value)| {
+            id.as_deref() == Some(event.event_id.as_str())
+        };
+        let found = match all.get_mut(position).filter(|item| mine(item)) {
+            Some(item) => Some(item),
+            None => all.iter_mut().find(|item| mine(item)),
+        };
+        match found {
+            Some((_, payload)) => std::mem::take(payload),
+            None => {
+                tracing::warn!(platform = %event.platform, event_id = %event.event_id,
+                    "the body read again does not hold this event: its dead letter keeps a note instead of its JSON");
+                serde_json::json!({
+                    "event_id": event.event_id,
+                    "note": "the event's JSON could not be read again from its body",
+                })
+            }
+        }
     }
 }
 

@@ -21,6 +21,9 @@ use crate::concurrency::{for_each_lane, lanes, sub_lane};
 use crate::error::Result;
 use crate::worker::Shutdown;
 
+/// Series templates a batch advances at once.
+const TEMPLATES_AT_ONCE: usize = 8;
+
 /// At most this many rows per statement of the writers.
 const WRITE_CHUNK: usize = 1_000;
 
@@ -75,19 +78,17 @@ impl PublishQueue {
         let (templates, posts): (Vec<_>, Vec<_>) =
             claimed.into_iter().partition(|p| p.recurrence.is_some());
         // Series templates touch only the database (an occurrence inserted,
-        // the template moved on): each on its own, several at once.
+        // the template moved on): each on its own, a few at once (within
+        // what a connection pool holds).
         futures_util::stream::iter(templates)
-            .for_each_concurrent(
-                self.config.concurrency.worker_cap(),
-                |template| async move {
-                    let outcome = if shutdown.is_some_and(Shutdown::is_triggered) {
-                        self.hand_back(&template).await
-                    } else {
-                        self.advance_series(&template).await
-                    };
-                    add(report, &outcome);
-                },
-            )
+            .for_each_concurrent(TEMPLATES_AT_ONCE, |template| async move {
+                let outcome = if shutdown.is_some_and(Shutdown::is_triggered) {
+                    self.hand_back(&template).await
+                } else {
+                    self.advance_series(&template).await
+                };
+                add(report, &outcome);
+            })
             .await;
         let lanes = self.lanes_of(posts).await;
         let (run_tx, run_rx) = mpsc::unbounded_channel::<RunRequest>();
