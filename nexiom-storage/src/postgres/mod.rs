@@ -68,6 +68,8 @@ mod topic;
 mod worker;
 
 #[cfg(test)]
+mod plan_tests;
+#[cfg(test)]
 mod routing_tests;
 #[cfg(test)]
 mod tests;

@@ -42,8 +42,8 @@ fn split(subjects: impl Iterator<Item = DecisionSubject>) -> (Vec<Uuid>, Vec<Uui
 }
 
 /// The reply-queue state of the items of `subjects`, locked, with each
-/// item's tenant and (for a message) its conversation.
-type Locked = HashMap<DecisionSubject, (TenantId, Option<ReplyStatus>, Option<Uuid>)>;
+/// item's tenant and (for a message) its conversation and channel.
+type Locked = HashMap<DecisionSubject, (TenantId, Option<ReplyStatus>, Option<(Uuid, Uuid)>)>;
 
 async fn lock_items(
     tx: &mut sqlx::PgConnection,
@@ -62,7 +62,11 @@ async fn lock_items(
             let m = row.into_entity()?;
             locked.insert(
                 DecisionSubject::Message(m.id),
-                (m.tenant_id, m.reply, Some(m.conversation_id.as_uuid())),
+                (
+                    m.tenant_id,
+                    m.reply,
+                    Some((m.conversation_id.as_uuid(), m.channel_id.as_uuid())),
+                ),
             );
         }
     }
@@ -98,7 +102,8 @@ fn held(locked: &Locked, tenant: TenantId, subject: DecisionSubject, lease: Date
 impl ReplyBatchStore for PgStore {
     async fn reply_contexts(&self, items: &[ClaimedReply]) -> Result<Vec<ReplyContext>> {
         let mut contexts = vec![ReplyContext::default(); items.len()];
-        let (mut m_tenants, mut m_ids, mut m_at) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut m_tenants, mut m_ids, mut m_created, mut m_at) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let (mut c_tenants, mut c_ids, mut c_at) = (Vec::new(), Vec::new(), Vec::new());
         for (i, item) in items.iter().enumerate() {
             let at = i64::try_from(i).unwrap_or(i64::MAX);
@@ -106,6 +111,7 @@ impl ReplyBatchStore for PgStore {
                 ClaimedReply::Message(m) => {
                     m_tenants.push(m.tenant_id.as_uuid());
                     m_ids.push(m.id.as_uuid());
+                    m_created.push(m.created_at);
                     m_at.push(at);
                 }
                 ClaimedReply::Comment(c) => {
@@ -115,7 +121,9 @@ impl ReplyBatchStore for PgStore {
                 }
             }
         }
-        // Cross-tenant reads keyed by the claimed items.
+        // Cross-tenant reads keyed by the claimed items. A message is read by
+        // its whole primary key (id and month), so the plan is index probes
+        // whether or not the partitions have statistics yet (migration 0036).
         if !m_ids.is_empty() {
             type Row = (
                 i64,
@@ -135,8 +143,10 @@ impl ReplyBatchStore for PgStore {
                      (SELECT r.delivery_status FROM messages r \
                       WHERE r.tenant_id = m.tenant_id AND r.direction = 'outbound' \
                           AND r.in_reply_to = m.id) \
-                 FROM UNNEST($1::uuid[], $2::uuid[], $3::int8[]) AS u(tenant_id, id, at) \
-                 JOIN messages m ON m.id = u.id AND m.tenant_id = u.tenant_id \
+                 FROM UNNEST($1::uuid[], $2::uuid[], $3::int8[], $4::timestamptz[]) \
+                     AS u(tenant_id, id, at, created_at) \
+                 JOIN messages m ON m.id = u.id AND m.created_at = u.created_at \
+                     AND m.tenant_id = u.tenant_id \
                  LEFT JOIN conversations cv ON cv.id = m.conversation_id \
                      AND cv.tenant_id = m.tenant_id \
                  LEFT JOIN contacts ct ON ct.id = cv.contact_id AND ct.tenant_id = m.tenant_id \
@@ -147,6 +157,7 @@ impl ReplyBatchStore for PgStore {
             .bind(&m_tenants)
             .bind(&m_ids)
             .bind(&m_at)
+            .bind(&m_created)
             .fetch_all(&self.scan_pool)
             .await
             .map_err(db)?;
@@ -218,14 +229,9 @@ impl ReplyBatchStore for PgStore {
         .map_err(db)?;
         let on: HashSet<Uuid> = on.into_iter().collect();
         let mut answer = Vec::with_capacity(claims.len());
-        let (mut m_ids, mut m_tenants, mut m_convs, mut m_inbound, mut m_texts, mut m_at) = (
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-        );
+        let (mut m_ids, mut m_tenants, mut m_convs, mut m_channels) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut m_inbound, mut m_texts, mut m_at) = (Vec::new(), Vec::new(), Vec::new());
         let (mut c_ids, mut c_tenants, mut c_texts, mut c_at) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for claim in claims {
@@ -241,10 +247,15 @@ impl ReplyBatchStore for PgStore {
             answer.push(ReplyClaimed::Existing(None));
             match claim.subject {
                 DecisionSubject::Message(id) => {
-                    let conv = locked.get(&claim.subject).and_then(|(_, _, c)| *c);
+                    // Held, so locked above: the tenant's message.
+                    let (conv, channel) = locked
+                        .get(&claim.subject)
+                        .and_then(|(_, _, c)| *c)
+                        .unwrap_or_default();
                     m_ids.push(MessageId::generate().as_uuid());
                     m_tenants.push(claim.tenant_id.as_uuid());
-                    m_convs.push(conv.unwrap_or_default());
+                    m_convs.push(conv);
+                    m_channels.push(channel);
                     m_inbound.push(id.as_uuid());
                     m_texts.push(claim.text.as_str());
                     m_at.push(claim.at);
@@ -264,7 +275,9 @@ impl ReplyBatchStore for PgStore {
             // transaction locks `insert_message` takes: messages are
             // partitioned by month, so no unique key spans them); each
             // conversation's `last_message_at` moves to its latest new
-            // message.
+            // message. The message answered was read above, locked, in its
+            // tenant's scope (`held`): its conversation and channel come
+            // from there, not from a second lookup by id.
             let mut answered = m_inbound.clone();
             answered.sort_unstable();
             let keys: Vec<String> = answered.into_iter().map(reply_lock).collect();
@@ -274,13 +287,12 @@ impl ReplyBatchStore for PgStore {
                      INSERT INTO messages (id, tenant_id, conversation_id, channel_id, \
                          direction, text, has_media, provider_message_id, in_reply_to, triage, \
                          confidence, ai_decision_id, delivery_status, created_at, stored_at) \
-                     SELECT u.id, u.tenant_id, u.conversation_id, m.channel_id, 'outbound', \
+                     SELECT u.id, u.tenant_id, u.conversation_id, u.channel_id, 'outbound', \
                          u.text, FALSE, NULL, u.in_reply_to, NULL, NULL, NULL, 'pending', \
                          u.at, u.at \
                      FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], \
-                         $6::timestamptz[]) WITH ORDINALITY \
-                         AS u(id, tenant_id, conversation_id, in_reply_to, text, at, ord) \
-                     JOIN messages m ON m.id = u.in_reply_to AND m.tenant_id = u.tenant_id \
+                         $6::timestamptz[], $7::uuid[]) WITH ORDINALITY \
+                         AS u(id, tenant_id, conversation_id, in_reply_to, text, at, channel_id, ord) \
                      WHERE NOT EXISTS (SELECT 1 FROM messages r \
                          WHERE r.in_reply_to = u.in_reply_to AND r.direction = 'outbound') \
                      ORDER BY u.ord \
@@ -301,6 +313,7 @@ impl ReplyBatchStore for PgStore {
             .bind(&m_inbound)
             .bind(&m_texts)
             .bind(&m_at)
+            .bind(&m_channels)
             .fetch_all(&mut *tx)
             .await
             .map_err(db)?;

@@ -1,0 +1,107 @@
+//! Plans that must hold before the planner has statistics: messages are
+//! partitioned by month, autovacuum never analyzes the partitioned table
+//! itself, and a new month's partition fills before it is first analyzed. A
+//! fresh schema is that state.
+
+use sqlx::Row;
+
+use super::tests::{drop_schema, store, t0, tenant_and_channel};
+use crate::{ConversationStore, EventStore};
+use nexiom_core::{NewContactChannel, Platform};
+
+/// The plan of `sql` (with the schema on the search path), as text.
+async fn plan(admin: &sqlx::PgPool, schema: &str, sql: &str) -> String {
+    let mut tx = admin.begin().await.expect("begin");
+    sqlx::query(&format!("SET LOCAL search_path = \"{schema}\""))
+        .execute(&mut *tx)
+        .await
+        .expect("search path");
+    let rows = sqlx::query(&format!("EXPLAIN {sql}"))
+        .fetch_all(&mut *tx)
+        .await
+        .expect("explain");
+    rows.iter()
+        .map(|r| r.get::<String, _>(0))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test]
+#[cfg_attr(
+    nexiom_no_postgres,
+    ignore = "no PostgreSQL reachable (see README: Tests)"
+)]
+async fn an_existing_reply_is_found_by_its_index_before_any_statistics() {
+    let Some((store, admin, schema)) = store().await else {
+        return;
+    };
+    let (tenant, channel) = tenant_and_channel(&store, "pn-plan").await;
+    let contact = store
+        .insert_contact_channel(NewContactChannel {
+            tenant_id: tenant.id,
+            platform: Platform::WhatsApp,
+            external_handle: "33600000000".to_owned(),
+            display_name: None,
+            created_at: t0(),
+        })
+        .await
+        .expect("contact")
+        .record;
+    let conversation = store
+        .insert_open_conversation(tenant.id, contact.contact_id, channel.id, t0())
+        .await
+        .expect("conversation")
+        .record;
+    // 4,000 inbound messages of one tenant, each answered: the shape of a
+    // busy auto-reply queue, one statement each so nothing analyzes between.
+    for (direction, reply) in [("inbound", "NULL"), ("outbound", "i.id")] {
+        let source = if reply == "NULL" {
+            "generate_series(1, 4000) AS g(n)".to_owned()
+        } else {
+            "messages i".to_owned()
+        };
+        let sql = format!(
+            "INSERT INTO messages (id, tenant_id, conversation_id, channel_id, direction, text, \
+                 has_media, in_reply_to, created_at, stored_at) \
+             SELECT gen_random_uuid(), $1, $2, $3, '{direction}', 'text', FALSE, {reply}, \
+                 $4::timestamptz + interval '1 second', $4::timestamptz \
+             FROM {source}"
+        );
+        let mut tx = admin.begin().await.expect("begin");
+        sqlx::query(&format!("SET LOCAL search_path = \"{schema}\""))
+            .execute(&mut *tx)
+            .await
+            .expect("search path");
+        sqlx::query(&sql)
+            .bind(tenant.id.as_uuid())
+            .bind(conversation.id.as_uuid())
+            .bind(channel.id.as_uuid())
+            .bind(t0())
+            .execute(&mut *tx)
+            .await
+            .expect("insert");
+        tx.commit().await.expect("commit");
+    }
+    let tenant_id = tenant.id.as_uuid();
+    let answered = uuid::Uuid::now_v7();
+    // The lookups of the reply batches (contexts, settlements, withdrawn
+    // claims): one reply by the tenant and the message it answers.
+    let found = plan(
+        &admin,
+        &schema,
+        &format!(
+            "SELECT delivery_status FROM messages r WHERE r.tenant_id = '{tenant_id}' \
+             AND r.direction = 'outbound' AND r.in_reply_to = '{answered}'"
+        ),
+    )
+    .await;
+    assert!(
+        found.contains("in_reply_to_tenant_id_idx"),
+        "the reply lookup should probe ix_messages_in_reply_to:\n{found}"
+    );
+    assert!(
+        !found.contains("Filter: (in_reply_to"),
+        "the reply lookup should not filter the tenant's replies:\n{found}"
+    );
+    drop_schema(admin, schema).await;
+}
