@@ -5,9 +5,7 @@
 
 use sqlx::Row;
 
-use super::tests::{drop_schema, store, t0, tenant_and_channel};
-use crate::{ConversationStore, EventStore};
-use nexiom_core::{NewContactChannel, Platform};
+use super::tests::{drop_schema, open_conversation, store, t0, tenant_and_channel};
 
 /// The plan of `sql` (with the schema on the search path), as text.
 async fn plan(admin: &sqlx::PgPool, schema: &str, sql: &str) -> String {
@@ -36,22 +34,7 @@ async fn an_existing_reply_is_found_by_its_index_before_any_statistics() {
         return;
     };
     let (tenant, channel) = tenant_and_channel(&store, "pn-plan").await;
-    let contact = store
-        .insert_contact_channel(NewContactChannel {
-            tenant_id: tenant.id,
-            platform: Platform::WhatsApp,
-            external_handle: "33600000000".to_owned(),
-            display_name: None,
-            created_at: t0(),
-        })
-        .await
-        .expect("contact")
-        .record;
-    let conversation = store
-        .insert_open_conversation(tenant.id, contact.contact_id, channel.id, t0())
-        .await
-        .expect("conversation")
-        .record;
+    let conversation = open_conversation(&store, &tenant, &channel, "33600000000").await;
     // 4,000 inbound messages of one tenant, each answered: the shape of a
     // busy auto-reply queue, one statement each so nothing analyzes between.
     for (direction, reply) in [("inbound", "NULL"), ("outbound", "i.id")] {

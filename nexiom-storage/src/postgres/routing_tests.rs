@@ -4,7 +4,7 @@
 use chrono::Duration;
 use nexiom_core::*;
 
-use super::tests::{drop_schema, store, t0, tenant_and_channel};
+use super::tests::{drop_schema, open_conversation, store, t0, tenant_and_channel};
 use crate::{ConversationStore, EventStore};
 
 /// A message stored by another writer after the pass looked its key up: the
@@ -21,22 +21,7 @@ async fn a_message_stored_meanwhile_is_found_on_the_retry() {
         return;
     };
     let (tenant, channel) = tenant_and_channel(&store, "pn-race").await;
-    let handle = store
-        .insert_contact_channel(NewContactChannel {
-            tenant_id: tenant.id,
-            platform: Platform::WhatsApp,
-            external_handle: "33600000009".into(),
-            display_name: None,
-            created_at: t0(),
-        })
-        .await
-        .expect("handle")
-        .record;
-    let conversation = store
-        .insert_open_conversation(tenant.id, handle.contact_id, channel.id, t0())
-        .await
-        .expect("conversation")
-        .record;
+    let conversation = open_conversation(&store, &tenant, &channel, "33600000009").await;
     let event = store
         .insert_event(NewWebhookEvent {
             tenant_id: tenant.id,

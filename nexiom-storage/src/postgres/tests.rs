@@ -66,6 +66,32 @@ pub(super) async fn tenant_and_channel(store: &PgStore, account: &str) -> (Tenan
     (tenant, channel)
 }
 
+/// A WhatsApp contact with `handle` and an open conversation with it on
+/// `channel`.
+pub(super) async fn open_conversation(
+    store: &PgStore,
+    tenant: &Tenant,
+    channel: &Channel,
+    handle: &str,
+) -> Conversation {
+    let contact = store
+        .insert_contact_channel(NewContactChannel {
+            tenant_id: tenant.id,
+            platform: Platform::WhatsApp,
+            external_handle: handle.to_owned(),
+            display_name: None,
+            created_at: t0(),
+        })
+        .await
+        .expect("contact")
+        .record;
+    store
+        .insert_open_conversation(tenant.id, contact.contact_id, channel.id, t0())
+        .await
+        .expect("conversation")
+        .record
+}
+
 #[tokio::test]
 #[cfg_attr(
     nexiom_no_postgres,
