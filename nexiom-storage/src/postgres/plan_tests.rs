@@ -4,7 +4,9 @@
 //! fresh schema is that state.
 
 use sqlx::Row;
+use uuid::Uuid;
 
+use super::routing::STATUS_TARGET;
 use super::tests::{drop_schema, open_conversation, store, t0, tenant_and_channel};
 
 /// The plan of `sql` (with the schema on the search path), as text.
@@ -24,30 +26,33 @@ async fn plan(admin: &sqlx::PgPool, schema: &str, sql: &str) -> String {
         .join("\n")
 }
 
-#[tokio::test]
-#[cfg_attr(
-    nexiom_no_postgres,
-    ignore = "no PostgreSQL reachable (see README: Tests)"
-)]
-async fn an_existing_reply_is_found_by_its_index_before_any_statistics() {
-    let Some((store, admin, schema)) = store().await else {
-        return;
-    };
+/// A fresh schema holding 4,000 inbound messages of one tenant, each
+/// answered by an outbound one with a provider id (`wamid.out.<n>`): the
+/// shape of a busy auto-reply queue, one statement each so nothing analyzes
+/// between. Returns the store's admin pool, schema, tenant and channel.
+async fn busy_tenant() -> Option<(sqlx::PgPool, String, Uuid, Uuid)> {
+    let (store, admin, schema) = store().await?;
     let (tenant, channel) = tenant_and_channel(&store, "pn-plan").await;
     let conversation = open_conversation(&store, &tenant, &channel, "33600000000").await;
-    // 4,000 inbound messages of one tenant, each answered: the shape of a
-    // busy auto-reply queue, one statement each so nothing analyzes between.
-    for (direction, reply) in [("inbound", "NULL"), ("outbound", "i.id")] {
-        let source = if reply == "NULL" {
-            "generate_series(1, 4000) AS g(n)".to_owned()
-        } else {
-            "messages i".to_owned()
-        };
+    for (direction, reply, pid, source) in [
+        (
+            "inbound",
+            "NULL",
+            "NULL",
+            "generate_series(1, 4000) AS g(n)",
+        ),
+        (
+            "outbound",
+            "i.id",
+            "'wamid.out.' || row_number() OVER ()",
+            "messages i",
+        ),
+    ] {
         let sql = format!(
             "INSERT INTO messages (id, tenant_id, conversation_id, channel_id, direction, text, \
-                 has_media, in_reply_to, created_at, stored_at) \
-             SELECT gen_random_uuid(), $1, $2, $3, '{direction}', 'text', FALSE, {reply}, \
-                 $4::timestamptz + interval '1 second', $4::timestamptz \
+                 has_media, provider_message_id, in_reply_to, created_at, stored_at) \
+             SELECT gen_random_uuid(), $1, $2, $3, '{direction}', 'text', FALSE, {pid}, \
+                 {reply}, $4::timestamptz + interval '1 second', $4::timestamptz \
              FROM {source}"
         );
         let mut tx = admin.begin().await.expect("begin");
@@ -65,15 +70,26 @@ async fn an_existing_reply_is_found_by_its_index_before_any_statistics() {
             .expect("insert");
         tx.commit().await.expect("commit");
     }
-    let tenant_id = tenant.id.as_uuid();
-    let answered = uuid::Uuid::now_v7();
+    Some((admin, schema, tenant.id.as_uuid(), channel.id.as_uuid()))
+}
+
+#[tokio::test]
+#[cfg_attr(
+    nexiom_no_postgres,
+    ignore = "no PostgreSQL reachable (see README: Tests)"
+)]
+async fn an_existing_reply_is_found_by_its_index_before_any_statistics() {
+    let Some((admin, schema, tenant, _)) = busy_tenant().await else {
+        return;
+    };
+    let answered = Uuid::now_v7();
     // The lookups of the reply batches (contexts, settlements, withdrawn
     // claims): one reply by the tenant and the message it answers.
     let found = plan(
         &admin,
         &schema,
         &format!(
-            "SELECT delivery_status FROM messages r WHERE r.tenant_id = '{tenant_id}' \
+            "SELECT delivery_status FROM messages r WHERE r.tenant_id = '{tenant}' \
              AND r.direction = 'outbound' AND r.in_reply_to = '{answered}'"
         ),
     )
@@ -85,6 +101,36 @@ async fn an_existing_reply_is_found_by_its_index_before_any_statistics() {
     assert!(
         !found.contains("Filter: (in_reply_to"),
         "the reply lookup should not filter the tenant's replies:\n{found}"
+    );
+    drop_schema(admin, schema).await;
+}
+
+#[tokio::test]
+#[cfg_attr(
+    nexiom_no_postgres,
+    ignore = "no PostgreSQL reachable (see README: Tests)"
+)]
+async fn a_delivery_status_finds_its_message_by_the_key_before_any_statistics() {
+    let Some((admin, schema, tenant, channel)) = busy_tenant().await else {
+        return;
+    };
+    // Routing's lookup of the message a status event names (`e`).
+    let found = plan(
+        &admin,
+        &schema,
+        &format!(
+            "SELECT ({STATUS_TARGET}) FROM (VALUES ('{tenant}'::uuid, '{channel}'::uuid, \
+             'wamid.out.7'::text)) AS e(tenant_id, channel_id, target_id)"
+        ),
+    )
+    .await;
+    assert!(
+        found.contains("provider_message_id_created_at_key"),
+        "the status lookup should probe the message key:\n{found}"
+    );
+    assert!(
+        !found.contains("Index Cond: (tenant_id"),
+        "the status lookup should not walk the tenant's messages:\n{found}"
     );
     drop_schema(admin, schema).await;
 }

@@ -64,6 +64,16 @@ pub(super) enum Pick<'a> {
 
 /// The SQL rank of a delivery status column or value (NULL counts as
 /// `pending`), the order of `DeliveryStatus::rank`.
+/// The outbound message a delivery status event `e` names, found by the
+/// message key (channel and provider id). The tenant is checked as a filter
+/// (`IS TRUE`), not as an index condition: before a month's partition is
+/// analyzed, the planner otherwise walks the tenant's outbound messages
+/// (about 0.5 ms per status at 4,000 of them) instead of probing the key
+/// (`plan_tests`).
+pub(super) const STATUS_TARGET: &str = "SELECT m.conversation_id FROM messages m \
+     WHERE m.channel_id = e.channel_id AND m.provider_message_id = e.target_id \
+         AND (m.tenant_id = e.tenant_id) IS TRUE AND m.direction = 'outbound'";
+
 fn rank(expr: &str) -> String {
     format!(
         "(CASE COALESCE({expr}, 'pending') WHEN 'pending' THEN 0 WHEN 'sent' THEN 1 \
@@ -233,8 +243,8 @@ async fn finish(
                  WHEN 1 THEN 'sent' WHEN 2 THEN 'delivered' WHEN 3 THEN 'read' \
                  ELSE 'failed' END) \
              FROM st \
-             WHERE m.tenant_id = st.tenant_id AND m.channel_id = st.channel_id \
-                 AND m.provider_message_id = st.target_id AND m.direction = 'outbound' \
+             WHERE m.channel_id = st.channel_id AND m.provider_message_id = st.target_id \
+                 AND (m.tenant_id = st.tenant_id) IS TRUE AND m.direction = 'outbound' \
                  AND {message_rank} < st.r \
          ), cm_src AS ( \
              SELECT DISTINCT ON (e.id) e.tenant_id, p.id AS post_id, e.channel_id, \
@@ -259,9 +269,7 @@ async fn finish(
          ), mark AS ( \
              UPDATE webhook_events e SET routed_at = $3, conversation_id = CASE \
                  WHEN e.kind = 'status' AND e.delivery_status IS NOT NULL THEN ( \
-                     SELECT m.conversation_id FROM messages m \
-                     WHERE m.channel_id = e.channel_id AND m.provider_message_id = e.target_id \
-                         AND m.tenant_id = e.tenant_id AND m.direction = 'outbound') \
+                     {STATUS_TARGET}) \
                  END \
              WHERE e.id = ANY($1) AND e.routed_at IS NULL \
              RETURNING 1 \
