@@ -6,7 +6,7 @@
 use sqlx::Row;
 use uuid::Uuid;
 
-use super::routing::STATUS_TARGET;
+use super::routing::status_target;
 use super::tests::{drop_schema, open_conversation, store, t0, tenant_and_channel};
 
 /// The plan of `sql` (with the schema on the search path), as text.
@@ -114,13 +114,15 @@ async fn a_delivery_status_finds_its_message_by_the_key_before_any_statistics() 
     let Some((admin, schema, tenant, channel)) = busy_tenant().await else {
         return;
     };
-    // Routing's lookup of the message a status event names (`e`).
+    // Routing's lookup of the message a status event names (`e`); the
+    // statuses' update matches its messages with the same condition.
     let found = plan(
         &admin,
         &schema,
         &format!(
-            "SELECT ({STATUS_TARGET}) FROM (VALUES ('{tenant}'::uuid, '{channel}'::uuid, \
-             'wamid.out.7'::text)) AS e(tenant_id, channel_id, target_id)"
+            "SELECT ({}) FROM (VALUES ('{tenant}'::uuid, '{channel}'::uuid, \
+             'wamid.out.7'::text)) AS e(tenant_id, channel_id, target_id)",
+            status_target()
         ),
     )
     .await;

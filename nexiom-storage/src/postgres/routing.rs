@@ -62,18 +62,27 @@ pub(super) enum Pick<'a> {
     },
 }
 
+/// The outbound messages (`m`) a delivery status event or group (`e`)
+/// names, matched by the message key (channel and provider id). The tenant
+/// is checked as a filter (`IS TRUE`), not as an index condition: before a
+/// month's partition is analyzed, the planner otherwise walks the tenant's
+/// outbound messages (about 0.5 ms per status at 4,000 of them) instead of
+/// probing the key (`plan_tests`).
+const STATUS_MATCH: &str = "m.channel_id = e.channel_id AND m.provider_message_id = e.target_id \
+     AND (m.tenant_id = e.tenant_id) IS TRUE AND m.direction = 'outbound'";
+
+/// The conversation of the outbound message a status event `e` names. A
+/// provider id is unique per channel and time only (messages are partitioned
+/// by month), so the latest message holding it answers.
+pub(super) fn status_target() -> String {
+    format!(
+        "SELECT m.conversation_id FROM messages m WHERE {STATUS_MATCH} \
+         ORDER BY m.created_at DESC LIMIT 1"
+    )
+}
+
 /// The SQL rank of a delivery status column or value (NULL counts as
 /// `pending`), the order of `DeliveryStatus::rank`.
-/// The outbound message a delivery status event `e` names, found by the
-/// message key (channel and provider id). The tenant is checked as a filter
-/// (`IS TRUE`), not as an index condition: before a month's partition is
-/// analyzed, the planner otherwise walks the tenant's outbound messages
-/// (about 0.5 ms per status at 4,000 of them) instead of probing the key
-/// (`plan_tests`).
-pub(super) const STATUS_TARGET: &str = "SELECT m.conversation_id FROM messages m \
-     WHERE m.channel_id = e.channel_id AND m.provider_message_id = e.target_id \
-         AND (m.tenant_id = e.tenant_id) IS TRUE AND m.direction = 'outbound'";
-
 fn rank(expr: &str) -> String {
     format!(
         "(CASE COALESCE({expr}, 'pending') WHEN 'pending' THEN 0 WHEN 'sent' THEN 1 \
@@ -231,6 +240,7 @@ async fn finish(
 ) -> std::result::Result<(u64, u64), sqlx::Error> {
     let event_rank = rank("e.delivery_status");
     let message_rank = rank("m.delivery_status");
+    let target = status_target();
     let sql = format!(
         "WITH st AS ( \
              SELECT e.tenant_id, e.channel_id, e.target_id, max({event_rank}) AS r \
@@ -239,13 +249,11 @@ async fn finish(
                  AND e.delivery_status IS NOT NULL \
              GROUP BY e.tenant_id, e.channel_id, e.target_id \
          ), upd AS ( \
-             UPDATE messages m SET delivery_status = (CASE st.r WHEN 0 THEN 'pending' \
+             UPDATE messages m SET delivery_status = (CASE e.r WHEN 0 THEN 'pending' \
                  WHEN 1 THEN 'sent' WHEN 2 THEN 'delivered' WHEN 3 THEN 'read' \
                  ELSE 'failed' END) \
-             FROM st \
-             WHERE m.channel_id = st.channel_id AND m.provider_message_id = st.target_id \
-                 AND (m.tenant_id = st.tenant_id) IS TRUE AND m.direction = 'outbound' \
-                 AND {message_rank} < st.r \
+             FROM st e \
+             WHERE {STATUS_MATCH} AND {message_rank} < e.r \
          ), cm_src AS ( \
              SELECT DISTINCT ON (e.id) e.tenant_id, p.id AS post_id, e.channel_id, \
                  e.event_id, e.parent_id, e.sender_id, e.sender_name, e.text, e.occurred_at \
@@ -269,7 +277,7 @@ async fn finish(
          ), mark AS ( \
              UPDATE webhook_events e SET routed_at = $3, conversation_id = CASE \
                  WHEN e.kind = 'status' AND e.delivery_status IS NOT NULL THEN ( \
-                     {STATUS_TARGET}) \
+                     {target}) \
                  END \
              WHERE e.id = ANY($1) AND e.routed_at IS NULL \
              RETURNING 1 \

@@ -88,3 +88,93 @@ async fn a_message_stored_meanwhile_is_found_on_the_retry() {
     );
     drop_schema(admin, schema).await;
 }
+
+/// A provider id held by two outbound messages of two months (the message
+/// key holds the time; recording a sent message does not look at other
+/// months): a delivery status naming it updates both and routes to the
+/// latest one's conversation, instead of failing the whole batch on a
+/// subquery that returned two rows.
+#[tokio::test]
+#[cfg_attr(
+    nexiom_no_postgres,
+    ignore = "no PostgreSQL reachable (see README: Tests)"
+)]
+async fn a_status_for_a_provider_id_stored_twice_still_routes() {
+    let Some((store, admin, schema)) = store().await else {
+        return;
+    };
+    let (tenant, channel) = tenant_and_channel(&store, "pn-twice").await;
+    let first = open_conversation(&store, &tenant, &channel, "33600000010").await;
+    let second = open_conversation(&store, &tenant, &channel, "33600000011").await;
+    for (conversation, at) in [(&first, t0()), (&second, t0() + Duration::days(40))] {
+        let message = store
+            .insert_message(NewMessage {
+                tenant_id: tenant.id,
+                conversation_id: conversation.id,
+                direction: MessageDirection::Outbound,
+                text: "Merci".into(),
+                has_media: false,
+                provider_message_id: None,
+                in_reply_to: None,
+                delivery_status: Some(DeliveryStatus::Pending),
+                created_at: at,
+                stored_at: at,
+            })
+            .await
+            .expect("message")
+            .record;
+        store
+            .record_message_sent(
+                tenant.id,
+                message.id,
+                Some("wamid.twice"),
+                DeliveryStatus::Sent,
+            )
+            .await
+            .expect("sent");
+    }
+    let at = t0() + Duration::days(41);
+    let event = store
+        .insert_event(NewWebhookEvent {
+            tenant_id: tenant.id,
+            channel_id: channel.id,
+            platform: Platform::WhatsApp,
+            event_id: "wamid.twice:delivered".into(),
+            kind: EventKind::Status,
+            sender_id: None,
+            sender_name: None,
+            text: None,
+            has_media: false,
+            delivery_status: Some(DeliveryStatus::Delivered),
+            target_id: Some("wamid.twice".into()),
+            parent_id: None,
+            occurred_at: at,
+            payload: serde_json::json!({"id": "wamid.twice"}),
+            received_at: at,
+        })
+        .await
+        .expect("event")
+        .record;
+    let report = store
+        .route_unrouted_events(None, 10, at)
+        .await
+        .expect("routed");
+    assert_eq!(report.processed, 1);
+    let event = store.get_event(tenant.id, event.id).await.expect("event");
+    assert_eq!(event.routed_at, Some(at));
+    assert_eq!(event.conversation_id, Some(second.id));
+    for conversation in [&first, &second] {
+        let messages = store
+            .list_messages(tenant.id, conversation.id, 10)
+            .await
+            .expect("messages");
+        assert_eq!(
+            messages
+                .iter()
+                .map(|m| m.delivery_status)
+                .collect::<Vec<_>>(),
+            vec![Some(DeliveryStatus::Delivered)]
+        );
+    }
+    drop_schema(admin, schema).await;
+}
