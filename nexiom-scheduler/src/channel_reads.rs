@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use futures_util::StreamExt;
-use nexiom_core::{Channel, ChannelId, TenantId};
+use nexiom_core::{Channel, ChannelId, Platform, TenantId};
 use nexiom_storage::Store;
 use tracing::warn;
 
@@ -48,4 +48,24 @@ pub(crate) async fn read_channels(
         }
     }
     found
+}
+
+/// The channels of `keys` by id, as [`read_channels`] reads them, with each
+/// one's cap of calls at once (`cap` of its platform). A channel missing from
+/// the answer has no cap here: the caller gives it 1.
+pub(crate) async fn channels_and_caps(
+    store: &dyn Store,
+    keys: impl IntoIterator<Item = (TenantId, ChannelId)>,
+    cap: impl Fn(&Platform) -> usize,
+) -> (HashMap<ChannelId, Channel>, HashMap<ChannelId, usize>) {
+    let channels: HashMap<ChannelId, Channel> = read_channels(store, keys)
+        .await
+        .into_iter()
+        .map(|((_, id), channel)| (id, channel))
+        .collect();
+    let caps = channels
+        .iter()
+        .map(|(id, channel)| (*id, cap(&channel.platform)))
+        .collect();
+    (channels, caps)
 }

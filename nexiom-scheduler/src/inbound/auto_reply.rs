@@ -284,21 +284,12 @@ impl InboundPipeline {
     ) -> (HashMap<ChannelId, Channel>, Vec<Vec<ClaimedReply>>) {
         // The batch's channels in one read per tenant. A channel that cannot
         // be read gets cap 1; its items fail with the read error in their turn.
-        let channels: HashMap<ChannelId, Channel> =
-            crate::channel_reads::read_channels(self.store.as_ref(), claimed.iter().map(owner))
-                .await
-                .into_iter()
-                .map(|((_, id), channel)| (id, channel))
-                .collect();
-        let caps: HashMap<ChannelId, usize> = channels
-            .iter()
-            .map(|(id, channel)| {
-                (
-                    *id,
-                    self.auto_reply.concurrency.channel_cap(&channel.platform),
-                )
-            })
-            .collect();
+        let (channels, caps) = crate::channel_reads::channels_and_caps(
+            self.store.as_ref(),
+            claimed.iter().map(owner),
+            |platform| self.auto_reply.concurrency.channel_cap(platform),
+        )
+        .await;
         let keyed: Vec<((ChannelId, usize), ClaimedReply)> = claimed
             .into_iter()
             .map(|item| {

@@ -265,20 +265,14 @@ impl CommentPoller {
     ) -> (HashMap<ChannelId, Channel>, Vec<Vec<ClaimedPoll>>) {
         // The batch's channels in one read per tenant. A channel that cannot
         // be read gets cap 1; its posts fail with the read error when checked.
-        let channels: HashMap<ChannelId, Channel> = crate::channel_reads::read_channels(
+        let (channels, caps) = crate::channel_reads::channels_and_caps(
             self.store.as_ref(),
             claimed
                 .iter()
                 .map(|claim| (claim.post.tenant_id, claim.post.channel_id)),
+            |platform| self.config.concurrency.channel_cap(platform),
         )
-        .await
-        .into_iter()
-        .map(|((_, id), channel)| (id, channel))
-        .collect();
-        let caps: HashMap<ChannelId, usize> = channels
-            .iter()
-            .map(|(id, channel)| (*id, self.config.concurrency.channel_cap(&channel.platform)))
-            .collect();
+        .await;
         let mut round_robin: HashMap<ChannelId, usize> = HashMap::new();
         let keyed: Vec<((ChannelId, usize), ClaimedPoll)> = claimed
             .into_iter()
