@@ -145,6 +145,14 @@ async fn every_run_writes_an_execution_log(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(cleanup[0].items_processed, 4, "4 logs of the first step");
+    // Then the partitioned tables' statistics (3 tables on Postgres, none in
+    // memory), reported in the log.
+    let tables = env.store.refresh_statistics().await.unwrap();
+    assert_eq!(
+        cleanup[0].results["statistics"]["tables_analyzed"], tables,
+        "{}",
+        cleanup[0].results
+    );
 }
 
 /// A gateway that asks for shutdown when it receives its first call.

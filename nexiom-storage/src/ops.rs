@@ -64,6 +64,14 @@ pub trait OpsStore: Send + Sync {
     /// `months_ahead` months later); returns how many were created. Nothing
     /// to do in memory.
     async fn prepare_partitions(&self, now: DateTime<Utc>, months_ahead: u32) -> Result<u64>;
+
+    /// Refreshes the planner's statistics of the partitioned tables as a
+    /// whole (on Postgres, `ANALYZE` of the execution logs, the webhook
+    /// events and the messages, which autovacuum never does for a
+    /// partitioned table, only for its partitions); returns how many tables
+    /// were analyzed. Reads a bounded sample of each table, and lets reads
+    /// and writes go on meanwhile. Nothing to do in memory.
+    async fn refresh_statistics(&self) -> Result<u64>;
 }
 
 /// The newest migration embedded in this build (the memory store's version).

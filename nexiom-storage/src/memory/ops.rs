@@ -41,6 +41,10 @@ impl OpsStore for MemoryStore {
         Ok(0)
     }
 
+    async fn refresh_statistics(&self) -> Result<u64> {
+        Ok(0)
+    }
+
     async fn channels_needing_reauth(&self) -> Result<u64> {
         let inner = self.lock();
         Ok(inner

@@ -64,6 +64,14 @@ impl OpsStore for PgStore {
         Ok(created)
     }
 
+    async fn refresh_statistics(&self) -> Result<u64> {
+        let n: i32 = sqlx::query_scalar("SELECT nexiom_analyze_partitioned()")
+            .fetch_one(&self.scan_pool)
+            .await
+            .map_err(db)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     async fn channels_needing_reauth(&self) -> Result<u64> {
         let count: i64 =
             sqlx::query_scalar("SELECT count(*) FROM channels WHERE status = 'needs_reauth'")

@@ -2,10 +2,12 @@
 //! events, messages): retention drops whole months and keeps every row
 //! inside the window; partitions are created ahead (moving rows out of the
 //! default partition); keys stay unique across months; the migration from
-//! the unpartitioned table keeps every row of a table holding 100,000.
+//! the unpartitioned table keeps every row of a table holding 100,000; the
+//! tables' statistics as a whole are refreshed on demand.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod events;
 mod executions;
 mod messages;
+mod statistics;
 mod support;
