@@ -5,20 +5,27 @@
 //! 2. The valid events, one per `(platform, event_id)` and in key order
 //!    (`ORDER BY` their position, whatever plan the semi-join gets, so two
 //!    concurrent batches take the key locks in the same order), go in one
-//!    `INSERT … SELECT FROM UNNEST … ON CONFLICT DO NOTHING RETURNING`: one
-//!    statement, one commit, on the scan pool (the receiver works for every
-//!    tenant; its channel lookup is a cross-tenant read too).
-//!    The statement inserts only rows whose `(tenant, channel, platform)` is
-//!    a stored channel (a semi-join to the batch's few channels; migration
-//!    0030 dropped the per-row foreign-key triggers that checked it again),
-//!    and whose key is not stored yet: the table is partitioned by month of
-//!    `occurred_at` (migration 0032), so its unique key holds the time too,
-//!    and the `NOT EXISTS` keeps `(platform, event_id)` unique across months.
-//! 3. The events the insert skipped are read in one statement: a channel
-//!    that is not the tenant's on the event's platform is `UnknownReference`
-//!    (checked first, as for one event); otherwise the key held by the
-//!    event's tenant is a redelivery (`Existing`), by another tenant a
-//!    `Conflict`.
+//!    `INSERT … SELECT FROM UNNEST … ON CONFLICT DO NOTHING`, on the scan
+//!    pool (the receiver works for every tenant; its channel lookup is a
+//!    cross-tenant read too). It inserts only rows whose
+//!    `(tenant, channel, platform)` is a stored channel (a semi-join to the
+//!    batch's few channels; migration 0030 dropped the per-row foreign-key
+//!    triggers that checked it again), and whose key is not stored yet: the
+//!    table is partitioned by month of `occurred_at` (migration 0032), so its
+//!    unique key holds the time too, and the `NOT EXISTS` keeps
+//!    `(platform, event_id)` unique across months.
+//! 3. In the same call, when the insert skipped events, a second statement
+//!    (a new snapshot, which sees a key a concurrent batch committed while
+//!    the insert waited for it) reads who holds their keys and checks their
+//!    channels: a channel that is not the tenant's on the event's platform
+//!    is `UnknownReference` (checked first, as for one event); otherwise the
+//!    key held by the event's tenant is a redelivery (`Existing`), by another
+//!    tenant a `Conflict`.
+//!
+//!    Both statements are the function `nexiom_insert_events` (migration
+//!    0038): one round trip and one commit per batch, and the small batches
+//!    of group commit run plans kept for the session instead of being
+//!    planned at every commit.
 //! 4. Rare cases go through [`EventStore::insert_event`], which answers
 //!    them exactly: the second event of a key inside the batch, a key that
 //!    conflicted but cannot be read any more, and every event of a batch
@@ -108,21 +115,15 @@ impl EventBatchStore for PgStore {
 
         if !batch.is_empty() {
             match insert_new(self, events, &batch).await {
-                Ok(created) => {
-                    let mut skipped = Vec::new();
-                    for (&i, was_created) in batch.iter().zip(created) {
-                        if was_created {
-                            out[i] = Some(EventWrite::Created);
-                        } else {
-                            skipped.push(i);
-                        }
+                Ok(skipped) => {
+                    for &i in &batch {
+                        out[i] = Some(EventWrite::Created);
                     }
-                    if !skipped.is_empty() {
-                        for (i, answer) in classify_skipped(self, events, &skipped).await? {
-                            match answer {
-                                Some(answer) => out[i] = Some(answer),
-                                None => later.push(i),
-                            }
+                    for (i, holder, channel_ok) in skipped {
+                        out[i] = None;
+                        match answer_skipped(&events[i], holder, channel_ok) {
+                            Some(answer) => out[i] = Some(answer),
+                            None => later.push(i),
                         }
                     }
                 }
@@ -156,38 +157,26 @@ fn refused_whole(err: &sqlx::Error) -> bool {
         .is_some_and(|code| code.starts_with("23") || code.starts_with("22"))
 }
 
-/// Step 2: inserts the events at `batch` (in key order); whether each was
-/// created, in the same order.
+/// Steps 2 and 3 in one call of `nexiom_insert_events` (migration 0038):
+/// inserts the events at `batch` (in key order) and returns those it
+/// skipped: their index in `events`, the tenant holding their key (`None`:
+/// the key's event cannot be read) and whether their channel is the
+/// tenant's on their platform. A batch of up to 64 events runs plans kept
+/// for the session; a larger one is planned with its own values.
 async fn insert_new(
     store: &PgStore,
     events: &[NewWebhookEvent],
     batch: &[usize],
-) -> std::result::Result<Vec<bool>, sqlx::Error> {
+) -> std::result::Result<Vec<(usize, Option<Uuid>, bool)>, sqlx::Error> {
     let mut c = Columns::default();
     for &i in batch {
         c.push(&events[i]);
     }
-    let created: Vec<Uuid> = sqlx::query_scalar(
-        "INSERT INTO webhook_events (id, tenant_id, channel_id, platform, event_id, kind, \
-             sender_id, sender_name, text, has_media, delivery_status, target_id, parent_id, \
-             occurred_at, payload, received_at) \
-         SELECT e.id, e.tenant_id, e.channel_id, e.platform, e.event_id, e.kind, \
-             e.sender_id, e.sender_name, e.text, e.has_media, e.delivery_status, e.target_id, \
-             e.parent_id, e.occurred_at, e.payload, e.received_at \
-         FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], \
-             $6::text[], $7::text[], $8::text[], $9::text[], $10::bool[], $11::text[], \
-             $12::text[], $13::text[], $14::timestamptz[], $15::jsonb[], $16::timestamptz[]) \
-             WITH ORDINALITY \
-             AS e(id, tenant_id, channel_id, platform, event_id, kind, sender_id, sender_name, \
-                 text, has_media, delivery_status, target_id, parent_id, occurred_at, payload, \
-                 received_at, ord) \
-         WHERE (e.tenant_id, e.channel_id, e.platform) IN ( \
-             SELECT c.tenant_id, c.id, c.platform FROM channels c WHERE c.id = ANY($3)) \
-             AND NOT EXISTS (SELECT 1 FROM webhook_events w \
-                 WHERE w.platform = e.platform AND w.event_id = e.event_id) \
-         ORDER BY e.ord \
-         ON CONFLICT (platform, event_id, occurred_at) DO NOTHING \
-         RETURNING id",
+    let skipped: Vec<(i32, Option<Uuid>, bool)> = sqlx::query_as(
+        "SELECT pos, holder, channel_ok FROM nexiom_insert_events($1::uuid[], $2::uuid[], \
+             $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], \
+             $9::text[], $10::bool[], $11::text[], $12::text[], $13::text[], \
+             $14::timestamptz[], $15::jsonb[], $16::timestamptz[])",
     )
     .bind(&c.id)
     .bind(&c.tenant_id)
@@ -207,74 +196,38 @@ async fn insert_new(
     .bind(&c.received_at)
     .fetch_all(store.scan_pool())
     .await?;
-    let created: std::collections::HashSet<Uuid> = created.into_iter().collect();
-    Ok(c.id.iter().map(|id| created.contains(id)).collect())
-}
-
-/// Step 3: the answers of the events whose key was taken (`None`: the key's
-/// event cannot be read, step 4 answers it).
-async fn classify_skipped(
-    store: &PgStore,
-    events: &[NewWebhookEvent],
-    skipped: &[usize],
-) -> Result<Vec<(usize, Option<EventWrite>)>> {
-    let positions: Vec<i32> = (0..skipped.len())
-        .map(|n| i32::try_from(n).unwrap_or(i32::MAX))
-        .collect();
-    let platform: Vec<&str> = skipped
-        .iter()
-        .map(|&i| events[i].platform.as_str())
-        .collect();
-    let event_id: Vec<&str> = skipped
-        .iter()
-        .map(|&i| events[i].event_id.as_str())
-        .collect();
-    let tenant: Vec<Uuid> = skipped
-        .iter()
-        .map(|&i| events[i].tenant_id.as_uuid())
-        .collect();
-    let channel: Vec<Uuid> = skipped
-        .iter()
-        .map(|&i| events[i].channel_id.as_uuid())
-        .collect();
-    let rows: Vec<(i32, Option<Uuid>, bool)> = sqlx::query_as(
-        "SELECT k.n, e.tenant_id, EXISTS (SELECT 1 FROM channels c \
-             WHERE c.tenant_id = k.tenant_id AND c.id = k.channel_id AND c.platform = k.platform) \
-         FROM UNNEST($1::int4[], $2::text[], $3::text[], $4::uuid[], $5::uuid[]) \
-             AS k(n, platform, event_id, tenant_id, channel_id) \
-         LEFT JOIN LATERAL (SELECT w.tenant_id FROM webhook_events w \
-             WHERE w.platform = k.platform AND w.event_id = k.event_id \
-             ORDER BY w.received_at, w.id LIMIT 1) e ON true",
-    )
-    .bind(&positions)
-    .bind(&platform)
-    .bind(&event_id)
-    .bind(&tenant)
-    .bind(&channel)
-    .fetch_all(store.scan_pool())
-    .await
-    .map_err(db)?;
-    Ok(rows
+    Ok(skipped
         .into_iter()
-        .filter_map(|(n, holder, channel_ok)| {
-            let i = *skipped.get(usize::try_from(n).ok()?)?;
-            let e = &events[i];
-            let answer = if !channel_ok {
-                Some(EventWrite::Refused(StorageError::unknown(
-                    "channel",
-                    e.channel_id.as_uuid(),
-                )))
-            } else {
-                match holder {
-                    Some(t) if t == e.tenant_id.as_uuid() => Some(EventWrite::Existing),
-                    Some(_) => Some(EventWrite::Refused(StorageError::conflict(
-                        "event",
-                        format!("platform {} and event id {:?}", e.platform, e.event_id),
-                    ))),
-                    None => None,
-                }
-            };
-            Some((i, answer))
+        .filter_map(|(pos, holder, channel_ok)| {
+            // Positions count from 1, in the order of `batch`.
+            let i = *batch.get(usize::try_from(pos).ok()?.checked_sub(1)?)?;
+            Some((i, holder, channel_ok))
         })
         .collect())
+}
+
+/// The answer of an event the insert skipped: a channel that is not the
+/// tenant's on the event's platform is `UnknownReference` (checked first, as
+/// for one event); otherwise the key held by the event's tenant is a
+/// redelivery (`Existing`), by another tenant a `Conflict`; `None` when the
+/// key's event cannot be read (step 4 answers it).
+fn answer_skipped(
+    e: &NewWebhookEvent,
+    holder: Option<Uuid>,
+    channel_ok: bool,
+) -> Option<EventWrite> {
+    if !channel_ok {
+        return Some(EventWrite::Refused(StorageError::unknown(
+            "channel",
+            e.channel_id.as_uuid(),
+        )));
+    }
+    match holder {
+        Some(t) if t == e.tenant_id.as_uuid() => Some(EventWrite::Existing),
+        Some(_) => Some(EventWrite::Refused(StorageError::conflict(
+            "event",
+            format!("platform {} and event id {:?}", e.platform, e.event_id),
+        ))),
+        None => None,
+    }
 }
