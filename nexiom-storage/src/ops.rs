@@ -70,7 +70,11 @@ pub trait OpsStore: Send + Sync {
     /// events and the messages, which autovacuum never does for a
     /// partitioned table, only for its partitions); returns how many tables
     /// were analyzed. Reads a bounded sample of each table, and lets reads
-    /// and writes go on meanwhile. Nothing to do in memory.
+    /// and writes go on meanwhile; one table per transaction, so that a
+    /// partition's creation or drop waits for one table at most. A table
+    /// whose lock is not granted within 10 s does not stop the others: the
+    /// first such error is returned once all were tried. Nothing to do in
+    /// memory.
     async fn refresh_statistics(&self) -> Result<u64>;
 }
 

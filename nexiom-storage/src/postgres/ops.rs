@@ -65,11 +65,32 @@ impl OpsStore for PgStore {
     }
 
     async fn refresh_statistics(&self) -> Result<u64> {
-        let n: i32 = sqlx::query_scalar("SELECT nexiom_analyze_partitioned()")
-            .fetch_one(&self.scan_pool)
-            .await
-            .map_err(db)?;
-        Ok(u64::try_from(n).unwrap_or(0))
+        // One table per transaction (autocommit): `ANALYZE` holds a lock on
+        // the table's partitions until its transaction ends, which makes a
+        // partition's creation or drop wait. A table whose lock is not
+        // granted within 10 s does not stop the others; the first such
+        // error is returned once all were tried.
+        let mut analyzed = 0;
+        let mut failed = None;
+        for table in PARTITIONED {
+            let done: std::result::Result<bool, _> =
+                sqlx::query_scalar("SELECT nexiom_analyze_partitioned($1)")
+                    .bind(table)
+                    .fetch_one(&self.scan_pool)
+                    .await;
+            match done {
+                Ok(true) => analyzed += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(table, error = %e, "statistics not refreshed");
+                    failed.get_or_insert(db(e));
+                }
+            }
+        }
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(analyzed),
+        }
     }
 
     async fn channels_needing_reauth(&self) -> Result<u64> {
