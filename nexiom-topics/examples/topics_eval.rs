@@ -19,7 +19,10 @@
 use std::time::Instant;
 
 use nexiom_topics::eval::{EvalSet, Scores, generate, kmeans, score, word_tfidf};
-use nexiom_topics::{DEFAULT_DIMENSION, LocalEmbedder, TopicConfig, assignments, dot, find_topics};
+use nexiom_topics::{
+    DEFAULT_DIMENSION, LocalEmbedder, MergeUntil, TopicConfig, assignments, find_topics,
+    merge_groups,
+};
 
 fn print(name: &str, s: &Scores, seconds: f64) {
     println!(
@@ -151,64 +154,24 @@ impl FrCount for EvalSet {
 }
 
 /// The true phrasings of the on-topic messages merged by average linkage
-/// (UPGMA over the mean similarity of their messages' local vectors) until
-/// `k` clusters are left; off-topic messages unassigned.
+/// ([`merge_groups`]: the mean similarity of their messages' local vectors)
+/// until `k` clusters are left; off-topic messages unassigned.
 fn merge_phrasings(set: &EvalSet, vectors: &[Vec<f32>], k: usize) -> Vec<Option<usize>> {
-    let mut phrasings: Vec<usize> = set
-        .messages
-        .iter()
-        .filter(|m| m.topic.is_some())
-        .map(|m| m.phrasing)
-        .collect();
-    phrasings.sort_unstable();
-    phrasings.dedup();
-    let g = phrasings.len();
-    let slot = |p: usize| phrasings.binary_search(&p).ok();
-    let dim = vectors.first().map_or(0, Vec::len);
-    let mut sums = vec![vec![0.0_f32; dim]; g];
-    let mut size = vec![0.0_f32; g];
-    for (m, v) in set.messages.iter().zip(vectors) {
-        if let (Some(_), Some(a)) = (m.topic, slot(m.phrasing)) {
-            for (x, y) in sums[a].iter_mut().zip(v) {
-                *x += y;
-            }
-            size[a] += 1.0;
+    let mut by_phrasing: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
+    for (i, m) in set.messages.iter().enumerate() {
+        if m.topic.is_some() {
+            by_phrasing.entry(m.phrasing).or_default().push(i);
         }
     }
-    let mut sim = vec![0.0_f32; g * g];
-    for a in 0..g {
-        for b in (a + 1)..g {
-            let s = dot(&sums[a], &sums[b]) / (size[a] * size[b]).max(1.0);
-            sim[a * g + b] = s;
-            sim[b * g + a] = s;
+    let groups = by_phrasing.into_values().collect();
+    let mut out = vec![None; set.messages.len()];
+    for (c, members) in merge_groups(vectors, groups, MergeUntil::Groups(k))
+        .into_iter()
+        .enumerate()
+    {
+        for i in members {
+            out[i] = Some(c);
         }
     }
-    let mut alive = vec![true; g];
-    let mut owner: Vec<usize> = (0..g).collect();
-    for _ in k..g {
-        let mut best: Option<(usize, usize, f32)> = None;
-        for a in (0..g).filter(|&a| alive[a]) {
-            for b in ((a + 1)..g).filter(|&b| alive[b]) {
-                if best.is_none_or(|(_, _, t)| sim[a * g + b] > t) {
-                    best = Some((a, b, sim[a * g + b]));
-                }
-            }
-        }
-        let Some((a, b, _)) = best else { break };
-        let (sa, sb) = (size[a], size[b]);
-        for c in (0..g).filter(|&c| alive[c] && c != a && c != b) {
-            let s = (sa * sim[a * g + c] + sb * sim[b * g + c]) / (sa + sb);
-            sim[a * g + c] = s;
-            sim[c * g + a] = s;
-        }
-        size[a] = sa + sb;
-        alive[b] = false;
-        for o in owner.iter_mut().filter(|o| **o == b) {
-            *o = a;
-        }
-    }
-    set.messages
-        .iter()
-        .map(|m| m.topic.and(slot(m.phrasing)).map(|a| owner[a]))
-        .collect()
+    out
 }

@@ -169,10 +169,11 @@ pub fn cluster(vectors: &[Vec<f32>], config: &ClusterConfig) -> Clustering {
             members[*k].push(sample[i]);
         }
     }
-    let mut members: Vec<Vec<usize>> = merge(vectors, members, dim, config.merge_similarity)
-        .into_iter()
-        .filter(|g| g.len() >= min_topic_size)
-        .collect();
+    let mut members: Vec<Vec<usize>> =
+        merge_groups(vectors, members, MergeUntil::Below(config.merge_similarity))
+            .into_iter()
+            .filter(|g| g.len() >= min_topic_size)
+            .collect();
     members.sort_by(|a, b| b.len().cmp(&a.len()).then(a[0].cmp(&b[0])));
 
     let mut assignments = vec![None; n];
@@ -228,13 +229,30 @@ pub fn cluster(vectors: &[Vec<f32>], config: &ClusterConfig) -> Clustering {
     }
 }
 
-/// Average-linkage (UPGMA) merging: while the two most alike groups are, on
-/// average over their pairs of members, at least `bar` similar, they become
-/// one. The average similarity of two groups is the dot product of their
-/// member sums over the product of their sizes; after a merge, the merged
-/// group's similarities follow from its parts' (Lance–Williams), so the whole
-/// costs O(g²) memory and O(g³) time for g groups (a few hundred).
-fn merge(vectors: &[Vec<f32>], groups: Vec<Vec<usize>>, dim: usize, bar: f32) -> Vec<Vec<usize>> {
+/// When [`merge_groups`] stops.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum MergeUntil {
+    /// The two most alike groups are, on average over their pairs of
+    /// members, less similar than this.
+    Below(f32),
+    /// This many groups are left.
+    Groups(usize),
+}
+
+/// Average-linkage (UPGMA) merging of groups of unit vectors (each group a
+/// list of indices into `vectors`): the two most alike groups, on average
+/// over their pairs of members, become one, until `until`. The average
+/// similarity of two groups is the dot product of their member sums over
+/// the product of their sizes; after a merge, the merged group's
+/// similarities follow from its parts' (Lance–Williams), so the whole costs
+/// O(g²) memory and O(g³) time for g groups (a few hundred). Returns the
+/// non-empty groups, members sorted.
+pub fn merge_groups(
+    vectors: &[Vec<f32>],
+    groups: Vec<Vec<usize>>,
+    until: MergeUntil,
+) -> Vec<Vec<usize>> {
+    let dim = vectors.first().map_or(0, Vec::len);
     let g = groups.len();
     let sums: Vec<Vec<f32>> = groups
         .iter()
@@ -250,13 +268,23 @@ fn merge(vectors: &[Vec<f32>], groups: Vec<Vec<usize>>, dim: usize, bar: f32) ->
         }
     }
     let mut alive = vec![true; g];
+    let mut left = g;
     let mut groups = groups;
     loop {
+        if let MergeUntil::Groups(k) = until
+            && left <= k
+        {
+            break;
+        }
         let mut best: Option<(usize, usize, f32)> = None;
         for a in (0..g).filter(|&a| alive[a]) {
             for b in ((a + 1)..g).filter(|&b| alive[b]) {
                 let s = sim[a * g + b];
-                if s >= bar && best.is_none_or(|(_, _, t)| s > t) {
+                let enough = match until {
+                    MergeUntil::Below(bar) => s >= bar,
+                    MergeUntil::Groups(_) => true,
+                };
+                if enough && best.is_none_or(|(_, _, t)| s > t) {
                     best = Some((a, b, s));
                 }
             }
@@ -272,6 +300,7 @@ fn merge(vectors: &[Vec<f32>], groups: Vec<Vec<usize>>, dim: usize, bar: f32) ->
         }
         size[a] = sa + sb;
         alive[b] = false;
+        left -= 1;
         let moved = std::mem::take(&mut groups[b]);
         groups[a].extend(moved);
     }
@@ -333,11 +362,13 @@ mod tests {
             unit(&[0.0, 1.0, 0.0]),
         ];
         let groups = vec![vec![0], vec![1], vec![2]];
-        assert_eq!(
-            merge(&vectors, groups.clone(), 3, 0.5),
-            vec![vec![0, 1], vec![2]]
-        );
-        assert_eq!(merge(&vectors, groups.clone(), 3, 0.95), groups);
-        assert_eq!(merge(&vectors, groups, 3, -1.0), vec![vec![0, 1, 2]]);
+        let merged = |until| merge_groups(&vectors, groups.clone(), until);
+        assert_eq!(merged(MergeUntil::Below(0.5)), vec![vec![0, 1], vec![2]]);
+        assert_eq!(merged(MergeUntil::Below(0.95)), groups);
+        assert_eq!(merged(MergeUntil::Below(-1.0)), vec![vec![0, 1, 2]]);
+        // Down to a count: the most alike pair first, then the rest.
+        assert_eq!(merged(MergeUntil::Groups(2)), vec![vec![0, 1], vec![2]]);
+        assert_eq!(merged(MergeUntil::Groups(1)), vec![vec![0, 1, 2]]);
+        assert_eq!(merged(MergeUntil::Groups(5)), groups);
     }
 }

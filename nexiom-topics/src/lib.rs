@@ -44,7 +44,7 @@ mod metrics;
 mod model;
 mod runner;
 
-pub use cluster::{Cluster, ClusterConfig, Clustering, cluster, dot};
+pub use cluster::{Cluster, ClusterConfig, Clustering, MergeUntil, cluster, dot, merge_groups};
 pub use embed::{
     DEFAULT_DIMENSION, DEFAULT_EMBEDDINGS_MODEL, EmbedError, Embedder, LocalEmbedder,
     OpenAiEmbedder, OpenAiEmbedderConfig,
