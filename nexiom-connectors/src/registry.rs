@@ -7,7 +7,9 @@ use crate::connector::PlatformConnector;
 use crate::error::ConnectorError;
 
 /// Connectors by their [`name`](PlatformConnector::name), so code can write
-/// `registry.get("whatsapp")?.publish(..)`.
+/// `registry.get("whatsapp")?.publish(..)`. Cheap to clone (the map is
+/// shared; registering into a clone copies it first), so it can sit in a
+/// web framework's per-request state.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -21,7 +23,7 @@ use crate::error::ConnectorError;
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct ConnectorRegistry {
-    connectors: BTreeMap<String, Arc<dyn PlatformConnector>>,
+    connectors: Arc<BTreeMap<String, Arc<dyn PlatformConnector>>>,
 }
 
 impl ConnectorRegistry {
@@ -35,8 +37,7 @@ impl ConnectorRegistry {
         &mut self,
         connector: Arc<dyn PlatformConnector>,
     ) -> Option<Arc<dyn PlatformConnector>> {
-        self.connectors
-            .insert(connector.name().to_owned(), connector)
+        Arc::make_mut(&mut self.connectors).insert(connector.name().to_owned(), connector)
     }
 
     /// The same registry with `connector` added.

@@ -50,7 +50,7 @@ struct Cache {
 pub struct TenantConfigs {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
-    defaults: TenantSettings,
+    defaults: Arc<TenantSettings>,
     ttl: Duration,
     cache: Arc<Mutex<Cache>>,
 }
@@ -71,7 +71,7 @@ impl TenantConfigs {
         TenantConfigs {
             store,
             clock,
-            defaults: TenantSettings::default(),
+            defaults: Arc::new(TenantSettings::default()),
             ttl: DEFAULT_TTL,
             cache: Arc::default(),
         }
@@ -80,7 +80,7 @@ impl TenantConfigs {
     /// The same with other defaults for tenants that saved no settings (the
     /// cache stays shared with the clones; what it held is dropped).
     pub fn with_defaults(mut self, defaults: TenantSettings) -> Self {
-        self.defaults = defaults;
+        self.defaults = Arc::new(defaults);
         let mut cache = self.lock();
         let tenants: Vec<TenantId> = cache.entries.keys().copied().collect();
         for tenant in tenants {
@@ -117,7 +117,7 @@ impl TenantConfigs {
             self.store
                 .get_tenant_settings(tenant)
                 .await?
-                .unwrap_or_else(|| self.defaults.clone()),
+                .unwrap_or_else(|| TenantSettings::clone(&self.defaults)),
         );
         let mut cache = self.lock();
         // Not cached when the tenant was invalidated while this read ran.
@@ -144,7 +144,7 @@ impl TenantConfigs {
             .store
             .get_tenant_settings(tenant)
             .await?
-            .unwrap_or_else(|| self.defaults.clone());
+            .unwrap_or_else(|| TenantSettings::clone(&self.defaults));
         change(&mut settings);
         self.store
             .put_tenant_settings(tenant, &settings, self.clock.now())
