@@ -235,7 +235,8 @@ pub enum MergeUntil {
     /// The two most alike groups are, on average over their pairs of
     /// members, less similar than this.
     Below(f32),
-    /// This many groups are left.
+    /// This many groups are left (at least one; empty input groups count
+    /// until the end, when they are dropped).
     Groups(usize),
 }
 
