@@ -120,10 +120,9 @@ impl EventBatchStore for PgStore {
                         out[i] = Some(EventWrite::Created);
                     }
                     for (i, holder, channel_ok) in skipped {
-                        out[i] = None;
-                        match answer_skipped(&events[i], holder, channel_ok) {
-                            Some(answer) => out[i] = Some(answer),
-                            None => later.push(i),
+                        out[i] = answer_skipped(&events[i], holder, channel_ok);
+                        if out[i].is_none() {
+                            later.push(i);
                         }
                     }
                 }
