@@ -9,6 +9,10 @@
 //!   settlement, on the same seeded `scheduled_posts` and `post_runs` (their
 //!   indexes and row widths), with no channel holds, lease guards or platform
 //!   calls: the ratio to it is the queue's own overhead.
+//! - **lean floor**: the same on a posts table stripped, before the clock
+//!   starts, of every index and foreign key those statements do not need,
+//!   with the settlement also ending the runs: the least any queue doing the
+//!   issue's writes could cost, whatever else it gave up.
 //! - **db-bound**: 20,000 due posts over 500 channels, 2 worker processes
 //!   with the in-process `MockConnector` (no latency).
 //! - **latency-bound**: 20,000 posts over 500 Facebook Pages, 2 worker
@@ -24,7 +28,7 @@
 //! ```
 //!
 //! Optional: `POSTS` (default 20000), `CHANNELS` (500), `BATCH` (250, so that each of the 2 workers holds half the channels),
-//! `LATENCY_MS` (100), `SCENARIOS` (`floor,floor-posts,db,latency,sequential`). Each scenario uses a
+//! `LATENCY_MS` (100), `SCENARIOS` (`floor,floor-posts,floor-lean,db,latency,sequential`). Each scenario uses a
 //! fresh schema, dropped afterwards.
 #![allow(clippy::unwrap_used)]
 
@@ -84,7 +88,7 @@ async fn bench() -> Result<(), BoxError> {
         latency_ms: env_number("LATENCY_MS", 100),
     };
     let scenarios = std::env::var("SCENARIOS")
-        .unwrap_or_else(|_| "floor,floor-posts,db,latency,sequential".into());
+        .unwrap_or_else(|_| "floor,floor-posts,floor-lean,db,latency,sequential".into());
     println!(
         "{} posts, {} channels, batch {}, {WORKERS} worker processes, {} cores",
         params.posts,
@@ -103,11 +107,20 @@ async fn bench() -> Result<(), BoxError> {
                 floor = Some(rate);
             }
             "floor-posts" => {
-                let rate = floor_posts_run(&params).await?;
+                let rate = floor_posts_run(&params, false).await?;
                 println!(
                     "floor on the posts table (bare claim + run insert + settle, 2 connections): {rate:.0} posts/s"
                 );
                 floor_posts = Some(rate);
+            }
+            "floor-lean" => {
+                let rate = floor_posts_run(&params, true).await?;
+                let ratio =
+                    floor.map_or(String::new(), |f| format!(" ({:.2}x the floor)", rate / f));
+                println!(
+                    "lean floor (bare claim + run insert + settle ending the runs, posts table \
+                     stripped to the queue's own indexes, 2 connections): {rate:.0} posts/s{ratio}"
+                );
             }
             "db" => {
                 let rate = publish_run(&params, "mock", None, 1_024).await?;
@@ -249,13 +262,27 @@ async fn floor_run(params: &Params) -> Result<f64, BoxError> {
 /// channel holds, lease checks, budgets or platform calls. It pays the same
 /// indexes and row widths as publishing, so the ratio to it measures the
 /// queue's own overhead.
-async fn floor_posts_run(params: &Params) -> Result<f64, BoxError> {
+///
+/// `lean`: the least any queue must write, on the leanest posts table it
+/// could have. The settlement also ends the runs (in the same statement: no
+/// run may stay `running`), and before the clock starts the table loses
+/// every index its statements do not read (the tenant and channel listings,
+/// the composite key other tables' foreign keys reference, the external-post
+/// and series keys) and every foreign key: only the primary key and the due,
+/// lease, platform-id and polling indexes stay, and `post_runs` keeps the
+/// (post, attempt) key the run ends are found by. What it measures is an
+/// upper bound for a queue with no overhead at all on a schema that gave up
+/// the product's other reads.
+async fn floor_posts_run(params: &Params, lean: bool) -> Result<f64, BoxError> {
     let (name, scoped, admin) = schema(&params.url).await?;
     let pool = PgPoolOptions::new()
         .max_connections(3)
         .connect_with(scoped.clone())
         .await?;
     seed(&scoped, &pool, params, Utc::now()).await?;
+    if lean {
+        strip_posts(&pool).await?;
+    }
     let started = Instant::now();
     let mut tasks = Vec::new();
     for w in 0..WORKERS {
@@ -291,13 +318,7 @@ async fn floor_posts_run(params: &Params) -> Result<f64, BoxError> {
                 .bind(&tenants)
                 .execute(&pool)
                 .await?;
-                sqlx::query(
-                    "UPDATE scheduled_posts SET status = 'published', \
-                         platform_post_id = 'floor-' || id, published_at = now(), \
-                         next_check_at = now() + interval '5 minutes', \
-                         lease_owner = NULL, lease_expires_at = NULL, updated_at = now() \
-                     WHERE id = ANY($1) AND lease_owner = $2",
-                )
+                sqlx::query(if lean { LEAN_SETTLE } else { SETTLE })
                 .bind(&ids)
                 .bind(&owner)
                 .execute(&pool)
@@ -307,6 +328,47 @@ async fn floor_posts_run(params: &Params) -> Result<f64, BoxError> {
         }));
     }
     finish_floor(tasks, started, params, pool, admin, &name).await
+}
+
+/// The floors' settlement: what a published post holds.
+const SETTLE: &str = "UPDATE scheduled_posts SET status = 'published', \
+         platform_post_id = 'floor-' || id, published_at = now(), \
+         next_check_at = now() + interval '5 minutes', \
+         lease_owner = NULL, lease_expires_at = NULL, updated_at = now() \
+     WHERE id = ANY($1) AND lease_owner = $2";
+
+/// The lean floor's settlement: the same, and the runs ended.
+const LEAN_SETTLE: &str = "WITH settled AS ( \
+         UPDATE scheduled_posts SET status = 'published', \
+             platform_post_id = 'floor-' || id, published_at = now(), \
+             next_check_at = now() + interval '5 minutes', \
+             lease_owner = NULL, lease_expires_at = NULL, updated_at = now() \
+         WHERE id = ANY($1) AND lease_owner = $2 RETURNING id) \
+     UPDATE post_runs SET status = 'success', finished_at = now() \
+     WHERE post_id IN (SELECT id FROM settled) AND status = 'running'";
+
+/// Drops from the posts table every foreign key (its own and those naming
+/// it) and every index the lean floor's statements do not read.
+async fn strip_posts(pool: &PgPool) -> Result<(), BoxError> {
+    let keys: Vec<(String, String)> = sqlx::query_as(
+        "SELECT conrelid::regclass::text, conname FROM pg_constraint \
+         WHERE contype = 'f' AND (conrelid = 'scheduled_posts'::regclass \
+             OR confrelid = 'scheduled_posts'::regclass)",
+    )
+    .fetch_all(pool)
+    .await?;
+    for (table, key) in keys {
+        pool.execute(format!("ALTER TABLE {table} DROP CONSTRAINT \"{key}\"").as_str())
+            .await?;
+    }
+    pool.execute(
+        "ALTER TABLE scheduled_posts DROP CONSTRAINT uq_scheduled_posts_tenant_id; \
+         DROP INDEX ix_scheduled_posts_channel, ix_scheduled_posts_tenant, \
+             uq_scheduled_posts_external, uq_scheduled_posts_occurrence; \
+         ANALYZE scheduled_posts",
+    )
+    .await?;
+    Ok(())
 }
 
 /// Waits for a floor's connections, checks they handled every row, drops
