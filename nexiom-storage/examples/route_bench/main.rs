@@ -13,6 +13,12 @@
 //!   inserted per batch with `INSERT … SELECT FROM UNNEST`, no lookups, no
 //!   `ON CONFLICT`, nothing marked (same tables, so the same indexes,
 //!   constraints and triggers);
+//! - `lean` (only when asked for): the floor plus, in each batch's
+//!   transaction, what no router can leave out, as one bare statement: take
+//!   the batch `FOR UPDATE SKIP LOCKED`, look up each event's stored message,
+//!   contact channel and open conversation, move `last_message_at` on the
+//!   conversations that existed, mark the events routed. A lower bound for
+//!   any router's cost; its ratio to `unnest` bounds the router's;
 //! - `single` (only when asked for): `route_event` once per event, for at
 //!   most 120 s.
 //!
@@ -115,7 +121,8 @@ async fn main() {
             let (count, secs) = match path.as_str() {
                 "router" => run_router(&world, shape).await,
                 "plpgsql" => baselines::run_plpgsql(&world, shape).await,
-                "unnest" => baselines::run_unnest(&world, shape).await,
+                "unnest" => baselines::run_unnest(&world, shape, false).await,
+                "lean" => baselines::run_unnest(&world, shape, true).await,
                 "single" => run_single(&world, shape).await,
                 // Only the data, for a look at the plans (with ROUTE_BENCH_KEEP).
                 "fill" => (0, 1.0),
@@ -147,7 +154,16 @@ fn report(rates: &[(String, Vec<f64>)]) {
     for (path, v) in rates {
         println!("  {path:<8} {:>8.0} events/s", median(v));
     }
-    let Some((_, router)) = rates.iter().find(|(p, _)| p == "router") else {
+    let find = |name: &str| rates.iter().find(|(p, _)| p == name).map(|(_, v)| v);
+    if let (Some(lean), Some(unnest)) = (find("lean"), find("unnest")) {
+        let paired: Vec<f64> = lean.iter().zip(unnest).map(|(l, u)| l / u).collect();
+        println!(
+            "  lean / unnest: {:.2}x (medians), median per round {:.2}x",
+            median(lean) / median(unnest),
+            median(&paired)
+        );
+    }
+    let Some(router) = find("router") else {
         return;
     };
     for (path, v) in rates.iter().filter(|(p, _)| p != "router") {
@@ -225,7 +241,15 @@ async fn verify(world: &World, shape: Shape, path: &str) {
     assert_eq!(conversations, shape.senders(), "{path}: conversations");
     assert_eq!(contacts, shape.senders(), "{path}: contacts");
     assert_eq!(handles, shape.senders(), "{path}: contact channels");
-    if path != "unnest" {
+    if path == "lean" {
+        let unmarked: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM webhook_events WHERE routed_at IS NULL")
+                .fetch_one(world.store.pool())
+                .await
+                .unwrap();
+        assert_eq!(unmarked, 0, "lean: every event marked");
+    }
+    if path != "unnest" && path != "lean" {
         let unrouted: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM webhook_events \
              WHERE routed_at IS NULL OR conversation_id IS NULL",
