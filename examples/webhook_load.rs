@@ -6,6 +6,9 @@
 //!   cargo run --release --example webhook_load
 //! ```
 //!
+//! 0. **HTTP only**: the same client against a handler that reads the body
+//!    and answers 200, with nothing stored: what the HTTP stack and the
+//!    client do on this machine, a ceiling for any receiver here.
 //! 1. **Floor**: the same client against a minimal handler that commits one
 //!    single-row insert per request (no signature, no parsing; a pool of one
 //!    connection per client connection). This is what PostgreSQL does here
@@ -107,7 +110,7 @@ impl Run {
     fn print(&self, name: &str) {
         let ms = |p| percentile(&self.latencies, p).as_secs_f64() * 1e3;
         println!(
-            "{name:<9} {:>7.0} req/s   p50 {:>6.2} ms   p99 {:>6.2} ms   max {:>7.2} ms   failed {}",
+            "{name:<10}{:>7.0} req/s   p50 {:>6.2} ms   p99 {:>6.2} ms   max {:>7.2} ms   failed {}",
             self.per_second,
             ms(50.0),
             ms(99.0),
@@ -285,6 +288,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let store = test_store.store();
     println!("webhook load: {requests} signed WhatsApp POSTs, {connections} connections, Postgres");
 
+    // 0. HTTP only: the ceiling.
+    let empty_app = axum::Router::new().route(
+        "/webhooks/whatsapp",
+        axum::routing::post(|body: axum::body::Bytes| async move {
+            std::hint::black_box(body.len());
+            axum::http::StatusCode::OK
+        }),
+    );
+    let (empty_url, stop, server) = serve(empty_app).await?;
+    let empty = load(&empty_url, requests, connections).await?;
+    let _ = stop.send(());
+    server.await??;
+
     // 1. The floor, in the same schema.
     let floor_pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(connections as u32)
@@ -407,11 +423,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
         .count();
 
+    empty.print("http only");
     floor.print("floor");
     receiver.print("receiver");
     println!(
-        "ratio     {:.2}x the floor ({floor_rows} floor rows committed)",
-        receiver.per_second / floor.per_second
+        "ratio     {:.2}x the floor ({floor_rows} floor rows committed), {:.2}x http only",
+        receiver.per_second / floor.per_second,
+        receiver.per_second / empty.per_second
     );
     println!(
         "commits   about {receiver_commits} for {requests} requests ({:.1} requests per commit; \
@@ -440,6 +458,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     test_store.cleanup().await;
 
     let mut failed = Vec::new();
+    if empty.failures > 0 {
+        failed.push("the HTTP-only handler did not answer every request");
+    }
     if floor.failures > 0 || floor_rows != requests as i64 {
         failed.push("the floor did not commit every request");
     }
