@@ -319,10 +319,10 @@ async fn floor_posts_run(params: &Params, lean: bool) -> Result<f64, BoxError> {
                 .execute(&pool)
                 .await?;
                 sqlx::query(if lean { LEAN_SETTLE } else { SETTLE })
-                .bind(&ids)
-                .bind(&owner)
-                .execute(&pool)
-                .await?;
+                    .bind(&ids)
+                    .bind(&owner)
+                    .execute(&pool)
+                    .await?;
                 done += ids.len() as u64;
             }
         }));

@@ -314,7 +314,11 @@ pub async fn run_unnest(world: &World, shape: Shape, lean: bool) -> (u64, f64) {
     }
     let elapsed = start.elapsed().as_secs_f64();
     if lean {
-        assert_eq!(marked, i64::try_from(events.len()).unwrap(), "lean: every event marked");
+        assert_eq!(
+            marked,
+            i64::try_from(events.len()).unwrap(),
+            "lean: every event marked"
+        );
     }
     (events.len() as u64, elapsed)
 }
