@@ -9,10 +9,11 @@
 //!   settlement, on the same seeded `scheduled_posts` and `post_runs` (their
 //!   indexes and row widths), with no channel holds, lease guards or platform
 //!   calls: the ratio to it is the queue's own overhead.
-//! - **lean floor**: the same on a posts table stripped, before the clock
-//!   starts, of every index and foreign key those statements do not need,
-//!   with the settlement also ending the runs: the least any queue doing the
-//!   issue's writes could cost, whatever else it gave up.
+//! - **lean floor**: the same with the settlement also ending the runs, on
+//!   a posts table stripped before the clock starts of its foreign keys and
+//!   of every index but the primary key and those publishing itself needs
+//!   (due posts, leases, platform ids, polling): the issue's writes with no
+//!   queue overhead, on this table's shape.
 //! - **db-bound**: 20,000 due posts over 500 channels, 2 worker processes
 //!   with the in-process `MockConnector` (no latency).
 //! - **latency-bound**: 20,000 posts over 500 Facebook Pages, 2 worker
@@ -222,8 +223,8 @@ async fn floor_run(params: &Params) -> Result<f64, BoxError> {
                 let ids: Vec<i64> = sqlx::query_scalar(
                     "UPDATE floor_items SET status = 'working', owner = $1, \
                          lease = now() + interval '5 minutes' \
-                     WHERE id IN (SELECT id FROM floor_items WHERE status = 'queued' \
-                         AND due <= now() ORDER BY due LIMIT $2 FOR UPDATE SKIP LOCKED) \
+                     WHERE id = ANY(ARRAY(SELECT id FROM floor_items WHERE status = 'queued' \
+                         AND due <= now() ORDER BY due LIMIT $2 FOR UPDATE SKIP LOCKED)) \
                      RETURNING id",
                 )
                 .bind(&owner)
@@ -263,16 +264,18 @@ async fn floor_run(params: &Params) -> Result<f64, BoxError> {
 /// indexes and row widths as publishing, so the ratio to it measures the
 /// queue's own overhead.
 ///
-/// `lean`: the least any queue must write, on the leanest posts table it
-/// could have. The settlement also ends the runs (in the same statement: no
-/// run may stay `running`), and before the clock starts the table loses
-/// every index its statements do not read (the tenant and channel listings,
-/// the composite key other tables' foreign keys reference, the external-post
-/// and series keys) and every foreign key: only the primary key and the due,
-/// lease, platform-id and polling indexes stay, and `post_runs` keeps the
-/// (post, attempt) key the run ends are found by. What it measures is an
-/// upper bound for a queue with no overhead at all on a schema that gave up
-/// the product's other reads.
+/// `lean`: the issue's writes with no queue overhead, on a leaner posts
+/// table. The settlement also ends the runs (in the same statement: no run
+/// may stay `running`), and before the clock starts the table loses every
+/// foreign key and the indexes only the product's other reads use (the
+/// tenant and channel listings, the composite key other tables' foreign keys
+/// reference, the external-post and series keys): the primary key stays,
+/// with the indexes publishing itself reads (due posts for the claim, leases
+/// for taking over a stopped worker's posts, platform ids for routing
+/// comments, polling), and `post_runs` keeps the (post, attempt) key the run
+/// ends are found by. The claim still rewrites each row through those
+/// indexes (it changes the status and the lease); a schema whose claim is a
+/// HOT update would do better (see BENCHMARKS.md).
 async fn floor_posts_run(params: &Params, lean: bool) -> Result<f64, BoxError> {
     let (name, scoped, admin) = schema(&params.url).await?;
     let pool = PgPoolOptions::new()
@@ -295,9 +298,9 @@ async fn floor_posts_run(params: &Params, lean: bool) -> Result<f64, BoxError> {
                 let claimed: Vec<(sqlx::types::Uuid, sqlx::types::Uuid)> = sqlx::query_as(
                     "UPDATE scheduled_posts SET status = 'publishing', lease_owner = $1, \
                          lease_expires_at = now() + interval '1 minute', updated_at = now() \
-                     WHERE id IN (SELECT id FROM scheduled_posts WHERE status = 'queued' \
-                         AND publish_at <= now() ORDER BY publish_at LIMIT $2 \
-                         FOR UPDATE SKIP LOCKED) \
+                     WHERE id = ANY(ARRAY(SELECT id FROM scheduled_posts \
+                         WHERE status = 'queued' AND publish_at <= now() \
+                         ORDER BY publish_at LIMIT $2 FOR UPDATE SKIP LOCKED)) \
                      RETURNING id, tenant_id",
                 )
                 .bind(&owner)
@@ -318,11 +321,19 @@ async fn floor_posts_run(params: &Params, lean: bool) -> Result<f64, BoxError> {
                 .bind(&tenants)
                 .execute(&pool)
                 .await?;
-                sqlx::query(if lean { LEAN_SETTLE } else { SETTLE })
+                let settled = sqlx::query(if lean { LEAN_SETTLE } else { SETTLE })
                     .bind(&ids)
                     .bind(&owner)
                     .execute(&pool)
                     .await?;
+                // The lean settlement reports the runs it ended.
+                if lean && settled.rows_affected() != ids.len() as u64 {
+                    return Err(sqlx::Error::Protocol(format!(
+                        "the lean settlement ended {} runs of {}",
+                        settled.rows_affected(),
+                        ids.len()
+                    )));
+                }
                 done += ids.len() as u64;
             }
         }));
@@ -348,7 +359,7 @@ const LEAN_SETTLE: &str = "WITH settled AS ( \
      WHERE post_id IN (SELECT id FROM settled) AND status = 'running'";
 
 /// Drops from the posts table every foreign key (its own and those naming
-/// it) and every index the lean floor's statements do not read.
+/// it) and the indexes only the product's other reads use.
 async fn strip_posts(pool: &PgPool) -> Result<(), BoxError> {
     let keys: Vec<(String, String)> = sqlx::query_as(
         "SELECT conrelid::regclass::text, conname FROM pg_constraint \

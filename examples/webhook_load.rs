@@ -23,7 +23,7 @@
 //!    default, each with ids of its own), each timed from send to answer,
 //!    then every event checked.
 //!
-//! Both runs use a fresh schema of the database (dropped at the end).
+//! The runs use a fresh schema of the database (dropped at the end).
 //! `NEXIOM_LOAD_REQUESTS` / `NEXIOM_LOAD_CONNECTIONS` change the figures;
 //! `NEXIOM_LOAD_LINGER_US` / `NEXIOM_LOAD_FLUSHES` the receiver's group
 //! commit (`GroupCommitConfig::linger`, `max_flushes`).

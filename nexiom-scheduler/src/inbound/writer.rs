@@ -11,13 +11,14 @@
 //! own events' answers once that statement is committed. One job's events are
 //! never split, so one body's events always go in one statement.
 //!
-//! Under light load (no other batch being written) a request is written at
-//! once in a batch of its own; under heavy load, jobs pile up while the
-//! flush slots are busy and the next flush takes them all, then waits for
-//! more until the linger is over, which the runtime's timer rounds up to
-//! its next millisecond tick (so about a millisecond at most with the
-//! default zero linger): the commits per second stay bounded by the slots
-//! while the events per commit grow with the load.
+//! With the default zero linger, under light load (no other batch being
+//! written) a request is written at once in a batch of its own; under heavy
+//! load, jobs pile up while the flush slots are busy and the next flush
+//! takes them all, then waits for more until the runtime timer's next
+//! millisecond tick: the commits per second stay bounded by the slots while
+//! the events per commit grow with the load. With a linger set, every batch
+//! waits for more until its oldest job has waited the linger (rounded up to
+//! the timer's tick).
 //!
 //! When the store is unavailable, every job of the batch gets that error at
 //! once (the platforms deliver again). When a batch fails as a whole
@@ -44,10 +45,11 @@ pub struct GroupCommitConfig {
     pub max_batch: usize,
     /// How long the oldest waiting job may wait for others to join its
     /// batch, rounded up to the runtime timer's next millisecond tick.
-    /// Default zero: a batch that is the only one being written leaves as
-    /// soon as the queue is empty, one formed while other batches are being
-    /// written waits for the timer's next tick, and batches grow from the
-    /// requests that arrive while the slots are busy (measured with `examples/webhook_load.rs` at 32 connections: 11,667
+    /// Default zero: a batch that is the only one being written (always so
+    /// with one flush slot) leaves as soon as the queue is empty, one formed
+    /// while other batches are being written waits for the timer's next
+    /// tick, and batches grow from the requests that arrive while the slots
+    /// are busy (measured with `examples/webhook_load.rs` at 32 connections: 11,667
     /// requests/s, 16 requests per commit, against 7,041/s with a 1 ms
     /// linger, which only adds latency when the flushes keep up).
     pub linger: Duration,
@@ -438,6 +440,43 @@ mod tests {
             assert_eq!(started.elapsed(), Duration::ZERO, "request {r}");
         }
         assert_eq!(*sink.batches.lock().unwrap(), [1, 1, 1]);
+    }
+
+    /// While another batch is being written, a new batch still waits for
+    /// the timer's next tick (that wait is what lets batches grow under
+    /// load).
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_formed_while_another_is_written_waits_for_the_tick() {
+        let sink = Arc::new(Recording::default());
+        sink.holding
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let writer = EventWriter::with_sink(
+            Arc::clone(&sink) as Arc<dyn Sink>,
+            GroupCommitConfig {
+                max_flushes: 2,
+                ..GroupCommitConfig::default()
+            },
+        );
+        // Between two of the timer's millisecond ticks.
+        tokio::time::advance(Duration::from_micros(300)).await;
+        let first = tokio::spawn({
+            let writer = writer.clone();
+            async move { writer.write(events(0, 1)).await }
+        });
+        // The first batch is being written (and held); no time passes.
+        while sink.batches.lock().unwrap().is_empty() {
+            tokio::task::yield_now().await;
+        }
+        let started = Instant::now();
+        assert_eq!(writer.write(events(1, 2)).await.unwrap().len(), 2);
+        let waited = started.elapsed();
+        assert!(
+            waited > Duration::ZERO && waited <= Duration::from_millis(1),
+            "{waited:?}"
+        );
+        sink.hold_first.notify_one();
+        assert_eq!(first.await.unwrap().unwrap().len(), 1);
+        assert_eq!(*sink.batches.lock().unwrap(), [1, 2]);
     }
 
     /// A batch that fails as a whole is written again request by request,

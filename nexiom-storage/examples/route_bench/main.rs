@@ -258,6 +258,10 @@ async fn verify(world: &World, shape: Shape, path: &str) {
         .await
         .unwrap();
         assert_eq!(unrouted, 0, "{path}: every event routed to a conversation");
+    }
+    // The lean floor moves `last_message_at` too (of the conversations that
+    // existed; the floor's inserts set it on the ones they open).
+    if path != "unnest" {
         let stale: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM conversations c \
              WHERE last_message_at IS DISTINCT FROM \
