@@ -313,6 +313,22 @@ mod tests {
         }
     }
 
+    /// A writer with `max_flushes` slots over a sink that holds its first
+    /// batch until released.
+    fn holding_first(max_flushes: usize) -> (Arc<Recording>, EventWriter) {
+        let sink = Arc::new(Recording::default());
+        sink.holding
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let writer = EventWriter::with_sink(
+            Arc::clone(&sink) as Arc<dyn Sink>,
+            GroupCommitConfig {
+                max_flushes,
+                ..GroupCommitConfig::default()
+            },
+        );
+        (sink, writer)
+    }
+
     fn events(request: usize, n: usize) -> Vec<NewWebhookEvent> {
         let at = chrono::Utc.with_ymd_and_hms(2026, 11, 29, 9, 0, 0).unwrap();
         (0..n)
@@ -341,16 +357,7 @@ mod tests {
     /// gets exactly its own answers.
     #[tokio::test(start_paused = true)]
     async fn requests_waiting_for_a_busy_slot_share_the_next_commit() {
-        let sink = Arc::new(Recording::default());
-        sink.holding
-            .store(true, std::sync::atomic::Ordering::SeqCst);
-        let writer = EventWriter::with_sink(
-            Arc::clone(&sink) as Arc<dyn Sink>,
-            GroupCommitConfig {
-                max_flushes: 1,
-                ..GroupCommitConfig::default()
-            },
-        );
+        let (sink, writer) = holding_first(1);
         let first = tokio::spawn({
             let writer = writer.clone();
             async move { writer.write(events(0, 1)).await }
@@ -447,16 +454,7 @@ mod tests {
     /// load).
     #[tokio::test(start_paused = true)]
     async fn a_batch_formed_while_another_is_written_waits_for_the_tick() {
-        let sink = Arc::new(Recording::default());
-        sink.holding
-            .store(true, std::sync::atomic::Ordering::SeqCst);
-        let writer = EventWriter::with_sink(
-            Arc::clone(&sink) as Arc<dyn Sink>,
-            GroupCommitConfig {
-                max_flushes: 2,
-                ..GroupCommitConfig::default()
-            },
-        );
+        let (sink, writer) = holding_first(2);
         // Between two of the timer's millisecond ticks.
         tokio::time::advance(Duration::from_micros(300)).await;
         let first = tokio::spawn({
