@@ -49,9 +49,10 @@ pub struct GroupCommitConfig {
     /// with one flush slot) leaves as soon as the queue is empty, one formed
     /// while other batches are being written waits for the timer's next
     /// tick, and batches grow from the requests that arrive while the slots
-    /// are busy (measured with `examples/webhook_load.rs` at 32 connections: 11,667
-    /// requests/s, 16 requests per commit, against 7,041/s with a 1 ms
-    /// linger, which only adds latency when the flushes keep up).
+    /// are busy (measured with `examples/webhook_load.rs` at 32
+    /// connections: 11,667 requests/s, 16 requests per commit, against
+    /// 7,041/s with a 1 ms linger, which only adds latency when the flushes
+    /// keep up).
     pub linger: Duration,
     /// Batches written at once (each holds a database connection while it
     /// is written). Default 4.
