@@ -1,6 +1,6 @@
 //! The baselines: the seed's per-event loop in PL/pgSQL, the floor (the
-//! same rows inserted with `UNNEST`, nothing looked up), and the lean floor
-//! (the floor plus the work routing cannot leave out, as bare statements).
+//! same rows inserted with `UNNEST`, nothing looked up), and the lean path
+//! (the floor plus the router's other steps, as one bare statement).
 
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
@@ -128,7 +128,7 @@ struct BatchRows {
 type EventRow = (String, String, String, String, bool, DateTime<Utc>);
 
 /// The lean floor's statement per batch, before the floor's inserts and in
-/// the same transaction: what any router must do beyond them, bare. It takes
+/// the same transaction: the router's steps beyond them, bare. It takes
 /// the batch (`FOR UPDATE SKIP LOCKED`, as concurrent routers must), looks
 /// up each event's stored message (a redelivery), its sender's contact
 /// channel and open conversation (three plain joins, as the router's), moves
@@ -168,7 +168,7 @@ SELECT count(*) FROM mark";
 
 /// The floor: the rows routing creates, computed beforehand (untimed), then
 /// inserted batch by batch, one transaction each (timed): (events, seconds).
-/// `lean`: each transaction first runs [`LEAN_STEPS`] (the lean floor).
+/// `lean`: each transaction first runs [`LEAN_STEPS`] (the lean path).
 pub async fn run_unnest(world: &World, shape: Shape, lean: bool) -> (u64, f64) {
     let pool = world.store.pool();
     let known: Vec<(String, Uuid)> = sqlx::query_as(

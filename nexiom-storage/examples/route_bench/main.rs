@@ -14,11 +14,11 @@
 //!   `ON CONFLICT`, nothing marked (same tables, so the same indexes,
 //!   constraints and triggers);
 //! - `lean` (only when asked for): the floor plus, in each batch's
-//!   transaction, what no router can leave out, as one bare statement: take
-//!   the batch `FOR UPDATE SKIP LOCKED`, look up each event's stored message,
+//!   transaction, the router's other steps as one bare statement: take the
+//!   batch `FOR UPDATE SKIP LOCKED`, look up each event's stored message,
 //!   contact channel and open conversation, move `last_message_at` on the
-//!   conversations that existed, mark the events routed. A lower bound for
-//!   any router's cost; its ratio to `unnest` bounds the router's;
+//!   conversations that existed, mark the events routed. Beside the router,
+//!   it shows how much of the router's cost is those steps themselves;
 //! - `single` (only when asked for): `route_event` once per event, for at
 //!   most 120 s.
 //!
@@ -259,7 +259,7 @@ async fn verify(world: &World, shape: Shape, path: &str) {
         .unwrap();
         assert_eq!(unrouted, 0, "{path}: every event routed to a conversation");
     }
-    // The lean floor moves `last_message_at` too (of the conversations that
+    // The lean path moves `last_message_at` too (of the conversations that
     // existed; the floor's inserts set it on the ones they open).
     if path != "unnest" {
         let stale: i64 = sqlx::query_scalar(
