@@ -127,7 +127,7 @@ struct BatchRows {
 
 type EventRow = (String, String, String, String, bool, DateTime<Utc>);
 
-/// The lean floor's statement per batch, before the floor's inserts and in
+/// The lean path's statement per batch, before the floor's inserts and in
 /// the same transaction: the router's steps beyond them, bare. It takes
 /// the batch (`FOR UPDATE SKIP LOCKED`, as concurrent routers must), looks
 /// up each event's stored message (a redelivery), its sender's contact
