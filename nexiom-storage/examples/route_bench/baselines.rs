@@ -1,6 +1,7 @@
 //! The baselines: the seed's per-event loop in PL/pgSQL, the floor (the
-//! same rows inserted with `UNNEST`, nothing looked up), and the lean path
-//! (the floor plus the router's other steps, as one bare statement).
+//! same rows inserted with `UNNEST`, nothing looked up), and the lean paths
+//! (the floor plus the router's other steps, as one bare statement: see
+//! `lean.rs`).
 
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
@@ -8,6 +9,7 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::lean::Lean;
 use crate::{Shape, World};
 
 /// A time-ordered UUID (version 7 layout) in SQL, so the loop's keys land
@@ -127,50 +129,15 @@ struct BatchRows {
 
 type EventRow = (String, String, String, String, bool, DateTime<Utc>);
 
-/// The lean path's statement per batch, before the floor's inserts and in
-/// the same transaction: the router's steps beyond them, bare. It takes
-/// the batch (`FOR UPDATE SKIP LOCKED`, as concurrent routers must), looks
-/// up each event's stored message (a redelivery), its sender's contact
-/// channel and open conversation (three plain joins, as the router's), moves
-/// `last_message_at` of the conversations that existed, and marks every
-/// event routed. No ranking, no ids picked, no `ON CONFLICT`, no second
-/// pass: the new rows are the floor's, computed beforehand.
-const LEAN_STEPS: &str = "\
-WITH b AS MATERIALIZED ( \
-    SELECT e.tableoid AS toid, e.ctid AS tid, e.tenant_id, e.channel_id, e.platform, \
-        e.event_id, e.sender_id, e.occurred_at \
-    FROM webhook_events e WHERE e.routed_at IS NULL \
-    ORDER BY e.received_at, e.id LIMIT $1 FOR UPDATE SKIP LOCKED \
-), f AS MATERIALIZED ( \
-    SELECT b.toid, b.tid, b.occurred_at, m.conversation_id AS stored_conv, \
-        conv.id AS open_conv \
-    FROM b \
-    LEFT JOIN messages m ON m.channel_id = b.channel_id \
-        AND m.provider_message_id = b.event_id AND m.tenant_id = b.tenant_id \
-    LEFT JOIN contact_channels cc ON m.id IS NULL AND cc.tenant_id = b.tenant_id \
-        AND cc.platform = b.platform AND cc.external_handle = b.sender_id \
-    LEFT JOIN conversations conv ON conv.contact_id = cc.contact_id \
-        AND conv.channel_id = b.channel_id AND conv.status = 'open' \
-        AND conv.tenant_id = b.tenant_id \
-), bump AS ( \
-    UPDATE conversations c SET last_message_at = l.at \
-    FROM (SELECT open_conv, max(occurred_at) AS at FROM f \
-          WHERE stored_conv IS NULL AND open_conv IS NOT NULL \
-          GROUP BY open_conv ORDER BY open_conv) l \
-    WHERE c.id = l.open_conv AND (c.last_message_at IS NULL OR c.last_message_at < l.at) \
-), mark AS ( \
-    UPDATE webhook_events e SET routed_at = $2, \
-        conversation_id = COALESCE(f.stored_conv, f.open_conv) \
-    FROM f WHERE e.ctid = f.tid AND e.tableoid = f.toid \
-    RETURNING 1 \
-) \
-SELECT count(*) FROM mark";
-
 /// The floor: the rows routing creates, computed beforehand (untimed), then
 /// inserted batch by batch, one transaction each (timed): (events, seconds).
-/// `lean`: each transaction first runs [`LEAN_STEPS`] (the lean path).
-pub async fn run_unnest(world: &World, shape: Shape, lean: bool) -> (u64, f64) {
+/// With `lean`, each transaction first runs that lean path's statement
+/// ([`Lean::statement`]).
+pub async fn run_unnest(world: &World, shape: Shape, lean: Option<Lean>) -> (u64, f64) {
     let pool = world.store.pool();
+    if let Some(lean) = lean {
+        lean.prepare(pool).await;
+    }
     let known: Vec<(String, Uuid)> = sqlx::query_as(
         "SELECT cc.external_handle, c.id FROM contact_channels cc \
          JOIN conversations c ON c.contact_id = cc.contact_id AND c.status = 'open'",
@@ -231,12 +198,13 @@ pub async fn run_unnest(world: &World, shape: Shape, lean: bool) -> (u64, f64) {
         batches.push(rows);
     }
     let (tenant, channel, at) = (world.tenant.as_uuid(), world.channel.as_uuid(), world.at);
+    let lean_sql = lean.map(Lean::statement);
     let start = Instant::now();
     let mut marked = 0;
     for rows in &batches {
         let mut tx = pool.begin().await.unwrap();
-        if lean {
-            let n: i64 = sqlx::query_scalar(LEAN_STEPS)
+        if let Some(lean) = &lean_sql {
+            let n: i64 = sqlx::query_scalar(lean)
                 .bind(i64::from(shape.batch))
                 .bind(at)
                 .fetch_one(&mut *tx)
@@ -313,7 +281,7 @@ pub async fn run_unnest(world: &World, shape: Shape, lean: bool) -> (u64, f64) {
         tx.commit().await.unwrap();
     }
     let elapsed = start.elapsed().as_secs_f64();
-    if lean {
+    if lean.is_some() {
         assert_eq!(
             marked,
             i64::try_from(events.len()).unwrap(),

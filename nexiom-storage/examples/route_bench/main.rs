@@ -19,6 +19,12 @@
 //!   contact channel and open conversation, move `last_message_at` on the
 //!   conversations that existed, mark the events routed. Beside the router,
 //!   it shows how much of the router's cost is those steps themselves;
+//! - `lean-queue`, `lean-queue-carry` (only when asked for): the same steps
+//!   with the batch taken from a narrow queue table (filled before the clock
+//!   starts) by deleting its rows, no event row rewritten; `-carry`'s queue
+//!   rows hold the fields routing reads. `lean-queue-take`,
+//!   `lean-queue-nobump` and `lean-queue-nolookups` run a part of
+//!   `lean-queue`, for the cost of each step (see `lean.rs`);
 //! - `single` (only when asked for): `route_event` once per event, for at
 //!   most 120 s.
 //!
@@ -45,6 +51,7 @@
 )]
 
 mod baselines;
+mod lean;
 
 use std::str::FromStr;
 use std::time::Instant;
@@ -53,6 +60,8 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use nexiom_core::{ChannelId, Credentials, NewChannel, NewTenant, Platform, TenantId};
 use nexiom_storage::{EventStore, PgStore, TenantStore};
 use sqlx::PgPool;
+
+use crate::lean::Lean;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 /// One filled schema.
@@ -121,8 +130,10 @@ async fn main() {
             let (count, secs) = match path.as_str() {
                 "router" => run_router(&world, shape).await,
                 "plpgsql" => baselines::run_plpgsql(&world, shape).await,
-                "unnest" => baselines::run_unnest(&world, shape, false).await,
-                "lean" => baselines::run_unnest(&world, shape, true).await,
+                "unnest" => baselines::run_unnest(&world, shape, None).await,
+                lean if Lean::from_path(lean).is_some() => {
+                    baselines::run_unnest(&world, shape, Lean::from_path(lean)).await
+                }
                 "single" => run_single(&world, shape).await,
                 // Only the data, for a look at the plans (with ROUTE_BENCH_KEEP).
                 "fill" => (0, 1.0),
@@ -131,7 +142,7 @@ async fn main() {
             verify(&world, shape, path).await;
             let rate = count as f64 / secs;
             println!(
-                "round {round} {path:<8} {count:>7} events in {secs:>7.2} s = {rate:>8.0} events/s"
+                "round {round} {path:<20} {count:>7} events in {secs:>7.2} s = {rate:>8.0} events/s"
             );
             results.push(rate);
             drop_schema(&admin, &world).await;
@@ -152,16 +163,18 @@ fn report(rates: &[(String, Vec<f64>)]) {
     };
     println!("medians:");
     for (path, v) in rates {
-        println!("  {path:<8} {:>8.0} events/s", median(v));
+        println!("  {path:<20} {:>8.0} events/s", median(v));
     }
     let find = |name: &str| rates.iter().find(|(p, _)| p == name).map(|(_, v)| v);
-    if let (Some(lean), Some(unnest)) = (find("lean"), find("unnest")) {
-        let paired: Vec<f64> = lean.iter().zip(unnest).map(|(l, u)| l / u).collect();
-        println!(
-            "  lean / unnest: {:.2}x (medians), median per round {:.2}x",
-            median(lean) / median(unnest),
-            median(&paired)
-        );
+    for (name, lean) in rates.iter().filter(|(p, _)| Lean::from_path(p).is_some()) {
+        if let Some(unnest) = find("unnest") {
+            let paired: Vec<f64> = lean.iter().zip(unnest).map(|(l, u)| l / u).collect();
+            println!(
+                "  {name} / unnest: {:.2}x (medians), median per round {:.2}x",
+                median(lean) / median(unnest),
+                median(&paired)
+            );
+        }
     }
     let Some(router) = find("router") else {
         return;
@@ -241,6 +254,14 @@ async fn verify(world: &World, shape: Shape, path: &str) {
     assert_eq!(conversations, shape.senders(), "{path}: conversations");
     assert_eq!(contacts, shape.senders(), "{path}: contacts");
     assert_eq!(handles, shape.senders(), "{path}: contact channels");
+    let lean = Lean::from_path(path);
+    if lean.is_some_and(Lean::uses_queue) {
+        let left: i64 = sqlx::query_scalar("SELECT count(*) FROM routing_queue")
+            .fetch_one(world.store.pool())
+            .await
+            .unwrap();
+        assert_eq!(left, 0, "{path}: every event taken");
+    }
     if path == "lean" {
         let unmarked: i64 =
             sqlx::query_scalar("SELECT count(*) FROM webhook_events WHERE routed_at IS NULL")
@@ -249,7 +270,7 @@ async fn verify(world: &World, shape: Shape, path: &str) {
                 .unwrap();
         assert_eq!(unmarked, 0, "lean: every event marked");
     }
-    if path != "unnest" && path != "lean" {
+    if path != "unnest" && lean.is_none() {
         let unrouted: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM webhook_events \
              WHERE routed_at IS NULL OR conversation_id IS NULL",
@@ -261,7 +282,7 @@ async fn verify(world: &World, shape: Shape, path: &str) {
     }
     // The lean path moves `last_message_at` too (of the conversations that
     // existed; the floor's inserts set it on the ones they open).
-    if path != "unnest" {
+    if path != "unnest" && lean.is_none_or(Lean::is_complete) {
         let stale: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM conversations c \
              WHERE last_message_at IS DISTINCT FROM \
