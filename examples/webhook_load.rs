@@ -22,6 +22,11 @@
 //!    256 KiB limit, sent one after another (`NEXIOM_LOAD_BIG_BODIES`, 5 by
 //!    default, each with ids of its own), each timed from send to answer,
 //!    then every event checked.
+//! 4. **Bodies of an unknown account**: the same large bodies for a phone
+//!    number no channel is connected for (a business whose channel was
+//!    removed while its webhook subscription still runs), sent one after
+//!    another (`NEXIOM_LOAD_UNKNOWN_BODIES`, 3 by default), each timed;
+//!    every event must be kept as a dead letter without a tenant.
 //!
 //! The runs use a fresh schema of the database (dropped at the end).
 //! `NEXIOM_LOAD_REQUESTS` / `NEXIOM_LOAD_CONNECTIONS` change the figures;
@@ -46,6 +51,8 @@ use nexiom::storage::conformance::postgres_test_store;
 const APP_SECRET: &str = "load-app-secret";
 const PHONE_ID: &str = "106540352242922";
 const BIG_BODY_EVENTS: usize = 2_700;
+/// A phone number id no channel is connected for.
+const UNKNOWN_PHONE_ID: &str = "199999999999999";
 
 fn body(n: usize) -> Vec<u8> {
     format!(
@@ -60,7 +67,7 @@ const SENDERS: usize = 20;
 /// One body of `events` messages from [`SENDERS`] senders (Meta batches many
 /// messages of one phone number in one delivery), as compact as a real
 /// payload can be so that 2,700 of them fit in 256 KiB.
-fn big_body(events: usize, round: usize) -> Vec<u8> {
+fn big_body(events: usize, round: usize, phone_id: &str) -> Vec<u8> {
     // One letter per round keeps the ids distinct and the body the same size.
     let tag = char::from(b'b' + (round % 24) as u8);
     let contacts: Vec<String> = (0..SENDERS)
@@ -75,11 +82,39 @@ fn big_body(events: usize, round: usize) -> Vec<u8> {
         })
         .collect();
     format!(
-        r#"{{"object":"whatsapp_business_account","entry":[{{"id":"102290129340398","changes":[{{"field":"messages","value":{{"messaging_product":"whatsapp","metadata":{{"display_phone_number":"15550783881","phone_number_id":"{PHONE_ID}"}},"contacts":[{}],"messages":[{}]}}}}]}}]}}"#,
+        r#"{{"object":"whatsapp_business_account","entry":[{{"id":"102290129340398","changes":[{{"field":"messages","value":{{"messaging_product":"whatsapp","metadata":{{"display_phone_number":"15550783881","phone_number_id":"{phone_id}"}},"contacts":[{}],"messages":[{}]}}}}]}}]}}"#,
         contacts.join(","),
         messages.join(",")
     )
     .into_bytes()
+}
+
+/// Sends the large bodies of `rounds` for `phone_id`, one after another:
+/// each one's time to answer (ms), and whether every answer was a success.
+async fn send_bodies(
+    client: &reqwest::Client,
+    url: &str,
+    secret: &SecretString,
+    rounds: std::ops::Range<usize>,
+    phone_id: &str,
+) -> Result<(Vec<f64>, bool), reqwest::Error> {
+    let (mut times, mut ok) = (Vec::with_capacity(rounds.len()), true);
+    for round in rounds {
+        let body = big_body(BIG_BODY_EVENTS, round, phone_id);
+        let signature = MetaWebhookVerifier::sign(secret, &body);
+        let t = Instant::now();
+        let status = client
+            .post(url)
+            .header("content-type", "application/json")
+            .header("X-Hub-Signature-256", signature)
+            .body(body)
+            .send()
+            .await?
+            .status();
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+        ok &= status.is_success();
+    }
+    Ok((times, ok))
 }
 
 fn env_usize(name: &str, default: usize) -> Result<usize, String> {
@@ -278,6 +313,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let requests = env_usize("NEXIOM_LOAD_REQUESTS", 20_000)?;
     let connections = env_usize("NEXIOM_LOAD_CONNECTIONS", 32)?.max(1);
     let big_bodies = env_usize("NEXIOM_LOAD_BIG_BODIES", 5)?.clamp(1, 24);
+    let unknown_bodies = env_usize("NEXIOM_LOAD_UNKNOWN_BODIES", 3)?.min(24 - big_bodies);
     let Ok(url) = std::env::var("DATABASE_URL") else {
         return Err("set DATABASE_URL to a Postgres database (a fresh schema is used)".into());
     };
@@ -389,25 +425,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // 3. Large bodies, one after another (each with ids of its own).
     let secret = SecretString::new(APP_SECRET);
     let client = reqwest::Client::new();
-    let mut big_times = Vec::with_capacity(big_bodies);
-    let mut big_ok = true;
-    let mut big_bytes = 0;
-    for round in 0..big_bodies {
-        let big = big_body(BIG_BODY_EVENTS, round);
-        let signature = MetaWebhookVerifier::sign(&secret, &big);
-        big_bytes = big.len();
-        let t = Instant::now();
-        let status = client
-            .post(&receiver_url)
-            .header("content-type", "application/json")
-            .header("X-Hub-Signature-256", signature)
-            .body(big)
-            .send()
-            .await?
-            .status();
-        big_times.push(t.elapsed().as_secs_f64() * 1e3);
-        big_ok &= status.is_success();
-    }
+    let big = big_body(BIG_BODY_EVENTS, 0, PHONE_ID);
+    let big_bytes = big.len();
+    let (mut big_times, big_ok) =
+        send_bodies(&client, &receiver_url, &secret, 0..big_bodies, PHONE_ID).await?;
+    // 4. Large bodies of an unknown account (ids of their own: rounds after
+    // the large bodies').
+    let (mut unknown_times, unknown_ok) = send_bodies(
+        &client,
+        &receiver_url,
+        &secret,
+        big_bodies..big_bodies + unknown_bodies,
+        UNKNOWN_PHONE_ID,
+    )
+    .await?;
+    let unknown_kept = store
+        .list_dead_letters(None, ((unknown_bodies + 1) * BIG_BODY_EVENTS) as u32)
+        .await?
+        .iter()
+        .filter(|d| d.tenant_id.is_none())
+        .count();
+
     let all = store
         .list_unrouted_events(
             Some(&Platform::WhatsApp),
@@ -452,6 +490,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         times.join(" / "),
         big_times.get(big_times.len() / 2).copied().unwrap_or(0.0)
     );
+    let times: Vec<String> = unknown_times.iter().map(|ms| format!("{ms:.1}")).collect();
+    unknown_times.sort_by(f64::total_cmp);
+    println!(
+        "unknown   {unknown_bodies} x {BIG_BODY_EVENTS} events of an account with no channel: \
+         answered in {} ms (median {:.1} ms), {unknown_kept} kept as dead letters",
+        times.join(" / "),
+        unknown_times
+            .get(unknown_times.len() / 2)
+            .copied()
+            .unwrap_or(0.0)
+    );
 
     let _ = stop.send(());
     server.await??;
@@ -469,6 +518,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     if !big_ok || big_stored != big_bodies * BIG_BODY_EVENTS {
         failed.push("every large body must be answered 200 with every event stored");
+    }
+    if !unknown_ok || unknown_kept != unknown_bodies * BIG_BODY_EVENTS {
+        failed.push("every body of an unknown account must be answered 200, each event kept");
     }
     if !failed.is_empty() {
         eprintln!("FAILED: {}", failed.join("; "));

@@ -1,7 +1,8 @@
 //! The receiver's group commit end to end, on memory and on PostgreSQL:
 //! many concurrent signed WhatsApp bodies (redeliveries among them, one bad
 //! event, another tenant's key, an unknown account) through
-//! `InboundPipeline::ingest_webhook`.
+//! `InboundPipeline::ingest_webhook`; and one body mostly of an unknown
+//! account.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::collections::HashSet;
@@ -193,9 +194,95 @@ where
     ts.cleanup().await;
 }
 
+/// One body of two accounts, one of them connected to no channel: its 40
+/// events, an unreadable one and one the store refuses are kept as dead
+/// letters (written together after the events), the good ones stored; a
+/// redelivery adds nothing.
+async fn a_body_of_an_unknown_account_is_dead_lettered_whole<F, Fut>(factory: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Option<TestStore>>,
+{
+    let Some(ts) = factory().await else { return };
+    let store = ts.store();
+    let acme = channel(&*store, "Acme", "pn-dl-a").await;
+    let p = InboundPipeline::new(
+        Arc::clone(&store),
+        Arc::new(ManualClock::new(t0())),
+        Arc::new(nexiom_triage::TemplateGenerator::new()),
+    );
+    let wa = WhatsAppConnector::builder()
+        .with_app_secret(SECRET)
+        .build()
+        .unwrap();
+    let mut unreadable = message("unused", "no id");
+    unreadable.as_object_mut().unwrap().remove("id");
+    let known = vec![
+        message("wamid.dl.1", "Bonjour"),
+        message("wamid.dl.nul", "a\u{0}b"),
+        unreadable,
+        message("wamid.dl.2", "Merci"),
+    ];
+    let unknown: Vec<_> = (0..40)
+        .map(|i| message(&format!("wamid.dl.x{i}"), "hello"))
+        .collect();
+    let change = |account: &str, messages: Vec<serde_json::Value>| {
+        json!({"field": "messages", "value": {
+            "metadata": {"phone_number_id": account}, "messages": messages}})
+    };
+    let body = serde_json::to_vec(&json!({"object": "whatsapp_business_account", "entry": [{
+        "id": "WABA", "changes": [change("pn-dl-a", known), change("pn-dl-nobody", unknown)]}]}))
+    .unwrap();
+    let headers = WebhookHeaders::new().with(
+        META_SIGNATURE_HEADER,
+        MetaWebhookVerifier::sign(&SecretString::new(SECRET), &body),
+    );
+    let expected = IngestReport {
+        events: 44,
+        stored: 2,
+        unknown_account: 40,
+        dead_lettered: 2,
+    };
+    let report = p.ingest_webhook(&wa, &headers, &body).await.unwrap();
+    assert_eq!(report, expected);
+    let letters = store.list_dead_letters(None, 100).await.unwrap();
+    assert_eq!(letters.len(), 42);
+    let of_acme: Vec<_> = letters.iter().filter(|l| l.tenant_id.is_some()).collect();
+    assert_eq!(of_acme.len(), 2, "the unreadable and the refused event");
+    assert!(of_acme.iter().all(|l| l.channel_id == Some(acme.id)));
+    assert!(
+        letters
+            .iter()
+            .filter(|l| l.tenant_id.is_none())
+            .all(|l| l.reason == "no channel is connected for account pn-dl-nobody")
+    );
+    let events = store.list_unrouted_events(None, 100).await.unwrap();
+    assert_eq!(events.len(), 2);
+
+    // A redelivery: the same counts, nothing stored or kept again.
+    let again = p.ingest_webhook(&wa, &headers, &body).await.unwrap();
+    assert_eq!(
+        again,
+        IngestReport {
+            stored: 0,
+            ..expected
+        }
+    );
+    assert_eq!(store.list_dead_letters(None, 100).await.unwrap().len(), 42);
+    assert_eq!(
+        store.list_unrouted_events(None, 100).await.unwrap().len(),
+        2
+    );
+    ts.cleanup().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory() {
     concurrent_requests_are_stored_once_and_answered_after_commit(
+        nexiom_storage::conformance::memory_test_store,
+    )
+    .await;
+    a_body_of_an_unknown_account_is_dead_lettered_whole(
         nexiom_storage::conformance::memory_test_store,
     )
     .await;
@@ -208,6 +295,10 @@ async fn memory() {
 )]
 async fn postgres() {
     concurrent_requests_are_stored_once_and_answered_after_commit(
+        nexiom_storage::conformance::postgres_test_store,
+    )
+    .await;
+    a_body_of_an_unknown_account_is_dead_lettered_whole(
         nexiom_storage::conformance::postgres_test_store,
     )
     .await;

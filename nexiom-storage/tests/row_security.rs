@@ -241,6 +241,7 @@ async fn the_application_role_sees_and_writes_only_its_tenant() {
         kpi_rows_upsert_on_window_start,
         missions_content_jobs_and_reports,
         dead_letters_are_stored_once_and_listed,
+        dead_letters_are_stored_in_batches,
         embeddings_are_upserted_and_checked,
         topic_runs_keep_identity_sizes_and_members,
         claims_keep_a_channel_to_one_worker_and_honour_holds,

@@ -8,8 +8,9 @@
 //! at once by [`ChannelDirectory::forget`] (the application calls
 //! [`InboundPipeline::channel_changed`](super::InboundPipeline::channel_changed)),
 //! and when the store refuses an event because its channel is not there
-//! (the entry is then stale). An account with no channel is **not** kept: a
-//! channel connected a moment later gets its events at once.
+//! (the entry is then stale). An account with no channel is **not** kept
+//! (only for the rest of the body being read): a channel connected a moment
+//! later gets its events at once.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};

@@ -146,3 +146,99 @@ pub async fn dead_letters_are_stored_once_and_listed(store: Arc<dyn Store>) {
             .is_empty()
     );
 }
+
+/// Many dead letters at once (a webhook body's): each stored once per
+/// `(platform, key)` (a key given twice, or stored before, adds no row),
+/// with or without a tenant, the count of new ones returned; one bad letter
+/// refuses the call before anything is written.
+pub async fn dead_letters_are_stored_in_batches(store: Arc<dyn Store>) {
+    let s = store.as_ref();
+    let a = world(s, "Acme", Platform::WhatsApp, "pn-batch-a").await;
+    let b = world(s, "Beta", Platform::WhatsApp, "pn-batch-b").await;
+    let letter = |key: &str, minute: i64| {
+        NewDeadLetter::new(
+            Platform::WhatsApp,
+            key,
+            format!("{{\"id\":\"{key}\"}}").as_bytes(),
+            "r",
+            t0() + Duration::minutes(minute),
+        )
+    };
+    let earlier = s.insert_dead_letter(letter("b0", 0)).await.unwrap().record;
+
+    let batch = vec![
+        letter("b1", 1),
+        letter("b2", 2).for_channel(a.tenant.id, a.channel.id),
+        letter("b3", 3).for_channel(b.tenant.id, b.channel.id),
+        // Given twice in the call, and stored before: one row each.
+        letter("b1", 4),
+        letter("b0", 5),
+        NewDeadLetter::new(
+            Platform::Instagram,
+            "b1",
+            b"{}",
+            "r",
+            t0() + Duration::minutes(6),
+        ),
+    ];
+    assert_eq!(s.insert_dead_letters(batch.clone()).await.unwrap(), 4);
+    // Again (a redelivery of the body): nothing new.
+    assert_eq!(s.insert_dead_letters(batch).await.unwrap(), 0);
+    assert_eq!(s.insert_dead_letters(Vec::new()).await.unwrap(), 0);
+
+    let all = s.list_dead_letters(None, 10).await.unwrap();
+    let keys: Vec<(&str, &str, Option<TenantId>)> = all
+        .iter()
+        .map(|d| (d.platform.as_str(), d.key.as_str(), d.tenant_id))
+        .collect();
+    assert_eq!(
+        keys,
+        vec![
+            ("instagram", "b1", None),
+            ("whatsapp", "b3", Some(b.tenant.id)),
+            ("whatsapp", "b2", Some(a.tenant.id)),
+            ("whatsapp", "b1", None),
+            ("whatsapp", "b0", None),
+        ]
+    );
+    assert_eq!(all.last(), Some(&earlier), "the stored letter unchanged");
+    let b2 = &all[2];
+    assert_eq!(b2.channel_id, Some(a.channel.id));
+    assert_eq!(b2.received_at, t0() + Duration::minutes(2));
+    assert_eq!(b2.excerpt, "{\"id\":\"b2\"}");
+    assert_eq!(
+        s.list_dead_letters(Some(b.tenant.id), 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // One bad letter: the call is refused, nothing written.
+    let refused = s
+        .insert_dead_letters(vec![
+            letter("c1", 7),
+            NewDeadLetter {
+                key: String::new(),
+                ..letter("c2", 8)
+            },
+        ])
+        .await;
+    assert!(matches!(refused, Err(StorageError::Invalid(_))));
+    // A channel that is not the tenant's: refused, that tenant's letters
+    // not written.
+    let foreign = s
+        .insert_dead_letters(vec![
+            letter("c3", 9).for_channel(a.tenant.id, a.channel.id),
+            letter("c4", 10).for_channel(a.tenant.id, b.channel.id),
+        ])
+        .await;
+    assert!(matches!(
+        foreign,
+        Err(StorageError::UnknownReference {
+            entity: "channel",
+            ..
+        })
+    ));
+    assert_eq!(s.list_dead_letters(None, 10).await.unwrap().len(), 5);
+}

@@ -182,6 +182,7 @@ macro_rules! conformance_suite {
             reply_lease_heartbeats_extend_only_the_holders_claims,
             reply_batches_claim_and_settle_under_the_lease,
             dead_letters_are_stored_once_and_listed,
+            dead_letters_are_stored_in_batches,
             topic_items_and_busy_posts,
             embeddings_are_upserted_and_checked,
             topic_runs_keep_identity_sizes_and_members,

@@ -56,6 +56,28 @@ impl DeadLetterStore for MemoryStore {
         self.lock().insert_dead_letter(new)
     }
 
+    async fn insert_dead_letters(&self, letters: Vec<NewDeadLetter>) -> Result<u64> {
+        for letter in &letters {
+            letter.validate()?;
+        }
+        // Under one lock, every reference checked before any letter is
+        // written: all or nothing.
+        let mut inner = self.lock();
+        for letter in &letters {
+            if let Some(tenant) = letter.tenant_id {
+                inner.require_tenant(tenant)?;
+                if let Some(channel) = letter.channel_id {
+                    require_ref(&inner.channels, tenant, &channel, "channel")?;
+                }
+            }
+        }
+        let mut created = 0;
+        for letter in letters {
+            created += u64::from(inner.insert_dead_letter(letter)?.created);
+        }
+        Ok(created)
+    }
+
     async fn list_dead_letters(
         &self,
         tenant: Option<TenantId>,

@@ -1,8 +1,10 @@
 //! [`DeadLetterStore`] on Postgres: `dead_letters`.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use nexiom_core::{DeadLetter, DeadLetterId, Inserted, NewDeadLetter, TenantId};
+use nexiom_core::{ChannelId, DeadLetter, DeadLetterId, Inserted, NewDeadLetter, TenantId};
 use uuid::Uuid;
 
 use super::error::{Ref, db, require_refs};
@@ -90,6 +92,79 @@ impl DeadLetterStore for PgStore {
                 new.platform, new.key
             ))),
         }
+    }
+
+    async fn insert_dead_letters(&self, letters: Vec<NewDeadLetter>) -> Result<u64> {
+        for letter in &letters {
+            letter.validate()?;
+        }
+        // One statement per tenant (each under its tenant's row security),
+        // in a stable order; the letters without a tenant last.
+        let mut groups: BTreeMap<Option<TenantId>, Vec<NewDeadLetter>> = BTreeMap::new();
+        for letter in letters {
+            groups.entry(letter.tenant_id).or_default().push(letter);
+        }
+        let mut created = 0;
+        for (tenant, letters) in groups.into_iter().rev() {
+            let insert = sqlx::query(
+                "INSERT INTO dead_letters (id, platform, tenant_id, channel_id, key, excerpt, \
+                     reason, received_at) \
+                 SELECT u.id, u.platform, $1, u.channel_id, u.key, u.excerpt, u.reason, \
+                     u.received_at \
+                 FROM UNNEST($2::uuid[], $3::text[], $4::uuid[], $5::text[], $6::text[], \
+                     $7::text[], $8::timestamptz[]) \
+                     AS u(id, platform, channel_id, key, excerpt, reason, received_at) \
+                 ON CONFLICT (platform, key) DO NOTHING",
+            )
+            .bind(tenant.map(|t| t.as_uuid()))
+            .bind(
+                letters
+                    .iter()
+                    .map(|_| DeadLetterId::generate().as_uuid())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                letters
+                    .iter()
+                    .map(|l| l.platform.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                letters
+                    .iter()
+                    .map(|l| l.channel_id.map(|c| c.as_uuid()))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(letters.iter().map(|l| l.key.as_str()).collect::<Vec<_>>())
+            .bind(
+                letters
+                    .iter()
+                    .map(|l| l.excerpt.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                letters
+                    .iter()
+                    .map(|l| l.reason.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(letters.iter().map(|l| l.received_at).collect::<Vec<_>>());
+            let done = match tenant {
+                Some(tenant) => {
+                    let channels: BTreeSet<ChannelId> =
+                        letters.iter().filter_map(|l| l.channel_id).collect();
+                    let refs: Vec<Ref> = channels.into_iter().map(Ref::Channel).collect();
+                    let mut tx = self.scoped(tenant).await?;
+                    require_refs(&mut *tx, tenant, &refs).await?;
+                    let done = insert.execute(&mut *tx).await.map_err(db)?;
+                    tx.commit().await.map_err(db)?;
+                    done
+                }
+                None => insert.execute(&self.scan_pool).await.map_err(db)?,
+            };
+            created += done.rows_affected();
+        }
+        Ok(created)
     }
 
     async fn list_dead_letters(
