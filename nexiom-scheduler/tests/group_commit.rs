@@ -194,9 +194,23 @@ where
     ts.cleanup().await;
 }
 
+/// A pipeline with the default writer at `t0`, and its WhatsApp connector.
+fn receiver(store: &Arc<dyn nexiom_storage::Store>) -> (InboundPipeline, WhatsAppConnector) {
+    let p = InboundPipeline::new(
+        Arc::clone(store),
+        Arc::new(ManualClock::new(t0())),
+        Arc::new(nexiom_triage::TemplateGenerator::new()),
+    );
+    let wa = WhatsAppConnector::builder()
+        .with_app_secret(SECRET)
+        .build()
+        .unwrap();
+    (p, wa)
+}
+
 /// One body of two accounts, one of them connected to no channel: its 40
 /// events, an unreadable one and one the store refuses are kept as dead
-/// letters (written together after the events), the good ones stored; a
+/// letters, the good ones stored; a
 /// redelivery adds nothing.
 async fn a_body_of_an_unknown_account_is_dead_lettered_whole<F, Fut>(factory: F)
 where
@@ -206,15 +220,7 @@ where
     let Some(ts) = factory().await else { return };
     let store = ts.store();
     let acme = channel(&*store, "Acme", "pn-dl-a").await;
-    let p = InboundPipeline::new(
-        Arc::clone(&store),
-        Arc::new(ManualClock::new(t0())),
-        Arc::new(nexiom_triage::TemplateGenerator::new()),
-    );
-    let wa = WhatsAppConnector::builder()
-        .with_app_secret(SECRET)
-        .build()
-        .unwrap();
+    let (p, wa) = receiver(&store);
     let mut unreadable = message("unused", "no id");
     unreadable.as_object_mut().unwrap().remove("id");
     let known = vec![
@@ -302,4 +308,83 @@ async fn postgres() {
         nexiom_storage::conformance::postgres_test_store,
     )
     .await;
+}
+
+/// A channel the receiver has cached is deleted behind its back (by hand:
+/// the library removes none): the next body of its account loses nothing.
+/// Its good event, its unreadable event and the event the store refuses are
+/// all kept as dead letters without a tenant, and the answer is 200.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    nexiom_no_postgres,
+    ignore = "no PostgreSQL reachable (see README: Tests)"
+)]
+async fn a_channel_removed_while_cached_loses_no_event() {
+    let Some(url) = nexiom_storage::conformance::postgres_test_url().await else {
+        return;
+    };
+    let ts = nexiom_storage::conformance::postgres_test_store()
+        .await
+        .unwrap();
+    let store = ts.store();
+    let gone = channel(&*store, "Gone", "pn-gone").await;
+    let (p, wa) = receiver(&store);
+    // Cached by a first body.
+    let (first, headers) = body("pn-gone", vec![message("wamid.gone.0", "hi")]);
+    p.ingest_webhook(&wa, &headers, &first).await.unwrap();
+    let schema = ts.schema().unwrap().to_owned();
+    let admin = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await
+        .unwrap();
+    sqlx::query(&format!("DELETE FROM \"{schema}\".channels WHERE id = $1"))
+        .bind(gone.id.as_uuid())
+        .execute(&admin)
+        .await
+        .unwrap();
+
+    let mut unreadable = message("unused", "no id");
+    unreadable.as_object_mut().unwrap().remove("id");
+    let (second, headers) = body(
+        "pn-gone",
+        // The refused event first: its dead letter is made while the
+        // removed channel is still cached.
+        vec![
+            message("wamid.gone.nul", "a\u{0}b"),
+            message("wamid.gone.1", "hello"),
+            unreadable,
+        ],
+    );
+    let report = p.ingest_webhook(&wa, &headers, &second).await.unwrap();
+    assert_eq!(
+        report,
+        IngestReport {
+            events: 3,
+            stored: 0,
+            unknown_account: 1,
+            dead_lettered: 2,
+        }
+    );
+    let letters = store.list_dead_letters(None, 10).await.unwrap();
+    assert_eq!(letters.len(), 3);
+    assert!(
+        letters
+            .iter()
+            .all(|l| l.tenant_id.is_none() && l.channel_id.is_none())
+    );
+    // The account is unknown from now on: a redelivery keeps nothing new.
+    let again = p.ingest_webhook(&wa, &headers, &second).await.unwrap();
+    assert_eq!(
+        again,
+        IngestReport {
+            events: 3,
+            stored: 0,
+            unknown_account: 2,
+            dead_lettered: 1,
+        }
+    );
+    assert_eq!(store.list_dead_letters(None, 10).await.unwrap().len(), 3);
+    admin.close().await;
+    ts.cleanup().await;
 }

@@ -18,20 +18,24 @@ pub trait DeadLetterStore: Send + Sync {
 
     /// Stores many dead letters (a webhook body's), each insert-if-absent on
     /// `(platform, key)` as [`insert_dead_letter`](Self::insert_dead_letter),
-    /// a key given twice stored once (the first given); returns how many were created. Every
-    /// letter is checked first (`Invalid`: nothing stored), then the letters
-    /// are written one statement per tenant (and one for those without a
-    /// tenant): an `UnknownReference` (an unknown tenant, a channel not the
-    /// tenant's) may leave other tenants' letters written, and a call again
-    /// with the same letters writes the rest. The default writes them one
-    /// at a time.
-    async fn insert_dead_letters(&self, letters: Vec<NewDeadLetter>) -> Result<u64> {
-        for letter in &letters {
+    /// a key given twice stored once (the first given); returns how many
+    /// were created. The call is refused whole before anything is written:
+    /// `Invalid` for a bad letter, `UnknownReference` for an unknown tenant
+    /// or a channel that is not the letter's tenant's. The letters are then
+    /// written one statement per tenant (and one for those without a
+    /// tenant), so a failure of the store part-way may leave some written: a
+    /// call again with the same letters writes the rest. The default
+    /// implementation checks each letter, then writes them one at a time
+    /// with `insert_dead_letter` (so an `UnknownReference` may leave the
+    /// letters before it written); the two stores of this crate refuse the
+    /// call whole as described.
+    async fn insert_dead_letters(&self, letters: &[NewDeadLetter]) -> Result<u64> {
+        for letter in letters {
             letter.validate()?;
         }
         let mut created = 0;
         for letter in letters {
-            created += u64::from(self.insert_dead_letter(letter).await?.created);
+            created += u64::from(self.insert_dead_letter(letter.clone()).await?.created);
         }
         Ok(created)
     }

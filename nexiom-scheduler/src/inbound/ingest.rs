@@ -155,10 +155,15 @@ impl InboundPipeline {
                 // looked up again, and the event stored on its own.
                 EventWrite::Refused(StorageError::UnknownReference { .. }) => {
                     if let Some(account) = &event.account_id {
-                        self.channels.forget(&event.platform, account);
+                        lookups.forget(&event.platform, account);
                     }
                     event.payload = payloads.take(connector, body, now, position, &event);
-                    self.ingest_event(&event, now, &mut report).await?;
+                    if let Some(letter) = self
+                        .ingest_event(&event, now, &mut report, &mut lookups)
+                        .await?
+                    {
+                        letters.push(letter);
+                    }
                 }
                 EventWrite::Refused(e) => {
                     event.payload = payloads.take(connector, body, now, position, &event);
@@ -168,30 +173,28 @@ impl InboundPipeline {
                 }
             }
         }
-        // The body's dead letters in one call (one statement per tenant).
         if !letters.is_empty() {
-            self.store.insert_dead_letters(letters).await?;
+            self.write_letters(&letters).await?;
         }
         record(connector, &report);
         Ok(report)
     }
 
-    /// One event on its own: its channel looked up, then stored (or
-    /// dead-lettered when the store refuses it).
+    /// One event on its own: its channel looked up, then stored; or its dead
+    /// letter, to be written with the body's (its account has no channel, or
+    /// the store refuses the event).
     async fn ingest_event(
         &self,
         event: &NormalizedEvent,
         now: chrono::DateTime<chrono::Utc>,
         report: &mut IngestReport,
-    ) -> Result<(), StorageError> {
-        let Some(target) = self
-            .channels
-            .lookup(&event.platform, event.account_id.as_deref())
+        lookups: &mut Lookups<'_>,
+    ) -> Result<Option<NewDeadLetter>, StorageError> {
+        let Some(target) = lookups
+            .of(&event.platform, event.account_id.as_deref())
             .await?
         else {
-            let letter = unknown_account(event, now, report);
-            self.store.insert_dead_letter(letter).await?;
-            return Ok(());
+            return Ok(Some(unknown_account(event, now, report)));
         };
         match self
             .store
@@ -200,27 +203,42 @@ impl InboundPipeline {
         {
             Ok(stored) => {
                 report.stored += u64::from(stored.created);
-                Ok(())
+                Ok(None)
             }
             Err(e) if e.is_refusal() => {
                 let rejected = RejectedEvent::of(event, format!("refused by the store: {e}"));
-                self.dead_letter(rejected, now).await?;
                 report.dead_lettered += 1;
-                Ok(())
+                Ok(Some(letter_of(rejected, now, Some(target))))
             }
             Err(e) => Err(e),
         }
     }
 
-    /// Keeps a refused event as a dead letter, under its channel's tenant when
-    /// its account is connected (without a tenant otherwise).
-    async fn dead_letter(
-        &self,
-        rejected: RejectedEvent,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<(), StorageError> {
-        let letter = letter(rejected, now, &mut Lookups::new(&self.channels)).await?;
-        self.store.insert_dead_letter(letter).await?;
+    /// The body's dead letters in one call (one statement per tenant). When
+    /// the store refuses them for a reference (a channel kept for an account
+    /// was removed meanwhile), they are written one by one, and a letter
+    /// whose channel is gone is kept without a tenant: never lost.
+    async fn write_letters(&self, letters: &[NewDeadLetter]) -> Result<(), StorageError> {
+        match self.store.insert_dead_letters(letters).await {
+            Err(StorageError::UnknownReference { .. }) => {}
+            other => return other.map(|_| ()),
+        }
+        for letter in letters {
+            match self.store.insert_dead_letter(letter.clone()).await {
+                Err(StorageError::UnknownReference { .. }) => {
+                    tracing::warn!(platform = %letter.platform, "the channel of a dead letter is gone: kept without a tenant");
+                    let orphan = NewDeadLetter {
+                        tenant_id: None,
+                        channel_id: None,
+                        ..letter.clone()
+                    };
+                    self.store.insert_dead_letter(orphan).await?;
+                }
+                other => {
+                    other?;
+                }
+            }
+        }
         Ok(())
     }
 }
@@ -283,6 +301,7 @@ fn letter_of(
 struct Lookups<'a> {
     channels: &'a ChannelDirectory,
     unconnected: HashSet<(Platform, String)>,
+    forgotten: HashSet<(Platform, String)>,
 }
 
 impl<'a> Lookups<'a> {
@@ -290,6 +309,19 @@ impl<'a> Lookups<'a> {
         Lookups {
             channels,
             unconnected: HashSet::new(),
+            forgotten: HashSet::new(),
+        }
+    }
+
+    /// Drops the directory's entry for `(platform, account)` (the store
+    /// found its channel gone), once per body: the next lookup asks the
+    /// store again and its answer is kept as usual.
+    fn forget(&mut self, platform: &Platform, account: &str) {
+        if self
+            .forgotten
+            .insert((platform.clone(), account.to_owned()))
+        {
+            self.channels.forget(platform, account);
         }
     }
 

@@ -150,7 +150,8 @@ pub async fn dead_letters_are_stored_once_and_listed(store: Arc<dyn Store>) {
 /// Many dead letters at once (a webhook body's): each stored once per
 /// `(platform, key)` (a key given twice, or stored before, adds no row),
 /// with or without a tenant, the count of new ones returned; one bad letter
-/// refuses the call before anything is written.
+/// or one channel that is not its tenant's refuses the call before anything
+/// is written.
 pub async fn dead_letters_are_stored_in_batches(store: Arc<dyn Store>) {
     let s = store.as_ref();
     let a = world(s, "Acme", Platform::WhatsApp, "pn-batch-a").await;
@@ -171,7 +172,7 @@ pub async fn dead_letters_are_stored_in_batches(store: Arc<dyn Store>) {
         letter("b2", 2).for_channel(a.tenant.id, a.channel.id),
         letter("b3", 3).for_channel(b.tenant.id, b.channel.id),
         // Given twice in the call, and stored before: one row each.
-        letter("b1", 4),
+        letter("b1", 4).for_channel(a.tenant.id, a.channel.id),
         letter("b0", 5),
         NewDeadLetter::new(
             Platform::Instagram,
@@ -181,10 +182,10 @@ pub async fn dead_letters_are_stored_in_batches(store: Arc<dyn Store>) {
             t0() + Duration::minutes(6),
         ),
     ];
-    assert_eq!(s.insert_dead_letters(batch.clone()).await.unwrap(), 4);
+    assert_eq!(s.insert_dead_letters(&batch).await.unwrap(), 4);
     // Again (a redelivery of the body): nothing new.
-    assert_eq!(s.insert_dead_letters(batch).await.unwrap(), 0);
-    assert_eq!(s.insert_dead_letters(Vec::new()).await.unwrap(), 0);
+    assert_eq!(s.insert_dead_letters(&batch).await.unwrap(), 0);
+    assert_eq!(s.insert_dead_letters(&[]).await.unwrap(), 0);
 
     let all = s.list_dead_letters(None, 10).await.unwrap();
     let keys: Vec<(&str, &str, Option<TenantId>)> = all
@@ -216,7 +217,7 @@ pub async fn dead_letters_are_stored_in_batches(store: Arc<dyn Store>) {
 
     // One bad letter: the call is refused, nothing written.
     let refused = s
-        .insert_dead_letters(vec![
+        .insert_dead_letters(&[
             letter("c1", 7),
             NewDeadLetter {
                 key: String::new(),
@@ -225,12 +226,14 @@ pub async fn dead_letters_are_stored_in_batches(store: Arc<dyn Store>) {
         ])
         .await;
     assert!(matches!(refused, Err(StorageError::Invalid(_))));
-    // A channel that is not the tenant's: refused, that tenant's letters
-    // not written.
+    // A channel that is not the tenant's: the call refused whole, the other
+    // tenants' letters and those without a tenant not written either.
     let foreign = s
-        .insert_dead_letters(vec![
+        .insert_dead_letters(&[
             letter("c3", 9).for_channel(a.tenant.id, a.channel.id),
-            letter("c4", 10).for_channel(a.tenant.id, b.channel.id),
+            letter("c4", 10).for_channel(b.tenant.id, b.channel.id),
+            letter("c5", 11),
+            letter("c6", 12).for_channel(a.tenant.id, b.channel.id),
         ])
         .await;
     assert!(matches!(

@@ -56,14 +56,14 @@ impl DeadLetterStore for MemoryStore {
         self.lock().insert_dead_letter(new)
     }
 
-    async fn insert_dead_letters(&self, letters: Vec<NewDeadLetter>) -> Result<u64> {
-        for letter in &letters {
+    async fn insert_dead_letters(&self, letters: &[NewDeadLetter]) -> Result<u64> {
+        for letter in letters {
             letter.validate()?;
         }
         // Under one lock, every reference checked before any letter is
         // written: all or nothing.
         let mut inner = self.lock();
-        for letter in &letters {
+        for letter in letters {
             if let Some(tenant) = letter.tenant_id {
                 inner.require_tenant(tenant)?;
                 if let Some(channel) = letter.channel_id {
@@ -73,7 +73,7 @@ impl DeadLetterStore for MemoryStore {
         }
         let mut created = 0;
         for letter in letters {
-            created += u64::from(inner.insert_dead_letter(letter)?.created);
+            created += u64::from(inner.insert_dead_letter(letter.clone())?.created);
         }
         Ok(created)
     }

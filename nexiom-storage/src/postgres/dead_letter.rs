@@ -1,6 +1,6 @@
 //! [`DeadLetterStore`] on Postgres: `dead_letters`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -94,26 +94,45 @@ impl DeadLetterStore for PgStore {
         }
     }
 
-    async fn insert_dead_letters(&self, letters: Vec<NewDeadLetter>) -> Result<u64> {
-        for letter in &letters {
+    async fn insert_dead_letters(&self, letters: &[NewDeadLetter]) -> Result<u64> {
+        for letter in letters {
             letter.validate()?;
         }
-        // One statement per tenant (each under its tenant's row security),
-        // in a stable order; the letters without a tenant last.
-        let mut groups: BTreeMap<Option<TenantId>, Vec<NewDeadLetter>> = BTreeMap::new();
+        // A key given twice: the first one (as one statement would keep it),
+        // whatever tenant the later ones name.
+        let mut seen = HashSet::new();
+        let mut groups: BTreeMap<Option<TenantId>, Vec<&NewDeadLetter>> = BTreeMap::new();
         for letter in letters {
-            groups.entry(letter.tenant_id).or_default().push(letter);
+            if seen.insert((letter.platform.as_str(), letter.key.as_str())) {
+                groups.entry(letter.tenant_id).or_default().push(letter);
+            }
         }
+        // Every tenant's references checked before anything is written.
+        for (tenant, letters) in &groups {
+            let Some(tenant) = *tenant else { continue };
+            let channels: BTreeSet<ChannelId> =
+                letters.iter().filter_map(|l| l.channel_id).collect();
+            let refs: Vec<Ref> = channels.into_iter().map(Ref::Channel).collect();
+            let mut tx = self.scoped(tenant).await?;
+            require_refs(&mut *tx, tenant, &refs).await?;
+            tx.commit().await.map_err(db)?;
+        }
+        // One statement per tenant (under its row security), the letters in
+        // key order (two bodies holding the same keys never wait on each
+        // other in opposite orders); those without a tenant last.
         let mut created = 0;
-        for (tenant, letters) in groups.into_iter().rev() {
+        for (tenant, mut letters) in groups.into_iter().rev() {
+            letters
+                .sort_by(|a, b| (a.platform.as_str(), &a.key).cmp(&(b.platform.as_str(), &b.key)));
             let insert = sqlx::query(
                 "INSERT INTO dead_letters (id, platform, tenant_id, channel_id, key, excerpt, \
                      reason, received_at) \
                  SELECT u.id, u.platform, $1, u.channel_id, u.key, u.excerpt, u.reason, \
                      u.received_at \
                  FROM UNNEST($2::uuid[], $3::text[], $4::uuid[], $5::text[], $6::text[], \
-                     $7::text[], $8::timestamptz[]) \
-                     AS u(id, platform, channel_id, key, excerpt, reason, received_at) \
+                     $7::text[], $8::timestamptz[]) WITH ORDINALITY \
+                     AS u(id, platform, channel_id, key, excerpt, reason, received_at, n) \
+                 ORDER BY u.n \
                  ON CONFLICT (platform, key) DO NOTHING",
             )
             .bind(tenant.map(|t| t.as_uuid()))
@@ -151,11 +170,7 @@ impl DeadLetterStore for PgStore {
             .bind(letters.iter().map(|l| l.received_at).collect::<Vec<_>>());
             let done = match tenant {
                 Some(tenant) => {
-                    let channels: BTreeSet<ChannelId> =
-                        letters.iter().filter_map(|l| l.channel_id).collect();
-                    let refs: Vec<Ref> = channels.into_iter().map(Ref::Channel).collect();
                     let mut tx = self.scoped(tenant).await?;
-                    require_refs(&mut *tx, tenant, &refs).await?;
                     let done = insert.execute(&mut *tx).await.map_err(db)?;
                     tx.commit().await.map_err(db)?;
                     done
