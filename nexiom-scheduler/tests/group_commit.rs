@@ -338,11 +338,12 @@ async fn a_channel_removed_while_cached_loses_no_event() {
         .connect(&url)
         .await
         .unwrap();
-    sqlx::query(&format!("DELETE FROM \"{schema}\".channels WHERE id = $1"))
+    let deleted = sqlx::query(&format!("DELETE FROM \"{schema}\".channels WHERE id = $1"))
         .bind(gone.id.as_uuid())
         .execute(&admin)
         .await
         .unwrap();
+    assert_eq!(deleted.rows_affected(), 1, "the channel is deleted");
 
     let mut unreadable = message("unused", "no id");
     unreadable.as_object_mut().unwrap().remove("id");

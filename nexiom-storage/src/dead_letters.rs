@@ -23,8 +23,9 @@ pub trait DeadLetterStore: Send + Sync {
     /// `Invalid` for a bad letter, `UnknownReference` for an unknown tenant
     /// or a channel that is not the letter's tenant's. The letters are then
     /// written one statement per tenant (and one for those without a
-    /// tenant), so a failure of the store part-way may leave some written: a
-    /// call again with the same letters writes the rest. The default
+    /// tenant), so a failure of the store part-way (or, on PostgreSQL, a
+    /// channel deleted by another session in between) may leave some
+    /// written: a call again with the same letters writes the rest. The default
     /// implementation checks each letter, then writes them one at a time
     /// with `insert_dead_letter` (so an `UnknownReference` may leave the
     /// letters before it written); the two stores of this crate refuse the

@@ -5,7 +5,7 @@ use nexiom_connectors::{
     NormalizedEvent, PlatformConnector, RejectedEvent, WebhookError, WebhookHeaders,
     hmac_sha256_hex,
 };
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use nexiom_core::{NewDeadLetter, Platform};
 use nexiom_storage::{EventWrite, StorageError};
@@ -216,23 +216,34 @@ impl InboundPipeline {
 
     /// The body's dead letters in one call (one statement per tenant). When
     /// the store refuses them for a reference (a channel kept for an account
-    /// was removed meanwhile), they are written one by one, and a letter
-    /// whose channel is gone is kept without a tenant: never lost.
+    /// was removed meanwhile), they are written again one call per channel,
+    /// and the letters of a channel that is gone are kept without a tenant:
+    /// never lost.
     async fn write_letters(&self, letters: &[NewDeadLetter]) -> Result<(), StorageError> {
         match self.store.insert_dead_letters(letters).await {
             Err(StorageError::UnknownReference { .. }) => {}
             other => return other.map(|_| ()),
         }
+        let mut by_channel: BTreeMap<_, Vec<NewDeadLetter>> = BTreeMap::new();
         for letter in letters {
-            match self.store.insert_dead_letter(letter.clone()).await {
-                Err(StorageError::UnknownReference { .. }) => {
-                    tracing::warn!(platform = %letter.platform, "the channel of a dead letter is gone: kept without a tenant");
-                    let orphan = NewDeadLetter {
-                        tenant_id: None,
-                        channel_id: None,
-                        ..letter.clone()
-                    };
-                    self.store.insert_dead_letter(orphan).await?;
+            by_channel
+                .entry((letter.tenant_id, letter.channel_id))
+                .or_default()
+                .push(letter.clone());
+        }
+        for (_, group) in by_channel {
+            match self.store.insert_dead_letters(&group).await {
+                Err(e @ StorageError::UnknownReference { .. }) => {
+                    tracing::warn!(error = %e, letters = group.len(), "dead letters kept without a tenant: their tenant or channel is gone");
+                    let orphans: Vec<NewDeadLetter> = group
+                        .into_iter()
+                        .map(|letter| NewDeadLetter {
+                            tenant_id: None,
+                            channel_id: None,
+                            ..letter
+                        })
+                        .collect();
+                    self.store.insert_dead_letters(&orphans).await?;
                 }
                 other => {
                     other?;

@@ -5,6 +5,16 @@
 
 use sqlx::PgPool;
 
+/// The fillfactor `lean-queue-hot` rewrites the events' partitions at:
+/// `ROUTE_BENCH_FILLFACTOR`, 45 by default.
+pub fn fillfactor() -> u32 {
+    std::env::var("ROUTE_BENCH_FILLFACTOR")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|f| (10..=100).contains(f))
+        .unwrap_or(45)
+}
+
 /// Which steps a lean path runs before the floor's inserts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lean {
@@ -25,7 +35,8 @@ pub enum Lean {
     /// `lean-queue-hot`: as `Queue`, and every event still marked routed
     /// with its conversation, but as a HOT update: the partial index of
     /// unrouted events is dropped (the queue replaces it) and the events'
-    /// partitions rewritten at fillfactor 45 before the clock starts (each row
+    /// partitions rewritten at fillfactor 45 (`ROUTE_BENCH_FILLFACTOR`) before
+    /// the clock starts (each row
     /// is marked once, so half of each page must be free for its new version:
     /// at fillfactor 85 only about one update in six was HOT).
     QueueHot,
@@ -112,7 +123,10 @@ impl Lean {
                 .unwrap();
             for partition in partitions {
                 for sql in [
-                    format!("ALTER TABLE \"{partition}\" SET (fillfactor = 45)"),
+                    format!(
+                        "ALTER TABLE \"{partition}\" SET (fillfactor = {})",
+                        fillfactor()
+                    ),
                     format!("VACUUM FULL \"{partition}\""),
                     format!("VACUUM ANALYZE \"{partition}\""),
                 ] {

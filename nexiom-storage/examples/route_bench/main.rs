@@ -264,6 +264,24 @@ async fn verify(world: &World, shape: Shape, path: &str) {
             .unwrap();
         assert_eq!(left, 0, "{path}: every event taken");
     }
+    if lean == Some(Lean::QueueHot) {
+        // The statistics reach the view once the router's sessions are idle.
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        let (updates, hot): (i64, i64) = sqlx::query_as(
+            "SELECT COALESCE(sum(n_tup_upd), 0)::bigint, COALESCE(sum(n_tup_hot_upd), 0)::bigint \
+             FROM pg_stat_user_tables \
+             WHERE schemaname = current_schema() AND relname LIKE 'webhook_events%'",
+        )
+        .fetch_one(world.store.pool())
+        .await
+        .unwrap();
+        println!(
+            "  {path}: fillfactor {}, {hot} of {updates} updates of the events HOT (the fill's \
+             {} marks included, made before the rewrite)",
+            lean::fillfactor(),
+            shape.earlier()
+        );
+    }
     if matches!(lean, Some(Lean::Marks | Lean::QueueHot)) {
         let unmarked: i64 =
             sqlx::query_scalar("SELECT count(*) FROM webhook_events WHERE routed_at IS NULL")

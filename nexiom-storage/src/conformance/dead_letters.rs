@@ -244,4 +244,18 @@ pub async fn dead_letters_are_stored_in_batches(store: Arc<dyn Store>) {
         })
     ));
     assert_eq!(s.list_dead_letters(None, 10).await.unwrap().len(), 5);
+
+    // A key given twice: the later copy is dropped whatever it names, even
+    // a channel that is not its tenant's.
+    let twice = s
+        .insert_dead_letters(&[
+            letter("d1", 13),
+            letter("d1", 14).for_channel(a.tenant.id, b.channel.id),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(twice, 1);
+    let newest = s.list_dead_letters(None, 1).await.unwrap();
+    assert_eq!(newest[0].key, "d1");
+    assert_eq!(newest[0].tenant_id, None);
 }

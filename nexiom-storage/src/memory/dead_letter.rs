@@ -1,5 +1,7 @@
 //! Dead letters.
 
+use std::collections::HashSet;
+
 use async_trait::async_trait;
 use nexiom_core::{DeadLetter, DeadLetterId, Inserted, NewDeadLetter, TenantId};
 
@@ -60,10 +62,16 @@ impl DeadLetterStore for MemoryStore {
         for letter in letters {
             letter.validate()?;
         }
+        // A key given twice: the first one, whatever the later ones name.
+        let mut seen = HashSet::new();
+        let letters: Vec<&NewDeadLetter> = letters
+            .iter()
+            .filter(|l| seen.insert((l.platform.as_str(), l.key.as_str())))
+            .collect();
         // Under one lock, every reference checked before any letter is
         // written: all or nothing.
         let mut inner = self.lock();
-        for letter in letters {
+        for letter in &letters {
             if let Some(tenant) = letter.tenant_id {
                 inner.require_tenant(tenant)?;
                 if let Some(channel) = letter.channel_id {
@@ -73,7 +81,7 @@ impl DeadLetterStore for MemoryStore {
         }
         let mut created = 0;
         for letter in letters {
-            created += u64::from(inner.insert_dead_letter(letter.clone())?.created);
+            created += u64::from(inner.insert_dead_letter((*letter).clone())?.created);
         }
         Ok(created)
     }

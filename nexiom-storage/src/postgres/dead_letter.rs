@@ -41,6 +41,12 @@ impl DeadLetterRow {
     }
 }
 
+/// The distinct channels `letters` name, as references to check.
+fn channel_refs(letters: &[&NewDeadLetter]) -> Vec<Ref> {
+    let channels: BTreeSet<ChannelId> = letters.iter().filter_map(|l| l.channel_id).collect();
+    channels.into_iter().map(Ref::Channel).collect()
+}
+
 #[async_trait]
 impl DeadLetterStore for PgStore {
     async fn insert_dead_letter(&self, new: NewDeadLetter) -> Result<Inserted<DeadLetter>> {
@@ -110,11 +116,8 @@ impl DeadLetterStore for PgStore {
         // Every tenant's references checked before anything is written.
         for (tenant, letters) in &groups {
             let Some(tenant) = *tenant else { continue };
-            let channels: BTreeSet<ChannelId> =
-                letters.iter().filter_map(|l| l.channel_id).collect();
-            let refs: Vec<Ref> = channels.into_iter().map(Ref::Channel).collect();
             let mut tx = self.scoped(tenant).await?;
-            require_refs(&mut *tx, tenant, &refs).await?;
+            require_refs(&mut *tx, tenant, &channel_refs(letters)).await?;
             tx.commit().await.map_err(db)?;
         }
         // One statement per tenant (under its row security), the letters in
@@ -170,7 +173,10 @@ impl DeadLetterStore for PgStore {
             .bind(letters.iter().map(|l| l.received_at).collect::<Vec<_>>());
             let done = match tenant {
                 Some(tenant) => {
+                    // Checked again with the insert: a channel deleted since
+                    // the first check is refused here, not by its key.
                     let mut tx = self.scoped(tenant).await?;
+                    require_refs(&mut *tx, tenant, &channel_refs(&letters)).await?;
                     let done = insert.execute(&mut *tx).await.map_err(db)?;
                     tx.commit().await.map_err(db)?;
                     done
