@@ -1,12 +1,12 @@
 //! Ingestion: a webhook POST verified, then read and stored event by event,
 //! before anything else happens to it.
 
+use std::collections::{BTreeMap, HashSet};
+
 use nexiom_connectors::{
     NormalizedEvent, PlatformConnector, RejectedEvent, WebhookError, WebhookHeaders,
     hmac_sha256_hex,
 };
-use std::collections::{BTreeMap, HashSet};
-
 use nexiom_core::{NewDeadLetter, Platform};
 use nexiom_storage::{EventWrite, StorageError};
 use serde::{Deserialize, Serialize};

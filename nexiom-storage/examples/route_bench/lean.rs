@@ -15,6 +15,15 @@ pub fn fillfactor() -> u32 {
         .unwrap_or(45)
 }
 
+/// The end of the statements that mark every event routed, by the row
+/// the batch locked or read.
+const MARK: &str = ", mark AS ( \
+    UPDATE webhook_events e SET routed_at = $2, \
+        conversation_id = COALESCE(f.stored_conv, f.open_conv) \
+    FROM f WHERE e.ctid = f.tid AND e.tableoid = f.toid \
+    RETURNING 1) \
+    SELECT count(*) FROM mark";
+
 /// Which steps a lean path runs before the floor's inserts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lean {
@@ -152,12 +161,7 @@ impl Lean {
                     FROM webhook_events e WHERE e.routed_at IS NULL \
                     ORDER BY e.received_at, e.id LIMIT $1 FOR UPDATE SKIP LOCKED)"
                     .to_owned(),
-                ", mark AS ( \
-                    UPDATE webhook_events e SET routed_at = $2, \
-                        conversation_id = COALESCE(f.stored_conv, f.open_conv) \
-                    FROM f WHERE e.ctid = f.tid AND e.tableoid = f.toid \
-                    RETURNING 1) \
-                SELECT count(*) FROM mark",
+                MARK,
             ),
             Lean::QueueTake => {
                 return format!(
@@ -176,12 +180,7 @@ impl Lean {
                         FROM q JOIN webhook_events e \
                             ON e.id = q.id AND e.occurred_at = q.occurred_at)"
                 ),
-                ", mark AS ( \
-                    UPDATE webhook_events e SET routed_at = $2, \
-                        conversation_id = COALESCE(f.stored_conv, f.open_conv) \
-                    FROM f WHERE e.ctid = f.tid AND e.tableoid = f.toid \
-                    RETURNING 1) \
-                SELECT count(*) FROM mark",
+                MARK,
             ),
             Lean::Queue | Lean::QueueNoBump | Lean::QueueNoLookups => (
                 format!(

@@ -8,7 +8,7 @@ use nexiom_core::{
     WebhookEventId, validate,
 };
 
-use super::{Inner, MemoryStore, get_scoped, get_scoped_mut, limit_len, require_opt_ref};
+use super::{Inner, MemoryStore, get_scoped, limit_len, require_opt_ref};
 use crate::error::{Result, StorageError};
 use crate::traits::EventStore;
 
@@ -56,6 +56,7 @@ impl Inner {
             conversation_id: None,
         };
         self.event_by_key.insert(key, event.id);
+        self.unrouted_events.insert((event.received_at, event.id));
         self.events.insert(event.id, event.clone());
         Ok(Inserted::created(event))
     }
@@ -83,13 +84,27 @@ impl Inner {
         if limit == 0 {
             return Vec::new();
         }
-        let mut events: Vec<&WebhookEvent> = self
-            .events
-            .values()
-            .filter(|e| e.routed_at.is_none() && platform.is_none_or(|p| e.platform == *p))
-            .collect();
-        events.sort_by_key(|e| (e.received_at, e.id));
-        events.into_iter().take(limit_len(limit)).cloned().collect()
+        self.unrouted_events
+            .iter()
+            .filter_map(|(_, id)| self.events.get(id))
+            .filter(|e| platform.is_none_or(|p| e.platform == *p))
+            .take(limit_len(limit))
+            .cloned()
+            .collect()
+    }
+
+    /// Records `id` routed at `at` to `conversation` (the event is held).
+    pub(super) fn set_routed(
+        &mut self,
+        id: WebhookEventId,
+        at: DateTime<Utc>,
+        conversation: Option<ConversationId>,
+    ) -> Option<&WebhookEvent> {
+        let event = self.events.get_mut(&id)?;
+        self.unrouted_events.remove(&(event.received_at, id));
+        event.routed_at = Some(at);
+        event.conversation_id = conversation;
+        Some(event)
     }
 
     fn mark_event_routed(
@@ -110,10 +125,9 @@ impl Inner {
             conversation_id.as_ref(),
             "conversation",
         )?;
-        let event = get_scoped_mut(&mut self.events, tenant, &id, "event")?;
-        event.routed_at = Some(routed_at);
-        event.conversation_id = conversation_id;
-        Ok(event.clone())
+        self.set_routed(id, routed_at, conversation_id)
+            .cloned()
+            .ok_or_else(|| StorageError::unknown("event", id))
     }
 
     pub(super) fn insert_contact_channel(

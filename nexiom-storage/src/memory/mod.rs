@@ -40,7 +40,7 @@ mod tenant_settings;
 mod topic;
 mod worker;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::sync::{Mutex, MutexGuard};
 
@@ -135,6 +135,9 @@ struct Inner {
     events: BTreeMap<WebhookEventId, WebhookEvent>,
     /// `(platform, event_id)` → event, across tenants.
     event_by_key: HashMap<(Platform, String), WebhookEventId>,
+    /// The events not routed yet, in routing order `(received_at, id)`: a
+    /// routing batch reads these, not every event held.
+    unrouted_events: BTreeSet<(DateTime<Utc>, WebhookEventId)>,
     contacts: BTreeMap<ContactId, Contact>,
     contact_channels: BTreeMap<ContactChannelId, ContactChannel>,
     /// `(tenant, platform, external_handle)` → contact channel.

@@ -68,10 +68,7 @@ impl Inner {
             }
             EventKind::Other => None,
         };
-        if let Some(stored) = self.events.get_mut(&id) {
-            stored.routed_at = Some(at);
-            stored.conversation_id = conversation;
-        }
+        self.set_routed(id, at, conversation);
         report.processed += 1;
         Ok(())
     }
