@@ -332,18 +332,7 @@ async fn a_channel_removed_while_cached_loses_no_event() {
     // Cached by a first body.
     let (first, headers) = body("pn-gone", vec![message("wamid.gone.0", "hi")]);
     p.ingest_webhook(&wa, &headers, &first).await.unwrap();
-    let schema = ts.schema().unwrap().to_owned();
-    let admin = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(1)
-        .connect(&url)
-        .await
-        .unwrap();
-    let deleted = sqlx::query(&format!("DELETE FROM \"{schema}\".channels WHERE id = $1"))
-        .bind(gone.id.as_uuid())
-        .execute(&admin)
-        .await
-        .unwrap();
-    assert_eq!(deleted.rows_affected(), 1, "the channel is deleted");
+    delete_channel(&url, &ts, &gone).await;
 
     let mut unreadable = message("unused", "no id");
     unreadable.as_object_mut().unwrap().remove("id");
@@ -386,6 +375,91 @@ async fn a_channel_removed_while_cached_loses_no_event() {
         }
     );
     assert_eq!(store.list_dead_letters(None, 10).await.unwrap().len(), 3);
+    ts.cleanup().await;
+}
+
+/// Deletes `channel` behind the store's back, as an administrator would by
+/// hand (the library removes no channel).
+async fn delete_channel(url: &str, ts: &TestStore, channel: &Channel) {
+    let schema = ts.schema().unwrap().to_owned();
+    let admin = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(url)
+        .await
+        .unwrap();
+    let deleted = sqlx::query(&format!("DELETE FROM \"{schema}\".channels WHERE id = $1"))
+        .bind(channel.id.as_uuid())
+        .execute(&admin)
+        .await
+        .unwrap();
+    assert_eq!(deleted.rows_affected(), 1, "the channel is deleted");
     admin.close().await;
+}
+
+/// The account of a cached channel is connected anew (its channel deleted,
+/// another created for it, maybe by another tenant) while the receiver still
+/// holds the old one: the next body's events are all stored under the new
+/// channel, in one more write, and the event the store refuses is kept as a
+/// dead letter of the new channel's tenant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    nexiom_no_postgres,
+    ignore = "no PostgreSQL reachable (see README: Tests)"
+)]
+async fn a_channel_reconnected_while_cached_gets_the_next_body() {
+    let Some(url) = nexiom_storage::conformance::postgres_test_url().await else {
+        return;
+    };
+    let ts = nexiom_storage::conformance::postgres_test_store()
+        .await
+        .unwrap();
+    let store = ts.store();
+    let old = channel(&*store, "Old", "pn-back").await;
+    let (p, wa) = receiver(&store);
+    let (first, headers) = body("pn-back", vec![message("wamid.back.0", "hi")]);
+    p.ingest_webhook(&wa, &headers, &first).await.unwrap();
+    delete_channel(&url, &ts, &old).await;
+    let new = channel(&*store, "New", "pn-back").await;
+
+    let ids: Vec<String> = (1..=50).map(|i| format!("wamid.back.{i}")).collect();
+    let mut messages: Vec<_> = ids.iter().map(|id| message(id, "hello")).collect();
+    messages.push(message("wamid.back.nul", "a\u{0}b"));
+    let (second, headers) = body("pn-back", messages);
+    let report = p.ingest_webhook(&wa, &headers, &second).await.unwrap();
+    assert_eq!(
+        report,
+        IngestReport {
+            events: 51,
+            stored: 50,
+            unknown_account: 0,
+            dead_lettered: 1,
+        }
+    );
+    let stored = store.list_unrouted_events(None, 100).await.unwrap();
+    let stored: HashSet<_> = stored
+        .iter()
+        .filter(|e| e.event_id != "wamid.back.0")
+        .map(|e| (e.channel_id, e.event_id.as_str()))
+        .collect();
+    let expected: HashSet<_> = ids.iter().map(|id| (new.id, id.as_str())).collect();
+    assert_eq!(stored, expected, "every event under the new channel, once");
+    let letters = store
+        .list_dead_letters(Some(new.tenant_id), 10)
+        .await
+        .unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].channel_id, Some(new.id));
+    // A redelivery stores nothing new and keeps no second letter.
+    let again = p.ingest_webhook(&wa, &headers, &second).await.unwrap();
+    assert_eq!(again.stored, 0);
+    assert_eq!(again.dead_lettered, 1);
+    assert_eq!(
+        store
+            .list_dead_letters(Some(new.tenant_id), 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     ts.cleanup().await;
 }

@@ -137,33 +137,23 @@ impl InboundPipeline {
         // Every event of the body in one statement, committed with the
         // other requests' of the same moment.
         let answers = self.writer.write(new_events).await?;
-        if answers.len() != read.len() {
-            // Never acknowledge an event the store did not answer for.
-            return Err(StorageError::backend(format!(
-                "the store answered {} of {} events: deliver the webhook again",
-                answers.len(),
-                read.len()
-            ))
-            .into());
-        }
+        all_answered(&answers, read.len())?;
         let mut payloads = Payloads::default();
+        // Events whose cached channel is gone, stored again together once
+        // their accounts are looked up afresh.
+        let mut again = Vec::new();
         for ((position, mut event), answer) in read.into_iter().zip(answers) {
             match answer {
                 EventWrite::Created => report.stored += 1,
                 EventWrite::Existing => {}
                 // The channel kept for the account is not there any more:
-                // looked up again, and the event stored on its own.
+                // looked up again below.
                 EventWrite::Refused(StorageError::UnknownReference { .. }) => {
                     if let Some(account) = &event.account_id {
                         lookups.forget(&event.platform, account);
                     }
                     event.payload = payloads.take(connector, body, now, position, &event);
-                    if let Some(letter) = self
-                        .ingest_event(&event, now, &mut report, &mut lookups)
-                        .await?
-                    {
-                        letters.push(letter);
-                    }
+                    again.push(event);
                 }
                 EventWrite::Refused(e) => {
                     event.payload = payloads.take(connector, body, now, position, &event);
@@ -173,6 +163,10 @@ impl InboundPipeline {
                 }
             }
         }
+        if !again.is_empty() {
+            self.ingest_again(again, now, &mut report, &mut lookups, &mut letters)
+                .await?;
+        }
         if !letters.is_empty() {
             self.write_letters(&letters).await?;
         }
@@ -180,38 +174,48 @@ impl InboundPipeline {
         Ok(report)
     }
 
-    /// One event on its own: its channel looked up, then stored; or its dead
-    /// letter, to be written with the body's (its account has no channel, or
-    /// the store refuses the event).
-    async fn ingest_event(
+    /// The events whose cached channel was gone when they were written:
+    /// their accounts looked up again (once each), and those found connected
+    /// (a channel connected anew for the account) stored together in one
+    /// more write; the others become dead letters, to be written with the
+    /// body's (no channel for the account any more, or the store refuses
+    /// the event, a channel removed again included).
+    async fn ingest_again(
         &self,
-        event: &NormalizedEvent,
+        events: Vec<NormalizedEvent>,
         now: chrono::DateTime<chrono::Utc>,
         report: &mut IngestReport,
         lookups: &mut Lookups<'_>,
-    ) -> Result<Option<NewDeadLetter>, StorageError> {
-        let Some(target) = lookups
-            .of(&event.platform, event.account_id.as_deref())
-            .await?
-        else {
-            return Ok(Some(unknown_account(event, now, report)));
-        };
-        match self
-            .store
-            .insert_event(event.to_new_webhook_event(target.tenant_id, target.channel_id, now))
-            .await
-        {
-            Ok(stored) => {
-                report.stored += u64::from(stored.created);
-                Ok(None)
+        letters: &mut Vec<NewDeadLetter>,
+    ) -> Result<(), StorageError> {
+        let mut found = Vec::with_capacity(events.len());
+        let mut rows = Vec::with_capacity(events.len());
+        for event in events {
+            match lookups
+                .of(&event.platform, event.account_id.as_deref())
+                .await?
+            {
+                Some(target) => {
+                    rows.push(event.to_new_webhook_event(target.tenant_id, target.channel_id, now));
+                    found.push((event, target));
+                }
+                None => letters.push(unknown_account(&event, now, report)),
             }
-            Err(e) if e.is_refusal() => {
-                let rejected = RejectedEvent::of(event, format!("refused by the store: {e}"));
-                report.dead_lettered += 1;
-                Ok(Some(letter_of(rejected, now, Some(target))))
-            }
-            Err(e) => Err(e),
         }
+        let answers = self.writer.write(rows).await?;
+        all_answered(&answers, found.len())?;
+        for ((event, target), answer) in found.into_iter().zip(answers) {
+            match answer {
+                EventWrite::Created => report.stored += 1,
+                EventWrite::Existing => {}
+                EventWrite::Refused(e) => {
+                    let rejected = RejectedEvent::of(&event, format!("refused by the store: {e}"));
+                    report.dead_lettered += 1;
+                    letters.push(letter_of(rejected, now, Some(target)));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The body's dead letters in one call (one statement per tenant). When
@@ -252,6 +256,19 @@ impl InboundPipeline {
         }
         Ok(())
     }
+}
+
+/// Never acknowledge an event the store did not answer for: an error (so
+/// 5xx, and the platform delivers again) unless there is one answer per
+/// event written.
+fn all_answered(answers: &[EventWrite], written: usize) -> Result<(), StorageError> {
+    if answers.len() == written {
+        return Ok(());
+    }
+    Err(StorageError::backend(format!(
+        "the store answered {} of {written} events: deliver the webhook again",
+        answers.len()
+    )))
 }
 
 /// The dead letter of an event of an account no channel is connected for
