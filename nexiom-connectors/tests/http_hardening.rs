@@ -157,11 +157,13 @@ async fn an_unreadable_publish_answer_is_an_unknown_outcome() {
 
 #[tokio::test]
 async fn a_publish_answered_5xx_is_sent_once_and_left_to_the_caller() {
-    for status in [500u16, 502, 504] {
+    // Server errors, and a 400 whose Graph error says "temporarily
+    // unavailable" (code 2): the platform failed while handling the request.
+    for (status, code) in [(500u16, 1), (502, 1), (504, 1), (400, 2)] {
         let server = MockServer::start().await;
         Mock::given(method("POST"))
             .respond_with(ResponseTemplate::new(status).set_body_json(
-                json!({"error":{"message":"An unknown error occurred","type":"OAuthException","code":1,"fbtrace_id":"Ab1"}}),
+                json!({"error":{"message":"An unknown error occurred","type":"OAuthException","code":code,"fbtrace_id":"Ab1"}}),
             ))
             .expect(1)
             .mount(&server)

@@ -24,6 +24,8 @@ on_both_backends!(
     timeout_after_send_is_found_by_lookup,
     timeout_after_send_without_lookup_is_outcome_unknown,
     timeout_after_send_not_found_is_retried_as_a_new_attempt,
+    a_post_shown_late_after_a_timeout_is_found_before_publishing_again,
+    a_refresh_that_fails_for_now_retries_the_post_later,
     not_found_on_the_last_attempt_fails_for_good,
     crash_after_the_call_is_settled_by_lookup,
     crash_during_an_attempt_not_found_is_retried,
@@ -282,7 +284,64 @@ async fn timeout_after_send_not_found_is_retried_as_a_new_attempt(store: Arc<dyn
     env.advance(Duration::minutes(5));
     assert_eq!(queue.run_due(&batch(10), None).await.unwrap().published, 1);
     assert_eq!(gateway.calls().len(), 2);
+    assert_eq!(
+        gateway.lookups(),
+        2,
+        "looked up after the timeout and again before publishing once more"
+    );
+    assert_eq!(env.runs(post.id).await.len(), 2);
+}
+
+/// The platform was still creating the post when it was looked up right
+/// after the timeout: the next attempt looks it up again first and records
+/// it, with no second publish call.
+async fn a_post_shown_late_after_a_timeout_is_found_before_publishing_again(store: Arc<dyn Store>) {
+    let env = Env::new(store).await;
+    let gateway = Arc::new(MockGateway::new());
+    gateway.script([MockStep::TimeoutThenAppear]);
+    let queue = env.queue("w1", gateway.clone());
+    let post = env.post_at("Hello", env.clock.now()).await;
+    assert_eq!(queue.run_due(&batch(10), None).await.unwrap().retrying, 1);
     assert_eq!(gateway.lookups(), 1);
+    env.advance(Duration::minutes(5));
+    assert_eq!(queue.run_due(&batch(10), None).await.unwrap().published, 1);
+    assert_eq!(
+        gateway.calls_for(&post.id.to_string()),
+        1,
+        "never published twice"
+    );
+    assert_eq!(gateway.lookups(), 2);
+    let stored = env.post(post.id).await;
+    assert_eq!(stored.status, PostStatus::Published);
+    assert_eq!(stored.platform_post_id.as_deref(), Some("mock-1"));
+    let runs = env.runs(post.id).await;
+    assert_eq!(runs.len(), 1, "the lookup is not a new attempt");
+    assert_eq!(runs[0].status, PostRunStatus::Failed);
+}
+
+/// A 401, then a token refresh that fails for now (the platform answers
+/// 503): the post is not failed for it; it is tried again after the
+/// backoff, with the attempt counted.
+async fn a_refresh_that_fails_for_now_retries_the_post_later(store: Arc<dyn Store>) {
+    let env = Env::new(store).await;
+    let gateway = Arc::new(MockGateway::new());
+    gateway.script([MockStep::Fail(PublishFailure::Unauthorized(
+        "token expired".into(),
+    ))]);
+    gateway.fail_refreshes([PublishFailure::Transient {
+        message: "HTTP 503".into(),
+        retry_after: None,
+    }]);
+    let queue = env.queue("w1", gateway.clone());
+    let post = env.post_at("Hello", env.clock.now()).await;
+    assert_eq!(queue.run_due(&batch(10), None).await.unwrap().retrying, 1);
+    let stored = env.post(post.id).await;
+    assert_eq!(stored.status, PostStatus::Queued);
+    assert_eq!(stored.retry_count, 1);
+    assert!(stored.error_message.unwrap().contains("HTTP 503"));
+    env.advance(Duration::minutes(5));
+    assert_eq!(queue.run_due(&batch(10), None).await.unwrap().published, 1);
+    assert_eq!(gateway.calls().len(), 2);
     assert_eq!(env.runs(post.id).await.len(), 2);
 }
 
@@ -303,7 +362,11 @@ async fn not_found_on_the_last_attempt_fails_for_good(store: Arc<dyn Store>) {
     assert!(!error.starts_with(OUTCOME_UNKNOWN), "{error}");
     assert!(error.contains("no attempt left"), "{error}");
     assert_eq!(gateway.calls().len(), 3);
-    assert_eq!(gateway.lookups(), 3);
+    assert_eq!(
+        gateway.lookups(),
+        5,
+        "after each timeout, and before each attempt that follows one"
+    );
 }
 
 /// Worker A is aborted after the platform received its request and before it

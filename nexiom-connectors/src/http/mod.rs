@@ -7,9 +7,12 @@
 //! A request that is not idempotent (publish, send, reply) is sent once. After
 //! it may have reached the platform, a failure is
 //! [`ConnectorError::OutcomeUnknown`]: a timeout or a dropped connection after
-//! sending, a `500`, `502`, `504` (or any other 5xx but `503`), and a success
-//! answer too large to read. Only a connect failure (nothing was sent), a `503`
-//! (the platform did not take the request) and a `429` stay retryable.
+//! sending, a `500`, `502`, `504` (or any other 5xx but `503`), an answer of
+//! any other status whose error body says the failure is transient (Graph's
+//! codes 1 and 2, `is_transient`: the platform failed while handling it), and
+//! a success answer too large to read. Only a connect failure (nothing was
+//! sent), a `503` (the platform did not take the request), a `408` (it gave up
+//! waiting for the request) and a `429` stay retryable.
 //!
 //! Platform-specific error bodies are read by a classifier each platform passes in
 //! (`graph::classify`, `linkedin::classify`).
@@ -372,17 +375,20 @@ fn too_large(platform: &str, status: u16, limit: usize, idempotent: bool) -> Con
     }
 }
 
-/// A non-idempotent request answered with a server error: a `503` says the
-/// platform did not take it (retryable), any other 5xx may come after the
-/// platform acted, so it is [`ConnectorError::OutcomeUnknown`], never
-/// `Transient` (a retry could publish twice).
+/// A non-idempotent request answered with a transient failure: a `503` says
+/// the platform did not take it and a `408` that it gave up waiting for the
+/// request (both retryable); any other (a 5xx, or a 4xx whose error body says
+/// the failure is transient, such as Graph's code 2 "service temporarily
+/// unavailable" on a 400) may come after the platform acted, so it is
+/// [`ConnectorError::OutcomeUnknown`], never `Transient` (a retry could
+/// publish twice).
 fn after_sending(platform: &str, status: u16, err: ConnectorError) -> ConnectorError {
     match err {
-        ConnectorError::Transient { detail, .. } if status >= 500 && status != 503 => {
+        ConnectorError::Transient { detail, .. } if status != 503 && status != 408 => {
             ConnectorError::OutcomeUnknown {
                 platform: platform.to_owned(),
                 reason: format!(
-                    "the platform answered a server error after receiving the request; it may have been carried out: {detail}"
+                    "the platform answered HTTP {status}, a transient failure, after receiving the request; it may have been carried out: {detail}"
                 ),
             }
         }

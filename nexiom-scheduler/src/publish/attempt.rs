@@ -18,6 +18,13 @@ use super::queue::{OUTCOME_UNKNOWN, PostOutcome, PublishQueue};
 use crate::error::Result;
 use crate::tokens::{RefreshOutcome, TokenError};
 
+/// How the error of an ambiguous attempt's run starts when the lookup made
+/// right after it did not find the post (first, so that no cut of a long
+/// message loses it); the next attempt looks the post up again before
+/// publishing (see `ambiguous_since`).
+pub(super) const NOT_FOUND_AFTER_AMBIGUOUS: &str =
+    "not found among the account's recent posts (yet) after an ambiguous attempt";
+
 /// The refresh of a channel through the gateway, in the keeper's terms.
 pub(super) async fn gateway_refresh(
     gateway: &dyn PublishGateway,
@@ -135,6 +142,32 @@ impl PublishQueue {
             return Ok(self.failed(post, None, error).into());
         }
         let reference = post.id.to_string();
+        // An earlier attempt may have published the post after all (its
+        // answer was ambiguous and the lookup right after it found nothing:
+        // the platform may still have been creating it): looked up again
+        // before publishing once more.
+        if let Some(since) = self.ambiguous_since(post, &channel).await? {
+            match checked::looked_up(
+                self.gateway
+                    .lookup(&channel, &post.content, &reference, since)
+                    .await,
+            ) {
+                Ok(Some(published)) => {
+                    return Ok(self
+                        .published(post, None, post.retry_count, published)
+                        .into());
+                }
+                Ok(None) => {}
+                Err(failure) => {
+                    let error = format!(
+                        "{OUTCOME_UNKNOWN}: an earlier attempt may have published the post and \
+                         the lookup before publishing again failed: {failure}; check the account \
+                         before publishing again"
+                    );
+                    return Ok(self.failed(post, None, error).into());
+                }
+            }
+        }
         let max = self.config.retry.max_attempts.max(1);
         let mut attempt = post.retry_count + 1;
         let mut refreshed = false;
@@ -239,7 +272,7 @@ impl PublishQueue {
                     if self.update(post, patch).await?.is_none() {
                         return Ok(Step::Done(Ok(PostOutcome::LeaseLost)).into());
                     }
-                    self.finish_run(post, &run, PostRunStatus::Failed, Some(error))
+                    self.finish_run(post, &run, PostRunStatus::Failed, Some(error.clone()))
                         .await?;
                     refreshed = true;
                     // Under the channel's lease: the token another worker
@@ -266,6 +299,21 @@ impl PublishQueue {
                             self.forget_channel(post.tenant_id, post.channel_id);
                             let outcome = self.write_now(self.paused(post, attempt, &err)).await;
                             return Ok(Step::Done(outcome).into());
+                        }
+                        Err(TokenError::Failed {
+                            message,
+                            retry_after,
+                            ..
+                        }) => {
+                            // The refresh failed for now (network, 5xx,
+                            // throttled): the attempt is counted and the
+                            // post tried again after the backoff, failed
+                            // only when no attempt is left.
+                            let error = format!(
+                                "{error}; refreshing the token failed, to be tried again: {message}"
+                            );
+                            let step = self.retry_later(post, None, attempt, error, retry_after);
+                            return Ok(Step::Done(self.write_now(step).await).into());
                         }
                         Err(err) => {
                             let error = format!("token refresh failed: {err}");
@@ -301,6 +349,31 @@ impl PublishQueue {
                 }
             }
         }
+    }
+
+    /// When an earlier attempt of `post` ended ambiguous and was not found by
+    /// the lookup made then ([`NOT_FOUND_AFTER_AMBIGUOUS`] in its run's
+    /// error), the start of the earliest such attempt: the next attempt
+    /// looks the post up from then before publishing. `None` for a first
+    /// attempt (no run is read) or where the platform offers no lookup.
+    async fn ambiguous_since(
+        &self,
+        post: &ScheduledPost,
+        channel: &Channel,
+    ) -> Result<Option<DateTime<Utc>>> {
+        if post.retry_count == 0 || !self.gateway.can_lookup(channel) {
+            return Ok(None);
+        }
+        let runs = self.store.list_post_runs(post.tenant_id, post.id).await?;
+        Ok(runs
+            .iter()
+            .filter(|r| {
+                r.error
+                    .as_deref()
+                    .is_some_and(|e| e.starts_with(NOT_FOUND_AFTER_AMBIGUOUS))
+            })
+            .map(|r| r.started_at)
+            .min())
     }
 
     /// An attempt under number `attempt` was already started by a worker that
@@ -344,10 +417,10 @@ impl PublishQueue {
         let step = match found {
             Ok(None) if can_lookup => {
                 let error = format!(
-                    "a worker stopped during attempt {attempt} after it may have been sent; \
-                     the post was not found among the account's recent posts"
+                    "{NOT_FOUND_AFTER_AMBIGUOUS}: a worker stopped during attempt {attempt} \
+                     after it may have been sent"
                 );
-                self.retry_not_found(post, running.as_ref(), attempt, error)
+                self.retry_later(post, running.as_ref(), attempt, error, None)
             }
             outcome => {
                 let why = match outcome {
@@ -385,11 +458,11 @@ impl PublishQueue {
                 }
                 Ok(None) => {
                     let error = format!(
-                        "no answer after the request was sent ({message}); the post was not \
-                         found among the account's recent posts"
+                        "{NOT_FOUND_AFTER_AMBIGUOUS}: no answer after the request was sent \
+                         ({message})"
                     );
                     return self
-                        .write_now(self.retry_not_found(post, Some(run), attempt, error))
+                        .write_now(self.retry_later(post, Some(run), attempt, error, None))
                         .await;
                 }
                 Err(failure) => format!("the lookup failed: {failure}"),

@@ -25,6 +25,10 @@ pub enum MockStep {
     /// Creates the post, then never answers (the caller's task hangs until it
     /// is aborted): a worker that dies mid-publish.
     HangAfterSend,
+    /// Answers `Ambiguous`; the post shows on the platform only after the
+    /// first lookup for it (the platform was still creating it when the
+    /// caller looked).
+    TimeoutThenAppear,
 }
 
 #[derive(Debug, Default)]
@@ -33,7 +37,10 @@ struct State {
     calls: Vec<String>,
     lookups: usize,
     refreshes: usize,
+    refresh_failures: VecDeque<PublishFailure>,
     posts: HashMap<String, PublishedPost>,
+    /// References of posts created but not shown yet (`TimeoutThenAppear`).
+    late: Vec<String>,
 }
 
 /// A platform in memory. Publish calls follow the script (then succeed); each
@@ -77,6 +84,12 @@ impl MockGateway {
     /// Queues steps for the next publish calls.
     pub fn script(&self, steps: impl IntoIterator<Item = MockStep>) {
         self.lock().script.extend(steps);
+    }
+
+    /// The next token refreshes fail with these failures, in order (then
+    /// they succeed).
+    pub fn fail_refreshes(&self, failures: impl IntoIterator<Item = PublishFailure>) {
+        self.lock().refresh_failures.extend(failures);
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -147,6 +160,10 @@ impl PublishGateway for MockGateway {
                     }
                     return Err(PublishFailure::Ambiguous("timed out after 30 s".into()));
                 }
+                MockStep::TimeoutThenAppear => {
+                    state.late.push(reference.to_owned());
+                    return Err(PublishFailure::Ambiguous("timed out after 30 s".into()));
+                }
                 MockStep::HangAfterSend => {
                     Self::create(&mut state, reference);
                 }
@@ -171,12 +188,21 @@ impl PublishGateway for MockGateway {
     ) -> Result<Option<PublishedPost>, PublishFailure> {
         let mut state = self.lock();
         state.lookups += 1;
-        Ok(state.posts.get(reference).cloned())
+        let found = state.posts.get(reference).cloned();
+        if let Some(at) = state.late.iter().position(|r| r == reference) {
+            // Not shown to this lookup; created for the next one.
+            state.late.remove(at);
+            Self::create(&mut state, reference);
+        }
+        Ok(found)
     }
 
     async fn refresh_credentials(&self, _channel: &Channel) -> Result<Credentials, PublishFailure> {
         let mut state = self.lock();
         state.refreshes += 1;
+        if let Some(failure) = state.refresh_failures.pop_front() {
+            return Err(failure);
+        }
         Ok(Credentials {
             access_token: Some(SecretString::new(format!("refreshed-{}", state.refreshes))),
             ..Credentials::default()

@@ -15,15 +15,17 @@ use crate::error::Result;
 use crate::tokens::TokenError;
 
 impl PublishQueue {
-    /// The lookup said the ambiguous attempt `attempt` created no post: a new
-    /// attempt after the backoff, or failed (definitely unpublished) when no
-    /// attempt is left.
-    pub(super) fn retry_not_found(
+    /// Attempt `attempt` did not publish the post, as far as is known (the
+    /// lookup after an ambiguous answer found no post, or the token could
+    /// not be refreshed for now): a new attempt after the backoff (never
+    /// sooner than `retry_after`), or failed when no attempt is left.
+    pub(super) fn retry_later(
         &self,
         post: &ScheduledPost,
         run: Option<&PostRun>,
         attempt: u32,
         error: String,
+        retry_after: Option<chrono::Duration>,
     ) -> Step {
         let max = self.config.retry.max_attempts.max(1);
         if attempt >= max {
@@ -34,7 +36,7 @@ impl PublishQueue {
         }
         let next_attempt_at = later(
             self.clock.now(),
-            self.config.retry.delay_after(attempt, None),
+            self.config.retry.delay_after(attempt, retry_after),
         );
         match run {
             Some(run) => self.retrying(post, run, attempt, next_attempt_at, error),
