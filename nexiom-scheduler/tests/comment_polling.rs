@@ -16,6 +16,7 @@ use comment_polling::{handling, isolation, reading, workers};
 
 on_both_backends!(
     reading::three_pages_of_comments_arrive_exactly_once,
+    reading::the_accounts_own_comments_are_not_stored,
     reading::a_crash_before_the_checkpoint_stores_no_duplicates,
     reading::polled_every_five_minutes_and_never_after_seven_days,
     isolation::a_failing_post_does_not_stop_another,

@@ -6,8 +6,10 @@
 //! `comment.text` or `comment.message.text`.
 //!
 //! `COMMENT` / `ADMIN_COMMENT` become comments keyed by the comment URN (the same
-//! id polling returns, so webhook and polling deduplicate together); other actions
-//! become [`EventKind::Other`] keyed by `notificationId`.
+//! id polling returns, so webhook and polling deduplicate together), except
+//! the organization's own (its comment's owner is the organization: skipped,
+//! so an auto-reply never answers itself); other actions become
+//! [`EventKind::Other`] keyed by `notificationId`.
 
 use chrono::{DateTime, Utc};
 use nexiom_core::{EventKind, Platform};
@@ -49,6 +51,10 @@ pub(crate) fn normalize_events(
     };
     Ok(list
         .into_iter()
+        // The organization's own comments (the replies this library sent as
+        // the organization, an admin commenting as it) are skipped, as the
+        // Graph webhooks skip the Page's: an auto-reply never answers itself.
+        .filter(|n| !own_comment(n))
         .map(|mut n| {
             let read = notification(&n, now);
             moved_into(read, &mut n, |n, r| {
@@ -62,6 +68,17 @@ pub(crate) fn normalize_events(
             })
         })
         .collect())
+}
+
+/// Whether `n` is a comment notification whose comment the organization it
+/// is addressed to wrote.
+fn own_comment(n: &Value) -> bool {
+    let is_comment = matches!(
+        n.get("action").and_then(Value::as_str),
+        Some("COMMENT" | "ADMIN_COMMENT")
+    );
+    let org = s(n, "/organizationalEntity");
+    is_comment && org.is_some() && s(n, "/decoratedGeneratedActivity/comment/owner") == org
 }
 
 fn notification(n: &Value, now: DateTime<Utc>) -> Result<NormalizedEvent, String> {
@@ -112,6 +129,25 @@ mod tests {
 
     fn now() -> DateTime<Utc> {
         DateTime::from_timestamp(1_767_225_600, 0).expect("2026-01-01")
+    }
+
+    #[test]
+    fn the_organizations_own_comments_are_skipped() {
+        let by = |owner: &str| {
+            format!(
+                r#"{{"notificationId":1002,"action":"COMMENT","organizationalEntity":"urn:li:organization:2414183",
+                "sourcePost":"urn:li:activity:7001",
+                "decoratedGeneratedActivity":{{"comment":{{"owner":"{owner}","text":"Thanks!",
+                  "entity":"urn:li:comment:(urn:li:activity:7001,6002)","object":"urn:li:activity:7001"}}}},
+                "lastModifiedAt":1700000000000}}"#
+            )
+        };
+        let own = by("urn:li:organization:2414183");
+        let theirs = by("urn:li:person:abc");
+        let body = format!("[{own},{theirs}]");
+        let ev = normalize(body.as_bytes(), now()).expect("read");
+        assert_eq!(ev.len(), 1, "only the member's comment");
+        assert_eq!(ev[0].sender_id.as_deref(), Some("urn:li:person:abc"));
     }
 
     #[test]

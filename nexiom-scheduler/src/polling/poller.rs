@@ -439,6 +439,14 @@ impl CommentPoller {
             stored.pages += 1;
             let mut comments = Vec::with_capacity(page.comments.len());
             for remote in &page.comments {
+                last_seen = Some(last_seen.map_or(remote.created_at, |t| t.max(remote.created_at)));
+                // The account's own comments (the replies this library
+                // sent, a person answering as the Page) are not comments to
+                // triage: kept out, as the webhooks keep them out, so an
+                // auto-reply never answers itself.
+                if remote.author_id.as_deref() == Some(channel.external_account_id.as_str()) {
+                    continue;
+                }
                 let comment = NewComment {
                     tenant_id: post.tenant_id,
                     post_id: post.id,
@@ -454,7 +462,6 @@ impl CommentPoller {
                 // the batch its write goes in.
                 comment.validate().map_err(StorageError::from)?;
                 comments.push(comment);
-                last_seen = Some(last_seen.map_or(remote.created_at, |t| t.max(remote.created_at)));
             }
             // The page counts once all of it is kept, with the cursor after it.
             let next = page

@@ -5,12 +5,54 @@
 use std::sync::Arc;
 
 use chrono::Duration;
-use nexiom_connectors::{Capabilities, MockOp};
+use nexiom_connectors::{Capabilities, MockOp, RemoteComment};
 use nexiom_core::*;
 use nexiom_storage::Store;
 
 use super::fixture::{comments, ids, mock, poller, published, six_comments};
 use crate::common::Env;
+
+/// A page holding the Page's own replies (as the library's auto-replies
+/// are) among a fan's comments: only the fan's are stored (so never
+/// triaged, and never answered by an auto-reply), and the checkpoint still
+/// moves past the whole page.
+pub async fn the_accounts_own_comments_are_not_stored(store: Arc<dyn Store>) {
+    let env = Env::new(store).await;
+    let mock = mock(&env);
+    let poller = poller(&env, &mock);
+    let post = published(&env, env.channel, "fb-post-own", env.clock.now()).await;
+    let page = format!("page-{}", env.tenant);
+    mock.seed_comments(
+        "fb-post-own",
+        vec![
+            mock.comment("fan-1", "fan", "Love it"),
+            RemoteComment {
+                parent_id: Some("fan-1".into()),
+                ..mock.comment("own-1", &page, "Thank you!")
+            },
+            mock.comment("fan-2", "fan", "When?"),
+            mock.comment("own-2", &page, "Tomorrow"),
+        ],
+    );
+    let report = poller.poll_due(50, None).await.unwrap();
+    assert_eq!(report.comments_stored, 2);
+    assert_eq!(ids(&comments(&env, post.id).await), vec!["fan-1", "fan-2"]);
+    assert!(
+        env.store
+            .list_untriaged_comments(env.tenant, 10)
+            .await
+            .unwrap()
+            .iter()
+            .all(|c| c.author_id.as_deref() == Some("fan"))
+    );
+    let checkpoint = env
+        .store
+        .get_checkpoint(env.tenant, post.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(checkpoint.last_seen_at, Some(env.clock.now()));
+}
 
 pub async fn three_pages_of_comments_arrive_exactly_once(store: Arc<dyn Store>) {
     let env = Env::new(store).await;
