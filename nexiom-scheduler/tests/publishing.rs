@@ -18,6 +18,7 @@ on_both_backends!(
     fails_twice_then_succeeds_gives_three_runs,
     fails_three_times_ends_failed_with_the_last_error,
     retry_after_600_seconds_delays_the_next_attempt,
+    a_throttle_without_retry_after_holds_the_channel,
     permanent_error_fails_at_once,
     unauthorized_refreshes_the_token_once,
     unauthorized_after_refresh_fails,
@@ -168,6 +169,37 @@ async fn retry_after_600_seconds_delays_the_next_attempt(store: Arc<dyn Store>) 
     assert_eq!(queue.run_due(&batch(10), None).await.unwrap().published, 1);
     let runs = env.runs(post.id).await;
     assert!(runs[1].started_at - runs[0].started_at >= Duration::seconds(600));
+}
+
+/// Meta's throttling codes come as a 400 without Retry-After: the channel is
+/// still held back (for the post's backoff), so its other due posts are not
+/// attempted into the throttle, each spending an attempt.
+async fn a_throttle_without_retry_after_holds_the_channel(store: Arc<dyn Store>) {
+    let env = Env::new(store).await;
+    let gateway = Arc::new(MockGateway::new());
+    gateway.script([MockStep::Fail(PublishFailure::RateLimited {
+        message: "(#4) Application request limit reached".into(),
+        retry_after: None,
+    })]);
+    let queue = env.queue("w1", gateway.clone());
+    let mut posts = Vec::new();
+    for text in ["One", "Two", "Three"] {
+        posts.push(env.post_at(text, env.clock.now()).await);
+    }
+    let report = queue.run_due(&batch(10), None).await.unwrap();
+    assert_eq!(report.retrying, 1);
+    assert_eq!(gateway.calls().len(), 1, "one call into the throttle");
+    let mut untouched = 0;
+    for post in &posts {
+        let stored = env.post(post.id).await;
+        assert_eq!(stored.status, PostStatus::Queued);
+        untouched += usize::from(stored.retry_count == 0);
+    }
+    assert_eq!(untouched, 2, "the other posts spent no attempt");
+    assert_eq!(queue.run_due(&batch(10), None).await.unwrap().claimed, 0);
+    env.advance(Duration::minutes(10));
+    assert_eq!(queue.run_due(&batch(10), None).await.unwrap().published, 3);
+    assert_eq!(gateway.calls().len(), 4);
 }
 
 async fn permanent_error_fails_at_once(store: Arc<dyn Store>) {

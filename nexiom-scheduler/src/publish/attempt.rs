@@ -326,10 +326,19 @@ impl PublishQueue {
                 PublishFailure::RateLimited { .. } | PublishFailure::Transient { .. } => {
                     let error = failure.to_string();
                     let retry_after = failure.retry_after();
-                    // The platform asked this channel to wait: the channel is
-                    // held back, here and from every worker's claims (also
-                    // when this post has no attempt left).
-                    let hold = retry_after.map(|wait| later(self.clock.now(), wait));
+                    let delay = self.config.retry.delay_after(attempt, retry_after);
+                    // The platform asked this channel to wait, or throttled
+                    // it without saying for how long (Meta's throttling
+                    // codes come without Retry-After; then for this post's
+                    // backoff): the channel is held back, here and from
+                    // every worker's claims (also when this post has no
+                    // attempt left), so its other posts do not each spend
+                    // an attempt on the throttle.
+                    let wait = match failure {
+                        PublishFailure::RateLimited { .. } => Some(retry_after.unwrap_or(delay)),
+                        _ => retry_after,
+                    };
+                    let hold = wait.map(|wait| later(self.clock.now(), wait));
                     if let Some(until) = hold
                         && let Err(err) = self
                             .store
@@ -342,7 +351,6 @@ impl PublishQueue {
                         let step = self.failed(post, Some((&run, attempt)), error);
                         return Ok(Attempted { step, hold });
                     }
-                    let delay = self.config.retry.delay_after(attempt, retry_after);
                     let next_attempt_at = later(self.clock.now(), delay);
                     let step = self.retrying(post, &run, attempt, next_attempt_at, error);
                     return Ok(Attempted { step, hold });
