@@ -38,7 +38,8 @@ fn whatsapp_event(
 
 /// Routing applies WhatsApp webhooks to broadcasts: a status updates the
 /// delivery it names (forward only; by the echoed delivery id, a delivery in
-/// doubt becomes sent), and a "stop" / "resume" of marketing messages updates
+/// doubt becomes sent, also when the same batch holds a later failure of its
+/// message), and a "stop" / "resume" of marketing messages updates
 /// the sender's opt-in (the latest change wins), so a contact who sent "stop"
 /// is never sent a broadcast.
 pub async fn broadcast_webhooks_update_deliveries_and_opt_in(store: Arc<dyn Store>) {
@@ -125,6 +126,14 @@ pub async fn broadcast_webhooks_update_deliveries_and_opt_in(store: Arc<dyn Stor
             DeliveryStatus::Delivered,
             serde_json::json!({"biz_opaque_callback_data": b.delivery.id.to_string()}),
         ),
+        // In the same batch, a later failure of the same message: the
+        // delivery in doubt still went out (the delivered status says so).
+        status(
+            "wamid.B:failed",
+            "wamid.B",
+            DeliveryStatus::Failed,
+            serde_json::json!({"biz_opaque_callback_data": b.delivery.id.to_string()}),
+        ),
         // Another application's callback data: ignored, never an error.
         status(
             "wamid.X:sent",
@@ -141,7 +150,7 @@ pub async fn broadcast_webhooks_update_deliveries_and_opt_in(store: Arc<dyn Stor
         s.insert_event(e).await.unwrap();
     }
     let report = s.route_unrouted_events(None, 100, at).await.unwrap();
-    assert_eq!(report.processed, 8);
+    assert_eq!(report.processed, 9);
 
     let d: std::collections::HashMap<String, BroadcastDelivery> = s
         .list_deliveries(t, p.id)
@@ -157,10 +166,7 @@ pub async fn broadcast_webhooks_update_deliveries_and_opt_in(store: Arc<dyn Stor
         d["15550002"].provider_message_id.as_deref(),
         Some("wamid.B")
     );
-    assert_eq!(
-        d["15550002"].delivery_status,
-        Some(DeliveryStatus::Delivered)
-    );
+    assert_eq!(d["15550002"].delivery_status, Some(DeliveryStatus::Failed));
 
     let a_now = s
         .get_broadcast_contact(t, w.channel.id, "15550001")

@@ -4,7 +4,9 @@
 //! - status events update the broadcast delivery they name, by message id or
 //!   by the delivery id the message carried (`biz_opaque_callback_data`):
 //!   the highest status of the batch per delivery, forward only, and a
-//!   delivery in doubt becomes `sent` when the platform says it went out;
+//!   delivery in doubt becomes `sent` when any status of the batch says it
+//!   went out (`sent`, `delivered`, `read`; a `failed` beside them does not
+//!   undo that, as applying them one by one does not);
 //! - preference events (`stop` / `resume` of marketing messages) update the
 //!   sender's opt-in on the event's channel, one by one in the batch's order
 //!   (they are rare), each unless the contact has a later change.
@@ -40,18 +42,20 @@ pub(super) async fn route_broadcast_events(
              SELECT e.tenant_id, e.target_id AS wamid, \
                  CASE WHEN e.payload->>'biz_opaque_callback_data' ~ $4 \
                      THEN (e.payload->>'biz_opaque_callback_data')::uuid END AS reference, \
-                 max({event_rank}) AS r \
+                 max({event_rank}) AS r, \
+                 bool_or({event_rank} BETWEEN 1 AND 3) AS out \
              FROM webhook_events e \
              WHERE e.id = ANY($1) AND e.kind = 'status' AND e.platform = 'whatsapp' \
                  AND e.target_id IS NOT NULL AND e.delivery_status IS NOT NULL \
              GROUP BY 1, 2, 3 \
          ), hit AS ( \
-             SELECT DISTINCT ON (d.id) d.id, st.wamid, st.r, \
-                 st.r BETWEEN 1 AND 3 AND (d.state = 'sending' \
+             SELECT d.id, (array_agg(st.wamid ORDER BY st.out DESC, st.r DESC))[1] AS wamid, \
+                 max(st.r) AS r, \
+                 bool_or(st.out) AND (d.state = 'sending' \
                      OR (d.state = 'failed' AND d.error = $3)) AS went_out \
              FROM st JOIN broadcast_deliveries d ON d.tenant_id = st.tenant_id \
                  AND (d.provider_message_id = st.wamid OR d.id = st.reference) \
-             ORDER BY d.id, st.r DESC \
+             GROUP BY d.id, d.state, d.error \
          ) \
          UPDATE broadcast_deliveries d SET \
              state = CASE WHEN hit.went_out THEN 'sent' ELSE d.state END, \
