@@ -415,7 +415,7 @@ pub async fn reply_queue_records_outcomes_on_the_item(store: Arc<dyn Store>) {
 
 /// A reply claim is withdrawn only while nothing was sent: a pending outbound
 /// message (no provider id) or a pending comment reply is deleted, so the item
-/// can be claimed again; a sent or failed reply, another tenant's item, or an
+/// can be claimed again, and its inbox item waits again as before the claim; a sent or failed reply, another tenant's item, or an
 /// item without a claim is left alone.
 pub async fn reply_claims_are_withdrawn_only_while_unsent(store: Arc<dyn Store>) {
     let s = &*store;
@@ -449,6 +449,9 @@ pub async fn reply_claims_are_withdrawn_only_while_unsent(store: Arc<dyn Store>)
     };
     // Nothing claimed yet: nothing to withdraw.
     assert!(!s.withdraw_reply_claim(t, msg(&unsent)).await.unwrap());
+    let waiting = InboxSubject::Conversation(unsent.conversation_id);
+    let before = s.get_inbox_item(t, waiting).await.unwrap().waiting_since;
+    assert!(before.is_some());
 
     s.insert_message(claim(&unsent)).await.unwrap();
     let other = world(s, "Globex", Platform::Facebook, "page-2").await;
@@ -459,6 +462,11 @@ pub async fn reply_claims_are_withdrawn_only_while_unsent(store: Arc<dyn Store>)
         "another tenant withdraws nothing"
     );
     assert!(s.withdraw_reply_claim(t, msg(&unsent)).await.unwrap());
+    assert_eq!(
+        s.get_inbox_item(t, waiting).await.unwrap().waiting_since,
+        before,
+        "the conversation waits again, as before the claim"
+    );
     assert!(
         s.insert_message(claim(&unsent)).await.unwrap().created,
         "claimable again"
@@ -478,8 +486,16 @@ pub async fn reply_claims_are_withdrawn_only_while_unsent(store: Arc<dyn Store>)
         created_at: t0(),
     };
     let cs = DecisionSubject::Comment(c.id);
+    let item = InboxSubject::Comment(c.id);
+    let before = s.get_inbox_item(t, item).await.unwrap().waiting_since;
+    assert!(before.is_some());
     s.insert_comment_reply(new_reply()).await.unwrap();
     assert!(s.withdraw_reply_claim(t, cs).await.unwrap());
+    assert_eq!(
+        s.get_inbox_item(t, item).await.unwrap().waiting_since,
+        before,
+        "the comment waits again"
+    );
     assert!(s.find_comment_reply(t, c.id).await.unwrap().is_none());
     s.insert_comment_reply(new_reply()).await.unwrap();
     s.finish_comment_reply(t, c.id, DeliveryStatus::Failed, None, Some("refused"), t0())

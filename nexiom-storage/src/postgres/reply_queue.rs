@@ -214,28 +214,42 @@ impl ReplyQueueStore for PgStore {
         tenant: TenantId,
         subject: DecisionSubject,
     ) -> Result<bool> {
-        let (sql, id) = match subject {
+        // The claim's insert refreshed the inbox item (answered, no longer
+        // waiting); no trigger follows a delete, so the item is refreshed
+        // here, in the same transaction: waiting again, as before the claim.
+        let (delete, refresh, id) = match subject {
             DecisionSubject::Message(id) => (
                 "DELETE FROM messages WHERE tenant_id = $1 AND in_reply_to = $2 \
                    AND direction = 'outbound' AND delivery_status = 'pending' \
-                   AND provider_message_id IS NULL",
+                   AND provider_message_id IS NULL \
+                 RETURNING conversation_id",
+                "SELECT nexiom_inbox_refresh_conversations($1)",
                 id.as_uuid(),
             ),
             DecisionSubject::Comment(id) => (
                 "DELETE FROM comment_replies WHERE tenant_id = $1 AND comment_id = $2 \
-                   AND status = 'pending'",
+                   AND status = 'pending' \
+                 RETURNING comment_id",
+                "SELECT nexiom_inbox_refresh_comments($1)",
                 id.as_uuid(),
             ),
         };
         let mut tx = self.scoped(tenant).await?;
-        let done = sqlx::query(sql)
+        let gone: Vec<Uuid> = sqlx::query_scalar(delete)
             .bind(tenant.as_uuid())
             .bind(id)
-            .execute(&mut *tx)
+            .fetch_all(&mut *tx)
             .await
             .map_err(db)?;
+        if !gone.is_empty() {
+            sqlx::query(refresh)
+                .bind(&gone)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
         tx.commit().await.map_err(db)?;
-        Ok(done.rows_affected() > 0)
+        Ok(!gone.is_empty())
     }
 
     async fn renew_reply_leases(
