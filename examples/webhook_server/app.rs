@@ -36,10 +36,15 @@ use nexiom::scheduler::inbound::{InboundError, InboundPipeline};
 use nexiom::storage::Store;
 use nexiom::triage::TemplateGenerator;
 
-/// The default body-size limit: 256 KiB (Meta batches stay well below it).
-pub const DEFAULT_BODY_LIMIT: usize = 256 * 1024;
+/// The default body-size limit: 4 MiB. Meta batches up to 1,000 updates in
+/// one request and WhatsApp payloads can reach 3 MB; a body refused with 413
+/// is refused again on every redelivery, so its events would never arrive.
+/// Bodies are read whole before their signature can be checked: at most
+/// `max connections × limit` bytes are held at once (2 GiB at the defaults;
+/// lower either on a small host).
+pub const DEFAULT_BODY_LIMIT: usize = 4 * 1024 * 1024;
 
-/// The default body read timeout: 30 s (a 256 KiB body takes seconds even on
+/// The default body read timeout: 30 s (a 4 MiB body takes seconds even on
 /// a slow link; a client that has not sent it by then is stalled or hostile).
 pub const DEFAULT_BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 

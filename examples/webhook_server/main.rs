@@ -15,12 +15,14 @@
 //! - `META_APP_SECRET`, `META_VERIFY_TOKEN`: WhatsApp, Instagram and Facebook
 //!   signatures and the `hub.*` handshake.
 //! - `LINKEDIN_CLIENT_SECRET`: LinkedIn signatures and `challengeCode`.
-//! - `NEXIOM_WEBHOOK_BODY_LIMIT`: largest body in bytes (default 262144).
+//! - `NEXIOM_WEBHOOK_BODY_LIMIT`: largest body in bytes (default 4194304:
+//!   WhatsApp payloads can reach 3 MB, and a body refused is refused on
+//!   every redelivery).
 //! - `NEXIOM_WEBHOOK_HEADER_TIMEOUT_SECS`: time allowed for a request's line
 //!   and headers (default 10; platforms send them in one write, so only a
 //!   stalled or hostile client takes longer).
 //! - `NEXIOM_WEBHOOK_BODY_TIMEOUT_SECS`: time allowed for the whole body
-//!   (default 30; 256 KiB takes seconds on a slow link); 408 and the
+//!   (default 30; 4 MiB takes seconds on a slow link); 408 and the
 //!   connection closed after it.
 //! - `NEXIOM_WEBHOOK_MAX_CONNECTIONS`: connections served at once (default
 //!   512, below the usual 1024 file descriptors); more wait in the listen
