@@ -271,6 +271,41 @@ impl GraphClient {
             ),
         ];
         req.extra_secrets = vec![secret.clone(), ctx.access_token.clone()];
+        self.token_request(req, now).await
+    }
+
+    /// `GET /refresh_access_token?grant_type=ig_refresh_token…` (Instagram
+    /// Login, `graph.instagram.com`, no version in the path): the long-lived
+    /// Instagram User token renewed for 60 days (it must be at least 24 hours
+    /// old and unexpired). A refusal is [`ConnectorError::NeedsReauth`].
+    pub(crate) async fn refresh_instagram_token(
+        &self,
+        ctx: &ChannelContext,
+        now: DateTime<Utc>,
+    ) -> Result<TokenGrant, ConnectorError> {
+        let mut url = self.base.clone();
+        url.set_path("/refresh_access_token");
+        let mut req = HttpRequest::new(Method::GET, url);
+        req.query = vec![
+            ("grant_type".into(), "ig_refresh_token".into()),
+            ("access_token".into(), ctx.access_token.expose().to_owned()),
+        ];
+        req.extra_secrets = vec![ctx.access_token.clone()];
+        self.token_request(req, now).await
+    }
+
+    /// Whether the base URL is Instagram Login's host (`graph.instagram.com`).
+    pub(crate) fn is_instagram_login_host(&self) -> bool {
+        self.base.host_str() == Some("graph.instagram.com")
+    }
+
+    /// Sends a token request and reads `{access_token, expires_in}`; a
+    /// refusal (unauthorized, forbidden, permanent) is `NeedsReauth`.
+    async fn token_request(
+        &self,
+        req: HttpRequest,
+        now: DateTime<Utc>,
+    ) -> Result<TokenGrant, ConnectorError> {
         let resp = match self.core.execute(self.platform, req, classify).await {
             Ok(r) => r,
             Err(
@@ -293,7 +328,7 @@ impl GraphClient {
             .ok_or_else(|| {
                 ConnectorError::invalid_response(
                     self.platform,
-                    "no access_token in the exchange answer",
+                    "no access_token in the token answer",
                 )
             })?;
         let expires_at = v

@@ -4,7 +4,8 @@
 //!
 //! The channel's `account_id` is the **IG user id**. The default host is
 //! `graph.facebook.com` (Instagram API with Facebook Login); point the base URL at
-//! `graph.instagram.com` for Instagram Login.
+//! `graph.instagram.com` for Instagram Login (its tokens are then renewed with
+//! `ig_refresh_token`).
 
 mod lookup;
 mod webhook;
@@ -49,6 +50,7 @@ impl InstagramBuilder {
         let (graph, verifier) = self.parts()?;
         Ok(InstagramConnector {
             clock: graph.core().clock().clone(),
+            instagram_login: graph.is_instagram_login_host(),
             graph,
             verifier,
             capabilities: InstagramConnector::default_capabilities(),
@@ -67,12 +69,24 @@ pub struct InstagramConnector {
     clock: Arc<dyn Clock>,
     poll_interval: Duration,
     poll_attempts: u32,
+    /// Tokens are Instagram User tokens (Instagram Login), refreshed with
+    /// `ig_refresh_token`; else Facebook Login's, exchanged.
+    instagram_login: bool,
 }
 
 impl InstagramConnector {
     /// A builder.
     pub fn builder() -> InstagramBuilder {
         InstagramBuilder::new()
+    }
+
+    /// The same connector with Instagram Login's tokens (refreshed with
+    /// `GET /refresh_access_token?grant_type=ig_refresh_token`). Set by
+    /// itself when the base URL is `graph.instagram.com`; for a base URL that
+    /// stands for it (a proxy, a test server).
+    pub fn with_instagram_login(mut self) -> Self {
+        self.instagram_login = true;
+        self
     }
 
     /// The same connector polling video containers `attempts` times, `interval`
@@ -195,9 +209,18 @@ impl PlatformConnector for InstagramConnector {
         &self.capabilities
     }
 
-    /// Exchanges the token for a long-lived one (Facebook Login path).
+    /// Facebook Login: exchanges the token for a long-lived one
+    /// (`fb_exchange_token`). Instagram Login (`graph.instagram.com`, or
+    /// [`InstagramConnector::with_instagram_login`]): renews the long-lived
+    /// Instagram User token (`ig_refresh_token`), which the exchange refuses.
     async fn refresh_token(&self, ctx: &ChannelContext) -> Result<TokenGrant, ConnectorError> {
-        self.graph.exchange_token(ctx, self.clock.now()).await
+        if self.instagram_login {
+            self.graph
+                .refresh_instagram_token(ctx, self.clock.now())
+                .await
+        } else {
+            self.graph.exchange_token(ctx, self.clock.now()).await
+        }
     }
 
     fn supports_recent_posts(&self) -> bool {
@@ -515,5 +538,17 @@ mod tests {
         .expect("reply");
         assert_eq!(r.parent_id.as_deref(), Some("1"));
         assert!(comment_from(&json!({"id":"3"}), None).is_err());
+    }
+
+    #[test]
+    fn instagram_login_is_told_by_its_host() {
+        let build = |base: &str| {
+            InstagramConnector::builder()
+                .with_base_url(base)
+                .build()
+                .expect("build")
+        };
+        assert!(build("https://graph.instagram.com").instagram_login);
+        assert!(!build("https://graph.facebook.com").instagram_login);
     }
 }

@@ -118,3 +118,46 @@ async fn instagram_comments_replies_and_hide() {
         Err(ConnectorError::Validation(_))
     ));
 }
+
+/// Instagram Login (`graph.instagram.com`): the long-lived Instagram User
+/// token is renewed with `GET /refresh_access_token?grant_type=ig_refresh_token`
+/// (no version in the path, no app secret), not exchanged as Facebook
+/// Login's; a refusal asks for re-authorization.
+#[tokio::test]
+async fn instagram_login_tokens_are_renewed_with_ig_refresh_token() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/refresh_access_token"))
+        .and(query_param("grant_type", "ig_refresh_token"))
+        .and(query_param("access_token", ACCESS_TOKEN))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"access_token":"IGAA-renewed","token_type":"bearer","expires_in":5183944}),
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let ig = instagram(&server.uri())
+        .expect("build")
+        .with_instagram_login();
+    let ctx = ChannelContext::new(IG_USER_ID, ACCESS_TOKEN);
+    let grant = ig.refresh_token(&ctx).await.expect("renewed");
+    assert_eq!(grant.access_token.expose(), "IGAA-renewed");
+    assert!(grant.expires_at.is_some());
+
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/refresh_access_token"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({"error":{
+            "message":"Error validating access token: Session has expired",
+            "type":"OAuthException","code":190,"fbtrace_id":"Ax1"}})))
+        .mount(&server)
+        .await;
+    let err = instagram(&server.uri())
+        .expect("build")
+        .with_instagram_login()
+        .refresh_token(&ctx)
+        .await
+        .expect_err("expired");
+    assert!(matches!(err, ConnectorError::NeedsReauth { .. }), "{err:?}");
+    assert!(!err.to_string().contains(ACCESS_TOKEN));
+}
