@@ -538,7 +538,44 @@ async fn an_item_handed_back_for_ai_off_is_due_again_after_a_minute(store: Arc<d
     assert_eq!(recipients(&w.mock), (1, 1), "answered once");
 }
 
+/// A send answered 401 (the token was revoked or expired early): nothing
+/// was sent, so the claim is withdrawn, the channel's token refreshed once,
+/// and the retry goes out with the new token, once.
+async fn a_send_answered_401_refreshes_the_token_and_is_sent_once(store: Arc<dyn Store>) {
+    let w = world(store);
+    let acme = tenant(&*w.store, "acme").await;
+    let m = pending(&*w.store, acme, "0001", "Horaires ?", t0()).await;
+    let since = t0() - Duration::hours(1);
+    w.mock.unauthorized_next(MockOp::SendMessage);
+    let r = w
+        .pipeline
+        .auto_reply_recent_inbound(since, 10)
+        .await
+        .unwrap();
+    assert_eq!((r.sent, r.retried_later, r.given_up), (0, 1, 0));
+    assert_eq!(w.mock.calls_of(MockOp::RefreshToken).len(), 1);
+    let channel = w.store.get_channel(acme.0, acme.1).await.unwrap();
+    assert_eq!(
+        channel.credentials.access_token.unwrap().expose(),
+        "mock-token-1",
+        "the refreshed token is stored"
+    );
+    w.clock.advance(Duration::minutes(5));
+    let r = w
+        .pipeline
+        .auto_reply_recent_inbound(since, 10)
+        .await
+        .unwrap();
+    assert_eq!((r.sent, r.failed), (1, 0));
+    let sends = w.mock.calls_of(MockOp::SendMessage);
+    assert_eq!(sends.len(), 2, "the refused send and the retry");
+    assert_eq!(w.mock.calls_of(MockOp::RefreshToken).len(), 1);
+    let item = w.store.get_message(acme.0, m.id).await.unwrap();
+    assert_eq!(item.reply.unwrap().state, ReplyState::Sent);
+}
+
 on_both_backends!(
+    a_send_answered_401_refreshes_the_token_and_is_sent_once,
     a_rate_limited_send_is_retried_after_retry_after_and_sent_once,
     all_pending_items_are_answered_in_ceil_n_over_limit_runs,
     a_failing_item_is_retried_then_given_up_and_never_stops_the_run,

@@ -66,6 +66,7 @@ pub(super) enum Turn {
 
 /// Everything needed to answer a message, gathered before anything is claimed.
 struct Prepared {
+    channel: Channel,
     connector: Arc<dyn PlatformConnector>,
     ctx: ChannelContext,
     recipient: String,
@@ -218,6 +219,7 @@ impl InboundPipeline {
             Err(e) => return Ok(Err(Turn::Retryable(e, None))),
         };
         Ok(Ok(Prepared {
+            channel,
             connector,
             ctx,
             recipient,
@@ -312,7 +314,15 @@ impl InboundPipeline {
                 }),
             )),
             Err(error) => {
-                if let Some(turn) = self.withdraw_unsent(tenant, subject, &error).await {
+                let sent_with = (
+                    &prepared.channel,
+                    prepared.connector.as_ref(),
+                    &prepared.ctx,
+                );
+                if let Some(turn) = self
+                    .withdraw_unsent(tenant, subject, &error, sent_with)
+                    .await
+                {
                     return Ok((turn, None));
                 }
                 Ok((
@@ -389,7 +399,9 @@ impl InboundPipeline {
             .reply_comment(&ctx, &comment.platform_comment_id, &text)
             .await;
         if let Err(error) = &outcome
-            && let Some(turn) = self.withdraw_unsent(tenant, subject, error).await
+            && let Some(turn) = self
+                .withdraw_unsent(tenant, subject, error, (&channel, connector.as_ref(), &ctx))
+                .await
         {
             return Ok((turn, None));
         }
@@ -419,30 +431,53 @@ impl InboundPipeline {
     /// error says retry later or refresh the token: rate limited, circuit
     /// open, `503`, a connect failure, `401`), nothing was sent, so the claim
     /// is withdrawn and the item retried with backoff (never sooner than a
-    /// Retry-After). `None` when the send may have happened or the claim could
-    /// not be withdrawn: the caller settles it for good.
+    /// Retry-After). After a `401` the channel's token is refreshed first
+    /// (under the channel's lease, as publishing and polling do: the token
+    /// another worker stored meanwhile, else one refreshed now), so the retry
+    /// goes out with a fresh token; a refused refresh pauses the channel and
+    /// the item waits for it. `None` when the send may have happened or the
+    /// claim could not be withdrawn: the caller settles it for good.
     async fn withdraw_unsent(
         &self,
         tenant: TenantId,
         subject: DecisionSubject,
         error: &ConnectorError,
+        (channel, connector, ctx): (&Channel, &dyn PlatformConnector, &ChannelContext),
     ) -> Option<Turn> {
-        let wait = match error.action() {
-            ErrorAction::RetryLater { after } => after.and_then(|d| Duration::from_std(d).ok()),
-            ErrorAction::RefreshToken => None,
+        let (wait, unauthorized) = match error.action() {
+            ErrorAction::RetryLater { after } => {
+                (after.and_then(|d| Duration::from_std(d).ok()), false)
+            }
+            ErrorAction::RefreshToken => (None, true),
             ErrorAction::NeedsAttention | ErrorAction::Fail => return None,
         };
         match self.store.withdraw_reply_claim(tenant, subject).await {
-            Ok(true) => Some(Turn::Retryable(
-                format!("the platform did not act, retried later: {error}"),
-                wait,
-            )),
-            Ok(false) => None,
+            Ok(true) => {}
+            Ok(false) => return None,
             Err(store_error) => {
                 tracing::warn!(%tenant, ?subject, error = %store_error, "unsent reply claim not withdrawn");
-                None
+                return None;
             }
         }
+        if unauthorized {
+            let renewed = self
+                .tokens
+                .after_unauthorized(channel, Some(&ctx.access_token), |c| async move {
+                    crate::tokens::connector_refresh(connector, &c).await
+                })
+                .await;
+            match renewed {
+                Ok(_) => {}
+                Err(err) if err.is_paused() => return Some(Turn::Paused(err.to_string())),
+                Err(err) => {
+                    tracing::warn!(%tenant, ?subject, error = %err, "token not refreshed after a 401; retried later");
+                }
+            }
+        }
+        Some(Turn::Retryable(
+            format!("the platform did not act, retried later: {error}"),
+            wait,
+        ))
     }
 }
 
