@@ -47,6 +47,7 @@ on_both_backends!(
     settings::settings_overview_reports_presence_never_values,
     ingestion::webhooks_are_verified_then_stored_once,
     ingestion::one_bad_event_never_loses_its_neighbours,
+    ingestion::the_same_refused_json_is_kept_for_each_account,
 );
 
 /// A store that cannot be reached (connection refused) is an outage, not a bad

@@ -45,6 +45,14 @@ pub(crate) fn normalize_events(
                 continue;
             }
             let Some(value) = change.get("value").filter(|v| v.is_object()) else {
+                // Kept as a dead letter, as WhatsApp's, not dropped unseen.
+                out.push(Err(reject(
+                    &platform,
+                    account.clone(),
+                    change,
+                    "/value/comment_id",
+                    "feed change without a value object".into(),
+                )));
                 continue;
             };
             if value.get("item").and_then(Value::as_str) != Some("comment") {
@@ -201,5 +209,22 @@ mod tests {
             items[5].as_ref().expect_err("no id").reason,
             "comment without /comment_id"
         );
+    }
+
+    #[test]
+    fn a_change_without_a_value_is_dead_lettered_beside_its_neighbour() {
+        let body = br#"{"object":"page","entry":[{"id":"A1","time":1700000000,"changes":[
+            {"field":"feed"},
+            {"field":"feed","value":{"item":"comment","verb":"add","comment_id":"c1","post_id":"P_1","from":{"id":"u","name":"U"},"message":"hi","created_time":1700000005}}]}]}"#;
+        let items = normalize_events(body, now()).expect("read");
+        assert_eq!(items.len(), 2);
+        let rejected = items[0].as_ref().expect_err("no value");
+        assert_eq!(rejected.account_id.as_deref(), Some("A1"));
+        assert!(
+            rejected.reason.contains("without a value"),
+            "{}",
+            rejected.reason
+        );
+        assert_eq!(items[1].as_ref().expect("the comment").event_id, "c1");
     }
 }

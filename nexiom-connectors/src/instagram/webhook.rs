@@ -52,6 +52,14 @@ pub(crate) fn normalize_events(
                 continue;
             }
             let Some(value) = change.get("value").filter(|v| v.is_object()) else {
+                // Kept as a dead letter, as WhatsApp's, not dropped unseen.
+                out.push(Err(reject(
+                    &platform,
+                    account.clone(),
+                    change,
+                    "/value/id",
+                    "comments change without a value object".into(),
+                )));
                 continue;
             };
             let from = s(value, "/from/id");
@@ -190,5 +198,22 @@ mod tests {
                 .reason
                 .contains("implausible")
         );
+    }
+
+    #[test]
+    fn a_change_without_a_value_is_dead_lettered_beside_its_neighbour() {
+        let body = br#"{"object":"instagram","entry":[{"id":"A1","time":1700000000,"changes":[
+            {"field":"comments"},
+            {"field":"comments","value":{"id":"c1","text":"hi","from":{"id":"u","username":"u"},"media":{"id":"m"}}}]}]}"#;
+        let items = normalize_events(body, now()).expect("read");
+        assert_eq!(items.len(), 2);
+        let rejected = items[0].as_ref().expect_err("no value");
+        assert_eq!(rejected.account_id.as_deref(), Some("A1"));
+        assert!(
+            rejected.reason.contains("without a value"),
+            "{}",
+            rejected.reason
+        );
+        assert_eq!(items[1].as_ref().expect("the comment").event_id, "c1");
     }
 }

@@ -40,6 +40,23 @@ fn dead_letter_key(raw: &[u8]) -> String {
     hmac_sha256_hex(b"nexiom-dead-letter", raw)
 }
 
+/// The dead-letter key of one event's raw JSON, addressed to `account`: the
+/// account is part of it, so that the same JSON refused for two accounts
+/// (a change without a value is `{"field":"comments"}` for every account)
+/// is kept for each, not only for the first.
+fn event_letter_key(account: Option<&str>, raw: &[u8]) -> String {
+    match account {
+        Some(account) => {
+            let mut keyed = Vec::with_capacity(account.len() + 1 + raw.len());
+            keyed.extend_from_slice(account.as_bytes());
+            keyed.push(0);
+            keyed.extend_from_slice(raw);
+            dead_letter_key(&keyed)
+        }
+        None => dead_letter_key(raw),
+    }
+}
+
 impl InboundPipeline {
     /// Verifies the signature of a webhook POST over its exact raw body, reads
     /// it event by event and stores every event (insert-if-absent on
@@ -310,7 +327,7 @@ fn letter_of(
     let raw = serde_json::to_vec(&rejected.payload).unwrap_or_default();
     let letter = NewDeadLetter::new(
         rejected.platform.clone(),
-        dead_letter_key(&raw),
+        event_letter_key(rejected.account_id.as_deref(), &raw),
         &raw,
         &rejected.reason,
         now,

@@ -252,3 +252,64 @@ where
     assert_eq!(store.list_dead_letters(None, 100).await.unwrap().len(), 6);
     ts.cleanup().await;
 }
+
+/// Two Pages of two tenants each receive a feed change without a value (the
+/// same JSON, `{"field":"feed"}`) beside a good comment: each tenant keeps
+/// its own dead letter (the account is part of the letter's key; before,
+/// the second was taken for a redelivery of the first and never kept), and
+/// a redelivery adds none.
+pub async fn the_same_refused_json_is_kept_for_each_account<F, Fut>(factory: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Option<TestStore>>,
+{
+    let Some(ts) = factory().await else { return };
+    let store = ts.store();
+    let (p, clock) = pipeline(Arc::clone(&store), Arc::new(TemplateGenerator::new()));
+    let secret = "ingest-app-secret";
+    let fb = nexiom_connectors::FacebookConnector::builder()
+        .with_app_secret(secret)
+        .build()
+        .unwrap();
+    let mut tenants = Vec::new();
+    for page in ["page-a", "page-b"] {
+        let tenant = store
+            .create_tenant(NewTenant::new(page, clock.now()))
+            .await
+            .unwrap();
+        store
+            .create_channel(NewChannel {
+                tenant_id: tenant.id,
+                platform: Platform::Facebook,
+                external_account_id: page.into(),
+                name: page.into(),
+                credentials: Credentials::default(),
+                created_at: clock.now(),
+            })
+            .await
+            .unwrap();
+        tenants.push((tenant.id, page));
+    }
+    for (tenant, page) in &tenants {
+        let body = serde_json::to_vec(&json!({"object": "page", "entry": [{
+            "id": page, "time": clock.now().timestamp(), "changes": [
+                {"field": "feed"},
+                {"field": "feed", "value": {"item": "comment", "verb": "add",
+                    "comment_id": format!("{page}_c1"), "post_id": format!("{page}_p1"),
+                    "from": {"id": "fan", "name": "Fan"}, "message": "hi",
+                    "created_time": clock.now().timestamp()}}]}]}))
+        .unwrap();
+        let headers = WebhookHeaders::new().with(
+            META_SIGNATURE_HEADER,
+            MetaWebhookVerifier::sign(&SecretString::new(secret), &body),
+        );
+        for _ in 0..2 {
+            let report = p.ingest_webhook(&fb, &headers, &body).await.unwrap();
+            assert_eq!((report.events, report.dead_lettered), (2, 1), "{page}");
+        }
+        let letters = store.list_dead_letters(Some(*tenant), 10).await.unwrap();
+        assert_eq!(letters.len(), 1, "{page} keeps its own letter, once");
+        assert!(letters[0].reason.contains("without a value"));
+    }
+    ts.cleanup().await;
+}
