@@ -21,6 +21,7 @@ on_both_backends!(
     reading::polled_every_five_minutes_and_never_after_seven_days,
     isolation::a_failing_post_does_not_stop_another,
     isolation::a_rate_limited_channel_is_skipped_until_retry_after,
+    isolation::a_throttle_met_by_one_poller_holds_the_channel_for_every_process,
     handling::a_comment_seen_by_webhook_and_polling_is_handled_once,
     handling::hiding_a_comment_goes_through_the_platform_and_is_recorded,
     reading::posts_on_a_platform_without_comments_are_not_polled,

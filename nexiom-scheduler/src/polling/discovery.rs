@@ -119,7 +119,8 @@ impl CommentPoller {
                     error = %err, "post discovery failed");
                 run.error = Some(err.to_string());
                 if let PollingError::Connector(e) = &err {
-                    self.hold_if_rate_limited(discovery.channel_id, e);
+                    self.hold_if_rate_limited(discovery.tenant_id, discovery.channel_id, e)
+                        .await;
                     if let Some(until) = self.channel_not_before(discovery.channel_id) {
                         run.next_run_at = until.max(next_run);
                     }

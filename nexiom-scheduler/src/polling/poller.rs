@@ -124,8 +124,18 @@ impl CommentPoller {
     }
 
     /// After a rate limit (or an open circuit), leaves the channel alone
-    /// until the platform's Retry-After (the interval when it gave none).
-    pub(super) fn hold_if_rate_limited(&self, channel: ChannelId, err: &ConnectorError) {
+    /// until the platform's Retry-After (the interval when it gave none). A
+    /// throttle the platform answered (not this process's own circuit) is
+    /// also recorded in the store's channel holds
+    /// ([`throttle_channel`](nexiom_storage::PostStore::throttle_channel)),
+    /// which every process's poll and publish claims honour: the platform's
+    /// budget is the channel's, not one worker's.
+    pub(super) async fn hold_if_rate_limited(
+        &self,
+        tenant: TenantId,
+        channel: ChannelId,
+        err: &ConnectorError,
+    ) {
         if !is_rate_limit(err) {
             return;
         }
@@ -138,9 +148,16 @@ impl CommentPoller {
             .now()
             .checked_add_signed(wait)
             .unwrap_or(DateTime::<Utc>::MAX_UTC);
-        let mut holds = self.lock();
-        let held = holds.entry(channel).or_insert(until);
-        *held = (*held).max(until);
+        {
+            let mut holds = self.lock();
+            let held = holds.entry(channel).or_insert(until);
+            *held = (*held).max(until);
+        }
+        if matches!(err, ConnectorError::RateLimited { .. })
+            && let Err(error) = self.store.throttle_channel(tenant, channel, until).await
+        {
+            tracing::warn!(%channel, %error, "could not record the channel's hold");
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ChannelId, DateTime<Utc>>> {
@@ -432,7 +449,8 @@ impl CommentPoller {
                     }
                 }
                 Err(err) => {
-                    self.hold_if_rate_limited(post.channel_id, &err);
+                    self.hold_if_rate_limited(post.tenant_id, post.channel_id, &err)
+                        .await;
                     return Err(err.into());
                 }
             };

@@ -11,7 +11,7 @@ use nexiom_scheduler::*;
 use nexiom_storage::Store;
 
 use super::fixture::{comments, mock, poller, published, sequential_poller, six_comments};
-use crate::common::Env;
+use crate::common::{Env, batch};
 
 pub async fn a_failing_post_does_not_stop_another(store: Arc<dyn Store>) {
     let env = Env::new(store).await;
@@ -107,6 +107,69 @@ pub async fn a_rate_limited_channel_is_skipped_until_retry_after(store: Arc<dyn 
     assert_eq!(poller.channel_not_before(env.channel), None);
     assert_eq!(comments(&env, limited_a.id).await.len(), 6);
     assert_eq!(comments(&env, limited_b.id).await.len(), 6);
+}
+
+/// A throttle met by one poller holds the channel for every process: a
+/// second poller (another process: its own memory, the same store) polls
+/// nothing of the channel before the Retry-After, and the publish queue
+/// claims none of its due posts either; another channel goes on. The reverse
+/// too: a hold recorded by publishing keeps the poller off the channel.
+pub async fn a_throttle_met_by_one_poller_holds_the_channel_for_every_process(
+    store: Arc<dyn Store>,
+) {
+    let env = Env::new(store).await;
+    let mock = mock(&env);
+    let first = sequential_poller(&env, &mock);
+    let second = sequential_poller(&env, &mock);
+    let t0 = env.clock.now();
+    let polled = published(&env, env.channel, "fb-a", t0 - Duration::minutes(1)).await;
+    mock.seed_comments("fb-a", six_comments(&mock, "a"));
+    mock.rate_limit_next(MockOp::ListComments, std::time::Duration::from_secs(600));
+    let report = first.poll_due(50, None).await.unwrap();
+    assert_eq!(report.posts_rate_limited, 1);
+
+    // The post's lease ends before the hold does: the second poller, which
+    // met no throttle itself, still leaves the channel alone.
+    env.store
+        .update_post(
+            env.tenant,
+            polled.id,
+            PostPatch {
+                next_check_at: Some(Some(t0)),
+                ..PostPatch::default()
+            },
+            t0,
+        )
+        .await
+        .unwrap();
+    env.advance(Duration::minutes(2));
+    assert_eq!(second.channel_not_before(env.channel), None);
+    let during = second.poll_due(50, None).await.unwrap();
+    assert_eq!(during.posts_polled, 0, "held for every poller");
+    assert_eq!(mock.calls_of(MockOp::ListComments).len(), 1);
+    let gateway = Arc::new(MockGateway::new());
+    let queue = env.queue("publisher", gateway.clone());
+    env.post_at("Due now", env.clock.now()).await;
+    assert_eq!(queue.run_due(&batch(10), None).await.unwrap().claimed, 0);
+
+    env.advance(Duration::minutes(9));
+    let after = second.poll_due(50, None).await.unwrap();
+    assert_eq!(after.posts_polled, 1);
+    assert_eq!(comments(&env, polled.id).await.len(), 6);
+    assert_eq!(queue.run_due(&batch(10), None).await.unwrap().published, 1);
+
+    // A hold publishing recorded keeps the poller off the channel too.
+    env.store
+        .throttle_channel(
+            env.tenant,
+            env.channel,
+            env.clock.now() + Duration::minutes(30),
+        )
+        .await
+        .unwrap();
+    env.advance(Duration::minutes(6));
+    let held = second.poll_due(50, None).await.unwrap();
+    assert_eq!(held.posts_polled, 0);
 }
 
 pub async fn claimed_posts_are_skipped_and_a_stopping_pass_hands_its_posts_back(

@@ -234,7 +234,15 @@ impl Inner {
         if limit == 0 {
             return Vec::new();
         }
-        let paused: HashSet<ChannelId> = self.paused_channels().collect();
+        let held: HashSet<ChannelId> = self
+            .paused_channels()
+            .chain(
+                self.channel_throttles
+                    .iter()
+                    .filter(|(_, until)| **until > now)
+                    .map(|(channel, _)| *channel),
+            )
+            .collect();
         let mut due: Vec<&ScheduledPost> = self
             .posts
             .values()
@@ -242,7 +250,7 @@ impl Inner {
                 p.status == PostStatus::Published
                     && p.next_check_at.is_some_and(|t| t <= now)
                     && p.stop_at.is_none_or(|stop| now < stop)
-                    && !paused.contains(&p.channel_id)
+                    && !held.contains(&p.channel_id)
             })
             .collect();
         due.sort_by_key(|p| (p.next_check_at, p.id));

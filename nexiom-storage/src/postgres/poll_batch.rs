@@ -39,6 +39,8 @@ impl PollBatchStore for PgStore {
                  WHERE status = 'published' AND next_check_at <= $1 \
                      AND (stop_at IS NULL OR $1 < stop_at) \
                      AND channel_id NOT IN (SELECT id FROM channels WHERE status <> 'active') \
+                     AND channel_id NOT IN ( \
+                         SELECT channel_id FROM channel_throttles WHERE until > $1) \
                  ORDER BY next_check_at, id \
                  LIMIT $2 \
                  FOR UPDATE SKIP LOCKED \

@@ -104,8 +104,9 @@ pub trait PostStore: Send + Sync {
     async fn release_stale_leases(&self, now: DateTime<Utc>) -> Result<u64>;
     /// Up to `limit` `published` posts of every tenant with
     /// `next_check_at <= now < stop_at` (no `stop_at`: no end), on a channel
-    /// that is `active` (a paused channel's polls wait), oldest
-    /// `next_check_at` first.
+    /// that is `active` (a paused channel's polls wait) and not held back
+    /// ([`PostStore::throttle_channel`]: a throttled channel's polls wait for
+    /// the hold to end, as its posts do), oldest `next_check_at` first.
     async fn list_posts_due_for_polling(
         &self,
         now: DateTime<Utc>,
