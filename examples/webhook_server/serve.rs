@@ -13,8 +13,8 @@
 //! - **Body read timeout** (default 30 s, `AppState::body_read_timeout`): a
 //!   body not received in full in time is answered 408 and the connection
 //!   closed; a `Content-Length` above the body limit is refused with 413 before
-//!   reading. Bodies are at most 256 KiB, which takes seconds even on a slow
-//!   link, so 30 s leaves a wide margin.
+//!   reading. Bodies are at most 4 MiB by default, which takes seconds even
+//!   on a slow link, so 30 s leaves a wide margin.
 //! - **Connection cap** (default 512): at the cap the accept loop stops
 //!   accepting; new connections **wait** in the kernel's listen backlog
 //!   (they are not refused) and are served as soon as a connection closes.

@@ -308,8 +308,9 @@ pub enum ConnectorError {
         detail: ApiError,
     },
     /// A non-idempotent request (publish, send, reply) may or may not have been
-    /// carried out (a timeout after sending, a 5xx other than `503`, a success
-    /// answer too large to read). Never retry blindly: look the item up or ask a
+    /// carried out (a timeout after sending, a 5xx other than `503`, a 4xx
+    /// whose error body calls the failure transient, such as Graph's code 2,
+    /// a success answer too large to read). Never retry blindly: look the item up or ask a
     /// person.
     #[error("{platform}: outcome unknown, do not retry blindly: {reason}")]
     OutcomeUnknown {

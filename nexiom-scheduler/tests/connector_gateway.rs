@@ -231,5 +231,9 @@ async fn mock_connector_lookup_not_found_publishes_again(store: Arc<dyn Store>) 
     assert_eq!(queue.run_due(&batch(10), None).await.unwrap().published, 1);
     assert_eq!(env.post(post.id).await.status, PostStatus::Published);
     assert_eq!(publishes(&mock), 2);
-    assert_eq!(mock.calls_of(MockOp::FindPublished).len(), 1);
+    assert_eq!(
+        mock.calls_of(MockOp::FindPublished).len(),
+        2,
+        "after the 502, and again before the new attempt"
+    );
 }

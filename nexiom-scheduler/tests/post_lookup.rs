@@ -389,7 +389,11 @@ async fn not_found_publishes_again(store: Arc<dyn Store>, kind: Kind) {
         2,
         "one new attempt, after a definite not-found"
     );
-    assert_eq!(fake.lookups().await, 1);
+    assert_eq!(
+        fake.lookups().await,
+        2,
+        "after the 500, and again before the new attempt"
+    );
     assert_eq!(s.runs().await.len(), 2);
     let posts = s
         .store

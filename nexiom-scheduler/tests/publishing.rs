@@ -26,9 +26,11 @@ on_both_backends!(
     timeout_after_send_without_lookup_is_outcome_unknown,
     timeout_after_send_not_found_is_retried_as_a_new_attempt,
     a_post_shown_late_after_a_timeout_is_found_before_publishing_again,
+    a_failing_lookup_before_publishing_again_is_retried,
     a_refresh_that_fails_for_now_retries_the_post_later,
     not_found_on_the_last_attempt_fails_for_good,
     crash_after_the_call_is_settled_by_lookup,
+    a_post_shown_late_after_a_crash_is_found_before_publishing_again,
     crash_during_an_attempt_not_found_is_retried,
     crash_after_the_claim_before_the_call_publishes_once,
     content_the_channel_refuses_fails_before_any_call,
@@ -351,6 +353,33 @@ async fn a_post_shown_late_after_a_timeout_is_found_before_publishing_again(stor
     assert_eq!(runs[0].status, PostRunStatus::Failed);
 }
 
+/// After a timeout whose lookup found nothing, the lookup before the next
+/// attempt fails (the listing is throttled): it counts as an attempt and is
+/// made again after the backoff, with no publish call meanwhile; then the
+/// post is published once.
+async fn a_failing_lookup_before_publishing_again_is_retried(store: Arc<dyn Store>) {
+    let env = Env::new(store).await;
+    let gateway = Arc::new(MockGateway::new());
+    gateway.script([MockStep::TimeoutAfterSend { created: false }]);
+    let queue = env.queue("w1", gateway.clone());
+    let post = env.post_at("Hello", env.clock.now()).await;
+    assert_eq!(queue.run_due(&batch(10), None).await.unwrap().retrying, 1);
+    gateway.fail_lookups([PublishFailure::RateLimited {
+        message: "HTTP 429".into(),
+        retry_after: None,
+    }]);
+    env.advance(Duration::minutes(5));
+    assert_eq!(queue.run_due(&batch(10), None).await.unwrap().retrying, 1);
+    let stored = env.post(post.id).await;
+    assert_eq!(stored.status, PostStatus::Queued);
+    assert_eq!(stored.retry_count, 2);
+    assert_eq!(gateway.calls().len(), 1, "no publish without the lookup");
+    env.advance(Duration::minutes(10));
+    assert_eq!(queue.run_due(&batch(10), None).await.unwrap().published, 1);
+    assert_eq!(gateway.calls().len(), 2);
+    assert_eq!(gateway.lookups(), 3);
+}
+
 /// A 401, then a token refresh that fails for now (the platform answers
 /// 503): the post is not failed for it; it is tried again after the
 /// backoff, with the attempt counted.
@@ -446,6 +475,43 @@ async fn crash_after_the_call_is_settled_by_lookup(store: Arc<dyn Store>) {
     let runs = env.runs(post.id).await;
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0].status, PostRunStatus::Success);
+}
+
+/// Worker A dies after sending; the platform shows the post only after the
+/// first lookup. After A's lease lapses (its run closed as stale), worker B's
+/// lookup misses it and queues a new attempt; that attempt looks the post up
+/// again before publishing and records it: one publish call in all.
+async fn a_post_shown_late_after_a_crash_is_found_before_publishing_again(store: Arc<dyn Store>) {
+    let env = Env::new(store).await;
+    let gateway = Arc::new(MockGateway::new());
+    gateway.script([MockStep::HangThenAppear]);
+    let a = env.queue("worker-a", gateway.clone());
+    let b = env.queue("worker-b", gateway.clone());
+    let post = env.post_at("Hello", env.clock.now()).await;
+    let task = tokio::spawn(async move { a.run_due(&batch(10), None).await });
+    tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while gateway.calls().is_empty() {
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+    })
+    .await
+    .unwrap();
+    task.abort();
+    assert!(task.await.unwrap_err().is_cancelled());
+
+    env.advance(Duration::minutes(5) + Duration::seconds(1));
+    assert_eq!(b.release_stale_leases().await.unwrap(), 1);
+    assert_eq!(b.run_due(&batch(10), None).await.unwrap().retrying, 1);
+    assert_eq!(gateway.lookups(), 1);
+    env.advance(Duration::minutes(5));
+    assert_eq!(b.run_due(&batch(10), None).await.unwrap().published, 1);
+    assert_eq!(
+        gateway.calls_for(&post.id.to_string()),
+        1,
+        "never published twice"
+    );
+    assert_eq!(gateway.lookups(), 2);
+    assert_eq!(env.post(post.id).await.status, PostStatus::Published);
 }
 
 /// A run of attempt 1 is left `running` by a worker that died; the post was not

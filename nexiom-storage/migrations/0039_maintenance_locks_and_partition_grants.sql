@@ -1,5 +1,5 @@
 -- Maintenance that holds fewer and shorter locks, and partitions that no
--- role reads directly.
+-- application role (nor PUBLIC) reads directly.
 
 -- 1. Every partition is reached through its partitioned table only (its
 -- grants and row security). The monthly partitions made by

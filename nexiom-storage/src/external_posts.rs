@@ -78,7 +78,9 @@ pub trait ExternalPostStore: Send + Sync {
     async fn clear_post_discovery(&self, tenant: TenantId, channel: ChannelId) -> Result<bool>;
 
     /// Worker work, across tenants: claims up to `limit` discoveries due at
-    /// `now` (`next_run_at <= now`, oldest first) by moving their
+    /// `now` (`next_run_at <= now`, oldest first; a channel held back by
+    /// [`PostStore::throttle_channel`](crate::PostStore::throttle_channel)
+    /// waits for its hold to end) by moving their
     /// `next_run_at` to `now + lease`, so a concurrent caller skips them and
     /// a run that never finishes is due again then. Returns them as claimed.
     async fn claim_post_discoveries(

@@ -284,7 +284,10 @@ impl GraphClient {
         now: DateTime<Utc>,
     ) -> Result<TokenGrant, ConnectorError> {
         let mut url = self.base.clone();
-        url.set_path("/refresh_access_token");
+        url.path_segments_mut()
+            .map_err(|()| ConnectorError::config("the Graph base URL cannot have paths"))?
+            .pop_if_empty()
+            .push("refresh_access_token");
         let mut req = HttpRequest::new(Method::GET, url);
         req.query = vec![
             ("grant_type".into(), "ig_refresh_token".into()),

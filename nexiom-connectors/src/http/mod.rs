@@ -376,15 +376,17 @@ fn too_large(platform: &str, status: u16, limit: usize, idempotent: bool) -> Con
 }
 
 /// A non-idempotent request answered with a transient failure: a `503` says
-/// the platform did not take it and a `408` that it gave up waiting for the
-/// request (both retryable); any other (a 5xx, or a 4xx whose error body says
+/// the platform did not take it, a `408` that it gave up waiting for the
+/// request and a `429` that it refused to (all retryable); any other (a 5xx, or a 4xx whose error body says
 /// the failure is transient, such as Graph's code 2 "service temporarily
 /// unavailable" on a 400) may come after the platform acted, so it is
 /// [`ConnectorError::OutcomeUnknown`], never `Transient` (a retry could
 /// publish twice).
 fn after_sending(platform: &str, status: u16, err: ConnectorError) -> ConnectorError {
     match err {
-        ConnectorError::Transient { detail, .. } if status != 503 && status != 408 => {
+        ConnectorError::Transient { detail, .. }
+            if status != 503 && status != 408 && status != 429 =>
+        {
             ConnectorError::OutcomeUnknown {
                 platform: platform.to_owned(),
                 reason: format!(

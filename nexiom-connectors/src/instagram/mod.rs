@@ -278,10 +278,22 @@ impl PlatformConnector for InstagramConnector {
         if !caption.is_empty() {
             body["caption"] = json!(caption);
         }
+        // A container is not a post: nothing is published before
+        // `media_publish`, so a container request whose answer was lost is
+        // safe to send again (an orphan container expires unpublished).
         let created = self
             .graph
             .post(ctx, &[&ctx.account_id, "media"], body)
-            .await?;
+            .await
+            .map_err(|e| match e {
+                ConnectorError::OutcomeUnknown { platform, reason } => ConnectorError::Transient {
+                    platform,
+                    detail: ApiError::message(format!(
+                        "creating the media container: {reason} (nothing was published)"
+                    )),
+                },
+                other => other,
+            })?;
         let container = id_of(NAME, &created, "container")?;
         if media.kind == MediaKind::Video {
             self.wait_for_container(ctx, &container).await?;

@@ -8,7 +8,7 @@ use nexiom_core::{
     Channel, NewPostRun, Platform, PostPatch, PostRun, PostRunStatus, PostSettlement, PostStatus,
     ScheduledPost,
 };
-use nexiom_storage::StorageError;
+use nexiom_storage::{STALE_RUN_ERROR, StorageError};
 use tokio::sync::{mpsc, oneshot};
 use tracing::warn;
 
@@ -146,6 +146,7 @@ impl PublishQueue {
         // answer was ambiguous and the lookup right after it found nothing:
         // the platform may still have been creating it): looked up again
         // before publishing once more.
+        let max = self.config.retry.max_attempts.max(1);
         if let Some(since) = self.ambiguous_since(post, &channel).await? {
             match checked::looked_up(
                 self.gateway
@@ -158,17 +159,31 @@ impl PublishQueue {
                         .into());
                 }
                 Ok(None) => {}
+                // The lookup failed (throttled, a 5xx, inconclusive): this
+                // counts as an attempt and is made again after the backoff
+                // (the earlier attempt's run still says it was ambiguous);
+                // with no attempt left, a person checks the account.
                 Err(failure) => {
-                    let error = format!(
-                        "{OUTCOME_UNKNOWN}: an earlier attempt may have published the post and \
-                         the lookup before publishing again failed: {failure}; check the account \
-                         before publishing again"
-                    );
-                    return Ok(self.failed(post, None, error).into());
+                    let attempt = post.retry_count + 1;
+                    let step = if attempt >= max {
+                        let error = format!(
+                            "{OUTCOME_UNKNOWN}: an earlier attempt may have published the post \
+                             and the lookup before publishing again failed: {failure}; check the \
+                             account before publishing again"
+                        );
+                        self.failed(post, None, error)
+                    } else {
+                        let error = format!(
+                            "an earlier attempt may have published the post and the lookup \
+                             before publishing again failed ({failure}); looked up again later"
+                        );
+                        let wait = failure.retry_after();
+                        self.retry_later(post, None, attempt, error, wait)
+                    };
+                    return Ok(Step::Done(self.write_now(step).await).into());
                 }
             }
         }
-        let max = self.config.retry.max_attempts.max(1);
         let mut attempt = post.retry_count + 1;
         let mut refreshed = false;
         loop {
@@ -313,7 +328,13 @@ impl PublishQueue {
                                 "{error}; refreshing the token failed, to be tried again: {message}"
                             );
                             let step = self.retry_later(post, None, attempt, error, retry_after);
-                            return Ok(Step::Done(self.write_now(step).await).into());
+                            // The channel's other posts would meet the same
+                            // rejected token: held back as `waiting` does.
+                            let wait = retry_after.unwrap_or(chrono::Duration::minutes(1));
+                            return Ok(Attempted {
+                                step: Step::Done(self.write_now(step).await),
+                                hold: Some(later(self.clock.now(), wait)),
+                            });
                         }
                         Err(err) => {
                             let error = format!("token refresh failed: {err}");
@@ -361,7 +382,8 @@ impl PublishQueue {
 
     /// When an earlier attempt of `post` ended ambiguous and was not found by
     /// the lookup made then ([`NOT_FOUND_AFTER_AMBIGUOUS`] in its run's
-    /// error), the start of the earliest such attempt: the next attempt
+    /// error, or its worker stopped during it: [`STALE_RUN_ERROR`]), the
+    /// start of the earliest such attempt: the next attempt
     /// looks the post up from then before publishing. `None` for a first
     /// attempt (no run is read) or where the platform offers no lookup.
     async fn ambiguous_since(
@@ -373,12 +395,15 @@ impl PublishQueue {
             return Ok(None);
         }
         let runs = self.store.list_post_runs(post.tenant_id, post.id).await?;
+        // A run closed because its worker stopped (its lease ran out) was
+        // ambiguous too, whatever the lookup after it said (that answer was
+        // written on the post only, the run being closed already).
         Ok(runs
             .iter()
             .filter(|r| {
-                r.error
-                    .as_deref()
-                    .is_some_and(|e| e.starts_with(NOT_FOUND_AFTER_AMBIGUOUS))
+                r.error.as_deref().is_some_and(|e| {
+                    e.starts_with(NOT_FOUND_AFTER_AMBIGUOUS) || e.starts_with(STALE_RUN_ERROR)
+                })
             })
             .map(|r| r.started_at)
             .min())

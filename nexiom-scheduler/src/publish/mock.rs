@@ -29,6 +29,9 @@ pub enum MockStep {
     /// first lookup for it (the platform was still creating it when the
     /// caller looked).
     TimeoutThenAppear,
+    /// Never answers (as `HangAfterSend`); the post shows only after the
+    /// first lookup for it.
+    HangThenAppear,
 }
 
 #[derive(Debug, Default)]
@@ -38,6 +41,7 @@ struct State {
     lookups: usize,
     refreshes: usize,
     refresh_failures: VecDeque<PublishFailure>,
+    lookup_failures: VecDeque<PublishFailure>,
     posts: HashMap<String, PublishedPost>,
     /// References of posts created but not shown yet (`TimeoutThenAppear`).
     late: Vec<String>,
@@ -84,6 +88,12 @@ impl MockGateway {
     /// Queues steps for the next publish calls.
     pub fn script(&self, steps: impl IntoIterator<Item = MockStep>) {
         self.lock().script.extend(steps);
+    }
+
+    /// The next lookups fail with these failures, in order (then they
+    /// answer).
+    pub fn fail_lookups(&self, failures: impl IntoIterator<Item = PublishFailure>) {
+        self.lock().lookup_failures.extend(failures);
     }
 
     /// The next token refreshes fail with these failures, in order (then
@@ -167,6 +177,7 @@ impl PublishGateway for MockGateway {
                 MockStep::HangAfterSend => {
                     Self::create(&mut state, reference);
                 }
+                MockStep::HangThenAppear => state.late.push(reference.to_owned()),
             }
             step
         };
@@ -188,6 +199,9 @@ impl PublishGateway for MockGateway {
     ) -> Result<Option<PublishedPost>, PublishFailure> {
         let mut state = self.lock();
         state.lookups += 1;
+        if let Some(failure) = state.lookup_failures.pop_front() {
+            return Err(failure);
+        }
         let found = state.posts.get(reference).cloned();
         if let Some(at) = state.late.iter().position(|r| r == reference) {
             // Not shown to this lookup; created for the next one.

@@ -179,6 +179,7 @@ macro_rules! conformance_suite {
             reply_queue_records_outcomes_on_the_item,
             stale_release_closes_running_post_runs,
             reply_claims_are_withdrawn_only_while_unsent,
+            replies_of_one_conversation_are_claimed_in_order,
             reply_lease_heartbeats_extend_only_the_holders_claims,
             reply_batches_claim_and_settle_under_the_lease,
             dead_letters_are_stored_once_and_listed,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use nexiom_core::*;
 
-use super::fixtures::{World, t0, world};
+use super::fixtures::{World, mins, t0, world};
 use crate::{StorageError, Store};
 
 pub(super) fn secs(n: i64) -> Duration {
@@ -411,6 +411,85 @@ pub async fn reply_queue_records_outcomes_on_the_item(store: Arc<dyn Store>) {
             .state,
         ReplyState::Sent
     );
+}
+
+/// A conversation's replies go out in order: while its older message waits
+/// (its reply in flight with another worker, or its retry not due yet), a
+/// newer message of the same conversation is not claimed; another
+/// conversation's is. Once the older one is due again, both are claimed
+/// together, oldest first.
+pub async fn replies_of_one_conversation_are_claimed_in_order(store: Arc<dyn Store>) {
+    let s = &*store;
+    let w = world(s, "Acme", Platform::WhatsApp, "pn-1").await;
+    ai_on(s, &w).await;
+    let t = w.tenant.id;
+    let first = message(s, &w, "first", t0(), Triage::AutoReply).await;
+    let second = s
+        .insert_message(NewMessage {
+            tenant_id: t,
+            conversation_id: first.conversation_id,
+            direction: MessageDirection::Inbound,
+            text: "and another thing".into(),
+            has_media: false,
+            provider_message_id: Some("mid-second".into()),
+            in_reply_to: None,
+            delivery_status: None,
+            created_at: t0() + secs(1),
+            stored_at: t0() + secs(1),
+        })
+        .await
+        .unwrap()
+        .record;
+    s.set_message_triage(t, second.id, Triage::AutoReply, 0.9, None)
+        .await
+        .unwrap();
+    let elsewhere = message(s, &w, "elsewhere", t0() + secs(2), Triage::AutoReply).await;
+    let now = t0() + secs(10);
+    let since = Some(t0() - secs(3600));
+    let ids = |claimed: Vec<ClaimedReply>| -> Vec<MessageId> {
+        claimed
+            .into_iter()
+            .map(|c| match c {
+                ClaimedReply::Message(m) => m.id,
+                ClaimedReply::Comment(c) => panic!("no comment here: {c:?}"),
+            })
+            .collect()
+    };
+    // Another worker takes the first message only.
+    let taken = s
+        .claim_pending_replies(now, since, 1, mins(5))
+        .await
+        .unwrap();
+    assert_eq!(ids(taken), vec![first.id]);
+    // Its reply in flight: the second waits, the other conversation does not.
+    let next = s
+        .claim_pending_replies(now, since, 10, mins(5))
+        .await
+        .unwrap();
+    assert_eq!(ids(next), vec![elsewhere.id]);
+    // The first fails and is retried in a minute: the second still waits.
+    s.finish_reply(
+        t,
+        msg(&first),
+        ReplyOutcome::Retry {
+            error: "HTTP 503".into(),
+            next_at: now + mins(1),
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        s.claim_pending_replies(now, since, 10, mins(5))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Due again: both, oldest first.
+    let both = s
+        .claim_pending_replies(now + mins(1), since, 10, mins(5))
+        .await
+        .unwrap();
+    assert_eq!(ids(both), vec![first.id, second.id]);
 }
 
 /// A reply claim is withdrawn only while nothing was sent: a pending outbound

@@ -138,10 +138,17 @@ impl Inner {
         lease: Duration,
     ) -> Result<Vec<PostDiscovery>> {
         let until = poll_lease(now, lease)?;
+        // Channels held back by a platform's throttle wait (as on Postgres).
+        let held: std::collections::HashSet<ChannelId> = self
+            .channel_throttles
+            .iter()
+            .filter(|(_, until)| **until > now)
+            .map(|(channel, _)| *channel)
+            .collect();
         let mut due: Vec<&mut PostDiscovery> = self
             .post_discovery
             .values_mut()
-            .filter(|d| d.next_run_at <= now)
+            .filter(|d| d.next_run_at <= now && !held.contains(&d.channel_id))
             .collect();
         due.sort_by_key(|d| (d.next_run_at, d.channel_id));
         due.truncate(limit_len(limit));

@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use nexiom_core::{
-    ChannelId, ClaimedReply, CoreError, DecisionSubject, DeliveryStatus, ReplyOutcome, ReplyState,
-    ReplyStatus, TenantId, Triage,
+    ChannelId, ClaimedReply, ConversationId, CoreError, DecisionSubject, DeliveryStatus, Message,
+    MessageDirection, ReplyOutcome, ReplyState, ReplyStatus, TenantId, Triage,
 };
 
 use super::{Inner, MemoryStore, get_scoped, get_scoped_mut, limit_len};
@@ -47,11 +47,34 @@ impl Inner {
             .iter()
             .flat_map(|(tenant, s)| s.auto_reply_off_channels.iter().map(|c| (*tenant, *c)))
             .collect();
+        // Per conversation, the oldest inbound message (from `since`) that
+        // waits: its retry not due yet, or its reply in flight elsewhere.
+        // The conversation's later messages wait behind it (as on Postgres).
+        let mut waiting: std::collections::HashMap<ConversationId, (DateTime<Utc>, uuid::Uuid)> =
+            std::collections::HashMap::new();
+        for m in self.messages.values() {
+            let waits = m.reply.as_ref().is_some_and(|r| match r.state {
+                ReplyState::Pending => r.next_at.is_some_and(|t| t > now),
+                ReplyState::Sending => r.lease_until.is_some_and(|t| t > now),
+                _ => false,
+            });
+            if waits && m.direction == MessageDirection::Inbound && wanted(m.created_at) {
+                let key = (m.created_at, m.id.as_uuid());
+                let oldest = waiting.entry(m.conversation_id).or_insert(key);
+                *oldest = (*oldest).min(key);
+            }
+        }
+        let behind = |m: &Message| {
+            waiting
+                .get(&m.conversation_id)
+                .is_some_and(|oldest| *oldest < (m.created_at, m.id.as_uuid()))
+        };
         let mut candidates: Vec<(DateTime<Utc>, uuid::Uuid, DecisionSubject)> = self
             .messages
             .values()
             .filter(|m| {
                 due(m.reply.as_ref(), now)
+                    && !behind(m)
                     && wanted(m.created_at)
                     && self.ai_on(m.tenant_id)
                     && !paused.contains(&m.channel_id)

@@ -264,6 +264,8 @@ impl ExternalPostStore for PgStore {
             "WITH due AS ( \
                  SELECT channel_id, next_run_at FROM post_discovery \
                  WHERE next_run_at <= $1 \
+                     AND channel_id NOT IN ( \
+                         SELECT channel_id FROM channel_throttles WHERE until > $1) \
                  ORDER BY next_run_at, channel_id \
                  LIMIT $2 \
                  FOR UPDATE SKIP LOCKED \

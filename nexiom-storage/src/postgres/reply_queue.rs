@@ -19,10 +19,21 @@ use crate::reply_queue::{ReplyQueueStore, apply};
 /// whose AI control is off, of a paused channel, or of a channel whose
 /// auto-replies the tenant switched off are left where they are (not
 /// claimed and handed back, which would keep the oldest of them at the head
-/// of the queue, run after run).
+/// of the queue, run after run). A message behind an older one of its
+/// conversation that waits (its retry not due yet, or its reply in flight
+/// with another worker) waits too, so that a conversation's replies go out
+/// in order (the older ones' probe reads the conversation index from
+/// `since`, the window the queue answers in).
 fn due_sql(table: &str) -> String {
     let inbound = if table == "messages" {
-        "AND t.direction = 'inbound' "
+        "AND t.direction = 'inbound' \
+         AND NOT EXISTS (SELECT 1 FROM messages o \
+             WHERE o.conversation_id = t.conversation_id \
+                 AND ($2::timestamptz IS NULL OR o.created_at >= $2) \
+                 AND (o.created_at, o.id) < (t.created_at, t.id) \
+                 AND o.direction = 'inbound' \
+                 AND ((o.reply_state = 'pending' AND o.reply_next_at > $1) \
+                      OR (o.reply_state = 'sending' AND o.reply_lease_until > $1))) "
     } else {
         ""
     };
