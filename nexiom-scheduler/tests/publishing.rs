@@ -430,6 +430,21 @@ async fn not_found_on_the_last_attempt_fails_for_good(store: Arc<dyn Store>) {
     );
 }
 
+/// Runs worker `a` until its request reaches the platform (the event, not a
+/// time), then aborts it there, as a process killed mid-publish.
+async fn killed_after_sending(a: PublishQueue, gateway: &MockGateway) {
+    let task = tokio::spawn(async move { a.run_due(&batch(10), None).await });
+    tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while gateway.calls().is_empty() {
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+    })
+    .await
+    .unwrap();
+    task.abort();
+    assert!(task.await.unwrap_err().is_cancelled());
+}
+
 /// Worker A is aborted after the platform received its request and before it
 /// wrote anything; after A's lease lapses, worker B settles the post by lookup.
 /// Platform publish calls for the post: exactly 1 (A's), plus 1 lookup by B.
@@ -441,17 +456,7 @@ async fn crash_after_the_call_is_settled_by_lookup(store: Arc<dyn Store>) {
     let b = env.queue("worker-b", gateway.clone());
     let post = env.post_at("Hello", env.clock.now()).await;
 
-    let task = tokio::spawn(async move { a.run_due(&batch(10), None).await });
-    // Wait for the event "A's request reached the platform" (not for time).
-    tokio::time::timeout(std::time::Duration::from_secs(30), async {
-        while gateway.calls().is_empty() {
-            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
-        }
-    })
-    .await
-    .unwrap();
-    task.abort();
-    assert!(task.await.unwrap_err().is_cancelled());
+    killed_after_sending(a, &gateway).await;
 
     let stored = env.post(post.id).await;
     assert_eq!(stored.status, PostStatus::Publishing);
@@ -488,16 +493,7 @@ async fn a_post_shown_late_after_a_crash_is_found_before_publishing_again(store:
     let a = env.queue("worker-a", gateway.clone());
     let b = env.queue("worker-b", gateway.clone());
     let post = env.post_at("Hello", env.clock.now()).await;
-    let task = tokio::spawn(async move { a.run_due(&batch(10), None).await });
-    tokio::time::timeout(std::time::Duration::from_secs(30), async {
-        while gateway.calls().is_empty() {
-            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
-        }
-    })
-    .await
-    .unwrap();
-    task.abort();
-    assert!(task.await.unwrap_err().is_cancelled());
+    killed_after_sending(a, &gateway).await;
 
     env.advance(Duration::minutes(5) + Duration::seconds(1));
     assert_eq!(b.release_stale_leases().await.unwrap(), 1);
