@@ -18,6 +18,7 @@ on_both_backends!(
     reading::three_pages_of_comments_arrive_exactly_once,
     reading::the_accounts_own_comments_are_not_stored,
     reading::a_crash_before_the_checkpoint_stores_no_duplicates,
+    reading::a_cursor_the_platform_refuses_is_read_again_from_the_start,
     reading::polled_every_five_minutes_and_never_after_seven_days,
     isolation::a_failing_post_does_not_stop_another,
     isolation::a_rate_limited_channel_is_skipped_until_retry_after,

@@ -179,7 +179,10 @@ impl CommentPoller {
     ///   its `next_check_at` is cleared;
     /// - a post whose channel is rate-limited is not polled; its
     ///   `next_check_at` moves to the channel's Retry-After;
-    /// - otherwise every page from the checkpoint's cursor is read; then the
+    /// - otherwise every page from the checkpoint's cursor is read (a page
+    ///   the platform refuses for good when read from a cursor is read once
+    ///   more from the first page: a cursor can outlive what it pointed
+    ///   at); then the
     ///   comments read are stored, each once per `(post,
     ///   platform_comment_id)` with its parent, together with the checkpoint
     ///   after the last page read, in one atomic write (a crash before it
@@ -416,6 +419,7 @@ impl CommentPoller {
             Err(err) => return Err(err.into()),
         };
         let mut renewed = false;
+        let mut restarted = false;
         let checkpoint = claim.checkpoint.as_ref();
         let mut cursor = checkpoint.and_then(|c| c.last_cursor.clone());
         let mut last_seen = checkpoint.and_then(|c| c.last_seen_at);
@@ -447,6 +451,20 @@ impl CommentPoller {
                         Err(err) if err.is_paused() => return Ok(Checked::Paused),
                         Err(err) => return Err(err.into()),
                     }
+                }
+                Err(err @ ConnectorError::Permanent { .. }) if cursor.is_some() && !restarted => {
+                    // A cursor the platform no longer accepts (Graph's
+                    // cursors name an item, which may be gone) would fail
+                    // every check for the rest of the 7 days: read once
+                    // more from the first page instead. The comments read
+                    // again are stored once (their key); a post that is
+                    // refused from the start too fails as before.
+                    warn!(post = %post.id, error = %err,
+                        "a comment page refused from a saved cursor; reading from the start");
+                    restarted = true;
+                    cursor = None;
+                    pages_left += 1;
+                    continue;
                 }
                 Err(err) => {
                     self.hold_if_rate_limited(post.tenant_id, post.channel_id, &err)

@@ -155,6 +155,79 @@ pub async fn a_crash_before_the_checkpoint_stores_no_duplicates(store: Arc<dyn S
     assert_eq!(checkpoint.last_cursor.as_deref(), Some("4"));
 }
 
+/// A saved cursor the platform refuses (Graph's name an item, which may be
+/// deleted since): the pass reads once more from the first page and stores
+/// only what it had not, instead of failing every check for 7 days; a post
+/// refused from the start too fails as before, after one more call.
+pub async fn a_cursor_the_platform_refuses_is_read_again_from_the_start(store: Arc<dyn Store>) {
+    let env = Env::new(store).await;
+    let mock = mock(&env);
+    let poller = poller(&env, &mock);
+    let post = published(&env, env.channel, "fb-post-1", env.clock.now()).await;
+    mock.seed_comments("fb-post-1", six_comments(&mock, "c"));
+    let first = poller.poll_due(50, None).await.unwrap();
+    assert_eq!(first.comments_stored, 6);
+    env.store
+        .save_checkpoint(CommentCheckpoint {
+            tenant_id: env.tenant,
+            post_id: post.id,
+            last_cursor: Some("gone".into()),
+            last_seen_at: None,
+            updated_at: env.clock.now(),
+        })
+        .await
+        .unwrap();
+    mock.seed_comments("fb-post-1", [mock.comment("c-6", "fan", "Late")]);
+    mock.clear_calls();
+    env.advance(Duration::minutes(5));
+    let again = poller.poll_due(50, None).await.unwrap();
+    assert!(again.failures.is_empty(), "{:?}", again.failures);
+    assert_eq!((again.pages_read, again.comments_stored), (4, 1));
+    let cursors: Vec<_> = mock
+        .calls_of(MockOp::ListComments)
+        .into_iter()
+        .map(|c| c.cursor)
+        .collect();
+    assert_eq!(
+        cursors,
+        vec![
+            Some("gone".into()),
+            None,
+            Some("2".into()),
+            Some("4".into()),
+            Some("6".into())
+        ]
+    );
+    assert_eq!(comments(&env, post.id).await.len(), 7);
+    let checkpoint = env
+        .store
+        .get_checkpoint(env.tenant, post.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(checkpoint.last_cursor.as_deref(), Some("6"));
+
+    // Refused from the start too: one failure, two calls, nothing lost.
+    env.store
+        .save_checkpoint(CommentCheckpoint {
+            tenant_id: env.tenant,
+            post_id: post.id,
+            last_cursor: Some("gone".into()),
+            last_seen_at: None,
+            updated_at: env.clock.now(),
+        })
+        .await
+        .unwrap();
+    mock.clear_calls();
+    mock.fail_permanently_next(MockOp::ListComments, "post deleted");
+    mock.fail_permanently_next(MockOp::ListComments, "post deleted");
+    env.advance(Duration::minutes(5));
+    let refused = poller.poll_due(50, None).await.unwrap();
+    assert_eq!(refused.failures.len(), 1);
+    assert_eq!(mock.calls_of(MockOp::ListComments).len(), 2);
+    assert_eq!(comments(&env, post.id).await.len(), 7);
+}
+
 pub async fn polled_every_five_minutes_and_never_after_seven_days(store: Arc<dyn Store>) {
     let env = Env::new(store).await;
     let mock = mock(&env);
