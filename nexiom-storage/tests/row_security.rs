@@ -234,6 +234,7 @@ async fn the_application_role_sees_and_writes_only_its_tenant() {
     let scenarios = scenarios![
         tenant_isolation,
         routing_turns_events_into_messages_statuses_and_comments,
+        a_status_routed_before_its_message_id_is_applied_when_recorded,
         triage_queues_sent_records_and_comment_replies,
         post_runs,
         comments_and_checkpoints,

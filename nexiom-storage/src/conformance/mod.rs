@@ -39,6 +39,7 @@ mod content_jobs;
 mod conversations;
 mod credentials;
 mod dead_letters;
+mod early_statuses;
 mod event_batch;
 mod events;
 mod external_posts;
@@ -82,6 +83,7 @@ pub use content_jobs::*;
 pub use conversations::*;
 pub use credentials::*;
 pub use dead_letters::*;
+pub use early_statuses::*;
 pub use event_batch::*;
 pub use events::*;
 pub use external_posts::*;
@@ -133,6 +135,8 @@ macro_rules! conformance_suite {
             message_delivery_status_is_monotonic,
             concurrent_routing_writes_yield_one_row,
             routing_turns_events_into_messages_statuses_and_comments,
+            a_status_routed_before_its_message_id_is_applied_when_recorded,
+            early_statuses_expire_and_skip_inbound_and_other_channels,
             concurrent_routing_routes_each_event_once,
             a_redelivery_after_retention_routes_to_the_stored_message,
             concurrent_routers_share_new_senders_exactly_once,

@@ -266,15 +266,21 @@ fn echoed_reference(payload: &serde_json::Value) -> Option<BroadcastDeliveryId> 
 impl Inner {
     /// Routing: a WhatsApp status event updates the broadcast delivery it
     /// names (by message id, or by the delivery id it echoes).
-    pub(super) fn route_broadcast_status(&mut self, event: &WebhookEvent, at: DateTime<Utc>) {
+    /// Whether a delivery matched.
+    pub(super) fn route_broadcast_status(
+        &mut self,
+        event: &WebhookEvent,
+        at: DateTime<Utc>,
+    ) -> bool {
         let (Some(target), Some(status)) = (&event.target_id, event.delivery_status) else {
-            return;
+            return false;
         };
         if event.platform != Platform::WhatsApp {
-            return;
+            return false;
         }
         let reference = echoed_reference(&event.payload);
-        self.apply_delivery_status(event.tenant_id, target, reference, status, at);
+        self.apply_delivery_status(event.tenant_id, target, reference, status, at)
+            .is_some()
     }
 
     /// Routing: a preference event (`stop` / `resume` of marketing messages)

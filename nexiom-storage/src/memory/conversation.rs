@@ -158,6 +158,8 @@ impl Inner {
             self.reply_by_inbound.insert(inbound, message.id);
         }
         self.messages.insert(message.id, message.clone());
+        self.apply_early_status(message.id);
+        let message = self.messages.get(&message.id).cloned().unwrap_or(message);
         Ok(Inserted::created(message))
     }
 
@@ -266,6 +268,7 @@ impl Inner {
             ));
         }
         let message = get_scoped_mut(&mut self.messages, tenant, &id, "message")?;
+        let keyed = new_key.is_some();
         if let Some(key) = new_key {
             message.provider_message_id = Some(key.1.clone());
             self.message_by_provider.insert(key, id);
@@ -275,7 +278,10 @@ impl Inner {
         if current.can_advance_to(status) || message.delivery_status.is_none() {
             message.delivery_status = Some(status);
         }
-        Ok(message.clone())
+        if keyed {
+            self.apply_early_status(id);
+        }
+        Ok(get_scoped(&self.messages, tenant, &id, "message")?.clone())
     }
 
     fn set_message_triage(

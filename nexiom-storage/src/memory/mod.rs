@@ -19,6 +19,7 @@ mod comment;
 mod conversation;
 mod credentials;
 mod dead_letter;
+mod early_status;
 mod event;
 mod external_post;
 mod inbox;
@@ -149,6 +150,9 @@ struct Inner {
     messages: BTreeMap<MessageId, Message>,
     /// `(channel, provider_message_id)` → message.
     message_by_provider: HashMap<(ChannelId, String), MessageId>,
+    /// `(channel, provider_message_id)` → a status kept for a message not
+    /// recorded yet.
+    early_statuses: HashMap<(ChannelId, String), early_status::EarlyStatus>,
     /// Inbound message → the outbound reply to it.
     reply_by_inbound: HashMap<MessageId, MessageId>,
 

@@ -27,6 +27,7 @@ impl Inner {
         for id in ids {
             self.route_one(id, at, &mut report)?;
         }
+        self.expire_early_statuses(at);
         Ok(report)
     }
 
@@ -55,8 +56,12 @@ impl Inner {
         let conversation = match event.kind {
             EventKind::Message => self.route_message(&event, at, report)?,
             EventKind::Status => {
-                self.route_broadcast_status(&event, at);
-                self.route_status(&event)?
+                let broadcast = self.route_broadcast_status(&event, at);
+                let conversation = self.route_status(&event)?;
+                if conversation.is_none() && !broadcast {
+                    self.keep_early_status(&event, at);
+                }
+                conversation
             }
             EventKind::Preference => {
                 self.route_preference(&event)?;

@@ -57,6 +57,7 @@ mod reply_queue;
 mod retention;
 mod routing;
 mod routing_broadcast;
+mod routing_early;
 mod routing_messages;
 mod rows;
 mod rule;

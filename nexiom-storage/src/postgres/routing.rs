@@ -16,7 +16,8 @@
 //!    posts, once per `(tenant, channel, platform post id)`; then the
 //!    delivery statuses (the highest rank per message, which is what applying
 //!    them one by one monotonically gives), the comments, and those events
-//!    marked routed.
+//!    marked routed; then the statuses whose message is not recorded yet
+//!    are kept for it ([`super::routing_early`]).
 //!
 //! Every insert that concurrent routers may share a key with runs in key
 //! order, so two transactions take row locks in the same order; a deadlock,
@@ -68,7 +69,7 @@ pub(super) enum Pick<'a> {
 /// month's partition is analyzed, the planner otherwise walks the tenant's
 /// outbound messages (about 0.5 ms per status at 4,000 of them) instead of
 /// probing the key (`plan_tests`).
-const STATUS_MATCH: &str = "m.channel_id = e.channel_id AND m.provider_message_id = e.target_id \
+pub(super) const STATUS_MATCH: &str = "m.channel_id = e.channel_id AND m.provider_message_id = e.target_id \
      AND (m.tenant_id = e.tenant_id) IS TRUE AND m.direction = 'outbound'";
 
 /// The conversation of the outbound message a status event `e` names. A
@@ -178,6 +179,7 @@ async fn route_once(
         super::routing_broadcast::route_broadcast_events(&mut tx, &ids, at).await?;
         report.external_posts_created = insert_external_posts(&mut tx, &ids, at).await?;
         let (comments_created, processed) = finish(&mut tx, &ids, at).await?;
+        super::routing_early::route_early_statuses(&mut tx, &ids, at).await?;
         report.comments_created = comments_created;
         report.processed += processed;
     }

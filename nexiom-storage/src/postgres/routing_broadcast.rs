@@ -19,7 +19,7 @@ use super::broadcast::APPLY_OPT_CHANGE;
 use crate::broadcast::DELIVERY_OUTCOME_UNKNOWN;
 
 /// A UUID's text form (what a delivery id echoed by the platform looks like).
-const UUID_TEXT: &str =
+pub(super) const UUID_TEXT: &str =
     "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
 
 /// A phone number or wa_id, as `validate_recipient` accepts it.

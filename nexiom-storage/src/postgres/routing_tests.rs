@@ -178,3 +178,126 @@ async fn a_status_for_a_provider_id_stored_twice_still_routes() {
     }
     drop_schema(admin, schema).await;
 }
+
+/// A status event for `wamid` (event id `id`) at `at`.
+fn status_event(
+    tenant: &Tenant,
+    channel: &Channel,
+    id: &str,
+    wamid: &str,
+    status: DeliveryStatus,
+    at: chrono::DateTime<chrono::Utc>,
+) -> NewWebhookEvent {
+    NewWebhookEvent {
+        tenant_id: tenant.id,
+        channel_id: channel.id,
+        platform: Platform::WhatsApp,
+        event_id: id.into(),
+        kind: EventKind::Status,
+        sender_id: None,
+        sender_name: None,
+        text: None,
+        has_media: false,
+        delivery_status: Some(status),
+        target_id: Some(wamid.into()),
+        parent_id: None,
+        occurred_at: at,
+        payload: serde_json::json!({"id": wamid}),
+        received_at: at,
+    }
+}
+
+/// The race the early statuses' sweep closes: a sender records a reply's
+/// provider id (its trigger finds no early status) while a router, not
+/// seeing that uncommitted id, keeps the reply's `failed` status as early.
+/// Neither saw the other; the next routing call with statuses applies it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    nexiom_no_postgres,
+    ignore = "no PostgreSQL reachable (see README: Tests)"
+)]
+async fn an_early_status_missed_by_a_concurrent_sender_is_applied_by_the_next_call() {
+    let Some((store, admin, schema)) = store().await else {
+        return;
+    };
+    let (tenant, channel) = tenant_and_channel(&store, "pn-early").await;
+    let conversation = open_conversation(&store, &tenant, &channel, "33600000012").await;
+    let reply = store
+        .insert_message(NewMessage {
+            tenant_id: tenant.id,
+            conversation_id: conversation.id,
+            direction: MessageDirection::Outbound,
+            text: "Merci".into(),
+            has_media: false,
+            provider_message_id: None,
+            in_reply_to: None,
+            delivery_status: Some(DeliveryStatus::Pending),
+            created_at: t0(),
+            stored_at: t0(),
+        })
+        .await
+        .expect("reply")
+        .record;
+    // The sender records the id, uncommitted.
+    let mut sender = store.pool().begin().await.expect("begin");
+    sqlx::query(
+        "UPDATE messages SET provider_message_id = 'wamid.race-early', delivery_status = 'sent' \
+         WHERE id = $1",
+    )
+    .bind(reply.id.as_uuid())
+    .execute(&mut *sender)
+    .await
+    .expect("the sender's record");
+    // Meanwhile the failure is routed: no message holds the id yet.
+    let at = t0() + Duration::minutes(1);
+    store
+        .insert_event(status_event(
+            &tenant,
+            &channel,
+            "s-failed",
+            "wamid.race-early",
+            DeliveryStatus::Failed,
+            at,
+        ))
+        .await
+        .expect("status");
+    assert_eq!(
+        store
+            .route_unrouted_events(None, 10, at)
+            .await
+            .expect("route")
+            .processed,
+        1
+    );
+    sender.commit().await.expect("commit");
+    let missed = store.get_message(tenant.id, reply.id).await.expect("reply");
+    assert_eq!(missed.delivery_status, Some(DeliveryStatus::Sent));
+
+    // The next call with a status (any message's) applies it.
+    let later = at + Duration::minutes(2);
+    store
+        .insert_event(status_event(
+            &tenant,
+            &channel,
+            "s-other",
+            "wamid.someone-else",
+            DeliveryStatus::Read,
+            later,
+        ))
+        .await
+        .expect("status");
+    store
+        .route_unrouted_events(None, 10, later)
+        .await
+        .expect("route");
+    let applied = store.get_message(tenant.id, reply.id).await.expect("reply");
+    assert_eq!(applied.delivery_status, Some(DeliveryStatus::Failed));
+    let left: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM early_statuses WHERE provider_message_id = 'wamid.race-early'",
+    )
+    .fetch_one(store.pool())
+    .await
+    .expect("count");
+    assert_eq!(left, 0, "applied once, then removed");
+    drop_schema(admin, schema).await;
+}
