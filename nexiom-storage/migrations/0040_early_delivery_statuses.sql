@@ -14,11 +14,11 @@
 -- and applied, forward only, when an outbound message of the tenant gets
 -- that key: a row trigger on `messages`, so every writer of a provider id
 -- applies it. A writer and a router running at the same moment may each
--- miss the other's uncommitted row; routing closes that gap: each call that
--- routes statuses also applies the early statuses of the last 10 minutes
--- whose message is stored by then, and removes those older than a day
--- (statuses of messages sent by another tool on the same number, which no
--- message of this library will ever claim).
+-- miss the other's uncommitted row; routing closes that gap: every routing
+-- call also applies the early statuses first kept in the last 10 minutes
+-- whose message is stored by then, and removes those first kept more than a
+-- day ago (statuses of messages sent by another tool on the same number,
+-- which no message of this library will ever claim).
 
 CREATE TABLE early_statuses (
     tenant_id           UUID        NOT NULL,
@@ -68,5 +68,11 @@ CREATE TRIGGER tr_early_status_upd BEFORE UPDATE OF provider_message_id ON messa
     WHEN (NEW.direction = 'outbound' AND NEW.provider_message_id IS NOT NULL
         AND OLD.provider_message_id IS NULL)
     EXECUTE FUNCTION nexiom_apply_early_status();
+
+-- As `nexiom_current_tenant`: callable by the application roles even where
+-- EXECUTE was revoked from PUBLIC (routing and every outbound write run
+-- them).
+GRANT EXECUTE ON FUNCTION nexiom_delivery_rank(TEXT) TO nexiom_app, nexiom_worker;
+GRANT EXECUTE ON FUNCTION nexiom_apply_early_status() TO nexiom_app, nexiom_worker;
 
 SELECT nexiom_secure_tables();

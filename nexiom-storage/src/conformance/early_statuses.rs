@@ -220,16 +220,17 @@ pub async fn early_statuses_expire_and_skip_inbound_and_other_channels(store: Ar
     .await
     .unwrap();
     assert_eq!(route_all(s, t0() + mins(4)).await, 1);
+    // A later status of the same message does not extend the wait.
+    let later = t0() + Duration::hours(20);
+    s.insert_event(status(&w, "s-4", "wamid.late", DeliveryStatus::Read, later))
+        .await
+        .unwrap();
+    assert_eq!(route_all(s, later).await, 1);
+    // The next day's call routes a message only: it drops them all the same.
     let next_day = t0() + Duration::hours(25);
-    s.insert_event(status(
-        &w,
-        "s-4",
-        "wamid.other",
-        DeliveryStatus::Sent,
-        next_day,
-    ))
-    .await
-    .unwrap();
+    s.insert_event(event(&w, "m-5", EventKind::Message, next_day))
+        .await
+        .unwrap();
     assert_eq!(route_all(s, next_day).await, 1);
     let recorded = s
         .record_message_sent(t, late_reply.id, Some("wamid.late"), DeliveryStatus::Sent)

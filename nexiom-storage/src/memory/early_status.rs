@@ -3,8 +3,8 @@
 //! status whose key no outbound message holds, and that no broadcast
 //! delivery matched, is kept per `(channel, provider id)`, the highest one,
 //! and applied (forward only) when an outbound message of the tenant gets
-//! that key. Those kept more than a day ago are dropped by the next routing
-//! call (statuses of messages another tool sent on the same number).
+//! that key. Those first kept more than a day ago are dropped by the next
+//! routing call (statuses of messages another tool sent on the same number).
 //!
 //! Every write here runs under the store's one lock, so a status and its
 //! message's key never miss each other.
@@ -39,11 +39,8 @@ impl Inner {
                 status,
                 kept_at: at,
             });
-        if kept.tenant == event.tenant_id {
-            if status.rank() > kept.status.rank() {
-                kept.status = status;
-            }
-            kept.kept_at = at;
+        if kept.tenant == event.tenant_id && status.rank() > kept.status.rank() {
+            kept.status = status;
         }
     }
 
@@ -76,7 +73,7 @@ impl Inner {
         }
     }
 
-    /// Drops the early statuses kept more than a day before `at`.
+    /// Drops the early statuses first kept more than a day before `at`.
     pub(super) fn expire_early_statuses(&mut self, at: DateTime<Utc>) {
         if !self.early_statuses.is_empty() {
             self.early_statuses.retain(|_, e| e.kept_at >= at - KEPT);

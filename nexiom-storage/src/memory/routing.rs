@@ -39,6 +39,7 @@ impl Inner {
     ) -> Result<WebhookEvent> {
         get_scoped(&self.events, tenant, &id, "event")?;
         self.route_one(id, at, &mut RoutingReport::default())?;
+        self.expire_early_statuses(at);
         get_scoped(&self.events, tenant, &id, "event").cloned()
     }
 

@@ -14,10 +14,11 @@
 //!    ([`super::routing_broadcast`]), the posts comment events name that no
 //!    post of their channel has (posts made elsewhere) recorded as external
 //!    posts, once per `(tenant, channel, platform post id)`; then the
-//!    delivery statuses (the highest rank per message, which is what applying
-//!    them one by one monotonically gives), the comments, and those events
-//!    marked routed; then the statuses whose message is not recorded yet
-//!    are kept for it ([`super::routing_early`]).
+//!    comments, and those events marked routed;
+//! 3. every call: the delivery statuses (the highest rank per message, which
+//!    is what applying them one by one monotonically gives), those whose
+//!    message is not recorded yet kept for it, and the early statuses whose
+//!    message arrived meanwhile applied ([`super::routing_early`]).
 //!
 //! Every insert that concurrent routers may share a key with runs in key
 //! order, so two transactions take row locks in the same order; a deadlock,
@@ -79,15 +80,6 @@ pub(super) fn status_target() -> String {
     format!(
         "SELECT m.conversation_id FROM messages m WHERE {STATUS_MATCH} \
          ORDER BY m.created_at DESC LIMIT 1"
-    )
-}
-
-/// The SQL rank of a delivery status column or value (NULL counts as
-/// `pending`), the order of `DeliveryStatus::rank`.
-fn rank(expr: &str) -> String {
-    format!(
-        "(CASE COALESCE({expr}, 'pending') WHEN 'pending' THEN 0 WHEN 'sent' THEN 1 \
-         WHEN 'delivered' THEN 2 WHEN 'read' THEN 3 ELSE 4 END)"
     )
 }
 
@@ -179,10 +171,12 @@ async fn route_once(
         super::routing_broadcast::route_broadcast_events(&mut tx, &ids, at).await?;
         report.external_posts_created = insert_external_posts(&mut tx, &ids, at).await?;
         let (comments_created, processed) = finish(&mut tx, &ids, at).await?;
-        super::routing_early::route_early_statuses(&mut tx, &ids, at).await?;
         report.comments_created = comments_created;
         report.processed += processed;
     }
+    // Every call, a batch with no status too: the early statuses whose
+    // message arrived meanwhile are applied, the stale ones dropped.
+    super::routing_early::route_early_statuses(&mut tx, &ids, at).await?;
     tx.commit().await?;
     Ok(report)
 }
@@ -233,30 +227,16 @@ async fn insert_external_posts(
     Ok(u64::try_from(created).unwrap_or(0))
 }
 
-/// Step 2b: statuses, comments, and those events marked routed. Returns how many
+/// Step 2b: comments, and those events marked routed. Returns how many
 /// comments were created and how many events were marked.
 async fn finish(
     conn: &mut PgConnection,
     ids: &[Uuid],
     at: DateTime<Utc>,
 ) -> std::result::Result<(u64, u64), sqlx::Error> {
-    let event_rank = rank("e.delivery_status");
-    let message_rank = rank("m.delivery_status");
     let target = status_target();
     let sql = format!(
-        "WITH st AS ( \
-             SELECT e.tenant_id, e.channel_id, e.target_id, max({event_rank}) AS r \
-             FROM webhook_events e \
-             WHERE e.id = ANY($1) AND e.kind = 'status' AND e.target_id IS NOT NULL \
-                 AND e.delivery_status IS NOT NULL \
-             GROUP BY e.tenant_id, e.channel_id, e.target_id \
-         ), upd AS ( \
-             UPDATE messages m SET delivery_status = (CASE e.r WHEN 0 THEN 'pending' \
-                 WHEN 1 THEN 'sent' WHEN 2 THEN 'delivered' WHEN 3 THEN 'read' \
-                 ELSE 'failed' END) \
-             FROM st e \
-             WHERE {STATUS_MATCH} AND {message_rank} < e.r \
-         ), cm_src AS ( \
+        "WITH cm_src AS ( \
              SELECT DISTINCT ON (e.id) e.tenant_id, p.id AS post_id, e.channel_id, \
                  e.event_id, e.parent_id, e.sender_id, e.sender_name, e.text, e.occurred_at \
              FROM webhook_events e \

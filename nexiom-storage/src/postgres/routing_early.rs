@@ -1,17 +1,24 @@
-//! Routing on Postgres, delivery statuses that arrive before their message's
-//! provider id is recorded (migration 0040): one more statement of a routing
-//! call whose batch holds statuses, comments or preferences.
+//! Routing on Postgres, delivery statuses (after the broadcast step), with
+//! those that arrive before their message's provider id is recorded
+//! (migration 0040): one statement at the end of every routing call, in one
+//! snapshot, so a message whose id a sender commits at any moment of the
+//! call is either seen (and its status applied) or not (and its status
+//! kept):
 //!
+//! - the batch's statuses move their outbound messages forward (the highest
+//!   per message, which is what applying them one by one gives);
 //! - a status whose key no outbound message holds, and that no broadcast
 //!   delivery matches (by message id or by the delivery id it echoes), is
 //!   kept in `early_statuses`, the highest per key; the row trigger on
 //!   `messages` applies it when an outbound message of the tenant gets that
 //!   key;
-//! - the early statuses kept in the last [`SWEEP_MINUTES`] whose message is
-//!   stored by now are applied (forward only) and removed: a writer and a
-//!   router running at the same moment each miss the other's uncommitted
-//!   row, and this is where such a status lands;
-//! - those kept more than [`KEPT_HOURS`] ago are removed (statuses of
+//! - the early statuses first kept in the last [`SWEEP_MINUTES`] whose
+//!   message is stored by now are applied (forward only) and removed: a
+//!   writer and a router running at the same moment each miss the other's
+//!   uncommitted row, and this is where such a status lands (every call runs
+//!   this, a batch with nothing to route too, so a quiet routing worker still
+//!   applies it at its next tick);
+//! - those first kept more than [`KEPT_HOURS`] ago are removed (statuses of
 //!   messages another tool sent on the same number: no message of this
 //!   library will claim them), at most [`STALE_BATCH`] a call.
 
@@ -31,8 +38,9 @@ pub(super) const KEPT_HOURS: i64 = 24;
 /// The most stale early statuses one call removes.
 const STALE_BATCH: i64 = 1_000;
 
-/// Keeps, applies and expires early statuses (see the module docs); returns
-/// how many statuses were kept.
+/// Applies the statuses of the events `ids` (those of other kinds are
+/// skipped), keeps, applies and expires early statuses (see the module
+/// docs); returns how many statuses were kept.
 pub(super) async fn route_early_statuses(
     conn: &mut PgConnection,
     ids: &[Uuid],
@@ -40,30 +48,40 @@ pub(super) async fn route_early_statuses(
 ) -> std::result::Result<u64, sqlx::Error> {
     let sql = format!(
         "WITH st AS ( \
-             SELECT e.tenant_id, e.channel_id, e.target_id, \
+             SELECT e.tenant_id, e.channel_id, e.target_id, e.platform, \
+                 CASE WHEN e.platform = 'whatsapp' \
+                     AND e.payload->>'biz_opaque_callback_data' ~ $3 \
+                     THEN (e.payload->>'biz_opaque_callback_data')::uuid END AS reference, \
                  max(nexiom_delivery_rank(e.delivery_status)) AS r \
              FROM webhook_events e \
              WHERE e.id = ANY($1) AND e.kind = 'status' AND e.target_id IS NOT NULL \
                  AND e.delivery_status IS NOT NULL \
-                 AND NOT EXISTS (SELECT 1 FROM messages m WHERE {STATUS_MATCH}) \
+             GROUP BY 1, 2, 3, 4, 5 \
+         ), applied AS ( \
+             UPDATE messages m SET delivery_status = (CASE e.r WHEN 0 THEN 'pending' \
+                 WHEN 1 THEN 'sent' WHEN 2 THEN 'delivered' WHEN 3 THEN 'read' \
+                 ELSE 'failed' END) \
+             FROM (SELECT tenant_id, channel_id, target_id, max(r) AS r FROM st \
+                   GROUP BY 1, 2, 3) e \
+             WHERE {STATUS_MATCH} AND nexiom_delivery_rank(m.delivery_status) < e.r \
+         ), orphan AS ( \
+             SELECT e.tenant_id, e.channel_id, e.target_id, max(e.r) AS r FROM st e \
+             WHERE NOT EXISTS (SELECT 1 FROM messages m WHERE {STATUS_MATCH}) \
                  AND NOT EXISTS (SELECT 1 FROM broadcast_deliveries d \
-                     WHERE d.tenant_id = e.tenant_id AND (d.provider_message_id = e.target_id \
-                         OR d.id = CASE WHEN e.platform = 'whatsapp' \
-                             AND e.payload->>'biz_opaque_callback_data' ~ $3 \
-                             THEN (e.payload->>'biz_opaque_callback_data')::uuid END)) \
-             GROUP BY e.tenant_id, e.channel_id, e.target_id \
+                     WHERE d.tenant_id = e.tenant_id \
+                         AND (d.provider_message_id = e.target_id OR d.id = e.reference)) \
+             GROUP BY 1, 2, 3 \
          ), kept AS ( \
              INSERT INTO early_statuses AS k (tenant_id, channel_id, provider_message_id, \
                  delivery_status, kept_at) \
              SELECT tenant_id, channel_id, target_id, (CASE r WHEN 0 THEN 'pending' \
                  WHEN 1 THEN 'sent' WHEN 2 THEN 'delivered' WHEN 3 THEN 'read' \
                  ELSE 'failed' END), $2 \
-             FROM st ORDER BY channel_id, target_id \
+             FROM orphan ORDER BY channel_id, target_id \
              ON CONFLICT (channel_id, provider_message_id) DO UPDATE SET \
                  delivery_status = CASE WHEN nexiom_delivery_rank(EXCLUDED.delivery_status) \
                      > nexiom_delivery_rank(k.delivery_status) \
-                     THEN EXCLUDED.delivery_status ELSE k.delivery_status END, \
-                 kept_at = EXCLUDED.kept_at \
+                     THEN EXCLUDED.delivery_status ELSE k.delivery_status END \
              RETURNING 1 \
          ), arrived AS ( \
              DELETE FROM early_statuses s \
@@ -72,7 +90,7 @@ pub(super) async fn route_early_statuses(
                      AND m.provider_message_id = s.provider_message_id \
                      AND (m.tenant_id = s.tenant_id) IS TRUE AND m.direction = 'outbound') \
              RETURNING s.tenant_id, s.channel_id, s.provider_message_id, s.delivery_status \
-         ), applied AS ( \
+         ), swept AS ( \
              UPDATE messages m SET delivery_status = a.delivery_status \
              FROM arrived a \
              WHERE m.channel_id = a.channel_id AND m.provider_message_id = a.provider_message_id \
@@ -84,7 +102,7 @@ pub(super) async fn route_early_statuses(
                  SELECT ctid FROM early_statuses \
                  WHERE kept_at < $2 - make_interval(hours => $5) LIMIT $6)) \
          ) \
-         SELECT count(*) FROM kept",
+         SELECT count(*) FROM kept"
     );
     let kept: i64 = sqlx::query_scalar(&sql)
         .bind(ids)
