@@ -3,7 +3,9 @@
 //! attempts, one accepted, every attempt with the same idempotency key and a
 //! signature that verifies with the documented recipe); a receiver that
 //! never answers makes the delivery dead after the last attempt; a post
-//! failed for good reaches a Slack-compatible incoming webhook.
+//! failed for good reaches a Slack-compatible incoming webhook; an answer
+//! holding a NUL byte and an unreachable Slack URL are recorded (the URL,
+//! a credential, left out) without stopping the batch.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::collections::HashSet;
@@ -356,6 +358,95 @@ async fn a_worker_failing_three_runs_in_a_row_is_notified_once(test: TestStore) 
     test.cleanup().await;
 }
 
+/// An endpoint whose error answer holds a NUL byte and a Slack webhook that
+/// cannot be reached, beside a healthy endpoint: both failures are recorded
+/// (the NUL as a space, the Slack URL, its credential, nowhere in the
+/// error) and retried later, and the healthy endpoint's delivery goes out in
+/// the same batch; the batch is not aborted by the answer the store refused
+/// to record before.
+async fn a_hostile_answer_and_an_unreachable_slack_do_not_stop_the_batch(test: TestStore) {
+    let s = test.store();
+    let w = world(s.as_ref(), "Acme", Platform::Facebook, "page-1").await;
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/hostile"))
+        .respond_with(ResponseTemplate::new(500).set_body_string("bad\0gateway"))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/ok"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    let kinds = [NotificationKind::ItemEscalated];
+    endpoint(
+        s.as_ref(),
+        w.tenant.id,
+        "hostile",
+        EndpointKind::Webhook,
+        format!("{}/hostile", server.uri()),
+        &kinds,
+    )
+    .await;
+    // Nothing listens on port 9 (discard) of this machine.
+    endpoint(
+        s.as_ref(),
+        w.tenant.id,
+        "slack",
+        EndpointKind::Slack,
+        "http://127.0.0.1:9/services/T000/B000/secret-path".into(),
+        &kinds,
+    )
+    .await;
+    endpoint(
+        s.as_ref(),
+        w.tenant.id,
+        "ok",
+        EndpointKind::Webhook,
+        format!("{}/ok", server.uri()),
+        &kinds,
+    )
+    .await;
+    escalated_message(s.as_ref(), w.tenant.id, w.channel.id).await;
+
+    let clock = Arc::new(ManualClock::new(t0()));
+    let dispatcher = NotificationDispatcher::new(s.clone(), clock.clone());
+    let report = dispatcher.deliver_due(10).await.unwrap();
+    assert_eq!(
+        (
+            report.claimed,
+            report.delivered,
+            report.retried,
+            report.unrecorded
+        ),
+        (3, 1, 2, 0),
+        "{report:?}"
+    );
+    let notification = &s
+        .list_notifications(w.tenant.id, Some(NotificationKind::ItemEscalated), 10)
+        .await
+        .unwrap()[0];
+    let deliveries = s
+        .list_notification_deliveries(w.tenant.id, notification.id)
+        .await
+        .unwrap();
+    let errors: Vec<String> = deliveries
+        .iter()
+        .filter_map(|d| d.last_error.clone())
+        .collect();
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(
+        errors.iter().any(|e| e.contains("bad gateway")),
+        "{errors:?}"
+    );
+    assert!(errors.iter().all(|e| !e.contains('\0')));
+    assert!(
+        errors.iter().all(|e| !e.contains("secret-path")),
+        "{errors:?}"
+    );
+    test.cleanup().await;
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),+ $(,)?) => {
         mod memory {
@@ -384,4 +475,5 @@ on_both_backends!(
     a_receiver_that_never_answers_makes_the_delivery_dead,
     a_failed_post_reaches_slack,
     a_worker_failing_three_runs_in_a_row_is_notified_once,
+    a_hostile_answer_and_an_unreachable_slack_do_not_stop_the_batch,
 );

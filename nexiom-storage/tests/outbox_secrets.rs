@@ -93,3 +93,90 @@ async fn endpoint_secrets_are_sealed_and_rotated() {
     raw.close().await;
     test.cleanup().await;
 }
+
+/// A key rotated away (the secret of one endpoint no longer opens): the
+/// claim still hands out every due delivery, that endpoint's without its
+/// secret (so its attempts fail as misconfigured and end dead), instead of
+/// failing the claim of every tenant's deliveries at every batch.
+#[tokio::test]
+#[cfg_attr(nexiom_no_postgres, ignore = "no PostgreSQL reachable")]
+async fn a_secret_the_keys_cannot_open_does_not_fail_the_claim() {
+    let Some(test) = postgres_test_store().await else {
+        return;
+    };
+    let url = postgres_test_url().await.unwrap();
+    let options = PgConnectOptions::from_str(&url)
+        .unwrap()
+        .options([("search_path", test.schema().unwrap())]);
+    let raw = PgPoolOptions::new()
+        .max_connections(2)
+        .connect_with(options)
+        .await
+        .unwrap();
+    let t0 = Utc.with_ymd_and_hms(2026, 11, 1, 9, 0, 0).unwrap();
+    let lost = PgStore::from_pool(raw.clone()).with_keys(Arc::new(StaticKeys::new(
+        KeyId::new("lost").unwrap(),
+        SealingKey::generate(),
+    )));
+    let tenant = lost
+        .create_tenant(NewTenant::new("Acme", t0))
+        .await
+        .unwrap();
+    let endpoint = |name: &str, secret: Option<&str>| NewNotificationEndpoint {
+        tenant_id: tenant.id,
+        name: name.into(),
+        kind: EndpointKind::Webhook,
+        url: format!("https://{name}.example.com/hook"),
+        secret: secret.map(SecretString::new),
+        kinds: vec![NotificationKind::PostFailed],
+        created_at: t0,
+    };
+    // Sealed with a key the next store does not have.
+    lost.create_notification_endpoint(endpoint("sealed", Some("whsec-0123456789abcdef")))
+        .await
+        .unwrap();
+    let current = PgStore::from_pool(raw.clone()).with_keys(Arc::new(StaticKeys::new(
+        KeyId::new("k2").unwrap(),
+        SealingKey::generate(),
+    )));
+    current
+        .create_notification_endpoint(endpoint("fresh", Some("whsec-fedcba9876543210")))
+        .await
+        .unwrap();
+    current
+        .enqueue_notification(NewNotification {
+            tenant_id: tenant.id,
+            kind: NotificationKind::PostFailed,
+            key: "post_failed:x:1".into(),
+            payload: serde_json::json!({}),
+            occurred_at: t0,
+        })
+        .await
+        .unwrap();
+    let claimed = current
+        .claim_notification_deliveries(t0, 10, Duration::minutes(1))
+        .await
+        .unwrap();
+    let mut secrets: Vec<(String, Option<String>)> = claimed
+        .iter()
+        .map(|c| {
+            (
+                c.endpoint.name.clone(),
+                c.endpoint.secret.as_ref().map(|s| s.expose().to_owned()),
+            )
+        })
+        .collect();
+    secrets.sort();
+    assert_eq!(
+        secrets,
+        vec![
+            (
+                "fresh".to_owned(),
+                Some("whsec-fedcba9876543210".to_owned())
+            ),
+            ("sealed".to_owned(), None),
+        ]
+    );
+    raw.close().await;
+    test.cleanup().await;
+}

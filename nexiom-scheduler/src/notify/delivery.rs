@@ -74,6 +74,11 @@ pub struct DeliveryReport {
     /// Whose claim expired before the answer was recorded (another claim
     /// took them over; they may be sent again).
     pub lost: u64,
+    /// Whose answer the store failed to record (logged; the claim expires
+    /// and the delivery is attempted again). One such delivery never stops
+    /// the others of its batch.
+    #[serde(default)]
+    pub unrecorded: u64,
 }
 
 /// Sends the outbox's due deliveries.
@@ -156,15 +161,31 @@ impl NotificationDispatcher {
                 .buffer_unordered(self.concurrency.max(1))
                 .collect()
                 .await;
+        let mut unavailable = None;
         for outcome in outcomes {
-            match outcome? {
-                Some(NotificationDeliveryState::Delivered) => report.delivered += 1,
-                Some(NotificationDeliveryState::Pending) => report.retried += 1,
-                Some(NotificationDeliveryState::Dead) => report.dead += 1,
-                None => report.lost += 1,
+            match outcome {
+                Ok(Some(NotificationDeliveryState::Delivered)) => report.delivered += 1,
+                Ok(Some(NotificationDeliveryState::Pending)) => report.retried += 1,
+                Ok(Some(NotificationDeliveryState::Dead)) => report.dead += 1,
+                Ok(None) => report.lost += 1,
+                // The store is unavailable: the batch's other answers were
+                // likely not recorded either; the run fails, as a failing
+                // claim does (the claims expire and are taken again).
+                Err(error) if error.is_transient() => {
+                    unavailable.get_or_insert(error);
+                }
+                Err(error) => {
+                    // One delivery the store refuses to record does not stop
+                    // its batch; its claim expires and it is tried again.
+                    tracing::error!(%error, "a notification delivery's answer was not recorded");
+                    report.unrecorded += 1;
+                }
             }
         }
-        Ok(report)
+        match unavailable {
+            Some(error) => Err(error),
+            None => Ok(report),
+        }
     }
 
     /// One attempt of a claimed delivery, recorded; the delivery's state
@@ -200,7 +221,7 @@ impl NotificationDispatcher {
                     "notification delivery failed"
                 );
                 DeliveryAttempt::Failed {
-                    error: error.to_string(),
+                    error: recordable(&error.to_string()),
                     retry_at: self.policy.retry_at(attempts, self.clock.now()),
                 }
             }
@@ -263,21 +284,46 @@ impl Worker for DeliverNotificationsWorker {
             total.retried += batch.retried;
             total.dead += batch.dead;
             total.lost += batch.lost;
+            total.unrecorded += batch.unrecorded;
             if batch.claimed < u64::from(ctx.batch.batch_size) || ctx.shutdown.is_triggered() {
                 break;
             }
         }
         Ok(WorkReport {
             items_processed: i64::try_from(total.claimed).unwrap_or(i64::MAX),
-            items_failed: i64::try_from(total.retried + total.dead).unwrap_or(i64::MAX),
+            items_failed: i64::try_from(total.retried + total.dead + total.unrecorded)
+                .unwrap_or(i64::MAX),
             results: json!(total),
         })
     }
 }
 
+/// The most characters of an attempt's error that are recorded.
+const ERROR_CHARS: usize = 500;
+
+/// An attempt's error as the store keeps it: control characters (a NUL in
+/// an endpoint's answer, which the store refuses) as spaces, at most
+/// [`ERROR_CHARS`] characters. Whatever a notifier returns is recordable.
+fn recordable(error: &str) -> String {
+    error
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(ERROR_CHARS)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_error_is_recorded_without_control_characters_and_bounded() {
+        assert_eq!(
+            recordable("HTTP 500: bad\0body\nline"),
+            "HTTP 500: bad body line"
+        );
+        assert_eq!(recordable(&"x".repeat(2_000)).chars().count(), ERROR_CHARS);
+    }
 
     #[test]
     fn backoff_doubles_up_to_the_cap_then_gives_up() {

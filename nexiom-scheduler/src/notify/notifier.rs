@@ -76,7 +76,9 @@ async fn post(request: reqwest::RequestBuilder, body: Vec<u8>) -> Result<(), Not
         .body(body)
         .send()
         .await
-        .map_err(|e| NotifyError::Transport(e.to_string()))?;
+        // Without the URL: a Slack incoming webhook's URL is its credential,
+        // and the error is logged and recorded on the delivery.
+        .map_err(|e| NotifyError::Transport(e.without_url().to_string()))?;
     let status = response.status();
     if status.is_success() {
         return Ok(());
@@ -127,7 +129,8 @@ impl Notifier for WebhookNotifier {
     ) -> Result<(), NotifyError> {
         let Some(secret) = &endpoint.secret else {
             return Err(NotifyError::Misconfigured(format!(
-                "webhook endpoint {:?} has no signing secret",
+                "webhook endpoint {:?} has no signing secret (or the store's keys \
+                 cannot open it)",
                 endpoint.name
             )));
         };

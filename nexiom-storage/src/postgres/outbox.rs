@@ -26,7 +26,7 @@ use crate::secrets::Slot;
 /// The sealed column of an endpoint's secret.
 const ENDPOINT_SECRET: &str = "notification_endpoints.secret";
 
-#[derive(sqlx::FromRow)]
+#[derive(Clone, sqlx::FromRow)]
 struct EndpointRow {
     id: Uuid,
     tenant_id: Uuid,
@@ -448,9 +448,25 @@ impl OutboxStore for PgStore {
             .into_iter()
             .map(|n| Ok((n.id, n.into_entity()?)))
             .collect::<Result<_>>()?;
+        // An endpoint whose secret these keys cannot open (a key rotated
+        // away) is handed over without it, so its deliveries fail as
+        // misconfigured, back off and end dead, instead of failing the claim
+        // of every tenant's deliveries, over and over.
         let endpoints: HashMap<Uuid, NotificationEndpoint> = endpoints
             .into_iter()
-            .map(|e| Ok((e.id, self.endpoint(e)?)))
+            .map(|e| {
+                let id = e.id;
+                let endpoint = match self.endpoint(e.clone()) {
+                    Ok(endpoint) => endpoint,
+                    Err(error @ StorageError::Secret { .. }) => {
+                        tracing::error!(endpoint = %id, %error,
+                            "a notification endpoint's secret cannot be opened; its deliveries fail");
+                        self.endpoint(EndpointRow { secret: None, ..e })?
+                    }
+                    Err(other) => return Err(other),
+                };
+                Ok((id, endpoint))
+            })
             .collect::<Result<_>>()?;
         let mut claimed = Vec::with_capacity(rows.len());
         for row in rows {
