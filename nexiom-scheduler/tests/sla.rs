@@ -1,7 +1,9 @@
 //! The first-response SLA on both backends: items waiting past the tenant's
 //! target are listed, longest wait first, and notified once per wait
 //! (`sla_breached` through the outbox), whatever the number of passes; an
-//! answered, resolved or target-less item is not.
+//! answered, resolved or target-less item is not; an item that shows up late
+//! with an old wait is notified at the next pass, and a purged notification
+//! is not sent again.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::sync::Arc;
@@ -145,10 +147,10 @@ async fn breaches_are_listed_and_notified_once_per_wait(test: TestStore) {
     let report = monitor.notify_breaches().await.unwrap();
     assert_eq!((report.tenants, report.notified), (1, 1));
     assert_eq!(monitor.notify_breaches().await.unwrap().notified, 0);
-    // A second monitor (another process) reads everything again, adds nothing.
+    // A second monitor (another process) finds nothing left to notify.
     let other = SlaMonitor::new(store.clone(), clock.clone());
     let again = other.notify_breaches().await.unwrap();
-    assert_eq!((again.breaches, again.notified), (1, 0));
+    assert_eq!((again.breaches, again.notified), (0, 0));
     assert_eq!(fx.notified().await, vec![key(a, t0())]);
 
     clock.set(t0() + mins(51));
@@ -206,6 +208,83 @@ async fn breaches_are_listed_and_notified_once_per_wait(test: TestStore) {
     assert_eq!(first.payload["target_minutes"], 30);
     assert_eq!(first.occurred_at, t0() + mins(50));
     test.cleanup().await;
+}
+
+/// Items that show up after the monitor passed their wait's breach time
+/// (a message routed late carries the platform's time; a resolved
+/// conversation reopened by its contact keeps its old wait) are notified at
+/// the next pass; a breach notified once is not notified again by a new
+/// process after retention purged its notification.
+async fn late_and_reopened_breaches_are_notified_once(test: TestStore) {
+    let store = test.store();
+    let fx = Fx::new(store.clone(), "Acme").await;
+    store
+        .set_first_response_target(fx.tenant, Some(mins(30)), t0())
+        .await
+        .unwrap();
+    let clock = Arc::new(ManualClock::new(t0() + mins(31)));
+    let monitor = SlaMonitor::new(store.clone(), clock.clone());
+    let reopened = fx.conversation("reopened").await;
+    fx.say(reopened, MessageDirection::Inbound, t0() + mins(2))
+        .await;
+    store
+        .set_inbox_status(
+            fx.tenant,
+            InboxSubject::Conversation(reopened),
+            InboxStatus::Resolved,
+            t0() + mins(3),
+        )
+        .await
+        .unwrap();
+    assert_eq!(monitor.notify_breaches().await.unwrap().notified, 0);
+
+    // At t0+40 a message of t0 is routed (a webhook retried, a backlog),
+    // and the resolved conversation's contact writes again.
+    clock.set(t0() + mins(40));
+    let late = fx.conversation("late").await;
+    fx.say(late, MessageDirection::Inbound, t0()).await;
+    fx.say(reopened, MessageDirection::Inbound, t0() + mins(39))
+        .await;
+    clock.set(t0() + mins(41));
+    let report = monitor.notify_breaches().await.unwrap();
+    assert_eq!((report.breaches, report.notified), (2, 2));
+    let mut got = fx.notified().await;
+    got.sort();
+    let mut expected = vec![key(late, t0()), key(reopened, t0() + mins(2))];
+    expected.sort();
+    assert_eq!(got, expected);
+
+    // Retention purges the settled notifications; a new process notifies
+    // nothing again.
+    clock.set(t0() + Duration::days(40));
+    let purged = store
+        .purge_before(
+            nexiom_storage::Retained::Notifications,
+            t0() + Duration::days(31),
+            100,
+        )
+        .await
+        .unwrap();
+    assert_eq!(purged, 2);
+    let restarted = SlaMonitor::new(store.clone(), clock.clone());
+    let after = restarted.notify_breaches().await.unwrap();
+    assert_eq!((after.breaches, after.notified), (0, 0));
+    assert!(fx.notified().await.is_empty());
+    test.cleanup().await;
+}
+
+#[tokio::test]
+async fn memory_late_and_reopened_breaches_are_notified_once() {
+    late_and_reopened_breaches_are_notified_once(memory_test_store().await.unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(nexiom_no_postgres, ignore = "no PostgreSQL reachable")]
+async fn postgres_late_and_reopened_breaches_are_notified_once() {
+    let Some(test) = postgres_test_store().await else {
+        return;
+    };
+    late_and_reopened_breaches_are_notified_once(test).await;
 }
 
 #[tokio::test]

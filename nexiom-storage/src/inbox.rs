@@ -97,6 +97,28 @@ pub trait InboxStore: Send + Sync {
     /// Every tenant's target, by tenant (a cross-tenant read, for the SLA
     /// worker).
     async fn list_first_response_targets(&self) -> Result<Vec<(TenantId, Duration)>>;
+    /// The tenant's active items waiting since `now - wait` or earlier whose
+    /// current wait is not marked notified
+    /// ([`mark_breaches_notified`](InboxStore::mark_breaches_notified)),
+    /// longest waiting first (then by subject id), at most `limit`. An item
+    /// whose wait ends and starts again (a reply, then a new message) is
+    /// listed again for the new wait; one that appears late with an old
+    /// wait (a message routed late, a conversation reopened) is listed too.
+    async fn list_unnotified_breaches(
+        &self,
+        tenant: TenantId,
+        wait: Duration,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<InboxItem>>;
+    /// Marks each `(item, waiting_since)` notified for that wait; an item
+    /// whose wait has changed since is left as it is. Returns how many were
+    /// marked.
+    async fn mark_breaches_notified(
+        &self,
+        tenant: TenantId,
+        waits: &[(InboxSubject, DateTime<Utc>)],
+    ) -> Result<u64>;
 }
 
 /// Checks a first-response target: whole seconds, at least one.

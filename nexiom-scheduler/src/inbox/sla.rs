@@ -2,8 +2,7 @@
 //! listed ([`SlaMonitor::breaches`]) and notified once per wait
 //! (`sla_breached`, through the outbox) by [`SlaWorker`].
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
@@ -14,7 +13,6 @@ use nexiom_core::{
 use nexiom_storage::{StorageError, Store};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use uuid::Uuid;
 
 use crate::error::Result;
 use crate::worker::{Cadence, WorkReport, Worker, WorkerContext};
@@ -25,12 +23,15 @@ pub const SLA_BREACHES: &str = "sla_breaches";
 /// Items read per page when notifying.
 const PAGE: u32 = 200;
 
+/// The most pages one pass reads per tenant (the rest at the next pass).
+const MAX_PAGES: usize = 50;
+
 /// What one [`SlaMonitor::notify_breaches`] pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SlaReport {
     /// Tenants with a target.
     pub tenants: u64,
-    /// Breaching items looked at.
+    /// Breaching items not notified before, looked at.
     pub breaches: u64,
     /// Notifications enqueued (the others were notified before).
     pub notified: u64,
@@ -40,9 +41,6 @@ pub struct SlaReport {
 pub struct SlaMonitor {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
-    /// Per tenant: the target and the waiting bound of the last pass, so a
-    /// pass reads only the items that crossed the target since.
-    seen: Mutex<HashMap<TenantId, (Duration, DateTime<Utc>)>>,
 }
 
 impl std::fmt::Debug for SlaMonitor {
@@ -84,11 +82,7 @@ pub fn breach_notification(
 impl SlaMonitor {
     /// A monitor over `store`, reading the time from `clock`.
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
-        SlaMonitor {
-            store,
-            clock,
-            seen: Mutex::new(HashMap::new()),
-        }
+        SlaMonitor { store, clock }
     }
 
     /// A page of the tenant's active items waiting longer than its target
@@ -118,41 +112,28 @@ impl SlaMonitor {
     }
 
     /// Enqueues `sla_breached` for every item of every tenant with a target
-    /// that waits longer than it; an item is notified once per wait
-    /// whatever the number of passes (the notification's key). A pass reads
-    /// only the items whose wait crossed the target since the previous pass
-    /// of this monitor (all of them on its first pass).
+    /// that waits longer than it, once per wait: the items whose current
+    /// wait is not marked notified are read, their notifications enqueued
+    /// (the key holds the item and the instant its wait began, so a retry
+    /// after a crash between the two steps enqueues nothing twice), then
+    /// their waits are marked on the items
+    /// ([`InboxStore::mark_breaches_notified`](nexiom_storage::InboxStore::mark_breaches_notified)).
+    /// So an item that shows up late with an old wait (a message routed
+    /// late, a comment found by polling, a conversation reopened) is
+    /// notified at the next pass, and a breach is never notified twice,
+    /// whatever the process or the notifications' retention.
     pub async fn notify_breaches(&self) -> Result<SlaReport> {
         let now = self.clock.now();
         let mut report = SlaReport::default();
         for (tenant, target) in self.store.list_first_response_targets().await? {
             report.tenants += 1;
-            let bound = now - target;
-            let previous = self
-                .seen
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .get(&tenant)
-                .copied();
-            let mut after = match previous {
-                Some((seen_target, seen_bound)) if seen_target == target => Some(InboxCursor {
-                    since: seen_bound,
-                    id: Uuid::max(),
-                }),
-                _ => None,
-            };
-            loop {
-                let page = self
+            for _ in 0..MAX_PAGES {
+                let items = self
                     .store
-                    .list_inbox(InboxQuery {
-                        tenant_id: tenant,
-                        view: InboxView::WaitingLongerThan(target),
-                        now,
-                        after,
-                        limit: PAGE,
-                    })
+                    .list_unnotified_breaches(tenant, target, now, PAGE)
                     .await?;
-                for item in &page.items {
+                let mut waits = Vec::with_capacity(items.len());
+                for item in &items {
                     report.breaches += 1;
                     let enqueued = self
                         .store
@@ -160,19 +141,17 @@ impl SlaMonitor {
                         .await;
                     match enqueued {
                         Ok(inserted) => report.notified += u64::from(inserted.created),
+                        // The item went meanwhile: nothing to notify.
                         Err(StorageError::NotFound { .. }) => {}
                         Err(e) => return Err(e.into()),
                     }
+                    waits.extend(item.waiting_since.map(|since| (item.subject, since)));
                 }
-                match page.next {
-                    Some(next) => after = Some(next),
-                    None => break,
+                self.store.mark_breaches_notified(tenant, &waits).await?;
+                if items.len() < PAGE as usize {
+                    break;
                 }
             }
-            self.seen
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(tenant, (target, bound));
         }
         Ok(report)
     }

@@ -31,6 +31,8 @@ pub(super) struct Inbox {
     notes: BTreeMap<InboxNoteId, InboxNote>,
     canned: BTreeMap<CannedReplyId, CannedReply>,
     targets: BTreeMap<TenantId, chrono::Duration>,
+    /// Item → the wait its first-response breach was notified for.
+    breach_notified: HashMap<Uuid, DateTime<Utc>>,
 }
 
 /// A conversation's messages, summed up.
@@ -185,9 +187,8 @@ impl Inner {
         self.inbox_item(tenant, subject)
     }
 
-    fn list_inbox(&self, query: &InboxQuery) -> Result<InboxPage> {
-        query.validate()?;
-        let tenant = query.tenant_id;
+    /// The tenant's items active at `now`, in no order.
+    fn active_items(&self, tenant: TenantId, now: DateTime<Utc>) -> Vec<InboxItem> {
         let summaries = self.summaries(tenant, None);
         let subjects = self
             .conversations
@@ -200,9 +201,17 @@ impl Inner {
                     .filter(|c| c.tenant_id == tenant)
                     .map(|c| InboxSubject::Comment(c.id)),
             );
-        let mut items: Vec<InboxItem> = subjects
+        subjects
             .filter_map(|s| self.item(s, &summaries))
-            .filter(|i| i.status.is_active(query.now))
+            .filter(|i| i.status.is_active(now))
+            .collect()
+    }
+
+    fn list_inbox(&self, query: &InboxQuery) -> Result<InboxPage> {
+        query.validate()?;
+        let mut items: Vec<InboxItem> = self
+            .active_items(query.tenant_id, query.now)
+            .into_iter()
             .filter(|i| match &query.view {
                 InboxView::UnassignedEscalations => {
                     i.triage == Some(Triage::Escalate) && i.assignee.is_none()
@@ -418,5 +427,48 @@ impl InboxStore for MemoryStore {
             .iter()
             .map(|(t, d)| (*t, *d))
             .collect())
+    }
+
+    async fn list_unnotified_breaches(
+        &self,
+        tenant: TenantId,
+        wait: chrono::Duration,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<InboxItem>> {
+        let inner = self.lock();
+        let marks = &inner.inbox.breach_notified;
+        let mut items: Vec<InboxItem> = inner
+            .active_items(tenant, now)
+            .into_iter()
+            .filter(|i| {
+                i.waiting_since.is_some_and(|since| {
+                    since <= now - wait && marks.get(&i.subject.id()) != Some(&since)
+                })
+            })
+            .collect();
+        items.sort_by_key(|i| (i.waiting_since, i.subject.id()));
+        items.truncate(limit_len(limit));
+        Ok(items)
+    }
+
+    async fn mark_breaches_notified(
+        &self,
+        tenant: TenantId,
+        waits: &[(InboxSubject, DateTime<Utc>)],
+    ) -> Result<u64> {
+        let mut inner = self.lock();
+        let summaries = inner.summaries(tenant, None);
+        let current: Vec<(Uuid, DateTime<Utc>)> = waits
+            .iter()
+            .filter_map(|(subject, since)| {
+                let item = inner.item(*subject, &summaries)?;
+                (item.tenant_id == tenant && item.waiting_since == Some(*since))
+                    .then_some((subject.id(), *since))
+            })
+            .collect();
+        let marked = current.len() as u64;
+        inner.inbox.breach_notified.extend(current);
+        Ok(marked)
     }
 }

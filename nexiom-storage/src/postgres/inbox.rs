@@ -533,4 +533,59 @@ impl InboxStore for PgStore {
             .map(|(t, s)| (TenantId::from_uuid(t), chrono::Duration::seconds(s)))
             .collect())
     }
+
+    async fn list_unnotified_breaches(
+        &self,
+        tenant: TenantId,
+        wait: chrono::Duration,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<InboxItem>> {
+        // Through `ix_inbox_unnotified_breaches` (migration 0041): a marked
+        // item is not in it.
+        let mut tx = self.scoped(tenant).await?;
+        let rows: Vec<InboxRow> = sqlx::query_as(
+            "SELECT * FROM inbox_items \
+             WHERE tenant_id = $1 AND waiting_since IS NOT NULL AND waiting_since <= $2 \
+                 AND breach_notified_for IS DISTINCT FROM waiting_since \
+                 AND status <> 'resolved' AND (status <> 'snoozed' OR snoozed_until <= $3) \
+             ORDER BY waiting_since, subject_id LIMIT $4",
+        )
+        .bind(tenant.as_uuid())
+        .bind(bound(now - wait))
+        .bind(bound(now))
+        .bind(super::limit(limit))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        rows.into_iter().map(InboxRow::into_entity).collect()
+    }
+
+    async fn mark_breaches_notified(
+        &self,
+        tenant: TenantId,
+        waits: &[(InboxSubject, DateTime<Utc>)],
+    ) -> Result<u64> {
+        if waits.is_empty() {
+            return Ok(0);
+        }
+        let ids: Vec<Uuid> = waits.iter().map(|(s, _)| s.id()).collect();
+        let since: Vec<DateTime<Utc>> = waits.iter().map(|(_, t)| bound(*t)).collect();
+        let mut tx = self.scoped(tenant).await?;
+        let marked = sqlx::query(
+            "UPDATE inbox_items i SET breach_notified_for = u.since \
+             FROM UNNEST($2::uuid[], $3::timestamptz[]) AS u(id, since) \
+             WHERE i.tenant_id = $1 AND i.subject_id = u.id AND i.waiting_since = u.since",
+        )
+        .bind(tenant.as_uuid())
+        .bind(&ids)
+        .bind(&since)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?
+        .rows_affected();
+        tx.commit().await.map_err(db)?;
+        Ok(marked)
+    }
 }
