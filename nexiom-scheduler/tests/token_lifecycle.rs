@@ -10,7 +10,13 @@
 //!   refreshing the same channel at once make one refresh call, and both use
 //!   the new token;
 //! - the refresh worker renews a token ahead of its expiry, once, even when
-//!   two workers run at the same time.
+//!   two workers run at the same time;
+//! - a token the platform will not renew ahead of time stays in use until it
+//!   expires: the tenant is notified a day ahead, the worker leaves the
+//!   channel alone, calls use the token, and the channel is paused only once
+//!   the token has expired;
+//! - a WhatsApp token (no refresh flow) the platform refuses pauses the
+//!   channel instead of failing every call again.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -22,6 +28,7 @@ use chrono::{DateTime, Duration, Utc};
 use common::{batch, t0};
 use nexiom_connectors::{
     Backoff, BreakerConfig, ConnectorRegistry, HttpConfig, LinkedInConnector, PlatformConnector,
+    WhatsAppConnector,
 };
 use nexiom_core::*;
 use nexiom_scheduler::*;
@@ -32,6 +39,8 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 on_both_backends!(
     refused_refresh_pauses_the_channel_until_it_is_reconnected,
+    a_token_that_cannot_be_renewed_is_used_until_it_expires,
+    a_token_without_a_refresh_flow_refused_by_the_platform_pauses_the_channel,
     two_keepers_refreshing_one_channel_make_one_refresh_call,
     refresh_worker_renews_ahead_of_expiry_once,
     a_refusal_never_undoes_a_newer_token_and_a_stale_paused_copy_is_reread,
@@ -204,8 +213,8 @@ async fn refused_refresh_pauses_the_channel_until_it_is_reconnected(store: Arc<d
     let fake = Fake::start(clock.clone()).await;
     fake.refuse_refresh().await;
     fake.accept_calls_with("new-token").await;
-    // The token expires within the 5-minute margin: it must be refreshed first.
-    let channel = linkedin_channel(store.as_ref(), t0() + Duration::minutes(2)).await;
+    // The token has expired: it must be refreshed first.
+    let channel = linkedin_channel(store.as_ref(), t0() - Duration::minutes(1)).await;
     let tenant = channel.tenant_id;
     let due = store
         .insert_post(NewScheduledPost::one_off(
@@ -405,6 +414,119 @@ async fn refresh_worker_renews_ahead_of_expiry_once(store: Arc<dyn Store>) {
         .unwrap();
     assert_eq!(again, RenewReport::default());
     assert_eq!(fake.count("POST", OAUTH).await, 1);
+}
+
+async fn a_token_that_cannot_be_renewed_is_used_until_it_expires(store: Arc<dyn Store>) {
+    let clock = Arc::new(ManualClock::new(t0()));
+    let fake = Fake::start(clock.clone()).await;
+    fake.refuse_refresh().await;
+    let expires_at = t0() + Duration::hours(2);
+    let channel = linkedin_channel(store.as_ref(), expires_at).await;
+    let (tenant, id) = (channel.tenant_id, channel.id);
+    let told = Arc::new(Told::default());
+    let tokens = ChannelTokens::new(Arc::clone(&store), clock.clone()).with_listener(told.clone());
+    let connector = fake.connector();
+    let worker = TokenRefreshWorker::new(
+        tokens.clone(),
+        ConnectorRegistry::new().with(Arc::clone(&connector)),
+    );
+
+    // Ahead of expiry the renewal is refused: the channel stays active, its
+    // tenant is told for the instant the token expires.
+    let first = worker
+        .renew_expiring(store.as_ref(), clock.now(), 10)
+        .await
+        .unwrap();
+    assert_eq!((first.unrenewable, first.refused), (1, 0), "{first:?}");
+    assert_eq!(
+        store.get_channel(tenant, id).await.unwrap().status,
+        ChannelStatus::Active
+    );
+    let notices = store
+        .list_notifications(tenant, Some(NotificationKind::ChannelNeedsReauth), 10)
+        .await
+        .unwrap();
+    assert_eq!(notices.len(), 1);
+    assert_eq!(notices[0].occurred_at, expires_at);
+    assert!(told.0.lock().unwrap().is_empty(), "not paused, not told");
+    // The next passes leave it alone: no second refresh call, no second
+    // notice.
+    clock.advance(Duration::minutes(10));
+    let second = worker
+        .renew_expiring(store.as_ref(), clock.now(), 10)
+        .await
+        .unwrap();
+    assert_eq!(second, RenewReport::default());
+    assert_eq!(fake.count("POST", OAUTH).await, 1);
+
+    // Within the call paths' margin the refresh is refused again, and the
+    // call still gets the token, which works for 2 more minutes.
+    clock.set(expires_at - Duration::minutes(2));
+    let ctx = tokens.context(connector.as_ref(), &channel).await.unwrap();
+    assert_eq!(ctx.access_token.expose(), "old-token");
+    assert_eq!(
+        store.get_channel(tenant, id).await.unwrap().status,
+        ChannelStatus::Active
+    );
+
+    // Expired: refused, the channel is paused and the application told.
+    clock.set(expires_at + Duration::minutes(1));
+    let err = tokens
+        .context(connector.as_ref(), &channel)
+        .await
+        .unwrap_err();
+    assert!(err.is_paused(), "{err}");
+    assert_eq!(
+        store.get_channel(tenant, id).await.unwrap().status,
+        ChannelStatus::NeedsReauth
+    );
+    assert_eq!(*told.0.lock().unwrap(), vec![id]);
+    assert_eq!(fake.count("POST", OAUTH).await, 3);
+}
+
+async fn a_token_without_a_refresh_flow_refused_by_the_platform_pauses_the_channel(
+    store: Arc<dyn Store>,
+) {
+    let clock = Arc::new(ManualClock::new(t0()));
+    let tenant = store
+        .create_tenant(NewTenant::new("Acme", t0()))
+        .await
+        .unwrap();
+    let channel = store
+        .create_channel(NewChannel {
+            tenant_id: tenant.id,
+            platform: Platform::WhatsApp,
+            external_account_id: "pn-1".into(),
+            name: "Acme on WhatsApp".into(),
+            credentials: Credentials {
+                access_token: Some(SecretString::new("system-user-token")),
+                refresh_token: None,
+                expires_at: None,
+            },
+            created_at: t0(),
+        })
+        .await
+        .unwrap();
+    let whatsapp = WhatsAppConnector::builder().build().unwrap();
+    let told = Arc::new(Told::default());
+    let tokens = ChannelTokens::new(Arc::clone(&store), clock.clone()).with_listener(told.clone());
+    // A send answered 401 (the token was revoked): there is no refresh, so
+    // a person must replace the token; the channel's work waits for it.
+    let err = tokens
+        .after_unauthorized(&channel, channel.credentials.access_token.as_ref(), |c| {
+            let whatsapp = whatsapp.clone();
+            async move { connector_refresh(&whatsapp, &c).await }
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, TokenError::Refused { .. }), "{err}");
+    let paused = store.get_channel(tenant.id, channel.id).await.unwrap();
+    assert_eq!(paused.status, ChannelStatus::NeedsReauth);
+    assert!(
+        paused.status_reason.unwrap().contains("refresh_token"),
+        "the reason names the missing refresh"
+    );
+    assert_eq!(*told.0.lock().unwrap(), vec![channel.id]);
 }
 
 async fn a_refusal_never_undoes_a_newer_token_and_a_stale_paused_copy_is_reread(

@@ -225,7 +225,12 @@ impl PublishGateway for ConnectorGateway {
         let grant = connector
             .refresh_token(&channel_context(channel))
             .await
-            .map_err(classify)?;
+            .map_err(|e| match e {
+                // No refresh flow (WhatsApp's system-user tokens): a token
+                // that stops working can only be replaced by a person.
+                ConnectorError::Unsupported { .. } => PublishFailure::NeedsReauth(e.to_string()),
+                e => classify(e),
+            })?;
         let mut credentials = channel.credentials.clone();
         grant.apply_to(&mut credentials);
         Ok(credentials)

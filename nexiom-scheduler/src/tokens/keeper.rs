@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, Utc};
 use nexiom_connectors::{ChannelContext, ConnectorError, PlatformConnector, WebhookSetup};
-use nexiom_core::{Channel, ChannelId, ChannelStatus, Clock, Credentials, SecretString, TenantId};
+use nexiom_core::{
+    Channel, ChannelId, ChannelStatus, Clock, Credentials, NewNotification, SecretString, TenantId,
+};
 use nexiom_storage::{StorageError, Store};
 
 /// How long before expiry a token is refreshed on the call paths: 5 minutes.
@@ -52,6 +54,23 @@ pub enum TokenError {
         message: String,
         /// How long the platform asked to wait, when it said.
         retry_after: Option<Duration>,
+    },
+    /// An ahead-of-time renewal ([`ChannelTokens::renew`]) that the platform
+    /// will not do (no refresh token, no refresh flow, a refused refresh)
+    /// while the current token still works: the channel stays active and is
+    /// used until `expires_at`; its tenant was sent a
+    /// `channel_needs_reauth` notification for that instant, so a person can
+    /// reconnect it before work stops.
+    #[error(
+        "the token of channel {channel} cannot be renewed ({reason}); it is used until it expires at {expires_at}, then the channel needs reconnecting"
+    )]
+    NotRenewable {
+        /// The channel.
+        channel: ChannelId,
+        /// Why, as the platform or connector said.
+        reason: String,
+        /// When the current token expires.
+        expires_at: DateTime<Utc>,
     },
     /// Storage failed or refused.
     #[error(transparent)]
@@ -117,11 +136,28 @@ pub async fn connector_refresh(
             RefreshOutcome::Granted(credentials)
         }
         Err(ConnectorError::NeedsReauth { reason, .. }) => RefreshOutcome::Refused(reason),
+        // No refresh flow (WhatsApp's system-user tokens): a token that stops
+        // working can only be replaced by a person.
+        Err(e @ ConnectorError::Unsupported { .. }) => RefreshOutcome::Refused(e.to_string()),
         Err(e) => RefreshOutcome::Failed {
             retry_after: e.retry_after().and_then(|d| Duration::from_std(d).ok()),
             message: e.to_string(),
         },
     }
+}
+
+/// Why a refresh runs, which decides what a refusal does while the token
+/// still works.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Need {
+    /// A call is about to be made: a refusal while the token still works
+    /// lets the call use it.
+    Call,
+    /// The renewal worker, ahead of time: a refusal while the token still
+    /// works notifies the tenant and leaves the channel active.
+    Renew,
+    /// The platform answered `Unauthorized`: a refusal pauses the channel.
+    Unauthorized,
 }
 
 /// Keeps channel tokens valid for every platform call path. Share one per
@@ -279,7 +315,7 @@ impl ChannelTokens {
             channel.id,
             credentials.access_token,
             self.margin,
-            false,
+            Need::Call,
             refresh,
         )
         .await
@@ -333,7 +369,7 @@ impl ChannelTokens {
             channel.id,
             used.cloned(),
             self.margin,
-            true,
+            Need::Unauthorized,
             refresh,
         )
         .await
@@ -353,21 +389,24 @@ impl ChannelTokens {
         F: FnOnce(Channel) -> Fut + Send,
         Fut: Future<Output = RefreshOutcome> + Send,
     {
-        self.refresh_locked(tenant, channel, None, within, false, refresh)
+        self.refresh_locked(tenant, channel, None, within, Need::Renew, refresh)
             .await
     }
 
     /// The refresh under the channel's lease. With `used`, a stored token
     /// other than `used` that is valid for `within` is taken as the
-    /// refreshed one; without `force`, any stored token valid for `within`
-    /// is kept.
+    /// refreshed one; unless after `Unauthorized`, any stored token valid
+    /// for `within` is kept. A refusal pauses the channel after
+    /// `Unauthorized` or once the token has expired; while the token still
+    /// works, a call uses it and a renewal notifies the tenant
+    /// ([`TokenError::NotRenewable`]).
     async fn refresh_locked<F, Fut>(
         &self,
         tenant: TenantId,
         id: ChannelId,
         used: Option<SecretString>,
         within: Duration,
-        force: bool,
+        need: Need,
         refresh: F,
     ) -> Result<Channel, TokenError>
     where
@@ -383,6 +422,7 @@ impl ChannelTokens {
         }
         let valid = self.valid_for(current.credentials.expires_at, within);
         let replaced = used.is_some() && current.credentials.access_token != used;
+        let force = need == Need::Unauthorized;
         if valid && (replaced || !force) {
             drop(lease);
             self.remember(&current);
@@ -397,6 +437,22 @@ impl ChannelTokens {
                 Ok(stored)
             }
             RefreshOutcome::Refused(reason) => {
+                let now = self.clock.now();
+                let works_until = current.credentials.expires_at.filter(|at| *at > now);
+                match (need, works_until) {
+                    (Need::Call, Some(_)) => {
+                        drop(lease);
+                        tracing::warn!(channel = %id, %reason,
+                            "the token cannot be refreshed; used until it expires");
+                        self.remember(&current);
+                        return Ok(current);
+                    }
+                    (Need::Renew, Some(expires_at)) => {
+                        drop(lease);
+                        return Err(self.not_renewable(tenant, id, reason, expires_at).await);
+                    }
+                    _ => {}
+                }
                 let (_, reason) = self.mark_refused(lease, &reason).await?;
                 Err(TokenError::Refused {
                     channel: id,
@@ -438,6 +494,40 @@ impl ChannelTokens {
         }
         let (stored, _) = self.mark_refused(lease, reason).await?;
         Ok(stored)
+    }
+
+    /// A renewal refused while the token still works: the tenant is sent
+    /// `channel_needs_reauth` for the instant the token expires (once per
+    /// expiry, whatever the number of passes and processes: the
+    /// notification's key), and the channel stays active.
+    async fn not_renewable(
+        &self,
+        tenant: TenantId,
+        id: ChannelId,
+        reason: String,
+        expires_at: DateTime<Utc>,
+    ) -> TokenError {
+        let notice = NewNotification::channel_needs_reauth(
+            tenant,
+            id,
+            &format!(
+                "the token cannot be renewed ({reason}); reconnect the channel before it expires"
+            ),
+            expires_at,
+        );
+        match self.store.enqueue_notification(notice).await {
+            Ok(inserted) if inserted.created => tracing::warn!(
+                channel = %id, %reason, %expires_at,
+                "token cannot be renewed ahead of expiry: tenant notified"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(channel = %id, error = %e,
+                "the notice of a token that cannot be renewed was not enqueued"),
+        }
+        TokenError::NotRenewable {
+            channel: id,
+            reason,
+            expires_at,
+        }
     }
 
     /// Records a refused refresh under `lease`: the channel `needs_reauth`

@@ -12,4 +12,4 @@ pub use keeper::{
     ChannelTokens, DEFAULT_MARGIN, ReauthListener, RefreshOutcome, TokenError, WebhookSetupError,
     connector_refresh,
 };
-pub use worker::{DEFAULT_HORIZON, RenewReport, TOKEN_REFRESH, TokenRefreshWorker};
+pub use worker::{DEFAULT_HORIZON, FAILED_BACKOFF, RenewReport, TOKEN_REFRESH, TokenRefreshWorker};

@@ -1,8 +1,12 @@
 //! [`TokenRefreshWorker`]: renews channel tokens before they expire.
 
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
 use async_trait::async_trait;
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use nexiom_connectors::ConnectorRegistry;
+use nexiom_core::ChannelId;
 use serde::Serialize;
 
 use super::keeper::{ChannelTokens, TokenError, connector_refresh};
@@ -28,6 +32,10 @@ pub struct RenewReport {
     pub refused: u64,
     /// Refreshes that failed and will be tried again.
     pub failed: u64,
+    /// Tokens the platform will not renew ahead of time while they still
+    /// work: their tenants were notified, and this worker leaves them until
+    /// they expire (see [`TokenError::NotRenewable`]).
+    pub unrenewable: u64,
 }
 
 /// Every 10 minutes by default: renews, through [`ChannelTokens`], the token
@@ -41,7 +49,19 @@ pub struct TokenRefreshWorker {
     connectors: ConnectorRegistry,
     horizon: Duration,
     cadence: Cadence,
+    /// Channels skipped until the given time: a token that cannot be
+    /// renewed ahead of time until its expiry, a renewal that failed for
+    /// [`FAILED_BACKOFF`]; so channels that cannot be renewed now never hold
+    /// the soonest-expiring places of the list from those that can.
+    skip_until: Arc<Mutex<HashMap<ChannelId, DateTime<Utc>>>>,
 }
+
+/// The most channels one pass skips (beyond them, the list's first `limit`
+/// may all be such channels for this pass).
+const MAX_SKIPPED: usize = 10_000;
+
+/// How long a channel whose renewal failed is left before the next try.
+pub const FAILED_BACKOFF: Duration = Duration::minutes(30);
 
 impl TokenRefreshWorker {
     /// The worker renewing through `connectors`.
@@ -51,6 +71,7 @@ impl TokenRefreshWorker {
             connectors,
             horizon: DEFAULT_HORIZON,
             cadence: Cadence::Every(Duration::minutes(10)),
+            skip_until: Arc::default(),
         }
     }
 
@@ -66,17 +87,42 @@ impl TokenRefreshWorker {
         self
     }
 
-    /// One pass: renews up to `limit` expiring tokens, soonest first.
+    /// Leaves `channel` out of the passes until `until`.
+    fn skip(&self, channel: ChannelId, until: DateTime<Utc>) {
+        self.skip_until
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(channel, until);
+    }
+
+    /// One pass: renews up to `limit` expiring tokens, soonest first,
+    /// leaving out (in this worker) the channels whose renewal cannot be
+    /// done now: until their token's expiry for those the platform will not
+    /// renew ahead of time, for [`FAILED_BACKOFF`] after a failed renewal.
     pub async fn renew_expiring(
         &self,
         store: &dyn nexiom_storage::Store,
-        now: chrono::DateTime<chrono::Utc>,
+        now: DateTime<Utc>,
         limit: u32,
     ) -> Result<RenewReport> {
         let before = now
             .checked_add_signed(self.horizon)
-            .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
-        let expiring = store.list_expiring_channels(before, limit).await?;
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        let skipped: HashSet<ChannelId> = {
+            let mut skip = self.skip_until.lock().unwrap_or_else(|e| e.into_inner());
+            skip.retain(|_, until| *until > now);
+            skip.keys().take(MAX_SKIPPED).copied().collect()
+        };
+        let read = u32::try_from(skipped.len())
+            .unwrap_or(u32::MAX)
+            .saturating_add(limit);
+        let expiring: Vec<_> = store
+            .list_expiring_channels(before, read)
+            .await?
+            .into_iter()
+            .filter(|(_, id)| !skipped.contains(id))
+            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+            .collect();
         let mut report = RenewReport {
             expiring: expiring.len() as u64,
             ..RenewReport::default()
@@ -87,6 +133,7 @@ impl TokenRefreshWorker {
                 Err(e) if !e.is_transient() => {
                     tracing::warn!(channel = %id, error = %e, "channel gone before its renewal");
                     report.failed += 1;
+                    self.skip(id, now + FAILED_BACKOFF);
                     continue;
                 }
                 Err(e) => return Err(e.into()),
@@ -96,6 +143,7 @@ impl TokenRefreshWorker {
                 Err(e) => {
                     tracing::warn!(channel = %id, error = %e, "no connector to renew the token with");
                     report.failed += 1;
+                    self.skip(id, now + FAILED_BACKOFF);
                     continue;
                 }
             };
@@ -108,9 +156,14 @@ impl TokenRefreshWorker {
             match renewed {
                 Ok(_) => report.renewed += 1,
                 Err(TokenError::Refused { .. } | TokenError::Paused { .. }) => report.refused += 1,
+                Err(TokenError::NotRenewable { expires_at, .. }) => {
+                    report.unrenewable += 1;
+                    self.skip(id, expires_at);
+                }
                 Err(TokenError::Failed { message, .. }) => {
-                    tracing::warn!(channel = %id, %message, "token renewal failed; tried again next run");
+                    tracing::warn!(channel = %id, %message, "token renewal failed; tried again later");
                     report.failed += 1;
+                    self.skip(id, now + FAILED_BACKOFF);
                 }
                 Err(TokenError::Storage(e)) => return Err(e.into()),
             }
