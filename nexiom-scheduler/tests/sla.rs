@@ -245,14 +245,28 @@ async fn late_and_reopened_breaches_are_notified_once(test: TestStore) {
     fx.say(late, MessageDirection::Inbound, t0()).await;
     fx.say(reopened, MessageDirection::Inbound, t0() + mins(39))
         .await;
+    let moved = fx.conversation("moved").await;
+    fx.say(moved, MessageDirection::Inbound, t0() + mins(5))
+        .await;
     clock.set(t0() + mins(41));
     let report = monitor.notify_breaches().await.unwrap();
-    assert_eq!((report.breaches, report.notified), (2, 2));
+    assert_eq!((report.breaches, report.notified), (3, 3));
     let mut got = fx.notified().await;
     got.sort();
-    let mut expected = vec![key(late, t0()), key(reopened, t0() + mins(2))];
+    let mut expected = vec![
+        key(late, t0()),
+        key(reopened, t0() + mins(2)),
+        key(moved, t0() + mins(5)),
+    ];
     expected.sort();
     assert_eq!(got, expected);
+    // A message of t0+3 routed late moves the notified wait earlier: the
+    // same wait, not notified again.
+    fx.say(moved, MessageDirection::Inbound, t0() + mins(3))
+        .await;
+    clock.set(t0() + mins(42));
+    let again = monitor.notify_breaches().await.unwrap();
+    assert_eq!((again.breaches, again.notified), (0, 0));
 
     // Retention purges the settled notifications; a new process notifies
     // nothing again.
@@ -265,7 +279,7 @@ async fn late_and_reopened_breaches_are_notified_once(test: TestStore) {
         )
         .await
         .unwrap();
-    assert_eq!(purged, 2);
+    assert_eq!(purged, 3);
     let restarted = SlaMonitor::new(store.clone(), clock.clone());
     let after = restarted.notify_breaches().await.unwrap();
     assert_eq!((after.breaches, after.notified), (0, 0));

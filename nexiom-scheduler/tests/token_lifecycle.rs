@@ -41,6 +41,7 @@ on_both_backends!(
     refused_refresh_pauses_the_channel_until_it_is_reconnected,
     a_token_that_cannot_be_renewed_is_used_until_it_expires,
     a_token_without_a_refresh_flow_refused_by_the_platform_pauses_the_channel,
+    a_reconnected_token_that_never_expires_replaces_the_cached_one,
     two_keepers_refreshing_one_channel_make_one_refresh_call,
     refresh_worker_renews_ahead_of_expiry_once,
     a_refusal_never_undoes_a_newer_token_and_a_stale_paused_copy_is_reread,
@@ -459,11 +460,22 @@ async fn a_token_that_cannot_be_renewed_is_used_until_it_expires(store: Arc<dyn 
     assert_eq!(second, RenewReport::default());
     assert_eq!(fake.count("POST", OAUTH).await, 1);
 
-    // Within the call paths' margin the refresh is refused again, and the
-    // call still gets the token, which works for 2 more minutes.
+    // Within the call paths' margin the call still gets the token, which
+    // works for 2 more minutes, without asking for a refresh again (the
+    // keeper knows it is refused) and without taking the channel's lease.
     clock.set(expires_at - Duration::minutes(2));
     let ctx = tokens.context(connector.as_ref(), &channel).await.unwrap();
     assert_eq!(ctx.access_token.expose(), "old-token");
+    let ctx = tokens.context(connector.as_ref(), &channel).await.unwrap();
+    assert_eq!(ctx.access_token.expose(), "old-token");
+    assert_eq!(fake.count("POST", OAUTH).await, 1);
+    // Another process's keeper, without that knowledge, asks once, is
+    // refused, and uses the token too.
+    let other = ChannelTokens::new(Arc::clone(&store), clock.clone());
+    let ctx = other.context(connector.as_ref(), &channel).await.unwrap();
+    assert_eq!(ctx.access_token.expose(), "old-token");
+    let _ = other.context(connector.as_ref(), &channel).await.unwrap();
+    assert_eq!(fake.count("POST", OAUTH).await, 2);
     assert_eq!(
         store.get_channel(tenant, id).await.unwrap().status,
         ChannelStatus::Active
@@ -527,6 +539,41 @@ async fn a_token_without_a_refresh_flow_refused_by_the_platform_pauses_the_chann
         "the reason names the missing refresh"
     );
     assert_eq!(*told.0.lock().unwrap(), vec![channel.id]);
+}
+
+/// A keeper refreshed a channel (its token cached, expiring in 60 days);
+/// another process reconnects the channel with a token that never expires.
+/// The keeper, handed the channel as stored now, uses the new token, not
+/// its cached one (`Some(expiry)` used to count as newer than `None`).
+async fn a_reconnected_token_that_never_expires_replaces_the_cached_one(store: Arc<dyn Store>) {
+    let clock = Arc::new(ManualClock::new(t0()));
+    let fake = Fake::start(clock.clone()).await;
+    fake.grant_refresh("fresh-1", StdDuration::from_millis(0))
+        .await;
+    let channel = linkedin_channel(store.as_ref(), t0() + Duration::minutes(2)).await;
+    let (tenant, id) = (channel.tenant_id, channel.id);
+    let connector = fake.connector();
+    let tokens = ChannelTokens::new(Arc::clone(&store), clock.clone());
+    let ctx = tokens.context(connector.as_ref(), &channel).await.unwrap();
+    assert_eq!(ctx.access_token.expose(), "fresh-1");
+    let reconnected = ChannelTokens::new(Arc::clone(&store), clock.clone())
+        .reconnect(
+            tenant,
+            id,
+            Credentials {
+                access_token: Some(SecretString::new("never-expires")),
+                refresh_token: None,
+                expires_at: None,
+            },
+        )
+        .await
+        .unwrap();
+    let ctx = tokens
+        .context(connector.as_ref(), &reconnected)
+        .await
+        .unwrap();
+    assert_eq!(ctx.access_token.expose(), "never-expires");
+    assert_eq!(fake.count("POST", OAUTH).await, 1);
 }
 
 async fn a_refusal_never_undoes_a_newer_token_and_a_stale_paused_copy_is_reread(

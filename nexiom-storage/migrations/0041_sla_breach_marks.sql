@@ -8,11 +8,16 @@
 -- notification's key was the only record that a breach was sent, so once
 -- retention purged it, the next process notified the breach again.
 --
--- Now an item carries the wait its breach was notified for; the monitor
--- lists the breaching items whose current wait is not marked (a partial
--- index: a marked item leaves it, a new wait brings it back) and marks them
--- once their notifications are enqueued.
+-- Now an item carries the start of the wait its breach was notified for;
+-- the monitor lists the unresolved breaching items with no mark or a wait
+-- that began after it (a partial index: a marked item leaves it, a new wait
+-- brings it back; a wait moved earlier, by a message routed late, is the
+-- same wait and is not notified again) and marks them once their
+-- notifications are enqueued. Items are not marked here: on the first pass
+-- a breach whose notification retention already purged is notified once
+-- more.
 
 ALTER TABLE inbox_items ADD COLUMN breach_notified_for TIMESTAMPTZ;
 CREATE INDEX ix_inbox_unnotified_breaches ON inbox_items (tenant_id, waiting_since, subject_id)
-    WHERE waiting_since IS NOT NULL AND breach_notified_for IS DISTINCT FROM waiting_since;
+    WHERE waiting_since IS NOT NULL AND status <> 'resolved'
+        AND (breach_notified_for IS NULL OR waiting_since > breach_notified_for);

@@ -99,11 +99,14 @@ pub trait InboxStore: Send + Sync {
     async fn list_first_response_targets(&self) -> Result<Vec<(TenantId, Duration)>>;
     /// The tenant's active items waiting since `now - wait` or earlier whose
     /// current wait is not marked notified
-    /// ([`mark_breaches_notified`](InboxStore::mark_breaches_notified)),
-    /// longest waiting first (then by subject id), at most `limit`. An item
-    /// whose wait ends and starts again (a reply, then a new message) is
-    /// listed again for the new wait; one that appears late with an old
-    /// wait (a message routed late, a conversation reopened) is listed too.
+    /// ([`mark_breaches_notified`](InboxStore::mark_breaches_notified): no
+    /// mark, or a wait that began after the marked one), longest waiting
+    /// first (then by subject id), at most `limit`. An item whose wait ends
+    /// and starts again (a reply, then a new message) is listed again for
+    /// the new wait; one that appears late with an old wait (a message
+    /// routed late, a conversation reopened) is listed too; a marked wait
+    /// moved earlier (a message routed late, before the first one) is the
+    /// same wait and is not.
     async fn list_unnotified_breaches(
         &self,
         tenant: TenantId,

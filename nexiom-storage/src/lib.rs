@@ -63,7 +63,7 @@ pub use external_posts::ExternalPostStore;
 pub use inbox::InboxStore;
 pub use memory::MemoryStore;
 pub use ops::{OpsStore, QueueStats, SchemaStatus, expected_schema_version};
-pub use outbox::{OUTCOME_UNKNOWN_PREFIX, OutboxStore};
+pub use outbox::{MAX_CLAIM_PER_ENDPOINT, OUTCOME_UNKNOWN_PREFIX, OutboxStore};
 pub use poll_batch::{ClaimedPoll, PollBatchStore, PollResult, PollWritten};
 pub use postgres::{PgStore, RotationReport};
 pub use reply_batch::{

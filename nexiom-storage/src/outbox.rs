@@ -40,6 +40,10 @@ use crate::error::Result;
 /// `publish_outcome_unknown` (the publish queue's `OUTCOME_UNKNOWN`).
 pub const OUTCOME_UNKNOWN_PREFIX: &str = "outcome_unknown";
 
+/// The most deliveries of one endpoint a claim takes
+/// ([`OutboxStore::claim_notification_deliveries`]).
+pub const MAX_CLAIM_PER_ENDPOINT: u32 = 10;
+
 /// The outbox: endpoints, notifications and their deliveries.
 #[async_trait]
 pub trait OutboxStore: Send + Sync {
@@ -99,10 +103,13 @@ pub trait OutboxStore: Send + Sync {
 
     /// Claims up to `limit` deliveries of every tenant (a worker-queue
     /// operation): `pending`, due (`next_attempt_at` unset or `<= now`), not
-    /// held by an unexpired claim, to an enabled endpoint; by id (oldest
-    /// first). Each is held until `now + lease`. Concurrent claimers never get
-    /// the same delivery; a claimer that stops lets its deliveries be claimed
-    /// again once the lease expires (so delivery is at least once).
+    /// held by an unexpired claim, to an enabled endpoint; at most
+    /// [`MAX_CLAIM_PER_ENDPOINT`] of one endpoint (the oldest of each), so
+    /// an endpoint with a backlog, or one that hangs, leaves the rest of
+    /// every batch to the others; by id (oldest first). Each is held until
+    /// `now + lease`. Concurrent claimers never get the same delivery; a
+    /// claimer that stops lets its deliveries be claimed again once the
+    /// lease expires (so delivery is at least once).
     async fn claim_notification_deliveries(
         &self,
         now: DateTime<Utc>,

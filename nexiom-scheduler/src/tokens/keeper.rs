@@ -146,6 +146,9 @@ pub async fn connector_refresh(
     }
 }
 
+/// A token the platform will not refresh, and when it expires.
+type Unrefreshable = (SecretString, DateTime<Utc>);
+
 /// Why a refresh runs, which decides what a refusal does while the token
 /// still works.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,6 +190,10 @@ pub struct ChannelTokens {
     clock: Arc<dyn Clock>,
     margin: Duration,
     fresh: Arc<Mutex<HashMap<ChannelId, Credentials>>>,
+    /// Per channel: a token the platform would not refresh while it still
+    /// works, and its expiry: used as it is until then, with no lease taken
+    /// and no refresh asked for again at every call.
+    unrefreshable: Arc<Mutex<HashMap<ChannelId, Unrefreshable>>>,
     listener: Option<Arc<dyn ReauthListener>>,
 }
 
@@ -208,6 +215,7 @@ impl ChannelTokens {
             clock,
             margin: DEFAULT_MARGIN,
             fresh: Arc::default(),
+            unrefreshable: Arc::default(),
             listener: None,
         }
     }
@@ -248,15 +256,35 @@ impl ChannelTokens {
 
     fn cached(&self, channel: &Channel) -> Credentials {
         let fresh = self.fresh.lock().unwrap_or_else(|e| e.into_inner());
-        match fresh.get(&channel.id) {
+        match (fresh.get(&channel.id), channel.credentials.expires_at) {
             // Newer than the caller's copy: refreshed here since it was read.
-            Some(known)
-                if known.expires_at.is_some()
-                    && known.expires_at > channel.credentials.expires_at =>
-            {
+            // A copy whose token never expires is taken as it is: a person
+            // reconnected the channel with such a token (a Page or WhatsApp
+            // token), which no refresh here can be newer than.
+            (Some(known), Some(copy)) if known.expires_at.is_some_and(|k| k > copy) => {
                 known.clone()
             }
             _ => channel.credentials.clone(),
+        }
+    }
+
+    /// Whether `credentials` hold a token the platform would not refresh
+    /// and that still works.
+    fn known_unrefreshable(&self, channel: ChannelId, credentials: &Credentials) -> bool {
+        let known = self.unrefreshable.lock().unwrap_or_else(|e| e.into_inner());
+        known.get(&channel).is_some_and(|(token, expires_at)| {
+            credentials.access_token.as_ref() == Some(token) && *expires_at > self.clock.now()
+        })
+    }
+
+    /// Records that `channel`'s current token cannot be refreshed and works
+    /// until `expires_at`.
+    fn unrefreshable_until(&self, channel: &Channel, expires_at: DateTime<Utc>) {
+        if let Some(token) = &channel.credentials.access_token {
+            let now = self.clock.now();
+            let mut known = self.unrefreshable.lock().unwrap_or_else(|e| e.into_inner());
+            known.retain(|_, (_, at)| *at > now);
+            known.insert(channel.id, (token.clone(), expires_at));
         }
     }
 
@@ -305,7 +333,9 @@ impl ChannelTokens {
             &reread
         };
         let credentials = self.cached(channel);
-        if self.valid_for(credentials.expires_at, self.margin) {
+        if self.valid_for(credentials.expires_at, self.margin)
+            || self.known_unrefreshable(channel.id, &credentials)
+        {
             let mut current = channel.clone();
             current.credentials = credentials;
             return Ok(current);
@@ -440,15 +470,17 @@ impl ChannelTokens {
                 let now = self.clock.now();
                 let works_until = current.credentials.expires_at.filter(|at| *at > now);
                 match (need, works_until) {
-                    (Need::Call, Some(_)) => {
+                    (Need::Call, Some(expires_at)) => {
                         drop(lease);
                         tracing::warn!(channel = %id, %reason,
                             "the token cannot be refreshed; used until it expires");
                         self.remember(&current);
+                        self.unrefreshable_until(&current, expires_at);
                         return Ok(current);
                     }
                     (Need::Renew, Some(expires_at)) => {
                         drop(lease);
+                        self.unrefreshable_until(&current, expires_at);
                         return Err(self.not_renewable(tenant, id, reason, expires_at).await);
                     }
                     _ => {}

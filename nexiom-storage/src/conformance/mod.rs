@@ -208,6 +208,7 @@ macro_rules! conformance_suite {
             escalations_write_their_notification,
             failed_posts_write_their_notification,
             notification_deliveries_retry_and_die,
+            a_claim_takes_a_bounded_share_of_one_endpoint,
             deployment_notifications_reach_subscribed_tenants,
             agent_replies_are_claimed_once_and_recorded,
             concurrent_agent_reply_claims_claim_once,

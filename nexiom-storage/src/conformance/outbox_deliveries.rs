@@ -280,3 +280,54 @@ pub async fn deployment_notifications_reach_subscribed_tenants(store: Arc<dyn St
         Err(StorageError::Invalid { .. })
     ));
 }
+
+/// One endpoint with a backlog (an escalation storm) does not fill a claim:
+/// at most `MAX_CLAIM_PER_ENDPOINT` of its deliveries go in each, and
+/// another tenant's delivery, newer than all of them, is claimed in the same
+/// batch; the backlog's rest comes in the next claim, each delivery once.
+pub async fn a_claim_takes_a_bounded_share_of_one_endpoint(store: Arc<dyn Store>) {
+    let s = store.as_ref();
+    let busy = world(s, "Busy", Platform::Facebook, "page-1").await;
+    let quiet = world(s, "Quiet", Platform::Facebook, "page-2").await;
+    use NotificationKind::*;
+    let flooded = webhook(s, &busy, "ops", &[PostFailed]).await;
+    let other = webhook(s, &quiet, "ops", &[PostFailed]).await;
+    let notify = |w: &super::fixtures::World, i: usize| NewNotification {
+        tenant_id: w.tenant.id,
+        kind: PostFailed,
+        key: format!("post_failed:{i}"),
+        payload: json!({"n": i}),
+        occurred_at: t0(),
+    };
+    let backlog = crate::MAX_CLAIM_PER_ENDPOINT as usize + 5;
+    for i in 0..backlog {
+        s.enqueue_notification(notify(&busy, i)).await.unwrap();
+    }
+    s.enqueue_notification(notify(&quiet, 0)).await.unwrap();
+    let lease = mins(1);
+    let claimed = s
+        .claim_notification_deliveries(t0(), 50, lease)
+        .await
+        .unwrap();
+    let of = |id: EndpointId, c: &[ClaimedNotification]| {
+        c.iter().filter(|c| c.endpoint.id == id).count()
+    };
+    assert_eq!(
+        of(flooded.id, &claimed),
+        crate::MAX_CLAIM_PER_ENDPOINT as usize
+    );
+    assert_eq!(of(other.id, &claimed), 1);
+    let next = s
+        .claim_notification_deliveries(t0(), 50, lease)
+        .await
+        .unwrap();
+    assert_eq!((next.len(), of(flooded.id, &next)), (5, 5));
+    let mut all: Vec<u64> = claimed
+        .iter()
+        .chain(&next)
+        .filter(|c| c.endpoint.id == flooded.id)
+        .map(|c| c.notification.payload["n"].as_u64().unwrap())
+        .collect();
+    all.sort_unstable();
+    assert_eq!(all, (0..backlog as u64).collect::<Vec<_>>(), "each once");
+}

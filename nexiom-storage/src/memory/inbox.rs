@@ -443,7 +443,8 @@ impl InboxStore for MemoryStore {
             .into_iter()
             .filter(|i| {
                 i.waiting_since.is_some_and(|since| {
-                    since <= now - wait && marks.get(&i.subject.id()) != Some(&since)
+                    since <= now - wait
+                        && marks.get(&i.subject.id()).is_none_or(|mark| since > *mark)
                 })
             })
             .collect();

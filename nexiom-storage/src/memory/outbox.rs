@@ -14,7 +14,7 @@ use nexiom_core::{
 
 use super::{Inner, MemoryStore, get_scoped, limit_len};
 use crate::error::{Result, StorageError};
-use crate::outbox::OutboxStore;
+use crate::outbox::{MAX_CLAIM_PER_ENDPOINT, OutboxStore};
 
 /// The outbox's rows.
 #[derive(Default)]
@@ -216,9 +216,16 @@ impl Inner {
         let until = now + lease;
         let outbox = &mut self.outbox;
         let mut claimed = Vec::new();
+        let mut per_endpoint: HashMap<EndpointId, u32> = HashMap::new();
         for delivery in outbox.deliveries.values_mut() {
             if claimed.len() >= limit_len(limit) {
                 break;
+            }
+            if per_endpoint
+                .get(&delivery.endpoint_id)
+                .is_some_and(|n| *n >= MAX_CLAIM_PER_ENDPOINT)
+            {
+                continue;
             }
             let due = delivery.state == NotificationDeliveryState::Pending
                 && delivery.next_attempt_at.is_none_or(|at| at <= now)
@@ -232,6 +239,7 @@ impl Inner {
                 continue;
             };
             delivery.lease_until = Some(until);
+            *per_endpoint.entry(delivery.endpoint_id).or_default() += 1;
             claimed.push(ClaimedNotification {
                 delivery: delivery.clone(),
                 notification: notification.clone(),

@@ -547,8 +547,9 @@ impl InboxStore for PgStore {
         let rows: Vec<InboxRow> = sqlx::query_as(
             "SELECT * FROM inbox_items \
              WHERE tenant_id = $1 AND waiting_since IS NOT NULL AND waiting_since <= $2 \
-                 AND breach_notified_for IS DISTINCT FROM waiting_since \
-                 AND status <> 'resolved' AND (status <> 'snoozed' OR snoozed_until <= $3) \
+                 AND status <> 'resolved' \
+                 AND (breach_notified_for IS NULL OR waiting_since > breach_notified_for) \
+                 AND (status <> 'snoozed' OR snoozed_until <= $3) \
              ORDER BY waiting_since, subject_id LIMIT $4",
         )
         .bind(tenant.as_uuid())

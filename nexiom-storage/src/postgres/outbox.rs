@@ -5,7 +5,7 @@
 //! [`OutboxStore::enqueue_notification`] calls too; endpoint secrets are
 //! sealed like channel tokens.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
@@ -26,7 +26,11 @@ use crate::secrets::Slot;
 /// The sealed column of an endpoint's secret.
 const ENDPOINT_SECRET: &str = "notification_endpoints.secret";
 
-#[derive(Clone, sqlx::FromRow)]
+/// When the deliveries of an endpoint whose secret a claimer cannot open
+/// are due again.
+const UNREADABLE_SECRET_RETRY: Duration = Duration::minutes(5);
+
+#[derive(sqlx::FromRow)]
 struct EndpointRow {
     id: Uuid,
     tenant_id: Uuid,
@@ -405,15 +409,26 @@ impl OutboxStore for PgStore {
         // A cross-tenant worker queue: on the scan pool, skipping what another
         // claimer holds.
         let mut tx = self.scan_pool.begin().await.map_err(db)?;
+        // The oldest due deliveries of each enabled endpoint (at most
+        // MAX_CLAIM_PER_ENDPOINT each, through the partial index of
+        // migration 0042), the oldest of those overall, then locked.
         let rows: Vec<DeliveryRow> = sqlx::query_as(
             "WITH c AS ( \
                  SELECT d.id FROM notification_deliveries d \
-                 JOIN notification_endpoints e \
-                     ON e.tenant_id = d.tenant_id AND e.id = d.endpoint_id \
-                 WHERE d.state = 'pending' AND e.enabled \
-                     AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= $1) \
+                 WHERE d.id = ANY(ARRAY( \
+                         SELECT x.id FROM notification_endpoints e \
+                         CROSS JOIN LATERAL ( \
+                             SELECT p.id FROM notification_deliveries p \
+                             WHERE p.endpoint_id = e.id AND p.tenant_id = e.tenant_id \
+                                 AND p.state = 'pending' \
+                                 AND (p.next_attempt_at IS NULL OR p.next_attempt_at <= $1) \
+                                 AND (p.lease_until IS NULL OR p.lease_until <= $1) \
+                             ORDER BY p.id LIMIT $4) x \
+                         WHERE e.enabled \
+                         ORDER BY x.id LIMIT $2)) \
+                     AND d.state = 'pending' \
                      AND (d.lease_until IS NULL OR d.lease_until <= $1) \
-                 ORDER BY d.id LIMIT $2 \
+                 ORDER BY d.id \
                  FOR UPDATE OF d SKIP LOCKED \
              ) \
              UPDATE notification_deliveries d SET lease_until = $3 \
@@ -422,6 +437,7 @@ impl OutboxStore for PgStore {
         .bind(bound(now))
         .bind(limit(max))
         .bind(bound(now + lease))
+        .bind(i64::from(crate::outbox::MAX_CLAIM_PER_ENDPOINT))
         .fetch_all(&mut *tx)
         .await
         .map_err(db)?;
@@ -448,26 +464,45 @@ impl OutboxStore for PgStore {
             .into_iter()
             .map(|n| Ok((n.id, n.into_entity()?)))
             .collect::<Result<_>>()?;
-        // An endpoint whose secret these keys cannot open (a key rotated
-        // away) is handed over without it, so its deliveries fail as
-        // misconfigured, back off and end dead, instead of failing the claim
-        // of every tenant's deliveries, over and over.
-        let endpoints: HashMap<Uuid, NotificationEndpoint> = endpoints
+        // An endpoint whose secret this store's keys cannot open (a key
+        // rotated away, a process started without the older key): its
+        // deliveries are handed back, with no attempt counted, due again in
+        // UNREADABLE_SECRET_RETRY, for a process that has the key; the
+        // claim's other deliveries go out.
+        let mut unreadable = HashSet::new();
+        let mut endpoints_by_id: HashMap<Uuid, NotificationEndpoint> = HashMap::new();
+        for row in endpoints {
+            let id = row.id;
+            match self.endpoint(row) {
+                Ok(endpoint) => {
+                    endpoints_by_id.insert(id, endpoint);
+                }
+                Err(error @ StorageError::Secret { .. }) => {
+                    tracing::error!(endpoint = %id, %error,
+                        "a notification endpoint's secret cannot be opened with this store's keys; \
+                         its deliveries are left for a process that can");
+                    unreadable.insert(id);
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        let endpoints = endpoints_by_id;
+        let (rows, handed_back): (Vec<DeliveryRow>, Vec<DeliveryRow>) = rows
             .into_iter()
-            .map(|e| {
-                let id = e.id;
-                let endpoint = match self.endpoint(e.clone()) {
-                    Ok(endpoint) => endpoint,
-                    Err(error @ StorageError::Secret { .. }) => {
-                        tracing::error!(endpoint = %id, %error,
-                            "a notification endpoint's secret cannot be opened; its deliveries fail");
-                        self.endpoint(EndpointRow { secret: None, ..e })?
-                    }
-                    Err(other) => return Err(other),
-                };
-                Ok((id, endpoint))
-            })
-            .collect::<Result<_>>()?;
+            .partition(|r| !unreadable.contains(&r.endpoint_id));
+        if !handed_back.is_empty() {
+            let ids: Vec<Uuid> = handed_back.iter().map(|r| r.id).collect();
+            sqlx::query(
+                "UPDATE notification_deliveries SET lease_until = NULL, next_attempt_at = $2 \
+                 WHERE id = ANY($1) AND lease_until = $3",
+            )
+            .bind(&ids)
+            .bind(bound(now + UNREADABLE_SECRET_RETRY))
+            .bind(bound(now + lease))
+            .execute(&self.scan_pool)
+            .await
+            .map_err(db)?;
+        }
         let mut claimed = Vec::with_capacity(rows.len());
         for row in rows {
             let (Some(notification), Some(endpoint)) = (
