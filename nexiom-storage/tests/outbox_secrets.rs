@@ -1,5 +1,7 @@
-//! Notification endpoint secrets at rest on PostgreSQL: sealed like channel
-//! tokens, opened on read (claims included), re-sealed by a key rotation.
+//! Notification claims and endpoint secrets on PostgreSQL: secrets sealed
+//! like channel tokens, opened on read (claims included), re-sealed by a key
+//! rotation; a secret a claimer cannot open left to one that can, then dead
+//! after a day; a claim beside a concurrent claimer.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::str::FromStr;
@@ -7,10 +9,23 @@ use std::sync::Arc;
 
 use chrono::{Duration, TimeZone, Utc};
 use nexiom_core::*;
-use nexiom_storage::conformance::{postgres_test_store, postgres_test_url};
+use nexiom_storage::conformance::{TestStore, postgres_test_store, postgres_test_url};
 use nexiom_storage::secrets::{KeyId, SealingKey, StaticKeys};
 use nexiom_storage::{OutboxStore, PgStore, TenantStore};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+/// A pool on the test's schema, for stores with keys of the test's choosing.
+async fn pool(test: &TestStore) -> sqlx::PgPool {
+    let url = postgres_test_url().await.unwrap();
+    let options = PgConnectOptions::from_str(&url)
+        .unwrap()
+        .options([("search_path", test.schema().unwrap())]);
+    PgPoolOptions::new()
+        .max_connections(2)
+        .connect_with(options)
+        .await
+        .unwrap()
+}
 
 #[tokio::test]
 #[cfg_attr(nexiom_no_postgres, ignore = "no PostgreSQL reachable")]
@@ -18,15 +33,7 @@ async fn endpoint_secrets_are_sealed_and_rotated() {
     let Some(test) = postgres_test_store().await else {
         return;
     };
-    let url = postgres_test_url().await.unwrap();
-    let options = PgConnectOptions::from_str(&url)
-        .unwrap()
-        .options([("search_path", test.schema().unwrap())]);
-    let raw = PgPoolOptions::new()
-        .max_connections(2)
-        .connect_with(options)
-        .await
-        .unwrap();
+    let raw = pool(&test).await;
     let t0 = Utc.with_ymd_and_hms(2026, 11, 1, 9, 0, 0).unwrap();
     let (k1, k2) = (SealingKey::generate(), SealingKey::generate());
     let s = PgStore::from_pool(raw.clone()).with_keys(Arc::new(StaticKeys::new(
@@ -106,15 +113,7 @@ async fn a_secret_the_keys_cannot_open_is_left_to_a_process_that_can() {
     let Some(test) = postgres_test_store().await else {
         return;
     };
-    let url = postgres_test_url().await.unwrap();
-    let options = PgConnectOptions::from_str(&url)
-        .unwrap()
-        .options([("search_path", test.schema().unwrap())]);
-    let raw = PgPoolOptions::new()
-        .max_connections(2)
-        .connect_with(options)
-        .await
-        .unwrap();
+    let raw = pool(&test).await;
     let t0 = Utc.with_ymd_and_hms(2026, 11, 1, 9, 0, 0).unwrap();
     let lost = PgStore::from_pool(raw.clone()).with_keys(Arc::new(StaticKeys::new(
         KeyId::new("lost").unwrap(),
@@ -145,7 +144,7 @@ async fn a_secret_the_keys_cannot_open_is_left_to_a_process_that_can() {
         .create_notification_endpoint(endpoint("fresh", Some("whsec-fedcba9876543210")))
         .await
         .unwrap();
-    current
+    let notification = current
         .enqueue_notification(NewNotification {
             tenant_id: tenant.id,
             kind: NotificationKind::PostFailed,
@@ -154,7 +153,8 @@ async fn a_secret_the_keys_cannot_open_is_left_to_a_process_that_can() {
             occurred_at: t0,
         })
         .await
-        .unwrap();
+        .unwrap()
+        .record;
     let claimed = current
         .claim_notification_deliveries(t0, 10, Duration::minutes(1))
         .await
@@ -179,6 +179,95 @@ async fn a_secret_the_keys_cannot_open_is_left_to_a_process_that_can() {
         later[0].endpoint.secret.as_ref().unwrap().expose(),
         "whsec-0123456789abcdef"
     );
+    // No process that can open it claims it for a day: it ends dead.
+    assert!(
+        current
+            .claim_notification_deliveries(t0 + Duration::hours(25), 10, Duration::minutes(1))
+            .await
+            .unwrap()
+            .iter()
+            .all(|c| c.endpoint.name != "sealed")
+    );
+    let deliveries = current
+        .list_notification_deliveries(tenant.id, notification.id)
+        .await
+        .unwrap();
+    let dead: Vec<_> = deliveries
+        .iter()
+        .filter(|d| d.state == NotificationDeliveryState::Dead)
+        .collect();
+    assert_eq!(dead.len(), 1);
+    assert!(
+        dead[0]
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("could not be opened"),
+        "{:?}",
+        dead[0].last_error
+    );
+    raw.close().await;
+    test.cleanup().await;
+}
+
+/// A claim while another claimer holds the oldest due deliveries (its rows
+/// locked, not yet committed): it takes the next ones instead of coming back
+/// empty, and still at most 10 of one endpoint.
+#[tokio::test]
+#[cfg_attr(nexiom_no_postgres, ignore = "no PostgreSQL reachable")]
+async fn a_claim_beside_a_concurrent_claimer_takes_the_next_deliveries() {
+    let Some(test) = postgres_test_store().await else {
+        return;
+    };
+    let raw = pool(&test).await;
+    let t0 = Utc.with_ymd_and_hms(2026, 11, 1, 9, 0, 0).unwrap();
+    let s = PgStore::from_pool(raw.clone()).with_keys(Arc::new(StaticKeys::new(
+        KeyId::new("k1").unwrap(),
+        SealingKey::generate(),
+    )));
+    let tenant = s.create_tenant(NewTenant::new("Acme", t0)).await.unwrap();
+    for name in ["a", "b", "c"] {
+        s.create_notification_endpoint(NewNotificationEndpoint {
+            tenant_id: tenant.id,
+            name: name.into(),
+            kind: EndpointKind::Webhook,
+            url: format!("https://{name}.example.com/hook"),
+            secret: Some(SecretString::new("whsec-0123456789abcdef")),
+            kinds: vec![NotificationKind::PostFailed],
+            created_at: t0,
+        })
+        .await
+        .unwrap();
+    }
+    for i in 0..4 {
+        s.enqueue_notification(NewNotification {
+            tenant_id: tenant.id,
+            kind: NotificationKind::PostFailed,
+            key: format!("post_failed:{i}"),
+            payload: serde_json::json!({}),
+            occurred_at: t0,
+        })
+        .await
+        .unwrap();
+    }
+    // 12 deliveries (4 per endpoint); another claimer holds the 6 oldest.
+    let mut other = raw.begin().await.unwrap();
+    let held: Vec<uuid::Uuid> =
+        sqlx::query_scalar("SELECT id FROM notification_deliveries ORDER BY id LIMIT 6 FOR UPDATE")
+            .fetch_all(&mut *other)
+            .await
+            .unwrap();
+    let claimed = s
+        .claim_notification_deliveries(t0, 6, Duration::minutes(1))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 6, "the next six, not none");
+    assert!(
+        claimed
+            .iter()
+            .all(|c| !held.contains(&c.delivery.id.as_uuid()))
+    );
+    other.rollback().await.unwrap();
     raw.close().await;
     test.cleanup().await;
 }

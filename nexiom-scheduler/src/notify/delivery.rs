@@ -241,7 +241,7 @@ impl NotificationDispatcher {
 }
 
 /// [`NotificationDispatcher::deliver_due`] on the worker runtime, every 15
-/// seconds by default: batches of `batch_size` until one comes back short,
+/// seconds by default: batches of `batch_size` until one comes back empty,
 /// at most `max_batches`, stopping between batches on shutdown.
 #[derive(Debug, Clone)]
 pub struct DeliverNotificationsWorker {
@@ -285,7 +285,9 @@ impl Worker for DeliverNotificationsWorker {
             total.dead += batch.dead;
             total.lost += batch.lost;
             total.unrecorded += batch.unrecorded;
-            if batch.claimed < u64::from(ctx.batch.batch_size) || ctx.shutdown.is_triggered() {
+            // A short batch does not mean the queue is empty (a claim takes
+            // at most 10 deliveries of one endpoint): only an empty one does.
+            if batch.claimed == 0 || ctx.shutdown.is_triggered() {
                 break;
             }
         }

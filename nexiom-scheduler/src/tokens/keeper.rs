@@ -273,7 +273,9 @@ impl ChannelTokens {
     fn known_unrefreshable(&self, channel: ChannelId, credentials: &Credentials) -> bool {
         let known = self.unrefreshable.lock().unwrap_or_else(|e| e.into_inner());
         known.get(&channel).is_some_and(|(token, expires_at)| {
-            credentials.access_token.as_ref() == Some(token) && *expires_at > self.clock.now()
+            credentials.access_token.as_ref() == Some(token)
+                && credentials.expires_at == Some(*expires_at)
+                && *expires_at > self.clock.now()
         })
     }
 

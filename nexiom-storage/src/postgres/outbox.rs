@@ -30,6 +30,15 @@ const ENDPOINT_SECRET: &str = "notification_endpoints.secret";
 /// are due again.
 const UNREADABLE_SECRET_RETRY: Duration = Duration::minutes(5);
 
+/// How long after its notification a delivery whose endpoint's secret no
+/// claimer could open is handed back before it is dead.
+const UNREADABLE_SECRET_DEADLINE: Duration = Duration::hours(24);
+
+/// The error of a delivery dead that way.
+const UNREADABLE_SECRET_ERROR: &str = "the endpoint's secret could not be opened with the keys of \
+     the processes that claimed it for 24 hours: configure the key it was sealed with, or set a \
+     new secret";
+
 #[derive(sqlx::FromRow)]
 struct EndpointRow {
     id: Uuid,
@@ -409,9 +418,10 @@ impl OutboxStore for PgStore {
         // A cross-tenant worker queue: on the scan pool, skipping what another
         // claimer holds.
         let mut tx = self.scan_pool.begin().await.map_err(db)?;
-        // The oldest due deliveries of each enabled endpoint (at most
-        // MAX_CLAIM_PER_ENDPOINT each, through the partial index of
-        // migration 0042), the oldest of those overall, then locked.
+        // The candidates: the oldest due deliveries of each enabled endpoint
+        // (at most MAX_CLAIM_PER_ENDPOINT each, through the partial index of
+        // migration 0042); of those, the oldest `max` not held by a
+        // concurrent claimer, locked (each row checked again once locked).
         let rows: Vec<DeliveryRow> = sqlx::query_as(
             "WITH c AS ( \
                  SELECT d.id FROM notification_deliveries d \
@@ -424,11 +434,11 @@ impl OutboxStore for PgStore {
                                  AND (p.next_attempt_at IS NULL OR p.next_attempt_at <= $1) \
                                  AND (p.lease_until IS NULL OR p.lease_until <= $1) \
                              ORDER BY p.id LIMIT $4) x \
-                         WHERE e.enabled \
-                         ORDER BY x.id LIMIT $2)) \
+                         WHERE e.enabled)) \
                      AND d.state = 'pending' \
+                     AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= $1) \
                      AND (d.lease_until IS NULL OR d.lease_until <= $1) \
-                 ORDER BY d.id \
+                 ORDER BY d.id LIMIT $2 \
                  FOR UPDATE OF d SKIP LOCKED \
              ) \
              UPDATE notification_deliveries d SET lease_until = $3 \
@@ -459,16 +469,12 @@ impl OutboxStore for PgStore {
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(db)?;
-        tx.commit().await.map_err(db)?;
-        let notifications: HashMap<Uuid, Notification> = notifications
-            .into_iter()
-            .map(|n| Ok((n.id, n.into_entity()?)))
-            .collect::<Result<_>>()?;
         // An endpoint whose secret this store's keys cannot open (a key
         // rotated away, a process started without the older key): its
-        // deliveries are handed back, with no attempt counted, due again in
-        // UNREADABLE_SECRET_RETRY, for a process that has the key; the
-        // claim's other deliveries go out.
+        // deliveries are handed back in the claim's transaction, with no
+        // attempt counted, due again in UNREADABLE_SECRET_RETRY, for a
+        // process that has the key; after UNREADABLE_SECRET_DEADLINE (from
+        // the notification) they are dead, so a secret nobody can open ends.
         let mut unreadable = HashSet::new();
         let mut endpoints_by_id: HashMap<Uuid, NotificationEndpoint> = HashMap::new();
         for row in endpoints {
@@ -493,16 +499,26 @@ impl OutboxStore for PgStore {
         if !handed_back.is_empty() {
             let ids: Vec<Uuid> = handed_back.iter().map(|r| r.id).collect();
             sqlx::query(
-                "UPDATE notification_deliveries SET lease_until = NULL, next_attempt_at = $2 \
-                 WHERE id = ANY($1) AND lease_until = $3",
+                "UPDATE notification_deliveries d SET lease_until = NULL, \
+                     next_attempt_at = CASE WHEN n.occurred_at < $3 THEN NULL ELSE $2 END, \
+                     state = CASE WHEN n.occurred_at < $3 THEN 'dead' ELSE d.state END, \
+                     last_error = CASE WHEN n.occurred_at < $3 THEN $4 ELSE d.last_error END \
+                 FROM notifications n \
+                 WHERE d.id = ANY($1) AND n.tenant_id = d.tenant_id AND n.id = d.notification_id",
             )
             .bind(&ids)
             .bind(bound(now + UNREADABLE_SECRET_RETRY))
-            .bind(bound(now + lease))
-            .execute(&self.scan_pool)
+            .bind(bound(now - UNREADABLE_SECRET_DEADLINE))
+            .bind(UNREADABLE_SECRET_ERROR)
+            .execute(&mut *tx)
             .await
             .map_err(db)?;
         }
+        tx.commit().await.map_err(db)?;
+        let notifications: HashMap<Uuid, Notification> = notifications
+            .into_iter()
+            .map(|n| Ok((n.id, n.into_entity()?)))
+            .collect::<Result<_>>()?;
         let mut claimed = Vec::with_capacity(rows.len());
         for row in rows {
             let (Some(notification), Some(endpoint)) = (
