@@ -8,3 +8,10 @@
 
 CREATE INDEX ix_notification_deliveries_endpoint_pending
     ON notification_deliveries (endpoint_id, id) WHERE state = 'pending';
+
+-- A delivery whose endpoint's secret a claiming process cannot open (a key
+-- rotated away, a process started without the older key) is handed back
+-- for a process that has the key; this is when that first happened, so it
+-- is dead only after a day of such hand-backs (cleared by any recorded
+-- attempt).
+ALTER TABLE notification_deliveries ADD COLUMN unreadable_since TIMESTAMPTZ;

@@ -106,7 +106,8 @@ async fn endpoint_secrets_are_sealed_and_rotated() {
 /// still hands out the other endpoint's delivery, and hands that
 /// endpoint's back, with no attempt counted and due again in 5 minutes, to
 /// a process that has the key, instead of failing every tenant's claim at
-/// every batch.
+/// every batch; a day after the first hand-back with no process able to
+/// open it, the delivery is dead.
 #[tokio::test]
 #[cfg_attr(nexiom_no_postgres, ignore = "no PostgreSQL reachable")]
 async fn a_secret_the_keys_cannot_open_is_left_to_a_process_that_can() {
@@ -150,7 +151,9 @@ async fn a_secret_the_keys_cannot_open_is_left_to_a_process_that_can() {
             kind: NotificationKind::PostFailed,
             key: "post_failed:x:1".into(),
             payload: serde_json::json!({}),
-            occurred_at: t0,
+            // Two days old (an SLA breach found late): the day counts from
+            // the first hand-back, not from the notification.
+            occurred_at: t0 - Duration::days(2),
         })
         .await
         .unwrap()

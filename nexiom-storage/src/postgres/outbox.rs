@@ -30,7 +30,7 @@ const ENDPOINT_SECRET: &str = "notification_endpoints.secret";
 /// are due again.
 const UNREADABLE_SECRET_RETRY: Duration = Duration::minutes(5);
 
-/// How long after its notification a delivery whose endpoint's secret no
+/// How long after the first hand-back a delivery whose endpoint's secret no
 /// claimer could open is handed back before it is dead.
 const UNREADABLE_SECRET_DEADLINE: Duration = Duration::hours(24);
 
@@ -473,8 +473,9 @@ impl OutboxStore for PgStore {
         // rotated away, a process started without the older key): its
         // deliveries are handed back in the claim's transaction, with no
         // attempt counted, due again in UNREADABLE_SECRET_RETRY, for a
-        // process that has the key; after UNREADABLE_SECRET_DEADLINE (from
-        // the notification) they are dead, so a secret nobody can open ends.
+        // process that has the key; UNREADABLE_SECRET_DEADLINE after the
+        // first such hand-back (`unreadable_since`, migration 0042) they are
+        // dead, so a secret nobody can open ends.
         let mut unreadable = HashSet::new();
         let mut endpoints_by_id: HashMap<Uuid, NotificationEndpoint> = HashMap::new();
         for row in endpoints {
@@ -500,16 +501,20 @@ impl OutboxStore for PgStore {
             let ids: Vec<Uuid> = handed_back.iter().map(|r| r.id).collect();
             sqlx::query(
                 "UPDATE notification_deliveries d SET lease_until = NULL, \
-                     next_attempt_at = CASE WHEN n.occurred_at < $3 THEN NULL ELSE $2 END, \
-                     state = CASE WHEN n.occurred_at < $3 THEN 'dead' ELSE d.state END, \
-                     last_error = CASE WHEN n.occurred_at < $3 THEN $4 ELSE d.last_error END \
-                 FROM notifications n \
-                 WHERE d.id = ANY($1) AND n.tenant_id = d.tenant_id AND n.id = d.notification_id",
+                     unreadable_since = COALESCE(d.unreadable_since, $5), \
+                     next_attempt_at = CASE WHEN COALESCE(d.unreadable_since, $5) < $3 \
+                         THEN NULL ELSE $2 END, \
+                     state = CASE WHEN COALESCE(d.unreadable_since, $5) < $3 \
+                         THEN 'dead' ELSE d.state END, \
+                     last_error = CASE WHEN COALESCE(d.unreadable_since, $5) < $3 \
+                         THEN $4 ELSE d.last_error END \
+                 WHERE d.id = ANY($1)",
             )
             .bind(&ids)
             .bind(bound(now + UNREADABLE_SECRET_RETRY))
             .bind(bound(now - UNREADABLE_SECRET_DEADLINE))
             .bind(UNREADABLE_SECRET_ERROR)
+            .bind(bound(now))
             .execute(&mut *tx)
             .await
             .map_err(db)?;
@@ -565,7 +570,7 @@ impl OutboxStore for PgStore {
         let mut tx = self.scoped(tenant).await?;
         let row: Option<DeliveryRow> = sqlx::query_as(
             "UPDATE notification_deliveries SET state = $4, attempts = attempts + 1, \
-                 next_attempt_at = $5, lease_until = NULL, \
+                 next_attempt_at = $5, lease_until = NULL, unreadable_since = NULL, \
                  last_error = COALESCE($6, last_error), delivered_at = $7 \
              WHERE tenant_id = $1 AND id = $2 AND state = 'pending' AND lease_until = $3 \
              RETURNING *",
