@@ -121,7 +121,9 @@ pub struct NewNotificationEndpoint {
     pub name: String,
     /// How it is called.
     pub kind: EndpointKind,
-    /// An `http://` or `https://` URL.
+    /// An `https://` URL (`http://` only to a loopback address, such as a
+    /// receiver on the same machine: a notification carries customer text
+    /// and its signature, which must not cross a network in clear).
     pub url: String,
     /// The signing secret: required for a webhook (at least 16 bytes).
     pub secret: Option<SecretString>,
@@ -132,20 +134,38 @@ pub struct NewNotificationEndpoint {
     pub created_at: DateTime<Utc>,
 }
 
+/// Whether `url` is `http://` to a loopback host (`localhost`, `127.0.0.0/8`,
+/// `[::1]`).
+fn loopback_http(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority.rsplit('@').next().unwrap_or_default();
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host_port.split(':').next().unwrap_or_default(),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 impl NewNotificationEndpoint {
     /// Checks the name, the URL, the secret and the kinds.
     pub fn validate(&self) -> Result<(), CoreError> {
         validate::key("name", &self.name)?;
         let url = self.url.as_str();
-        if !(url.starts_with("https://") || url.starts_with("http://"))
+        if !(url.starts_with("https://") || loopback_http(url))
             || url.len() > MAX_ENDPOINT_URL_LEN
             || url.chars().any(|c| c.is_control() || c.is_whitespace())
         {
             return Err(CoreError::invalid(
                 "url",
                 format!(
-                    "must be an http:// or https:// URL of at most {MAX_ENDPOINT_URL_LEN} bytes \
-                     without spaces"
+                    "must be an https:// URL (http:// only to a loopback address) of at most \
+                     {MAX_ENDPOINT_URL_LEN} bytes without spaces"
                 ),
             ));
         }
@@ -238,4 +258,30 @@ pub enum DeliveryAttempt {
         /// The next attempt, or `None` for the last one.
         retry_at: Option<DateTime<Utc>>,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_is_accepted_only_to_a_loopback_address() {
+        for ok in [
+            "http://127.0.0.1:8080/hook",
+            "http://localhost/hook",
+            "http://[::1]:9000/hook",
+            "http://user@127.0.0.2/hook",
+        ] {
+            assert!(loopback_http(ok), "{ok}");
+        }
+        for refused in [
+            "http://hooks.example.com/hook",
+            "http://10.0.0.5/hook",
+            "http://127.0.0.1.example.com/hook",
+            "http://evil.example.com@/hook",
+            "https://127.0.0.1/hook",
+        ] {
+            assert!(!loopback_http(refused), "{refused}");
+        }
+    }
 }
