@@ -94,4 +94,25 @@ impl SchedulerError {
     pub fn is_transient(&self) -> bool {
         matches!(self, SchedulerError::Storage(e) if e.is_transient())
     }
+
+    /// A short, stable name of the error's class (`storage_unavailable`,
+    /// `storage`, `inbound`, `pipeline`, `invalid_input`, `wrong_status`,
+    /// `unsupported`), with none of its text: what may be shown to someone who
+    /// must not read the message itself (a `worker_failing` notification goes
+    /// to every subscribed tenant, and a worker's error can quote another
+    /// tenant's data).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SchedulerError::Storage(e) if e.is_transient() => "storage_unavailable",
+            SchedulerError::Storage(_) => "storage",
+            SchedulerError::Inbound(_) => "inbound",
+            SchedulerError::PipelineFailed(_) => "pipeline",
+            SchedulerError::InvalidRrule { .. }
+            | SchedulerError::UnknownTimeZone(_)
+            | SchedulerError::NoFutureOccurrence { .. }
+            | SchedulerError::ContentRefused(_) => "invalid_input",
+            SchedulerError::WrongStatus { .. } => "wrong_status",
+            SchedulerError::Unsupported { .. } => "unsupported",
+        }
+    }
 }

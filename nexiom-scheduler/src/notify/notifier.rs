@@ -207,10 +207,11 @@ pub fn slack_text(notification: &Notification) -> String {
             excerpt(field("reason"))
         ),
         NotificationKind::WorkerFailing => format!(
-            ":warning: Worker {} failed {} runs in a row: {}",
+            ":warning: Worker {} failed {} runs in a row ({}): its execution log {} has the error",
             field("worker"),
             data.get("failures").and_then(|v| v.as_u64()).unwrap_or(0),
-            excerpt(field("error"))
+            field("error_kind"),
+            field("execution_id")
         ),
         NotificationKind::SlaBreached => format!(
             ":hourglass: A {} {} has waited {} min for a first answer (target {} min)",

@@ -114,7 +114,9 @@ struct Entry {
 /// - **Failing workers.** The run that makes a worker's streak of failed runs
 ///   reach [`WorkerRuntime::alert_after_failures`] (3 by default) notifies
 ///   `worker_failing` once per streak to every tenant subscribed to it
-///   ([`OutboxStore::notify_subscribers`]).
+///   ([`OutboxStore::notify_subscribers`]), with the error's class and its
+///   execution log's id, not its text (which may quote another tenant's
+///   data; the operator reads it in the execution log).
 ///
 /// [`OutboxStore::notify_subscribers`]: nexiom_storage::OutboxStore::notify_subscribers
 pub struct WorkerRuntime {
@@ -287,6 +289,7 @@ impl WorkerRuntime {
         let span = info_span!("worker_run", worker = name, execution_id = %log.id);
         let result = entry.worker.run(&ctx).instrument(span).await;
         crate::telemetry::worker_run(name, result.is_ok(), timer.elapsed().as_secs_f64(), started);
+        let mut failed_kind = None;
         let outcome = match result {
             Ok(report) => ExecutionOutcome {
                 status: RunStatus::Completed,
@@ -298,6 +301,7 @@ impl WorkerRuntime {
             },
             Err(err) => {
                 warn!(worker = name, error = %err, "worker run failed");
+                failed_kind = Some(err.kind());
                 ExecutionOutcome {
                     status: RunStatus::Failed,
                     finished_at: self.clock.now(),
@@ -309,8 +313,9 @@ impl WorkerRuntime {
             }
         };
         let log = self.store.finish_execution(log.id, outcome).await?;
-        if log.status == RunStatus::Failed
-            && let Err(error) = self.alert_if_failing(name).await
+        if let Some(kind) = failed_kind
+            && log.status == RunStatus::Failed
+            && let Err(error) = self.alert_if_failing(name, kind).await
         {
             warn!(worker = name, %error, "could not notify the failing worker");
         }
@@ -319,7 +324,15 @@ impl WorkerRuntime {
 
     /// Notifies `worker_failing` when the worker's last `failure_alert` runs
     /// failed and the run before them did not (so once per streak).
-    async fn alert_if_failing(&self, name: &str) -> Result<()> {
+    ///
+    /// The notification goes to every subscribed tenant, so it names the
+    /// last error's class (`kind`, [`SchedulerError::kind`]) and its execution
+    /// log, never its text: a worker serves every tenant, and its error can
+    /// quote one tenant's data (a key in a constraint violation, a platform's
+    /// answer). The text stays in the execution log, for the operator.
+    ///
+    /// [`SchedulerError::kind`]: crate::SchedulerError::kind
+    async fn alert_if_failing(&self, name: &str, kind: &'static str) -> Result<()> {
         let threshold = self.failure_alert;
         if threshold == 0 {
             return Ok(());
@@ -342,7 +355,8 @@ impl WorkerRuntime {
         let payload = serde_json::json!({
             "worker": name,
             "failures": threshold,
-            "error": last.error,
+            "error_kind": kind,
+            "execution_id": last.id,
             "since": first.started_at,
         });
         self.store

@@ -19,6 +19,26 @@ use uuid::Uuid;
 const PLAN_SETTINGS: &str = "set_config('jit', 'off', true), \
      set_config('plan_cache_mode', 'force_custom_plan', true)";
 
+/// Takes, until the transaction ends, the KPI lock of each tenant (in one
+/// order, so two callers never wait on each other in a cycle). Two
+/// recomputations of one tenant's rows then run one after the other, and the
+/// second's statement, which takes its snapshot after the lock, sees all the
+/// first one saw: a slower run started earlier can no longer overwrite a
+/// later run's rows with figures from an older snapshot.
+async fn lock_tenants_kpis(
+    conn: &mut sqlx::PgConnection,
+    tenants: &[Uuid],
+) -> std::result::Result<(), sqlx::Error> {
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(hashtextextended('nexiom:kpi:' || t::text, 0)) \
+         FROM (SELECT DISTINCT t FROM unnest($1::uuid[]) AS u(t) ORDER BY t) AS s",
+    )
+    .bind(tenants)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 impl PgStore {
     /// [`PgStore::scoped`] with [`PLAN_SETTINGS`], in one round trip.
     async fn scoped_kpi(&self, tenant: TenantId) -> Result<super::Scoped> {
@@ -71,6 +91,9 @@ impl KpiStore for PgStore {
         };
         let starts: Vec<DateTime<Utc>> = windows.iter().map(|w| w.start).collect();
         let ends: Vec<DateTime<Utc>> = windows.iter().map(|w| w.end).collect();
+        lock_tenants_kpis(&mut tx, &[tenant.as_uuid()])
+            .await
+            .map_err(db)?;
         let result: std::result::Result<Vec<KpiRow>, _> = sqlx::query_as(RECOMPUTE_KPIS)
             .bind(vec![tenant.as_uuid()])
             .bind(&starts)
@@ -131,6 +154,7 @@ impl KpiStore for PgStore {
         };
         let starts: Vec<DateTime<Utc>> = windows.iter().map(|w| w.start).collect();
         let ends: Vec<DateTime<Utc>> = windows.iter().map(|w| w.end).collect();
+        lock_tenants_kpis(&mut tx, &ids).await.map_err(db)?;
         let rows: Vec<KpiRow> = sqlx::query_as(RECOMPUTE_KPIS)
             .bind(&ids)
             .bind(&starts)

@@ -69,6 +69,8 @@ mod topic;
 mod worker;
 
 #[cfg(test)]
+mod kpi_tests;
+#[cfg(test)]
 mod plan_tests;
 #[cfg(test)]
 mod routing_tests;

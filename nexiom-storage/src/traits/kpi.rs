@@ -26,6 +26,12 @@ pub trait KpiStore: Send + Sync {
     ///
     /// On Postgres this is set-based SQL (one statement; `percentile_cont` for
     /// the median): no row is loaded into the process.
+    ///
+    /// Two calls covering one tenant run one after the other (on Postgres a
+    /// transaction-level lock per tenant, taken before the statement reads;
+    /// in memory the store's lock), so the rows left stored are computed
+    /// from data at least as recent as any earlier call saw: a slow call
+    /// never overwrites a faster, later one's rows with older figures.
     async fn recompute_kpis(
         &self,
         tenant: TenantId,
