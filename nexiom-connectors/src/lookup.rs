@@ -204,20 +204,39 @@ where
         best: None,
     };
     let mut cursor: Option<String> = None;
-    let mut complete = false;
+    // The listing counts as read to its end only when a page reaches the
+    // attempt's time or the platform gives no next page. An empty page may
+    // still have a next one (Graph says so), and a cursor handed back
+    // unchanged ends the reading without proving anything: answering
+    // "not found" there would publish the post a second time.
+    let mut stopped = None;
     for _ in 0..MAX_LOOKUP_PAGES {
         let (items, next) = fetch(cursor.clone()).await?;
         let past = matcher.page(&items)?;
-        if past || items.is_empty() || next.is_none() || next == cursor {
-            complete = true;
-            break;
+        match next {
+            _ if past => {
+                stopped = Some(true);
+                break;
+            }
+            None => {
+                stopped = Some(true);
+                break;
+            }
+            Some(next) if cursor.as_deref() == Some(next.as_str()) => {
+                stopped = Some(false);
+                break;
+            }
+            Some(next) => cursor = Some(next),
         }
-        cursor = next;
     }
-    match matcher.best {
-        Some((_, found)) => Ok(LookupOutcome::Found(found)),
-        None if complete => Ok(LookupOutcome::NotFound),
-        None => Err(inconclusive(
+    match (matcher.best, stopped) {
+        (Some((_, found)), _) => Ok(LookupOutcome::Found(found)),
+        (None, Some(true)) => Ok(LookupOutcome::NotFound),
+        (None, Some(false)) => Err(inconclusive(
+            platform,
+            "the platform gave the same page cursor twice before the attempt's time",
+        )),
+        (None, None) => Err(inconclusive(
             platform,
             format!(
                 "read {MAX_LOOKUP_PAGES} pages of recent posts without reaching the attempt's time"
@@ -305,6 +324,41 @@ mod tests {
             Err(ConnectorError::LookupInconclusive { .. })
         ));
         assert_eq!(read, MAX_LOOKUP_PAGES);
+    }
+
+    #[tokio::test]
+    async fn an_empty_page_with_a_next_page_is_read_past() {
+        // Graph may answer an empty page that still has a next one: the post
+        // made by the attempt is on the page after it.
+        let pages = vec![vec![], vec![item("made", "Hi there", 1)]];
+        let (found, read) = run(pages, "Hi there").await;
+        assert_eq!(
+            found.unwrap(),
+            LookupOutcome::Found(FoundPost {
+                platform_post_id: "made".into(),
+                url: None
+            })
+        );
+        assert_eq!(read, 2);
+    }
+
+    #[tokio::test]
+    async fn a_cursor_given_back_unchanged_is_inconclusive_not_absent() {
+        let query = LookupQuery::new(Content::text("Hi there"), at(0));
+        let mut read = 0;
+        let result = search("test", &query, &["Hi there".to_owned()], |cursor| {
+            read += 1;
+            // The first page hands out cursor "c"; the page read with "c"
+            // hands "c" back again, and nothing reached the window's start.
+            let _ = cursor;
+            async move { Ok((vec![item("other", "other", 5)], Some("c".to_owned()))) }
+        })
+        .await;
+        assert!(
+            matches!(result, Err(ConnectorError::LookupInconclusive { .. })),
+            "{result:?}"
+        );
+        assert_eq!(read, 2);
     }
 
     #[tokio::test]

@@ -360,11 +360,21 @@ pub(crate) fn parse_page(platform: &str, v: &Value) -> Result<GraphPage, Connect
         .and_then(Value::as_str)
         .is_some_and(|s| !s.is_empty());
     let next_after = if has_next {
-        paging
+        // A next page without a cursor is an edge paged by time
+        // (`since`/`until` in the link): read as "no more pages" it would
+        // end a listing early (a comment missed, a post looked up as absent).
+        let after = paging
             .and_then(|p| p.pointer("/cursors/after"))
             .and_then(Value::as_str)
             .filter(|s| !s.is_empty())
             .map(str::to_owned)
+            .ok_or_else(|| {
+                ConnectorError::invalid_response(
+                    platform,
+                    "the page links a next page but gives no `paging.cursors.after` to read it with",
+                )
+            })?;
+        Some(after)
     } else {
         None
     };
@@ -463,6 +473,11 @@ pub(crate) fn classify(input: &ErrorInput<'_>) -> ConnectorError {
         },
         Some(190 | 102) => ConnectorError::Unauthorized { platform, detail },
         Some(10 | 200..=299) => ConnectorError::Forbidden { platform, detail },
+        _ if matches!(input.status, 408 | 503) && after.is_some() => ConnectorError::RateLimited {
+            platform,
+            retry_after: after,
+            detail,
+        },
         Some(1 | 2) => ConnectorError::Transient { platform, detail },
         _ if is_transient => ConnectorError::Transient { platform, detail },
         _ if input.status == 429 => ConnectorError::RateLimited {
@@ -600,6 +615,14 @@ mod tests {
         .expect("page");
         assert_eq!(last.next_after, None);
         assert!(parse_page("instagram", &json!({"oops":1})).is_err());
+        // A next page paged by time (no cursor) is refused, not taken for the end.
+        assert!(
+            parse_page(
+                "facebook",
+                &json!({"data":[],"paging":{"next":"https://x/feed?until=1700000000"}}),
+            )
+            .is_err()
+        );
     }
 
     #[test]

@@ -460,6 +460,14 @@ pub(crate) fn classify_status(
             retry_after,
             detail,
         },
+        // "Come back after": nothing was done (a publish that met it is
+        // retried, see `after_sending`), and the wait the platform asked for
+        // is kept, so no retry comes sooner.
+        408 | 503 if retry_after.is_some() => ConnectorError::RateLimited {
+            platform,
+            retry_after,
+            detail,
+        },
         401 => ConnectorError::Unauthorized { platform, detail },
         403 => ConnectorError::Forbidden { platform, detail },
         408 | 500..=599 => ConnectorError::Transient { platform, detail },
@@ -532,6 +540,18 @@ mod tests {
         assert!(matches!(
             classify_status("x", 400, None, d()),
             ConnectorError::Permanent { .. }
+        ));
+        // A 503 or 408 that says when to come back keeps the wait.
+        let wait = Some(Duration::from_secs(3600));
+        for status in [503, 408] {
+            assert!(matches!(
+                classify_status("x", status, wait, d()),
+                ConnectorError::RateLimited { retry_after, .. } if retry_after == wait
+            ));
+        }
+        assert!(matches!(
+            classify_status("x", 500, wait, d()),
+            ConnectorError::Transient { .. }
         ));
     }
 }
