@@ -14,6 +14,11 @@
 //! template, or are refused before any call when it has none. The post is
 //! `published` once every recipient is sent or failed for good (`failed` when
 //! nobody received it), and `queued` again for the earliest retry otherwise.
+//! One claim sends to a bounded share of the audience
+//! ([`PublishConfig::broadcast_pass`], or about a minute) and hands the post
+//! back due at once, so a large audience never holds a worker for hours.
+//!
+//! [`PublishConfig::broadcast_pass`]: super::PublishConfig::broadcast_pass
 
 use chrono::{DateTime, Duration, Utc};
 use nexiom_core::{
@@ -29,6 +34,10 @@ use crate::error::Result;
 /// WhatsApp's customer-service window: free-form messages only within this
 /// long after the recipient's last message.
 const MESSAGING_WINDOW: Duration = Duration::hours(24);
+
+/// How long one claim of a broadcast sends before handing the post back
+/// (with [`super::PublishConfig::broadcast_pass`], whichever comes first).
+const PASS_TIME: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// How one recipient's send ended, and whether the fan-out must pause.
 struct Sent {
@@ -79,6 +88,12 @@ impl PublishQueue {
             return Ok(Step::Done(Ok(PostOutcome::LeaseLost)).into());
         }
         let mut hold = None;
+        // A pass is bounded: past its share, the post goes back to the queue
+        // due at once and the next claim goes on (see
+        // `PublishConfig::broadcast_pass`).
+        let started = std::time::Instant::now();
+        let mut sent_in_pass = 0usize;
+        let mut pass_full = false;
         while let Some(claimed) = self
             .store
             .claim_next_delivery(tenant, post.id, owner, self.clock.now())
@@ -117,10 +132,15 @@ impl PublishQueue {
                 hold = Some(until);
                 break;
             }
+            sent_in_pass += 1;
+            if sent_in_pass >= self.config.broadcast_pass.max(1) || started.elapsed() >= PASS_TIME {
+                pass_full = true;
+                break;
+            }
         }
         let counts = self.store.broadcast_counts(tenant, post.id).await?;
         Ok(Attempted {
-            step: self.broadcast_settlement(post, counts, hold),
+            step: self.broadcast_settlement(post, counts, hold, pass_full),
             hold,
         })
     }
@@ -250,6 +270,7 @@ impl PublishQueue {
         post: &ScheduledPost,
         counts: BroadcastCounts,
         hold: Option<DateTime<Utc>>,
+        pass_full: bool,
     ) -> Step {
         let now = self.clock.now();
         let summary = format!(
@@ -260,6 +281,8 @@ impl PublishQueue {
         );
         if !counts.is_settled() {
             let next = match (counts.next_attempt_at, hold) {
+                // The pass ended with recipients still to try now.
+                _ if pass_full => Some(now),
                 (Some(a), Some(b)) => Some(a.max(b)),
                 (a, b) => a.or(b),
             };

@@ -51,6 +51,13 @@ pub struct PublishConfig {
     /// How long a channel read from storage is reused (default 30 s). A token
     /// refreshed by this worker replaces it at once.
     pub channel_cache_ttl: Duration,
+    /// How many recipients of a WhatsApp broadcast one claim sends to, at
+    /// most, before the post goes back to the queue due at once (default
+    /// 200; a pass also ends after about a minute). A large audience then
+    /// takes turns with the other posts of the worker's batches and with the
+    /// runtime's other workers, and a stopping worker never waits on it for
+    /// long; the next claim, by any worker, goes on with the next recipients.
+    pub broadcast_pass: usize,
 }
 
 impl Default for PublishConfig {
@@ -62,6 +69,7 @@ impl Default for PublishConfig {
             polling_window: Duration::days(7),
             concurrency: ConcurrencyConfig::default(),
             channel_cache_ttl: Duration::seconds(30),
+            broadcast_pass: 200,
         }
     }
 }

@@ -1,11 +1,13 @@
-//! A fan-out interrupted: a worker killed mid-fan-out sends no one twice, and
-//! a Retry-After pauses the fan-out and holds the channel back.
+//! A fan-out interrupted: a worker killed mid-fan-out sends no one twice, a
+//! Retry-After pauses the fan-out and holds the channel back, and a large
+//! audience goes out in bounded passes.
 
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use chrono::Duration;
 use nexiom_core::*;
+use nexiom_scheduler::{PublishConfig, PublishQueue};
 use nexiom_storage::Store;
 use serde_json::json;
 
@@ -178,4 +180,48 @@ pub async fn a_retry_after_pauses_the_fan_out_and_holds_the_channel(store: Arc<d
     );
     let counts = f.store.broadcast_counts(f.tenant, post.id).await.unwrap();
     assert_eq!((counts.sent, counts.failed), (3, 0));
+}
+
+/// One claim sends to a bounded share of the audience, then hands the post
+/// back due at once: the worker's run ends (its other posts and the
+/// runtime's other workers take their turn) and the next claim goes on with
+/// the next recipients. Each recipient still gets exactly one message.
+pub async fn a_large_audience_goes_out_in_bounded_passes(store: Arc<dyn Store>) {
+    let f = fx(store).await;
+    let t = t0();
+    let recipients = ["15550011", "15550012", "15550013", "15550014", "15550015"];
+    for r in recipients {
+        f.contact(r, Some(t - Duration::hours(1))).await;
+    }
+    let audience = f.audience(&recipients).await;
+    let post = f.broadcast(audience, t).await;
+    let queue = PublishQueue::new(
+        f.store.clone(),
+        f.gateway.clone(),
+        f.clock.clone(),
+        PublishConfig {
+            broadcast_pass: 2,
+            ..PublishConfig::for_worker("w1")
+        },
+    );
+    let calls = || recipients.iter().map(|r| f.fake.calls_to(r)).sum::<usize>();
+
+    let first = queue.run_due(&batch(10), None).await.unwrap();
+    assert_eq!((first.claimed, first.published), (1, 0));
+    assert_eq!(calls(), 2, "the first pass sends to two recipients");
+    let waiting = f.post(post.id).await;
+    assert_eq!(waiting.status, PostStatus::Queued);
+    assert_eq!(waiting.next_attempt_at, Some(t), "due again at once");
+    assert_eq!(waiting.retry_count, 0, "a pass is not a failed attempt");
+
+    queue.run_due(&batch(10), None).await.unwrap();
+    assert_eq!(calls(), 4);
+    let last = queue.run_due(&batch(10), None).await.unwrap();
+    assert_eq!(last.published, 1);
+    assert_eq!(f.post(post.id).await.status, PostStatus::Published);
+    for r in recipients {
+        assert_eq!(f.fake.calls_to(r), 1, "{r} gets one message");
+    }
+    let counts = f.store.broadcast_counts(f.tenant, post.id).await.unwrap();
+    assert_eq!((counts.sent, counts.failed, counts.pending), (5, 0, 0));
 }
