@@ -70,6 +70,10 @@ pub enum SchedulerError {
     #[error(transparent)]
     Storage(#[from] StorageError),
 
+    /// A setting the run cannot use (what it is, and what to give instead).
+    #[error("invalid setting: {0}")]
+    InvalidConfig(String),
+
     /// Every step of a pipeline pass failed (the errors, joined).
     #[error("every pipeline step failed: {0}")]
     PipelineFailed(String),
@@ -96,8 +100,8 @@ impl SchedulerError {
     }
 
     /// A short, stable name of the error's class (`storage_unavailable`,
-    /// `storage`, `inbound`, `pipeline`, `invalid_input`, `wrong_status`,
-    /// `unsupported`), with none of its text: what may be shown to someone who
+    /// `storage`, `inbound`, `pipeline`, `invalid_config`, `invalid_input`,
+    /// `wrong_status`, `unsupported`), with none of its text: what may be shown to someone who
     /// must not read the message itself (a `worker_failing` notification goes
     /// to every subscribed tenant, and a worker's error can quote another
     /// tenant's data).
@@ -107,6 +111,7 @@ impl SchedulerError {
             SchedulerError::Storage(_) => "storage",
             SchedulerError::Inbound(_) => "inbound",
             SchedulerError::PipelineFailed(_) => "pipeline",
+            SchedulerError::InvalidConfig(_) => "invalid_config",
             SchedulerError::InvalidRrule { .. }
             | SchedulerError::UnknownTimeZone(_)
             | SchedulerError::NoFutureOccurrence { .. }

@@ -20,6 +20,7 @@ on_both_backends!(
     pipeline_runs_due_schedules,
     the_pipeline_worker_logs_the_seed_counts,
     the_retention_worker_purges_what_is_old,
+    extreme_retention_settings_keep_everything,
 );
 
 fn runtime(env: &Env, gateway: Arc<MockGateway>) -> WorkerRuntime {
@@ -356,4 +357,83 @@ async fn the_retention_worker_purges_what_is_old(store: Arc<dyn Store>) {
     assert_eq!(log.status, RunStatus::Completed);
     assert_eq!(log.results["dead_letters"], 2, "{:?}", log.results);
     assert_eq!(store.list_dead_letters(None, 10).await.unwrap().len(), 1);
+}
+
+/// Retention settings that would have panicked the runtime (a "keep
+/// forever" longer than the calendar) or wiped everything (a negative
+/// duration, whose cutoff lies in the future): the first keeps every row,
+/// the second fails its run with what to change and removes nothing.
+async fn extreme_retention_settings_keep_everything(store: Arc<dyn Store>) {
+    let env = Env::new(store.clone()).await;
+    let now = env.clock.now();
+    store
+        .insert_dead_letter(NewDeadLetter::new(
+            Platform::WhatsApp,
+            "old",
+            b"{}",
+            "bad",
+            now - Duration::days(400),
+        ))
+        .await
+        .unwrap();
+    let forever = Duration::MAX;
+    let mut runtime = WorkerRuntime::new(store.clone(), env.clock.clone());
+    runtime
+        .register(Arc::new(
+            CleanupExecutionLogsWorker::new(store.clone()).keeping(forever),
+        ))
+        .register(Arc::new(RetentionWorker::new(store.clone()).with_policy(
+            nexiom_storage::RetentionPolicy {
+                dead_letters: Some(forever),
+                ..nexiom_storage::RetentionPolicy::default()
+            },
+        )));
+    let runs = runtime.run_once(&Shutdown::never()).await.unwrap();
+    for name in [CLEANUP_EXECUTION_LOGS, RETENTION] {
+        let Some((_, WorkerRun::Ran(log))) = runs.iter().find(|(n, _)| n == name) else {
+            panic!("{name}: {runs:?}");
+        };
+        assert_eq!(log.status, RunStatus::Completed, "{name}: {:?}", log.error);
+    }
+    assert_eq!(store.list_dead_letters(None, 10).await.unwrap().len(), 1);
+
+    let negative = Some(Duration::days(-1));
+    for worker in [
+        Arc::new(CleanupExecutionLogsWorker::new(store.clone()).with_policy(
+            &nexiom_storage::RetentionPolicy {
+                execution_logs: negative,
+                ..nexiom_storage::RetentionPolicy::default()
+            },
+        )) as Arc<dyn Worker>,
+        Arc::new(RetentionWorker::new(store.clone()).with_policy(
+            nexiom_storage::RetentionPolicy {
+                dead_letters: negative,
+                ..nexiom_storage::RetentionPolicy::default()
+            },
+        )),
+    ] {
+        let mut runtime = WorkerRuntime::new(store.clone(), env.clock.clone());
+        let name = worker.name().to_owned();
+        runtime.register(worker);
+        let Some(WorkerRun::Ran(log)) =
+            runtime.run_worker(&name, &Shutdown::never()).await.unwrap()
+        else {
+            panic!("{name} did not run");
+        };
+        assert_eq!(log.status, RunStatus::Failed);
+        assert!(
+            log.error.as_deref().unwrap().contains("negative"),
+            "{:?}",
+            log.error
+        );
+    }
+    assert_eq!(store.list_dead_letters(None, 10).await.unwrap().len(), 1);
+    assert!(
+        !store
+            .list_executions(Some(RETENTION), 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the logs are kept"
+    );
 }

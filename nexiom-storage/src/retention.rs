@@ -88,7 +88,10 @@ pub struct RetentionPolicy {
     /// Settled outbox notifications and their deliveries (default 30 days:
     /// the endpoints have them, and a dead delivery has been reported).
     pub notifications: Option<Duration>,
-    /// Execution logs (default 30 days).
+    /// Execution logs (default 30 days). Not removed by the retention
+    /// worker but by the execution-log cleanup worker, which drops whole
+    /// months (`CleanupExecutionLogsWorker::with_policy` in
+    /// `nexiom-scheduler` reads it).
     pub execution_logs: Option<Duration>,
     /// Messages (default `None`: a conversation's history is kept; a team
     /// bound by a data-retention rule sets it).

@@ -123,10 +123,15 @@ impl Worker for ReleaseStaleLeasesWorker {
 /// months by dropping their partition, the rest of the boundary month by a
 /// delete; last, refreshes the statistics of the partitioned tables as a
 /// whole ([`OpsStore::refresh_statistics`](nexiom_storage::OpsStore::refresh_statistics)).
+/// A retention of `None` ([`RetentionPolicy::execution_logs`]) keeps every
+/// log; a negative one is refused by the run (nothing deleted), and one
+/// reaching before the calendar's start keeps every log.
+///
+/// [`RetentionPolicy::execution_logs`]: nexiom_storage::RetentionPolicy::execution_logs
 #[derive(Clone)]
 pub struct CleanupExecutionLogsWorker {
     store: Arc<dyn Store>,
-    retention: Duration,
+    retention: Option<Duration>,
     cadence: Cadence,
 }
 
@@ -145,7 +150,7 @@ impl CleanupExecutionLogsWorker {
     pub fn new(store: Arc<dyn Store>) -> Self {
         CleanupExecutionLogsWorker {
             store,
-            retention: Duration::days(30),
+            retention: Some(Duration::days(30)),
             cadence: Cadence::cleanup(),
         }
     }
@@ -159,7 +164,16 @@ impl CleanupExecutionLogsWorker {
 
     /// The same worker keeping `retention` of logs.
     pub fn keeping(mut self, retention: Duration) -> Self {
-        self.retention = retention;
+        self.retention = Some(retention);
+        self
+    }
+
+    /// The same worker keeping logs as long as `policy.execution_logs` says
+    /// (`None`: forever), the setting the [`RetentionWorker`] leaves to it.
+    ///
+    /// [`RetentionWorker`]: super::RetentionWorker
+    pub fn with_policy(mut self, policy: &nexiom_storage::RetentionPolicy) -> Self {
+        self.retention = policy.execution_logs;
         self
     }
 }
@@ -178,8 +192,23 @@ impl Worker for CleanupExecutionLogsWorker {
         // The coming months' partitions first (on Postgres), so that new
         // logs never wait in the default partition.
         let created = self.store.prepare_partitions(ctx.now, 3).await?;
-        let cutoff = ctx.now - self.retention;
-        let deleted = self.store.delete_executions_before(cutoff).await?;
+        if let Some(keep) = self.retention
+            && keep < Duration::zero()
+        {
+            return Err(crate::SchedulerError::InvalidConfig(format!(
+                "the execution logs' retention is negative ({keep}): it would delete every log; \
+                 give a positive duration, or none to keep them"
+            )));
+        }
+        // No retention, or one reaching before the calendar's start: nothing
+        // is old enough to go.
+        let cutoff = self
+            .retention
+            .and_then(|keep| ctx.now.checked_sub_signed(keep));
+        let deleted = match cutoff {
+            Some(cutoff) => self.store.delete_executions_before(cutoff).await?,
+            None => 0,
+        };
         // Then the statistics of the partitioned tables as a whole, which
         // autovacuum never refreshes. A failure (a lock not granted within
         // 10 s while a partition is created elsewhere) is reported, not

@@ -77,12 +77,26 @@ impl Worker for RetentionWorker {
     }
 
     async fn run(&self, ctx: &WorkerContext) -> Result<WorkReport> {
+        // Checked before anything is removed: a negative retention puts the
+        // cutoff in the future, which would remove every row of its kind.
+        for kind in Retained::ALL {
+            if let Some(keep) = self.policy.of(kind)
+                && keep < chrono::Duration::zero()
+            {
+                return Err(crate::SchedulerError::InvalidConfig(format!(
+                    "the retention of {} is negative ({keep}): it would remove every row; give \
+                     a positive duration, or none to keep them",
+                    kind.as_str()
+                )));
+            }
+        }
         let mut results = serde_json::Map::new();
         let mut total = 0u64;
         for kind in Retained::ALL {
             let Some(keep) = self.policy.of(kind) else {
                 continue;
             };
+            // A retention reaching before the calendar's start keeps all.
             let Some(cutoff) = ctx.now.checked_sub_signed(keep) else {
                 continue;
             };
