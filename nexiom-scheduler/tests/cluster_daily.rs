@@ -1,7 +1,8 @@
 //! The `cluster_daily` worker on the runtime, over both backends: a tenant's
 //! messages and a busy post's comments become stored topics with an execution
 //! log; the next day's run keeps the topic ids and records a trend; the flag
-//! stops it without a restart; a failing labeller leaves the terms label.
+//! stops it without a restart; a failing labeller leaves the terms label; a
+//! failing scope leaves the others saved, and an overlong label is cut.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use nexiom_core::*;
 use nexiom_scheduler::*;
 use nexiom_storage::Store;
 use nexiom_storage::conformance::{memory_test_store, postgres_test_store};
-use nexiom_topics::{Labeller, LocalEmbedder, TopicRunner};
+use nexiom_topics::{EmbedError, Embedder, Labeller, LocalEmbedder, TopicRunner};
 
 /// Two subjects people raise, each in ten phrasings, and a post's comments.
 const DELIVERY: [&str; 10] = [
@@ -249,6 +250,162 @@ async fn scenario(store: Arc<dyn Store>) {
             .len(),
         2
     );
+}
+
+/// Fails its first call (the daily scope's), then embeds as the local one.
+#[derive(Debug)]
+struct FailsFirst {
+    inner: Arc<dyn Embedder>,
+    calls: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+#[async_trait]
+impl Embedder for FailsFirst {
+    fn model(&self) -> &str {
+        self.inner.model()
+    }
+    fn dimension(&self) -> usize {
+        self.inner.dimension()
+    }
+    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        if self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+            return Err(EmbedError::Status {
+                status: 400,
+                message: "an input is over the model's token limit".into(),
+            });
+        }
+        self.inner.embed(texts).await
+    }
+    fn fitted(&self, corpus: &[String]) -> Option<Arc<dyn Embedder>> {
+        Some(Arc::new(FailsFirst {
+            inner: self
+                .inner
+                .fitted(corpus)
+                .unwrap_or_else(|| Arc::clone(&self.inner)),
+            calls: Arc::clone(&self.calls),
+        }))
+    }
+}
+
+/// Answers a label of more than 200 bytes (a script without spaces).
+#[derive(Debug)]
+struct WordyLabeller;
+
+#[async_trait]
+impl Labeller for WordyLabeller {
+    async fn label(&self, _: TenantId, _: &[String], _: &[&str]) -> Option<String> {
+        Some("配送が遅れている荷物について問い合わせ".repeat(6))
+    }
+}
+
+/// One scope failing (the embedder refuses the daily run's texts) does not
+/// keep the weekly run from saving its topics, and a labeller's answer longer
+/// than a topic's label holds is cut to fit instead of making the run
+/// unsavable.
+async fn a_failing_scope_and_a_long_label_leave_the_other_scopes_saved(store: Arc<dyn Store>) {
+    let now = Utc.with_ymd_and_hms(2026, 11, 20, 2, 0, 0).unwrap();
+    let tenant = store
+        .create_tenant(NewTenant::new("Bistro", now - Duration::days(30)))
+        .await
+        .unwrap();
+    let channel = store
+        .create_channel(NewChannel {
+            tenant_id: tenant.id,
+            platform: Platform::Instagram,
+            external_account_id: "ig-bistro-2".into(),
+            name: "Bistro".into(),
+            credentials: Credentials::default(),
+            created_at: now - Duration::days(30),
+        })
+        .await
+        .unwrap();
+    let cc = store
+        .insert_contact_channel(NewContactChannel {
+            tenant_id: tenant.id,
+            platform: Platform::Instagram,
+            external_handle: "guest".into(),
+            display_name: None,
+            created_at: now - Duration::days(30),
+        })
+        .await
+        .unwrap()
+        .record;
+    let conv = store
+        .insert_open_conversation(
+            tenant.id,
+            cc.contact_id,
+            channel.id,
+            now - Duration::days(30),
+        )
+        .await
+        .unwrap()
+        .record
+        .id;
+    let mut n = 0;
+    for round in 0..3 {
+        for text in DELIVERY.iter().chain(HOURS.iter()) {
+            n += 1;
+            let at = now - Duration::minutes(10 * n);
+            store
+                .insert_message(NewMessage {
+                    tenant_id: tenant.id,
+                    conversation_id: conv,
+                    direction: MessageDirection::Inbound,
+                    text: format!("{text} ({round})"),
+                    has_media: false,
+                    provider_message_id: None,
+                    in_reply_to: None,
+                    delivery_status: None,
+                    created_at: at,
+                    stored_at: at,
+                })
+                .await
+                .unwrap();
+        }
+    }
+    let embedder = FailsFirst {
+        inner: Arc::new(LocalEmbedder::default()),
+        calls: Arc::default(),
+    };
+    let runner = TopicRunner::new(Arc::clone(&store), Arc::new(embedder))
+        .with_labeller(Arc::new(WordyLabeller));
+    let result = runner.run_tenant(&tenant, now).await;
+    assert!(result.is_err(), "the daily scope's failure is reported");
+    assert!(
+        store
+            .list_topics(tenant.id, TopicScope::Daily)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let weekly = store
+        .list_topics(tenant.id, TopicScope::Weekly)
+        .await
+        .unwrap();
+    assert_eq!(weekly.len(), 2, "the weekly run went on: {weekly:?}");
+    for topic in &weekly {
+        assert!(topic.label.len() <= MAX_TOPIC_LABEL_LEN, "{}", topic.label);
+        assert!(topic.label.ends_with('…'), "{}", topic.label);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_scope_on_memory() {
+    let t = memory_test_store().await.unwrap();
+    a_failing_scope_and_a_long_label_leave_the_other_scopes_saved(t.store()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    nexiom_no_postgres,
+    ignore = "no PostgreSQL reachable (see README: Tests)"
+)]
+async fn a_failing_scope_on_postgres() {
+    let Some(t) = postgres_test_store().await else {
+        return;
+    };
+    a_failing_scope_and_a_long_label_leave_the_other_scopes_saved(t.store()).await;
+    t.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

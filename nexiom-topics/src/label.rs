@@ -73,7 +73,8 @@ pub fn c_tf_idf<S: AsRef<str>>(clusters: &[Vec<S>], k: usize) -> Vec<Vec<String>
         .collect()
 }
 
-/// The default label: the top three terms joined with ` · `.
+/// The default label: the top three terms joined with ` · `, fitted as
+/// [`fit_label`] does.
 pub fn terms_label(terms: &[String]) -> String {
     let label = terms
         .iter()
@@ -81,11 +82,32 @@ pub fn terms_label(terms: &[String]) -> String {
         .cloned()
         .collect::<Vec<_>>()
         .join(" · ");
+    fit_label(&label)
+}
+
+/// `label` trimmed and cut, at a character boundary, to what a stored topic
+/// holds ([`MAX_TOPIC_LABEL_LEN`] bytes, with `…` when cut);
+/// `(no distinctive terms)` when nothing is left. A term is a run of letters
+/// and digits, so in a script written without spaces one term can be a whole
+/// clause: three of them, or a labeller's answer, could pass the limit and
+/// make the run unsavable.
+///
+/// [`MAX_TOPIC_LABEL_LEN`]: nexiom_core::MAX_TOPIC_LABEL_LEN
+pub fn fit_label(label: &str) -> String {
+    const ELLIPSIS: &str = "…";
+    let label = label.trim();
     if label.is_empty() {
-        "(no distinctive terms)".to_owned()
-    } else {
-        label
+        return "(no distinctive terms)".to_owned();
     }
+    let max = nexiom_core::MAX_TOPIC_LABEL_LEN;
+    if label.len() <= max {
+        return label.to_owned();
+    }
+    let mut end = max - ELLIPSIS.len();
+    while !label.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{ELLIPSIS}", label[..end].trim_end())
 }
 
 /// Names a topic from its top terms and a few of its messages. A labeller
@@ -172,5 +194,20 @@ mod tests {
         assert_eq!(terms[1][0], "horaires");
         assert_eq!(terms_label(&terms[1][..1]), "horaires");
         assert_eq!(terms_label(&[]), "(no distinctive terms)");
+    }
+
+    #[test]
+    fn labels_fit_what_a_topic_stores() {
+        // Three clauses of a script written without spaces: one term each.
+        let clause = "配送が遅れている荷物について問い合わせをしたいのですがよろしいでしょうか";
+        let label = terms_label(&[clause.to_owned(), clause.to_owned(), clause.to_owned()]);
+        assert!(
+            label.len() <= nexiom_core::MAX_TOPIC_LABEL_LEN,
+            "{}",
+            label.len()
+        );
+        assert!(label.ends_with('…') && label.starts_with(clause));
+        assert_eq!(fit_label("  short  "), "short");
+        assert_eq!(fit_label(" \n "), "(no distinctive terms)");
     }
 }

@@ -47,13 +47,15 @@ mod runner;
 pub use cluster::{Cluster, ClusterConfig, Clustering, MergeUntil, cluster, dot, merge_groups};
 pub use embed::{
     DEFAULT_DIMENSION, DEFAULT_EMBEDDINGS_MODEL, EmbedError, Embedder, LocalEmbedder,
-    OpenAiEmbedder, OpenAiEmbedderConfig,
+    MAX_INPUT_CHARS, OpenAiEmbedder, OpenAiEmbedderConfig,
 };
 pub use error::TopicsError;
 pub use features::{features, is_stopword, words};
 pub use hdbscan::{DistanceMatrix, HdbscanParams, hdbscan};
 pub use identity::match_topics;
-pub use label::{GeneratorLabeller, LABEL_SYSTEM_PROMPT, Labeller, c_tf_idf, terms_label};
+pub use label::{
+    GeneratorLabeller, LABEL_SYSTEM_PROMPT, Labeller, c_tf_idf, fit_label, terms_label,
+};
 pub use metrics::{ari, nmi};
 pub use model::{FoundTopic, TopicConfig, assignments, find_topics};
 pub use runner::{RunnerConfig, ScopeReport, TopicRunner};

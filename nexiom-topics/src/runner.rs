@@ -120,13 +120,27 @@ impl TopicRunner {
             .date_naive()
     }
 
-    /// The daily, weekly and per-post runs of one tenant at `now`.
+    /// The daily, weekly and per-post runs of one tenant at `now`. Each
+    /// scope is tried even when another failed; the first failure is then
+    /// returned (the scopes that ran have saved their runs).
     pub async fn run_tenant(
         &self,
         tenant: &Tenant,
         now: DateTime<Utc>,
     ) -> Result<Vec<ScopeReport>, TopicsError> {
-        let mut reports = vec![
+        let mut reports = Vec::new();
+        // Each scope is its own run: one that fails (a text the embedder
+        // refuses, say) does not keep the others from theirs. The first
+        // failure is returned once every scope was tried.
+        let mut first_error = None;
+        let mut keep = |result: Result<ScopeReport, TopicsError>| match result {
+            Ok(report) => reports.push(report),
+            Err(err) => {
+                tracing::warn!(tenant = %tenant.id, error = %err, "a topic scope failed");
+                first_error.get_or_insert(err);
+            }
+        };
+        keep(
             self.run_scope(
                 tenant,
                 TopicScope::Daily,
@@ -134,7 +148,9 @@ impl TopicRunner {
                 now,
                 now,
             )
-            .await?,
+            .await,
+        );
+        keep(
             self.run_scope(
                 tenant,
                 TopicScope::Weekly,
@@ -142,8 +158,8 @@ impl TopicRunner {
                 now,
                 now,
             )
-            .await?,
-        ];
+            .await,
+        );
         let posts = self
             .store
             .list_posts_with_comments(
@@ -153,7 +169,7 @@ impl TopicRunner {
             )
             .await?;
         for post in posts {
-            reports.push(
+            keep(
                 self.run_scope(
                     tenant,
                     TopicScope::Post(post),
@@ -161,10 +177,13 @@ impl TopicRunner {
                     now,
                     now,
                 )
-                .await?,
+                .await,
             );
         }
-        Ok(reports)
+        match first_error {
+            Some(err) => Err(err),
+            None => Ok(reports),
+        }
     }
 
     /// One run over the items of `scope` created in `[from, to)`.
@@ -235,6 +254,7 @@ impl TopicRunner {
                 }
                 None => topic.label.clone(),
             };
+            let label = crate::label::fit_label(&label);
             updates.push(TopicUpdate {
                 id,
                 label,

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use thiserror::Error;
 
 pub use local::{DEFAULT_DIMENSION, LocalEmbedder};
-pub use openai::{DEFAULT_EMBEDDINGS_MODEL, OpenAiEmbedder, OpenAiEmbedderConfig};
+pub use openai::{DEFAULT_EMBEDDINGS_MODEL, MAX_INPUT_CHARS, OpenAiEmbedder, OpenAiEmbedderConfig};
 
 /// Why texts could not be embedded.
 #[derive(Debug, Clone, PartialEq, Error)]

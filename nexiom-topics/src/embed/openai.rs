@@ -16,6 +16,21 @@ pub const DEFAULT_EMBEDDINGS_MODEL: &str = "text-embedding-3-small";
 /// The most of an error body kept in [`EmbedError::Status`].
 const MAX_ERROR_BODY: usize = 300;
 
+/// Characters of one text sent to be embedded. The endpoint refuses, for the
+/// whole batch, an input over the model's token limit (8,192 for OpenAI's
+/// embedding models), which one long comment in a rare script or of emoji
+/// can pass at a few tokens a character; its first 2,000 characters say
+/// enough of what it is about to cluster it.
+pub const MAX_INPUT_CHARS: usize = 2_000;
+
+/// `text` cut to its first [`MAX_INPUT_CHARS`] characters.
+fn input(text: &str) -> &str {
+    match text.char_indices().nth(MAX_INPUT_CHARS) {
+        Some((end, _)) => &text[..end],
+        None => text,
+    }
+}
+
 /// Where and how to call the endpoint. The API key is a [`SecretString`]: it
 /// is sent only in the `Authorization` header and never appears in `Debug`
 /// output, errors or logs.
@@ -131,7 +146,8 @@ impl OpenAiEmbedder {
     }
 
     async fn request(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let body = json!({ "model": self.config.model, "input": texts });
+        let inputs: Vec<&str> = texts.iter().map(|t| input(t)).collect();
+        let body = json!({ "model": self.config.model, "input": inputs });
         let mut response = self
             .client
             .post(&self.endpoint)
@@ -273,6 +289,9 @@ mod tests {
             Err(EmbedError::NotConfigured(_))
         ));
         assert_eq!(truncate("ééé", 3), "é…");
+        let long = "語".repeat(MAX_INPUT_CHARS + 10);
+        assert_eq!(input(&long).chars().count(), MAX_INPUT_CHARS);
+        assert_eq!(input("short"), "short");
         let debug = format!("{:?}", OpenAiEmbedderConfig::new(SecretString::new("sk-1")));
         assert!(!debug.contains("sk-1"));
     }
