@@ -1,7 +1,7 @@
 //! Conformance tests of delivery statuses routed before their message's
 //! provider id is recorded: kept, then applied by whichever write gives an
 //! outbound message that id; never kept for a broadcast delivery; dropped
-//! after a day.
+//! after a day. And a reply whose `failed` status comes back answers no one.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::sync::Arc;
@@ -237,4 +237,68 @@ pub async fn early_statuses_expire_and_skip_inbound_and_other_channels(store: Ar
         .await
         .unwrap();
     assert_eq!(recorded.delivery_status, Some(DeliveryStatus::Sent));
+}
+
+/// A reply whose `failed` status comes back answered no one: the
+/// conversation waits again since the customer's message, as if the reply
+/// had not been written (a later reply that goes through answers it).
+pub async fn a_failed_reply_leaves_the_conversation_waiting(store: Arc<dyn Store>) {
+    let s = &*store;
+    let w = world(s, "Acme", Platform::WhatsApp, "pn-1").await;
+    let (_, conv) = conversation(s, &w, "33600000019").await;
+    let t = w.tenant.id;
+    let subject = InboxSubject::Conversation(conv.id);
+    s.insert_message(message(
+        t,
+        conv.id,
+        MessageDirection::Inbound,
+        Some("wamid.in"),
+        t0(),
+    ))
+    .await
+    .unwrap();
+    s.insert_message(message(
+        t,
+        conv.id,
+        MessageDirection::Outbound,
+        Some("wamid.reply"),
+        t0() + mins(1),
+    ))
+    .await
+    .unwrap();
+    let answered = s.get_inbox_item(t, subject).await.unwrap();
+    assert_eq!(answered.waiting_since, None, "answered, while it goes out");
+
+    s.insert_event(status(
+        &w,
+        "s-failed",
+        "wamid.reply",
+        DeliveryStatus::Failed,
+        t0() + mins(2),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(route_all(s, t0() + mins(3)).await, 1);
+    let item = s.get_inbox_item(t, subject).await.unwrap();
+    assert_eq!(
+        item.waiting_since,
+        Some(t0()),
+        "the customer got nothing: waiting again"
+    );
+    assert_eq!(item.last_activity_at, t0() + mins(1));
+
+    // Another reply that goes through answers it.
+    s.insert_message(message(
+        t,
+        conv.id,
+        MessageDirection::Outbound,
+        Some("wamid.reply-2"),
+        t0() + mins(4),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        s.get_inbox_item(t, subject).await.unwrap().waiting_since,
+        None
+    );
 }

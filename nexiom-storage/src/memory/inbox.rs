@@ -61,7 +61,12 @@ impl Inner {
             let s = sums.entry(m.conversation_id).or_default();
             s.last_at = s.last_at.max(Some(m.created_at));
             match m.direction {
-                MessageDirection::Outbound => s.last_out = s.last_out.max(Some(m.created_at)),
+                // A reply the platform failed answered no one.
+                MessageDirection::Outbound => {
+                    if m.delivery_status != Some(nexiom_core::DeliveryStatus::Failed) {
+                        s.last_out = s.last_out.max(Some(m.created_at));
+                    }
+                }
                 MessageDirection::Inbound => {
                     s.last_in = s.last_in.max(Some(m.created_at));
                     if let Some(t) = m.triage {
