@@ -190,6 +190,7 @@ macro_rules! conformance_suite {
             dead_letters_are_stored_once_and_listed,
             dead_letters_are_stored_in_batches,
             topic_items_and_busy_posts,
+            retention_takes_a_purged_messages_topic_rows,
             embeddings_are_upserted_and_checked,
             topic_runs_keep_identity_sizes_and_members,
             post_topics_and_refused_runs,

@@ -536,3 +536,76 @@ pub async fn post_topics_and_refused_runs(store: std::sync::Arc<dyn Store>) {
         })
     ));
 }
+
+/// Message retention takes what topics kept of a purged message (its topic
+/// membership and its vectors: both derived from the customer's text), and
+/// leaves a kept message's and a comment's.
+pub async fn retention_takes_a_purged_messages_topic_rows(store: std::sync::Arc<dyn Store>) {
+    let s = &*store;
+    let sc = scene(s, "Purged", "purge-1", 3, 1).await;
+    let t = sc.w.tenant.id;
+    let (old, kept) = (
+        TopicSubject::Message(sc.messages[0]),
+        TopicSubject::Message(sc.messages[2]),
+    );
+    let comment = TopicSubject::Comment(sc.comments[0]);
+    let subjects = [old, kept, comment];
+    let vectors: Vec<ItemEmbedding> = subjects
+        .iter()
+        .map(|subject| ItemEmbedding {
+            tenant_id: t,
+            subject: *subject,
+            model: "local-tfidf-hash-v1".into(),
+            vector: vec![0.6, 0.8],
+            computed_at: at(11, 0),
+        })
+        .collect();
+    s.upsert_embeddings(&vectors).await.unwrap();
+    let topic = TopicId::generate();
+    s.save_topic_run(run(
+        t,
+        TopicScope::Weekly,
+        11,
+        vec![update(topic, "orders", &subjects)],
+    ))
+    .await
+    .unwrap();
+
+    // Messages 0 and 1 (00:00 and 01:00 on the 10th) are older than the
+    // cutoff, message 2 (02:00) is not.
+    let cutoff = at(10, 1) + Duration::minutes(30);
+    let mut removed = 0;
+    loop {
+        let n = s
+            .purge_before(crate::Retained::Messages, cutoff, 1000)
+            .await
+            .unwrap();
+        removed += n;
+        if n < 1000 {
+            break;
+        }
+    }
+    assert!(
+        removed >= 4,
+        "2 messages (and the empty and outbound ones) and their rows: {removed}"
+    );
+    let left = s
+        .get_embeddings(t, "local-tfidf-hash-v1", &subjects)
+        .await
+        .unwrap();
+    let left: Vec<TopicSubject> = left.into_iter().map(|e| e.subject).collect();
+    assert_eq!(left, vec![kept, comment]);
+    let members: Vec<TopicSubject> = s
+        .messages_in_topic(t, topic, None, 10)
+        .await
+        .unwrap()
+        .members
+        .into_iter()
+        .map(|m| m.subject)
+        .collect();
+    assert!(!members.contains(&old), "{members:?}");
+    assert!(
+        members.contains(&kept) && members.contains(&comment),
+        "{members:?}"
+    );
+}

@@ -77,7 +77,14 @@ impl RetentionStore for MemoryStore {
                 inner
                     .reply_by_inbound
                     .retain(|inbound, reply| !gone.contains(inbound) && !gone.contains(reply));
+                // What topics kept of them goes with them.
+                let derived = |s: &nexiom_core::TopicSubject| matches!(s, nexiom_core::TopicSubject::Message(id) if gone.contains(id));
+                let (vectors, members) = (inner.embeddings.len(), inner.topic_members.len());
+                inner.embeddings.retain(|(s, _), _| !derived(s));
+                inner.topic_members.retain(|(_, _, s), _| !derived(s));
                 old.len()
+                    + (vectors - inner.embeddings.len())
+                    + (members - inner.topic_members.len())
             }
         };
         Ok(removed as u64)

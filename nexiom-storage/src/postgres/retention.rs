@@ -10,6 +10,25 @@ use super::{PgStore, bound, limit};
 use crate::error::Result;
 use crate::retention::{Retained, RetentionStore};
 
+/// The topic memberships of messages created before `$1` and the vectors of
+/// messages no longer stored, at most `$2` of each; the number removed.
+/// A vector carries no message time, so it goes once its message is gone.
+const PURGE_MESSAGE_TOPIC_ROWS: &str = "\
+WITH members AS (
+    DELETE FROM topic_members WHERE ctid = ANY (ARRAY(
+        SELECT ctid FROM topic_members
+        WHERE subject_kind = 'message' AND created_at < $1 LIMIT $2))
+    RETURNING 1
+), vectors AS (
+    DELETE FROM item_embeddings e
+    WHERE (e.tenant_id, e.subject_kind, e.subject_id, e.model) IN (
+        SELECT v.tenant_id, v.subject_kind, v.subject_id, v.model FROM item_embeddings v
+        WHERE v.subject_kind = 'message'
+            AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.id = v.subject_id)
+        LIMIT $2)
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM members) + (SELECT count(*) FROM vectors)";
 #[async_trait]
 impl RetentionStore for PgStore {
     async fn purge_before(&self, kind: Retained, cutoff: DateTime<Utc>, batch: u32) -> Result<u64> {
@@ -77,6 +96,19 @@ impl RetentionStore for PgStore {
             .execute(&self.scan_pool)
             .await
             .map_err(db)?;
-        Ok(dropped + done.rows_affected())
+        let derived = if kind == Retained::Messages {
+            // What topics kept of the messages that went: their memberships
+            // and vectors (derived from the customer's text, they must not
+            // outlive it). Up to `batch` of each a call.
+            sqlx::query_scalar::<_, i64>(PURGE_MESSAGE_TOPIC_ROWS)
+                .bind(bound(cutoff))
+                .bind(limit(batch.max(1)))
+                .fetch_one(&self.scan_pool)
+                .await
+                .map_err(db)?
+        } else {
+            0
+        };
+        Ok(dropped + done.rows_affected() + u64::try_from(derived).unwrap_or(0))
     }
 }
