@@ -24,11 +24,14 @@
 //!   (`created_at`) is before the cutoff; kept forever by default. On
 //!   Postgres the table is partitioned by month of `created_at`, and a call
 //!   first drops every month that ends before the cutoff (counted in its
-//!   answer). What topics derived from a removed message goes with it, up
-//!   to `batch` rows of each a call, counted in the answer: its topic
-//!   memberships and its stored vectors (a vector is a function of the
-//!   customer's text, so it must not outlive it; a topic's label, terms and
-//!   daily sizes are aggregates and stay). What points at a removed message
+//!   answer). What topics derived from removed messages goes too, up to
+//!   `batch` rows of each a call, counted in the answer: the memberships of
+//!   messages created before the cutoff, and the message vectors last
+//!   computed before it (a vector is a function of the customer's text, so
+//!   it must not outlive it by much: one computed after its message, by a
+//!   weekly topic run, goes at a later call once its own time passes the
+//!   cutoff; a topic's label, terms and daily sizes are aggregates and
+//!   stay). What points at a removed message
 //!   stays: its AI decision, the agent reply that sent it, a reply's
 //!   `in_reply_to`, the inbox item of its conversation (which keeps the
 //!   times it had computed).

@@ -272,6 +272,14 @@ impl PlatformConnector for FacebookConnector {
             .iter()
             .map(comment_from)
             .collect::<Result<Vec<_>, _>>()?;
+        if page.uncursored_next {
+            // An edge paged by time: the comments after this page cannot be
+            // read with a cursor; this page's are kept.
+            tracing::warn!(
+                post_id,
+                "a comments page links a next page without a cursor; reading stops here"
+            );
+        }
         Ok(CommentPage {
             comments,
             next_cursor: page.next_after,

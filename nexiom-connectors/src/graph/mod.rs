@@ -92,6 +92,9 @@ pub(crate) struct GraphPage {
     pub data: Vec<Value>,
     /// `paging.cursors.after`, only when `paging.next` says there is more.
     pub next_after: Option<String>,
+    /// `paging.next` says there is more, but gives no cursor to read it with
+    /// (an edge paged by time): the listing is not known to be complete.
+    pub uncursored_next: bool,
 }
 
 impl GraphClient {
@@ -360,25 +363,19 @@ pub(crate) fn parse_page(platform: &str, v: &Value) -> Result<GraphPage, Connect
         .and_then(Value::as_str)
         .is_some_and(|s| !s.is_empty());
     let next_after = if has_next {
-        // A next page without a cursor is an edge paged by time
-        // (`since`/`until` in the link): read as "no more pages" it would
-        // end a listing early (a comment missed, a post looked up as absent).
-        let after = paging
+        paging
             .and_then(|p| p.pointer("/cursors/after"))
             .and_then(Value::as_str)
             .filter(|s| !s.is_empty())
             .map(str::to_owned)
-            .ok_or_else(|| {
-                ConnectorError::invalid_response(
-                    platform,
-                    "the page links a next page but gives no `paging.cursors.after` to read it with",
-                )
-            })?;
-        Some(after)
     } else {
         None
     };
-    Ok(GraphPage { data, next_after })
+    Ok(GraphPage {
+        uncursored_next: has_next && next_after.is_none(),
+        data,
+        next_after,
+    })
 }
 
 /// A Send API answer `{"recipient_id": …, "message_id": …}`.
@@ -615,14 +612,14 @@ mod tests {
         .expect("page");
         assert_eq!(last.next_after, None);
         assert!(parse_page("instagram", &json!({"oops":1})).is_err());
-        // A next page paged by time (no cursor) is refused, not taken for the end.
-        assert!(
-            parse_page(
-                "facebook",
-                &json!({"data":[],"paging":{"next":"https://x/feed?until=1700000000"}}),
-            )
-            .is_err()
-        );
+        assert!(!last.uncursored_next);
+        // A next page paged by time (no cursor) is flagged, not taken for the end.
+        let timed = parse_page(
+            "facebook",
+            &json!({"data":[],"paging":{"next":"https://x/feed?until=1700000000"}}),
+        )
+        .expect("page");
+        assert!(timed.uncursored_next && timed.next_after.is_none());
     }
 
     #[test]

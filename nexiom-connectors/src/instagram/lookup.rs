@@ -58,6 +58,14 @@ async fn page(
         q.push(("after", c));
     }
     let page = graph.get_page(ctx, &[&ctx.account_id, "media"], &q).await?;
+    if page.uncursored_next {
+        // Read as the end, it would answer "not found" without having read
+        // the account's recent posts: the post would be published again.
+        return Err(ConnectorError::invalid_response(
+            NAME,
+            "the recent posts' page links a next page without a cursor to read it with",
+        ));
+    }
     let items = page
         .data
         .iter()

@@ -286,7 +286,14 @@ impl PublishQueue {
                 (Some(a), Some(b)) => Some(a.max(b)),
                 (a, b) => a.or(b),
             };
-            let error = format!("{summary}, {} waiting for a retry", counts.pending);
+            let error = if pass_full {
+                format!(
+                    "{summary}, {} still to send in the next pass",
+                    counts.pending
+                )
+            } else {
+                format!("{summary}, {} waiting for a retry", counts.pending)
+            };
             let settlement = PostSettlement {
                 tenant_id: post.tenant_id,
                 post_id: post.id,

@@ -538,8 +538,9 @@ pub async fn post_topics_and_refused_runs(store: std::sync::Arc<dyn Store>) {
 }
 
 /// Message retention takes what topics kept of a purged message (its topic
-/// membership and its vectors: both derived from the customer's text), and
-/// leaves a kept message's and a comment's.
+/// membership, and its vector once last computed before the cutoff: both
+/// derived from the customer's text), and leaves a kept message's and a
+/// comment's.
 pub async fn retention_takes_a_purged_messages_topic_rows(store: std::sync::Arc<dyn Store>) {
     let s = &*store;
     let sc = scene(s, "Purged", "purge-1", 3, 1).await;
@@ -550,14 +551,16 @@ pub async fn retention_takes_a_purged_messages_topic_rows(store: std::sync::Arc<
     );
     let comment = TopicSubject::Comment(sc.comments[0]);
     let subjects = [old, kept, comment];
-    let vectors: Vec<ItemEmbedding> = subjects
+    // Each vector computed an hour after its item (the comment's on the
+    // old message's schedule: comments are not message retention's).
+    let vectors: Vec<ItemEmbedding> = [(old, at(10, 1)), (kept, at(10, 3)), (comment, at(10, 1))]
         .iter()
-        .map(|subject| ItemEmbedding {
+        .map(|(subject, computed_at)| ItemEmbedding {
             tenant_id: t,
             subject: *subject,
             model: "local-tfidf-hash-v1".into(),
             vector: vec![0.6, 0.8],
-            computed_at: at(11, 0),
+            computed_at: *computed_at,
         })
         .collect();
     s.upsert_embeddings(&vectors).await.unwrap();
@@ -585,10 +588,9 @@ pub async fn retention_takes_a_purged_messages_topic_rows(store: std::sync::Arc<
             break;
         }
     }
-    assert!(
-        removed >= 4,
-        "2 messages (and the empty and outbound ones) and their rows: {removed}"
-    );
+    // Messages 0 and 1, the outbound and the empty one (00:00), one
+    // membership and one vector.
+    assert_eq!(removed, 6);
     let left = s
         .get_embeddings(t, "local-tfidf-hash-v1", &subjects)
         .await

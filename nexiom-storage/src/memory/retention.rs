@@ -77,11 +77,17 @@ impl RetentionStore for MemoryStore {
                 inner
                     .reply_by_inbound
                     .retain(|inbound, reply| !gone.contains(inbound) && !gone.contains(reply));
-                // What topics kept of them goes with them.
-                let derived = |s: &nexiom_core::TopicSubject| matches!(s, nexiom_core::TopicSubject::Message(id) if gone.contains(id));
+                // What topics kept of them goes with them, as on Postgres:
+                // their memberships, and the message vectors last computed
+                // before the cutoff (a vector is computed after its message
+                // was created, so it is of a message older than the cutoff).
                 let (vectors, members) = (inner.embeddings.len(), inner.topic_members.len());
-                inner.embeddings.retain(|(s, _), _| !derived(s));
-                inner.topic_members.retain(|(_, _, s), _| !derived(s));
+                inner.embeddings.retain(|(s, _), e| {
+                    !(matches!(s, nexiom_core::TopicSubject::Message(_)) && e.computed_at < cutoff)
+                });
+                inner.topic_members.retain(|(_, _, s), _| {
+                    !matches!(s, nexiom_core::TopicSubject::Message(id) if gone.contains(id))
+                });
                 old.len()
                     + (vectors - inner.embeddings.len())
                     + (members - inner.topic_members.len())

@@ -24,20 +24,28 @@ const PLAN_SETTINGS: &str = "set_config('jit', 'off', true), \
 /// recomputations of one tenant's rows then run one after the other, and the
 /// second's statement, which takes its snapshot after the lock, sees all the
 /// first one saw: a slower run started earlier can no longer overwrite a
-/// later run's rows with figures from an older snapshot.
+/// later run's rows with figures from an older snapshot. A tenant's lock is
+/// one of [`KPI_LOCKS`], by a hash of its id, so a call over the thousands
+/// of tenants of a time zone holds at most that many locks (each takes a
+/// slot of the server's shared lock table until commit).
 async fn lock_tenants_kpis(
     conn: &mut sqlx::PgConnection,
     tenants: &[Uuid],
 ) -> std::result::Result<(), sqlx::Error> {
     sqlx::query(
-        "SELECT pg_advisory_xact_lock(hashtextextended('nexiom:kpi:' || t::text, 0)) \
-         FROM (SELECT DISTINCT t FROM unnest($1::uuid[]) AS u(t) ORDER BY t) AS s",
+        "SELECT pg_advisory_xact_lock(hashtextextended('nexiom:kpi:' || b::text, 0)) \
+         FROM (SELECT DISTINCT hashtext(t::text) & ($2 - 1) AS b \
+               FROM unnest($1::uuid[]) AS u(t) ORDER BY b) AS s",
     )
     .bind(tenants)
+    .bind(KPI_LOCKS)
     .execute(conn)
     .await?;
     Ok(())
 }
+
+/// How many KPI locks tenants share (a power of two).
+pub(super) const KPI_LOCKS: i32 = 64;
 
 impl PgStore {
     /// [`PgStore::scoped`] with [`PLAN_SETTINGS`], in one round trip.

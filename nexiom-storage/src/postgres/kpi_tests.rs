@@ -24,11 +24,15 @@ async fn a_recompute_waits_for_one_in_flight_and_reads_what_it_committed() {
     let (tenant, channel) = tenant_and_channel(&store, "pn-kpi").await;
     let conversation = open_conversation(&store, &tenant, &channel, "33600000021").await;
     let mut other = store.pool().begin().await.expect("begin");
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('nexiom:kpi:' || $1::text, 0))")
-        .bind(tenant.id.as_uuid())
-        .execute(&mut *other)
-        .await
-        .expect("the other run's lock");
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(hashtextextended( \
+             'nexiom:kpi:' || (hashtext($1::text) & ($2 - 1))::text, 0))",
+    )
+    .bind(tenant.id.as_uuid())
+    .bind(super::kpi::KPI_LOCKS)
+    .execute(&mut *other)
+    .await
+    .expect("the other run's lock");
     sqlx::query(
         "INSERT INTO messages (id, tenant_id, conversation_id, channel_id, direction, text, \
              has_media, provider_message_id, created_at, stored_at) \

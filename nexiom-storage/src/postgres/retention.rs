@@ -10,9 +10,11 @@ use super::{PgStore, bound, limit};
 use crate::error::Result;
 use crate::retention::{Retained, RetentionStore};
 
-/// The topic memberships of messages created before `$1` and the vectors of
-/// messages no longer stored, at most `$2` of each; the number removed.
-/// A vector carries no message time, so it goes once its message is gone.
+/// The topic memberships of messages created before `$1` (a membership
+/// carries its message's time) and the message vectors last computed before
+/// `$1` (computed after their message was created, so of a message older
+/// than `$1`), at most `$2` of each, through the partial time indexes of
+/// migration 0044; the number removed.
 const PURGE_MESSAGE_TOPIC_ROWS: &str = "\
 WITH members AS (
     DELETE FROM topic_members WHERE ctid = ANY (ARRAY(
@@ -20,12 +22,9 @@ WITH members AS (
         WHERE subject_kind = 'message' AND created_at < $1 LIMIT $2))
     RETURNING 1
 ), vectors AS (
-    DELETE FROM item_embeddings e
-    WHERE (e.tenant_id, e.subject_kind, e.subject_id, e.model) IN (
-        SELECT v.tenant_id, v.subject_kind, v.subject_id, v.model FROM item_embeddings v
-        WHERE v.subject_kind = 'message'
-            AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.id = v.subject_id)
-        LIMIT $2)
+    DELETE FROM item_embeddings WHERE ctid = ANY (ARRAY(
+        SELECT ctid FROM item_embeddings
+        WHERE subject_kind = 'message' AND computed_at < $1 LIMIT $2))
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM members) + (SELECT count(*) FROM vectors)";

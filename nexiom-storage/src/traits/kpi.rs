@@ -28,7 +28,8 @@ pub trait KpiStore: Send + Sync {
     /// the median): no row is loaded into the process.
     ///
     /// Two calls covering one tenant run one after the other (on Postgres a
-    /// transaction-level lock per tenant, taken before the statement reads;
+    /// transaction-level lock per tenant, one of 64 shared by a hash of the
+    /// tenant's id, taken before the statement reads;
     /// in memory the store's lock), so the rows left stored are computed
     /// from data at least as recent as any earlier call saw: a slow call
     /// never overwrites a faster, later one's rows with older figures.
