@@ -7,11 +7,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod common;
-mod reply_queue {
-    pub mod expiry;
-}
-
-use reply_queue::expiry::items_left_behind_the_window_are_given_up_and_escalated;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -587,5 +582,4 @@ on_both_backends!(
     concurrent_runs_never_send_twice,
     a_reply_whose_worker_stopped_is_never_sent_again,
     an_item_handed_back_for_ai_off_is_due_again_after_a_minute,
-    items_left_behind_the_window_are_given_up_and_escalated,
 );

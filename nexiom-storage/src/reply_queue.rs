@@ -61,26 +61,6 @@ pub trait ReplyQueueStore: Send + Sync {
         lease: Duration,
     ) -> Result<Vec<ClaimedReply>>;
 
-    /// Claims up to `limit` items (worker-queue operation, across tenants)
-    /// that the queue no longer answers because they were created before
-    /// `before` (the window [`ReplyQueueStore::claim_pending_replies`] is
-    /// called with): `pending`, due or not, or `sending` with a lease ended
-    /// (its worker stopped), whatever the tenant's AI control, the channel's
-    /// state or its auto-reply setting. Oldest first; each is set `sending`
-    /// under `now + lease` and returned, for the caller to give up
-    /// ([`ReplyQueueStore::finish_reply`] with `GiveUp`, which escalates it
-    /// to a person). Without this an item left behind the window (a backlog,
-    /// a paused channel, AI control switched off) stayed `pending` for good
-    /// and nobody was told. `Invalid("lease")` when `now + lease` is out of
-    /// range.
-    async fn claim_expired_replies(
-        &self,
-        now: DateTime<Utc>,
-        before: DateTime<Utc>,
-        limit: u32,
-        lease: Duration,
-    ) -> Result<Vec<ClaimedReply>>;
-
     /// Records how a claimed item's turn ended (see
     /// [`ReplyOutcome`]), and returns its state afterwards.
     ///

@@ -97,12 +97,6 @@ pub struct AutoReplyReport {
     /// attempt counted. They wait until the channel is reconnected.
     #[serde(default)]
     pub paused: u64,
-    /// Items given up and escalated to a person because they were created
-    /// before the window the run answers in (a backlog, a paused channel,
-    /// AI control switched off, a worker stopped mid-send): no auto-reply
-    /// will go out for them any more.
-    #[serde(default)]
-    pub expired: u64,
 }
 
 impl AutoReplyReport {
@@ -116,7 +110,6 @@ impl AutoReplyReport {
         self.held_back += other.held_back;
         self.lease_lost += other.lease_lost;
         self.paused += other.paused;
-        self.expired += other.expired;
     }
 }
 
@@ -222,16 +215,12 @@ impl InboundPipeline {
     ) -> Result<AutoReplyReport, InboundError> {
         let config = &self.auto_reply;
         let now = self.clock.now();
-        let expired = self.expire_before(since, limit).await?;
         let claimed = self
             .store
             .claim_pending_replies(now, Some(since), limit, config.lease)
             .await?;
         if claimed.is_empty() {
-            return Ok(AutoReplyReport {
-                expired,
-                ..AutoReplyReport::default()
-            });
+            return Ok(AutoReplyReport::default());
         }
         // The claim set every item's lease to `now + lease`.
         let held_until = now
@@ -280,41 +269,9 @@ impl InboundPipeline {
             _ = work => {}
             () = self.heartbeat(&batch) => {}
         }
-        let mut report = *lock(&batch.report);
-        report.expired = expired;
+        let report = *lock(&batch.report);
         crate::telemetry::auto_replies(report.sent, report.failed, report.given_up);
         Ok(report)
-    }
-
-    /// Gives up, and escalates to a person, up to `limit` items created
-    /// before `since` that are still waiting for an automatic reply: the
-    /// queue answers only from `since` on, so without this they stayed
-    /// `pending` for good and nobody was told. Returns how many.
-    async fn expire_before(&self, since: DateTime<Utc>, limit: u32) -> Result<u64, InboundError> {
-        let now = self.clock.now();
-        let expired = self
-            .store
-            .claim_expired_replies(now, since, limit, self.auto_reply.lease)
-            .await?;
-        let mut given_up = 0;
-        for item in expired {
-            let (tenant, _) = owner(&item);
-            let error = format!(
-                "no automatic reply: received at {}, before the auto-reply window (from \
-                 {since}); a person answers",
-                item.created_at(),
-            );
-            match self
-                .store
-                .finish_reply(tenant, item.subject(), ReplyOutcome::GiveUp { error })
-                .await
-            {
-                Ok(_) => given_up += 1,
-                // Its claim lapses and the next run tries again.
-                Err(error) => tracing::warn!(%error, "an expired auto-reply item was not given up"),
-            }
-        }
-        Ok(given_up)
     }
 
     /// Groups claimed items into lanes: by channel, and within a channel by

@@ -122,66 +122,6 @@ impl Inner {
         Ok(claimed)
     }
 
-    fn claim_expired_replies(
-        &mut self,
-        now: DateTime<Utc>,
-        before: DateTime<Utc>,
-        limit: u32,
-        lease: Duration,
-    ) -> Result<Vec<ClaimedReply>> {
-        let until = now.checked_add_signed(lease).ok_or_else(|| {
-            CoreError::invalid("lease", "ends beyond the representable time range")
-        })?;
-        let expired = |reply: Option<&ReplyStatus>, created: DateTime<Utc>| {
-            created < before
-                && reply.is_some_and(|r| match r.state {
-                    ReplyState::Pending => true,
-                    ReplyState::Sending => r.lease_until.is_none_or(|t| t <= now),
-                    _ => false,
-                })
-        };
-        let mut candidates: Vec<(DateTime<Utc>, uuid::Uuid, DecisionSubject)> = self
-            .messages
-            .values()
-            .filter(|m| {
-                m.direction == MessageDirection::Inbound && expired(m.reply.as_ref(), m.created_at)
-            })
-            .map(|m| (m.created_at, m.id.as_uuid(), DecisionSubject::Message(m.id)))
-            .chain(
-                self.comments
-                    .values()
-                    .filter(|c| expired(c.reply.as_ref(), c.created_at))
-                    .map(|c| (c.created_at, c.id.as_uuid(), DecisionSubject::Comment(c.id))),
-            )
-            .collect();
-        candidates.sort_by_key(|(at, id, _)| (*at, *id));
-        candidates.truncate(limit_len(limit));
-        let claim = |reply: &mut Option<ReplyStatus>| {
-            if let Some(r) = reply.as_mut() {
-                r.state = ReplyState::Sending;
-                r.lease_until = Some(until);
-            }
-        };
-        let mut claimed = Vec::with_capacity(candidates.len());
-        for (_, _, subject) in candidates {
-            match subject {
-                DecisionSubject::Message(id) => {
-                    if let Some(m) = self.messages.get_mut(&id) {
-                        claim(&mut m.reply);
-                        claimed.push(ClaimedReply::Message(m.clone()));
-                    }
-                }
-                DecisionSubject::Comment(id) => {
-                    if let Some(c) = self.comments.get_mut(&id) {
-                        claim(&mut c.reply);
-                        claimed.push(ClaimedReply::Comment(c.clone()));
-                    }
-                }
-            }
-        }
-        Ok(claimed)
-    }
-
     pub(super) fn finish_reply(
         &mut self,
         tenant: TenantId,
@@ -279,16 +219,6 @@ impl ReplyQueueStore for MemoryStore {
         lease: Duration,
     ) -> Result<Vec<ClaimedReply>> {
         self.lock().claim_pending_replies(now, since, limit, lease)
-    }
-
-    async fn claim_expired_replies(
-        &self,
-        now: DateTime<Utc>,
-        before: DateTime<Utc>,
-        limit: u32,
-        lease: Duration,
-    ) -> Result<Vec<ClaimedReply>> {
-        self.lock().claim_expired_replies(now, before, limit, lease)
     }
 
     async fn finish_reply(

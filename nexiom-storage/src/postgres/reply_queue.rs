@@ -57,28 +57,6 @@ fn due_sql(table: &str) -> String {
     )
 }
 
-/// The items of `table` the queue no longer answers, oldest first, locked:
-/// `pending` (due or not) or `sending` with a lease ended, created before
-/// `$2`; `$1` now, `$3` the limit. Nothing else filters them: they are given
-/// up whatever the tenant's AI control or the channel's state.
-fn expired_sql(table: &str) -> String {
-    let inbound = if table == "messages" {
-        "AND t.direction = 'inbound' "
-    } else {
-        ""
-    };
-    format!(
-        "SELECT t.* FROM {table} t \
-         WHERE t.reply_state IN ('pending', 'sending') {inbound}\
-             AND (t.reply_state = 'pending' \
-                  OR t.reply_lease_until IS NULL OR t.reply_lease_until <= $1) \
-             AND t.created_at < $2 \
-         ORDER BY t.created_at, t.id \
-         LIMIT $3 \
-         FOR UPDATE OF t SKIP LOCKED"
-    )
-}
-
 /// Marks `ids` of `table` claimed until `$2`.
 fn claim_sql(table: &str) -> String {
     format!(
@@ -120,38 +98,54 @@ impl ReplyQueueStore for PgStore {
             .fetch_all(&mut *tx)
             .await
             .map_err(db)?;
-        claim_oldest(tx, messages, comments, max, until).await
-    }
-
-    async fn claim_expired_replies(
-        &self,
-        now: DateTime<Utc>,
-        before: DateTime<Utc>,
-        max: u32,
-        lease: Duration,
-    ) -> Result<Vec<ClaimedReply>> {
-        let until = now.checked_add_signed(lease).ok_or_else(|| {
-            CoreError::invalid("lease", "ends beyond the representable time range")
-        })?;
-        if max == 0 {
-            return Ok(Vec::new());
+        let mut candidates: Vec<(DateTime<Utc>, Uuid, bool)> = Vec::new();
+        for row in messages {
+            let m = row.into_entity()?;
+            candidates.push((m.created_at, m.id.as_uuid(), true));
         }
-        let mut tx = self.scan_pool.begin().await.map_err(db)?;
-        let messages: Vec<MessageRow> = sqlx::query_as(&expired_sql("messages"))
-            .bind(bound(now))
-            .bind(bound(before))
-            .bind(limit(max))
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db)?;
-        let comments: Vec<CommentRow> = sqlx::query_as(&expired_sql("comments"))
-            .bind(bound(now))
-            .bind(bound(before))
-            .bind(limit(max))
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db)?;
-        claim_oldest(tx, messages, comments, max, until).await
+        for row in comments {
+            let c = row.into_entity()?;
+            candidates.push((c.created_at, c.id.as_uuid(), false));
+        }
+        candidates.sort();
+        candidates.truncate(usize::try_from(max).unwrap_or(usize::MAX));
+        let (message_ids, comment_ids): (Vec<_>, Vec<_>) = candidates
+            .iter()
+            .partition(|(_, _, is_message)| *is_message);
+        let message_ids: Vec<Uuid> = message_ids.into_iter().map(|(_, id, _)| id).collect();
+        let comment_ids: Vec<Uuid> = comment_ids.into_iter().map(|(_, id, _)| id).collect();
+        let mut claimed = Vec::with_capacity(candidates.len());
+        if !message_ids.is_empty() {
+            let rows: Vec<MessageRow> = sqlx::query_as(&claim_sql("messages"))
+                .bind(&message_ids)
+                .bind(bound(until))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db)?;
+            for row in rows {
+                claimed.push(ClaimedReply::Message(row.into_entity()?));
+            }
+        }
+        if !comment_ids.is_empty() {
+            let rows: Vec<CommentRow> = sqlx::query_as(&claim_sql("comments"))
+                .bind(&comment_ids)
+                .bind(bound(until))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db)?;
+            for row in rows {
+                claimed.push(ClaimedReply::Comment(row.into_entity()?));
+            }
+        }
+        tx.commit().await.map_err(db)?;
+        claimed.sort_by_key(|c| {
+            let id = match c.subject() {
+                DecisionSubject::Message(id) => id.as_uuid(),
+                DecisionSubject::Comment(id) => id.as_uuid(),
+            };
+            (c.created_at(), id)
+        });
+        Ok(claimed)
     }
 
     async fn finish_reply(
@@ -306,63 +300,4 @@ impl ReplyQueueStore for PgStore {
         .map_err(db)?;
         Ok(u64::try_from(renewed).unwrap_or(0))
     }
-}
-
-/// Of the locked `messages` and `comments`, claims the oldest `max` together
-/// until `until` (the others are unlocked untouched at commit) and commits.
-async fn claim_oldest(
-    mut tx: sqlx::Transaction<'static, sqlx::Postgres>,
-    messages: Vec<MessageRow>,
-    comments: Vec<CommentRow>,
-    max: u32,
-    until: DateTime<Utc>,
-) -> Result<Vec<ClaimedReply>> {
-    let mut candidates: Vec<(DateTime<Utc>, Uuid, bool)> = Vec::new();
-    for row in messages {
-        let m = row.into_entity()?;
-        candidates.push((m.created_at, m.id.as_uuid(), true));
-    }
-    for row in comments {
-        let c = row.into_entity()?;
-        candidates.push((c.created_at, c.id.as_uuid(), false));
-    }
-    candidates.sort();
-    candidates.truncate(usize::try_from(max).unwrap_or(usize::MAX));
-    let (message_ids, comment_ids): (Vec<_>, Vec<_>) = candidates
-        .iter()
-        .partition(|(_, _, is_message)| *is_message);
-    let message_ids: Vec<Uuid> = message_ids.into_iter().map(|(_, id, _)| id).collect();
-    let comment_ids: Vec<Uuid> = comment_ids.into_iter().map(|(_, id, _)| id).collect();
-    let mut claimed = Vec::with_capacity(candidates.len());
-    if !message_ids.is_empty() {
-        let rows: Vec<MessageRow> = sqlx::query_as(&claim_sql("messages"))
-            .bind(&message_ids)
-            .bind(bound(until))
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db)?;
-        for row in rows {
-            claimed.push(ClaimedReply::Message(row.into_entity()?));
-        }
-    }
-    if !comment_ids.is_empty() {
-        let rows: Vec<CommentRow> = sqlx::query_as(&claim_sql("comments"))
-            .bind(&comment_ids)
-            .bind(bound(until))
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db)?;
-        for row in rows {
-            claimed.push(ClaimedReply::Comment(row.into_entity()?));
-        }
-    }
-    tx.commit().await.map_err(db)?;
-    claimed.sort_by_key(|c| {
-        let id = match c.subject() {
-            DecisionSubject::Message(id) => id.as_uuid(),
-            DecisionSubject::Comment(id) => id.as_uuid(),
-        };
-        (c.created_at(), id)
-    });
-    Ok(claimed)
 }
