@@ -77,20 +77,38 @@ impl RetentionStore for MemoryStore {
                 inner
                     .reply_by_inbound
                     .retain(|inbound, reply| !gone.contains(inbound) && !gone.contains(reply));
-                // What topics kept of them goes with them, as on Postgres:
-                // their memberships, and the message vectors last computed
-                // before the cutoff (a vector is computed after its message
-                // was created, so it is of a message older than the cutoff).
-                let (vectors, members) = (inner.embeddings.len(), inner.topic_members.len());
-                inner.embeddings.retain(|(s, _), e| {
-                    !(matches!(s, nexiom_core::TopicSubject::Message(_)) && e.computed_at < cutoff)
-                });
-                inner.topic_members.retain(|(_, _, s), _| {
-                    !matches!(s, nexiom_core::TopicSubject::Message(id) if gone.contains(id))
-                });
-                old.len()
-                    + (vectors - inner.embeddings.len())
-                    + (members - inner.topic_members.len())
+                // What topics kept of removed messages goes too, up to
+                // `batch` of each, as on Postgres: the memberships of
+                // messages no longer stored (on Postgres, of messages older
+                // than the cutoff: the same ones), and the message vectors
+                // last computed before the cutoff (a vector is computed after
+                // its message was created, so it is of an older message).
+                let vectors: Vec<_> = inner
+                    .embeddings
+                    .iter()
+                    .filter(|((s, _), e)| {
+                        matches!(s, nexiom_core::TopicSubject::Message(_)) && e.computed_at < cutoff
+                    })
+                    .map(|(key, _)| key.clone())
+                    .take(batch)
+                    .collect();
+                for key in &vectors {
+                    inner.embeddings.remove(key);
+                }
+                let members: Vec<_> = inner
+                    .topic_members
+                    .keys()
+                    .filter(|(_, _, s)| {
+                        matches!(s, nexiom_core::TopicSubject::Message(id)
+                            if !inner.messages.contains_key(id))
+                    })
+                    .cloned()
+                    .take(batch)
+                    .collect();
+                for key in &members {
+                    inner.topic_members.remove(key);
+                }
+                old.len() + vectors.len() + members.len()
             }
         };
         Ok(removed as u64)
