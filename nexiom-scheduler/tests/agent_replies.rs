@@ -340,6 +340,26 @@ async fn comment_replies_keep_the_private_reply_rules(test: TestStore) {
         ))
         .await;
     assert!(matches!(too_old, Err(AgentReplyError::Refused(ref why)) if why.contains("7 days")));
+    // A channel that cannot send now (here no connector for its platform):
+    // nothing is sent or recorded, so neither the key nor the comment's one
+    // private reply is used up.
+    let unavailable = AgentReplies::new(store.clone(), clock.clone(), ConnectorRegistry::new())
+        .reply_as_agent(request(
+            AgentReplyTarget::PrivateComment { comment: fresh.id },
+            "p-1",
+        ))
+        .await;
+    assert!(
+        matches!(unavailable, Err(AgentReplyError::Unavailable(_))),
+        "{unavailable:?}"
+    );
+    assert!(
+        store
+            .find_agent_reply(tenant.id, "p-1")
+            .await
+            .unwrap()
+            .is_none()
+    );
     let first = replies
         .reply_as_agent(request(
             AgentReplyTarget::PrivateComment { comment: fresh.id },

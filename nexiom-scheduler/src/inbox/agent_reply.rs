@@ -50,6 +50,12 @@ pub enum AgentReplyError {
     /// `NotFound`).
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// The channel cannot send now (no connector for its platform, no usable
+    /// token: it may need re-authorization; the target lacks what the call
+    /// needs). Nothing was sent or recorded: the same key can be sent again
+    /// once that is fixed, and a comment's one private reply is not used up.
+    #[error("the channel cannot send this reply now: {0}")]
+    Unavailable(String),
 }
 
 /// Sends replies written by people.
@@ -176,7 +182,8 @@ impl AgentReplies {
 
     /// Gets tokens through `tokens` (share the process's one keeper); by
     /// default it has its own over the same store. A channel that needs
-    /// re-authorization makes no call: the reply fails with that reason.
+    /// re-authorization makes no call: the reply is refused with that
+    /// reason ([`AgentReplyError::Unavailable`]), and nothing is recorded.
     pub fn with_tokens(mut self, tokens: crate::tokens::ChannelTokens) -> Self {
         self.tokens = tokens;
         self
@@ -192,11 +199,15 @@ impl AgentReplies {
     ///    contact's last message within 24 hours (WhatsApp accepts a
     ///    template outside it); a private reply needs Instagram or Facebook,
     ///    a comment at most 7 days old and no private reply to it yet.
-    /// 3. The reply is claimed under the key (two concurrent calls with one
+    /// 3. What the call needs is read (the connector, the channel's token,
+    ///    the target's platform ids); when that fails nothing is sent or
+    ///    recorded ([`AgentReplyError::Unavailable`]): the key stays free and
+    ///    a comment's one private reply is not used up.
+    /// 4. The reply is claimed under the key (two concurrent calls with one
     ///    key: one claim, one platform call; the other call answers the
     ///    stored reply), then sent through the channel's connector: a direct
     ///    message, a public comment reply or a private reply.
-    /// 4. The answer is recorded: `sent` (a conversation reply becomes an
+    /// 5. The answer is recorded: `sent` (a conversation reply becomes an
     ///    outbound message with the agent's reply linked, so it counts for
     ///    the first-response time) or `failed` with the platform's error;
     ///    either way the key never sends again.
@@ -228,6 +239,13 @@ impl AgentReplies {
             .await?;
         let now = self.clock.now();
         check_policy(&request, &ctx, now).map_err(AgentReplyError::Refused)?;
+        // Everything the call needs, before the claim: a failure here sent
+        // nothing, so it records nothing (the key stays free, a comment's
+        // private reply is not used up).
+        let call = self
+            .prepare(&request, &ctx)
+            .await
+            .map_err(AgentReplyError::Unavailable)?;
         let reply = match self.store.claim_agent_reply(new).await? {
             AgentReplyClaim::Claimed(reply) => reply,
             AgentReplyClaim::Existing(reply) => return Ok(reply),
@@ -237,7 +255,7 @@ impl AgentReplies {
                 ));
             }
         };
-        let outcome = match self.send(&request, &ctx).await {
+        let outcome = match self.send(&request, call).await {
             Ok(provider_id) => AgentReplyOutcome::Sent { provider_id },
             Err(error) => {
                 tracing::warn!(%tenant, reply = %reply.id, %error, "agent reply not sent");
@@ -250,31 +268,69 @@ impl AgentReplies {
             .await?)
     }
 
-    /// The platform call; the platform's id of what was sent, or the error.
-    async fn send(
+    /// The connector, the channel's context (its token) and the target's
+    /// platform ids: all a call needs, or why it cannot be made.
+    async fn prepare(
         &self,
         request: &AgentReplyRequest,
         ctx: &AgentReplyContext,
-    ) -> Result<Option<String>, String> {
+    ) -> Result<Call, String> {
         let connector = self
             .connectors
             .get(ctx.channel.platform.as_str())
             .map_err(|e| e.to_string())?;
+        let missing = |what: &str| format!("the target has no {what}");
+        let target = match request.target {
+            AgentReplyTarget::Conversation { .. } => {
+                CallTarget::Message(ctx.recipient.clone().ok_or_else(|| missing("recipient"))?)
+            }
+            AgentReplyTarget::PublicComment { .. } => CallTarget::Comment(
+                ctx.comment_platform_id
+                    .clone()
+                    .ok_or_else(|| missing("comment id"))?,
+            ),
+            AgentReplyTarget::PrivateComment { .. } => {
+                let (Some(comment), Some(at)) =
+                    (ctx.comment_platform_id.clone(), ctx.comment_created_at)
+                else {
+                    return Err(missing("comment id"));
+                };
+                CallTarget::Private(comment, at)
+            }
+        };
         let channel = self
             .tokens
             .context(connector.as_ref(), &ctx.channel)
             .await
             .map_err(|e| e.to_string())?;
-        let missing = |what: &str| format!("the target has no {what}");
-        match request.target {
-            AgentReplyTarget::Conversation { .. } => {
-                let recipient = ctx.recipient.clone().ok_or_else(|| missing("recipient"))?;
+        Ok(Call {
+            connector,
+            channel,
+            target,
+            last_inbound_at: ctx.last_inbound_at,
+        })
+    }
+
+    /// The platform call; the platform's id of what was sent, or the error.
+    async fn send(
+        &self,
+        request: &AgentReplyRequest,
+        call: Call,
+    ) -> Result<Option<String>, String> {
+        let Call {
+            connector,
+            channel,
+            target,
+            last_inbound_at,
+        } = call;
+        match target {
+            CallTarget::Message(recipient) => {
                 let message = OutboundMessage {
                     recipient,
                     body: body(request),
                     reply_to: None,
                     reference: Some(request.idempotency_key.clone()),
-                    last_inbound_at: ctx.last_inbound_at,
+                    last_inbound_at,
                 };
                 connector
                     .send_message(&channel, &message)
@@ -282,29 +338,34 @@ impl AgentReplies {
                     .map(|sent| Some(sent.message_id))
                     .map_err(|e| e.to_string())
             }
-            AgentReplyTarget::PublicComment { .. } => {
-                let comment = ctx
-                    .comment_platform_id
-                    .as_deref()
-                    .ok_or_else(|| missing("comment id"))?;
-                connector
-                    .reply_comment(&channel, comment, &request.text)
-                    .await
-                    .map(Some)
-                    .map_err(|e| e.to_string())
-            }
-            AgentReplyTarget::PrivateComment { .. } => {
-                let (Some(comment), Some(at)) =
-                    (ctx.comment_platform_id.clone(), ctx.comment_created_at)
-                else {
-                    return Err(missing("comment id"));
-                };
-                connector
-                    .send_private_reply(&channel, &PrivateReply::new(comment, &request.text, at))
-                    .await
-                    .map(|sent| Some(sent.message_id))
-                    .map_err(|e| e.to_string())
-            }
+            CallTarget::Comment(comment) => connector
+                .reply_comment(&channel, &comment, &request.text)
+                .await
+                .map(Some)
+                .map_err(|e| e.to_string()),
+            CallTarget::Private(comment, at) => connector
+                .send_private_reply(&channel, &PrivateReply::new(comment, &request.text, at))
+                .await
+                .map(|sent| Some(sent.message_id))
+                .map_err(|e| e.to_string()),
         }
     }
+}
+
+/// What one agent reply's call needs, read before the reply is claimed.
+struct Call {
+    connector: Arc<dyn nexiom_connectors::PlatformConnector>,
+    channel: nexiom_connectors::ChannelContext,
+    target: CallTarget,
+    last_inbound_at: Option<DateTime<Utc>>,
+}
+
+/// Where the reply goes, with the platform's ids.
+enum CallTarget {
+    /// A direct message to this recipient.
+    Message(String),
+    /// A public reply to this comment.
+    Comment(String),
+    /// A private reply to this comment, created at that time.
+    Private(String, DateTime<Utc>),
 }
