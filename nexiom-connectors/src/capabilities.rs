@@ -35,6 +35,11 @@ pub struct Capabilities {
     pub max_media_items: usize,
     /// A post must carry at least one media item (Instagram).
     pub requires_media: bool,
+    /// The link is sent inside the text ([`Content::text_with_link`]: a
+    /// WhatsApp message, an Instagram caption), so it counts toward the
+    /// text's limit.
+    #[serde(default)]
+    pub link_in_text: bool,
 }
 
 impl Default for Capabilities {
@@ -53,6 +58,7 @@ impl Default for Capabilities {
             max_caption_length: None,
             max_media_items: 10,
             requires_media: false,
+            link_in_text: false,
         }
     }
 }
@@ -86,7 +92,11 @@ impl Capabilities {
         } else {
             self.max_text_length
         };
-        let len = content.char_count();
+        let len = if self.link_in_text {
+            content.text_with_link().chars().count()
+        } else {
+            content.char_count()
+        };
         if len > max_text {
             return Err(ValidationError::TextTooLong {
                 platform: platform.to_owned(),
@@ -225,5 +235,33 @@ mod tests {
         };
         assert_eq!(caps.validate("x", &Content::text("éàü"), None), Ok(()));
         assert!(caps.validate("x", &Content::text("éàüö"), None).is_err());
+    }
+
+    #[test]
+    fn a_link_sent_inside_the_text_counts_toward_its_limit() {
+        let caps = Capabilities {
+            max_text_length: 20,
+            link_in_text: true,
+            ..Capabilities::default()
+        };
+        let text = "a".repeat(15);
+        let with_link = Content::text(text.as_str()).with_link("https://x.io/p");
+        // 15 + a line break + 14: refused before any call, not by the platform.
+        assert!(matches!(
+            caps.validate("x", &with_link, None),
+            Err(ValidationError::TextTooLong {
+                len: 30,
+                max: 20,
+                ..
+            })
+        ));
+        // A text that holds the link already is sent as it is.
+        let holds = Content::text("see https://x.io/p").with_link("https://x.io/p");
+        assert_eq!(caps.validate("x", &holds, None), Ok(()));
+        let separate = Capabilities {
+            link_in_text: false,
+            ..caps
+        };
+        assert_eq!(separate.validate("x", &with_link, None), Ok(()));
     }
 }

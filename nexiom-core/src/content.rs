@@ -92,6 +92,22 @@ impl Content {
         self.text.chars().count()
     }
 
+    /// The text with the link after it on a line of its own, unless the text
+    /// holds the link already: what a platform without a link field (a
+    /// WhatsApp message, an Instagram caption) is sent.
+    pub fn text_with_link(&self) -> String {
+        match &self.link {
+            Some(link) if !self.text.contains(link.as_str()) => {
+                if self.text.is_empty() {
+                    link.clone()
+                } else {
+                    format!("{}\n{link}", self.text)
+                }
+            }
+            _ => self.text.clone(),
+        }
+    }
+
     /// Whether any media is attached.
     pub fn has_media(&self) -> bool {
         !self.media.is_empty()

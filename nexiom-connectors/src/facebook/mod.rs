@@ -83,6 +83,7 @@ impl FacebookConnector {
             max_caption_length: None,
             max_media_items: 1,
             requires_media: false,
+            link_in_text: false,
         }
     }
 

@@ -18,17 +18,7 @@ const FIELDS: &str = "id,caption,timestamp,permalink";
 /// the text does not already hold it (links in captions are not clickable, but
 /// what the author wrote is kept).
 pub(super) fn caption(content: &Content) -> String {
-    let text = content.text.clone();
-    match &content.link {
-        Some(link) if !text.contains(link.as_str()) => {
-            if text.is_empty() {
-                link.clone()
-            } else {
-                format!("{text}\n{link}")
-            }
-        }
-        _ => text,
-    }
+    content.text_with_link()
 }
 
 fn candidate(v: &Value) -> Result<Candidate, ConnectorError> {

@@ -113,6 +113,7 @@ impl InstagramConnector {
             max_caption_length: None,
             max_media_items: 1,
             requires_media: true,
+            link_in_text: true,
         }
     }
 

@@ -90,6 +90,7 @@ impl LinkedInConnector {
             max_caption_length: None,
             max_media_items: 0,
             requires_media: false,
+            link_in_text: false,
         }
     }
 

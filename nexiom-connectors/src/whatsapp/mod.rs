@@ -76,6 +76,7 @@ impl WhatsAppConnector {
             max_caption_length: Some(1024),
             max_media_items: 1,
             requires_media: false,
+            link_in_text: true,
         }
     }
 
@@ -149,16 +150,7 @@ pub(crate) fn message_payload(
 }
 
 fn content_payload(p: &mut Value, c: &Content) {
-    let text = match &c.link {
-        Some(link) if !c.text.contains(link.as_str()) => {
-            if c.text.is_empty() {
-                link.clone()
-            } else {
-                format!("{}\n{}", c.text, link)
-            }
-        }
-        _ => c.text.clone(),
-    };
+    let text = c.text_with_link();
     match c.media.first() {
         Some(m) => {
             let kind = m.kind.as_str();
