@@ -427,6 +427,8 @@ impl PlatformConnector for InstagramConnector {
         let caps = Capabilities {
             max_text_length: 999,
             requires_media: false,
+            // A direct message is sent its text alone (see below).
+            link_in_text: false,
             ..self.capabilities.clone()
         };
         caps.validate(NAME, content, None)?;

@@ -242,10 +242,7 @@ impl AgentReplies {
         // Everything the call needs, before the claim: a failure here sent
         // nothing, so it records nothing (the key stays free, a comment's
         // private reply is not used up).
-        let call = self
-            .prepare(&request, &ctx)
-            .await
-            .map_err(AgentReplyError::Unavailable)?;
+        let call = self.prepare(&request, &ctx).await?;
         let reply = match self.store.claim_agent_reply(new).await? {
             AgentReplyClaim::Claimed(reply) => reply,
             AgentReplyClaim::Existing(reply) => return Ok(reply),
@@ -274,12 +271,13 @@ impl AgentReplies {
         &self,
         request: &AgentReplyRequest,
         ctx: &AgentReplyContext,
-    ) -> Result<Call, String> {
+    ) -> Result<Call, AgentReplyError> {
         let connector = self
             .connectors
             .get(ctx.channel.platform.as_str())
-            .map_err(|e| e.to_string())?;
-        let missing = |what: &str| format!("the target has no {what}");
+            .map_err(|e| AgentReplyError::Unavailable(e.to_string()))?;
+        let missing =
+            |what: &str| AgentReplyError::Unavailable(format!("the target has no {what}"));
         let target = match request.target {
             AgentReplyTarget::Conversation { .. } => {
                 CallTarget::Message(ctx.recipient.clone().ok_or_else(|| missing("recipient"))?)
@@ -302,7 +300,10 @@ impl AgentReplies {
             .tokens
             .context(connector.as_ref(), &ctx.channel)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| match e {
+                crate::tokens::TokenError::Storage(e) => AgentReplyError::Storage(e),
+                other => AgentReplyError::Unavailable(other.to_string()),
+            })?;
         Ok(Call {
             connector,
             channel,
