@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::{Duration, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use nexiom_core::*;
 use nexiom_scheduler::*;
 use nexiom_storage::Store;
@@ -51,21 +51,25 @@ impl Labeller for BrokenLabeller {
     }
 }
 
-async fn scenario(store: Arc<dyn Store>) {
-    let day1 = Utc.with_ymd_and_hms(2026, 11, 20, 2, 0, 0).unwrap(); // 03:00 in Paris
-    let clock = Arc::new(ManualClock::new(day1));
+/// The Bistro tenant, its Instagram channel `account` and one guest's
+/// conversation, all created 30 days before `at`.
+async fn bistro(
+    store: &dyn Store,
+    account: &str,
+    at: DateTime<Utc>,
+) -> (Tenant, Channel, ConversationId) {
     let tenant = store
-        .create_tenant(NewTenant::new("Bistro", day1 - Duration::days(30)))
+        .create_tenant(NewTenant::new("Bistro", at - Duration::days(30)))
         .await
         .unwrap();
     let channel = store
         .create_channel(NewChannel {
             tenant_id: tenant.id,
             platform: Platform::Instagram,
-            external_account_id: "ig-bistro".into(),
+            external_account_id: account.into(),
             name: "Bistro".into(),
             credentials: Credentials::default(),
-            created_at: day1 - Duration::days(30),
+            created_at: at - Duration::days(30),
         })
         .await
         .unwrap();
@@ -75,7 +79,7 @@ async fn scenario(store: Arc<dyn Store>) {
             platform: Platform::Instagram,
             external_handle: "guest".into(),
             display_name: None,
-            created_at: day1 - Duration::days(30),
+            created_at: at - Duration::days(30),
         })
         .await
         .unwrap()
@@ -85,12 +89,52 @@ async fn scenario(store: Arc<dyn Store>) {
             tenant.id,
             cc.contact_id,
             channel.id,
-            day1 - Duration::days(30),
+            at - Duration::days(30),
         )
         .await
         .unwrap()
         .record
         .id;
+    (tenant, channel, conv)
+}
+
+/// Messages of the 24 hours before `end` in `conv`, 3 rounds of both
+/// subjects, each tagged `tag`.
+async fn write_day(
+    store: &dyn Store,
+    tenant: TenantId,
+    conv: ConversationId,
+    end: DateTime<Utc>,
+    tag: &str,
+) {
+    let mut n = 0;
+    for round in 0..3 {
+        for text in DELIVERY.iter().chain(HOURS.iter()) {
+            n += 1;
+            let at = end - Duration::minutes(10 * n);
+            store
+                .insert_message(NewMessage {
+                    tenant_id: tenant,
+                    conversation_id: conv,
+                    direction: MessageDirection::Inbound,
+                    text: format!("{text} ({tag} {round})"),
+                    has_media: false,
+                    provider_message_id: None,
+                    in_reply_to: None,
+                    delivery_status: None,
+                    created_at: at,
+                    stored_at: at,
+                })
+                .await
+                .unwrap();
+        }
+    }
+}
+
+async fn scenario(store: Arc<dyn Store>) {
+    let day1 = Utc.with_ymd_and_hms(2026, 11, 20, 2, 0, 0).unwrap(); // 03:00 in Paris
+    let clock = Arc::new(ManualClock::new(day1));
+    let (tenant, channel, conv) = bistro(store.as_ref(), "ig-bistro", day1).await;
     let post = store
         .insert_post(NewScheduledPost::one_off(
             tenant.id,
@@ -103,35 +147,7 @@ async fn scenario(store: Arc<dyn Store>) {
         .unwrap()
         .record
         .id;
-    // Messages of the 24 hours before `end`, 3 rounds of both subjects.
-    let write_day = |end: chrono::DateTime<Utc>, tag: &'static str| {
-        let store = Arc::clone(&store);
-        async move {
-            let mut n = 0;
-            for round in 0..3 {
-                for text in DELIVERY.iter().chain(HOURS.iter()) {
-                    n += 1;
-                    let at = end - Duration::minutes(10 * n);
-                    store
-                        .insert_message(NewMessage {
-                            tenant_id: tenant.id,
-                            conversation_id: conv,
-                            direction: MessageDirection::Inbound,
-                            text: format!("{text} ({tag} {round})"),
-                            has_media: false,
-                            provider_message_id: None,
-                            in_reply_to: None,
-                            delivery_status: None,
-                            created_at: at,
-                            stored_at: at,
-                        })
-                        .await
-                        .unwrap();
-                }
-            }
-        }
-    };
-    write_day(day1, "j1").await;
+    write_day(store.as_ref(), tenant.id, conv, day1, "j1").await;
     for (i, text) in DELIVERY
         .iter()
         .chain(HOURS.iter())
@@ -214,7 +230,7 @@ async fn scenario(store: Arc<dyn Store>) {
     // The next day: new messages on the same subjects keep the topic ids.
     let day2 = day1 + Duration::days(1);
     clock.set(day2);
-    write_day(day2, "j2").await;
+    write_day(store.as_ref(), tenant.id, conv, day2, "j2").await;
     runtime.run_once(&shutdown).await.unwrap();
     let next = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
     let top2 = store
@@ -304,65 +320,8 @@ impl Labeller for WordyLabeller {
 /// unsavable.
 async fn a_failing_scope_and_a_long_label_leave_the_other_scopes_saved(store: Arc<dyn Store>) {
     let now = Utc.with_ymd_and_hms(2026, 11, 20, 2, 0, 0).unwrap();
-    let tenant = store
-        .create_tenant(NewTenant::new("Bistro", now - Duration::days(30)))
-        .await
-        .unwrap();
-    let channel = store
-        .create_channel(NewChannel {
-            tenant_id: tenant.id,
-            platform: Platform::Instagram,
-            external_account_id: "ig-bistro-2".into(),
-            name: "Bistro".into(),
-            credentials: Credentials::default(),
-            created_at: now - Duration::days(30),
-        })
-        .await
-        .unwrap();
-    let cc = store
-        .insert_contact_channel(NewContactChannel {
-            tenant_id: tenant.id,
-            platform: Platform::Instagram,
-            external_handle: "guest".into(),
-            display_name: None,
-            created_at: now - Duration::days(30),
-        })
-        .await
-        .unwrap()
-        .record;
-    let conv = store
-        .insert_open_conversation(
-            tenant.id,
-            cc.contact_id,
-            channel.id,
-            now - Duration::days(30),
-        )
-        .await
-        .unwrap()
-        .record
-        .id;
-    let mut n = 0;
-    for round in 0..3 {
-        for text in DELIVERY.iter().chain(HOURS.iter()) {
-            n += 1;
-            let at = now - Duration::minutes(10 * n);
-            store
-                .insert_message(NewMessage {
-                    tenant_id: tenant.id,
-                    conversation_id: conv,
-                    direction: MessageDirection::Inbound,
-                    text: format!("{text} ({round})"),
-                    has_media: false,
-                    provider_message_id: None,
-                    in_reply_to: None,
-                    delivery_status: None,
-                    created_at: at,
-                    stored_at: at,
-                })
-                .await
-                .unwrap();
-        }
-    }
+    let (tenant, _, conv) = bistro(store.as_ref(), "ig-bistro-2", now).await;
+    write_day(store.as_ref(), tenant.id, conv, now, "j1").await;
     let embedder = FailsFirst {
         inner: Arc::new(LocalEmbedder::default()),
         calls: Arc::default(),
