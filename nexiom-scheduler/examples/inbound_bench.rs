@@ -7,6 +7,9 @@
 //!   conversations of 5 messages each per number); each send takes 100 ms.
 //! - **baselines**: the same with `max_in_flight = 1` (one call at a time, the
 //!   behaviour before), on 200 items.
+//! - **backlog**: 2,100 pending replies on one number, older than one on a
+//!   second number: how long the second number's reply waits (runs of
+//!   2,000 items).
 //!
 //! The platform is the in-process `MockConnector` behind a wrapper that
 //! sleeps 100 ms per call and records the most calls in flight in all and on
@@ -19,7 +22,8 @@
 //! ```
 //!
 //! Optional: `POSTS` (20000), `REPLIES` (10000), `CHANNELS` (500),
-//! `IN_FLIGHT` (256, calls in flight per worker), `LATENCY_MS` (100).
+//! `IN_FLIGHT` (256, calls in flight per worker), `LATENCY_MS` (100),
+//! `BACKLOG` (2100; 0 leaves that scenario out).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 #[path = "../tests/inbound_concurrency/counting.rs"]
@@ -214,63 +218,14 @@ async fn replies(replies: usize, n_channels: usize, in_flight: usize, latency: S
     let mut made = 0;
     for k in 0..conversations {
         let channel = &chans[k % n_channels];
-        let cc = s
-            .store
-            .insert_contact_channel(NewContactChannel {
-                tenant_id: s.tenant,
-                platform: Platform::WhatsApp,
-                external_handle: format!("+33600{k:06}"),
-                display_name: None,
-                created_at: t0(),
-            })
-            .await
-            .unwrap()
-            .record;
-        let conv = s
-            .store
-            .insert_open_conversation(s.tenant, cc.contact_id, channel.id, t0())
-            .await
-            .unwrap()
-            .record;
+        let conv = conversation(&s, channel, k).await;
         for i in 0..per_conversation.min(replies - made) {
             let at = t0() + Duration::seconds(i as i64);
-            let m = s
-                .store
-                .insert_message(NewMessage {
-                    tenant_id: s.tenant,
-                    conversation_id: conv.id,
-                    direction: MessageDirection::Inbound,
-                    text: format!("question {k}.{i}"),
-                    has_media: false,
-                    provider_message_id: Some(format!("wamid.{k}.{i}")),
-                    in_reply_to: None,
-                    delivery_status: None,
-                    created_at: at,
-                    stored_at: at,
-                })
-                .await
-                .unwrap()
-                .record;
-            s.store
-                .set_message_triage(s.tenant, m.id, Triage::AutoReply, 0.9, None)
-                .await
-                .unwrap();
+            pending_reply(&s, conv, &format!("{k}.{i}"), at).await;
             made += 1;
         }
     }
-    let pipeline = InboundPipeline::new(
-        s.store.clone(),
-        Arc::new(s.clock.clone()),
-        Arc::new(Generator),
-    )
-    .with_connectors(ConnectorRegistry::new().with(Arc::new(s.platform.clone())))
-    .with_auto_reply_config(AutoReplyConfig {
-        concurrency: ConcurrencyConfig {
-            per_channel: nexiom_scheduler::inbound::DEFAULT_REPLIES_PER_CHANNEL,
-            ..concurrency(in_flight)
-        },
-        ..AutoReplyConfig::default()
-    });
+    let pipeline = reply_pipeline(&s, in_flight);
     let started = Instant::now();
     let mut sent = 0;
     loop {
@@ -296,6 +251,124 @@ async fn replies(replies: usize, n_channels: usize, in_flight: usize, latency: S
     rate
 }
 
+/// A new contact's open conversation on `channel`.
+async fn conversation(s: &Setup, channel: &Channel, k: usize) -> ConversationId {
+    let cc = s
+        .store
+        .insert_contact_channel(NewContactChannel {
+            tenant_id: s.tenant,
+            platform: channel.platform.clone(),
+            external_handle: format!("+33600{k:06}"),
+            display_name: None,
+            created_at: t0(),
+        })
+        .await
+        .unwrap()
+        .record;
+    s.store
+        .insert_open_conversation(s.tenant, cc.contact_id, channel.id, t0())
+        .await
+        .unwrap()
+        .record
+        .id
+}
+
+/// An inbound message of `conv` at `at`, triaged AUTO_REPLY.
+async fn pending_reply(s: &Setup, conv: ConversationId, key: &str, at: DateTime<Utc>) -> MessageId {
+    let m = s
+        .store
+        .insert_message(NewMessage {
+            tenant_id: s.tenant,
+            conversation_id: conv,
+            direction: MessageDirection::Inbound,
+            text: format!("question {key}"),
+            has_media: false,
+            provider_message_id: Some(format!("wamid.{key}")),
+            in_reply_to: None,
+            delivery_status: None,
+            created_at: at,
+            stored_at: at,
+        })
+        .await
+        .unwrap()
+        .record;
+    s.store
+        .set_message_triage(s.tenant, m.id, Triage::AutoReply, 0.9, None)
+        .await
+        .unwrap();
+    m.id
+}
+
+/// The auto-reply pipeline of the bench, at the default caps per channel.
+fn reply_pipeline(s: &Setup, in_flight: usize) -> InboundPipeline {
+    InboundPipeline::new(
+        s.store.clone(),
+        Arc::new(s.clock.clone()),
+        Arc::new(Generator),
+    )
+    .with_connectors(ConnectorRegistry::new().with(Arc::new(s.platform.clone())))
+    .with_auto_reply_config(AutoReplyConfig {
+        concurrency: ConcurrencyConfig {
+            per_channel: nexiom_scheduler::inbound::DEFAULT_REPLIES_PER_CHANNEL,
+            ..concurrency(in_flight)
+        },
+        ..AutoReplyConfig::default()
+    })
+}
+
+/// One number's backlog of `backlog` pending replies, older than one reply
+/// pending on a second number: the seconds until the second number's reply
+/// is recorded sent (runs of 2,000, as the replies scenario; a watcher reads
+/// the store every 20 ms beside them). Before replies were
+/// shared among channels a run took the oldest 2,000 items, so the late
+/// reply waited for the whole backlog ahead of it.
+async fn late_reply_behind_a_backlog(backlog: usize, latency: StdDuration) -> f64 {
+    let s = setup(Platform::WhatsApp, latency).await;
+    let chans = channels(&s, Platform::WhatsApp, 2).await;
+    for k in 0..backlog {
+        let conv = conversation(&s, &chans[0], k).await;
+        let at = t0() + Duration::milliseconds(k as i64);
+        pending_reply(&s, conv, &format!("b{k}"), at).await;
+    }
+    let conv = conversation(&s, &chans[1], backlog).await;
+    let late = pending_reply(&s, conv, "late", t0() + Duration::minutes(5)).await;
+    let pipeline = reply_pipeline(&s, 256);
+    let started = Instant::now();
+    // Watches the store beside the runs: a reply is recorded `sent` as soon
+    // as its settlement is written, while its run may go on for long after.
+    let watcher = {
+        let (store, tenant) = (s.store.clone(), s.tenant);
+        tokio::spawn(async move {
+            loop {
+                let m = store.get_message(tenant, late).await.unwrap();
+                if m.reply.is_some_and(|r| r.state == ReplyState::Sent) {
+                    return started.elapsed().as_secs_f64();
+                }
+                tokio::time::sleep(StdDuration::from_millis(20)).await;
+            }
+        })
+    };
+    let mut sent = 0;
+    loop {
+        let report = pipeline
+            .auto_reply_recent_inbound(t0() - Duration::hours(1), 2_000)
+            .await
+            .unwrap();
+        sent += report.sent;
+        if report.sent == 0 {
+            break;
+        }
+    }
+    let waited = watcher.await.unwrap();
+    assert_eq!(sent, backlog as u64 + 1);
+    println!(
+        "  backlog: {backlog} replies on one number, all sent in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    s.test_store.cleanup().await;
+    waited
+}
+
 #[tokio::main]
 async fn main() {
     let posts = env_number("POSTS", 20_000);
@@ -303,6 +376,7 @@ async fn main() {
     let n_channels = env_number("CHANNELS", 500);
     let in_flight = env_number("IN_FLIGHT", 256);
     let latency = StdDuration::from_millis(env_number("LATENCY_MS", 100) as u64);
+    let backlog = env_number("BACKLOG", 2_100);
     let store = std::env::var("STORE").unwrap_or_else(|_| "memory".into());
     println!(
         "store {store}, {n_channels} channels, {} ms per call, {in_flight} calls in flight per \
@@ -322,4 +396,10 @@ async fn main() {
         "replies: {fast:.0} replies/s; one call at a time: {slow:.1} replies/s ({:.0}x)",
         fast / slow
     );
+    if backlog > 0 {
+        let waited = late_reply_behind_a_backlog(backlog, latency).await;
+        println!(
+            "a reply on a second number, behind {backlog} on one number: sent after {waited:.1} s"
+        );
+    }
 }

@@ -574,7 +574,52 @@ async fn a_send_answered_401_refreshes_the_token_and_is_sent_once(store: Arc<dyn
     assert_eq!(item.reply.unwrap().state, ReplyState::Sent);
 }
 
+/// One channel's backlog (a post gone viral) does not hold another
+/// channel's reply behind it: 100 of acme's items older than globex's one,
+/// runs of 50. The first run answers globex and 49 of acme's (the oldest 50
+/// would all be acme's): globex's unused share goes back to acme, read a
+/// second time. Two more runs answer acme's other 51.
+async fn a_channels_backlog_never_holds_another_channels_reply_back(store: Arc<dyn Store>) {
+    let w = world(store);
+    let acme = tenant(&*w.store, "acme").await;
+    let globex = tenant(&*w.store, "globex").await;
+    for i in 0..100 {
+        let at = t0() + Duration::seconds(i);
+        pending(&*w.store, acme, &format!("a{i:04}"), "Horaires ?", at).await;
+    }
+    let late = pending(
+        &*w.store,
+        globex,
+        "g0001",
+        "Prix ?",
+        t0() + Duration::seconds(200),
+    )
+    .await;
+    let since = t0() - Duration::hours(1);
+    let first = w
+        .pipeline
+        .auto_reply_recent_inbound(since, 50)
+        .await
+        .unwrap();
+    assert_eq!(first.sent, 50, "{first:?}");
+    let answered = w.store.get_message(globex.0, late.id).await.unwrap();
+    assert_eq!(answered.reply.unwrap().state, ReplyState::Sent);
+    let mut sent = Vec::new();
+    for _ in 0..2 {
+        sent.push(
+            w.pipeline
+                .auto_reply_recent_inbound(since, 50)
+                .await
+                .unwrap()
+                .sent,
+        );
+    }
+    assert_eq!(sent, vec![50, 1]);
+    assert_eq!(recipients(&w.mock), (101, 101), "every item once");
+}
+
 on_both_backends!(
+    a_channels_backlog_never_holds_another_channels_reply_back,
     a_send_answered_401_refreshes_the_token_and_is_sent_once,
     a_rate_limited_send_is_retried_after_retry_after_and_sent_once,
     all_pending_items_are_answered_in_ceil_n_over_limit_runs,

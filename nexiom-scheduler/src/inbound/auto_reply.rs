@@ -148,8 +148,11 @@ impl InboundPipeline {
     /// Answers the next items of the reply queue: claims up to `limit` due
     /// AUTO_REPLY messages and comments of every tenant whose AI control is
     /// ON, created at or after `since`, oldest first (`limit` is global to the
-    /// run, not per tenant: one busy tenant cannot make a run longer), and
-    /// answers each: a message through the channel's connector `send_message`
+    /// run, not per tenant: one busy tenant cannot make a run longer), shared
+    /// round-robin among channels so that one channel's backlog does not hold
+    /// the others' replies behind it (see
+    /// [`ReplyQueueStore::claim_pending_replies`](nexiom_storage::ReplyQueueStore::claim_pending_replies)),
+    /// and answers each: a message through the channel's connector `send_message`
     /// to the contact's handle, a comment through `reply_comment`. The text is
     /// the draft triage kept in the decision (drafted again when missing).
     ///

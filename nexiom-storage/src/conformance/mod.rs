@@ -59,6 +59,7 @@ mod post_claims;
 mod posts;
 mod publish_batch;
 mod reply_batch;
+mod reply_fairness;
 mod reply_leases;
 mod reply_queue;
 mod retention;
@@ -106,6 +107,7 @@ pub use post_claims::*;
 pub use posts::*;
 pub use publish_batch::*;
 pub use reply_batch::*;
+pub use reply_fairness::*;
 pub use reply_leases::*;
 pub use reply_queue::*;
 pub use retention::*;
@@ -179,6 +181,7 @@ macro_rules! conformance_suite {
             tenant_isolation,
             extreme_time_bounds_are_accepted,
             reply_queue_claims_oldest_due_first,
+            reply_claims_share_the_batch_among_channels,
             reply_queue_leaves_channels_with_auto_replies_off,
             reply_queue_leases_keep_claims_apart,
             reply_queue_records_outcomes_on_the_item,

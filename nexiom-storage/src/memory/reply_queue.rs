@@ -7,9 +7,9 @@ use nexiom_core::{
     MessageDirection, ReplyOutcome, ReplyState, ReplyStatus, TenantId, Triage,
 };
 
-use super::{Inner, MemoryStore, get_scoped, get_scoped_mut, limit_len};
+use super::{Inner, MemoryStore, get_scoped, get_scoped_mut};
 use crate::error::{Result, StorageError};
-use crate::reply_queue::ReplyQueueStore;
+use crate::reply_queue::{FairRounds, QueuePlace, ReplyQueueStore};
 
 /// Whether an item in `reply` state is claimable at `now`.
 fn due(reply: Option<&ReplyStatus>, now: DateTime<Utc>) -> bool {
@@ -69,7 +69,8 @@ impl Inner {
                 .get(&m.conversation_id)
                 .is_some_and(|oldest| *oldest < (m.created_at, m.id.as_uuid()))
         };
-        let mut candidates: Vec<(DateTime<Utc>, uuid::Uuid, DecisionSubject)> = self
+        let place = |channel, at, id| QueuePlace { channel, at, id };
+        let candidates: Vec<(QueuePlace, DecisionSubject)> = self
             .messages
             .values()
             .filter(|m| {
@@ -80,7 +81,12 @@ impl Inner {
                     && !paused.contains(&m.channel_id)
                     && !off.contains(&(m.tenant_id, m.channel_id))
             })
-            .map(|m| (m.created_at, m.id.as_uuid(), DecisionSubject::Message(m.id)))
+            .map(|m| {
+                (
+                    place(m.channel_id, m.created_at, m.id.as_uuid()),
+                    DecisionSubject::Message(m.id),
+                )
+            })
             .chain(
                 self.comments
                     .values()
@@ -91,13 +97,57 @@ impl Inner {
                             && !paused.contains(&c.channel_id)
                             && !off.contains(&(c.tenant_id, c.channel_id))
                     })
-                    .map(|c| (c.created_at, c.id.as_uuid(), DecisionSubject::Comment(c.id))),
+                    .map(|c| {
+                        (
+                            place(c.channel_id, c.created_at, c.id.as_uuid()),
+                            DecisionSubject::Comment(c.id),
+                        )
+                    }),
             )
             .collect();
-        candidates.sort_by_key(|(at, id, _)| (*at, *id));
-        candidates.truncate(limit_len(limit));
+        // Shared among channels, read in the same rounds as on Postgres.
+        let heads: Vec<(QueuePlace, bool)> = candidates
+            .iter()
+            .map(|(p, subject)| (*p, matches!(subject, DecisionSubject::Message(_))))
+            .collect();
+        let mut lanes: std::collections::HashMap<(bool, ChannelId), Vec<QueuePlace>> =
+            std::collections::HashMap::new();
+        let mut subjects = std::collections::HashMap::new();
+        for (place, subject) in candidates {
+            let message = matches!(subject, DecisionSubject::Message(_));
+            lanes
+                .entry((message, place.channel))
+                .or_default()
+                .push(place);
+            subjects.insert((message, place.id), subject);
+        }
+        for lane in lanes.values_mut() {
+            lane.sort_by_key(|p| (p.at, p.id));
+        }
+        let mut rounds = FairRounds::new(&heads, limit);
+        while let Some((share, open)) = rounds.next() {
+            let mut read = Vec::new();
+            for lane in open {
+                let items = lanes
+                    .get(&(lane.message, lane.channel))
+                    .map_or(&[][..], Vec::as_slice);
+                read.extend(
+                    items
+                        .iter()
+                        .filter(|p| lane.after.is_none_or(|after| (p.at, p.id) > after))
+                        .take(usize::try_from(share).unwrap_or(usize::MAX))
+                        .map(|p| (*p, lane.message)),
+                );
+            }
+            rounds.record(read);
+        }
+        let candidates: Vec<DecisionSubject> = rounds
+            .finish()
+            .into_iter()
+            .filter_map(|(p, message)| subjects.remove(&(message, p.id)))
+            .collect();
         let mut claimed = Vec::with_capacity(candidates.len());
-        for (_, _, subject) in candidates {
+        for subject in candidates {
             let claim = |reply: &mut Option<ReplyStatus>| {
                 if let Some(r) = reply.as_mut() {
                     r.state = ReplyState::Sending;

@@ -1,5 +1,5 @@
-//! The reply queue on Postgres: claims with `FOR UPDATE SKIP LOCKED` over the
-//! partial indexes of the `pending` / `sending` items.
+//! The reply queue on Postgres: outcomes, withdrawals and lease renewals
+//! (the claim is in `reply_claim`).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
@@ -10,60 +10,9 @@ use uuid::Uuid;
 
 use super::error::db;
 use super::rows::{CommentRow, MessageRow};
-use super::{PgStore, bound, limit};
+use super::{PgStore, bound};
 use crate::error::{Result, StorageError};
 use crate::reply_queue::{ReplyQueueStore, apply};
-
-/// The claimable items of `table` (`messages` or `comments`), oldest first,
-/// locked; `$1` now, `$2` since (or NULL), `$3` the limit. Items of a tenant
-/// whose AI control is off, of a paused channel, or of a channel whose
-/// auto-replies the tenant switched off are left where they are (not
-/// claimed and handed back, which would keep the oldest of them at the head
-/// of the queue, run after run). A message behind an older one of its
-/// conversation that waits (its retry not due yet, or its reply in flight
-/// with another worker) waits too, so that a conversation's replies go out
-/// in order (the older ones' probe reads the conversation index from
-/// `since`, the window the queue answers in).
-fn due_sql(table: &str) -> String {
-    let inbound = if table == "messages" {
-        "AND t.direction = 'inbound' \
-         AND NOT EXISTS (SELECT 1 FROM messages o \
-             WHERE o.conversation_id = t.conversation_id \
-                 AND ($2::timestamptz IS NULL OR o.created_at >= $2) \
-                 AND (o.created_at, o.id) < (t.created_at, t.id) \
-                 AND o.direction = 'inbound' \
-                 AND ((o.reply_state = 'pending' AND o.reply_next_at > $1) \
-                      OR (o.reply_state = 'sending' AND o.reply_lease_until > $1))) "
-    } else {
-        ""
-    };
-    format!(
-        "SELECT t.* FROM {table} t \
-         WHERE t.reply_state IN ('pending', 'sending') {inbound}\
-             AND ((t.reply_state = 'pending' \
-                     AND (t.reply_next_at IS NULL OR t.reply_next_at <= $1)) \
-                  OR (t.reply_state = 'sending' \
-                     AND (t.reply_lease_until IS NULL OR t.reply_lease_until <= $1))) \
-             AND ($2::timestamptz IS NULL OR t.created_at >= $2) \
-             AND EXISTS (SELECT 1 FROM ai_controls a \
-                         WHERE a.tenant_id = t.tenant_id AND a.enabled) \
-             AND t.channel_id NOT IN (SELECT id FROM channels WHERE status <> 'active') \
-             AND NOT EXISTS (SELECT 1 FROM tenant_settings s \
-                         WHERE s.tenant_id = t.tenant_id \
-                             AND s.settings -> 'auto_reply_off_channels' ? t.channel_id::text) \
-         ORDER BY t.created_at, t.id \
-         LIMIT $3 \
-         FOR UPDATE OF t SKIP LOCKED"
-    )
-}
-
-/// Marks `ids` of `table` claimed until `$2`.
-fn claim_sql(table: &str) -> String {
-    format!(
-        "UPDATE {table} SET reply_state = 'sending', reply_lease_until = $2 \
-         WHERE id = ANY($1) RETURNING *"
-    )
-}
 
 #[async_trait]
 impl ReplyQueueStore for PgStore {
@@ -80,72 +29,7 @@ impl ReplyQueueStore for PgStore {
         if max == 0 {
             return Ok(Vec::new());
         }
-        // A cross-tenant scan.
-        let mut tx = self.scan_pool.begin().await.map_err(db)?;
-        // Up to `max` of each kind, locked; the oldest `max` of both together
-        // are claimed, the others are unlocked untouched at commit.
-        let messages: Vec<MessageRow> = sqlx::query_as(&due_sql("messages"))
-            .bind(bound(now))
-            .bind(since.map(bound))
-            .bind(limit(max))
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db)?;
-        let comments: Vec<CommentRow> = sqlx::query_as(&due_sql("comments"))
-            .bind(bound(now))
-            .bind(since.map(bound))
-            .bind(limit(max))
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db)?;
-        let mut candidates: Vec<(DateTime<Utc>, Uuid, bool)> = Vec::new();
-        for row in messages {
-            let m = row.into_entity()?;
-            candidates.push((m.created_at, m.id.as_uuid(), true));
-        }
-        for row in comments {
-            let c = row.into_entity()?;
-            candidates.push((c.created_at, c.id.as_uuid(), false));
-        }
-        candidates.sort();
-        candidates.truncate(usize::try_from(max).unwrap_or(usize::MAX));
-        let (message_ids, comment_ids): (Vec<_>, Vec<_>) = candidates
-            .iter()
-            .partition(|(_, _, is_message)| *is_message);
-        let message_ids: Vec<Uuid> = message_ids.into_iter().map(|(_, id, _)| id).collect();
-        let comment_ids: Vec<Uuid> = comment_ids.into_iter().map(|(_, id, _)| id).collect();
-        let mut claimed = Vec::with_capacity(candidates.len());
-        if !message_ids.is_empty() {
-            let rows: Vec<MessageRow> = sqlx::query_as(&claim_sql("messages"))
-                .bind(&message_ids)
-                .bind(bound(until))
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(db)?;
-            for row in rows {
-                claimed.push(ClaimedReply::Message(row.into_entity()?));
-            }
-        }
-        if !comment_ids.is_empty() {
-            let rows: Vec<CommentRow> = sqlx::query_as(&claim_sql("comments"))
-                .bind(&comment_ids)
-                .bind(bound(until))
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(db)?;
-            for row in rows {
-                claimed.push(ClaimedReply::Comment(row.into_entity()?));
-            }
-        }
-        tx.commit().await.map_err(db)?;
-        claimed.sort_by_key(|c| {
-            let id = match c.subject() {
-                DecisionSubject::Message(id) => id.as_uuid(),
-                DecisionSubject::Comment(id) => id.as_uuid(),
-            };
-            (c.created_at(), id)
-        });
-        Ok(claimed)
+        self.claim_replies_fairly(now, since, max, until).await
     }
 
     async fn finish_reply(
