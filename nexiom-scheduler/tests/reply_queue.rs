@@ -14,10 +14,10 @@ use std::time::Duration as StdDuration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use nexiom_connectors::{ConnectorRegistry, MockConnector, MockOp};
+use nexiom_connectors::{ApiError, ConnectorError, ConnectorRegistry, MockConnector, MockOp};
 use nexiom_core::*;
 use nexiom_scheduler::inbound::{AutoReplyConfig, AutoReplyReport, InboundPipeline};
-use nexiom_scheduler::{RetryPolicy, TenantConfigs};
+use nexiom_scheduler::{ConcurrencyConfig, RetryPolicy, TenantConfigs};
 use nexiom_storage::Store;
 use nexiom_triage::{Draft, ReplyError, ReplyGenerator, ReplyRequest};
 
@@ -54,6 +54,14 @@ struct World {
 
 /// One pipeline over `store` with a WhatsApp mock connector and no jitter.
 fn world(store: Arc<dyn Store>) -> World {
+    world_with(
+        store,
+        nexiom_scheduler::inbound::DEFAULT_REPLIES_PER_CHANNEL,
+    )
+}
+
+/// [`world`] with `per_channel` replies in flight per channel.
+fn world_with(store: Arc<dyn Store>, per_channel: usize) -> World {
     let clock = ManualClock::new(t0() + Duration::minutes(10));
     let mock = MockConnector::new(Platform::WhatsApp).with_clock(Arc::new(clock.clone()));
     let pipeline = InboundPipeline::new(
@@ -66,6 +74,10 @@ fn world(store: Arc<dyn Store>) -> World {
         retry: RetryPolicy {
             jitter: false,
             ..RetryPolicy::default()
+        },
+        concurrency: ConcurrencyConfig {
+            per_channel,
+            ..ConcurrencyConfig::default()
         },
         ..AutoReplyConfig::default()
     });
@@ -618,7 +630,88 @@ async fn a_channels_backlog_never_holds_another_channels_reply_back(store: Arc<d
     assert_eq!(recipients(&w.mock), (101, 101), "every item once");
 }
 
+/// A throttle that names no wait (Meta's codes 4, 17, 32, 613; a LinkedIn
+/// 429 without Retry-After), one reply at a time on the channel: the
+/// refused reply is retried after the policy's 60 s, and the channel's other
+/// two replies in the batch are held back for those 60 s with no attempt
+/// spent (before, each was sent into the throttle in turn, the platform
+/// scripted here to accept them, a real throttled one to refuse them and
+/// spend their attempts). The throttle is recorded for the channel, so a
+/// reply arriving meanwhile is not claimed before it ends.
+async fn a_throttle_without_a_wait_holds_the_channels_other_replies(store: Arc<dyn Store>) {
+    let w = world_with(store, 1);
+    let acme = tenant(&*w.store, "acme").await;
+    let mut items = Vec::new();
+    for i in 0..3 {
+        let at = t0() + Duration::seconds(i);
+        items.push(pending(&*w.store, acme, &format!("t{i}"), "Horaires ?", at).await);
+    }
+    w.mock.fail_next(
+        MockOp::SendMessage,
+        1,
+        ConnectorError::RateLimited {
+            platform: "whatsapp".into(),
+            retry_after: None,
+            detail: ApiError::message("(#4) Application request limit reached"),
+        },
+    );
+    let since = t0() - Duration::hours(1);
+    let r = w
+        .pipeline
+        .auto_reply_recent_inbound(since, 10)
+        .await
+        .unwrap();
+    assert_eq!((r.sent, r.retried_later, r.held_back), (0, 1, 2), "{r:?}");
+    let until = w.clock.now() + Duration::seconds(60);
+    for (i, item) in items.iter().enumerate() {
+        let reply = w
+            .store
+            .get_message(acme.0, item.id)
+            .await
+            .unwrap()
+            .reply
+            .unwrap();
+        assert_eq!(reply.state, ReplyState::Pending);
+        assert_eq!(
+            reply.attempts,
+            u32::from(i == 0),
+            "only the refused reply spent one"
+        );
+        assert_eq!(reply.next_at, Some(until));
+    }
+    assert_eq!(w.mock.calls_of(MockOp::SendMessage).len(), 1);
+    // The throttle is the channel's, recorded for every worker: a reply that
+    // arrives meanwhile waits too.
+    let late = pending(&*w.store, acme, "t3", "Prix ?", w.clock.now()).await;
+    let r = w
+        .pipeline
+        .auto_reply_recent_inbound(since, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        r,
+        AutoReplyReport::default(),
+        "nothing claimed while throttled"
+    );
+    w.clock.advance(Duration::seconds(60));
+    let r = w
+        .pipeline
+        .auto_reply_recent_inbound(since, 10)
+        .await
+        .unwrap();
+    assert_eq!((r.sent, r.failed), (4, 0), "{r:?}");
+    let reply = w
+        .store
+        .get_message(acme.0, late.id)
+        .await
+        .unwrap()
+        .reply
+        .unwrap();
+    assert_eq!(reply.state, ReplyState::Sent);
+}
+
 on_both_backends!(
+    a_throttle_without_a_wait_holds_the_channels_other_replies,
     a_channels_backlog_never_holds_another_channels_reply_back,
     a_send_answered_401_refreshes_the_token_and_is_sent_once,
     a_rate_limited_send_is_retried_after_retry_after_and_sent_once,

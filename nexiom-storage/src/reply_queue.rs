@@ -49,7 +49,10 @@ pub trait ReplyQueueStore: Send + Sync {
     /// (worker-queue operation, across tenants): `pending` with `next_at`
     /// unset or `<= now`, or `sending` with a lease ended (`lease_until <=
     /// now`); created at or after `since` when given. Items of a channel
-    /// that is not `active` wait (they are not claimed). Each is set
+    /// that is not `active`, or that a throttle holds
+    /// ([`PostStore::throttle_channel`](crate::PostStore::throttle_channel):
+    /// the platform asked the channel to wait, whichever worker met it), wait
+    /// (they are not claimed). Each is set
     /// `sending` with `lease_until = now + lease` and returned as stored after
     /// the claim, oldest `created_at` first (messages and comments together,
     /// then by id).
@@ -60,20 +63,24 @@ pub trait ReplyQueueStore: Send + Sync {
     /// whose oldest due item is oldest. Their items are read in rounds (at
     /// most 4): the first reads up to `⌈limit / channels⌉` of each channel's
     /// messages and as many of its comments, oldest first; each later round
-    /// splits what the claim still lacks among the channels whose read came
-    /// back full. The claimed items are then picked round-robin from what
+    /// splits what the claim still lacks among the reads (a channel's
+    /// messages, or its comments) that came back full. (Postgres may leave
+    /// out a read that cannot change the outcome: the comments of a channel
+    /// whose oldest comment is not among the `limit` oldest channels'.) The claimed items are then picked round-robin from what
     /// was read: every channel's oldest, then every channel's second oldest,
     /// and so on, each turn oldest first, up to `limit`. So every channel
     /// taking part gets its oldest due item; a single channel due gives its
     /// `limit` oldest; a channel with few items due leaves the rest of the
     /// claim to the others; and a channel's messages, and its comments, are
     /// taken oldest first. A claim may come back with fewer than `limit`
-    /// items while more are due (rounds that ran out, items another claimer
-    /// holds); the next claim takes them.
+    /// items while more are due (rounds that ran out, rows another writer
+    /// holds at that moment); the next claim takes them.
     ///
     /// Concurrent claimers never receive the same item while its lease holds
-    /// (on Postgres `FOR UPDATE SKIP LOCKED`: they skip what another is
-    /// claiming instead of waiting; in memory the store's lock).
+    /// (on Postgres claims take turns under an advisory lock held for the
+    /// claim's transaction, about 0.1 s for 2,000 items, and skip rows other
+    /// writers hold with `FOR UPDATE SKIP LOCKED`; in memory the store's
+    /// lock).
     /// `Invalid("lease")` when `now + lease` is out of range.
     async fn claim_pending_replies(
         &self,
@@ -267,7 +274,8 @@ pub(crate) struct Lane {
     pub(crate) after: Option<(DateTime<Utc>, Uuid)>,
 }
 
-/// The reads of a claim shared among channels, the same on every backend:
+/// The reads of a claim shared among channels, the same logic on every
+/// backend:
 /// each round reads up to `share` more due items of every lane that filled
 /// its share last round, oldest first, until the items read reach the
 /// claim's `limit`, no lane has more, or [`MAX_ROUNDS`]; the claimed ones

@@ -446,7 +446,17 @@ impl InboundPipeline {
     ) -> Option<Turn> {
         let (wait, unauthorized) = match error.action() {
             ErrorAction::RetryLater { after } => {
-                (after.and_then(|d| Duration::from_std(d).ok()), false)
+                let asked = after.and_then(|d| Duration::from_std(d).ok());
+                // A throttle that names no wait (Meta's codes 4, 17, 32 and
+                // 613 come so, and often LinkedIn's 429) still holds the
+                // channel, for the retry policy's first backoff: otherwise
+                // its other replies in the batch would each meet it and
+                // spend an attempt, and be escalated after a few runs.
+                let asked = match (asked, error) {
+                    (None, ConnectorError::RateLimited { .. }) => Some(self.auto_reply.retry.base),
+                    (asked, _) => asked,
+                };
+                (asked, false)
             }
             ErrorAction::RefreshToken => (None, true),
             ErrorAction::NeedsAttention | ErrorAction::Fail => return None,
@@ -458,6 +468,16 @@ impl InboundPipeline {
                 tracing::warn!(%tenant, ?subject, error = %store_error, "unsent reply claim not withdrawn");
                 return None;
             }
+        }
+        // The platform's throttle is the channel's, not this worker's: the
+        // other workers' reply claims (and polling and publishing) leave the
+        // channel alone until then too. This process's own open circuit is
+        // not recorded.
+        if let (ConnectorError::RateLimited { .. }, Some(wait)) = (error, wait)
+            && let Some(until) = self.clock.now().checked_add_signed(wait)
+            && let Err(store_error) = self.store.throttle_channel(tenant, channel.id, until).await
+        {
+            tracing::warn!(%tenant, channel = %channel.id, error = %store_error, "could not record the channel's throttle");
         }
         if unauthorized {
             let renewed = self

@@ -39,7 +39,16 @@ impl Inner {
             return Ok(Vec::new());
         }
         let wanted = |created: DateTime<Utc>| since.is_none_or(|s| created >= s);
-        let paused: std::collections::HashSet<ChannelId> = self.paused_channels().collect();
+        // Paused channels, and channels a throttle holds, wait.
+        let paused: std::collections::HashSet<ChannelId> = self
+            .paused_channels()
+            .chain(
+                self.channel_throttles
+                    .iter()
+                    .filter(|(_, until)| **until > now)
+                    .map(|(channel, _)| *channel),
+            )
+            .collect();
         // Channels whose auto-replies their tenant switched off: not claimed
         // (as on Postgres).
         let off: std::collections::HashSet<(TenantId, ChannelId)> = self
