@@ -636,8 +636,7 @@ async fn a_channels_backlog_never_holds_another_channels_reply_back(store: Arc<d
 /// two replies in the batch are held back for those 60 s with no attempt
 /// spent (before, each was sent into the throttle in turn, the platform
 /// scripted here to accept them, a real throttled one to refuse them and
-/// spend their attempts). The throttle is recorded for the channel, so a
-/// reply arriving meanwhile is not claimed before it ends.
+/// spend their attempts).
 async fn a_throttle_without_a_wait_holds_the_channels_other_replies(store: Arc<dyn Store>) {
     let w = world_with(store, 1);
     let acme = tenant(&*w.store, "acme").await;
@@ -680,9 +679,6 @@ async fn a_throttle_without_a_wait_holds_the_channels_other_replies(store: Arc<d
         assert_eq!(reply.next_at, Some(until));
     }
     assert_eq!(w.mock.calls_of(MockOp::SendMessage).len(), 1);
-    // The throttle is the channel's, recorded for every worker: a reply that
-    // arrives meanwhile waits too.
-    let late = pending(&*w.store, acme, "t3", "Prix ?", w.clock.now()).await;
     let r = w
         .pipeline
         .auto_reply_recent_inbound(since, 10)
@@ -691,7 +687,7 @@ async fn a_throttle_without_a_wait_holds_the_channels_other_replies(store: Arc<d
     assert_eq!(
         r,
         AutoReplyReport::default(),
-        "nothing claimed while throttled"
+        "nothing due before the hold ends"
     );
     w.clock.advance(Duration::seconds(60));
     let r = w
@@ -699,18 +695,40 @@ async fn a_throttle_without_a_wait_holds_the_channels_other_replies(store: Arc<d
         .auto_reply_recent_inbound(since, 10)
         .await
         .unwrap();
-    assert_eq!((r.sent, r.failed), (4, 0), "{r:?}");
-    let reply = w
-        .store
-        .get_message(acme.0, late.id)
+    assert_eq!((r.sent, r.failed), (3, 0), "{r:?}");
+}
+
+/// WhatsApp's pair rate limit (131056) is about one customer: the refused
+/// reply is retried later, the channel's replies to other customers go on.
+async fn a_pair_rate_limit_holds_only_its_own_reply(store: Arc<dyn Store>) {
+    let w = world_with(store, 1);
+    let acme = tenant(&*w.store, "acme").await;
+    for i in 0..3 {
+        let at = t0() + Duration::seconds(i);
+        pending(&*w.store, acme, &format!("p{i}"), "Horaires ?", at).await;
+    }
+    let mut detail = ApiError::message("(#131056) Pair rate limit hit");
+    detail.code = Some(131_056);
+    w.mock.fail_next(
+        MockOp::SendMessage,
+        1,
+        ConnectorError::RateLimited {
+            platform: "whatsapp".into(),
+            retry_after: None,
+            detail,
+        },
+    );
+    let since = t0() - Duration::hours(1);
+    let r = w
+        .pipeline
+        .auto_reply_recent_inbound(since, 10)
         .await
-        .unwrap()
-        .reply
         .unwrap();
-    assert_eq!(reply.state, ReplyState::Sent);
+    assert_eq!((r.sent, r.retried_later, r.held_back), (2, 1, 0), "{r:?}");
 }
 
 on_both_backends!(
+    a_pair_rate_limit_holds_only_its_own_reply,
     a_throttle_without_a_wait_holds_the_channels_other_replies,
     a_channels_backlog_never_holds_another_channels_reply_back,
     a_send_answered_401_refreshes_the_token_and_is_sent_once,

@@ -49,10 +49,7 @@ pub trait ReplyQueueStore: Send + Sync {
     /// (worker-queue operation, across tenants): `pending` with `next_at`
     /// unset or `<= now`, or `sending` with a lease ended (`lease_until <=
     /// now`); created at or after `since` when given. Items of a channel
-    /// that is not `active`, or that a throttle holds
-    /// ([`PostStore::throttle_channel`](crate::PostStore::throttle_channel):
-    /// the platform asked the channel to wait, whichever worker met it), wait
-    /// (they are not claimed). Each is set
+    /// that is not `active` wait (they are not claimed). Each is set
     /// `sending` with `lease_until = now + lease` and returned as stored after
     /// the claim, oldest `created_at` first (messages and comments together,
     /// then by id).

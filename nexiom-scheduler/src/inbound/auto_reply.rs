@@ -199,7 +199,8 @@ impl InboundPipeline {
     /// worker at most `max_in_flight`. When a send is refused with a wait
     /// (a 429 with Retry-After, an open circuit), or throttled without one
     /// (then the wait is [`AutoReplyConfig::retry`]'s base delay, 60 s by
-    /// default), the channel's items not yet sent in this batch are put back
+    /// default; not for WhatsApp's per-customer pair rate limit), the
+    /// channel's items not yet sent in this batch are put back
     /// untouched, due after that wait ([`AutoReplyReport::held_back`]); the
     /// other channels go on. While the
     /// batch runs, a heartbeat renews its unsettled items' leases every third

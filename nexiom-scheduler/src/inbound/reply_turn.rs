@@ -426,6 +426,10 @@ impl InboundPipeline {
     }
 }
 
+/// WhatsApp's limit on messages to one customer in a short time (Cloud API
+/// error 131056, "pair rate limit hit").
+const PAIR_RATE_LIMIT: i32 = 131_056;
+
 impl InboundPipeline {
     /// After a failed send: when the platform refused before acting (its
     /// error says retry later or refresh the token: rate limited, circuit
@@ -449,11 +453,16 @@ impl InboundPipeline {
                 let asked = after.and_then(|d| Duration::from_std(d).ok());
                 // A throttle that names no wait (Meta's codes 4, 17, 32 and
                 // 613 come so, and often LinkedIn's 429) still holds the
-                // channel, for the retry policy's first backoff: otherwise
-                // its other replies in the batch would each meet it and
-                // spend an attempt, and be escalated after a few runs.
+                // channel, for the retry policy's base delay: otherwise its
+                // other replies in the batch would each meet it and spend an
+                // attempt, and be escalated after a few runs. Not WhatsApp's
+                // pair rate limit (131056): it is about one customer, whose
+                // later replies wait behind the refused one anyway.
+                let pair_limit = error.api_error().and_then(|e| e.code) == Some(PAIR_RATE_LIMIT);
                 let asked = match (asked, error) {
-                    (None, ConnectorError::RateLimited { .. }) => Some(self.auto_reply.retry.base),
+                    (None, ConnectorError::RateLimited { .. }) if !pair_limit => {
+                        Some(self.auto_reply.retry.base)
+                    }
                     (asked, _) => asked,
                 };
                 (asked, false)
@@ -468,16 +477,6 @@ impl InboundPipeline {
                 tracing::warn!(%tenant, ?subject, error = %store_error, "unsent reply claim not withdrawn");
                 return None;
             }
-        }
-        // The platform's throttle is the channel's, not this worker's: the
-        // other workers' reply claims (and polling and publishing) leave the
-        // channel alone until then too. This process's own open circuit is
-        // not recorded.
-        if let (ConnectorError::RateLimited { .. }, Some(wait)) = (error, wait)
-            && let Some(until) = self.clock.now().checked_add_signed(wait)
-            && let Err(store_error) = self.store.throttle_channel(tenant, channel.id, until).await
-        {
-            tracing::warn!(%tenant, channel = %channel.id, error = %store_error, "could not record the channel's throttle");
         }
         if unauthorized {
             let renewed = self

@@ -182,7 +182,6 @@ macro_rules! conformance_suite {
             extreme_time_bounds_are_accepted,
             reply_queue_claims_oldest_due_first,
             reply_claims_share_the_batch_among_channels,
-            reply_claims_leave_a_throttled_channel_alone,
             reply_queue_leaves_channels_with_auto_replies_off,
             reply_queue_leases_keep_claims_apart,
             reply_queue_records_outcomes_on_the_item,

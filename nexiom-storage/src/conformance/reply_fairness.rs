@@ -1,5 +1,4 @@
-//! Conformance tests of which channels a reply claim serves, and how it
-//! shares its batch among them.
+//! Conformance tests of how a reply claim shares its batch among channels.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::sync::Arc;
@@ -93,30 +92,4 @@ pub async fn reply_claims_share_the_batch_among_channels(store: Arc<dyn Store>) 
             msg(&b2)
         ]
     );
-}
-
-/// A channel a throttle holds (`throttle_channel`, recorded by whichever
-/// worker met the platform's throttle) is left alone until the throttle
-/// ends; the other channels are served meanwhile.
-pub async fn reply_claims_leave_a_throttled_channel_alone(store: Arc<dyn Store>) {
-    let s = &*store;
-    let a = world(s, "Acme", Platform::WhatsApp, "pn-1").await;
-    let b = world(s, "Globex", Platform::WhatsApp, "pn-2").await;
-    ai_on(s, &a).await;
-    ai_on(s, &b).await;
-    let held = message(s, &a, "held", t0() + secs(1), Triage::AutoReply).await;
-    let other = message(s, &b, "other", t0() + secs(2), Triage::AutoReply).await;
-    let now = t0() + secs(10);
-    let lease = Duration::minutes(5);
-    s.throttle_channel(a.tenant.id, a.channel.id, now + secs(60))
-        .await
-        .unwrap();
-    let first = s.claim_pending_replies(now, None, 10, lease).await.unwrap();
-    assert_eq!(subjects(&first), vec![msg(&other)]);
-    let later = now + secs(60);
-    let second = s
-        .claim_pending_replies(later, None, 10, lease)
-        .await
-        .unwrap();
-    assert_eq!(subjects(&second), vec![msg(&held)], "the throttle ended");
 }

@@ -39,16 +39,7 @@ impl Inner {
             return Ok(Vec::new());
         }
         let wanted = |created: DateTime<Utc>| since.is_none_or(|s| created >= s);
-        // Paused channels, and channels a throttle holds, wait.
-        let paused: std::collections::HashSet<ChannelId> = self
-            .paused_channels()
-            .chain(
-                self.channel_throttles
-                    .iter()
-                    .filter(|(_, until)| **until > now)
-                    .map(|(channel, _)| *channel),
-            )
-            .collect();
+        let paused: std::collections::HashSet<ChannelId> = self.paused_channels().collect();
         // Channels whose auto-replies their tenant switched off: not claimed
         // (as on Postgres).
         let off: std::collections::HashSet<(TenantId, ChannelId)> = self

@@ -23,9 +23,9 @@ const REPLY_CLAIM_LOCK: i64 = 0x006e_7872_6570_6c79;
 /// The conditions under which an item `t` of `table` (`messages` or
 /// `comments`) is claimable; `$1` now, `$2` since (the earliest time when
 /// the caller gave none, so that a `since` prunes the older partitions).
-/// Items of a tenant whose AI control is off, of a paused channel, of a
-/// channel a throttle holds (`channel_throttles`), or of a channel whose
-/// auto-replies the tenant switched off are left where they are (not claimed and handed back, which would keep the oldest of them at
+/// Items of a tenant whose AI control is off, of a paused channel, or of a
+/// channel whose auto-replies the tenant switched off are left where they
+/// are (not claimed and handed back, which would keep the oldest of them at
 /// the head of the queue, run after run). A message behind an older one of
 /// its conversation that waits (its retry not due yet, or its reply in
 /// flight with another worker) waits too, so that a conversation's replies
@@ -54,7 +54,6 @@ fn due_where(table: &str) -> String {
              AND EXISTS (SELECT 1 FROM ai_controls a \
                          WHERE a.tenant_id = t.tenant_id AND a.enabled) \
              AND t.channel_id NOT IN (SELECT id FROM channels WHERE status <> 'active') \
-             AND t.channel_id NOT IN (SELECT channel_id FROM channel_throttles WHERE until > $1) \
              AND NOT EXISTS (SELECT 1 FROM tenant_settings s \
                          WHERE s.tenant_id = t.tenant_id \
                              AND s.settings -> 'auto_reply_off_channels' ? t.channel_id::text)"
@@ -65,8 +64,8 @@ fn due_where(table: &str) -> String {
 /// that item: the channels holding queue items from `since` are walked
 /// through the queue's partial index (migration 0045; a probe per channel
 /// steps over queue items older than `since`, not over a channel's backlog),
-/// those whose items cannot be claimed now (paused, throttled, AI control
-/// OFF, auto-replies switched off) are left out before their items are read,
+/// those whose items cannot be claimed now (paused, AI control OFF,
+/// auto-replies switched off) are left out before their items are read,
 /// and each other channel's oldest due item is found in its own index range
 /// (stepping over its items in flight or waiting for a retry). Nothing is
 /// locked.
@@ -86,8 +85,6 @@ fn heads_sql(table: &str) -> String {
          ) \
          SELECT h.channel_id, h.created_at, h.id FROM queued q \
          JOIN channels k ON k.id = q.c AND k.status = 'active' \
-             AND NOT EXISTS (SELECT 1 FROM channel_throttles h \
-                         WHERE h.channel_id = k.id AND h.until > $1) \
              AND EXISTS (SELECT 1 FROM ai_controls a \
                          WHERE a.tenant_id = k.tenant_id AND a.enabled) \
              AND NOT EXISTS (SELECT 1 FROM tenant_settings s \
