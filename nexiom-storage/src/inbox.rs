@@ -33,7 +33,9 @@ pub trait InboxStore: Send + Sync {
         subject: InboxSubject,
         assignee: Option<&str>,
     ) -> Result<InboxItem>;
-    /// Sets the item's status at `at`.
+    /// Sets the item's status at `at`. A conversation resolved or snoozed at
+    /// a time before its last inbound message is open (that message was not
+    /// seen), as it is when the contact writes again after the change.
     async fn set_inbox_status(
         &self,
         tenant: TenantId,

@@ -15,7 +15,7 @@ fn mins(n: i64) -> Duration {
     Duration::minutes(n)
 }
 
-async fn say(
+pub(super) async fn say(
     s: &dyn Store,
     w: &World,
     conv: ConversationId,
@@ -49,7 +49,7 @@ async fn say(
     }
 }
 
-async fn open_conversation(s: &dyn Store, w: &World, handle: &str) -> Conversation {
+pub(super) async fn open_conversation(s: &dyn Store, w: &World, handle: &str) -> Conversation {
     let cc = s
         .insert_contact_channel(NewContactChannel {
             tenant_id: w.tenant.id,
@@ -67,7 +67,7 @@ async fn open_conversation(s: &dyn Store, w: &World, handle: &str) -> Conversati
         .record
 }
 
-fn query(w: &World, view: InboxView, now: DateTime<Utc>) -> InboxQuery {
+pub(super) fn query(w: &World, view: InboxView, now: DateTime<Utc>) -> InboxQuery {
     InboxQuery {
         tenant_id: w.tenant.id,
         view,
@@ -77,7 +77,7 @@ fn query(w: &World, view: InboxView, now: DateTime<Utc>) -> InboxQuery {
     }
 }
 
-async fn listed(s: &dyn Store, q: InboxQuery) -> Vec<InboxSubject> {
+pub(super) async fn listed(s: &dyn Store, q: InboxQuery) -> Vec<InboxSubject> {
     s.list_inbox(q)
         .await
         .unwrap()

@@ -46,6 +46,7 @@ mod external_posts;
 mod fixtures;
 mod harness;
 mod inbox;
+mod inbox_status;
 mod isolation;
 mod kpi;
 mod kpi_rows;
@@ -94,6 +95,7 @@ pub use harness::{
     postgres_test_store, postgres_test_url, postgres_worker_role_store, test_keys,
 };
 pub use inbox::*;
+pub use inbox_status::*;
 pub use isolation::*;
 pub use kpi::*;
 pub use kpi_rows::*;
@@ -218,6 +220,7 @@ macro_rules! conformance_suite {
             agent_replies_are_claimed_once_and_recorded,
             concurrent_agent_reply_claims_claim_once,
             inbox_items_follow_messages_and_people,
+            resolving_before_the_last_inbound_message_leaves_it_open,
             canned_replies_are_kept_per_tenant,
             first_response_targets_are_kept_per_tenant,
             concurrent_messages_keep_the_item_right,

@@ -267,14 +267,31 @@ impl InboxStore for PgStore {
             InboxStatus::Snoozed { until } => Some(until),
             _ => None,
         };
-        // The item's labels carry its status too.
+        // Resolved or snoozed at a time before its last inbound message (not
+        // seen when the agent acted), a conversation's item is open: what the refresh makes
+        // of it once a message comes after the change, and what the
+        // in-memory store reads. The item's labels carry its status too.
         self.update_item(
             tenant,
             subject,
-            "WITH labels_too AS ( \
-                 UPDATE inbox_labels SET status = $4, snoozed_until = $5 \
-                 WHERE tenant_id = $1 AND subject_id = $2) \
-             UPDATE inbox_items SET status = $4, snoozed_until = $5, status_changed_at = $6",
+            "WITH item AS ( \
+                 SELECT $4 IN ('resolved', 'snoozed') AND subject_kind = 'conversation' \
+                     AND last_inbound_at > $6 AS back \
+                 FROM inbox_items WHERE tenant_id = $1 AND subject_id = $2), \
+             labels_too AS ( \
+                 UPDATE inbox_labels l SET \
+                     status = CASE WHEN i.back THEN 'open' ELSE $4 END, \
+                     snoozed_until = CASE WHEN i.back THEN NULL ELSE $5 END \
+                 FROM item i \
+                 WHERE l.tenant_id = $1 AND l.subject_id = $2) \
+             UPDATE inbox_items SET \
+                 status = CASE WHEN $4 IN ('resolved', 'snoozed') \
+                     AND subject_kind = 'conversation' AND last_inbound_at > $6 \
+                     THEN 'open' ELSE $4 END, \
+                 snoozed_until = CASE WHEN $4 IN ('resolved', 'snoozed') \
+                     AND subject_kind = 'conversation' AND last_inbound_at > $6 \
+                     THEN NULL ELSE $5 END, \
+                 status_changed_at = $6",
             |q| q.bind(status.as_str()).bind(until).bind(at),
         )
         .await
