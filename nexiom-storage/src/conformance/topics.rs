@@ -18,7 +18,7 @@ fn day(d: u32) -> NaiveDate {
 }
 
 /// A world with one conversation, `messages` inbound messages (one per hour
-/// from 2026-11-10 00:00), one outbound and one empty inbound message, and a
+/// from 2026-11-10 00:00), one outbound and one blank inbound message, and a
 /// post with `comments` comments (one per hour from 2026-11-10 00:30).
 struct Scene {
     w: World,
@@ -79,9 +79,14 @@ async fn scene(s: &dyn Store, name: &str, account: &str, messages: u32, comments
     ))
     .await
     .unwrap();
-    s.insert_message(message(MessageDirection::Inbound, "  ".into(), at(10, 0)))
-        .await
-        .unwrap();
+    // Blank by Rust's `trim`, not by SQL's `btrim` alone.
+    s.insert_message(message(
+        MessageDirection::Inbound,
+        " \n\t\u{a0}\u{3000}".into(),
+        at(10, 0),
+    ))
+    .await
+    .unwrap();
     let post = s
         .insert_post(NewScheduledPost::one_off(
             w.tenant.id,

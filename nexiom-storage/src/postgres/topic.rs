@@ -198,6 +198,13 @@ async fn write_run(tx: &mut Transaction<'_, Postgres>, run: &TopicRun) -> Result
     Ok(out)
 }
 
+/// Every character Rust's `char::is_whitespace` (Unicode's `White_Space`)
+/// counts, trimmed from a text to tell a blank one, as the in-memory store
+/// does with `str::trim` (SQL's `btrim` alone trims only spaces, so a text of
+/// a newline or a no-break space counted as an item here).
+const WHITE_SPACE: &str = "\t\n\u{b}\u{c}\r \u{85}\u{a0}\u{1680}\u{2000}\u{2001}\u{2002}\u{2003}\
+    \u{2004}\u{2005}\u{2006}\u{2007}\u{2008}\u{2009}\u{200a}\u{2028}\u{2029}\u{202f}\u{205f}\u{3000}";
+
 #[async_trait]
 impl TopicStore for PgStore {
     async fn list_topic_items(
@@ -211,17 +218,18 @@ impl TopicStore for PgStore {
         let rows: Vec<(String, Uuid, Option<Uuid>, String, DateTime<Utc>)> = sqlx::query_as(
             "SELECT 'message', m.id, NULL::uuid, m.text, m.created_at FROM messages m \
              WHERE $4::uuid IS NULL AND m.tenant_id = $1 AND m.direction = 'inbound' \
-               AND m.created_at >= $2 AND m.created_at < $3 AND btrim(m.text) <> '' \
+               AND m.created_at >= $2 AND m.created_at < $3 AND btrim(m.text, $5) <> '' \
              UNION ALL \
              SELECT 'comment', c.id, c.post_id, c.text, c.created_at FROM comments c \
              WHERE c.tenant_id = $1 AND ($4::uuid IS NULL OR c.post_id = $4) \
-               AND c.created_at >= $2 AND c.created_at < $3 AND btrim(c.text) <> '' \
+               AND c.created_at >= $2 AND c.created_at < $3 AND btrim(c.text, $5) <> '' \
              ORDER BY 5, 2",
         )
         .bind(tenant.as_uuid())
         .bind(bound(from))
         .bind(bound(to))
         .bind(post.map(|p| p.as_uuid()))
+        .bind(WHITE_SPACE)
         .fetch_all(&mut *tx)
         .await
         .map_err(db)?;
@@ -535,4 +543,19 @@ struct TopicSummaryRow {
     today: i64,
     yesterday: i64,
     week_ago: i64,
+}
+
+#[cfg(test)]
+mod white_space_tests {
+    use super::WHITE_SPACE;
+
+    #[test]
+    fn white_space_is_what_str_trim_trims() {
+        let listed: Vec<char> = WHITE_SPACE.chars().collect();
+        let every: Vec<char> = (0..=u32::from(char::MAX))
+            .filter_map(char::from_u32)
+            .filter(|c| c.is_whitespace())
+            .collect();
+        assert_eq!(listed, every);
+    }
 }

@@ -10,9 +10,10 @@ use crate::error::Result;
 /// and daily sizes that runs write.
 #[async_trait]
 pub trait TopicStore: Send + Sync {
-    /// The tenant's inbound messages and comments with non-empty text created
-    /// in `[from, to)`, oldest first (then by id); with `post`, only that
-    /// post's comments.
+    /// The tenant's inbound messages and comments with non-blank text (more
+    /// than Unicode white space, as `str::trim` counts it) created in
+    /// `[from, to)`, oldest first (then by id); with `post`, only that post's
+    /// comments.
     async fn list_topic_items(
         &self,
         tenant: TenantId,
