@@ -19,6 +19,11 @@ pub const CLUSTER_DAILY: &str = "cluster_daily";
 /// [`TopicRunner::run_tenant`] — the last 24 hours, the last 7 days, and each
 /// post with at least 20 comments. A tenant whose run fails is reported in
 /// the execution log (`items_failed`, `failures`) and the others go on.
+///
+/// On a cron schedule (the default) each slot is run by one of the worker
+/// processes sharing the store ([`WorkerRuntime`](crate::WorkerRuntime)
+/// claims it). On an interval ([`ClusterDailyWorker::every`]) every process
+/// runs it: register it in one process only.
 #[derive(Clone)]
 pub struct ClusterDailyWorker {
     store: Arc<dyn Store>,

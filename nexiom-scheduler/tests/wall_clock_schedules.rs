@@ -1,8 +1,8 @@
 //! Wall-clock worker schedules under the runtime, with a manual clock that
 //! jumps from one due time to the next (as `WorkerRuntime::run` waits):
 //! both 2026 daylight-saving changes in Europe/Paris, catch-up after
-//! downtime (once, not once per missed slot), and the seeds' default
-//! cadences.
+//! downtime (once, not once per missed slot), the seeds' default
+//! cadences, and several processes sharing one store (each slot run by one).
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -22,6 +22,7 @@ on_both_backends!(
     a_repeated_time_on_fall_back_runs_once,
     downtime_is_caught_up_once_not_once_per_missed_slot,
     a_run_longer_than_its_slots_is_followed_by_the_next_slot_only,
+    each_slot_is_run_by_one_of_the_processes_sharing_the_store,
 );
 
 /// A worker that records the clock's time at each of its runs.
@@ -256,4 +257,91 @@ async fn a_run_longer_than_its_slots_is_followed_by_the_next_slot_only(store: Ar
             utc(2026, 6, 1, 10, 30),
         ]
     );
+}
+
+async fn each_slot_is_run_by_one_of_the_processes_sharing_the_store(store: Arc<dyn Store>) {
+    let env = Env::at(store.clone(), utc(2026, 6, 1, 10, 5)).await;
+    ran_before(&store, "hourly", utc(2026, 6, 1, 10, 0)).await;
+    let hourly = || Cadence::cron("0 * * * *", "UTC").unwrap();
+    // Three worker processes, each with its runtime and its own instance of
+    // the worker, on one store.
+    let workers: Vec<_> = (0..3)
+        .map(|_| Recorder::new(&env, "hourly", hourly()))
+        .collect();
+    let mut runtimes: Vec<_> = workers
+        .iter()
+        .map(|w| {
+            let mut runtime = WorkerRuntime::new(store.clone(), env.clock.clone());
+            runtime.register(w.clone());
+            runtime
+        })
+        .collect();
+    let shutdown = Shutdown::never();
+    let mut elsewhere = 0;
+    loop {
+        // The processes step at the same instant, concurrently.
+        let [a, b, c] = &mut runtimes[..] else {
+            unreachable!()
+        };
+        let (ra, rb, rc) = tokio::join!(
+            a.run_once(&shutdown),
+            b.run_once(&shutdown),
+            c.run_once(&shutdown)
+        );
+        for steps in [ra.unwrap(), rb.unwrap(), rc.unwrap()] {
+            elsewhere += steps
+                .iter()
+                .filter(|(_, r)| *r == WorkerRun::ClaimedElsewhere)
+                .count();
+        }
+        let next = runtimes.iter().filter_map(|r| r.next_due()).min().unwrap();
+        if next > utc(2026, 6, 1, 13, 30) {
+            break;
+        }
+        if next > env.clock.now() {
+            env.clock.set(next);
+        }
+    }
+    let mut runs: Vec<_> = workers.iter().flat_map(|w| w.runs()).collect();
+    runs.sort();
+    assert_eq!(
+        runs,
+        vec![
+            utc(2026, 6, 1, 11, 0),
+            utc(2026, 6, 1, 12, 0),
+            utc(2026, 6, 1, 13, 0),
+        ],
+        "each slot once, by one of the three processes"
+    );
+    assert_eq!(elsewhere, 6, "the two others found each slot claimed");
+    let logs = store.list_executions(Some("hourly"), 10).await.unwrap();
+    assert_eq!(logs.len(), 4, "one log per slot, plus the earlier one");
+
+    // Three processes coming back together after downtime catch the missed
+    // slots up once between them.
+    env.clock.set(utc(2026, 6, 1, 18, 20));
+    let back: Vec<_> = (0..3)
+        .map(|_| Recorder::new(&env, "hourly", hourly()))
+        .collect();
+    let mut runtimes: Vec<_> = back
+        .iter()
+        .map(|w| {
+            let mut runtime = WorkerRuntime::new(store.clone(), env.clock.clone());
+            runtime.register(w.clone());
+            runtime
+        })
+        .collect();
+    let [a, b, c] = &mut runtimes[..] else {
+        unreachable!()
+    };
+    let (ra, rb, rc) = tokio::join!(
+        a.run_once(&shutdown),
+        b.run_once(&shutdown),
+        c.run_once(&shutdown)
+    );
+    ra.unwrap();
+    rb.unwrap();
+    rc.unwrap();
+    let runs: Vec<_> = back.iter().flat_map(|w| w.runs()).collect();
+    assert_eq!(runs, vec![utc(2026, 6, 1, 18, 20)], "one catch-up run");
 }

@@ -82,6 +82,12 @@ pub enum WorkerRun {
     Disabled,
     /// Not due yet.
     NotDue,
+    /// A slot of its wall-clock schedule that another process sharing the
+    /// store claimed first ([`WorkerStore::claim_worker_slot`]): run there,
+    /// not here; no log written by this process.
+    ///
+    /// [`WorkerStore::claim_worker_slot`]: nexiom_storage::WorkerStore::claim_worker_slot
+    ClaimedElsewhere,
 }
 
 struct Entry {
@@ -103,6 +109,14 @@ struct Entry {
 ///   up once, not once per missed slot. A cron run that outlasts its next
 ///   slots is followed by the first slot after it ended: the slots it
 ///   overlapped are skipped, never run in a burst.
+/// - **Several processes.** Worker processes that share a store each run a
+///   runtime. Interval workers run in each (their items are claimed, so the
+///   processes share the work). A cron slot is run by one of them: before a
+///   scheduled run the runtime claims the slot in the store
+///   ([`WorkerStore::claim_worker_slot`]), and a process that finds it taken
+///   skips it ([`WorkerRun::ClaimedElsewhere`]). A slot is run at most once:
+///   if the process running it stops, the next slot runs as usual. A run
+///   asked by name ([`WorkerRuntime::run_worker`]) claims nothing.
 /// - **Execution logs.** Every run writes a `running` log first, then
 ///   completes it (`completed` or `failed`, items processed / failed, results,
 ///   duration from the clock).
@@ -119,6 +133,7 @@ struct Entry {
 ///   data; the operator reads it in the execution log).
 ///
 /// [`OutboxStore::notify_subscribers`]: nexiom_storage::OutboxStore::notify_subscribers
+/// [`WorkerStore::claim_worker_slot`]: nexiom_storage::WorkerStore::claim_worker_slot
 pub struct WorkerRuntime {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
@@ -219,18 +234,20 @@ impl WorkerRuntime {
             }
             let cadence = self.entries[i].worker.cadence();
             let due = match self.entries[i].next_run_at {
-                Some(at) => at <= now,
+                Some(at) => (at <= now).then_some(at),
                 None => self.due_at_start(&name, &cadence, now).await?,
             };
-            if !due {
+            let Some(due_at) = due else {
                 if self.entries[i].next_run_at.is_none() {
                     self.entries[i].next_run_at = Some(next_or_never(&cadence, now));
                 }
                 out.push((name, WorkerRun::NotDue));
                 continue;
-            }
+            };
             self.entries[i].next_run_at = Some(next_or_never(&cadence, now));
-            let run = self.run_entry(i, shutdown).await?;
+            // A cron run is its slot's: the first process to claim it runs it.
+            let slot = matches!(cadence, Cadence::Cron(_)).then_some(due_at);
+            let run = self.run_entry(i, shutdown, slot).await?;
             if let Cadence::Cron(_) = cadence {
                 let ended = self.clock.now().max(now);
                 self.entries[i].next_run_at = Some(next_or_never(&cadence, ended));
@@ -240,35 +257,46 @@ impl WorkerRuntime {
         Ok(out)
     }
 
-    /// Whether a worker not run yet by this runtime is due at its first step:
-    /// always for an interval; for a cron schedule, when a slot passed since
-    /// its last recorded run (or it never ran).
+    /// When a worker not run yet by this runtime is due at its first step
+    /// (`None`: not due): now for an interval; for a cron schedule, its last
+    /// slot, when that slot passed since the worker's last recorded run (or it
+    /// never ran).
     async fn due_at_start(
         &self,
         name: &str,
         cadence: &Cadence,
         now: DateTime<Utc>,
-    ) -> Result<bool> {
+    ) -> Result<Option<DateTime<Utc>>> {
         let Cadence::Cron(schedule) = cadence else {
-            return Ok(true);
+            return Ok(Some(now));
         };
         let Some(slot) = schedule.last_at_or_before(now) else {
-            return Ok(false);
+            return Ok(None);
         };
         let last = self.store.list_executions(Some(name), 1).await?;
-        Ok(last.first().is_none_or(|log| log.started_at < slot))
+        Ok(last
+            .first()
+            .is_none_or(|log| log.started_at < slot)
+            .then_some(slot))
     }
 
     /// Runs the named worker now, due or not (its flag still applies).
     /// `None` when no worker has that name.
     pub async fn run_worker(&self, name: &str, shutdown: &Shutdown) -> Result<Option<WorkerRun>> {
         match self.entries.iter().position(|e| e.worker.name() == name) {
-            Some(i) => Ok(Some(self.run_entry(i, shutdown).await?)),
+            Some(i) => Ok(Some(self.run_entry(i, shutdown, None).await?)),
             None => Ok(None),
         }
     }
 
-    async fn run_entry(&self, i: usize, shutdown: &Shutdown) -> Result<WorkerRun> {
+    /// Runs entry `i` if its flag allows, and, for a `slot` of its
+    /// schedule, if this process is the first to claim that slot.
+    async fn run_entry(
+        &self,
+        i: usize,
+        shutdown: &Shutdown,
+        slot: Option<DateTime<Utc>>,
+    ) -> Result<WorkerRun> {
         let entry = &self.entries[i];
         let name = entry.worker.name();
         let enabled = match self.store.get_worker_flag(name).await? {
@@ -277,6 +305,14 @@ impl WorkerRuntime {
         };
         if !enabled {
             return Ok(WorkerRun::Disabled);
+        }
+        if let Some(slot) = slot
+            && !self
+                .store
+                .claim_worker_slot(name, slot, self.clock.now())
+                .await?
+        {
+            return Ok(WorkerRun::ClaimedElsewhere);
         }
         let started = self.clock.now();
         let timer = std::time::Instant::now();

@@ -180,6 +180,7 @@ macro_rules! conformance_suite {
             broadcast_posts_are_created_with_their_audience,
             settings,
             worker_flags_and_execution_logs,
+            worker_slots_are_claimed_once,
             tenant_isolation,
             extreme_time_bounds_are_accepted,
             reply_queue_claims_oldest_due_first,

@@ -144,3 +144,53 @@ pub async fn worker_flags_and_execution_logs(store: Arc<dyn Store>) {
         .await,
     );
 }
+
+pub async fn worker_slots_are_claimed_once(store: Arc<dyn Store>) {
+    let slot = t0() + Duration::hours(3);
+    // Eight claims of one slot at once, as eight worker processes would make
+    // them: exactly one takes it.
+    let claims = (0..8).map(|i| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .claim_worker_slot("cluster_topics", slot, slot + mins(i))
+                .await
+                .unwrap()
+        })
+    });
+    let mut taken = 0;
+    for claim in claims {
+        taken += usize::from(claim.await.unwrap());
+    }
+    assert_eq!(taken, 1, "one claim of the slot takes it");
+    let s = &*store;
+    assert!(
+        !s.claim_worker_slot("cluster_topics", slot, slot)
+            .await
+            .unwrap()
+    );
+    // Another slot, or another worker's same slot, is a slot of its own.
+    let next = slot + Duration::days(1);
+    assert!(
+        s.claim_worker_slot("cluster_topics", next, next)
+            .await
+            .unwrap()
+    );
+    assert!(s.claim_worker_slot("cleanup", slot, slot).await.unwrap());
+    // Claims go with the execution logs of their time: what is left is
+    // still taken, what went can be taken again.
+    s.delete_executions_before(slot + Duration::hours(1))
+        .await
+        .unwrap();
+    assert!(
+        !s.claim_worker_slot("cluster_topics", next, next)
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.claim_worker_slot("cluster_topics", slot, next)
+            .await
+            .unwrap()
+    );
+    assert!(s.claim_worker_slot("", slot, slot).await.is_err());
+}

@@ -193,6 +193,8 @@ struct Inner {
     tenant_secrets: BTreeMap<(TenantId, String), nexiom_core::SecretString>,
     worker_flags: BTreeMap<String, WorkerFlag>,
     executions: BTreeMap<ExecutionId, TaskExecutionLog>,
+    /// Claimed slots of wall-clock schedules: `(worker, slot)`.
+    worker_slots: BTreeSet<(String, DateTime<Utc>)>,
 
     api_keys: BTreeMap<nexiom_core::ApiKeyId, api_key::StoredApiKey>,
     /// `(tenant, prefix)` → the keys with that prefix (random prefixes may

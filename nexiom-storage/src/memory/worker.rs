@@ -122,6 +122,17 @@ impl WorkerStore for MemoryStore {
         let before = inner.executions.len();
         inner.executions.retain(|_, l| l.started_at >= cutoff);
         let deleted = before - inner.executions.len();
+        inner.worker_slots.retain(|(_, slot)| *slot >= cutoff);
         Ok(u64::try_from(deleted).unwrap_or(u64::MAX))
+    }
+
+    async fn claim_worker_slot(
+        &self,
+        worker: &str,
+        slot: DateTime<Utc>,
+        _at: DateTime<Utc>,
+    ) -> Result<bool> {
+        validate::key("worker_name", worker)?;
+        Ok(self.lock().worker_slots.insert((worker.to_owned(), slot)))
     }
 }

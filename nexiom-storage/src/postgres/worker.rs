@@ -149,6 +149,31 @@ impl WorkerStore for PgStore {
             .execute(&self.scan_pool)
             .await
             .map_err(db)?;
+        sqlx::query("DELETE FROM worker_slots WHERE slot < $1")
+            .bind(bound(cutoff))
+            .execute(&self.scan_pool)
+            .await
+            .map_err(db)?;
         Ok(u64::try_from(rows_dropped).unwrap_or(0) + done.rows_affected())
+    }
+
+    async fn claim_worker_slot(
+        &self,
+        worker: &str,
+        slot: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Result<bool> {
+        validate::key("worker_name", worker)?;
+        let claimed = sqlx::query(
+            "INSERT INTO worker_slots (worker_name, slot, claimed_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (worker_name, slot) DO NOTHING",
+        )
+        .bind(worker)
+        .bind(bound(slot))
+        .bind(bound(at))
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(claimed.rows_affected() == 1)
     }
 }

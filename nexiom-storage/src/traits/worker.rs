@@ -39,6 +39,21 @@ pub trait WorkerStore: Send + Sync {
         worker: Option<&str>,
         limit: u32,
     ) -> Result<Vec<TaskExecutionLog>>;
-    /// Deletes runs started before `cutoff`; returns how many.
+    /// Deletes runs started before `cutoff`, and the slot claims of slots
+    /// before it; returns how many runs.
     async fn delete_executions_before(&self, cutoff: DateTime<Utc>) -> Result<u64>;
+
+    /// Claims one slot of a wall-clock schedule for the caller: `true` for
+    /// the first claim of (`worker`, `slot`) in the whole store, `false` for
+    /// every later one, whichever process makes it. Worker processes that
+    /// share a store call it before a scheduled run, so that each slot is
+    /// run by one of them (at most once: a process that stops during the run
+    /// does not hand the slot on; the next slot runs as usual). `at` is when
+    /// the claim is made.
+    async fn claim_worker_slot(
+        &self,
+        worker: &str,
+        slot: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Result<bool>;
 }
