@@ -317,6 +317,26 @@ async fn each_slot_is_run_by_one_of_the_processes_sharing_the_store(store: Arc<d
     let logs = store.list_executions(Some("hourly"), 10).await.unwrap();
     assert_eq!(logs.len(), 4, "one log per slot, plus the earlier one");
 
+    // A process whose step comes late (a long run of another worker, a
+    // pause) claims the slot the others see now, not the one it missed: at
+    // 15:20 it does not run 14:00 after another process, started at 15:10,
+    // caught up 15:00.
+    env.clock.set(utc(2026, 6, 1, 13, 30));
+    let late = Recorder::new(&env, "hourly", hourly());
+    let mut late_runtime = WorkerRuntime::new(store.clone(), env.clock.clone());
+    late_runtime.register(late.clone());
+    late_runtime.run_once(&shutdown).await.unwrap();
+    env.clock.set(utc(2026, 6, 1, 15, 10));
+    let started = Recorder::new(&env, "hourly", hourly());
+    let mut started_runtime = WorkerRuntime::new(store.clone(), env.clock.clone());
+    started_runtime.register(started.clone());
+    started_runtime.run_once(&shutdown).await.unwrap();
+    env.clock.set(utc(2026, 6, 1, 15, 20));
+    let step = late_runtime.run_once(&shutdown).await.unwrap();
+    assert_eq!(step[0].1, WorkerRun::ClaimedElsewhere);
+    assert_eq!(started.runs(), vec![utc(2026, 6, 1, 15, 10)]);
+    assert!(late.runs().is_empty());
+
     // Three processes coming back together after downtime catch the missed
     // slots up once between them.
     env.clock.set(utc(2026, 6, 1, 18, 20));

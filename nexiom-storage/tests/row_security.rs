@@ -21,8 +21,14 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection, Row};
 use uuid::Uuid;
 
-/// Tables that hold no tenant's data: process-wide settings and worker logs.
-const GLOBAL: [&str; 3] = ["app_settings", "worker_flags", "task_executions"];
+/// Tables that hold no tenant's data: process-wide settings, worker logs
+/// and the claimed slots of wall-clock worker schedules.
+const GLOBAL: [&str; 4] = [
+    "app_settings",
+    "worker_flags",
+    "task_executions",
+    "worker_slots",
+];
 
 async fn admin(schema: &str) -> PgConnection {
     let url = postgres_test_url().await.expect("a database");

@@ -75,6 +75,7 @@ pub trait Worker: Send + Sync {
 
 /// What happened to a worker in one [`WorkerRuntime::run_once`] step.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum WorkerRun {
     /// It ran; its execution log (completed or failed).
     Ran(TaskExecutionLog),
@@ -114,9 +115,14 @@ struct Entry {
 ///   processes share the work). A cron slot is run by one of them: before a
 ///   scheduled run the runtime claims the slot in the store
 ///   ([`WorkerStore::claim_worker_slot`]), and a process that finds it taken
-///   skips it ([`WorkerRun::ClaimedElsewhere`]). A slot is run at most once:
-///   if the process running it stops, the next slot runs as usual. A run
-///   asked by name ([`WorkerRuntime::run_worker`]) claims nothing.
+///   skips it ([`WorkerRun::ClaimedElsewhere`]). The slot claimed is the
+///   schedule's last at the clock's time, so a process that steps late does
+///   not run a slot the others passed. A slot is run at most once: if the
+///   process running it stops, the next slot runs as usual (a process that
+///   is shutting down claims none). A run that outlasts its next slots skips
+///   them in its own process only: another process may claim and run them
+///   meanwhile, so two runs of the worker can overlap. A run asked by name
+///   ([`WorkerRuntime::run_worker`]) claims nothing.
 /// - **Execution logs.** Every run writes a `running` log first, then
 ///   completes it (`completed` or `failed`, items processed / failed, results,
 ///   duration from the clock).
@@ -246,7 +252,17 @@ impl WorkerRuntime {
             };
             self.entries[i].next_run_at = Some(next_or_never(&cadence, now));
             // A cron run is its slot's: the first process to claim it runs it.
-            let slot = matches!(cadence, Cadence::Cron(_)).then_some(due_at);
+            // The slot is the schedule's last at the clock's time: a process
+            // whose step comes late (a long run of an earlier worker, a pause)
+            // claims the slot the others see now, not one they passed.
+            let slot = match &cadence {
+                Cadence::Cron(schedule) => Some(
+                    schedule
+                        .last_at_or_before(now)
+                        .map_or(due_at, |last| last.max(due_at)),
+                ),
+                Cadence::Every(_) => None,
+            };
             let run = self.run_entry(i, shutdown, slot).await?;
             if let Cadence::Cron(_) = cadence {
                 let ended = self.clock.now().max(now);
@@ -305,6 +321,11 @@ impl WorkerRuntime {
         };
         if !enabled {
             return Ok(WorkerRun::Disabled);
+        }
+        // A slot claimed by a process that is stopping would be lost for
+        // every process: leave it to the others.
+        if slot.is_some() && shutdown.is_triggered() {
+            return Ok(WorkerRun::NotDue);
         }
         if let Some(slot) = slot
             && !self

@@ -268,33 +268,43 @@ impl InboxStore for PgStore {
             _ => None,
         };
         // Resolved or snoozed at a time before its last inbound message (not
-        // seen when the agent acted), a conversation's item is open: what the refresh makes
-        // of it once a message comes after the change, and what the
-        // in-memory store reads. The item's labels carry its status too.
-        self.update_item(
-            tenant,
-            subject,
+        // seen when the agent acted), a conversation's item is open: what the
+        // refresh makes of it once a message comes after the change, and
+        // what the in-memory store reads. The item's labels then carry the
+        // status the item took (read from the updated row, so a message
+        // committed while this statement waited for the row is counted in
+        // both).
+        let mut tx = self.scoped(tenant).await?;
+        let row: Option<InboxRow> = sqlx::query_as(
             "WITH item AS ( \
-                 SELECT $4 IN ('resolved', 'snoozed') AND subject_kind = 'conversation' \
-                     AND last_inbound_at > $6 AS back \
-                 FROM inbox_items WHERE tenant_id = $1 AND subject_id = $2), \
+                 UPDATE inbox_items SET \
+                     status = CASE WHEN $4 IN ('resolved', 'snoozed') \
+                         AND subject_kind = 'conversation' AND last_inbound_at > $6 \
+                         THEN 'open' ELSE $4 END, \
+                     snoozed_until = CASE WHEN $4 IN ('resolved', 'snoozed') \
+                         AND subject_kind = 'conversation' AND last_inbound_at > $6 \
+                         THEN NULL ELSE $5 END, \
+                     status_changed_at = $6 \
+                 WHERE tenant_id = $1 AND subject_id = $2 AND subject_kind = $3 \
+                 RETURNING *), \
              labels_too AS ( \
-                 UPDATE inbox_labels l SET \
-                     status = CASE WHEN i.back THEN 'open' ELSE $4 END, \
-                     snoozed_until = CASE WHEN i.back THEN NULL ELSE $5 END \
+                 UPDATE inbox_labels l SET status = i.status, snoozed_until = i.snoozed_until \
                  FROM item i \
-                 WHERE l.tenant_id = $1 AND l.subject_id = $2) \
-             UPDATE inbox_items SET \
-                 status = CASE WHEN $4 IN ('resolved', 'snoozed') \
-                     AND subject_kind = 'conversation' AND last_inbound_at > $6 \
-                     THEN 'open' ELSE $4 END, \
-                 snoozed_until = CASE WHEN $4 IN ('resolved', 'snoozed') \
-                     AND subject_kind = 'conversation' AND last_inbound_at > $6 \
-                     THEN NULL ELSE $5 END, \
-                 status_changed_at = $6",
-            |q| q.bind(status.as_str()).bind(until).bind(at),
+                 WHERE l.tenant_id = $1 AND l.subject_id = i.subject_id) \
+             SELECT * FROM item",
         )
+        .bind(tenant.as_uuid())
+        .bind(subject.id())
+        .bind(subject.kind())
+        .bind(status.as_str())
+        .bind(until)
+        .bind(at)
+        .fetch_optional(&mut *tx)
         .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        row.ok_or_else(|| StorageError::not_found(subject.kind(), subject.id()))?
+            .into_entity()
     }
 
     async fn label_inbox_item(
