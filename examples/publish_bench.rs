@@ -22,6 +22,11 @@
 //!   `Retry-After: 30`: its posts must stay queued (held back) while every
 //!   other Page finishes. The fake records the most calls ever in flight on
 //!   one Page; the bench fails if it exceeds the per-channel cap (1).
+//! - **backlog** (only when named in `SCENARIOS`): `BACKLOG` (1,000) posts
+//!   due on one Page and one post of another Page due just after them,
+//!   `BACKLOG_IDLE` (0) more Pages with one post due the next day each, one
+//!   worker process, `LATENCY_MS` per call: when the other Page's post is
+//!   published (`publish_bench/backlog.rs`).
 //!
 //! ```sh
 //! DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \
@@ -33,6 +38,8 @@
 //! fresh schema, dropped afterwards.
 #![allow(clippy::unwrap_used)]
 
+#[path = "publish_bench/backlog.rs"]
+mod backlog;
 #[path = "../tests/support/fake_graph.rs"]
 mod fake_graph;
 #[path = "../tests/support/publish_worker.rs"]
@@ -154,6 +161,18 @@ async fn bench() -> Result<(), BoxError> {
                 println!(
                     "latency-bound, one call at a time per worker ({} posts): {rate:.1} posts/s{ratio}",
                     small.posts
+                );
+            }
+            "backlog" => {
+                let posts = env_number("BACKLOG", 1_000);
+                let idle = env_number("BACKLOG_IDLE", 0);
+                let (late, last) = backlog::run(&params, posts, idle).await?;
+                println!(
+                    "backlog ({posts} posts due on one Page, one post of another Page due just \
+                     after, {idle} more Pages with a post due tomorrow, {} ms per call, 1 worker \
+                     process): the other Page's post published {late:.2} s after its due time, \
+                     the backlog's last {last:.2} s",
+                    params.latency_ms
                 );
             }
             other => return Err(format!("unknown scenario {other}").into()),

@@ -1,8 +1,9 @@
 //! Publishing at platform speed, on memory and Postgres: a claimed batch runs
 //! its channels concurrently under the worker's cap and one call at a time per
 //! channel (order kept), a channel that answers 429 with Retry-After holds
-//! back only itself (here and in every worker's claims), and the heartbeat
-//! keeps the leases of a slow batch.
+//! back only itself (here and in every worker's claims), the heartbeat
+//! keeps the leases of a slow batch, and one channel's backlog shares the
+//! claims with the other channels' posts.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -22,6 +23,7 @@ on_both_backends!(
     channels_run_concurrently_one_call_at_a_time_each,
     a_throttled_channel_holds_back_only_itself,
     the_heartbeat_keeps_a_slow_batch_claimed,
+    a_channels_backlog_never_holds_another_channels_post_back,
 );
 
 #[derive(Default)]
@@ -328,4 +330,59 @@ async fn the_heartbeat_keeps_a_slow_batch_claimed(store: Arc<dyn Store>) {
     let report = task.await.unwrap().unwrap();
     assert_eq!((report.published, report.skipped), (1, 0));
     assert_eq!(env.post(post.id).await.status, PostStatus::Published);
+}
+
+/// 30 posts due on one Page (a backlog published one call at a time), then
+/// one on another Page: the first batch of 10 carries the other Page's post,
+/// instead of 10 of the backlog's, so it goes out without waiting for the
+/// backlog to drain; the backlog's posts still go out in their order.
+async fn a_channels_backlog_never_holds_another_channels_post_back(store: Arc<dyn Store>) {
+    let env = Env::new(store).await;
+    let chans = channels(&env, 2).await;
+    let (busy, quiet) = (&chans[0], &chans[1]);
+    let start = env.clock.now() - Duration::seconds(1_000);
+    for (i, channel, at) in (0..30)
+        .map(|i| (i, busy, start + Duration::seconds(i)))
+        .chain([(0, quiet, start + Duration::seconds(100))])
+    {
+        env.store
+            .insert_post(NewScheduledPost::one_off(
+                env.tenant,
+                channel.id,
+                Content::text(format!("{} #{i}", channel.external_account_id)),
+                at,
+                env.clock.now(),
+            ))
+            .await
+            .unwrap();
+    }
+    let gateway = Arc::new(TestGateway(LaneGateway::default()));
+    let q = queue(&env, "w1", gateway.clone(), Duration::minutes(5));
+    let one_batch = BatchConfig {
+        batch_size: 10,
+        max_batches: 1,
+        ..BatchConfig::default()
+    };
+    let report = q.run_due(&one_batch, None).await.unwrap();
+    assert_eq!((report.claimed, report.published), (10, 10));
+    {
+        let c = gateway.counters.lock().unwrap();
+        assert_eq!(
+            c.published.get(&quiet.external_account_id),
+            Some(&vec![format!("{} #0", quiet.external_account_id)]),
+            "the other Page's post went out in the first batch"
+        );
+        let expected: Vec<String> = (0..9)
+            .map(|i| format!("{} #{i}", busy.external_account_id))
+            .collect();
+        assert_eq!(c.published[&busy.external_account_id], expected);
+    }
+    // The backlog fills the next batches on its own, in order.
+    let report = q.run_due(&batch(100), None).await.unwrap();
+    assert_eq!(report.published, 21);
+    let c = gateway.counters.lock().unwrap();
+    let expected: Vec<String> = (0..30)
+        .map(|i| format!("{} #{i}", busy.external_account_id))
+        .collect();
+    assert_eq!(c.published[&busy.external_account_id], expected);
 }

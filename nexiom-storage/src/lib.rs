@@ -36,6 +36,7 @@ mod dead_letters;
 mod error;
 mod event_batch;
 mod external_posts;
+mod fair_claim;
 mod inbox;
 mod memory;
 mod ops;

@@ -57,6 +57,7 @@ mod outbox;
 mod outbox_deliveries;
 mod poll_batch;
 mod post_claims;
+mod post_fairness;
 mod posts;
 mod publish_batch;
 mod reply_batch;
@@ -106,6 +107,7 @@ pub use outbox::*;
 pub use outbox_deliveries::*;
 pub use poll_batch::*;
 pub use post_claims::*;
+pub use post_fairness::*;
 pub use posts::*;
 pub use publish_batch::*;
 pub use reply_batch::*;
@@ -153,6 +155,7 @@ macro_rules! conformance_suite {
             posts_occurrences_and_patches,
             claims_leases_and_stale_release,
             concurrent_claims_claim_every_post_exactly_once,
+            post_claims_share_the_batch_among_channels,
             post_runs,
             claims_keep_a_channel_to_one_worker_and_honour_holds,
             lease_heartbeats_extend_only_the_owners_claims,

@@ -163,12 +163,13 @@ pub async fn post_runs_start_in_one_batch(store: Arc<dyn Store>) {
     let now = t0();
     let a = post(s, &w, w.channel.id, "a", now).await;
     let b = post(s, &w, w.channel.id, "b", now).await;
-    let c = post(s, &w, other.id, "c", now).await;
     let d = post(s, &w, other.id, "d", now + mins(60)).await;
     assert_eq!(
         s.claim_due_posts(now, 2, "w", mins(5)).await.unwrap().len(),
         2
     );
+    // Made after w's claim, which would have shared itself with it.
+    let c = post(s, &w, other.id, "c", now).await;
     assert_eq!(
         s.claim_due_posts(now, 1, "v", mins(5)).await.unwrap().len(),
         1
@@ -246,8 +247,9 @@ pub async fn settlements_are_guarded_by_the_lease(store: Arc<dyn Store>) {
     let now = t0();
     let a = post(s, &w, w.channel.id, "a", now).await;
     let b = post(s, &w, w.channel.id, "b", now).await;
-    let c = post(s, &w, other.id, "c", now).await;
     s.claim_due_posts(now, 2, "w1", mins(5)).await.unwrap();
+    // Made after w1's claim, which would have shared itself with it.
+    let c = post(s, &w, other.id, "c", now).await;
     s.claim_due_posts(now, 1, "w2", mins(5)).await.unwrap();
     let start = |owner: &'static str, p: &ScheduledPost| {
         let run = NewPostRun {

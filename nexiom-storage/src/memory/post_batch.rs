@@ -3,7 +3,7 @@
 //! a settled post carries along) and channel holds. The rest of
 //! [`PostStore`](crate::traits::PostStore) is in `post.rs`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Duration, Utc};
 use nexiom_core::{
@@ -11,9 +11,42 @@ use nexiom_core::{
     PostStatus, ScheduledPost, TenantId,
 };
 
+use uuid::Uuid;
+
 use super::{Inner, get_scoped, limit_len, require_ref};
 use crate::checks;
 use crate::error::{Result, StorageError};
+use crate::fair_claim::{FairRounds, QueuePlace, filled_from_oldest, one_channel_crowds};
+
+/// The posts a claim of `limit` takes from `due` (every claimable post,
+/// oldest first) shared among channels: [`FairRounds`], each lane a
+/// channel's due posts; a single channel's are its oldest.
+fn shared_among_channels(due: &[QueuePlace], limit: u32) -> Vec<QueuePlace> {
+    let mut lanes: HashMap<ChannelId, Vec<QueuePlace>> = HashMap::new();
+    for place in due {
+        lanes.entry(place.channel).or_default().push(*place);
+    }
+    if lanes.len() == 1 {
+        return due[..due.len().min(limit_len(limit))].to_vec();
+    }
+    let heads: Vec<(QueuePlace, bool)> = lanes.values().map(|lane| (lane[0], true)).collect();
+    let mut rounds = FairRounds::new(&heads, limit);
+    while let Some((share, open)) = rounds.next() {
+        let mut read = Vec::new();
+        for lane in open {
+            let posts = lanes.get(&lane.channel).map_or(&[][..], Vec::as_slice);
+            read.extend(
+                posts
+                    .iter()
+                    .filter(|p| lane.after.is_none_or(|after| (p.at, p.id) > after))
+                    .take(usize::try_from(share).unwrap_or(usize::MAX))
+                    .map(|p| (*p, true)),
+            );
+        }
+        rounds.record(read);
+    }
+    rounds.finish().into_iter().map(|(p, _)| p).collect()
+}
 
 impl Inner {
     pub(super) fn claim_due_posts(
@@ -45,7 +78,7 @@ impl Inner {
             )
             .chain(self.paused_channels())
             .collect();
-        let mut due: Vec<(DateTime<Utc>, PostId)> = self
+        let mut due: Vec<QueuePlace> = self
             .posts
             .values()
             .filter(|p| {
@@ -54,13 +87,22 @@ impl Inner {
                     && p.next_attempt_at.is_none_or(|t| t <= now)
                     && !held.contains(&p.channel_id)
             })
-            .map(|p| (p.publish_at, p.id))
+            .map(|p| QueuePlace {
+                channel: p.channel_id,
+                at: p.publish_at,
+                id: p.id.as_uuid(),
+            })
             .collect();
-        due.sort_unstable();
-        due.truncate(limit_len(limit));
-        let mut claimed = Vec::with_capacity(due.len());
-        for (_, id) in due {
-            if let Some(post) = self.posts.get_mut(&id) {
+        due.sort_unstable_by_key(|p| (p.at, p.id));
+        let oldest = &due[..due.len().min(limit_len(limit))];
+        let picked: Vec<Uuid> = if one_channel_crowds(oldest, limit) {
+            filled_from_oldest(shared_among_channels(&due, limit), oldest, limit)
+        } else {
+            oldest.iter().map(|p| p.id).collect()
+        };
+        let mut claimed = Vec::with_capacity(picked.len());
+        for id in picked {
+            if let Some(post) = self.posts.get_mut(&PostId::from_uuid(id)) {
                 post.status = PostStatus::Publishing;
                 post.lease_owner = Some(lease_owner.to_owned());
                 post.lease_expires_at = Some(expires);
@@ -68,6 +110,8 @@ impl Inner {
                 claimed.push(post.clone());
             }
         }
+        // Oldest first (a shared claim filled up from the oldest is not).
+        claimed.sort_by_key(|p| (p.publish_at, p.id));
         Ok(claimed)
     }
 

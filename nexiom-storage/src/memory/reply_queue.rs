@@ -9,7 +9,8 @@ use nexiom_core::{
 
 use super::{Inner, MemoryStore, get_scoped, get_scoped_mut};
 use crate::error::{Result, StorageError};
-use crate::reply_queue::{FairRounds, QueuePlace, ReplyQueueStore};
+use crate::fair_claim::{FairRounds, QueuePlace};
+use crate::reply_queue::ReplyQueueStore;
 
 /// Whether an item in `reply` state is claimable at `now`.
 fn due(reply: Option<&ReplyStatus>, now: DateTime<Utc>) -> bool {
@@ -129,14 +130,14 @@ impl Inner {
             let mut read = Vec::new();
             for lane in open {
                 let items = lanes
-                    .get(&(lane.message, lane.channel))
+                    .get(&(lane.kind, lane.channel))
                     .map_or(&[][..], Vec::as_slice);
                 read.extend(
                     items
                         .iter()
                         .filter(|p| lane.after.is_none_or(|after| (p.at, p.id) > after))
                         .take(usize::try_from(share).unwrap_or(usize::MAX))
-                        .map(|p| (*p, lane.message)),
+                        .map(|p| (*p, lane.kind)),
                 );
             }
             rounds.record(read);

@@ -52,6 +52,7 @@ mod outbox;
 mod poll_batch;
 mod post;
 mod post_batch;
+mod post_claim;
 mod reply_batch;
 mod reply_claim;
 mod reply_queue;

@@ -1,84 +1,17 @@
-//! The batched statements of the publish queue on Postgres: claims that keep a
-//! channel to one worker, lease heartbeats, run starts and settlements, each
-//! one statement over arrays (`UNNEST`) per batch.
+//! The batched statements of the publish queue on Postgres: lease
+//! heartbeats, run starts and settlements, each one statement over arrays
+//! (`UNNEST`) per batch. Claims are in `post_claim.rs`.
 
-use chrono::{DateTime, Duration, Utc};
-use nexiom_core::{
-    ChannelId, NewPostRun, PostId, PostRun, PostSettlement, ScheduledPost, TenantId,
-};
+use chrono::{DateTime, Utc};
+use nexiom_core::{ChannelId, NewPostRun, PostId, PostRun, PostSettlement, TenantId};
 use uuid::Uuid;
 
 use super::error::db;
-use super::rows::{PostRow, PostRunRow, all};
-use super::{PgStore, bound, limit};
-use crate::checks;
+use super::rows::{PostRunRow, all};
+use super::{PgStore, bound};
 use crate::error::{Result, StorageError};
 
-/// The advisory lock that serializes claims (any constant both sides agree
-/// on; "nexiom" in ASCII).
-const CLAIM_LOCK: i64 = 0x6e65_7869_6f6d;
-
 impl PgStore {
-    pub(super) async fn claim_posts(
-        &self,
-        now: DateTime<Utc>,
-        max: u32,
-        lease_owner: &str,
-        lease: Duration,
-    ) -> Result<Vec<ScheduledPost>> {
-        let expires = checks::lease(lease_owner, now, lease)?;
-        if max == 0 {
-            return Ok(Vec::new());
-        }
-        // Claims are serialized (the lock is held until commit) so that the
-        // "another worker is publishing on this channel" test sees every
-        // committed claim: two workers never take one channel at once. Rows
-        // another claimer holds are still skipped, never waited for. The held
-        // channels are read once (a hashed NOT IN), not per candidate row. A
-        // cross-tenant scan. The claimed rows are then updated through the
-        // primary key (`= ANY(ARRAY(…))`): an `IN (…)` semi-join let the
-        // planner hash-join the whole table against the batch.
-        let mut tx = self.scan_pool.begin().await.map_err(db)?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(CLAIM_LOCK)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        let rows: Vec<PostRow> = sqlx::query_as(
-            "WITH held AS ( \
-                 SELECT channel_id FROM scheduled_posts \
-                 WHERE status = 'publishing' AND lease_owner <> $2 AND lease_expires_at > $1 \
-                 UNION \
-                 SELECT channel_id FROM channel_throttles WHERE until > $1 \
-                 UNION \
-                 SELECT id FROM channels WHERE status <> 'active' \
-             ) \
-             UPDATE scheduled_posts SET \
-                 status = 'publishing', lease_owner = $2, lease_expires_at = $3, updated_at = $1 \
-             WHERE id = ANY(ARRAY( \
-                 SELECT p.id FROM scheduled_posts p \
-                 WHERE p.status = 'queued' AND p.publish_at <= $1 \
-                     AND (p.next_attempt_at IS NULL OR p.next_attempt_at <= $1) \
-                     AND p.channel_id NOT IN (SELECT channel_id FROM held) \
-                 ORDER BY p.publish_at, p.id \
-                 LIMIT $4 \
-                 FOR UPDATE SKIP LOCKED)) \
-             RETURNING *",
-        )
-        .bind(bound(now))
-        .bind(lease_owner)
-        .bind(expires)
-        .bind(limit(max))
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db)?;
-        tx.commit().await.map_err(db)?;
-        let mut posts = all(rows, PostRow::into_entity)?;
-        // RETURNING follows no order.
-        posts.sort_by_key(|p| (p.publish_at, p.id));
-        Ok(posts)
-    }
-
     pub(super) async fn renew_leases(
         &self,
         lease_owner: &str,

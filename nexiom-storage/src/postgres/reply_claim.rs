@@ -11,7 +11,7 @@ use super::error::db;
 use super::rows::{CommentRow, MessageRow};
 use super::{PgStore, bound, limit};
 use crate::error::Result;
-use crate::reply_queue::{FairRounds, QueuePlace};
+use crate::fair_claim::{FairRounds, QueuePlace};
 
 /// The advisory lock that serializes reply claims: a claim reads each
 /// channel's oldest due item without locking it, so two claims at once
@@ -183,7 +183,7 @@ impl PgStore {
         while let Some((share, lanes)) = rounds.next() {
             let mut read = Vec::new();
             for message in [true, false] {
-                let lanes: Vec<_> = lanes.iter().filter(|l| l.message == message).collect();
+                let lanes: Vec<_> = lanes.iter().filter(|l| l.kind == message).collect();
                 if lanes.is_empty() {
                     continue;
                 }

@@ -41,6 +41,16 @@ pub trait PostStore: Send + Sync {
     /// Claims up to `limit` due posts of every tenant: `queued`, `publish_at <= now`
     /// and `next_attempt_at` unset or `<= now`, oldest `publish_at` first. Each is
     /// set `publishing` with `lease_owner` and `lease_expires_at = now + lease`.
+    ///
+    /// When the oldest due posts fill the claim and give one channel more than 4
+    /// of them (in a claim of 2 to 4 posts, all of them), the claim is shared
+    /// among channels instead, so that one
+    /// channel's backlog (published one call at a time) does not hold every
+    /// other channel's posts behind it: the channels whose oldest due post is
+    /// oldest take part, and take their posts round-robin (every channel's
+    /// oldest, then every channel's second oldest, …), a channel with few posts
+    /// leaving the rest of the claim to the others; within a channel, oldest
+    /// first. The claimed posts come back oldest first.
     /// Concurrent claimers never receive the same post (on Postgres: `FOR UPDATE
     /// SKIP LOCKED`); they skip what another holds instead of waiting.
     ///
