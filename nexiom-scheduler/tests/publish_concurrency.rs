@@ -117,6 +117,27 @@ async fn channels(env: &Env, n: usize) -> Vec<Channel> {
     out
 }
 
+/// Post `i` of `channel` (its text is the channel's account and `#i`), due
+/// at `at`.
+async fn post_at(
+    env: &Env,
+    channel: &Channel,
+    i: usize,
+    at: chrono::DateTime<chrono::Utc>,
+) -> ScheduledPost {
+    env.store
+        .insert_post(NewScheduledPost::one_off(
+            env.tenant,
+            channel.id,
+            Content::text(format!("{} #{i}", channel.external_account_id)),
+            at,
+            env.clock.now(),
+        ))
+        .await
+        .unwrap()
+        .record
+}
+
 /// `per_channel` posts on each channel, due one second apart in channel order.
 async fn posts(env: &Env, channels: &[Channel], per_channel: usize) -> Vec<ScheduledPost> {
     let mut out = Vec::new();
@@ -124,19 +145,7 @@ async fn posts(env: &Env, channels: &[Channel], per_channel: usize) -> Vec<Sched
         for (c, channel) in channels.iter().enumerate() {
             let at = env.clock.now() - Duration::seconds(1_000)
                 + Duration::seconds((i * 100 + c) as i64);
-            out.push(
-                env.store
-                    .insert_post(NewScheduledPost::one_off(
-                        env.tenant,
-                        channel.id,
-                        Content::text(format!("{} #{i}", channel.external_account_id)),
-                        at,
-                        env.clock.now(),
-                    ))
-                    .await
-                    .unwrap()
-                    .record,
-            );
+            out.push(post_at(env, channel, i, at).await);
         }
     }
     out
@@ -341,21 +350,10 @@ async fn a_channels_backlog_never_holds_another_channels_post_back(store: Arc<dy
     let chans = channels(&env, 2).await;
     let (busy, quiet) = (&chans[0], &chans[1]);
     let start = env.clock.now() - Duration::seconds(1_000);
-    for (i, channel, at) in (0..30)
-        .map(|i| (i, busy, start + Duration::seconds(i)))
-        .chain([(0, quiet, start + Duration::seconds(100))])
-    {
-        env.store
-            .insert_post(NewScheduledPost::one_off(
-                env.tenant,
-                channel.id,
-                Content::text(format!("{} #{i}", channel.external_account_id)),
-                at,
-                env.clock.now(),
-            ))
-            .await
-            .unwrap();
+    for i in 0..30 {
+        post_at(&env, busy, i, start + Duration::seconds(i as i64)).await;
     }
+    post_at(&env, quiet, 0, start + Duration::seconds(100)).await;
     let gateway = Arc::new(TestGateway(LaneGateway::default()));
     let q = queue(&env, "w1", gateway.clone(), Duration::minutes(5));
     let one_batch = BatchConfig {

@@ -259,41 +259,50 @@ async fn a_run_longer_than_its_slots_is_followed_by_the_next_slot_only(store: Ar
     );
 }
 
-async fn each_slot_is_run_by_one_of_the_processes_sharing_the_store(store: Arc<dyn Store>) {
-    let env = Env::at(store.clone(), utc(2026, 6, 1, 10, 5)).await;
-    ran_before(&store, "hourly", utc(2026, 6, 1, 10, 0)).await;
-    let hourly = || Cadence::cron("0 * * * *", "UTC").unwrap();
-    // Three worker processes, each with its runtime and its own instance of
-    // the worker, on one store.
-    let workers: Vec<_> = (0..3)
-        .map(|_| Recorder::new(&env, "hourly", hourly()))
+/// `n` worker processes on one store: each has its runtime and its own
+/// instance of the hourly worker.
+fn processes(env: &Env, n: usize) -> (Vec<Arc<Recorder>>, Vec<WorkerRuntime>) {
+    let hourly = Cadence::cron("0 * * * *", "UTC").unwrap();
+    let workers: Vec<_> = (0..n)
+        .map(|_| Recorder::new(env, "hourly", hourly.clone()))
         .collect();
-    let mut runtimes: Vec<_> = workers
+    let runtimes = workers
         .iter()
         .map(|w| {
-            let mut runtime = WorkerRuntime::new(store.clone(), env.clock.clone());
+            let mut runtime = WorkerRuntime::new(env.store.clone(), env.clock.clone());
             runtime.register(w.clone());
             runtime
         })
         .collect();
+    (workers, runtimes)
+}
+
+/// One step of three processes at the same instant, concurrently; how many
+/// found the slot claimed by another.
+async fn step_together(runtimes: &mut [WorkerRuntime]) -> usize {
     let shutdown = Shutdown::never();
+    let [a, b, c] = runtimes else {
+        unreachable!("three processes")
+    };
+    let (ra, rb, rc) = tokio::join!(
+        a.run_once(&shutdown),
+        b.run_once(&shutdown),
+        c.run_once(&shutdown)
+    );
+    [ra.unwrap(), rb.unwrap(), rc.unwrap()]
+        .iter()
+        .flatten()
+        .filter(|(_, r)| *r == WorkerRun::ClaimedElsewhere)
+        .count()
+}
+
+async fn each_slot_is_run_by_one_of_the_processes_sharing_the_store(store: Arc<dyn Store>) {
+    let env = Env::at(store.clone(), utc(2026, 6, 1, 10, 5)).await;
+    ran_before(&store, "hourly", utc(2026, 6, 1, 10, 0)).await;
+    let (workers, mut runtimes) = processes(&env, 3);
     let mut elsewhere = 0;
     loop {
-        // The processes step at the same instant, concurrently.
-        let [a, b, c] = &mut runtimes[..] else {
-            unreachable!()
-        };
-        let (ra, rb, rc) = tokio::join!(
-            a.run_once(&shutdown),
-            b.run_once(&shutdown),
-            c.run_once(&shutdown)
-        );
-        for steps in [ra.unwrap(), rb.unwrap(), rc.unwrap()] {
-            elsewhere += steps
-                .iter()
-                .filter(|(_, r)| *r == WorkerRun::ClaimedElsewhere)
-                .count();
-        }
+        elsewhere += step_together(&mut runtimes).await;
         let next = runtimes.iter().filter_map(|r| r.next_due()).min().unwrap();
         if next > utc(2026, 6, 1, 13, 30) {
             break;
@@ -321,47 +330,24 @@ async fn each_slot_is_run_by_one_of_the_processes_sharing_the_store(store: Arc<d
     // pause) claims the slot the others see now, not the one it missed: at
     // 15:20 it does not run 14:00 after another process, started at 15:10,
     // caught up 15:00.
+    let shutdown = Shutdown::never();
     env.clock.set(utc(2026, 6, 1, 13, 30));
-    let late = Recorder::new(&env, "hourly", hourly());
-    let mut late_runtime = WorkerRuntime::new(store.clone(), env.clock.clone());
-    late_runtime.register(late.clone());
-    late_runtime.run_once(&shutdown).await.unwrap();
+    let (late, mut late_runtime) = processes(&env, 1);
+    late_runtime[0].run_once(&shutdown).await.unwrap();
     env.clock.set(utc(2026, 6, 1, 15, 10));
-    let started = Recorder::new(&env, "hourly", hourly());
-    let mut started_runtime = WorkerRuntime::new(store.clone(), env.clock.clone());
-    started_runtime.register(started.clone());
-    started_runtime.run_once(&shutdown).await.unwrap();
+    let (started, mut started_runtime) = processes(&env, 1);
+    started_runtime[0].run_once(&shutdown).await.unwrap();
     env.clock.set(utc(2026, 6, 1, 15, 20));
-    let step = late_runtime.run_once(&shutdown).await.unwrap();
+    let step = late_runtime[0].run_once(&shutdown).await.unwrap();
     assert_eq!(step[0].1, WorkerRun::ClaimedElsewhere);
-    assert_eq!(started.runs(), vec![utc(2026, 6, 1, 15, 10)]);
-    assert!(late.runs().is_empty());
+    assert_eq!(started[0].runs(), vec![utc(2026, 6, 1, 15, 10)]);
+    assert!(late[0].runs().is_empty());
 
     // Three processes coming back together after downtime catch the missed
     // slots up once between them.
     env.clock.set(utc(2026, 6, 1, 18, 20));
-    let back: Vec<_> = (0..3)
-        .map(|_| Recorder::new(&env, "hourly", hourly()))
-        .collect();
-    let mut runtimes: Vec<_> = back
-        .iter()
-        .map(|w| {
-            let mut runtime = WorkerRuntime::new(store.clone(), env.clock.clone());
-            runtime.register(w.clone());
-            runtime
-        })
-        .collect();
-    let [a, b, c] = &mut runtimes[..] else {
-        unreachable!()
-    };
-    let (ra, rb, rc) = tokio::join!(
-        a.run_once(&shutdown),
-        b.run_once(&shutdown),
-        c.run_once(&shutdown)
-    );
-    ra.unwrap();
-    rb.unwrap();
-    rc.unwrap();
+    let (back, mut runtimes) = processes(&env, 3);
+    step_together(&mut runtimes).await;
     let runs: Vec<_> = back.iter().flat_map(|w| w.runs()).collect();
     assert_eq!(runs, vec![utc(2026, 6, 1, 18, 20)], "one catch-up run");
 }
