@@ -7,7 +7,7 @@ use chrono::Duration;
 use nexiom_core::*;
 
 use super::fixtures::{t0, world};
-use super::reply_queue::{ai_on, comment, message, msg, secs, subjects};
+use super::reply_queue::{a_post, ai_on, comment, message, msg, secs, subjects};
 use crate::Store;
 
 /// Channel A's backlog is older than channel B's items: a claim still takes
@@ -21,17 +21,7 @@ pub async fn reply_claims_share_the_batch_among_channels(store: Arc<dyn Store>) 
     let b = world(s, "Globex", Platform::Facebook, "page-2").await;
     ai_on(s, &a).await;
     ai_on(s, &b).await;
-    let post = s
-        .insert_post(NewScheduledPost::one_off(
-            a.tenant.id,
-            a.channel.id,
-            Content::text("p"),
-            t0(),
-            t0(),
-        ))
-        .await
-        .unwrap()
-        .record;
+    let post = a_post(s, &a).await;
     let mut backlog = Vec::new();
     for i in 1..=5 {
         backlog.push(msg(&message(

@@ -94,6 +94,12 @@ pub(super) async fn ai_on(s: &dyn Store, w: &World) {
         .unwrap();
 }
 
+/// A post of `w`'s channel, due at `t0`, for comments to hang on.
+pub(super) async fn a_post(s: &dyn Store, w: &World) -> ScheduledPost {
+    let post = NewScheduledPost::one_off(w.tenant.id, w.channel.id, Content::text("p"), t0(), t0());
+    s.insert_post(post).await.unwrap().record
+}
+
 pub(super) fn subjects(claimed: &[ClaimedReply]) -> Vec<DecisionSubject> {
     claimed.iter().map(ClaimedReply::subject).collect()
 }
@@ -112,17 +118,7 @@ pub async fn reply_queue_claims_oldest_due_first(store: Arc<dyn Store>) {
     let off = world(s, "Initech", Platform::Facebook, "page-3").await;
     ai_on(s, &a).await;
     ai_on(s, &b).await;
-    let post = s
-        .insert_post(NewScheduledPost::one_off(
-            a.tenant.id,
-            a.channel.id,
-            Content::text("p"),
-            t0(),
-            t0(),
-        ))
-        .await
-        .unwrap()
-        .record;
+    let post = a_post(s, &a).await;
     let m3 = message(s, &a, "m3", t0() + secs(3), Triage::AutoReply).await;
     let m1 = message(s, &b, "m1", t0() + secs(1), Triage::AutoReply).await;
     let c2 = comment(s, &a, post.id, "c2", t0() + secs(2), Triage::AutoReply).await;
@@ -262,17 +258,7 @@ pub async fn reply_queue_records_outcomes_on_the_item(store: Arc<dyn Store>) {
     let s = &*store;
     let w = world(s, "Acme", Platform::Facebook, "page-1").await;
     ai_on(s, &w).await;
-    let post = s
-        .insert_post(NewScheduledPost::one_off(
-            w.tenant.id,
-            w.channel.id,
-            Content::text("p"),
-            t0(),
-            t0(),
-        ))
-        .await
-        .unwrap()
-        .record;
+    let post = a_post(s, &w).await;
     let good = message(s, &w, "good", t0(), Triage::AutoReply).await;
     let bad = comment(s, &w, post.id, "bad", t0() + secs(1), Triage::AutoReply).await;
     let off = message(s, &w, "off", t0() + secs(2), Triage::AutoReply).await;
@@ -500,17 +486,7 @@ pub async fn reply_claims_are_withdrawn_only_while_unsent(store: Arc<dyn Store>)
     let s = &*store;
     let w = world(s, "Acme", Platform::Facebook, "page-1").await;
     let t = w.tenant.id;
-    let post = s
-        .insert_post(NewScheduledPost::one_off(
-            t,
-            w.channel.id,
-            Content::text("p"),
-            t0(),
-            t0(),
-        ))
-        .await
-        .unwrap()
-        .record;
+    let post = a_post(s, &w).await;
     let unsent = message(s, &w, "unsent", t0(), Triage::AutoReply).await;
     let sent = message(s, &w, "sent", t0(), Triage::AutoReply).await;
     let c = comment(s, &w, post.id, "c", t0(), Triage::AutoReply).await;
