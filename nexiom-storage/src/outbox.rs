@@ -130,6 +130,21 @@ pub trait OutboxStore: Send + Sync {
         attempt: DeliveryAttempt,
         at: DateTime<Utc>,
     ) -> Result<Option<NotificationDelivery>>;
+
+    /// Extends to `expires_at` the claims of those of `ids` still `pending`
+    /// under the claim `held_until` (the `lease_until` the caller's claim, or
+    /// its last renewal, set): the heartbeat of a dispatcher whose sends are
+    /// in flight (a worker-queue operation, across tenants), so that a slow
+    /// endpoint's delivery is not claimed and sent again by another worker.
+    /// A delivery recorded meanwhile, or claimed again by another worker after
+    /// the claim lapsed (which set another `lease_until`), is left alone.
+    /// Returns how many were extended.
+    async fn renew_notification_leases(
+        &self,
+        ids: &[NotificationDeliveryId],
+        held_until: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<u64>;
 }
 
 /// The notification of a message or comment newly escalated (see the

@@ -9,11 +9,13 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use futures_util::StreamExt;
 use nexiom_core::{
-    ClaimedNotification, Clock, DeliveryAttempt, EndpointKind, NotificationDeliveryState,
+    ClaimedNotification, Clock, DeliveryAttempt, EndpointKind, NotificationDeliveryId,
+    NotificationDeliveryState,
 };
 use nexiom_storage::Store;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use tokio::sync::RwLock;
 
 use super::notifier::{Notifier, SlackNotifier, WebhookNotifier};
 use crate::error::Result;
@@ -132,6 +134,16 @@ impl NotificationDispatcher {
         self
     }
 
+    /// The same dispatcher holding its claims for `lease` (default 2
+    /// minutes, at least 1 second). The claims of a batch are renewed every
+    /// third of it while its sends are in flight, so the lease bounds how
+    /// long another worker waits for the deliveries of a dispatcher that
+    /// stopped, not how long a send may take.
+    pub fn with_lease(mut self, lease: Duration) -> Self {
+        self.lease = lease.max(Duration::seconds(1));
+        self
+    }
+
     /// The same dispatcher with another retry policy.
     pub fn with_policy(mut self, policy: RetryPolicy) -> Self {
         self.policy = policy;
@@ -139,8 +151,13 @@ impl NotificationDispatcher {
     }
 
     /// Claims up to `limit` due deliveries of every tenant and attempts each
-    /// once, up to 8 at a time; a delivery whose claim expired before its
-    /// turn is left to the next claim (counted `lost`). Delivery is at least once: a process stopped between the send
+    /// once, up to 8 at a time. While the batch runs, its claims are renewed
+    /// every third of the lease
+    /// ([`OutboxStore::renew_notification_leases`](nexiom_storage::OutboxStore::renew_notification_leases)),
+    /// so a slow endpoint's delivery is not claimed and sent again by another
+    /// worker; a delivery whose claim lapsed all the same (the store could
+    /// not be reached to renew it) is left to the next claim (counted
+    /// `lost`). Delivery is at least once: a process stopped between the send
     /// and its record lets the claim expire, and the delivery is sent again
     /// with the same idempotency key.
     pub async fn deliver_due(&self, limit: u32) -> Result<DeliveryReport> {
@@ -153,14 +170,24 @@ impl NotificationDispatcher {
             claimed: claimed.len() as u64,
             ..DeliveryReport::default()
         };
+        // Every delivery of one claim carries the same `lease_until` (as
+        // stored: the database keeps microseconds).
+        let Some(held_until) = claimed.first().and_then(|c| c.delivery.lease_until) else {
+            return Ok(report);
+        };
+        let ids: Vec<NotificationDeliveryId> = claimed.iter().map(|c| c.delivery.id).collect();
+        let lease = RwLock::new(held_until);
         // Up to `concurrency` attempts in flight, so one slow endpoint does
-        // not hold the others past their claim.
-        let outcomes: Vec<Result<Option<NotificationDeliveryState>>> =
-            futures_util::stream::iter(claimed)
-                .map(|item| self.attempt(item))
-                .buffer_unordered(self.concurrency.max(1))
-                .collect()
-                .await;
+        // not hold the others back; the heartbeat runs until they are done.
+        let work = futures_util::stream::iter(claimed)
+            .map(|item| self.attempt(item, &lease))
+            .buffer_unordered(self.concurrency.max(1))
+            .collect::<Vec<Result<Option<NotificationDeliveryState>>>>();
+        let outcomes = tokio::select! {
+            biased;
+            outcomes = work => outcomes,
+            () = self.heartbeat(&ids, &lease) => unreachable!("the heartbeat never ends"),
+        };
         let mut unavailable = None;
         for outcome in outcomes {
             match outcome {
@@ -188,17 +215,47 @@ impl NotificationDispatcher {
         }
     }
 
-    /// One attempt of a claimed delivery, recorded; the delivery's state
-    /// after it, or `None` when its claim was lost meanwhile.
+    /// Renews the claims of `ids` every third of the lease, forever (the
+    /// caller stops it when the batch is done). `lease` is the `lease_until`
+    /// the batch holds its deliveries under; it moves only when the renewal
+    /// was written, and the batch's records read it.
+    async fn heartbeat(&self, ids: &[NotificationDeliveryId], lease: &RwLock<DateTime<Utc>>) {
+        let period = (self.lease / 3)
+            .to_std()
+            .unwrap_or(std::time::Duration::from_secs(1))
+            .max(std::time::Duration::from_millis(100));
+        loop {
+            tokio::time::sleep(period).await;
+            let Some(expires) = self.clock.now().checked_add_signed(self.lease) else {
+                continue;
+            };
+            // Held while the renewal is written: no record reads a lease
+            // that is being replaced.
+            let mut held_until = lease.write().await;
+            match self
+                .store
+                .renew_notification_leases(ids, *held_until, expires)
+                .await
+            {
+                Ok(_) => *held_until = expires,
+                Err(error) => {
+                    tracing::warn!(%error, deliveries = ids.len(), "renewing the notification claims failed");
+                }
+            }
+        }
+    }
+
+    /// One attempt of a claimed delivery, recorded under the batch's current
+    /// `lease`; the delivery's state after it, or `None` when its claim was
+    /// lost meanwhile.
     async fn attempt(
         &self,
         item: ClaimedNotification,
+        lease: &RwLock<DateTime<Utc>>,
     ) -> Result<Option<NotificationDeliveryState>> {
-        let Some(lease_until) = item.delivery.lease_until else {
-            return Ok(None);
-        };
-        if self.clock.now() >= lease_until {
-            // The claim expired before its turn: another claim may send it.
+        if self.clock.now() >= *lease.read().await {
+            // The claim expired before its turn (it could not be renewed):
+            // another claim may send it.
             return Ok(None);
         }
         let notifier = match item.endpoint.kind {
@@ -226,16 +283,20 @@ impl NotificationDispatcher {
                 }
             }
         };
+        // The lease is read, and kept, while the record is written, so the
+        // heartbeat does not move it in between.
+        let lease_until = lease.read().await;
         let recorded = self
             .store
             .finish_notification_delivery(
                 item.delivery.tenant_id,
                 item.delivery.id,
-                lease_until,
+                *lease_until,
                 attempt,
                 self.clock.now(),
             )
             .await?;
+        drop(lease_until);
         Ok(recorded.map(|d| d.state))
     }
 }

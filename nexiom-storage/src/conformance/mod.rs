@@ -220,6 +220,7 @@ macro_rules! conformance_suite {
             failed_posts_write_their_notification,
             notification_deliveries_retry_and_die,
             a_claim_takes_a_bounded_share_of_one_endpoint,
+            notification_claims_are_renewed_by_their_holder,
             deployment_notifications_reach_subscribed_tenants,
             agent_replies_are_claimed_once_and_recorded,
             concurrent_agent_reply_claims_claim_once,

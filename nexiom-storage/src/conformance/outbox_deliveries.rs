@@ -331,3 +331,98 @@ pub async fn a_claim_takes_a_bounded_share_of_one_endpoint(store: Arc<dyn Store>
     all.sort_unstable();
     assert_eq!(all, (0..backlog as u64).collect::<Vec<_>>(), "each once");
 }
+
+/// A dispatcher's heartbeat keeps its claims: a renewal under the claim's
+/// lease moves it (no other claimer takes the delivery, and the answer is
+/// recorded under the renewed lease only); a renewal under a lease the
+/// delivery no longer carries (another claim took it over, or it was
+/// recorded) changes nothing.
+pub async fn notification_claims_are_renewed_by_their_holder(store: Arc<dyn Store>) {
+    let s = store.as_ref();
+    let w = world(s, "Acme", Platform::Facebook, "page-1").await;
+    use NotificationKind::*;
+    webhook(s, &w, "ops", &[PostFailed]).await;
+    for i in 0..2 {
+        s.enqueue_notification(NewNotification {
+            tenant_id: w.tenant.id,
+            kind: PostFailed,
+            key: format!("post_failed:{i}"),
+            payload: json!({"n": i}),
+            occurred_at: t0(),
+        })
+        .await
+        .unwrap();
+    }
+    let lease = mins(1);
+    let claimed = s
+        .claim_notification_deliveries(t0(), 10, lease)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 2);
+    let ids: Vec<NotificationDeliveryId> = claimed.iter().map(|c| c.delivery.id).collect();
+    let held = claimed[0].delivery.lease_until.unwrap();
+    assert!(claimed.iter().all(|c| c.delivery.lease_until == Some(held)));
+    assert_eq!(
+        s.renew_notification_leases(&[], held, held).await.unwrap(),
+        0
+    );
+
+    // Renewed just before the claim lapses: another claimer after the
+    // first lease finds nothing.
+    let renewed_to = t0() + mins(2);
+    assert_eq!(
+        s.renew_notification_leases(&ids, held, renewed_to)
+            .await
+            .unwrap(),
+        2
+    );
+    assert!(
+        s.claim_notification_deliveries(t0() + mins(1), 10, lease)
+            .await
+            .unwrap()
+            .is_empty(),
+        "held by the renewed claim"
+    );
+    // The first lease no longer records or renews; the renewed one does.
+    let delivered = |until| {
+        s.finish_notification_delivery(
+            w.tenant.id,
+            ids[0],
+            until,
+            DeliveryAttempt::Delivered,
+            t0() + mins(1),
+        )
+    };
+    assert!(delivered(held).await.unwrap().is_none());
+    assert_eq!(
+        s.renew_notification_leases(&ids, held, t0() + mins(3))
+            .await
+            .unwrap(),
+        0
+    );
+    let d = delivered(renewed_to).await.unwrap().unwrap();
+    assert_eq!(d.state, NotificationDeliveryState::Delivered);
+    assert_eq!(d.lease_until, None);
+
+    // The claim of the other delivery lapses unrenewed and another claimer
+    // takes it over: the first holder's renewal leaves it alone, and the
+    // recorded delivery is not renewed either.
+    let taken = s
+        .claim_notification_deliveries(renewed_to, 10, lease)
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 1);
+    assert_eq!(taken[0].delivery.id, ids[1]);
+    let theirs = taken[0].delivery.lease_until.unwrap();
+    assert_eq!(
+        s.renew_notification_leases(&ids, renewed_to, renewed_to + mins(5))
+            .await
+            .unwrap(),
+        0
+    );
+    let stored = s
+        .list_notification_deliveries(w.tenant.id, taken[0].notification.id)
+        .await
+        .unwrap();
+    assert_eq!(stored[0].lease_until, Some(theirs));
+}

@@ -440,4 +440,24 @@ impl OutboxStore for MemoryStore {
         self.lock()
             .finish_notification(tenant, id, lease_until, attempt, at)
     }
+
+    async fn renew_notification_leases(
+        &self,
+        ids: &[NotificationDeliveryId],
+        held_until: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<u64> {
+        let mut state = self.lock();
+        let mut renewed = 0;
+        for id in ids {
+            if let Some(delivery) = state.outbox.deliveries.get_mut(id)
+                && delivery.state == NotificationDeliveryState::Pending
+                && delivery.lease_until == Some(held_until)
+            {
+                delivery.lease_until = Some(expires_at);
+                renewed += 1;
+            }
+        }
+        Ok(renewed)
+    }
 }

@@ -598,4 +598,30 @@ impl OutboxStore for PgStore {
         tx.commit().await.map_err(db)?;
         row.map(DeliveryRow::into_entity).transpose()
     }
+
+    async fn renew_notification_leases(
+        &self,
+        ids: &[NotificationDeliveryId],
+        held_until: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<u64> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let ids: Vec<Uuid> = ids.iter().map(|id| id.as_uuid()).collect();
+        // A cross-tenant heartbeat, keyed by ids, on the scan pool as the
+        // claim is; `lease_until = $2` keeps apart the deliveries another
+        // worker claimed after this claim lapsed (they carry another lease).
+        let renewed = sqlx::query(
+            "UPDATE notification_deliveries SET lease_until = $3 \
+             WHERE id = ANY($1) AND state = 'pending' AND lease_until = $2",
+        )
+        .bind(&ids)
+        .bind(bound(held_until))
+        .bind(bound(expires_at))
+        .execute(&self.scan_pool)
+        .await
+        .map_err(db)?;
+        Ok(renewed.rows_affected())
+    }
 }
