@@ -539,10 +539,13 @@ fn new_york_hourly_over_the_gap() {
 }
 
 #[test]
-fn dtstart_in_a_gap_moves_after_the_gap() {
-    // 02:30 does not exist in Paris on 29 March 2026: the series starts at 03:00 CEST.
+fn dtstart_in_a_gap_is_read_with_the_offset_before_the_gap() {
+    // 02:30 does not exist in Paris on 29 March 2026 (02:00 CET jumps to
+    // 03:00 CEST). RFC 5545 (3.3.5) reads it with the offset before the gap:
+    // the series starts at 03:30 CEST (01:30 UTC); the next days keep 02:30
+    // local (00:30 UTC), as python-dateutil with zoneinfo gives.
     let r = RecurrenceRule::parse(
-        "FREQ=DAILY;COUNT=2",
+        "FREQ=DAILY;COUNT=3",
         local("20260329T023000"),
         "Europe/Paris",
     )
@@ -551,7 +554,43 @@ fn dtstart_in_a_gap_moves_after_the_gap() {
         .first_at_or_after(utc(2026, 3, 29, 0, 0))
         .unwrap()
         .unwrap();
-    assert_eq!(first, utc(2026, 3, 29, 1, 0));
+    assert_eq!(first, utc(2026, 3, 29, 1, 30));
+    assert_eq!(
+        occurrences_utc("FREQ=DAILY;COUNT=3", "20260329T023000", "Europe/Paris", 5),
+        vec![
+            utc(2026, 3, 29, 1, 30),
+            utc(2026, 3, 30, 0, 30),
+            utc(2026, 3, 31, 0, 30)
+        ]
+    );
+    // The RFC's own example: 03:30 EDT, then 02:30 EDT.
+    assert_eq!(
+        occurrences_utc("FREQ=DAILY;COUNT=3", "20070311T023000", NY, 5),
+        vec![
+            utc(2007, 3, 11, 7, 30),
+            utc(2007, 3, 12, 6, 30),
+            utc(2007, 3, 13, 6, 30)
+        ]
+    );
+    // A weekly series, and one whose rule names its hour (kept as given; the
+    // minutes are DTSTART's: 09:30).
+    assert_eq!(
+        occurrences_utc("FREQ=WEEKLY;COUNT=3", "20260329T023000", "Europe/Paris", 5),
+        vec![
+            utc(2026, 3, 29, 1, 30),
+            utc(2026, 4, 5, 0, 30),
+            utc(2026, 4, 12, 0, 30)
+        ]
+    );
+    assert_eq!(
+        occurrences_utc(
+            "FREQ=DAILY;BYHOUR=9;COUNT=2",
+            "20260329T023000",
+            "Europe/Paris",
+            5
+        ),
+        vec![utc(2026, 3, 29, 7, 30), utc(2026, 3, 30, 7, 30)]
+    );
 }
 
 #[test]

@@ -16,6 +16,8 @@ on_both_backends!(
     preview_cancel_reschedule_and_list,
     cancelling_a_series_cancels_its_queued_occurrences,
     rescheduling_a_series_replaces_it,
+    cancelling_a_finished_series_stops_its_last_occurrences,
+    a_refused_reschedule_keeps_the_old_series,
 );
 
 fn local(y: i32, m: u32, d: u32, h: u32) -> chrono::NaiveDateTime {
@@ -289,4 +291,110 @@ async fn rescheduling_a_series_replaces_it(store: Arc<dyn Store>) {
         new.publish_at,
         Utc.with_ymd_and_hms(2026, 12, 7, 17, 0, 0).unwrap()
     );
+}
+
+/// A series whose rule ran out is cancelled by the queue as its last
+/// occurrence is created; that occurrence, still queued (here after an
+/// outage, or waiting for a retry), is stopped by cancelling the series,
+/// which answers the template as it is. A one-off post already cancelled is
+/// still refused.
+async fn cancelling_a_finished_series_stops_its_last_occurrences(store: Arc<dyn Store>) {
+    let env = Env::new(store).await;
+    let scheduler = Scheduler::new(env.store.clone(), env.clock.clone());
+    let start = env.clock.now().naive_utc() + Duration::hours(1);
+    let series = scheduler
+        .schedule_series(
+            env.tenant,
+            env.channel,
+            Content::text("x"),
+            &SeriesSpec::new("FREQ=HOURLY;COUNT=1", start, "UTC"),
+        )
+        .await
+        .unwrap();
+    env.advance(Duration::hours(1));
+    let queue = env.queue("w1", Arc::new(MockGateway::new()));
+    let claimed = queue.enqueue_due_posts(1).await.unwrap();
+    assert_eq!(claimed[0].id, series.id);
+    queue.process(claimed[0].clone()).await.unwrap();
+    assert_eq!(env.post(series.id).await.status, PostStatus::Cancelled);
+
+    let cancelled = scheduler.cancel(env.tenant, series.id).await.unwrap();
+    assert_eq!(cancelled.status, PostStatus::Cancelled);
+    let occurrences = env
+        .store
+        .list_posts(
+            env.tenant,
+            PostFilter {
+                series_id: Some(series.id),
+                ..PostFilter::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(occurrences.len(), 1);
+    assert_eq!(occurrences[0].status, PostStatus::Cancelled);
+    env.advance(Duration::hours(3));
+    assert!(queue.enqueue_due_posts(10).await.unwrap().is_empty());
+
+    let once = scheduler
+        .schedule_once(env.tenant, env.channel, Content::text("y"), env.clock.now())
+        .await
+        .unwrap();
+    scheduler.cancel(env.tenant, once.id).await.unwrap();
+    assert!(matches!(
+        scheduler.cancel(env.tenant, once.id).await,
+        Err(SchedulerError::WrongStatus {
+            status: PostStatus::Cancelled,
+            ..
+        })
+    ));
+    // Nor is a finished series rescheduled: it is not queued.
+    assert!(matches!(
+        scheduler
+            .reschedule_series(
+                env.tenant,
+                series.id,
+                &SeriesSpec::new("FREQ=DAILY", start, "UTC"),
+            )
+            .await,
+        Err(SchedulerError::WrongStatus { .. })
+    ));
+}
+
+/// A series rescheduled through a scheduler whose connector refuses its
+/// content (stored before that check existed, or a limit that changed) is
+/// refused before anything is written: the old series stays queued, where
+/// it used to be cancelled with no new one created.
+async fn a_refused_reschedule_keeps_the_old_series(store: Arc<dyn Store>) {
+    let env = Env::new(store).await;
+    let old = Scheduler::new(env.store.clone(), env.clock.clone())
+        .schedule_series(
+            env.tenant,
+            env.channel,
+            Content::text("a text of thirty-one characters"),
+            &SeriesSpec::new("FREQ=DAILY", local(2026, 12, 1, 9), "Europe/Paris"),
+        )
+        .await
+        .unwrap();
+    let strict = Scheduler::new(env.store.clone(), env.clock.clone())
+        .with_gateway(Arc::new(MockGateway::new().with_max_text_chars(20)));
+    let refused = strict
+        .reschedule_series(
+            env.tenant,
+            old.id,
+            &SeriesSpec::new("FREQ=DAILY", local(2026, 12, 1, 18), "Europe/Paris"),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, SchedulerError::ContentRefused(_)),
+        "{refused:?}"
+    );
+    assert_eq!(env.post(old.id).await.status, PostStatus::Queued);
+    let series = env
+        .store
+        .list_posts(env.tenant, PostFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(series.len(), 1, "no new series");
 }

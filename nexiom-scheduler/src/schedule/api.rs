@@ -256,8 +256,12 @@ impl Scheduler {
     }
 
     /// Cancels a queued post. Cancelling a series template also cancels its
-    /// occurrences that are still queued. [`SchedulerError::WrongStatus`] when
-    /// the post is being published or is already done.
+    /// occurrences that are still queued (those waiting for a retry too), and
+    /// can be asked again once the template is `cancelled`: a series whose
+    /// rule ran out is cancelled as its last occurrence is created, and
+    /// cancelling it still stops the occurrences not published yet.
+    /// [`SchedulerError::WrongStatus`] when the post is being published or is
+    /// already done (a one-off post or an occurrence).
     pub async fn cancel(&self, tenant: TenantId, post: PostId) -> Result<ScheduledPost> {
         let patch = PostPatch {
             status: Some(PostStatus::Cancelled),
@@ -265,37 +269,60 @@ impl Scheduler {
             expect_status: Some(PostStatus::Queued),
             ..PostPatch::default()
         };
-        let cancelled = self.guarded(tenant, post, patch, "cancelling").await?;
-        if cancelled.recurrence.is_some() {
-            let occurrences = self
-                .store
-                .list_posts(
-                    tenant,
-                    PostFilter {
-                        series_id: Some(post),
-                        status: Some(PostStatus::Queued),
-                        ..PostFilter::default()
-                    },
-                )
-                .await?;
-            for occurrence in occurrences {
-                let patch = PostPatch {
-                    status: Some(PostStatus::Cancelled),
-                    expect_status: Some(PostStatus::Queued),
-                    ..PostPatch::default()
-                };
-                match self
-                    .store
-                    .update_post(tenant, occurrence.id, patch, self.clock.now())
-                    .await
-                {
-                    // Claimed meanwhile: it is being published and stays so.
-                    Ok(_) | Err(StorageError::Precondition { .. }) => {}
-                    Err(err) => return Err(err.into()),
+        let cancelled = match self.guarded(tenant, post, patch, "cancelling").await {
+            Ok(cancelled) => cancelled,
+            Err(SchedulerError::WrongStatus {
+                status: PostStatus::Cancelled,
+                ..
+            }) => {
+                let current = self.store.get_post(tenant, post).await?;
+                if current.recurrence.is_none() || current.status != PostStatus::Cancelled {
+                    return Err(SchedulerError::WrongStatus {
+                        post,
+                        status: current.status,
+                        action: "cancelling",
+                    });
                 }
+                current
             }
+            Err(err) => return Err(err),
+        };
+        if cancelled.recurrence.is_some() {
+            self.cancel_occurrences(tenant, post).await?;
         }
         Ok(cancelled)
+    }
+
+    /// Cancels the queued occurrences of the series `series`; one claimed
+    /// meanwhile is being published and stays so.
+    async fn cancel_occurrences(&self, tenant: TenantId, series: PostId) -> Result<()> {
+        let occurrences = self
+            .store
+            .list_posts(
+                tenant,
+                PostFilter {
+                    series_id: Some(series),
+                    status: Some(PostStatus::Queued),
+                    ..PostFilter::default()
+                },
+            )
+            .await?;
+        for occurrence in occurrences {
+            let patch = PostPatch {
+                status: Some(PostStatus::Cancelled),
+                expect_status: Some(PostStatus::Queued),
+                ..PostPatch::default()
+            };
+            match self
+                .store
+                .update_post(tenant, occurrence.id, patch, self.clock.now())
+                .await
+            {
+                Ok(_) | Err(StorageError::Precondition { .. }) => {}
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Ok(())
     }
 
     /// Moves a queued one-off post or occurrence to `publish_at` (its retry
@@ -323,10 +350,15 @@ impl Scheduler {
         self.guarded(tenant, post, patch, "rescheduling").await
     }
 
-    /// Replaces a queued series with one following `spec`: the new rule is
-    /// checked first, then the old template is cancelled (with its queued
-    /// occurrences) and a new series with the same content and links is
-    /// created and returned. Occurrences already published keep their series.
+    /// Replaces a queued series with one following `spec`: the new series
+    /// (the same content, links, and for a WhatsApp broadcast the same
+    /// audience and template) is checked first, as
+    /// [`schedule_post`](Self::schedule_post) checks one; only then is the
+    /// old template cancelled (with its queued occurrences) and the new
+    /// series created and returned. So a refused rule or content leaves the
+    /// old series as it was. Occurrences already published keep their series.
+    /// [`SchedulerError::WrongStatus`] when the series is not queued (being
+    /// advanced at that instant, or cancelled).
     pub async fn reschedule_series(
         &self,
         tenant: TenantId,
@@ -340,20 +372,33 @@ impl Scheduler {
                 reason: "this is not a series: use reschedule with a new time".into(),
             });
         }
-        let rule = spec.rule()?;
-        let now = self.clock.now();
-        if rule.first_at_or_after(now)?.is_none() {
-            return Err(SchedulerError::NoFutureOccurrence {
-                rrule: rule.recurrence().rrule.clone(),
-                after: now,
+        if current.status != PostStatus::Queued {
+            return Err(SchedulerError::WrongStatus {
+                post,
+                status: current.status,
+                action: "rescheduling",
             });
         }
-        let old = self.cancel(tenant, post).await?;
-        let mut new = NewScheduledPost::one_off(tenant, old.channel_id, old.content, now, now);
+        let rule = spec.rule()?;
+        let now = self.clock.now();
+        let broadcast = self.store.get_post_broadcast(tenant, post).await?;
+        let mut new =
+            NewScheduledPost::one_off(tenant, current.channel_id, current.content, now, now);
         new.recurrence = Some(rule.recurrence().clone());
-        new.mission_id = old.mission_id;
-        new.content_job_id = old.content_job_id;
-        self.schedule_post(new).await
+        new.mission_id = current.mission_id;
+        new.content_job_id = current.content_job_id;
+        let new = self.prepared(new).await?;
+        self.cancel(tenant, post).await?;
+        let created = match broadcast {
+            Some(b) => {
+                self.store
+                    .insert_broadcast_post(new, b.audience, b.template)
+                    .await?
+                    .0
+            }
+            None => self.store.insert_post(new).await?.record,
+        };
+        Ok(created)
     }
 
     /// The tenant's posts of `status`, by `publish_at`, at most `limit`.

@@ -4,8 +4,11 @@
 //! Occurrences are computed in local wall-clock time and then converted to UTC,
 //! so "every weekday at 09:00 Europe/Paris" stays at 09:00 local on both sides of
 //! a daylight-saving change (its UTC instant moves by an hour). A DTSTART that
-//! falls in a spring-forward gap moves to the first instant after the gap; an
-//! ambiguous one (fall-back) takes the earlier instant, as
+//! falls in a spring-forward gap is read with the UTC offset in force before
+//! the gap, as RFC 5545 (3.3.5) says: 02:30 on the night Paris skips from
+//! 02:00 to 03:00 is 03:30 CEST. The later occurrences keep DTSTART's wall
+//! time (02:30 the next day), not the moved one. An ambiguous DTSTART
+//! (fall-back) takes the earlier instant, as
 //! [`local_instant`](crate::local_instant) does. An occurrence whose wall time
 //! falls in a gap is moved past the gap; when that lands on the instant of the
 //! previous occurrence (an hourly rule over the gap) it is dropped, so
@@ -13,9 +16,9 @@
 
 use std::str::FromStr;
 
-use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, Duration, NaiveDateTime, Offset, TimeZone, Timelike, Utc};
 use nexiom_core::{Recurrence, Tz};
-use rrule::{RRule, RRuleSet, Unvalidated};
+use rrule::{Frequency, RRule, RRuleSet, Unvalidated};
 
 use crate::error::{Result, SchedulerError};
 use crate::windows::local_instant;
@@ -88,10 +91,13 @@ impl RecurrenceRule {
             ));
         }
         let tz = rrule::Tz::Tz(recurrence.time_zone);
-        let start_utc = local_instant(recurrence.dtstart, recurrence.time_zone);
+        let (start_utc, in_gap) = start_instant(recurrence.dtstart, recurrence.time_zone);
         let dtstart = tz.from_utc_datetime(&start_utc.naive_utc());
-        let unvalidated: RRule<Unvalidated> =
+        let mut unvalidated: RRule<Unvalidated> =
             RRule::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        if in_gap {
+            unvalidated = keep_wall_time(unvalidated, recurrence.dtstart);
+        }
         let set = unvalidated
             .build(dtstart)
             .map_err(|e| invalid(e.to_string()))?
@@ -167,6 +173,48 @@ impl RecurrenceRule {
             None => self.next_after(at),
         }
     }
+}
+
+/// The instant of the local DTSTART `local` in `tz`, and whether `local` fell
+/// in a spring-forward gap. In a gap it is read with the offset in force
+/// before the gap (RFC 5545, 3.3.5: `TZID=America/New_York:20070311T023000`
+/// is 03:30 EDT); otherwise as [`local_instant`] reads it.
+fn start_instant(local: NaiveDateTime, tz: Tz) -> (DateTime<Utc>, bool) {
+    if tz.from_local_datetime(&local).earliest().is_some() {
+        return (local_instant(local, tz), false);
+    }
+    // The gap ends at the first instant that exists again; the offset before
+    // the gap is the one a second earlier.
+    let gap_end = local_instant(local, tz);
+    let before = gap_end - Duration::seconds(1);
+    let offset = tz.offset_from_utc_datetime(&before.naive_utc()).fix();
+    let utc = local - Duration::seconds(i64::from(offset.local_minus_utc()));
+    (Utc.from_utc_datetime(&utc), true)
+}
+
+/// `rule` with DTSTART's wall time (`local`) as its hour, minute and second
+/// where the rule leaves them to DTSTART (unset, in a daily or coarser rule).
+/// The `rrule` crate takes them from the DTSTART it is given, which for a
+/// DTSTART in a gap is the moved instant: without this, a daily 02:30 series
+/// starting on the night of the gap would run at 03:30 every day after. (An
+/// hourly or finer rule keeps the minutes of a gap of whole hours; in a zone
+/// whose gap is 30 minutes it follows the moved DTSTART.)
+fn keep_wall_time(rule: RRule<Unvalidated>, local: NaiveDateTime) -> RRule<Unvalidated> {
+    if rule.get_freq() >= Frequency::Hourly {
+        return rule;
+    }
+    let part = |v: u32| vec![u8::try_from(v).unwrap_or(0)];
+    let mut rule = rule;
+    if rule.get_by_hour().is_empty() {
+        rule = rule.by_hour(part(local.hour()));
+    }
+    if rule.get_by_minute().is_empty() {
+        rule = rule.by_minute(part(local.minute()));
+    }
+    if rule.get_by_second().is_empty() {
+        rule = rule.by_second(part(local.second()));
+    }
+    rule
 }
 
 fn strip_prefix(rrule: &str) -> &str {

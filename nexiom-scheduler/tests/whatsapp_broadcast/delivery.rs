@@ -142,3 +142,69 @@ pub async fn a_broadcast_to_an_audience_of_3_goes_out_at_t(store: Arc<dyn Store>
     assert_eq!(to_1["text"]["body"], "Last day of the sale");
     assert_eq!(f.post(with_template.id).await.error_message, None);
 }
+
+/// A broadcast series rescheduled with a new rule keeps its audience and
+/// template: its next occurrence goes out to the same recipients. (The
+/// new series used to be created without them, so its occurrences had no
+/// one to send to.)
+pub async fn a_rescheduled_broadcast_series_keeps_its_audience(store: Arc<dyn Store>) {
+    let f = fx(store).await;
+    for recipient in ["15550001", "15550002"] {
+        f.contact(recipient, None).await;
+    }
+    let audience = f.audience(&["15550001", "15550002"]).await;
+    let scheduler =
+        Scheduler::new(f.store.clone(), f.clock.clone()).with_gateway(f.gateway.clone());
+    let start = f.clock.now().naive_utc() + Duration::hours(1);
+    let mut new = NewScheduledPost::one_off(
+        f.tenant,
+        f.channel,
+        Content::text("Weekly news"),
+        f.clock.now(),
+        f.clock.now(),
+    );
+    new.recurrence = Some(
+        SeriesSpec::new("FREQ=WEEKLY", start, "UTC")
+            .rule()
+            .unwrap()
+            .recurrence()
+            .clone(),
+    );
+    let template = BroadcastTemplate {
+        name: "weekly_news".into(),
+        language: "en_US".into(),
+        parameters: vec![],
+    };
+    let (old, _) = scheduler
+        .schedule_broadcast(
+            new,
+            BroadcastAudience::Stored {
+                audience_id: audience,
+            },
+            Some(template.clone()),
+        )
+        .await
+        .unwrap();
+    let moved = scheduler
+        .reschedule_series(
+            f.tenant,
+            old.id,
+            &SeriesSpec::new("FREQ=DAILY", start + Duration::hours(2), "UTC"),
+        )
+        .await
+        .unwrap();
+    let kept = f
+        .store
+        .get_post_broadcast(f.tenant, moved.id)
+        .await
+        .unwrap()
+        .expect("the audience moved with the series");
+    assert_eq!(
+        kept.audience,
+        BroadcastAudience::Stored {
+            audience_id: audience
+        }
+    );
+    assert_eq!(kept.template, Some(template));
+    assert_eq!(f.post(old.id).await.status, PostStatus::Cancelled);
+}
