@@ -594,6 +594,31 @@ fn dtstart_in_a_gap_is_read_with_the_offset_before_the_gap() {
 }
 
 #[test]
+fn dtstart_in_a_gap_at_midnight_is_the_first_occurrence() {
+    // Cairo skips from 00:00 to 01:00 on 24 April 2026: 00:30 is read as
+    // 01:30 EEST (22:30 UTC the day before) and is the first occurrence; the
+    // next days keep 00:30 (21:30 UTC), as python-dateutil with zoneinfo
+    // gives. COUNT counts DTSTART.
+    assert_eq!(
+        occurrences_utc("FREQ=DAILY;COUNT=3", "20260424T003000", "Africa/Cairo", 5),
+        vec![
+            utc(2026, 4, 23, 22, 30),
+            utc(2026, 4, 24, 21, 30),
+            utc(2026, 4, 25, 21, 30)
+        ]
+    );
+    assert_eq!(
+        occurrences_utc("FREQ=DAILY;COUNT=1", "20260424T003000", "Africa/Cairo", 5),
+        vec![utc(2026, 4, 23, 22, 30)]
+    );
+    // Santiago skips from 00:00 to 01:00 on 6 September 2026.
+    assert_eq!(
+        occurrences_utc("FREQ=WEEKLY", "20260906T003000", "America/Santiago", 2),
+        vec![utc(2026, 9, 6, 4, 30), utc(2026, 9, 13, 3, 30)]
+    );
+}
+
+#[test]
 fn ambiguous_dtstart_takes_the_earlier_instant() {
     // 02:30 happens twice in Paris on 25 October 2026: the first one (CEST, 00:30 UTC).
     let r = RecurrenceRule::parse(

@@ -18,6 +18,7 @@ on_both_backends!(
     rescheduling_a_series_replaces_it,
     cancelling_a_finished_series_stops_its_last_occurrences,
     a_refused_reschedule_keeps_the_old_series,
+    concurrent_reschedules_replace_a_series_once,
 );
 
 fn local(y: i32, m: u32, d: u32, h: u32) -> chrono::NaiveDateTime {
@@ -397,4 +398,57 @@ async fn a_refused_reschedule_keeps_the_old_series(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(series.len(), 1, "no new series");
+}
+
+/// Eight concurrent reschedules of one series: exactly one replaces it, the
+/// others are refused (the series is no longer queued), so one live series
+/// remains and no post would go out twice.
+async fn concurrent_reschedules_replace_a_series_once(store: Arc<dyn Store>) {
+    let env = Env::new(store).await;
+    let scheduler = Scheduler::new(env.store.clone(), env.clock.clone());
+    let old = scheduler
+        .schedule_series(
+            env.tenant,
+            env.channel,
+            Content::text("x"),
+            &SeriesSpec::new("FREQ=DAILY", local(2026, 12, 1, 9), "Europe/Paris"),
+        )
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let scheduler = scheduler.clone();
+            let tenant = env.tenant;
+            tokio::spawn(async move {
+                scheduler
+                    .reschedule_series(
+                        tenant,
+                        old.id,
+                        &SeriesSpec::new("FREQ=DAILY", local(2026, 12, 1, 10 + i), "Europe/Paris"),
+                    )
+                    .await
+            })
+        })
+        .collect();
+    let mut replaced = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => replaced += 1,
+            Err(SchedulerError::WrongStatus { .. }) => {}
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(replaced, 1);
+    let live = env
+        .store
+        .list_posts(
+            env.tenant,
+            PostFilter {
+                status: Some(PostStatus::Queued),
+                ..PostFilter::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(live.len(), 1, "{live:?}");
 }

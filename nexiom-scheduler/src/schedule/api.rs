@@ -388,7 +388,17 @@ impl Scheduler {
         new.mission_id = current.mission_id;
         new.content_job_id = current.content_job_id;
         let new = self.prepared(new).await?;
-        self.cancel(tenant, post).await?;
+        // Only a series still queued is replaced: one cancelled, finished or
+        // replaced meanwhile (a concurrent cancel or reschedule) is refused,
+        // so no cancelled series comes back and none is replaced twice.
+        let patch = PostPatch {
+            status: Some(PostStatus::Cancelled),
+            release_lease: true,
+            expect_status: Some(PostStatus::Queued),
+            ..PostPatch::default()
+        };
+        self.guarded(tenant, post, patch, "rescheduling").await?;
+        self.cancel_occurrences(tenant, post).await?;
         let created = match broadcast {
             Some(b) => {
                 self.store

@@ -95,13 +95,36 @@ impl RecurrenceRule {
         let dtstart = tz.from_utc_datetime(&start_utc.naive_utc());
         let mut unvalidated: RRule<Unvalidated> =
             RRule::from_str(text).map_err(|e| invalid(e.to_string()))?;
-        if in_gap {
+        let build = |rule: RRule<Unvalidated>| {
+            rule.build(dtstart)
+                .map(RRuleSet::limit)
+                .map_err(|e| invalid(e.to_string()))
+        };
+        let first = |set: &RRuleSet| set.into_iter().next();
+        // Whether DTSTART is an occurrence of the rule as the crate reads it
+        // (with the moved DTSTART's wall time).
+        let starts_at_dtstart = in_gap && first(&build(unvalidated.clone())?) == Some(dtstart);
+        let kept = in_gap && unvalidated.get_freq() < Frequency::Hourly;
+        if kept {
             unvalidated = keep_wall_time(unvalidated, recurrence.dtstart);
         }
-        let set = unvalidated
-            .build(dtstart)
-            .map_err(|e| invalid(e.to_string()))?
-            .limit();
+        let mut set = build(unvalidated.clone())?;
+        if kept && starts_at_dtstart && first(&set) != Some(dtstart) {
+            // In a zone whose gap starts at midnight (Cairo, Santiago) the
+            // crate drops an occurrence whose wall time and local midnight
+            // both fall in the gap, DTSTART's own included: DTSTART is then
+            // listed as a date of its own, and counted in COUNT.
+            let rest = match unvalidated.get_count() {
+                Some(1) => None,
+                Some(n) => Some(unvalidated.count(n - 1)),
+                None => Some(unvalidated),
+            };
+            set = match rest {
+                Some(rule) => build(rule)?,
+                None => RRuleSet::new(dtstart).limit(),
+            }
+            .rdate(dtstart);
+        }
         Ok(RecurrenceRule {
             recurrence: Recurrence {
                 rrule: text.to_owned(),
@@ -200,9 +223,6 @@ fn start_instant(local: NaiveDateTime, tz: Tz) -> (DateTime<Utc>, bool) {
 /// hourly or finer rule keeps the minutes of a gap of whole hours; in a zone
 /// whose gap is 30 minutes it follows the moved DTSTART.)
 fn keep_wall_time(rule: RRule<Unvalidated>, local: NaiveDateTime) -> RRule<Unvalidated> {
-    if rule.get_freq() >= Frequency::Hourly {
-        return rule;
-    }
     let part = |v: u32| vec![u8::try_from(v).unwrap_or(0)];
     let mut rule = rule;
     if rule.get_by_hour().is_empty() {
