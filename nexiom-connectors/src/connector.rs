@@ -127,6 +127,18 @@ pub trait PlatformConnector: Send + Sync + fmt::Debug {
         ))
     }
 
+    /// Whether a comment added after a listing was read can land on a page
+    /// before its last one, so that reading on from the last page's cursor
+    /// misses it: replies listed under their top-level comment (Instagram's
+    /// `replies` field, LinkedIn's comments on a comment URN), or a listing
+    /// whose order the platform does not document. A poller reads the
+    /// comments of such a post from the first page again now and then.
+    /// `false` (the default) where every new comment comes after those
+    /// already listed (Facebook's chronological `stream`).
+    fn new_comments_may_precede_the_cursor(&self) -> bool {
+        false
+    }
+
     /// One page of the comments of `post_id`, starting at `cursor` (`None` = from
     /// the start).
     async fn list_new_comments(

@@ -7,6 +7,7 @@
 //! `graph.instagram.com` for Instagram Login (its tokens are then renewed with
 //! `ig_refresh_token`).
 
+mod comments;
 mod lookup;
 mod webhook;
 
@@ -32,8 +33,6 @@ use crate::types::{
 use crate::webhook::{MetaWebhookVerifier, WebhookHeaders};
 
 const NAME: &str = "instagram";
-
-const COMMENT_FIELDS: &str = "id,text,timestamp,username,from,hidden,parent_id,replies{id,text,timestamp,username,from,hidden,parent_id}";
 
 meta_builder!(
     InstagramBuilder,
@@ -343,47 +342,21 @@ impl PlatformConnector for InstagramConnector {
         })
     }
 
-    /// Top-level comments (50 a page) with their replies flattened after them.
+    /// A reply is listed under its top-level comment, on that comment's page.
+    fn new_comments_may_precede_the_cursor(&self) -> bool {
+        true
+    }
+
+    /// Top-level comments (50 a page), each followed by its replies (the
+    /// `replies` field, then `GET /{comment-id}/replies` for the pages after
+    /// it).
     async fn list_new_comments(
         &self,
         ctx: &ChannelContext,
         post_id: &str,
         cursor: Option<&str>,
     ) -> Result<CommentPage, ConnectorError> {
-        let mut query = vec![("fields", COMMENT_FIELDS), ("limit", "50")];
-        if let Some(c) = cursor {
-            query.push(("after", c));
-        }
-        let page = self
-            .graph
-            .get_page(ctx, &[post_id, "comments"], &query)
-            .await?;
-        let mut comments = Vec::new();
-        for item in &page.data {
-            let top = comment_from(item, None)?;
-            let top_id = top.id.clone();
-            comments.push(top);
-            for reply in item
-                .pointer("/replies/data")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                comments.push(comment_from(reply, Some(&top_id))?);
-            }
-        }
-        if page.uncursored_next {
-            // An edge paged by time: the comments after this page cannot be
-            // read with a cursor; this page's are kept.
-            tracing::warn!(
-                post_id,
-                "a comments page links a next page without a cursor; reading stops here"
-            );
-        }
-        Ok(CommentPage {
-            comments,
-            next_cursor: page.next_after,
-        })
+        self.comment_page(ctx, post_id, cursor).await
     }
 
     /// `POST /{comment-id}/replies`. Only top-level comments can be replied to.

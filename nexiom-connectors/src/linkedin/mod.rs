@@ -7,6 +7,7 @@
 //! `urn:li:person:…`).
 
 mod builder;
+mod comments;
 mod lookup;
 mod webhook;
 mod wire;
@@ -37,7 +38,7 @@ pub use builder::{
     LinkedInBuilder,
 };
 pub use wire::escape_little_text;
-use wire::{classify, comment_from, comment_object, encode_urn};
+use wire::{classify, comment_object, encode_urn};
 
 const NAME: &str = "linkedin";
 
@@ -269,53 +270,22 @@ impl PlatformConnector for LinkedInConnector {
         self.find_post(ctx, query).await
     }
 
+    /// Replies are comments on their comment's URN, read after it.
+    fn new_comments_may_precede_the_cursor(&self) -> bool {
+        true
+    }
+
     /// `GET /rest/socialActions/{urn}/comments?start=&count=`; the cursor is the
-    /// next `start` offset.
+    /// next `start` offset. Each top-level comment whose `commentsSummary`
+    /// counts replies is followed by its replies, read from its own URN (at
+    /// most 10 such comments a page, 10 pages of replies each).
     async fn list_new_comments(
         &self,
         ctx: &ChannelContext,
         post_id: &str,
         cursor: Option<&str>,
     ) -> Result<CommentPage, ConnectorError> {
-        if post_id.is_empty() {
-            return Err(ValidationError::InvalidField {
-                field: "post_id",
-                reason: "must not be empty".into(),
-            }
-            .into());
-        }
-        let start: u64 = match cursor {
-            None => 0,
-            Some(c) => c.parse().map_err(|_| ValidationError::InvalidField {
-                field: "cursor",
-                reason: format!("{c:?} is not a LinkedIn start offset"),
-            })?,
-        };
-        let url = self.rest_url(&format!("socialActions/{}/comments", encode_urn(post_id)))?;
-        let mut req = self.request(ctx, Method::GET, url);
-        req.query = vec![
-            ("start".into(), start.to_string()),
-            ("count".into(), self.page_size.to_string()),
-        ];
-        let v = self.send(req).await?.json(NAME)?;
-        let elements = v
-            .get("elements")
-            .and_then(Value::as_array)
-            .ok_or_else(|| ConnectorError::invalid_response(NAME, "no elements array"))?;
-        let comments = elements
-            .iter()
-            .map(comment_from)
-            .collect::<Result<Vec<_>, _>>()?;
-        let got = comments.len() as u64;
-        let next = start.saturating_add(got);
-        let more = match v.pointer("/paging/total").and_then(Value::as_u64) {
-            Some(total) => got > 0 && next < total,
-            None => got >= u64::from(self.page_size),
-        };
-        Ok(CommentPage {
-            comments,
-            next_cursor: more.then(|| next.to_string()),
-        })
+        self.comment_page(ctx, post_id, cursor).await
     }
 
     /// `POST /rest/socialActions/{comment urn}/comments` with `parentComment`.

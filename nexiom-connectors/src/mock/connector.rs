@@ -156,6 +156,10 @@ impl PlatformConnector for MockConnector {
             .collect())
     }
 
+    fn new_comments_may_precede_the_cursor(&self) -> bool {
+        self.replies_under_comments
+    }
+
     async fn list_new_comments(
         &self,
         ctx: &ChannelContext,

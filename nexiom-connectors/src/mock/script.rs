@@ -91,6 +91,19 @@ impl MockConnector {
             .extend(comments);
     }
 
+    /// Lists `comment` right after the comment `after` of `post_id` (at the
+    /// end when `after` is not listed), as a reply shows under its top-level
+    /// comment: on that comment's page, not on the last one.
+    pub fn insert_comment_after(&self, post_id: &str, after: &str, comment: RemoteComment) {
+        let mut s = self.lock();
+        let comments = s.comments.entry(post_id.to_owned()).or_default();
+        let at = comments
+            .iter()
+            .position(|c| c.id == after)
+            .map_or(comments.len(), |i| i + 1);
+        comments.insert(at, comment);
+    }
+
     /// Adds a post made on `account` outside this mock's `publish` (in the
     /// platform's app, before the channel was connected), created at `at`:
     /// `list_recent_posts` lists it with the published ones, newest first.

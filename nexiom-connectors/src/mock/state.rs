@@ -83,6 +83,7 @@ pub struct MockConnector {
     pub(super) webhook_secret: SecretString,
     pub(super) verify_token: SecretString,
     pub(super) lookup: bool,
+    pub(super) replies_under_comments: bool,
     pub(super) state: Arc<Mutex<State>>,
 }
 
@@ -116,6 +117,7 @@ impl MockConnector {
             webhook_secret: SecretString::new(MOCK_WEBHOOK_SECRET),
             verify_token: SecretString::new(MOCK_VERIFY_TOKEN),
             lookup: true,
+            replies_under_comments: false,
             state: Arc::default(),
         }
     }
@@ -123,6 +125,16 @@ impl MockConnector {
     /// The same mock with other capabilities (validation uses them).
     pub fn with_capabilities(mut self, capabilities: Capabilities) -> Self {
         self.capabilities = capabilities;
+        self
+    }
+
+    /// The same mock telling pollers that a new comment may come before the
+    /// last page's cursor
+    /// ([`new_comments_may_precede_the_cursor`](crate::PlatformConnector::new_comments_may_precede_the_cursor)),
+    /// as Instagram's and LinkedIn's replies do; with
+    /// [`MockConnector::insert_comment_after`] a test places one there.
+    pub fn with_replies_under_comments(mut self) -> Self {
+        self.replies_under_comments = true;
         self
     }
 

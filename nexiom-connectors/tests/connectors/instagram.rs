@@ -161,3 +161,76 @@ async fn instagram_login_tokens_are_renewed_with_ig_refresh_token() {
     assert!(matches!(err, ConnectorError::NeedsReauth { .. }), "{err:?}");
     assert!(!err.to_string().contains(ACCESS_TOKEN));
 }
+
+/// A comment's replies past the `replies` field's first page are read from
+/// `GET /{ig-comment-id}/replies` with its cursor (platform-apis §2.4), each
+/// naming its comment as parent; a comment without replies costs no call.
+#[tokio::test]
+async fn instagram_replies_past_the_first_page_are_followed() {
+    let server = MockServer::start().await;
+    let reply = |id: &str, minute: u32| {
+        json!({"id": id, "text": format!("Reply {id}"), "timestamp": format!("2026-01-01T10:{minute:02}:00+0000"),
+            "username": "bob", "from": {"id": "u2", "username": "bob"}})
+    };
+    Mock::given(method("GET"))
+        .and(path("/v25.0/M1/comments"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": [
+            {"id": "c1", "text": "Top", "timestamp": "2026-01-01T10:00:00+0000", "username": "ann",
+             "from": {"id": "u1", "username": "ann"},
+             "replies": {"data": [reply("r1", 1)],
+                 "paging": {"cursors": {"before": "rb0", "after": "ra1"},
+                     "next": format!("{}/v25.0/c1/replies?after=ra1", server.uri())}}},
+            {"id": "c2", "text": "Quiet", "timestamp": "2026-01-01T10:05:00+0000", "username": "cy",
+             "from": {"id": "u3", "username": "cy"}}],
+            "paging": {"cursors": {"before": "b0", "after": "a1"}}})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v25.0/c1/replies"))
+        .and(query_param("after", "ra1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "data": [reply("r2", 2), reply("r3", 3)],
+            "paging": {"cursors": {"before": "rb1", "after": "ra2"},
+                "next": format!("{}/v25.0/c1/replies?after=ra2", server.uri())}})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v25.0/c1/replies"))
+        .and(query_param("after", "ra2"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "data": [reply("r4", 4)],
+            "paging": {"cursors": {"before": "rb2", "after": "ra3"}}})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v25.0/c2/replies"))
+        .respond_with(ResponseTemplate::new(500))
+        .expect(0)
+        .mount(&server)
+        .await;
+
+    let ig = instagram(&server.uri()).expect("build");
+    assert!(ig.new_comments_may_precede_the_cursor());
+    let ctx = ChannelContext::new(IG_USER_ID, ACCESS_TOKEN);
+    let page = ig.list_new_comments(&ctx, "M1", None).await.expect("page");
+    let got: Vec<(&str, Option<&str>)> = page
+        .comments
+        .iter()
+        .map(|c| (c.id.as_str(), c.parent_id.as_deref()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("c1", None),
+            ("r1", Some("c1")),
+            ("r2", Some("c1")),
+            ("r3", Some("c1")),
+            ("r4", Some("c1")),
+            ("c2", None),
+        ]
+    );
+    assert_eq!(page.next_cursor, None);
+}

@@ -7,7 +7,9 @@ use nexiom_connectors::{
 };
 use nexiom_core::Content;
 use serde_json::json;
-use wiremock::matchers::{body_partial_json, body_string_contains, header, method, path};
+use wiremock::matchers::{
+    body_partial_json, body_string_contains, header, method, path, query_param,
+};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::common::*;
@@ -98,4 +100,93 @@ async fn linkedin_missing_restli_id_is_an_unknown_outcome_and_replies_name_the_p
             .await,
         Err(ConnectorError::Unsupported { .. })
     ));
+}
+
+/// A comment's replies are not in the post's listing: they are comments on
+/// the comment's URN (platform-apis §4.2). A top-level comment whose
+/// `commentsSummary` counts replies is followed by them, read with the
+/// same offset paging; one whose summary counts none is not expanded.
+#[tokio::test]
+async fn linkedin_replies_are_listed_under_their_comment() {
+    let server = MockServer::start().await;
+    let top = "urn:li:comment:(urn:li:activity:7001,6001)";
+    let element = |id: &str, time: u64, text: &str, extra: serde_json::Value| {
+        let mut e = json!({"actor": "urn:li:person:a", "id": id.rsplit(',').next().unwrap().trim_end_matches(')'),
+            "commentUrn": id, "created": {"actor": "urn:li:person:a", "time": time},
+            "message": {"text": text, "attributes": []}, "object": "urn:li:activity:7001"});
+        e.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        e
+    };
+    Mock::given(method("GET"))
+        .and(path("/rest/socialActions/urn%3Ali%3Ashare%3A7001/comments"))
+        .and(query_param("start", "0"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "paging": {"start": 0, "count": 2, "total": 2, "links": []},
+            "elements": [
+                element(top, 1767261600000, "Top",
+                    json!({"commentsSummary": {"totalFirstLevelComments": 3, "aggregatedTotalComments": 3}})),
+                element("urn:li:comment:(urn:li:activity:7001,6002)", 1767261700000, "Alone",
+                    json!({"commentsSummary": {"totalFirstLevelComments": 0, "aggregatedTotalComments": 0}})),
+            ]})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let replies =
+        "/rest/socialActions/urn%3Ali%3Acomment%3A%28urn%3Ali%3Aactivity%3A7001%2C6001%29/comments";
+    Mock::given(method("GET"))
+        .and(path(replies))
+        .and(query_param("start", "0"))
+        .and(query_param("count", "2"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "paging": {"start": 0, "count": 2, "total": 3, "links": []},
+            "elements": [
+                element("urn:li:comment:(urn:li:activity:7001,6003)", 1767261660000, "Reply 1",
+                    json!({"parentComment": top})),
+                element("urn:li:comment:(urn:li:activity:7001,6004)", 1767261670000, "Reply 2", json!({})),
+            ]})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(replies))
+        .and(query_param("start", "2"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "paging": {"start": 2, "count": 2, "total": 3, "links": []},
+            "elements": [element("urn:li:comment:(urn:li:activity:7001,6005)", 1767261680000, "Reply 3",
+                json!({"parentComment": top}))]})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/rest/socialActions/urn%3Ali%3Acomment%3A%28urn%3Ali%3Aactivity%3A7001%2C6002%29/comments"))
+        .respond_with(ResponseTemplate::new(500))
+        .expect(0)
+        .mount(&server)
+        .await;
+
+    let li = linkedin(&server.uri()).expect("build");
+    assert!(li.new_comments_may_precede_the_cursor());
+    let ctx = ChannelContext::new(LI_ORG, LI_TOKEN);
+    let page = li
+        .list_new_comments(&ctx, "urn:li:share:7001", None)
+        .await
+        .expect("page");
+    let got: Vec<(&str, Option<&str>)> = page
+        .comments
+        .iter()
+        .map(|c| (c.text.as_str(), c.parent_id.as_deref()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("Top", None),
+            ("Reply 1", Some(top)),
+            ("Reply 2", Some(top)),
+            ("Reply 3", Some(top)),
+            ("Alone", None),
+        ]
+    );
+    assert_eq!(page.next_cursor, None);
 }

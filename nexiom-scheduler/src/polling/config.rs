@@ -51,6 +51,15 @@ pub struct PollingConfig {
     /// `per_platform` overrides it). A post's pages are always read one after
     /// another; [`ConcurrencyConfig::sequential`] polls one post at a time.
     pub concurrency: ConcurrencyConfig,
+    /// How often the comments of a post are read again from the first page
+    /// (default 1 hour), when its connector may list a new comment before
+    /// the last page's cursor
+    /// ([`new_comments_may_precede_the_cursor`](nexiom_connectors::PlatformConnector::new_comments_may_precede_the_cursor):
+    /// Instagram's and LinkedIn's replies, listed under their comment). Every
+    /// other check reads on from the saved cursor, as for any post; a check
+    /// crossing one of these periods (counted from the post's publication)
+    /// reads from the start. Zero or less: never.
+    pub reread_every: Duration,
 }
 
 impl Default for PollingConfig {
@@ -68,6 +77,7 @@ impl Default for PollingConfig {
                 per_channel: DEFAULT_POLLS_PER_CHANNEL,
                 ..ConcurrencyConfig::default()
             },
+            reread_every: Duration::hours(1),
         }
     }
 }

@@ -383,6 +383,24 @@ impl CommentPoller {
             .or_else(|| post.published_at.map(|at| at + self.config.window))
     }
 
+    /// Whether the check of `post` at `now` reads its comments from the first
+    /// page again: it is the first check since a multiple of
+    /// [`PollingConfig::reread_every`] counted from the post's publication
+    /// (from its creation when it has none), so posts published at different
+    /// times do not all re-read at once.
+    fn reread_due(&self, post: &ScheduledPost, now: DateTime<Utc>) -> bool {
+        let every = self.config.reread_every.num_milliseconds();
+        if every <= 0 {
+            return false;
+        }
+        let Some(last) = post.last_check_at else {
+            return true;
+        };
+        let origin = post.published_at.unwrap_or(post.created_at);
+        let period = |at: DateTime<Utc>| (at - origin).num_milliseconds().div_euclid(every);
+        period(now) > period(last)
+    }
+
     /// Reads the post's new comments into `stored`.
     async fn check_post(
         &self,
@@ -422,6 +440,14 @@ impl CommentPoller {
         let mut restarted = false;
         let checkpoint = claim.checkpoint.as_ref();
         let mut cursor = checkpoint.and_then(|c| c.last_cursor.clone());
+        if cursor.is_some()
+            && connector.new_comments_may_precede_the_cursor()
+            && self.reread_due(post, now)
+        {
+            // A reply listed under an earlier page's comment is not on the
+            // pages after the cursor: read them all again now and then.
+            cursor = None;
+        }
         let mut last_seen = checkpoint.and_then(|c| c.last_seen_at);
         let mut pages_left = self.config.max_pages.max(1);
         while pages_left > 0 {

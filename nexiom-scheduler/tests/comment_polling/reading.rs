@@ -297,3 +297,65 @@ pub async fn posts_on_a_platform_without_comments_are_not_polled(store: Arc<dyn 
         0
     );
 }
+
+/// A platform that lists a reply under its comment (Instagram, LinkedIn): a
+/// reply added to a comment of the first page after the post was read is
+/// not on the pages after the saved cursor, so the 5-minute check misses
+/// it; the first check of each hour since publication reads every page
+/// again and stores it, once. A platform whose new comments always come
+/// last is never read again from the start.
+pub async fn a_reply_on_an_earlier_page_is_found_by_the_hourly_reread(store: Arc<dyn Store>) {
+    let env = Env::new(store).await;
+    let mock = mock(&env).with_replies_under_comments();
+    let poller = poller(&env, &mock);
+    let post = published(&env, env.channel, "ig-media-1", env.clock.now()).await;
+    mock.seed_comments("ig-media-1", six_comments(&mock, "c"));
+    let first = poller.poll_due(50, None).await.unwrap();
+    assert_eq!((first.pages_read, first.comments_stored), (3, 6));
+
+    let reply = RemoteComment {
+        parent_id: Some("c-0".into()),
+        ..mock.comment("r-1", "fan-2", "Me too")
+    };
+    mock.insert_comment_after("ig-media-1", "c-0", reply);
+    env.advance(Duration::minutes(5));
+    let tail = poller.poll_due(50, None).await.unwrap();
+    assert_eq!(tail.posts_polled, 1);
+    assert_eq!(tail.comments_stored, 0, "read on from the saved cursor");
+
+    env.advance(Duration::minutes(55));
+    let reread = poller.poll_due(50, None).await.unwrap();
+    assert_eq!(reread.posts_polled, 1);
+    assert_eq!(reread.comments_stored, 1);
+    assert_eq!(reread.pages_read, 4, "every page from the first");
+    let stored = comments(&env, post.id).await;
+    let r = stored
+        .iter()
+        .find(|c| c.platform_comment_id == "r-1")
+        .unwrap();
+    assert_eq!(r.parent_platform_comment_id.as_deref(), Some("c-0"));
+    assert_eq!(stored.len(), 7);
+
+    // The next checks of the hour read on from the cursor again.
+    env.advance(Duration::minutes(5));
+    let after = poller.poll_due(50, None).await.unwrap();
+    assert_eq!((after.posts_polled, after.pages_read), (1, 1));
+
+    // Facebook's chronological stream: never read again from the start.
+    let flat = super::fixture::mock(&env);
+    let flat_poller = super::fixture::poller(&env, &flat);
+    let other = published(&env, env.channel, "fb-post-2", env.clock.now()).await;
+    flat.seed_comments("fb-post-2", six_comments(&flat, "d"));
+    flat_poller.poll_due(50, None).await.unwrap();
+    flat.insert_comment_after(
+        "fb-post-2",
+        "d-0",
+        RemoteComment {
+            parent_id: Some("d-0".into()),
+            ..flat.comment("s-1", "fan-2", "Me too")
+        },
+    );
+    env.advance(Duration::hours(2));
+    flat_poller.poll_due(50, None).await.unwrap();
+    assert_eq!(comments(&env, other.id).await.len(), 6);
+}

@@ -1,0 +1,103 @@
+//! Reading a media's comments: `GET /{ig-media-id}/comments` (top-level
+//! comments, 50 a page, cursor paging) with each comment's replies through the
+//! `replies` field, and the replies past that field's first page through
+//! `GET /{ig-comment-id}/replies` (platform-apis §2.4).
+
+use serde_json::Value;
+
+use super::{InstagramConnector, NAME, comment_from};
+use crate::error::ConnectorError;
+use crate::graph::parse_page;
+use crate::types::{ChannelContext, CommentPage, RemoteComment};
+
+/// The fields of a reply.
+const REPLY_FIELDS: &str = "id,text,timestamp,username,from,hidden,parent_id";
+
+/// The fields of a top-level comment, its first replies expanded.
+const COMMENT_FIELDS: &str = "id,text,timestamp,username,from,hidden,parent_id,replies{id,text,timestamp,username,from,hidden,parent_id}";
+
+/// Pages of one comment's replies read after the `replies` field's own, at
+/// most, so a thread of thousands of replies cannot hold a poll.
+const MAX_REPLY_PAGES: u32 = 10;
+
+impl InstagramConnector {
+    /// Top-level comments (50 a page), each followed by its replies.
+    pub(super) async fn comment_page(
+        &self,
+        ctx: &ChannelContext,
+        post_id: &str,
+        cursor: Option<&str>,
+    ) -> Result<CommentPage, ConnectorError> {
+        let mut query = vec![("fields", COMMENT_FIELDS), ("limit", "50")];
+        if let Some(c) = cursor {
+            query.push(("after", c));
+        }
+        let page = self
+            .graph
+            .get_page(ctx, &[post_id, "comments"], &query)
+            .await?;
+        let mut comments = Vec::new();
+        for item in &page.data {
+            let top = comment_from(item, None)?;
+            let top_id = top.id.clone();
+            comments.push(top);
+            comments.extend(self.replies(ctx, &top_id, item.get("replies")).await?);
+        }
+        if page.uncursored_next {
+            // An edge paged by time: the comments after this page cannot be
+            // read with a cursor; this page's are kept.
+            tracing::warn!(
+                post_id,
+                "a comments page links a next page without a cursor; reading stops here"
+            );
+        }
+        Ok(CommentPage {
+            comments,
+            next_cursor: page.next_after,
+        })
+    }
+
+    /// The replies of the comment `top`: those of its `replies` field, then
+    /// the pages after it (at most [`MAX_REPLY_PAGES`]).
+    async fn replies(
+        &self,
+        ctx: &ChannelContext,
+        top: &str,
+        field: Option<&Value>,
+    ) -> Result<Vec<RemoteComment>, ConnectorError> {
+        // No `replies` field (a comment without replies), or one without
+        // a `data` array: no replies listed.
+        let Some(field) = field.filter(|f| f.get("data").is_some_and(Value::is_array)) else {
+            return Ok(Vec::new());
+        };
+        let mut page = parse_page(NAME, field)?;
+        let mut replies = Vec::new();
+        let mut pages = 0;
+        loop {
+            for reply in &page.data {
+                replies.push(comment_from(reply, Some(top))?);
+            }
+            let Some(after) = page.next_after.take() else {
+                break;
+            };
+            if pages == MAX_REPLY_PAGES {
+                tracing::warn!(
+                    comment = top,
+                    pages,
+                    "an Instagram comment has more replies than are read at once; the rest is left out"
+                );
+                break;
+            }
+            pages += 1;
+            page = self
+                .graph
+                .get_page(
+                    ctx,
+                    &[top, "replies"],
+                    &[("fields", REPLY_FIELDS), ("limit", "50"), ("after", &after)],
+                )
+                .await?;
+        }
+        Ok(replies)
+    }
+}
