@@ -132,11 +132,28 @@ pub trait PlatformConnector: Send + Sync + fmt::Debug {
     /// misses it: replies listed under their top-level comment (Instagram's
     /// `replies` field, LinkedIn's comments on a comment URN), or a listing
     /// whose order the platform does not document. A poller reads the
-    /// comments of such a post from the first page again now and then.
+    /// comments of such a post from the first page again now and then, with
+    /// [`list_comments_with_replies`](Self::list_comments_with_replies).
     /// `false` (the default) where every new comment comes after those
     /// already listed (Facebook's chronological `stream`).
     fn new_comments_may_precede_the_cursor(&self) -> bool {
         false
+    }
+
+    /// The page [`list_new_comments`](Self::list_new_comments) reads, with
+    /// every reply of its comments listed after them, also those the
+    /// platform keeps on pages of their own (Instagram's replies past the
+    /// `replies` field's first page, LinkedIn's replies on the comment's
+    /// URN). It costs a call per such thread, so a poller uses it when it
+    /// reads a post from the first page (its first check, and the periodic
+    /// re-read), not at every check. The default is `list_new_comments`.
+    async fn list_comments_with_replies(
+        &self,
+        ctx: &ChannelContext,
+        post_id: &str,
+        cursor: Option<&str>,
+    ) -> Result<CommentPage, ConnectorError> {
+        self.list_new_comments(ctx, post_id, cursor).await
     }
 
     /// One page of the comments of `post_id`, starting at `cursor` (`None` = from
@@ -147,6 +164,16 @@ pub trait PlatformConnector: Send + Sync + fmt::Debug {
         post_id: &str,
         cursor: Option<&str>,
     ) -> Result<CommentPage, ConnectorError>;
+
+    /// The comment a public reply to `comment_id` is posted under, given the
+    /// comment it replies to itself (`parent_id`, for a reply). The default
+    /// is `comment_id`; LinkedIn nests comments one level deep, so a reply
+    /// to a reply goes under its top-level comment, where LinkedIn's own
+    /// interface puts it.
+    fn reply_target<'a>(&self, comment_id: &'a str, parent_id: Option<&'a str>) -> &'a str {
+        let _ = parent_id;
+        comment_id
+    }
 
     /// Replies to a comment publicly; returns the new comment's id.
     async fn reply_comment(

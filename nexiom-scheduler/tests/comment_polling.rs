@@ -21,6 +21,7 @@ on_both_backends!(
     reading::a_cursor_the_platform_refuses_is_read_again_from_the_start,
     reading::polled_every_five_minutes_and_never_after_seven_days,
     reading::a_reply_on_an_earlier_page_is_found_by_the_hourly_reread,
+    reading::a_reread_stopped_part_way_goes_on_where_it_stopped,
     isolation::a_failing_post_does_not_stop_another,
     isolation::a_rate_limited_channel_is_skipped_until_retry_after,
     isolation::a_throttle_met_by_one_poller_holds_the_channel_for_every_process,

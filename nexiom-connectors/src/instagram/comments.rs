@@ -1,7 +1,7 @@
 //! Reading a media's comments: `GET /{ig-media-id}/comments` (top-level
 //! comments, 50 a page, cursor paging) with each comment's replies through the
-//! `replies` field, and the replies past that field's first page through
-//! `GET /{ig-comment-id}/replies` (platform-apis §2.4).
+//! `replies` field, and, when asked (`expand`), the replies past that field's
+//! first page through `GET /{ig-comment-id}/replies` (platform-apis §2.4).
 
 use serde_json::Value;
 
@@ -21,12 +21,14 @@ const COMMENT_FIELDS: &str = "id,text,timestamp,username,from,hidden,parent_id,r
 const MAX_REPLY_PAGES: u32 = 10;
 
 impl InstagramConnector {
-    /// Top-level comments (50 a page), each followed by its replies.
+    /// Top-level comments (50 a page), each followed by its replies: those
+    /// of its `replies` field, and with `expand` the pages after it.
     pub(super) async fn comment_page(
         &self,
         ctx: &ChannelContext,
         post_id: &str,
         cursor: Option<&str>,
+        expand: bool,
     ) -> Result<CommentPage, ConnectorError> {
         let mut query = vec![("fields", COMMENT_FIELDS), ("limit", "50")];
         if let Some(c) = cursor {
@@ -41,7 +43,10 @@ impl InstagramConnector {
             let top = comment_from(item, None)?;
             let top_id = top.id.clone();
             comments.push(top);
-            comments.extend(self.replies(ctx, &top_id, item.get("replies")).await?);
+            comments.extend(
+                self.replies(ctx, &top_id, item.get("replies"), expand)
+                    .await?,
+            );
         }
         if page.uncursored_next {
             // An edge paged by time: the comments after this page cannot be
@@ -58,12 +63,16 @@ impl InstagramConnector {
     }
 
     /// The replies of the comment `top`: those of its `replies` field, then
-    /// the pages after it (at most [`MAX_REPLY_PAGES`]).
+    /// with `expand` the pages after it (at most [`MAX_REPLY_PAGES`]). A
+    /// later page refused (the comment deleted meanwhile, a server error)
+    /// keeps the replies read; a throttle or an expired token fails the page
+    /// (the poller holds the channel, or renews the token).
     async fn replies(
         &self,
         ctx: &ChannelContext,
         top: &str,
         field: Option<&Value>,
+        expand: bool,
     ) -> Result<Vec<RemoteComment>, ConnectorError> {
         // No `replies` field (a comment without replies), or one without
         // a `data` array: no replies listed.
@@ -77,7 +86,16 @@ impl InstagramConnector {
             for reply in &page.data {
                 replies.push(comment_from(reply, Some(top))?);
             }
+            if !expand {
+                break;
+            }
             let Some(after) = page.next_after.take() else {
+                if page.uncursored_next {
+                    tracing::warn!(
+                        comment = top,
+                        "a replies page links a next page without a cursor; reading stops here"
+                    );
+                }
                 break;
             };
             if pages == MAX_REPLY_PAGES {
@@ -89,14 +107,27 @@ impl InstagramConnector {
                 break;
             }
             pages += 1;
-            page = self
+            page = match self
                 .graph
                 .get_page(
                     ctx,
                     &[top, "replies"],
                     &[("fields", REPLY_FIELDS), ("limit", "50"), ("after", &after)],
                 )
-                .await?;
+                .await
+            {
+                Ok(next) => next,
+                Err(
+                    err
+                    @ (ConnectorError::RateLimited { .. } | ConnectorError::Unauthorized { .. }),
+                ) => {
+                    return Err(err);
+                }
+                Err(err) => {
+                    tracing::warn!(comment = top, error = %err, "a page of a comment's replies failed; the replies read are kept");
+                    break;
+                }
+            };
         }
         Ok(replies)
     }

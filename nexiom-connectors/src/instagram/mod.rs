@@ -347,16 +347,26 @@ impl PlatformConnector for InstagramConnector {
         true
     }
 
-    /// Top-level comments (50 a page), each followed by its replies (the
-    /// `replies` field, then `GET /{comment-id}/replies` for the pages after
-    /// it).
+    /// Top-level comments (50 a page), each followed by the replies of its
+    /// `replies` field.
     async fn list_new_comments(
         &self,
         ctx: &ChannelContext,
         post_id: &str,
         cursor: Option<&str>,
     ) -> Result<CommentPage, ConnectorError> {
-        self.comment_page(ctx, post_id, cursor).await
+        self.comment_page(ctx, post_id, cursor, false).await
+    }
+
+    /// As `list_new_comments`, and each comment's replies past the
+    /// `replies` field's first page (`GET /{comment-id}/replies`).
+    async fn list_comments_with_replies(
+        &self,
+        ctx: &ChannelContext,
+        post_id: &str,
+        cursor: Option<&str>,
+    ) -> Result<CommentPage, ConnectorError> {
+        self.comment_page(ctx, post_id, cursor, true).await
     }
 
     /// `POST /{comment-id}/replies`. Only top-level comments can be replied to.

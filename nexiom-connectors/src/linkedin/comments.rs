@@ -1,9 +1,9 @@
 //! Reading a post's comments: `GET /rest/socialActions/{urn}/comments` with
 //! `start`/`count` offset paging (platform-apis §4.2). A reply is a comment on
-//! its comment's URN, so it is not in the post's listing: the replies of each
-//! top-level comment that has some (its `commentsSummary`) are read from that
-//! comment's URN and listed right after it, for at most
-//! [`MAX_THREADS_PER_PAGE`] comments of a page.
+//! its comment's URN, so it is not in the post's listing: when asked
+//! (`expand`), the replies of each top-level comment that has some (its
+//! `commentsSummary`) are read from that comment's URN and listed right
+//! after it.
 
 use serde_json::Value;
 
@@ -13,15 +13,9 @@ use crate::error::{ConnectorError, ValidationError};
 use crate::types::{ChannelContext, CommentPage, RemoteComment};
 use reqwest::Method;
 
-/// Pages of one comment's replies read at most per listing page (at the
-/// connector's page size each), so a thread of thousands of replies cannot
-/// hold a poll.
+/// Pages of one comment's replies read at most (at the connector's page
+/// size each), so a thread of thousands of replies cannot hold a poll.
 const MAX_REPLY_PAGES: u32 = 10;
-
-/// Threads whose replies one listing page reads at most (the latest listed
-/// of those with replies). A poller reads a post's last page every few
-/// minutes for days, so this bounds the calls each check makes.
-const MAX_THREADS_PER_PAGE: usize = 10;
 
 /// One page of a `socialActions/{urn}/comments` listing.
 struct Listing {
@@ -31,13 +25,14 @@ struct Listing {
 }
 
 impl LinkedInConnector {
-    /// The comments of `post_id` from offset `start`, each top-level comment
-    /// followed by its replies.
+    /// The comments of `post_id` from offset `cursor`, with `expand` each
+    /// top-level comment followed by its replies.
     pub(super) async fn comment_page(
         &self,
         ctx: &ChannelContext,
         post_id: &str,
         cursor: Option<&str>,
+        expand: bool,
     ) -> Result<CommentPage, ConnectorError> {
         if post_id.is_empty() {
             return Err(ValidationError::InvalidField {
@@ -54,31 +49,16 @@ impl LinkedInConnector {
             })?,
         };
         let listing = self.listing(ctx, post_id, start).await?;
-        let listed = listing
-            .elements
-            .iter()
-            .map(|e| Ok((comment_from(e)?, has_replies(e))))
-            .collect::<Result<Vec<_>, ConnectorError>>()?;
-        let threads: Vec<usize> = listed
-            .iter()
-            .enumerate()
-            .filter(|(_, (c, replied))| *replied && c.parent_id.is_none())
-            .map(|(i, _)| i)
-            .collect();
-        if threads.len() > MAX_THREADS_PER_PAGE {
-            tracing::warn!(
-                post = post_id,
-                threads = threads.len(),
-                read = MAX_THREADS_PER_PAGE,
-                "more LinkedIn comments with replies on one page than are read at once; the latest are read"
-            );
-        }
-        let read = &threads[threads.len().saturating_sub(MAX_THREADS_PER_PAGE)..];
-        let mut comments = Vec::with_capacity(listed.len());
-        for (i, (comment, _)) in listed.into_iter().enumerate() {
-            let top = read.contains(&i).then(|| comment.id.clone());
+        let mut comments = Vec::with_capacity(listing.elements.len());
+        for element in &listing.elements {
+            let comment = comment_from(element)?;
+            let thread = (expand
+                && comment.parent_id.is_none()
+                && comment.id.starts_with("urn:li:comment:")
+                && has_replies(element))
+            .then(|| comment.id.clone());
             comments.push(comment);
-            if let Some(top) = top {
+            if let Some(top) = thread {
                 comments.extend(self.replies(ctx, &top).await?);
             }
         }
@@ -89,7 +69,10 @@ impl LinkedInConnector {
     }
 
     /// The replies of the comment `top` (its URN), oldest pages first, at
-    /// most [`MAX_REPLY_PAGES`] pages; each names `top` as its parent.
+    /// most [`MAX_REPLY_PAGES`] pages; each names `top` as its parent. A
+    /// page refused (the comment deleted meanwhile, a server error) keeps
+    /// the replies read; a throttle or an expired token fails the listing
+    /// (the poller holds the channel, or renews the token).
     async fn replies(
         &self,
         ctx: &ChannelContext,
@@ -99,7 +82,19 @@ impl LinkedInConnector {
         let mut start = Some(0);
         for _ in 0..MAX_REPLY_PAGES {
             let Some(at) = start else { break };
-            let listing = self.listing(ctx, top, at).await?;
+            let listing = match self.listing(ctx, top, at).await {
+                Ok(listing) => listing,
+                Err(
+                    err
+                    @ (ConnectorError::RateLimited { .. } | ConnectorError::Unauthorized { .. }),
+                ) => {
+                    return Err(err);
+                }
+                Err(err) => {
+                    tracing::warn!(comment = top, error = %err, "a page of a comment's replies failed; the replies read are kept");
+                    return Ok(replies);
+                }
+            };
             for element in &listing.elements {
                 let mut reply = comment_from(element)?;
                 reply.parent_id.get_or_insert_with(|| top.to_owned());

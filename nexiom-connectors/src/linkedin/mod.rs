@@ -276,16 +276,35 @@ impl PlatformConnector for LinkedInConnector {
     }
 
     /// `GET /rest/socialActions/{urn}/comments?start=&count=`; the cursor is the
-    /// next `start` offset. Each top-level comment whose `commentsSummary`
-    /// counts replies is followed by its replies, read from its own URN (at
-    /// most 10 such comments a page, 10 pages of replies each).
+    /// next `start` offset. The replies are not listed (they are comments on
+    /// their comment's URN).
     async fn list_new_comments(
         &self,
         ctx: &ChannelContext,
         post_id: &str,
         cursor: Option<&str>,
     ) -> Result<CommentPage, ConnectorError> {
-        self.comment_page(ctx, post_id, cursor).await
+        self.comment_page(ctx, post_id, cursor, false).await
+    }
+
+    /// As `list_new_comments`, each top-level comment whose
+    /// `commentsSummary` counts replies followed by its replies, read from
+    /// its own URN (at most 10 pages each).
+    async fn list_comments_with_replies(
+        &self,
+        ctx: &ChannelContext,
+        post_id: &str,
+        cursor: Option<&str>,
+    ) -> Result<CommentPage, ConnectorError> {
+        self.comment_page(ctx, post_id, cursor, true).await
+    }
+
+    /// A reply to a reply goes under the top-level comment (comments nest
+    /// one level deep).
+    fn reply_target<'a>(&self, comment_id: &'a str, parent_id: Option<&'a str>) -> &'a str {
+        parent_id
+            .filter(|p| p.starts_with("urn:li:comment:"))
+            .unwrap_or(comment_id)
     }
 
     /// `POST /rest/socialActions/{comment urn}/comments` with `parentComment`.

@@ -16,7 +16,18 @@ impl MockConnector {
         let mut s = self.lock();
         let q = s.scripted.entry(op).or_default();
         for _ in 0..times {
-            q.push_back(error.clone());
+            q.push_back(Some(error.clone()));
+        }
+    }
+
+    /// The next `times` calls of `op` go through (queued like failures), so
+    /// a failure scripted after them meets a later call: the second page of
+    /// a listing, say.
+    pub fn pass_next(&self, op: MockOp, times: usize) {
+        let mut s = self.lock();
+        let q = s.scripted.entry(op).or_default();
+        for _ in 0..times {
+            q.push_back(None);
         }
     }
 

@@ -60,7 +60,8 @@ pub struct MockCall {
 
 #[derive(Debug, Default)]
 pub(super) struct State {
-    pub(super) scripted: HashMap<MockOp, VecDeque<ConnectorError>>,
+    /// Per operation, what its next calls do: `Some` fails, `None` goes through.
+    pub(super) scripted: HashMap<MockOp, VecDeque<Option<ConnectorError>>>,
     pub(super) calls: Vec<MockCall>,
     pub(super) comments: HashMap<String, Vec<RemoteComment>>,
     /// Comments that received a private reply (the platform's own record).
@@ -179,15 +180,14 @@ impl MockConnector {
     ) -> Result<u64, ConnectorError> {
         let now = self.clock.now();
         let mut s = self.lock();
-        let scripted = s
-            .scripted
-            .get_mut(&op)
-            .and_then(VecDeque::pop_front)
-            .or_else(|| {
-                s.scripted
-                    .get_mut(&MockOp::Any)
-                    .and_then(VecDeque::pop_front)
-            });
+        let scripted = match s.scripted.get_mut(&op).and_then(VecDeque::pop_front) {
+            Some(step) => step,
+            None => s
+                .scripted
+                .get_mut(&MockOp::Any)
+                .and_then(VecDeque::pop_front)
+                .flatten(),
+        };
         s.calls.push(MockCall {
             op,
             account_id: ctx.account_id.clone(),

@@ -163,8 +163,10 @@ async fn instagram_login_tokens_are_renewed_with_ig_refresh_token() {
 }
 
 /// A comment's replies past the `replies` field's first page are read from
-/// `GET /{ig-comment-id}/replies` with its cursor (platform-apis §2.4), each
-/// naming its comment as parent; a comment without replies costs no call.
+/// `GET /{ig-comment-id}/replies` with its cursor (platform-apis §2.4) by
+/// `list_comments_with_replies`, each naming its comment as parent; a
+/// comment without replies costs no call, and `list_new_comments` (every
+/// check) lists the field's replies only, with no call of its own.
 #[tokio::test]
 async fn instagram_replies_past_the_first_page_are_followed() {
     let server = MockServer::start().await;
@@ -183,7 +185,7 @@ async fn instagram_replies_past_the_first_page_are_followed() {
             {"id": "c2", "text": "Quiet", "timestamp": "2026-01-01T10:05:00+0000", "username": "cy",
              "from": {"id": "u3", "username": "cy"}}],
             "paging": {"cursors": {"before": "b0", "after": "a1"}}})))
-        .expect(1)
+        .expect(2)
         .mount(&server)
         .await;
     Mock::given(method("GET"))
@@ -215,7 +217,13 @@ async fn instagram_replies_past_the_first_page_are_followed() {
     let ig = instagram(&server.uri()).expect("build");
     assert!(ig.new_comments_may_precede_the_cursor());
     let ctx = ChannelContext::new(IG_USER_ID, ACCESS_TOKEN);
-    let page = ig.list_new_comments(&ctx, "M1", None).await.expect("page");
+    let cheap = ig.list_new_comments(&ctx, "M1", None).await.expect("page");
+    let ids: Vec<&str> = cheap.comments.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, vec!["c1", "r1", "c2"]);
+    let page = ig
+        .list_comments_with_replies(&ctx, "M1", None)
+        .await
+        .expect("page");
     let got: Vec<(&str, Option<&str>)> = page
         .comments
         .iter()

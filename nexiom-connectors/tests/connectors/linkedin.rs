@@ -103,9 +103,12 @@ async fn linkedin_missing_restli_id_is_an_unknown_outcome_and_replies_name_the_p
 }
 
 /// A comment's replies are not in the post's listing: they are comments on
-/// the comment's URN (platform-apis §4.2). A top-level comment whose
-/// `commentsSummary` counts replies is followed by them, read with the
-/// same offset paging; one whose summary counts none is not expanded.
+/// the comment's URN (platform-apis §4.2). With `list_comments_with_replies`
+/// a top-level comment whose `commentsSummary` counts replies is followed by
+/// them, read with the same offset paging; one whose summary counts none is
+/// not expanded, and a thread whose replies are refused (a deleted comment)
+/// keeps the page's other comments. `list_new_comments` (every check) reads
+/// no replies.
 #[tokio::test]
 async fn linkedin_replies_are_listed_under_their_comment() {
     let server = MockServer::start().await;
@@ -123,14 +126,16 @@ async fn linkedin_replies_are_listed_under_their_comment() {
         .and(path("/rest/socialActions/urn%3Ali%3Ashare%3A7001/comments"))
         .and(query_param("start", "0"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "paging": {"start": 0, "count": 2, "total": 2, "links": []},
+            "paging": {"start": 0, "count": 2, "total": 3, "links": []},
             "elements": [
                 element(top, 1767261600000, "Top",
                     json!({"commentsSummary": {"totalFirstLevelComments": 3, "aggregatedTotalComments": 3}})),
                 element("urn:li:comment:(urn:li:activity:7001,6002)", 1767261700000, "Alone",
                     json!({"commentsSummary": {"totalFirstLevelComments": 0, "aggregatedTotalComments": 0}})),
+                element("urn:li:comment:(urn:li:activity:7001,6006)", 1767261800000, "Gone",
+                    json!({"commentsSummary": {"totalFirstLevelComments": 1, "aggregatedTotalComments": 1}})),
             ]})))
-        .expect(1)
+        .expect(2)
         .mount(&server)
         .await;
     let replies =
@@ -166,11 +171,28 @@ async fn linkedin_replies_are_listed_under_their_comment() {
         .mount(&server)
         .await;
 
+    Mock::given(method("GET"))
+        .and(path("/rest/socialActions/urn%3Ali%3Acomment%3A%28urn%3Ali%3Aactivity%3A7001%2C6006%29/comments"))
+        .respond_with(ResponseTemplate::new(404).set_body_json(
+            json!({"status": 404, "serviceErrorCode": 100, "message": "Comment not found"}),
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
     let li = linkedin(&server.uri()).expect("build");
     assert!(li.new_comments_may_precede_the_cursor());
+    // A reply is answered under its top-level comment.
+    let reply = "urn:li:comment:(urn:li:activity:7001,6003)";
+    assert_eq!(li.reply_target(reply, Some(top)), top);
+    assert_eq!(li.reply_target(top, None), top);
     let ctx = ChannelContext::new(LI_ORG, LI_TOKEN);
-    let page = li
+    let cheap = li
         .list_new_comments(&ctx, "urn:li:share:7001", None)
+        .await
+        .expect("page");
+    assert_eq!(cheap.comments.len(), 3);
+    let page = li
+        .list_comments_with_replies(&ctx, "urn:li:share:7001", None)
         .await
         .expect("page");
     let got: Vec<(&str, Option<&str>)> = page
@@ -186,6 +208,7 @@ async fn linkedin_replies_are_listed_under_their_comment() {
             ("Reply 2", Some(top)),
             ("Reply 3", Some(top)),
             ("Alone", None),
+            ("Gone", None),
         ]
     );
     assert_eq!(page.next_cursor, None);

@@ -395,9 +395,11 @@ impl InboundPipeline {
             ReplyClaimed::AiOff => return Ok((Turn::AiOff, None)),
             ReplyClaimed::LeaseLost => return Ok((Turn::LeaseLost, None)),
         }
-        let outcome = connector
-            .reply_comment(&ctx, &comment.platform_comment_id, &text)
-            .await;
+        let target = connector.reply_target(
+            &comment.platform_comment_id,
+            comment.parent_platform_comment_id.as_deref(),
+        );
+        let outcome = connector.reply_comment(&ctx, target, &text).await;
         if let Err(error) = &outcome
             && let Some(turn) = self
                 .withdraw_unsent(tenant, subject, error, (&channel, connector.as_ref(), &ctx))

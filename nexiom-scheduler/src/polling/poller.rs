@@ -384,21 +384,29 @@ impl CommentPoller {
     }
 
     /// Whether the check of `post` at `now` reads its comments from the first
-    /// page again: it is the first check since a multiple of
-    /// [`PollingConfig::reread_every`] counted from the post's publication
-    /// (from its creation when it has none), so posts published at different
-    /// times do not all re-read at once.
-    fn reread_due(&self, post: &ScheduledPost, now: DateTime<Utc>) -> bool {
+    /// page again, with every reply: a first check (no checkpoint), or the
+    /// first since a multiple of [`PollingConfig::reread_every`] counted from
+    /// the post's publication (from its creation when it has none, so posts
+    /// published at different times do not all re-read at once). A re-read
+    /// writes the checkpoint at each page, so a re-read that stopped part way
+    /// (a throttle, a failure) goes on from where it stopped at the next
+    /// check instead of starting over.
+    fn reread_due(
+        &self,
+        post: &ScheduledPost,
+        checkpoint: Option<&CommentCheckpoint>,
+        now: DateTime<Utc>,
+    ) -> bool {
+        let Some(checkpoint) = checkpoint else {
+            return true;
+        };
         let every = self.config.reread_every.num_milliseconds();
         if every <= 0 {
             return false;
         }
-        let Some(last) = post.last_check_at else {
-            return true;
-        };
         let origin = post.published_at.unwrap_or(post.created_at);
         let period = |at: DateTime<Utc>| (at - origin).num_milliseconds().div_euclid(every);
-        period(now) > period(last)
+        period(now) > period(checkpoint.updated_at)
     }
 
     /// Reads the post's new comments into `stored`.
@@ -440,22 +448,28 @@ impl CommentPoller {
         let mut restarted = false;
         let checkpoint = claim.checkpoint.as_ref();
         let mut cursor = checkpoint.and_then(|c| c.last_cursor.clone());
-        if cursor.is_some()
-            && connector.new_comments_may_precede_the_cursor()
-            && self.reread_due(post, now)
-        {
-            // A reply listed under an earlier page's comment is not on the
-            // pages after the cursor: read them all again now and then.
+        // A reply listed under an earlier page's comment is not on the pages
+        // after the cursor: read them all again now and then, with every
+        // reply (a call per thread, so not at every check).
+        let rereading = connector.new_comments_may_precede_the_cursor()
+            && self.reread_due(post, checkpoint, now);
+        if rereading {
             cursor = None;
         }
         let mut last_seen = checkpoint.and_then(|c| c.last_seen_at);
         let mut pages_left = self.config.max_pages.max(1);
         while pages_left > 0 {
             pages_left -= 1;
-            let page = match connector
-                .list_new_comments(&ctx, platform_post_id, cursor.as_deref())
-                .await
-            {
+            let read = if rereading {
+                connector
+                    .list_comments_with_replies(&ctx, platform_post_id, cursor.as_deref())
+                    .await
+            } else {
+                connector
+                    .list_new_comments(&ctx, platform_post_id, cursor.as_deref())
+                    .await
+            };
+            let page = match read {
                 Ok(page) => page,
                 Err(ConnectorError::Unauthorized { .. }) if !renewed => {
                     // Once: the token another holder stored, or a new one.
@@ -531,9 +545,13 @@ impl CommentPoller {
                 .filter(|next| Some(next) != cursor.as_ref());
             let resume = next.clone().or_else(|| cursor.clone());
             let saved = stored.checkpoint.as_ref().or(checkpoint);
+            // A re-read's pages are written whatever they hold: the
+            // checkpoint's time tells the next check the re-read is done, or
+            // where it stopped.
             let changed = saved
                 .is_none_or(|c| c.last_cursor != resume || c.last_seen_at != last_seen)
-                || next.is_some();
+                || next.is_some()
+                || rereading;
             let moved = changed.then_some(CommentCheckpoint {
                 tenant_id: post.tenant_id,
                 post_id: post.id,

@@ -359,3 +359,39 @@ pub async fn a_reply_on_an_earlier_page_is_found_by_the_hourly_reread(store: Arc
     flat_poller.poll_due(50, None).await.unwrap();
     assert_eq!(comments(&env, other.id).await.len(), 6);
 }
+
+/// A re-read throttled on its second page: the next check goes on from the
+/// page where it stopped (its checkpoint was written), instead of starting
+/// over from the first page at every check while the hour lasts.
+pub async fn a_reread_stopped_part_way_goes_on_where_it_stopped(store: Arc<dyn Store>) {
+    let env = Env::new(store).await;
+    let mock = mock(&env).with_replies_under_comments();
+    let poller = poller(&env, &mock);
+    published(&env, env.channel, "ig-media-2", env.clock.now()).await;
+    mock.seed_comments("ig-media-2", six_comments(&mock, "c"));
+    poller.poll_due(50, None).await.unwrap();
+
+    env.advance(Duration::minutes(60));
+    mock.clear_calls();
+    mock.pass_next(MockOp::ListComments, 1);
+    mock.rate_limit_next(MockOp::ListComments, std::time::Duration::from_secs(60));
+    let throttled = poller.poll_due(50, None).await.unwrap();
+    assert_eq!(throttled.failures.len(), 1, "{throttled:?}");
+    let cursors = |calls: Vec<nexiom_connectors::MockCall>| -> Vec<Option<String>> {
+        calls.into_iter().map(|c| c.cursor).collect()
+    };
+    assert_eq!(
+        cursors(mock.calls_of(MockOp::ListComments)),
+        vec![None, Some("2".to_owned())]
+    );
+
+    mock.clear_calls();
+    env.advance(Duration::minutes(5));
+    let resumed = poller.poll_due(50, None).await.unwrap();
+    assert!(resumed.failures.is_empty(), "{resumed:?}");
+    assert_eq!(
+        cursors(mock.calls_of(MockOp::ListComments)),
+        vec![Some("2".to_owned()), Some("4".to_owned())],
+        "the re-read goes on from its second page"
+    );
+}
