@@ -26,7 +26,9 @@
 //!   due on one Page and one post of another Page due just after them,
 //!   `BACKLOG_IDLE` (0) more Pages with one post due the next day each, one
 //!   worker process, `LATENCY_MS` per call: when the other Page's post is
-//!   published (`publish_bench/backlog.rs`).
+//!   published (`publish_bench/backlog.rs`). With `BACKLOG_LATE_SECS` (0)
+//!   the other Page's post falls due that many seconds after the backlog,
+//!   while its first batch runs.
 //!
 //! ```sh
 //! DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \
@@ -166,12 +168,13 @@ async fn bench() -> Result<(), BoxError> {
             "backlog" => {
                 let posts = env_number("BACKLOG", 1_000);
                 let idle = env_number("BACKLOG_IDLE", 0);
-                let (late, last) = backlog::run(&params, posts, idle).await?;
+                let late_secs = env_number("BACKLOG_LATE_SECS", 0);
+                let (late, last) = backlog::run(&params, posts, idle, late_secs).await?;
                 println!(
-                    "backlog ({posts} posts due on one Page, one post of another Page due just \
-                     after, {idle} more Pages with a post due tomorrow, {} ms per call, 1 worker \
-                     process): the other Page's post published {late:.2} s after its due time, \
-                     the backlog's last {last:.2} s",
+                    "backlog ({posts} posts due on one Page, one post of another Page due \
+                     {late_secs} s after, {idle} more Pages with a post due tomorrow, {} ms per \
+                     call, 1 worker process): the other Page's post published {late:.2} s after \
+                     its due time, the backlog's last {last:.2} s after its due time",
                     params.latency_ms
                 );
             }

@@ -5,6 +5,9 @@
 //! (the embedded default); `idle` more Pages hold a post due the next day
 //! each (a shared claim walks every channel with a queued post). Reports when the other Page's post was
 //! published: claims taken oldest first left it behind the whole backlog.
+//! With `late_secs`, the other Page's post falls due that long after the
+//! backlog, while the worker publishes the backlog's first batch: it waited
+//! for that whole batch before `PublishConfig::batch_time`.
 
 use std::collections::HashSet;
 use std::time::{Duration as StdDuration, Instant};
@@ -18,7 +21,12 @@ use super::{BENCH_KEYS, Params, drop_schema, schema, seed};
 
 /// Runs the scenario; returns the seconds from the posts' due time to the
 /// other Page's post's publication, and to the backlog's last.
-pub async fn run(params: &Params, backlog: u64, idle: u64) -> Result<(f64, f64), BoxError> {
+pub async fn run(
+    params: &Params,
+    backlog: u64,
+    idle: u64,
+    late_secs: u64,
+) -> Result<(f64, f64), BoxError> {
     let (name, scoped, admin) = schema(&params.url).await?;
     let pool = PgPoolOptions::new()
         .max_connections(2)
@@ -39,7 +47,7 @@ pub async fn run(params: &Params, backlog: u64, idle: u64) -> Result<(f64, f64),
          FROM generate_series(0, $3 - 1) AS n, channels c WHERE c.external_account_id = $1 \
          UNION ALL \
          SELECT gen_random_uuid(), c.tenant_id, c.id, jsonb_build_object('text', 'late'), \
-             $2, 'queued', 0, now(), now() \
+             $2 + $5::float8 * interval '1 second', 'queued', 0, now(), now() \
          FROM channels c WHERE c.external_account_id = $4 \
          UNION ALL \
          SELECT gen_random_uuid(), c.tenant_id, c.id, jsonb_build_object('text', 'tomorrow'), \
@@ -50,6 +58,7 @@ pub async fn run(params: &Params, backlog: u64, idle: u64) -> Result<(f64, f64),
     .bind(due)
     .bind(i64::try_from(backlog)?)
     .bind(&pages[1])
+    .bind(i64::try_from(late_secs)?)
     .execute(&pool)
     .await?;
     sqlx::query("ANALYZE scheduled_posts")
@@ -104,14 +113,15 @@ pub async fn run(params: &Params, backlog: u64, idle: u64) -> Result<(f64, f64),
     )
     .fetch_all(&pool)
     .await?;
-    let since_due = |page: &str| {
+    let since = |page: &str, due: DateTime<Utc>| {
         times
             .iter()
             .find(|(p, _)| p == page)
             .and_then(|(_, at)| *at)
             .map(|at| (at - due).num_milliseconds() as f64 / 1_000.0)
     };
-    let (Some(late), Some(last)) = (since_due(&pages[1]), since_due(&pages[0])) else {
+    let late_due = due + Duration::seconds(i64::try_from(late_secs)?);
+    let (Some(late), Some(last)) = (since(&pages[1], late_due), since(&pages[0], due)) else {
         return Err("a Page's posts were not all published".into());
     };
     let (calls, _, _) = fake.counts();

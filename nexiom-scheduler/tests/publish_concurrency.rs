@@ -24,6 +24,7 @@ on_both_backends!(
     a_throttled_channel_holds_back_only_itself,
     the_heartbeat_keeps_a_slow_batch_claimed,
     a_channels_backlog_never_holds_another_channels_post_back,
+    a_post_falling_due_during_a_long_batch_waits_for_the_batch_time_only,
 );
 
 #[derive(Default)]
@@ -38,12 +39,14 @@ struct Counters {
 
 /// A platform that records calls in flight, answers 429 (Retry-After 30 s) on
 /// the accounts in `throttled`, and holds every call while `gate` is set
-/// until it is opened; no lookup, no token refresh.
+/// until it is opened, or moves `latency`'s clock on by its duration at each
+/// call; no lookup, no token refresh.
 #[derive(Default)]
 struct LaneGateway {
     counters: Mutex<Counters>,
     throttled: Vec<String>,
     gate: Option<Arc<Notify>>,
+    latency: Option<(Arc<ManualClock>, Duration)>,
 }
 
 #[async_trait]
@@ -55,6 +58,9 @@ impl TestPlatform for LaneGateway {
         reference: &str,
     ) -> Result<PublishedPost, PublishFailure> {
         let account = channel.external_account_id.clone();
+        if let Some((clock, took)) = &self.latency {
+            clock.advance(*took);
+        }
         {
             let mut c = self.counters.lock().unwrap();
             let n = c.in_flight.entry(account.clone()).or_default();
@@ -151,6 +157,17 @@ async fn posts(env: &Env, channels: &[Channel], per_channel: usize) -> Vec<Sched
     out
 }
 
+/// The tests' configuration: retries without jitter.
+fn q_config(worker: &str) -> PublishConfig {
+    PublishConfig {
+        retry: RetryPolicy {
+            jitter: false,
+            ..RetryPolicy::default()
+        },
+        ..PublishConfig::for_worker(worker)
+    }
+}
+
 fn queue(
     env: &Env,
     worker: &str,
@@ -158,12 +175,8 @@ fn queue(
     lease: Duration,
 ) -> PublishQueue {
     let config = PublishConfig {
-        retry: RetryPolicy {
-            jitter: false,
-            ..RetryPolicy::default()
-        },
         lease,
-        ..PublishConfig::for_worker(worker)
+        ..q_config(worker)
     };
     PublishQueue::new(env.store.clone(), gateway, env.clock.clone(), config)
 }
@@ -383,4 +396,76 @@ async fn a_channels_backlog_never_holds_another_channels_post_back(store: Arc<dy
         .map(|i| format!("{} #{i}", busy.external_account_id))
         .collect();
     assert_eq!(c.published[&busy.external_account_id], expected);
+}
+
+/// One Page's 10 posts due, published one call at a time at 10 s a call (the
+/// clock moves on with each call), and another Page's post falling due 15 s
+/// into that batch: the batch starts no call after its 30 s
+/// (`PublishConfig::batch_time`, set to 30 s here) and hands its other 7
+/// posts back, with no attempt counted, so the next claim takes the other
+/// Page's post and it goes out about 30 s after it fell due, not after the
+/// whole backlog (100 s).
+/// The backlog still goes out whole and in order.
+async fn a_post_falling_due_during_a_long_batch_waits_for_the_batch_time_only(
+    store: Arc<dyn Store>,
+) {
+    let env = Env::new(store).await;
+    let chans = channels(&env, 2).await;
+    let (busy, quiet) = (&chans[0], &chans[1]);
+    let t = env.clock.now();
+    for i in 0..10 {
+        post_at(&env, busy, i, t - Duration::seconds(100 - i as i64)).await;
+    }
+    let due = t + Duration::seconds(15);
+    let late = post_at(&env, quiet, 0, due).await;
+    let gateway = Arc::new(TestGateway(LaneGateway {
+        latency: Some((env.clock.clone(), Duration::seconds(10))),
+        ..LaneGateway::default()
+    }));
+    let q = PublishQueue::new(
+        env.store.clone(),
+        gateway.clone(),
+        env.clock.clone(),
+        PublishConfig {
+            batch_time: Duration::seconds(30),
+            ..q_config("w1")
+        },
+    );
+    let one_batch = BatchConfig {
+        batch_size: 10,
+        max_batches: 1,
+        ..BatchConfig::default()
+    };
+    let first = q.run_due(&one_batch, None).await.unwrap();
+    assert_eq!(
+        (first.claimed, first.published, first.skipped),
+        (10, 3, 7),
+        "{first:?}"
+    );
+    q.run_due(&one_batch, None).await.unwrap();
+    let published = env.post(late.id).await;
+    assert_eq!(published.status, PostStatus::Published);
+    let waited = published.published_at.unwrap() - due;
+    assert!(waited <= Duration::seconds(40), "waited {waited}");
+
+    q.run_due(&batch(100), None).await.unwrap();
+    let expected: Vec<String> = (0..10)
+        .map(|i| format!("{} #{i}", busy.external_account_id))
+        .collect();
+    assert_eq!(
+        gateway.counters.lock().unwrap().published[&busy.external_account_id],
+        expected
+    );
+    for post in env
+        .store
+        .list_posts(env.tenant, PostFilter::default())
+        .await
+        .unwrap()
+    {
+        assert_eq!(post.status, PostStatus::Published);
+        assert_eq!(
+            post.retry_count, 1,
+            "one attempt each: a hand-back counts none"
+        );
+    }
 }

@@ -3,7 +3,8 @@
 //! attempt (delivered, retried with backoff, or dead after the last attempt);
 //! [`DeliverNotificationsWorker`] runs it on the worker runtime.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
@@ -175,18 +176,29 @@ impl NotificationDispatcher {
         let Some(held_until) = claimed.first().and_then(|c| c.delivery.lease_until) else {
             return Ok(report);
         };
-        let ids: Vec<NotificationDeliveryId> = claimed.iter().map(|c| c.delivery.id).collect();
+        // The deliveries whose attempt has not ended: the heartbeat renews
+        // these only (not one recorded, or given up as lost).
+        let unsettled: Mutex<HashSet<NotificationDeliveryId>> =
+            Mutex::new(claimed.iter().map(|c| c.delivery.id).collect());
         let lease = RwLock::new(held_until);
         // Up to `concurrency` attempts in flight, so one slow endpoint does
         // not hold the others back; the heartbeat runs until they are done.
         let work = futures_util::stream::iter(claimed)
-            .map(|item| self.attempt(item, &lease))
+            .map(|item| async {
+                let id = item.delivery.id;
+                let outcome = self.attempt(item, &lease).await;
+                unsettled
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(&id);
+                outcome
+            })
             .buffer_unordered(self.concurrency.max(1))
             .collect::<Vec<Result<Option<NotificationDeliveryState>>>>();
         let outcomes = tokio::select! {
             biased;
             outcomes = work => outcomes,
-            () = self.heartbeat(&ids, &lease) => unreachable!("the heartbeat never ends"),
+            () = self.heartbeat(&unsettled, &lease) => unreachable!("the heartbeat never ends"),
         };
         let mut unavailable = None;
         for outcome in outcomes {
@@ -215,11 +227,15 @@ impl NotificationDispatcher {
         }
     }
 
-    /// Renews the claims of `ids` every third of the lease, forever (the
-    /// caller stops it when the batch is done). `lease` is the `lease_until`
-    /// the batch holds its deliveries under; it moves only when the renewal
-    /// was written, and the batch's records read it.
-    async fn heartbeat(&self, ids: &[NotificationDeliveryId], lease: &RwLock<DateTime<Utc>>) {
+    /// Renews the claims of the `unsettled` deliveries every third of the
+    /// lease, forever (the caller stops it when the batch is done). `lease`
+    /// is the `lease_until` the batch holds its deliveries under; it moves
+    /// only when the renewal was written, and the batch's records read it.
+    async fn heartbeat(
+        &self,
+        unsettled: &Mutex<HashSet<NotificationDeliveryId>>,
+        lease: &RwLock<DateTime<Utc>>,
+    ) {
         let period = (self.lease / 3)
             .to_std()
             .unwrap_or(std::time::Duration::from_secs(1))
@@ -232,9 +248,18 @@ impl NotificationDispatcher {
             // Held while the renewal is written: no record reads a lease
             // that is being replaced.
             let mut held_until = lease.write().await;
+            let ids: Vec<NotificationDeliveryId> = unsettled
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .iter()
+                .copied()
+                .collect();
+            if ids.is_empty() {
+                continue;
+            }
             match self
                 .store
-                .renew_notification_leases(ids, *held_until, expires)
+                .renew_notification_leases(&ids, *held_until, expires)
                 .await
             {
                 Ok(_) => *held_until = expires,

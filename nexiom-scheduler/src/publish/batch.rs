@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
@@ -29,16 +30,20 @@ const WRITE_CHUNK: usize = 1_000;
 
 impl PublishQueue {
     /// Processes a claimed batch (see the module docs); counts go to `report`.
+    /// Returns whether posts were handed back because the batch ran out of
+    /// time ([`PublishConfig::batch_time`](super::PublishConfig::batch_time)):
+    /// they are due again at once.
     pub(super) async fn process_batch(
         &self,
         claimed: Vec<ScheduledPost>,
         item_delay: std::time::Duration,
         shutdown: Option<&Shutdown>,
         report: &mut QueueReport,
-    ) {
+    ) -> bool {
         let ids: Vec<PostId> = claimed.iter().map(|p| p.id).collect();
         let report_cell = Mutex::new(std::mem::take(report));
-        let work = self.run_batch(claimed, item_delay, shutdown, &report_cell);
+        let timed_out = AtomicBool::new(false);
+        let work = self.run_batch(claimed, item_delay, shutdown, &report_cell, &timed_out);
         let heartbeat = self.heartbeat(&ids);
         tokio::select! {
             biased;
@@ -46,6 +51,7 @@ impl PublishQueue {
             () = heartbeat => {}
         }
         *report = report_cell.into_inner().unwrap_or_else(|e| e.into_inner());
+        timed_out.into_inner()
     }
 
     /// Renews the batch's leases every third of the lease period, forever (the
@@ -74,6 +80,7 @@ impl PublishQueue {
         item_delay: std::time::Duration,
         shutdown: Option<&Shutdown>,
         report: &Mutex<QueueReport>,
+        timed_out: &AtomicBool,
     ) {
         let (templates, posts): (Vec<_>, Vec<_>) =
             claimed.into_iter().partition(|p| p.recurrence.is_some());
@@ -91,6 +98,12 @@ impl PublishQueue {
             })
             .await;
         let lanes = self.lanes_of(posts).await;
+        // Past this, lanes start no new call (`PublishConfig::batch_time`).
+        let ends_at = self
+            .clock
+            .now()
+            .checked_add_signed(self.config.batch_time)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
         let (run_tx, run_rx) = mpsc::unbounded_channel::<RunRequest>();
         let (settle_tx, settle_rx) = mpsc::unbounded_channel::<Step>();
         // A channel the platform asked to wait is held back in every lane of
@@ -104,7 +117,13 @@ impl PublishQueue {
                 self.config.concurrency.worker_cap(),
                 |lane| async move {
                     for (i, post) in lane.into_iter().enumerate() {
-                        let stopping = shutdown.is_some_and(Shutdown::is_triggered);
+                        // A lane past the batch's time hands its other
+                        // posts back, so the next claim comes soon.
+                        let out_of_time = i > 0 && self.clock.now() >= ends_at;
+                        if out_of_time {
+                            timed_out.store(true, Ordering::Relaxed);
+                        }
+                        let stopping = shutdown.is_some_and(Shutdown::is_triggered) || out_of_time;
                         if i > 0
                             && !item_delay.is_zero()
                             && !stopping

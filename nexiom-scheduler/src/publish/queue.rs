@@ -58,6 +58,15 @@ pub struct PublishConfig {
     /// runtime's other workers, and a stopping worker never waits on it for
     /// long; the next claim, by any worker, goes on with the next recipients.
     pub broadcast_pass: usize,
+    /// How long a claimed batch starts new calls (default 10 s). Past it,
+    /// each lane finishes its call in flight and hands its other posts back
+    /// to the queue, due at once, with no attempt counted; the next claim
+    /// takes them with the posts that fell due meanwhile, shared among the
+    /// channels when one crowds it. So a post falling due while a batch of
+    /// one busy channel's posts runs (one call at a time, at the platform's
+    /// pace) waits for about this long, not for the whole batch. Every lane
+    /// starts at least one post per batch.
+    pub batch_time: Duration,
 }
 
 impl Default for PublishConfig {
@@ -70,6 +79,7 @@ impl Default for PublishConfig {
             concurrency: ConcurrencyConfig::default(),
             channel_cache_ttl: Duration::seconds(30),
             broadcast_pass: 200,
+            batch_time: Duration::seconds(10),
         }
     }
 }
@@ -287,7 +297,9 @@ impl PublishQueue {
     /// Claims and processes due posts in batches of `batch.batch_size` until a
     /// batch comes back short (series templates that were advanced may have
     /// made new occurrences due, so a full batch or an advanced template claims
-    /// again), at most `batch.max_batches` batches. Inside a batch the channels
+    /// again, and so does a batch that handed posts back when its
+    /// [`PublishConfig::batch_time`] ran out), at most `batch.max_batches`
+    /// batches. Inside a batch the channels
     /// run concurrently (see [`PublishConfig::concurrency`]), each channel's
     /// posts in `publish_at` order, waiting `batch.item_delay` between two
     /// posts of one channel. Stops starting posts when `shutdown` is
@@ -307,9 +319,11 @@ impl PublishQueue {
             let full = claimed.len() as u64 >= u64::from(batch_size);
             report.claimed += claimed.len() as u64;
             let advanced_before = report.series_advanced;
-            self.process_batch(claimed, batch.item_delay, shutdown, &mut report)
+            let timed_out = self
+                .process_batch(claimed, batch.item_delay, shutdown, &mut report)
                 .await;
-            if !full && report.series_advanced == advanced_before {
+            // A batch that ran out of time handed posts back, due at once.
+            if !full && !timed_out && report.series_advanced == advanced_before {
                 break;
             }
         }
