@@ -22,4 +22,5 @@ on_both_backends!(
     interruptions::a_worker_killed_mid_fan_out_sends_no_one_twice,
     interruptions::a_retry_after_pauses_the_fan_out_and_holds_the_channel,
     interruptions::a_large_audience_goes_out_in_bounded_passes,
+    interruptions::a_large_broadcast_does_not_hold_its_channels_next_post,
 );

@@ -369,6 +369,12 @@ impl PlatformConnector for InstagramConnector {
         self.comment_page(ctx, post_id, cursor, true).await
     }
 
+    /// A reply to a reply goes under the top-level comment: only top-level
+    /// comments can be replied to.
+    fn reply_target<'a>(&self, comment_id: &'a str, parent_id: Option<&'a str>) -> &'a str {
+        parent_id.unwrap_or(comment_id)
+    }
+
     /// `POST /{comment-id}/replies`. Only top-level comments can be replied to.
     async fn reply_comment(
         &self,

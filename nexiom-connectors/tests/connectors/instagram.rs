@@ -216,6 +216,9 @@ async fn instagram_replies_past_the_first_page_are_followed() {
 
     let ig = instagram(&server.uri()).expect("build");
     assert!(ig.new_comments_may_precede_the_cursor());
+    // Only top-level comments can be replied to.
+    assert_eq!(ig.reply_target("r1", Some("c1")), "c1");
+    assert_eq!(ig.reply_target("c1", None), "c1");
     let ctx = ChannelContext::new(IG_USER_ID, ACCESS_TOKEN);
     let cheap = ig.list_new_comments(&ctx, "M1", None).await.expect("page");
     let ids: Vec<&str> = cheap.comments.iter().map(|c| c.id.as_str()).collect();

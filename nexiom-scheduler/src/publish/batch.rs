@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
-use nexiom_core::{ChannelId, PostId, ScheduledPost, TenantId};
+use nexiom_core::{ChannelId, PostId, PostStatus, ScheduledPost, TenantId};
 use nexiom_storage::StorageError;
 use tokio::sync::mpsc;
 use tracing::warn;
@@ -21,6 +21,13 @@ use super::queue::{PostOutcome, PublishQueue, QueueReport};
 use crate::concurrency::{for_each_lane, lanes, sub_lane};
 use crate::error::Result;
 use crate::worker::Shutdown;
+
+/// Whether `step` puts its post back in the queue due at once (a broadcast
+/// whose pass ended with recipients still to send).
+fn due_again_at_once(step: &Step, now: DateTime<Utc>) -> bool {
+    matches!(step, Step::Settle(s, _)
+        if s.status == PostStatus::Queued && s.next_attempt_at.is_some_and(|at| at <= now))
+}
 
 /// Series templates a batch advances at once.
 const TEMPLATES_AT_ONCE: usize = 8;
@@ -116,21 +123,30 @@ impl PublishQueue {
                 lanes,
                 self.config.concurrency.worker_cap(),
                 |lane| async move {
+                    // Whether the lane has made progress: a post that ran
+                    // and is not due again at once (a broadcast whose pass
+                    // ended full is due again at once: the lane's next post
+                    // still runs, so a large broadcast does not hold its
+                    // channel's other posts for all of its passes).
+                    let mut progressed = false;
                     for (i, post) in lane.into_iter().enumerate() {
-                        // A lane past the batch's time hands its other
-                        // posts back, so the next claim comes soon.
-                        let out_of_time = i > 0 && self.clock.now() >= ends_at;
-                        if out_of_time {
-                            timed_out.store(true, Ordering::Relaxed);
-                        }
-                        let stopping = shutdown.is_some_and(Shutdown::is_triggered) || out_of_time;
+                        let past = |progressed: bool| progressed && self.clock.now() >= ends_at;
                         if i > 0
                             && !item_delay.is_zero()
-                            && !stopping
+                            && !shutdown.is_some_and(Shutdown::is_triggered)
+                            && !past(progressed)
                             && held_until(holds, post.channel_id).is_none()
                         {
                             tokio::time::sleep(item_delay).await;
                         }
+                        // A lane past the batch's time (read after the
+                        // delay) hands its other posts back, so the next
+                        // claim comes soon.
+                        let out_of_time = past(progressed);
+                        if out_of_time {
+                            timed_out.store(true, Ordering::Relaxed);
+                        }
+                        let stopping = shutdown.is_some_and(Shutdown::is_triggered) || out_of_time;
                         // Read after the delay: another lane may have met a
                         // wait meanwhile.
                         let hold = held_until(holds, post.channel_id);
@@ -142,6 +158,7 @@ impl PublishQueue {
                             if let Some(until) = hold {
                                 hold_back(holds, post.channel_id, until);
                             }
+                            progressed |= !due_again_at_once(&step, self.clock.now());
                             step
                         };
                         let _ = settle_tx.send(step);

@@ -7,7 +7,7 @@ use std::time::Duration as StdDuration;
 
 use chrono::Duration;
 use nexiom_core::*;
-use nexiom_scheduler::{PublishConfig, PublishQueue};
+use nexiom_scheduler::{BatchConfig, PublishConfig, PublishQueue};
 use nexiom_storage::Store;
 use serde_json::json;
 
@@ -224,4 +224,53 @@ pub async fn a_large_audience_goes_out_in_bounded_passes(store: Arc<dyn Store>) 
     }
     let counts = f.store.broadcast_counts(f.tenant, post.id).await.unwrap();
     assert_eq!((counts.sent, counts.failed, counts.pending), (5, 0, 0));
+}
+
+/// A large broadcast whose pass ends full is due again at once, first of its
+/// channel's posts; a batch out of time (`PublishConfig::batch_time`, zero
+/// here) still runs the channel's next post after the pass, so the large
+/// audience does not hold the channel's other posts for all of its passes.
+pub async fn a_large_broadcast_does_not_hold_its_channels_next_post(store: Arc<dyn Store>) {
+    let f = fx(store).await;
+    let t = t0();
+    let recipients = ["15550021", "15550022", "15550023", "15550024", "15550025"];
+    for r in recipients {
+        f.contact(r, Some(t - Duration::hours(1))).await;
+    }
+    let large = f.broadcast(f.audience(&recipients).await, t).await;
+    let vip = f
+        .store
+        .create_audience(NewAudience {
+            tenant_id: f.tenant,
+            channel_id: f.channel,
+            name: "VIP".into(),
+            created_at: t,
+        })
+        .await
+        .unwrap();
+    f.store
+        .add_audience_members(f.tenant, vip.id, &["15550021".to_owned()], t)
+        .await
+        .unwrap();
+    let small = f.broadcast(vip.id, t + Duration::seconds(1)).await;
+    f.clock.advance(Duration::seconds(1));
+    let queue = PublishQueue::new(
+        f.store.clone(),
+        f.gateway.clone(),
+        f.clock.clone(),
+        PublishConfig {
+            broadcast_pass: 2,
+            batch_time: Duration::zero(),
+            ..PublishConfig::for_worker("w1")
+        },
+    );
+    let one_batch = BatchConfig {
+        batch_size: 10,
+        max_batches: 1,
+        ..BatchConfig::default()
+    };
+    let first = queue.run_due(&one_batch, None).await.unwrap();
+    assert_eq!((first.claimed, first.published), (2, 1), "{first:?}");
+    assert_eq!(f.post(small.id).await.status, PostStatus::Published);
+    assert_eq!(f.post(large.id).await.status, PostStatus::Queued);
 }
