@@ -424,6 +424,17 @@ pub enum ErrorAction {
 }
 
 impl ConnectorError {
+    /// Whether this error, met while reading the extra pages of a listing
+    /// (a comment's replies), must fail the listing: a throttle (the caller
+    /// holds the channel) or an expired token (the caller renews it). Any
+    /// other error leaves the items read so far.
+    pub(crate) fn stops_a_listing(&self) -> bool {
+        matches!(
+            self,
+            ConnectorError::RateLimited { .. } | ConnectorError::Unauthorized { .. }
+        )
+    }
+
     /// What to do next.
     pub fn action(&self) -> ErrorAction {
         match self {

@@ -211,37 +211,52 @@ async fn preview_cancel_reschedule_and_list(store: Arc<dyn Store>) {
     ));
 }
 
-async fn cancelling_a_series_cancels_its_queued_occurrences(store: Arc<dyn Store>) {
-    let env = Env::new(store).await;
-    let scheduler = Scheduler::new(env.store.clone(), env.clock.clone());
+/// An hourly series (`rule`, from an hour on) whose first occurrence the
+/// queue has made without publishing it (the template claimed and advanced);
+/// the series and the queue.
+async fn series_with_one_occurrence(
+    env: &Env,
+    scheduler: &Scheduler,
+    rule: &str,
+) -> (ScheduledPost, PublishQueue) {
     let start = env.clock.now().naive_utc() + Duration::hours(1);
     let series = scheduler
         .schedule_series(
             env.tenant,
             env.channel,
             Content::text("x"),
-            &SeriesSpec::new("FREQ=HOURLY", start, "UTC"),
+            &SeriesSpec::new(rule, start, "UTC"),
         )
         .await
         .unwrap();
-    // Materialize one occurrence without publishing it: claim the template only.
     env.advance(Duration::hours(1));
     let queue = env.queue("w1", Arc::new(MockGateway::new()));
     let claimed = queue.enqueue_due_posts(1).await.unwrap();
     assert_eq!(claimed[0].id, series.id);
     queue.process(claimed[0].clone()).await.unwrap();
-    scheduler.cancel(env.tenant, series.id).await.unwrap();
-    let occurrences = env
-        .store
+    (series, queue)
+}
+
+/// The posts of `series`.
+async fn occurrences(env: &Env, series: PostId) -> Vec<ScheduledPost> {
+    env.store
         .list_posts(
             env.tenant,
             PostFilter {
-                series_id: Some(series.id),
+                series_id: Some(series),
                 ..PostFilter::default()
             },
         )
         .await
-        .unwrap();
+        .unwrap()
+}
+
+async fn cancelling_a_series_cancels_its_queued_occurrences(store: Arc<dyn Store>) {
+    let env = Env::new(store).await;
+    let scheduler = Scheduler::new(env.store.clone(), env.clock.clone());
+    let (series, queue) = series_with_one_occurrence(&env, &scheduler, "FREQ=HOURLY").await;
+    scheduler.cancel(env.tenant, series.id).await.unwrap();
+    let occurrences = occurrences(&env, series.id).await;
     assert_eq!(occurrences.len(), 1);
     assert_eq!(occurrences[0].status, PostStatus::Cancelled);
     env.advance(Duration::hours(3));
@@ -302,36 +317,12 @@ async fn rescheduling_a_series_replaces_it(store: Arc<dyn Store>) {
 async fn cancelling_a_finished_series_stops_its_last_occurrences(store: Arc<dyn Store>) {
     let env = Env::new(store).await;
     let scheduler = Scheduler::new(env.store.clone(), env.clock.clone());
-    let start = env.clock.now().naive_utc() + Duration::hours(1);
-    let series = scheduler
-        .schedule_series(
-            env.tenant,
-            env.channel,
-            Content::text("x"),
-            &SeriesSpec::new("FREQ=HOURLY;COUNT=1", start, "UTC"),
-        )
-        .await
-        .unwrap();
-    env.advance(Duration::hours(1));
-    let queue = env.queue("w1", Arc::new(MockGateway::new()));
-    let claimed = queue.enqueue_due_posts(1).await.unwrap();
-    assert_eq!(claimed[0].id, series.id);
-    queue.process(claimed[0].clone()).await.unwrap();
+    let (series, queue) = series_with_one_occurrence(&env, &scheduler, "FREQ=HOURLY;COUNT=1").await;
     assert_eq!(env.post(series.id).await.status, PostStatus::Cancelled);
 
     let cancelled = scheduler.cancel(env.tenant, series.id).await.unwrap();
     assert_eq!(cancelled.status, PostStatus::Cancelled);
-    let occurrences = env
-        .store
-        .list_posts(
-            env.tenant,
-            PostFilter {
-                series_id: Some(series.id),
-                ..PostFilter::default()
-            },
-        )
-        .await
-        .unwrap();
+    let occurrences = occurrences(&env, series.id).await;
     assert_eq!(occurrences.len(), 1);
     assert_eq!(occurrences[0].status, PostStatus::Cancelled);
     env.advance(Duration::hours(3));
@@ -355,7 +346,7 @@ async fn cancelling_a_finished_series_stops_its_last_occurrences(store: Arc<dyn 
             .reschedule_series(
                 env.tenant,
                 series.id,
-                &SeriesSpec::new("FREQ=DAILY", start, "UTC"),
+                &SeriesSpec::new("FREQ=DAILY", env.clock.now().naive_utc(), "UTC"),
             )
             .await,
         Err(SchedulerError::WrongStatus { .. })

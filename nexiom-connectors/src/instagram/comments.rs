@@ -117,12 +117,7 @@ impl InstagramConnector {
                 .await
             {
                 Ok(next) => next,
-                Err(
-                    err
-                    @ (ConnectorError::RateLimited { .. } | ConnectorError::Unauthorized { .. }),
-                ) => {
-                    return Err(err);
-                }
+                Err(err) if err.stops_a_listing() => return Err(err),
                 Err(err) => {
                     tracing::warn!(comment = top, error = %err, "a page of a comment's replies failed; the replies read are kept");
                     break;

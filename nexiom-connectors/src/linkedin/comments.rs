@@ -84,12 +84,7 @@ impl LinkedInConnector {
             let Some(at) = start else { break };
             let listing = match self.listing(ctx, top, at).await {
                 Ok(listing) => listing,
-                Err(
-                    err
-                    @ (ConnectorError::RateLimited { .. } | ConnectorError::Unauthorized { .. }),
-                ) => {
-                    return Err(err);
-                }
+                Err(err) if err.stops_a_listing() => return Err(err),
                 Err(err) => {
                     tracing::warn!(comment = top, error = %err, "a page of a comment's replies failed; the replies read are kept");
                     return Ok(replies);
