@@ -53,6 +53,7 @@ mod channel_reads;
 mod concurrency;
 mod error;
 mod health;
+mod held_lease;
 pub mod inbound;
 pub mod inbox;
 mod kpi;

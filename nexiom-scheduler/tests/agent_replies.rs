@@ -10,9 +10,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
 
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 use nexiom_connectors::{
-    Backoff, BreakerConfig, ConnectorRegistry, HttpConfig, MockConnector, MockOp, WhatsAppConnector,
+    Backoff, BreakerConfig, ConnectorRegistry, HttpConfig, MockConnector, MockOp,
+    PlatformConnector, WhatsAppConnector,
 };
 use nexiom_core::*;
 use nexiom_scheduler::inbox::{AgentReplies, AgentReplyError, AgentReplyRequest};
@@ -265,74 +266,102 @@ async fn whatsapp_window_and_one_call_per_key(test: TestStore) {
     test.cleanup().await;
 }
 
+/// A Page with one published post, and agent replies through `mock`.
+struct PageFx {
+    store: Arc<dyn Store>,
+    clock: Arc<ManualClock>,
+    tenant: TenantId,
+    post: ScheduledPost,
+    replies: AgentReplies,
+}
+
+impl PageFx {
+    async fn new(test: &TestStore, mock: MockConnector) -> Self {
+        let store = test.store();
+        let clock = Arc::new(ManualClock::new(t0()));
+        let tenant = store
+            .create_tenant(NewTenant::new("Acme", t0()))
+            .await
+            .unwrap();
+        let channel = store
+            .create_channel(NewChannel {
+                tenant_id: tenant.id,
+                platform: mock.platform(),
+                external_account_id: "page-1".into(),
+                name: "Page".into(),
+                credentials: Credentials {
+                    access_token: Some(SecretString::new("page-token")),
+                    ..Credentials::default()
+                },
+                created_at: t0(),
+            })
+            .await
+            .unwrap();
+        let mock = mock.with_clock(clock.clone());
+        let replies = AgentReplies::new(
+            store.clone(),
+            clock.clone(),
+            ConnectorRegistry::new().with(Arc::new(mock)),
+        );
+        let post = store
+            .insert_post(NewScheduledPost::one_off(
+                tenant.id,
+                channel.id,
+                Content::text("Spring sale"),
+                t0(),
+                t0(),
+            ))
+            .await
+            .unwrap()
+            .record;
+        PageFx {
+            store,
+            clock,
+            tenant: tenant.id,
+            post,
+            replies,
+        }
+    }
+
+    /// Stores a comment on the post, made (and stored) at `at`.
+    async fn comment(&self, id: &str, parent: Option<&str>, at: DateTime<Utc>) -> Comment {
+        self.store
+            .insert_comment(NewComment {
+                tenant_id: self.tenant,
+                post_id: self.post.id,
+                platform_comment_id: id.into(),
+                parent_platform_comment_id: parent.map(Into::into),
+                author_id: Some("u1".into()),
+                author_name: Some("Ana".into()),
+                text: "Price?".into(),
+                created_at: at,
+                stored_at: at,
+            })
+            .await
+            .unwrap()
+            .record
+    }
+
+    fn request(&self, target: AgentReplyTarget, key: &str) -> AgentReplyRequest {
+        AgentReplyRequest {
+            tenant_id: self.tenant,
+            target,
+            agent_id: "agent-1".into(),
+            text: "Sent you the price in private.".into(),
+            template: None,
+            idempotency_key: key.into(),
+        }
+    }
+}
+
 async fn comment_replies_keep_the_private_reply_rules(test: TestStore) {
-    let store = test.store();
-    let clock = Arc::new(ManualClock::new(t0()));
-    let tenant = store
-        .create_tenant(NewTenant::new("Acme", t0()))
-        .await
-        .unwrap();
-    let channel = store
-        .create_channel(NewChannel {
-            tenant_id: tenant.id,
-            platform: Platform::Facebook,
-            external_account_id: "page-1".into(),
-            name: "Page".into(),
-            credentials: Credentials {
-                access_token: Some(SecretString::new("page-token")),
-                ..Credentials::default()
-            },
-            created_at: t0(),
-        })
-        .await
-        .unwrap();
-    let mock = MockConnector::new(Platform::Facebook).with_clock(clock.clone());
-    let replies = AgentReplies::new(
-        store.clone(),
-        clock.clone(),
-        ConnectorRegistry::new().with(Arc::new(mock.clone())),
-    );
-    let post = store
-        .insert_post(NewScheduledPost::one_off(
-            tenant.id,
-            channel.id,
-            Content::text("Spring sale"),
-            t0(),
-            t0(),
-        ))
-        .await
-        .unwrap()
-        .record;
-    let comment = |id: &str, at| NewComment {
-        tenant_id: tenant.id,
-        post_id: post.id,
-        platform_comment_id: id.into(),
-        parent_platform_comment_id: None,
-        author_id: Some("u1".into()),
-        author_name: Some("Ana".into()),
-        text: "Price?".into(),
-        created_at: at,
-        stored_at: at,
-    };
-    let old = store
-        .insert_comment(comment("c-old", t0()))
-        .await
-        .unwrap()
-        .record;
+    let mock = MockConnector::new(Platform::Facebook);
+    let fx = PageFx::new(&test, mock.clone()).await;
+    let (store, clock, replies) = (fx.store.clone(), fx.clock.clone(), &fx.replies);
+    let old = fx.comment("c-old", None, t0()).await;
     clock.set(t0() + Duration::days(8));
-    let fresh = store
-        .insert_comment(comment("c-new", t0() + Duration::days(7)))
-        .await
-        .unwrap()
-        .record;
-    let request = |target, key: &str| AgentReplyRequest {
-        tenant_id: tenant.id,
-        target,
-        agent_id: "agent-1".into(),
-        text: "Sent you the price in private.".into(),
-        template: None,
-        idempotency_key: key.into(),
-    };
+    let fresh = fx.comment("c-new", None, t0() + Duration::days(7)).await;
+    let request = |target, key: &str| fx.request(target, key);
     let too_old = replies
         .reply_as_agent(request(
             AgentReplyTarget::PrivateComment { comment: old.id },
@@ -355,7 +384,7 @@ async fn comment_replies_keep_the_private_reply_rules(test: TestStore) {
     );
     assert!(
         store
-            .find_agent_reply(tenant.id, "p-1")
+            .find_agent_reply(fx.tenant, "p-1")
             .await
             .unwrap()
             .is_none()
@@ -392,6 +421,28 @@ async fn comment_replies_keep_the_private_reply_rules(test: TestStore) {
     test.cleanup().await;
 }
 
+/// Instagram takes replies under a top-level comment only: an agent's
+/// public reply to a reply goes to the comment that reply answers.
+async fn a_reply_to_a_reply_goes_where_the_platform_takes_it(test: TestStore) {
+    let mock = MockConnector::new(Platform::Instagram).with_replies_under_comments();
+    let fx = PageFx::new(&test, mock.clone()).await;
+    fx.comment("c-top", None, t0()).await;
+    let answer = fx.comment("c-answer", Some("c-top"), t0()).await;
+    let sent = fx
+        .replies
+        .reply_as_agent(fx.request(
+            AgentReplyTarget::PublicComment { comment: answer.id },
+            "pub-1",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(sent.state, AgentReplyState::Sent);
+    let calls = mock.calls_of(MockOp::ReplyComment);
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].target.as_deref(), Some("c-top"));
+    test.cleanup().await;
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),+ $(,)?) => {
         mod memory {
@@ -418,4 +469,5 @@ macro_rules! on_both_backends {
 on_both_backends!(
     whatsapp_window_and_one_call_per_key,
     comment_replies_keep_the_private_reply_rules,
+    a_reply_to_a_reply_goes_where_the_platform_takes_it,
 );

@@ -27,6 +27,10 @@ pub struct AgentReplyContext {
     pub last_inbound_provider_id: Option<String>,
     /// For a comment: its platform id.
     pub comment_platform_id: Option<String>,
+    /// For a comment that answers another: the platform id of the comment it
+    /// answers (some platforms take replies only under a top-level comment;
+    /// see `PlatformConnector::reply_target`).
+    pub comment_parent_platform_id: Option<String>,
     /// For a comment: when it was made (the private-reply window runs from
     /// it).
     pub comment_created_at: Option<DateTime<Utc>>,

@@ -160,6 +160,13 @@ impl PlatformConnector for MockConnector {
         self.replies_under_comments
     }
 
+    fn reply_target<'a>(&self, comment_id: &'a str, parent_id: Option<&'a str>) -> &'a str {
+        match parent_id {
+            Some(parent) if self.replies_under_comments => parent,
+            _ => comment_id,
+        }
+    }
+
     async fn list_new_comments(
         &self,
         ctx: &ChannelContext,

@@ -132,8 +132,11 @@ impl MockConnector {
     /// The same mock telling pollers that a new comment may come before the
     /// last page's cursor
     /// ([`new_comments_may_precede_the_cursor`](crate::PlatformConnector::new_comments_may_precede_the_cursor)),
-    /// as Instagram's and LinkedIn's replies do; with
-    /// [`MockConnector::insert_comment_after`] a test places one there.
+    /// as Instagram's and LinkedIn's replies do (with
+    /// [`MockConnector::insert_comment_after`] a test places one there), and
+    /// taking a reply to a reply under its top-level comment
+    /// ([`reply_target`](crate::PlatformConnector::reply_target)), as
+    /// Instagram does.
     pub fn with_replies_under_comments(mut self) -> Self {
         self.replies_under_comments = true;
         self

@@ -20,6 +20,7 @@ use tokio::sync::{RwLock, mpsc};
 use super::InboundPipeline;
 use super::auto_reply::AutoReplyReport;
 use super::reply_turn::ClaimRequest;
+use crate::held_lease::HeldLease;
 
 /// At most this many items per write.
 const WRITE_CHUNK: usize = 1_000;
@@ -44,7 +45,7 @@ pub(super) struct Batch {
     /// Channels that asked to wait, until when.
     holds: Mutex<HashMap<ChannelId, DateTime<Utc>>>,
     /// The `lease_until` the batch holds its unsettled items under.
-    lease: RwLock<DateTime<Utc>>,
+    lease: RwLock<HeldLease>,
 }
 
 impl Batch {
@@ -53,7 +54,7 @@ impl Batch {
             report: Mutex::default(),
             unsettled: Mutex::default(),
             holds: Mutex::default(),
-            lease: RwLock::new(held_until),
+            lease: RwLock::new(HeldLease::new(held_until)),
         }
     }
 
@@ -98,7 +99,7 @@ impl InboundPipeline {
                     let claim = ReplyClaim {
                         tenant_id: ask.tenant,
                         subject: ask.subject,
-                        lease_until: *lease,
+                        lease_until: lease.current(),
                         text: ask.text,
                         at: ask.at,
                     };
@@ -149,7 +150,7 @@ impl InboundPipeline {
                 .map(|s| ReplySettlement {
                     tenant_id: s.tenant,
                     subject: s.subject,
-                    lease_until: *lease,
+                    lease_until: lease.current(),
                     answer: s.answer,
                     outcome: s.outcome,
                 })
@@ -203,7 +204,7 @@ impl InboundPipeline {
             .max(std::time::Duration::from_millis(100));
         loop {
             tokio::time::sleep(period).await;
-            let mut held_until = batch.lease.write().await;
+            let mut held = batch.lease.write().await;
             let subjects: Vec<DecisionSubject> = lock(&batch.unsettled).iter().copied().collect();
             let Some(expires) = self.clock.now().checked_add_signed(lease) else {
                 continue;
@@ -211,15 +212,13 @@ impl InboundPipeline {
             if subjects.is_empty() {
                 continue;
             }
-            match self
-                .store
-                .renew_reply_leases(&subjects, *held_until, expires)
-                .await
-            {
-                Ok(_) => *held_until = expires,
-                Err(error) => {
-                    tracing::warn!(%error, items = subjects.len(), "renewing the reply batch's leases failed");
-                }
+            let renewed = held
+                .renew(expires, |guard| {
+                    self.store.renew_reply_leases(&subjects, guard, expires)
+                })
+                .await;
+            if let Err(error) = renewed {
+                tracing::warn!(%error, items = subjects.len(), "renewing the reply batch's leases failed");
             }
         }
     }

@@ -282,11 +282,17 @@ impl AgentReplies {
             AgentReplyTarget::Conversation { .. } => {
                 CallTarget::Message(ctx.recipient.clone().ok_or_else(|| missing("recipient"))?)
             }
-            AgentReplyTarget::PublicComment { .. } => CallTarget::Comment(
-                ctx.comment_platform_id
-                    .clone()
-                    .ok_or_else(|| missing("comment id"))?,
-            ),
+            AgentReplyTarget::PublicComment { .. } => {
+                let comment = ctx
+                    .comment_platform_id
+                    .as_deref()
+                    .ok_or_else(|| missing("comment id"))?;
+                // A reply to a reply goes where the platform takes it (on
+                // Instagram, under the top-level comment).
+                let target =
+                    connector.reply_target(comment, ctx.comment_parent_platform_id.as_deref());
+                CallTarget::Comment(target.to_owned())
+            }
             AgentReplyTarget::PrivateComment { .. } => {
                 let (Some(comment), Some(at)) =
                     (ctx.comment_platform_id.clone(), ctx.comment_created_at)

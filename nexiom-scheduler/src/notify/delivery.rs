@@ -20,6 +20,7 @@ use tokio::sync::RwLock;
 
 use super::notifier::{Notifier, SlackNotifier, WebhookNotifier};
 use crate::error::Result;
+use crate::held_lease::HeldLease;
 use crate::worker::{Cadence, WorkReport, Worker, WorkerContext};
 
 /// Name (and flag) of [`DeliverNotificationsWorker`].
@@ -180,7 +181,7 @@ impl NotificationDispatcher {
         // these only (not one recorded, or given up as lost).
         let unsettled: Mutex<HashSet<NotificationDeliveryId>> =
             Mutex::new(claimed.iter().map(|c| c.delivery.id).collect());
-        let lease = RwLock::new(held_until);
+        let lease = RwLock::new(HeldLease::new(held_until));
         // Up to `concurrency` attempts in flight, so one slow endpoint does
         // not hold the others back; the heartbeat runs until they are done.
         let work = futures_util::stream::iter(claimed)
@@ -234,7 +235,7 @@ impl NotificationDispatcher {
     async fn heartbeat(
         &self,
         unsettled: &Mutex<HashSet<NotificationDeliveryId>>,
-        lease: &RwLock<DateTime<Utc>>,
+        lease: &RwLock<HeldLease>,
     ) {
         let period = (self.lease / 3)
             .to_std()
@@ -247,7 +248,7 @@ impl NotificationDispatcher {
             };
             // Held while the renewal is written: no record reads a lease
             // that is being replaced.
-            let mut held_until = lease.write().await;
+            let mut held = lease.write().await;
             let ids: Vec<NotificationDeliveryId> = unsettled
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
@@ -257,15 +258,13 @@ impl NotificationDispatcher {
             if ids.is_empty() {
                 continue;
             }
-            match self
-                .store
-                .renew_notification_leases(&ids, *held_until, expires)
-                .await
-            {
-                Ok(_) => *held_until = expires,
-                Err(error) => {
-                    tracing::warn!(%error, deliveries = ids.len(), "renewing the notification claims failed");
-                }
+            let renewed = held
+                .renew(expires, |guard| {
+                    self.store.renew_notification_leases(&ids, guard, expires)
+                })
+                .await;
+            if let Err(error) = renewed {
+                tracing::warn!(%error, deliveries = ids.len(), "renewing the notification claims failed");
             }
         }
     }
@@ -276,9 +275,9 @@ impl NotificationDispatcher {
     async fn attempt(
         &self,
         item: ClaimedNotification,
-        lease: &RwLock<DateTime<Utc>>,
+        lease: &RwLock<HeldLease>,
     ) -> Result<Option<NotificationDeliveryState>> {
-        if self.clock.now() >= *lease.read().await {
+        if self.clock.now() >= lease.read().await.current() {
             // The claim expired before its turn (it could not be renewed):
             // another claim may send it.
             return Ok(None);
@@ -316,7 +315,7 @@ impl NotificationDispatcher {
             .finish_notification_delivery(
                 item.delivery.tenant_id,
                 item.delivery.id,
-                *lease_until,
+                lease_until.current(),
                 attempt,
                 self.clock.now(),
             )

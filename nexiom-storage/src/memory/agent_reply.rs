@@ -60,6 +60,7 @@ impl Inner {
                     last_inbound_at: last.map(|m| m.created_at),
                     last_inbound_provider_id: last.and_then(|m| m.provider_message_id.clone()),
                     comment_platform_id: None,
+                    comment_parent_platform_id: None,
                     comment_created_at: None,
                     private_reply_claimed: false,
                 })
@@ -75,6 +76,7 @@ impl Inner {
                     last_inbound_at: None,
                     last_inbound_provider_id: None,
                     comment_platform_id: Some(c.platform_comment_id.clone()),
+                    comment_parent_platform_id: c.parent_platform_comment_id.clone(),
                     comment_created_at: Some(c.created_at),
                     private_reply_claimed: self
                         .agent_replies

@@ -86,6 +86,7 @@ struct Partial {
     last_inbound_at: Option<DateTime<Utc>>,
     last_inbound_provider_id: Option<String>,
     comment_platform_id: Option<String>,
+    comment_parent_platform_id: Option<String>,
     comment_created_at: Option<DateTime<Utc>>,
     private_reply_claimed: bool,
 }
@@ -99,6 +100,7 @@ impl Partial {
             last_inbound_at: self.last_inbound_at,
             last_inbound_provider_id: self.last_inbound_provider_id,
             comment_platform_id: self.comment_platform_id,
+            comment_parent_platform_id: self.comment_parent_platform_id,
             comment_created_at: self.comment_created_at,
             private_reply_claimed: self.private_reply_claimed,
         }
@@ -161,6 +163,7 @@ impl AgentReplyStore for PgStore {
                         last_inbound_at: last_at,
                         last_inbound_provider_id: last_id,
                         comment_platform_id: None,
+                        comment_parent_platform_id: None,
                         comment_created_at: None,
                         private_reply_claimed: false,
                     },
@@ -168,8 +171,10 @@ impl AgentReplyStore for PgStore {
             }
             AgentReplyTarget::PublicComment { comment }
             | AgentReplyTarget::PrivateComment { comment } => {
-                let row: Option<(Uuid, String, DateTime<Utc>, bool)> = sqlx::query_as(
-                    "SELECT c.channel_id, c.platform_comment_id, c.created_at, \
+                type Row = (Uuid, String, Option<String>, DateTime<Utc>, bool);
+                let row: Option<Row> = sqlx::query_as(
+                    "SELECT c.channel_id, c.platform_comment_id, c.parent_platform_comment_id, \
+                         c.created_at, \
                          EXISTS (SELECT 1 FROM agent_replies a WHERE a.tenant_id = c.tenant_id \
                              AND a.comment_id = c.id AND a.target_kind = 'private_comment') \
                      FROM comments c WHERE c.tenant_id = $1 AND c.id = $2",
@@ -179,7 +184,7 @@ impl AgentReplyStore for PgStore {
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(db)?;
-                let (channel, platform_id, created_at, claimed) =
+                let (channel, platform_id, parent_id, created_at, claimed) =
                     row.ok_or_else(|| StorageError::not_found("comment", comment))?;
                 (
                     ChannelId::from_uuid(channel),
@@ -189,6 +194,7 @@ impl AgentReplyStore for PgStore {
                         last_inbound_at: None,
                         last_inbound_provider_id: None,
                         comment_platform_id: Some(platform_id),
+                        comment_parent_platform_id: parent_id,
                         comment_created_at: Some(created_at),
                         private_reply_claimed: claimed,
                     },
