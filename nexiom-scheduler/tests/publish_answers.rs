@@ -305,8 +305,13 @@ async fn a_wait_on_one_lane_holds_back_the_channels_other_lanes(store: Arc<dyn S
         "no call after the 429"
     );
     assert_eq!(
-        (report.published, report.retrying, report.skipped),
-        (3, 1, 4),
+        (
+            report.published,
+            report.retrying,
+            report.handed_back,
+            report.skipped
+        ),
+        (3, 1, 4, 0),
         "{report:?}"
     );
     let now = env.clock.now();

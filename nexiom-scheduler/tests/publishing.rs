@@ -1,13 +1,14 @@
 //! Publishing rules of behaviour.md ("Scheduled publishing"), on memory and on
 //! Postgres: retries, Retry-After, token refresh, permanent errors, ambiguous
-//! outcomes, crashes mid-publish, and series occurrences.
+//! outcomes, crashes mid-publish (series occurrences are in
+//! `series_publishing.rs`).
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
 use std::sync::Arc;
 
-use chrono::{Duration, NaiveDate, TimeZone, Utc};
+use chrono::Duration;
 use common::{Env, batch};
 use nexiom_core::*;
 use nexiom_scheduler::*;
@@ -34,8 +35,6 @@ on_both_backends!(
     crash_during_an_attempt_not_found_is_retried,
     crash_after_the_claim_before_the_call_publishes_once,
     content_the_channel_refuses_fails_before_any_call,
-    series_occurrences_are_published_once_each_across_dst,
-    series_that_ends_is_retired,
 );
 
 fn transient(message: &str) -> MockStep {
@@ -569,108 +568,4 @@ async fn content_the_channel_refuses_fails_before_any_call(store: Arc<dyn Store>
     assert_eq!(stored.status, PostStatus::Failed);
     assert!(stored.error_message.unwrap().contains("at most 5"));
     assert!(gateway.calls().is_empty());
-}
-
-async fn series_occurrences_are_published_once_each_across_dst(store: Arc<dyn Store>) {
-    // Friday 27 March 2026, 07:00 UTC; Paris changes to summer time on Sunday.
-    let env = Env::at(store, Utc.with_ymd_and_hms(2026, 3, 27, 7, 0, 0).unwrap()).await;
-    let gateway = Arc::new(MockGateway::new());
-    let scheduler = Scheduler::new(env.store.clone(), env.clock.clone());
-    let spec = SeriesSpec::new(
-        "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR",
-        NaiveDate::from_ymd_opt(2026, 3, 2)
-            .unwrap()
-            .and_hms_opt(9, 0, 0)
-            .unwrap(),
-        "Europe/Paris",
-    );
-    let series = scheduler
-        .schedule_series(
-            env.tenant,
-            env.channel,
-            Content::text("Good morning"),
-            &spec,
-        )
-        .await
-        .unwrap();
-    let friday = Utc.with_ymd_and_hms(2026, 3, 27, 8, 0, 0).unwrap();
-    let monday = Utc.with_ymd_and_hms(2026, 3, 30, 7, 0, 0).unwrap();
-    assert_eq!(series.publish_at, friday);
-
-    let a = env.queue("worker-a", gateway.clone());
-    let b = env.queue("worker-b", gateway.clone());
-    // Two workers run at the same time, twice, at Friday 09:00 Paris.
-    env.clock.set(friday);
-    let ten = batch(10);
-    let (ra, rb) = tokio::join!(a.run_due(&ten, None), b.run_due(&ten, None));
-    ra.unwrap();
-    rb.unwrap();
-    a.run_due(&batch(10), None).await.unwrap();
-    let occurrences = env
-        .store
-        .list_posts(
-            env.tenant,
-            PostFilter {
-                series_id: Some(series.id),
-                ..PostFilter::default()
-            },
-        )
-        .await
-        .unwrap();
-    assert_eq!(occurrences.len(), 1);
-    assert_eq!(occurrences[0].occurrence_at, Some(friday));
-    assert_eq!(occurrences[0].status, PostStatus::Published);
-    let template = env.post(series.id).await;
-    assert_eq!(template.status, PostStatus::Queued);
-    assert_eq!(template.publish_at, monday, "Monday 09:00 CEST = 07:00 UTC");
-
-    // Monday 09:00 Paris (after the change).
-    env.clock.set(monday);
-    a.run_due(&batch(10), None).await.unwrap();
-    let occurrences = env
-        .store
-        .list_posts(
-            env.tenant,
-            PostFilter {
-                series_id: Some(series.id),
-                ..PostFilter::default()
-            },
-        )
-        .await
-        .unwrap();
-    let at: Vec<_> = occurrences
-        .iter()
-        .map(|p| p.occurrence_at.unwrap())
-        .collect();
-    assert_eq!(at, vec![friday, monday]);
-    assert!(
-        occurrences
-            .iter()
-            .all(|p| p.status == PostStatus::Published)
-    );
-    assert_eq!(gateway.calls().len(), 2, "one publish per occurrence");
-    // The template itself is never published.
-    assert_eq!(gateway.calls_for(&series.id.to_string()), 0);
-}
-
-async fn series_that_ends_is_retired(store: Arc<dyn Store>) {
-    let env = Env::new(store).await;
-    let gateway = Arc::new(MockGateway::new());
-    let scheduler = Scheduler::new(env.store.clone(), env.clock.clone());
-    let start = env.clock.now().naive_utc() + Duration::hours(1);
-    let spec = SeriesSpec::new("FREQ=HOURLY;COUNT=2", start, "UTC");
-    let series = scheduler
-        .schedule_series(env.tenant, env.channel, Content::text("x"), &spec)
-        .await
-        .unwrap();
-    let queue = env.queue("w1", gateway.clone());
-    env.advance(Duration::hours(1));
-    queue.run_due(&batch(10), None).await.unwrap();
-    env.advance(Duration::hours(1));
-    queue.run_due(&batch(10), None).await.unwrap();
-    env.advance(Duration::hours(5));
-    queue.run_due(&batch(10), None).await.unwrap();
-    let template = env.post(series.id).await;
-    assert_eq!(template.status, PostStatus::Cancelled);
-    assert_eq!(gateway.calls().len(), 2);
 }

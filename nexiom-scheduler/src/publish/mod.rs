@@ -10,6 +10,7 @@ mod gateway;
 mod mock;
 mod queue;
 mod retry;
+mod series;
 mod settlements;
 
 pub use connector::{ConnectorGateway, PostLookup, channel_context, classify};

@@ -5,19 +5,15 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, Utc};
-use nexiom_core::{
-    Channel, ChannelId, Clock, NewScheduledPost, PostPatch, PostSettlement, PostStatus,
-    ScheduledPost, TenantId,
-};
+use nexiom_core::{Channel, ChannelId, Clock, PostPatch, PostStatus, ScheduledPost, TenantId};
 use nexiom_storage::Store;
 use tracing::{Instrument, info_span};
 
-use super::attempt::{Runs, Step};
+use super::attempt::Runs;
 use super::gateway::{PublishGateway, PublishedPost};
 use super::retry::RetryPolicy;
 use crate::concurrency::ConcurrencyConfig;
 use crate::error::Result;
-use crate::schedule::RecurrenceRule;
 use crate::tokens::ChannelTokens;
 use crate::worker::{BatchConfig, Shutdown};
 
@@ -67,6 +63,16 @@ pub struct PublishConfig {
     /// pace) waits for about this long, not for the whole batch. Every lane
     /// starts at least one post per batch.
     pub batch_time: Duration,
+    /// How late a series occurrence may be created (default `None`: every
+    /// occurrence is created and published, however late). With
+    /// `Some(max)`, a series template reached more than `max` after its
+    /// occurrence (its workers were stopped, say, over a weekend) creates no
+    /// post for it, nor for the following occurrences up to the first within
+    /// `max` of now: a daily "good morning" series then resumes with one
+    /// post, not a burst of the days it missed. The skipped occurrences are
+    /// counted in [`QueueReport::occurrences_skipped`] and logged; no post
+    /// row is written for them.
+    pub series_max_lateness: Option<Duration>,
 }
 
 impl Default for PublishConfig {
@@ -80,6 +86,7 @@ impl Default for PublishConfig {
             channel_cache_ttl: Duration::seconds(30),
             broadcast_pass: 200,
             batch_time: Duration::seconds(10),
+            series_max_lateness: None,
         }
     }
 }
@@ -118,11 +125,25 @@ pub enum PostOutcome {
         /// The template's next occurrence.
         next: Option<DateTime<Utc>>,
     },
+    /// A series template reached too late
+    /// ([`PublishConfig::series_max_lateness`]): `skipped` occurrences, the
+    /// first at `first`, were not created, and the template moved to `next`
+    /// (`None`: the series ended).
+    OccurrencesSkipped {
+        /// The first occurrence skipped.
+        first: DateTime<Utc>,
+        /// How many were skipped.
+        skipped: u32,
+        /// The template's next occurrence.
+        next: Option<DateTime<Utc>>,
+    },
     /// The claim was lost (the lease lapsed and another worker took the post)
     /// or the post changed meanwhile; nothing was written.
     LeaseLost,
-    /// Shutdown was requested before this post was started: its claim was
-    /// handed back (`queued`, lease cleared).
+    /// The post was handed back untouched (`queued`, lease cleared, no
+    /// attempt counted): shutdown was requested before it started, its
+    /// batch's time ran out ([`PublishConfig::batch_time`]), or its channel
+    /// was asked to wait.
     Released,
 }
 
@@ -139,7 +160,13 @@ pub struct QueueReport {
     pub failed: u64,
     /// Series templates advanced.
     pub series_advanced: u64,
-    /// Claims lost or handed back, and storage errors while processing.
+    /// Series occurrences not created because they were too late
+    /// ([`PublishConfig::series_max_lateness`]).
+    pub occurrences_skipped: u64,
+    /// Posts handed back untouched, to be claimed again
+    /// ([`PostOutcome::Released`]).
+    pub handed_back: u64,
+    /// Claims lost, and storage errors while processing.
     pub skipped: u64,
 }
 
@@ -157,6 +184,8 @@ impl QueueReport {
             "retrying": self.retrying,
             "failed": self.failed,
             "series_advanced": self.series_advanced,
+            "occurrences_skipped": self.occurrences_skipped,
+            "handed_back": self.handed_back,
             "skipped": self.skipped,
         })
     }
@@ -180,7 +209,12 @@ impl QueueReport {
                 });
             }
             Ok(PostOutcome::SeriesAdvanced { .. }) => self.series_advanced += 1,
-            Ok(PostOutcome::LeaseLost | PostOutcome::Released) | Err(_) => self.skipped += 1,
+            Ok(PostOutcome::OccurrencesSkipped { skipped, .. }) => {
+                self.series_advanced += 1;
+                self.occurrences_skipped += u64::from(*skipped);
+            }
+            Ok(PostOutcome::Released) => self.handed_back += 1,
+            Ok(PostOutcome::LeaseLost) | Err(_) => self.skipped += 1,
         }
     }
 }
@@ -195,7 +229,8 @@ impl QueueReport {
 ///   re-run never makes two), then the template moves to its next occurrence
 ///   and is queued again, or is retired (`cancelled`) when the rule has none.
 ///   Occurrences missed while no worker ran are each created in turn, late,
-///   never skipped.
+///   unless [`PublishConfig::series_max_lateness`] says how late is too
+///   late.
 /// - Content the channel can never take fails at once, before any call.
 /// - Each attempt is a `post_run`, inserted *before* the platform call with
 ///   attempt number `retry_count + 1`. An attempt is therefore never made twice
@@ -424,66 +459,5 @@ impl PublishQueue {
         self.channels
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    pub(super) async fn advance_series(&self, template: &ScheduledPost) -> Result<PostOutcome> {
-        let Some(recurrence) = template.recurrence.clone() else {
-            return self
-                .write_now(self.attempt(template, &Runs::Direct).await.step)
-                .await;
-        };
-        let occurrence_at = template.publish_at;
-        let next = match RecurrenceRule::new(recurrence).and_then(|r| r.next_after(occurrence_at)) {
-            Ok(next) => next,
-            Err(err) => {
-                let failed = PostSettlement {
-                    tenant_id: template.tenant_id,
-                    post_id: template.id,
-                    status: PostStatus::Failed,
-                    retry_count: None,
-                    error_message: Some(err.to_string()),
-                    next_attempt_at: None,
-                    published: None,
-                    run: None,
-                };
-                return self
-                    .write_now(Step::Settle(failed, PostOutcome::Failed(err.to_string())))
-                    .await;
-            }
-        };
-        self.store
-            .insert_post(NewScheduledPost {
-                tenant_id: template.tenant_id,
-                channel_id: template.channel_id,
-                content: template.content.clone(),
-                publish_at: occurrence_at,
-                recurrence: None,
-                series_id: Some(template.id),
-                occurrence_at: Some(occurrence_at),
-                mission_id: template.mission_id,
-                content_job_id: template.content_job_id,
-                created_at: self.clock.now(),
-            })
-            .await?;
-        let patch = match next {
-            Some(next) => PostPatch {
-                status: Some(PostStatus::Queued),
-                publish_at: Some(next),
-                release_lease: true,
-                ..self.guard()
-            },
-            None => PostPatch {
-                status: Some(PostStatus::Cancelled),
-                release_lease: true,
-                ..self.guard()
-            },
-        };
-        match self.update(template, patch).await? {
-            Some(_) => Ok(PostOutcome::SeriesAdvanced {
-                occurrence_at,
-                next,
-            }),
-            None => Ok(PostOutcome::LeaseLost),
-        }
     }
 }

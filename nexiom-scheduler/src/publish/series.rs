@@ -1,0 +1,157 @@
+//! Series templates: a claimed template creates its due occurrence as a post
+//! of its own and moves to its next occurrence, or, under
+//! [`PublishConfig::series_max_lateness`](super::PublishConfig::series_max_lateness),
+//! skips the occurrences that fell due too long ago.
+
+use chrono::{DateTime, Duration, Utc};
+use nexiom_core::{NewScheduledPost, PostPatch, PostSettlement, PostStatus, ScheduledPost};
+use tracing::warn;
+
+use super::attempt::{Runs, Step};
+use super::queue::{PostOutcome, PublishQueue};
+use crate::error::Result;
+use crate::schedule::RecurrenceRule;
+
+/// Occurrences one advance skips at most; a template still too late after
+/// them is due again at once, and the next claim goes on.
+const MAX_SKIPPED_PER_ADVANCE: u32 = 1_000;
+
+impl PublishQueue {
+    /// Takes a claimed series template one step: creates its occurrence (or
+    /// skips the late ones) and moves it to the next occurrence, or retires
+    /// it when the rule has none. A template without a rule is published as
+    /// a post.
+    pub(super) async fn advance_series(&self, template: &ScheduledPost) -> Result<PostOutcome> {
+        let Some(recurrence) = template.recurrence.clone() else {
+            return self
+                .write_now(self.attempt(template, &Runs::Direct).await.step)
+                .await;
+        };
+        let occurrence_at = template.publish_at;
+        let stepped =
+            RecurrenceRule::new(recurrence).and_then(|r| Ok((r.next_after(occurrence_at)?, r)));
+        let (next, rule) = match stepped {
+            Ok(stepped) => stepped,
+            Err(err) => return self.fail_series(template, &err).await,
+        };
+        let now = self.clock.now();
+        if let Some(max) = self.config.series_max_lateness
+            && too_late(occurrence_at, now, max)
+        {
+            return self
+                .skip_late_occurrences(template, &rule, next, now, max)
+                .await;
+        }
+        self.store
+            .insert_post(NewScheduledPost {
+                tenant_id: template.tenant_id,
+                channel_id: template.channel_id,
+                content: template.content.clone(),
+                publish_at: occurrence_at,
+                recurrence: None,
+                series_id: Some(template.id),
+                occurrence_at: Some(occurrence_at),
+                mission_id: template.mission_id,
+                content_job_id: template.content_job_id,
+                created_at: now,
+            })
+            .await?;
+        match self.move_template(template, next).await? {
+            true => Ok(PostOutcome::SeriesAdvanced {
+                occurrence_at,
+                next,
+            }),
+            false => Ok(PostOutcome::LeaseLost),
+        }
+    }
+
+    /// The template's occurrence is more than `max` late: it and the
+    /// following ones up to the first within `max` of `now` (or to come) are
+    /// not created; the template moves to that one.
+    async fn skip_late_occurrences(
+        &self,
+        template: &ScheduledPost,
+        rule: &RecurrenceRule,
+        mut next: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+        max: Duration,
+    ) -> Result<PostOutcome> {
+        let first = template.publish_at;
+        let mut skipped = 1;
+        while let Some(at) = next
+            && too_late(at, now, max)
+            && skipped < MAX_SKIPPED_PER_ADVANCE
+        {
+            skipped += 1;
+            next = match rule.next_after(at) {
+                Ok(next) => next,
+                Err(err) => return self.fail_series(template, &err).await,
+            };
+        }
+        warn!(
+            tenant = %template.tenant_id,
+            series = %template.id,
+            %first,
+            skipped,
+            ?next,
+            "series occurrences skipped: they fell due longer ago than series_max_lateness"
+        );
+        match self.move_template(template, next).await? {
+            true => Ok(PostOutcome::OccurrencesSkipped {
+                first,
+                skipped,
+                next,
+            }),
+            false => Ok(PostOutcome::LeaseLost),
+        }
+    }
+
+    /// Moves the template to `next` (queued again) or retires it
+    /// (`cancelled`) when the rule has no more; `false` when its lease moved
+    /// on.
+    async fn move_template(
+        &self,
+        template: &ScheduledPost,
+        next: Option<DateTime<Utc>>,
+    ) -> Result<bool> {
+        let patch = match next {
+            Some(next) => PostPatch {
+                status: Some(PostStatus::Queued),
+                publish_at: Some(next),
+                release_lease: true,
+                ..self.guard()
+            },
+            None => PostPatch {
+                status: Some(PostStatus::Cancelled),
+                release_lease: true,
+                ..self.guard()
+            },
+        };
+        Ok(self.update(template, patch).await?.is_some())
+    }
+
+    /// A template whose rule cannot be read or stepped fails for good.
+    async fn fail_series(
+        &self,
+        template: &ScheduledPost,
+        err: &crate::error::SchedulerError,
+    ) -> Result<PostOutcome> {
+        let failed = PostSettlement {
+            tenant_id: template.tenant_id,
+            post_id: template.id,
+            status: PostStatus::Failed,
+            retry_count: None,
+            error_message: Some(err.to_string()),
+            next_attempt_at: None,
+            published: None,
+            run: None,
+        };
+        self.write_now(Step::Settle(failed, PostOutcome::Failed(err.to_string())))
+            .await
+    }
+}
+
+/// Whether an occurrence at `at` is more than `max` late at `now`.
+fn too_late(at: DateTime<Utc>, now: DateTime<Utc>, max: Duration) -> bool {
+    now.signed_duration_since(at) > max
+}

@@ -1,0 +1,235 @@
+//! Series on the publish queue, on memory and on Postgres: each occurrence
+//! published once across a DST change and by two workers, a series that
+//! ends, and occurrences reached too late (`PublishConfig::series_max_lateness`).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::Arc;
+
+use chrono::{Duration, NaiveDate, TimeZone, Utc};
+use common::{Env, batch};
+use nexiom_core::*;
+use nexiom_scheduler::*;
+use nexiom_storage::Store;
+
+on_both_backends!(
+    series_occurrences_are_published_once_each_across_dst,
+    series_that_ends_is_retired,
+    late_occurrences_are_published_each_by_default,
+    occurrences_past_the_max_lateness_are_skipped,
+    a_series_whose_late_occurrences_were_its_last_ends,
+);
+
+async fn series_occurrences_are_published_once_each_across_dst(store: Arc<dyn Store>) {
+    // Friday 27 March 2026, 07:00 UTC; Paris changes to summer time on Sunday.
+    let env = Env::at(store, Utc.with_ymd_and_hms(2026, 3, 27, 7, 0, 0).unwrap()).await;
+    let gateway = Arc::new(MockGateway::new());
+    let scheduler = Scheduler::new(env.store.clone(), env.clock.clone());
+    let spec = SeriesSpec::new(
+        "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR",
+        NaiveDate::from_ymd_opt(2026, 3, 2)
+            .unwrap()
+            .and_hms_opt(9, 0, 0)
+            .unwrap(),
+        "Europe/Paris",
+    );
+    let series = scheduler
+        .schedule_series(
+            env.tenant,
+            env.channel,
+            Content::text("Good morning"),
+            &spec,
+        )
+        .await
+        .unwrap();
+    let friday = Utc.with_ymd_and_hms(2026, 3, 27, 8, 0, 0).unwrap();
+    let monday = Utc.with_ymd_and_hms(2026, 3, 30, 7, 0, 0).unwrap();
+    assert_eq!(series.publish_at, friday);
+
+    let a = env.queue("worker-a", gateway.clone());
+    let b = env.queue("worker-b", gateway.clone());
+    // Two workers run at the same time, twice, at Friday 09:00 Paris.
+    env.clock.set(friday);
+    let ten = batch(10);
+    let (ra, rb) = tokio::join!(a.run_due(&ten, None), b.run_due(&ten, None));
+    ra.unwrap();
+    rb.unwrap();
+    a.run_due(&batch(10), None).await.unwrap();
+    let occurrences = env
+        .store
+        .list_posts(
+            env.tenant,
+            PostFilter {
+                series_id: Some(series.id),
+                ..PostFilter::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(occurrences.len(), 1);
+    assert_eq!(occurrences[0].occurrence_at, Some(friday));
+    assert_eq!(occurrences[0].status, PostStatus::Published);
+    let template = env.post(series.id).await;
+    assert_eq!(template.status, PostStatus::Queued);
+    assert_eq!(template.publish_at, monday, "Monday 09:00 CEST = 07:00 UTC");
+
+    // Monday 09:00 Paris (after the change).
+    env.clock.set(monday);
+    a.run_due(&batch(10), None).await.unwrap();
+    let occurrences = env
+        .store
+        .list_posts(
+            env.tenant,
+            PostFilter {
+                series_id: Some(series.id),
+                ..PostFilter::default()
+            },
+        )
+        .await
+        .unwrap();
+    let at: Vec<_> = occurrences
+        .iter()
+        .map(|p| p.occurrence_at.unwrap())
+        .collect();
+    assert_eq!(at, vec![friday, monday]);
+    assert!(
+        occurrences
+            .iter()
+            .all(|p| p.status == PostStatus::Published)
+    );
+    assert_eq!(gateway.calls().len(), 2, "one publish per occurrence");
+    // The template itself is never published.
+    assert_eq!(gateway.calls_for(&series.id.to_string()), 0);
+}
+
+async fn series_that_ends_is_retired(store: Arc<dyn Store>) {
+    let env = Env::new(store).await;
+    let gateway = Arc::new(MockGateway::new());
+    let scheduler = Scheduler::new(env.store.clone(), env.clock.clone());
+    let start = env.clock.now().naive_utc() + Duration::hours(1);
+    let spec = SeriesSpec::new("FREQ=HOURLY;COUNT=2", start, "UTC");
+    let series = scheduler
+        .schedule_series(env.tenant, env.channel, Content::text("x"), &spec)
+        .await
+        .unwrap();
+    let queue = env.queue("w1", gateway.clone());
+    env.advance(Duration::hours(1));
+    queue.run_due(&batch(10), None).await.unwrap();
+    env.advance(Duration::hours(1));
+    queue.run_due(&batch(10), None).await.unwrap();
+    env.advance(Duration::hours(5));
+    queue.run_due(&batch(10), None).await.unwrap();
+    let template = env.post(series.id).await;
+    assert_eq!(template.status, PostStatus::Cancelled);
+    assert_eq!(gateway.calls().len(), 2);
+}
+
+/// A series of `rule` from 09:00 UTC the day after the env's clock, and a
+/// queue that skips occurrences more than `max_lateness` late.
+async fn daily_series(
+    env: &Env,
+    max_lateness: Option<Duration>,
+    rule: &str,
+) -> (ScheduledPost, PublishQueue, Arc<MockGateway>) {
+    let scheduler = Scheduler::new(env.store.clone(), env.clock.clone());
+    let start = (env.clock.now() + Duration::days(1))
+        .date_naive()
+        .and_hms_opt(9, 0, 0)
+        .unwrap();
+    let series = scheduler
+        .schedule_series(
+            env.tenant,
+            env.channel,
+            Content::text("Good morning"),
+            &SeriesSpec::new(rule, start, "UTC"),
+        )
+        .await
+        .unwrap();
+    let gateway = Arc::new(MockGateway::new());
+    let config = PublishConfig {
+        series_max_lateness: max_lateness,
+        ..env.queue("w1", gateway.clone()).config().clone()
+    };
+    let queue = PublishQueue::new(
+        env.store.clone(),
+        gateway.clone(),
+        env.clock.clone(),
+        config,
+    );
+    (series, queue, gateway)
+}
+
+/// The occurrences created for `series`, in time order.
+async fn occurrences(env: &Env, series: &ScheduledPost) -> Vec<ScheduledPost> {
+    let mut posts = env
+        .store
+        .list_posts(
+            env.tenant,
+            PostFilter {
+                series_id: Some(series.id),
+                ..PostFilter::default()
+            },
+        )
+        .await
+        .unwrap();
+    posts.sort_by_key(|p| p.occurrence_at);
+    posts
+}
+
+async fn late_occurrences_are_published_each_by_default(store: Arc<dyn Store>) {
+    let env = Env::new(store).await;
+    let (series, queue, gateway) = daily_series(&env, None, "FREQ=DAILY").await;
+    // No worker ran for three days past the first occurrence.
+    env.clock
+        .set(series.publish_at + Duration::days(3) + Duration::hours(2));
+    let report = queue.run_due(&batch(10), None).await.unwrap();
+    assert_eq!(occurrences(&env, &series).await.len(), 4, "{report:?}");
+    assert_eq!(gateway.calls().len(), 4, "each late occurrence published");
+    assert_eq!(report.occurrences_skipped, 0);
+}
+
+async fn occurrences_past_the_max_lateness_are_skipped(store: Arc<dyn Store>) {
+    let env = Env::new(store).await;
+    let (series, queue, gateway) = daily_series(&env, Some(Duration::hours(3)), "FREQ=DAILY").await;
+    let first = series.publish_at;
+    // Three days and two hours late: the fourth occurrence (two hours ago)
+    // is within three hours, the three before it are not.
+    env.clock
+        .set(first + Duration::days(3) + Duration::hours(2));
+    let report = queue.run_due(&batch(10), None).await.unwrap();
+    let made = occurrences(&env, &series).await;
+    let at: Vec<_> = made.iter().map(|p| p.occurrence_at.unwrap()).collect();
+    assert_eq!(at, vec![first + Duration::days(3)], "{report:?}");
+    assert_eq!(made[0].status, PostStatus::Published);
+    assert_eq!(gateway.calls().len(), 1, "one post, not a burst");
+    assert_eq!(report.occurrences_skipped, 3);
+    assert_eq!(report.published, 1);
+    let template = env.post(series.id).await;
+    assert_eq!(template.status, PostStatus::Queued);
+    assert_eq!(template.publish_at, first + Duration::days(4));
+    // On time again: published as usual.
+    env.clock.set(first + Duration::days(4));
+    let report = queue.run_due(&batch(10), None).await.unwrap();
+    assert_eq!(report.occurrences_skipped, 0);
+    assert_eq!(gateway.calls().len(), 2);
+    // Late, but within the limit: published.
+    env.clock
+        .set(first + Duration::days(5) + Duration::hours(3));
+    queue.run_due(&batch(10), None).await.unwrap();
+    assert_eq!(gateway.calls().len(), 3);
+    assert_eq!(occurrences(&env, &series).await.len(), 3);
+}
+
+async fn a_series_whose_late_occurrences_were_its_last_ends(store: Arc<dyn Store>) {
+    let env = Env::new(store).await;
+    let (series, queue, gateway) =
+        daily_series(&env, Some(Duration::hours(1)), "FREQ=DAILY;COUNT=3").await;
+    env.clock.set(series.publish_at + Duration::days(10));
+    let report = queue.run_due(&batch(10), None).await.unwrap();
+    assert_eq!(report.occurrences_skipped, 3);
+    assert!(occurrences(&env, &series).await.is_empty());
+    assert_eq!(gateway.calls().len(), 0);
+    let template = env.post(series.id).await;
+    assert_eq!(template.status, PostStatus::Cancelled, "the series ended");
+}
