@@ -423,15 +423,32 @@ pub enum ErrorAction {
     Fail,
 }
 
+/// One item of a listing read, or `None` (logged) when it cannot be: a
+/// comment without its id or time, say. The listing keeps its other items,
+/// so one malformed item does not fail every read of its page.
+pub(crate) fn readable<T>(platform: &str, item: Result<T, ConnectorError>) -> Option<T> {
+    match item {
+        Ok(item) => Some(item),
+        Err(error) => {
+            tracing::warn!(platform, %error, "an item of a listing cannot be read; it is left out");
+            None
+        }
+    }
+}
+
 impl ConnectorError {
     /// Whether this error, met while reading the extra pages of a listing
     /// (a comment's replies), must fail the listing: a throttle (the caller
-    /// holds the channel) or an expired token (the caller renews it). Any
-    /// other error leaves the items read so far.
+    /// holds the channel), an expired token (the caller renews it) or an open
+    /// circuit (every call after it would fail at once, and the page would
+    /// count as read without its replies). Any other error leaves the items
+    /// read so far.
     pub(crate) fn stops_a_listing(&self) -> bool {
         matches!(
             self,
-            ConnectorError::RateLimited { .. } | ConnectorError::Unauthorized { .. }
+            ConnectorError::RateLimited { .. }
+                | ConnectorError::Unauthorized { .. }
+                | ConnectorError::CircuitOpen { .. }
         )
     }
 

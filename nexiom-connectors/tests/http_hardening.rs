@@ -212,3 +212,27 @@ async fn a_publish_answered_5xx_is_sent_once_and_left_to_the_caller() {
     assert!(matches!(err, ConnectorError::Transient { .. }), "{err:?}");
     assert_eq!(err.action(), ErrorAction::RetryLater { after: None });
 }
+
+/// A Graph comments page with one comment lacking its `created_time`: the
+/// others are listed (the bad one logged and left out), so one malformed
+/// item cannot fail every later read of its post.
+#[tokio::test]
+async fn a_malformed_comment_is_left_out_of_its_page() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": [
+            {"id": "P_1_1", "message": "Hello", "created_time": "2026-01-01T10:00:00+0000",
+             "from": {"id": "u1", "name": "Ann"}},
+            {"id": "P_1_2", "message": "No time", "from": {"id": "u2", "name": "Bob"}},
+            {"id": "P_1_3", "message": "Bye", "created_time": "2026-01-01T10:02:00+0000",
+             "from": {"id": "u3", "name": "Cy"}}],
+            "paging": {"cursors": {"before": "b", "after": "a"}}})))
+        .mount(&server)
+        .await;
+    let page = fb(&server.uri(), test_http())
+        .list_new_comments(&ctx(), "P_1", None)
+        .await
+        .expect("page");
+    let ids: Vec<&str> = page.comments.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, vec!["P_1_1", "P_1_3"]);
+}

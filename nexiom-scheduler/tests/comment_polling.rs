@@ -9,10 +9,11 @@ mod comment_polling {
     pub mod handling;
     pub mod isolation;
     pub mod reading;
+    pub mod rereads;
     pub mod workers;
 }
 
-use comment_polling::{handling, isolation, reading, workers};
+use comment_polling::{handling, isolation, reading, rereads, workers};
 
 on_both_backends!(
     reading::three_pages_of_comments_arrive_exactly_once,
@@ -20,14 +21,16 @@ on_both_backends!(
     reading::a_crash_before_the_checkpoint_stores_no_duplicates,
     reading::a_cursor_the_platform_refuses_is_read_again_from_the_start,
     reading::polled_every_five_minutes_and_never_after_seven_days,
-    reading::a_reply_on_an_earlier_page_is_found_by_the_hourly_reread,
-    reading::a_reread_stopped_part_way_goes_on_where_it_stopped,
+    rereads::a_reply_on_an_earlier_page_is_found_by_the_hourly_reread,
+    rereads::a_reread_stopped_part_way_goes_on_where_it_stopped,
+    rereads::a_slow_check_stops_before_its_claim_ends_and_goes_on,
     isolation::a_failing_post_does_not_stop_another,
     isolation::a_rate_limited_channel_is_skipped_until_retry_after,
     isolation::a_throttle_met_by_one_poller_holds_the_channel_for_every_process,
     handling::a_comment_seen_by_webhook_and_polling_is_handled_once,
     handling::hiding_a_comment_goes_through_the_platform_and_is_recorded,
     reading::posts_on_a_platform_without_comments_are_not_polled,
+    reading::a_bad_comment_does_not_stop_its_post,
     workers::polling_and_kpi_workers_run_with_flags_logs_and_pipeline_counts,
     isolation::claimed_posts_are_skipped_and_a_stopping_pass_hands_its_posts_back,
 );

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use crate::capabilities::Capabilities;
 use crate::connector::PlatformConnector;
-use crate::error::{ConnectorError, ValidationError};
+use crate::error::{ConnectorError, ValidationError, readable};
 use crate::graph::{GraphClient, builder::meta_builder, id_of};
 use crate::lookup::{LookupOutcome, LookupQuery};
 use crate::policy;
@@ -271,8 +271,8 @@ impl PlatformConnector for FacebookConnector {
         let comments = page
             .data
             .iter()
-            .map(comment_from)
-            .collect::<Result<Vec<_>, _>>()?;
+            .filter_map(|item| readable(NAME, comment_from(item)))
+            .collect();
         if page.uncursored_next {
             // An edge paged by time: the comments after this page cannot be
             // read with a cursor; this page's are kept.

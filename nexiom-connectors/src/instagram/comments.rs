@@ -6,7 +6,7 @@
 use serde_json::Value;
 
 use super::{InstagramConnector, NAME, comment_from};
-use crate::error::ConnectorError;
+use crate::error::{ConnectorError, readable};
 use crate::graph::parse_page;
 use crate::types::{ChannelContext, CommentPage, RemoteComment};
 
@@ -40,7 +40,9 @@ impl InstagramConnector {
             .await?;
         let mut comments = Vec::new();
         for item in &page.data {
-            let top = comment_from(item, None)?;
+            let Some(top) = readable(NAME, comment_from(item, None)) else {
+                continue;
+            };
             let top_id = top.id.clone();
             comments.push(top);
             comments.extend(
@@ -84,7 +86,7 @@ impl InstagramConnector {
         let mut pages = 0;
         loop {
             for reply in &page.data {
-                replies.push(comment_from(reply, Some(top))?);
+                replies.extend(readable(NAME, comment_from(reply, Some(top))));
             }
             if !expand {
                 break;

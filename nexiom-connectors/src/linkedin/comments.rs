@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::wire::{comment_from, encode_urn};
 use super::{LinkedInConnector, NAME};
-use crate::error::{ConnectorError, ValidationError};
+use crate::error::{ConnectorError, ValidationError, readable};
 use crate::types::{ChannelContext, CommentPage, RemoteComment};
 use reqwest::Method;
 
@@ -51,7 +51,9 @@ impl LinkedInConnector {
         let listing = self.listing(ctx, post_id, start).await?;
         let mut comments = Vec::with_capacity(listing.elements.len());
         for element in &listing.elements {
-            let comment = comment_from(element)?;
+            let Some(comment) = readable(NAME, comment_from(element)) else {
+                continue;
+            };
             let thread = (expand
                 && comment.parent_id.is_none()
                 && comment.id.starts_with("urn:li:comment:")
@@ -91,7 +93,9 @@ impl LinkedInConnector {
                 }
             };
             for element in &listing.elements {
-                let mut reply = comment_from(element)?;
+                let Some(mut reply) = readable(NAME, comment_from(element)) else {
+                    continue;
+                };
                 reply.parent_id.get_or_insert_with(|| top.to_owned());
                 replies.push(reply);
             }

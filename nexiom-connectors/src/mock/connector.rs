@@ -173,26 +173,16 @@ impl PlatformConnector for MockConnector {
         post_id: &str,
         cursor: Option<&str>,
     ) -> Result<CommentPage, ConnectorError> {
-        self.enter(MockOp::ListComments, ctx, Some(post_id), None, cursor)?;
-        let start = match cursor {
-            None => 0,
-            Some(c) => c.parse::<usize>().map_err(|_| ConnectorError::Permanent {
-                platform: self.name.clone(),
-                detail: ApiError::message(format!("invalid cursor {c:?}")),
-            })?,
-        };
-        let s = self.lock();
-        let all = s
-            .comments
-            .get(post_id)
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        let end = start.saturating_add(self.page_size).min(all.len());
-        let comments = all.get(start..end).map(<[_]>::to_vec).unwrap_or_default();
-        Ok(CommentPage {
-            comments,
-            next_cursor: (end < all.len()).then(|| end.to_string()),
-        })
+        self.comment_page(ctx, post_id, cursor, false)
+    }
+
+    async fn list_comments_with_replies(
+        &self,
+        ctx: &ChannelContext,
+        post_id: &str,
+        cursor: Option<&str>,
+    ) -> Result<CommentPage, ConnectorError> {
+        self.comment_page(ctx, post_id, cursor, true)
     }
 
     async fn reply_comment(
@@ -395,5 +385,49 @@ impl PlatformConnector for MockConnector {
                 }
             })
             .collect())
+    }
+}
+
+impl MockConnector {
+    /// A page of the post's comments from `cursor`, recorded as a
+    /// [`MockOp::ListComments`] call (`with_replies` for
+    /// `list_comments_with_replies`).
+    fn comment_page(
+        &self,
+        ctx: &ChannelContext,
+        post_id: &str,
+        cursor: Option<&str>,
+        with_replies: bool,
+    ) -> Result<CommentPage, ConnectorError> {
+        self.enter_listing(
+            MockOp::ListComments,
+            ctx,
+            Some(post_id),
+            None,
+            cursor,
+            with_replies,
+        )?;
+        if let Some((clock, per_page)) = &self.listing_time {
+            clock.advance(*per_page);
+        }
+        let start = match cursor {
+            None => 0,
+            Some(c) => c.parse::<usize>().map_err(|_| ConnectorError::Permanent {
+                platform: self.name.clone(),
+                detail: ApiError::message(format!("invalid cursor {c:?}")),
+            })?,
+        };
+        let s = self.lock();
+        let all = s
+            .comments
+            .get(post_id)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let end = start.saturating_add(self.page_size).min(all.len());
+        let comments = all.get(start..end).map(<[_]>::to_vec).unwrap_or_default();
+        Ok(CommentPage {
+            comments,
+            next_cursor: (end < all.len()).then(|| end.to_string()),
+        })
     }
 }

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
-use nexiom_core::{Clock, Content, Platform, SecretString, SystemClock};
+use nexiom_core::{Clock, Content, ManualClock, Platform, SecretString, SystemClock};
 
 use crate::capabilities::Capabilities;
 use crate::error::ConnectorError;
@@ -52,6 +52,10 @@ pub struct MockCall {
     pub text: Option<String>,
     /// The cursor of a `list_new_comments` call.
     pub cursor: Option<String>,
+    /// Whether a comment listing asked for every reply
+    /// (`list_comments_with_replies`); both listings record
+    /// [`MockOp::ListComments`].
+    pub with_replies: bool,
     /// Whether the call succeeded.
     pub ok: bool,
     /// When the call was made (by the mock's clock).
@@ -85,6 +89,8 @@ pub struct MockConnector {
     pub(super) verify_token: SecretString,
     pub(super) lookup: bool,
     pub(super) replies_under_comments: bool,
+    /// A manual clock each comment listing moves forward, and by how much.
+    pub(super) listing_time: Option<(Arc<ManualClock>, chrono::Duration)>,
     pub(super) state: Arc<Mutex<State>>,
 }
 
@@ -119,8 +125,21 @@ impl MockConnector {
             verify_token: SecretString::new(MOCK_VERIFY_TOKEN),
             lookup: true,
             replies_under_comments: false,
+            listing_time: None,
             state: Arc::default(),
         }
+    }
+
+    /// The same mock taking `per_page` of `clock`'s time for each comment
+    /// page it lists (the clock moves forward by that much at each call), as
+    /// a slow platform would.
+    pub fn with_listing_time(
+        mut self,
+        clock: Arc<ManualClock>,
+        per_page: chrono::Duration,
+    ) -> Self {
+        self.listing_time = Some((clock, per_page));
+        self
     }
 
     /// The same mock with other capabilities (validation uses them).
@@ -181,6 +200,20 @@ impl MockConnector {
         text: Option<&str>,
         cursor: Option<&str>,
     ) -> Result<u64, ConnectorError> {
+        self.enter_listing(op, ctx, target, text, cursor, false)
+    }
+
+    /// [`enter`](Self::enter), recording whether a listing asked for every
+    /// reply.
+    pub(super) fn enter_listing(
+        &self,
+        op: MockOp,
+        ctx: &ChannelContext,
+        target: Option<&str>,
+        text: Option<&str>,
+        cursor: Option<&str>,
+        with_replies: bool,
+    ) -> Result<u64, ConnectorError> {
         let now = self.clock.now();
         let mut s = self.lock();
         let scripted = match s.scripted.get_mut(&op).and_then(VecDeque::pop_front) {
@@ -197,6 +230,7 @@ impl MockConnector {
             target: target.map(str::to_owned),
             text: text.map(str::to_owned),
             cursor: cursor.map(str::to_owned),
+            with_replies,
             ok: scripted.is_none(),
             at: now,
         });

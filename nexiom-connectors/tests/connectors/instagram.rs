@@ -245,3 +245,29 @@ async fn instagram_replies_past_the_first_page_are_followed() {
     );
     assert_eq!(page.next_cursor, None);
 }
+
+/// One comment without its `timestamp` and one reply without its id, among
+/// good ones: the page is read without them (each logged), instead of
+/// failing, which would stop every later read of the post at this page.
+#[tokio::test]
+async fn instagram_a_malformed_comment_leaves_its_page_readable() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v25.0/M1/comments"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": [
+            {"id": "c1", "text": "No time", "username": "ann", "from": {"id": "u1", "username": "ann"}},
+            {"id": "c2", "text": "Fine", "timestamp": "2026-01-01T10:05:00+0000", "username": "cy",
+             "from": {"id": "u3", "username": "cy"},
+             "replies": {"data": [
+                 {"text": "No id", "timestamp": "2026-01-01T10:06:00+0000"},
+                 {"id": "r1", "text": "Reply", "timestamp": "2026-01-01T10:07:00+0000",
+                  "username": "bob", "from": {"id": "u2", "username": "bob"}}]}}],
+            "paging": {"cursors": {"before": "b0", "after": "a1"}}})))
+        .mount(&server)
+        .await;
+    let ig = instagram(&server.uri()).expect("build");
+    let ctx = ChannelContext::new(IG_USER_ID, ACCESS_TOKEN);
+    let page = ig.list_new_comments(&ctx, "M1", None).await.expect("page");
+    let ids: Vec<&str> = page.comments.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, vec!["c2", "r1"]);
+}

@@ -350,6 +350,11 @@ pub struct CommentCheckpoint {
     pub last_seen_at: Option<DateTime<Utc>>,
     /// Last change.
     pub updated_at: DateTime<Utc>,
+    /// Whether `last_cursor` is part way through a re-read of the post's
+    /// comments from the first page, with their replies: the next check goes
+    /// on with that listing until the last page.
+    #[serde(default)]
+    pub rereading: bool,
 }
 
 impl CommentCheckpoint {

@@ -19,6 +19,7 @@
 //! channel and 64 per worker by default). [`CommentPoller::hide_comment`]
 //! hides (or shows) a comment on the platform and records it.
 
+mod check;
 mod config;
 mod discovery;
 mod error;

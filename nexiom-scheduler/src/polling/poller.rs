@@ -9,7 +9,7 @@ use nexiom_core::{
     Channel, ChannelId, Clock, Comment, CommentCheckpoint, CommentId, NewComment, ScheduledPost,
     TenantId,
 };
-use nexiom_storage::{ClaimedPoll, PollResult, StorageError, Store};
+use nexiom_storage::{ClaimedPoll, PollResult, Store};
 use tokio::sync::mpsc;
 use tracing::warn;
 
@@ -20,11 +20,11 @@ use super::writer::{Pass, Write, write_checks};
 use crate::concurrency::{for_each_lane, lanes, sub_lane};
 use crate::error::Result;
 use crate::inbound::InboundPipeline;
-use crate::tokens::{ChannelTokens, connector_refresh};
+use crate::tokens::ChannelTokens;
 use crate::worker::Shutdown;
 
 /// How one post's check ended.
-enum Checked {
+pub(super) enum Checked {
     /// Read; polling continues (or ends when past the window).
     Polled,
     /// Not polled: its channel is rate-limited until then.
@@ -38,10 +38,15 @@ enum Checked {
 /// What one post's check read, kept even when a later page fails: the
 /// comments of the pages read and the checkpoint after the last of them.
 #[derive(Default)]
-struct Stored {
-    pages: u64,
-    comments: Vec<NewComment>,
-    checkpoint: Option<CommentCheckpoint>,
+pub(super) struct Stored {
+    /// Pages read.
+    pub(super) pages: u64,
+    /// Comments left out because the store would refuse them.
+    pub(super) refused: u64,
+    /// The comments to store.
+    pub(super) comments: Vec<NewComment>,
+    /// The checkpoint after the last page read.
+    pub(super) checkpoint: Option<CommentCheckpoint>,
 }
 
 /// Polls the comments of published posts through the connectors, and hides
@@ -240,7 +245,12 @@ impl CommentPoller {
                 self.config.concurrency.worker_cap(),
                 |lane| async move {
                     for claim in lane {
-                        let write = if shutdown.is_some_and(Shutdown::is_triggered) {
+                        // A post whose turn comes late in its lane (the
+                        // posts before it read many pages) is handed back
+                        // rather than checked under a claim about to end.
+                        let write = if shutdown.is_some_and(Shutdown::is_triggered)
+                            || self.clock.now() >= self.check_deadline(&claim)
+                        {
                             Write::hand_back(&claim)
                         } else {
                             self.poll_post(&claim, channels.get(&claim.post.channel_id), now)
@@ -322,6 +332,7 @@ impl CommentPoller {
         let mut stored = Stored::default();
         let outcome = self.check_post(claim, channel, now, &mut stored).await;
         report.pages_read += stored.pages;
+        report.comments_refused += stored.refused;
         let stop = self.stop_of(post);
         let (earliest, checked) = match outcome {
             Ok(Checked::Polled) => {
@@ -381,197 +392,6 @@ impl CommentPoller {
     fn stop_of(&self, post: &ScheduledPost) -> Option<DateTime<Utc>> {
         post.stop_at
             .or_else(|| post.published_at.map(|at| at + self.config.window))
-    }
-
-    /// Whether the check of `post` at `now` reads its comments from the first
-    /// page again, with every reply: a first check (no checkpoint), or the
-    /// first since a multiple of [`PollingConfig::reread_every`] counted from
-    /// the post's publication (from its creation when it has none, so posts
-    /// published at different times do not all re-read at once). A re-read
-    /// writes the checkpoint at each page, so a re-read that stopped part way
-    /// (a throttle, a failure) goes on from where it stopped at the next
-    /// check instead of starting over.
-    fn reread_due(
-        &self,
-        post: &ScheduledPost,
-        checkpoint: Option<&CommentCheckpoint>,
-        now: DateTime<Utc>,
-    ) -> bool {
-        let Some(checkpoint) = checkpoint else {
-            return true;
-        };
-        let every = self.config.reread_every.num_milliseconds();
-        if every <= 0 {
-            return false;
-        }
-        let origin = post.published_at.unwrap_or(post.created_at);
-        let period = |at: DateTime<Utc>| (at - origin).num_milliseconds().div_euclid(every);
-        period(now) > period(checkpoint.updated_at)
-    }
-
-    /// Reads the post's new comments into `stored`.
-    async fn check_post(
-        &self,
-        claim: &ClaimedPoll,
-        channel: Option<&Channel>,
-        now: DateTime<Utc>,
-        stored: &mut Stored,
-    ) -> Result<Checked, PollingError> {
-        let post = &claim.post;
-        if let Some(until) = self.channel_not_before(post.channel_id) {
-            return Ok(Checked::Deferred(until));
-        }
-        let read;
-        let channel = match channel {
-            Some(channel) => channel,
-            None => {
-                read = self
-                    .store
-                    .get_channel(post.tenant_id, post.channel_id)
-                    .await?;
-                &read
-            }
-        };
-        let connector = self.connectors.get(channel.platform.as_str())?;
-        if !connector.capabilities().comments {
-            return Ok(Checked::Unsupported);
-        }
-        let Some(platform_post_id) = post.platform_post_id.as_deref() else {
-            return Ok(Checked::Unsupported);
-        };
-        let mut ctx = match self.tokens.context(connector.as_ref(), channel).await {
-            Ok(ctx) => ctx,
-            Err(err) if err.is_paused() => return Ok(Checked::Paused),
-            Err(err) => return Err(err.into()),
-        };
-        let mut renewed = false;
-        let mut restarted = false;
-        let checkpoint = claim.checkpoint.as_ref();
-        let mut cursor = checkpoint.and_then(|c| c.last_cursor.clone());
-        // A reply listed under an earlier page's comment is not on the pages
-        // after the cursor: read them all again now and then, with every
-        // reply (a call per thread, so not at every check).
-        let rereading = connector.new_comments_may_precede_the_cursor()
-            && self.reread_due(post, checkpoint, now);
-        if rereading {
-            cursor = None;
-        }
-        let mut last_seen = checkpoint.and_then(|c| c.last_seen_at);
-        let mut pages_left = self.config.max_pages.max(1);
-        while pages_left > 0 {
-            pages_left -= 1;
-            let read = if rereading {
-                connector
-                    .list_comments_with_replies(&ctx, platform_post_id, cursor.as_deref())
-                    .await
-            } else {
-                connector
-                    .list_new_comments(&ctx, platform_post_id, cursor.as_deref())
-                    .await
-            };
-            let page = match read {
-                Ok(page) => page,
-                Err(ConnectorError::Unauthorized { .. }) if !renewed => {
-                    // Once: the token another holder stored, or a new one.
-                    renewed = true;
-                    let used = ctx.access_token.clone();
-                    let connector = connector.as_ref();
-                    let renewed_channel = self
-                        .tokens
-                        .after_unauthorized(channel, Some(&used), |c| async move {
-                            connector_refresh(connector, &c).await
-                        })
-                        .await;
-                    match renewed_channel {
-                        Ok(fresh) => {
-                            ctx = crate::publish::channel_context(&fresh);
-                            pages_left += 1;
-                            continue;
-                        }
-                        Err(err) if err.is_paused() => return Ok(Checked::Paused),
-                        Err(err) => return Err(err.into()),
-                    }
-                }
-                Err(err @ ConnectorError::Permanent { .. }) if cursor.is_some() && !restarted => {
-                    // A cursor the platform no longer accepts (Graph's
-                    // cursors name an item, which may be gone) would fail
-                    // every check for the rest of the 7 days: read once
-                    // more from the first page instead. The comments read
-                    // again are stored once (their key); a post that is
-                    // refused from the start too fails as before.
-                    warn!(post = %post.id, error = %err,
-                        "a comment page refused from a saved cursor; reading from the start");
-                    restarted = true;
-                    cursor = None;
-                    pages_left += 1;
-                    continue;
-                }
-                Err(err) => {
-                    self.hold_if_rate_limited(post.tenant_id, post.channel_id, &err)
-                        .await;
-                    return Err(err.into());
-                }
-            };
-            stored.pages += 1;
-            let mut comments = Vec::with_capacity(page.comments.len());
-            for remote in &page.comments {
-                last_seen = Some(last_seen.map_or(remote.created_at, |t| t.max(remote.created_at)));
-                // The account's own comments (the replies this library
-                // sent, a person answering as the Page) are not comments to
-                // triage: kept out, as the webhooks keep them out, so an
-                // auto-reply never answers itself.
-                if remote.author_id.as_deref() == Some(channel.external_account_id.as_str()) {
-                    continue;
-                }
-                let comment = NewComment {
-                    tenant_id: post.tenant_id,
-                    post_id: post.id,
-                    platform_comment_id: remote.id.clone(),
-                    parent_platform_comment_id: remote.parent_id.clone(),
-                    author_id: remote.author_id.clone(),
-                    author_name: remote.author_name.clone(),
-                    text: remote.text.clone(),
-                    created_at: remote.created_at,
-                    stored_at: now,
-                };
-                // A comment the store would refuse fails the post here, not
-                // the batch its write goes in.
-                comment.validate().map_err(StorageError::from)?;
-                comments.push(comment);
-            }
-            // The page counts once all of it is kept, with the cursor after it.
-            let next = page
-                .next_cursor
-                .filter(|next| Some(next) != cursor.as_ref());
-            let resume = next.clone().or_else(|| cursor.clone());
-            let saved = stored.checkpoint.as_ref().or(checkpoint);
-            // A re-read's pages are written whatever they hold: the
-            // checkpoint's time tells the next check the re-read is done, or
-            // where it stopped.
-            let changed = saved
-                .is_none_or(|c| c.last_cursor != resume || c.last_seen_at != last_seen)
-                || next.is_some()
-                || rereading;
-            let moved = changed.then_some(CommentCheckpoint {
-                tenant_id: post.tenant_id,
-                post_id: post.id,
-                last_cursor: resume,
-                last_seen_at: last_seen,
-                updated_at: now,
-            });
-            if let Some(moved) = &moved {
-                moved.validate().map_err(StorageError::from)?;
-            }
-            stored.comments.extend(comments);
-            if moved.is_some() {
-                stored.checkpoint = moved;
-            }
-            match next {
-                Some(next) => cursor = Some(next),
-                None => break,
-            }
-        }
-        Ok(Checked::Polled)
     }
 
     /// Triage, then auto-reply, of what the pass stored.

@@ -35,6 +35,10 @@ pub struct PollReport {
     /// Comments stored by this pass (a comment stored already, by an earlier
     /// pass or by the webhook, is not counted).
     pub comments_stored: u64,
+    /// Comments read but not stored because the store refuses them (a text
+    /// it cannot hold, say): logged and left out, so that one bad comment
+    /// does not stop the post's other comments for the rest of its polling.
+    pub comments_refused: u64,
     /// Posts skipped or stopped because their channel is rate-limited; they are
     /// checked again after the platform's Retry-After.
     pub posts_rate_limited: u64,
@@ -78,6 +82,7 @@ impl PollReport {
             "posts_polled": self.posts_polled,
             "pages_read": self.pages_read,
             "comments_stored": self.comments_stored,
+            "comments_refused": self.comments_refused,
             "posts_rate_limited": self.posts_rate_limited,
             "posts_unsupported": self.posts_unsupported,
             "posts_paused": self.posts_paused,
@@ -109,6 +114,7 @@ impl PollReport {
         self.posts_polled += other.posts_polled;
         self.pages_read += other.pages_read;
         self.comments_stored += other.comments_stored;
+        self.comments_refused += other.comments_refused;
         self.posts_rate_limited += other.posts_rate_limited;
         self.posts_unsupported += other.posts_unsupported;
         self.posts_paused += other.posts_paused;

@@ -83,11 +83,13 @@ pub async fn comments_and_checkpoints(store: Arc<dyn Store>) {
         last_cursor: Some("QVFIUmx1WTBpMGpJWXprYzVYaVhabEp".into()),
         last_seen_at: Some(t0() + mins(2)),
         updated_at: t0() + mins(5),
+        rereading: true,
     };
     assert_eq!(s.save_checkpoint(cp.clone()).await.unwrap(), cp);
     let cp2 = CommentCheckpoint {
         last_cursor: None,
         updated_at: t0() + mins(10),
+        rereading: false,
         ..cp.clone()
     };
     assert_eq!(s.save_checkpoint(cp2.clone()).await.unwrap(), cp2);

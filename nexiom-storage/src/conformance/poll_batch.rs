@@ -65,6 +65,7 @@ fn checkpoint(post: &ScheduledPost, cursor: &str, at: DateTime<Utc>) -> CommentC
         last_cursor: Some(cursor.to_owned()),
         last_seen_at: Some(at),
         updated_at: at,
+        rereading: false,
     }
 }
 
@@ -197,7 +198,11 @@ pub async fn poll_results_are_written_only_under_their_claim(store: Arc<dyn Stor
             comment(&a, "c2", now + mins(1)),
             comment(&a, "c1", now),
         ],
-        checkpoint: Some(checkpoint(&a, "cur-2", now + mins(1))),
+        // Part way through a re-read: the mark is written with the cursor.
+        checkpoint: Some(CommentCheckpoint {
+            rereading: true,
+            ..checkpoint(&a, "cur-2", now + mins(1))
+        }),
         last_check_at: Some(later),
         next_check_at: Some(later + mins(4)),
         ..result(&a, lease2)

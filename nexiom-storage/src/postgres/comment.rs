@@ -404,20 +404,22 @@ impl CommentStore for PgStore {
         // the foreign key refuses a post that is not the tenant's.
         let saved: std::result::Result<Option<CheckpointRow>, _> = sqlx::query_as(
             "INSERT INTO comment_checkpoints (post_id, tenant_id, last_cursor, last_seen_at, \
-                 updated_at) \
-             VALUES ($1, $2, $3, $4, $5) \
+                 updated_at, rereading) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
              ON CONFLICT (post_id) DO UPDATE SET \
                  last_cursor = EXCLUDED.last_cursor, \
                  last_seen_at = EXCLUDED.last_seen_at, \
-                 updated_at = EXCLUDED.updated_at \
+                 updated_at = EXCLUDED.updated_at, \
+                 rereading = EXCLUDED.rereading \
              WHERE comment_checkpoints.tenant_id = EXCLUDED.tenant_id \
              RETURNING *",
         )
         .bind(checkpoint.post_id.as_uuid())
         .bind(checkpoint.tenant_id.as_uuid())
         .bind(checkpoint.last_cursor.as_deref())
-        .bind(checkpoint.last_seen_at)
-        .bind(checkpoint.updated_at)
+        .bind(checkpoint.last_seen_at.map(bound))
+        .bind(bound(checkpoint.updated_at))
+        .bind(checkpoint.rereading)
         .fetch_optional(&mut *tx)
         .await;
         match saved {

@@ -106,8 +106,8 @@ impl PollBatchStore for PgStore {
         let mut leases = Vec::with_capacity(n);
         let mut last_checks: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(n);
         let mut next_checks: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(n);
-        let (mut cp_posts, mut cp_cursors, mut cp_seen, mut cp_updated) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut cp_posts, mut cp_cursors, mut cp_seen, mut cp_updated, mut cp_rereading) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let mut c_ids = Vec::new();
         let mut c_posts = Vec::new();
         let mut c_keys: Vec<&str> = Vec::new();
@@ -126,8 +126,9 @@ impl PollBatchStore for PgStore {
             if let Some(c) = &r.checkpoint {
                 cp_posts.push(c.post_id.as_uuid());
                 cp_cursors.push(c.last_cursor.as_deref());
-                cp_seen.push(c.last_seen_at);
-                cp_updated.push(c.updated_at);
+                cp_seen.push(c.last_seen_at.map(bound));
+                cp_updated.push(bound(c.updated_at));
+                cp_rereading.push(c.rereading);
             }
             for c in &r.comments {
                 c_ids.push(CommentId::generate().as_uuid());
@@ -137,8 +138,8 @@ impl PollBatchStore for PgStore {
                 c_authors.push(c.author_id.as_deref());
                 c_names.push(c.author_name.as_deref());
                 c_texts.push(c.text.as_str());
-                c_created.push(c.created_at);
-                c_stored.push(c.stored_at);
+                c_created.push(bound(c.created_at));
+                c_stored.push(bound(c.stored_at));
             }
         }
         // One statement, so one commit, across tenants (keyed by the claims):
@@ -161,15 +162,18 @@ impl PollBatchStore for PgStore {
                  RETURNING p.id, p.tenant_id, p.channel_id \
              ), saved AS ( \
                  INSERT INTO comment_checkpoints (post_id, tenant_id, last_cursor, \
-                     last_seen_at, updated_at) \
-                 SELECT c.post_id, m.tenant_id, c.last_cursor, c.last_seen_at, c.updated_at \
-                 FROM UNNEST($7::uuid[], $8::text[], $9::timestamptz[], $10::timestamptz[]) \
-                     AS c(post_id, last_cursor, last_seen_at, updated_at) \
+                     last_seen_at, updated_at, rereading) \
+                 SELECT c.post_id, m.tenant_id, c.last_cursor, c.last_seen_at, c.updated_at, \
+                     c.rereading \
+                 FROM UNNEST($7::uuid[], $8::text[], $9::timestamptz[], $10::timestamptz[], \
+                     $20::boolean[]) \
+                     AS c(post_id, last_cursor, last_seen_at, updated_at, rereading) \
                  JOIN moved m ON m.id = c.post_id \
                  ON CONFLICT (post_id) DO UPDATE SET \
                      last_cursor = EXCLUDED.last_cursor, \
                      last_seen_at = EXCLUDED.last_seen_at, \
-                     updated_at = EXCLUDED.updated_at \
+                     updated_at = EXCLUDED.updated_at, \
+                     rereading = EXCLUDED.rereading \
                  WHERE comment_checkpoints.tenant_id = EXCLUDED.tenant_id \
              ), stored AS ( \
                  INSERT INTO comments (id, tenant_id, post_id, channel_id, \
@@ -209,6 +213,7 @@ impl PollBatchStore for PgStore {
         .bind(&c_texts)
         .bind(&c_created)
         .bind(&c_stored)
+        .bind(&cp_rereading)
         .fetch_all(&self.scan_pool)
         .await
         .map_err(|err| match &err {

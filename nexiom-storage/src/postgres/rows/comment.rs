@@ -97,6 +97,7 @@ pub(in crate::postgres) struct CheckpointRow {
     last_cursor: Option<String>,
     last_seen_at: Option<DateTime<Utc>>,
     updated_at: DateTime<Utc>,
+    rereading: bool,
 }
 
 impl CheckpointRow {
@@ -107,6 +108,7 @@ impl CheckpointRow {
             last_cursor: self.last_cursor,
             last_seen_at: self.last_seen_at,
             updated_at: self.updated_at,
+            rereading: self.rereading,
         })
     }
 }
