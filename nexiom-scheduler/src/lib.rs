@@ -88,9 +88,9 @@ pub use polling::{
     PollFailure, PollReport, PollingConfig, PollingError,
 };
 pub use publish::{
-    ConnectorGateway, OUTCOME_UNKNOWN, PostLookup, PostOutcome, PublishConfig, PublishFailure,
-    PublishGateway, PublishQueue, PublishedPost, QueueReport, RecipientMessage, RetryPolicy,
-    channel_context, classify,
+    AWAITING_RECONNECTION, ConnectorGateway, OUTCOME_UNKNOWN, PostLookup, PostOutcome,
+    PublishConfig, PublishFailure, PublishGateway, PublishQueue, PublishedPost, QueueReport,
+    RecipientMessage, RetryPolicy, channel_context, classify,
 };
 #[cfg(feature = "testing")]
 pub use publish::{MockGateway, MockStep};

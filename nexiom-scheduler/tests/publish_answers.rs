@@ -23,6 +23,7 @@ on_both_backends!(
     an_unstorable_answer_settles_only_its_own_post,
     a_wait_on_one_lane_holds_back_the_channels_other_lanes,
     a_refused_token_stops_the_channels_remaining_posts,
+    a_post_paused_on_its_last_attempt_goes_out_after_reconnection,
 );
 
 /// How the platform answers one account.
@@ -39,6 +40,9 @@ enum Answer {
     ThrottleFirst,
     /// 401, and the token refresh is refused for good.
     Refused,
+    /// The platform refuses the channel's tokens for good (re-authorization
+    /// needed) until `open` is set (the channel reconnected), then publishes.
+    NeedsReauthUntilOpen,
 }
 
 struct Scripted {
@@ -110,6 +114,12 @@ impl TestPlatform for Scripted {
             Answer::ThrottleFirst => {
                 let mut open = self.open.clone();
                 open.wait_for(|open| *open).await.unwrap();
+            }
+            Answer::NeedsReauthUntilOpen if *self.open.borrow() => {}
+            Answer::NeedsReauthUntilOpen => {
+                return Err(PublishFailure::NeedsReauth(
+                    "(#190) The user has not authorized application".into(),
+                ));
             }
             Answer::Refused => {
                 return Err(PublishFailure::Unauthorized(
@@ -357,4 +367,63 @@ async fn a_refused_token_stops_the_channels_remaining_posts(store: Arc<dyn Store
         );
         assert!(env.runs(p.id).await.is_empty(), "no attempt was made");
     }
+}
+
+/// A post whose first two attempts failed meets a token the platform
+/// refuses for good on its third and last: the channel is paused and the post waits, its attempt counted
+/// and its message starting with `AWAITING_RECONNECTION`. Once a person
+/// reconnects the channel it goes out (before, it failed at its next claim
+/// with no call: "no attempt left").
+async fn a_post_paused_on_its_last_attempt_goes_out_after_reconnection(store: Arc<dyn Store>) {
+    let env = Env::new(store).await;
+    let channel = channels(&env, 1).await.remove(0);
+    let post = posts(&env, &channel, 1).await.remove(0);
+    env.store
+        .update_post(
+            env.tenant,
+            post.id,
+            PostPatch {
+                retry_count: Some(2),
+                error_message: Some(Some("(#2) Service temporarily unavailable".into())),
+                ..PostPatch::default()
+            },
+            env.clock.now(),
+        )
+        .await
+        .unwrap();
+    let (gateway, open) = Scripted::new(HashMap::from([(
+        channel.external_account_id.clone(),
+        Answer::NeedsReauthUntilOpen,
+    )]));
+    let q = queue(&env, gateway.clone(), 1);
+    q.run_due(&batch(10), None).await.unwrap();
+    let waiting = env.post(post.id).await;
+    assert_eq!(
+        (waiting.status, waiting.retry_count),
+        (PostStatus::Queued, 3)
+    );
+    let why = waiting.error_message.unwrap();
+    assert!(why.starts_with(AWAITING_RECONNECTION), "{why}");
+    let paused = env.store.get_channel(env.tenant, channel.id).await.unwrap();
+    assert_eq!(paused.status, ChannelStatus::NeedsReauth);
+
+    ChannelTokens::new(env.store.clone(), env.clock.clone())
+        .reconnect(
+            env.tenant,
+            channel.id,
+            Credentials {
+                access_token: Some(SecretString::new("EAAG-new")),
+                refresh_token: None,
+                expires_at: None,
+            },
+        )
+        .await
+        .unwrap();
+    open.send(true).unwrap();
+    env.advance(Duration::minutes(1));
+    let report = q.run_due(&batch(10), None).await.unwrap();
+    assert_eq!(report.published, 1, "{report:?}");
+    let out = env.post(post.id).await;
+    assert_eq!(out.status, PostStatus::Published);
+    assert_eq!(gateway.calls(&channel.external_account_id), 2);
 }

@@ -23,4 +23,5 @@ on_both_backends!(
     interruptions::a_retry_after_pauses_the_fan_out_and_holds_the_channel,
     interruptions::a_large_audience_goes_out_in_bounded_passes,
     interruptions::a_large_broadcast_does_not_hold_its_channels_next_post,
+    interruptions::a_lane_of_large_broadcasts_stops_with_its_batch,
 );

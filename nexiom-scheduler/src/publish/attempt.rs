@@ -14,7 +14,7 @@ use tracing::warn;
 
 use super::checked;
 use super::gateway::{PublishFailure, PublishGateway};
-use super::queue::{OUTCOME_UNKNOWN, PostOutcome, PublishQueue};
+use super::queue::{AWAITING_RECONNECTION, OUTCOME_UNKNOWN, PostOutcome, PublishQueue};
 use crate::error::Result;
 use crate::tokens::{RefreshOutcome, TokenError};
 
@@ -186,8 +186,14 @@ impl PublishQueue {
         }
         let mut attempt = post.retry_count + 1;
         let mut refreshed = false;
+        // A post that waited for its channel's reconnection gets an attempt
+        // after it, even when the refused one was its last.
+        let reconnected = post
+            .error_message
+            .as_deref()
+            .is_some_and(|m| m.starts_with(AWAITING_RECONNECTION));
         loop {
-            if attempt > max {
+            if attempt > max && !(reconnected && attempt == post.retry_count + 1) {
                 let last = post
                     .error_message
                     .clone()

@@ -129,12 +129,19 @@ impl PublishQueue {
                     // still runs, so a large broadcast does not hold its
                     // channel's other posts for all of its passes).
                     let mut progressed = false;
+                    // Full broadcast passes that ended past the batch's
+                    // time: the lane goes on after one (so the channel's
+                    // next post still runs), not after two (a lane of large
+                    // broadcasts alone would otherwise run all their passes).
+                    let mut late_passes = 0u32;
                     for (i, post) in lane.into_iter().enumerate() {
-                        let past = |progressed: bool| progressed && self.clock.now() >= ends_at;
+                        let past = |progressed: bool, late_passes: u32| {
+                            (progressed || late_passes >= 2) && self.clock.now() >= ends_at
+                        };
                         if i > 0
                             && !item_delay.is_zero()
                             && !shutdown.is_some_and(Shutdown::is_triggered)
-                            && !past(progressed)
+                            && !past(progressed, late_passes)
                             && held_until(holds, post.channel_id).is_none()
                         {
                             tokio::time::sleep(item_delay).await;
@@ -142,7 +149,7 @@ impl PublishQueue {
                         // A lane past the batch's time (read after the
                         // delay) hands its other posts back, so the next
                         // claim comes soon.
-                        let out_of_time = past(progressed);
+                        let out_of_time = past(progressed, late_passes);
                         if out_of_time {
                             timed_out.store(true, Ordering::Relaxed);
                         }
@@ -158,7 +165,12 @@ impl PublishQueue {
                             if let Some(until) = hold {
                                 hold_back(holds, post.channel_id, until);
                             }
-                            progressed |= !due_again_at_once(&step, self.clock.now());
+                            let now = self.clock.now();
+                            if due_again_at_once(&step, now) {
+                                late_passes += u32::from(now >= ends_at);
+                            } else {
+                                progressed = true;
+                            }
                             step
                         };
                         let _ = settle_tx.send(step);

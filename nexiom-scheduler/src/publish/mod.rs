@@ -17,5 +17,7 @@ pub use connector::{ConnectorGateway, PostLookup, channel_context, classify};
 pub use gateway::{PublishFailure, PublishGateway, PublishedPost, RecipientMessage};
 #[cfg(feature = "testing")]
 pub use mock::{MockGateway, MockStep};
-pub use queue::{OUTCOME_UNKNOWN, PostOutcome, PublishConfig, PublishQueue, QueueReport};
+pub use queue::{
+    AWAITING_RECONNECTION, OUTCOME_UNKNOWN, PostOutcome, PublishConfig, PublishQueue, QueueReport,
+};
 pub use retry::RetryPolicy;

@@ -24,6 +24,12 @@ type ChannelCache = HashMap<(TenantId, ChannelId), (Channel, DateTime<Utc>)>;
 /// published and that could not be checked: a person has to look.
 pub const OUTCOME_UNKNOWN: &str = "outcome_unknown";
 
+/// The start of the `error_message` of a queued post that waits for its
+/// channel to be reconnected (the platform refused the channel's tokens).
+/// Its attempt was counted, but a post whose every attempt is used is still
+/// given one after the reconnection, rather than failing without a call.
+pub const AWAITING_RECONNECTION: &str = "awaiting_reconnection";
+
 /// How the queue claims and publishes.
 #[derive(Debug, Clone)]
 pub struct PublishConfig {

@@ -10,7 +10,7 @@ use tracing::warn;
 
 use super::attempt::{Attempted, Step, later};
 use super::gateway::PublishedPost;
-use super::queue::{PostOutcome, PublishQueue};
+use super::queue::{AWAITING_RECONNECTION, PostOutcome, PublishQueue};
 use crate::error::Result;
 use crate::tokens::TokenError;
 
@@ -180,14 +180,15 @@ impl PublishQueue {
     }
 
     /// After a refused refresh: `attempt` counted, the post `queued` again
-    /// with the reason, waiting for the channel to be reconnected.
+    /// with the reason (after [`AWAITING_RECONNECTION`]), waiting for the
+    /// channel to be reconnected.
     pub(super) fn paused(&self, post: &ScheduledPost, attempt: u32, err: &TokenError) -> Step {
         let settlement = PostSettlement {
             tenant_id: post.tenant_id,
             post_id: post.id,
             status: PostStatus::Queued,
             retry_count: Some(attempt),
-            error_message: Some(err.to_string()),
+            error_message: Some(format!("{AWAITING_RECONNECTION}: {err}")),
             next_attempt_at: None,
             published: None,
             run: None,

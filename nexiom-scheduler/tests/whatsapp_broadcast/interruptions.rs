@@ -274,3 +274,54 @@ pub async fn a_large_broadcast_does_not_hold_its_channels_next_post(store: Arc<d
     assert_eq!(f.post(small.id).await.status, PostStatus::Published);
     assert_eq!(f.post(large.id).await.status, PostStatus::Queued);
 }
+
+/// A lane of large broadcasts alone (each pass ends full, due again at
+/// once), in a batch out of time: the lane runs two passes past the batch's
+/// time, then hands the third broadcast back, so the worker claims again
+/// instead of running every broadcast's pass in one batch (up to a minute
+/// each) while other channels' posts fall due.
+pub async fn a_lane_of_large_broadcasts_stops_with_its_batch(store: Arc<dyn Store>) {
+    let f = fx(store).await;
+    let t = t0();
+    let recipients = ["15550031", "15550032", "15550033"];
+    for r in recipients {
+        f.contact(r, Some(t - Duration::hours(1))).await;
+    }
+    let audience = f.audience(&recipients).await;
+    let mut posts = Vec::new();
+    for i in 0..3 {
+        posts.push(f.broadcast(audience, t + Duration::seconds(i)).await);
+    }
+    f.clock.advance(Duration::seconds(3));
+    let queue = PublishQueue::new(
+        f.store.clone(),
+        f.gateway.clone(),
+        f.clock.clone(),
+        PublishConfig {
+            broadcast_pass: 2,
+            batch_time: Duration::zero(),
+            ..PublishConfig::for_worker("w1")
+        },
+    );
+    let one_batch = BatchConfig {
+        batch_size: 10,
+        max_batches: 1,
+        ..BatchConfig::default()
+    };
+    let first = queue.run_due(&one_batch, None).await.unwrap();
+    assert_eq!(
+        (first.claimed, first.published, first.handed_back),
+        (3, 0, 1),
+        "{first:?}"
+    );
+    for post in &posts {
+        assert_eq!(f.post(post.id).await.status, PostStatus::Queued);
+    }
+    // Every broadcast still goes out in full over the next batches.
+    for _ in 0..10 {
+        queue.run_due(&one_batch, None).await.unwrap();
+    }
+    for post in &posts {
+        assert_eq!(f.post(post.id).await.status, PostStatus::Published);
+    }
+}
