@@ -463,3 +463,68 @@ async fn a_channel_reconnected_while_cached_gets_the_next_body() {
     );
     ts.cleanup().await;
 }
+
+/// An unrouted event whose channel was deleted by hand (routing cannot
+/// create its conversation: a foreign key refuses it) ahead of another
+/// tenant's good events: the batch fails, the events are routed one by one,
+/// and the bad one is set aside (a dead letter of its tenant, marked routed
+/// to no conversation), so the next runs route as usual. Before, every run
+/// failed on the same oldest event, and routing stopped for every tenant.
+/// Postgres only: the memory store has no way to lose a channel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    nexiom_no_postgres,
+    ignore = "no PostgreSQL reachable (see README: Tests)"
+)]
+async fn an_event_routing_refuses_is_set_aside_and_the_others_routed() {
+    let Some(url) = nexiom_storage::conformance::postgres_test_url().await else {
+        return;
+    };
+    let ts = nexiom_storage::conformance::postgres_test_store()
+        .await
+        .unwrap();
+    let store = ts.store();
+    let gone = channel(&*store, "Globex", "pn-gone").await;
+    let acme = channel(&*store, "Acme", "pn-acme").await;
+    let (p, wa) = receiver(&store);
+    let (first, headers) = body("pn-gone", vec![message("wamid.gone.0", "hi")]);
+    p.ingest_webhook(&wa, &headers, &first).await.unwrap();
+    delete_channel(&url, &ts, &gone).await;
+    let good: Vec<_> = (0..5)
+        .map(|i| message(&format!("wamid.acme.{i}"), "hello"))
+        .collect();
+    let (second, headers) = body("pn-acme", good);
+    p.ingest_webhook(&wa, &headers, &second).await.unwrap();
+
+    let report = p.route_unrouted_events(None, 100).await.unwrap();
+    assert_eq!((report.processed, report.set_aside), (5, 1), "{report:?}");
+    assert!(
+        store
+            .list_unrouted_events(None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let conversations = store
+        .list_conversations(acme.tenant_id, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(conversations.len(), 1);
+    let letters = store
+        .list_dead_letters(Some(gone.tenant_id), 10)
+        .await
+        .unwrap();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert!(
+        letters[0].reason.starts_with("routing failed"),
+        "{letters:?}"
+    );
+    assert!(letters[0].excerpt.contains("wamid.gone.0"));
+
+    // The next body routes in one batch again.
+    let (third, headers) = body("pn-acme", vec![message("wamid.acme.9", "again")]);
+    p.ingest_webhook(&wa, &headers, &third).await.unwrap();
+    let next = p.route_unrouted_events(None, 100).await.unwrap();
+    assert_eq!((next.processed, next.set_aside), (1, 0));
+    ts.cleanup().await;
+}

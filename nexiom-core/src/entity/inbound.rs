@@ -260,6 +260,11 @@ pub struct RoutingReport {
     /// their channel that no stored post has (a post made elsewhere).
     #[serde(default)]
     pub external_posts_created: u64,
+    /// Events that could not be routed, even one at a time, and were set
+    /// aside: kept as dead letters of their tenant and marked routed to no
+    /// conversation (see `InboundPipeline::route_unrouted_events`).
+    #[serde(default)]
+    pub set_aside: u64,
 }
 
 impl RoutingReport {
@@ -269,6 +274,7 @@ impl RoutingReport {
         self.messages_created += other.messages_created;
         self.comments_created += other.comments_created;
         self.external_posts_created += other.external_posts_created;
+        self.set_aside += other.set_aside;
     }
 }
 

@@ -1,7 +1,7 @@
 //! Routing step: unrouted events into conversations, messages, statuses and
 //! comments (the work itself is the store's, set-based on Postgres).
 
-use nexiom_core::{Platform, RoutingReport, TenantId, WebhookEvent, WebhookEventId};
+use nexiom_core::{NewDeadLetter, Platform, RoutingReport, TenantId, WebhookEvent, WebhookEventId};
 
 use super::{InboundError, InboundPipeline};
 
@@ -26,10 +26,18 @@ impl InboundPipeline {
             .map_or(0.0, |e| {
                 (now - e.received_at).num_milliseconds().max(0) as f64 / 1e3
             });
-        let report = self
-            .store
-            .route_unrouted_events(platform, limit, now)
-            .await?;
+        let report = match self.store.route_unrouted_events(platform, limit, now).await {
+            Ok(report) => report,
+            // An outage: the next run tries again.
+            Err(error) if error.is_unavailable() => return Err(error.into()),
+            // The batch is one transaction: an event it cannot route fails
+            // it whole, every run, for every tenant. The events go one by
+            // one instead, and such an event is set aside.
+            Err(error) => {
+                tracing::warn!(%error, "routing a batch failed; its events are routed one by one");
+                self.route_one_by_one(platform, limit).await?
+            }
+        };
         crate::telemetry::routed(report.processed, lag);
         tracing::debug!(
             processed = report.processed,
@@ -38,6 +46,68 @@ impl InboundPipeline {
             "routed events"
         );
         Ok(report)
+    }
+
+    /// Routes the unrouted events one at a time, after a batch failed. An
+    /// event that fails twice on its own (not for an outage) is set aside:
+    /// kept as a dead letter of its tenant, with the error, and marked
+    /// routed to no conversation, so the events after it are not held.
+    async fn route_one_by_one(
+        &self,
+        platform: Option<&Platform>,
+        limit: u32,
+    ) -> Result<RoutingReport, InboundError> {
+        let events = self.store.list_unrouted_events(platform, limit).await?;
+        let mut report = RoutingReport::default();
+        for event in events {
+            let mut failure = None;
+            for _ in 0..2 {
+                match self
+                    .store
+                    .route_event(event.tenant_id, event.id, self.clock.now())
+                    .await
+                {
+                    Ok(_) => {
+                        failure = None;
+                        break;
+                    }
+                    Err(error) if error.is_unavailable() => return Err(error.into()),
+                    Err(error) => failure = Some(error),
+                }
+            }
+            match failure {
+                None => report.processed += 1,
+                Some(error) => {
+                    self.set_aside(&event, &error).await?;
+                    report.set_aside += 1;
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Keeps an event routing refuses as a dead letter, then marks it routed.
+    async fn set_aside(
+        &self,
+        event: &WebhookEvent,
+        error: &nexiom_storage::StorageError,
+    ) -> Result<(), InboundError> {
+        tracing::error!(tenant = %event.tenant_id, event = %event.id, %error,
+            "an event cannot be routed; it is kept as a dead letter and set aside");
+        let raw = serde_json::to_vec(&event.payload).unwrap_or_default();
+        let mut letter = NewDeadLetter::new(
+            event.platform.clone(),
+            format!("routing:{}", event.id),
+            &raw,
+            &format!("routing failed: {error}"),
+            event.received_at,
+        );
+        letter.tenant_id = Some(event.tenant_id);
+        self.store.insert_dead_letter(letter).await?;
+        self.store
+            .mark_event_routed(event.tenant_id, event.id, None, self.clock.now())
+            .await?;
+        Ok(())
     }
 
     /// Routes one event now (for a receiver that routes as it ingests); an
