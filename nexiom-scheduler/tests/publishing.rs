@@ -22,12 +22,14 @@ on_both_backends!(
     a_throttle_without_retry_after_holds_the_channel,
     permanent_error_fails_at_once,
     unauthorized_refreshes_the_token_once,
+    unauthorized_on_the_last_attempt_still_refreshes_and_retries,
     unauthorized_after_refresh_fails,
     timeout_after_send_is_found_by_lookup,
     timeout_after_send_without_lookup_is_outcome_unknown,
     timeout_after_send_not_found_is_retried_as_a_new_attempt,
     a_post_shown_late_after_a_timeout_is_found_before_publishing_again,
     a_failing_lookup_before_publishing_again_is_retried,
+    a_throttled_lookup_holds_the_channel,
     a_refresh_that_fails_for_now_retries_the_post_later,
     not_found_on_the_last_attempt_fails_for_good,
     crash_after_the_call_is_settled_by_lookup,
@@ -568,4 +570,62 @@ async fn content_the_channel_refuses_fails_before_any_call(store: Arc<dyn Store>
     assert_eq!(stored.status, PostStatus::Failed);
     assert!(stored.error_message.unwrap().contains("at most 5"));
     assert!(gateway.calls().is_empty());
+}
+
+/// The lookup before publishing again is throttled (429, Retry-After 10
+/// minutes): the channel is held as a throttled publish holds it, so the
+/// channel's next post is not sent into the throttle (and charged an
+/// attempt) in the same batch; both go out once the wait is over.
+async fn a_throttled_lookup_holds_the_channel(store: Arc<dyn Store>) {
+    let env = Env::new(store).await;
+    let gateway = Arc::new(MockGateway::new());
+    gateway.script([MockStep::TimeoutAfterSend { created: false }]);
+    let queue = env.queue("w1", gateway.clone());
+    let first = env.post_at("Hello", env.clock.now()).await;
+    assert_eq!(queue.run_due(&batch(10), None).await.unwrap().retrying, 1);
+    let second = env.post_at("Next", env.clock.now()).await;
+    gateway.fail_lookups([PublishFailure::RateLimited {
+        message: "HTTP 429".into(),
+        retry_after: Some(Duration::minutes(10)),
+    }]);
+    env.advance(Duration::minutes(5));
+    let report = queue.run_due(&batch(10), None).await.unwrap();
+    assert_eq!((report.retrying, report.published), (1, 0), "{report:?}");
+    assert_eq!(gateway.calls().len(), 1, "no call into the throttle");
+    let held = env.post(second.id).await;
+    assert_eq!((held.status, held.retry_count), (PostStatus::Queued, 0));
+    assert!(env.runs(second.id).await.is_empty(), "no attempt charged");
+    env.advance(Duration::minutes(11));
+    assert_eq!(queue.run_due(&batch(10), None).await.unwrap().published, 2);
+    assert_eq!(env.post(first.id).await.status, PostStatus::Published);
+}
+
+/// An expired token met on a post's last attempt (two transient failures
+/// before it): the token is refreshed and the call made again, as on any
+/// attempt, and the post is published. Before, the post failed on the
+/// expired token with no refresh, and the channel's next posts met it too.
+async fn unauthorized_on_the_last_attempt_still_refreshes_and_retries(store: Arc<dyn Store>) {
+    let env = Env::new(store).await;
+    let gateway = Arc::new(MockGateway::new());
+    gateway.script([
+        transient("HTTP 502"),
+        transient("HTTP 502"),
+        MockStep::Fail(PublishFailure::Unauthorized("token expired".into())),
+    ]);
+    let queue = env.queue("w1", gateway.clone());
+    let post = env.post_at("Hello", env.clock.now()).await;
+    for _ in 0..2 {
+        assert_eq!(queue.run_due(&batch(10), None).await.unwrap().retrying, 1);
+        env.advance(Duration::hours(1));
+    }
+    let report = queue.run_due(&batch(10), None).await.unwrap();
+    assert_eq!(report.published, 1, "{report:?}");
+    assert_eq!(gateway.refreshes(), 1);
+    let runs = env.runs(post.id).await;
+    assert_eq!(
+        runs.len(),
+        4,
+        "the call after the refresh has a run of its own"
+    );
+    assert_eq!(runs[3].status, PostRunStatus::Success);
 }

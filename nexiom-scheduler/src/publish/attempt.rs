@@ -165,6 +165,13 @@ impl PublishQueue {
                 // with no attempt left, a person checks the account.
                 Err(failure) => {
                     let attempt = post.retry_count + 1;
+                    // A throttled lookup holds the channel as a throttled
+                    // publish does: its other posts would meet it too.
+                    let delay = self
+                        .config
+                        .retry
+                        .delay_after(attempt, failure.retry_after());
+                    let hold = self.hold_channel(post, &failure, delay).await;
                     let step = if attempt >= max {
                         let error = format!(
                             "{OUTCOME_UNKNOWN}: an earlier attempt may have published the post \
@@ -180,7 +187,10 @@ impl PublishQueue {
                         let wait = failure.retry_after();
                         self.retry_later(post, None, attempt, error, wait)
                     };
-                    return Ok(Step::Done(self.write_now(step).await).into());
+                    return Ok(Attempted {
+                        step: Step::Done(self.write_now(step).await),
+                        hold,
+                    });
                 }
             }
         }
@@ -193,7 +203,9 @@ impl PublishQueue {
             .as_deref()
             .is_some_and(|m| m.starts_with(AWAITING_RECONNECTION));
         loop {
-            if attempt > max && !(reconnected && attempt == post.retry_count + 1) {
+            // The call right after a token refresh belongs to the attempt
+            // the expired token spoiled, even when that was the last.
+            if attempt > max && !refreshed && !(reconnected && attempt == post.retry_count + 1) {
                 let last = post
                     .error_message
                     .clone()
@@ -276,12 +288,8 @@ impl PublishQueue {
                 }
                 PublishFailure::Unauthorized(_) => {
                     let error = failure.to_string();
-                    if refreshed || attempt >= max {
-                        let error = if refreshed {
-                            format!("{error} (again after refreshing the token)")
-                        } else {
-                            error
-                        };
+                    if refreshed {
+                        let error = format!("{error} (again after refreshing the token)");
                         return Ok(self.failed(post, Some((&run, attempt)), error).into());
                     }
                     // Record the attempt, refresh once, and go again at once.
@@ -352,28 +360,11 @@ impl PublishQueue {
                 }
                 PublishFailure::RateLimited { .. } | PublishFailure::Transient { .. } => {
                     let error = failure.to_string();
-                    let retry_after = failure.retry_after();
-                    let delay = self.config.retry.delay_after(attempt, retry_after);
-                    // The platform asked this channel to wait, or throttled
-                    // it without saying for how long (Meta's throttling
-                    // codes come without Retry-After; then for this post's
-                    // backoff): the channel is held back, here and from
-                    // every worker's claims (also when this post has no
-                    // attempt left), so its other posts do not each spend
-                    // an attempt on the throttle.
-                    let wait = match failure {
-                        PublishFailure::RateLimited { .. } => Some(retry_after.unwrap_or(delay)),
-                        _ => retry_after,
-                    };
-                    let hold = wait.map(|wait| later(self.clock.now(), wait));
-                    if let Some(until) = hold
-                        && let Err(err) = self
-                            .store
-                            .throttle_channel(post.tenant_id, post.channel_id, until)
-                            .await
-                    {
-                        warn!(error = %err, "could not record the channel's hold");
-                    }
+                    let delay = self
+                        .config
+                        .retry
+                        .delay_after(attempt, failure.retry_after());
+                    let hold = self.hold_channel(post, &failure, delay).await;
                     if attempt >= max {
                         let step = self.failed(post, Some((&run, attempt)), error);
                         return Ok(Attempted { step, hold });
@@ -384,6 +375,34 @@ impl PublishQueue {
                 }
             }
         }
+    }
+
+    /// Holds the post's channel back after `failure`, when the platform asked
+    /// it to wait, or throttled it without saying for how long (Meta's
+    /// throttling codes come without Retry-After; then for `delay`, the
+    /// post's backoff): here and from every worker's claims (also when the
+    /// post has no attempt left), so the channel's other posts do not each
+    /// spend an attempt on the throttle. Returns until when.
+    async fn hold_channel(
+        &self,
+        post: &ScheduledPost,
+        failure: &PublishFailure,
+        delay: chrono::Duration,
+    ) -> Option<DateTime<Utc>> {
+        let wait = match failure {
+            PublishFailure::RateLimited { retry_after, .. } => Some(retry_after.unwrap_or(delay)),
+            _ => failure.retry_after(),
+        };
+        let hold = wait.map(|wait| later(self.clock.now(), wait));
+        if let Some(until) = hold
+            && let Err(err) = self
+                .store
+                .throttle_channel(post.tenant_id, post.channel_id, until)
+                .await
+        {
+            warn!(error = %err, "could not record the channel's hold");
+        }
+        hold
     }
 
     /// When an earlier attempt of `post` ended ambiguous and was not found by
