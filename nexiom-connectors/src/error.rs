@@ -423,16 +423,68 @@ pub enum ErrorAction {
     Fail,
 }
 
-/// One item of a listing read, or `None` (logged) when it cannot be: a
-/// comment without its id or time, say. The listing keeps its other items,
-/// so one malformed item does not fail every read of its page.
-pub(crate) fn readable<T>(platform: &str, item: Result<T, ConnectorError>) -> Option<T> {
-    match item {
-        Ok(item) => Some(item),
-        Err(error) => {
-            tracing::warn!(platform, %error, "an item of a listing cannot be read; it is left out");
-            None
+/// The items of one listing page as they are read: each item that cannot be
+/// read (a comment without its id or time, say) is logged, counted and left
+/// out, so one malformed item does not fail every read of its page; but a
+/// page none of whose top-level items can be read fails
+/// ([`Sift::finish`]): the payload's shape has changed, and moving past it
+/// would lose its comments for good.
+#[derive(Debug)]
+pub(crate) struct Sift {
+    platform: &'static str,
+    read: u32,
+    left_out: u32,
+    top_left_out: u32,
+}
+
+impl Sift {
+    /// Nothing read yet.
+    pub(crate) fn new(platform: &'static str) -> Self {
+        Sift {
+            platform,
+            read: 0,
+            left_out: 0,
+            top_left_out: 0,
         }
+    }
+
+    /// A top-level item of the page, or `None` (logged, counted).
+    pub(crate) fn top<T>(&mut self, item: Result<T, ConnectorError>) -> Option<T> {
+        let item = self.reply(item);
+        match item {
+            Some(_) => self.read += 1,
+            None => self.top_left_out += 1,
+        }
+        item
+    }
+
+    /// A reply listed under a top-level item, or `None` (logged, counted).
+    pub(crate) fn reply<T>(&mut self, item: Result<T, ConnectorError>) -> Option<T> {
+        match item {
+            Ok(item) => Some(item),
+            Err(error) => {
+                let platform = self.platform;
+                tracing::warn!(platform, %error, "an item of a listing cannot be read; it is left out");
+                self.left_out += 1;
+                None
+            }
+        }
+    }
+
+    /// How many items were left out; an error when the page listed
+    /// top-level items and none could be read.
+    pub(crate) fn finish(self) -> Result<u32, ConnectorError> {
+        if self.read == 0 && self.top_left_out > 0 {
+            return Err(ConnectorError::invalid_response(
+                self.platform,
+                format!(
+                    "none of the {} comments of a page could be read (has the payload's shape \
+                     changed?); the page is not skipped",
+                    self.top_left_out
+                ),
+            ));
+        }
+        Ok(self.left_out)
     }
 }
 

@@ -280,6 +280,13 @@ pub struct CommentPage {
     /// Pass it to the next `list_new_comments` call; `None` when this was the last
     /// page for now.
     pub next_cursor: Option<String>,
+    /// Items of the page (comments or replies) that could not be read and
+    /// were left out (logged). A page none of whose comments can be read is
+    /// an error instead ([`ConnectorError::InvalidResponse`]).
+    ///
+    /// [`ConnectorError::InvalidResponse`]: crate::ConnectorError::InvalidResponse
+    #[serde(default)]
+    pub left_out: u32,
 }
 
 /// New credentials from a token refresh.

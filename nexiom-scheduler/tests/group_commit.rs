@@ -320,12 +320,9 @@ async fn postgres() {
     ignore = "no PostgreSQL reachable (see README: Tests)"
 )]
 async fn a_channel_removed_while_cached_loses_no_event() {
-    let Some(url) = nexiom_storage::conformance::postgres_test_url().await else {
+    let Some((url, ts)) = on_postgres().await else {
         return;
     };
-    let ts = nexiom_storage::conformance::postgres_test_store()
-        .await
-        .unwrap();
     let store = ts.store();
     let gone = channel(&*store, "Gone", "pn-gone").await;
     let (p, wa) = receiver(&store);
@@ -380,20 +377,47 @@ async fn a_channel_removed_while_cached_loses_no_event() {
 
 /// Deletes `channel` behind the store's back, as an administrator would by
 /// hand (the library removes no channel).
+/// The database's address and a store in a schema of its own; `None`
+/// (with a notice) when no PostgreSQL is reachable.
+async fn on_postgres() -> Option<(String, TestStore)> {
+    let url = nexiom_storage::conformance::postgres_test_url().await?;
+    let ts = nexiom_storage::conformance::postgres_test_store()
+        .await
+        .unwrap();
+    Some((url, ts))
+}
+
 async fn delete_channel(url: &str, ts: &TestStore, channel: &Channel) {
+    let deleted = as_admin(url, ts, "DELETE FROM channels WHERE id = $1", Some(channel)).await;
+    assert_eq!(deleted, 1, "the channel is deleted");
+}
+
+/// Runs `sql` in the test's schema on a connection of its own (bound to
+/// `channel`'s id when given); returns the rows it touched.
+async fn as_admin(url: &str, ts: &TestStore, sql: &str, channel: Option<&Channel>) -> u64 {
     let schema = ts.schema().unwrap().to_owned();
     let admin = sqlx::postgres::PgPoolOptions::new()
         .max_connections(1)
         .connect(url)
         .await
         .unwrap();
-    let deleted = sqlx::query(&format!("DELETE FROM \"{schema}\".channels WHERE id = $1"))
-        .bind(channel.id.as_uuid())
+    sqlx::query(&format!("SET search_path TO \"{schema}\""))
         .execute(&admin)
         .await
         .unwrap();
-    assert_eq!(deleted.rows_affected(), 1, "the channel is deleted");
+    let done = match channel {
+        Some(channel) => {
+            sqlx::query(sql)
+                .bind(channel.id.as_uuid())
+                .execute(&admin)
+                .await
+        }
+        None => sqlx::raw_sql(sql).execute(&admin).await,
+    }
+    .unwrap()
+    .rows_affected();
     admin.close().await;
+    done
 }
 
 /// The account of a cached channel is connected anew (its channel deleted,
@@ -407,12 +431,9 @@ async fn delete_channel(url: &str, ts: &TestStore, channel: &Channel) {
     ignore = "no PostgreSQL reachable (see README: Tests)"
 )]
 async fn a_channel_reconnected_while_cached_gets_the_next_body() {
-    let Some(url) = nexiom_storage::conformance::postgres_test_url().await else {
+    let Some((url, ts)) = on_postgres().await else {
         return;
     };
-    let ts = nexiom_storage::conformance::postgres_test_store()
-        .await
-        .unwrap();
     let store = ts.store();
     let old = channel(&*store, "Old", "pn-back").await;
     let (p, wa) = receiver(&store);
@@ -477,12 +498,9 @@ async fn a_channel_reconnected_while_cached_gets_the_next_body() {
     ignore = "no PostgreSQL reachable (see README: Tests)"
 )]
 async fn an_event_routing_refuses_is_set_aside_and_the_others_routed() {
-    let Some(url) = nexiom_storage::conformance::postgres_test_url().await else {
+    let Some((url, ts)) = on_postgres().await else {
         return;
     };
-    let ts = nexiom_storage::conformance::postgres_test_store()
-        .await
-        .unwrap();
     let store = ts.store();
     let gone = channel(&*store, "Globex", "pn-gone").await;
     let acme = channel(&*store, "Acme", "pn-acme").await;
@@ -526,5 +544,55 @@ async fn an_event_routing_refuses_is_set_aside_and_the_others_routed() {
     p.ingest_webhook(&wa, &headers, &third).await.unwrap();
     let next = p.route_unrouted_events(None, 100).await.unwrap();
     assert_eq!((next.processed, next.set_aside), (1, 0));
+    ts.cleanup().await;
+}
+
+/// A failure that may pass (here a trigger raising an error of no
+/// integrity class, as a statement or lock timeout would) sets nothing
+/// aside: routing reports the error, the events stay unrouted, and once the
+/// failure has passed they are all routed, with no dead letter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    nexiom_no_postgres,
+    ignore = "no PostgreSQL reachable (see README: Tests)"
+)]
+async fn a_routing_failure_that_may_pass_sets_nothing_aside() {
+    let Some((url, ts)) = on_postgres().await else {
+        return;
+    };
+    let store = ts.store();
+    let acme = channel(&*store, "Acme", "pn-acme").await;
+    let (p, wa) = receiver(&store);
+    let events: Vec<_> = (0..3)
+        .map(|i| message(&format!("wamid.slow.{i}"), "hello"))
+        .collect();
+    let (raw, headers) = body("pn-acme", events);
+    p.ingest_webhook(&wa, &headers, &raw).await.unwrap();
+    as_admin(
+        &url,
+        &ts,
+        "CREATE FUNCTION refuse_for_now() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN RAISE EXCEPTION 'canceling statement due to lock timeout' \
+         USING ERRCODE = '55P03'; END $$; \
+         CREATE TRIGGER refuse_for_now BEFORE INSERT ON messages \
+         FOR EACH ROW EXECUTE FUNCTION refuse_for_now()",
+        None,
+    )
+    .await;
+
+    let failed = p.route_unrouted_events(None, 100).await;
+    assert!(failed.is_err(), "{failed:?}");
+    assert_eq!(store.list_unrouted_events(None, 10).await.unwrap().len(), 3);
+    assert!(store.list_dead_letters(None, 10).await.unwrap().is_empty());
+
+    as_admin(&url, &ts, "DROP TRIGGER refuse_for_now ON messages", None).await;
+    let report = p.route_unrouted_events(None, 100).await.unwrap();
+    assert_eq!((report.processed, report.set_aside), (3, 0), "{report:?}");
+    let conversations = store
+        .list_conversations(acme.tenant_id, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(conversations.len(), 1);
+    assert!(store.list_dead_letters(None, 10).await.unwrap().is_empty());
     ts.cleanup().await;
 }

@@ -396,7 +396,12 @@ async fn a_post_paused_on_its_last_attempt_goes_out_after_reconnection(store: Ar
         Answer::NeedsReauthUntilOpen,
     )]));
     let q = queue(&env, gateway.clone(), 1);
-    q.run_due(&batch(10), None).await.unwrap();
+    let report = q.run_due(&batch(10), None).await.unwrap();
+    assert_eq!(
+        (report.awaiting_reconnection, report.handed_back),
+        (1, 0),
+        "{report:?}"
+    );
     let waiting = env.post(post.id).await;
     assert_eq!(
         (waiting.status, waiting.retry_count),

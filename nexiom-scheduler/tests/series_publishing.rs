@@ -19,6 +19,7 @@ on_both_backends!(
     late_occurrences_are_published_each_by_default,
     occurrences_past_the_max_lateness_are_skipped,
     a_series_whose_late_occurrences_were_its_last_ends,
+    a_max_lateness_of_zero_still_publishes_what_is_due,
 );
 
 async fn series_occurrences_are_published_once_each_across_dst(store: Arc<dyn Store>) {
@@ -56,20 +57,10 @@ async fn series_occurrences_are_published_once_each_across_dst(store: Arc<dyn St
     ra.unwrap();
     rb.unwrap();
     a.run_due(&batch(10), None).await.unwrap();
-    let occurrences = env
-        .store
-        .list_posts(
-            env.tenant,
-            PostFilter {
-                series_id: Some(series.id),
-                ..PostFilter::default()
-            },
-        )
-        .await
-        .unwrap();
-    assert_eq!(occurrences.len(), 1);
-    assert_eq!(occurrences[0].occurrence_at, Some(friday));
-    assert_eq!(occurrences[0].status, PostStatus::Published);
+    let made = occurrences(&env, &series).await;
+    assert_eq!(made.len(), 1);
+    assert_eq!(made[0].occurrence_at, Some(friday));
+    assert_eq!(made[0].status, PostStatus::Published);
     let template = env.post(series.id).await;
     assert_eq!(template.status, PostStatus::Queued);
     assert_eq!(template.publish_at, monday, "Monday 09:00 CEST = 07:00 UTC");
@@ -77,27 +68,10 @@ async fn series_occurrences_are_published_once_each_across_dst(store: Arc<dyn St
     // Monday 09:00 Paris (after the change).
     env.clock.set(monday);
     a.run_due(&batch(10), None).await.unwrap();
-    let occurrences = env
-        .store
-        .list_posts(
-            env.tenant,
-            PostFilter {
-                series_id: Some(series.id),
-                ..PostFilter::default()
-            },
-        )
-        .await
-        .unwrap();
-    let at: Vec<_> = occurrences
-        .iter()
-        .map(|p| p.occurrence_at.unwrap())
-        .collect();
+    let made = occurrences(&env, &series).await;
+    let at: Vec<_> = made.iter().map(|p| p.occurrence_at.unwrap()).collect();
     assert_eq!(at, vec![friday, monday]);
-    assert!(
-        occurrences
-            .iter()
-            .all(|p| p.status == PostStatus::Published)
-    );
+    assert!(made.iter().all(|p| p.status == PostStatus::Published));
     assert_eq!(gateway.calls().len(), 2, "one publish per occurrence");
     // The template itself is never published.
     assert_eq!(gateway.calls_for(&series.id.to_string()), 0);
@@ -232,4 +206,21 @@ async fn a_series_whose_late_occurrences_were_its_last_ends(store: Arc<dyn Store
     assert_eq!(gateway.calls().len(), 0);
     let template = env.post(series.id).await;
     assert_eq!(template.status, PostStatus::Cancelled, "the series ended");
+}
+
+/// A limit of zero would skip every occurrence, each being some seconds
+/// late when claimed: it counts as the minimum, one minute.
+async fn a_max_lateness_of_zero_still_publishes_what_is_due(store: Arc<dyn Store>) {
+    let env = Env::new(store).await;
+    let (series, queue, gateway) = daily_series(&env, Some(Duration::zero()), "FREQ=DAILY").await;
+    env.clock.set(series.publish_at + Duration::seconds(20));
+    let report = queue.run_due(&batch(10), None).await.unwrap();
+    assert_eq!(report.occurrences_skipped, 0, "{report:?}");
+    assert_eq!(gateway.calls().len(), 1);
+    // Ten minutes late is too late.
+    env.clock
+        .set(series.publish_at + Duration::days(1) + Duration::minutes(10));
+    let report = queue.run_due(&batch(10), None).await.unwrap();
+    assert_eq!(report.occurrences_skipped, 1, "{report:?}");
+    assert_eq!(occurrences(&env, &series).await.len(), 1);
 }

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use crate::capabilities::Capabilities;
 use crate::connector::PlatformConnector;
-use crate::error::{ConnectorError, ValidationError, readable};
+use crate::error::{ConnectorError, Sift, ValidationError};
 use crate::graph::{GraphClient, builder::meta_builder, id_of};
 use crate::lookup::{LookupOutcome, LookupQuery};
 use crate::policy;
@@ -268,11 +268,13 @@ impl PlatformConnector for FacebookConnector {
             .graph
             .get_page(ctx, &[post_id, "comments"], &query)
             .await?;
+        let mut sift = Sift::new(NAME);
         let comments = page
             .data
             .iter()
-            .filter_map(|item| readable(NAME, comment_from(item)))
+            .filter_map(|item| sift.top(comment_from(item)))
             .collect();
+        let left_out = sift.finish()?;
         if page.uncursored_next {
             // An edge paged by time: the comments after this page cannot be
             // read with a cursor; this page's are kept.
@@ -284,6 +286,7 @@ impl PlatformConnector for FacebookConnector {
         Ok(CommentPage {
             comments,
             next_cursor: page.next_after,
+            left_out,
         })
     }
 

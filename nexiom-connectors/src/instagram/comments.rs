@@ -6,7 +6,7 @@
 use serde_json::Value;
 
 use super::{InstagramConnector, NAME, comment_from};
-use crate::error::{ConnectorError, readable};
+use crate::error::{ConnectorError, Sift};
 use crate::graph::parse_page;
 use crate::types::{ChannelContext, CommentPage, RemoteComment};
 
@@ -39,17 +39,19 @@ impl InstagramConnector {
             .get_page(ctx, &[post_id, "comments"], &query)
             .await?;
         let mut comments = Vec::new();
+        let mut sift = Sift::new(NAME);
         for item in &page.data {
-            let Some(top) = readable(NAME, comment_from(item, None)) else {
+            let Some(top) = sift.top(comment_from(item, None)) else {
                 continue;
             };
             let top_id = top.id.clone();
             comments.push(top);
             comments.extend(
-                self.replies(ctx, &top_id, item.get("replies"), expand)
+                self.replies(ctx, &top_id, item.get("replies"), expand, &mut sift)
                     .await?,
             );
         }
+        let left_out = sift.finish()?;
         if page.uncursored_next {
             // An edge paged by time: the comments after this page cannot be
             // read with a cursor; this page's are kept.
@@ -61,6 +63,7 @@ impl InstagramConnector {
         Ok(CommentPage {
             comments,
             next_cursor: page.next_after,
+            left_out,
         })
     }
 
@@ -75,6 +78,7 @@ impl InstagramConnector {
         top: &str,
         field: Option<&Value>,
         expand: bool,
+        sift: &mut Sift,
     ) -> Result<Vec<RemoteComment>, ConnectorError> {
         // No `replies` field (a comment without replies), or one without
         // a `data` array: no replies listed.
@@ -86,7 +90,7 @@ impl InstagramConnector {
         let mut pages = 0;
         loop {
             for reply in &page.data {
-                replies.extend(readable(NAME, comment_from(reply, Some(top))));
+                replies.extend(sift.reply(comment_from(reply, Some(top))));
             }
             if !expand {
                 break;

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::wire::{comment_from, encode_urn};
 use super::{LinkedInConnector, NAME};
-use crate::error::{ConnectorError, ValidationError, readable};
+use crate::error::{ConnectorError, Sift, ValidationError};
 use crate::types::{ChannelContext, CommentPage, RemoteComment};
 use reqwest::Method;
 
@@ -50,8 +50,9 @@ impl LinkedInConnector {
         };
         let listing = self.listing(ctx, post_id, start).await?;
         let mut comments = Vec::with_capacity(listing.elements.len());
+        let mut sift = Sift::new(NAME);
         for element in &listing.elements {
-            let Some(comment) = readable(NAME, comment_from(element)) else {
+            let Some(comment) = sift.top(comment_from(element)) else {
                 continue;
             };
             let thread = (expand
@@ -61,12 +62,14 @@ impl LinkedInConnector {
             .then(|| comment.id.clone());
             comments.push(comment);
             if let Some(top) = thread {
-                comments.extend(self.replies(ctx, &top).await?);
+                comments.extend(self.replies(ctx, &top, &mut sift).await?);
             }
         }
+        let left_out = sift.finish()?;
         Ok(CommentPage {
             comments,
             next_cursor: listing.next.map(|n| n.to_string()),
+            left_out,
         })
     }
 
@@ -79,6 +82,7 @@ impl LinkedInConnector {
         &self,
         ctx: &ChannelContext,
         top: &str,
+        sift: &mut Sift,
     ) -> Result<Vec<RemoteComment>, ConnectorError> {
         let mut replies = Vec::new();
         let mut start = Some(0);
@@ -93,7 +97,7 @@ impl LinkedInConnector {
                 }
             };
             for element in &listing.elements {
-                let Some(mut reply) = readable(NAME, comment_from(element)) else {
+                let Some(mut reply) = sift.reply(comment_from(element)) else {
                     continue;
                 };
                 reply.parent_id.get_or_insert_with(|| top.to_owned());

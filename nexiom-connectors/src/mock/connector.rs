@@ -428,6 +428,7 @@ impl MockConnector {
         Ok(CommentPage {
             comments,
             next_cursor: (end < all.len()).then(|| end.to_string()),
+            left_out: 0,
         })
     }
 }

@@ -270,4 +270,5 @@ async fn instagram_a_malformed_comment_leaves_its_page_readable() {
     let page = ig.list_new_comments(&ctx, "M1", None).await.expect("page");
     let ids: Vec<&str> = page.comments.iter().map(|c| c.id.as_str()).collect();
     assert_eq!(ids, vec!["c2", "r1"]);
+    assert_eq!(page.left_out, 2, "the comment and the reply left out");
 }

@@ -265,6 +265,11 @@ pub struct RoutingReport {
     /// conversation (see `InboundPipeline::route_unrouted_events`).
     #[serde(default)]
     pub set_aside: u64,
+    /// Events left unrouted, for a later call, after failing one at a time
+    /// for a reason that may pass (a statement or lock timeout), or because
+    /// setting one aside failed.
+    #[serde(default)]
+    pub left_unrouted: u64,
 }
 
 impl RoutingReport {
@@ -275,6 +280,7 @@ impl RoutingReport {
         self.comments_created += other.comments_created;
         self.external_posts_created += other.external_posts_created;
         self.set_aside += other.set_aside;
+        self.left_unrouted += other.left_unrouted;
     }
 }
 

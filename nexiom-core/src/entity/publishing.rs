@@ -348,7 +348,8 @@ pub struct CommentCheckpoint {
     pub last_cursor: Option<String>,
     /// Time of the newest comment seen.
     pub last_seen_at: Option<DateTime<Utc>>,
-    /// Last change.
+    /// Last change; for a checkpoint written by a re-read (in progress or
+    /// just finished), when that re-read began.
     pub updated_at: DateTime<Utc>,
     /// Whether `last_cursor` is part way through a re-read of the post's
     /// comments from the first page, with their replies: the next check goes

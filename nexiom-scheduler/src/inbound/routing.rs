@@ -3,7 +3,19 @@
 
 use nexiom_core::{NewDeadLetter, Platform, RoutingReport, TenantId, WebhookEvent, WebhookEventId};
 
+use nexiom_storage::StorageError;
+
 use super::{InboundError, InboundPipeline};
+
+/// How routing one event on its own ended.
+enum Alone {
+    /// Routed (or gone).
+    Routed,
+    /// Refused by the store: it will be refused again.
+    Refused(StorageError),
+    /// Failed otherwise (a timeout…): it may pass later.
+    Failed(StorageError),
+}
 
 impl InboundPipeline {
     /// Routes up to `limit` unrouted events of every tenant (optionally of one
@@ -32,7 +44,8 @@ impl InboundPipeline {
             Err(error) if error.is_unavailable() => return Err(error.into()),
             // The batch is one transaction: an event it cannot route fails
             // it whole, every run, for every tenant. The events go one by
-            // one instead, and such an event is set aside.
+            // one instead; an event the store refuses is set aside, one
+            // that fails otherwise waits for a later run.
             Err(error) => {
                 tracing::warn!(%error, "routing a batch failed; its events are routed one by one");
                 self.route_one_by_one(platform, limit).await?
@@ -49,9 +62,15 @@ impl InboundPipeline {
     }
 
     /// Routes the unrouted events one at a time, after a batch failed. An
-    /// event that fails twice on its own (not for an outage) is set aside:
-    /// kept as a dead letter of its tenant, with the error, and marked
-    /// routed to no conversation, so the events after it are not held.
+    /// event the store refuses twice on its own (a reference that is gone,
+    /// a value a check refuses: [`StorageError::is_refusal`]) is set aside:
+    /// kept as a dead letter of its tenant, with the error, and marked routed
+    /// to no conversation, so the events after it are not held. An event
+    /// that fails otherwise (a statement or lock timeout…) is left unrouted
+    /// for a later run and the others go on; when no event could be routed
+    /// or set aside, that error is returned. An outage stops the run.
+    ///
+    /// [`StorageError::is_refusal`]: nexiom_storage::StorageError::is_refusal
     async fn route_one_by_one(
         &self,
         platform: Option<&Platform>,
@@ -59,38 +78,60 @@ impl InboundPipeline {
     ) -> Result<RoutingReport, InboundError> {
         let events = self.store.list_unrouted_events(platform, limit).await?;
         let mut report = RoutingReport::default();
+        let mut left = None;
         for event in events {
-            let mut failure = None;
-            for _ in 0..2 {
-                match self
-                    .store
-                    .route_event(event.tenant_id, event.id, self.clock.now())
-                    .await
-                {
-                    Ok(_) => {
-                        failure = None;
-                        break;
+            match self.route_alone(&event).await? {
+                Alone::Routed => report.processed += 1,
+                Alone::Refused(error) => match self.set_aside(&event, &error).await {
+                    Ok(()) => report.set_aside += 1,
+                    Err(InboundError::Storage(e)) if e.is_unavailable() => {
+                        return Err(InboundError::Storage(e));
                     }
-                    Err(error) if error.is_unavailable() => return Err(error.into()),
-                    Err(error) => failure = Some(error),
-                }
-            }
-            match failure {
-                None => report.processed += 1,
-                Some(error) => {
-                    self.set_aside(&event, &error).await?;
-                    report.set_aside += 1;
+                    Err(e) => {
+                        tracing::error!(event = %event.id, error = %e,
+                            "an event routing refuses could not be set aside; it stays unrouted");
+                        report.left_unrouted += 1;
+                    }
+                },
+                Alone::Failed(error) => {
+                    tracing::warn!(event = %event.id, %error,
+                        "an event could not be routed; it stays unrouted for a later run");
+                    report.left_unrouted += 1;
+                    left.get_or_insert(error);
                 }
             }
         }
-        Ok(report)
+        match left {
+            Some(error) if report.processed == 0 && report.set_aside == 0 => Err(error.into()),
+            _ => Ok(report),
+        }
+    }
+
+    /// Routes one event on its own, trying twice.
+    async fn route_alone(&self, event: &WebhookEvent) -> Result<Alone, InboundError> {
+        let mut outcome = Alone::Routed;
+        for _ in 0..2 {
+            outcome = match self
+                .store
+                .route_event(event.tenant_id, event.id, self.clock.now())
+                .await
+            {
+                // Routed, or gone meanwhile (removed by retention): nothing
+                // is left to route either way.
+                Ok(_) | Err(StorageError::NotFound { .. }) => return Ok(Alone::Routed),
+                Err(error) if error.is_unavailable() => return Err(error.into()),
+                Err(error) if error.is_refusal() => Alone::Refused(error),
+                Err(error) => Alone::Failed(error),
+            };
+        }
+        Ok(outcome)
     }
 
     /// Keeps an event routing refuses as a dead letter, then marks it routed.
     async fn set_aside(
         &self,
         event: &WebhookEvent,
-        error: &nexiom_storage::StorageError,
+        error: &StorageError,
     ) -> Result<(), InboundError> {
         tracing::error!(tenant = %event.tenant_id, event = %event.id, %error,
             "an event cannot be routed; it is kept as a dead letter and set aside");

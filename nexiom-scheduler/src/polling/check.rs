@@ -28,7 +28,8 @@ impl CommentPoller {
     /// page again, with every reply: a first check (no checkpoint), or the
     /// first since a multiple of [`PollingConfig::reread_every`] counted from
     /// the post's publication (from its creation when it has none, so posts
-    /// published at different times do not all re-read at once). A re-read
+    /// published at different times do not all re-read at once; a re-read's
+    /// checkpoint is dated when that re-read began). A re-read
     /// writes the checkpoint at each page, marked
     /// [`rereading`](CommentCheckpoint::rereading) until its last page, so a
     /// re-read that stopped part way (a throttle, a failure, the page limit,
@@ -100,6 +101,13 @@ impl CommentPoller {
         if rereading && !in_progress {
             cursor = None;
         }
+        // A re-read's checkpoints carry the time it began (kept while it
+        // goes on), so one finished in a later period still counts for the
+        // period it began in and that later period gets its own.
+        let reread_began = match checkpoint {
+            Some(c) if in_progress => c.updated_at,
+            _ => now,
+        };
         let deadline = self.check_deadline(claim);
         let mut last_seen = checkpoint.and_then(|c| c.last_seen_at);
         let mut pages_left = self.config.max_pages.max(1);
@@ -158,6 +166,7 @@ impl CommentPoller {
                 }
             };
             stored.pages += 1;
+            stored.unreadable += u64::from(page.left_out);
             let mut comments = Vec::with_capacity(page.comments.len());
             for remote in &page.comments {
                 let created_at = plausible(remote.created_at, now);
@@ -213,7 +222,7 @@ impl CommentPoller {
                 post_id: post.id,
                 last_cursor: resume,
                 last_seen_at: last_seen,
-                updated_at: now,
+                updated_at: if rereading { reread_began } else { now },
                 rereading: still_rereading,
             });
             if let Some(moved) = &moved {

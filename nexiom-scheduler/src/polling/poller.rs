@@ -43,6 +43,8 @@ pub(super) struct Stored {
     pub(super) pages: u64,
     /// Comments left out because the store would refuse them.
     pub(super) refused: u64,
+    /// Items the connector could not read and left out of their page.
+    pub(super) unreadable: u64,
     /// The comments to store.
     pub(super) comments: Vec<NewComment>,
     /// The checkpoint after the last page read.
@@ -333,6 +335,7 @@ impl CommentPoller {
         let outcome = self.check_post(claim, channel, now, &mut stored).await;
         report.pages_read += stored.pages;
         report.comments_refused += stored.refused;
+        report.comments_unreadable += stored.unreadable;
         let stop = self.stop_of(post);
         let (earliest, checked) = match outcome {
             Ok(Checked::Polled) => {

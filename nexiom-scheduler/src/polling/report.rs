@@ -39,6 +39,11 @@ pub struct PollReport {
     /// it cannot hold, say): logged and left out, so that one bad comment
     /// does not stop the post's other comments for the rest of its polling.
     pub comments_refused: u64,
+    /// Items of the pages read that the connector could not read (a
+    /// comment without its id or time, say): logged and left out of their
+    /// page. A page none of whose comments can be read fails its check
+    /// instead, and is read again.
+    pub comments_unreadable: u64,
     /// Posts skipped or stopped because their channel is rate-limited; they are
     /// checked again after the platform's Retry-After.
     pub posts_rate_limited: u64,
@@ -83,6 +88,7 @@ impl PollReport {
             "pages_read": self.pages_read,
             "comments_stored": self.comments_stored,
             "comments_refused": self.comments_refused,
+            "comments_unreadable": self.comments_unreadable,
             "posts_rate_limited": self.posts_rate_limited,
             "posts_unsupported": self.posts_unsupported,
             "posts_paused": self.posts_paused,
@@ -115,6 +121,7 @@ impl PollReport {
         self.pages_read += other.pages_read;
         self.comments_stored += other.comments_stored;
         self.comments_refused += other.comments_refused;
+        self.comments_unreadable += other.comments_unreadable;
         self.posts_rate_limited += other.posts_rate_limited;
         self.posts_unsupported += other.posts_unsupported;
         self.posts_paused += other.posts_paused;

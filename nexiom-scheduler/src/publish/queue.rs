@@ -27,7 +27,8 @@ pub const OUTCOME_UNKNOWN: &str = "outcome_unknown";
 /// The start of the `error_message` of a queued post that waits for its
 /// channel to be reconnected (the platform refused the channel's tokens).
 /// Its attempt was counted, but a post whose every attempt is used is still
-/// given one after the reconnection, rather than failing without a call.
+/// given one more after each reconnection (which only a person makes),
+/// rather than failing without a call.
 pub const AWAITING_RECONNECTION: &str = "awaiting_reconnection";
 
 /// How the queue claims and publishes.
@@ -77,7 +78,8 @@ pub struct PublishConfig {
     /// `max` of now: a daily "good morning" series then resumes with one
     /// post, not a burst of the days it missed. The skipped occurrences are
     /// counted in [`QueueReport::occurrences_skipped`] and logged; no post
-    /// row is written for them.
+    /// row is written for them. A limit under one minute counts as one
+    /// minute (a due occurrence is always some seconds late when claimed).
     pub series_max_lateness: Option<Duration>,
 }
 
@@ -151,6 +153,14 @@ pub enum PostOutcome {
     /// batch's time ran out ([`PublishConfig::batch_time`]), or its channel
     /// was asked to wait.
     Released,
+    /// The platform refused the channel's tokens for good: the channel is
+    /// paused (`needs_reauth`), and the post, its attempt counted, is queued
+    /// waiting for a person to reconnect the channel (its `error_message`
+    /// starts with [`AWAITING_RECONNECTION`]).
+    AwaitingReconnection {
+        /// Attempts made so far.
+        attempts: u32,
+    },
 }
 
 /// Counts of one [`PublishQueue::run_due`] call.
@@ -172,6 +182,9 @@ pub struct QueueReport {
     /// Posts handed back untouched, to be claimed again
     /// ([`PostOutcome::Released`]).
     pub handed_back: u64,
+    /// Posts waiting for their channel to be reconnected
+    /// ([`PostOutcome::AwaitingReconnection`]).
+    pub awaiting_reconnection: u64,
     /// Claims lost, and storage errors while processing.
     pub skipped: u64,
 }
@@ -192,6 +205,7 @@ impl QueueReport {
             "series_advanced": self.series_advanced,
             "occurrences_skipped": self.occurrences_skipped,
             "handed_back": self.handed_back,
+            "awaiting_reconnection": self.awaiting_reconnection,
             "skipped": self.skipped,
         })
     }
@@ -220,6 +234,7 @@ impl QueueReport {
                 self.occurrences_skipped += u64::from(*skipped);
             }
             Ok(PostOutcome::Released) => self.handed_back += 1,
+            Ok(PostOutcome::AwaitingReconnection { .. }) => self.awaiting_reconnection += 1,
             Ok(PostOutcome::LeaseLost) | Err(_) => self.skipped += 1,
         }
     }
@@ -245,7 +260,10 @@ impl QueueReport {
 ///   `published`; definitely not found → a new attempt under the limit; the
 ///   lookup failing, or no lookup possible → `failed` / [`OUTCOME_UNKNOWN`]),
 ///   never by publishing blindly.
-/// - At most `retry.max_attempts` attempts. Rate limits and transient failures
+/// - At most `retry.max_attempts` attempts, with two exceptions that each
+///   need a new token: a call after a successful refresh (`Unauthorized`
+///   on the last attempt), and one attempt after each reconnection of a
+///   channel that was paused ([`AWAITING_RECONNECTION`]). Rate limits and transient failures
 ///   queue the post again after [`RetryPolicy::delay_after`] (never sooner than
 ///   a `Retry-After`); `Unauthorized` refreshes the credentials once and tries
 ///   again at once; permanent failures fail at once; an ambiguous outcome is

@@ -35,7 +35,7 @@ impl PublishQueue {
             Err(err) => return self.fail_series(template, &err).await,
         };
         let now = self.clock.now();
-        if let Some(max) = self.config.series_max_lateness
+        if let Some(max) = self.config.series_max_lateness.map(lateness_limit)
             && too_late(occurrence_at, now, max)
         {
             return self
@@ -152,6 +152,36 @@ impl PublishQueue {
 }
 
 /// Whether an occurrence at `at` is more than `max` late at `now`.
+/// The least [`PublishConfig::series_max_lateness`] counts as: a due
+/// occurrence is always some seconds late when a worker claims it, so a
+/// limit of zero (or a negative one) would skip them all.
+///
+/// [`PublishConfig::series_max_lateness`]: super::PublishConfig::series_max_lateness
+pub(super) const MIN_SERIES_LATENESS: Duration = Duration::minutes(1);
+
+/// `max`, raised to [`MIN_SERIES_LATENESS`].
+fn lateness_limit(max: Duration) -> Duration {
+    max.max(MIN_SERIES_LATENESS)
+}
+
 fn too_late(at: DateTime<Utc>, now: DateTime<Utc>, max: Duration) -> bool {
     now.signed_duration_since(at) > max
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lateness_limit_under_a_minute_counts_as_a_minute() {
+        assert_eq!(lateness_limit(Duration::zero()), MIN_SERIES_LATENESS);
+        assert_eq!(lateness_limit(Duration::hours(-2)), MIN_SERIES_LATENESS);
+        assert_eq!(lateness_limit(Duration::hours(3)), Duration::hours(3));
+        let at = Utc::now();
+        assert!(!too_late(
+            at,
+            at + Duration::seconds(20),
+            lateness_limit(Duration::zero())
+        ));
+    }
 }

@@ -193,7 +193,10 @@ impl PublishQueue {
             published: None,
             run: None,
         };
-        Step::Settle(settlement, PostOutcome::Released)
+        Step::Settle(
+            settlement,
+            PostOutcome::AwaitingReconnection { attempts: attempt },
+        )
     }
 
     /// The claim handed back untouched (`queued`, lease released), not before

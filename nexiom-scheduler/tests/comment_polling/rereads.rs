@@ -182,3 +182,38 @@ pub async fn a_slow_check_stops_before_its_claim_ends_and_goes_on(store: Arc<dyn
     assert_eq!(comments(&env, long.id).await.len(), 40);
     assert_eq!(comments(&env, behind.id).await.len(), 6);
 }
+
+/// A re-read begun in the second hour and finished in the third (throttled
+/// on its second page until then) counts for the hour it began: the next
+/// check, still in the third hour, makes that hour's own re-read from the
+/// first page, so the replies added meanwhile to the first pages' comments
+/// are not left unread for another hour.
+pub async fn a_reread_finished_in_the_next_hour_counts_for_the_hour_it_began(
+    store: Arc<dyn Store>,
+) {
+    let env = Env::new(store).await;
+    let mock = mock(&env).with_replies_under_comments();
+    let poller = poller(&env, &mock);
+    published(&env, env.channel, "ig-media-3", env.clock.now()).await;
+    mock.seed_comments("ig-media-3", six_comments(&mock, "c"));
+    poller.poll_due(50, None).await.unwrap();
+
+    env.advance(Duration::minutes(60));
+    mock.pass_next(MockOp::ListComments, 1);
+    mock.rate_limit_next(MockOp::ListComments, std::time::Duration::from_secs(60));
+    poller.poll_due(50, None).await.unwrap();
+    env.advance(Duration::minutes(65));
+    let finished = poller.poll_due(50, None).await.unwrap();
+    assert!(finished.failures.is_empty(), "{finished:?}");
+
+    mock.clear_calls();
+    env.advance(Duration::minutes(5));
+    poller.poll_due(50, None).await.unwrap();
+    let calls = mock.calls_of(MockOp::ListComments);
+    assert_eq!(
+        calls.first().map(|c| c.cursor.clone()),
+        Some(None),
+        "{calls:?}"
+    );
+    assert!(calls.iter().all(|c| c.with_replies), "{calls:?}");
+}

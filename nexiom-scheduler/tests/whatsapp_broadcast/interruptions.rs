@@ -11,7 +11,7 @@ use nexiom_scheduler::{BatchConfig, PublishConfig, PublishQueue};
 use nexiom_storage::Store;
 use serde_json::json;
 
-use super::fixture::fx;
+use super::fixture::{Fx, fx};
 use crate::common::{batch, t0};
 
 pub async fn a_worker_killed_mid_fan_out_sends_no_one_twice(store: Arc<dyn Store>) {
@@ -254,21 +254,7 @@ pub async fn a_large_broadcast_does_not_hold_its_channels_next_post(store: Arc<d
         .unwrap();
     let small = f.broadcast(vip.id, t + Duration::seconds(1)).await;
     f.clock.advance(Duration::seconds(1));
-    let queue = PublishQueue::new(
-        f.store.clone(),
-        f.gateway.clone(),
-        f.clock.clone(),
-        PublishConfig {
-            broadcast_pass: 2,
-            batch_time: Duration::zero(),
-            ..PublishConfig::for_worker("w1")
-        },
-    );
-    let one_batch = BatchConfig {
-        batch_size: 10,
-        max_batches: 1,
-        ..BatchConfig::default()
-    };
+    let (queue, one_batch) = out_of_time(&f);
     let first = queue.run_due(&one_batch, None).await.unwrap();
     assert_eq!((first.claimed, first.published), (2, 1), "{first:?}");
     assert_eq!(f.post(small.id).await.status, PostStatus::Published);
@@ -293,21 +279,7 @@ pub async fn a_lane_of_large_broadcasts_stops_with_its_batch(store: Arc<dyn Stor
         posts.push(f.broadcast(audience, t + Duration::seconds(i)).await);
     }
     f.clock.advance(Duration::seconds(3));
-    let queue = PublishQueue::new(
-        f.store.clone(),
-        f.gateway.clone(),
-        f.clock.clone(),
-        PublishConfig {
-            broadcast_pass: 2,
-            batch_time: Duration::zero(),
-            ..PublishConfig::for_worker("w1")
-        },
-    );
-    let one_batch = BatchConfig {
-        batch_size: 10,
-        max_batches: 1,
-        ..BatchConfig::default()
-    };
+    let (queue, one_batch) = out_of_time(&f);
     let first = queue.run_due(&one_batch, None).await.unwrap();
     assert_eq!(
         (first.claimed, first.published, first.handed_back),
@@ -324,4 +296,25 @@ pub async fn a_lane_of_large_broadcasts_stops_with_its_batch(store: Arc<dyn Stor
     for post in &posts {
         assert_eq!(f.post(post.id).await.status, PostStatus::Published);
     }
+}
+
+/// A queue of passes of two recipients whose batches are out of time from
+/// the start, and a run of one batch of 10.
+fn out_of_time(f: &Fx) -> (PublishQueue, BatchConfig) {
+    let queue = PublishQueue::new(
+        f.store.clone(),
+        f.gateway.clone(),
+        f.clock.clone(),
+        PublishConfig {
+            broadcast_pass: 2,
+            batch_time: Duration::zero(),
+            ..PublishConfig::for_worker("w1")
+        },
+    );
+    let one_batch = BatchConfig {
+        batch_size: 10,
+        max_batches: 1,
+        ..BatchConfig::default()
+    };
+    (queue, one_batch)
 }

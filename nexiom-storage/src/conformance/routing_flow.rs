@@ -134,6 +134,7 @@ pub async fn routing_turns_events_into_messages_statuses_and_comments(store: Arc
             comments_created: 3,
             external_posts_created: 1,
             set_aside: 0,
+            left_unrouted: 0,
         }
     );
     let unrouted = s.list_unrouted_events(None, 10).await.unwrap();
@@ -298,6 +299,7 @@ pub async fn routing_turns_events_into_messages_statuses_and_comments(store: Arc
             comments_created: 0,
             external_posts_created: 0,
             set_aside: 0,
+            left_unrouted: 0,
         }
     );
     let m6 = s.get_event(w.tenant.id, m6.id).await.unwrap();

@@ -227,7 +227,7 @@ where
 
 /// The entity a foreign-key constraint points at, from its name
 /// (`fk_<table>_<entity>`).
-fn fk_entity(constraint: &str) -> Option<&'static str> {
+pub(super) fn fk_entity(constraint: &str) -> Option<&'static str> {
     const ENTITIES: [&str; 11] = [
         "tenant",
         "channel",

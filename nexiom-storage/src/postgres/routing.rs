@@ -101,8 +101,35 @@ pub(super) async fn route(
             Err(err) if attempt < ROUTE_ATTEMPTS && retryable(&err) => {
                 tracing::debug!(attempt, error = %err, "routing retried");
             }
-            other => return other.map_err(db),
+            other => return other.map_err(refused_or_db),
         }
+    }
+}
+
+/// The error of a routing call: an integrity violation (SQLSTATE class 23:
+/// a reference that is gone, such as a channel deleted by hand, or a row a
+/// check refuses) is a refusal of the events, which will be refused again
+/// (`UnknownReference` naming the entity of the constraint, or `Invalid`);
+/// anything else maps as [`db`] does (a statement or lock timeout is
+/// `Backend`, and may pass).
+fn refused_or_db(err: sqlx::Error) -> crate::error::StorageError {
+    use crate::error::StorageError;
+    let Some(e) = err.as_database_error() else {
+        return db(err);
+    };
+    let constraint = e.constraint().unwrap_or("").to_owned();
+    match e.code().as_deref() {
+        Some("23503") => {
+            let entity = super::error::fk_entity(&constraint).unwrap_or("reference");
+            StorageError::unknown(entity, format!("(constraint {constraint})"))
+        }
+        Some(code) if code.starts_with("23") && code != "23505" => {
+            StorageError::Invalid(nexiom_core::CoreError::invalid(
+                "event",
+                format!("refused by the database while routing: {}", e.message()),
+            ))
+        }
+        _ => db(err),
     }
 }
 
