@@ -19,8 +19,8 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 
 /// At most this many values are tried per renewal (the held one and the
-/// latest failed ones): a renewal that keeps failing costs a bounded number
-/// of statements.
+/// latest failed ones); a renewal whose first statement fails tries no
+/// other, so one made while the database is unreachable costs one.
 const MAX_CANDIDATES: usize = 4;
 
 /// The held `lease_until`, with the values a failed renewal may have
@@ -81,6 +81,13 @@ impl HeldLease {
                 Err(error) => {
                     failed.push(guard);
                     first_error.get_or_insert(error);
+                    if !any_answered {
+                        // The first statement failed (the database is
+                        // unreachable, most likely): the others would wait
+                        // and fail the same way. They stay candidates, for
+                        // the next renewal.
+                        break;
+                    }
                 }
             }
         }
@@ -231,6 +238,28 @@ mod tests {
         step(&mut lease, &table, at(10), Fault::None).await;
         assert!(table.all(at(10)));
         assert!(lease.uncertain.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_renewal_whose_first_statement_fails_tries_no_other() {
+        let table = Table::new(2, at(5));
+        let mut lease = HeldLease::new(at(5));
+        step(&mut lease, &table, at(7), Fault::AfterCommit).await;
+        step(&mut lease, &table, at(8), Fault::AfterCommit).await;
+        assert!(lease.uncertain.len() >= 2, "{lease:?}");
+        let mut calls = 0;
+        let result = lease
+            .renew(at(9), |guard| {
+                calls += 1;
+                table.renew(guard, at(9), Fault::Unreachable)
+            })
+            .await;
+        assert!(result.is_err());
+        assert_eq!(calls, 1, "one statement while unreachable");
+        // Every candidate is still tried once the database answers.
+        step(&mut lease, &table, at(10), Fault::None).await;
+        assert!(table.all(at(10)));
+        assert_eq!(lease.current(), at(10));
     }
 
     #[tokio::test]

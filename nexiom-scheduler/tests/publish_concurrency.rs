@@ -23,6 +23,7 @@ on_both_backends!(
     channels_run_concurrently_one_call_at_a_time_each,
     a_throttled_channel_holds_back_only_itself,
     the_heartbeat_keeps_a_slow_batch_claimed,
+    the_heartbeat_keeps_a_post_processed_alone_claimed,
     a_channels_backlog_never_holds_another_channels_post_back,
     a_post_falling_due_during_a_long_batch_waits_for_the_batch_time_only,
 );
@@ -302,6 +303,16 @@ async fn a_throttled_channel_holds_back_only_itself(store: Arc<dyn Store>) {
 /// lease, so another worker's stale release takes nothing back and the post
 /// ends published, not lost.
 async fn the_heartbeat_keeps_a_slow_batch_claimed(store: Arc<dyn Store>) {
+    slow_call_stays_claimed(store, false).await;
+}
+
+/// The same, for a post claimed with `enqueue_due_posts` and taken through
+/// `PublishQueue::process` by the caller: its lease is renewed too.
+async fn the_heartbeat_keeps_a_post_processed_alone_claimed(store: Arc<dyn Store>) {
+    slow_call_stays_claimed(store, true).await;
+}
+
+async fn slow_call_stays_claimed(store: Arc<dyn Store>, alone: bool) {
     let env = Env::new(store).await;
     let post = env.post_at("slow", env.clock.now()).await;
     let gate = Arc::new(Notify::new());
@@ -311,7 +322,19 @@ async fn the_heartbeat_keeps_a_slow_batch_claimed(store: Arc<dyn Store>) {
     }));
     // A 3 s lease: the heartbeat runs every second.
     let q = queue(&env, "w1", gateway.clone(), Duration::seconds(3));
-    let task = tokio::spawn(async move { q.run_due(&batch(10), None).await });
+    let task = tokio::spawn(async move {
+        if !alone {
+            return q.run_due(&batch(10), None).await.unwrap();
+        }
+        let mut report = QueueReport::default();
+        for post in q.enqueue_due_posts(10).await.unwrap() {
+            match q.process(post).await.unwrap() {
+                PostOutcome::Published(_) => report.published += 1,
+                _ => report.skipped += 1,
+            }
+        }
+        report
+    });
 
     // Wait for the call to be in flight (an event, not a time).
     let in_flight = || gateway.counters.lock().unwrap().total == 1;
@@ -350,7 +373,7 @@ async fn the_heartbeat_keeps_a_slow_batch_claimed(store: Arc<dyn Store>) {
     );
 
     gate.notify_one();
-    let report = task.await.unwrap().unwrap();
+    let report = task.await.unwrap();
     assert_eq!((report.published, report.skipped), (1, 0));
     assert_eq!(env.post(post.id).await.status, PostStatus::Published);
 }

@@ -63,7 +63,7 @@ impl PublishQueue {
 
     /// Renews the batch's leases every third of the lease period, forever (the
     /// caller stops it when the batch is done).
-    async fn heartbeat(&self, ids: &[PostId]) {
+    pub(super) async fn heartbeat(&self, ids: &[PostId]) {
         let period = (self.config.lease / 3)
             .to_std()
             .unwrap_or(std::time::Duration::from_secs(1))

@@ -403,11 +403,14 @@ impl PublishQueue {
     }
 
     /// Takes one post claimed by this worker through the rules (see the type's
-    /// docs), writing its outcome at once. Storage failures come back as
-    /// `Err`; the lease then lapses and the post is taken over later.
+    /// docs), writing its outcome at once; its lease is renewed every third
+    /// of [`PublishConfig::lease`] meanwhile, so a slow platform never costs
+    /// the claim. Storage failures come back as `Err`; the lease then lapses
+    /// and the post is taken over later.
     pub async fn process(&self, post: ScheduledPost) -> Result<PostOutcome> {
         let span = info_span!("publish_post", post_id = %post.id, tenant_id = %post.tenant_id);
-        async move {
+        let id = [post.id];
+        let work = async move {
             if post.recurrence.is_some() {
                 self.advance_series(&post).await
             } else {
@@ -415,8 +418,16 @@ impl PublishQueue {
                 self.write_now(attempted.step).await
             }
         }
-        .instrument(span)
-        .await
+        .instrument(span);
+        let heartbeat = self.heartbeat(&id);
+        tokio::pin!(work, heartbeat);
+        loop {
+            tokio::select! {
+                biased;
+                outcome = &mut work => return outcome,
+                () = &mut heartbeat => {}
+            }
+        }
     }
 
     /// The channel, from the cache when read within `channel_cache_ttl`.
