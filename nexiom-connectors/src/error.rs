@@ -426,9 +426,9 @@ pub enum ErrorAction {
 /// The items of one listing page as they are read: each item that cannot be
 /// read (a comment without its id or time, say) is logged, counted and left
 /// out, so one malformed item does not fail every read of its page; but a
-/// page none of whose top-level items can be read fails
-/// ([`Sift::finish`]): the payload's shape has changed, and moving past it
-/// would lose its comments for good.
+/// page listing at least [`Sift::SHAPE_CHANGED`] top-level items none of
+/// which can be read fails ([`Sift::finish`]): the payload's shape has
+/// changed, and moving past the page would lose its comments for good.
 #[derive(Debug)]
 pub(crate) struct Sift {
     platform: &'static str,
@@ -438,6 +438,11 @@ pub(crate) struct Sift {
 }
 
 impl Sift {
+    /// How many top-level items, all unreadable, make a page fail: fewer
+    /// (a page of one or two new comments, say) are left out, so a single
+    /// malformed comment never stops a post's polling at its page.
+    pub(crate) const SHAPE_CHANGED: u32 = 3;
+
     /// Nothing read yet.
     pub(crate) fn new(platform: &'static str) -> Self {
         Sift {
@@ -471,10 +476,10 @@ impl Sift {
         }
     }
 
-    /// How many items were left out; an error when the page listed
-    /// top-level items and none could be read.
+    /// How many items were left out; an error when the page listed at
+    /// least [`Sift::SHAPE_CHANGED`] top-level items and none could be read.
     pub(crate) fn finish(self) -> Result<u32, ConnectorError> {
-        if self.read == 0 && self.top_left_out > 0 {
+        if self.read == 0 && self.top_left_out >= Self::SHAPE_CHANGED {
             return Err(ConnectorError::invalid_response(
                 self.platform,
                 format!(

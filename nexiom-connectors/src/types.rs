@@ -274,6 +274,7 @@ pub struct RemoteComment {
 
 /// One page of comments.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct CommentPage {
     /// The comments of this page.
     pub comments: Vec<RemoteComment>,
@@ -281,8 +282,9 @@ pub struct CommentPage {
     /// page for now.
     pub next_cursor: Option<String>,
     /// Items of the page (comments or replies) that could not be read and
-    /// were left out (logged). A page none of whose comments can be read is
-    /// an error instead ([`ConnectorError::InvalidResponse`]).
+    /// were left out (logged). A page of three or more comments none of
+    /// which can be read is an error instead
+    /// ([`ConnectorError::InvalidResponse`]).
     ///
     /// [`ConnectorError::InvalidResponse`]: crate::ConnectorError::InvalidResponse
     #[serde(default)]

@@ -240,14 +240,17 @@ async fn a_malformed_comment_is_left_out_of_its_page() {
 
 /// A comments page none of whose comments can be read (the payload's shape
 /// changed: `created_time` renamed, say) fails, rather than returning an
-/// empty page whose cursor would move past its comments for good.
+/// empty page whose cursor would move past its comments for good; a page
+/// holding one unreadable comment alone is read without it (a single
+/// malformed comment must not stop its post's polling at that page).
 #[tokio::test]
 async fn a_page_of_unreadable_comments_fails_rather_than_being_skipped() {
     let server = MockServer::start().await;
     Mock::given(method("GET"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": [
             {"id": "P_1_1", "message": "Hello", "created": "2026-01-01T10:00:00+0000"},
-            {"id": "P_1_2", "message": "Bye", "created": "2026-01-01T10:02:00+0000"}],
+            {"id": "P_1_2", "message": "Hi", "created": "2026-01-01T10:01:00+0000"},
+            {"id": "P_1_3", "message": "Bye", "created": "2026-01-01T10:02:00+0000"}],
             "paging": {"cursors": {"before": "b", "after": "a"},
                        "next": "https://graph.facebook.com/v25.0/P_1/comments?after=a"}})))
         .mount(&server)
@@ -258,18 +261,23 @@ async fn a_page_of_unreadable_comments_fails_rather_than_being_skipped() {
         .expect_err("no comment readable");
     assert!(
         matches!(err, ConnectorError::InvalidResponse { ref reason, .. }
-            if reason.contains("none of the 2 comments")),
+            if reason.contains("none of the 3 comments")),
         "{err:?}"
     );
-    // An empty page is no error.
-    server.reset().await;
-    Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": []})))
-        .mount(&server)
-        .await;
-    let page = fb(&server.uri(), test_http())
-        .list_new_comments(&ctx(), "P_1", None)
-        .await
-        .expect("empty page");
-    assert_eq!((page.comments.len(), page.left_out), (0, 0));
+    // One unreadable comment alone, and an empty page: no error.
+    for (data, left_out) in [
+        (json!([{"id": "P_1_4", "message": "No time"}]), 1),
+        (json!([]), 0),
+    ] {
+        server.reset().await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": data})))
+            .mount(&server)
+            .await;
+        let page = fb(&server.uri(), test_http())
+            .list_new_comments(&ctx(), "P_1", None)
+            .await
+            .expect("a page read");
+        assert_eq!((page.comments.len(), page.left_out), (0, left_out));
+    }
 }

@@ -12,7 +12,10 @@
 //! tried to write stays a candidate: the next renewal is guarded by each
 //! candidate in turn (a row carries one value, so no row is renewed twice),
 //! and once every one of those statements answered, the batch knows its
-//! lease again.
+//! lease again. Meanwhile a write that misses under the held value is tried
+//! under each candidate ([`HeldLease::candidates`]) before the item counts
+//! as lost: every candidate is a value this batch wrote, so a row carrying
+//! one is still the batch's.
 
 use std::future::Future;
 
@@ -48,6 +51,15 @@ impl HeldLease {
         self.held
     }
 
+    /// The held value, then the values a failed renewal may have written
+    /// instead, latest first: a write that misses under one is tried under
+    /// the next.
+    pub(crate) fn candidates(&self) -> Vec<DateTime<Utc>> {
+        let mut all = vec![self.held];
+        all.extend(self.uncertain.iter().rev().filter(|g| **g != self.held));
+        all
+    }
+
     /// Moves the lease to `expires`: `renew(guard)` must run the guarded
     /// renewal from `guard` to `expires` and answer how many rows it moved.
     /// Answers the rows moved, or the first error; after an error the lease
@@ -65,6 +77,7 @@ impl HeldLease {
         guards.extend(self.uncertain.iter().copied().filter(|g| *g != self.held));
         let mut moved = 0;
         let mut any_answered = false;
+        let mut answered_empty = Vec::new();
         let mut failed = Vec::new();
         let mut first_error = None;
         for guard in guards {
@@ -77,6 +90,9 @@ impl HeldLease {
                 Ok(rows) => {
                     moved += rows;
                     any_answered = true;
+                    if rows == 0 {
+                        answered_empty.push(guard);
+                    }
                 }
                 Err(error) => {
                     failed.push(guard);
@@ -98,14 +114,21 @@ impl HeldLease {
         };
         // Rows under a guard whose statement answered now carry `expires`;
         // rows under a failed one carry that guard or `expires`.
-        if any_answered {
+        // When some rows now carry `expires`, or no row carries the held
+        // value any more (its statement answered for none), `expires` is
+        // held; rows under a failed guard carry it or `expires`, so the
+        // failed guards stay candidates (writes try them too).
+        let held_answered = answered_empty.contains(&self.held);
+        if moved > 0 || held_answered {
             self.held = expires;
             self.uncertain = failed;
         } else {
-            // Nothing answered (the database is unreachable, most likely):
-            // the held value stays the likeliest; `expires` joins the
-            // candidates in case one of the statements was written.
-            self.uncertain.retain(|g| *g != self.held);
+            // The held value's statement failed (the database is
+            // unreachable, most likely): it stays held; `expires` joins the
+            // candidates in case a failed statement was written, and a value
+            // whose statement answered for no row is dropped.
+            self.uncertain
+                .retain(|g| *g != self.held && !answered_empty.contains(g));
             self.uncertain.push(expires);
         }
         self.uncertain.retain(|g| *g != self.held);
@@ -260,6 +283,44 @@ mod tests {
         step(&mut lease, &table, at(10), Fault::None).await;
         assert!(table.all(at(10)));
         assert_eq!(lease.current(), at(10));
+    }
+
+    /// The rows carry a value whose statement fails, while the held
+    /// value's statement answers that it moved nothing: the value the rows
+    /// carry stays a candidate, so a write that misses under the held value
+    /// finds the rows under it, and the next renewal moves them.
+    #[tokio::test]
+    async fn a_renewal_that_moved_no_row_keeps_the_held_lease() {
+        let table = Table::new(2, at(5));
+        let mut lease = HeldLease::new(at(5));
+        step(&mut lease, &table, at(7), Fault::AfterCommit).await;
+        assert!(table.all(at(7)));
+        // The held value (5) answers for no row; the candidate (7), which
+        // the rows carry, fails before writing.
+        let result = lease
+            .renew(at(9), |guard| {
+                let fault = if guard == at(5) {
+                    Fault::None
+                } else {
+                    Fault::Unreachable
+                };
+                table.renew(guard, at(9), fault)
+            })
+            .await;
+        assert!(result.is_err());
+        assert!(table.all(at(7)), "nothing was renewed");
+        let candidates = lease.candidates();
+        assert!(candidates.contains(&at(7)), "{candidates:?}");
+        assert!(
+            !candidates.contains(&at(5)),
+            "no row carries it: {candidates:?}"
+        );
+        // A write tries each candidate: one matches the rows.
+        let carried = table.rows.lock().unwrap()[0];
+        assert!(candidates.contains(&carried));
+        step(&mut lease, &table, at(11), Fault::None).await;
+        assert!(table.all(at(11)));
+        assert_eq!(lease.candidates(), vec![at(11)]);
     }
 
     #[tokio::test]

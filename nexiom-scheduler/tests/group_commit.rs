@@ -375,8 +375,6 @@ async fn a_channel_removed_while_cached_loses_no_event() {
     ts.cleanup().await;
 }
 
-/// Deletes `channel` behind the store's back, as an administrator would by
-/// hand (the library removes no channel).
 /// The database's address and a store in a schema of its own; `None`
 /// (with a notice) when no PostgreSQL is reachable.
 async fn on_postgres() -> Option<(String, TestStore)> {
@@ -387,6 +385,8 @@ async fn on_postgres() -> Option<(String, TestStore)> {
     Some((url, ts))
 }
 
+/// Deletes `channel` behind the store's back, as an administrator would by
+/// hand (the library removes no channel).
 async fn delete_channel(url: &str, ts: &TestStore, channel: &Channel) {
     let deleted = as_admin(url, ts, "DELETE FROM channels WHERE id = $1", Some(channel)).await;
     assert_eq!(deleted, 1, "the channel is deleted");
@@ -547,52 +547,61 @@ async fn an_event_routing_refuses_is_set_aside_and_the_others_routed() {
     ts.cleanup().await;
 }
 
-/// A failure that may pass (here a trigger raising an error of no
-/// integrity class, as a statement or lock timeout would) sets nothing
-/// aside: routing reports the error, the events stay unrouted, and once the
-/// failure has passed they are all routed, with no dead letter.
+/// A failure that is not the events' sets nothing aside: first a lock
+/// timeout (a trigger raising SQLSTATE 55P03: the database too busy, an
+/// outage), then an error every message insert meets, on two channels (a
+/// broken trigger: SQLSTATE P0001). Each time routing reports the error,
+/// no dead letter is written and the events stay unrouted; once the fault
+/// is gone they are all routed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(
     nexiom_no_postgres,
     ignore = "no PostgreSQL reachable (see README: Tests)"
 )]
-async fn a_routing_failure_that_may_pass_sets_nothing_aside() {
+async fn a_fault_that_is_not_the_events_sets_nothing_aside() {
     let Some((url, ts)) = on_postgres().await else {
         return;
     };
     let store = ts.store();
     let acme = channel(&*store, "Acme", "pn-acme").await;
+    let beta = channel(&*store, "Beta", "pn-beta").await;
     let (p, wa) = receiver(&store);
-    let events: Vec<_> = (0..3)
-        .map(|i| message(&format!("wamid.slow.{i}"), "hello"))
-        .collect();
-    let (raw, headers) = body("pn-acme", events);
-    p.ingest_webhook(&wa, &headers, &raw).await.unwrap();
-    as_admin(
-        &url,
-        &ts,
-        "CREATE FUNCTION refuse_for_now() RETURNS trigger LANGUAGE plpgsql AS \
-         $$ BEGIN RAISE EXCEPTION 'canceling statement due to lock timeout' \
-         USING ERRCODE = '55P03'; END $$; \
-         CREATE TRIGGER refuse_for_now BEFORE INSERT ON messages \
-         FOR EACH ROW EXECUTE FUNCTION refuse_for_now()",
-        None,
-    )
-    .await;
-
-    let failed = p.route_unrouted_events(None, 100).await;
-    assert!(failed.is_err(), "{failed:?}");
-    assert_eq!(store.list_unrouted_events(None, 10).await.unwrap().len(), 3);
-    assert!(store.list_dead_letters(None, 10).await.unwrap().is_empty());
+    for account in ["pn-acme", "pn-beta"] {
+        let events: Vec<_> = (0..2)
+            .map(|i| message(&format!("wamid.{account}.{i}"), "hello"))
+            .collect();
+        let (raw, headers) = body(account, events);
+        p.ingest_webhook(&wa, &headers, &raw).await.unwrap();
+    }
+    for code in ["55P03", "P0001"] {
+        let refuse = format!(
+            "CREATE OR REPLACE FUNCTION refuse_for_now() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN RAISE EXCEPTION 'refused for now' USING ERRCODE = '{code}'; END $$; \
+             DROP TRIGGER IF EXISTS refuse_for_now ON messages; \
+             CREATE TRIGGER refuse_for_now BEFORE INSERT ON messages \
+             FOR EACH ROW EXECUTE FUNCTION refuse_for_now()"
+        );
+        as_admin(&url, &ts, &refuse, None).await;
+        let failed = p.route_unrouted_events(None, 100).await;
+        assert!(failed.is_err(), "{code}: {failed:?}");
+        assert_eq!(
+            store.list_unrouted_events(None, 10).await.unwrap().len(),
+            4,
+            "{code}"
+        );
+        assert!(
+            store.list_dead_letters(None, 10).await.unwrap().is_empty(),
+            "{code}"
+        );
+    }
 
     as_admin(&url, &ts, "DROP TRIGGER refuse_for_now ON messages", None).await;
     let report = p.route_unrouted_events(None, 100).await.unwrap();
-    assert_eq!((report.processed, report.set_aside), (3, 0), "{report:?}");
-    let conversations = store
-        .list_conversations(acme.tenant_id, None, 10)
-        .await
-        .unwrap();
-    assert_eq!(conversations.len(), 1);
+    assert_eq!((report.processed, report.set_aside), (4, 0), "{report:?}");
+    for tenant in [acme.tenant_id, beta.tenant_id] {
+        let conversations = store.list_conversations(tenant, None, 10).await.unwrap();
+        assert_eq!(conversations.len(), 1);
+    }
     assert!(store.list_dead_letters(None, 10).await.unwrap().is_empty());
     ts.cleanup().await;
 }

@@ -209,7 +209,7 @@ async fn a_series_whose_late_occurrences_were_its_last_ends(store: Arc<dyn Store
 }
 
 /// A limit of zero would skip every occurrence, each being some seconds
-/// late when claimed: it counts as the minimum, one minute.
+/// late when claimed: it counts as the minimum, five minutes.
 async fn a_max_lateness_of_zero_still_publishes_what_is_due(store: Arc<dyn Store>) {
     let env = Env::new(store).await;
     let (series, queue, gateway) = daily_series(&env, Some(Duration::zero()), "FREQ=DAILY").await;

@@ -265,9 +265,8 @@ pub struct RoutingReport {
     /// conversation (see `InboundPipeline::route_unrouted_events`).
     #[serde(default)]
     pub set_aside: u64,
-    /// Events left unrouted, for a later call, after failing one at a time
-    /// for a reason that may pass (a statement or lock timeout), or because
-    /// setting one aside failed.
+    /// Events that failed to route and could not be set aside either (the
+    /// dead letter or the mark refused): left unrouted, for a later call.
     #[serde(default)]
     pub left_unrouted: u64,
 }

@@ -107,7 +107,19 @@ impl InboundPipeline {
                 })
                 .unzip();
             match self.store.claim_replies(&claims).await {
-                Ok(claimed) => {
+                Ok(mut claimed) => {
+                    under_candidates(
+                        &lease,
+                        &claims,
+                        &mut claimed,
+                        |c| matches!(c, ReplyClaimed::LeaseLost),
+                        |c, lease_until| ReplyClaim {
+                            lease_until,
+                            ..c.clone()
+                        },
+                        |again| async move { self.store.claim_replies(&again).await },
+                    )
+                    .await;
                     for (answer, claimed) in answers.into_iter().zip(claimed) {
                         let _ = answer.send(Ok(claimed));
                     }
@@ -156,7 +168,7 @@ impl InboundPipeline {
                 })
                 .collect();
             let now = self.clock.now();
-            let applied = match self.store.settle_replies(&settlements, now).await {
+            let mut applied = match self.store.settle_replies(&settlements, now).await {
                 Ok(applied) => applied.into_iter().map(Some).collect(),
                 Err(error) => {
                     tracing::warn!(%error, replies = settlements.len(), "settling a batch of replies failed; each is tried alone");
@@ -177,6 +189,21 @@ impl InboundPipeline {
                     applied
                 }
             };
+            under_candidates(
+                &lease,
+                &settlements,
+                &mut applied,
+                |a| *a == Some(false),
+                |s, lease_until| ReplySettlement {
+                    lease_until,
+                    ..s.clone()
+                },
+                |again| async move {
+                    let applied = self.store.settle_replies(&again, now).await?;
+                    Ok(applied.into_iter().map(Some).collect())
+                },
+            )
+            .await;
             let mut lost = 0;
             for (s, applied) in settlements.iter().zip(&applied) {
                 if *applied == Some(false) {
@@ -219,6 +246,42 @@ impl InboundPipeline {
                 .await;
             if let Err(error) = renewed {
                 tracing::warn!(%error, items = subjects.len(), "renewing the reply batch's leases failed");
+            }
+        }
+    }
+}
+
+/// Writes again, under each other value of `lease` a renewal whose answer was
+/// lost may have written (see [`HeldLease`]), the items whose answer under the
+/// held value says the row was not found (`missed`); `answers` is updated in
+/// place. A write that fails stops the retries (the items stay missed).
+async fn under_candidates<T: Clone, A, F>(
+    lease: &HeldLease,
+    items: &[T],
+    answers: &mut [A],
+    missed: impl Fn(&A) -> bool,
+    guarded: impl Fn(&T, DateTime<Utc>) -> T,
+    write: impl Fn(Vec<T>) -> F,
+) where
+    F: Future<Output = Result<Vec<A>, StorageError>>,
+{
+    for guard in lease.candidates().into_iter().skip(1) {
+        let again: Vec<usize> = (0..answers.len())
+            .filter(|&i| missed(&answers[i]))
+            .collect();
+        if again.is_empty() {
+            return;
+        }
+        let retried = again.iter().map(|&i| guarded(&items[i], guard)).collect();
+        match write(retried).await {
+            Ok(written) => {
+                for (&i, answer) in again.iter().zip(written) {
+                    answers[i] = answer;
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "writing replies under another lease value failed");
+                return;
             }
         }
     }

@@ -1,7 +1,11 @@
 //! Routing step: unrouted events into conversations, messages, statuses and
 //! comments (the work itself is the store's, set-based on Postgres).
 
-use nexiom_core::{NewDeadLetter, Platform, RoutingReport, TenantId, WebhookEvent, WebhookEventId};
+use std::collections::HashSet;
+
+use nexiom_core::{
+    ChannelId, NewDeadLetter, Platform, RoutingReport, TenantId, WebhookEvent, WebhookEventId,
+};
 
 use nexiom_storage::StorageError;
 
@@ -9,11 +13,11 @@ use super::{InboundError, InboundPipeline};
 
 /// How routing one event on its own ended.
 enum Alone {
-    /// Routed (or gone).
+    /// Routed.
     Routed,
-    /// Refused by the store: it will be refused again.
-    Refused(StorageError),
-    /// Failed otherwise (a timeout…): it may pass later.
+    /// Gone meanwhile (removed by retention).
+    Gone,
+    /// Failed twice, not for an outage.
     Failed(StorageError),
 }
 
@@ -44,8 +48,7 @@ impl InboundPipeline {
             Err(error) if error.is_unavailable() => return Err(error.into()),
             // The batch is one transaction: an event it cannot route fails
             // it whole, every run, for every tenant. The events go one by
-            // one instead; an event the store refuses is set aside, one
-            // that fails otherwise waits for a later run.
+            // one instead, and one that fails on its own is set aside.
             Err(error) => {
                 tracing::warn!(%error, "routing a batch failed; its events are routed one by one");
                 self.route_one_by_one(platform, limit).await?
@@ -62,15 +65,18 @@ impl InboundPipeline {
     }
 
     /// Routes the unrouted events one at a time, after a batch failed. An
-    /// event the store refuses twice on its own (a reference that is gone,
-    /// a value a check refuses: [`StorageError::is_refusal`]) is set aside:
-    /// kept as a dead letter of its tenant, with the error, and marked routed
-    /// to no conversation, so the events after it are not held. An event
-    /// that fails otherwise (a statement or lock timeout…) is left unrouted
-    /// for a later run and the others go on; when no event could be routed
-    /// or set aside, that error is returned. An outage stops the run.
+    /// event that fails twice on its own (for any reason but an outage:
+    /// [`StorageError::is_unavailable`], which includes a lock or statement
+    /// timeout) is set aside: kept as a dead letter of its tenant, with the
+    /// error, and marked routed to no conversation, so the events after it
+    /// are not held. But when every event fails, on more than one channel,
+    /// the fault is not the events' (a broken trigger or constraint, say):
+    /// nothing is set aside and the error is returned. An outage stops the
+    /// run. An event that cannot be set aside stays unrouted
+    /// (`left_unrouted`); when nothing could be routed or set aside, the
+    /// error is returned.
     ///
-    /// [`StorageError::is_refusal`]: nexiom_storage::StorageError::is_refusal
+    /// [`StorageError::is_unavailable`]: nexiom_storage::StorageError::is_unavailable
     async fn route_one_by_one(
         &self,
         platform: Option<&Platform>,
@@ -78,31 +84,38 @@ impl InboundPipeline {
     ) -> Result<RoutingReport, InboundError> {
         let events = self.store.list_unrouted_events(platform, limit).await?;
         let mut report = RoutingReport::default();
-        let mut left = None;
+        let mut failed = Vec::new();
         for event in events {
             match self.route_alone(&event).await? {
                 Alone::Routed => report.processed += 1,
-                Alone::Refused(error) => match self.set_aside(&event, &error).await {
-                    Ok(()) => report.set_aside += 1,
-                    Err(InboundError::Storage(e)) if e.is_unavailable() => {
-                        return Err(InboundError::Storage(e));
-                    }
-                    Err(e) => {
-                        tracing::error!(event = %event.id, error = %e,
-                            "an event routing refuses could not be set aside; it stays unrouted");
-                        report.left_unrouted += 1;
-                    }
-                },
-                Alone::Failed(error) => {
-                    tracing::warn!(event = %event.id, %error,
-                        "an event could not be routed; it stays unrouted for a later run");
+                Alone::Gone => {}
+                Alone::Failed(error) => failed.push((event, error)),
+            }
+        }
+        let channels: HashSet<ChannelId> = failed.iter().map(|(e, _)| e.channel_id).collect();
+        if report.processed == 0 && channels.len() > 1 {
+            let (_, error) = failed.swap_remove(0);
+            tracing::error!(%error, events = failed.len() + 1,
+                "every event fails to route, on several channels: nothing is set aside");
+            return Err(error.into());
+        }
+        let mut unrecorded = None;
+        for (event, error) in failed {
+            match self.set_aside(&event, &error).await {
+                Ok(()) => report.set_aside += 1,
+                Err(InboundError::Storage(e)) if e.is_unavailable() => {
+                    return Err(InboundError::Storage(e));
+                }
+                Err(e) => {
+                    tracing::error!(event = %event.id, error = %e,
+                        "an event routing refuses could not be set aside; it stays unrouted");
                     report.left_unrouted += 1;
-                    left.get_or_insert(error);
+                    unrecorded.get_or_insert(e);
                 }
             }
         }
-        match left {
-            Some(error) if report.processed == 0 && report.set_aside == 0 => Err(error.into()),
+        match unrecorded {
+            Some(error) if report.processed == 0 && report.set_aside == 0 => Err(error),
             _ => Ok(report),
         }
     }
@@ -116,11 +129,10 @@ impl InboundPipeline {
                 .route_event(event.tenant_id, event.id, self.clock.now())
                 .await
             {
-                // Routed, or gone meanwhile (removed by retention): nothing
-                // is left to route either way.
-                Ok(_) | Err(StorageError::NotFound { .. }) => return Ok(Alone::Routed),
+                Ok(_) => return Ok(Alone::Routed),
+                // Gone meanwhile (removed by retention): nothing to route.
+                Err(StorageError::NotFound { .. }) => return Ok(Alone::Gone),
                 Err(error) if error.is_unavailable() => return Err(error.into()),
-                Err(error) if error.is_refusal() => Alone::Refused(error),
                 Err(error) => Alone::Failed(error),
             };
         }

@@ -230,8 +230,9 @@ impl NotificationDispatcher {
 
     /// Renews the claims of the `unsettled` deliveries every third of the
     /// lease, forever (the caller stops it when the batch is done). `lease`
-    /// is the `lease_until` the batch holds its deliveries under; it moves
-    /// only when the renewal was written, and the batch's records read it.
+    /// is the `lease_until` the batch holds its deliveries under (and the
+    /// values a renewal whose answer was lost may have written: see
+    /// [`HeldLease`]); the batch's records read it.
     async fn heartbeat(
         &self,
         unsettled: &Mutex<HashSet<NotificationDeliveryId>>,
@@ -308,20 +309,26 @@ impl NotificationDispatcher {
             }
         };
         // The lease is read, and kept, while the record is written, so the
-        // heartbeat does not move it in between.
-        let lease_until = lease.read().await;
-        let recorded = self
-            .store
-            .finish_notification_delivery(
-                item.delivery.tenant_id,
-                item.delivery.id,
-                lease_until.current(),
-                attempt,
-                self.clock.now(),
-            )
-            .await?;
-        drop(lease_until);
-        Ok(recorded.map(|d| d.state))
+        // heartbeat does not move it in between. After a renewal whose
+        // answer was lost, the delivery may carry another value the batch
+        // wrote: each is tried before the claim counts as lost.
+        let held = lease.read().await;
+        for guard in held.candidates() {
+            let recorded = self
+                .store
+                .finish_notification_delivery(
+                    item.delivery.tenant_id,
+                    item.delivery.id,
+                    guard,
+                    attempt.clone(),
+                    self.clock.now(),
+                )
+                .await?;
+            if let Some(recorded) = recorded {
+                return Ok(Some(recorded.state));
+            }
+        }
+        Ok(None)
     }
 }
 

@@ -29,7 +29,8 @@ impl CommentPoller {
     /// first since a multiple of [`PollingConfig::reread_every`] counted from
     /// the post's publication (from its creation when it has none, so posts
     /// published at different times do not all re-read at once; a re-read's
-    /// checkpoint is dated when that re-read began). A re-read
+    /// checkpoint is dated when that re-read began, or half a period before
+    /// its end when it took longer). A re-read
     /// writes the checkpoint at each page, marked
     /// [`rereading`](CommentCheckpoint::rereading) until its last page, so a
     /// re-read that stopped part way (a throttle, a failure, the page limit,
@@ -103,11 +104,14 @@ impl CommentPoller {
         }
         // A re-read's checkpoints carry the time it began (kept while it
         // goes on), so one finished in a later period still counts for the
-        // period it began in and that later period gets its own.
+        // period it began in and that later period gets its own; but not
+        // earlier than half a period before its end, so that re-reads
+        // longer than a period do not follow one another without a break.
         let reread_began = match checkpoint {
             Some(c) if in_progress => c.updated_at,
             _ => now,
         };
+        let half_period = self.config.reread_every / 2;
         let deadline = self.check_deadline(claim);
         let mut last_seen = checkpoint.and_then(|c| c.last_seen_at);
         let mut pages_left = self.config.max_pages.max(1);
@@ -222,7 +226,11 @@ impl CommentPoller {
                 post_id: post.id,
                 last_cursor: resume,
                 last_seen_at: last_seen,
-                updated_at: if rereading { reread_began } else { now },
+                updated_at: match (rereading, still_rereading) {
+                    (false, _) => now,
+                    (true, true) => reread_began,
+                    (true, false) => reread_began.max(now - half_period),
+                },
                 rereading: still_rereading,
             });
             if let Some(moved) = &moved {

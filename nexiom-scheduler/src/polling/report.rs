@@ -41,8 +41,8 @@ pub struct PollReport {
     pub comments_refused: u64,
     /// Items of the pages read that the connector could not read (a
     /// comment without its id or time, say): logged and left out of their
-    /// page. A page none of whose comments can be read fails its check
-    /// instead, and is read again.
+    /// page. A page of three or more comments none of which can be read
+    /// fails its check instead, and is read again.
     pub comments_unreadable: u64,
     /// Posts skipped or stopped because their channel is rate-limited; they are
     /// checked again after the platform's Retry-After.

@@ -78,8 +78,8 @@ pub struct PublishConfig {
     /// `max` of now: a daily "good morning" series then resumes with one
     /// post, not a burst of the days it missed. The skipped occurrences are
     /// counted in [`QueueReport::occurrences_skipped`] and logged; no post
-    /// row is written for them. A limit under one minute counts as one
-    /// minute (a due occurrence is always some seconds late when claimed).
+    /// row is written for them. A limit under five minutes counts as five
+    /// minutes (a due occurrence is always somewhat late when claimed).
     pub series_max_lateness: Option<Duration>,
 }
 
@@ -111,6 +111,7 @@ impl PublishConfig {
 
 /// What happened to one claimed post.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum PostOutcome {
     /// Published (or found published by a lookup).
     Published(PublishedPost),

@@ -151,19 +151,20 @@ impl PublishQueue {
     }
 }
 
-/// Whether an occurrence at `at` is more than `max` late at `now`.
 /// The least [`PublishConfig::series_max_lateness`] counts as: a due
-/// occurrence is always some seconds late when a worker claims it, so a
-/// limit of zero (or a negative one) would skip them all.
+/// occurrence is always somewhat late when a worker claims it (the publish
+/// worker runs every minute, and a claim may wait for earlier batches), so
+/// a limit of zero (or a negative one) would skip them all.
 ///
 /// [`PublishConfig::series_max_lateness`]: super::PublishConfig::series_max_lateness
-pub(super) const MIN_SERIES_LATENESS: Duration = Duration::minutes(1);
+pub(super) const MIN_SERIES_LATENESS: Duration = Duration::minutes(5);
 
 /// `max`, raised to [`MIN_SERIES_LATENESS`].
 fn lateness_limit(max: Duration) -> Duration {
     max.max(MIN_SERIES_LATENESS)
 }
 
+/// Whether an occurrence at `at` is more than `max` late at `now`.
 fn too_late(at: DateTime<Utc>, now: DateTime<Utc>, max: Duration) -> bool {
     now.signed_duration_since(at) > max
 }
@@ -173,7 +174,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_lateness_limit_under_a_minute_counts_as_a_minute() {
+    fn a_lateness_limit_under_five_minutes_counts_as_five() {
         assert_eq!(lateness_limit(Duration::zero()), MIN_SERIES_LATENESS);
         assert_eq!(lateness_limit(Duration::hours(-2)), MIN_SERIES_LATENESS);
         assert_eq!(lateness_limit(Duration::hours(3)), Duration::hours(3));

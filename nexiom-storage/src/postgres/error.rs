@@ -28,7 +28,8 @@ use crate::error::StorageError;
 ///   cannot serve now: I/O and TLS errors (connection refused or lost), pool
 ///   timeout or closed pool, and SQLSTATE classes 08 (connection exception),
 ///   53 (insufficient resources), 57P (operator intervention: shutdown), 40001
-///   and 40P01 (serialization failure, deadlock);
+///   and 40P01 (serialization failure, deadlock), 55P03 and 57014 (a lock
+///   or statement timeout: the database is too busy to serve now);
 /// - [`StorageError::Invalid`] for SQLSTATE class 22 (data exception: a value
 ///   the database refuses), so that such an input is not retried forever;
 /// - [`StorageError::Backend`] otherwise; a row-level security refusal
@@ -56,6 +57,8 @@ pub(super) fn db(err: sqlx::Error) -> StorageError {
                 || c.starts_with("57P")
                 || c == "40001"
                 || c == "40P01"
+                || c == "55P03"
+                || c == "57014"
         }),
         _ => false,
     };

@@ -372,8 +372,9 @@ async fn connection_refused_is_unavailable() {
     assert!(err.is_unavailable(), "{err:?}");
 }
 
-/// A closed pool is `Unavailable`; a value the database refuses (SQLSTATE
-/// class 22) is `Invalid` (a refusal, not an outage).
+/// A closed pool and a statement timeout are `Unavailable`; a value the
+/// database refuses (SQLSTATE class 22) is `Invalid` (a refusal, not an
+/// outage).
 #[tokio::test]
 #[cfg_attr(
     nexiom_no_postgres,
@@ -391,6 +392,20 @@ async fn closed_pool_is_unavailable_and_data_exceptions_are_invalid() {
     );
     assert!(matches!(err, StorageError::Invalid(_)), "{err:?}");
     assert!(err.is_refusal() && !err.is_transient());
+    // A statement timeout: the database is too busy to serve now.
+    let mut tx = store.pool().begin().await.unwrap();
+    sqlx::query("SET LOCAL statement_timeout = '10ms'")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let err = super::error::db(
+        sqlx::query("SELECT pg_sleep(1)")
+            .execute(&mut *tx)
+            .await
+            .expect_err("statement timeout"),
+    );
+    assert!(err.is_unavailable(), "{err:?}");
+    drop(tx);
     let (tenant, _) = tenant_and_channel(&store, "pn-closed").await;
     store.pool().close().await;
     let err = store.get_tenant(tenant.id).await.expect_err("closed");
