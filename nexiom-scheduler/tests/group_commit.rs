@@ -5,11 +5,14 @@
 //! account.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod common;
+
 use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
+use common::{as_admin, on_postgres};
 use nexiom_connectors::{
     META_SIGNATURE_HEADER, MetaWebhookVerifier, WebhookHeaders, WhatsAppConnector,
 };
@@ -375,49 +378,11 @@ async fn a_channel_removed_while_cached_loses_no_event() {
     ts.cleanup().await;
 }
 
-/// The database's address and a store in a schema of its own; `None`
-/// (with a notice) when no PostgreSQL is reachable.
-async fn on_postgres() -> Option<(String, TestStore)> {
-    let url = nexiom_storage::conformance::postgres_test_url().await?;
-    let ts = nexiom_storage::conformance::postgres_test_store()
-        .await
-        .unwrap();
-    Some((url, ts))
-}
-
 /// Deletes `channel` behind the store's back, as an administrator would by
 /// hand (the library removes no channel).
 async fn delete_channel(url: &str, ts: &TestStore, channel: &Channel) {
     let deleted = as_admin(url, ts, "DELETE FROM channels WHERE id = $1", Some(channel)).await;
     assert_eq!(deleted, 1, "the channel is deleted");
-}
-
-/// Runs `sql` in the test's schema on a connection of its own (bound to
-/// `channel`'s id when given); returns the rows it touched.
-async fn as_admin(url: &str, ts: &TestStore, sql: &str, channel: Option<&Channel>) -> u64 {
-    let schema = ts.schema().unwrap().to_owned();
-    let admin = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(1)
-        .connect(url)
-        .await
-        .unwrap();
-    sqlx::query(&format!("SET search_path TO \"{schema}\""))
-        .execute(&admin)
-        .await
-        .unwrap();
-    let done = match channel {
-        Some(channel) => {
-            sqlx::query(sql)
-                .bind(channel.id.as_uuid())
-                .execute(&admin)
-                .await
-        }
-        None => sqlx::raw_sql(sql).execute(&admin).await,
-    }
-    .unwrap()
-    .rows_affected();
-    admin.close().await;
-    done
 }
 
 /// The account of a cached channel is connected anew (its channel deleted,

@@ -16,26 +16,27 @@
 //!   channel alone, calls use the token, and the channel is paused only once
 //!   the token has expired;
 //! - a WhatsApp token (no refresh flow) the platform refuses pauses the
-//!   channel instead of failing every call again.
+//!   channel instead of failing every call again;
+//! - a grant whose write fails is used, then stored at the next call (on
+//!   Postgres, where the write can be made to fail), never over a
+//!   reconnection.
 #![allow(clippy::unwrap_used)]
 
 mod common;
+mod token_lifecycle {
+    pub mod fixture;
+}
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
-use chrono::{DateTime, Duration, Utc};
-use common::{batch, t0};
-use nexiom_connectors::{
-    Backoff, BreakerConfig, ConnectorRegistry, HttpConfig, LinkedInConnector, PlatformConnector,
-    WhatsAppConnector,
-};
+use chrono::Duration;
+use common::{as_admin, batch, on_postgres, t0};
+use nexiom_connectors::{ConnectorRegistry, PlatformConnector, WhatsAppConnector};
 use nexiom_core::*;
 use nexiom_scheduler::*;
 use nexiom_storage::Store;
-use serde_json::json;
-use wiremock::matchers::{header, method, path, path_regex};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use token_lifecycle::fixture::*;
 
 on_both_backends!(
     refused_refresh_pauses_the_channel_until_it_is_reconnected,
@@ -46,168 +47,6 @@ on_both_backends!(
     refresh_worker_renews_ahead_of_expiry_once,
     a_refusal_never_undoes_a_newer_token_and_a_stale_paused_copy_is_reread,
 );
-
-const ORG: &str = "urn:li:organization:5515715";
-const OAUTH: &str = "/oauth/v2/accessToken";
-
-fn http() -> HttpConfig {
-    HttpConfig {
-        timeout: StdDuration::from_secs(5),
-        max_retries: 0,
-        backoff: Backoff::none(),
-        breaker: BreakerConfig {
-            failure_threshold: 0,
-            ..BreakerConfig::default()
-        },
-        ..HttpConfig::default()
-    }
-}
-
-struct Fake {
-    server: MockServer,
-    clock: Arc<ManualClock>,
-}
-
-impl Fake {
-    async fn start(clock: Arc<ManualClock>) -> Fake {
-        Fake {
-            server: MockServer::start().await,
-            clock,
-        }
-    }
-
-    fn connector(&self) -> Arc<dyn PlatformConnector> {
-        Arc::new(
-            LinkedInConnector::builder()
-                .with_base_url(self.server.uri())
-                .with_oauth_url(self.server.uri())
-                .with_version("202601")
-                .with_client_id("client-1")
-                .with_client_secret("client-secret-1")
-                .with_http_config(http())
-                .with_clock(self.clock.clone())
-                .build()
-                .unwrap(),
-        )
-    }
-
-    /// LinkedIn's answer to a revoked refresh token.
-    async fn refuse_refresh(&self) {
-        Mock::given(method("POST"))
-            .and(path(OAUTH))
-            .respond_with(ResponseTemplate::new(400).set_body_json(json!({
-                "error": "invalid_grant",
-                "error_description": "The provided authorization grant or refresh token is invalid, expired or revoked"
-            })))
-            .mount(&self.server)
-            .await;
-    }
-
-    /// A grant of a 60-day token, answered after `delay`.
-    async fn grant_refresh(&self, token: &str, delay: StdDuration) {
-        Mock::given(method("POST"))
-            .and(path(OAUTH))
-            .respond_with(
-                ResponseTemplate::new(200)
-                    .set_body_json(json!({
-                        "access_token": token,
-                        "expires_in": 5_184_000,
-                        "refresh_token": "refresh-2",
-                        "refresh_token_expires_in": 31_536_000
-                    }))
-                    .set_delay(delay),
-            )
-            .mount(&self.server)
-            .await;
-    }
-
-    /// Publishing and comment listing work, with `token` only.
-    async fn accept_calls_with(&self, token: &str) {
-        Mock::given(method("POST"))
-            .and(path("/rest/posts"))
-            .and(header("authorization", format!("Bearer {token}")))
-            .respond_with(
-                ResponseTemplate::new(201).insert_header("x-restli-id", "urn:li:share:7001"),
-            )
-            .mount(&self.server)
-            .await;
-        Mock::given(method("GET"))
-            .and(path_regex("^/rest/socialActions/.*/comments$"))
-            .and(header("authorization", format!("Bearer {token}")))
-            .respond_with(
-                ResponseTemplate::new(200)
-                    .set_body_json(json!({"elements": [], "paging": {"start": 0, "count": 10}})),
-            )
-            .mount(&self.server)
-            .await;
-    }
-
-    async fn calls(&self) -> Vec<wiremock::Request> {
-        self.server.received_requests().await.unwrap_or_default()
-    }
-
-    async fn count(&self, verb: &str, prefix: &str) -> usize {
-        self.calls()
-            .await
-            .iter()
-            .filter(|r| r.method.as_str() == verb && r.url.path().starts_with(prefix))
-            .count()
-    }
-}
-
-async fn linkedin_channel(store: &dyn Store, expires_at: DateTime<Utc>) -> Channel {
-    let tenant = store
-        .create_tenant(NewTenant::new("Acme", t0()))
-        .await
-        .unwrap();
-    store
-        .create_channel(NewChannel {
-            tenant_id: tenant.id,
-            platform: Platform::LinkedIn,
-            external_account_id: ORG.into(),
-            name: "Acme on LinkedIn".into(),
-            credentials: Credentials {
-                access_token: Some(SecretString::new("old-token")),
-                refresh_token: Some(SecretString::new("refresh-1")),
-                expires_at: Some(expires_at),
-            },
-            created_at: t0(),
-        })
-        .await
-        .unwrap()
-}
-
-/// The channel ids a listener was told about.
-#[derive(Default)]
-struct Told(Mutex<Vec<ChannelId>>);
-
-impl ReauthListener for Told {
-    fn channel_needs_reauth(&self, channel: &Channel) {
-        self.0.lock().unwrap().push(channel.id);
-    }
-}
-
-fn queue(
-    store: &Arc<dyn Store>,
-    clock: &Arc<ManualClock>,
-    connector: Arc<dyn PlatformConnector>,
-    tokens: &ChannelTokens,
-) -> PublishQueue {
-    let config = PublishConfig {
-        retry: RetryPolicy {
-            jitter: false,
-            ..RetryPolicy::default()
-        },
-        ..PublishConfig::for_worker("w1")
-    };
-    PublishQueue::new(
-        Arc::clone(store),
-        Arc::new(ConnectorGateway::single(connector)),
-        clock.clone(),
-        config,
-    )
-    .with_tokens(tokens.clone())
-}
 
 async fn refused_refresh_pauses_the_channel_until_it_is_reconnected(store: Arc<dyn Store>) {
     let clock = Arc::new(ManualClock::new(t0()));
@@ -471,7 +310,7 @@ async fn a_token_that_cannot_be_renewed_is_used_until_it_expires(store: Arc<dyn 
     assert_eq!(fake.count("POST", OAUTH).await, 1);
     // Another process's keeper, without that knowledge, asks once, is
     // refused, and uses the token too.
-    let other = ChannelTokens::new(Arc::clone(&store), clock.clone());
+    let other = ChannelTokens::new(Arc::clone(&store), fake.clock.clone());
     let ctx = other.context(connector.as_ref(), &channel).await.unwrap();
     assert_eq!(ctx.access_token.expose(), "old-token");
     let _ = other.context(connector.as_ref(), &channel).await.unwrap();
@@ -628,4 +467,124 @@ async fn a_refusal_never_undoes_a_newer_token_and_a_stale_paused_copy_is_reread(
         fresh.credentials.access_token.unwrap().expose(),
         "new-token"
     );
+}
+
+/// The first update of a channel row fails, as a full disk or a dropped
+/// connection would fail the write of a refreshed token.
+const FAIL_THE_NEXT_CHANNEL_UPDATE: &str = "
+    CREATE SEQUENCE channel_update_faults;
+    CREATE FUNCTION fail_the_first_channel_update() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF nextval('channel_update_faults') = 1 THEN
+            RAISE EXCEPTION 'could not extend file: No space left on device' USING ERRCODE = '53100';
+        END IF;
+        RETURN NEW;
+    END $$;
+    CREATE TRIGGER fail_the_first_channel_update BEFORE UPDATE ON channels
+        FOR EACH ROW EXECUTE FUNCTION fail_the_first_channel_update();";
+
+/// A LinkedIn channel whose token expires in a minute, on Postgres, the
+/// platform granting `fresh-1`, and the next write of the channel row made to
+/// fail; with a keeper, the connector and the store. `None` without
+/// PostgreSQL.
+async fn a_grant_whose_write_fails() -> Option<(
+    nexiom_storage::conformance::TestStore,
+    Fake,
+    Channel,
+    Arc<dyn PlatformConnector>,
+    ChannelTokens,
+)> {
+    let (url, ts) = on_postgres().await?;
+    let store = ts.store();
+    let clock = Arc::new(ManualClock::new(t0()));
+    let fake = Fake::start(clock.clone()).await;
+    fake.grant_refresh("fresh-1", StdDuration::ZERO).await;
+    let channel = linkedin_channel(store.as_ref(), t0() + Duration::minutes(1)).await;
+    as_admin(&url, &ts, FAIL_THE_NEXT_CHANNEL_UPDATE, None).await;
+    let connector = fake.connector();
+    let keeper = ChannelTokens::new(store, clock);
+    Some((ts, fake, channel, connector, keeper))
+}
+
+/// LinkedIn rotates refresh tokens: a grant whose write fails is not
+/// dropped (the old refresh token may no longer be honoured), it is used for
+/// the call and stored at the next one, with no second refresh; another
+/// process then reads it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grant_that_could_not_be_stored_is_stored_at_the_next_call() {
+    let Some((ts, fake, channel, connector, keeper)) = a_grant_whose_write_fails().await else {
+        return;
+    };
+    let store = ts.store();
+    let stored_token = async || {
+        let stored = store
+            .get_channel(channel.tenant_id, channel.id)
+            .await
+            .unwrap();
+        let token = |t: Option<SecretString>| t.unwrap().expose().to_owned();
+        (
+            token(stored.credentials.access_token),
+            token(stored.credentials.refresh_token),
+        )
+    };
+
+    let ctx = keeper.context(connector.as_ref(), &channel).await.unwrap();
+    assert_eq!(
+        ctx.access_token.expose(),
+        "fresh-1",
+        "the call uses the grant"
+    );
+    assert_eq!(
+        stored_token().await,
+        ("old-token".into(), "refresh-1".into())
+    );
+
+    // The next call, from a caller holding the old copy: the grant is stored.
+    let ctx = keeper.context(connector.as_ref(), &channel).await.unwrap();
+    assert_eq!(ctx.access_token.expose(), "fresh-1");
+    assert_eq!(stored_token().await, ("fresh-1".into(), "refresh-2".into()));
+    // Another process reads it: still one refresh in all.
+    let other = ChannelTokens::new(Arc::clone(&store), fake.clock.clone());
+    let ctx = other.context(connector.as_ref(), &channel).await.unwrap();
+    assert_eq!(ctx.access_token.expose(), "fresh-1");
+    assert_eq!(fake.count("POST", OAUTH).await, 1, "one refresh call");
+    ts.cleanup().await;
+}
+
+/// A grant that could not be stored never overwrites a token a person
+/// stored meanwhile by reconnecting the channel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unstored_grant_never_overwrites_a_reconnection() {
+    let Some((ts, fake, channel, connector, keeper)) = a_grant_whose_write_fails().await else {
+        return;
+    };
+    let store = ts.store();
+    let ctx = keeper.context(connector.as_ref(), &channel).await.unwrap();
+    assert_eq!(ctx.access_token.expose(), "fresh-1");
+
+    let person = Credentials {
+        access_token: Some(SecretString::new("person-token")),
+        refresh_token: Some(SecretString::new("person-refresh")),
+        expires_at: Some(t0() + Duration::days(60)),
+    };
+    store
+        .reconnect_channel(channel.tenant_id, channel.id, person, t0())
+        .await
+        .unwrap();
+    let ctx = keeper.context(connector.as_ref(), &channel).await.unwrap();
+    assert_eq!(ctx.access_token.expose(), "person-token");
+    let stored = store
+        .get_channel(channel.tenant_id, channel.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        stored.credentials.access_token.unwrap().expose(),
+        "person-token"
+    );
+    assert_eq!(
+        stored.credentials.refresh_token.unwrap().expose(),
+        "person-refresh"
+    );
+    assert_eq!(fake.count("POST", OAUTH).await, 1);
+    ts.cleanup().await;
 }

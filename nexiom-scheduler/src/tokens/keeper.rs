@@ -11,6 +11,8 @@ use nexiom_core::{
 };
 use nexiom_storage::{StorageError, Store};
 
+mod grants;
+
 /// How long before expiry a token is refreshed on the call paths: 5 minutes.
 pub const DEFAULT_MARGIN: Duration = Duration::minutes(5);
 
@@ -183,7 +185,11 @@ enum Need {
 ///   [`ChannelTokens::reconnect`], the work resumes.
 /// - Refreshed tokens are stored (sealed on Postgres) and kept in this
 ///   process, so callers holding an older copy of the channel use the new
-///   token without reading it again.
+///   token without reading it again. A grant that could not be stored (the
+///   database failed meanwhile) is not dropped: a platform that rotates
+///   refresh tokens no longer honours the old one. It is used by this
+///   process and stored at its next call or renewal for the channel, over
+///   the token it replaced only (a reconnection meanwhile wins).
 #[derive(Clone)]
 pub struct ChannelTokens {
     store: Arc<dyn Store>,
@@ -194,6 +200,9 @@ pub struct ChannelTokens {
     /// works, and its expiry: used as it is until then, with no lease taken
     /// and no refresh asked for again at every call.
     unrefreshable: Arc<Mutex<HashMap<ChannelId, Unrefreshable>>>,
+    /// Per channel: a grant the platform made that could not be stored,
+    /// stored at the next call (see `grants`).
+    unstored: Arc<Mutex<HashMap<ChannelId, grants::Unstored>>>,
     listener: Option<Arc<dyn ReauthListener>>,
 }
 
@@ -216,6 +225,7 @@ impl ChannelTokens {
             margin: DEFAULT_MARGIN,
             fresh: Arc::default(),
             unrefreshable: Arc::default(),
+            unstored: Arc::default(),
             listener: None,
         }
     }
@@ -334,6 +344,9 @@ impl ChannelTokens {
             }
             &reread
         };
+        if self.has_unstored(channel.id) {
+            self.store_unstored(channel).await;
+        }
         let credentials = self.cached(channel);
         if self.valid_for(credentials.expires_at, self.margin)
             || self.known_unrefreshable(channel.id, &credentials)
@@ -452,6 +465,9 @@ impl ChannelTokens {
             self.forget(id);
             return Err(Self::paused(&current));
         }
+        if let Some(grant) = self.take_unstored(&current, used.as_ref()) {
+            return self.store_grant(lease, &current, grant).await;
+        }
         let valid = self.valid_for(current.credentials.expires_at, within);
         let replaced = used.is_some() && current.credentials.access_token != used;
         let force = need == Need::Unauthorized;
@@ -462,11 +478,7 @@ impl ChannelTokens {
         }
         match refresh(current.clone()).await {
             RefreshOutcome::Granted(credentials) => {
-                let stored = lease.store(credentials).await?;
-                crate::telemetry::token_refresh(true);
-                tracing::info!(channel = %id, "token refreshed");
-                self.remember(&stored);
-                Ok(stored)
+                self.store_grant(lease, &current, credentials).await
             }
             RefreshOutcome::Refused(reason) => {
                 let now = self.clock.now();

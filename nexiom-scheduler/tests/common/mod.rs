@@ -271,3 +271,46 @@ impl<P: TestPlatform> PublishGateway for TestGateway<P> {
         self.0.refresh_credentials(channel).await
     }
 }
+
+/// The database's address and a store in a schema of its own; `None`
+/// (with a notice) when no PostgreSQL is reachable.
+pub async fn on_postgres() -> Option<(String, nexiom_storage::conformance::TestStore)> {
+    let url = nexiom_storage::conformance::postgres_test_url().await?;
+    let ts = nexiom_storage::conformance::postgres_test_store()
+        .await
+        .unwrap();
+    Some((url, ts))
+}
+
+/// Runs `sql` in the test's schema on a connection of its own (bound to
+/// `channel`'s id when given); returns the rows it touched.
+pub async fn as_admin(
+    url: &str,
+    ts: &nexiom_storage::conformance::TestStore,
+    sql: &str,
+    channel: Option<&Channel>,
+) -> u64 {
+    let schema = ts.schema().unwrap().to_owned();
+    let admin = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(url)
+        .await
+        .unwrap();
+    sqlx::query(&format!("SET search_path TO \"{schema}\""))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let done = match channel {
+        Some(channel) => {
+            sqlx::query(sql)
+                .bind(channel.id.as_uuid())
+                .execute(&admin)
+                .await
+        }
+        None => sqlx::raw_sql(sql).execute(&admin).await,
+    }
+    .unwrap()
+    .rows_affected();
+    admin.close().await;
+    done
+}
