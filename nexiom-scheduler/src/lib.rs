@@ -97,9 +97,9 @@ pub use publish::{MockGateway, MockStep};
 pub use schedule::{RecurrenceRule, Scheduler, SeriesSpec};
 pub use tenant_config::{DEFAULT_TTL, TenantConfigs};
 pub use tokens::{
-    ChannelTokens, DEFAULT_HORIZON, DEFAULT_MARGIN, FAILED_BACKOFF, ReauthListener, RefreshOutcome,
-    RenewReport, TOKEN_REFRESH, TokenError, TokenRefreshWorker, WebhookSetupError,
-    connector_refresh,
+    CALL_REFRESH_BACKOFF, ChannelTokens, DEFAULT_HORIZON, DEFAULT_MARGIN, FAILED_BACKOFF,
+    ReauthListener, RefreshOutcome, RenewReport, TOKEN_REFRESH, TokenError, TokenRefreshWorker,
+    WebhookSetupError, connector_refresh,
 };
 pub use topics::{CLUSTER_DAILY, ClusterDailyWorker};
 pub use windows::{KpiWindow, kpi_windows, local_instant, window_containing};

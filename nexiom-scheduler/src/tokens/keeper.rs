@@ -16,6 +16,11 @@ mod grants;
 /// How long before expiry a token is refreshed on the call paths: 5 minutes.
 pub const DEFAULT_MARGIN: Duration = Duration::minutes(5);
 
+/// How long a call path waits, after a refresh that failed while the token
+/// still works, before asking for one again (unless the platform said how
+/// long): 1 minute. The token is used meanwhile.
+pub const CALL_REFRESH_BACKOFF: Duration = Duration::minutes(1);
+
 /// The longest platform answer kept as a channel's reason.
 const MAX_REASON: usize = 2000;
 
@@ -148,7 +153,8 @@ pub async fn connector_refresh(
     }
 }
 
-/// A token the platform will not refresh, and when it expires.
+/// A token not to be refreshed before an instant (it cannot be, or a
+/// refresh just failed), and that instant.
 type Unrefreshable = (SecretString, DateTime<Utc>);
 
 /// Why a refresh runs, which decides what a refusal does while the token
@@ -185,7 +191,13 @@ enum Need {
 ///   [`ChannelTokens::reconnect`], the work resumes.
 /// - Refreshed tokens are stored (sealed on Postgres) and kept in this
 ///   process, so callers holding an older copy of the channel use the new
-///   token without reading it again. A grant that could not be stored (the
+///   token without reading it again.
+/// - **A refresh that fails** (network, `5xx`, throttled) while the token
+///   still works lets the call use it; no refresh is asked for again before
+///   the platform's `Retry-After` or [`CALL_REFRESH_BACKOFF`], so an outage of
+///   the token endpoint neither fails the channel's calls nor draws a refresh
+///   per call. Once the token has expired, the call fails with
+///   [`TokenError::Failed`], to be retried. A grant that could not be stored (the
 ///   database failed meanwhile) is not dropped: a platform that rotates
 ///   refresh tokens no longer honours the old one. It is used by this
 ///   process and stored at its next call or renewal for the channel, over
@@ -278,25 +290,27 @@ impl ChannelTokens {
         }
     }
 
-    /// Whether `credentials` hold a token the platform would not refresh
-    /// and that still works.
+    /// Whether `credentials` hold a token not to be refreshed now (the
+    /// platform would not, or a refresh failed moments ago), and that still
+    /// works.
     fn known_unrefreshable(&self, channel: ChannelId, credentials: &Credentials) -> bool {
+        let now = self.clock.now();
         let known = self.unrefreshable.lock().unwrap_or_else(|e| e.into_inner());
-        known.get(&channel).is_some_and(|(token, expires_at)| {
+        known.get(&channel).is_some_and(|(token, until)| {
             credentials.access_token.as_ref() == Some(token)
-                && credentials.expires_at == Some(*expires_at)
-                && *expires_at > self.clock.now()
+                && *until > now
+                && credentials.expires_at.is_none_or(|at| at > now)
         })
     }
 
-    /// Records that `channel`'s current token cannot be refreshed and works
-    /// until `expires_at`.
-    fn unrefreshable_until(&self, channel: &Channel, expires_at: DateTime<Utc>) {
+    /// Records that `channel`'s current token is not to be refreshed before
+    /// `until` (its expiry, when the platform will not refresh it).
+    fn unrefreshable_until(&self, channel: &Channel, until: DateTime<Utc>) {
         if let Some(token) = &channel.credentials.access_token {
             let now = self.clock.now();
             let mut known = self.unrefreshable.lock().unwrap_or_else(|e| e.into_inner());
             known.retain(|_, (_, at)| *at > now);
-            known.insert(channel.id, (token.clone(), expires_at));
+            known.insert(channel.id, (token.clone(), until));
         }
     }
 
@@ -465,7 +479,9 @@ impl ChannelTokens {
             self.forget(id);
             return Err(Self::paused(&current));
         }
-        if let Some(grant) = self.take_unstored(&current, used.as_ref()) {
+        // Only a token the platform refused is not taken back (after a 401).
+        let rejected = used.as_ref().filter(|_| need == Need::Unauthorized);
+        if let Some(grant) = self.take_unstored(&current, rejected) {
             return self.store_grant(lease, &current, grant).await;
         }
         let valid = self.valid_for(current.credentials.expires_at, within);
@@ -510,6 +526,22 @@ impl ChannelTokens {
                 retry_after,
             } => {
                 drop(lease);
+                let now = self.clock.now();
+                let works_until = current.credentials.expires_at.filter(|at| *at > now);
+                if let (Need::Call, Some(expires_at)) = (need, works_until) {
+                    // The token still works: the call goes on with it, and
+                    // no refresh is asked for again before the wait is over.
+                    let wait =
+                        retry_after.map_or(CALL_REFRESH_BACKOFF, |d| d.max(Duration::zero()));
+                    let until = now
+                        .checked_add_signed(wait)
+                        .map_or(expires_at, |t| t.min(expires_at));
+                    tracing::warn!(channel = %id, %message, %until,
+                        "refreshing the token failed; the current one is used meanwhile");
+                    self.remember(&current);
+                    self.unrefreshable_until(&current, until);
+                    return Ok(current);
+                }
                 Err(TokenError::Failed {
                     channel: id,
                     message,

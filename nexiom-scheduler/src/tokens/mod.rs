@@ -9,7 +9,7 @@ mod keeper;
 mod worker;
 
 pub use keeper::{
-    ChannelTokens, DEFAULT_MARGIN, ReauthListener, RefreshOutcome, TokenError, WebhookSetupError,
-    connector_refresh,
+    CALL_REFRESH_BACKOFF, ChannelTokens, DEFAULT_MARGIN, ReauthListener, RefreshOutcome,
+    TokenError, WebhookSetupError, connector_refresh,
 };
 pub use worker::{DEFAULT_HORIZON, FAILED_BACKOFF, RenewReport, TOKEN_REFRESH, TokenRefreshWorker};

@@ -70,6 +70,18 @@ impl Fake {
             .await;
     }
 
+    /// The token endpoint down: `503` to every refresh.
+    pub async fn fail_refresh(&self) {
+        Mock::given(method("POST"))
+            .and(path(OAUTH))
+            .respond_with(ResponseTemplate::new(503).set_body_json(json!({
+                "status": 503,
+                "message": "Service Unavailable"
+            })))
+            .mount(&self.server)
+            .await;
+    }
+
     /// A grant of a 60-day token, answered after `delay`.
     pub async fn grant_refresh(&self, token: &str, delay: StdDuration) {
         Mock::given(method("POST"))

@@ -106,11 +106,12 @@ impl ChannelTokens {
                         "a refreshed token could not be stored");
                 }
             }
+            // Stored meanwhile (by another call here), or replaced by a
+            // reconnection or another process: the stored token is the one
+            // to use.
             None => {
                 drop(lease);
-                tracing::info!(channel = %channel.id,
-                    "a refreshed token was not stored: the channel's token changed meanwhile");
-                self.forget(channel.id);
+                self.remember(&current);
             }
         }
     }

@@ -1,0 +1,134 @@
+//! A refreshed token whose write fails (on Postgres, where the write can be
+//! made to fail): used, then stored at the next call, never over a
+//! reconnection.
+
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use chrono::Duration;
+use nexiom_connectors::PlatformConnector;
+use nexiom_core::*;
+use nexiom_scheduler::*;
+
+use super::fixture::*;
+use crate::common::{as_admin, on_postgres, t0};
+
+/// The first update of a channel row fails, as a full disk or a dropped
+/// connection would fail the write of a refreshed token.
+const FAIL_THE_NEXT_CHANNEL_UPDATE: &str = "
+    CREATE SEQUENCE channel_update_faults;
+    CREATE FUNCTION fail_the_first_channel_update() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF nextval('channel_update_faults') = 1 THEN
+            RAISE EXCEPTION 'could not extend file: No space left on device' USING ERRCODE = '53100';
+        END IF;
+        RETURN NEW;
+    END $$;
+    CREATE TRIGGER fail_the_first_channel_update BEFORE UPDATE ON channels
+        FOR EACH ROW EXECUTE FUNCTION fail_the_first_channel_update();";
+
+/// A LinkedIn channel whose token expires in a minute, on Postgres, the
+/// platform granting `fresh-1`, and the next write of the channel row made to
+/// fail; with a keeper, the connector and the store. `None` without
+/// PostgreSQL.
+async fn a_grant_whose_write_fails() -> Option<(
+    nexiom_storage::conformance::TestStore,
+    Fake,
+    Channel,
+    Arc<dyn PlatformConnector>,
+    ChannelTokens,
+)> {
+    let (url, ts) = on_postgres().await?;
+    let store = ts.store();
+    let clock = Arc::new(ManualClock::new(t0()));
+    let fake = Fake::start(clock.clone()).await;
+    fake.grant_refresh("fresh-1", StdDuration::ZERO).await;
+    let channel = linkedin_channel(store.as_ref(), t0() + Duration::minutes(1)).await;
+    as_admin(&url, &ts, FAIL_THE_NEXT_CHANNEL_UPDATE, None).await;
+    let connector = fake.connector();
+    let keeper = ChannelTokens::new(store, clock);
+    Some((ts, fake, channel, connector, keeper))
+}
+
+/// LinkedIn rotates refresh tokens: a grant whose write fails is not
+/// dropped (the old refresh token may no longer be honoured), it is used for
+/// the call and stored at the next one, with no second refresh; another
+/// process then reads it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grant_that_could_not_be_stored_is_stored_at_the_next_call() {
+    let Some((ts, fake, channel, connector, keeper)) = a_grant_whose_write_fails().await else {
+        return;
+    };
+    let store = ts.store();
+    let stored_token = async || {
+        let stored = store
+            .get_channel(channel.tenant_id, channel.id)
+            .await
+            .unwrap();
+        let token = |t: Option<SecretString>| t.unwrap().expose().to_owned();
+        (
+            token(stored.credentials.access_token),
+            token(stored.credentials.refresh_token),
+        )
+    };
+
+    let ctx = keeper.context(connector.as_ref(), &channel).await.unwrap();
+    assert_eq!(
+        ctx.access_token.expose(),
+        "fresh-1",
+        "the call uses the grant"
+    );
+    assert_eq!(
+        stored_token().await,
+        ("old-token".into(), "refresh-1".into())
+    );
+
+    // The next call, from a caller holding the old copy: the grant is stored.
+    let ctx = keeper.context(connector.as_ref(), &channel).await.unwrap();
+    assert_eq!(ctx.access_token.expose(), "fresh-1");
+    assert_eq!(stored_token().await, ("fresh-1".into(), "refresh-2".into()));
+    // Another process reads it: still one refresh in all.
+    let other = ChannelTokens::new(Arc::clone(&store), fake.clock.clone());
+    let ctx = other.context(connector.as_ref(), &channel).await.unwrap();
+    assert_eq!(ctx.access_token.expose(), "fresh-1");
+    assert_eq!(fake.count("POST", OAUTH).await, 1, "one refresh call");
+    ts.cleanup().await;
+}
+
+/// A grant that could not be stored never overwrites a token a person
+/// stored meanwhile by reconnecting the channel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unstored_grant_never_overwrites_a_reconnection() {
+    let Some((ts, fake, channel, connector, keeper)) = a_grant_whose_write_fails().await else {
+        return;
+    };
+    let store = ts.store();
+    let ctx = keeper.context(connector.as_ref(), &channel).await.unwrap();
+    assert_eq!(ctx.access_token.expose(), "fresh-1");
+
+    let person = Credentials {
+        access_token: Some(SecretString::new("person-token")),
+        refresh_token: Some(SecretString::new("person-refresh")),
+        expires_at: Some(t0() + Duration::days(60)),
+    };
+    store
+        .reconnect_channel(channel.tenant_id, channel.id, person, t0())
+        .await
+        .unwrap();
+    let ctx = keeper.context(connector.as_ref(), &channel).await.unwrap();
+    assert_eq!(ctx.access_token.expose(), "person-token");
+    let stored = store
+        .get_channel(channel.tenant_id, channel.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        stored.credentials.access_token.unwrap().expose(),
+        "person-token"
+    );
+    assert_eq!(
+        stored.credentials.refresh_token.unwrap().expose(),
+        "person-refresh"
+    );
+    assert_eq!(fake.count("POST", OAUTH).await, 1);
+    ts.cleanup().await;
+}
