@@ -6,6 +6,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod common;
+mod group_commit {
+    pub mod routing_faults;
+}
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -33,9 +36,15 @@ fn message(id: &str, text: &str) -> serde_json::Value {
 }
 
 fn body(account: &str, messages: Vec<serde_json::Value>) -> (Vec<u8>, WebhookHeaders) {
+    signed(account, "messages", messages)
+}
+
+/// A signed WhatsApp body for `account` whose change value holds `items`
+/// under `key` (`messages`, `statuses`).
+fn signed(account: &str, key: &str, items: Vec<serde_json::Value>) -> (Vec<u8>, WebhookHeaders) {
     let body = serde_json::to_vec(&json!({"object": "whatsapp_business_account", "entry": [{
         "id": "WABA", "changes": [{"field": "messages", "value": {
-            "metadata": {"phone_number_id": account}, "messages": messages}}]}]}))
+            "metadata": {"phone_number_id": account}, key: items}}]}]}))
     .unwrap();
     let headers = WebhookHeaders::new().with(
         META_SIGNATURE_HEADER,
@@ -447,126 +456,5 @@ async fn a_channel_reconnected_while_cached_gets_the_next_body() {
             .len(),
         1
     );
-    ts.cleanup().await;
-}
-
-/// An unrouted event whose channel was deleted by hand (routing cannot
-/// create its conversation: a foreign key refuses it) ahead of another
-/// tenant's good events: the batch fails, the events are routed one by one,
-/// and the bad one is set aside (a dead letter of its tenant, marked routed
-/// to no conversation), so the next runs route as usual. Before, every run
-/// failed on the same oldest event, and routing stopped for every tenant.
-/// Postgres only: the memory store has no way to lose a channel.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(
-    nexiom_no_postgres,
-    ignore = "no PostgreSQL reachable (see README: Tests)"
-)]
-async fn an_event_routing_refuses_is_set_aside_and_the_others_routed() {
-    let Some((url, ts)) = on_postgres().await else {
-        return;
-    };
-    let store = ts.store();
-    let gone = channel(&*store, "Globex", "pn-gone").await;
-    let acme = channel(&*store, "Acme", "pn-acme").await;
-    let (p, wa) = receiver(&store);
-    let (first, headers) = body("pn-gone", vec![message("wamid.gone.0", "hi")]);
-    p.ingest_webhook(&wa, &headers, &first).await.unwrap();
-    delete_channel(&url, &ts, &gone).await;
-    let good: Vec<_> = (0..5)
-        .map(|i| message(&format!("wamid.acme.{i}"), "hello"))
-        .collect();
-    let (second, headers) = body("pn-acme", good);
-    p.ingest_webhook(&wa, &headers, &second).await.unwrap();
-
-    let report = p.route_unrouted_events(None, 100).await.unwrap();
-    assert_eq!((report.processed, report.set_aside), (5, 1), "{report:?}");
-    assert!(
-        store
-            .list_unrouted_events(None, 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    let conversations = store
-        .list_conversations(acme.tenant_id, None, 10)
-        .await
-        .unwrap();
-    assert_eq!(conversations.len(), 1);
-    let letters = store
-        .list_dead_letters(Some(gone.tenant_id), 10)
-        .await
-        .unwrap();
-    assert_eq!(letters.len(), 1, "{letters:?}");
-    assert!(
-        letters[0].reason.starts_with("routing failed"),
-        "{letters:?}"
-    );
-    assert!(letters[0].excerpt.contains("wamid.gone.0"));
-
-    // The next body routes in one batch again.
-    let (third, headers) = body("pn-acme", vec![message("wamid.acme.9", "again")]);
-    p.ingest_webhook(&wa, &headers, &third).await.unwrap();
-    let next = p.route_unrouted_events(None, 100).await.unwrap();
-    assert_eq!((next.processed, next.set_aside), (1, 0));
-    ts.cleanup().await;
-}
-
-/// A failure that is not the events' sets nothing aside: first a lock
-/// timeout (a trigger raising SQLSTATE 55P03: the database too busy, an
-/// outage), then an error every message insert meets, on two channels (a
-/// broken trigger: SQLSTATE P0001). Each time routing reports the error,
-/// no dead letter is written and the events stay unrouted; once the fault
-/// is gone they are all routed.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(
-    nexiom_no_postgres,
-    ignore = "no PostgreSQL reachable (see README: Tests)"
-)]
-async fn a_fault_that_is_not_the_events_sets_nothing_aside() {
-    let Some((url, ts)) = on_postgres().await else {
-        return;
-    };
-    let store = ts.store();
-    let acme = channel(&*store, "Acme", "pn-acme").await;
-    let beta = channel(&*store, "Beta", "pn-beta").await;
-    let (p, wa) = receiver(&store);
-    for account in ["pn-acme", "pn-beta"] {
-        let events: Vec<_> = (0..2)
-            .map(|i| message(&format!("wamid.{account}.{i}"), "hello"))
-            .collect();
-        let (raw, headers) = body(account, events);
-        p.ingest_webhook(&wa, &headers, &raw).await.unwrap();
-    }
-    for code in ["55P03", "P0001"] {
-        let refuse = format!(
-            "CREATE OR REPLACE FUNCTION refuse_for_now() RETURNS trigger LANGUAGE plpgsql AS \
-             $$ BEGIN RAISE EXCEPTION 'refused for now' USING ERRCODE = '{code}'; END $$; \
-             DROP TRIGGER IF EXISTS refuse_for_now ON messages; \
-             CREATE TRIGGER refuse_for_now BEFORE INSERT ON messages \
-             FOR EACH ROW EXECUTE FUNCTION refuse_for_now()"
-        );
-        as_admin(&url, &ts, &refuse, None).await;
-        let failed = p.route_unrouted_events(None, 100).await;
-        assert!(failed.is_err(), "{code}: {failed:?}");
-        assert_eq!(
-            store.list_unrouted_events(None, 10).await.unwrap().len(),
-            4,
-            "{code}"
-        );
-        assert!(
-            store.list_dead_letters(None, 10).await.unwrap().is_empty(),
-            "{code}"
-        );
-    }
-
-    as_admin(&url, &ts, "DROP TRIGGER refuse_for_now ON messages", None).await;
-    let report = p.route_unrouted_events(None, 100).await.unwrap();
-    assert_eq!((report.processed, report.set_aside), (4, 0), "{report:?}");
-    for tenant in [acme.tenant_id, beta.tenant_id] {
-        let conversations = store.list_conversations(tenant, None, 10).await.unwrap();
-        assert_eq!(conversations.len(), 1);
-    }
-    assert!(store.list_dead_letters(None, 10).await.unwrap().is_empty());
     ts.cleanup().await;
 }

@@ -155,6 +155,16 @@ impl StorageError {
         }
     }
 
+    /// [`StorageError::Unavailable`] for a lock or statement timeout: the
+    /// database was too busy to finish the call in time
+    /// ([`is_timeout`](StorageError::is_timeout) answers `true`).
+    pub fn timed_out(message: impl Into<String>) -> Self {
+        StorageError::Unavailable {
+            message: message.into(),
+            source: Some(Box::new(TimedOut(None))),
+        }
+    }
+
     /// Whether retrying the same call later may succeed (the store is
     /// unavailable, or failed in an unexpected way).
     pub fn is_transient(&self) -> bool {
@@ -170,6 +180,15 @@ impl StorageError {
         matches!(self, StorageError::Unavailable { .. })
     }
 
+    /// Whether this is an outage that came from a lock or statement timeout
+    /// (made by [`StorageError::timed_out`], or on PostgreSQL by SQLSTATE
+    /// 55P03 or 57014): the call did too much, or waited too long, for the
+    /// database's limits, so a smaller one may pass where the same one fails
+    /// again.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, StorageError::Unavailable { source: Some(s), .. } if s.is::<TimedOut>())
+    }
+
     /// Whether the input itself was refused, so the same call will be refused
     /// again: [`Invalid`](StorageError::Invalid) (validation, including a value
     /// the database refuses), [`UnknownReference`](StorageError::UnknownReference)
@@ -181,5 +200,27 @@ impl StorageError {
                 | StorageError::UnknownReference { .. }
                 | StorageError::Conflict { .. }
         )
+    }
+}
+
+/// The source of an [`StorageError::Unavailable`] that is a timeout, wrapping
+/// the backend's own error when there is one.
+#[derive(Debug)]
+pub(crate) struct TimedOut(pub(crate) Option<Box<dyn std::error::Error + Send + Sync>>);
+
+impl std::fmt::Display for TimedOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Some(inner) => write!(f, "a lock or statement timeout: {inner}"),
+            None => f.write_str("a lock or statement timeout"),
+        }
+    }
+}
+
+impl std::error::Error for TimedOut {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
     }
 }

@@ -61,6 +61,9 @@ pub struct InboundPipeline {
     tokens: crate::tokens::ChannelTokens,
     channels: channels::ChannelDirectory,
     writer: writer::EventWriter,
+    /// The largest routing batch that last fit the database's lock and
+    /// statement timeouts (see `route_unrouted_events`), shared by clones.
+    routing_size: Arc<std::sync::atomic::AtomicU32>,
 }
 
 impl InboundPipeline {
@@ -86,6 +89,7 @@ impl InboundPipeline {
             triage_concurrency: DEFAULT_TRIAGE_CONCURRENCY,
             configs,
             auto_reply: AutoReplyConfig::default(),
+            routing_size: Arc::new(std::sync::atomic::AtomicU32::new(u32::MAX)),
         }
     }
 

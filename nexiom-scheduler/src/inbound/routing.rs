@@ -2,10 +2,9 @@
 //! comments (the work itself is the store's, set-based on Postgres).
 
 use std::collections::HashSet;
+use std::sync::atomic::Ordering;
 
-use nexiom_core::{
-    ChannelId, NewDeadLetter, Platform, RoutingReport, TenantId, WebhookEvent, WebhookEventId,
-};
+use nexiom_core::{NewDeadLetter, Platform, RoutingReport, TenantId, WebhookEvent, WebhookEventId};
 
 use nexiom_storage::StorageError;
 
@@ -26,6 +25,15 @@ impl InboundPipeline {
     /// platform), oldest first, as `EventStore::route_unrouted_events`
     /// documents; returns what was done (`processed` is the `routed` count of
     /// a pipeline run).
+    ///
+    /// A batch that meets a lock or statement timeout
+    /// ([`StorageError::is_timeout`]) is tried again at half its size, down
+    /// to one event, so a batch too big for the database's limits never
+    /// holds routing; the size that passed is remembered (and grows again
+    /// by a quarter after each batch that passes). A batch that fails for
+    /// another reason is routed one event at a time (see below).
+    ///
+    /// [`StorageError::is_timeout`]: nexiom_storage::StorageError::is_timeout
     #[tracing::instrument(name = "route_unrouted_events", skip(self))]
     pub async fn route_unrouted_events(
         &self,
@@ -42,16 +50,29 @@ impl InboundPipeline {
             .map_or(0.0, |e| {
                 (now - e.received_at).num_milliseconds().max(0) as f64 / 1e3
             });
-        let report = match self.store.route_unrouted_events(platform, limit, now).await {
-            Ok(report) => report,
-            // An outage: the next run tries again.
-            Err(error) if error.is_unavailable() => return Err(error.into()),
-            // The batch is one transaction: an event it cannot route fails
-            // it whole, every run, for every tenant. The events go one by
-            // one instead, and one that fails on its own is set aside.
-            Err(error) => {
-                tracing::warn!(%error, "routing a batch failed; its events are routed one by one");
-                self.route_one_by_one(platform, limit).await?
+        let mut size = limit.min(self.routing_size.load(Ordering::Relaxed)).max(1);
+        let report = loop {
+            match self.store.route_unrouted_events(platform, size, now).await {
+                Ok(report) => {
+                    let grown = size.saturating_add(size / 4).max(size.saturating_add(1));
+                    self.routing_size.store(grown, Ordering::Relaxed);
+                    break report;
+                }
+                // Too much for one statement: half as much.
+                Err(error) if error.is_timeout() && size > 1 => {
+                    size /= 2;
+                    tracing::warn!(%error, size, "a routing batch timed out; trying a smaller one");
+                    self.routing_size.store(size, Ordering::Relaxed);
+                }
+                // An outage: the next run tries again.
+                Err(error) if error.is_unavailable() => return Err(error.into()),
+                // The batch is one transaction: an event it cannot route
+                // fails it whole, every run, for every tenant. The events go
+                // one by one instead.
+                Err(error) => {
+                    tracing::warn!(%error, "routing a batch failed; its events are routed one by one");
+                    break self.route_one_by_one(platform, size).await?;
+                }
             }
         };
         crate::telemetry::routed(report.processed, lag);
@@ -65,18 +86,25 @@ impl InboundPipeline {
     }
 
     /// Routes the unrouted events one at a time, after a batch failed. An
-    /// event that fails twice on its own (for any reason but an outage:
-    /// [`StorageError::is_unavailable`], which includes a lock or statement
-    /// timeout) is set aside: kept as a dead letter of its tenant, with the
-    /// error, and marked routed to no conversation, so the events after it
-    /// are not held. But when every event fails, on more than one channel,
-    /// the fault is not the events' (a broken trigger or constraint, say):
-    /// nothing is set aside and the error is returned. An outage stops the
-    /// run. An event that cannot be set aside stays unrouted
-    /// (`left_unrouted`); when nothing could be routed or set aside, the
-    /// error is returned.
+    /// event that fails twice on its own, not for an outage
+    /// ([`StorageError::is_unavailable`], which includes a lock or statement
+    /// timeout: the run stops), is set aside (kept as a dead letter of its
+    /// tenant, with the error, and marked routed to no conversation, so the
+    /// events after it are not held) when the fault is the event's:
+    ///
+    /// - the store refuses it ([`StorageError::is_refusal`]: a reference
+    ///   that is gone, a value a check refuses): it would be refused again;
+    /// - or it failed otherwise while an event of the same kind (message,
+    ///   status, comment…) was routed in this run, so what fails is this
+    ///   event, not the database.
+    ///
+    /// Any other failed event (every message failing on a broken trigger,
+    /// say, on one channel or many) is left unrouted (`left_unrouted`) for a
+    /// later run, as is an event that cannot be set aside. When nothing was
+    /// routed or set aside, the first error is returned.
     ///
     /// [`StorageError::is_unavailable`]: nexiom_storage::StorageError::is_unavailable
+    /// [`StorageError::is_refusal`]: nexiom_storage::StorageError::is_refusal
     async fn route_one_by_one(
         &self,
         platform: Option<&Platform>,
@@ -85,22 +113,27 @@ impl InboundPipeline {
         let events = self.store.list_unrouted_events(platform, limit).await?;
         let mut report = RoutingReport::default();
         let mut failed = Vec::new();
+        let mut routed_kinds = HashSet::new();
         for event in events {
             match self.route_alone(&event).await? {
-                Alone::Routed => report.processed += 1,
+                Alone::Routed => {
+                    report.processed += 1;
+                    routed_kinds.insert(event.kind);
+                }
                 Alone::Gone => {}
                 Alone::Failed(error) => failed.push((event, error)),
             }
         }
-        let channels: HashSet<ChannelId> = failed.iter().map(|(e, _)| e.channel_id).collect();
-        if report.processed == 0 && channels.len() > 1 {
-            let (_, error) = failed.swap_remove(0);
-            tracing::error!(%error, events = failed.len() + 1,
-                "every event fails to route, on several channels: nothing is set aside");
-            return Err(error.into());
-        }
-        let mut unrecorded = None;
+        let mut first_error: Option<InboundError> = None;
         for (event, error) in failed {
+            if !error.is_refusal() && !routed_kinds.contains(&event.kind) {
+                tracing::error!(event = %event.id, kind = %event.kind, %error,
+                    "an event fails to route, as every event of its kind in this run: \
+                     the fault may not be the event's; it stays unrouted");
+                report.left_unrouted += 1;
+                first_error.get_or_insert(error.into());
+                continue;
+            }
             match self.set_aside(&event, &error).await {
                 Ok(()) => report.set_aside += 1,
                 Err(InboundError::Storage(e)) if e.is_unavailable() => {
@@ -108,13 +141,13 @@ impl InboundPipeline {
                 }
                 Err(e) => {
                     tracing::error!(event = %event.id, error = %e,
-                        "an event routing refuses could not be set aside; it stays unrouted");
+                        "an event that cannot be routed could not be set aside; it stays unrouted");
                     report.left_unrouted += 1;
-                    unrecorded.get_or_insert(e);
+                    first_error.get_or_insert(e);
                 }
             }
         }
-        match unrecorded {
+        match first_error {
             Some(error) if report.processed == 0 && report.set_aside == 0 => Err(error),
             _ => Ok(report),
         }

@@ -250,8 +250,11 @@ async fn flush(store: Arc<dyn Sink>, jobs: Vec<Job>, _slot: OwnedSemaphorePermit
         }
         // The store is unavailable: every request gets the outage at once
         // (its platform delivers again), rather than waiting for one more
-        // attempt per request.
-        Err(e) if e.is_unavailable() => {
+        // attempt per request. But a batch that met a lock or statement
+        // timeout may have been too big for the database's limits, and so
+        // would every batch the redeliveries make: each request writes its
+        // own events instead (below).
+        Err(e) if e.is_unavailable() && !e.is_timeout() => {
             tracing::warn!(error = %e, events = all.len(), "event batch failed: the store is unavailable");
             for (_, reply) in parts {
                 let _ = reply.send(Err(StorageError::unavailable(format!(
@@ -290,6 +293,7 @@ mod tests {
         hold_first: Notify,
         holding: std::sync::atomic::AtomicBool,
         fail_batches_over: Option<usize>,
+        time_out_batches_over: Option<usize>,
         unavailable: bool,
     }
 
@@ -306,6 +310,11 @@ mod tests {
             }
             if self.unavailable {
                 return Err(StorageError::unavailable("connection refused"));
+            }
+            if self.time_out_batches_over.is_some_and(|n| events.len() > n) {
+                return Err(StorageError::timed_out(
+                    "canceling statement due to statement timeout",
+                ));
             }
             if self.fail_batches_over.is_some_and(|n| events.len() > n) {
                 return Err(StorageError::backend("the statement failed"));
@@ -483,10 +492,32 @@ mod tests {
     /// the large one fails).
     #[tokio::test(start_paused = true)]
     async fn a_failed_batch_is_answered_request_by_request() {
-        let sink = Arc::new(Recording {
+        let sink = Recording {
             fail_batches_over: Some(3),
             ..Recording::default()
-        });
+        };
+        let large = answered_request_by_request(sink).await;
+        assert!(!large.is_unavailable(), "{large:?}");
+    }
+
+    /// A batch that met a timeout (too big, maybe, for the database's
+    /// limits, as every batch the redeliveries would make) is written request
+    /// by request too, not failed whole as an outage.
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_that_timed_out_is_written_request_by_request() {
+        let sink = Recording {
+            time_out_batches_over: Some(3),
+            ..Recording::default()
+        };
+        let large = answered_request_by_request(sink).await;
+        assert!(large.is_timeout(), "{large:?}");
+    }
+
+    /// Requests of 1, 2 and 4 events over `sink`, which fails batches of
+    /// more than 3: the 1 is written alone, the 2 and 4 together (failed),
+    /// then each on its own; returns the 4's error.
+    async fn answered_request_by_request(sink: Recording) -> StorageError {
+        let sink = Arc::new(sink);
         sink.holding
             .store(true, std::sync::atomic::Ordering::SeqCst);
         let writer = EventWriter::with_sink(
@@ -515,9 +546,10 @@ mod tests {
         sink.hold_first.notify_one();
         assert!(first.await.unwrap().is_ok());
         assert_eq!(small.await.unwrap().unwrap().len(), 2);
-        assert!(large.await.unwrap().is_err());
+        let large = large.await.unwrap().unwrap_err();
         // The combined batch of 6 failed, then 2 and 4 on their own.
         assert_eq!(*sink.batches.lock().unwrap(), [1, 6, 2, 4]);
+        large
     }
 
     /// An unavailable store fails every request of the batch at once, with

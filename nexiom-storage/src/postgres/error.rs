@@ -29,7 +29,8 @@ use crate::error::StorageError;
 ///   timeout or closed pool, and SQLSTATE classes 08 (connection exception),
 ///   53 (insufficient resources), 57P (operator intervention: shutdown), 40001
 ///   and 40P01 (serialization failure, deadlock), 55P03 and 57014 (a lock
-///   or statement timeout: the database is too busy to serve now);
+///   or statement timeout: the database is too busy to serve now; these
+///   also answer [`StorageError::is_timeout`]);
 /// - [`StorageError::Invalid`] for SQLSTATE class 22 (data exception: a value
 ///   the database refuses), so that such an input is not retried forever;
 /// - [`StorageError::Backend`] otherwise; a row-level security refusal
@@ -45,6 +46,14 @@ pub(super) fn db(err: sqlx::Error) -> StorageError {
              nexiom_worker, see PgStore::with_scan_pool)",
         );
     }
+    let timeout = matches!(&err, sqlx::Error::Database(e)
+        if e.code().is_some_and(|c| c == "55P03" || c == "57014"));
+    if timeout {
+        return StorageError::Unavailable {
+            message,
+            source: Some(Box::new(crate::error::TimedOut(Some(Box::new(err))))),
+        };
+    }
     let unavailable = match &err {
         sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
@@ -57,8 +66,6 @@ pub(super) fn db(err: sqlx::Error) -> StorageError {
                 || c.starts_with("57P")
                 || c == "40001"
                 || c == "40P01"
-                || c == "55P03"
-                || c == "57014"
         }),
         _ => false,
     };

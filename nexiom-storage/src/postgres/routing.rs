@@ -111,7 +111,7 @@ pub(super) async fn route(
 /// check refuses) is a refusal of the events, which will be refused again
 /// (`UnknownReference` naming the entity of the constraint, or `Invalid`);
 /// anything else maps as [`db`] does (a statement or lock timeout is
-/// `Backend`, and may pass).
+/// `Unavailable`, and [`is_timeout`](crate::StorageError::is_timeout)).
 fn refused_or_db(err: sqlx::Error) -> crate::error::StorageError {
     use crate::error::StorageError;
     let Some(e) = err.as_database_error() else {
@@ -160,10 +160,34 @@ fn fresh_ids(n: usize) -> Vec<Uuid> {
     (0..n).map(|_| Uuid::now_v7()).collect()
 }
 
-/// One attempt, in `tx` (a scan or a tenant's transaction; committed on
-/// success).
+/// One attempt, in `tx` (a scan or a tenant's transaction): committed on
+/// success, rolled back at once on failure. A failed transaction holds its
+/// row locks until it is rolled back, and a dropped one is rolled back only
+/// when its connection is next used: a retry meanwhile (here, or the
+/// caller's smaller batch after a timeout) would skip the locked events and
+/// find nothing to route.
 async fn route_once(
     mut tx: Transaction<'static, Postgres>,
+    pick: Pick<'_>,
+    at: DateTime<Utc>,
+) -> std::result::Result<RoutingReport, sqlx::Error> {
+    match route_in(&mut tx, pick, at).await {
+        Ok(report) => {
+            tx.commit().await?;
+            Ok(report)
+        }
+        Err(err) => {
+            if let Err(rollback) = tx.rollback().await {
+                tracing::debug!(error = %rollback, "rolling back a failed routing call failed");
+            }
+            Err(err)
+        }
+    }
+}
+
+/// The work of one attempt, in `tx`, not committed.
+async fn route_in(
+    tx: &mut Transaction<'static, Postgres>,
     pick: Pick<'_>,
     at: DateTime<Utc>,
 ) -> std::result::Result<RoutingReport, sqlx::Error> {
@@ -177,7 +201,7 @@ async fn route_once(
             id: id.as_uuid(),
         },
     };
-    let first = pass(&mut tx, source, at).await?;
+    let first = pass(tx, source, at).await?;
     let mut report = RoutingReport {
         processed: first.marked,
         messages_created: first.messages,
@@ -188,23 +212,22 @@ async fn route_once(
         if unresolved.is_empty() {
             break;
         }
-        let again = pass(&mut tx, Source::Held(&unresolved), at).await?;
+        let again = pass(tx, Source::Held(&unresolved), at).await?;
         report.processed += again.marked;
         report.messages_created += again.messages;
         unresolved = again.unresolved;
     }
     let ids = first.rest;
     if !ids.is_empty() {
-        super::routing_broadcast::route_broadcast_events(&mut tx, &ids, at).await?;
-        report.external_posts_created = insert_external_posts(&mut tx, &ids, at).await?;
-        let (comments_created, processed) = finish(&mut tx, &ids, at).await?;
+        super::routing_broadcast::route_broadcast_events(tx, &ids, at).await?;
+        report.external_posts_created = insert_external_posts(tx, &ids, at).await?;
+        let (comments_created, processed) = finish(tx, &ids, at).await?;
         report.comments_created = comments_created;
         report.processed += processed;
     }
     // Every call, a batch with no status too: the early statuses whose
     // message arrived meanwhile are applied, the stale ones dropped.
-    super::routing_early::route_early_statuses(&mut tx, &ids, at).await?;
-    tx.commit().await?;
+    super::routing_early::route_early_statuses(tx, &ids, at).await?;
     Ok(report)
 }
 

@@ -1,0 +1,280 @@
+//! Routing when the database refuses some of it: an event routing refuses
+//! is set aside and the others routed; a fault that is not the events' sets
+//! nothing aside; a batch too big for a statement timeout is routed in
+//! smaller ones. PostgreSQL only (faults are made with triggers).
+
+use super::super::*;
+
+/// Makes every message insert run `body` (PL/pgSQL) first, as a `BEFORE
+/// INSERT` trigger on `messages`.
+async fn on_message_insert(url: &str, ts: &TestStore, body: &str) {
+    let sql = format!(
+        "CREATE OR REPLACE FUNCTION message_fault() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN {body} RETURN NEW; END $$; \
+         DROP TRIGGER IF EXISTS message_fault ON messages; \
+         CREATE TRIGGER message_fault BEFORE INSERT ON messages \
+         FOR EACH ROW EXECUTE FUNCTION message_fault()"
+    );
+    as_admin(url, ts, &sql, None).await;
+}
+
+/// A WhatsApp body of delivery statuses for `account`.
+fn statuses(account: &str, ids: &[&str]) -> (Vec<u8>, WebhookHeaders) {
+    let statuses = ids
+        .iter()
+        .map(|id| {
+            json!({"id": id, "status": "delivered", "recipient_id": "33611111111",
+                   "timestamp": t0().timestamp().to_string()})
+        })
+        .collect();
+    signed(account, "statuses", statuses)
+}
+
+/// An unrouted event whose channel was deleted by hand (routing cannot
+/// create its conversation: a foreign key refuses it) ahead of another
+/// tenant's good events: the batch fails, the events are routed one by one,
+/// and the bad one is set aside (a dead letter of its tenant, marked routed
+/// to no conversation), so the next runs route as usual. Before, every run
+/// failed on the same oldest event, and routing stopped for every tenant.
+/// Postgres only: the memory store has no way to lose a channel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    nexiom_no_postgres,
+    ignore = "no PostgreSQL reachable (see README: Tests)"
+)]
+async fn an_event_routing_refuses_is_set_aside_and_the_others_routed() {
+    let Some((url, ts)) = on_postgres().await else {
+        return;
+    };
+    let store = ts.store();
+    let gone = channel(&*store, "Globex", "pn-gone").await;
+    let acme = channel(&*store, "Acme", "pn-acme").await;
+    let (p, wa) = receiver(&store);
+    let (first, headers) = body("pn-gone", vec![message("wamid.gone.0", "hi")]);
+    p.ingest_webhook(&wa, &headers, &first).await.unwrap();
+    delete_channel(&url, &ts, &gone).await;
+    let good: Vec<_> = (0..5)
+        .map(|i| message(&format!("wamid.acme.{i}"), "hello"))
+        .collect();
+    let (second, headers) = body("pn-acme", good);
+    p.ingest_webhook(&wa, &headers, &second).await.unwrap();
+
+    let report = p.route_unrouted_events(None, 100).await.unwrap();
+    assert_eq!((report.processed, report.set_aside), (5, 1), "{report:?}");
+    assert!(
+        store
+            .list_unrouted_events(None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let conversations = store
+        .list_conversations(acme.tenant_id, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(conversations.len(), 1);
+    let letters = store
+        .list_dead_letters(Some(gone.tenant_id), 10)
+        .await
+        .unwrap();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert!(
+        letters[0].reason.starts_with("routing failed"),
+        "{letters:?}"
+    );
+    assert!(letters[0].excerpt.contains("wamid.gone.0"));
+
+    // The next body routes in one batch again.
+    let (third, headers) = body("pn-acme", vec![message("wamid.acme.9", "again")]);
+    p.ingest_webhook(&wa, &headers, &third).await.unwrap();
+    let next = p.route_unrouted_events(None, 100).await.unwrap();
+    assert_eq!((next.processed, next.set_aside), (1, 0));
+    ts.cleanup().await;
+}
+
+/// A failure that is not the events' sets nothing aside: first a lock
+/// timeout (a trigger raising SQLSTATE 55P03: the database too busy, an
+/// outage, however small the batch), then an error every message insert
+/// meets (a broken trigger: SQLSTATE P0001) while the delivery statuses
+/// queued after the messages still route. Each time no dead letter is
+/// written and the messages stay unrouted; once the fault is gone they are
+/// all routed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    nexiom_no_postgres,
+    ignore = "no PostgreSQL reachable (see README: Tests)"
+)]
+async fn a_fault_that_is_not_the_events_sets_nothing_aside() {
+    let Some((url, ts)) = on_postgres().await else {
+        return;
+    };
+    let store = ts.store();
+    let acme = channel(&*store, "Acme", "pn-acme").await;
+    let beta = channel(&*store, "Beta", "pn-beta").await;
+    let (p, wa) = receiver(&store);
+    for account in ["pn-acme", "pn-beta"] {
+        let events: Vec<_> = (0..2)
+            .map(|i| message(&format!("wamid.{account}.{i}"), "hello"))
+            .collect();
+        let (raw, headers) = body(account, events);
+        p.ingest_webhook(&wa, &headers, &raw).await.unwrap();
+    }
+    // The statuses are received after the messages (so routed after them).
+    let later = InboundPipeline::new(
+        Arc::clone(&store),
+        Arc::new(ManualClock::new(t0() + chrono::Duration::seconds(1))),
+        Arc::new(nexiom_triage::TemplateGenerator::new()),
+    );
+    let (raw, headers) = statuses("pn-acme", &["wamid.out.1", "wamid.out.2"]);
+    later.ingest_webhook(&wa, &headers, &raw).await.unwrap();
+    let unrouted_messages = || async {
+        let events = store.list_unrouted_events(None, 10).await.unwrap();
+        events
+            .iter()
+            .filter(|e| e.kind == EventKind::Message)
+            .count()
+    };
+
+    // A lock timeout whatever the batch: an outage, nothing routed.
+    on_message_insert(&url, &ts, "RAISE EXCEPTION 'busy' USING ERRCODE = '55P03';").await;
+    let (p, _) = receiver(&store);
+    let failed = p.route_unrouted_events(None, 100).await;
+    assert!(failed.is_err(), "{failed:?}");
+    assert_eq!(store.list_unrouted_events(None, 10).await.unwrap().len(), 6);
+
+    // Every message fails, the statuses route: the messages stay.
+    on_message_insert(
+        &url,
+        &ts,
+        "RAISE EXCEPTION 'broken' USING ERRCODE = 'P0001';",
+    )
+    .await;
+    let (p, _) = receiver(&store);
+    let report = p.route_unrouted_events(None, 100).await.unwrap();
+    assert_eq!(
+        (report.processed, report.set_aside, report.left_unrouted),
+        (2, 0, 4),
+        "{report:?}"
+    );
+    assert_eq!(unrouted_messages().await, 4);
+    assert!(store.list_dead_letters(None, 10).await.unwrap().is_empty());
+
+    as_admin(&url, &ts, "DROP TRIGGER message_fault ON messages", None).await;
+    let report = p.route_unrouted_events(None, 100).await.unwrap();
+    assert_eq!((report.processed, report.set_aside), (4, 0), "{report:?}");
+    for tenant in [acme.tenant_id, beta.tenant_id] {
+        let conversations = store.list_conversations(tenant, None, 10).await.unwrap();
+        assert_eq!(conversations.len(), 1);
+    }
+    assert!(store.list_dead_letters(None, 10).await.unwrap().is_empty());
+    ts.cleanup().await;
+}
+
+/// On a single channel, one message that fails on its own (not a refusal:
+/// a trigger raising SQLSTATE P0001 for its text) while the other messages
+/// route is set aside; the others are routed, in the same run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    nexiom_no_postgres,
+    ignore = "no PostgreSQL reachable (see README: Tests)"
+)]
+async fn a_message_that_fails_alone_is_set_aside_on_a_single_channel() {
+    let Some((url, ts)) = on_postgres().await else {
+        return;
+    };
+    let store = ts.store();
+    let acme = channel(&*store, "Acme", "pn-acme").await;
+    let (p, wa) = receiver(&store);
+    let mut events: Vec<_> = (0..5)
+        .map(|i| message(&format!("wamid.ok.{i}"), "hello"))
+        .collect();
+    events.insert(2, message("wamid.poison", "poison"));
+    let (raw, headers) = body("pn-acme", events);
+    p.ingest_webhook(&wa, &headers, &raw).await.unwrap();
+    on_message_insert(
+        &url,
+        &ts,
+        "IF NEW.text = 'poison' THEN RAISE EXCEPTION 'poison' USING ERRCODE = 'P0001'; END IF;",
+    )
+    .await;
+    let report = p.route_unrouted_events(None, 100).await.unwrap();
+    assert_eq!(
+        (report.processed, report.set_aside, report.left_unrouted),
+        (5, 1, 0),
+        "{report:?}"
+    );
+    assert!(
+        store
+            .list_unrouted_events(None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let letters = store
+        .list_dead_letters(Some(acme.tenant_id), 10)
+        .await
+        .unwrap();
+    assert_eq!(letters.len(), 1);
+    assert!(letters[0].excerpt.contains("wamid.poison"), "{letters:?}");
+    ts.cleanup().await;
+}
+
+/// A batch that meets a statement timeout (a trigger raising SQLSTATE 57014
+/// once a transaction has inserted more than 3 messages) is tried again
+/// smaller in the same run, so routing goes on at the size that passes:
+/// every event routed, none set aside, no run failing. Before, every run
+/// failed with the whole batch as an outage and nothing was ever routed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    nexiom_no_postgres,
+    ignore = "no PostgreSQL reachable (see README: Tests)"
+)]
+async fn a_batch_too_big_for_a_statement_timeout_is_routed_in_smaller_ones() {
+    let Some((url, ts)) = on_postgres().await else {
+        return;
+    };
+    let store = ts.store();
+    let acme = channel(&*store, "Acme", "pn-acme").await;
+    let (p, wa) = receiver(&store);
+    let events: Vec<_> = (0..20)
+        .map(|i| message(&format!("wamid.slow.{i}"), "hello"))
+        .collect();
+    let (raw, headers) = body("pn-acme", events);
+    p.ingest_webhook(&wa, &headers, &raw).await.unwrap();
+    on_message_insert(
+        &url,
+        &ts,
+        "PERFORM set_config('nexiom_test.rows', \
+           (coalesce(nullif(current_setting('nexiom_test.rows', true), ''), '0')::int + 1)::text, \
+           true); \
+         IF current_setting('nexiom_test.rows')::int > 3 THEN \
+           RAISE EXCEPTION 'canceling statement due to statement timeout' \
+             USING ERRCODE = '57014'; \
+         END IF;",
+    )
+    .await;
+    let mut runs = 0;
+    let mut routed = 0;
+    while routed < 20 {
+        runs += 1;
+        assert!(runs <= 20, "routing does not progress: {routed} routed");
+        let report = p.route_unrouted_events(None, 100).await.unwrap();
+        assert!(report.processed > 0, "{report:?}");
+        assert_eq!(report.set_aside, 0, "{report:?}");
+        routed += report.processed;
+    }
+    assert!(
+        store
+            .list_unrouted_events(None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.list_dead_letters(None, 10).await.unwrap().is_empty());
+    let conversations = store
+        .list_conversations(acme.tenant_id, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(conversations.len(), 1);
+    ts.cleanup().await;
+}
