@@ -106,38 +106,48 @@ impl InboundPipeline {
                     (claim, answer)
                 })
                 .unzip();
-            match self.store.claim_replies(&claims).await {
-                Ok(mut claimed) => {
-                    under_candidates(
-                        &lease,
-                        &claims,
-                        &mut claimed,
-                        |c| matches!(c, ReplyClaimed::LeaseLost),
-                        |c, lease_until| ReplyClaim {
-                            lease_until,
-                            ..c.clone()
-                        },
-                        |again| async move { self.store.claim_replies(&again).await },
-                    )
-                    .await;
-                    for (answer, claimed) in answers.into_iter().zip(claimed) {
-                        let _ = answer.send(Ok(claimed));
-                    }
-                }
+            let mut claimed: Vec<Result<ReplyClaimed, String>> = match self
+                .store
+                .claim_replies(&claims)
+                .await
+            {
+                Ok(claimed) => claimed.into_iter().map(Ok).collect(),
                 Err(error) => {
                     tracing::warn!(%error, replies = claims.len(), "claiming a batch of replies failed; each is tried alone");
-                    for (claim, answer) in claims.iter().zip(answers) {
-                        let one = self
-                            .store
-                            .claim_replies(std::slice::from_ref(claim))
-                            .await
-                            .map_err(|e| shared(&e))
-                            .and_then(|mut c| {
-                                c.pop().ok_or_else(|| "no answer for the claim".to_owned())
-                            });
-                        let _ = answer.send(one.map(|c: ReplyClaimed| c));
+                    let mut each = Vec::with_capacity(claims.len());
+                    for claim in &claims {
+                        each.push(
+                            self.store
+                                .claim_replies(std::slice::from_ref(claim))
+                                .await
+                                .map_err(|e| shared(&e))
+                                .and_then(|mut c| {
+                                    c.pop().ok_or_else(|| "no answer for the claim".to_owned())
+                                }),
+                        );
                     }
+                    each
                 }
+            };
+            // A claim the held lease value missed is tried under each value a
+            // lost renewal may have written, whichever way it was first made.
+            under_candidates(
+                &lease,
+                &claims,
+                &mut claimed,
+                |c| matches!(c, Ok(ReplyClaimed::LeaseLost)),
+                |c, lease_until| ReplyClaim {
+                    lease_until,
+                    ..c.clone()
+                },
+                |again| async move {
+                    let claimed = self.store.claim_replies(&again).await?;
+                    Ok(claimed.into_iter().map(Ok).collect())
+                },
+            )
+            .await;
+            for (answer, claimed) in answers.into_iter().zip(claimed) {
+                let _ = answer.send(claimed);
             }
             drop(lease);
         }
@@ -284,5 +294,85 @@ async fn under_candidates<T: Clone, A, F>(
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at(minute: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 12, 2, 9, minute, 0).unwrap()
+    }
+
+    /// A lease whose last renewal (to 09:10) failed on its first statement:
+    /// held at 09:05, 09:10 a candidate.
+    async fn uncertain() -> HeldLease {
+        let mut lease = HeldLease::new(at(5));
+        let renewed = lease
+            .renew(at(10), |_| async { Err::<u64, &str>("connection lost") })
+            .await;
+        assert!(renewed.is_err());
+        assert_eq!(lease.candidates(), [at(5), at(10)]);
+        lease
+    }
+
+    /// The items the held value missed are written again under the other
+    /// candidate, only they, and their answers replaced.
+    #[tokio::test]
+    async fn missed_items_are_written_again_under_the_other_candidate() {
+        let lease = uncertain().await;
+        let items = vec![("a", at(5)), ("b", at(5)), ("c", at(5))];
+        let mut answers = vec![Ok("a found"), Err("missed"), Err("missed")];
+        let writes = Mutex::new(Vec::new());
+        under_candidates(
+            &lease,
+            &items,
+            &mut answers,
+            Result::is_err,
+            |(name, _), guard| (*name, guard),
+            |again: Vec<(&str, DateTime<Utc>)>| {
+                writes.lock().unwrap().push(again.clone());
+                async move {
+                    Ok(again
+                        .iter()
+                        .map(|(name, guard)| {
+                            if *guard == at(10) {
+                                Ok(*name)
+                            } else {
+                                Err("missed")
+                            }
+                        })
+                        .collect())
+                }
+            },
+        )
+        .await;
+        assert_eq!(answers, [Ok("a found"), Ok("b"), Ok("c")]);
+        assert_eq!(
+            *writes.lock().unwrap(),
+            [vec![("b", at(10)), ("c", at(10))]]
+        );
+    }
+
+    /// A write that fails under another candidate leaves the items missed.
+    #[tokio::test]
+    async fn a_failed_write_under_another_candidate_leaves_them_missed() {
+        let lease = uncertain().await;
+        let items = vec![("a", at(5))];
+        let mut answers: Vec<Result<&str, &str>> = vec![Err("missed")];
+        under_candidates(
+            &lease,
+            &items,
+            &mut answers,
+            Result::is_err,
+            |(name, _), guard| (*name, guard),
+            |_| async { Err(StorageError::unavailable("connection lost")) },
+        )
+        .await;
+        assert_eq!(answers, [Err("missed")]);
     }
 }
