@@ -182,7 +182,7 @@ impl StorageError {
 
     /// Whether this is an outage that came from a lock or statement timeout
     /// (made by [`StorageError::timed_out`], or on PostgreSQL by SQLSTATE
-    /// 55P03 or 57014): the call did too much, or waited too long, for the
+    /// 55P03, 57014 or 25P04): the call did too much, or waited too long, for the
     /// database's limits, so a smaller one may pass where the same one fails
     /// again.
     pub fn is_timeout(&self) -> bool {

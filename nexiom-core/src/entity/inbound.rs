@@ -265,8 +265,10 @@ pub struct RoutingReport {
     /// conversation (see `InboundPipeline::route_unrouted_events`).
     #[serde(default)]
     pub set_aside: u64,
-    /// Events that failed to route and could not be set aside either (the
-    /// dead letter or the mark refused): left unrouted, for a later call.
+    /// Events that failed to route and were left unrouted, for a later
+    /// call: the failure may be the database's (every event of their kind
+    /// tried failed too), or they could not be set aside (the dead letter or
+    /// the mark refused).
     #[serde(default)]
     pub left_unrouted: u64,
 }

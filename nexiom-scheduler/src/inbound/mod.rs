@@ -18,6 +18,7 @@ mod ingest;
 mod reply_turn;
 mod reply_writers;
 mod routing;
+mod routing_alone;
 mod settings;
 mod triage;
 mod writer;
@@ -61,8 +62,9 @@ pub struct InboundPipeline {
     tokens: crate::tokens::ChannelTokens,
     channels: channels::ChannelDirectory,
     writer: writer::EventWriter,
-    /// The largest routing batch that last fit the database's lock and
-    /// statement timeouts (see `route_unrouted_events`), shared by clones.
+    /// The routing batch size to try (see `route_unrouted_events`): lowered
+    /// after a batch timed out, grown again as batches of that size pass;
+    /// shared by clones.
     routing_size: Arc<std::sync::atomic::AtomicU32>,
 }
 

@@ -262,14 +262,34 @@ async fn flush(store: Arc<dyn Sink>, jobs: Vec<Job>, _slot: OwnedSemaphorePermit
                 ))));
             }
         }
+        // One request's batch: writing it again alone would fail (or wait)
+        // the same way.
+        Err(e) if parts.len() == 1 => {
+            tracing::warn!(error = %e, events = all.len(), "event batch failed");
+            if let Some((_, reply)) = parts.pop() {
+                let _ = reply.send(Err(e));
+            }
+        }
         outcome => {
             if let Err(e) = &outcome {
                 tracing::warn!(error = %e, events = all.len(), "event batch failed: each request writes its own");
             }
             // Each job on its own, so that a failure reaches the requests it
-            // concerns.
+            // concerns. A request that times out on its own too means the
+            // database is overloaded, not the batch too big: the requests
+            // left get that outage at once instead of each waiting as long.
+            let mut overloaded: Option<String> = None;
             for (range, reply) in parts {
-                let answer = store.insert_events(&all[range]).await;
+                let answer = match &overloaded {
+                    Some(message) => Err(StorageError::timed_out(message.clone())),
+                    None => store.insert_events(&all[range]).await,
+                };
+                if let Err(e) = &answer
+                    && e.is_timeout()
+                    && overloaded.is_none()
+                {
+                    overloaded = Some(format!("the events were not stored: {e}"));
+                }
                 let _ = reply.send(answer);
             }
         }
@@ -579,5 +599,38 @@ mod tests {
             assert!(err.is_unavailable(), "{err:?}");
         }
         assert_eq!(*sink.batches.lock().unwrap(), [6]);
+    }
+    /// A store that times out every write (overloaded, not a batch too
+    /// big): after the batch, the first request written alone times out too
+    /// and the others get that outage at once, without a write each; a lone
+    /// request's batch is not written twice.
+    #[tokio::test(start_paused = true)]
+    async fn an_overloaded_store_costs_two_writes_not_one_per_request() {
+        let sink = Arc::new(Recording {
+            time_out_batches_over: Some(0),
+            ..Recording::default()
+        });
+        let writer = EventWriter::with_sink(
+            Arc::clone(&sink) as Arc<dyn Sink>,
+            GroupCommitConfig {
+                max_flushes: 1,
+                linger: Duration::from_millis(1),
+                ..GroupCommitConfig::default()
+            },
+        );
+        let tasks: Vec<_> = (0..3)
+            .map(|r| {
+                let writer = writer.clone();
+                tokio::spawn(async move { writer.write(events(r, 2)).await })
+            })
+            .collect();
+        for task in tasks {
+            let err = task.await.unwrap().unwrap_err();
+            assert!(err.is_timeout(), "{err:?}");
+        }
+        assert_eq!(*sink.batches.lock().unwrap(), [6, 2]);
+        let err = writer.write(events(9, 2)).await.unwrap_err();
+        assert!(err.is_timeout(), "{err:?}");
+        assert_eq!(*sink.batches.lock().unwrap(), [6, 2, 2]);
     }
 }

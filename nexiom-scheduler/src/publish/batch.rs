@@ -322,6 +322,9 @@ fn hold_back(holds: &Holds, channel: ChannelId, until: DateTime<Utc>) {
 /// The same failure for each item of a failed statement.
 fn shared(err: &StorageError) -> StorageError {
     match err {
+        StorageError::Unavailable { message, .. } if err.is_timeout() => {
+            StorageError::timed_out(message.clone())
+        }
         StorageError::Unavailable { message, .. } => StorageError::Unavailable {
             message: message.clone(),
             source: None,

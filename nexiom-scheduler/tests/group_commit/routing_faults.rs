@@ -4,6 +4,7 @@
 //! smaller ones. PostgreSQL only (faults are made with triggers).
 
 use super::super::*;
+use nexiom_scheduler::inbound::InboundError;
 
 /// Makes every message insert run `body` (PL/pgSQL) first, as a `BEFORE
 /// INSERT` trigger on `messages`.
@@ -94,9 +95,10 @@ async fn an_event_routing_refuses_is_set_aside_and_the_others_routed() {
 
 /// A failure that is not the events' sets nothing aside: first a lock
 /// timeout (a trigger raising SQLSTATE 55P03: the database too busy, an
-/// outage, however small the batch), then an error every message insert
-/// meets (a broken trigger: SQLSTATE P0001) while the delivery statuses
-/// queued after the messages still route. Each time no dead letter is
+/// outage, however small the batch), then a refusal every message insert
+/// meets (SQLSTATE 23514, as a check constraint a migration added) while the
+/// delivery statuses queued after the messages still route, then a broken
+/// trigger (P0001) with only messages left. Each time no dead letter is
 /// written and the messages stay unrouted; once the fault is gone they are
 /// all routed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -142,11 +144,12 @@ async fn a_fault_that_is_not_the_events_sets_nothing_aside() {
     assert!(failed.is_err(), "{failed:?}");
     assert_eq!(store.list_unrouted_events(None, 10).await.unwrap().len(), 6);
 
-    // Every message fails, the statuses route: the messages stay.
+    // Every message refused (a check a migration added, SQLSTATE 23514: a
+    // refusal, but of every message), the statuses route: the messages stay.
     on_message_insert(
         &url,
         &ts,
-        "RAISE EXCEPTION 'broken' USING ERRCODE = 'P0001';",
+        "RAISE EXCEPTION 'new row violates check constraint' USING ERRCODE = '23514';",
     )
     .await;
     let (p, _) = receiver(&store);
@@ -156,6 +159,19 @@ async fn a_fault_that_is_not_the_events_sets_nothing_aside() {
         (2, 0, 4),
         "{report:?}"
     );
+    assert_eq!(unrouted_messages().await, 4);
+    assert!(store.list_dead_letters(None, 10).await.unwrap().is_empty());
+
+    // A broken trigger every message meets, only messages left: the call
+    // fails, nothing set aside.
+    on_message_insert(
+        &url,
+        &ts,
+        "RAISE EXCEPTION 'broken' USING ERRCODE = 'P0001';",
+    )
+    .await;
+    let failed = p.route_unrouted_events(None, 100).await;
+    assert!(failed.is_err(), "{failed:?}");
     assert_eq!(unrouted_messages().await, 4);
     assert!(store.list_dead_letters(None, 10).await.unwrap().is_empty());
 
@@ -221,9 +237,11 @@ async fn a_message_that_fails_alone_is_set_aside_on_a_single_channel() {
 
 /// A batch that meets a statement timeout (a trigger raising SQLSTATE 57014
 /// once a transaction has inserted more than 3 messages) is tried again
-/// smaller in the same run, so routing goes on at the size that passes:
-/// every event routed, none set aside, no run failing. Before, every run
-/// failed with the whole batch as an outage and nothing was ever routed.
+/// smaller, and the pipeline remembers the smaller size, so routing goes on
+/// at the size that passes: every event routed, none set aside, only the
+/// first call failing (it halved 3 times, to 12, and gave up). Before,
+/// every run failed with the whole batch as an outage and nothing was ever
+/// routed; without the remembered size every call would fail as the first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(
     nexiom_no_postgres,
@@ -253,16 +271,25 @@ async fn a_batch_too_big_for_a_statement_timeout_is_routed_in_smaller_ones() {
          END IF;",
     )
     .await;
+    // A call halves at most 3 times (100, 50, 25, 12: the first call fails
+    // with the timeout); the next calls start from the remembered size.
     let mut runs = 0;
+    let mut failed_runs = 0;
     let mut routed = 0;
     while routed < 20 {
         runs += 1;
         assert!(runs <= 20, "routing does not progress: {routed} routed");
-        let report = p.route_unrouted_events(None, 100).await.unwrap();
-        assert!(report.processed > 0, "{report:?}");
-        assert_eq!(report.set_aside, 0, "{report:?}");
-        routed += report.processed;
+        match p.route_unrouted_events(None, 100).await {
+            Ok(report) => {
+                assert!(report.processed > 0, "{report:?}");
+                assert_eq!(report.set_aside, 0, "{report:?}");
+                routed += report.processed;
+            }
+            Err(InboundError::Storage(e)) if e.is_timeout() => failed_runs += 1,
+            Err(e) => panic!("{e}"),
+        }
     }
+    assert_eq!(failed_runs, 1, "only the first call times out");
     assert!(
         store
             .list_unrouted_events(None, 10)
@@ -273,6 +300,78 @@ async fn a_batch_too_big_for_a_statement_timeout_is_routed_in_smaller_ones() {
     assert!(store.list_dead_letters(None, 10).await.unwrap().is_empty());
     let conversations = store
         .list_conversations(acme.tenant_id, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(conversations.len(), 1);
+    ts.cleanup().await;
+}
+
+/// A fault of one channel's messages at the head of the queue (a trigger
+/// refusing every message of channel A, P0001), more of them than a run's
+/// limit: the run looks past them, routes a message of channel B, which
+/// vouches that messages route, and sets A's aside; B's other message is
+/// routed next. Before, with the limit as small as the failing head, every
+/// run failed on the same events and routing stopped for every tenant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    nexiom_no_postgres,
+    ignore = "no PostgreSQL reachable (see README: Tests)"
+)]
+async fn a_failing_head_of_the_queue_is_looked_past() {
+    let Some((url, ts)) = on_postgres().await else {
+        return;
+    };
+    let store = ts.store();
+    let acme = channel(&*store, "Acme", "pn-acme").await;
+    let beta = channel(&*store, "Beta", "pn-beta").await;
+    let (p, wa) = receiver(&store);
+    let events: Vec<_> = (0..3)
+        .map(|i| message(&format!("wamid.acme.{i}"), "hello"))
+        .collect();
+    let (raw, headers) = body("pn-acme", events);
+    p.ingest_webhook(&wa, &headers, &raw).await.unwrap();
+    let later = InboundPipeline::new(
+        Arc::clone(&store),
+        Arc::new(ManualClock::new(t0() + chrono::Duration::seconds(1))),
+        Arc::new(nexiom_triage::TemplateGenerator::new()),
+    );
+    let events: Vec<_> = (0..2)
+        .map(|i| message(&format!("wamid.beta.{i}"), "hello"))
+        .collect();
+    let (raw, headers) = body("pn-beta", events);
+    later.ingest_webhook(&wa, &headers, &raw).await.unwrap();
+    on_message_insert(
+        &url,
+        &ts,
+        &format!(
+            "IF NEW.channel_id = '{}' THEN RAISE EXCEPTION 'broken' USING ERRCODE = 'P0001'; END IF;",
+            acme.id.as_uuid()
+        ),
+    )
+    .await;
+
+    let report = p.route_unrouted_events(None, 2).await.unwrap();
+    assert_eq!(
+        (report.processed, report.set_aside, report.left_unrouted),
+        (1, 3, 0),
+        "{report:?}"
+    );
+    let next = p.route_unrouted_events(None, 2).await.unwrap();
+    assert_eq!((next.processed, next.set_aside), (1, 0), "{next:?}");
+    assert!(
+        store
+            .list_unrouted_events(None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let letters = store
+        .list_dead_letters(Some(acme.tenant_id), 10)
+        .await
+        .unwrap();
+    assert_eq!(letters.len(), 3, "{letters:?}");
+    let conversations = store
+        .list_conversations(beta.tenant_id, None, 10)
         .await
         .unwrap();
     assert_eq!(conversations.len(), 1);

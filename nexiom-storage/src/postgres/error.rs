@@ -28,9 +28,9 @@ use crate::error::StorageError;
 ///   cannot serve now: I/O and TLS errors (connection refused or lost), pool
 ///   timeout or closed pool, and SQLSTATE classes 08 (connection exception),
 ///   53 (insufficient resources), 57P (operator intervention: shutdown), 40001
-///   and 40P01 (serialization failure, deadlock), 55P03 and 57014 (a lock
-///   or statement timeout: the database is too busy to serve now; these
-///   also answer [`StorageError::is_timeout`]);
+///   and 40P01 (serialization failure, deadlock), 55P03, 57014 and 25P04
+///   (a lock, statement or transaction timeout: the database is too busy to
+///   serve now; these also answer [`StorageError::is_timeout`]);
 /// - [`StorageError::Invalid`] for SQLSTATE class 22 (data exception: a value
 ///   the database refuses), so that such an input is not retried forever;
 /// - [`StorageError::Backend`] otherwise; a row-level security refusal
@@ -47,7 +47,7 @@ pub(super) fn db(err: sqlx::Error) -> StorageError {
         );
     }
     let timeout = matches!(&err, sqlx::Error::Database(e)
-        if e.code().is_some_and(|c| c == "55P03" || c == "57014"));
+        if e.code().is_some_and(|c| c == "55P03" || c == "57014" || c == "25P04"));
     if timeout {
         return StorageError::Unavailable {
             message,

@@ -161,11 +161,11 @@ fn fresh_ids(n: usize) -> Vec<Uuid> {
 }
 
 /// One attempt, in `tx` (a scan or a tenant's transaction): committed on
-/// success, rolled back at once on failure. A failed transaction holds its
-/// row locks until it is rolled back, and a dropped one is rolled back only
-/// when its connection is next used: a retry meanwhile (here, or the
-/// caller's smaller batch after a timeout) would skip the locked events and
-/// find nothing to route.
+/// success, rolled back before returning on failure. A failed transaction
+/// holds its row locks until it is rolled back, and a dropped one is rolled
+/// back by a task the pool starts when the connection comes back: a retry
+/// racing that task (here, or the caller's smaller batch after a timeout)
+/// would skip the still-locked events and find nothing to route.
 async fn route_once(
     mut tx: Transaction<'static, Postgres>,
     pick: Pick<'_>,
