@@ -5,13 +5,15 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, Utc};
-use nexiom_connectors::{ChannelContext, ConnectorError, PlatformConnector, WebhookSetup};
+use nexiom_connectors::{ChannelContext, PlatformConnector, WebhookSetup};
 use nexiom_core::{
     Channel, ChannelId, ChannelStatus, Clock, Credentials, NewNotification, SecretString, TenantId,
 };
-use nexiom_storage::{StorageError, Store};
+use nexiom_storage::Store;
 
 mod grants;
+
+use super::{ReauthListener, RefreshOutcome, TokenError, WebhookSetupError, connector_refresh};
 
 /// How long before expiry a token is refreshed on the call paths: 5 minutes.
 pub const DEFAULT_MARGIN: Duration = Duration::minutes(5);
@@ -23,135 +25,6 @@ pub const CALL_REFRESH_BACKOFF: Duration = Duration::minutes(1);
 
 /// The longest platform answer kept as a channel's reason.
 const MAX_REASON: usize = 2000;
-
-/// Why no usable token could be had for a channel.
-#[derive(Debug, thiserror::Error)]
-pub enum TokenError {
-    /// The channel is not active (a refused refresh, or turned off): its work
-    /// waits until it is reconnected ([`ChannelTokens::reconnect`]).
-    #[error(
-        "channel {channel} is {status} ({reason}): its work waits until the channel is reconnected with new tokens"
-    )]
-    Paused {
-        /// The channel.
-        channel: ChannelId,
-        /// Its status.
-        status: ChannelStatus,
-        /// Why, as recorded.
-        reason: String,
-    },
-    /// The platform refused the refresh just now: the channel was set
-    /// `needs_reauth` and its work paused.
-    #[error(
-        "the platform refused to refresh the token of channel {channel}: {reason}; a person must reconnect the channel"
-    )]
-    Refused {
-        /// The channel.
-        channel: ChannelId,
-        /// The platform's answer.
-        reason: String,
-    },
-    /// The refresh failed in a way worth retrying (network, 5xx, throttled):
-    /// nothing changed.
-    #[error("refreshing the token of channel {channel} failed, to be tried again: {message}")]
-    Failed {
-        /// The channel.
-        channel: ChannelId,
-        /// What failed.
-        message: String,
-        /// How long the platform asked to wait, when it said.
-        retry_after: Option<Duration>,
-    },
-    /// An ahead-of-time renewal ([`ChannelTokens::renew`]) that the platform
-    /// will not do (no refresh token, no refresh flow, a refused refresh)
-    /// while the current token still works: the channel stays active and is
-    /// used until `expires_at`; its tenant was sent a
-    /// `channel_needs_reauth` notification for that instant, so a person can
-    /// reconnect it before work stops.
-    #[error(
-        "the token of channel {channel} cannot be renewed ({reason}); it is used until it expires at {expires_at}, then the channel needs reconnecting"
-    )]
-    NotRenewable {
-        /// The channel.
-        channel: ChannelId,
-        /// Why, as the platform or connector said.
-        reason: String,
-        /// When the current token expires.
-        expires_at: DateTime<Utc>,
-    },
-    /// Storage failed or refused.
-    #[error(transparent)]
-    Storage(#[from] StorageError),
-}
-
-impl TokenError {
-    /// Whether the channel's work is paused (a person must act), as opposed
-    /// to a failure worth retrying.
-    pub fn is_paused(&self) -> bool {
-        matches!(self, TokenError::Paused { .. } | TokenError::Refused { .. })
-    }
-}
-
-/// Why [`ChannelTokens::setup_webhook`] failed.
-#[derive(Debug, thiserror::Error)]
-pub enum WebhookSetupError {
-    /// No usable token.
-    #[error(transparent)]
-    Token(#[from] TokenError),
-    /// The platform refused the subscription.
-    #[error(transparent)]
-    Connector(#[from] ConnectorError),
-}
-
-/// What one refresh call answered.
-#[derive(Debug)]
-pub enum RefreshOutcome {
-    /// New credentials (a grant without a new refresh token keeps the old
-    /// one: apply grants with `TokenGrant::apply_to`).
-    Granted(Credentials),
-    /// The platform refused: the channel needs re-authorization.
-    Refused(String),
-    /// Failed, worth retrying.
-    Failed {
-        /// What failed.
-        message: String,
-        /// The platform's wait hint.
-        retry_after: Option<Duration>,
-    },
-}
-
-/// Told when a channel was set `needs_reauth` (a refused refresh), so the
-/// application can ask a person to reconnect it. The channel, as stored, is
-/// also readable at any time ([`Channel::status_reason`],
-/// [`Channel::status_changed_at`]).
-pub trait ReauthListener: Send + Sync {
-    /// `channel` now needs re-authorization.
-    fn channel_needs_reauth(&self, channel: &Channel);
-}
-
-/// The refresh of a channel through its connector
-/// ([`PlatformConnector::refresh_token`]).
-pub async fn connector_refresh(
-    connector: &dyn PlatformConnector,
-    channel: &Channel,
-) -> RefreshOutcome {
-    let ctx = crate::publish::channel_context(channel);
-    match connector.refresh_token(&ctx).await {
-        Ok(grant) => {
-            let mut credentials = channel.credentials.clone();
-            grant.apply_to(&mut credentials);
-            RefreshOutcome::Granted(credentials)
-        }
-        Err(ConnectorError::NeedsReauth { reason, .. }) => RefreshOutcome::Refused(reason),
-        // No refresh flow (WhatsApp's system-user tokens): a token that stops
-        // working can only be replaced by a person.
-        Err(e @ ConnectorError::Unsupported { .. }) => RefreshOutcome::Refused(e.to_string()),
-        Err(e) => RefreshOutcome::Failed {
-            retry_after: e.retry_after().and_then(|d| Duration::from_std(d).ok()),
-            message: e.to_string(),
-        },
-    }
-}
 
 /// A token not to be refreshed before an instant (it cannot be, or a
 /// refresh just failed), and that instant.
@@ -200,8 +73,10 @@ enum Need {
 ///   [`TokenError::Failed`], to be retried. A grant that could not be stored (the
 ///   database failed meanwhile) is not dropped: a platform that rotates
 ///   refresh tokens no longer honours the old one. It is used by this
-///   process and stored at its next call or renewal for the channel, over
-///   the token it replaced only (a reconnection meanwhile wins).
+///   process and stored by a call (at most one try per 30 s) or renewal for
+///   the channel, over the token it replaced only (a reconnection meanwhile
+///   wins). When the platform refuses its token before it is stored, the
+///   refresh after the `401` is made with its refresh token.
 #[derive(Clone)]
 pub struct ChannelTokens {
     store: Arc<dyn Store>,
@@ -358,7 +233,7 @@ impl ChannelTokens {
             }
             &reread
         };
-        if self.has_unstored(channel.id) {
+        if self.unstored_due(channel.id) {
             self.store_unstored(channel).await;
         }
         let credentials = self.cached(channel);
@@ -479,21 +354,38 @@ impl ChannelTokens {
             self.forget(id);
             return Err(Self::paused(&current));
         }
-        // Only a token the platform refused is not taken back (after a 401).
+        // A grant made here that could not be stored: stored now, unless the
+        // platform just refused its token (after a 401); then the refresh is
+        // made with its refresh token, the newest the platform issued.
         let rejected = used.as_ref().filter(|_| need == Need::Unauthorized);
-        if let Some(grant) = self.take_unstored(&current, rejected) {
-            return self.store_grant(lease, &current, grant).await;
+        let mut from = current.clone();
+        match self.take_unstored(&current, rejected) {
+            Some(grants::Pending::Usable(grant)) => {
+                return self.store_grant(lease, &current, grant).await;
+            }
+            Some(grants::Pending::Rejected(grant)) => from.credentials = grant,
+            None => {
+                let valid = self.valid_for(current.credentials.expires_at, within);
+                let replaced = used.is_some() && current.credentials.access_token != used;
+                let force = need == Need::Unauthorized;
+                if valid && (replaced || !force) {
+                    drop(lease);
+                    self.remember(&current);
+                    return Ok(current);
+                }
+            }
         }
-        let valid = self.valid_for(current.credentials.expires_at, within);
-        let replaced = used.is_some() && current.credentials.access_token != used;
-        let force = need == Need::Unauthorized;
-        if valid && (replaced || !force) {
-            drop(lease);
-            self.remember(&current);
-            return Ok(current);
+        let outcome = refresh(from.clone()).await;
+        if from.credentials != current.credentials && !matches!(outcome, RefreshOutcome::Granted(_))
+        {
+            // The refresh from the waiting grant did not give another one:
+            // the grant (its refresh token) waits on, so nothing issued is
+            // lost; a refusal below pauses the channel all the same.
+            self.keep_unstored(&current, from.credentials.clone());
         }
-        match refresh(current.clone()).await {
+        match outcome {
             RefreshOutcome::Granted(credentials) => {
+                crate::telemetry::token_refresh(true);
                 self.store_grant(lease, &current, credentials).await
             }
             RefreshOutcome::Refused(reason) => {

@@ -5,11 +5,12 @@
 //! refresh pauses the channel's work until a person reconnects it.
 //! [`TokenRefreshWorker`] renews tokens before they expire.
 
+mod error;
 mod keeper;
+mod refresh;
 mod worker;
 
-pub use keeper::{
-    CALL_REFRESH_BACKOFF, ChannelTokens, DEFAULT_MARGIN, ReauthListener, RefreshOutcome,
-    TokenError, WebhookSetupError, connector_refresh,
-};
+pub use error::{TokenError, WebhookSetupError};
+pub use keeper::{CALL_REFRESH_BACKOFF, ChannelTokens, DEFAULT_MARGIN};
+pub use refresh::{ReauthListener, RefreshOutcome, connector_refresh};
 pub use worker::{DEFAULT_HORIZON, FAILED_BACKOFF, RenewReport, TOKEN_REFRESH, TokenRefreshWorker};

@@ -9,7 +9,8 @@ use nexiom_connectors::ConnectorRegistry;
 use nexiom_core::ChannelId;
 use serde::Serialize;
 
-use super::keeper::{ChannelTokens, TokenError, connector_refresh};
+use super::keeper::ChannelTokens;
+use super::{TokenError, connector_refresh};
 use crate::error::Result;
 use crate::worker::{Cadence, WorkReport, Worker, WorkerContext};
 

@@ -52,8 +52,9 @@ async fn a_grant_whose_write_fails() -> Option<(
 
 /// LinkedIn rotates refresh tokens: a grant whose write fails is not
 /// dropped (the old refresh token may no longer be honoured), it is used for
-/// the call and stored at the next one, with no second refresh; another
-/// process then reads it.
+/// the call and the calls after it, and stored by the first call 30 s or
+/// more later (not at every call), with no second refresh; another process
+/// then reads it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_grant_that_could_not_be_stored_is_stored_at_the_next_call() {
     let Some((ts, fake, channel, connector, keeper)) = a_grant_whose_write_fails().await else {
@@ -83,7 +84,18 @@ async fn a_grant_that_could_not_be_stored_is_stored_at_the_next_call() {
         ("old-token".into(), "refresh-1".into())
     );
 
-    // The next call, from a caller holding the old copy: the grant is stored.
+    // A call right after uses the grant and does not try to store it yet
+    // (no channel lease taken per call while the database fails).
+    let ctx = keeper.context(connector.as_ref(), &channel).await.unwrap();
+    assert_eq!(ctx.access_token.expose(), "fresh-1");
+    assert_eq!(
+        stored_token().await,
+        ("old-token".into(), "refresh-1".into())
+    );
+
+    // The next call 30 s later, from a caller holding the old copy: the
+    // grant is stored.
+    fake.clock.advance(Duration::seconds(30));
     let ctx = keeper.context(connector.as_ref(), &channel).await.unwrap();
     assert_eq!(ctx.access_token.expose(), "fresh-1");
     assert_eq!(stored_token().await, ("fresh-1".into(), "refresh-2".into()));
@@ -115,6 +127,8 @@ async fn an_unstored_grant_never_overwrites_a_reconnection() {
         .reconnect_channel(channel.tenant_id, channel.id, person, t0())
         .await
         .unwrap();
+    // The next try to store the grant, 30 s after the failed one.
+    fake.clock.advance(Duration::seconds(30));
     let ctx = keeper.context(connector.as_ref(), &channel).await.unwrap();
     assert_eq!(ctx.access_token.expose(), "person-token");
     let stored = store
@@ -130,5 +144,69 @@ async fn an_unstored_grant_never_overwrites_a_reconnection() {
         "person-refresh"
     );
     assert_eq!(fake.count("POST", OAUTH).await, 1);
+    ts.cleanup().await;
+}
+
+/// The platform refuses the token of a grant that could not be stored (a
+/// 401 on `fresh-1`). LinkedIn rotated the refresh token with that grant:
+/// the stored `refresh-1` is no longer honoured, only the grant's
+/// `refresh-2` is. The refresh after the 401 is made with `refresh-2`, and
+/// its grant stored. Before, the waiting grant was dropped with its token,
+/// the refresh was made with `refresh-1`, refused, and the channel paused
+/// until a person reconnected it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grant_refused_before_it_was_stored_lends_its_refresh_token() {
+    let Some((ts, fake, channel, connector, keeper)) = a_grant_whose_write_fails().await else {
+        return;
+    };
+    let store = ts.store();
+    let ctx = keeper.context(connector.as_ref(), &channel).await.unwrap();
+    assert_eq!(ctx.access_token.expose(), "fresh-1");
+
+    // From now on the platform honours only the rotated refresh token.
+    fake.server.reset().await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .and(wiremock::matchers::path(OAUTH))
+        .and(wiremock::matchers::body_string_contains(
+            "refresh_token=refresh-2",
+        ))
+        .respond_with(
+            wiremock::ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "access_token": "fresh-2",
+                "expires_in": 5_184_000,
+                "refresh_token": "refresh-3",
+                "refresh_token_expires_in": 31_536_000
+            })),
+        )
+        .mount(&fake.server)
+        .await;
+    fake.refuse_refresh().await;
+
+    let used = SecretString::new("fresh-1");
+    let refreshed = keeper
+        .after_unauthorized(&channel, Some(&used), |c| async move {
+            connector_refresh(connector.as_ref(), &c).await
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        refreshed.credentials.access_token.unwrap().expose(),
+        "fresh-2"
+    );
+    let stored = store
+        .get_channel(channel.tenant_id, channel.id)
+        .await
+        .unwrap();
+    assert_eq!(stored.status, ChannelStatus::Active);
+    assert_eq!(stored.credentials.access_token.unwrap().expose(), "fresh-2");
+    assert_eq!(
+        stored.credentials.refresh_token.unwrap().expose(),
+        "refresh-3"
+    );
+    assert_eq!(
+        fake.count("POST", OAUTH).await,
+        1,
+        "one refresh after the 401"
+    );
     ts.cleanup().await;
 }

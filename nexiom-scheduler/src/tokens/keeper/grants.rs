@@ -6,13 +6,37 @@
 //! only over the token it replaced (a compare-and-set: a reconnection or
 //! another process's refresh meanwhile wins).
 
+use chrono::{DateTime, Duration, Utc};
 use nexiom_core::{Channel, ChannelId, Credentials, SecretString};
 use nexiom_storage::{CredentialLease, StorageError};
 
 use super::{ChannelTokens, TokenError};
 
-/// A grant not stored yet: the access token it replaces, and the grant.
-pub(super) type Unstored = (Option<SecretString>, Credentials);
+/// How long after a failed write of a grant the next call tries again (the
+/// calls meanwhile use the grant without taking the channel's lease).
+const UNSTORED_RETRY: Duration = Duration::seconds(30);
+
+/// A grant not stored yet.
+#[derive(Debug, Clone)]
+pub(super) struct Unstored {
+    /// The access token it replaces.
+    over: Option<SecretString>,
+    /// The grant.
+    grant: Credentials,
+    /// When a call may try to store it again.
+    retry_at: DateTime<Utc>,
+}
+
+/// A grant waiting to be stored, as [`ChannelTokens::take_unstored`] finds it.
+#[derive(Debug)]
+pub(super) enum Pending {
+    /// To be stored and used.
+    Usable(Credentials),
+    /// Its access token was just refused by the platform; its refresh token
+    /// is still the newest the platform issued (it may have rotated the
+    /// stored one out), so the next refresh is made from it.
+    Rejected(Credentials),
+}
 
 impl ChannelTokens {
     /// Stores `credentials` granted over `current` under `lease`. When the
@@ -27,26 +51,15 @@ impl ChannelTokens {
     ) -> Result<Channel, TokenError> {
         match lease.store(credentials.clone()).await {
             Ok(stored) => {
-                crate::telemetry::token_refresh(true);
-                tracing::info!(channel = %current.id, "token refreshed");
+                tracing::info!(channel = %current.id, "refreshed token stored");
                 self.remember(&stored);
                 Ok(stored)
             }
             Err(error @ StorageError::Invalid(_)) => Err(error.into()),
             Err(error) => {
                 tracing::error!(channel = %current.id, %error,
-                    "a refreshed token could not be stored; it is used here and stored at the next call");
-                crate::telemetry::token_refresh(true);
-                self.unstored
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(
-                        current.id,
-                        (
-                            current.credentials.access_token.clone(),
-                            credentials.clone(),
-                        ),
-                    );
+                    "a refreshed token could not be stored; it is used here and stored at a later call");
+                self.keep_unstored(current, credentials.clone());
                 let mut granted = current.clone();
                 granted.credentials = credentials;
                 self.remember(&granted);
@@ -55,31 +68,60 @@ impl ChannelTokens {
         }
     }
 
-    /// Whether a grant for `channel` waits to be stored.
-    pub(super) fn has_unstored(&self, channel: ChannelId) -> bool {
+    /// Keeps `grant`, made over `current`'s token, to be stored by a call
+    /// after [`UNSTORED_RETRY`].
+    pub(super) fn keep_unstored(&self, current: &Channel, grant: Credentials) {
+        let retry_at = self
+            .clock
+            .now()
+            .checked_add_signed(UNSTORED_RETRY)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
         self.unstored
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .contains_key(&channel)
+            .insert(
+                current.id,
+                Unstored {
+                    over: current.credentials.access_token.clone(),
+                    grant,
+                    retry_at,
+                },
+            );
+    }
+
+    /// Whether a grant for `channel` waits to be stored and may be tried
+    /// now (the last try was at least [`UNSTORED_RETRY`] ago).
+    pub(super) fn unstored_due(&self, channel: ChannelId) -> bool {
+        let now = self.clock.now();
+        self.unstored
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&channel)
+            .is_some_and(|u| u.retry_at <= now)
     }
 
     /// The grant for `current`'s channel waiting to be stored, if it was made
     /// over the token still stored (otherwise it is dropped: the stored one
-    /// is newer) and is not `rejected` (the token a platform call was just
-    /// refused with).
+    /// is newer); [`Pending::Rejected`] when its access token is `rejected`
+    /// (the token a platform call was just refused with).
     pub(super) fn take_unstored(
         &self,
         current: &Channel,
         rejected: Option<&SecretString>,
-    ) -> Option<Credentials> {
-        let (over, grant) = self
+    ) -> Option<Pending> {
+        let Unstored { over, grant, .. } = self
             .unstored
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&current.id)?;
-        let usable = over == current.credentials.access_token
-            && (rejected.is_none() || grant.access_token.as_ref() != rejected);
-        usable.then_some(grant)
+        if over != current.credentials.access_token {
+            return None;
+        }
+        if rejected.is_some() && grant.access_token.as_ref() == rejected {
+            Some(Pending::Rejected(grant))
+        } else {
+            Some(Pending::Usable(grant))
+        }
     }
 
     /// Stores the grant for `channel` waiting to be stored, if any, under the
@@ -95,12 +137,13 @@ impl ChannelTokens {
             Err(error) => {
                 tracing::warn!(channel = %channel.id, %error,
                     "a refreshed token waiting to be stored: the channel's lease could not be taken");
+                self.postpone_unstored(channel.id);
                 return;
             }
         };
         let current = lease.channel().clone();
         match self.take_unstored(&current, None) {
-            Some(grant) => {
+            Some(Pending::Usable(grant) | Pending::Rejected(grant)) => {
                 if let Err(error) = self.store_grant(lease, &current, grant).await {
                     tracing::error!(channel = %channel.id, %error,
                         "a refreshed token could not be stored");
@@ -113,6 +156,24 @@ impl ChannelTokens {
                 drop(lease);
                 self.remember(&current);
             }
+        }
+    }
+
+    /// Puts off the next try to store `channel`'s waiting grant by
+    /// [`UNSTORED_RETRY`].
+    fn postpone_unstored(&self, channel: ChannelId) {
+        let retry_at = self
+            .clock
+            .now()
+            .checked_add_signed(UNSTORED_RETRY)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        if let Some(waiting) = self
+            .unstored
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(&channel)
+        {
+            waiting.retry_at = retry_at;
         }
     }
 }
