@@ -26,6 +26,7 @@
 mod common;
 mod token_lifecycle {
     pub mod fixture;
+    mod notice;
     mod unstored;
 }
 

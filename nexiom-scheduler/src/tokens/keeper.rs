@@ -469,7 +469,9 @@ impl ChannelTokens {
     /// A renewal refused while the token still works: the tenant is sent
     /// `channel_needs_reauth` for the instant the token expires (once per
     /// expiry, whatever the number of passes and processes: the
-    /// notification's key), and the channel stays active.
+    /// notification's key), and the channel stays active. When the notice
+    /// cannot be enqueued, [`TokenError::Failed`], so the renewal is tried
+    /// again later and the notice with it.
     async fn not_renewable(
         &self,
         tenant: TenantId,
@@ -490,8 +492,20 @@ impl ChannelTokens {
                 channel = %id, %reason, %expires_at,
                 "token cannot be renewed ahead of expiry: tenant notified"),
             Ok(_) => {}
-            Err(e) => tracing::warn!(channel = %id, error = %e,
-                "the notice of a token that cannot be renewed was not enqueued"),
+            // Not told yet: a failure to retry (the renewal worker comes back
+            // after its backoff, asks again and enqueues the notice then),
+            // not a channel left alone until its token expires.
+            Err(e) => {
+                tracing::warn!(channel = %id, error = %e,
+                    "the notice of a token that cannot be renewed was not enqueued; tried again later");
+                return TokenError::Failed {
+                    channel: id,
+                    message: format!(
+                        "the token cannot be renewed ({reason}) and the tenant's notice could not be enqueued: {e}"
+                    ),
+                    retry_after: None,
+                };
+            }
         }
         TokenError::NotRenewable {
             channel: id,
