@@ -114,13 +114,31 @@ async fn run(test_store: Option<TestStore>) {
     );
 
     // A genuine (UUID) challenge is still answered.
+    let code = "890e4665-4dfe-4ab2-a7b6-4a5c1e0d7a2f";
     let genuine = http
         .get(&base)
-        .query(&[("challengeCode", "890e4665-4dfe-4ab2-a7b6-4a5c1e0d7a2f")])
+        .query(&[("challengeCode", code)])
         .send()
         .await
         .unwrap();
     assert_eq!(genuine.status().as_u16(), 200);
+
+    // 3. Its answer is the MAC of the code: presented as the signature of a
+    // body that is the code, it is refused, and nothing is kept (before,
+    // each such pair of requests wrote a dead letter).
+    let json: serde_json::Value = genuine.json().await.unwrap();
+    let mac = json["challengeResponse"].as_str().unwrap().to_owned();
+    let post = http
+        .post(&base)
+        .header("X-LI-Signature", mac)
+        .body(code)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16();
+    assert_eq!(post, 401, "a challenge code signed by its answer is refused");
+    assert!(store.list_dead_letters(None, 10).await.unwrap().is_empty());
 
     let _ = stop.send(());
     task.await.unwrap();

@@ -297,9 +297,17 @@ impl LinkedInWebhookVerifier {
     /// time: (a) the header is `hex(HMAC(secret, "hmacsha256=" + body))`, (b) the
     /// header is `"hmacsha256=" + hex(HMAC(secret, body))`. An optional
     /// `hmacsha256=` prefix is stripped from the header first.
+    ///
+    /// A body that is a challenge code (a UUID, maybe with surrounding
+    /// whitespace) is refused whatever its signature: the challenge endpoint
+    /// answers such a code with its MAC under the same key, so a signature
+    /// for it proves nothing, and no notification is a bare UUID.
     pub fn verify(&self, headers: &WebhookHeaders, body: &[u8]) -> Result<(), WebhookError> {
         let secret = self.secret()?;
         let header = LINKEDIN_SIGNATURE_HEADER;
+        if std::str::from_utf8(body).is_ok_and(|text| is_uuid(text.trim())) {
+            return Err(WebhookError::SignatureMismatch { header });
+        }
         let value = headers
             .get(header)
             .ok_or(WebhookError::MissingSignature { header })?;
@@ -378,6 +386,37 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect()
+    }
+
+    /// The challenge endpoint's answer for a UUID is the MAC of that UUID:
+    /// presented as the signature of a body that is that UUID, it is refused.
+    #[test]
+    fn a_challenge_answer_does_not_sign_its_code_as_a_body() {
+        let secret = SecretString::new("client-secret-1");
+        let v = LinkedInWebhookVerifier::new(Some(secret.clone()));
+        let code = "890e4665-4dfe-4ab2-a7b6-4a5c1e0d7a2f";
+        let answer = v
+            .answer_challenge(&q(&[("challengeCode", code)]))
+            .expect("a UUID is answered");
+        let json: serde_json::Value = serde_json::from_str(&answer.body).expect("json");
+        let mac = json["challengeResponse"].as_str().expect("response");
+        for body in [code.to_owned(), format!(" {code}\n")] {
+            let headers = WebhookHeaders::new().with(LINKEDIN_SIGNATURE_HEADER, mac);
+            assert!(
+                matches!(
+                    v.verify(&headers, body.as_bytes()),
+                    Err(WebhookError::SignatureMismatch { .. })
+                ),
+                "{body:?}"
+            );
+        }
+        // A real notification signed the same way passes.
+        let body = br#"{"notificationId":1}"#;
+        let headers = WebhookHeaders::new().with(
+            LINKEDIN_SIGNATURE_HEADER,
+            LinkedInWebhookVerifier::sign(&secret, body),
+        );
+        assert_eq!(v.verify(&headers, body), Ok(()));
     }
 
     #[test]

@@ -146,7 +146,14 @@ fn preference(
     Ok(NormalizedEvent {
         platform: Platform::WhatsApp,
         account_id: account.clone(),
-        event_id: format!("{wa_id}:{category}:{value}:{}", occurred_at.timestamp()),
+        // Scoped by the business number: the same user stopping two
+        // numbers' marketing in the same second is two events (event ids
+        // are unique per platform).
+        event_id: format!(
+            "{}:{wa_id}:{category}:{value}:{}",
+            account.as_deref().unwrap_or("-"),
+            occurred_at.timestamp()
+        ),
         kind: if known {
             EventKind::Preference
         } else {
@@ -234,7 +241,16 @@ mod tests {
         assert_eq!(stop.occurred_at.timestamp(), 1_767_225_000);
         assert_eq!(
             stop.event_id,
-            "16505551234:marketing_messages:stop:1767225000"
+            "PNID:16505551234:marketing_messages:stop:1767225000"
+        );
+        // The same stop for another business number is another event.
+        let other = std::str::from_utf8(body)
+            .unwrap()
+            .replace("\"phone_number_id\":\"PNID\"", "\"phone_number_id\":\"PNID2\"");
+        let items = normalize_events(other.as_bytes(), now()).unwrap();
+        assert_eq!(
+            items[0].as_ref().unwrap().event_id,
+            "PNID2:16505551234:marketing_messages:stop:1767225000"
         );
         assert_eq!(items[1].as_ref().unwrap().kind, EventKind::Other);
         assert!(
