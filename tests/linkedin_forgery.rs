@@ -137,7 +137,10 @@ async fn run(test_store: Option<TestStore>) {
         .unwrap()
         .status()
         .as_u16();
-    assert_eq!(post, 401, "a challenge code signed by its answer is refused");
+    assert_eq!(
+        post, 401,
+        "a challenge code signed by its answer is refused"
+    );
     assert!(store.list_dead_letters(None, 10).await.unwrap().is_empty());
 
     let _ = stop.send(());

@@ -244,9 +244,10 @@ mod tests {
             "PNID:16505551234:marketing_messages:stop:1767225000"
         );
         // The same stop for another business number is another event.
-        let other = std::str::from_utf8(body)
-            .unwrap()
-            .replace("\"phone_number_id\":\"PNID\"", "\"phone_number_id\":\"PNID2\"");
+        let other = std::str::from_utf8(body).unwrap().replace(
+            "\"phone_number_id\":\"PNID\"",
+            "\"phone_number_id\":\"PNID2\"",
+        );
         let items = normalize_events(other.as_bytes(), now()).unwrap();
         assert_eq!(
             items[0].as_ref().unwrap().event_id,

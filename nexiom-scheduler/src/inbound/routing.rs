@@ -19,13 +19,13 @@ impl InboundPipeline {
     /// documents; returns what was done (`processed` is the `routed` count of
     /// a pipeline run). A `limit` of 0 routes nothing.
     ///
-    /// A batch that meets a lock or statement timeout
+    /// A batch that meets a lock, statement or transaction timeout
     /// ([`StorageError::is_timeout`]) is tried again at half its size, at
     /// most 3 times a call (then the call fails with the timeout), so a
     /// batch too big for the database's limits never holds routing. The
     /// pipeline (and its clones) remembers a smaller size after a timeout,
-    /// and grows it again by a quarter after each batch of that size that
-    /// passes. A batch that fails for another reason is routed one event at
+    /// and grows it again by a quarter after each full batch of that size
+    /// that passes. A batch that fails for another reason is routed one event at
     /// a time (`route_one_by_one`): an event whose failure is its own is set
     /// aside, one that may be the database's fault stays unrouted.
     ///
@@ -56,7 +56,10 @@ impl InboundPipeline {
             let at = self.clock.now();
             match self.store.route_unrouted_events(platform, size, at).await {
                 Ok(report) => {
-                    if size == learned && learned != u32::MAX {
+                    // Only a full batch at the remembered size shows that
+                    // size passes.
+                    if size == learned && learned != u32::MAX && report.processed >= u64::from(size)
+                    {
                         // The remembered size passed: a quarter more next
                         // time (unless another clone moved it meanwhile).
                         let grown = size.saturating_add(size / 4).max(size.saturating_add(1));

@@ -1,7 +1,7 @@
 //! Routing one event at a time, after a batch failed, and setting aside the
 //! events whose failure is their own.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use nexiom_core::{
     EventKind, NewDeadLetter, Platform, RoutingReport, WebhookEvent, WebhookEventId,
@@ -10,9 +10,18 @@ use nexiom_storage::StorageError;
 
 use super::{InboundError, InboundPipeline};
 
+/// How many events of a kind that no routed event vouches for the look-past
+/// tries before it gives that kind up for the run.
+const LOOK_PAST_TRIES: usize = 3;
+
 /// How routing one event on its own ended.
 enum Alone {
-    /// Routed.
+    /// Routed, and the event was attached to what it is about (a message
+    /// event to its conversation): it vouches that its kind routes.
+    Vouching,
+    /// Marked routed without a write that shows its kind routes (a message
+    /// without a sender, an event another worker routed…), or left unrouted
+    /// by the store for a later call.
     Routed,
     /// Gone meanwhile (removed by retention).
     Gone,
@@ -56,16 +65,21 @@ impl InboundPipeline {
     /// - it names a reference that is gone (`UnknownReference`: its channel
     ///   deleted by hand, say);
     /// - or another event of the same kind (message, status, comment…) was
-    ///   routed in the same run: what fails is this event, not the
-    ///   database. When none of the events tried was, the run looks past
-    ///   them (up to `limit` more events in the queue) for one of that kind
-    ///   and routes it: one that passes vouches for the kind.
+    ///   routed in the same run, and attached (a message event to its
+    ///   conversation): what fails is this event, not the database. When
+    ///   none of the events tried was, the run looks past them: it routes
+    ///   up to `limit` more events of the queue, of every kind, but at most
+    ///   3 of a kind nothing vouches for; one that passes vouches for its
+    ///   kind.
     ///
     /// Any other failed event (every message failing on a broken trigger or
     /// a constraint a migration added, say, while the statuses still route)
     /// is left unrouted for a later run (`left_unrouted`), as is an event
     /// that cannot be set aside; nothing is dead-lettered for a fault of the
-    /// database. When nothing was routed or set aside, the first error is
+    /// database. So a head of the queue that fails for the database (more
+    /// than twice `limit` events of one kind, none routable) holds what
+    /// queues behind it until the fault is mended, and the call reports the
+    /// error. When nothing was routed or set aside, the first error is
     /// returned.
     ///
     /// [`StorageError::is_unavailable`]: nexiom_storage::StorageError::is_unavailable
@@ -79,25 +93,28 @@ impl InboundPipeline {
         for event in events {
             self.try_alone(event, &mut tried).await?;
         }
-        let mut unvouched = tried.unvouched();
-        if !unvouched.is_empty() {
-            // Look past the events tried for one of each unvouched kind.
+        if !tried.unvouched().is_empty() {
+            // Look past the events tried: up to `limit` more, of every kind
+            // (so a kind failing at the head does not hold the others), but
+            // at most a few of a kind nothing vouches for.
+            let failing = u32::try_from(tried.failed.len()).unwrap_or(u32::MAX);
             let further = self
                 .store
-                .list_unrouted_events(platform, limit.saturating_mul(2))
+                .list_unrouted_events(platform, limit.saturating_add(failing))
                 .await?;
+            let mut unvouched_tries: HashMap<EventKind, usize> = HashMap::new();
             for event in further {
-                if unvouched.is_empty() {
-                    break;
-                }
-                if tried.ids.contains(&event.id) || !unvouched.contains(&event.kind) {
+                if tried.ids.contains(&event.id) {
                     continue;
                 }
-                let kind = event.kind;
-                self.try_alone(event, &mut tried).await?;
-                if tried.routed_kinds.contains(&kind) {
-                    unvouched.remove(&kind);
+                if !tried.routed_kinds.contains(&event.kind) {
+                    let tries = unvouched_tries.entry(event.kind).or_default();
+                    if *tries >= LOOK_PAST_TRIES {
+                        continue;
+                    }
+                    *tries += 1;
                 }
+                self.try_alone(event, &mut tried).await?;
             }
         }
         let unvouched = tried.unvouched();
@@ -139,10 +156,11 @@ impl InboundPipeline {
     async fn try_alone(&self, event: WebhookEvent, tried: &mut Tried) -> Result<(), InboundError> {
         tried.ids.insert(event.id);
         match self.route_alone(&event).await? {
-            Alone::Routed => {
+            Alone::Vouching => {
                 tried.report.processed += 1;
                 tried.routed_kinds.insert(event.kind);
             }
+            Alone::Routed => tried.report.processed += 1,
             Alone::Gone => {}
             Alone::Failed(error) => tried.failed.push((event, error)),
         }
@@ -158,7 +176,15 @@ impl InboundPipeline {
                 .route_event(event.tenant_id, event.id, self.clock.now())
                 .await
             {
-                Ok(_) => return Ok(Alone::Routed),
+                Ok(routed) => {
+                    let attached = routed.routed_at.is_some()
+                        && (routed.kind != EventKind::Message || routed.conversation_id.is_some());
+                    return Ok(if attached {
+                        Alone::Vouching
+                    } else {
+                        Alone::Routed
+                    });
+                }
                 // Gone meanwhile (removed by retention): nothing to route.
                 Err(StorageError::NotFound { .. }) => return Ok(Alone::Gone),
                 Err(error) if error.is_unavailable() => return Err(error.into()),

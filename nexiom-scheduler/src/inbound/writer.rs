@@ -271,13 +271,15 @@ async fn flush(store: Arc<dyn Sink>, jobs: Vec<Job>, _slot: OwnedSemaphorePermit
             }
         }
         outcome => {
+            let batch_timed_out = matches!(&outcome, Err(e) if e.is_timeout());
             if let Err(e) = &outcome {
                 tracing::warn!(error = %e, events = all.len(), "event batch failed: each request writes its own");
             }
             // Each job on its own, so that a failure reaches the requests it
-            // concerns. A request that times out on its own too means the
-            // database is overloaded, not the batch too big: the requests
-            // left get that outage at once instead of each waiting as long.
+            // concerns. After a batch that timed out, a request that times
+            // out on its own too means the database is overloaded, not the
+            // batch too big: the requests left get that outage at once
+            // instead of each waiting as long.
             let mut overloaded: Option<String> = None;
             for (range, reply) in parts {
                 let answer = match &overloaded {
@@ -285,6 +287,7 @@ async fn flush(store: Arc<dyn Sink>, jobs: Vec<Job>, _slot: OwnedSemaphorePermit
                     None => store.insert_events(&all[range]).await,
                 };
                 if let Err(e) = &answer
+                    && batch_timed_out
                     && e.is_timeout()
                     && overloaded.is_none()
                 {

@@ -73,10 +73,12 @@ enum Need {
 ///   [`TokenError::Failed`], to be retried. A grant that could not be stored (the
 ///   database failed meanwhile) is not dropped: a platform that rotates
 ///   refresh tokens no longer honours the old one. It is used by this
-///   process and stored by a call (at most one try per 30 s) or renewal for
+///   process and stored by a call (at most one try per 5 s) or renewal for
 ///   the channel, over the token it replaced only (a reconnection meanwhile
 ///   wins). When the platform refuses its token before it is stored, the
-///   refresh after the `401` is made with its refresh token.
+///   refresh after the `401` is made with its refresh token; if that refresh
+///   fails, the grant is kept as refused: stored for its refresh token,
+///   marked expired, never handed to a call.
 #[derive(Clone)]
 pub struct ChannelTokens {
     store: Arc<dyn Store>,
@@ -355,15 +357,20 @@ impl ChannelTokens {
             return Err(Self::paused(&current));
         }
         // A grant made here that could not be stored: stored now, unless the
-        // platform just refused its token (after a 401); then the refresh is
-        // made with its refresh token, the newest the platform issued.
+        // platform refused its token (after a 401) or it no longer works;
+        // then the refresh is made with its refresh token, the newest the
+        // platform issued.
         let rejected = used.as_ref().filter(|_| need == Need::Unauthorized);
         let mut from = current.clone();
         match self.take_unstored(&current, rejected) {
-            Some(grants::Pending::Usable(grant)) => {
+            Some(grants::Pending::Usable(grant)) if self.valid_for(grant.expires_at, within) => {
                 return self.store_grant(lease, &current, grant).await;
             }
-            Some(grants::Pending::Rejected(grant)) => from.credentials = grant,
+            // Refused by the platform, or no longer valid: the refresh is
+            // made with its refresh token.
+            Some(grants::Pending::Usable(grant) | grants::Pending::Rejected(grant)) => {
+                from.credentials = grant;
+            }
             None => {
                 let valid = self.valid_for(current.credentials.expires_at, within);
                 let replaced = used.is_some() && current.credentials.access_token != used;
@@ -381,7 +388,7 @@ impl ChannelTokens {
             // The refresh from the waiting grant did not give another one:
             // the grant (its refresh token) waits on, so nothing issued is
             // lost; a refusal below pauses the channel all the same.
-            self.keep_unstored(&current, from.credentials.clone());
+            self.keep_unstored(&current, from.credentials.clone(), true);
         }
         match outcome {
             RefreshOutcome::Granted(credentials) => {

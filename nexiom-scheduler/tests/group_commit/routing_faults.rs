@@ -377,3 +377,57 @@ async fn a_failing_head_of_the_queue_is_looked_past() {
     assert_eq!(conversations.len(), 1);
     ts.cleanup().await;
 }
+
+/// Every message fails for the database (a broken trigger, P0001), three
+/// of them at the head of the queue, two delivery statuses behind them,
+/// limit 2: the statuses are routed in the look-past, one a run, while the
+/// messages stay unrouted and nothing is set aside. Before, the look-past
+/// tried only the failing kind and the statuses waited behind the head.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    nexiom_no_postgres,
+    ignore = "no PostgreSQL reachable (see README: Tests)"
+)]
+async fn a_kind_failing_at_the_head_does_not_hold_the_others() {
+    let Some((url, ts)) = on_postgres().await else {
+        return;
+    };
+    let store = ts.store();
+    channel(&*store, "Acme", "pn-acme").await;
+    let (p, wa) = receiver(&store);
+    let events: Vec<_> = (0..3)
+        .map(|i| message(&format!("wamid.acme.{i}"), "hello"))
+        .collect();
+    let (raw, headers) = body("pn-acme", events);
+    p.ingest_webhook(&wa, &headers, &raw).await.unwrap();
+    let later = InboundPipeline::new(
+        Arc::clone(&store),
+        Arc::new(ManualClock::new(t0() + chrono::Duration::seconds(1))),
+        Arc::new(nexiom_triage::TemplateGenerator::new()),
+    );
+    let (raw, headers) = statuses("pn-acme", &["wamid.out.1", "wamid.out.2"]);
+    later.ingest_webhook(&wa, &headers, &raw).await.unwrap();
+    on_message_insert(
+        &url,
+        &ts,
+        "RAISE EXCEPTION 'broken' USING ERRCODE = 'P0001';",
+    )
+    .await;
+
+    let mut routed = 0;
+    for _ in 0..2 {
+        let report = p.route_unrouted_events(None, 2).await.unwrap();
+        assert_eq!(
+            (report.processed, report.set_aside, report.left_unrouted),
+            (1, 0, 3),
+            "{report:?}"
+        );
+        routed += report.processed;
+    }
+    assert_eq!(routed, 2);
+    let left = store.list_unrouted_events(None, 10).await.unwrap();
+    assert_eq!(left.len(), 3);
+    assert!(left.iter().all(|e| e.kind == EventKind::Message));
+    assert!(store.list_dead_letters(None, 10).await.unwrap().is_empty());
+    ts.cleanup().await;
+}

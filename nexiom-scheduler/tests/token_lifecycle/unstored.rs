@@ -52,7 +52,7 @@ async fn a_grant_whose_write_fails() -> Option<(
 
 /// LinkedIn rotates refresh tokens: a grant whose write fails is not
 /// dropped (the old refresh token may no longer be honoured), it is used for
-/// the call and the calls after it, and stored by the first call 30 s or
+/// the call and the calls after it, and stored by the first call 5 s or
 /// more later (not at every call), with no second refresh; another process
 /// then reads it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -93,9 +93,9 @@ async fn a_grant_that_could_not_be_stored_is_stored_at_the_next_call() {
         ("old-token".into(), "refresh-1".into())
     );
 
-    // The next call 30 s later, from a caller holding the old copy: the
+    // The next call 5 s later, from a caller holding the old copy: the
     // grant is stored.
-    fake.clock.advance(Duration::seconds(30));
+    fake.clock.advance(Duration::seconds(5));
     let ctx = keeper.context(connector.as_ref(), &channel).await.unwrap();
     assert_eq!(ctx.access_token.expose(), "fresh-1");
     assert_eq!(stored_token().await, ("fresh-1".into(), "refresh-2".into()));
@@ -127,8 +127,8 @@ async fn an_unstored_grant_never_overwrites_a_reconnection() {
         .reconnect_channel(channel.tenant_id, channel.id, person, t0())
         .await
         .unwrap();
-    // The next try to store the grant, 30 s after the failed one.
-    fake.clock.advance(Duration::seconds(30));
+    // The next try to store the grant, 5 s after the failed one.
+    fake.clock.advance(Duration::seconds(5));
     let ctx = keeper.context(connector.as_ref(), &channel).await.unwrap();
     assert_eq!(ctx.access_token.expose(), "person-token");
     let stored = store
@@ -207,6 +207,79 @@ async fn a_grant_refused_before_it_was_stored_lends_its_refresh_token() {
         fake.count("POST", OAUTH).await,
         1,
         "one refresh after the 401"
+    );
+    ts.cleanup().await;
+}
+
+/// As above, but the refresh after the 401 fails (the token endpoint
+/// answers 503 once): the refused grant is kept, and 5 s later a call gets
+/// neither its refused token nor a refusal: the grant is stored for its
+/// refresh token (as expired) and the call's refresh is made with
+/// `refresh-2`. Before, the kept grant came back as usable and was handed to
+/// the call with the token the platform had refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_grant_whose_refresh_failed_is_never_handed_out() {
+    let Some((ts, fake, channel, connector, keeper)) = a_grant_whose_write_fails().await else {
+        return;
+    };
+    let store = ts.store();
+    let ctx = keeper.context(connector.as_ref(), &channel).await.unwrap();
+    assert_eq!(ctx.access_token.expose(), "fresh-1");
+
+    fake.server.reset().await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .and(wiremock::matchers::path(OAUTH))
+        .respond_with(wiremock::ResponseTemplate::new(503))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&fake.server)
+        .await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .and(wiremock::matchers::path(OAUTH))
+        .and(wiremock::matchers::body_string_contains(
+            "refresh_token=refresh-2",
+        ))
+        .respond_with(
+            wiremock::ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "access_token": "fresh-2",
+                "expires_in": 5_184_000,
+                "refresh_token": "refresh-3",
+                "refresh_token_expires_in": 31_536_000
+            })),
+        )
+        .with_priority(2)
+        .mount(&fake.server)
+        .await;
+    fake.refuse_refresh().await;
+
+    let used = SecretString::new("fresh-1");
+    let failed = keeper
+        .after_unauthorized(&channel, Some(&used), |c| {
+            let connector = Arc::clone(&connector);
+            async move { connector_refresh(connector.as_ref(), &c).await }
+        })
+        .await;
+    assert!(
+        matches!(failed, Err(TokenError::Failed { .. })),
+        "{failed:?}"
+    );
+
+    fake.clock.advance(Duration::seconds(5));
+    let ctx = keeper.context(connector.as_ref(), &channel).await.unwrap();
+    assert_eq!(ctx.access_token.expose(), "fresh-2");
+    let stored = store
+        .get_channel(channel.tenant_id, channel.id)
+        .await
+        .unwrap();
+    assert_eq!(stored.status, ChannelStatus::Active);
+    assert_eq!(
+        stored.credentials.refresh_token.unwrap().expose(),
+        "refresh-3"
+    );
+    assert_eq!(
+        fake.count("POST", OAUTH).await,
+        2,
+        "the failed and the good refresh"
     );
     ts.cleanup().await;
 }

@@ -2,8 +2,8 @@
 //! refresh token on some platforms (LinkedIn), so a grant that is dropped
 //! leaves only a refresh token the platform no longer honours, and the
 //! channel would need a person to reconnect it. Such a grant is kept in this
-//! process, used for its calls, and stored at the next call or renewal, but
-//! only over the token it replaced (a compare-and-set: a reconnection or
+//! process, used for its calls, and stored by a later call (one try per
+//! [`UNSTORED_RETRY`]) or renewal, but only over the token it replaced (a compare-and-set: a reconnection or
 //! another process's refresh meanwhile wins).
 
 use chrono::{DateTime, Duration, Utc};
@@ -12,9 +12,11 @@ use nexiom_storage::{CredentialLease, StorageError};
 
 use super::{ChannelTokens, TokenError};
 
-/// How long after a failed write of a grant the next call tries again (the
-/// calls meanwhile use the grant without taking the channel's lease).
-const UNSTORED_RETRY: Duration = Duration::seconds(30);
+/// How long after a failed write of a grant a call tries again (the calls
+/// meanwhile use the grant without taking the channel's lease): 5 seconds.
+/// Short, because another process meanwhile would refresh with the stored
+/// refresh token, which a platform that rotates them no longer honours.
+const UNSTORED_RETRY: Duration = Duration::seconds(5);
 
 /// A grant not stored yet.
 #[derive(Debug, Clone)]
@@ -25,6 +27,9 @@ pub(super) struct Unstored {
     grant: Credentials,
     /// When a call may try to store it again.
     retry_at: DateTime<Utc>,
+    /// The platform refused its access token (a refresh from its refresh
+    /// token failed since): never handed to a call as it is.
+    rejected: bool,
 }
 
 /// A grant waiting to be stored, as [`ChannelTokens::take_unstored`] finds it.
@@ -59,7 +64,7 @@ impl ChannelTokens {
             Err(error) => {
                 tracing::error!(channel = %current.id, %error,
                     "a refreshed token could not be stored; it is used here and stored at a later call");
-                self.keep_unstored(current, credentials.clone());
+                self.keep_unstored(current, credentials.clone(), false);
                 let mut granted = current.clone();
                 granted.credentials = credentials;
                 self.remember(&granted);
@@ -69,8 +74,9 @@ impl ChannelTokens {
     }
 
     /// Keeps `grant`, made over `current`'s token, to be stored by a call
-    /// after [`UNSTORED_RETRY`].
-    pub(super) fn keep_unstored(&self, current: &Channel, grant: Credentials) {
+    /// after [`UNSTORED_RETRY`]; `rejected` when the platform refused its
+    /// access token.
+    pub(super) fn keep_unstored(&self, current: &Channel, grant: Credentials, rejected: bool) {
         let retry_at = self
             .clock
             .now()
@@ -85,6 +91,7 @@ impl ChannelTokens {
                     over: current.credentials.access_token.clone(),
                     grant,
                     retry_at,
+                    rejected,
                 },
             );
     }
@@ -103,13 +110,19 @@ impl ChannelTokens {
     /// The grant for `current`'s channel waiting to be stored, if it was made
     /// over the token still stored (otherwise it is dropped: the stored one
     /// is newer); [`Pending::Rejected`] when its access token is `rejected`
-    /// (the token a platform call was just refused with).
+    /// (the token a platform call was just refused with) or was refused
+    /// before.
     pub(super) fn take_unstored(
         &self,
         current: &Channel,
         rejected: Option<&SecretString>,
     ) -> Option<Pending> {
-        let Unstored { over, grant, .. } = self
+        let Unstored {
+            over,
+            grant,
+            rejected: refused_before,
+            ..
+        } = self
             .unstored
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -117,7 +130,7 @@ impl ChannelTokens {
         if over != current.credentials.access_token {
             return None;
         }
-        if rejected.is_some() && grant.access_token.as_ref() == rejected {
+        if refused_before || (rejected.is_some() && grant.access_token.as_ref() == rejected) {
             Some(Pending::Rejected(grant))
         } else {
             Some(Pending::Usable(grant))
@@ -142,8 +155,19 @@ impl ChannelTokens {
             }
         };
         let current = lease.channel().clone();
-        match self.take_unstored(&current, None) {
-            Some(Pending::Usable(grant) | Pending::Rejected(grant)) => {
+        let grant = match self.take_unstored(&current, None) {
+            Some(Pending::Usable(grant)) => Some(grant),
+            // Stored for its refresh token (the newest the platform issued),
+            // as expired: the next call refreshes with it instead of using
+            // the refused access token.
+            Some(Pending::Rejected(mut grant)) => {
+                grant.expires_at = Some(self.clock.now());
+                Some(grant)
+            }
+            None => None,
+        };
+        match grant {
+            Some(grant) => {
                 if let Err(error) = self.store_grant(lease, &current, grant).await {
                     tracing::error!(channel = %channel.id, %error,
                         "a refreshed token could not be stored");
