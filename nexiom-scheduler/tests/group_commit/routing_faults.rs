@@ -19,6 +19,16 @@ async fn on_message_insert(url: &str, ts: &TestStore, body: &str) {
     as_admin(url, ts, &sql, None).await;
 }
 
+/// A pipeline whose clock is a second after the receiver's: what it
+/// ingests is routed after what the receiver ingested.
+fn received_later(store: &Arc<dyn nexiom_storage::Store>) -> InboundPipeline {
+    InboundPipeline::new(
+        Arc::clone(store),
+        Arc::new(ManualClock::new(t0() + chrono::Duration::seconds(1))),
+        Arc::new(nexiom_triage::TemplateGenerator::new()),
+    )
+}
+
 /// A WhatsApp body of delivery statuses for `account`.
 fn statuses(account: &str, ids: &[&str]) -> (Vec<u8>, WebhookHeaders) {
     let statuses = ids
@@ -122,11 +132,7 @@ async fn a_fault_that_is_not_the_events_sets_nothing_aside() {
         p.ingest_webhook(&wa, &headers, &raw).await.unwrap();
     }
     // The statuses are received after the messages (so routed after them).
-    let later = InboundPipeline::new(
-        Arc::clone(&store),
-        Arc::new(ManualClock::new(t0() + chrono::Duration::seconds(1))),
-        Arc::new(nexiom_triage::TemplateGenerator::new()),
-    );
+    let later = received_later(&store);
     let (raw, headers) = statuses("pn-acme", &["wamid.out.1", "wamid.out.2"]);
     later.ingest_webhook(&wa, &headers, &raw).await.unwrap();
     let unrouted_messages = || async {
@@ -330,11 +336,7 @@ async fn a_failing_head_of_the_queue_is_looked_past() {
         .collect();
     let (raw, headers) = body("pn-acme", events);
     p.ingest_webhook(&wa, &headers, &raw).await.unwrap();
-    let later = InboundPipeline::new(
-        Arc::clone(&store),
-        Arc::new(ManualClock::new(t0() + chrono::Duration::seconds(1))),
-        Arc::new(nexiom_triage::TemplateGenerator::new()),
-    );
+    let later = received_later(&store);
     let events: Vec<_> = (0..2)
         .map(|i| message(&format!("wamid.beta.{i}"), "hello"))
         .collect();
@@ -400,11 +402,7 @@ async fn a_kind_failing_at_the_head_does_not_hold_the_others() {
         .collect();
     let (raw, headers) = body("pn-acme", events);
     p.ingest_webhook(&wa, &headers, &raw).await.unwrap();
-    let later = InboundPipeline::new(
-        Arc::clone(&store),
-        Arc::new(ManualClock::new(t0() + chrono::Duration::seconds(1))),
-        Arc::new(nexiom_triage::TemplateGenerator::new()),
-    );
+    let later = received_later(&store);
     let (raw, headers) = statuses("pn-acme", &["wamid.out.1", "wamid.out.2"]);
     later.ingest_webhook(&wa, &headers, &raw).await.unwrap();
     on_message_insert(

@@ -50,6 +50,29 @@ async fn a_grant_whose_write_fails() -> Option<(
     Some((ts, fake, channel, connector, keeper))
 }
 
+/// From now on the token endpoint grants `fresh-2` (and `refresh-3`) for
+/// the grant's rotated `refresh-2` only, and refuses any other refresh
+/// token, as LinkedIn does once it rotated them.
+async fn honour_only_the_rotated_refresh_token(fake: &Fake) {
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .and(wiremock::matchers::path(OAUTH))
+        .and(wiremock::matchers::body_string_contains(
+            "refresh_token=refresh-2",
+        ))
+        .respond_with(
+            wiremock::ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "access_token": "fresh-2",
+                "expires_in": 5_184_000,
+                "refresh_token": "refresh-3",
+                "refresh_token_expires_in": 31_536_000
+            })),
+        )
+        .with_priority(2)
+        .mount(&fake.server)
+        .await;
+    fake.refuse_refresh().await;
+}
+
 /// LinkedIn rotates refresh tokens: a grant whose write fails is not
 /// dropped (the old refresh token may no longer be honoured), it is used for
 /// the call and the calls after it, and stored by the first call 5 s or
@@ -165,22 +188,7 @@ async fn a_grant_refused_before_it_was_stored_lends_its_refresh_token() {
 
     // From now on the platform honours only the rotated refresh token.
     fake.server.reset().await;
-    wiremock::Mock::given(wiremock::matchers::method("POST"))
-        .and(wiremock::matchers::path(OAUTH))
-        .and(wiremock::matchers::body_string_contains(
-            "refresh_token=refresh-2",
-        ))
-        .respond_with(
-            wiremock::ResponseTemplate::new(200).set_body_json(serde_json::json!({
-                "access_token": "fresh-2",
-                "expires_in": 5_184_000,
-                "refresh_token": "refresh-3",
-                "refresh_token_expires_in": 31_536_000
-            })),
-        )
-        .mount(&fake.server)
-        .await;
-    fake.refuse_refresh().await;
+    honour_only_the_rotated_refresh_token(&fake).await;
 
     let used = SecretString::new("fresh-1");
     let refreshed = keeper
@@ -234,23 +242,7 @@ async fn a_refused_grant_whose_refresh_failed_is_never_handed_out() {
         .with_priority(1)
         .mount(&fake.server)
         .await;
-    wiremock::Mock::given(wiremock::matchers::method("POST"))
-        .and(wiremock::matchers::path(OAUTH))
-        .and(wiremock::matchers::body_string_contains(
-            "refresh_token=refresh-2",
-        ))
-        .respond_with(
-            wiremock::ResponseTemplate::new(200).set_body_json(serde_json::json!({
-                "access_token": "fresh-2",
-                "expires_in": 5_184_000,
-                "refresh_token": "refresh-3",
-                "refresh_token_expires_in": 31_536_000
-            })),
-        )
-        .with_priority(2)
-        .mount(&fake.server)
-        .await;
-    fake.refuse_refresh().await;
+    honour_only_the_rotated_refresh_token(&fake).await;
 
     let used = SecretString::new("fresh-1");
     let failed = keeper
