@@ -21,6 +21,13 @@
 //!   A platform whose connection times out meanwhile delivers again later.
 //!   512 bounds memory and file descriptors well below the default `ulimit -n`
 //!   of 1024 while leaving room for bursts of deliveries.
+//!
+//! The signature is checked once the body is read, so a client without any
+//! secret can hold a connection for the header and body timeouts (40 s at
+//! the defaults), and 512 such clients hold every slot while platforms'
+//! deliveries wait in the backlog. The cap is global, not per client: in
+//! production put the receiver behind a proxy that limits connections per
+//! address (the platforms deliver from a few published ranges).
 #![allow(dead_code)] // each includer uses a different part of this module
 
 use std::future::Future;
