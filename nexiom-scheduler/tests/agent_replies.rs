@@ -336,6 +336,7 @@ impl PageFx {
                 text: "Price?".into(),
                 created_at: at,
                 stored_at: at,
+                hidden: false,
             })
             .await
             .unwrap()

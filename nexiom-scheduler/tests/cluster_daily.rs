@@ -166,6 +166,7 @@ async fn scenario(store: Arc<dyn Store>) {
                 text: text.to_string(),
                 created_at: at,
                 stored_at: at,
+                hidden: false,
             })
             .await
             .unwrap();

@@ -157,6 +157,7 @@ impl World {
                 text: "nice".into(),
                 created_at: at,
                 stored_at: at,
+                hidden: false,
             })
             .await
             .unwrap()

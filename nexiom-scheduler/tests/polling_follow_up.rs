@@ -68,6 +68,7 @@ async fn an_old_comment_does_not_open_the_auto_reply_to_old_items(store: Arc<dyn
             text: "Vos horaires ?".into(),
             created_at: now - Duration::days(3),
             stored_at: now - Duration::days(3),
+            hidden: false,
         })
         .await
         .unwrap()

@@ -321,6 +321,10 @@ pub struct NewComment {
     pub created_at: DateTime<Utc>,
     /// Storage time.
     pub stored_at: DateTime<Utc>,
+    /// Hidden on the platform when it was read (a moderator hid it, or the
+    /// platform did): stored so, and left out of triage, so it gets no
+    /// decision and no reply (Instagram refuses replies to hidden comments).
+    pub hidden: bool,
 }
 
 impl NewComment {
@@ -451,6 +455,7 @@ mod tests {
             text: "x\0".into(),
             created_at: t0(),
             stored_at: t0(),
+            hidden: false,
         };
         assert!(matches!(
             comment.validate(),

@@ -192,6 +192,7 @@ impl CommentPoller {
                     text: remote.text.clone(),
                     created_at,
                     stored_at: now,
+                    hidden: remote.hidden,
                 };
                 // A comment the store would refuse is left out here (not
                 // failing the batch its write goes in, nor, at every check,

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use chrono::Duration;
-use nexiom_connectors::MockOp;
+use nexiom_connectors::{MockOp, RemoteComment};
 use nexiom_core::*;
 use nexiom_scheduler::*;
 use nexiom_storage::Store;
@@ -118,4 +118,47 @@ pub async fn hiding_a_comment_goes_through_the_platform_and_is_recorded(store: A
             .unwrap()
             .hidden
     );
+}
+
+/// A comment a moderator hid on the platform before it was polled is
+/// stored hidden and gets no decision and no reply; the visible one beside
+/// it is answered. Before, the platform's flag was dropped: the hidden
+/// comment was triaged and answered (Instagram refuses replies to hidden
+/// comments; on Facebook the brand answered what a moderator had hidden).
+pub async fn a_comment_hidden_on_the_platform_gets_no_reply(store: Arc<dyn Store>) {
+    let env = Env::new(store).await;
+    let mock = mock(&env);
+    let now = env.clock.now();
+    let AutoReplying { inbound, poller } = env.auto_replying(&mock, "Merci {name} : 9h-18h.").await;
+    let post = published(&env, env.channel, "fb-post-1", now).await;
+    mock.seed_comments(
+        "fb-post-1",
+        [
+            RemoteComment {
+                hidden: true,
+                ..mock.comment("cm-spam", "spammer", "Vos horaires ? http://spam")
+            },
+            mock.comment("cm-ok", "fan", "Vos horaires ?"),
+        ],
+    );
+    let report = poller.poll_due(50, None).await.unwrap();
+    assert_eq!(report.comments_stored, 2);
+    inbound.triage_new_items(100).await.unwrap();
+    inbound
+        .auto_reply_recent_inbound(now - Duration::hours(1), 100)
+        .await
+        .unwrap();
+
+    let stored = comments(&env, post.id).await;
+    let spam = stored
+        .iter()
+        .find(|c| c.platform_comment_id == "cm-spam")
+        .unwrap();
+    assert!(spam.hidden && spam.triage.is_none(), "{spam:?}");
+    let replies: Vec<_> = mock
+        .calls_of(MockOp::ReplyComment)
+        .into_iter()
+        .filter_map(|c| c.target)
+        .collect();
+    assert_eq!(replies, vec!["cm-ok".to_string()]);
 }

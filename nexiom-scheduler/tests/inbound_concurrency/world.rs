@@ -172,6 +172,7 @@ impl World {
                     text: format!("{t} #{i}"),
                     created_at: at,
                     stored_at: at,
+                    hidden: false,
                 })
                 .await
                 .unwrap()

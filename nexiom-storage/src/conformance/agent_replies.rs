@@ -190,6 +190,7 @@ pub async fn agent_replies_are_claimed_once_and_recorded(store: Arc<dyn Store>) 
             text: "price?".into(),
             created_at: t0(),
             stored_at: t0(),
+            hidden: false,
         })
         .await
         .unwrap()

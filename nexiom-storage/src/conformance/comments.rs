@@ -24,6 +24,7 @@ pub async fn comments_and_checkpoints(store: Arc<dyn Store>) {
         text: format!("comment {id}"),
         created_at: at,
         stored_at: at,
+        hidden: false,
     };
     let c1 = s
         .insert_comment(new("17873440459141021", None, t0() + mins(2)))

@@ -190,6 +190,7 @@ pub async fn inbox_items_follow_messages_and_people(store: Arc<dyn Store>) {
             text: "help".into(),
             created_at: t0() + mins(2),
             stored_at: t0() + mins(2),
+            hidden: false,
         })
         .await
         .unwrap()

@@ -57,6 +57,7 @@ pub async fn tenant_isolation(store: Arc<dyn Store>) {
             text: "hi".into(),
             created_at: t0(),
             stored_at: t0(),
+            hidden: false,
         })
         .await
         .unwrap()

@@ -164,6 +164,7 @@ impl<'a> Facts<'a> {
                 text: "nice".into(),
                 created_at: at,
                 stored_at: at,
+                hidden: false,
             })
             .await
             .unwrap()

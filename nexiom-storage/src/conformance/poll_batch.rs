@@ -55,6 +55,7 @@ fn comment(post: &ScheduledPost, key: &str, at: DateTime<Utc>) -> NewComment {
         text: format!("comment {key}"),
         created_at: at,
         stored_at: at,
+        hidden: false,
     }
 }
 
@@ -311,4 +312,43 @@ pub async fn poll_results_are_written_only_under_their_claim(store: Arc<dyn Stor
     );
     assert!(s.finish_polls(&[twice], at).await.unwrap()[0].written);
     assert!(s.finish_polls(&[], at).await.unwrap().is_empty());
+}
+
+/// A comment hidden on the platform when it was read is stored hidden,
+/// whether written one at a time or with a poll result, and is left out of
+/// the triage queue (no decision, so no reply); a visible one is queued.
+pub async fn hidden_comments_are_stored_hidden_and_not_triaged(store: Arc<dyn Store>) {
+    let s = store.as_ref();
+    let w = world(s, "Acme", Platform::Instagram, "ig-1").await;
+    let now = t0() + mins(10);
+    let a = due_post(s, &w, "a", now).await;
+    let hidden = |key: &str| NewComment {
+        hidden: true,
+        ..comment(&a, key, now)
+    };
+    let alone = s.insert_comment(hidden("alone")).await.unwrap();
+    assert!(alone.created && alone.record.hidden);
+    let lease = s.claim_polls(now, 10, mins(5)).await.unwrap()[0].lease_until;
+    let polled = PollResult {
+        comments: vec![hidden("polled"), comment(&a, "visible", now)],
+        next_check_at: Some(now + mins(5)),
+        ..result(&a, lease)
+    };
+    assert!(s.finish_polls(&[polled], now).await.unwrap()[0].written);
+    for (key, is_hidden) in [("alone", true), ("polled", true), ("visible", false)] {
+        let stored = s
+            .find_comment(w.tenant.id, a.id, key)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.hidden, is_hidden, "{key}");
+    }
+    let queued: Vec<String> = s
+        .list_untriaged_comments(w.tenant.id, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.platform_comment_id)
+        .collect();
+    assert_eq!(queued, vec!["visible"]);
 }

@@ -79,6 +79,7 @@ pub(super) async fn comment(
             text: format!("comment {key}"),
             created_at: at,
             stored_at: at,
+            hidden: false,
         })
         .await
         .unwrap()

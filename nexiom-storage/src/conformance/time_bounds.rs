@@ -44,6 +44,7 @@ pub async fn extreme_time_bounds_are_accepted(store: Arc<dyn Store>) {
         text: "hi".into(),
         created_at: t0(),
         stored_at: t0(),
+        hidden: false,
     })
     .await
     .unwrap();

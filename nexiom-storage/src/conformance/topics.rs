@@ -113,6 +113,7 @@ async fn scene(s: &dyn Store, name: &str, account: &str, messages: u32, comments
                 text: format!("comment {i}"),
                 created_at: t,
                 stored_at: t,
+                hidden: false,
             })
             .await
             .unwrap()

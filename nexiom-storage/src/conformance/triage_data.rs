@@ -163,6 +163,7 @@ pub async fn triage_queues_sent_records_and_comment_replies(store: Arc<dyn Store
                 text: "nice".into(),
                 created_at: t0() + mins(i),
                 stored_at: t0(),
+                hidden: false,
             })
             .await
             .unwrap()

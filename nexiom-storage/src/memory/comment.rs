@@ -49,7 +49,7 @@ impl Inner {
             triage: None,
             confidence: None,
             ai_decision_id: None,
-            hidden: false,
+            hidden: new.hidden,
             reply: None,
         };
         self.comment_by_key.insert(key, comment.id);
@@ -227,9 +227,9 @@ impl CommentStore for MemoryStore {
     }
 
     async fn list_untriaged_comments(&self, tenant: TenantId, limit: u32) -> Result<Vec<Comment>> {
-        Ok(self
-            .lock()
-            .comments_where(limit, |c| c.tenant_id == tenant && c.triage.is_none()))
+        Ok(self.lock().comments_where(limit, |c| {
+            c.tenant_id == tenant && c.triage.is_none() && !c.hidden
+        }))
     }
 
     async fn list_comments_by_triage(

@@ -156,6 +156,7 @@ impl Inner {
             text: event.text.clone().unwrap_or_default(),
             created_at: event.occurred_at,
             stored_at: at,
+            hidden: false,
         };
         if existing.is_none() {
             // A post made elsewhere: recorded once, known from its comment

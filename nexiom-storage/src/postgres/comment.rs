@@ -28,7 +28,7 @@ impl CommentStore for PgStore {
                  parent_platform_comment_id, author_id, author_name, text, created_at, \
                  stored_at, triage, confidence, ai_decision_id, hidden) \
              SELECT $1, $2, post.id, post.channel_id, $4, $5, $6, $7, $8, $9, $10, \
-                 NULL, NULL, NULL, FALSE \
+                 NULL, NULL, NULL, $11 \
              FROM post \
              ON CONFLICT (post_id, platform_comment_id) DO NOTHING \
              RETURNING *",
@@ -43,6 +43,7 @@ impl CommentStore for PgStore {
         .bind(&new.text)
         .bind(new.created_at)
         .bind(new.stored_at)
+        .bind(new.hidden)
         .fetch_optional(&mut *tx)
         .await;
         match inserted {
@@ -208,7 +209,7 @@ impl CommentStore for PgStore {
         let mut tx = self.scoped(tenant).await?;
         let rows: Vec<CommentRow> = sqlx::query_as(
             "SELECT * FROM comments \
-             WHERE tenant_id = $1 AND triage IS NULL \
+             WHERE tenant_id = $1 AND triage IS NULL AND NOT hidden \
              ORDER BY created_at, id \
              LIMIT $2",
         )

@@ -117,6 +117,7 @@ impl PollBatchStore for PgStore {
         let mut c_texts: Vec<&str> = Vec::new();
         let mut c_created = Vec::new();
         let mut c_stored = Vec::new();
+        let mut c_hidden = Vec::new();
         for r in results {
             posts.push(r.post_id.as_uuid());
             tenants.push(r.tenant_id.as_uuid());
@@ -140,6 +141,7 @@ impl PollBatchStore for PgStore {
                 c_texts.push(c.text.as_str());
                 c_created.push(bound(c.created_at));
                 c_stored.push(bound(c.stored_at));
+                c_hidden.push(c.hidden);
             }
         }
         // One statement, so one commit, across tenants (keyed by the claims):
@@ -181,12 +183,13 @@ impl PollBatchStore for PgStore {
                      author_name, text, created_at, stored_at, triage, confidence, \
                      ai_decision_id, hidden) \
                  SELECT c.id, m.tenant_id, m.id, m.channel_id, c.key, c.parent, c.author_id, \
-                     c.author_name, c.text, c.created_at, c.stored_at, NULL, NULL, NULL, FALSE \
+                     c.author_name, c.text, c.created_at, c.stored_at, NULL, NULL, NULL, \
+                     c.hidden \
                  FROM UNNEST($11::uuid[], $12::uuid[], $13::text[], $14::text[], \
                      $15::text[], $16::text[], $17::text[], $18::timestamptz[], \
-                     $19::timestamptz[]) WITH ORDINALITY \
+                     $19::timestamptz[], $21::boolean[]) WITH ORDINALITY \
                      AS c(id, post_id, key, parent, author_id, author_name, text, created_at, \
-                         stored_at, ord) \
+                         stored_at, hidden, ord) \
                  JOIN moved m ON m.id = c.post_id \
                  ORDER BY c.ord \
                  ON CONFLICT (post_id, platform_comment_id) DO NOTHING \
@@ -214,6 +217,7 @@ impl PollBatchStore for PgStore {
         .bind(&c_created)
         .bind(&c_stored)
         .bind(&cp_rereading)
+        .bind(&c_hidden)
         .fetch_all(&self.scan_pool)
         .await
         .map_err(|err| match &err {

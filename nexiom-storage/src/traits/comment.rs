@@ -47,8 +47,9 @@ pub trait CommentStore: Send + Sync {
         confidence: f64,
         decision: Option<DecisionId>,
     ) -> Result<Comment>;
-    /// The tenant's comments that have no triage yet, oldest `created_at` first,
-    /// at most `limit` (the triage queue).
+    /// The tenant's comments that have no triage yet and are not hidden on
+    /// the platform, oldest `created_at` first, at most `limit` (the triage
+    /// queue: a hidden comment gets no decision and no reply).
     async fn list_untriaged_comments(&self, tenant: TenantId, limit: u32) -> Result<Vec<Comment>>;
     /// The tenant's comments triaged `triage` created at or after `since`,
     /// oldest first, at most `limit`.
