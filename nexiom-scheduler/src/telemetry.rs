@@ -28,6 +28,7 @@
 //! | `nexiom_comments_polled_total` | counter | | new comments stored by polling |
 //! | `nexiom_poll_lag_seconds` | gauge | | how long the most overdue post waited for its comment check |
 //! | `nexiom_token_refreshes_total` | counter | `result` (`ok`, `refused`) | token refreshes |
+//! | `nexiom_notification_deliveries_total` | counter | `result` (`delivered`, `retried`, `dead`) | attempts to deliver a notification to an endpoint (`dead`: the last one failed, no one was told) |
 //! | `nexiom_worker_runs_total` | counter | `worker`, `status` (`completed`, `failed`) | worker runs |
 //! | `nexiom_worker_run_duration_seconds` | histogram | `worker` | duration of one run |
 //! | `nexiom_worker_last_success_timestamp_seconds` | gauge | `worker` | Unix time of the start of the worker's last completed run (alert on `time() -` it) |
@@ -59,6 +60,7 @@ pub const METRIC_NAMES: &[&str] = &[
     COMMENTS_POLLED,
     POLL_LAG,
     TOKEN_REFRESHES,
+    NOTIFICATION_DELIVERIES,
     WORKER_RUNS,
     WORKER_RUN_DURATION,
     WORKER_LAST_SUCCESS,
@@ -104,6 +106,8 @@ pub const COMMENTS_POLLED: &str = "nexiom_comments_polled_total";
 pub const POLL_LAG: &str = "nexiom_poll_lag_seconds";
 /// Token refreshes.
 pub const TOKEN_REFRESHES: &str = "nexiom_token_refreshes_total";
+/// Notification delivery attempts.
+pub const NOTIFICATION_DELIVERIES: &str = "nexiom_notification_deliveries_total";
 /// Worker runs.
 pub const WORKER_RUNS: &str = "nexiom_worker_runs_total";
 /// Worker run duration.
@@ -205,6 +209,11 @@ pub fn describe() {
     );
     describe_counter!(TOKEN_REFRESHES, Unit::Count, "Token refreshes, by result.");
     describe_counter!(
+        NOTIFICATION_DELIVERIES,
+        Unit::Count,
+        "Notification delivery attempts, by result (dead: given up, no one was told)."
+    );
+    describe_counter!(
         WORKER_RUNS,
         Unit::Count,
         "Worker runs, by worker and status."
@@ -258,6 +267,9 @@ pub fn describe() {
     }
     for result in ["ok", "refused"] {
         counter!(TOKEN_REFRESHES, "result" => result).absolute(0);
+    }
+    for result in ["delivered", "retried", "dead"] {
+        counter!(NOTIFICATION_DELIVERIES, "result" => result).absolute(0);
     }
 }
 
@@ -326,6 +338,11 @@ pub(crate) fn polled(comments: u64, lag_seconds: f64) {
 /// One token refresh.
 pub(crate) fn token_refresh(ok: bool) {
     counter!(TOKEN_REFRESHES, "result" => if ok { "ok" } else { "refused" }).increment(1);
+}
+
+/// One notification delivery attempt: `delivered`, `retried` or `dead`.
+pub(crate) fn notification_delivery(result: &'static str) {
+    counter!(NOTIFICATION_DELIVERIES, "result" => result).increment(1);
 }
 
 /// One worker run, started at `started_at` (the runtime's clock).

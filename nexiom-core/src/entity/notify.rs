@@ -135,11 +135,16 @@ pub struct NewNotificationEndpoint {
 }
 
 /// Whether `url` is `http://` to a loopback host (`localhost`, `127.0.0.0/8`,
-/// `[::1]`).
+/// `[::1]`). A backslash anywhere refuses it: URL parsers (the one the HTTP
+/// client uses among them) read `\` as `/` in `http` URLs, so
+/// `http://evil.example\@127.0.0.1/` would be sent to `evil.example`.
 fn loopback_http(url: &str) -> bool {
     let Some(rest) = url.strip_prefix("http://") else {
         return false;
     };
+    if rest.contains('\\') {
+        return false;
+    }
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
     let host_port = authority.rsplit('@').next().unwrap_or_default();
     let host = match host_port.strip_prefix('[') {
@@ -159,7 +164,9 @@ impl NewNotificationEndpoint {
         let url = self.url.as_str();
         if !(url.starts_with("https://") || loopback_http(url))
             || url.len() > MAX_ENDPOINT_URL_LEN
-            || url.chars().any(|c| c.is_control() || c.is_whitespace())
+            || url
+                .chars()
+                .any(|c| c.is_control() || c.is_whitespace() || c == '\\')
         {
             return Err(CoreError::invalid(
                 "url",
@@ -280,8 +287,27 @@ mod tests {
             "http://127.0.0.1.example.com/hook",
             "http://evil.example.com@/hook",
             "https://127.0.0.1/hook",
+            // Read by the HTTP client as a request to evil.example.
+            "http://evil.example\\@127.0.0.1/hook",
+            "http://10.0.0.5\\@localhost/admin",
         ] {
             assert!(!loopback_http(refused), "{refused}");
         }
+        // And no URL with a backslash is accepted at all.
+        let endpoint = |url: &str| NewNotificationEndpoint {
+            tenant_id: TenantId::generate(),
+            name: "ops".into(),
+            kind: EndpointKind::Slack,
+            url: url.into(),
+            secret: None,
+            kinds: vec![NotificationKind::ItemEscalated],
+            created_at: chrono::Utc::now(),
+        };
+        assert!(endpoint("https://hooks.example.com/a").validate().is_ok());
+        assert!(
+            endpoint("https://hooks.example.com\\@internal/a")
+                .validate()
+                .is_err()
+        );
     }
 }

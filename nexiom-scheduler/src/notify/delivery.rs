@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::RwLock;
 
-use super::notifier::{Notifier, SlackNotifier, WebhookNotifier};
+use super::notifier::{Notifier, NotifyError, SlackNotifier, WebhookNotifier};
 use crate::error::Result;
 use crate::held_lease::HeldLease;
 use crate::worker::{Cadence, WorkReport, Worker, WorkerContext};
@@ -28,9 +28,13 @@ pub const DELIVER_NOTIFICATIONS: &str = "deliver_notifications";
 
 /// How failed attempts are retried: exponential backoff from `base`, doubled
 /// after each failure up to `max`, and `dead` after `max_attempts` attempts.
+/// The default keeps trying for about a day (30 s, 1, 2, 4, 8, 16 and 32
+/// minutes, then hourly), so a receiver down overnight still gets its
+/// escalations; a delivery that dies is logged as an error and counted in
+/// `nexiom_notification_deliveries_total{result="dead"}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetryPolicy {
-    /// Attempts in all before a delivery is dead (at least 1; default 8).
+    /// Attempts in all before a delivery is dead (at least 1; default 30).
     pub max_attempts: u32,
     /// The wait after the first failure (default 30 s).
     pub base: Duration,
@@ -41,7 +45,7 @@ pub struct RetryPolicy {
 impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {
-            max_attempts: 8,
+            max_attempts: 30,
             base: Duration::seconds(30),
             max: Duration::hours(1),
         }
@@ -60,7 +64,10 @@ impl RetryPolicy {
             .base
             .checked_mul(1 << doublings)
             .map_or(self.max, |w| w.min(self.max));
-        Some(now + wait)
+        Some(
+            now.checked_add_signed(wait)
+                .unwrap_or(DateTime::<Utc>::MAX_UTC),
+        )
     }
 }
 
@@ -95,6 +102,7 @@ pub struct NotificationDispatcher {
     policy: RetryPolicy,
     lease: Duration,
     concurrency: usize,
+    send_timeout: std::time::Duration,
 }
 
 impl std::fmt::Debug for NotificationDispatcher {
@@ -118,6 +126,7 @@ impl NotificationDispatcher {
             policy: RetryPolicy::default(),
             lease: Duration::minutes(2),
             concurrency: 8,
+            send_timeout: std::time::Duration::from_secs(30),
         }
     }
 
@@ -137,12 +146,20 @@ impl NotificationDispatcher {
     }
 
     /// The same dispatcher holding its claims for `lease` (default 2
-    /// minutes, at least 1 second). The claims of a batch are renewed every
+    /// minutes, from 1 second to 1 day). The claims of a batch are renewed every
     /// third of it while its sends are in flight, so the lease bounds how
     /// long another worker waits for the deliveries of a dispatcher that
     /// stopped, not how long a send may take.
     pub fn with_lease(mut self, lease: Duration) -> Self {
-        self.lease = lease.max(Duration::seconds(1));
+        self.lease = lease.clamp(Duration::seconds(1), Duration::days(1));
+        self
+    }
+
+    /// The longest one attempt may take before it counts as failed
+    /// (default 30 s; the built-in notifiers give up after 10 s on their
+    /// own, an application's notifier may not).
+    pub fn with_send_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.send_timeout = timeout.max(std::time::Duration::from_millis(1));
         self
     }
 
@@ -287,24 +304,53 @@ impl NotificationDispatcher {
             EndpointKind::Webhook => &self.webhook,
             EndpointKind::Slack => &self.slack,
         };
-        let attempt = match notifier
-            .send(&item.endpoint, &item.notification, self.clock.now())
-            .await
-        {
-            Ok(()) => DeliveryAttempt::Delivered,
+        // A notifier that never answers (one of the application's own)
+        // would hold the batch, and the heartbeat would keep its claims.
+        let sent = tokio::time::timeout(
+            self.send_timeout,
+            notifier.send(&item.endpoint, &item.notification, self.clock.now()),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(NotifyError::Transport(format!(
+                "no answer within {} s",
+                self.send_timeout.as_secs()
+            )))
+        });
+        let attempt = match sent {
+            Ok(()) => {
+                crate::telemetry::notification_delivery("delivered");
+                DeliveryAttempt::Delivered
+            }
             Err(error) => {
                 let attempts = item.delivery.attempts.saturating_add(1);
-                tracing::warn!(
-                    tenant = %item.delivery.tenant_id,
-                    delivery = %item.delivery.id,
-                    endpoint = %item.endpoint.name,
-                    attempts,
-                    %error,
-                    "notification delivery failed"
-                );
+                let retry_at = self.policy.retry_at(attempts, self.clock.now());
+                if retry_at.is_some() {
+                    crate::telemetry::notification_delivery("retried");
+                    tracing::warn!(
+                        tenant = %item.delivery.tenant_id,
+                        delivery = %item.delivery.id,
+                        endpoint = %item.endpoint.name,
+                        attempts,
+                        %error,
+                        "notification delivery failed; tried again later"
+                    );
+                } else {
+                    crate::telemetry::notification_delivery("dead");
+                    tracing::error!(
+                        tenant = %item.delivery.tenant_id,
+                        delivery = %item.delivery.id,
+                        notification = %item.notification.id,
+                        kind = %item.notification.kind,
+                        endpoint = %item.endpoint.name,
+                        attempts,
+                        %error,
+                        "notification delivery dead: its last attempt failed and no one was told"
+                    );
+                }
                 DeliveryAttempt::Failed {
                     error: recordable(&error.to_string()),
-                    retry_at: self.policy.retry_at(attempts, self.clock.now()),
+                    retry_at,
                 }
             }
         };

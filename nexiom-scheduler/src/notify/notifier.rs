@@ -83,11 +83,29 @@ async fn post(request: reqwest::RequestBuilder, body: Vec<u8>) -> Result<(), Not
     if status.is_success() {
         return Ok(());
     }
-    let text = response.text().await.unwrap_or_default();
+    let text = head_of(response, REJECTION_BODY_BYTES).await;
     Err(NotifyError::Rejected {
         status: status.as_u16(),
         body: text.chars().take(300).collect(),
     })
+}
+
+/// How much of a refusing answer's body is read (for the recorded error):
+/// an endpoint answering an error with a huge body must not fill the
+/// worker's memory.
+const REJECTION_BODY_BYTES: usize = 1024;
+
+/// The first `max` bytes of `response`'s body (lossily decoded); the rest is
+/// not read.
+async fn head_of(mut response: reqwest::Response, max: usize) -> String {
+    let mut head = Vec::new();
+    while head.len() < max {
+        match response.chunk().await {
+            Ok(Some(chunk)) => head.extend_from_slice(&chunk[..chunk.len().min(max - head.len())]),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    String::from_utf8_lossy(&head).into_owned()
 }
 
 /// The outgoing webhook: POSTs [`webhook_body`] as JSON with the headers
@@ -174,8 +192,11 @@ impl Default for SlackNotifier {
 /// The Slack message of a notification.
 pub fn slack_text(notification: &Notification) -> String {
     let data = &notification.payload;
-    let field = |name: &str| data.get(name).and_then(|v| v.as_str()).unwrap_or("?");
-    let excerpt = |text: &str| -> String {
+    // Every value is escaped as Slack's formatting asks (`&`, `<`, `>`), so
+    // a customer's `<!channel>` or `<https://…|label>` is shown as written,
+    // not turned into a mention of everyone or a disguised link.
+    let field = |name: &str| slack_escape(data.get(name).and_then(|v| v.as_str()).unwrap_or("?"));
+    let excerpt = |text: String| -> String {
         let cut: String = text.chars().take(200).collect();
         if cut.len() < text.len() {
             format!("{cut}…")
@@ -188,7 +209,7 @@ pub fn slack_text(notification: &Notification) -> String {
             ":rotating_light: A {} was escalated to a person: \"{}\" ({})",
             field("subject"),
             excerpt(field("text")),
-            notification.key
+            slack_escape(&notification.key)
         ),
         NotificationKind::PostFailed => format!(
             ":x: Post {} failed for good: {}",
@@ -242,5 +263,39 @@ impl Notifier for SlackNotifier {
             .post(&endpoint.url)
             .header(IDEMPOTENCY_HEADER, notification.id.to_string());
         post(request, body).await
+    }
+}
+
+/// `text` escaped for Slack's message formatting: `&`, `<` and `>` as
+/// `&amp;`, `&lt;` and `&gt;` (Slack reads `<…>` as a mention or a link).
+fn slack_escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            c => escaped.push(c),
+        }
+    }
+    escaped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A customer's text cannot mention everyone or disguise a link in the
+    /// Slack message an escalation makes.
+    #[test]
+    fn customer_text_is_escaped_for_slack() {
+        assert_eq!(
+            slack_escape("<!channel> see <https://phish.example|your ticket> & more"),
+            "&lt;!channel&gt; see &lt;https://phish.example|your ticket&gt; &amp; more"
+        );
+        assert_eq!(
+            slack_escape("Bonjour, vos horaires ?"),
+            "Bonjour, vos horaires ?"
+        );
     }
 }

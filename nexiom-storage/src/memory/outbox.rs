@@ -213,7 +213,9 @@ impl Inner {
         limit: u32,
         lease: Duration,
     ) -> Vec<ClaimedNotification> {
-        let until = now + lease;
+        let until = now
+            .checked_add_signed(lease)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
         let outbox = &mut self.outbox;
         let mut claimed = Vec::new();
         let mut per_endpoint: HashMap<EndpointId, u32> = HashMap::new();

@@ -446,7 +446,10 @@ impl OutboxStore for PgStore {
         )
         .bind(bound(now))
         .bind(limit(max))
-        .bind(bound(now + lease))
+        .bind(bound(
+            now.checked_add_signed(lease)
+                .unwrap_or(DateTime::<Utc>::MAX_UTC),
+        ))
         .bind(i64::from(crate::outbox::MAX_CLAIM_PER_ENDPOINT))
         .fetch_all(&mut *tx)
         .await
