@@ -357,6 +357,15 @@ impl InboundPipeline {
         if let Some(status) = existing {
             return Ok((earlier_reply(Some(status)), None));
         }
+        // Hidden since it was triaged (a moderator, or `hide_comment`):
+        // not answered (Instagram refuses replies to hidden comments, and
+        // a brand does not answer what it hid).
+        if comment.hidden {
+            return Ok((
+                Turn::Final("the comment is hidden on the platform: not answered".into()),
+                None,
+            ));
+        }
         if !self
             .configs
             .get(tenant)

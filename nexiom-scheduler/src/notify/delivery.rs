@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use futures_util::StreamExt;
 use nexiom_core::{
-    ClaimedNotification, Clock, DeliveryAttempt, EndpointKind, NotificationDeliveryId,
-    NotificationDeliveryState,
+    ClaimedNotification, Clock, DeliveryAttempt, EndpointKind, NotificationDelivery,
+    NotificationDeliveryId, NotificationDeliveryState,
 };
 use nexiom_storage::Store;
 use serde::{Deserialize, Serialize};
@@ -157,7 +157,8 @@ impl NotificationDispatcher {
 
     /// The longest one attempt may take before it counts as failed
     /// (default 30 s; the built-in notifiers give up after 10 s on their
-    /// own, an application's notifier may not).
+    /// own, an application's notifier may not). It bounds every notifier,
+    /// so a `WebhookNotifier::with_timeout` longer than it is cut at it.
     pub fn with_send_timeout(mut self, timeout: std::time::Duration) -> Self {
         self.send_timeout = timeout.max(std::time::Duration::from_millis(1));
         self
@@ -313,44 +314,17 @@ impl NotificationDispatcher {
         .await
         .unwrap_or_else(|_| {
             Err(NotifyError::Transport(format!(
-                "no answer within {} s",
-                self.send_timeout.as_secs()
+                "no answer within {:?}",
+                self.send_timeout
             )))
         });
-        let attempt = match sent {
-            Ok(()) => {
-                crate::telemetry::notification_delivery("delivered");
-                DeliveryAttempt::Delivered
-            }
+        let attempt = match &sent {
+            Ok(()) => DeliveryAttempt::Delivered,
             Err(error) => {
                 let attempts = item.delivery.attempts.saturating_add(1);
-                let retry_at = self.policy.retry_at(attempts, self.clock.now());
-                if retry_at.is_some() {
-                    crate::telemetry::notification_delivery("retried");
-                    tracing::warn!(
-                        tenant = %item.delivery.tenant_id,
-                        delivery = %item.delivery.id,
-                        endpoint = %item.endpoint.name,
-                        attempts,
-                        %error,
-                        "notification delivery failed; tried again later"
-                    );
-                } else {
-                    crate::telemetry::notification_delivery("dead");
-                    tracing::error!(
-                        tenant = %item.delivery.tenant_id,
-                        delivery = %item.delivery.id,
-                        notification = %item.notification.id,
-                        kind = %item.notification.kind,
-                        endpoint = %item.endpoint.name,
-                        attempts,
-                        %error,
-                        "notification delivery dead: its last attempt failed and no one was told"
-                    );
-                }
                 DeliveryAttempt::Failed {
                     error: recordable(&error.to_string()),
-                    retry_at,
+                    retry_at: self.policy.retry_at(attempts, self.clock.now()),
                 }
             }
         };
@@ -371,10 +345,51 @@ impl NotificationDispatcher {
                 )
                 .await?;
             if let Some(recorded) = recorded {
+                self.told(&item, &recorded, sent.err());
                 return Ok(Some(recorded.state));
             }
         }
         Ok(None)
+    }
+
+    /// Logs and counts an attempt once its outcome is recorded (an attempt
+    /// whose record was lost comes back, and is counted then).
+    fn told(
+        &self,
+        item: &ClaimedNotification,
+        recorded: &NotificationDelivery,
+        error: Option<NotifyError>,
+    ) {
+        let error = error.map(|e| e.to_string()).unwrap_or_default();
+        match recorded.state {
+            NotificationDeliveryState::Delivered => {
+                crate::telemetry::notification_delivery("delivered");
+            }
+            NotificationDeliveryState::Dead => {
+                crate::telemetry::notification_delivery("dead");
+                tracing::error!(
+                    tenant = %item.delivery.tenant_id,
+                    delivery = %item.delivery.id,
+                    notification = %item.notification.id,
+                    kind = %item.notification.kind,
+                    endpoint = %item.endpoint.name,
+                    attempts = recorded.attempts,
+                    %error,
+                    "notification delivery dead: its last attempt failed and no one was told"
+                );
+            }
+            _ => {
+                crate::telemetry::notification_delivery("retried");
+                tracing::warn!(
+                    tenant = %item.delivery.tenant_id,
+                    delivery = %item.delivery.id,
+                    endpoint = %item.endpoint.name,
+                    attempts = recorded.attempts,
+                    %error,
+                    "notification delivery failed; tried again later"
+                );
+            }
+        }
     }
 }
 

@@ -195,37 +195,40 @@ pub fn slack_text(notification: &Notification) -> String {
     // Every value is escaped as Slack's formatting asks (`&`, `<`, `>`), so
     // a customer's `<!channel>` or `<https://…|label>` is shown as written,
     // not turned into a mention of everyone or a disguised link.
-    let field = |name: &str| slack_escape(data.get(name).and_then(|v| v.as_str()).unwrap_or("?"));
-    let excerpt = |text: String| -> String {
+    let raw = |name: &str| data.get(name).and_then(|v| v.as_str()).unwrap_or("?");
+    let field = |name: &str| slack_escape(raw(name));
+    // Cut, then escaped: an entity is never cut in two.
+    let excerpt = |name: &str| -> String {
+        let text = raw(name);
         let cut: String = text.chars().take(200).collect();
         if cut.len() < text.len() {
-            format!("{cut}…")
+            format!("{}…", slack_escape(&cut))
         } else {
-            cut
+            slack_escape(&cut)
         }
     };
     match notification.kind {
         NotificationKind::ItemEscalated => format!(
             ":rotating_light: A {} was escalated to a person: \"{}\" ({})",
             field("subject"),
-            excerpt(field("text")),
+            excerpt("text"),
             slack_escape(&notification.key)
         ),
         NotificationKind::PostFailed => format!(
             ":x: Post {} failed for good: {}",
             field("post_id"),
-            excerpt(field("error"))
+            excerpt("error")
         ),
         NotificationKind::PublishOutcomeUnknown => format!(
             ":grey_question: Post {} may or may not be live (outcome unknown): check the \
              platform. {}",
             field("post_id"),
-            excerpt(field("error"))
+            excerpt("error")
         ),
         NotificationKind::ChannelNeedsReauth => format!(
             ":key: Channel {} must be authorized again: {}",
             field("channel_id"),
-            excerpt(field("reason"))
+            excerpt("reason")
         ),
         NotificationKind::WorkerFailing => format!(
             ":warning: Worker {} failed {} runs in a row ({}): its execution log {} has the error",

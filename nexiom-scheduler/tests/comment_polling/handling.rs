@@ -121,8 +121,9 @@ pub async fn hiding_a_comment_goes_through_the_platform_and_is_recorded(store: A
 }
 
 /// A comment a moderator hid on the platform before it was polled is
-/// stored hidden and gets no decision and no reply; the visible one beside
-/// it is answered. Before, the platform's flag was dropped: the hidden
+/// stored hidden and gets no decision and no reply; one hidden through the
+/// library after it was triaged gets no reply either; the visible one is
+/// answered. Before, the platform's flag was dropped: the hidden
 /// comment was triaged and answered (Instagram refuses replies to hidden
 /// comments; on Facebook the brand answered what a moderator had hidden).
 pub async fn a_comment_hidden_on_the_platform_gets_no_reply(store: Arc<dyn Store>) {
@@ -139,15 +140,42 @@ pub async fn a_comment_hidden_on_the_platform_gets_no_reply(store: Arc<dyn Store
                 ..mock.comment("cm-spam", "spammer", "Vos horaires ? http://spam")
             },
             mock.comment("cm-ok", "fan", "Vos horaires ?"),
+            mock.comment("cm-later", "troll", "Vos horaires ?"),
         ],
     );
+    // The poll triages and answers at once: both visible comments' first
+    // reply attempts fail before anything is sent (to be tried again).
+    mock.fail_transient(MockOp::ReplyComment, 2);
     let report = poller.poll_due(50, None).await.unwrap();
-    assert_eq!(report.comments_stored, 2);
-    inbound.triage_new_items(100).await.unwrap();
-    inbound
-        .auto_reply_recent_inbound(now - Duration::hours(1), 100)
+    assert_eq!(report.comments_stored, 3);
+    let tried = |target: &str| {
+        mock.calls_of(MockOp::ReplyComment)
+            .into_iter()
+            .filter(|c| c.target.as_deref() == Some(target))
+            .count()
+    };
+    assert_eq!((tried("cm-ok"), tried("cm-later")), (1, 1));
+    // Hidden through the library after triage, before its reply is sent.
+    let later = comments(&env, post.id)
+        .await
+        .into_iter()
+        .find(|c| c.platform_comment_id == "cm-later")
+        .unwrap();
+    assert_eq!(later.triage, Some(Triage::AutoReply));
+    poller
+        .hide_comment(env.tenant, later.id, true)
         .await
         .unwrap();
+    env.advance(Duration::hours(1));
+    inbound
+        .auto_reply_recent_inbound(now - Duration::hours(2), 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        (tried("cm-ok"), tried("cm-later"), tried("cm-spam")),
+        (2, 1, 0),
+        "the hidden comments get no (further) reply"
+    );
 
     let stored = comments(&env, post.id).await;
     let spam = stored
@@ -155,10 +183,4 @@ pub async fn a_comment_hidden_on_the_platform_gets_no_reply(store: Arc<dyn Store
         .find(|c| c.platform_comment_id == "cm-spam")
         .unwrap();
     assert!(spam.hidden && spam.triage.is_none(), "{spam:?}");
-    let replies: Vec<_> = mock
-        .calls_of(MockOp::ReplyComment)
-        .into_iter()
-        .filter_map(|c| c.target)
-        .collect();
-    assert_eq!(replies, vec!["cm-ok".to_string()]);
 }
