@@ -390,6 +390,7 @@ mod tests {
             auto_replies(4, 1, 0);
             polled(6, 12.0);
             token_refresh(false);
+            notification_delivery("dead");
             worker_run(
                 "enqueue_due_posts",
                 true,
@@ -449,6 +450,10 @@ mod tests {
         );
         assert_eq!(
             value(TOKEN_REFRESHES, &[("result", "refused")]),
+            Some(&DebugValue::Counter(1))
+        );
+        assert_eq!(
+            value(NOTIFICATION_DELIVERIES, &[("result", "dead")]),
             Some(&DebugValue::Counter(1))
         );
         assert_eq!(
