@@ -14,7 +14,10 @@ use nexiom_core::*;
 use nexiom_scheduler::*;
 use nexiom_storage::Store;
 
-on_both_backends!(incremental_runs_match_the_full_recompute);
+on_both_backends!(
+    incremental_runs_match_the_full_recompute,
+    a_row_computed_in_the_future_does_not_hide_new_activity
+);
 
 fn start() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 10, 24, 6, 0, 0).unwrap()
@@ -294,4 +297,45 @@ async fn incremental_runs_match_the_full_recompute(store: Arc<dyn Store>) {
         .unwrap();
     assert_eq!(incremental, w.rows().await);
     let _ = w.channel;
+}
+
+/// A stored row whose `computed_at` is ahead of the worker's clock (another
+/// host's clock ahead, or a recompute called with a later time) does not
+/// hide new activity from the next incremental run: such a row is left out
+/// of the watermark. Before, the run looked for activity after that future
+/// time and rewrote nothing but the window holding now until the next full
+/// run.
+async fn a_row_computed_in_the_future_does_not_hide_new_activity(store: Arc<dyn Store>) {
+    let w = World::new(Arc::clone(&store)).await;
+    let config = KpiConfig::default();
+    // A message every hour: every window of the span has its row. The
+    // first run at 13:00 UTC (14:00 in Paris, the day after the clocks went
+    // back), the start of a window.
+    for i in 0..31 {
+        let at = start() + Duration::hours(i);
+        w.message(0, MessageDirection::Inbound, at, at).await;
+    }
+    let t1 = start() + Duration::hours(31);
+    let clock = ManualClock::new(t1);
+    aggregate_kpis_incremental(store.as_ref(), &clock, &config)
+        .await
+        .unwrap();
+    let mut ahead = w.rows().await.remove(0);
+    ahead.computed_at = t1 + Duration::days(1);
+    store.upsert_kpi(ahead).await.unwrap();
+
+    clock.advance(Duration::minutes(30));
+    let t2 = clock.now();
+    // In the window before the one holding now (which every run rewrites).
+    w.message(1, MessageDirection::Inbound, t1 - Duration::minutes(20), t2)
+        .await;
+    let run = aggregate_kpis_incremental(store.as_ref(), &clock, &config)
+        .await
+        .unwrap();
+    assert!(run.failures.is_empty(), "{run:?}");
+    let incremental = w.rows().await;
+    aggregate_kpis(store.as_ref(), &clock, &config)
+        .await
+        .unwrap();
+    assert_eq!(incremental, w.rows().await);
 }

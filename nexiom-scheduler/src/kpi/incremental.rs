@@ -87,7 +87,14 @@ async fn incremental_tenant(
         return Ok(0);
     };
     let stored = store.list_kpis(tenant.id, first.start, last.end).await?;
-    let previous = stored.iter().map(|r| r.computed_at).max();
+    // A row computed "in the future" (another host's clock ahead, a
+    // recompute called with a later time) says nothing of when this worker
+    // last ran: left out, it cannot hide what arrives until then.
+    let previous = stored
+        .iter()
+        .map(|r| r.computed_at)
+        .filter(|at| *at <= now)
+        .max();
     let dirty: Vec<KpiWindow> = match previous {
         None => windows.clone(),
         Some(previous) => {

@@ -53,7 +53,8 @@ impl PgStore {
         // A UUID's text form is hex and dashes: nothing to escape.
         self.pool
             .begin_with(format!(
-                "BEGIN; SELECT set_config('nexiom.tenant_id', '{}', true), {PLAN_SETTINGS}",
+                "BEGIN ISOLATION LEVEL READ COMMITTED; \
+                 SELECT set_config('nexiom.tenant_id', '{}', true), {PLAN_SETTINGS}",
                 tenant.as_uuid()
             ))
             .await
@@ -141,11 +142,17 @@ impl KpiStore for PgStore {
         computed_at: DateTime<Utc>,
     ) -> Result<Vec<Kpi2h>> {
         KpiWindow::validate_list(windows)?;
-        let ids: Vec<Uuid> = tenants.iter().map(TenantId::as_uuid).collect();
+        // Each tenant once: a repeated id would make the upsert hit one row
+        // twice, which PostgreSQL refuses.
+        let mut ids: Vec<Uuid> = tenants.iter().map(TenantId::as_uuid).collect();
+        ids.sort_unstable();
+        ids.dedup();
         // A cross-tenant statement: on the scan pool.
         let mut tx = self
             .scan_pool()
-            .begin_with(format!("BEGIN; SELECT {PLAN_SETTINGS}"))
+            .begin_with(format!(
+                "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT {PLAN_SETTINGS}"
+            ))
             .await
             .map_err(db)?;
         let known: i64 = sqlx::query_scalar("SELECT count(*) FROM tenants WHERE id = ANY($1)")
