@@ -19,6 +19,33 @@ async fn on_message_insert(url: &str, ts: &TestStore, body: &str) {
     as_admin(url, ts, &sql, None).await;
 }
 
+/// Ingests `n` text messages `wamid.{prefix}.{i}` for `account` through
+/// `pipeline`.
+async fn ingest(
+    pipeline: &InboundPipeline,
+    wa: &WhatsAppConnector,
+    account: &str,
+    prefix: &str,
+    n: usize,
+) {
+    let events: Vec<_> = (0..n)
+        .map(|i| message(&format!("wamid.{prefix}.{i}"), "hello"))
+        .collect();
+    let (raw, headers) = body(account, events);
+    pipeline.ingest_webhook(wa, &headers, &raw).await.unwrap();
+}
+
+/// No event is left unrouted.
+async fn assert_nothing_unrouted(store: &Arc<dyn nexiom_storage::Store>) {
+    assert!(
+        store
+            .list_unrouted_events(None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 /// A pipeline whose clock is a second after the receiver's: what it
 /// ingests is routed after what the receiver ingested.
 fn received_later(store: &Arc<dyn nexiom_storage::Store>) -> InboundPipeline {
@@ -72,13 +99,7 @@ async fn an_event_routing_refuses_is_set_aside_and_the_others_routed() {
 
     let report = p.route_unrouted_events(None, 100).await.unwrap();
     assert_eq!((report.processed, report.set_aside), (5, 1), "{report:?}");
-    assert!(
-        store
-            .list_unrouted_events(None, 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert_nothing_unrouted(&store).await;
     let conversations = store
         .list_conversations(acme.tenant_id, None, 10)
         .await
@@ -225,13 +246,7 @@ async fn a_message_that_fails_alone_is_set_aside_on_a_single_channel() {
         (5, 1, 0),
         "{report:?}"
     );
-    assert!(
-        store
-            .list_unrouted_events(None, 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert_nothing_unrouted(&store).await;
     let letters = store
         .list_dead_letters(Some(acme.tenant_id), 10)
         .await
@@ -260,11 +275,7 @@ async fn a_batch_too_big_for_a_statement_timeout_is_routed_in_smaller_ones() {
     let store = ts.store();
     let acme = channel(&*store, "Acme", "pn-acme").await;
     let (p, wa) = receiver(&store);
-    let events: Vec<_> = (0..20)
-        .map(|i| message(&format!("wamid.slow.{i}"), "hello"))
-        .collect();
-    let (raw, headers) = body("pn-acme", events);
-    p.ingest_webhook(&wa, &headers, &raw).await.unwrap();
+    ingest(&p, &wa, "pn-acme", "slow", 20).await;
     on_message_insert(
         &url,
         &ts,
@@ -296,13 +307,7 @@ async fn a_batch_too_big_for_a_statement_timeout_is_routed_in_smaller_ones() {
         }
     }
     assert_eq!(failed_runs, 1, "only the first call times out");
-    assert!(
-        store
-            .list_unrouted_events(None, 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert_nothing_unrouted(&store).await;
     assert!(store.list_dead_letters(None, 10).await.unwrap().is_empty());
     let conversations = store
         .list_conversations(acme.tenant_id, None, 10)
@@ -331,17 +336,9 @@ async fn a_failing_head_of_the_queue_is_looked_past() {
     let acme = channel(&*store, "Acme", "pn-acme").await;
     let beta = channel(&*store, "Beta", "pn-beta").await;
     let (p, wa) = receiver(&store);
-    let events: Vec<_> = (0..3)
-        .map(|i| message(&format!("wamid.acme.{i}"), "hello"))
-        .collect();
-    let (raw, headers) = body("pn-acme", events);
-    p.ingest_webhook(&wa, &headers, &raw).await.unwrap();
+    ingest(&p, &wa, "pn-acme", "acme", 3).await;
     let later = received_later(&store);
-    let events: Vec<_> = (0..2)
-        .map(|i| message(&format!("wamid.beta.{i}"), "hello"))
-        .collect();
-    let (raw, headers) = body("pn-beta", events);
-    later.ingest_webhook(&wa, &headers, &raw).await.unwrap();
+    ingest(&later, &wa, "pn-beta", "beta", 2).await;
     on_message_insert(
         &url,
         &ts,
@@ -360,13 +357,7 @@ async fn a_failing_head_of_the_queue_is_looked_past() {
     );
     let next = p.route_unrouted_events(None, 2).await.unwrap();
     assert_eq!((next.processed, next.set_aside), (1, 0), "{next:?}");
-    assert!(
-        store
-            .list_unrouted_events(None, 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert_nothing_unrouted(&store).await;
     let letters = store
         .list_dead_letters(Some(acme.tenant_id), 10)
         .await
@@ -397,11 +388,7 @@ async fn a_kind_failing_at_the_head_does_not_hold_the_others() {
     let store = ts.store();
     channel(&*store, "Acme", "pn-acme").await;
     let (p, wa) = receiver(&store);
-    let events: Vec<_> = (0..3)
-        .map(|i| message(&format!("wamid.acme.{i}"), "hello"))
-        .collect();
-    let (raw, headers) = body("pn-acme", events);
-    p.ingest_webhook(&wa, &headers, &raw).await.unwrap();
+    ingest(&p, &wa, "pn-acme", "acme", 3).await;
     let later = received_later(&store);
     let (raw, headers) = statuses("pn-acme", &["wamid.out.1", "wamid.out.2"]);
     later.ingest_webhook(&wa, &headers, &raw).await.unwrap();
