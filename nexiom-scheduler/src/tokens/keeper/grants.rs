@@ -77,11 +77,7 @@ impl ChannelTokens {
     /// after [`UNSTORED_RETRY`]; `rejected` when the platform refused its
     /// access token.
     pub(super) fn keep_unstored(&self, current: &Channel, grant: Credentials, rejected: bool) {
-        let retry_at = self
-            .clock
-            .now()
-            .checked_add_signed(UNSTORED_RETRY)
-            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        let retry_at = self.next_unstored_try();
         self.unstored
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -186,11 +182,7 @@ impl ChannelTokens {
     /// Puts off the next try to store `channel`'s waiting grant by
     /// [`UNSTORED_RETRY`].
     fn postpone_unstored(&self, channel: ChannelId) {
-        let retry_at = self
-            .clock
-            .now()
-            .checked_add_signed(UNSTORED_RETRY)
-            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        let retry_at = self.next_unstored_try();
         if let Some(waiting) = self
             .unstored
             .lock()
@@ -199,5 +191,14 @@ impl ChannelTokens {
         {
             waiting.retry_at = retry_at;
         }
+    }
+
+    /// When a call may next try to store a waiting grant: [`UNSTORED_RETRY`]
+    /// from now.
+    fn next_unstored_try(&self) -> DateTime<Utc> {
+        self.clock
+            .now()
+            .checked_add_signed(UNSTORED_RETRY)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC)
     }
 }
