@@ -391,6 +391,69 @@ async fn a_refused_reschedule_keeps_the_old_series(store: Arc<dyn Store>) {
     assert_eq!(series.len(), 1, "no new series");
 }
 
+/// A store that fails while the new series is written (here a trigger
+/// refusing its rule, on PostgreSQL) leaves the old series queued with its
+/// occurrences: the replacement is one transaction. Before, the old series
+/// was cancelled first and stayed cancelled with no new one.
+#[tokio::test]
+async fn a_store_failing_midway_keeps_the_old_series() {
+    let Some((url, ts)) = common::on_postgres().await else {
+        return;
+    };
+    let env = Env::new(ts.store()).await;
+    let scheduler = Scheduler::new(env.store.clone(), env.clock.clone());
+    let old = scheduler
+        .schedule_series(
+            env.tenant,
+            env.channel,
+            Content::text("x"),
+            &SeriesSpec::new("FREQ=DAILY", local(2026, 12, 1, 9), "Europe/Paris"),
+        )
+        .await
+        .unwrap();
+    common::as_admin(
+        &url,
+        &ts,
+        "CREATE FUNCTION refuse_tuesdays() RETURNS trigger LANGUAGE plpgsql AS $$ \
+         BEGIN RAISE EXCEPTION 'the disk is full'; END $$; \
+         CREATE TRIGGER refuse_tuesdays BEFORE INSERT ON scheduled_posts FOR EACH ROW \
+         WHEN (NEW.rrule LIKE '%BYDAY=TU%') EXECUTE FUNCTION refuse_tuesdays()",
+        None,
+    )
+    .await;
+    let tuesdays = SeriesSpec::new(
+        "FREQ=WEEKLY;BYDAY=TU",
+        local(2026, 12, 1, 9),
+        "Europe/Paris",
+    );
+    let failed = scheduler
+        .reschedule_series(env.tenant, old.id, &tuesdays)
+        .await
+        .unwrap_err();
+    assert!(matches!(failed, SchedulerError::Storage(_)), "{failed:?}");
+    assert_eq!(env.post(old.id).await.status, PostStatus::Queued);
+    let posts = env
+        .store
+        .list_posts(env.tenant, PostFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(posts.len(), 1, "no new series");
+
+    common::as_admin(
+        &url,
+        &ts,
+        "DROP TRIGGER refuse_tuesdays ON scheduled_posts",
+        None,
+    )
+    .await;
+    let new = scheduler
+        .reschedule_series(env.tenant, old.id, &tuesdays)
+        .await
+        .unwrap();
+    assert_eq!(env.post(old.id).await.status, PostStatus::Cancelled);
+    assert_eq!(env.post(new.id).await.status, PostStatus::Queued);
+}
+
 /// Eight concurrent reschedules of one series: exactly one replaces it, the
 /// others are refused (the series is no longer queued), so one live series
 /// remains and no post would go out twice.

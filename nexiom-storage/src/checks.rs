@@ -32,3 +32,21 @@ pub(crate) fn lease(
     now.checked_add_signed(lease)
         .ok_or_else(|| CoreError::invalid("lease", "ends beyond the representable time range"))
 }
+
+/// Checks the replacement of a series ([`PostStore::replace_series`](crate::PostStore::replace_series)):
+/// a series template (a recurrence, no `series_id`), valid.
+pub(crate) fn series_replacement(new: &nexiom_core::NewScheduledPost) -> Result<(), CoreError> {
+    if new.series_id.is_some() {
+        return Err(CoreError::invalid(
+            "series_id",
+            "a series is replaced by a series template, not by an occurrence",
+        ));
+    }
+    if new.recurrence.is_none() {
+        return Err(CoreError::invalid(
+            "recurrence",
+            "a series is replaced by a series template: set its recurrence",
+        ));
+    }
+    new.validate()
+}

@@ -355,8 +355,11 @@ impl Scheduler {
     /// audience and template) is checked first, as
     /// [`schedule_post`](Self::schedule_post) checks one; only then is the
     /// old template cancelled (with its queued occurrences) and the new
-    /// series created and returned. So a refused rule or content leaves the
-    /// old series as it was. Occurrences already published keep their series.
+    /// series created and returned, in one atomic step of the store
+    /// ([`PostStore::replace_series`](nexiom_storage::PostStore::replace_series)).
+    /// So a refused rule or content, a failing store or a process stopped
+    /// midway leaves the old series as it was, never cancelled without its
+    /// replacement. Occurrences already published keep their series.
     /// [`SchedulerError::WrongStatus`] when the series is not queued (being
     /// advanced at that instant, or cancelled).
     pub async fn reschedule_series(
@@ -388,27 +391,27 @@ impl Scheduler {
         new.mission_id = current.mission_id;
         new.content_job_id = current.content_job_id;
         let new = self.prepared(new).await?;
-        // Only a series still queued is replaced: one cancelled, finished or
-        // replaced meanwhile (a concurrent cancel or reschedule) is refused,
-        // so no cancelled series comes back and none is replaced twice.
-        let patch = PostPatch {
-            status: Some(PostStatus::Cancelled),
-            release_lease: true,
-            expect_status: Some(PostStatus::Queued),
-            ..PostPatch::default()
-        };
-        self.guarded(tenant, post, patch, "rescheduling").await?;
-        self.cancel_occurrences(tenant, post).await?;
-        let created = match broadcast {
-            Some(b) => {
-                self.store
-                    .insert_broadcast_post(new, b.audience, b.template)
-                    .await?
-                    .0
+        // One atomic step: only a series still queued is replaced (one
+        // cancelled, finished or replaced meanwhile is refused, so no cancelled
+        // series comes back and none is replaced twice), and a failure leaves
+        // the old series as it was, never cancelled without its replacement.
+        let broadcast = broadcast.map(|b| (b.audience, b.template));
+        match self
+            .store
+            .replace_series(post, new, broadcast, self.clock.now())
+            .await
+        {
+            Ok(created) => Ok(created),
+            Err(StorageError::Precondition { .. }) => {
+                let current = self.store.get_post(tenant, post).await?;
+                Err(SchedulerError::WrongStatus {
+                    post,
+                    status: current.status,
+                    action: "rescheduling",
+                })
             }
-            None => self.store.insert_post(new).await?.record,
-        };
-        Ok(created)
+            Err(err) => Err(err.into()),
+        }
     }
 
     /// The tenant's posts of `status`, by `publish_at`, at most `limit`.

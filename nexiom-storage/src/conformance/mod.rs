@@ -67,6 +67,7 @@ mod reply_queue;
 mod retention;
 mod routing;
 mod routing_flow;
+mod series_replacement;
 mod settings;
 mod stale_runs;
 mod tenant_settings;
@@ -117,6 +118,7 @@ pub use reply_queue::*;
 pub use retention::*;
 pub use routing::*;
 pub use routing_flow::*;
+pub use series_replacement::*;
 pub use settings::*;
 pub use stale_runs::*;
 pub use tenant_settings::*;
@@ -182,6 +184,8 @@ macro_rules! conformance_suite {
             broadcast_status_webhooks_resolve_unknown_deliveries,
             broadcast_webhooks_update_deliveries_and_opt_in,
             broadcast_posts_are_created_with_their_audience,
+            a_series_is_replaced_all_at_once_or_not_at_all,
+            a_broadcast_series_is_replaced_with_its_audience,
             settings,
             worker_flags_and_execution_logs,
             worker_slots_are_claimed_once,

@@ -192,7 +192,7 @@ impl Inner {
         Ok(members)
     }
 
-    fn insert_broadcast_post(
+    pub(super) fn insert_broadcast_post(
         &mut self,
         new: NewScheduledPost,
         audience: BroadcastAudience,

@@ -30,6 +30,7 @@ mod outbox;
 mod poll_batch;
 mod post;
 mod post_batch;
+mod post_replace;
 mod reply_batch;
 mod reply_queue;
 mod retention;

@@ -8,9 +8,9 @@ use chrono::{DateTime, Duration, Utc};
 use std::collections::HashSet;
 
 use nexiom_core::{
-    ChannelId, Inserted, NewPostRun, NewScheduledPost, PostFilter, PostId, PostOrigin, PostPatch,
-    PostRun, PostRunId, PostRunStatus, PostSettlement, PostStatus, ScheduledPost, TenantId,
-    validate,
+    BroadcastAudience, BroadcastTemplate, ChannelId, Inserted, NewPostRun, NewScheduledPost,
+    PostFilter, PostId, PostOrigin, PostPatch, PostRun, PostRunId, PostRunStatus, PostSettlement,
+    PostStatus, ScheduledPost, TenantId, validate,
 };
 
 use super::{
@@ -76,7 +76,7 @@ impl Inner {
         Ok(Inserted::created(post))
     }
 
-    fn list_posts(&self, tenant: TenantId, filter: &PostFilter) -> Vec<ScheduledPost> {
+    pub(super) fn list_posts(&self, tenant: TenantId, filter: &PostFilter) -> Vec<ScheduledPost> {
         let mut posts: Vec<&ScheduledPost> = self
             .posts
             .values()
@@ -118,7 +118,7 @@ impl Inner {
         u64::try_from(count).unwrap_or(u64::MAX)
     }
 
-    fn update_post(
+    pub(super) fn update_post(
         &mut self,
         tenant: TenantId,
         id: PostId,
@@ -334,6 +334,16 @@ impl PostStore for MemoryStore {
         statuses: &[PostStatus],
     ) -> Result<u64> {
         Ok(self.lock().count_posts(tenant, channel, from, to, statuses))
+    }
+
+    async fn replace_series(
+        &self,
+        old: PostId,
+        new: NewScheduledPost,
+        broadcast: Option<(BroadcastAudience, Option<BroadcastTemplate>)>,
+        at: DateTime<Utc>,
+    ) -> Result<ScheduledPost> {
+        self.lock().replace_series(old, new, broadcast, at)
     }
 
     async fn update_post(

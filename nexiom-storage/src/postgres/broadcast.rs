@@ -10,6 +10,7 @@ use nexiom_core::{
     CoreError, DeliveryOutcome, DeliveryStatus, NewAudience, NewScheduledPost, OptChange,
     PostBroadcast, PostId, ScheduledPost, TenantId, normalize_recipient,
 };
+use sqlx::PgConnection;
 use sqlx::types::Json;
 use uuid::Uuid;
 
@@ -239,43 +240,8 @@ impl BroadcastStore for PgStore {
         if let Some(missing) = missing_ref(&mut *tx, tenant, &refs[..1]).await? {
             return Err(missing);
         }
-        if let BroadcastAudience::Stored { audience_id } = &spec.audience {
-            let same_channel: bool = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM audiences \
-                 WHERE tenant_id = $1 AND id = $2 AND channel_id = $3)",
-            )
-            .bind(tenant.as_uuid())
-            .bind(audience_id.as_uuid())
-            .bind(new.channel_id.as_uuid())
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db)?;
-            if !same_channel {
-                return Err(StorageError::unknown("audience", audience_id));
-            }
-        }
-        let recurrence = new.recurrence.as_ref();
-        let inserted: std::result::Result<PostRow, _> = sqlx::query_as(
-            "INSERT INTO scheduled_posts (id, tenant_id, channel_id, content, publish_at, rrule, \
-                 dtstart, time_zone, series_id, occurrence_at, status, retry_count, mission_id, \
-                 content_job_id, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL, 'queued', 0, $9, $10, $11, $11) \
-             RETURNING *",
-        )
-        .bind(spec.post_id.as_uuid())
-        .bind(tenant.as_uuid())
-        .bind(new.channel_id.as_uuid())
-        .bind(Json(&new.content))
-        .bind(new.publish_at)
-        .bind(recurrence.map(|r| r.rrule.as_str()))
-        .bind(recurrence.map(|r| r.dtstart))
-        .bind(recurrence.map(|r| r.time_zone.name()))
-        .bind(new.mission_id.map(|m| m.as_uuid()))
-        .bind(new.content_job_id.map(|j| j.as_uuid()))
-        .bind(new.created_at)
-        .fetch_one(&mut *tx)
-        .await;
-        let row = match inserted {
+        audience_on_channel(&mut tx, tenant, &spec.audience, new.channel_id).await?;
+        let row = match insert_template(&mut tx, spec.post_id, &new).await {
             Ok(row) => row,
             Err(err) => {
                 drop(tx);
@@ -291,22 +257,7 @@ impl BroadcastStore for PgStore {
                 .await);
             }
         };
-        let (audience_id, recipients) = match &spec.audience {
-            BroadcastAudience::Stored { audience_id } => (Some(audience_id.as_uuid()), None),
-            BroadcastAudience::Recipients { recipients } => (None, Some(recipients.clone())),
-        };
-        sqlx::query(
-            "INSERT INTO post_broadcasts (post_id, tenant_id, audience_id, recipients, template) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(spec.post_id.as_uuid())
-        .bind(tenant.as_uuid())
-        .bind(audience_id)
-        .bind(recipients)
-        .bind(spec.template.as_ref().map(Json))
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
+        insert_post_broadcast(&mut tx, &spec).await?;
         tx.commit().await.map_err(db)?;
         let post = row.into_entity()?;
         spec.post_id = post.id;
@@ -453,4 +404,86 @@ impl BroadcastStore for PgStore {
         self.deliveries_apply_status(tenant, provider_message_id, reference, status, at)
             .await
     }
+}
+
+/// Refuses a stored audience that is not the tenant's or not on `channel`
+/// (`UnknownReference`).
+pub(super) async fn audience_on_channel(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    audience: &BroadcastAudience,
+    channel: ChannelId,
+) -> Result<()> {
+    let BroadcastAudience::Stored { audience_id } = audience else {
+        return Ok(());
+    };
+    let same_channel: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM audiences \
+         WHERE tenant_id = $1 AND id = $2 AND channel_id = $3)",
+    )
+    .bind(tenant.as_uuid())
+    .bind(audience_id.as_uuid())
+    .bind(channel.as_uuid())
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db)?;
+    if !same_channel {
+        return Err(StorageError::unknown("audience", audience_id));
+    }
+    Ok(())
+}
+
+/// Inserts `new` as the `queued` post `id`: a one-off post or a series
+/// template, never an occurrence. The error is the statement's, for
+/// [`write_error`] once the transaction is dropped.
+pub(super) async fn insert_template(
+    conn: &mut PgConnection,
+    id: PostId,
+    new: &NewScheduledPost,
+) -> std::result::Result<PostRow, sqlx::Error> {
+    let recurrence = new.recurrence.as_ref();
+    sqlx::query_as(
+        "INSERT INTO scheduled_posts (id, tenant_id, channel_id, content, publish_at, rrule, \
+             dtstart, time_zone, series_id, occurrence_at, status, retry_count, mission_id, \
+             content_job_id, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL, 'queued', 0, $9, $10, $11, $11) \
+         RETURNING *",
+    )
+    .bind(id.as_uuid())
+    .bind(new.tenant_id.as_uuid())
+    .bind(new.channel_id.as_uuid())
+    .bind(Json(&new.content))
+    .bind(new.publish_at)
+    .bind(recurrence.map(|r| r.rrule.as_str()))
+    .bind(recurrence.map(|r| r.dtstart))
+    .bind(recurrence.map(|r| r.time_zone.name()))
+    .bind(new.mission_id.map(|m| m.as_uuid()))
+    .bind(new.content_job_id.map(|j| j.as_uuid()))
+    .bind(new.created_at)
+    .fetch_one(&mut *conn)
+    .await
+}
+
+/// Inserts the post's audience and template (`spec.post_id` just inserted).
+pub(super) async fn insert_post_broadcast(
+    conn: &mut PgConnection,
+    spec: &PostBroadcast,
+) -> Result<()> {
+    let (audience_id, recipients) = match &spec.audience {
+        BroadcastAudience::Stored { audience_id } => (Some(audience_id.as_uuid()), None),
+        BroadcastAudience::Recipients { recipients } => (None, Some(recipients.clone())),
+    };
+    sqlx::query(
+        "INSERT INTO post_broadcasts (post_id, tenant_id, audience_id, recipients, template) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(spec.post_id.as_uuid())
+    .bind(spec.tenant_id.as_uuid())
+    .bind(audience_id)
+    .bind(recipients)
+    .bind(spec.template.as_ref().map(Json))
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
+    Ok(())
 }

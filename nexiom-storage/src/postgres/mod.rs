@@ -53,6 +53,7 @@ mod poll_batch;
 mod post;
 mod post_batch;
 mod post_claim;
+mod post_replace;
 mod reply_batch;
 mod reply_claim;
 mod reply_queue;

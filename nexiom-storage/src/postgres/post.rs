@@ -3,8 +3,9 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use nexiom_core::{
-    ChannelId, Inserted, NewPostRun, NewScheduledPost, PostFilter, PostId, PostPatch, PostRun,
-    PostRunId, PostRunStatus, PostSettlement, PostStatus, ScheduledPost, TenantId, validate,
+    BroadcastAudience, BroadcastTemplate, ChannelId, Inserted, NewPostRun, NewScheduledPost,
+    PostFilter, PostId, PostPatch, PostRun, PostRunId, PostRunStatus, PostSettlement, PostStatus,
+    ScheduledPost, TenantId, validate,
 };
 use sqlx::types::Json;
 
@@ -198,6 +199,16 @@ impl PostStore for PgStore {
         .map_err(db)?;
         tx.commit().await.map_err(db)?;
         Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    async fn replace_series(
+        &self,
+        old: PostId,
+        new: NewScheduledPost,
+        broadcast: Option<(BroadcastAudience, Option<BroadcastTemplate>)>,
+        at: DateTime<Utc>,
+    ) -> Result<ScheduledPost> {
+        self.replace_series_in_one(old, new, broadcast, at).await
     }
 
     async fn update_post(

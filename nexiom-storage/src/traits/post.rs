@@ -38,6 +38,25 @@ pub trait PostStore: Send + Sync {
         patch: PostPatch,
         at: DateTime<Utc>,
     ) -> Result<ScheduledPost>;
+    /// Replaces the queued series template `old` of `new.tenant_id` by `new`
+    /// (a series template, `recurrence` set, `series_id` unset), in one atomic
+    /// step: `old` becomes `cancelled` (its lease released) with its `queued`
+    /// occurrences, and `new` is created `queued` as
+    /// [`insert_post`](Self::insert_post) creates it, with its audience and
+    /// template when `broadcast` is set (as
+    /// [`insert_broadcast_post`](crate::BroadcastStore::insert_broadcast_post)).
+    /// Either all of it is written or none of it: a failure or a crash never
+    /// leaves the old series cancelled without its replacement, nor both
+    /// queued. `NotFound` when `old` is not the tenant's; `Precondition` when
+    /// it is not a queued series template (cancelled or replaced meanwhile);
+    /// `Invalid`, `UnknownReference` as the inserts refuse.
+    async fn replace_series(
+        &self,
+        old: PostId,
+        new: NewScheduledPost,
+        broadcast: Option<(BroadcastAudience, Option<BroadcastTemplate>)>,
+        at: DateTime<Utc>,
+    ) -> Result<ScheduledPost>;
     /// Claims up to `limit` due posts of every tenant: `queued`, `publish_at <= now`
     /// and `next_attempt_at` unset or `<= now`, oldest `publish_at` first. Each is
     /// set `publishing` with `lease_owner` and `lease_expires_at = now + lease`.
