@@ -166,7 +166,7 @@ macro_rules! conformance_suite {
             polling_queue,
             polling_claims_take_due_posts_once_with_their_checkpoints,
             poll_results_are_written_only_under_their_claim,
-            hidden_comments_are_stored_hidden_and_not_triaged,
+            hidden_comments_are_neither_triaged_nor_waiting,
             comments_and_checkpoints,
             rules_examples_decisions_and_ai_control,
             kpi_rows_upsert_on_window_start,

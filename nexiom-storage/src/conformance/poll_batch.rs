@@ -316,8 +316,10 @@ pub async fn poll_results_are_written_only_under_their_claim(store: Arc<dyn Stor
 
 /// A comment hidden on the platform when it was read is stored hidden,
 /// whether written one at a time or with a poll result, and is left out of
-/// the triage queue (no decision, so no reply); a visible one is queued.
-pub async fn hidden_comments_are_stored_hidden_and_not_triaged(store: Arc<dyn Store>) {
+/// the triage queue (no decision, so no reply) and waits for no one in the
+/// inbox; a visible one is queued and waits. Hiding a comment afterwards
+/// stops its wait.
+pub async fn hidden_comments_are_neither_triaged_nor_waiting(store: Arc<dyn Store>) {
     let s = store.as_ref();
     let w = world(s, "Acme", Platform::Instagram, "ig-1").await;
     let now = t0() + mins(10);
@@ -342,6 +344,12 @@ pub async fn hidden_comments_are_stored_hidden_and_not_triaged(store: Arc<dyn St
             .unwrap()
             .unwrap();
         assert_eq!(stored.hidden, is_hidden, "{key}");
+        // A hidden comment waits for no one in the inbox (no reply goes to it).
+        let item = s
+            .get_inbox_item(w.tenant.id, InboxSubject::Comment(stored.id))
+            .await
+            .unwrap();
+        assert_eq!(item.waiting_since.is_none(), is_hidden, "{key}");
     }
     let queued: Vec<String> = s
         .list_untriaged_comments(w.tenant.id, 10)
@@ -351,4 +359,19 @@ pub async fn hidden_comments_are_stored_hidden_and_not_triaged(store: Arc<dyn St
         .map(|c| c.platform_comment_id)
         .collect();
     assert_eq!(queued, vec!["visible"]);
+
+    // Hidden afterwards (`hide_comment`): it stops waiting; shown again, it waits.
+    let visible = s
+        .find_comment(w.tenant.id, a.id, "visible")
+        .await
+        .unwrap()
+        .unwrap();
+    let subject = InboxSubject::Comment(visible.id);
+    for hide in [true, false] {
+        s.set_comment_hidden(w.tenant.id, visible.id, hide)
+            .await
+            .unwrap();
+        let item = s.get_inbox_item(w.tenant.id, subject).await.unwrap();
+        assert_eq!(item.waiting_since.is_none(), hide);
+    }
 }

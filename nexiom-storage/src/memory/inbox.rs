@@ -122,7 +122,8 @@ impl Inner {
                         c.channel_id,
                         c.created_at,
                         c.triage,
-                        (!self.comment_answered(id)).then_some(c.created_at),
+                        // A hidden comment gets no reply: it waits for no one.
+                        (!c.hidden && !self.comment_answered(id)).then_some(c.created_at),
                         c.created_at,
                         None,
                     )
