@@ -339,3 +339,88 @@ async fn a_row_computed_in_the_future_does_not_hide_new_activity(store: Arc<dyn 
         .unwrap();
     assert_eq!(incremental, w.rows().await);
 }
+
+/// A zone whose full recompute fails (here a trigger refusing one tenant's
+/// rows, on PostgreSQL) does not make every later run full: the next run is
+/// incremental for the other tenants and recomputes the failed tenant whole
+/// again, until that succeeds. Before, a run with any failure left the
+/// worker's last full run unset, so every run recomputed every zone's
+/// 48 hours for as long as one zone kept failing.
+#[tokio::test]
+async fn a_failing_zone_does_not_make_every_run_full() {
+    let Some((url, ts)) = common::on_postgres().await else {
+        return;
+    };
+    let store = ts.store();
+    let tenant = |name: &str, zone: chrono_tz::Tz| {
+        let store = Arc::clone(&store);
+        let name = name.to_owned();
+        async move {
+            store
+                .create_tenant(NewTenant {
+                    time_zone: zone,
+                    ..NewTenant::new(&name, start())
+                })
+                .await
+                .unwrap()
+                .id
+        }
+    };
+    let fine = tenant("Fine", chrono_tz::Europe::Paris).await;
+    let failing = tenant("Failing", chrono_tz::America::New_York).await;
+    let refuse = format!(
+        "CREATE FUNCTION refuse_kpis() RETURNS trigger LANGUAGE plpgsql AS $$ \
+         BEGIN RAISE EXCEPTION 'out of disk'; END $$; \
+         CREATE TRIGGER refuse_kpis BEFORE INSERT ON kpi_2h FOR EACH ROW \
+         WHEN (NEW.tenant_id = '{failing}') EXECUTE FUNCTION refuse_kpis()"
+    );
+    common::as_admin(&url, &ts, &refuse, None).await;
+    let clock = Arc::new(ManualClock::new(start() + Duration::hours(31)));
+    let worker = KpiWorker::new(Arc::clone(&store), clock.clone());
+    let failed_tenants = |run: &KpiRunSummary| -> Vec<TenantId> {
+        run.failures.iter().map(|f| f.tenant_id).collect()
+    };
+
+    let first = worker.aggregate().await.unwrap();
+    assert_eq!(failed_tenants(&first), vec![failing]);
+    let whole_span = first.rows_upserted;
+    assert!(whole_span >= 24, "{first:?}");
+
+    clock.advance(Duration::minutes(30));
+    let second = worker.aggregate().await.unwrap();
+    assert_eq!(
+        failed_tenants(&second),
+        vec![failing],
+        "retried, still failing"
+    );
+    assert!(
+        second.rows_upserted <= 2,
+        "the fine tenant is incremental: {second:?}"
+    );
+
+    common::as_admin(&url, &ts, "DROP TRIGGER refuse_kpis ON kpi_2h", None).await;
+    clock.advance(Duration::minutes(30));
+    let third = worker.aggregate().await.unwrap();
+    assert!(third.failures.is_empty(), "{third:?}");
+    assert!(
+        third.rows_upserted >= 24,
+        "the failed tenant whole: {third:?}"
+    );
+    let recomputed = store
+        .list_kpis(failing, clock.now() - Duration::hours(48), clock.now())
+        .await
+        .unwrap();
+    assert!(recomputed.len() >= 24);
+
+    clock.advance(Duration::minutes(30));
+    let fourth = worker.aggregate().await.unwrap();
+    assert!(
+        fourth.failures.is_empty() && fourth.rows_upserted <= 4,
+        "{fourth:?}"
+    );
+    let kept = store
+        .list_kpis(fine, clock.now() - Duration::hours(48), clock.now())
+        .await
+        .unwrap();
+    assert!(kept.len() >= 24, "the fine tenant's rows all along");
+}

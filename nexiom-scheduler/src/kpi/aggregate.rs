@@ -1,6 +1,6 @@
 //! [`aggregate_kpis`]: one run of the KPI worker.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
@@ -54,12 +54,26 @@ pub async fn aggregate_kpis(
     clock: &dyn Clock,
     config: &KpiConfig,
 ) -> Result<KpiRunSummary> {
+    aggregate_kpis_among(store, clock, config, None).await
+}
+
+/// [`aggregate_kpis`] for the tenants of `only` (every tenant when `None`).
+pub(super) async fn aggregate_kpis_among(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    config: &KpiConfig,
+    only: Option<&BTreeSet<TenantId>>,
+) -> Result<KpiRunSummary> {
     let now = clock.now();
     let mut summary = KpiRunSummary::default();
     // Tenants of one time zone share their windows: one statement each.
     let mut by_zone: BTreeMap<String, (chrono_tz::Tz, Vec<TenantId>)> = BTreeMap::new();
     // Each tenant's switch is a read of its settings: several at once.
-    let tenants: Vec<_> = futures_util::stream::iter(store.list_tenants().await?)
+    let mut listed = store.list_tenants().await?;
+    if let Some(only) = only {
+        listed.retain(|t| only.contains(&t.id));
+    }
+    let tenants: Vec<_> = futures_util::stream::iter(listed)
         .map(|tenant| async move {
             let off =
                 crate::tenant_config::switched_off(store, tenant.id, super::AGGREGATE_KPIS).await;

@@ -3,7 +3,9 @@
 
 use chrono::{DateTime, Duration, Utc};
 use futures_util::StreamExt;
-use nexiom_core::{Clock, Kpi2h, KpiWindow, Tenant};
+use std::collections::BTreeSet;
+
+use nexiom_core::{Clock, Kpi2h, KpiWindow, Tenant, TenantId};
 use nexiom_storage::{Result, Store};
 use tracing::{Instrument, info_span, warn};
 
@@ -37,23 +39,33 @@ pub async fn aggregate_kpis_incremental(
     clock: &dyn Clock,
     config: &KpiConfig,
 ) -> Result<KpiRunSummary> {
+    aggregate_kpis_incremental_except(store, clock, config, &BTreeSet::new()).await
+}
+
+/// [`aggregate_kpis_incremental`] for every tenant but those of `except`.
+pub(super) async fn aggregate_kpis_incremental_except(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    config: &KpiConfig,
+    except: &BTreeSet<TenantId>,
+) -> Result<KpiRunSummary> {
     let now = clock.now();
+    let mut listed = store.list_tenants().await?;
+    listed.retain(|t| !except.contains(&t.id));
     let mut summary = KpiRunSummary::default();
     // A few tenants at a time: each is a few short statements, mostly
     // round trips.
-    let outcomes: Vec<(Tenant, Option<Result<usize>>)> =
-        futures_util::stream::iter(store.list_tenants().await?)
-            .map(|tenant| async move {
-                if crate::tenant_config::switched_off(store, tenant.id, super::AGGREGATE_KPIS).await
-                {
-                    return (tenant, None);
-                }
-                let outcome = incremental_tenant(store, &tenant, now, config).await;
-                (tenant, Some(outcome))
-            })
-            .buffered(TENANTS_AT_ONCE)
-            .collect()
-            .await;
+    let outcomes: Vec<(Tenant, Option<Result<usize>>)> = futures_util::stream::iter(listed)
+        .map(|tenant| async move {
+            if crate::tenant_config::switched_off(store, tenant.id, super::AGGREGATE_KPIS).await {
+                return (tenant, None);
+            }
+            let outcome = incremental_tenant(store, &tenant, now, config).await;
+            (tenant, Some(outcome))
+        })
+        .buffered(TENANTS_AT_ONCE)
+        .collect()
+        .await;
     for (tenant, outcome) in outcomes {
         let Some(outcome) = outcome else { continue };
         match outcome {

@@ -1,15 +1,16 @@
 //! [`KpiWorker`]: the KPI aggregation on the worker runtime and in the pipeline.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
-use nexiom_core::Clock;
+use nexiom_core::{Clock, TenantId};
 use nexiom_storage::Store;
 
-use super::aggregate::{KpiRunSummary, aggregate_kpis};
+use super::aggregate::{KpiRunSummary, aggregate_kpis, aggregate_kpis_among};
 use super::config::KpiConfig;
-use super::incremental::aggregate_kpis_incremental;
+use super::incremental::{aggregate_kpis_incremental, aggregate_kpis_incremental_except};
 use crate::error::Result;
 use crate::pipeline::PipelineStep;
 use crate::worker::{Cadence, WorkReport, Worker, WorkerContext};
@@ -27,8 +28,18 @@ pub struct KpiWorker {
     clock: Arc<dyn Clock>,
     config: KpiConfig,
     cadence: Cadence,
-    /// When this worker last recomputed the whole span.
-    last_full: Arc<std::sync::Mutex<Option<DateTime<Utc>>>>,
+    /// When this worker last recomputed the whole span, and the tenants whose
+    /// part of that recompute failed (recomputed whole again at the next run).
+    last_full: Arc<std::sync::Mutex<FullRuns>>,
+}
+
+/// The state of the full recomputes of one [`KpiWorker`].
+#[derive(Debug, Default)]
+struct FullRuns {
+    /// When the whole span was last recomputed (some zones may have failed).
+    at: Option<DateTime<Utc>>,
+    /// Tenants whose full recompute failed and is owed.
+    owed: BTreeSet<TenantId>,
 }
 
 impl std::fmt::Debug for KpiWorker {
@@ -75,19 +86,69 @@ impl KpiWorker {
     /// when [`KpiConfig::incremental`] is off, on the worker's first run and
     /// every [`KpiConfig::full_every`] (which counts what arrived later than
     /// the lateness).
+    ///
+    /// A zone whose full recompute failed does not make the next runs full
+    /// for everyone: the other tenants go on incrementally, and the failed
+    /// zone's tenants are recomputed whole again at each next run until it
+    /// succeeds (their failures are reported again meanwhile).
     pub async fn aggregate(&self) -> Result<KpiRunSummary> {
         let now = self.clock.now();
-        let full_due = {
-            let last = self.last_full.lock().unwrap_or_else(|e| e.into_inner());
-            last.is_none_or(|at| now - at >= self.config.full_every)
+        let (full_due, owed) = {
+            let mut full = self.full_runs();
+            let due = full.at.is_none_or(|at| now - at >= self.config.full_every);
+            (due, std::mem::take(&mut full.owed))
         };
-        if self.config.incremental && !full_due {
-            return Ok(aggregate_kpis_incremental(&*self.store, &*self.clock, &self.config).await?);
+        let store = &*self.store;
+        let clock = &*self.clock;
+        if !self.config.incremental {
+            return Ok(aggregate_kpis(store, clock, &self.config).await?);
         }
-        let summary = aggregate_kpis(&*self.store, &*self.clock, &self.config).await?;
-        if summary.failures.is_empty() {
-            *self.last_full.lock().unwrap_or_else(|e| e.into_inner()) = Some(now);
+        let summary = if full_due {
+            aggregate_kpis(store, clock, &self.config).await
+        } else if owed.is_empty() {
+            aggregate_kpis_incremental(store, clock, &self.config).await
+        } else {
+            self.incremental_and_owed(&owed).await
+        };
+        let summary = match summary {
+            Ok(summary) => summary,
+            Err(err) => {
+                // Nothing was recomputed for the owed tenants: still owed.
+                let mut full = self.full_runs();
+                full.owed.extend(owed);
+                return Err(err.into());
+            }
+        };
+        let mut full = self.full_runs();
+        // A tenant whose full recompute failed is owed one (an incremental
+        // run that failed needs none: the next one starts from its last row).
+        let failed = summary.failures.iter().map(|f| f.tenant_id);
+        if full_due {
+            full.at = Some(now);
+            full.owed = failed.collect();
+        } else {
+            full.owed.extend(failed.filter(|t| owed.contains(t)));
         }
+        Ok(summary)
+    }
+
+    fn full_runs(&self) -> std::sync::MutexGuard<'_, FullRuns> {
+        self.last_full.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// An incremental run of every tenant but `owed`, whose whole span is
+    /// recomputed instead.
+    async fn incremental_and_owed(
+        &self,
+        owed: &BTreeSet<TenantId>,
+    ) -> nexiom_storage::Result<KpiRunSummary> {
+        let store = &*self.store;
+        let clock = &*self.clock;
+        let mut summary = aggregate_kpis_among(store, clock, &self.config, Some(owed)).await?;
+        let rest = aggregate_kpis_incremental_except(store, clock, &self.config, owed).await?;
+        summary.tenants_processed += rest.tenants_processed;
+        summary.rows_upserted += rest.rows_upserted;
+        summary.failures.extend(rest.failures);
         Ok(summary)
     }
 }
