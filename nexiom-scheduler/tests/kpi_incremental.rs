@@ -341,11 +341,13 @@ async fn a_row_computed_in_the_future_does_not_hide_new_activity(store: Arc<dyn 
 }
 
 /// A zone whose full recompute fails (here a trigger refusing one tenant's
-/// rows, on PostgreSQL) does not make every later run full: the next run is
-/// incremental for the other tenants and recomputes the failed tenant whole
-/// again, until that succeeds. Before, a run with any failure left the
-/// worker's last full run unset, so every run recomputed every zone's
-/// 48 hours for as long as one zone kept failing.
+/// rows, on PostgreSQL) does not make every later run full: the next run
+/// recomputes the zone's tenants whole one by one (the healthy neighbour of
+/// the failing tenant is done there and then), and is incremental for the
+/// other tenants; only the failing tenant stays owed until it succeeds.
+/// Before, a run with any failure left the worker's last full run unset, so
+/// every run recomputed every zone's 48 hours for as long as one tenant kept
+/// failing.
 #[tokio::test]
 async fn a_failing_zone_does_not_make_every_run_full() {
     let Some((url, ts)) = common::on_postgres().await else {
@@ -368,6 +370,7 @@ async fn a_failing_zone_does_not_make_every_run_full() {
     };
     let fine = tenant("Fine", chrono_tz::Europe::Paris).await;
     let failing = tenant("Failing", chrono_tz::America::New_York).await;
+    let neighbour = tenant("Neighbour", chrono_tz::America::New_York).await;
     let refuse = format!(
         "CREATE FUNCTION refuse_kpis() RETURNS trigger LANGUAGE plpgsql AS $$ \
          BEGIN RAISE EXCEPTION 'out of disk'; END $$; \
@@ -377,50 +380,54 @@ async fn a_failing_zone_does_not_make_every_run_full() {
     common::as_admin(&url, &ts, &refuse, None).await;
     let clock = Arc::new(ManualClock::new(start() + Duration::hours(31)));
     let worker = KpiWorker::new(Arc::clone(&store), clock.clone());
-    let failed_tenants = |run: &KpiRunSummary| -> Vec<TenantId> {
-        run.failures.iter().map(|f| f.tenant_id).collect()
+    let failed = |run: &KpiRunSummary| -> Vec<TenantId> {
+        let mut ids: Vec<TenantId> = run.failures.iter().map(|f| f.tenant_id).collect();
+        ids.sort();
+        ids
+    };
+    // The rows of a whole span (windows inside the last 48 hours).
+    let rows_of = |tenant: TenantId| {
+        let store = Arc::clone(&store);
+        let now = clock.now();
+        async move {
+            store
+                .list_kpis(tenant, now - Duration::hours(48), now)
+                .await
+                .unwrap()
+                .len()
+        }
     };
 
+    // The full run: the New York zone's statement fails for both.
     let first = worker.aggregate().await.unwrap();
-    assert_eq!(failed_tenants(&first), vec![failing]);
-    let whole_span = first.rows_upserted;
-    assert!(whole_span >= 24, "{first:?}");
+    let mut zone = vec![failing, neighbour];
+    zone.sort();
+    assert_eq!(failed(&first), zone);
+    assert!(first.rows_upserted >= 24, "{first:?}");
+    assert!(rows_of(fine).await >= 20);
 
+    // Owed, one by one: the neighbour is done; the Paris tenant incremental.
     clock.advance(Duration::minutes(30));
     let second = worker.aggregate().await.unwrap();
-    assert_eq!(
-        failed_tenants(&second),
-        vec![failing],
-        "retried, still failing"
-    );
-    assert!(
-        second.rows_upserted <= 2,
-        "the fine tenant is incremental: {second:?}"
-    );
+    assert_eq!(failed(&second), vec![failing], "{second:?}");
+    assert!(rows_of(neighbour).await >= 20);
+
+    // Only the failing tenant is still owed: every other is incremental.
+    clock.advance(Duration::minutes(30));
+    let third = worker.aggregate().await.unwrap();
+    assert_eq!(failed(&third), vec![failing], "{third:?}");
+    assert!(third.rows_upserted <= 4, "{third:?}");
 
     common::as_admin(&url, &ts, "DROP TRIGGER refuse_kpis ON kpi_2h", None).await;
     clock.advance(Duration::minutes(30));
-    let third = worker.aggregate().await.unwrap();
-    assert!(third.failures.is_empty(), "{third:?}");
-    assert!(
-        third.rows_upserted >= 24,
-        "the failed tenant whole: {third:?}"
-    );
-    let recomputed = store
-        .list_kpis(failing, clock.now() - Duration::hours(48), clock.now())
-        .await
-        .unwrap();
-    assert!(recomputed.len() >= 24);
+    let fourth = worker.aggregate().await.unwrap();
+    assert!(fourth.failures.is_empty(), "{fourth:?}");
+    assert!(rows_of(failing).await >= 20, "the failing tenant whole");
 
     clock.advance(Duration::minutes(30));
-    let fourth = worker.aggregate().await.unwrap();
+    let fifth = worker.aggregate().await.unwrap();
     assert!(
-        fourth.failures.is_empty() && fourth.rows_upserted <= 4,
-        "{fourth:?}"
+        fifth.failures.is_empty() && fifth.rows_upserted <= 6,
+        "{fifth:?}"
     );
-    let kept = store
-        .list_kpis(fine, clock.now() - Duration::hours(48), clock.now())
-        .await
-        .unwrap();
-    assert!(kept.len() >= 24, "the fine tenant's rows all along");
 }

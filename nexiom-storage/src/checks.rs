@@ -4,7 +4,10 @@
 //! `nexiom-core`.)
 
 use chrono::{DateTime, Duration, Utc};
-use nexiom_core::{CoreError, SecretString, validate};
+use nexiom_core::{
+    BroadcastAudience, BroadcastTemplate, CoreError, NewScheduledPost, PostBroadcast, PostId,
+    SecretString, validate,
+};
 
 /// Checks a setting's `key` (a key), then its `value` (free text).
 pub(crate) fn setting(key: &str, value: &SecretString) -> Result<(), CoreError> {
@@ -34,9 +37,13 @@ pub(crate) fn lease(
 }
 
 /// Checks the replacement of a series ([`PostStore::replace_series`](crate::PostStore::replace_series)):
-/// a series template (a recurrence, no `series_id`), valid.
-pub(crate) fn series_replacement(new: &nexiom_core::NewScheduledPost) -> Result<(), CoreError> {
-    if new.series_id.is_some() {
+/// a series template (a recurrence, neither `series_id` nor `occurrence_at`),
+/// valid, then its broadcast, if any, returned ready to store (a new post id).
+pub(crate) fn series_replacement(
+    new: &NewScheduledPost,
+    broadcast: Option<(BroadcastAudience, Option<BroadcastTemplate>)>,
+) -> Result<Option<PostBroadcast>, CoreError> {
+    if new.series_id.is_some() || new.occurrence_at.is_some() {
         return Err(CoreError::invalid(
             "series_id",
             "a series is replaced by a series template, not by an occurrence",
@@ -48,5 +55,16 @@ pub(crate) fn series_replacement(new: &nexiom_core::NewScheduledPost) -> Result<
             "a series is replaced by a series template: set its recurrence",
         ));
     }
-    new.validate()
+    new.validate()?;
+    let Some((audience, template)) = broadcast else {
+        return Ok(None);
+    };
+    let spec = PostBroadcast {
+        tenant_id: new.tenant_id,
+        post_id: PostId::generate(),
+        audience,
+        template,
+    };
+    spec.validate()?;
+    Ok(Some(spec))
 }

@@ -134,7 +134,8 @@ pub struct InboxItem {
     pub triage: Option<Triage>,
     /// Since when the contact waits for an answer: a conversation's first
     /// inbound message after its last outbound one; a comment's time until
-    /// a reply to it is sent. `None` when nobody waits.
+    /// a reply to it is sent (a comment hidden on the platform waits for no
+    /// one). `None` when nobody waits.
     pub waiting_since: Option<DateTime<Utc>>,
     /// Its latest message (a conversation without any: its opening; a
     /// comment: its time).

@@ -54,26 +54,12 @@ pub async fn aggregate_kpis(
     clock: &dyn Clock,
     config: &KpiConfig,
 ) -> Result<KpiRunSummary> {
-    aggregate_kpis_among(store, clock, config, None).await
-}
-
-/// [`aggregate_kpis`] for the tenants of `only` (every tenant when `None`).
-pub(super) async fn aggregate_kpis_among(
-    store: &dyn Store,
-    clock: &dyn Clock,
-    config: &KpiConfig,
-    only: Option<&BTreeSet<TenantId>>,
-) -> Result<KpiRunSummary> {
     let now = clock.now();
     let mut summary = KpiRunSummary::default();
     // Tenants of one time zone share their windows: one statement each.
     let mut by_zone: BTreeMap<String, (chrono_tz::Tz, Vec<TenantId>)> = BTreeMap::new();
     // Each tenant's switch is a read of its settings: several at once.
-    let mut listed = store.list_tenants().await?;
-    if let Some(only) = only {
-        listed.retain(|t| only.contains(&t.id));
-    }
-    let tenants: Vec<_> = futures_util::stream::iter(listed)
+    let tenants: Vec<_> = futures_util::stream::iter(store.list_tenants().await?)
         .map(|tenant| async move {
             let off =
                 crate::tenant_config::switched_off(store, tenant.id, super::AGGREGATE_KPIS).await;
@@ -120,6 +106,49 @@ pub(super) async fn aggregate_kpis_among(
                         error: err.to_string(),
                     });
                 }
+            }
+        }
+    }
+    Ok(summary)
+}
+
+/// [`aggregate_kpis`] for the tenants of `only`, one tenant at a time (so
+/// that one failing tenant does not fail the others of its zone), a few at
+/// once.
+pub(super) async fn aggregate_kpis_each(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    config: &KpiConfig,
+    only: &BTreeSet<TenantId>,
+) -> Result<KpiRunSummary> {
+    let now = clock.now();
+    let mut listed = store.list_tenants().await?;
+    listed.retain(|t| only.contains(&t.id));
+    let outcomes: Vec<(TenantId, Option<Result<usize>>)> = futures_util::stream::iter(listed)
+        .map(|tenant| async move {
+            if crate::tenant_config::switched_off(store, tenant.id, super::AGGREGATE_KPIS).await {
+                return (tenant.id, None);
+            }
+            let outcome = aggregate_tenant_kpis(store, &tenant, now, config).await;
+            (tenant.id, Some(outcome))
+        })
+        .buffered(TENANTS_AT_ONCE)
+        .collect()
+        .await;
+    let mut summary = KpiRunSummary::default();
+    for (tenant_id, outcome) in outcomes {
+        match outcome {
+            None => {}
+            Some(Ok(rows)) => {
+                summary.tenants_processed += 1;
+                summary.rows_upserted += u64::try_from(rows).unwrap_or(u64::MAX);
+            }
+            Some(Err(err)) => {
+                warn!(%tenant_id, error = %err, "KPI recomputation failed");
+                summary.failures.push(TenantFailure {
+                    tenant_id,
+                    error: err.to_string(),
+                });
             }
         }
     }

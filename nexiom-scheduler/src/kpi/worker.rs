@@ -8,7 +8,7 @@ use chrono::{DateTime, Duration, Utc};
 use nexiom_core::{Clock, TenantId};
 use nexiom_storage::Store;
 
-use super::aggregate::{KpiRunSummary, aggregate_kpis, aggregate_kpis_among};
+use super::aggregate::{KpiRunSummary, aggregate_kpis, aggregate_kpis_each};
 use super::config::KpiConfig;
 use super::incremental::{aggregate_kpis_incremental, aggregate_kpis_incremental_except};
 use crate::error::Result;
@@ -88,15 +88,18 @@ impl KpiWorker {
     /// the lateness).
     ///
     /// A zone whose full recompute failed does not make the next runs full
-    /// for everyone: the other tenants go on incrementally, and the failed
-    /// zone's tenants are recomputed whole again at each next run until it
-    /// succeeds (their failures are reported again meanwhile).
+    /// for everyone: each of its tenants is owed a full recompute, made at
+    /// each next run tenant by tenant (so the zone's healthy tenants are
+    /// done at the first retry and only a failing one stays owed, reported
+    /// again meanwhile), while the other tenants go on incrementally.
     pub async fn aggregate(&self) -> Result<KpiRunSummary> {
         let now = self.clock.now();
+        // The owed set stays in place during the run: a run dropped midway
+        // (or another clone's run) loses none of it.
         let (full_due, owed) = {
-            let mut full = self.full_runs();
+            let full = self.full_runs();
             let due = full.at.is_none_or(|at| now - at >= self.config.full_every);
-            (due, std::mem::take(&mut full.owed))
+            (due, full.owed.clone())
         };
         let store = &*self.store;
         let clock = &*self.clock;
@@ -104,30 +107,25 @@ impl KpiWorker {
             return Ok(aggregate_kpis(store, clock, &self.config).await?);
         }
         let summary = if full_due {
-            aggregate_kpis(store, clock, &self.config).await
+            aggregate_kpis(store, clock, &self.config).await?
         } else if owed.is_empty() {
-            aggregate_kpis_incremental(store, clock, &self.config).await
+            aggregate_kpis_incremental(store, clock, &self.config).await?
         } else {
-            self.incremental_and_owed(&owed).await
+            self.incremental_and_owed(&owed).await?
         };
-        let summary = match summary {
-            Ok(summary) => summary,
-            Err(err) => {
-                // Nothing was recomputed for the owed tenants: still owed.
-                let mut full = self.full_runs();
-                full.owed.extend(owed);
-                return Err(err.into());
-            }
-        };
-        let mut full = self.full_runs();
         // A tenant whose full recompute failed is owed one (an incremental
         // run that failed needs none: the next one starts from its last row).
-        let failed = summary.failures.iter().map(|f| f.tenant_id);
+        let failed: BTreeSet<TenantId> = summary.failures.iter().map(|f| f.tenant_id).collect();
+        let mut full = self.full_runs();
         if full_due {
             full.at = Some(now);
-            full.owed = failed.collect();
+            full.owed = failed;
         } else {
-            full.owed.extend(failed.filter(|t| owed.contains(t)));
+            for tenant in &owed {
+                if !failed.contains(tenant) {
+                    full.owed.remove(tenant);
+                }
+            }
         }
         Ok(summary)
     }
@@ -137,14 +135,14 @@ impl KpiWorker {
     }
 
     /// An incremental run of every tenant but `owed`, whose whole span is
-    /// recomputed instead.
+    /// recomputed instead, tenant by tenant.
     async fn incremental_and_owed(
         &self,
         owed: &BTreeSet<TenantId>,
     ) -> nexiom_storage::Result<KpiRunSummary> {
         let store = &*self.store;
         let clock = &*self.clock;
-        let mut summary = aggregate_kpis_among(store, clock, &self.config, Some(owed)).await?;
+        let mut summary = aggregate_kpis_each(store, clock, &self.config, owed).await?;
         let rest = aggregate_kpis_incremental_except(store, clock, &self.config, owed).await?;
         summary.tenants_processed += rest.tenants_processed;
         summary.rows_upserted += rest.rows_upserted;

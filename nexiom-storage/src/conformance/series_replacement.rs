@@ -92,8 +92,10 @@ pub async fn a_series_is_replaced_all_at_once_or_not_at_all(store: Arc<dyn Store
     let mut an_occurrence = weekly(t, c, "new", "TU");
     an_occurrence.series_id = Some(old.id);
     an_occurrence.occurrence_at = Some(t0());
+    let mut an_instant = weekly(t, c, "new", "TU");
+    an_instant.occurrence_at = Some(t0());
     let not_a_series = NewScheduledPost::one_off(t, c, Content::text("new"), t0(), t0());
-    for refused in [an_occurrence, not_a_series] {
+    for refused in [an_occurrence, an_instant, not_a_series] {
         assert!(matches!(
             s.replace_series(old.id, refused, None, at).await,
             Err(StorageError::Invalid(_))
@@ -248,4 +250,17 @@ pub async fn a_broadcast_series_is_replaced_with_its_audience(store: Arc<dyn Sto
         s.get_post(t, old.id).await.unwrap().status,
         PostStatus::Cancelled
     );
+    // An invalid audience is refused as such, before the old series is read
+    // (here cancelled), on both backends alike.
+    let empty = BroadcastAudience::Recipients { recipients: vec![] };
+    assert!(matches!(
+        s.replace_series(
+            old.id,
+            weekly(t, w.channel.id, "new", "WE"),
+            Some((empty, None)),
+            at
+        )
+        .await,
+        Err(StorageError::Invalid(_))
+    ));
 }

@@ -19,7 +19,7 @@ impl Inner {
         broadcast: Option<(BroadcastAudience, Option<BroadcastTemplate>)>,
         at: DateTime<Utc>,
     ) -> Result<ScheduledPost> {
-        checks::series_replacement(&new)?;
+        let spec = checks::series_replacement(&new, broadcast)?;
         let tenant = new.tenant_id;
         let current = get_scoped(&self.posts, tenant, &old, "post")?;
         if current.status != PostStatus::Queued {
@@ -38,8 +38,11 @@ impl Inner {
         }
         // The inserts check everything before they write: a refusal leaves
         // the old series as it was.
-        let created = match broadcast {
-            Some((audience, template)) => self.insert_broadcast_post(new, audience, template)?.0,
+        let created = match spec {
+            Some(spec) => {
+                self.insert_broadcast_post(new, spec.audience, spec.template)?
+                    .0
+            }
             None => self.insert_post(new)?.record,
         };
         let occurrences = self.list_posts(

@@ -17,7 +17,7 @@ use crate::traits::PostStore;
 
 /// How many times `update_post` re-applies a patch whose guard failed in the
 /// statement but holds again when re-read (the row changed in between).
-const GUARD_ATTEMPTS: usize = 3;
+pub(super) const GUARD_ATTEMPTS: usize = 3;
 
 /// The references a new post makes, in the order they are checked.
 pub(super) fn post_refs(new: &NewScheduledPost) -> Vec<Ref> {

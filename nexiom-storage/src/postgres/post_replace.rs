@@ -3,15 +3,13 @@
 //! inserts the new template with its broadcast.
 
 use chrono::{DateTime, Utc};
-use nexiom_core::{
-    BroadcastAudience, BroadcastTemplate, NewScheduledPost, PostBroadcast, PostId, ScheduledPost,
-};
+use nexiom_core::{BroadcastAudience, BroadcastTemplate, NewScheduledPost, PostId, ScheduledPost};
 use uuid::Uuid;
 
 use super::PgStore;
 use super::broadcast::{audience_on_channel, insert_post_broadcast, insert_template};
 use super::error::{WriteFailure, db, require_refs, write_error};
-use super::post::post_refs;
+use super::post::{GUARD_ATTEMPTS, post_refs};
 use crate::checks;
 use crate::error::{Result, StorageError};
 
@@ -23,55 +21,60 @@ impl PgStore {
         broadcast: Option<(BroadcastAudience, Option<BroadcastTemplate>)>,
         at: DateTime<Utc>,
     ) -> Result<ScheduledPost> {
-        checks::series_replacement(&new)?;
+        let spec = checks::series_replacement(&new, broadcast)?;
         let tenant = new.tenant_id;
-        let spec = match broadcast {
-            Some((audience, template)) => {
-                let spec = PostBroadcast {
-                    tenant_id: tenant,
-                    post_id: PostId::generate(),
-                    audience,
-                    template,
-                };
-                spec.validate()?;
-                Some(spec)
-            }
-            None => None,
-        };
         let id = spec.as_ref().map_or_else(PostId::generate, |s| s.post_id);
-        let mut tx = self.scoped(tenant).await?;
+        // READ COMMITTED whatever the server's default: a concurrent
+        // replacement waits for the row lock, then finds the template no
+        // longer queued (a refusal, not a serialization failure).
+        let mut tx = self
+            .scoped_with(tenant, "ISOLATION LEVEL READ COMMITTED")
+            .await?;
         // The old template first: its row lock makes a concurrent cancel or
-        // replacement wait, then find it no longer queued.
-        let cancelled: Option<Uuid> = sqlx::query_scalar(
-            "UPDATE scheduled_posts SET status = 'cancelled', lease_owner = NULL, \
-                 lease_expires_at = NULL, updated_at = $3 \
-             WHERE tenant_id = $1 AND id = $2 AND status = 'queued' \
-                 AND rrule IS NOT NULL AND series_id IS NULL \
-             RETURNING id",
-        )
-        .bind(tenant.as_uuid())
-        .bind(old.as_uuid())
-        .bind(at)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db)?;
-        if cancelled.is_none() {
-            let status: Option<String> = sqlx::query_scalar(
-                "SELECT status FROM scheduled_posts WHERE tenant_id = $1 AND id = $2",
+        // replacement wait, then find it no longer queued. A template being
+        // advanced at that instant (`publishing`, then `queued` again) is
+        // tried again, as `update_post` does.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let cancelled: Option<Uuid> = sqlx::query_scalar(
+                "UPDATE scheduled_posts SET status = 'cancelled', lease_owner = NULL, \
+                     lease_expires_at = NULL, updated_at = $3 \
+                 WHERE tenant_id = $1 AND id = $2 AND status = 'queued' \
+                     AND rrule IS NOT NULL AND series_id IS NULL \
+                 RETURNING id",
+            )
+            .bind(tenant.as_uuid())
+            .bind(old.as_uuid())
+            .bind(at)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+            if cancelled.is_some() {
+                break;
+            }
+            let found: Option<(String, bool)> = sqlx::query_as(
+                "SELECT status, rrule IS NOT NULL AND series_id IS NULL \
+                 FROM scheduled_posts WHERE tenant_id = $1 AND id = $2",
             )
             .bind(tenant.as_uuid())
             .bind(old.as_uuid())
             .fetch_optional(&mut *tx)
             .await
             .map_err(db)?;
-            return Err(match status {
+            return Err(match found {
                 None => StorageError::not_found("post", old),
-                Some(status) if status != "queued" => StorageError::precondition(
+                Some((_, false)) => {
+                    StorageError::precondition("post", old, "not a series template")
+                }
+                Some((status, true)) if status == "queued" && attempts < GUARD_ATTEMPTS => {
+                    continue;
+                }
+                Some((status, true)) => StorageError::precondition(
                     "post",
                     old,
                     format!("status is {status}, expected queued"),
                 ),
-                Some(_) => StorageError::precondition("post", old, "not a series template"),
             });
         }
         let refs = post_refs(&new);
