@@ -63,9 +63,11 @@ where
             break;
         }
         let (items, next) = fetch(cursor.clone(), limit - posts.len()).await?;
-        let empty = items.is_empty();
         posts.extend(items.into_iter().map(RecentPost::from));
-        if empty || next.is_none() || next == cursor {
+        // An empty page with a next link is not the end (the Graph API
+        // filters pages after cutting them): read on, still within
+        // MAX_PAGES.
+        if next.is_none() || next == cursor {
             break;
         }
         cursor = next;
@@ -103,6 +105,32 @@ mod tests {
         let ids: Vec<_> = got.iter().map(|p| p.id.as_str()).collect();
         assert_eq!(ids, ["a", "b", "c"]);
         assert_eq!(asked, [3, 1]);
+    }
+
+    #[tokio::test]
+    async fn reads_past_an_empty_page_that_has_a_next_link() {
+        let pages = [page(&[]), page(&["a"])];
+        let got = collect(5, |cursor, _| {
+            let i = cursor.map_or(0, |c| c.parse::<usize>().unwrap());
+            let items = pages[i].clone();
+            let next = (i + 1 < pages.len()).then(|| (i + 1).to_string());
+            async move { Ok((items, next)) }
+        })
+        .await
+        .unwrap();
+        let ids: Vec<_> = got.iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(ids, ["a"]);
+        // Empty pages forever end at MAX_PAGES.
+        let mut calls = 0;
+        let none = collect(5, |cursor, _| {
+            calls += 1;
+            let i = cursor.map_or(0, |c| c.parse::<usize>().unwrap());
+            async move { Ok((page(&[]), Some((i + 1).to_string()))) }
+        })
+        .await
+        .unwrap();
+        assert!(none.is_empty());
+        assert_eq!(calls, MAX_PAGES);
     }
 
     #[tokio::test]

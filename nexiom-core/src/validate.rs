@@ -35,6 +35,38 @@ pub fn opt_key(field: &'static str, value: Option<&str>) -> Result<(), CoreError
     value.map_or(Ok(()), |v| key(field, v))
 }
 
+/// The longest pagination cursor accepted, in bytes. Platforms' cursors are
+/// opaque and some exceed [`MAX_KEY_LEN`] (Graph API cursors of 275 bytes
+/// are seen).
+pub const MAX_CURSOR_LEN: usize = 8 * 1024;
+
+/// An optional pagination cursor: `None` passes; `Some` must be non-empty,
+/// at most [`MAX_CURSOR_LEN`] bytes, with no control characters.
+pub fn opt_cursor(field: &'static str, value: Option<&str>) -> Result<(), CoreError> {
+    let Some(value) = value else {
+        return Ok(());
+    };
+    if value.trim().is_empty() {
+        return Err(CoreError::invalid(field, "must not be empty"));
+    }
+    if value.len() > MAX_CURSOR_LEN {
+        return Err(CoreError::invalid(
+            field,
+            format!(
+                "is {} bytes long; the limit is {MAX_CURSOR_LEN}",
+                value.len()
+            ),
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(CoreError::invalid(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    Ok(())
+}
+
 /// Free text: at most [`MAX_TEXT_LEN`] bytes and no NUL character (which
 /// PostgreSQL cannot store). May be empty.
 pub fn text(field: &'static str, value: &str) -> Result<(), CoreError> {
@@ -113,6 +145,16 @@ mod tests {
         let err = key("event_id", &"a".repeat(MAX_KEY_LEN + 1)).expect_err("too long");
         assert!(err.to_string().contains("event_id"));
         assert!(key("event_id", "a\0b").is_err());
+    }
+
+    #[test]
+    fn cursors_may_be_longer_than_keys() {
+        assert!(opt_cursor("last_cursor", None).is_ok());
+        assert!(opt_cursor("last_cursor", Some(&"c".repeat(300))).is_ok());
+        assert!(opt_cursor("last_cursor", Some(&"c".repeat(MAX_CURSOR_LEN))).is_ok());
+        assert!(opt_cursor("last_cursor", Some(&"c".repeat(MAX_CURSOR_LEN + 1))).is_err());
+        assert!(opt_cursor("last_cursor", Some(" ")).is_err());
+        assert!(opt_cursor("last_cursor", Some("a\nb")).is_err());
     }
 
     #[test]

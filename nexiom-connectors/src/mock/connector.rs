@@ -412,10 +412,15 @@ impl MockConnector {
         }
         let start = match cursor {
             None => 0,
-            Some(c) => c.parse::<usize>().map_err(|_| ConnectorError::Permanent {
-                platform: self.name.clone(),
-                detail: ApiError::message(format!("invalid cursor {c:?}")),
-            })?,
+            Some(c) => c
+                .split('~')
+                .next()
+                .unwrap_or_default()
+                .parse::<usize>()
+                .map_err(|_| ConnectorError::Permanent {
+                    platform: self.name.clone(),
+                    detail: ApiError::message(format!("invalid cursor {c:?}")),
+                })?,
         };
         let s = self.lock();
         let all = s
@@ -427,7 +432,10 @@ impl MockConnector {
         let comments = all.get(start..end).map(<[_]>::to_vec).unwrap_or_default();
         Ok(CommentPage {
             comments,
-            next_cursor: (end < all.len()).then(|| end.to_string()),
+            next_cursor: (end < all.len()).then(|| match self.cursor_padding {
+                0 => end.to_string(),
+                n => format!("{end}~{}", "c".repeat(n)),
+            }),
             left_out: 0,
         })
     }

@@ -84,6 +84,9 @@ pub struct MockConnector {
     pub(super) platform: Platform,
     pub(super) capabilities: Capabilities,
     pub(super) page_size: usize,
+    /// Bytes appended to each comments cursor (platforms' cursors are opaque
+    /// and can be long).
+    pub(super) cursor_padding: usize,
     pub(super) clock: Arc<dyn Clock>,
     pub(super) webhook_secret: SecretString,
     pub(super) verify_token: SecretString,
@@ -120,6 +123,7 @@ impl MockConnector {
             platform,
             capabilities: Capabilities::default(),
             page_size: 2,
+            cursor_padding: 0,
             clock: Arc::new(SystemClock),
             webhook_secret: SecretString::new(MOCK_WEBHOOK_SECRET),
             verify_token: SecretString::new(MOCK_VERIFY_TOKEN),
@@ -158,6 +162,13 @@ impl MockConnector {
     /// Instagram does.
     pub fn with_replies_under_comments(mut self) -> Self {
         self.replies_under_comments = true;
+        self
+    }
+
+    /// The same mock with comments cursors `n` bytes longer (the page's
+    /// offset, `~`, then padding), as a platform's opaque cursors can be.
+    pub fn with_cursor_padding(mut self, n: usize) -> Self {
+        self.cursor_padding = n;
         self
     }
 

@@ -363,9 +363,10 @@ pub struct CommentCheckpoint {
 }
 
 impl CommentCheckpoint {
-    /// Checks `last_cursor` (a key); the storage backends call it before writing.
+    /// Checks `last_cursor` (a pagination cursor: opaque, possibly longer
+    /// than a key); the storage backends call it before writing.
     pub fn validate(&self) -> Result<(), CoreError> {
-        validate::opt_key("last_cursor", self.last_cursor.as_deref())
+        validate::opt_cursor("last_cursor", self.last_cursor.as_deref())
     }
 }
 

@@ -6,7 +6,7 @@
 use chrono::{DateTime, Duration, Utc};
 use nexiom_connectors::ConnectorError;
 use nexiom_core::{Channel, CommentCheckpoint, NewComment, ScheduledPost};
-use nexiom_storage::{ClaimedPoll, StorageError};
+use nexiom_storage::ClaimedPoll;
 use tracing::warn;
 
 use super::error::PollingError;
@@ -234,9 +234,17 @@ impl CommentPoller {
                 },
                 rereading: still_rereading,
             });
-            if let Some(moved) = &moved {
-                moved.validate().map_err(StorageError::from)?;
-            }
+            // A cursor the store would refuse (longer than any platform's
+            // seen) does not cost the page: its comments are kept, and the
+            // checkpoint stays where it was.
+            let moved = moved.filter(|moved| match moved.validate() {
+                Ok(()) => true,
+                Err(error) => {
+                    tracing::warn!(post = %post.id, %error,
+                        "a comments cursor the store refuses: the checkpoint stays");
+                    false
+                }
+            });
             stored.comments.extend(comments);
             if moved.is_some() {
                 stored.checkpoint = moved;

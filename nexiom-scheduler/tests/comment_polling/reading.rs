@@ -12,6 +12,36 @@ use nexiom_storage::Store;
 use super::fixture::{comments, ids, mock, poller, published, six_comments};
 use crate::common::Env;
 
+/// A platform cursor longer than a key (300 bytes) is followed and kept as
+/// the checkpoint. Before, the checkpoint was refused as an over-long key
+/// and the check failed at that page, every 5 minutes for 7 days, with the
+/// page's comments.
+pub async fn a_cursor_longer_than_a_key_is_followed_and_kept(store: Arc<dyn Store>) {
+    let env = Env::new(store).await;
+    let mock = mock(&env).with_cursor_padding(300);
+    let poller = poller(&env, &mock);
+    let post = published(&env, env.channel, "fb-post-long", env.clock.now()).await;
+    mock.seed_comments("fb-post-long", six_comments(&mock, "c"));
+
+    let report = poller.poll_due(50, None).await.unwrap();
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert_eq!((report.pages_read, report.comments_stored), (3, 6));
+    let checkpoint = env
+        .store
+        .get_checkpoint(env.tenant, post.id)
+        .await
+        .unwrap()
+        .unwrap();
+    let cursor = checkpoint.last_cursor.unwrap();
+    assert!(cursor.starts_with("4~") && cursor.len() > 300, "{cursor}");
+    // The next check reads on from it.
+    mock.seed_comments("fb-post-long", [mock.comment("c-6", "fan", "Late")]);
+    env.advance(Duration::minutes(5));
+    let later = poller.poll_due(50, None).await.unwrap();
+    assert_eq!(later.comments_stored, 1);
+    assert_eq!(comments(&env, post.id).await.len(), 7);
+}
+
 /// A page holding the Page's own replies (as the library's auto-replies
 /// are) among a fan's comments: only the fan's are stored (so never
 /// triaged, and never answered by an auto-reply), and the checkpoint still

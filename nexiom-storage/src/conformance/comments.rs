@@ -95,6 +95,14 @@ pub async fn comments_and_checkpoints(store: Arc<dyn Store>) {
     };
     assert_eq!(s.save_checkpoint(cp2.clone()).await.unwrap(), cp2);
     assert_eq!(s.get_checkpoint(t, p.id).await.unwrap(), Some(cp2));
+    // A platform's cursor may be longer than a key (opaque, 300 bytes here).
+    let long = CommentCheckpoint {
+        last_cursor: Some(format!("QVFI{}", "x".repeat(296))),
+        updated_at: t0() + mins(11),
+        ..cp.clone()
+    };
+    assert_eq!(s.save_checkpoint(long.clone()).await.unwrap(), long);
+    assert_eq!(s.get_checkpoint(t, p.id).await.unwrap(), Some(long));
 
     let other = world(s, "Globex", Platform::Instagram, "ig-2").await;
     assert_unknown(
