@@ -21,6 +21,7 @@ on_both_backends!(
     delivery::a_rescheduled_broadcast_series_keeps_its_audience,
     interruptions::a_worker_killed_mid_fan_out_sends_no_one_twice,
     interruptions::a_retry_after_pauses_the_fan_out_and_holds_the_channel,
+    interruptions::a_throttle_without_a_wait_holds_the_channel_but_a_pair_limit_does_not,
     interruptions::a_large_audience_goes_out_in_bounded_passes,
     interruptions::a_large_broadcast_does_not_hold_its_channels_next_post,
     interruptions::a_lane_of_large_broadcasts_stops_with_its_batch,

@@ -437,9 +437,7 @@ impl InboundPipeline {
     }
 }
 
-/// WhatsApp's limit on messages to one customer in a short time (Cloud API
-/// error 131056, "pair rate limit hit").
-const PAIR_RATE_LIMIT: i32 = 131_056;
+use crate::publish::PAIR_RATE_LIMIT;
 
 impl InboundPipeline {
     /// After a failed send: when the platform refused before acting (its

@@ -224,40 +224,47 @@ impl PublishQueue {
             | PublishFailure::Transient { .. }
             | PublishFailure::Unauthorized(_)
             | PublishFailure::NeedsReauth(_) => {
-                if attempt >= max {
-                    return Sent {
-                        outcome: DeliveryOutcome::Failed {
-                            error: format!("{error}; no attempt left ({max} made)"),
-                        },
-                        hold: None,
-                        throttle: false,
-                        unauthorized: false,
-                    };
-                }
                 let next_attempt_at = later(
                     now,
                     self.config
                         .retry
                         .delay_after(attempt, failure.retry_after()),
                 );
-                // A wait the platform asked for, or a refused token, concerns
-                // the whole channel: the others wait too (no stream of
-                // refused calls). The platform's wait holds the channel back
-                // for every worker, as for posts.
+                // A wait the platform asked for, a throttle, or a refused
+                // token concerns the whole channel: the others wait too (no
+                // stream of refused calls). A throttle that names no wait
+                // (Meta's channel-wide codes 4, 80007, 130429, 131048 often
+                // come so) holds it for the delivery's backoff; a throttle
+                // holds the channel back for every worker, as for posts, and
+                // also when this recipient has no attempt left. (WhatsApp's
+                // pair rate limit is about one recipient: `Transient`.)
                 let platform_wait = failure.retry_after().map(|wait| later(now, wait));
+                let throttled = matches!(failure, PublishFailure::RateLimited { .. });
                 let hold = match failure {
                     PublishFailure::Unauthorized(_) | PublishFailure::NeedsReauth(_) => {
                         Some(next_attempt_at)
                     }
+                    PublishFailure::RateLimited { .. } => platform_wait.or(Some(next_attempt_at)),
                     _ => platform_wait,
                 };
+                let throttle = throttled || platform_wait.is_some();
+                if attempt >= max {
+                    return Sent {
+                        outcome: DeliveryOutcome::Failed {
+                            error: format!("{error}; no attempt left ({max} made)"),
+                        },
+                        hold: hold.filter(|_| throttle),
+                        throttle,
+                        unauthorized: false,
+                    };
+                }
                 Sent {
                     outcome: DeliveryOutcome::Retry {
                         error,
                         next_attempt_at,
                     },
                     hold,
-                    throttle: platform_wait.is_some(),
+                    throttle,
                     unauthorized: matches!(failure, PublishFailure::Unauthorized(_)),
                 }
             }

@@ -16,6 +16,10 @@ pub struct FakeMessages {
     pub log: Arc<Mutex<Vec<Value>>>,
     pub failures: Arc<Mutex<HashMap<String, u32>>>,
     pub throttled: Arc<Mutex<HashMap<String, u32>>>,
+    /// Answered 130429 with no Retry-After (Meta's throttles often come so).
+    pub throttled_silently: Arc<Mutex<HashMap<String, u32>>>,
+    /// Answered 131056, the pair rate limit (about this recipient alone).
+    pub pair_limited: Arc<Mutex<HashMap<String, u32>>>,
     pub slow: Arc<Mutex<Option<String>>>,
     pub arrived_slow: Arc<Notify>,
 }
@@ -60,6 +64,22 @@ impl Respond for FakeMessages {
                 .insert_header("Retry-After", "120")
                 .set_body_json(json!({"error": {
                     "message": "(#130429) Rate limit hit", "code": 130429}}));
+        }
+        for (map, code, message) in [
+            (
+                &self.throttled_silently,
+                130_429,
+                "(#130429) Rate limit hit",
+            ),
+            (&self.pair_limited, 131_056, "(#131056) Pair rate limit hit"),
+        ] {
+            if let Some(left) = map.lock().unwrap().get_mut(&to)
+                && *left > 0
+            {
+                *left -= 1;
+                return ResponseTemplate::new(400)
+                    .set_body_json(json!({"error": {"message": message, "code": code}}));
+            }
         }
         let ok = ResponseTemplate::new(200).set_body_json(json!({
             "messaging_product": "whatsapp",

@@ -7,7 +7,7 @@ use std::time::Duration as StdDuration;
 
 use chrono::Duration;
 use nexiom_core::*;
-use nexiom_scheduler::{BatchConfig, PublishConfig, PublishQueue};
+use nexiom_scheduler::{BatchConfig, PublishConfig, PublishQueue, RetryPolicy};
 use nexiom_storage::Store;
 use serde_json::json;
 
@@ -180,6 +180,74 @@ pub async fn a_retry_after_pauses_the_fan_out_and_holds_the_channel(store: Arc<d
     );
     let counts = f.store.broadcast_counts(f.tenant, post.id).await.unwrap();
     assert_eq!((counts.sent, counts.failed), (3, 0));
+}
+
+/// A throttle that names no wait (130429 without Retry-After) still pauses
+/// the fan-out and holds the channel, for the delivery's backoff: the other
+/// recipients are not each sent into it (before, every one was, spent an
+/// attempt, and after three passes the whole audience failed). WhatsApp's
+/// pair rate limit (131056) is about one recipient: the others go on at once
+/// and the channel is not held.
+pub async fn a_throttle_without_a_wait_holds_the_channel_but_a_pair_limit_does_not(
+    store: Arc<dyn Store>,
+) {
+    let f = fx(store).await;
+    let t = t0();
+    let recipients = ["15550001", "15550002", "15550003"];
+    for r in recipients {
+        f.contact(r, Some(t - Duration::hours(1))).await;
+    }
+    let calls = || recipients.map(|r| f.fake.calls_to(r));
+    let audience = f.audience(&recipients).await;
+    let post = f.broadcast(audience, t).await;
+    f.fake
+        .throttled_silently
+        .lock()
+        .unwrap()
+        .insert("15550002".into(), 1);
+    let queue = f.queue("w1");
+    assert_eq!(queue.run_due(&batch(10), None).await.unwrap().retrying, 1);
+    assert_eq!(
+        calls(),
+        [1, 1, 0],
+        "the third is not sent into the throttle"
+    );
+    let backoff = RetryPolicy::default().base;
+    let waiting = f.post(post.id).await;
+    assert_eq!(waiting.next_attempt_at, Some(t + backoff));
+    // Held for every worker until then.
+    f.clock.advance(backoff - Duration::seconds(1));
+    assert_eq!(
+        f.queue("w2")
+            .run_due(&batch(10), None)
+            .await
+            .unwrap()
+            .claimed,
+        0
+    );
+    f.clock.advance(Duration::seconds(1));
+    assert_eq!(
+        f.queue("w2")
+            .run_due(&batch(10), None)
+            .await
+            .unwrap()
+            .published,
+        1
+    );
+    assert_eq!(calls(), [1, 2, 1]);
+
+    // The pair rate limit: the others are sent in the same pass.
+    let post = f.broadcast(audience, f.clock.now()).await;
+    f.fake
+        .pair_limited
+        .lock()
+        .unwrap()
+        .insert("15550001".into(), 1);
+    queue.run_due(&batch(10), None).await.unwrap();
+    assert_eq!(calls(), [2, 3, 2], "no hold: every recipient tried");
+    let d = f.deliveries(post.id).await;
+    assert_eq!(d["15550001"].state, BroadcastDeliveryState::Pending);
+    assert_eq!(d["15550002"].state, BroadcastDeliveryState::Sent);
 }
 
 /// One claim sends to a bounded share of the audience, then hands the post
