@@ -14,7 +14,10 @@ use crate::error::Result;
 
 /// The error a delivery left `sending` by a claim that ended (a worker that
 /// stopped during the send) is failed with: the message may have gone out, so
-/// it is never sent again.
+/// it is never sent again. A failed delivery whose error begins with
+/// [`OUTCOME_UNKNOWN_PREFIX`](crate::OUTCOME_UNKNOWN_PREFIX) (this one, or a
+/// send that got no answer) is in doubt: a recorded send or a status webhook
+/// saying the message went out makes it `sent`.
 pub const DELIVERY_OUTCOME_UNKNOWN: &str = "outcome_unknown: the worker stopped during the send; \
      the message may have been delivered and is not sent again";
 

@@ -215,3 +215,98 @@ pub async fn broadcast_webhooks_update_deliveries_and_opt_in(store: Arc<dyn Stor
         .unwrap();
     assert_eq!(only.delivery.recipient, "15550003");
 }
+
+/// A send that got no answer after the request went out (failed with an
+/// `outcome_unknown` error by the worker, not by a stopped claim) is in
+/// doubt too: its status webhook, found by the echoed delivery id, makes it
+/// `sent` with the message id, and so does a send recorded later. A send the
+/// platform refused stays failed whatever a status says.
+pub async fn a_send_with_no_answer_is_resolved_by_its_status(store: Arc<dyn Store>) {
+    let s = store.as_ref();
+    let w = world(s, "Acme", Platform::WhatsApp, "phone-1").await;
+    let t = w.tenant.id;
+    let recipients = ["15550001", "15550002", "15550003"];
+    for r in recipients {
+        s.apply_opt_change(opt(&w, r, true, "form", t0()))
+            .await
+            .unwrap();
+    }
+    let p = post(s, &w).await;
+    s.set_post_broadcast(PostBroadcast {
+        tenant_id: t,
+        post_id: p.id,
+        audience: BroadcastAudience::Recipients {
+            recipients: recipients.map(String::from).to_vec(),
+        },
+        template: None,
+    })
+    .await
+    .unwrap();
+    let now = t0();
+    s.claim_due_posts(now, 10, "w1", mins(5)).await.unwrap();
+    s.prepare_deliveries(t, p.id, "w1", now).await.unwrap();
+    let mut ids = Vec::new();
+    let errors = [
+        "outcome_unknown: no answer after the request was sent (timed out); the message may \
+         have been delivered and is not sent again (a status webhook will tell)",
+        "outcome_unknown: no answer after the request was sent (connection reset)",
+        "(#131026) Message undeliverable",
+    ];
+    for error in errors {
+        let claimed = s
+            .claim_next_delivery(t, p.id, "w1", now)
+            .await
+            .unwrap()
+            .unwrap();
+        s.finish_delivery(
+            t,
+            claimed.delivery.id,
+            DeliveryOutcome::Failed {
+                error: error.into(),
+            },
+            now,
+        )
+        .await
+        .unwrap();
+        ids.push(claimed.delivery.id);
+    }
+    let at = now + mins(1);
+    let status = |target: &str, delivery: BroadcastDeliveryId| NewWebhookEvent {
+        target_id: Some(target.into()),
+        delivery_status: Some(DeliveryStatus::Delivered),
+        payload: serde_json::json!({"biz_opaque_callback_data": delivery.to_string()}),
+        ..whatsapp_event(&w, &format!("{target}:delivered"), EventKind::Status, at)
+    };
+    for (target, id) in [("wamid.1", ids[0]), ("wamid.3", ids[2])] {
+        s.insert_event(status(target, id)).await.unwrap();
+    }
+    s.route_unrouted_events(None, 100, at).await.unwrap();
+    // The second: its send is recorded after all (a late answer).
+    assert!(
+        s.finish_delivery(
+            t,
+            ids[1],
+            DeliveryOutcome::Sent {
+                provider_message_id: "wamid.2".into(),
+            },
+            at,
+        )
+        .await
+        .unwrap()
+    );
+
+    let d: std::collections::HashMap<BroadcastDeliveryId, BroadcastDelivery> = s
+        .list_deliveries(t, p.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| (d.id, d))
+        .collect();
+    for (id, wamid) in [(ids[0], "wamid.1"), (ids[1], "wamid.2")] {
+        assert_eq!(d[&id].state, BroadcastDeliveryState::Sent);
+        assert_eq!(d[&id].provider_message_id.as_deref(), Some(wamid));
+        assert_eq!(d[&id].error, None);
+    }
+    assert_eq!(d[&ids[2]].state, BroadcastDeliveryState::Failed);
+    assert_eq!(d[&ids[2]].provider_message_id, None);
+}

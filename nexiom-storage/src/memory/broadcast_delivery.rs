@@ -13,6 +13,7 @@ use nexiom_core::{
 use super::Inner;
 use crate::broadcast::{DELIVERY_OUTCOME_UNKNOWN, OPTED_OUT};
 use crate::error::Result;
+use crate::outbox::OUTCOME_UNKNOWN_PREFIX;
 
 impl Inner {
     /// The post, when it is `publishing` under `owner`'s lease unexpired at `now`.
@@ -180,7 +181,7 @@ impl Inner {
                 && (d.state == BroadcastDeliveryState::Sending
                     || (sent
                         && d.state == BroadcastDeliveryState::Failed
-                        && d.error.as_deref() == Some(DELIVERY_OUTCOME_UNKNOWN)))
+                        && in_doubt(d.error.as_deref())))
         }) else {
             return Ok(false);
         };
@@ -236,8 +237,7 @@ impl Inner {
             DeliveryStatus::Sent | DeliveryStatus::Delivered | DeliveryStatus::Read
         );
         let in_doubt = d.state == BroadcastDeliveryState::Sending
-            || (d.state == BroadcastDeliveryState::Failed
-                && d.error.as_deref() == Some(DELIVERY_OUTCOME_UNKNOWN));
+            || (d.state == BroadcastDeliveryState::Failed && in_doubt(d.error.as_deref()));
         if went_out && in_doubt {
             d.state = BroadcastDeliveryState::Sent;
             d.provider_message_id = Some(provider_message_id.to_owned());
@@ -308,4 +308,11 @@ impl Inner {
         })?;
         Ok(())
     }
+}
+
+/// Whether a failed delivery's `error` leaves its outcome in doubt (a worker
+/// stopped during the send, or no answer came after it): a status saying
+/// the message went out makes it `sent`.
+fn in_doubt(error: Option<&str>) -> bool {
+    error.is_some_and(|e| e.starts_with(OUTCOME_UNKNOWN_PREFIX))
 }

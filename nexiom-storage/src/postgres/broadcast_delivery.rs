@@ -15,6 +15,7 @@ use super::error::db;
 use super::{PgStore, bound};
 use crate::broadcast::{DELIVERY_OUTCOME_UNKNOWN, OPTED_OUT};
 use crate::error::Result;
+use crate::outbox::OUTCOME_UNKNOWN_PREFIX;
 
 impl PgStore {
     pub(super) async fn deliveries_prepare(
@@ -214,7 +215,7 @@ impl PgStore {
                      THEN COALESCE(delivery_status, 'sent') ELSE delivery_status END, \
                  updated_at = $7 \
              WHERE tenant_id = $1 AND id = $2 \
-                 AND (state = 'sending' OR ($3 = 'sent' AND state = 'failed' AND error = $8))",
+                 AND (state = 'sending' OR ($3 = 'sent' AND state = 'failed' AND starts_with(error, $8)))",
         )
         .bind(tenant.as_uuid())
         .bind(delivery.as_uuid())
@@ -223,7 +224,7 @@ impl PgStore {
         .bind(next)
         .bind(message_id)
         .bind(bound(at))
-        .bind(DELIVERY_OUTCOME_UNKNOWN)
+        .bind(OUTCOME_UNKNOWN_PREFIX)
         .execute(&mut *tx)
         .await
         .map_err(db)?
@@ -254,11 +255,11 @@ impl PgStore {
         let sql = format!(
             "UPDATE broadcast_deliveries d SET \
                  state = CASE WHEN $5 AND (d.state = 'sending' \
-                     OR (d.state = 'failed' AND d.error = $7)) THEN 'sent' ELSE d.state END, \
+                     OR (d.state = 'failed' AND starts_with(d.error, $7))) THEN 'sent' ELSE d.state END, \
                  error = CASE WHEN $5 AND (d.state = 'sending' \
-                     OR (d.state = 'failed' AND d.error = $7)) THEN NULL ELSE d.error END, \
+                     OR (d.state = 'failed' AND starts_with(d.error, $7))) THEN NULL ELSE d.error END, \
                  provider_message_id = CASE WHEN $5 AND (d.state = 'sending' \
-                     OR (d.state = 'failed' AND d.error = $7)) THEN $2 \
+                     OR (d.state = 'failed' AND starts_with(d.error, $7))) THEN $2 \
                      ELSE d.provider_message_id END, \
                  delivery_status = CASE WHEN d.delivery_status IS NULL \
                      OR (d.delivery_status <> 'failed' AND {new} > {old}) \
@@ -278,7 +279,7 @@ impl PgStore {
             .bind(status.as_str())
             .bind(went_out)
             .bind(bound(at))
-            .bind(DELIVERY_OUTCOME_UNKNOWN)
+            .bind(OUTCOME_UNKNOWN_PREFIX)
             .fetch_optional(&mut *tx)
             .await
             .map_err(db)?;

@@ -16,7 +16,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::broadcast::APPLY_OPT_CHANGE;
-use crate::broadcast::DELIVERY_OUTCOME_UNKNOWN;
+use crate::outbox::OUTCOME_UNKNOWN_PREFIX;
 
 /// A UUID's text form (what a delivery id echoed by the platform looks like).
 pub(super) const UUID_TEXT: &str =
@@ -52,7 +52,7 @@ pub(super) async fn route_broadcast_events(
              SELECT d.id, (array_agg(st.wamid ORDER BY st.out DESC, st.r DESC))[1] AS wamid, \
                  max(st.r) AS r, \
                  bool_or(st.out) AND (d.state = 'sending' \
-                     OR (d.state = 'failed' AND d.error = $3)) AS went_out \
+                     OR (d.state = 'failed' AND starts_with(d.error, $3))) AS went_out \
              FROM st JOIN broadcast_deliveries d ON d.tenant_id = st.tenant_id \
                  AND (d.provider_message_id = st.wamid OR d.id = st.reference) \
              GROUP BY d.id, d.state, d.error \
@@ -76,7 +76,7 @@ pub(super) async fn route_broadcast_events(
     sqlx::query(&statuses)
         .bind(ids)
         .bind(at)
-        .bind(DELIVERY_OUTCOME_UNKNOWN)
+        .bind(OUTCOME_UNKNOWN_PREFIX)
         .bind(UUID_TEXT)
         .execute(&mut *conn)
         .await?;
