@@ -102,11 +102,13 @@ pub trait BroadcastStore: Send + Sync {
     ) -> Result<Option<PostBroadcast>>;
 
     /// Under the post's claim (`publishing` under `lease_owner`'s lease
-    /// unexpired at `now`), in one atomic step: creates the missing
-    /// deliveries of the post's recipients (its broadcast's, or for an
-    /// occurrence without one its series template's: explicit recipients, or the
-    /// stored audience's members opted in), `pending`, or `failed` with
-    /// [`OPTED_OUT`] for an opted-out contact; and fails with
+    /// unexpired at `now`), in one atomic step: when the post has no
+    /// delivery yet (its first claim), creates the deliveries of its
+    /// recipients (its broadcast's, or for an occurrence without one its
+    /// series template's: explicit recipients, or the stored audience's
+    /// members opted in at that moment; members added later are not sent
+    /// this post), `pending`, or `failed` with [`OPTED_OUT`] for an
+    /// opted-out contact; and fails with
     /// [`DELIVERY_OUTCOME_UNKNOWN`] every delivery still `sending` (left by a
     /// claim that ended). Returns the counts, or `None` (nothing written) when
     /// the claim is not held or the post has no broadcast.

@@ -91,3 +91,77 @@ pub async fn broadcast_claims_fail_opted_out_recipients_on_the_way(store: Arc<dy
     let counts = s.broadcast_counts(t, p.id).await.unwrap();
     assert_eq!((counts.pending, counts.sent, counts.failed), (0, 2, 3));
 }
+
+/// A stored audience is read at the post's first claim: a member added
+/// while the post is under way (between passes, or before a stopped
+/// worker's post is claimed again) is not sent this post. Before, every
+/// pass read the audience again and inserted its members anew.
+pub async fn a_stored_audience_is_read_at_the_first_claim(store: Arc<dyn Store>) {
+    let s = store.as_ref();
+    let w = world(s, "Acme", Platform::WhatsApp, "phone-1").await;
+    let t = w.tenant.id;
+    for r in ["15550001", "15550002", "15550003"] {
+        s.apply_opt_change(opt(&w, r, true, "form", t0()))
+            .await
+            .unwrap();
+    }
+    let audience = s
+        .create_audience(NewAudience {
+            tenant_id: t,
+            channel_id: w.channel.id,
+            name: "All".into(),
+            created_at: t0(),
+        })
+        .await
+        .unwrap();
+    s.add_audience_members(
+        t,
+        audience.id,
+        &["15550001".into(), "15550002".into()],
+        t0(),
+    )
+    .await
+    .unwrap();
+    let p = post(s, &w).await;
+    s.set_post_broadcast(PostBroadcast {
+        tenant_id: t,
+        post_id: p.id,
+        audience: BroadcastAudience::Stored {
+            audience_id: audience.id,
+        },
+        template: None,
+    })
+    .await
+    .unwrap();
+    let now = t0();
+    s.claim_due_posts(now, 10, "w1", mins(5)).await.unwrap();
+    let first = s
+        .prepare_deliveries(t, p.id, "w1", now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.total(), 2);
+
+    // A member joins; the worker stops and the post is claimed again.
+    s.add_audience_members(t, audience.id, &["15550003".into()], now)
+        .await
+        .unwrap();
+    s.release_stale_leases(now + mins(6)).await.unwrap();
+    s.claim_due_posts(now + mins(6), 10, "w2", mins(5))
+        .await
+        .unwrap();
+    let again = s
+        .prepare_deliveries(t, p.id, "w2", now + mins(6))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.total(), 2);
+    let recipients: Vec<String> = s
+        .list_deliveries(t, p.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.recipient)
+        .collect();
+    assert_eq!(recipients, vec!["15550001", "15550002"]);
+}

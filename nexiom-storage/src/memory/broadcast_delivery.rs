@@ -71,7 +71,16 @@ impl Inner {
     ) -> Option<BroadcastCounts> {
         let channel = self.claimed_post(tenant, post, owner, now)?;
         let spec = self.broadcast_of(post)?.clone();
+        // The audience is read once, at the post's first claim (see the
+        // PostgreSQL backend).
+        let made = self
+            .broadcasts
+            .delivery_by_key
+            .range((post, String::new())..)
+            .next()
+            .is_some_and(|((p, _), _)| *p == post);
         let recipients: Vec<String> = match &spec.audience {
+            _ if made => Vec::new(),
             BroadcastAudience::Recipients { recipients } => {
                 recipients.iter().map(|r| normalize_recipient(r)).collect()
             }

@@ -45,7 +45,18 @@ impl PgStore {
         let Some(spec) = spec.map(PostBroadcastRow::into_entity).transpose()? else {
             return Ok(None);
         };
+        // The audience is read once, at the post's first claim: a later pass
+        // (or a claim after a stopped worker) sends to the deliveries made
+        // then, not to members added since.
+        let made: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM broadcast_deliveries WHERE post_id = $1)",
+        )
+        .bind(post.as_uuid())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db)?;
         let recipients: Vec<String> = match spec.audience {
+            _ if made => Vec::new(),
             BroadcastAudience::Recipients { recipients } => {
                 recipients.iter().map(|r| normalize_recipient(r)).collect()
             }
