@@ -12,7 +12,7 @@ use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
 use nexiom_connectors::{
-    Backoff, BreakerConfig, ConnectorRegistry, HttpConfig, MockConnector, MockOp,
+    Backoff, BreakerConfig, ConnectorError, ConnectorRegistry, HttpConfig, MockConnector, MockOp,
     PlatformConnector, WhatsAppConnector,
 };
 use nexiom_core::*;
@@ -422,6 +422,64 @@ async fn comment_replies_keep_the_private_reply_rules(test: TestStore) {
     test.cleanup().await;
 }
 
+/// A private reply the platform throttled, or refused with the channel's
+/// token, sent nothing: the claim is withdrawn and the call answers
+/// `Unavailable`, so the same key sends it once the platform takes it, and
+/// the comment's one private reply is not used up. Before, the throttle was
+/// recorded `failed` and the private reply was gone for good. An answer that
+/// never came after the request went out is recorded as outcome unknown.
+async fn a_throttled_private_reply_can_be_sent_again(test: TestStore) {
+    let mock = MockConnector::new(Platform::Facebook);
+    let fx = PageFx::new(&test, mock.clone()).await;
+    let comment = fx.comment("c-1", None, t0()).await;
+    let target = AgentReplyTarget::PrivateComment {
+        comment: comment.id,
+    };
+    mock.rate_limit_next(MockOp::SendPrivateReply, StdDuration::from_secs(60));
+    mock.unauthorized_next(MockOp::SendPrivateReply);
+    for _ in 0..2 {
+        let refused = fx.replies.reply_as_agent(fx.request(target, "p-1")).await;
+        assert!(
+            matches!(refused, Err(AgentReplyError::Unavailable(_))),
+            "{refused:?}"
+        );
+        assert!(
+            fx.store
+                .find_agent_reply(fx.tenant, "p-1")
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+    let sent = fx
+        .replies
+        .reply_as_agent(fx.request(target, "p-1"))
+        .await
+        .unwrap();
+    assert_eq!(sent.state, AgentReplyState::Sent);
+    assert_eq!(mock.calls_of(MockOp::SendPrivateReply).len(), 3);
+
+    // No answer after the request went out: recorded, never sent again.
+    let other = fx.comment("c-2", None, t0()).await;
+    mock.fail_next(
+        MockOp::ReplyComment,
+        1,
+        ConnectorError::OutcomeUnknown {
+            platform: "facebook".into(),
+            reason: "timed out after the request was sent".into(),
+        },
+    );
+    let public = AgentReplyTarget::PublicComment { comment: other.id };
+    let unknown = fx
+        .replies
+        .reply_as_agent(fx.request(public, "pub-1"))
+        .await
+        .unwrap();
+    assert_eq!(unknown.state, AgentReplyState::Failed);
+    assert!(unknown.error.unwrap().starts_with("outcome_unknown"));
+    test.cleanup().await;
+}
+
 /// Instagram takes replies under a top-level comment only: an agent's
 /// public reply to a reply goes to the comment that reply answers.
 async fn a_reply_to_a_reply_goes_where_the_platform_takes_it(test: TestStore) {
@@ -471,4 +529,5 @@ on_both_backends!(
     whatsapp_window_and_one_call_per_key,
     comment_replies_keep_the_private_reply_rules,
     a_reply_to_a_reply_goes_where_the_platform_takes_it,
+    a_throttled_private_reply_can_be_sent_again,
 );

@@ -78,6 +78,12 @@ pub trait AgentReplyStore: Send + Sync {
         outcome: AgentReplyOutcome,
         at: DateTime<Utc>,
     ) -> Result<AgentReply>;
+    /// Withdraws a `sending` reply whose call never reached the platform (a
+    /// throttle, an outage, a refused token): the row is removed, so its
+    /// idempotency key is free again and a comment's one private reply is
+    /// not used up. Returns whether it was withdrawn (a reply no longer
+    /// `sending` stays). `NotFound` for a reply that is not the tenant's.
+    async fn withdraw_agent_reply(&self, tenant: TenantId, id: AgentReplyId) -> Result<bool>;
     /// The tenant's reply under `idempotency_key`, if any.
     async fn find_agent_reply(
         &self,

@@ -5,12 +5,17 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use nexiom_connectors::{ConnectorRegistry, MessageBody, OutboundMessage, PrivateReply, Template};
+use nexiom_connectors::{
+    ConnectorError, ConnectorRegistry, ErrorAction, MessageBody, OutboundMessage, PrivateReply,
+    Template,
+};
 use nexiom_core::{
     AgentReply, AgentReplyOutcome, AgentReplyTarget, AgentTemplate, Clock, Content, NewAgentReply,
     Platform, TenantId,
 };
-use nexiom_storage::{AgentReplyClaim, AgentReplyContext, StorageError, Store};
+use nexiom_storage::{
+    AgentReplyClaim, AgentReplyContext, OUTCOME_UNKNOWN_PREFIX, StorageError, Store,
+};
 use thiserror::Error;
 
 /// The messaging window of WhatsApp (customer service), Instagram and
@@ -209,8 +214,14 @@ impl AgentReplies {
     ///    message, a public comment reply or a private reply.
     /// 5. The answer is recorded: `sent` (a conversation reply becomes an
     ///    outbound message with the agent's reply linked, so it counts for
-    ///    the first-response time) or `failed` with the platform's error;
-    ///    either way the key never sends again.
+    ///    the first-response time) or `failed` with the platform's error
+    ///    (an answer that never came after the request went out is failed
+    ///    as `outcome_unknown`: it may have been sent); either way the key
+    ///    never sends again. A call that never reached the platform or was
+    ///    refused before it acted (a throttle, an outage, an open circuit,
+    ///    a refused token) sent nothing: the claim is withdrawn and the call
+    ///    answers [`AgentReplyError::Unavailable`], so the key is free again
+    ///    and a comment's one private reply is not used up.
     pub async fn reply_as_agent(
         &self,
         request: AgentReplyRequest,
@@ -254,8 +265,32 @@ impl AgentReplies {
         };
         let outcome = match self.send(&request, call).await {
             Ok(provider_id) => AgentReplyOutcome::Sent { provider_id },
+            Err(error) if never_reached(&error) => {
+                // Nothing went out: the claim is withdrawn, so the key is
+                // free again and a comment's one private reply is not used
+                // up; the caller may try again.
+                tracing::warn!(%tenant, reply = %reply.id, %error, "agent reply not sent; withdrawn");
+                if self.store.withdraw_agent_reply(tenant, reply.id).await? {
+                    return Err(AgentReplyError::Unavailable(format!(
+                        "not sent, nothing recorded; try again later: {error}"
+                    )));
+                }
+                // Finished meanwhile (cannot happen under one claim): as stored.
+                return Ok(self
+                    .store
+                    .find_agent_reply(tenant, &request.idempotency_key)
+                    .await?
+                    .unwrap_or(reply));
+            }
             Err(error) => {
                 tracing::warn!(%tenant, reply = %reply.id, %error, "agent reply not sent");
+                let error = match error {
+                    ConnectorError::OutcomeUnknown { .. } => format!(
+                        "{OUTCOME_UNKNOWN_PREFIX}: {error}; the reply may have been sent and is \
+                         never sent again under this key"
+                    ),
+                    other => other.to_string(),
+                };
                 AgentReplyOutcome::Failed { error }
             }
         };
@@ -323,7 +358,7 @@ impl AgentReplies {
         &self,
         request: &AgentReplyRequest,
         call: Call,
-    ) -> Result<Option<String>, String> {
+    ) -> Result<Option<String>, ConnectorError> {
         let Call {
             connector,
             channel,
@@ -343,18 +378,15 @@ impl AgentReplies {
                     .send_message(&channel, &message)
                     .await
                     .map(|sent| Some(sent.message_id))
-                    .map_err(|e| e.to_string())
             }
             CallTarget::Comment(comment) => connector
                 .reply_comment(&channel, &comment, &request.text)
                 .await
-                .map(Some)
-                .map_err(|e| e.to_string()),
+                .map(Some),
             CallTarget::Private(comment, at) => connector
                 .send_private_reply(&channel, &PrivateReply::new(comment, &request.text, at))
                 .await
-                .map(|sent| Some(sent.message_id))
-                .map_err(|e| e.to_string()),
+                .map(|sent| Some(sent.message_id)),
         }
     }
 }
@@ -375,4 +407,15 @@ enum CallTarget {
     Comment(String),
     /// A private reply to this comment, created at that time.
     Private(String, DateTime<Utc>),
+}
+
+/// Whether a failed call never reached the platform, or was refused before
+/// it acted (a throttle, an outage, an open circuit, a refused token): then
+/// nothing was sent and the reply can be withdrawn. An answer that never
+/// came after the request went out (`OutcomeUnknown`) is not such a call.
+fn never_reached(error: &ConnectorError) -> bool {
+    matches!(
+        error.action(),
+        ErrorAction::RetryLater { .. } | ErrorAction::RefreshToken
+    )
 }

@@ -225,6 +225,23 @@ pub async fn agent_replies_are_claimed_once_and_recorded(store: Arc<dyn Store>) 
     let public = AgentReplyTarget::PublicComment {
         comment: comment.id,
     };
+    let pub1 = match s
+        .claim_agent_reply(new_reply(&w, public, "pub1"))
+        .await
+        .unwrap()
+    {
+        AgentReplyClaim::Claimed(r) => r,
+        other => panic!("expected a claim, got {other:?}"),
+    };
+    // A claim whose call never reached the platform is withdrawn: its key
+    // is free again. Only the tenant's, only while `sending`.
+    let stranger = world(s, "Other", Platform::Facebook, "page-x").await;
+    assert!(matches!(
+        s.withdraw_agent_reply(stranger.tenant.id, pub1.id).await,
+        Err(StorageError::NotFound { .. })
+    ));
+    assert!(s.withdraw_agent_reply(w.tenant.id, pub1.id).await.unwrap());
+    assert_eq!(s.find_agent_reply(w.tenant.id, "pub1").await.unwrap(), None);
     assert!(matches!(
         s.claim_agent_reply(new_reply(&w, public, "pub1"))
             .await
@@ -245,6 +262,11 @@ pub async fn agent_replies_are_claimed_once_and_recorded(store: Arc<dyn Store>) 
     assert_eq!(failed.state, AgentReplyState::Failed);
     assert_eq!(failed.message_id, None);
     assert_eq!(failed.error.as_deref(), Some("(#10) outside window"));
+    assert!(!s.withdraw_agent_reply(w.tenant.id, p1.id).await.unwrap());
+    assert_eq!(
+        s.find_agent_reply(w.tenant.id, "p1").await.unwrap(),
+        Some(failed)
+    );
 }
 
 /// Eight tasks claiming one key at once: exactly one claim.

@@ -210,6 +210,25 @@ impl AgentReplyStore for MemoryStore {
         self.lock().finish_agent_reply(tenant, id, outcome, at)
     }
 
+    async fn withdraw_agent_reply(&self, tenant: TenantId, id: AgentReplyId) -> Result<bool> {
+        let mut inner = self.lock();
+        let replies = &mut inner.agent_replies;
+        let reply = match replies.rows.get(&id) {
+            Some(r) if r.tenant_id == tenant => r,
+            _ => return Err(StorageError::not_found("agent reply", id)),
+        };
+        if reply.state != AgentReplyState::Sending {
+            return Ok(false);
+        }
+        let key = (tenant, reply.idempotency_key.clone());
+        if let AgentReplyTarget::PrivateComment { comment } = reply.target {
+            replies.private_by_comment.remove(&comment);
+        }
+        replies.by_key.remove(&key);
+        replies.rows.remove(&id);
+        Ok(true)
+    }
+
     async fn find_agent_reply(
         &self,
         tenant: TenantId,

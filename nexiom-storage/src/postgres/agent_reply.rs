@@ -398,6 +398,33 @@ impl AgentReplyStore for PgStore {
         row.into_entity()
     }
 
+    async fn withdraw_agent_reply(&self, tenant: TenantId, id: AgentReplyId) -> Result<bool> {
+        let mut tx = self.scoped(tenant).await?;
+        let state: Option<String> = sqlx::query_scalar(
+            "SELECT state FROM agent_replies WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
+        )
+        .bind(tenant.as_uuid())
+        .bind(id.as_uuid())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
+        let withdrawn = match state.as_deref() {
+            None => return Err(StorageError::not_found("agent reply", id)),
+            Some("sending") => {
+                sqlx::query("DELETE FROM agent_replies WHERE tenant_id = $1 AND id = $2")
+                    .bind(tenant.as_uuid())
+                    .bind(id.as_uuid())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                true
+            }
+            Some(_) => false,
+        };
+        tx.commit().await.map_err(db)?;
+        Ok(withdrawn)
+    }
+
     async fn find_agent_reply(
         &self,
         tenant: TenantId,
