@@ -18,7 +18,6 @@ use comment_polling::{handling, isolation, reading, rereads, workers};
 on_both_backends!(
     reading::three_pages_of_comments_arrive_exactly_once,
     reading::a_cursor_longer_than_a_key_is_followed_and_kept,
-    reading::a_post_that_keeps_failing_is_checked_at_doubling_gaps,
     reading::the_accounts_own_comments_are_not_stored,
     reading::a_crash_before_the_checkpoint_stores_no_duplicates,
     reading::a_cursor_the_platform_refuses_is_read_again_from_the_start,

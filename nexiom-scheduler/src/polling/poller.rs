@@ -23,10 +23,6 @@ use crate::inbound::InboundPipeline;
 use crate::tokens::ChannelTokens;
 use crate::worker::Shutdown;
 
-/// The longest wait after failed checks of a post before the next one
-/// (see `CommentPoller::failure_backoff`).
-const MAX_FAILURE_BACKOFF: Duration = Duration::hours(6);
-
 /// How one post's check ended.
 pub(super) enum Checked {
     /// Read; polling continues (or ends when past the window).
@@ -372,8 +368,7 @@ impl CommentPoller {
                     post_id: post.id,
                     error: err.to_string(),
                 });
-                let backoff = || now + self.failure_backoff(post, now);
-                (Some(until.unwrap_or_else(backoff)), false)
+                (Some(until.unwrap_or(now + self.config.interval)), false)
             }
         };
         let next = earliest.filter(|next| stop.is_none_or(|stop| *next < stop));
@@ -393,19 +388,6 @@ impl CommentPoller {
             tally: report,
             counted: true,
         }
-    }
-
-    /// How long after a failed check the next one comes: the time since the
-    /// post's last good check (or its publication), at least the interval and
-    /// at most [`MAX_FAILURE_BACKOFF`]. A post that keeps failing (deleted on
-    /// the platform, say) is checked at doubling gaps, not every interval for
-    /// the rest of its window; one that fails once is checked again after
-    /// the interval.
-    fn failure_backoff(&self, post: &ScheduledPost, now: DateTime<Utc>) -> Duration {
-        let since = post.last_check_at.or(post.published_at).unwrap_or(now);
-        (now - since)
-            .min(MAX_FAILURE_BACKOFF)
-            .max(self.config.interval)
     }
 
     /// When the post's polling ends: its `stop_at`, else `published_at` plus

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use chrono::Duration;
-use nexiom_connectors::{ApiError, Capabilities, ConnectorError, MockOp, RemoteComment};
+use nexiom_connectors::{Capabilities, MockOp, RemoteComment};
 use nexiom_core::*;
 use nexiom_storage::Store;
 
@@ -40,43 +40,6 @@ pub async fn a_cursor_longer_than_a_key_is_followed_and_kept(store: Arc<dyn Stor
     let later = poller.poll_due(50, None).await.unwrap();
     assert_eq!(later.comments_stored, 1);
     assert_eq!(comments(&env, post.id).await.len(), 7);
-}
-
-/// A post whose checks keep failing (deleted on the platform: Graph's
-/// "object does not exist") is checked at doubling gaps from its last good
-/// check, at most 6 hours apart, not every 5 minutes for its 7 days (about
-/// 4,000 calls); once a check succeeds, the 5-minute cadence is back.
-pub async fn a_post_that_keeps_failing_is_checked_at_doubling_gaps(store: Arc<dyn Store>) {
-    let env = Env::new(store).await;
-    let mock = mock(&env);
-    let poller = poller(&env, &mock);
-    let post = published(&env, env.channel, "fb-post-gone", env.clock.now()).await;
-    let gone = ConnectorError::Permanent {
-        platform: "facebook".into(),
-        detail: ApiError::message("(#100) Object with ID 'fb-post-gone' does not exist"),
-    };
-    mock.fail_next(MockOp::ListComments, 9, gone);
-    let mut gaps = Vec::new();
-    for _ in 0..9 {
-        let report = poller.poll_due(50, None).await.unwrap();
-        assert_eq!(report.failures.len(), 1);
-        let next = env.post(post.id).await.next_check_at.unwrap();
-        gaps.push((next - env.clock.now()).num_minutes());
-        env.clock.set(next);
-    }
-    assert_eq!(gaps, vec![5, 5, 10, 20, 40, 80, 160, 320, 360]);
-    assert_eq!(mock.calls_of(MockOp::ListComments).len(), 9);
-
-    // It reads again: every 5 minutes once more.
-    mock.seed_comments("fb-post-gone", [mock.comment("c-1", "fan", "Back")]);
-    let report = poller.poll_due(50, None).await.unwrap();
-    assert!(report.failures.is_empty());
-    assert_eq!(report.comments_stored, 1);
-    let after = env.post(post.id).await;
-    assert_eq!(
-        after.next_check_at,
-        Some(env.clock.now() + Duration::minutes(5))
-    );
 }
 
 /// A page holding the Page's own replies (as the library's auto-replies
