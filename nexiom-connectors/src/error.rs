@@ -16,6 +16,11 @@ use std::time::Duration;
 use nexiom_core::MediaKind;
 use thiserror::Error;
 
+/// WhatsApp Cloud API error 131056, the pair rate limit ("too many messages
+/// to this user"): a limit on one recipient, not on the channel, so it never
+/// pauses the channel (nor, in the scheduler, holds its other sends).
+pub const WHATSAPP_PAIR_RATE_LIMIT: i32 = 131_056;
+
 /// What a platform said about a failed call: HTTP status, platform codes, the
 /// platform's message and its support trace id. Never contains a secret.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -494,6 +499,12 @@ impl Sift {
 }
 
 impl ConnectorError {
+    /// Whether this is WhatsApp's pair rate limit
+    /// ([`WHATSAPP_PAIR_RATE_LIMIT`]): about one recipient only.
+    pub fn is_pair_rate_limit(&self) -> bool {
+        self.api_error().and_then(|e| e.code) == Some(WHATSAPP_PAIR_RATE_LIMIT)
+    }
+
     /// Whether this error, met while reading the extra pages of a listing
     /// (a comment's replies), must fail the listing: a throttle (the caller
     /// holds the channel), an expired token (the caller renews it) or an open

@@ -90,7 +90,8 @@ mod whatsapp;
 pub use capabilities::Capabilities;
 pub use connector::{PlatformConnector, PlatformConnectorExt};
 pub use error::{
-    ApiError, ConnectorError, ErrorAction, PolicyError, ValidationError, WebhookError, redact,
+    ApiError, ConnectorError, ErrorAction, PolicyError, ValidationError, WHATSAPP_PAIR_RATE_LIMIT,
+    WebhookError, redact,
 };
 pub use facebook::{FacebookBuilder, FacebookConnector};
 pub use graph::{DEFAULT_GRAPH_BASE_URL, DEFAULT_GRAPH_VERSION, GraphConfig};

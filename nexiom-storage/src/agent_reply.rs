@@ -81,8 +81,10 @@ pub trait AgentReplyStore: Send + Sync {
     /// Withdraws a `sending` reply whose call never reached the platform (a
     /// throttle, an outage, a refused token): the row is removed, so its
     /// idempotency key is free again and a comment's one private reply is
-    /// not used up. Returns whether it was withdrawn (a reply no longer
-    /// `sending` stays). `NotFound` for a reply that is not the tenant's.
+    /// not used up (a concurrent caller that read the claim `sending` may
+    /// find the key free afterwards). Returns whether it was withdrawn (a
+    /// reply no longer `sending` stays). `NotFound` for a reply that is not
+    /// the tenant's.
     async fn withdraw_agent_reply(&self, tenant: TenantId, id: AgentReplyId) -> Result<bool>;
     /// The tenant's reply under `idempotency_key`, if any.
     async fn find_agent_reply(

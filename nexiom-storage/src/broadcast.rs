@@ -89,7 +89,10 @@ pub trait BroadcastStore: Send + Sync {
         audience: BroadcastAudience,
         template: Option<BroadcastTemplate>,
     ) -> Result<(ScheduledPost, PostBroadcast)>;
-    /// Sets (or replaces) the post's audience and template. `UnknownReference`
+    /// Sets (or replaces) the post's audience and template; the recipients
+    /// are read at the post's first claim (see
+    /// [`prepare_deliveries`](Self::prepare_deliveries)), so a change after
+    /// that reaches no one new. `UnknownReference`
     /// for a post, or a stored audience, that is not the tenant's, or an
     /// audience of another channel than the post's.
     async fn set_post_broadcast(&self, broadcast: PostBroadcast) -> Result<PostBroadcast>;

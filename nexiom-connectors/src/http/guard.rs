@@ -160,10 +160,12 @@ impl ChannelGuard {
                     state.open_until = Some(after(now, self.config.cooldown));
                 }
             }
+            // WhatsApp's pair rate limit is about one recipient: the
+            // channel's other sends go on.
             ConnectorError::RateLimited {
                 retry_after: Some(wait),
                 ..
-            } => {
+            } if !error.is_pair_rate_limit() => {
                 state.paused_until = Some(after(now, *wait));
             }
             _ => {}
@@ -257,6 +259,29 @@ mod tests {
         g.record_success("ch", &HeaderMap::new(), later);
         g.record_failure("ch", &transient(), later);
         assert!(g.check("facebook", "ch", later).is_ok());
+    }
+
+    #[test]
+    fn a_pair_rate_limit_does_not_pause_the_channel() {
+        let g = ChannelGuard::new(BreakerConfig::default());
+        let limited = |code| ConnectorError::RateLimited {
+            platform: "whatsapp".into(),
+            retry_after: Some(Duration::from_secs(120)),
+            detail: ApiError {
+                code: Some(code),
+                ..ApiError::message("rate limit")
+            },
+        };
+        g.record_failure("ch", &limited(crate::WHATSAPP_PAIR_RATE_LIMIT), t0());
+        assert!(
+            g.check("whatsapp", "ch", t0()).is_ok(),
+            "one recipient's limit"
+        );
+        g.record_failure("ch", &limited(130_429), t0());
+        assert!(
+            g.check("whatsapp", "ch", t0()).is_err(),
+            "the channel's limit"
+        );
     }
 
     #[test]

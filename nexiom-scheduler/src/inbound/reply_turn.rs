@@ -437,8 +437,6 @@ impl InboundPipeline {
     }
 }
 
-use crate::publish::PAIR_RATE_LIMIT;
-
 impl InboundPipeline {
     /// After a failed send: when the platform refused before acting (its
     /// error says retry later or refresh the token: rate limited, circuit
@@ -467,7 +465,7 @@ impl InboundPipeline {
                 // attempt, and be escalated after a few runs. Not WhatsApp's
                 // pair rate limit (131056): it is about one customer, whose
                 // later replies wait behind the refused one anyway.
-                let pair_limit = error.api_error().and_then(|e| e.code) == Some(PAIR_RATE_LIMIT);
+                let pair_limit = error.is_pair_rate_limit();
                 let asked = match (asked, error) {
                     (None, ConnectorError::RateLimited { .. }) if !pair_limit => {
                         Some(self.auto_reply.retry.base)

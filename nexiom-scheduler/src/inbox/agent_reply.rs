@@ -263,6 +263,8 @@ impl AgentReplies {
                 ));
             }
         };
+        let connector = Arc::clone(&call.connector);
+        let used_token = call.channel.access_token.clone();
         let outcome = match self.send(&request, call).await {
             Ok(provider_id) => AgentReplyOutcome::Sent { provider_id },
             Err(error) if never_reached(&error) => {
@@ -270,10 +272,33 @@ impl AgentReplies {
                 // free again and a comment's one private reply is not used
                 // up; the caller may try again.
                 tracing::warn!(%tenant, reply = %reply.id, %error, "agent reply not sent; withdrawn");
-                if self.store.withdraw_agent_reply(tenant, reply.id).await? {
-                    return Err(AgentReplyError::Unavailable(format!(
-                        "not sent, nothing recorded; try again later: {error}"
-                    )));
+                let withdrawn = self.store.withdraw_agent_reply(tenant, reply.id).await?;
+                // A refused token: the one another worker stored, or one
+                // refreshed now, for the next try; a channel whose refresh
+                // is refused is paused for a person to reconnect, and said.
+                let mut why = format!("not sent, nothing recorded; try again later: {error}");
+                if matches!(error.action(), ErrorAction::RefreshToken) {
+                    let renewed = self
+                        .tokens
+                        .after_unauthorized(&ctx.channel, Some(&used_token), |c| async move {
+                            crate::tokens::connector_refresh(connector.as_ref(), &c).await
+                        })
+                        .await;
+                    match renewed {
+                        Ok(_) => {}
+                        Err(err) if err.is_paused() => {
+                            why = format!(
+                                "not sent, nothing recorded: the channel needs to be \
+                                 reconnected ({err})"
+                            );
+                        }
+                        Err(err) => {
+                            tracing::warn!(%tenant, error = %err, "token not refreshed after a 401");
+                        }
+                    }
+                }
+                if withdrawn {
+                    return Err(AgentReplyError::Unavailable(why));
                 }
                 // Finished meanwhile (cannot happen under one claim): as stored.
                 return Ok(self

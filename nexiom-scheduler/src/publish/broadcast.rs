@@ -6,8 +6,10 @@
 //! if the worker stops, and that one is never sent again. Each recipient
 //! follows the posts' retry rules on its own: transient failures and rate
 //! limits are retried with the same backoff and attempt limit (a platform's
-//! Retry-After, or a refused token, pauses the whole fan-out; Retry-After
-//! also holds the channel back for every worker), a refusal
+//! Retry-After, a throttle naming no wait, or a refused token pauses the
+//! whole fan-out; a Retry-After or a throttle also holds the channel back
+//! for every worker, for the wait or the delivery's backoff; WhatsApp's pair
+//! rate limit, about one recipient, holds nothing), a refusal
 //! fails the recipient at once, an answer lost after sending fails it as
 //! unknown (never sent blindly again). Free-form content goes only to
 //! recipients inside their 24-hour window; the others get the post's
@@ -42,10 +44,11 @@ const PASS_TIME: std::time::Duration = std::time::Duration::from_secs(60);
 /// How one recipient's send ended, and whether the fan-out must pause.
 struct Sent {
     outcome: DeliveryOutcome,
-    /// The platform asked to wait (Retry-After) or refused the token: the
-    /// other recipients wait too, until then.
+    /// The platform asked to wait (Retry-After), throttled the channel, or
+    /// refused the token: the other recipients wait too, until then.
     hold: Option<DateTime<Utc>>,
-    /// The wait is the platform's: the channel is held back for every worker.
+    /// The wait is the platform's or a throttle's: the channel is held back
+    /// for every worker.
     throttle: bool,
     /// The platform refused the token: it is renewed (or the channel paused)
     /// before the next recipient's attempt.

@@ -117,24 +117,20 @@ fn to_chrono(d: std::time::Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
 
-/// WhatsApp's pair rate limit ("too many messages to this user"): a limit
-/// on one recipient, not on the channel.
-pub(crate) const PAIR_RATE_LIMIT: i32 = 131_056;
-
 /// How a connector error drives the queue (see [`ConnectorGateway`]).
 /// WhatsApp's pair rate limit (131056) is about one recipient, so it is
-/// `Transient` (that send retried with backoff), not `RateLimited`, which
-/// holds the whole channel back.
+/// `Transient` with no wait (that send retried with backoff), not
+/// `RateLimited`, which holds the whole channel back.
 pub fn classify(error: ConnectorError) -> PublishFailure {
     let message = error.to_string();
-    let pair_limit = error.api_error().and_then(|e| e.code) == Some(PAIR_RATE_LIMIT);
+    let pair_limit = error.is_pair_rate_limit();
     match error {
-        ConnectorError::RateLimited { retry_after, .. } if pair_limit => {
-            PublishFailure::Transient {
-                message,
-                retry_after: retry_after.map(to_chrono),
-            }
-        }
+        // Its wait, if any, is that recipient's: not passed on, since a
+        // `Transient` failure's Retry-After holds the whole channel.
+        ConnectorError::RateLimited { .. } if pair_limit => PublishFailure::Transient {
+            message,
+            retry_after: None,
+        },
         ConnectorError::RateLimited { retry_after, .. } => PublishFailure::RateLimited {
             message,
             retry_after: retry_after.map(to_chrono),

@@ -13,7 +13,6 @@ mod retry;
 mod series;
 mod settlements;
 
-pub(crate) use connector::PAIR_RATE_LIMIT;
 pub use connector::{ConnectorGateway, PostLookup, channel_context, classify};
 pub use gateway::{PublishFailure, PublishGateway, PublishedPost, RecipientMessage};
 #[cfg(feature = "testing")]

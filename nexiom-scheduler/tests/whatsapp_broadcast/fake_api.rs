@@ -65,20 +65,31 @@ impl Respond for FakeMessages {
                 .set_body_json(json!({"error": {
                     "message": "(#130429) Rate limit hit", "code": 130429}}));
         }
-        for (map, code, message) in [
-            (
-                &self.throttled_silently,
-                130_429,
-                "(#130429) Rate limit hit",
-            ),
-            (&self.pair_limited, 131_056, "(#131056) Pair rate limit hit"),
-        ] {
+        // The pair rate limit comes with a Retry-After here: it is still
+        // that recipient's alone.
+        let silent = (
+            &self.throttled_silently,
+            130_429,
+            "(#130429) Rate limit hit",
+            None,
+        );
+        let pair = (
+            &self.pair_limited,
+            131_056,
+            "(#131056) Pair rate limit hit",
+            Some("120"),
+        );
+        for (map, code, message, wait) in [silent, pair] {
             if let Some(left) = map.lock().unwrap().get_mut(&to)
                 && *left > 0
             {
                 *left -= 1;
-                return ResponseTemplate::new(400)
+                let answer = ResponseTemplate::new(400)
                     .set_body_json(json!({"error": {"message": message, "code": code}}));
+                return match wait {
+                    Some(wait) => answer.insert_header("Retry-After", wait),
+                    None => answer,
+                };
             }
         }
         let ok = ResponseTemplate::new(200).set_body_json(json!({

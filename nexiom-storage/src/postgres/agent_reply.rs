@@ -239,57 +239,71 @@ impl AgentReplyStore for PgStore {
                 }
             });
         };
-        let inserted: std::result::Result<Option<AgentReplyRow>, _> = sqlx::query_as(
-            "INSERT INTO agent_replies (id, tenant_id, target_kind, conversation_id, comment_id, \
-                 channel_id, agent_id, text, template, idempotency_key, state, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'sending', $11) \
-             ON CONFLICT DO NOTHING RETURNING *",
-        )
-        .bind(AgentReplyId::generate().as_uuid())
-        .bind(new.tenant_id.as_uuid())
-        .bind(new.target.kind())
-        .bind(conversation)
-        .bind(comment)
-        .bind(channel)
-        .bind(&new.agent_id)
-        .bind(&new.text)
-        .bind(template)
-        .bind(&new.idempotency_key)
-        .bind(new.created_at)
-        .fetch_optional(&mut *tx)
-        .await;
-        let inserted = match inserted {
-            Ok(row) => row,
-            Err(err) => {
-                drop(tx);
-                return Err(write_error(
-                    self,
-                    err,
-                    WriteFailure {
-                        tenant: Some(new.tenant_id),
-                        refs: &[],
-                        conflict: None,
-                    },
-                )
-                .await);
-            }
-        };
-        let claim = match inserted {
-            Some(row) => AgentReplyClaim::Claimed(row.into_entity()?),
-            None => {
-                let existing: Option<AgentReplyRow> = sqlx::query_as(
-                    "SELECT * FROM agent_replies WHERE tenant_id = $1 AND idempotency_key = $2",
-                )
-                .bind(new.tenant_id.as_uuid())
-                .bind(&new.idempotency_key)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db)?;
-                match existing {
-                    Some(row) => AgentReplyClaim::Existing(row.into_entity()?),
-                    None => AgentReplyClaim::PrivateReplyTaken,
+        // A conflict whose row is gone when read was a claim withdrawn
+        // meanwhile (`withdraw_agent_reply`): the insert is tried again.
+        let mut attempts = 0;
+        let claim = loop {
+            attempts += 1;
+            let inserted: std::result::Result<Option<AgentReplyRow>, _> = sqlx::query_as(
+                "INSERT INTO agent_replies (id, tenant_id, target_kind, conversation_id, comment_id, \
+                     channel_id, agent_id, text, template, idempotency_key, state, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'sending', $11) \
+                 ON CONFLICT DO NOTHING RETURNING *",
+            )
+            .bind(AgentReplyId::generate().as_uuid())
+            .bind(new.tenant_id.as_uuid())
+            .bind(new.target.kind())
+            .bind(conversation)
+            .bind(comment)
+            .bind(channel)
+            .bind(&new.agent_id)
+            .bind(&new.text)
+            .bind(template.clone())
+            .bind(&new.idempotency_key)
+            .bind(new.created_at)
+            .fetch_optional(&mut *tx)
+            .await;
+            let inserted = match inserted {
+                Ok(row) => row,
+                Err(err) => {
+                    drop(tx);
+                    return Err(write_error(
+                        self,
+                        err,
+                        WriteFailure {
+                            tenant: Some(new.tenant_id),
+                            refs: &[],
+                            conflict: None,
+                        },
+                    )
+                    .await);
                 }
-            }
+            };
+            break match inserted {
+                Some(row) => AgentReplyClaim::Claimed(row.into_entity()?),
+                None => {
+                    let existing: Option<AgentReplyRow> = sqlx::query_as(
+                        "SELECT * FROM agent_replies WHERE tenant_id = $1 AND idempotency_key = $2",
+                    )
+                    .bind(new.tenant_id.as_uuid())
+                    .bind(&new.idempotency_key)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                    match existing {
+                        Some(row) => AgentReplyClaim::Existing(row.into_entity()?),
+                        None if private_taken(&mut tx, &new).await? => {
+                            AgentReplyClaim::PrivateReplyTaken
+                        }
+                        None if attempts < 3 => continue,
+                        None => {
+                            return Err(StorageError::backend(
+                                "agent reply: the key's claim kept changing; try again",
+                            ));
+                        }
+                    }
+                }
+            };
         };
         tx.commit().await.map_err(db)?;
         Ok(claim)
@@ -443,4 +457,22 @@ impl AgentReplyStore for PgStore {
         tx.commit().await.map_err(db)?;
         row.map(AgentReplyRow::into_entity).transpose()
     }
+}
+
+/// Whether `new` is a private reply to a comment that has one claimed
+/// already (the platforms allow one per comment).
+async fn private_taken(conn: &mut sqlx::PgConnection, new: &NewAgentReply) -> Result<bool> {
+    let AgentReplyTarget::PrivateComment { comment } = new.target else {
+        return Ok(false);
+    };
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM agent_replies \
+         WHERE tenant_id = $1 AND comment_id = $2 AND target_kind = $3)",
+    )
+    .bind(new.tenant_id.as_uuid())
+    .bind(comment.as_uuid())
+    .bind(new.target.kind())
+    .fetch_one(conn)
+    .await
+    .map_err(db)
 }
