@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use nexiom_connectors::{
-    ConnectorError, ConnectorRegistry, ErrorAction, MessageBody, OutboundMessage, PrivateReply,
-    Template,
+    ConnectorError, ConnectorRegistry, ErrorAction, MessageBody, OutboundMessage,
+    PlatformConnector, PrivateReply, Template,
 };
 use nexiom_core::{
     AgentReply, AgentReplyOutcome, AgentReplyTarget, AgentTemplate, Clock, Content, NewAgentReply,
-    Platform, TenantId,
+    Platform, SecretString, TenantId,
 };
 use nexiom_storage::{
     AgentReplyClaim, AgentReplyContext, OUTCOME_UNKNOWN_PREFIX, StorageError, Store,
@@ -268,44 +268,10 @@ impl AgentReplies {
         let outcome = match self.send(&request, call).await {
             Ok(provider_id) => AgentReplyOutcome::Sent { provider_id },
             Err(error) if never_reached(&error) => {
-                // Nothing went out: the claim is withdrawn, so the key is
-                // free again and a comment's one private reply is not used
-                // up; the caller may try again.
-                tracing::warn!(%tenant, reply = %reply.id, %error, "agent reply not sent; withdrawn");
-                let withdrawn = self.store.withdraw_agent_reply(tenant, reply.id).await?;
-                // A refused token: the one another worker stored, or one
-                // refreshed now, for the next try; a channel whose refresh
-                // is refused is paused for a person to reconnect, and said.
-                let mut why = format!("not sent, nothing recorded; try again later: {error}");
-                if matches!(error.action(), ErrorAction::RefreshToken) {
-                    let renewed = self
-                        .tokens
-                        .after_unauthorized(&ctx.channel, Some(&used_token), |c| async move {
-                            crate::tokens::connector_refresh(connector.as_ref(), &c).await
-                        })
-                        .await;
-                    match renewed {
-                        Ok(_) => {}
-                        Err(err) if err.is_paused() => {
-                            why = format!(
-                                "not sent, nothing recorded: the channel needs to be \
-                                 reconnected ({err})"
-                            );
-                        }
-                        Err(err) => {
-                            tracing::warn!(%tenant, error = %err, "token not refreshed after a 401");
-                        }
-                    }
-                }
-                if withdrawn {
-                    return Err(AgentReplyError::Unavailable(why));
-                }
-                // Finished meanwhile (cannot happen under one claim): as stored.
-                return Ok(self
-                    .store
-                    .find_agent_reply(tenant, &request.idempotency_key)
-                    .await?
-                    .unwrap_or(reply));
+                let refused_token = (connector, used_token);
+                return self
+                    .withdraw_unsent(&request, &ctx, reply, error, refused_token)
+                    .await;
             }
             Err(error) => {
                 tracing::warn!(%tenant, reply = %reply.id, %error, "agent reply not sent");
@@ -323,6 +289,55 @@ impl AgentReplies {
             .store
             .finish_agent_reply(tenant, reply.id, outcome, self.clock.now())
             .await?)
+    }
+
+    /// A reply whose call never reached the platform ([`never_reached`]):
+    /// its claim is withdrawn, so the key is free again and a comment's one
+    /// private reply is not used up; after a refused token the channel's
+    /// token is renewed for the next try (the one another worker stored, or
+    /// one refreshed now; a refused refresh pauses the channel, and the
+    /// answer says so). Answers [`AgentReplyError::Unavailable`], or the reply
+    /// as stored when it was finished meanwhile.
+    async fn withdraw_unsent(
+        &self,
+        request: &AgentReplyRequest,
+        ctx: &AgentReplyContext,
+        reply: AgentReply,
+        error: ConnectorError,
+        (connector, used_token): (Arc<dyn PlatformConnector>, SecretString),
+    ) -> Result<AgentReply, AgentReplyError> {
+        let tenant = reply.tenant_id;
+        tracing::warn!(%tenant, reply = %reply.id, %error, "agent reply not sent; withdrawn");
+        let withdrawn = self.store.withdraw_agent_reply(tenant, reply.id).await?;
+        let mut why = format!("not sent, nothing recorded; try again later: {error}");
+        if matches!(error.action(), ErrorAction::RefreshToken) {
+            let renewed = self
+                .tokens
+                .after_unauthorized(&ctx.channel, Some(&used_token), |c| async move {
+                    crate::tokens::connector_refresh(connector.as_ref(), &c).await
+                })
+                .await;
+            match renewed {
+                Ok(_) => {}
+                Err(err) if err.is_paused() => {
+                    why = format!(
+                        "not sent, nothing recorded: the channel needs to be reconnected ({err})"
+                    );
+                }
+                Err(err) => {
+                    tracing::warn!(%tenant, error = %err, "token not refreshed after a 401");
+                }
+            }
+        }
+        if withdrawn {
+            return Err(AgentReplyError::Unavailable(why));
+        }
+        // Finished meanwhile (cannot happen under one claim): as stored.
+        Ok(self
+            .store
+            .find_agent_reply(tenant, &request.idempotency_key)
+            .await?
+            .unwrap_or(reply))
     }
 
     /// The connector, the channel's context (its token) and the target's

@@ -247,7 +247,9 @@ async fn an_event_inserted_during_a_drop_keeps_its_month() {
     };
     let mut watcher = admin(&schema).await;
     let mut waiting = false;
-    for _ in 0..500 {
+    // Up to 10 s for the drop to reach the lock (a busy machine runs the
+    // spawned purge late; a bare count of polls ran out first).
+    for _ in 0..1_000 {
         waiting = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM pg_stat_activity \
              WHERE wait_event_type = 'Lock' AND query LIKE '%nexiom_drop_months_before%')",
@@ -258,7 +260,7 @@ async fn an_event_inserted_during_a_drop_keeps_its_month() {
         if waiting {
             break;
         }
-        tokio::task::yield_now().await;
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     assert!(waiting, "the drop waits for the writer");
     sqlx::query("COMMIT").execute(&mut writer).await.unwrap();
