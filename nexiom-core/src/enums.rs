@@ -104,7 +104,8 @@ string_enum! {
 
     /// Where an AUTO_REPLY item stands in the reply queue:
     /// `pending → sending → sent`, back to `pending` after a failed attempt
-    /// (with a backoff), or `given_up` (escalated to a person).
+    /// (with a backoff), or `given_up` (escalated to a person), or
+    /// `superseded` (a person answered first).
     ReplyState {
         /// Waiting for its turn (`next_at`, when set, is the earliest).
         Pending => "pending",
@@ -114,6 +115,10 @@ string_enum! {
         Sent => "sent",
         /// No more automatic attempts: the item was escalated to a person.
         GivenUp => "given_up",
+        /// Nothing automatic goes out: a person answered first (an agent
+        /// reply to its conversation or comment was sent while the item
+        /// was still pending or not yet triaged).
+        Superseded => "superseded",
     }
 
     /// Kind of an [`AiRule`](crate::AiRule).

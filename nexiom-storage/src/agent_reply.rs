@@ -70,7 +70,14 @@ pub trait AgentReplyStore: Send + Sync {
     /// with its provider id (a conversation reply also becomes an outbound
     /// message of the conversation, created at `at`, in the same atomic
     /// write, so it counts for the first-response time), or `failed` with
-    /// the error. A reply no longer `sending` is returned unchanged.
+    /// the error. A reply no longer `sending` is returned unchanged. A
+    /// `sent` reply also supersedes, in the same write, the automatic
+    /// replies still waiting for its target: the conversation's inbound
+    /// messages created up to `at`, or the comment, whose reply state is
+    /// `pending` or that are not triaged yet become
+    /// [`ReplyState::Superseded`](nexiom_core::ReplyState::Superseded), so
+    /// that nothing automatic follows a person's answer (one already
+    /// `sending` is left to finish).
     async fn finish_agent_reply(
         &self,
         tenant: TenantId,

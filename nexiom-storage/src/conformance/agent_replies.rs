@@ -295,3 +295,133 @@ pub async fn concurrent_agent_reply_claims_claim_once(store: Arc<dyn Store>) {
     }
     assert_eq!(claimed, 1);
 }
+
+/// Claims `target` under `key` and records it `outcome` at `at`.
+async fn answer(
+    s: &dyn Store,
+    w: &World,
+    target: AgentReplyTarget,
+    key: &str,
+    outcome: AgentReplyOutcome,
+    at: chrono::DateTime<chrono::Utc>,
+) {
+    let AgentReplyClaim::Claimed(r) = s
+        .claim_agent_reply(new_reply(w, target, key))
+        .await
+        .unwrap()
+    else {
+        panic!("expected a claim of {key}");
+    };
+    s.finish_agent_reply(w.tenant.id, r.id, outcome, at)
+        .await
+        .unwrap();
+}
+
+/// A person's sent reply supersedes the automatic replies still waiting in
+/// its conversation (inbound messages up to the reply, pending or not yet
+/// triaged) or on its comment; an automatic reply in flight, a later
+/// message, another conversation and a failed agent reply change nothing.
+pub async fn a_sent_agent_reply_supersedes_the_automatic_ones(store: Arc<dyn Store>) {
+    use super::reply_queue::{ai_on, comment, message, msg, subjects};
+    let s = store.as_ref();
+    let w = world(s, "Acme", Platform::Facebook, "page-1").await;
+    ai_on(s, &w).await;
+    let post = super::reply_queue::a_post(s, &w).await;
+    let (conv, messages) = conversation(s, &w).await;
+    s.set_message_triage(w.tenant.id, messages[0].id, Triage::AutoReply, 0.9, None)
+        .await
+        .unwrap();
+    let later = s
+        .insert_message(NewMessage {
+            tenant_id: w.tenant.id,
+            conversation_id: conv.id,
+            direction: MessageDirection::Inbound,
+            text: "one more thing".into(),
+            has_media: false,
+            provider_message_id: Some("mid-later".into()),
+            in_reply_to: None,
+            delivery_status: None,
+            created_at: t0() + Duration::hours(3),
+            stored_at: t0() + Duration::hours(3),
+        })
+        .await
+        .unwrap()
+        .record;
+    let elsewhere = message(s, &w, "x", t0(), Triage::AutoReply).await;
+    let waiting = comment(s, &w, post.id, "w", t0(), Triage::AutoReply).await;
+    let inflight = comment(
+        s,
+        &w,
+        post.id,
+        "f",
+        t0() - Duration::hours(1),
+        Triage::AutoReply,
+    )
+    .await;
+    let lease = Duration::minutes(5);
+    let claimed = s.claim_pending_replies(t0(), None, 1, lease).await.unwrap();
+    assert_eq!(
+        subjects(&claimed),
+        vec![DecisionSubject::Comment(inflight.id)]
+    );
+
+    let at = t0() + Duration::hours(1);
+    let sent = || AgentReplyOutcome::Sent { provider_id: None };
+    let conversation = AgentReplyTarget::Conversation {
+        conversation: conv.id,
+    };
+    answer(s, &w, conversation, "a1", sent(), at).await;
+    let public = AgentReplyTarget::PublicComment {
+        comment: waiting.id,
+    };
+    answer(s, &w, public, "a2", sent(), at).await;
+    let private = AgentReplyTarget::PrivateComment {
+        comment: inflight.id,
+    };
+    answer(s, &w, private, "a3", sent(), at).await;
+    let failed = AgentReplyOutcome::Failed {
+        error: "(#10) outside window".into(),
+    };
+    let other = AgentReplyTarget::Conversation {
+        conversation: elsewhere.conversation_id,
+    };
+    answer(s, &w, other, "a4", failed, at).await;
+
+    let state = |reply: Option<ReplyStatus>| reply.map(|r| r.state);
+    let get = |id| s.get_message(w.tenant.id, id);
+    assert_eq!(
+        state(get(messages[0].id).await.unwrap().reply),
+        Some(ReplyState::Superseded),
+        "the pending automatic reply"
+    );
+    assert_eq!(
+        state(get(messages[1].id).await.unwrap().reply),
+        Some(ReplyState::Superseded),
+        "the untriaged message before the answer"
+    );
+    assert_eq!(get(later.id).await.unwrap().reply, None, "a later message");
+    assert_eq!(
+        get(elsewhere.id).await.unwrap().reply,
+        Some(ReplyStatus::pending())
+    );
+    let comment_state =
+        |id| async move { state(s.get_comment(w.tenant.id, id).await.unwrap().reply) };
+    assert_eq!(
+        comment_state(waiting.id).await,
+        Some(ReplyState::Superseded)
+    );
+    assert_eq!(
+        comment_state(inflight.id).await,
+        Some(ReplyState::Sending),
+        "a reply in flight is left to finish"
+    );
+    // Triage afterwards does not queue it again.
+    let triaged = s
+        .set_message_triage(w.tenant.id, messages[1].id, Triage::AutoReply, 0.9, None)
+        .await
+        .unwrap();
+    assert_eq!(state(triaged.reply), Some(ReplyState::Superseded));
+    let now = t0() + Duration::minutes(2);
+    let due = s.claim_pending_replies(now, None, 10, lease).await.unwrap();
+    assert_eq!(subjects(&due), vec![msg(&elsewhere)]);
+}

@@ -6,7 +6,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use nexiom_core::{
     AgentReply, AgentReplyId, AgentReplyOutcome, AgentReplyState, AgentReplyTarget, CommentId,
-    DeliveryStatus, MessageDirection, NewAgentReply, NewMessage, TenantId, validate,
+    DeliveryStatus, MessageDirection, NewAgentReply, NewMessage, ReplyState, ReplyStatus, TenantId,
+    validate,
 };
 
 use super::{Inner, MemoryStore, get_scoped};
@@ -175,6 +176,7 @@ impl Inner {
                 }
                 done.state = AgentReplyState::Sent;
                 done.provider_id = provider_id;
+                self.supersede_automatic(tenant, done.target, at);
             }
             AgentReplyOutcome::Failed { error } => {
                 done.state = AgentReplyState::Failed;
@@ -183,6 +185,58 @@ impl Inner {
         }
         self.agent_replies.rows.insert(id, done.clone());
         Ok(done)
+    }
+
+    /// A person answered `target` at `at`: its items still waiting for an
+    /// automatic reply, or for their triage, become `superseded` (as on
+    /// PostgreSQL); one in flight is left to finish.
+    fn supersede_automatic(
+        &mut self,
+        tenant: TenantId,
+        target: AgentReplyTarget,
+        at: DateTime<Utc>,
+    ) {
+        match target {
+            AgentReplyTarget::Conversation { conversation } => {
+                for m in self.messages.values_mut().filter(|m| {
+                    m.tenant_id == tenant
+                        && m.conversation_id == conversation
+                        && m.direction == MessageDirection::Inbound
+                        && m.created_at <= at
+                }) {
+                    supersede(&mut m.reply, m.triage.is_some());
+                }
+            }
+            AgentReplyTarget::PublicComment { comment }
+            | AgentReplyTarget::PrivateComment { comment } => {
+                if let Some(c) = self
+                    .comments
+                    .get_mut(&comment)
+                    .filter(|c| c.tenant_id == tenant)
+                {
+                    supersede(&mut c.reply, c.triage.is_some());
+                }
+            }
+        }
+    }
+}
+
+/// `reply` superseded if it is `pending`, or if it is none yet and the item
+/// is not triaged; its attempts and last error kept.
+fn supersede(reply: &mut Option<ReplyStatus>, triaged: bool) {
+    match reply {
+        Some(r) if r.state == ReplyState::Pending => {
+            r.state = ReplyState::Superseded;
+            r.next_at = None;
+            r.lease_until = None;
+        }
+        None if !triaged => {
+            *reply = Some(ReplyStatus {
+                state: ReplyState::Superseded,
+                ..ReplyStatus::pending()
+            });
+        }
+        _ => {}
     }
 }
 

@@ -408,6 +408,9 @@ impl AgentReplyStore for PgStore {
             }
             _ => row,
         };
+        if state == AgentReplyState::Sent {
+            supersede_automatic(&mut tx, tenant, row.conversation_id, row.comment_id, at).await?;
+        }
         tx.commit().await.map_err(db)?;
         row.into_entity()
     }
@@ -475,4 +478,45 @@ async fn private_taken(conn: &mut sqlx::PgConnection, new: &NewAgentReply) -> Re
     .fetch_one(conn)
     .await
     .map_err(db)
+}
+
+/// A person answered: the items of the conversation (its inbound messages
+/// created up to `at`) or the comment that still wait for an automatic
+/// reply, or for the triage that could queue one, become `superseded`, so
+/// that nothing automatic follows. An automatic reply already in flight
+/// (`sending`) is left to finish.
+async fn supersede_automatic(
+    conn: &mut sqlx::PgConnection,
+    tenant: TenantId,
+    conversation: Option<Uuid>,
+    comment: Option<Uuid>,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    const WAITING: &str = "(reply_state = 'pending' OR (reply_state IS NULL AND triage IS NULL))";
+    const CLEARED: &str =
+        "reply_state = 'superseded', reply_next_at = NULL, reply_lease_until = NULL";
+    if let Some(conversation) = conversation {
+        sqlx::query(&format!(
+            "UPDATE messages SET {CLEARED} \
+             WHERE conversation_id = $2 AND tenant_id = $1 AND direction = 'inbound' \
+                 AND created_at <= $3 AND {WAITING}"
+        ))
+        .bind(tenant.as_uuid())
+        .bind(conversation)
+        .bind(at)
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+    }
+    if let Some(comment) = comment {
+        sqlx::query(&format!(
+            "UPDATE comments SET {CLEARED} WHERE id = $2 AND tenant_id = $1 AND {WAITING}"
+        ))
+        .bind(tenant.as_uuid())
+        .bind(comment)
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+    }
+    Ok(())
 }
