@@ -320,8 +320,12 @@ async fn discovered_posts_are_polled_within_their_window(store: Arc<dyn Store>) 
     let old = s.external("org-old").await.unwrap();
     assert_eq!((old.next_check_at, old.last_check_at), (None, None));
 
-    // Polling ends 7 days after each post's publication.
+    // Polling ends 7 days after each post's publication: past it, the
+    // check planned within the window is the last one, then none.
     s.env.advance(Duration::days(7));
+    let last = s.poller.poll_due(50, None).await.unwrap();
+    assert_eq!((last.posts_polled, last.posts_finished), (2, 2));
+    s.env.advance(Duration::minutes(5));
     s.mock.clear_calls();
     let after = s.poller.poll_due(50, None).await.unwrap();
     assert_eq!(after.posts_polled, 0);

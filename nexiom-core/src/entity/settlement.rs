@@ -17,8 +17,9 @@ pub struct PublishedFields {
     pub url: Option<String>,
     /// Publication time.
     pub published_at: DateTime<Utc>,
-    /// First comment poll.
-    pub next_check_at: DateTime<Utc>,
+    /// First comment poll (`None`: the post's comments are never polled,
+    /// as a broadcast's).
+    pub next_check_at: Option<DateTime<Utc>>,
     /// End of comment polling (`None`: no end).
     pub stop_at: Option<DateTime<Utc>>,
 }

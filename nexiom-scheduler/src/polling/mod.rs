@@ -2,13 +2,15 @@
 //! (by default) for 7 days after publication.
 //!
 //! [`CommentPoller::poll_due`] is what the [`PollCommentsWorker`] runs: the
-//! posts due by `next_check_at` (`next_check_at <= now < stop_at`), claimed
+//! posts due by `next_check_at` (`next_check_at <= now`, planned at or
+//! before `stop_at`), claimed
 //! for a lease, each read from its stored cursor through every page; each
 //! comment stored once per `(post, platform_comment_id)` with its thread
 //! parent, in the same atomic write as the checkpoint after the pages read
 //! and `last_check_at = now`, `next_check_at = now + interval` (or
-//! `next_check_at` cleared for good once the next check would fall at or
-//! after `stop_at`, `published_at + 7 days`). The writes of many posts go to
+//! `stop_at`, `published_at + 7 days`, when that comes first: the last
+//! check reads the window to its end; after it `next_check_at` is cleared
+//! for good). The writes of many posts go to
 //! the store together, each guarded by its post's claim. New comments then go through the inbound steps that already
 //! triage and answer webhook comments
 //! ([`InboundPipeline::triage_new_items`](crate::inbound::InboundPipeline::triage_new_items),

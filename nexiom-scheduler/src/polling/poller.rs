@@ -177,8 +177,8 @@ impl CommentPoller {
     /// ([`CommentPoller::discover_posts`], at most
     /// [`PollingConfig::discoveries_per_pass`] channels), so the posts made
     /// elsewhere it finds are polled in this same pass; then at most `limit`
-    /// posts due (`next_check_at <= now < stop_at`, oldest `next_check_at`
-    /// first),
+    /// posts due (`next_check_at <= now`, and `next_check_at <= stop_at`:
+    /// a check planned within the window; oldest `next_check_at` first),
     /// claimed for [`PollingConfig::lease`] (see
     /// [`PollBatchStore::claim_polls`](nexiom_storage::PollBatchStore::claim_polls)):
     ///
@@ -197,8 +197,12 @@ impl CommentPoller {
     ///   the last page the checkpoint keeps the cursor that page was read
     ///   with, so the next check re-reads it and sees what was appended;
     /// - in the same write, `last_check_at = now` and `next_check_at = now +
-    ///   interval`, or `next_check_at` cleared for good when that is at or
-    ///   after `stop_at` (the 7 days are over).
+    ///   interval`; when that is at or after `stop_at`, `next_check_at =
+    ///   stop_at`, a last check that reads the window to its end; after a
+    ///   check made from `stop_at` on, `next_check_at` is cleared for good
+    ///   (the 7 days are over). A post whose checks stopped while no worker
+    ///   ran (its planned check within the window, the window over since)
+    ///   gets that one last check.
     ///
     /// The writes of the posts checked while the previous write ran go to
     /// the store together ([`PollBatchStore::finish_polls`](nexiom_storage::PollBatchStore::finish_polls):
@@ -371,7 +375,13 @@ impl CommentPoller {
                 (Some(until.unwrap_or(now + self.config.interval)), false)
             }
         };
-        let next = earliest.filter(|next| stop.is_none_or(|stop| *next < stop));
+        // The window is read to its end: a check that would fall at or
+        // after `stop` is made at `stop`, once; a check made from `stop` on
+        // is the last.
+        let next = earliest.and_then(|next| match stop {
+            Some(stop) if next >= stop => (now < stop).then_some(stop),
+            _ => Some(next),
+        });
         if next.is_none() && earliest.is_some() {
             report.posts_finished += 1;
         }

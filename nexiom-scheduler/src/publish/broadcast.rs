@@ -344,7 +344,7 @@ impl PublishQueue {
                 url: None,
                 published_at: now,
                 // A broadcast has no comments to poll.
-                next_check_at: now,
+                next_check_at: None,
                 stop_at: Some(now),
             }),
             run: None,

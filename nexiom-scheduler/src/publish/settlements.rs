@@ -111,7 +111,7 @@ impl PublishQueue {
                 platform_post_id: published.platform_post_id.clone(),
                 url: published.url.clone(),
                 published_at: now,
-                next_check_at: now,
+                next_check_at: Some(now),
                 stop_at: now.checked_add_signed(self.config.polling_window),
             }),
             run: run.map(|run| RunEnd {

@@ -284,10 +284,29 @@ pub async fn polled_every_five_minutes_and_never_after_seven_days(store: Arc<dyn
     let expected: Vec<_> = (0..12).map(|k| t0 + Duration::minutes(5 * k)).collect();
     assert_eq!(at, expected);
 
-    // The last check of the 7 days ends the polling for good.
-    env.clock.set(t0 + Duration::days(7) - Duration::minutes(5));
+    // A check whose next would fall after the 7 days plans the last one at
+    // their end, which reads the window to its end and ends the polling for
+    // good.
+    let stop = t0 + Duration::days(7);
+    env.clock
+        .set(stop - Duration::minutes(5) + Duration::seconds(30));
+    let before_last = poller.poll_due(50, None).await.unwrap();
+    assert_eq!(
+        (before_last.posts_polled, before_last.posts_finished),
+        (1, 0)
+    );
+    assert_eq!(env.post(post.id).await.next_check_at, Some(stop));
+    env.clock.set(stop - Duration::minutes(1));
+    mock.seed_comments("fb-post-1", [mock.comment("late", "fan", "still there?")]);
+    assert_eq!(poller.poll_due(50, None).await.unwrap().posts_polled, 0);
+    env.clock.set(stop + Duration::seconds(20));
     let last = poller.poll_due(50, None).await.unwrap();
     assert_eq!((last.posts_polled, last.posts_finished), (1, 1));
+    assert_eq!(
+        ids(&comments(&env, post.id).await),
+        vec!["late".to_string()],
+        "a comment of the window's last minutes"
+    );
     let after = env.post(post.id).await;
     assert_eq!(after.next_check_at, None, "cleared for good");
     assert_eq!(after.last_check_at, Some(env.clock.now()));
@@ -297,12 +316,29 @@ pub async fn polled_every_five_minutes_and_never_after_seven_days(store: Arc<dyn
     }
     env.advance(Duration::days(3));
     assert_eq!(poller.poll_due(50, None).await.unwrap().posts_polled, 0);
-    assert_eq!(mock.calls_of(MockOp::ListComments).len(), 13);
-    assert!(
-        mock.calls_of(MockOp::ListComments)
-            .iter()
-            .all(|c| c.at < t0 + Duration::days(7))
-    );
+    assert_eq!(mock.calls_of(MockOp::ListComments).len(), 14);
+}
+
+/// A post whose checks stopped while no worker ran, its window over since,
+/// gets one last check that reads what came before the end; a post whose
+/// last check was cleared is never checked again.
+pub async fn a_window_that_ended_while_no_worker_ran_is_read_once(store: Arc<dyn Store>) {
+    let env = Env::new(store).await;
+    let mock = mock(&env);
+    let poller = poller(&env, &mock);
+    let t0 = env.clock.now();
+    let post = published(&env, env.channel, "fb-post-1", t0).await;
+    assert_eq!(poller.poll_due(50, None).await.unwrap().posts_polled, 1);
+    env.advance(Duration::days(3));
+    mock.seed_comments("fb-post-1", [mock.comment("c-1", "fan", "hello")]);
+    env.advance(Duration::days(6));
+    let report = poller.poll_due(50, None).await.unwrap();
+    assert_eq!((report.posts_polled, report.posts_finished), (1, 1));
+    assert_eq!(ids(&comments(&env, post.id).await), vec!["c-1".to_string()]);
+    assert_eq!(env.post(post.id).await.next_check_at, None);
+    env.advance(Duration::minutes(5));
+    assert_eq!(poller.poll_due(50, None).await.unwrap().posts_polled, 0);
+    assert_eq!(mock.calls_of(MockOp::ListComments).len(), 2);
 }
 
 pub async fn posts_on_a_platform_without_comments_are_not_polled(store: Arc<dyn Store>) {

@@ -85,7 +85,7 @@ fn published(post: &ScheduledPost, platform_id: &str, at: DateTime<Utc>) -> Post
             platform_post_id: platform_id.into(),
             url: None,
             published_at: at,
-            next_check_at: at,
+            next_check_at: Some(at),
             stop_at: Some(at + Duration::days(7)),
         }),
         run: None,

@@ -385,22 +385,46 @@ pub async fn polling_queue(store: Arc<dyn Store>) {
             .unwrap()),
         vec![a.id]
     );
-    // At stop_at, polling stops.
+    // A check planned within the window (up to stop_at) is made even once
+    // the window is over, so the last check reads it to its end; one
+    // planned after stop_at never is.
     let stop = t0() + Duration::days(7);
     assert_eq!(
         ids(s
-            .list_posts_due_for_polling(stop - Duration::seconds(1), 10)
+            .list_posts_due_for_polling(stop + Duration::days(1), 10)
             .await
-            .unwrap())
-        .len(),
-        2
+            .unwrap()),
+        vec![a.id, b.id]
     );
-    assert!(
-        s.list_posts_due_for_polling(stop, 10)
+    let at_stop = |at| PostPatch {
+        next_check_at: Some(Some(at)),
+        ..PostPatch::default()
+    };
+    s.update_post(w.tenant.id, b.id, at_stop(stop), t0())
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(s.list_posts_due_for_polling(stop, 10).await.unwrap()),
+        vec![a.id, b.id]
+    );
+    s.update_post(
+        w.tenant.id,
+        b.id,
+        at_stop(stop + Duration::seconds(1)),
+        t0(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        ids(s
+            .list_posts_due_for_polling(stop + Duration::days(1), 10)
             .await
-            .unwrap()
-            .is_empty()
+            .unwrap()),
+        vec![a.id]
     );
+    s.update_post(w.tenant.id, b.id, at_stop(t0() + mins(5)), t0())
+        .await
+        .unwrap();
     // Cleared next_check_at: never again.
     s.update_post(
         w.tenant.id,

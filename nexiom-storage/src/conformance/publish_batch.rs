@@ -284,7 +284,7 @@ pub async fn settlements_are_guarded_by_the_lease(store: Arc<dyn Store>) {
             platform_post_id: "fb-1".into(),
             url: Some("https://facebook.com/fb-1".into()),
             published_at: at,
-            next_check_at: at,
+            next_check_at: Some(at),
             stop_at: Some(at + Duration::days(7)),
         }),
         run: Some(RunEnd {

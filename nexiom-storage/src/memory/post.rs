@@ -249,7 +249,8 @@ impl Inner {
             .filter(|p| {
                 p.status == PostStatus::Published
                     && p.next_check_at.is_some_and(|t| t <= now)
-                    && p.stop_at.is_none_or(|stop| now < stop)
+                    && p.stop_at
+                        .is_none_or(|stop| p.next_check_at.is_some_and(|t| t <= stop))
                     && !held.contains(&p.channel_id)
             })
             .collect();

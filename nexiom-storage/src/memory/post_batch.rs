@@ -276,7 +276,7 @@ fn settle_one(post: &mut ScheduledPost, s: &PostSettlement, at: DateTime<Utc>) {
         post.platform_post_id = Some(published.platform_post_id.clone());
         post.url.clone_from(&published.url);
         post.published_at = Some(published.published_at);
-        post.next_check_at = Some(published.next_check_at);
+        post.next_check_at = published.next_check_at;
         post.stop_at = published.stop_at;
     }
     post.lease_owner = None;

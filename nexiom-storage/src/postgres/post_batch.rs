@@ -159,7 +159,7 @@ impl PgStore {
             platform_ids.push(p.map(|p| p.platform_post_id.as_str()));
             urls.push(p.and_then(|p| p.url.as_deref()));
             published_ats.push(p.map(|p| bound(p.published_at)));
-            next_checks.push(p.map(|p| bound(p.next_check_at)));
+            next_checks.push(p.and_then(|p| p.next_check_at).map(bound));
             stops.push(p.and_then(|p| p.stop_at).map(bound));
             run_ids.push(s.run.as_ref().map(|r| r.run_id.as_uuid()));
             run_statuses.push(s.run.as_ref().map(|r| r.status.as_str()));
