@@ -43,6 +43,7 @@ mod early_statuses;
 mod event_batch;
 mod events;
 mod external_posts;
+mod external_twins;
 mod fixtures;
 mod harness;
 mod inbox;
@@ -91,6 +92,7 @@ pub use early_statuses::*;
 pub use event_batch::*;
 pub use events::*;
 pub use external_posts::*;
+pub use external_twins::*;
 pub use fixtures::{World, conversation, new_message, t0, world};
 pub use harness::{
     LOCAL_SERVER_URL, LOCAL_TEST_DATABASE, TestStore, memory_test_store, postgres_app_role_store,
@@ -153,6 +155,7 @@ macro_rules! conformance_suite {
             external_posts_are_recorded_once_per_channel_and_id,
             post_discovery_is_claimed_and_records_its_runs,
             concurrent_recorders_create_one_external_post,
+            a_published_post_takes_over_its_external_twin,
             triage_queues_sent_records_and_comment_replies,
             posts_occurrences_and_patches,
             claims_leases_and_stale_release,

@@ -20,6 +20,70 @@ pub(super) struct Polling {
 }
 
 impl Inner {
+    /// The posts of `published` (just settled `published`) take over the
+    /// external post of their channel that has their platform id, if any (a
+    /// webhook comment or a discovery run recorded it while the publish's
+    /// outcome was unclear): its comments and its checkpoint move to the
+    /// post published here, and it is no longer polled. Otherwise both
+    /// would be polled, and each comment stored, triaged and answered twice.
+    pub(super) fn adopt_external_twins(&mut self, published: &[PostId], at: DateTime<Utc>) {
+        let wanted: Vec<(PostId, (TenantId, ChannelId, String))> = published
+            .iter()
+            .filter_map(|id| self.posts.get(id))
+            .filter_map(|p| {
+                let pid = p.platform_post_id.clone()?;
+                Some((p.id, (p.tenant_id, p.channel_id, pid)))
+            })
+            .collect();
+        if wanted.is_empty() {
+            return;
+        }
+        let keys: std::collections::HashSet<_> = wanted.iter().map(|(_, k)| k).collect();
+        let twins: std::collections::HashMap<(TenantId, ChannelId, String), PostId> = self
+            .posts
+            .values()
+            .filter(|p| p.origin == PostOrigin::External)
+            .filter_map(|p| {
+                let key = (p.tenant_id, p.channel_id, p.platform_post_id.clone()?);
+                keys.contains(&key).then_some((key, p.id))
+            })
+            .collect();
+        for (post, key) in &wanted {
+            let Some(&twin) = twins.get(key) else {
+                continue;
+            };
+            let moved: Vec<_> = self
+                .comments
+                .values()
+                .filter(|c| c.post_id == twin)
+                .map(|c| (c.id, c.platform_comment_id.clone()))
+                .collect();
+            for (id, platform_id) in moved {
+                if self
+                    .comment_by_key
+                    .contains_key(&(*post, platform_id.clone()))
+                {
+                    continue;
+                }
+                self.comment_by_key.remove(&(twin, platform_id.clone()));
+                self.comment_by_key.insert((*post, platform_id), id);
+                if let Some(c) = self.comments.get_mut(&id) {
+                    c.post_id = *post;
+                }
+            }
+            if !self.checkpoints.contains_key(post)
+                && let Some(mut checkpoint) = self.checkpoints.remove(&twin)
+            {
+                checkpoint.post_id = *post;
+                self.checkpoints.insert(*post, checkpoint);
+            }
+            if let Some(external) = self.posts.get_mut(&twin) {
+                external.next_check_at = None;
+                external.updated_at = at;
+            }
+        }
+    }
+
     /// The channel's post with `platform_post_id`, the earliest created.
     pub(super) fn post_by_platform_id(
         &self,

@@ -220,6 +220,12 @@ impl Inner {
                 self.notify(notification)?;
             }
         }
+        let published: Vec<PostId> = settlements
+            .iter()
+            .filter(|s| s.published.is_some() && written.contains(&s.post_id))
+            .map(|s| s.post_id)
+            .collect();
+        self.adopt_external_twins(&published, at);
         Ok(written)
     }
 

@@ -168,7 +168,12 @@ impl PgStore {
         // One statement, so one commit: each post is written only while it is
         // still `publishing` under this owner's lease, and its run (and, for a
         // post settled for good, its still-`scheduled` content job) only when
-        // the post was. A batch of any tenants, keyed by the lease owner: a
+        // the post was. A post published takes over the external post of its
+        // channel with its platform id, if a webhook comment or a discovery
+        // run recorded one while the publish's outcome was unclear: that
+        // post's comments and checkpoint move to it, and the external post is
+        // no longer polled (otherwise each comment would be stored and
+        // answered twice, once under each). A batch of any tenants, keyed by the lease owner: a
         // cross-tenant write.
         //
         // The posts are reached through their key (`p.id = ANY($2)`, a
@@ -208,8 +213,25 @@ impl PgStore {
                  WHERE p.id = ANY($2) AND p.id = u.id AND p.tenant_id = u.tenant_id \
                      AND CASE WHEN p.status = 'publishing' THEN p.lease_owner = $1 \
                          ELSE false END \
-                 RETURNING p.id, p.tenant_id, p.status, p.content_job_id, p.platform_post_id, \
-                     p.published_at, p.error_message \
+                 RETURNING p.id, p.tenant_id, p.channel_id, p.status, p.content_job_id, \
+                     p.platform_post_id, p.published_at, p.error_message \
+             ), twin AS ( \
+                 SELECT x.id AS external_id, s.id AS post_id, s.tenant_id FROM settled s \
+                 JOIN scheduled_posts x ON x.tenant_id = s.tenant_id \
+                     AND x.channel_id = s.channel_id AND x.platform_post_id = s.platform_post_id \
+                     AND x.origin = 'external' \
+                 WHERE s.status = 'published' \
+             ), moved AS ( \
+                 UPDATE comments c SET post_id = t.post_id FROM twin t \
+                 WHERE c.post_id = t.external_id AND c.tenant_id = t.tenant_id \
+             ), carried AS ( \
+                 UPDATE comment_checkpoints k SET post_id = t.post_id FROM twin t \
+                 WHERE k.post_id = t.external_id AND k.tenant_id = t.tenant_id \
+                     AND NOT EXISTS (SELECT 1 FROM comment_checkpoints o \
+                         WHERE o.post_id = t.post_id) \
+             ), retired AS ( \
+                 UPDATE scheduled_posts x SET next_check_at = NULL, updated_at = $17 \
+                 FROM twin t WHERE x.id = t.external_id AND x.tenant_id = t.tenant_id \
              ), ended AS ( \
                  UPDATE post_runs r SET \
                      status = u.run_status, error = u.run_error, finished_at = $17 \

@@ -109,6 +109,13 @@ pub trait PostStore: Send + Sync {
     /// `published_at`, or `failed` with the post's `error_message` (and the
     /// other outcome fields cleared). A job in any other state (cancelled,
     /// already settled, or re-linked to another post) is left alone.
+    ///
+    /// A post settled `published` whose channel has an external post with
+    /// the same platform id (recorded by a webhook comment or a discovery
+    /// run while the publish's outcome was unclear) takes it over in the same
+    /// write: that post's comments and checkpoint move to the post settled,
+    /// and the external post's `next_check_at` is cleared, so the platform
+    /// post is polled, and each comment stored and answered, once.
     async fn settle_posts(
         &self,
         lease_owner: &str,
