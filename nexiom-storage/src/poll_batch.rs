@@ -91,7 +91,7 @@ pub struct PollWritten {
 pub trait PollBatchStore: Send + Sync {
     /// Claims up to `limit` posts due for polling (as
     /// [`PostStore::list_posts_due_for_polling`](crate::PostStore::list_posts_due_for_polling):
-    /// `published`, `next_check_at <= now`, `next_check_at <= stop_at`, oldest `next_check_at`
+    /// `published`, `next_check_at <= now`, `last_check_at < stop_at` when both are set, oldest `next_check_at`
     /// first, then id) and returns them in that order with their checkpoints.
     /// The claim sets each post's `next_check_at` to `now + lease`
     /// (`updated_at` is kept), so a concurrent claimer skips it (on Postgres

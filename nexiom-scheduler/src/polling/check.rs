@@ -63,6 +63,13 @@ impl CommentPoller {
         stored: &mut Stored,
     ) -> Result<Checked, PollingError> {
         let post = &claim.post;
+        if self
+            .stop_of(post)
+            .and_then(|stop| self.grace_end(stop))
+            .is_some_and(|end| now >= end)
+        {
+            return Ok(Checked::Over);
+        }
         if let Some(until) = self.channel_not_before(post.channel_id) {
             return Ok(Checked::Deferred(until));
         }

@@ -60,6 +60,12 @@ pub struct PollingConfig {
     /// crossing one of these periods (counted from the post's publication)
     /// reads from the start. Zero or less: never.
     pub reread_every: Duration,
+    /// How long after a post's `stop_at` its last check, the one that reads
+    /// the window to its end, may still be made (default 1 day): tried again
+    /// when it could not read (a rate limit, an error, a paused channel), or
+    /// made late after no worker ran. After that, polling ends without it,
+    /// with no call.
+    pub last_check_grace: Duration,
 }
 
 impl Default for PollingConfig {
@@ -78,6 +84,7 @@ impl Default for PollingConfig {
                 ..ConcurrencyConfig::default()
             },
             reread_every: Duration::hours(1),
+            last_check_grace: Duration::days(1),
         }
     }
 }

@@ -2,15 +2,16 @@
 //! (by default) for 7 days after publication.
 //!
 //! [`CommentPoller::poll_due`] is what the [`PollCommentsWorker`] runs: the
-//! posts due by `next_check_at` (`next_check_at <= now`, planned at or
-//! before `stop_at`), claimed
+//! posts due by `next_check_at` (`next_check_at <= now`, the window not
+//! read to its end: `last_check_at < stop_at`), claimed
 //! for a lease, each read from its stored cursor through every page; each
 //! comment stored once per `(post, platform_comment_id)` with its thread
 //! parent, in the same atomic write as the checkpoint after the pages read
 //! and `last_check_at = now`, `next_check_at = now + interval` (or
 //! `stop_at`, `published_at + 7 days`, when that comes first: the last
-//! check reads the window to its end; after it `next_check_at` is cleared
-//! for good). The writes of many posts go to
+//! check reads the window to its end, tried again for up to
+//! [`PollingConfig::last_check_grace`] when it cannot read; after it
+//! `next_check_at` is cleared for good). The writes of many posts go to
 //! the store together, each guarded by its post's claim. New comments then go through the inbound steps that already
 //! triage and answer webhook comments
 //! ([`InboundPipeline::triage_new_items`](crate::inbound::InboundPipeline::triage_new_items),

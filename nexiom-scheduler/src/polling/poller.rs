@@ -33,6 +33,9 @@ pub(super) enum Checked {
     Unsupported,
     /// Not polled: the channel is paused (needs re-authorization).
     Paused,
+    /// Not polled: its window ended longer ago than
+    /// [`PollingConfig::last_check_grace`], so its last check is not made.
+    Over,
 }
 
 /// What one post's check read, kept even when a later page fails: the
@@ -177,8 +180,9 @@ impl CommentPoller {
     /// ([`CommentPoller::discover_posts`], at most
     /// [`PollingConfig::discoveries_per_pass`] channels), so the posts made
     /// elsewhere it finds are polled in this same pass; then at most `limit`
-    /// posts due (`next_check_at <= now`, and `next_check_at <= stop_at`:
-    /// a check planned within the window; oldest `next_check_at` first),
+    /// posts due (`next_check_at <= now`, and not read to the end of their
+    /// window yet: `last_check_at < stop_at`; oldest `next_check_at`
+    /// first),
     /// claimed for [`PollingConfig::lease`] (see
     /// [`PollBatchStore::claim_polls`](nexiom_storage::PollBatchStore::claim_polls)):
     ///
@@ -199,10 +203,13 @@ impl CommentPoller {
     /// - in the same write, `last_check_at = now` and `next_check_at = now +
     ///   interval`; when that is at or after `stop_at`, `next_check_at =
     ///   stop_at`, a last check that reads the window to its end; after a
-    ///   check made from `stop_at` on, `next_check_at` is cleared for good
-    ///   (the 7 days are over). A post whose checks stopped while no worker
-    ///   ran (its planned check within the window, the window over since)
-    ///   gets that one last check.
+    ///   check that read from `stop_at` on, `next_check_at` is cleared for
+    ///   good (the 7 days are over). A last check that could not read (a
+    ///   rate limit, an error, a paused channel) is tried again as any
+    ///   check would be, for up to [`PollingConfig::last_check_grace`] after
+    ///   `stop_at`. A post whose checks stopped while no worker ran (the
+    ///   window over since) gets that last check too; it stores what it
+    ///   reads, as a webhook would.
     ///
     /// The writes of the posts checked while the previous write ran go to
     /// the store together ([`PollBatchStore::finish_polls`](nexiom_storage::PollBatchStore::finish_polls):
@@ -358,6 +365,10 @@ impl CommentPoller {
                 report.posts_paused += 1;
                 (Some(now + self.config.interval), false)
             }
+            Ok(Checked::Over) => {
+                report.posts_finished += 1;
+                (None, false)
+            }
             Err(err) => {
                 let until = match &err {
                     PollingError::Connector(e) if is_rate_limit(e) => {
@@ -376,11 +387,14 @@ impl CommentPoller {
             }
         };
         // The window is read to its end: a check that would fall at or
-        // after `stop` is made at `stop`, once; a check made from `stop` on
-        // is the last.
+        // after `stop` is made at `stop`; a check that read from `stop` on
+        // is the last, one that could not is tried again within the grace.
         let next = earliest.and_then(|next| match stop {
-            Some(stop) if next >= stop => (now < stop).then_some(stop),
-            _ => Some(next),
+            None => Some(next),
+            Some(stop) if now >= stop => {
+                (!checked && self.grace_end(stop).is_none_or(|end| next < end)).then_some(next)
+            }
+            Some(stop) => Some(next.min(stop)),
         });
         if next.is_none() && earliest.is_some() {
             report.posts_finished += 1;
@@ -400,9 +414,15 @@ impl CommentPoller {
         }
     }
 
+    /// The end of the time a post's last check may still be made in
+    /// (`None`: beyond the representable range).
+    pub(super) fn grace_end(&self, stop: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        stop.checked_add_signed(self.config.last_check_grace)
+    }
+
     /// When the post's polling ends: its `stop_at`, else `published_at` plus
     /// the window.
-    fn stop_of(&self, post: &ScheduledPost) -> Option<DateTime<Utc>> {
+    pub(super) fn stop_of(&self, post: &ScheduledPost) -> Option<DateTime<Utc>> {
         post.stop_at
             .or_else(|| post.published_at.map(|at| at + self.config.window))
     }

@@ -299,7 +299,12 @@ pub async fn polled_every_five_minutes_and_never_after_seven_days(store: Arc<dyn
     env.clock.set(stop - Duration::minutes(1));
     mock.seed_comments("fb-post-1", [mock.comment("late", "fan", "still there?")]);
     assert_eq!(poller.poll_due(50, None).await.unwrap().posts_polled, 0);
+    // The last check fails: it is tried again, as any check would be.
     env.clock.set(stop + Duration::seconds(20));
+    mock.fail_transient(MockOp::ListComments, 1);
+    let failed = poller.poll_due(50, None).await.unwrap();
+    assert_eq!((failed.failures.len(), failed.posts_finished), (1, 0));
+    env.advance(Duration::minutes(5));
     let last = poller.poll_due(50, None).await.unwrap();
     assert_eq!((last.posts_polled, last.posts_finished), (1, 1));
     assert_eq!(
@@ -316,29 +321,46 @@ pub async fn polled_every_five_minutes_and_never_after_seven_days(store: Arc<dyn
     }
     env.advance(Duration::days(3));
     assert_eq!(poller.poll_due(50, None).await.unwrap().posts_polled, 0);
-    assert_eq!(mock.calls_of(MockOp::ListComments).len(), 14);
+    assert_eq!(mock.calls_of(MockOp::ListComments).len(), 15);
 }
 
 /// A post whose checks stopped while no worker ran, its window over since,
-/// gets one last check that reads what came before the end; a post whose
-/// last check was cleared is never checked again.
+/// gets one last check within a day of the window's end
+/// (`last_check_grace`), then none; a post whose window ended longer ago is
+/// finished with no call.
 pub async fn a_window_that_ended_while_no_worker_ran_is_read_once(store: Arc<dyn Store>) {
     let env = Env::new(store).await;
     let mock = mock(&env);
     let poller = poller(&env, &mock);
     let t0 = env.clock.now();
     let post = published(&env, env.channel, "fb-post-1", t0).await;
-    assert_eq!(poller.poll_due(50, None).await.unwrap().posts_polled, 1);
+    let older = published(&env, env.channel, "fb-post-0", t0).await;
+    let a_day_earlier = PostPatch {
+        stop_at: Some(Some(t0 + Duration::days(6))),
+        ..PostPatch::default()
+    };
+    env.store
+        .update_post(env.tenant, older.id, a_day_earlier, t0)
+        .await
+        .unwrap();
+    assert_eq!(poller.poll_due(50, None).await.unwrap().posts_polled, 2);
     env.advance(Duration::days(3));
     mock.seed_comments("fb-post-1", [mock.comment("c-1", "fan", "hello")]);
-    env.advance(Duration::days(6));
+    mock.seed_comments("fb-post-0", [mock.comment("c-0", "fan", "hi")]);
+    env.advance(Duration::days(4) + Duration::hours(2));
     let report = poller.poll_due(50, None).await.unwrap();
-    assert_eq!((report.posts_polled, report.posts_finished), (1, 1));
+    assert_eq!((report.posts_polled, report.posts_finished), (1, 2));
     assert_eq!(ids(&comments(&env, post.id).await), vec!["c-1".to_string()]);
-    assert_eq!(env.post(post.id).await.next_check_at, None);
+    assert!(
+        comments(&env, older.id).await.is_empty(),
+        "more than a day late"
+    );
+    for p in [post.id, older.id] {
+        assert_eq!(env.post(p).await.next_check_at, None);
+    }
     env.advance(Duration::minutes(5));
     assert_eq!(poller.poll_due(50, None).await.unwrap().posts_polled, 0);
-    assert_eq!(mock.calls_of(MockOp::ListComments).len(), 2);
+    assert_eq!(mock.calls_of(MockOp::ListComments).len(), 3);
 }
 
 pub async fn posts_on_a_platform_without_comments_are_not_polled(store: Arc<dyn Store>) {

@@ -385,46 +385,22 @@ pub async fn polling_queue(store: Arc<dyn Store>) {
             .unwrap()),
         vec![a.id]
     );
-    // A check planned within the window (up to stop_at) is made even once
-    // the window is over, so the last check reads it to its end; one
-    // planned after stop_at never is.
+    // A post stays due after stop_at until a check read its window to the
+    // end (`last_check_at` at or after stop_at), so the last check, at
+    // stop_at or later, is claimed as any other.
     let stop = t0() + Duration::days(7);
-    assert_eq!(
-        ids(s
-            .list_posts_due_for_polling(stop + Duration::days(1), 10)
-            .await
-            .unwrap()),
-        vec![a.id, b.id]
-    );
-    let at_stop = |at| PostPatch {
-        next_check_at: Some(Some(at)),
+    let due_after = |at| async move { ids(s.list_posts_due_for_polling(at, 10).await.unwrap()) };
+    assert_eq!(due_after(stop + Duration::days(1)).await, vec![a.id, b.id]);
+    let checked = |at| PostPatch {
+        last_check_at: Some(Some(at)),
         ..PostPatch::default()
     };
-    s.update_post(w.tenant.id, b.id, at_stop(stop), t0())
-        .await
-        .unwrap();
-    assert_eq!(
-        ids(s.list_posts_due_for_polling(stop, 10).await.unwrap()),
-        vec![a.id, b.id]
-    );
-    s.update_post(
-        w.tenant.id,
-        b.id,
-        at_stop(stop + Duration::seconds(1)),
-        t0(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        ids(s
-            .list_posts_due_for_polling(stop + Duration::days(1), 10)
-            .await
-            .unwrap()),
-        vec![a.id]
-    );
-    s.update_post(w.tenant.id, b.id, at_stop(t0() + mins(5)), t0())
-        .await
-        .unwrap();
+    let check_b = |at| s.update_post(w.tenant.id, b.id, checked(at), t0());
+    check_b(stop - Duration::seconds(1)).await.unwrap();
+    assert_eq!(due_after(stop).await, vec![a.id, b.id]);
+    check_b(stop).await.unwrap();
+    assert_eq!(due_after(stop + Duration::days(1)).await, vec![a.id]);
+    check_b(t0()).await.unwrap();
     // Cleared next_check_at: never again.
     s.update_post(
         w.tenant.id,

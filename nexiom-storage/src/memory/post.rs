@@ -250,7 +250,7 @@ impl Inner {
                 p.status == PostStatus::Published
                     && p.next_check_at.is_some_and(|t| t <= now)
                     && p.stop_at
-                        .is_none_or(|stop| p.next_check_at.is_some_and(|t| t <= stop))
+                        .is_none_or(|stop| p.last_check_at.is_none_or(|last| last < stop))
                     && !held.contains(&p.channel_id)
             })
             .collect();

@@ -37,7 +37,7 @@ impl PollBatchStore for PgStore {
             "WITH due AS ( \
                  SELECT id, next_check_at FROM scheduled_posts \
                  WHERE status = 'published' AND next_check_at <= $1 \
-                     AND (stop_at IS NULL OR next_check_at <= stop_at) \
+                     AND (stop_at IS NULL OR last_check_at IS NULL OR last_check_at < stop_at) \
                      AND channel_id NOT IN (SELECT id FROM channels WHERE status <> 'active') \
                      AND channel_id NOT IN ( \
                          SELECT channel_id FROM channel_throttles WHERE until > $1) \

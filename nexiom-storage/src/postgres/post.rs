@@ -391,7 +391,7 @@ impl PostStore for PgStore {
         let rows: Vec<PostRow> = sqlx::query_as(
             "SELECT * FROM scheduled_posts \
              WHERE status = 'published' AND next_check_at <= $1 \
-                 AND (stop_at IS NULL OR next_check_at <= stop_at) \
+                 AND (stop_at IS NULL OR last_check_at IS NULL OR last_check_at < stop_at) \
                  AND channel_id NOT IN (SELECT id FROM channels WHERE status <> 'active') \
                  AND channel_id NOT IN ( \
                      SELECT channel_id FROM channel_throttles WHERE until > $1) \

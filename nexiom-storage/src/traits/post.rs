@@ -139,9 +139,10 @@ pub trait PostStore: Send + Sync {
     /// never by publishing again.
     async fn release_stale_leases(&self, now: DateTime<Utc>) -> Result<u64>;
     /// Up to `limit` `published` posts of every tenant with
-    /// `next_check_at <= now` and `next_check_at <= stop_at` (a check planned
-    /// within the polling window, made even once the window is over, so that
-    /// the last check reads it to its end; no `stop_at`: no end), on a channel
+    /// `next_check_at <= now` whose window is not read to its end yet
+    /// (`last_check_at`, when set, before `stop_at`; no `stop_at`: no end),
+    /// so that the last check, made at or after `stop_at`, is claimed as any
+    /// other (and again after its lease, if its poller stopped), on a channel
     /// that is `active` (a paused channel's polls wait) and not held back
     /// ([`PostStore::throttle_channel`]: a throttled channel's polls wait for
     /// the hold to end, as its posts do), oldest `next_check_at` first.
