@@ -57,6 +57,12 @@ pub enum ReplyClaimed {
     Existing(Option<DeliveryStatus>),
     /// The tenant's AI control is OFF: nothing was written.
     AiOff,
+    /// A person answered first (an agent reply to the message's
+    /// conversation, recorded `sent` at or after the message's time, or to
+    /// the comment): the item was made
+    /// [`Superseded`](nexiom_core::ReplyState::Superseded), its lease
+    /// released, and no reply was stored. Send nothing.
+    Superseded,
     /// The item is no longer `sending` under the caller's lease (settled, or
     /// claimed again by another worker after the lease lapsed), or is not
     /// the tenant's: nothing was written.

@@ -205,7 +205,8 @@ pub struct Message {
     pub ai_decision_id: Option<DecisionId>,
     /// Delivery status of an outbound message.
     pub delivery_status: Option<DeliveryStatus>,
-    /// The reply-queue state, for an inbound message triaged AUTO_REPLY.
+    /// The reply-queue state, for an inbound message triaged AUTO_REPLY (or
+    /// `superseded`: a person answered before its triage).
     pub reply: Option<ReplyStatus>,
     /// When the message was sent or received (platform time).
     pub created_at: DateTime<Utc>,

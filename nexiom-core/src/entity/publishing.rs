@@ -296,7 +296,8 @@ pub struct Comment {
     pub ai_decision_id: Option<DecisionId>,
     /// Hidden on the platform.
     pub hidden: bool,
-    /// The reply-queue state, for an item triaged AUTO_REPLY.
+    /// The reply-queue state, for an item triaged AUTO_REPLY (or
+    /// `superseded`: a person answered before its triage).
     pub reply: Option<ReplyStatus>,
 }
 

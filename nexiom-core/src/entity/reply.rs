@@ -8,7 +8,8 @@ use super::{Comment, DecisionSubject, Message};
 use crate::enums::ReplyState;
 
 /// The reply-queue state of an inbound message or comment triaged
-/// AUTO_REPLY (`None` on items that need no automatic reply).
+/// AUTO_REPLY (`None` on items that need no automatic reply), or of an item
+/// a person answered before its triage (`superseded`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReplyStatus {
     /// Where the item stands.

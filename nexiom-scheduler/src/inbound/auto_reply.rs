@@ -97,6 +97,10 @@ pub struct AutoReplyReport {
     /// attempt counted. They wait until the channel is reconnected.
     #[serde(default)]
     pub paused: u64,
+    /// Items a person answered first (an agent reply sent to the
+    /// conversation or the comment): made `superseded`, nothing sent.
+    #[serde(default)]
+    pub superseded: u64,
 }
 
 impl AutoReplyReport {
@@ -110,6 +114,7 @@ impl AutoReplyReport {
         self.held_back += other.held_back;
         self.lease_lost += other.lease_lost;
         self.paused += other.paused;
+        self.superseded += other.superseded;
     }
 }
 
@@ -416,6 +421,12 @@ impl InboundPipeline {
             Turn::LeaseLost => {
                 report.lease_lost += 1;
                 tracing::warn!(%tenant, ?subject, "auto-reply skipped: the item's lease moved on");
+                return (None, None);
+            }
+            Turn::Superseded => {
+                // Settled by the claim itself.
+                report.superseded += 1;
+                tracing::info!(%tenant, ?subject, "auto-reply dropped: a person answered first");
                 return (None, None);
             }
             Turn::Retryable(error, wait) => {

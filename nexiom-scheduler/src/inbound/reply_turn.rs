@@ -62,6 +62,9 @@ pub(super) enum Turn {
     /// The item's lease moved on before its reply was claimed (another
     /// worker holds it now): nothing was stored or sent.
     LeaseLost,
+    /// A person answered first: the claim made the item `superseded`;
+    /// nothing was stored or sent.
+    Superseded,
 }
 
 /// Everything needed to answer a message, gathered before anything is claimed.
@@ -292,6 +295,7 @@ impl InboundPipeline {
             ReplyClaimed::Existing(status) => return Ok((earlier_reply(status), None)),
             ReplyClaimed::AiOff => return Ok((Turn::AiOff, None)),
             ReplyClaimed::LeaseLost => return Ok((Turn::LeaseLost, None)),
+            ReplyClaimed::Superseded => return Ok((Turn::Superseded, None)),
         }
         let outbound = OutboundMessage {
             reply_to: message.provider_message_id.clone(),
@@ -403,6 +407,7 @@ impl InboundPipeline {
             ReplyClaimed::Existing(status) => return Ok((earlier_reply(status), None)),
             ReplyClaimed::AiOff => return Ok((Turn::AiOff, None)),
             ReplyClaimed::LeaseLost => return Ok((Turn::LeaseLost, None)),
+            ReplyClaimed::Superseded => return Ok((Turn::Superseded, None)),
         }
         let target = connector.reply_target(
             &comment.platform_comment_id,

@@ -296,6 +296,22 @@ pub async fn concurrent_agent_reply_claims_claim_once(store: Arc<dyn Store>) {
     assert_eq!(claimed, 1);
 }
 
+/// An inbound message of `conversation` (its key and times to be set).
+fn new_inbound(conversation: ConversationId, w: &World) -> NewMessage {
+    NewMessage {
+        tenant_id: w.tenant.id,
+        conversation_id: conversation,
+        direction: MessageDirection::Inbound,
+        text: "one more thing".into(),
+        has_media: false,
+        provider_message_id: None,
+        in_reply_to: None,
+        delivery_status: None,
+        created_at: t0(),
+        stored_at: t0(),
+    }
+}
+
 /// Claims `target` under `key` and records it `outcome` at `at`.
 async fn answer(
     s: &dyn Store,
@@ -333,16 +349,10 @@ pub async fn a_sent_agent_reply_supersedes_the_automatic_ones(store: Arc<dyn Sto
         .unwrap();
     let later = s
         .insert_message(NewMessage {
-            tenant_id: w.tenant.id,
-            conversation_id: conv.id,
-            direction: MessageDirection::Inbound,
-            text: "one more thing".into(),
-            has_media: false,
             provider_message_id: Some("mid-later".into()),
-            in_reply_to: None,
-            delivery_status: None,
             created_at: t0() + Duration::hours(3),
             stored_at: t0() + Duration::hours(3),
+            ..new_inbound(conv.id, &w)
         })
         .await
         .unwrap()
@@ -421,7 +431,55 @@ pub async fn a_sent_agent_reply_supersedes_the_automatic_ones(store: Arc<dyn Sto
         .await
         .unwrap();
     assert_eq!(state(triaged.reply), Some(ReplyState::Superseded));
+    // A message of the conversation stored late (made before the answer)
+    // and the reply in flight: their reply claims find the answer, make
+    // them superseded and store nothing; the other conversation's is
+    // claimed.
+    let late = s
+        .insert_message(NewMessage {
+            provider_message_id: Some("mid-late-webhook".into()),
+            created_at: at - Duration::minutes(10),
+            stored_at: at + Duration::minutes(5),
+            ..new_inbound(conv.id, &w)
+        })
+        .await
+        .unwrap()
+        .record;
+    s.set_message_triage(w.tenant.id, late.id, Triage::AutoReply, 0.9, None)
+        .await
+        .unwrap();
     let now = t0() + Duration::minutes(2);
     let due = s.claim_pending_replies(now, None, 10, lease).await.unwrap();
-    assert_eq!(subjects(&due), vec![msg(&elsewhere)]);
+    assert_eq!(subjects(&due), vec![msg(&elsewhere), msg(&late)]);
+    let claim = |item: &ClaimedReply| crate::ReplyClaim {
+        tenant_id: w.tenant.id,
+        subject: item.subject(),
+        lease_until: item.reply().unwrap().lease_until.unwrap(),
+        text: "Thanks!".into(),
+        at: now,
+    };
+    let claims = [claim(&due[0]), claim(&due[1]), claim(&claimed[0])];
+    let answers = s.claim_replies(&claims).await.unwrap();
+    assert!(matches!(answers[0], crate::ReplyClaimed::Claimed(_)));
+    assert_eq!(answers[1..], [crate::ReplyClaimed::Superseded; 2]);
+    assert_eq!(
+        state(get(late.id).await.unwrap().reply),
+        Some(ReplyState::Superseded)
+    );
+    let settled = s
+        .get_comment(w.tenant.id, inflight.id)
+        .await
+        .unwrap()
+        .reply
+        .unwrap();
+    assert_eq!(
+        (settled.state, settled.lease_until),
+        (ReplyState::Superseded, None)
+    );
+    assert!(
+        s.find_comment_reply(w.tenant.id, inflight.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
 }

@@ -4,8 +4,8 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use nexiom_core::{
-    ClaimedReply, DecisionSubject, DeliveryStatus, MessageDirection, NewCommentReply, NewMessage,
-    ReplyState, TenantId,
+    AgentReplyState, AgentReplyTarget, ClaimedReply, DecisionSubject, DeliveryStatus,
+    MessageDirection, NewCommentReply, NewMessage, ReplyState, TenantId,
 };
 
 use super::comment::ReplyOutcome as CommentAnswer;
@@ -91,6 +91,34 @@ impl Inner {
         reply.is_some_and(|r| r.state == ReplyState::Sending && r.lease_until == Some(lease_until))
     }
 
+    /// Whether an agent reply was sent to `subject`'s conversation at or
+    /// after the message's time, or to the comment (as on PostgreSQL).
+    fn answered_by_a_person(&self, subject: DecisionSubject) -> bool {
+        let sent = self
+            .agent_replies
+            .all()
+            .filter(|r| r.state == AgentReplyState::Sent);
+        match subject {
+            DecisionSubject::Message(id) => self.messages.get(&id).is_some_and(|m| {
+                sent.filter(|r| r.tenant_id == m.tenant_id).any(|r| {
+                    r.target
+                        == AgentReplyTarget::Conversation {
+                            conversation: m.conversation_id,
+                        }
+                        && r.finished_at.is_some_and(|at| at >= m.created_at)
+                })
+            }),
+            DecisionSubject::Comment(id) => self.comments.get(&id).is_some_and(|c| {
+                sent.filter(|r| r.tenant_id == c.tenant_id)
+                    .any(|r| match r.target {
+                        AgentReplyTarget::PublicComment { comment }
+                        | AgentReplyTarget::PrivateComment { comment } => comment == id,
+                        AgentReplyTarget::Conversation { .. } => false,
+                    })
+            }),
+        }
+    }
+
     fn claim_reply(&mut self, claim: &ReplyClaim) -> Result<ReplyClaimed> {
         if !self.held(claim.tenant_id, claim.subject, claim.lease_until) {
             return Ok(ReplyClaimed::LeaseLost);
@@ -101,6 +129,18 @@ impl Inner {
             .is_some_and(|c| c.enabled);
         if !ai_on {
             return Ok(ReplyClaimed::AiOff);
+        }
+        if self.answered_by_a_person(claim.subject) {
+            let reply = match claim.subject {
+                DecisionSubject::Message(id) => self.messages.get_mut(&id).map(|m| &mut m.reply),
+                DecisionSubject::Comment(id) => self.comments.get_mut(&id).map(|c| &mut c.reply),
+            };
+            if let Some(Some(reply)) = reply {
+                reply.state = ReplyState::Superseded;
+                reply.lease_until = None;
+                reply.next_at = None;
+            }
+            return Ok(ReplyClaimed::Superseded);
         }
         match claim.subject {
             DecisionSubject::Message(id) => {

@@ -8,8 +8,8 @@ use std::collections::{HashMap, HashSet};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use nexiom_core::{
-    ClaimedReply, ContactId, DecisionSubject, DeliveryStatus, MessageId, ReplyOutcome, ReplyState,
-    ReplyStatus, TenantId, Triage,
+    ClaimedReply, CommentId, ContactId, DecisionSubject, DeliveryStatus, MessageId, ReplyOutcome,
+    ReplyState, ReplyStatus, TenantId, Triage,
 };
 use uuid::Uuid;
 
@@ -83,6 +83,64 @@ async fn lock_items(
         }
     }
     Ok(locked)
+}
+
+/// The held items of `claims` (of a tenant whose AI control is on) that a
+/// person answered first: an agent reply sent to the message's conversation
+/// at or after the message's time, or to the comment. They are made
+/// `superseded`, their lease released, in the claim's transaction (their
+/// rows are locked).
+async fn supersede_answered(
+    tx: &mut sqlx::PgConnection,
+    locked: &Locked,
+    claims: &[ReplyClaim],
+    on: &HashSet<Uuid>,
+) -> Result<HashSet<DecisionSubject>> {
+    let (messages, comments) = split(
+        claims
+            .iter()
+            .filter(|c| on.contains(&c.tenant_id.as_uuid()))
+            .filter(|c| held(locked, c.tenant_id, c.subject, c.lease_until))
+            .map(|c| c.subject),
+    );
+    if messages.is_empty() && comments.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let (m, c): (Vec<Uuid>, Vec<Uuid>) = sqlx::query_as::<_, (Option<Uuid>, Option<Uuid>)>(
+        "WITH m AS ( \
+             UPDATE messages t SET reply_state = 'superseded', reply_lease_until = NULL, \
+                 reply_next_at = NULL \
+             WHERE t.id = ANY($1) AND EXISTS (SELECT 1 FROM agent_replies a \
+                 WHERE a.tenant_id = t.tenant_id AND a.conversation_id = t.conversation_id \
+                     AND a.state = 'sent' AND a.finished_at >= t.created_at) \
+             RETURNING t.id \
+         ), c AS ( \
+             UPDATE comments t SET reply_state = 'superseded', reply_lease_until = NULL, \
+                 reply_next_at = NULL \
+             WHERE t.id = ANY($2) AND EXISTS (SELECT 1 FROM agent_replies a \
+                 WHERE a.tenant_id = t.tenant_id AND a.comment_id = t.id AND a.state = 'sent') \
+             RETURNING t.id \
+         ) \
+         SELECT id, NULL::uuid FROM m UNION ALL SELECT NULL::uuid, id FROM c",
+    )
+    .bind(&messages)
+    .bind(&comments)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(db)?
+    .into_iter()
+    .fold((Vec::new(), Vec::new()), |(mut m, mut c), (mi, ci)| {
+        m.extend(mi);
+        c.extend(ci);
+        (m, c)
+    });
+    Ok(m.into_iter()
+        .map(|id| DecisionSubject::Message(MessageId::from_uuid(id)))
+        .chain(
+            c.into_iter()
+                .map(|id| DecisionSubject::Comment(CommentId::from_uuid(id))),
+        )
+        .collect())
 }
 
 /// Whether the locked item is the tenant's and `sending` under `lease`.
@@ -228,6 +286,7 @@ impl ReplyBatchStore for PgStore {
         .await
         .map_err(db)?;
         let on: HashSet<Uuid> = on.into_iter().collect();
+        let superseded = supersede_answered(&mut tx, &locked, claims, &on).await?;
         let mut answer = Vec::with_capacity(claims.len());
         let (mut m_ids, mut m_tenants, mut m_convs, mut m_channels) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -241,6 +300,10 @@ impl ReplyBatchStore for PgStore {
             }
             if !on.contains(&claim.tenant_id.as_uuid()) {
                 answer.push(ReplyClaimed::AiOff);
+                continue;
+            }
+            if superseded.contains(&claim.subject) {
+                answer.push(ReplyClaimed::Superseded);
                 continue;
             }
             // Filled in below.
