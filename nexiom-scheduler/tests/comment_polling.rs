@@ -23,6 +23,7 @@ on_both_backends!(
     reading::a_cursor_the_platform_refuses_is_read_again_from_the_start,
     reading::polled_every_five_minutes_and_never_after_seven_days,
     reading::a_window_that_ended_while_no_worker_ran_is_read_once,
+    reading::a_last_check_cut_short_reads_on_to_the_last_page,
     rereads::a_reply_on_an_earlier_page_is_found_by_the_hourly_reread,
     rereads::a_reread_stopped_part_way_goes_on_where_it_stopped,
     rereads::a_slow_check_stops_before_its_claim_ends_and_goes_on,

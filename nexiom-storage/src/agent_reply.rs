@@ -73,7 +73,8 @@ pub trait AgentReplyStore: Send + Sync {
     /// the error. A reply no longer `sending` is returned unchanged. A
     /// `sent` reply also supersedes, in the same write, the automatic
     /// replies still waiting for its target: the conversation's inbound
-    /// messages created up to `at`, or the comment, whose reply state is
+    /// messages stored by the reply's `created_at` (the ones the person
+    /// could see), or the comment, whose reply state is
     /// `pending` or that are not triaged yet become
     /// [`ReplyState::Superseded`](nexiom_core::ReplyState::Superseded), so
     /// that nothing automatic follows a person's answer (one already

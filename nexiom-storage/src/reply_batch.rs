@@ -58,8 +58,8 @@ pub enum ReplyClaimed {
     /// The tenant's AI control is OFF: nothing was written.
     AiOff,
     /// A person answered first (an agent reply to the message's
-    /// conversation, recorded `sent` at or after the message's time, or to
-    /// the comment): the item was made
+    /// conversation, claimed once the message was stored and recorded
+    /// `sent`, or to the comment): the item was made
     /// [`Superseded`](nexiom_core::ReplyState::Superseded), its lease
     /// released, and no reply was stored. Send nothing.
     Superseded,

@@ -261,10 +261,11 @@ impl CommentPoller {
                 // claim holds; the next check reads on.
                 Some(_) if self.clock.now() >= deadline => break,
                 Some(next) => cursor = Some(next),
-                None => break,
+                None => return Ok(Checked::Polled),
             }
         }
-        Ok(Checked::Polled)
+        // Stopped at the page limit or the deadline with pages left.
+        Ok(Checked::PolledInPart)
     }
 }
 

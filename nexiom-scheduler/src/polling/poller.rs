@@ -25,8 +25,13 @@ use crate::worker::Shutdown;
 
 /// How one post's check ended.
 pub(super) enum Checked {
-    /// Read; polling continues (or ends when past the window).
+    /// Read to the last page; polling continues (or ends when past the
+    /// window).
     Polled,
+    /// Read up to the page limit or the claim's deadline, with pages left:
+    /// polling continues, and a last check goes on until it reads to the
+    /// last page.
+    PolledInPart,
     /// Not polled: its channel is rate-limited until then.
     Deferred(DateTime<Utc>),
     /// Never polled: the platform lists no comments.
@@ -352,6 +357,12 @@ impl CommentPoller {
             Ok(Checked::Polled) => {
                 report.posts_polled += 1;
                 (Some(now + self.config.interval), true)
+            }
+            Ok(Checked::PolledInPart) => {
+                report.posts_polled += 1;
+                // Past the window's end, not read to it yet.
+                let last = stop.is_some_and(|stop| now >= stop);
+                (Some(now + self.config.interval), !last)
             }
             Ok(Checked::Deferred(until)) => {
                 report.posts_rate_limited += 1;

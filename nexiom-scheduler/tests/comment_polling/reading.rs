@@ -7,6 +7,7 @@ use std::sync::Arc;
 use chrono::Duration;
 use nexiom_connectors::{Capabilities, MockOp, RemoteComment};
 use nexiom_core::*;
+use nexiom_scheduler::PollingConfig;
 use nexiom_storage::Store;
 
 use super::fixture::{comments, ids, mock, poller, published, six_comments};
@@ -431,4 +432,31 @@ pub async fn a_bad_comment_does_not_stop_its_post(store: Arc<dyn Store>) {
     assert!(next.failures.is_empty(), "{:?}", next.failures);
     assert_eq!(next.comments_stored, 1);
     assert_eq!(comments(&env, post.id).await.len(), 4);
+}
+
+/// A last check that stops at the page limit with pages left is not the
+/// last: the next checks read on until the last page, then polling ends.
+pub async fn a_last_check_cut_short_reads_on_to_the_last_page(store: Arc<dyn Store>) {
+    let env = Env::new(store).await;
+    let mock = mock(&env);
+    let poller = poller(&env, &mock).with_config(PollingConfig {
+        max_pages: 1,
+        ..PollingConfig::default()
+    });
+    let t0 = env.clock.now();
+    let post = published(&env, env.channel, "fb-post-1", t0).await;
+    assert_eq!(poller.poll_due(50, None).await.unwrap().posts_polled, 1);
+    mock.seed_comments("fb-post-1", six_comments(&mock, "c"));
+    env.clock.set(t0 + Duration::days(7) + Duration::minutes(1));
+    let mut finished = Vec::new();
+    for _ in 0..3 {
+        let report = poller.poll_due(50, None).await.unwrap();
+        assert_eq!(report.posts_polled, 1);
+        finished.push(report.posts_finished);
+        env.advance(Duration::minutes(5));
+    }
+    assert_eq!(finished, vec![0, 0, 1], "three pages of two, one a check");
+    assert_eq!(comments(&env, post.id).await.len(), 6);
+    assert_eq!(env.post(post.id).await.next_check_at, None);
+    assert_eq!(poller.poll_due(50, None).await.unwrap().posts_polled, 0);
 }

@@ -312,7 +312,7 @@ fn new_inbound(conversation: ConversationId, w: &World) -> NewMessage {
     }
 }
 
-/// Claims `target` under `key` and records it `outcome` at `at`.
+/// Claims `target` under `key` and records it `outcome`, both at `at`.
 async fn answer(
     s: &dyn Store,
     w: &World,
@@ -321,11 +321,11 @@ async fn answer(
     outcome: AgentReplyOutcome,
     at: chrono::DateTime<chrono::Utc>,
 ) {
-    let AgentReplyClaim::Claimed(r) = s
-        .claim_agent_reply(new_reply(w, target, key))
-        .await
-        .unwrap()
-    else {
+    let new = NewAgentReply {
+        created_at: at,
+        ..new_reply(w, target, key)
+    };
+    let AgentReplyClaim::Claimed(r) = s.claim_agent_reply(new).await.unwrap() else {
         panic!("expected a claim of {key}");
     };
     s.finish_agent_reply(w.tenant.id, r.id, outcome, at)
@@ -368,11 +368,12 @@ pub async fn a_sent_agent_reply_supersedes_the_automatic_ones(store: Arc<dyn Sto
         Triage::AutoReply,
     )
     .await;
+    let busy = message(s, &w, "busy", t0() - Duration::hours(2), Triage::AutoReply).await;
     let lease = Duration::minutes(5);
-    let claimed = s.claim_pending_replies(t0(), None, 1, lease).await.unwrap();
+    let claimed = s.claim_pending_replies(t0(), None, 2, lease).await.unwrap();
     assert_eq!(
         subjects(&claimed),
-        vec![DecisionSubject::Comment(inflight.id)]
+        vec![msg(&busy), DecisionSubject::Comment(inflight.id)]
     );
 
     let at = t0() + Duration::hours(1);
@@ -389,6 +390,10 @@ pub async fn a_sent_agent_reply_supersedes_the_automatic_ones(store: Arc<dyn Sto
         comment: inflight.id,
     };
     answer(s, &w, private, "a3", sent(), at).await;
+    let busy_conversation = AgentReplyTarget::Conversation {
+        conversation: busy.conversation_id,
+    };
+    answer(s, &w, busy_conversation, "a5", sent(), at).await;
     let failed = AgentReplyOutcome::Failed {
         error: "(#10) outside window".into(),
     };
@@ -423,7 +428,11 @@ pub async fn a_sent_agent_reply_supersedes_the_automatic_ones(store: Arc<dyn Sto
     assert_eq!(
         comment_state(inflight.id).await,
         Some(ReplyState::Sending),
-        "a reply in flight is left to finish"
+        "a reply in flight is left to its claim"
+    );
+    assert_eq!(
+        state(get(busy.id).await.unwrap().reply),
+        Some(ReplyState::Sending)
     );
     // Triage afterwards does not queue it again.
     let triaged = s
@@ -431,10 +440,11 @@ pub async fn a_sent_agent_reply_supersedes_the_automatic_ones(store: Arc<dyn Sto
         .await
         .unwrap();
     assert_eq!(state(triaged.reply), Some(ReplyState::Superseded));
-    // A message of the conversation stored late (made before the answer)
-    // and the reply in flight: their reply claims find the answer, make
-    // them superseded and store nothing; the other conversation's is
-    // claimed.
+    // The replies in flight: their reply claims find the answer, make them
+    // superseded and store nothing. A message stored after the person's
+    // reply was claimed is answered, even when the platform dates it a
+    // moment before (a new question; the store's clock decides, not the
+    // platform's); so is the other conversation's.
     let late = s
         .insert_message(NewMessage {
             provider_message_id: Some("mid-late-webhook".into()),
@@ -458,13 +468,20 @@ pub async fn a_sent_agent_reply_supersedes_the_automatic_ones(store: Arc<dyn Sto
         text: "Thanks!".into(),
         at: now,
     };
-    let claims = [claim(&due[0]), claim(&due[1]), claim(&claimed[0])];
+    let claims = [
+        claim(&due[0]),
+        claim(&due[1]),
+        claim(&claimed[0]),
+        claim(&claimed[1]),
+    ];
     let answers = s.claim_replies(&claims).await.unwrap();
     assert!(matches!(answers[0], crate::ReplyClaimed::Claimed(_)));
-    assert_eq!(answers[1..], [crate::ReplyClaimed::Superseded; 2]);
+    assert!(matches!(answers[1], crate::ReplyClaimed::Claimed(_)));
+    assert_eq!(answers[2..], [crate::ReplyClaimed::Superseded; 2]);
+    let busy_now = get(busy.id).await.unwrap().reply.unwrap();
     assert_eq!(
-        state(get(late.id).await.unwrap().reply),
-        Some(ReplyState::Superseded)
+        (busy_now.state, busy_now.lease_until),
+        (ReplyState::Superseded, None)
     );
     let settled = s
         .get_comment(w.tenant.id, inflight.id)

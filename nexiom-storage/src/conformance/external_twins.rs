@@ -51,18 +51,26 @@ pub async fn a_published_post_takes_over_its_external_twin(store: Arc<dyn Store>
         stop_at: Some(Some(now + Duration::days(7))),
         ..PostPatch::default()
     };
-    let mut externals = Vec::new();
-    for world in [&w, &elsewhere] {
-        let external = s
-            .insert_external_post(world.tenant.id, world.channel.id, listed("fb-1"), now)
-            .await
-            .unwrap()
-            .record;
-        s.update_post(world.tenant.id, external.id, polled.clone(), now)
-            .await
-            .unwrap();
-        externals.push(external);
-    }
+    // Ours recorded by a webhook comment (not polled), theirs by discovery.
+    let ours = s
+        .insert_external_post(w.tenant.id, w.channel.id, listed("fb-1"), now)
+        .await
+        .unwrap()
+        .record;
+    let theirs = s
+        .insert_external_post(
+            elsewhere.tenant.id,
+            elsewhere.channel.id,
+            listed("fb-1"),
+            now,
+        )
+        .await
+        .unwrap()
+        .record;
+    s.update_post(elsewhere.tenant.id, theirs.id, polled, now)
+        .await
+        .unwrap();
+    let externals = [ours, theirs];
     let comment = |post: PostId| NewComment {
         tenant_id: w.tenant.id,
         post_id: post,
@@ -153,6 +161,23 @@ pub async fn a_published_post_takes_over_its_external_twin(store: Arc<dyn Store>
         .map(|p| p.id)
         .collect();
     assert_eq!(due, vec![externals[1].id, post.id]);
+    // A later discovery run listing the post starts no polling of the twin.
+    s.set_post_discovery(w.tenant.id, w.channel.id, 5, at)
+        .await
+        .unwrap();
+    s.record_discovery(DiscoveryRun {
+        tenant_id: w.tenant.id,
+        channel_id: w.channel.id,
+        posts: vec![listed("fb-1")],
+        poll_window: Duration::days(7),
+        next_run_at: at + mins(15),
+        error: None,
+        at,
+    })
+    .await
+    .unwrap();
+    let twin = s.get_post(w.tenant.id, externals[0].id).await.unwrap();
+    assert_eq!(twin.next_check_at, None, "the twin stays retired");
     // The comment polled again under the post is the one stored.
     let again = s.insert_comment(comment(post.id)).await.unwrap();
     assert!(!again.created);

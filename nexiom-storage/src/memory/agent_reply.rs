@@ -176,7 +176,7 @@ impl Inner {
                 }
                 done.state = AgentReplyState::Sent;
                 done.provider_id = provider_id;
-                self.supersede_automatic(tenant, done.target, at);
+                self.supersede_automatic(tenant, done.target, done.created_at);
             }
             AgentReplyOutcome::Failed { error } => {
                 done.state = AgentReplyState::Failed;
@@ -187,14 +187,15 @@ impl Inner {
         Ok(done)
     }
 
-    /// A person answered `target` at `at`: its items still waiting for an
-    /// automatic reply, or for their triage, become `superseded` (as on
-    /// PostgreSQL); one in flight is left to finish.
+    /// A person answered `target` (the reply claimed at `claimed_at`): its
+    /// items still waiting for an automatic reply, or for their triage,
+    /// become `superseded` (as on PostgreSQL: messages stored by then); one
+    /// in flight is left to the reply claim.
     fn supersede_automatic(
         &mut self,
         tenant: TenantId,
         target: AgentReplyTarget,
-        at: DateTime<Utc>,
+        claimed_at: DateTime<Utc>,
     ) {
         match target {
             AgentReplyTarget::Conversation { conversation } => {
@@ -202,7 +203,7 @@ impl Inner {
                     m.tenant_id == tenant
                         && m.conversation_id == conversation
                         && m.direction == MessageDirection::Inbound
-                        && m.created_at <= at
+                        && m.stored_at <= claimed_at
                 }) {
                     supersede(&mut m.reply, m.triage.is_some());
                 }

@@ -79,6 +79,9 @@ impl Inner {
             }
             if let Some(external) = self.posts.get_mut(&twin) {
                 external.next_check_at = None;
+                // A window that is over: a later discovery run does not
+                // start polling it (as on Postgres).
+                external.stop_at.get_or_insert(at);
                 external.updated_at = at;
             }
         }

@@ -91,8 +91,8 @@ impl Inner {
         reply.is_some_and(|r| r.state == ReplyState::Sending && r.lease_until == Some(lease_until))
     }
 
-    /// Whether an agent reply was sent to `subject`'s conversation at or
-    /// after the message's time, or to the comment (as on PostgreSQL).
+    /// Whether an agent reply was sent to `subject`'s conversation, claimed
+    /// once the message was stored, or to the comment (as on PostgreSQL).
     fn answered_by_a_person(&self, subject: DecisionSubject) -> bool {
         let sent = self
             .agent_replies
@@ -105,7 +105,7 @@ impl Inner {
                         == AgentReplyTarget::Conversation {
                             conversation: m.conversation_id,
                         }
-                        && r.finished_at.is_some_and(|at| at >= m.created_at)
+                        && r.created_at >= m.stored_at
                 })
             }),
             DecisionSubject::Comment(id) => self.comments.get(&id).is_some_and(|c| {

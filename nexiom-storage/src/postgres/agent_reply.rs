@@ -409,7 +409,15 @@ impl AgentReplyStore for PgStore {
             _ => row,
         };
         if state == AgentReplyState::Sent {
-            supersede_automatic(&mut tx, tenant, row.conversation_id, row.comment_id, at).await?;
+            let claimed_at = row.created_at;
+            supersede_automatic(
+                &mut tx,
+                tenant,
+                row.conversation_id,
+                row.comment_id,
+                claimed_at,
+            )
+            .await?;
         }
         tx.commit().await.map_err(db)?;
         row.into_entity()
@@ -481,7 +489,10 @@ async fn private_taken(conn: &mut sqlx::PgConnection, new: &NewAgentReply) -> Re
 }
 
 /// A person answered: the items of the conversation (its inbound messages
-/// created up to `at`) or the comment that still wait for an automatic
+/// stored by `claimed_at`, when the person's reply was claimed: the ones
+/// the person could see, by the store's own clock, so a new message the
+/// platform dates a moment earlier is not taken for answered) or the
+/// comment that still wait for an automatic
 /// reply, or for the triage that could queue one, become `superseded`, so
 /// that nothing automatic follows. An automatic reply already in flight
 /// (`sending`) is left to finish.
@@ -490,7 +501,7 @@ async fn supersede_automatic(
     tenant: TenantId,
     conversation: Option<Uuid>,
     comment: Option<Uuid>,
-    at: DateTime<Utc>,
+    claimed_at: DateTime<Utc>,
 ) -> Result<()> {
     const WAITING: &str = "(reply_state = 'pending' OR (reply_state IS NULL AND triage IS NULL))";
     const CLEARED: &str =
@@ -499,11 +510,11 @@ async fn supersede_automatic(
         sqlx::query(&format!(
             "UPDATE messages SET {CLEARED} \
              WHERE conversation_id = $2 AND tenant_id = $1 AND direction = 'inbound' \
-                 AND created_at <= $3 AND {WAITING}"
+                 AND stored_at <= $3 AND {WAITING}"
         ))
         .bind(tenant.as_uuid())
         .bind(conversation)
-        .bind(at)
+        .bind(claimed_at)
         .execute(&mut *conn)
         .await
         .map_err(db)?;

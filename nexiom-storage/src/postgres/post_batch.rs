@@ -230,7 +230,8 @@ impl PgStore {
                      AND NOT EXISTS (SELECT 1 FROM comment_checkpoints o \
                          WHERE o.post_id = t.post_id) \
              ), retired AS ( \
-                 UPDATE scheduled_posts x SET next_check_at = NULL, updated_at = $17 \
+                 UPDATE scheduled_posts x SET next_check_at = NULL, \
+                     stop_at = COALESCE(x.stop_at, $17), updated_at = $17 \
                  FROM twin t WHERE x.id = t.external_id AND x.tenant_id = t.tenant_id \
              ), ended AS ( \
                  UPDATE post_runs r SET \

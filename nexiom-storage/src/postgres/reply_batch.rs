@@ -86,8 +86,9 @@ async fn lock_items(
 }
 
 /// The held items of `claims` (of a tenant whose AI control is on) that a
-/// person answered first: an agent reply sent to the message's conversation
-/// at or after the message's time, or to the comment. They are made
+/// person answered first: an agent reply sent to the message's conversation,
+/// claimed once the message was stored (both by the store's clock), or to
+/// the comment. They are made
 /// `superseded`, their lease released, in the claim's transaction (their
 /// rows are locked).
 async fn supersede_answered(
@@ -112,7 +113,7 @@ async fn supersede_answered(
                  reply_next_at = NULL \
              WHERE t.id = ANY($1) AND EXISTS (SELECT 1 FROM agent_replies a \
                  WHERE a.tenant_id = t.tenant_id AND a.conversation_id = t.conversation_id \
-                     AND a.state = 'sent' AND a.finished_at >= t.created_at) \
+                     AND a.state = 'sent' AND a.created_at >= t.stored_at) \
              RETURNING t.id \
          ), c AS ( \
              UPDATE comments t SET reply_state = 'superseded', reply_lease_until = NULL, \
