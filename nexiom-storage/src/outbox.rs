@@ -7,7 +7,8 @@
 //!   `escalate` (by [`set_message_triage`], [`set_comment_triage`], or an
 //!   automatic reply given up), in the same atomic write. Key
 //!   `item_escalated:<message|comment>:<id>`, dated by the item's decision
-//!   (the item's own time when it has none).
+//!   (the item's own time when it has none). Not for an item a person
+//!   answered first (reply state `superseded`): one has seen it.
 //! - **`post_failed`** / **`publish_outcome_unknown`**: a claimed
 //!   (`publishing`) post settled `failed`, by [`settle_posts`] or a guarded
 //!   [`update_post`], in the same atomic write; `publish_outcome_unknown` when

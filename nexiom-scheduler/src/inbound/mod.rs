@@ -43,7 +43,8 @@ pub use settings::{
     openai_config_from_settings,
 };
 pub use triage::{
-    DEFAULT_TRIAGE_CONCURRENCY, REASON_GENERATOR_ERROR, REASON_RULES_INVALID, TriageReport,
+    DEFAULT_TRIAGE_CONCURRENCY, REASON_ANSWERED_BY_PERSON, REASON_GENERATOR_ERROR,
+    REASON_RULES_INVALID, TriageReport,
 };
 pub use writer::GroupCommitConfig;
 

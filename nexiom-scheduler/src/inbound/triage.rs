@@ -23,6 +23,12 @@ pub const REASON_GENERATOR_ERROR: &str = "generator_error";
 /// item is escalated and the compile error is in the snapshot).
 pub const REASON_RULES_INVALID: &str = "rules_invalid";
 
+/// The decision reason of an item a person answered before triage reached it
+/// (its reply state is `superseded`): it is decided IGNORE, the reply
+/// generator is not called and no escalation notifies anyone; what the rules
+/// would have decided is kept in the snapshot (`"candidate"`).
+pub const REASON_ANSWERED_BY_PERSON: &str = "answered_by_person";
+
 /// Items of a tenant triage decides at once by default (see
 /// [`InboundPipeline::with_triage_concurrency`]).
 pub const DEFAULT_TRIAGE_CONCURRENCY: usize = 8;
@@ -52,6 +58,14 @@ struct Item<'a> {
     text: &'a str,
     has_media: bool,
     contact_name: Option<&'a str>,
+    /// A person answered it already (its reply state is `superseded`).
+    answered: bool,
+}
+
+/// Whether a person answered the item before its triage (see
+/// [`REASON_ANSWERED_BY_PERSON`]).
+fn answered(reply: Option<&nexiom_core::ReplyStatus>) -> bool {
+    reply.is_some_and(|r| r.state == nexiom_core::ReplyState::Superseded)
 }
 
 /// A tenant's compiled rules (or why they do not compile) and AI switch.
@@ -71,7 +85,9 @@ impl InboundPipeline {
     /// outcome depends on it). A generator error escalates the item with
     /// reason [`REASON_GENERATOR_ERROR`]; stored rules that no longer compile
     /// escalate every item with [`REASON_RULES_INVALID`]: a person always sees
-    /// them.
+    /// them. An item a person answered before its triage (reply state
+    /// `superseded`) is decided IGNORE with [`REASON_ANSWERED_BY_PERSON`],
+    /// without a draft.
     ///
     /// Decisions are insert-if-absent per item, so a concurrent worker never
     /// stores a second one; the item always carries the stored decision.
@@ -160,6 +176,7 @@ impl InboundPipeline {
                     text: &message.text,
                     has_media: message.has_media,
                     contact_name: name.as_deref(),
+                    answered: answered(message.reply.as_ref()),
                 };
                 let (decision, on_error) = self.decide(tenant, compiled, &item).await?;
                 self.store
@@ -207,6 +224,7 @@ impl InboundPipeline {
                 text: &comment.text,
                 has_media: false,
                 contact_name: comment.author_name.as_deref(),
+                answered: answered(comment.reply.as_ref()),
             };
             let done: Result<bool, InboundError> = async {
                 let (decision, on_error) = self.decide(tenant, compiled, &item).await?;
@@ -277,6 +295,39 @@ impl InboundPipeline {
             "auto_reply_on_channel": channel_on,
         });
         let (new, on_error) = match &compiled.engine {
+            // A person answered it: nothing to draft, no one to alert.
+            _ if item.answered => {
+                // What the rules say, kept for the record (no draft: the
+                // generator is not called).
+                let rules = match &compiled.engine {
+                    Ok(engine) => {
+                        let decision = engine
+                            .classify(item.text, item.has_media)
+                            .finish(None, ai_on);
+                        merge(
+                            decision.snapshot(),
+                            json!({
+                                "rules_triage": decision.triage,
+                                "rule": decision.rule.as_ref().map(|r| &r.name),
+                            }),
+                        )
+                    }
+                    Err(error) => json!({"error": error}),
+                };
+                (
+                    NewAiDecision {
+                        tenant_id: tenant,
+                        subject: item.subject,
+                        triage: Triage::Ignore,
+                        confidence: 1.0,
+                        rule_id: None,
+                        reason: REASON_ANSWERED_BY_PERSON.to_owned(),
+                        snapshot: merge(merge(base, rules), json!({"answered_by_person": true})),
+                        created_at: now,
+                    },
+                    false,
+                )
+            }
             Err(error) => (
                 NewAiDecision {
                     tenant_id: tenant,

@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::Duration;
 use nexiom_core::*;
-use nexiom_scheduler::inbound::{REASON_GENERATOR_ERROR, REASON_RULES_INVALID};
+use nexiom_scheduler::inbound::{
+    REASON_ANSWERED_BY_PERSON, REASON_GENERATOR_ERROR, REASON_RULES_INVALID,
+};
 use nexiom_storage::conformance::TestStore;
 use nexiom_triage::{Draft, ReplyError, ReplyGenerator, ReplyRequest};
 use serde_json::json;
@@ -217,6 +219,116 @@ where
     ts.cleanup().await;
 }
 
+/// An auto rule on "horaires", and AI control ON.
+async fn hours_rule_and_ai_on(store: &dyn nexiom_storage::Store, tenant: TenantId) {
+    store
+        .create_rule(rule(tenant, RuleType::Auto, "hours", &["horaires"], 5))
+        .await
+        .unwrap();
+    store
+        .set_ai_control(tenant, true, Some("ops".into()), t0())
+        .await
+        .unwrap();
+}
+
+/// A conversation a person answered (an agent reply sent) before triage
+/// reached its messages: they are decided IGNORE for that reason, with what
+/// the rules said kept in the snapshot; no draft is asked for and no
+/// escalation notifies anyone. A message of another conversation is triaged
+/// as usual.
+pub async fn items_a_person_answered_are_not_drafted_nor_escalated<F, Fut>(factory: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Option<TestStore>>,
+{
+    let Some(ts) = factory().await else { return };
+    let store = ts.store();
+    let s = fixture::setup(&*store).await;
+    let tenant = s.tenant.id;
+    hours_rule_and_ai_on(&*store, tenant).await;
+    store
+        .create_rule(rule(
+            tenant,
+            RuleType::Escalate,
+            "refunds",
+            &["remboursement"],
+            1,
+        ))
+        .await
+        .unwrap();
+    let generator = Arc::new(ScriptedGenerator::default());
+    let (p, clock) = pipeline(Arc::clone(&store), generator.clone());
+    let hours = receive(&p, &s, "a1", "ana", "Vos horaires ?", t0()).await;
+    let refund = receive(&p, &s, "a2", "ana", "Un remboursement ?", t0()).await;
+    let other = receive(&p, &s, "b1", "bob", "Un remboursement ?", t0()).await;
+    assert_eq!(hours.conversation_id, refund.conversation_id);
+    // A person answers Ana's conversation before any triage.
+    clock.advance(Duration::minutes(1));
+    let claim = store
+        .claim_agent_reply(NewAgentReply {
+            tenant_id: tenant,
+            target: AgentReplyTarget::Conversation {
+                conversation: hours.conversation_id,
+            },
+            agent_id: "agent-1".into(),
+            text: "Bonjour Ana, de 9h à 18h, et oui.".into(),
+            template: None,
+            idempotency_key: "answer-ana".into(),
+            created_at: clock.now(),
+        })
+        .await
+        .unwrap();
+    let nexiom_storage::AgentReplyClaim::Claimed(reply) = claim else {
+        panic!("expected a claim");
+    };
+    store
+        .finish_agent_reply(
+            tenant,
+            reply.id,
+            AgentReplyOutcome::Sent { provider_id: None },
+            clock.now(),
+        )
+        .await
+        .unwrap();
+
+    let report = p.triage_new_items(100).await.unwrap();
+    assert_eq!((report.messages, report.failed), (3, 0));
+    assert_eq!(generator.calls.load(Ordering::SeqCst), 0, "no draft");
+    for (message, rules) in [(&hours, "auto_reply"), (&refund, "escalate")] {
+        let stored = store.get_message(tenant, message.id).await.unwrap();
+        let decision = store
+            .find_decision(tenant, DecisionSubject::Message(message.id))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (decision.triage, decision.reason.as_str()),
+            (Triage::Ignore, REASON_ANSWERED_BY_PERSON),
+            "{}",
+            message.text
+        );
+        assert_eq!(decision.snapshot["rules_triage"], json!(rules));
+        assert_eq!(stored.triage, Some(Triage::Ignore));
+        assert_eq!(stored.reply.map(|r| r.state), Some(ReplyState::Superseded));
+    }
+    let decided = store
+        .find_decision(tenant, DecisionSubject::Message(other.id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(decided.triage, Triage::Escalate);
+    let notified = store
+        .list_notifications(tenant, Some(NotificationKind::ItemEscalated), 10)
+        .await
+        .unwrap();
+    assert_eq!(notified.len(), 1, "{notified:?}");
+    assert_eq!(
+        notified[0].key,
+        format!("item_escalated:message:{}", other.id)
+    );
+    ts.cleanup().await;
+}
+
 /// A generator that counts the drafts in flight: each call yields to the
 /// runtime a few times before answering, so calls started together overlap.
 #[derive(Debug, Default)]
@@ -258,14 +370,7 @@ where
     let store = ts.store();
     let s = fixture::setup(&*store).await;
     let tenant = s.tenant.id;
-    store
-        .create_rule(rule(tenant, RuleType::Auto, "hours", &["horaires"], 5))
-        .await
-        .unwrap();
-    store
-        .set_ai_control(tenant, true, Some("ops".into()), t0())
-        .await
-        .unwrap();
+    hours_rule_and_ai_on(&*store, tenant).await;
     for (cap, round) in [(3usize, 0usize), (1, 1)] {
         let generator = Arc::new(Overlapping::default());
         let (p, _) = pipeline(Arc::clone(&store), generator.clone());

@@ -500,3 +500,65 @@ pub async fn a_sent_agent_reply_supersedes_the_automatic_ones(store: Arc<dyn Sto
             .is_none()
     );
 }
+
+/// An item a person answered before its triage (reply state `superseded`)
+/// notifies no one when it is escalated afterwards; the triage is still
+/// recorded, and an item nobody answered still notifies.
+pub async fn an_answered_item_escalates_no_one(store: Arc<dyn Store>) {
+    let s = store.as_ref();
+    let w = world(s, "Acme", Platform::Facebook, "page-1").await;
+    let post = super::reply_queue::a_post(s, &w).await;
+    let (conv, messages) = conversation(s, &w).await;
+    let untriaged = s
+        .insert_comment(NewComment {
+            tenant_id: w.tenant.id,
+            post_id: post.id,
+            platform_comment_id: "c-answered".into(),
+            parent_platform_comment_id: None,
+            author_id: None,
+            author_name: None,
+            text: "is it in stock?".into(),
+            created_at: t0(),
+            stored_at: t0(),
+            hidden: false,
+        })
+        .await
+        .unwrap()
+        .record;
+    let at = t0() + Duration::hours(1);
+    let sent = || AgentReplyOutcome::Sent { provider_id: None };
+    let target = AgentReplyTarget::Conversation {
+        conversation: conv.id,
+    };
+    answer(s, &w, target, "p1", sent(), at).await;
+    let target = AgentReplyTarget::PublicComment {
+        comment: untriaged.id,
+    };
+    answer(s, &w, target, "p2", sent(), at).await;
+
+    let message = s
+        .set_message_triage(w.tenant.id, messages[0].id, Triage::Escalate, 0.0, None)
+        .await
+        .unwrap();
+    let comment = s
+        .set_comment_triage(w.tenant.id, untriaged.id, Triage::Escalate, 0.0, None)
+        .await
+        .unwrap();
+    assert_eq!(message.triage, Some(Triage::Escalate));
+    assert_eq!(comment.triage, Some(Triage::Escalate));
+    let escalations =
+        || s.list_notifications(w.tenant.id, Some(NotificationKind::ItemEscalated), 10);
+    assert_eq!(
+        escalations().await.unwrap(),
+        vec![],
+        "a person answered both"
+    );
+
+    let unanswered = super::reply_queue::message(s, &w, "u", t0(), Triage::Escalate).await;
+    let notified = escalations().await.unwrap();
+    assert_eq!(notified.len(), 1, "{notified:?}");
+    assert_eq!(
+        notified[0].key,
+        format!("item_escalated:message:{}", unanswered.id)
+    );
+}

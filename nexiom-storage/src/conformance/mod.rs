@@ -235,6 +235,7 @@ macro_rules! conformance_suite {
             agent_replies_are_claimed_once_and_recorded,
             concurrent_agent_reply_claims_claim_once,
             a_sent_agent_reply_supersedes_the_automatic_ones,
+            an_answered_item_escalates_no_one,
             inbox_items_follow_messages_and_people,
             resolving_before_the_last_inbound_message_leaves_it_open,
             canned_replies_are_kept_per_tenant,

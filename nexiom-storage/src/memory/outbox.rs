@@ -127,8 +127,9 @@ impl Inner {
     }
 
     /// The notification that escalating `subject` (with `decision`) writes,
-    /// or `None` when it is escalated already. `NotFound` for an item that is
-    /// not the tenant's.
+    /// or `None` when it is escalated already or a person answered it first
+    /// (reply state `superseded`). `NotFound` for an item that is not the
+    /// tenant's.
     pub(super) fn escalation(
         &self,
         tenant: TenantId,
@@ -144,7 +145,7 @@ impl Inner {
         let (name, id, payload, at) = match subject {
             DecisionSubject::Message(id) => {
                 let m = get_scoped(&self.messages, tenant, &id, "message")?;
-                if m.triage == Some(Triage::Escalate) {
+                if m.triage == Some(Triage::Escalate) || superseded(m.reply.as_ref()) {
                     return Ok(None);
                 }
                 let payload = serde_json::json!({
@@ -159,7 +160,7 @@ impl Inner {
             }
             DecisionSubject::Comment(id) => {
                 let c = get_scoped(&self.comments, tenant, &id, "comment")?;
-                if c.triage == Some(Triage::Escalate) {
+                if c.triage == Some(Triage::Escalate) || superseded(c.reply.as_ref()) {
                     return Ok(None);
                 }
                 let payload = serde_json::json!({
@@ -462,4 +463,9 @@ impl OutboxStore for MemoryStore {
         }
         Ok(renewed)
     }
+}
+
+/// Whether a person answered the item first (reply state `superseded`).
+fn superseded(reply: Option<&nexiom_core::ReplyStatus>) -> bool {
+    reply.is_some_and(|r| r.state == nexiom_core::ReplyState::Superseded)
 }
