@@ -32,6 +32,9 @@
 //!   (`NEXIOM_REPLY_TEMPLATE`, with `{name}` and `{message}` placeholders).
 //! - `NEXIOM_GRAPH_BASE_URL`, `NEXIOM_LINKEDIN_BASE_URL`: point the connectors
 //!   elsewhere (a staging proxy, a fake platform).
+//! - `NEXIOM_NOTIFY_LOCAL_NETWORK=1`: let notifications reach endpoints in the
+//!   local network (this machine, private addresses); off by default, since a
+//!   tenant writes its endpoints' URLs.
 //!
 //! Metrics: every metric the library records (`nexiom_scheduler::telemetry`
 //! lists them with their labels), exported by `metrics-exporter-prometheus`
@@ -257,9 +260,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Arc::new(KpiWorker::new(Arc::clone(&store), Arc::clone(&clock))),
         // The outbox's notifications to the tenants' endpoints, and the
         // first-response SLA's breaches.
-        Arc::new(DeliverNotificationsWorker::new(
-            NotificationDispatcher::new(Arc::clone(&store), Arc::clone(&clock)),
-        )),
+        Arc::new(DeliverNotificationsWorker::new({
+            let dispatcher = NotificationDispatcher::new(Arc::clone(&store), Arc::clone(&clock));
+            if env("NEXIOM_NOTIFY_LOCAL_NETWORK").as_deref() == Some("1") {
+                dispatcher.allow_local_network()
+            } else {
+                dispatcher
+            }
+        })),
         Arc::new(SlaWorker::new(SlaMonitor::new(
             Arc::clone(&store),
             Arc::clone(&clock),

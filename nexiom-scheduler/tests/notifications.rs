@@ -26,8 +26,10 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 mod notifications {
+    pub mod local_network;
     pub mod slow;
 }
+use notifications::local_network::*;
 use notifications::slow::*;
 
 const SECRET: &str = "whsec-0123456789abcdef";
@@ -121,7 +123,7 @@ async fn receiver_failing_twice_gets_three_attempts(test: TestStore) {
     let m = escalated_message(s.as_ref(), w.tenant.id, w.channel.id).await;
 
     let clock = Arc::new(ManualClock::new(t0()));
-    let dispatcher = NotificationDispatcher::new(s.clone(), clock.clone());
+    let dispatcher = NotificationDispatcher::new(s.clone(), clock.clone()).allow_local_network();
     let first = dispatcher.deliver_due(10).await.unwrap();
     assert_eq!((first.claimed, first.retried), (1, 1));
     assert_eq!(
@@ -202,8 +204,9 @@ async fn a_receiver_that_never_answers_makes_the_delivery_dead(test: TestStore) 
         .unwrap()
         .record;
     let clock = Arc::new(ManualClock::new(t0()));
-    let dispatcher =
-        NotificationDispatcher::new(s.clone(), clock.clone()).with_policy(RetryPolicy {
+    let dispatcher = NotificationDispatcher::new(s.clone(), clock.clone())
+        .allow_local_network()
+        .with_policy(RetryPolicy {
             max_attempts: 3,
             base: Duration::seconds(10),
             max: Duration::minutes(1),
@@ -277,6 +280,7 @@ async fn a_failed_post_reaches_slack(test: TestStore) {
     .unwrap();
     let clock = Arc::new(ManualClock::new(t0()));
     let report = NotificationDispatcher::new(s.clone(), clock)
+        .allow_local_network()
         .deliver_due(10)
         .await
         .unwrap();
@@ -430,7 +434,7 @@ async fn a_hostile_answer_and_an_unreachable_slack_do_not_stop_the_batch(test: T
     escalated_message(s.as_ref(), w.tenant.id, w.channel.id).await;
 
     let clock = Arc::new(ManualClock::new(t0()));
-    let dispatcher = NotificationDispatcher::new(s.clone(), clock.clone());
+    let dispatcher = NotificationDispatcher::new(s.clone(), clock.clone()).allow_local_network();
     let report = dispatcher.deliver_due(10).await.unwrap();
     assert_eq!(
         (
@@ -499,4 +503,5 @@ on_both_backends!(
     a_slow_endpoint_keeps_its_delivery_claimed,
     a_slow_failure_is_recorded_under_the_renewed_claim,
     a_notifier_that_never_answers_fails_its_attempt,
+    local_network_receivers_are_refused_unless_allowed,
 );

@@ -130,6 +130,19 @@ impl NotificationDispatcher {
         }
     }
 
+    /// The same dispatcher with built-in notifiers that deliver to the
+    /// local network too: this machine, private ranges, link-local
+    /// addresses (see [`is_local_network`](super::is_local_network)). By
+    /// default they refuse to, since a tenant writes the endpoint's URL
+    /// (a delivery refused so is retried, then dead, with the reason
+    /// recorded). It replaces the two built-in notifiers: call it before
+    /// [`with_notifier`](Self::with_notifier).
+    pub fn allow_local_network(mut self) -> Self {
+        self.webhook = Arc::new(WebhookNotifier::new().allowing_local_network());
+        self.slack = Arc::new(SlackNotifier::new().allowing_local_network());
+        self
+    }
+
     /// The same dispatcher sending the endpoints of `kind` through `notifier`.
     pub fn with_notifier(mut self, kind: EndpointKind, notifier: Arc<dyn Notifier>) -> Self {
         match kind {

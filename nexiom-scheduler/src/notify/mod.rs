@@ -2,7 +2,9 @@
 //! [`nexiom_storage::OutboxStore`] for what writes a notification) sent by a
 //! [`NotificationDispatcher`] through [`Notifier`]s, with retries and a dead
 //! state; signed webhooks ([`sign`], [`verify`]) and Slack incoming webhooks
-//! built in.
+//! built in. A tenant writes its endpoints' URLs, so the built-in notifiers
+//! deliver to public addresses only unless the application allows the local
+//! network ([`NotificationDispatcher::allow_local_network`]).
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -30,6 +32,7 @@
 //! ```
 
 mod delivery;
+mod egress;
 mod notifier;
 mod signature;
 
@@ -37,6 +40,7 @@ pub use delivery::{
     DELIVER_NOTIFICATIONS, DeliverNotificationsWorker, DeliveryReport, NotificationDispatcher,
     RetryPolicy,
 };
+pub use egress::{LocalNetworkRefused, is_local_network};
 pub use notifier::{
     Notifier, NotifyError, SlackNotifier, WebhookNotifier, slack_text, webhook_body,
 };

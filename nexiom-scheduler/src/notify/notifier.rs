@@ -10,6 +10,7 @@ use nexiom_core::{Notification, NotificationEndpoint, NotificationKind};
 use serde_json::json;
 use thiserror::Error;
 
+use super::egress::{Http, refusal};
 use super::signature::{
     EVENT_HEADER, IDEMPOTENCY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign,
 };
@@ -60,15 +61,6 @@ pub fn webhook_body(notification: &Notification) -> serde_json::Value {
     })
 }
 
-fn client(timeout: StdDuration) -> reqwest::Client {
-    // No redirects: a notification goes to the configured URL only.
-    reqwest::Client::builder()
-        .timeout(timeout)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap_or_else(|_| reqwest::Client::new())
-}
-
 /// Sends `body` and maps the answer.
 async fn post(request: reqwest::RequestBuilder, body: Vec<u8>) -> Result<(), NotifyError> {
     let response = request
@@ -76,9 +68,13 @@ async fn post(request: reqwest::RequestBuilder, body: Vec<u8>) -> Result<(), Not
         .body(body)
         .send()
         .await
-        // Without the URL: a Slack incoming webhook's URL is its credential,
-        // and the error is logged and recorded on the delivery.
-        .map_err(|e| NotifyError::Transport(e.without_url().to_string()))?;
+        .map_err(|e| match refusal(&e) {
+            Some(refused) => NotifyError::Misconfigured(refused.to_string()),
+            // Without the URL: a Slack incoming webhook's URL is its
+            // credential, and the error is logged and recorded on the
+            // delivery.
+            None => NotifyError::Transport(e.without_url().to_string()),
+        })?;
     let status = response.status();
     if status.is_success() {
         return Ok(());
@@ -111,10 +107,13 @@ async fn head_of(mut response: reqwest::Response, max: usize) -> String {
 /// The outgoing webhook: POSTs [`webhook_body`] as JSON with the headers
 /// `X-Nexiom-Signature` (see [`sign`]), `X-Nexiom-Timestamp`,
 /// `X-Nexiom-Idempotency-Key` (the notification id) and `X-Nexiom-Event`
-/// (its kind). Any 2xx answer accepts it.
+/// (its kind). Any 2xx answer accepts it. It never follows a redirect, and
+/// delivers to public addresses only unless told otherwise
+/// ([`allowing_local_network`](Self::allowing_local_network); see
+/// [`is_local_network`](super::is_local_network)).
 #[derive(Debug, Clone)]
 pub struct WebhookNotifier {
-    client: reqwest::Client,
+    http: Http,
 }
 
 impl WebhookNotifier {
@@ -126,7 +125,15 @@ impl WebhookNotifier {
     /// A notifier with another timeout per attempt.
     pub fn with_timeout(timeout: StdDuration) -> Self {
         WebhookNotifier {
-            client: client(timeout),
+            http: Http::new(timeout, false),
+        }
+    }
+
+    /// The same notifier delivering to local-network addresses too (a
+    /// receiver on this machine or in the private network).
+    pub fn allowing_local_network(self) -> Self {
+        WebhookNotifier {
+            http: self.http.allowing_local_network(),
         }
     }
 }
@@ -156,8 +163,8 @@ impl Notifier for WebhookNotifier {
             .map_err(|e| NotifyError::Misconfigured(e.to_string()))?;
         let timestamp = now.timestamp();
         let request = self
-            .client
-            .post(&endpoint.url)
+            .http
+            .post(&endpoint.url)?
             .header(SIGNATURE_HEADER, sign(secret.expose(), timestamp, &body))
             .header(TIMESTAMP_HEADER, timestamp.to_string())
             .header(IDEMPOTENCY_HEADER, notification.id.to_string())
@@ -168,17 +175,25 @@ impl Notifier for WebhookNotifier {
 
 /// A Slack-compatible incoming webhook: POSTs `{"text": …}`, a one-line
 /// summary of the notification (what happened, the item, the text or error).
-/// The idempotency key is sent as `X-Nexiom-Idempotency-Key` too.
+/// The idempotency key is sent as `X-Nexiom-Idempotency-Key` too. Public
+/// addresses only unless told otherwise, as [`WebhookNotifier`].
 #[derive(Debug, Clone)]
 pub struct SlackNotifier {
-    client: reqwest::Client,
+    http: Http,
 }
 
 impl SlackNotifier {
     /// A notifier with a 10-second timeout per attempt.
     pub fn new() -> Self {
         SlackNotifier {
-            client: client(StdDuration::from_secs(10)),
+            http: Http::new(StdDuration::from_secs(10), false),
+        }
+    }
+
+    /// The same notifier delivering to local-network addresses too.
+    pub fn allowing_local_network(self) -> Self {
+        SlackNotifier {
+            http: self.http.allowing_local_network(),
         }
     }
 }
@@ -262,8 +277,8 @@ impl Notifier for SlackNotifier {
         let body = serde_json::to_vec(&json!({ "text": slack_text(notification) }))
             .map_err(|e| NotifyError::Misconfigured(e.to_string()))?;
         let request = self
-            .client
-            .post(&endpoint.url)
+            .http
+            .post(&endpoint.url)?
             .header(IDEMPOTENCY_HEADER, notification.id.to_string());
         post(request, body).await
     }
