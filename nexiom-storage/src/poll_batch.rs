@@ -42,6 +42,10 @@ pub struct PollResult {
     pub last_check_at: Option<DateTime<Utc>>,
     /// The post's new `next_check_at` (`None`: polling ended).
     pub next_check_at: Option<DateTime<Utc>>,
+    /// The post's new [`poll_failures`](nexiom_core::ScheduledPost::poll_failures):
+    /// 0 after a check that read, one more after a failed one, else as
+    /// claimed.
+    pub poll_failures: u32,
 }
 
 impl PollResult {

@@ -71,6 +71,12 @@ pub struct ScheduledPost {
     pub next_check_at: Option<DateTime<Utc>>,
     /// Comment polling stops for good at this instant.
     pub stop_at: Option<DateTime<Utc>>,
+    /// Comment checks of this post that failed in a row (the platform
+    /// refused, as it does a deleted post's comments); a check that reads
+    /// resets it. Each failure doubles the wait before the next check, up to
+    /// the poller's `failure_backoff_max`.
+    #[serde(default)]
+    pub poll_failures: u32,
     /// Mission this post serves, if any.
     pub mission_id: Option<MissionId>,
     /// Content job this post publishes, if any.

@@ -66,6 +66,15 @@ pub struct PollingConfig {
     /// made late after no worker ran. After that, polling ends without it,
     /// with no call.
     pub last_check_grace: Duration,
+    /// The longest wait between two checks of a post whose checks keep
+    /// failing (default 1 hour). The first failure waits the
+    /// [`interval`](Self::interval), each failure in a row after it twice as
+    /// long as the one before, up to this; a check that reads goes back to
+    /// the interval. A deleted post, whose comments the platform refuses
+    /// until its window ends, costs a call an hour instead of one every 5
+    /// minutes; a rate limit is not a failure here (the channel waits for its
+    /// Retry-After).
+    pub failure_backoff_max: Duration,
 }
 
 impl Default for PollingConfig {
@@ -85,6 +94,7 @@ impl Default for PollingConfig {
             },
             reread_every: Duration::hours(1),
             last_check_grace: Duration::days(1),
+            failure_backoff_max: Duration::hours(1),
         }
     }
 }

@@ -353,6 +353,10 @@ impl CommentPoller {
         report.comments_refused += stored.refused;
         report.comments_unreadable += stored.unreadable;
         let stop = self.stop_of(post);
+        let mut failures = post.poll_failures;
+        if matches!(outcome, Ok(Checked::Polled | Checked::PolledInPart)) {
+            failures = 0;
+        }
         let (earliest, checked) = match outcome {
             Ok(Checked::Polled) => {
                 report.posts_polled += 1;
@@ -388,13 +392,20 @@ impl CommentPoller {
                     }
                     _ => None,
                 };
-                warn!(tenant_id = %post.tenant_id, post_id = %post.id, error = %err, "comment polling failed");
+                if until.is_none() {
+                    failures = failures.saturating_add(1);
+                }
+                warn!(tenant_id = %post.tenant_id, post_id = %post.id, error = %err,
+                    failures_in_a_row = failures, "comment polling failed");
                 report.failures.push(PollFailure {
                     tenant_id: post.tenant_id,
                     post_id: post.id,
                     error: err.to_string(),
                 });
-                (Some(until.unwrap_or(now + self.config.interval)), false)
+                (
+                    Some(until.unwrap_or_else(|| now + self.failure_wait(failures))),
+                    false,
+                )
             }
         };
         // The window is read to its end: a check that would fall at or
@@ -419,10 +430,23 @@ impl CommentPoller {
                 checkpoint: stored.checkpoint,
                 last_check_at: checked.then_some(now),
                 next_check_at: next,
+                poll_failures: failures,
             },
             tally: report,
             counted: true,
         }
+    }
+
+    /// The wait after the `failures`-th failed check in a row: the interval,
+    /// doubled at each failure after the first, at most
+    /// [`PollingConfig::failure_backoff_max`] (never less than the interval).
+    pub(super) fn failure_wait(&self, failures: u32) -> Duration {
+        let interval = self.config.interval;
+        let most = self.config.failure_backoff_max.max(interval);
+        let doublings = failures.saturating_sub(1).min(30);
+        interval
+            .checked_mul(1 << doublings)
+            .map_or(most, |wait| wait.min(most))
     }
 
     /// The end of the time a post's last check may still be made in

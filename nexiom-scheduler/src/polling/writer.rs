@@ -45,6 +45,7 @@ impl Write {
                 checkpoint: None,
                 last_check_at: None,
                 next_check_at: Some(claim.due_at),
+                poll_failures: claim.post.poll_failures,
             },
             tally: PollReport::default(),
             counted: false,

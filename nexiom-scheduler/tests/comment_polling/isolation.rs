@@ -40,6 +40,54 @@ pub async fn a_failing_post_does_not_stop_another(store: Arc<dyn Store>) {
     assert_eq!(comments(&env, failing.id).await.len(), 6);
 }
 
+/// A post the platform refuses at every check (deleted: Graph's `#100`
+/// "does not exist") is checked less and less often: the interval after
+/// the first failure, twice as long after each one in a row, at most an
+/// hour; and every 5 minutes again once a check reads. Another post of the
+/// channel is polled as usual throughout.
+pub async fn a_post_refused_at_every_check_is_checked_less_often(store: Arc<dyn Store>) {
+    let env = Env::new(store).await;
+    let mock = mock(&env);
+    let poller = sequential_poller(&env, &mock);
+    let start = env.clock.now();
+    let gone = published(&env, env.channel, "fb-gone", start).await;
+    let error = nexiom_connectors::ConnectorError::Permanent {
+        platform: "facebook".into(),
+        detail: nexiom_connectors::ApiError::message(
+            "(#100) Object with ID 'fb-gone' does not exist (subcode 33)",
+        ),
+    };
+    mock.fail_next(MockOp::ListComments, 6, error);
+    let mut checks = 0;
+    for (failures, wait) in [(1u32, 5i64), (2, 10), (3, 20), (4, 40), (5, 60), (6, 60)] {
+        let report = poller.poll_due(50, None).await.unwrap();
+        checks += 1;
+        assert_eq!(report.failures.len(), 1, "check {failures}");
+        let now = env.clock.now();
+        let post = env.post(gone.id).await;
+        assert_eq!(post.poll_failures, failures);
+        assert_eq!(post.next_check_at, Some(now + Duration::minutes(wait)));
+        env.advance(Duration::minutes(wait - 1));
+        let early = poller.poll_due(50, None).await.unwrap();
+        assert_eq!(early.pages_read + early.failures.len() as u64, 0);
+        env.advance(Duration::minutes(1));
+    }
+    assert_eq!(mock.calls_of(MockOp::ListComments).len(), checks);
+    // 3 h 15 min of refusals: 6 calls, where every 5 minutes made 39.
+    assert_eq!(env.clock.now() - start, Duration::minutes(195));
+    // The platform answers again: back to every 5 minutes.
+    mock.seed_comments("fb-gone", six_comments(&mock, "g"));
+    let report = poller.poll_due(50, None).await.unwrap();
+    assert_eq!((report.posts_polled, report.failures.len()), (1, 0));
+    let post = env.post(gone.id).await;
+    assert_eq!(post.poll_failures, 0);
+    assert_eq!(
+        post.next_check_at,
+        Some(env.clock.now() + Duration::minutes(5))
+    );
+    assert_eq!(comments(&env, gone.id).await.len(), 6);
+}
+
 pub async fn a_rate_limited_channel_is_skipped_until_retry_after(store: Arc<dyn Store>) {
     let env = Env::new(store).await;
     let other = env

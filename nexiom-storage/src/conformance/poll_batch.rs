@@ -79,6 +79,7 @@ fn result(post: &ScheduledPost, lease_until: DateTime<Utc>) -> PollResult {
         checkpoint: None,
         last_check_at: None,
         next_check_at: None,
+        poll_failures: 0,
     }
 }
 
@@ -206,6 +207,7 @@ pub async fn poll_results_are_written_only_under_their_claim(store: Arc<dyn Stor
         }),
         last_check_at: Some(later),
         next_check_at: Some(later + mins(4)),
+        poll_failures: 3,
         ..result(&a, lease2)
     };
     let moved_b = PollResult {
@@ -262,6 +264,7 @@ pub async fn poll_results_are_written_only_under_their_claim(store: Arc<dyn Stor
     let post_a = s.get_post(w.tenant.id, a.id).await.unwrap();
     assert_eq!(post_a.last_check_at, Some(later));
     assert_eq!(post_a.next_check_at, Some(later + mins(4)));
+    assert_eq!(post_a.poll_failures, 3);
     assert_eq!(post_a.updated_at, at);
     assert!(
         s.list_comments(w.tenant.id, b.id, 10)

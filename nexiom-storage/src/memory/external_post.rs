@@ -141,6 +141,7 @@ impl Inner {
             last_check_at: None,
             next_check_at,
             stop_at,
+            poll_failures: 0,
             mission_id: None,
             content_job_id: None,
             created_at: at,

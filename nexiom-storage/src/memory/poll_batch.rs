@@ -73,6 +73,7 @@ impl Inner {
                     post.last_check_at = Some(checked);
                 }
                 post.next_check_at = result.next_check_at;
+                post.poll_failures = result.poll_failures;
                 post.updated_at = at;
             }
             answer.push(PollWritten {

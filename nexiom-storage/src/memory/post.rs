@@ -64,6 +64,7 @@ impl Inner {
             last_check_at: None,
             next_check_at: None,
             stop_at: None,
+            poll_failures: 0,
             mission_id: new.mission_id,
             content_job_id: new.content_job_id,
             created_at: new.created_at,

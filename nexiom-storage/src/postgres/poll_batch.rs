@@ -106,6 +106,7 @@ impl PollBatchStore for PgStore {
         let mut leases = Vec::with_capacity(n);
         let mut last_checks: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(n);
         let mut next_checks: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(n);
+        let mut failures: Vec<i32> = Vec::with_capacity(n);
         let (mut cp_posts, mut cp_cursors, mut cp_seen, mut cp_updated, mut cp_rereading) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let mut c_ids = Vec::new();
@@ -124,6 +125,7 @@ impl PollBatchStore for PgStore {
             leases.push(bound(r.lease_until));
             last_checks.push(r.last_check_at.map(bound));
             next_checks.push(r.next_check_at.map(bound));
+            failures.push(i32::try_from(r.poll_failures).unwrap_or(i32::MAX));
             if let Some(c) = &r.checkpoint {
                 cp_posts.push(c.post_id.as_uuid());
                 cp_cursors.push(c.last_cursor.as_deref());
@@ -151,12 +153,14 @@ impl PollBatchStore for PgStore {
         let rows: Vec<(bool, Uuid)> = sqlx::query_as(
             "WITH u AS ( \
                  SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::timestamptz[], \
-                     $4::timestamptz[], $5::timestamptz[]) \
-                 AS u(post_id, tenant_id, lease_until, last_check_at, next_check_at) \
+                     $4::timestamptz[], $5::timestamptz[], $22::int4[]) \
+                 AS u(post_id, tenant_id, lease_until, last_check_at, next_check_at, \
+                     poll_failures) \
              ), moved AS ( \
                  UPDATE scheduled_posts p SET \
                      last_check_at = COALESCE(u.last_check_at, p.last_check_at), \
                      next_check_at = u.next_check_at, \
+                     poll_failures = u.poll_failures, \
                      updated_at = $6 \
                  FROM u \
                  WHERE p.id = u.post_id AND p.tenant_id = u.tenant_id \
@@ -218,6 +222,7 @@ impl PollBatchStore for PgStore {
         .bind(&c_stored)
         .bind(&cp_rereading)
         .bind(&c_hidden)
+        .bind(&failures)
         .fetch_all(&self.scan_pool)
         .await
         .map_err(|err| match &err {

@@ -35,6 +35,8 @@ pub(in crate::postgres) struct PostRow {
     last_check_at: Option<DateTime<Utc>>,
     next_check_at: Option<DateTime<Utc>>,
     stop_at: Option<DateTime<Utc>>,
+    #[sqlx(default)]
+    poll_failures: i32,
     mission_id: Option<Uuid>,
     content_job_id: Option<Uuid>,
     created_at: DateTime<Utc>,
@@ -84,6 +86,7 @@ impl PostRow {
             last_check_at: self.last_check_at,
             next_check_at: self.next_check_at,
             stop_at: self.stop_at,
+            poll_failures: to_u32("poll_failures", i64::from(self.poll_failures))?,
             mission_id: self.mission_id.map(Into::into),
             content_job_id: self.content_job_id.map(Into::into),
             created_at: self.created_at,
