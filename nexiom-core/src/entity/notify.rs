@@ -123,7 +123,11 @@ pub struct NewNotificationEndpoint {
     pub kind: EndpointKind,
     /// An `https://` URL (`http://` only to a loopback address, such as a
     /// receiver on the same machine: a notification carries customer text
-    /// and its signature, which must not cross a network in clear).
+    /// and its signature, which must not cross a network in clear). The
+    /// built-in notifiers deliver to public addresses only unless the
+    /// application allows the local network, so a loopback or private
+    /// endpoint is accepted here but only reached by a dispatcher built with
+    /// `allow_local_network`.
     pub url: String,
     /// The signing secret: required for a webhook (at least 16 bytes).
     pub secret: Option<SecretString>,

@@ -64,7 +64,10 @@ impl InboundPipeline {
     /// confidence recorded in the stored decision's snapshot. A candidate that
     /// does not compile is `InboundError::Rules`, naming the rule at fault.
     ///
-    /// Items never triaged have no "before" and are not replayed.
+    /// Items never triaged have no "before" and are not replayed. An item a
+    /// person answered before its triage (reason
+    /// [`REASON_ANSWERED_BY_PERSON`](super::REASON_ANSWERED_BY_PERSON)) is
+    /// decided so whatever the rules: it is listed unchanged.
     pub async fn dry_run_rules(
         &self,
         tenant: TenantId,
@@ -114,11 +117,15 @@ impl InboundPipeline {
                 reason: stored.reason,
                 confidence: stored.confidence,
             };
-            let after = DecisionSummary {
-                triage: decision.triage,
-                rule: decision.rule.map(|r| r.name),
-                reason: decision.reason.as_str().to_owned(),
-                confidence: decision.confidence,
+            let after = if before.reason == super::REASON_ANSWERED_BY_PERSON {
+                before.clone()
+            } else {
+                DecisionSummary {
+                    triage: decision.triage,
+                    rule: decision.rule.map(|r| r.name),
+                    reason: decision.reason.as_str().to_owned(),
+                    confidence: decision.confidence,
+                }
             };
             let changed = before.triage != after.triage
                 || before.rule != after.rule

@@ -25,8 +25,11 @@ pub const REASON_RULES_INVALID: &str = "rules_invalid";
 
 /// The decision reason of an item a person answered before triage reached it
 /// (its reply state is `superseded`): it is decided IGNORE, the reply
-/// generator is not called and no escalation notifies anyone; what the rules
-/// would have decided is kept in the snapshot (`"candidate"`).
+/// generator is not called and no escalation notifies anyone; the rules' own
+/// outcome (before the generator and AI control) is kept in the snapshot as
+/// `"rules_triage"`. An item answered while its triage was being decided
+/// keeps the rules' decision (an escalation stays one, in the inbox too);
+/// only its notification is held back, by the store.
 pub const REASON_ANSWERED_BY_PERSON: &str = "answered_by_person";
 
 /// Items of a tenant triage decides at once by default (see
@@ -307,7 +310,7 @@ impl InboundPipeline {
                         merge(
                             decision.snapshot(),
                             json!({
-                                "rules_triage": decision.triage,
+                                "rules_triage": decision.candidate,
                                 "rule": decision.rule.as_ref().map(|r| &r.name),
                             }),
                         )

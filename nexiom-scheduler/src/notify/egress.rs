@@ -69,16 +69,29 @@ fn local_v6(ip: Ipv6Addr) -> bool {
         return local_v4(v4);
     }
     let s = ip.segments();
-    // IPv4-compatible (::a.b.c.d, deprecated) and NAT64 (64:ff9b::/96).
-    let embedded = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
-    if s[..6] == [0; 6] || s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
-        return ip.is_unspecified() || ip.is_loopback() || local_v4(embedded);
+    let v4 = |hi: u16, lo: u16| Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
+    // IPv4-compatible (::a.b.c.d, deprecated), IPv4-translated
+    // (::ffff:0:a.b.c.d) and NAT64 (64:ff9b::/96): the IPv4 address decides.
+    if s[..6] == [0; 6] || s[..6] == [0, 0, 0, 0, 0xffff, 0] || s[..6] == [0x64, 0xff9b, 0, 0, 0, 0]
+    {
+        return ip.is_unspecified() || ip.is_loopback() || local_v4(v4(s[6], s[7]));
+    }
+    // 6to4 (2002::/16): the IPv4 address in the next 32 bits.
+    if s[0] == 0x2002 {
+        return local_v4(v4(s[1], s[2]));
     }
     ip.is_unique_local()
         || ip.is_unicast_link_local()
         || (s[0] & 0xffc0) == 0xfec0
         || ip.is_multicast()
+        // Documentation (2001:db8::/32).
         || (s[0] == 0x2001 && s[1] == 0x0db8)
+        // Teredo (2001::/32): an IPv4 address hidden inside.
+        || (s[0] == 0x2001 && s[1] == 0)
+        // Local-use NAT64 (64:ff9b:1::/48).
+        || s[..3] == [0x64, 0xff9b, 1]
+        // Discard-only (100::/64).
+        || s[..4] == [0x100, 0, 0, 0]
 }
 
 /// A resolver that keeps the public addresses of a name and refuses a name
@@ -109,6 +122,16 @@ impl Resolve for PublicOnly {
     }
 }
 
+/// The environment variables a proxy is usually set in.
+const PROXY_VARIABLES: [&str; 6] = [
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+];
+
 /// The HTTP client of a built-in notifier, and whether it may reach the
 /// local network.
 #[derive(Debug, Clone)]
@@ -130,6 +153,15 @@ impl Http {
             .redirect(reqwest::redirect::Policy::none());
         if !local_network {
             builder = builder.no_proxy().dns_resolver(Arc::new(PublicOnly));
+            if let Some(name) = PROXY_VARIABLES
+                .iter()
+                .find(|name| std::env::var(name).is_ok_and(|v| !v.trim().is_empty()))
+            {
+                tracing::warn!(variable = %name,
+                    "notifications go direct, not through the proxy set in the environment: \
+                     public addresses only are checked here; where the proxy is the only way \
+                     out, allow the local network and let the proxy filter");
+            }
         }
         Http {
             client: builder.build().map_err(|e| e.to_string()),
@@ -219,6 +251,12 @@ mod tests {
             "fec0::1",
             "ff02::1",
             "2001:db8::1",
+            "::ffff:0:7f00:1",
+            "64:ff9b:1::a00:1",
+            "2002:7f00:1::1",
+            "2002:a9fe:a9fe::1",
+            "2001:0:4136:e378::1",
+            "100::1",
         ];
         for ip in local {
             assert!(is_local_network(ip.parse().unwrap()), "{ip} is local");
@@ -237,6 +275,8 @@ mod tests {
             "64:ff9b::808:808",
             "2606:4700:4700::1111",
             "2a00:1450:4007::200e",
+            "2002:808:808::1",
+            "::ffff:0:808:808",
         ];
         for ip in public {
             assert!(!is_local_network(ip.parse().unwrap()), "{ip} is public");

@@ -326,6 +326,11 @@ where
         notified[0].key,
         format!("item_escalated:message:{}", other.id)
     );
+    // A dry run of the same rules changes nothing: an answered item is
+    // decided so whatever the rules.
+    let rules = store.list_rules(tenant, false).await.unwrap();
+    let dry = p.dry_run_rules(tenant, &rules, 100).await.unwrap();
+    assert_eq!((dry.items.len(), dry.changed), (3, 0), "{dry:?}");
     ts.cleanup().await;
 }
 

@@ -65,8 +65,15 @@ pub async fn local_network_receivers_are_refused_unless_allowed(test: TestStore)
     for d in &deliveries {
         let error = d.last_error.as_deref().unwrap_or_default();
         assert!(error.contains("local network"), "{error}");
-        assert!(error.contains("127.0.0.1"), "{error}");
     }
+    assert!(
+        deliveries.iter().any(|d| d
+            .last_error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("(127.0.0.1)")),
+        "the address refused is named: {deliveries:?}"
+    );
 
     // The same receivers, allowed.
     clock.advance(chrono::Duration::seconds(10));
