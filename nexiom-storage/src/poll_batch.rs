@@ -43,8 +43,8 @@ pub struct PollResult {
     /// The post's new `next_check_at` (`None`: polling ended).
     pub next_check_at: Option<DateTime<Utc>>,
     /// The post's new [`poll_failures`](nexiom_core::ScheduledPost::poll_failures):
-    /// 0 after a check that read, one more after a failed one, else as
-    /// claimed.
+    /// 0 after a check that read, one more after one the platform refused,
+    /// else as claimed.
     pub poll_failures: u32,
 }
 

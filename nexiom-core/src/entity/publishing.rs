@@ -71,10 +71,10 @@ pub struct ScheduledPost {
     pub next_check_at: Option<DateTime<Utc>>,
     /// Comment polling stops for good at this instant.
     pub stop_at: Option<DateTime<Utc>>,
-    /// Comment checks of this post that failed in a row (the platform
-    /// refused, as it does a deleted post's comments); a check that reads
-    /// resets it. Each failure doubles the wait before the next check, up to
-    /// the poller's `failure_backoff_max`.
+    /// Comment checks of this post the platform refused in a row (as it
+    /// refuses a deleted post's comments); a check that reads resets it. The
+    /// first refusal waits the poller's interval, each one after it twice the
+    /// wait before, up to the poller's `failure_backoff_max`.
     #[serde(default)]
     pub poll_failures: u32,
     /// Mission this post serves, if any.

@@ -171,6 +171,22 @@ impl CommentPoller {
                     continue;
                 }
                 Err(err) => {
+                    let refused = matches!(
+                        err,
+                        ConnectorError::Permanent { .. } | ConnectorError::Forbidden { .. }
+                    );
+                    if restarted && refused {
+                        // Refused from the first page too (a deleted post):
+                        // the cursor is dropped, so the next check makes one
+                        // call, not two.
+                        if let Some(saved) = stored.checkpoint.as_ref().or(checkpoint) {
+                            stored.checkpoint = Some(CommentCheckpoint {
+                                last_cursor: None,
+                                rereading: false,
+                                ..saved.clone()
+                            });
+                        }
+                    }
                     self.hold_if_rate_limited(post.tenant_id, post.channel_id, &err)
                         .await;
                     return Err(err.into());

@@ -66,14 +66,17 @@ pub struct PollingConfig {
     /// made late after no worker ran. After that, polling ends without it,
     /// with no call.
     pub last_check_grace: Duration,
-    /// The longest wait between two checks of a post whose checks keep
-    /// failing (default 1 hour). The first failure waits the
-    /// [`interval`](Self::interval), each failure in a row after it twice as
-    /// long as the one before, up to this; a check that reads goes back to
-    /// the interval. A deleted post, whose comments the platform refuses
-    /// until its window ends, costs a call an hour instead of one every 5
-    /// minutes; a rate limit is not a failure here (the channel waits for its
-    /// Retry-After).
+    /// The longest wait between two checks of a post the platform keeps
+    /// refusing (`Permanent` or `Forbidden` answers; default 1 hour). The
+    /// first refusal waits the [`interval`](Self::interval), each refusal in
+    /// a row after it twice as long as the one before, up to this; a check
+    /// that reads (to the last page or to its page limit) goes back to the
+    /// interval. A deleted post, whose comments the platform refuses until
+    /// its window ends, costs a call an hour instead of one every 5 minutes.
+    /// Other failures (an outage, a store failure) and rate limits (the
+    /// channel waits for its Retry-After) are not counted. Past the window's
+    /// end the wait never skips the
+    /// [`last_check_grace`](Self::last_check_grace)'s last retries.
     pub failure_backoff_max: Duration,
 }
 

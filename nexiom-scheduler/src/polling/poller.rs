@@ -225,7 +225,10 @@ impl CommentPoller {
     /// A post that fails (the platform refuses, the store fails for it) is
     /// recorded in [`PollReport::failures`], checked again after the interval
     /// (what it read before the failure is stored), and never stops the other
-    /// posts. A rate limit (`RateLimited`, or an open circuit) stops the
+    /// posts; a refusal (`Permanent`, `Forbidden`: a deleted post, a
+    /// permission gone) in a row with others waits twice as long as the one
+    /// before, up to [`PollingConfig::failure_backoff_max`] (the post's
+    /// [`poll_failures`](nexiom_core::ScheduledPost::poll_failures)). A rate limit (`RateLimited`, or an open circuit) stops the
     /// channel until its Retry-After (the interval when the platform did not
     /// say).
     ///
@@ -392,20 +395,42 @@ impl CommentPoller {
                     }
                     _ => None,
                 };
-                if until.is_none() {
+                // A refusal (a deleted post, a permission gone) stays until
+                // something changes: each one in a row waits longer. An
+                // outage or a store failure is retried after the interval.
+                let refused = matches!(
+                    &err,
+                    PollingError::Connector(
+                        ConnectorError::Permanent { .. } | ConnectorError::Forbidden { .. }
+                    )
+                );
+                if refused {
                     failures = failures.saturating_add(1);
                 }
                 warn!(tenant_id = %post.tenant_id, post_id = %post.id, error = %err,
-                    failures_in_a_row = failures, "comment polling failed");
+                    refusals_in_a_row = failures, "comment polling failed");
                 report.failures.push(PollFailure {
                     tenant_id: post.tenant_id,
                     post_id: post.id,
                     error: err.to_string(),
                 });
-                (
-                    Some(until.unwrap_or_else(|| now + self.failure_wait(failures))),
-                    false,
-                )
+                let interval = self.config.interval;
+                let retry = if refused {
+                    now.checked_add_signed(self.failure_wait(failures))
+                        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+                } else {
+                    now + interval
+                };
+                // Past the window's end, a longer wait does not skip the
+                // retries the grace still has room for.
+                let retry = match stop
+                    .filter(|stop| now >= *stop)
+                    .and_then(|stop| self.grace_end(stop))
+                {
+                    Some(end) => retry.min(end - interval).max(now + interval),
+                    None => retry,
+                };
+                (Some(until.unwrap_or(retry)), false)
             }
         };
         // The window is read to its end: a check that would fall at or
@@ -437,7 +462,7 @@ impl CommentPoller {
         }
     }
 
-    /// The wait after the `failures`-th failed check in a row: the interval,
+    /// The wait after the `failures`-th refused check in a row: the interval,
     /// doubled at each failure after the first, at most
     /// [`PollingConfig::failure_backoff_max`] (never less than the interval).
     pub(super) fn failure_wait(&self, failures: u32) -> Duration {

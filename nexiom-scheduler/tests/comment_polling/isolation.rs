@@ -43,14 +43,24 @@ pub async fn a_failing_post_does_not_stop_another(store: Arc<dyn Store>) {
 /// A post the platform refuses at every check (deleted: Graph's `#100`
 /// "does not exist") is checked less and less often: the interval after
 /// the first failure, twice as long after each one in a row, at most an
-/// hour; and every 5 minutes again once a check reads. Another post of the
-/// channel is polled as usual throughout.
+/// hour; and every 5 minutes again once a check reads. An outage before
+/// them is retried after the interval and not counted.
 pub async fn a_post_refused_at_every_check_is_checked_less_often(store: Arc<dyn Store>) {
     let env = Env::new(store).await;
     let mock = mock(&env);
     let poller = sequential_poller(&env, &mock);
+    let gone = published(&env, env.channel, "fb-gone", env.clock.now()).await;
+    // An outage is no refusal: retried after the interval, not counted.
+    mock.fail_transient(MockOp::ListComments, 1);
+    assert_eq!(poller.poll_due(50, None).await.unwrap().failures.len(), 1);
+    let post = env.post(gone.id).await;
+    assert_eq!(post.poll_failures, 0);
+    assert_eq!(
+        post.next_check_at,
+        Some(env.clock.now() + Duration::minutes(5))
+    );
+    env.advance(Duration::minutes(5));
     let start = env.clock.now();
-    let gone = published(&env, env.channel, "fb-gone", start).await;
     let error = nexiom_connectors::ConnectorError::Permanent {
         platform: "facebook".into(),
         detail: nexiom_connectors::ApiError::message(
@@ -72,7 +82,7 @@ pub async fn a_post_refused_at_every_check_is_checked_less_often(store: Arc<dyn 
         assert_eq!(early.pages_read + early.failures.len() as u64, 0);
         env.advance(Duration::minutes(1));
     }
-    assert_eq!(mock.calls_of(MockOp::ListComments).len(), checks);
+    assert_eq!(mock.calls_of(MockOp::ListComments).len(), checks + 1);
     // 3 h 15 min of refusals: 6 calls, where every 5 minutes made 39.
     assert_eq!(env.clock.now() - start, Duration::minutes(195));
     // The platform answers again: back to every 5 minutes.

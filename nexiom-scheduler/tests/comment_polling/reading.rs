@@ -190,7 +190,8 @@ pub async fn a_crash_before_the_checkpoint_stores_no_duplicates(store: Arc<dyn S
 /// A saved cursor the platform refuses (Graph's name an item, which may be
 /// deleted since): the pass reads once more from the first page and stores
 /// only what it had not, instead of failing every check for 7 days; a post
-/// refused from the start too fails as before, after one more call.
+/// refused from the start too fails as before, after one more call, and its
+/// cursor is dropped, so its next check makes one call.
 pub async fn a_cursor_the_platform_refuses_is_read_again_from_the_start(store: Arc<dyn Store>) {
     let env = Env::new(store).await;
     let mock = mock(&env);
@@ -260,6 +261,17 @@ pub async fn a_cursor_the_platform_refuses_is_read_again_from_the_start(store: A
     assert_eq!(refused.failures.len(), 1);
     assert_eq!(mock.calls_of(MockOp::ListComments).len(), 2);
     assert_eq!(comments(&env, post.id).await.len(), 7);
+    mock.clear_calls();
+    mock.fail_permanently_next(MockOp::ListComments, "post deleted");
+    env.advance(Duration::minutes(5));
+    let still = poller.poll_due(50, None).await.unwrap();
+    assert_eq!(still.failures.len(), 1);
+    let cursors: Vec<_> = mock
+        .calls_of(MockOp::ListComments)
+        .into_iter()
+        .map(|c| c.cursor)
+        .collect();
+    assert_eq!(cursors, vec![None], "one call, from the first page");
 }
 
 pub async fn polled_every_five_minutes_and_never_after_seven_days(store: Arc<dyn Store>) {

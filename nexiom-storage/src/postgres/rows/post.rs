@@ -35,7 +35,6 @@ pub(in crate::postgres) struct PostRow {
     last_check_at: Option<DateTime<Utc>>,
     next_check_at: Option<DateTime<Utc>>,
     stop_at: Option<DateTime<Utc>>,
-    #[sqlx(default)]
     poll_failures: i32,
     mission_id: Option<Uuid>,
     content_job_id: Option<Uuid>,
