@@ -30,6 +30,7 @@ on_both_backends!(
     rereads::a_reread_finished_in_the_next_hour_counts_for_the_hour_it_began,
     isolation::a_failing_post_does_not_stop_another,
     isolation::a_post_refused_at_every_check_is_checked_less_often,
+    isolation::refusals_after_the_window_keep_the_graces_retries,
     isolation::a_rate_limited_channel_is_skipped_until_retry_after,
     isolation::a_throttle_met_by_one_poller_holds_the_channel_for_every_process,
     handling::a_comment_seen_by_webhook_and_polling_is_handled_once,

@@ -11,6 +11,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
@@ -38,9 +39,10 @@ pub struct LocalNetworkRefused {
 /// Internet address: unspecified, loopback, private (RFC 1918), shared
 /// (100.64.0.0/10), link-local (cloud metadata services), IETF protocol
 /// assignments (192.0.0.0/24), benchmarking, documentation, reserved,
-/// broadcast and multicast; for IPv6 also unique-local, link-local and
-/// site-local, and an IPv4 address carried in IPv6 (mapped, compatible,
-/// NAT64) is judged as that IPv4 address.
+/// broadcast and multicast; for IPv6 also unique-local, link-local,
+/// site-local, documentation, Teredo, local-use NAT64 and discard-only; an
+/// IPv4 address carried in IPv6 (mapped, translated, compatible, NAT64,
+/// 6to4) is judged as that IPv4 address.
 pub fn is_local_network(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => local_v4(v4),
@@ -140,6 +142,10 @@ pub(super) struct Http {
     client: Result<reqwest::Client, String>,
     local_network: bool,
     timeout: Duration,
+    /// The environment's proxy variable this client does not follow, told
+    /// once, at the first delivery (`warned`).
+    proxy_ignored: Option<&'static str>,
+    warned: Arc<AtomicBool>,
 }
 
 impl Http {
@@ -151,22 +157,19 @@ impl Http {
         let mut builder = reqwest::Client::builder()
             .timeout(timeout)
             .redirect(reqwest::redirect::Policy::none());
+        let mut proxy_ignored = None;
         if !local_network {
             builder = builder.no_proxy().dns_resolver(Arc::new(PublicOnly));
-            if let Some(name) = PROXY_VARIABLES
-                .iter()
-                .find(|name| std::env::var(name).is_ok_and(|v| !v.trim().is_empty()))
-            {
-                tracing::warn!(variable = %name,
-                    "notifications go direct, not through the proxy set in the environment: \
-                     public addresses only are checked here; where the proxy is the only way \
-                     out, allow the local network and let the proxy filter");
-            }
+            proxy_ignored = PROXY_VARIABLES
+                .into_iter()
+                .find(|name| std::env::var(name).is_ok_and(|v| !v.trim().is_empty()));
         }
         Http {
             client: builder.build().map_err(|e| e.to_string()),
             local_network,
             timeout,
+            proxy_ignored,
+            warned: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -181,6 +184,14 @@ impl Http {
         let client = self.client.as_ref().map_err(|e| {
             NotifyError::Misconfigured(format!("the HTTP client could not be built: {e}"))
         })?;
+        if let Some(variable) = self.proxy_ignored
+            && !self.warned.swap(true, Ordering::Relaxed)
+        {
+            tracing::warn!(%variable,
+                "notifications go direct, not through the proxy set in the environment: \
+                 public addresses only are checked here; where the proxy is the only way \
+                 out, allow the local network and let the proxy filter");
+        }
         if !self.local_network
             && let Ok(parsed) = reqwest::Url::parse(url)
             && let Some(host) = parsed.host_str()

@@ -98,6 +98,8 @@ impl CommentPoller {
         };
         let mut renewed = false;
         let mut restarted = false;
+        // Pages read when the check restarted from the first page.
+        let mut pages_at_restart = 0;
         let checkpoint = claim.checkpoint.as_ref();
         let mut cursor = checkpoint.and_then(|c| c.last_cursor.clone());
         // A reply listed under an earlier page's comment is not on the pages
@@ -166,6 +168,7 @@ impl CommentPoller {
                     warn!(post = %post.id, error = %err,
                         "a comment page refused from a saved cursor; reading from the start");
                     restarted = true;
+                    pages_at_restart = stored.pages;
                     cursor = None;
                     pages_left += 1;
                     continue;
@@ -175,14 +178,15 @@ impl CommentPoller {
                         err,
                         ConnectorError::Permanent { .. } | ConnectorError::Forbidden { .. }
                     );
-                    if restarted && refused {
+                    if restarted && refused && stored.pages == pages_at_restart {
                         // Refused from the first page too (a deleted post):
                         // the cursor is dropped, so the next check makes one
-                        // call, not two.
+                        // call, not two (a re-read under way stays marked:
+                        // it starts again from the first page).
                         if let Some(saved) = stored.checkpoint.as_ref().or(checkpoint) {
                             stored.checkpoint = Some(CommentCheckpoint {
                                 last_cursor: None,
-                                rereading: false,
+                                rereading: saved.rereading || rereading,
                                 ..saved.clone()
                             });
                         }

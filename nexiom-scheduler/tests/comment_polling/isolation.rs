@@ -98,6 +98,54 @@ pub async fn a_post_refused_at_every_check_is_checked_less_often(store: Arc<dyn 
     assert_eq!(comments(&env, gone.id).await.len(), 6);
 }
 
+/// Past the window's end a post the platform keeps refusing still gets
+/// the retries its last check's grace has room for: the longer wait is cut
+/// to leave one before the grace ends.
+pub async fn refusals_after_the_window_keep_the_graces_retries(store: Arc<dyn Store>) {
+    let env = Env::new(store).await;
+    let mock = mock(&env);
+    let poller = poller(&env, &mock).with_config(PollingConfig {
+        concurrency: ConcurrencyConfig::sequential(),
+        last_check_grace: Duration::hours(1),
+        ..PollingConfig::default()
+    });
+    let now = env.clock.now();
+    let post = published(&env, env.channel, "fb-late", now).await;
+    let stop = now - Duration::minutes(1);
+    env.store
+        .update_post(
+            env.tenant,
+            post.id,
+            PostPatch {
+                stop_at: Some(Some(stop)),
+                ..PostPatch::default()
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    let error = nexiom_connectors::ConnectorError::Permanent {
+        platform: "facebook".into(),
+        detail: nexiom_connectors::ApiError::message("(#100) does not exist"),
+    };
+    mock.fail_next(MockOp::ListComments, 10, error);
+    // Refused at stop+1, +6, +16, +36 (next due +76, cut to +55: the
+    // grace ends at +60), +55; then no room is left.
+    let mut at = Vec::new();
+    for _ in 0..10 {
+        let report = poller.poll_due(50, None).await.unwrap();
+        if !report.failures.is_empty() {
+            at.push((env.clock.now() - stop).num_minutes());
+        }
+        let next = env.post(post.id).await.next_check_at;
+        let Some(next) = next else { break };
+        env.clock.set(next.max(env.clock.now()));
+    }
+    assert_eq!(at, vec![1, 6, 16, 36, 55]);
+    assert_eq!(env.post(post.id).await.next_check_at, None);
+    assert_eq!(mock.calls_of(MockOp::ListComments).len(), 5);
+}
+
 pub async fn a_rate_limited_channel_is_skipped_until_retry_after(store: Arc<dyn Store>) {
     let env = Env::new(store).await;
     let other = env
