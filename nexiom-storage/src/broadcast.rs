@@ -136,7 +136,10 @@ pub trait BroadcastStore: Send + Sync {
     ) -> Result<Option<ClaimedDelivery>>;
     /// Records how a claimed delivery's send ended, if it is still `sending`
     /// (whatever became of the post's lease: a message that went out is
-    /// always recorded); returns whether it was written.
+    /// always recorded, also over a failure in doubt); returns whether it was
+    /// written. A send recorded over a failure in doubt after the post was
+    /// settled settles the post again in the same atomic step, as
+    /// [`apply_delivery_status`](Self::apply_delivery_status) does.
     async fn finish_delivery(
         &self,
         tenant: TenantId,
@@ -158,6 +161,15 @@ pub trait BroadcastStore: Send + Sync {
     /// delivery still `sending` or failed as unknown becomes `sent` (with the
     /// message id) when the platform reports it sent, delivered or read.
     /// Returns the delivery, or `None` when no delivery matches.
+    ///
+    /// When such a delivery's post is already settled for good and every
+    /// delivery of it is settled, the post takes the account again in the
+    /// same atomic step: `failed` (nobody received it) becomes `published`
+    /// now, with [`broadcast_platform_post_id`](nexiom_core::broadcast_platform_post_id)
+    /// and [`BroadcastCounts::summary`] when some failed, and its content
+    /// job, `failed` with this post, becomes `published`; a published
+    /// post's summary is brought up to date. Routing applies statuses the
+    /// same way.
     async fn apply_delivery_status(
         &self,
         tenant: TenantId,

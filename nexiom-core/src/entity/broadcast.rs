@@ -320,6 +320,24 @@ impl BroadcastCounts {
     pub fn total(&self) -> u64 {
         self.pending + self.sending + self.sent + self.failed
     }
+
+    /// The post's one-line account of its fan-out, as its `error_message`
+    /// carries it: `"2 of 3 recipients sent, 1 failed"`.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} of {} recipients sent, {} failed",
+            self.sent,
+            self.total(),
+            self.failed
+        )
+    }
+}
+
+/// The `platform_post_id` of a broadcast post once published (a broadcast
+/// is many messages, so it has no platform id of its own):
+/// `"broadcast:<post id>"`.
+pub fn broadcast_platform_post_id(post: PostId) -> String {
+    format!("broadcast:{post}")
 }
 
 #[cfg(test)]

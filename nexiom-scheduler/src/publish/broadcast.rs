@@ -25,7 +25,7 @@
 use chrono::{DateTime, Duration, Utc};
 use nexiom_core::{
     BroadcastCounts, Channel, ClaimedDelivery, DeliveryOutcome, PostBroadcast, PostSettlement,
-    PostStatus, PublishedFields, ScheduledPost,
+    PostStatus, PublishedFields, ScheduledPost, broadcast_platform_post_id,
 };
 
 use super::attempt::{Attempted, Step, gateway_refresh, later};
@@ -283,12 +283,7 @@ impl PublishQueue {
         pass_full: bool,
     ) -> Step {
         let now = self.clock.now();
-        let summary = format!(
-            "{} of {} recipients sent, {} failed",
-            counts.sent,
-            counts.total(),
-            counts.failed
-        );
+        let summary = counts.summary();
         if !counts.is_settled() {
             let next = match (counts.next_attempt_at, hold) {
                 // The pass ended with recipients still to try now.
@@ -328,7 +323,7 @@ impl PublishQueue {
             return self.failed(post, None, error);
         }
         let published = PublishedPost {
-            platform_post_id: format!("broadcast:{}", post.id),
+            platform_post_id: broadcast_platform_post_id(post.id),
             url: None,
         };
         let settlement = PostSettlement {

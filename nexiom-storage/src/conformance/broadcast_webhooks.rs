@@ -36,6 +36,20 @@ fn whatsapp_event(
     }
 }
 
+/// Makes `p` a broadcast to `recipients`.
+async fn broadcast_to(s: &dyn Store, p: &ScheduledPost, recipients: &[&str]) {
+    s.set_post_broadcast(PostBroadcast {
+        tenant_id: p.tenant_id,
+        post_id: p.id,
+        audience: BroadcastAudience::Recipients {
+            recipients: recipients.iter().map(|r| r.to_string()).collect(),
+        },
+        template: None,
+    })
+    .await
+    .unwrap();
+}
+
 /// Routing applies WhatsApp webhooks to broadcasts: a status updates the
 /// delivery it names (forward only; by the echoed delivery id, a delivery in
 /// doubt becomes sent, also when the same batch holds a later failure of its
@@ -232,16 +246,7 @@ pub async fn a_send_with_no_answer_is_resolved_by_its_status(store: Arc<dyn Stor
             .unwrap();
     }
     let p = post(s, &w).await;
-    s.set_post_broadcast(PostBroadcast {
-        tenant_id: t,
-        post_id: p.id,
-        audience: BroadcastAudience::Recipients {
-            recipients: recipients.map(String::from).to_vec(),
-        },
-        template: None,
-    })
-    .await
-    .unwrap();
+    broadcast_to(s, &p, &recipients).await;
     let now = t0();
     s.claim_due_posts(now, 10, "w1", mins(5)).await.unwrap();
     s.prepare_deliveries(t, p.id, "w1", now).await.unwrap();
@@ -309,4 +314,187 @@ pub async fn a_send_with_no_answer_is_resolved_by_its_status(store: Arc<dyn Stor
     }
     assert_eq!(d[&ids[2]].state, BroadcastDeliveryState::Failed);
     assert_eq!(d[&ids[2]].provider_message_id, None);
+}
+
+/// A broadcast post already settled when one of its deliveries in doubt
+/// turns out sent takes its deliveries' account again, whichever way the
+/// news comes: a post settled `failed` (nobody received it) becomes
+/// `published` with the broadcast's platform id and its content job with
+/// it (by a routed status webhook; by a send recorded late), a published
+/// post's summary is brought up to date (by a status applied directly),
+/// and a post still being published is left to its pass.
+pub async fn a_settled_broadcast_takes_a_late_sent_delivery_into_account(store: Arc<dyn Store>) {
+    let s = store.as_ref();
+    let w = world(s, "Acme", Platform::WhatsApp, "phone-1").await;
+    let t = w.tenant.id;
+    let recipients = ["15550001", "15550002"];
+    for r in recipients {
+        s.apply_opt_change(opt(&w, r, true, "form", t0()))
+            .await
+            .unwrap();
+    }
+    let job = s
+        .create_content_job(NewContentJob {
+            tenant_id: t,
+            mission_id: None,
+            channel_id: w.channel.id,
+            phase: Phase::Intro,
+            status: ContentJobStatus::Ready,
+            content: Content::text("Spring sale"),
+            source_ref: None,
+            created_at: t0(),
+        })
+        .await
+        .unwrap();
+    let by_webhook = s
+        .insert_post(NewScheduledPost {
+            content_job_id: Some(job.id),
+            ..NewScheduledPost::one_off(t, w.channel.id, Content::text("Spring sale"), t0(), t0())
+        })
+        .await
+        .unwrap()
+        .record;
+    s.update_content_job(
+        t,
+        job.id,
+        ContentJobStatus::Scheduled,
+        Some(by_webhook.id),
+        t0(),
+    )
+    .await
+    .unwrap();
+    let (late, summary, open) = (post(s, &w).await, post(s, &w).await, post(s, &w).await);
+    for p in [&by_webhook, &late, &summary, &open] {
+        broadcast_to(s, p, &recipients).await;
+    }
+    let now = t0();
+    assert_eq!(
+        s.claim_due_posts(now, 10, "w1", mins(5))
+            .await
+            .unwrap()
+            .len(),
+        4
+    );
+    let unknown = DeliveryOutcome::Failed {
+        error: "outcome_unknown: no answer after the request was sent (timed out)".into(),
+    };
+    let refused = DeliveryOutcome::Failed {
+        error: "(#131026) Message undeliverable".into(),
+    };
+    let sent = |wamid: &str| DeliveryOutcome::Sent {
+        provider_message_id: wamid.into(),
+    };
+    // Each post's first delivery ends in doubt; the second is refused, or
+    // sent (`summary`), or not tried yet (`open`, still being published).
+    let mut in_doubt = Vec::new();
+    for (p, second) in [
+        (&by_webhook, Some(refused.clone())),
+        (&late, Some(refused)),
+        (&summary, Some(sent("wamid.s2"))),
+        (&open, None),
+    ] {
+        s.prepare_deliveries(t, p.id, "w1", now).await.unwrap();
+        let first = s
+            .claim_next_delivery(t, p.id, "w1", now)
+            .await
+            .unwrap()
+            .unwrap();
+        s.finish_delivery(t, first.delivery.id, unknown.clone(), now)
+            .await
+            .unwrap();
+        in_doubt.push(first.delivery.id);
+        if let Some(outcome) = second {
+            let d = s
+                .claim_next_delivery(t, p.id, "w1", now)
+                .await
+                .unwrap()
+                .unwrap();
+            s.finish_delivery(t, d.delivery.id, outcome, now)
+                .await
+                .unwrap();
+        }
+    }
+    let failed = |p: &ScheduledPost| PostSettlement {
+        tenant_id: t,
+        post_id: p.id,
+        status: PostStatus::Failed,
+        retry_count: None,
+        error_message: Some("no recipient received it: 0 of 2 recipients sent, 2 failed".into()),
+        next_attempt_at: None,
+        published: None,
+        run: None,
+    };
+    let published = PostSettlement {
+        status: PostStatus::Published,
+        error_message: Some("1 of 2 recipients sent, 1 failed".into()),
+        published: Some(PublishedFields {
+            platform_post_id: broadcast_platform_post_id(summary.id),
+            url: None,
+            published_at: now,
+            next_check_at: None,
+            stop_at: Some(now),
+        }),
+        ..failed(&summary)
+    };
+    let settled = s
+        .settle_posts("w1", &[failed(&by_webhook), failed(&late), published], now)
+        .await
+        .unwrap();
+    assert_eq!(settled.len(), 3);
+    assert_eq!(
+        s.get_content_job(t, job.id).await.unwrap().status,
+        ContentJobStatus::Failed
+    );
+
+    let at = now + mins(1);
+    for (event, delivery) in [("wamid.w", in_doubt[0]), ("wamid.o", in_doubt[3])] {
+        s.insert_event(NewWebhookEvent {
+            target_id: Some(event.into()),
+            delivery_status: Some(DeliveryStatus::Delivered),
+            payload: serde_json::json!({"biz_opaque_callback_data": delivery.to_string()}),
+            ..whatsapp_event(&w, &format!("{event}:delivered"), EventKind::Status, at)
+        })
+        .await
+        .unwrap();
+    }
+    s.route_unrouted_events(None, 100, at).await.unwrap();
+    assert!(
+        s.finish_delivery(t, in_doubt[1], sent("wamid.l"), at)
+            .await
+            .unwrap()
+    );
+    s.apply_delivery_status(t, "wamid.s1", Some(in_doubt[2]), DeliveryStatus::Read, at)
+        .await
+        .unwrap()
+        .unwrap();
+
+    for p in [&by_webhook, &late] {
+        let p = s.get_post(t, p.id).await.unwrap();
+        assert_eq!(p.status, PostStatus::Published, "{:?}", p.error_message);
+        assert_eq!(p.platform_post_id, Some(broadcast_platform_post_id(p.id)));
+        assert_eq!(p.published_at, Some(at));
+        assert_eq!(p.stop_at, Some(at));
+        assert_eq!(p.next_check_at, None);
+        assert_eq!(
+            p.error_message.as_deref(),
+            Some("1 of 2 recipients sent, 1 failed")
+        );
+    }
+    let job = s.get_content_job(t, job.id).await.unwrap();
+    assert_eq!(job.status, ContentJobStatus::Published);
+    assert_eq!(
+        job.platform_post_id,
+        Some(broadcast_platform_post_id(by_webhook.id))
+    );
+    assert_eq!(job.published_at, Some(at));
+    assert_eq!(job.error_message, None);
+    let summary = s.get_post(t, summary.id).await.unwrap();
+    assert_eq!(summary.status, PostStatus::Published);
+    assert_eq!(summary.error_message, None, "every recipient was sent");
+    assert_eq!(summary.published_at, Some(now));
+    let open = s.get_post(t, open.id).await.unwrap();
+    assert_eq!(open.status, PostStatus::Publishing);
+    assert_eq!(open.platform_post_id, None);
+    let counts = s.broadcast_counts(t, open.id).await.unwrap();
+    assert_eq!((counts.sent, counts.pending), (1, 1));
 }

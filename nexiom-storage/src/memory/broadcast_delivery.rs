@@ -5,9 +5,9 @@
 use chrono::{DateTime, Utc};
 use nexiom_core::{
     BroadcastAudience, BroadcastContact, BroadcastCounts, BroadcastDelivery, BroadcastDeliveryId,
-    BroadcastDeliveryState, ChannelId, ClaimedDelivery, DeliveryOutcome, DeliveryStatus,
-    MessageDirection, OptChange, Platform, PostId, PostStatus, TenantId, WebhookEvent,
-    normalize_recipient,
+    BroadcastDeliveryState, ChannelId, ClaimedDelivery, ContentJobStatus, DeliveryOutcome,
+    DeliveryStatus, MessageDirection, OptChange, Platform, PostId, PostStatus, TenantId,
+    WebhookEvent, broadcast_platform_post_id, normalize_recipient,
 };
 
 use super::Inner;
@@ -194,6 +194,7 @@ impl Inner {
         }) else {
             return Ok(false);
         };
+        let post = d.post_id;
         match outcome {
             DeliveryOutcome::Sent {
                 provider_message_id,
@@ -221,6 +222,9 @@ impl Inner {
             }
         }
         d.updated_at = at;
+        if sent {
+            self.resettle_broadcast(post, at);
+        }
         Ok(true)
     }
 
@@ -247,7 +251,8 @@ impl Inner {
         );
         let in_doubt = d.state == BroadcastDeliveryState::Sending
             || (d.state == BroadcastDeliveryState::Failed && in_doubt(d.error.as_deref()));
-        if went_out && in_doubt {
+        let turned_out_sent = went_out && in_doubt;
+        if turned_out_sent {
             d.state = BroadcastDeliveryState::Sent;
             d.provider_message_id = Some(provider_message_id.to_owned());
             d.error = None;
@@ -258,7 +263,53 @@ impl Inner {
             d.delivery_status = Some(status);
         }
         d.updated_at = at;
-        Some(d.clone())
+        let d = d.clone();
+        if turned_out_sent {
+            self.resettle_broadcast(d.post_id, at);
+        }
+        Some(d)
+    }
+
+    /// A delivery of `post` has just turned out sent after all: a post
+    /// already settled for good takes its deliveries' account again
+    /// (`failed` for nobody received it becomes `published`, with its
+    /// content job; a published one's summary is brought up to date). A
+    /// post still being published is left to its pass.
+    fn resettle_broadcast(&mut self, post: PostId, at: DateTime<Utc>) {
+        let counts = self.broadcasts.counts(post);
+        if !counts.is_settled() || counts.sent == 0 {
+            return;
+        }
+        let Some(p) = self.posts.get_mut(&post) else {
+            return;
+        };
+        let platform_post_id = broadcast_platform_post_id(post);
+        match p.status {
+            PostStatus::Failed => {
+                p.status = PostStatus::Published;
+                p.platform_post_id = Some(platform_post_id.clone());
+                p.published_at = Some(at);
+                p.stop_at = Some(at);
+                p.next_check_at = None;
+                p.next_attempt_at = None;
+            }
+            PostStatus::Published if p.platform_post_id.as_deref() == Some(&platform_post_id) => {}
+            _ => return,
+        }
+        p.error_message = (counts.failed > 0).then(|| counts.summary());
+        p.updated_at = at;
+        let (tenant, job, published_at) = (p.tenant_id, p.content_job_id, p.published_at);
+        if let Some(job) = job.and_then(|j| self.content_jobs.get_mut(&j)).filter(|j| {
+            j.tenant_id == tenant
+                && j.status == ContentJobStatus::Failed
+                && j.scheduled_post_id == Some(post)
+        }) {
+            job.status = ContentJobStatus::Published;
+            job.platform_post_id = Some(platform_post_id);
+            job.published_at = published_at;
+            job.error_message = None;
+            job.updated_at = at;
+        }
     }
 }
 

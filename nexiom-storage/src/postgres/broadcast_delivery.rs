@@ -218,15 +218,19 @@ impl PgStore {
             DeliveryOutcome::Failed { error } => ("failed", Some(error.as_str()), None, None),
         };
         let mut tx = self.scoped(tenant).await?;
-        // A message that went out is recorded even over an "unknown" failure.
-        let done = sqlx::query(
-            "UPDATE broadcast_deliveries SET state = $3, error = $4, next_attempt_at = $5, \
-                 provider_message_id = COALESCE($6, provider_message_id), \
+        // A message that went out is recorded even over an "unknown" failure;
+        // then its post, if already settled, takes the account again.
+        let done: Option<(Uuid, bool)> = sqlx::query_as(
+            "UPDATE broadcast_deliveries d SET state = $3, error = $4, next_attempt_at = $5, \
+                 provider_message_id = COALESCE($6, d.provider_message_id), \
                  delivery_status = CASE WHEN $3 = 'sent' \
-                     THEN COALESCE(delivery_status, 'sent') ELSE delivery_status END, \
+                     THEN COALESCE(d.delivery_status, 'sent') ELSE d.delivery_status END, \
                  updated_at = $7 \
-             WHERE tenant_id = $1 AND id = $2 \
-                 AND (state = 'sending' OR ($3 = 'sent' AND state = 'failed' AND starts_with(error, $8)))",
+             FROM (SELECT id, state, error FROM broadcast_deliveries \
+                 WHERE tenant_id = $1 AND id = $2 FOR UPDATE) o \
+             WHERE d.id = o.id AND (o.state = 'sending' \
+                 OR ($3 = 'sent' AND o.state = 'failed' AND starts_with(o.error, $8))) \
+             RETURNING d.post_id, o.state = 'failed'",
         )
         .bind(tenant.as_uuid())
         .bind(delivery.as_uuid())
@@ -236,12 +240,16 @@ impl PgStore {
         .bind(message_id)
         .bind(bound(at))
         .bind(OUTCOME_UNKNOWN_PREFIX)
-        .execute(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await
-        .map_err(db)?
-        .rows_affected();
+        .map_err(db)?;
+        if let Some((post, true)) = done {
+            resettle_broadcasts(&mut tx, &[post], at)
+                .await
+                .map_err(db)?;
+        }
         tx.commit().await.map_err(db)?;
-        Ok(done > 0)
+        Ok(done.is_some())
     }
 
     pub(super) async fn deliveries_apply_status(
@@ -265,25 +273,26 @@ impl PgStore {
         };
         let sql = format!(
             "UPDATE broadcast_deliveries d SET \
-                 state = CASE WHEN $5 AND (d.state = 'sending' \
-                     OR (d.state = 'failed' AND starts_with(d.error, $7))) THEN 'sent' ELSE d.state END, \
-                 error = CASE WHEN $5 AND (d.state = 'sending' \
-                     OR (d.state = 'failed' AND starts_with(d.error, $7))) THEN NULL ELSE d.error END, \
-                 provider_message_id = CASE WHEN $5 AND (d.state = 'sending' \
-                     OR (d.state = 'failed' AND starts_with(d.error, $7))) THEN $2 \
+                 state = CASE WHEN o.went_out THEN 'sent' ELSE d.state END, \
+                 error = CASE WHEN o.went_out THEN NULL ELSE d.error END, \
+                 provider_message_id = CASE WHEN o.went_out THEN $2 \
                      ELSE d.provider_message_id END, \
                  delivery_status = CASE WHEN d.delivery_status IS NULL \
                      OR (d.delivery_status <> 'failed' AND {new} > {old}) \
                      THEN $4 ELSE d.delivery_status END, \
                  updated_at = $6 \
-             WHERE d.id = (SELECT id FROM broadcast_deliveries \
-                 WHERE tenant_id = $1 AND (provider_message_id = $2 OR id = $3) LIMIT 1) \
-             RETURNING d.*",
+             FROM (SELECT id, $5 AND (state = 'sending' \
+                     OR (state = 'failed' AND starts_with(error, $7))) AS went_out \
+                 FROM broadcast_deliveries \
+                 WHERE tenant_id = $1 AND (provider_message_id = $2 OR id = $3) \
+                 LIMIT 1 FOR UPDATE) o \
+             WHERE d.id = o.id \
+             RETURNING d.*, o.went_out",
             new = ranks("$4"),
             old = ranks("d.delivery_status"),
         );
         let mut tx = self.scoped(tenant).await?;
-        let row: Option<DeliveryRow> = sqlx::query_as(&sql)
+        let row: Option<StatusApplied> = sqlx::query_as(&sql)
             .bind(tenant.as_uuid())
             .bind(provider_message_id)
             .bind(reference.map(|r| r.as_uuid()))
@@ -294,10 +303,86 @@ impl PgStore {
             .fetch_optional(&mut *tx)
             .await
             .map_err(db)?;
+        let Some(StatusApplied { row, went_out }) = row else {
+            tx.commit().await.map_err(db)?;
+            return Ok(None);
+        };
+        let delivery = row.into_entity()?;
+        if went_out {
+            resettle_broadcasts(&mut tx, &[delivery.post_id.as_uuid()], at)
+                .await
+                .map_err(db)?;
+        }
         tx.commit().await.map_err(db)?;
-        row.map(DeliveryRow::into_entity).transpose()
+        Ok(Some(delivery))
     }
 }
+
+/// A delivery updated by a status, and whether it turned out sent.
+#[derive(sqlx::FromRow)]
+struct StatusApplied {
+    #[sqlx(flatten)]
+    row: DeliveryRow,
+    went_out: bool,
+}
+
+/// Deliveries of `posts` have just turned out sent after all (a status
+/// webhook, or a send recorded late): each post already settled for good
+/// takes its deliveries' account again, as the publish queue's last pass
+/// would have. `failed` (nobody received it) becomes `published` now, with
+/// the broadcast's platform id, and its content job, `failed` with this
+/// post, becomes `published` too; a published post's summary
+/// (`error_message`) is brought up to date. A post still being published,
+/// or with deliveries not yet settled, is left to its pass.
+pub(super) async fn resettle_broadcasts(
+    conn: &mut sqlx::PgConnection,
+    posts: &[Uuid],
+    at: DateTime<Utc>,
+) -> std::result::Result<(), sqlx::Error> {
+    sqlx::query(
+        "WITH c AS ( \
+             SELECT d.tenant_id, d.post_id, \
+                 count(*) FILTER (WHERE d.state = 'sent') AS sent, \
+                 count(*) FILTER (WHERE d.state = 'failed') AS failed, \
+                 count(*) AS total, \
+                 bool_and(d.state IN ('sent', 'failed')) AS settled \
+             FROM broadcast_deliveries d WHERE d.post_id = ANY($1) \
+             GROUP BY 1, 2 \
+         ), p AS ( \
+             UPDATE scheduled_posts s SET \
+                 status = 'published', \
+                 platform_post_id = $3 || s.id, \
+                 published_at = COALESCE(s.published_at, $2), \
+                 stop_at = COALESCE(s.stop_at, $2), \
+                 next_check_at = NULL, next_attempt_at = NULL, \
+                 error_message = CASE WHEN c.failed > 0 THEN \
+                     format('%s of %s recipients sent, %s failed', c.sent, c.total, c.failed) \
+                 END, \
+                 updated_at = $2 \
+             FROM c \
+             WHERE s.tenant_id = c.tenant_id AND s.id = c.post_id AND c.settled AND c.sent > 0 \
+                 AND (s.status = 'failed' \
+                     OR (s.status = 'published' AND s.platform_post_id = $3 || s.id)) \
+             RETURNING s.tenant_id, s.id, s.content_job_id, s.platform_post_id, s.published_at \
+         ) \
+         UPDATE content_jobs j SET status = 'published', \
+             platform_post_id = p.platform_post_id, published_at = p.published_at, \
+             error_message = NULL, updated_at = $2 \
+         FROM p \
+         WHERE j.tenant_id = p.tenant_id AND j.id = p.content_job_id \
+             AND j.status = 'failed' AND j.scheduled_post_id = p.id",
+    )
+    .bind(posts)
+    .bind(bound(at))
+    .bind(BROADCAST_PREFIX)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// What [`broadcast_platform_post_id`](nexiom_core::broadcast_platform_post_id)
+/// puts before the post id.
+const BROADCAST_PREFIX: &str = "broadcast:";
 
 /// A delivery the claim reached, and whether its recipient had opted out
 /// (then it was failed, not claimed).

@@ -6,7 +6,9 @@
 //!   the highest status of the batch per delivery, forward only, and a
 //!   delivery in doubt becomes `sent` when any status of the batch says it
 //!   went out (`sent`, `delivered`, `read`; a `failed` beside them does not
-//!   undo that, as applying them one by one does not);
+//!   undo that, as applying them one by one does not); a post already
+//!   settled whose delivery turned out sent takes its deliveries' account
+//!   again (see `resettle_broadcasts`);
 //! - preference events (`stop` / `resume` of marketing messages) update the
 //!   sender's opt-in on the event's channel, one by one in the batch's order
 //!   (they are rare), each unless the contact has a later change.
@@ -16,6 +18,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::broadcast::APPLY_OPT_CHANGE;
+use super::broadcast_delivery::resettle_broadcasts;
 use crate::outbox::OUTCOME_UNKNOWN_PREFIX;
 
 /// A UUID's text form (what a delivery id echoed by the platform looks like).
@@ -69,17 +72,29 @@ pub(super) async fn route_broadcast_events(
                      WHEN 2 THEN 'delivered' WHEN 3 THEN 'read' ELSE 'failed' END) \
                  ELSE d.delivery_status END, \
              updated_at = $2 \
-         FROM hit WHERE d.id = hit.id",
+         FROM hit WHERE d.id = hit.id \
+         RETURNING d.post_id, hit.went_out",
         event_rank = rank("e.delivery_status"),
         delivery_rank = rank("d.delivery_status"),
     );
-    sqlx::query(&statuses)
+    let updated: Vec<(Uuid, bool)> = sqlx::query_as(&statuses)
         .bind(ids)
         .bind(at)
         .bind(OUTCOME_UNKNOWN_PREFIX)
         .bind(UUID_TEXT)
-        .execute(&mut *conn)
+        .fetch_all(&mut *conn)
         .await?;
+    // Deliveries that turned out sent: their posts, if settled, take the
+    // account again.
+    let mut posts: Vec<Uuid> = updated
+        .into_iter()
+        .filter_map(|(post, went_out)| went_out.then_some(post))
+        .collect();
+    posts.sort_unstable();
+    posts.dedup();
+    if !posts.is_empty() {
+        resettle_broadcasts(&mut *conn, &posts, at).await?;
+    }
     // Preferences are rare: applied one by one in the batch's order (the
     // order memory routes them in), each under the "latest change wins" rule.
     let preferences: Vec<(Uuid, Uuid, String, String, DateTime<Utc>)> = sqlx::query_as(
