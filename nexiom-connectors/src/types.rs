@@ -385,7 +385,9 @@ pub struct NormalizedEvent {
     pub thread_id: Option<String>,
     /// For comments: the post the comment is on.
     pub post_id: Option<String>,
-    /// For replies: the parent comment; for messages: the message replied to.
+    /// For replies: the parent comment; for messages: the message replied
+    /// to; for [`EventKind::Moderation`](nexiom_core::EventKind::Moderation):
+    /// the comment moderated.
     pub parent_id: Option<String>,
     /// When the platform says it happened.
     pub occurred_at: DateTime<Utc>,

@@ -253,6 +253,12 @@ string_enum! {
         /// `stop` / `resume`, in `text`): routing applies it to the contact's
         /// opt-in.
         Preference => "preference",
+        /// A comment hidden, shown again or removed on the platform (a
+        /// Facebook Page's moderator): `text` is the verb (`hide`, `unhide`,
+        /// `remove`), `target_id` the post and `parent_id` the comment.
+        /// Routing records it on the stored comment (`hidden`; a removed
+        /// comment counts as hidden: it gets no decision and no reply).
+        Moderation => "moderation",
         /// Anything else the platform sends (kept, not routed).
         Other => "other",
     }

@@ -26,6 +26,7 @@ on_both_backends!(
     discovered_posts_are_polled_within_their_window,
     a_failing_discovery_is_recorded_and_retried_later,
     two_pollers_discover_and_answer_each_comment_once,
+    a_comment_the_page_hides_gets_no_reply_until_shown_again,
 );
 
 const APP_SECRET: &str = "external-posts-app-secret";
@@ -70,6 +71,18 @@ impl Setup {
         text: &str,
         at: DateTime<Utc>,
     ) -> (WebhookHeaders, Vec<u8>) {
+        self.feed_change(post, comment, text, "add", at)
+    }
+
+    /// The same for a comment change of any verb (`hide`, `unhide`…).
+    fn feed_change(
+        &self,
+        post: &str,
+        comment: &str,
+        text: &str,
+        verb: &str,
+        at: DateTime<Utc>,
+    ) -> (WebhookHeaders, Vec<u8>) {
         let body = serde_json::to_vec(&json!({
             "object": "page",
             "entry": [{
@@ -87,7 +100,7 @@ impl Setup {
                         "created_time": at.timestamp(),
                         "item": "comment",
                         "parent_id": post,
-                        "verb": "add"
+                        "verb": verb
                     }
                 }]
             }]
@@ -473,4 +486,70 @@ async fn two_pollers_discover_and_answer_each_comment_once(store: Arc<dyn Store>
         (12, 12),
         "one reply per comment"
     );
+}
+
+/// A Page moderator hides a comment before the pipeline answers it (Page
+/// feed webhooks, verb `hide`, then `unhide`): routed, the hide keeps the
+/// comment out of triage and replies while its neighbour is answered;
+/// shown again, it is triaged and answered like any comment.
+async fn a_comment_the_page_hides_gets_no_reply_until_shown_again(store: Arc<dyn Store>) {
+    let s = setup(store).await;
+    let now = s.env.clock.now();
+    let post_id = format!("{}_122131676912594941", s.account);
+    let fb = s.webhook_connector();
+    let at = now - Duration::minutes(3);
+    let changes = [
+        s.feed_comment(&post_id, "cm-1", "Vos horaires ? spam spam", at),
+        s.feed_comment(&post_id, "cm-2", "Vos horaires ?", at),
+        s.feed_change(
+            &post_id,
+            "cm-1",
+            "Vos horaires ? spam spam",
+            "hide",
+            now - Duration::minutes(2),
+        ),
+    ];
+    for (headers, body) in &changes {
+        s.inbound.ingest_webhook(&fb, headers, body).await.unwrap();
+    }
+    let step = || async {
+        s.inbound.route_unrouted_events(None, 100).await.unwrap();
+        s.inbound.triage_new_items(100).await.unwrap();
+        s.inbound
+            .auto_reply_recent_inbound(now - Duration::hours(1), 100)
+            .await
+            .unwrap();
+    };
+    step().await;
+    let external = s.external(&post_id).await.expect("the external post");
+    assert_eq!(s.comment_ids(external.id).await, ["cm-1", "cm-2"]);
+    let cm_1 = || async {
+        let found = s.env.store.find_comment(s.env.tenant, external.id, "cm-1");
+        found.await.unwrap().expect("cm-1 is stored")
+    };
+    let hidden = cm_1().await;
+    assert!(hidden.hidden);
+    assert_eq!(hidden.triage, None, "a hidden comment gets no decision");
+    assert_eq!(
+        s.replied(),
+        ["cm-2"],
+        "only the visible comment is answered"
+    );
+
+    let (headers, body) = s.feed_change(
+        &post_id,
+        "cm-1",
+        "Vos horaires ? spam spam",
+        "unhide",
+        now - Duration::minutes(1),
+    );
+    s.inbound
+        .ingest_webhook(&fb, &headers, &body)
+        .await
+        .unwrap();
+    step().await;
+    let shown = cm_1().await;
+    assert!(!shown.hidden);
+    assert_eq!(shown.triage, Some(Triage::AutoReply));
+    assert_eq!(s.replied(), ["cm-1", "cm-2"]);
 }

@@ -4,8 +4,12 @@
 //!
 //! - A top-level comment has `parent_id == post_id`: it gets no parent. A reply's
 //!   `parent_id` is the parent comment.
-//! - `verb = add` is keyed by the comment id; other verbs (`edited`, `remove`,
-//!   `hide`…) become [`EventKind::Other`] keyed `"<comment_id>:<verb>:<time>"`.
+//! - `verb = add` is keyed by the comment id. `hide`, `unhide` and `remove`
+//!   (a moderator of the Page) become [`EventKind::Moderation`] (`text` = the
+//!   verb, `parent_id` = the comment, `target_id` = the post), other verbs
+//!   (`edited`…) [`EventKind::Other`]; both keyed
+//!   `"<comment_id>:<verb>:<time>"`, a moderation's key followed by
+//!   `":<entry time>"` (hide, unhide, hide again keep the comment's time).
 //! - Comments written by the Page itself are skipped (reply loops).
 
 use chrono::{DateTime, Utc};
@@ -90,18 +94,39 @@ fn comment(
         now,
         "comment",
     )?;
-    let (event_id, kind) = if verb == "add" {
-        let kind = if parent.is_some() {
-            EventKind::CommentReply
-        } else {
-            EventKind::Comment
-        };
-        (comment_id, kind)
-    } else {
-        (
-            format!("{comment_id}:{verb}:{}", occurred_at.timestamp()),
-            EventKind::Other,
-        )
+    let moderation = matches!(verb, "hide" | "unhide" | "remove");
+    let (event_id, kind, text, parent) = match verb {
+        "add" => {
+            let kind = if parent.is_some() {
+                EventKind::CommentReply
+            } else {
+                EventKind::Comment
+            };
+            (comment_id, kind, s(value, "/message"), parent)
+        }
+        _ => (
+            match entry
+                .get("time")
+                .and_then(Value::as_i64)
+                .filter(|_| moderation)
+            {
+                // A comment hidden, shown and hidden again keeps its
+                // `created_time`: the notification's time tells them apart.
+                Some(sent) => format!("{comment_id}:{verb}:{}:{sent}", occurred_at.timestamp()),
+                None => format!("{comment_id}:{verb}:{}", occurred_at.timestamp()),
+            },
+            if moderation {
+                EventKind::Moderation
+            } else {
+                EventKind::Other
+            },
+            if moderation {
+                Some(verb.to_owned())
+            } else {
+                s(value, "/message")
+            },
+            if moderation { Some(comment_id) } else { parent },
+        ),
     };
     Ok(NormalizedEvent {
         platform: Platform::Facebook,
@@ -110,7 +135,7 @@ fn comment(
         kind,
         sender_id: s(value, "/from/id"),
         sender_name: s(value, "/from/name"),
-        text: s(value, "/message"),
+        text,
         has_media: value.get("photo").is_some() || value.get("video").is_some(),
         delivery_status: None,
         message_id: None,
@@ -160,6 +185,45 @@ mod tests {
         let ev = normalize(body, now()).expect("events");
         assert_eq!(ev[0].kind, EventKind::Other);
         assert_eq!(ev[0].event_id, "c1:edited:1700000005");
+    }
+
+    #[test]
+    fn moderation_verbs_name_the_comment_and_the_post() {
+        let change = |verb: &str| {
+            format!(
+                r#"{{"field":"feed","value":{{"item":"comment","verb":"{verb}","comment_id":"P_1_c1","post_id":"P_1","parent_id":"P_1","from":{{"id":"u","name":"U"}},"message":"spam","created_time":1700000005}}}}"#
+            )
+        };
+        let body = |time: i64, verbs: &[&str]| {
+            let changes: Vec<String> = verbs.iter().map(|v| change(v)).collect();
+            format!(
+                r#"{{"object":"page","entry":[{{"id":"P","time":{time},"changes":[{}]}}]}}"#,
+                changes.join(",")
+            )
+        };
+        let ev = normalize(
+            body(1700000100, &["hide", "unhide", "remove"]).as_bytes(),
+            now(),
+        )
+        .expect("events");
+        assert_eq!(ev.len(), 3);
+        for (e, verb) in ev.iter().zip(["hide", "unhide", "remove"]) {
+            assert_eq!(e.kind, EventKind::Moderation);
+            assert_eq!(e.text.as_deref(), Some(verb));
+            assert_eq!(e.parent_id.as_deref(), Some("P_1_c1"));
+            assert_eq!(e.post_id.as_deref(), Some("P_1"));
+            assert_eq!(e.event_id, format!("P_1_c1:{verb}:1700000005:1700000100"));
+        }
+        let stored = ev[0].to_new_webhook_event(
+            nexiom_core::TenantId::generate(),
+            nexiom_core::ChannelId::generate(),
+            now(),
+        );
+        assert_eq!(stored.target_id.as_deref(), Some("P_1"));
+        assert_eq!(stored.parent_id.as_deref(), Some("P_1_c1"));
+        // Hidden again later: another notification, another event.
+        let again = normalize(body(1700000200, &["hide"]).as_bytes(), now()).expect("events");
+        assert_ne!(again[0].event_id, ev[0].event_id);
     }
 
     #[test]

@@ -39,7 +39,8 @@ pub struct WebhookEvent {
     pub delivery_status: Option<DeliveryStatus>,
     /// The message a status event is about, or the platform post a comment is on.
     pub target_id: Option<String>,
-    /// The parent comment of a reply, if any.
+    /// The parent comment of a reply, or the comment a
+    /// [`EventKind::Moderation`] event is about, if any.
     pub parent_id: Option<String>,
     /// When the platform says the event happened.
     pub occurred_at: DateTime<Utc>,

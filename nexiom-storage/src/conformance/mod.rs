@@ -148,6 +148,7 @@ macro_rules! conformance_suite {
             a_status_routed_before_its_message_id_is_applied_when_recorded,
             early_statuses_expire_and_skip_inbound_and_other_channels,
             a_failed_reply_leaves_the_conversation_waiting,
+            moderation_events_hide_and_show_stored_comments,
             concurrent_routing_routes_each_event_once,
             a_redelivery_after_retention_routes_to_the_stored_message,
             concurrent_routers_share_new_senders_exactly_once,

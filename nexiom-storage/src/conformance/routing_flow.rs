@@ -381,3 +381,92 @@ pub async fn concurrent_routing_routes_each_event_once(store: Arc<dyn Store>) {
         assert!(e.conversation_id.is_some());
     }
 }
+
+/// A comment hidden, shown again or removed by the Page's moderator
+/// (`moderation` events) is recorded on the stored comment when routed:
+/// `hide` and `remove` hide it, `unhide` shows it, the batch's last word on
+/// a comment wins, a moderation in the same batch as its comment applies
+/// to it, and one about a comment never stored changes nothing. Every event
+/// is routed; a hidden comment leaves the triage queue.
+pub async fn moderation_events_hide_and_show_stored_comments(store: Arc<dyn Store>) {
+    let s = store.as_ref();
+    let w = world(s, "Acme", Platform::Facebook, "page-1").await;
+    let t = w.tenant.id;
+    let comment = |id: &str, at| NewWebhookEvent {
+        target_id: Some("P_1".into()),
+        ..event(&w, id, EventKind::Comment, at)
+    };
+    let moderation = |comment: &str, verb: &str, at| NewWebhookEvent {
+        target_id: Some("P_1".into()),
+        parent_id: Some(comment.into()),
+        text: Some(verb.into()),
+        ..event(
+            &w,
+            &format!("{comment}:{verb}:{at}"),
+            EventKind::Moderation,
+            at,
+        )
+    };
+    let hidden = || async {
+        let comments = s.list_comments_since(t, t0() - mins(1), 100).await.unwrap();
+        let mut hidden: Vec<(String, bool)> = comments
+            .into_iter()
+            .map(|c| (c.platform_comment_id, c.hidden))
+            .collect();
+        hidden.sort();
+        hidden
+    };
+    let route = |at| async move {
+        s.route_unrouted_events(None, 100, at).await.unwrap();
+        assert!(s.list_unrouted_events(None, 10).await.unwrap().is_empty());
+    };
+    let rounds: [(Vec<NewWebhookEvent>, [bool; 3]); 3] = [
+        // The comments and, after them in the same batch, c1 hidden.
+        (
+            vec![
+                comment("c1", t0()),
+                comment("c2", t0() + mins(1)),
+                comment("c3", t0() + mins(2)),
+                moderation("c1", "hide", t0() + mins(3)),
+                moderation("c9", "hide", t0() + mins(3)),
+            ],
+            [true, false, false],
+        ),
+        // c1 shown again, c2 removed.
+        (
+            vec![
+                moderation("c1", "unhide", t0() + mins(4)),
+                moderation("c2", "remove", t0() + mins(4)),
+            ],
+            [false, true, false],
+        ),
+        // c3 hidden then shown in one batch: the last word wins.
+        (
+            vec![
+                moderation("c3", "hide", t0() + mins(5)),
+                moderation("c3", "unhide", t0() + mins(6)),
+            ],
+            [false, true, false],
+        ),
+    ];
+    for (i, (events, expected)) in rounds.into_iter().enumerate() {
+        for e in events {
+            s.insert_event(e).await.unwrap();
+        }
+        route(t0() + mins(10 + i as i64)).await;
+        let want: Vec<(String, bool)> = ["c1", "c2", "c3"]
+            .into_iter()
+            .zip(expected)
+            .map(|(c, h)| (c.to_owned(), h))
+            .collect();
+        assert_eq!(hidden().await, want, "round {i}");
+    }
+    let untriaged: Vec<String> = s
+        .list_untriaged_comments(t, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.platform_comment_id)
+        .collect();
+    assert_eq!(untriaged, ["c1", "c3"]);
+}

@@ -4,8 +4,9 @@
 
 use chrono::{DateTime, Utc};
 use nexiom_core::{
-    ConversationId, DiscoveredPost, EventKind, MessageDirection, NewComment, NewContactChannel,
-    NewMessage, Platform, PostId, RoutingReport, TenantId, WebhookEvent, WebhookEventId,
+    CommentId, ConversationId, DiscoveredPost, EventKind, MessageDirection, NewComment,
+    NewContactChannel, NewMessage, Platform, PostId, RoutingReport, TenantId, WebhookEvent,
+    WebhookEventId,
 };
 
 use super::{Inner, get_scoped};
@@ -72,6 +73,10 @@ impl Inner {
                 self.route_comment(&event, at, report)?;
                 None
             }
+            EventKind::Moderation => {
+                self.route_moderation(&event);
+                None
+            }
             EventKind::Other => None,
         };
         self.set_routed(id, at, conversation);
@@ -132,6 +137,36 @@ impl Inner {
         Ok(self
             .update_delivery_status(event.tenant_id, event.channel_id, target, status)?
             .map(|m| m.conversation_id))
+    }
+
+    /// A comment hidden, shown again or removed on the platform: its stored
+    /// comment (on any post of the channel with that platform id) records it.
+    fn route_moderation(&mut self, event: &WebhookEvent) {
+        let (Some(target), Some(comment), Some(verb)) =
+            (&event.target_id, &event.parent_id, event.text.as_deref())
+        else {
+            return;
+        };
+        let hidden = match verb {
+            "hide" | "remove" => true,
+            "unhide" => false,
+            _ => return,
+        };
+        let ids: Vec<CommentId> = self
+            .posts
+            .values()
+            .filter(|p| {
+                p.tenant_id == event.tenant_id
+                    && p.channel_id == event.channel_id
+                    && p.platform_post_id.as_deref() == Some(target)
+            })
+            .filter_map(|p| self.comment_by_key.get(&(p.id, comment.clone())).copied())
+            .collect();
+        for id in ids {
+            if let Some(c) = self.comments.get_mut(&id) {
+                c.hidden = hidden;
+            }
+        }
     }
 
     fn route_comment(

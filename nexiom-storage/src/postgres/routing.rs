@@ -224,6 +224,7 @@ async fn route_in(
         let (comments_created, processed) = finish(tx, &ids, at).await?;
         report.comments_created = comments_created;
         report.processed += processed;
+        moderate(tx, &ids).await?;
     }
     // Every call, a batch with no status too: the early statuses whose
     // message arrived meanwhile are applied, the stale ones dropped.
@@ -326,4 +327,32 @@ async fn finish(
         u64::try_from(comments).unwrap_or(0),
         u64::try_from(marked).unwrap_or(0),
     ))
+}
+
+/// Step 3: comments hidden, shown again or removed on the platform (after
+/// step 2b, so a comment and its moderation in one batch both count): the
+/// stored comment, on any post of the channel with that platform id, takes
+/// the batch's last word on it (`hide` and `remove` hide it, `unhide` shows
+/// it); a comment not stored is left alone.
+async fn moderate(conn: &mut PgConnection, ids: &[Uuid]) -> std::result::Result<(), sqlx::Error> {
+    sqlx::query(
+        "WITH m AS ( \
+             SELECT DISTINCT ON (p.id, e.parent_id) p.id AS post_id, e.tenant_id, \
+                 e.parent_id AS comment, e.text <> 'unhide' AS hidden \
+             FROM webhook_events e \
+             JOIN scheduled_posts p ON p.tenant_id = e.tenant_id \
+                 AND p.channel_id = e.channel_id AND p.platform_post_id = e.target_id \
+             WHERE e.id = ANY($1) AND e.kind = 'moderation' \
+                 AND e.text IN ('hide', 'unhide', 'remove') AND e.parent_id IS NOT NULL \
+             ORDER BY p.id, e.parent_id, e.received_at DESC, e.id DESC \
+         ) \
+         UPDATE comments c SET hidden = m.hidden \
+         FROM m \
+         WHERE c.tenant_id = m.tenant_id AND c.post_id = m.post_id \
+             AND c.platform_comment_id = m.comment AND c.hidden <> m.hidden",
+    )
+    .bind(ids)
+    .execute(conn)
+    .await?;
+    Ok(())
 }

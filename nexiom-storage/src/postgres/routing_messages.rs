@@ -153,7 +153,7 @@ const PASS: &str = "\
 SELECT (SELECT count(*) FROM mark), \
     (SELECT count(*) FROM targets WHERE conv IS NOT NULL), \
     ARRAY(SELECT id FROM batch \
-          WHERE kind IN ('status', 'comment', 'comment_reply', 'preference') \
+          WHERE kind IN ('status', 'comment', 'comment_reply', 'preference', 'moderation') \
           ORDER BY received_at, id), \
     ARRAY(SELECT id FROM targets WHERE conv IS NULL)";
 

@@ -71,6 +71,12 @@ pub trait EventStore: Send + Sync {
     ///   stored, and comment polling of a post this library published fetches
     ///   its comments anyway. Keeping such events unrouted would fill the head
     ///   of the queue with events that can never route.
+    /// - **moderation** (a comment hidden, shown again or removed on the
+    ///   platform): the stored comment `parent_id` on the channel's posts
+    ///   with `platform_post_id = target_id` takes `hidden` (`text` `hide` or
+    ///   `remove`: hidden; `unhide`: shown), after the batch's comments are
+    ///   inserted, the batch's last word on a comment winning; a comment not
+    ///   stored changes nothing.
     /// - **other**: marked routed, nothing else.
     ///
     /// Every write is insert-if-absent on its unique key, so routing is
