@@ -8,3 +8,8 @@ ALTER TABLE webhook_events DROP CONSTRAINT ck_webhook_events_kind;
 ALTER TABLE webhook_events ADD CONSTRAINT ck_webhook_events_kind
     CHECK (kind IN ('message', 'status', 'comment', 'comment_reply', 'preference',
         'moderation', 'other')) NOT VALID;
+
+-- When the latest moderation routed for a comment happened (the platform's
+-- notification time): a moderation older than it, routed later by another
+-- router or redelivered, changes nothing.
+ALTER TABLE comments ADD COLUMN moderated_at TIMESTAMPTZ;

@@ -9,7 +9,8 @@
 //!   verb, `parent_id` = the comment, `target_id` = the post), other verbs
 //!   (`edited`…) [`EventKind::Other`]; both keyed
 //!   `"<comment_id>:<verb>:<time>"`, a moderation's key followed by
-//!   `":<entry time>"` (hide, unhide, hide again keep the comment's time).
+//!   `":<entry time>"` (hide, unhide, hide again keep the comment's time);
+//!   a moderation's `occurred_at` is the entry's time, when it was notified.
 //! - Comments written by the Page itself are skipped (reply loops).
 
 use chrono::{DateTime, Utc};
@@ -86,15 +87,17 @@ fn comment(
     let post_id = s(value, "/post_id");
     let parent = s(value, "/parent_id").filter(|p| Some(p) != post_id.as_ref());
     let verb = value.get("verb").and_then(Value::as_str).unwrap_or("add");
-    let occurred_at = time::event_time(
-        &[
-            (value.get("created_time"), Unit::Graph),
-            (entry.get("time"), Unit::Secs),
-        ],
-        now,
-        "comment",
-    )?;
+    let created = (value.get("created_time"), Unit::Graph);
+    let notified = (entry.get("time"), Unit::Secs);
+    let occurred_at = time::event_time(&[created, notified], now, "comment")?;
     let moderation = matches!(verb, "hide" | "unhide" | "remove");
+    // A moderation happened when the platform notified it (`created_time`
+    // stays the comment's): routing orders a comment's moderations by it.
+    let happened_at = if moderation {
+        time::event_time(&[notified, created], now, "comment")?
+    } else {
+        occurred_at
+    };
     let (event_id, kind, text, parent) = match verb {
         "add" => {
             let kind = if parent.is_some() {
@@ -142,7 +145,7 @@ fn comment(
         thread_id: None,
         post_id,
         parent_id: parent,
-        occurred_at,
+        occurred_at: happened_at,
         // Moved in by the caller.
         payload: Value::Null,
     })
@@ -213,6 +216,11 @@ mod tests {
             assert_eq!(e.parent_id.as_deref(), Some("P_1_c1"));
             assert_eq!(e.post_id.as_deref(), Some("P_1"));
             assert_eq!(e.event_id, format!("P_1_c1:{verb}:1700000005:1700000100"));
+            assert_eq!(
+                e.occurred_at.timestamp(),
+                1_700_000_100,
+                "when it was notified"
+            );
         }
         let stored = ev[0].to_new_webhook_event(
             nexiom_core::TenantId::generate(),

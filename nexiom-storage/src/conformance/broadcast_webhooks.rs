@@ -36,6 +36,24 @@ fn whatsapp_event(
     }
 }
 
+/// A broadcast to `recipients` (opted in) claimed by `w1` at `t0`, its
+/// deliveries made.
+async fn claimed_broadcast(s: &dyn Store, recipients: &[&str]) -> (World, ScheduledPost) {
+    let w = world(s, "Acme", Platform::WhatsApp, "phone-1").await;
+    for r in recipients {
+        s.apply_opt_change(opt(&w, r, true, "form", t0()))
+            .await
+            .unwrap();
+    }
+    let p = post(s, &w).await;
+    broadcast_to(s, &p, recipients).await;
+    s.claim_due_posts(t0(), 10, "w1", mins(5)).await.unwrap();
+    s.prepare_deliveries(w.tenant.id, p.id, "w1", t0())
+        .await
+        .unwrap();
+    (w, p)
+}
+
 /// Makes `p` a broadcast to `recipients`.
 async fn broadcast_to(s: &dyn Store, p: &ScheduledPost, recipients: &[&str]) {
     s.set_post_broadcast(PostBroadcast {
@@ -237,19 +255,8 @@ pub async fn broadcast_webhooks_update_deliveries_and_opt_in(store: Arc<dyn Stor
 /// platform refused stays failed whatever a status says.
 pub async fn a_send_with_no_answer_is_resolved_by_its_status(store: Arc<dyn Store>) {
     let s = store.as_ref();
-    let w = world(s, "Acme", Platform::WhatsApp, "phone-1").await;
-    let t = w.tenant.id;
-    let recipients = ["15550001", "15550002", "15550003"];
-    for r in recipients {
-        s.apply_opt_change(opt(&w, r, true, "form", t0()))
-            .await
-            .unwrap();
-    }
-    let p = post(s, &w).await;
-    broadcast_to(s, &p, &recipients).await;
-    let now = t0();
-    s.claim_due_posts(now, 10, "w1", mins(5)).await.unwrap();
-    s.prepare_deliveries(t, p.id, "w1", now).await.unwrap();
+    let (w, p) = claimed_broadcast(s, &["15550001", "15550002", "15550003"]).await;
+    let (t, now) = (w.tenant.id, t0());
     let mut ids = Vec::new();
     let errors = [
         "outcome_unknown: no answer after the request was sent (timed out); the message may \
@@ -497,4 +504,74 @@ pub async fn a_settled_broadcast_takes_a_late_sent_delivery_into_account(store: 
     assert_eq!(open.platform_post_id, None);
     let counts = s.broadcast_counts(t, open.id).await.unwrap();
     assert_eq!((counts.sent, counts.pending), (1, 1));
+}
+
+/// The publish queue counts a broadcast's deliveries, then settles the post:
+/// a delivery in doubt shown sent in between (its status routed while the
+/// post is still being published, so nothing re-settles it then) is taken
+/// into account when the post is settled `failed` from the stale count: the
+/// post ends `published`.
+pub async fn a_broadcast_settled_from_a_stale_count_takes_the_news_into_account(
+    store: Arc<dyn Store>,
+) {
+    let s = store.as_ref();
+    let (w, p) = claimed_broadcast(s, &["15550001", "15550002"]).await;
+    let (t, now) = (w.tenant.id, t0());
+    let mut ids = Vec::new();
+    for error in [
+        "outcome_unknown: no answer (timed out)",
+        "(#131026) Undeliverable",
+    ] {
+        let d = s
+            .claim_next_delivery(t, p.id, "w1", now)
+            .await
+            .unwrap()
+            .unwrap();
+        let failed = DeliveryOutcome::Failed {
+            error: error.into(),
+        };
+        s.finish_delivery(t, d.delivery.id, failed, now)
+            .await
+            .unwrap();
+        ids.push(d.delivery.id);
+    }
+    // The pass has counted: nobody received it. Then the status is routed.
+    let counted = s.broadcast_counts(t, p.id).await.unwrap();
+    assert_eq!((counted.sent, counted.failed), (0, 2));
+    let at = now + mins(1);
+    s.insert_event(NewWebhookEvent {
+        target_id: Some("wamid.1".into()),
+        delivery_status: Some(DeliveryStatus::Delivered),
+        payload: serde_json::json!({"biz_opaque_callback_data": ids[0].to_string()}),
+        ..whatsapp_event(&w, "wamid.1:delivered", EventKind::Status, at)
+    })
+    .await
+    .unwrap();
+    s.route_unrouted_events(None, 100, at).await.unwrap();
+    assert_eq!(
+        s.get_post(t, p.id).await.unwrap().status,
+        PostStatus::Publishing
+    );
+
+    let settle_at = now + mins(2);
+    let stale = PostSettlement {
+        tenant_id: t,
+        post_id: p.id,
+        status: PostStatus::Failed,
+        retry_count: None,
+        error_message: Some(format!("no recipient received it: {}", counted.summary())),
+        next_attempt_at: None,
+        published: None,
+        run: None,
+    };
+    let settled = s.settle_posts("w1", &[stale], settle_at).await.unwrap();
+    assert_eq!(settled, [p.id]);
+    let p = s.get_post(t, p.id).await.unwrap();
+    assert_eq!(p.status, PostStatus::Published, "{:?}", p.error_message);
+    assert_eq!(p.platform_post_id, Some(broadcast_platform_post_id(p.id)));
+    assert_eq!(p.published_at, Some(settle_at));
+    assert_eq!(
+        p.error_message.as_deref(),
+        Some("1 of 2 recipients sent, 1 failed")
+    );
 }

@@ -190,6 +190,7 @@ macro_rules! conformance_suite {
             broadcast_webhooks_update_deliveries_and_opt_in,
             a_send_with_no_answer_is_resolved_by_its_status,
             a_settled_broadcast_takes_a_late_sent_delivery_into_account,
+            a_broadcast_settled_from_a_stale_count_takes_the_news_into_account,
             broadcast_posts_are_created_with_their_audience,
             a_series_is_replaced_all_at_once_or_not_at_all,
             a_broadcast_series_is_replaced_with_its_audience,

@@ -384,10 +384,12 @@ pub async fn concurrent_routing_routes_each_event_once(store: Arc<dyn Store>) {
 
 /// A comment hidden, shown again or removed by the Page's moderator
 /// (`moderation` events) is recorded on the stored comment when routed:
-/// `hide` and `remove` hide it, `unhide` shows it, the batch's last word on
-/// a comment wins, a moderation in the same batch as its comment applies
-/// to it, and one about a comment never stored changes nothing. Every event
-/// is routed; a hidden comment leaves the triage queue.
+/// `hide` and `remove` hide it, `unhide` shows it; the latest moderation by
+/// the time it happened wins, in one batch as across batches (one routed
+/// after a later one changes nothing); a moderation in the same batch as its
+/// comment applies to it, even received before it; one about a comment never
+/// stored changes nothing. Every event is routed; a hidden comment leaves
+/// the triage queue.
 pub async fn moderation_events_hide_and_show_stored_comments(store: Arc<dyn Store>) {
     let s = store.as_ref();
     let w = world(s, "Acme", Platform::Facebook, "page-1").await;
@@ -396,17 +398,20 @@ pub async fn moderation_events_hide_and_show_stored_comments(store: Arc<dyn Stor
         target_id: Some("P_1".into()),
         ..event(&w, id, EventKind::Comment, at)
     };
-    let moderation = |comment: &str, verb: &str, at| NewWebhookEvent {
+    // Happened at `at`, received at `received`.
+    let moderated = |comment: &str, verb: &str, at, received| NewWebhookEvent {
         target_id: Some("P_1".into()),
         parent_id: Some(comment.into()),
         text: Some(verb.into()),
+        occurred_at: at,
         ..event(
             &w,
             &format!("{comment}:{verb}:{at}"),
             EventKind::Moderation,
-            at,
+            received,
         )
     };
+    let moderation = |comment: &str, verb: &str, at| moderated(comment, verb, at, at);
     let hidden = || async {
         let comments = s.list_comments_since(t, t0() - mins(1), 100).await.unwrap();
         let mut hidden: Vec<(String, bool)> = comments
@@ -420,8 +425,9 @@ pub async fn moderation_events_hide_and_show_stored_comments(store: Arc<dyn Stor
         s.route_unrouted_events(None, 100, at).await.unwrap();
         assert!(s.list_unrouted_events(None, 10).await.unwrap().is_empty());
     };
-    let rounds: [(Vec<NewWebhookEvent>, [bool; 3]); 3] = [
-        // The comments and, after them in the same batch, c1 hidden.
+    let rounds: [(Vec<NewWebhookEvent>, [bool; 4]); 4] = [
+        // The comments and c1 hidden after them in the same batch; c4
+        // hidden, the moderation received before the comment.
         (
             vec![
                 comment("c1", t0()),
@@ -429,24 +435,36 @@ pub async fn moderation_events_hide_and_show_stored_comments(store: Arc<dyn Stor
                 comment("c3", t0() + mins(2)),
                 moderation("c1", "hide", t0() + mins(3)),
                 moderation("c9", "hide", t0() + mins(3)),
+                moderation("c4", "hide", t0() + mins(3)),
+                comment("c4", t0() + mins(4)),
             ],
-            [true, false, false],
+            [true, false, false, true],
         ),
         // c1 shown again, c2 removed.
         (
             vec![
-                moderation("c1", "unhide", t0() + mins(4)),
-                moderation("c2", "remove", t0() + mins(4)),
+                moderation("c1", "unhide", t0() + mins(5)),
+                moderation("c2", "remove", t0() + mins(5)),
             ],
-            [false, true, false],
+            [false, true, false, true],
         ),
-        // c3 hidden then shown in one batch: the last word wins.
+        // c3 shown then hidden, received in the other order: the latest
+        // by the time it happened wins.
         (
             vec![
-                moderation("c3", "hide", t0() + mins(5)),
-                moderation("c3", "unhide", t0() + mins(6)),
+                moderated("c3", "hide", t0() + mins(7), t0() + mins(6)),
+                moderated("c3", "unhide", t0() + mins(6), t0() + mins(7)),
             ],
-            [false, true, false],
+            [false, true, true, true],
+        ),
+        // Routed late: c1 hidden before it was shown, c3 shown before it was
+        // hidden (another router's older batch, a redelivery).
+        (
+            vec![
+                moderation("c1", "hide", t0() + mins(4)),
+                moderation("c3", "unhide", t0() + mins(6) + Duration::seconds(30)),
+            ],
+            [false, true, true, true],
         ),
     ];
     for (i, (events, expected)) in rounds.into_iter().enumerate() {
@@ -454,7 +472,7 @@ pub async fn moderation_events_hide_and_show_stored_comments(store: Arc<dyn Stor
             s.insert_event(e).await.unwrap();
         }
         route(t0() + mins(10 + i as i64)).await;
-        let want: Vec<(String, bool)> = ["c1", "c2", "c3"]
+        let want: Vec<(String, bool)> = ["c1", "c2", "c3", "c4"]
             .into_iter()
             .zip(expected)
             .map(|(c, h)| (c.to_owned(), h))
@@ -468,5 +486,5 @@ pub async fn moderation_events_hide_and_show_stored_comments(store: Arc<dyn Stor
         .into_iter()
         .map(|c| c.platform_comment_id)
         .collect();
-    assert_eq!(untriaged, ["c1", "c3"]);
+    assert_eq!(untriaged, ["c1"]);
 }

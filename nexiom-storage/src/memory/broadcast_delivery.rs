@@ -275,7 +275,7 @@ impl Inner {
     /// (`failed` for nobody received it becomes `published`, with its
     /// content job; a published one's summary is brought up to date). A
     /// post still being published is left to its pass.
-    fn resettle_broadcast(&mut self, post: PostId, at: DateTime<Utc>) {
+    pub(super) fn resettle_broadcast(&mut self, post: PostId, at: DateTime<Utc>) {
         let counts = self.broadcasts.counts(post);
         if !counts.is_settled() || counts.sent == 0 {
             return;

@@ -171,6 +171,8 @@ struct Inner {
     comments: BTreeMap<CommentId, Comment>,
     /// `(post, platform_comment_id)` → comment.
     comment_by_key: HashMap<(PostId, String), CommentId>,
+    /// When the latest moderation routed for a comment happened.
+    comment_moderated_at: HashMap<CommentId, DateTime<Utc>>,
     checkpoints: HashMap<PostId, CommentCheckpoint>,
     /// Comment → its automatic reply (the unique key of a reply).
     comment_replies: HashMap<CommentId, CommentReply>,

@@ -226,6 +226,14 @@ impl Inner {
             .map(|s| s.post_id)
             .collect();
         self.adopt_external_twins(&published, at);
+        // A broadcast settled `failed` whose delivery in doubt was shown sent
+        // between the pass's count and this write takes the account again.
+        for s in settlements
+            .iter()
+            .filter(|s| s.status == PostStatus::Failed && written.contains(&s.post_id))
+        {
+            self.resettle_broadcast(s.post_id, at);
+        }
         Ok(written)
     }
 

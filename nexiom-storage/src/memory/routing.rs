@@ -1,6 +1,7 @@
 //! Routing webhook events into contacts, conversations, messages, delivery
-//! statuses and comments, under the store's one lock (so each call is atomic
-//! and concurrent callers never route an event twice).
+//! statuses, comments and comment moderations (applied after the batch's
+//! other events), under the store's one lock (so each call is atomic and
+//! concurrent callers never route an event twice).
 
 use chrono::{DateTime, Utc};
 use nexiom_core::{
@@ -19,14 +20,15 @@ impl Inner {
         limit: u32,
         at: DateTime<Utc>,
     ) -> Result<RoutingReport> {
-        let ids: Vec<WebhookEventId> = self
+        // Moderations after the batch's other events, so a comment and its
+        // moderation in one batch both count whatever their order.
+        let (moderations, ids): (Vec<WebhookEvent>, Vec<WebhookEvent>) = self
             .list_unrouted_events(platform, limit)
             .into_iter()
-            .map(|e| e.id)
-            .collect();
+            .partition(|e| e.kind == EventKind::Moderation);
         let mut report = RoutingReport::default();
-        for id in ids {
-            self.route_one(id, at, &mut report)?;
+        for e in ids.into_iter().chain(moderations) {
+            self.route_one(e.id, at, &mut report)?;
         }
         self.expire_early_statuses(at);
         Ok(report)
@@ -140,7 +142,8 @@ impl Inner {
     }
 
     /// A comment hidden, shown again or removed on the platform: its stored
-    /// comment (on any post of the channel with that platform id) records it.
+    /// comment (on any post of the channel with that platform id) records
+    /// it, unless it recorded a moderation that happened later.
     fn route_moderation(&mut self, event: &WebhookEvent) {
         let (Some(target), Some(comment), Some(verb)) =
             (&event.target_id, &event.parent_id, event.text.as_deref())
@@ -163,6 +166,14 @@ impl Inner {
             .filter_map(|p| self.comment_by_key.get(&(p.id, comment.clone())).copied())
             .collect();
         for id in ids {
+            let latest = self
+                .comment_moderated_at
+                .entry(id)
+                .or_insert(event.occurred_at);
+            if *latest > event.occurred_at {
+                continue;
+            }
+            *latest = event.occurred_at;
             if let Some(c) = self.comments.get_mut(&id) {
                 c.hidden = hidden;
             }

@@ -334,11 +334,22 @@ struct StatusApplied {
 /// post, becomes `published` too; a published post's summary
 /// (`error_message`) is brought up to date. A post still being published,
 /// or with deliveries not yet settled, is left to its pass.
+///
+/// The posts are locked first (in id order), and counted in a statement
+/// after the lock: a settlement of one of them being written meanwhile is
+/// waited for and then seen, and one written later waits for this
+/// transaction, whose change of the delivery its own re-settlement (the
+/// publish queue re-settles the posts it settles `failed`) then sees; two
+/// of these at once count each other's deliveries.
 pub(super) async fn resettle_broadcasts(
     conn: &mut sqlx::PgConnection,
     posts: &[Uuid],
     at: DateTime<Utc>,
 ) -> std::result::Result<(), sqlx::Error> {
+    sqlx::query("SELECT 1 FROM scheduled_posts WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE")
+        .bind(posts)
+        .execute(&mut *conn)
+        .await?;
     sqlx::query(
         "WITH c AS ( \
              SELECT d.tenant_id, d.post_id, \

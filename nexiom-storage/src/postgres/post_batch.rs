@@ -3,7 +3,7 @@
 //! (`UNNEST`) per batch. Claims are in `post_claim.rs`.
 
 use chrono::{DateTime, Utc};
-use nexiom_core::{ChannelId, NewPostRun, PostId, PostRun, PostSettlement, TenantId};
+use nexiom_core::{ChannelId, NewPostRun, PostId, PostRun, PostSettlement, PostStatus, TenantId};
 use uuid::Uuid;
 
 use super::error::db;
@@ -273,6 +273,20 @@ impl PgStore {
         .fetch_all(&self.scan_pool)
         .await
         .map_err(db)?;
+        // A broadcast settled `failed` whose delivery in doubt was shown sent
+        // between the pass's count and this write takes the account again.
+        let failed: Vec<Uuid> = settlements
+            .iter()
+            .filter(|s| s.status == PostStatus::Failed && written.contains(&s.post_id.as_uuid()))
+            .map(|s| s.post_id.as_uuid())
+            .collect();
+        if !failed.is_empty() {
+            let mut tx = self.scan_pool.begin().await.map_err(db)?;
+            super::broadcast_delivery::resettle_broadcasts(&mut tx, &failed, at)
+                .await
+                .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+        }
         Ok(written.into_iter().map(PostId::from_uuid).collect())
     }
 

@@ -9,12 +9,15 @@
 //!    `last_message_at`, and marks them routed; the message events whose
 //!    contact channel or conversation a concurrent router created meanwhile
 //!    go through the pass again, in a new snapshot;
-//! 2. only when the batch holds statuses, comments or preferences: the
-//!    WhatsApp broadcast statuses and preferences
-//!    ([`super::routing_broadcast`]), the posts comment events name that no
-//!    post of their channel has (posts made elsewhere) recorded as external
-//!    posts, once per `(tenant, channel, platform post id)`; then the
-//!    comments, and those events marked routed;
+//! 2. only when the batch holds statuses, comments, preferences or
+//!    moderations: the WhatsApp broadcast statuses and preferences
+//!    ([`super::routing_broadcast`]; a settled broadcast post whose delivery
+//!    turned out sent takes the account again), the posts comment events
+//!    name that no post of their channel has (posts made elsewhere) recorded
+//!    as external posts, once per `(tenant, channel, platform post id)`;
+//!    then the comments, and those events marked routed; then the
+//!    moderations (comments hidden, shown again or removed on the platform)
+//!    applied to the comments stored;
 //! 3. every call: the delivery statuses (the highest rank per message, which
 //!    is what applying them one by one monotonically gives), those whose
 //!    message is not recorded yet kept for it, and the early statuses whose
@@ -329,27 +332,35 @@ async fn finish(
     ))
 }
 
-/// Step 3: comments hidden, shown again or removed on the platform (after
+/// Step 2c: comments hidden, shown again or removed on the platform (after
 /// step 2b, so a comment and its moderation in one batch both count): the
 /// stored comment, on any post of the channel with that platform id, takes
-/// the batch's last word on it (`hide` and `remove` hide it, `unhide` shows
-/// it); a comment not stored is left alone.
+/// the latest moderation by the time it happened (`hide` and `remove` hide
+/// it, `unhide` shows it), unless it has recorded a later one
+/// (`moderated_at`: a router committing an older batch later, a
+/// redelivery); a comment not stored is left alone. The comments are locked
+/// in id order.
 async fn moderate(conn: &mut PgConnection, ids: &[Uuid]) -> std::result::Result<(), sqlx::Error> {
     sqlx::query(
         "WITH m AS ( \
              SELECT DISTINCT ON (p.id, e.parent_id) p.id AS post_id, e.tenant_id, \
-                 e.parent_id AS comment, e.text <> 'unhide' AS hidden \
+                 e.parent_id AS comment, e.text <> 'unhide' AS hidden, e.occurred_at AS at \
              FROM webhook_events e \
              JOIN scheduled_posts p ON p.tenant_id = e.tenant_id \
                  AND p.channel_id = e.channel_id AND p.platform_post_id = e.target_id \
              WHERE e.id = ANY($1) AND e.kind = 'moderation' \
                  AND e.text IN ('hide', 'unhide', 'remove') AND e.parent_id IS NOT NULL \
-             ORDER BY p.id, e.parent_id, e.received_at DESC, e.id DESC \
+             ORDER BY p.id, e.parent_id, e.occurred_at DESC, e.received_at DESC, e.id DESC \
+         ), target AS ( \
+             SELECT c.id, m.hidden, m.at \
+             FROM comments c JOIN m ON c.tenant_id = m.tenant_id AND c.post_id = m.post_id \
+                 AND c.platform_comment_id = m.comment \
+             ORDER BY c.id \
+             FOR NO KEY UPDATE OF c \
          ) \
-         UPDATE comments c SET hidden = m.hidden \
-         FROM m \
-         WHERE c.tenant_id = m.tenant_id AND c.post_id = m.post_id \
-             AND c.platform_comment_id = m.comment AND c.hidden <> m.hidden",
+         UPDATE comments c SET hidden = t.hidden, moderated_at = t.at \
+         FROM target t \
+         WHERE c.id = t.id AND (c.moderated_at IS NULL OR c.moderated_at <= t.at)",
     )
     .bind(ids)
     .execute(conn)

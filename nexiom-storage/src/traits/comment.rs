@@ -85,6 +85,8 @@ pub trait CommentStore: Send + Sync {
         comment: CommentId,
     ) -> Result<Option<CommentReply>>;
     /// Records that the comment is hidden (or shown again) on the platform.
+    /// Routing a `moderation` event (a Facebook Page's moderator) records it
+    /// too.
     async fn set_comment_hidden(
         &self,
         tenant: TenantId,

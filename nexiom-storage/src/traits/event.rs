@@ -75,12 +75,14 @@ pub trait EventStore: Send + Sync {
     ///   platform): the stored comment `parent_id` on the channel's posts
     ///   with `platform_post_id = target_id` takes `hidden` (`text` `hide` or
     ///   `remove`: hidden; `unhide`: shown), after the batch's comments are
-    ///   inserted, the batch's last word on a comment winning; a comment not
-    ///   stored changes nothing.
+    ///   inserted; the latest moderation by `occurred_at` wins, also across
+    ///   calls (one older than the comment's last changes nothing); a
+    ///   comment not stored changes nothing.
     /// - **other**: marked routed, nothing else.
     ///
-    /// Every write is insert-if-absent on its unique key, so routing is
-    /// idempotent, and concurrent callers (tasks, processes on one Postgres)
+    /// Every write is insert-if-absent on its unique key (a moderation, an
+    /// update, is applied only when it happened after the comment's last
+    /// one), so routing is idempotent, and concurrent callers (tasks, processes on one Postgres)
     /// never route one event twice nor create a second message, contact,
     /// conversation or comment: on Postgres each call takes its events with
     /// `FOR UPDATE SKIP LOCKED` (at most 10,000 per call) and routes the

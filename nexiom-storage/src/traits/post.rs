@@ -110,6 +110,12 @@ pub trait PostStore: Send + Sync {
     /// other outcome fields cleared). A job in any other state (cancelled,
     /// already settled, or re-linked to another post) is left alone.
     ///
+    /// A WhatsApp broadcast settled `failed` whose deliveries show one sent
+    /// after all (a status routed between the publish queue's count and this
+    /// write) is settled again at once, as
+    /// [`BroadcastStore::apply_delivery_status`](crate::BroadcastStore::apply_delivery_status)
+    /// describes.
+    ///
     /// A post settled `published` whose channel has an external post with
     /// the same platform id (recorded by a webhook comment or a discovery
     /// run while the publish's outcome was unclear) takes it over in the same
