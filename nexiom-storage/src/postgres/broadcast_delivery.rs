@@ -335,21 +335,18 @@ struct StatusApplied {
 /// (`error_message`) is brought up to date. A post still being published,
 /// or with deliveries not yet settled, is left to its pass.
 ///
-/// The posts are locked first (in id order), and counted in a statement
-/// after the lock: a settlement of one of them being written meanwhile is
-/// waited for and then seen, and one written later waits for this
-/// transaction, whose change of the delivery its own re-settlement (the
-/// publish queue re-settles the posts it settles `failed`) then sees; two
-/// of these at once count each other's deliveries.
+/// A post still `publishing` is passed over without waiting for its lock
+/// (the statement's snapshot decides), so a status routed while a worker
+/// publishes the post never waits for that worker; when the worker then
+/// settles it `failed` from a count made before, `settle_posts` runs this
+/// again in the settlement's transaction and sees the delivery, provided
+/// the transaction that changed it has committed by then (RELIABILITY.md
+/// names the remaining window).
 pub(super) async fn resettle_broadcasts(
     conn: &mut sqlx::PgConnection,
     posts: &[Uuid],
     at: DateTime<Utc>,
 ) -> std::result::Result<(), sqlx::Error> {
-    sqlx::query("SELECT 1 FROM scheduled_posts WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE")
-        .bind(posts)
-        .execute(&mut *conn)
-        .await?;
     sqlx::query(
         "WITH c AS ( \
              SELECT d.tenant_id, d.post_id, \

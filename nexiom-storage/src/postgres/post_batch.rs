@@ -185,7 +185,7 @@ impl PgStore {
         // being published (a nested loop, quadratic in the batch: 62,250 rows
         // filtered to settle 250). Without the key's array, the CASE's default
         // estimate (half the table) chose a sequential scan instead.
-        let written: Vec<Uuid> = sqlx::query_scalar(
+        let query = sqlx::query_scalar::<_, Uuid>(
             "WITH u AS ( \
                  SELECT * FROM UNNEST($2::uuid[], $3::uuid[], $4::text[], $5::int8[], \
                      $6::text[], $7::timestamptz[], $8::bool[], $9::text[], $10::text[], \
@@ -269,24 +269,27 @@ impl PgStore {
         .bind(&run_ids)
         .bind(&run_statuses)
         .bind(&run_errors)
-        .bind(bound(at))
-        .fetch_all(&self.scan_pool)
-        .await
-        .map_err(db)?;
+        .bind(bound(at));
+        if !settlements.iter().any(|s| s.status == PostStatus::Failed) {
+            let written = query.fetch_all(&self.scan_pool).await.map_err(db)?;
+            return Ok(written.into_iter().map(PostId::from_uuid).collect());
+        }
         // A broadcast settled `failed` whose delivery in doubt was shown sent
-        // between the pass's count and this write takes the account again.
+        // between the pass's count and this write takes the account again,
+        // in the same transaction.
+        let mut tx = self.scan_pool.begin().await.map_err(db)?;
+        let written = query.fetch_all(&mut *tx).await.map_err(db)?;
         let failed: Vec<Uuid> = settlements
             .iter()
             .filter(|s| s.status == PostStatus::Failed && written.contains(&s.post_id.as_uuid()))
             .map(|s| s.post_id.as_uuid())
             .collect();
         if !failed.is_empty() {
-            let mut tx = self.scan_pool.begin().await.map_err(db)?;
             super::broadcast_delivery::resettle_broadcasts(&mut tx, &failed, at)
                 .await
                 .map_err(db)?;
-            tx.commit().await.map_err(db)?;
         }
+        tx.commit().await.map_err(db)?;
         Ok(written.into_iter().map(PostId::from_uuid).collect())
     }
 

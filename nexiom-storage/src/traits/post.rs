@@ -97,7 +97,8 @@ pub trait PostStore: Send + Sync {
         ids: &[PostId],
         expires_at: DateTime<Utc>,
     ) -> Result<u64>;
-    /// Settles claimed posts in one atomic write (one statement on Postgres):
+    /// Settles claimed posts in one atomic write (one statement on Postgres,
+    /// and a second in its transaction when some are settled `failed`):
     /// each post still `publishing` under `lease_owner` takes the settlement's
     /// state, its lease is released and its run, if any, is ended at `at`. A
     /// post whose lease moved on is not written, nor is its run. Returns the ids
@@ -112,7 +113,7 @@ pub trait PostStore: Send + Sync {
     ///
     /// A WhatsApp broadcast settled `failed` whose deliveries show one sent
     /// after all (a status routed between the publish queue's count and this
-    /// write) is settled again at once, as
+    /// write) is settled again in the same atomic write, as
     /// [`BroadcastStore::apply_delivery_status`](crate::BroadcastStore::apply_delivery_status)
     /// describes.
     ///
