@@ -40,7 +40,8 @@ pub struct LocalNetworkRefused {
 /// (100.64.0.0/10), link-local (cloud metadata services), IETF protocol
 /// assignments (192.0.0.0/24), benchmarking, documentation, reserved,
 /// broadcast and multicast; for IPv6 also unique-local, link-local,
-/// site-local, documentation, Teredo, local-use NAT64 and discard-only; an
+/// site-local, documentation (2001:db8::/32, 3fff::/20), Teredo, local-use
+/// NAT64, discard-only, benchmarking, ORCHID and SRv6 segment ids; an
 /// IPv4 address carried in IPv6 (mapped, translated, compatible, NAT64,
 /// 6to4) is judged as that IPv4 address.
 pub fn is_local_network(ip: IpAddr) -> bool {
@@ -94,6 +95,13 @@ fn local_v6(ip: Ipv6Addr) -> bool {
         || s[..3] == [0x64, 0xff9b, 1]
         // Discard-only (100::/64).
         || s[..4] == [0x100, 0, 0, 0]
+        // Benchmarking (2001:2::/48), ORCHID (2001:10::/28) and ORCHIDv2
+        // (2001:20::/28): not routed on the internet.
+        || (s[0] == 0x2001 && s[1] == 0x0002 && s[2] == 0)
+        || (s[0] == 0x2001 && matches!(s[1] & 0xfff0, 0x0010 | 0x0020))
+        // Documentation (3fff::/20) and SRv6 segment ids (5f00::/16).
+        || (s[0] == 0x3fff && s[1] & 0xf000 == 0)
+        || s[0] == 0x5f00
 }
 
 /// A resolver that keeps the public addresses of a name and refuses a name
@@ -268,6 +276,14 @@ mod tests {
             "2002:a9fe:a9fe::1",
             "2001:0:4136:e378::1",
             "100::1",
+            "2001:2::1",
+            "2001:10::1",
+            "2001:1f:ffff::1",
+            "2001:20::1",
+            "2001:2f::1",
+            "3fff::1",
+            "3fff:fff::1",
+            "5f00::1",
         ];
         for ip in local {
             assert!(is_local_network(ip.parse().unwrap()), "{ip} is local");
@@ -288,6 +304,11 @@ mod tests {
             "2a00:1450:4007::200e",
             "2002:808:808::1",
             "::ffff:0:808:808",
+            "2001:2:1::1",
+            "2001:30::1",
+            "2001:4860:4860::8888",
+            "3fff:1000::1",
+            "5f01::1",
         ];
         for ip in public {
             assert!(!is_local_network(ip.parse().unwrap()), "{ip} is public");
