@@ -504,4 +504,5 @@ on_both_backends!(
     a_slow_failure_is_recorded_under_the_renewed_claim,
     a_notifier_that_never_answers_fails_its_attempt,
     local_network_receivers_are_refused_unless_allowed,
+    allowing_the_local_network_keeps_an_applications_notifier,
 );

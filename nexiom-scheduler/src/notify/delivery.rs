@@ -99,6 +99,10 @@ pub struct NotificationDispatcher {
     clock: Arc<dyn Clock>,
     webhook: Arc<dyn Notifier>,
     slack: Arc<dyn Notifier>,
+    /// Whether `webhook` / `slack` are still the built-in notifiers (so
+    /// [`allow_local_network`](Self::allow_local_network) may swap them).
+    builtin_webhook: bool,
+    builtin_slack: bool,
     policy: RetryPolicy,
     lease: Duration,
     concurrency: usize,
@@ -123,6 +127,8 @@ impl NotificationDispatcher {
             clock,
             webhook: Arc::new(WebhookNotifier::new()),
             slack: Arc::new(SlackNotifier::new()),
+            builtin_webhook: true,
+            builtin_slack: true,
             policy: RetryPolicy::default(),
             lease: Duration::minutes(2),
             concurrency: 8,
@@ -135,19 +141,30 @@ impl NotificationDispatcher {
     /// addresses (see [`is_local_network`](super::is_local_network)). By
     /// default they refuse to, since a tenant writes the endpoint's URL
     /// (a delivery refused so is retried, then dead, with the reason
-    /// recorded). It replaces the two built-in notifiers: call it before
-    /// [`with_notifier`](Self::with_notifier).
+    /// recorded). It applies to the built-in notifiers only: a notifier
+    /// given with [`with_notifier`](Self::with_notifier), before or after
+    /// it, is kept as it is (its own policy decides where it may send).
     pub fn allow_local_network(mut self) -> Self {
-        self.webhook = Arc::new(WebhookNotifier::new().allowing_local_network());
-        self.slack = Arc::new(SlackNotifier::new().allowing_local_network());
+        if self.builtin_webhook {
+            self.webhook = Arc::new(WebhookNotifier::new().allowing_local_network());
+        }
+        if self.builtin_slack {
+            self.slack = Arc::new(SlackNotifier::new().allowing_local_network());
+        }
         self
     }
 
     /// The same dispatcher sending the endpoints of `kind` through `notifier`.
     pub fn with_notifier(mut self, kind: EndpointKind, notifier: Arc<dyn Notifier>) -> Self {
         match kind {
-            EndpointKind::Webhook => self.webhook = notifier,
-            EndpointKind::Slack => self.slack = notifier,
+            EndpointKind::Webhook => {
+                self.webhook = notifier;
+                self.builtin_webhook = false;
+            }
+            EndpointKind::Slack => {
+                self.slack = notifier;
+                self.builtin_slack = false;
+            }
         }
         self
     }
