@@ -15,9 +15,9 @@
 //!    turned out sent takes the account again), the posts comment events
 //!    name that no post of their channel has (posts made elsewhere) recorded
 //!    as external posts, once per `(tenant, channel, platform post id)`;
-//!    then the comments, and those events marked routed; then the
-//!    moderations (comments hidden, shown again or removed on the platform)
-//!    applied to the comments stored;
+//!    then the comments, and those events marked routed; then, when the
+//!    batch holds some, the moderations (comments hidden, shown again or
+//!    removed on the platform) applied to the comments stored;
 //! 3. every call: the delivery statuses (the highest rank per message, which
 //!    is what applying them one by one monotonically gives), those whose
 //!    message is not recorded yet kept for it, and the early statuses whose
@@ -227,7 +227,9 @@ async fn route_in(
         let (comments_created, processed) = finish(tx, &ids, at).await?;
         report.comments_created = comments_created;
         report.processed += processed;
-        moderate(tx, &ids).await?;
+        if first.moderations > 0 {
+            moderate(tx, &ids).await?;
+        }
     }
     // Every call, a batch with no status too: the early statuses whose
     // message arrived meanwhile are applied, the stale ones dropped.

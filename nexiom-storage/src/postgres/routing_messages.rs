@@ -65,6 +65,9 @@ pub(super) struct Pass {
     pub messages: u64,
     /// Events of the later steps' kinds, taken but not marked.
     pub rest: Vec<Uuid>,
+    /// How many of `rest` are moderations (the moderation step runs only
+    /// when there are some).
+    pub moderations: u64,
     /// Message events left for another pass (a key created concurrently).
     pub unresolved: Vec<Uuid>,
 }
@@ -155,7 +158,8 @@ SELECT (SELECT count(*) FROM mark), \
     ARRAY(SELECT id FROM batch \
           WHERE kind IN ('status', 'comment', 'comment_reply', 'preference', 'moderation') \
           ORDER BY received_at, id), \
-    ARRAY(SELECT id FROM targets WHERE conv IS NULL)";
+    ARRAY(SELECT id FROM targets WHERE conv IS NULL), \
+    (SELECT count(*) FROM batch WHERE kind = 'moderation')";
 
 /// `n` fresh time-ordered ids.
 fn fresh_ids(n: usize) -> Vec<Uuid> {
@@ -196,7 +200,7 @@ pub(super) async fn pass(
         ),
     };
     let sql = format!("WITH batch AS MATERIALIZED ({batch} {PASS}");
-    let query = sqlx::query_as::<_, (i64, i64, Vec<Uuid>, Vec<Uuid>)>(&sql)
+    let query = sqlx::query_as::<_, (i64, i64, Vec<Uuid>, Vec<Uuid>, i64)>(&sql)
         .bind(fresh_ids(size))
         .bind(fresh_ids(size))
         .bind(fresh_ids(size))
@@ -207,11 +211,12 @@ pub(super) async fn pass(
         Source::One { tenant, id } => query.bind(tenant).bind(id),
         Source::Held(ids) => query.bind(ids),
     };
-    let (marked, messages, rest, unresolved) = query.fetch_one(conn).await?;
+    let (marked, messages, rest, unresolved, moderations) = query.fetch_one(conn).await?;
     Ok(Pass {
         marked: u64::try_from(marked).unwrap_or(0),
         messages: u64::try_from(messages).unwrap_or(0),
         rest,
+        moderations: u64::try_from(moderations).unwrap_or(0),
         unresolved,
     })
 }
