@@ -24,7 +24,7 @@
 //! | `nexiom_events_routed_total` | counter | | events routed into conversations and comments |
 //! | `nexiom_routing_lag_seconds` | gauge | | age of the oldest unrouted event when routing starts |
 //! | `nexiom_triage_decisions_total` | counter | `outcome` (`ignore`, `escalate`, `auto_reply`) | triage decisions |
-//! | `nexiom_auto_replies_total` | counter | `result` (`sent`, `failed`, `given_up`) | auto-replies |
+//! | `nexiom_auto_replies_total` | counter | `result` (`sent`, `failed`, `given_up`, `expired`) | auto-replies |
 //! | `nexiom_comments_polled_total` | counter | | new comments stored by polling |
 //! | `nexiom_poll_lag_seconds` | gauge | | how long the most overdue post waited for its comment check |
 //! | `nexiom_token_refreshes_total` | counter | `result` (`ok`, `refused`) | token refreshes |
@@ -262,7 +262,7 @@ pub fn describe() {
     for outcome in [Triage::Ignore, Triage::Escalate, Triage::AutoReply] {
         counter!(TRIAGE_DECISIONS, "outcome" => outcome.as_str()).absolute(0);
     }
-    for result in ["sent", "failed", "given_up"] {
+    for result in ["sent", "failed", "given_up", "expired"] {
         counter!(AUTO_REPLIES, "result" => result).absolute(0);
     }
     for result in ["ok", "refused"] {
@@ -323,10 +323,11 @@ pub(crate) fn triage_decision(outcome: Triage) {
 }
 
 /// One auto-reply batch.
-pub(crate) fn auto_replies(sent: u64, failed: u64, given_up: u64) {
-    counter!(AUTO_REPLIES, "result" => "sent").increment(sent);
-    counter!(AUTO_REPLIES, "result" => "failed").increment(failed);
-    counter!(AUTO_REPLIES, "result" => "given_up").increment(given_up);
+pub(crate) fn auto_replies(report: &crate::inbound::AutoReplyReport) {
+    counter!(AUTO_REPLIES, "result" => "sent").increment(report.sent);
+    counter!(AUTO_REPLIES, "result" => "failed").increment(report.failed);
+    counter!(AUTO_REPLIES, "result" => "given_up").increment(report.given_up);
+    counter!(AUTO_REPLIES, "result" => "expired").increment(report.expired);
 }
 
 /// One polling run: comments stored, and the lag of the most overdue post.
@@ -387,7 +388,12 @@ mod tests {
             ingest_batch(12);
             routed(5, 1.5);
             triage_decision(Triage::Escalate);
-            auto_replies(4, 1, 0);
+            auto_replies(&crate::inbound::AutoReplyReport {
+                sent: 4,
+                failed: 1,
+                expired: 2,
+                ..Default::default()
+            });
             polled(6, 12.0);
             token_refresh(false);
             notification_delivery("dead");

@@ -3,171 +3,28 @@
 //! runs and none twice, one failing item retried with backoff then given up
 //! and escalated without stopping the run, concurrent runs never sending
 //! twice, a reply whose worker stopped never sent again, and an item handed
-//! back for AI OFF due again a minute later, not at once.
+//! back for AI OFF due again a minute later, not at once; a reply too old
+//! for the run's window escalated, not left waiting (`reply_queue/expiry`).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod common;
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
-use async_trait::async_trait;
-use chrono::{DateTime, Duration, TimeZone, Utc};
-use nexiom_connectors::{ApiError, ConnectorError, ConnectorRegistry, MockConnector, MockOp};
+use chrono::Duration;
+use nexiom_connectors::{ApiError, ConnectorError, MockOp};
 use nexiom_core::*;
-use nexiom_scheduler::inbound::{AutoReplyConfig, AutoReplyReport, InboundPipeline};
-use nexiom_scheduler::{ConcurrencyConfig, RetryPolicy, TenantConfigs};
+use nexiom_scheduler::TenantConfigs;
+use nexiom_scheduler::inbound::{AutoReplyConfig, AutoReplyReport};
 use nexiom_storage::Store;
-use nexiom_triage::{Draft, ReplyError, ReplyGenerator, ReplyRequest};
 
-fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 22, 9, 0, 0).unwrap()
+mod reply_queue {
+    pub mod expiry;
+    pub mod support;
 }
 
-/// Drafts a reply; fails for a text containing `boom`.
-#[derive(Debug)]
-struct Generator;
-
-#[async_trait]
-impl ReplyGenerator for Generator {
-    async fn generate(&self, request: &ReplyRequest<'_>) -> Result<Draft, ReplyError> {
-        if request.text.contains("boom") {
-            return Err(ReplyError::Status {
-                status: 503,
-                message: "upstream overloaded".into(),
-            });
-        }
-        Ok(Draft {
-            text: format!("Re: {}", request.text),
-            confidence: Some(0.9),
-        })
-    }
-}
-
-struct World {
-    store: Arc<dyn Store>,
-    clock: ManualClock,
-    mock: MockConnector,
-    pipeline: InboundPipeline,
-}
-
-/// One pipeline over `store` with a WhatsApp mock connector and no jitter.
-fn world(store: Arc<dyn Store>) -> World {
-    world_with(
-        store,
-        nexiom_scheduler::inbound::DEFAULT_REPLIES_PER_CHANNEL,
-    )
-}
-
-/// [`world`] with `per_channel` replies in flight per channel.
-fn world_with(store: Arc<dyn Store>, per_channel: usize) -> World {
-    let clock = ManualClock::new(t0() + Duration::minutes(10));
-    let mock = MockConnector::new(Platform::WhatsApp).with_clock(Arc::new(clock.clone()));
-    let pipeline = InboundPipeline::new(
-        Arc::clone(&store),
-        Arc::new(clock.clone()),
-        Arc::new(Generator),
-    )
-    .with_connectors(ConnectorRegistry::new().with(Arc::new(mock.clone())))
-    .with_auto_reply_config(AutoReplyConfig {
-        retry: RetryPolicy {
-            jitter: false,
-            ..RetryPolicy::default()
-        },
-        concurrency: ConcurrencyConfig {
-            per_channel,
-            ..ConcurrencyConfig::default()
-        },
-        ..AutoReplyConfig::default()
-    });
-    World {
-        store,
-        clock,
-        mock,
-        pipeline,
-    }
-}
-
-/// A tenant with AI control ON and a WhatsApp channel.
-async fn tenant(store: &dyn Store, name: &str) -> (TenantId, ChannelId) {
-    let tenant = store
-        .create_tenant(NewTenant::new(name, t0()))
-        .await
-        .unwrap();
-    let channel = store
-        .create_channel(NewChannel {
-            tenant_id: tenant.id,
-            platform: Platform::WhatsApp,
-            external_account_id: format!("pn-{name}"),
-            name: name.into(),
-            credentials: Credentials {
-                access_token: Some(SecretString::new("token")),
-                ..Credentials::default()
-            },
-            created_at: t0(),
-        })
-        .await
-        .unwrap();
-    store
-        .set_ai_control(tenant.id, true, None, t0())
-        .await
-        .unwrap();
-    (tenant.id, channel.id)
-}
-
-/// An inbound message from its own contact, triaged AUTO_REPLY.
-async fn pending(
-    store: &dyn Store,
-    (tenant, channel): (TenantId, ChannelId),
-    key: &str,
-    text: &str,
-    at: DateTime<Utc>,
-) -> Message {
-    let cc = store
-        .insert_contact_channel(NewContactChannel {
-            tenant_id: tenant,
-            platform: Platform::WhatsApp,
-            external_handle: format!("336{key}"),
-            display_name: None,
-            created_at: at,
-        })
-        .await
-        .unwrap()
-        .record;
-    let conv = store
-        .insert_open_conversation(tenant, cc.contact_id, channel, at)
-        .await
-        .unwrap()
-        .record;
-    let m = store
-        .insert_message(NewMessage {
-            tenant_id: tenant,
-            conversation_id: conv.id,
-            direction: MessageDirection::Inbound,
-            text: text.into(),
-            has_media: false,
-            provider_message_id: Some(format!("wamid.{key}")),
-            in_reply_to: None,
-            delivery_status: None,
-            created_at: at,
-            stored_at: at,
-        })
-        .await
-        .unwrap()
-        .record;
-    store
-        .set_message_triage(tenant, m.id, Triage::AutoReply, 0.9, None)
-        .await
-        .unwrap()
-}
-
-/// The recipients of every send, and whether any was sent twice.
-fn recipients(mock: &MockConnector) -> (usize, usize) {
-    let sends = mock.calls_of(MockOp::SendMessage);
-    let distinct: HashSet<_> = sends.iter().map(|c| c.target.clone()).collect();
-    (sends.len(), distinct.len())
-}
+use reply_queue::support::{pending, recipients, t0, tenant, world, world_with};
 
 /// 120 pending items, limit 50: answered in exactly ceil(120 / 50) = 3 runs at
 /// the same instant (no time window to move), none twice; the 4th run finds
@@ -739,3 +596,9 @@ on_both_backends!(
     a_reply_whose_worker_stopped_is_never_sent_again,
     an_item_handed_back_for_ai_off_is_due_again_after_a_minute,
 );
+
+mod split {
+    use crate::reply_queue::expiry;
+
+    crate::on_both_backends!(expiry::a_reply_waiting_out_a_long_pause_is_escalated);
+}

@@ -124,6 +124,35 @@ pub trait ReplyQueueStore: Send + Sync {
         held_until: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> Result<u64>;
+
+    /// Gives up the items the claim would take at `now` were they not
+    /// created before `before` (the claim's `since`): `pending` and due, or
+    /// `sending` with a lease ended, of a tenant whose AI control is ON, on
+    /// an `active` channel whose auto-replies are not switched off. Such an
+    /// item is too old for an automatic answer and the claim never takes
+    /// it, so without this it would wait in the queue forever (a channel
+    /// paused for hours, AI control switched back ON after a day, a webhook
+    /// delivered late). Each is settled as a [`ReplyOutcome::GiveUp`] is
+    /// (`given_up`, triage ESCALATE, the escalation notification), with
+    /// `error` saying why, but without counting an attempt (none was made).
+    /// At most `limit` items, oldest first, across tenants (worker-queue
+    /// operation); rows another writer holds are skipped (taken by a later
+    /// call). Returns the items given up.
+    async fn expire_pending_replies(
+        &self,
+        now: DateTime<Utc>,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<DecisionSubject>>;
+}
+
+/// The error recorded on an item [`ReplyQueueStore::expire_pending_replies`]
+/// gives up.
+pub(crate) fn expired_error(created_at: DateTime<Utc>, before: DateTime<Utc>) -> String {
+    format!(
+        "not answered automatically: received at {created_at}, before the auto-reply \
+         window (from {before}); escalated to a person"
+    )
 }
 
 /// An error text every backend can store: NUL and other control characters

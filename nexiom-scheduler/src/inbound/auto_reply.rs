@@ -101,6 +101,12 @@ pub struct AutoReplyReport {
     /// conversation or the comment): made `superseded`, nothing sent.
     #[serde(default)]
     pub superseded: u64,
+    /// Items too old for an automatic answer (received before the run's
+    /// `since`, which the claim never takes: a channel paused for hours, AI
+    /// control switched back ON after a day, a webhook delivered late):
+    /// given up and escalated to a person, nothing sent, no attempt counted.
+    #[serde(default)]
+    pub expired: u64,
 }
 
 impl AutoReplyReport {
@@ -115,6 +121,7 @@ impl AutoReplyReport {
         self.lease_lost += other.lease_lost;
         self.paused += other.paused;
         self.superseded += other.superseded;
+        self.expired += other.expired;
     }
 }
 
@@ -194,6 +201,14 @@ impl InboundPipeline {
     /// when it went OFF meanwhile the item is put back, due at once, with no
     /// attempt counted.
     ///
+    /// Never left waiting: the items the claim would take but for `since`
+    /// (received before it, so too old for an automatic answer; say a
+    /// channel paused for hours then reconnected) are given up and escalated
+    /// first, up to `limit` per run, nothing sent, no attempt counted
+    /// ([`AutoReplyReport::expired`]; see
+    /// [`ReplyQueueStore::expire_pending_replies`](nexiom_storage::ReplyQueueStore::expire_pending_replies)).
+    /// A failure there is logged and the run goes on.
+    ///
     /// Only a failure to claim at all ends the run with an error.
     ///
     /// The claimed items are answered concurrently under
@@ -226,12 +241,27 @@ impl InboundPipeline {
     ) -> Result<AutoReplyReport, InboundError> {
         let config = &self.auto_reply;
         let now = self.clock.now();
+        let expired = match self.store.expire_pending_replies(now, since, limit).await {
+            Ok(expired) => {
+                for subject in &expired {
+                    tracing::warn!(?subject, %since, "auto-reply too old to send; escalated");
+                }
+                u64::try_from(expired.len()).unwrap_or(u64::MAX)
+            }
+            Err(error) => {
+                tracing::warn!(%error, "giving up the replies too old to send failed; tried again next run");
+                0
+            }
+        };
         let claimed = self
             .store
             .claim_pending_replies(now, Some(since), limit, config.lease)
             .await?;
         if claimed.is_empty() {
-            return Ok(AutoReplyReport::default());
+            return Ok(AutoReplyReport {
+                expired,
+                ..AutoReplyReport::default()
+            });
         }
         // The claim set every item's lease to `now + lease`.
         let held_until = now
@@ -280,8 +310,11 @@ impl InboundPipeline {
             _ = work => {}
             () = self.heartbeat(&batch) => {}
         }
-        let report = *lock(&batch.report);
-        crate::telemetry::auto_replies(report.sent, report.failed, report.given_up);
+        let report = AutoReplyReport {
+            expired,
+            ..*lock(&batch.report)
+        };
+        crate::telemetry::auto_replies(&report);
         Ok(report)
     }
 

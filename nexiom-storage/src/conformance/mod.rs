@@ -62,6 +62,7 @@ mod post_fairness;
 mod posts;
 mod publish_batch;
 mod reply_batch;
+mod reply_expiry;
 mod reply_fairness;
 mod reply_leases;
 mod reply_queue;
@@ -114,6 +115,7 @@ pub use post_fairness::*;
 pub use posts::*;
 pub use publish_batch::*;
 pub use reply_batch::*;
+pub use reply_expiry::*;
 pub use reply_fairness::*;
 pub use reply_leases::*;
 pub use reply_queue::*;
@@ -204,6 +206,7 @@ macro_rules! conformance_suite {
             reply_queue_leaves_channels_with_auto_replies_off,
             reply_queue_leases_keep_claims_apart,
             reply_queue_records_outcomes_on_the_item,
+            replies_too_old_for_the_claim_are_escalated,
             stale_release_closes_running_post_runs,
             reply_claims_are_withdrawn_only_while_unsent,
             replies_of_one_conversation_are_claimed_in_order,

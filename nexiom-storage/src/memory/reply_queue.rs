@@ -232,6 +232,77 @@ impl Inner {
         Ok(reply)
     }
 
+    /// See [`ReplyQueueStore::expire_pending_replies`]: the claim's rules
+    /// but for the window, each item settled through [`Self::finish_reply`]
+    /// (so escalated as a give-up is), its attempts left as they were.
+    fn expire_pending_replies(
+        &mut self,
+        now: DateTime<Utc>,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<DecisionSubject>> {
+        let paused: std::collections::HashSet<ChannelId> = self.paused_channels().collect();
+        let off = |tenant: TenantId, channel: ChannelId| {
+            self.tenant_settings
+                .get(&tenant)
+                .is_some_and(|s| s.auto_reply_off_channels.contains(&channel))
+        };
+        let expired = |reply: Option<&ReplyStatus>,
+                       tenant: TenantId,
+                       channel: ChannelId,
+                       created: DateTime<Utc>| {
+            created < before
+                && due(reply, now)
+                && self.ai_on(tenant)
+                && !paused.contains(&channel)
+                && !off(tenant, channel)
+        };
+        let mut items: Vec<(DateTime<Utc>, uuid::Uuid, TenantId, DecisionSubject)> = self
+            .messages
+            .values()
+            .filter(|m| expired(m.reply.as_ref(), m.tenant_id, m.channel_id, m.created_at))
+            .map(|m| {
+                let subject = DecisionSubject::Message(m.id);
+                (m.created_at, m.id.as_uuid(), m.tenant_id, subject)
+            })
+            .chain(
+                self.comments
+                    .values()
+                    .filter(|c| expired(c.reply.as_ref(), c.tenant_id, c.channel_id, c.created_at))
+                    .map(|c| {
+                        let subject = DecisionSubject::Comment(c.id);
+                        (c.created_at, c.id.as_uuid(), c.tenant_id, subject)
+                    }),
+            )
+            .collect();
+        items.sort_by_key(|(at, id, ..)| (*at, *id));
+        items.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        let mut given_up = Vec::with_capacity(items.len());
+        for (created, _, tenant, subject) in items {
+            let slot = match subject {
+                DecisionSubject::Message(id) => self.messages.get_mut(&id).map(|m| &mut m.reply),
+                DecisionSubject::Comment(id) => self.comments.get_mut(&id).map(|c| &mut c.reply),
+            };
+            let Some(Some(reply)) = slot else { continue };
+            // Settled as a claimed item given up: a give-up applies to an
+            // item `sending`.
+            reply.state = ReplyState::Sending;
+            let attempts = reply.attempts;
+            let error = crate::reply_queue::expired_error(created, before);
+            let mut settled = self.finish_reply(tenant, subject, ReplyOutcome::GiveUp { error })?;
+            settled.attempts = attempts;
+            let slot = match subject {
+                DecisionSubject::Message(id) => self.messages.get_mut(&id).map(|m| &mut m.reply),
+                DecisionSubject::Comment(id) => self.comments.get_mut(&id).map(|c| &mut c.reply),
+            };
+            if let Some(slot) = slot {
+                *slot = Some(settled);
+            }
+            given_up.push(subject);
+        }
+        Ok(given_up)
+    }
+
     fn renew_reply_leases(
         &mut self,
         subjects: &[DecisionSubject],
@@ -279,6 +350,15 @@ impl ReplyQueueStore for MemoryStore {
         outcome: ReplyOutcome,
     ) -> Result<ReplyStatus> {
         self.lock().finish_reply(tenant, subject, outcome)
+    }
+
+    async fn expire_pending_replies(
+        &self,
+        now: DateTime<Utc>,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<DecisionSubject>> {
+        self.lock().expire_pending_replies(now, before, limit)
     }
 
     async fn withdraw_reply_claim(

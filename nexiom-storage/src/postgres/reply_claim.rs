@@ -4,7 +4,7 @@
 //! then one update per kind of item.
 
 use chrono::{DateTime, Utc};
-use nexiom_core::{ChannelId, ClaimedReply, DecisionSubject};
+use nexiom_core::{ChannelId, ClaimedReply, DecisionSubject, Triage};
 use uuid::Uuid;
 
 use super::error::db;
@@ -44,19 +44,48 @@ fn due_where(table: &str) -> String {
     } else {
         ""
     };
+    format!("{} {inbound}AND t.created_at >= $2", claimable())
+}
+
+/// The conditions under which an item `t` would be claimable whatever its
+/// age: due at `$1` (`pending` with its retry due, or `sending` with its
+/// lease ended), its tenant's AI control ON, its channel active and its
+/// auto-replies not switched off.
+fn claimable() -> &'static str {
+    "t.reply_state IN ('pending', 'sending') \
+     AND ((t.reply_state = 'pending' \
+             AND (t.reply_next_at IS NULL OR t.reply_next_at <= $1)) \
+          OR (t.reply_state = 'sending' \
+             AND (t.reply_lease_until IS NULL OR t.reply_lease_until <= $1))) \
+     AND EXISTS (SELECT 1 FROM ai_controls a \
+                 WHERE a.tenant_id = t.tenant_id AND a.enabled) \
+     AND t.channel_id NOT IN (SELECT id FROM channels WHERE status <> 'active') \
+     AND NOT EXISTS (SELECT 1 FROM tenant_settings s \
+                 WHERE s.tenant_id = t.tenant_id \
+                     AND s.settings -> 'auto_reply_off_channels' ? t.channel_id::text)"
+}
+
+/// The oldest `$3` items of `table` that would be claimable but were created
+/// before `$2`, locked (another writer's rows skipped); `$1` now.
+fn expired_sql(table: &str) -> String {
     format!(
-        "t.reply_state IN ('pending', 'sending') {inbound}\
-             AND ((t.reply_state = 'pending' \
-                     AND (t.reply_next_at IS NULL OR t.reply_next_at <= $1)) \
-                  OR (t.reply_state = 'sending' \
-                     AND (t.reply_lease_until IS NULL OR t.reply_lease_until <= $1))) \
-             AND t.created_at >= $2 \
-             AND EXISTS (SELECT 1 FROM ai_controls a \
-                         WHERE a.tenant_id = t.tenant_id AND a.enabled) \
-             AND t.channel_id NOT IN (SELECT id FROM channels WHERE status <> 'active') \
-             AND NOT EXISTS (SELECT 1 FROM tenant_settings s \
-                         WHERE s.tenant_id = t.tenant_id \
-                             AND s.settings -> 'auto_reply_off_channels' ? t.channel_id::text)"
+        "SELECT t.id, t.created_at FROM {table} t \
+         WHERE {} AND t.created_at < $2 \
+         ORDER BY t.created_at, t.id \
+         LIMIT $3 \
+         FOR UPDATE OF t SKIP LOCKED",
+        claimable()
+    )
+}
+
+/// Gives up `$1` ids (created at `$2`) of `table` with the errors `$3`,
+/// escalated (`$4`), attempts left as they are.
+fn give_up_sql(table: &str) -> String {
+    format!(
+        "UPDATE {table} t SET reply_state = 'given_up', reply_error = u.error, \
+             reply_next_at = NULL, reply_lease_until = NULL, triage = $4 \
+         FROM unnest($1::uuid[], $2::timestamptz[], $3::text[]) AS u(id, created_at, error) \
+         WHERE t.id = u.id AND t.created_at = u.created_at"
     )
 }
 
@@ -133,6 +162,67 @@ fn table(message: bool) -> &'static str {
 }
 
 impl PgStore {
+    /// `ReplyQueueStore::expire_pending_replies`: per table, the items read
+    /// and locked, then given up in one statement, in one transaction (the
+    /// escalation notifications come from the triage trigger).
+    pub(super) async fn expire_replies(
+        &self,
+        now: DateTime<Utc>,
+        before: DateTime<Utc>,
+        max: u32,
+    ) -> Result<Vec<DecisionSubject>> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.scan_pool.begin().await.map_err(db)?;
+        let mut found: Vec<(DateTime<Utc>, Uuid, bool)> = Vec::new();
+        for message in [true, false] {
+            let rows: Vec<(Uuid, DateTime<Utc>)> = sqlx::query_as(&expired_sql(table(message)))
+                .bind(bound(now))
+                .bind(bound(before))
+                .bind(limit(max))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db)?;
+            found.extend(rows.into_iter().map(|(id, at)| (at, id, message)));
+        }
+        // The oldest `max` of both tables (the others stay, unlocked at commit).
+        found.sort();
+        found.truncate(usize::try_from(max).unwrap_or(usize::MAX));
+        for message in [true, false] {
+            let rows: Vec<&(DateTime<Utc>, Uuid, bool)> =
+                found.iter().filter(|r| r.2 == message).collect();
+            if rows.is_empty() {
+                continue;
+            }
+            let ids: Vec<Uuid> = rows.iter().map(|r| r.1).collect();
+            let created: Vec<DateTime<Utc>> = rows.iter().map(|r| r.0).collect();
+            let errors: Vec<String> = rows
+                .iter()
+                .map(|r| crate::reply_queue::expired_error(r.0, before))
+                .collect();
+            sqlx::query(&give_up_sql(table(message)))
+                .bind(&ids)
+                .bind(&created)
+                .bind(&errors)
+                .bind(Triage::Escalate.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(found
+            .into_iter()
+            .map(|(_, id, message)| {
+                if message {
+                    DecisionSubject::Message(id.into())
+                } else {
+                    DecisionSubject::Comment(id.into())
+                }
+            })
+            .collect())
+    }
+
     /// `ReplyQueueStore::claim_pending_replies` once its arguments are
     /// checked: `max > 0`, the leases until `until`.
     pub(super) async fn claim_replies_fairly(

@@ -104,6 +104,15 @@ impl ReplyQueueStore for PgStore {
         Ok(reply)
     }
 
+    async fn expire_pending_replies(
+        &self,
+        now: DateTime<Utc>,
+        before: DateTime<Utc>,
+        max: u32,
+    ) -> Result<Vec<DecisionSubject>> {
+        self.expire_replies(now, before, max).await
+    }
+
     async fn withdraw_reply_claim(
         &self,
         tenant: TenantId,
