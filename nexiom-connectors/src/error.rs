@@ -273,7 +273,8 @@ pub enum ConnectorError {
     RateLimited {
         /// Platform name.
         platform: String,
-        /// How long to wait, when the platform said.
+        /// How long to wait, when the platform said (for Instagram's
+        /// publishing quota, which names none, an hour).
         retry_after: Option<Duration>,
         /// What the platform said.
         detail: ApiError,

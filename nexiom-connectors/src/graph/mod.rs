@@ -406,14 +406,40 @@ pub(crate) fn id_of(platform: &str, v: &Value, what: &str) -> Result<String, Con
     }
 }
 
-/// Graph throttling codes (platform-apis §0.3, §1.6): app / user / page / custom
-/// throttling, app limit, policy block, BUC 8000x, WhatsApp throughput and pair
-/// rate limits, spam rate limit.
+/// Graph throttling codes (platform-apis §0.3, §1.6, §2.3): app / user / page /
+/// custom throttling, Instagram's publishing quota (9, subcode 2207042), app
+/// limit, policy block, BUC 8000x, WhatsApp throughput and pair rate limits,
+/// spam rate limit.
 pub(crate) fn is_throttle_code(code: i32) -> bool {
     matches!(
         code,
-        4 | 17 | 32 | 341 | 368 | 613 | 80000..=80009 | 130429 | 131048 | 131056 | 133016
+        4 | 9 | 17 | 32 | 341 | 368 | 613 | 80000..=80009 | 130429 | 131048 | 131056 | 133016
     )
+}
+
+/// How long a channel waits after Instagram's publishing quota (code 9) when
+/// the answer names no wait: the quota is counted over a rolling 24 hours
+/// (platform-apis §2.3), so retrying within minutes only spends attempts.
+pub(crate) const PUBLISHING_QUOTA_WAIT: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Whether an Instagram subcode (the `2207xxx` publishing errors) is one whose
+/// documented fix is to try again, with a new container: a media download
+/// that timed out (2207003), a container expired (2207020), a server error
+/// (2207001), a container not created (2207032), an unknown upload error
+/// (2207053). Instagram's error-codes reference.
+pub(crate) fn is_try_again_subcode(subcode: i32) -> bool {
+    matches!(
+        subcode,
+        2_207_001 | 2_207_003 | 2_207_020 | 2_207_032 | 2_207_053
+    )
+}
+
+/// Whether a code 1, 2, -1 or -2 answer is a passing failure: always, but
+/// for an Instagram publishing subcode (`2207xxx`) that names a fault of the
+/// content (2207057, a thumbnail offset out of the video) rather than one
+/// to try again.
+fn is_transient_code(subcode: Option<i32>) -> bool {
+    subcode.is_none_or(|s| !(2_207_000..2_208_000).contains(&s) || is_try_again_subcode(s))
 }
 
 /// Maps a Graph error response (any HTTP status: throttling is usually a 400).
@@ -463,6 +489,11 @@ pub(crate) fn classify(input: &ErrorInput<'_>) -> ConnectorError {
     };
     let is_transient = err.get("is_transient").and_then(Value::as_bool) == Some(true);
     match code {
+        Some(9) => ConnectorError::RateLimited {
+            platform,
+            retry_after: after.or(Some(PUBLISHING_QUOTA_WAIT)),
+            detail,
+        },
         Some(c) if is_throttle_code(c) => ConnectorError::RateLimited {
             platform,
             retry_after: after,
@@ -475,7 +506,9 @@ pub(crate) fn classify(input: &ErrorInput<'_>) -> ConnectorError {
             retry_after: after,
             detail,
         },
-        Some(1 | 2) => ConnectorError::Transient { platform, detail },
+        Some(-2 | -1 | 1 | 2) if is_transient_code(subcode) => {
+            ConnectorError::Transient { platform, detail }
+        }
         _ if is_transient => ConnectorError::Transient { platform, detail },
         _ if input.status == 429 => ConnectorError::RateLimited {
             platform,
@@ -517,7 +550,9 @@ mod tests {
 
     #[test]
     fn throttling_codes_are_rate_limits_whatever_the_status() {
-        for code in [4, 17, 32, 613, 80000, 80001, 80004, 80007, 130429, 131056] {
+        for code in [
+            4, 9, 17, 32, 613, 80000, 80001, 80004, 80007, 130429, 131056,
+        ] {
             assert!(
                 matches!(
                     run(400, graph_err(code), HeaderMap::new()),
@@ -525,6 +560,47 @@ mod tests {
                 ),
                 "code {code}"
             );
+        }
+    }
+
+    /// Instagram's publishing errors (its error-codes reference): the
+    /// "try again" ones (-1, -2) are passing failures, a fault of the content
+    /// (code 1, 2207057) is not, and the publishing quota (9, 2207042) is a
+    /// rate limit that waits an hour when the answer names no wait.
+    #[test]
+    fn instagram_publishing_errors_are_classified_as_documented() {
+        let ig = |code: i32, subcode: i32| {
+            json!({"error":{"message":"m","type":"OAuthException","code":code,
+                "error_subcode":subcode,"is_transient":false,"fbtrace_id":"t"}})
+        };
+        for (code, subcode) in [
+            (-2, 2_207_003),
+            (-2, 2_207_020),
+            (-1, 2_207_001),
+            (-1, 2_207_032),
+            (-1, 2_207_053),
+        ] {
+            assert!(
+                matches!(
+                    run(400, ig(code, subcode), HeaderMap::new()),
+                    ConnectorError::Transient { .. }
+                ),
+                "{code}/{subcode}"
+            );
+        }
+        assert!(matches!(
+            run(400, ig(1, 2_207_057), HeaderMap::new()),
+            ConnectorError::Permanent { .. }
+        ));
+        assert!(matches!(
+            run(500, graph_err(1), HeaderMap::new()),
+            ConnectorError::Transient { .. }
+        ));
+        match run(400, ig(9, 2_207_042), HeaderMap::new()) {
+            ConnectorError::RateLimited { retry_after, .. } => {
+                assert_eq!(retry_after, Some(PUBLISHING_QUOTA_WAIT));
+            }
+            other => panic!("expected RateLimited, got {other:?}"),
         }
     }
 

@@ -133,11 +133,23 @@ impl InstagramConnector {
                 "IN_PROGRESS" => {}
                 "ERROR" | "EXPIRED" | "PUBLISHED" => {
                     let status = v.get("status").and_then(Value::as_str).unwrap_or("");
-                    return Err(ConnectorError::Permanent {
-                        platform: NAME.into(),
-                        detail: ApiError::message(format!(
-                            "container {container} is {code} {status}"
-                        )),
+                    let detail = ApiError {
+                        subcode: status_subcode(status),
+                        ..ApiError::message(format!("container {container} is {code} {status}"))
+                    };
+                    // An expired container, or one that failed with an error
+                    // Instagram says to try again (a new container is made
+                    // at the next attempt); nothing was published.
+                    let again = code == "EXPIRED"
+                        || (code == "ERROR"
+                            && detail
+                                .subcode
+                                .is_some_and(crate::graph::is_try_again_subcode));
+                    let platform = NAME.into();
+                    return Err(if again {
+                        ConnectorError::Transient { platform, detail }
+                    } else {
+                        ConnectorError::Permanent { platform, detail }
                     });
                 }
                 other => {
@@ -159,6 +171,15 @@ impl InstagramConnector {
             )),
         })
     }
+}
+
+/// The publishing subcode (`2207xxx`) a container's `status` names, as in
+/// `Error: Media upload has failed with error code 2207053`.
+fn status_subcode(status: &str) -> Option<i32> {
+    status
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|w| w.len() == 7 && w.starts_with("2207"))
+        .find_map(|w| w.parse().ok())
 }
 
 fn comment_from(v: &Value, parent: Option<&str>) -> Result<RemoteComment, ConnectorError> {

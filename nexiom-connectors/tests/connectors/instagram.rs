@@ -11,6 +11,12 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 use crate::common::*;
 
 async fn mount_ig_container(server: &MockServer, statuses: &[&str]) {
+    let with_text: Vec<(&str, &str)> = statuses.iter().map(|s| (*s, "")).collect();
+    mount_ig_container_with(server, &with_text).await;
+}
+
+/// The container answers each `(status_code, status)` in turn.
+async fn mount_ig_container_with(server: &MockServer, statuses: &[(&str, &str)]) {
     Mock::given(method("POST"))
         .and(path(format!("/v25.0/{IG_USER_ID}/media").as_str()))
         .and(body_partial_json(
@@ -19,13 +25,16 @@ async fn mount_ig_container(server: &MockServer, statuses: &[&str]) {
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id":"C1"})))
         .mount(server)
         .await;
-    for (i, s) in statuses.iter().enumerate() {
+    for (i, (code, text)) in statuses.iter().enumerate() {
+        let body = if text.is_empty() {
+            json!({"status_code": code, "id": "C1"})
+        } else {
+            json!({"status_code": code, "status": text, "id": "C1"})
+        };
         Mock::given(method("GET"))
             .and(path("/v25.0/C1"))
             .and(query_param("fields", "status_code,status"))
-            .respond_with(
-                ResponseTemplate::new(200).set_body_json(json!({"status_code": s, "id": "C1"})),
-            )
+            .respond_with(ResponseTemplate::new(200).set_body_json(body))
             .up_to_n_times(1)
             .with_priority(u8::try_from(i + 1).expect("small"))
             .mount(server)
@@ -74,6 +83,55 @@ async fn instagram_video_waits_for_the_container() {
         .expect_err("still processing");
     assert!(matches!(err, ConnectorError::Transient { .. }), "{err:?}");
     assert!(err.to_string().contains("C1"));
+}
+
+/// A container that failed with an error Instagram says to try again (an
+/// unknown upload error, 2207053), or that expired, is a passing failure:
+/// the next attempt makes a new container. One that failed for its content
+/// (an unsupported format, 2207026) is not tried again.
+#[tokio::test]
+async fn a_container_failing_with_a_try_again_error_is_retried() {
+    let ctx = ChannelContext::new(IG_USER_ID, ACCESS_TOKEN);
+    for (code, text, transient) in [
+        (
+            "ERROR",
+            "Error: Media upload has failed with error code 2207053",
+            true,
+        ),
+        ("EXPIRED", "", true),
+        (
+            "ERROR",
+            "Error: Media upload has failed with error code 2207026",
+            false,
+        ),
+    ] {
+        let server = MockServer::start().await;
+        mount_ig_container_with(&server, &[(code, text)]).await;
+        let err = instagram(&server.uri())
+            .expect("build")
+            .publish(&ctx, &reel())
+            .await
+            .expect_err("failed container");
+        if transient {
+            assert!(
+                matches!(err, ConnectorError::Transient { .. }),
+                "{text}: {err:?}"
+            );
+        } else {
+            assert!(
+                matches!(err, ConnectorError::Permanent { .. }),
+                "{text}: {err:?}"
+            );
+        }
+        let published = server
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .iter()
+            .filter(|r| r.url.path().ends_with("/media_publish"))
+            .count();
+        assert_eq!(published, 0, "nothing is published from a failed container");
+    }
 }
 
 #[tokio::test]
