@@ -42,6 +42,7 @@ on_both_backends!(
     triage::triage_decides_each_item_once_and_escalates_generator_errors,
     triage::triage_decides_items_concurrently_up_to_its_cap,
     triage::items_a_person_answered_are_not_drafted_nor_escalated,
+    triage::a_draft_or_an_error_holding_a_nul_is_decided_once,
     replies::ai_control_off_sends_nothing_and_escalations_are_recorded,
     replies::auto_replies_are_sent_once_each_even_concurrently,
     dry_run::dry_run_shows_changes_and_writes_nothing,

@@ -11,7 +11,7 @@ use nexiom_core::{
 };
 use nexiom_triage::{ReplyKind, ReplyRequest, TriageConfig, TriageEngine};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::{InboundError, InboundPipeline};
 
@@ -412,8 +412,31 @@ impl InboundPipeline {
                 }
             }
         };
+        let mut new = new;
+        // A generator's draft or error may hold NUL characters, which no
+        // store takes (PostgreSQL refuses them): the decision would be
+        // refused at every pass and the generator asked again each time.
+        strip_nul(&mut new.snapshot);
         let stored = self.store.insert_decision(new).await?;
         Ok((stored.record, on_error && stored.created))
+    }
+}
+
+/// Removes the NUL characters from every string and key of `value` (a
+/// draft is sent as stored, so they are dropped rather than replaced).
+fn strip_nul(value: &mut Value) {
+    match value {
+        Value::String(s) if s.contains('\0') => s.retain(|c| c != '\0'),
+        Value::Array(items) => items.iter_mut().for_each(strip_nul),
+        Value::Object(map) if map.keys().any(|k| k.contains('\0')) => {
+            let entries = std::mem::take(map);
+            for (key, mut v) in entries {
+                strip_nul(&mut v);
+                map.insert(key.replace('\0', ""), v);
+            }
+        }
+        Value::Object(map) => map.values_mut().for_each(strip_nul),
+        _ => {}
     }
 }
 
@@ -465,4 +488,16 @@ fn merge(mut a: serde_json::Value, b: serde_json::Value) -> serde_json::Value {
         a_map.extend(b_map);
     }
     a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nul_characters_are_dropped_from_strings_and_keys() {
+        let mut v = json!({"draft": "Bon\u{0}jour", "a\u{0}b": ["x\u{0}", 1, {"k": "\u{0}"}]});
+        strip_nul(&mut v);
+        assert_eq!(v, json!({"draft": "Bonjour", "ab": ["x", 1, {"k": ""}]}));
+    }
 }

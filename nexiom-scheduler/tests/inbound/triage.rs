@@ -440,3 +440,76 @@ where
     }
     ts.cleanup().await;
 }
+
+/// Drafts `Bon\0jour` for a text holding "nul-draft", fails with an error
+/// holding a NUL for "nul-error".
+#[derive(Debug, Default)]
+struct NulGenerator {
+    calls: AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl ReplyGenerator for NulGenerator {
+    async fn generate(&self, request: &ReplyRequest<'_>) -> Result<Draft, ReplyError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if request.text.contains("nul-error") {
+            return Err(ReplyError::Status {
+                status: 502,
+                message: "bad\u{0}gateway".into(),
+            });
+        }
+        Ok(Draft {
+            text: "Bon\u{0}jour".into(),
+            confidence: Some(0.9),
+        })
+    }
+}
+
+/// A generator's draft or error holding a NUL character (which no store
+/// takes): the item is decided once all the same, the draft stored (and so
+/// sent) without it, the error escalated; the generator is not asked again.
+pub async fn a_draft_or_an_error_holding_a_nul_is_decided_once<F, Fut>(factory: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Option<TestStore>>,
+{
+    let Some(ts) = factory().await else { return };
+    let store = ts.store();
+    let s = fixture::setup(&*store).await;
+    let tenant = s.tenant.id;
+    hours_rule_and_ai_on(&*store, tenant).await;
+    let generator = Arc::new(NulGenerator::default());
+    let (p, _) = pipeline(Arc::clone(&store), generator.clone());
+    let draft = receive(&p, &s, "n1", "s1", "Vos horaires ? nul-draft", t0()).await;
+    let error = receive(&p, &s, "n2", "s2", "Vos horaires ? nul-error", t0()).await;
+
+    let report = p.triage_new_items(100).await.unwrap();
+    assert_eq!(
+        (report.messages, report.escalated_on_error),
+        (2, 1),
+        "{report:?}"
+    );
+    let decided = |m: &Message| store.find_decision(tenant, DecisionSubject::Message(m.id));
+    let d = decided(&draft).await.unwrap().unwrap();
+    assert_eq!(d.triage, Triage::AutoReply);
+    assert_eq!(d.snapshot["draft"], json!("Bonjour"));
+    let e = decided(&error).await.unwrap().unwrap();
+    assert_eq!(
+        (e.triage, e.reason.as_str()),
+        (Triage::Escalate, REASON_GENERATOR_ERROR)
+    );
+    assert!(
+        e.snapshot["error"].as_str().unwrap().contains("badgateway"),
+        "{:?}",
+        e.snapshot
+    );
+
+    let again = p.triage_new_items(100).await.unwrap();
+    assert_eq!((again.messages, again.comments), (0, 0));
+    assert_eq!(
+        generator.calls.load(Ordering::SeqCst),
+        2,
+        "asked once per item"
+    );
+    ts.cleanup().await;
+}
