@@ -126,6 +126,19 @@ pub trait InboxStore: Send + Sync {
     ) -> Result<u64>;
 }
 
+/// The instant an item must have been waiting since to have waited `wait`
+/// at `now`: `now - wait`, or the start (end) of time when that is out of
+/// range (a wait of a million years waited by nothing; a negative one by
+/// everything), never a panic on a caller's duration.
+pub(crate) fn waited_since(now: DateTime<Utc>, wait: Duration) -> DateTime<Utc> {
+    now.checked_sub_signed(wait)
+        .unwrap_or(if wait > Duration::zero() {
+            DateTime::<Utc>::MIN_UTC
+        } else {
+            DateTime::<Utc>::MAX_UTC
+        })
+}
+
 /// Checks a first-response target: whole seconds, at least one.
 pub(crate) fn target_seconds(target: Duration) -> std::result::Result<i64, nexiom_core::CoreError> {
     let seconds = target.num_seconds();

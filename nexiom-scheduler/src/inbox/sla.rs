@@ -75,7 +75,7 @@ pub fn breach_notification(
             "target_minutes": target.num_minutes(),
             "waited_minutes": (now - since).num_minutes(),
         }),
-        occurred_at: since + target,
+        occurred_at: since.checked_add_signed(target).unwrap_or(now),
     }
 }
 

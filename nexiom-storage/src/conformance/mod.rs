@@ -201,6 +201,7 @@ macro_rules! conformance_suite {
             worker_slots_are_claimed_once,
             tenant_isolation,
             extreme_time_bounds_are_accepted,
+            waits_past_the_range_of_time_are_answered,
             reply_queue_claims_oldest_due_first,
             reply_claims_share_the_batch_among_channels,
             reply_queue_leaves_channels_with_auto_replies_off,

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use nexiom_core::*;
 
 use super::fixtures::{conversation, message, published_post, t0, world};
@@ -64,4 +64,44 @@ pub async fn extreme_time_bounds_are_accepted(store: Arc<dyn Store>) {
     assert!(s.list_kpis(t, min, max).await.unwrap().is_empty());
     assert_eq!(s.delete_executions_before(min).await.unwrap(), 0);
     assert_eq!(s.release_stale_leases(max).await.unwrap(), 0);
+}
+
+/// Waits a caller gives (a dashboard's "waiting longer than" filter, the SLA
+/// monitor's target) reaching past the range of time: nothing panics; a wait
+/// too long for anything to have waited it lists nothing, a negative one
+/// lists every waiting item.
+pub async fn waits_past_the_range_of_time_are_answered(store: Arc<dyn Store>) {
+    let s = &*store;
+    let w = world(s, "Acme", Platform::WhatsApp, "pn-wait").await;
+    let t = w.tenant.id;
+    let (_, conv) = conversation(s, &w, "337").await;
+    s.insert_message(message(
+        t,
+        conv.id,
+        MessageDirection::Inbound,
+        Some("w"),
+        t0(),
+    ))
+    .await
+    .unwrap();
+    let now = t0() + Duration::hours(1);
+    let list = |wait: Duration| {
+        s.list_inbox(InboxQuery {
+            tenant_id: t,
+            view: InboxView::WaitingLongerThan(wait),
+            now,
+            after: None,
+            limit: 10,
+        })
+    };
+    assert_eq!(list(Duration::minutes(30)).await.unwrap().items.len(), 1);
+    for (wait, listed) in [
+        (Duration::MAX, 0),
+        (Duration::days(365 * 400_000), 0),
+        (Duration::MIN, 1),
+    ] {
+        assert_eq!(list(wait).await.unwrap().items.len(), listed, "{wait}");
+        let breaches = s.list_unnotified_breaches(t, wait, now, 10).await.unwrap();
+        assert_eq!(breaches.len(), listed, "{wait}");
+    }
 }

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::{Inner, MemoryStore, get_scoped, limit_len};
 use crate::error::{Result, StorageError};
-use crate::inbox::{InboxStore, check_note, relabel, target_seconds};
+use crate::inbox::{InboxStore, check_note, relabel, target_seconds, waited_since};
 
 /// What people set on an item.
 #[derive(Debug, Clone, Default)]
@@ -228,7 +228,7 @@ impl Inner {
                 InboxView::Triage(triage) => i.triage == Some(*triage),
                 InboxView::WaitingLongerThan(wait) => i
                     .waiting_since
-                    .is_some_and(|since| since <= query.now - *wait),
+                    .is_some_and(|since| since <= waited_since(query.now, *wait)),
             })
             .filter(|i| query.after.is_none_or(|after| i.cursor() > after))
             .collect();
@@ -449,7 +449,7 @@ impl InboxStore for MemoryStore {
             .into_iter()
             .filter(|i| {
                 i.waiting_since.is_some_and(|since| {
-                    since <= now - wait
+                    since <= waited_since(now, wait)
                         && marks.get(&i.subject.id()).is_none_or(|mark| since > *mark)
                 })
             })

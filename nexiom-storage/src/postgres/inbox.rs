@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::error::{WriteFailure, db, write_error};
 use super::{PgStore, Scoped, bound};
 use crate::error::{Result, StorageError};
-use crate::inbox::{InboxStore, check_note, relabel, target_seconds};
+use crate::inbox::{InboxStore, check_note, relabel, target_seconds, waited_since};
 
 #[derive(sqlx::FromRow)]
 struct InboxRow {
@@ -150,7 +150,7 @@ fn list_args(query: &InboxQuery) -> Result<PgArguments> {
         _ => None,
     };
     let waiting = match &query.view {
-        InboxView::WaitingLongerThan(wait) => Some(bound(query.now - *wait)),
+        InboxView::WaitingLongerThan(wait) => Some(bound(waited_since(query.now, *wait))),
         _ => None,
     };
     let mut args = PgArguments::default();
@@ -580,7 +580,7 @@ impl InboxStore for PgStore {
              ORDER BY waiting_since, subject_id LIMIT $4",
         )
         .bind(tenant.as_uuid())
-        .bind(bound(now - wait))
+        .bind(bound(waited_since(now, wait)))
         .bind(bound(now))
         .bind(super::limit(limit))
         .fetch_all(&mut *tx)
