@@ -7,8 +7,9 @@
 //! Facebook, Instagram and LinkedIn keep no caller reference on a post, so a post
 //! matches when, all three:
 //!
-//! - it is listed under the channel's account (the Page's published posts, the
-//!   Instagram user's media, the LinkedIn author's posts);
+//! - it is listed under the channel's account (the Page's published posts, and
+//!   its scheduled posts for an attempt with [`LookupQuery::schedule_at`]; the
+//!   Instagram user's media; the LinkedIn author's posts);
 //! - it was created at or after [`LookupQuery::window_start`] (the attempt's start
 //!   minus [`LookupQuery::skew`], for clock differences with the platform);
 //! - its text equals the text the connector sends for the content, after
@@ -53,6 +54,11 @@ pub struct LookupQuery {
     pub attempted_at: DateTime<Utc>,
     /// Tolerance for clock differences between this process and the platform.
     pub skew: Duration,
+    /// The attempt's [`PublishRequest::schedule_at`](crate::PublishRequest::schedule_at),
+    /// when it asked the platform to publish later: such a post is not among
+    /// the published ones until then (Facebook also reads the Page's
+    /// scheduled posts).
+    pub schedule_at: Option<DateTime<Utc>>,
 }
 
 impl LookupQuery {
@@ -64,7 +70,15 @@ impl LookupQuery {
             reference: None,
             attempted_at,
             skew: Duration::seconds(DEFAULT_LOOKUP_SKEW_SECS),
+            schedule_at: None,
         }
+    }
+
+    /// The same query for an attempt that asked the platform to publish at
+    /// `at` (its [`PublishRequest::schedule_at`](crate::PublishRequest::schedule_at)).
+    pub fn with_schedule_at(mut self, at: DateTime<Utc>) -> Self {
+        self.schedule_at = Some(at);
+        self
     }
 
     /// The same query with the attempt's reference.

@@ -1,5 +1,6 @@
-//! Facebook post lookup (the Page's published posts, matched on message and
-//! time) and the Page's recent posts.
+//! Facebook post lookup (the Page's published posts, and its scheduled ones
+//! for an attempt that scheduled its post, matched on message and time) and
+//! the Page's recent posts.
 
 use nexiom_core::Content;
 use serde_json::Value;
@@ -51,10 +52,17 @@ fn candidate(v: &Value) -> Result<Candidate, ConnectorError> {
     })
 }
 
-/// One page of the Page's published posts, newest first, and the next cursor.
+/// The Page's published posts.
+const PUBLISHED: &str = "published_posts";
+/// The Page's posts scheduled to publish later (`published=false` with a
+/// `scheduled_publish_time`), which `published_posts` does not list.
+const SCHEDULED: &str = "scheduled_posts";
+
+/// One page of the Page's posts of `edge`, newest first, and the next cursor.
 async fn page(
     graph: &GraphClient,
     ctx: &ChannelContext,
+    edge: &str,
     cursor: Option<String>,
     limit: usize,
 ) -> Result<(Vec<Candidate>, Option<String>), ConnectorError> {
@@ -63,9 +71,7 @@ async fn page(
     if let Some(c) = cursor.as_deref() {
         q.push(("after", c));
     }
-    let page = graph
-        .get_page(ctx, &[&ctx.account_id, "published_posts"], &q)
-        .await?;
+    let page = graph.get_page(ctx, &[&ctx.account_id, edge], &q).await?;
     if page.uncursored_next {
         // Read as the end, it would answer "not found" without having read
         // the account's recent posts: the post would be published again.
@@ -88,8 +94,20 @@ pub(super) async fn find(
     query: &LookupQuery,
 ) -> Result<LookupOutcome, ConnectorError> {
     let expected = [expected_message(&query.content)];
+    // An attempt that scheduled its post: until its time the post is among
+    // the scheduled ones only (answering "not found" from the published
+    // ones would publish it twice); after, among the published ones.
+    if query.schedule_at.is_some() {
+        let scheduled = search(NAME, query, &expected, |cursor| {
+            page(graph, ctx, SCHEDULED, cursor, 25)
+        })
+        .await?;
+        if let LookupOutcome::Found(_) = scheduled {
+            return Ok(scheduled);
+        }
+    }
     search(NAME, query, &expected, |cursor| {
-        page(graph, ctx, cursor, 25)
+        page(graph, ctx, PUBLISHED, cursor, 25)
     })
     .await
 }
@@ -99,5 +117,8 @@ pub(super) async fn recent(
     ctx: &ChannelContext,
     limit: usize,
 ) -> Result<Vec<RecentPost>, ConnectorError> {
-    recent::collect(limit, |cursor, wanted| page(graph, ctx, cursor, wanted)).await
+    recent::collect(limit, |cursor, wanted| {
+        page(graph, ctx, PUBLISHED, cursor, wanted)
+    })
+    .await
 }

@@ -238,7 +238,10 @@ impl PlatformConnector for FacebookConnector {
 
     /// `GET /{page-id}/published_posts?fields=id,message,created_time,permalink_url`,
     /// newest first, matched on `message` (the text, or a photo's caption) and
-    /// time (see [`crate::lookup`]).
+    /// time (see [`crate::lookup`]). For a query with
+    /// [`LookupQuery::schedule_at`] (an attempt that scheduled its post), the
+    /// Page's `scheduled_posts` are read first: such a post is listed there
+    /// until its time comes, and not among the published ones.
     async fn find_published(
         &self,
         ctx: &ChannelContext,

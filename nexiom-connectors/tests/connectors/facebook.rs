@@ -174,3 +174,74 @@ async fn meta_handshake_and_setup() {
     .await
     .expect("subscribed");
 }
+
+/// A scheduled post (`published=false`) whose publish call's answer was lost:
+/// the Page lists it among its scheduled posts only, so the lookup for an
+/// attempt that scheduled finds it there (publishing it again would post it
+/// twice when its time comes); once its time has come it is found among the
+/// published posts. A lookup for an attempt that did not schedule reads the
+/// published posts only.
+#[tokio::test]
+async fn a_scheduled_post_is_found_among_the_scheduled_ones() {
+    use nexiom_connectors::{LookupOutcome, LookupQuery};
+    let ctx = ChannelContext::new(PAGE_ID, ACCESS_TOKEN);
+    let attempted = Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).unwrap();
+    let created = (attempted + chrono::Duration::seconds(2))
+        .format("%Y-%m-%dT%H:%M:%S+0000")
+        .to_string();
+    let content = Content::text("Black Friday, all week");
+    let post = json!({"id": format!("{PAGE_ID}_77"), "message": "Black Friday, all week",
+                      "created_time": created});
+    let edge = |name: &str| format!("/v25.0/{PAGE_ID}/{name}");
+    let query = LookupQuery::new(content.clone(), attempted);
+    let scheduled_query = query
+        .clone()
+        .with_schedule_at(attempted + chrono::Duration::hours(2));
+
+    // Still scheduled.
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(edge("scheduled_posts").as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": [post]})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(edge("published_posts").as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": []})))
+        .mount(&server)
+        .await;
+    let fb = facebook(&server.uri()).expect("build");
+    let found = fb
+        .find_published(&ctx, &scheduled_query)
+        .await
+        .expect("lookup");
+    assert!(
+        matches!(&found, LookupOutcome::Found(p) if p.platform_post_id == format!("{PAGE_ID}_77")),
+        "{found:?}"
+    );
+    assert_eq!(
+        fb.find_published(&ctx, &query).await.expect("lookup"),
+        LookupOutcome::NotFound,
+        "an attempt that did not schedule reads the published posts only"
+    );
+
+    // Its time came: published.
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(edge("scheduled_posts").as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": []})))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(edge("published_posts").as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": [post]})))
+        .mount(&server)
+        .await;
+    let fb = facebook(&server.uri()).expect("build");
+    let found = fb
+        .find_published(&ctx, &scheduled_query)
+        .await
+        .expect("lookup");
+    assert!(matches!(found, LookupOutcome::Found(_)), "{found:?}");
+}
