@@ -209,6 +209,8 @@ impl PlatformConnector for TelegramConnector {
             url,
             ids: vec![id],
             failed_recipients: Vec::new(),
+            unknown_recipients: Vec::new(),
+            unsent_recipients: Vec::new(),
             scheduled: false,
         })
     }

@@ -139,9 +139,22 @@ pub struct Published {
     /// Every id the platform returned (WhatsApp: one message id per recipient;
     /// Instagram: the container id then the media id).
     pub ids: Vec<String>,
-    /// Recipients a WhatsApp broadcast could not reach after the first succeeded
-    /// (they are not retried automatically: the others already got the message).
+    /// Recipients of a WhatsApp broadcast the platform refused after the first
+    /// succeeded (the content or the number: sending again as it is fails the
+    /// same way).
     pub failed_recipients: Vec<String>,
+    /// Recipients of a WhatsApp broadcast whose send had no clear answer (a
+    /// timeout or a 5xx after the request was received): they may have got
+    /// the message, so sending again may make a duplicate.
+    #[serde(default)]
+    pub unknown_recipients: Vec<String>,
+    /// Recipients of a WhatsApp broadcast not sent to, and safe to send to
+    /// later: the platform refused before acting (a pair rate limit for that
+    /// one recipient, a passing failure), or the channel was throttled, its
+    /// circuit opened or its token refused, which stops the broadcast (the
+    /// rest are listed here, none attempted).
+    #[serde(default)]
+    pub unsent_recipients: Vec<String>,
     /// `true` when the platform holds the post for native scheduled publication.
     pub scheduled: bool,
 }

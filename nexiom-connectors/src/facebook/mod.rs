@@ -214,6 +214,8 @@ impl PlatformConnector for FacebookConnector {
             platform_post_id: post_id,
             ids,
             failed_recipients: Vec::new(),
+            unknown_recipients: Vec::new(),
+            unsent_recipients: Vec::new(),
             scheduled: request.schedule_at.is_some(),
         })
     }

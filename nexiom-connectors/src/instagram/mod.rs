@@ -359,6 +359,8 @@ impl PlatformConnector for InstagramConnector {
             url,
             ids: vec![container, media_id],
             failed_recipients: Vec::new(),
+            unknown_recipients: Vec::new(),
+            unsent_recipients: Vec::new(),
             scheduled: false,
         })
     }

@@ -237,6 +237,8 @@ impl PlatformConnector for LinkedInConnector {
             ids: vec![urn.clone()],
             platform_post_id: urn,
             failed_recipients: Vec::new(),
+            unknown_recipients: Vec::new(),
+            unsent_recipients: Vec::new(),
             scheduled: false,
         })
     }

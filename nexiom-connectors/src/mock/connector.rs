@@ -76,6 +76,8 @@ impl PlatformConnector for MockConnector {
             ids: vec![id.clone()],
             platform_post_id: id,
             failed_recipients: Vec::new(),
+            unknown_recipients: Vec::new(),
+            unsent_recipients: Vec::new(),
             scheduled: request.schedule_at.is_some(),
         })
     }

@@ -191,9 +191,14 @@ impl PlatformConnector for WhatsAppConnector {
     }
 
     /// Sends the content (or the template) to every recipient, in order. If the
-    /// first send fails the error is returned (nothing was sent); a later failure
-    /// is listed in `failed_recipients` and not retried (the others already got
-    /// the message).
+    /// first send fails the error is returned (nothing was sent). A later
+    /// failure is listed by what it means, and not retried (the others already
+    /// got the message): refused for good in `failed_recipients`; no clear
+    /// answer (it may have been sent) in `unknown_recipients`; refused before
+    /// acting in `unsent_recipients`, which also take, unattempted, every
+    /// recipient after a failure of the whole channel (throttled, circuit
+    /// open, token refused: the broadcast stops there). A pair rate limit is
+    /// about its one recipient, and the others go on.
     async fn publish(
         &self,
         ctx: &ChannelContext,
@@ -224,16 +229,27 @@ impl PlatformConnector for WhatsAppConnector {
             check_recipient(r)?;
         }
         let mut ids = Vec::new();
-        let mut failed = Vec::new();
+        let (mut failed, mut unknown, mut unsent) = (Vec::new(), Vec::new(), Vec::new());
         for (i, to) in request.recipients.iter().enumerate() {
             let payload = message_payload(to, &body, None, request.reference.as_deref());
-            match self.send(ctx, payload).await {
-                Ok(sent) => ids.push(sent.message_id),
-                Err(e) if i == 0 => return Err(e),
-                Err(e) => {
-                    tracing::warn!(recipient_index = i, error = %e, "WhatsApp broadcast send failed");
-                    failed.push(to.clone());
+            let e = match self.send(ctx, payload).await {
+                Ok(sent) => {
+                    ids.push(sent.message_id);
+                    continue;
                 }
+                Err(e) if i == 0 => return Err(e),
+                Err(e) => e,
+            };
+            tracing::warn!(recipient_index = i, error = %e, "WhatsApp broadcast send failed");
+            if e.stops_a_listing() && !e.is_pair_rate_limit() {
+                // The channel, not this recipient: nothing more goes out.
+                unsent.extend(request.recipients[i..].iter().cloned());
+                break;
+            }
+            match e {
+                ConnectorError::OutcomeUnknown { .. } => unknown.push(to.clone()),
+                e if e.is_retryable() => unsent.push(to.clone()),
+                _ => failed.push(to.clone()),
             }
         }
         let first = ids.first().cloned().unwrap_or_default();
@@ -242,6 +258,8 @@ impl PlatformConnector for WhatsAppConnector {
             url: None,
             ids,
             failed_recipients: failed,
+            unknown_recipients: unknown,
+            unsent_recipients: unsent,
             scheduled: false,
         })
     }

@@ -119,3 +119,50 @@ async fn whatsapp_broadcast_reports_later_failures_without_failing() {
         Err(ConnectorError::Validation(_))
     ));
 }
+
+/// Each later failure of a broadcast is listed by what it means: refused for
+/// good, no clear answer (it may have been sent), refused before acting (a
+/// pair rate limit: that recipient only). A throttle of the whole channel
+/// stops the broadcast: that recipient and the rest are unsent and never
+/// requested.
+#[tokio::test]
+async fn a_broadcasts_later_failures_are_told_apart() {
+    let server = MockServer::start().await;
+    let answer = |to: &str, status: u16, body: serde_json::Value| {
+        Mock::given(method("POST"))
+            .and(body_partial_json(json!({ "to": to })))
+            .respond_with(ResponseTemplate::new(status).set_body_json(body))
+    };
+    let ok = |id: &str| json!({"messages":[{"id": id}]});
+    answer("+111", 200, ok("wamid.1")).mount(&server).await;
+    answer("+222", 400, graph_error(100)).mount(&server).await;
+    answer(
+        "+333",
+        500,
+        json!({"error":{"message":"internal","code":2}}),
+    )
+    .mount(&server)
+    .await;
+    answer("+444", 400, graph_error(131_056))
+        .mount(&server)
+        .await;
+    answer("+555", 200, ok("wamid.5")).mount(&server).await;
+    answer("+666", 400, graph_error(130_429))
+        .mount(&server)
+        .await;
+    answer("+777", 200, ok("wamid.7"))
+        .expect(0)
+        .mount(&server)
+        .await;
+    let wa = whatsapp(&server.uri()).expect("build");
+    let recipients = ["+111", "+222", "+333", "+444", "+555", "+666", "+777"];
+    let req = PublishRequest {
+        recipients: recipients.iter().map(|r| r.to_string()).collect(),
+        ..PublishRequest::new(Content::text("News"))
+    };
+    let p = wa.publish(&wa_ctx(), &req).await.expect("first succeeded");
+    assert_eq!(p.ids, vec!["wamid.1", "wamid.5"]);
+    assert_eq!(p.failed_recipients, vec!["+222"]);
+    assert_eq!(p.unknown_recipients, vec!["+333"]);
+    assert_eq!(p.unsent_recipients, vec!["+444", "+666", "+777"]);
+}
