@@ -313,7 +313,9 @@ impl PlatformConnector for FacebookConnector {
     }
 
     /// Messenger: `POST /{page-id}/messages` with `messaging_type=RESPONSE`;
-    /// refused before the call outside the 24 h window.
+    /// refused before the call outside the 24 h window. The message is an
+    /// attachment or a text (the content's link appended), not both: content
+    /// with media and text is refused, nothing sent.
     async fn send_message(
         &self,
         ctx: &ChannelContext,
@@ -335,6 +337,8 @@ impl PlatformConnector for FacebookConnector {
         }
         let caps = Capabilities {
             max_text_length: 2000,
+            // The link goes in the message's text.
+            link_in_text: true,
             ..self.capabilities.clone()
         };
         caps.validate(NAME, content, None)?;
@@ -344,10 +348,7 @@ impl PlatformConnector for FacebookConnector {
             self.clock.now(),
             "a reply by a person with the HUMAN_AGENT tag within 7 days",
         )?;
-        let msg = match content.media.first() {
-            Some(m) => json!({"attachment": {"type": m.kind.as_str(), "payload": {"url": m.url}}}),
-            None => json!({"text": content.text}),
-        };
+        let msg = crate::graph::send_api_message(content)?;
         let v = self
             .graph
             .post(

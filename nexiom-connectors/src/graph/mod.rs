@@ -406,6 +406,27 @@ pub(crate) fn id_of(platform: &str, v: &Value, what: &str) -> Result<String, Con
     }
 }
 
+/// The `message` of a Send API call (Messenger, Instagram direct): an
+/// attachment or a text (with the content's link), never both, which the
+/// API does not take in one message. Content with both is refused rather
+/// than sent without its text.
+pub(crate) fn send_api_message(content: &nexiom_core::Content) -> Result<Value, ConnectorError> {
+    let text = content.text_with_link();
+    match content.media.first() {
+        Some(_) if !text.trim().is_empty() => Err(crate::error::ValidationError::InvalidField {
+            field: "text",
+            reason: "a direct message carries an attachment or a text, not both: send them as \
+                     two messages"
+                .into(),
+        }
+        .into()),
+        Some(m) => Ok(serde_json::json!({
+            "attachment": {"type": m.kind.as_str(), "payload": {"url": m.url}}
+        })),
+        None => Ok(serde_json::json!({ "text": text })),
+    }
+}
+
 /// Graph throttling codes (platform-apis §0.3, §1.6, §2.3): app / user / page /
 /// custom throttling, Instagram's publishing quota (9, subcode 2207042), app
 /// limit, policy block, BUC 8000x, WhatsApp throughput and pair rate limits,

@@ -415,8 +415,10 @@ impl PlatformConnector for InstagramConnector {
         id_of(NAME, &v, "reply")
     }
 
-    /// `POST /{IG_ID}/messages`. Text under 1000 characters; refused before the
-    /// call outside the 24 h window.
+    /// `POST /{IG_ID}/messages`. Text under 1000 characters (the content's
+    /// link appended); refused before the call outside the 24 h window. The
+    /// message is an attachment or a text, not both: content with media and
+    /// text is refused, nothing sent.
     async fn send_message(
         &self,
         ctx: &ChannelContext,
@@ -439,8 +441,8 @@ impl PlatformConnector for InstagramConnector {
         let caps = Capabilities {
             max_text_length: 999,
             requires_media: false,
-            // A direct message is sent its text alone (see below).
-            link_in_text: false,
+            // The link goes in the message's text.
+            link_in_text: true,
             ..self.capabilities.clone()
         };
         caps.validate(NAME, content, None)?;
@@ -450,10 +452,7 @@ impl PlatformConnector for InstagramConnector {
             self.clock.now(),
             "a reply by a person with the HUMAN_AGENT tag within 7 days",
         )?;
-        let msg = match content.media.first() {
-            Some(m) => json!({"attachment": {"type": m.kind.as_str(), "payload": {"url": m.url}}}),
-            None => json!({"text": content.text}),
-        };
+        let msg = crate::graph::send_api_message(content)?;
         let v = self
             .graph
             .post(

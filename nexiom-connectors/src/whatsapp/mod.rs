@@ -149,6 +149,21 @@ pub(crate) fn message_payload(
     p
 }
 
+/// Checks what the payload cannot carry: an audio message has no caption,
+/// so its text (or link) would be dropped without a word.
+fn check_content(c: &Content) -> Result<(), ValidationError> {
+    let audio = c.media.first().is_some_and(|m| m.kind == MediaKind::Audio);
+    if audio && !c.text_with_link().trim().is_empty() {
+        return Err(ValidationError::InvalidField {
+            field: "text",
+            reason: "a WhatsApp audio message carries no caption: send the text as a message \
+                     of its own"
+                .into(),
+        });
+    }
+    Ok(())
+}
+
 fn content_payload(p: &mut Value, c: &Content) {
     let text = c.text_with_link();
     match c.media.first() {
@@ -209,6 +224,7 @@ impl PlatformConnector for WhatsAppConnector {
             None => {
                 self.capabilities
                     .validate(NAME, &request.content, request.schedule_at)?;
+                check_content(&request.content)?;
                 MessageBody::Content(request.content.clone())
             }
         };
@@ -292,6 +308,7 @@ impl PlatformConnector for WhatsAppConnector {
         check_recipient(&message.recipient)?;
         if let MessageBody::Content(c) = &message.body {
             self.capabilities.validate(NAME, c, None)?;
+            check_content(c)?;
         }
         policy::check_window(NAME, message, self.clock.now(), "a template message")?;
         let payload = message_payload(
@@ -352,6 +369,20 @@ mod tests {
     use super::*;
     use crate::types::Template;
     use nexiom_core::Media;
+
+    #[test]
+    fn an_audio_message_with_a_text_is_refused() {
+        let audio = Media::new(MediaKind::Audio, "https://cdn.example.com/a.ogg");
+        let with_text = Content::text("Listen").with_media(audio.clone());
+        assert!(check_content(&with_text).is_err());
+        let with_link = Content::text("")
+            .with_link("https://shop.example.com")
+            .with_media(audio.clone());
+        assert!(check_content(&with_link).is_err());
+        assert!(check_content(&Content::text("").with_media(audio)).is_ok());
+        let image = Media::new(MediaKind::Image, "https://cdn.example.com/a.jpg");
+        assert!(check_content(&Content::text("caption").with_media(image)).is_ok());
+    }
 
     #[test]
     fn payloads_match_the_documented_shapes() {

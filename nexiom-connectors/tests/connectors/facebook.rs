@@ -245,3 +245,45 @@ async fn a_scheduled_post_is_found_among_the_scheduled_ones() {
         .expect("lookup");
     assert!(matches!(found, LookupOutcome::Found(_)), "{found:?}");
 }
+
+/// A Messenger message is an attachment or a text: the content's link is
+/// sent in the text; content with an image and a text is refused before any
+/// call (the API takes one or the other, and the text would be lost).
+#[tokio::test]
+async fn messenger_sends_the_link_and_refuses_media_with_text() {
+    use nexiom_connectors::OutboundMessage;
+    let ctx = ChannelContext::new(PAGE_ID, ACCESS_TOKEN);
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(format!("/v25.0/{PAGE_ID}/messages").as_str()))
+        .and(body_partial_json(json!({
+            "recipient": {"id": "psid-1"},
+            "message": {"text": "Our sale\nhttps://shop.example.com/sale"}
+        })))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"recipient_id": "psid-1", "message_id": "m_1"})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let fb = facebook(&server.uri()).expect("build");
+    let mut linked = OutboundMessage::text("psid-1", "Our sale");
+    linked.body = nexiom_connectors::MessageBody::Content(
+        Content::text("Our sale").with_link("https://shop.example.com/sale"),
+    );
+    let sent = fb.send_message(&ctx, &linked).await.expect("sent");
+    assert_eq!(sent.message_id, "m_1");
+
+    let mut both = OutboundMessage::text("psid-1", "Look at this");
+    both.body = nexiom_connectors::MessageBody::Content(Content::text("Look at this").with_media(
+        Media::new(MediaKind::Image, "https://cdn.example.com/a.jpg"),
+    ));
+    let err = fb.send_message(&ctx, &both).await.expect_err("refused");
+    assert!(matches!(err, ConnectorError::Validation(_)), "{err:?}");
+    assert!(err.to_string().contains("not both"), "{err}");
+    assert_eq!(
+        server.received_requests().await.unwrap_or_default().len(),
+        1
+    );
+}
