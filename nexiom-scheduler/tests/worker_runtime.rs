@@ -21,6 +21,7 @@ on_both_backends!(
     the_pipeline_worker_logs_the_seed_counts,
     the_retention_worker_purges_what_is_old,
     extreme_retention_settings_keep_everything,
+    a_hanging_worker_never_holds_the_others_back,
 );
 
 fn runtime(env: &Env, gateway: Arc<MockGateway>) -> WorkerRuntime {
@@ -436,4 +437,76 @@ async fn extreme_retention_settings_keep_everything(store: Arc<dyn Store>) {
             .is_empty(),
         "the logs are kept"
     );
+}
+
+/// Hangs in its first run until `release` is notified.
+struct Hanging {
+    release: Arc<tokio::sync::Notify>,
+}
+
+#[async_trait]
+impl Worker for Hanging {
+    fn name(&self) -> &str {
+        "hangs"
+    }
+    fn cadence(&self) -> Cadence {
+        Cadence::Every(Duration::minutes(1))
+    }
+    async fn run(&self, _ctx: &WorkerContext) -> nexiom_scheduler::Result<WorkReport> {
+        self.release.notified().await;
+        Ok(WorkReport::default())
+    }
+}
+
+/// Tells each of its runs.
+struct Ticking {
+    runs: tokio::sync::mpsc::UnboundedSender<()>,
+}
+
+#[async_trait]
+impl Worker for Ticking {
+    fn name(&self) -> &str {
+        "ticks"
+    }
+    fn cadence(&self) -> Cadence {
+        Cadence::Every(Duration::minutes(1))
+    }
+    async fn run(&self, _ctx: &WorkerContext) -> nexiom_scheduler::Result<WorkReport> {
+        let _ = self.runs.send(());
+        Ok(WorkReport::default())
+    }
+}
+
+/// A worker whose run hangs (notifications to an endpoint that never
+/// answers, say), registered first: the other worker still runs at its
+/// cadence, twice while the first is stuck; on shutdown the stuck run
+/// finishes and the loop returns.
+async fn a_hanging_worker_never_holds_the_others_back(store: Arc<dyn Store>) {
+    let env = Env::new(store).await;
+    let release = Arc::new(tokio::sync::Notify::new());
+    let (runs, mut ran) = tokio::sync::mpsc::unbounded_channel();
+    let mut runtime = WorkerRuntime::new(env.store.clone(), env.clock.clone());
+    runtime
+        .register(Arc::new(Hanging {
+            release: release.clone(),
+        }))
+        .register(Arc::new(Ticking { runs }));
+    let (trigger, shutdown) = shutdown_channel();
+    let running = tokio::spawn(runtime.run(shutdown));
+    let within = std::time::Duration::from_secs(10);
+    tokio::time::timeout(within, ran.recv())
+        .await
+        .expect("the other worker's first run, while the first hangs")
+        .unwrap();
+    env.advance(Duration::minutes(1));
+    tokio::time::timeout(within, ran.recv())
+        .await
+        .expect("its run a minute later, the first still hanging")
+        .unwrap();
+    trigger.trigger();
+    release.notify_one();
+    tokio::time::timeout(within, running)
+        .await
+        .expect("the loop returns on shutdown")
+        .unwrap();
 }

@@ -1,7 +1,7 @@
 //! [`WorkerRuntime`]: named workers on cadences (intervals or wall-clock
 //! schedules), behind flags, with execution logs.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -94,7 +94,25 @@ pub enum WorkerRun {
 struct Entry {
     worker: Arc<dyn Worker>,
     batch: BatchConfig,
-    next_run_at: Option<DateTime<Utc>>,
+    /// When the worker is due next (`None`: not stepped yet). Each worker's
+    /// own: [`WorkerRuntime::run`] steps the workers concurrently.
+    next_run_at: Mutex<Option<DateTime<Utc>>>,
+}
+
+impl Entry {
+    fn next_run_at(&self) -> Option<DateTime<Utc>> {
+        *self
+            .next_run_at
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn set_next_run_at(&self, at: DateTime<Utc>) {
+        *self
+            .next_run_at
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(at);
+    }
 }
 
 /// Runs registered workers on their cadences.
@@ -127,8 +145,10 @@ struct Entry {
 ///   completes it (`completed` or `failed`, items processed / failed, results,
 ///   duration from the clock).
 /// - **Stepping.** [`WorkerRuntime::run_once`] runs what is due at the
-///   clock's time and returns; [`WorkerRuntime::run`] is only the loop around
-///   it that waits (tests drive `run_once` with a manual clock, never sleeping).
+///   clock's time, worker after worker, and returns; [`WorkerRuntime::run`]
+///   steps each worker in a loop of its own that waits, the loops running
+///   concurrently, so a worker whose run hangs holds back no other (tests
+///   drive `run_once` with a manual clock, never sleeping).
 /// - **Shutdown.** [`WorkerRuntime::run`] stops when its [`Shutdown`] fires:
 ///   the run in flight finishes its current item and returns, no new run starts.
 /// - **Failing workers.** The run that makes a worker's streak of failed runs
@@ -190,7 +210,7 @@ impl WorkerRuntime {
         self.entries.push(Entry {
             worker,
             batch,
-            next_run_at: None,
+            next_run_at: Mutex::new(None),
         });
         self
     }
@@ -222,7 +242,7 @@ impl WorkerRuntime {
         let now = self.clock.now();
         self.entries
             .iter()
-            .map(|e| e.next_run_at.unwrap_or(now))
+            .map(|e| e.next_run_at().unwrap_or(now))
             .min()
     }
 
@@ -232,45 +252,49 @@ impl WorkerRuntime {
     pub async fn run_once(&mut self, shutdown: &Shutdown) -> Result<Vec<(String, WorkerRun)>> {
         let mut out = Vec::with_capacity(self.entries.len());
         for i in 0..self.entries.len() {
-            let name = self.entries[i].worker.name().to_owned();
-            let now = self.clock.now();
-            if shutdown.is_triggered() {
-                out.push((name, WorkerRun::NotDue));
-                continue;
-            }
-            let cadence = self.entries[i].worker.cadence();
-            let due = match self.entries[i].next_run_at {
-                Some(at) => (at <= now).then_some(at),
-                None => self.due_at_start(&name, &cadence, now).await?,
-            };
-            let Some(due_at) = due else {
-                if self.entries[i].next_run_at.is_none() {
-                    self.entries[i].next_run_at = Some(next_or_never(&cadence, now));
-                }
-                out.push((name, WorkerRun::NotDue));
-                continue;
-            };
-            self.entries[i].next_run_at = Some(next_or_never(&cadence, now));
-            // A cron run is its slot's: the first process to claim it runs it.
-            // The slot is the schedule's last at the clock's time: a process
-            // whose step comes late (a long run of an earlier worker, a pause)
-            // claims the slot the others see now, not one they passed.
-            let slot = match &cadence {
-                Cadence::Cron(schedule) => Some(
-                    schedule
-                        .last_at_or_before(now)
-                        .map_or(due_at, |last| last.max(due_at)),
-                ),
-                Cadence::Every(_) => None,
-            };
-            let run = self.run_entry(i, shutdown, slot).await?;
-            if let Cadence::Cron(_) = cadence {
-                let ended = self.clock.now().max(now);
-                self.entries[i].next_run_at = Some(next_or_never(&cadence, ended));
-            }
-            out.push((name, run));
+            out.push(self.step(i, shutdown).await?);
         }
         Ok(out)
+    }
+
+    /// Runs worker `i` if it is due at the clock's time.
+    async fn step(&self, i: usize, shutdown: &Shutdown) -> Result<(String, WorkerRun)> {
+        let entry = &self.entries[i];
+        let name = entry.worker.name().to_owned();
+        let now = self.clock.now();
+        if shutdown.is_triggered() {
+            return Ok((name, WorkerRun::NotDue));
+        }
+        let cadence = entry.worker.cadence();
+        let due = match entry.next_run_at() {
+            Some(at) => (at <= now).then_some(at),
+            None => self.due_at_start(&name, &cadence, now).await?,
+        };
+        let Some(due_at) = due else {
+            if entry.next_run_at().is_none() {
+                entry.set_next_run_at(next_or_never(&cadence, now));
+            }
+            return Ok((name, WorkerRun::NotDue));
+        };
+        entry.set_next_run_at(next_or_never(&cadence, now));
+        // A cron run is its slot's: the first process to claim it runs it.
+        // The slot is the schedule's last at the clock's time: a process
+        // whose step comes late (a long run of an earlier worker, a pause)
+        // claims the slot the others see now, not one they passed.
+        let slot = match &cadence {
+            Cadence::Cron(schedule) => Some(
+                schedule
+                    .last_at_or_before(now)
+                    .map_or(due_at, |last| last.max(due_at)),
+            ),
+            Cadence::Every(_) => None,
+        };
+        let run = self.run_entry(i, shutdown, slot).await?;
+        if let Cadence::Cron(_) = cadence {
+            let ended = self.clock.now().max(now);
+            entry.set_next_run_at(next_or_never(&cadence, ended));
+        }
+        Ok((name, run))
     }
 
     /// When a worker not run yet by this runtime is due at its first step
@@ -434,28 +458,43 @@ impl WorkerRuntime {
         self
     }
 
-    /// Runs workers on their cadences until `shutdown` fires: [`run_once`],
-    /// then waits until the next worker is due (re-reading the clock at most
-    /// every second, so a clock that jumps is followed) or shutdown. A storage
-    /// failure of a step is logged and the loop goes on.
+    /// Runs workers on their cadences until `shutdown` fires, each in its own
+    /// loop (concurrently, in this task): the worker's step (as in
+    /// [`run_once`]), then a wait until it is due again (re-reading the clock
+    /// at most every second, so a clock that jumps is followed) or shutdown.
+    /// So a long run (notifications to an endpoint that hangs until its
+    /// timeout, a slow platform) delays only its own worker's next run, never
+    /// the others'. A storage failure of a step is logged and the loop goes
+    /// on.
     ///
     /// [`run_once`]: WorkerRuntime::run_once
-    pub async fn run(mut self, shutdown: Shutdown) {
-        while !shutdown.is_triggered() {
-            if let Err(err) = self.run_once(&shutdown).await {
-                warn!(error = %err, "worker runtime step failed");
-            }
-            let now = self.clock.now();
-            let wait = self
-                .next_due()
-                .map(|at| (at - now).to_std().unwrap_or_default())
-                .unwrap_or(self.idle_poll)
-                .min(self.idle_poll);
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = shutdown.wait() => {}
-            }
+    pub async fn run(self, shutdown: Shutdown) {
+        if self.entries.is_empty() {
+            shutdown.wait().await;
+            return;
         }
+        let this = &self;
+        let loops = (0..self.entries.len()).map(|i| {
+            let shutdown = shutdown.clone();
+            async move {
+                while !shutdown.is_triggered() {
+                    if let Err(err) = this.step(i, &shutdown).await {
+                        warn!(worker = this.entries[i].worker.name(), error = %err, "worker step failed");
+                    }
+                    let now = this.clock.now();
+                    let wait = this.entries[i]
+                        .next_run_at()
+                        .map(|at| (at - now).to_std().unwrap_or_default())
+                        .unwrap_or(this.idle_poll)
+                        .min(this.idle_poll);
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = shutdown.wait() => {}
+                    }
+                }
+            }
+        });
+        futures_util::future::join_all(loops).await;
     }
 }
 
