@@ -558,11 +558,22 @@ async fn a_throttle_without_a_wait_holds_the_channels_other_replies(store: Arc<d
 /// WhatsApp's pair rate limit (131056) is about one customer: the refused
 /// reply is retried later, the channel's replies to other customers go on.
 async fn a_pair_rate_limit_holds_only_its_own_reply(store: Arc<dyn Store>) {
+    pair_limited(store, None).await;
+}
+
+/// The same with a Retry-After of two minutes: the wait is that customer's
+/// reply's (not before it), and holds no other reply of the channel.
+async fn a_pair_rate_limits_wait_holds_only_its_own_reply(store: Arc<dyn Store>) {
+    pair_limited(store, Some(StdDuration::from_secs(120))).await;
+}
+
+async fn pair_limited(store: Arc<dyn Store>, retry_after: Option<StdDuration>) {
     let w = world_with(store, 1);
     let acme = tenant(&*w.store, "acme").await;
+    let mut items = Vec::new();
     for i in 0..3 {
         let at = t0() + Duration::seconds(i);
-        pending(&*w.store, acme, &format!("p{i}"), "Horaires ?", at).await;
+        items.push(pending(&*w.store, acme, &format!("p{i}"), "Horaires ?", at).await);
     }
     let mut detail = ApiError::message("(#131056) Pair rate limit hit");
     detail.code = Some(131_056);
@@ -571,21 +582,30 @@ async fn a_pair_rate_limit_holds_only_its_own_reply(store: Arc<dyn Store>) {
         1,
         ConnectorError::RateLimited {
             platform: "whatsapp".into(),
-            retry_after: None,
+            retry_after,
             detail,
         },
     );
     let since = t0() - Duration::hours(1);
+    let now = w.clock.now();
     let r = w
         .pipeline
         .auto_reply_recent_inbound(since, 10)
         .await
         .unwrap();
     assert_eq!((r.sent, r.retried_later, r.held_back), (2, 1, 0), "{r:?}");
+    let refused = w.store.get_message(acme.0, items[0].id).await.unwrap();
+    let reply = refused.reply.unwrap();
+    assert_eq!((reply.state, reply.attempts), (ReplyState::Pending, 1));
+    if let Some(wait) = retry_after {
+        let wait = Duration::from_std(wait).unwrap();
+        assert!(reply.next_at.unwrap() >= now + wait, "{reply:?}");
+    }
 }
 
 on_both_backends!(
     a_pair_rate_limit_holds_only_its_own_reply,
+    a_pair_rate_limits_wait_holds_only_its_own_reply,
     a_throttle_without_a_wait_holds_the_channels_other_replies,
     a_channels_backlog_never_holds_another_channels_reply_back,
     a_send_answered_401_refreshes_the_token_and_is_sent_once,

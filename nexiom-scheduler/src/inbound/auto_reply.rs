@@ -427,6 +427,8 @@ impl InboundPipeline {
         };
         let (turn, answer) = turn.unwrap_or_else(|e| (Turn::Retryable(e.to_string(), None), None));
         let mut asked_wait = None;
+        // A wait about one customer holds only their reply, not the channel.
+        let holds_channel = !matches!(turn, Turn::RetryableAlone(..));
         let outcome = match turn {
             Turn::Sent => {
                 report.sent += 1;
@@ -462,9 +464,11 @@ impl InboundPipeline {
                 tracing::info!(%tenant, ?subject, "auto-reply dropped: a person answered first");
                 return (None, None);
             }
-            Turn::Retryable(error, wait) => {
+            Turn::Retryable(error, wait) | Turn::RetryableAlone(error, wait) => {
                 report.failed += 1;
-                asked_wait = wait;
+                if holds_channel {
+                    asked_wait = wait;
+                }
                 let attempt = attempts.saturating_add(1);
                 if attempt >= self.auto_reply.retry.max_attempts {
                     report.given_up += 1;

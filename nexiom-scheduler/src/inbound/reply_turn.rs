@@ -56,6 +56,10 @@ pub(super) enum Turn {
     /// before acting and the claim was withdrawn): safe to try again, not
     /// before the wait the platform asked for, when it gave one.
     Retryable(String, Option<Duration>),
+    /// As [`Turn::Retryable`], but the wait is this item's, not its
+    /// channel's: WhatsApp's pair rate limit (131056), about one customer,
+    /// whose Retry-After must not hold the replies to the others.
+    RetryableAlone(String, Option<Duration>),
     /// Failed after the reply was claimed (refused, or outcome unknown):
     /// never sent again automatically.
     Final(String),
@@ -505,10 +509,12 @@ impl InboundPipeline {
                 }
             }
         }
-        Some(Turn::Retryable(
-            format!("the platform did not act, retried later: {error}"),
-            wait,
-        ))
+        let message = format!("the platform did not act, retried later: {error}");
+        Some(if error.is_pair_rate_limit() {
+            Turn::RetryableAlone(message, wait)
+        } else {
+            Turn::Retryable(message, wait)
+        })
     }
 }
 
