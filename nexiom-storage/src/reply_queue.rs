@@ -43,7 +43,8 @@ pub trait ReplyQueueStore: Send + Sync {
     /// (worker-queue operation, across tenants): `pending` with `next_at`
     /// unset or `<= now`, or `sending` with a lease ended (`lease_until <=
     /// now`); created at or after `since` when given. Items of a channel
-    /// that is not `active` wait (they are not claimed). Each is set
+    /// that is not `active` wait (they are not claimed), as do comments
+    /// hidden on the platform (until they are shown again). Each is set
     /// `sending` with `lease_until = now + lease` and returned as stored after
     /// the claim, oldest `created_at` first (messages and comments together,
     /// then by id).
@@ -128,7 +129,8 @@ pub trait ReplyQueueStore: Send + Sync {
     /// Gives up the items the claim would take at `now` were they not
     /// created before `before` (the claim's `since`): `pending` and due, or
     /// `sending` with a lease ended, of a tenant whose AI control is ON, on
-    /// an `active` channel whose auto-replies are not switched off. Such an
+    /// an `active` channel whose auto-replies are not switched off, and not a
+    /// comment hidden on the platform. Such an
     /// item is too old for an automatic answer and the claim never takes
     /// it, so without this it would wait in the queue forever (a channel
     /// paused for hours, AI control switched back ON after a day, a webhook

@@ -107,6 +107,11 @@ pub struct AutoReplyReport {
     /// given up and escalated to a person, nothing sent, no attempt counted.
     #[serde(default)]
     pub expired: u64,
+    /// Comments found hidden on the platform when their turn came (hidden
+    /// after they were claimed): put back untouched, neither answered nor
+    /// escalated; the claim takes them again once they are shown.
+    #[serde(default)]
+    pub hidden: u64,
 }
 
 impl AutoReplyReport {
@@ -122,6 +127,7 @@ impl AutoReplyReport {
         self.paused += other.paused;
         self.superseded += other.superseded;
         self.expired += other.expired;
+        self.hidden += other.hidden;
     }
 }
 
@@ -447,6 +453,11 @@ impl InboundPipeline {
                 // at the head of the queue, run after run.
                 let next_at = self.clock.now().checked_add_signed(Duration::minutes(1));
                 ReplyOutcome::Released { next_at }
+            }
+            Turn::Hidden => {
+                report.hidden += 1;
+                tracing::info!(%tenant, ?subject, "auto-reply waits: the comment is hidden on the platform");
+                ReplyOutcome::Released { next_at: None }
             }
             Turn::Paused(reason) => {
                 report.paused += 1;

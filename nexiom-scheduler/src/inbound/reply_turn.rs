@@ -52,6 +52,9 @@ pub(super) enum Turn {
     /// The channel is paused (needs re-authorization): put back without an
     /// attempt or a call.
     Paused(String),
+    /// The comment is hidden on the platform: put back without an attempt
+    /// or a call (the claim takes it again once it is shown).
+    Hidden,
     /// Nothing was sent (failed before the claim, or the platform refused
     /// before acting and the claim was withdrawn): safe to try again, not
     /// before the wait the platform asked for, when it gave one.
@@ -365,14 +368,12 @@ impl InboundPipeline {
         if let Some(status) = existing {
             return Ok((earlier_reply(Some(status)), None));
         }
-        // Hidden since it was triaged (a moderator, or `hide_comment`):
-        // not answered (Instagram refuses replies to hidden comments, and
-        // a brand does not answer what it hid).
+        // Hidden since it was claimed (a moderator, or `hide_comment`): not
+        // answered while hidden (Instagram refuses replies to hidden
+        // comments, and a brand does not answer what it hid), nor escalated:
+        // put back, the claim leaves it alone until it is shown again.
         if comment.hidden {
-            return Ok((
-                Turn::Final("the comment is hidden on the platform: not answered".into()),
-                None,
-            ));
+            return Ok((Turn::Hidden, None));
         }
         if !self
             .configs

@@ -208,6 +208,7 @@ macro_rules! conformance_suite {
             reply_queue_leases_keep_claims_apart,
             reply_queue_records_outcomes_on_the_item,
             replies_too_old_for_the_claim_are_escalated,
+            hidden_comments_wait_in_the_reply_queue,
             stale_release_closes_running_post_runs,
             reply_claims_are_withdrawn_only_while_unsent,
             replies_of_one_conversation_are_claimed_in_order,

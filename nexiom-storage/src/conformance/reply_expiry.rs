@@ -165,3 +165,74 @@ pub async fn replies_too_old_for_the_claim_are_escalated(store: Arc<dyn Store>) 
         .unwrap();
     assert_eq!(subjects(&claimed), vec![msg(&recent)]);
 }
+
+/// A comment hidden on the platform after it was triaged AUTO_REPLY waits in
+/// the queue: neither claimed nor expired (so no one is paged for what the
+/// brand hid); shown again, it is claimed (in the window) or expired (too
+/// old) like any other.
+pub async fn hidden_comments_wait_in_the_reply_queue(store: Arc<dyn Store>) {
+    let s = &*store;
+    let a = world(s, "Acme", Platform::Instagram, "ig-hidden").await;
+    ai_on(s, &a).await;
+    let since = t0();
+    let now = t0() + Duration::minutes(30);
+    let lease = Duration::minutes(5);
+    let post = a_post(s, &a).await;
+    let fresh = comment(
+        s,
+        &a,
+        post.id,
+        "h-fresh",
+        since + secs(5),
+        Triage::AutoReply,
+    )
+    .await;
+    let old = comment(
+        s,
+        &a,
+        post.id,
+        "h-old",
+        since - Duration::hours(2),
+        Triage::AutoReply,
+    )
+    .await;
+    for c in [&fresh, &old] {
+        s.set_comment_hidden(a.tenant.id, c.id, true).await.unwrap();
+    }
+    assert!(
+        s.claim_pending_replies(now, Some(since), 10, lease)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        s.claim_pending_replies(now, None, 10, lease)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        s.expire_pending_replies(now, since, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let stored = s.get_comment(a.tenant.id, old.id).await.unwrap();
+    assert_eq!(stored.reply, Some(ReplyStatus::pending()));
+    assert_eq!(stored.triage, Some(Triage::AutoReply));
+
+    for c in [&fresh, &old] {
+        s.set_comment_hidden(a.tenant.id, c.id, false)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        s.expire_pending_replies(now, since, 10).await.unwrap(),
+        vec![DecisionSubject::Comment(old.id)]
+    );
+    let claimed = s
+        .claim_pending_replies(now, Some(since), 10, lease)
+        .await
+        .unwrap();
+    assert_eq!(subjects(&claimed), vec![DecisionSubject::Comment(fresh.id)]);
+}

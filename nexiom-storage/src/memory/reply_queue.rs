@@ -93,6 +93,7 @@ impl Inner {
                     .values()
                     .filter(|c| {
                         due(c.reply.as_ref(), now)
+                            && !c.hidden
                             && wanted(c.created_at)
                             && self.ai_on(c.tenant_id)
                             && !paused.contains(&c.channel_id)
@@ -268,7 +269,10 @@ impl Inner {
             .chain(
                 self.comments
                     .values()
-                    .filter(|c| expired(c.reply.as_ref(), c.tenant_id, c.channel_id, c.created_at))
+                    .filter(|c| {
+                        !c.hidden
+                            && expired(c.reply.as_ref(), c.tenant_id, c.channel_id, c.created_at)
+                    })
                     .map(|c| {
                         let subject = DecisionSubject::Comment(c.id);
                         (c.created_at, c.id.as_uuid(), c.tenant_id, subject)

@@ -44,15 +44,25 @@ fn due_where(table: &str) -> String {
     } else {
         ""
     };
-    format!("{} {inbound}AND t.created_at >= $2", claimable())
+    format!("{} {inbound}AND t.created_at >= $2", claimable(table))
 }
 
-/// The conditions under which an item `t` would be claimable whatever its
-/// age: due at `$1` (`pending` with its retry due, or `sending` with its
-/// lease ended), its tenant's AI control ON, its channel active and its
-/// auto-replies not switched off.
-fn claimable() -> &'static str {
-    "t.reply_state IN ('pending', 'sending') \
+/// The conditions under which an item `t` of `table` would be claimable
+/// whatever its age: due at `$1` (`pending` with its retry due, or `sending`
+/// with its lease ended), its tenant's AI control ON, its channel active and
+/// its auto-replies not switched off; a comment not hidden on the platform
+/// (a brand does not answer what it hid; shown again, it is answered).
+fn claimable(table: &str) -> String {
+    let shown = if table == "comments" {
+        "AND NOT t.hidden "
+    } else {
+        ""
+    };
+    format!("{}{shown}", CLAIMABLE)
+}
+
+/// [`claimable`]'s conditions common to both tables.
+const CLAIMABLE: &str = "t.reply_state IN ('pending', 'sending') \
      AND ((t.reply_state = 'pending' \
              AND (t.reply_next_at IS NULL OR t.reply_next_at <= $1)) \
           OR (t.reply_state = 'sending' \
@@ -62,8 +72,7 @@ fn claimable() -> &'static str {
      AND t.channel_id NOT IN (SELECT id FROM channels WHERE status <> 'active') \
      AND NOT EXISTS (SELECT 1 FROM tenant_settings s \
                  WHERE s.tenant_id = t.tenant_id \
-                     AND s.settings -> 'auto_reply_off_channels' ? t.channel_id::text)"
-}
+                     AND s.settings -> 'auto_reply_off_channels' ? t.channel_id::text) ";
 
 /// The oldest `$3` items of `table` that would be claimable but were created
 /// before `$2`, locked (another writer's rows skipped); `$1` now.
@@ -74,7 +83,7 @@ fn expired_sql(table: &str) -> String {
          ORDER BY t.created_at, t.id \
          LIMIT $3 \
          FOR UPDATE OF t SKIP LOCKED",
-        claimable()
+        claimable(table)
     )
 }
 
