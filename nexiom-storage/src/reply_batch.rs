@@ -55,7 +55,8 @@ pub enum ReplyClaimed {
     /// A reply was stored for the item already (an earlier run, another
     /// worker): its status. Nothing was written.
     Existing(Option<DeliveryStatus>),
-    /// The tenant's AI control is OFF: nothing was written.
+    /// The tenant's AI control is OFF, or its auto-replies are switched off
+    /// on the item's channel (both read in the claim): nothing was written.
     AiOff,
     /// A person answered first (an agent reply to the message's
     /// conversation, claimed once the message was stored and recorded

@@ -131,6 +131,22 @@ pub async fn reply_batches_claim_and_settle_under_the_lease(store: Arc<dyn Store
         None
     );
     ai_on(s, &w).await;
+    // Auto-replies switched off on the item's channel after it was claimed:
+    // nothing stored either (read in the claim, not from a cached copy).
+    let mut settings = TenantSettings::default();
+    settings.auto_reply_off_channels.insert(w.channel.id);
+    s.put_tenant_settings(w.tenant.id, &settings, t0())
+        .await
+        .unwrap();
+    let off = s.claim_replies(&[claim(msg(&m1), held)]).await.unwrap();
+    assert_eq!(off, vec![ReplyClaimed::AiOff]);
+    assert_eq!(
+        s.reply_contexts(&claimed[1..2]).await.unwrap()[0].existing_reply,
+        None
+    );
+    s.put_tenant_settings(w.tenant.id, &TenantSettings::default(), t0())
+        .await
+        .unwrap();
     // Invalid batches.
     let err = s
         .claim_replies(&[claim(msg(&m1), held), claim(msg(&m1), held)])

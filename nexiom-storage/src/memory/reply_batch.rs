@@ -127,7 +127,18 @@ impl Inner {
             .ai_controls
             .get(&claim.tenant_id)
             .is_some_and(|c| c.enabled);
-        if !ai_on {
+        // Auto-replies switched off on the item's channel (as the AI
+        // switch, read at the claim: a worker's cached settings may be older).
+        let channel = match claim.subject {
+            DecisionSubject::Message(id) => self.messages.get(&id).map(|m| m.channel_id),
+            DecisionSubject::Comment(id) => self.comments.get(&id).map(|c| c.channel_id),
+        };
+        let switched_off = channel.is_some_and(|channel| {
+            self.tenant_settings
+                .get(&claim.tenant_id)
+                .is_some_and(|s| s.auto_reply_off_channels.contains(&channel))
+        });
+        if !ai_on || switched_off {
             return Ok(ReplyClaimed::AiOff);
         }
         if self.answered_by_a_person(claim.subject) {

@@ -287,6 +287,26 @@ impl ReplyBatchStore for PgStore {
         .await
         .map_err(db)?;
         let on: HashSet<Uuid> = on.into_iter().collect();
+        // Items whose channel the tenant switched auto-replies off on, read
+        // in the claim's transaction (their rows are locked), as the AI
+        // switch is: a worker's cached settings may be older.
+        let (messages, comments) = split(claims.iter().map(|c| c.subject));
+        let switched_off: HashSet<Uuid> = sqlx::query_scalar(
+            "SELECT t.id FROM messages t JOIN tenant_settings s ON s.tenant_id = t.tenant_id \
+             WHERE t.id = ANY($1) \
+                 AND s.settings -> 'auto_reply_off_channels' ? t.channel_id::text \
+             UNION ALL \
+             SELECT t.id FROM comments t JOIN tenant_settings s ON s.tenant_id = t.tenant_id \
+             WHERE t.id = ANY($2) \
+                 AND s.settings -> 'auto_reply_off_channels' ? t.channel_id::text",
+        )
+        .bind(&messages)
+        .bind(&comments)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?
+        .into_iter()
+        .collect();
         let superseded = supersede_answered(&mut tx, &locked, claims, &on).await?;
         let mut answer = Vec::with_capacity(claims.len());
         let (mut m_ids, mut m_tenants, mut m_convs, mut m_channels) =
@@ -299,7 +319,9 @@ impl ReplyBatchStore for PgStore {
                 answer.push(ReplyClaimed::LeaseLost);
                 continue;
             }
-            if !on.contains(&claim.tenant_id.as_uuid()) {
+            if !on.contains(&claim.tenant_id.as_uuid())
+                || switched_off.contains(&claim.subject.uuid())
+            {
                 answer.push(ReplyClaimed::AiOff);
                 continue;
             }
