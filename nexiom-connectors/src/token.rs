@@ -73,7 +73,8 @@ impl TokenKeeper {
     }
 
     /// Refreshes now (for example after an `Unauthorized`), unless another caller
-    /// just did and its token is still fresh.
+    /// just did and its token is still fresh and newer than `ctx`'s (it
+    /// expires later; a token that never expires counts as the newest).
     pub async fn force_refresh(
         &self,
         connector: &dyn PlatformConnector,
@@ -95,10 +96,20 @@ impl TokenKeeper {
                 reason: reason.clone(),
             });
         }
-        // Someone refreshed while we waited: reuse their token.
+        // Someone refreshed while we waited: reuse their token. Only when it
+        // is newer than the caller's (it expires later): a caller holding a
+        // token that expires later, or never (its channel reconnected since
+        // the cached refresh), would otherwise be handed back the older,
+        // perhaps revoked, token.
+        let newer = |last: &TokenGrant| match (last.expires_at, ctx.expires_at) {
+            (Some(cached), Some(held)) => cached > held,
+            (None, Some(_)) => true,
+            (_, None) => false,
+        };
         if let Some(last) = &slot.last
             && last.access_token != ctx.access_token
             && self.fresh_enough(last.expires_at)
+            && newer(last)
         {
             let grant = last.clone();
             grant.apply_to_context(ctx);
@@ -198,6 +209,43 @@ mod tests {
             assert_eq!(token.expose(), "mock-token-1");
         }
         assert_eq!(mock.calls_of(MockOp::RefreshToken).len(), 1);
+    }
+
+    /// A caller whose token is newer than the one the keeper cached (its
+    /// channel reconnected since): its refresh after a 401 goes to the
+    /// platform, never handing back the older token.
+    #[tokio::test]
+    async fn a_newer_token_than_the_cached_one_is_refreshed_not_replaced() {
+        let (clock, mock, keeper) = setup();
+        let mut ctx = ChannelContext::new("acct", "expired-token-value");
+        ctx.expires_at = Some(clock.now() - chrono::Duration::minutes(1));
+        keeper.ensure_fresh(&mock, &mut ctx).await.expect("refresh");
+        let cached = ctx.access_token.clone();
+        let cached_until = ctx.expires_at.expect("the grant's expiry");
+
+        // Reconnected by a person: a token that expires after the cached one.
+        let mut reconnected = ChannelContext::new("acct", "reconnected-token-value");
+        reconnected.expires_at = Some(cached_until + chrono::Duration::days(30));
+        keeper
+            .force_refresh(&mock, &mut reconnected)
+            .await
+            .expect("refresh");
+        assert_ne!(reconnected.access_token, cached, "not the older token");
+        assert_eq!(mock.calls_of(MockOp::RefreshToken).len(), 2);
+
+        // One that never expires is newer too.
+        let mut forever = ChannelContext::new("acct", "forever-token-value");
+        keeper
+            .force_refresh(&mock, &mut forever)
+            .await
+            .expect("refresh");
+        assert_eq!(mock.calls_of(MockOp::RefreshToken).len(), 3);
+
+        // An older token than the cached one reuses it, without a call.
+        let mut old = ChannelContext::new("acct", "old-token-value");
+        old.expires_at = Some(clock.now());
+        keeper.force_refresh(&mock, &mut old).await.expect("reuse");
+        assert_eq!(mock.calls_of(MockOp::RefreshToken).len(), 3);
     }
 
     #[tokio::test]
