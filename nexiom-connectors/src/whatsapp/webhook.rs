@@ -87,6 +87,60 @@ fn normalize_value(value: &mut Value, now: DateTime<Utc>, out: &mut Vec<WebhookI
         preference(p, &account, &names, now)
     });
     read("statuses", "/id", &|st| status(st, &account, now));
+    read("errors", "/code", &|e| account_error(e, &account, now));
+}
+
+/// A `value.errors[]` entry: an error the platform reports about the
+/// account's webhook rather than about one message (a message it could not
+/// hand over, say). Kept as an [`EventKind::Other`] event whose text is the
+/// error's code, title and details, and logged, so that it is seen rather
+/// than dropped. It has no id nor time: its id is the account's and a digest
+/// of the error (a redelivery is the same event), its time the reception.
+fn account_error(
+    e: &Value,
+    account: &Option<String>,
+    now: DateTime<Utc>,
+) -> Result<NormalizedEvent, String> {
+    use sha2::Digest;
+    if !e.is_object() {
+        return Err("an error entry that is not an object".into());
+    }
+    let code = e.get("code").and_then(time::as_i64);
+    let title = s(e, "/title").or_else(|| s(e, "/message"));
+    let details = s(e, "/error_data/details");
+    let text = [
+        code.map(|c| c.to_string()),
+        title.clone(),
+        details.map(|d| format!("({d})")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join(" ");
+    tracing::warn!(account = ?account, code, title = ?title, "WhatsApp reported an error for the account");
+    let digest = hex::encode(sha2::Sha256::digest(e.to_string().as_bytes()));
+    Ok(NormalizedEvent {
+        platform: Platform::WhatsApp,
+        account_id: account.clone(),
+        event_id: format!(
+            "{}:error:{}",
+            account.as_deref().unwrap_or("-"),
+            &digest[..32]
+        ),
+        kind: EventKind::Other,
+        sender_id: None,
+        sender_name: None,
+        text: Some(text),
+        has_media: false,
+        delivery_status: None,
+        message_id: None,
+        thread_id: None,
+        post_id: None,
+        parent_id: None,
+        occurred_at: now,
+        // Moved in by the caller.
+        payload: Value::Null,
+    })
 }
 
 fn message(
@@ -212,6 +266,37 @@ fn status(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `value.errors[]` (an error about the account's webhook, not one
+    /// message) beside a message: both are events, the error an `Other`
+    /// event naming its code and title, with the same id when redelivered.
+    #[test]
+    fn account_errors_are_kept_as_events() {
+        let body = br#"{"object":"whatsapp_business_account","entry":[{"id":"WABA","changes":[{"field":"messages","value":{
+            "messaging_product":"whatsapp",
+            "metadata":{"display_phone_number":"15550000000","phone_number_id":"PNID"},
+            "messages":[{"from":"16505551234","id":"wamid.A","timestamp":"1767225000","type":"text","text":{"body":"hi"}}],
+            "errors":[{"code":131051,"title":"Message type unknown","message":"Message type unknown","error_data":{"details":"Message type is currently not supported."}}]
+            }}]}]}"#;
+        let items = normalize_events(body, now()).unwrap();
+        assert_eq!(items.len(), 2);
+        let error = items[1].as_ref().unwrap();
+        assert_eq!(error.kind, EventKind::Other);
+        assert_eq!(error.account_id.as_deref(), Some("PNID"));
+        assert_eq!(
+            error.text.as_deref(),
+            Some("131051 Message type unknown (Message type is currently not supported.)")
+        );
+        assert!(
+            error.event_id.starts_with("PNID:error:"),
+            "{}",
+            error.event_id
+        );
+        assert_eq!(error.payload["code"], 131_051);
+        let again = normalize_events(body, now()).unwrap();
+        assert_eq!(again[1].as_ref().unwrap().event_id, error.event_id);
+        assert_eq!(items[0].as_ref().unwrap().event_id, "wamid.A");
+    }
 
     #[test]
     fn marketing_preferences_become_preference_events() {
