@@ -25,8 +25,14 @@ use crate::types::{ChannelContext, TokenGrant};
 #[derive(Debug, Default)]
 struct Slot {
     last: Option<TokenGrant>,
+    /// The tokens this keeper's refreshes replaced, newest last (at most
+    /// [`REPLACED_KEPT`]): a caller still holding one of them gets `last`.
+    replaced: Vec<nexiom_core::SecretString>,
     needs_reauth: Option<String>,
 }
+
+/// How many replaced tokens a channel's slot remembers.
+const REPLACED_KEPT: usize = 8;
 
 /// Keeps channel tokens fresh; share one per process (clones share state).
 #[derive(Debug, Clone)]
@@ -73,8 +79,9 @@ impl TokenKeeper {
     }
 
     /// Refreshes now (for example after an `Unauthorized`), unless another caller
-    /// just did and its token is still fresh and newer than `ctx`'s (it
-    /// expires later; a token that never expires counts as the newest).
+    /// just refreshed the token `ctx` holds and the new one is still fresh
+    /// (then `ctx` gets it). A token this keeper never replaced (a channel
+    /// reconnected since) is refreshed, never swapped for an older one.
     pub async fn force_refresh(
         &self,
         connector: &dyn PlatformConnector,
@@ -96,20 +103,13 @@ impl TokenKeeper {
                 reason: reason.clone(),
             });
         }
-        // Someone refreshed while we waited: reuse their token. Only when it
-        // is newer than the caller's (it expires later): a caller holding a
-        // token that expires later, or never (its channel reconnected since
-        // the cached refresh), would otherwise be handed back the older,
-        // perhaps revoked, token.
-        let newer = |last: &TokenGrant| match (last.expires_at, ctx.expires_at) {
-            (Some(cached), Some(held)) => cached > held,
-            (None, Some(_)) => true,
-            (_, None) => false,
-        };
+        // Someone refreshed while we waited: reuse their token, when the
+        // caller holds a token one of this keeper's refreshes replaced. A
+        // caller with another token (its channel reconnected since, say)
+        // would otherwise be handed back an older, perhaps revoked, one.
         if let Some(last) = &slot.last
-            && last.access_token != ctx.access_token
+            && slot.replaced.contains(&ctx.access_token)
             && self.fresh_enough(last.expires_at)
-            && newer(last)
         {
             let grant = last.clone();
             grant.apply_to_context(ctx);
@@ -117,6 +117,11 @@ impl TokenKeeper {
         }
         match connector.refresh_token(ctx).await {
             Ok(grant) => {
+                if grant.access_token != ctx.access_token {
+                    slot.replaced.push(ctx.access_token.clone());
+                    let excess = slot.replaced.len().saturating_sub(REPLACED_KEPT);
+                    slot.replaced.drain(..excess);
+                }
                 grant.apply_to_context(ctx);
                 slot.last = Some(grant.clone());
                 Ok(grant)
@@ -241,10 +246,21 @@ mod tests {
             .expect("refresh");
         assert_eq!(mock.calls_of(MockOp::RefreshToken).len(), 3);
 
-        // An older token than the cached one reuses it, without a call.
-        let mut old = ChannelContext::new("acct", "old-token-value");
-        old.expires_at = Some(clock.now());
-        keeper.force_refresh(&mock, &mut old).await.expect("reuse");
+        // A caller still holding a token a refresh replaced gets the newest
+        // one, without a call; twice-replaced too.
+        let mut stale = ChannelContext::new("acct", "expired-token-value");
+        stale.expires_at = Some(clock.now());
+        keeper
+            .force_refresh(&mock, &mut stale)
+            .await
+            .expect("reuse");
+        assert_eq!(stale.access_token, forever.access_token);
+        let mut stale = ChannelContext::new("acct", "reconnected-token-value");
+        keeper
+            .force_refresh(&mock, &mut stale)
+            .await
+            .expect("reuse");
+        assert_eq!(stale.access_token, forever.access_token);
         assert_eq!(mock.calls_of(MockOp::RefreshToken).len(), 3);
     }
 

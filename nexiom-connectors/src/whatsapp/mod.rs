@@ -212,7 +212,7 @@ impl PlatformConnector for WhatsAppConnector {
     /// answer (it may have been sent) in `unknown_recipients`; refused before
     /// acting in `unsent_recipients`, which also take, unattempted, every
     /// recipient after a failure of the whole channel (throttled, circuit
-    /// open, token refused: the broadcast stops there). A pair rate limit is
+    /// open, token refused, permission missing: the broadcast stops there). A pair rate limit is
     /// about its one recipient, and the others go on.
     async fn publish(
         &self,
@@ -257,13 +257,20 @@ impl PlatformConnector for WhatsAppConnector {
                 Err(e) => e,
             };
             tracing::warn!(recipient_index = i, error = %e, "WhatsApp broadcast send failed");
-            if e.stops_a_listing() && !e.is_pair_rate_limit() {
-                // The channel, not this recipient: nothing more goes out.
+            let whole_channel = (e.stops_a_listing() && !e.is_pair_rate_limit())
+                || matches!(e, ConnectorError::Forbidden { .. });
+            if whole_channel {
+                // The channel, not this recipient (throttled, circuit open,
+                // token refused, permission missing): nothing more goes out.
                 unsent.extend(request.recipients[i..].iter().cloned());
                 break;
             }
             match e {
-                ConnectorError::OutcomeUnknown { .. } => unknown.push(to.clone()),
+                // No clear answer, or an answer that could not be read after
+                // the platform accepted the request: it may have been sent.
+                ConnectorError::OutcomeUnknown { .. } | ConnectorError::InvalidResponse { .. } => {
+                    unknown.push(to.clone())
+                }
                 e if e.is_retryable() => unsent.push(to.clone()),
                 _ => failed.push(to.clone()),
             }

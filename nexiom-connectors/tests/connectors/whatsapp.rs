@@ -147,6 +147,9 @@ async fn a_broadcasts_later_failures_are_told_apart() {
         .mount(&server)
         .await;
     answer("+555", 200, ok("wamid.5")).mount(&server).await;
+    answer("+5556", 200, json!({"unexpected": true}))
+        .mount(&server)
+        .await;
     answer("+666", 400, graph_error(130_429))
         .mount(&server)
         .await;
@@ -155,7 +158,9 @@ async fn a_broadcasts_later_failures_are_told_apart() {
         .mount(&server)
         .await;
     let wa = whatsapp(&server.uri()).expect("build");
-    let recipients = ["+111", "+222", "+333", "+444", "+555", "+666", "+777"];
+    let recipients = [
+        "+111", "+222", "+333", "+444", "+555", "+5556", "+666", "+777",
+    ];
     let req = PublishRequest {
         recipients: recipients.iter().map(|r| r.to_string()).collect(),
         ..PublishRequest::new(Content::text("News"))
@@ -163,6 +168,6 @@ async fn a_broadcasts_later_failures_are_told_apart() {
     let p = wa.publish(&wa_ctx(), &req).await.expect("first succeeded");
     assert_eq!(p.ids, vec!["wamid.1", "wamid.5"]);
     assert_eq!(p.failed_recipients, vec!["+222"]);
-    assert_eq!(p.unknown_recipients, vec!["+333"]);
+    assert_eq!(p.unknown_recipients, vec!["+333", "+5556"]);
     assert_eq!(p.unsent_recipients, vec!["+444", "+666", "+777"]);
 }
