@@ -620,5 +620,8 @@ on_both_backends!(
 mod split {
     use crate::reply_queue::expiry;
 
-    crate::on_both_backends!(expiry::a_reply_waiting_out_a_long_pause_is_escalated);
+    crate::on_both_backends!(
+        expiry::a_reply_waiting_out_a_long_pause_is_escalated,
+        expiry::a_recent_reply_is_never_expired_by_a_narrow_window,
+    );
 }

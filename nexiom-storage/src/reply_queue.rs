@@ -128,18 +128,21 @@ pub trait ReplyQueueStore: Send + Sync {
 
     /// Gives up the items the claim would take at `now` were they not
     /// created before `before` (the claim's `since`): `pending` and due, or
-    /// `sending` with a lease ended, of a tenant whose AI control is ON, on
-    /// an `active` channel whose auto-replies are not switched off, and not a
-    /// comment hidden on the platform. Such an
-    /// item is too old for an automatic answer and the claim never takes
-    /// it, so without this it would wait in the queue forever (a channel
-    /// paused for hours, AI control switched back ON after a day, a webhook
-    /// delivered late). Each is settled as a [`ReplyOutcome::GiveUp`] is
-    /// (`given_up`, triage ESCALATE, the escalation notification), with
-    /// `error` saying why, but without counting an attempt (none was made).
-    /// At most `limit` items, oldest first, across tenants (worker-queue
-    /// operation); rows another writer holds are skipped (taken by a later
-    /// call). Returns the items given up.
+    /// `sending` with a lease ended and no reply stored, of a tenant whose AI
+    /// control is ON, on an `active` channel whose auto-replies are not
+    /// switched off. Such an item is too old for an automatic answer and the
+    /// claim never takes it, so without this it would wait in the queue
+    /// forever (a channel paused for hours, AI control switched back ON after
+    /// a day, a webhook delivered late). Each is settled as a
+    /// [`ReplyOutcome::GiveUp`] is (`given_up`, triage ESCALATE, the
+    /// escalation notification), with `error` saying why, but without
+    /// counting an attempt (none was made); a comment hidden on the platform
+    /// is made `superseded` instead, escalating nothing (what the brand hid
+    /// pages no one). A `sending` item whose reply was stored may have been
+    /// sent: it is left to a claim, which finds that reply. At most `limit`
+    /// items, oldest first, across tenants (worker-queue operation); rows
+    /// another writer holds are skipped (taken by a later call). Returns the
+    /// items taken out of the queue.
     async fn expire_pending_replies(
         &self,
         now: DateTime<Utc>,

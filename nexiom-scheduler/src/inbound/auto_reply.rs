@@ -61,6 +61,11 @@ impl Default for AutoReplyConfig {
     }
 }
 
+/// The age under which a pending auto-reply is never taken out of the queue
+/// as too old ([`InboundPipeline::expire_stale_replies`]), whatever window
+/// its caller answers: an hour.
+pub const STALE_REPLY_AGE: Duration = Duration::hours(1);
+
 /// What one auto-reply batch did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AutoReplyReport {
@@ -101,12 +106,6 @@ pub struct AutoReplyReport {
     /// conversation or the comment): made `superseded`, nothing sent.
     #[serde(default)]
     pub superseded: u64,
-    /// Items too old for an automatic answer (received before the run's
-    /// `since`, which the claim never takes: a channel paused for hours, AI
-    /// control switched back ON after a day, a webhook delivered late):
-    /// given up and escalated to a person, nothing sent, no attempt counted.
-    #[serde(default)]
-    pub expired: u64,
     /// Comments found hidden on the platform when their turn came (hidden
     /// after they were claimed): put back untouched, neither answered nor
     /// escalated; the claim takes them again once they are shown.
@@ -126,7 +125,6 @@ impl AutoReplyReport {
         self.lease_lost += other.lease_lost;
         self.paused += other.paused;
         self.superseded += other.superseded;
-        self.expired += other.expired;
         self.hidden += other.hidden;
     }
 }
@@ -163,6 +161,41 @@ pub(super) fn comment_thread(post: PostId, comment: &str, parent: Option<&str>) 
 }
 
 impl InboundPipeline {
+    /// Takes out of the reply queue, at most `limit`, the items
+    /// [`Self::auto_reply_recent_inbound`] would answer but for their age:
+    /// received before `since` and at least [`STALE_REPLY_AGE`] ago (a
+    /// channel paused for hours then reconnected, AI control switched back
+    /// ON after a day, a webhook delivered late). The claim never takes
+    /// them, so they would otherwise wait for ever. Each is given up and
+    /// escalated to a person (nothing sent, no attempt counted); a comment
+    /// hidden on the platform leaves the queue paging no one. See
+    /// [`ReplyQueueStore::expire_pending_replies`](nexiom_storage::ReplyQueueStore::expire_pending_replies).
+    /// The pipeline's reply step ([`AutoReplyStep`](crate::AutoReplyStep))
+    /// calls it before answering, with its window; a caller answering a
+    /// narrower window (the comment poller's follow-up) does not. Returns
+    /// how many items left the queue.
+    pub async fn expire_stale_replies(
+        &self,
+        since: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<u64, InboundError> {
+        let now = self.clock.now();
+        let floor = now
+            .checked_sub_signed(STALE_REPLY_AGE)
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        let before = since.min(floor);
+        let expired = self
+            .store
+            .expire_pending_replies(now, before, limit)
+            .await?;
+        for subject in &expired {
+            tracing::warn!(?subject, %before, "auto-reply too old to send; taken out of the queue");
+        }
+        let count = u64::try_from(expired.len()).unwrap_or(u64::MAX);
+        crate::telemetry::replies_expired(count);
+        Ok(count)
+    }
+
     /// Answers the next items of the reply queue: claims up to `limit` due
     /// AUTO_REPLY messages and comments of every tenant whose AI control is
     /// ON, created at or after `since`, oldest first (`limit` is global to the
@@ -207,13 +240,8 @@ impl InboundPipeline {
     /// when it went OFF meanwhile the item is put back, due at once, with no
     /// attempt counted.
     ///
-    /// Never left waiting: the items the claim would take but for `since`
-    /// (received before it, so too old for an automatic answer; say a
-    /// channel paused for hours then reconnected) are given up and escalated
-    /// first, up to `limit` per run, nothing sent, no attempt counted
-    /// ([`AutoReplyReport::expired`]; see
-    /// [`ReplyQueueStore::expire_pending_replies`](nexiom_storage::ReplyQueueStore::expire_pending_replies)).
-    /// A failure there is logged and the run goes on.
+    /// Items received before `since` are not claimed: the pipeline's reply
+    /// step gives them up first ([`Self::expire_stale_replies`]).
     ///
     /// Only a failure to claim at all ends the run with an error.
     ///
@@ -247,27 +275,12 @@ impl InboundPipeline {
     ) -> Result<AutoReplyReport, InboundError> {
         let config = &self.auto_reply;
         let now = self.clock.now();
-        let expired = match self.store.expire_pending_replies(now, since, limit).await {
-            Ok(expired) => {
-                for subject in &expired {
-                    tracing::warn!(?subject, %since, "auto-reply too old to send; escalated");
-                }
-                u64::try_from(expired.len()).unwrap_or(u64::MAX)
-            }
-            Err(error) => {
-                tracing::warn!(%error, "giving up the replies too old to send failed; tried again next run");
-                0
-            }
-        };
         let claimed = self
             .store
             .claim_pending_replies(now, Some(since), limit, config.lease)
             .await?;
         if claimed.is_empty() {
-            return Ok(AutoReplyReport {
-                expired,
-                ..AutoReplyReport::default()
-            });
+            return Ok(AutoReplyReport::default());
         }
         // The claim set every item's lease to `now + lease`.
         let held_until = now
@@ -316,10 +329,7 @@ impl InboundPipeline {
             _ = work => {}
             () = self.heartbeat(&batch) => {}
         }
-        let report = AutoReplyReport {
-            expired,
-            ..*lock(&batch.report)
-        };
+        let report = *lock(&batch.report);
         crate::telemetry::auto_replies(&report);
         Ok(report)
     }

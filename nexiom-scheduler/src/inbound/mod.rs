@@ -33,7 +33,9 @@ use nexiom_triage::{ReplyGenerator, TriageConfig};
 
 use crate::tenant_config::TenantConfigs;
 
-pub use auto_reply::{AutoReplyConfig, AutoReplyReport, DEFAULT_REPLIES_PER_CHANNEL};
+pub use auto_reply::{
+    AutoReplyConfig, AutoReplyReport, DEFAULT_REPLIES_PER_CHANNEL, STALE_REPLY_AGE,
+};
 pub use channels::DEFAULT_CHANNEL_TTL;
 pub use dry_run::{DecisionSummary, DryRunItem, DryRunReport};
 pub use error::InboundError;

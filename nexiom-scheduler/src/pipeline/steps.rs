@@ -64,7 +64,9 @@ impl PipelineStep for TriageStep {
     }
 }
 
-/// Sends at most `limit` pending auto-replies to items received since
+/// Takes the pending auto-replies too old for `since` out of the queue
+/// ([`InboundPipeline::expire_stale_replies`]: escalated to a person), then
+/// sends at most `limit` pending auto-replies to items received since
 /// `since` ([`InboundPipeline::auto_reply_recent_inbound`]); the count is
 /// the replies sent.
 #[derive(Clone)]
@@ -86,6 +88,11 @@ impl AutoReplyStep {
 #[async_trait]
 impl PipelineStep for AutoReplyStep {
     async fn run(&self, since: DateTime<Utc>, limit: u32) -> Result<u64> {
+        // A failure there leaves the old items for the next run: the
+        // replies due now still go out.
+        if let Err(error) = self.0.expire_stale_replies(since, limit).await {
+            tracing::warn!(%error, "taking the replies too old to send out of the queue failed");
+        }
         Ok(self.0.auto_reply_recent_inbound(since, limit).await?.sent)
     }
 }

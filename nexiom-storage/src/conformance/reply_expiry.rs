@@ -154,10 +154,32 @@ pub async fn replies_too_old_for_the_claim_are_escalated(store: Arc<dyn Store>) 
     let flight = s.get_message(a.tenant.id, in_flight.id).await.unwrap();
     assert_eq!(flight.reply.map(|r| r.state), Some(ReplyState::Sending));
 
-    // Its worker gone (the lease ended), the item in flight is too old too.
+    // Its worker gone (the lease ended), the item in flight is too old too;
+    // not one whose reply was stored before its worker stopped (it may have
+    // been sent: the claim, which finds that reply, settles it).
+    let sent = message(s, &a, "sent", since - Duration::hours(2), Triage::AutoReply).await;
+    let held = s
+        .claim_pending_replies(since - Duration::hours(2), None, 1, Duration::hours(4))
+        .await
+        .unwrap();
+    assert_eq!(subjects(&held), vec![msg(&sent)]);
+    let claim = crate::ReplyClaim {
+        tenant_id: a.tenant.id,
+        subject: msg(&sent),
+        lease_until: held[0].reply().and_then(|r| r.lease_until).unwrap(),
+        text: "Thanks!".into(),
+        at: since - Duration::hours(2),
+    };
+    let stored = s.claim_replies(&[claim]).await.unwrap();
+    assert!(
+        matches!(stored[0], crate::ReplyClaimed::Claimed(_)),
+        "{stored:?}"
+    );
     let later = since + Duration::hours(3);
     let given_up = s.expire_pending_replies(later, since, 10).await.unwrap();
     assert_eq!(given_up, vec![msg(&in_flight)]);
+    let left = s.get_message(a.tenant.id, sent.id).await.unwrap();
+    assert_eq!(left.reply.map(|r| r.state), Some(ReplyState::Sending));
     // The window's item is claimed as ever.
     let claimed = s
         .claim_pending_replies(later, Some(since), 10, lease)
@@ -166,10 +188,10 @@ pub async fn replies_too_old_for_the_claim_are_escalated(store: Arc<dyn Store>) 
     assert_eq!(subjects(&claimed), vec![msg(&recent)]);
 }
 
-/// A comment hidden on the platform after it was triaged AUTO_REPLY waits in
-/// the queue: neither claimed nor expired (so no one is paged for what the
-/// brand hid); shown again, it is claimed (in the window) or expired (too
-/// old) like any other.
+/// A comment hidden on the platform after it was triaged AUTO_REPLY is not
+/// claimed while hidden; shown again within the window, it is. Too old, it
+/// leaves the queue `superseded`, paging no one (what the brand hid is not
+/// an escalation).
 pub async fn hidden_comments_wait_in_the_reply_queue(store: Arc<dyn Store>) {
     let s = &*store;
     let a = world(s, "Acme", Platform::Instagram, "ig-hidden").await;
@@ -211,25 +233,22 @@ pub async fn hidden_comments_wait_in_the_reply_queue(store: Arc<dyn Store>) {
             .unwrap()
             .is_empty()
     );
-    assert!(
-        s.expire_pending_replies(now, since, 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    let stored = s.get_comment(a.tenant.id, old.id).await.unwrap();
-    assert_eq!(stored.reply, Some(ReplyStatus::pending()));
-    assert_eq!(stored.triage, Some(Triage::AutoReply));
-
-    for c in [&fresh, &old] {
-        s.set_comment_hidden(a.tenant.id, c.id, false)
-            .await
-            .unwrap();
-    }
     assert_eq!(
         s.expire_pending_replies(now, since, 10).await.unwrap(),
         vec![DecisionSubject::Comment(old.id)]
     );
+    let stored = s.get_comment(a.tenant.id, old.id).await.unwrap();
+    assert_eq!(stored.reply.map(|r| r.state), Some(ReplyState::Superseded));
+    assert_eq!(stored.triage, Some(Triage::AutoReply), "not escalated");
+    let notified = s
+        .list_notifications(a.tenant.id, Some(NotificationKind::ItemEscalated), 10)
+        .await
+        .unwrap();
+    assert!(notified.is_empty(), "{notified:?}");
+
+    s.set_comment_hidden(a.tenant.id, fresh.id, false)
+        .await
+        .unwrap();
     let claimed = s
         .claim_pending_replies(now, Some(since), 10, lease)
         .await

@@ -248,6 +248,11 @@ impl Inner {
                 .get(&tenant)
                 .is_some_and(|s| s.auto_reply_off_channels.contains(&channel))
         };
+        // A `sending` item whose reply was stored may have been sent: left
+        // to the claim (which finds that reply), never given up unseen.
+        let untouched = |reply: Option<&ReplyStatus>, stored: bool| {
+            reply.is_some_and(|r| r.state == ReplyState::Pending) || !stored
+        };
         let expired = |reply: Option<&ReplyStatus>,
                        tenant: TenantId,
                        channel: ChannelId,
@@ -261,7 +266,10 @@ impl Inner {
         let mut items: Vec<(DateTime<Utc>, uuid::Uuid, TenantId, DecisionSubject)> = self
             .messages
             .values()
-            .filter(|m| expired(m.reply.as_ref(), m.tenant_id, m.channel_id, m.created_at))
+            .filter(|m| {
+                expired(m.reply.as_ref(), m.tenant_id, m.channel_id, m.created_at)
+                    && untouched(m.reply.as_ref(), self.reply_by_inbound.contains_key(&m.id))
+            })
             .map(|m| {
                 let subject = DecisionSubject::Message(m.id);
                 (m.created_at, m.id.as_uuid(), m.tenant_id, subject)
@@ -270,8 +278,8 @@ impl Inner {
                 self.comments
                     .values()
                     .filter(|c| {
-                        !c.hidden
-                            && expired(c.reply.as_ref(), c.tenant_id, c.channel_id, c.created_at)
+                        expired(c.reply.as_ref(), c.tenant_id, c.channel_id, c.created_at)
+                            && untouched(c.reply.as_ref(), self.comment_replies.contains_key(&c.id))
                     })
                     .map(|c| {
                         let subject = DecisionSubject::Comment(c.id);
@@ -283,6 +291,26 @@ impl Inner {
         items.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
         let mut given_up = Vec::with_capacity(items.len());
         for (created, _, tenant, subject) in items {
+            let hidden = match subject {
+                DecisionSubject::Comment(id) => self.comments.get(&id).is_some_and(|c| c.hidden),
+                DecisionSubject::Message(_) => false,
+            };
+            if hidden {
+                // What the brand hid leaves the queue without paging anyone.
+                let slot = match subject {
+                    DecisionSubject::Comment(id) => {
+                        self.comments.get_mut(&id).and_then(|c| c.reply.as_mut())
+                    }
+                    DecisionSubject::Message(_) => None,
+                };
+                if let Some(reply) = slot {
+                    reply.state = ReplyState::Superseded;
+                    reply.next_at = None;
+                    reply.lease_until = None;
+                }
+                given_up.push(subject);
+                continue;
+            }
             let slot = match subject {
                 DecisionSubject::Message(id) => self.messages.get_mut(&id).map(|m| &mut m.reply),
                 DecisionSubject::Comment(id) => self.comments.get_mut(&id).map(|c| &mut c.reply),

@@ -85,7 +85,9 @@ async fn lock_items(
     Ok(locked)
 }
 
-/// The held items of `claims` (of a tenant whose AI control is on) that a
+/// The held items of `claims` (of a tenant whose AI control is on, on a
+/// channel whose auto-replies are not switched off: those are answered
+/// `AiOff` and left as they are, as in memory) that a
 /// person answered first: an agent reply sent to the message's conversation,
 /// claimed once the message was stored (both by the store's clock), or to
 /// the comment. They are made
@@ -96,11 +98,13 @@ async fn supersede_answered(
     locked: &Locked,
     claims: &[ReplyClaim],
     on: &HashSet<Uuid>,
+    switched_off: &HashSet<Uuid>,
 ) -> Result<HashSet<DecisionSubject>> {
     let (messages, comments) = split(
         claims
             .iter()
             .filter(|c| on.contains(&c.tenant_id.as_uuid()))
+            .filter(|c| !switched_off.contains(&c.subject.uuid()))
             .filter(|c| held(locked, c.tenant_id, c.subject, c.lease_until))
             .map(|c| c.subject),
     );
@@ -307,7 +311,7 @@ impl ReplyBatchStore for PgStore {
         .map_err(db)?
         .into_iter()
         .collect();
-        let superseded = supersede_answered(&mut tx, &locked, claims, &on).await?;
+        let superseded = supersede_answered(&mut tx, &locked, claims, &on, &switched_off).await?;
         let mut answer = Vec::with_capacity(claims.len());
         let (mut m_ids, mut m_tenants, mut m_convs, mut m_channels) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());

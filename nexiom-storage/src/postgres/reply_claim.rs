@@ -75,24 +75,42 @@ const CLAIMABLE: &str = "t.reply_state IN ('pending', 'sending') \
                      AND s.settings -> 'auto_reply_off_channels' ? t.channel_id::text) ";
 
 /// The oldest `$3` items of `table` that would be claimable but were created
-/// before `$2`, locked (another writer's rows skipped); `$1` now.
+/// before `$2` (hidden comments too), locked (another writer's rows
+/// skipped); `$1` now. A `sending` item whose reply was stored may have been
+/// sent: it is left to the claim, which finds that reply.
 fn expired_sql(table: &str) -> String {
+    let stored = if table == "messages" {
+        "EXISTS (SELECT 1 FROM messages r WHERE r.tenant_id = t.tenant_id \
+             AND r.direction = 'outbound' AND r.in_reply_to = t.id)"
+    } else {
+        "EXISTS (SELECT 1 FROM comment_replies r WHERE r.comment_id = t.id)"
+    };
     format!(
         "SELECT t.id, t.created_at FROM {table} t \
-         WHERE {} AND t.created_at < $2 \
+         WHERE {CLAIMABLE} AND t.created_at < $2 \
+             AND NOT (t.reply_state = 'sending' AND {stored}) \
          ORDER BY t.created_at, t.id \
          LIMIT $3 \
-         FOR UPDATE OF t SKIP LOCKED",
-        claimable(table)
+         FOR UPDATE OF t SKIP LOCKED"
     )
 }
 
 /// Gives up `$1` ids (created at `$2`) of `table` with the errors `$3`,
-/// escalated (`$4`), attempts left as they are.
+/// escalated (`$4`), attempts left as they are; a hidden comment is made
+/// `superseded` instead, without escalation (what the brand hid pages no
+/// one).
 fn give_up_sql(table: &str) -> String {
+    let hidden = if table == "comments" {
+        "t.hidden"
+    } else {
+        "FALSE"
+    };
     format!(
-        "UPDATE {table} t SET reply_state = 'given_up', reply_error = u.error, \
-             reply_next_at = NULL, reply_lease_until = NULL, triage = $4 \
+        "UPDATE {table} t SET \
+             reply_state = CASE WHEN {hidden} THEN 'superseded' ELSE 'given_up' END, \
+             reply_error = CASE WHEN {hidden} THEN t.reply_error ELSE u.error END, \
+             reply_next_at = NULL, reply_lease_until = NULL, \
+             triage = CASE WHEN {hidden} THEN t.triage ELSE $4 END \
          FROM unnest($1::uuid[], $2::timestamptz[], $3::text[]) AS u(id, created_at, error) \
          WHERE t.id = u.id AND t.created_at = u.created_at"
     )
