@@ -95,7 +95,9 @@ fn normalize_value(value: &mut Value, now: DateTime<Utc>, out: &mut Vec<WebhookI
 /// hand over, say). Kept as an [`EventKind::Other`] event whose text is the
 /// error's code, title and details, and logged, so that it is seen rather
 /// than dropped. It has no id nor time: its id is the account's and a digest
-/// of the error (a redelivery is the same event), its time the reception.
+/// of the error (a redelivery is the same event, and so is the same error
+/// reported again later: it is stored once, logged each time), its time the
+/// reception.
 fn account_error(
     e: &Value,
     account: &Option<String>,

@@ -147,7 +147,9 @@ impl Entry {
 /// - **Stepping.** [`WorkerRuntime::run_once`] runs what is due at the
 ///   clock's time, worker after worker, and returns; [`WorkerRuntime::run`]
 ///   steps each worker in a loop of its own that waits, the loops running
-///   concurrently, so a worker whose run hangs holds back no other (tests
+///   concurrently, so a worker whose run waits (on the network, the
+///   database) holds back no other; work that blocks the thread would
+///   (tests
 ///   drive `run_once` with a manual clock, never sleeping).
 /// - **Shutdown.** [`WorkerRuntime::run`] stops when its [`Shutdown`] fires:
 ///   the run in flight finishes its current item and returns, no new run starts.
