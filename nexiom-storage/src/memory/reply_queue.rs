@@ -295,27 +295,17 @@ impl Inner {
                 DecisionSubject::Comment(id) => self.comments.get(&id).is_some_and(|c| c.hidden),
                 DecisionSubject::Message(_) => false,
             };
+            let Some(reply) = self.reply_mut(subject) else {
+                continue;
+            };
             if hidden {
                 // What the brand hid leaves the queue without paging anyone.
-                let slot = match subject {
-                    DecisionSubject::Comment(id) => {
-                        self.comments.get_mut(&id).and_then(|c| c.reply.as_mut())
-                    }
-                    DecisionSubject::Message(_) => None,
-                };
-                if let Some(reply) = slot {
-                    reply.state = ReplyState::Superseded;
-                    reply.next_at = None;
-                    reply.lease_until = None;
-                }
+                reply.state = ReplyState::Superseded;
+                reply.next_at = None;
+                reply.lease_until = None;
                 given_up.push(subject);
                 continue;
             }
-            let slot = match subject {
-                DecisionSubject::Message(id) => self.messages.get_mut(&id).map(|m| &mut m.reply),
-                DecisionSubject::Comment(id) => self.comments.get_mut(&id).map(|c| &mut c.reply),
-            };
-            let Some(Some(reply)) = slot else { continue };
             // Settled as a claimed item given up: a give-up applies to an
             // item `sending`.
             reply.state = ReplyState::Sending;
@@ -323,16 +313,20 @@ impl Inner {
             let error = crate::reply_queue::expired_error(created, before);
             let mut settled = self.finish_reply(tenant, subject, ReplyOutcome::GiveUp { error })?;
             settled.attempts = attempts;
-            let slot = match subject {
-                DecisionSubject::Message(id) => self.messages.get_mut(&id).map(|m| &mut m.reply),
-                DecisionSubject::Comment(id) => self.comments.get_mut(&id).map(|c| &mut c.reply),
-            };
-            if let Some(slot) = slot {
-                *slot = Some(settled);
+            if let Some(reply) = self.reply_mut(subject) {
+                *reply = settled;
             }
             given_up.push(subject);
         }
         Ok(given_up)
+    }
+
+    /// The reply-queue state of `subject`, when it is in the queue.
+    fn reply_mut(&mut self, subject: DecisionSubject) -> Option<&mut ReplyStatus> {
+        match subject {
+            DecisionSubject::Message(id) => self.messages.get_mut(&id)?.reply.as_mut(),
+            DecisionSubject::Comment(id) => self.comments.get_mut(&id)?.reply.as_mut(),
+        }
     }
 
     fn renew_reply_leases(
@@ -343,15 +337,7 @@ impl Inner {
     ) -> u64 {
         let mut renewed = 0;
         for subject in subjects {
-            let reply = match subject {
-                DecisionSubject::Message(id) => {
-                    self.messages.get_mut(id).and_then(|m| m.reply.as_mut())
-                }
-                DecisionSubject::Comment(id) => {
-                    self.comments.get_mut(id).and_then(|c| c.reply.as_mut())
-                }
-            };
-            if let Some(reply) = reply
+            if let Some(reply) = self.reply_mut(*subject)
                 && reply.state == ReplyState::Sending
                 && reply.lease_until == Some(held_until)
             {
