@@ -66,7 +66,7 @@ pub use memory::MemoryStore;
 pub use ops::{OpsStore, QueueStats, SchemaStatus, expected_schema_version};
 pub use outbox::{MAX_CLAIM_PER_ENDPOINT, OUTCOME_UNKNOWN_PREFIX, OutboxStore};
 pub use poll_batch::{ClaimedPoll, PollBatchStore, PollResult, PollWritten};
-pub use postgres::{PgStore, RotationReport};
+pub use postgres::{PgStore, RotationReport, UnreadableSecret};
 pub use reply_batch::{
     ReplyAnswer, ReplyBatchStore, ReplyClaim, ReplyClaimed, ReplyContext, ReplySettlement,
 };

@@ -14,7 +14,7 @@ use nexiom_core::{
 };
 use nexiom_storage::conformance::{TestStore, postgres_test_store, postgres_test_url};
 use nexiom_storage::secrets::{KeyId, KeyProvider, Sealer, SealingKey, Slot, StaticKeys};
-use nexiom_storage::{PgStore, SettingsStore, StorageError, TenantStore};
+use nexiom_storage::{CredentialStore, PgStore, SettingsStore, StorageError, TenantStore};
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use uuid::Uuid;
@@ -232,6 +232,93 @@ async fn a_sealed_value_moved_to_another_row_does_not_decrypt() {
             .unwrap(),
         Some((b.id, cb.id))
     );
+    // Reconnecting mends such a channel: the tokens it replaces are not
+    // opened first.
+    let mended = s
+        .reconnect_channel(a.id, ca2.id, creds("EAAG-new", "new-refresh"), t0())
+        .await
+        .unwrap();
+    assert_eq!(
+        mended.credentials.access_token.unwrap().expose(),
+        "EAAG-new"
+    );
+    let read = s.get_channel(a.id, ca2.id).await.unwrap();
+    assert_eq!(read.credentials.access_token.unwrap().expose(), "EAAG-new");
+    raw.close().await;
+    test.cleanup().await;
+}
+
+/// One value that does not open (copied from another row) does not stop a
+/// rotation: every other channel and setting is re-sealed with the new key,
+/// and the report names the one left as it was, by column, tenant and row.
+#[tokio::test]
+#[cfg_attr(nexiom_no_postgres, ignore = "no PostgreSQL reachable")]
+async fn a_value_that_does_not_open_is_named_and_the_rotation_goes_on() {
+    let Some((test, _, raw)) = schema().await else {
+        return;
+    };
+    let k1 = SealingKey::generate();
+    let s = store(&raw, keys("k1", &k1));
+    let a = s.create_tenant(NewTenant::new("A", t0())).await.unwrap();
+    let mut channels = Vec::new();
+    for i in 0..3 {
+        channels.push(
+            s.create_channel(new_channel(a.id, &format!("p{i}"), &format!("EAAG-{i}")))
+                .await
+                .unwrap(),
+        );
+    }
+    s.set_setting("K", SecretString::new("v"), t0())
+        .await
+        .unwrap();
+    // The first channel's token copied onto the second (ids are in
+    // creation order, so the bad row comes before the third).
+    sqlx::query(
+        "UPDATE channels SET access_token = (SELECT access_token FROM channels WHERE id = $1) \
+         WHERE id = $2",
+    )
+    .bind(channels[0].id.as_uuid())
+    .bind(channels[1].id.as_uuid())
+    .execute(&raw)
+    .await
+    .unwrap();
+    let k2 = SealingKey::generate();
+    let both = PgStore::from_pool(raw.clone()).with_keys(Arc::new(
+        keys("k2", &k2).with_previous(KeyId::new("k1").unwrap(), k1.clone()),
+    ));
+    let report = both.rotate_keys(1).await.unwrap();
+    assert_eq!(
+        report.channels, 3,
+        "the bad row's refresh token is re-sealed"
+    );
+    assert_eq!(report.settings, 1);
+    assert_eq!(report.unreadable.len(), 1, "{:?}", report.unreadable);
+    let bad = &report.unreadable[0];
+    assert_eq!(bad.column, "channels.access_token");
+    assert_eq!(bad.tenant, Some(a.id));
+    assert_eq!(bad.row, channels[1].id.to_string());
+    assert!(bad.to_string().contains("does not decrypt"), "{bad}");
+    let left: Vec<String> = sqlx::query_scalar(
+        "SELECT access_token FROM channels WHERE access_token NOT LIKE 'nxenc:v1:k2:%' \
+         UNION ALL SELECT value FROM app_settings WHERE value NOT LIKE 'nxenc:v1:k2:%'",
+    )
+    .fetch_all(&raw)
+    .await
+    .unwrap();
+    assert_eq!(left.len(), 1, "only the bad value is left under k1");
+    for i in [0, 2] {
+        let c = both.get_channel(a.id, channels[i].id).await.unwrap();
+        assert_eq!(
+            c.credentials.access_token.unwrap().expose(),
+            format!("EAAG-{i}")
+        );
+    }
+    // Reconnected, the channel rotates like the others.
+    both.reconnect_channel(a.id, channels[1].id, creds("EAAG-1b", "r"), t0())
+        .await
+        .unwrap();
+    let again = both.rotate_keys(1).await.unwrap();
+    assert!(again.unreadable.is_empty(), "{:?}", again.unreadable);
     raw.close().await;
     test.cleanup().await;
 }

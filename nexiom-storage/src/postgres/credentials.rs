@@ -186,7 +186,19 @@ impl CredentialStore for PgStore {
     ) -> Result<Channel> {
         credentials.validate()?;
         let mut tx = self.scoped(tenant).await?;
-        self.lock_channel_row(&mut tx, tenant, channel).await?;
+        // Locked without opening the tokens it replaces: reconnecting is how
+        // a channel whose stored token no longer opens is mended.
+        let locked: Option<i32> = sqlx::query_scalar(
+            "SELECT 1 FROM channels WHERE tenant_id = $1 AND id = $2 FOR NO KEY UPDATE",
+        )
+        .bind(tenant.as_uuid())
+        .bind(channel.as_uuid())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
+        if locked.is_none() {
+            return Err(StorageError::not_found("channel", channel));
+        }
         let stored = self
             .write_credentials(&mut tx, tenant, channel, &credentials, Some(at))
             .await?;

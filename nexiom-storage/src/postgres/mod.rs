@@ -88,7 +88,7 @@ use sqlx::{PgPool, Postgres, Transaction};
 use crate::error::{Result, StorageError};
 use crate::secrets::{EnvKeyProvider, KeyProvider, Sealer};
 
-pub use secrets::RotationReport;
+pub use secrets::{RotationReport, UnreadableSecret};
 
 /// A transaction whose row-level security policies see one tenant.
 pub(crate) type Scoped = Transaction<'static, Postgres>;

@@ -169,13 +169,12 @@ impl PgStore {
             let (mut ids, mut secrets) = (Vec::new(), Vec::new());
             for (id, tenant, secret) in rows {
                 let slot = Slot::tenant(ENDPOINT_SECRET, TenantId::from(tenant), id);
-                secrets.push(super::secrets::reseal_one(
-                    sealer,
-                    pass,
-                    slot,
-                    Some(secret),
-                )?);
-                ids.push(id);
+                let secret = Some(secret);
+                let resealed = super::secrets::reseal_one(sealer, pass, slot, &secret, report)?;
+                if resealed != secret {
+                    secrets.push(resealed);
+                    ids.push(id);
+                }
             }
             sqlx::query(
                 "UPDATE notification_endpoints e SET secret = u.s \

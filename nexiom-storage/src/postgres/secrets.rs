@@ -18,7 +18,10 @@ pub(super) const REFRESH_TOKEN: &str = "channels.refresh_token";
 pub(super) const SETTING_VALUE: &str = "app_settings.value";
 
 /// What [`PgStore::rotate_keys`] or [`PgStore::seal_plaintext_secrets`] did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+///
+/// Retire an older key only when [`RotationReport::unreadable`] is empty:
+/// the values listed there are still stored as they were.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RotationReport {
     /// Channels whose tokens were re-sealed.
     pub channels: u64,
@@ -30,6 +33,36 @@ pub struct RotationReport {
     pub endpoint_secrets: u64,
     /// Transactions used.
     pub batches: u64,
+    /// Stored values that could not be opened (sealed with a key the
+    /// provider no longer has, altered, or copied from another row), left as
+    /// they were; every other value was re-sealed. Each names its column,
+    /// tenant and row so it can be fixed: reconnect the channel, set the
+    /// setting or endpoint secret again, or add the missing key back as a
+    /// previous key and rotate again.
+    pub unreadable: Vec<UnreadableSecret>,
+}
+
+/// A stored value a rotation could not open, left as it was.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct UnreadableSecret {
+    /// The column, e.g. `channels.access_token`.
+    pub column: &'static str,
+    /// The tenant the row belongs to (`None` for a process-wide setting).
+    pub tenant: Option<TenantId>,
+    /// The row: a channel or endpoint id, or a setting's key.
+    pub row: String,
+    /// Why it did not open.
+    pub reason: String,
+}
+
+impl std::fmt::Display for UnreadableSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.tenant {
+            Some(tenant) => write!(f, "{} of row {} (tenant {tenant})", self.column, self.row)?,
+            None => write!(f, "{} of row {}", self.column, self.row)?,
+        }
+        write!(f, ": {}", self.reason)
+    }
 }
 
 /// Which stored values a pass re-seals.
@@ -125,6 +158,16 @@ impl PgStore {
             self.reseal_endpoint_secrets(sealer, pass, &prefix, batch, lock, &mut report)
                 .await?;
         }
+        // The second pass meets the values the first could not open again.
+        report.unreadable.sort();
+        report.unreadable.dedup();
+        if !report.unreadable.is_empty() {
+            tracing::warn!(
+                count = report.unreadable.len(),
+                first = %report.unreadable[0],
+                "stored secrets that do not open were left as they were"
+            );
+        }
         Ok(report)
     }
 
@@ -159,19 +202,25 @@ impl PgStore {
             for (id, tenant, a, r) in rows {
                 let tenant = TenantId::from(tenant);
                 let channel = ChannelId::from(id);
-                ids.push(id);
-                access.push(reseal_one(
+                let a2 = reseal_one(
                     sealer,
                     pass,
                     token_slot(ACCESS_TOKEN, tenant, channel),
-                    a,
-                )?);
-                refresh.push(reseal_one(
+                    &a,
+                    report,
+                )?;
+                let r2 = reseal_one(
                     sealer,
                     pass,
                     token_slot(REFRESH_TOKEN, tenant, channel),
-                    r,
-                )?);
+                    &r,
+                    report,
+                )?;
+                if a2 != a || r2 != r {
+                    ids.push(id);
+                    access.push(a2);
+                    refresh.push(r2);
+                }
             }
             sqlx::query(
                 "UPDATE channels c SET access_token = u.a, refresh_token = u.r \
@@ -219,8 +268,12 @@ impl PgStore {
             let (mut keys, mut values) = (Vec::new(), Vec::new());
             for (key, value) in rows {
                 let slot = Slot::global(SETTING_VALUE, &key);
-                values.push(reseal_one(sealer, pass, slot, Some(value))?);
-                keys.push(key);
+                let value = Some(value);
+                let resealed = reseal_one(sealer, pass, slot, &value, report)?;
+                if resealed != value {
+                    values.push(resealed);
+                    keys.push(key);
+                }
             }
             sqlx::query(
                 "UPDATE app_settings s SET value = u.v \
@@ -270,9 +323,13 @@ impl PgStore {
             let (mut tenants, mut keys, mut values) = (Vec::new(), Vec::new(), Vec::new());
             for (tenant, key, value) in rows {
                 let slot = super::tenant_settings::secret_slot(TenantId::from(tenant), &key);
-                values.push(reseal_one(sealer, pass, slot, Some(value))?);
-                tenants.push(tenant);
-                keys.push(key);
+                let value = Some(value);
+                let resealed = reseal_one(sealer, pass, slot, &value, report)?;
+                if resealed != value {
+                    values.push(resealed);
+                    tenants.push(tenant);
+                    keys.push(key);
+                }
             }
             sqlx::query(
                 "UPDATE tenant_secrets s SET value = u.v \
@@ -298,23 +355,37 @@ pub(super) fn token_slot(column: &'static str, tenant: TenantId, channel: Channe
     Slot::tenant(column, tenant, channel)
 }
 
-/// `stored` re-sealed with the current key when the pass asks for it.
+/// `stored` re-sealed with the current key when the pass asks for it. A
+/// value that does not open is kept as it is and listed in the report's
+/// `unreadable`, so one bad row never stops the rotation of the others.
 pub(super) fn reseal_one(
     sealer: &Sealer,
     pass: Pass,
     slot: Slot,
-    stored: Option<String>,
+    stored: &Option<String>,
+    report: &mut RotationReport,
 ) -> Result<Option<String>> {
     let Some(stored) = stored else {
         return Ok(None);
     };
     let keep = match pass {
-        Pass::Rotate => sealer.is_current(&stored),
+        Pass::Rotate => sealer.is_current(stored),
         Pass::PlainOnly => stored.starts_with(SEALED_PREFIX),
     };
     if keep {
-        return Ok(Some(stored));
+        return Ok(Some(stored.clone()));
     }
-    let plain = sealer.open(&slot, &stored)?;
+    let plain = match sealer.open(&slot, stored) {
+        Ok(plain) => plain,
+        Err(err) => {
+            report.unreadable.push(UnreadableSecret {
+                column: slot.column(),
+                tenant: slot.tenant_id(),
+                row: slot.row().to_owned(),
+                reason: err.to_string(),
+            });
+            return Ok(Some(stored.clone()));
+        }
+    };
     Ok(Some(sealer.seal(&slot, &plain)?))
 }

@@ -50,6 +50,21 @@ impl Slot {
         }
     }
 
+    /// The column, e.g. `channels.access_token`.
+    pub fn column(&self) -> &'static str {
+        self.column
+    }
+
+    /// The tenant the row belongs to, if any.
+    pub fn tenant_id(&self) -> Option<TenantId> {
+        self.tenant.map(TenantId::from)
+    }
+
+    /// The row's key (an id, or a setting's name).
+    pub fn row(&self) -> &str {
+        &self.row
+    }
+
     fn associated_data(&self) -> Vec<u8> {
         let tenant = self.tenant.map(|t| t.to_string());
         format!(
