@@ -22,6 +22,8 @@ on_both_backends!(
     mock_connector_lookup_not_found_publishes_again,
     mock_connector_unauthorized_refreshes_once,
     mock_connector_capabilities_refuse_at_creation_and_before_any_call,
+    mock_connector_throttled_lookup_before_publishing_again_waits_its_retry_after,
+    mock_connector_throttled_lookup_after_a_lost_answer_looks_again_later,
 );
 
 struct Setup {
@@ -235,5 +237,84 @@ async fn mock_connector_lookup_not_found_publishes_again(store: Arc<dyn Store>) 
         mock.calls_of(MockOp::FindPublished).len(),
         2,
         "after the 502, and again before the new attempt"
+    );
+}
+
+/// The lookup before publishing again answers 429 with a Retry-After of 10
+/// minutes (through the real connector trait, so the error is the
+/// connector's `RateLimited`): the post waits the 10 minutes and the channel
+/// is held, so its other post is not sent into the throttle. Before, the
+/// gateway turned the 429 into an ambiguous failure: no hold, the backoff's
+/// 60 s instead of the platform's wait.
+async fn mock_connector_throttled_lookup_before_publishing_again_waits_its_retry_after(
+    store: Arc<dyn Store>,
+) {
+    let Setup { env, mock, queue } = setup(store).await;
+    mock.fail_next(
+        MockOp::Publish,
+        1,
+        ConnectorError::OutcomeUnknown {
+            platform: "facebook".into(),
+            reason: "HTTP 502 after the request was sent".into(),
+        },
+    );
+    let first = env.post_at("Hello", env.clock.now()).await;
+    assert_eq!(queue.run_due(&batch(10), None).await.unwrap().retrying, 1);
+    let second = env.post_at("Next", env.clock.now()).await;
+    mock.rate_limit_next(MockOp::FindPublished, std::time::Duration::from_secs(600));
+    env.advance(Duration::minutes(5));
+    let report = queue.run_due(&batch(10), None).await.unwrap();
+    assert_eq!((report.retrying, report.published), (1, 0), "{report:?}");
+    assert_eq!(publishes(&mock), 1, "no publish into the throttle");
+    let waiting = env.post(first.id).await;
+    assert!(
+        waiting.next_attempt_at.unwrap() >= env.clock.now() + Duration::minutes(10),
+        "{:?}",
+        waiting.next_attempt_at
+    );
+    let held = env.post(second.id).await;
+    assert_eq!((held.status, held.retry_count), (PostStatus::Queued, 0));
+    env.advance(Duration::minutes(9));
+    assert_eq!(queue.run_due(&batch(10), None).await.unwrap().published, 0);
+    env.advance(Duration::minutes(2));
+    assert_eq!(queue.run_due(&batch(10), None).await.unwrap().published, 2);
+    assert_eq!(publishes(&mock), 3);
+    assert_eq!(
+        mock.calls_of(MockOp::FindPublished).len(),
+        3,
+        "after the 502, the throttled one, and again before publishing again"
+    );
+}
+
+/// The answer to a publish is lost and the lookup right after it is
+/// throttled (429, Retry-After 10 minutes): the post is neither failed as
+/// `outcome_unknown` at once nor published blindly. It waits the 10
+/// minutes, the channel held meanwhile, is looked up first, and found.
+async fn mock_connector_throttled_lookup_after_a_lost_answer_looks_again_later(
+    store: Arc<dyn Store>,
+) {
+    let Setup { env, mock, queue } = setup(store).await;
+    mock.publish_then_lose_answer();
+    mock.rate_limit_next(MockOp::FindPublished, std::time::Duration::from_secs(600));
+    let first = env.post_at("Hello", env.clock.now()).await;
+    let second = env
+        .post_at("Next", env.clock.now() + Duration::seconds(1))
+        .await;
+    env.advance(Duration::seconds(1));
+    let report = queue.run_due(&batch(10), None).await.unwrap();
+    assert_eq!((report.retrying, report.published), (1, 0), "{report:?}");
+    assert_eq!(publishes(&mock), 1);
+    let waiting = env.post(first.id).await;
+    assert_eq!(waiting.status, PostStatus::Queued);
+    assert!(waiting.next_attempt_at.unwrap() >= env.clock.now() + Duration::minutes(10));
+    assert_eq!(env.post(second.id).await.retry_count, 0);
+    env.advance(Duration::minutes(11));
+    assert_eq!(queue.run_due(&batch(10), None).await.unwrap().published, 2);
+    let found = env.post(first.id).await;
+    assert_eq!(found.platform_post_id.as_deref(), Some("mock-post-1"));
+    assert_eq!(
+        publishes(&mock),
+        2,
+        "the lost post is found, not sent again"
     );
 }

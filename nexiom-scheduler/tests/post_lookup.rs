@@ -407,17 +407,28 @@ async fn failing_is_outcome_unknown(store: Arc<dyn Store>, kind: Kind) {
     let fake = Fake::start(kind).await;
     fake.mount(Lookup::Fails).await;
     let s = setup(store, &fake).await;
+    // A lookup that keeps failing (a 5xx after the HTTP core's retry) is
+    // made again before each later attempt, never followed by a publish;
+    // with no attempt left the post is `outcome_unknown`.
     let report = s.queue.run_due(&batch(10), None).await.unwrap();
-    assert_eq!(report.failed, 1, "{report:?}");
+    assert_eq!(report.retrying, 1, "{report:?}");
+    let mut failed = 0;
+    for _ in 0..3 {
+        s.clock.advance(Duration::hours(1));
+        failed += s.queue.run_due(&batch(10), None).await.unwrap().failed;
+    }
+    assert_eq!(failed, 1);
     let stored = s.stored().await;
     assert_eq!(stored.status, PostStatus::Failed);
     let error = stored.error_message.unwrap();
     assert!(error.starts_with(OUTCOME_UNKNOWN), "{error}");
-    assert!(error.contains("the lookup failed"), "{error}");
-    assert_eq!(
-        fake.lookups().await,
-        2,
-        "the GET is retried by the HTTP core"
+    assert!(
+        error.contains("lookup before publishing again failed"),
+        "{error}"
+    );
+    assert!(
+        fake.lookups().await >= 4,
+        "the GET is retried by the HTTP core, and made again before each attempt"
     );
     s.clock.advance(Duration::hours(3));
     s.queue.release_stale_leases().await.unwrap();

@@ -245,10 +245,9 @@ impl PublishQueue {
             };
             match failure {
                 PublishFailure::Ambiguous(message) => {
-                    let outcome = self
+                    return Ok(self
                         .settle_ambiguous(post, &channel, &run, attempt, &message)
-                        .await;
-                    return Ok(Step::Done(outcome).into());
+                        .await);
                 }
                 PublishFailure::NeedsReauth(reason) => {
                     // The platform refuses the channel's tokens for good:
@@ -480,6 +479,24 @@ impl PublishQueue {
                 );
                 self.retry_later(post, running.as_ref(), attempt, error, None)
             }
+            // The lookup was throttled or failed transiently: looked up
+            // again after the wait, never published before that.
+            Err(
+                failure @ (PublishFailure::RateLimited { .. } | PublishFailure::Transient { .. }),
+            ) if attempt < self.config.retry.max_attempts.max(1) => {
+                let delay = self
+                    .config
+                    .retry
+                    .delay_after(attempt, failure.retry_after());
+                self.hold_channel(post, &failure, delay).await;
+                let error = format!(
+                    "{NOT_FOUND_AFTER_AMBIGUOUS}: a worker stopped during attempt {attempt} \
+                     after it may have been sent, and the lookup failed ({failure}); looked up \
+                     again before publishing again"
+                );
+                let wait = failure.retry_after();
+                self.retry_later(post, running.as_ref(), attempt, error, wait)
+            }
             outcome => {
                 let why = match outcome {
                     Err(failure) => format!("; the lookup failed: {failure}"),
@@ -502,7 +519,7 @@ impl PublishQueue {
         run: &PostRun,
         attempt: u32,
         message: &str,
-    ) -> Result<PostOutcome> {
+    ) -> Attempted {
         let why = if self.gateway.can_lookup(channel) {
             match checked::looked_up(
                 self.gateway
@@ -510,18 +527,41 @@ impl PublishQueue {
                     .await,
             ) {
                 Ok(Some(published)) => {
-                    return self
-                        .write_now(self.published(post, Some(run), attempt, published))
-                        .await;
+                    let step = self.published(post, Some(run), attempt, published);
+                    return Step::Done(self.write_now(step).await).into();
                 }
                 Ok(None) => {
                     let error = format!(
                         "{NOT_FOUND_AFTER_AMBIGUOUS}: no answer after the request was sent \
                          ({message})"
                     );
-                    return self
-                        .write_now(self.retry_later(post, Some(run), attempt, error, None))
-                        .await;
+                    let step = self.retry_later(post, Some(run), attempt, error, None);
+                    return Step::Done(self.write_now(step).await).into();
+                }
+                // The lookup got no answer either (throttled, a 5xx): the
+                // post is looked up again after the wait, before any new
+                // publish (its run says it was ambiguous), and the channel
+                // is held as a throttled publish holds it.
+                Err(
+                    failure @ (PublishFailure::RateLimited { .. }
+                    | PublishFailure::Transient { .. }),
+                ) if attempt < self.config.retry.max_attempts.max(1) => {
+                    let delay = self
+                        .config
+                        .retry
+                        .delay_after(attempt, failure.retry_after());
+                    let hold = self.hold_channel(post, &failure, delay).await;
+                    let error = format!(
+                        "{NOT_FOUND_AFTER_AMBIGUOUS}: no answer after the request was sent \
+                         ({message}) and the lookup right after failed ({failure}); looked up \
+                         again before publishing again"
+                    );
+                    let wait = failure.retry_after();
+                    let step = self.retry_later(post, Some(run), attempt, error, wait);
+                    return Attempted {
+                        step: Step::Done(self.write_now(step).await),
+                        hold,
+                    };
                 }
                 Err(failure) => format!("the lookup failed: {failure}"),
             }
@@ -532,8 +572,8 @@ impl PublishQueue {
             "{OUTCOME_UNKNOWN}: no answer after the request was sent ({message}); {why}; \
              check the account before publishing again"
         );
-        self.write_now(self.failed(post, Some((run, attempt)), error))
-            .await
+        let step = self.failed(post, Some((run, attempt)), error);
+        Step::Done(self.write_now(step).await).into()
     }
 
     /// Writes one settlement at once; `LeaseLost` when the claim moved on.

@@ -198,8 +198,10 @@ impl PublishGateway for ConnectorGateway {
         }
     }
 
-    /// Any error of the lookup is reported as a failure (the queue then ends the
-    /// post `outcome_unknown`): only a definite answer settles it.
+    /// Any error of the lookup is reported as a failure: only a definite
+    /// answer settles the post. A throttle or a transient error keeps its
+    /// kind and its Retry-After (the queue holds the channel and looks the
+    /// post up again after the wait); any other error is `Ambiguous`.
     async fn lookup(
         &self,
         channel: &Channel,
@@ -210,7 +212,14 @@ impl PublishGateway for ConnectorGateway {
         let connector = self.connector(channel).map_err(classify)?;
         let ctx = channel_context(channel);
         let query = LookupQuery::new(content.clone(), attempted_at).with_reference(reference);
-        let lookup_failed = |e: ConnectorError| PublishFailure::Ambiguous(e.to_string());
+        let lookup_failed = |e: ConnectorError| {
+            let message = e.to_string();
+            match classify(e) {
+                failure @ (PublishFailure::RateLimited { .. }
+                | PublishFailure::Transient { .. }) => failure,
+                _ => PublishFailure::Ambiguous(message),
+            }
+        };
         if let Some(lookup) = &self.lookup {
             return lookup
                 .find_post(connector.as_ref(), &ctx, &query)
