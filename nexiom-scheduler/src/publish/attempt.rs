@@ -481,21 +481,13 @@ impl PublishQueue {
             }
             // The lookup was throttled or failed transiently: looked up
             // again after the wait, never published before that.
-            Err(
-                failure @ (PublishFailure::RateLimited { .. } | PublishFailure::Transient { .. }),
-            ) if attempt < self.config.retry.max_attempts.max(1) => {
-                let delay = self
-                    .config
-                    .retry
-                    .delay_after(attempt, failure.retry_after());
-                self.hold_channel(post, &failure, delay).await;
-                let error = format!(
-                    "{NOT_FOUND_AFTER_AMBIGUOUS}: a worker stopped during attempt {attempt} \
-                     after it may have been sent, and the lookup failed ({failure}); looked up \
-                     again before publishing again"
+            Err(failure) if retried_lookup(&failure, attempt, &self.config.retry) => {
+                let why = format!(
+                    "a worker stopped during attempt {attempt} after it may have been sent"
                 );
-                let wait = failure.retry_after();
-                self.retry_later(post, running.as_ref(), attempt, error, wait)
+                self.look_again_later(post, running.as_ref(), attempt, &failure, &why)
+                    .await
+                    .0
             }
             outcome => {
                 let why = match outcome {
@@ -542,22 +534,11 @@ impl PublishQueue {
                 // post is looked up again after the wait, before any new
                 // publish (its run says it was ambiguous), and the channel
                 // is held as a throttled publish holds it.
-                Err(
-                    failure @ (PublishFailure::RateLimited { .. }
-                    | PublishFailure::Transient { .. }),
-                ) if attempt < self.config.retry.max_attempts.max(1) => {
-                    let delay = self
-                        .config
-                        .retry
-                        .delay_after(attempt, failure.retry_after());
-                    let hold = self.hold_channel(post, &failure, delay).await;
-                    let error = format!(
-                        "{NOT_FOUND_AFTER_AMBIGUOUS}: no answer after the request was sent \
-                         ({message}) and the lookup right after failed ({failure}); looked up \
-                         again before publishing again"
-                    );
-                    let wait = failure.retry_after();
-                    let step = self.retry_later(post, Some(run), attempt, error, wait);
+                Err(failure) if retried_lookup(&failure, attempt, &self.config.retry) => {
+                    let why = format!("no answer after the request was sent ({message})");
+                    let (step, hold) = self
+                        .look_again_later(post, Some(run), attempt, &failure, &why)
+                        .await;
                     return Attempted {
                         step: Step::Done(self.write_now(step).await),
                         hold,
@@ -574,6 +555,31 @@ impl PublishQueue {
         );
         let step = self.failed(post, Some((run, attempt)), error);
         Step::Done(self.write_now(step).await).into()
+    }
+
+    /// A lookup made after an ambiguous attempt got no answer either
+    /// (throttled, a 5xx): the channel is held as a throttled publish holds
+    /// it, and the post is looked up again after the wait, before any new
+    /// publish (its run says it was ambiguous). Returns the step and the hold.
+    async fn look_again_later(
+        &self,
+        post: &ScheduledPost,
+        run: Option<&PostRun>,
+        attempt: u32,
+        failure: &PublishFailure,
+        why: &str,
+    ) -> (Step, Option<DateTime<Utc>>) {
+        let delay = self
+            .config
+            .retry
+            .delay_after(attempt, failure.retry_after());
+        let hold = self.hold_channel(post, failure, delay).await;
+        let error = format!(
+            "{NOT_FOUND_AFTER_AMBIGUOUS}: {why}, and the lookup failed ({failure}); looked up \
+             again before publishing again"
+        );
+        let step = self.retry_later(post, run, attempt, error, failure.retry_after());
+        (step, hold)
     }
 
     /// Writes one settlement at once; `LeaseLost` when the claim moved on.
@@ -632,4 +638,14 @@ impl PublishQueue {
             .await?;
         Ok(())
     }
+}
+
+/// Whether a failed lookup after an ambiguous attempt is made again later
+/// (throttled or transient, with an attempt left) rather than ending the
+/// post `outcome_unknown`.
+fn retried_lookup(failure: &PublishFailure, attempt: u32, retry: &crate::RetryPolicy) -> bool {
+    matches!(
+        failure,
+        PublishFailure::RateLimited { .. } | PublishFailure::Transient { .. }
+    ) && attempt < retry.max_attempts.max(1)
 }
