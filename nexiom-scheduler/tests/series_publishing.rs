@@ -20,6 +20,8 @@ on_both_backends!(
     occurrences_past_the_max_lateness_are_skipped,
     a_series_whose_late_occurrences_were_its_last_ends,
     a_max_lateness_of_zero_still_publishes_what_is_due,
+    an_occurrence_claimed_when_its_series_is_cancelled_is_not_published_later,
+    an_occurrence_claimed_when_its_series_is_replaced_is_not_published_later,
 );
 
 async fn series_occurrences_are_published_once_each_across_dst(store: Arc<dyn Store>) {
@@ -223,4 +225,71 @@ async fn a_max_lateness_of_zero_still_publishes_what_is_due(store: Arc<dyn Store
     let report = queue.run_due(&batch(10), None).await.unwrap();
     assert_eq!(report.occurrences_skipped, 1, "{report:?}");
     assert_eq!(occurrences(&env, &series).await.len(), 1);
+}
+
+/// How a test stops a series.
+#[derive(Clone, Copy)]
+enum Stop {
+    Cancel,
+    Replace,
+}
+
+/// An occurrence claimed by a worker that then stopped (its lease lapses and
+/// it comes back to `queued`, as after a retry) while its series was
+/// stopped: the next claim cancels it, with no call to the platform.
+async fn occurrence_of_a_stopped_series(store: Arc<dyn Store>, stop: Stop) {
+    let env = Env::new(store).await;
+    let (series, queue, gateway) = daily_series(&env, None, "FREQ=DAILY").await;
+    let scheduler = Scheduler::new(env.store.clone(), env.clock.clone());
+    env.clock.set(series.publish_at);
+    // The template makes its occurrence; another worker claims it and stops.
+    let template = queue.enqueue_due_posts(1).await.unwrap().pop().unwrap();
+    assert_eq!(template.id, series.id);
+    let advanced = queue.process(template).await.unwrap();
+    assert!(
+        matches!(advanced, PostOutcome::SeriesAdvanced { .. }),
+        "{advanced:?}"
+    );
+    let dead = env.queue("dead-worker", gateway.clone());
+    let claimed = dead.enqueue_due_posts(10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].series_id, Some(series.id));
+    match stop {
+        Stop::Cancel => {
+            let template = scheduler.cancel(env.tenant, series.id).await.unwrap();
+            assert!(template.is_stopped_series(), "{template:?}");
+        }
+        Stop::Replace => {
+            let tomorrow = (series.publish_at + Duration::days(2)).naive_utc();
+            let spec = SeriesSpec::new("FREQ=WEEKLY", tomorrow, "UTC");
+            scheduler
+                .reschedule_series(env.tenant, series.id, &spec)
+                .await
+                .unwrap();
+            assert!(env.post(series.id).await.is_stopped_series());
+        }
+    }
+    // Being published at that instant, the occurrence could not be
+    // cancelled; its worker's lease lapses and it is queued again.
+    assert_eq!(env.post(claimed[0].id).await.status, PostStatus::Publishing);
+    env.advance(Duration::hours(1));
+    assert_eq!(queue.release_stale_leases().await.unwrap(), 1);
+    let report = queue.run_due(&batch(10), None).await.unwrap();
+    assert_eq!(report.cancelled, 1, "{report:?}");
+    let occurrence = env.post(claimed[0].id).await;
+    assert_eq!(occurrence.status, PostStatus::Cancelled, "{occurrence:?}");
+    assert_eq!(gateway.calls().len(), 0, "nothing published after the stop");
+    assert!(env.runs(occurrence.id).await.is_empty());
+}
+
+async fn an_occurrence_claimed_when_its_series_is_cancelled_is_not_published_later(
+    store: Arc<dyn Store>,
+) {
+    occurrence_of_a_stopped_series(store, Stop::Cancel).await;
+}
+
+async fn an_occurrence_claimed_when_its_series_is_replaced_is_not_published_later(
+    store: Arc<dyn Store>,
+) {
+    occurrence_of_a_stopped_series(store, Stop::Replace).await;
 }

@@ -68,3 +68,8 @@ pub(crate) fn series_replacement(
     spec.validate()?;
     Ok(Some(spec))
 }
+
+/// The `error_message` of a series template replaced by the series `new`.
+pub(crate) fn replaced_by(new: PostId) -> String {
+    format!("{}: replaced by series {new}", nexiom_core::SERIES_STOPPED)
+}

@@ -87,6 +87,27 @@ pub struct ScheduledPost {
     pub updated_at: DateTime<Utc>,
 }
 
+/// How the `error_message` of a series template stopped on request starts
+/// (cancelled, or replaced by a new series): its occurrences not published
+/// yet are not published, even one that was being published at that instant
+/// and came back to `queued` afterwards (a retry, a lease taken over). A
+/// series whose rule ran out is `cancelled` too, without this mark: its
+/// occurrences still go out.
+pub const SERIES_STOPPED: &str = "series stopped";
+
+impl ScheduledPost {
+    /// Whether this is a series template stopped on request (`cancelled`,
+    /// its `error_message` starting with [`SERIES_STOPPED`]).
+    pub fn is_stopped_series(&self) -> bool {
+        self.recurrence.is_some()
+            && self.status == PostStatus::Cancelled
+            && self
+                .error_message
+                .as_deref()
+                .is_some_and(|e| e.starts_with(SERIES_STOPPED))
+    }
+}
+
 fn scheduled_origin() -> PostOrigin {
     PostOrigin::Scheduled
 }

@@ -8,7 +8,7 @@ use nexiom_core::{
     Channel, NewPostRun, Platform, PostPatch, PostRun, PostRunStatus, PostSettlement, PostStatus,
     ScheduledPost,
 };
-use nexiom_storage::{STALE_RUN_ERROR, StorageError};
+use nexiom_storage::StorageError;
 use tokio::sync::{mpsc, oneshot};
 use tracing::warn;
 
@@ -134,7 +134,15 @@ impl PublishQueue {
             }
             Err(err) => return self.waiting(post, err),
         };
+        // An occurrence whose series was stopped after it was first
+        // claimed (it came back to `queued`) is cancelled, not published;
+        // one whose earlier attempt may have published it is looked up
+        // first (below).
+        let stopped = self.series_stopped(post).await?;
         if channel.platform == Platform::WhatsApp {
+            if stopped {
+                return self.stop_occurrence(post, &channel).await;
+            }
             return self.broadcast(post, &channel).await;
         }
         if let Some(reason) = self.gateway.refusal(&channel, &post.content) {
@@ -193,6 +201,9 @@ impl PublishQueue {
                     });
                 }
             }
+        }
+        if stopped {
+            return self.stop_occurrence(post, &channel).await;
         }
         let mut attempt = post.retry_count + 1;
         let mut refreshed = false;
@@ -382,7 +393,7 @@ impl PublishQueue {
     /// post's backoff): here and from every worker's claims (also when the
     /// post has no attempt left), so the channel's other posts do not each
     /// spend an attempt on the throttle. Returns until when.
-    async fn hold_channel(
+    pub(super) async fn hold_channel(
         &self,
         post: &ScheduledPost,
         failure: &PublishFailure,
@@ -402,184 +413,6 @@ impl PublishQueue {
             warn!(error = %err, "could not record the channel's hold");
         }
         hold
-    }
-
-    /// When an earlier attempt of `post` ended ambiguous and was not found by
-    /// the lookup made then ([`NOT_FOUND_AFTER_AMBIGUOUS`] in its run's
-    /// error, or its worker stopped during it: [`STALE_RUN_ERROR`]), the
-    /// start of the earliest such attempt: the next attempt
-    /// looks the post up from then before publishing. `None` for a first
-    /// attempt (no run is read) or where the platform offers no lookup.
-    async fn ambiguous_since(
-        &self,
-        post: &ScheduledPost,
-        channel: &Channel,
-    ) -> Result<Option<DateTime<Utc>>> {
-        if post.retry_count == 0 || !self.gateway.can_lookup(channel) {
-            return Ok(None);
-        }
-        let runs = self.store.list_post_runs(post.tenant_id, post.id).await?;
-        // A run closed because its worker stopped (its lease ran out) was
-        // ambiguous too, whatever the lookup after it said (that answer was
-        // written on the post only, the run being closed already).
-        Ok(runs
-            .iter()
-            .filter(|r| {
-                r.error.as_deref().is_some_and(|e| {
-                    e.starts_with(NOT_FOUND_AFTER_AMBIGUOUS) || e.starts_with(STALE_RUN_ERROR)
-                })
-            })
-            .map(|r| r.started_at)
-            .min())
-    }
-
-    /// An attempt under number `attempt` was already started by a worker that
-    /// stopped before recording its outcome: find out by lookup, never by
-    /// publishing again.
-    async fn recover(
-        &self,
-        post: &ScheduledPost,
-        channel: &Channel,
-        attempt: u32,
-    ) -> Result<PostOutcome> {
-        let runs = self.store.list_post_runs(post.tenant_id, post.id).await?;
-        let orphan = runs.into_iter().find(|r| r.attempt == attempt);
-        if orphan.is_none() {
-            // Nothing was started under this number: the run was refused
-            // because this worker's claim had lapsed. Nothing to settle.
-            return Ok(PostOutcome::LeaseLost);
-        }
-        warn!(
-            attempt,
-            "a previous worker stopped during this attempt; checking the platform"
-        );
-        let can_lookup = self.gateway.can_lookup(channel);
-        let found = if can_lookup {
-            let attempted_at = orphan.as_ref().map_or(post.publish_at, |r| r.started_at);
-            checked::looked_up(
-                self.gateway
-                    .lookup(channel, &post.content, &post.id.to_string(), attempted_at)
-                    .await,
-            )
-        } else {
-            Ok(None)
-        };
-        // Found: the orphan attempt succeeded, even if it was closed as stale.
-        if let Ok(Some(published)) = found {
-            return self
-                .write_now(self.published(post, orphan.as_ref(), attempt, published))
-                .await;
-        }
-        let running = orphan.filter(|r| r.status == PostRunStatus::Running);
-        let step = match found {
-            Ok(None) if can_lookup => {
-                let error = format!(
-                    "{NOT_FOUND_AFTER_AMBIGUOUS}: a worker stopped during attempt {attempt} \
-                     after it may have been sent"
-                );
-                self.retry_later(post, running.as_ref(), attempt, error, None)
-            }
-            // The lookup was throttled or failed transiently: looked up
-            // again after the wait, never published before that.
-            Err(failure) if retried_lookup(&failure, attempt, &self.config.retry) => {
-                let why = format!(
-                    "a worker stopped during attempt {attempt} after it may have been sent"
-                );
-                self.look_again_later(post, running.as_ref(), attempt, &failure, &why)
-                    .await
-                    .0
-            }
-            outcome => {
-                let why = match outcome {
-                    Err(failure) => format!("; the lookup failed: {failure}"),
-                    _ => "; the platform offers no lookup".into(),
-                };
-                let error = format!(
-                    "{OUTCOME_UNKNOWN}: a worker stopped during attempt {attempt} after it may \
-                     have been sent{why}; check the account before publishing again"
-                );
-                self.failed(post, running.as_ref().map(|r| (r, attempt)), error)
-            }
-        };
-        self.write_now(step).await
-    }
-
-    async fn settle_ambiguous(
-        &self,
-        post: &ScheduledPost,
-        channel: &Channel,
-        run: &PostRun,
-        attempt: u32,
-        message: &str,
-    ) -> Attempted {
-        let why = if self.gateway.can_lookup(channel) {
-            match checked::looked_up(
-                self.gateway
-                    .lookup(channel, &post.content, &post.id.to_string(), run.started_at)
-                    .await,
-            ) {
-                Ok(Some(published)) => {
-                    let step = self.published(post, Some(run), attempt, published);
-                    return Step::Done(self.write_now(step).await).into();
-                }
-                Ok(None) => {
-                    let error = format!(
-                        "{NOT_FOUND_AFTER_AMBIGUOUS}: no answer after the request was sent \
-                         ({message})"
-                    );
-                    let step = self.retry_later(post, Some(run), attempt, error, None);
-                    return Step::Done(self.write_now(step).await).into();
-                }
-                // The lookup got no answer either (throttled, a 5xx): the
-                // post is looked up again after the wait, before any new
-                // publish (its run says it was ambiguous), and the channel
-                // is held as a throttled publish holds it.
-                Err(failure) if retried_lookup(&failure, attempt, &self.config.retry) => {
-                    let why = format!("no answer after the request was sent ({message})");
-                    let (step, hold) = self
-                        .look_again_later(post, Some(run), attempt, &failure, &why)
-                        .await;
-                    return Attempted {
-                        step: Step::Done(self.write_now(step).await),
-                        hold,
-                    };
-                }
-                Err(failure) => format!("the lookup failed: {failure}"),
-            }
-        } else {
-            "the platform offers no lookup".to_owned()
-        };
-        let error = format!(
-            "{OUTCOME_UNKNOWN}: no answer after the request was sent ({message}); {why}; \
-             check the account before publishing again"
-        );
-        let step = self.failed(post, Some((run, attempt)), error);
-        Step::Done(self.write_now(step).await).into()
-    }
-
-    /// A lookup made after an ambiguous attempt got no answer either
-    /// (throttled, a 5xx): the channel is held as a throttled publish holds
-    /// it, and the post is looked up again after the wait, before any new
-    /// publish (its run says it was ambiguous). Returns the step and the hold.
-    async fn look_again_later(
-        &self,
-        post: &ScheduledPost,
-        run: Option<&PostRun>,
-        attempt: u32,
-        failure: &PublishFailure,
-        why: &str,
-    ) -> (Step, Option<DateTime<Utc>>) {
-        let delay = self
-            .config
-            .retry
-            .delay_after(attempt, failure.retry_after());
-        let hold = self.hold_channel(post, failure, delay).await;
-        let error = format!(
-            "{NOT_FOUND_AFTER_AMBIGUOUS}: {why}, and the lookup failed ({failure}); looked up \
-             again before publishing again"
-        );
-        let step = self.retry_later(post, run, attempt, error, failure.retry_after());
-        (step, hold)
     }
 
     /// Writes one settlement at once; `LeaseLost` when the claim moved on.
@@ -626,7 +459,7 @@ impl PublishQueue {
         }
     }
 
-    async fn finish_run(
+    pub(super) async fn finish_run(
         &self,
         post: &ScheduledPost,
         run: &PostRun,
@@ -638,14 +471,4 @@ impl PublishQueue {
             .await?;
         Ok(())
     }
-}
-
-/// Whether a failed lookup after an ambiguous attempt is made again later
-/// (throttled or transient, with an attempt left) rather than ending the
-/// post `outcome_unknown`.
-fn retried_lookup(failure: &PublishFailure, attempt: u32, retry: &crate::RetryPolicy) -> bool {
-    matches!(
-        failure,
-        PublishFailure::RateLimited { .. } | PublishFailure::Transient { .. }
-    ) && attempt < retry.max_attempts.max(1)
 }

@@ -1,5 +1,6 @@
 //! Publishing: the gateway to the platforms, the retry policy and the queue.
 
+mod ambiguous;
 mod attempt;
 mod batch;
 mod broadcast;

@@ -162,6 +162,10 @@ pub enum PostOutcome {
         /// Attempts made so far.
         attempts: u32,
     },
+    /// An occurrence of a series stopped on request (cancelled or replaced,
+    /// [`ScheduledPost::is_stopped_series`]) after it was first claimed: it
+    /// is `cancelled`, with no call to the platform.
+    Cancelled,
 }
 
 /// Counts of one [`PublishQueue::run_due`] call.
@@ -186,6 +190,9 @@ pub struct QueueReport {
     /// Posts waiting for their channel to be reconnected
     /// ([`PostOutcome::AwaitingReconnection`]).
     pub awaiting_reconnection: u64,
+    /// Occurrences cancelled because their series was stopped
+    /// ([`PostOutcome::Cancelled`]).
+    pub cancelled: u64,
     /// Claims lost, and storage errors while processing.
     pub skipped: u64,
 }
@@ -193,7 +200,7 @@ pub struct QueueReport {
 impl QueueReport {
     /// Posts handled in a way that is not a failure.
     pub fn processed(&self) -> u64 {
-        self.published + self.retrying + self.series_advanced
+        self.published + self.retrying + self.series_advanced + self.cancelled
     }
 
     /// The counts as JSON (for execution logs).
@@ -207,6 +214,7 @@ impl QueueReport {
             "occurrences_skipped": self.occurrences_skipped,
             "handed_back": self.handed_back,
             "awaiting_reconnection": self.awaiting_reconnection,
+            "cancelled": self.cancelled,
             "skipped": self.skipped,
         })
     }
@@ -236,6 +244,7 @@ impl QueueReport {
             }
             Ok(PostOutcome::Released) => self.handed_back += 1,
             Ok(PostOutcome::AwaitingReconnection { .. }) => self.awaiting_reconnection += 1,
+            Ok(PostOutcome::Cancelled) => self.cancelled += 1,
             Ok(PostOutcome::LeaseLost) | Err(_) => self.skipped += 1,
         }
     }
@@ -252,7 +261,10 @@ impl QueueReport {
 ///   and is queued again, or is retired (`cancelled`) when the rule has none.
 ///   Occurrences missed while no worker ran are each created in turn, late,
 ///   unless [`PublishConfig::series_max_lateness`] says how late is too
-///   late.
+///   late. An occurrence of a series stopped on request
+///   ([`ScheduledPost::is_stopped_series`]) that comes back to `queued`
+///   after the stop (a retry, a lease taken over) is cancelled when claimed,
+///   with no call ([`PostOutcome::Cancelled`]).
 /// - Content the channel can never take fails at once, before any call.
 /// - Each attempt is a `post_run`, inserted *before* the platform call with
 ///   attempt number `retry_count + 1`. An attempt is therefore never made twice

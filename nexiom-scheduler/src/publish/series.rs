@@ -1,13 +1,16 @@
 //! Series templates: a claimed template creates its due occurrence as a post
 //! of its own and moves to its next occurrence, or, under
 //! [`PublishConfig::series_max_lateness`](super::PublishConfig::series_max_lateness),
-//! skips the occurrences that fell due too long ago.
+//! skips the occurrences that fell due too long ago; an occurrence of a
+//! series stopped on request is cancelled when claimed.
 
 use chrono::{DateTime, Duration, Utc};
-use nexiom_core::{NewScheduledPost, PostPatch, PostSettlement, PostStatus, ScheduledPost};
+use nexiom_core::{
+    Channel, NewScheduledPost, PostPatch, PostSettlement, PostStatus, ScheduledPost,
+};
 use tracing::warn;
 
-use super::attempt::{Runs, Step};
+use super::attempt::{Attempted, Runs, Step};
 use super::queue::{PostOutcome, PublishQueue};
 use crate::error::Result;
 use crate::schedule::RecurrenceRule;
@@ -128,6 +131,47 @@ impl PublishQueue {
             },
         };
         Ok(self.update(template, patch).await?.is_some())
+    }
+
+    /// Whether `post` is an occurrence of a series stopped on request.
+    pub(super) async fn series_stopped(&self, post: &ScheduledPost) -> Result<bool> {
+        let Some(series) = post.series_id else {
+            return Ok(false);
+        };
+        let template = self.store.get_post(post.tenant_id, series).await?;
+        Ok(template.is_stopped_series())
+    }
+
+    /// Cancels an occurrence of a stopped series, with no call; when a
+    /// worker stopped during its next attempt (its run exists), that
+    /// attempt is settled by lookup first, as any such attempt is.
+    pub(super) async fn stop_occurrence(
+        &self,
+        post: &ScheduledPost,
+        channel: &Channel,
+    ) -> Result<Attempted> {
+        let attempt = post.retry_count + 1;
+        let runs = self.store.list_post_runs(post.tenant_id, post.id).await?;
+        if runs.iter().any(|r| r.attempt == attempt) {
+            return Ok(Step::Done(self.recover(post, channel, attempt).await).into());
+        }
+        let patch = PostPatch {
+            status: Some(PostStatus::Cancelled),
+            error_message: Some(Some(
+                "cancelled: its series was stopped (cancelled or replaced) before this \
+                 occurrence was published"
+                    .to_owned(),
+            )),
+            next_attempt_at: Some(None),
+            release_lease: true,
+            ..self.guard()
+        };
+        let outcome = match self.update(post, patch).await {
+            Ok(Some(_)) => Ok(PostOutcome::Cancelled),
+            Ok(None) => Ok(PostOutcome::LeaseLost),
+            Err(err) => Err(err),
+        };
+        Ok(Step::Done(outcome).into())
     }
 
     /// A template whose rule cannot be read or stepped fails for good.

@@ -13,6 +13,9 @@ use super::recurrence::RecurrenceRule;
 use crate::error::{Result, SchedulerError};
 use crate::publish::PublishGateway;
 
+/// The `error_message` of a series cancelled on request.
+const CANCELLED_ON_REQUEST: &str = "series stopped: cancelled on request";
+
 /// A recurrence as a user writes it: an RFC 5545 RRULE, DTSTART as local wall
 /// time, and an IANA time-zone name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -260,11 +263,23 @@ impl Scheduler {
     /// can be asked again once the template is `cancelled`: a series whose
     /// rule ran out is cancelled as its last occurrence is created, and
     /// cancelling it still stops the occurrences not published yet.
+    /// A cancelled series is marked stopped (its `error_message` starts with
+    /// [`SERIES_STOPPED`](nexiom_core::SERIES_STOPPED)): an occurrence being published at that instant
+    /// finishes its attempt, but if it comes back to `queued` (a retry, a
+    /// lease taken over from a stopped worker) it is cancelled when next
+    /// claimed, with no call to the platform.
     /// [`SchedulerError::WrongStatus`] when the post is being published or is
     /// already done (a one-off post or an occurrence).
     pub async fn cancel(&self, tenant: TenantId, post: PostId) -> Result<ScheduledPost> {
+        let series = self
+            .store
+            .get_post(tenant, post)
+            .await?
+            .recurrence
+            .is_some();
         let patch = PostPatch {
             status: Some(PostStatus::Cancelled),
+            error_message: series.then(|| Some(CANCELLED_ON_REQUEST.to_owned())),
             release_lease: true,
             expect_status: Some(PostStatus::Queued),
             ..PostPatch::default()
@@ -274,17 +289,7 @@ impl Scheduler {
             Err(SchedulerError::WrongStatus {
                 status: PostStatus::Cancelled,
                 ..
-            }) => {
-                let current = self.store.get_post(tenant, post).await?;
-                if current.recurrence.is_none() || current.status != PostStatus::Cancelled {
-                    return Err(SchedulerError::WrongStatus {
-                        post,
-                        status: current.status,
-                        action: "cancelling",
-                    });
-                }
-                current
-            }
+            }) if series => self.mark_stopped(tenant, post).await?,
             Err(err) => return Err(err),
         };
         if cancelled.recurrence.is_some() {
@@ -293,8 +298,24 @@ impl Scheduler {
         Ok(cancelled)
     }
 
+    /// Marks the cancelled series `post` (its rule ran out, or cancelled
+    /// before) stopped, when it is not yet.
+    async fn mark_stopped(&self, tenant: TenantId, post: PostId) -> Result<ScheduledPost> {
+        let current = self.store.get_post(tenant, post).await?;
+        if current.is_stopped_series() {
+            return Ok(current);
+        }
+        let patch = PostPatch {
+            error_message: Some(Some(CANCELLED_ON_REQUEST.to_owned())),
+            expect_status: Some(PostStatus::Cancelled),
+            ..PostPatch::default()
+        };
+        self.guarded(tenant, post, patch, "cancelling").await
+    }
+
     /// Cancels the queued occurrences of the series `series`; one claimed
-    /// meanwhile is being published and stays so.
+    /// meanwhile is being published and stays so (and is cancelled when
+    /// next claimed, if it comes back to `queued`).
     async fn cancel_occurrences(&self, tenant: TenantId, series: PostId) -> Result<()> {
         let occurrences = self
             .store

@@ -155,6 +155,11 @@ pub async fn a_series_is_replaced_all_at_once_or_not_at_all(store: Arc<dyn Store
     let cancelled = s.get_post(t, old.id).await.unwrap();
     assert_eq!(cancelled.updated_at, at);
     assert_eq!(cancelled.lease_owner, None);
+    // Marked stopped, naming its replacement: an occurrence being published
+    // that comes back to `queued` is not published.
+    assert!(cancelled.is_stopped_series(), "{cancelled:?}");
+    let replaced = cancelled.error_message.unwrap_or_default();
+    assert!(replaced.contains(&created.id.to_string()), "{replaced}");
     // Replaced once: the new series can be replaced in turn.
     let again = s
         .replace_series(created.id, weekly(t, c, "fridays", "FR"), None, at)

@@ -55,6 +55,7 @@ impl Inner {
         );
         let template = PostPatch {
             status: Some(PostStatus::Cancelled),
+            error_message: Some(Some(checks::replaced_by(created.id))),
             release_lease: true,
             expect_status: Some(PostStatus::Queued),
             ..PostPatch::default()

@@ -39,7 +39,7 @@ impl PgStore {
             attempts += 1;
             let cancelled: Option<Uuid> = sqlx::query_scalar(
                 "UPDATE scheduled_posts SET status = 'cancelled', lease_owner = NULL, \
-                     lease_expires_at = NULL, updated_at = $3 \
+                     lease_expires_at = NULL, updated_at = $3, error_message = $4 \
                  WHERE tenant_id = $1 AND id = $2 AND status = 'queued' \
                      AND rrule IS NOT NULL AND series_id IS NULL \
                  RETURNING id",
@@ -47,6 +47,7 @@ impl PgStore {
             .bind(tenant.as_uuid())
             .bind(old.as_uuid())
             .bind(at)
+            .bind(checks::replaced_by(id))
             .fetch_optional(&mut *tx)
             .await
             .map_err(db)?;

@@ -40,8 +40,10 @@ pub trait PostStore: Send + Sync {
     ) -> Result<ScheduledPost>;
     /// Replaces the queued series template `old` of `new.tenant_id` by `new`
     /// (a series template, `recurrence` set, `series_id` unset), in one atomic
-    /// step: `old` becomes `cancelled` (its lease released) with its `queued`
-    /// occurrences, and `new` is created `queued` as
+    /// step: `old` becomes `cancelled` (its lease released, its
+    /// `error_message` starting with [`SERIES_STOPPED`](nexiom_core::SERIES_STOPPED),
+    /// so that an occurrence of it that was being published and comes back to
+    /// `queued` is not published) with its `queued` occurrences, and `new` is created `queued` as
     /// [`insert_post`](Self::insert_post) creates it, with its audience and
     /// template when `broadcast` is set (as
     /// [`insert_broadcast_post`](crate::BroadcastStore::insert_broadcast_post)).
