@@ -1,6 +1,6 @@
 //! 2-hour KPI windows in a tenant's time zone.
 
-use chrono::{DateTime, Duration, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, Duration, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 pub use nexiom_core::KpiWindow;
 
@@ -14,9 +14,14 @@ pub fn local_instant(local: NaiveDateTime, tz: Tz) -> DateTime<Utc> {
         LocalResult::None => {
             // In a gap: the gap ends at the transition instant, which is the wall
             // time read with the offset in force before the gap. Transitions fall
-            // on whole minutes, so scanning forward minute by minute finds the
-            // first wall time that exists again; it maps to that instant.
-            let mut probe = local;
+            // on whole minutes, so scanning forward minute by minute (from the
+            // wall time's own minute: its seconds would carry into every probe)
+            // finds the first wall time that exists again; it maps to that
+            // instant.
+            let mut probe = local
+                .with_second(0)
+                .and_then(|t| t.with_nanosecond(0))
+                .unwrap_or(local);
             for _ in 0..(48 * 60) {
                 probe += Duration::minutes(1);
                 if let Some(t) = tz.from_local_datetime(&probe).earliest() {
@@ -84,6 +89,23 @@ mod tests {
 
     fn utc(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(y, m, d, h, min, 0).unwrap()
+    }
+
+    #[test]
+    fn a_wall_time_in_the_gap_with_seconds_is_the_end_of_the_gap() {
+        // Paris skips from 02:00 to 03:00 on 29 March 2026: every wall time
+        // in between maps to 03:00 CEST (01:00 UTC), seconds or not.
+        let at = |h: u32, m: u32, s: u32| {
+            let local = NaiveDate::from_ymd_opt(2026, 3, 29)
+                .unwrap()
+                .and_hms_opt(h, m, s)
+                .unwrap();
+            local_instant(local, Europe::Paris)
+        };
+        assert_eq!(at(2, 30, 45), utc(2026, 3, 29, 1, 0));
+        assert_eq!(at(2, 59, 59), utc(2026, 3, 29, 1, 0));
+        assert_eq!(at(2, 0, 0), utc(2026, 3, 29, 1, 0));
+        assert_eq!(at(3, 0, 1), utc(2026, 3, 29, 1, 0) + Duration::seconds(1));
     }
 
     fn lengths(windows: &[KpiWindow]) -> Vec<i64> {

@@ -619,6 +619,55 @@ fn dtstart_in_a_gap_at_midnight_is_the_first_occurrence() {
 }
 
 #[test]
+fn an_occurrence_in_a_gap_at_midnight_is_kept() {
+    // DTSTART exists (00:30 EET on 23 April); the next day's 00:30 falls in
+    // Cairo's gap (00:00 to 01:00 on 24 April) and is read with the offset
+    // before it, 01:30 EEST (22:30 UTC); then 00:30 EEST. Before, the gap
+    // day's occurrence was dropped (the crate skips a day whose midnight
+    // does not exist), and COUNT reached a day later.
+    assert_eq!(
+        occurrences_utc("FREQ=DAILY;COUNT=3", "20260423T003000", "Africa/Cairo", 5),
+        vec![
+            utc(2026, 4, 22, 22, 30),
+            utc(2026, 4, 23, 22, 30),
+            utc(2026, 4, 24, 21, 30)
+        ]
+    );
+}
+
+#[test]
+fn dtstart_in_a_gap_with_seconds_keeps_its_offset_and_its_seconds() {
+    // 02:30:45 on the night Paris skips 02:00 to 03:00: 03:30:45 CEST, then
+    // 02:30:45 CEST. Before, the seconds threw the gap's end off by a
+    // minute and DTSTART was read at 00:30:45 UTC, before the gap.
+    let s = |d: u32, h: u32| utc(2026, 3, d, h, 30) + chrono::Duration::seconds(45);
+    assert_eq!(
+        occurrences_utc("FREQ=DAILY;COUNT=2", "20260329T023045", "Europe/Paris", 5),
+        vec![s(29, 1), s(30, 0)]
+    );
+}
+
+#[test]
+fn hourly_over_a_thirty_minute_gap() {
+    // Lord Howe Island skips from 02:00 to 02:30 on 4 October 2026: 02:00 is
+    // read with the offset before (+10:30), 15:30 UTC; then 03:00 +11:00.
+    assert_eq!(
+        occurrences_utc(
+            "FREQ=HOURLY;COUNT=4",
+            "20261004T010000",
+            "Australia/Lord_Howe",
+            5
+        ),
+        vec![
+            utc(2026, 10, 3, 14, 30),
+            utc(2026, 10, 3, 15, 30),
+            utc(2026, 10, 3, 16, 0),
+            utc(2026, 10, 3, 17, 0)
+        ]
+    );
+}
+
+#[test]
 fn ambiguous_dtstart_takes_the_earlier_instant() {
     // 02:30 happens twice in Paris on 25 October 2026: the first one (CEST, 00:30 UTC).
     let r = RecurrenceRule::parse(

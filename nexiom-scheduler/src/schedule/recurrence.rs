@@ -3,22 +3,32 @@
 //!
 //! Occurrences are computed in local wall-clock time and then converted to UTC,
 //! so "every weekday at 09:00 Europe/Paris" stays at 09:00 local on both sides of
-//! a daylight-saving change (its UTC instant moves by an hour). A DTSTART that
-//! falls in a spring-forward gap is read with the UTC offset in force before
-//! the gap, as RFC 5545 (3.3.5) says: 02:30 on the night Paris skips from
-//! 02:00 to 03:00 is 03:30 CEST. The later occurrences keep DTSTART's wall
-//! time (02:30 the next day), not the moved one. An ambiguous DTSTART
-//! (fall-back) takes the earlier instant, as
-//! [`local_instant`](crate::local_instant) does. An occurrence whose wall time
-//! falls in a gap is moved past the gap; when that lands on the instant of the
-//! previous occurrence (an hourly rule over the gap) it is dropped, so
-//! occurrences are strictly increasing and each instant is one occurrence.
+//! a daylight-saving change (its UTC instant moves by an hour). This is how
+//! python-dateutil evaluates a rule: the rule is expanded over wall times
+//! (the `rrule` crate runs with the wall times written as UTC, so no offset
+//! change can move, drop or repeat one), and each wall time is then read in
+//! the zone:
+//!
+//! - one that exists once is that instant;
+//! - one that happens twice (fall-back) is the earlier instant, as
+//!   [`local_instant`](crate::local_instant) reads it;
+//! - one that falls in a spring-forward gap is read with the UTC offset in
+//!   force before the gap, as RFC 5545 (3.3.5) says for DTSTART: 02:30 on the
+//!   night Paris skips from 02:00 to 03:00 is 03:30 CEST. This holds for
+//!   DTSTART and for every occurrence, also in a zone whose gap starts at
+//!   midnight (Cairo, Santiago), and the later occurrences keep the rule's
+//!   wall time (02:30 the next day).
+//!
+//! When a wall time in a gap lands on the instant of the previous occurrence
+//! (an hourly rule over the gap) it is dropped, so occurrences are strictly
+//! increasing and each instant is one occurrence. `UNTIL` (in UTC) is compared
+//! with the occurrences' instants.
 
 use std::str::FromStr;
 
-use chrono::{DateTime, Duration, NaiveDateTime, Offset, TimeZone, Timelike, Utc};
+use chrono::{DateTime, Duration, NaiveDateTime, Offset, TimeZone, Utc};
 use nexiom_core::{Recurrence, Tz};
-use rrule::{Frequency, RRule, RRuleSet, Unvalidated};
+use rrule::{RRule, RRuleSet, Unvalidated};
 
 use crate::error::{Result, SchedulerError};
 use crate::windows::local_instant;
@@ -48,7 +58,10 @@ const MAX_SKIPPED_OCCURRENCES: usize = 1_000_000;
 #[derive(Debug, Clone)]
 pub struct RecurrenceRule {
     recurrence: Recurrence,
+    /// The rule over wall times (written as UTC), without its `UNTIL`.
     set: RRuleSet,
+    /// The rule's `UNTIL`.
+    until: Option<DateTime<Utc>>,
 }
 
 impl RecurrenceRule {
@@ -90,47 +103,44 @@ impl RecurrenceRule {
                 "the rule may only hold ASCII letters, digits and punctuation".into(),
             ));
         }
-        let tz = rrule::Tz::Tz(recurrence.time_zone);
-        let (start_utc, in_gap) = start_instant(recurrence.dtstart, recurrence.time_zone);
-        let dtstart = tz.from_utc_datetime(&start_utc.naive_utc());
         let mut unvalidated: RRule<Unvalidated> =
             RRule::from_str(text).map_err(|e| invalid(e.to_string()))?;
-        let build = |rule: RRule<Unvalidated>| {
-            rule.build(dtstart)
-                .map(RRuleSet::limit)
-                .map_err(|e| invalid(e.to_string()))
-        };
-        let first = |set: &RRuleSet| set.into_iter().next();
-        // Whether DTSTART is an occurrence of the rule as the crate reads it
-        // (with the moved DTSTART's wall time).
-        let starts_at_dtstart = in_gap && first(&build(unvalidated.clone())?) == Some(dtstart);
-        let kept = in_gap && unvalidated.get_freq() < Frequency::Hourly;
-        if kept {
-            unvalidated = keep_wall_time(unvalidated, recurrence.dtstart);
-        }
-        let mut set = build(unvalidated.clone())?;
-        if kept && starts_at_dtstart && first(&set) != Some(dtstart) {
-            // In a zone whose gap starts at midnight (Cairo, Santiago) the
-            // crate drops an occurrence whose wall time and local midnight
-            // both fall in the gap, DTSTART's own included: DTSTART is then
-            // listed as a date of its own, and counted in COUNT.
-            let rest = match unvalidated.get_count() {
-                Some(1) => None,
-                Some(n) => Some(unvalidated.count(n - 1)),
-                None => Some(unvalidated),
-            };
-            set = match rest {
-                Some(rule) => build(rule)?,
-                None => RRuleSet::new(dtstart).limit(),
+        // UNTIL is an instant: compared with the occurrences' instants here,
+        // not with the wall times the crate expands.
+        let until = match unvalidated.get_until() {
+            None => None,
+            Some(until) if until.timezone() != rrule::Tz::UTC => {
+                return Err(invalid(
+                    "UNTIL must be a UTC time ending in Z, e.g. UNTIL=20261224T230000Z".into(),
+                ));
             }
-            .rdate(dtstart);
+            Some(until) => {
+                let until = until.with_timezone(&Utc);
+                unvalidated =
+                    RRule::from_str(&without_until(text)).map_err(|e| invalid(e.to_string()))?;
+                Some(until)
+            }
+        };
+        let start = wall_instant(recurrence.dtstart, recurrence.time_zone);
+        if let Some(until) = until
+            && until < start
+        {
+            return Err(invalid(format!(
+                "UNTIL ({until}) is before DTSTART ({start})"
+            )));
         }
+        let dtstart = rrule::Tz::UTC.from_utc_datetime(&recurrence.dtstart);
+        let set = unvalidated
+            .build(dtstart)
+            .map(RRuleSet::limit)
+            .map_err(|e| invalid(e.to_string()))?;
         Ok(RecurrenceRule {
             recurrence: Recurrence {
                 rrule: text.to_owned(),
                 ..recurrence
             },
             set,
+            until,
         })
     }
 
@@ -155,10 +165,15 @@ impl RecurrenceRule {
         }
         let mut skipped = 0usize;
         let mut last: Option<DateTime<Utc>> = None;
+        let tz = self.recurrence.time_zone;
         for occurrence in &self.set {
-            let at = occurrence.with_timezone(&Utc);
-            // A wall time in a spring-forward gap is moved past the gap and can
-            // land on the next occurrence's instant: keep one.
+            let at = wall_instant(occurrence.naive_utc(), tz);
+            if self.until.is_some_and(|until| at > until) {
+                break;
+            }
+            // A wall time in a spring-forward gap is read with the offset
+            // before the gap and can land on the next occurrence's instant:
+            // keep one.
             if last.is_some_and(|l| at <= l) {
                 continue;
             }
@@ -198,13 +213,14 @@ impl RecurrenceRule {
     }
 }
 
-/// The instant of the local DTSTART `local` in `tz`, and whether `local` fell
-/// in a spring-forward gap. In a gap it is read with the offset in force
-/// before the gap (RFC 5545, 3.3.5: `TZID=America/New_York:20070311T023000`
-/// is 03:30 EDT); otherwise as [`local_instant`] reads it.
-fn start_instant(local: NaiveDateTime, tz: Tz) -> (DateTime<Utc>, bool) {
+/// The instant of wall time `local` in `tz`, as python-dateutil reads it
+/// (`fold=0`): the instant itself when it exists once, the earlier one when it
+/// happens twice, and in a spring-forward gap the wall time read with the
+/// offset in force before the gap (RFC 5545, 3.3.5:
+/// `TZID=America/New_York:20070311T023000` is 03:30 EDT).
+fn wall_instant(local: NaiveDateTime, tz: Tz) -> DateTime<Utc> {
     if tz.from_local_datetime(&local).earliest().is_some() {
-        return (local_instant(local, tz), false);
+        return local_instant(local, tz);
     }
     // The gap ends at the first instant that exists again; the offset before
     // the gap is the one a second earlier.
@@ -212,29 +228,20 @@ fn start_instant(local: NaiveDateTime, tz: Tz) -> (DateTime<Utc>, bool) {
     let before = gap_end - Duration::seconds(1);
     let offset = tz.offset_from_utc_datetime(&before.naive_utc()).fix();
     let utc = local - Duration::seconds(i64::from(offset.local_minus_utc()));
-    (Utc.from_utc_datetime(&utc), true)
+    Utc.from_utc_datetime(&utc)
 }
 
-/// `rule` with DTSTART's wall time (`local`) as its hour, minute and second
-/// where the rule leaves them to DTSTART (unset, in a daily or coarser rule).
-/// The `rrule` crate takes them from the DTSTART it is given, which for a
-/// DTSTART in a gap is the moved instant: without this, a daily 02:30 series
-/// starting on the night of the gap would run at 03:30 every day after. (An
-/// hourly or finer rule keeps the minutes of a gap of whole hours; in a zone
-/// whose gap is 30 minutes it follows the moved DTSTART.)
-fn keep_wall_time(rule: RRule<Unvalidated>, local: NaiveDateTime) -> RRule<Unvalidated> {
-    let part = |v: u32| vec![u8::try_from(v).unwrap_or(0)];
-    let mut rule = rule;
-    if rule.get_by_hour().is_empty() {
-        rule = rule.by_hour(part(local.hour()));
-    }
-    if rule.get_by_minute().is_empty() {
-        rule = rule.by_minute(part(local.minute()));
-    }
-    if rule.get_by_second().is_empty() {
-        rule = rule.by_second(part(local.second()));
-    }
-    rule
+/// The rule's text without its `UNTIL` part.
+fn without_until(text: &str) -> String {
+    text.split(';')
+        .filter(|part| {
+            !part
+                .trim()
+                .get(..6)
+                .is_some_and(|name| name.eq_ignore_ascii_case("UNTIL="))
+        })
+        .collect::<Vec<_>>()
+        .join(";")
 }
 
 fn strip_prefix(rrule: &str) -> &str {
