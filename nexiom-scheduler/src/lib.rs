@@ -94,7 +94,7 @@ pub use publish::{
 };
 #[cfg(feature = "testing")]
 pub use publish::{MockGateway, MockStep};
-pub use schedule::{RecurrenceRule, Scheduler, SeriesSpec};
+pub use schedule::{PREVIEW_LIMIT, RecurrenceRule, Scheduler, SeriesSpec};
 pub use tenant_config::{DEFAULT_TTL, TenantConfigs};
 pub use tokens::{
     CALL_REFRESH_BACKOFF, ChannelTokens, DEFAULT_HORIZON, DEFAULT_MARGIN, FAILED_BACKOFF,

@@ -119,6 +119,10 @@ async fn preview_cancel_reschedule_and_list(store: Arc<dyn Store>) {
         "Europe/Paris",
     );
     let preview = scheduler.preview(&spec, 3).unwrap();
+    // An endless rule asked for ever more occurrences lists PREVIEW_LIMIT.
+    let endless = SeriesSpec::new("FREQ=MINUTELY", local(2026, 11, 1, 9), "UTC");
+    let many = scheduler.preview(&endless, usize::MAX).unwrap();
+    assert_eq!(many.len(), PREVIEW_LIMIT);
     assert_eq!(
         preview,
         vec![
@@ -142,6 +146,11 @@ async fn preview_cancel_reschedule_and_list(store: Arc<dyn Store>) {
             .unwrap(),
         preview
     );
+    let all = scheduler
+        .preview_post(env.tenant, series.id, usize::MAX)
+        .await
+        .unwrap();
+    assert_eq!(all.len(), PREVIEW_LIMIT);
 
     let later = env.clock.now() + Duration::days(2);
     let one = scheduler

@@ -13,6 +13,11 @@ use super::recurrence::RecurrenceRule;
 use crate::error::{Result, SchedulerError};
 use crate::publish::PublishGateway;
 
+/// The most occurrences [`Scheduler::preview`] and
+/// [`Scheduler::preview_post`] list (a year of an hourly rule is 8,760: page
+/// through longer spans with [`RecurrenceRule::occurrences_after`]).
+pub const PREVIEW_LIMIT: usize = 1_000;
+
 /// The `error_message` of a series cancelled on request.
 const CANCELLED_ON_REQUEST: &str = "series stopped: cancelled on request";
 
@@ -220,8 +225,12 @@ impl Scheduler {
         self.schedule_post(new).await
     }
 
-    /// The next `n` occurrences of `spec` after now (nothing is stored).
+    /// The next `n` occurrences of `spec` after now (nothing is stored), at
+    /// most [`PREVIEW_LIMIT`]: a larger `n` (from a user, say) lists that many
+    /// rather than computing an endless rule's occurrences until memory runs
+    /// out.
     pub fn preview(&self, spec: &SeriesSpec, n: usize) -> Result<Vec<DateTime<Utc>>> {
+        let n = n.min(PREVIEW_LIMIT);
         let now = self.clock.now();
         let rule = spec.rule()?;
         match rule.first_at_or_after(now)? {
@@ -239,12 +248,14 @@ impl Scheduler {
 
     /// The next `n` occurrences of a stored series, from its next one (its
     /// `publish_at`) on; for a one-off post, its `publish_at` while it is queued.
+    /// At most [`PREVIEW_LIMIT`].
     pub async fn preview_post(
         &self,
         tenant: TenantId,
         post: PostId,
         n: usize,
     ) -> Result<Vec<DateTime<Utc>>> {
+        let n = n.min(PREVIEW_LIMIT);
         let post = self.store.get_post(tenant, post).await?;
         if n == 0 || post.status != PostStatus::Queued {
             return Ok(Vec::new());

@@ -3,5 +3,5 @@
 mod api;
 mod recurrence;
 
-pub use api::{Scheduler, SeriesSpec};
+pub use api::{PREVIEW_LIMIT, Scheduler, SeriesSpec};
 pub use recurrence::RecurrenceRule;
