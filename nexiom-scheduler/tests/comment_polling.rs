@@ -39,5 +39,7 @@ on_both_backends!(
     reading::posts_on_a_platform_without_comments_are_not_polled,
     reading::a_bad_comment_does_not_stop_its_post,
     workers::polling_and_kpi_workers_run_with_flags_logs_and_pipeline_counts,
+    workers::a_run_goes_past_batches_that_only_end_windows,
+    workers::a_failure_quoting_a_nul_is_logged,
     isolation::claimed_posts_are_skipped_and_a_stopping_pass_hands_its_posts_back,
 );

@@ -117,7 +117,7 @@ impl CommentPoller {
             Err(err) => {
                 warn!(tenant_id = %discovery.tenant_id, channel_id = %discovery.channel_id,
                     error = %err, "post discovery failed");
-                run.error = Some(err.to_string());
+                run.error = Some(crate::publish::checked::storable_text(&err.to_string()));
                 if let PollingError::Connector(e) = &err {
                     self.hold_if_rate_limited(discovery.tenant_id, discovery.channel_id, e)
                         .await;

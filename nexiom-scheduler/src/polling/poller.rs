@@ -257,6 +257,7 @@ impl CommentPoller {
             .min()
             .map_or(0.0, |at| (now - at).num_milliseconds().max(0) as f64 / 1e3);
         let pass = Mutex::new(Pass::default());
+        let posts_claimed = u64::try_from(claimed.len()).unwrap_or(u64::MAX);
         let (channels, lanes) = self.poll_lanes(claimed).await;
         let (tx, rx) = mpsc::unbounded_channel::<Write>();
         let lanes_done = async move {
@@ -291,6 +292,7 @@ impl CommentPoller {
             mut report,
             oldest_new,
         } = pass.into_inner().unwrap_or_else(PoisonError::into_inner);
+        report.posts_claimed = posts_claimed;
         report.merge(discovered);
         if let (Some(oldest), Some(inbound)) = (oldest_new, &self.inbound) {
             // The platform's times of what was stored, bounded: an old

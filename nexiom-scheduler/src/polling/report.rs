@@ -28,6 +28,9 @@ pub struct DiscoveryFailure {
 /// What one polling pass did.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PollReport {
+    /// Posts claimed for a check by this pass (whatever came of each: a pass
+    /// that claimed fewer than it asked for found no more due).
+    pub posts_claimed: u64,
     /// Posts whose comments were read to the last page (or `max_pages`).
     pub posts_polled: u64,
     /// Pages of comments read.
@@ -84,6 +87,7 @@ impl PollReport {
     /// The report as JSON, for an execution log.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
+            "posts_claimed": self.posts_claimed,
             "posts_polled": self.posts_polled,
             "pages_read": self.pages_read,
             "comments_stored": self.comments_stored,
@@ -117,6 +121,7 @@ impl PollReport {
     /// Adds `other`'s counts and failures to this report (a follow-up error
     /// of `other` replaces this one's).
     pub(super) fn merge(&mut self, other: PollReport) {
+        self.posts_claimed += other.posts_claimed;
         self.posts_polled += other.posts_polled;
         self.pages_read += other.pages_read;
         self.comments_stored += other.comments_stored;

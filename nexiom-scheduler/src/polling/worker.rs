@@ -44,8 +44,10 @@ impl Worker for PollCommentsWorker {
     }
 
     async fn run(&self, ctx: &WorkerContext) -> Result<WorkReport> {
-        // Every post a batch handles is rescheduled (or stopped), so the next
-        // batch lists other posts; stop when a batch was not full.
+        // Every post a batch claims is rescheduled, stopped or handed back,
+        // so the next batch claims other posts; stop when a batch was not
+        // full (whatever came of its posts: one that only finished windows
+        // or lost claims was full too).
         let mut total = super::PollReport::default();
         for _ in 0..ctx.batch.max_batches.max(1) {
             if ctx.shutdown.is_triggered() {
@@ -55,13 +57,9 @@ impl Worker for PollCommentsWorker {
                 .poller
                 .poll_due(ctx.batch.batch_size, Some(&ctx.shutdown))
                 .await?;
-            let handled = report.posts_polled
-                + report.posts_rate_limited
-                + report.posts_unsupported
-                + report.posts_paused
-                + u64::try_from(report.failures.len()).unwrap_or(u64::MAX);
+            let claimed = report.posts_claimed;
             total.merge(report);
-            if handled < u64::from(ctx.batch.batch_size) {
+            if claimed < u64::from(ctx.batch.batch_size) {
                 break;
             }
         }

@@ -45,6 +45,30 @@ pub(crate) fn storable_text(text: &str) -> String {
     text
 }
 
+/// `value` as a `jsonb` column takes it: NUL characters in its strings and
+/// keys replaced by U+FFFD (a worker's report can quote a platform's words).
+pub(crate) fn storable_json(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    let clean = |s: String| {
+        if s.contains('\0') {
+            s.replace('\0', "\u{FFFD}")
+        } else {
+            s
+        }
+    };
+    match value {
+        Value::String(s) => Value::String(clean(s)),
+        Value::Array(items) => Value::Array(items.into_iter().map(storable_json).collect()),
+        Value::Object(fields) => Value::Object(
+            fields
+                .into_iter()
+                .map(|(k, v)| (clean(k), storable_json(v)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
 /// `failure` with a storable message.
 pub(super) fn failure(failure: PublishFailure) -> PublishFailure {
     let clean = |m: String| {

@@ -4,7 +4,7 @@ mod ambiguous;
 mod attempt;
 mod batch;
 mod broadcast;
-mod checked;
+pub(crate) mod checked;
 mod connector;
 mod gateway;
 #[cfg(feature = "testing")]

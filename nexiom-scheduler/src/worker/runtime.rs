@@ -1,6 +1,7 @@
 //! [`WorkerRuntime`]: named workers on cadences (intervals or wall-clock
 //! schedules), behind flags, with execution logs.
 
+use crate::publish::checked::{storable_json, storable_text};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
@@ -379,7 +380,10 @@ impl WorkerRuntime {
                 finished_at: self.clock.now(),
                 items_processed: report.items_processed,
                 items_failed: report.items_failed,
-                results: report.results,
+                // A worker's report may quote a platform's words (a failure
+                // with a NUL in it): stored cleaned, not refused, so that the
+                // execution log does not stay `running`.
+                results: storable_json(report.results),
                 error: None,
             },
             Err(err) => {
@@ -391,7 +395,7 @@ impl WorkerRuntime {
                     items_processed: 0,
                     items_failed: 0,
                     results: serde_json::Value::Null,
-                    error: Some(err.to_string()),
+                    error: Some(storable_text(&err.to_string())),
                 }
             }
         };

@@ -1,14 +1,16 @@
 //! The polling and KPI workers on the runtime: their flags, their execution
-//! logs, and the KPI worker as the pipeline's metrics step.
+//! logs, and the KPI worker as the pipeline's metrics step; a run whose
+//! batches only end windows, and a failure quoting a NUL.
 
 use std::sync::Arc;
 
 use chrono::Duration;
+use nexiom_connectors::MockOp;
 use nexiom_core::*;
 use nexiom_scheduler::*;
 use nexiom_storage::Store;
 
-use super::fixture::{mock, poller, published, six_comments};
+use super::fixture::{mock, poller, published, sequential_poller, six_comments};
 use crate::common::{Env, batch};
 
 pub async fn polling_and_kpi_workers_run_with_flags_logs_and_pipeline_counts(
@@ -83,4 +85,60 @@ pub async fn polling_and_kpi_workers_run_with_flags_logs_and_pipeline_counts(
         kpi.aggregate().await.unwrap().rows_upserted
     );
     assert!(counts.metrics_collected > 0);
+}
+
+/// The run that polls `poller`'s due posts in batches of 2 on a runtime.
+async fn poll_once(env: &Env, poller: CommentPoller) -> TaskExecutionLog {
+    let mut runtime = WorkerRuntime::new(env.store.clone(), env.clock.clone());
+    runtime.register_with(Arc::new(PollCommentsWorker::new(poller)), batch(2));
+    let runs = runtime.run_once(&Shutdown::never()).await.unwrap();
+    match runs.into_iter().find(|(n, _)| n == POLL_COMMENTS) {
+        Some((_, WorkerRun::Ran(log))) => log,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Batches whose posts all reached the end of their window are full
+/// batches: the run goes on to the next one (before, it stopped after the
+/// first, the finished posts not counting as handled, and the rest waited
+/// for the next run, five minutes later, two posts at a time).
+pub async fn a_run_goes_past_batches_that_only_end_windows(store: Arc<dyn Store>) {
+    let env = Env::new(store).await;
+    let mock = mock(&env);
+    let mut posts = Vec::new();
+    for i in 0..5 {
+        posts.push(published(&env, env.channel, &format!("fb-{i}"), env.clock.now()).await);
+    }
+    env.advance(Duration::days(30));
+    let log = poll_once(&env, poller(&env, &mock)).await;
+    assert_eq!(log.status, RunStatus::Completed);
+    assert_eq!(log.results["posts_claimed"], 5, "{}", log.results);
+    assert_eq!(log.results["posts_finished"], 5, "{}", log.results);
+    for post in posts {
+        assert_eq!(env.post(post.id).await.next_check_at, None);
+    }
+}
+
+/// A platform error quoting a NUL character: the run's execution log is
+/// completed with the failure (the NUL replaced), not left `running`
+/// because its results could not be stored.
+pub async fn a_failure_quoting_a_nul_is_logged(store: Arc<dyn Store>) {
+    let env = Env::new(store).await;
+    let mock = mock(&env);
+    published(&env, env.channel, "fb-post-1", env.clock.now()).await;
+    mock.fail_permanently_next(MockOp::ListComments, "no such post\0(deleted)");
+    let log = poll_once(&env, sequential_poller(&env, &mock)).await;
+    assert_eq!(log.status, RunStatus::Completed, "{log:?}");
+    assert_eq!(log.items_failed, 1);
+    let error = log.results["failures"][0]["error"].as_str().unwrap();
+    assert!(error.contains("no such post\u{FFFD}(deleted)"), "{error}");
+    let logs = env
+        .store
+        .list_executions(Some(POLL_COMMENTS), 10)
+        .await
+        .unwrap();
+    assert!(
+        logs.iter().all(|l| l.status == RunStatus::Completed),
+        "{logs:?}"
+    );
 }
