@@ -46,6 +46,7 @@ on_both_backends!(
     a_token_that_cannot_be_renewed_is_used_until_it_expires,
     a_token_without_a_refresh_flow_refused_by_the_platform_pauses_the_channel,
     a_reconnected_token_that_never_expires_replaces_the_cached_one,
+    a_shorter_lived_token_from_another_process_replaces_the_cached_one,
     two_keepers_refreshing_one_channel_make_one_refresh_call,
     refresh_worker_renews_ahead_of_expiry_once,
     a_refusal_never_undoes_a_newer_token_and_a_stale_paused_copy_is_reread,
@@ -416,6 +417,43 @@ async fn a_reconnected_token_that_never_expires_replaces_the_cached_one(store: A
         .await
         .unwrap();
     assert_eq!(ctx.access_token.expose(), "never-expires");
+    assert_eq!(fake.count("POST", OAUTH).await, 1);
+}
+
+/// Another process reconnects the channel with a token that expires sooner
+/// than the one this keeper refreshed: a copy read afterwards is used as it
+/// is (before, the keeper preferred its own token, which expired later, and
+/// kept using it for its whole life), while a copy read before this
+/// keeper's refresh still gets the refreshed token, not the one it replaced.
+async fn a_shorter_lived_token_from_another_process_replaces_the_cached_one(store: Arc<dyn Store>) {
+    let clock = Arc::new(ManualClock::new(t0()));
+    let fake = Fake::start(clock.clone()).await;
+    fake.grant_refresh("fresh-1", StdDuration::from_millis(0))
+        .await;
+    let stale = linkedin_channel(store.as_ref(), t0() + Duration::minutes(2)).await;
+    let (tenant, id) = (stale.tenant_id, stale.id);
+    let connector = fake.connector();
+    let tokens = ChannelTokens::new(Arc::clone(&store), clock.clone());
+    let ctx = tokens.context(connector.as_ref(), &stale).await.unwrap();
+    assert_eq!(ctx.access_token.expose(), "fresh-1");
+    let ctx = tokens.context(connector.as_ref(), &stale).await.unwrap();
+    assert_eq!(ctx.access_token.expose(), "fresh-1", "a stale copy");
+    let other_process = ChannelTokens::new(Arc::clone(&store), clock.clone());
+    other_process
+        .reconnect(
+            tenant,
+            id,
+            Credentials {
+                access_token: Some(SecretString::new("short-lived")),
+                refresh_token: Some(SecretString::new("refresh-2")),
+                expires_at: Some(t0() + Duration::hours(2)),
+            },
+        )
+        .await
+        .unwrap();
+    let read = store.get_channel(tenant, id).await.unwrap();
+    let ctx = tokens.context(connector.as_ref(), &read).await.unwrap();
+    assert_eq!(ctx.access_token.expose(), "short-lived");
     assert_eq!(fake.count("POST", OAUTH).await, 1);
 }
 

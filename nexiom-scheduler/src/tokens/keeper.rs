@@ -84,7 +84,9 @@ pub struct ChannelTokens {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     margin: Duration,
-    fresh: Arc<Mutex<HashMap<ChannelId, Credentials>>>,
+    /// Per channel: the newest credentials this process stored or read
+    /// under the channel's lease, and the tokens it saw them replace.
+    fresh: Arc<Mutex<HashMap<ChannelId, Known>>>,
     /// Per channel: a token the platform would not refresh while it still
     /// works, and its expiry: used as it is until then, with no lease taken
     /// and no refresh asked for again at every call.
@@ -93,6 +95,19 @@ pub struct ChannelTokens {
     /// stored at the next call (see `grants`).
     unstored: Arc<Mutex<HashMap<ChannelId, grants::Unstored>>>,
     listener: Option<Arc<dyn ReauthListener>>,
+}
+
+/// Replaced tokens remembered per channel (the oldest forgotten first).
+const SUPERSEDED_KEPT: usize = 8;
+
+/// What a keeper knows of a channel's tokens.
+#[derive(Debug, Default)]
+struct Known {
+    /// The newest credentials stored or read here under the channel's lease.
+    credentials: Credentials,
+    /// Tokens seen replaced by newer ones, oldest first: a caller's copy
+    /// holding one is out of date.
+    superseded: Vec<SecretString>,
 }
 
 impl std::fmt::Debug for ChannelTokens {
@@ -153,15 +168,17 @@ impl ChannelTokens {
         }
     }
 
+    /// The caller's copy of the credentials, or the ones this process
+    /// stored since, when the copy holds a token it saw replaced (a copy
+    /// read before a refresh here). A copy with a token this process never
+    /// saw replaced is newer than what it knows (a reconnection, a refresh
+    /// by another process) and is taken as it is, whatever its expiry: a
+    /// person may reconnect with a shorter-lived token.
     fn cached(&self, channel: &Channel) -> Credentials {
         let fresh = self.fresh.lock().unwrap_or_else(|e| e.into_inner());
-        match (fresh.get(&channel.id), channel.credentials.expires_at) {
-            // Newer than the caller's copy: refreshed here since it was read.
-            // A copy whose token never expires is taken as it is: a person
-            // reconnected the channel with such a token (a Page or WhatsApp
-            // token), which no refresh here can be newer than.
-            (Some(known), Some(copy)) if known.expires_at.is_some_and(|k| k > copy) => {
-                known.clone()
+        match (fresh.get(&channel.id), &channel.credentials.access_token) {
+            (Some(known), Some(copy)) if known.superseded.contains(copy) => {
+                known.credentials.clone()
             }
             _ => channel.credentials.clone(),
         }
@@ -191,9 +208,26 @@ impl ChannelTokens {
         }
     }
 
-    fn remember(&self, channel: &Channel) {
+    /// Records `channel`'s credentials as the newest this process knows;
+    /// the ones known before and `replaced` (a token the caller or the store
+    /// held before them) are recorded as replaced.
+    fn remember(&self, channel: &Channel, replaced: Option<&SecretString>) {
         let mut fresh = self.fresh.lock().unwrap_or_else(|e| e.into_inner());
-        fresh.insert(channel.id, channel.credentials.clone());
+        let new = channel.credentials.access_token.as_ref();
+        let known = fresh.entry(channel.id).or_default();
+        let mut superseded = std::mem::take(&mut known.superseded);
+        for token in known.credentials.access_token.iter().chain(replaced) {
+            if Some(token) != new && !superseded.contains(token) {
+                superseded.push(token.clone());
+            }
+        }
+        superseded.retain(|token| Some(token) != new);
+        let extra = superseded.len().saturating_sub(SUPERSEDED_KEPT);
+        superseded.drain(..extra);
+        *known = Known {
+            credentials: channel.credentials.clone(),
+            superseded,
+        };
     }
 
     fn forget(&self, channel: ChannelId) {
@@ -377,7 +411,7 @@ impl ChannelTokens {
                 let force = need == Need::Unauthorized;
                 if valid && (replaced || !force) {
                     drop(lease);
-                    self.remember(&current);
+                    self.remember(&current, used.as_ref());
                     return Ok(current);
                 }
             }
@@ -403,7 +437,7 @@ impl ChannelTokens {
                         drop(lease);
                         tracing::warn!(channel = %id, %reason,
                             "the token cannot be refreshed; used until it expires");
-                        self.remember(&current);
+                        self.remember(&current, used.as_ref());
                         self.unrefreshable_until(&current, expires_at);
                         return Ok(current);
                     }
@@ -437,7 +471,7 @@ impl ChannelTokens {
                         .map_or(expires_at, |t| t.min(expires_at));
                     tracing::warn!(channel = %id, %message, %until,
                         "refreshing the token failed; the current one is used meanwhile");
-                    self.remember(&current);
+                    self.remember(&current, used.as_ref());
                     self.unrefreshable_until(&current, until);
                     return Ok(current);
                 }
@@ -564,7 +598,7 @@ impl ChannelTokens {
             .store
             .reconnect_channel(tenant, channel, credentials, self.clock.now())
             .await?;
-        self.remember(&stored);
+        self.remember(&stored, None);
         Ok(stored)
     }
 }

@@ -57,7 +57,7 @@ impl ChannelTokens {
         match lease.store(credentials.clone()).await {
             Ok(stored) => {
                 tracing::info!(channel = %current.id, "refreshed token stored");
-                self.remember(&stored);
+                self.remember(&stored, current.credentials.access_token.as_ref());
                 Ok(stored)
             }
             Err(error @ StorageError::Invalid(_)) => Err(error.into()),
@@ -67,7 +67,7 @@ impl ChannelTokens {
                 self.keep_unstored(current, credentials.clone(), false);
                 let mut granted = current.clone();
                 granted.credentials = credentials;
-                self.remember(&granted);
+                self.remember(&granted, current.credentials.access_token.as_ref());
                 Ok(granted)
             }
         }
@@ -174,7 +174,7 @@ impl ChannelTokens {
             // to use.
             None => {
                 drop(lease);
-                self.remember(&current);
+                self.remember(&current, channel.credentials.access_token.as_ref());
             }
         }
     }
