@@ -32,7 +32,7 @@ use chrono::{DateTime, Duration, Utc};
 use nexiom_core::{
     ClaimedNotification, DeliveryAttempt, EndpointId, Inserted, NewNotification,
     NewNotificationEndpoint, Notification, NotificationDelivery, NotificationDeliveryId,
-    NotificationEndpoint, NotificationId, NotificationKind, TenantId,
+    NotificationEndpoint, NotificationId, NotificationKind, SecretString, TenantId,
 };
 
 use crate::error::Result;
@@ -54,7 +54,11 @@ pub trait OutboxStore: Send + Sync {
         &self,
         new: NewNotificationEndpoint,
     ) -> Result<NotificationEndpoint>;
-    /// The tenant's endpoints, by name.
+    /// The tenant's endpoints, by name. An endpoint whose sealed secret or
+    /// Slack URL this store's keys cannot open is listed all the same, with
+    /// the reason in [`NotificationEndpoint::unreadable`] (its secret unset,
+    /// a sealed URL empty), so it can be mended with
+    /// [`set_notification_endpoint_target`](Self::set_notification_endpoint_target).
     async fn list_notification_endpoints(
         &self,
         tenant: TenantId,
@@ -67,6 +71,20 @@ pub trait OutboxStore: Send + Sync {
         tenant: TenantId,
         id: EndpointId,
         enabled: bool,
+    ) -> Result<NotificationEndpoint>;
+    /// Points the endpoint at `url` with `secret`, checked as a new
+    /// endpoint's are ([`nexiom_core::validate_endpoint_target`]): to rotate
+    /// a webhook's signing secret, move the endpoint, or mend one whose
+    /// sealed values this store's keys cannot open (the old values are not
+    /// opened). Its pending deliveries go to the new target; those waiting
+    /// for a process able to open the old values are due at once. `NotFound`
+    /// when the endpoint is not the tenant's; `Invalid` as at creation.
+    async fn set_notification_endpoint_target(
+        &self,
+        tenant: TenantId,
+        id: EndpointId,
+        url: String,
+        secret: Option<SecretString>,
     ) -> Result<NotificationEndpoint>;
 
     /// Enqueues the notification unless the tenant has one with its key (then

@@ -274,3 +274,206 @@ async fn a_claim_beside_a_concurrent_claimer_takes_the_next_deliveries() {
     raw.close().await;
     test.cleanup().await;
 }
+
+/// A Slack endpoint's URL is the credential of its Slack channel: sealed at
+/// rest like a signing secret, opened on read (claims included), re-sealed
+/// by a key rotation; a URL stored in plain text before is still read, and
+/// sealed by the next rotation.
+#[tokio::test]
+#[cfg_attr(nexiom_no_postgres, ignore = "no PostgreSQL reachable")]
+async fn slack_urls_are_sealed_and_rotated() {
+    let Some(test) = postgres_test_store().await else {
+        return;
+    };
+    let raw = pool(&test).await;
+    let t0 = Utc.with_ymd_and_hms(2026, 11, 1, 9, 0, 0).unwrap();
+    let (k1, k2) = (SealingKey::generate(), SealingKey::generate());
+    let s = PgStore::from_pool(raw.clone()).with_keys(Arc::new(StaticKeys::new(
+        KeyId::new("k1").unwrap(),
+        k1.clone(),
+    )));
+    let tenant = s.create_tenant(NewTenant::new("Acme", t0)).await.unwrap();
+    let slack = |name: &str| NewNotificationEndpoint {
+        tenant_id: tenant.id,
+        name: name.into(),
+        kind: EndpointKind::Slack,
+        url: format!("https://hooks.slack.com/services/T0001/B0002/{name}-Xsecretpath"),
+        secret: None,
+        kinds: vec![NotificationKind::PostFailed],
+        created_at: t0,
+    };
+    let sealed = s.create_notification_endpoint(slack("a")).await.unwrap();
+    assert_eq!(sealed.url, slack("a").url);
+    let legacy = s.create_notification_endpoint(slack("b")).await.unwrap();
+    // Stored in plain text, as before URLs were sealed.
+    sqlx::query("UPDATE notification_endpoints SET url = $1 WHERE id = $2")
+        .bind(&slack("b").url)
+        .bind(legacy.id.as_uuid())
+        .execute(&raw)
+        .await
+        .unwrap();
+    let stored = || async {
+        sqlx::query_scalar::<_, String>("SELECT url FROM notification_endpoints ORDER BY name")
+            .fetch_all(&raw)
+            .await
+            .unwrap()
+    };
+    let urls = stored().await;
+    assert!(urls[0].starts_with("nxenc:v1:k1:"), "{}", urls[0]);
+    assert!(!urls[0].contains("Xsecretpath"), "the URL in the column");
+    assert_eq!(urls[1], slack("b").url);
+    let listed = s.list_notification_endpoints(tenant.id).await.unwrap();
+    let shown: Vec<&str> = listed.iter().map(|e| e.url.as_str()).collect();
+    assert_eq!(shown, [slack("a").url.as_str(), slack("b").url.as_str()]);
+
+    let rotating = PgStore::from_pool(raw.clone()).with_keys(Arc::new(
+        StaticKeys::new(KeyId::new("k2").unwrap(), k2.clone())
+            .with_previous(KeyId::new("k1").unwrap(), k1),
+    ));
+    let report = rotating.rotate_keys(100).await.unwrap();
+    assert_eq!((report.endpoint_urls, report.endpoint_secrets), (2, 0));
+    assert!(stored().await.iter().all(|u| u.starts_with("nxenc:v1:k2:")));
+    let only_k2 = PgStore::from_pool(raw.clone())
+        .with_keys(Arc::new(StaticKeys::new(KeyId::new("k2").unwrap(), k2)));
+    only_k2
+        .enqueue_notification(NewNotification {
+            tenant_id: tenant.id,
+            kind: NotificationKind::PostFailed,
+            key: "post_failed:x:1".into(),
+            payload: serde_json::json!({}),
+            occurred_at: t0,
+        })
+        .await
+        .unwrap();
+    let claimed = only_k2
+        .claim_notification_deliveries(t0, 10, Duration::minutes(1))
+        .await
+        .unwrap();
+    let mut urls: Vec<&str> = claimed.iter().map(|c| c.endpoint.url.as_str()).collect();
+    urls.sort();
+    assert_eq!(urls, [slack("a").url.as_str(), slack("b").url.as_str()]);
+    raw.close().await;
+    test.cleanup().await;
+}
+
+/// Endpoints sealed with a key this store does not have: listed all the
+/// same, flagged with the reason and without the values (before, the
+/// listing of the whole tenant failed, and disabling one failed after
+/// writing); a new target mends one, and its delivery waiting for a
+/// process with the old key is due at once, with the new secret.
+#[tokio::test]
+#[cfg_attr(nexiom_no_postgres, ignore = "no PostgreSQL reachable")]
+async fn an_endpoint_whose_values_do_not_open_is_listed_and_mended() {
+    let Some(test) = postgres_test_store().await else {
+        return;
+    };
+    let raw = pool(&test).await;
+    let t0 = Utc.with_ymd_and_hms(2026, 11, 1, 9, 0, 0).unwrap();
+    let lost = PgStore::from_pool(raw.clone()).with_keys(Arc::new(StaticKeys::new(
+        KeyId::new("lost").unwrap(),
+        SealingKey::generate(),
+    )));
+    let tenant = lost
+        .create_tenant(NewTenant::new("Acme", t0))
+        .await
+        .unwrap();
+    let endpoint =
+        |name: &str, kind: EndpointKind, kinds: Vec<NotificationKind>| NewNotificationEndpoint {
+            tenant_id: tenant.id,
+            name: name.into(),
+            kind,
+            url: format!("https://{name}.example.com/hook"),
+            secret: (kind == EndpointKind::Webhook)
+                .then(|| SecretString::new("whsec-0123456789abcdef")),
+            kinds,
+            created_at: t0,
+        };
+    let sealed = lost
+        .create_notification_endpoint(endpoint(
+            "a-sealed",
+            EndpointKind::Webhook,
+            vec![NotificationKind::PostFailed],
+        ))
+        .await
+        .unwrap();
+    lost.create_notification_endpoint(endpoint(
+        "b-slack",
+        EndpointKind::Slack,
+        vec![NotificationKind::SlaBreached],
+    ))
+    .await
+    .unwrap();
+    let current = PgStore::from_pool(raw.clone()).with_keys(Arc::new(StaticKeys::new(
+        KeyId::new("k2").unwrap(),
+        SealingKey::generate(),
+    )));
+    current
+        .create_notification_endpoint(endpoint(
+            "c-fresh",
+            EndpointKind::Webhook,
+            vec![NotificationKind::PostFailed],
+        ))
+        .await
+        .unwrap();
+    let listed = current
+        .list_notification_endpoints(tenant.id)
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 3);
+    assert!(listed[0].unreadable.is_some() && listed[0].secret.is_none());
+    assert_eq!(listed[0].url, "https://a-sealed.example.com/hook");
+    assert!(listed[1].unreadable.is_some() && listed[1].url.is_empty());
+    assert!(listed[2].unreadable.is_none());
+    assert_eq!(
+        listed[2].secret.as_ref().unwrap().expose(),
+        "whsec-0123456789abcdef"
+    );
+    let off = current
+        .set_notification_endpoint_enabled(tenant.id, sealed.id, false)
+        .await
+        .unwrap();
+    assert!(!off.enabled && off.unreadable.is_some());
+    current
+        .set_notification_endpoint_enabled(tenant.id, sealed.id, true)
+        .await
+        .unwrap();
+
+    current
+        .enqueue_notification(NewNotification {
+            tenant_id: tenant.id,
+            kind: NotificationKind::PostFailed,
+            key: "post_failed:x:1".into(),
+            payload: serde_json::json!({}),
+            occurred_at: t0,
+        })
+        .await
+        .unwrap();
+    let claimed = current
+        .claim_notification_deliveries(t0, 10, Duration::minutes(10))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].endpoint.name, "c-fresh");
+    let mended = current
+        .set_notification_endpoint_target(
+            tenant.id,
+            sealed.id,
+            "https://a-sealed.example.com/hook".into(),
+            Some(SecretString::new("whsec-new-0123456789")),
+        )
+        .await
+        .unwrap();
+    assert!(mended.unreadable.is_none());
+    let now_due = current
+        .claim_notification_deliveries(t0 + Duration::minutes(1), 10, Duration::minutes(1))
+        .await
+        .unwrap();
+    assert_eq!(now_due.len(), 1, "due at once, not in 5 minutes");
+    assert_eq!(now_due[0].endpoint.name, "a-sealed");
+    assert_eq!(
+        now_due[0].endpoint.secret.as_ref().unwrap().expose(),
+        "whsec-new-0123456789"
+    );
+    raw.close().await;
+    test.cleanup().await;
+}

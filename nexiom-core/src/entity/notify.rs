@@ -88,8 +88,10 @@ impl NewNotification {
     }
 }
 
-/// Where a tenant's notifications of some kinds go.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Where a tenant's notifications of some kinds go. Its `Debug` shows the
+/// URL's scheme and host only: a Slack URL is itself the credential, and a
+/// webhook's may carry a token.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct NotificationEndpoint {
     /// Id.
     pub id: EndpointId,
@@ -99,7 +101,8 @@ pub struct NotificationEndpoint {
     pub name: String,
     /// How it is called.
     pub kind: EndpointKind,
-    /// The URL posted to.
+    /// The URL posted to; a Slack URL (the credential of its Slack channel)
+    /// is sealed at rest on Postgres.
     pub url: String,
     /// The signing secret (webhooks); sealed at rest on Postgres.
     #[serde(skip)]
@@ -110,10 +113,51 @@ pub struct NotificationEndpoint {
     pub enabled: bool,
     /// Created at.
     pub created_at: DateTime<Utc>,
+    /// Set when a listing could not open the endpoint's sealed secret or
+    /// Slack URL with the store's keys (a key rotated away, a process started
+    /// without the older key), with the reason: `secret` is then `None` and
+    /// a sealed `url` empty. Its deliveries wait for a process holding the
+    /// key (dead a day after the first such wait); configure the key, or
+    /// give the endpoint its target again with
+    /// `OutboxStore::set_notification_endpoint_target`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreadable: Option<String>,
 }
 
-/// Input to create a [`NotificationEndpoint`].
-#[derive(Debug, Clone, PartialEq)]
+impl std::fmt::Debug for NotificationEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NotificationEndpoint")
+            .field("id", &self.id)
+            .field("tenant_id", &self.tenant_id)
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("url", &shown_url(&self.url))
+            .field("secret", &self.secret)
+            .field("kinds", &self.kinds)
+            .field("enabled", &self.enabled)
+            .field("created_at", &self.created_at)
+            .field("unreadable", &self.unreadable)
+            .finish()
+    }
+}
+
+/// `url` as `Debug` shows it: its scheme and host, the rest elided.
+fn shown_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "…".to_owned();
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = host.rsplit('@').next().unwrap_or_default();
+    if host.len() + scheme.len() + 3 >= url.len() {
+        format!("{scheme}://{host}")
+    } else {
+        format!("{scheme}://{host}/…")
+    }
+}
+
+/// Input to create a [`NotificationEndpoint`] (its `Debug` elides the URL
+/// past the host).
+#[derive(Clone, PartialEq)]
 pub struct NewNotificationEndpoint {
     /// Owner (must exist).
     pub tenant_id: TenantId,
@@ -161,46 +205,72 @@ fn loopback_http(url: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
+impl std::fmt::Debug for NewNotificationEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewNotificationEndpoint")
+            .field("tenant_id", &self.tenant_id)
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("url", &shown_url(&self.url))
+            .field("secret", &self.secret)
+            .field("kinds", &self.kinds)
+            .field("created_at", &self.created_at)
+            .finish()
+    }
+}
+
+/// Checks an endpoint's `url` and `secret` for its `kind`, as a new endpoint
+/// is checked: an `https://` URL (`http://` only to a loopback address) of at
+/// most [`MAX_ENDPOINT_URL_LEN`] bytes without spaces; a secret of at least
+/// 16 bytes, required for a webhook.
+pub fn validate_endpoint_target(
+    kind: EndpointKind,
+    url: &str,
+    secret: Option<&SecretString>,
+) -> Result<(), CoreError> {
+    if !(url.starts_with("https://") || loopback_http(url))
+        || url.len() > MAX_ENDPOINT_URL_LEN
+        || url
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || c == '\\')
+    {
+        return Err(CoreError::invalid(
+            "url",
+            format!(
+                "must be an https:// URL (http:// only to a loopback address) of at most \
+                     {MAX_ENDPOINT_URL_LEN} bytes without spaces"
+            ),
+        ));
+    }
+    match (kind, secret) {
+        (EndpointKind::Webhook, None) => {
+            return Err(CoreError::invalid(
+                "secret",
+                "a webhook endpoint needs a signing secret",
+            ));
+        }
+        (_, Some(secret)) if secret.expose().len() < 16 => {
+            return Err(CoreError::invalid(
+                "secret",
+                "must be at least 16 bytes long",
+            ));
+        }
+        (_, Some(secret)) if secret.expose().contains('\0') => {
+            return Err(CoreError::invalid(
+                "secret",
+                "must not contain a NUL character",
+            ));
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 impl NewNotificationEndpoint {
     /// Checks the name, the URL, the secret and the kinds.
     pub fn validate(&self) -> Result<(), CoreError> {
         validate::key("name", &self.name)?;
-        let url = self.url.as_str();
-        if !(url.starts_with("https://") || loopback_http(url))
-            || url.len() > MAX_ENDPOINT_URL_LEN
-            || url
-                .chars()
-                .any(|c| c.is_control() || c.is_whitespace() || c == '\\')
-        {
-            return Err(CoreError::invalid(
-                "url",
-                format!(
-                    "must be an https:// URL (http:// only to a loopback address) of at most \
-                     {MAX_ENDPOINT_URL_LEN} bytes without spaces"
-                ),
-            ));
-        }
-        match (&self.kind, &self.secret) {
-            (EndpointKind::Webhook, None) => {
-                return Err(CoreError::invalid(
-                    "secret",
-                    "a webhook endpoint needs a signing secret",
-                ));
-            }
-            (_, Some(secret)) if secret.expose().len() < 16 => {
-                return Err(CoreError::invalid(
-                    "secret",
-                    "must be at least 16 bytes long",
-                ));
-            }
-            (_, Some(secret)) if secret.expose().contains('\0') => {
-                return Err(CoreError::invalid(
-                    "secret",
-                    "must not contain a NUL character",
-                ));
-            }
-            _ => {}
-        }
+        validate_endpoint_target(self.kind, &self.url, self.secret.as_ref())?;
         if self.kinds.is_empty() {
             return Err(CoreError::invalid(
                 "kinds",
@@ -274,6 +344,28 @@ pub enum DeliveryAttempt {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_shows_the_url_up_to_its_host() {
+        let endpoint = NewNotificationEndpoint {
+            tenant_id: TenantId::generate(),
+            name: "ops".into(),
+            kind: EndpointKind::Slack,
+            url: "https://hooks.slack.com/services/T0001/B0002/XXXXsecretXXXX".into(),
+            secret: None,
+            kinds: vec![NotificationKind::ItemEscalated],
+            created_at: chrono::Utc::now(),
+        };
+        let shown = format!("{endpoint:?}");
+        assert!(shown.contains("https://hooks.slack.com/…"), "{shown}");
+        assert!(!shown.contains("XXXXsecret"), "{shown}");
+        assert_eq!(
+            shown_url("https://user:pw@h.example"),
+            "https://h.example/…"
+        );
+        assert_eq!(shown_url("https://h.example"), "https://h.example");
+        assert_eq!(shown_url("no scheme/at all"), "…");
+    }
 
     #[test]
     fn http_is_accepted_only_to_a_loopback_address() {

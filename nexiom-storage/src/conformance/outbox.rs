@@ -150,6 +150,71 @@ pub async fn notification_endpoints_are_created_and_listed(store: Arc<dyn Store>
             .await,
         Err(StorageError::NotFound { .. })
     ));
+
+    // A new target (a rotated signing secret, a moved URL), checked as at
+    // creation; the tenant's own endpoints only.
+    let moved = s
+        .set_notification_endpoint_target(
+            w.tenant.id,
+            b.id,
+            "https://hooks.example.com/moved".into(),
+            Some(SecretString::new("a-new-secret-0123456789")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(moved.url, "https://hooks.example.com/moved");
+    assert_eq!(
+        moved.secret.as_ref().map(SecretString::expose),
+        Some("a-new-secret-0123456789")
+    );
+    assert_eq!((moved.name.as_str(), moved.enabled), ("b-ops", false));
+    let listed = s.list_notification_endpoints(w.tenant.id).await.unwrap();
+    assert_eq!(listed[1], moved);
+    let target = |url: &str, secret: Option<&str>| (url.to_owned(), secret.map(SecretString::new));
+    for (url, secret) in [
+        target("https://hooks.example.com/x", None),
+        target("https://hooks.example.com/x", Some("short")),
+        target(
+            "http://hooks.example.com/x",
+            Some("a-new-secret-0123456789"),
+        ),
+    ] {
+        assert!(matches!(
+            s.set_notification_endpoint_target(w.tenant.id, b.id, url, secret)
+                .await,
+            Err(StorageError::Invalid { .. })
+        ));
+    }
+    let slack_moved = s
+        .set_notification_endpoint_target(
+            w.tenant.id,
+            slack.id,
+            "https://hooks.slack.example/T1/B1/y".into(),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(slack_moved.url, "https://hooks.slack.example/T1/B1/y");
+    for (tenant, id) in [
+        (other.tenant.id, b.id),
+        (w.tenant.id, EndpointId::generate()),
+    ] {
+        assert!(matches!(
+            s.set_notification_endpoint_target(
+                tenant,
+                id,
+                "https://hooks.example.com/x".into(),
+                Some(SecretString::new("a-new-secret-0123456789")),
+            )
+            .await,
+            Err(StorageError::NotFound { .. })
+        ));
+    }
+    assert_eq!(
+        s.list_notification_endpoints(w.tenant.id).await.unwrap(),
+        vec![slack_moved, moved],
+        "a refused target changes nothing"
+    );
 }
 
 /// A message or comment escalated (by triage or by an automatic reply given

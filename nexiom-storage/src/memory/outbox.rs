@@ -9,7 +9,7 @@ use nexiom_core::{
     ClaimedNotification, DecisionId, DecisionSubject, DeliveryAttempt, EndpointId, Inserted,
     NewNotification, NewNotificationEndpoint, Notification, NotificationDelivery,
     NotificationDeliveryId, NotificationDeliveryState, NotificationEndpoint, NotificationId,
-    NotificationKind, TenantId, Triage, validate,
+    NotificationKind, SecretString, TenantId, Triage, validate, validate_endpoint_target,
 };
 
 use super::{Inner, MemoryStore, get_scoped, limit_len};
@@ -203,6 +203,7 @@ impl Inner {
             secret: new.secret,
             enabled: true,
             created_at: new.created_at,
+            unreadable: None,
         };
         self.outbox.endpoints.insert(endpoint.id, endpoint.clone());
         Ok(endpoint)
@@ -337,6 +338,25 @@ impl OutboxStore for MemoryStore {
         match inner.outbox.endpoints.get_mut(&id) {
             Some(e) if e.tenant_id == tenant => {
                 e.enabled = enabled;
+                Ok(e.clone())
+            }
+            _ => Err(StorageError::not_found("notification endpoint", id)),
+        }
+    }
+
+    async fn set_notification_endpoint_target(
+        &self,
+        tenant: TenantId,
+        id: EndpointId,
+        url: String,
+        secret: Option<SecretString>,
+    ) -> Result<NotificationEndpoint> {
+        let mut inner = self.lock();
+        match inner.outbox.endpoints.get_mut(&id) {
+            Some(e) if e.tenant_id == tenant => {
+                validate_endpoint_target(e.kind, &url, secret.as_ref())?;
+                e.url = url;
+                e.secret = secret;
                 Ok(e.clone())
             }
             _ => Err(StorageError::not_found("notification endpoint", id)),

@@ -49,6 +49,7 @@ mod kpi_sql;
 mod mission;
 mod ops;
 mod outbox;
+mod outbox_endpoints;
 mod poll_batch;
 mod post;
 mod post_batch;

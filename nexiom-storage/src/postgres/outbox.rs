@@ -18,13 +18,10 @@ use nexiom_core::{
 use uuid::Uuid;
 
 use super::error::{WriteFailure, db, write_error};
+use super::outbox_endpoints::EndpointRow;
 use super::{PgStore, bound, limit, require_row};
 use crate::error::{Result, StorageError};
 use crate::outbox::OutboxStore;
-use crate::secrets::Slot;
-
-/// The sealed column of an endpoint's secret.
-const ENDPOINT_SECRET: &str = "notification_endpoints.secret";
 
 /// When the deliveries of an endpoint whose secret a claimer cannot open
 /// are due again.
@@ -38,19 +35,6 @@ const UNREADABLE_SECRET_DEADLINE: Duration = Duration::hours(24);
 const UNREADABLE_SECRET_ERROR: &str = "the endpoint's secret could not be opened with the keys of \
      the processes that claimed it for 24 hours: configure the key it was sealed with, or set a \
      new secret";
-
-#[derive(sqlx::FromRow)]
-struct EndpointRow {
-    id: Uuid,
-    tenant_id: Uuid,
-    name: String,
-    kind: String,
-    url: String,
-    secret: Option<String>,
-    kinds: Vec<String>,
-    enabled: bool,
-    created_at: DateTime<Utc>,
-}
 
 #[derive(sqlx::FromRow)]
 struct NotificationRow {
@@ -106,157 +90,20 @@ impl DeliveryRow {
     }
 }
 
-impl PgStore {
-    /// The endpoint of `row`, its secret opened.
-    fn endpoint(&self, row: EndpointRow) -> Result<NotificationEndpoint> {
-        let tenant = TenantId::from_uuid(row.tenant_id);
-        let secret = row
-            .secret
-            .map(|s| {
-                self.open(
-                    &Slot::tenant(ENDPOINT_SECRET, tenant, row.id),
-                    SecretString::new(s),
-                )
-            })
-            .transpose()?;
-        let kinds = row
-            .kinds
-            .iter()
-            .map(|k| k.parse::<NotificationKind>())
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        Ok(NotificationEndpoint {
-            id: row.id.into(),
-            tenant_id: tenant,
-            name: row.name,
-            kind: row.kind.parse()?,
-            url: row.url,
-            secret,
-            kinds,
-            enabled: row.enabled,
-            created_at: row.created_at,
-        })
-    }
-}
-
-impl PgStore {
-    /// Re-seals the endpoint secrets the pass asks for, `batch` rows per
-    /// transaction (part of [`PgStore::rotate_keys`]).
-    pub(super) async fn reseal_endpoint_secrets(
-        &self,
-        sealer: &crate::secrets::Sealer,
-        pass: super::secrets::Pass,
-        prefix: &str,
-        batch: i64,
-        lock: &str,
-        report: &mut super::RotationReport,
-    ) -> Result<()> {
-        let mut after = Uuid::nil();
-        loop {
-            let mut tx = self.scan_pool.begin().await.map_err(db)?;
-            let rows: Vec<(Uuid, Uuid, String)> = sqlx::query_as(&format!(
-                "SELECT id, tenant_id, secret FROM notification_endpoints \
-                 WHERE id > $1 AND secret IS NOT NULL AND left(secret, length($2)) <> $2 \
-                 ORDER BY id LIMIT $3 {lock}"
-            ))
-            .bind(after)
-            .bind(prefix)
-            .bind(batch)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db)?;
-            let Some(last) = rows.last() else { break };
-            after = last.0;
-            let (mut ids, mut secrets) = (Vec::new(), Vec::new());
-            for (id, tenant, secret) in rows {
-                let slot = Slot::tenant(ENDPOINT_SECRET, TenantId::from(tenant), id);
-                let secret = Some(secret);
-                let resealed = super::secrets::reseal_one(sealer, pass, slot, &secret, report)?;
-                if resealed != secret {
-                    secrets.push(resealed);
-                    ids.push(id);
-                }
-            }
-            sqlx::query(
-                "UPDATE notification_endpoints e SET secret = u.s \
-                 FROM UNNEST($1::uuid[], $2::text[]) AS u(id, s) WHERE e.id = u.id",
-            )
-            .bind(&ids)
-            .bind(&secrets)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-            tx.commit().await.map_err(db)?;
-            report.endpoint_secrets += ids.len() as u64;
-            report.batches += 1;
-        }
-        Ok(())
-    }
-}
-
 #[async_trait]
 impl OutboxStore for PgStore {
     async fn create_notification_endpoint(
         &self,
         new: NewNotificationEndpoint,
     ) -> Result<NotificationEndpoint> {
-        new.validate()?;
-        let id = EndpointId::generate();
-        let sealed = self.seal(
-            Slot::tenant(ENDPOINT_SECRET, new.tenant_id, id),
-            new.secret.as_ref(),
-        )?;
-        let kinds: Vec<&str> = new.sorted_kinds().iter().map(|k| k.as_str()).collect();
-        let mut tx = self.scoped(new.tenant_id).await?;
-        let result: std::result::Result<EndpointRow, _> = sqlx::query_as(
-            "INSERT INTO notification_endpoints \
-                 (id, tenant_id, name, kind, url, secret, kinds, enabled, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, true, $8) RETURNING *",
-        )
-        .bind(id.as_uuid())
-        .bind(new.tenant_id.as_uuid())
-        .bind(&new.name)
-        .bind(new.kind.as_str())
-        .bind(&new.url)
-        .bind(sealed)
-        .bind(&kinds)
-        .bind(new.created_at)
-        .fetch_one(&mut *tx)
-        .await;
-        match result {
-            Ok(row) => {
-                tx.commit().await.map_err(db)?;
-                self.endpoint(row)
-            }
-            Err(err) => {
-                drop(tx);
-                Err(write_error(
-                    self,
-                    err,
-                    WriteFailure {
-                        tenant: Some(new.tenant_id),
-                        refs: &[],
-                        conflict: Some(("notification endpoint", format!("name {:?}", new.name))),
-                    },
-                )
-                .await)
-            }
-        }
+        self.insert_endpoint(new).await
     }
 
     async fn list_notification_endpoints(
         &self,
         tenant: TenantId,
     ) -> Result<Vec<NotificationEndpoint>> {
-        let mut tx = self.scoped(tenant).await?;
-        let rows: Vec<EndpointRow> = sqlx::query_as(
-            "SELECT * FROM notification_endpoints WHERE tenant_id = $1 ORDER BY name, id",
-        )
-        .bind(tenant.as_uuid())
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db)?;
-        tx.commit().await.map_err(db)?;
-        rows.into_iter().map(|r| self.endpoint(r)).collect()
+        self.endpoints_of(tenant).await
     }
 
     async fn set_notification_endpoint_enabled(
@@ -265,20 +112,17 @@ impl OutboxStore for PgStore {
         id: EndpointId,
         enabled: bool,
     ) -> Result<NotificationEndpoint> {
-        let mut tx = self.scoped(tenant).await?;
-        let row: Option<EndpointRow> = sqlx::query_as(
-            "UPDATE notification_endpoints SET enabled = $3 \
-             WHERE tenant_id = $1 AND id = $2 RETURNING *",
-        )
-        .bind(tenant.as_uuid())
-        .bind(id.as_uuid())
-        .bind(enabled)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db)?;
-        tx.commit().await.map_err(db)?;
-        let row = row.ok_or_else(|| StorageError::not_found("notification endpoint", id))?;
-        self.endpoint(row)
+        self.enable_endpoint(tenant, id, enabled).await
+    }
+
+    async fn set_notification_endpoint_target(
+        &self,
+        tenant: TenantId,
+        id: EndpointId,
+        url: String,
+        secret: Option<SecretString>,
+    ) -> Result<NotificationEndpoint> {
+        self.retarget_endpoint(tenant, id, url, secret).await
     }
 
     async fn enqueue_notification(&self, new: NewNotification) -> Result<Inserted<Notification>> {

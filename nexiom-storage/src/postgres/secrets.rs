@@ -31,6 +31,9 @@ pub struct RotationReport {
     pub tenant_secrets: u64,
     /// Notification endpoints whose signing secret was re-sealed.
     pub endpoint_secrets: u64,
+    /// Slack endpoints whose URL (the credential of the Slack channel) was
+    /// re-sealed, or sealed when it was stored in plain text.
+    pub endpoint_urls: u64,
     /// Transactions used.
     pub batches: u64,
     /// Stored values that could not be opened (sealed with a key the
@@ -155,7 +158,7 @@ impl PgStore {
                 .await?;
             self.reseal_tenant_secrets(sealer, pass, &prefix, batch, lock, &mut report)
                 .await?;
-            self.reseal_endpoint_secrets(sealer, pass, &prefix, batch, lock, &mut report)
+            self.reseal_endpoints(sealer, pass, &prefix, batch, lock, &mut report)
                 .await?;
         }
         // The second pass meets the values the first could not open again.
