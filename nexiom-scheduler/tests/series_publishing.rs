@@ -22,6 +22,7 @@ on_both_backends!(
     a_max_lateness_of_zero_still_publishes_what_is_due,
     an_occurrence_claimed_when_its_series_is_cancelled_is_not_published_later,
     an_occurrence_claimed_when_its_series_is_replaced_is_not_published_later,
+    a_last_attempt_a_stopped_worker_began_is_looked_up_then_cancelled,
 );
 
 async fn series_occurrences_are_published_once_each_across_dst(store: Arc<dyn Store>) {
@@ -292,4 +293,52 @@ async fn an_occurrence_claimed_when_its_series_is_replaced_is_not_published_late
     store: Arc<dyn Store>,
 ) {
     occurrence_of_a_stopped_series(store, Stop::Replace).await;
+}
+
+/// The worker publishing an occurrence's last attempt stops mid-call (its
+/// run is left open) and the series is cancelled: the next claim looks the
+/// post up (the call may have gone through), finds nothing, closes the run
+/// and cancels the occurrence. Before, not found on the last attempt ended
+/// it `failed` (telling the tenant a post failed that they had cancelled).
+async fn a_last_attempt_a_stopped_worker_began_is_looked_up_then_cancelled(store: Arc<dyn Store>) {
+    let env = Env::new(store).await;
+    let (series, queue, gateway) = daily_series(&env, None, "FREQ=DAILY").await;
+    let scheduler = Scheduler::new(env.store.clone(), env.clock.clone());
+    env.clock.set(series.publish_at);
+    let template = queue.enqueue_due_posts(1).await.unwrap().pop().unwrap();
+    queue.process(template).await.unwrap();
+    let occurrence = occurrences(&env, &series).await.pop().unwrap();
+    // Two attempts made already; the third is the last.
+    let patch = PostPatch {
+        retry_count: Some(2),
+        ..PostPatch::default()
+    };
+    env.store
+        .update_post(env.tenant, occurrence.id, patch, env.clock.now())
+        .await
+        .unwrap();
+    let dead = env.queue("dead-worker", gateway.clone());
+    assert_eq!(dead.enqueue_due_posts(10).await.unwrap().len(), 1);
+    env.store
+        .insert_post_run(NewPostRun {
+            tenant_id: env.tenant,
+            post_id: occurrence.id,
+            attempt: 3,
+            started_at: env.clock.now(),
+        })
+        .await
+        .unwrap();
+    scheduler.cancel(env.tenant, series.id).await.unwrap();
+    env.advance(Duration::hours(1));
+    queue.release_stale_leases().await.unwrap();
+    let report = queue.run_due(&batch(10), None).await.unwrap();
+    assert_eq!(report.cancelled, 1, "{report:?}");
+    assert_eq!(report.failed, 0, "{report:?}");
+    let post = env.post(occurrence.id).await;
+    assert_eq!(post.status, PostStatus::Cancelled, "{post:?}");
+    assert_eq!(gateway.lookups(), 1);
+    assert_eq!(gateway.calls().len(), 0);
+    let runs = env.runs(occurrence.id).await;
+    assert_eq!(runs.len(), 1);
+    assert_ne!(runs[0].status, PostRunStatus::Running, "{runs:?}");
 }

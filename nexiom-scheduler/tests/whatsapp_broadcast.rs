@@ -20,6 +20,7 @@ on_both_backends!(
     delivery::a_broadcast_to_an_audience_of_3_goes_out_at_t,
     delivery::a_rescheduled_broadcast_series_keeps_its_audience,
     interruptions::a_worker_killed_mid_fan_out_sends_no_one_twice,
+    interruptions::a_series_cancelled_mid_broadcast_stops_it_and_says_how_far_it_went,
     interruptions::a_retry_after_pauses_the_fan_out_and_holds_the_channel,
     interruptions::a_throttle_without_a_wait_holds_the_channel_but_a_pair_limit_does_not,
     interruptions::a_large_audience_goes_out_in_bounded_passes,

@@ -45,12 +45,14 @@ impl PublishQueue {
 
     /// An attempt under number `attempt` was already started by a worker that
     /// stopped before recording its outcome: find out by lookup, never by
-    /// publishing again.
+    /// publishing again. For an occurrence of a `stopped` series, not
+    /// found means cancelled.
     pub(super) async fn recover(
         &self,
         post: &ScheduledPost,
         channel: &Channel,
         attempt: u32,
+        stopped: bool,
     ) -> Result<PostOutcome> {
         let runs = self.store.list_post_runs(post.tenant_id, post.id).await?;
         let orphan = runs.into_iter().find(|r| r.attempt == attempt);
@@ -81,6 +83,9 @@ impl PublishQueue {
                 .await;
         }
         let running = orphan.filter(|r| r.status == PostRunStatus::Running);
+        if stopped && matches!(found, Ok(None)) && can_lookup {
+            return self.cancel_stopped(post, running.as_ref(), None).await;
+        }
         let step = match found {
             Ok(None) if can_lookup => {
                 let error = format!(

@@ -116,6 +116,14 @@ impl PublishQueue {
 
     async fn try_attempt(&self, post: &ScheduledPost, runs: &Runs<'_>) -> Result<Attempted> {
         let channel = self.channel(post.tenant_id, post.channel_id).await?;
+        // An occurrence whose series was stopped after it was first claimed
+        // (it came back to `queued`) is cancelled, with no call, unless an
+        // earlier attempt may have published it (looked up below first) or
+        // its broadcast has begun (finished as begun).
+        let stopped = self.series_stopped(post).await?;
+        if stopped && let Some(cancelled) = self.stop_at_once(post, &channel).await? {
+            return Ok(Step::Done(Ok(cancelled)).into());
+        }
         // A token valid for a while yet, refreshed ahead of expiry under the
         // channel's lease; a paused channel's post waits, queued, with no call.
         let gateway = &self.gateway;
@@ -134,15 +142,7 @@ impl PublishQueue {
             }
             Err(err) => return self.waiting(post, err),
         };
-        // An occurrence whose series was stopped after it was first
-        // claimed (it came back to `queued`) is cancelled, not published;
-        // one whose earlier attempt may have published it is looked up
-        // first (below).
-        let stopped = self.series_stopped(post).await?;
         if channel.platform == Platform::WhatsApp {
-            if stopped {
-                return self.stop_occurrence(post, &channel).await;
-            }
             return self.broadcast(post, &channel).await;
         }
         if let Some(reason) = self.gateway.refusal(&channel, &post.content) {
@@ -155,7 +155,8 @@ impl PublishQueue {
         // the platform may still have been creating it): looked up again
         // before publishing once more.
         let max = self.config.retry.max_attempts.max(1);
-        if let Some(since) = self.ambiguous_since(post, &channel).await? {
+        let ambiguous = self.ambiguous_since(post, &channel).await?;
+        if let Some(since) = ambiguous {
             match checked::looked_up(
                 self.gateway
                     .lookup(&channel, &post.content, &reference, since)
@@ -203,7 +204,8 @@ impl PublishQueue {
             }
         }
         if stopped {
-            return self.stop_occurrence(post, &channel).await;
+            let looked_up = ambiguous.is_some();
+            return self.stop_occurrence(post, &channel, looked_up).await;
         }
         let mut attempt = post.retry_count + 1;
         let mut refreshed = false;
@@ -230,7 +232,8 @@ impl PublishQueue {
                 started_at: self.clock.now(),
             };
             let Some(run) = self.start_run(runs, new).await? else {
-                return Ok(Step::Done(self.recover(post, &channel, attempt).await).into());
+                let recovered = self.recover(post, &channel, attempt, stopped).await;
+                return Ok(Step::Done(recovered).into());
             };
             let answer = checked::published(
                 self.gateway

@@ -6,11 +6,13 @@
 
 use chrono::{DateTime, Duration, Utc};
 use nexiom_core::{
-    Channel, NewScheduledPost, PostPatch, PostSettlement, PostStatus, ScheduledPost,
+    Channel, NewScheduledPost, Platform, PostPatch, PostRun, PostRunStatus, PostSettlement,
+    PostStatus, ScheduledPost,
 };
+use nexiom_storage::STALE_RUN_ERROR;
 use tracing::warn;
 
-use super::attempt::{Attempted, Runs, Step};
+use super::attempt::{Attempted, NOT_FOUND_AFTER_AMBIGUOUS, Runs, Step};
 use super::queue::{PostOutcome, PublishQueue};
 use crate::error::Result;
 use crate::schedule::RecurrenceRule;
@@ -142,36 +144,98 @@ impl PublishQueue {
         Ok(template.is_stopped_series())
     }
 
-    /// Cancels an occurrence of a stopped series, with no call; when a
-    /// worker stopped during its next attempt (its run exists), that
-    /// attempt is settled by lookup first, as any such attempt is.
+    /// An occurrence of a stopped series cancelled before any call, unless
+    /// an earlier attempt's outcome is unknown (an ambiguous answer, a
+    /// worker stopped during it): `None`, and the attempt settles that
+    /// first. A broadcast stops between two recipients, as cancelling a
+    /// queued broadcast does (the recipients not sent get nothing; the
+    /// message says how many were sent).
+    pub(super) async fn stop_at_once(
+        &self,
+        post: &ScheduledPost,
+        channel: &Channel,
+    ) -> Result<Option<PostOutcome>> {
+        if channel.platform == Platform::WhatsApp {
+            let counts = self.store.broadcast_counts(post.tenant_id, post.id).await?;
+            let note = (counts.total() > 0).then(|| {
+                format!(
+                    "its broadcast stopped with {} of {} recipients sent",
+                    counts.sent,
+                    counts.total()
+                )
+            });
+            return self.cancel_stopped(post, None, note).await.map(Some);
+        }
+        let next = post.retry_count + 1;
+        let runs = self.store.list_post_runs(post.tenant_id, post.id).await?;
+        let unknown = runs.iter().any(|r| {
+            r.attempt == next
+                || r.error.as_deref().is_some_and(|e| {
+                    e.starts_with(NOT_FOUND_AFTER_AMBIGUOUS) || e.starts_with(STALE_RUN_ERROR)
+                })
+        });
+        if unknown {
+            return Ok(None);
+        }
+        self.cancel_stopped(post, None, None).await.map(Some)
+    }
+
+    /// An occurrence of a stopped series whose earlier attempts were not
+    /// found on the platform (`looked_up`: by the lookup just made):
+    /// cancelled. An attempt a stopped worker began and no lookup covered
+    /// yet is settled by lookup first (cancelled if not found).
     pub(super) async fn stop_occurrence(
         &self,
         post: &ScheduledPost,
         channel: &Channel,
+        looked_up: bool,
     ) -> Result<Attempted> {
         let attempt = post.retry_count + 1;
         let runs = self.store.list_post_runs(post.tenant_id, post.id).await?;
-        if runs.iter().any(|r| r.attempt == attempt) {
-            return Ok(Step::Done(self.recover(post, channel, attempt).await).into());
-        }
+        let orphan = runs.into_iter().find(|r| r.attempt == attempt);
+        let outcome = match orphan {
+            Some(_) if !looked_up => self.recover(post, channel, attempt, true).await,
+            orphan => {
+                let running = orphan.filter(|r| r.status == PostRunStatus::Running);
+                self.cancel_stopped(post, running.as_ref(), None).await
+            }
+        };
+        Ok(Step::Done(outcome).into())
+    }
+
+    /// `cancelled` under the claim, and `run` (an attempt found not to have
+    /// published) closed; `LeaseLost` when the claim moved on. `note` says
+    /// what had gone out (a broadcast stopped part way).
+    pub(super) async fn cancel_stopped(
+        &self,
+        post: &ScheduledPost,
+        run: Option<&PostRun>,
+        note: Option<String>,
+    ) -> Result<PostOutcome> {
+        let error = match note {
+            Some(note) => {
+                format!("cancelled: its series was stopped (cancelled or replaced); {note}")
+            }
+            None => "cancelled: its series was stopped (cancelled or replaced) before this \
+                     occurrence was published"
+                .to_owned(),
+        };
         let patch = PostPatch {
             status: Some(PostStatus::Cancelled),
-            error_message: Some(Some(
-                "cancelled: its series was stopped (cancelled or replaced) before this \
-                 occurrence was published"
-                    .to_owned(),
-            )),
+            error_message: Some(Some(error.clone())),
             next_attempt_at: Some(None),
             release_lease: true,
             ..self.guard()
         };
-        let outcome = match self.update(post, patch).await {
-            Ok(Some(_)) => Ok(PostOutcome::Cancelled),
-            Ok(None) => Ok(PostOutcome::LeaseLost),
-            Err(err) => Err(err),
-        };
-        Ok(Step::Done(outcome).into())
+        if self.update(post, patch).await?.is_none() {
+            return Ok(PostOutcome::LeaseLost);
+        }
+        if let Some(run) = run {
+            let why = format!("{error}; not found on the platform");
+            self.finish_run(post, run, PostRunStatus::Failed, Some(why))
+                .await?;
+        }
+        Ok(PostOutcome::Cancelled)
     }
 
     /// A template whose rule cannot be read or stepped fails for good.

@@ -1,13 +1,16 @@
 //! A fan-out interrupted: a worker killed mid-fan-out sends no one twice, a
 //! Retry-After pauses the fan-out and holds the channel back, and a large
-//! audience goes out in bounded passes.
+//! audience goes out in bounded passes; a series cancelled during an
+//! occurrence's broadcast stops it and says how far it went.
 
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use chrono::Duration;
 use nexiom_core::*;
-use nexiom_scheduler::{BatchConfig, PublishConfig, PublishQueue, RetryPolicy};
+use nexiom_scheduler::{
+    BatchConfig, PublishConfig, PublishQueue, RetryPolicy, Scheduler, SeriesSpec,
+};
 use nexiom_storage::Store;
 use serde_json::json;
 
@@ -385,4 +388,85 @@ fn out_of_time(f: &Fx) -> (PublishQueue, BatchConfig) {
         ..BatchConfig::default()
     };
     (queue, one_batch)
+}
+
+/// A broadcast series cancelled while a worker holds an occurrence after
+/// its first pass (two of four recipients sent), then stops: the next claim
+/// cancels the occurrence as cancelling a queued broadcast does (the other
+/// two get nothing), and its message says two of four were sent. Before,
+/// the rest of the broadcast went out after the cancel.
+pub async fn a_series_cancelled_mid_broadcast_stops_it_and_says_how_far_it_went(
+    store: Arc<dyn Store>,
+) {
+    let f = fx(store).await;
+    let t = t0();
+    let recipients = ["15550021", "15550022", "15550023", "15550024"];
+    for r in recipients {
+        f.contact(r, Some(t - Duration::hours(1))).await;
+    }
+    let audience = f.audience(&recipients).await;
+    let scheduler =
+        Scheduler::new(f.store.clone(), f.clock.clone()).with_gateway(f.gateway.clone());
+    let start = t + Duration::minutes(1);
+    let mut new = NewScheduledPost::one_off(f.tenant, f.channel, Content::text("Daily deal"), t, t);
+    new.recurrence = Some(
+        SeriesSpec::new("FREQ=DAILY", start.naive_utc(), "UTC")
+            .rule()
+            .unwrap()
+            .recurrence()
+            .clone(),
+    );
+    let (series, _) = scheduler
+        .schedule_broadcast(
+            new,
+            BroadcastAudience::Stored {
+                audience_id: audience,
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    let queue = PublishQueue::new(
+        f.store.clone(),
+        f.gateway.clone(),
+        f.clock.clone(),
+        PublishConfig {
+            broadcast_pass: 2,
+            ..PublishConfig::for_worker("w1")
+        },
+    );
+    let calls = || recipients.iter().map(|r| f.fake.calls_to(r)).sum::<usize>();
+    f.clock.set(start);
+    for _ in 0..3 {
+        if calls() > 0 {
+            break;
+        }
+        queue.run_due(&batch(10), None).await.unwrap();
+    }
+    assert_eq!(calls(), 2, "one pass of two");
+    // Another worker claims the occurrence for its next pass and stops.
+    let dead = f.queue("dead-worker");
+    assert_eq!(dead.enqueue_due_posts(10).await.unwrap().len(), 1);
+    scheduler.cancel(f.tenant, series.id).await.unwrap();
+    f.clock.advance(Duration::hours(1));
+    queue.release_stale_leases().await.unwrap();
+    let report = queue.run_due(&batch(10), None).await.unwrap();
+    assert_eq!(report.cancelled, 1, "{report:?}");
+    assert_eq!(calls(), 2, "nothing more after the cancel");
+    let occurrence = f
+        .store
+        .list_posts(
+            f.tenant,
+            PostFilter {
+                series_id: Some(series.id),
+                ..PostFilter::default()
+            },
+        )
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert_eq!(occurrence.status, PostStatus::Cancelled, "{occurrence:?}");
+    let said = occurrence.error_message.unwrap_or_default();
+    assert!(said.contains("2 of 4 recipients sent"), "{said}");
 }
