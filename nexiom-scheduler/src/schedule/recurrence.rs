@@ -21,7 +21,9 @@
 //!
 //! When a wall time in a gap lands on the instant of the previous occurrence
 //! (an hourly rule over the gap) it is dropped, so occurrences are strictly
-//! increasing and each instant is one occurrence. `UNTIL` (in UTC) is compared
+//! increasing and each instant is one occurrence; COUNT counts wall times, as
+//! dateutil does, so `FREQ=HOURLY;COUNT=3` from 01:00 on the night New York
+//! skips 02:00 gives two instants. `UNTIL` (in UTC) is compared
 //! with the occurrences' instants.
 
 use std::str::FromStr;

@@ -32,9 +32,9 @@ const UNREADABLE_SECRET_RETRY: Duration = Duration::minutes(5);
 const UNREADABLE_SECRET_DEADLINE: Duration = Duration::hours(24);
 
 /// The error of a delivery dead that way.
-const UNREADABLE_SECRET_ERROR: &str = "the endpoint's secret could not be opened with the keys of \
-     the processes that claimed it for 24 hours: configure the key it was sealed with, or set a \
-     new secret";
+const UNREADABLE_SECRET_ERROR: &str = "the endpoint's secret or Slack URL could not be opened with \
+     the keys of the processes that claimed it for 24 hours: configure the key it was sealed with, \
+     or give the endpoint its target again (set_notification_endpoint_target)";
 
 #[derive(sqlx::FromRow)]
 struct NotificationRow {
@@ -332,7 +332,7 @@ impl OutboxStore for PgStore {
                 }
                 Err(error @ StorageError::Secret { .. }) => {
                     tracing::error!(endpoint = %id, %error,
-                        "a notification endpoint's secret cannot be opened with this store's keys; \
+                        "a notification endpoint's secret or Slack URL cannot be opened with this store's keys; \
                          its deliveries are left for a process that can");
                     unreadable.insert(id);
                 }
