@@ -438,6 +438,8 @@ async fn a_shorter_lived_token_from_another_process_replaces_the_cached_one(stor
     assert_eq!(ctx.access_token.expose(), "fresh-1");
     let ctx = tokens.context(connector.as_ref(), &stale).await.unwrap();
     assert_eq!(ctx.access_token.expose(), "fresh-1", "a stale copy");
+    // A copy holding fresh-1 (valid for long: no reason to read the store).
+    let refreshed = store.get_channel(tenant, id).await.unwrap();
     let other_process = ChannelTokens::new(Arc::clone(&store), clock.clone());
     other_process
         .reconnect(
@@ -455,6 +457,29 @@ async fn a_shorter_lived_token_from_another_process_replaces_the_cached_one(stor
     let ctx = tokens.context(connector.as_ref(), &read).await.unwrap();
     assert_eq!(ctx.access_token.expose(), "short-lived");
     assert_eq!(fake.count("POST", OAUTH).await, 1);
+
+    // The platform refuses the short-lived token and the refresh gives
+    // another: a copy still holding the first token, or fresh-1, is out of
+    // date and gets the newest (the refusal made the keeper forget what it
+    // knew, and it used to forget which tokens were replaced too).
+    let renewed = tokens
+        .after_unauthorized(&read, read.credentials.access_token.as_ref(), |_| async {
+            RefreshOutcome::Granted(Credentials {
+                access_token: Some(SecretString::new("after-401")),
+                refresh_token: Some(SecretString::new("refresh-3")),
+                expires_at: Some(t0() + Duration::days(60)),
+            })
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        renewed.credentials.access_token.unwrap().expose(),
+        "after-401"
+    );
+    for copy in [&refreshed, &read] {
+        let ctx = tokens.context(connector.as_ref(), copy).await.unwrap();
+        assert_eq!(ctx.access_token.expose(), "after-401");
+    }
 }
 
 async fn a_refusal_never_undoes_a_newer_token_and_a_stale_paused_copy_is_reread(

@@ -177,7 +177,9 @@ impl ChannelTokens {
     fn cached(&self, channel: &Channel) -> Credentials {
         let fresh = self.fresh.lock().unwrap_or_else(|e| e.into_inner());
         match (fresh.get(&channel.id), &channel.credentials.access_token) {
-            (Some(known), Some(copy)) if known.superseded.contains(copy) => {
+            (Some(known), Some(copy))
+                if known.credentials.access_token.is_some() && known.superseded.contains(copy) =>
+            {
                 known.credentials.clone()
             }
             _ => channel.credentials.clone(),
@@ -230,9 +232,21 @@ impl ChannelTokens {
         };
     }
 
+    /// Forgets `channel`'s newest credentials (refused, or the channel
+    /// paused); the tokens seen replaced are kept (the forgotten one among
+    /// them), so a copy holding one is still known to be out of date.
     fn forget(&self, channel: ChannelId) {
         let mut fresh = self.fresh.lock().unwrap_or_else(|e| e.into_inner());
-        fresh.remove(&channel);
+        if let Some(known) = fresh.get_mut(&channel) {
+            let forgotten = std::mem::take(&mut known.credentials);
+            if let Some(token) = forgotten.access_token
+                && !known.superseded.contains(&token)
+            {
+                known.superseded.push(token);
+                let extra = known.superseded.len().saturating_sub(SUPERSEDED_KEPT);
+                known.superseded.drain(..extra);
+            }
+        }
     }
 
     fn paused(channel: &Channel) -> TokenError {
