@@ -121,8 +121,8 @@ impl PublishQueue {
         // earlier attempt may have published it (looked up below first) or
         // its broadcast has begun (finished as begun).
         let stopped = self.series_stopped(post).await?;
-        if stopped && let Some(cancelled) = self.stop_at_once(post, &channel).await? {
-            return Ok(Step::Done(Ok(cancelled)).into());
+        if stopped && let Some(step) = self.stop_at_once(post, &channel).await? {
+            return Ok(step.into());
         }
         // A token valid for a while yet, refreshed ahead of expiry under the
         // channel's lease; a paused channel's post waits, queued, with no call.
@@ -145,7 +145,9 @@ impl PublishQueue {
         if channel.platform == Platform::WhatsApp {
             return self.broadcast(post, &channel).await;
         }
-        if let Some(reason) = self.gateway.refusal(&channel, &post.content) {
+        // (A stopped occurrence is not published: its content is not
+        // checked.)
+        if !stopped && let Some(reason) = self.gateway.refusal(&channel, &post.content) {
             let error = format!("the channel can never publish this content: {reason}");
             return Ok(self.failed(post, None, error).into());
         }
@@ -232,7 +234,7 @@ impl PublishQueue {
                 started_at: self.clock.now(),
             };
             let Some(run) = self.start_run(runs, new).await? else {
-                let recovered = self.recover(post, &channel, attempt, stopped).await;
+                let recovered = self.recover(post, &channel, attempt, false).await;
                 return Ok(Step::Done(recovered).into());
             };
             let answer = checked::published(

@@ -275,7 +275,7 @@ impl PublishQueue {
     }
 
     /// The post's state after a pass over its deliveries.
-    fn broadcast_settlement(
+    pub(super) fn broadcast_settlement(
         &self,
         post: &ScheduledPost,
         counts: BroadcastCounts,

@@ -144,40 +144,66 @@ impl PublishQueue {
         Ok(template.is_stopped_series())
     }
 
-    /// An occurrence of a stopped series cancelled before any call, unless
-    /// an earlier attempt's outcome is unknown (an ambiguous answer, a
-    /// worker stopped during it): `None`, and the attempt settles that
-    /// first. A broadcast stops between two recipients, as cancelling a
-    /// queued broadcast does (the recipients not sent get nothing; the
-    /// message says how many were sent).
+    /// An occurrence of a stopped series settled before any token refresh
+    /// or call: cancelled, unless an earlier attempt's outcome is unknown
+    /// (an ambiguous answer, a worker stopped during it). Then, where the
+    /// platform offers a lookup, `None`: the attempt looks it up first;
+    /// where it does not, it is settled as any such attempt is
+    /// (`outcome_unknown`). A broadcast stops between two recipients, as
+    /// cancelling a queued broadcast does (the recipients not sent get
+    /// nothing; the message says how far it went); one with every recipient
+    /// settled already (its worker stopped before recording the post) is
+    /// recorded as its pass would have.
     pub(super) async fn stop_at_once(
         &self,
         post: &ScheduledPost,
         channel: &Channel,
-    ) -> Result<Option<PostOutcome>> {
+    ) -> Result<Option<Step>> {
         if channel.platform == Platform::WhatsApp {
             let counts = self.store.broadcast_counts(post.tenant_id, post.id).await?;
+            if counts.total() > 0 && counts.is_settled() {
+                return Ok(Some(self.broadcast_settlement(post, counts, None, false)));
+            }
             let note = (counts.total() > 0).then(|| {
                 format!(
-                    "its broadcast stopped with {} of {} recipients sent",
-                    counts.sent,
-                    counts.total()
+                    "its broadcast stopped at {}, {} in doubt, {} not sent",
+                    counts.summary(),
+                    counts.sending,
+                    counts.pending
                 )
             });
-            return self.cancel_stopped(post, None, note).await.map(Some);
+            let cancelled = self.cancel_stopped(post, None, note).await;
+            return Ok(Some(Step::Done(cancelled)));
         }
         let next = post.retry_count + 1;
         let runs = self.store.list_post_runs(post.tenant_id, post.id).await?;
+        // A run of the next attempt left open, or closed as stale: its
+        // worker stopped during the call. An ambiguous answer not found.
         let unknown = runs.iter().any(|r| {
-            r.attempt == next
-                || r.error.as_deref().is_some_and(|e| {
-                    e.starts_with(NOT_FOUND_AFTER_AMBIGUOUS) || e.starts_with(STALE_RUN_ERROR)
-                })
+            let error = r.error.as_deref().unwrap_or_default();
+            (r.attempt == next && r.status == PostRunStatus::Running)
+                || error.starts_with(NOT_FOUND_AFTER_AMBIGUOUS)
+                || error.starts_with(STALE_RUN_ERROR)
         });
-        if unknown {
+        if !unknown {
+            let cancelled = self.cancel_stopped(post, None, None).await;
+            return Ok(Some(Step::Done(cancelled)));
+        }
+        if self.gateway.can_lookup(channel) {
             return Ok(None);
         }
-        self.cancel_stopped(post, None, None).await.map(Some)
+        let orphan = runs.iter().any(|r| r.attempt == next);
+        let settled = if orphan {
+            self.recover(post, channel, next, true).await
+        } else {
+            // An earlier attempt whose worker stopped, and no lookup can
+            // tell whether it was published: nothing more is sent.
+            let note = "an earlier attempt may have published it (the platform offers no \
+                        lookup): check the account"
+                .to_owned();
+            self.cancel_stopped(post, None, Some(note)).await
+        };
+        Ok(Some(Step::Done(settled)))
     }
 
     /// An occurrence of a stopped series whose earlier attempts were not
