@@ -117,9 +117,9 @@ impl PublishQueue {
     async fn try_attempt(&self, post: &ScheduledPost, runs: &Runs<'_>) -> Result<Attempted> {
         let channel = self.channel(post.tenant_id, post.channel_id).await?;
         // An occurrence whose series was stopped after it was first claimed
-        // (it came back to `queued`) is cancelled, with no call, unless an
-        // earlier attempt may have published it (looked up below first) or
-        // its broadcast has begun (finished as begun).
+        // (it came back to `queued`) is cancelled with no call (a broadcast
+        // between two recipients), unless an earlier attempt may have
+        // published it: then it is looked up below first.
         let stopped = self.series_stopped(post).await?;
         if stopped && let Some(step) = self.stop_at_once(post, &channel).await? {
             return Ok(step.into());
