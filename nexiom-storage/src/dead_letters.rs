@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use nexiom_core::{DeadLetter, Inserted, NewDeadLetter, TenantId};
 
-use crate::error::Result;
+use crate::error::{Result, StorageError};
 
 /// Dead letters (see [`DeadLetter`]).
 #[async_trait]
@@ -13,7 +13,8 @@ pub trait DeadLetterStore: Send + Sync {
     /// redelivery of the same event returns the stored row with
     /// `created == false` and changes nothing. `Invalid` for a bad input;
     /// `UnknownReference` for an unknown tenant, or a channel that is not the
-    /// tenant's.
+    /// tenant's; `Conflict` when the key is held by another tenant's letter
+    /// (never returned to this one).
     async fn insert_dead_letter(&self, new: NewDeadLetter) -> Result<Inserted<DeadLetter>>;
 
     /// Stores many dead letters (a webhook body's), each insert-if-absent on
@@ -49,4 +50,17 @@ pub trait DeadLetterStore: Send + Sync {
         tenant: Option<TenantId>,
         limit: u32,
     ) -> Result<Vec<DeadLetter>>;
+}
+
+/// The stored letter holding a key, as a caller naming `tenant` may see it:
+/// another tenant's letter is a `Conflict`, never handed over (a letter with
+/// no tenant, or a caller with none, the worker's, is).
+pub(crate) fn other_tenants(existing: DeadLetter, tenant: Option<TenantId>) -> Result<DeadLetter> {
+    match (existing.tenant_id, tenant) {
+        (Some(holder), Some(caller)) if holder != caller => Err(StorageError::conflict(
+            "dead_letter",
+            format!("{}/{} is another tenant's", existing.platform, existing.key),
+        )),
+        _ => Ok(existing),
+    }
 }

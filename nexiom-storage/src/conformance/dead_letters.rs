@@ -15,8 +15,9 @@ fn t0() -> DateTime<Utc> {
 
 /// Dead letters are stored once per `(platform, key)` (a redelivery adds no
 /// row), with or without a tenant, listed newest first per tenant or for all,
-/// and bad input (empty key, over-long excerpt, unknown tenant, another
-/// tenant's channel) is refused without a write.
+/// a key another tenant's letter holds is a conflict (that letter never
+/// handed over), and bad input (empty key, over-long excerpt, unknown
+/// tenant, another tenant's channel) is refused without a write.
 pub async fn dead_letters_are_stored_once_and_listed(store: Arc<dyn Store>) {
     let s = store.as_ref();
     let a = world(s, "Acme", Platform::WhatsApp, "pn-dead-a").await;
@@ -72,6 +73,32 @@ pub async fn dead_letters_are_stored_once_and_listed(store: Arc<dyn Store>) {
         .await
         .unwrap()
         .record;
+
+    // B naming a key A's letter holds: a conflict, A's letter not handed
+    // over; a caller with no tenant (the receiver's) is given it.
+    match s
+        .insert_dead_letter(NewDeadLetter {
+            tenant_id: Some(b.tenant.id),
+            channel_id: Some(b.channel.id),
+            ..first.clone()
+        })
+        .await
+    {
+        Err(StorageError::Conflict { .. }) => {}
+        other => panic!("expected Conflict, got {other:?}"),
+    }
+    let unknown_account = s
+        .insert_dead_letter(NewDeadLetter {
+            tenant_id: None,
+            channel_id: None,
+            ..first.clone()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        (unknown_account.created, unknown_account.record.id),
+        (false, stored.record.id)
+    );
 
     // Refused: nothing written.
     let bad_inputs = [

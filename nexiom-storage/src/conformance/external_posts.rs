@@ -250,6 +250,19 @@ pub async fn post_discovery_is_claimed_and_records_its_runs(store: Arc<dyn Store
         .unwrap();
     assert_eq!((changed.recent_posts, changed.created_at), (25, t0()));
     assert_eq!(changed.next_run_at, t0() + mins(1));
+    // Another tenant naming this channel, now that it has a discovery row,
+    // neither changes it nor reads it back.
+    assert_unknown_channel(
+        s.set_post_discovery(other.tenant.id, w.channel.id, 1, t0() + mins(9))
+            .await,
+    );
+    assert_eq!(
+        s.get_post_discovery(w.tenant.id, w.channel.id)
+            .await
+            .unwrap()
+            .map(|d| (d.recent_posts, d.next_run_at)),
+        Some((25, t0() + mins(1)))
+    );
     s.set_post_discovery(other.tenant.id, other.channel.id, 3, t0() + mins(40))
         .await
         .unwrap();

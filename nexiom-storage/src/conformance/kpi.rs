@@ -431,6 +431,12 @@ pub async fn kpi_recompute_refuses_bad_windows(store: Arc<dyn Store>) {
     // Gaps between windows are fine.
     let gapped = s.recompute_kpis(t, &[day[0], day[5]], at).await.unwrap();
     assert_eq!(gapped, vec![empty(t, day[0], at), empty(t, day[5], at)]);
+    // A tenant named twice: computed once.
+    let twice = s
+        .recompute_kpis_for(&[t, t], &[day[0], day[5]], at)
+        .await
+        .unwrap();
+    assert_eq!(twice, gapped);
 
     let unknown = TenantId::generate();
     for windows in [&day[..], &[]] {

@@ -280,6 +280,40 @@ pub async fn reply_batches_claim_and_settle_under_the_lease(store: Arc<dyn Store
         .await
         .unwrap_err();
     assert!(matches!(err, StorageError::Invalid(_)), "{err:?}");
+    // An answer naming a provider id another message of the channel holds
+    // (a platform that gave one id to two sends): the status is recorded, the id
+    // stays the first message's, the rest of the batch is applied.
+    let answer = s.claim_replies(&[claim(msg(&m1), held)]).await.unwrap();
+    let ReplyClaimed::Claimed(Some(reply1)) = answer[0] else {
+        panic!("{answer:?}");
+    };
+    let sent = |pid: &str| {
+        Some(ReplyAnswer {
+            status: DeliveryStatus::Sent,
+            provider_id: Some(pid.into()),
+            error: None,
+        })
+    };
+    let applied = s
+        .settle_replies(
+            &[settle(msg(&m1), held, sent("out-0"), ReplyOutcome::Sent)],
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(applied, vec![true]);
+    let out1 = s.get_message(w.tenant.id, reply1).await.unwrap();
+    assert_eq!(
+        (out1.provider_message_id, out1.delivery_status),
+        (None, Some(DeliveryStatus::Sent))
+    );
+    assert_eq!(
+        s.find_message_by_provider_id(w.tenant.id, w.channel.id, "out-0")
+            .await
+            .unwrap()
+            .map(|m| m.id),
+        Some(reply0)
+    );
     assert!(s.settle_replies(&[], now).await.unwrap().is_empty());
     assert!(s.claim_replies(&[]).await.unwrap().is_empty());
 }

@@ -69,7 +69,8 @@ pub async fn extreme_time_bounds_are_accepted(store: Arc<dyn Store>) {
 /// Waits a caller gives (a dashboard's "waiting longer than" filter, the SLA
 /// monitor's target) reaching past the range of time: nothing panics; a wait
 /// too long for anything to have waited it lists nothing, a negative one
-/// lists every waiting item.
+/// lists every waiting item. A breach is marked notified by its subject,
+/// kind and id.
 pub async fn waits_past_the_range_of_time_are_answered(store: Arc<dyn Store>) {
     let s = &*store;
     let w = world(s, "Acme", Platform::WhatsApp, "pn-wait").await;
@@ -104,4 +105,31 @@ pub async fn waits_past_the_range_of_time_are_answered(store: Arc<dyn Store>) {
         let breaches = s.list_unnotified_breaches(t, wait, now, 10).await.unwrap();
         assert_eq!(breaches.len(), listed, "{wait}");
     }
+    // Marked notified by its subject, kind included: the comment of the
+    // same id is not this conversation.
+    let breach = s
+        .list_unnotified_breaches(t, Duration::minutes(30), now, 10)
+        .await
+        .unwrap()
+        .remove(0);
+    let since = breach.waiting_since.unwrap();
+    let not_it = InboxSubject::Comment(CommentId::from_uuid(conv.id.as_uuid()));
+    assert_eq!(
+        s.mark_breaches_notified(t, &[(not_it, since)])
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        s.mark_breaches_notified(t, &[(breach.subject, since)])
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(
+        s.list_unnotified_breaches(t, Duration::minutes(30), now, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

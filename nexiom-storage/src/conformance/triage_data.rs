@@ -138,6 +138,35 @@ pub async fn triage_queues_sent_records_and_comment_replies(store: Arc<dyn Store
         )
         .await,
     );
+    // Another instant: the id is still another message's (messages are
+    // partitioned by month; their unique key holds the instant).
+    let out3 = s
+        .insert_message(message(
+            w.tenant.id,
+            conv.id,
+            MessageDirection::Outbound,
+            None,
+            t0() + mins(1),
+        ))
+        .await
+        .unwrap()
+        .record;
+    assert_conflict(
+        s.record_message_sent(
+            w.tenant.id,
+            out3.id,
+            Some("wamid.sent"),
+            DeliveryStatus::Sent,
+        )
+        .await,
+    );
+    assert_eq!(
+        s.find_message_by_provider_id(w.tenant.id, w.channel.id, "wamid.sent")
+            .await
+            .unwrap()
+            .map(|m| m.id),
+        Some(out.id)
+    );
     assert_not_found(
         s.record_message_sent(other.tenant.id, out.id, None, DeliveryStatus::Sent)
             .await,

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use nexiom_core::{DeadLetter, DeadLetterId, Inserted, NewDeadLetter, TenantId};
 
 use super::{Inner, MemoryStore, limit_len, require_ref};
-use crate::dead_letters::DeadLetterStore;
+use crate::dead_letters::{DeadLetterStore, other_tenants};
 use crate::error::Result;
 
 impl Inner {
@@ -24,7 +24,7 @@ impl Inner {
             .get(&key)
             .and_then(|id| self.dead_letters.get(id))
         {
-            return Ok(Inserted::existing(existing.clone()));
+            return other_tenants(existing.clone(), new.tenant_id).map(Inserted::existing);
         }
         let row = DeadLetter {
             id: DeadLetterId::generate(),

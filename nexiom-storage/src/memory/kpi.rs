@@ -184,8 +184,10 @@ impl KpiStore for MemoryStore {
         for tenant in tenants {
             inner.require_tenant(*tenant)?;
         }
+        // Each tenant once, as on PostgreSQL.
+        let mut seen = std::collections::HashSet::new();
         let mut rows = Vec::new();
-        for tenant in tenants {
+        for tenant in tenants.iter().filter(|t| seen.insert(**t)) {
             rows.extend(inner.recompute_kpis(*tenant, windows, computed_at)?);
         }
         Ok(rows)

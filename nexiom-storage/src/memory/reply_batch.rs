@@ -10,7 +10,7 @@ use nexiom_core::{
 
 use super::comment::ReplyOutcome as CommentAnswer;
 use super::{Inner, MemoryStore};
-use crate::error::Result;
+use crate::error::{Result, StorageError};
 use crate::reply_batch::{
     ReplyBatchStore, ReplyClaim, ReplyClaimed, ReplyContext, ReplySettlement, check_claims,
     check_settlements, draft_of,
@@ -202,12 +202,19 @@ impl Inner {
                             .is_some_and(|m| m.tenant_id == s.tenant_id)
                     });
                     if let Some(reply) = reply {
-                        self.record_message_sent(
+                        // A provider id another message of the channel holds
+                        // is left out; the status is recorded all the same.
+                        let recorded = self.record_message_sent(
                             s.tenant_id,
                             reply,
                             answer.provider_id.as_deref(),
                             answer.status,
-                        )?;
+                        );
+                        if let Err(StorageError::Conflict { .. }) = recorded {
+                            self.record_message_sent(s.tenant_id, reply, None, answer.status)?;
+                        } else {
+                            recorded?;
+                        }
                     }
                 }
                 DecisionSubject::Comment(id) => {

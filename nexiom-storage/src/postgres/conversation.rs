@@ -470,15 +470,29 @@ impl ConversationStore for PgStore {
         status: DeliveryStatus,
     ) -> Result<Message> {
         validate::opt_key("provider_message_id", provider_message_id)?;
+        // A provider id is set only where no other message of the channel
+        // holds it. The unique key holds the month (messages are
+        // partitioned), so it would let one id onto two messages of
+        // different instants: the key is locked, as `insert_message` locks
+        // it, and checked here.
         let sql = format!(
             "UPDATE messages SET \
                  provider_message_id = COALESCE(provider_message_id, $3), \
                  delivery_status = CASE WHEN delivery_status IS NULL OR {DELIVERY_RANK} < $5 \
                      THEN $4 ELSE delivery_status END \
              WHERE tenant_id = $1 AND id = $2 \
+                 AND ($3::text IS NULL OR provider_message_id IS NOT NULL OR NOT EXISTS ( \
+                     SELECT 1 FROM messages o \
+                     WHERE o.channel_id = messages.channel_id \
+                         AND o.provider_message_id = $3 AND o.id <> messages.id)) \
              RETURNING *"
         );
         let mut tx = self.scoped(tenant).await?;
+        let keys: Vec<String> = provider_message_id
+            .iter()
+            .map(|p| message_key_lock(tenant.as_uuid(), p))
+            .collect();
+        lock_keys(&mut tx, &keys).await.map_err(db)?;
         let updated: std::result::Result<Option<MessageRow>, _> = sqlx::query_as(&sql)
             .bind(tenant.as_uuid())
             .bind(id.as_uuid())
@@ -488,10 +502,30 @@ impl ConversationStore for PgStore {
             .fetch_optional(&mut *tx)
             .await;
         match updated {
-            Ok(row) => {
+            Ok(Some(row)) => {
                 tx.commit().await.map_err(db)?;
-                row.ok_or_else(|| StorageError::not_found("message", id))?
-                    .into_entity()
+                row.into_entity()
+            }
+            Ok(None) => {
+                // Not the tenant's message, or the id is another's.
+                let exists: bool = sqlx::query_scalar(
+                    "SELECT EXISTS (SELECT 1 FROM messages WHERE tenant_id = $1 AND id = $2)",
+                )
+                .bind(tenant.as_uuid())
+                .bind(id.as_uuid())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?;
+                if !exists {
+                    return Err(StorageError::not_found("message", id));
+                }
+                Err(StorageError::conflict(
+                    "message",
+                    format!(
+                        "provider message id {:?} is another message's on this channel",
+                        provider_message_id.unwrap_or_default()
+                    ),
+                ))
             }
             Err(err) => {
                 drop(tx);

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::error::{Ref, db, require_refs};
 use super::rows::parse;
 use super::{PgStore, limit};
-use crate::dead_letters::DeadLetterStore;
+use crate::dead_letters::{DeadLetterStore, other_tenants};
 use crate::error::{Result, StorageError};
 
 /// `dead_letters`.
@@ -92,7 +92,7 @@ impl DeadLetterStore for PgStore {
                 .await
                 .map_err(db)?;
         match existing {
-            Some(row) => Ok(Inserted::existing(row.into_entity()?)),
+            Some(row) => other_tenants(row.into_entity()?, new.tenant_id).map(Inserted::existing),
             None => Err(StorageError::backend(format!(
                 "postgres: dead letter {}/{} conflicted but cannot be read",
                 new.platform, new.key

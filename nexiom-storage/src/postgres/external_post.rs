@@ -182,12 +182,18 @@ impl ExternalPostStore for PgStore {
         validate_recent_posts(recent_posts)?;
         let refs = [Ref::Channel(channel)];
         let mut tx = self.scoped(tenant).await?;
+        // The channel must be the tenant's before anything is written: the
+        // foreign key checks only a row inserted, never the `DO UPDATE` of
+        // a row already there, which would be another tenant's discovery of
+        // its own channel. The WHERE keeps that row untouched all the same.
+        require_refs(&mut *tx, tenant, &refs).await?;
         let row: std::result::Result<DiscoveryRow, _> = sqlx::query_as(
             "INSERT INTO post_discovery (channel_id, tenant_id, recent_posts, next_run_at, \
                  last_run_at, last_error, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, NULL, NULL, $4, $4) \
              ON CONFLICT (channel_id) DO UPDATE SET recent_posts = EXCLUDED.recent_posts, \
                  next_run_at = EXCLUDED.next_run_at, updated_at = EXCLUDED.updated_at \
+             WHERE post_discovery.tenant_id = EXCLUDED.tenant_id \
              RETURNING *",
         )
         .bind(channel.as_uuid())

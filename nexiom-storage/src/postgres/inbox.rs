@@ -600,15 +600,18 @@ impl InboxStore for PgStore {
         }
         let ids: Vec<Uuid> = waits.iter().map(|(s, _)| s.id()).collect();
         let since: Vec<DateTime<Utc>> = waits.iter().map(|(_, t)| bound(*t)).collect();
+        let kinds: Vec<&str> = waits.iter().map(|(s, _)| s.kind()).collect();
         let mut tx = self.scoped(tenant).await?;
         let marked = sqlx::query(
             "UPDATE inbox_items i SET breach_notified_for = u.since \
-             FROM UNNEST($2::uuid[], $3::timestamptz[]) AS u(id, since) \
-             WHERE i.tenant_id = $1 AND i.subject_id = u.id AND i.waiting_since = u.since",
+             FROM UNNEST($2::uuid[], $3::timestamptz[], $4::text[]) AS u(id, since, kind) \
+             WHERE i.tenant_id = $1 AND i.subject_id = u.id AND i.subject_kind = u.kind \
+                 AND i.waiting_since = u.since",
         )
         .bind(tenant.as_uuid())
         .bind(&ids)
         .bind(&since)
+        .bind(&kinds)
         .execute(&mut *tx)
         .await
         .map_err(db)?

@@ -407,7 +407,13 @@ impl MissionStore for PgStore {
         c.validate()?;
         let tenant = c.tenant_id.as_uuid();
         let channel = c.channel_id.as_uuid();
-        let mut tx = self.scoped(c.tenant_id).await?;
+        // READ COMMITTED whatever the server's default: the day's posts are
+        // read after the lock below, and must be read as the commit before
+        // this one left them (a snapshot taken at the transaction's first
+        // statement would not see it).
+        let mut tx = self
+            .scoped_with(c.tenant_id, "ISOLATION LEVEL READ COMMITTED")
+            .await?;
         // Serializes every commit on this (tenant, channel) until this
         // transaction ends. A channel-wide key (not per day) also covers the
         // windows of one date in two time zones, which overlap.

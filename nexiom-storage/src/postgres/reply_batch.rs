@@ -14,7 +14,7 @@ use nexiom_core::{
 use uuid::Uuid;
 
 use super::conversation::DELIVERY_RANK;
-use super::conversation::{lock_keys, reply_lock};
+use super::conversation::{lock_keys, message_key_lock, reply_lock};
 use super::error::db;
 use super::rows::{CommentRow, MessageRow};
 use super::{PgStore, bound};
@@ -509,13 +509,21 @@ impl ReplyBatchStore for PgStore {
             (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let (mut ac_tenants, mut ac_ids, mut ac_status, mut ac_pids, mut ac_errors) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        // One provider id named by two answers of the batch goes to the
+        // first only (the statement below reads the messages as they were).
+        let mut named = HashSet::new();
         for s in settlements {
             let Some(answer) = &s.answer else { continue };
             match s.subject {
                 DecisionSubject::Message(id) => {
                     am_tenants.push(s.tenant_id.as_uuid());
                     am_inbound.push(id.as_uuid());
-                    am_ids.push(answer.provider_id.as_deref());
+                    am_ids.push(
+                        answer
+                            .provider_id
+                            .as_deref()
+                            .filter(|p| named.insert((s.tenant_id, *p))),
+                    );
                     am_status.push(answer.status.as_str());
                     am_rank.push(i32::from(answer.status.rank()));
                 }
@@ -529,9 +537,25 @@ impl ReplyBatchStore for PgStore {
             }
         }
         if !am_inbound.is_empty() {
+            // A provider id is set only where no other message of the
+            // channel holds it (locked and checked as `insert_message` does:
+            // the unique key holds the month); the status is recorded all
+            // the same.
+            let mut keys: Vec<String> = am_tenants
+                .iter()
+                .zip(&am_ids)
+                .filter_map(|(tenant, pid)| pid.map(|p| message_key_lock(*tenant, p)))
+                .collect();
+            keys.sort();
+            keys.dedup();
+            lock_keys(&mut tx, &keys).await.map_err(db)?;
             let sql = format!(
                 "UPDATE messages SET \
-                     provider_message_id = COALESCE(provider_message_id, u.pid), \
+                     provider_message_id = CASE WHEN messages.provider_message_id IS NULL \
+                         AND NOT EXISTS (SELECT 1 FROM messages o \
+                             WHERE o.channel_id = messages.channel_id \
+                                 AND o.provider_message_id = u.pid AND o.id <> messages.id) \
+                         THEN u.pid ELSE messages.provider_message_id END, \
                      delivery_status = CASE WHEN delivery_status IS NULL OR {DELIVERY_RANK} < u.rank \
                          THEN u.status ELSE delivery_status END \
                  FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::int4[]) \

@@ -90,10 +90,11 @@ async fn a_message_stored_meanwhile_is_found_on_the_retry() {
 }
 
 /// A provider id held by two outbound messages of two months (the message
-/// key holds the time; recording a sent message does not look at other
-/// months): a delivery status naming it updates both and routes to the
-/// latest one's conversation, instead of failing the whole batch on a
-/// subquery that returned two rows.
+/// key holds the time; recording a sent message now refuses an id another
+/// message holds, but rows stored before that check, or written by hand,
+/// may hold one twice): a delivery status naming it updates both and
+/// routes to the latest one's conversation, instead of failing the whole
+/// batch on a subquery that returned two rows.
 #[tokio::test]
 #[cfg_attr(
     nexiom_no_postgres,
@@ -123,15 +124,37 @@ async fn a_status_for_a_provider_id_stored_twice_still_routes() {
             .await
             .expect("message")
             .record;
-        store
+        let sent = store
             .record_message_sent(
                 tenant.id,
                 message.id,
                 Some("wamid.twice"),
                 DeliveryStatus::Sent,
             )
+            .await;
+        if conversation.id == first.id {
+            sent.expect("sent");
+        } else {
+            assert!(
+                matches!(sent, Err(crate::StorageError::Conflict { .. })),
+                "{sent:?}"
+            );
+            // In the schema (its triggers name their tables unqualified).
+            let mut tx = admin.begin().await.expect("begin");
+            sqlx::query(&format!("SET LOCAL search_path TO \"{schema}\""))
+                .execute(&mut *tx)
+                .await
+                .expect("search_path");
+            sqlx::query(
+                "UPDATE messages SET provider_message_id = 'wamid.twice', \
+                     delivery_status = 'sent' WHERE id = $1",
+            )
+            .bind(message.id.as_uuid())
+            .execute(&mut *tx)
             .await
-            .expect("sent");
+            .expect("held twice");
+            tx.commit().await.expect("commit");
+        }
     }
     let at = t0() + Duration::days(41);
     let event = store
