@@ -113,14 +113,30 @@ fn notification(n: &Value, now: DateTime<Utc>) -> Result<NormalizedEvent, String
         delivery_status: None,
         message_id: None,
         thread_id: None,
-        post_id: s(n, "/decoratedSourcePost/entity")
-            .or_else(|| comment.and_then(|c| s(c, "/object")))
-            .or_else(|| s(n, "/sourcePost")),
+        // The post as published posts are stored (a share or ugcPost URN).
+        // `sourcePost` and the comment's `object` may be the activity URN,
+        // which names no stored post: filed under it, the comment would make
+        // a second, external post, and polling would store it again under
+        // the real one. Without a post URN it is left to polling.
+        post_id: [
+            s(n, "/decoratedSourcePost/entity"),
+            comment.and_then(|c| s(c, "/object")),
+            s(n, "/sourcePost"),
+        ]
+        .into_iter()
+        .flatten()
+        .find(|urn| is_post_urn(urn)),
         parent_id: comment.and_then(|c| s(c, "/parentComment")),
         occurred_at,
         // Moved in by the caller.
         payload: Value::Null,
     })
+}
+
+/// A URN a published post is stored under (`urn:li:share:…`,
+/// `urn:li:ugcPost:…`), not an activity's.
+fn is_post_urn(urn: &str) -> bool {
+    urn.starts_with("urn:li:share:") || urn.starts_with("urn:li:ugcPost:")
 }
 
 #[cfg(test)]
@@ -148,6 +164,25 @@ mod tests {
         let ev = normalize(body.as_bytes(), now()).expect("read");
         assert_eq!(ev.len(), 1, "only the member's comment");
         assert_eq!(ev[0].sender_id.as_deref(), Some("urn:li:person:abc"));
+    }
+
+    #[test]
+    fn a_comment_is_filed_under_a_post_urn_never_an_activity() {
+        let with = |post: &str| {
+            format!(
+                r#"{{"notificationId":1003,"action":"COMMENT","organizationalEntity":"urn:li:organization:1",
+                "sourcePost":"urn:li:activity:7001",{post}
+                "decoratedGeneratedActivity":{{"comment":{{"owner":"urn:li:person:abc","text":"Hi",
+                  "entity":"urn:li:comment:(urn:li:activity:7001,6003)","object":"urn:li:activity:7001"}}}},
+                "lastModifiedAt":1700000000000}}"#
+            )
+        };
+        let only_activity = normalize(with("").as_bytes(), now()).expect("read");
+        assert_eq!(only_activity[0].kind, EventKind::Comment);
+        assert_eq!(only_activity[0].post_id, None, "left to polling");
+        let ugc = with(r#""decoratedSourcePost":{"entity":"urn:li:ugcPost:7002"},"#);
+        let ev = normalize(ugc.as_bytes(), now()).expect("read");
+        assert_eq!(ev[0].post_id.as_deref(), Some("urn:li:ugcPost:7002"));
     }
 
     #[test]

@@ -2,7 +2,10 @@
 //! whatsapp_business_account` → `entry[]` → `changes[]` → `value` with either
 //! `messages[]` (+ `contacts[]`) or `statuses[]` (field `messages`), or
 //! `user_preferences[]` (field `user_preferences`: a user stops or resumes
-//! marketing messages).
+//! marketing messages). A message without a body of text (a location,
+//! contact cards, an order, a form's reply) is given one that says what it
+//! is; reactions, system notices (a number changed) and group messages are
+//! kept as `Other` events, never a customer's message to answer.
 
 use std::collections::HashMap;
 
@@ -158,17 +161,32 @@ fn message(
         "text" => s(m, "/text/body"),
         "button" => s(m, "/button/text"),
         "interactive" => s(m, "/interactive/button_reply/title")
-            .or_else(|| s(m, "/interactive/list_reply/title")),
+            .or_else(|| s(m, "/interactive/list_reply/title"))
+            .or_else(|| s(m, "/interactive/nfm_reply/body"))
+            .or_else(|| Some("[form reply]".to_owned())),
         "reaction" => s(m, "/reaction/emoji"),
+        "location" => Some(location(m)),
+        "contacts" => Some(contacts(m)),
+        "order" => Some(order(m)),
+        "system" => s(m, "/system/body"),
         k if MEDIA_TYPES.contains(&k) => s(m, &format!("/{k}/caption")),
         _ => None,
     };
+    // Kept as events, not as a customer's message to answer: a reaction
+    // (to the message it names), a system notice (a number changed), and a
+    // group's message (a conversation is one customer's; answering there
+    // would answer the group's content in private).
+    let not_a_message = matches!(kind, "reaction" | "system") || m.get("group_id").is_some();
     let occurred_at = time::event_time(&[(m.get("timestamp"), Unit::Secs)], now, "message")?;
     Ok(NormalizedEvent {
         platform: Platform::WhatsApp,
         account_id: account.clone(),
         event_id: id,
-        kind: EventKind::Message,
+        kind: if not_a_message {
+            EventKind::Other
+        } else {
+            EventKind::Message
+        },
         sender_name: from.as_ref().and_then(|f| names.get(f).cloned()),
         sender_id: from.clone(),
         text,
@@ -177,11 +195,67 @@ fn message(
         message_id: None,
         thread_id: from,
         post_id: None,
-        parent_id: s(m, "/context/id"),
+        parent_id: s(m, "/context/id").or_else(|| s(m, "/reaction/message_id")),
         occurred_at,
         // Moved in by the caller.
         payload: Value::Null,
     })
+}
+
+/// A shared location as text: `[location] name, address (latitude,
+/// longitude)`, with the parts it has.
+fn location(m: &Value) -> String {
+    let place: Vec<String> = ["/location/name", "/location/address"]
+        .iter()
+        .filter_map(|p| s(m, p))
+        .collect();
+    let at = match (s(m, "/location/latitude"), s(m, "/location/longitude")) {
+        (Some(lat), Some(long)) => format!("({lat}, {long})"),
+        _ => String::new(),
+    };
+    let parts: Vec<String> = [place.join(", "), at]
+        .into_iter()
+        .filter(|p| !p.is_empty())
+        .collect();
+    format!("[location] {}", parts.join(" "))
+        .trim_end()
+        .to_owned()
+}
+
+/// Shared contact cards as text: `[contact] name, name` (their formatted
+/// names, or their first phone number).
+fn contacts(m: &Value) -> String {
+    let names: Vec<String> = m
+        .get("contacts")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|c| s(c, "/name/formatted_name").or_else(|| s(c, "/phones/0/phone")))
+        .collect();
+    format!("[contact] {}", names.join(", "))
+        .trim_end()
+        .to_owned()
+}
+
+/// An order from the catalog as text: `[order] N items: note` (the item
+/// count summed over its quantities; the customer's note when given).
+fn order(m: &Value) -> String {
+    let items: u64 = m
+        .pointer("/order/product_items")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|i| {
+            i.get("quantity")
+                .and_then(|q| q.as_u64().or_else(|| q.as_str()?.parse().ok()))
+                .unwrap_or(1)
+        })
+        .fold(0, u64::saturating_add);
+    let noun = if items == 1 { "item" } else { "items" };
+    match s(m, "/order/text") {
+        Some(note) => format!("[order] {items} {noun}: {note}"),
+        None => format!("[order] {items} {noun}"),
+    }
 }
 
 /// A `user_preferences` entry: a user who stops or resumes marketing
@@ -349,6 +423,44 @@ mod tests {
 
     fn now() -> DateTime<Utc> {
         DateTime::from_timestamp(1_767_225_600, 0).expect("2026-01-01")
+    }
+
+    #[test]
+    fn message_types_without_a_body_are_told_and_non_messages_kept_apart() {
+        let body = br#"{"object":"whatsapp_business_account","entry":[{"id":"WABA","changes":[{"field":"messages","value":{
+            "metadata":{"phone_number_id":"PNID"},
+            "messages":[
+            {"from":"1631","id":"wamid.L","timestamp":"1700000000","type":"location",
+             "location":{"latitude":48.8566,"longitude":2.3522,"name":"Shop","address":"1 rue X"}},
+            {"from":"1631","id":"wamid.C","timestamp":"1700000001","type":"contacts",
+             "contacts":[{"name":{"formatted_name":"Ann Lee"},"phones":[{"phone":"+1 555"}]},{"phones":[{"phone":"+1 666"}]}]},
+            {"from":"1631","id":"wamid.O","timestamp":"1700000002","type":"order",
+             "order":{"catalog_id":"cat","text":"gift wrap please","product_items":[
+               {"product_retailer_id":"a","quantity":2,"item_price":10,"currency":"EUR"},
+               {"product_retailer_id":"b","quantity":"1","item_price":5,"currency":"EUR"}]}},
+            {"from":"1631","id":"wamid.F","timestamp":"1700000003","type":"interactive",
+             "interactive":{"type":"nfm_reply","nfm_reply":{"name":"flow","body":"Sent","response_json":"{}"}}},
+            {"from":"1631","id":"wamid.R","timestamp":"1700000004","type":"reaction",
+             "reaction":{"message_id":"wamid.OUT","emoji":"\ud83d\udc4d"}},
+            {"from":"1631","id":"wamid.S","timestamp":"1700000005","type":"system",
+             "system":{"body":"Ann changed from 1631 to 1632","wa_id":"1632","type":"user_changed_number"}},
+            {"from":"1631","id":"wamid.G","timestamp":"1700000006","type":"text","group_id":"G1",
+             "text":{"body":"hello group"}}]}}]}]}"#;
+        let ev = normalize(body, now()).expect("events");
+        let text = |i: usize| ev[i].text.as_deref();
+        assert_eq!(text(0), Some("[location] Shop, 1 rue X (48.8566, 2.3522)"));
+        assert_eq!(text(1), Some("[contact] Ann Lee, +1 666"));
+        assert_eq!(text(2), Some("[order] 3 items: gift wrap please"));
+        assert_eq!(text(3), Some("Sent"));
+        assert!(ev[..4].iter().all(|e| e.kind == EventKind::Message));
+        // A reaction, a system notice, a group's message: kept, not messages.
+        assert_eq!(
+            (ev[4].kind, text(4), ev[4].parent_id.as_deref()),
+            (EventKind::Other, Some("\u{1f44d}"), Some("wamid.OUT"))
+        );
+        assert_eq!(ev[5].kind, EventKind::Other);
+        assert_eq!(ev[6].kind, EventKind::Other);
+        assert_eq!(text(6), Some("hello group"));
     }
 
     #[test]
