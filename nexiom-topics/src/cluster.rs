@@ -116,17 +116,31 @@ fn sum_of<'a>(vectors: impl Iterator<Item = &'a [f32]>, dim: usize) -> Vec<f32> 
     c
 }
 
+/// The most common non-zero length among `vectors` (the longer on a tie), so
+/// that one odd vector, first or not, leaves the others usable.
+fn common_length(vectors: &[Vec<f32>]) -> usize {
+    let mut counts: std::collections::HashMap<usize, usize> = std::collections::HashMap::new();
+    for v in vectors.iter().filter(|v| !v.is_empty()) {
+        *counts.entry(v.len()).or_insert(0) += 1;
+    }
+    counts
+        .into_iter()
+        .max_by_key(|&(len, count)| (count, len))
+        .map_or(0, |(len, _)| len)
+}
+
 fn centroid<'a>(vectors: impl Iterator<Item = &'a [f32]>, dim: usize) -> Vec<f32> {
     let mut c = sum_of(vectors, dim);
     crate::embed::normalize(&mut c);
     c
 }
 
-/// Clusters unit vectors (all of one dimension; a vector of another length
-/// or with a non-finite value stays unassigned).
+/// Clusters unit vectors (of one dimension, the most common length among
+/// them; a vector of another length or with a non-finite value stays
+/// unassigned).
 pub fn cluster(vectors: &[Vec<f32>], config: &ClusterConfig) -> Clustering {
     let n = vectors.len();
-    let dim = vectors.first().map_or(0, Vec::len);
+    let dim = common_length(vectors);
     let usable: Vec<usize> = (0..n)
         .filter(|&i| {
             vectors[i].len() == dim
@@ -350,6 +364,35 @@ mod tests {
         assert_eq!(&result.assignments[120..], &[None, None, None]);
         assert_eq!(result, cluster(&vectors, &config), "deterministic");
         assert_eq!(cluster(&[], &config), Clustering::default());
+    }
+
+    #[test]
+    fn one_odd_vector_first_or_every_vector_alike_still_clusters() {
+        let config = ClusterConfig {
+            sample_size: 60,
+            ..ClusterConfig::default()
+        };
+        // The first vector of another length: only it stays out.
+        let mut vectors = vec![vec![1.0; 2]];
+        for i in 0..40 {
+            let e = (i % 7) as f32 * 0.01;
+            vectors.push(unit(&[1.0, e, 0.0, 0.0]));
+            vectors.push(unit(&[0.0, 1.0, e, 0.0]));
+            vectors.push(unit(&[0.0, 0.0, 1.0, e]));
+        }
+        let result = cluster(&vectors, &config);
+        assert_eq!(result.clusters.len(), 3, "{result:?}");
+        assert_eq!(result.assignments[0], None);
+        assert_eq!(
+            result.assignments[1..],
+            cluster(&vectors[1..], &config).assignments,
+            "the others as if it were not there"
+        );
+        // Thirty identical messages (a giveaway's "Participating!"): one topic.
+        let same = vec![unit(&[0.0, 1.0, 0.0]); 30];
+        let result = cluster(&same, &config);
+        assert_eq!(result.clusters.len(), 1, "{result:?}");
+        assert!(result.assignments.iter().all(|a| *a == Some(0)));
     }
 
     #[test]

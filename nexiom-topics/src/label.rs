@@ -57,10 +57,10 @@ pub fn c_tf_idf<S: AsRef<str>>(clusters: &[Vec<S>], k: usize) -> Vec<Vec<String>
             for (t, _) in scored {
                 // A pair whose words are both chosen, or a word inside a chosen
                 // pair, adds nothing.
-                let redundant = chosen.iter().any(|c| {
-                    c.split(' ').any(|w| w == t)
-                        || t.split(' ').all(|w| c.split(' ').any(|x| x == w))
-                });
+                let redundant = chosen.iter().any(|c| c.split(' ').any(|w| w == t))
+                    || (t.contains(' ')
+                        && t.split(' ')
+                            .all(|w| chosen.iter().any(|c| c.split(' ').any(|x| x == w))));
                 if !redundant {
                     chosen.push(t.to_owned());
                 }
@@ -90,12 +90,23 @@ pub fn terms_label(terms: &[String]) -> String {
 /// `(no distinctive terms)` when nothing is left. A term is a run of letters
 /// and digits, so in a script written without spaces one term can be a whole
 /// clause: three of them, or a labeller's answer, could pass the limit and
-/// make the run unsavable.
+/// make the run unsavable. Control characters (a NUL a labeller's answer
+/// may quote from a customer's message, which the store refuses) become
+/// spaces.
 ///
 /// [`MAX_TOPIC_LABEL_LEN`]: nexiom_core::MAX_TOPIC_LABEL_LEN
 pub fn fit_label(label: &str) -> String {
     const ELLIPSIS: &str = "…";
-    let label = label.trim();
+    let cleaned: String;
+    let label = if label.chars().any(char::is_control) {
+        cleaned = label
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        cleaned.trim()
+    } else {
+        label.trim()
+    };
     if label.is_empty() {
         return "(no distinctive terms)".to_owned();
     }
@@ -197,6 +208,18 @@ mod tests {
     }
 
     #[test]
+    fn a_pair_whose_words_are_both_chosen_adds_nothing() {
+        let clusters = vec![
+            vec!["colis en retard"; 20],
+            vec!["horaires du samedi", "horaires dimanche"],
+        ];
+        let terms = c_tf_idf(&clusters, 3);
+        assert!(!terms[0].contains(&"colis retard".to_owned()), "{terms:?}");
+        assert!(terms[0].contains(&"colis".to_owned()), "{terms:?}");
+        assert!(terms[0].contains(&"retard".to_owned()), "{terms:?}");
+    }
+
+    #[test]
     fn labels_fit_what_a_topic_stores() {
         // Three clauses of a script written without spaces: one term each.
         let clause = "配送が遅れている荷物について問い合わせをしたいのですがよろしいでしょうか";
@@ -208,6 +231,8 @@ mod tests {
         );
         assert!(label.ends_with('…') && label.starts_with(clause));
         assert_eq!(fit_label("  short  "), "short");
+        // A labeller's answer quoting a NUL: stored as a space.
+        assert_eq!(fit_label("Livraison\u{0} retard\u{7}"), "Livraison  retard");
         assert_eq!(fit_label(" \n "), "(no distinctive terms)");
     }
 }

@@ -120,6 +120,26 @@ async fn gives_up_after_the_attempts_and_never_retries_a_4xx() {
     assert_eq!(server.received_requests().await.unwrap().len(), 1);
     assert!(!err.to_string().contains(KEY));
     assert!(!format!("{e:?}").contains(KEY));
+
+    // An endpoint that echoes its request and the key in its error: neither
+    // the customer's words nor the key reach the error.
+    let server = MockServer::start().await;
+    let customer = "Ma carte \"4970\" ne marche pas";
+    let echoed = serde_json::json!({"error": {"message": format!("Incorrect API key provided: {KEY}"),
+        "request": {"input": [customer]}}});
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(400).set_body_string(echoed.to_string()))
+        .mount(&server)
+        .await;
+    let e = OpenAiEmbedder::new(config(&server)).unwrap();
+    let err = e
+        .embed(&[customer.to_owned()])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(!err.contains(KEY), "{err}");
+    assert!(!err.contains("4970"), "{err}");
+    assert!(err.contains("[message]"), "{err}");
 }
 
 #[tokio::test]

@@ -54,6 +54,7 @@ pub use error::TriageError;
 pub use reply::{
     DEFAULT_OPENAI_BASE_URL, DEFAULT_OPENAI_MAX_RESPONSE_BYTES, Draft, OpenAiCompatibleGenerator,
     OpenAiConfig, ReplyError, ReplyGenerator, ReplyKind, ReplyRequest, TemplateGenerator,
+    error_excerpt,
 };
 pub use similarity::SimilarityStats;
 pub use text::{fold, fold_for_matching};

@@ -3,7 +3,12 @@
 use unicode_normalization::char::{decompose_canonical, is_combining_mark};
 
 /// Folds text for matching: canonical decomposition (NFD), combining marks
-/// (diacritics) removed, then Unicode lower-casing, with `ß` expanded to `ss`.
+/// (diacritics) removed, then Unicode lower-casing, with the characters whose
+/// case folding differs from their lower case folded as Unicode's full case
+/// folding does: `ß` to `ss`, Greek final `ς` to `σ` (so `ΛΟΓΑΡΙΑΣΜΟΣ`
+/// matches `λογαριασμός`), the long `ſ` to `s`, the Greek symbol variants
+/// (`ϐ ϑ ϕ ϖ ϰ ϱ ϵ`) to their letters and the Latin ligatures `ﬀ`–`ﬆ` to
+/// their letters.
 ///
 /// So `Problème`, `PROBLEME` and `probleme` all fold to `probleme`. The result
 /// keeps word boundaries (spaces and punctuation) where they were.
@@ -42,8 +47,8 @@ fn fold_into(text: &str, out: &mut String, collapse_space: bool) {
         last_was_space = false;
         if c.is_ascii() {
             out.push(c.to_ascii_lowercase());
-        } else if c == 'ß' || c == 'ẞ' {
-            out.push_str("ss");
+        } else if let Some(folded) = full_fold(c) {
+            out.push_str(folded);
         } else {
             out.extend(c.to_lowercase());
         }
@@ -60,6 +65,31 @@ fn fold_into(text: &str, out: &mut String, collapse_space: bool) {
             });
         }
     }
+}
+
+/// The characters whose full case folding (Unicode's `CaseFolding.txt`,
+/// statuses C and F) is not their lower case, among those a customer's text
+/// holds in practice.
+fn full_fold(c: char) -> Option<&'static str> {
+    Some(match c {
+        'ß' | 'ẞ' => "ss",
+        'ς' => "σ",
+        'ſ' => "s",
+        'ϐ' => "β",
+        'ϑ' => "θ",
+        'ϕ' => "φ",
+        'ϖ' => "π",
+        'ϰ' => "κ",
+        'ϱ' => "ρ",
+        'ϵ' => "ε",
+        'ﬀ' => "ff",
+        'ﬁ' => "fi",
+        'ﬂ' => "fl",
+        'ﬃ' => "ffi",
+        'ﬄ' => "ffl",
+        'ﬅ' | 'ﬆ' => "st",
+        _ => return None,
+    })
 }
 
 #[cfg(test)]
@@ -88,7 +118,7 @@ mod tests {
         let samples = [
             "Problème Ça Ölçü Ñandú",
             "e\u{301}e\u{300}\u{301} combining",
-            "ǅ ǈ ﬃ Ω K Å",
+            "ǅ ǈ Ω K Å",
             "한국어 日本語 Ελληνικά",
         ];
         for s in samples {
@@ -99,6 +129,15 @@ mod tests {
                 .collect();
             assert_eq!(fold(s), reference, "{s:?}");
         }
+    }
+
+    #[test]
+    fn folds_as_unicode_case_folding_where_it_differs_from_lower_case() {
+        // Upper and lower case of one Greek word meet at its final sigma.
+        assert_eq!(fold("ΛΟΓΑΡΙΑΣΜΟΣ"), fold("λογαριασμός"));
+        assert_eq!(fold("λογαριασμός"), "λογαριασμοσ");
+        assert_eq!(fold("ﬁnal ﬂow ﬀ ﬃ ﬄ ﬅ ﬆ"), "final flow ff ffi ffl st st");
+        assert_eq!(fold("ſ ϐ ϑ ϕ ϖ ϰ ϱ ϵ"), "s β θ φ π κ ρ ε");
     }
 
     #[test]

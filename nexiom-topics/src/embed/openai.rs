@@ -13,9 +13,6 @@ use super::{EmbedError, Embedder, normalize};
 /// The default model.
 pub const DEFAULT_EMBEDDINGS_MODEL: &str = "text-embedding-3-small";
 
-/// The most of an error body kept in [`EmbedError::Status`].
-const MAX_ERROR_BODY: usize = 300;
-
 /// Characters of one text sent to be embedded. The endpoint refuses, for the
 /// whole batch, an input over the model's token limit (8,192 for OpenAI's
 /// embedding models), which one long comment in a rare script or of emoji
@@ -177,10 +174,16 @@ impl OpenAiEmbedder {
             bytes.extend_from_slice(&chunk);
         }
         if !status.is_success() {
-            let text = String::from_utf8_lossy(&bytes);
+            // Neither the key nor the customers' texts (an endpoint may echo
+            // its request) go into the error, which is logged and stored.
+            let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
             return Err(EmbedError::Status {
                 status: status.as_u16(),
-                message: truncate(text.trim(), MAX_ERROR_BODY),
+                message: nexiom_triage::error_excerpt(
+                    &bytes,
+                    &[self.config.api_key.expose()],
+                    &texts,
+                ),
             });
         }
         let answer: EmbeddingsAnswer = serde_json::from_slice(&bytes)
@@ -241,18 +244,6 @@ struct EmbeddingItem {
     embedding: Vec<f32>,
 }
 
-/// At most `max` bytes of `s`, cut at a character boundary.
-fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_owned();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
-}
-
 #[async_trait]
 impl Embedder for OpenAiEmbedder {
     fn model(&self) -> &str {
@@ -288,7 +279,6 @@ mod tests {
             OpenAiEmbedder::new(zero),
             Err(EmbedError::NotConfigured(_))
         ));
-        assert_eq!(truncate("ééé", 3), "é…");
         let long = "語".repeat(MAX_INPUT_CHARS + 10);
         assert_eq!(input(&long).chars().count(), MAX_INPUT_CHARS);
         assert_eq!(input("short"), "short");

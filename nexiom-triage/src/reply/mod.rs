@@ -19,7 +19,7 @@ use thiserror::Error;
 
 pub use openai::{
     DEFAULT_OPENAI_BASE_URL, DEFAULT_OPENAI_MAX_RESPONSE_BYTES, OpenAiCompatibleGenerator,
-    OpenAiConfig,
+    OpenAiConfig, error_excerpt,
 };
 pub use template::TemplateGenerator;
 

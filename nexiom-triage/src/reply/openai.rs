@@ -211,12 +211,25 @@ async fn read_capped(
 static TOKEN_PATTERNS: LazyLock<Option<Regex>> =
     LazyLock::new(|| Regex::new(r#"(?i)\bbearer\s+[^\s"',;]+|\bsk-[A-Za-z0-9_\-]{6,}"#).ok());
 
+/// The part of an error body read for an excerpt: far more than the
+/// excerpt keeps, so that a secret or a text that begins inside the excerpt
+/// is whole when it is replaced.
+const ERROR_BODY_READ: usize = 16 * 1024;
+
 /// An error body made safe for a log or an error message: the exact
 /// `secrets` (6 characters or more), anything that looks like a bearer
-/// token or an `sk-` key, and the customer's `text` (when 8 characters or
-/// more) are replaced, then the rest is cut to [`MAX_ERROR_BODY`] bytes.
-fn error_excerpt(body: &[u8], secrets: &[&str], text: &str) -> String {
-    let mut out = String::from_utf8_lossy(body).trim().to_owned();
+/// token or an `sk-` key, and the customers' `texts` (those of 8 characters
+/// or more, as sent and as a JSON string escapes them, as an endpoint
+/// echoing its request shows them) are replaced, then the rest is cut to
+/// 300 bytes. For a client of a model's API that must keep its key and its
+/// customers' words out of its errors and logs.
+pub fn error_excerpt(body: &[u8], secrets: &[&str], texts: &[&str]) -> String {
+    let mut end = body.len().min(ERROR_BODY_READ);
+    // Whole UTF-8 characters (at most 3 bytes of one are cut off).
+    while end > 0 && end < body.len() && (body[end] & 0xC0) == 0x80 {
+        end -= 1;
+    }
+    let mut out = String::from_utf8_lossy(&body[..end]).trim().to_owned();
     for secret in secrets {
         if secret.len() >= 6 {
             out = out.replace(secret, "[redacted]");
@@ -225,9 +238,18 @@ fn error_excerpt(body: &[u8], secrets: &[&str], text: &str) -> String {
     if let Some(patterns) = TOKEN_PATTERNS.as_ref() {
         out = patterns.replace_all(&out, "[redacted]").into_owned();
     }
-    let text = text.trim();
-    if text.len() >= 8 {
+    for text in texts {
+        let text = text.trim();
+        if text.len() < 8 {
+            continue;
+        }
         out = out.replace(text, "[message]");
+        if let Ok(quoted) = serde_json::to_string(text) {
+            let escaped = &quoted[1..quoted.len() - 1];
+            if escaped != text {
+                out = out.replace(escaped, "[message]");
+            }
+        }
     }
     truncate(&out, MAX_ERROR_BODY)
 }
@@ -323,7 +345,7 @@ impl OpenAiCompatibleGenerator {
             // An error body over the cap is still worth its first bytes.
             return Err(ReplyError::Status {
                 status: status.as_u16(),
-                message: error_excerpt(&body, &[self.config.api_key.expose()], request.text),
+                message: error_excerpt(&body, &[self.config.api_key.expose()], &[request.text]),
             });
         }
         if !whole {
@@ -370,7 +392,7 @@ mod tests {
             r#"{{"error":{{"message":"Invalid key {key}","request":{{"headers":{{"Authorization":"Bearer {key}","X-Other":"bearer abc.def-ghi"}},"messages":[{{"content":"{customer}"}}]}},"note":"try sk-proj-ZZZZZZZZ or SK-LIVE-1234567"}}}}{}"#,
             " ".repeat(5000)
         );
-        let out = error_excerpt(body.as_bytes(), &[key], customer);
+        let out = error_excerpt(body.as_bytes(), &[key], &[customer]);
         assert!(!out.contains(key), "{out}");
         assert!(!out.contains("0123456789abcdef"), "{out}");
         assert!(!out.contains("abc.def-ghi"), "{out}");
@@ -383,12 +405,18 @@ mod tests {
         );
         assert!(out.contains("Invalid key [redacted]"), "{out}");
         // A long body is cut, and a short harmless one kept as is.
-        let long = error_excerpt("x".repeat(10_000).as_bytes(), &[key], "");
+        let long = error_excerpt("x".repeat(10_000).as_bytes(), &[key], &[]);
         assert_eq!(long.len(), MAX_ERROR_BODY + '…'.len_utf8());
         assert_eq!(
-            error_excerpt(b" No auth credentials found ", &[key], "hi"),
+            error_excerpt(b" No auth credentials found ", &[key], &["hi"]),
             "No auth credentials found"
         );
+        // A request echoed as JSON: the text as a JSON string escapes it.
+        let text = "Mon \"code\" 4970\nmerci";
+        let echoed = serde_json::json!({"error": {"request": {"content": text}}}).to_string();
+        let out = error_excerpt(echoed.as_bytes(), &[], &[text]);
+        assert!(!out.contains("4970"), "{out}");
+        assert!(out.contains("[message]"), "{out}");
     }
 
     #[test]
