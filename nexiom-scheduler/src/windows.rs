@@ -23,13 +23,18 @@ pub fn local_instant(local: NaiveDateTime, tz: Tz) -> DateTime<Utc> {
                 .and_then(|t| t.with_nanosecond(0))
                 .unwrap_or(local);
             for _ in 0..(48 * 60) {
-                probe += Duration::minutes(1);
+                // At the end of the range of dates a wall time has no instant
+                // because none can be written: no gap to scan.
+                let Some(next) = probe.checked_add_signed(Duration::minutes(1)) else {
+                    break;
+                };
+                probe = next;
                 if let Some(t) = tz.from_local_datetime(&probe).earliest() {
                     return t.with_timezone(&Utc);
                 }
             }
             // No zone has a gap of two days; read the wall time as UTC rather than
-            // fail.
+            // fail (so too a wall time past the last instant chrono can write).
             Utc.from_utc_datetime(&local)
         }
     }
@@ -89,6 +94,15 @@ mod tests {
 
     fn utc(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(y, m, d, h, min, 0).unwrap()
+    }
+
+    #[test]
+    fn the_last_dates_chrono_can_write_give_windows_without_a_panic() {
+        for tz in [America::New_York, Europe::Paris, chrono_tz::UTC] {
+            for date in [NaiveDate::MAX, NaiveDate::MIN] {
+                assert_eq!(kpi_windows(date, tz).len(), 12, "{date} {tz}");
+            }
+        }
     }
 
     #[test]

@@ -88,9 +88,13 @@ impl NewNotification {
     }
 }
 
-/// Where a tenant's notifications of some kinds go. Its `Debug` shows the
-/// URL's scheme and host only: a Slack URL is itself the credential, and a
-/// webhook's may carry a token.
+/// Where a tenant's notifications of some kinds go. Its `Debug` and its
+/// serialized form show the URL's scheme and host only (a Slack URL is
+/// itself the credential, and a webhook's may carry a token), and its
+/// serialized form leaves the signing secret out: an application may hand
+/// endpoints to its users as JSON without handing them the credentials. So
+/// the JSON is a view, not a copy: read back, its `url` is the elided one
+/// and its `secret` is `None`.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct NotificationEndpoint {
     /// Id.
@@ -102,7 +106,8 @@ pub struct NotificationEndpoint {
     /// How it is called.
     pub kind: EndpointKind,
     /// The URL posted to; a Slack URL (the credential of its Slack channel)
-    /// is sealed at rest on Postgres.
+    /// is sealed at rest on Postgres. Serialized up to its host only.
+    #[serde(serialize_with = "serialize_shown_url")]
     pub url: String,
     /// The signing secret (webhooks); sealed at rest on Postgres.
     #[serde(skip)]
@@ -139,6 +144,11 @@ impl std::fmt::Debug for NotificationEndpoint {
             .field("unreadable", &self.unreadable)
             .finish()
     }
+}
+
+/// `url` as `Debug` and `Serialize` show it.
+fn serialize_shown_url<S: serde::Serializer>(url: &str, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&shown_url(url))
 }
 
 /// `url` as `Debug` shows it: its scheme and host, the rest elided.
@@ -365,6 +375,31 @@ mod tests {
         );
         assert_eq!(shown_url("https://h.example"), "https://h.example");
         assert_eq!(shown_url("no scheme/at all"), "…");
+    }
+
+    #[test]
+    fn json_shows_neither_the_slack_url_nor_the_secret() {
+        let endpoint = NotificationEndpoint {
+            id: EndpointId::generate(),
+            tenant_id: TenantId::generate(),
+            name: "ops".into(),
+            kind: EndpointKind::Slack,
+            url: "https://hooks.slack.com/services/T0001/B0002/XXXXsecretXXXX".into(),
+            secret: Some(SecretString::new("signing-XXXXsecretXXXX")),
+            kinds: vec![NotificationKind::ItemEscalated],
+            enabled: true,
+            created_at: chrono::Utc::now(),
+            unreadable: None,
+        };
+        let json = serde_json::to_string(&endpoint).unwrap();
+        assert!(
+            json.contains("\"url\":\"https://hooks.slack.com/…\""),
+            "{json}"
+        );
+        assert!(!json.contains("XXXXsecret"), "{json}");
+        let back: NotificationEndpoint = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.name, "ops");
+        assert_eq!(back.secret, None);
     }
 
     #[test]
