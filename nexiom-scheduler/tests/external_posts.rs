@@ -27,6 +27,7 @@ on_both_backends!(
     a_failing_discovery_is_recorded_and_retried_later,
     two_pollers_discover_and_answer_each_comment_once,
     a_comment_the_page_hides_gets_no_reply_until_shown_again,
+    moderations_in_one_entry_apply_in_their_order,
 );
 
 const APP_SECRET: &str = "external-posts-app-secret";
@@ -83,12 +84,22 @@ impl Setup {
         verb: &str,
         at: DateTime<Utc>,
     ) -> (WebhookHeaders, Vec<u8>) {
-        let body = serde_json::to_vec(&json!({
-            "object": "page",
-            "entry": [{
-                "id": self.account,
-                "time": at.timestamp(),
-                "changes": [{
+        self.feed_changes(post, comment, text, &[verb], at)
+    }
+
+    /// One entry holding a change of the comment per verb, in that order.
+    fn feed_changes(
+        &self,
+        post: &str,
+        comment: &str,
+        text: &str,
+        verbs: &[&str],
+        at: DateTime<Utc>,
+    ) -> (WebhookHeaders, Vec<u8>) {
+        let changes: Vec<serde_json::Value> = verbs
+            .iter()
+            .map(|verb| {
+                json!({
                     "field": "feed",
                     "value": {
                         "from": {"id": "24033296592948231", "name": "Ann Example"},
@@ -102,8 +113,12 @@ impl Setup {
                         "parent_id": post,
                         "verb": verb
                     }
-                }]
-            }]
+                })
+            })
+            .collect();
+        let body = serde_json::to_vec(&json!({
+            "object": "page",
+            "entry": [{"id": self.account, "time": at.timestamp(), "changes": changes}]
         }))
         .unwrap();
         let headers = WebhookHeaders::new().with(
@@ -552,4 +567,34 @@ async fn a_comment_the_page_hides_gets_no_reply_until_shown_again(store: Arc<dyn
     assert!(!shown.hidden);
     assert_eq!(shown.triage, Some(Triage::AutoReply));
     assert_eq!(s.replied(), ["cm-1", "cm-2"]);
+}
+
+/// A moderator shows then hides a comment (or hides then shows it) within
+/// one second: Meta sends both changes in one entry, whose time is in
+/// seconds. Routing applies them in the order the entry lists them.
+async fn moderations_in_one_entry_apply_in_their_order(store: Arc<dyn Store>) {
+    let s = setup(store).await;
+    let now = s.env.clock.now();
+    let post_id = format!("{}_122131676912594942", s.account);
+    let fb = s.webhook_connector();
+    let text = "Vos horaires ? spam spam";
+    let (headers, body) = s.feed_comment(&post_id, "cm-9", text, now - Duration::minutes(3));
+    s.inbound
+        .ingest_webhook(&fb, &headers, &body)
+        .await
+        .unwrap();
+    let mut at = now - Duration::minutes(2);
+    for (verbs, hidden) in [(["unhide", "hide"], true), (["hide", "unhide"], false)] {
+        let (headers, body) = s.feed_changes(&post_id, "cm-9", text, &verbs, at);
+        s.inbound
+            .ingest_webhook(&fb, &headers, &body)
+            .await
+            .unwrap();
+        s.inbound.route_unrouted_events(None, 100).await.unwrap();
+        let external = s.external(&post_id).await.expect("the external post");
+        let comment = s.env.store.find_comment(s.env.tenant, external.id, "cm-9");
+        let comment = comment.await.unwrap().expect("stored");
+        assert_eq!(comment.hidden, hidden, "{verbs:?}");
+        at += Duration::seconds(30);
+    }
 }

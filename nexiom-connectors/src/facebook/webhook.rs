@@ -10,7 +10,9 @@
 //!   (`edited`…) [`EventKind::Other`]; both keyed
 //!   `"<comment_id>:<verb>:<time>"`, a moderation's key followed by
 //!   `":<entry time>"` (hide, unhide, hide again keep the comment's time);
-//!   a moderation's `occurred_at` is the entry's time, when it was notified.
+//!   a moderation's `occurred_at` is the entry's time, when it was notified
+//!   (plus its position among the entry's changes in microseconds, so that
+//!   routing applies one entry's moderations in the order it lists them).
 //! - Comments written by the Page itself are skipped (reply loops).
 
 use chrono::{DateTime, Utc};
@@ -67,7 +69,7 @@ pub(crate) fn normalize_events(
             if from.is_some() && from == account {
                 continue;
             }
-            let read = comment(&entry, value, &account, now);
+            let read = comment(&entry, value, &account, now, i);
             let value = &mut entry["changes"][i]["value"];
             out.push(moved_into(read, value, |value, r| {
                 reject(&platform, account.clone(), value, "/comment_id", r)
@@ -77,11 +79,14 @@ pub(crate) fn normalize_events(
     Ok(out)
 }
 
+/// A `feed` comment change; `position` is its place among the entry's
+/// changes.
 fn comment(
     entry: &Value,
     value: &Value,
     account: &Option<String>,
     now: DateTime<Utc>,
+    position: usize,
 ) -> Result<NormalizedEvent, String> {
     let comment_id = required(value, "/comment_id", "comment")?;
     let post_id = s(value, "/post_id");
@@ -93,8 +98,12 @@ fn comment(
     let moderation = matches!(verb, "hide" | "unhide" | "remove");
     // A moderation happened when the platform notified it (`created_time`
     // stays the comment's): routing orders a comment's moderations by it.
+    // The entry's time is in seconds, so a hide then an unhide in one entry
+    // would tie (and end in either order): each change is placed that many
+    // microseconds into its second, in the order the body lists them.
     let happened_at = if moderation {
         time::event_time(&[notified, created], now, "comment")?
+            + chrono::Duration::microseconds(i64::try_from(position).unwrap_or(0) % 1_000_000)
     } else {
         occurred_at
     };
@@ -227,6 +236,9 @@ mod tests {
             nexiom_core::ChannelId::generate(),
             now(),
         );
+        // In the body's order, a microsecond apart (routing applies the
+        // latest): unhide then hide in one entry leaves the comment hidden.
+        assert!(ev.windows(2).all(|w| w[0].occurred_at < w[1].occurred_at));
         assert_eq!(stored.target_id.as_deref(), Some("P_1"));
         assert_eq!(stored.parent_id.as_deref(), Some("P_1_c1"));
         // Hidden again later: another notification, another event.
