@@ -368,6 +368,97 @@ async fn a_failing_scope_on_postgres() {
     t.cleanup().await;
 }
 
+/// Embeds as the local embedder unfitted (an embedder that learns nothing
+/// from the window, as a model's API), counting the texts it is given.
+#[derive(Debug, Default)]
+struct Counting {
+    inner: LocalEmbedder,
+    texts: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait]
+impl Embedder for Counting {
+    fn model(&self) -> &str {
+        "counting-local"
+    }
+    fn dimension(&self) -> usize {
+        self.inner.dimension()
+    }
+    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        self.texts
+            .fetch_add(texts.len(), std::sync::atomic::Ordering::SeqCst);
+        self.inner.embed(texts).await
+    }
+}
+
+/// The tenant's daily topics, by id: (id, label).
+async fn daily_topics(store: &dyn Store, tenant: TenantId) -> Vec<(TopicId, String)> {
+    let mut topics = store.list_topics(tenant, TopicScope::Daily).await.unwrap();
+    topics.sort_by_key(|t| t.id);
+    topics.into_iter().map(|t| (t.id, t.label)).collect()
+}
+
+/// The next run over the same items reads their stored vectors back: only
+/// an item new since is embedded, and the topics are the same.
+async fn stored_vectors_are_reused(store: Arc<dyn Store>) {
+    let now = Utc.with_ymd_and_hms(2026, 11, 20, 2, 0, 0).unwrap();
+    let (tenant, _, conv) = bistro(store.as_ref(), "ig-bistro-3", now).await;
+    write_day(store.as_ref(), tenant.id, conv, now, "j1").await;
+    let embedder = Arc::new(Counting::default());
+    let runner = TopicRunner::new(Arc::clone(&store), embedder.clone());
+    let embedded = || embedder.texts.load(std::sync::atomic::Ordering::SeqCst);
+    runner.run_tenant(&tenant, now).await.unwrap();
+    let first = embedded();
+    assert_eq!(first, 60, "the day's 60 messages, once for both scopes");
+    let daily = daily_topics(store.as_ref(), tenant.id).await;
+    assert_eq!(daily.len(), 2, "{daily:?}");
+    runner
+        .run_tenant(&tenant, now + Duration::minutes(1))
+        .await
+        .unwrap();
+    assert_eq!(embedded(), first, "nothing embedded again");
+    assert_eq!(daily_topics(store.as_ref(), tenant.id).await, daily);
+    store
+        .insert_message(NewMessage {
+            tenant_id: tenant.id,
+            conversation_id: conv,
+            direction: MessageDirection::Inbound,
+            text: "livraison en retard, encore".into(),
+            has_media: false,
+            provider_message_id: None,
+            in_reply_to: None,
+            delivery_status: None,
+            created_at: now + Duration::minutes(1),
+            stored_at: now + Duration::minutes(1),
+        })
+        .await
+        .unwrap();
+    runner
+        .run_tenant(&tenant, now + Duration::minutes(2))
+        .await
+        .unwrap();
+    assert_eq!(embedded(), first + 1, "only the new message");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_vectors_are_reused_on_memory() {
+    let t = memory_test_store().await.unwrap();
+    stored_vectors_are_reused(t.store()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    nexiom_no_postgres,
+    ignore = "no PostgreSQL reachable (see README: Tests)"
+)]
+async fn stored_vectors_are_reused_on_postgres() {
+    let Some(t) = postgres_test_store().await else {
+        return;
+    };
+    stored_vectors_are_reused(t.store()).await;
+    t.cleanup().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_daily_on_memory() {
     let t = memory_test_store().await.unwrap();

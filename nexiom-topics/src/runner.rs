@@ -210,13 +210,19 @@ impl TopicRunner {
             return Ok(report);
         }
         let texts: Vec<String> = items.iter().map(|i| i.text.clone()).collect();
-        let embedder = self
-            .embedder
-            .fitted(&texts)
-            .unwrap_or_else(|| Arc::clone(&self.embedder));
-        let vectors = embedder.embed(&texts).await?;
-        self.store_vectors(tenant.id, embedder.model(), &items, &vectors, now)
-            .await?;
+        let (embedder, vectors) = match self.embedder.fitted(&texts) {
+            // Fitted on this window: its vectors are this window's only.
+            Some(fitted) => {
+                let vectors = fitted.embed(&texts).await?;
+                self.store_vectors(tenant.id, fitted.model(), &items, &vectors, now)
+                    .await?;
+                (fitted, vectors)
+            }
+            None => {
+                let vectors = self.reuse_or_embed(tenant.id, &items, &texts, now).await?;
+                (Arc::clone(&self.embedder), vectors)
+            }
+        };
 
         let found = find_topics(&texts, &vectors, &self.config.topics);
         let known: Vec<Topic> = self
@@ -288,6 +294,55 @@ impl TopicRunner {
             })
             .await?;
         Ok(report)
+    }
+
+    /// The items' vectors from an embedder that learns nothing from the
+    /// window: those stored for its model are read back, only the others
+    /// are embedded (and stored). A post's scope reads every comment since
+    /// the post began, each day: without this, each run embedded them all
+    /// again (for a paid API, a cost that grows with the post's age).
+    async fn reuse_or_embed(
+        &self,
+        tenant: TenantId,
+        items: &[nexiom_core::TopicItem],
+        texts: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Vec<f32>>, TopicsError> {
+        let model = self.embedder.model();
+        let dimension = self.embedder.dimension();
+        let subjects: Vec<TopicSubject> = items.iter().map(|i| i.subject).collect();
+        let mut stored = std::collections::HashMap::new();
+        for chunk in subjects.chunks(self.config.store_batch.max(1)) {
+            for e in self.store.get_embeddings(tenant, model, chunk).await? {
+                if e.vector.len() == dimension {
+                    stored.insert(e.subject, e.vector);
+                }
+            }
+        }
+        let missing: Vec<usize> = (0..items.len())
+            .filter(|i| !stored.contains_key(&items[*i].subject))
+            .collect();
+        let mut fresh = Vec::new();
+        if !missing.is_empty() {
+            let missing_texts: Vec<String> = missing.iter().map(|i| texts[*i].clone()).collect();
+            fresh = self.embedder.embed(&missing_texts).await?;
+            let missing_items: Vec<nexiom_core::TopicItem> =
+                missing.iter().map(|i| items[*i].clone()).collect();
+            self.store_vectors(tenant, model, &missing_items, &fresh, now)
+                .await?;
+        }
+        let mut fresh = missing
+            .into_iter()
+            .zip(fresh)
+            .collect::<std::collections::HashMap<_, _>>();
+        Ok((0..items.len())
+            .map(|i| {
+                fresh
+                    .remove(&i)
+                    .or_else(|| stored.remove(&items[i].subject))
+                    .unwrap_or_default()
+            })
+            .collect())
     }
 
     async fn store_vectors(
