@@ -8,7 +8,11 @@
 //!    (`1 − cos`) of the sample, exact in any dimension, with a small
 //!    [`ClusterConfig::min_cluster_size`]: groups of near-identical messages
 //!    (people write one subject in a few distinct ways, and each way forms its
-//!    own dense group). Its noise stays out of the groups.
+//!    own dense group). Its noise stays out of the groups. When it finds no
+//!    group at all (its root never splits: every text alike, or one subject
+//!    among strays), the points at least [`ClusterConfig::min_similarity`]
+//!    alike to the sample's centroid are one group, if they average the
+//!    similarity a merged topic must reach; scattered texts make none.
 //! 3. **Merge.** Groups are merged by average linkage (UPGMA): the two groups
 //!    whose members are, on average, the most alike are merged first, while
 //!    that average cosine similarity reaches
@@ -129,6 +133,35 @@ fn common_length(vectors: &[Vec<f32>]) -> usize {
         .map_or(0, |(len, _)| len)
 }
 
+/// When HDBSCAN finds no dense group (its root, never selected, did not
+/// split: every text alike, or one subject among strays), the sample points
+/// at least [`ClusterConfig::min_similarity`] alike to the sample's centroid,
+/// as one group if its members average a similarity of
+/// [`ClusterConfig::merge_similarity`] (what a merged topic must reach):
+/// scattered texts make no topic, and thirty identical ones make one.
+fn one_subject(
+    vectors: &[Vec<f32>],
+    sample: &[usize],
+    dim: usize,
+    config: &ClusterConfig,
+) -> Option<Vec<usize>> {
+    let c = centroid(sample.iter().map(|&i| vectors[i].as_slice()), dim);
+    let group: Vec<usize> = sample
+        .iter()
+        .copied()
+        .filter(|&i| dot(&vectors[i], &c) >= config.min_similarity)
+        .collect();
+    let n = group.len() as f32;
+    if group.len() < 2 {
+        return None;
+    }
+    // The mean similarity of distinct pairs: (|sum|² - Σ|v|²) / (n (n - 1)).
+    let sum = sum_of(group.iter().map(|&i| vectors[i].as_slice()), dim);
+    let norms: f32 = group.iter().map(|&i| dot(&vectors[i], &vectors[i])).sum();
+    let cohesion = (dot(&sum, &sum) - norms) / (n * (n - 1.0));
+    (cohesion >= config.merge_similarity).then_some(group)
+}
+
 fn centroid<'a>(vectors: impl Iterator<Item = &'a [f32]>, dim: usize) -> Vec<f32> {
     let mut c = sum_of(vectors, dim);
     crate::embed::normalize(&mut c);
@@ -182,6 +215,9 @@ pub fn cluster(vectors: &[Vec<f32>], config: &ClusterConfig) -> Clustering {
         if let Some(k) = label {
             members[*k].push(sample[i]);
         }
+    }
+    if members.is_empty() {
+        members.extend(one_subject(vectors, &sample, dim, config));
     }
     let mut members: Vec<Vec<usize>> =
         merge_groups(vectors, members, MergeUntil::Below(config.merge_similarity))
@@ -267,7 +303,12 @@ pub fn merge_groups(
     groups: Vec<Vec<usize>>,
     until: MergeUntil,
 ) -> Vec<Vec<usize>> {
-    let dim = vectors.first().map_or(0, Vec::len);
+    // The members' length (the first vector may be an odd one, left out).
+    let dim = groups
+        .iter()
+        .flatten()
+        .next()
+        .map_or(0, |&i| vectors[i].len());
     let g = groups.len();
     let sums: Vec<Vec<f32>> = groups
         .iter()
@@ -393,6 +434,30 @@ mod tests {
         let result = cluster(&same, &config);
         assert_eq!(result.clusters.len(), 1, "{result:?}");
         assert!(result.assignments.iter().all(|a| *a == Some(0)));
+        // Mostly duplicates and some near ones: all in the one topic.
+        let mut near = vec![unit(&[0.0, 1.0, 0.0]); 24];
+        near.extend((0..6).map(|i| unit(&[0.02 * (i + 1) as f32, 1.0, 0.0])));
+        let result = cluster(&near, &config);
+        assert_eq!(result.clusters.len(), 1, "{result:?}");
+        assert!(result.assignments.iter().all(|a| *a == Some(0)));
+        // One subject and two strays: one topic without them.
+        let mut strays = vec![unit(&[1.0, 0.0, 0.0, 0.0]); 20];
+        strays.push(unit(&[0.0, 0.0, 1.0, 0.0]));
+        strays.push(unit(&[0.0, 0.0, 0.0, 1.0]));
+        let result = cluster(&strays, &config);
+        assert_eq!(result.clusters.len(), 1, "{result:?}");
+        assert!(result.assignments[..20].iter().all(|a| *a == Some(0)));
+        assert_eq!(result.assignments[20..], [None, None]);
+        // Texts with nothing in common: no topic at all.
+        let scattered: Vec<Vec<f32>> = (0..20)
+            .map(|i| {
+                let mut v = vec![0.0; 20];
+                v[i] = 1.0;
+                v
+            })
+            .collect();
+        let result = cluster(&scattered, &config);
+        assert!(result.clusters.is_empty(), "{result:?}");
     }
 
     #[test]

@@ -247,9 +247,6 @@ fn select_and_label(n: usize, condensed: &[Condensed]) -> Vec<Option<usize>> {
         .max()
         .unwrap_or(n);
     let clusters = max_label + 1 - n;
-    if clusters == 1 {
-        return single_cluster(n, condensed);
-    }
     let mut birth = vec![0.0_f32; clusters];
     let mut parent_of = vec![usize::MAX; clusters];
     let mut children: Vec<Vec<usize>> = vec![Vec::new(); clusters];
@@ -306,37 +303,6 @@ fn select_and_label(n: usize, condensed: &[Condensed]) -> Vec<Option<usize>> {
     labels
 }
 
-/// The labels when the root never splits into two clusters of the minimum
-/// size (every point alike, or one subject and a few strays): the root is
-/// then the one cluster, less the points that left it far later than the
-/// others (a departure distance past both Tukey's upper fence, Q3 + 1.5 IQR,
-/// and twice Q3 of all of them). Without it, a set of messages about one thing would give
-/// no topic at all.
-fn single_cluster(n: usize, condensed: &[Condensed]) -> Vec<Option<usize>> {
-    let mut departures: Vec<(usize, f32)> = condensed
-        .iter()
-        .filter(|c| c.child < n)
-        .map(|c| (c.child, 1.0 / c.lambda))
-        .collect();
-    let mut distances: Vec<f32> = departures.iter().map(|d| d.1).collect();
-    distances.sort_by(f32::total_cmp);
-    let quartile = |q: f32| {
-        let at = (distances.len().saturating_sub(1) as f32 * q).round() as usize;
-        distances.get(at).copied().unwrap_or(0.0)
-    };
-    let (q1, q3) = (quartile(0.25), quartile(0.75));
-    // Alike points leave at nearly one distance (IQR near 0): the fence is
-    // then twice Q3, so that the points at the edge of the group stay.
-    let fence = (q3 + 1.5 * (q3 - q1)).max(2.0 * q3);
-    let mut labels = vec![None; n];
-    for (point, distance) in departures.drain(..) {
-        if distance <= fence {
-            labels[point] = Some(0);
-        }
-    }
-    labels
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -387,26 +353,6 @@ mod tests {
         assert_eq!(hdbscan(&points_matrix(&[(0.0, 0.0)]), params), vec![None]);
         let same = vec![(1.0, 1.0); 10];
         let labels = hdbscan(&points_matrix(&same), params);
-        assert_eq!(labels, vec![Some(0); 10], "every point alike: one cluster");
-    }
-
-    #[test]
-    fn one_subject_and_a_stray_is_one_cluster_without_the_stray() {
-        let mut points: Vec<(f32, f32)> = (0..20)
-            .map(|i| {
-                let t = i as f32 * 0.3;
-                (t.sin() * 0.2, t.cos() * 0.2)
-            })
-            .collect();
-        points.push((30.0, -30.0));
-        let labels = hdbscan(
-            &points_matrix(&points),
-            HdbscanParams {
-                min_samples: 3,
-                min_cluster_size: 5,
-            },
-        );
-        assert!(labels[..20].iter().all(|l| *l == Some(0)), "{labels:?}");
-        assert_eq!(labels[20], None);
+        assert_eq!(labels, vec![None; 10], "the root is never a cluster");
     }
 }
