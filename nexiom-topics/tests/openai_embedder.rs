@@ -140,6 +140,19 @@ async fn gives_up_after_the_attempts_and_never_retries_a_4xx() {
     assert!(!err.contains(KEY), "{err}");
     assert!(!err.contains("4970"), "{err}");
     assert!(err.contains("[message]"), "{err}");
+
+    // A text longer than what is sent: the part sent is what is echoed.
+    let server = MockServer::start().await;
+    let long = "carte 4970 ".repeat(400);
+    let sent: String = long.chars().take(nexiom_topics::MAX_INPUT_CHARS).collect();
+    let echoed = serde_json::json!({"error": {"request": {"input": [sent]}}});
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(400).set_body_string(echoed.to_string()))
+        .mount(&server)
+        .await;
+    let e = OpenAiEmbedder::new(config(&server)).unwrap();
+    let err = e.embed(&[long]).await.unwrap_err().to_string();
+    assert!(!err.contains("4970"), "{err}");
 }
 
 #[tokio::test]

@@ -5,7 +5,8 @@ use unicode_normalization::char::{decompose_canonical, is_combining_mark};
 /// Folds text for matching: canonical decomposition (NFD), combining marks
 /// (diacritics) removed, then Unicode lower-casing, with the characters whose
 /// case folding differs from their lower case folded as Unicode's full case
-/// folding does: `ß` to `ss`, Greek final `ς` to `σ` (so `ΛΟΓΑΡΙΑΣΜΟΣ`
+/// folding does: `ß` to `ss`, the micro sign `µ` to `μ`, Greek final `ς`
+/// to `σ` (so `ΛΟΓΑΡΙΑΣΜΟΣ`
 /// matches `λογαριασμός`), the long `ſ` to `s`, the Greek symbol variants
 /// (`ϐ ϑ ϕ ϖ ϰ ϱ ϵ`) to their letters and the Latin ligatures `ﬀ`–`ﬆ` to
 /// their letters.
@@ -73,6 +74,7 @@ fn fold_into(text: &str, out: &mut String, collapse_space: bool) {
 fn full_fold(c: char) -> Option<&'static str> {
     Some(match c {
         'ß' | 'ẞ' => "ss",
+        'µ' => "μ",
         'ς' => "σ",
         'ſ' => "s",
         'ϐ' => "β",
@@ -138,6 +140,7 @@ mod tests {
         assert_eq!(fold("λογαριασμός"), "λογαριασμοσ");
         assert_eq!(fold("ﬁnal ﬂow ﬀ ﬃ ﬄ ﬅ ﬆ"), "final flow ff ffi ffl st st");
         assert_eq!(fold("ſ ϐ ϑ ϕ ϖ ϰ ϱ ϵ"), "s β θ φ π κ ρ ε");
+        assert_eq!(fold("5 µg"), fold("5 μg"));
     }
 
     #[test]

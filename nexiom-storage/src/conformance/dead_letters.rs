@@ -241,6 +241,28 @@ pub async fn dead_letters_are_stored_in_batches(store: Arc<dyn Store>) {
             .len(),
         1
     );
+    // A body of B's naming a key A's letter holds (an account moved between
+    // tenants, a body delivered again): stored already, not a failure of the
+    // body's other letters.
+    let moved = [
+        letter("b2", 7).for_channel(b.tenant.id, b.channel.id),
+        letter("b4", 7).for_channel(b.tenant.id, b.channel.id),
+    ];
+    assert_eq!(s.insert_dead_letters(&moved).await.unwrap(), 1);
+    assert_eq!(
+        s.insert_dead_letters(&[letter("b4", 8)]).await.unwrap(),
+        0,
+        "the key is taken"
+    );
+    let all_before = s.list_dead_letters(None, 10).await.unwrap();
+    assert!(all_before.iter().any(|d| d.key == "b4"));
+    assert_eq!(
+        all_before
+            .iter()
+            .find(|d| d.key == "b2")
+            .and_then(|d| d.tenant_id),
+        Some(a.tenant.id)
+    );
 
     // One bad letter: the call is refused, nothing written.
     let refused = s
@@ -270,7 +292,7 @@ pub async fn dead_letters_are_stored_in_batches(store: Arc<dyn Store>) {
             ..
         })
     ));
-    assert_eq!(s.list_dead_letters(None, 10).await.unwrap().len(), 5);
+    assert_eq!(s.list_dead_letters(None, 10).await.unwrap().len(), 6);
 
     // A key given twice: the later copy is dropped whatever it names, even
     // a channel that is not its tenant's.

@@ -81,7 +81,14 @@ impl DeadLetterStore for MemoryStore {
         }
         let mut created = 0;
         for letter in letters {
-            created += u64::from(inner.insert_dead_letter((*letter).clone())?.created);
+            // A key another tenant's letter holds: stored already, not
+            // created (as `ON CONFLICT DO NOTHING` on Postgres), never a
+            // failure of the body's other letters.
+            match inner.insert_dead_letter((*letter).clone()) {
+                Ok(inserted) => created += u64::from(inserted.created),
+                Err(crate::StorageError::Conflict { .. }) => {}
+                Err(e) => return Err(e),
+            }
         }
         Ok(created)
     }

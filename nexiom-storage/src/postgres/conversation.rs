@@ -156,7 +156,12 @@ impl ConversationStore for PgStore {
         new.validate()?;
         let mut refs = vec![Ref::Conversation(new.conversation_id)];
         refs.extend(new.in_reply_to.map(Ref::Message));
-        let mut tx = self.scoped(new.tenant_id).await?;
+        // READ COMMITTED whatever the server's default: the key is checked
+        // after its lock is taken, and must be read as the writer before
+        // this one left it.
+        let mut tx = self
+            .scoped_with(new.tenant_id, "ISOLATION LEVEL READ COMMITTED")
+            .await?;
         // Messages are partitioned by month and their unique keys hold the
         // month: writers of one key at two times would not collide. So the
         // keys are locked first (provider id, then the message answered; a
@@ -487,7 +492,10 @@ impl ConversationStore for PgStore {
                          AND o.provider_message_id = $3 AND o.id <> messages.id)) \
              RETURNING *"
         );
-        let mut tx = self.scoped(tenant).await?;
+        // READ COMMITTED whatever the server's default, as `insert_message`.
+        let mut tx = self
+            .scoped_with(tenant, "ISOLATION LEVEL READ COMMITTED")
+            .await?;
         let keys: Vec<String> = provider_message_id
             .iter()
             .map(|p| message_key_lock(tenant.as_uuid(), p))

@@ -502,7 +502,13 @@ impl ReplyBatchStore for PgStore {
         if settlements.is_empty() {
             return Ok(Vec::new());
         }
-        let mut tx = self.scan_pool.begin().await.map_err(db)?;
+        // READ COMMITTED whatever the server's default: the provider ids are
+        // checked after their locks are taken (below).
+        let mut tx = self
+            .scan_pool
+            .begin_with("BEGIN ISOLATION LEVEL READ COMMITTED")
+            .await
+            .map_err(db)?;
         let locked = lock_items(&mut tx, settlements.iter().map(|s| s.subject)).await?;
         // The answers, recorded whatever the lease.
         let (mut am_tenants, mut am_inbound, mut am_ids, mut am_status, mut am_rank) =

@@ -174,15 +174,15 @@ impl OpenAiEmbedder {
             bytes.extend_from_slice(&chunk);
         }
         if !status.is_success() {
-            // Neither the key nor the customers' texts (an endpoint may echo
-            // its request) go into the error, which is logged and stored.
-            let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+            // Neither the key nor the customers' texts as sent (an endpoint
+            // may echo its request) go into the error, which is logged and
+            // stored.
             return Err(EmbedError::Status {
                 status: status.as_u16(),
                 message: nexiom_triage::error_excerpt(
                     &bytes,
                     &[self.config.api_key.expose()],
-                    &texts,
+                    &inputs,
                 ),
             });
         }

@@ -249,6 +249,15 @@ pub fn error_excerpt(body: &[u8], secrets: &[&str], texts: &[&str]) -> String {
             if escaped != text {
                 out = out.replace(escaped, "[message]");
             }
+            // As a server that also escapes `<`, `>` and `&` writes it (Go's
+            // encoding/json does).
+            if escaped.contains(['<', '>', '&']) {
+                let html = escaped
+                    .replace('<', "\\u003c")
+                    .replace('>', "\\u003e")
+                    .replace('&', "\\u0026");
+                out = out.replace(&html, "[message]");
+            }
         }
     }
     truncate(&out, MAX_ERROR_BODY)
@@ -417,6 +426,11 @@ mod tests {
         let out = error_excerpt(echoed.as_bytes(), &[], &[text]);
         assert!(!out.contains("4970"), "{out}");
         assert!(out.contains("[message]"), "{out}");
+        // As Go's encoding/json escapes it (`<`, `>`, `&` as \u003c…).
+        let text = "Commande <4970> & retard";
+        let go = r#"{"error":{"content":"Commande \u003c4970\u003e \u0026 retard"}}"#;
+        let out = error_excerpt(go.as_bytes(), &[], &[text]);
+        assert!(!out.contains("4970"), "{out}");
     }
 
     #[test]
