@@ -584,8 +584,13 @@ async fn moderations_in_one_entry_apply_in_their_order(store: Arc<dyn Store>) {
         .await
         .unwrap();
     let mut at = now - Duration::minutes(2);
-    for (verbs, hidden) in [(["unhide", "hide"], true), (["hide", "unhide"], false)] {
-        let (headers, body) = s.feed_changes(&post_id, "cm-9", text, &verbs, at);
+    let cases: [(&[&str], bool); 3] = [
+        (&["unhide", "hide"], true),
+        (&["hide", "unhide"], false),
+        (&["hide", "unhide", "hide"], true),
+    ];
+    for (verbs, hidden) in cases {
+        let (headers, body) = s.feed_changes(&post_id, "cm-9", text, verbs, at);
         s.inbound
             .ingest_webhook(&fb, &headers, &body)
             .await

@@ -10,9 +10,10 @@
 //!    (people write one subject in a few distinct ways, and each way forms its
 //!    own dense group). Its noise stays out of the groups. When it finds no
 //!    group at all (its root never splits: every text alike, or one subject
-//!    among strays), the points at least [`ClusterConfig::min_similarity`]
-//!    alike to the sample's centroid are one group, if they average the
-//!    similarity a merged topic must reach; scattered texts make none.
+//!    among strays), the sample points at least
+//!    [`ClusterConfig::min_similarity`] alike to the sample's centroid (at
+//!    most [`FALLBACK_POINTS`]), one group each, merged as the next step
+//!    merges groups; scattered texts stay apart.
 //! 3. **Merge.** Groups are merged by average linkage (UPGMA): the two groups
 //!    whose members are, on average, the most alike are merged first, while
 //!    that average cosine similarity reaches
@@ -109,6 +110,10 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     sum
 }
 
+/// The most sample points the fallback of [`cluster`] merges (average
+/// linkage costs the cube of their number).
+pub const FALLBACK_POINTS: usize = 300;
+
 /// The sum of vectors of length `dim`.
 fn sum_of<'a>(vectors: impl Iterator<Item = &'a [f32]>, dim: usize) -> Vec<f32> {
     let mut c = vec![0.0_f32; dim];
@@ -123,9 +128,14 @@ fn sum_of<'a>(vectors: impl Iterator<Item = &'a [f32]>, dim: usize) -> Vec<f32> 
 /// The most common non-zero length among `vectors` (the longer on a tie), so
 /// that one odd vector, first or not, leaves the others usable.
 fn common_length(vectors: &[Vec<f32>]) -> usize {
+    most_common(vectors.iter().map(Vec::len))
+}
+
+/// The most common non-zero length (the longer on a tie).
+fn most_common(lengths: impl Iterator<Item = usize>) -> usize {
     let mut counts: std::collections::HashMap<usize, usize> = std::collections::HashMap::new();
-    for v in vectors.iter().filter(|v| !v.is_empty()) {
-        *counts.entry(v.len()).or_insert(0) += 1;
+    for len in lengths.filter(|len| *len > 0) {
+        *counts.entry(len).or_insert(0) += 1;
     }
     counts
         .into_iter()
@@ -134,32 +144,36 @@ fn common_length(vectors: &[Vec<f32>]) -> usize {
 }
 
 /// When HDBSCAN finds no dense group (its root, never selected, did not
-/// split: every text alike, or one subject among strays), the sample points
-/// at least [`ClusterConfig::min_similarity`] alike to the sample's centroid,
-/// as one group if its members average a similarity of
-/// [`ClusterConfig::merge_similarity`] (what a merged topic must reach):
-/// scattered texts make no topic, and thirty identical ones make one.
-fn one_subject(
+/// split: every text alike, or one subject among strays), the groups that
+/// average linkage makes of the sample points at least
+/// [`ClusterConfig::min_similarity`] alike to the sample's centroid (at
+/// most [`FALLBACK_POINTS`] of them), each point a group to begin with and
+/// merged while the average similarity reaches
+/// [`ClusterConfig::merge_similarity`], as any groups are: thirty identical
+/// texts make one group, scattered texts or small unrelated subjects only
+/// groups the topic floor dissolves.
+fn alike_groups(
     vectors: &[Vec<f32>],
     sample: &[usize],
     dim: usize,
     config: &ClusterConfig,
-) -> Option<Vec<usize>> {
+) -> Vec<Vec<usize>> {
     let c = centroid(sample.iter().map(|&i| vectors[i].as_slice()), dim);
-    let group: Vec<usize> = sample
+    let singletons: Vec<Vec<usize>> = sample
         .iter()
         .copied()
         .filter(|&i| dot(&vectors[i], &c) >= config.min_similarity)
+        .take(FALLBACK_POINTS)
+        .map(|i| vec![i])
         .collect();
-    let n = group.len() as f32;
-    if group.len() < 2 {
-        return None;
-    }
-    // The mean similarity of distinct pairs: (|sum|² - Σ|v|²) / (n (n - 1)).
-    let sum = sum_of(group.iter().map(|&i| vectors[i].as_slice()), dim);
-    let norms: f32 = group.iter().map(|&i| dot(&vectors[i], &vectors[i])).sum();
-    let cohesion = (dot(&sum, &sum) - norms) / (n * (n - 1.0));
-    (cohesion >= config.merge_similarity).then_some(group)
+    merge_groups(
+        vectors,
+        singletons,
+        MergeUntil::Below(config.merge_similarity),
+    )
+    .into_iter()
+    .filter(|g| g.len() >= 2)
+    .collect()
 }
 
 fn centroid<'a>(vectors: impl Iterator<Item = &'a [f32]>, dim: usize) -> Vec<f32> {
@@ -217,7 +231,7 @@ pub fn cluster(vectors: &[Vec<f32>], config: &ClusterConfig) -> Clustering {
         }
     }
     if members.is_empty() {
-        members.extend(one_subject(vectors, &sample, dim, config));
+        members = alike_groups(vectors, &sample, dim, config);
     }
     let mut members: Vec<Vec<usize>> =
         merge_groups(vectors, members, MergeUntil::Below(config.merge_similarity))
@@ -303,12 +317,8 @@ pub fn merge_groups(
     groups: Vec<Vec<usize>>,
     until: MergeUntil,
 ) -> Vec<Vec<usize>> {
-    // The members' length (the first vector may be an odd one, left out).
-    let dim = groups
-        .iter()
-        .flatten()
-        .next()
-        .map_or(0, |&i| vectors[i].len());
+    // The members' most common length (one may be odd).
+    let dim = most_common(groups.iter().flatten().map(|&i| vectors[i].len()));
     let g = groups.len();
     let sums: Vec<Vec<f32>> = groups
         .iter()
@@ -457,6 +467,17 @@ mod tests {
             })
             .collect();
         let result = cluster(&scattered, &config);
+        assert!(result.clusters.is_empty(), "{result:?}");
+        // Five small subjects with nothing in common, four texts each (too
+        // small for HDBSCAN's groups, too small for topics): none either.
+        let small: Vec<Vec<f32>> = (0..20)
+            .map(|i| {
+                let mut v = vec![0.0; 5];
+                v[i / 4] = 1.0;
+                v
+            })
+            .collect();
+        let result = cluster(&small, &config);
         assert!(result.clusters.is_empty(), "{result:?}");
     }
 

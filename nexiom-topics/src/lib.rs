@@ -44,7 +44,9 @@ mod metrics;
 mod model;
 mod runner;
 
-pub use cluster::{Cluster, ClusterConfig, Clustering, MergeUntil, cluster, dot, merge_groups};
+pub use cluster::{
+    Cluster, ClusterConfig, Clustering, FALLBACK_POINTS, MergeUntil, cluster, dot, merge_groups,
+};
 pub use embed::{
     DEFAULT_DIMENSION, DEFAULT_EMBEDDINGS_MODEL, EmbedError, Embedder, LocalEmbedder,
     MAX_INPUT_CHARS, OpenAiEmbedder, OpenAiEmbedderConfig,

@@ -9,10 +9,11 @@
 //!   verb, `parent_id` = the comment, `target_id` = the post), other verbs
 //!   (`edited`…) [`EventKind::Other`]; both keyed
 //!   `"<comment_id>:<verb>:<time>"`, a moderation's key followed by
-//!   `":<entry time>"` (hide, unhide, hide again keep the comment's time);
-//!   a moderation's `occurred_at` is the entry's time, when it was notified
-//!   (plus its position among the entry's changes in microseconds, so that
-//!   routing applies one entry's moderations in the order it lists them).
+//!   `":<entry time>"` (hide, unhide, hide again keep the comment's time),
+//!   then by `":<position>"` of the change in the body unless it is the
+//!   first; a moderation's `occurred_at` is the entry's time, when it was
+//!   notified (plus that position in microseconds, so that routing applies
+//!   one body's moderations in the order it lists them).
 //! - Comments written by the Page itself are skipped (reply loops).
 
 use chrono::{DateTime, Utc};
@@ -39,6 +40,9 @@ pub(crate) fn normalize_events(
 ) -> Result<Vec<WebhookItem>, ConnectorError> {
     let platform = Platform::Facebook;
     let mut out = Vec::new();
+    // The changes before this entry's in the body: a change's position is
+    // counted over the whole body (entries of one second may follow).
+    let mut before = 0;
     for mut entry in entries(body, "page")? {
         messaging_events(&platform, &mut entry, now, &mut out);
         let account = s(&entry, "/id");
@@ -46,6 +50,8 @@ pub(crate) fn normalize_events(
             .get("changes")
             .and_then(Value::as_array)
             .map_or(0, Vec::len);
+        let first = before;
+        before += count;
         for i in 0..count {
             let change = &entry["changes"][i];
             if change.get("field").and_then(Value::as_str) != Some("feed") {
@@ -69,7 +75,7 @@ pub(crate) fn normalize_events(
             if from.is_some() && from == account {
                 continue;
             }
-            let read = comment(&entry, value, &account, now, i);
+            let read = comment(&entry, value, &account, now, first + i);
             let value = &mut entry["changes"][i]["value"];
             out.push(moved_into(read, value, |value, r| {
                 reject(&platform, account.clone(), value, "/comment_id", r)
@@ -79,7 +85,7 @@ pub(crate) fn normalize_events(
     Ok(out)
 }
 
-/// A `feed` comment change; `position` is its place among the entry's
+/// A `feed` comment change; `position` is its place among the body's
 /// changes.
 fn comment(
     entry: &Value,
@@ -98,7 +104,7 @@ fn comment(
     let moderation = matches!(verb, "hide" | "unhide" | "remove");
     // A moderation happened when the platform notified it (`created_time`
     // stays the comment's): routing orders a comment's moderations by it.
-    // The entry's time is in seconds, so a hide then an unhide in one entry
+    // The entry's time is in seconds, so a hide then an unhide in one body
     // would tie (and end in either order): each change is placed that many
     // microseconds into its second, in the order the body lists them.
     let happened_at = if moderation {
@@ -123,7 +129,13 @@ fn comment(
                 .filter(|_| moderation)
             {
                 // A comment hidden, shown and hidden again keeps its
-                // `created_time`: the notification's time tells them apart.
+                // `created_time`: the notification's time tells them apart,
+                // and within one body, their position (the first change of
+                // a body keeps the key it always had).
+                Some(sent) if position > 0 => format!(
+                    "{comment_id}:{verb}:{}:{sent}:{position}",
+                    occurred_at.timestamp()
+                ),
                 Some(sent) => format!("{comment_id}:{verb}:{}:{sent}", occurred_at.timestamp()),
                 None => format!("{comment_id}:{verb}:{}", occurred_at.timestamp()),
             },
@@ -219,12 +231,20 @@ mod tests {
         )
         .expect("events");
         assert_eq!(ev.len(), 3);
-        for (e, verb) in ev.iter().zip(["hide", "unhide", "remove"]) {
+        for (i, (e, verb)) in ev.iter().zip(["hide", "unhide", "remove"]).enumerate() {
             assert_eq!(e.kind, EventKind::Moderation);
             assert_eq!(e.text.as_deref(), Some(verb));
             assert_eq!(e.parent_id.as_deref(), Some("P_1_c1"));
             assert_eq!(e.post_id.as_deref(), Some("P_1"));
-            assert_eq!(e.event_id, format!("P_1_c1:{verb}:1700000005:1700000100"));
+            let position = if i == 0 {
+                String::new()
+            } else {
+                format!(":{i}")
+            };
+            assert_eq!(
+                e.event_id,
+                format!("P_1_c1:{verb}:1700000005:1700000100{position}")
+            );
             assert_eq!(
                 e.occurred_at.timestamp(),
                 1_700_000_100,
@@ -241,6 +261,15 @@ mod tests {
         assert!(ev.windows(2).all(|w| w[0].occurred_at < w[1].occurred_at));
         assert_eq!(stored.target_id.as_deref(), Some("P_1"));
         assert_eq!(stored.parent_id.as_deref(), Some("P_1_c1"));
+        // Two entries of one second: positions go on over the body.
+        let two = format!(
+            r#"{{"object":"page","entry":[{{"id":"P","time":1700000300,"changes":[{}]}},{{"id":"P","time":1700000300,"changes":[{}]}}]}}"#,
+            change("hide"),
+            change("unhide")
+        );
+        let ev2 = normalize(two.as_bytes(), now()).expect("events");
+        assert!(ev2[0].occurred_at < ev2[1].occurred_at);
+        assert_ne!(ev2[0].event_id, ev2[1].event_id);
         // Hidden again later: another notification, another event.
         let again = normalize(body(1700000200, &["hide"]).as_bytes(), now()).expect("events");
         assert_ne!(again[0].event_id, ev[0].event_id);

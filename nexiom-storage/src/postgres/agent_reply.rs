@@ -326,7 +326,11 @@ impl AgentReplyStore for PgStore {
                 (AgentReplyState::Failed, None, Some(error.as_str()))
             }
         };
-        let mut tx = self.scoped(tenant).await?;
+        // READ COMMITTED whatever the server's default: the provider id is
+        // checked after its lock is taken (below), as `insert_message` does.
+        let mut tx = self
+            .scoped_with(tenant, "ISOLATION LEVEL READ COMMITTED")
+            .await?;
         let updated: Option<AgentReplyRow> = sqlx::query_as(
             "UPDATE agent_replies SET state = $3, provider_id = $4, error = $5, finished_at = $6 \
              WHERE tenant_id = $1 AND id = $2 AND state = 'sending' RETURNING *",

@@ -275,7 +275,13 @@ impl ReplyBatchStore for PgStore {
         if claims.is_empty() {
             return Ok(Vec::new());
         }
-        let mut tx = self.scan_pool.begin().await.map_err(db)?;
+        // READ COMMITTED whatever the server's default: the stored replies
+        // are checked after their locks are taken (below).
+        let mut tx = self
+            .scan_pool
+            .begin_with("BEGIN ISOLATION LEVEL READ COMMITTED")
+            .await
+            .map_err(db)?;
         let locked = lock_items(&mut tx, claims.iter().map(|c| c.subject)).await?;
         let tenants: Vec<Uuid> = claims
             .iter()

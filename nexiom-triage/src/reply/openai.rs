@@ -250,13 +250,28 @@ pub fn error_excerpt(body: &[u8], secrets: &[&str], texts: &[&str]) -> String {
                 out = out.replace(escaped, "[message]");
             }
             // As a server that also escapes `<`, `>` and `&` writes it (Go's
-            // encoding/json does).
+            // encoding/json does), and one that writes ASCII only (Python's
+            // json.dumps by default: `\u00e9`, surrogate pairs past U+FFFF).
             if escaped.contains(['<', '>', '&']) {
                 let html = escaped
                     .replace('<', "\\u003c")
                     .replace('>', "\\u003e")
                     .replace('&', "\\u0026");
                 out = out.replace(&html, "[message]");
+            }
+            if !escaped.is_ascii() {
+                let mut ascii = String::with_capacity(escaped.len() * 2);
+                for c in escaped.chars() {
+                    if c.is_ascii() {
+                        ascii.push(c);
+                    } else {
+                        let mut units = [0u16; 2];
+                        for unit in c.encode_utf16(&mut units) {
+                            ascii.push_str(&format!("\\u{unit:04x}"));
+                        }
+                    }
+                }
+                out = out.replace(&ascii, "[message]");
             }
         }
     }
@@ -430,6 +445,11 @@ mod tests {
         let text = "Commande <4970> & retard";
         let go = r#"{"error":{"content":"Commande \u003c4970\u003e \u0026 retard"}}"#;
         let out = error_excerpt(go.as_bytes(), &[], &[text]);
+        assert!(!out.contains("4970"), "{out}");
+        // As Python's json.dumps writes it (ASCII only).
+        let text = "Commande n°4970 livrée 😀";
+        let ascii = r#"{"detail":"Commande n\u00b04970 livr\u00e9e \ud83d\ude00"}"#;
+        let out = error_excerpt(ascii.as_bytes(), &[], &[text]);
         assert!(!out.contains("4970"), "{out}");
     }
 
