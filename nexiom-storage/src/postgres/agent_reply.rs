@@ -10,8 +10,8 @@ use nexiom_core::{
 use uuid::Uuid;
 
 use super::PgStore;
-use super::conversation::{lock_keys, message_key_lock};
 use super::error::{WriteFailure, db, write_error};
+use super::message_keys::{lock_keys, message_key_lock};
 use crate::agent_reply::{AgentReplyClaim, AgentReplyContext, AgentReplyStore};
 use crate::error::{Result, StorageError};
 use crate::traits::TenantStore;

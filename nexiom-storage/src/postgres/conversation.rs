@@ -9,6 +9,7 @@ use nexiom_core::{
 };
 
 use super::error::{Ref, WriteFailure, db, require_refs, write_error};
+use super::message_keys::{lock_keys, message_key_lock, reply_lock};
 use super::rows::{ConversationRow, MessageRow, all};
 use super::{INSERT_ATTEMPTS, PgStore, bound, limit};
 use crate::error::{Result, StorageError};
@@ -583,36 +584,4 @@ impl ConversationStore for PgStore {
         row.ok_or_else(|| StorageError::not_found("message", id))?
             .into_entity()
     }
-}
-
-/// The transaction lock of a message key (the tenant's provider id): taken
-/// by every writer that checks the key before inserting (messages are
-/// partitioned by month and their unique key holds the month).
-pub(super) fn message_key_lock(tenant: uuid::Uuid, provider_message_id: &str) -> String {
-    format!("nexiom.message:{tenant}:{provider_message_id}")
-}
-
-/// The transaction lock of "the reply to `answered`": taken by every writer
-/// of an outbound reply before it checks that none is stored.
-pub(super) fn reply_lock(answered: uuid::Uuid) -> String {
-    format!("nexiom.reply:{answered}")
-}
-
-/// Takes the transaction locks `keys`, in their order (callers list them in
-/// one order: message keys, then replies, each sorted).
-pub(super) async fn lock_keys(
-    conn: &mut sqlx::PgConnection,
-    keys: &[String],
-) -> std::result::Result<(), sqlx::Error> {
-    if keys.is_empty() {
-        return Ok(());
-    }
-    sqlx::query(
-        "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) \
-         FROM unnest($1::text[]) WITH ORDINALITY AS u(k, n) ORDER BY n",
-    )
-    .bind(keys)
-    .execute(conn)
-    .await?;
-    Ok(())
 }

@@ -8,29 +8,27 @@ use std::collections::{HashMap, HashSet};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use nexiom_core::{
-    ClaimedReply, CommentId, ContactId, DecisionSubject, DeliveryStatus, MessageId, ReplyOutcome,
-    ReplyState, ReplyStatus, TenantId, Triage,
+    ClaimedReply, CommentId, ContactId, DecisionSubject, DeliveryStatus, MessageId, ReplyState,
+    ReplyStatus, TenantId,
 };
 use uuid::Uuid;
 
-use super::conversation::DELIVERY_RANK;
-use super::conversation::{lock_keys, message_key_lock, reply_lock};
 use super::error::db;
+use super::message_keys::{lock_keys, reply_lock};
 use super::rows::{CommentRow, MessageRow};
 use super::{PgStore, bound};
 use crate::error::Result;
 use crate::reply_batch::{
     ReplyBatchStore, ReplyClaim, ReplyClaimed, ReplyContext, ReplySettlement, check_claims,
-    check_settlements, draft_of,
+    draft_of,
 };
-use crate::reply_queue::apply;
 
-fn parse_status(status: Option<String>) -> Option<DeliveryStatus> {
+pub(super) fn parse_status(status: Option<String>) -> Option<DeliveryStatus> {
     status.and_then(|s| s.parse().ok())
 }
 
 /// Splits subjects into message ids and comment ids.
-fn split(subjects: impl Iterator<Item = DecisionSubject>) -> (Vec<Uuid>, Vec<Uuid>) {
+pub(super) fn split(subjects: impl Iterator<Item = DecisionSubject>) -> (Vec<Uuid>, Vec<Uuid>) {
     let (mut messages, mut comments) = (Vec::new(), Vec::new());
     for subject in subjects {
         match subject {
@@ -45,7 +43,7 @@ fn split(subjects: impl Iterator<Item = DecisionSubject>) -> (Vec<Uuid>, Vec<Uui
 /// item's tenant and (for a message) its conversation and channel.
 type Locked = HashMap<DecisionSubject, (TenantId, Option<ReplyStatus>, Option<(Uuid, Uuid)>)>;
 
-async fn lock_items(
+pub(super) async fn lock_items(
     tx: &mut sqlx::PgConnection,
     subjects: impl Iterator<Item = DecisionSubject>,
 ) -> Result<Locked> {
@@ -149,7 +147,12 @@ async fn supersede_answered(
 }
 
 /// Whether the locked item is the tenant's and `sending` under `lease`.
-fn held(locked: &Locked, tenant: TenantId, subject: DecisionSubject, lease: DateTime<Utc>) -> bool {
+pub(super) fn held(
+    locked: &Locked,
+    tenant: TenantId,
+    subject: DecisionSubject,
+    lease: DateTime<Utc>,
+) -> bool {
     locked.get(&subject).is_some_and(|(t, reply, _)| {
         *t == tenant
             && reply.as_ref().is_some_and(|r| {
@@ -504,169 +507,6 @@ impl ReplyBatchStore for PgStore {
         settlements: &[ReplySettlement],
         at: DateTime<Utc>,
     ) -> Result<Vec<bool>> {
-        check_settlements(settlements)?;
-        if settlements.is_empty() {
-            return Ok(Vec::new());
-        }
-        // READ COMMITTED whatever the server's default: the provider ids are
-        // checked after their locks are taken (below).
-        let mut tx = self
-            .scan_pool
-            .begin_with("BEGIN ISOLATION LEVEL READ COMMITTED")
-            .await
-            .map_err(db)?;
-        let locked = lock_items(&mut tx, settlements.iter().map(|s| s.subject)).await?;
-        // The answers, recorded whatever the lease.
-        let (mut am_tenants, mut am_inbound, mut am_ids, mut am_status, mut am_rank) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        let (mut ac_tenants, mut ac_ids, mut ac_status, mut ac_pids, mut ac_errors) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        // One provider id named by two answers of the batch goes to the
-        // first only (the statement below reads the messages as they were).
-        let mut named = HashSet::new();
-        for s in settlements {
-            let Some(answer) = &s.answer else { continue };
-            match s.subject {
-                DecisionSubject::Message(id) => {
-                    am_tenants.push(s.tenant_id.as_uuid());
-                    am_inbound.push(id.as_uuid());
-                    am_ids.push(
-                        answer
-                            .provider_id
-                            .as_deref()
-                            .filter(|p| named.insert((s.tenant_id, *p))),
-                    );
-                    am_status.push(answer.status.as_str());
-                    am_rank.push(i32::from(answer.status.rank()));
-                }
-                DecisionSubject::Comment(id) => {
-                    ac_tenants.push(s.tenant_id.as_uuid());
-                    ac_ids.push(id.as_uuid());
-                    ac_status.push(answer.status.as_str());
-                    ac_pids.push(answer.provider_id.as_deref());
-                    ac_errors.push(answer.error.as_deref());
-                }
-            }
-        }
-        if !am_inbound.is_empty() {
-            // A provider id is set only where no other message of the
-            // channel holds it (locked and checked as `insert_message` does:
-            // the unique key holds the month); the status is recorded all
-            // the same.
-            let mut keys: Vec<String> = am_tenants
-                .iter()
-                .zip(&am_ids)
-                .filter_map(|(tenant, pid)| pid.map(|p| message_key_lock(*tenant, p)))
-                .collect();
-            keys.sort();
-            keys.dedup();
-            lock_keys(&mut tx, &keys).await.map_err(db)?;
-            let sql = format!(
-                "UPDATE messages SET \
-                     provider_message_id = CASE WHEN messages.provider_message_id IS NULL \
-                         AND NOT EXISTS (SELECT 1 FROM messages o \
-                             WHERE o.channel_id = messages.channel_id \
-                                 AND o.provider_message_id = u.pid AND o.id <> messages.id) \
-                         THEN u.pid ELSE messages.provider_message_id END, \
-                     delivery_status = CASE WHEN delivery_status IS NULL OR {DELIVERY_RANK} < u.rank \
-                         THEN u.status ELSE delivery_status END \
-                 FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::int4[]) \
-                     AS u(tenant, inbound, pid, status, rank) \
-                 WHERE messages.tenant_id = u.tenant AND messages.direction = 'outbound' \
-                     AND messages.in_reply_to = u.inbound"
-            );
-            sqlx::query(&sql)
-                .bind(&am_tenants)
-                .bind(&am_inbound)
-                .bind(&am_ids)
-                .bind(&am_status)
-                .bind(&am_rank)
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
-        }
-        if !ac_ids.is_empty() {
-            sqlx::query(
-                "UPDATE comment_replies r SET status = u.status, \
-                     platform_comment_id = COALESCE(u.pid, r.platform_comment_id), \
-                     error = u.error, updated_at = $6 \
-                 FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[]) \
-                     AS u(tenant, comment_id, status, pid, error) \
-                 WHERE r.tenant_id = u.tenant AND r.comment_id = u.comment_id",
-            )
-            .bind(&ac_tenants)
-            .bind(&ac_ids)
-            .bind(&ac_status)
-            .bind(&ac_pids)
-            .bind(&ac_errors)
-            .bind(at)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        }
-        // The outcomes, each applied as `finish_reply` does, under the lease.
-        let mut applied = Vec::with_capacity(settlements.len());
-        let mut rows: [Vec<(Uuid, ReplyStatus, bool)>; 2] = [Vec::new(), Vec::new()];
-        for s in settlements {
-            let Some((tenant, Some(current), _)) = locked.get(&s.subject) else {
-                applied.push(false);
-                continue;
-            };
-            let any_state = s.outcome == ReplyOutcome::Sent;
-            if *tenant != s.tenant_id
-                || !(any_state || held(&locked, s.tenant_id, s.subject, s.lease_until))
-            {
-                applied.push(false);
-                continue;
-            }
-            let mut reply = current.clone();
-            let escalate = apply(&mut reply, s.outcome.clone());
-            applied.push(true);
-            if reply != *current {
-                let (slot, id) = match s.subject {
-                    DecisionSubject::Message(id) => (0, id.as_uuid()),
-                    DecisionSubject::Comment(id) => (1, id.as_uuid()),
-                };
-                rows[slot].push((id, reply, escalate));
-            }
-        }
-        for (table, rows) in ["messages", "comments"].into_iter().zip(rows) {
-            if rows.is_empty() {
-                continue;
-            }
-            let ids: Vec<Uuid> = rows.iter().map(|r| r.0).collect();
-            let states: Vec<&str> = rows.iter().map(|r| r.1.state.as_str()).collect();
-            let attempts: Vec<i64> = rows.iter().map(|r| i64::from(r.1.attempts)).collect();
-            let errors: Vec<Option<&str>> = rows.iter().map(|r| r.1.error.as_deref()).collect();
-            let next: Vec<Option<DateTime<Utc>>> =
-                rows.iter().map(|r| r.1.next_at.map(bound)).collect();
-            let leases: Vec<Option<DateTime<Utc>>> =
-                rows.iter().map(|r| r.1.lease_until.map(bound)).collect();
-            let escalate: Vec<bool> = rows.iter().map(|r| r.2).collect();
-            let sql = format!(
-                "UPDATE {table} t SET reply_state = u.state, reply_attempts = u.attempts, \
-                     reply_error = u.error, reply_next_at = u.next_at, \
-                     reply_lease_until = u.lease_until, \
-                     triage = CASE WHEN u.escalate THEN $8 ELSE t.triage END \
-                 FROM UNNEST($1::uuid[], $2::text[], $3::int8[], $4::text[], \
-                     $5::timestamptz[], $6::timestamptz[], $7::bool[]) \
-                     AS u(id, state, attempts, error, next_at, lease_until, escalate) \
-                 WHERE t.id = u.id"
-            );
-            sqlx::query(&sql)
-                .bind(&ids)
-                .bind(&states)
-                .bind(&attempts)
-                .bind(&errors)
-                .bind(&next)
-                .bind(&leases)
-                .bind(&escalate)
-                .bind(Triage::Escalate.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
-        }
-        tx.commit().await.map_err(db)?;
-        Ok(applied)
+        super::reply_settle::settle_replies(self, settlements, at).await
     }
 }
