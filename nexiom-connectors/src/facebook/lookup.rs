@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::NAME;
 use crate::error::ConnectorError;
-use crate::graph::{GraphClient, id_of};
+use crate::graph::{GraphClient, id_of, page_query};
 use crate::lookup::{Candidate, LookupOutcome, LookupQuery, search};
 use crate::recent::{self, RecentPost};
 use crate::time;
@@ -58,7 +58,8 @@ const PUBLISHED: &str = "published_posts";
 /// `scheduled_publish_time`), which `published_posts` does not list.
 const SCHEDULED: &str = "scheduled_posts";
 
-/// One page of the Page's posts of `edge`, newest first, and the next cursor.
+/// One page of the Page's posts of `edge`, newest first, and the next page
+/// (a cursor, or the time parameters of an edge paged by time).
 async fn page(
     graph: &GraphClient,
     ctx: &ChannelContext,
@@ -67,25 +68,23 @@ async fn page(
     limit: usize,
 ) -> Result<(Vec<Candidate>, Option<String>), ConnectorError> {
     let limit = limit.to_string();
+    let position = cursor.as_deref().map(page_query).unwrap_or_default();
     let mut q = vec![("fields", FIELDS), ("limit", limit.as_str())];
-    if let Some(c) = cursor.as_deref() {
-        q.push(("after", c));
-    }
+    q.extend(position.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let page = graph.get_page(ctx, &[&ctx.account_id, edge], &q).await?;
-    if page.uncursored_next {
-        // Read as the end, it would answer "not found" without having read
-        // the account's recent posts: the post would be published again.
-        return Err(ConnectorError::invalid_response(
-            NAME,
-            "the recent posts' page links a next page without a cursor to read it with",
-        ));
-    }
     let items = page
         .data
         .iter()
         .map(candidate)
         .collect::<Result<Vec<_>, _>>()?;
-    Ok((items, page.next_after))
+    let newest = items.iter().filter_map(|c| c.created_at).max();
+    // Read as the end, a next page that cannot be read would answer "not
+    // found" without having read the account's recent posts: the post
+    // would be published again.
+    let next = page
+        .next_back(newest)
+        .map_err(|why| ConnectorError::invalid_response(NAME, format!("recent posts: {why}")))?;
+    Ok((items, next))
 }
 
 pub(super) async fn find(

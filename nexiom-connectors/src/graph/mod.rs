@@ -95,9 +95,69 @@ pub(crate) struct GraphPage {
     pub data: Vec<Value>,
     /// `paging.cursors.after`, only when `paging.next` says there is more.
     pub next_after: Option<String>,
+    /// `paging.next` says there is more, with no cursor but an `until`: an
+    /// edge paged by time (platform-apis §1); its `until` and
+    /// `__paging_token` parameters, which read the next page back in time.
+    pub next_time: Option<Vec<(String, String)>>,
     /// `paging.next` says there is more, but gives no cursor to read it with
-    /// (an edge paged by time): the listing is not known to be complete.
+    /// (an edge paged by time, see [`GraphPage::next_time`], or a link with
+    /// neither): comment polling stops there, logged.
     pub uncursored_next: bool,
+}
+
+/// The parameters of a time-paged edge's next page that carry its position
+/// back in time (never its `access_token`, `fields` or `limit`, which the
+/// reader sets, nor `since`, which reads forwards).
+const TIME_PAGING: [&str; 2] = ["until", "__paging_token"];
+
+impl GraphPage {
+    /// The next page of a listing read newest first, as one string for
+    /// [`page_query`]: `a:` and the `after` cursor, or `t:` and the time
+    /// parameters, form-encoded; `None` at the end. `newest` is the newest
+    /// time on this page: a time page whose `until` is later would read
+    /// forwards. An error says why the next page cannot be read (the
+    /// listing is then not known to be complete).
+    pub(crate) fn next_back(
+        &self,
+        newest: Option<DateTime<Utc>>,
+    ) -> Result<Option<String>, &'static str> {
+        if let Some(after) = &self.next_after {
+            return Ok(Some(format!("a:{after}")));
+        }
+        if let Some(params) = &self.next_time {
+            let until = params
+                .iter()
+                .find(|(k, _)| k == "until")
+                .and_then(|(_, v)| v.parse::<i64>().ok())
+                .ok_or("the next page's `until` is not a Unix time")?;
+            if newest.is_some_and(|newest| until > newest.timestamp()) {
+                return Err("the next page's `until` is later than the page it follows");
+            }
+            let query = url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(params)
+                .finish();
+            return Ok(Some(format!("t:{query}")));
+        }
+        if self.uncursored_next {
+            return Err(
+                "the page links a next page with neither a cursor nor a time to read it with",
+            );
+        }
+        Ok(None)
+    }
+}
+
+/// The query parameters that read the page a [`GraphPage::next_back`]
+/// names (a bare string is an `after` cursor).
+pub(crate) fn page_query(token: &str) -> Vec<(String, String)> {
+    if let Some(query) = token.strip_prefix("t:") {
+        return url::form_urlencoded::parse(query.as_bytes())
+            .filter(|(k, _)| TIME_PAGING.contains(&k.as_ref()))
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+    }
+    let after = token.strip_prefix("a:").unwrap_or(token);
+    vec![("after".to_owned(), after.to_owned())]
 }
 
 impl GraphClient {
@@ -361,10 +421,11 @@ pub(crate) fn parse_page(platform: &str, v: &Value) -> Result<GraphPage, Connect
         .ok_or_else(|| ConnectorError::invalid_response(platform, "no data array in the page"))?
         .clone();
     let paging = v.get("paging");
-    let has_next = paging
+    let next = paging
         .and_then(|p| p.get("next"))
         .and_then(Value::as_str)
-        .is_some_and(|s| !s.is_empty());
+        .filter(|s| !s.is_empty());
+    let has_next = next.is_some();
     let next_after = if has_next {
         paging
             .and_then(|p| p.pointer("/cursors/after"))
@@ -374,10 +435,22 @@ pub(crate) fn parse_page(platform: &str, v: &Value) -> Result<GraphPage, Connect
     } else {
         None
     };
+    let next_time = match next {
+        Some(next) if next_after.is_none() => Url::parse(next).ok().and_then(|url| {
+            let params: Vec<(String, String)> = url
+                .query_pairs()
+                .filter(|(k, v)| TIME_PAGING.contains(&k.as_ref()) && !v.is_empty())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
+            params.iter().any(|(k, _)| k == "until").then_some(params)
+        }),
+        _ => None,
+    };
     Ok(GraphPage {
         uncursored_next: has_next && next_after.is_none(),
         data,
         next_after,
+        next_time,
     })
 }
 
@@ -451,13 +524,51 @@ mod tests {
         assert_eq!(last.next_after, None);
         assert!(parse_page("instagram", &json!({"oops":1})).is_err());
         assert!(!last.uncursored_next);
-        // A next page paged by time (no cursor) is flagged, not taken for the end.
+        // A next page paged by time (no cursor): comment polling stops
+        // there; a lookup reads it back in time by its `until` and paging
+        // token, never the link's access token, nor a `since`.
         let timed = parse_page(
             "facebook",
-            &json!({"data":[],"paging":{"next":"https://x/feed?until=1700000000"}}),
+            &json!({"data":[],"paging":{"next":"https://x/v25.0/1/feed?access_token=SECRET&limit=25&until=1700000000&__paging_token=enc%2Bx"}}),
         )
         .expect("page");
         assert!(timed.uncursored_next && timed.next_after.is_none());
+        let newest = DateTime::from_timestamp(1_700_000_500, 0);
+        let token = timed
+            .next_back(newest)
+            .expect("readable")
+            .expect("a next page");
+        assert!(!token.contains("SECRET"), "{token}");
+        assert_eq!(
+            page_query(&token),
+            vec![
+                ("until".to_owned(), "1700000000".to_owned()),
+                ("__paging_token".to_owned(), "enc+x".to_owned())
+            ]
+        );
+        assert!(
+            timed
+                .next_back(DateTime::from_timestamp(1_699_999_000, 0))
+                .is_err(),
+            "an `until` later than the page reads forwards"
+        );
+        assert_eq!(
+            page_query(&p.next_back(None).expect("ok").expect("cursor")),
+            vec![("after".to_owned(), "a1".to_owned())]
+        );
+        assert_eq!(last.next_back(None), Ok(None));
+        for next in [
+            "https://x/feed?access_token=SECRET",
+            "https://x/feed?since=1700000000&__paging_token=t&__previous=1",
+            "https://x/feed?until=soon",
+        ] {
+            let page =
+                parse_page("facebook", &json!({"data":[],"paging":{"next": next}})).expect("page");
+            assert!(
+                page.uncursored_next && page.next_back(None).is_err(),
+                "{next}"
+            );
+        }
     }
 
     #[test]

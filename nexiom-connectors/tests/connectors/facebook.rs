@@ -246,6 +246,73 @@ async fn a_scheduled_post_is_found_among_the_scheduled_ones() {
     assert!(matches!(found, LookupOutcome::Found(_)), "{found:?}");
 }
 
+/// The Page's posts paged by time (`paging.next` with `until` and a
+/// `__paging_token`, no cursor; platform-apis §1): the lookup reads the next
+/// page with those parameters (never the link's token) and finds the post
+/// there. Before, such a page failed the lookup, and the post ended
+/// `outcome_unknown`.
+#[tokio::test]
+async fn a_lookup_follows_pages_paged_by_time() {
+    use nexiom_connectors::{LookupOutcome, LookupQuery};
+    use wiremock::matchers::query_param_is_missing;
+    let ctx = ChannelContext::new(PAGE_ID, ACCESS_TOKEN);
+    let attempted = Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).unwrap();
+    let at = |secs: i64| {
+        (attempted + chrono::Duration::seconds(secs))
+            .format("%Y-%m-%dT%H:%M:%S+0000")
+            .to_string()
+    };
+    let newer: Vec<_> = (0..25)
+        .map(|i| {
+            json!({"id": format!("{PAGE_ID}_{}", 100 + i), "message": format!("other {i}"),
+                        "created_time": at(600 - i)})
+        })
+        .collect();
+    let edge = format!("/v25.0/{PAGE_ID}/published_posts");
+    let next = format!(
+        "https://graph.facebook.com/v25.0/{PAGE_ID}/published_posts?access_token=LINKTOKEN&limit=25&until=1764580000&__paging_token=enc_AdB"
+    );
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(edge.as_str()))
+        .and(query_param_is_missing("until"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"data": newer, "paging": {"previous": "https://graph.facebook.com/x?since=1", "next": next}}),
+        ))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(edge.as_str()))
+        .and(query_param("until", "1764580000"))
+        .and(query_param("__paging_token", "enc_AdB"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": [
+            {"id": format!("{PAGE_ID}_77"), "message": "Cyber Monday", "created_time": at(2)},
+            {"id": format!("{PAGE_ID}_76"), "message": "older", "created_time": at(-3600)}
+        ]})))
+        .mount(&server)
+        .await;
+    let fb = facebook(&server.uri()).expect("build");
+    let found = fb
+        .find_published(
+            &ctx,
+            &LookupQuery::new(Content::text("Cyber Monday"), attempted),
+        )
+        .await
+        .expect("lookup");
+    assert!(
+        matches!(&found, LookupOutcome::Found(p) if p.platform_post_id == format!("{PAGE_ID}_77")),
+        "{found:?}"
+    );
+    let requests = server.received_requests().await.unwrap_or_default();
+    assert_eq!(requests.len(), 2);
+    assert!(
+        requests
+            .iter()
+            .all(|r| !r.url.as_str().contains("LINKTOKEN")),
+        "the next link's token is never sent"
+    );
+}
+
 /// A Messenger message is an attachment or a text: the content's link is
 /// sent in the text; content with an image and a text is refused before any
 /// call (the API takes one or the other, and the text would be lost).
