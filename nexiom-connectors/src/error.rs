@@ -325,6 +325,18 @@ pub enum ConnectorError {
         /// What happened.
         reason: String,
     },
+    /// The platform says a publish request was carried out, but the post's
+    /// id could not be read (Instagram: the attempt's media container is
+    /// `PUBLISHED` after `media_publish` got no answer, and the new media was
+    /// not found among the account's recent media). The post exists: never
+    /// publish it again; look it up later for its id, or ask a person.
+    #[error("{platform}: published, but the post's id is unknown; do not publish again: {reason}")]
+    PublishedWithoutId {
+        /// Platform name.
+        platform: String,
+        /// What the platform said, and what was tried to find the id.
+        reason: String,
+    },
     /// A post lookup ([`PlatformConnector::find_published`](crate::PlatformConnector::find_published))
     /// read the platform's answers but cannot tell whether the post exists (more
     /// recent posts than it may page through, content it cannot match on, an
@@ -534,6 +546,7 @@ impl ConnectorError {
             ConnectorError::Unauthorized { .. } => ErrorAction::RefreshToken,
             ConnectorError::Forbidden { .. }
             | ConnectorError::OutcomeUnknown { .. }
+            | ConnectorError::PublishedWithoutId { .. }
             | ConnectorError::LookupInconclusive { .. }
             | ConnectorError::NeedsReauth { .. } => ErrorAction::NeedsAttention,
             _ => ErrorAction::Fail,

@@ -3,6 +3,8 @@
 //!
 //! - `whatsapp` — Graph throttling codes, messaging policy, broadcasts;
 //! - `instagram` — the container flow, comments, replies and hiding;
+//! - `instagram_lost_answer` — a lost `media_publish` answer settled from
+//!   the container's status;
 //! - `facebook` — native scheduling, token exchange, the webhook handshake;
 //! - `linkedin` — refresh and replies;
 //! - `http_core` — retries, breaker, rate budget, ambiguous outcomes.
@@ -12,6 +14,7 @@ mod connectors {
     mod facebook;
     mod http_core;
     mod instagram;
+    mod instagram_lost_answer;
     mod linkedin;
     mod whatsapp;
 }

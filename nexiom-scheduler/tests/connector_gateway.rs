@@ -24,6 +24,8 @@ on_both_backends!(
     mock_connector_capabilities_refuse_at_creation_and_before_any_call,
     mock_connector_throttled_lookup_before_publishing_again_waits_its_retry_after,
     mock_connector_throttled_lookup_after_a_lost_answer_looks_again_later,
+    mock_connector_published_without_id_is_never_published_again,
+    mock_connector_published_without_id_takes_the_id_the_lookup_finds,
 );
 
 struct Setup {
@@ -317,4 +319,47 @@ async fn mock_connector_throttled_lookup_after_a_lost_answer_looks_again_later(
         2,
         "the lost post is found, not sent again"
     );
+}
+
+fn published_without_id() -> ConnectorError {
+    ConnectorError::PublishedWithoutId {
+        platform: "facebook".into(),
+        reason: "container C7 is PUBLISHED, but its media is not listed".into(),
+    }
+}
+
+/// The platform says it published the post but not under which id (an
+/// Instagram container `PUBLISHED` after a lost answer): a lookup that does
+/// not find it leaves the post `outcome_unknown`, never published again, where
+/// an ambiguous answer not found is published again.
+async fn mock_connector_published_without_id_is_never_published_again(store: Arc<dyn Store>) {
+    let Setup { env, mock, queue } = setup(store).await;
+    mock.fail_next(MockOp::Publish, 1, published_without_id());
+    let post = env.post_at("Hello", env.clock.now()).await;
+    assert_eq!(queue.run_due(&batch(10), None).await.unwrap().failed, 1);
+    for _ in 0..3 {
+        env.advance(Duration::hours(1));
+        queue.release_stale_leases().await.unwrap();
+        queue.run_due(&batch(10), None).await.unwrap();
+    }
+    let stored = env.post(post.id).await;
+    assert_eq!(stored.status, PostStatus::Failed);
+    let error = stored.error_message.unwrap();
+    assert!(error.starts_with(OUTCOME_UNKNOWN), "{error}");
+    assert!(error.contains("C7"), "{error}");
+    assert_eq!(publishes(&mock), 1, "never a second publish call");
+    assert_eq!(mock.calls_of(MockOp::FindPublished).len(), 1);
+}
+
+async fn mock_connector_published_without_id_takes_the_id_the_lookup_finds(store: Arc<dyn Store>) {
+    let Setup { env, mock, queue } = setup(store).await;
+    mock.fail_next(MockOp::Publish, 1, published_without_id());
+    let post = env.post_at("Hello", env.clock.now()).await;
+    let account = format!("page-{}", env.tenant);
+    mock.seed_post(&account, "fb-77", "Hello", env.clock.now());
+    assert_eq!(queue.run_due(&batch(10), None).await.unwrap().published, 1);
+    let stored = env.post(post.id).await;
+    assert_eq!(stored.status, PostStatus::Published);
+    assert_eq!(stored.platform_post_id.as_deref(), Some("fb-77"));
+    assert_eq!(publishes(&mock), 1);
 }

@@ -9,6 +9,7 @@
 
 mod comments;
 mod lookup;
+mod publish;
 mod webhook;
 
 use std::sync::Arc;
@@ -20,7 +21,7 @@ use serde_json::{Value, json};
 
 use crate::capabilities::Capabilities;
 use crate::connector::PlatformConnector;
-use crate::error::{ApiError, ConnectorError, ValidationError};
+use crate::error::{ConnectorError, ValidationError};
 use crate::graph::{GraphClient, builder::meta_builder, id_of};
 use crate::lookup::{LookupOutcome, LookupQuery};
 use crate::policy;
@@ -115,71 +116,6 @@ impl InstagramConnector {
             link_in_text: true,
         }
     }
-
-    /// Waits until a video container is `FINISHED`.
-    async fn wait_for_container(
-        &self,
-        ctx: &ChannelContext,
-        container: &str,
-    ) -> Result<(), ConnectorError> {
-        for attempt in 0..self.poll_attempts {
-            let v = self
-                .graph
-                .get(ctx, &[container], &[("fields", "status_code,status")])
-                .await?;
-            let code = v.get("status_code").and_then(Value::as_str).unwrap_or("");
-            match code {
-                "FINISHED" => return Ok(()),
-                "IN_PROGRESS" => {}
-                "ERROR" | "EXPIRED" | "PUBLISHED" => {
-                    let status = v.get("status").and_then(Value::as_str).unwrap_or("");
-                    let detail = ApiError {
-                        subcode: status_subcode(status),
-                        ..ApiError::message(format!("container {container} is {code} {status}"))
-                    };
-                    // An expired container, or one that failed with an error
-                    // Instagram says to try again (a new container is made
-                    // at the next attempt); nothing was published.
-                    let again = code == "EXPIRED"
-                        || (code == "ERROR"
-                            && detail
-                                .subcode
-                                .is_some_and(crate::graph::is_try_again_subcode));
-                    let platform = NAME.into();
-                    return Err(if again {
-                        ConnectorError::Transient { platform, detail }
-                    } else {
-                        ConnectorError::Permanent { platform, detail }
-                    });
-                }
-                other => {
-                    return Err(ConnectorError::invalid_response(
-                        NAME,
-                        format!("unknown container status_code {other:?}"),
-                    ));
-                }
-            }
-            if attempt + 1 < self.poll_attempts && !self.poll_interval.is_zero() {
-                tokio::time::sleep(self.poll_interval).await;
-            }
-        }
-        Err(ConnectorError::Transient {
-            platform: NAME.into(),
-            detail: ApiError::message(format!(
-                "container {container} still IN_PROGRESS after {} checks",
-                self.poll_attempts
-            )),
-        })
-    }
-}
-
-/// The publishing subcode (`2207xxx`) a container's `status` names, as in
-/// `Error: Media upload has failed with error code 2207053`.
-fn status_subcode(status: &str) -> Option<i32> {
-    status
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|w| w.len() == 7 && w.starts_with("2207"))
-        .find_map(|w| w.parse().ok())
 }
 
 fn comment_from(v: &Value, parent: Option<&str>) -> Result<RemoteComment, ConnectorError> {
@@ -264,8 +200,10 @@ impl PlatformConnector for InstagramConnector {
 
     /// `GET /{ig-user-id}/media?fields=id,caption,timestamp,permalink`, newest
     /// first, matched on the caption and time (see [`crate::lookup`]). The
-    /// container id of the attempt is not kept across calls, so its
-    /// `status_code` is not what is read.
+    /// container id of an attempt is not kept across calls, so this lookup
+    /// (after a worker stopped during a publish, or before publishing again)
+    /// reads captions; `publish` itself settles a lost `media_publish` answer
+    /// from its container's `status_code`.
     async fn find_published(
         &self,
         ctx: &ChannelContext,
@@ -274,95 +212,17 @@ impl PlatformConnector for InstagramConnector {
         lookup::find(&self.graph, ctx, query).await
     }
 
-    /// Creates the container, waits for it when it is a video, publishes it. A
-    /// failure after the container exists names the container id (check its
-    /// `status_code` before retrying: `PUBLISHED` means done).
+    /// Creates the container, waits for it when it is a video, publishes it.
+    /// When `media_publish` gets no answer, the container's `status_code`
+    /// says whether it was published: `PUBLISHED` is found by its caption
+    /// (else [`ConnectorError::PublishedWithoutId`]), `FINISHED` is published
+    /// again with the same container, once; see the `publish` module.
     async fn publish(
         &self,
         ctx: &ChannelContext,
         request: &PublishRequest,
     ) -> Result<Published, ConnectorError> {
-        let content = &request.content;
-        self.capabilities
-            .validate(NAME, content, request.schedule_at)?;
-        let media = content
-            .media
-            .first()
-            .ok_or(ValidationError::MediaRequired {
-                platform: NAME.into(),
-            })?;
-        let caption = lookup::caption(content);
-        let mut body = match media.kind {
-            MediaKind::Video => json!({"media_type": "REELS", "video_url": media.url}),
-            _ => json!({"image_url": media.url}),
-        };
-        if !caption.is_empty() {
-            body["caption"] = json!(caption);
-        }
-        // A container is not a post: nothing is published before
-        // `media_publish`, so a container request whose answer was lost is
-        // safe to send again (an orphan container expires unpublished).
-        let created = self
-            .graph
-            .post(ctx, &[&ctx.account_id, "media"], body)
-            .await
-            .map_err(|e| match e {
-                ConnectorError::OutcomeUnknown { platform, reason } => ConnectorError::Transient {
-                    platform,
-                    detail: ApiError::message(format!(
-                        "creating the media container: {reason} (nothing was published)"
-                    )),
-                },
-                other => other,
-            })?;
-        let container = id_of(NAME, &created, "container")?;
-        if media.kind == MediaKind::Video {
-            self.wait_for_container(ctx, &container).await?;
-        }
-        let published = self
-            .graph
-            .post(
-                ctx,
-                &[&ctx.account_id, "media_publish"],
-                json!({"creation_id": container}),
-            )
-            .await
-            .map_err(|e| match e {
-                ConnectorError::OutcomeUnknown { platform, reason } => {
-                    ConnectorError::OutcomeUnknown {
-                        platform,
-                        reason: format!(
-                            "{reason}; check container {container} status_code before retrying"
-                        ),
-                    }
-                }
-                other => other,
-            })?;
-        let media_id = id_of(NAME, &published, "media_publish")?;
-        // The permalink is a best-effort read: the post exists whatever happens.
-        let url = match self
-            .graph
-            .get(ctx, &[&media_id], &[("fields", "permalink")])
-            .await
-        {
-            Ok(v) => v
-                .get("permalink")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
-            Err(e) => {
-                tracing::debug!(error = %e, "permalink lookup failed");
-                None
-            }
-        };
-        Ok(Published {
-            platform_post_id: media_id.clone(),
-            url,
-            ids: vec![container, media_id],
-            failed_recipients: Vec::new(),
-            unknown_recipients: Vec::new(),
-            unsent_recipients: Vec::new(),
-            scheduled: false,
-        })
+        self.publish_media(ctx, request).await
     }
 
     /// A reply is listed under its top-level comment, on that comment's page.

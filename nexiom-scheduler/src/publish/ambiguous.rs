@@ -172,6 +172,43 @@ impl PublishQueue {
         Step::Done(self.write_now(step).await).into()
     }
 
+    /// The platform says the attempt published the post but gave no id
+    /// ([`PublishFailure::PublishedWithoutId`]): the post is looked up once
+    /// for its id and never published again. Found: `published`; not found,
+    /// or the lookup failed or is not offered: `outcome_unknown` at once (a
+    /// later lookup that missed it would publish it a second time).
+    pub(super) async fn settle_published_without_id(
+        &self,
+        post: &ScheduledPost,
+        channel: &Channel,
+        run: &PostRun,
+        attempt: u32,
+        message: &str,
+    ) -> Attempted {
+        let why = if self.gateway.can_lookup(channel) {
+            match checked::looked_up(
+                self.gateway
+                    .lookup(channel, &post.content, &post.id.to_string(), run.started_at)
+                    .await,
+            ) {
+                Ok(Some(published)) => {
+                    let step = self.published(post, Some(run), attempt, published);
+                    return Step::Done(self.write_now(step).await).into();
+                }
+                Ok(None) => "the lookup did not find it".to_owned(),
+                Err(failure) => format!("the lookup failed: {failure}"),
+            }
+        } else {
+            "the platform offers no lookup".to_owned()
+        };
+        let error = format!(
+            "{OUTCOME_UNKNOWN}: the platform says the post was published, but not under which \
+             id ({message}); {why}; it is not published again: find it on the account"
+        );
+        let step = self.failed(post, Some((run, attempt)), error);
+        Step::Done(self.write_now(step).await).into()
+    }
+
     /// A lookup made after an ambiguous attempt got no answer either
     /// (throttled, a 5xx): the channel is held as a throttled publish holds
     /// it, and the post is looked up again after the wait, before any new

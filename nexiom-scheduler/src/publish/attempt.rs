@@ -265,6 +265,11 @@ impl PublishQueue {
                         .settle_ambiguous(post, &channel, &run, attempt, &message)
                         .await);
                 }
+                PublishFailure::PublishedWithoutId(message) => {
+                    return Ok(self
+                        .settle_published_without_id(post, &channel, &run, attempt, &message)
+                        .await);
+                }
                 PublishFailure::NeedsReauth(reason) => {
                     // The platform refuses the channel's tokens for good:
                     // the channel is paused and the post waits for it.

@@ -212,7 +212,7 @@ impl PublishQueue {
                 throttle: false,
                 unauthorized: false,
             },
-            PublishFailure::Ambiguous(_) => Sent {
+            PublishFailure::Ambiguous(_) | PublishFailure::PublishedWithoutId(_) => Sent {
                 outcome: DeliveryOutcome::Failed {
                     error: format!(
                         "{OUTCOME_UNKNOWN}: {error}; the message may have been delivered and is \

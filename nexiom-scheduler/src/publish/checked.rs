@@ -96,6 +96,7 @@ pub(super) fn failure(failure: PublishFailure) -> PublishFailure {
         PublishFailure::Unauthorized(m) => PublishFailure::Unauthorized(clean(m)),
         PublishFailure::Permanent(m) => PublishFailure::Permanent(clean(m)),
         PublishFailure::Ambiguous(m) => PublishFailure::Ambiguous(clean(m)),
+        PublishFailure::PublishedWithoutId(m) => PublishFailure::PublishedWithoutId(clean(m)),
         PublishFailure::NeedsReauth(m) => PublishFailure::NeedsReauth(clean(m)),
     }
 }

@@ -46,6 +46,7 @@ pub trait PostLookup: Send + Sync {
 /// | `Unauthorized` | token refreshed once ([`PlatformConnector::refresh_token`], through [`ChannelTokens`](crate::ChannelTokens)), retried |
 /// | `NeedsReauth` (a refused refresh) | the channel is set `needs_reauth`; the post waits, queued, until it is reconnected |
 /// | `OutcomeUnknown`, `InvalidResponse` | ambiguous: lookup (found → `published`; not found → a new attempt; lookup error → `outcome_unknown`) |
+/// | `PublishedWithoutId` | published: lookup for the id (found → `published`; else `outcome_unknown`, never published again) |
 /// | everything else (`Permanent`, `Forbidden`, validation, …) | failed at once |
 ///
 /// An unreadable answer to a publish (`InvalidResponse`) is treated as
@@ -147,6 +148,7 @@ pub fn classify(error: ConnectorError) -> PublishFailure {
         ConnectorError::OutcomeUnknown { .. } | ConnectorError::InvalidResponse { .. } => {
             PublishFailure::Ambiguous(message)
         }
+        ConnectorError::PublishedWithoutId { .. } => PublishFailure::PublishedWithoutId(message),
         ConnectorError::NeedsReauth { reason, .. } => PublishFailure::NeedsReauth(reason),
         _ => PublishFailure::Permanent(message),
     }

@@ -48,6 +48,11 @@ pub enum PublishFailure {
     /// The request was sent but no answer came (timeout, dropped connection):
     /// the post may or may not exist. Never blindly retried.
     Ambiguous(String),
+    /// The platform says the post was published but its id could not be
+    /// read (Instagram: the attempt's container is `PUBLISHED` after a lost
+    /// answer). Looked up once for its id; never published again: not
+    /// found, the post ends `outcome_unknown`.
+    PublishedWithoutId(String),
     /// The platform refused to refresh the channel's token (from
     /// [`PublishGateway::refresh_credentials`]): the channel needs a person
     /// to reconnect it; its posts wait, queued.
@@ -63,6 +68,7 @@ impl PublishFailure {
             PublishFailure::Unauthorized(m)
             | PublishFailure::Permanent(m)
             | PublishFailure::Ambiguous(m)
+            | PublishFailure::PublishedWithoutId(m)
             | PublishFailure::NeedsReauth(m) => m,
         }
     }
@@ -83,6 +89,7 @@ impl PublishFailure {
             PublishFailure::Unauthorized(_) => "unauthorized",
             PublishFailure::Permanent(_) => "refused",
             PublishFailure::Ambiguous(_) => "no answer after the request was sent",
+            PublishFailure::PublishedWithoutId(_) => "published, under an id not known",
             PublishFailure::NeedsReauth(_) => "the channel needs re-authorization",
         }
     }
