@@ -335,16 +335,25 @@ impl PlatformConnector for LinkedInConnector {
             "parentComment": comment_id,
         }));
         let resp = self.send(req).await?;
-        if let Some(id) = Self::restli_id(&resp) {
-            return Ok(id);
-        }
-        let v = resp.json(NAME)?;
-        ["commentUrn", "id"]
-            .iter()
-            .find_map(|k| match v.get(*k) {
-                Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
-                Some(Value::Number(n)) => Some(n.to_string()),
-                _ => None,
+        // The id as comment listings give it (`commentUrn`): the body's
+        // comment, else `x-restli-id` (the comment's URN, or only its id),
+        // else the body's `id`; a bare id is made a URN under the parent's
+        // activity, where the reply is listed.
+        let body = resp.json(NAME).unwrap_or(Value::Null);
+        let text = |k: &str| match body.get(k) {
+            Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        };
+        text("commentUrn")
+            .or_else(|| Self::restli_id(&resp))
+            .or_else(|| text("id"))
+            .map(|id| {
+                if id.starts_with("urn:") {
+                    id
+                } else {
+                    format!("urn:li:comment:({object},{id})")
+                }
             })
             .ok_or_else(|| ConnectorError::OutcomeUnknown {
                 platform: NAME.into(),

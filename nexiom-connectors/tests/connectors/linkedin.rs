@@ -95,6 +95,39 @@ async fn linkedin_missing_restli_id_is_an_unknown_outcome_and_replies_name_the_p
         li.reply_comment(&ctx, "urn:li:share:1", "x").await,
         Err(ConnectorError::Validation(_))
     ));
+    // `x-restli-id` holding only the comment's id (the documented "new
+    // comment ID"): the id is the URN comment listings give, under the
+    // parent's activity; a body with the comment gives its `commentUrn`.
+    for (parent, header_id, body, expected) in [
+        (
+            "urn:li:comment:(urn:li:activity:7001,6101)",
+            "6102",
+            json!(null),
+            "urn:li:comment:(urn:li:activity:7001,6102)",
+        ),
+        (
+            "urn:li:comment:(urn:li:activity:7001,6201)",
+            "6202",
+            json!({"commentUrn": "urn:li:comment:(urn:li:activity:7001,6202)", "id": "6202"}),
+            "urn:li:comment:(urn:li:activity:7001,6202)",
+        ),
+    ] {
+        let mut answer = ResponseTemplate::new(201).insert_header("x-restli-id", header_id);
+        if !body.is_null() {
+            answer = answer.set_body_json(body);
+        }
+        Mock::given(method("POST"))
+            .and(body_partial_json(json!({ "parentComment": parent })))
+            .respond_with(answer)
+            .mount(&server)
+            .await;
+        assert_eq!(
+            li.reply_comment(&ctx, parent, "Thanks")
+                .await
+                .expect("reply"),
+            expected
+        );
+    }
     assert!(matches!(
         li.send_message(&ctx, &OutboundMessage::text("x", "y"))
             .await,
