@@ -4,7 +4,9 @@
 use crate::error::Result;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
-use nexiom_core::{ClaimedReply, DecisionSubject, ReplyOutcome, ReplyState, ReplyStatus, TenantId};
+use nexiom_core::{
+    ClaimedReply, DecisionSubject, DeliveryStatus, ReplyOutcome, ReplyState, ReplyStatus, TenantId,
+};
 
 /// The `error` of a post run closed by
 /// [`PostStore::release_stale_leases`](crate::PostStore::release_stale_leases):
@@ -138,8 +140,10 @@ pub trait ReplyQueueStore: Send + Sync {
     /// escalation notification), with `error` saying why, but without
     /// counting an attempt (none was made); a comment hidden on the platform
     /// is made `superseded` instead, escalating nothing (what the brand hid
-    /// pages no one). A `sending` item whose reply was stored may have been
-    /// sent: it is left to a claim, which finds that reply. At most `limit`
+    /// pages no one). A `sending` item whose reply was stored (its worker
+    /// stopped, or lost its lease, before settling it) is settled from that
+    /// reply, as a claim would: `sent` when the platform took the reply,
+    /// else given up as of unknown outcome (or failed), never sent again. At most `limit`
     /// items, oldest first, across tenants (worker-queue operation); rows
     /// another writer holds are skipped (taken by a later call). Returns the
     /// items taken out of the queue.
@@ -158,6 +162,30 @@ pub(crate) fn expired_error(created_at: DateTime<Utc>, before: DateTime<Utc>) ->
         "not answered automatically: received at {created_at}, before the auto-reply \
          window (from {before}); escalated to a person"
     )
+}
+
+/// How [`ReplyQueueStore::expire_pending_replies`] settles an item, from
+/// the status of the reply stored for it (`None`: none stored): a reply the
+/// platform took (`sent`, `delivered`, `read`) answered it; otherwise it is
+/// given up (escalated) with the error, never sent again.
+pub(crate) fn expiry(
+    created_at: DateTime<Utc>,
+    before: DateTime<Utc>,
+    stored: Option<DeliveryStatus>,
+) -> Option<String> {
+    match stored {
+        None => Some(expired_error(created_at, before)),
+        Some(DeliveryStatus::Pending) => Some(format!(
+            "outcome unknown: a worker stopped after claiming the reply and before recording \
+             the platform's answer, and the item (received at {created_at}) is older than the \
+             auto-reply window (from {before}); check the account before answering by hand"
+        )),
+        Some(DeliveryStatus::Failed) => Some(format!(
+            "an earlier reply to this item failed and the item (received at {created_at}) is \
+             older than the auto-reply window (from {before}); it is never re-sent"
+        )),
+        Some(_) => None,
+    }
 }
 
 /// An error text every backend can store: NUL and other control characters

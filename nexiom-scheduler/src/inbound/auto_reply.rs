@@ -168,7 +168,9 @@ impl InboundPipeline {
     /// ON after a day, a webhook delivered late). The claim never takes
     /// them, so they would otherwise wait for ever. Each is given up and
     /// escalated to a person (nothing sent, no attempt counted); a comment
-    /// hidden on the platform leaves the queue paging no one. See
+    /// hidden on the platform leaves the queue paging no one; an item whose
+    /// reply was stored before its worker stopped is settled from that
+    /// reply (`sent` when the platform took it). See
     /// [`ReplyQueueStore::expire_pending_replies`](nexiom_storage::ReplyQueueStore::expire_pending_replies).
     /// The pipeline's reply step ([`AutoReplyStep`](crate::AutoReplyStep))
     /// calls it before answering, with its window; a caller answering a

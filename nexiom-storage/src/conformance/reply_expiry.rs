@@ -155,31 +155,142 @@ pub async fn replies_too_old_for_the_claim_are_escalated(store: Arc<dyn Store>) 
     assert_eq!(flight.reply.map(|r| r.state), Some(ReplyState::Sending));
 
     // Its worker gone (the lease ended), the item in flight is too old too;
-    // not one whose reply was stored before its worker stopped (it may have
-    // been sent: the claim, which finds that reply, settles it).
-    let sent = message(s, &a, "sent", since - Duration::hours(2), Triage::AutoReply).await;
+    // so are items whose reply was stored before their worker stopped: the
+    // stored reply settles each, as a claim would (before, they stayed
+    // `sending` for ever, paging no one, since the claim only reads the
+    // window): not yet answered by the platform, given up as of unknown
+    // outcome (escalated, never sent again); taken by the platform, `sent`.
+    let unknown = message(
+        s,
+        &a,
+        "unknown",
+        since - Duration::hours(2),
+        Triage::AutoReply,
+    )
+    .await;
+    let answered = message(
+        s,
+        &a,
+        "answered",
+        since - Duration::hours(2),
+        Triage::AutoReply,
+    )
+    .await;
+    let post2 = a_post(s, &a).await;
+    let unknown_comment = comment(
+        s,
+        &a,
+        post2.id,
+        "unknown-c",
+        since - Duration::hours(2),
+        Triage::AutoReply,
+    )
+    .await;
     let held = s
-        .claim_pending_replies(since - Duration::hours(2), None, 1, Duration::hours(4))
+        .claim_pending_replies(since - Duration::hours(2), None, 10, Duration::hours(4))
         .await
         .unwrap();
-    assert_eq!(subjects(&held), vec![msg(&sent)]);
-    let claim = crate::ReplyClaim {
-        tenant_id: a.tenant.id,
-        subject: msg(&sent),
-        lease_until: held[0].reply().and_then(|r| r.lease_until).unwrap(),
-        text: "Thanks!".into(),
-        at: since - Duration::hours(2),
-    };
-    let stored = s.claim_replies(&[claim]).await.unwrap();
-    assert!(
-        matches!(stored[0], crate::ReplyClaimed::Claimed(_)),
-        "{stored:?}"
-    );
+    let expected = [
+        msg(&unknown),
+        msg(&answered),
+        DecisionSubject::Comment(unknown_comment.id),
+    ];
+    // The window's item is claimable too: put back.
+    for item in &held {
+        if !expected.contains(&item.subject()) {
+            s.finish_reply(
+                a.tenant.id,
+                item.subject(),
+                ReplyOutcome::Released { next_at: None },
+            )
+            .await
+            .unwrap();
+        }
+    }
+    let held: Vec<&ClaimedReply> = held
+        .iter()
+        .filter(|item| expected.contains(&item.subject()))
+        .collect();
+    assert_eq!(held.len(), expected.len(), "{held:?}");
+    let claims: Vec<crate::ReplyClaim> = held
+        .iter()
+        .map(|item| crate::ReplyClaim {
+            tenant_id: a.tenant.id,
+            subject: item.subject(),
+            lease_until: item.reply().and_then(|r| r.lease_until).unwrap(),
+            text: "Thanks!".into(),
+            at: since - Duration::hours(2),
+        })
+        .collect();
+    let stored = s.claim_replies(&claims).await.unwrap();
+    let mut answered_reply = None;
+    for (claim, result) in claims.iter().zip(&stored) {
+        match result {
+            crate::ReplyClaimed::Claimed(id) => {
+                if claim.subject == msg(&answered) {
+                    answered_reply = *id;
+                }
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    s.record_message_sent(
+        a.tenant.id,
+        answered_reply.expect("the reply message"),
+        Some("wamid.answered"),
+        DeliveryStatus::Sent,
+    )
+    .await
+    .unwrap();
     let later = since + Duration::hours(3);
-    let given_up = s.expire_pending_replies(later, since, 10).await.unwrap();
-    assert_eq!(given_up, vec![msg(&in_flight)]);
-    let left = s.get_message(a.tenant.id, sent.id).await.unwrap();
-    assert_eq!(left.reply.map(|r| r.state), Some(ReplyState::Sending));
+    let mut given_up = s.expire_pending_replies(later, since, 10).await.unwrap();
+    let mut expected = vec![
+        msg(&in_flight),
+        msg(&unknown),
+        msg(&answered),
+        DecisionSubject::Comment(unknown_comment.id),
+    ];
+    given_up.sort_by_key(|s| format!("{s:?}"));
+    expected.sort_by_key(|s| format!("{s:?}"));
+    assert_eq!(given_up, expected);
+    let left = s.get_message(a.tenant.id, unknown.id).await.unwrap();
+    assert_eq!(left.triage, Some(Triage::Escalate));
+    let reply = left.reply.unwrap();
+    assert_eq!(reply.state, ReplyState::GivenUp);
+    assert!(
+        reply
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("outcome unknown"),
+        "{:?}",
+        reply.error
+    );
+    let left = s
+        .get_comment(a.tenant.id, unknown_comment.id)
+        .await
+        .unwrap();
+    assert_eq!(left.triage, Some(Triage::Escalate));
+    assert_eq!(left.reply.map(|r| r.state), Some(ReplyState::GivenUp));
+    let left = s.get_message(a.tenant.id, answered.id).await.unwrap();
+    assert_eq!(
+        left.triage,
+        Some(Triage::AutoReply),
+        "answered: not escalated"
+    );
+    let reply = left.reply.unwrap();
+    assert_eq!(reply.state, ReplyState::Sent);
+    assert_eq!(
+        (reply.next_at, reply.lease_until, reply.error),
+        (None, None, None)
+    );
+    assert!(
+        s.expire_pending_replies(later, since, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing left"
+    );
     // The window's item is claimed as ever.
     let claimed = s
         .claim_pending_replies(later, Some(since), 10, lease)

@@ -248,11 +248,6 @@ impl Inner {
                 .get(&tenant)
                 .is_some_and(|s| s.auto_reply_off_channels.contains(&channel))
         };
-        // A `sending` item whose reply was stored may have been sent: left
-        // to the claim (which finds that reply), never given up unseen.
-        let untouched = |reply: Option<&ReplyStatus>, stored: bool| {
-            reply.is_some_and(|r| r.state == ReplyState::Pending) || !stored
-        };
         let expired = |reply: Option<&ReplyStatus>,
                        tenant: TenantId,
                        channel: ChannelId,
@@ -266,10 +261,7 @@ impl Inner {
         let mut items: Vec<(DateTime<Utc>, uuid::Uuid, TenantId, DecisionSubject)> = self
             .messages
             .values()
-            .filter(|m| {
-                expired(m.reply.as_ref(), m.tenant_id, m.channel_id, m.created_at)
-                    && untouched(m.reply.as_ref(), self.reply_by_inbound.contains_key(&m.id))
-            })
+            .filter(|m| expired(m.reply.as_ref(), m.tenant_id, m.channel_id, m.created_at))
             .map(|m| {
                 let subject = DecisionSubject::Message(m.id);
                 (m.created_at, m.id.as_uuid(), m.tenant_id, subject)
@@ -277,10 +269,7 @@ impl Inner {
             .chain(
                 self.comments
                     .values()
-                    .filter(|c| {
-                        expired(c.reply.as_ref(), c.tenant_id, c.channel_id, c.created_at)
-                            && untouched(c.reply.as_ref(), self.comment_replies.contains_key(&c.id))
-                    })
+                    .filter(|c| expired(c.reply.as_ref(), c.tenant_id, c.channel_id, c.created_at))
                     .map(|c| {
                         let subject = DecisionSubject::Comment(c.id);
                         (c.created_at, c.id.as_uuid(), c.tenant_id, subject)
@@ -295,7 +284,30 @@ impl Inner {
                 DecisionSubject::Comment(id) => self.comments.get(&id).is_some_and(|c| c.hidden),
                 DecisionSubject::Message(_) => false,
             };
+            // A `sending` item's stored reply (its worker stopped before
+            // settling it) settles it, as a claim would.
+            let stored = match subject {
+                DecisionSubject::Message(id) => self
+                    .reply_by_inbound
+                    .get(&id)
+                    .and_then(|r| self.messages.get(r))
+                    .map(|r| r.delivery_status.unwrap_or(DeliveryStatus::Pending)),
+                DecisionSubject::Comment(id) => self.comment_replies.get(&id).map(|r| r.status),
+            };
             let Some(reply) = self.reply_mut(subject) else {
+                continue;
+            };
+            let stored = stored.filter(|_| reply.state == ReplyState::Sending);
+            let Some(error) = crate::reply_queue::expiry(created, before, stored) else {
+                // The platform took the stored reply: answered.
+                reply.state = ReplyState::Sending;
+                let attempts = reply.attempts;
+                let mut settled = self.finish_reply(tenant, subject, ReplyOutcome::Sent)?;
+                settled.attempts = attempts;
+                if let Some(reply) = self.reply_mut(subject) {
+                    *reply = settled;
+                }
+                given_up.push(subject);
                 continue;
             };
             if hidden {
@@ -310,7 +322,6 @@ impl Inner {
             // item `sending`.
             reply.state = ReplyState::Sending;
             let attempts = reply.attempts;
-            let error = crate::reply_queue::expired_error(created, before);
             let mut settled = self.finish_reply(tenant, subject, ReplyOutcome::GiveUp { error })?;
             settled.attempts = attempts;
             if let Some(reply) = self.reply_mut(subject) {

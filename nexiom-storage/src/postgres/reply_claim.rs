@@ -4,7 +4,7 @@
 //! then one update per kind of item.
 
 use chrono::{DateTime, Utc};
-use nexiom_core::{ChannelId, ClaimedReply, DecisionSubject, Triage};
+use nexiom_core::{ChannelId, ClaimedReply, DecisionSubject, DeliveryStatus, Triage};
 use uuid::Uuid;
 
 use super::error::db;
@@ -76,19 +76,22 @@ const CLAIMABLE: &str = "t.reply_state IN ('pending', 'sending') \
 
 /// The oldest `$3` items of `table` that would be claimable but were created
 /// before `$2` (hidden comments too), locked (another writer's rows
-/// skipped); `$1` now. A `sending` item whose reply was stored may have been
-/// sent: it is left to the claim, which finds that reply.
+/// skipped), each with the status of the reply stored for a `sending` one
+/// (`pending` for a message reply with none yet; NULL when none is stored);
+/// `$1` now.
 fn expired_sql(table: &str) -> String {
     let stored = if table == "messages" {
-        "EXISTS (SELECT 1 FROM messages r WHERE r.tenant_id = t.tenant_id \
-             AND r.direction = 'outbound' AND r.in_reply_to = t.id)"
+        "(SELECT coalesce(r.delivery_status, 'pending') FROM messages r \
+             WHERE r.tenant_id = t.tenant_id AND r.direction = 'outbound' \
+                 AND r.in_reply_to = t.id LIMIT 1)"
     } else {
-        "EXISTS (SELECT 1 FROM comment_replies r WHERE r.comment_id = t.id)"
+        "(SELECT r.status FROM comment_replies r WHERE r.comment_id = t.id)"
     };
     format!(
-        "SELECT t.id, t.created_at FROM {table} t \
+        "SELECT t.id, t.created_at, \
+             CASE WHEN t.reply_state = 'sending' THEN {stored} END \
+         FROM {table} t \
          WHERE {CLAIMABLE} AND t.created_at < $2 \
-             AND NOT (t.reply_state = 'sending' AND {stored}) \
          ORDER BY t.created_at, t.id \
          LIMIT $3 \
          FOR UPDATE OF t SKIP LOCKED"
@@ -98,7 +101,8 @@ fn expired_sql(table: &str) -> String {
 /// Gives up `$1` ids (created at `$2`) of `table` with the errors `$3`,
 /// escalated (`$4`), attempts left as they are; a hidden comment is made
 /// `superseded` instead, without escalation (what the brand hid pages no
-/// one).
+/// one); an item whose error is NULL (its stored reply was taken by the
+/// platform) is made `sent`.
 fn give_up_sql(table: &str) -> String {
     let hidden = if table == "comments" {
         "t.hidden"
@@ -107,10 +111,12 @@ fn give_up_sql(table: &str) -> String {
     };
     format!(
         "UPDATE {table} t SET \
-             reply_state = CASE WHEN {hidden} THEN 'superseded' ELSE 'given_up' END, \
-             reply_error = CASE WHEN {hidden} THEN t.reply_error ELSE u.error END, \
+             reply_state = CASE WHEN u.error IS NULL THEN 'sent' \
+                 WHEN {hidden} THEN 'superseded' ELSE 'given_up' END, \
+             reply_error = CASE WHEN u.error IS NULL THEN NULL \
+                 WHEN {hidden} THEN t.reply_error ELSE u.error END, \
              reply_next_at = NULL, reply_lease_until = NULL, \
-             triage = CASE WHEN {hidden} THEN t.triage ELSE $4 END \
+             triage = CASE WHEN u.error IS NULL OR {hidden} THEN t.triage ELSE $4 END \
          FROM unnest($1::uuid[], $2::timestamptz[], $3::text[]) AS u(id, created_at, error) \
          WHERE t.id = u.id AND t.created_at = u.created_at"
     )
@@ -202,31 +208,43 @@ impl PgStore {
             return Ok(Vec::new());
         }
         let mut tx = self.scan_pool.begin().await.map_err(db)?;
-        let mut found: Vec<(DateTime<Utc>, Uuid, bool)> = Vec::new();
+        let mut found: Vec<(DateTime<Utc>, Uuid, bool, Option<String>)> = Vec::new();
         for message in [true, false] {
-            let rows: Vec<(Uuid, DateTime<Utc>)> = sqlx::query_as(&expired_sql(table(message)))
-                .bind(bound(now))
-                .bind(bound(before))
-                .bind(limit(max))
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(db)?;
-            found.extend(rows.into_iter().map(|(id, at)| (at, id, message)));
+            let rows: Vec<(Uuid, DateTime<Utc>, Option<String>)> =
+                sqlx::query_as(&expired_sql(table(message)))
+                    .bind(bound(now))
+                    .bind(bound(before))
+                    .bind(limit(max))
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(db)?;
+            found.extend(
+                rows.into_iter()
+                    .map(|(id, at, stored)| (at, id, message, stored)),
+            );
         }
         // The oldest `max` of both tables (the others stay, unlocked at commit).
         found.sort();
         found.truncate(usize::try_from(max).unwrap_or(usize::MAX));
         for message in [true, false] {
-            let rows: Vec<&(DateTime<Utc>, Uuid, bool)> =
+            let rows: Vec<&(DateTime<Utc>, Uuid, bool, Option<String>)> =
                 found.iter().filter(|r| r.2 == message).collect();
             if rows.is_empty() {
                 continue;
             }
             let ids: Vec<Uuid> = rows.iter().map(|r| r.1).collect();
             let created: Vec<DateTime<Utc>> = rows.iter().map(|r| r.0).collect();
-            let errors: Vec<String> = rows
+            let errors: Vec<Option<String>> = rows
                 .iter()
-                .map(|r| crate::reply_queue::expired_error(r.0, before))
+                .map(|r| {
+                    let stored = super::reply_batch::parse_status(r.3.clone());
+                    // A stored reply whose status cannot be read is of
+                    // unknown outcome, as a pending one.
+                    let stored =
+                        r.3.as_ref()
+                            .map(|_| stored.unwrap_or(DeliveryStatus::Pending));
+                    crate::reply_queue::expiry(r.0, before, stored)
+                })
                 .collect();
             sqlx::query(&give_up_sql(table(message)))
                 .bind(&ids)
@@ -240,7 +258,7 @@ impl PgStore {
         tx.commit().await.map_err(db)?;
         Ok(found
             .into_iter()
-            .map(|(_, id, message)| {
+            .map(|(_, id, message, _)| {
                 if message {
                     DecisionSubject::Message(id.into())
                 } else {
