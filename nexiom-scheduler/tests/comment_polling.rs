@@ -5,6 +5,7 @@
 
 mod common;
 mod comment_polling {
+    pub mod discovery_tokens;
     pub mod fixture;
     pub mod handling;
     pub mod isolation;
@@ -13,7 +14,7 @@ mod comment_polling {
     pub mod workers;
 }
 
-use comment_polling::{handling, isolation, reading, rereads, workers};
+use comment_polling::{discovery_tokens, handling, isolation, reading, rereads, workers};
 
 on_both_backends!(
     reading::three_pages_of_comments_arrive_exactly_once,
@@ -42,4 +43,6 @@ on_both_backends!(
     workers::a_run_goes_past_batches_that_only_end_windows,
     workers::a_failure_quoting_a_nul_is_logged,
     isolation::claimed_posts_are_skipped_and_a_stopping_pass_hands_its_posts_back,
+    discovery_tokens::a_refused_token_is_renewed_before_discovery_lists_again,
+    discovery_tokens::a_refused_renewal_pauses_the_channel_and_defers_discovery,
 );

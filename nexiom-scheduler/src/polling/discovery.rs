@@ -6,7 +6,7 @@
 
 use chrono::{DateTime, Utc};
 use futures_util::stream::{self, StreamExt};
-use nexiom_connectors::RecentPost;
+use nexiom_connectors::{ConnectorError, RecentPost};
 use nexiom_core::{DiscoveredPost, DiscoveryRun, PostDiscovery};
 use tracing::warn;
 
@@ -14,6 +14,7 @@ use super::error::PollingError;
 use super::poller::CommentPoller;
 use super::report::{DiscoveryFailure, PollReport};
 use crate::error::Result;
+use crate::tokens::connector_refresh;
 
 /// How one channel's listing ended.
 enum Listed {
@@ -59,7 +60,11 @@ impl CommentPoller {
     /// the channel has no token) is recorded in
     /// [`PollReport::discovery_failures`] and on its discovery (`last_error`),
     /// and runs again after the interval; a rate limit holds the channel (its
-    /// comment polls too) until the platform's Retry-After. One channel never
+    /// comment polls too) until the platform's Retry-After. A token the
+    /// platform refuses is renewed once (the token another process stored,
+    /// or a new one) and the listing made again; a refused renewal pauses
+    /// the channel (`needs_reauth`, the tenant told) and defers its
+    /// discovery until it is reconnected. One channel never
     /// stops another. Fails only when the due discoveries cannot be claimed.
     pub async fn discover_posts(&self, limit: u32) -> Result<PollReport> {
         let mut report = PollReport::default();
@@ -160,7 +165,33 @@ impl CommentPoller {
             Err(err) => return Err(err.into()),
         };
         let limit = usize::try_from(discovery.recent_posts).unwrap_or(usize::MAX);
-        let posts = connector.list_recent_posts(&ctx, limit).await?;
+        let posts = match connector.list_recent_posts(&ctx, limit).await {
+            Err(ConnectorError::Unauthorized { .. }) => {
+                // Once: the token another holder stored, or a new one; a
+                // refused refresh pauses the channel (and tells the tenant),
+                // as for comment checks. Before, the listing failed at every
+                // run and the channel looked healthy.
+                let used = ctx.access_token.clone();
+                let connector_ref = connector.as_ref();
+                let renewed = self
+                    .tokens
+                    .after_unauthorized(&channel, Some(&used), |c| async move {
+                        connector_refresh(connector_ref, &c).await
+                    })
+                    .await;
+                let ctx = match renewed {
+                    Ok(fresh) => crate::publish::channel_context(&fresh),
+                    Err(err) if err.is_paused() => {
+                        return Ok(Listed::Deferred(
+                            self.clock.now() + self.config.discovery_interval,
+                        ));
+                    }
+                    Err(err) => return Err(err.into()),
+                };
+                connector.list_recent_posts(&ctx, limit).await?
+            }
+            listed => listed?,
+        };
         Ok(Listed::Posts(
             posts
                 .into_iter()

@@ -1,0 +1,88 @@
+//! Post discovery meeting a refused token (a Page token invalidated by a
+//! password change, say): the token is renewed once and the listing made
+//! again; a refused renewal pauses the channel. Before, the listing failed at
+//! every run, the token was never renewed, and the channel looked healthy.
+
+use std::sync::Arc;
+
+use nexiom_connectors::{ConnectorError, MockOp};
+use nexiom_core::*;
+use nexiom_storage::Store;
+
+use super::fixture::{mock, poller};
+use crate::common::Env;
+
+async fn discovering(env: &Env, mock: &nexiom_connectors::MockConnector) -> String {
+    let account = env
+        .store
+        .get_channel(env.tenant, env.channel)
+        .await
+        .unwrap()
+        .external_account_id;
+    mock.seed_post(&account, "org-1", "Made elsewhere", env.clock.now());
+    env.store
+        .set_post_discovery(env.tenant, env.channel, 5, env.clock.now())
+        .await
+        .unwrap();
+    account
+}
+
+pub async fn a_refused_token_is_renewed_before_discovery_lists_again(store: Arc<dyn Store>) {
+    let env = Env::new(store).await;
+    let mock = mock(&env);
+    discovering(&env, &mock).await;
+    mock.unauthorized_next(MockOp::ListRecentPosts);
+    let report = poller(&env, &mock).poll_due(50, None).await.unwrap();
+    assert_eq!(report.discovery_failures, Vec::new());
+    assert_eq!(report.external_posts_found, 1);
+    assert_eq!(mock.calls_of(MockOp::RefreshToken).len(), 1);
+    assert_eq!(mock.calls_of(MockOp::ListRecentPosts).len(), 2);
+    let channel = env
+        .store
+        .get_channel(env.tenant, env.channel)
+        .await
+        .unwrap();
+    assert_eq!(
+        channel
+            .credentials
+            .access_token
+            .as_ref()
+            .map(|t| t.expose().to_owned()),
+        Some("mock-token-1".to_owned()),
+        "the renewed token is stored"
+    );
+}
+
+pub async fn a_refused_renewal_pauses_the_channel_and_defers_discovery(store: Arc<dyn Store>) {
+    let env = Env::new(store).await;
+    let mock = mock(&env);
+    discovering(&env, &mock).await;
+    mock.unauthorized_next(MockOp::ListRecentPosts);
+    mock.fail_next(
+        MockOp::RefreshToken,
+        1,
+        ConnectorError::NeedsReauth {
+            platform: "facebook".into(),
+            reason: "the user changed their password".into(),
+        },
+    );
+    let poller = poller(&env, &mock);
+    poller.poll_due(50, None).await.unwrap();
+    let channel = env
+        .store
+        .get_channel(env.tenant, env.channel)
+        .await
+        .unwrap();
+    assert_eq!(channel.status, ChannelStatus::NeedsReauth);
+    let discovery = env
+        .store
+        .get_post_discovery(env.tenant, env.channel)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(discovery.next_run_at > env.clock.now(), "deferred");
+    // Paused: the next runs make no call until it is reconnected.
+    env.advance(chrono::Duration::hours(1));
+    poller.poll_due(50, None).await.unwrap();
+    assert_eq!(mock.calls_of(MockOp::ListRecentPosts).len(), 1);
+}
