@@ -553,6 +553,23 @@ impl ConnectorError {
         }
     }
 
+    /// Whether a message send was refused for its sender or its template,
+    /// whatever the recipient, so every other recipient would be refused
+    /// the same way: a missing permission ([`ConnectorError::Forbidden`]),
+    /// or WhatsApp's business account locked (131031), its payment issue
+    /// (131042), its number not registered (133010), or the template
+    /// refused (132000 to 132069: parameters that do not match, a template
+    /// that does not exist, is paused or disabled).
+    pub fn refuses_every_recipient(&self) -> bool {
+        match self {
+            ConnectorError::Forbidden { .. } => true,
+            ConnectorError::Permanent { detail, .. } => detail
+                .code
+                .is_some_and(|c| matches!(c, 131_031 | 131_042 | 133_010 | 132_000..=132_069)),
+            _ => false,
+        }
+    }
+
     /// Whether retrying the same call later may succeed.
     pub fn is_retryable(&self) -> bool {
         matches!(self.action(), ErrorAction::RetryLater { .. })

@@ -12,9 +12,10 @@ mod whatsapp_broadcast {
     pub mod fake_api;
     pub mod fixture;
     pub mod interruptions;
+    pub mod refusals;
 }
 
-use whatsapp_broadcast::{delivery, interruptions};
+use whatsapp_broadcast::{delivery, interruptions, refusals};
 
 on_both_backends!(
     delivery::a_broadcast_to_an_audience_of_3_goes_out_at_t,
@@ -26,4 +27,5 @@ on_both_backends!(
     interruptions::a_large_audience_goes_out_in_bounded_passes,
     interruptions::a_large_broadcast_does_not_hold_its_channels_next_post,
     interruptions::a_lane_of_large_broadcasts_stops_with_its_batch,
+    refusals::a_refused_sender_stops_the_fan_out_instead_of_failing_everyone,
 );

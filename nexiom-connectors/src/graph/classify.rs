@@ -282,4 +282,26 @@ mod tests {
         assert_eq!(e.retry_after(), Some(Duration::from_secs(180)));
         assert!(!e.to_string().contains("EAAG-secret-token"));
     }
+
+    /// WhatsApp refusals of the sender or the template (every recipient
+    /// would be refused alike) are told apart from a recipient's own.
+    #[test]
+    fn refusals_of_every_recipient_are_told_apart() {
+        let refusal = |code: i64| {
+            run(
+                400,
+                json!({"error": {"message": "refused", "code": code}}),
+                HeaderMap::new(),
+            )
+        };
+        for code in [
+            131_031, 131_042, 133_010, 132_000, 132_001, 132_015, 132_016, 10, 200,
+        ] {
+            assert!(refusal(code).refuses_every_recipient(), "{code}");
+        }
+        for code in [131_026, 131_047, 100, 131_051] {
+            let err = refusal(code);
+            assert!(!err.refuses_every_recipient(), "{code}: {err:?}");
+        }
+    }
 }

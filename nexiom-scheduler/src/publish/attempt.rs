@@ -301,7 +301,7 @@ impl PublishQueue {
                     let outcome = self.write_now(self.paused(post, attempt, &err)).await;
                     return Ok(Step::Done(outcome).into());
                 }
-                PublishFailure::Permanent(_) => {
+                PublishFailure::Permanent(_) | PublishFailure::SenderRefused(_) => {
                     return Ok(self
                         .failed(post, Some((&run, attempt)), failure.to_string())
                         .into());

@@ -10,7 +10,10 @@
 //! whole fan-out; a Retry-After or a throttle also holds the channel back
 //! for every worker, for the wait or the delivery's backoff; WhatsApp's pair
 //! rate limit, about one recipient, holds nothing), a refusal
-//! fails the recipient at once, an answer lost after sending fails it as
+//! fails the recipient at once, but a refusal of the sender or the template
+//! (for every recipient: a permission, the account locked or unpaid, a
+//! template paused or disabled) stops the fan-out for
+//! [`SENDER_REFUSAL_WAIT`] and says so on the post, an answer lost after sending fails it as
 //! unknown (never sent blindly again). Free-form content goes only to
 //! recipients inside their 24-hour window; the others get the post's
 //! template, or are refused before any call when it has none. The post is
@@ -37,6 +40,12 @@ use crate::error::Result;
 /// long after the recipient's last message.
 const MESSAGING_WINDOW: Duration = Duration::hours(24);
 
+/// How long a broadcast waits after the platform refused its sender or its
+/// template for every recipient (a permission, the account, a template
+/// paused or disabled) before it tries the next recipient: a paused
+/// template comes back within hours, the others need a person.
+pub const SENDER_REFUSAL_WAIT: Duration = Duration::hours(1);
+
 /// How long one claim of a broadcast sends before handing the post back
 /// (with [`super::PublishConfig::broadcast_pass`], whichever comes first).
 const PASS_TIME: std::time::Duration = std::time::Duration::from_secs(60);
@@ -53,6 +62,9 @@ struct Sent {
     /// The platform refused the token: it is renewed (or the channel paused)
     /// before the next recipient's attempt.
     unauthorized: bool,
+    /// The platform refused the sender or the template for every
+    /// recipient: why (the post says it while it waits).
+    refused: Option<String>,
 }
 
 impl PublishQueue {
@@ -91,6 +103,7 @@ impl PublishQueue {
             return Ok(Step::Done(Ok(PostOutcome::LeaseLost)).into());
         }
         let mut hold = None;
+        let mut refused = None;
         // A pass is bounded: past its share, the post goes back to the queue
         // due at once and the next claim goes on (see
         // `PublishConfig::broadcast_pass`).
@@ -124,6 +137,7 @@ impl PublishQueue {
                 }
             }
             if let Some(until) = sent.hold {
+                refused = sent.refused;
                 if sent.throttle
                     && let Err(err) = self
                         .store
@@ -142,10 +156,16 @@ impl PublishQueue {
             }
         }
         let counts = self.store.broadcast_counts(tenant, post.id).await?;
-        Ok(Attempted {
-            step: self.broadcast_settlement(post, counts, hold, pass_full),
-            hold,
-        })
+        let mut step = self.broadcast_settlement(post, counts, hold, pass_full);
+        if let (Some(why), Step::Settle(settlement, PostOutcome::Retrying { error, .. })) =
+            (refused, &mut step)
+        {
+            // What the post waits for, not only its counts.
+            let told = format!("{error}; the platform refuses every recipient for now: {why}");
+            settlement.error_message = Some(told.clone());
+            *error = told;
+        }
+        Ok(Attempted { step, hold })
     }
 
     async fn send_one(
@@ -178,6 +198,7 @@ impl PublishQueue {
                     hold: None,
                     throttle: false,
                     unauthorized: false,
+                    refused: None,
                 };
             }
         };
@@ -198,6 +219,7 @@ impl PublishQueue {
                     hold: None,
                     throttle: false,
                     unauthorized: false,
+                    refused: None,
                 };
             }
             Err(failure) => failure,
@@ -211,7 +233,31 @@ impl PublishQueue {
                 hold: None,
                 throttle: false,
                 unauthorized: false,
+                refused: None,
             },
+            // Every other recipient would be refused the same way: the
+            // fan-out stops and tries again later (this recipient's attempt
+            // counts), rather than failing the whole audience in minutes.
+            PublishFailure::SenderRefused(why) => {
+                let hold = later(now, SENDER_REFUSAL_WAIT);
+                let outcome = if attempt >= max {
+                    DeliveryOutcome::Failed {
+                        error: format!("{error}; no attempt left ({max} made)"),
+                    }
+                } else {
+                    DeliveryOutcome::Retry {
+                        error,
+                        next_attempt_at: hold,
+                    }
+                };
+                Sent {
+                    outcome,
+                    hold: Some(hold),
+                    throttle: false,
+                    unauthorized: false,
+                    refused: Some(why),
+                }
+            }
             PublishFailure::Ambiguous(_) | PublishFailure::PublishedWithoutId(_) => Sent {
                 outcome: DeliveryOutcome::Failed {
                     error: format!(
@@ -222,6 +268,7 @@ impl PublishQueue {
                 hold: None,
                 throttle: false,
                 unauthorized: false,
+                refused: None,
             },
             PublishFailure::RateLimited { .. }
             | PublishFailure::Transient { .. }
@@ -259,6 +306,7 @@ impl PublishQueue {
                         hold: hold.filter(|_| throttle),
                         throttle,
                         unauthorized: false,
+                        refused: None,
                     };
                 }
                 Sent {
@@ -269,6 +317,7 @@ impl PublishQueue {
                     hold,
                     throttle,
                     unauthorized: matches!(failure, PublishFailure::Unauthorized(_)),
+                    refused: None,
                 }
             }
         }

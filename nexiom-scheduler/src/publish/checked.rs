@@ -97,6 +97,7 @@ pub(super) fn failure(failure: PublishFailure) -> PublishFailure {
         PublishFailure::Permanent(m) => PublishFailure::Permanent(clean(m)),
         PublishFailure::Ambiguous(m) => PublishFailure::Ambiguous(clean(m)),
         PublishFailure::PublishedWithoutId(m) => PublishFailure::PublishedWithoutId(clean(m)),
+        PublishFailure::SenderRefused(m) => PublishFailure::SenderRefused(clean(m)),
         PublishFailure::NeedsReauth(m) => PublishFailure::NeedsReauth(clean(m)),
     }
 }

@@ -259,7 +259,9 @@ impl PublishGateway for ConnectorGateway {
 
     /// [`PlatformConnector::send_message`] with the content, or the template
     /// (its parameters as the body's text parameters), and the delivery
-    /// reference as the message's callback data.
+    /// reference as the message's callback data. A refusal of the sender or
+    /// the template ([`ConnectorError::refuses_every_recipient`]) is
+    /// [`PublishFailure::SenderRefused`].
     async fn send_to_recipient(
         &self,
         channel: &Channel,
@@ -292,7 +294,13 @@ impl PublishGateway for ConnectorGateway {
         let sent = connector
             .send_message(&channel_context(channel), &outbound)
             .await
-            .map_err(classify)?;
+            .map_err(|e| {
+                if e.refuses_every_recipient() {
+                    PublishFailure::SenderRefused(e.to_string())
+                } else {
+                    classify(e)
+                }
+            })?;
         Ok(sent.message_id)
     }
 }

@@ -53,6 +53,13 @@ pub enum PublishFailure {
     /// answer). Looked up once for its id; never published again: not
     /// found, the post ends `outcome_unknown`.
     PublishedWithoutId(String),
+    /// The platform refuses the channel's sender or the message's template
+    /// whatever the recipient (a permission missing, a business account
+    /// locked or unpaid, a template that does not exist, is paused or
+    /// disabled: [`ConnectorError::refuses_every_recipient`](nexiom_connectors::ConnectorError::refuses_every_recipient)).
+    /// A post fails as for `Permanent`; a broadcast stops its fan-out and
+    /// tries again an hour later, instead of failing every recipient.
+    SenderRefused(String),
     /// The platform refused to refresh the channel's token (from
     /// [`PublishGateway::refresh_credentials`]): the channel needs a person
     /// to reconnect it; its posts wait, queued.
@@ -69,6 +76,7 @@ impl PublishFailure {
             | PublishFailure::Permanent(m)
             | PublishFailure::Ambiguous(m)
             | PublishFailure::PublishedWithoutId(m)
+            | PublishFailure::SenderRefused(m)
             | PublishFailure::NeedsReauth(m) => m,
         }
     }
@@ -90,6 +98,7 @@ impl PublishFailure {
             PublishFailure::Permanent(_) => "refused",
             PublishFailure::Ambiguous(_) => "no answer after the request was sent",
             PublishFailure::PublishedWithoutId(_) => "published, under an id not known",
+            PublishFailure::SenderRefused(_) => "refused for every recipient",
             PublishFailure::NeedsReauth(_) => "the channel needs re-authorization",
         }
     }

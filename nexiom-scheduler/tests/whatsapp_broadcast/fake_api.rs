@@ -20,6 +20,9 @@ pub struct FakeMessages {
     pub throttled_silently: Arc<Mutex<HashMap<String, u32>>>,
     /// Answered 131056, the pair rate limit (about this recipient alone).
     pub pair_limited: Arc<Mutex<HashMap<String, u32>>>,
+    /// The next calls, whoever the recipient, answered 131031: the business
+    /// account is locked (a refusal of the sender, not of the recipient).
+    pub account_locked: Arc<Mutex<u32>>,
     pub slow: Arc<Mutex<Option<String>>>,
     pub arrived_slow: Arc<Notify>,
 }
@@ -48,6 +51,16 @@ impl Respond for FakeMessages {
             log.push(body);
             log.len()
         };
+        {
+            let mut locked = self.account_locked.lock().unwrap();
+            if *locked > 0 {
+                *locked -= 1;
+                return ResponseTemplate::new(400).set_body_json(json!({"error": {
+                    "message": "(#131031) Business Account locked", "type": "OAuthException",
+                    "code": 131031, "error_data": {"messaging_product": "whatsapp",
+                        "details": "Your WhatsApp Business Account has been locked"}}}));
+            }
+        }
         if let Some(left) = self.failures.lock().unwrap().get_mut(&to)
             && *left > 0
         {

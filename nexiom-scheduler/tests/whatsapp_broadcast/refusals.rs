@@ -1,0 +1,58 @@
+//! A broadcast whose sender the platform refuses for every recipient (the
+//! business account locked, 131031): the fan-out stops and waits, the post
+//! says why, and the audience is sent to once the refusal is lifted. Before,
+//! each recipient was failed in turn, the whole audience in minutes.
+
+use std::sync::Arc;
+
+use chrono::Duration;
+use nexiom_core::*;
+use nexiom_storage::Store;
+
+use super::fixture::fx;
+use crate::common::{batch, t0};
+
+pub async fn a_refused_sender_stops_the_fan_out_instead_of_failing_everyone(store: Arc<dyn Store>) {
+    let f = fx(store).await;
+    let t = t0();
+    let recipients = ["15550101", "15550102", "15550103"];
+    for r in recipients {
+        f.contact(r, Some(t - Duration::hours(1))).await;
+    }
+    let calls = || recipients.map(|r| f.fake.calls_to(r));
+    let audience = f.audience(&recipients).await;
+    let post = f.broadcast(audience, t).await;
+    *f.fake.account_locked.lock().unwrap() = 1;
+    let queue = f.queue("w1");
+    assert_eq!(queue.run_due(&batch(10), None).await.unwrap().retrying, 1);
+    assert_eq!(calls(), [1, 0, 0], "no one else is sent into the refusal");
+    let waiting = f.post(post.id).await;
+    assert_eq!(waiting.status, PostStatus::Queued);
+    assert_eq!(waiting.next_attempt_at, Some(t + Duration::hours(1)));
+    let error = waiting.error_message.unwrap_or_default();
+    assert!(
+        error.contains("refuses every recipient") && error.contains("131031"),
+        "{error}"
+    );
+    let d = f.deliveries(post.id).await;
+    assert!(
+        recipients
+            .iter()
+            .all(|r| d[*r].state == BroadcastDeliveryState::Pending),
+        "{d:?}"
+    );
+
+    // Lifted an hour later: everyone gets exactly one message.
+    f.clock.advance(Duration::minutes(59));
+    assert_eq!(queue.run_due(&batch(10), None).await.unwrap().claimed, 0);
+    f.clock.advance(Duration::minutes(1));
+    assert_eq!(queue.run_due(&batch(10), None).await.unwrap().published, 1);
+    assert_eq!(calls(), [2, 1, 1]);
+    let d = f.deliveries(post.id).await;
+    assert!(
+        recipients
+            .iter()
+            .all(|r| d[*r].state == BroadcastDeliveryState::Sent),
+        "{d:?}"
+    );
+}
