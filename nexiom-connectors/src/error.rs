@@ -559,10 +559,16 @@ impl ConnectorError {
     /// or WhatsApp's business account locked (131031), its payment issue
     /// (131042), its number not registered (133010), or the template
     /// refused (132000 to 132069: parameters that do not match, a template
-    /// that does not exist, is paused or disabled).
+    /// that does not exist, is paused or disabled); and a block for a policy
+    /// violation (368, a throttle naming no wait, lasting hours or days).
     pub fn refuses_every_recipient(&self) -> bool {
         match self {
             ConnectorError::Forbidden { .. } => true,
+            ConnectorError::RateLimited {
+                detail,
+                retry_after: None,
+                ..
+            } => detail.code == Some(368),
             ConnectorError::Permanent { detail, .. } => detail
                 .code
                 .is_some_and(|c| matches!(c, 131_031 | 131_042 | 133_010 | 132_000..=132_069)),

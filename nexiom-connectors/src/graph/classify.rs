@@ -295,11 +295,11 @@ mod tests {
             )
         };
         for code in [
-            131_031, 131_042, 133_010, 132_000, 132_001, 132_015, 132_016, 10, 200,
+            131_031, 131_042, 133_010, 132_000, 132_001, 132_015, 132_016, 10, 200, 368,
         ] {
             assert!(refusal(code).refuses_every_recipient(), "{code}");
         }
-        for code in [131_026, 131_047, 100, 131_051] {
+        for code in [131_026, 131_047, 100, 131_051, 130_429, 131_056, 131_048] {
             let err = refusal(code);
             assert!(!err.refuses_every_recipient(), "{code}: {err:?}");
         }
