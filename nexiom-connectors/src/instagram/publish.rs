@@ -26,6 +26,9 @@ use crate::graph::id_of;
 use crate::lookup::{LookupOutcome, LookupQuery};
 use crate::types::{ChannelContext, PublishRequest, Published};
 
+/// How many times the media of a `PUBLISHED` container is looked for.
+const PUBLISHED_LOOKUPS: u32 = 3;
+
 /// A container's `status_code` and `status`.
 struct ContainerStatus {
     code: String,
@@ -210,18 +213,40 @@ impl InstagramConnector {
         started: DateTime<Utc>,
     ) -> Result<Media, ConnectorError> {
         let query = LookupQuery::new(content.clone(), started);
-        let why = match lookup::find(&self.graph, ctx, &query).await {
-            Ok(LookupOutcome::Found(found)) => {
-                return Ok(Media {
-                    id: found.platform_post_id,
-                    url: found.url,
-                });
+        // The media may be listed a little after its container reads
+        // PUBLISHED: looked for a few times, up to 10 s apart.
+        let pause = self.poll_interval.min(std::time::Duration::from_secs(10));
+        let mut why = String::new();
+        for look in 0..PUBLISHED_LOOKUPS {
+            if look > 0 && !pause.is_zero() {
+                tokio::time::sleep(pause).await;
             }
-            Ok(LookupOutcome::NotFound) => {
-                "its media is not among the account's media since the attempt".to_owned()
+            let again;
+            (why, again) = match lookup::find(&self.graph, ctx, &query).await {
+                Ok(LookupOutcome::Found(found)) => {
+                    return Ok(Media {
+                        id: found.platform_post_id,
+                        url: found.url,
+                    });
+                }
+                Ok(LookupOutcome::NotFound) => (
+                    format!(
+                        "its media is not among the account's media since the attempt \
+                         ({} reads)",
+                        look + 1
+                    ),
+                    true,
+                ),
+                // Content it cannot match on (no caption) stays so.
+                Err(e @ ConnectorError::LookupInconclusive { .. }) => {
+                    (format!("its media could not be found ({e})"), false)
+                }
+                Err(e) => (format!("its media could not be found ({e})"), true),
+            };
+            if !again {
+                break;
             }
-            Err(e) => format!("its media could not be found ({e})"),
-        };
+        }
         Err(ConnectorError::PublishedWithoutId {
             platform: NAME.into(),
             reason: format!("container {container} is PUBLISHED, but {why}"),

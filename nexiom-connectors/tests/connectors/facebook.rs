@@ -270,7 +270,7 @@ async fn a_lookup_follows_pages_paged_by_time() {
         .collect();
     let edge = format!("/v25.0/{PAGE_ID}/published_posts");
     let next = format!(
-        "https://graph.facebook.com/v25.0/{PAGE_ID}/published_posts?access_token=LINKTOKEN&limit=25&until=1764580000&__paging_token=enc_AdB"
+        "https://graph.facebook.com/v25.0/{PAGE_ID}/published_posts?access_token=LINKTOKEN&limit=25&until=1764580170&__paging_token=enc_AdB"
     );
     let server = MockServer::start().await;
     Mock::given(method("GET"))
@@ -283,7 +283,7 @@ async fn a_lookup_follows_pages_paged_by_time() {
         .await;
     Mock::given(method("GET"))
         .and(path(edge.as_str()))
-        .and(query_param("until", "1764580000"))
+        .and(query_param("until", "1764580170"))
         .and(query_param("__paging_token", "enc_AdB"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": [
             {"id": format!("{PAGE_ID}_77"), "message": "Cyber Monday", "created_time": at(2)},

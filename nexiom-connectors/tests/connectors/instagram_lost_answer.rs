@@ -122,6 +122,46 @@ async fn a_published_container_whose_media_is_not_listed_is_published_without_an
     assert!(err.to_string().contains("C7"), "{err}");
     assert!(!err.is_retryable());
     assert_eq!(count(&server, "POST", "/media_publish").await, 1);
+    assert_eq!(
+        count(&server, "GET", "/media").await,
+        3,
+        "looked for 3 times"
+    );
+}
+
+/// The media is listed a moment after its container reads `PUBLISHED`: the
+/// second read finds it.
+#[tokio::test]
+async fn a_published_containers_media_listed_late_is_found() {
+    let server = MockServer::start().await;
+    mount(&server, &[lost()], &["PUBLISHED"]).await;
+    Mock::given(method("GET"))
+        .and(path(format!("/v25.0/{IG_USER_ID}/media").as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": []})))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    crate::common::lookup::mount_graph(
+        &server,
+        IG_USER_ID,
+        "media",
+        ("caption", "timestamp"),
+        &[SeedPost {
+            id: "M10".into(),
+            text: CAPTION.into(),
+            created_unix: chrono::Utc::now().timestamp(),
+        }],
+    )
+    .await;
+    let p = instagram(&server.uri())
+        .expect("build")
+        .publish(&ctx(), &photo())
+        .await
+        .expect("published");
+    assert_eq!(p.platform_post_id, "M10");
+    assert_eq!(count(&server, "GET", "/media").await, 2);
+    assert_eq!(count(&server, "POST", "/media_publish").await, 1);
 }
 
 #[tokio::test]

@@ -191,7 +191,9 @@ impl InboundPipeline {
             .expire_pending_replies(now, before, limit)
             .await?;
         for subject in &expired {
-            tracing::warn!(?subject, %before, "auto-reply too old to send; taken out of the queue");
+            tracing::warn!(?subject, %before,
+                "auto-reply older than the window taken out of the queue (given up, or settled \
+                 from the reply stored before its worker stopped)");
         }
         let count = u64::try_from(expired.len()).unwrap_or(u64::MAX);
         crate::telemetry::replies_expired(count);

@@ -13,7 +13,8 @@
 //! fails the recipient at once, but a refusal of the sender or the template
 //! (for every recipient: a permission, the account locked or unpaid, a
 //! template paused or disabled) stops the fan-out for
-//! [`SENDER_REFUSAL_WAIT`] and says so on the post, an answer lost after sending fails it as
+//! [`SENDER_REFUSAL_WAIT`] and says so on the post (after `max_attempts`
+//! such refusals the post fails, its other recipients unsent), an answer lost after sending fails it as
 //! unknown (never sent blindly again). Free-form content goes only to
 //! recipients inside their 24-hour window; the others get the post's
 //! template, or are refused before any call when it has none. The post is
@@ -42,9 +43,12 @@ const MESSAGING_WINDOW: Duration = Duration::hours(24);
 
 /// How long a broadcast waits after the platform refused its sender or its
 /// template for every recipient (a permission, the account, a template
-/// paused or disabled) before it tries the next recipient: a paused
-/// template comes back within hours, the others need a person.
-pub const SENDER_REFUSAL_WAIT: Duration = Duration::hours(1);
+/// paused or disabled) before it tries again: a paused template comes back
+/// within hours, the others need a person. The recipient tried spends an
+/// attempt each time; when it has none left, the post fails (its other
+/// recipients left unsent), so a refusal that never lifts ends the
+/// broadcast after `max_attempts` tries rather than holding it for ever.
+pub const SENDER_REFUSAL_WAIT: Duration = Duration::hours(2);
 
 /// How long one claim of a broadcast sends before handing the post back
 /// (with [`super::PublishConfig::broadcast_pass`], whichever comes first).
@@ -104,6 +108,7 @@ impl PublishQueue {
         }
         let mut hold = None;
         let mut refused = None;
+        let mut refused_for_good = false;
         // A pass is bounded: past its share, the post goes back to the queue
         // due at once and the next claim goes on (see
         // `PublishConfig::broadcast_pass`).
@@ -116,6 +121,8 @@ impl PublishQueue {
             .await?
         {
             let sent = self.send_one(channel, post, &spec, &claimed).await;
+            refused_for_good |=
+                sent.refused.is_some() && matches!(sent.outcome, DeliveryOutcome::Failed { .. });
             let outcome = super::checked::delivery(sent.outcome);
             self.store
                 .finish_delivery(tenant, claimed.delivery.id, outcome, self.clock.now())
@@ -156,6 +163,23 @@ impl PublishQueue {
             }
         }
         let counts = self.store.broadcast_counts(tenant, post.id).await?;
+        if refused_for_good && let Some(why) = &refused {
+            // The same refusal at every try: the post fails, its pending
+            // recipients left unsent, rather than one recipient failing per
+            // few hours for as long as the audience lasts.
+            let error = format!(
+                "{}; the platform refused every recipient at each of {} tries, {} hours apart \
+                 ({why}): the {} recipients left were not sent",
+                counts.summary(),
+                self.config.retry.max_attempts.max(1),
+                SENDER_REFUSAL_WAIT.num_hours(),
+                counts.pending,
+            );
+            return Ok(Attempted {
+                step: self.failed(post, None, error),
+                hold: None,
+            });
+        }
         let mut step = self.broadcast_settlement(post, counts, hold, pass_full);
         if let (Some(why), Step::Settle(settlement, PostOutcome::Retrying { error, .. })) =
             (refused, &mut step)

@@ -58,7 +58,8 @@ pub enum PublishFailure {
     /// locked or unpaid, a template that does not exist, is paused or
     /// disabled: [`ConnectorError::refuses_every_recipient`](nexiom_connectors::ConnectorError::refuses_every_recipient)).
     /// A post fails as for `Permanent`; a broadcast stops its fan-out and
-    /// tries again an hour later, instead of failing every recipient.
+    /// tries again two hours later (failing the post after `max_attempts`
+    /// such refusals), instead of failing every recipient.
     SenderRefused(String),
     /// The platform refused to refresh the channel's token (from
     /// [`PublishGateway::refresh_credentials`]): the channel needs a person

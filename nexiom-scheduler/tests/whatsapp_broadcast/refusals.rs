@@ -1,6 +1,7 @@
 //! A broadcast whose sender the platform refuses for every recipient (the
 //! business account locked, 131031): the fan-out stops and waits, the post
-//! says why, and the audience is sent to once the refusal is lifted. Before,
+//! says why, and the audience is sent to once the refusal is lifted; a
+//! refusal that never lifts fails the post after the attempt limit. Before,
 //! each recipient was failed in turn, the whole audience in minutes.
 
 use std::sync::Arc;
@@ -28,7 +29,7 @@ pub async fn a_refused_sender_stops_the_fan_out_instead_of_failing_everyone(stor
     assert_eq!(calls(), [1, 0, 0], "no one else is sent into the refusal");
     let waiting = f.post(post.id).await;
     assert_eq!(waiting.status, PostStatus::Queued);
-    assert_eq!(waiting.next_attempt_at, Some(t + Duration::hours(1)));
+    assert_eq!(waiting.next_attempt_at, Some(t + Duration::hours(2)));
     let error = waiting.error_message.unwrap_or_default();
     assert!(
         error.contains("refuses every recipient") && error.contains("131031"),
@@ -42,8 +43,8 @@ pub async fn a_refused_sender_stops_the_fan_out_instead_of_failing_everyone(stor
         "{d:?}"
     );
 
-    // Lifted an hour later: everyone gets exactly one message.
-    f.clock.advance(Duration::minutes(59));
+    // Lifted two hours later: everyone gets exactly one message.
+    f.clock.advance(Duration::minutes(119));
     assert_eq!(queue.run_due(&batch(10), None).await.unwrap().claimed, 0);
     f.clock.advance(Duration::minutes(1));
     assert_eq!(queue.run_due(&batch(10), None).await.unwrap().published, 1);
@@ -55,4 +56,37 @@ pub async fn a_refused_sender_stops_the_fan_out_instead_of_failing_everyone(stor
             .all(|r| d[*r].state == BroadcastDeliveryState::Sent),
         "{d:?}"
     );
+}
+
+/// The refusal never lifts: the post fails after the attempt limit (three
+/// tries, two hours apart), saying why, its other recipients unsent, instead
+/// of being held for as long as the audience lasts.
+pub async fn a_sender_refused_at_every_try_fails_the_post(store: Arc<dyn Store>) {
+    let f = fx(store).await;
+    let t = t0();
+    let recipients = ["15550111", "15550112", "15550113"];
+    for r in recipients {
+        f.contact(r, Some(t - Duration::hours(1))).await;
+    }
+    let calls = || recipients.map(|r| f.fake.calls_to(r));
+    let audience = f.audience(&recipients).await;
+    let post = f.broadcast(audience, t).await;
+    *f.fake.account_locked.lock().unwrap() = 100;
+    let queue = f.queue("w1");
+    for _ in 0..2 {
+        assert_eq!(queue.run_due(&batch(10), None).await.unwrap().retrying, 1);
+        f.clock.advance(Duration::hours(2));
+    }
+    assert_eq!(queue.run_due(&batch(10), None).await.unwrap().failed, 1);
+    assert_eq!(calls(), [3, 0, 0]);
+    let failed = f.post(post.id).await;
+    assert_eq!(failed.status, PostStatus::Failed);
+    let error = failed.error_message.unwrap_or_default();
+    assert!(
+        error.contains("131031") && error.contains("2 recipients left were not sent"),
+        "{error}"
+    );
+    f.clock.advance(Duration::days(1));
+    assert_eq!(queue.run_due(&batch(10), None).await.unwrap().claimed, 0);
+    assert_eq!(calls(), [3, 0, 0]);
 }
