@@ -45,4 +45,5 @@ on_both_backends!(
     isolation::claimed_posts_are_skipped_and_a_stopping_pass_hands_its_posts_back,
     discovery_tokens::a_refused_token_is_renewed_before_discovery_lists_again,
     discovery_tokens::a_refused_renewal_pauses_the_channel_and_defers_discovery,
+    discovery_tokens::a_caption_the_store_cannot_take_does_not_hide_its_post,
 );

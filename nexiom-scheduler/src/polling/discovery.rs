@@ -145,7 +145,8 @@ impl CommentPoller {
     }
 
     /// Lists the channel's latest posts, as the store records them (a post
-    /// the store would refuse, an empty id, is left out).
+    /// whose id the store would refuse, an empty one, is left out; a text
+    /// it would refuse is cleaned, see [`discovered`]).
     async fn list_channel(&self, discovery: &PostDiscovery) -> Result<Listed, PollingError> {
         if let Some(until) = self.channel_not_before(discovery.channel_id) {
             return Ok(Listed::Deferred(until));
@@ -202,11 +203,20 @@ impl CommentPoller {
     }
 }
 
+/// A listed post as the store takes it: its text made storable (NUL
+/// replaced, cut to a text column's size) and a URL it would refuse dropped,
+/// since only its id matters for polling; a post whose id it would refuse
+/// is left out by the caller.
 fn discovered(post: RecentPost) -> DiscoveredPost {
+    let url = post
+        .url
+        .filter(|u| nexiom_core::validate::opt_text("url", Some(u)).is_ok());
     DiscoveredPost {
         platform_post_id: post.id,
-        url: post.url,
-        text: post.text,
+        url,
+        text: post
+            .text
+            .map(|t| crate::publish::checked::storable_text(&t)),
         published_at: post.created_at,
     }
 }

@@ -2,6 +2,7 @@
 //! password change, say): the token is renewed once and the listing made
 //! again; a refused renewal pauses the channel. Before, the listing failed at
 //! every run, the token was never renewed, and the channel looked healthy.
+//! And a listed post whose caption the store cannot take as it is.
 
 use std::sync::Arc;
 
@@ -85,4 +86,19 @@ pub async fn a_refused_renewal_pauses_the_channel_and_defers_discovery(store: Ar
     env.advance(chrono::Duration::hours(1));
     poller.poll_due(50, None).await.unwrap();
     assert_eq!(mock.calls_of(MockOp::ListRecentPosts).len(), 1);
+}
+
+/// A caption holding a NUL (PostgreSQL refuses it in text) and one longer
+/// than a text column: the posts are recorded with their text cleaned, so
+/// their comments are polled. Before, they were left out without a word.
+pub async fn a_caption_the_store_cannot_take_does_not_hide_its_post(store: Arc<dyn Store>) {
+    let env = Env::new(store).await;
+    let mock = mock(&env);
+    let account = discovering(&env, &mock).await;
+    let now = env.clock.now();
+    mock.seed_post(&account, "org-nul", "Soldes\0 d'hiver", now);
+    mock.seed_post(&account, "org-long", &"x".repeat(300_000), now);
+    let report = poller(&env, &mock).poll_due(50, None).await.unwrap();
+    assert_eq!(report.discovery_failures, Vec::new());
+    assert_eq!(report.external_posts_found, 3);
 }
