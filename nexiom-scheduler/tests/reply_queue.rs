@@ -21,6 +21,7 @@ use nexiom_storage::Store;
 
 mod reply_queue {
     pub mod expiry;
+    pub mod ordering;
     pub mod support;
 }
 
@@ -618,10 +619,11 @@ on_both_backends!(
 );
 
 mod split {
-    use crate::reply_queue::expiry;
+    use crate::reply_queue::{expiry, ordering};
 
     crate::on_both_backends!(
         expiry::a_reply_waiting_out_a_long_pause_is_escalated,
         expiry::a_recent_reply_is_never_expired_by_a_narrow_window,
+        ordering::a_message_left_for_later_holds_its_conversations_next_one,
     );
 }

@@ -87,7 +87,8 @@ pub struct AutoReplyReport {
     /// another worker), now marked `sent`.
     pub already_replied: u64,
     /// Items put back untouched, due again after the wait, because their
-    /// channel asked to wait (a Retry-After) earlier in this batch (no
+    /// channel asked to wait (a Retry-After) earlier in this batch, or an
+    /// earlier message of their conversation was left for later (no
     /// attempt counted).
     #[serde(default)]
     pub held_back: u64,
@@ -371,8 +372,11 @@ impl InboundPipeline {
     }
 
     /// Answers a lane's items one after another; once their channel asked to
-    /// wait, the rest are put back untouched until then. Each item's
-    /// settlement goes to the settle writer.
+    /// wait, the rest are put back untouched until then. A message not
+    /// answered in its turn (to be tried again, or put back) holds its
+    /// conversation's later messages in the lane back with it, put back
+    /// untouched until the same time, so that a conversation's replies go
+    /// out in order. Each item's settlement goes to the settle writer.
     async fn run_lane(
         &self,
         lane: Vec<ClaimedReply>,
@@ -380,12 +384,17 @@ impl InboundPipeline {
         batch: &Batch,
         settle_tx: &mpsc::UnboundedSender<Settle>,
     ) {
+        // Conversations with a message left for later, and until when.
+        let mut waiting: HashMap<u128, Option<DateTime<Utc>>> = HashMap::new();
         for item in lane {
             let subject = item.subject();
             let (tenant, channel) = owner(&item);
+            let in_conversation =
+                matches!(item, ClaimedReply::Message(_)).then(|| conversation(&item));
+            let behind = in_conversation.and_then(|c| waiting.get(&c).copied());
             let mut tally = AutoReplyReport::default();
-            let settle = match batch.hold_of(channel, self.clock.now()) {
-                Some(until) => {
+            let settle = match (batch.hold_of(channel, self.clock.now()), behind) {
+                (Some(until), _) => {
                     tally.held_back += 1;
                     Some((
                         ReplyOutcome::Released {
@@ -394,11 +403,23 @@ impl InboundPipeline {
                         None,
                     ))
                 }
-                None => {
+                (None, Some(next_at)) => {
+                    tally.held_back += 1;
+                    Some((ReplyOutcome::Released { next_at }, None))
+                }
+                (None, None) => {
                     let (settle, wait) = self.settle(item, shared, &mut tally).await;
                     if let Some(until) = wait.and_then(|w| self.clock.now().checked_add_signed(w)) {
                         tracing::warn!(%tenant, %channel, %until, "the channel asked to wait; its other replies in this batch are held back");
                         batch.hold(channel, until);
+                    }
+                    let later = match &settle {
+                        Some((ReplyOutcome::Retry { next_at, .. }, _)) => Some(Some(*next_at)),
+                        Some((ReplyOutcome::Released { next_at }, _)) => Some(*next_at),
+                        _ => None,
+                    };
+                    if let (Some(c), Some(next_at)) = (in_conversation, later) {
+                        waiting.insert(c, next_at);
                     }
                     settle
                 }
