@@ -46,4 +46,5 @@ on_both_backends!(
     discovery_tokens::a_refused_token_is_renewed_before_discovery_lists_again,
     discovery_tokens::a_refused_renewal_pauses_the_channel_and_defers_discovery,
     discovery_tokens::a_caption_the_store_cannot_take_does_not_hide_its_post,
+    discovery_tokens::a_channel_paused_during_a_pass_gets_no_more_calls_in_it,
 );

@@ -1,6 +1,6 @@
 //! [`ChannelTokens`]: one keeper of channel tokens for every call path.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
@@ -97,6 +97,11 @@ pub struct ChannelTokens {
     /// Per channel: a grant the platform made that could not be stored,
     /// stored at the next call (see `grants`).
     unstored: Arc<Mutex<HashMap<ChannelId, grants::Unstored>>>,
+    /// Channels this process saw paused (a refresh refused here, or the
+    /// channel read paused under its lease): a caller's copy that still
+    /// says `active` is read again before any call, so the rest of a pass
+    /// makes no call with the refused token.
+    paused_here: Arc<Mutex<HashSet<ChannelId>>>,
     listener: Option<Arc<dyn ReauthListener>>,
 }
 
@@ -120,8 +125,13 @@ impl ChannelTokens {
             fresh: Arc::default(),
             unrefreshable: Arc::default(),
             unstored: Arc::default(),
+            paused_here: Arc::default(),
             listener: None,
         }
+    }
+
+    fn paused_here(&self) -> std::sync::MutexGuard<'_, HashSet<ChannelId>> {
+        self.paused_here.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Refreshes tokens expiring within `margin` (negative margins count as
@@ -203,17 +213,21 @@ impl ChannelTokens {
         Fut: Future<Output = RefreshOutcome> + Send,
     {
         let reread;
-        let channel = if channel.status == ChannelStatus::Active {
+        let seen_paused = self.paused_here().contains(&channel.id);
+        let channel = if channel.status == ChannelStatus::Active && !seen_paused {
             channel
         } else {
-            // The caller's copy may be older than a reconnection.
+            // The caller's copy may be older than a reconnection, or (seen
+            // paused here) than the pause.
             reread = self
                 .store
                 .get_channel(channel.tenant_id, channel.id)
                 .await?;
             if reread.status != ChannelStatus::Active {
+                self.paused_here().insert(channel.id);
                 return Err(Self::paused(&reread));
             }
+            self.paused_here().remove(&channel.id);
             &reread
         };
         if self.unstored_due(channel.id) {
@@ -335,6 +349,7 @@ impl ChannelTokens {
         if current.status != ChannelStatus::Active {
             drop(lease);
             self.forget(id);
+            self.paused_here().insert(id);
             return Err(Self::paused(&current));
         }
         // A grant made here that could not be stored: stored now, unless the
@@ -527,6 +542,7 @@ impl ChannelTokens {
         crate::telemetry::token_refresh(false);
         tracing::warn!(channel = %id, %reason, "token refresh refused: channel needs re-authorization");
         self.forget(id);
+        self.paused_here().insert(id);
         if let Some(listener) = &self.listener {
             listener.channel_needs_reauth(&stored);
         }
@@ -545,6 +561,7 @@ impl ChannelTokens {
             .store
             .reconnect_channel(tenant, channel, credentials, self.clock.now())
             .await?;
+        self.paused_here().remove(&channel);
         self.remember(&stored, None);
         Ok(stored)
     }

@@ -102,3 +102,39 @@ pub async fn a_caption_the_store_cannot_take_does_not_hide_its_post(store: Arc<d
     assert_eq!(report.discovery_failures, Vec::new());
     assert_eq!(report.external_posts_found, 3);
 }
+
+/// Two posts of one channel in one pass, the first's comments answered 401
+/// and the renewal refused: the channel is paused, and the second post makes
+/// no call with the refused token. Before, it made one more call (a second
+/// 401) from the pass's copy of the channel, which still said `active`.
+pub async fn a_channel_paused_during_a_pass_gets_no_more_calls_in_it(store: Arc<dyn Store>) {
+    let env = Env::new(store).await;
+    let mock = mock(&env);
+    let poller = super::fixture::sequential_poller(&env, &mock);
+    let now = env.clock.now();
+    super::fixture::published(
+        &env,
+        env.channel,
+        "fb-post-1",
+        now - chrono::Duration::minutes(1),
+    )
+    .await;
+    super::fixture::published(&env, env.channel, "fb-post-2", now).await;
+    mock.unauthorized_next(MockOp::ListComments);
+    mock.fail_next(
+        MockOp::RefreshToken,
+        1,
+        ConnectorError::NeedsReauth {
+            platform: "facebook".into(),
+            reason: "the user changed their password".into(),
+        },
+    );
+    poller.poll_due(50, None).await.unwrap();
+    let channel = env
+        .store
+        .get_channel(env.tenant, env.channel)
+        .await
+        .unwrap();
+    assert_eq!(channel.status, ChannelStatus::NeedsReauth);
+    assert_eq!(mock.calls_of(MockOp::ListComments).len(), 1);
+}
