@@ -29,4 +29,5 @@ on_both_backends!(
     interruptions::a_lane_of_large_broadcasts_stops_with_its_batch,
     refusals::a_refused_sender_stops_the_fan_out_instead_of_failing_everyone,
     refusals::a_sender_refused_at_every_try_fails_the_post,
+    refusals::one_refusal_on_a_last_attempt_does_not_fail_the_broadcast,
 );

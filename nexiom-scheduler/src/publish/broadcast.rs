@@ -45,9 +45,10 @@ const MESSAGING_WINDOW: Duration = Duration::hours(24);
 /// template for every recipient (a permission, the account, a template
 /// paused or disabled) before it tries again: a paused template comes back
 /// within hours, the others need a person. The recipient tried spends an
-/// attempt each time; when it has none left, the post fails (its other
+/// attempt each time; the post counts such passes in a row (its
+/// `retry_count`) and fails after `max_attempts` of them (its other
 /// recipients left unsent), so a refusal that never lifts ends the
-/// broadcast after `max_attempts` tries rather than holding it for ever.
+/// broadcast rather than holding it for ever.
 pub const SENDER_REFUSAL_WAIT: Duration = Duration::hours(2);
 
 /// How long one claim of a broadcast sends before handing the post back
@@ -108,7 +109,6 @@ impl PublishQueue {
         }
         let mut hold = None;
         let mut refused = None;
-        let mut refused_for_good = false;
         // A pass is bounded: past its share, the post goes back to the queue
         // due at once and the next claim goes on (see
         // `PublishConfig::broadcast_pass`).
@@ -121,8 +121,6 @@ impl PublishQueue {
             .await?
         {
             let sent = self.send_one(channel, post, &spec, &claimed).await;
-            refused_for_good |=
-                sent.refused.is_some() && matches!(sent.outcome, DeliveryOutcome::Failed { .. });
             let outcome = super::checked::delivery(sent.outcome);
             self.store
                 .finish_delivery(tenant, claimed.delivery.id, outcome, self.clock.now())
@@ -163,31 +161,52 @@ impl PublishQueue {
             }
         }
         let counts = self.store.broadcast_counts(tenant, post.id).await?;
-        if refused_for_good && let Some(why) = &refused {
-            // The same refusal at every try: the post fails, its pending
+        // Passes ended by a refusal of the sender in a row, counted on the
+        // post (its `retry_count`; a pass without one starts again at 0).
+        let max = self.config.retry.max_attempts.max(1);
+        let refusals = refused.as_ref().map(|_| post.retry_count.saturating_add(1));
+        if let (Some(why), Some(n)) = (&refused, refusals)
+            && n >= max
+            && counts.pending > 0
+        {
+            // The same refusal pass after pass: the post fails, its pending
             // recipients left unsent, rather than one recipient failing per
             // few hours for as long as the audience lasts.
             let error = format!(
-                "{}; the platform refused every recipient at each of {} tries, {} hours apart \
-                 ({why}): the {} recipients left were not sent",
+                "{}; the platform refused every recipient at {n} tries in a row, {} hours \
+                 apart ({why}): the {} recipients left were not sent",
                 counts.summary(),
-                self.config.retry.max_attempts.max(1),
                 SENDER_REFUSAL_WAIT.num_hours(),
                 counts.pending,
             );
-            return Ok(Attempted {
-                step: self.failed(post, None, error),
-                hold: None,
-            });
+            let mut step = self.failed(post, None, error);
+            if let Step::Settle(settlement, _) = &mut step {
+                settlement.retry_count = Some(n);
+            }
+            return Ok(Attempted { step, hold: None });
         }
         let mut step = self.broadcast_settlement(post, counts, hold, pass_full);
-        if let (Some(why), Step::Settle(settlement, PostOutcome::Retrying { error, .. })) =
-            (refused, &mut step)
-        {
-            // What the post waits for, not only its counts.
-            let told = format!("{error}; the platform refuses every recipient for now: {why}");
-            settlement.error_message = Some(told.clone());
-            *error = told;
+        if let Step::Settle(settlement, outcome) = &mut step {
+            match (refused, refusals) {
+                (Some(why), Some(n)) => {
+                    settlement.retry_count = Some(n);
+                    if let PostOutcome::Retrying {
+                        error, attempts, ..
+                    } = outcome
+                    {
+                        // What the post waits for, not only its counts.
+                        let told = format!(
+                            "{error}; the platform refuses every recipient for now ({n} of \
+                             {max} tries): {why}"
+                        );
+                        settlement.error_message = Some(told.clone());
+                        *error = told;
+                        *attempts = n;
+                    }
+                }
+                _ if post.retry_count > 0 => settlement.retry_count = Some(0),
+                _ => {}
+            }
         }
         Ok(Attempted { step, hold })
     }

@@ -90,3 +90,32 @@ pub async fn a_sender_refused_at_every_try_fails_the_post(store: Arc<dyn Store>)
     assert_eq!(queue.run_due(&batch(10), None).await.unwrap().claimed, 0);
     assert_eq!(calls(), [3, 0, 0]);
 }
+
+/// A recipient who spent its attempts on 503s meets one refusal of the
+/// sender on its last try: that recipient fails, but the post, whose
+/// other recipients were sent, is `published` (one refusal is not a
+/// refusal at every try), not failed.
+pub async fn one_refusal_on_a_last_attempt_does_not_fail_the_broadcast(store: Arc<dyn Store>) {
+    let f = fx(store).await;
+    let t = t0();
+    let recipients = ["15550121", "15550122", "15550123"];
+    for r in recipients {
+        f.contact(r, Some(t - Duration::hours(1))).await;
+    }
+    let audience = f.audience(&recipients).await;
+    let post = f.broadcast(audience, t).await;
+    f.fake.failures.lock().unwrap().insert("15550121".into(), 2);
+    let queue = f.queue("w1");
+    for _ in 0..2 {
+        queue.run_due(&batch(10), None).await.unwrap();
+        f.clock.advance(Duration::hours(1));
+    }
+    *f.fake.account_locked.lock().unwrap() = 1;
+    assert_eq!(queue.run_due(&batch(10), None).await.unwrap().published, 1);
+    let published = f.post(post.id).await;
+    assert_eq!(published.status, PostStatus::Published);
+    let d = f.deliveries(post.id).await;
+    assert_eq!(d["15550121"].state, BroadcastDeliveryState::Failed);
+    assert_eq!(d["15550122"].state, BroadcastDeliveryState::Sent);
+    assert_eq!(d["15550123"].state, BroadcastDeliveryState::Sent);
+}
