@@ -104,8 +104,8 @@ pub use tokens::{
 pub use topics::{CLUSTER_DAILY, ClusterDailyWorker};
 pub use windows::{KpiWindow, kpi_windows, local_instant, window_containing};
 pub use worker::{
-    BatchConfig, CLEANUP_EXECUTION_LOGS, Cadence, CadenceError, CleanupExecutionLogsWorker,
-    CronSchedule, ENQUEUE_DUE_POSTS, EnqueueDuePostsWorker, RELEASE_STALE_LEASES, RETENTION,
-    ReleaseStaleLeasesWorker, RetentionWorker, Shutdown, ShutdownTrigger, WorkReport, Worker,
-    WorkerContext, WorkerRun, WorkerRuntime, shutdown_channel,
+    ABANDONED_AGENT_REPLIES_PER_RUN, BatchConfig, CLEANUP_EXECUTION_LOGS, Cadence, CadenceError,
+    CleanupExecutionLogsWorker, CronSchedule, ENQUEUE_DUE_POSTS, EnqueueDuePostsWorker,
+    RELEASE_STALE_LEASES, RETENTION, ReleaseStaleLeasesWorker, RetentionWorker, Shutdown,
+    ShutdownTrigger, WorkReport, Worker, WorkerContext, WorkerRun, WorkerRuntime, shutdown_channel,
 };

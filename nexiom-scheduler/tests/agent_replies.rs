@@ -17,8 +17,9 @@ use nexiom_connectors::{
 };
 use nexiom_core::*;
 use nexiom_scheduler::inbox::{AgentReplies, AgentReplyError, AgentReplyRequest};
-use nexiom_storage::Store;
+use nexiom_scheduler::{ReleaseStaleLeasesWorker, Shutdown, WorkerRun, WorkerRuntime};
 use nexiom_storage::conformance::{TestStore, memory_test_store, postgres_test_store, t0};
+use nexiom_storage::{ABANDONED_AGENT_REPLY_ERROR, AgentReplyClaim, Store};
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path_regex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
@@ -502,6 +503,78 @@ async fn a_reply_to_a_reply_goes_where_the_platform_takes_it(test: TestStore) {
     test.cleanup().await;
 }
 
+/// A sender that claimed a reply and stopped before recording the
+/// platform's answer leaves it `sending`: past the bound, a call with its
+/// key settles it as of unknown outcome instead of answering `sending` for
+/// ever, and the worker releasing stale leases settles the others. Nothing
+/// is sent.
+async fn a_reply_left_sending_is_settled_never_sent(test: TestStore) {
+    let fx = whatsapp(test.store()).await;
+    let now = t0() + Duration::days(2);
+    fx.clock.set(now);
+    let conv = fx
+        .conversation("+33600000009", now - Duration::hours(2))
+        .await;
+    for (key, at) in [("k-stuck", now), ("k-swept", now + Duration::minutes(1))] {
+        let request = fx.request(&conv, key);
+        let claim = fx
+            .store
+            .claim_agent_reply(NewAgentReply {
+                tenant_id: fx.tenant,
+                target: request.target,
+                agent_id: request.agent_id,
+                text: request.text,
+                template: None,
+                idempotency_key: key.into(),
+                created_at: at,
+            })
+            .await
+            .unwrap();
+        assert!(matches!(claim, AgentReplyClaim::Claimed(_)), "{claim:?}");
+    }
+
+    // Within the bound the reply may still be in flight: as it is.
+    fx.clock.set(now + Duration::minutes(10));
+    let early = fx
+        .replies
+        .reply_as_agent(fx.request(&conv, "k-stuck"))
+        .await
+        .unwrap();
+    assert_eq!(early.state, AgentReplyState::Sending);
+
+    // Past it: failed as of unknown outcome, never sent.
+    fx.clock.set(now + Duration::minutes(16));
+    let settled = fx
+        .replies
+        .reply_as_agent(fx.request(&conv, "k-stuck"))
+        .await
+        .unwrap();
+    assert_eq!(settled.state, AgentReplyState::Failed);
+    assert_eq!(settled.error.as_deref(), Some(ABANDONED_AGENT_REPLY_ERROR));
+    assert_eq!(settled.finished_at, Some(now + Duration::minutes(16)));
+
+    // The worker settles the other one.
+    fx.clock.set(now + Duration::minutes(17));
+    let mut runtime = WorkerRuntime::new(fx.store.clone(), fx.clock.clone());
+    runtime.register(Arc::new(ReleaseStaleLeasesWorker::new(fx.store.clone())));
+    let runs = runtime.run_once(&Shutdown::never()).await.unwrap();
+    let report = match &runs[..] {
+        [(_, WorkerRun::Ran(log))] => log.results.clone(),
+        other => panic!("expected one run, got {other:?}"),
+    };
+    assert_eq!(report["agent_replies_settled"], 1, "{report}");
+    let swept = fx
+        .store
+        .find_agent_reply(fx.tenant, "k-swept")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(swept.state, AgentReplyState::Failed);
+    assert_eq!(swept.error.as_deref(), Some(ABANDONED_AGENT_REPLY_ERROR));
+    assert_eq!(fx.fake.0.lock().unwrap().len(), 0, "nothing sent");
+    test.cleanup().await;
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),+ $(,)?) => {
         mod memory {
@@ -530,4 +603,5 @@ on_both_backends!(
     comment_replies_keep_the_private_reply_rules,
     a_reply_to_a_reply_goes_where_the_platform_takes_it,
     a_throttled_private_reply_can_be_sent_again,
+    a_reply_left_sending_is_settled_never_sent,
 );

@@ -36,6 +36,7 @@ on_both_backends!(
     isolation::a_throttle_met_by_one_poller_holds_the_channel_for_every_process,
     handling::a_comment_seen_by_webhook_and_polling_is_handled_once,
     handling::hiding_a_comment_goes_through_the_platform_and_is_recorded,
+    handling::hiding_a_comment_renews_a_refused_token_once,
     handling::a_comment_hidden_on_the_platform_gets_no_reply,
     reading::posts_on_a_platform_without_comments_are_not_polled,
     reading::a_bad_comment_does_not_stop_its_post,

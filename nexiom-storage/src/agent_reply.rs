@@ -10,6 +10,13 @@ use nexiom_core::{
 
 use crate::error::Result;
 
+/// The error of an agent reply settled by
+/// [`AgentReplyStore::settle_abandoned_agent_replies`]; it starts with
+/// [`OUTCOME_UNKNOWN_PREFIX`](crate::OUTCOME_UNKNOWN_PREFIX).
+pub const ABANDONED_AGENT_REPLY_ERROR: &str = "outcome_unknown: the reply was claimed but its \
+     sender stopped before the platform's answer was recorded; it may have been sent: check \
+     the conversation or comment on the platform, it is never sent again under this key";
+
 /// What the messaging policy and the platform call need to know about a
 /// target, read in one step.
 #[derive(Debug, Clone, PartialEq)]
@@ -86,6 +93,21 @@ pub trait AgentReplyStore: Send + Sync {
         outcome: AgentReplyOutcome,
         at: DateTime<Utc>,
     ) -> Result<AgentReply>;
+    /// Settles up to `limit` replies of every tenant left `sending` since
+    /// before `before`, oldest first: their sender stopped between the claim
+    /// and the record of the platform's answer, or that record failed. Each
+    /// becomes `failed` at `at` with [`ABANDONED_AGENT_REPLY_ERROR`] (the
+    /// reply may have been sent, and is never sent again under its key), so
+    /// that it no longer shows as being sent and a retry of its key answers
+    /// the settled reply. Returns the replies settled. Pick `before` well
+    /// past any platform call's timeout: a reply still in flight would be
+    /// settled under its sender, whose answer is then returned unchanged.
+    async fn settle_abandoned_agent_replies(
+        &self,
+        before: DateTime<Utc>,
+        at: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<AgentReply>>;
     /// Withdraws a `sending` reply whose call never reached the platform (a
     /// throttle, an outage, a refused token): the row is removed, so its
     /// idempotency key is free again and a comment's one private reply is

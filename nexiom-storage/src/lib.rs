@@ -53,7 +53,9 @@ mod traits;
 #[cfg(feature = "testing")]
 pub mod conformance;
 
-pub use agent_reply::{AgentReplyClaim, AgentReplyContext, AgentReplyStore};
+pub use agent_reply::{
+    ABANDONED_AGENT_REPLY_ERROR, AgentReplyClaim, AgentReplyContext, AgentReplyStore,
+};
 pub use api_keys::ApiKeyStore;
 pub use broadcast::{BroadcastStore, DELIVERY_OUTCOME_UNKNOWN, OPTED_OUT};
 pub use credentials::{CredentialLease, CredentialStore};

@@ -1,6 +1,7 @@
 //! LinkedIn's wire formats: URNs in paths and Rest.li keys, the "little" text
 //! format, comment elements and error bodies.
 
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::NAME;
@@ -86,12 +87,33 @@ pub(crate) fn classify(input: &ErrorInput<'_>) -> ConnectorError {
             detail,
         };
     }
-    classify_status(
-        input.platform,
-        input.status,
-        retry_after(input.headers, input.now),
-        detail,
-    )
+    let wait = retry_after(input.headers, input.now).or_else(|| {
+        (input.status == 429 && names_daily_limit(code, &message))
+            .then(|| until_utc_midnight(input.now))
+    });
+    classify_status(input.platform, input.status, wait, detail)
+}
+
+/// Whether a 429 is LinkedIn's daily limit (per application or per member,
+/// reset at midnight UTC): its throttle code, `serviceErrorCode` 101
+/// ("Resource level throttle limit for calls to this resource is reached"),
+/// or a message naming a `DAY` limit ("Resource level throttle APPLICATION
+/// DAY limit ..."). LinkedIn sends no `Retry-After`.
+fn names_daily_limit(code: Option<i32>, message: &str) -> bool {
+    code == Some(101) || message.contains("DAY limit")
+}
+
+/// The wait from `now` to the next midnight UTC, when LinkedIn's daily
+/// limits reset (at least one second).
+fn until_utc_midnight(now: DateTime<Utc>) -> std::time::Duration {
+    let next = now
+        .date_naive()
+        .succ_opt()
+        .and_then(|day| day.and_hms_opt(0, 0, 0))
+        .map(|midnight| midnight.and_utc());
+    next.and_then(|at| (at - now).to_std().ok())
+        .unwrap_or_default()
+        .max(std::time::Duration::from_secs(1))
 }
 pub(super) fn comment_from(v: &Value) -> Result<RemoteComment, ConnectorError> {
     let id = ["commentUrn", "$URN", "id"]
@@ -154,6 +176,60 @@ mod tests {
             escape_little_text("Sale (50%) #deal @you"),
             "Sale \\(50%\\) \\#deal \\@you"
         );
+    }
+
+    fn throttled(body: &serde_json::Value, headers: &reqwest::header::HeaderMap) -> ConnectorError {
+        let body = serde_json::to_vec(body).expect("json");
+        let now = "2026-12-03T21:30:00Z".parse().expect("time");
+        classify(&ErrorInput {
+            platform: NAME,
+            status: 429,
+            headers,
+            body: &body,
+            now,
+            secrets: &[],
+        })
+    }
+
+    #[test]
+    fn a_daily_limit_waits_until_midnight_utc() {
+        let none = reqwest::header::HeaderMap::new();
+        let until_midnight = Some(std::time::Duration::from_secs(150 * 60));
+        for body in [
+            json!({"serviceErrorCode": 101, "status": 429,
+                "message": "Resource level throttle limit for calls to this resource is reached."}),
+            json!({"status": 429, "message":
+                "Resource level throttle APPLICATION DAY limit for calls to this resource is reached."}),
+            json!({"status": 429, "message":
+                "Resource level throttle MEMBER DAY limit for calls to this resource is reached."}),
+        ] {
+            match throttled(&body, &none) {
+                ConnectorError::RateLimited { retry_after, .. } => {
+                    assert_eq!(retry_after, until_midnight, "{body}");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        // Any other 429 (LinkedIn protecting itself) keeps the backoff.
+        let other = json!({"status": 429, "message": "Too many requests"});
+        assert!(matches!(
+            throttled(&other, &none),
+            ConnectorError::RateLimited {
+                retry_after: None,
+                ..
+            }
+        ));
+        // A Retry-After, where one comes, wins.
+        let mut given = reqwest::header::HeaderMap::new();
+        given.insert("retry-after", "30".parse().expect("header"));
+        let day = json!({"serviceErrorCode": 101, "status": 429, "message": "throttle"});
+        assert!(matches!(
+            throttled(&day, &given),
+            ConnectorError::RateLimited { retry_after: Some(d), .. } if d.as_secs() == 30
+        ));
+        // Just before midnight: at least a second.
+        let late = "2026-12-03T23:59:59.900Z".parse().expect("time");
+        assert_eq!(until_utc_midnight(late), std::time::Duration::from_secs(1));
     }
 
     #[test]

@@ -66,8 +66,8 @@ pub enum AgentReplyError {
 /// Sends replies written by people.
 #[derive(Clone)]
 pub struct AgentReplies {
-    store: Arc<dyn Store>,
-    clock: Arc<dyn Clock>,
+    pub(super) store: Arc<dyn Store>,
+    pub(super) clock: Arc<dyn Clock>,
     connectors: ConnectorRegistry,
     tokens: crate::tokens::ChannelTokens,
 }
@@ -197,7 +197,10 @@ impl AgentReplies {
     /// Sends an agent's reply:
     ///
     /// 1. A reply already stored under the idempotency key is returned as it
-    ///    is: nothing is sent.
+    ///    is: nothing is sent. One left `sending` for longer than
+    ///    [`AGENT_REPLY_ABANDONED_AFTER_MINUTES`](super::AGENT_REPLY_ABANDONED_AFTER_MINUTES)
+    ///    (its sender stopped before recording the answer) is settled first,
+    ///    as `failed` of unknown outcome ([`Self::settle_abandoned`]).
     /// 2. The messaging policy is checked before anything is written or
     ///    sent ([`AgentReplyError::Refused`]): a conversation needs the
     ///    contact's handle and, on WhatsApp, Instagram and Messenger, the
@@ -242,7 +245,7 @@ impl AgentReplies {
             .find_agent_reply(tenant, &request.idempotency_key)
             .await?
         {
-            return Ok(stored);
+            return self.unless_abandoned(stored).await;
         }
         let ctx = self
             .store
@@ -256,7 +259,7 @@ impl AgentReplies {
         let call = self.prepare(&request, &ctx).await?;
         let reply = match self.store.claim_agent_reply(new).await? {
             AgentReplyClaim::Claimed(reply) => reply,
-            AgentReplyClaim::Existing(reply) => return Ok(reply),
+            AgentReplyClaim::Existing(reply) => return self.unless_abandoned(reply).await,
             AgentReplyClaim::PrivateReplyTaken => {
                 return Err(AgentReplyError::Refused(
                     "a private reply to this comment was sent already (one per comment)".into(),

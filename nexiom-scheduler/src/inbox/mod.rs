@@ -4,9 +4,12 @@
 //! itself (assignee, status, labels, notes, lists, canned replies) is
 //! [`nexiom_storage::InboxStore`].
 
+mod abandoned;
 mod agent_reply;
 mod sla;
 
+pub use abandoned::AGENT_REPLY_ABANDONED_AFTER_MINUTES;
+pub(crate) use abandoned::settle_abandoned;
 pub use agent_reply::{
     AgentReplies, AgentReplyError, AgentReplyRequest, MESSAGING_WINDOW_HOURS,
     PRIVATE_REPLY_WINDOW_DAYS,

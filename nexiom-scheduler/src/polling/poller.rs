@@ -516,7 +516,9 @@ impl CommentPoller {
 
     /// Hides (`hide = true`) or shows again a stored comment on the platform,
     /// through its channel's connector, then records it on the comment. When
-    /// the platform refuses, nothing is recorded.
+    /// the platform refuses, nothing is recorded. A refused token is renewed
+    /// once (the one another holder stored, or a refresh) and the call made
+    /// again; a refused renewal pauses the channel and the error says so.
     pub async fn hide_comment(
         &self,
         tenant: TenantId,
@@ -527,9 +529,23 @@ impl CommentPoller {
         let channel = self.store.get_channel(tenant, stored.channel_id).await?;
         let connector = self.connectors.get(channel.platform.as_str())?;
         let ctx = self.tokens.context(connector.as_ref(), &channel).await?;
-        connector
-            .hide_comment(&ctx, &stored.platform_comment_id, hide)
-            .await?;
+        let id = &stored.platform_comment_id;
+        match connector.hide_comment(&ctx, id, hide).await {
+            Ok(()) => {}
+            Err(ConnectorError::Unauthorized { .. }) => {
+                let used = ctx.access_token.clone();
+                let connector_ref = connector.as_ref();
+                let fresh = self
+                    .tokens
+                    .after_unauthorized(&channel, Some(&used), |c| async move {
+                        crate::tokens::connector_refresh(connector_ref, &c).await
+                    })
+                    .await?;
+                let ctx = crate::publish::channel_context(&fresh);
+                connector.hide_comment(&ctx, id, hide).await?;
+            }
+            Err(err) => return Err(err.into()),
+        }
         Ok(self.store.set_comment_hidden(tenant, comment, hide).await?)
     }
 }

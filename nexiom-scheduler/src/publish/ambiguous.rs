@@ -9,7 +9,7 @@ use tracing::warn;
 
 use super::attempt::{Attempted, NOT_FOUND_AFTER_AMBIGUOUS, Step};
 use super::checked;
-use super::gateway::PublishFailure;
+use super::gateway::{PublishFailure, PublishedPost};
 use super::queue::{OUTCOME_UNKNOWN, PostOutcome, PublishQueue};
 use crate::error::Result;
 
@@ -65,17 +65,10 @@ impl PublishQueue {
             attempt,
             "a previous worker stopped during this attempt; checking the platform"
         );
-        let can_lookup = self.gateway.can_lookup(channel);
-        let found = if can_lookup {
-            let attempted_at = orphan.as_ref().map_or(post.publish_at, |r| r.started_at);
-            checked::looked_up(
-                self.gateway
-                    .lookup(channel, &post.content, &post.id.to_string(), attempted_at)
-                    .await,
-            )
-        } else {
-            Ok(None)
-        };
+        let attempted_at = orphan.as_ref().map_or(post.publish_at, |r| r.started_at);
+        let looked = self.look_up(post, channel, attempted_at).await;
+        let can_lookup = looked.is_some();
+        let found = looked.unwrap_or(Ok(None));
         // Found: the orphan attempt succeeded, even if it was closed as stale.
         if let Ok(Some(published)) = found {
             return self
@@ -127,42 +120,35 @@ impl PublishQueue {
         attempt: u32,
         message: &str,
     ) -> Attempted {
-        let why = if self.gateway.can_lookup(channel) {
-            match checked::looked_up(
-                self.gateway
-                    .lookup(channel, &post.content, &post.id.to_string(), run.started_at)
-                    .await,
-            ) {
-                Ok(Some(published)) => {
-                    let step = self.published(post, Some(run), attempt, published);
-                    return Step::Done(self.write_now(step).await).into();
-                }
-                Ok(None) => {
-                    let error = format!(
-                        "{NOT_FOUND_AFTER_AMBIGUOUS}: no answer after the request was sent \
-                         ({message})"
-                    );
-                    let step = self.retry_later(post, Some(run), attempt, error, None);
-                    return Step::Done(self.write_now(step).await).into();
-                }
-                // The lookup got no answer either (throttled, a 5xx): the
-                // post is looked up again after the wait, before any new
-                // publish (its run says it was ambiguous), and the channel
-                // is held as a throttled publish holds it.
-                Err(failure) if retried_lookup(&failure, attempt, &self.config.retry) => {
-                    let why = format!("no answer after the request was sent ({message})");
-                    let (step, hold) = self
-                        .look_again_later(post, Some(run), attempt, &failure, &why)
-                        .await;
-                    return Attempted {
-                        step: Step::Done(self.write_now(step).await),
-                        hold,
-                    };
-                }
-                Err(failure) => format!("the lookup failed: {failure}"),
+        let why = match self.look_up(post, channel, run.started_at).await {
+            Some(Ok(Some(published))) => {
+                let step = self.published(post, Some(run), attempt, published);
+                return Step::Done(self.write_now(step).await).into();
             }
-        } else {
-            "the platform offers no lookup".to_owned()
+            Some(Ok(None)) => {
+                let error = format!(
+                    "{NOT_FOUND_AFTER_AMBIGUOUS}: no answer after the request was sent \
+                     ({message})"
+                );
+                let step = self.retry_later(post, Some(run), attempt, error, None);
+                return Step::Done(self.write_now(step).await).into();
+            }
+            // The lookup got no answer either (throttled, a 5xx): the
+            // post is looked up again after the wait, before any new
+            // publish (its run says it was ambiguous), and the channel
+            // is held as a throttled publish holds it.
+            Some(Err(failure)) if retried_lookup(&failure, attempt, &self.config.retry) => {
+                let why = format!("no answer after the request was sent ({message})");
+                let (step, hold) = self
+                    .look_again_later(post, Some(run), attempt, &failure, &why)
+                    .await;
+                return Attempted {
+                    step: Step::Done(self.write_now(step).await),
+                    hold,
+                };
+            }
+            Some(Err(failure)) => format!("the lookup failed: {failure}"),
+            None => "the platform offers no lookup".to_owned(),
         };
         let error = format!(
             "{OUTCOME_UNKNOWN}: no answer after the request was sent ({message}); {why}; \
@@ -185,21 +171,14 @@ impl PublishQueue {
         attempt: u32,
         message: &str,
     ) -> Attempted {
-        let why = if self.gateway.can_lookup(channel) {
-            match checked::looked_up(
-                self.gateway
-                    .lookup(channel, &post.content, &post.id.to_string(), run.started_at)
-                    .await,
-            ) {
-                Ok(Some(published)) => {
-                    let step = self.published(post, Some(run), attempt, published);
-                    return Step::Done(self.write_now(step).await).into();
-                }
-                Ok(None) => "the lookup did not find it".to_owned(),
-                Err(failure) => format!("the lookup failed: {failure}"),
+        let why = match self.look_up(post, channel, run.started_at).await {
+            Some(Ok(Some(published))) => {
+                let step = self.published(post, Some(run), attempt, published);
+                return Step::Done(self.write_now(step).await).into();
             }
-        } else {
-            "the platform offers no lookup".to_owned()
+            Some(Ok(None)) => "the lookup did not find it".to_owned(),
+            Some(Err(failure)) => format!("the lookup failed: {failure}"),
+            None => "the platform offers no lookup".to_owned(),
         };
         let error = format!(
             "{OUTCOME_UNKNOWN}: the platform says the post was published, but not under which \
@@ -207,6 +186,25 @@ impl PublishQueue {
         );
         let step = self.failed(post, Some((run, attempt)), error);
         Step::Done(self.write_now(step).await).into()
+    }
+
+    /// Looks `post` up on `channel` among what was published from `since`,
+    /// the id found checked storable. `None` where the platform offers no
+    /// lookup.
+    async fn look_up(
+        &self,
+        post: &ScheduledPost,
+        channel: &Channel,
+        since: DateTime<Utc>,
+    ) -> Option<std::result::Result<Option<PublishedPost>, PublishFailure>> {
+        if !self.gateway.can_lookup(channel) {
+            return None;
+        }
+        let found = self
+            .gateway
+            .lookup(channel, &post.content, &post.id.to_string(), since)
+            .await;
+        Some(checked::looked_up(found))
     }
 
     /// A lookup made after an ambiguous attempt got no answer either

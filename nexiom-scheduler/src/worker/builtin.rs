@@ -15,6 +15,9 @@ use crate::publish::PublishQueue;
 pub const ENQUEUE_DUE_POSTS: &str = "enqueue_due_posts";
 /// Name (and flag) of [`ReleaseStaleLeasesWorker`].
 pub const RELEASE_STALE_LEASES: &str = "release_stale_leases";
+/// The most agent replies left `sending` that one run of
+/// [`ReleaseStaleLeasesWorker`] settles (the rest wait for the next run).
+pub const ABANDONED_AGENT_REPLIES_PER_RUN: u32 = 500;
 /// Name (and flag) of [`CleanupExecutionLogsWorker`].
 pub const CLEANUP_EXECUTION_LOGS: &str = "cleanup_execution_logs";
 
@@ -77,7 +80,12 @@ impl Worker for EnqueueDuePostsWorker {
     }
 }
 
-/// Every minute: returns posts whose lease lapsed (a worker died) to the queue.
+/// Every minute: returns posts whose lease lapsed (a worker died) to the
+/// queue, and settles agent replies left `sending` by a stopped sender for
+/// longer than
+/// [`AGENT_REPLY_ABANDONED_AFTER_MINUTES`](crate::inbox::AGENT_REPLY_ABANDONED_AFTER_MINUTES)
+/// ([`AgentReplies::settle_abandoned`](crate::inbox::AgentReplies::settle_abandoned),
+/// up to [`ABANDONED_AGENT_REPLIES_PER_RUN`] a run).
 #[derive(Clone)]
 pub struct ReleaseStaleLeasesWorker {
     store: Arc<dyn Store>,
@@ -109,10 +117,21 @@ impl Worker for ReleaseStaleLeasesWorker {
 
     async fn run(&self, ctx: &WorkerContext) -> Result<WorkReport> {
         let released = self.store.release_stale_leases(ctx.now).await?;
+        let settled = crate::inbox::settle_abandoned(
+            self.store.as_ref(),
+            ctx.now,
+            ABANDONED_AGENT_REPLIES_PER_RUN,
+        )
+        .await?
+        .len();
+        let settled = u64::try_from(settled).unwrap_or(u64::MAX);
         Ok(WorkReport {
-            items_processed: i64::try_from(released).unwrap_or(i64::MAX),
+            items_processed: i64::try_from(released.saturating_add(settled)).unwrap_or(i64::MAX),
             items_failed: 0,
-            results: serde_json::json!({ "released": released }),
+            results: serde_json::json!({
+                "released": released,
+                "agent_replies_settled": settled,
+            }),
         })
     }
 }

@@ -7,8 +7,8 @@ mod runtime;
 mod shutdown;
 
 pub use builtin::{
-    CLEANUP_EXECUTION_LOGS, CleanupExecutionLogsWorker, ENQUEUE_DUE_POSTS, EnqueueDuePostsWorker,
-    RELEASE_STALE_LEASES, ReleaseStaleLeasesWorker,
+    ABANDONED_AGENT_REPLIES_PER_RUN, CLEANUP_EXECUTION_LOGS, CleanupExecutionLogsWorker,
+    ENQUEUE_DUE_POSTS, EnqueueDuePostsWorker, RELEASE_STALE_LEASES, ReleaseStaleLeasesWorker,
 };
 pub use cadence::{Cadence, CadenceError, CronSchedule};
 pub use retention::{RETENTION, RetentionWorker};

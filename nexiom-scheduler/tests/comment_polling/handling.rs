@@ -184,3 +184,60 @@ pub async fn a_comment_hidden_on_the_platform_gets_no_reply(store: Arc<dyn Store
         .unwrap();
     assert!(spam.hidden && spam.triage.is_none(), "{spam:?}");
 }
+
+/// Hiding a comment meets a refused token (a Page token invalidated by a
+/// password change, say): the token is renewed once and the comment hidden
+/// with the new one; a refused renewal pauses the channel and records
+/// nothing. Before, the call failed with the old token at every try and the
+/// token was never renewed.
+pub async fn hiding_a_comment_renews_a_refused_token_once(store: Arc<dyn Store>) {
+    let env = Env::new(store).await;
+    let mock = mock(&env);
+    let poller = poller(&env, &mock);
+    let post = published(&env, env.channel, "fb-post-1", env.clock.now()).await;
+    mock.seed_comments("fb-post-1", six_comments(&mock, "c"));
+    poller.poll_due(50, None).await.unwrap();
+    let stored = comments(&env, post.id).await;
+
+    mock.unauthorized_next(MockOp::HideComment);
+    let hidden = poller
+        .hide_comment(env.tenant, stored[0].id, true)
+        .await
+        .unwrap();
+    assert!(hidden.hidden);
+    assert_eq!(mock.calls_of(MockOp::RefreshToken).len(), 1);
+    assert_eq!(mock.calls_of(MockOp::HideComment).len(), 2);
+
+    // Refused again, and the renewal refused: the channel is paused.
+    mock.unauthorized_next(MockOp::HideComment);
+    mock.fail_next(
+        MockOp::RefreshToken,
+        1,
+        nexiom_connectors::ConnectorError::NeedsReauth {
+            platform: "facebook".into(),
+            reason: "the user changed their password".into(),
+        },
+    );
+    let err = poller
+        .hide_comment(env.tenant, stored[1].id, true)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("reconnect") || err.to_string().contains("re-auth"),
+        "{err}"
+    );
+    assert_eq!(mock.calls_of(MockOp::HideComment).len(), 3);
+    let channel = env
+        .store
+        .get_channel(env.tenant, env.channel)
+        .await
+        .unwrap();
+    assert_eq!(channel.status, ChannelStatus::NeedsReauth);
+    assert!(
+        !env.store
+            .get_comment(env.tenant, stored[1].id)
+            .await
+            .unwrap()
+            .hidden
+    );
+}

@@ -12,7 +12,7 @@ use nexiom_core::*;
 use super::fixtures::{World, t0, world};
 use crate::{AgentReplyClaim, StorageError, Store};
 
-fn new_reply(w: &World, target: AgentReplyTarget, key: &str) -> NewAgentReply {
+pub(super) fn new_reply(w: &World, target: AgentReplyTarget, key: &str) -> NewAgentReply {
     NewAgentReply {
         tenant_id: w.tenant.id,
         target,
@@ -24,7 +24,7 @@ fn new_reply(w: &World, target: AgentReplyTarget, key: &str) -> NewAgentReply {
     }
 }
 
-async fn conversation(s: &dyn Store, w: &World) -> (Conversation, Vec<Message>) {
+pub(super) async fn conversation(s: &dyn Store, w: &World) -> (Conversation, Vec<Message>) {
     let cc = s
         .insert_contact_channel(NewContactChannel {
             tenant_id: w.tenant.id,

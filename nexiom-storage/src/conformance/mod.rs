@@ -29,6 +29,7 @@
 //! build script; a downstream crate uses its own condition.)
 
 mod agent_replies;
+mod agent_reply_abandoned;
 mod api_keys;
 mod broadcast_claims;
 mod broadcast_posts;
@@ -79,6 +80,7 @@ mod topics;
 mod triage_data;
 
 pub use agent_replies::*;
+pub use agent_reply_abandoned::*;
 pub use api_keys::*;
 pub use broadcast_claims::*;
 pub use broadcast_posts::*;
@@ -242,6 +244,7 @@ macro_rules! conformance_suite {
             deployment_notifications_reach_subscribed_tenants,
             agent_replies_are_claimed_once_and_recorded,
             concurrent_agent_reply_claims_claim_once,
+            abandoned_agent_replies_are_settled,
             a_sent_agent_reply_supersedes_the_automatic_ones,
             an_answered_item_escalates_no_one,
             inbox_items_follow_messages_and_people,

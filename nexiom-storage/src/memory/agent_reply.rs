@@ -187,6 +187,34 @@ impl Inner {
         Ok(done)
     }
 
+    /// See [`AgentReplyStore::settle_abandoned_agent_replies`].
+    fn settle_abandoned_agent_replies(
+        &mut self,
+        before: DateTime<Utc>,
+        at: DateTime<Utc>,
+        limit: u32,
+    ) -> Vec<AgentReply> {
+        let mut stale: Vec<(DateTime<Utc>, AgentReplyId)> = self
+            .agent_replies
+            .rows
+            .values()
+            .filter(|r| r.state == AgentReplyState::Sending && r.created_at < before)
+            .map(|r| (r.created_at, r.id))
+            .collect();
+        stale.sort();
+        stale.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        let mut settled = Vec::with_capacity(stale.len());
+        for (_, id) in stale {
+            if let Some(reply) = self.agent_replies.rows.get_mut(&id) {
+                reply.state = AgentReplyState::Failed;
+                reply.error = Some(crate::ABANDONED_AGENT_REPLY_ERROR.to_owned());
+                reply.finished_at = Some(at);
+                settled.push(reply.clone());
+            }
+        }
+        settled
+    }
+
     /// A person answered `target` (the reply claimed at `claimed_at`): its
     /// items still waiting for an automatic reply, or for their triage,
     /// become `superseded` (as on PostgreSQL: messages stored by then); one
@@ -253,6 +281,17 @@ impl AgentReplyStore for MemoryStore {
 
     async fn claim_agent_reply(&self, new: NewAgentReply) -> Result<AgentReplyClaim> {
         self.lock().claim_agent_reply(new)
+    }
+
+    async fn settle_abandoned_agent_replies(
+        &self,
+        before: DateTime<Utc>,
+        at: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<AgentReply>> {
+        Ok(self
+            .lock()
+            .settle_abandoned_agent_replies(before, at, limit))
     }
 
     async fn finish_agent_reply(

@@ -309,6 +309,43 @@ impl AgentReplyStore for PgStore {
         Ok(claim)
     }
 
+    async fn settle_abandoned_agent_replies(
+        &self,
+        before: DateTime<Utc>,
+        at: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<AgentReply>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        // A cross-tenant scan; a reply finished meanwhile (its sender's
+        // answer recorded) is locked or no longer `sending`, and stays. The
+        // pick is materialized once: a `LIMIT … FOR UPDATE` subquery under
+        // `IN` may be run again per row and take more than the limit.
+        let rows: Vec<AgentReplyRow> = sqlx::query_as(
+            "WITH picked AS MATERIALIZED ( \
+                 SELECT id FROM agent_replies \
+                 WHERE state = 'sending' AND created_at < $1 \
+                 ORDER BY created_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) \
+             UPDATE agent_replies a SET state = 'failed', error = $3, finished_at = $2 \
+             FROM picked WHERE a.id = picked.id AND a.state = 'sending' \
+             RETURNING a.*",
+        )
+        .bind(super::bound(before))
+        .bind(at)
+        .bind(crate::ABANDONED_AGENT_REPLY_ERROR)
+        .bind(i64::from(limit))
+        .fetch_all(&self.scan_pool)
+        .await
+        .map_err(db)?;
+        let mut settled = rows
+            .into_iter()
+            .map(AgentReplyRow::into_entity)
+            .collect::<Result<Vec<_>>>()?;
+        settled.sort_by_key(|r| (r.created_at, r.id));
+        Ok(settled)
+    }
+
     async fn finish_agent_reply(
         &self,
         tenant: TenantId,
