@@ -23,6 +23,7 @@ mod reply_queue {
     pub mod expiry;
     pub mod ordering;
     pub mod support;
+    pub mod throttles;
 }
 
 use reply_queue::support::{pending, recipients, t0, tenant, world, world_with};
@@ -619,11 +620,13 @@ on_both_backends!(
 );
 
 mod split {
-    use crate::reply_queue::{expiry, ordering};
+    use crate::reply_queue::{expiry, ordering, throttles};
 
     crate::on_both_backends!(
         expiry::a_reply_waiting_out_a_long_pause_is_escalated,
         expiry::a_recent_reply_is_never_expired_by_a_narrow_window,
         ordering::a_message_left_for_later_holds_its_conversations_next_one,
+        throttles::a_channel_throttled_elsewhere_gets_no_reply_until_it_ends,
+        throttles::a_throttle_met_by_a_reply_holds_the_channel_for_every_process,
     );
 }

@@ -45,7 +45,10 @@ pub trait ReplyQueueStore: Send + Sync {
     /// (worker-queue operation, across tenants): `pending` with `next_at`
     /// unset or `<= now`, or `sending` with a lease ended (`lease_until <=
     /// now`); created at or after `since` when given. Items of a channel
-    /// that is not `active` wait (they are not claimed), as do comments
+    /// that is not `active` wait (they are not claimed), as do the items of
+    /// a channel held by a platform's throttle until after `now`
+    /// ([`PostStore::throttle_channel`](crate::PostStore::throttle_channel),
+    /// whichever process met it), and comments
     /// hidden on the platform (until they are shown again). Each is set
     /// `sending` with `lease_until = now + lease` and returned as stored after
     /// the claim, oldest `created_at` first (messages and comments together,

@@ -89,10 +89,19 @@ pub(crate) fn classify(input: &ErrorInput<'_>) -> ConnectorError {
     }
     let wait = retry_after(input.headers, input.now).or_else(|| {
         (input.status == 429 && names_daily_limit(code, &message))
-            .then(|| until_utc_midnight(input.now))
+            .then(|| until_utc_midnight(input.now).min(DAILY_LIMIT_MAX_WAIT))
     });
     classify_status(input.platform, input.status, wait, detail)
 }
+
+/// The longest a daily-limit 429 holds the channel: LinkedIn counts its
+/// daily limits per endpoint, while the hold covers every call on the
+/// channel (a limit met by comment listings must not keep its posts back
+/// for a day), and the throttle code is not documented as daily-only. So
+/// the wait is the time to midnight UTC, at most an hour: a call that meets
+/// the limit again waits again, one refusal an hour instead of one per
+/// backoff.
+const DAILY_LIMIT_MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// Whether a 429 is LinkedIn's daily limit (per application or per member,
 /// reset at midnight UTC): its throttle code, `serviceErrorCode` 101
@@ -192,9 +201,10 @@ mod tests {
     }
 
     #[test]
-    fn a_daily_limit_waits_until_midnight_utc() {
+    fn a_daily_limit_waits_until_midnight_utc_at_most_an_hour() {
         let none = reqwest::header::HeaderMap::new();
-        let until_midnight = Some(std::time::Duration::from_secs(150 * 60));
+        // 21:30 UTC: midnight is 2 h 30 away, the hold an hour.
+        let an_hour = Some(DAILY_LIMIT_MAX_WAIT);
         for body in [
             json!({"serviceErrorCode": 101, "status": 429,
                 "message": "Resource level throttle limit for calls to this resource is reached."}),
@@ -205,7 +215,7 @@ mod tests {
         ] {
             match throttled(&body, &none) {
                 ConnectorError::RateLimited { retry_after, .. } => {
-                    assert_eq!(retry_after, until_midnight, "{body}");
+                    assert_eq!(retry_after, an_hour, "{body}");
                 }
                 other => panic!("{other:?}"),
             }
@@ -227,7 +237,12 @@ mod tests {
             throttled(&day, &given),
             ConnectorError::RateLimited { retry_after: Some(d), .. } if d.as_secs() == 30
         ));
-        // Just before midnight: at least a second.
+        // Near midnight: until then, at least a second.
+        let near = "2026-12-03T23:40:00Z".parse().expect("time");
+        assert_eq!(
+            until_utc_midnight(near),
+            std::time::Duration::from_secs(20 * 60)
+        );
         let late = "2026-12-03T23:59:59.900Z".parse().expect("time");
         assert_eq!(until_utc_midnight(late), std::time::Duration::from_secs(1));
     }

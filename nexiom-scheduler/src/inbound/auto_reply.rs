@@ -372,7 +372,9 @@ impl InboundPipeline {
     }
 
     /// Answers a lane's items one after another; once their channel asked to
-    /// wait, the rest are put back untouched until then. A message not
+    /// wait, the rest are put back untouched until then, and the wait is
+    /// recorded for every process
+    /// ([`throttle_channel`](nexiom_storage::PostStore::throttle_channel)). A message not
     /// answered in its turn (to be tried again, or put back) holds its
     /// conversation's later messages in the lane back with it, put back
     /// untouched until the same time, so that a conversation's replies go
@@ -412,6 +414,13 @@ impl InboundPipeline {
                     if let Some(until) = wait.and_then(|w| self.clock.now().checked_add_signed(w)) {
                         tracing::warn!(%tenant, %channel, %until, "the channel asked to wait; its other replies in this batch are held back");
                         batch.hold(channel, until);
+                        // And every process's: its reply claims, publishing
+                        // and polling leave the channel alone until then.
+                        if let Err(error) =
+                            self.store.throttle_channel(tenant, channel, until).await
+                        {
+                            tracing::warn!(%tenant, %channel, %error, "the channel's throttle not recorded; other processes may call it before it ends");
+                        }
                     }
                     let later = match &settle {
                         Some((ReplyOutcome::Retry { next_at, .. }, _)) => Some(Some(*next_at)),

@@ -47,7 +47,10 @@ impl AgentReplies {
     /// [`ABANDONED_AGENT_REPLY_ERROR`] (it may have been sent; never sent
     /// again under its key). The worker that releases stale leases
     /// ([`ReleaseStaleLeasesWorker`](crate::ReleaseStaleLeasesWorker)) does
-    /// this every minute; a call with the reply's key settles it too.
+    /// this every minute; a call with the reply's key settles it too. A
+    /// cross-tenant sweep: on PostgreSQL with row-level security it needs
+    /// the worker's store (a scan pool of `nexiom_worker`); through an API
+    /// process's `nexiom_app` pool it sees, and settles, nothing.
     pub async fn settle_abandoned(&self, limit: u32) -> Result<Vec<AgentReply>, AgentReplyError> {
         Ok(settle_abandoned(self.store.as_ref(), self.clock.now(), limit).await?)
     }

@@ -117,20 +117,28 @@ impl Worker for ReleaseStaleLeasesWorker {
 
     async fn run(&self, ctx: &WorkerContext) -> Result<WorkReport> {
         let released = self.store.release_stale_leases(ctx.now).await?;
-        let settled = crate::inbox::settle_abandoned(
+        // A failure there leaves the replies for the next run; the leases
+        // released are still reported.
+        let (settled, settle_error) = match crate::inbox::settle_abandoned(
             self.store.as_ref(),
             ctx.now,
             ABANDONED_AGENT_REPLIES_PER_RUN,
         )
-        .await?
-        .len();
-        let settled = u64::try_from(settled).unwrap_or(u64::MAX);
+        .await
+        {
+            Ok(settled) => (u64::try_from(settled.len()).unwrap_or(u64::MAX), None),
+            Err(error) => {
+                tracing::warn!(%error, "abandoned agent replies not settled; the next run tries again");
+                (0, Some(error.to_string()))
+            }
+        };
         Ok(WorkReport {
             items_processed: i64::try_from(released.saturating_add(settled)).unwrap_or(i64::MAX),
-            items_failed: 0,
+            items_failed: i64::from(settle_error.is_some()),
             results: serde_json::json!({
                 "released": released,
                 "agent_replies_settled": settled,
+                "agent_replies_error": settle_error,
             }),
         })
     }

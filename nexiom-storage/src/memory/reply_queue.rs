@@ -41,6 +41,14 @@ impl Inner {
         }
         let wanted = |created: DateTime<Utc>| since.is_none_or(|s| created >= s);
         let paused: std::collections::HashSet<ChannelId> = self.paused_channels().collect();
+        // Channels held by a platform's throttle until after `now` (as on
+        // Postgres).
+        let throttled: std::collections::HashSet<ChannelId> = self
+            .channel_throttles
+            .iter()
+            .filter(|(_, until)| **until > now)
+            .map(|(channel, _)| *channel)
+            .collect();
         // Channels whose auto-replies their tenant switched off: not claimed
         // (as on Postgres).
         let off: std::collections::HashSet<(TenantId, ChannelId)> = self
@@ -80,6 +88,7 @@ impl Inner {
                     && wanted(m.created_at)
                     && self.ai_on(m.tenant_id)
                     && !paused.contains(&m.channel_id)
+                    && !throttled.contains(&m.channel_id)
                     && !off.contains(&(m.tenant_id, m.channel_id))
             })
             .map(|m| {
@@ -97,6 +106,7 @@ impl Inner {
                             && wanted(c.created_at)
                             && self.ai_on(c.tenant_id)
                             && !paused.contains(&c.channel_id)
+                            && !throttled.contains(&c.channel_id)
                             && !off.contains(&(c.tenant_id, c.channel_id))
                     })
                     .map(|c| {

@@ -213,7 +213,8 @@ impl PgStore {
 
     /// Runs the cross-tenant work on `pool` instead: claims of due posts and
     /// replies, lease heartbeats, batched run starts and settlements (keyed by
-    /// lease owner), stale-lease release, unrouted events and batch routing,
+    /// lease owner), stale-lease release, the settlement of abandoned agent
+    /// replies, unrouted events and batch routing,
     /// polling lists, polling claims and their batched write-backs (keyed by
     /// claim), the reply queue's batched contexts, claims and settlements
     /// (keyed by item and lease), the tenant list, a webhook's channel by account, dead

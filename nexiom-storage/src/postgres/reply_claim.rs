@@ -30,7 +30,9 @@ const REPLY_CLAIM_LOCK: i64 = 0x006e_7872_6570_6c79;
 /// its conversation that waits (its retry not due yet, or its reply in
 /// flight with another worker) waits too, so that a conversation's replies
 /// go out in order (the older ones' probe reads the conversation index from
-/// `since`, the window the queue answers in).
+/// `since`, the window the queue answers in). Items of a channel held by a
+/// platform's throttle (`channel_throttles`, written by whichever process
+/// met it: a publish, a poll, a reply) wait for its end.
 fn due_where(table: &str) -> String {
     let inbound = if table == "messages" {
         "AND t.direction = 'inbound' \
@@ -44,7 +46,11 @@ fn due_where(table: &str) -> String {
     } else {
         ""
     };
-    format!("{} {inbound}AND t.created_at >= $2", claimable(table))
+    format!(
+        "{} {inbound}AND t.created_at >= $2 \
+         AND t.channel_id NOT IN (SELECT channel_id FROM channel_throttles WHERE until > $1)",
+        claimable(table)
+    )
 }
 
 /// The conditions under which an item `t` of `table` would be claimable

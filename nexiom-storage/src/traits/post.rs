@@ -131,8 +131,9 @@ pub trait PostStore: Send + Sync {
         settlements: &[PostSettlement],
         at: DateTime<Utc>,
     ) -> Result<Vec<PostId>>;
-    /// Holds `channel`'s posts back from claims until `until` (a platform's
-    /// Retry-After or usage limit). An existing later hold stays.
+    /// Holds `channel` back from claims until `until` (a platform's
+    /// Retry-After or usage limit): its posts, its comment polls and post
+    /// discovery, and its automatic replies. An existing later hold stays.
     async fn throttle_channel(
         &self,
         tenant: TenantId,
