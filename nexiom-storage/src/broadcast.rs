@@ -21,6 +21,11 @@ use crate::error::Result;
 pub const DELIVERY_OUTCOME_UNKNOWN: &str = "outcome_unknown: the worker stopped during the send; \
      the message may have been delivered and is not sent again";
 
+/// The error of a delivery still `pending` when its post was cancelled
+/// ([`BroadcastStore::close_cancelled_deliveries`]): never sent.
+pub const BROADCAST_CANCELLED: &str =
+    "cancelled: the broadcast was cancelled before this recipient was sent to";
+
 /// The error of a delivery skipped because its contact opted out.
 pub const OPTED_OUT: &str = "the contact opted out of marketing messages";
 
@@ -147,6 +152,20 @@ pub trait BroadcastStore: Send + Sync {
         outcome: DeliveryOutcome,
         at: DateTime<Utc>,
     ) -> Result<bool>;
+    /// When `post` is `cancelled`, settles its deliveries not yet settled,
+    /// at `at`, in one atomic step: `pending` ones become `failed` with
+    /// [`BROADCAST_CANCELLED`] (never sent), `sending` ones (a claim that
+    /// ended mid-send) `failed` with [`DELIVERY_OUTCOME_UNKNOWN`] (a recorded
+    /// send or a status saying it went out still makes such a one `sent`).
+    /// Returns how many were settled: 0 for a post that is not cancelled,
+    /// whose deliveries are left as they are. `NotFound` for a post that is
+    /// not the tenant's.
+    async fn close_cancelled_deliveries(
+        &self,
+        tenant: TenantId,
+        post: PostId,
+        at: DateTime<Utc>,
+    ) -> Result<u64>;
     /// The post's deliveries, by recipient.
     async fn list_deliveries(
         &self,

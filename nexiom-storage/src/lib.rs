@@ -57,7 +57,7 @@ pub use agent_reply::{
     ABANDONED_AGENT_REPLY_ERROR, AgentReplyClaim, AgentReplyContext, AgentReplyStore,
 };
 pub use api_keys::ApiKeyStore;
-pub use broadcast::{BroadcastStore, DELIVERY_OUTCOME_UNKNOWN, OPTED_OUT};
+pub use broadcast::{BROADCAST_CANCELLED, BroadcastStore, DELIVERY_OUTCOME_UNKNOWN, OPTED_OUT};
 pub use credentials::{CredentialLease, CredentialStore};
 pub use dead_letters::DeadLetterStore;
 pub use error::{Result, StorageError};

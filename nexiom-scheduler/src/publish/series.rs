@@ -256,6 +256,8 @@ impl PublishQueue {
         if self.update(post, patch).await?.is_none() {
             return Ok(PostOutcome::LeaseLost);
         }
+        let (tenant, now) = (post.tenant_id, self.clock.now());
+        crate::schedule::close_deliveries(self.store.as_ref(), tenant, post.id, now).await;
         if let Some(run) = run {
             let why = format!("{error}; not found on the platform");
             self.finish_run(post, run, PostRunStatus::Failed, Some(why))

@@ -269,7 +269,10 @@ impl Scheduler {
         Ok(out)
     }
 
-    /// Cancels a queued post. Cancelling a series template also cancels its
+    /// Cancels a queued post. A WhatsApp broadcast cancelled part-way sends
+    /// to no one more: its deliveries not sent yet are failed as cancelled
+    /// ([`BroadcastStore::close_cancelled_deliveries`](nexiom_storage::BroadcastStore::close_cancelled_deliveries)).
+    /// Cancelling a series template also cancels its
     /// occurrences that are still queued (those waiting for a retry too), and
     /// can be asked again once the template is `cancelled`: a series whose
     /// rule ran out is cancelled as its last occurrence is created, and
@@ -305,6 +308,8 @@ impl Scheduler {
         };
         if cancelled.recurrence.is_some() {
             self.cancel_occurrences(tenant, post).await?;
+        } else {
+            close_deliveries(self.store.as_ref(), tenant, post, self.clock.now()).await;
         }
         Ok(cancelled)
     }
@@ -350,7 +355,11 @@ impl Scheduler {
                 .update_post(tenant, occurrence.id, patch, self.clock.now())
                 .await
             {
-                Ok(_) | Err(StorageError::Precondition { .. }) => {}
+                Ok(_) => {
+                    let now = self.clock.now();
+                    close_deliveries(self.store.as_ref(), tenant, occurrence.id, now).await;
+                }
+                Err(StorageError::Precondition { .. }) => {}
                 Err(err) => return Err(err.into()),
             }
         }
@@ -488,6 +497,27 @@ impl Scheduler {
                 })
             }
             Err(err) => Err(err.into()),
+        }
+    }
+}
+
+/// Settles the deliveries of the cancelled post `post` not sent yet
+/// ([`BroadcastStore::close_cancelled_deliveries`](nexiom_storage::BroadcastStore::close_cancelled_deliveries));
+/// a post that is no broadcast has none. A failure is logged: the post
+/// stays cancelled, and its deliveries send to no one either way.
+pub(crate) async fn close_deliveries(
+    store: &dyn nexiom_storage::Store,
+    tenant: TenantId,
+    post: PostId,
+    at: DateTime<Utc>,
+) {
+    match store.close_cancelled_deliveries(tenant, post, at).await {
+        Ok(0) => {}
+        Ok(closed) => {
+            tracing::info!(%tenant, %post, closed, "cancelled broadcast: deliveries not sent closed");
+        }
+        Err(error) => {
+            tracing::warn!(%tenant, %post, %error, "cancelled broadcast: its deliveries not sent were not closed");
         }
     }
 }

@@ -3,5 +3,6 @@
 mod api;
 mod recurrence;
 
+pub(crate) use api::close_deliveries;
 pub use api::{PREVIEW_LIMIT, Scheduler, SeriesSpec};
 pub use recurrence::RecurrenceRule;

@@ -469,4 +469,12 @@ pub async fn a_series_cancelled_mid_broadcast_stops_it_and_says_how_far_it_went(
     assert_eq!(occurrence.status, PostStatus::Cancelled, "{occurrence:?}");
     let said = occurrence.error_message.unwrap_or_default();
     assert!(said.contains("2 of 4 recipients sent"), "{said}");
+    // The two it never reached are closed as cancelled, not left pending.
+    let counts = f
+        .store
+        .broadcast_counts(f.tenant, occurrence.id)
+        .await
+        .unwrap();
+    assert!(counts.is_settled(), "{counts:?}");
+    assert_eq!((counts.sent, counts.failed), (2, 2));
 }

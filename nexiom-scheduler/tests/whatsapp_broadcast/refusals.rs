@@ -119,3 +119,38 @@ pub async fn one_refusal_on_a_last_attempt_does_not_fail_the_broadcast(store: Ar
     assert_eq!(d["15550122"].state, BroadcastDeliveryState::Sent);
     assert_eq!(d["15550123"].state, BroadcastDeliveryState::Sent);
 }
+
+/// A broadcast waiting out a refusal is cancelled: it sends to no one more,
+/// and its deliveries not sent say so (`failed`, cancelled), so its counts
+/// are settled. Before, they stayed `pending` for ever.
+pub async fn a_broadcast_cancelled_while_it_waits_sends_to_no_one_more(store: Arc<dyn Store>) {
+    let f = fx(store).await;
+    let t = t0();
+    let recipients = ["15550121", "15550122", "15550123"];
+    for r in recipients {
+        f.contact(r, Some(t - Duration::hours(1))).await;
+    }
+    let audience = f.audience(&recipients).await;
+    let post = f.broadcast(audience, t).await;
+    *f.fake.account_locked.lock().unwrap() = 1;
+    let queue = f.queue("w1");
+    assert_eq!(queue.run_due(&batch(10), None).await.unwrap().retrying, 1);
+
+    let scheduler = nexiom_scheduler::Scheduler::new(f.store.clone(), f.clock.clone())
+        .with_gateway(f.gateway.clone());
+    let cancelled = scheduler.cancel(f.tenant, post.id).await.unwrap();
+    assert_eq!(cancelled.status, PostStatus::Cancelled);
+    let d = f.deliveries(post.id).await;
+    for r in recipients {
+        assert_eq!(d[r].state, BroadcastDeliveryState::Failed, "{d:?}");
+        assert_eq!(
+            d[r].error.as_deref(),
+            Some(nexiom_storage::BROADCAST_CANCELLED)
+        );
+    }
+    let counts = f.store.broadcast_counts(f.tenant, post.id).await.unwrap();
+    assert!(counts.is_settled(), "{counts:?}");
+    f.clock.advance(Duration::hours(3));
+    assert_eq!(queue.run_due(&batch(10), None).await.unwrap().claimed, 0);
+    assert_eq!(recipients.map(|r| f.fake.calls_to(r)), [1, 0, 0]);
+}

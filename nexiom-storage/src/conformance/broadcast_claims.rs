@@ -165,3 +165,109 @@ pub async fn a_stored_audience_is_read_at_the_first_claim(store: Arc<dyn Store>)
         .collect();
     assert_eq!(recipients, vec!["15550001", "15550002"]);
 }
+
+/// A broadcast cancelled part-way (its worker stopped mid-send, the post
+/// released, then cancelled): the delivery sent stays sent, the one in
+/// flight is failed as of unknown outcome, the ones not sent are failed as
+/// cancelled; a post not cancelled keeps its deliveries; another tenant's
+/// post is not found.
+pub async fn a_cancelled_broadcasts_unsent_deliveries_are_closed(store: Arc<dyn Store>) {
+    let s = store.as_ref();
+    let w = world(s, "Acme", Platform::WhatsApp, "phone-1").await;
+    let other = world(s, "Globex", Platform::WhatsApp, "phone-2").await;
+    let t = w.tenant.id;
+    let recipients = ["15550001", "15550002", "15550003", "15550004"];
+    let p = post(s, &w).await;
+    s.set_post_broadcast(PostBroadcast {
+        tenant_id: t,
+        post_id: p.id,
+        audience: BroadcastAudience::Recipients {
+            recipients: recipients.iter().map(|r| (*r).to_owned()).collect(),
+        },
+        template: None,
+    })
+    .await
+    .unwrap();
+    let now = t0();
+    s.claim_due_posts(now, 10, "w1", mins(5)).await.unwrap();
+    s.prepare_deliveries(t, p.id, "w1", now)
+        .await
+        .unwrap()
+        .unwrap();
+    let sent = s
+        .claim_next_delivery(t, p.id, "w1", now)
+        .await
+        .unwrap()
+        .unwrap();
+    s.finish_delivery(
+        t,
+        sent.delivery.id,
+        DeliveryOutcome::Sent {
+            provider_message_id: "wamid.1".into(),
+        },
+        now,
+    )
+    .await
+    .unwrap();
+    s.claim_next_delivery(t, p.id, "w1", now)
+        .await
+        .unwrap()
+        .unwrap();
+
+    // The worker stops; the post is released, still queued: nothing closed.
+    s.release_stale_leases(now + mins(6)).await.unwrap();
+    assert_eq!(
+        s.close_cancelled_deliveries(t, p.id, now + mins(6))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(s.broadcast_counts(t, p.id).await.unwrap().pending, 2);
+    s.update_post(
+        t,
+        p.id,
+        PostPatch {
+            status: Some(PostStatus::Cancelled),
+            expect_status: Some(PostStatus::Queued),
+            ..PostPatch::default()
+        },
+        now + mins(7),
+    )
+    .await
+    .unwrap();
+    let at = now + mins(8);
+    assert_eq!(s.close_cancelled_deliveries(t, p.id, at).await.unwrap(), 3);
+    let states: Vec<_> = s
+        .list_deliveries(t, p.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| (d.recipient, d.state, d.error, d.updated_at))
+        .collect();
+    use BroadcastDeliveryState::{Failed, Sent};
+    let cancelled = Some(crate::BROADCAST_CANCELLED.to_owned());
+    assert_eq!(
+        states,
+        [
+            ("15550001".to_owned(), Sent, None, now),
+            (
+                "15550002".to_owned(),
+                Failed,
+                Some(crate::DELIVERY_OUTCOME_UNKNOWN.to_owned()),
+                at
+            ),
+            ("15550003".to_owned(), Failed, cancelled.clone(), at),
+            ("15550004".to_owned(), Failed, cancelled, at),
+        ]
+    );
+    let counts = s.broadcast_counts(t, p.id).await.unwrap();
+    assert!(counts.is_settled());
+    assert_eq!((counts.sent, counts.failed), (1, 3));
+    // Again: nothing left.
+    assert_eq!(s.close_cancelled_deliveries(t, p.id, at).await.unwrap(), 0);
+    assert!(matches!(
+        s.close_cancelled_deliveries(other.tenant.id, p.id, at)
+            .await,
+        Err(crate::StorageError::NotFound { .. })
+    ));
+}

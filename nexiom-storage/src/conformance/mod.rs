@@ -189,6 +189,7 @@ macro_rules! conformance_suite {
             broadcast_contacts_audiences_and_post_audiences,
             broadcast_deliveries_are_made_and_sent_once,
             broadcast_claims_fail_opted_out_recipients_on_the_way,
+            a_cancelled_broadcasts_unsent_deliveries_are_closed,
             a_stored_audience_is_read_at_the_first_claim,
             broadcast_status_webhooks_resolve_unknown_deliveries,
             broadcast_webhooks_update_deliveries_and_opt_in,

@@ -369,6 +369,15 @@ impl BroadcastStore for MemoryStore {
         self.lock().finish_delivery(tenant, delivery, outcome, at)
     }
 
+    async fn close_cancelled_deliveries(
+        &self,
+        tenant: TenantId,
+        post: PostId,
+        at: DateTime<Utc>,
+    ) -> Result<u64> {
+        self.lock().close_cancelled_deliveries(tenant, post, at)
+    }
+
     async fn list_deliveries(
         &self,
         tenant: TenantId,

@@ -62,6 +62,41 @@ impl Inner {
             .max()
     }
 
+    /// See [`BroadcastStore::close_cancelled_deliveries`](crate::BroadcastStore::close_cancelled_deliveries).
+    pub(super) fn close_cancelled_deliveries(
+        &mut self,
+        tenant: TenantId,
+        post: PostId,
+        at: DateTime<Utc>,
+    ) -> Result<u64> {
+        let status = match self.posts.get(&post) {
+            Some(p) if p.tenant_id == tenant => p.status,
+            _ => return Err(crate::error::StorageError::not_found("post", post)),
+        };
+        if status != PostStatus::Cancelled {
+            return Ok(0);
+        }
+        let b = &mut self.broadcasts;
+        let ids: Vec<BroadcastDeliveryId> = b.deliveries_of(post).map(|d| d.id).collect();
+        let mut closed = 0;
+        for id in ids {
+            let Some(d) = b.deliveries.get_mut(&id) else {
+                continue;
+            };
+            let error = match d.state {
+                BroadcastDeliveryState::Pending => crate::broadcast::BROADCAST_CANCELLED,
+                BroadcastDeliveryState::Sending => DELIVERY_OUTCOME_UNKNOWN,
+                _ => continue,
+            };
+            d.state = BroadcastDeliveryState::Failed;
+            d.error = Some(error.to_owned());
+            d.next_attempt_at = None;
+            d.updated_at = at;
+            closed += 1;
+        }
+        Ok(closed)
+    }
+
     pub(super) fn prepare_deliveries(
         &mut self,
         tenant: TenantId,

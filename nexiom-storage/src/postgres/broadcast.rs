@@ -365,6 +365,35 @@ impl BroadcastStore for PgStore {
         self.deliveries_finish(tenant, delivery, outcome, at).await
     }
 
+    async fn close_cancelled_deliveries(
+        &self,
+        tenant: TenantId,
+        post: PostId,
+        at: DateTime<Utc>,
+    ) -> Result<u64> {
+        let mut tx = self.scoped(tenant).await?;
+        super::require_row(&mut tx, "scheduled_posts", "post", tenant, post.as_uuid()).await?;
+        let closed = sqlx::query(
+            "UPDATE broadcast_deliveries d SET state = 'failed', \
+                 error = CASE WHEN d.state = 'sending' THEN $4 ELSE $3 END, \
+                 next_attempt_at = NULL, updated_at = $5 \
+             WHERE d.tenant_id = $1 AND d.post_id = $2 AND d.state IN ('pending', 'sending') \
+                 AND EXISTS (SELECT 1 FROM scheduled_posts p \
+                     WHERE p.tenant_id = $1 AND p.id = $2 AND p.status = 'cancelled')",
+        )
+        .bind(tenant.as_uuid())
+        .bind(post.as_uuid())
+        .bind(crate::BROADCAST_CANCELLED)
+        .bind(crate::DELIVERY_OUTCOME_UNKNOWN)
+        .bind(super::bound(at))
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?
+        .rows_affected();
+        tx.commit().await.map_err(db)?;
+        Ok(closed)
+    }
+
     async fn list_deliveries(
         &self,
         tenant: TenantId,
