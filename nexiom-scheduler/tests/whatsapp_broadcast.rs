@@ -31,4 +31,5 @@ on_both_backends!(
     refusals::a_sender_refused_at_every_try_fails_the_post,
     refusals::one_refusal_on_a_last_attempt_does_not_fail_the_broadcast,
     refusals::a_broadcast_cancelled_while_it_waits_sends_to_no_one_more,
+    refusals::a_replaced_series_closes_its_waiting_occurrences_deliveries,
 );

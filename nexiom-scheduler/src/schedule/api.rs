@@ -333,18 +333,7 @@ impl Scheduler {
     /// meanwhile is being published and stays so (and is cancelled when
     /// next claimed, if it comes back to `queued`).
     async fn cancel_occurrences(&self, tenant: TenantId, series: PostId) -> Result<()> {
-        let occurrences = self
-            .store
-            .list_posts(
-                tenant,
-                PostFilter {
-                    series_id: Some(series),
-                    status: Some(PostStatus::Queued),
-                    ..PostFilter::default()
-                },
-            )
-            .await?;
-        for occurrence in occurrences {
+        for occurrence in self.queued_occurrences(tenant, series).await? {
             let patch = PostPatch {
                 status: Some(PostStatus::Cancelled),
                 expect_status: Some(PostStatus::Queued),
@@ -364,6 +353,20 @@ impl Scheduler {
             }
         }
         Ok(())
+    }
+
+    /// The queued occurrences of the series `series`.
+    async fn queued_occurrences(
+        &self,
+        tenant: TenantId,
+        series: PostId,
+    ) -> Result<Vec<ScheduledPost>> {
+        let filter = PostFilter {
+            series_id: Some(series),
+            status: Some(PostStatus::Queued),
+            ..PostFilter::default()
+        };
+        Ok(self.store.list_posts(tenant, filter).await?)
     }
 
     /// Moves a queued one-off post or occurrence to `publish_at` (its retry
@@ -436,13 +439,26 @@ impl Scheduler {
         // cancelled, finished or replaced meanwhile is refused, so no cancelled
         // series comes back and none is replaced twice), and a failure leaves
         // the old series as it was, never cancelled without its replacement.
+        // A broadcast series' queued occurrences may be part-way through
+        // their fan-out: those the replacement cancels close their
+        // deliveries not sent.
+        let waiting = match &broadcast {
+            Some(_) => self.queued_occurrences(tenant, post).await?,
+            None => Vec::new(),
+        };
         let broadcast = broadcast.map(|b| (b.audience, b.template));
         match self
             .store
             .replace_series(post, new, broadcast, self.clock.now())
             .await
         {
-            Ok(created) => Ok(created),
+            Ok(created) => {
+                for occurrence in waiting {
+                    let now = self.clock.now();
+                    close_deliveries(self.store.as_ref(), tenant, occurrence.id, now).await;
+                }
+                Ok(created)
+            }
             Err(StorageError::Precondition { .. }) => {
                 let current = self.store.get_post(tenant, post).await?;
                 Err(SchedulerError::WrongStatus {

@@ -154,3 +154,89 @@ pub async fn a_broadcast_cancelled_while_it_waits_sends_to_no_one_more(store: Ar
     assert_eq!(queue.run_due(&batch(10), None).await.unwrap().claimed, 0);
     assert_eq!(recipients.map(|r| f.fake.calls_to(r)), [1, 0, 0]);
 }
+
+/// The same for an occurrence of a broadcast series waiting out a refusal
+/// when the series is replaced (`reschedule_series` cancels its queued
+/// occurrences): its deliveries not sent are closed as cancelled.
+pub async fn a_replaced_series_closes_its_waiting_occurrences_deliveries(store: Arc<dyn Store>) {
+    use nexiom_scheduler::{Scheduler, SeriesSpec};
+    let f = fx(store).await;
+    let t = t0();
+    let recipients = ["15550131", "15550132"];
+    for r in recipients {
+        f.contact(r, Some(t - Duration::hours(1))).await;
+    }
+    let audience = f.audience(&recipients).await;
+    let scheduler =
+        Scheduler::new(f.store.clone(), f.clock.clone()).with_gateway(f.gateway.clone());
+    let start = t + Duration::minutes(1);
+    let mut new = NewScheduledPost::one_off(f.tenant, f.channel, Content::text("Daily deal"), t, t);
+    new.recurrence = Some(
+        SeriesSpec::new("FREQ=DAILY", start.naive_utc(), "UTC")
+            .rule()
+            .unwrap()
+            .recurrence()
+            .clone(),
+    );
+    let (series, _) = scheduler
+        .schedule_broadcast(
+            new,
+            BroadcastAudience::Stored {
+                audience_id: audience,
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    *f.fake.account_locked.lock().unwrap() = 1;
+    let queue = f.queue("w1");
+    f.clock.set(start);
+    for _ in 0..3 {
+        queue.run_due(&batch(10), None).await.unwrap();
+    }
+    let occurrences = |status| {
+        let store = f.store.clone();
+        async move {
+            store
+                .list_posts(
+                    f.tenant,
+                    PostFilter {
+                        series_id: Some(series.id),
+                        status: Some(status),
+                        ..PostFilter::default()
+                    },
+                )
+                .await
+                .unwrap()
+        }
+    };
+    let waiting = occurrences(PostStatus::Queued).await;
+    assert_eq!(waiting.len(), 1, "the occurrence waits out the refusal");
+    let occurrence = waiting[0].id;
+    assert_eq!(
+        f.store
+            .broadcast_counts(f.tenant, occurrence)
+            .await
+            .unwrap()
+            .pending,
+        2
+    );
+
+    scheduler
+        .reschedule_series(
+            f.tenant,
+            series.id,
+            &SeriesSpec::new("FREQ=WEEKLY", start.naive_utc() + Duration::days(1), "UTC"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(f.post(occurrence).await.status, PostStatus::Cancelled);
+    let d = f.deliveries(occurrence).await;
+    for r in recipients {
+        assert_eq!(d[r].state, BroadcastDeliveryState::Failed, "{d:?}");
+        assert_eq!(
+            d[r].error.as_deref(),
+            Some(nexiom_storage::BROADCAST_CANCELLED)
+        );
+    }
+}
