@@ -306,6 +306,12 @@ pub struct BroadcastCounts {
     pub sent: u64,
     /// Failed for good.
     pub failed: u64,
+    /// Of the `sent`: those the platform then reported `failed` by a status
+    /// webhook (taken by the Cloud API, never delivered: a number that is
+    /// not on WhatsApp, an undeliverable message). Counted within `sent`,
+    /// not beside it.
+    #[serde(default)]
+    pub undelivered: u64,
     /// The earliest `next_attempt_at` among pending deliveries that have one.
     pub next_attempt_at: Option<DateTime<Utc>>,
 }

@@ -199,6 +199,9 @@ pub async fn broadcast_webhooks_update_deliveries_and_opt_in(store: Arc<dyn Stor
         Some("wamid.B")
     );
     assert_eq!(d["15550002"].delivery_status, Some(DeliveryStatus::Failed));
+    // Sent, then reported failed: counted among the sent, as undelivered.
+    let counts = s.broadcast_counts(t, p.id).await.unwrap();
+    assert_eq!((counts.sent, counts.undelivered), (2, 1), "{counts:?}");
 
     let a_now = s
         .get_broadcast_contact(t, w.channel.id, "15550001")

@@ -63,7 +63,12 @@ impl Broadcasts {
                     }
                 }
                 BroadcastDeliveryState::Sending => counts.sending += 1,
-                BroadcastDeliveryState::Sent => counts.sent += 1,
+                BroadcastDeliveryState::Sent => {
+                    counts.sent += 1;
+                    if d.delivery_status == Some(nexiom_core::DeliveryStatus::Failed) {
+                        counts.undelivered += 1;
+                    }
+                }
                 BroadcastDeliveryState::Failed => counts.failed += 1,
             }
         }

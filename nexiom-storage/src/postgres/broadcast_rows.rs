@@ -140,6 +140,7 @@ pub(super) struct CountsRow {
     sending: i64,
     sent: i64,
     failed: i64,
+    undelivered: i64,
     next_attempt_at: Option<DateTime<Utc>>,
 }
 
@@ -154,6 +155,8 @@ pub(super) async fn counts(tx: &mut super::Scoped, post: PostId) -> Result<Broad
              count(*) FILTER (WHERE state = 'sending') AS sending, \
              count(*) FILTER (WHERE state = 'sent') AS sent, \
              count(*) FILTER (WHERE state = 'failed') AS failed, \
+             count(*) FILTER (WHERE state = 'sent' AND delivery_status = 'failed') \
+                 AS undelivered, \
              min(next_attempt_at) FILTER (WHERE state = 'pending') AS next_attempt_at \
          FROM broadcast_deliveries WHERE post_id = $1",
     )
@@ -166,6 +169,7 @@ pub(super) async fn counts(tx: &mut super::Scoped, post: PostId) -> Result<Broad
         sending: count(row.sending),
         sent: count(row.sent),
         failed: count(row.failed),
+        undelivered: count(row.undelivered),
         next_attempt_at: row.next_attempt_at,
     })
 }
